@@ -1,0 +1,24 @@
+# lua-klaviyo. The two commands a newcomer needs: `make demo` and `make test`.
+# Each part of the build lives in its own fragment under mk/ (one job each).
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+
+ROOT      := $(abspath .)
+SHARED    ?= $(abspath $(ROOT)/../shared)
+SPEC_JSON := $(SHARED)/openapi/klaviyo-stable-2026-07-15.json
+BUILD     := $(ROOT)/build
+
+# Interpreters the library supports; the suite runs on TEST_LUAS.
+LUAS      := lua5.1 lua5.3 lua5.4 luajit
+TEST_LUAS ?= lua5.4 luajit
+
+# Module search paths for running from the source tree with interpreter $(1).
+lua_path  = $(ROOT)/lua/?.lua;$(ROOT)/lua/?/init.lua;$(ROOT)/spec/?.lua;$(ROOT)/emulator/lua/?.lua;;
+lua_cpath = $(BUILD)/$(1)/?.so;;
+
+include mk/deps.mk
+include $(sort $(filter-out mk/deps.mk,$(wildcard mk/*.mk)))
+
+all: build
+
+.PHONY: all

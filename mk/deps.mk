@@ -2,7 +2,7 @@
 DEB_PACKAGES := lua5.1 lua5.3 lua5.4 luajit2 liblua5.1-0-dev liblua5.3-dev liblua5.4-dev \
   libluajit2-5.1-dev lua-busted lua-cjson lua-socket lua-check lua-ldoc luarocks \
   libcurl4-openssl-dev pkg-config nginx libnginx-mod-http-lua valgrind clang wrk \
-  redis-server libhiredis-dev nodejs npm
+  redis-server libhiredis-dev nodejs curl
 
 deps: $(BUILD)/.deb-stamp $(ROOT)/tools/node/node_modules/.stamp
 
@@ -19,6 +19,7 @@ $(BUILD)/.deb-stamp: mk/deps.mk
 	@mkdir -p $(BUILD) && touch $@
 
 $(ROOT)/tools/node/node_modules/.stamp: tools/node/package.json $(BUILD)/.deb-stamp
+	@command -v npm >/dev/null || { echo "make deps: npm is missing (it comes with nodejs)" >&2; exit 1; }
 	cd tools/node && npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 

@@ -1,0 +1,37 @@
+-- bench/call.lua URL API_KEY N MODE: N sequential create_event sends, prints "<requests/s> <failures>".
+-- MODE "call": client:call("create_event", params) through the whole Lua layer (parameter
+-- checks, body encoding, decoding); MODE "core": the binding's c:request with pre-encoded bytes.
+local url, key, n, mode = arg[1], arg[2], tonumber(arg[3]), arg[4] or "call"
+local clock = os.clock
+local ok_socket, socket = pcall(require, "socket")
+local now = ok_socket and socket.gettime or clock  -- wall clock: the run waits on the network
+
+local body = { data = { type = "event", attributes = {
+  properties = { item = "Bench", value = 9.99 },
+  metric = { data = { type = "metric", attributes = { name = "Bench Call" } } },
+  profile = { data = { type = "profile", attributes = { email = "bench@example.com" } } },
+} } }
+
+local send
+if mode == "call" then
+  local klaviyo = require "klaviyo"
+  local client = assert(klaviyo.new{ base_url = url, api_key = key })
+  local params = { body = body }
+  send = function() return client:call("create_event", params) end
+else
+  local core = require "klaviyo.core"
+  local c = assert(core.new{ base_url = url, api_key = key })
+  local req = { operation = "create_event", method = "POST", path = "/api/events",
+                body = assert(core.encode(body)) }
+  send = function() return c:request(req) end
+end
+
+for _ = 1, math.min(200, n) do send() end  -- warm up: connection, JIT, buffers
+local failures = 0
+local t0 = now()
+for _ = 1, n do
+  local res = send()
+  if not res then failures = failures + 1 end
+end
+local secs = now() - t0
+print(string.format("%.0f %d", n / secs, failures))

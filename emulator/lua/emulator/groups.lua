@@ -1,0 +1,182 @@
+-- Membership of lists and segments (one shape for both) and the member collections
+-- (`get_profiles_for_list|segment`, `get_profile_ids_for_list|segment`).
+--
+-- A store maps group id -> {order = {profile ids in join order}, set = {[pid] = joined}}
+-- where `joined` is the epoch the profile joined (so `joined_group_at` is real).
+local cjson = require("cjson.safe")
+local state = require("emulator.state")
+local jsonapi = require("emulator.jsonapi")
+local collection = require("emulator.collection")
+local consent = require("emulator.consent")
+
+local null = cjson.null
+local ipairs, pairs = ipairs, pairs
+
+local _M = {}
+
+function _M.group(store, group_id)
+  local g = store[group_id]
+  if not g then
+    g = {order = {}, set = {}}
+    store[group_id] = g
+  end
+  return g
+end
+
+--- Adds a profile; true when it was not a member before (a join, which may start flows).
+function _M.join(store, group_id, profile_id)
+  local g = _M.group(store, group_id)
+  if g.set[profile_id] then return false end
+  g.set[profile_id] = state.now()
+  g.order[#g.order + 1] = profile_id
+  return true
+end
+
+--- Removes several profiles with one pass over the order, so removing 1000 of many
+-- members stays linear. Returns how many were members.
+function _M.leave(store, group_id, profile_ids)
+  local g = store[group_id]
+  if not g then return 0 end
+  local n = 0
+  for _, pid in ipairs(profile_ids) do
+    if g.set[pid] then
+      g.set[pid] = nil
+      n = n + 1
+    end
+  end
+  if n > 0 then
+    local kept = {}
+    for _, pid in ipairs(g.order) do
+      if g.set[pid] then kept[#kept + 1] = pid end
+    end
+    g.order = kept
+  end
+  return n
+end
+
+function _M.is_member(store, group_id, profile_id)
+  local g = store and store[group_id]
+  return g ~= nil and g.set[profile_id] ~= nil
+end
+
+function _M.count(store, group_id)
+  local g = store and store[group_id]
+  return g and #g.order or 0
+end
+
+--- Ids of the groups in `store` that have `profile_id` as a member.
+function _M.groups_of(store, profile_id)
+  local out = {}
+  for gid, g in pairs(store or {}) do
+    if g.set[profile_id] then out[#out + 1] = gid end
+  end
+  table.sort(out)
+  return out
+end
+
+--- A profile that stops existing (merged away, deleted) leaves every list and segment.
+function _M.forget_profile(acct, profile_id)
+  for _, store in ipairs({acct.list_members or {}, acct.segment_members or {}}) do
+    for gid in pairs(store) do _M.leave(store, gid, {profile_id}) end
+  end
+end
+
+---------------------------------------------------------------- member collections
+
+-- Profile attributes Klaviyo returns by default, in its order.
+local PROFILE_FIELDS = {"email", "phone_number", "external_id", "first_name", "last_name",
+  "organization", "locale", "title", "image", "created", "updated", "last_event_date",
+  "location", "properties", "joined_group_at"}
+local TIMES = {created = true, updated = true, last_event_date = true}
+local LOCATION_FIELDS = {"address1", "address2", "city", "country", "latitude", "longitude",
+  "region", "zip", "timezone", "ip"}
+
+local function location_of(p)
+  local loc = {}
+  local src = p.location or {}
+  for _, k in ipairs(LOCATION_FIELDS) do
+    local v = src[k]
+    -- latitude/longitude are string-or-number, never null, in the spec: omit when unset.
+    if v ~= nil and v ~= null then loc[k] = v
+    elseif k ~= "latitude" and k ~= "longitude" then loc[k] = null end
+  end
+  return loc
+end
+
+local function member_attributes(p, joined, fields, extra)
+  local a = {}
+  for _, k in ipairs(PROFILE_FIELDS) do
+    local v
+    if k == "joined_group_at" then v = state.iso(joined)
+    elseif k == "location" then v = location_of(p)
+    elseif k == "properties" then v = p.properties or {}
+    elseif TIMES[k] then v = p[k] and state.iso(p[k]) or null
+    else v = p[k]; if v == nil then v = null end
+    end
+    a[k] = v
+  end
+  if fields then
+    a = jsonapi.sparse(a, fields)
+    a.joined_group_at = state.iso(joined)  -- required by the member schema
+  end
+  if extra.subscriptions then a.subscriptions = consent.view(p) end
+  return a
+end
+
+local FILTER_FIELDS = {
+  email = {ops = {"any", "equals"}, get = function(m) return m.p.email end},
+  phone_number = {ops = {"any", "equals"}, get = function(m) return m.p.phone_number end},
+  -- Push tokens and _kx are not emulated: no member has one, so these match nothing.
+  push_token = {ops = {"any", "equals"}, get = function() return nil end},
+  _kx = {ops = {"equals"}, get = function() return nil end},
+  joined_group_at = {ops = {"greater-or-equal", "greater-than", "less-or-equal", "less-than"},
+    type = "datetime", get = function(m) return m.at end},
+  ["and"] = true,
+}
+local SEGMENT_FILTER_FIELDS = {profile_id = {ops = {"any", "equals"}, get = function(m) return m.p.id end}}
+for k, v in pairs(FILTER_FIELDS) do SEGMENT_FILTER_FIELDS[k] = v end
+
+local SORT_KEYS = {joined_group_at = function(m) return m.at end}
+
+--- Answers a member collection. opts.kind = "list"|"segment"; opts.ids_only for the
+-- relationships variant (ids only).
+function _M.members(req, store, group_id, opts)
+  local pred, st, doc = collection.filter(req, opts.kind == "segment" and SEGMENT_FILTER_FIELDS
+    or FILTER_FIELDS)
+  if pred == nil then return st, doc end
+  local fields, extra = false, {}
+  if not opts.ids_only then
+    fields, st, doc = jsonapi.fields(req, "profile", PROFILE_FIELDS)
+    if fields == nil then return st, doc end
+    extra, st, doc = collection.additional(req, "profile", {"subscriptions", "predictive_analytics"})
+    if not extra then return st, doc end
+  end
+  local profiles = req.account.profiles
+  local g = store[group_id]
+  local items = {}
+  if g then
+    for i, pid in ipairs(g.order) do
+      local p = profiles[pid]
+      if p then
+        local m = {p = p, at = g.set[pid], i = i}
+        if not pred or pred(m) then items[#items + 1] = m end
+      end
+    end
+  end
+  local ok
+  ok, st, doc = collection.sort(req, items, SORT_KEYS, nil, function(m) return m.i end)
+  if not ok then return st, doc end
+  local base = req.base_url or ""
+  local to_resource
+  if opts.ids_only then
+    to_resource = function(m) return {type = "profile", id = m.p.id} end
+  else
+    to_resource = function(m)
+      return jsonapi.resource("profile", m.p.id, member_attributes(m.p, m.at, fields, extra), nil,
+        base .. "/api/profiles/" .. m.p.id)
+    end
+  end
+  return jsonapi.page(req, items, to_resource, {default_size = 20})
+end
+
+return _M

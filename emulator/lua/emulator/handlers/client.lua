@@ -1,0 +1,143 @@
+-- Client (browser/mobile) endpoints under /client/, authenticated by the public key in
+-- `company_id` (the server has checked it): create_client_event (the same ingestion as
+-- create_event), create_client_profile (create or update, never changing an existing
+-- profile's identifiers, as Klaviyo documents) and create_client_subscription (consent
+-- plus list membership). All answer 202 with no body.
+local cjson = require("cjson.safe")
+local state = require("emulator.state")
+local collection = require("emulator.collection")
+local consent = require("emulator.consent")
+local groups = require("emulator.groups")
+local flowrunner = require("emulator.flowrunner")
+local events = require("emulator.handlers.events")
+
+local null = cjson.null
+local type, pairs, format, tostring = type, pairs, string.format, tostring
+
+local H = {}
+
+local function present(v) return v ~= nil and v ~= null end
+
+local STRING_ATTRS = {
+  email = true, phone_number = true, external_id = true, anonymous_id = true, _kx = true,
+  first_name = true, last_name = true, organization = true, locale = true, title = true,
+  image = true,
+}
+local OBJECT_ATTRS = {location = true, properties = true}
+
+-- Profile attributes a client may send, checked; returns a flat copy or nil, status, doc.
+local function profile_attrs(a, ptr)
+  if type(a) ~= "table" then
+    return nil, collection.bad(ptr, "Profile 'attributes' must be an object.")
+  end
+  local out = {}
+  for k, v in pairs(a) do
+    if STRING_ATTRS[k] then
+      if v ~= null and type(v) ~= "string" then
+        return nil, collection.bad(ptr .. "/" .. k, format("'%s' must be a string.", k))
+      end
+    elseif OBJECT_ATTRS[k] then
+      if v ~= null and (type(v) ~= "table" or v[1] ~= nil) then
+        return nil, collection.bad(ptr .. "/" .. k, format("'%s' must be an object.", k))
+      end
+    elseif k ~= "subscriptions" then
+      return nil, collection.bad(ptr .. "/" .. k, format("'%s' is not a profile attribute.", k))
+    end
+    if k ~= "subscriptions" and k ~= "anonymous_id" and k ~= "_kx" then out[k] = v end
+  end
+  return out
+end
+
+-- The profile identified by id or identifiers; created when none matches. With
+-- `keep_identifiers`, an existing profile's identifiers are left as they are.
+local function client_upsert(acct, id, attrs, keep_identifiers)
+  local p
+  if present(id) then p = acct.profiles[id] end
+  if not p then p = state.find_profile(acct, attrs) end
+  if not p then return state.create_profile(acct, attrs) end
+  local apply = {}
+  for k, v in pairs(attrs) do
+    local ident = k == "email" or k == "phone_number" or k == "external_id"
+    if ident then
+      local owner = type(v) == "string" and acct.profile_index[k][v]
+      -- identifiers never move away from another profile, nor change when asked to keep
+      if not keep_identifiers and v ~= null and (not owner or owner == p.id) then apply[k] = v end
+    else
+      apply[k] = v
+    end
+  end
+  state.apply_profile_attributes(acct, p, apply)
+  return p
+end
+
+function H.create_client_event(req)
+  local data, st, doc = collection.data(req, "object")
+  if not data then return st, doc end
+  return events.record(req.account, data.attributes)
+end
+
+function H.create_client_profile(req)
+  local data, st, doc = collection.data(req, "object")
+  if not data then return st, doc end
+  local attrs
+  attrs, st, doc = profile_attrs(data.attributes, "/data/attributes")
+  if not attrs then return st, doc end
+  st, doc = events.check_identifiers(attrs, "/data", data.id, true)
+  if st then return st, doc end
+  if present(data.id) and not req.account.profiles[data.id] then
+    return collection.bad("/data/id", format("Profile %s does not exist.", tostring(data.id)))
+  end
+  client_upsert(req.account, data.id, attrs, true)
+  return 202, nil
+end
+
+function H.create_client_subscription(req)
+  local acct = req.account
+  local data, st, doc = collection.data(req, "object")
+  if not data then return st, doc end
+  local rel = type(data.relationships) == "table" and data.relationships or {}
+  local lrel = type(rel.list) == "table" and rel.list.data
+  local list_id = type(lrel) == "table" and lrel.id
+  if type(list_id) ~= "string" then
+    return collection.bad("/data/relationships/list/data/id", "A list is required.")
+  end
+  local list = acct.lists[list_id]
+  if not list then
+    return collection.bad("/data/relationships/list/data/id", format("There is no list with id %s.", list_id))
+  end
+  local a = type(data.attributes) == "table" and data.attributes or {}
+  local pdata = type(a.profile) == "table" and a.profile.data
+  if type(pdata) ~= "table" then
+    return collection.bad("/data/attributes/profile/data", "'profile.data' is required.")
+  end
+  local ptr = "/data/attributes/profile/data"
+  local attrs
+  attrs, st, doc = profile_attrs(pdata.attributes, ptr .. "/attributes")
+  if not attrs then return st, doc end
+  st, doc = events.check_identifiers(attrs, ptr, nil, false)
+  if st then return st, doc end
+  if not present(attrs.email) and not present(attrs.phone_number) then
+    return collection.bad(ptr .. "/attributes", "Either email or phone_number is required.")
+  end
+  -- Without a subscriptions object, every identifier given subscribes its marketing channel.
+  local asked = pdata.attributes.subscriptions
+  if not present(asked) then
+    asked = {}
+    if present(attrs.email) then asked.email = {marketing = {consent = "SUBSCRIBED"}} end
+    if present(attrs.phone_number) then asked.sms = {marketing = {consent = "SUBSCRIBED"}} end
+  end
+  local chans
+  chans, st, doc = consent.requested(asked, attrs, nil, ptr .. "/attributes/subscriptions",
+    "SUBSCRIBED", false)
+  if not chans then return st, doc end
+  local p = client_upsert(acct, pdata.id, attrs, false)
+  -- A double opt-in list waits for a confirmation the emulator never receives.
+  if list.opt_in_process == "double_opt_in" then return 202, nil end
+  for _, c in ipairs(chans) do
+    consent.subscribe(p, c.channel, c.kind, c.at, "API", a.custom_source)
+  end
+  if groups.join(acct.list_members, list.id, p.id) then flowrunner.on_list_join(acct, list.id, p.id) end
+  return 202, nil
+end
+
+return H

@@ -1,0 +1,61 @@
+-- Metrics: one per event name, created by the first event that uses it.
+-- get_metrics (filters on name and integration), get_metric. The flow-trigger
+-- reads of the Metrics tag live in flows.lua (EMU-RES).
+local state = require "emulator.state"
+local jsonapi = require "emulator.jsonapi"
+local filter = require "emulator.filter"
+
+local ipairs, format, tostring = ipairs, string.format, tostring
+
+local M = {}
+
+local FIELDS = { "name", "created", "updated", "integration" }
+
+--- Resource for a metric (fields[metric] honoured when req has it).
+function M.resource(req, m, fields)
+  local a = { name = m.name, created = state.iso(m.created), updated = state.iso(m.updated),
+              integration = m.integration }
+  local base = "/api/metrics/" .. m.id
+  return jsonapi.resource("metric", m.id, jsonapi.sparse(a, fields), {
+    ["flow-triggers"] = { links = { self = req.base_url .. base .. "/relationships/flow-triggers",
+                                    related = req.base_url .. base .. "/flow-triggers" } },
+  }, req.base_url .. base)
+end
+
+local METRIC_FILTER = {
+  name = { ops = { "equals", "any", "contains", "starts-with", "ends-with" }, type = "string" },
+  ["integration.name"] = { ops = { "equals" }, type = "string",
+                           get = function(m) return m.integration and m.integration.name end },
+  ["integration.category"] = { ops = { "equals" }, type = "string",
+                               get = function(m) return m.integration and m.integration.category end },
+  ["and"] = true,
+}
+
+M.get_metrics = function(req)
+  local acct = req.account
+  local fields, st, doc = jsonapi.fields(req, "metric", FIELDS)
+  if fields == nil then return st, doc end
+  local pred
+  if req.query.filter then
+    local err
+    pred, err = filter.compile(req.query.filter, METRIC_FILTER)
+    if not pred then return jsonapi.invalid(err, { parameter = "filter" }) end
+  end
+  local items = {}
+  for _, id in ipairs(acct.metric_order) do
+    local m = acct.metrics[id]
+    if m and (not pred or pred(m)) then items[#items + 1] = m end
+  end
+  -- Klaviyo pages metrics 200 at a time (no page[size] parameter).
+  return jsonapi.page(req, items, function(m) return M.resource(req, m, fields) end, { default_size = 200 })
+end
+
+M.get_metric = function(req)
+  local m = req.account.metrics[req.params.id]
+  if not m then return jsonapi.not_found(format("Metric '%s' not found.", tostring(req.params.id))) end
+  local fields, st, doc = jsonapi.fields(req, "metric", FIELDS)
+  if fields == nil then return st, doc end
+  return 200, { data = M.resource(req, m, fields), links = { self = req.base_url .. req.path } }
+end
+
+return M

@@ -1,0 +1,224 @@
+--- Events: what triggers flows.
+--
+--    local events = client.events          -- or require("klaviyo.events").new(client)
+--    local uid, err = events:create{
+--      metric = "Placed Order",
+--      profile = { email = "ann@example.com", first_name = "Ann" },
+--      properties = { items = { { sku = "A1", qty = 2 } } },
+--      value = 59.90, value_currency = "EUR",
+--      time = "2026-11-26T10:00:00Z",          -- or epoch seconds; default: when Klaviyo receives it
+--    }
+--
+-- Every event gets a `unique_id` before it is first sent (yours, or a random UUID), so a
+-- repeated send (a retry after a lost answer) is recorded once and fires a flow once. What
+-- Klaviyo would refuse is refused here, with nothing sent: no profile identifier, no metric
+-- name, a phone number not in E.164, more than 400 properties, a string over 100 KB, an
+-- array over 4000 items, more than 10 levels, a body over 5 MB, a time before 1990 or more
+-- than a year ahead, cyclic tables, NaN and infinities.
+-- @module klaviyo.events
+local V = require "klaviyo.validate"
+local R = require "klaviyo.resource"
+
+local type, setmetatable, error = type, setmetatable, error
+local format = string.format
+local huge = math.huge
+local LIMITS = V.LIMITS
+
+local _M = {}
+local mt = { __index = _M }
+
+--- Bind the module to a client.
+-- @tparam table client a client from `klaviyo.new`
+-- @treturn table the events object
+function _M.new(client)
+  if type(client) ~= "table" then error("klaviyo.events.new: expected a client", 2) end
+  return setmetatable({ client = client }, mt)
+end
+
+local EVENT_KEYS = V.set({ "metric", "service", "profile", "properties", "value",
+  "value_currency", "time", "unique_id", "backfill" })
+
+-- Room for the JSON:API envelope around an event in a request body.
+local ENVELOPE = 512
+
+-- The attributes of one event (create_event's data.attributes, which is also a bulk entry's
+-- event), checked. Returns attrs, profile resource, size; or nil, message, pointer.
+-- Wrong Lua types for scalar options raise: they are bugs in the caller, not bad data.
+local function build(ev, fname, at, now, anonymous)
+  if type(ev) ~= "table" then
+    error(format("%s: event%s must be a table, got %s", fname, at, type(ev)), 3)
+  end
+  V.known(ev, EVENT_KEYS, fname, 4)
+  local metric = ev.metric
+  if type(metric) ~= "string" or metric == "" then
+    return nil, "the metric name is required (metric = \"Placed Order\")", at .. "/metric"
+  end
+  local ok, msg, ptr = V.profile_identity(ev.profile, at .. "/profile", anonymous)
+  if not ok then return nil, msg, ptr end
+  local props = ev.properties
+  if props == nil then props = {} end
+  local size, pmsg, pptr = V.properties(props, at .. "/properties")
+  if not size then return nil, pmsg, pptr end
+  local profile = R.unflatten("profile", ev.profile)
+  local psize, prmsg, prptr = V.value(profile.attributes, LIMITS, at .. "/profile")
+  if not psize then return nil, prmsg, prptr end
+  size = size + psize + #metric + ENVELOPE
+
+  local attrs = {
+    properties = props,
+    metric = { data = { type = "metric", attributes = { name = metric, service = ev.service } } },
+    profile = { data = profile },
+  }
+  local value = ev.value
+  if value ~= nil then
+    if type(value) ~= "number" then
+      error(format("%s: value%s must be a number, got %s", fname, at, type(value)), 3)
+    end
+    if value ~= value or value == huge or value == -huge then
+      return nil, "value must be a finite number", at .. "/value"
+    end
+    attrs.value = value
+  end
+  if ev.value_currency ~= nil then
+    if type(ev.value_currency) ~= "string" then
+      error(format("%s: value_currency must be a string", fname), 3)
+    end
+    attrs.value_currency = ev.value_currency
+  end
+  if ev.time ~= nil then
+    local t, tmsg = V.event_time(ev.time, now)
+    if not t then return nil, tmsg, at .. "/time" end
+    attrs.time = V.iso(t)
+  end
+  if ev.backfill ~= nil then
+    if type(ev.backfill) ~= "boolean" then
+      error(format("%s: backfill must be a boolean", fname), 3)
+    end
+    attrs.backfill = ev.backfill
+  end
+  local uid = ev.unique_id
+  if uid == nil then
+    uid = V.uuid()
+  elseif type(uid) ~= "string" or uid == "" then
+    error(format("%s: unique_id must be a non-empty string", fname), 3)
+  end
+  attrs.unique_id = uid
+  size = size + #uid + #(attrs.time or "") + 64
+  if size > LIMITS.payload_bytes then
+    return nil, format("the event is about %d bytes, over Klaviyo's 5 MB limit", size), at
+  end
+  return attrs, profile, size
+end
+
+--- Check one event and build its `create_event` attributes (shared with `client_api:track`).
+-- @local
+-- @return attrs, profile resource, size; or nil, message, pointer
+_M.build = build
+
+--- Send one event (`create_event`).
+-- @tparam table ev `metric` (name, required), `profile` (a table with at least one of `id`,
+--   `email`, `phone_number` (E.164), `external_id`; other profile attributes allowed),
+--   `properties`, `value`, `value_currency`, `time` (epoch seconds, ISO 8601 or a date
+--   table), `unique_id`, `backfill` (record without triggering flows), `service`.
+-- @treturn string the event's `unique_id` (the one given, or the generated one)
+-- @return or nil, err, unique_id (err.kind == "refused" when nothing was sent; with the
+--   unique_id a later resend of the same event is still recorded once)
+function _M:create(ev)
+  V.self(self, mt, "events:create")
+  local attrs, msg, ptr = build(ev, "events:create", "", nil)
+  if not attrs then
+    return nil, V.refuse("create_event", msg, ptr), type(ev) == "table" and ev.unique_id or nil
+  end
+  local ok, err = self.client:call("create_event",
+    { body = { data = { type = "event", attributes = attrs } } })
+  if not ok then return nil, err, attrs.unique_id end
+  return attrs.unique_id
+end
+
+--- Send many events as `bulk_create_events` jobs of at most 1000 events and 5 MB each.
+-- Every event is checked before the first job is sent: one bad event refuses the whole
+-- list (the error's pointer says which, e.g. `/1500/profile`), nothing sent.
+-- @tparam table list array of events, each as for `create`
+-- @treturn table `{jobs = n, events = n, unique_ids = {...}}` (unique_ids[i] belongs to
+--   list[i]; resending with them is recorded once)
+-- @return or nil, err, partial (`partial.jobs`/`partial.events` already accepted, and
+--   `unique_ids` for all)
+function _M:create_many(list)
+  V.self(self, mt, "events:create_many")
+  V.argcheck(type(list) == "table", "events:create_many", 1, "array of events", list)
+  local entries, sizes, uids = {}, {}, {}
+  for i = 1, #list do
+    local at = "/" .. (i - 1)
+    local attrs, profile_or_msg, size_or_ptr = build(list[i], "events:create_many", at, nil)
+    if not attrs then
+      return nil, V.refuse("bulk_create_events", profile_or_msg, size_or_ptr)
+    end
+    local profile = profile_or_msg
+    -- A bulk entry carries the profile beside its events, not inside each event.
+    attrs.profile = nil
+    entries[i] = { type = "event-bulk-create", attributes = {
+      profile = { data = profile },
+      events = { data = { { type = "event", attributes = attrs } } },
+    } }
+    sizes[i] = size_or_ptr
+    uids[i] = attrs.unique_id
+  end
+  local chunks, cmsg, bad = V.chunk(entries, LIMITS.bulk_events, LIMITS.payload_bytes - ENVELOPE,
+    sizes)
+  if not chunks then
+    return nil, V.refuse("bulk_create_events", cmsg, "/" .. (bad - 1))
+  end
+  local result = { jobs = 0, events = 0, unique_ids = uids }
+  for j = 1, #chunks do
+    local ok, err = self.client:call("bulk_create_events", { body = { data = {
+      type = "event-bulk-create-job",
+      attributes = { ["events-bulk-create"] = { data = chunks[j] } },
+    } } })
+    if not ok then return nil, err, result end
+    result.jobs = result.jobs + 1
+    result.events = result.events + #chunks[j]
+  end
+  return result
+end
+
+local EACH_KEYS = V.set({ "filter", "metric_id", "profile_id", "sort", "page_size", "fields",
+  "include" })
+
+--- Iterate over events (`get_events`), newest pages first as Klaviyo returns them.
+-- @tparam[opt] table q `filter` (string or `klaviyo.filter` expression), or the shortcuts
+--   `metric_id=` / `profile_id=`; `sort` ("datetime", "-datetime", ...), `page_size`,
+--   `fields` (array of event fields), `include` (e.g. "metric,profile").
+-- @treturn function iterator yielding flat events (`id`, `timestamp`, `datetime`, `uuid`,
+--   `event_properties`, `metric_id`, `profile_id`, `_raw`), or `false, err` once on failure
+function _M:each(q)
+  V.self(self, mt, "events:each")
+  q = q or {}
+  V.argcheck(type(q) == "table", "events:each", 1, "table", q)
+  V.known(q, EACH_KEYS, "events:each")
+  local F = require "klaviyo.filter"
+  local filter = q.filter
+  if q.metric_id or q.profile_id then
+    if filter then error("events:each: give filter or metric_id/profile_id, not both", 2) end
+    local parts = {}
+    if q.metric_id then parts[#parts + 1] = F.equals("metric_id", q.metric_id) end
+    if q.profile_id then parts[#parts + 1] = F.equals("profile_id", q.profile_id) end
+    filter = #parts == 1 and parts[1] or F.and_(parts[1], parts[2])
+  end
+  return R.flat_iter(self.client:paginate("get_events", {
+    filter = filter, sort = q.sort, ["page[size]"] = q.page_size,
+    ["fields[event]"] = q.fields, include = q.include,
+  }))
+end
+
+--- Read one event (`get_event`).
+-- @tparam string id
+-- @treturn table flat event, or nil, err
+function _M:get(id)
+  V.self(self, mt, "events:get")
+  V.argcheck(type(id) == "string", "events:get", 1, "string", id)
+  local doc, err = self.client:call("get_event", { id = id })
+  if not doc then return nil, err end
+  return R.from_document(doc)
+end
+
+return _M

@@ -1,0 +1,189 @@
+--- Lists: create, read, rename, delete, members, add and remove profiles.
+--
+--    local lists = client.lists
+--    local vip = assert(lists:create{ name = "VIP" })
+--    assert(lists:add(vip.id, profile_ids))          -- any number: sent 1000 at a time
+--    for p, err in lists:members(vip.id) do print(p.email) end
+--
+-- Adding a profile to a list does not subscribe it (see `klaviyo.subscriptions`).
+-- @module klaviyo.lists
+local V = require "klaviyo.validate"
+local R = require "klaviyo.resource"
+local F = require "klaviyo.filter"
+
+local type, setmetatable, error, format = type, setmetatable, error, string.format
+
+local _M = {}
+local mt = { __index = _M }
+
+--- Bind the module to a client.
+-- @tparam table client a client from `klaviyo.new`
+-- @treturn table the lists object
+function _M.new(client)
+  if type(client) ~= "table" then error("klaviyo.lists.new: expected a client", 2) end
+  return setmetatable({ client = client }, mt)
+end
+
+local function check_id(id, fname, n)
+  if type(id) ~= "string" or id == "" then
+    error(format("bad argument #%d to '%s' (list id string expected, got %s)", n, fname,
+      type(id)), 3)
+  end
+end
+
+local OPT_IN = V.set({ "double_opt_in", "single_opt_in" })
+
+local function attributes(t, fname)
+  V.known(t, V.set({ "name", "opt_in_process" }), fname, 4)
+  if t.opt_in_process ~= nil and not OPT_IN[t.opt_in_process] then
+    error(fname .. ": opt_in_process must be \"single_opt_in\" or \"double_opt_in\"", 3)
+  end
+  return { name = t.name, opt_in_process = t.opt_in_process }
+end
+
+--- Create a list (`create_list`).
+-- @tparam table t `name` (required), `opt_in_process` ("single_opt_in" | "double_opt_in")
+-- @treturn table the list (flat: `id`, `name`, `opt_in_process`, `created`, ...), or nil, err
+function _M:create(t)
+  V.self(self, mt, "lists:create")
+  V.argcheck(type(t) == "table", "lists:create", 1, "table", t)
+  local attrs = attributes(t, "lists:create")
+  if type(attrs.name) ~= "string" or attrs.name == "" then
+    return nil, V.refuse("create_list", "a list needs a name", "/name")
+  end
+  local doc, err = self.client:call("create_list",
+    { body = { data = { type = "list", attributes = attrs } } })
+  if not doc then return nil, err end
+  return R.from_document(doc)
+end
+
+--- Read a list (`get_list`).
+-- @tparam string id
+-- @tparam[opt] table opts `profile_count` (true: add the member count, a slow read at Klaviyo)
+-- @treturn table flat list, or nil, err
+function _M:get(id, opts)
+  V.self(self, mt, "lists:get")
+  check_id(id, "lists:get", 1)
+  opts = opts or {}
+  V.known(opts, V.set({ "profile_count" }), "lists:get")
+  local doc, err = self.client:call("get_list", { id = id,
+    ["additional-fields[list]"] = opts.profile_count and { "profile_count" } or nil })
+  if not doc then return nil, err end
+  return R.from_document(doc)
+end
+
+--- Rename a list or change its opt-in process (`update_list`).
+-- @tparam string id
+-- @tparam table t `name`, `opt_in_process`
+-- @treturn table flat list, or nil, err
+function _M:update(id, t)
+  V.self(self, mt, "lists:update")
+  check_id(id, "lists:update", 1)
+  V.argcheck(type(t) == "table", "lists:update", 2, "table", t)
+  local attrs = attributes(t, "lists:update")
+  if attrs.name == "" then return nil, V.refuse("update_list", "a list name cannot be empty") end
+  local doc, err = self.client:call("update_list",
+    { id = id, body = { data = { type = "list", id = id, attributes = attrs } } })
+  if not doc then return nil, err end
+  return R.from_document(doc)
+end
+
+--- Delete a list (`delete_list`); its profiles stay.
+-- @tparam string id
+-- @treturn boolean true, or nil, err
+function _M:delete(id)
+  V.self(self, mt, "lists:delete")
+  check_id(id, "lists:delete", 1)
+  local ok, err = self.client:call("delete_list", { id = id })
+  if not ok then return nil, err end
+  return true
+end
+
+--- Iterate over lists (`get_lists`).
+-- @tparam[opt] table q `name` (exact name), `filter` (string or `klaviyo.filter`), `sort`
+-- @treturn function iterator of flat lists; `false, err` once on failure
+function _M:each(q)
+  V.self(self, mt, "lists:each")
+  q = q or {}
+  V.argcheck(type(q) == "table", "lists:each", 1, "table", q)
+  V.known(q, V.set({ "name", "filter", "sort" }), "lists:each")
+  local filter = q.filter
+  if q.name ~= nil then
+    if filter then error("lists:each: give name or filter, not both", 2) end
+    filter = F.equals("name", q.name)
+  end
+  return R.flat_iter(self.client:paginate("get_lists", { filter = filter, sort = q.sort }))
+end
+
+--- Iterate over a list's members (`get_profiles_for_list`), following every page.
+-- @tparam string id list id
+-- @tparam[opt] table q `page_size` (1..100, default 100), `fields` (profile attributes),
+--   `subscriptions` (true: add consent state), `filter`, `sort` ("joined_group_at", ...)
+-- @treturn function iterator of flat profiles (with `joined_group_at`); `false, err` once
+function _M:members(id, q)
+  V.self(self, mt, "lists:members")
+  check_id(id, "lists:members", 1)
+  q = q or {}
+  V.argcheck(type(q) == "table", "lists:members", 2, "table", q)
+  V.known(q, V.set({ "page_size", "fields", "subscriptions", "filter", "sort" }), "lists:members")
+  return R.flat_iter(self.client:paginate("get_profiles_for_list", {
+    id = id, ["page[size]"] = q.page_size or 100, ["fields[profile]"] = q.fields,
+    ["additional-fields[profile]"] = q.subscriptions and { "subscriptions" } or nil,
+    filter = q.filter, sort = q.sort,
+  }))
+end
+
+-- add/remove: the same body, sent in chunks of at most 1000 ids.
+local function membership(self, op, id, ids, fname)
+  check_id(id, fname, 1)
+  if type(ids) ~= "table" then
+    error(format("bad argument #2 to '%s' (array of profile ids expected, got %s)", fname,
+      type(ids)), 3)
+  end
+  local refs = {}
+  for i = 1, #ids do
+    if type(ids[i]) ~= "string" or ids[i] == "" then
+      return nil, V.refuse(op, "profile ids must be non-empty strings", "/" .. (i - 1))
+    end
+    refs[i] = { type = "profile", id = ids[i] }
+  end
+  local chunks = V.chunk(refs, V.LIMITS.list_members)
+  local done = 0
+  for j = 1, #chunks do
+    local ok, err = self.client:call(op, { id = id, body = { data = chunks[j] } })
+    if not ok then return nil, err, done end
+    done = done + #chunks[j]
+  end
+  return done
+end
+
+--- Add profiles to a list (`add_profiles_to_list`), 1000 per request. Consent is unchanged.
+-- @tparam string id list id
+-- @tparam table ids array of profile ids (any length)
+-- @treturn number how many ids were sent, or nil, err, how many were added before the failure
+function _M:add(id, ids)
+  V.self(self, mt, "lists:add")
+  return membership(self, "add_profiles_to_list", id, ids, "lists:add")
+end
+
+--- Remove profiles from a list (`remove_profiles_from_list`), 1000 per request.
+-- @tparam string id list id
+-- @tparam table ids array of profile ids
+-- @treturn number how many ids were sent, or nil, err, how many were removed before
+function _M:remove(id, ids)
+  V.self(self, mt, "lists:remove")
+  return membership(self, "remove_profiles_from_list", id, ids, "lists:remove")
+end
+
+--- Flows that start when a profile joins this list (`get_flows_triggered_by_list`).
+-- @tparam string id list id
+-- @treturn table array of flat flows, or nil, err
+function _M:flows(id)
+  V.self(self, mt, "lists:flows")
+  check_id(id, "lists:flows", 1)
+  local doc, err = self.client:call("get_flows_triggered_by_list", { id = id })
+  if not doc then return nil, err end
+  return R.list(doc)
+end
+
+return _M

@@ -1,0 +1,71 @@
+--- Metrics: one per event name, created by Klaviyo on the first event.
+--
+--    local m = client.metrics:find("Placed Order")     -- nil, err (code "not_found") if none yet
+--    for m, err in client.metrics:each() do print(m.id, m.name) end
+-- @module klaviyo.metrics
+local V = require "klaviyo.validate"
+local R = require "klaviyo.resource"
+local errors = require "klaviyo.errors"
+
+local type, setmetatable, error = type, setmetatable, error
+
+local _M = {}
+local mt = { __index = _M }
+
+--- Bind the module to a client.
+-- @tparam table client a client from `klaviyo.new`
+-- @treturn table the metrics object
+function _M.new(client)
+  if type(client) ~= "table" then error("klaviyo.metrics.new: expected a client", 2) end
+  return setmetatable({ client = client }, mt)
+end
+
+--- Iterate over metrics (`get_metrics`).
+-- @tparam[opt] table q `filter` (Klaviyo allows `integration.name` and `integration.category`)
+-- @treturn function iterator of flat metrics (`id`, `name`, `integration`, ...); `false, err`
+function _M:each(q)
+  V.self(self, mt, "metrics:each")
+  q = q or {}
+  V.argcheck(type(q) == "table", "metrics:each", 1, "table", q)
+  V.known(q, V.set({ "filter" }), "metrics:each")
+  return R.flat_iter(self.client:paginate("get_metrics", { filter = q.filter }))
+end
+
+--- Read a metric (`get_metric`).
+-- @tparam string id
+-- @treturn table flat metric, or nil, err
+function _M:get(id)
+  V.self(self, mt, "metrics:get")
+  V.argcheck(type(id) == "string" and id ~= "", "metrics:get", 1, "metric id", id)
+  local doc, err = self.client:call("get_metric", { id = id })
+  if not doc then return nil, err end
+  return R.from_document(doc)
+end
+
+--- Find a metric by its name (Klaviyo cannot filter metrics by name, so this reads the
+-- metric pages until it finds it).
+-- @tparam string name e.g. "Placed Order"
+-- @treturn table flat metric, or nil, err (`err.code == "not_found"` when there is none)
+function _M:find(name)
+  V.self(self, mt, "metrics:find")
+  V.argcheck(type(name) == "string" and name ~= "", "metrics:find", 1, "metric name", name)
+  for m, err in self:each() do
+    if not m then return nil, err end
+    if m.name == name then return m end
+  end
+  return nil, errors.new("not_found", "get_metrics", "no metric named " .. name,
+    { code = "not_found" })
+end
+
+--- Flows triggered by this metric (`get_flows_triggered_by_metric`).
+-- @tparam string id metric id
+-- @treturn table array of flat flows, or nil, err
+function _M:flows(id)
+  V.self(self, mt, "metrics:flows")
+  V.argcheck(type(id) == "string" and id ~= "", "metrics:flows", 1, "metric id", id)
+  local doc, err = self.client:call("get_flows_triggered_by_metric", { id = id })
+  if not doc then return nil, err end
+  return R.list(doc)
+end
+
+return _M

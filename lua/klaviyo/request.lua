@@ -1,0 +1,257 @@
+-- klaviyo.request: turns `client:call(operation_id, params)` arguments into the request table
+-- the C core sends (klaviyo.core's c:request{...}), checking them against the operation table
+-- generated from Klaviyo's spec. Everything here is a pure function of its inputs, so it is
+-- unit-tested without a network; the checks run before anything is sent.
+--
+-- params: path parameters by name (`id = "..."`), query parameters by their spec names
+-- (`["page[size]"] = 50`, `["fields[profile]"] = {"email", "id"}` or "email,id",
+-- `filter = "..."` or a klaviyo.filter expression), spec headers by name
+-- (`["X-Klaviyo-API-Filters"] = "..."`), `body` (a Lua table, encoded to JSON, or a string
+-- taken as already-encoded JSON) and the per-call option `revision`.
+-- Any mistake (unknown operation or parameter, a missing required one, a wrong type, an integer
+-- outside the spec's bounds) raises an error naming the operation and the parameter.
+local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
+local format, concat, floor, huge = string.format, table.concat, math.floor, math.huge
+
+local operations = require "klaviyo.operations"
+local filter = require "klaviyo.filter"
+
+local _M = {}
+
+-- Names params may carry besides the operation's own parameters.
+local OPTIONS = { body = true, revision = true }
+
+-- Per operation, the lookups call needs, built once on first use.
+local compiled = {}
+
+local function compile(op_id)
+  local op = operations[op_id]
+  if op == nil then return nil end
+  local names = {}
+  for _, name in ipairs(op.path_params) do names[name] = "path" end
+  local query = {}
+  for _, q in ipairs(op.query) do
+    -- On /client/* operations company_id is the client's public key: the core adds it.
+    if not (op.auth == "public" and q.name == "company_id") then
+      query[#query + 1] = q
+      names[q.name] = q
+    end
+  end
+  local headers = {}
+  for _, h in ipairs(op.headers or {}) do
+    headers[#headers + 1] = h
+    names[h.name] = "header"
+  end
+  local c = { op = op, id = op_id, names = names, query = query, headers = headers,
+              path_params = op.path_params }
+  compiled[op_id] = c
+  return c
+end
+
+function _M.compiled(op_id) return compiled[op_id] or compile(op_id) end
+
+local function fail(op_id, name, msg, ...)
+  if name then
+    return format("klaviyo: %s: parameter %s: " .. msg, op_id, name, ...)
+  end
+  return format("klaviyo: %s: " .. msg, op_id, ...)
+end
+
+-- A path parameter: a non-empty string or an integer number.
+local function path_value(op_id, name, v)
+  local tv = type(v)
+  if tv == "string" then
+    if v == "" then return nil, fail(op_id, name, "must not be empty") end
+    return v
+  end
+  if tv == "number" and v == floor(v) and v > -huge and v < huge then return format("%d", v) end
+  if v == nil then return nil, fail(op_id, name, "is required (path parameter)") end
+  return nil, fail(op_id, name, "expected a string, got %s", tv)
+end
+
+local function integer_value(op_id, q, v)
+  if type(v) ~= "number" then
+    return nil, fail(op_id, q.name, "expected an integer, got %s", type(v))
+  end
+  if v ~= floor(v) or v ~= v or v == huge or v == -huge then
+    return nil, fail(op_id, q.name, "expected an integer, got %s", tostring(v))
+  end
+  if q.min and v < q.min then
+    return nil, fail(op_id, q.name, "%d is below the minimum %d", v, q.min)
+  end
+  if q.max and v > q.max then
+    return nil, fail(op_id, q.name, "%d is above the maximum %d", v, q.max)
+  end
+  return format("%d", v)
+end
+
+-- An array parameter: a list of strings (numbers are written as integers) or one string the
+-- caller already joined with commas. The core joins lists with commas.
+local function array_value(op_id, q, v)
+  local tv = type(v)
+  if tv == "string" then
+    if v == "" then return nil, fail(op_id, q.name, "must not be empty") end
+    return v
+  end
+  if tv ~= "table" then
+    return nil, fail(op_id, q.name, "expected a list of strings or a string, got %s", tv)
+  end
+  local n = #v
+  if n == 0 then return nil, fail(op_id, q.name, "the list is empty") end
+  local out = v
+  for i = 1, n do
+    local e = v[i]
+    local te = type(e)
+    if te ~= "string" then
+      if te == "number" and e == floor(e) then
+        if out == v then out = {} for j = 1, i - 1 do out[j] = v[j] end end
+        e = format("%d", e)
+      else
+        return nil, fail(op_id, q.name, "item %d: expected a string, got %s", i, te)
+      end
+    elseif e == "" then
+      return nil, fail(op_id, q.name, "item %d is empty", i)
+    end
+    if out ~= v then out[i] = e end
+  end
+  return out
+end
+
+local function string_value(op_id, q, v)
+  local tv = type(v)
+  if q.name == "filter" then
+    if tv == "string" or filter.is_expr(v) then
+      local text = filter.text(v)
+      if text == "" then return nil, fail(op_id, q.name, "must not be empty") end
+      return text
+    end
+    return nil, fail(op_id, q.name, "expected a string or a klaviyo.filter expression, got %s", tv)
+  end
+  if tv == "string" then return v end
+  if tv == "number" and v == floor(v) then return format("%d", v) end
+  return nil, fail(op_id, q.name, "expected a string, got %s", tv)
+end
+
+local function query_value(op_id, q, v)
+  if q.integer then return integer_value(op_id, q, v) end
+  if q.array then return array_value(op_id, q, v) end
+  return string_value(op_id, q, v)
+end
+
+-- Builds the core request for one call. `encode` turns a Lua table into JSON bytes (returns
+-- nil, msg naming the path on failure). Returns req, or nil, msg for a programmer error (the
+-- caller raises it at its own caller's level).
+function _M.build(op_id, params, encode)
+  if type(op_id) ~= "string" then
+    return nil, "klaviyo: operation id must be a string, got " .. type(op_id)
+  end
+  local c = compiled[op_id] or compile(op_id)
+  if c == nil then return nil, format("klaviyo: unknown operation %q", op_id) end
+  if params == nil then params = {} end
+  if type(params) ~= "table" then
+    return nil, fail(op_id, nil, "params must be a table, got %s", type(params))
+  end
+  local names = c.names
+  for k in pairs(params) do
+    if names[k] == nil and OPTIONS[k] == nil then
+      if type(k) ~= "string" then
+        return nil, fail(op_id, nil, "parameter names must be strings, got %s", type(k))
+      end
+      if k == "company_id" and c.op.auth == "public" then
+        return nil, fail(op_id, k, "comes from the client's public_key (klaviyo.new{public_key=})")
+      end
+      return nil, fail(op_id, k, "unknown parameter")
+    end
+  end
+
+  local op = c.op
+  local req = { operation = op_id, method = op.method, path = op.path, auth = op.auth }
+
+  local pp = c.path_params
+  local np = #pp
+  if np > 0 then
+    local values = {}
+    for i = 1, np do
+      local v, err = path_value(op_id, pp[i], params[pp[i]])
+      if v == nil then return nil, err end
+      values[i] = v
+    end
+    req.path_params = values
+  end
+
+  local cq = c.query
+  local query
+  for i = 1, #cq do
+    local q = cq[i]
+    local v = params[q.name]
+    if v == nil then
+      if q.required then return nil, fail(op_id, q.name, "is required") end
+    else
+      local value, err = query_value(op_id, q, v)
+      if value == nil then return nil, err end
+      query = query or {}
+      query[#query + 1] = { q.name, value }
+    end
+  end
+  req.query = query
+
+  local ch = c.headers
+  if #ch > 0 then
+    local headers
+    for i = 1, #ch do
+      local h = ch[i]
+      local v = params[h.name]
+      if v == nil then
+        if h.required then return nil, fail(op_id, h.name, "is required (header)") end
+      elseif type(v) ~= "string" then
+        return nil, fail(op_id, h.name, "expected a string, got %s", type(v))
+      else
+        headers = headers or {}
+        headers[#headers + 1] = { h.name, v }
+      end
+    end
+    req.headers = headers
+  end
+
+  local body = params.body
+  if body == nil then
+    if op.body == "required" then return nil, fail(op_id, "body", "is required") end
+  elseif op.body == nil then
+    return nil, fail(op_id, "body", "this operation takes no body")
+  elseif op.content_type ~= "application/vnd.api+json" then
+    return nil, fail(op_id, "body", "needs a %s body, which this client does not build",
+      op.content_type)
+  else
+    local tb = type(body)
+    if tb == "table" then
+      local bytes, err = encode(body)
+      if bytes == nil then return nil, fail(op_id, "body", "%s", tostring(err)) end
+      req.body = bytes
+    elseif tb == "string" then
+      req.body = body
+    else
+      return nil, fail(op_id, "body", "expected a table (or JSON text), got %s", tb)
+    end
+  end
+
+  local revision = params.revision
+  if revision ~= nil then
+    if type(revision) ~= "string" then
+      return nil, fail(op_id, "revision", "expected a string, got %s", type(revision))
+    end
+    req.revision = revision
+  end
+  return req
+end
+
+-- For error messages listing what an operation accepts.
+function _M.parameter_names(op_id)
+  local c = compiled[op_id] or compile(op_id)
+  if not c then return nil end
+  local out = {}
+  for name in pairs(c.names) do out[#out + 1] = name end
+  table.sort(out)
+  return concat(out, ", ")
+end
+
+return _M

@@ -1,0 +1,143 @@
+--- JSON:API resources to flat Lua tables and back.
+--
+-- Klaviyo answers `{type, id, attributes = {...}, relationships = {...}, links}`. Users want
+-- `profile.email`, not `doc.data.attributes.email`. `flatten` gives a table with `id`, `type`,
+-- every attribute under its own (snake_case, as Klaviyo names it) key, each relationship as
+-- ids (`<name>_id` for to-one, `<singular>_ids` for to-many, hyphens as underscores:
+-- `flow-actions` -> `flow_action_ids`), and the untouched resource under `_raw`. An
+-- attribute never loses to a relationship: if the names collide the attribute wins and the
+-- relationship stays reachable through `_raw`.
+-- @module klaviyo.resource
+local type, pairs, gsub, sub, match = type, pairs, string.gsub, string.sub, string.match
+
+local _M = {}
+
+--- Turn a relationship name into a Lua key: `flow-actions` -> `flow_action_ids`,
+-- `metric` (to-one) -> `metric_id`, `metric-properties` -> `metric_property_ids`.
+-- @tparam string name relationship name
+-- @tparam boolean many to-many?
+-- @treturn string
+function _M.rel_key(name, many)
+  local k = gsub(name, "%-", "_")
+  if not many then return k .. "_id" end
+  if match(k, "ies$") then
+    k = sub(k, 1, -4) .. "y"
+  elseif match(k, "[^s]s$") then
+    k = sub(k, 1, -2)
+  end
+  return k .. "_ids"
+end
+
+--- Flatten one JSON:API resource object.
+-- @tparam table r resource (`{type=, id=, attributes=, relationships=}`)
+-- @treturn table flat table (`id`, `type`, attributes, relationship ids, `_raw`)
+function _M.flatten(r)
+  if type(r) ~= "table" then return r end
+  local out = { id = r.id, type = r.type, _raw = r }
+  local rels = r.relationships
+  if type(rels) == "table" then
+    for name, rel in pairs(rels) do
+      local data = type(rel) == "table" and rel.data
+      if type(data) == "table" then
+        if data.id ~= nil or data.type ~= nil then
+          out[_M.rel_key(name, false)] = data.id
+        else
+          local ids = {}
+          for i = 1, #data do ids[i] = data[i].id end
+          out[_M.rel_key(name, true)] = ids
+        end
+      end
+    end
+  end
+  local attrs = r.attributes
+  if type(attrs) == "table" then
+    for k, v in pairs(attrs) do
+      if k ~= "id" and k ~= "type" and k ~= "_raw" then out[k] = v end
+    end
+  end
+  return out
+end
+
+--- Flatten a single-resource document (`{data = {...}, included = {...}}`): the resource
+-- flattened, the whole document under `_document`, included resources flattened under
+-- `_included` (array, in the server's order) when there are any.
+-- @tparam table doc
+-- @treturn table
+function _M.from_document(doc)
+  if type(doc) ~= "table" then return doc end
+  local data = doc.data
+  local out
+  if type(data) == "table" and data[1] == nil and data.id ~= nil then
+    out = _M.flatten(data)
+  else
+    out = {}
+  end
+  out._document = doc
+  if type(doc.included) == "table" and doc.included[1] ~= nil then
+    local inc = {}
+    for i = 1, #doc.included do inc[i] = _M.flatten(doc.included[i]) end
+    out._included = inc
+  end
+  return out
+end
+
+--- Flatten every resource of a list document (`data` an array).
+-- @tparam table doc
+-- @treturn table array of flat tables
+function _M.list(doc)
+  local out = {}
+  local data = type(doc) == "table" and doc.data
+  if type(data) == "table" then
+    for i = 1, #data do out[i] = _M.flatten(data[i]) end
+  end
+  return out
+end
+
+--- Ids of a relationship document (`{data = {{type=, id=}, ...}}`).
+-- @tparam table doc
+-- @treturn table array of id strings
+function _M.ids(doc)
+  local out = {}
+  local data = type(doc) == "table" and doc.data
+  if type(data) == "table" then
+    for i = 1, #data do out[i] = data[i].id end
+  end
+  return out
+end
+
+--- Wrap an iterator of JSON:API resources (as `client:paginate` yields them) so it yields
+-- flat tables. Whatever is not a resource (the end, or the iterator's error signal with its
+-- `err`) passes through unchanged, so the caller's error convention is kept.
+-- @tparam function iter
+-- @param[opt] state generic-for state
+-- @param[opt] ctl generic-for control value
+-- @treturn function
+function _M.flat_iter(iter, state, ctl)
+  return function()
+    local item, err = iter(state, ctl)
+    ctl = item
+    if type(item) ~= "table" then return item, err end
+    return _M.flatten(item), err
+  end
+end
+
+--- Build a JSON:API resource from a flat table: `id` (if any) at the top, every other field
+-- an attribute (the reverse of `flatten`, for request bodies). Keys starting with `_` are
+-- left out so a flattened table can be sent back.
+-- @tparam string rtype resource type, e.g. "profile"
+-- @tparam table flat
+-- @treturn table `{type=, id=, attributes=}`
+function _M.unflatten(rtype, flat)
+  local attrs = {}
+  for k, v in pairs(flat) do
+    if k ~= "id" and k ~= "type" and not (type(k) == "string" and sub(k, 1, 1) == "_") then
+      attrs[k] = v
+    end
+  end
+  return { type = rtype, id = flat.id, attributes = attrs }
+end
+
+--- A JSON:API resource identifier `{type=, id=}` (for relationship bodies).
+function _M.ref(rtype, id) return { type = rtype, id = id } end
+
+return _M

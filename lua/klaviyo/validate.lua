@@ -1,0 +1,526 @@
+--- Local checks that refuse what Klaviyo would refuse, before anything is sent.
+--
+-- Pure functions (no I/O except reading /dev/urandom for ids): profile identifiers, E.164
+-- phone numbers, event ingestion limits, cyclic tables, NaN and infinities, time parsing and
+-- ISO 8601 formatting, `unique_id` generation, JSON size estimates and chunking. The
+-- idiomatic modules (`klaviyo.events`, `klaviyo.profiles`, ...) call these so that a request
+-- Klaviyo would answer 400 (or worse, accept and fire a flow twice) never leaves the process.
+--
+-- Functions that check data return `true` (or a value) on success and `nil, message, pointer`
+-- on failure, where `pointer` is a JSON pointer into the data the caller gave (e.g.
+-- `/properties/items/3`). `refuse` turns that into the error table every module returns.
+-- @module klaviyo.validate
+local errors = require "klaviyo.errors"
+
+local type, pairs, tostring, tonumber, getmetatable = type, pairs, tostring, tonumber,
+  getmetatable
+local floor, huge, random = math.floor, math.huge, math.random
+local format, byte, sub, find, match, gsub = string.format, string.byte, string.sub, string.find,
+  string.match, string.gsub
+local concat = table.concat
+local open, time = io.open, os.time
+
+local _M = {}
+
+--- Klaviyo's documented ingestion limits for one event (and bulk requests).
+-- @table LIMITS
+_M.LIMITS = {
+  payload_bytes   = 5 * 1024 * 1024, -- a request body (event, bulk job)
+  properties      = 400,             -- keys in an event's `properties`
+  string_bytes    = 100 * 1024,      -- any string value
+  array_items     = 4000,            -- any array
+  depth           = 10,              -- nesting levels inside `properties`
+  bulk_events     = 1000,            -- events in one bulk_create_events job
+  bulk_profiles   = 10000,           -- profiles in one bulk_import_profiles job
+  list_members    = 1000,            -- profile ids per add/remove list call
+  profile_bytes   = 100 * 1024,      -- create_or_update_profile payload
+}
+local LIMITS = _M.LIMITS
+
+--- The profile identifiers Klaviyo can look a profile up by (a name is not one).
+_M.IDENTIFIERS = { "id", "email", "phone_number", "external_id" }
+
+--- Build the error table modules return for a local refusal (kind `"refused"`, nothing sent).
+-- @tparam string operation the operation that was not sent
+-- @tparam string detail what is wrong, in one sentence
+-- @tparam[opt] string pointer JSON pointer into the caller's data
+-- @treturn table error with the `klaviyo.errors` metatable
+function _M.refuse(operation, detail, pointer)
+  return errors.new("refused", operation, detail, { code = "invalid", pointer = pointer })
+end
+
+-- Escape one JSON pointer token (RFC 6901).
+local function ptok(k)
+  k = tostring(k)
+  if find(k, "[~/]") then k = gsub(gsub(k, "~", "~0"), "/", "~1") end
+  return k
+end
+_M.pointer_token = ptok
+
+---------------------------------------------------------------------------------------------
+-- Identifiers
+---------------------------------------------------------------------------------------------
+
+--- Is `s` a phone number in E.164 (`+` then 7 to 15 digits, no leading zero)?
+-- @tparam string s
+-- @treturn boolean
+function _M.is_e164(s)
+  if type(s) ~= "string" then return false end
+  local digits = match(s, "^%+([1-9]%d+)$")
+  return digits ~= nil and #digits >= 7 and #digits <= 15
+end
+
+--- Is `s` shaped like an email address (one `@`, a dot in the domain, no spaces)?
+-- Klaviyo answers 400 for malformed addresses; this catches the obvious ones locally.
+function _M.is_email(s)
+  return type(s) == "string" and #s <= 254 and
+    match(s, "^[^@%s]+@[^@%s%.][^@%s]*%.[^@%s%.][^@%s]*$") ~= nil and not find(s, "%.%.")
+end
+
+--- Check a profile reference used by events and subscriptions: at least one identifier,
+-- each well formed.
+-- @tparam table p profile fields (`id`, `email`, `phone_number`, `external_id`, ...)
+-- @tparam[opt=""] string at JSON pointer prefix for messages
+-- @tparam[opt] boolean anonymous also accept `anonymous_id` (client-side calls from browsers)
+-- @return true, or nil, message, pointer
+function _M.profile_identity(p, at, anonymous)
+  at = at or ""
+  if type(p) ~= "table" then
+    return nil, "a profile (table with id, email, phone_number or external_id) is required", at
+  end
+  local found = false
+  for i = 1, #_M.IDENTIFIERS do
+    local k = _M.IDENTIFIERS[i]
+    local v = p[k]
+    if v ~= nil and type(v) ~= "userdata" then -- a JSON null identifies nothing
+      if type(v) ~= "string" or v == "" then
+        return nil, k .. " must be a non-empty string", at .. "/" .. k
+      end
+      found = true
+    end
+  end
+  if not found and anonymous and type(p.anonymous_id) == "string" and p.anonymous_id ~= "" then
+    found = true
+  end
+  if not found then
+    return nil, "the profile has no identifier: give at least one of id, email, phone_number " ..
+      "(E.164) or external_id (a name does not identify a profile)", at
+  end
+  if type(p.email) == "string" and not _M.is_email(p.email) then
+    return nil, "email is not a valid address: " .. p.email, at .. "/email"
+  end
+  if type(p.phone_number) == "string" and not _M.is_e164(p.phone_number) then
+    return nil, "phone_number must be in E.164 format (e.g. +15005550006), got " ..
+      p.phone_number, at .. "/phone_number"
+  end
+  return true
+end
+
+--- Check a lookup key: exactly one of the identifiers and nothing else.
+-- @tparam table q e.g. `{email = "a@b.com"}`
+-- @return the identifier name and value, or nil, message
+function _M.lookup(q)
+  local key, n = nil, 0
+  for i = 1, #_M.IDENTIFIERS do
+    local k = _M.IDENTIFIERS[i]
+    if q[k] ~= nil then key, n = k, n + 1 end
+  end
+  local others = {}
+  for k in pairs(q) do
+    local known = false
+    for i = 1, #_M.IDENTIFIERS do if k == _M.IDENTIFIERS[i] then known = true end end
+    if not known then others[#others + 1] = tostring(k) end
+  end
+  table.sort(others)
+  if n == 0 then
+    local got = #others > 0 and (" (got " .. concat(others, ", ") .. ")") or ""
+    return nil, "a profile is found by exactly one of id, email, phone_number or external_id" ..
+      got .. "; Klaviyo cannot look a profile up by name"
+  end
+  if n > 1 or #others > 0 then
+    return nil, "give exactly one of id, email, phone_number or external_id to find a profile"
+  end
+  local v = q[key]
+  if type(v) ~= "string" or v == "" then return nil, key .. " must be a non-empty string" end
+  if key == "phone_number" and not _M.is_e164(v) then
+    return nil, "phone_number must be in E.164 format (e.g. +15005550006), got " .. v
+  end
+  return key, v
+end
+
+---------------------------------------------------------------------------------------------
+-- Time
+---------------------------------------------------------------------------------------------
+
+-- Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's days_from_civil);
+-- pure arithmetic so the local time zone never leaks in (os.time would use it).
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = floor(y / 400)
+  local yoe = y - era * 400
+  local mp = (m + 9) % 12
+  local doy = floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+local function civil_from_days(z)
+  z = z + 719468
+  local era = floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
+  local y = yoe + era * 400
+  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
+  local mp = floor((5 * doy + 2) / 153)
+  local d = doy - floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  if m <= 2 then y = y + 1 end
+  return y, m, d
+end
+
+local MDAYS = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+
+local function epoch_of(y, mo, d, h, mi, s)
+  if mo < 1 or mo > 12 or d < 1 or d > MDAYS[mo] or h > 23 or mi > 59 or s >= 61 then
+    return nil
+  end
+  if mo == 2 and d == 29 and not (y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)) then
+    return nil
+  end
+  return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s
+end
+
+--- Parse a time given as epoch seconds, an ISO 8601 string or an `os.date("!*t")` table.
+-- ISO forms: `2026-11-26`, `2026-11-26T10:00:00Z`, `...T10:00:00.123+02:00`, `...T10:00`.
+-- A string without an offset is taken as UTC.
+-- @param t number | string | table
+-- @treturn number epoch seconds (may have a fraction), or nil, message
+function _M.parse_time(t)
+  local ty = type(t)
+  if ty == "number" then
+    if t ~= t or t == huge or t == -huge then return nil, "time is not a finite number" end
+    return t
+  elseif ty == "table" then
+    local y, mo, d = tonumber(t.year), tonumber(t.month), tonumber(t.day)
+    if not (y and mo and d) then return nil, "a time table needs year, month and day" end
+    local e = epoch_of(y, mo, d, tonumber(t.hour) or 0, tonumber(t.min) or 0,
+      tonumber(t.sec) or 0)
+    if not e then return nil, "time table is not a valid date" end
+    return e
+  elseif ty ~= "string" then
+    return nil, "time must be epoch seconds, an ISO 8601 string or a date table"
+  end
+  local y, mo, d, rest = match(t, "^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
+  if not y then return nil, "time is not ISO 8601 (YYYY-MM-DDTHH:MM:SSZ): " .. t end
+  local h, mi, s, frac, off = 0, 0, 0, nil, ""
+  if rest ~= "" then
+    local hh, mm, tail = match(rest, "^[Tt ](%d%d):(%d%d)(.*)$")
+    if not hh then return nil, "time is not ISO 8601 (YYYY-MM-DDTHH:MM:SSZ): " .. t end
+    h, mi = tonumber(hh), tonumber(mm)
+    local ss, tail2 = match(tail, "^:(%d%d)(.*)$")
+    if ss then
+      s, tail = tonumber(ss), tail2
+      local f, tail3 = match(tail, "^[%.,](%d+)(.*)$")
+      if f then frac, tail = f, tail3 end
+    end
+    off = tail
+  end
+  local e = epoch_of(tonumber(y), tonumber(mo), tonumber(d), h, mi, s)
+  if not e then return nil, "time is not a valid date: " .. t end
+  if frac then e = e + tonumber("0." .. frac) end
+  if off == "Z" or off == "z" or off == "" then
+    return e
+  end
+  local sign, oh, om = match(off, "^([%+%-])(%d%d):?(%d%d)$")
+  if not sign then return nil, "time has an unreadable UTC offset: " .. t end
+  local delta = tonumber(oh) * 3600 + tonumber(om) * 60
+  if sign == "+" then return e - delta end
+  return e + delta
+end
+
+--- Format epoch seconds as ISO 8601 UTC, `2026-11-26T10:00:00+00:00` (milliseconds kept when
+-- the time has a fraction).
+-- @tparam number t epoch seconds
+-- @treturn string
+function _M.iso(t)
+  local whole = floor(t)
+  local ms = floor((t - whole) * 1000 + 0.5)
+  if ms >= 1000 then whole, ms = whole + 1, 0 end
+  local days = floor(whole / 86400)
+  local secs = whole - days * 86400
+  local y, m, d = civil_from_days(days)
+  local base = format("%04d-%02d-%02dT%02d:%02d:%02d", y, m, d, floor(secs / 3600),
+    floor(secs % 3600 / 60), secs % 60)
+  if ms > 0 then base = base .. format(".%03d", ms) end
+  return base .. "+00:00"
+end
+
+_M.MIN_EVENT_TIME = 631152000 -- 1990-01-01T00:00:00Z
+_M.MAX_AHEAD = 365 * 86400    -- at most a year ahead of now
+
+--- Check an event time is within Klaviyo's window (after 1990, at most a year ahead).
+-- @param t time in any form `parse_time` reads
+-- @tparam[opt] number now epoch seconds (defaults to os.time())
+-- @return epoch seconds, or nil, message
+function _M.event_time(t, now)
+  local e, msg = _M.parse_time(t)
+  if not e then return nil, msg end
+  if e < _M.MIN_EVENT_TIME then
+    return nil, "event time " .. _M.iso(e) .. " is before 1990-01-01, which Klaviyo refuses"
+  end
+  now = now or time()
+  if e > now + _M.MAX_AHEAD then
+    return nil, "event time " .. _M.iso(e) .. " is more than a year ahead, which Klaviyo refuses"
+  end
+  return e
+end
+
+---------------------------------------------------------------------------------------------
+-- Values: cycles, NaN/inf, ingestion limits, JSON size
+---------------------------------------------------------------------------------------------
+
+-- Bytes a string takes once JSON-encoded: quotes, two-byte escapes for " \ and \b\f\n\r\t,
+-- six bytes (\u00XX) for other control characters, and "/" which cjson escapes as "\/".
+local ESC = {}
+for i = 0, 31 do ESC[i] = 5 end
+ESC[8], ESC[9], ESC[10], ESC[12], ESC[13] = 1, 1, 1, 1, 1
+ESC[34], ESC[92], ESC[47], ESC[127] = 1, 1, 1, 5
+local function string_size(s)
+  local n = #s + 2
+  if find(s, '[%c"\\/]') then
+    for i = 1, #s do
+      local extra = ESC[byte(s, i)]
+      if extra then n = n + extra end
+    end
+  end
+  return n
+end
+
+local function number_size(v)
+  if floor(v) == v and v > -1e15 and v < 1e15 then return #format("%d", v) end
+  return #format("%.14g", v)
+end
+
+-- Classify a table: "array" (keys 1..n, n >= 1), "object" (string keys only, or empty), or
+-- nil plus a message for mixed or sparse tables the encoder cannot represent.
+local function shape(t)
+  local n, max, strings = 0, 0, false
+  for k in pairs(t) do
+    n = n + 1
+    local kt = type(k)
+    if kt == "number" then
+      if k < 1 or floor(k) ~= k then return nil, "has a non-integer or non-positive key" end
+      if k > max then max = k end
+    elseif kt == "string" then
+      strings = true
+    else
+      return nil, "has a key of type " .. kt
+    end
+  end
+  if strings then
+    if max > 0 then return nil, "mixes array items and named keys" end
+    return "object", n
+  end
+  if n == 0 then return "object", 0 end
+  if max ~= n then return nil, "is a sparse array (holes between 1 and " .. max .. ")" end
+  return "array", n
+end
+
+--- Walk a Lua value as the JSON encoder would, checking it can be encoded (no cycles, NaN,
+-- infinities, functions, mixed or sparse tables) and within the limits, and measure its
+-- encoded size.
+-- @param v the value
+-- @tparam[opt] table lim `{string_bytes=, array_items=, depth=}` (nil fields are unlimited)
+-- @tparam[opt=""] string at JSON pointer of `v` for messages
+-- @treturn number encoded size in bytes (an upper bound), or nil, message, pointer
+function _M.value(v, lim, at)
+  lim = lim or {}
+  local max_str, max_items, max_depth = lim.string_bytes, lim.array_items, lim.depth
+  local seen = {}
+  local function walk(x, path, depth)
+    local tx = type(x)
+    if tx == "string" then
+      if max_str and #x > max_str then
+        return nil, format("string of %d bytes is over the %d-byte limit", #x, max_str), path
+      end
+      return string_size(x)
+    elseif tx == "number" then
+      if x ~= x then return nil, "NaN cannot be sent as JSON", path end
+      if x == huge or x == -huge then return nil, "infinity cannot be sent as JSON", path end
+      return number_size(x)
+    elseif tx == "boolean" then
+      return x and 4 or 5
+    elseif tx == "userdata" or tx == "nil" then
+      return 4 -- klaviyo.null / cjson.null
+    elseif tx ~= "table" then
+      return nil, "a " .. tx .. " cannot be sent as JSON", path
+    end
+    local m = getmetatable(x)
+    if m ~= nil and m.__jsontype == "null" then return 4 end -- klaviyo.null
+    if seen[x] then return nil, "the table contains itself (a cycle)", path end
+    if max_depth and depth > max_depth then
+      return nil, format("nesting is deeper than %d levels", max_depth), path
+    end
+    local kind, n = shape(x)
+    if not kind then return nil, "table " .. n, path end
+    seen[x] = true
+    local size = 2
+    if kind == "array" then
+      if max_items and n > max_items then
+        seen[x] = nil
+        return nil, format("array of %d items is over the %d-item limit", n, max_items), path
+      end
+      for i = 1, n do
+        local s, msg, p = walk(x[i], path .. "/" .. (i - 1), depth + 1)
+        if not s then return nil, msg, p end
+        size = size + s + 1
+      end
+    else
+      for k, val in pairs(x) do
+        local s, msg, p = walk(val, path .. "/" .. ptok(k), depth + 1)
+        if not s then return nil, msg, p end
+        size = size + string_size(k) + 1 + s + 1
+      end
+    end
+    seen[x] = nil -- a table reached twice without a cycle (a DAG) is fine
+    return size
+  end
+  return walk(v, at or "", 1)
+end
+
+--- Check an event's `properties` against Klaviyo's ingestion limits (at most 400 keys, strings
+-- at most 100 KB, arrays at most 4000 items, 10 levels) and encodability.
+-- @tparam table props
+-- @tparam[opt="/properties"] string at pointer prefix
+-- @treturn number encoded size, or nil, message, pointer
+function _M.properties(props, at)
+  at = at or "/properties"
+  if type(props) ~= "table" then return nil, "properties must be a table", at end
+  local kind, n = shape(props)
+  if kind ~= "object" then return nil, "properties must be a table with named keys", at end
+  if n > LIMITS.properties then
+    return nil, format("%d properties is over Klaviyo's limit of %d", n, LIMITS.properties), at
+  end
+  return _M.value(props, LIMITS, at)
+end
+
+---------------------------------------------------------------------------------------------
+-- Ids and chunks
+---------------------------------------------------------------------------------------------
+
+-- Random bytes: /dev/urandom where it exists (so two processes started in the same second
+-- never generate the same id, which would make Klaviyo drop the second event as a
+-- duplicate), read 4 KB at a time; otherwise math.random seeded from time, clock and an
+-- address.
+local pool, pool_pos = "", 1
+local urandom_ok = true
+local seeded = false
+local function random_bytes(n)
+  if urandom_ok and pool_pos + n - 1 > #pool then
+    local f = open("/dev/urandom", "rb")
+    local data = f and f:read(4096)
+    if f then f:close() end
+    if data and #data == 4096 then
+      pool, pool_pos = data, 1
+    else
+      urandom_ok = false
+    end
+  end
+  if urandom_ok then
+    local s = sub(pool, pool_pos, pool_pos + n - 1)
+    pool_pos = pool_pos + n
+    return { byte(s, 1, n) }
+  end
+  if not seeded then
+    local addr = tonumber(match(tostring({}), "0x(%x+)") or "0", 16) or 0
+    math.randomseed((time() + floor(os.clock() * 1e6) + addr) % 2147483647)
+    seeded = true
+  end
+  local t = {}
+  for i = 1, n do t[i] = random(0, 255) end
+  return t
+end
+
+--- A random RFC 4122 version 4 UUID (lowercase), used as an event's `unique_id` so a repeated
+-- send is recorded once.
+-- @treturn string
+function _M.uuid()
+  local b = random_bytes(16)
+  b[7] = b[7] % 16 + 64  -- version 4
+  b[9] = b[9] % 64 + 128 -- variant 10
+  return format("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+    b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+    b[15], b[16])
+end
+
+--- Split items into chunks of at most `max_count` items and `max_bytes` bytes.
+-- @tparam table items array
+-- @tparam number max_count
+-- @tparam[opt] number max_bytes budget per chunk for the items' sizes
+-- @tparam[opt] table sizes `sizes[i]` = size of `items[i]` (required with max_bytes)
+-- @treturn table array of arrays; or nil, message, index when one item alone is too big
+function _M.chunk(items, max_count, max_bytes, sizes)
+  local chunks, cur, bytes = {}, {}, 0
+  for i = 1, #items do
+    local s = sizes and sizes[i] or 0
+    if max_bytes and s > max_bytes then
+      return nil, format("item %d is %d bytes, over the %d-byte request limit", i, s, max_bytes), i
+    end
+    if #cur >= max_count or (max_bytes and bytes + s > max_bytes) then
+      chunks[#chunks + 1] = cur
+      cur, bytes = {}, 0
+    end
+    cur[#cur + 1] = items[i]
+    bytes = bytes + s
+  end
+  if #cur > 0 then chunks[#chunks + 1] = cur end
+  return chunks
+end
+
+--- Raise a programmer error (wrong argument type) at the caller's caller.
+-- @tparam string fname function name, e.g. "events:create"
+-- @tparam number n argument position
+-- @tparam string expected type name(s)
+-- @param got the value
+function _M.argcheck(cond, fname, n, expected, got)
+  if not cond then
+    error(format("bad argument #%d to '%s' (%s expected, got %s)", n, fname, expected,
+      type(got)), 3)
+  end
+end
+
+--- Raise on option names a function does not know (a typo would otherwise be ignored).
+-- @tparam table t the options given
+-- @tparam table known set of names
+-- @tparam string fname
+-- @tparam[opt=3] number level error level (3: the caller of the function that called this)
+function _M.known(t, known, fname, level)
+  for k in pairs(t) do
+    if not known[k] then
+      local names = {}
+      for name in pairs(known) do names[#names + 1] = name end
+      table.sort(names)
+      error(format("%s: unknown option '%s' (known: %s)", fname, tostring(k),
+        concat(names, ", ")), level or 3)
+    end
+  end
+end
+
+--- Raise unless `self` is an object of the module (a method called with `.` instead of `:`).
+-- @param self the first argument received
+-- @tparam table mt the module's object metatable
+-- @tparam string name e.g. "events:create"
+function _M.self(self, mt, name)
+  if getmetatable(self) ~= mt then
+    error(format("%s: call it as a method (with ':'), e.g. client.%s", name, name), 3)
+  end
+end
+
+--- Return a set from a list of names.
+function _M.set(list)
+  local s = {}
+  for i = 1, #list do s[list[i]] = true end
+  return s
+end
+
+return _M

@@ -1,0 +1,72 @@
+# The C core (src/) on libcurl: klaviyo.core for every interpreter, a static library for C
+# users, the C example, and the C unit tests.  Targets: build, core, ctest.
+CC        ?= cc
+CORE_CFLAGS := -std=c99 -Wall -Wextra -Werror -O2 -fPIC -g
+CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
+CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+
+# Pure C parts (no Lua): LIMIT's limiter/retry join them when present.
+CORE_SRCS := $(addprefix src/,buf.c url.c client.c request.c json_read.c response.c transport_curl.c) \
+             $(wildcard src/limiter.c src/retry.c)
+CORE_HDRS := $(wildcard src/*.h)
+CORE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/core/%.o,$(CORE_SRCS))
+# The Lua binding, plus LIMIT's JSON encoder (core.encode) once it exists.
+LUA_SRCS  := src/lua_klaviyo.c $(wildcard src/lua_json.c)
+LUA_DEFS  := $(if $(wildcard src/lua_json.c),-DKL_HAVE_LUA_JSON)
+
+# Lua headers per interpreter: pkg-config first, Debian's include dirs as the fallback.
+lua_inc_lua5.1 := $(or $(shell pkg-config --cflags lua5.1 2>/dev/null),-I/usr/include/lua5.1)
+lua_inc_lua5.3 := $(or $(shell pkg-config --cflags lua5.3 2>/dev/null),-I/usr/include/lua5.3)
+lua_inc_lua5.4 := $(or $(shell pkg-config --cflags lua5.4 2>/dev/null),-I/usr/include/lua5.4)
+lua_inc_luajit := $(or $(shell pkg-config --cflags luajit 2>/dev/null),-I/usr/include/luajit-2.1)
+
+CORE_SOS  := $(foreach l,$(LUAS),$(BUILD)/$(l)/klaviyo/core.so)
+
+build: core $(BUILD)/libklaviyo.a $(BUILD)/examples/track
+core: $(CORE_SOS)
+
+$(BUILD)/obj/core/%.o: src/%.c $(CORE_HDRS) mk/core.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_CFLAGS) $(CURL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libklaviyo.a: $(CORE_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+# One rule per interpreter: the binding's objects are compiled against its headers.
+define lua_so_rule
+$(BUILD)/obj/$(1)/%.o: src/%.c $(CORE_HDRS) mk/core.mk
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CORE_CFLAGS) $$(LUA_DEFS) $$(lua_inc_$(1)) -c $$< -o $$@
+
+$(BUILD)/$(1)/klaviyo/core.so: $(CORE_OBJS) $(patsubst src/%.c,$(BUILD)/obj/$(1)/%.o,$(LUA_SRCS))
+	@mkdir -p $$(dir $$@)
+	$$(CC) -shared -o $$@ $$^ $$(CURL_LIBS)
+endef
+$(foreach l,$(LUAS),$(eval $(call lua_so_rule,$(l))))
+
+$(BUILD)/examples/track: examples/track.c $(BUILD)/libklaviyo.a src/klaviyo.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_CFLAGS) -Isrc $< -o $@ $(BUILD)/libklaviyo.a $(CURL_LIBS)
+
+# ---- C unit tests: every core source compiled with ASan/UBSan into each test ------------
+SAN_CFLAGS := -std=c99 -Wall -Wextra -Werror -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
+CORE_TESTS := $(addprefix spec/c/,test_request.c test_response.c test_revision.c test_transport.c)
+CORE_TEST_BINS := $(patsubst spec/c/%.c,$(BUILD)/ctest/%,$(CORE_TESTS))
+SAN_SRCS := $(filter-out src/limiter.c src/retry.c,$(CORE_SRCS))
+
+$(BUILD)/ctest/%: spec/c/%.c $(SAN_SRCS) $(CORE_HDRS) spec/c/ctest.h mk/core.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_CFLAGS) $(CURL_CFLAGS) -Isrc -Ispec/c $< $(SAN_SRCS) -o $@ $(CURL_LIBS)
+
+# Runs the core's C tests, then whatever other fragments add to CTESTS (a list of targets,
+# e.g. LIMIT's ctest-limiter; expanded at run time so include order does not matter), then
+# examples/track under valgrind against a throwaway emulator.
+ctest: $(CORE_TEST_BINS) $(BUILD)/examples/track
+	@fail=0; for t in $(CORE_TEST_BINS); do echo "== $$t"; \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $$t || fail=1; done; \
+	for t in $(CTESTS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t || fail=1; done; \
+	echo "== valgrind examples/track"; spec/c/valgrind-track $(BUILD)/examples/track || fail=1; \
+	exit $$fail
+
+.PHONY: build core ctest

@@ -1,0 +1,121 @@
+-- client:call against the emulator: decoded documents, empty 202s, the response meta, and
+-- programmer errors that raise before anything is sent.
+local S = require "client.support"
+local klaviyo = S.klaviyo
+
+
+-- pcall(fn, ...) must fail with a message matching `pattern`.
+local function raises(pattern, fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok, "expected an error matching " .. pattern)
+  assert.matches(pattern, err)
+end
+describe("klaviyo.new", function()
+  it("has a version, the operation table, the filter builder and markers", function()
+    assert.is_string(klaviyo._VERSION)
+    assert.is_table(klaviyo.operations.create_event)
+    assert.is_function(klaviyo.filter.equals)
+    assert.equal("null", tostring(klaviyo.null))
+    local a = klaviyo.array()
+    assert.equal("array", getmetatable(a).__jsontype)
+  end)
+
+  it("raises on unknown options and wrong types, naming them", function()
+    raises("unknown option apikey", klaviyo.new, { api_key = "pk_x", apikey = "pk_y" })
+    raises("option api_key must be a string, got number", klaviyo.new, { api_key = 12 })
+    raises("option timeout must be a number", klaviyo.new, { api_key = "pk_x", timeout = "5" })
+    raises("positive number of seconds", klaviyo.new, { api_key = "pk_x", timeout = -1 })
+    raises("option refresh must be a function", klaviyo.new, { access_token = "t", refresh = "yes" })
+    raises("refresh needs access_token", klaviyo.new, { api_key = "pk_x", refresh = function() end })
+    raises("not both", klaviyo.new, { api_key = "pk_x", access_token = "t" })
+    raises("expected a table of options", klaviyo.new, "pk_x")
+    raises("klaviyo.array: expected a table", klaviyo.array, 3)
+    raises("already has a metatable", klaviyo.array, setmetatable({}, {}))
+  end)
+end)
+
+describe("client:call", function()
+  local client, acct
+  before_each(function() client, acct = S.client() end)
+  after_each(function() client:close() end)
+
+  it("returns true for an empty 202 and the response meta second", function()
+    local ok, res = client:call("create_event", { body = S.event_body("call@example.com") })
+    assert.is_true(ok)
+    assert.equal(202, res.status)
+    assert.is_table(res.headers)
+  end)
+
+  it("returns the decoded document with ratelimit figures", function()
+    local doc, res = client:call("create_profile", {
+      body = S.profile_body { email = "doc@example.com", first_name = "Zoë" } })
+    assert.is_table(doc, tostring(res))
+    assert.equal("profile", doc.data.type)
+    assert.equal("Zoë", doc.data.attributes.first_name)
+    assert.equal(201, res.status)
+    assert.is_table(res.ratelimit)
+    assert.is_number(res.ratelimit.limit)
+    local got = assert(client:call("get_profile", { id = doc.data.id }))
+    assert.equal("doc@example.com", got.data.attributes.email)
+  end)
+
+  it("decodes nulls as klaviyo.json_null, without touching the caller's cjson", function()
+    local cjson = require "cjson"
+    local doc = assert(client:call("create_profile", {
+      body = S.profile_body { email = "nulls@example.com" } }))
+    assert.equal(klaviyo.json_null, doc.data.attributes.phone_number)
+    assert.equal(cjson.null, klaviyo.json_null)
+  end)
+
+  it("sends klaviyo.null as null and klaviyo.array() as []", function()
+    local doc = assert(client:call("create_profile", {
+      body = S.profile_body { email = "arr@example.com", first_name = "A",
+        properties = { tags = klaviyo.array(), gone = klaviyo.null } } }))
+    local rec = S.last()
+    assert.equal("create_profile", rec.operation)
+    assert.matches('"tags":%[%]', rec.request_body)
+    assert.matches('"gone":null', rec.request_body)
+    assert.is_string(doc.data.id)
+  end)
+
+  it("raises on unknown operations and parameters, and sends nothing", function()
+    local mark = S.mark()
+    raises('unknown operation "create_evnt"', client.call, client, "create_evnt", {})
+    raises("get_profiles: parameter page%[size%]: 1000 is above the maximum 100",
+      client.call, client, "get_profiles", { ["page[size]"] = 1000 })
+    raises("get_profile: parameter id: is required", client.call, client, "get_profile", {})
+    raises("create_event: parameter body: .*NaN",
+      client.call, client, "create_event", { body = { data = { x = 0 / 0 } } })
+    assert.equal(mark, S.mark())
+  end)
+
+  it("reports the raising line as the caller's", function()
+    raises("call_spec.lua:%d+: klaviyo: unknown operation", function() client:call("nope") end)
+  end)
+
+  it("accepts a pre-encoded JSON body", function()
+    local body = '{"data":{"type":"profile","attributes":{"email":"raw@example.com"}}}'
+    local doc = assert(client:call("create_profile", { body = body }))
+    assert.equal("raw@example.com", doc.data.attributes.email)
+    assert.equal(body, S.last().request_body)
+  end)
+
+  it("gives a decode error for a 2xx body that is not JSON", function()
+    S.emu.faults { { operation = "get_profiles", status = 200, body = "<html>ok</html>", count = 1 } }
+    finally(function() S.emu.faults(nil) end)
+    local doc, err = client:call("get_profiles", {})
+    if doc and S.last().response_body ~= "<html>ok</html>" then
+      return pending("the emulator's faults do not take a raw `body` yet")
+    end
+    assert.is_nil(doc)
+    assert.equal("decode", err.kind)
+    assert.equal(200, err.status)
+    assert.matches("get_profiles: decode error", tostring(err))
+  end)
+
+  it("close is safe to repeat", function()
+    assert.is_true(client:close())
+    assert.is_true(client:close())
+    client = S.client(nil, nil, acct)
+  end)
+end)

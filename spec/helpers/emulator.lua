@@ -1,0 +1,222 @@
+-- One emulator for the whole busted run, shared by every spec.
+-- On first require: with KLAVIYO_EMULATOR_URL set, talk to that emulator;
+-- otherwise start one on a free loopback port and stop it when busted ends
+-- (busted publishes 'exit' after the last file; the emulator also watches this
+-- process and quits if it dies, so a crashed run leaves nothing behind).
+-- `.busted` should load this file as a helper (`helper = "helpers.emulator"`)
+-- so it is required once, before busted insulates each spec file.
+local http = require "socket.http"
+local ltn12 = require "ltn12"
+local socket = require "socket"
+local cjson = require "cjson.safe"
+
+local M = {}
+M.REVISION = "2026-07-15"
+
+local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+local ROOT = here .. "/../.."
+M.root = ROOT
+local LAUNCHER = ROOT .. "/emulator/klaviyo-emulator"
+
+local function shell_ok(cmd)
+  local a, b, c = os.execute(cmd)
+  if type(a) == "number" then return a == 0 end -- Lua 5.1
+  return a == true and b == "exit" and c == 0
+end
+
+local function free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+local function my_pid()
+  local f = io.popen("echo $PPID")
+  local pid = f:read("*l")
+  f:close()
+  return pid
+end
+
+local started_port
+local function stop()
+  if started_port then
+    shell_ok(LAUNCHER .. " stop --port " .. started_port .. " >/dev/null 2>&1")
+    started_port = nil
+  end
+end
+M.stop = stop
+
+local function start()
+  local pid = my_pid()
+  local last_err
+  for _ = 1, 5 do
+    local port = free_port()
+    local f = io.popen(LAUNCHER .. " start --port " .. port .. " --watch-pid " .. pid .. " 2>&1")
+    local out = f:read("*a")
+    local ok = f:close()
+    local url = out:match("(http://127%.0%.0%.1:%d+)")
+    if ok and url then
+      started_port = port
+      return url
+    end
+    last_err = out
+  end
+  error("could not start the emulator: " .. tostring(last_err))
+end
+
+do
+  local env = os.getenv("KLAVIYO_EMULATOR_URL")
+  if env and env ~= "" then
+    M.url = env:gsub("/+$", "")
+  else
+    M.url = start()
+    local ok, busted = pcall(require, "busted")
+    if ok and type(busted) == "table" and busted.subscribe then
+      busted.subscribe({ "exit" }, function() stop(); return nil, true end)
+    end
+  end
+end
+
+local function escape(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+M.escape = escape
+
+--- name -> value table (value may be an array for repeated names) to a query string.
+function M.query_string(q)
+  if type(q) == "string" then return q end
+  local keys = {}
+  for k in pairs(q) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do
+    local v = q[k]
+    if type(v) == "table" then
+      for _, x in ipairs(v) do parts[#parts + 1] = escape(k) .. "=" .. escape(x) end
+    else
+      parts[#parts + 1] = escape(k) .. "=" .. escape(v)
+    end
+  end
+  return table.concat(parts, "&")
+end
+
+--- A raw HTTP request. opts: method, path (or url), query (table or string),
+-- headers, body (string, or a table encoded as JSON). No headers are added
+-- except Content-Type for a table body. Returns status, headers (lowercase
+-- names), decoded JSON body (or nil), raw body.
+function M.request(opts)
+  local url = opts.url or (M.url .. opts.path)
+  if opts.query then
+    local qs = M.query_string(opts.query)
+    if qs ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. qs end
+  end
+  local headers = {}
+  for k, v in pairs(opts.headers or {}) do headers[k:lower()] = v end
+  local body = opts.body
+  if type(body) == "table" then
+    body = assert(cjson.encode(body))
+    headers["content-type"] = headers["content-type"] or "application/vnd.api+json"
+  end
+  if body then headers["content-length"] = tostring(#body) end
+  local chunks = {}
+  local _, status, rheaders = http.request {
+    url = url, method = opts.method or "GET", headers = headers,
+    source = body and ltn12.source.string(body) or nil,
+    sink = ltn12.sink.table(chunks),
+  }
+  local raw = table.concat(chunks)
+  if type(status) ~= "number" then return nil, status, nil, raw end
+  local lower = {}
+  for k, v in pairs(rheaders or {}) do lower[k:lower()] = v end
+  return status, lower, cjson.decode(raw), raw
+end
+
+--- A Klaviyo API call as account `acct` (from M.account): private key auth,
+-- the revision header and JSON:API content types, overridable through opts
+-- (headers with value false are dropped).
+function M.api(acct, method, path, opts)
+  opts = opts or {}
+  local headers = {
+    authorization = "Klaviyo-API-Key " .. acct.private_key,
+    revision = M.REVISION,
+    accept = "application/vnd.api+json",
+  }
+  if opts.body ~= nil then headers["content-type"] = "application/vnd.api+json" end
+  for k, v in pairs(opts.headers or {}) do
+    if v == false then headers[k:lower()] = nil else headers[k:lower()] = v end
+  end
+  return M.request { method = method, path = path, query = opts.query, headers = headers,
+                     body = opts.body }
+end
+
+--- An admin call under /__emulator/. Returns status, decoded body.
+function M.admin(method, path, body, headers)
+  local status, _, decoded, raw = M.request {
+    method = method, path = "/__emulator/" .. path:gsub("^/+", ""), body = body,
+    headers = headers,
+  }
+  return status, decoded, raw
+end
+
+local function must(status, decoded, raw, what)
+  if status ~= 200 and status ~= 201 and status ~= 204 then
+    error(what .. " failed: " .. tostring(status) .. " " .. tostring(raw), 3)
+  end
+  return decoded
+end
+
+function M.reset() return must(M.admin("POST", "reset"), nil, "reset") end
+
+--- New account: {account_id, private_key, public_key, access_token,
+-- refresh_token, client_id, client_secret}. opts.scopes limits its keys.
+function M.account(opts)
+  local s, d, raw = M.admin("POST", "accounts", opts and opts.scopes and { scopes = opts.scopes } or {})
+  return must(s, d, raw, "account")
+end
+
+local function acct_header(acct)
+  return acct and { ["x-emulator-account"] = acct.account_id or acct } or nil
+end
+
+function M.requests(acct)
+  local s, d, raw = M.admin("GET", "requests", nil, acct_header(acct))
+  return must(s, d, raw, "requests").requests
+end
+
+function M.flow_runs(acct)
+  local s, d, raw = M.admin("GET", "flow-runs", nil, acct_header(acct))
+  return must(s, d, raw, "flow-runs").flow_runs
+end
+
+function M.stats(acct)
+  local s, d, raw = M.admin("GET", "stats", nil, acct_header(acct))
+  return must(s, d, raw, "stats")
+end
+
+--- Installs fault rules (see emulator/README.md); nil clears them.
+function M.faults(rules)
+  if rules == nil then return must(M.admin("DELETE", "faults"), nil, "faults") end
+  local s, d, raw = M.admin("POST", "faults", { rules = rules })
+  return must(s, d, raw, "faults")
+end
+
+--- Rate limit overrides: {create_event = {burst=, steady=, daily=} | "off", ["*"] = "off"}.
+function M.limits(t, acct)
+  local s, d, raw = M.admin("POST", "limits", t, acct_header(acct))
+  return must(s, d, raw, "limits")
+end
+
+--- Defines a segment: {account=, id?, name, profile_ids = {...}}.
+function M.segment(t)
+  local s, d, raw = M.admin("POST", "segments", t)
+  return must(s, d, raw, "segments")
+end
+
+--- Sleep without busy waiting (tests waiting for a job).
+M.sleep = socket.sleep
+
+-- When busted loads this file with dofile (a `.lua` helper path) rather than
+-- require, register it so spec files' `require "helpers.emulator"` share it.
+package.loaded["helpers.emulator"] = package.loaded["helpers.emulator"] or M
+return M

@@ -1,0 +1,226 @@
+-- Pure unit specs for klaviyo.validate: the local checks that keep bad data off the network.
+local V = require "klaviyo.validate"
+
+describe("validate.is_e164", function()
+  it("accepts + and 7..15 digits without a leading zero", function()
+    assert.is_true(V.is_e164("+15005550006"))
+    assert.is_true(V.is_e164("+4915123456789"))
+    assert.is_true(V.is_e164("+6834001"))           -- 7 digits (Niue)
+    assert.is_true(V.is_e164("+123456789012345"))   -- 15 digits
+  end)
+  it("refuses national formats, spaces, leading zeros, too short or too long", function()
+    for _, s in ipairs({ "5005550006", "(500) 555-0006", "+1 500 555 0006", "+05005550006",
+                         "+123456", "+1234567890123456", "", "+", "+1500555000a" }) do
+      assert.is_false(V.is_e164(s), s)
+    end
+    assert.is_false(V.is_e164(15005550006))
+  end)
+end)
+
+describe("validate.is_email", function()
+  it("accepts ordinary addresses and refuses malformed ones", function()
+    assert.is_true(V.is_email("a@b.com"))
+    assert.is_true(V.is_email("first.last+tag@sub.example.co.uk"))
+    for _, s in ipairs({ "a@b", "ab.com", "a@@b.com", "a b@c.com", "a@b..com", "@b.com", "a@.com" }) do
+      assert.is_false(V.is_email(s), s)
+    end
+  end)
+end)
+
+describe("validate.profile_identity", function()
+  it("needs at least one identifier and says which work", function()
+    local ok, msg = V.profile_identity({ first_name = "Ann" })
+    assert.is_nil(ok)
+    assert.matches("id, email, phone_number", msg, 1, true)
+    assert.matches("external_id", msg, 1, true)
+  end)
+  it("checks the phone number is E.164 and points at it", function()
+    local ok, msg, ptr = V.profile_identity({ phone_number = "555-0006" }, "/profile")
+    assert.is_nil(ok)
+    assert.matches("E.164", msg, 1, true)
+    assert.equal("/profile/phone_number", ptr)
+  end)
+  it("refuses empty and non-string identifiers", function()
+    assert.is_nil(V.profile_identity({ email = "" }))
+    assert.is_nil(V.profile_identity({ external_id = 42 }))
+    assert.is_nil(V.profile_identity("a@b.com"))
+  end)
+  it("accepts each identifier alone", function()
+    assert.is_true(V.profile_identity({ email = "a@b.com" }))
+    assert.is_true(V.profile_identity({ phone_number = "+15005550006" }))
+    assert.is_true(V.profile_identity({ external_id = "crm-1" }))
+    assert.is_true(V.profile_identity({ id = "01ABC" }))
+  end)
+end)
+
+describe("validate.lookup", function()
+  it("returns the one identifier given", function()
+    assert.same({ "email", "a@b.com" }, { V.lookup({ email = "a@b.com" }) })
+    assert.same({ "id", "X1" }, { V.lookup({ id = "X1" }) })
+  end)
+  it("refuses a name-only lookup, listing the identifiers that work", function()
+    local k, msg = V.lookup({ first_name = "Ann", last_name = "Lee" })
+    assert.is_nil(k)
+    assert.matches("exactly one of id, email, phone_number or external_id", msg, 1, true)
+    assert.matches("first_name, last_name", msg, 1, true)
+    assert.matches("name", msg, 1, true)
+  end)
+  it("refuses two identifiers or extra keys", function()
+    assert.is_nil(V.lookup({ email = "a@b.com", id = "X" }))
+    assert.is_nil(V.lookup({ email = "a@b.com", first_name = "Ann" }))
+  end)
+  it("refuses a phone lookup not in E.164", function()
+    local k, msg = V.lookup({ phone_number = "0044 20 1234" })
+    assert.is_nil(k)
+    assert.matches("E.164", msg, 1, true)
+  end)
+end)
+
+describe("validate time", function()
+  it("parses ISO 8601 forms to epoch seconds in UTC", function()
+    assert.equal(0, V.parse_time("1970-01-01T00:00:00Z"))
+    assert.equal(1795687200, V.parse_time("2026-11-26T10:00:00Z"))
+    assert.equal(1795687200, V.parse_time("2026-11-26T10:00:00+00:00"))
+    assert.equal(1795687200, V.parse_time("2026-11-26T12:00:00+02:00"))
+    assert.equal(1795687200, V.parse_time("2026-11-26T05:00:00-0500"))
+    assert.equal(1795687200, V.parse_time("2026-11-26T10:00"))
+    assert.equal(1795651200, V.parse_time("2026-11-26"))
+    assert.near(1795687200.25, V.parse_time("2026-11-26T10:00:00.25Z"), 1e-6)
+  end)
+  it("passes epoch numbers through and reads date tables as UTC", function()
+    assert.equal(1795687200, V.parse_time(1795687200))
+    assert.equal(1795687200, V.parse_time({ year = 2026, month = 11, day = 26, hour = 10 }))
+    assert.equal(951782400, V.parse_time({ year = 2000, month = 2, day = 29 }))
+  end)
+  it("refuses invalid dates, junk and non-finite numbers", function()
+    for _, t in ipairs({ "2026-02-30T00:00:00Z", "2025-02-29", "2026-13-01", "yesterday",
+                         "2026-11-26T25:00:00Z", "2026-11-26T10:00:00 CET", true }) do
+      assert.is_nil((V.parse_time(t)), tostring(t))
+    end
+    assert.is_nil((V.parse_time(0 / 0)))
+    assert.is_nil((V.parse_time(math.huge)))
+  end)
+  it("formats epoch seconds as ISO 8601 UTC and round-trips", function()
+    assert.equal("2026-11-26T10:00:00+00:00", V.iso(1795687200))
+    assert.equal("1970-01-01T00:00:00+00:00", V.iso(0))
+    assert.equal("2000-02-29T23:59:59.500+00:00", V.iso(951868799.5))
+    for _, t in ipairs({ 631152000, 951782400, 1709251199, 4102444800 }) do
+      assert.equal(t, V.parse_time(V.iso(t)))
+    end
+  end)
+  it("keeps event times after 1990 and at most a year ahead", function()
+    local now = 1795687200
+    assert.equal(now, V.event_time(now, now))
+    assert.equal(631152000, V.event_time("1990-01-01T00:00:00Z", now))
+    local t, msg = V.event_time("1989-12-31T23:59:59Z", now)
+    assert.is_nil(t); assert.matches("1990", msg)
+    t, msg = V.event_time(now + 366 * 86400, now)
+    assert.is_nil(t); assert.matches("year ahead", msg)
+    assert.equal(now + 364 * 86400, V.event_time(now + 364 * 86400, now))
+  end)
+end)
+
+describe("validate.value", function()
+  it("measures the JSON size of a value", function()
+    local cjson = require "cjson"
+    local samples = { "x", 'a"b\\c\n', 12, 1.5, true, { 1, 2, 3 }, { a = 1, b = { c = "d" } }, {} }
+    for _, v in ipairs(samples) do
+      local got = V.value(v)
+      assert.is_true(got >= #cjson.encode(v), cjson.encode(v))
+      assert.is_true(got <= #cjson.encode(v) + 8, cjson.encode(v))
+    end
+  end)
+  it("refuses cycles with the path to them", function()
+    local t = { a = { b = {} } }
+    t.a.b.c = t
+    local size, msg, ptr = V.value(t, nil, "/properties")
+    assert.is_nil(size)
+    assert.matches("cycle", msg)
+    assert.equal("/properties/a/b/c", ptr)
+  end)
+  it("accepts one table reached twice without a cycle", function()
+    local shared = { 1 }
+    assert.is_number(V.value({ a = shared, b = shared }))
+  end)
+  it("refuses NaN and infinities", function()
+    local _, msg, ptr = V.value({ price = 0 / 0 })
+    assert.matches("NaN", msg); assert.equal("/price", ptr)
+    _, msg, ptr = V.value({ list = { 1, -math.huge } })
+    assert.matches("infinity", msg); assert.equal("/list/1", ptr)
+  end)
+  it("refuses functions, mixed and sparse tables", function()
+    assert.is_nil((V.value({ f = print })))
+    assert.is_nil((V.value({ 1, 2, x = 3 })))
+    assert.is_nil((V.value({ [1] = 1, [3] = 3 })))
+  end)
+end)
+
+describe("validate.properties (ingestion limits)", function()
+  it("allows 400 properties and refuses 401", function()
+    local p = {}
+    for i = 1, 400 do p["k" .. i] = i end
+    assert.is_number(V.properties(p))
+    p.k401 = 1
+    local size, msg = V.properties(p)
+    assert.is_nil(size); assert.matches("401 properties", msg)
+  end)
+  it("refuses a string over 100 KB and arrays over 4000 items", function()
+    assert.is_number(V.properties({ s = string.rep("x", 100 * 1024) }))
+    local _, msg, ptr = V.properties({ s = string.rep("x", 100 * 1024 + 1) })
+    assert.matches("limit", msg); assert.equal("/properties/s", ptr)
+    local a = {}
+    for i = 1, 4000 do a[i] = i end
+    assert.is_number(V.properties({ a = a }))
+    a[4001] = 1
+    _, msg = V.properties({ a = a })
+    assert.matches("4001 items", msg)
+  end)
+  it("allows 10 levels of nesting and refuses 11", function()
+    local function nest(n) local t = { leaf = 1 } for _ = 2, n do t = { t = t } end return t end
+    assert.is_number(V.properties(nest(10)))
+    local _, msg = V.properties(nest(11))
+    assert.matches("deeper than 10", msg)
+  end)
+end)
+
+describe("validate.uuid", function()
+  it("makes distinct version-4 UUIDs", function()
+    local seen = {}
+    for _ = 1, 2000 do
+      local u = V.uuid()
+      assert.matches("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$", u)
+      assert.is_nil(seen[u])
+      seen[u] = true
+    end
+  end)
+end)
+
+describe("validate.chunk", function()
+  it("splits by count", function()
+    local items = {}
+    for i = 1, 2500 do items[i] = i end
+    local c = V.chunk(items, 1000)
+    assert.equal(3, #c)
+    assert.same({ 1000, 1000, 500 }, { #c[1], #c[2], #c[3] })
+    assert.equal(2500, c[3][500])
+  end)
+  it("splits by bytes and refuses an item bigger than the budget", function()
+    local c = V.chunk({ "a", "b", "c", "d" }, 10, 10, { 4, 4, 4, 4 })
+    assert.same({ { "a", "b" }, { "c", "d" } }, c)
+    local r, msg, i = V.chunk({ "a", "b" }, 10, 10, { 4, 11 })
+    assert.is_nil(r); assert.equal(2, i); assert.matches("over", msg)
+  end)
+end)
+
+describe("validate.refuse", function()
+  it("builds a refused error table that prints one line", function()
+    local e = V.refuse("create_event", "no identifier", "/profile")
+    assert.equal("refused", e.kind)
+    assert.equal("create_event", e.operation)
+    assert.equal("/profile", e.pointer)
+    local line = tostring(e)
+    assert.matches("refused locally", line)
+    assert.matches("no identifier", line)
+    assert.is_nil(line:find("\n"))
+  end)
+end)

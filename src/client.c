@@ -1,0 +1,282 @@
+/*
+ * client.c - client settings (base URL, credentials, revision, timeouts), their local
+ * checks, and the error record every other file reports through.
+ */
+#include "kl_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- checks -------------------------------------------------------------------------- */
+
+int kl_credential_valid(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    if (!s || !*s) return 0;
+    /* A space, CR, LF or any control byte could split the Authorization header (header
+     * injection) or be a copy-paste accident; refuse rather than send. */
+    for (; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f) return 0;
+    return 1;
+}
+
+static int is_leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+int kl_revision_valid(const char *r) {
+    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int i, y, m, d, dim;
+    if (!r) return 0;
+    for (i = 0; i < 10; i++) {
+        if (i == 4 || i == 7) {
+            if (r[i] != '-') return 0;
+        } else if (r[i] < '0' || r[i] > '9') {
+            return 0;
+        }
+    }
+    y = (r[0] - '0') * 1000 + (r[1] - '0') * 100 + (r[2] - '0') * 10 + (r[3] - '0');
+    m = (r[5] - '0') * 10 + (r[6] - '0');
+    d = (r[8] - '0') * 10 + (r[9] - '0');
+    if (y < 1 || m < 1 || m > 12 || d < 1) return 0;
+    dim = mdays[m - 1] + (m == 2 && is_leap(y));
+    if (d > dim) return 0;
+    if (r[10] == '\0') return 1;
+    if (r[10] != '.' || r[11] == '\0') return 0;
+    for (i = 11; r[i]; i++) {
+        char ch = r[i];
+        if (i > 42) return 0;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- error record -------------------------------------------------------------------- */
+
+void kl_error_clear(kl_client *c) {
+    kl_client_priv *p = c->priv;
+    free(p->e_code); free(p->e_title); free(p->e_detail); free(p->e_pointer);
+    free(p->e_parameter); free(p->e_request_id); free(p->e_operation); free(p->e_meta);
+    free(p->e_body);
+    p->e_code = p->e_title = p->e_detail = p->e_pointer = p->e_parameter = NULL;
+    p->e_request_id = p->e_operation = p->e_meta = p->e_body = NULL;
+    memset(&p->error, 0, sizeof p->error);
+    p->error.retry_after = -1;
+    c->err = KL_OK;
+    c->errstr[0] = '\0';
+}
+
+static const char *kind_title(int kind) {
+    switch (kind) {
+    case KL_ERR_REFUSED: return "Refused locally, nothing sent";
+    case KL_ERR_TRANSPORT: return "Transport failure";
+    case KL_ERR_USAGE: return "Invalid request description";
+    case KL_ERR_OOM: return "Out of memory";
+    default: return "Error";
+    }
+}
+
+int kl_fail(kl_client *c, int kind, const char *code, const char *operation, const char *fmt, ...) {
+    kl_client_priv *p = c->priv;
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    kl_error_clear(c);
+    c->err = kind;
+    if (operation && *operation)
+        snprintf(c->errstr, sizeof c->errstr, "%s: %s", operation, msg);
+    else
+        snprintf(c->errstr, sizeof c->errstr, "%s", msg);
+    p->error.kind = kind;
+    /* On out of memory these copies may fail too: fields then stay NULL, errstr
+     * (a fixed array) still says what happened. */
+    p->e_code = kl_strdup(code);
+    p->e_title = kl_strdup(kind_title(kind));
+    p->e_detail = kl_strdup(msg);
+    p->e_operation = kl_strdup(operation);
+    p->error.code = p->e_code;
+    p->error.title = p->e_title;
+    p->error.detail = p->e_detail;
+    p->error.operation = p->e_operation;
+    return kind;
+}
+
+/* ---- client ---------------------------------------------------------------------------- */
+
+static int refuse(kl_client *c, const char *code, const char *msg) {
+    return kl_fail(c, KL_ERR_REFUSED, code, NULL, "%s", msg);
+}
+
+static int setup(kl_client *c, const kl_options *o) {
+    kl_client_priv *p = c->priv;
+    const char *why = NULL, *base = o->base_url ? o->base_url : KL_DEFAULT_BASE_URL;
+    const char *rev = o->revision ? o->revision : KL_DEFAULT_REVISION;
+    size_t n;
+    int rc = kl_url_parse(base, &p->base, &why);
+    if (rc == -2) return kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "out of memory");
+    if (rc) return kl_fail(c, KL_ERR_REFUSED, "invalid_base_url", NULL, "base_url: %s", why);
+    if (p->base.query) return refuse(c, "invalid_base_url", "base_url must not hold a query");
+    n = strlen(p->base.path);
+    while (n > 0 && p->base.path[n - 1] == '/') p->base.path[--n] = '\0';
+
+    if (!kl_revision_valid(rev))
+        return refuse(c, "invalid_revision", "revision must be YYYY-MM-DD (a real date) with an optional .suffix");
+    if (o->api_key && !kl_credential_valid(o->api_key))
+        return refuse(c, "invalid_credential", "api_key is empty or holds a space, CR, LF or control character");
+    if (o->access_token && !kl_credential_valid(o->access_token))
+        return refuse(c, "invalid_credential", "access_token is empty or holds a space, CR, LF or control character");
+    if (o->public_key && !kl_credential_valid(o->public_key))
+        return refuse(c, "invalid_credential", "public_key is empty or holds a space, CR, LF or control character");
+    if (o->user_agent) {
+        const unsigned char *u = (const unsigned char *)o->user_agent;
+        if (!*u) return refuse(c, "invalid_option", "user_agent is empty");
+        for (; *u; u++)
+            if (*u < 0x20 || *u == 0x7f) return refuse(c, "invalid_option", "user_agent holds a control character");
+    }
+    if (o->timeout_ms < 0 || o->connect_timeout_ms < 0)
+        return refuse(c, "invalid_option", "timeouts must not be negative");
+
+    p->plain_remote = !p->base.https && !kl_host_is_loopback(p->base.host);
+    if (p->plain_remote && (o->api_key || o->access_token))
+        return refuse(c, "insecure_transport",
+                      "a private key or access token is never sent over plain http:// to a host that is not loopback; use https://");
+
+    p->timeout_ms = o->timeout_ms ? o->timeout_ms : KL_DEFAULT_TIMEOUT_MS;
+    p->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms : KL_DEFAULT_CONNECT_TIMEOUT_MS;
+    {
+        kl_buf ob = {0};
+        char port[16];
+        int defport = p->base.port == (p->base.https ? 443 : 80);
+        snprintf(port, sizeof port, ":%d", p->base.port);
+        if (kl_buf_adds(&ob, p->base.https ? "https://" : "http://") || kl_buf_adds(&ob, p->base.host) ||
+            (!defport && kl_buf_adds(&ob, port))) {
+            kl_buf_free(&ob);
+            return kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "out of memory");
+        }
+        p->origin = ob.p;
+    }
+    p->revision = kl_strdup(rev);
+    p->user_agent = kl_strdup(o->user_agent ? o->user_agent : "lua-klaviyo/" KL_VERSION);
+    if ((o->api_key && !(p->api_key = kl_strdup(o->api_key))) ||
+        (o->access_token && !(p->access_token = kl_strdup(o->access_token))) ||
+        (o->public_key && !(p->public_key = kl_strdup(o->public_key))) || !p->revision || !p->user_agent)
+        return kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "out of memory");
+    if (kl_transport_init(c)) return kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "cannot create a libcurl handle");
+    return KL_OK;
+}
+
+kl_client *kl_new(const kl_options *opts) {
+    kl_options none;
+    kl_client *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->priv = calloc(1, sizeof *c->priv);
+    if (!c->priv) { free(c); return NULL; }
+    c->priv->error.retry_after = -1;
+    if (!opts) { memset(&none, 0, sizeof none); opts = &none; }
+    setup(c, opts);
+    return c;
+}
+
+static void wipe_free(char *s) {
+    /* secrets do not linger in freed memory */
+    if (s) {
+        volatile char *v = s;
+        while (*v) *v++ = 0;
+        free(s);
+    }
+}
+
+void kl_free(kl_client *c) {
+    kl_client_priv *p;
+    if (!c) return;
+    p = c->priv;
+    if (p) {
+        kl_transport_free(c);
+        kl_error_clear(c);
+        kl_url_free(&p->base);
+        free(p->origin);
+        wipe_free(p->api_key);
+        wipe_free(p->access_token);
+        free(p->public_key);
+        free(p->revision);
+        free(p->user_agent);
+        kl_buf_free(&p->url);
+        kl_buf_free(&p->hstore);
+        kl_buf_free(&p->method);
+        kl_buf_free(&p->body);
+        kl_buf_free(&p->rhstore);
+        free(p->rh_off);
+        free(p->rh);
+        free(p);
+    }
+    free(c);
+}
+
+int kl_set_access_token(kl_client *c, const char *token) {
+    kl_client_priv *p = c->priv;
+    char *t = NULL;
+    if (token && *token) {
+        if (!kl_credential_valid(token))
+            return kl_fail(c, KL_ERR_REFUSED, "invalid_credential", NULL,
+                           "access_token holds a space, CR, LF or control character");
+        if (p->plain_remote)
+            return kl_fail(c, KL_ERR_REFUSED, "insecure_transport", NULL,
+                           "an access token is never sent over plain http:// to a host that is not loopback");
+        if (!(t = kl_strdup(token))) return kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "out of memory");
+    }
+    wipe_free(p->access_token);
+    p->access_token = t;
+    kl_error_clear(c);
+    return KL_OK;
+}
+
+/* A client whose settings were refused keeps refusing: nothing is ever sent with it. */
+static int usable(kl_client *c) {
+    return c->priv && c->priv->origin && c->priv->curl;
+}
+
+int kl_build(kl_client *c, const kl_request *req, const kl_built **out) {
+    int rc;
+    if (!usable(c)) return kl_fail(c, KL_ERR_REFUSED, "client_unusable", NULL, "client settings were refused");
+    kl_error_clear(c);
+    rc = kl_build_request(c, req);
+    if (rc == KL_OK && out) *out = &c->priv->built;
+    return rc;
+}
+
+int kl_send(kl_client *c, const kl_request *req) {
+    int rc;
+    if (!usable(c)) return kl_fail(c, KL_ERR_REFUSED, "client_unusable", NULL, "client settings were refused");
+    kl_error_clear(c);
+    rc = kl_build_request(c, req);
+    if (rc != KL_OK) return rc;
+    rc = kl_transport_perform(c, req->operation);
+    if (rc != KL_OK) return rc;
+    return kl_interpret_stored(c, req->operation);
+}
+
+int kl_interpret(kl_client *c, long status, const kl_header *headers, size_t n_headers,
+                 const char *body, size_t body_len, const char *operation) {
+    kl_client_priv *p = c->priv;
+    size_t i;
+    kl_error_clear(c);
+    kl_resp_reset(c);
+    p->res.status = status;
+    for (i = 0; i < n_headers; i++) {
+        if (!headers[i].name || !headers[i].value) continue;
+        if (kl_resp_add_header(c, headers[i].name, strlen(headers[i].name), headers[i].value,
+                               strlen(headers[i].value)))
+            return kl_fail(c, KL_ERR_OOM, "out_of_memory", operation, "out of memory");
+    }
+    if (kl_resp_finish_headers(c) || (body_len && kl_buf_add(&p->body, body, body_len)) ||
+        (!body_len && kl_buf_add(&p->body, "", 0)))
+        return kl_fail(c, KL_ERR_OOM, "out_of_memory", operation, "out of memory");
+    return kl_interpret_stored(c, operation);
+}
+
+const kl_response *kl_last_response(const kl_client *c) { return &c->priv->res; }
+
+const kl_error *kl_last_error(const kl_client *c) { return &c->priv->error; }

@@ -1,0 +1,101 @@
+/*
+ * kl_internal.h - what the core's files share; not part of the public API.
+ */
+#ifndef KL_INTERNAL_H
+#define KL_INTERNAL_H
+
+#include "klaviyo.h"
+#include <stddef.h>
+
+/* Growable byte buffer, always NUL-terminated when p != NULL. */
+typedef struct kl_buf {
+    char *p;
+    size_t len, cap;
+} kl_buf;
+
+int kl_buf_reserve(kl_buf *b, size_t extra);            /* 0 ok, -1 out of memory */
+int kl_buf_add(kl_buf *b, const char *s, size_t n);
+int kl_buf_adds(kl_buf *b, const char *s);
+int kl_buf_addc(kl_buf *b, char ch);
+void kl_buf_reset(kl_buf *b);                            /* len = 0, keeps memory */
+void kl_buf_free(kl_buf *b);
+char *kl_strdup(const char *s);                          /* NULL on NULL or out of memory */
+char *kl_strndup(const char *s, size_t n);
+
+/* Percent-encode for a URL component: RFC 3986 unreserved kept, every other byte %XX. */
+int kl_pct_encode(kl_buf *b, const char *s, size_t n);
+
+/* A parsed http(s) URL.  host is lowercase and keeps IPv6 brackets; port is explicit. */
+typedef struct kl_url {
+    int https;
+    char *host;
+    int port;
+    char *path; /* from the first '/' up to '?' or '#' (never NULL, may be "") */
+    char *query; /* after '?', up to '#', or NULL */
+} kl_url;
+
+/* 0 ok; -1 malformed (why in *why); -2 out of memory. */
+int kl_url_parse(const char *s, kl_url *u, const char **why);
+void kl_url_free(kl_url *u);
+
+#define KL_MAX_BUILT_HEADERS 32
+
+struct kl_client_priv {
+    /* settings */
+    kl_url base;          /* base URL; path is the prefix without trailing '/' */
+    char *origin;         /* "scheme://host[:port]" as used to build URLs */
+    int plain_remote;     /* http:// to a non-loopback host */
+    char *api_key, *access_token, *public_key, *revision, *user_agent;
+    long timeout_ms, connect_timeout_ms;
+
+    /* last built request */
+    kl_buf url, hstore, method;
+    kl_header bh[KL_MAX_BUILT_HEADERS];
+    const char *bline[KL_MAX_BUILT_HEADERS]; /* "Name: value" for libcurl */
+    size_t n_bh;
+    kl_built built;
+
+    /* last response */
+    kl_buf body, rhstore;
+    size_t *rh_off;       /* pairs of offsets into rhstore: name, value */
+    size_t n_rh, cap_rh;
+    kl_header *rh;
+    size_t cap_rhv;
+    kl_response res;
+
+    /* last error: each string malloc-ed, freed by kl_error_clear */
+    kl_error error;
+    char *e_code, *e_title, *e_detail, *e_pointer, *e_parameter, *e_request_id,
+         *e_operation, *e_meta, *e_body;
+
+    /* transport */
+    void *curl;
+    void *slist;
+};
+
+/* client.c */
+int kl_fail(kl_client *c, int kind, const char *code, const char *operation,
+            const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+void kl_error_clear(kl_client *c);
+
+/* request.c: fills priv->url/hstore/bh/built; returns KL_OK or an error via kl_fail. */
+int kl_build_request(kl_client *c, const kl_request *req);
+
+/* response.c: interprets priv->res (status, headers, body already stored). */
+int kl_interpret_stored(kl_client *c, const char *operation);
+/* response header storage used by transports */
+void kl_resp_reset(kl_client *c);
+int kl_resp_add_header(kl_client *c, const char *name, size_t nlen, const char *value, size_t vlen);
+int kl_resp_finish_headers(kl_client *c);
+const char *kl_resp_header(const kl_client *c, const char *lname);
+
+/* transport_curl.c */
+int kl_transport_init(kl_client *c);
+void kl_transport_free(kl_client *c);
+int kl_transport_perform(kl_client *c, const char *operation);
+
+#endif

@@ -1,0 +1,167 @@
+/*
+ * klaviyo.h - public C API of lua-klaviyo's core (usable from C without Lua).
+ *
+ * Style after hiredis: one prefix (kl_), version macros, an options struct, a client
+ * context that carries err/errstr of its last failure.  A client owns one libcurl easy
+ * handle, so one connection serves many requests.  Results (kl_response, kl_error,
+ * kl_built) are owned by the client and stay valid until the next call on it; this keeps
+ * the hot path free of per-request allocations.
+ *
+ * Secrets (API key, access token) never appear in errstr or any error field.
+ * A client is not thread-safe; use one per thread.
+ */
+#ifndef KLAVIYO_H
+#define KLAVIYO_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KL_VERSION_MAJOR 0
+#define KL_VERSION_MINOR 1
+#define KL_VERSION_PATCH 0
+#define KL_VERSION "0.1.0"
+
+#define KL_DEFAULT_BASE_URL "https://a.klaviyo.com"
+#define KL_DEFAULT_REVISION "2026-07-15"
+#define KL_DEFAULT_TIMEOUT_MS 30000L
+#define KL_DEFAULT_CONNECT_TIMEOUT_MS 10000L
+
+/* kl_client.err / return values of the request functions. */
+#define KL_OK 0
+#define KL_ERR_REFUSED 1   /* refused locally: nothing was sent */
+#define KL_ERR_TRANSPORT 2 /* no complete HTTP answer (DNS, connect, TLS, timeout, reset...) */
+#define KL_ERR_HTTP 3      /* the server answered with a non-2xx status */
+#define KL_ERR_USAGE 4     /* programmer error: malformed request description */
+#define KL_ERR_OOM 5       /* out of memory */
+
+/* Which credential a request uses. */
+#define KL_AUTH_PRIVATE 0 /* Authorization: Klaviyo-API-Key (or Bearer when a token is set); paths under /api/ only */
+#define KL_AUTH_PUBLIC 1  /* company_id=<public key> in the query; paths under /client/ only */
+
+typedef struct kl_options {
+    const char *base_url;     /* NULL: KL_DEFAULT_BASE_URL; http(s)://host[:port][/prefix] */
+    const char *api_key;      /* private key (pk_...), or NULL */
+    const char *access_token; /* OAuth bearer token, or NULL; wins over api_key when both set */
+    const char *public_key;   /* public key / site id for /client/ paths, or NULL */
+    const char *revision;     /* NULL: KL_DEFAULT_REVISION; YYYY-MM-DD[.suffix] */
+    const char *user_agent;   /* NULL: "lua-klaviyo/" KL_VERSION */
+    long timeout_ms;          /* total per request; 0: KL_DEFAULT_TIMEOUT_MS */
+    long connect_timeout_ms;  /* 0: KL_DEFAULT_CONNECT_TIMEOUT_MS */
+} kl_options;
+
+/* A query parameter or extra header.  For a query parameter, `values`/`n_values` (when
+ * values != NULL) is a list: items are encoded one by one and joined with commas, as
+ * Klaviyo expects for fields[...], include, additional-fields[...]. */
+typedef struct kl_param {
+    const char *name;
+    const char *value;
+    const char *const *values;
+    size_t n_values;
+} kl_param;
+
+typedef struct kl_request {
+    const char *operation;              /* operation id, copied into errors; may be NULL */
+    const char *method;                 /* GET POST PATCH PUT DELETE */
+    const char *path;                   /* template, e.g. "/api/profiles/{id}" ... */
+    const char *const *path_params;     /* ... values in template order, percent-encoded here */
+    size_t n_path_params;
+    const char *url;                    /* or a full URL (links.next) instead of path */
+    const kl_param *query;
+    size_t n_query;
+    const kl_param *headers;            /* extra headers */
+    size_t n_headers;
+    const char *body;                   /* bytes, already encoded JSON, or NULL */
+    size_t body_len;
+    int auth;                           /* KL_AUTH_PRIVATE or KL_AUTH_PUBLIC */
+    const char *revision;               /* per-call override or NULL */
+} kl_request;
+
+typedef struct kl_header {
+    char *name;  /* lowercase */
+    char *value; /* surrounding blanks trimmed */
+} kl_header;
+
+typedef struct kl_response {
+    long status;
+    kl_header *headers;
+    size_t n_headers;
+    char *body;        /* NUL-terminated for convenience; body_len is authoritative */
+    size_t body_len;
+    int has_ratelimit; /* RateLimit-Limit/Remaining/Reset all present and numeric */
+    long rl_limit, rl_remaining, rl_reset;
+    double retry_after; /* seconds from Retry-After (or a 429's detail), -1 when absent */
+} kl_response;
+
+/* Error detail of the last failure.  Strings are NULL when absent. */
+typedef struct kl_error {
+    int kind;            /* KL_ERR_* */
+    long status;         /* HTTP status, 0 for transport/refused */
+    const char *code;    /* Klaviyo's code ("throttled"...) or a local one ("timeout",
+                            "connect_failed", "private_key_to_client"...) */
+    const char *title;
+    const char *detail;
+    const char *pointer;   /* source.pointer */
+    const char *parameter; /* source.parameter */
+    const char *request_id;
+    const char *operation;
+    const char *meta_json; /* raw JSON text of errors[0].meta, or NULL */
+    double retry_after;    /* -1 when absent */
+    int sent;              /* transport: 1 if the request may have reached the server */
+    const char *body;      /* raw response body (HTTP errors), or NULL */
+    size_t body_len;
+} kl_error;
+
+/* A request as it would go on the wire, for other transports (OpenResty). */
+typedef struct kl_built {
+    const char *method;
+    const char *url;
+    const kl_header *headers; /* name as sent (canonical case), value */
+    size_t n_headers;
+    const char *body;
+    size_t body_len;
+} kl_built;
+
+typedef struct kl_client_priv kl_client_priv;
+
+typedef struct kl_client {
+    int err;           /* KL_OK or KL_ERR_* of the last call */
+    char errstr[512];  /* one readable line; never holds a secret */
+    kl_client_priv *priv;
+} kl_client;
+
+/* Create a client.  Returns NULL only when out of memory; otherwise check c->err:
+ * refused settings (bad revision, key with control chars, secret over plain http to a
+ * non-loopback host, unparsable base URL) leave c->err = KL_ERR_REFUSED.  kl_free it
+ * either way. */
+kl_client *kl_new(const kl_options *opts);
+void kl_free(kl_client *c);
+
+/* Replace the bearer token (OAuth refresh).  NULL or "" clears it. */
+int kl_set_access_token(kl_client *c, const char *token);
+
+/* kl_send: send a request and wait for the answer.  KL_OK: kl_last_response() holds the 2xx answer.
+ * Otherwise kl_last_error() describes the failure (also c->err/c->errstr). */
+int kl_send(kl_client *c, const kl_request *req);
+
+/* Build without sending (same local checks as kl_request). */
+int kl_build(kl_client *c, const kl_request *req, const kl_built **out);
+
+/* Interpret an answer received by another transport, as kl_request would. */
+int kl_interpret(kl_client *c, long status, const kl_header *headers, size_t n_headers,
+                 const char *body, size_t body_len, const char *operation);
+
+const kl_response *kl_last_response(const kl_client *c);
+const kl_error *kl_last_error(const kl_client *c);
+
+/* Pure helpers, exposed for tests and other bindings. */
+int kl_revision_valid(const char *rev);            /* 1 if YYYY-MM-DD (real date)[.suffix] */
+int kl_credential_valid(const char *s);            /* 1 if non-empty, no space/CR/LF/control */
+int kl_host_is_loopback(const char *host);         /* 127.0.0.0/8, ::1, localhost */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,41 @@
+/*
+ * lua_json.h: encode a Lua value as JSON bytes, in C, for request bodies.
+ *
+ * Registered by src/lua_klaviyo.c as `klaviyo.core.encode`:
+ *
+ *   local json, err = core.encode(value [, {max_depth = 100}])
+ *
+ * Mapping (chosen so Klaviyo gets exactly the JSON:API shapes it expects):
+ *   - nil, cjson.null (lightuserdata NULL), a table whose metatable has
+ *     __jsontype = "null" (klaviyo.null)                     -> null
+ *   - booleans                                               -> true / false
+ *   - integers (and floats with an integral value below 2^63) -> exact digits
+ *   - other floats -> shortest of %.15g/%.16g/%.17g that reads back equal;
+ *     NaN and infinities are errors
+ *   - strings: RFC 8259 escaping; valid UTF-8 passes through; invalid UTF-8
+ *     is an error
+ *   - a table with keys exactly 1..n                         -> array
+ *   - a table with string keys only                          -> object
+ *   - metatable __jsontype = "array" / "object" forces the kind (so an empty
+ *     table can be [] or {}); an empty unmarked table        -> {}
+ *   - mixed keys, sparse arrays, non-string/non-integer keys, cycles, nesting
+ *     deeper than max_depth, functions/userdata/threads     -> error
+ *
+ * Runtime failures return nil, msg where msg names the path of the offending
+ * value, e.g. "data.attributes.properties.items[3].price: NaN cannot be encoded
+ * as JSON" (array indexes are Lua's, 1-based). A bad options table (a programmer
+ * error) raises.
+ */
+#ifndef KL_LUA_JSON_H
+#define KL_LUA_JSON_H
+
+#include <lua.h>
+
+/* Default and largest accepted `max_depth` (containers nested in containers). */
+#define KL_JSON_DEFAULT_MAX_DEPTH 100
+#define KL_JSON_MAX_DEPTH_LIMIT   1000
+
+/* lua_CFunction: (value [, options]) -> string | nil, msg */
+int kl_lua_encode(lua_State *L);
+
+#endif

@@ -1,0 +1,639 @@
+/*
+ * lua_klaviyo.c - the Lua module klaviyo.core: binds the C core (klaviyo.h).
+ *
+ *   local core = require "klaviyo.core"
+ *   local c, err = core.new{base_url=, api_key=, access_token=, public_key=, revision=,
+ *                           timeout=, connect_timeout=, user_agent=}   -- timeouts in seconds
+ *   c:request{operation=, method=, path=, path_params={...} | url=, query={{name, value|list}},
+ *             headers={{name, value}}, body=, auth="private"|"public", revision=}
+ *     -> {status=, headers={lowercase=value}, body=, ratelimit={limit=,remaining=,reset=}|nil}
+ *      | nil, {kind="http"|"transport"|"refused", status=, code=, title=, detail=, pointer=,
+ *              parameter=, retry_after=, operation=, request_id=, meta=, body=, message=,
+ *              sent=, headers=}
+ *   c:build(req) -> {method=, url=, headers={{name, value}...}, body=} | nil, err
+ *   c:interpret(status, headers, body [, operation]) -> res | nil, err
+ *   c:set_access_token(tok) -> true | nil, err;   c:close() (also __gc; idempotent)
+ *   core.encode(value [, opts]) -> json | nil, msg   (src/lua_json.c)
+ *
+ * Manners as in LuaSocket: misuse (wrong types, unknown fields) raises; runtime failures
+ * return nil, err.  Written against the 5.2+ C API with a small shim for 5.1/LuaJIT.
+ */
+#include "klaviyo.h"
+#include "json_read.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef KL_HAVE_LUA_JSON
+#include "lua_json.h"
+#endif
+
+#define MT "klaviyo.core.client"
+
+/* ---- 5.1 shim ------------------------------------------------------------------------------ */
+#if LUA_VERSION_NUM < 502
+#define kl_rawlen(L, i) lua_objlen(L, i)
+static void kl_setfuncs(lua_State *L, const luaL_Reg *l) {
+    for (; l->name; l++) {
+        lua_pushcfunction(L, l->func);
+        lua_setfield(L, -2, l->name);
+    }
+}
+#else
+#define kl_rawlen(L, i) lua_rawlen(L, i)
+#define kl_setfuncs(L, l) luaL_setfuncs(L, l, 0)
+#endif
+
+/* ---- userdata ---------------------------------------------------------------------------- */
+
+typedef struct lk_client {
+    kl_client *c;
+    /* scratch arrays reused by every request (no allocation on the hot path once grown) */
+    kl_param *q, *h;
+    size_t qcap, hcap;
+    const char **pool; /* path params and list items */
+    size_t pcap;
+} lk_client;
+
+static lk_client *check_client(lua_State *L) {
+    lk_client *u = luaL_checkudata(L, 1, MT);
+    if (!u->c) luaL_error(L, "klaviyo.core: client is closed");
+    return u;
+}
+
+static int grow(lua_State *L, void **arr, size_t *cap, size_t need, size_t elem) {
+    void *n;
+    size_t nc;
+    if (need <= *cap) return 0;
+    nc = *cap ? *cap : 16;
+    while (nc < need) nc *= 2;
+    n = realloc(*arr, nc * elem);
+    if (!n) return luaL_error(L, "klaviyo.core: out of memory");
+    *arr = n;
+    *cap = nc;
+    return 0;
+}
+
+/* ---- error / result tables ------------------------------------------------------------------ */
+
+static void setstr(lua_State *L, const char *k, const char *v) {
+    if (v) {
+        lua_pushstring(L, v);
+        lua_setfield(L, -2, k);
+    }
+}
+
+/* JSON (meta of an error) -> Lua table; nulls become nil (absent) */
+static void push_json(lua_State *L, const kj_doc *d, int n) {
+    const kj_node *k = &d->nodes[n];
+    int ch, i;
+    switch (k->type) {
+    case KJ_NULL: lua_pushnil(L); break;
+    case KJ_TRUE: lua_pushboolean(L, 1); break;
+    case KJ_FALSE: lua_pushboolean(L, 0); break;
+    case KJ_NUMBER: lua_pushnumber(L, kj_number(d, n)); break;
+    case KJ_STRING: {
+        size_t len;
+        char *s = kj_string(d, n, &len);
+        if (!s) { lua_pushnil(L); break; }
+        lua_pushlstring(L, s, len);
+        free(s);
+        break;
+    }
+    case KJ_ARRAY:
+        lua_newtable(L);
+        for (ch = k->child, i = 1; ch >= 0; ch = d->nodes[ch].next, i++) {
+            push_json(L, d, ch);
+            lua_rawseti(L, -2, i);
+        }
+        break;
+    case KJ_OBJECT:
+        lua_newtable(L);
+        for (ch = k->child; ch >= 0; ch = d->nodes[d->nodes[ch].next].next) {
+            push_json(L, d, ch);
+            if (lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
+            push_json(L, d, d->nodes[ch].next);
+            lua_rawset(L, -3);
+        }
+        break;
+    }
+}
+
+static void push_headers(lua_State *L, const kl_response *r) {
+    size_t i;
+    lua_createtable(L, 0, (int)r->n_headers);
+    for (i = 0; i < r->n_headers; i++) {
+        /* a repeated header keeps its values joined, as HTTP allows (RFC 9110 5.3) */
+        lua_getfield(L, -1, r->headers[i].name);
+        if (lua_isstring(L, -1)) {
+            lua_pushliteral(L, ", ");
+            lua_pushstring(L, r->headers[i].value);
+            lua_concat(L, 3);
+        } else {
+            lua_pop(L, 1);
+            lua_pushstring(L, r->headers[i].value);
+        }
+        lua_setfield(L, -2, r->headers[i].name);
+    }
+}
+
+static void push_ratelimit(lua_State *L, const kl_response *r) {
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, (lua_Integer)r->rl_limit);
+    lua_setfield(L, -2, "limit");
+    lua_pushinteger(L, (lua_Integer)r->rl_remaining);
+    lua_setfield(L, -2, "remaining");
+    lua_pushinteger(L, (lua_Integer)r->rl_reset);
+    lua_setfield(L, -2, "reset");
+}
+
+static const char *kind_name(int k) {
+    switch (k) {
+    case KL_ERR_HTTP: return "http";
+    case KL_ERR_TRANSPORT: return "transport";
+    default: return "refused";
+    }
+}
+
+/* nil, err for runtime failures; raises for misuse and out of memory */
+static int push_failure(lua_State *L, kl_client *c) {
+    const kl_error *e = kl_last_error(c);
+    if (c->err == KL_ERR_USAGE) return luaL_error(L, "klaviyo.core: %s", c->errstr);
+    if (c->err == KL_ERR_OOM) return luaL_error(L, "klaviyo.core: %s", c->errstr);
+    lua_pushnil(L);
+    lua_createtable(L, 0, 16);
+    lua_pushstring(L, kind_name(c->err));
+    lua_setfield(L, -2, "kind");
+    if (e->status) {
+        lua_pushinteger(L, (lua_Integer)e->status);
+        lua_setfield(L, -2, "status");
+    }
+    setstr(L, "code", e->code);
+    setstr(L, "title", e->title);
+    setstr(L, "detail", e->detail);
+    setstr(L, "pointer", e->pointer);
+    setstr(L, "parameter", e->parameter);
+    setstr(L, "operation", e->operation);
+    setstr(L, "request_id", e->request_id);
+    setstr(L, "message", c->errstr);
+    if (e->retry_after >= 0) {
+        lua_pushnumber(L, e->retry_after);
+        lua_setfield(L, -2, "retry_after");
+    }
+    if (e->body) {
+        lua_pushlstring(L, e->body, e->body_len);
+        lua_setfield(L, -2, "body");
+    }
+    if (c->err == KL_ERR_TRANSPORT) {
+        lua_pushboolean(L, e->sent);
+        lua_setfield(L, -2, "sent");
+    }
+    if (c->err == KL_ERR_HTTP) {
+        const kl_response *r = kl_last_response(c);
+        push_headers(L, r);
+        lua_setfield(L, -2, "headers");
+        if (r->has_ratelimit) {
+            push_ratelimit(L, r);
+            lua_setfield(L, -2, "ratelimit");
+        }
+    }
+    if (e->meta_json) {
+        kj_doc d = {0};
+        if (kj_parse(&d, e->meta_json, strlen(e->meta_json)) == 0) {
+            push_json(L, &d, 0);
+            lua_setfield(L, -2, "meta");
+        }
+        kj_free(&d);
+    }
+    return 2;
+}
+
+static int push_response(lua_State *L, kl_client *c) {
+    const kl_response *r = kl_last_response(c);
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, (lua_Integer)r->status);
+    lua_setfield(L, -2, "status");
+    push_headers(L, r);
+    lua_setfield(L, -2, "headers");
+    lua_pushlstring(L, r->body, r->body_len);
+    lua_setfield(L, -2, "body");
+    if (r->has_ratelimit) {
+        push_ratelimit(L, r);
+        lua_setfield(L, -2, "ratelimit");
+    }
+    return 1;
+}
+
+/* ---- core.new ---------------------------------------------------------------------------- */
+
+static const char *opt_string(lua_State *L, int t, const char *k) {
+    const char *s;
+    lua_getfield(L, t, k);
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); return NULL; }
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "klaviyo.core.new: option %s must be a string, got %s", k, luaL_typename(L, -1));
+    s = lua_tostring(L, -1);
+    lua_pop(L, 1); /* the options table keeps the string alive */
+    return s;
+}
+
+static long opt_ms(lua_State *L, int t, const char *k) {
+    double v;
+    lua_getfield(L, t, k);
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); return 0; }
+    if (lua_type(L, -1) != LUA_TNUMBER)
+        luaL_error(L, "klaviyo.core.new: option %s must be a number of seconds, got %s", k, luaL_typename(L, -1));
+    v = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (!(v > 0) || v > 86400.0) luaL_error(L, "klaviyo.core.new: option %s must be > 0 and <= 86400 seconds", k);
+    v = v * 1000.0;
+    return v < 1 ? 1 : (long)v;
+}
+
+static const char *const new_options[] = {"base_url", "api_key", "access_token", "public_key", "revision",
+                                          "timeout", "connect_timeout", "user_agent", NULL};
+
+static int l_new(lua_State *L) {
+    kl_options o;
+    lk_client *u;
+    kl_client *c;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        int i, known = 0;
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            const char *k = lua_tostring(L, -1);
+            for (i = 0; new_options[i]; i++)
+                if (strcmp(k, new_options[i]) == 0) known = 1;
+        }
+        if (!known) {
+            lua_pushvalue(L, -1);
+            return luaL_error(L, "klaviyo.core.new: unknown option %s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(non-string key)");
+        }
+    }
+    memset(&o, 0, sizeof o);
+    o.base_url = opt_string(L, 1, "base_url");
+    o.api_key = opt_string(L, 1, "api_key");
+    o.access_token = opt_string(L, 1, "access_token");
+    o.public_key = opt_string(L, 1, "public_key");
+    o.revision = opt_string(L, 1, "revision");
+    o.user_agent = opt_string(L, 1, "user_agent");
+    o.timeout_ms = opt_ms(L, 1, "timeout");
+    o.connect_timeout_ms = opt_ms(L, 1, "connect_timeout");
+
+    u = lua_newuserdata(L, sizeof *u);
+    memset(u, 0, sizeof *u);
+    luaL_getmetatable(L, MT);
+    lua_setmetatable(L, -2);
+    c = kl_new(&o);
+    if (!c) return luaL_error(L, "klaviyo.core.new: out of memory");
+    if (c->err) {
+        int n = push_failure(L, c);
+        kl_free(c);
+        return n;
+    }
+    u->c = c;
+    return 1;
+}
+
+/* ---- request description ------------------------------------------------------------- */
+
+/* A string or number at the top of the stack, as a string that stays alive: numbers are
+ * converted into the anchor table at stack slot `anchor`. */
+static const char *keep_string(lua_State *L, int anchor, int *nanch, const char *what) {
+    int t = lua_type(L, -1);
+    if (t == LUA_TSTRING) return lua_tostring(L, -1); /* alive: referenced by the request table */
+    if (t != LUA_TNUMBER) luaL_error(L, "klaviyo.core: %s must be a string or number, got %s", what, luaL_typename(L, -1));
+    if (lua_isnil(L, anchor)) {
+        lua_newtable(L);
+        lua_replace(L, anchor);
+    }
+    lua_pushvalue(L, -1);
+    lua_tostring(L, -1); /* converts the copy in place */
+    lua_rawseti(L, anchor, ++*nanch);
+    lua_rawgeti(L, anchor, *nanch);
+    {
+        const char *s = lua_tostring(L, -1);
+        lua_pop(L, 1);
+        return s;
+    }
+}
+
+#define ANCHOR 3 /* stack slot of the anchor table in l_request/l_build */
+
+typedef struct parsed {
+    kl_request r;
+    size_t npool;
+} parsed;
+
+static void field_type(lua_State *L, const char *k, int want) {
+    if (lua_type(L, -1) != want)
+        luaL_error(L, "klaviyo.core: request field %s must be a %s, got %s", k, lua_typename(L, want), luaL_typename(L, -1));
+}
+
+static void read_path_params(lua_State *L, lk_client *u, parsed *p, int *nanch) {
+    int t = lua_gettop(L), i, n = (int)kl_rawlen(L, t);
+    grow(L, (void **)&u->pool, &u->pcap, p->npool + (size_t)n, sizeof *u->pool);
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, t, i);
+        u->pool[p->npool + (size_t)(i - 1)] = keep_string(L, ANCHOR, nanch, "a path parameter");
+        lua_pop(L, 1);
+    }
+    /* pointers into pool are set after all fields are read (pool may move) */
+    p->r.path_params = (const char *const *)(size_t)p->npool;
+    p->r.n_path_params = (size_t)n;
+    p->npool += (size_t)n;
+}
+
+static void read_pairs(lua_State *L, lk_client *u, parsed *p, int *nanch, int is_query) {
+    int t = lua_gettop(L), i, n = (int)kl_rawlen(L, t);
+    kl_param **arr = is_query ? &u->q : &u->h;
+    size_t *cap = is_query ? &u->qcap : &u->hcap;
+    const char *what = is_query ? "query" : "headers";
+    grow(L, (void **)arr, cap, (size_t)n, sizeof **arr);
+    for (i = 1; i <= n; i++) {
+        kl_param *pa = &(*arr)[i - 1];
+        memset(pa, 0, sizeof *pa);
+        lua_rawgeti(L, t, i);
+        if (!lua_istable(L, -1)) luaL_error(L, "klaviyo.core: %s[%d] must be a {name, value} pair", what, i);
+        lua_rawgeti(L, -1, 1);
+        if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "klaviyo.core: %s[%d][1] (name) must be a string", what, i);
+        pa->name = lua_tostring(L, -1);
+        lua_pop(L, 1);
+        lua_rawgeti(L, -1, 2);
+        if (is_query && lua_istable(L, -1)) {
+            int k, m = (int)kl_rawlen(L, -1), lt = lua_gettop(L);
+            grow(L, (void **)&u->pool, &u->pcap, p->npool + (size_t)m + 1, sizeof *u->pool);
+            for (k = 1; k <= m; k++) {
+                lua_rawgeti(L, lt, k);
+                u->pool[p->npool + (size_t)(k - 1)] = keep_string(L, ANCHOR, nanch, "a query list item");
+                lua_pop(L, 1);
+            }
+            pa->values = (const char *const *)(size_t)p->npool; /* fixed up later */
+            pa->n_values = (size_t)m;
+            pa->value = "";  /* marks "list": values fixed up later */
+            p->npool += (size_t)m;
+        } else {
+            if (is_query && lua_type(L, -1) == LUA_TBOOLEAN) {
+                pa->value = lua_toboolean(L, -1) ? "true" : "false";
+            } else {
+                pa->value = keep_string(L, ANCHOR, nanch, is_query ? "a query value" : "a header value");
+            }
+        }
+        lua_pop(L, 2);
+    }
+    if (is_query) { p->r.query = *arr; p->r.n_query = (size_t)n; }
+    else { p->r.headers = *arr; p->r.n_headers = (size_t)n; }
+}
+
+/* Reads the request table at index 2 in one pass; unknown fields raise. */
+static void read_request(lua_State *L, lk_client *u, parsed *p) {
+    int nanch = 0;
+    size_t i;
+    memset(p, 0, sizeof *p);
+    p->r.auth = KL_AUTH_PRIVATE;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    lua_pushnil(L); /* ANCHOR */
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+        const char *k;
+        if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "klaviyo.core: request has a non-string field name");
+        k = lua_tostring(L, -2);
+        switch (k[0]) {
+        case 'o':
+            if (strcmp(k, "operation") != 0) goto unknown;
+            field_type(L, k, LUA_TSTRING);
+            p->r.operation = lua_tostring(L, -1);
+            break;
+        case 'm':
+            if (strcmp(k, "method") != 0) goto unknown;
+            field_type(L, k, LUA_TSTRING);
+            p->r.method = lua_tostring(L, -1);
+            break;
+        case 'p':
+            if (strcmp(k, "path") == 0) {
+                field_type(L, k, LUA_TSTRING);
+                p->r.path = lua_tostring(L, -1);
+            } else if (strcmp(k, "path_params") == 0) {
+                field_type(L, k, LUA_TTABLE);
+                read_path_params(L, u, p, &nanch);
+            } else goto unknown;
+            break;
+        case 'u':
+            if (strcmp(k, "url") != 0) goto unknown;
+            field_type(L, k, LUA_TSTRING);
+            p->r.url = lua_tostring(L, -1);
+            break;
+        case 'q':
+            if (strcmp(k, "query") != 0) goto unknown;
+            field_type(L, k, LUA_TTABLE);
+            read_pairs(L, u, p, &nanch, 1);
+            break;
+        case 'h':
+            if (strcmp(k, "headers") != 0) goto unknown;
+            field_type(L, k, LUA_TTABLE);
+            read_pairs(L, u, p, &nanch, 0);
+            break;
+        case 'b': {
+            size_t len;
+            if (strcmp(k, "body") != 0) goto unknown;
+            field_type(L, k, LUA_TSTRING);
+            p->r.body = lua_tolstring(L, -1, &len);
+            p->r.body_len = len;
+            break;
+        }
+        case 'a': {
+            const char *a;
+            if (strcmp(k, "auth") != 0) goto unknown;
+            field_type(L, k, LUA_TSTRING);
+            a = lua_tostring(L, -1);
+            if (strcmp(a, "private") == 0) p->r.auth = KL_AUTH_PRIVATE;
+            else if (strcmp(a, "public") == 0) p->r.auth = KL_AUTH_PUBLIC;
+            else luaL_error(L, "klaviyo.core: request field auth must be \"private\" or \"public\"");
+            break;
+        }
+        case 'r':
+            if (strcmp(k, "revision") != 0) goto unknown;
+            field_type(L, k, LUA_TSTRING);
+            p->r.revision = lua_tostring(L, -1);
+            break;
+        default:
+        unknown:
+            luaL_error(L, "klaviyo.core: unknown request field %s", k);
+        }
+        lua_pop(L, 1);
+    }
+    /* the pool is final: turn indices into pointers */
+    if (p->r.n_path_params) p->r.path_params = u->pool + (size_t)p->r.path_params;
+    else p->r.path_params = NULL;
+    for (i = 0; i < p->r.n_query; i++) {
+        kl_param *q = (kl_param *)&p->r.query[i];
+        if (q->n_values || q->values) q->values = u->pool + (size_t)q->values;
+    }
+    if (!p->r.method) luaL_error(L, "klaviyo.core: request field method is required");
+    if (!p->r.path && !p->r.url) luaL_error(L, "klaviyo.core: request needs path or url");
+    if (p->r.path && p->r.url) luaL_error(L, "klaviyo.core: request takes path or url, not both");
+}
+
+static int l_request(lua_State *L) {
+    lk_client *u = check_client(L);
+    parsed p;
+    read_request(L, u, &p);
+    if (kl_send(u->c, &p.r) != KL_OK) return push_failure(L, u->c);
+    return push_response(L, u->c);
+}
+
+static int l_build(lua_State *L) {
+    lk_client *u = check_client(L);
+    parsed p;
+    const kl_built *b;
+    size_t i;
+    read_request(L, u, &p);
+    if (kl_build(u->c, &p.r, &b) != KL_OK) return push_failure(L, u->c);
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, b->method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, b->url);
+    lua_setfield(L, -2, "url");
+    lua_createtable(L, (int)b->n_headers, 0);
+    for (i = 0; i < b->n_headers; i++) {
+        lua_createtable(L, 2, 0);
+        lua_pushstring(L, b->headers[i].name);
+        lua_rawseti(L, -2, 1);
+        lua_pushstring(L, b->headers[i].value);
+        lua_rawseti(L, -2, 2);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    lua_setfield(L, -2, "headers");
+    if (b->body) {
+        lua_pushlstring(L, b->body, b->body_len);
+        lua_setfield(L, -2, "body");
+    }
+    return 1;
+}
+
+/* c:interpret(status, headers, body [, operation]): headers maps names to a string or a
+ * list of strings (ngx.resp.get_headers() style). */
+static int l_interpret(lua_State *L) {
+    lk_client *u = check_client(L);
+    lua_Integer status = luaL_checkinteger(L, 2);
+    size_t blen = 0, n = 0, cap = 0;
+    const char *body, *op;
+    kl_header *hs = NULL;
+    int rc, ht;
+    if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+    body = luaL_optlstring(L, 4, "", &blen);
+    op = luaL_optstring(L, 5, NULL);
+    if (status < 100 || status > 999) return luaL_argerror(L, 2, "HTTP status out of range");
+    ht = 3;
+    if (!lua_isnoneornil(L, ht)) {
+        lua_pushnil(L);
+        while (lua_next(L, ht)) {
+            if (lua_type(L, -2) != LUA_TSTRING) { free(hs); return luaL_argerror(L, 3, "header names must be strings"); }
+            if (lua_type(L, -1) == LUA_TSTRING) {
+                if (n == cap) {
+                    void *nn = realloc(hs, (cap = cap ? cap * 2 : 16) * sizeof *hs);
+                    if (!nn) { free(hs); return luaL_error(L, "klaviyo.core: out of memory"); }
+                    hs = nn;
+                }
+                hs[n].name = (char *)lua_tostring(L, -2);
+                hs[n].value = (char *)lua_tostring(L, -1);
+                n++;
+            } else if (lua_istable(L, -1)) {
+                int k, m = (int)kl_rawlen(L, -1);
+                for (k = 1; k <= m; k++) {
+                    lua_rawgeti(L, -1, k);
+                    if (lua_type(L, -1) != LUA_TSTRING) { free(hs); return luaL_argerror(L, 3, "header values must be strings"); }
+                    lua_pop(L, 1); /* the list keeps it alive */
+                    if (n == cap) {
+                        void *nn = realloc(hs, (cap = cap ? cap * 2 : 16) * sizeof *hs);
+                        if (!nn) { free(hs); return luaL_error(L, "klaviyo.core: out of memory"); }
+                        hs = nn;
+                    }
+                    lua_rawgeti(L, -1, k);
+                    hs[n].name = (char *)lua_tostring(L, -3);
+                    hs[n].value = (char *)lua_tostring(L, -1);
+                    lua_pop(L, 1);
+                    n++;
+                }
+            } else {
+                free(hs);
+                return luaL_argerror(L, 3, "header values must be strings or lists of strings");
+            }
+            lua_pop(L, 1);
+        }
+    }
+    rc = kl_interpret(u->c, (long)status, hs, n, body, blen, op);
+    free(hs);
+    if (rc != KL_OK) return push_failure(L, u->c);
+    return push_response(L, u->c);
+}
+
+static int l_set_access_token(lua_State *L) {
+    lk_client *u = check_client(L);
+    const char *t = luaL_optstring(L, 2, NULL);
+    if (kl_set_access_token(u->c, t) != KL_OK) return push_failure(L, u->c);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_close(lua_State *L) {
+    lk_client *u = luaL_checkudata(L, 1, MT);
+    if (u->c) { kl_free(u->c); u->c = NULL; }
+    free(u->q); free(u->h); free(u->pool);
+    u->q = u->h = NULL;
+    u->pool = NULL;
+    u->qcap = u->hcap = u->pcap = 0;
+    return 0;
+}
+
+/* never shows a secret: only the base URL's origin */
+static int l_tostring(lua_State *L) {
+    lk_client *u = luaL_checkudata(L, 1, MT);
+    lua_pushfstring(L, "klaviyo.core.client (%s)", u->c ? "open" : "closed");
+    return 1;
+}
+
+static const luaL_Reg methods[] = {
+    {"request", l_request}, {"build", l_build}, {"interpret", l_interpret},
+    {"set_access_token", l_set_access_token}, {"close", l_close}, {NULL, NULL}};
+
+static const luaL_Reg funcs[] = {
+    {"new", l_new},
+#ifdef KL_HAVE_LUA_JSON
+    {"encode", kl_lua_encode},
+#endif
+    {NULL, NULL}};
+
+int luaopen_klaviyo_core(lua_State *L);
+
+int luaopen_klaviyo_core(lua_State *L) {
+    if (luaL_newmetatable(L, MT)) {
+        lua_newtable(L);
+        kl_setfuncs(L, methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, l_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushliteral(L, "klaviyo.core.client");
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
+    lua_newtable(L);
+    kl_setfuncs(L, funcs);
+    lua_pushliteral(L, KL_VERSION);
+    lua_setfield(L, -2, "_VERSION");
+    lua_pushliteral(L, KL_VERSION);
+    lua_setfield(L, -2, "version");
+    lua_pushliteral(L, KL_DEFAULT_REVISION);
+    lua_setfield(L, -2, "DEFAULT_REVISION");
+    lua_pushliteral(L, KL_DEFAULT_BASE_URL);
+    lua_setfield(L, -2, "DEFAULT_BASE_URL");
+    return 1;
+}

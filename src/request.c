@@ -1,0 +1,265 @@
+/*
+ * request.c - turn a request description into what goes on the wire: method, URL
+ * (path parameters and query percent-encoded), headers; and refuse locally what must
+ * never be sent (wrong credential for the path, foreign URL, bad revision).
+ */
+#include "kl_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define OOM(c, op) kl_fail((c), KL_ERR_OOM, "out_of_memory", (op), "out of memory")
+
+static int method_ok(const char *m) {
+    static const char *const ms[] = {"GET", "POST", "PATCH", "PUT", "DELETE"};
+    size_t i;
+    for (i = 0; i < sizeof ms / sizeof ms[0]; i++)
+        if (strcmp(m, ms[i]) == 0) return 1;
+    return 0;
+}
+
+/* Characters a path template may hold literally (RFC 3986 pchar without '%' escapes,
+ * which templates never need) plus '/' and the braces of placeholders. */
+static int path_char(unsigned char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           strchr("-._~!$&'()*+,;=:@/{}", ch) != NULL;
+}
+
+/* Dot segments could walk a path from /api/ to /client/ after normalisation. */
+static int has_dot_segment(const char *path) {
+    const char *s;
+    for (s = path; *s; s++) {
+        if (s[0] == '/' && s[1] == '.' && (s[2] == '/' || s[2] == '\0' || (s[2] == '.' && (s[3] == '/' || s[3] == '\0'))))
+            return 1;
+        if (s[0] == '%' && s[1] == '2' && (s[2] == 'e' || s[2] == 'E')) return 1;
+    }
+    return 0;
+}
+
+static int starts(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
+
+static int token_char(unsigned char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* path from a template: {name} placeholders replaced by the values, in order */
+static int add_template(kl_client *c, const kl_request *r, kl_buf *u) {
+    const char *s = r->path, *op = r->operation;
+    size_t used = 0;
+    if (s[0] != '/') return kl_fail(c, KL_ERR_USAGE, "invalid_path", op, "path must start with '/'");
+    while (*s) {
+        if (*s == '{') {
+            const char *e = strchr(s, '}');
+            const char *v;
+            if (!e || e == s + 1) return kl_fail(c, KL_ERR_USAGE, "invalid_path", op, "path has a malformed {placeholder}");
+            if (used >= r->n_path_params || !r->path_params)
+                return kl_fail(c, KL_ERR_USAGE, "invalid_path_params", op,
+                               "path has more placeholders than the %lu path parameter(s) given",
+                               (unsigned long)r->n_path_params);
+            v = r->path_params[used++];
+            if (!v || !*v)
+                return kl_fail(c, KL_ERR_USAGE, "invalid_path_params", op, "path parameter %.*s is empty",
+                               (int)(e - s - 1), s + 1);
+            if (kl_pct_encode(u, v, strlen(v))) return OOM(c, op);
+            s = e + 1;
+            continue;
+        }
+        if (!path_char((unsigned char)*s) || *s == '}')
+            return kl_fail(c, KL_ERR_USAGE, "invalid_path", op, "path holds a character not allowed in a path");
+        if (kl_buf_addc(u, *s)) return OOM(c, op);
+        s++;
+    }
+    if (used != r->n_path_params)
+        return kl_fail(c, KL_ERR_USAGE, "invalid_path_params", op,
+                       "%lu path parameter(s) given, the path has %lu placeholder(s)",
+                       (unsigned long)r->n_path_params, (unsigned long)used);
+    return KL_OK;
+}
+
+static int query_has(const char *q, const char *name) {
+    size_t n = strlen(name);
+    while (q && *q) {
+        if (strncmp(q, name, n) == 0 && (q[n] == '=' || q[n] == '&' || q[n] == '\0')) return 1;
+        q = strchr(q, '&');
+        if (q) q++;
+    }
+    return 0;
+}
+
+typedef struct hoff {
+    size_t name, line, nlen;
+} hoff;
+
+static int add_header(kl_client *c, hoff *ho, size_t *n, const char *name, const char *value, const char *op) {
+    kl_buf *h = &c->priv->hstore;
+    if (*n >= KL_MAX_BUILT_HEADERS) return kl_fail(c, KL_ERR_USAGE, "too_many_headers", op, "too many headers");
+    ho[*n].nlen = strlen(name);
+    ho[*n].name = h->len;
+    if (kl_buf_add(h, name, ho[*n].nlen + 1)) return OOM(c, op);
+    ho[*n].line = h->len;
+    if (kl_buf_adds(h, name) || kl_buf_add(h, ": ", 2) || kl_buf_adds(h, value) || kl_buf_add(h, "", 1))
+        return OOM(c, op);
+    (*n)++;
+    return KL_OK;
+}
+
+static const char *const reserved_headers[] = {"authorization", "host", "content-length",
+                                               "transfer-encoding", "revision", "connection", NULL};
+
+int kl_build_request(kl_client *c, const kl_request *r) {
+    kl_client_priv *p = c->priv;
+    kl_buf *u = &p->url;
+    const char *op = r ? r->operation : NULL;
+    const char *rev, *api_path, *given_query = NULL;
+    hoff ho[KL_MAX_BUILT_HEADERS];
+    size_t nh = 0, i, plen = strlen(p->base.path);
+    int has_q, rc;
+    kl_url full;
+
+    if (!r) return kl_fail(c, KL_ERR_USAGE, "invalid_request", NULL, "no request given");
+    if (!r->method || !method_ok(r->method))
+        return kl_fail(c, KL_ERR_USAGE, "invalid_method", op, "method must be GET, POST, PATCH, PUT or DELETE");
+    if (r->auth != KL_AUTH_PRIVATE && r->auth != KL_AUTH_PUBLIC)
+        return kl_fail(c, KL_ERR_USAGE, "invalid_auth", op, "auth must be private or public");
+    if ((r->path == NULL) == (r->url == NULL))
+        return kl_fail(c, KL_ERR_USAGE, "invalid_request", op, "give exactly one of path and url");
+    if (r->body == NULL && r->body_len)
+        return kl_fail(c, KL_ERR_USAGE, "invalid_request", op, "body_len without body");
+    rev = r->revision ? r->revision : p->revision;
+    if (!kl_revision_valid(rev))
+        return kl_fail(c, KL_ERR_REFUSED, "invalid_revision", op,
+                       "revision must be YYYY-MM-DD (a real date) with an optional .suffix");
+
+    /* ---- URL ---- */
+    kl_buf_reset(u);
+    if (kl_buf_adds(u, p->origin) || kl_buf_adds(u, p->base.path)) return OOM(c, op);
+    if (r->url) {
+        const char *why;
+        rc = kl_url_parse(r->url, &full, &why);
+        if (rc == -2) return OOM(c, op);
+        if (rc) return kl_fail(c, KL_ERR_REFUSED, "invalid_url", op, "url: %s", why);
+        if (full.https != p->base.https || full.port != p->base.port || strcmp(full.host, p->base.host) != 0 ||
+            strncmp(full.path, p->base.path, plen) != 0 || full.path[plen] != '/') {
+            kl_url_free(&full);
+            return kl_fail(c, KL_ERR_REFUSED, "foreign_url", op,
+                           "url's scheme, host, port or path prefix differ from the client's base URL");
+        }
+        /* the query of a links.next URL is already encoded by the server: kept byte for byte */
+        rc = kl_buf_adds(u, full.path + plen) ||
+             (full.query && (kl_buf_addc(u, '?') || kl_buf_adds(u, full.query)));
+        kl_url_free(&full);
+        if (rc) return OOM(c, op);
+    } else {
+        rc = add_template(c, r, u);
+        if (rc) return rc;
+    }
+    api_path = u->p + strlen(p->origin) + plen;
+    given_query = strchr(api_path, '?');
+    if (has_dot_segment(api_path))
+        return kl_fail(c, KL_ERR_REFUSED, "invalid_path", op, "path holds a dot segment");
+
+    /* ---- which credential may go where ---- */
+    if (r->auth == KL_AUTH_PRIVATE) {
+        if (starts(api_path, "/client/") || starts(api_path, "/client?") || strcmp(api_path, "/client") == 0)
+            return kl_fail(c, KL_ERR_REFUSED, "private_key_to_client", op,
+                           "a private key or access token is never sent to /client/* (use auth=public)");
+        if (!p->access_token && !p->api_key)
+            return kl_fail(c, KL_ERR_REFUSED, "missing_credential", op, "no api_key or access_token configured");
+        if (p->plain_remote)
+            return kl_fail(c, KL_ERR_REFUSED, "insecure_transport", op,
+                           "a private key or access token is never sent over plain http:// to a host that is not loopback");
+    } else {
+        if (starts(api_path, "/api/") || starts(api_path, "/api?") || strcmp(api_path, "/api") == 0)
+            return kl_fail(c, KL_ERR_REFUSED, "public_key_to_api", op,
+                           "a public key cannot authenticate /api/* (use auth=private)");
+        if (!p->public_key)
+            return kl_fail(c, KL_ERR_REFUSED, "missing_credential", op, "no public_key configured");
+    }
+
+    /* ---- query ---- */
+    has_q = given_query != NULL;
+    for (i = 0; i < r->n_query; i++) {
+        const kl_param *q = &r->query[i];
+        if (!q->name || !*q->name) return kl_fail(c, KL_ERR_USAGE, "invalid_query", op, "query parameter without a name");
+        if (!q->values && !q->value)
+            return kl_fail(c, KL_ERR_USAGE, "invalid_query", op, "query parameter %s has no value", q->name);
+        if (kl_buf_addc(u, has_q ? '&' : '?') || kl_pct_encode(u, q->name, strlen(q->name)) || kl_buf_addc(u, '='))
+            return OOM(c, op);
+        has_q = 1;
+        if (q->values) {
+            size_t k;
+            for (k = 0; k < q->n_values; k++) {
+                const char *v = q->values[k];
+                if (!v) return kl_fail(c, KL_ERR_USAGE, "invalid_query", op, "query parameter %s has a NULL item", q->name);
+                /* items encoded one by one (a comma inside an item becomes %2C), joined by
+                 * literal commas: Klaviyo's list syntax, fields[profile]=email,first_name */
+                if ((k && kl_buf_addc(u, ',')) || kl_pct_encode(u, v, strlen(v))) return OOM(c, op);
+            }
+        } else if (kl_pct_encode(u, q->value, strlen(q->value))) {
+            return OOM(c, op);
+        }
+    }
+    if (r->auth == KL_AUTH_PUBLIC) {
+        int given = given_query && query_has(given_query + 1, "company_id");
+        for (i = 0; i < r->n_query && !given; i++) given = strcmp(r->query[i].name, "company_id") == 0;
+        if (!given) {
+            if (kl_buf_adds(u, has_q ? "&company_id=" : "?company_id=") ||
+                kl_pct_encode(u, p->public_key, strlen(p->public_key)))
+                return OOM(c, op);
+        }
+    }
+
+    /* ---- headers ---- */
+    kl_buf_reset(&p->hstore);
+    if ((rc = add_header(c, ho, &nh, "Accept", "application/vnd.api+json", op)) ||
+        (r->body && (rc = add_header(c, ho, &nh, "Content-Type", "application/vnd.api+json", op))) ||
+        (rc = add_header(c, ho, &nh, "revision", rev, op)) ||
+        (rc = add_header(c, ho, &nh, "User-Agent", p->user_agent, op)))
+        return rc;
+    if (r->auth == KL_AUTH_PRIVATE) {
+        kl_buf av = {0};
+        if (p->access_token)
+            rc = kl_buf_adds(&av, "Bearer ") || kl_buf_adds(&av, p->access_token);
+        else
+            rc = kl_buf_adds(&av, "Klaviyo-API-Key ") || kl_buf_adds(&av, p->api_key);
+        if (rc) { kl_buf_free(&av); return OOM(c, op); }
+        rc = add_header(c, ho, &nh, "Authorization", av.p, op);
+        memset(av.p, 0, av.len);
+        kl_buf_free(&av);
+        if (rc) return rc;
+    }
+    for (i = 0; i < r->n_headers; i++) {
+        const kl_param *h = &r->headers[i];
+        const unsigned char *s;
+        size_t k;
+        if (!h->name || !*h->name || !h->value)
+            return kl_fail(c, KL_ERR_USAGE, "invalid_header", op, "header without a name or value");
+        for (s = (const unsigned char *)h->name; *s; s++)
+            if (!token_char(*s)) return kl_fail(c, KL_ERR_USAGE, "invalid_header", op, "header name holds a character not allowed in a header name");
+        for (s = (const unsigned char *)h->value; *s; s++)
+            if ((*s < 0x20 && *s != '\t') || *s == 0x7f)
+                return kl_fail(c, KL_ERR_USAGE, "invalid_header", op, "header %s holds a CR, LF or control character", h->name);
+        for (k = 0; reserved_headers[k]; k++)
+            if (strcasecmp(h->name, reserved_headers[k]) == 0)
+                return kl_fail(c, KL_ERR_USAGE, "invalid_header", op, "header %s is set by the client itself", h->name);
+        if ((rc = add_header(c, ho, &nh, h->name, h->value, op))) return rc;
+    }
+    for (i = 0; i < nh; i++) {
+        p->bh[i].name = p->hstore.p + ho[i].name;
+        p->bh[i].value = p->hstore.p + ho[i].line + ho[i].nlen + 2;
+        p->bline[i] = p->hstore.p + ho[i].line;
+    }
+    p->n_bh = nh;
+
+    kl_buf_reset(&p->method);
+    if (kl_buf_adds(&p->method, r->method)) return OOM(c, op);
+    p->built.method = p->method.p;
+    p->built.url = u->p;
+    p->built.headers = p->bh;
+    p->built.n_headers = nh;
+    p->built.body = r->body;
+    p->built.body_len = r->body ? r->body_len : 0;
+    return KL_OK;
+}

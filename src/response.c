@@ -1,0 +1,283 @@
+/*
+ * response.c - what an answer means: success with rate-limit facts, or an error record
+ * read from Klaviyo's JSON:API error document; non-JSON bodies (Cloudflare's HTML 403
+ * challenge, 520-527 pages) still give a clear error.
+ */
+#include "kl_internal.h"
+#include "json_read.h"
+
+#include <curl/curl.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define OOM(c, op) kl_fail((c), KL_ERR_OOM, "out_of_memory", (op), "out of memory")
+
+/* ---- header storage (shared by every transport) ---------------------------------------- */
+
+void kl_resp_reset(kl_client *c) {
+    kl_client_priv *p = c->priv;
+    kl_buf_reset(&p->body);
+    kl_buf_reset(&p->rhstore);
+    p->n_rh = 0;
+    memset(&p->res, 0, sizeof p->res);
+    p->res.retry_after = -1;
+}
+
+int kl_resp_add_header(kl_client *c, const char *name, size_t nlen, const char *value, size_t vlen) {
+    kl_client_priv *p = c->priv;
+    size_t i, off;
+    while (vlen && (value[0] == ' ' || value[0] == '\t')) { value++; vlen--; }
+    while (vlen && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t' || value[vlen - 1] == '\r' ||
+                    value[vlen - 1] == '\n'))
+        vlen--;
+    if (p->n_rh == p->cap_rh) {
+        size_t cap = p->cap_rh ? p->cap_rh * 2 : 16;
+        size_t *no = realloc(p->rh_off, cap * 2 * sizeof *no);
+        if (!no) return -1;
+        p->rh_off = no;
+        p->cap_rh = cap;
+    }
+    off = p->rhstore.len;
+    if (kl_buf_add(&p->rhstore, name, nlen) || kl_buf_add(&p->rhstore, "", 1)) return -1;
+    for (i = off; i < off + nlen; i++) p->rhstore.p[i] = (char)tolower((unsigned char)p->rhstore.p[i]);
+    p->rh_off[2 * p->n_rh] = off;
+    p->rh_off[2 * p->n_rh + 1] = p->rhstore.len;
+    if (kl_buf_add(&p->rhstore, value, vlen) || kl_buf_add(&p->rhstore, "", 1)) return -1;
+    p->n_rh++;
+    return 0;
+}
+
+int kl_resp_finish_headers(kl_client *c) {
+    kl_client_priv *p = c->priv;
+    size_t i;
+    if (p->n_rh > p->cap_rhv) {
+        kl_header *nh = realloc(p->rh, p->n_rh * sizeof *nh);
+        if (!nh) return -1;
+        p->rh = nh;
+        p->cap_rhv = p->n_rh;
+    }
+    for (i = 0; i < p->n_rh; i++) {
+        p->rh[i].name = p->rhstore.p + p->rh_off[2 * i];
+        p->rh[i].value = p->rhstore.p + p->rh_off[2 * i + 1];
+    }
+    p->res.headers = p->rh;
+    p->res.n_headers = p->n_rh;
+    return 0;
+}
+
+const char *kl_resp_header(const kl_client *c, const char *lname) {
+    const kl_client_priv *p = c->priv;
+    size_t i;
+    for (i = 0; i < p->res.n_headers; i++)
+        if (strcmp(p->res.headers[i].name, lname) == 0) return p->res.headers[i].value;
+    return NULL;
+}
+
+/* ---- facts from headers ------------------------------------------------------------------ */
+
+static int parse_long(const char *s, long *out) {
+    char *e;
+    long v;
+    if (!s || !isdigit((unsigned char)*s)) return 0;
+    v = strtol(s, &e, 10);
+    while (*e == ' ') e++;
+    if (*e && *e != ';' && *e != ',') return 0;
+    *out = v;
+    return 1;
+}
+
+/* Retry-After: delta-seconds (decimals tolerated) or an HTTP-date. */
+static double parse_retry_after(const char *s) {
+    char *e;
+    double v;
+    time_t t;
+    if (!s) return -1;
+    if (isdigit((unsigned char)*s)) {
+        v = strtod(s, &e);
+        while (*e == ' ') e++;
+        return *e ? -1 : v;
+    }
+    t = curl_getdate(s, NULL);
+    if (t == (time_t)-1) return -1;
+    v = difftime(t, time(NULL));
+    return v > 0 ? v : 0;
+}
+
+/* Klaviyo's 429 detail "Request was throttled. Expected available in N seconds." */
+static double retry_from_detail(const char *d) {
+    const char *k = d ? strstr(d, "available in ") : NULL;
+    char *e;
+    double v;
+    if (!k) return -1;
+    k += 13;
+    if (!isdigit((unsigned char)*k)) return -1;
+    v = strtod(k, &e);
+    return e == k ? -1 : v;
+}
+
+/* ---- errors -------------------------------------------------------------------------------- */
+
+static const char *status_code_name(long s) {
+    switch (s) {
+    case 400: return "invalid";
+    case 401: return "not_authenticated";
+    case 403: return "permission_denied";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 406: return "not_acceptable";
+    case 409: return "conflict";
+    case 410: return "gone";
+    case 413: return "payload_too_large";
+    case 415: return "unsupported_media_type";
+    case 429: return "throttled";
+    case 500: return "server_error";
+    case 501: return "not_implemented";
+    case 502: return "bad_gateway";
+    case 503: return "service_unavailable";
+    case 504: return "gateway_timeout";
+    default:
+        if (s >= 520 && s <= 527) return "edge_error"; /* Cloudflare in front of Klaviyo */
+        if (s >= 300 && s < 400) return "redirect";
+        return s >= 500 ? "server_error" : "http_error";
+    }
+}
+
+/* A readable one-line excerpt of a non-JSON body: the HTML <title> when there is one,
+ * else the first bytes with tags dropped and blanks collapsed. */
+static char *body_excerpt(const char *b, size_t n) {
+    kl_buf o = {0};
+    const char *t = NULL, *te = NULL;
+    size_t i;
+    int space = 0, tag = 0;
+    for (i = 0; i + 7 <= n; i++)
+        if (strncasecmp(b + i, "<title>", 7) == 0) { t = b + i + 7; break; }
+    if (t) {
+        for (te = t; te < b + n && *te != '<'; te++) ;
+        b = t;
+        n = (size_t)(te - t);
+    }
+    if (kl_buf_add(&o, "", 0)) return NULL;
+    for (i = 0; i < n && o.len < 200; i++) {
+        unsigned char ch = (unsigned char)b[i];
+        if (ch == '<') { tag = 1; continue; }
+        if (tag) { if (ch == '>') { tag = 0; space = 1; } continue; }
+        if (ch <= 0x20 || ch == 0x7f) { space = 1; continue; }
+        if (space && o.len && kl_buf_addc(&o, ' ')) { kl_buf_free(&o); return NULL; }
+        space = 0;
+        if (kl_buf_addc(&o, (char)ch)) { kl_buf_free(&o); return NULL; }
+    }
+    return o.p;
+}
+
+static int read_error_doc(kl_client *c, const char *body, size_t len) {
+    kl_client_priv *p = c->priv;
+    kj_doc d = {0};
+    int rc = kj_parse(&d, body, len), e, src, v;
+    if (rc == -2) { kj_free(&d); return -2; }
+    if (rc < 0 || d.nodes[0].type != KJ_OBJECT) { kj_free(&d); return -1; }
+    e = kj_at(&d, kj_get(&d, 0, "errors"), 0);
+    if (e < 0 || d.nodes[e].type != KJ_OBJECT) {
+        /* JSON but not JSON:API: take a message-like field */
+        v = kj_get(&d, 0, "detail");
+        if (v < 0) v = kj_get(&d, 0, "message");
+        if (v < 0) v = kj_get(&d, 0, "error");
+        if (v >= 0 && d.nodes[v].type == KJ_STRING && !(p->e_detail = kj_string(&d, v, NULL))) rc = -2;
+        kj_free(&d);
+        return rc == -2 ? -2 : 1;
+    }
+#define TAKE(field, node)                                                                       \
+    do {                                                                                        \
+        int n_ = (node);                                                                        \
+        if (n_ >= 0 && d.nodes[n_].type == KJ_STRING && !(p->field = kj_string(&d, n_, NULL))) \
+            rc = -2;                                                                            \
+    } while (0)
+    TAKE(e_code, kj_get(&d, e, "code"));
+    TAKE(e_title, kj_get(&d, e, "title"));
+    TAKE(e_detail, kj_get(&d, e, "detail"));
+    src = kj_get(&d, e, "source");
+    TAKE(e_pointer, kj_get(&d, src, "pointer"));
+    TAKE(e_parameter, kj_get(&d, src, "parameter"));
+    if (!p->e_request_id) TAKE(e_request_id, kj_get(&d, e, "id"));
+#undef TAKE
+    v = kj_get(&d, e, "meta");
+    if (v >= 0 && d.nodes[v].type == KJ_OBJECT &&
+        !(p->e_meta = kl_strndup(body + d.nodes[v].start, d.nodes[v].end - d.nodes[v].start)))
+        rc = -2;
+    kj_free(&d);
+    return rc == -2 ? -2 : 0;
+}
+
+static int http_error(kl_client *c, const char *op) {
+    kl_client_priv *p = c->priv;
+    kl_response *r = &p->res;
+    const char *rid = kl_resp_header(c, "x-klaviyo-req-id");
+    int doc;
+    char where[200] = "";
+    if (!rid) rid = kl_resp_header(c, "x-request-id");
+    if (!rid) rid = kl_resp_header(c, "cf-ray");
+    kl_error_clear(c);
+    c->err = KL_ERR_HTTP;
+    p->error.kind = KL_ERR_HTTP;
+    p->error.status = r->status;
+    if (rid && !(p->e_request_id = kl_strdup(rid))) return OOM(c, op);
+    if (op && !(p->e_operation = kl_strdup(op))) return OOM(c, op);
+    if (r->body_len && !(p->e_body = kl_strndup(r->body, r->body_len))) return OOM(c, op);
+    doc = read_error_doc(c, r->body, r->body_len);
+    if (doc == -2) return OOM(c, op);
+    if (doc != 0) {
+        /* not a JSON:API error document: still say clearly what came back */
+        const char *ct = kl_resp_header(c, "content-type");
+        char title[160];
+        snprintf(title, sizeof title, "HTTP %ld with a non-JSON:API body (%.80s)", r->status,
+                 ct ? ct : (r->body_len ? "no content type" : "empty"));
+        if (!(p->e_title = kl_strdup(title))) return OOM(c, op);
+        if (!p->e_detail && r->body_len && !(p->e_detail = body_excerpt(r->body, r->body_len))) return OOM(c, op);
+        if (r->status == 403 && doc == -1 && r->body_len) {
+            /* an HTML 403 is the edge (Cloudflare) blocking, not a missing scope */
+            if (!(p->e_code = kl_strdup("edge_blocked"))) return OOM(c, op);
+        }
+    }
+    if (!p->e_code && !(p->e_code = kl_strdup(status_code_name(r->status)))) return OOM(c, op);
+    if (r->retry_after < 0 && r->status == 429) r->retry_after = retry_from_detail(p->e_detail);
+    p->error.retry_after = r->retry_after;
+    p->error.code = p->e_code;
+    p->error.title = p->e_title;
+    p->error.detail = p->e_detail;
+    p->error.pointer = p->e_pointer;
+    p->error.parameter = p->e_parameter;
+    p->error.request_id = p->e_request_id;
+    p->error.operation = p->e_operation;
+    p->error.meta_json = p->e_meta;
+    p->error.body = p->e_body;
+    p->error.body_len = p->e_body ? r->body_len : 0;
+    p->error.sent = 1;
+    if (p->e_pointer) snprintf(where, sizeof where, " (at %.150s)", p->e_pointer);
+    else if (p->e_parameter) snprintf(where, sizeof where, " (parameter %.150s)", p->e_parameter);
+    snprintf(c->errstr, sizeof c->errstr, "%s%sHTTP %ld %s: %.300s%s", op ? op : "", op ? ": " : "", r->status,
+             p->e_code, p->e_detail ? p->e_detail : (p->e_title ? p->e_title : "no detail"), where);
+    return KL_ERR_HTTP;
+}
+
+int kl_interpret_stored(kl_client *c, const char *op) {
+    kl_client_priv *p = c->priv;
+    kl_response *r = &p->res;
+    long a, b, d;
+    if (!p->body.p && kl_buf_add(&p->body, "", 0)) return OOM(c, op);
+    r->body = p->body.p;
+    r->body_len = p->body.len;
+    r->retry_after = parse_retry_after(kl_resp_header(c, "retry-after"));
+    r->has_ratelimit = parse_long(kl_resp_header(c, "ratelimit-limit"), &a) &&
+                       parse_long(kl_resp_header(c, "ratelimit-remaining"), &b) &&
+                       parse_long(kl_resp_header(c, "ratelimit-reset"), &d);
+    if (r->has_ratelimit) {
+        r->rl_limit = a;
+        r->rl_remaining = b;
+        r->rl_reset = d;
+    }
+    if (r->status >= 200 && r->status < 300) return KL_OK;
+    return http_error(c, op);
+}

@@ -1,0 +1,189 @@
+/*
+ * transport_curl.c - move the built request over libcurl and store the answer.
+ * One easy handle per client, kept between requests, so its connection cache lets one
+ * connection serve many requests.  TLS peers are always verified (no switch exists).
+ */
+#include "kl_internal.h"
+
+#include <curl/curl.h>
+#include <string.h>
+#include <strings.h>
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
+    kl_client *c = ud;
+    size_t n = size * nmemb;
+    if (kl_buf_add(&c->priv->body, ptr, n)) return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+    return n;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
+    kl_client *c = ud;
+    size_t n = size * nmemb;
+    const char *colon;
+    if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
+        /* a new status line (after 100 Continue or a proxy's CONNECT answer): headers of
+         * earlier responses do not belong to the final one */
+        c->priv->n_rh = 0;
+        kl_buf_reset(&c->priv->rhstore);
+        return n;
+    }
+    colon = memchr(ptr, ':', n);
+    if (!colon || colon == ptr) return n; /* blank line ending the block, or junk */
+    if (kl_resp_add_header(c, ptr, (size_t)(colon - ptr), colon + 1, n - (size_t)(colon - ptr) - 1)) return 0;
+    return n;
+}
+
+int kl_transport_init(kl_client *c) {
+    kl_client_priv *p = c->priv;
+    CURL *h;
+    /* balanced by curl_global_cleanup in kl_transport_free: libcurl counts the calls */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return -1;
+    h = curl_easy_init();
+    if (!h) { curl_global_cleanup(); return -1; }
+    p->curl = h;
+    return 0;
+}
+
+void kl_transport_free(kl_client *c) {
+    kl_client_priv *p = c->priv;
+    if (p->slist) { curl_slist_free_all(p->slist); p->slist = NULL; }
+    if (p->curl) {
+        curl_easy_cleanup(p->curl);
+        p->curl = NULL;
+        curl_global_cleanup();
+    }
+}
+
+/* Options set on every request: curl_easy_reset is never used, so the connection cache
+ * survives, but a previous request's body/method must not leak into the next one. */
+static CURLcode setup(kl_client *c) {
+    kl_client_priv *p = c->priv;
+    CURL *h = p->curl;
+    CURLcode e = CURLE_OK;
+    const kl_built *b = &p->built;
+    struct curl_slist *sl = NULL, *t;
+    size_t i;
+
+    if (p->slist) { curl_slist_free_all(p->slist); p->slist = NULL; }
+    for (i = 0; i < p->n_bh; i++) {
+        t = curl_slist_append(sl, p->bline[i]);
+        if (!t) { curl_slist_free_all(sl); return CURLE_OUT_OF_MEMORY; }
+        sl = t;
+    }
+    /* no "Expect: 100-continue" round trip for bodies over 1 KB */
+    t = curl_slist_append(sl, "Expect:");
+    if (!t) { curl_slist_free_all(sl); return CURLE_OUT_OF_MEMORY; }
+    sl = t;
+    p->slist = sl;
+
+#define SET(opt, val) if (e == CURLE_OK) e = curl_easy_setopt(h, opt, val)
+    SET(CURLOPT_URL, b->url);
+    SET(CURLOPT_HTTPHEADER, sl);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_SSL_VERIFYPEER, 1L);
+    SET(CURLOPT_SSL_VERIFYHOST, 2L);
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    SET(CURLOPT_ACCEPT_ENCODING, ""); /* every encoding this libcurl decodes (gzip, br, zstd) */
+    SET(CURLOPT_TIMEOUT_MS, p->timeout_ms);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, p->connect_timeout_ms);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, c);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, c);
+    if (strcmp(b->method, "GET") == 0) {
+        SET(CURLOPT_HTTPGET, 1L);
+        SET(CURLOPT_CUSTOMREQUEST, (char *)NULL);
+    } else {
+        /* POSTFIELDS (not READFUNCTION) so a body is sent in one piece with Content-Length */
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->body_len);
+        SET(CURLOPT_POSTFIELDS, b->body ? b->body : "");
+        SET(CURLOPT_CUSTOMREQUEST, strcmp(b->method, "POST") == 0 ? (char *)NULL : b->method);
+    }
+#undef SET
+    return e;
+}
+
+static int transport_error(kl_client *c, CURLcode e, const char *op, const char *ebuf) {
+    kl_client_priv *p = c->priv;
+    const char *code, *what;
+    long got = 0, connected = 0;
+    int sent, rc;
+    curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &got);
+    curl_easy_getinfo(p->curl, CURLINFO_REQUEST_SIZE, &connected);
+    /* bytes of the request went out: the server may have acted on it */
+    sent = connected > 0;
+    switch (e) {
+    case CURLE_COULDNT_RESOLVE_HOST: code = "dns_failed"; what = "could not resolve host"; sent = 0; break;
+    case CURLE_COULDNT_RESOLVE_PROXY: code = "dns_failed"; what = "could not resolve proxy"; sent = 0; break;
+    case CURLE_COULDNT_CONNECT: code = "connect_failed"; what = "could not connect"; sent = 0; break;
+    case CURLE_OPERATION_TIMEDOUT:
+        if (!sent) { code = "connect_timeout"; what = "timed out before the request was sent"; }
+        else { code = "timeout"; what = got ? "timed out reading the response" : "timed out waiting for the response"; }
+        break;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+        code = "tls_failed"; what = "TLS handshake or certificate verification failed"; sent = 0; break;
+    case CURLE_GOT_NOTHING:
+        code = "empty_reply"; what = "the server closed the connection without answering"; break;
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+        if (got) { code = "truncated"; what = "connection lost while reading the response"; }
+        else { code = "connection_reset"; what = "connection reset before a response"; }
+        break;
+    case CURLE_PARTIAL_FILE:
+        code = "truncated"; what = "the response body was cut short"; break;
+    case CURLE_WRITE_ERROR:
+    case CURLE_OUT_OF_MEMORY:
+        return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory while receiving the response");
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        code = "unsupported_protocol"; what = "unsupported protocol"; sent = 0; break;
+    case CURLE_TOO_MANY_REDIRECTS:
+    case CURLE_WEIRD_SERVER_REPLY:
+        code = "bad_reply"; what = "the server's reply is not valid HTTP"; break;
+    case CURLE_BAD_CONTENT_ENCODING:
+        code = "bad_encoding"; what = "the response's content encoding could not be decoded"; break;
+    default:
+        code = "transport_failed"; what = curl_easy_strerror(e); break;
+    }
+    rc = kl_fail(c, KL_ERR_TRANSPORT, code, op, "%s (%s)", what, ebuf && *ebuf ? ebuf : curl_easy_strerror(e));
+    p->error.sent = sent;
+    p->error.status = 0;
+    return rc;
+}
+
+int kl_transport_perform(kl_client *c, const char *op) {
+    kl_client_priv *p = c->priv;
+    char ebuf[CURL_ERROR_SIZE];
+    CURLcode e;
+    long status = 0;
+    kl_resp_reset(c);
+    e = setup(c);
+    if (e != CURLE_OK) {
+        if (e == CURLE_OUT_OF_MEMORY) return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory");
+        return kl_fail(c, KL_ERR_TRANSPORT, "transport_failed", op, "libcurl refused an option: %s",
+                       curl_easy_strerror(e));
+    }
+    ebuf[0] = '\0';
+    curl_easy_setopt(p->curl, CURLOPT_ERRORBUFFER, ebuf);
+    e = curl_easy_perform(p->curl);
+    curl_easy_setopt(p->curl, CURLOPT_ERRORBUFFER, (char *)NULL);
+    /* the request's body belongs to the caller: drop libcurl's pointer to it */
+    curl_easy_setopt(p->curl, CURLOPT_POSTFIELDS, (char *)NULL);
+    if (e != CURLE_OK) return transport_error(c, e, op, ebuf);
+    curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &status);
+    p->res.status = status;
+    if (kl_resp_finish_headers(c)) return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory");
+    return KL_OK;
+}

@@ -59,14 +59,34 @@ $(BUILD)/ctest/%: spec/c/%.c $(SAN_SRCS) $(CORE_HDRS) spec/c/ctest.h mk/core.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_CFLAGS) $(CURL_CFLAGS) -Isrc -Ispec/c $< $(SAN_SRCS) -o $@ $(CURL_LIBS)
 
+# The binding's contract (spec/core/binding_spec.lua) against the emulator, on TEST_LUAS, and
+# once more on lua5.4 under valgrind (leaks or memory errors in src/lua_klaviyo.c fail it).
+CORE_VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+spec-core: core
+	@fail=0; for l in $(TEST_LUAS); do echo "== binding_spec ($$l)"; \
+	  LUA_PATH='$(call lua_path)' LUA_CPATH='$(BUILD)/'"$$l"'/?.so;;' \
+	  $$l /usr/bin/busted --helper=spec/helpers/emulator.lua -o utfTerminal spec/core/binding_spec.lua || fail=1; done; \
+	exit $$fail
+
+spec-core-valgrind: core
+	@echo "== binding_spec (lua5.4, valgrind)"; \
+	LUA_PATH='$(call lua_path)' LUA_CPATH='$(call lua_cpath,lua5.4)' \
+	  $(CORE_VALGRIND) lua5.4 /usr/bin/busted --helper=spec/helpers/emulator.lua -o TAP spec/core/binding_spec.lua | tail -n 1; \
+	exit $${PIPESTATUS[0]}
+
 # Runs the core's C tests, then whatever other fragments add to CTESTS (a list of targets,
 # e.g. LIMIT's ctest-limiter; expanded at run time so include order does not matter), then
-# examples/track under valgrind against a throwaway emulator.
+# examples/track under valgrind against a throwaway emulator, then the binding's spec.
 ctest: $(CORE_TEST_BINS) $(BUILD)/examples/track
 	@fail=0; for t in $(CORE_TEST_BINS); do echo "== $$t"; \
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $$t || fail=1; done; \
 	for t in $(CTESTS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t || fail=1; done; \
 	echo "== valgrind examples/track"; spec/c/valgrind-track $(BUILD)/examples/track || fail=1; \
+	$(MAKE) --no-print-directory spec-core spec-core-valgrind || fail=1; \
 	exit $$fail
 
-.PHONY: build core ctest
+# bench/call: client:call("create_event") requests/s next to a plain C libcurl loop.
+bench-call: core
+	bench/call
+
+.PHONY: build core ctest spec-core spec-core-valgrind bench-call

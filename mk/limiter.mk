@@ -13,19 +13,21 @@ LIMIT_SAN_CFLAGS := -std=c99 -Wall -Wextra -Werror -O1 -g -fno-omit-frame-pointe
 LIMIT_VG_CFLAGS  := -std=c99 -Wall -Wextra -Werror -O1 -g
 LIMIT_OUT        := $(BUILD)/ctest-limit
 LIMIT_TESTS      := test_limiter test_retry
+LIMIT_COMMA      := ,
 LIMIT_VALGRIND   := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=all
 
-# test_limiter -> src/limiter.c, test_retry -> src/retry.c
+# test_limiter -> src/limiter.c (linked so that the test can make malloc/calloc fail),
+# test_retry -> src/retry.c (allocates nothing)
 define limit_test_rule
 $(LIMIT_OUT)/asan/$(1): spec/c/$(1).c src/$(2).c src/$(2).h mk/limiter.mk
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(LIMIT_SAN_CFLAGS) -Isrc $$< src/$(2).c -o $$@
+	$$(CC) $$(LIMIT_SAN_CFLAGS) -Isrc $$< src/$(2).c -o $$@ $(3)
 $(LIMIT_OUT)/plain/$(1): spec/c/$(1).c src/$(2).c src/$(2).h mk/limiter.mk
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(LIMIT_VG_CFLAGS) -Isrc $$< src/$(2).c -o $$@
+	$$(CC) $$(LIMIT_VG_CFLAGS) -Isrc $$< src/$(2).c -o $$@ $(3)
 endef
-$(eval $(call limit_test_rule,test_limiter,limiter))
-$(eval $(call limit_test_rule,test_retry,retry))
+$(eval $(call limit_test_rule,test_limiter,limiter,-Wl$(LIMIT_COMMA)--wrap=malloc$(LIMIT_COMMA)--wrap=calloc))
+$(eval $(call limit_test_rule,test_retry,retry,))
 
 # The encoder as a module of its own (klaviyo.json_shim), built here from the current
 # source, so spec-encode never tests a stale core.so. In the full suite (make test) the

@@ -345,14 +345,16 @@ static long belief(const window *w, kl_usec len, kl_usec now)
     return left;
 }
 
-long kl_limiter_remaining(kl_limiter *lim, const char *key, const kl_limits *limits,
-                          int window_id, kl_usec now)
+int kl_limiter_remaining(kl_limiter *lim, const char *key, const kl_limits *limits,
+                         int window_id, kl_usec now, long *left)
 {
     entry *e;
     if (window_id < 0 || window_id >= KL_WINDOWS) return set_error(lim, "no such window");
+    if (!left) return set_error(lim, "limiter: NULL result pointer");
     if (!(e = get_entry(lim, key)) || !prepare(lim, e, limits)) return KL_LIMIT_ERROR;
     if (now < e->last) now = e->last;
-    return belief(&e->w[window_id], window_len[window_id], now);
+    *left = belief(&e->w[window_id], window_len[window_id], now);
+    return 0;
 }
 
 int kl_limiter_observe(kl_limiter *lim, const char *key, const kl_limits *limits,

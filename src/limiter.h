@@ -3,11 +3,13 @@
  *
  * Klaviyo counts requests in fixed windows (burst 1 s, steady 60 s, daily 86400 s) whose
  * phase the client cannot know. Counting in our own fixed windows could put 2x the limit
- * into one server window, so each window is a sliding log: a ring buffer of the last N
- * send times (N = the window's effective limit). A send is allowed at `now` only when the
- * N-th most recent send is at least one window length old, which guarantees that every
- * half-open interval [a, a + window) holds at most N sends, hence every server window,
- * whatever its phase. The check and the record are O(1).
+ * into one server window, so each window is a sliding log: a ring buffer of the last send
+ * times (at least N of them, N = the window's effective limit). A send is allowed at `now`
+ * only when the N-th most recent send is at least one window length old, which guarantees
+ * that every half-open interval [a, a + window) holds at most N sends, hence every server
+ * window, whatever its phase. The check and the record are O(1); the ring of a key holds
+ * as many times as the largest limit it was used with (8 bytes each), so lowering and
+ * raising a limit never forgets a recent send.
  *
  * The limiter is a pure function of its inputs and the times it is given: it never reads
  * a clock and never sleeps. The caller passes a monotonic `now` and sleeps the returned
@@ -90,7 +92,11 @@ int kl_limiter_block_until(kl_limiter *lim, const char *key, kl_usec until);
 /* The server's RateLimit-Remaining (`remaining` more sends) and RateLimit-Reset (`reset`
  * from now) for the steady window. When that is less than the limiter believes is left,
  * at most `remaining` more sends are allowed before now + reset (another process is using
- * the same key). Never raises what the limiter allows. */
+ * the same key). Never raises what the limiter allows. Pass the time the response arrived
+ * as `now`: the server counted earlier, so the cap ends a little late, on the safe side
+ * (as does a Reset rounded up to whole seconds, which is what the emulator sends). Sends
+ * still in flight when the answer was computed are not in `remaining`; with many calls in
+ * flight the later answers lower the cap further. */
 int kl_limiter_observe(kl_limiter *lim, const char *key, const kl_limits *limits,
                        long remaining, kl_usec reset, kl_usec now);
 
@@ -98,10 +104,11 @@ int kl_limiter_observe(kl_limiter *lim, const char *key, const kl_limits *limits
  * `limits = {create_event = {...}}`); NULL removes the override. */
 int kl_limiter_override(kl_limiter *lim, const char *key, const kl_limits *limits);
 
-/* How many more sends the limiter would allow in `window` at `now` without waiting
- * (its belief, including observed caps); -1 if the window does not apply. */
-long kl_limiter_remaining(kl_limiter *lim, const char *key, const kl_limits *limits,
-                          int window, kl_usec now);
+/* *left = how many more sends the limiter would allow in `window` (KL_WINDOW_*) at `now`
+ * without waiting (its belief, including observed caps; Retry-After blocks aside), or -1
+ * when the window does not apply. Returns 0, or KL_LIMIT_ERROR. */
+int kl_limiter_remaining(kl_limiter *lim, const char *key, const kl_limits *limits,
+                         int window, kl_usec now, long *left);
 
 /* Number of keys held (memory is bounded per key by its limits). */
 size_t kl_limiter_keys(const kl_limiter *lim);

@@ -9,7 +9,7 @@
  * WAIT with the exact time until it would be GO; it never sleeps, the caller does.
  *
  * Each call is one atomic Redis script (lua/klaviyo/limiter/redis_script.lua, embedded at
- * build time): EVALSHA, falling back to EVAL when Redis answers NOSCRIPT (restart, SCRIPT
+ * build time from build/gen/redis_script.h, or passed in the options): EVALSHA, falling back to EVAL when Redis answers NOSCRIPT (restart, SCRIPT
  * FLUSH). Time is Redis's own clock (TIME inside the script), not the caller's, so hosts with
  * skewed clocks agree; waits are durations, so they need no common clock either.
  *
@@ -21,7 +21,8 @@
  * with err = KL_REDIS_ERR_IO and an errstr saying so: the caller must not send blind. The
  * next call reconnects, so a Redis restart costs the calls made while it was down.
  *
- * Not thread-safe: one store per thread (each holds one connection).
+ * Not thread-safe: one store per thread (each holds one connection). After fork(), the
+ * child creates its own store: a connection shared by two processes mixes their replies.
  */
 #ifndef KL_LIMITER_REDIS_H
 #define KL_LIMITER_REDIS_H
@@ -55,6 +56,9 @@ typedef struct kl_redis_options {
     double safety;            /* in (0, 1]; 0 means 1.0 */
     long connect_timeout_ms;  /* 0: KL_REDIS_DEFAULT_CONNECT_TIMEOUT_MS */
     long timeout_ms;          /* per command; 0: KL_REDIS_DEFAULT_TIMEOUT_MS */
+    const char *script;       /* NULL: the script embedded at build time; else its text as
+                                 require("klaviyo.limiter.redis_script") returns it (for
+                                 builds with -DKL_REDIS_NO_EMBEDDED_SCRIPT, e.g. LuaRocks) */
 } kl_redis_options;
 
 typedef struct kl_redis_priv kl_redis_priv;

@@ -481,8 +481,9 @@ static int read_max_depth(lua_State *L)
     while (lua_next(L, 2)) {
         if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "max_depth") == 0) {
             lua_Number d = lua_tonumber(L, -1);
-            if (lua_type(L, -1) != LUA_TNUMBER || d != (lua_Number)(int)d
-                || d < 1 || d > KL_JSON_MAX_DEPTH_LIMIT)
+            /* range first: casting NaN or a huge number to int is undefined */
+            if (lua_type(L, -1) != LUA_TNUMBER || !(d >= 1 && d <= KL_JSON_MAX_DEPTH_LIMIT)
+                || d != (lua_Number)(int)d)
                 luaL_argerror(L, 2, "max_depth must be an integer from 1 to 1000");
             max_depth = (int)d;
         } else if (lua_type(L, -2) == LUA_TSTRING) {

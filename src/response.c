@@ -16,6 +16,8 @@
 
 #define OOM(c, op) kl_fail((c), KL_ERR_OOM, "out_of_memory", (op), "out of memory")
 
+static char empty[1];
+
 /* ---- header storage (shared by every transport) ---------------------------------------- */
 
 void kl_resp_reset(kl_client *c) {
@@ -25,6 +27,7 @@ void kl_resp_reset(kl_client *c) {
     p->n_rh = 0;
     memset(&p->res, 0, sizeof p->res);
     p->res.retry_after = -1;
+    p->res.body = empty; /* never NULL, even after a transport failure */
 }
 
 int kl_resp_add_header(kl_client *c, const char *name, size_t nlen, const char *value, size_t vlen) {

@@ -3,7 +3,7 @@
 // Contract check: validates recorded emulator exchanges against Klaviyo's OpenAPI spec.
 //   node tools/contract-check.js --journal FILE    JSON lines, one exchange each (emulator --journal)
 //   node tools/contract-check.js --dump FILE       a JSON array (or {"requests"|"data": [...]})
-//   node tools/contract-check.js --url URL         fetches URL/__emulator/requests
+//   node tools/contract-check.js --url URL [--account ID]   fetches URL/__emulator/requests
 //   [--spec FILE] (default: $SPEC_JSON or ../shared/openapi/klaviyo-stable-2026-07-15.json)
 //   [--quiet] print only the totals line
 //   [--allow-empty] an input without exchanges passes (by default it fails: nothing was checked)
@@ -15,7 +15,7 @@ const path = require('path');
 const readline = require('readline');
 const { Contract, checkOne, newResult, formatViolation } = require('./node/lib/contract');
 
-const USAGE = 'usage: contract-check.js (--journal FILE | --dump FILE | --url URL) [--spec FILE] [--quiet] [--allow-empty]';
+const USAGE = 'usage: contract-check.js (--journal FILE | --dump FILE | --url URL [--account ID]) [--spec FILE] [--quiet] [--allow-empty]';
 
 function parseArgs(argv) {
   const opts = { quiet: false, allowEmpty: false };
@@ -23,13 +23,14 @@ function parseArgs(argv) {
     const a = argv[i];
     if (a === '--quiet') opts.quiet = true;
     else if (a === '--allow-empty') opts.allowEmpty = true;
-    else if (['--journal', '--dump', '--url', '--spec'].includes(a)) {
+    else if (['--journal', '--dump', '--url', '--spec', '--account'].includes(a)) {
       if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
       opts[a.slice(2)] = argv[++i];
     } else throw new Error(`unknown argument ${a}`);
   }
   const sources = ['journal', 'dump', 'url'].filter((k) => opts[k] !== undefined);
   if (sources.length !== 1) throw new Error('give exactly one of --journal, --dump, --url');
+  if (opts.account !== undefined && opts.url === undefined) throw new Error('--account goes with --url');
   return opts;
 }
 
@@ -61,7 +62,8 @@ async function loadRecords(opts) {
     return readJournal(opts.journal);
   }
   if (opts.dump) return unwrap(JSON.parse(fs.readFileSync(opts.dump, 'utf8')), opts.dump);
-  const url = `${opts.url.replace(/\/$/, '')}/__emulator/requests`;
+  const url = `${opts.url.replace(/\/$/, '')}/__emulator/requests` +
+    (opts.account ? `?account=${encodeURIComponent(opts.account)}` : '');
   const res = await fetch(url);
   if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
   return unwrap(await res.json(), url);

@@ -9,7 +9,7 @@
 --      email = "ann@example.com" })
 --
 -- The same local checks as the server-side modules apply (identifiers, E.164, ingestion
--- limits, SMS opt-in records); browsers' `anonymous_id` counts as an identifier here.
+-- limits, SMS opt-in records).
 -- @module klaviyo.client_api
 local V = require "klaviyo.validate"
 local R = require "klaviyo.resource"
@@ -32,11 +32,11 @@ end
 --- Track an event from the client side (`create_client_event`); a `unique_id` is generated
 -- when absent, so a resend is recorded once.
 -- @tparam table ev as `events:create` (`metric`, `profile`, `properties`, `value`, `time`,
---   `unique_id`, ...); `profile.anonymous_id` also identifies
+--   `unique_id`, ...)
 -- @treturn string the unique_id, or nil, err, unique_id
 function _M:track(ev)
   V.self(self, mt, "client_api:track")
-  local attrs, msg, ptr = events.build(ev, "client_api:track", "", nil, true)
+  local attrs, msg, ptr = events.build(ev, "client_api:track", "", nil)
   if not attrs then
     return nil, V.refuse("create_client_event", msg, ptr), type(ev) == "table" and ev.unique_id
       or nil
@@ -48,14 +48,14 @@ function _M:track(ev)
 end
 
 --- Create or update a profile from the client side (`create_client_profile`).
--- @tparam table p flat profile with an identifier (`email`, `phone_number` (E.164),
---   `external_id` or `anonymous_id`) and attributes
+-- @tparam table p flat profile with an identifier (`email`, `phone_number` (E.164) or
+--   `external_id`) and attributes
 -- @treturn boolean true, or nil, err
 function _M:identify(p)
   V.self(self, mt, "client_api:identify")
   V.argcheck(type(p) == "table", "client_api:identify", 1, "table", p)
   local op = "create_client_profile"
-  local ok, msg, ptr = V.profile_identity(p, "", true)
+  local ok, msg, ptr = V.profile_identity(p, "")
   if not ok then return nil, V.refuse(op, msg, ptr) end
   local res = R.unflatten("profile", p)
   local size, vmsg, vptr = V.value(res.attributes, V.LIMITS)

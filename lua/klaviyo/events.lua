@@ -44,7 +44,7 @@ local ENVELOPE = 512
 -- The attributes of one event (create_event's data.attributes, which is also a bulk entry's
 -- event), checked. Returns attrs, profile resource, size; or nil, message, pointer.
 -- Wrong Lua types for scalar options raise: they are bugs in the caller, not bad data.
-local function build(ev, fname, at, now, anonymous)
+local function build(ev, fname, at, now)
   if type(ev) ~= "table" then
     error(format("%s: event%s must be a table, got %s", fname, at, type(ev)), 3)
   end
@@ -53,7 +53,7 @@ local function build(ev, fname, at, now, anonymous)
   if type(metric) ~= "string" or metric == "" then
     return nil, "the metric name is required (metric = \"Placed Order\")", at .. "/metric"
   end
-  local ok, msg, ptr = V.profile_identity(ev.profile, at .. "/profile", anonymous)
+  local ok, msg, ptr = V.profile_identity(ev.profile, at .. "/profile")
   if not ok then return nil, msg, ptr end
   local props = ev.properties
   if props == nil then props = {} end

@@ -57,9 +57,7 @@ local function ptok(k)
 end
 _M.pointer_token = ptok
 
----------------------------------------------------------------------------------------------
--- Identifiers
----------------------------------------------------------------------------------------------
+-- Identifiers -------------------------------------------------
 
 --- Is `s` a phone number in E.164 (`+` then 7 to 15 digits, no leading zero)?
 -- @tparam string s
@@ -81,9 +79,8 @@ end
 -- each well formed.
 -- @tparam table p profile fields (`id`, `email`, `phone_number`, `external_id`, ...)
 -- @tparam[opt=""] string at JSON pointer prefix for messages
--- @tparam[opt] boolean anonymous also accept `anonymous_id` (client-side calls from browsers)
 -- @return true, or nil, message, pointer
-function _M.profile_identity(p, at, anonymous)
+function _M.profile_identity(p, at)
   at = at or ""
   if type(p) ~= "table" then
     return nil, "a profile (table with id, email, phone_number or external_id) is required", at
@@ -98,9 +95,6 @@ function _M.profile_identity(p, at, anonymous)
       end
       found = true
     end
-  end
-  if not found and anonymous and type(p.anonymous_id) == "string" and p.anonymous_id ~= "" then
-    found = true
   end
   if not found then
     return nil, "the profile has no identifier: give at least one of id, email, phone_number " ..
@@ -148,9 +142,7 @@ function _M.lookup(q)
   return key, v
 end
 
----------------------------------------------------------------------------------------------
--- Time
----------------------------------------------------------------------------------------------
+-- Time --------------------------------------------------------
 
 -- Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's days_from_civil);
 -- pure arithmetic so the local time zone never leaks in (os.time would use it).
@@ -275,9 +267,7 @@ function _M.event_time(t, now)
   return e
 end
 
----------------------------------------------------------------------------------------------
--- Values: cycles, NaN/inf, ingestion limits, JSON size
----------------------------------------------------------------------------------------------
+-- Values: cycles, NaN/inf, ingestion limits, JSON size --------
 
 -- Bytes a string takes once JSON-encoded: quotes, two-byte escapes for " \ and \b\f\n\r\t,
 -- six bytes (\u00XX) for other control characters, and "/" which cjson escapes as "\/".
@@ -404,9 +394,7 @@ function _M.properties(props, at)
   return _M.value(props, LIMITS, at)
 end
 
----------------------------------------------------------------------------------------------
--- Ids and chunks
----------------------------------------------------------------------------------------------
+-- Ids and chunks ----------------------------------------------
 
 -- Random bytes: /dev/urandom where it exists (so two processes started in the same second
 -- never generate the same id, which would make Klaviyo drop the second event as a
@@ -478,6 +466,7 @@ function _M.chunk(items, max_count, max_bytes, sizes)
 end
 
 --- Raise a programmer error (wrong argument type) at the caller's caller.
+-- @param cond raise when false or nil
 -- @tparam string fname function name, e.g. "events:create"
 -- @tparam number n argument position
 -- @tparam string expected type name(s)

@@ -18,6 +18,26 @@
 
 static int passed, failed;
 
+/* Allocation failure injection: the test is linked with -Wl,--wrap=malloc,--wrap=calloc,
+ * so the limiter's allocations come here; fail_after = n lets n succeed, then all fail. */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+static long fail_after = -1;
+void *__wrap_malloc(size_t n)
+{
+    if (fail_after == 0) return NULL;
+    if (fail_after > 0) fail_after--;
+    return __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t size)
+{
+    if (fail_after == 0) return NULL;
+    if (fail_after > 0) fail_after--;
+    return __real_calloc(n, size);
+}
+
 #define CHECK(cond, ...) do {                                          \
         if (cond) passed++;                                            \
         else {                                                         \
@@ -259,6 +279,14 @@ static void test_tier(const kl_limits *l, double safety)
 
 /* ---- individual behaviours ---- */
 
+/* kl_limiter_remaining's answer, or -100 on error */
+static long rem(kl_limiter *lim, const char *key, const kl_limits *l, int window, kl_usec now)
+{
+    long left = -100;
+    if (kl_limiter_remaining(lim, key, l, window, now, &left) != 0) return -100;
+    return left;
+}
+
 static const kl_limits XL = {350, 3500, 0};
 static const kl_limits M = {10, 150, 0};
 
@@ -294,13 +322,13 @@ static void test_observe(void)
     kl_usec wait = -1, now = 100 * SEC;
     int i, go = 0;
     for (i = 0; i < 10; i++) kl_limiter_acquire(lim, "a/ev", &XL, now, &wait);
-    CHECK(kl_limiter_remaining(lim, "a/ev", &XL, KL_WINDOW_STEADY, now) == 3490, "belief 3490 left");
+    CHECK(rem(lim, "a/ev", &XL, KL_WINDOW_STEADY, now) == 3490, "belief 3490 left");
     /* another process used the key: the server says 5 left for 20 more seconds */
     CHECK(kl_limiter_observe(lim, "a/ev", &XL, 5, 20 * SEC, now) == 0, "observe ok");
-    CHECK(kl_limiter_remaining(lim, "a/ev", &XL, KL_WINDOW_STEADY, now) == 5, "belief lowered to 5");
+    CHECK(rem(lim, "a/ev", &XL, KL_WINDOW_STEADY, now) == 5, "belief lowered to 5");
     /* a later, more generous answer (sent before the other process's burst) does not raise it */
     kl_limiter_observe(lim, "a/ev", &XL, 50, 20 * SEC, now);
-    CHECK(kl_limiter_remaining(lim, "a/ev", &XL, KL_WINDOW_STEADY, now) == 5, "still 5 after observing 50");
+    CHECK(rem(lim, "a/ev", &XL, KL_WINDOW_STEADY, now) == 5, "still 5 after observing 50");
     now += SEC;
     for (i = 0; i < 10; i++)
         if (kl_limiter_acquire(lim, "a/ev", &XL, now, &wait) == KL_LIMIT_GO) go++;
@@ -316,7 +344,7 @@ static void test_observe(void)
         for (i = 0; i < 150; i++) {
             if (kl_limiter_acquire(l2, "a/m", &M, t, &wait) != KL_LIMIT_GO) t += wait, i--;
         }
-        CHECK(kl_limiter_remaining(l2, "a/m", &M, KL_WINDOW_STEADY, t) == 0, "steady window full");
+        CHECK(rem(l2, "a/m", &M, KL_WINDOW_STEADY, t) == 0, "steady window full");
         kl_limiter_observe(l2, "a/m", &M, 100, 30 * SEC, t);
         CHECK(kl_limiter_acquire(l2, "a/m", &M, t + SEC, &wait) == KL_LIMIT_WAIT,
               "observe(100 left) does not let a full window send");
@@ -344,10 +372,10 @@ static void test_override(void)
     CHECK(max_in_any_interval(&s, SEC) <= 2 && max_in_any_interval(&s, 60 * SEC) <= 5,
           "override windows respected");
     /* the override is per key: the same limits passed for another key are the table's */
-    CHECK(kl_limiter_remaining(lim, "a/get_events", &XL, KL_WINDOW_BURST, 0) == 350, "other key uses table limits");
+    CHECK(rem(lim, "a/get_events", &XL, KL_WINDOW_BURST, 0) == 350, "other key uses table limits");
     /* removing the override restores the limits passed in */
     CHECK(kl_limiter_override(lim, "a/create_event", NULL) == 0, "override removed");
-    CHECK(kl_limiter_remaining(lim, "a/create_event", &XL, KL_WINDOW_STEADY, 10 * LEN[1]) == 3500,
+    CHECK(rem(lim, "a/create_event", &XL, KL_WINDOW_STEADY, 10 * LEN[1]) == 3500,
           "back to 3500/m");
     /* an override can add a window the table does not have */
     o.burst = 0; o.steady = 0; o.daily = 3;
@@ -366,14 +394,14 @@ static void test_safety(void)
     kl_limiter_options o = {0.9};
     kl_limiter *lim = kl_limiter_new(&o);
     kl_limits one = {1, 15, 0}, xl = {350, 3500, 0};
-    CHECK(kl_limiter_remaining(lim, "k", &M, KL_WINDOW_BURST, 0) == 9, "10/s * 0.9 = 9");
-    CHECK(kl_limiter_remaining(lim, "k", &M, KL_WINDOW_STEADY, 0) == 135, "150/m * 0.9 = 135");
-    CHECK(kl_limiter_remaining(lim, "k1", &one, KL_WINDOW_BURST, 0) == 1,
+    CHECK(rem(lim, "k", &M, KL_WINDOW_BURST, 0) == 9, "10/s * 0.9 = 9");
+    CHECK(rem(lim, "k", &M, KL_WINDOW_STEADY, 0) == 135, "150/m * 0.9 = 135");
+    CHECK(rem(lim, "k1", &one, KL_WINDOW_BURST, 0) == 1,
           "1/s * 0.9 still allows 1 (a limit never becomes 0)");
     kl_limiter_free(lim);
     o.safety = 0.95;
     lim = kl_limiter_new(&o);
-    CHECK(kl_limiter_remaining(lim, "k", &xl, KL_WINDOW_STEADY, 0) == 3325, "3500 * 0.95 = 3325 exactly");
+    CHECK(rem(lim, "k", &xl, KL_WINDOW_STEADY, 0) == 3325, "3500 * 0.95 = 3325 exactly");
     kl_limiter_free(lim);
     o.safety = 1.5;
     CHECK(kl_limiter_new(&o) == NULL, "safety above 1 refused");
@@ -420,7 +448,12 @@ static void test_misc(void)
     for (i = 0; i < 10; i++) kl_limiter_acquire(lim, "p", &M, 0, &wait);
     CHECK(kl_limiter_peek(lim, "p", &M, 0, &wait) == KL_LIMIT_WAIT && wait == SEC, "peek waits");
     CHECK(kl_limiter_peek(lim, "p", &M, SEC, &wait) == KL_LIMIT_GO, "peek go");
-    CHECK(kl_limiter_remaining(lim, "p", &M, KL_WINDOW_BURST, SEC) == 10, "peek recorded nothing");
+    CHECK(rem(lim, "p", &M, KL_WINDOW_BURST, SEC) == 10, "peek recorded nothing");
+
+    /* remaining: -1 for a window the operation does not have, error for no such window */
+    CHECK(rem(lim, "p", &M, KL_WINDOW_DAILY, SEC) == -1, "no daily window: -1");
+    CHECK(rem(lim, "p", &M, 3, SEC) == -100 && kl_limiter_remaining(lim, "p", &M, 0, 0, NULL)
+          == KL_LIMIT_ERROR, "bad window or NULL result refused");
 
     /* time going backwards is treated as the latest time seen */
     kl_limiter_acquire(lim, "b", &M, 5 * SEC, &wait);
@@ -443,6 +476,45 @@ static void test_misc(void)
     CHECK(kl_usec_from_sec(1.5) == 1500000 && kl_usec_to_sec(2500000) == 2.5, "unit conversions");
     kl_limiter_free(lim);
     kl_limiter_free(NULL);
+}
+
+/* Every allocation is checked: with the n-th allocation failing, each call either works
+ * or reports "out of memory", and the limiter keeps working once memory is back (ASan and
+ * valgrind check that nothing leaks or is used after free). */
+static void test_out_of_memory(void)
+{
+    long n;
+    int reported = 0, wrong = 0, broken = 0, nulls = 0;
+    for (n = 0; n < 40; n++) {
+        kl_limiter *lim;
+        kl_limits big = {350, 3500, 500}, other = {10, 150, 0};
+        kl_usec wait;
+        int i, rc;
+        char key[32];
+        fail_after = n;
+        lim = kl_limiter_new(NULL);
+        if (!lim) { nulls++; fail_after = -1; continue; }
+        for (i = 0; i < 80; i++) {
+            snprintf(key, sizeof key, "k%d", i % 70);
+            rc = i % 3 == 0 ? kl_limiter_override(lim, key, &other)
+               : kl_limiter_acquire(lim, key, i % 2 ? &big : &M, i, &wait);
+            if (rc == KL_LIMIT_ERROR) {
+                if (strstr(kl_limiter_errstr(lim), "out of memory")) reported++;
+                else wrong++;
+            }
+        }
+        fail_after = -1;
+        /* memory is back: everything works again, including keys that failed */
+        for (i = 0; i < 70; i++) {
+            snprintf(key, sizeof key, "k%d", i);
+            if (kl_limiter_acquire(lim, key, &big, 1000 * SEC, &wait) == KL_LIMIT_ERROR) broken++;
+        }
+        kl_limiter_free(lim);
+    }
+    CHECK(nulls >= 2, "kl_limiter_new returns NULL when its allocations fail (%d)", nulls);
+    CHECK(reported > 0, "allocation failures reported as out of memory (%d)", reported);
+    CHECK(wrong == 0, "%d failures with another message", wrong);
+    CHECK(broken == 0, "%d calls still failing once memory is back", broken);
 }
 
 /* A client counting in its own fixed windows can put 2x the limit in a server window:
@@ -479,6 +551,7 @@ int main(int argc, char **argv)
     test_safety();
     test_change_limits();
     test_misc();
+    test_out_of_memory();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

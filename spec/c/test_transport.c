@@ -81,7 +81,7 @@ static void serve(int ls) {
             hlen = (size_t)(end - req) + 4;
             (void)hlen;
             if (sscanf(req, "%*s %255s", path) != 1) break;
-            if (strstr(path, "/api/echo")) {
+            if (strstr(path, "/api/echo") || strstr(path, "/client/echo")) {
                 int n = snprintf(out, sizeof out,
                                  "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Multi: a\r\nx-multi: b\r\n"
                                  "RateLimit-Limit: 700\r\nRateLimit-Remaining: 12\r\nRateLimit-Reset: 30\r\n"
@@ -245,6 +245,31 @@ int main(void) {
     expect_failure(c, "/api/truncated", "truncated", 1);
     CHECK_INT(get(c, "/api/gzip"), KL_OK);
     kl_free(c);
+
+    /* (after kl_free(c): the server serves one connection at a time) the proxy comes from the environment (libcurl's own handling) */
+    {
+        kl_options o;
+        kl_request q;
+        kl_client *pc;
+        setenv("http_proxy", base, 1);
+        unsetenv("no_proxy");
+        unsetenv("NO_PROXY");
+        memset(&o, 0, sizeof o);
+        o.base_url = "http://klaviyo.example"; /* never resolved: the proxy gets the request */
+        o.public_key = "AbC123";
+        pc = kl_new(&o);
+        memset(&q, 0, sizeof q);
+        q.method = "GET";
+        q.path = "/client/echo";
+        q.auth = KL_AUTH_PUBLIC;
+        CHECK_INT(kl_send(pc, &q), KL_OK);
+        if (pc->err) fprintf(stderr, "proxy: %s\n", pc->errstr);
+        CHECK(strstr(kl_last_response(pc)->body, "GET http://klaviyo.example/client/echo?company_id=AbC123 HTTP/1.1\r\n") ==
+              kl_last_response(pc)->body);
+        kl_free(pc);
+        unsetenv("http_proxy");
+    }
+
 
     snprintf(other, sizeof other, "https://127.0.0.1:%d", port); /* TLS to a plain HTTP server */
     c = client(other, 2000);

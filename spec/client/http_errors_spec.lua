@@ -110,12 +110,12 @@ describe("error tables", function()
   end
 
   it("an HTML error page still gives a clear error", function()
+    if not S.fault_body_supported() then
+      return pending("the emulator's faults do not take a raw `body` yet")
+    end
     S.emu.faults { { operation = "get_lists", status = 520, count = 1,
       body = "<html><head><title>520: Web server is returning an unknown error</title></head></html>" } }
     local ok, err = client:call("get_lists", {})
-    if not (S.last().response_body or ""):find("^<html>") then
-      return pending("the emulator's faults do not take a raw `body` yet")
-    end
     assert.is_nil(ok)
     assert.equal(520, err.status)
     assert.is_nil(err.code)

@@ -55,6 +55,22 @@ function M.since(mark)
   return out
 end
 
+-- Whether the emulator's fault rules can answer a raw `body` (probed once on an operation it
+-- does not emulate, answering 501, so the probe never reaches the contract check).
+local fault_body
+function M.fault_body_supported()
+  if fault_body == nil then
+    local probe = "<html>probe</html>"
+    emu.faults { { operation = "get_web_feeds", status = 501, body = probe, count = 1 } }
+    local c = M.client()
+    c:call("get_web_feeds", {})
+    c:close()
+    emu.faults(nil)
+    fault_body = M.last().response_body == probe
+  end
+  return fault_body
+end
+
 -- Percent-decodes a query component.
 function M.unescape(s)
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))

@@ -79,7 +79,8 @@ describe("emulator consent", function()
     end)
 
     it("leaves profiles never subscribed until asked", function()
-      api(acct, "POST", "/api/profiles", {body = {data = {type = "profile", attributes = {email = "n@example.com"}}}})
+      api(acct, "POST", "/api/profiles", {body = {data = {type = "profile",
+          attributes = {email = "n@example.com"}}}})
       local s = subs_of(acct, "n@example.com")
       assert.are.equal("NEVER_SUBSCRIBED", s.email.marketing.consent)
       assert.are.equal("NEVER_SUBSCRIBED", s.sms.marketing.consent)
@@ -98,7 +99,8 @@ describe("emulator consent", function()
       local st, _, body = subscribe(acct, {item({email = "ok@example.com"}, EMAIL),
         item({phone_number = "5005550006"}, SMS)})
       assert.are.equal(400, st)
-      assert.are.equal("/data/attributes/profiles/data/1/attributes/phone_number", body.errors[1].source.pointer)
+      assert.are.equal("/data/attributes/profiles/data/1/attributes/phone_number",
+          body.errors[1].source.pointer)
       assert.is_nil(profile_by(acct, "email", "ok@example.com"))
       st, _, body = subscribe(acct, {item({email = "nophone@example.com"}, SMS)})
       assert.are.equal(400, st)
@@ -135,14 +137,18 @@ describe("emulator consent", function()
 
     it("requires a past consented_at for historical imports and keeps it", function()
       local list_id = create_list(acct, "Imported", "double_opt_in")
-      local st, _, body = subscribe(acct, {item({email = "h@example.com"}, EMAIL)}, nil, {historical_import = true})
+      local st, _, body = subscribe(acct, {item({email = "h@example.com"}, EMAIL)}, nil,
+          {historical_import = true})
       assert.are.equal(400, st)
-      assert.are.equal("/data/attributes/profiles/data/0/attributes/subscriptions/email/marketing/consented_at",
+      assert.are.equal(
+        "/data/attributes/profiles/data/0/attributes/subscriptions/email/marketing/consented_at",
         body.errors[1].source.pointer)
       local future = {email = {marketing = {consent = "SUBSCRIBED", consented_at = "2999-01-01T00:00:00Z"}}}
-      assert.are.equal(400, (subscribe(acct, {item({email = "h@example.com"}, future)}, nil, {historical_import = true})))
+      assert.are.equal(400, (subscribe(acct, {item({email = "h@example.com"}, future)}, nil,
+          {historical_import = true})))
       local past = {email = {marketing = {consent = "SUBSCRIBED", consented_at = "2020-05-06T07:08:09Z"}}}
-      assert.are.equal(202, (subscribe(acct, {item({email = "h@example.com"}, past)}, list_id, {historical_import = true})))
+      assert.are.equal(202, (subscribe(acct, {item({email = "h@example.com"}, past)}, list_id,
+          {historical_import = true})))
       local m = subs_of(acct, "h@example.com").email.marketing
       assert.are.equal("SUBSCRIBED", m.consent)
       assert.are.equal("2020-05-06T07:08:09+00:00", m.consent_timestamp)
@@ -167,7 +173,8 @@ describe("emulator consent", function()
       assert.are.equal("UNSUBSCRIBED", s.email.marketing.consent)
       assert.is_false(s.email.marketing.can_receive_email_marketing)
       assert.are.equal("SUBSCRIBED", s.sms.marketing.consent)
-      unsubscribe(acct, {item({phone_number = "+15005550007"}, {sms = {marketing = {consent = "UNSUBSCRIBED"}}})})
+      unsubscribe(acct, {item({phone_number = "+15005550007"},
+          {sms = {marketing = {consent = "UNSUBSCRIBED"}}})})
       assert.are.equal("UNSUBSCRIBED", subs_of(acct, "u@example.com").sms.marketing.consent)
     end)
 
@@ -226,9 +233,31 @@ describe("emulator consent", function()
       assert.is_nil(m.suppression)
     end)
 
+    it("lists suppression jobs, filtered by list", function()
+      local list_id = create_list(acct, "Jobs")
+      subscribe(acct, {item({email = "j@example.com"}, EMAIL)}, list_id)
+      local _, _, by_email = suppress("create", {"j@example.com"})
+      local _, _, by_list = suppress("create", nil, {list = {data = {type = "list", id = list_id}}})
+      suppress("delete", {"j@example.com"})
+      local st, _, body = api(acct, "GET", "/api/profile-suppression-bulk-create-jobs")
+      assert.are.equal(200, st)
+      assert.are.equal(2, #body.data)
+      assert.are.equal(by_email.data.id, body.data[1].id)
+      _, _, body = api(acct, "GET", "/api/profile-suppression-bulk-create-jobs",
+        {query = {filter = string.format('equals(list_id,"%s")', list_id)}})
+      assert.are.equal(1, #body.data)
+      assert.are.equal(by_list.data.id, body.data[1].id)
+      assert.are.equal(list_id, body.data[1].relationships.lists.data[1].id)
+      _, _, body = api(acct, "GET", "/api/profile-suppression-bulk-delete-jobs")
+      assert.are.equal(1, #body.data)
+      local wrong_kind = "/api/profile-suppression-bulk-delete-jobs/" .. by_email.data.id
+      assert.are.equal(404, (api(acct, "GET", wrong_kind)))
+    end)
+
     it("suppresses every member of a list", function()
       local list_id = create_list(acct, "Bounced")
-      subscribe(acct, {item({email = "a@example.com"}, EMAIL), item({email = "b@example.com"}, EMAIL)}, list_id)
+      subscribe(acct, {item({email = "a@example.com"}, EMAIL), item({email = "b@example.com"}, EMAIL)},
+        list_id)
       subscribe(acct, {item({email = "c@example.com"}, EMAIL)})
       local st, _, body = suppress("create", nil, {list = {data = {type = "list", id = list_id}}})
       assert.are.equal(202, st)
@@ -247,7 +276,8 @@ describe("emulator consent", function()
 
     it("refuses a request naming both emails and a list, or neither", function()
       local list_id = create_list(acct, "Both")
-      assert.are.equal(400, (suppress("create", {"z@example.com"}, {list = {data = {type = "list", id = list_id}}})))
+      local rel = {list = {data = {type = "list", id = list_id}}}
+      assert.are.equal(400, (suppress("create", {"z@example.com"}, rel)))
       assert.are.equal(400, (suppress("create", nil, nil)))
     end)
   end)

@@ -43,25 +43,29 @@ local function event(acct, metric, email, extra)
   local attrs = {properties = {}, metric = {data = {type = "metric", attributes = {name = metric}}},
     profile = {data = {type = "profile", attributes = {email = email}}}}
   for k, v in pairs(extra or {}) do attrs[k] = v end
-  local st, _, _, raw = api(acct, "POST", "/api/events", {body = {data = {type = "event", attributes = attrs}}})
+  local st, _, _, raw = api(acct, "POST", "/api/events", {body = {data = {type = "event",
+      attributes = attrs}}})
   assert(st == 202, raw)
 end
 
 -- The metric's id (recording one backfilled event creates it without firing anything).
 local function metric_id(acct, name)
   event(acct, name, "seed@example.com", {backfill = true, unique_id = "seed"})
-  local st, _, body, raw = api(acct, "GET", "/api/metrics", {query = {filter = string.format('equals(name,"%s")', name)}})
+  local st, _, body, raw = api(acct, "GET", "/api/metrics",
+      {query = {filter = string.format('equals(name,"%s")', name)}})
   assert(st == 200 and body.data[1], raw)
   return body.data[1].id
 end
 
 local function profile_id(acct, email)
-  local _, _, body = api(acct, "GET", "/api/profiles", {query = {filter = string.format('equals(email,"%s")', email)}})
+  local _, _, body = api(acct, "GET", "/api/profiles",
+      {query = {filter = string.format('equals(email,"%s")', email)}})
   return body.data[1].id
 end
 
 local function create_list(acct, name)
-  local st, _, body, raw = api(acct, "POST", "/api/lists", {body = {data = {type = "list", attributes = {name = name}}}})
+  local st, _, body, raw = api(acct, "POST", "/api/lists", {body = {data = {type = "list",
+      attributes = {name = name}}}})
   assert(st == 201, raw)
   return body.data.id
 end
@@ -76,7 +80,8 @@ end
 local function add_to_list(acct, list_id, ids)
   local data = {}
   for i, id in ipairs(ids) do data[i] = {type = "profile", id = id} end
-  local st, _, _, raw = api(acct, "POST", "/api/lists/" .. list_id .. "/relationships/profiles", {body = {data = data}})
+  local st, _, _, raw = api(acct, "POST", "/api/lists/" .. list_id .. "/relationships/profiles",
+      {body = {data = data}})
   assert(st == 204, raw)
 end
 
@@ -106,7 +111,8 @@ describe("emulator flows", function()
 
     it("gives actions real ids and rewrites the links between them", function()
       local mid = metric_id(acct, "Started Checkout")
-      local def = definition({type = "metric", id = mid}, {delay("first", "second"), delay("second")}, "first")
+      local def = definition({type = "metric", id = mid},
+        {delay("first", "second"), delay("second")}, "first")
       local st, _, body, raw = api(acct, "POST", "/api/flows", {body = flow_body("Two steps", def),
         query = {["additional-fields[flow]"] = "definition"}})
       assert.are.equal(201, st, raw)
@@ -117,7 +123,8 @@ describe("emulator flows", function()
       assert.are.equal(a1.id, d.entry_action_id)
       assert.are.equal(a2.id, a1.links.next)
       assert.are.same({{type = "metric", id = mid}}, d.triggers)
-      local _, _, again = api(acct, "GET", "/api/flows/" .. body.data.id, {query = {["additional-fields[flow]"] = "definition"}})
+      local _, _, again = api(acct, "GET", "/api/flows/" .. body.data.id,
+          {query = {["additional-fields[flow]"] = "definition"}})
       assert.are.same(d, again.data.attributes.definition)
     end)
 
@@ -132,8 +139,9 @@ describe("emulator flows", function()
     end)
 
     it("refuses triggers naming nothing the account has", function()
-      for _, t in ipairs({{type = "metric", id = "NOPE"}, {type = "list", id = "NOPE"}, {type = "segment", id = "NOPE"},
-                          {type = "metric"}}) do
+      local bad = {{type = "metric", id = "NOPE"}, {type = "list", id = "NOPE"},
+        {type = "segment", id = "NOPE"}, {type = "metric"}}
+      for _, t in ipairs(bad) do
         local st, _, body = api(acct, "POST", "/api/flows", {body = flow_body("x", definition(t))})
         assert.are.equal(400, st)
         assert.are.equal("/data/attributes/definition/triggers/0/id", body.errors[1].source.pointer)
@@ -144,13 +152,16 @@ describe("emulator flows", function()
       local mid = metric_id(acct, "Viewed")
       local t = {type = "metric", id = mid}
       local cases = {
-        {{triggers = {t, t}, actions = {delay("d1")}, entry_action_id = "d1"}, "/data/attributes/definition/triggers"},
+        {{triggers = {t, t}, actions = {delay("d1")}, entry_action_id = "d1"},
+            "/data/attributes/definition/triggers"},
         {{triggers = {{type = "weather"}}, actions = {delay("d1")}, entry_action_id = "d1"},
           "/data/attributes/definition/triggers/0/type"},
         {definition(t, {delay("d1", "ghost")}, "d1"), "/data/attributes/definition/actions/0/links/next"},
         {definition(t, {delay("d1")}, "ghost"), "/data/attributes/definition/entry_action_id"},
-        {definition(t, {delay("d1"), delay("d1")}, "d1"), "/data/attributes/definition/actions/1/temporary_id"},
-        {definition(t, {{temporary_id = "x", type = "teleport"}}, "x"), "/data/attributes/definition/actions/0/type"},
+        {definition(t, {delay("d1"), delay("d1")}, "d1"),
+            "/data/attributes/definition/actions/1/temporary_id"},
+        {definition(t, {{temporary_id = "x", type = "teleport"}}, "x"),
+            "/data/attributes/definition/actions/0/type"},
       }
       for _, c in ipairs(cases) do
         local st, _, body = api(acct, "POST", "/api/flows", {body = flow_body("x", c[1])})
@@ -195,8 +206,8 @@ describe("emulator flows", function()
         attributes = {status = "live"}}}})
       assert.are.equal(400, st)
       assert.are.equal("/data/id", body.errors[1].source.pointer)
-      assert.are.equal(404, (api(acct, "PATCH", "/api/flows/NOPE", {body = {data = {type = "flow", id = "NOPE",
-        attributes = {status = "live"}}}})))
+      assert.are.equal(404, (api(acct, "PATCH", "/api/flows/NOPE",
+        {body = {data = {type = "flow", id = "NOPE", attributes = {status = "live"}}}})))
     end)
 
     it("filters get_flows by status and trigger type, and pages with page[size] up to 50", function()
@@ -215,7 +226,8 @@ describe("emulator flows", function()
       _, _, body = api(acct, "GET", "/api/flows", {query = {filter = 'equals(trigger_type,"Added to List")'}})
       assert.are.equal(1, #body.data)
       assert.are.equal(lid, body.data[1].id)
-      _, _, body = api(acct, "GET", "/api/flows", {query = {filter = 'equals(status,"draft")', ["page[size]"] = 2}})
+      _, _, body = api(acct, "GET", "/api/flows", {query = {filter = 'equals(status,"draft")',
+          ["page[size]"] = 2}})
       assert.are.equal(2, #body.data)
       assert.truthy(body.links.next)
       local st, _, nxt = emu.request {url = body.links.next, headers = {
@@ -256,16 +268,41 @@ describe("emulator flows", function()
       local mid = metric_id(acct, "Long")
       local acts = {}
       for i = 1, 5 do acts[i] = delay("a" .. i, i < 5 and ("a" .. (i + 1)) or nil) end
-      local st, _, body = api(acct, "POST", "/api/flows", {body = flow_body("Long", definition({type = "metric",
+      local st, _, body = api(acct, "POST", "/api/flows", {body = flow_body("Long",
+          definition({type = "metric",
         id = mid}, acts, "a1"))})
       assert.are.equal(201, st)
       local id = body.data.id
-      local _, _, page = api(acct, "GET", "/api/flows/" .. id .. "/flow-actions", {query = {["page[size]"] = 2}})
+      local _, _, page = api(acct, "GET", "/api/flows/" .. id .. "/flow-actions",
+          {query = {["page[size]"] = 2}})
       assert.are.equal(2, #page.data)
       assert.truthy(page.links.next)
       local _, _, ids = api(acct, "GET", "/api/flows/" .. id .. "/relationships/flow-actions")
       assert.are.equal(5, #ids.data)
       assert.are.equal("flow-action", ids.data[1].type)
+    end)
+  end)
+
+  describe("flow actions", function()
+    it("reads an action by id, with its flow, and 404 for unknown ids", function()
+      local mid = metric_id(acct, "Action")
+      local id = create_flow(acct, "With action", {type = "metric", id = mid})
+      local _, _, ids = api(acct, "GET", "/api/flows/" .. id .. "/relationships/flow-actions")
+      local aid = ids.data[1].id
+      local st, _, body = api(acct, "GET", "/api/flow-actions/" .. aid, {query = {include = "flow"}})
+      assert.are.equal(200, st)
+      assert.are.equal("flow-action", body.data.type)
+      assert.are.equal(aid, body.data.attributes.definition.id)
+      assert.are.equal(id, body.data.relationships.flow.data.id)
+      assert.are.equal(id, body.included[1].id)
+      _, _, body = api(acct, "GET", "/api/flow-actions/" .. aid .. "/flow")
+      assert.are.equal(id, body.data.id)
+      assert.are.equal("With action", body.data.attributes.name)
+      _, _, body = api(acct, "GET", "/api/flow-actions/" .. aid .. "/relationships/flow")
+      assert.are.same({type = "flow", id = id}, body.data)
+      assert.are.equal(404, (api(acct, "GET", "/api/flow-actions/NOPE")))
+      api(acct, "DELETE", "/api/flows/" .. id)
+      assert.are.equal(404, (api(acct, "GET", "/api/flow-actions/" .. aid)))
     end)
   end)
 
@@ -358,9 +395,73 @@ describe("emulator flows", function()
       add_to_list(acct, list_id, {p1}) -- already a member: no join
       assert.are.equal(2, #runs_of(acct, id))
       assert.are.equal(0, #runs_of(acct, draft))
-      api(acct, "DELETE", "/api/lists/" .. list_id .. "/relationships/profiles", {body = {data = {{type = "profile", id = p1}}}})
+      api(acct, "DELETE", "/api/lists/" .. list_id .. "/relationships/profiles",
+          {body = {data = {{type = "profile", id = p1}}}})
       add_to_list(acct, list_id, {p1}) -- joins again
       assert.are.equal(3, #runs_of(acct, id))
+    end)
+
+    it("fires only for events that pass the trigger filter", function()
+      local mid = metric_id(acct, "Placed Order")
+      local function cond(field, filter)
+        return {type = "metric-property", metric_id = mid, field = field, filter = filter}
+      end
+      -- (total > 100) AND (category = "shoes" OR category starts with "boot")
+      local trigger = {type = "metric", id = mid, trigger_filter = {condition_groups = {
+        {conditions = {cond("total", {type = "numeric", operator = "greater-than", value = 100})}},
+        {conditions = {cond("category", {type = "string", operator = "equals", value = "shoes"}),
+                       cond("category", {type = "string", operator = "starts-with", value = "boot"})}},
+      }}}
+      local st, _, body, raw = api(acct, "POST", "/api/flows", {body = flow_body("Big shoe orders",
+        definition(trigger))})
+      assert.are.equal(201, st, raw)
+      local id = body.data.id
+      set_status(acct, id, "live")
+      local function order(uid, total, category)
+        event(acct, "Placed Order", "f@example.com", {unique_id = uid,
+          properties = {total = total, category = category}})
+      end
+      order("o1", 50, "shoes")
+      order("o2", 150, "hats")
+      assert.are.equal(0, #runs_of(acct, id))
+      order("o3", 150, "shoes")
+      order("o4", 200, "boots")
+      assert.are.equal(2, #runs_of(acct, id))
+    end)
+
+    it("fires only for profiles that pass the profile filter", function()
+      local list_id = create_list(acct, "Members")
+      local def = definition({type = "list", id = list_id})
+      def.profile_filter = {condition_groups = {{conditions = {{type = "profile-property",
+        property = "properties['vip']", filter = {type = "boolean", operator = "equals", value = true}}}}}}
+      local st, _, body, raw = api(acct, "POST", "/api/flows", {body = flow_body("VIP welcome", def)})
+      assert.are.equal(201, st, raw)
+      set_status(acct, body.data.id, "live")
+      local _, _, vip = api(acct, "POST", "/api/profiles", {body = {data = {type = "profile",
+        attributes = {email = "vip@example.com", properties = {vip = true}}}}})
+      local plain = create_profile(acct, "plain@example.com")
+      add_to_list(acct, list_id, {plain, vip.data.id})
+      local runs = runs_of(acct, body.data.id)
+      assert.are.equal(1, #runs)
+      assert.are.equal(vip.data.id, runs[1].profile_id)
+    end)
+
+    it("refuses filters it cannot evaluate with 501, and foreign metrics with 400", function()
+      local mid = metric_id(acct, "Placed Order")
+      local other = metric_id(acct, "Viewed")
+      local dated = {type = "metric", id = mid, trigger_filter = {condition_groups = {{conditions = {
+        {type = "metric-property", metric_id = mid, field = "when",
+         filter = {type = "date", operator = "before", date = "2026-01-01T00:00:00Z"}}}}}}}
+      local st, _, body = api(acct, "POST", "/api/flows", {body = flow_body("Dated", definition(dated))})
+      assert.are.equal(501, st)
+      assert.are.equal("not_implemented", body.errors[1].code)
+      local foreign = {type = "metric", id = mid, trigger_filter = {condition_groups = {{conditions = {
+        {type = "metric-property", metric_id = other, field = "x",
+         filter = {type = "string", operator = "equals", value = "y"}}}}}}}
+      st, _, body = api(acct, "POST", "/api/flows", {body = flow_body("Foreign", definition(foreign))})
+      assert.are.equal(400, st)
+      local ptr = "/data/attributes/definition/triggers/0/trigger_filter/condition_groups/0/conditions/0"
+      assert.are.equal(ptr .. "/metric_id", body.errors[1].source.pointer)
     end)
 
     it("fires a live segment flow when a profile enters the segment", function()

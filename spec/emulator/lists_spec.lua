@@ -102,7 +102,8 @@ describe("emulator lists", function()
 
     it("refuses a missing or empty name with a pointer", function()
       for _, attrs in ipairs({{}, {name = ""}, {name = 5}}) do
-        local st, _, body = api(acct, "POST", "/api/lists", {body = {data = {type = "list", attributes = attrs}}})
+        local st, _, body = api(acct, "POST", "/api/lists", {body = {data = {type = "list",
+            attributes = attrs}}})
         assert.are.equal(400, st)
         assert.are.equal("invalid", body.errors[1].code)
         assert.are.equal("/data/attributes/name", body.errors[1].source.pointer)
@@ -125,7 +126,8 @@ describe("emulator lists", function()
     it("counts members with additional-fields[list]=profile_count", function()
       local id = create_list(acct, "Counted")
       assert.are.equal(204, (add(acct, id, profiles(acct, 3, "cnt"))))
-      local _, _, body = api(acct, "GET", "/api/lists/" .. id, {query = {["additional-fields[list]"] = "profile_count"}})
+      local _, _, body = api(acct, "GET", "/api/lists/" .. id,
+          {query = {["additional-fields[list]"] = "profile_count"}})
       assert.are.equal(3, body.data.attributes.profile_count)
       local _, _, plain = api(acct, "GET", "/api/lists/" .. id)
       assert.is_nil(plain.data.attributes.profile_count)
@@ -154,7 +156,8 @@ describe("emulator lists", function()
       local _, _, body = api(acct, "GET", "/api/lists", {query = {filter = 'equals(name,"Beta")'}})
       assert.are.equal(1, #body.data)
       assert.are.equal(b, body.data[1].id)
-      _, _, body = api(acct, "GET", "/api/lists", {query = {filter = string.format('any(id,["%s","%s"])', a, b)}})
+      local any = string.format('any(id,["%s","%s"])', a, b)
+      _, _, body = api(acct, "GET", "/api/lists", {query = {filter = any}})
       assert.are.equal(2, #body.data)
       local st, _, err = api(acct, "GET", "/api/lists", {query = {filter = 'contains(name,"a")'}})
       assert.are.equal(400, st)
@@ -205,8 +208,8 @@ describe("emulator lists", function()
 
     it("refuses a body id that is not the path id, and unknown lists", function()
       local id = create_list(acct, "Old")
-      local st, _, body = api(acct, "PATCH", "/api/lists/" .. id, {body = {data = {type = "list", id = "OTHER",
-        attributes = {name = "New"}}}})
+      local st, _, body = api(acct, "PATCH", "/api/lists/" .. id,
+        {body = {data = {type = "list", id = "OTHER", attributes = {name = "New"}}}})
       assert.are.equal(400, st)
       assert.are.equal("/data/id", body.errors[1].source.pointer)
       st = api(acct, "PATCH", "/api/lists/NOPE", {body = {data = {type = "list", id = "NOPE",
@@ -235,7 +238,8 @@ describe("emulator lists", function()
       local id = create_list(acct, "Members")
       local p = profiles(acct, 3, "r")
       add(acct, id, p)
-      local st = api(acct, "DELETE", "/api/lists/" .. id .. "/relationships/profiles", {body = members_body({p[2]})})
+      local st = api(acct, "DELETE", "/api/lists/" .. id .. "/relationships/profiles",
+          {body = members_body({p[2]})})
       assert.are.equal(204, st)
       assert.are.same({p[1], p[3]}, (member_ids(acct, id)))
     end)
@@ -253,7 +257,8 @@ describe("emulator lists", function()
       local id = create_list(acct, "Big")
       local p = profiles(acct, 1000, "big")
       assert.are.equal(204, (add(acct, id, p)))
-      local _, _, body = api(acct, "GET", "/api/lists/" .. id, {query = {["additional-fields[list]"] = "profile_count"}})
+      local _, _, body = api(acct, "GET", "/api/lists/" .. id,
+          {query = {["additional-fields[list]"] = "profile_count"}})
       assert.are.equal(1000, body.data.attributes.profile_count)
       p[1001] = p[1]
       local st, _, err = add(acct, id, p)
@@ -284,7 +289,7 @@ describe("emulator lists", function()
 
   describe("members", function()
     -- one account for the block: the outer before_each makes a fresh one per test
-    local mmacct, list_id, ids
+    local macct, list_id, ids
     setup(function()
       macct = new_account()
       list_id = create_list(macct, "Huge")
@@ -307,17 +312,20 @@ describe("emulator lists", function()
       assert.are.equal(20, #body.data)
       assert.truthy(body.links.next:find("page%%5Bcursor%%5D=") or body.links.next:find("page%[cursor%]="))
       for _, size in ipairs({0, 101}) do
-        local st, _, err = api(macct, "GET", "/api/lists/" .. list_id .. "/profiles", {query = {["page[size]"] = size}})
+        local st, _, err = api(macct, "GET", "/api/lists/" .. list_id .. "/profiles",
+            {query = {["page[size]"] = size}})
         assert.are.equal(400, st)
         assert.are.equal("page[size]", err.errors[1].source.parameter)
       end
-      local got, pages = walk(macct, "/api/lists/" .. list_id .. "/relationships/profiles", {["page[size]"] = 50})
+      local got, pages = walk(macct, "/api/lists/" .. list_id .. "/relationships/profiles",
+          {["page[size]"] = 50})
       assert.are.equal(50, pages)
       assert.are.same(ids, got)
     end)
 
     it("returns profile attributes with joined_group_at, honouring fields[profile]", function()
-      local st, _, body = api(macct, "GET", "/api/lists/" .. list_id .. "/profiles", {query = {["page[size]"] = 1}})
+      local st, _, body = api(macct, "GET", "/api/lists/" .. list_id .. "/profiles",
+          {query = {["page[size]"] = 1}})
       assert.are.equal(200, st)
       local r = body.data[1]
       assert.are.equal("profile", r.type)
@@ -339,7 +347,8 @@ describe("emulator lists", function()
       assert.are.equal(ids[7], body.data[1].id)
       local got = member_ids(macct, list_id, {sort = "-joined_group_at", ["page[size]"] = 100})
       assert.are.equal(ids[2500], got[1])
-      local st = api(macct, "GET", "/api/lists/" .. list_id .. "/profiles", {query = {filter = 'equals(first_name,"x")'}})
+      local st = api(macct, "GET", "/api/lists/" .. list_id .. "/profiles",
+          {query = {filter = 'equals(first_name,"x")'}})
       assert.are.equal(400, st)
     end)
   end)

@@ -52,11 +52,12 @@ local function start()
   local last_err
   for _ = 1, 5 do
     local port = free_port()
-    local f = io.popen(LAUNCHER .. " start --port " .. port .. " --watch-pid " .. pid .. " 2>&1")
+    local f = io.popen(LAUNCHER .. " start --port " .. port .. " --watch-pid " .. pid ..
+      " 2>&1; echo \"exit=$?\"")
     local out = f:read("*a")
-    local ok = f:close()
+    f:close()
     local url = out:match("(http://127%.0%.0%.1:%d+)")
-    if ok and url then
+    if out:match("exit=0%s*$") and url then
       started_port = port
       return url
     end

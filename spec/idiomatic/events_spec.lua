@@ -170,6 +170,16 @@ describe("events:create_many", function()
       end
     end
     assert.same({ 1000, 1000, 500 }, counts)
+    -- The emulator made three jobs of them and recorded every event.
+    local status, doc = emu.admin("GET", "jobs?settle=1", nil,
+      { ["x-emulator-account"] = t.acct.account_id })
+    assert.equal(200, status)
+    local totals = {}
+    for i, j in ipairs(doc.jobs) do
+      assert.equal("complete", j.status)
+      totals[i] = j.recorded
+    end
+    assert.same({ 1000, 1000, 500 }, totals)
   end)
 
   it("splits by size so no job is over 5 MB", function()
@@ -193,6 +203,21 @@ describe("events:create_many", function()
     assert.is_nil(r)
     assert.equal("bulk_create_events", err.operation)
     assert.equal("/1233/profile", err.pointer)
+  end)
+
+  it("stops at the first failed job and says what was accepted", function()
+    local list = {}
+    for i = 1, 1500 do list[i] = event{ properties = { n = i } } end
+    emu.faults({ { operation = "bulk_create_events", status = 400, count = 1 } })
+    local r, err, partial = t.events:create_many(list)
+    emu.faults(nil)
+    assert.is_nil(r)
+    assert.equal(400, err.status)
+    assert.equal(0, partial.jobs)
+    assert.equal(0, partial.events)
+    assert.equal(1500, #partial.unique_ids)
+    -- the second job (500 events) was not sent: nothing was recorded at all
+    assert.equal(0, #S.collect(t.events:each()))
   end)
 
   it("records the events of the jobs", function()
@@ -269,5 +294,26 @@ describe("a flow triggered by an event", function()
     end
     assert.equal(2, sends)
     assert.equal(1, #S.collect(t.events:each{ profile_id = runs[1].profile_id }))
+  end)
+
+  it("fires once when every automatic resend is lost too and the caller resends", function()
+    assert(t.events:create(event{ metric = "Started Checkout", backfill = true }))
+    local metric = assert(t.metrics:find("Started Checkout"))
+    local flow = assert(t.flows:create{ name = "Cart", trigger = { metric = metric.id },
+      status = "live" })
+    -- Every answer is lost for a while: the client gives up with the event's unique_id.
+    emu.faults({ { operation = "create_event", reset = "after", count = 5 } })
+    local e = event{ metric = "Started Checkout", profile = { email = "lost@example.com" } }
+    local uid, err, sent_uid = t.events:create(e)
+    emu.faults(nil)
+    if not uid then
+      assert.equal("transport", err.kind)
+      assert.is_string(sent_uid)
+      e.unique_id = sent_uid
+      uid = assert(t.events:create(e))
+    end
+    assert.equal(1, #emu.flow_runs(t.acct))
+    assert.equal(flow.id, emu.flow_runs(t.acct)[1].flow_id)
+    assert.equal(1, #S.collect(t.events:each{ profile_id = emu.flow_runs(t.acct)[1].profile_id }))
   end)
 end)

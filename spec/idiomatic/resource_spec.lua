@@ -63,7 +63,8 @@ describe("resource.list, ids and flat_iter", function()
     local l = R.list({ data = { profile, { type = "profile", id = "P2", attributes = {} } } })
     assert.equal(2, #l)
     assert.equal("P2", l[2].id)
-    assert.same({ "A", "B" }, R.ids({ data = { { type = "profile", id = "A" }, { type = "profile", id = "B" } } }))
+    local rel = { data = { { type = "profile", id = "A" }, { type = "profile", id = "B" } } }
+    assert.same({ "A", "B" }, R.ids(rel))
   end)
   it("wraps an iterator and passes its error signal through", function()
     local items = { profile }

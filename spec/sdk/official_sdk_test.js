@@ -47,20 +47,23 @@ before(async () => {
 
 after(() => server && server.stop());
 
-test(`the SDK (klaviyo-api ${SDK_VERSION}) sends its pinned revision and the emulator accepts it`, async () => {
-  // The SDK's pinned revision is not exported; read it off the wire the way Klaviyo sees it.
-  let seen;
-  const session = new klaviyo.ApiKeySession(account.private_key);
-  session.applyToRequest(seen = { headers: {} });
-  assert.match(seen.headers.revision, /^\d{4}-\d{2}-\d{2}$/);
+test(`the SDK (klaviyo-api ${SDK_VERSION}) sends its pinned revision and the emulator accepts it`, async (t) => {
+  // The SDK's pinned revision is not exported: its session stamps it on every request.
+  const stamped = { headers: {} };
+  new klaviyo.ApiKeySession(account.private_key).applyToRequest(stamped);
+  assert.match(stamped.headers.revision, /^\d{4}-\d{2}-\d{2}$/);
   const { response } = await call(api.metrics.getMetrics());
   assert.equal(response.status, 200);
-  const sent = response.config.headers;
-  assert.equal(sent.revision, seen.headers.revision);
-  assert.equal(sent.Authorization, `Klaviyo-API-Key ${account.private_key}`);
+  // What the emulator received (its request log) is what Klaviyo would see.
+  const [got] = (await emu.admin(server.url, 'GET',
+    `requests?account=${account.account_id}&operation=get_metrics&limit=1`)).requests;
+  const sent = got.headers;
+  assert.equal(sent.revision, stamped.headers.revision);
+  assert.match(sent.authorization, /^Klaviyo-API-Key /);
+  assert.equal(got.status, 200);
   // A RateLimit-* header shows the answer came from the emulator's real pipeline.
   assert.ok(response.headers['ratelimit-limit'], 'no RateLimit-Limit header on the answer');
-  console.log(`# klaviyo-api ${SDK_VERSION} sends revision ${sent.revision}: accepted (HTTP ${response.status})`);
+  t.diagnostic(`klaviyo-api ${SDK_VERSION} sends revision ${sent.revision}: accepted (HTTP ${response.status})`);
 });
 
 test('create an event (metric created on first use, profile upserted)', async () => {
@@ -77,9 +80,13 @@ test('create an event (metric created on first use, profile upserted)', async ()
     },
   }));
   assert.equal(response.status, 202);
-  // The SDK's camelCase `uniqueId` must reach the wire as `unique_id` (its serializer maps it).
-  const wire = JSON.parse(response.config.data);
-  assert.equal(wire.data.attributes.unique_id, `order-${process.pid}`);
+  // On the wire: the SDK's camelCase `uniqueId` becomes `unique_id` (its serializer maps it),
+  // and the body goes as axios' default `application/json`, which Klaviyo (so the emulator)
+  // accepts beside `application/vnd.api+json`.
+  const [sent] = (await emu.admin(server.url, 'GET',
+    `requests?account=${account.account_id}&operation=create_event&limit=1`)).requests;
+  assert.equal(JSON.parse(sent.request_body).data.attributes.unique_id, `order-${process.pid}`);
+  assert.equal(sent.headers['content-type'], 'application/json');
   const metrics = await call(api.metrics.getMetrics({ filter: 'equals(name,"Placed Order")' }));
   assert.equal(metrics.body.data.length, 1);
   assert.equal(metrics.body.data[0].attributes.name, 'Placed Order');
@@ -154,4 +161,44 @@ test('read flows: a flow created through the SDK is listed and readable', async 
   assert.equal(one.body.data.attributes.status, 'draft');
   const drafts = await call(api.flows.getFlows({ filter: 'equals(status,"draft")' }));
   assert.ok(drafts.body.data.every((f) => f.attributes.status === 'draft'));
+});
+
+test('a list flow set live through the SDK fires once when the SDK adds a profile to the list', async () => {
+  const list = await call(api.lists.createList({ data: { type: 'list', attributes: { name: `SDK live ${process.pid}` } } }));
+  const listIdLive = list.body.data.id;
+  const flow = await call(api.flows.createFlow({
+    data: {
+      type: 'flow',
+      attributes: {
+        name: `SDK live flow ${process.pid}`,
+        definition: {
+          triggers: [{ type: 'list', id: listIdLive }],
+          actions: [{ temporaryId: 'd', type: 'time-delay', data: { unit: 'hours', value: 2 } }],
+          entryActionId: 'd',
+        },
+      },
+    },
+  }));
+  const flowId = flow.body.data.id;
+  const updated = await call(api.flows.updateFlow(flowId, { data: { type: 'flow', id: flowId, attributes: { status: 'live' } } }));
+  assert.equal(updated.body.data.attributes.status, 'live');
+  const profile = await call(api.profiles.createProfile({
+    data: { type: 'profile', attributes: { email: `live-${process.pid}@example.com` } },
+  }));
+  await call(api.lists.addProfilesToList(listIdLive, { data: [{ type: 'profile', id: profile.body.data.id }] }));
+  const runs = await emu.admin(server.url, 'GET', `flow-runs?account=${account.account_id}`);
+  const mine = runs.flow_runs.filter((r) => r.flow_id === flowId);
+  assert.equal(mine.length, 1);
+  assert.equal(mine[0].profile_id, profile.body.data.id);
+  assert.equal(mine[0].trigger, 'list');
+});
+
+test('everything the SDK sent and the emulator answered above satisfies the spec (contract check --url)', async () => {
+  const { execFile } = require('child_process');
+  const cli = require('path').join(emu.ROOT, 'tools', 'contract-check.js');
+  const { stdout } = await require('util').promisify(execFile)('node',
+    [cli, '--url', server.url, '--account', account.account_id], { encoding: 'utf8' });
+  const [, passed, failed] = stdout.trim().split('\n').pop().match(/^(\d+) passed, (\d+) failed$/);
+  assert.equal(Number(failed), 0, stdout);
+  assert.ok(Number(passed) >= 15, `only ${passed} bodies checked:\n${stdout}`);
 });

@@ -22,19 +22,24 @@ local function runs(acct)
   return r
 end
 
-local function start_runs(acct, trigger_type, trigger_id, profile_id, event_id)
+-- Starts a run of every live flow triggered by (trigger_type, trigger_id) whose filters
+-- (trigger_filter on the event, profile_filter on the profile) let this trigger through.
+local function start_runs(acct, trigger_type, trigger_id, profile_id, event, profile)
   local flows = acct.flows
-  if not flows then return 0 end
-  local n = 0
+  if not flows or next(flows) == nil then return 0 end
+  local n, ctx = 0, nil
   for _, flow in pairs(flows) do
     local t = flow.trigger
     if flow.status == "live" and t and t.type == trigger_type and t.id == trigger_id then
-      local r = runs(acct)
-      r[#r + 1] = {
-        id = state.new_id(), flow_id = flow.id, profile_id = profile_id,
-        trigger = trigger_type, event_id = event_id, created = state.now(),
-      }
-      n = n + 1
+      ctx = ctx or {event = event, profile = profile or (acct.profiles and acct.profiles[profile_id])}
+      if (not t.match_event or t.match_event(ctx)) and (not t.match_profile or t.match_profile(ctx)) then
+        local r = runs(acct)
+        r[#r + 1] = {
+          id = state.new_id(), flow_id = flow.id, profile_id = profile_id,
+          trigger = trigger_type, event_id = event and event.id, created = state.now(),
+        }
+        n = n + 1
+      end
     end
   end
   return n
@@ -48,19 +53,26 @@ function _M.on_event(acct, event, profile)
   if not metric_id and event.metric then metric_id = event.metric.id end
   if not metric_id then return 0 end
   local pid = (profile and profile.id) or event.profile_id
-  return start_runs(acct, "metric", metric_id, pid, event.id)
+  return start_runs(acct, "metric", metric_id, pid, event, profile)
 end
 
 function _M.on_list_join(acct, list_id, profile_id)
-  return start_runs(acct, "list", list_id, profile_id, nil)
+  return start_runs(acct, "list", list_id, profile_id)
 end
 
 function _M.on_segment_join(acct, segment_id, profile_id)
-  return start_runs(acct, "segment", segment_id, profile_id, nil)
+  return start_runs(acct, "segment", segment_id, profile_id)
 end
 
--- A profile that stops existing (merged away, deleted) leaves every list and segment.
+-- A profile that stops existing (deleted) leaves every list and segment.
 _M.forget_profile = groups.forget_profile
+
+-- merge_profiles: the destination inherits the source's list and segment memberships.
+-- A merge is not a join, so no flow starts.
+function _M.merge_profile(acct, src_id, dest_id)
+  groups.transfer(acct.list_members, src_id, dest_id)
+  groups.transfer(acct.segment_members, src_id, dest_id)
+end
 
 -- Admin `POST /__emulator/segments`: {"id"?, "name", "profile_ids": [...]}. Segments are
 -- defined by conditions at Klaviyo; the emulator lets a test state the outcome directly.
@@ -119,7 +131,8 @@ _M.TRIGGER_TYPES = {
 _M.FLOW_FIELDS = {"name", "status", "archived", "created", "updated", "trigger_type"}
 
 --- A flow as a JSON:API resource. `fields` is a sparse fieldset (or false);
--- opts.definition adds the definition, opts.actions the flow-actions linkage.
+-- opts.definition adds the definition, opts.actions the flow-actions linkage, opts.tags
+-- the (empty) tags linkage.
 function _M.flow_resource(req, flow, fields, opts)
   opts = opts or {}
   local base = (req.base_url or "") .. "/api/flows/" .. flow.id
@@ -141,6 +154,7 @@ function _M.flow_resource(req, flow, fields, opts)
       related = base .. "/flow-actions"}},
     tags = {links = {self = base .. "/relationships/tags", related = base .. "/tags"}},
   }
+  if opts.tags then rel.tags.data = jsonapi.array({}) end -- tags are not emulated: none
   if opts.actions then
     local d = {}
     for i, act in ipairs(flow.definition.actions) do d[i] = {type = "flow-action", id = act.id} end

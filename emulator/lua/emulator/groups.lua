@@ -74,6 +74,21 @@ function _M.groups_of(store, profile_id)
   return out
 end
 
+--- Moves every membership of `src` to `dest` (a merge): dest keeps its own join time
+-- where it was already a member, else takes src's.
+function _M.transfer(store, src, dest)
+  for gid, g in pairs(store or {}) do
+    local at = g.set[src]
+    if at then
+      _M.leave(store, gid, {src})
+      if not g.set[dest] then
+        g.set[dest] = at
+        g.order[#g.order + 1] = dest
+      end
+    end
+  end
+end
+
 --- A profile that stops existing (merged away, deleted) leaves every list and segment.
 function _M.forget_profile(acct, profile_id)
   for _, store in ipairs({acct.list_members or {}, acct.segment_members or {}}) do

@@ -407,12 +407,6 @@ function M.handle()
   if rev_err then
     return fail(ctx, 400, "invalid", "Invalid input.", rev_err, { parameter = "revision" }, nil, rule)
   end
-  if op.pre_release and not find(rev, ".pre", 11, true) then
-    return fail(ctx, 404, "not_found", "Not found.",
-      "No valid revisions found for method: this operation is a pre-release; use a '.pre' revision.",
-      nil, nil, rule)
-  end
-
   local ok, retry, limit, remaining, reset = ratelimit.check(acct, op_id, op, ngx.now())
   if not ok then
     return fail(ctx, 429, "throttled", "Request was throttled.",

@@ -5,34 +5,40 @@
 -- cosockets) load it with require("klaviyo.limiter.redis_script").
 --
 -- Guarantee (the same as the in-process limiter, src/limiter.c): for every window of length
--- W with limit L, any interval of length W holds at most L sends.  The sends are kept as a
--- sliding log, a sorted set of send times; a send at time T is allowed when fewer than L
--- logged sends lie in (T - W, T].  Limits arrive already multiplied by the safety factor.
+-- W with limit L, any interval of length W holds at most L sends.  The sends of a key are
+-- one sliding log, a Redis list of send times, newest first: a send at `now` is allowed when
+-- the L-th most recent send (LINDEX L-1) is at least W old, and otherwise the wait is exactly
+-- until it is.  Every send goes into the one log, so all windows see all sends, whoever
+-- asked with whichever windows.  Limits arrive already multiplied by the safety factor.
+--
+-- Memory: the log keeps the newest `cap` sends, cap = the largest limit any caller of the
+-- key has used (so a caller with a lower limit never makes the store forget a send that a
+-- higher limit still counts); both keys expire once the longest window used has passed.
+-- A list of integers costs ~11 bytes a send (a sorted set would cost ~120).
 --
 -- Clock: Redis's own TIME, in integer microseconds, never the caller's, so hosts whose
--- clocks disagree still share one timeline.  If the Redis host's clock steps back, logged
--- times in the "future" still count (ranges are open towards +inf), which only delays.
+-- clocks disagree still share one timeline.  Should the Redis host's clock step back, `now`
+-- is taken as the newest logged send (as limiter.c does), so the log stays ordered.
 --
--- KEYS[1]  the log: sorted set, score = send time (us), member = "<time>-<seq>"
--- KEYS[2]  meta: hash with `seq` (unique member suffix), `blocked` (us, Retry-After) and
---          the observed cap `obs_until`, `obs_left` (see observe)
+-- KEYS[1]  the log: list of send times (us), newest first
+-- KEYS[2]  meta: hash with `cap`, `span` (longest window used, us), `blocked` (us,
+--          Retry-After) and the observed cap `obs_until` (us), `obs_left` (sends)
 -- Both keys carry one hash tag, so they live on one Redis Cluster slot.
 --
 -- ARGV[1] is the command:
 --   acquire n w1 l1 ... wn ln   windows in us and their limits (0 <= n <= 8; with none,
---                               only a block can say wait, and nothing is recorded)
---       -> {1, 0, now}   go: the send is recorded at `now`
+--                               only a block or a cap can say wait, and nothing is logged)
+--       -> {1, 0, now}    go: the send is recorded at `now`
 --       -> {0, wait, now} not now: the exact wait in us until it would be go; nothing recorded
 --   block d                     nobody sends for d us from now (a 429's Retry-After);
 --                               never shortens a longer block -> {1, blocked_remaining, now}
 --   observe w limit remaining reset
---       the server said `remaining` more sends are allowed until `reset` us from now (its
---       steady window of length w, whose limit here is `limit`, 0 if none). When that is less than the
---       store believes is left, it becomes a cap: at most `remaining` more sends before
---       now + reset (someone else, not using this store, sends under the same account).
---       Never raises what is allowed. -> {1 if it became the cap else 0, left, now}, where
---       left is what the store now believes is left (-1: no window and no cap).
--- The meta hash also holds that cap: `obs_until` (us) and `obs_left` (sends).
+--       the server said `remaining` more sends are allowed until `reset` us from now (in
+--       its steady window, of length w and limit `limit` here, 0 if none). When that is
+--       less than the store believes is left, it becomes a cap: at most `remaining` more
+--       sends before now + reset (someone not using this store sends under the same
+--       account). Never raises what is allowed. -> {1 if it became the cap else 0, left,
+--       now}, left = what the store now believes is left (-1: no window and no cap).
 return [==[
 local log, meta = KEYS[1], KEYS[2]
 if redis.replicate_commands then
@@ -41,6 +47,8 @@ if redis.replicate_commands then
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local newest = tonumber(redis.call('LINDEX', log, 0))
+if newest and newest > now then now = newest end   -- the clock stepped back
 
 -- Integers as exact decimal strings: Lua 5.1's tostring keeps only 14 digits.
 local function int(x) return string.format('%.0f', x) end
@@ -54,20 +62,19 @@ local function posint(i, what, min)
   return v
 end
 
-local function field(name)
-  return tonumber(redis.call('HGET', meta, name) or 0) or 0
-end
-local function blocked_until() return field('blocked') end
-
--- Both keys live as long as anything in them matters (meta at least as long as the log, so
--- the member sequence never restarts while logged members exist).
-local function keep(log_ms, meta_ms)
-  if log_ms > 0 then redis.call('PEXPIRE', log, log_ms) end
-  local cur = redis.call('PTTL', meta)
-  if meta_ms > cur then redis.call('PEXPIRE', meta, meta_ms) end
-end
+-- Every meta field in one round: absent ones read as 0.
+local m = redis.call('HMGET', meta, 'blocked', 'obs_until', 'obs_left', 'span', 'cap')
+local blocked, obs_until = tonumber(m[1] or 0) or 0, tonumber(m[2] or 0) or 0
+local obs_left, span, cap = tonumber(m[3] or 0) or 0, tonumber(m[4] or 0) or 0,
+  tonumber(m[5] or 0) or 0
 
 local function ms(us) return math.ceil(us / 1000) + 1 end
+
+-- Both keys live as long as anything in them matters; meta at least as long as the log.
+local function keep(log_ms, meta_ms)
+  if log_ms > 0 then redis.call('PEXPIRE', log, log_ms) end
+  if meta_ms > redis.call('PTTL', meta) then redis.call('PEXPIRE', meta, meta_ms) end
+end
 
 local cmd = ARGV[1]
 if cmd == 'acquire' then
@@ -75,65 +82,60 @@ if cmd == 'acquire' then
   if n > 8 or #ARGV ~= 2 + 2 * n then
     error('klaviyo limiter: acquire takes 0 to 8 window/limit pairs')
   end
-  local blocked = blocked_until()
   local wait = 0
   if blocked > now then wait = blocked - now end
-  local obs_until = field('obs_until')
   local capped = obs_until > now
-  if capped and field('obs_left') <= 0 and obs_until - now > wait then wait = obs_until - now end
+  if capped and obs_left <= 0 and obs_until - now > wait then wait = obs_until - now end
   local maxw, maxl = 0, 0
   for i = 1, n do
     local w = posint(1 + 2 * i, 'window', 1)
     local l = posint(2 + 2 * i, 'limit', 1)
     if w > maxw then maxw = w end
     if l > maxl then maxl = l end
-    local lo = '(' .. int(now - w)
-    local c = redis.call('ZCOUNT', log, lo, '+inf')
-    if c >= l then
-      -- The (c-l+1)-th oldest send in the window is the one whose leaving makes room.
-      local e = redis.call('ZRANGEBYSCORE', log, lo, '+inf', 'WITHSCORES', 'LIMIT', c - l, 1)
-      local free = tonumber(e[2]) + w - now
-      if free > wait then wait = free end
-    end
+    -- The l-th most recent send must be at least one window old.
+    local e = tonumber(redis.call('LINDEX', log, l - 1))
+    if e and e + w - now > wait then wait = e + w - now end
   end
   if wait > 0 then return {0, wait, now} end
   if capped then redis.call('HINCRBY', meta, 'obs_left', -1) end
   if n == 0 then return {1, 0, now} end
-  local seq = redis.call('HINCRBY', meta, 'seq', 1)
-  redis.call('ZADD', log, int(now), int(now) .. '-' .. seq)
-  -- Nothing at or before now - maxw is inside any window; of the rest, the newest maxl
-  -- are all any window needs.  So the log never holds more than max(limit) entries.
-  redis.call('ZREMRANGEBYSCORE', log, '-inf', int(now - maxw))
-  redis.call('ZREMRANGEBYRANK', log, 0, -(maxl + 1))
-  keep(ms(maxw), ms(math.max(maxw, blocked - now, obs_until - now)))
+  if maxl > cap or maxw > span then
+    if maxl > cap then cap = maxl end
+    if maxw > span then span = maxw end
+    redis.call('HSET', meta, 'cap', int(cap), 'span', int(span))
+  end
+  redis.call('LPUSH', log, int(now))
+  redis.call('LTRIM', log, 0, cap - 1)
+  keep(ms(span), ms(math.max(span, blocked - now, obs_until - now)))
   return {1, 0, now}
 elseif cmd == 'block' then
   if #ARGV ~= 2 then error('klaviyo limiter: block takes a duration') end
   local d = posint(2, 'block duration', 0)
-  local cur = blocked_until()
-  if now + d > cur then
-    cur = now + d
-    redis.call('HSET', meta, 'blocked', int(cur))
+  if now + d > blocked then
+    blocked = now + d
+    redis.call('HSET', meta, 'blocked', int(blocked))
     keep(0, ms(d))
   end
-  local left = cur - now
-  if left < 0 then left = 0 end
-  return {1, left, now}
+  return {1, blocked - now, now}
 elseif cmd == 'observe' then
   if #ARGV ~= 5 then error('klaviyo limiter: observe takes window, limit, remaining, reset') end
   local w = posint(2, 'window', 1)
-  local limit = posint(3, 'limit', 0)             -- 0: no such window, only a cap
+  local limit = posint(3, 'limit', 0)
   local remaining = posint(4, 'remaining', 0)
   local reset = posint(5, 'reset', 0)
-  -- What the store believes is left: the log's room in the window, or a live cap if lower
-  -- (-1: nothing known).
+  -- What the store believes is left: the window's room, or a live cap if lower.
   local left = -1
   if limit > 0 then
-    left = limit - redis.call('ZCOUNT', log, '(' .. int(now - w), '+inf')
-    if left < 0 then left = 0 end
+    -- Sends in (now - w, now]: binary search over the newest `limit` (newest first).
+    local lo, hi = 0, math.min(limit, redis.call('LLEN', log))
+    while lo < hi do
+      local mid = math.floor((lo + hi) / 2)
+      if tonumber(redis.call('LINDEX', log, mid)) > now - w then lo = mid + 1 else hi = mid end
+    end
+    left = limit - lo
   end
-  if field('obs_until') > now then
-    local o = field('obs_left')
+  if obs_until > now then
+    local o = obs_left
     if o < 0 then o = 0 end
     if left < 0 or o < left then left = o end
   end

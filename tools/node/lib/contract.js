@@ -42,7 +42,8 @@ class Contract {
         this.ops.set(op.operationId, { method: method.toUpperCase(), path, op, pattern: pathPattern(path) });
       }
     }
-    this.cache = new Map(); // "opId request" / "opId response 200" -> validate fn | null
+    // spec schema object -> compiled validator: the shared error responses compile once.
+    this.cache = new Map();
   }
 
   // `{$ref}` objects in `responses` point at #/components/responses/...
@@ -64,9 +65,10 @@ class Contract {
     return undefined;
   }
 
-  compile(key, schema) {
-    if (!this.cache.has(key)) this.cache.set(key, schema ? this.ajv.compile(convert(schema, DOC_ID)) : null);
-    return this.cache.get(key);
+  compile(schema) {
+    if (!schema) return null;
+    if (!this.cache.has(schema)) this.cache.set(schema, this.ajv.compile(convert(schema, DOC_ID)));
+    return this.cache.get(schema);
   }
 
   // The response documented for a status: exact code first, then its class (4XX), then default.
@@ -79,13 +81,13 @@ class Contract {
 
   requestValidator(opId) {
     const body = this.ops.get(opId).op.requestBody;
-    return { body, validate: this.compile(`${opId} request`, body && jsonSchemaOf(body.content)) };
+    return { body, validate: this.compile(body && jsonSchemaOf(body.content)) };
   }
 
   responseValidator(opId, status) {
     const resp = this.responseFor(opId, status);
     if (!resp) return undefined;
-    return { resp, validate: this.compile(`${opId} response ${status}`, jsonSchemaOf(resp.content)) };
+    return { resp, validate: this.compile(jsonSchemaOf(resp.content)) };
   }
 }
 

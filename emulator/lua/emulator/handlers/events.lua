@@ -114,9 +114,8 @@ local function validate(attrs, pointer, profile_data, profile_pointer, now)
     return nil, invalid("'profile.data' is required.", profile_pointer)
   end
   local pattrs = profile_data.attributes
-  if pattrs == nil or pattrs == null then pattrs = {} end
   if type(pattrs) ~= "table" then
-    return nil, invalid("Profile 'attributes' must be an object.", profile_pointer .. "/attributes")
+    return nil, invalid("Profile 'attributes' is required (an object, may be empty).", profile_pointer .. "/attributes")
   end
   -- profiles requires this module, so it is looked up here, not at load time
   local clean, st, doc = require("emulator.handlers.profiles").validate(pattrs, profile_pointer,

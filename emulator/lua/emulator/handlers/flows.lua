@@ -7,6 +7,7 @@ local state = require("emulator.state")
 local jsonapi = require("emulator.jsonapi")
 local collection = require("emulator.collection")
 local flowrunner = require("emulator.flowrunner")
+local conditions = require("emulator.conditions")
 
 local null = cjson.null
 local type, ipairs, pairs, format, tostring = type, ipairs, pairs, string.format, tostring
@@ -127,11 +128,23 @@ local function compile_definition(acct, def)
     out.entry_action_id = null
   end
   out.triggers = {copy(t)}
-  return out, {type = t.type, id = t.id}
+  -- Filters decide whether a trigger starts a run: compiled now, evaluated per trigger.
+  local trigger = {type = t.type, id = t.id}
+  local fn, st, doc
+  if t.type == "metric" then
+    fn, st, doc = conditions.compile(t.trigger_filter, P .. "/triggers/0/trigger_filter", {metric_id = t.id})
+    if fn == nil then return nil, st, doc end
+    trigger.match_event = fn or nil
+  end
+  fn, st, doc = conditions.compile(def.profile_filter, P .. "/profile_filter", {})
+  if fn == nil then return nil, st, doc end
+  trigger.match_profile = fn or nil
+  return out, trigger
 end
 
 local function flow_opts(extra, include)
-  return {definition = extra and extra.definition, actions = include and include["flow-actions"]}
+  return {definition = extra and extra.definition, actions = include and include["flow-actions"],
+    tags = include and include.tags}
 end
 
 local function action_resource(req, flow, a)
@@ -343,6 +356,54 @@ local function actions_of(req, ids_only)
   end
   return jsonapi.page(req, items, function(x) return action_resource(req, flow, x.a) end,
     {default_size = 50})
+end
+
+-- The flow and action an action id names (actions are indexed at create_flow), or nil,
+-- 404, doc.
+local function action_by_id(req)
+  local acct, id = req.account, req.params.id
+  local flow = acct.flow_actions and acct.flows[acct.flow_actions[id] or ""]
+  if flow then
+    for _, a in ipairs(flow.definition.actions) do
+      if a.id == id then return flow, a end
+    end
+  end
+  return nil, jsonapi.not_found(format("A flow action with id %s does not exist.", tostring(id)))
+end
+
+function H.get_flow_action(req)
+  local flow, a, err = action_by_id(req)
+  if not flow then return a, err end
+  local include, st, doc = collection.includes(req, {"flow", "flow-messages"})
+  if not include then return st, doc end
+  local r = action_resource(req, flow, a)
+  local out = {data = r, links = {self = r.links.self}}
+  if include["flow-messages"] then
+    -- messages are not emulated: an action has none
+    r.relationships["flow-messages"].data = jsonapi.array({})
+  end
+  if include.flow then
+    local fields
+    fields, st, doc = jsonapi.fields(req, "flow", flowrunner.FLOW_FIELDS)
+    if fields == nil then return st, doc end
+    out.included = {flowrunner.flow_resource(req, flow, fields)}
+  end
+  return 200, out
+end
+
+function H.get_flow_for_flow_action(req)
+  local flow, st, doc = action_by_id(req)
+  if not flow then return st, doc end
+  local fields
+  fields, st, doc = jsonapi.fields(req, "flow", flowrunner.FLOW_FIELDS)
+  if fields == nil then return st, doc end
+  return 200, {data = flowrunner.flow_resource(req, flow, fields), links = self_link(req)}
+end
+
+function H.get_flow_id_for_flow_action(req)
+  local flow, st, err = action_by_id(req)
+  if not flow then return st, err end
+  return 200, {data = {type = "flow", id = flow.id}, links = self_link(req)}
 end
 
 function H.get_actions_for_flow(req) return actions_of(req, false) end

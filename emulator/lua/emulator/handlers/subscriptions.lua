@@ -13,7 +13,7 @@ local groups = require("emulator.groups")
 local flowrunner = require("emulator.flowrunner")
 
 local null = cjson.null
-local type, ipairs, format, tostring = type, ipairs, string.format, tostring
+local type, ipairs, pairs, format, tostring = type, ipairs, pairs, string.format, tostring
 
 local MAX_SUBSCRIBE, MAX_UNSUBSCRIBE, MAX_SUPPRESS = 1000, 100, 100
 
@@ -304,6 +304,30 @@ local function get_job(req, kind)
   local r = job_resource(req, job)
   return 200, {data = r, links = {self = r.links.self}}
 end
+
+local JOB_FILTER = {
+  status = {ops = {"equals"}, type = "string"},
+  list_id = {ops = {"equals"}, type = "string"},
+  segment_id = {ops = {"equals"}, type = "string"},
+  ["and"] = true,
+}
+local JOB_SORT = {created = function(j) return j.created end}
+
+local function list_jobs(req, kind)
+  local pred, st, doc = collection.filter(req, JOB_FILTER)
+  if pred == nil then return st, doc end
+  local items = {}
+  for _, j in pairs(req.account.suppression_jobs or {}) do
+    if j.kind == kind and (not pred or pred(j)) then items[#items + 1] = j end
+  end
+  local ok
+  ok, st, doc = collection.sort(req, items, JOB_SORT)
+  if not ok then return st, doc end
+  return jsonapi.page(req, items, function(j) return job_resource(req, j) end)
+end
+
+function H.get_bulk_suppress_profiles_jobs(req) return list_jobs(req, "suppress") end
+function H.get_bulk_unsuppress_profiles_jobs(req) return list_jobs(req, "unsuppress") end
 
 function H.get_bulk_suppress_profiles_job(req) return get_job(req, "suppress") end
 function H.get_bulk_unsuppress_profiles_job(req) return get_job(req, "unsuppress") end

@@ -1,0 +1,224 @@
+-- Client endpoints against the emulator: public key (company_id) authentication,
+-- create_client_event, create_client_profile and create_client_subscription.
+local emu = require("helpers.emulator")
+local null = require("cjson.safe").null
+
+local function api(acct, method, path, opts) return emu.api(acct, method, path, opts) end
+
+local function new_account()
+  local acct = emu.account()
+  emu.limits({["*"] = "off"}, acct)
+  return acct
+end
+
+-- A browser-side call: company_id in the query, no Authorization header.
+local function client(acct, path, body, query)
+  local q = {company_id = acct.public_key}
+  for k, v in pairs(query or {}) do q[k] = v end
+  return emu.request {method = "POST", path = path, query = q, body = body,
+    headers = {revision = emu.REVISION, accept = "application/vnd.api+json"}}
+end
+
+local function event_body(metric, email, extra)
+  local attrs = {properties = {item = "socks"}, metric = {data = {type = "metric",
+      attributes = {name = metric}}},
+    profile = {data = {type = "profile", attributes = {email = email}}}}
+  for k, v in pairs(extra or {}) do attrs[k] = v end
+  return {data = {type = "event", attributes = attrs}}
+end
+
+local function profile_by_email(acct, email, extra)
+  local q = {filter = string.format('equals(email,"%s")', email)}
+  for k, v in pairs(extra or {}) do q[k] = v end
+  local _, _, body = api(acct, "GET", "/api/profiles", {query = q})
+  return body.data[1]
+end
+
+local function create_list(acct, name, opt_in)
+  local st, _, body, raw = api(acct, "POST", "/api/lists", {body = {data = {type = "list",
+    attributes = {name = name, opt_in_process = opt_in}}}})
+  assert(st == 201, raw)
+  return body.data.id
+end
+
+local function subscription(list_id, attrs, custom_source)
+  return {data = {type = "subscription", attributes = {custom_source = custom_source,
+    profile = {data = {type = "profile", attributes = attrs}}},
+    relationships = {list = {data = {type = "list", id = list_id}}}}}
+end
+
+local function members(acct, list_id)
+  local _, _, body = api(acct, "GET", "/api/lists/" .. list_id .. "/relationships/profiles")
+  local out = {}
+  for i, r in ipairs(body.data) do out[i] = r.id end
+  return out
+end
+
+describe("emulator client endpoints", function()
+  local acct
+  before_each(function() acct = new_account() end)
+
+  describe("authentication", function()
+    it("needs the account's public key as company_id and refuses a private key", function()
+      local st, _, body = emu.request {method = "POST", path = "/client/events",
+        body = event_body("Viewed", "a@example.com"), headers = {revision = emu.REVISION}}
+      assert.are.equal(401, st)
+      assert.are.equal("not_authenticated", body.errors[1].code)
+      st = emu.request {method = "POST", path = "/client/events", query = {company_id = "XXXXXX"},
+        body = event_body("Viewed", "a@example.com"), headers = {revision = emu.REVISION}}
+      assert.are.equal(401, st)
+      st = emu.request {method = "POST", path = "/client/events", query = {company_id = acct.public_key},
+        body = event_body("Viewed", "a@example.com"),
+        headers = {revision = emu.REVISION, authorization = "Klaviyo-API-Key " .. acct.private_key}}
+      assert.are.equal(401, st)
+    end)
+  end)
+
+  describe("create_client_event", function()
+    it("records the event like create_event and answers 202 with no body", function()
+      local st, _, body, raw = client(acct, "/client/events", event_body("Viewed Product", "c@example.com"))
+      assert.are.equal(202, st, raw)
+      assert.is_nil(body)
+      local p = profile_by_email(acct, "c@example.com")
+      assert.truthy(p)
+      local _, _, events = api(acct, "GET", "/api/events",
+          {query = {filter = string.format('equals(profile_id,"%s")', p.id)}})
+      assert.are.equal(1, #events.data)
+      assert.are.equal("socks", events.data[1].attributes.event_properties.item)
+    end)
+
+    it("validates like create_event", function()
+      local st, _, body = client(acct, "/client/events", event_body("", "c@example.com"))
+      assert.are.equal(400, st)
+      assert.are.equal("/data/attributes/metric/data/attributes/name", body.errors[1].source.pointer)
+      st = client(acct, "/client/events", event_body("Viewed", "not-an-email"))
+      assert.are.equal(400, st)
+    end)
+
+    it("fires a live flow of its metric, once per unique_id", function()
+      client(acct, "/client/events", event_body("Added to Cart", "seed@example.com", {backfill = true}))
+      local _, _, metrics = api(acct, "GET", "/api/metrics",
+          {query = {filter = 'equals(name,"Added to Cart")'}})
+      local mid = metrics.data[1].id
+      local st, _, flow, raw = api(acct, "POST", "/api/flows", {body = {data = {type = "flow", attributes = {
+        name = "Cart", definition = {triggers = {{type = "metric", id = mid}}, entry_action_id = "d",
+        actions = {{temporary_id = "d", type = "time-delay", data = {unit = "days", value = 1},
+            links = {next = null}}}}}}}})
+      assert.are.equal(201, st, raw)
+      api(acct, "PATCH", "/api/flows/" .. flow.data.id, {body = {data = {type = "flow", id = flow.data.id,
+        attributes = {status = "live"}}}})
+      client(acct, "/client/events", event_body("Added to Cart", "cart@example.com", {unique_id = "c1"}))
+      client(acct, "/client/events", event_body("Added to Cart", "cart@example.com", {unique_id = "c1"}))
+      local runs = emu.flow_runs(acct)
+      assert.are.equal(1, #runs)
+      assert.are.equal(flow.data.id, runs[1].flow_id)
+    end)
+  end)
+
+  describe("create_client_profile", function()
+    local function profile_body(attrs, id)
+      return {data = {type = "profile", id = id, attributes = attrs}}
+    end
+
+    it("creates a profile and updates it later, answering 202", function()
+      local st, _, body = client(acct, "/client/profiles",
+        profile_body({email = "cp@example.com", first_name = "Ada", properties = {plan = "free"}}))
+      assert.are.equal(202, st)
+      assert.is_nil(body)
+      local p = profile_by_email(acct, "cp@example.com")
+      assert.are.equal("Ada", p.attributes.first_name)
+      assert.are.equal("free", p.attributes.properties.plan)
+      assert.are.equal(202, (client(acct, "/client/profiles", profile_body({email = "cp@example.com",
+        last_name = "Lovelace", properties = {plan = "pro"}}))))
+      p = profile_by_email(acct, "cp@example.com")
+      assert.are.equal("Ada", p.attributes.first_name)
+      assert.are.equal("Lovelace", p.attributes.last_name)
+      assert.are.equal("pro", p.attributes.properties.plan)
+    end)
+
+    it("never changes an existing profile's identifiers", function()
+      client(acct, "/client/profiles", profile_body({email = "keep@example.com"}))
+      local id = profile_by_email(acct, "keep@example.com").id
+      assert.are.equal(202, (client(acct, "/client/profiles", profile_body({email = "new@example.com",
+        first_name = "Changed"}, id))))
+      local p = profile_by_email(acct, "keep@example.com")
+      assert.are.equal(id, p.id)
+      assert.are.equal("Changed", p.attributes.first_name)
+      assert.is_nil(profile_by_email(acct, "new@example.com"))
+    end)
+
+    it("refuses a profile without identifiers or with a bad one", function()
+      local st, _, body = client(acct, "/client/profiles", profile_body({first_name = "Nobody"}))
+      assert.are.equal(400, st)
+      assert.are.equal("invalid", body.errors[1].code)
+      st, _, body = client(acct, "/client/profiles", profile_body({phone_number = "555-1234"}))
+      assert.are.equal(400, st)
+      assert.are.equal("/data/attributes/phone_number", body.errors[1].source.pointer)
+      st = client(acct, "/client/profiles", profile_body({email = "x@example.com", shoe_size = 9}))
+      assert.are.equal(400, st)
+    end)
+  end)
+
+  describe("create_client_subscription", function()
+    it("subscribes email marketing, joins the list and fires its live flow", function()
+      local list_id = create_list(acct, "Footer form")
+      local st, _, flow = api(acct, "POST", "/api/flows", {body = {data = {type = "flow", attributes = {
+        name = "Welcome", definition = {triggers = {{type = "list", id = list_id}}, entry_action_id = "d",
+        actions = {{temporary_id = "d", type = "time-delay", data = {unit = "days", value = 1},
+            links = {next = null}}}}}}}})
+      assert.are.equal(201, st)
+      api(acct, "PATCH", "/api/flows/" .. flow.data.id, {body = {data = {type = "flow", id = flow.data.id,
+        attributes = {status = "live"}}}})
+      local body
+      st, _, body = client(acct, "/client/subscriptions", subscription(list_id,
+          {email = "form@example.com"}, "Footer"))
+      assert.are.equal(202, st)
+      assert.is_nil(body)
+      local p = profile_by_email(acct, "form@example.com", {["additional-fields[profile]"] = "subscriptions"})
+      assert.are.equal("SUBSCRIBED", p.attributes.subscriptions.email.marketing.consent)
+      assert.are.equal("NEVER_SUBSCRIBED", p.attributes.subscriptions.sms.marketing.consent)
+      assert.are.same({p.id}, members(acct, list_id))
+      local runs = emu.flow_runs(acct)
+      assert.are.equal(1, #runs)
+      assert.are.equal("list", runs[1].trigger)
+      assert.are.equal(p.id, runs[1].profile_id)
+    end)
+
+    it("subscribes only the channels of a subscriptions object", function()
+      local list_id = create_list(acct, "SMS")
+      local st = client(acct, "/client/subscriptions", subscription(list_id, {email = "sms@example.com",
+        phone_number = "+15005550009", subscriptions = {sms = {marketing = {consent = "SUBSCRIBED"}}}}))
+      assert.are.equal(202, st)
+      local p = profile_by_email(acct, "sms@example.com", {["additional-fields[profile]"] = "subscriptions"})
+      assert.are.equal("+15005550009", p.attributes.phone_number)
+      assert.are.equal("SUBSCRIBED", p.attributes.subscriptions.sms.marketing.consent)
+      assert.are.equal("NEVER_SUBSCRIBED", p.attributes.subscriptions.email.marketing.consent)
+    end)
+
+    it("refuses a missing or unknown list, no identifier, and a non-E.164 phone", function()
+      local list_id = create_list(acct, "Form")
+      local no_list = subscription(list_id, {email = "x@example.com"})
+      no_list.data.relationships = nil
+      local st, _, body = client(acct, "/client/subscriptions", no_list)
+      assert.are.equal(400, st)
+      assert.are.equal("/data/relationships/list/data/id", body.errors[1].source.pointer)
+      assert.are.equal(400, (client(acct, "/client/subscriptions", subscription("NOPE",
+          {email = "x@example.com"}))))
+      st = client(acct, "/client/subscriptions", subscription(list_id, {first_name = "Anon"}))
+      assert.are.equal(400, st)
+      st, _, body = client(acct, "/client/subscriptions", subscription(list_id, {phone_number = "0123"}))
+      assert.are.equal(400, st)
+      assert.are.equal("/data/attributes/profile/data/attributes/phone_number", body.errors[1].source.pointer)
+      assert.are.same({}, members(acct, list_id))
+    end)
+
+    it("leaves consent alone on a double opt-in list until confirmed", function()
+      local list_id = create_list(acct, "Double", "double_opt_in")
+      assert.are.equal(202, (client(acct, "/client/subscriptions", subscription(list_id,
+          {email = "d@example.com"}))))
+      local p = profile_by_email(acct, "d@example.com", {["additional-fields[profile]"] = "subscriptions"})
+      assert.are.equal("NEVER_SUBSCRIBED", p.attributes.subscriptions.email.marketing.consent)
+      assert.are.same({}, members(acct, list_id))
+    end)
+  end)
+end)

@@ -1,0 +1,231 @@
+-- The request pipeline every route shares: routing, JSON:API errors,
+-- authentication, scopes, the revision header, body checks, 501 for what the
+-- emulator does not emulate, and the launcher itself.
+local emu = require "helpers.emulator"
+
+local function event_body(email)
+  return { data = { type = "event", attributes = {
+    properties = {}, metric = { data = { type = "metric", attributes = { name = "Core" } } },
+    profile = { data = { type = "profile", attributes = { email = email or "core@example.com" } } },
+  } } }
+end
+
+local function assert_error(status, body, want_status, want_code)
+  assert.are.equal(want_status, status)
+  assert.is_table(body, "error body is JSON")
+  local e = body.errors[1]
+  assert.are.equal(want_code, e.code)
+  assert.are.equal(want_status, e.status)
+  assert.is_string(e.id)
+  assert.is_string(e.title)
+  assert.is_string(e.detail)
+  return e
+end
+
+describe("emulator core", function()
+  local acct
+  before_each(function()
+    emu.reset()
+    acct = emu.account()
+  end)
+
+  describe("routing", function()
+    it("answers an unknown path 404 in Klaviyo's error format", function()
+      local st, h, body = emu.api(acct, "GET", "/api/no-such-thing")
+      assert_error(st, body, 404, "not_found")
+      assert.matches("application/vnd.api+json", h["content-type"], 1, true)
+    end)
+
+    it("answers a wrong method 405 with Allow", function()
+      local st, h, body = emu.api(acct, "PUT", "/api/events")
+      assert_error(st, body, 405, "method_not_allowed")
+      assert.are.equal("GET, POST", h["allow"])
+    end)
+
+    it("routes templated paths and accepts a trailing slash", function()
+      local st, _, body = emu.api(acct, "GET", "/api/profiles/NOPE/")
+      assert_error(st, body, 404, "not_found")
+      assert.matches("NOPE", body.errors[1].detail, 1, true)
+      st = emu.api(acct, "GET", "/api/profiles/")
+      assert.are.equal(200, st)
+    end)
+  end)
+
+  describe("authentication", function()
+    it("refuses a request without credentials", function()
+      local st, _, body = emu.api(acct, "GET", "/api/profiles", { headers = { authorization = false } })
+      assert_error(st, body, 401, "not_authenticated")
+    end)
+
+    it("refuses an unknown private key", function()
+      local st, _, body = emu.api(acct, "GET", "/api/profiles",
+        { headers = { authorization = "Klaviyo-API-Key pk_nope" } })
+      assert_error(st, body, 401, "not_authenticated")
+    end)
+
+    it("accepts an OAuth bearer token and refuses a bad one", function()
+      local st = emu.api(acct, "GET", "/api/profiles",
+        { headers = { authorization = "Bearer " .. acct.access_token } })
+      assert.are.equal(200, st)
+      local st2, _, body = emu.api(acct, "GET", "/api/profiles",
+        { headers = { authorization = "Bearer nope" } })
+      assert_error(st2, body, 401, "not_authenticated")
+    end)
+
+    it("never echoes the key in an error", function()
+      local _, _, _, raw = emu.api(acct, "GET", "/api/profiles",
+        { headers = { authorization = "Klaviyo-API-Key pk_secret_value_123" } })
+      assert.is_nil(raw:find("pk_secret_value_123", 1, true))
+    end)
+
+    it("authenticates /client/* with the public key only", function()
+      local path = "/client/push-tokens"
+      local body = { data = { type = "push-token", attributes = {} } }
+      -- no company_id
+      local st, _, doc = emu.request { method = "POST", path = path, body = body,
+                                       headers = { revision = emu.REVISION } }
+      assert_error(st, doc, 401, "not_authenticated")
+      -- unknown company_id
+      st, _, doc = emu.request { method = "POST", path = path, body = body, query = { company_id = "XXXXXX" },
+                                 headers = { revision = emu.REVISION } }
+      assert_error(st, doc, 401, "not_authenticated")
+      -- a private key is refused even with a good company_id
+      st, _, doc = emu.request { method = "POST", path = path, body = body,
+        query = { company_id = acct.public_key },
+        headers = { revision = emu.REVISION, authorization = "Klaviyo-API-Key " .. acct.private_key } }
+      assert_error(st, doc, 401, "not_authenticated")
+      -- the public key passes authentication (this operation is not emulated: 501)
+      st, _, doc = emu.request { method = "POST", path = path, body = body,
+        query = { company_id = acct.public_key }, headers = { revision = emu.REVISION } }
+      assert_error(st, doc, 501, "not_implemented")
+    end)
+  end)
+
+  describe("scopes", function()
+    it("answers 403 permission_denied outside the key's scopes", function()
+      local ro = emu.account { scopes = { "profiles:read" } }
+      local st, _, body = emu.api(ro, "POST", "/api/events", { body = event_body() })
+      assert_error(st, body, 403, "permission_denied")
+      assert.matches("events:write", body.errors[1].detail, 1, true)
+      assert.are.equal(200, (emu.api(ro, "GET", "/api/profiles")))
+    end)
+  end)
+
+  describe("revision header", function()
+    it("is required", function()
+      local st, _, body = emu.api(acct, "GET", "/api/profiles", { headers = { revision = false } })
+      local e = assert_error(st, body, 400, "invalid")
+      assert.are.equal("revision", e.source.parameter)
+    end)
+
+    it("must be YYYY-MM-DD with an optional suffix", function()
+      for _, bad in ipairs { "2024-1-01", "2024-13-01", "2024-02-30", "yesterday", "2024-01-01pre", "2024-01-01." } do
+        local st, _, body = emu.api(acct, "GET", "/api/profiles", { headers = { revision = bad } })
+        assert_error(st, body, 400, "invalid")
+      end
+      for _, good in ipairs { "2024-10-15", "2024-10-15.pre", "2026-07-15" } do
+        assert.are.equal(200, (emu.api(acct, "GET", "/api/profiles", { headers = { revision = good } })))
+      end
+    end)
+
+    it("refuses a date before the first revision", function()
+      local st, _, body = emu.api(acct, "GET", "/api/profiles", { headers = { revision = "2021-01-01" } })
+      assert_error(st, body, 400, "invalid")
+    end)
+  end)
+
+  describe("bodies", function()
+    it("needs a JSON:API content type", function()
+      local st, _, body = emu.api(acct, "POST", "/api/events",
+        { body = event_body(), headers = { ["content-type"] = "text/plain" } })
+      assert_error(st, body, 415, "unsupported_media_type")
+      -- plain application/json is what the official SDKs send
+      st = emu.api(acct, "POST", "/api/events",
+        { body = event_body(), headers = { ["content-type"] = "application/json" } })
+      assert.are.equal(202, st)
+    end)
+
+    it("refuses malformed JSON, a missing body and a missing data member", function()
+      local st, _, body = emu.api(acct, "POST", "/api/events", { body = "{nope" })
+      assert_error(st, body, 400, "invalid")
+      st, _, body = emu.api(acct, "POST", "/api/events", { body = "" })
+      assert_error(st, body, 400, "invalid")
+      st, _, body = emu.api(acct, "POST", "/api/events", { body = { meta = {} } })
+      local e = assert_error(st, body, 400, "invalid")
+      assert.are.equal("/data", e.source.pointer)
+    end)
+
+    it("answers 409 when data.type is not the endpoint's type", function()
+      local b = event_body()
+      b.data.type = "profile"
+      local st, _, body = emu.api(acct, "POST", "/api/events", { body = b })
+      local e = assert_error(st, body, 409, "conflict")
+      assert.are.equal("/data/type", e.source.pointer)
+    end)
+  end)
+
+  describe("operations the emulator does not emulate", function()
+    it("answer 501 after auth, scope, revision and rate-limit checks", function()
+      local st, h, body = emu.api(acct, "GET", "/api/campaigns", { query = { filter = "equals(messages.channel,'email')" } })
+      local e = assert_error(st, body, 501, "not_implemented")
+      assert.matches("get_campaigns", e.detail, 1, true)
+      assert.is_truthy(h["ratelimit-limit"])
+      -- each earlier check still wins
+      st = emu.api(acct, "GET", "/api/campaigns", { headers = { authorization = false } })
+      assert.are.equal(401, st)
+      local ro = emu.account { scopes = { "profiles:read" } }
+      assert.are.equal(403, (emu.api(ro, "GET", "/api/campaigns")))
+      assert.are.equal(400, (emu.api(acct, "GET", "/api/campaigns", { headers = { revision = false } })))
+      emu.limits({ get_campaigns = { daily = 0 } }, acct)
+      assert.are.equal(429, (emu.api(acct, "GET", "/api/campaigns")))
+    end)
+  end)
+end)
+
+describe("klaviyo-emulator launcher", function()
+  local launcher = emu.root .. "/emulator/klaviyo-emulator"
+  local socket = require "socket"
+
+  -- exit status through the output: LuaJIT's popen close does not report it
+  local function run(args)
+    local f = io.popen(launcher .. " " .. args .. " 2>&1; echo \"exit=$?\"")
+    local out = f:read("*a")
+    f:close()
+    local code = tonumber(out:match("exit=(%d+)%s*$"))
+    return out, code == 0
+  end
+
+  local function free_port()
+    local s = assert(socket.bind("127.0.0.1", 0))
+    local _, port = s:getsockname()
+    s:close()
+    return port
+  end
+
+  it("refuses a bad port", function()
+    local out, ok = run("start --port nope")
+    assert.is_false(ok)
+    assert.matches("--port", out, 1, true)
+  end)
+
+  it("starts a sink that answers 202 to anything, then stops it", function()
+    local port = free_port()
+    local out, ok = run("start --sink --port " .. port)
+    assert.is_true(ok, out)
+    local url = out:match("(http://127%.0%.0%.1:%d+)")
+    assert.are.equal("http://127.0.0.1:" .. port, url)
+    local st, _, _, raw = emu.request { url = url .. "/api/events", method = "POST", body = "x" }
+    assert.are.equal(202, st)
+    assert.are.equal("", raw)
+    st = emu.request { url = url .. "/anything/at/all" }
+    assert.are.equal(202, st)
+    -- a second start on the same port is refused
+    local _, again = run("start --sink --port " .. port)
+    assert.is_false(again)
+    local _, stopped = run("stop --port " .. port)
+    assert.is_true(stopped)
+    assert.is_nil((emu.request { url = url .. "/" }))
+    local _, twice = run("stop --port " .. port)
+    assert.is_false(twice)
+  end)
+end)

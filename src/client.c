@@ -204,6 +204,7 @@ void kl_free(kl_client *c) {
         free(p->revision);
         free(p->user_agent);
         kl_buf_free(&p->url);
+        if (p->hstore.p) memset(p->hstore.p, 0, p->hstore.len); /* held the Authorization value */
         kl_buf_free(&p->hstore);
         kl_buf_free(&p->method);
         kl_buf_free(&p->body);
@@ -229,6 +230,7 @@ int kl_set_access_token(kl_client *c, const char *token) {
     }
     wipe_free(p->access_token);
     p->access_token = t;
+    p->hs_valid = 0; /* the Authorization header changes */
     kl_error_clear(c);
     return KL_OK;
 }

@@ -53,6 +53,8 @@ struct kl_client_priv {
     kl_header bh[KL_MAX_BUILT_HEADERS];
     const char *bline[KL_MAX_BUILT_HEADERS]; /* "Name: value" for libcurl */
     size_t n_bh;
+    int hs_valid, hs_body, hs_auth; /* what the headers in hstore were built for */
+    char hs_rev[48];
     kl_built built;
 
     /* last response */
@@ -70,7 +72,9 @@ struct kl_client_priv {
 
     /* transport */
     void *curl;
-    void *slist;
+    void *slist;          /* headers as libcurl holds them, built from ... */
+    kl_buf slist_src;     /* ... this copy of hstore: unchanged headers reuse the list */
+    char curl_err[256];   /* CURL_ERROR_SIZE */
 };
 
 /* client.c */

@@ -223,8 +223,9 @@ static int io_fail(kl_redis *r, const char *doing)
              "redis limiter store at %s:%d did not answer %s within %ld ms; not sending", p->host,
              p->port, doing, p->timeout_ms);
     else
-        fail(r, KL_REDIS_ERR_IO, "redis limiter store at %s:%d: connection lost %s (%s); not sending",
-             p->host, p->port, doing, p->ctx->errstr);
+        fail(r, KL_REDIS_ERR_IO,
+             "redis limiter store at %s:%d: connection lost %s (%s); not sending", p->host,
+             p->port, doing, p->ctx->errstr);
     disconnect(p);
     return KL_LIMIT_ERROR;
 }

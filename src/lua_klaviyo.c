@@ -55,6 +55,8 @@ typedef struct lk_client {
     size_t qcap, hcap;
     const char **pool; /* path params and list items */
     size_t pcap;
+    size_t *qoff;      /* per query parameter: its list's start in pool (lists only) */
+    size_t qoffcap;
 } lk_client;
 
 static lk_client *check_client(lua_State *L) {
@@ -122,20 +124,23 @@ static void push_json(lua_State *L, const kj_doc *d, int n) {
 }
 
 static void push_headers(lua_State *L, const kl_response *r) {
-    size_t i;
+    size_t i, j;
     lua_createtable(L, 0, (int)r->n_headers);
     for (i = 0; i < r->n_headers; i++) {
-        /* a repeated header keeps its values joined, as HTTP allows (RFC 9110 5.3) */
-        lua_getfield(L, -1, r->headers[i].name);
-        if (lua_isstring(L, -1)) {
+        const char *name = r->headers[i].name;
+        /* a repeated header keeps its values joined, as HTTP allows (RFC 9110 5.3); found
+         * by comparing names in C, cheaper than a table lookup for the usual few headers */
+        for (j = 0; j < i; j++)
+            if (strcmp(r->headers[j].name, name) == 0) break;
+        if (j < i) {
+            lua_getfield(L, -1, name);
             lua_pushliteral(L, ", ");
             lua_pushstring(L, r->headers[i].value);
             lua_concat(L, 3);
         } else {
-            lua_pop(L, 1);
             lua_pushstring(L, r->headers[i].value);
         }
-        lua_setfield(L, -2, r->headers[i].name);
+        lua_setfield(L, -2, name);
     }
 }
 
@@ -325,9 +330,12 @@ static const char *keep_string(lua_State *L, int anchor, int *nanch, const char 
 
 #define ANCHOR 3 /* stack slot of the anchor table in l_request/l_build */
 
+/* Items go to the pool while the table is read; the pool may move as it grows, so the
+ * request's pointers into it are set once reading is over (from pp_off and qoff). */
 typedef struct parsed {
     kl_request r;
     size_t npool;
+    size_t pp_off;
 } parsed;
 
 static void field_type(lua_State *L, const char *k, int want) {
@@ -343,8 +351,7 @@ static void read_path_params(lua_State *L, lk_client *u, parsed *p, int *nanch) 
         u->pool[p->npool + (size_t)(i - 1)] = keep_string(L, ANCHOR, nanch, "a path parameter");
         lua_pop(L, 1);
     }
-    /* pointers into pool are set after all fields are read (pool may move) */
-    p->r.path_params = (const char *const *)(size_t)p->npool;
+    p->pp_off = p->npool;
     p->r.n_path_params = (size_t)n;
     p->npool += (size_t)n;
 }
@@ -355,6 +362,7 @@ static void read_pairs(lua_State *L, lk_client *u, parsed *p, int *nanch, int is
     size_t *cap = is_query ? &u->qcap : &u->hcap;
     const char *what = is_query ? "query" : "headers";
     grow(L, (void **)arr, cap, (size_t)n, sizeof **arr);
+    if (is_query) grow(L, (void **)&u->qoff, &u->qoffcap, (size_t)n, sizeof *u->qoff);
     for (i = 1; i <= n; i++) {
         kl_param *pa = &(*arr)[i - 1];
         memset(pa, 0, sizeof *pa);
@@ -373,9 +381,9 @@ static void read_pairs(lua_State *L, lk_client *u, parsed *p, int *nanch, int is
                 u->pool[p->npool + (size_t)(k - 1)] = keep_string(L, ANCHOR, nanch, "a query list item");
                 lua_pop(L, 1);
             }
-            pa->values = (const char *const *)(size_t)p->npool; /* fixed up later */
+            u->qoff[i - 1] = p->npool;
             pa->n_values = (size_t)m;
-            pa->value = "";  /* marks "list": values fixed up later */
+            pa->values = u->pool; /* non-NULL marks a list; the exact place is set later */
             p->npool += (size_t)m;
         } else {
             if (is_query && lua_type(L, -1) == LUA_TBOOLEAN) {
@@ -469,11 +477,10 @@ static void read_request(lua_State *L, lk_client *u, parsed *p) {
         lua_pop(L, 1);
     }
     /* the pool is final: turn indices into pointers */
-    if (p->r.n_path_params) p->r.path_params = u->pool + (size_t)p->r.path_params;
-    else p->r.path_params = NULL;
+    p->r.path_params = p->r.n_path_params ? u->pool + p->pp_off : NULL;
     for (i = 0; i < p->r.n_query; i++) {
-        kl_param *q = (kl_param *)&p->r.query[i];
-        if (q->n_values || q->values) q->values = u->pool + (size_t)q->values;
+        kl_param *q = &u->q[i];
+        if (q->values) q->values = u->pool + u->qoff[i];
     }
     if (!p->r.method) luaL_error(L, "klaviyo.core: request field method is required");
     if (!p->r.path && !p->r.url) luaL_error(L, "klaviyo.core: request needs path or url");
@@ -585,10 +592,11 @@ static int l_set_access_token(lua_State *L) {
 static int l_close(lua_State *L) {
     lk_client *u = luaL_checkudata(L, 1, MT);
     if (u->c) { kl_free(u->c); u->c = NULL; }
-    free(u->q); free(u->h); free(u->pool);
+    free(u->q); free(u->h); free(u->pool); free(u->qoff);
     u->q = u->h = NULL;
     u->pool = NULL;
-    u->qcap = u->hcap = u->pcap = 0;
+    u->qoff = NULL;
+    u->qcap = u->hcap = u->pcap = u->qoffcap = 0;
     return 0;
 }
 

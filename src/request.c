@@ -26,10 +26,11 @@ static int path_char(unsigned char ch) {
            strchr("-._~!$&'()*+,;=:@/{}", ch) != NULL;
 }
 
-/* Dot segments could walk a path from /api/ to /client/ after normalisation. */
+/* Dot segments could walk a path from /api/ to /client/ after normalisation.  Only the
+ * path is looked at (up to '?'): the query is not normalised by anyone. */
 static int has_dot_segment(const char *path) {
     const char *s;
-    for (s = path; *s; s++) {
+    for (s = path; *s && *s != '?'; s++) {
         if (s[0] == '/' && s[1] == '.' && (s[2] == '/' || s[2] == '\0' || (s[2] == '.' && (s[3] == '/' || s[3] == '\0'))))
             return 1;
         if (s[0] == '%' && s[1] == '2' && (s[2] == 'e' || s[2] == 'E')) return 1;
@@ -212,6 +213,12 @@ int kl_build_request(kl_client *c, const kl_request *r) {
     }
 
     /* ---- headers ---- */
+    /* The same kind of request as the last one (no extra headers, same body presence, auth
+     * and revision) has the same headers: they are kept, not rebuilt. */
+    if (p->hs_valid && r->n_headers == 0 && p->hs_body == (r->body != NULL) && p->hs_auth == r->auth &&
+        strcmp(p->hs_rev, rev) == 0)
+        goto headers_done;
+    p->hs_valid = 0;
     kl_buf_reset(&p->hstore);
     if ((rc = add_header(c, ho, &nh, "Accept", "application/vnd.api+json", op)) ||
         (r->body && (rc = add_header(c, ho, &nh, "Content-Type", "application/vnd.api+json", op))) ||
@@ -252,13 +259,20 @@ int kl_build_request(kl_client *c, const kl_request *r) {
         p->bline[i] = p->hstore.p + ho[i].line;
     }
     p->n_bh = nh;
+    if (r->n_headers == 0 && strlen(rev) < sizeof p->hs_rev) {
+        p->hs_valid = 1;
+        p->hs_body = r->body != NULL;
+        p->hs_auth = r->auth;
+        strcpy(p->hs_rev, rev);
+    }
+headers_done:
 
     kl_buf_reset(&p->method);
     if (kl_buf_adds(&p->method, r->method)) return OOM(c, op);
     p->built.method = p->method.p;
     p->built.url = u->p;
     p->built.headers = p->bh;
-    p->built.n_headers = nh;
+    p->built.n_headers = p->n_bh;
     p->built.body = r->body;
     p->built.body_len = r->body ? r->body_len : 0;
     return KL_OK;

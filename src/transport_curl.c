@@ -33,13 +33,40 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
     return n;
 }
 
+/* Options that never change for a client are set once: the hot path only sets the URL,
+ * the headers and the method/body. */
 int kl_transport_init(kl_client *c) {
     kl_client_priv *p = c->priv;
     CURL *h;
+    CURLcode e = CURLE_OK;
     /* balanced by curl_global_cleanup in kl_transport_free: libcurl counts the calls */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return -1;
     h = curl_easy_init();
     if (!h) { curl_global_cleanup(); return -1; }
+#define SET(opt, val) if (e == CURLE_OK) e = curl_easy_setopt(h, opt, val)
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_SSL_VERIFYPEER, 1L); /* the defaults, said out loud: no switch turns them off */
+    SET(CURLOPT_SSL_VERIFYHOST, 2L);
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    /* gzip is what Klaviyo compresses with; naming it (not "" = every decoder libcurl has)
+     * also spares libcurl listing its decoders on every request */
+    SET(CURLOPT_ACCEPT_ENCODING, "gzip");
+    SET(CURLOPT_TIMEOUT_MS, p->timeout_ms);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, p->connect_timeout_ms);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, c);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, c);
+    SET(CURLOPT_ERRORBUFFER, p->curl_err);
+#undef SET
+    if (e != CURLE_OK) {
+        curl_easy_cleanup(h);
+        curl_global_cleanup();
+        return -1;
+    }
     p->curl = h;
     return 0;
 }
@@ -47,6 +74,8 @@ int kl_transport_init(kl_client *c) {
 void kl_transport_free(kl_client *c) {
     kl_client_priv *p = c->priv;
     if (p->slist) { curl_slist_free_all(p->slist); p->slist = NULL; }
+    if (p->slist_src.p) memset(p->slist_src.p, 0, p->slist_src.len); /* held the Authorization value */
+    kl_buf_free(&p->slist_src);
     if (p->curl) {
         curl_easy_cleanup(p->curl);
         p->curl = NULL;
@@ -54,17 +83,12 @@ void kl_transport_free(kl_client *c) {
     }
 }
 
-/* Options set on every request: curl_easy_reset is never used, so the connection cache
- * survives, but a previous request's body/method must not leak into the next one. */
-static CURLcode setup(kl_client *c) {
-    kl_client_priv *p = c->priv;
-    CURL *h = p->curl;
-    CURLcode e = CURLE_OK;
-    const kl_built *b = &p->built;
+/* The header list for libcurl; rebuilt only when the headers differ from the last request's. */
+static CURLcode headers(kl_client_priv *p) {
     struct curl_slist *sl = NULL, *t;
     size_t i;
-
-    if (p->slist) { curl_slist_free_all(p->slist); p->slist = NULL; }
+    if (p->slist && p->slist_src.len == p->hstore.len && memcmp(p->slist_src.p, p->hstore.p, p->hstore.len) == 0)
+        return CURLE_OK;
     for (i = 0; i < p->n_bh; i++) {
         t = curl_slist_append(sl, p->bline[i]);
         if (!t) { curl_slist_free_all(sl); return CURLE_OUT_OF_MEMORY; }
@@ -74,25 +98,21 @@ static CURLcode setup(kl_client *c) {
     t = curl_slist_append(sl, "Expect:");
     if (!t) { curl_slist_free_all(sl); return CURLE_OUT_OF_MEMORY; }
     sl = t;
+    if (p->slist_src.p) memset(p->slist_src.p, 0, p->slist_src.len);
+    kl_buf_reset(&p->slist_src);
+    if (kl_buf_add(&p->slist_src, p->hstore.p, p->hstore.len)) { curl_slist_free_all(sl); return CURLE_OUT_OF_MEMORY; }
+    if (p->slist) curl_slist_free_all(p->slist);
     p->slist = sl;
+    return curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, sl);
+}
 
+static CURLcode setup(kl_client *c) {
+    kl_client_priv *p = c->priv;
+    CURL *h = p->curl;
+    CURLcode e = headers(p);
+    const kl_built *b = &p->built;
 #define SET(opt, val) if (e == CURLE_OK) e = curl_easy_setopt(h, opt, val)
     SET(CURLOPT_URL, b->url);
-    SET(CURLOPT_HTTPHEADER, sl);
-    SET(CURLOPT_NOSIGNAL, 1L);
-    SET(CURLOPT_PROTOCOLS_STR, "http,https");
-    SET(CURLOPT_FOLLOWLOCATION, 0L);
-    SET(CURLOPT_SSL_VERIFYPEER, 1L);
-    SET(CURLOPT_SSL_VERIFYHOST, 2L);
-    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    SET(CURLOPT_ACCEPT_ENCODING, ""); /* every encoding this libcurl decodes (gzip, br, zstd) */
-    SET(CURLOPT_TIMEOUT_MS, p->timeout_ms);
-    SET(CURLOPT_CONNECTTIMEOUT_MS, p->connect_timeout_ms);
-    SET(CURLOPT_TCP_KEEPALIVE, 1L);
-    SET(CURLOPT_WRITEFUNCTION, on_body);
-    SET(CURLOPT_WRITEDATA, c);
-    SET(CURLOPT_HEADERFUNCTION, on_header);
-    SET(CURLOPT_HEADERDATA, c);
     if (strcmp(b->method, "GET") == 0) {
         SET(CURLOPT_HTTPGET, 1L);
         SET(CURLOPT_CUSTOMREQUEST, (char *)NULL);
@@ -165,7 +185,6 @@ static int transport_error(kl_client *c, CURLcode e, const char *op, const char 
 
 int kl_transport_perform(kl_client *c, const char *op) {
     kl_client_priv *p = c->priv;
-    char ebuf[CURL_ERROR_SIZE];
     CURLcode e;
     long status = 0;
     kl_resp_reset(c);
@@ -175,13 +194,11 @@ int kl_transport_perform(kl_client *c, const char *op) {
         return kl_fail(c, KL_ERR_TRANSPORT, "transport_failed", op, "libcurl refused an option: %s",
                        curl_easy_strerror(e));
     }
-    ebuf[0] = '\0';
-    curl_easy_setopt(p->curl, CURLOPT_ERRORBUFFER, ebuf);
+    p->curl_err[0] = '\0';
     e = curl_easy_perform(p->curl);
-    curl_easy_setopt(p->curl, CURLOPT_ERRORBUFFER, (char *)NULL);
     /* the request's body belongs to the caller: drop libcurl's pointer to it */
     curl_easy_setopt(p->curl, CURLOPT_POSTFIELDS, (char *)NULL);
-    if (e != CURLE_OK) return transport_error(c, e, op, ebuf);
+    if (e != CURLE_OK) return transport_error(c, e, op, p->curl_err);
     curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &status);
     p->res.status = status;
     if (kl_resp_finish_headers(c)) return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory");

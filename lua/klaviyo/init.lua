@@ -84,10 +84,30 @@ end
 local OPTIONS = {
   api_key = "string", access_token = "string", public_key = "string", base_url = "string",
   revision = "string", timeout = "number", connect_timeout = "number", refresh = "function",
-  user_agent = "string",
+  user_agent = "string", transport = "string", limiter = "table",
 }
 local CORE_OPTIONS = { "api_key", "access_token", "public_key", "base_url", "revision",
                        "timeout", "connect_timeout", "user_agent" }
+
+-- Which transport moves the bytes: "curl" (the core's libcurl; blocks) or "ngx" (nginx
+-- cosockets, klaviyo.transport.ngx). Inside nginx "ngx" is the default: a blocking call there
+-- would stall every request of the worker. nil means the core's own libcurl transport.
+local function pick_transport(opts)
+  local name = opts.transport
+  local ngx_transport
+  if name == nil or name == "ngx" then
+    ngx_transport = require "klaviyo.transport.ngx"
+    if name == nil then name = ngx_transport.usable() and "ngx" or "curl" end
+  end
+  if name == "ngx" then return ngx_transport.from_options(opts, 3) end
+  if name ~= "curl" then
+    error(format('klaviyo.new: option transport must be "curl" or "ngx", got %q', name), 3)
+  end
+  if opts.limiter ~= nil then
+    error('klaviyo.new: option limiter (store "shdict") needs transport "ngx"', 3)
+  end
+  return nil
+end
 
 -- klaviyo.new(opts) -> client or nil, err (err when the core refuses a setting: a key holding
 -- control characters, a private key over plain http to a non-loopback host, a bad revision...).
@@ -115,11 +135,12 @@ function _M.new(opts)
       error(format("klaviyo.new: option %s must be a positive number of seconds", name), 2)
     end
   end
+  local transport = pick_transport(opts)
   local copts = {}
   for _, name in ipairs(CORE_OPTIONS) do copts[name] = opts[name] end
   local c, err = core.new(copts)
   if not c then return nil, wrap(err, "new") end
-  return setmetatable({ core = c, refresh = opts.refresh }, mt)
+  return setmetatable({ core = c, refresh = opts.refresh, transport = transport }, mt)
 end
 
 -- Decodes a successful response: the JSON document, or true for an empty body (202/204).
@@ -132,11 +153,18 @@ local function decode(res, op_id)
     { status = res.status, body = body })
 end
 
+-- One request through the client's transport: res | nil, err.
+local function perform(self, req, op_id)
+  local t = self.transport
+  if t then return t:request(self.core, req, op_id) end
+  return self.core:request(req)
+end
+
 -- Sends one core request; on a 401 with an OAuth refresh function, refreshes the token once
 -- and repeats the request once.
 local function send(self, req, op_id)
   local c = self.core
-  local res, err = c:request(req)
+  local res, err = perform(self, req, op_id)
   if res then return decode(res, op_id) end
   local refresh = self.refresh
   if refresh and err.status == 401 then
@@ -150,7 +178,7 @@ local function send(self, req, op_id)
       err.refresh_error = tostring(serr)
       return nil, wrap(err, op_id)
     end
-    res, err = c:request(req)
+    res, err = perform(self, req, op_id)
     if res then return decode(res, op_id) end
   end
   return nil, wrap(err, op_id)

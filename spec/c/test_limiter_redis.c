@@ -514,6 +514,19 @@ static void test_mixed_callers_never_forget(void)
           "C, limit 1 in 50 ms, waits for B's send");
     CHECK(kl_redis_acquire_windows(r, key, wa, la, 2, &wait) == KL_LIMIT_WAIT,
           "A still waits after C asked");
+
+    /* D, limit 2 in 50 ms, sends (trimming nothing A needs); A, 5 in 2 s, then waits */
+    {
+        kl_usec wd[1] = {50000}, wl[1] = {2000000};
+        uint32_t ld[1] = {2}, ll[1] = {5};
+        key = fresh_key("mixed-trim");
+        for (i = 0; i < 5; i++)
+            CHECK(kl_redis_acquire_windows(r, key, wl, ll, 1, &wait) == KL_LIMIT_GO, "A %d", i);
+        sleep_us(60000);
+        CHECK(kl_redis_acquire_windows(r, key, wd, ld, 1, &wait) == KL_LIMIT_GO, "D sends");
+        CHECK(kl_redis_acquire_windows(r, key, wl, ll, 1, &wait) == KL_LIMIT_WAIT,
+              "A counts its 5 and D's send");
+    }
     kl_redis_free(r);
 }
 
@@ -533,6 +546,16 @@ static void test_safety_factor(void)
     k2 = fresh_key("tiny");
     for (n = 0, i = 0; i < 3; i++) n += kl_redis_acquire(tiny, k2, &lim, &wait) == KL_LIMIT_GO;
     CHECK(n == 1, "max(1, floor(10 * 0.01)) = 1 send, got %d", n);
+    {   /* 90 * 0.7 is 62.999... in binary: still 63, as limiter.c rounds */
+        kl_redis *s7 = store(url_of(&shared, NULL, NULL), 0.7);
+        kl_limits l90 = {90, 0, 0};
+        const char *k3 = fresh_key("seven");
+        CHECK(s7 && s7->err == 0, "setup");
+        for (n = 0, i = 0; s7 && i < 70; i++)
+            n += kl_redis_acquire(s7, k3, &l90, &wait) == KL_LIMIT_GO;
+        CHECK(n == 63, "floor(90 * 0.7) = 63 sends, got %d", n);
+        kl_redis_free(s7);
+    }
 out:
     kl_redis_free(half);
     kl_redis_free(tiny);

@@ -95,6 +95,24 @@ static void test_urls(void) {
     CHECK_STR(header(b, "Content-Type"), "application/vnd.api+json");
     CHECK_STR(header(b, "revision"), "2024-10-15.pre");
     CHECK(b->body == r.body && b->body_len == 11);
+    /* headers kept from one request to the next only when they would be the same */
+    r.method = "GET";
+    r.body = NULL;
+    r.body_len = 0;
+    r.revision = NULL;
+    CHECK_INT(kl_build(c, &r, &b), KL_OK);
+    CHECK_STR(header(b, "Content-Type"), NULL);
+    CHECK_STR(header(b, "revision"), KL_DEFAULT_REVISION);
+    CHECK_INT(kl_build(c, &r, &b), KL_OK);
+    CHECK_INT(b->n_headers, 4);
+    CHECK_STR(header(b, "Authorization"), "Klaviyo-API-Key " KEY);
+    r.revision = "2025-01-15";
+    CHECK_INT(kl_build(c, &r, &b), KL_OK);
+    CHECK_STR(header(b, "revision"), "2025-01-15");
+    r.revision = NULL;
+    r.method = "POST";
+    r.body = "{}";
+    r.body_len = 2;
 
     /* public auth: company_id added, no Authorization */
     memset(&r, 0, sizeof r);
@@ -221,6 +239,8 @@ static void test_refusals(void) {
     r.path = NULL;
     r.url = "http://localhost:8787/api/%2e%2e/client/x";
     refused(c, &r, KL_ERR_REFUSED, "invalid_path");
+    r.url = "http://localhost:8787/api/profiles?page%5Bcursor%5D=a%2e/./b";
+    CHECK_INT(kl_build(c, &r, NULL), KL_OK); /* dots in the query are data, not path segments */
     r.url = "http://localhost:8788/api/profiles";
     refused(c, &r, KL_ERR_REFUSED, "foreign_url");
     r.url = "https://localhost:8787/api/profiles";

@@ -75,6 +75,12 @@ describe("klaviyo.core", function()
     assert.equal("application/vnd.api+json", rec.headers.accept)
     assert.matches("gzip", rec.headers["accept-encoding"])
     assert.matches("^Klaviyo%-API%-Key ", rec.headers.authorization)
+    m = mark()
+    c:request { method = "GET", path = "/api/profiles/{id}", path_params = { 12345 },
+      query = { { "fields[profile]", { "email", 7 } }, { "x", true } } }
+    rec = records_since(m)[1]
+    assert.equal("/api/profiles/12345", rec.path)
+    assert.equal("fields%5Bprofile%5D=email,7&x=true", rec.query)
   end)
 
   it("gives a plain error table for HTTP errors", function()
@@ -187,7 +193,9 @@ describe("klaviyo.core", function()
     assert.has_error(function() c:request { method = 1, path = "/api/metrics" } end)
     assert.has_error(function() c:request { method = "GET", path = "/api/metrics", auth = "secret" } end)
     assert.has_error(function() c:request { method = "GET", path = "/api/metrics", query = { "x" } } end)
-    assert.has_error(function() c:request { method = "GET", path = "/api/metrics", query = { { 1, "v" } } } end)
+    assert.has_error(function()
+      c:request { method = "GET", path = "/api/metrics", query = { { 1, "v" } } }
+    end)
     assert.has_error(function() c:request { method = "GET", path = "/api/profiles/{id}" } end)
     assert.has_error(function()
       c:request { method = "GET", path = "/api/profiles/{id}", path_params = { true } }

@@ -101,7 +101,8 @@ describe("admin API", function()
     it("revoking the refresh token uninstalls: refresh fails, tokens answer 401", function()
       local st = oauth("/oauth/revoke", acct, "token=" .. acct.refresh_token)
       assert.are.equal(200, st)
-      local st2, _, body = oauth("/oauth/token", acct, "grant_type=refresh_token&refresh_token=" .. acct.refresh_token)
+      local st2, _, body = oauth("/oauth/token", acct,
+        "grant_type=refresh_token&refresh_token=" .. acct.refresh_token)
       assert.are.equal(400, st2)
       assert.are.equal("invalid_grant", body.error)
       assert.are.equal(401, (emu.api(acct, "GET", "/api/events",
@@ -116,7 +117,8 @@ describe("admin API", function()
       assert.are.equal(401, (emu.api(acct, "GET", "/api/events", bearer)))
       -- private keys are not tokens
       assert.are.equal(200, (emu.api(acct, "GET", "/api/events")))
-      local st2, _, body = oauth("/oauth/token", acct, "grant_type=refresh_token&refresh_token=" .. acct.refresh_token)
+      local st2, _, body = oauth("/oauth/token", acct,
+        "grant_type=refresh_token&refresh_token=" .. acct.refresh_token)
       assert.are.equal(200, st2)
       assert.are.equal(200, (emu.api(acct, "GET", "/api/events",
         { headers = { authorization = "Bearer " .. body.access_token } })))

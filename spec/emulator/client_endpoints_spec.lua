@@ -115,6 +115,64 @@ describe("emulator client endpoints", function()
     end)
   end)
 
+  describe("bulk_create_client_events", function()
+    local function bulk(email, events, backfill)
+      local data = {}
+      for i, e in ipairs(events) do
+        data[i] = {type = "event", attributes = {properties = {n = i}, unique_id = e.uid,
+          metric = {data = {type = "metric", attributes = {name = e.metric}}}, backfill = e.backfill}}
+      end
+      return client(acct, "/client/event-bulk-create", {data = {type = "event-bulk-create", attributes = {
+        backfill = backfill, profile = {data = {type = "profile", attributes = {email = email}}},
+        events = {data = data}}}})
+    end
+    local function events_of(email)
+      local p = profile_by_email(acct, email)
+      if not p then return {} end
+      local _, _, body = api(acct, "GET", "/api/events",
+        {query = {filter = string.format('equals(profile_id,"%s")', p.id)}})
+      return body.data
+    end
+
+    it("records every event for the profile, deduplicating by unique_id", function()
+      local st, _, body = bulk("bulk@example.com", {{metric = "Viewed", uid = "v1"},
+        {metric = "Viewed", uid = "v2"}, {metric = "Viewed", uid = "v1"}, {metric = "Clicked", uid = "c1"}})
+      assert.are.equal(202, st)
+      assert.is_nil(body)
+      assert.are.equal(3, #events_of("bulk@example.com"))
+    end)
+
+    it("rejects the whole request when one event is invalid, and more than 1000 events", function()
+      local st, _, body = bulk("half@example.com", {{metric = "Viewed", uid = "a"}, {metric = "", uid = "b"}})
+      assert.are.equal(400, st)
+      assert.are.equal("/data/attributes/events/data/1/attributes/metric/data/attributes/name",
+        body.errors[1].source.pointer)
+      assert.are.same({}, events_of("half@example.com"))
+      local many = {}
+      for i = 1, 1001 do many[i] = {metric = "Viewed", uid = "m" .. i} end
+      st, _, body = bulk("many@example.com", many)
+      assert.are.equal(400, st)
+      assert.are.equal("/data/attributes/events/data", body.errors[1].source.pointer)
+      many[1001] = nil
+      assert.are.equal(202, (bulk("many@example.com", many)))
+    end)
+
+    it("fires live flows except for backfilled events", function()
+      bulk("seed@example.com", {{metric = "Bulk Metric", uid = "seed", backfill = true}})
+      local _, _, metrics = api(acct, "GET", "/api/metrics",
+        {query = {filter = 'equals(name,"Bulk Metric")'}})
+      local mid = metrics.data[1].id
+      local _, _, flow = api(acct, "POST", "/api/flows", {body = {data = {type = "flow", attributes = {
+        name = "Bulk", definition = {triggers = {{type = "metric", id = mid}}, entry_action_id = "d",
+        actions = {{temporary_id = "d", type = "time-delay", data = {value = 1}, links = {next = null}}}}}}}})
+      api(acct, "PATCH", "/api/flows/" .. flow.data.id, {body = {data = {type = "flow", id = flow.data.id,
+        attributes = {status = "live"}}}})
+      bulk("f@example.com", {{metric = "Bulk Metric", uid = "1"}, {metric = "Bulk Metric", uid = "2"}})
+      bulk("f@example.com", {{metric = "Bulk Metric", uid = "3"}}, true)
+      assert.are.equal(2, #emu.flow_runs(acct))
+    end)
+  end)
+
   describe("create_client_profile", function()
     local function profile_body(attrs, id)
       return {data = {type = "profile", id = id, attributes = attrs}}

@@ -2,6 +2,7 @@
 -- (E.164 for SMS, the optional list, historical imports), suppressions, and the state
 -- read back through additional-fields[profile]=subscriptions.
 local emu = require("helpers.emulator")
+local null = require("cjson.safe").null
 
 local function api(acct, method, path, opts) return emu.api(acct, method, path, opts) end
 
@@ -106,6 +107,20 @@ describe("emulator consent", function()
       assert.are.equal(400, st)
       assert.are.equal("/data/attributes/profiles/data/0/attributes/subscriptions/sms/marketing",
         body.errors[1].source.pointer)
+    end)
+
+    it("keeps identifiers consistent when items of one request overlap", function()
+      -- the third item names two profiles the first two items create: no identifier moves
+      local st = subscribe(acct, {item({email = "o1@example.com"}, EMAIL),
+        item({phone_number = "+15005550100"}, SMS),
+        item({email = "o1@example.com", phone_number = "+15005550100"},
+          {email = EMAIL.email, sms = SMS.sms})})
+      assert.are.equal(202, st)
+      local by_email = profile_by(acct, "email", "o1@example.com")
+      local by_phone = profile_by(acct, "phone_number", "+15005550100")
+      assert.are_not.equal(by_email.id, by_phone.id)
+      assert.are.equal(null, by_email.attributes.phone_number)
+      assert.are.equal(null, by_phone.attributes.email)
     end)
 
     it("refuses more than 1000 profiles and an empty request", function()

@@ -119,7 +119,8 @@ describe("emulator core", function()
     end)
 
     it("must be YYYY-MM-DD with an optional suffix", function()
-      for _, bad in ipairs { "2024-1-01", "2024-13-01", "2024-02-30", "yesterday", "2024-01-01pre", "2024-01-01." } do
+      local bads = { "2024-1-01", "2024-13-01", "2024-02-30", "yesterday", "2024-01-01pre", "2024-01-01." }
+      for _, bad in ipairs(bads) do
         local st, _, body = emu.api(acct, "GET", "/api/profiles", { headers = { revision = bad } })
         assert_error(st, body, 400, "invalid")
       end
@@ -166,7 +167,8 @@ describe("emulator core", function()
 
   describe("operations the emulator does not emulate", function()
     it("answer 501 after auth, scope, revision and rate-limit checks", function()
-      local st, h, body = emu.api(acct, "GET", "/api/campaigns", { query = { filter = "equals(messages.channel,'email')" } })
+      local st, h, body = emu.api(acct, "GET", "/api/campaigns",
+        { query = { filter = "equals(messages.channel,'email')" } })
       local e = assert_error(st, body, 501, "not_implemented")
       assert.matches("get_campaigns", e.detail, 1, true)
       assert.is_truthy(h["ratelimit-limit"])

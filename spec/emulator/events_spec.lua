@@ -122,7 +122,8 @@ describe("events", function()
       assert.are.equal(400, st0)
       assert.are.equal("/data/attributes/profile/data/attributes", b0.errors[1].source.pointer)
       refused({ profile = { email = "nope" } }, "/data/attributes/profile/data/attributes/email")
-      refused({ profile = { phone_number = "5005550006" } }, "/data/attributes/profile/data/attributes/phone_number")
+      refused({ profile = { phone_number = "5005550006" } },
+        "/data/attributes/profile/data/attributes/phone_number")
       refused({ metric = "" }, "/data/attributes/metric/data/attributes/name")
       refused({ metric = ("m"):rep(129) }, "/data/attributes/metric/data/attributes/name")
       local b = event()
@@ -174,7 +175,8 @@ describe("events", function()
       local profile_id = all[1].relationships.profile.data.id
       assert.are.equal(2, #events { filter = ('equals(metric_id,"%s")'):format(metric_id) })
       assert.are.equal(2, #events { filter = ('equals(profile_id,"%s")'):format(profile_id) })
-      local recent = events { filter = ("greater-or-equal(datetime,%s)"):format(os.date("!%Y-%m-%dT%H:%M:%SZ", now - 200)) }
+      local since = os.date("!%Y-%m-%dT%H:%M:%SZ", now - 200)
+      local recent = events { filter = ("greater-or-equal(datetime,%s)"):format(since) }
       assert.are.equal(2, #recent)
       local both = events { filter = ('and(equals(profile_id,"%s"),less-than(datetime,%s))')
         :format(profile_id, os.date("!%Y-%m-%dT%H:%M:%SZ", now - 150)) }
@@ -199,14 +201,16 @@ describe("events", function()
     it("reads one event, with includes, and 404 for an unknown one", function()
       post {}
       local id = events()[1].id
-      local st, _, body = emu.api(acct, "GET", "/api/events/" .. id, { query = { include = "metric,profile" } })
+      local st, _, body = emu.api(acct, "GET", "/api/events/" .. id,
+        { query = { include = "metric,profile" } })
       assert.are.equal(200, st)
       assert.are.equal(id, body.data.id)
       local types = {}
       for _, r in ipairs(body.included) do types[r.type] = r end
       assert.are.equal("Placed Order", types.metric.attributes.name)
       assert.are.equal("ev@example.com", types.profile.attributes.email)
-      local st2, _, body2 = emu.api(acct, "GET", "/api/events", { query = { ["fields[event]"] = "datetime" } })
+      local st2, _, body2 = emu.api(acct, "GET", "/api/events",
+        { query = { ["fields[event]"] = "datetime" } })
       assert.are.equal(200, st2)
       assert.is_nil(body2.data[1].attributes.event_properties)
       assert.is_string(body2.data[1].attributes.datetime)
@@ -269,8 +273,8 @@ describe("events", function()
       bad.attributes.events.data[2].attributes.metric = nil
       st, _, body = bulk { entry("z@example.com", 1), bad }
       assert.are.equal(400, st)
-      assert.are.equal("/data/attributes/events-bulk-create/data/1/attributes/events/data/1/attributes/metric/data/attributes/name",
-        body.errors[1].source.pointer)
+      assert.are.equal("/data/attributes/events-bulk-create/data/1/attributes/events/data/1"
+        .. "/attributes/metric/data/attributes/name", body.errors[1].source.pointer)
       assert.are.equal(0, #events())
       local _, jobs = emu.admin("GET", "jobs?account=" .. acct.account_id)
       assert.are.equal(0, #jobs.jobs)

@@ -242,6 +242,19 @@ describe("emulator flows", function()
       assert.are.equal("L", body.data[1].attributes.name)
     end)
 
+    it("keeps flows per account", function()
+      local mid = metric_id(acct, "Mine")
+      local id = create_flow(acct, "Private", {type = "metric", id = mid})
+      local other = new_account()
+      assert.are.equal(404, (api(other, "GET", "/api/flows/" .. id)))
+      local _, _, body = api(other, "GET", "/api/flows")
+      assert.are.same({}, body.data)
+      local st, _, err = api(other, "POST", "/api/flows", {body = flow_body("Borrowed",
+        definition({type = "metric", id = mid}))})
+      assert.are.equal(400, st)
+      assert.are.equal("/data/attributes/definition/triggers/0/id", err.errors[1].source.pointer)
+    end)
+
     it("deletes a flow", function()
       local mid = metric_id(acct, "Deleted")
       local id = create_flow(acct, "Doomed", {type = "metric", id = mid})
@@ -429,6 +442,56 @@ describe("emulator flows", function()
       assert.are.equal(2, #runs_of(acct, id))
     end)
 
+    it("evaluates each trigger filter operator", function()
+      local mid = metric_id(acct, "Filtered")
+      local NONE = {} -- the property is absent
+      -- {filter, a passing value, a failing value}
+      local cases = {
+        {{type = "string", operator = "equals", value = "a"}, "a", "b"},
+        {{type = "string", operator = "not-equals", value = "a"}, "b", "a"},
+        {{type = "string", operator = "contains", value = "ell"}, "hello", "help"},
+        {{type = "string", operator = "not-contains", value = "ell"}, "help", "hello"},
+        -- an absent property satisfies the negated string operators
+        {{type = "string", operator = "not-contains", value = "ell"}, NONE, "hello"},
+        {{type = "string", operator = "starts-with", value = "he"}, "hello", "oh"},
+        {{type = "string", operator = "not-starts-with", value = "he"}, "oh", "hello"},
+        {{type = "string", operator = "ends-with", value = "lo"}, "hello", "help"},
+        {{type = "string", operator = "not-ends-with", value = "lo"}, "help", "hello"},
+        {{type = "string", operator = "in", value = {"a", "b"}}, "b", "c"},
+        {{type = "string", operator = "not-in", value = {"a", "b"}}, "c", "a"},
+        {{type = "numeric", operator = "equals", value = 3}, 3, 4},
+        {{type = "numeric", operator = "not-equals", value = 3}, 4, 3},
+        {{type = "numeric", operator = "greater-than-or-equal", value = 3}, 3, 2},
+        {{type = "numeric", operator = "less-than", value = 3}, 2, 3},
+        {{type = "numeric", operator = "less-than-or-equal", value = 3}, 3, 4},
+        {{type = "numeric", operator = "between", start = 1, ["end"] = 5}, 5, 6},
+        {{type = "boolean", operator = "equals", value = false}, false, true},
+        {{type = "existence", operator = "is-set"}, "x", NONE},
+        {{type = "existence", operator = "not-set"}, NONE, "x"},
+        {{type = "list", operator = "contains", value = "red"}, {"red", "blue"}, {"blue"}},
+        {{type = "list", operator = "not-contains", value = "red"}, {"blue"}, {"red"}},
+        {{type = "list", operator = "length-greater-than", value = 1}, {"a", "b"}, {"a"}},
+      }
+      for i, c in ipairs(cases) do
+        local trigger = {type = "metric", id = mid, trigger_filter = {condition_groups = {{conditions = {
+          {type = "metric-property", metric_id = mid, field = "x", filter = c[1]}}}}}}
+        local st, _, body, raw = api(acct, "POST", "/api/flows",
+          {body = flow_body("F" .. i, definition(trigger))})
+        assert.are.equal(201, st, raw)
+        local id = body.data.id
+        set_status(acct, id, "live")
+        local function send(tag, v)
+          event(acct, "Filtered", "ops@example.com", {unique_id = i .. tag,
+            properties = v == NONE and {} or {x = v}})
+        end
+        send("fail", c[3])
+        assert.are.equal(0, #runs_of(acct, id), c[1].operator .. " let a failing value through")
+        send("pass", c[2])
+        assert.are.equal(1, #runs_of(acct, id), c[1].operator .. " stopped a passing value")
+        set_status(acct, id, "draft")
+      end
+    end)
+
     it("fires only for profiles that pass the profile filter", function()
       local list_id = create_list(acct, "Members")
       local def = definition({type = "list", id = list_id})
@@ -444,6 +507,26 @@ describe("emulator flows", function()
       local runs = runs_of(acct, body.data.id)
       assert.are.equal(1, #runs)
       assert.are.equal(vip.data.id, runs[1].profile_id)
+      -- standard attributes and location fields by name, on a metric flow too
+      local mid = metric_id(acct, "Visited")
+      def = definition({type = "metric", id = mid})
+      def.profile_filter = {condition_groups = {
+        {conditions = {{type = "profile-property", property = "first_name",
+          filter = {type = "string", operator = "equals", value = "Ada"}}}},
+        {conditions = {{type = "profile-property", property = "location.city",
+          filter = {type = "string", operator = "equals", value = "London"}}}}}}
+      st, _, body, raw = api(acct, "POST", "/api/flows", {body = flow_body("Ada in London", def)})
+      assert.are.equal(201, st, raw)
+      set_status(acct, body.data.id, "live")
+      for _, p in ipairs({{"ada@example.com", "Ada", "London"}, {"ada2@example.com", "Ada", "Paris"},
+                          {"bob@example.com", "Bob", "London"}}) do
+        api(acct, "POST", "/api/profiles", {body = {data = {type = "profile",
+          attributes = {email = p[1], first_name = p[2], location = {city = p[3]}}}}})
+        event(acct, "Visited", p[1], {unique_id = p[1]})
+      end
+      runs = runs_of(acct, body.data.id)
+      assert.are.equal(1, #runs)
+      assert.are.equal(profile_id(acct, "ada@example.com"), runs[1].profile_id)
     end)
 
     it("refuses filters it cannot evaluate with 501, and foreign metrics with 400", function()
@@ -462,6 +545,26 @@ describe("emulator flows", function()
       assert.are.equal(400, st)
       local ptr = "/data/attributes/definition/triggers/0/trigger_filter/condition_groups/0/conditions/0"
       assert.are.equal(ptr .. "/metric_id", body.errors[1].source.pointer)
+    end)
+
+    it("fires a live list flow for subscriptions with the list, except historical imports", function()
+      local list_id = create_list(acct, "Newsletter")
+      local id = create_flow(acct, "Welcome", {type = "list", id = list_id})
+      set_status(acct, id, "live")
+      local function subscribe(email, extra)
+        local consent = {consent = "SUBSCRIBED", consented_at = extra and "2020-01-01T00:00:00Z" or nil}
+        local attrs = {profiles = {data = {{type = "profile", attributes = {email = email,
+          subscriptions = {email = {marketing = consent}}}}}}, historical_import = extra}
+        local st, _, _, raw = api(acct, "POST", "/api/profile-subscription-bulk-create-jobs",
+          {body = {data = {type = "profile-subscription-bulk-create-job", attributes = attrs,
+            relationships = {list = {data = {type = "list", id = list_id}}}}}})
+        assert.are.equal(202, st, raw)
+      end
+      subscribe("new@example.com")
+      assert.are.equal(1, #runs_of(acct, id))
+      subscribe("imported@example.com", true)
+      assert.are.equal(1, #runs_of(acct, id))
+      assert.are.equal(profile_id(acct, "new@example.com"), runs_of(acct, id)[1].profile_id)
     end)
 
     it("fires a live segment flow when a profile enters the segment", function()

@@ -274,6 +274,36 @@ describe("emulator lists", function()
       assert.are.equal(404, (api(acct, "GET", "/api/lists/NOPE/profiles")))
     end)
 
+    it("moves a merged profile's memberships to the destination", function()
+      local a = create_list(acct, "A")
+      local b = create_list(acct, "B")
+      local p = profiles(acct, 2, "merge")
+      add(acct, a, {p[1]})
+      add(acct, b, {p[1], p[2]})
+      local st, _, _, raw = api(acct, "POST", "/api/profile-merge", {body = {data = {type = "profile-merge",
+        id = p[2], relationships = {profiles = {data = {{type = "profile", id = p[1]}}}}}}})
+      assert.is_true(st == 201 or st == 202, raw)
+      assert.are.same({p[2]}, (member_ids(acct, a)))
+      assert.are.same({p[2]}, (member_ids(acct, b)))
+    end)
+
+    it("shows members as get_profile does, with last_event_date and subscriptions", function()
+      local id = create_list(acct, "Shown")
+      local p = profiles(acct, 1, "shown")
+      add(acct, id, p)
+      local st, _, _, raw = api(acct, "POST", "/api/events", {body = {data = {type = "event", attributes = {
+        properties = {}, time = "2026-03-04T05:06:07Z",
+        metric = {data = {type = "metric", attributes = {name = "Seen"}}},
+        profile = {data = {type = "profile", id = p[1], attributes = {}}}}}}})
+      assert.are.equal(202, st, raw)
+      local _, _, body = api(acct, "GET", "/api/lists/" .. id .. "/profiles",
+        {query = {["additional-fields[profile]"] = "subscriptions"}})
+      local a = body.data[1].attributes
+      assert.are.equal("2026-03-04T05:06:07+00:00", a.last_event_date)
+      assert.are.equal("NEVER_SUBSCRIBED", a.subscriptions.email.marketing.consent)
+      assert.are.equal(emu.url .. "/api/profiles/" .. p[1], body.data[1].links.self)
+    end)
+
     it("does not change consent", function()
       local id = create_list(acct, "Members")
       local p = profiles(acct, 1, "consent")

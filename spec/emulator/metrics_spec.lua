@@ -49,7 +49,8 @@ describe("metrics", function()
   it("reads one metric with sparse fields, 404 when unknown", function()
     track("Opened Email")
     local id = metrics()[1].id
-    local st, _, body = emu.api(acct, "GET", "/api/metrics/" .. id, { query = { ["fields[metric]"] = "name" } })
+    local st, _, body = emu.api(acct, "GET", "/api/metrics/" .. id,
+      { query = { ["fields[metric]"] = "name" } })
     assert.are.equal(200, st)
     assert.are.equal(id, body.data.id)
     assert.are.equal("Opened Email", body.data.attributes.name)

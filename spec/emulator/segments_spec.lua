@@ -111,6 +111,28 @@ describe("emulator segments", function()
     assert.are.equal("Moved", body.data.attributes.name)
   end)
 
+  it("renames, stars and deletes a segment; its definition cannot change through the API", function()
+    local seg = emu.segment({account = acct.account_id, name = "Old", profile_ids = {}})
+    local function patch(attrs, id)
+      return api(acct, "PATCH", "/api/segments/" .. seg.id,
+        {body = {data = {type = "segment", id = id or seg.id, attributes = attrs}}})
+    end
+    local st, _, body = patch({name = "New", is_starred = true})
+    assert.are.equal(200, st)
+    assert.are.equal("New", body.data.attributes.name)
+    assert.is_true(body.data.attributes.is_starred)
+    local _, _, list = api(acct, "GET", "/api/segments", {query = {filter = "equals(is_starred,true)"}})
+    assert.are.same({seg.id}, ids_of(list))
+    assert.are.equal(400, (patch({name = ""})))
+    assert.are.equal(400, (patch({name = "x"}, "OTHER")))
+    st, _, body = patch({definition = {condition_groups = {}}})
+    assert.are.equal(501, st)
+    assert.are.equal("not_implemented", body.errors[1].code)
+    assert.are.equal(204, (api(acct, "DELETE", "/api/segments/" .. seg.id)))
+    assert.are.equal(404, (api(acct, "GET", "/api/segments/" .. seg.id)))
+    assert.are.equal(404, (api(acct, "DELETE", "/api/segments/" .. seg.id)))
+  end)
+
   it("refuses unknown profiles in a definition", function()
     local st, body = emu.admin("POST", "segments", {account = acct.account_id, name = "Ghosts",
       profile_ids = {"01NOTAPROFILE0000000000000"}})

@@ -65,6 +65,8 @@ describe("flows", function()
     assert.equal("flow-action", full.actions[1].type)
     local plain = assert(t.flows:get(f.id))
     assert.is_nil(plain.actions)
+    local with_def = assert(t.flows:get(f.id, { definition = true }))
+    assert.equal(m.id, with_def.definition.triggers[1].id)
     assert.equal("Cart", plain.name)
   end)
 

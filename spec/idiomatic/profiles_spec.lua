@@ -55,6 +55,16 @@ describe("profiles", function()
     assert.has_error(function() t.profiles:get("a@b.com") end)
   end)
 
+  it("asks only for the fields wanted", function()
+    assert(t.profiles:create{ email = "f@example.com", first_name = "Fay", last_name = "Fox" })
+    local p = assert(t.profiles:get({ email = "f@example.com" }, { fields = { "email", "first_name" } }))
+    assert.equal("Fay", p.first_name)
+    assert.is_nil(p.last_name)
+    local q = S.requests(t.acct, "get_profiles")[1].query
+      :gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+    assert.matches("fields[profile]=email,first_name", q, 1, true)
+  end)
+
   it("gets the consent state on request", function()
     assert(t.profiles:create{ email = "c@example.com" })
     local p = assert(t.profiles:get({ email = "c@example.com" }, { subscriptions = true }))

@@ -42,6 +42,9 @@ before(async () => {
   server = await emu.start();
   account = await emu.admin(server.url, 'POST', 'accounts', {});
   assert.match(account.private_key, /^pk_/);
+  // get_metrics' own limits (10/s, 150/m) for this account, whatever global overrides an
+  // earlier suite left on a shared emulator: the first test reads the RateLimit-* headers.
+  await emu.admin(server.url, 'POST', 'limits', { account: account.account_id, get_metrics: { burst: 10, steady: 150 } });
   api = apis(server.url, account.private_key);
 });
 

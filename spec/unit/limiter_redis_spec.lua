@@ -165,6 +165,23 @@ describe("klaviyo.limiter.redis_script", function()
       assert.same({ 0, 0 }, { again[1], again[2] })   -- never raises
     end)
 
+    it("counts only the sends inside the observed window, at most its limit", function()
+      local k1, k2 = key()
+      -- a 60 s window too, so the log keeps the sends that leave the 100 ms one
+      local args = { "acquire", 2, 100000, 10, 60000000, 100 }
+      local unpack = table.unpack or unpack
+      for _ = 1, 3 do assert.equal(1, assert(run(k1, k2, unpack(args)))[1]) end
+      socket.sleep(0.15)   -- those 3 leave the 100 ms window
+      for _ = 1, 2 do assert.equal(1, assert(run(k1, k2, unpack(args)))[1]) end
+      assert.equal(5, command(sock, "LLEN", k1))
+      local o = assert(run(k1, k2, "observe", 100000, 10, 9, 50000))
+      assert.same({ 0, 8 }, { o[1], o[2] })           -- 10 - 2 in the window: 9 is no news
+      local k3, k4 = key()
+      for _ = 1, 5 do assert.equal(1, assert(run(k3, k4, "acquire", 1, 60000000, 10))[1]) end
+      o = assert(run(k3, k4, "observe", 60000000, 3, 1, 50000))
+      assert.same({ 0, 0 }, { o[1], o[2] })           -- a lowered limit: nothing left
+    end)
+
     it("falls back to EVAL after SCRIPT FLUSH", function()
       local k1, k2 = key()
       assert.equal("OK", command(sock, "SCRIPT", "FLUSH"))
@@ -172,6 +189,220 @@ describe("klaviyo.limiter.redis_script", function()
       assert.truthy(err and err:find("^NOSCRIPT"))
       assert.equal(1, assert(run(k1, k2, "acquire", 0))[1])
       assert.same({ 1 }, command(sock, "SCRIPT", "EXISTS", sha))
+    end)
+
+    describe("through klaviyo.limiter.redis (LuaSocket)", function()
+      local store_mod = require "klaviyo.limiter.redis"
+      local function url(extra) return ("redis://127.0.0.1:%d%s"):format(port, extra or "") end
+      local function name(k) return "klaviyo:limit:{" .. k .. "}:log" end
+      local function fresh(tag)
+        n = n + 1
+        return ("lua-%s-%d-%d"):format(tag, os.time(), n)
+      end
+
+      it("answers go, go, then the exact wait, on the C store's keys", function()
+        local st = store_mod.new { url = url() }
+        local k = fresh("basic")
+        local w1, t1 = st:acquire(k, { burst = 2 })
+        local w2 = st:acquire(k, { burst = 2 })
+        local w3, t3 = st:acquire(k, { burst = 2 })
+        assert.same({ 0, 0 }, { w1, w2 })
+        assert.is_true(math.abs(w3 * 1e6 - (t1 + 1000000 - t3)) < 0.5)
+        assert.equal(2, command(sock, "LLEN", name(k)))
+        local none = fresh("none")
+        for _ = 1, 3 do assert.equal(0, (st:acquire(none, {}))) end
+        assert.equal(0, command(sock, "EXISTS", name(none)))
+        st:close()
+      end)
+
+      it("applies the safety factor as the C limiter does", function()
+        -- 90 * 0.7 is 62.999... in binary: still 63, as limiter.c rounds
+        local st = store_mod.new { url = url(), safety = 0.7 }
+        local k, go = fresh("safety"), 0
+        for _ = 1, 70 do if st:acquire(k, { burst = 90 }) == 0 then go = go + 1 end end
+        assert.equal(63, go)
+        st:close()
+      end)
+
+      it("blocks, observes, and falls back to EVAL after SCRIPT FLUSH", function()
+        local st = store_mod.new { url = url() }
+        local k = fresh("feedback")
+        assert.is_true(st:block(k, 2.5))
+        local w, now = st:acquire(k, { burst = 100 })
+        local meta = "klaviyo:limit:{" .. k .. "}:meta"
+        local blocked = tonumber(command(sock, "HGET", meta, "blocked"))
+        assert.is_true(math.abs(w * 1e6 - (blocked - now)) < 0.5 and w > 0 and w <= 2.5)
+        local k2 = fresh("observe")
+        assert.equal(2, st:observe(k2, { burst = 100, steady = 100 }, 2, 30))
+        assert.equal(0, (st:acquire(k2, { burst = 100, steady = 100 })))
+        assert.equal("OK", command(sock, "SCRIPT", "FLUSH"))
+        assert.equal(0, (st:acquire(k2, { burst = 100, steady = 100 })))
+        assert.is_true(st:acquire(k2, { burst = 100, steady = 100 }) > 0)
+        st:close()
+      end)
+
+      it("reconnects once when Redis dropped the connection", function()
+        local st = store_mod.new { url = url() }
+        local k = fresh("drop")
+        assert.equal(0, (st:acquire(k, { burst = 10 })))
+        assert.is_true(command(sock, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes") >= 1)
+        local w, err = st:acquire(k, { burst = 10 })
+        assert.equal(0, w, err)
+        st:close()
+      end)
+
+      it("selects the database of the URL", function()
+        local st = store_mod.new { url = url("/3") }
+        local k = fresh("db")
+        assert.equal(0, (st:acquire(k, { burst = 10 })))
+        assert.equal(0, command(sock, "EXISTS", name(k)))
+        assert.equal("OK", command(sock, "SELECT", 3))
+        assert.equal(1, command(sock, "LLEN", name(k)))
+        assert.equal("OK", command(sock, "SELECT", 0))
+        st:close()
+      end)
+
+      it("says so when Redis is unreachable, silent, or refuses AUTH; never a go", function()
+        local closed = free_port()
+        local st = store_mod.new { url = ("redis://127.0.0.1:%d"):format(closed) }
+        local w, err = st:acquire("k", { burst = 10 })
+        assert.is_nil(w)
+        assert.truthy(err:find("unreachable at 127.0.0.1:" .. closed, 1, true), err)
+        assert.truthy(err:find("not sending", 1, true))
+
+        local silent = assert(socket.bind("127.0.0.1", free_port()))
+        local _, sport = silent:getsockname()
+        st = store_mod.new { url = ("redis://127.0.0.1:%d"):format(sport), timeout = 0.2 }
+        w, err = st:acquire("k", { burst = 10 })
+        assert.is_nil(w)
+        assert.truthy(err:find("did not answer", 1, true), err)
+        silent:close()
+
+        st = store_mod.new { url = url(), }
+        st.url.password = "hunter2"   -- this server has no password: AUTH is refused
+        w, err = st:acquire("k", { burst = 10 })
+        assert.is_nil(w)
+        assert.truthy(err:find("refused AUTH", 1, true), err)
+        assert.falsy(err:find("hunter2", 1, true))
+      end)
+
+      it("refuses bad urls and options as programmer errors", function()
+        for _, bad in ipairs { "http://h", "rediss://h", "redis://", "redis://h:0", "redis://h:x",
+          "redis://h/abc", "redis://pw@h", "redis://h?db=1", "redis://:p%zz@h", "redis://h 1" } do
+          assert.has_error(function() store_mod.new { url = bad } end)
+        end
+        assert.has_error(function() store_mod.new { safety = 1.5 } end)
+        assert.has_error(function() store_mod.new { timeout = -1 } end)
+        local st = store_mod.new { url = url() }
+        assert.has_error(function() st:acquire("", { burst = 1 }) end)
+        assert.has_error(function() st:acquire("k", { burst = 1.5 }) end)
+        assert.has_error(function() st:acquire("k", "350/s") end)
+        local u = assert(store_mod.parse_url("redis://us%40r:p%40ss@[::1]:6380/2"))
+        assert.same({ user = "us@r", password = "p@ss", host = "::1", port = 6380, db = 2 }, u)
+        assert.same({ password = "x", host = "h", port = 6379, db = 0 },
+          store_mod.parse_url("redis://:x@h"))
+      end)
+    end)
+
+    describe("through klaviyo.limiter.redis inside nginx (cosockets)", function()
+      local http = require "socket.http"
+      local prefix, nport
+
+      local function get(path)
+        local body, code = http.request(("http://127.0.0.1:%d%s"):format(nport, path))
+        return body, code
+      end
+
+      setup(function()
+        prefix = os.tmpname()
+        os.remove(prefix)
+        assert(os.execute("mkdir -p " .. prefix .. "/tmp"))
+        nport = free_port()
+        local user = ""
+        local id = io.popen("id -u"):read("*l")
+        if id == "0" then user = "user root root;" end   -- the worker must reach lua/ as root
+        local conf = ([[
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+%s
+worker_processes 2;
+daemon on;
+pid PREFIX/nginx.pid;
+error_log PREFIX/error.log warn;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path PREFIX/tmp/body;
+  proxy_temp_path PREFIX/tmp/proxy;
+  fastcgi_temp_path PREFIX/tmp/fastcgi;
+  uwsgi_temp_path PREFIX/tmp/uwsgi;
+  scgi_temp_path PREFIX/tmp/scgi;
+  lua_package_path "ROOT/lua/?.lua;;";
+  lua_socket_log_errors off;
+  server {
+    listen 127.0.0.1:NPORT;
+    location /acquire {
+      content_by_lua_block {
+        -- one store per worker and URL, as an application would keep it
+        local cache = package.loaded["spec.redis_stores"] or {}
+        package.loaded["spec.redis_stores"] = cache
+        local url = "redis://127.0.0.1:" .. ngx.var.arg_port
+        cache[url] = cache[url] or require("klaviyo.limiter.redis").new { url = url, timeout = 0.5 }
+        local wait, now = cache[url]:acquire(ngx.var.arg_key, { burst = tonumber(ngx.var.arg_burst) })
+        if not wait then
+          ngx.status = 503
+          ngx.say(now)
+          return
+        end
+        ngx.say(wait, " ", string.format("%%.0f", now))
+      }
+    }
+  }
+}
+]]):format(user):gsub("PREFIX", prefix):gsub("ROOT", root):gsub("NPORT", nport)
+        local f = assert(io.open(prefix .. "/nginx.conf", "w"))
+        f:write(conf)
+        f:close()
+        assert(os.execute(("/usr/sbin/nginx -p %s -c %s/nginx.conf -e %s/error.log 2>%s/start.err")
+          :format(prefix, prefix, prefix, prefix)))
+        for _ = 1, 250 do
+          local _, code = get("/nothing")
+          if code == 404 then break end
+          socket.sleep(0.02)
+        end
+      end)
+
+      teardown(function()
+        if prefix then
+          os.execute(("kill -QUIT $(cat %s/nginx.pid) 2>/dev/null; sleep 0.2; rm -rf %s")
+            :format(prefix, prefix))
+        end
+      end)
+
+      it("answers go, go, then the exact wait, over pooled connections", function()
+        n = n + 1
+        local k = ("ngx-%d-%d"):format(os.time(), n)
+        local before = tonumber(command(sock, "INFO", "stats"):match("total_connections_received:(%d+)"))
+        local answers = {}
+        for i = 1, 3 do
+          local body, code = get(("/acquire?port=%d&key=%s&burst=2"):format(port, k))
+          assert.equal(200, code, body)
+          local w, t = body:match("^(%S+) (%d+)")
+          answers[i] = { tonumber(w), tonumber(t) }
+        end
+        assert.same({ 0, 0 }, { answers[1][1], answers[2][1] })
+        assert.is_true(math.abs(answers[3][1] * 1e6 - (answers[1][2] + 1000000 - answers[3][2])) < 0.5)
+        for _ = 1, 20 do get(("/acquire?port=%d&key=%s-more&burst=100"):format(port, k)) end
+        local after = tonumber(command(sock, "INFO", "stats"):match("total_connections_received:(%d+)"))
+        -- 23 calls from 2 workers: each worker's connection goes back to its pool
+        assert.is_true(after - before <= 2, ("%d new connections"):format(after - before))
+      end)
+
+      it("says so when Redis is unreachable", function()
+        local body, code = get(("/acquire?port=%d&key=k&burst=2"):format(free_port()))
+        assert.equal(503, code)
+        assert.truthy(body:find("unreachable at 127.0.0.1:", 1, true), body)
+      end)
     end)
 
     it("refuses bad arguments with a clear error", function()

@@ -224,7 +224,10 @@ routes["POST segments"] = function()
   local body = read_json()
   if not body then return bad("body must be a JSON object") end
   local acct = which_account(body)
-  if not acct then return bad("segments need an account (X-Emulator-Account header or account field)", acct == false and 404 or 400) end
+  if not acct then
+    return bad("segments need an account (X-Emulator-Account header or account field)",
+      acct == false and 404 or 400)
+  end
   local ok, fr = pcall(require, "emulator.flowrunner")
   if not ok or not fr.define_segment then return bad("segments are not available", 501) end
   if type(body.name) ~= "string" or body.name == "" then return bad("name is required") end
@@ -236,7 +239,10 @@ end
 
 routes["GET jobs"] = function()
   local acct = which_account()
-  if not acct then return bad("jobs need an account (X-Emulator-Account header or account argument)", acct == false and 404 or 400) end
+  if not acct then
+    return bad("jobs need an account (X-Emulator-Account header or account argument)",
+      acct == false and 404 or 400)
+  end
   local events = require "emulator.handlers.events"
   local args = ngx.req.get_uri_args()
   -- settle=1 finishes queued jobs now; without it a job completes on its own shortly after.

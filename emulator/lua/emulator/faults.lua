@@ -47,7 +47,8 @@ function M.set(list, ops)
     if r.count ~= nil and (type(r.count) ~= "number" or r.count < 1 or r.count ~= floor(r.count)) then
       return nil, "rule " .. i .. ": count must be a positive integer"
     end
-    if r.probability ~= nil and (type(r.probability) ~= "number" or r.probability < 0 or r.probability > 1) then
+    local p = r.probability
+    if p ~= nil and (type(p) ~= "number" or p < 0 or p > 1) then
       return nil, "rule " .. i .. ": probability must be between 0 and 1"
     end
     if not (r.status or r.delay_ms or r.reset or r.truncate) then

@@ -6,8 +6,8 @@
 local cjson = require "cjson.safe"
 
 local null = cjson.null
-local byte, sub, find, format, char = string.byte, string.sub, string.find, string.format, string.char
-local tonumber, type, ipairs, pairs, tostring = tonumber, type, ipairs, pairs, tostring
+local sub, find, format, char = string.sub, string.find, string.format, string.char
+local tonumber, type, ipairs, pairs = tonumber, type, ipairs, pairs
 
 local M = {}
 
@@ -105,7 +105,10 @@ function Parser:string()
         -- UTF-8 encode (basic multilingual plane is enough for filter values)
         if cp < 0x80 then out[#out + 1] = char(cp)
         elseif cp < 0x800 then out[#out + 1] = char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64)
-        else out[#out + 1] = char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64) end
+        else
+          out[#out + 1] = char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64,
+            0x80 + cp % 64)
+        end
         self.pos = self.pos + 6
       elseif ESC[e] then
         out[#out + 1] = ESC[e]

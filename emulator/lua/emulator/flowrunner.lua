@@ -1,11 +1,13 @@
--- Flow runs and group membership: the part of the emulator that makes flows fire.
+-- Flows at run time: the part of the emulator that makes flows fire, plus what other
+-- modules need to know about flows (their resource shape, which flows a trigger names).
 --
 -- A live flow starts one run per trigger: a recorded (non-backfill) event of its trigger
 -- metric, a profile joining its trigger list, or a profile entering its trigger segment.
 -- Draft and manual flows start none. Runs are appended to acct.flow_runs, which the admin
 -- API (`GET /__emulator/flow-runs`) reads so a test can count exactly how often a flow fired.
 --
--- Segments are defined here (for the admin API) because entering a segment is a flow trigger.
+-- Segments are defined here (for the admin API) because entering a segment is a flow
+-- trigger; membership itself lives in groups.lua, filters in conditions.lua.
 local state = require("emulator.state")
 local groups = require("emulator.groups")
 local consent = require("emulator.consent")

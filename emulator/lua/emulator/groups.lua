@@ -3,13 +3,12 @@
 --
 -- A store maps group id -> {order = {profile ids in join order}, set = {[pid] = joined}}
 -- where `joined` is the epoch the profile joined (so `joined_group_at` is real).
-local cjson = require("cjson.safe")
 local state = require("emulator.state")
 local jsonapi = require("emulator.jsonapi")
 local collection = require("emulator.collection")
-local consent = require("emulator.consent")
+-- handlers.profiles requires flowrunner, which requires this module: load it on first use.
+local profile_handlers
 
-local null = cjson.null
 local ipairs, pairs = ipairs, pairs
 
 local _M = {}
@@ -98,44 +97,19 @@ end
 
 ---------------------------------------------------------------- member collections
 
--- Profile attributes Klaviyo returns by default, in its order.
+-- Profile attributes fields[profile] may name (the profile serializer is profiles.lua's).
 local PROFILE_FIELDS = {"email", "phone_number", "external_id", "first_name", "last_name",
   "organization", "locale", "title", "image", "created", "updated", "last_event_date",
   "location", "properties", "joined_group_at"}
-local TIMES = {created = true, updated = true, last_event_date = true}
-local LOCATION_FIELDS = {"address1", "address2", "city", "country", "latitude", "longitude",
-  "region", "zip", "timezone", "ip"}
 
-local function location_of(p)
-  local loc = {}
-  local src = p.location or {}
-  for _, k in ipairs(LOCATION_FIELDS) do
-    local v = src[k]
-    -- latitude/longitude are string-or-number, never null, in the spec: omit when unset.
-    if v ~= nil and v ~= null then loc[k] = v
-    elseif k ~= "latitude" and k ~= "longitude" then loc[k] = null end
-  end
-  return loc
-end
-
-local function member_attributes(p, joined, fields, extra)
-  local a = {}
-  for _, k in ipairs(PROFILE_FIELDS) do
-    local v
-    if k == "joined_group_at" then v = state.iso(joined)
-    elseif k == "location" then v = location_of(p)
-    elseif k == "properties" then v = p.properties or {}
-    elseif TIMES[k] then v = p[k] and state.iso(p[k]) or null
-    else v = p[k]; if v == nil then v = null end
-    end
-    a[k] = v
-  end
-  if fields then
-    a = jsonapi.sparse(a, fields)
-    a.joined_group_at = state.iso(joined)  -- required by the member schema
-  end
-  if extra.subscriptions then a.subscriptions = consent.view(p) end
-  return a
+-- A member: the profile as get_profile shows it, plus joined_group_at (required by the
+-- member schemas, so kept even when fields[profile] leaves it out).
+local function member_resource(req, p, joined)
+  local at = state.iso(joined)
+  profile_handlers = profile_handlers or require("emulator.handlers.profiles")
+  local r = profile_handlers.resource(req, p, {joined_group_at = at})
+  r.attributes.joined_group_at = at
+  return r
 end
 
 local FILTER_FIELDS = {
@@ -159,12 +133,12 @@ function _M.members(req, store, group_id, opts)
   local pred, st, doc = collection.filter(req, opts.kind == "segment" and SEGMENT_FILTER_FIELDS
     or FILTER_FIELDS)
   if pred == nil then return st, doc end
-  local fields, extra = false, {}
   if not opts.ids_only then
-    fields, st, doc = jsonapi.fields(req, "profile", PROFILE_FIELDS)
-    if fields == nil then return st, doc end
-    extra, st, doc = collection.additional(req, "profile", {"subscriptions", "predictive_analytics"})
-    if not extra then return st, doc end
+    local ok
+    ok, st, doc = jsonapi.fields(req, "profile", PROFILE_FIELDS)
+    if ok == nil then return st, doc end
+    ok, st, doc = collection.additional(req, "profile", {"subscriptions", "predictive_analytics"})
+    if not ok then return st, doc end
   end
   local profiles = req.account.profiles
   local g = store[group_id]
@@ -181,15 +155,11 @@ function _M.members(req, store, group_id, opts)
   local ok
   ok, st, doc = collection.sort(req, items, SORT_KEYS, nil, function(m) return m.i end)
   if not ok then return st, doc end
-  local base = req.base_url or ""
   local to_resource
   if opts.ids_only then
     to_resource = function(m) return {type = "profile", id = m.p.id} end
   else
-    to_resource = function(m)
-      return jsonapi.resource("profile", m.p.id, member_attributes(m.p, m.at, fields, extra), nil,
-        base .. "/api/profiles/" .. m.p.id)
-    end
+    to_resource = function(m) return member_resource(req, m.p, m.at) end
   end
   return jsonapi.page(req, items, to_resource, {default_size = 20})
 end

@@ -48,7 +48,8 @@ function M.override(spec, acct, ops)
       else
         local lim = valid_limits(v)
         if lim == nil then
-          return nil, "limits for " .. op_id .. " must be \"off\", \"default\" or {burst, steady, daily} non-negative integers"
+          return nil, "limits for " .. op_id ..
+            " must be \"off\", \"default\" or {burst, steady, daily} non-negative integers"
         end
         staged[op_id] = lim
       end

@@ -161,7 +161,7 @@ local seq = 0
 
 -- Sends the answer, records it, applies an "after" fault. `ctx` carries what
 -- the recorder needs.
-local function finish(ctx, status, doc, extra, rule)
+local function finish(ctx, status, doc, extra, rule, rl_limit, rl_remaining, rl_reset)
   local body
   if doc ~= nil then body = encode_doc(doc) end
   ctx.status = status
@@ -171,6 +171,11 @@ local function finish(ctx, status, doc, extra, rule)
   recorder.record(ctx)
   if rule and rule.reset == "after" then return ngx.exit(444) end
   ngx.status = status
+  if rl_limit then
+    header["RateLimit-Limit"] = rl_limit
+    header["RateLimit-Remaining"] = rl_remaining
+    header["RateLimit-Reset"] = rl_reset
+  end
   if extra then
     for k, v in pairs(extra) do header[k] = v end
   end
@@ -192,9 +197,9 @@ local function finish(ctx, status, doc, extra, rule)
   return ngx.exit(ngx.HTTP_OK)
 end
 
-local function fail(ctx, status, code, title, detail, source, extra, rule)
+local function fail(ctx, status, code, title, detail, source, extra, rule, rl_limit, rl_remaining, rl_reset)
   local _, doc = jerror(status, code, title, detail, source)
-  return finish(ctx, status, doc, extra, rule)
+  return finish(ctx, status, doc, extra, rule, rl_limit, rl_remaining, rl_reset)
 end
 
 local function query_table()
@@ -260,7 +265,9 @@ local function authenticate(op, query)
       return nil, "Private API keys may not be used with client endpoints; send the public key as company_id."
     end
     local cid = query.company_id
-    if not cid or cid == "" then return nil, "Missing company_id: client endpoints authenticate with the public key." end
+    if not cid or cid == "" then
+      return nil, "Missing company_id: client endpoints authenticate with the public key."
+    end
     local acct = state.account_for_public_key(cid)
     if not acct then return nil, "Invalid company_id." end
     return acct, "public"
@@ -287,7 +294,8 @@ end
 
 local function check_body_shape(op, raw, ctx)
   local ctype = var.content_type
-  if not ctype or not (find(ctype, JSONAPI, 1, true) == 1 or find(ctype, "application/json", 1, true) == 1) then
+  if not ctype
+    or not (find(ctype, JSONAPI, 1, true) == 1 or find(ctype, "application/json", 1, true) == 1) then
     return 415, "unsupported_media_type", "Unsupported media type.",
       format("Unsupported media type '%s'; send %s.", tostring(ctype), JSONAPI)
   end
@@ -330,6 +338,18 @@ end
 local function not_emulated(op_id)
   return jerror(501, "not_implemented", "Not implemented.",
     format("The Klaviyo emulator does not emulate the operation '%s'.", op_id))
+end
+
+-- "http://host:port" as the client addressed us, for links (cached per Host).
+local base_urls = {}
+local function base_url()
+  local host = var.http_host or ("127.0.0.1:" .. var.server_port)
+  local b = base_urls[host]
+  if not b then
+    b = "http://" .. host
+    if next(base_urls) == nil or #host < 300 then base_urls[host] = b end
+  end
+  return b
 end
 
 local admin -- required lazily (admin.lua requires this module for route())
@@ -413,12 +433,6 @@ function M.handle()
       format("Request was throttled. Expected available in %d seconds.", retry), nil,
       { ["Retry-After"] = tostring(retry) }, rule)
   end
-  local extra
-  if limit then
-    extra = { ["RateLimit-Limit"] = limit, ["RateLimit-Remaining"] = remaining,
-              ["RateLimit-Reset"] = reset }
-  end
-
   local body
   if op.body then
     local raw = read_body()
@@ -426,14 +440,17 @@ function M.handle()
     if not raw or raw == "" then
       if op.body == "required" then
         return fail(ctx, 400, "invalid", "Invalid input.", "A request body is required.",
-          { pointer = "/data" }, extra, rule)
+          { pointer = "/data" }, nil, rule, limit, remaining, reset)
       end
     elseif #raw > MAX_BODY then
       return fail(ctx, 413, "request_too_large", "Request too large.",
-        "The request body is larger than the emulator accepts (10 MB).", nil, extra, rule)
+        "The request body is larger than the emulator accepts (10 MB).", nil, nil, rule,
+        limit, remaining, reset)
     else
       local status, code, title, detail, source = check_body_shape(op, raw, ctx)
-      if status then return fail(ctx, status, code, title, detail, source, extra, rule) end
+      if status then
+        return fail(ctx, status, code, title, detail, source, nil, rule, limit, remaining, reset)
+      end
       body = ctx.body_doc
     end
   end
@@ -441,24 +458,20 @@ function M.handle()
   local handler = handlers[op_id]
   if not handler then
     local st, doc = not_emulated(op_id)
-    return finish(ctx, st, doc, extra, rule)
+    return finish(ctx, st, doc, nil, rule, limit, remaining, reset)
   end
   local req = { account = acct, op = op, op_id = op_id, params = params or {}, query = query,
                 body = body, body_size = ctx.request_body and #ctx.request_body or 0,
                 path = uri, auth_kind = kind,
-                base_url = "http://" .. (var.http_host or ("127.0.0.1:" .. var.server_port)) }
+                base_url = base_url() }
   local okh, status, doc, hdrs = pcall(handler, req)
   if not okh then
     ngx.log(ngx.ERR, "handler ", op_id, " failed: ", tostring(status))
     local st, edoc = jerror(500, "error", "A server error occurred.",
       "The emulator failed handling this request: " .. tostring(status))
-    return finish(ctx, st, edoc, extra, rule)
+    return finish(ctx, st, edoc, nil, rule, limit, remaining, reset)
   end
-  if hdrs then
-    extra = extra or {}
-    for k, v in pairs(hdrs) do extra[k] = v end
-  end
-  return finish(ctx, status, doc, extra, rule)
+  return finish(ctx, status, doc, hdrs, rule, limit, remaining, reset)
 end
 
 return M

@@ -1,8 +1,8 @@
 -- Client (browser/mobile) endpoints under /client/, authenticated by the public key in
 -- `company_id` (the server has checked it): create_client_event (the same ingestion as
 -- create_event), create_client_profile (create or update, never changing an existing
--- profile's identifiers, as Klaviyo documents) and create_client_subscription (consent
--- plus list membership). All answer 202 with no body.
+-- profile's identifiers, as Klaviyo documents), create_client_subscription (consent
+-- plus list membership) and bulk_create_client_events. All answer 202 with no body.
 local cjson = require("cjson.safe")
 local state = require("emulator.state")
 local collection = require("emulator.collection")
@@ -74,6 +74,54 @@ function H.create_client_event(req)
   local data, st, doc = collection.data(req, "object")
   if not data then return st, doc end
   return events.record(req.account, data.attributes)
+end
+
+local MAX_BULK_EVENTS = 1000
+
+-- Up to 1000 events of one profile. Every event is validated before any is stored, so one
+-- bad event rejects the request (its pointer naming it) and nothing is half-recorded.
+function H.bulk_create_client_events(req)
+  local acct = req.account
+  local data, st, doc = collection.data(req, "object")
+  if not data then return st, doc end
+  local a = type(data.attributes) == "table" and data.attributes or {}
+  local pdata = type(a.profile) == "table" and a.profile.data or nil
+  local evs = type(a.events) == "table" and a.events.data or nil
+  local base = "/data/attributes/events/data"
+  if type(evs) ~= "table" or evs[1] == nil then
+    return collection.bad(base, "'events.data' must be a non-empty array.")
+  end
+  if #evs > MAX_BULK_EVENTS then
+    return collection.bad(base, format("At most %d events may be sent per request; got %d.",
+      MAX_BULK_EVENTS, #evs))
+  end
+  local backfill = a.backfill
+  if backfill ~= nil and backfill ~= null and type(backfill) ~= "boolean" then
+    return collection.bad("/data/attributes/backfill", "'backfill' must be a boolean.")
+  end
+  local now = state.now()
+  local specs = {}
+  for i, ev in ipairs(evs) do
+    local ptr = format("%s/%d", base, i - 1)
+    if type(ev) ~= "table" or ev.type ~= "event" then
+      return collection.bad(ptr .. "/type", "Each event must be an 'event' resource.")
+    end
+    local attrs = ev.attributes
+    if type(attrs) == "table" and attrs.backfill == nil and type(backfill) == "boolean" then
+      attrs.backfill = backfill
+    end
+    local spec
+    spec, st, doc = events.validate_event(attrs, ptr .. "/attributes", pdata,
+      "/data/attributes/profile/data", now)
+    if not spec then return st, doc end
+    if spec.profile_id and not acct.profiles[spec.profile_id] then
+      return collection.bad("/data/attributes/profile/data/id",
+        format("Profile '%s' does not exist.", tostring(spec.profile_id)))
+    end
+    specs[i] = spec
+  end
+  for _, spec in ipairs(specs) do events.store_event(acct, spec, now) end
+  return 202, nil
 end
 
 function H.create_client_profile(req)

@@ -11,11 +11,12 @@ local events = require "emulator.handlers.events"
 local null = cjson.null
 local type, pairs, ipairs, tostring, format = type, pairs, ipairs, tostring, string.format
 
+-- Modules of the resource handlers (EMU-RES): used when their files exist;
+-- required plainly so their load errors surface.
 local function optional(name)
   local searchpath = package.searchpath
-  if searchpath and not searchpath(name, package.path) then return nil end
-  local ok, mod = pcall(require, name)
-  return ok and mod or nil
+  if searchpath and searchpath(name, package.path) then return require(name) end
+  return nil
 end
 local consent = optional("emulator.consent")
 local flowrunner = optional("emulator.flowrunner")
@@ -53,7 +54,9 @@ end
 function M.validate(attrs, pointer, id, need_identifier)
   pointer = pointer or "/data"
   if attrs == nil or attrs == null then attrs = {} end
-  if type(attrs) ~= "table" then return nil, invalid("'attributes' must be an object.", pointer .. "/attributes") end
+  if type(attrs) ~= "table" then
+    return nil, invalid("'attributes' must be an object.", pointer .. "/attributes")
+  end
   local out = {}
   for k, v in pairs(attrs) do
     local kind = WRITABLE[k]
@@ -74,7 +77,8 @@ function M.validate(attrs, pointer, id, need_identifier)
             return nil, invalid(format("'%s' is not a valid location field.", tostring(lk)),
               pointer .. "/attributes/location/" .. tostring(lk))
           end
-          if lv ~= null and type(lv) ~= "string" and not ((lk == "latitude" or lk == "longitude") and type(lv) == "number") then
+          local coord = (lk == "latitude" or lk == "longitude") and type(lv) == "number"
+          if lv ~= null and type(lv) ~= "string" and not coord then
             return nil, invalid(format("location '%s' must be a string.", lk),
               pointer .. "/attributes/location/" .. lk)
           end
@@ -160,7 +164,8 @@ local function check_fields(req)
 end
 
 local function single(req, p, status)
-  return status or 200, { data = M.resource(req, p), links = { self = req.base_url .. "/api/profiles/" .. p.id } }
+  return status or 200,
+    { data = M.resource(req, p), links = { self = req.base_url .. "/api/profiles/" .. p.id } }
 end
 
 ---------------------------------------------------------------- operations
@@ -192,7 +197,8 @@ M.get_profile = function(req)
   if req.query.include then
     for _, v in ipairs(jsonapi.split(req.query.include)) do
       if v ~= "lists" and v ~= "segments" and v ~= "push-tokens" and v ~= "conversation" then
-        return jsonapi.invalid(format("'%s' is not a valid include for profiles.", v), { parameter = "include" })
+        return jsonapi.invalid(format("'%s' is not a valid include for profiles.", v),
+          { parameter = "include" })
       end
     end
   end
@@ -209,8 +215,10 @@ local PROFILE_FILTER = {
   phone_number = { ops = { "equals", "any" }, type = "string" },
   external_id = { ops = { "equals", "any" }, type = "string" },
   _kx = { ops = { "equals" }, type = "string", get = ident_get("_kx") },
-  created = { ops = { "greater-than", "less-than" }, type = "datetime", get = function(p) return p.created end },
-  updated = { ops = { "greater-than", "less-than" }, type = "datetime", get = function(p) return p.updated end },
+  created = { ops = { "greater-than", "less-than" }, type = "datetime",
+              get = function(p) return p.created end },
+  updated = { ops = { "greater-than", "less-than" }, type = "datetime",
+              get = function(p) return p.updated end },
   ["and"] = true,
 }
 
@@ -324,11 +332,14 @@ M.merge_profiles = function(req)
     return invalid("The body must be a 'profile-merge' resource.", "/data/type")
   end
   local dest = type(data.id) == "string" and acct.profiles[data.id]
-  if not dest then return invalid(format("Destination profile '%s' not found.", tostring(data.id)), "/data/id") end
+  if not dest then
+    return invalid(format("Destination profile '%s' not found.", tostring(data.id)), "/data/id")
+  end
   local rel = type(data.relationships) == "table" and data.relationships.profiles
   local list = type(rel) == "table" and rel.data
   if type(list) ~= "table" or #list == 0 then
-    return invalid("relationships.profiles.data must name the profiles to merge.", "/data/relationships/profiles/data")
+    return invalid("relationships.profiles.data must name the profiles to merge.",
+      "/data/relationships/profiles/data")
   end
   local sources = {}
   for i, r in ipairs(list) do
@@ -338,7 +349,8 @@ M.merge_profiles = function(req)
         format("/data/relationships/profiles/data/%d/id", i - 1))
     end
     if src.id == dest.id then
-      return invalid("A profile cannot be merged into itself.", format("/data/relationships/profiles/data/%d/id", i - 1))
+      return invalid("A profile cannot be merged into itself.",
+        format("/data/relationships/profiles/data/%d/id", i - 1))
     end
     sources[#sources + 1] = src
   end
@@ -358,7 +370,12 @@ M.merge_profiles = function(req)
       if ev.profile_id == src.id then ev.profile_id = dest.id end
     end
     if src.subscriptions and not dest.subscriptions then dest.subscriptions = src.subscriptions end
-    if flowrunner and flowrunner.forget_profile then flowrunner.forget_profile(acct, src.id) end
+    -- Klaviyo's merged profile keeps the source's list and segment memberships.
+    if flowrunner and flowrunner.merge_profile then
+      flowrunner.merge_profile(acct, src.id, dest.id)
+    elseif flowrunner and flowrunner.forget_profile then
+      flowrunner.forget_profile(acct, src.id)
+    end
     state.delete_profile(acct, src)
     state.apply_profile_attributes(acct, dest, take)
   end

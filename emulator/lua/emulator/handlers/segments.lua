@@ -1,13 +1,15 @@
 -- Segments, read side. Klaviyo computes segment membership from conditions; the emulator
 -- has no condition engine, so segments and their members are stated by the admin API
 -- (`POST /__emulator/segments`, flowrunner.define_segment) and read here like Klaviyo's.
+local cjson = require("cjson.safe")
 local state = require("emulator.state")
 local jsonapi = require("emulator.jsonapi")
 local collection = require("emulator.collection")
 local groups = require("emulator.groups")
 local flowrunner = require("emulator.flowrunner")
 
-local ipairs, pairs, format, tostring = ipairs, pairs, string.format, tostring
+local null = cjson.null
+local type, ipairs, pairs, format, tostring = type, ipairs, pairs, string.format, tostring
 
 local SEGMENT_FIELDS = {"name", "created", "updated", "is_active", "is_processing", "is_starred"}
 
@@ -21,7 +23,7 @@ local function segment_resource(req, s, fields, extra, include)
   local base = (req.base_url or "") .. "/api/segments/" .. s.id
   local a = {
     name = s.name, created = state.iso(s.created), updated = state.iso(s.updated),
-    is_active = true, is_processing = false, is_starred = s.is_starred or false,
+    is_active = s.is_active ~= false, is_processing = false, is_starred = s.is_starred or false,
   }
   if fields then a = jsonapi.sparse(a, fields) end
   if extra and extra.profile_count then
@@ -64,7 +66,7 @@ local SEGMENT_FILTER = {
   id = {ops = {"any", "equals"}, type = "string"},
   created = {ops = {"greater-than"}, type = "datetime"},
   updated = {ops = {"greater-than"}, type = "datetime"},
-  is_active = {ops = {"any", "equals"}, get = function() return true end},
+  is_active = {ops = {"any", "equals"}, get = function(s) return s.is_active ~= false end},
   is_starred = {ops = {"equals"}, get = function(s) return s.is_starred or false end},
   ["and"] = true,
 }
@@ -132,6 +134,52 @@ function H.get_profile_ids_for_segment(req)
   local acct, id = req.account, req.params.id
   if not acct.segments[id] then return not_found(id) end
   return groups.members(req, acct.segment_members, id, {kind = "segment", ids_only = true})
+end
+
+-- Renames, stars or (de)activates a segment. Its definition cannot change here: the
+-- emulator has no condition engine (members come from the admin API).
+function H.update_segment(req)
+  local id = req.params.id
+  local s = req.account.segments[id]
+  if not s then return not_found(id) end
+  local data, st, doc = collection.data(req, "object")
+  if not data then return st, doc end
+  if data.id ~= id then
+    return collection.bad("/data/id", "The id in the body must match the segment id in the path.")
+  end
+  local a
+  a, st, doc = collection.attributes(data, true)
+  if not a then return st, doc end
+  if a.definition ~= nil and a.definition ~= null then
+    return jsonapi.error(501, "not_implemented", "Not implemented.",
+      "The Klaviyo emulator does not evaluate segment definitions; " ..
+      "set members with POST /__emulator/segments.")
+  end
+  if a.name ~= nil and (type(a.name) ~= "string" or a.name:match("^%s*$")) then
+    return collection.bad("/data/attributes/name", "A segment name must be a non-empty string.")
+  end
+  for _, k in ipairs({"is_starred", "is_active"}) do
+    if a[k] ~= nil and a[k] ~= null and type(a[k]) ~= "boolean" then
+      return collection.bad("/data/attributes/" .. k, k .. " must be a boolean.")
+    end
+  end
+  local fields
+  fields, st, doc = jsonapi.fields(req, "segment", SEGMENT_FIELDS)
+  if fields == nil then return st, doc end
+  if a.name ~= nil then s.name = a.name end
+  if type(a.is_starred) == "boolean" then s.is_starred = a.is_starred end
+  if type(a.is_active) == "boolean" then s.is_active = a.is_active end
+  s.updated = state.now()
+  local r = segment_resource(req, s, fields)
+  return 200, {data = r, links = {self = r.links.self}}
+end
+
+function H.delete_segment(req)
+  local acct, id = req.account, req.params.id
+  if not acct.segments[id] then return not_found(id) end
+  acct.segments[id] = nil
+  acct.segment_members[id] = nil
+  return 204, nil
 end
 
 local function self_link(req)

@@ -109,11 +109,20 @@ local function plan_profile(acct, item, ptr)
 end
 
 local function realize(acct, plan)
-  if plan.profile then
-    state.apply_profile_attributes(acct, plan.profile, plan.attrs)
-    return plan.profile
+  local p = plan.profile
+  if p then
+    local attrs = {}
+    for k, v in pairs(plan.attrs) do
+      local owner = acct.profile_index[k][v]
+      if not owner or owner == p.id then attrs[k] = v end -- never steal an identifier
+    end
+    state.apply_profile_attributes(acct, p, attrs)
+    return p
   end
-  return (state.upsert_profile(acct, plan.attrs))
+  p = state.upsert_profile(acct, plan.attrs)
+  -- An earlier item of the same request may have claimed one of these identifiers for
+  -- another new profile: keep the first match and leave identifiers where they are.
+  return p or state.find_profile(acct, plan.attrs)
 end
 
 function H.bulk_subscribe_profiles(req)

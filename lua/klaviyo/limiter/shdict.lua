@@ -1,0 +1,161 @@
+-- klaviyo.limiter.shdict: the client-side rate limiter shared by every nginx worker through a
+-- lua_shared_dict. Same guarantee as the C limiter (src/limiter.c) and the Redis store
+-- (klaviyo.limiter.redis_script): for every window of length W with limit N, any half-open
+-- interval [a, a + W) holds at most N sends, whatever the phase of Klaviyo's fixed windows.
+--
+-- The sends of a key form one sliding log: record number `seq` (1, 2, ...) holds the time of
+-- that send, and `head` the newest number. A send at `now` is allowed when record
+-- head - N + 1 (the N-th most recent) is at least W old; otherwise the wait is exactly until
+-- it is. Records expire one longest-window after they were written, so memory stays bounded
+-- by the limits and a missing record is one too old to matter.
+--
+-- Atomicity across workers: reading the log and appending to it are several dict operations,
+-- so they run under a per-key lock taken with dict:add (atomic) and an exptime (a worker that
+-- dies holding it frees it after `lock_ttl`). The section between taking and releasing it
+-- never yields. Each holder puts a unique token in the lock and checks it is still there
+-- after writing its record: a holder that lost the lock (stalled past lock_ttl while another
+-- took it) does not send, and its record stays as a send that never happened, which only
+-- makes later answers stricter. A record is written with safe_add: it never evicts other
+-- entries (evicted records would forget sends) and never overwrites one.
+--
+-- Pure: the dict and the clock are passed in (nginx passes ngx.shared[name] and ngx.now;
+-- specs pass a fake dict and a fake clock). It never sleeps: acquire answers "go", a wait, or
+-- "locked" (ask again very soon), and the caller sleeps (ngx.sleep in the ngx transport).
+local type, tostring, error, floor, format = type, tostring, error, math.floor, string.format
+local setmetatable, ipairs = setmetatable, ipairs
+
+local _M = { _VERSION = "0.1.0" }
+local mt = { __index = _M }
+
+local US = 1000000
+local WINDOWS = { { "burst", 1 }, { "steady", 60 }, { "daily", 86400 } }
+
+local function us(seconds) return floor(seconds * US + 0.5) end
+
+-- lim = shdict.new(dict, {clock = fn -> seconds, owner = "unique-per-process", safety = 0..1,
+--                         lock_ttl = seconds})
+function _M.new(dict, opts)
+  if type(dict) ~= "table" and type(dict) ~= "userdata" then
+    error("klaviyo.limiter.shdict: expected a shared dict, got " .. type(dict), 2)
+  end
+  opts = opts or {}
+  if type(opts.clock) ~= "function" then
+    error("klaviyo.limiter.shdict: option clock must be a function returning seconds", 2)
+  end
+  local safety = opts.safety or 1
+  if type(safety) ~= "number" or not (safety > 0 and safety <= 1) then
+    error("klaviyo.limiter.shdict: option safety must be a number in (0, 1]", 2)
+  end
+  local ttl = opts.lock_ttl or 1
+  if type(ttl) ~= "number" or not (ttl >= 0.001 and ttl <= 60) then
+    error("klaviyo.limiter.shdict: option lock_ttl must be between 0.001 and 60 seconds", 2)
+  end
+  return setmetatable({ dict = dict, clock = opts.clock, safety = safety, lock_ttl = ttl,
+                        owner = tostring(opts.owner or ""), n = 0 }, mt)
+end
+
+-- The windows of `limits` ({burst=, steady=, daily=}) as a list of {W in us, effective N}.
+local function windows(self, limits)
+  local out = {}
+  if limits == nil then return out end
+  for _, w in ipairs(WINDOWS) do
+    local l = limits[w[1]]
+    if l ~= nil then
+      if type(l) ~= "number" or l < 0 or l ~= floor(l) then
+        error(format("klaviyo.limiter.shdict: limit %s must be a whole number >= 0, got %s",
+          w[1], tostring(l)), 3)
+      end
+      if l > 0 then
+        local n = floor(l * self.safety)
+        if n < 1 then n = 1 end
+        out[#out + 1] = { w[2] * US, n }
+      end
+    end
+  end
+  return out
+end
+
+local function rec(key, seq) return format("%s#%d", key, seq) end
+
+-- Frees the lock if it is still ours (a get then a delete: should it expire in between and
+-- be taken, the new holder notices at its own check and does not send).
+local function release(dict, lock, token)
+  if dict:get(lock) == token then dict:delete(lock) end
+end
+
+-- lim:acquire(key, limits) -> 0 when the send may go now (it has been recorded),
+-- a wait in seconds (> 0) when not yet (nothing recorded), or nil, "locked" when another
+-- worker holds the key (ask again in a millisecond), or nil, message on a dict failure.
+function _M.acquire(self, key, limits)
+  if type(key) ~= "string" or key == "" then
+    error("klaviyo.limiter.shdict: acquire: key must be a non-empty string", 2)
+  end
+  local wins = windows(self, limits)
+  local dict = self.dict
+  local lock = key .. "#lock"
+  self.n = self.n + 1
+  local token = self.owner .. ":" .. self.n
+  local ok, err = dict:add(lock, token, self.lock_ttl)
+  if not ok then
+    if err == "exists" then return nil, "locked" end
+    return nil, "shared dict: cannot take the limiter lock: " .. tostring(err)
+  end
+  -- From here to the release nothing yields.
+  local now = us(self.clock())
+  local head = dict:get(key .. "#head") or 0
+  local newest = head > 0 and dict:get(rec(key, head)) or nil
+  if newest and newest > now then now = newest end   -- the clock stepped back
+  local wait = 0
+  local blocked = dict:get(key .. "#blocked")
+  if blocked and blocked > now then wait = blocked - now end
+  local span = 0
+  for i = 1, #wins do
+    local w, n = wins[i][1], wins[i][2]
+    if w > span then span = w end
+    if head - n + 1 >= 1 then
+      local e = dict:get(rec(key, head - n + 1))
+      if e and e + w - now > wait then wait = e + w - now end
+    end
+  end
+  if wait > 0 then
+    release(dict, lock, token)
+    return wait / US
+  end
+  if span > 0 then
+    local ttl = span / US + 1
+    head = head + 1
+    ok, err = dict:safe_add(rec(key, head), now, ttl)
+    if ok then ok, err = dict:safe_set(key .. "#head", head, ttl) end
+    if not ok then
+      release(dict, lock, token)
+      if err == "exists" then return nil, "locked" end  -- a stalled holder wrote it: retry
+      return nil, "shared dict: cannot record a send (" .. tostring(err) ..
+        "): make the lua_shared_dict larger"
+    end
+  end
+  if dict:get(lock) ~= token then
+    -- We lost the lock while inside: someone may have read the log without our record.
+    -- Do not send; the record stays as a phantom send (stricter, never looser).
+    return nil, "locked"
+  end
+  dict:delete(lock)
+  return 0
+end
+
+-- lim:block(key, seconds): nothing is sent under `key` for `seconds` from now (a 429's
+-- Retry-After); never shortens a longer block. Returns true or nil, message.
+function _M.block(self, key, seconds)
+  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
+    error("klaviyo.limiter.shdict: block: seconds must be a number >= 0", 2)
+  end
+  local dict = self.dict
+  local untl = us(self.clock()) + us(seconds)
+  -- A get-then-set race between two 429s only picks one of two near-equal ends.
+  local cur = dict:get(key .. "#blocked")
+  if cur and cur >= untl then return true end
+  local ok, err = dict:safe_set(key .. "#blocked", untl, seconds + 1)
+  if not ok then return nil, "shared dict: cannot record a block: " .. tostring(err) end
+  return true
+end
+
+return _M

@@ -1,0 +1,338 @@
+--- A batched, durable event tracker: nothing lost, nothing fired twice.
+--
+--    local tracker = require("klaviyo.tracker")
+--    local t = assert(tracker.new(client, { spool = "/var/spool/shop/klaviyo.spool" }))
+--    local uid, err = t:track{ metric = "Placed Order", profile = { email = "a@b.com" },
+--                              properties = { total = 59.9 } }
+--    ...
+--    t:close()          -- delivers what is left (or leaves it in the spool for the next start)
+--
+-- `track` checks the event as `events:create` does (same function), gives it a `unique_id`
+-- and a `time` (when it happened, not when it is delivered), appends it to the spool (see
+-- `klaviyo.tracker.spool` for the file format and the `sync` policy) and returns its
+-- unique_id once it is on disk. Delivery sends the spool in `bulk_create_events` jobs of at
+-- most `batch` events and 5 MB (`klaviyo.tracker.batcher`): an event is removed from the
+-- spool only after Klaviyo accepted it or rejected it for a reason that repeating cannot fix
+-- (reported via `stats()` and `on_reject`). Every re-send carries the same unique_id, so
+-- Klaviyo records each event once and fires its flows once.
+--
+-- When delivery runs:
+--
+-- * plain Lua (no threads): inside `track` when a full batch is waiting or `interval`
+--   seconds passed since the last delivery (unless `auto = false`), in `flush()` and in
+--   `close()`. A failed attempt inside `track` never fails the `track` (the event is safe on
+--   disk); the next attempt waits out the back-off (Retry-After, or exponential with jitter).
+--   `flush(timeout)` is the only call that sleeps.
+-- * OpenResty: one spool per worker and one `ngx.timer.every(interval)` flusher per worker;
+--   `track` only appends (it never touches the network, so it is usable in any phase that
+--   may write a file). Write `%w` in the spool path; it becomes the worker id
+--   (`ngx.worker.id()`), which a restarted worker reuses, so it delivers what its predecessor
+--   left. A spool is never shared between workers (the lock refuses a second owner). On
+--   worker exit the timer closes the tracker without delivering; the events stay spooled.
+--   Use a client whose transport yields (cosockets) in nginx: a blocking transport stalls the
+--   worker while a batch is sent.
+-- @module klaviyo.tracker
+local spool_mod = require "klaviyo.tracker.spool"
+local batcher = require "klaviyo.tracker.batcher"
+local events = require "klaviyo.events"
+local V = require "klaviyo.validate"
+local errors = require "klaviyo.errors"
+local cjson = require("cjson.safe").new()
+
+local type, pairs, tostring, error, pcall, setmetatable, getmetatable = type, pairs, tostring,
+  error, pcall, setmetatable, getmetatable
+
+local format, gsub = string.format, string.gsub
+local build = events.build
+
+local _M = { _VERSION = "0.1.0" }
+local mt = { __index = _M }
+
+-- Clock and sleep: nginx's when inside nginx, LuaSocket's when installed, else os.time and
+-- no sleeping (flush then returns instead of waiting out a back-off).
+local ngx = rawget(_G, "ngx")
+local in_ngx = type(ngx) == "table" and type(ngx.timer) == "table"
+local now, sleep
+if in_ngx then
+  now, sleep = ngx.now, ngx.sleep
+else
+  local ok, socket = pcall(require, "socket")
+  if ok and type(socket) == "table" and socket.gettime then
+    now, sleep = socket.gettime, socket.sleep
+  else
+    now = os.time
+  end
+end
+
+local OPTIONS = {
+  spool = "string", batch = "number", interval = "number", max_spool_bytes = "number",
+  max_batch_bytes = "number", sync = "string", on_reject = "function", auto = "boolean",
+  flush_timeout = "number", backoff_base = "number", backoff_cap = "number",
+  compact_bytes = "number", timer = "boolean",
+}
+local SYNC = { always = true, batch = true, none = true }
+local MAX_BATCH, MAX_BYTES = V.LIMITS.bulk_events, V.LIMITS.payload_bytes
+
+local function positive(opts, name, max)
+  local v = opts[name]
+  if v ~= nil and not (v > 0 and v <= (max or math.huge)) then
+    error(format("klaviyo.tracker: option %s must be a positive number%s", name,
+      max and (" at most " .. max) or ""), 3)
+  end
+end
+
+local function encode_fn(client)
+  local enc = client.encode
+  if type(enc) == "function" then return enc end
+  local ok, klaviyo = pcall(require, "klaviyo")
+  if ok and type(klaviyo) == "table" and klaviyo.encode then return klaviyo.encode end
+  return function(v) return cjson.encode(v) end
+end
+
+--- Open a tracker over `client` (from `klaviyo.new`).
+-- @tparam table client
+-- @tparam table opts `spool` (path, required; `%w` = nginx worker id), `batch` (events per
+--   job, default and max 1000), `interval` (seconds between deliveries, default 1),
+--   `max_spool_bytes` (back-pressure, default 64 MiB), `max_batch_bytes` (default 5 MB),
+--   `sync` ("always"|"batch"|"none", default "batch"), `on_reject(err, entry)`, `auto`
+--   (deliver from `track`, default true), `flush_timeout` (default 60 s), `backoff_base`
+--   (0.5 s), `backoff_cap` (30 s), `compact_bytes` (1 MiB), `timer` (nginx flusher, default
+--   true inside nginx)
+-- @return tracker, or nil, err (the spool cannot be opened, or another process owns it)
+function _M.new(client, opts)
+  if type(client) ~= "table" or type(client.call) ~= "function" then
+    error("klaviyo.tracker.new: expected a client from klaviyo.new", 2)
+  end
+  if type(opts) ~= "table" then error("klaviyo.tracker.new: expected a table of options", 2) end
+  for k, v in pairs(opts) do
+    local want = OPTIONS[k]
+    if want == nil then error(format("klaviyo.tracker: unknown option %s", tostring(k)), 2) end
+    if type(v) ~= want then
+      error(format("klaviyo.tracker: option %s must be a %s, got %s", k, want, type(v)), 2)
+    end
+  end
+  if not opts.spool or opts.spool == "" then
+    error("klaviyo.tracker: option spool (a file path) is required", 2)
+  end
+  if opts.sync and not SYNC[opts.sync] then
+    error("klaviyo.tracker: option sync must be \"always\", \"batch\" or \"none\"", 2)
+  end
+  positive(opts, "batch", MAX_BATCH)
+  positive(opts, "max_batch_bytes", MAX_BYTES)
+  for _, name in pairs({ "interval", "max_spool_bytes", "flush_timeout", "backoff_base",
+                         "backoff_cap", "compact_bytes" }) do
+    positive(opts, name)
+  end
+  local path = opts.spool
+  if path:find("%w", 1, true) then
+    local id = in_ngx and ngx.worker and ngx.worker.id and ngx.worker.id() or 0
+    path = gsub(path, "%%w", tostring(id or 0))
+  end
+  local sp, err = spool_mod.open(path, { sync = opts.sync or "batch" })
+  if not sp then return nil, errors.new("spool", "tracker", err) end
+  local self = setmetatable({
+    client = client, spool = sp, encode = encode_fn(client),
+    batch = opts.batch and math.floor(opts.batch) or MAX_BATCH,
+    max_batch_bytes = opts.max_batch_bytes or MAX_BYTES,
+    interval = opts.interval or 1.0,
+    max_spool_bytes = opts.max_spool_bytes or 64 * 1024 * 1024,
+    on_reject = opts.on_reject,
+    auto = opts.auto ~= false and not in_ngx,
+    flush_timeout = opts.flush_timeout or 60,
+    backoff_base = opts.backoff_base or 0.5, backoff_cap = opts.backoff_cap or 30,
+    compact_bytes = opts.compact_bytes or 1024 * 1024,
+    next_attempt = 0, attempt = 0, last_delivery = now(), rejected_lines = {},
+    counts = { tracked = 0, delivered = 0, rejected = 0, requests = 0, failures = 0,
+              batches = 0, recovered = sp.recovered, corrupt = sp.corrupt },
+  }, mt)
+  if in_ngx and opts.timer ~= false then
+    local ok, terr = ngx.timer.every(self.interval, function(premature)
+      if premature then self:close(0) return end
+      if not self.closed and now() >= self.next_attempt then self:deliver(true) end
+    end)
+    if not ok then
+      sp:release()
+      return nil, errors.new("spool", "tracker", "cannot start the flush timer: " .. tostring(terr))
+    end
+  end
+  return self
+end
+
+local function check_self(self, name)
+  if getmetatable(self) ~= mt then
+    error(format("tracker:%s: call it as a method (with ':')", name), 3)
+  end
+end
+
+-- Reports a rejected event once per process (a batch retried after a transient failure may
+-- meet the same bad event again).
+function _M:reject(line, err)
+  if self.rejected_lines[line] then return end
+  self.rejected_lines[line] = true
+  local st = self.counts
+  st.rejected = st.rejected + 1
+  local entry = cjson.decode(line)
+  local ev = type(entry) == "table" and type(entry.attributes) == "table" and
+    type(entry.attributes.events) == "table" and type(entry.attributes.events.data) == "table" and
+    entry.attributes.events.data[1]
+  local uid = type(ev) == "table" and type(ev.attributes) == "table" and ev.attributes.unique_id
+  err.unique_id = uid
+  local p = type(err.pointer) == "string" and
+    err.pointer:match("^/data/attributes/events%-bulk%-create/data/%d+(.*)$")
+  if p then err.entry_pointer = p end
+  st.last_rejected = { unique_id = uid, error = tostring(err) }
+  if self.on_reject then
+    local ok, cerr = pcall(self.on_reject, err, entry)
+    if not ok then st.last_error = "on_reject raised: " .. tostring(cerr) end
+  end
+end
+
+local function maybe_compact(self)
+  local sp = self.spool
+  local dead = sp:dead_bytes()
+  -- at least half the file dead: copying the live half costs no more than what was written
+  if dead >= self.compact_bytes and dead >= sp.size - sp.head then return sp:compact() end
+  return true
+end
+
+--- Send batches from the head of the spool: every waiting event when `all`, else only full
+-- batches. Returns true, or nil, err, outcome ("retry"|"stop") after a failed attempt (the
+-- next one waits for the back-off).
+function _M:deliver(all)
+  if self.delivering then return true end -- re-entered from on_reject, or timer and flush
+  local sp = self.spool
+  local stats = self.counts
+  self.delivering = true
+  while sp.pending > 0 and (all or sp.pending >= self.batch) do
+    local ok, err = sp:sync_now()
+    if not ok then self.delivering = false return nil, err, "stop" end
+    local lines, _, endpos = sp:read(self.batch, self.max_batch_bytes - batcher.ENVELOPE)
+    if not lines then self.delivering = false return nil, _, "stop" end
+    if #lines == 0 then sp.pending = 0 break end
+    local sent, what, serr = batcher.deliver(self, lines)
+    if not sent then
+      self.attempt = self.attempt + 1
+      self.next_attempt = now() + batcher.backoff(serr, self.attempt, self.backoff_base,
+        self.backoff_cap)
+      self.delivering = false
+      return nil, serr, what
+    end
+    self.attempt = 0
+    local rejected = 0
+    for i = 1, #lines do if self.rejected_lines[lines[i]] then rejected = rejected + 1 end end
+    self.rejected_lines = {}
+    stats.batches = stats.batches + 1
+    stats.delivered = stats.delivered + #lines - rejected
+    ok, err = sp:ack(endpos, #lines)
+    if ok then ok, err = maybe_compact(self) end
+    if not ok then self.delivering = false return nil, err, "stop" end
+  end
+  self.last_delivery = now()
+  self.delivering = false
+  return true
+end
+
+--- Record one event. Returns its unique_id once it is in the spool; nil, err when the event
+-- is invalid (err.kind "refused", nothing stored) or the spool is full (err.kind
+-- "spool_full": back-pressure; retry later or shed load, nothing was stored).
+function _M:track(ev)
+  check_self(self, "track")
+  if self.closed then error("tracker:track: the tracker is closed", 2) end
+  local attrs, profile, size = build(ev, "tracker:track", "", nil)
+  if not attrs then return nil, V.refuse("bulk_create_events", profile, size) end
+  if attrs.time == nil then attrs.time = V.iso(now()) end
+  attrs.profile = nil -- a bulk entry carries the profile beside its events
+  local line, eerr = self.encode({ type = "event-bulk-create", attributes = {
+    profile = { data = profile },
+    events = { data = { { type = "event", attributes = attrs } } },
+  } })
+  if not line then return nil, V.refuse("bulk_create_events", tostring(eerr)) end
+  if #line + batcher.ENVELOPE > self.max_batch_bytes then
+    return nil, V.refuse("bulk_create_events", format(
+      "the event takes %d bytes, over the %d-byte request limit", #line, self.max_batch_bytes))
+  end
+  local sp = self.spool
+  if sp.size + #line + 1 > self.max_spool_bytes then
+    if sp:dead_bytes() > 0 and not self.delivering then sp:compact() end
+    if sp.size + #line + 1 > self.max_spool_bytes then
+      return nil, errors.new("spool_full", "tracker", format(
+        "the spool holds %d undelivered events (%d bytes, max_spool_bytes %d); nothing was " ..
+        "stored: retry once delivery catches up", sp.pending, sp.size, self.max_spool_bytes))
+    end
+  end
+  local ok, werr = sp:append(line)
+  if not ok then return nil, errors.new("spool", "tracker", werr) end
+  self.counts.tracked = self.counts.tracked + 1
+  if self.auto and not self.delivering then
+    local full = sp.pending >= self.batch
+    if full or now() - self.last_delivery >= self.interval then
+      if now() >= self.next_attempt then self:deliver(not full) end
+    end
+  end
+  return attrs.unique_id
+end
+
+--- Deliver every spooled event, waiting out back-offs, for at most `timeout` seconds
+-- (default `flush_timeout`). Returns true when the spool is empty, or nil, err (the last
+-- failure, or a timeout; err.pending says how many events wait).
+function _M:flush(timeout)
+  check_self(self, "flush")
+  if self.closed then return nil, errors.new("closed", "tracker", "the tracker is closed") end
+  local sp = self.spool
+  local deadline = now() + (timeout or self.flush_timeout)
+  local last
+  while sp.pending > 0 do
+    local t = now()
+    if t < self.next_attempt then
+      if self.next_attempt > deadline or not sleep then break end
+      sleep(self.next_attempt - t)
+    end
+    local ok, err, what = self:deliver(true)
+    if not ok then
+      last = err
+      if what == "stop" then break end
+    end
+    if now() >= deadline then break end
+  end
+  local ok, err = sp:sync_now()
+  if not ok then return nil, errors.new("spool", "tracker", err) end
+  if sp.pending > 0 then
+    local e = errors.new("flush", "tracker", format("%d events are still waiting%s", sp.pending,
+      last and (": " .. tostring(last)) or ""), { pending = sp.pending, cause = last })
+    return nil, e
+  end
+  return true
+end
+
+--- Flush (for at most `timeout` seconds; 0 skips it), then close the spool. Events not
+-- delivered stay in the spool for the next tracker on it. Safe to call twice.
+-- Returns flush's answer.
+function _M:close(timeout)
+  check_self(self, "close")
+  if self.closed then return true end
+  local ok, err = true, nil
+  if timeout ~= 0 then ok, err = self:flush(timeout) end
+  self.closed = true
+  self.spool:release()
+  return ok, err
+end
+
+--- Counters: tracked, delivered (accepted by Klaviyo), rejected, pending (in the spool),
+-- spool_bytes, requests, failures, batches, recovered (found in the spool at start),
+-- corrupt, compactions, last_error, last_rejected ({unique_id, error}), retry_in (seconds
+-- until the next attempt may run).
+function _M:stats()
+  check_self(self, "stats")
+  local out = {}
+  for k, v in pairs(self.counts) do out[k] = v end
+  local sp = self.spool
+  out.pending = sp.pending
+  out.spool_bytes = sp.size
+  out.compactions = sp.compactions or 0
+  local wait = self.next_attempt - now()
+  out.retry_in = wait > 0 and wait or 0
+  return out
+end
+
+_M.now = now
+return _M

@@ -1,0 +1,380 @@
+--- The tracker's spool: an append-only file holding every event the tracker accepted and has
+-- not yet seen acknowledged, so that a crash loses nothing and a restart delivers the rest.
+--
+-- File format (text, one record per line; JSON never holds a raw newline, so a line is a
+-- record):
+--
+--     klaviyo-spool 1\n              header: format name and version
+--     {"type":"event-bulk-create",...}\n   one event, as the bulk_create_events entry that
+--                                          carries it (profile + one event); sent as is
+--     #ack 123456\n                  every record that starts before byte 123456 is done
+--                                    (accepted by Klaviyo, or rejected and reported)
+--
+-- A process can die in the middle of a write: bytes after the last "\n" are a torn record
+-- whose `track` never returned; it is dropped when the spool is next opened. A line that is
+-- neither a record nor an ack (disk corruption) is skipped and counted (`corrupt`).
+--
+-- Durability (`sync`): every record is written to the kernel (write(2)) before `track`
+-- returns, so a killed process loses nothing. `sync = "always"` also fsyncs each record
+-- (survives power loss; slowest); `"batch"` (default) fsyncs the spool before each delivery
+-- pass sends it, and at flush/close (a power loss can lose the records written since the
+-- last fsync); `"none"` leaves it to the operating system. Acks are never fsynced: a lost
+-- ack only makes delivered events go again, which their unique_ids make harmless.
+--
+-- Compaction removes acknowledged records without ever risking unacknowledged ones: the
+-- live records are copied to PATH.tmp, which is fsynced and renamed over PATH (atomic), then
+-- the directory is fsynced. A crash before the rename leaves the old file (acks included)
+-- authoritative and a stale PATH.tmp, removed on the next open; after it, the new file.
+--
+-- One process owns a spool at a time: PATH.lock holds the owner's pid and start time
+-- (Linux /proc); opening a spool whose owner is alive fails. Two writers would lose events
+-- (compaction by one replaces the file the other appends to).
+-- @module klaviyo.tracker.spool
+local io_open, os_rename, os_remove, os_execute = io.open, os.rename, os.remove, os.execute
+local type, tonumber, tostring, pcall = type, tonumber, tostring, pcall
+local format, find, sub, match, byte = string.format, string.find, string.sub, string.match,
+  string.byte
+local setmetatable = setmetatable
+
+local _M = {}
+local mt = { __index = _M }
+
+local HEADER = "klaviyo-spool 1\n"
+_M.HEADER = HEADER
+local CHUNK = 256 * 1024
+local BRACE, HASH = byte("{"), byte("#")
+
+-- fsync: through LuaJIT's FFI when present (OpenResty): open(path) + fsync + close (on
+-- Linux fsync flushes the file's data whichever descriptor it is called on); else coreutils
+-- `sync FILE`, which fsyncs the files named. PUC Lua cannot reach fsync(2) without a C
+-- module, and a subprocess per fsync is slow, which is why "batch" is the default.
+local fsync_path
+do
+  local ok, ffi = pcall(require, "ffi")
+  if ok and ffi then
+    pcall(ffi.cdef, [[
+      int fsync(int fd);
+      int open(const char *path, int flags, ...);
+      int close(int fd);
+    ]])
+    local C = ffi.C
+    fsync_path = function(path)
+      local fd = C.open(path, 0) -- O_RDONLY works for directories too
+      if fd < 0 then return nil, "cannot open " .. path .. " to fsync it" end
+      local rc = C.fsync(fd)
+      C.close(fd)
+      if rc ~= 0 then return nil, "fsync of " .. path .. " failed" end
+      return true
+    end
+  end
+end
+
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local function run_ok(cmd)
+  local a, b, c = os_execute(cmd)
+  if type(a) == "number" then return a == 0 end -- Lua 5.1
+  return a == true and b == "exit" and c == 0
+end
+
+if not fsync_path then
+  fsync_path = function(path)
+    if run_ok("sync -- " .. shell_quote(path) .. " 2>/dev/null") then return true end
+    return nil, "sync " .. path .. " failed"
+  end
+end
+
+local function dirname(path)
+  return match(path, "^(.*)/[^/]*$") or "."
+end
+
+-- Process identity for the lock: pid and start time from /proc/self/stat (nil off Linux).
+local function proc_identity(pid)
+  local f = io_open("/proc/" .. (pid or "self") .. "/stat", "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  local p, rest = match(s, "^(%d+) %(.*%) (.*)$")
+  if not p then return nil end
+  local n, start, st = 2, nil, nil
+  for field in rest:gmatch("%S+") do
+    n = n + 1
+    if n == 3 then st = field end
+    if n == 22 then start = field break end
+  end
+  if st == "Z" or st == "X" then return nil end -- killed, not yet reaped: not an owner
+  return p, start
+end
+
+local function read_file(path)
+  local f = io_open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+-- Takes PATH.lock, or returns nil, message when a live process holds it.
+local function lock(path)
+  local pid, start = proc_identity()
+  if not pid then return true end -- no /proc: no lock (documented)
+  local lockfile = path .. ".lock"
+  local held = read_file(lockfile)
+  if held then
+    local hpid, hstart = match(held, "^(%d+) (%S+)")
+    if hpid and hpid ~= pid then
+      local _, live_start = proc_identity(hpid)
+      if live_start and live_start == hstart then
+        return nil, format("spool %s is in use by process %s", path, hpid)
+      end
+    end
+  end
+  local tmp = lockfile .. "." .. pid
+  local f, err = io_open(tmp, "wb")
+  if not f then return nil, "cannot create the spool lock: " .. tostring(err) end
+  f:write(pid, " ", start, "\n")
+  f:close()
+  local ok, rerr = os_rename(tmp, lockfile)
+  if not ok then os_remove(tmp) return nil, "cannot take the spool lock: " .. tostring(rerr) end
+  return lockfile
+end
+
+--- Scan a spool file. Returns {head, size, pending, torn, corrupt, lines} or nil, message.
+-- `head`: offset of the first record not acknowledged; `size`: offset after the last complete
+-- line; `pending`: records at or after head.
+local function scan(path)
+  local f = io_open(path, "rb")
+  local fresh = { head = 0, size = 0, pending = 0, torn = false, corrupt = 0, empty = true }
+  if not f then return fresh end
+  local first = f:read(#HEADER)
+  if first == nil then f:close() return fresh end
+  if first ~= HEADER then
+    f:close()
+    if sub(HEADER, 1, #first) == first then -- died while writing the header
+      return { head = 0, size = 0, pending = 0, torn = true, corrupt = 0, empty = true }
+    end
+    return nil, format("%s is not a klaviyo tracker spool (bad header)", path)
+  end
+  -- Offsets of records not yet behind the last ack, oldest first (a queue: acks only move
+  -- forward and follow the records they cover).
+  local pos = #HEADER          -- offset of the start of `buf`
+  local head = #HEADER
+  local buf = ""
+  local q, qfirst, qlast, corrupt = {}, 1, 0, 0
+  while true do
+    local chunk = f:read(CHUNK)
+    if chunk == nil then break end
+    buf = buf .. chunk
+    local i = 1
+    while true do
+      local nl = find(buf, "\n", i, true)
+      if not nl then break end
+      local c = byte(buf, i)
+      if c == BRACE then
+        qlast = qlast + 1
+        q[qlast] = pos + i - 1
+      elseif c == HASH then
+        local a = tonumber(match(sub(buf, i, nl - 1), "^#ack (%d+)$"))
+        if a then
+          if a > head then head = a end
+          while qfirst <= qlast and q[qfirst] < head do q[qfirst] = nil qfirst = qfirst + 1 end
+        else
+          corrupt = corrupt + 1
+        end
+      elseif nl > i then
+        corrupt = corrupt + 1
+      end
+      i = nl + 1
+    end
+    pos = pos + i - 1
+    buf = sub(buf, i)
+  end
+  f:close()
+  local pending = qlast - qfirst + 1
+  return { head = head, size = pos, pending = pending, torn = #buf > 0, corrupt = corrupt }
+end
+_M.scan = scan
+
+-- The data written through `f` is in the kernel (flushed) before this is called.
+local function fsync_file(_, path)
+  return fsync_path(path)
+end
+
+--- Open (or create) the spool at `path`. opts: `sync` ("always"|"batch"|"none").
+-- Returns the spool or nil, message.
+function _M.open(path, opts)
+  local sync = opts and opts.sync or "batch"
+  local lockfile, lerr = lock(path)
+  if not lockfile then return nil, lerr end
+  os_remove(path .. ".tmp") -- a compaction that died before its rename
+  local info, serr = scan(path)
+  if not info then return nil, serr end
+  local self = setmetatable({
+    path = path, sync = sync, lockfile = lockfile ~= true and lockfile or nil,
+    head = info.head, size = info.size, pending = info.pending, corrupt = info.corrupt,
+    recovered = info.pending, dirty = false,
+  }, mt)
+  if info.empty or info.torn or info.head > #HEADER then
+    -- start from a clean file: drops acknowledged records and a torn tail
+    local ok, cerr = self:compact()
+    if not ok then self:release() return nil, cerr end
+  else
+    local ok, oerr = self:reopen()
+    if not ok then self:release() return nil, oerr end
+  end
+  return self
+end
+
+function _M:reopen()
+  if self.w then self.w:close() end
+  local w, err = io_open(self.path, "ab")
+  if not w then return nil, "cannot open the spool: " .. tostring(err) end
+  w:setvbuf("full", 64 * 1024)
+  self.w = w
+  return true
+end
+
+--- Append one record (a line without its "\n"); written to the kernel before returning.
+function _M:append(line)
+  local w = self.w
+  local ok, err = w:write(line, "\n")
+  if ok then ok, err = w:flush() end
+  if not ok then return nil, "cannot write to the spool: " .. tostring(err) end
+  self.size = self.size + #line + 1
+  self.pending = self.pending + 1
+  if self.sync == "always" then
+    local sok, serr = fsync_file(w, self.path)
+    if not sok then return nil, serr end
+  else
+    self.dirty = true
+  end
+  return true
+end
+
+--- fsync the spool now unless sync = "none" (before a batch leaves, at flush and close).
+function _M:sync_now()
+  if self.sync == "none" or not self.dirty or not self.w then return true end
+  local ok, err = fsync_file(self.w, self.path)
+  if ok then self.dirty = false end
+  return ok, err
+end
+
+--- Read records from offset `from` (default: head): at most `max_count` records and
+-- `max_bytes` bytes of record text. Returns lines (array of strings), offsets (start of each),
+-- and the offset just past the last line consumed.
+function _M:read(max_count, max_bytes, from)
+  from = from or self.head
+  local r = self.r
+  if not r then
+    local err
+    r, err = io_open(self.path, "rb")
+    if not r then return nil, "cannot read the spool: " .. tostring(err) end
+    self.r = r
+  end
+  r:seek("set", from)
+  local lines, offs, n, bytes = {}, {}, 0, 0
+  local pos, buf = from, ""
+  local limit = self.size
+  while n < max_count and pos < limit do
+    local want = limit - pos - #buf
+    if want > 0 then
+      local chunk = r:read(want < CHUNK and want or CHUNK)
+      if chunk then buf = buf .. chunk end
+    end
+    local i, stop = 1, false
+    while true do
+      local nl = find(buf, "\n", i, true)
+      if not nl then break end
+      local c = byte(buf, i)
+      if c == BRACE then
+        local len = nl - i
+        if n > 0 and (n >= max_count or bytes + len + 1 > max_bytes) then stop = true break end
+        n = n + 1
+        lines[n] = sub(buf, i, nl - 1)
+        offs[n] = pos + i - 1
+        bytes = bytes + len + 1
+      end
+      i = nl + 1
+    end
+    pos = pos + i - 1
+    buf = sub(buf, i)
+    if stop or want <= 0 then break end
+  end
+  return lines, offs, pos
+end
+
+--- Mark everything before `offset` done (an "#ack" record), `count` records fewer pending.
+function _M:ack(offset, count)
+  local w = self.w
+  local line = format("#ack %d\n", offset)
+  local ok, err = w:write(line)
+  if ok then ok, err = w:flush() end
+  if not ok then return nil, "cannot write to the spool: " .. tostring(err) end
+  self.size = self.size + #line
+  self.head = offset
+  self.pending = self.pending - count
+  -- not fsynced: an ack lost to a power cut only makes delivered events go again, and
+  -- their unique_ids make Klaviyo ignore them
+  self.dirty = true
+  return true
+end
+
+--- Bytes taken by acknowledged records (what compaction would free).
+function _M:dead_bytes() return self.head - #HEADER end
+
+--- Rewrite the spool keeping only the records at or after head (see the module comment).
+function _M:compact()
+  local tmp = self.path .. ".tmp"
+  local out, err = io_open(tmp, "wb")
+  if not out then return nil, "cannot create " .. tmp .. ": " .. tostring(err) end
+  out:setvbuf("full", CHUNK)
+  out:write(HEADER)
+  local size, pending = #HEADER, 0
+  if self.size > self.head then
+    local from = self.head
+    while true do
+      local lines, _, pos = self:read(4096, 64 * 1024 * 1024, from)
+      if not lines then out:close() os_remove(tmp) return nil, _ end
+      if #lines == 0 then break end
+      for i = 1, #lines do
+        out:write(lines[i], "\n")
+        size = size + #lines[i] + 1
+      end
+      pending = pending + #lines
+      from = pos
+    end
+  end
+  local ok, werr = out:flush()
+  if not ok then out:close() os_remove(tmp) return nil, "cannot write " .. tmp .. ": " .. tostring(werr) end
+  if self.sync ~= "none" then
+    local sok, serr = fsync_file(out, tmp)
+    if not sok then out:close() os_remove(tmp) return nil, serr end
+  end
+  out:close()
+  if self.r then self.r:close() self.r = nil end
+  local rok, rerr = os_rename(tmp, self.path)
+  if not rok then os_remove(tmp) return nil, "cannot replace the spool: " .. tostring(rerr) end
+  if self.sync ~= "none" then
+    local dok, derr = fsync_path(dirname(self.path))
+    if not dok then return nil, derr end
+  end
+  self.head, self.size, self.pending, self.dirty = #HEADER, size, pending, false
+  self.compactions = (self.compactions or 0) + 1
+  return self:reopen()
+end
+
+--- Close the files and release the lock; safe to call twice.
+function _M:release()
+  if self.w then
+    self:sync_now()
+    self.w:close()
+    self.w = nil
+  end
+  if self.r then self.r:close() self.r = nil end
+  if self.lockfile then os_remove(self.lockfile) self.lockfile = nil end
+  return true
+end
+
+_M.fsync_path = fsync_path
+_M.shell_quote = shell_quote
+return _M

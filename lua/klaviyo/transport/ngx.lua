@@ -1,0 +1,376 @@
+-- klaviyo.transport.ngx: moves the core's requests over nginx cosockets (OpenResty,
+-- ngx_http_lua_module), so a worker never blocks. The C core still decides everything else:
+-- c:build(req) gives the exact method, URL, headers and body (after every local check) and
+-- c:interpret(status, headers, body, operation) says what the answer means; this file only
+-- speaks HTTP/1.1 and sleeps with ngx.sleep.
+--
+-- HTTP/1.1 with keepalive pools: the pool name holds scheme, host, port, SNI name and the TLS
+-- verification setting, so verified and unverified connections never share a pool. A
+-- connection is pooled only after a complete response that allows it; one that failed
+-- anywhere is closed. TLS always verifies the peer (lua_ssl_trusted_certificate must name the
+-- CA bundle) and sends SNI. Bodies: Content-Length, chunked, or up to the close.
+--
+-- Limits: with a shared-dict limiter (klaviyo.limiter.shdict) every send first asks it and
+-- sleeps the wait, and a 429 blocks the operation for its Retry-After, in all workers.
+local ngx = ngx
+local type, tostring, tonumber, error = type, tostring, tonumber, error
+local ipairs, pairs, pcall = ipairs, pairs, pcall
+local setmetatable, concat, floor, huge = setmetatable, table.concat, math.floor, math.huge
+local format, lower, find, match = string.format, string.lower, string.find, string.match
+
+local errors = require "klaviyo.errors"
+local operations = require "klaviyo.operations"
+local shdict = require "klaviyo.limiter.shdict"
+
+local _M = { _VERSION = "0.1.0" }
+local mt = { __index = _M }
+
+-- Phases where cosockets work. Anywhere else (init, init_worker, set, header_filter,
+-- body_filter, log, balancer...) a send is refused with the phase named.
+local COSOCKET_PHASES = {
+  rewrite = true, server_rewrite = true, access = true, content = true, timer = true,
+  ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
+}
+
+-- Whether this code runs inside nginx with cosockets available somewhere (the automatic
+-- transport choice of klaviyo.new).
+function _M.usable()
+  return type(ngx) == "table" and type(ngx.socket) == "table" and
+    type(ngx.socket.tcp) == "function" and type(ngx.get_phase) == "function"
+end
+
+local function phase_check(op_id)
+  local phase = ngx.get_phase()
+  if not COSOCKET_PHASES[phase] then
+    error(format("klaviyo: %s: cannot send from the nginx %s phase (%s_by_lua* has no " ..
+      "cosockets); send from a timer instead: ngx.timer.at(0, function() ... end)",
+      op_id, phase, phase), 0)
+  end
+end
+
+-- The error table the core gives for a transport failure (kind, code, title, detail, sent).
+local function fail(op_id, code, sent, fmt, ...)
+  local detail = format(fmt, ...)
+  return nil, errors.new("transport", op_id, detail, {
+    code = code, title = "Transport failure", sent = sent,
+    message = op_id .. ": " .. detail,
+  })
+end
+
+-- "https://host:port/path?q" -> scheme, host, port, target ("/path?q"), Host header value.
+local function parse_url(url)
+  local scheme, authority, target = match(url, "^(https?)://([^/?#]+)(.*)$")
+  if not scheme then return nil end
+  local host, port = match(authority, "^%[([%x:.]+)%]:?(%d*)$")   -- IPv6 literal
+  if not host then host, port = match(authority, "^([^:]+):?(%d*)$") end
+  if not host then return nil end
+  local default = scheme == "https" and 443 or 80
+  port = port ~= "" and tonumber(port) or default
+  if target == "" then target = "/" end
+  local hosthdr = (port == default) and authority:gsub(":%d+$", "") or authority
+  return scheme, host, port, target, hosthdr
+end
+
+-- t = ngx_transport.new{timeout=, connect_timeout= (seconds), pool_size=, keepalive=
+-- (idle seconds), limiter= (a klaviyo.limiter.shdict), account= (limiter key prefix),
+-- limits= ({operation = {burst=, steady=, daily=}} overrides)}
+function _M.new(opts)
+  opts = opts or {}
+  local function ms(v, default) return floor((v or default) * 1000 + 0.5) end
+  return setmetatable({
+    connect_ms = ms(opts.connect_timeout, 10),
+    io_ms = ms(opts.timeout, 30),
+    pool_size = opts.pool_size or 64,
+    keepalive_ms = ms(opts.keepalive, 60),
+    limiter = opts.limiter,
+    account = opts.account or "",
+    limits = opts.limits or {},
+  }, mt)
+end
+
+local LIMITER_OPTIONS = { store = "string", dict = "string", safety = "number", limits = "table",
+                          account = "string", lock_ttl = "number" }
+local instances = 0
+
+-- The ngx transport for klaviyo.new's options (timeout, connect_timeout, limiter, keys);
+-- bad options raise at `level`. limiter = {store = "shdict", dict = "<lua_shared_dict name>",
+-- safety = 0..1, limits = {op = {burst=, steady=, daily=}}, account = "<key prefix>"}: the
+-- account defaults to a hash of the credential, so clients of one account share limits.
+function _M.from_options(opts, level)
+  level = (level or 1) + 1
+  if not _M.usable() then
+    error('klaviyo.new: transport "ngx" needs nginx with ngx_http_lua_module (ngx.socket.tcp)', level)
+  end
+  local l, lim, account = opts.limiter, nil, nil
+  if l ~= nil then
+    for k, v in pairs(l) do
+      local want = LIMITER_OPTIONS[k]
+      if want == nil then error(format("klaviyo.new: unknown limiter option %s", tostring(k)), level) end
+      if type(v) ~= want then
+        error(format("klaviyo.new: limiter option %s must be a %s, got %s", k, want, type(v)), level)
+      end
+    end
+    if l.store ~= "shdict" then
+      error(format('klaviyo.new: limiter store %s is not available with the ngx transport ' ..
+        '(use "shdict")', tostring(l.store)), level)
+    end
+    if l.dict == nil then error("klaviyo.new: limiter option dict must name a lua_shared_dict", level) end
+    local dict = ngx.shared[l.dict]
+    if dict == nil then
+      error(format("klaviyo.new: no lua_shared_dict named %s " ..
+        "(add `lua_shared_dict %s 10m;` to the http block)", l.dict, l.dict), level)
+    end
+    for op, lim_op in pairs(l.limits or {}) do
+      if operations[op] == nil then
+        error(format("klaviyo.new: limiter limits: unknown operation %s", tostring(op)), level)
+      end
+      if type(lim_op) ~= "table" then
+        error(format("klaviyo.new: limiter limits.%s must be a table", op), level)
+      end
+    end
+    instances = instances + 1
+    local ok, res = pcall(shdict.new, dict, {
+      clock = function() ngx.update_time(); return ngx.now() end,
+      owner = ngx.worker.pid() .. "." .. instances, safety = l.safety, lock_ttl = l.lock_ttl })
+    if not ok then
+      error((tostring(res):gsub("^.-klaviyo%.limiter%.shdict:", "klaviyo.new: limiter:")), level)
+    end
+    lim = res
+    -- Never a secret in a dict key: the account is named by a hash of the credential.
+    account = l.account or ngx.md5(opts.api_key or opts.access_token or opts.public_key or "")
+  end
+  return _M.new { timeout = opts.timeout, connect_timeout = opts.connect_timeout, limiter = lim,
+                  account = account, limits = l and l.limits }
+end
+
+-- Reads a header block (after the status line): lowercase name -> value, or a list of
+-- values for a repeated name. Returns headers or nil, err.
+local function read_headers(sock)
+  local h = {}
+  while true do
+    local line, err = sock:receive("*l")
+    if not line then return nil, err end
+    if line == "" then return h end
+    local name, value = match(line, "^([^:%s]+)%s*:%s*(.-)%s*$")
+    if name then
+      name = lower(name)
+      local old = h[name]
+      if old == nil then h[name] = value
+      elseif type(old) == "table" then old[#old + 1] = value
+      else h[name] = { old, value } end
+    end
+  end
+end
+
+local function header1(h, name)
+  local v = h[name]
+  if type(v) == "table" then return v[#v] end
+  return v
+end
+
+-- Reads a chunked body; returns body or nil, err.
+local function read_chunked(sock)
+  local parts = {}
+  while true do
+    local line, err = sock:receive("*l")
+    if not line then return nil, err end
+    local size = tonumber(match(line, "^%s*(%x+)"), 16)
+    if not size then return nil, "bad chunk size line" end
+    if size == 0 then
+      local _, terr = read_headers(sock)   -- trailers, then the final empty line
+      if terr then return nil, terr end
+      return concat(parts)
+    end
+    local data, derr = sock:receive(size)
+    if not data then return nil, derr end
+    parts[#parts + 1] = data
+    local crlf, cerr = sock:receive(2)
+    if crlf ~= "\r\n" then return nil, cerr or "bad chunk terminator" end
+  end
+end
+
+-- Sends `b` (from c:build) on a connected socket and reads the answer.
+-- Returns status, headers, body, reusable | nil, stage ("send", "status", "body"), err, got
+-- (got: some of the response arrived).
+local function exchange(sock, b, target, hosthdr)
+  local req = { b.method, " ", target, " HTTP/1.1\r\nHost: ", hosthdr, "\r\n" }
+  for _, h in ipairs(b.headers) do
+    req[#req + 1] = h[1]; req[#req + 1] = ": "; req[#req + 1] = h[2]; req[#req + 1] = "\r\n"
+  end
+  local body = b.body
+  if body ~= nil or b.method == "POST" or b.method == "PUT" or b.method == "PATCH" then
+    req[#req + 1] = "Content-Length: " .. #(body or "") .. "\r\n"
+  end
+  req[#req + 1] = "\r\n"
+  if body then req[#req + 1] = body end
+  local ok, err = sock:send(req)
+  if not ok then return nil, "send", err, false end
+
+  local line, status, version
+  repeat   -- skips 1xx interim answers
+    line, err = sock:receive("*l")
+    if not line then return nil, "status", err, false end
+    version, status = match(line, "^HTTP/(%d%.%d) (%d%d%d)")
+    if not status then return nil, "status", "bad status line", true end
+    status = tonumber(status)
+    local headers, herr = read_headers(sock)
+    if not headers then return nil, "body", herr, true end
+    if status >= 200 or status == 101 then
+      local reusable = version == "1.1"
+      local conn = header1(headers, "connection")
+      if conn then
+        conn = lower(conn)
+        if find(conn, "close", 1, true) then reusable = false
+        elseif find(conn, "keep-alive", 1, true) then reusable = true end
+      end
+      local te, cl = header1(headers, "transfer-encoding"), header1(headers, "content-length")
+      local rbody
+      if b.method == "HEAD" or status == 204 or status == 304 then
+        rbody = ""
+      elseif te and find(lower(te), "chunked", 1, true) then
+        rbody, err = read_chunked(sock)
+      elseif cl then
+        local n = tonumber(cl)
+        if not n or n < 0 or n ~= floor(n) then return nil, "body", "bad Content-Length", true end
+        if n == 0 then rbody = "" else rbody, err = sock:receive(n) end
+      else
+        rbody, err = sock:receive("*a")   -- delimited by the close
+        reusable = false
+      end
+      if not rbody then return nil, "body", err, true end
+      return status, headers, rbody, reusable
+    end
+  until false
+end
+
+-- Connects (or takes a pooled connection) and runs the TLS handshake on a new one.
+function _M.connect(self, scheme, host, port)
+  local sock, err = ngx.socket.tcp()
+  if not sock then return nil, err end
+  sock:settimeouts(self.connect_ms, self.io_ms, self.io_ms)
+  local tls = scheme == "https"
+  -- verified and unverified connections never share a pool: TLS always verifies here, and
+  -- the name says so for whoever shares the worker's pools.
+  local pool = format("klaviyo:%s:%s:%d:%s", scheme, host, port, tls and "verify:" .. host or "plain")
+  local ok
+  ok, err = sock:connect(host, port, { pool = pool })
+  if not ok then return nil, err, "connect" end
+  if tls and sock:getreusedtimes() == 0 then
+    ok, err = sock:sslhandshake(nil, host, true)
+    if not ok then sock:close(); return nil, err, "tls" end
+  end
+  return sock
+end
+
+local function connect_error(op_id, stage, err, host, port)
+  err = tostring(err)
+  if stage == "tls" then
+    return fail(op_id, "tls_failed", false,
+      "TLS handshake or certificate verification failed (%s; is lua_ssl_trusted_certificate set?)", err)
+  end
+  if find(err, "resolve", 1, true) or find(err, "resolver", 1, true) then
+    return fail(op_id, "dns_failed", false,
+      "could not resolve host (%s; nginx needs a resolver directive for host names)", err)
+  end
+  if err == "timeout" then
+    return fail(op_id, "connect_timeout", false,
+      "timed out before the request was sent (connect to %s:%d)", host, port)
+  end
+  return fail(op_id, "connect_failed", false, "could not connect (%s:%d: %s)", host, port, err)
+end
+
+-- One HTTP exchange for built request `b`: res | nil, err (the core's meaning of the answer).
+local function perform(self, c, b, op_id)
+  local scheme, host, port, target, hosthdr = parse_url(b.url)
+  if not scheme then
+    return fail(op_id, "unsupported_protocol", false, "unsupported URL for the ngx transport: %s", b.url)
+  end
+  for attempt = 1, 2 do
+    local sock, err, stage = self:connect(scheme, host, port)
+    if not sock then return connect_error(op_id, stage, err, host, port) end
+    local reused = sock:getreusedtimes() > 0
+    local status, headers, body, reusable = exchange(sock, b, target, hosthdr)
+    if status then
+      if reusable then sock:setkeepalive(self.keepalive_ms, self.pool_size) else sock:close() end
+      return c:interpret(status, headers, body, op_id)
+    end
+    sock:close()   -- failed mid-exchange: never pooled
+    local got
+    stage, err, got = headers, body, reusable
+    -- A pooled connection the server had already closed: nothing of an answer came back, so
+    -- like libcurl we try once more on a fresh connection.
+    if not (reused and not got and (err == "closed" or err == "connection reset by peer")
+            and attempt == 1) then
+      if err == "timeout" then
+        return fail(op_id, "timeout", true, got and "timed out reading the response (%s)"
+          or "timed out waiting for the response (%s)", err)
+      end
+      if stage == "send" then
+        return fail(op_id, "connection_reset", true, "connection lost while sending the request (%s)", err)
+      end
+      if stage == "status" and not got then
+        if err == "closed" then
+          return fail(op_id, "empty_reply", true,
+            "the server closed the connection without answering (%s)", err)
+        end
+        return fail(op_id, "connection_reset", true, "connection reset before a response (%s)", err)
+      end
+      if err == "bad status line" then
+        return fail(op_id, "bad_reply", true, "the server's reply is not valid HTTP (%s)", err)
+      end
+      return fail(op_id, "truncated", true, "connection lost while reading the response (%s)", tostring(err))
+    end
+  end
+end
+
+-- Limits of an operation: the client's override, else the operation table's.
+local function limits_of(self, op_id)
+  local o = self.limits[op_id]
+  if o ~= nil then return o end
+  local op = operations[op_id]
+  return op and op.limits
+end
+
+-- Waits (ngx.sleep) until the shared limiter lets `op_id` go; true | nil, err.
+local function wait_turn(self, op_id)
+  local lim = self.limiter
+  local key = self.account .. "/" .. op_id
+  local limits = limits_of(self, op_id)
+  while true do
+    local wait, err = lim:acquire(key, limits)
+    if wait == 0 then return true end
+    if wait then
+      ngx.sleep(wait)
+    elseif err == "locked" then
+      ngx.sleep(0.001)
+    else
+      return nil, errors.new("refused", op_id, "rate limiter: " .. tostring(err) .. " (nothing sent)",
+        { code = "limiter_failed", title = "Refused locally, nothing sent" })
+    end
+  end
+end
+
+-- t:request(c, req, op_id) -> res | nil, err: what c:request(req) gives with libcurl.
+function _M.request(self, c, req, op_id)
+  op_id = op_id or req.operation or "request"
+  phase_check(op_id)
+  local b, err = c:build(req)
+  if not b then return nil, err end
+  if self.limiter then
+    local ok, lerr = wait_turn(self, op_id)
+    if not ok then return nil, lerr end
+  end
+  local res
+  res, err = perform(self, c, b, op_id)
+  if not res and self.limiter and err and err.status == 429 then
+    local ra = tonumber(err.retry_after)
+    if ra and ra > 0 and ra < huge then
+      self.limiter:block(self.account .. "/" .. op_id, ra)
+    end
+  end
+  return res, err
+end
+
+_M.parse_url = parse_url
+
+return _M

@@ -1,0 +1,111 @@
+-- Shared by spec/ngx/*_spec.lua: starts the nginx test bed (spec/ngx/testbed) on free ports
+-- in front of the run's emulator, and talks to its app locations. Not a spec itself.
+--   local T = require "ngx.support"
+--   setup(T.start); teardown(T.stop)
+--   local out = T.call(T.opts(acct), {{"get_profiles", {}}})   -- runs inside nginx
+local socket = require "socket"
+local http = require "socket.http"
+local ltn12 = require "ltn12"
+local cjson = require("cjson.safe").new()
+local emu = require "helpers.emulator"
+local S = require "client.support"
+
+local M = { emu = emu, S = S, cjson = cjson }
+
+local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec/ngx"
+local TESTBED = here .. "/testbed"
+
+local function free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+local function busted_pid()
+  local f = io.popen("echo $PPID")
+  local pid = f:read("*l")
+  f:close()
+  return pid
+end
+
+-- Starts the test bed (opts.workers) and fills M.url, M.tls_url; raises when it cannot.
+function M.start(opts)
+  opts = opts or {}
+  local last
+  for _ = 1, 5 do
+    local port, tls = free_port(), free_port()
+    if port ~= tls then
+      local f = io.popen(string.format("%s start --port %d --tls-port %d --emulator %s --workers %d " ..
+        "--watch-pid %s 2>&1; echo \"exit=$?\"", TESTBED, port, tls, emu.url, opts.workers or 1,
+        busted_pid()))
+      local out = f:read("*a")
+      f:close()
+      if out:match("exit=0%s*$") then
+        M.port, M.url, M.tls_url = port, "http://127.0.0.1:" .. port, "https://127.0.0.1:" .. tls
+        return M.url
+      end
+      last = out
+    end
+  end
+  error("could not start the nginx test bed: " .. tostring(last))
+end
+
+function M.stop()
+  if M.port then
+    os.execute(TESTBED .. " stop --port " .. M.port .. " >/dev/null 2>&1")
+    M.port = nil
+  end
+end
+
+-- A request to the test bed: status, decoded JSON (or nil), raw body.
+function M.request(method, path, body)
+  local chunks = {}
+  local raw = body and (type(body) == "string" and body or assert(cjson.encode(body)))
+  local _, status = http.request {
+    url = M.url .. path, method = method,
+    headers = raw and { ["content-type"] = "application/json", ["content-length"] = tostring(#raw) } or {},
+    source = raw and ltn12.source.string(raw) or nil, sink = ltn12.sink.table(chunks),
+  }
+  local text = table.concat(chunks)
+  return status, cjson.decode(text), text
+end
+
+-- Runs client calls inside nginx (location /call, or `location`): {results = {...}} etc.
+function M.call(client_opts, calls, location)
+  local status, doc, raw = M.request("POST", location or "/call", { client = client_opts, calls = calls })
+  assert(status == 200 and doc, "POST /call: " .. tostring(status) .. " " .. tostring(raw))
+  return doc
+end
+
+-- One call inside nginx: doc (or nil), the result entry ({doc, status, ratelimit, headers}
+-- or {err = {...}}).
+function M.call1(client_opts, op, params, location)
+  local out = M.call(client_opts, { { op, params or {} } }, location)
+  assert(out.raised == nil, "raised inside nginx: " .. tostring(out.raised))
+  assert(out.new_err == nil, "klaviyo.new failed inside nginx: " .. cjson.encode(out.new_err or {}))
+  local r = out.results[1]
+  return r.doc, r
+end
+
+-- Client options for account `acct` against the emulator: auth "private" (default),
+-- "oauth" or "public"; `extra` options are added.
+function M.opts(acct, auth, extra)
+  local o = { base_url = emu.url }
+  if auth == "oauth" then o.access_token = acct.access_token
+  elseif auth == "public" then o.public_key = acct.public_key
+  else o.api_key = acct.private_key end
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return o
+end
+
+-- The emulator's recorded requests of `op` after `mark` (S.mark()).
+function M.since(mark, op)
+  local out = {}
+  for _, r in ipairs(S.since(mark)) do
+    if op == nil or r.operation == op then out[#out + 1] = r end
+  end
+  return out
+end
+
+return M

@@ -1,0 +1,143 @@
+-- The spool file on its own (no network): format, torn tails, acks, compaction and what a
+-- crash at each step of it leaves, corrupt lines, the owner lock.
+local spool = require "klaviyo.tracker.spool"
+local S = require "tracker.support"
+
+local HEADER = spool.HEADER
+
+local function slurp(p)
+  local f = assert(io.open(p, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function write(p, s)
+  local f = assert(io.open(p, "wb"))
+  f:write(s)
+  f:close()
+end
+
+local function exists(p)
+  local f = io.open(p, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+local function rec(n) return '{"type":"event-bulk-create","n":' .. n .. '}' end
+
+describe("klaviyo.tracker.spool", function()
+  local path
+  before_each(function() path = S.spool_path("spool") end)
+  after_each(function() S.cleanup(path) end)
+
+  it("writes a header, then one line per record, readable before append returns", function()
+    local sp = assert(spool.open(path, { sync = "none" }))
+    assert(sp:append(rec(1)))
+    assert(sp:append(rec(2)))
+    -- no close: what a killed process leaves
+    assert.are.equal(HEADER .. rec(1) .. "\n" .. rec(2) .. "\n", slurp(path))
+    assert.are.equal(2, sp.pending)
+    sp:release()
+  end)
+
+  it("drops a torn last record (a write cut by a crash) when reopened", function()
+    write(path, HEADER .. rec(1) .. "\n" .. rec(2) .. "\n" .. '{"type":"event-bu')
+    local sp = assert(spool.open(path))
+    assert.are.equal(2, sp.pending)
+    assert(sp:append(rec(3)))
+    assert.are.equal(HEADER .. rec(1) .. "\n" .. rec(2) .. "\n" .. rec(3) .. "\n", slurp(path))
+    local lines = sp:read(10, 1e6)
+    assert.are.same({ rec(1), rec(2), rec(3) }, lines)
+    sp:release()
+  end)
+
+  it("reads at most N records and B bytes from the head", function()
+    local sp = assert(spool.open(path, { sync = "none" }))
+    for i = 1, 10 do assert(sp:append(rec(i))) end
+    local lines, offs, endpos = sp:read(4, 1e6)
+    assert.are.same({ rec(1), rec(2), rec(3), rec(4) }, lines)
+    assert.are.equal(#HEADER, offs[1])
+    assert.are.equal(#HEADER + 4 * (#rec(1) + 1), endpos)
+    lines = sp:read(100, 2 * (#rec(1) + 1))
+    assert.are.equal(2, #lines)
+    lines = sp:read(100, 1) -- one record always fits, however small the budget
+    assert.are.equal(1, #lines)
+    sp:release()
+  end)
+
+  it("resumes after the last ack: acknowledged records are not delivered again", function()
+    local sp = assert(spool.open(path, { sync = "none" }))
+    for i = 1, 5 do assert(sp:append(rec(i))) end
+    local _, _, endpos = sp:read(3, 1e6)
+    assert(sp:ack(endpos, 3))
+    assert(sp:append(rec(6)))
+    assert.are.equal(3, sp.pending)
+    sp:release()
+    assert.matches("#ack " .. endpos .. "\n", slurp(path), 1, true)
+    local again = assert(spool.open(path))
+    assert.are.equal(3, again.pending)
+    assert.are.same({ rec(4), rec(5), rec(6) }, (again:read(10, 1e6)))
+    -- reopening compacted: acknowledged records and acks are gone
+    assert.are.equal(HEADER .. rec(4) .. "\n" .. rec(5) .. "\n" .. rec(6) .. "\n", slurp(path))
+    again:release()
+  end)
+
+  it("compaction keeps every unacknowledged record, including ones appended after a read", function()
+    local sp = assert(spool.open(path, { sync = "batch" }))
+    for i = 1, 4 do assert(sp:append(rec(i))) end
+    local _, _, endpos = sp:read(2, 1e6)
+    assert(sp:append(rec(5)))
+    assert(sp:ack(endpos, 2))
+    assert(sp:compact())
+    assert.are.equal(HEADER .. rec(3) .. "\n" .. rec(4) .. "\n" .. rec(5) .. "\n", slurp(path))
+    assert(sp:append(rec(6)))
+    assert.are.same({ rec(3), rec(4), rec(5), rec(6) }, (sp:read(10, 1e6)))
+    assert.is_false(exists(path .. ".tmp"))
+    sp:release()
+  end)
+
+  it("a crash during compaction before the rename leaves the old file in charge", function()
+    -- the old file (with its ack) and a half-written PATH.tmp, as a kill would leave them
+    local body = HEADER .. rec(1) .. "\n"
+    local ack_at = #body
+    body = body .. rec(2) .. "\n" .. "#ack " .. ack_at .. "\n" .. rec(3) .. "\n"
+    write(path, body)
+    write(path .. ".tmp", HEADER .. rec(2) .. "\n" .. '{"ty')
+    local sp = assert(spool.open(path))
+    assert.is_false(exists(path .. ".tmp"))
+    assert.are.same({ rec(2), rec(3) }, (sp:read(10, 1e6)))
+    sp:release()
+  end)
+
+  it("skips and counts a corrupt line; refuses a file that is not a spool", function()
+    write(path, HEADER .. rec(1) .. "\n" .. "\0\0garbage\n" .. rec(2) .. "\n")
+    local sp = assert(spool.open(path))
+    assert.are.equal(1, sp.corrupt)
+    assert.are.same({ rec(1), rec(2) }, (sp:read(10, 1e6)))
+    sp:release()
+    local other = path .. "-other"
+    write(other, "hello world\n")
+    local no, err = spool.open(other)
+    assert.is_nil(no)
+    assert.matches("not a klaviyo tracker spool", err)
+    os.remove(other)
+    os.remove(other .. ".lock")
+  end)
+
+  it("takes over the lock of a dead owner", function()
+    write(path .. ".lock", "999999999 12345\n") -- no such process
+    local sp = assert(spool.open(path))
+    assert.are_not.equal("999999999 12345\n", slurp(path .. ".lock"))
+    sp:release()
+    assert.is_false(exists(path .. ".lock"))
+  end)
+
+  it("fsyncs files and directories (sync = \"always\" and compaction)", function()
+    assert.is_true(spool.fsync_path(S.root))
+    local sp = assert(spool.open(path, { sync = "always" }))
+    assert(sp:append(rec(1)))
+    assert.is_nil((spool.fsync_path(path .. "-missing")))
+    sp:release()
+  end)
+end)

@@ -1,0 +1,133 @@
+-- Shared by the tracker specs: an emulator account with a live flow on a metric (so the
+-- emulator counts flow runs), clients, temporary spool paths, and reading back what the
+-- emulator holds.
+local emu = require "helpers.emulator"
+local null = require("cjson.safe").null
+
+local M = { emu = emu }
+
+local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+M.root = here .. "/../.."
+
+-- The interpreter running this spec (for child processes) and its C module directory.
+function M.interpreter()
+  local i = -1
+  while arg and arg[i - 1] do i = i - 1 end
+  local lua = arg and arg[i] or "lua"
+  if lua:match("busted$") then lua = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+")) end
+  return lua
+end
+
+function M.build_dir()
+  local name = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+  return M.root .. "/build/" .. name
+end
+
+function M.client(acct)
+  local klaviyo = require "klaviyo"
+  return assert(klaviyo.new { api_key = acct.private_key, base_url = emu.url })
+end
+
+local function api_ok(acct, method, path, body, want)
+  local st, _, doc, raw = emu.api(acct, method, path, { body = body })
+  assert(st == want, tostring(st) .. " " .. tostring(raw))
+  return doc
+end
+
+--- A fresh account, rate limits off, with a live flow triggered by `metric`.
+-- Returns acct, flow_id.
+function M.account(metric, limits_on)
+  local acct = emu.account()
+  if not limits_on then emu.limits({ ["*"] = "off" }, acct) end
+  metric = metric or "Placed Order"
+  -- a backfilled event creates the metric without starting anything
+  api_ok(acct, "POST", "/api/events", { data = { type = "event", attributes = {
+    properties = {}, backfill = true, unique_id = "seed",
+    metric = { data = { type = "metric", attributes = { name = metric } } },
+    profile = { data = { type = "profile", attributes = { email = "seed@example.com" } } } } } },
+    202)
+  local st, _, body, raw = emu.api(acct, "GET", "/api/metrics",
+    { query = { filter = string.format('equals(name,"%s")', metric) } })
+  assert(st == 200 and body.data[1], raw)
+  local mid = body.data[1].id
+  local def = { triggers = { { type = "metric", id = mid } },
+    actions = { { temporary_id = "d1", type = "time-delay", data = { unit = "days", value = 1 },
+                  links = { next = null } } },
+    entry_action_id = "d1" }
+  local flow = api_ok(acct, "POST", "/api/flows", { data = { type = "flow",
+    attributes = { name = "Tracker flow", definition = def } } }, 201)
+  local id = flow.data.id
+  api_ok(acct, "PATCH", "/api/flows/" .. id, { data = { type = "flow", id = id,
+    attributes = { status = "live" } } }, 200)
+  return acct, id
+end
+
+local n = 0
+--- A spool path no other test uses (and none of its companion files exist).
+function M.spool_path(tag)
+  n = n + 1
+  local p = os.tmpname()
+  os.remove(p)
+  p = p .. "-" .. (tag or "spool") .. "-" .. n
+  for _, s in ipairs({ "", ".tmp", ".lock" }) do os.remove(p .. s) end
+  return p
+end
+
+function M.cleanup(p)
+  for _, s in ipairs({ "", ".tmp", ".lock" }) do os.remove(p .. s) end
+end
+
+--- Every event the account holds: array of {id, seq = properties.seq, uid = properties.uid}.
+function M.events(acct)
+  emu.admin("GET", "jobs?settle=1&account=" .. acct.account_id)
+  local out = {}
+  local cursor
+  repeat
+    local q = { ["page[size]"] = 1000, ["fields[event]"] = "event_properties" }
+    if cursor then q["page[cursor]"] = cursor end
+    local st, _, body, raw = emu.api(acct, "GET", "/api/events", { query = q })
+    assert(st == 200, raw)
+    for _, ev in ipairs(body.data) do
+      local p = ev.attributes.event_properties or {}
+      out[#out + 1] = { id = ev.id, seq = p.seq, uid = p.uid }
+    end
+    local nxt = body.links and body.links.next
+    cursor = type(nxt) == "string" and nxt:match("page%%5Bcursor%%5D=([^&]+)") or
+      (type(nxt) == "string" and nxt:match("page%[cursor%]=([^&]+)")) or nil
+  until not cursor
+  return out
+end
+
+--- Flow runs of the account's flow: map event_id -> count, total.
+function M.runs(acct, flow_id)
+  local by_event, total = {}, 0
+  for _, r in ipairs(emu.flow_runs(acct)) do
+    if r.flow_id == flow_id then
+      total = total + 1
+      by_event[r.event_id] = (by_event[r.event_id] or 0) + 1
+    end
+  end
+  return by_event, total
+end
+
+--- The events held for `seqs` (set of seq numbers expected): returns a report table
+-- {held, missing, extra, twice, runs_bad} (all counts; 0 everywhere is exact delivery).
+function M.check_exact(acct, flow_id, expected, maybe)
+  local evs = M.events(acct)
+  local runs = M.runs(acct, flow_id)
+  local seen = {}
+  local r = { held = 0, missing = 0, extra = 0, twice = 0, runs_bad = 0 }
+  for _, ev in ipairs(evs) do
+    if ev.seq ~= nil then
+      r.held = r.held + 1
+      if seen[ev.seq] then r.twice = r.twice + 1 end
+      seen[ev.seq] = true
+      if not expected[ev.seq] and not (maybe and maybe[ev.seq]) then r.extra = r.extra + 1 end
+      if runs[ev.id] ~= 1 then r.runs_bad = r.runs_bad + 1 end
+    end
+  end
+  for seq in pairs(expected) do if not seen[seq] then r.missing = r.missing + 1 end end
+  return r
+end
+
+return M

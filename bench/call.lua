@@ -1,4 +1,5 @@
--- bench/call.lua URL API_KEY N MODE: N sequential create_event sends, prints "<requests/s> <failures>".
+-- bench/call.lua URL API_KEY N MODE: N sequential create_event sends; prints
+-- "<requests/s> <failures> <CPU microseconds/request>" (CPU of this process: os.clock).
 -- MODE "call": client:call("create_event", params) through the whole Lua layer (parameter
 -- checks, body encoding, decoding); MODE "core": the binding's c:request with pre-encoded bytes.
 local url, key, n, mode = arg[1], arg[2], tonumber(arg[3]), arg[4] or "call"
@@ -28,10 +29,10 @@ end
 
 for _ = 1, math.min(200, n) do send() end  -- warm up: connection, JIT, buffers
 local failures = 0
-local t0 = now()
+local t0, c0 = now(), clock()
 for _ = 1, n do
   local res = send()
   if not res then failures = failures + 1 end
 end
-local secs = now() - t0
-print(string.format("%.0f %d", n / secs, failures))
+local secs, cpu = now() - t0, clock() - c0
+print(string.format("%.0f %d %.1f", n / secs, failures, cpu * 1e6 / n))

@@ -31,9 +31,10 @@ local started = os.time()
 local import = check("import", env.profiles:import(rows, { list = list.id }))
 say("import            %d rows in %d job(s)", ROWS, #import.jobs)
 local jobs = check("wait", import:wait{ timeout = 120, interval = 0.2 })
+local function count(x) return type(x) == "number" and ("%d"):format(x) or "?" end
 for _, j in ipairs(jobs) do
-  say("  job %s  %s  %s/%s done, %s failed", j.id, j.status, tostring(j.completed_count),
-    tostring(j.total_count), tostring(j.failed_count))
+  say("  job %s  %s  %s/%s done, %s failed", j.id, j.status, count(j.completed_count),
+    count(j.total_count), count(j.failed_count))
 end
 for e, err in import:errors() do
   check("import errors", e, err)

@@ -1,5 +1,13 @@
 # The C core (src/) on libcurl: klaviyo.core for every interpreter, a static library for C
-# users, the C example, and the C unit tests.  Targets: build, core, ctest.
+# users, the C example, and the C unit tests.
+#   make core        build/<interp>/klaviyo/core.so for each of $(LUAS)
+#   make build       core + build/libklaviyo.a + build/examples/track
+#   make ctest       C tests (ASan/UBSan), other fragments' CTESTS, examples/track under
+#                    valgrind against the emulator, the binding's spec under valgrind (the
+#                    busted runs of `make test` run it on every TEST_LUAS already)
+#   make spec-core   spec/core/binding_spec.lua on $(TEST_LUAS)
+#   make bench-call  bench/call (client:call vs a plain C libcurl loop)
+#   make fuzz-core   libFuzzer on answers, JSON, URLs, request pieces (FUZZ_SECONDS=60)
 CC        ?= cc
 CORE_CFLAGS := -std=c99 -Wall -Wextra -Werror -O2 -fPIC -g
 CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
@@ -69,24 +77,39 @@ spec-core: core
 	exit $$fail
 
 spec-core-valgrind: core
-	@echo "== binding_spec (lua5.4, valgrind)"; \
+	@echo "== binding_spec (lua5.4, valgrind)"; out=$$(mktemp); \
 	LUA_PATH='$(call lua_path)' LUA_CPATH='$(call lua_cpath,lua5.4)' \
-	  $(CORE_VALGRIND) lua5.4 /usr/bin/busted --helper=spec/helpers/emulator.lua -o TAP spec/core/binding_spec.lua | tail -n 1; \
-	exit $${PIPESTATUS[0]}
+	  $(CORE_VALGRIND) lua5.4 /usr/bin/busted --helper=spec/helpers/emulator.lua -o TAP \
+	  spec/core/binding_spec.lua >$$out 2>&1; rc=$$?; \
+	grep -E '^not ok|^==[0-9]+==' $$out; \
+	echo "binding-valgrind: $$(grep -cE '^ok [0-9]+' $$out) passed, $$(grep -cE '^not ok [0-9]+' $$out) failed"; \
+	rm -f $$out; exit $$rc
 
 # Runs the core's C tests, then whatever other fragments add to CTESTS (a list of targets,
 # e.g. LIMIT's ctest-limiter; expanded at run time so include order does not matter), then
-# examples/track under valgrind against a throwaway emulator, then the binding's spec.
+# examples/track under valgrind against a throwaway emulator, then the binding's spec under
+# valgrind.
 ctest: $(CORE_TEST_BINS) $(BUILD)/examples/track
 	@fail=0; for t in $(CORE_TEST_BINS); do echo "== $$t"; \
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $$t || fail=1; done; \
 	for t in $(CTESTS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t || fail=1; done; \
 	echo "== valgrind examples/track"; spec/c/valgrind-track $(BUILD)/examples/track || fail=1; \
-	$(MAKE) --no-print-directory spec-core spec-core-valgrind || fail=1; \
+	$(MAKE) --no-print-directory spec-core-valgrind || fail=1; \
 	exit $$fail
+
+# libFuzzer over answers, JSON, URLs and request pieces (clang); FUZZ_SECONDS per run.
+FUZZ_SECONDS ?= 60
+$(BUILD)/fuzz/fuzz_core: spec/c/fuzz_core.c $(SAN_SRCS) $(CORE_HDRS) mk/core.mk
+	@mkdir -p $(dir $@)
+	clang -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  $(CURL_CFLAGS) -Isrc $< $(SAN_SRCS) -o $@ $(CURL_LIBS)
+
+fuzz-core: $(BUILD)/fuzz/fuzz_core
+	@mkdir -p $(BUILD)/fuzz/corpus
+	$(BUILD)/fuzz/fuzz_core -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/fuzz/corpus
 
 # bench/call: client:call("create_event") requests/s next to a plain C libcurl loop.
 bench-call: core
 	bench/call
 
-.PHONY: build core ctest spec-core spec-core-valgrind bench-call
+.PHONY: build core ctest spec-core spec-core-valgrind bench-call fuzz-core

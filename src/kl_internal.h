@@ -75,6 +75,7 @@ struct kl_client_priv {
     void *slist;          /* headers as libcurl holds them, built from ... */
     kl_buf slist_src;     /* ... this copy of hstore: unchanged headers reuse the list */
     char curl_err[256];   /* CURL_ERROR_SIZE */
+    int body_too_large;
 };
 
 /* client.c */

@@ -1,6 +1,19 @@
 /*
  * klaviyo.h - public C API of lua-klaviyo's core (usable from C without Lua).
  *
+ *   kl_options o = {0};
+ *   o.api_key = getenv("KLAVIYO_API_KEY");
+ *   kl_client *c = kl_new(&o);                  // NULL only when out of memory
+ *   if (c->err) { fprintf(stderr, "%s\n", c->errstr); kl_free(c); return 1; }
+ *   kl_request r = {0};
+ *   r.operation = "create_event"; r.method = "POST"; r.path = "/api/events";
+ *   r.body = json; r.body_len = strlen(json); r.auth = KL_AUTH_PRIVATE;
+ *   if (kl_send(c, &r) == KL_OK) printf("%ld\n", kl_last_response(c)->status);
+ *   else fprintf(stderr, "%s\n", c->errstr);   // e.g. "create_event: HTTP 400 invalid: ..."
+ *   kl_free(c);
+ *
+ * Link with build/libklaviyo.a and libcurl (examples/track.c is a complete program).
+ *
  * Style after hiredis: one prefix (kl_), version macros, an options struct, a client
  * context that carries err/errstr of its last failure.  A client owns one libcurl easy
  * handle, so one connection serves many requests.  Results (kl_response, kl_error,
@@ -95,7 +108,26 @@ typedef struct kl_response {
     double retry_after; /* seconds from Retry-After (or a 429's detail), -1 when absent */
 } kl_response;
 
-/* Error detail of the last failure.  Strings are NULL when absent. */
+/* Error detail of the last failure.  Strings are NULL when absent.
+ *
+ * code, by kind:
+ *   KL_ERR_HTTP       Klaviyo's own errors[0].code ("invalid", "throttled", "duplicate_profile"...);
+ *                     for bodies that are not a JSON:API error document: "edge_blocked" (HTML 403
+ *                     from the edge), "edge_error" (520-527) or a name for the status
+ *                     ("bad_gateway", "service_unavailable", ...).
+ *   KL_ERR_TRANSPORT  "dns_failed", "connect_failed", "connect_timeout" (nothing sent),
+ *                     "tls_failed", "timeout" (sent, no complete answer), "connection_reset"
+ *                     (reset before a response), "empty_reply", "truncated", "bad_reply",
+ *                     "bad_encoding", "response_too_large", "unsupported_protocol", "transport_failed".
+ *                     `sent` tells whether the request may have reached the server (what a
+ *                     retry policy needs to know).
+ *   KL_ERR_REFUSED    "private_key_to_client", "public_key_to_api", "missing_credential",
+ *                     "invalid_credential", "insecure_transport", "invalid_revision",
+ *                     "foreign_url", "invalid_url", "invalid_path", "invalid_base_url",
+ *                     "invalid_option", "client_unusable".
+ *   KL_ERR_USAGE      "invalid_request", "invalid_method", "invalid_auth", "invalid_path",
+ *                     "invalid_path_params", "invalid_query", "invalid_header", "too_many_headers".
+ */
 typedef struct kl_error {
     int kind;            /* KL_ERR_* */
     long status;         /* HTTP status, 0 for transport/refused */
@@ -139,17 +171,22 @@ typedef struct kl_client {
 kl_client *kl_new(const kl_options *opts);
 void kl_free(kl_client *c);
 
-/* Replace the bearer token (OAuth refresh).  NULL or "" clears it. */
+/* Replace the bearer token (OAuth refresh).  NULL or "" clears it (the api_key, if any,
+ * is used again).  Refused: control characters, or a client on plain http to a
+ * non-loopback host. */
 int kl_set_access_token(kl_client *c, const char *token);
 
-/* kl_send: send a request and wait for the answer.  KL_OK: kl_last_response() holds the 2xx answer.
- * Otherwise kl_last_error() describes the failure (also c->err/c->errstr). */
+/* Send a request and wait for the answer (blocking, libcurl).  KL_OK: kl_last_response()
+ * holds the 2xx answer.  Otherwise kl_last_error() describes the failure (also c->err and
+ * c->errstr); after an HTTP error kl_last_response() still holds status and headers.
+ * The request's strings and body only need to live for the duration of the call. */
 int kl_send(kl_client *c, const kl_request *req);
 
-/* Build without sending (same local checks as kl_request). */
+/* Build without sending (the same local checks as kl_send); *out stays valid until the
+ * next call on the client and its body points at req->body. */
 int kl_build(kl_client *c, const kl_request *req, const kl_built **out);
 
-/* Interpret an answer received by another transport, as kl_request would. */
+/* Interpret an answer another transport received, exactly as kl_send would. */
 int kl_interpret(kl_client *c, long status, const kl_header *headers, size_t n_headers,
                  const char *body, size_t body_len, const char *operation);
 

@@ -9,10 +9,17 @@
 #include <string.h>
 #include <strings.h>
 
+/* Klaviyo's documents are far smaller; a body past this is not an answer worth holding. */
+#define KL_MAX_BODY ((size_t)64 * 1024 * 1024)
+
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
     kl_client *c = ud;
     size_t n = size * nmemb;
-    if (kl_buf_add(&c->priv->body, ptr, n)) return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+    if (c->priv->body.len + n > KL_MAX_BODY) {
+        c->priv->body_too_large = 1;
+        return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+    }
+    if (kl_buf_add(&c->priv->body, ptr, n)) return 0;
     return n;
 }
 
@@ -165,6 +172,8 @@ static int transport_error(kl_client *c, CURLcode e, const char *op, const char 
     case CURLE_PARTIAL_FILE:
         code = "truncated"; what = "the response body was cut short"; break;
     case CURLE_WRITE_ERROR:
+        if (p->body_too_large) { code = "response_too_large"; what = "the response body is over 64 MB"; break; }
+        return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory while receiving the response");
     case CURLE_OUT_OF_MEMORY:
         return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory while receiving the response");
     case CURLE_UNSUPPORTED_PROTOCOL:
@@ -188,6 +197,7 @@ int kl_transport_perform(kl_client *c, const char *op) {
     CURLcode e;
     long status = 0;
     kl_resp_reset(c);
+    p->body_too_large = 0;
     e = setup(c);
     if (e != CURLE_OK) {
         if (e == CURLE_OUT_OF_MEMORY) return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory");

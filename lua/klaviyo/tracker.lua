@@ -31,6 +31,13 @@
 --   worker exit the timer closes the tracker without delivering; the events stay spooled.
 --   Use a client whose transport yields (cosockets) in nginx: a blocking transport stalls the
 --   worker while a batch is sent.
+--
+-- Retries and limits: the tracker sends through `client:call`, so the client's limiter and
+-- retry rules (issue 4) apply to each job. Whatever the client gives up on, the tracker keeps:
+-- the batch stays in the spool and goes again after a back-off, with the same unique_ids, so
+-- neither the client's repeats nor the tracker's can record an event twice.
+--
+-- Not thread-safe across processes beyond the lock: one tracker per spool file.
 -- @module klaviyo.tracker
 local spool_mod = require "klaviyo.tracker.spool"
 local batcher = require "klaviyo.tracker.batcher"
@@ -42,7 +49,7 @@ local cjson = require("cjson.safe").new()
 local type, pairs, tostring, error, pcall, setmetatable, getmetatable = type, pairs, tostring,
   error, pcall, setmetatable, getmetatable
 
-local format, gsub = string.format, string.gsub
+local format, gsub, floor = string.format, string.gsub, math.floor
 local build = events.build
 
 local _M = { _VERSION = "0.1.0" }
@@ -199,7 +206,9 @@ end
 -- batches. Returns true, or nil, err, outcome ("retry"|"stop") after a failed attempt (the
 -- next one waits for the back-off).
 function _M:deliver(all)
-  if self.delivering then return true end -- re-entered from on_reject, or timer and flush
+  -- another delivery is running (nginx: the timer while a request flushes; plain Lua: a
+  -- flush from inside on_reject)
+  if self.delivering then return true, "busy" end
   local sp = self.spool
   local stats = self.counts
   self.delivering = true
@@ -240,7 +249,13 @@ function _M:track(ev)
   if self.closed then error("tracker:track: the tracker is closed", 2) end
   local attrs, profile, size = build(ev, "tracker:track", "", nil)
   if not attrs then return nil, V.refuse("bulk_create_events", profile, size) end
-  if attrs.time == nil then attrs.time = V.iso(now()) end
+  local t = now()
+  if attrs.time == nil then
+    -- the time it happened, to the millisecond; formatted once per millisecond
+    local ms = floor(t * 1000)
+    if ms ~= self.iso_ms then self.iso_ms, self.iso = ms, V.iso(ms / 1000) end
+    attrs.time = self.iso
+  end
   attrs.profile = nil -- a bulk entry carries the profile beside its events
   local line, eerr = self.encode({ type = "event-bulk-create", attributes = {
     profile = { data = profile },
@@ -252,8 +267,10 @@ function _M:track(ev)
       "the event takes %d bytes, over the %d-byte request limit", #line, self.max_batch_bytes))
   end
   local sp = self.spool
-  if sp.size + #line + 1 > self.max_spool_bytes then
-    if sp:dead_bytes() > 0 and not self.delivering then sp:compact() end
+  if sp.size + #line + 1 > self.max_spool_bytes and not self.delivering then
+    -- make room first: deliver (unless backing off), then drop what was delivered
+    if self.auto and now() >= self.next_attempt then self:deliver(true) end
+    if sp:dead_bytes() > 0 then sp:compact() end
     if sp.size + #line + 1 > self.max_spool_bytes then
       return nil, errors.new("spool_full", "tracker", format(
         "the spool holds %d undelivered events (%d bytes, max_spool_bytes %d); nothing was " ..
@@ -265,8 +282,8 @@ function _M:track(ev)
   self.counts.tracked = self.counts.tracked + 1
   if self.auto and not self.delivering then
     local full = sp.pending >= self.batch
-    if full or now() - self.last_delivery >= self.interval then
-      if now() >= self.next_attempt then self:deliver(not full) end
+    if (full or t - self.last_delivery >= self.interval) and t >= self.next_attempt then
+      self:deliver(not full)
     end
   end
   return attrs.unique_id
@@ -288,7 +305,12 @@ function _M:flush(timeout)
       sleep(self.next_attempt - t)
     end
     local ok, err, what = self:deliver(true)
-    if not ok then
+    if err == "busy" then
+      if not in_ngx then
+        return nil, errors.new("busy", "tracker", "flush called during a delivery (from on_reject?)")
+      end
+      sleep(0.01) -- let the running delivery progress
+    elseif not ok then
       last = err
       if what == "stop" then break end
     end

@@ -100,6 +100,20 @@ static void serve(int ls) {
                                  (unsigned long)sizeof gz);
                 send_all(fd, out, (size_t)n);
                 send_all(fd, (const char *)gz, sizeof gz);
+            } else if (strstr(path, "/api/huge")) { /* 65 MB promised and sent */
+                static char chunk[65536];
+                size_t left = (size_t)65 * 1024 * 1024;
+                int n = snprintf(out, sizeof out, "HTTP/1.1 200 OK\r\nContent-Length: %lu\r\n\r\n",
+                                 (unsigned long)left);
+                send_all(fd, out, (size_t)n);
+                memset(chunk, 'x', sizeof chunk);
+                while (left) {
+                    size_t k = left < sizeof chunk ? left : sizeof chunk;
+                    ssize_t w = write(fd, chunk, k);
+                    if (w <= 0) break;
+                    left -= (size_t)w;
+                }
+                break;
             } else if (strstr(path, "/api/empty")) {
                 break; /* close without a byte */
             } else if (strstr(path, "/api/reset")) {
@@ -175,7 +189,11 @@ int main(void) {
     int i;
 
     pid = fork();
-    if (pid == 0) { serve(ls); _exit(0); }
+    if (pid == 0) {
+        alarm(120); /* never outlives a test run whose parent died early */
+        serve(ls);
+        _exit(0);
+    }
     close(ls);
     snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
     c = client(base, 3000);
@@ -243,6 +261,7 @@ int main(void) {
     expect_failure(c, "/api/empty", "empty_reply", 1);
     expect_failure(c, "/api/reset", "connection_reset", 1);
     expect_failure(c, "/api/truncated", "truncated", 1);
+    expect_failure(c, "/api/huge", "response_too_large", 1);
     CHECK_INT(get(c, "/api/gzip"), KL_OK);
     kl_free(c);
 
@@ -303,6 +322,7 @@ int main(void) {
         snprintf(a1, sizeof a1, "%d", tp);
         spid = fork();
         if (spid == 0) {
+            alarm(120);
             char kp[64], cp[64];
             snprintf(kp, sizeof kp, "%s/k.pem", dir);
             snprintf(cp, sizeof cp, "%s/c.pem", dir);

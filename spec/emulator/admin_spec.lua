@@ -181,6 +181,41 @@ describe("admin API", function()
       assert.are.equal(2, doc.rules[1].count)
     end)
 
+    it("answers a raw body: an HTML edge page, or a JSON body of the test's choosing", function()
+      local html = "<html><body>Error 520: Web server is returning an unknown error</body></html>"
+      emu.faults { { operation = "get_events", status = 520, body = html, count = 1 },
+                   { operation = "get_metrics", status = 200, body = '{"data": "odd"}', count = 1 },
+                   { operation = "get_profiles", status = 403, body = "blocked", content_type = "text/plain",
+                     count = 1 } }
+      local st, h, decoded, raw = emu.api(acct, "GET", "/api/events")
+      assert.are.equal(520, st)
+      assert.are.equal(html, raw)
+      assert.is_nil(decoded)
+      assert.matches("^text/html", h["content-type"])
+      st, h, decoded = emu.api(acct, "GET", "/api/metrics")
+      assert.are.equal(200, st)
+      assert.are.equal("odd", decoded.data)
+      assert.matches("^application/vnd.api%+json", h["content-type"])
+      local _
+      st, h, _, raw = emu.api(acct, "GET", "/api/profiles")
+      assert.are.equal(403, st)
+      assert.are.equal("blocked", raw)
+      assert.are.equal("text/plain", h["content-type"])
+    end)
+
+    it("numbers every recorded request, also one reset before an answer", function()
+      emu.faults { { operation = "get_events", reset = "before", count = 1 } }
+      emu.api(acct, "GET", "/api/events")
+      emu.api(acct, "GET", "/api/events")
+      local list = emu.requests(acct)
+      assert.are.equal(0, list[1].status)
+      assert.is_true(list[1].fault) -- the contract check skips what a fault changed
+      assert.are.equal(200, list[2].status)
+      assert.is_nil(list[2].fault)
+      assert.is_number(list[1].seq)
+      assert.are.equal(list[1].seq + 1, list[2].seq)
+    end)
+
     it("refuses malformed rules", function()
       for _, rules in ipairs {
         { { operation = "nope", status = 500 } },
@@ -188,6 +223,9 @@ describe("admin API", function()
         { { reset = "sometimes" } },
         { { operation = "*" } },
         { { status = 500, probability = 2 } },
+        { { body = "<html/>" } },
+        { { status = 500, body = 42 } },
+        { { status = 500, content_type = "text/html" } },
       } do
         local st, body = emu.admin("POST", "faults", { rules = rules })
         assert.are.equal(400, st)

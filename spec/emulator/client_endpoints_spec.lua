@@ -173,6 +173,24 @@ describe("emulator client endpoints", function()
     end)
   end)
 
+  describe("create_client_back_in_stock_subscription", function()
+    it("subscribes with the public key and checks channels like the server endpoint", function()
+      local function bis(channels, attrs)
+        local variant = {data = {type = "catalog-variant", id = "$custom:::$default:::SKU-9"}}
+        return client(acct, "/client/back-in-stock-subscriptions", {data = {
+          type = "back-in-stock-subscription", relationships = {variant = variant},
+          attributes = {channels = channels, profile = {data = {type = "profile", attributes = attrs}}}}})
+      end
+      local st, _, body = bis({"EMAIL", "SMS"}, {email = "bis@example.com", phone_number = "+15005550013"})
+      assert.are.equal(202, st)
+      assert.is_nil(body)
+      assert.truthy(profile_by_email(acct, "bis@example.com"))
+      st, _, body = bis({"SMS"}, {email = "nophone@example.com"})
+      assert.are.equal(400, st)
+      assert.truthy(body.errors[1].detail:find("E.164", 1, true))
+    end)
+  end)
+
   describe("create_client_profile", function()
     local function profile_body(attrs, id)
       return {data = {type = "profile", id = id, attributes = attrs}}

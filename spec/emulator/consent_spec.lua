@@ -217,6 +217,40 @@ describe("emulator consent", function()
     end)
   end)
 
+  describe("back in stock", function()
+    local function bis(channels, profile_attrs, variant)
+      return api(acct, "POST", "/api/back-in-stock-subscriptions", {body = {data = {
+        type = "back-in-stock-subscription",
+        attributes = {channels = channels, profile = {data = {type = "profile", attributes = profile_attrs}}},
+        relationships = {variant = {data = {type = "catalog-variant",
+          id = variant or "$custom:::$default:::SKU-1"}}}}}})
+    end
+
+    it("subscribes a profile (creating it) without changing its marketing consent", function()
+      local st, _, body = bis({"EMAIL", "SMS"}, {email = "bis@example.com", phone_number = "+15005550020"})
+      assert.are.equal(202, st)
+      assert.is_nil(body)
+      local s = subs_of(acct, "bis@example.com")
+      assert.are.equal("NEVER_SUBSCRIBED", s.email.marketing.consent)
+      assert.are.equal("NEVER_SUBSCRIBED", s.sms.marketing.consent)
+    end)
+
+    it("needs the identifier each channel sends to, a well-formed variant, and known channels", function()
+      local st, _, body = bis({"SMS"}, {email = "b@example.com"})
+      assert.are.equal(400, st)
+      assert.are.equal("/data/attributes/channels/0", body.errors[1].source.pointer)
+      st, _, body = bis({"SMS"}, {phone_number = "555-0100"})
+      assert.are.equal(400, st)
+      assert.are.equal("/data/attributes/profile/data/attributes/phone_number", body.errors[1].source.pointer)
+      st, _, body = bis({"EMAIL"}, {email = "b@example.com"}, "SKU-1")
+      assert.are.equal(400, st)
+      assert.are.equal("/data/relationships/variant/data/id", body.errors[1].source.pointer)
+      assert.are.equal(400, (bis({"FAX"}, {email = "b@example.com"})))
+      assert.are.equal(501, (bis({"PUSH"}, {email = "b@example.com"})))
+      assert.is_nil(profile_by(acct, "email", "b@example.com"))
+    end)
+  end)
+
   describe("suppressions", function()
     local function suppress(kind, emails, rel)
       local data = {type = kind == "create" and "profile-suppression-bulk-create-job" or

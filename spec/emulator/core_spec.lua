@@ -119,12 +119,13 @@ describe("emulator core", function()
     end)
 
     it("must be YYYY-MM-DD with an optional suffix", function()
-      local bads = { "2024-1-01", "2024-13-01", "2024-02-30", "yesterday", "2024-01-01pre", "2024-01-01." }
+      local bads = { "2024-1-01", "2024-13-01", "2024-02-30", "2023-02-29", "yesterday", "2024-01-01pre",
+                     "2024-01-01." }
       for _, bad in ipairs(bads) do
         local st, _, body = emu.api(acct, "GET", "/api/profiles", { headers = { revision = bad } })
         assert_error(st, body, 400, "invalid")
       end
-      for _, good in ipairs { "2024-10-15", "2024-10-15.pre", "2026-07-15" } do
+      for _, good in ipairs { "2024-10-15", "2024-10-15.pre", "2026-07-15", "2024-02-29" } do
         assert.are.equal(200, (emu.api(acct, "GET", "/api/profiles", { headers = { revision = good } })))
       end
     end)
@@ -229,5 +230,96 @@ describe("klaviyo-emulator launcher", function()
     assert.is_nil((emu.request { url = url .. "/" }))
     local _, twice = run("stop --port " .. port)
     assert.is_false(twice)
+  end)
+end)
+
+describe("filter expressions (unit)", function()
+  local filter = require "emulator.filter"
+  local allowed = {
+    email = { ops = { "equals", "any", "contains", "starts-with", "ends-with" }, type = "string" },
+    tags = { ops = { "has", "contains-any", "contains-all" } },
+    n = { ops = { "greater-than", "less-or-equal", "equals" } },
+    datetime = { ops = { "greater-or-equal", "less-than" }, type = "datetime" },
+    ["and"] = true, ["or"] = true, ["not"] = true,
+  }
+  local function matches(expr, obj)
+    local fn, err = filter.compile(expr, allowed)
+    assert.is_function(fn, err)
+    return fn(obj)
+  end
+
+  it("parses strings with escapes in either quote style", function()
+    local ast = assert(filter.parse([[equals(email,"a\"b\\c\u00e9")]]))
+    assert.are.equal("a\"b\\c\195\169", ast.value)
+    ast = assert(filter.parse([[equals(email,'it\'s')]]))
+    assert.are.equal("it's", ast.value)
+  end)
+
+  it("evaluates field operators", function()
+    local o = { email = "ann@example.com", tags = { "a", "b" }, n = 5, datetime = 1704067200 }
+    assert.is_true(matches('equals(email,"ann@example.com")', o))
+    assert.is_true(matches('any(email,["x","ann@example.com"])', o))
+    assert.is_true(matches('contains(email,"@example")', o))
+    assert.is_true(matches('starts-with(email,"ann")', o))
+    assert.is_true(matches('ends-with(email,".com")', o))
+    assert.is_false(matches('ends-with(email,".org")', o))
+    assert.is_true(matches('has(tags,"b")', o))
+    assert.is_true(matches('contains-any(tags,["z","a"])', o))
+    assert.is_false(matches('contains-all(tags,["a","z"])', o))
+    assert.is_true(matches("greater-than(n,4)", o))
+    assert.is_false(matches("less-or-equal(n,4.5)", o))
+    assert.is_true(matches("greater-or-equal(datetime,2024-01-01T00:00:00Z)", o))
+    assert.is_true(matches("less-than(datetime,2024-01-01T00:00:01+00:00)", o))
+    assert.is_false(matches("less-than(datetime,2024-01-01T01:00:00+01:00)", o))
+  end)
+
+  it("combines with and, or, not and a top-level comma", function()
+    local o = { email = "ann@example.com", n = 5 }
+    assert.is_true(matches('and(equals(email,"ann@example.com"),equals(n,5))', o))
+    assert.is_true(matches('or(equals(email,"x"),equals(n,5))', o))
+    assert.is_false(matches('not(equals(n,5))', o))
+    assert.is_false(matches('equals(email,"ann@example.com"),equals(n,6)', o))
+  end)
+
+  it("refuses unknown fields, operators and combinators, and malformed input", function()
+    for _, bad in ipairs {
+      'equals(name,"x")', 'less-than(email,"x")', 'wobbles(email,"x")', 'equals(email,"x"',
+      'equals(email,"unterminated)', "equals(email,[1,2)", "", 'any(email,"x")',
+      "greater-than(n,abc)",
+    } do
+      local fn, err = filter.compile(bad, allowed)
+      assert.is_nil(fn, bad)
+      assert.matches("^Invalid filter provided", err)
+    end
+    local no_or = { email = allowed.email, n = allowed.n }
+    local fn = filter.compile('or(equals(email,"x"),equals(n,1))', no_or)
+    assert.is_nil(fn)
+  end)
+end)
+
+describe("JSON:API documents (unit)", function()
+  local jsonapi = require "emulator.jsonapi"
+
+  it("encodes an empty collection as [] rather than {}", function()
+    assert.are.equal('{"data":[]}', jsonapi.encode { data = jsonapi.array({}) })
+    assert.are.equal('{"data":[1]}', jsonapi.encode { data = jsonapi.array({ 1 }) })
+  end)
+
+  it("builds error documents with a fresh id each time", function()
+    local st, doc = jsonapi.error(400, "invalid", "Invalid input.", "bad",
+      { parameter = "filter" }, { x = 1 })
+    assert.are.equal(400, st)
+    local e = doc.errors[1]
+    assert.are.same({ "invalid", "Invalid input.", "bad", "filter", 1 },
+      { e.code, e.title, e.detail, e.source.parameter, e.meta.x })
+    local _, doc2 = jsonapi.error(400, "invalid", "Invalid input.", "bad")
+    assert.are_not.equal(e.id, doc2.errors[1].id)
+  end)
+
+  it("answers empty collections with a JSON array over HTTP", function()
+    emu.reset()
+    local acct = emu.account()
+    local _, _, _, raw = emu.api(acct, "GET", "/api/metrics")
+    assert.matches('"data":[]', raw, 1, true)
   end)
 end)

@@ -240,6 +240,17 @@ describe("emulator flows", function()
       assert.are.equal(400, (api(acct, "GET", "/api/flows", {query = {filter = 'equals(colour,"red")'}})))
       _, _, body = api(acct, "GET", "/api/flows", {query = {sort = "-name", ["page[size]"] = 1}})
       assert.are.equal("L", body.data[1].attributes.name)
+      _, _, body = api(acct, "GET", "/api/flows", {query = {filter = 'starts-with(name,"F")',
+        ["fields[flow]"] = "name,status"}})
+      assert.are.equal(6, #body.data)
+      assert.are.same({name = "F1", status = "draft"}, body.data[1].attributes)
+      _, _, body = api(acct, "GET", "/api/flows",
+          {query = {filter = "greater-than(created,2999-01-01T00:00:00Z)"}})
+      assert.are.same({}, body.data)
+      _, _, body = api(acct, "GET", "/api/flows", {query = {filter = string.format('any(id,["%s","%s"])',
+          ids[1], lid)}})
+      assert.are.equal(2, #body.data)
+      assert.are.equal(400, (api(acct, "GET", "/api/flows", {query = {["fields[flow]"] = "colour"}})))
     end)
 
     it("keeps flows per account", function()

@@ -296,4 +296,89 @@ describe("profiles", function()
       assert.are.equal(400, (merge("01NOPE0000000000000000000", p.id)))
     end)
   end)
+  describe("bulk_import_profiles", function()
+    local function import(items, list_ids)
+      local rel
+      if list_ids then
+        local data = {}
+        for i, id in ipairs(list_ids) do data[i] = { type = "list", id = id } end
+        rel = { lists = { data = data } }
+      end
+      return emu.api(acct, "POST", "/api/profile-bulk-import-jobs", { body = { data = {
+        type = "profile-bulk-import-job", attributes = { profiles = { data = items } },
+        relationships = rel } } })
+    end
+    local function item(attrs, id) return { type = "profile", id = id, attributes = attrs } end
+    local function job(id)
+      local st, _, body = emu.api(acct, "GET", "/api/profile-bulk-import-jobs/" .. id)
+      assert.are.equal(200, st)
+      return body.data
+    end
+
+    it("imports profiles as a job that completes, adding them to the list", function()
+      local _, _, l = emu.api(acct, "POST", "/api/lists",
+        { body = { data = { type = "list", attributes = { name = "Imported" } } } })
+      local list_id = l.data.id
+      local existing = create { email = "known@example.com", first_name = "Old" }
+      local st, _, body = import({ item { email = "i1@example.com" }, item { email = "i2@example.com" },
+                                   item { email = "known@example.com", first_name = "New" } }, { list_id })
+      assert.are.equal(202, st)
+      assert.are.equal("profile-bulk-import-job", body.data.type)
+      assert.are.equal(3, body.data.attributes.total_count)
+      local j = job(body.data.id)
+      assert.are.equal("complete", j.attributes.status)
+      assert.are.equal(3, j.attributes.completed_count)
+      assert.are.equal(0, j.attributes.failed_count)
+      assert.are.equal(list_id, j.relationships.lists.data[1].id)
+      assert.are.equal("New", (select(3, get(existing.id))).data.attributes.first_name)
+      assert.are.equal(3, #list().data)
+      local _, _, members = emu.api(acct, "GET", "/api/lists/" .. list_id .. "/profiles")
+      assert.are.equal(3, #members.data)
+      local _, _, imported = emu.api(acct, "GET", "/api/profile-bulk-import-jobs/" .. j.id .. "/profiles")
+      assert.are.equal(3, #imported.data)
+      local _, _, jobs = emu.api(acct, "GET", "/api/profile-bulk-import-jobs",
+        { query = { filter = 'equals(status,"complete")' } })
+      assert.are.equal(1, #jobs.data)
+    end)
+
+    it("keeps an import error for a profile it cannot apply", function()
+      create { email = "taken@example.com" }
+      local other = create { external_id = "ext-9" }
+      local _, _, body = import { item { email = "taken@example.com", external_id = "ext-9" },
+                                  item { email = "fine@example.com" } }
+      local j = job(body.data.id)
+      assert.are.equal(1, j.attributes.completed_count)
+      assert.are.equal(1, j.attributes.failed_count)
+      local st, _, errs = emu.api(acct, "GET", "/api/profile-bulk-import-jobs/" .. j.id .. "/import-errors")
+      assert.are.equal(200, st)
+      assert.are.equal(1, #errs.data)
+      local e = errs.data[1].attributes
+      assert.are.equal("duplicate_profile", e.code)
+      assert.are.equal("/data/attributes/profiles/data/0", e.source.pointer)
+      assert.are.equal("taken@example.com", e.original_payload.email)
+      assert.is_string(other.id)
+    end)
+
+    it("rejects the whole request when items are invalid, naming each", function()
+      local st, _, body = import { item { email = "ok@example.com" }, item { email = "bad" },
+                                   item { first_name = "no identifier" } }
+      assert.are.equal(400, st)
+      assert.are.equal(2, #body.errors)
+      assert.are.equal("/data/attributes/profiles/data/1/attributes/email", body.errors[1].source.pointer)
+      assert.are.equal("/data/attributes/profiles/data/2/attributes", body.errors[2].source.pointer)
+      local st2, _, body2 = import({ item { email = "ok@example.com" } }, { "NOLIST" })
+      assert.are.equal(400, st2)
+      assert.are.equal("/data/relationships/lists/data/0", body2.errors[1].source.pointer)
+      assert.are.equal(0, #list().data)
+      assert.are.equal(404, (emu.api(acct, "GET", "/api/profile-bulk-import-jobs/NOPE")))
+    end)
+
+    it("takes at most 10,000 profiles", function()
+      local items = {}
+      for i = 1, 10001 do items[i] = item { email = ("m%d@example.com"):format(i) } end
+      local st, _, body = import(items)
+      assert.are.equal(400, st)
+      assert.matches("10,000", body.errors[1].detail, 1, true)
+    end)
+  end)
 end)

@@ -117,6 +117,8 @@ describe("rate limits over HTTP", function()
     emu.reset()
     acct = emu.account()
   end)
+  -- global overrides would outlive this file on a shared emulator
+  after_each(function() emu.reset() end)
 
   it("puts RateLimit-* headers with the spec's steady limit on answers", function()
     local st, h = emu.api(acct, "GET", "/api/profiles")

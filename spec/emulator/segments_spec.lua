@@ -41,6 +41,9 @@ describe("emulator segments", function()
     _, _, body = api(acct, "GET", "/api/segments/" .. seg.id,
         {query = {["additional-fields[segment]"] = "profile_count"}})
     assert.are.equal(1, body.data.attributes.profile_count)
+    _, _, body = api(acct, "GET", "/api/segments/" .. seg.id, {query = {["fields[segment]"] = "name"}})
+    assert.are.same({name = "Engaged", is_active = true, is_processing = false, is_starred = false},
+      body.data.attributes) -- the three flags are required by the spec's schema
     assert.are.equal(404, (api(acct, "GET", "/api/segments/NOPE")))
   end)
 
@@ -98,6 +101,19 @@ describe("emulator segments", function()
     assert.are.equal(400, (api(acct, "GET", "/api/segments/" .. seg.id .. "/profiles",
         {query = {["page[size]"] = 101}})))
     assert.are.equal(404, (api(acct, "GET", "/api/segments/NOPE/profiles")))
+  end)
+
+  it("lists the segments a profile belongs to", function()
+    local a = create_profile(acct, "in@example.com")
+    local seg = emu.segment({account = acct.account_id, name = "Has", profile_ids = {a}})
+    emu.segment({account = acct.account_id, name = "Empty", profile_ids = {}})
+    local st, _, body = api(acct, "GET", "/api/profiles/" .. a .. "/segments")
+    assert.are.equal(200, st)
+    assert.are.same({seg.id}, ids_of(body))
+    assert.are.equal("Has", body.data[1].attributes.name)
+    _, _, body = api(acct, "GET", "/api/profiles/" .. a .. "/relationships/segments")
+    assert.are.same({{type = "segment", id = seg.id}}, body.data)
+    assert.are.equal(404, (api(acct, "GET", "/api/profiles/NOPE/segments")))
   end)
 
   it("replaces members when a segment is defined again", function()

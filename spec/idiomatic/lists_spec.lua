@@ -108,6 +108,8 @@ describe("lists", function()
     end
     assert.equal(2, t.lists:remove(l.id, { ids[1], ids[2] }))
     assert.equal(3, #S.collect(t.lists:members(l.id)))
+    assert.equal(3, assert(t.lists:get(l.id, { profile_count = true })).profile_count)
+    assert.is_nil(assert(t.lists:get(l.id)).profile_count)
   end)
 
   it("returns nil, err and how many were added when a chunk fails", function()

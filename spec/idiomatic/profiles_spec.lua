@@ -176,6 +176,21 @@ describe("profiles:import", function()
     assert.same({}, S.collect(imp:errors()))
   end)
 
+  it("reads the import errors of rows Klaviyo could not apply", function()
+    assert(t.profiles:create{ email = "a@example.com" })
+    assert(t.profiles:create{ external_id = "crm-b" })
+    local imp = assert(t.profiles:import({ { email = "ok@example.com" },
+      { email = "a@example.com", external_id = "crm-b" } }))
+    local jobs = assert(imp:wait{ timeout = 30, interval = 0.1 })
+    assert.equal(1, jobs[1].failed_count)
+    assert.equal(1, jobs[1].completed_count)
+    local errs = S.collect(imp:errors())
+    assert.equal(1, #errs)
+    assert.equal("duplicate_profile", errs[1].code)
+    assert.equal(jobs[1].id, errs[1].job_id)
+    assert.is_true(imp:done())
+  end)
+
   it("refuses the whole import when one profile is bad, nothing sent", function()
     local rows = { { email = "ok@example.com" }, { first_name = "no id" } }
     local imp, err = S.nothing_sent(t.acct, function() return t.profiles:import(rows) end)

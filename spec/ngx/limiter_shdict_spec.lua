@@ -48,6 +48,12 @@ local function fake_dict(clock, capacity)
     put(k, v, ttl); return true
   end
   function d.delete(_, k) items[k] = nil; return true end
+  function d.incr(_, k, by, init)
+    local it = live(k)
+    if not it then put(k, init + by); return init + by end
+    it.v = it.v + by
+    return it.v
+  end
   d.items = items
   return d
 end
@@ -138,6 +144,9 @@ describe("klaviyo.limiter.shdict", function()
     check_intervals(times, US, 5, "burst")
     check_intervals(times, 60 * US, 50, "steady")
     assert.equal(50, count_in(times, times[1], 60 * US))
+    times = run({ burst = 350, steady = 3500 }, { seconds = 70, safety = 0.95 })
+    check_intervals(times, 60 * US, 3325, "steady 3500 x 0.95")
+    assert.equal(3325, count_in(times, times[1], 60 * US))
     times = run({ burst = 1, steady = 2 }, { seconds = 10, safety = 0.1 })
     check_intervals(times, 60 * US, 1, "steady")
     assert.equal(1, #times)
@@ -176,7 +185,7 @@ describe("klaviyo.limiter.shdict", function()
   local function stall_after(method)
     local clock = fake_clock()
     local dict = fake_dict(clock)
-    local a = shdict.new(dict, { clock = clock.now, owner = "a", lock_ttl = 0.5 })
+    local a = shdict.new(dict, { clock = clock.now, owner = function() return "a" end, lock_ttl = 0.5 })
     local b = shdict.new(dict, { clock = clock.now, owner = "b", lock_ttl = 0.5 })
     local l = { burst = 1, steady = 10 }
     local real, fired, b_got = dict[method], false, nil
@@ -226,6 +235,57 @@ describe("klaviyo.limiter.shdict", function()
     assert.equal(0, lim:acquire("other", { burst = 10 }))
   end)
 
+  it("takes the server's RateLimit-Remaining as a cap when it is lower, never raising", function()
+    local clock = fake_clock()
+    local lim = shdict.new(fake_dict(clock), { clock = clock.now })
+    local l = { burst = 100, steady = 10 }
+    for _ = 1, 3 do assert.equal(0, lim:acquire("k", l)) end
+    assert.is_false(lim:observe("k", l, 7, 30))    -- it already believes 7 are left
+    assert.is_false(lim:observe("k", l, 9, 30))    -- never raises
+    assert.is_false(lim:observe("k", l, 1, 0))     -- no reset: nothing to cap until
+    assert.is_true(lim:observe("k", l, 2, 30))     -- someone else sent 5: 2 more until +30 s
+    assert.is_false(lim:observe("k", l, 2, 30))    -- the cap already says so
+    assert.equal(0, lim:acquire("k", l))
+    assert.is_false(lim:observe("k", l, 1, 30))    -- one left, as the cap says
+    assert.is_true(lim:observe("k", l, 0, 40))     -- lower still: none until +40 s
+    assert.near(40, lim:acquire("k", l), 1e-9)     -- capped, though the window has room
+    assert.is_false(lim:observe("k", l, 0, 50))    -- not lower: the cap stays as it is
+    clock.advance(40)
+    assert.equal(0, lim:acquire("k", l))           -- the cap is over; the window rules again
+    -- with no windows at all, a server's figure is the only limit
+    assert.is_true(lim:observe("free", nil, 1, 5))
+    assert.equal(0, lim:acquire("free", nil))
+    assert.near(5, lim:acquire("free", nil), 1e-9)
+  end)
+
+  it("counts the steady window's sends exactly when comparing with the server", function()
+    local clock = fake_clock()
+    local lim = shdict.new(fake_dict(clock), { clock = clock.now })
+    local l = { burst = 100, steady = 10 }
+    for _ = 1, 4 do assert.equal(0, lim:acquire("k", l)); clock.advance(10) end
+    -- sends at 0, 10, 20, 30; now 40: all four in (now - 60, now], 6 left
+    assert.is_false(lim:observe("k", l, 6, 20))
+    clock.advance(20.5)                            -- now 60.5: the send at 0 has left
+    assert.is_false(lim:observe("k", l, 7, 20))
+    assert.is_true(lim:observe("k", l, 6, 20))
+  end)
+
+  it("moves past a record whose writer died before moving the head", function()
+    local clock = fake_clock()
+    local dict = fake_dict(clock)
+    local lim = shdict.new(dict, { clock = clock.now })
+    local l = { burst = 1, steady = 100 }
+    -- what a worker that died between writing its record and the head leaves behind
+    assert.is_true(dict:safe_add("k#1", clock.us, 61))
+    assert.is_true(dict:add("k#lock", "dead", 1))
+    clock.advance(1)                               -- its lock expires
+    local ok, err = lim:acquire("k", l)
+    assert.is_nil(ok)
+    assert.equal("locked", err)
+    assert.equal(0, lim:acquire("k", l))           -- its record (1 s old) is the newest now
+    assert.equal(2, dict:get("k#head"))
+  end)
+
   it("refuses to send blind when the dict is full", function()
     local clock = fake_clock()
     local dict = fake_dict(clock, 3)
@@ -262,5 +322,8 @@ describe("klaviyo.limiter.shdict", function()
       "klaviyo.limiter.shdict: acquire: key must be a non-empty string")
     assert.has_error(function() lim:acquire("k", { burst = 1.5 }) end,
       "klaviyo.limiter.shdict: limit burst must be a whole number >= 0, got 1.5")
+    assert.has_error(function() shdict.check_limits({ bursts = 3 }) end,
+      "klaviyo.limiter.shdict: unknown limit bursts (burst, steady, daily)")
+    assert.is_true(shdict.check_limits({ burst = 3, steady = 0 }))
   end)
 end)

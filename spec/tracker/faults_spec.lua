@@ -37,7 +37,8 @@ describe("tracker under faults", function()
     local _, rules = S.emu.admin("GET", "faults")
     local fired = {}
     for _, r in ipairs(rules.rules or {}) do
-      fired[#fired + 1] = (r.status or ("reset " .. tostring(r.reset))) .. "=" .. tostring(r.fired)
+      local what = r.status and string.format("%d", r.status) or ("reset " .. tostring(r.reset))
+      fired[#fired + 1] = what .. "=" .. string.format("%d", r.fired or 0)
     end
     print(string.format("\nfaults: %d requests, %d failed attempts seen by the tracker (fired: %s)",
       st.requests, st.failures, table.concat(fired, ", ")))

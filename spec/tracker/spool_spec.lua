@@ -125,6 +125,27 @@ describe("klaviyo.tracker.spool", function()
     os.remove(other .. ".lock")
   end)
 
+  it("after a write fails part-way (disk full), drops the torn bytes before the next record", function()
+    local sp = assert(spool.open(path, { sync = "none" }))
+    assert(sp:append(rec(1)))
+    local real = sp.w
+    -- a write that reaches the disk only in part, then fails
+    sp.w = { write = function()
+               local f = assert(io.open(path, "ab"))
+               f:write('{"type":"ev')
+               f:close()
+               return nil, "No space left on device"
+             end,
+             flush = function() return true end, close = function() real:close() end }
+    local ok, err = sp:append(rec(2))
+    assert.is_nil(ok)
+    assert.matches("No space left", err)
+    assert(sp:append(rec(3)))
+    assert.are.equal(HEADER .. rec(1) .. "\n" .. rec(3) .. "\n", slurp(path))
+    assert.are.equal(2, sp.pending)
+    sp:release()
+  end)
+
   it("takes over the lock of a dead owner", function()
     write(path .. ".lock", "999999999 12345\n") -- no such process
     local sp = assert(spool.open(path))

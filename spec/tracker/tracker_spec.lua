@@ -59,6 +59,42 @@ describe("klaviyo.tracker", function()
       S.check_exact(acct, flow, all(1050)))
   end)
 
+  it("delivers from track when a batch is full or the interval has passed", function()
+    local t = assert(tracker.new(client, { spool = path, batch = 10, interval = 3600 }))
+    for i = 1, 25 do assert(t:track(ev(i))) end
+    assert.are.equal(2, t:stats().batches) -- two full batches went, five events wait
+    assert.are.equal(5, t:stats().pending)
+    t:close(0)
+    local t2 = assert(tracker.new(client, { spool = path, batch = 1000, interval = 0.05 }))
+    assert.are.equal(5, t2:stats().pending)
+    require("socket").sleep(0.1)
+    assert(t2:track(ev(26)))
+    assert.are.equal(0, t2:stats().pending) -- the interval passed: everything went
+    assert.is_true(t2:close())
+    assert.are.same({ held = 26, missing = 0, extra = 0, twice = 0, runs_bad = 0 },
+      S.check_exact(acct, flow, all(26)))
+  end)
+
+  it("keeps each job within max_batch_bytes, and halves a batch answered 413", function()
+    emu.faults { { operation = "bulk_create_events", status = 413, count = 1 } }
+    local t = assert(tracker.new(client, { spool = path, auto = false, max_batch_bytes = 4000 }))
+    for i = 1, 40 do assert(t:track(ev(i))) end
+    assert.is_true(t:flush())
+    local st = t:stats()
+    t:close()
+    -- each entry is ~330 bytes: a 4000-byte body holds 10 or 11 of them
+    assert.is_true(st.batches >= 4 and st.batches <= 5, "batches " .. st.batches)
+    assert.are.equal(st.batches + 2, st.requests) -- the 413 batch went again as two halves
+    assert.are.equal(0, st.rejected)
+    for _, r in ipairs(emu.requests(acct)) do
+      if r.operation == "bulk_create_events" and r.status == 202 then
+        assert.is_true(#r.request_body <= 4000)
+      end
+    end
+    assert.are.same({ held = 40, missing = 0, extra = 0, twice = 0, runs_bad = 0 },
+      S.check_exact(acct, flow, all(40)))
+  end)
+
   it("stamps the time of track, not of delivery", function()
     local t = assert(tracker.new(client, { spool = path, auto = false }))
     local before = os.time()
@@ -135,6 +171,21 @@ describe("klaviyo.tracker", function()
     expected[42], expected[250] = nil, nil
     assert.are.same({ held = 298, missing = 0, extra = 0, twice = 0, runs_bad = 0 },
       S.check_exact(acct, flow, expected))
+  end)
+
+  it("refuses a flush from inside on_reject instead of looping", function()
+    local got
+    local t
+    t = assert(tracker.new(client, { spool = path, auto = false,
+      on_reject = function() got = { t:flush() } end }))
+    assert(t:track(ev(1, { metric = string.rep("m", 200) })))
+    assert(t:track(ev(2)))
+    assert.is_true(t:flush())
+    assert.is_nil(got[1])
+    assert.are.equal("busy", got[2].kind)
+    assert.are.equal(1, t:stats().rejected)
+    assert.are.equal(1, t:stats().delivered)
+    t:close()
   end)
 
   it("delivers events left by an earlier tracker first, when it starts", function()

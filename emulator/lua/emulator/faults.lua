@@ -1,7 +1,8 @@
 -- Fault injection for tests of client resilience: per operation (or "*"), an
--- error status, a delay, a connection reset before or after processing, or a
--- truncated body; for the next `count` matching requests and/or with a
--- probability. Rules are checked in order; the first that fires wins.
+-- error status (with Klaviyo's error document or a raw body of any type), a
+-- delay, a connection reset before or after processing, or a truncated body;
+-- for the next `count` matching requests and/or with a probability. Rules are
+-- checked in order; the first that fires wins.
 local random, type, pairs, ipairs, floor = math.random, type, pairs, ipairs, math.floor
 
 local M = { active = false }
@@ -14,7 +15,8 @@ function M.reset()
 end
 
 local KNOWN = { operation = true, status = true, delay_ms = true, reset = true, truncate = true,
-                retry_after = true, count = true, probability = true, body = true }
+                retry_after = true, count = true, probability = true, body = true,
+                content_type = true }
 
 --- Validates and installs rules (replacing the current ones). Returns true or nil, err.
 function M.set(list, ops)
@@ -51,13 +53,22 @@ function M.set(list, ops)
     if p ~= nil and (type(p) ~= "number" or p < 0 or p > 1) then
       return nil, "rule " .. i .. ": probability must be between 0 and 1"
     end
+    if r.body ~= nil and (type(r.body) ~= "string" or not r.status) then
+      return nil, "rule " .. i .. ": body must be a string and needs a status"
+    end
+    if r.content_type ~= nil and (type(r.content_type) ~= "string" or r.body == nil) then
+      return nil, "rule " .. i .. ": content_type must be a string and goes with body"
+    end
     if not (r.status or r.delay_ms or r.reset or r.truncate) then
       return nil, "rule " .. i .. ": needs status, delay_ms, reset or truncate"
     end
     out[#out + 1] = {
       operation = op, status = r.status, delay_ms = r.delay_ms, reset = r.reset,
       truncate = r.truncate, retry_after = r.retry_after, remaining = r.count,
-      probability = r.probability, fired = 0,
+      probability = r.probability, fired = 0, body = r.body,
+      -- a raw body that is not JSON is an edge page (Cloudflare answers HTML)
+      content_type = r.content_type or (r.body and (r.body:match("^%s*[%[{]") and
+        "application/vnd.api+json" or "text/html; charset=UTF-8")),
     }
   end
   rules = out
@@ -92,7 +103,8 @@ function M.list()
   for i, r in ipairs(rules) do
     out[i] = { operation = r.operation, status = r.status, delay_ms = r.delay_ms, reset = r.reset,
                truncate = r.truncate, retry_after = r.retry_after, count = r.remaining,
-               probability = r.probability, fired = r.fired }
+               probability = r.probability, fired = r.fired, body = r.body,
+               content_type = r.body and r.content_type or nil }
   end
   return out
 end

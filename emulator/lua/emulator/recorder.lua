@@ -38,7 +38,8 @@ local function keep(body)
 end
 
 --- Records one exchange. `e` = {method, path, query, operation, status,
--- raw_header, request_body, response_body, connection, account}.
+-- raw_header, request_body, response_body, connection, account, fault (true
+-- when a fault rule changed the answer)}.
 function M.record(e)
   local op = e.operation
   if op then
@@ -46,14 +47,13 @@ function M.record(e)
     if not s then s = { answers = 0, throttled = 0, statuses = {} }; stats[op] = s end
     local st = e.status
     if st == 429 then s.throttled = s.throttled + 1 else s.answers = s.answers + 1 end
-    local k = tostring(st)
-    s.statuses[k] = (s.statuses[k] or 0) + 1
+    s.statuses[st] = (s.statuses[st] or 0) + 1 -- numeric keys: no string per request
   end
   if journal then
     journal:write(encode({
       method = e.method, path = e.path, query = e.query, operation = op, status = e.status,
       request_body = e.request_body, response_body = e.response_body,
-      content_type = e.content_type,
+      content_type = e.content_type, fault = e.fault,
     }), "\n")
   end
   e.request_body, e.request_truncated = keep(e.request_body)
@@ -100,6 +100,7 @@ function M.list(filter)
         status = e.status, headers = headers_of(e.raw_header), request_body = e.request_body,
         response_body = e.response_body, connection = e.connection, account = e.account,
         request_truncated = e.request_truncated, response_truncated = e.response_truncated,
+        fault = e.fault,
       }
     end
   end
@@ -114,7 +115,11 @@ end
 
 function M.stats()
   local out = {}
-  for op, s in pairs(stats) do out[op] = s end
+  for op, s in pairs(stats) do
+    local statuses = {}
+    for st, n in pairs(s.statuses) do statuses[tostring(st)] = n end
+    out[op] = { answers = s.answers, throttled = s.throttled, statuses = statuses }
+  end
   return out
 end
 

@@ -21,7 +21,7 @@ local pairs, ipairs, type, pcall, tostring, tonumber = pairs, ipairs, type, pcal
 
 local M = {}
 
-local HANDLER_MODULES = { "profiles", "events", "metrics", "lists", "segments", "flows",
+local HANDLER_MODULES = { "profiles", "profile_import", "events", "metrics", "lists", "segments", "flows",
                           "subscriptions", "client" }
 
 -- Revisions: the first public one, the one this table was generated from.
@@ -151,6 +151,9 @@ function M.init_worker()
   math.randomseed(ngx.time() + ngx.worker.pid() * 1000 + math.floor((ngx.now() % 1) * 1e6))
   assert(recorder.open_journal(config.journal))
   watch_parent()
+  -- State only grows (events are kept): collect less eagerly, trading memory
+  -- for throughput on the create_event path.
+  collectgarbage("setpause", 400)
 end
 
 ---------------------------------------------------------------- answering
@@ -162,8 +165,12 @@ local seq = 0
 -- Sends the answer, records it, applies an "after" fault. `ctx` carries what
 -- the recorder needs.
 local function finish(ctx, status, doc, extra, rule, rl_limit, rl_remaining, rl_reset)
-  local body
-  if doc ~= nil then body = encode_doc(doc) end
+  local body, ctype = nil, JSONAPI
+  if type(doc) == "string" then
+    body, ctype = doc, rule and rule.content_type or JSONAPI -- a fault's raw body
+  elseif doc ~= nil then
+    body = encode_doc(doc)
+  end
   ctx.status = status
   ctx.response_body = body
   seq = seq + 1
@@ -180,7 +187,7 @@ local function finish(ctx, status, doc, extra, rule, rl_limit, rl_remaining, rl_
     for k, v in pairs(extra) do header[k] = v end
   end
   if body then
-    header["Content-Type"] = JSONAPI
+    header["Content-Type"] = ctype
     if rule and rule.truncate then
       -- Promise the whole body, send half, drop the connection.
       header["Content-Length"] = #body
@@ -197,7 +204,8 @@ local function finish(ctx, status, doc, extra, rule, rl_limit, rl_remaining, rl_
   return ngx.exit(ngx.HTTP_OK)
 end
 
-local function fail(ctx, status, code, title, detail, source, extra, rule, rl_limit, rl_remaining, rl_reset)
+local function fail(ctx, status, code, title, detail, source, extra, rule,
+                    rl_limit, rl_remaining, rl_reset)
   local _, doc = jerror(status, code, title, detail, source)
   return finish(ctx, status, doc, extra, rule, rl_limit, rl_remaining, rl_reset)
 end
@@ -215,14 +223,15 @@ end
 local rev_cache, rev_cache_n = {}, 0
 local DAYS = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
 
--- nil when fine, else an error detail. Sets suffix for pre-release checks.
+-- nil when fine, else an error detail.
 local function check_revision(rev)
   local y, m, d, suffix = rev:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
   if not y then
     return format("Invalid revision '%s': expected YYYY-MM-DD or YYYY-MM-DD.suffix.", rev)
   end
-  m, d = tonumber(m), tonumber(d)
-  if m < 1 or m > 12 or d < 1 or d > DAYS[m] then
+  y, m, d = tonumber(y), tonumber(m), tonumber(d)
+  local leap = (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0
+  if m < 1 or m > 12 or d < 1 or d > DAYS[m] or (m == 2 and d == 29 and not leap) then
     return format("Invalid revision '%s': not a calendar date.", rev)
   end
   if suffix ~= "" and not suffix:match("^%.[%w_]+$") then
@@ -341,13 +350,13 @@ local function not_emulated(op_id)
 end
 
 -- "http://host:port" as the client addressed us, for links (cached per Host).
-local base_urls = {}
+local base_urls, base_urls_n = {}, 0
 local function base_url()
   local host = var.http_host or ("127.0.0.1:" .. var.server_port)
   local b = base_urls[host]
   if not b then
     b = "http://" .. host
-    if next(base_urls) == nil or #host < 300 then base_urls[host] = b end
+    if base_urls_n < 100 then base_urls[host] = b; base_urls_n = base_urls_n + 1 end
   end
   return b
 end
@@ -384,14 +393,22 @@ function M.handle()
   if faults.active then
     rule = faults.pick(op_id)
     if rule then
+      -- attribute the exchange to its account (GET requests filters on it)
+      local who = authenticate(op, var.args and query_table() or {})
+      if who then ctx.account = who.id end
+      -- answers a rule alters are not Klaviyo's: the contract check skips them
+      if rule.status or rule.reset or rule.truncate then ctx.fault = true end
       if rule.delay_ms and rule.delay_ms > 0 then ngx.sleep(rule.delay_ms / 1000) end
       if rule.reset == "before" then
         ctx.status = 0
+        seq = seq + 1
+        ctx.seq = seq
         recorder.record(ctx)
         return ngx.exit(444)
       end
       if rule.status then
         local extra = rule.retry_after and { ["Retry-After"] = tostring(rule.retry_after) } or nil
+        if rule.body then return finish(ctx, rule.status, rule.body, extra, rule) end
         return fail(ctx, rule.status, "fault_injected", "Injected fault.",
           format("The emulator answered %d because a fault rule asked for it.", rule.status),
           nil, extra, rule)
@@ -452,6 +469,7 @@ function M.handle()
         return fail(ctx, status, code, title, detail, source, nil, rule, limit, remaining, reset)
       end
       body = ctx.body_doc
+      ctx.body_doc = nil -- the recorder keeps ctx; it needs the text, not the tables
     end
   end
 

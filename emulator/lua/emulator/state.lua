@@ -241,10 +241,13 @@ local function apply(acct, p, attrs)
   local idx = acct.profile_index
   for k, v in pairs(attrs) do
     if k ~= "id" then
-      if idx[k] then
+      local index = idx[k]
+      if index then
         local old = p[k]
-        if old ~= nil then idx[k][old] = nil end
-        if v == null then p[k] = nil else p[k] = v; idx[k][v] = p.id end
+        if old ~= v then -- unchanged identifiers (the common case) cost nothing
+          if old ~= nil then index[old] = nil end
+          if v == null then p[k] = nil else p[k] = v; index[v] = p.id end
+        end
       elseif NESTED[k] and type(v) == "table" then
         p[k] = p[k] or {}
         merge_into(p[k], v)

@@ -22,7 +22,7 @@
 -- specs pass a fake dict and a fake clock). It never sleeps: acquire answers "go", a wait, or
 -- "locked" (ask again very soon), and the caller sleeps (ngx.sleep in the ngx transport).
 local type, tostring, error, floor, format = type, tostring, error, math.floor, string.format
-local setmetatable, ipairs = setmetatable, ipairs
+local setmetatable, ipairs, pairs = setmetatable, ipairs, pairs
 
 local _M = { _VERSION = "0.1.0" }
 local mt = { __index = _M }
@@ -32,7 +32,9 @@ local WINDOWS = { { "burst", 1 }, { "steady", 60 }, { "daily", 86400 } }
 
 local function us(seconds) return floor(seconds * US + 0.5) end
 
--- lim = shdict.new(dict, {clock = fn -> seconds, owner = "unique-per-process", safety = 0..1,
+-- lim = shdict.new(dict, {clock = fn -> seconds, owner = "unique-per-process" (or a function
+--                         giving it: nginx passes ngx.worker.pid, as a limiter made in
+--                         init_by_lua is copied into every worker), safety = 0..1,
 --                         lock_ttl = seconds})
 function _M.new(dict, opts)
   if type(dict) ~= "table" and type(dict) ~= "userdata" then
@@ -51,7 +53,7 @@ function _M.new(dict, opts)
     error("klaviyo.limiter.shdict: option lock_ttl must be between 0.001 and 60 seconds", 2)
   end
   return setmetatable({ dict = dict, clock = opts.clock, safety = safety, lock_ttl = ttl,
-                        owner = tostring(opts.owner or ""), n = 0 }, mt)
+                        owner = opts.owner or "", n = 0 }, mt)
 end
 
 -- The windows of `limits` ({burst=, steady=, daily=}) as a list of {W in us, effective N}.
@@ -66,7 +68,7 @@ local function windows(self, limits)
           w[1], tostring(l)), 3)
       end
       if l > 0 then
-        local n = floor(l * self.safety)
+        local n = floor(l * self.safety + 1e-9)   -- 3500 * 0.95 is 3325 despite binary rounding
         if n < 1 then n = 1 end
         out[#out + 1] = { w[2] * US, n }
       end
@@ -75,12 +77,47 @@ local function windows(self, limits)
   return out
 end
 
+-- Checks a {burst=, steady=, daily=} table (raises on a bad one, like acquire would).
+function _M.check_limits(limits)
+  if type(limits) ~= "table" then error("klaviyo.limiter.shdict: limits must be a table", 2) end
+  for k in pairs(limits) do
+    if k ~= "burst" and k ~= "steady" and k ~= "daily" then
+      error("klaviyo.limiter.shdict: unknown limit " .. tostring(k) .. " (burst, steady, daily)", 2)
+    end
+  end
+  windows({ safety = 1 }, limits)
+  return true
+end
+
 local function rec(key, seq) return format("%s#%d", key, seq) end
 
 -- Frees the lock if it is still ours (a get then a delete: should it expire in between and
 -- be taken, the new holder notices at its own check and does not send).
 local function release(dict, lock, token)
   if dict:get(lock) == token then dict:delete(lock) end
+end
+
+-- Takes the key's lock: token, or nil, "locked" | message.
+local function take(self, key)
+  self.n = self.n + 1
+  local owner = self.owner
+  if type(owner) == "function" then owner = owner() end
+  local token = tostring(owner) .. ":" .. self.n
+  local ok, err = self.dict:add(key .. "#lock", token, self.lock_ttl)
+  if ok then return token end
+  if err == "exists" then return nil, "locked" end
+  return nil, "shared dict: cannot take the limiter lock: " .. tostring(err)
+end
+
+-- The current time (us) for `key`: never before its newest send (should the clock step
+-- back), and its head (newest record number).
+local function clock_of(self, key)
+  local dict = self.dict
+  local now = us(self.clock())
+  local head = dict:get(key .. "#head") or 0
+  local newest = head > 0 and dict:get(rec(key, head)) or nil
+  if newest and newest > now then now = newest end
+  return now, head
 end
 
 -- lim:acquire(key, limits) -> 0 when the send may go now (it has been recorded),
@@ -93,21 +130,19 @@ function _M.acquire(self, key, limits)
   local wins = windows(self, limits)
   local dict = self.dict
   local lock = key .. "#lock"
-  self.n = self.n + 1
-  local token = self.owner .. ":" .. self.n
-  local ok, err = dict:add(lock, token, self.lock_ttl)
-  if not ok then
-    if err == "exists" then return nil, "locked" end
-    return nil, "shared dict: cannot take the limiter lock: " .. tostring(err)
-  end
+  local token, err = take(self, key)
+  if not token then return nil, err end
   -- From here to the release nothing yields.
-  local now = us(self.clock())
-  local head = dict:get(key .. "#head") or 0
-  local newest = head > 0 and dict:get(rec(key, head)) or nil
-  if newest and newest > now then now = newest end   -- the clock stepped back
+  local now, head = clock_of(self, key)
   local wait = 0
   local blocked = dict:get(key .. "#blocked")
   if blocked and blocked > now then wait = blocked - now end
+  -- A cap from the server's RateLimit-Remaining (see observe).
+  local cap_until = dict:get(key .. "#cap_until")
+  local capped = cap_until and cap_until > now
+  if capped and (dict:get(key .. "#cap_left") or 0) <= 0 and cap_until - now > wait then
+    wait = cap_until - now
+  end
   local span = 0
   for i = 1, #wins do
     local w, n = wins[i][1], wins[i][2]
@@ -121,18 +156,26 @@ function _M.acquire(self, key, limits)
     release(dict, lock, token)
     return wait / US
   end
+  local ok
   if span > 0 then
     local ttl = span / US + 1
     head = head + 1
     ok, err = dict:safe_add(rec(key, head), now, ttl)
     if ok then ok, err = dict:safe_set(key .. "#head", head, ttl) end
     if not ok then
+      if err == "exists" then
+        -- A holder that stalled past its lock wrote this record and may never move the head
+        -- (it may have died): move it, so the next ask reads that record as the newest.
+        dict:safe_set(key .. "#head", head, ttl)
+        release(dict, lock, token)
+        return nil, "locked"
+      end
       release(dict, lock, token)
-      if err == "exists" then return nil, "locked" end  -- a stalled holder wrote it: retry
       return nil, "shared dict: cannot record a send (" .. tostring(err) ..
         "): make the lua_shared_dict larger"
     end
   end
+  if capped then dict:incr(key .. "#cap_left", -1, 0) end
   if dict:get(lock) ~= token then
     -- We lost the lock while inside: someone may have read the log without our record.
     -- Do not send; the record stays as a phantom send (stricter, never looser).
@@ -140,6 +183,57 @@ function _M.acquire(self, key, limits)
   end
   dict:delete(lock)
   return 0
+end
+
+-- lim:observe(key, limits, remaining, reset): the server said (RateLimit-Remaining,
+-- RateLimit-Reset) that `remaining` more sends are allowed in its steady window, which ends
+-- `reset` seconds from now. When that is less than the limiter believes is left (someone not
+-- using this dict sends under the same account), it becomes a cap: at most `remaining` more
+-- sends before now + reset. Never raises what is allowed. Returns true if it became the cap,
+-- false if not, or nil, "locked" | message.
+function _M.observe(self, key, limits, remaining, reset)
+  if type(remaining) ~= "number" or remaining < 0 or type(reset) ~= "number" or reset < 0 then
+    error("klaviyo.limiter.shdict: observe: remaining and reset must be numbers >= 0", 2)
+  end
+  local dict = self.dict
+  local token, err = take(self, key)
+  if not token then return nil, err end
+  local now, head = clock_of(self, key)
+  -- What it believes is left: the steady window's room (sends in (now - W, now] found by
+  -- bisection over the record numbers, times growing with them), or a live cap if lower.
+  local left
+  local n = limits and limits.steady
+  if n and n > 0 then
+    n = windows(self, { steady = n })[1][2]
+    local lo, hi = head - n + 1, head + 1   -- first record newer than now - W is in [lo, hi]
+    if lo < 1 then lo = 1 end
+    while lo < hi do
+      local mid = floor((lo + hi) / 2)
+      local t = dict:get(rec(key, mid))
+      if t and t > now - 60 * US then hi = mid else lo = mid + 1 end
+    end
+    left = n - (head + 1 - lo)
+  end
+  local cap_until = dict:get(key .. "#cap_until")
+  if cap_until and cap_until > now then
+    local c = dict:get(key .. "#cap_left") or 0
+    if c < 0 then c = 0 end
+    if left == nil or c < left then left = c end
+  end
+  local became = false
+  if reset > 0 and (left == nil or remaining < left) then
+    local ttl = reset + 1
+    local ok
+    ok, err = dict:safe_set(key .. "#cap_left", floor(remaining), ttl)
+    if ok then ok, err = dict:safe_set(key .. "#cap_until", now + us(reset), ttl) end
+    if not ok then
+      release(dict, key .. "#lock", token)
+      return nil, "shared dict: cannot record a cap: " .. tostring(err)
+    end
+    became = true
+  end
+  release(dict, key .. "#lock", token)
+  return became
 end
 
 -- lim:block(key, seconds): nothing is sent under `key` for `seconds` from now (a 429's

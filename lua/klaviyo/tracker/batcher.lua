@@ -50,10 +50,17 @@ function _M.classify(err)
   return "stop"
 end
 
---- Back-off before attempt `n` (1-based) after a retryable failure: Retry-After when the
--- server gave one, else full jitter over base * 2^(n-1), capped.
+--- Back-off before attempt `n` (1-based) after a retryable failure. Throttled (429): the
+-- Retry-After, plus a little that doubles while 429s repeat (Retry-After counts whole seconds
+-- and may be rounded down, even to 0), so the next window is used from its start. Otherwise
+-- full jitter over base * 2^(n-1), capped, and never before a Retry-After.
 function _M.backoff(err, n, base, cap)
   local ra = err and tonumber(err.retry_after)
+  if err and err.status == 429 then
+    local extra = 0.05 * 2 ^ (n - 1)
+    if extra > 1 then extra = 1 end
+    return (ra or 0) + extra
+  end
   local exp = base * 2 ^ (n - 1)
   if exp > cap then exp = cap end
   local d = random() * exp

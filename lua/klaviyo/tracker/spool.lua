@@ -226,7 +226,7 @@ function _M.open(path, opts)
 end
 
 function _M:reopen()
-  if self.w then self.w:close() end
+  if self.w then self.w:close() self.w = nil end
   local w, err = io_open(self.path, "ab")
   if not w then return nil, "cannot open the spool: " .. tostring(err) end
   w:setvbuf("full", 64 * 1024)
@@ -236,10 +236,21 @@ end
 
 --- Append one record (a line without its "\n"); written to the kernel before returning.
 function _M:append(line)
+  if self.torn then
+    -- an earlier write failed part-way (disk full?): rewrite the file without its torn tail
+    -- before appending, or the next record would be glued to the torn one
+    local ok, err = self:compact()
+    if not ok then return nil, err end
+    self.torn = false
+  end
   local w = self.w
+  if not w then return nil, "the spool is not open" end
   local ok, err = w:write(line, "\n")
   if ok then ok, err = w:flush() end
-  if not ok then return nil, "cannot write to the spool: " .. tostring(err) end
+  if not ok then
+    self.torn = true
+    return nil, "cannot write to the spool: " .. tostring(err)
+  end
   self.size = self.size + #line + 1
   self.pending = self.pending + 1
   if self.sync == "always" then
@@ -306,10 +317,14 @@ end
 --- Mark everything before `offset` done (an "#ack" record), `count` records fewer pending.
 function _M:ack(offset, count)
   local w = self.w
+  if not w then return nil, "the spool is not open" end
   local line = format("#ack %d\n", offset)
   local ok, err = w:write(line)
   if ok then ok, err = w:flush() end
-  if not ok then return nil, "cannot write to the spool: " .. tostring(err) end
+  if not ok then
+    self.torn = true
+    return nil, "cannot write to the spool: " .. tostring(err)
+  end
   self.size = self.size + #line
   self.head = offset
   self.pending = self.pending - count
@@ -354,13 +369,13 @@ function _M:compact()
   if self.r then self.r:close() self.r = nil end
   local rok, rerr = os_rename(tmp, self.path)
   if not rok then os_remove(tmp) return nil, "cannot replace the spool: " .. tostring(rerr) end
-  if self.sync ~= "none" then
-    local dok, derr = fsync_path(dirname(self.path))
-    if not dok then return nil, derr end
-  end
+  -- from here on the new file is the spool: switch to it before anything can fail
   self.head, self.size, self.pending, self.dirty = #HEADER, size, pending, false
   self.compactions = (self.compactions or 0) + 1
-  return self:reopen()
+  local ok2, oerr = self:reopen()
+  if not ok2 then return nil, oerr end
+  if self.sync ~= "none" then return fsync_path(dirname(self.path)) end
+  return true
 end
 
 --- Close the files and release the lock; safe to call twice.

@@ -11,7 +11,8 @@
 -- CA bundle) and sends SNI. Bodies: Content-Length, chunked, or up to the close.
 --
 -- Limits: with a shared-dict limiter (klaviyo.limiter.shdict) every send first asks it and
--- sleeps the wait, and a 429 blocks the operation for its Retry-After, in all workers.
+-- sleeps the wait; a 429 blocks the operation for its Retry-After and a RateLimit-Remaining
+-- lower than the limiter's belief caps it, in all workers.
 local ngx = ngx
 local type, tostring, tonumber, error = type, tostring, tonumber, error
 local ipairs, pairs, pcall = ipairs, pairs, pcall
@@ -124,14 +125,19 @@ function _M.from_options(opts, level)
       if operations[op] == nil then
         error(format("klaviyo.new: limiter limits: unknown operation %s", tostring(op)), level)
       end
-      if type(lim_op) ~= "table" then
-        error(format("klaviyo.new: limiter limits.%s must be a table", op), level)
+      local okl, lerr = pcall(shdict.check_limits, lim_op)
+      if not okl then
+        error(format("klaviyo.new: limiter limits.%s: %s", op,
+          (tostring(lerr):gsub("^.-klaviyo%.limiter%.shdict: ", ""))), level)
       end
     end
     instances = instances + 1
+    local id = instances
     local ok, res = pcall(shdict.new, dict, {
       clock = function() ngx.update_time(); return ngx.now() end,
-      owner = ngx.worker.pid() .. "." .. instances, safety = l.safety, lock_ttl = l.lock_ttl })
+      -- the pid when the lock is taken: a client made in init_by_lua lives in every worker
+      owner = function() return ngx.worker.pid() .. "." .. id end,
+      safety = l.safety, lock_ttl = l.lock_ttl })
     if not ok then
       error((tostring(res):gsub("^.-klaviyo%.limiter%.shdict:", "klaviyo.new: limiter:")), level)
     end
@@ -279,6 +285,8 @@ local function connect_error(op_id, stage, err, host, port)
   return fail(op_id, "connect_failed", false, "could not connect (%s:%d: %s)", host, port, err)
 end
 
+local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
+
 -- One HTTP exchange for built request `b`: res | nil, err (the core's meaning of the answer).
 local function perform(self, c, b, op_id)
   local scheme, host, port, target, hosthdr = parse_url(b.url)
@@ -297,10 +305,12 @@ local function perform(self, c, b, op_id)
     sock:close()   -- failed mid-exchange: never pooled
     local got
     stage, err, got = headers, body, reusable
-    -- A pooled connection the server had already closed: nothing of an answer came back, so
-    -- like libcurl we try once more on a fresh connection.
-    if not (reused and not got and (err == "closed" or err == "connection reset by peer")
-            and attempt == 1) then
+    -- A pooled connection the server had already closed: nothing of an answer came back.
+    -- Only a request that HTTP says may be repeated (GET, HEAD, PUT, DELETE) is tried once
+    -- more on a fresh connection; a POST or PATCH may have been acted on, so its failure is
+    -- reported (sent = true) and the caller's retry policy decides.
+    if not (reused and not got and IDEMPOTENT[b.method] and attempt == 1
+            and (err == "closed" or err == "connection reset by peer")) then
       if err == "timeout" then
         return fail(op_id, "timeout", true, got and "timed out reading the response (%s)"
           or "timed out waiting for the response (%s)", err)
@@ -350,6 +360,26 @@ local function wait_turn(self, op_id)
   end
 end
 
+-- What the answer tells the shared limiter: a 429's Retry-After blocks the operation in every
+-- worker; RateLimit-Remaining lower than the limiter's belief caps it (another process uses
+-- the account). Advisory: a key kept locked for 10 ms skips the update.
+local function feedback(self, op_id, res, err)
+  local lim, key = self.limiter, self.account .. "/" .. op_id
+  if not res and err and err.status == 429 then
+    local ra = tonumber(err.retry_after)
+    if ra and ra > 0 and ra < huge then lim:block(key, ra) end
+  end
+  local rl = (res or err or {}).ratelimit
+  if type(rl) == "table" and tonumber(rl.remaining) and tonumber(rl.reset) then
+    local limits, remaining, reset = limits_of(self, op_id), tonumber(rl.remaining), tonumber(rl.reset)
+    for _ = 1, 10 do
+      local ok, oerr = lim:observe(key, limits, remaining, reset)
+      if ok ~= nil or oerr ~= "locked" then break end
+      ngx.sleep(0.001)
+    end
+  end
+end
+
 -- t:request(c, req, op_id) -> res | nil, err: what c:request(req) gives with libcurl.
 function _M.request(self, c, req, op_id)
   op_id = op_id or req.operation or "request"
@@ -362,12 +392,7 @@ function _M.request(self, c, req, op_id)
   end
   local res
   res, err = perform(self, c, b, op_id)
-  if not res and self.limiter and err and err.status == 429 then
-    local ra = tonumber(err.retry_after)
-    if ra and ra > 0 and ra < huge then
-      self.limiter:block(self.account .. "/" .. op_id, ra)
-    end
-  end
+  if self.limiter then feedback(self, op_id, res, err) end
   return res, err
 end
 

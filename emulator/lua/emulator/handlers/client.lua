@@ -188,4 +188,9 @@ function H.create_client_subscription(req)
   return 202, nil
 end
 
+-- Same rules as the server endpoint (subscriptions.lua).
+function H.create_client_back_in_stock_subscription(req)
+  return require("emulator.handlers.subscriptions").back_in_stock(req)
+end
+
 return H

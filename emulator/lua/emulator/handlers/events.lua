@@ -194,8 +194,7 @@ end
 -- attributes sent), or a new one. Identifiers owned by another profile are not
 -- moved (events never fail on a conflict).
 local function event_profile(acct, spec)
-  local attrs = {}
-  for k, v in pairs(spec.profile_attrs) do attrs[k] = v end
+  local attrs = spec.profile_attrs -- validate's own copy: ours to change
   if spec.profile_id then
     local p = acct.profiles[spec.profile_id]
     if not p then return nil end
@@ -223,8 +222,12 @@ local function store(acct, spec, now)
   local profile = event_profile(acct, spec)
   if not profile then return nil, "profile" end
   local metric = state.metric_for_name(acct, spec.name)
-  local key = spec.unique_id and ("u\0" .. spec.unique_id) or ("t\0" .. spec.time)
-  key = profile.id .. "\0" .. metric.id .. "\0" .. key
+  local key
+  if spec.unique_id then
+    key = profile.id .. "\0" .. metric.id .. "\0u\0" .. spec.unique_id
+  else
+    key = profile.id .. "\0" .. metric.id .. "\0t\0" .. spec.time
+  end
   local keys = acct.event_keys
   if keys[key] then return nil end
   local ev = {

@@ -281,4 +281,36 @@ function H.get_ids_for_flows_triggered_by_list(req)
   return 200, {data = jsonapi.array(d), links = {self = jsonapi.url(req, collection.path(req), req.query)}}
 end
 
+-- The lists a profile belongs to (no pagination in the spec).
+local function profile_lists(req)
+  local acct, pid = req.account, req.params.id
+  if not acct.profiles[pid] then
+    return nil, jsonapi.not_found(format("A profile with id %s does not exist.", tostring(pid)))
+  end
+  local out = {}
+  for _, lid in ipairs(groups.groups_of(acct.list_members, pid)) do
+    if acct.lists[lid] then out[#out + 1] = acct.lists[lid] end
+  end
+  return out
+end
+
+function H.get_lists_for_profile(req)
+  local lists, st, doc = profile_lists(req)
+  if not lists then return st, doc end
+  local fields
+  fields, st, doc = jsonapi.fields(req, "list", LIST_FIELDS)
+  if fields == nil then return st, doc end
+  local d = {}
+  for i, l in ipairs(lists) do d[i] = list_resource(req, l, fields) end
+  return 200, {data = jsonapi.array(d), links = {self = jsonapi.url(req, collection.path(req), req.query)}}
+end
+
+function H.get_list_ids_for_profile(req)
+  local lists, st, doc = profile_lists(req)
+  if not lists then return st, doc end
+  local d = {}
+  for i, l in ipairs(lists) do d[i] = {type = "list", id = l.id} end
+  return 200, {data = jsonapi.array(d), links = {self = jsonapi.url(req, collection.path(req), req.query)}}
+end
+
 return H

@@ -25,7 +25,12 @@ local function segment_resource(req, s, fields, extra, include)
     name = s.name, created = state.iso(s.created), updated = state.iso(s.updated),
     is_active = s.is_active ~= false, is_processing = false, is_starred = s.is_starred or false,
   }
-  if fields then a = jsonapi.sparse(a, fields) end
+  if fields then
+    local full = a
+    a = jsonapi.sparse(a, fields)
+    -- the spec's segment schemas require these three whatever fields[segment] says
+    a.is_active, a.is_processing, a.is_starred = full.is_active, full.is_processing, full.is_starred
+  end
   if extra and extra.profile_count then
     a.profile_count = groups.count(req.account.segment_members, s.id)
   end
@@ -205,6 +210,38 @@ function H.get_ids_for_flows_triggered_by_segment(req)
   for i, f in ipairs(flowrunner.flows_triggered_by(acct, "segment", id)) do
     d[i] = {type = "flow", id = f.id}
   end
+  return 200, {data = jsonapi.array(d), links = self_link(req)}
+end
+
+-- The segments a profile belongs to (no pagination in the spec).
+local function profile_segments(req)
+  local acct, pid = req.account, req.params.id
+  if not acct.profiles[pid] then
+    return nil, jsonapi.not_found(format("A profile with id %s does not exist.", tostring(pid)))
+  end
+  local out = {}
+  for _, sid in ipairs(groups.groups_of(acct.segment_members, pid)) do
+    if acct.segments[sid] then out[#out + 1] = acct.segments[sid] end
+  end
+  return out
+end
+
+function H.get_segments_for_profile(req)
+  local segs, st, doc = profile_segments(req)
+  if not segs then return st, doc end
+  local fields
+  fields, st, doc = jsonapi.fields(req, "segment", SEGMENT_FIELDS)
+  if fields == nil then return st, doc end
+  local d = {}
+  for i, sg in ipairs(segs) do d[i] = segment_resource(req, sg, fields) end
+  return 200, {data = jsonapi.array(d), links = self_link(req)}
+end
+
+function H.get_segment_ids_for_profile(req)
+  local segs, st, doc = profile_segments(req)
+  if not segs then return st, doc end
+  local d = {}
+  for i, sg in ipairs(segs) do d[i] = {type = "segment", id = sg.id} end
   return 200, {data = jsonapi.array(d), links = self_link(req)}
 end
 

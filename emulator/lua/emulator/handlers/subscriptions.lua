@@ -1,4 +1,5 @@
--- Consent, server side: bulk subscribe / unsubscribe (email and SMS), suppress / unsuppress.
+-- Consent, server side: bulk subscribe / unsubscribe (email and SMS), suppress / unsuppress,
+-- and back-in-stock subscriptions (shared with the client endpoint).
 --
 -- Klaviyo runs these as asynchronous jobs; the emulator validates the whole request first
 -- (one bad profile rejects it, its pointer naming the item), then applies it before
@@ -340,5 +341,77 @@ function H.get_bulk_unsuppress_profiles_jobs(req) return list_jobs(req, "unsuppr
 
 function H.get_bulk_suppress_profiles_job(req) return get_job(req, "suppress") end
 function H.get_bulk_unsuppress_profiles_job(req) return get_job(req, "unsuppress") end
+
+---------------------------------------------------------------- back in stock
+
+local BIS_CHANNELS = {EMAIL = "email", SMS = "phone_number", PUSH = false, WHATSAPP = false}
+
+--- Back-in-stock subscription (server and client endpoints share it): the profile is found
+-- or created (identifiers never move), the channels checked against what it can receive
+-- (EMAIL needs an email, SMS an E.164 phone), the subscription kept per profile and
+-- variant. Catalogs are not emulated, so the variant id is checked for Klaviyo's
+-- `$integration:::$catalog:::external_id` form, not for existence. PUSH and WhatsApp
+-- answer 501.
+function H.back_in_stock(req)
+  local acct = req.account
+  local data, st, doc = collection.data(req, "object")
+  if not data then return st, doc end
+  local a = type(data.attributes) == "table" and data.attributes or {}
+  local channels = a.channels
+  if type(channels) ~= "table" or channels[1] == nil then
+    return collection.bad("/data/attributes/channels", "channels must be a non-empty array.")
+  end
+  local wanted = {}
+  for i, c in ipairs(channels) do
+    local need = BIS_CHANNELS[c]
+    if need == nil then
+      return collection.bad("/data/attributes/channels/" .. (i - 1),
+        "channels are EMAIL, SMS, PUSH or WHATSAPP.")
+    end
+    if need == false then
+      return jsonapi.error(501, "not_implemented", "Not implemented.",
+        format("The Klaviyo emulator does not emulate %s back-in-stock alerts.", c))
+    end
+    wanted[#wanted + 1] = c
+  end
+  local rel = type(data.relationships) == "table" and data.relationships.variant
+  local variant = type(rel) == "table" and type(rel.data) == "table" and rel.data.id
+  if type(variant) ~= "string" or not variant:match("^%$[^:]+:::%$[^:]+:::.+$") then
+    return collection.bad("/data/relationships/variant/data/id",
+      "The variant id must look like $custom:::$default:::<external id>.")
+  end
+  local pdata = type(a.profile) == "table" and a.profile.data
+  local ptr = "/data/attributes/profile/data"
+  if type(pdata) ~= "table" or type(pdata.attributes) ~= "table" then
+    return collection.bad(ptr, "A profile is required.")
+  end
+  local attrs = {}
+  for _, k in ipairs(state.IDENTIFIERS) do
+    if present(pdata.attributes[k]) then attrs[k] = pdata.attributes[k] end
+  end
+  local plan
+  plan, st, doc = plan_profile(acct, {type = "profile", id = pdata.id, attributes = attrs}, ptr)
+  if not plan then return st, doc end
+  for i, c in ipairs(wanted) do
+    local ident = BIS_CHANNELS[c]
+    if not (plan.attrs[ident] or (plan.profile and plan.profile[ident])) then
+      return collection.bad("/data/attributes/channels/" .. (i - 1), c == "SMS"
+        and "SMS alerts need a phone_number in E.164." or "EMAIL alerts need an email address.")
+    end
+  end
+  local p = realize(acct, plan)
+  acct.back_in_stock = acct.back_in_stock or {}
+  local key = p.id .. "\0" .. variant
+  local sub = acct.back_in_stock[key]
+  if not sub then
+    sub = {id = state.new_id(), profile_id = p.id, variant_id = variant, created = state.now()}
+    acct.back_in_stock[key] = sub
+  end
+  sub.channels = wanted
+  sub.updated = state.now()
+  return 202, nil
+end
+
+H.create_back_in_stock_subscription = H.back_in_stock
 
 return H

@@ -8,7 +8,8 @@
 --   POST /configure  {client options} for /event (stored in the shared dict: every worker)
 --   GET  /event?n=   sends one create_event with the configured client -> 202/4xx/5xx
 --   GET  /ping       answers at once (the bench's "other location")
--- luacheck: read globals ngx
+--   GET  /limiter?key=   the shared limiter's state of one key
+-- luacheck: globals ngx
 local ngx = ngx
 local cjson = require("cjson.safe").new()
 local klaviyo = require "klaviyo"
@@ -127,8 +128,18 @@ function _M.event()
     properties = { n = tonumber(n) },
     unique_id = ngx.var.arg_uid,
   } } } })
-  if ok then return reply(202, { ok = true }) end
+  if ok then return reply(202, { ok = true, worker = ngx.worker.pid() }) end
   reply(res.status or 502, { err = plain_err(res) })
+end
+
+-- GET /limiter?key=K: what the shared limiter holds for key K ("<account>/<operation>"):
+-- {blocked = us, head = n, cap_left = n, cap_until = us (each absent when unset), now = us}.
+function _M.limiter()
+  local dict, key = ngx.shared.klaviyo_limits, ngx.var.arg_key or ""
+  ngx.update_time()
+  reply(200, { blocked = dict:get(key .. "#blocked"), head = dict:get(key .. "#head"),
+               cap_left = dict:get(key .. "#cap_left"), cap_until = dict:get(key .. "#cap_until"),
+               now = math.floor(ngx.now() * 1e6) })
 end
 
 -- /chunked/<api path>: the emulator's answer (through the internal /emu/ proxy) sent back in

@@ -2,7 +2,7 @@
 -- body_filter, log): each attempt's outcome is kept in the shared dict `ngxapp` under
 -- "phase:<name>" and read back with GET /phase/result?name=<name>. And the remedy the
 -- refusal suggests: a send from ngx.timer.at (GET /phase/timer).
--- luacheck: read globals ngx
+-- luacheck: globals ngx
 local ngx = ngx
 local cjson = require("cjson.safe").new()
 local klaviyo = require "klaviyo"
@@ -35,7 +35,26 @@ function _M.try(name)
   return outcome
 end
 
-function _M.init() _M.try("init") end
+-- init_by_lua: the refused send, and a client made the common way, once in the master
+-- (module level in an app), with the shared limiter; workers use it later (/init-client).
+function _M.init(emulator_url)
+  _M.try("init")
+  _M.init_client = assert(klaviyo.new {
+    access_token = "emu_at_placeholder_until_configured", base_url = emulator_url,
+    limiter = { store = "shdict", dict = "klaviyo_limits" } })
+end
+
+-- GET /init-client: the client made in init_by_lua, given the configured account's OAuth
+-- token, gets the profiles -> {status =} | {err =}.
+function _M.init_client_call()
+  local token = options().access_token
+  local client = _M.init_client
+  local out = { transport = client.transport and "ngx" or "curl" }
+  assert(client:set_access_token(token))
+  local doc, res = client:call("get_profiles", {})
+  if doc then out.status = res.status else out.err = tostring(res) end
+  ngx.say(cjson.encode(out))
+end
 
 function _M.init_worker()
   if ngx.worker.id() == 0 then _M.try("init_worker") end

@@ -43,7 +43,25 @@ local _M = {
   json_null = cjson.null,
 }
 
-local mt = { __index = _M }
+-- The idiomatic modules, bound to a client on first use (client.events, client.profiles, ...):
+-- each is a thin layer over client:call, loaded only by those who use it.
+local MODULES = {
+  events = "klaviyo.events", profiles = "klaviyo.profiles", consent = "klaviyo.subscriptions",
+  lists = "klaviyo.lists", segments = "klaviyo.segments", flows = "klaviyo.flows",
+  metrics = "klaviyo.metrics", client_api = "klaviyo.client_api",
+}
+
+local mt = {
+  __index = function(self, k)
+    local v = _M[k]
+    if v ~= nil then return v end
+    local name = MODULES[k]
+    if name == nil then return nil end
+    v = require(name).new(self)
+    rawset(self, k, v)
+    return v
+  end,
+}
 
 -- The JSON encoder of the C core (names the path of a bad value); lua-cjson when the core was
 -- built without it.
@@ -212,6 +230,12 @@ end
 function _M.paginate(self, op_id, params)
   local req = check_paged(op_id, params)
   return paginate.items(paginate.pages(function(r, id) return send(self, r, id) end, req, op_id))
+end
+
+-- client:tracker{spool=, batch=, interval=, ...}: a durable, batched event tracker bound to
+-- this client (see klaviyo.tracker).
+function _M.tracker(self, opts)
+  return require("klaviyo.tracker").new(self, opts)
 end
 
 -- Replaces the OAuth access token (e.g. after refreshing it yourself).

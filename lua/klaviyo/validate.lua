@@ -400,10 +400,20 @@ end
 -- never generate the same id, which would make Klaviyo drop the second event as a
 -- duplicate), read 4 KB at a time; otherwise math.random seeded from time, clock and an
 -- address.
+-- Inside nginx the pool is refilled when the worker pid changes: a pool filled in
+-- init_by_lua would otherwise be inherited by every forked worker, which would then hand out
+-- the same ids.
 local pool, pool_pos = "", 1
 local urandom_ok = true
 local seeded = false
+local ngx_worker = rawget(_G, "ngx") and _G.ngx.worker
+local worker_pid = ngx_worker and ngx_worker.pid
+local pool_pid = worker_pid and worker_pid()
 local function random_bytes(n)
+  if worker_pid then
+    local pid = worker_pid()
+    if pid ~= pool_pid then pool, pool_pos, pool_pid = "", 1, pid end
+  end
   if urandom_ok and pool_pos + n - 1 > #pool then
     local f = open("/dev/urandom", "rb")
     local data = f and f:read(4096)

@@ -110,7 +110,7 @@ describe("client:call", function()
     assert.is_nil(doc)
     assert.equal("decode", err.kind)
     assert.equal(200, err.status)
-    assert.matches("get_profiles: decode error", tostring(err))
+    assert.matches("get_profiles: HTTP 200 %- response body is not JSON", tostring(err))
   end)
 
   it("passes the timeout option to the transport", function()

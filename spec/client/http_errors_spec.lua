@@ -118,7 +118,7 @@ describe("error tables", function()
     local ok, err = client:call("get_lists", {})
     assert.is_nil(ok)
     assert.equal(520, err.status)
-    assert.is_nil(err.code)
+    assert.equal("edge_error", err.code)   -- Cloudflare's HTML 52x, named by the core
     check_line(err, "get_lists", "HTTP 520")
   end)
 

@@ -13,9 +13,12 @@ CORE_CFLAGS := -std=c99 -Wall -Wextra -Werror -O2 -fPIC -g
 CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
 CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 
-# Pure C parts (no Lua): LIMIT's limiter/retry join them when present.
-CORE_SRCS := $(addprefix src/,buf.c url.c client.c request.c json_read.c response.c transport_curl.c) \
-             $(wildcard src/limiter.c src/retry.c)
+# Pure C parts (no Lua): the client, its rate limiter (in-process, or shared in Redis through
+# hiredis with the script embedded from build/gen/redis_script.h, see mk/redis.mk), retry
+# policy, the send loop that joins them and the multi-interface batch.
+CORE_SRCS := $(addprefix src/,buf.c url.c client.c request.c json_read.c response.c transport_curl.c \
+             limiter.c retry.c limiter_redis.c sendloop.c batch.c)
+HIREDIS_LIBS := -lhiredis
 CORE_HDRS := $(wildcard src/*.h)
 CORE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/core/%.o,$(CORE_SRCS))
 # The Lua binding, plus LIMIT's JSON encoder (core.encode) once it exists.
@@ -33,9 +36,10 @@ CORE_SOS  := $(foreach l,$(LUAS),$(BUILD)/$(l)/klaviyo/core.so)
 build: core $(BUILD)/libklaviyo.a $(BUILD)/examples/track
 core: $(CORE_SOS)
 
-$(BUILD)/obj/core/%.o: src/%.c $(CORE_HDRS) mk/core.mk
+$(BUILD)/obj/core/%.o: src/%.c $(CORE_HDRS) mk/core.mk | $(REDIS_GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CORE_CFLAGS) $(CURL_CFLAGS) -c $< -o $@
+	$(CC) $(CORE_CFLAGS) $(CURL_CFLAGS) -I$(BUILD)/gen -c $< -o $@
+$(BUILD)/obj/core/limiter_redis.o: $(REDIS_GEN_H)
 
 $(BUILD)/libklaviyo.a: $(CORE_OBJS)
 	@rm -f $@
@@ -49,23 +53,23 @@ $(BUILD)/obj/$(1)/%.o: src/%.c $(CORE_HDRS) mk/core.mk
 
 $(BUILD)/$(1)/klaviyo/core.so: $(CORE_OBJS) $(patsubst src/%.c,$(BUILD)/obj/$(1)/%.o,$(LUA_SRCS))
 	@mkdir -p $$(dir $$@)
-	$$(CC) -shared -o $$@ $$^ $$(CURL_LIBS)
+	$$(CC) -shared -o $$@ $$^ $$(CURL_LIBS) $$(HIREDIS_LIBS)
 endef
 $(foreach l,$(LUAS),$(eval $(call lua_so_rule,$(l))))
 
 $(BUILD)/examples/track: examples/track.c $(BUILD)/libklaviyo.a src/klaviyo.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CORE_CFLAGS) -Isrc $< -o $@ $(BUILD)/libklaviyo.a $(CURL_LIBS)
+	$(CC) $(CORE_CFLAGS) -Isrc $< -o $@ $(BUILD)/libklaviyo.a $(CURL_LIBS) $(HIREDIS_LIBS)
 
 # ---- C unit tests: every core source compiled with ASan/UBSan into each test ------------
 SAN_CFLAGS := -std=c99 -Wall -Wextra -Werror -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
 CORE_TESTS := $(addprefix spec/c/,test_request.c test_response.c test_revision.c test_transport.c)
 CORE_TEST_BINS := $(patsubst spec/c/%.c,$(BUILD)/ctest/%,$(CORE_TESTS))
-SAN_SRCS := $(filter-out src/limiter.c src/retry.c,$(CORE_SRCS))
+SAN_SRCS := $(CORE_SRCS)
 
-$(BUILD)/ctest/%: spec/c/%.c $(SAN_SRCS) $(CORE_HDRS) spec/c/ctest.h mk/core.mk
+$(BUILD)/ctest/%: spec/c/%.c $(SAN_SRCS) $(CORE_HDRS) spec/c/ctest.h mk/core.mk $(REDIS_GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN_CFLAGS) $(CURL_CFLAGS) -Isrc -Ispec/c $< $(SAN_SRCS) -o $@ $(CURL_LIBS)
+	$(CC) $(SAN_CFLAGS) $(CURL_CFLAGS) -Isrc -I$(BUILD)/gen -Ispec/c $< $(SAN_SRCS) -o $@ $(CURL_LIBS) $(HIREDIS_LIBS)
 
 # The binding's contract (spec/core/binding_spec.lua) against the emulator, on TEST_LUAS, and
 # once more on lua5.4 under valgrind (leaks or memory errors in src/lua_klaviyo.c fail it).
@@ -102,7 +106,7 @@ FUZZ_SECONDS ?= 60
 $(BUILD)/fuzz/fuzz_core: spec/c/fuzz_core.c $(SAN_SRCS) $(CORE_HDRS) mk/core.mk
 	@mkdir -p $(dir $@)
 	clang -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	  $(CURL_CFLAGS) -Isrc $< $(SAN_SRCS) -o $@ $(CURL_LIBS)
+	  $(CURL_CFLAGS) -Isrc -I$(BUILD)/gen $< $(SAN_SRCS) -o $@ $(CURL_LIBS) $(HIREDIS_LIBS)
 
 fuzz-core: $(BUILD)/fuzz/fuzz_core
 	@mkdir -p $(BUILD)/fuzz/corpus

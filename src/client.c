@@ -176,7 +176,7 @@ kl_client *kl_new(const kl_options *opts) {
     if (!c->priv) { free(c); return NULL; }
     c->priv->error.retry_after = -1;
     if (!opts) { memset(&none, 0, sizeof none); opts = &none; }
-    setup(c, opts);
+    if (setup(c, opts) == KL_OK) kl_loop_setup(c, opts);
     return c;
 }
 
@@ -195,6 +195,7 @@ void kl_free(kl_client *c) {
     p = c->priv;
     if (p) {
         kl_transport_free(c);
+        kl_loop_free(c);
         kl_error_clear(c);
         kl_url_free(&p->base);
         free(p->origin);
@@ -237,7 +238,37 @@ int kl_set_access_token(kl_client *c, const char *token) {
 
 /* A client whose settings were refused keeps refusing: nothing is ever sent with it. */
 static int usable(kl_client *c) {
-    return c->priv && c->priv->origin && c->priv->curl;
+    return c->priv && c->priv->origin && c->priv->curl && c->priv->account;
+}
+
+kl_client *kl_clone(kl_client *c) {
+    kl_client_priv *p = c->priv, *q;
+    kl_options o;
+    kl_buf base = {0};
+    kl_client *n;
+    if (!usable(c)) return NULL;
+    if (kl_buf_adds(&base, p->origin) || kl_buf_adds(&base, p->base.path)) { kl_buf_free(&base); return NULL; }
+    memset(&o, 0, sizeof o);
+    o.base_url = base.p;
+    o.api_key = p->api_key;
+    o.access_token = p->access_token;
+    o.public_key = p->public_key;
+    o.revision = p->revision;
+    o.user_agent = p->user_agent;
+    o.timeout_ms = p->timeout_ms;
+    o.connect_timeout_ms = p->connect_timeout_ms;
+    o.limiter = KL_LIMITER_OFF; /* borrows c's below */
+    o.account = p->account;
+    n = kl_new(&o);
+    kl_buf_free(&base);
+    if (!n) return NULL;
+    if (n->err) { kl_free(n); return NULL; }
+    q = n->priv;
+    q->lim = p->lim;
+    q->redis = p->redis;
+    q->lim_owned = 0;
+    q->retry = p->retry;
+    return n;
 }
 
 int kl_build(kl_client *c, const kl_request *req, const kl_built **out) {
@@ -251,14 +282,29 @@ int kl_build(kl_client *c, const kl_request *req, const kl_built **out) {
 
 int kl_send(kl_client *c, const kl_request *req) {
     int rc;
+    kl_usec wait;
+    memset(&c->priv->info, 0, sizeof c->priv->info);
     if (!usable(c)) return kl_fail(c, KL_ERR_REFUSED, "client_unusable", NULL, "client settings were refused");
     kl_error_clear(c);
     rc = kl_build_request(c, req);
     if (rc != KL_OK) return rc;
-    rc = kl_transport_perform(c, req->operation);
-    if (rc != KL_OK) return rc;
-    return kl_interpret_stored(c, req->operation);
+    if ((rc = kl_loop_begin(c, req)) != KL_OK) return rc;
+    for (;;) {
+        /* the limiter first: a refusal (Redis unreachable) means nothing is sent */
+        for (;;) {
+            if ((rc = kl_loop_acquire(c, req->operation, &wait)) != KL_OK) return rc;
+            if (!wait) break;
+            kl_sleep_us(wait);
+        }
+        kl_error_clear(c); /* a success after a retry carries no earlier error */
+        rc = kl_transport_perform(c, req->operation);
+        if (rc == KL_OK) rc = kl_interpret_stored(c, req->operation);
+        if (!kl_loop_after(c, rc, &wait)) return rc;
+        kl_sleep_us(wait);
+    }
 }
+
+const kl_send_info *kl_last_info(const kl_client *c) { return &c->priv->info; }
 
 int kl_interpret(kl_client *c, long status, const kl_header *headers, size_t n_headers,
                  const char *body, size_t body_len, const char *operation) {

@@ -5,7 +5,11 @@
 #define KL_INTERNAL_H
 
 #include "klaviyo.h"
+#include "limiter.h"
+#include "limiter_redis.h"
+#include "retry.h"
 #include <stddef.h>
+#include <stdint.h>
 
 /* Growable byte buffer, always NUL-terminated when p != NULL. */
 typedef struct kl_buf {
@@ -76,6 +80,21 @@ struct kl_client_priv {
     kl_buf slist_src;     /* ... this copy of hstore: unchanged headers reuse the list */
     char curl_err[256];   /* CURL_ERROR_SIZE */
     int body_too_large;
+
+    /* rate limiting and retries (sendloop.c); a batch's slot clients borrow the parent's
+     * limiter or Redis store (owned = 0) */
+    kl_limiter *lim;
+    kl_redis *redis;
+    int lim_owned;
+    char *account;
+    kl_retry_policy retry;
+    uint64_t rng;
+    kl_send_info info;
+    kl_buf lkey;          /* "<account>/<operation>" of the request in progress */
+    kl_limits cur_limits;
+    int cur_limited, cur_safe;
+    kl_retry_policy cur_retry;
+    kl_usec cur_start;
 };
 
 /* client.c */
@@ -102,5 +121,22 @@ const char *kl_resp_header(const kl_client *c, const char *lname);
 int kl_transport_init(kl_client *c);
 void kl_transport_free(kl_client *c);
 int kl_transport_perform(kl_client *c, const char *operation);
+/* the two halves of kl_transport_perform, for the multi interface (batch.c) */
+int kl_transport_prepare(kl_client *c, const char *operation);
+int kl_transport_finish(kl_client *c, int curl_code, const char *operation);
+
+/* sendloop.c: the limiter and retry steps around one request (kl_send, kl_batch) */
+kl_usec kl_now(void);                 /* monotonic microseconds */
+void kl_sleep_us(kl_usec us);
+int kl_loop_setup(kl_client *c, const kl_options *o);      /* at kl_new */
+void kl_loop_free(kl_client *c);
+int kl_loop_begin(kl_client *c, const kl_request *req);    /* KL_OK or a usage error */
+/* KL_OK with *wait = 0 (go: recorded) or > 0 (ask again then); else a refusal (nothing sent) */
+int kl_loop_acquire(kl_client *c, const char *op, kl_usec *wait);
+/* after an attempt ended with rc: 1 = repeat after *delay, 0 = rc is final */
+int kl_loop_after(kl_client *c, int rc, kl_usec *delay);
+
+/* client.c: a client with the same settings sharing c's limiter (for kl_batch's slots) */
+kl_client *kl_clone(kl_client *c);
 
 #endif

@@ -63,7 +63,32 @@ typedef struct kl_options {
     const char *user_agent;   /* NULL: "lua-klaviyo/" KL_VERSION */
     long timeout_ms;          /* total per request; 0: KL_DEFAULT_TIMEOUT_MS */
     long connect_timeout_ms;  /* 0: KL_DEFAULT_CONNECT_TIMEOUT_MS */
+
+    /* Rate limiting (see limiter.h): only requests that carry limits (kl_request.limit_*)
+     * are limited, under the key "<account>/<operation>". */
+    int limiter;              /* KL_LIMITER_LOCAL (0, in-process), KL_LIMITER_OFF, KL_LIMITER_REDIS */
+    double limiter_safety;    /* in (0, 1]; 0: 1.0 */
+    const char *limiter_url;  /* KL_LIMITER_REDIS: redis://[:password@]host[:port][/db] */
+    const char *limiter_prefix;  /* KL_LIMITER_REDIS: key prefix; NULL: "klaviyo:limit:" */
+    const char *limiter_script;  /* KL_LIMITER_REDIS: the script's text; NULL: the embedded one */
+    const char *account;      /* names the account in limiter keys (never a secret); NULL: a
+                                 hash of the api_key (else public key, else access token) */
+
+    /* Retries (see retry.h): 0 means the default in brackets. */
+    int retry_attempts;       /* attempts in all, first included [4]; 1: never retry */
+    double retry_max_time;    /* seconds from the first attempt a retry must start within [60] */
+    double retry_base;        /* seconds: ceiling of the first backoff [0.5] */
+    double retry_cap;         /* seconds: ceiling of any backoff [20] */
 } kl_options;
+
+#define KL_LIMITER_LOCAL 0
+#define KL_LIMITER_OFF 1
+#define KL_LIMITER_REDIS 2
+
+/* kl_request.safe: may the request be repeated once it may have reached the server? */
+#define KL_SAFE_AUTO 0 /* GET, PUT, PATCH, DELETE yes; POST no */
+#define KL_SAFE_YES 1  /* e.g. create_event with a unique_id, subscription jobs */
+#define KL_SAFE_NO 2
 
 /* A query parameter or extra header.  For a query parameter, `values`/`n_values` (when
  * values != NULL) is a list: items are encoded one by one and joined with commas, as
@@ -90,7 +115,23 @@ typedef struct kl_request {
     size_t body_len;
     int auth;                           /* KL_AUTH_PRIVATE or KL_AUTH_PUBLIC */
     const char *revision;               /* per-call override or NULL */
+    /* the operation's rate limits (requests per 1 s, 60 s, 86400 s; 0: no such window);
+     * all 0: the request is not rate limited */
+    unsigned long limit_burst, limit_steady, limit_daily;
+    int safe;                           /* KL_SAFE_* */
+    int retry_attempts;                 /* per call; 0: the client's */
+    double retry_max_time;              /* per call; 0: the client's */
 } kl_request;
+
+/* What the last kl_send did (also per request of kl_batch). */
+typedef struct kl_send_info {
+    int attempts;        /* requests that went out (or were tried) */
+    int retries;         /* attempts after the first */
+    int throttled;       /* 429 answers received */
+    double waited;       /* seconds spent waiting for the rate limiter */
+    double backoff;      /* seconds spent waiting between attempts */
+    const char *stopped; /* after a failure: why it was not retried (static text), or NULL */
+} kl_send_info;
 
 typedef struct kl_header {
     char *name;  /* lowercase */
@@ -176,7 +217,9 @@ void kl_free(kl_client *c);
  * non-loopback host. */
 int kl_set_access_token(kl_client *c, const char *token);
 
-/* Send a request and wait for the answer (blocking, libcurl).  KL_OK: kl_last_response()
+/* Send a request and wait for the answer (blocking, libcurl).  A request with limits waits
+ * (sleeps) for the rate limiter first; a failure the retry policy allows is repeated after
+ * its backoff (kl_last_info says what happened).  KL_OK: kl_last_response()
  * holds the 2xx answer.  Otherwise kl_last_error() describes the failure (also c->err and
  * c->errstr); after an HTTP error kl_last_response() still holds status and headers.
  * The request's strings and body only need to live for the duration of the call. */
@@ -190,6 +233,20 @@ int kl_build(kl_client *c, const kl_request *req, const kl_built **out);
 int kl_interpret(kl_client *c, long status, const kl_header *headers, size_t n_headers,
                  const char *body, size_t body_len, const char *operation);
 
+/* Many requests at once over libcurl's multi interface, through the same limiter and retry
+ * rules as kl_send, at most `concurrency` in flight.  `get` describes request `index` (0..n-1)
+ * into *req (its strings must live until `done` is called for that index; `slot` in
+ * 0..concurrency-1 says which of the batch's connections carries it, so a caller can keep
+ * per-slot storage) and returns 0, or non-zero to fail that request without sending it
+ * (`done` then gets KL_ERR_USAGE and `sc`'s error says "could not describe the request").
+ * `done` gets the result on `sc` (kl_last_response, kl_last_error, kl_last_info and errstr of
+ * `sc`, valid during the call) and rc as kl_send returns it.  Returns KL_OK when every request
+ * was run (each may have failed: see done), else an error on c (out of memory, bad arguments). */
+typedef int (*kl_batch_get)(void *ud, size_t index, size_t slot, kl_request *req);
+typedef void (*kl_batch_done)(void *ud, size_t index, size_t slot, kl_client *sc, int rc);
+int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch_done done, void *ud);
+
+const kl_send_info *kl_last_info(const kl_client *c);
 const kl_response *kl_last_response(const kl_client *c);
 const kl_error *kl_last_error(const kl_client *c);
 

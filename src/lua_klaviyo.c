@@ -48,15 +48,24 @@ static void kl_setfuncs(lua_State *L, const luaL_Reg *l) {
 
 /* ---- userdata ---------------------------------------------------------------------------- */
 
-typedef struct lk_client {
-    kl_client *c;
-    /* scratch arrays reused by every request (no allocation on the hot path once grown) */
+/* scratch arrays reused by every request (no allocation on the hot path once grown) */
+typedef struct lk_scratch {
     kl_param *q, *h;
     size_t qcap, hcap;
     const char **pool; /* path params and list items */
     size_t pcap;
     size_t *qoff;      /* per query parameter: its list's start in pool (lists only) */
     size_t qoffcap;
+} lk_scratch;
+
+static void scratch_free(lk_scratch *s) {
+    free(s->q); free(s->h); free(s->pool); free(s->qoff);
+    memset(s, 0, sizeof *s);
+}
+
+typedef struct lk_client {
+    kl_client *c;
+    lk_scratch s;
 } lk_client;
 
 static lk_client *check_client(lua_State *L) {
@@ -162,14 +171,26 @@ static const char *kind_name(int k) {
     }
 }
 
-/* nil, err for runtime failures; raises for misuse and out of memory */
-static int push_failure(lua_State *L, kl_client *c) {
+static void push_info(lua_State *L, const kl_send_info *i) {
+    lua_createtable(L, 0, 6);
+    lua_pushinteger(L, i->attempts);
+    lua_setfield(L, -2, "attempts");
+    lua_pushinteger(L, i->retries);
+    lua_setfield(L, -2, "retries");
+    lua_pushinteger(L, i->throttled);
+    lua_setfield(L, -2, "throttled");
+    lua_pushnumber(L, i->waited);
+    lua_setfield(L, -2, "waited");
+    lua_pushnumber(L, i->backoff);
+    lua_setfield(L, -2, "backoff");
+    setstr(L, "stopped", i->stopped);
+}
+
+/* The error table of c's last failure (every kind; "usage" for a malformed request). */
+static void push_error_table(lua_State *L, kl_client *c) {
     const kl_error *e = kl_last_error(c);
-    if (c->err == KL_ERR_USAGE) return luaL_error(L, "klaviyo.core: %s", c->errstr);
-    if (c->err == KL_ERR_OOM) return luaL_error(L, "klaviyo.core: %s", c->errstr);
-    lua_pushnil(L);
     lua_createtable(L, 0, 16);
-    lua_pushstring(L, kind_name(c->err));
+    lua_pushstring(L, c->err == KL_ERR_USAGE ? "usage" : c->err == KL_ERR_OOM ? "out_of_memory" : kind_name(c->err));
     lua_setfield(L, -2, "kind");
     if (e->status) {
         lua_pushinteger(L, (lua_Integer)e->status);
@@ -212,6 +233,14 @@ static int push_failure(lua_State *L, kl_client *c) {
         }
         kj_free(&d);
     }
+}
+
+/* nil, err for runtime failures; raises for misuse and out of memory */
+static int push_failure(lua_State *L, kl_client *c) {
+    if (c->err == KL_ERR_USAGE) return luaL_error(L, "klaviyo.core: %s", c->errstr);
+    if (c->err == KL_ERR_OOM) return luaL_error(L, "klaviyo.core: %s", c->errstr);
+    lua_pushnil(L);
+    push_error_table(L, c);
     return 2;
 }
 
@@ -257,8 +286,23 @@ static long opt_ms(lua_State *L, int t, const char *k) {
     return v < 1 ? 1 : (long)v;
 }
 
+static double opt_number(lua_State *L, int t, const char *k, double lo, double hi) {
+    double v;
+    lua_getfield(L, t, k);
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); return 0; }
+    if (lua_type(L, -1) != LUA_TNUMBER)
+        luaL_error(L, "klaviyo.core.new: option %s must be a number, got %s", k, luaL_typename(L, -1));
+    v = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (!(v >= lo && v <= hi)) luaL_error(L, "klaviyo.core.new: option %s must be in [%f, %f]", k, lo, hi);
+    return v;
+}
+
 static const char *const new_options[] = {"base_url", "api_key", "access_token", "public_key", "revision",
-                                          "timeout", "connect_timeout", "user_agent", NULL};
+                                          "timeout", "connect_timeout", "user_agent", "limiter",
+                                          "limiter_url", "limiter_prefix", "limiter_safety",
+                                          "limiter_script", "account", "retry_attempts",
+                                          "retry_max_time", "retry_base", "retry_cap", NULL};
 
 static int l_new(lua_State *L) {
     kl_options o;
@@ -289,6 +333,22 @@ static int l_new(lua_State *L) {
     o.user_agent = opt_string(L, 1, "user_agent");
     o.timeout_ms = opt_ms(L, 1, "timeout");
     o.connect_timeout_ms = opt_ms(L, 1, "connect_timeout");
+    {
+        const char *lim = opt_string(L, 1, "limiter");
+        if (!lim || strcmp(lim, "local") == 0) o.limiter = KL_LIMITER_LOCAL;
+        else if (strcmp(lim, "redis") == 0) o.limiter = KL_LIMITER_REDIS;
+        else if (strcmp(lim, "off") == 0) o.limiter = KL_LIMITER_OFF;
+        else return luaL_error(L, "klaviyo.core.new: option limiter must be \"local\", \"redis\" or \"off\"");
+    }
+    o.limiter_url = opt_string(L, 1, "limiter_url");
+    o.limiter_prefix = opt_string(L, 1, "limiter_prefix");
+    o.limiter_script = opt_string(L, 1, "limiter_script");
+    o.account = opt_string(L, 1, "account");
+    o.limiter_safety = opt_number(L, 1, "limiter_safety", 0, 1);
+    o.retry_attempts = (int)opt_number(L, 1, "retry_attempts", 0, 100);
+    o.retry_max_time = opt_number(L, 1, "retry_max_time", 0, 86400);
+    o.retry_base = opt_number(L, 1, "retry_base", 0, 3600);
+    o.retry_cap = opt_number(L, 1, "retry_cap", 0, 86400);
 
     u = lua_newuserdata(L, sizeof *u);
     memset(u, 0, sizeof *u);
@@ -343,7 +403,7 @@ static void field_type(lua_State *L, const char *k, int want) {
         luaL_error(L, "klaviyo.core: request field %s must be a %s, got %s", k, lua_typename(L, want), luaL_typename(L, -1));
 }
 
-static void read_path_params(lua_State *L, lk_client *u, parsed *p, int *nanch) {
+static void read_path_params(lua_State *L, lk_scratch *u, parsed *p, int *nanch) {
     int t = lua_gettop(L), i, n = (int)kl_rawlen(L, t);
     grow(L, (void **)&u->pool, &u->pcap, p->npool + (size_t)n, sizeof *u->pool);
     for (i = 1; i <= n; i++) {
@@ -356,7 +416,7 @@ static void read_path_params(lua_State *L, lk_client *u, parsed *p, int *nanch) 
     p->npool += (size_t)n;
 }
 
-static void read_pairs(lua_State *L, lk_client *u, parsed *p, int *nanch, int is_query) {
+static void read_pairs(lua_State *L, lk_scratch *u, parsed *p, int *nanch, int is_query) {
     int t = lua_gettop(L), i, n = (int)kl_rawlen(L, t);
     kl_param **arr = is_query ? &u->q : &u->h;
     size_t *cap = is_query ? &u->qcap : &u->hcap;
@@ -399,7 +459,7 @@ static void read_pairs(lua_State *L, lk_client *u, parsed *p, int *nanch, int is
 }
 
 /* Reads the request table at index 2 in one pass; unknown fields raise. */
-static void read_request(lua_State *L, lk_client *u, parsed *p) {
+static void read_request(lua_State *L, lk_scratch *u, parsed *p) {
     int nanch = 0;
     size_t i;
     memset(p, 0, sizeof *p);
@@ -466,10 +526,48 @@ static void read_request(lua_State *L, lk_client *u, parsed *p) {
             break;
         }
         case 'r':
-            if (strcmp(k, "revision") != 0) goto unknown;
-            field_type(L, k, LUA_TSTRING);
-            p->r.revision = lua_tostring(L, -1);
+            if (strcmp(k, "revision") == 0) {
+                field_type(L, k, LUA_TSTRING);
+                p->r.revision = lua_tostring(L, -1);
+            } else if (strcmp(k, "retry_attempts") == 0) {
+                field_type(L, k, LUA_TNUMBER);
+                if (!(lua_tonumber(L, -1) >= 1 && lua_tonumber(L, -1) <= 100))
+                    luaL_error(L, "klaviyo.core: request field retry_attempts must be in 1..100");
+                p->r.retry_attempts = (int)lua_tonumber(L, -1);
+            } else if (strcmp(k, "retry_max_time") == 0) {
+                field_type(L, k, LUA_TNUMBER);
+                if (!(lua_tonumber(L, -1) >= 0 && lua_tonumber(L, -1) <= 86400))
+                    luaL_error(L, "klaviyo.core: request field retry_max_time must be in 0..86400 seconds");
+                p->r.retry_max_time = lua_tonumber(L, -1);
+            } else goto unknown;
             break;
+        case 's':
+            if (strcmp(k, "safe") != 0) goto unknown;
+            field_type(L, k, LUA_TBOOLEAN);
+            p->r.safe = lua_toboolean(L, -1) ? KL_SAFE_YES : KL_SAFE_NO;
+            break;
+        case 'l': {
+            static const char *const wn[3] = {"burst", "steady", "daily"};
+            unsigned long *dst[3];
+            int w;
+            if (strcmp(k, "limits") != 0) goto unknown;
+            field_type(L, k, LUA_TTABLE);
+            dst[0] = &p->r.limit_burst; dst[1] = &p->r.limit_steady; dst[2] = &p->r.limit_daily;
+            for (w = 0; w < 3; w++) {
+                lua_getfield(L, -1, wn[w]);
+                if (!lua_isnil(L, -1)) {
+                    double v;
+                    if (lua_type(L, -1) != LUA_TNUMBER)
+                        luaL_error(L, "klaviyo.core: limits.%s must be a number", wn[w]);
+                    v = lua_tonumber(L, -1);
+                    if (!(v >= 0 && v <= 1000000) || v != (double)(unsigned long)v)
+                        luaL_error(L, "klaviyo.core: limits.%s must be an integer in 0..1000000", wn[w]);
+                    *dst[w] = (unsigned long)v;
+                }
+                lua_pop(L, 1);
+            }
+            break;
+        }
         default:
         unknown:
             luaL_error(L, "klaviyo.core: unknown request field %s", k);
@@ -490,7 +588,7 @@ static void read_request(lua_State *L, lk_client *u, parsed *p) {
 static int l_request(lua_State *L) {
     lk_client *u = check_client(L);
     parsed p;
-    read_request(L, u, &p);
+    read_request(L, &u->s, &p);
     if (kl_send(u->c, &p.r) != KL_OK) return push_failure(L, u->c);
     return push_response(L, u->c);
 }
@@ -500,7 +598,7 @@ static int l_build(lua_State *L) {
     parsed p;
     const kl_built *b;
     size_t i;
-    read_request(L, u, &p);
+    read_request(L, &u->s, &p);
     if (kl_build(u->c, &p.r, &b) != KL_OK) return push_failure(L, u->c);
     lua_createtable(L, 0, 4);
     lua_pushstring(L, b->method);
@@ -592,11 +690,7 @@ static int l_set_access_token(lua_State *L) {
 static int l_close(lua_State *L) {
     lk_client *u = luaL_checkudata(L, 1, MT);
     if (u->c) { kl_free(u->c); u->c = NULL; }
-    free(u->q); free(u->h); free(u->pool); free(u->qoff);
-    u->q = u->h = NULL;
-    u->pool = NULL;
-    u->qoff = NULL;
-    u->qcap = u->hcap = u->pcap = u->qoffcap = 0;
+    scratch_free(&u->s);
     return 0;
 }
 

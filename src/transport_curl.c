@@ -192,10 +192,9 @@ static int transport_error(kl_client *c, CURLcode e, const char *op, const char 
     return rc;
 }
 
-int kl_transport_perform(kl_client *c, const char *op) {
+int kl_transport_prepare(kl_client *c, const char *op) {
     kl_client_priv *p = c->priv;
     CURLcode e;
-    long status = 0;
     kl_resp_reset(c);
     p->body_too_large = 0;
     e = setup(c);
@@ -205,7 +204,13 @@ int kl_transport_perform(kl_client *c, const char *op) {
                        curl_easy_strerror(e));
     }
     p->curl_err[0] = '\0';
-    e = curl_easy_perform(p->curl);
+    return KL_OK;
+}
+
+int kl_transport_finish(kl_client *c, int curl_code, const char *op) {
+    kl_client_priv *p = c->priv;
+    CURLcode e = (CURLcode)curl_code;
+    long status = 0;
     /* the request's body belongs to the caller: drop libcurl's pointer to it */
     curl_easy_setopt(p->curl, CURLOPT_POSTFIELDS, (char *)NULL);
     if (e != CURLE_OK) return transport_error(c, e, op, p->curl_err);
@@ -213,4 +218,10 @@ int kl_transport_perform(kl_client *c, const char *op) {
     p->res.status = status;
     if (kl_resp_finish_headers(c)) return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory");
     return KL_OK;
+}
+
+int kl_transport_perform(kl_client *c, const char *op) {
+    int rc = kl_transport_prepare(c, op);
+    if (rc != KL_OK) return rc;
+    return kl_transport_finish(c, (int)curl_easy_perform(c->priv->curl), op);
 }

@@ -110,7 +110,8 @@ w("return {\n")
 for _, id in ipairs(ids) do
   local o = ops[id]
   w(("  [%s] = {\n"):format(q(id)))
-  w(("    method = %s, path = %s, tag = %s, auth = %s,\n"):format(q(o.method), q(o.path), q(o.tag), q(o.auth)))
+  w(("    method = %s, path = %s, tag = %s, auth = %s,\n"):format(
+    q(o.method), q(o.path), q(o.tag), q(o.auth)))
   w(("    path_params = %s,\n"):format(list_of_strings(o.path_params)))
   w("    query = {")
   for i, p in ipairs(o.query) do

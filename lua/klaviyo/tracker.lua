@@ -148,7 +148,10 @@ function _M.new(client, opts)
     flush_timeout = opts.flush_timeout or 60,
     backoff_base = opts.backoff_base or 0.5, backoff_cap = opts.backoff_cap or 30,
     compact_bytes = opts.compact_bytes or 1024 * 1024,
-    next_attempt = 0, attempt = 0, last_delivery = now(), rejected_lines = {},
+    -- events left by an earlier process: the first track (or the first timer tick) sends
+    -- them, ahead of the new ones (the spool is first in, first out)
+    next_attempt = 0, attempt = 0, last_delivery = sp.pending > 0 and 0 or now(),
+    rejected_lines = {},
     counts = { tracked = 0, delivered = 0, rejected = 0, requests = 0, failures = 0,
               batches = 0, recovered = sp.recovered, corrupt = sp.corrupt },
   }, mt)

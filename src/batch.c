@@ -1,0 +1,155 @@
+/*
+ * batch.c - many requests at once over libcurl's multi interface (kl_batch in klaviyo.h).
+ *
+ * Each of the `concurrency` slots is a client of its own (kl_clone: same settings, its own
+ * easy handle and answer buffers, the parent's limiter borrowed), so a slot's answer is read
+ * with the ordinary kl_last_* calls.  A slot walks the same steps as kl_send (sendloop.c):
+ * ask the limiter, send, feed the answer back, retry or finish; the waits become deadlines
+ * that bound how long curl_multi_poll may block, so no slot's wait holds up another's
+ * transfer.
+ */
+#include "kl_internal.h"
+
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { S_IDLE, S_WAIT, S_RUN };
+
+typedef struct slot {
+    kl_client *c;
+    kl_request req;
+    size_t index;
+    int state;
+    kl_usec until; /* S_WAIT: when to ask the limiter (again) */
+} slot;
+
+static void finish(slot *s, size_t k, kl_batch_done done, void *ud, int rc, size_t *ndone) {
+    done(ud, s->index, k, s->c, rc);
+    s->state = S_IDLE;
+    (*ndone)++;
+}
+
+int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch_done done, void *ud) {
+    slot *slots;
+    CURLM *multi;
+    size_t nslots, k, next = 0, ndone = 0;
+    int rc = KL_OK;
+    if (!get || !done || concurrency < 1)
+        return kl_fail(c, KL_ERR_USAGE, "invalid_request", NULL, "kl_batch: needs get, done and concurrency >= 1");
+    kl_error_clear(c);
+    if (n == 0) return KL_OK;
+    nslots = (size_t)concurrency < n ? (size_t)concurrency : n;
+    if (!(slots = calloc(nslots, sizeof *slots))) return kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "out of memory");
+    if (!(multi = curl_multi_init())) {
+        free(slots);
+        return kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "cannot create a libcurl multi handle");
+    }
+    for (k = 0; k < nslots; k++) {
+        if (!(slots[k].c = kl_clone(c))) {
+            rc = kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "cannot create the batch's connections");
+            goto out;
+        }
+        curl_easy_setopt(slots[k].c->priv->curl, CURLOPT_PRIVATE, (char *)&slots[k]);
+    }
+
+    while (ndone < n) {
+        kl_usec now = kl_now(), soonest = -1;
+        int running = 0, left;
+        long timeout_ms;
+        CURLMsg *m;
+        for (k = 0; k < nslots; k++) {
+            slot *s = &slots[k];
+            /* a free slot takes the next request */
+            if (s->state == S_IDLE && next < n) {
+                memset(&s->req, 0, sizeof s->req);
+                s->index = next++;
+                kl_error_clear(s->c);
+                memset(&s->c->priv->info, 0, sizeof s->c->priv->info);
+                if (get(ud, s->index, k, &s->req) != 0) {
+                    finish(s, k, done, ud,
+                           kl_fail(s->c, KL_ERR_USAGE, "invalid_request", NULL, "could not describe the request"), &ndone);
+                    continue;
+                }
+                if ((rc = kl_build_request(s->c, &s->req)) != KL_OK || (rc = kl_loop_begin(s->c, &s->req)) != KL_OK) {
+                    finish(s, k, done, ud, rc, &ndone);
+                    rc = KL_OK;
+                    continue;
+                }
+                s->state = S_WAIT;
+                s->until = now;
+            }
+            if (s->state == S_WAIT && s->until <= now) {
+                kl_usec wait;
+                int arc = kl_loop_acquire(s->c, s->req.operation, &wait);
+                if (arc != KL_OK) { finish(s, k, done, ud, arc, &ndone); continue; }
+                if (wait) { s->until = now + wait; continue; }
+                kl_error_clear(s->c);
+                if ((arc = kl_transport_prepare(s->c, s->req.operation)) != KL_OK) {
+                    kl_usec delay;
+                    if (kl_loop_after(s->c, arc, &delay)) s->until = now + delay;
+                    else finish(s, k, done, ud, arc, &ndone);
+                    continue;
+                }
+                if (curl_multi_add_handle(multi, s->c->priv->curl) != CURLM_OK) {
+                    rc = kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "libcurl refused a transfer");
+                    goto out;
+                }
+                s->state = S_RUN;
+            }
+        }
+        if (ndone >= n) break;
+
+        if (curl_multi_perform(multi, &running) != CURLM_OK) {
+            rc = kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "libcurl's multi interface failed");
+            goto out;
+        }
+        while ((m = curl_multi_info_read(multi, &left))) {
+            slot *s;
+            int trc;
+            kl_usec delay;
+            char *priv = NULL;
+            if (m->msg != CURLMSG_DONE) continue;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+            s = (slot *)(void *)priv;
+            trc = (int)m->data.result;
+            curl_multi_remove_handle(multi, m->easy_handle); /* m is invalid from here */
+            k = (size_t)(s - slots);
+            trc = kl_transport_finish(s->c, trc, s->req.operation);
+            if (trc == KL_OK) trc = kl_interpret_stored(s->c, s->req.operation);
+            if (kl_loop_after(s->c, trc, &delay)) {
+                s->state = S_WAIT;
+                s->until = kl_now() + delay;
+            } else {
+                finish(s, k, done, ud, trc, &ndone);
+            }
+        }
+        if (ndone >= n) break;
+        /* sleep until a socket is ready or the soonest limiter/backoff deadline, at most 1 s;
+         * a slot that just went idle (and more to do) must not wait at all */
+        timeout_ms = 1000;
+        for (k = 0; k < nslots; k++)
+            if (slots[k].state == S_WAIT && (soonest < 0 || slots[k].until < soonest)) soonest = slots[k].until;
+        if (soonest >= 0) {
+            kl_usec d = soonest - kl_now();
+            timeout_ms = d <= 0 ? 0 : (long)((d + 999) / 1000);
+            if (timeout_ms > 1000) timeout_ms = 1000;
+        }
+        for (k = 0; k < nslots; k++)
+            if (slots[k].state == S_IDLE && next < n) timeout_ms = 0;
+        if (timeout_ms > 0) {
+            if (running) curl_multi_poll(multi, NULL, 0, (int)timeout_ms, NULL);
+            else kl_sleep_us((kl_usec)timeout_ms * 1000);
+        }
+    }
+
+out:
+    for (k = 0; k < nslots; k++) {
+        if (!slots[k].c) continue;
+        if (slots[k].state == S_RUN) curl_multi_remove_handle(multi, slots[k].c->priv->curl);
+        kl_free(slots[k].c);
+    }
+    curl_multi_cleanup(multi);
+    free(slots);
+    return rc;
+}

@@ -11,6 +11,8 @@ local base_url = (os.getenv("KLAVIYO_BASE_URL") or os.getenv("KLAVIYO_EMULATOR_U
   or "https://a.klaviyo.com"):gsub("/+$", "")
 M.base_url = base_url
 M.is_emulator = base_url:match("^http://127%.") ~= nil or base_url:match("^http://localhost") ~= nil
+-- The admin API needs LuaSocket; without it an emulator is used like Klaviyo (no flow runs).
+M.has_admin = M.is_emulator and (pcall(require, "socket.http"))
 
 --- Prints one line.
 function M.say(fmt, ...) io.write(fmt:format(...), "\n") end
@@ -26,7 +28,9 @@ end
 
 -- The emulator's admin API (loopback only, no Klaviyo auth).
 function M.admin(method, path, body)
-  if not M.is_emulator then return nil, "not an emulator" end
+  if not M.has_admin then
+    return nil, M.is_emulator and "LuaSocket (socket.http) is not installed" or "not an emulator"
+  end
   local http, ltn12 = require "socket.http", require "ltn12"
   local cjson = require("cjson").new()
   local chunks, headers, source = {}, { ["x-emulator-account"] = M.account_id }, nil
@@ -47,7 +51,7 @@ end
 
 --- The flow runs the emulator recorded for this account (nil when not on the emulator).
 function M.flow_runs()
-  if not M.is_emulator then return nil end
+  if not M.has_admin then return nil end
   local doc = M.check("admin GET flow-runs", M.admin("GET", "flow-runs"))
   return doc.flow_runs
 end
@@ -57,7 +61,7 @@ function M.connect(opts)
   local api_key = os.getenv("KLAVIYO_API_KEY")
   if api_key == "" then api_key = nil end
   if not api_key then
-    if not M.is_emulator then
+    if not M.has_admin then
       M.say("Set KLAVIYO_API_KEY (and KLAVIYO_BASE_URL to use the emulator).")
       os.exit(1)
     end

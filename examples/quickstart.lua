@@ -8,64 +8,13 @@
 -- account. Against Klaviyo itself, set KLAVIYO_API_KEY (base URL defaults to
 -- https://a.klaviyo.com); flow runs are only visible in the emulator, so that step says so.
 -- Every step prints one line; any failure prints the error line and exits with status 1.
-local klaviyo = require "klaviyo"
+package.path = (arg and arg[0] and arg[0]:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local env = require "example_env"
+local say, check = env.say, env.check
 
-local base_url = os.getenv("KLAVIYO_BASE_URL") or os.getenv("KLAVIYO_EMULATOR_URL")
-  or "https://a.klaviyo.com"
-base_url = base_url:gsub("/+$", "")
-local api_key = os.getenv("KLAVIYO_API_KEY")
-
-local function say(fmt, ...) io.write(fmt:format(...), "\n") end
-
--- check(what, value, err): value, or print the failure and exit.
-local function check(what, value, err)
-  if value == nil or value == false then
-    say("FAILED %s: %s", what, tostring(err))
-    os.exit(1)
-  end
-  return value
-end
-
--- The emulator's admin API (plain HTTP on loopback, no Klaviyo auth): nil when base_url is
--- not an emulator.
-local admin
-do
-  local ok, http = pcall(require, "socket.http")
-  local ltn12 = ok and require "ltn12"
-  local cjson = require("cjson").new()
-  if ok and (base_url:match("^http://127%.") or base_url:match("^http://localhost")) then
-    admin = function(method, path, body, account)
-      local chunks, headers, source = {}, { ["x-emulator-account"] = account }, nil
-      if body then
-        body = cjson.encode(body)
-        headers["content-type"] = "application/json"
-        headers["content-length"] = tostring(#body)
-        source = ltn12.source.string(body)
-      end
-      local _, status = http.request { url = base_url .. "/__emulator/" .. path, method = method,
-        headers = headers, source = source, sink = ltn12.sink.table(chunks) }
-      local raw = table.concat(chunks)
-      local doc = raw ~= "" and select(2, pcall(cjson.decode, raw)) or nil
-      if status ~= 200 and status ~= 201 then return nil, ("admin %s %s: %s %s"):format(
-        method, path, tostring(status), raw) end
-      return doc
-    end
-  end
-end
-
-local account_id
-if not api_key then
-  if not admin then
-    say("Set KLAVIYO_API_KEY (and KLAVIYO_BASE_URL for the emulator).")
-    os.exit(1)
-  end
-  local acct = check("admin POST accounts", admin("POST", "accounts", {}))
-  api_key, account_id = acct.private_key, acct.account_id
-  say("emulator account  %s at %s", account_id, base_url)
-end
-
-local client = check("klaviyo.new", klaviyo.new { api_key = api_key, base_url = base_url })
-local F = klaviyo.filter
+-- Without KLAVIYO_API_KEY, a fresh emulator account (see example_env.lua).
+local client = env.connect()
+local F = env.klaviyo.filter
 local email = ("quickstart+%d@example.com"):format(os.time())
 local metric_name = "Quickstart Signed Up"
 
@@ -124,8 +73,8 @@ say("event             %q for %s (unique_id %s)", metric_name, email, unique_id)
 -- 5. The flow run it started (the emulator shows them; Klaviyo has no such API). Without our
 -- own account id (key given in the environment) all accounts' runs are read and ours picked
 -- by flow id.
-if admin then
-  local runs = check("admin GET flow-runs", admin("GET", "flow-runs", nil, account_id)).flow_runs or {}
+if env.has_admin then
+  local runs = env.flow_runs() or {}
   local n = 0
   for _, run in ipairs(runs) do
     if run.flow_id == flow.data.id then

@@ -1,7 +1,7 @@
 -- LuaRocks package for lua-klaviyo: the C core (klaviyo.core, on the system libcurl) and the
 -- Lua modules. `luarocks make rockspec/lua-klaviyo-scm-1.rockspec` from the source tree.
 -- The build is a make build (rockspec/Makefile) because it asks pkg-config where libcurl's
--- headers are: Debian keeps curl/curl.h under the multiarch /usr/include/x86_64-linux-gnu,
+-- (and hiredis', for the rate limiter's Redis store) headers are: Debian keeps curl/curl.h under the multiarch /usr/include/x86_64-linux-gnu,
 -- where LuaRocks' external dependency search does not look, so this rockspec declares no
 -- external_dependencies and needs no extra arguments. lua-cjson stays a dependency for users;
 -- where no rocks server is reachable install with --deps-mode=none and the distribution's
@@ -17,8 +17,9 @@ description = {
   detailed = [[
 Reaches every operation of Klaviyo's API revision 2026-07-15 from Lua 5.1, 5.3, 5.4 and
 LuaJIT: client:call(operation_id, params), pagination, a filter builder, OAuth refresh,
-readable error tables. The C core builds requests, checks keys and revisions, and talks
-HTTP through libcurl with one reused connection per client.
+readable error tables. The C core builds requests, checks keys and revisions, keeps every
+operation inside Klaviyo's rate limits (in-process, or shared through Redis with hiredis),
+retries what is safe to repeat, runs concurrent batches, and talks HTTP through libcurl.
 ]],
   license = "MIT",
   homepage = "https://github.com/lua-klaviyo/lua-klaviyo",

@@ -20,9 +20,11 @@
  */
 #include "klaviyo.h"
 #include "json_read.h"
+#include "retry.h"
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -679,6 +681,188 @@ static int l_interpret(lua_State *L) {
     return push_response(L, u->c);
 }
 
+/* c:info() -> what the last c:request did: {attempts, retries, throttled, waited, backoff,
+ * stopped} (waited/backoff in seconds) */
+static int l_info(lua_State *L) {
+    lk_client *u = check_client(L);
+    push_info(L, kl_last_info(u->c));
+    return 1;
+}
+
+/* ---- c:batch ------------------------------------------------------------------------------ */
+
+#define SCRATCH_MT "klaviyo.core.scratch"
+
+typedef struct lk_scratches {
+    size_t n;
+    lk_scratch s[1];
+} lk_scratches;
+
+static int scratches_gc(lua_State *L) {
+    lk_scratches *ss = luaL_checkudata(L, 1, SCRATCH_MT);
+    size_t i;
+    for (i = 0; i < ss->n; i++) scratch_free(&ss->s[i]);
+    ss->n = 0;
+    return 0;
+}
+
+typedef struct read_args {
+    lk_scratch *s;
+    parsed p;
+} read_args;
+
+/* protected: (read_args*, request table) -> anchor table or nil */
+static int p_read(lua_State *L) {
+    read_args *a = lua_touserdata(L, 1);
+    read_request(L, a->s, &a->p);
+    lua_settop(L, ANCHOR);
+    return 1;
+}
+
+typedef struct batch_ctx {
+    lua_State *L;
+    lk_scratches *ss;
+    int reqs, results, anchors; /* stack slots */
+    char msg[300];              /* why the last request could not be described */
+} batch_ctx;
+
+static int batch_get(void *ud, size_t index, size_t slot, kl_request *req) {
+    batch_ctx *b = ud;
+    lua_State *L = b->L;
+    read_args a;
+    memset(&a, 0, sizeof a);
+    a.s = &b->ss->s[slot];
+    b->msg[0] = '\0';
+    lua_pushcfunction(L, p_read);
+    lua_pushlightuserdata(L, &a);
+    lua_rawgeti(L, b->reqs, (int)index + 1);
+    if (lua_pcall(L, 2, 1, 0) != 0) {
+        const char *m = lua_tostring(L, -1);
+        snprintf(b->msg, sizeof b->msg, "%s", m ? m : "invalid request");
+        lua_pop(L, 1);
+        return 1;
+    }
+    lua_rawseti(L, b->anchors, (int)slot + 1); /* converted numbers live until the next use of the slot */
+    *req = a.p.r;
+    return 0;
+}
+
+static void batch_done(void *ud, size_t index, size_t slot, kl_client *sc, int rc) {
+    batch_ctx *b = ud;
+    lua_State *L = b->L;
+    (void)slot;
+    lua_createtable(L, 2, 1);
+    if (rc == KL_OK) {
+        push_response(L, sc);
+        lua_rawseti(L, -2, 1);
+    } else {
+        lua_pushboolean(L, 0);
+        lua_rawseti(L, -2, 1);
+        push_error_table(L, sc);
+        if (b->msg[0] && rc == KL_ERR_USAGE) {
+            lua_pushstring(L, b->msg);
+            lua_setfield(L, -2, "detail");
+            lua_pushstring(L, b->msg);
+            lua_setfield(L, -2, "message");
+            b->msg[0] = '\0';
+        }
+        lua_rawseti(L, -2, 2);
+    }
+    push_info(L, kl_last_info(sc));
+    lua_setfield(L, -2, "info");
+    lua_rawseti(L, b->results, (int)index + 1);
+}
+
+/* c:batch(requests, concurrency) -> list (in order) of {res} | {false, err}, each with .info */
+static int l_batch(lua_State *L) {
+    lk_client *u = check_client(L);
+    lua_Integer conc = luaL_optinteger(L, 3, 8);
+    size_t n, nslots, i;
+    batch_ctx b;
+    int rc;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (conc < 1 || conc > 1024) return luaL_argerror(L, 3, "concurrency must be in 1..1024");
+    lua_settop(L, 3);
+    n = (size_t)kl_rawlen(L, 2);
+    lua_createtable(L, (int)n, 0); /* 4: results */
+    lua_newtable(L);               /* 5: anchors */
+    nslots = n < (size_t)conc ? n : (size_t)conc;
+    if (nslots == 0) { lua_pushvalue(L, 4); return 1; }
+    b.ss = lua_newuserdata(L, sizeof(lk_scratches) + nslots * sizeof(lk_scratch)); /* 6 */
+    memset(b.ss, 0, sizeof(lk_scratches) + nslots * sizeof(lk_scratch));
+    b.ss->n = nslots;
+    luaL_getmetatable(L, SCRATCH_MT);
+    lua_setmetatable(L, -2);
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, 2, (int)i);
+        if (!lua_istable(L, -1)) return luaL_error(L, "klaviyo.core: batch request %d must be a table", (int)i);
+        lua_pop(L, 1);
+    }
+    b.L = L;
+    b.reqs = 2;
+    b.results = 4;
+    b.anchors = 5;
+    b.msg[0] = '\0';
+    rc = kl_batch(u->c, n, (int)nslots, batch_get, batch_done, &b);
+    for (i = 0; i < b.ss->n; i++) scratch_free(&b.ss->s[i]); /* now rather than at the next GC */
+    b.ss->n = 0;
+    if (rc != KL_OK) return push_failure(L, u->c);
+    lua_settop(L, 4);
+    return 1;
+}
+
+/* core.retry_decide{safe=, status= | failure="not_sent"|"maybe_sent", attempt=, elapsed=,
+ * retry_after=, random=, attempts=, max_time=, base=, cap=} -> delay | false, reason
+ * (the libcurl transport's rule, for transports that sleep their own way) */
+static double tfield(lua_State *L, const char *k, double dflt) {
+    double v;
+    lua_getfield(L, 1, k);
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); return dflt; }
+    if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "klaviyo.core.retry_decide: %s must be a number", k);
+    v = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static int l_retry_decide(lua_State *L) {
+    kl_retry_policy pol;
+    kl_retry_input in;
+    kl_retry_decision d;
+    const char *f;
+    int rc;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    kl_retry_policy_default(&pol);
+    memset(&in, 0, sizeof in);
+    pol.max_attempts = (int)tfield(L, "attempts", pol.max_attempts);
+    pol.max_elapsed = tfield(L, "max_time", pol.max_elapsed);
+    pol.base_delay = tfield(L, "base", pol.base_delay);
+    pol.max_delay = tfield(L, "cap", pol.max_delay);
+    lua_getfield(L, 1, "safe");
+    in.safe = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    in.status = (long)tfield(L, "status", 0);
+    lua_getfield(L, 1, "failure");
+    f = lua_tostring(L, -1);
+    in.failure = !f ? KL_FAIL_NONE : strcmp(f, "not_sent") == 0 ? KL_FAIL_NOT_SENT
+               : strcmp(f, "maybe_sent") == 0 ? KL_FAIL_MAYBE_SENT : -1;
+    lua_pop(L, 1);
+    if (in.failure < 0) return luaL_error(L, "klaviyo.core.retry_decide: failure must be \"not_sent\" or \"maybe_sent\"");
+    in.attempt = (int)tfield(L, "attempt", 1);
+    in.elapsed = tfield(L, "elapsed", 0);
+    in.retry_after = tfield(L, "retry_after", -1);
+    in.random = tfield(L, "random", 0);
+    rc = kl_retry_decide(&pol, &in, &d);
+    if (rc == KL_RETRY_ERROR) return luaL_error(L, "klaviyo.core.retry_decide: %s", d.reason);
+    if (rc == KL_RETRY_AGAIN) {
+        lua_pushnumber(L, d.delay);
+        lua_pushstring(L, d.reason);
+    } else {
+        lua_pushboolean(L, 0);
+        lua_pushstring(L, d.reason);
+    }
+    return 2;
+}
+
 static int l_set_access_token(lua_State *L) {
     lk_client *u = check_client(L);
     const char *t = luaL_optstring(L, 2, NULL);
@@ -703,10 +887,12 @@ static int l_tostring(lua_State *L) {
 
 static const luaL_Reg methods[] = {
     {"request", l_request}, {"build", l_build}, {"interpret", l_interpret},
-    {"set_access_token", l_set_access_token}, {"close", l_close}, {NULL, NULL}};
+    {"set_access_token", l_set_access_token}, {"close", l_close}, {"info", l_info},
+    {"batch", l_batch}, {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {
     {"new", l_new},
+    {"retry_decide", l_retry_decide},
 #ifdef KL_HAVE_LUA_JSON
     {"encode", kl_lua_encode},
 #endif
@@ -725,6 +911,11 @@ int luaopen_klaviyo_core(lua_State *L) {
         lua_setfield(L, -2, "__tostring");
         lua_pushliteral(L, "klaviyo.core.client");
         lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, SCRATCH_MT)) {
+        lua_pushcfunction(L, scratches_gc);
+        lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
     lua_newtable(L);

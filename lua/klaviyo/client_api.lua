@@ -102,12 +102,9 @@ end
 -- @treturn boolean true, or nil, err
 function _M:back_in_stock(s)
   V.self(self, mt, "client_api:back_in_stock")
-  local op = "create_client_back_in_stock_subscription"
-  local body, rerr = consent.back_in_stock_body(s, "client_api:back_in_stock", op)
-  if not body then return nil, rerr end
-  local ok, err = self.client:call(op, { body = body })
-  if not ok then return nil, err end
-  return true
+  local ok, err = consent.send_back_in_stock(self.client, s, "client_api:back_in_stock",
+    "create_client_back_in_stock_subscription")
+  return ok, err
 end
 
 return _M

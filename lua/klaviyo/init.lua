@@ -27,6 +27,8 @@ local filter = require "klaviyo.filter"
 local errors = require "klaviyo.errors"
 local request = require "klaviyo.request"
 local paginate = require "klaviyo.paginate"
+local policy = require "klaviyo.policy"
+local stats = require "klaviyo.stats"
 
 local cjson_decode = cjson.decode
 local build = request.build
@@ -102,33 +104,95 @@ end
 local OPTIONS = {
   api_key = "string", access_token = "string", public_key = "string", base_url = "string",
   revision = "string", timeout = "number", connect_timeout = "number", refresh = "function",
-  user_agent = "string", transport = "string", limiter = "table",
+  user_agent = "string", transport = "string", limiter = "table", retry = "table",
+  limits = "table", account = "string",
 }
 local CORE_OPTIONS = { "api_key", "access_token", "public_key", "base_url", "revision",
                        "timeout", "connect_timeout", "user_agent" }
 
+-- The client-side rate limiter (limiter = ...):
+--   nil or {store = "local", safety = 0.95}  in-process (default; curl transport)
+--   {store = "redis", url = "redis://[:password@]host[:port][/db]", safety =, prefix =}
+--                                            shared by every process using that Redis
+--   {store = "shdict", dict = "<lua_shared_dict>", ...}  nginx workers (transport "ngx")
+--   false                                    no client-side limiting
+local LIMITER_OPTIONS = { store = "string", url = "string", safety = "number", prefix = "string",
+                          limits = "table", account = "string" }
+
+-- Core options for the limiter of a curl-transport client.
+local function curl_limiter(l, copts)
+  if l == false then copts.limiter = "off"; return end
+  if l == nil then return end
+  if l.store == "shdict" then
+    error('klaviyo.new: limiter store "shdict" needs transport "ngx" (inside nginx)', 4)
+  end
+  for k, v in pairs(l) do
+    local want = LIMITER_OPTIONS[k]
+    if want == nil then error(format("klaviyo.new: unknown limiter option %s", tostring(k)), 4) end
+    if type(v) ~= want then
+      error(format("klaviyo.new: limiter option %s must be a %s, got %s", k, want, type(v)), 4)
+    end
+  end
+  local store = l.store or "local"
+  if store == "redis" then
+    copts.limiter = "redis"
+    copts.limiter_url = l.url
+    copts.limiter_prefix = l.prefix
+    copts.limiter_script = require "klaviyo.limiter.redis_script"
+  elseif store == "local" then
+    if l.url then error('klaviyo.new: limiter option url needs store "redis"', 4) end
+    copts.limiter = "local"
+  else
+    error(format('klaviyo.new: limiter store must be "local", "redis" or "shdict", got %q', store), 4)
+  end
+  if l.safety ~= nil then
+    if not (l.safety > 0 and l.safety <= 1) then
+      error("klaviyo.new: limiter option safety must be in (0, 1]", 4)
+    end
+    copts.limiter_safety = l.safety
+  end
+  copts.account = l.account or copts.account
+end
+
 -- Which transport moves the bytes: "curl" (the core's libcurl; blocks) or "ngx" (nginx
 -- cosockets, klaviyo.transport.ngx). Inside nginx "ngx" is the default: a blocking call there
 -- would stall every request of the worker. nil means the core's own libcurl transport.
-local function pick_transport(opts)
+local function pick_transport(opts, retry)
   local name = opts.transport
   local ngx_transport
   if name == nil or name == "ngx" then
     ngx_transport = require "klaviyo.transport.ngx"
     if name == nil then name = ngx_transport.usable() and "ngx" or "curl" end
   end
-  if name == "ngx" then return ngx_transport.from_options(opts, 3) end
+  if name == "ngx" then
+    local o = opts
+    if opts.limiter == false or (opts.limits and opts.limiter) then
+      o = {}
+      for k, v in pairs(opts) do o[k] = v end
+      if opts.limiter == false then
+        o.limiter = nil
+      else
+        o.limiter = {}
+        for k, v in pairs(opts.limiter) do o.limiter[k] = v end
+        o.limiter.limits = o.limiter.limits or opts.limits
+      end
+    end
+    local t = ngx_transport.from_options(o, 3)
+    t.retry = retry
+    return t
+  end
   if name ~= "curl" then
     error(format('klaviyo.new: option transport must be "curl" or "ngx", got %q', name), 3)
-  end
-  if opts.limiter ~= nil then
-    error('klaviyo.new: option limiter (store "shdict") needs transport "ngx"', 3)
   end
   return nil
 end
 
 -- klaviyo.new(opts) -> client or nil, err (err when the core refuses a setting: a key holding
 -- control characters, a private key over plain http to a non-loopback host, a bad revision...).
+-- Besides the connection settings: limiter (above), limits = {operation_id = {burst=, steady=,
+-- daily=}} (overrides the operation table's, e.g. for an OAuth app's own limits), retry =
+-- {attempts = 4, max_time = 60, base = 0.5, cap = 20} (attempts in all; seconds), account =
+-- "<name>" (names the account in limiter keys; default a hash of the key).
 function _M.new(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then error("klaviyo.new: expected a table of options, got " .. type(opts), 2) end
@@ -137,7 +201,7 @@ function _M.new(opts)
     if want == nil then
       error(format("klaviyo.new: unknown option %s", tostring(k)), 2)
     end
-    if type(v) ~= want then
+    if type(v) ~= want and not (k == "limiter" and v == false) then
       error(format("klaviyo.new: option %s must be a %s, got %s", k, want, type(v)), 2)
     end
   end
@@ -153,12 +217,34 @@ function _M.new(opts)
       error(format("klaviyo.new: option %s must be a positive number of seconds", name), 2)
     end
   end
-  local transport = pick_transport(opts)
+  local overrides = {}
+  local lim_limits = type(opts.limiter) == "table" and opts.limiter.limits or false
+  for _, t in pairs({ opts.limits or false, lim_limits }) do
+    if t then
+      local o, lmsg = policy.check_limits(t)
+      if o == nil then error("klaviyo.new: " .. lmsg, 2) end
+      for k, v in pairs(o) do overrides[k] = v end
+    end
+  end
+  local retry = opts.retry
+  if retry ~= nil then
+    local msg = policy.check_retry(retry, false)
+    if msg then error("klaviyo.new: " .. msg, 2) end
+  end
+  local transport = pick_transport(opts, retry)
   local copts = {}
   for _, name in ipairs(CORE_OPTIONS) do copts[name] = opts[name] end
+  copts.account = opts.account
+  if not transport then curl_limiter(opts.limiter, copts) end
+  if retry then
+    copts.retry_attempts, copts.retry_max_time = retry.attempts, retry.max_time
+    copts.retry_base, copts.retry_cap = retry.base, retry.cap
+  end
   local c, err = core.new(copts)
   if not c then return nil, wrap(err, "new") end
-  return setmetatable({ core = c, refresh = opts.refresh, transport = transport }, mt)
+  return setmetatable({ core = c, refresh = opts.refresh, transport = transport,
+                        limited = opts.limiter ~= false, overrides = overrides,
+                        counters = stats.new() }, mt)
 end
 
 -- Decodes a successful response: the JSON document, or true for an empty body (202/204).
@@ -171,21 +257,28 @@ local function decode(res, op_id)
     { status = res.status, body = body })
 end
 
--- One request through the client's transport: res | nil, err.
+-- One request through the client's transport: res | nil, err; then what the send loop did.
 local function perform(self, req, op_id)
   local t = self.transport
   if t then return t:request(self.core, req, op_id) end
-  return self.core:request(req)
+  local c = self.core
+  local res, err = c:request(req)
+  return res, err, c:info()
 end
 
--- Sends one core request; on a 401 with an OAuth refresh function, refreshes the token once
--- and repeats the request once.
+-- Sends one core request (waiting for the rate limiter and retrying inside the transport); on
+-- a 401 with an OAuth refresh function, refreshes the token once and repeats the request once.
 local function send(self, req, op_id)
   local c = self.core
-  local res, err = perform(self, req, op_id)
-  if res then return decode(res, op_id) end
+  if self.limited and req.limits == nil then req.limits = policy.limits_of(self.overrides, op_id) end
+  local res, err, info = perform(self, req, op_id)
+  if res then
+    stats.add(self.counters, op_id, info, nil)
+    return decode(res, op_id)
+  end
   local refresh = self.refresh
   if refresh and err.status == 401 then
+    stats.add(self.counters, op_id, info, err)
     local token, rerr = refresh(self)
     if type(token) ~= "string" or token == "" then
       err.refresh_error = rerr ~= nil and tostring(rerr) or "refresh returned no token"
@@ -196,18 +289,113 @@ local function send(self, req, op_id)
       err.refresh_error = tostring(serr)
       return nil, wrap(err, op_id)
     end
-    res, err = perform(self, req, op_id)
-    if res then return decode(res, op_id) end
+    res, err, info = perform(self, req, op_id)
+    if res then
+      stats.add(self.counters, op_id, info, nil)
+      return decode(res, op_id)
+    end
   end
+  stats.add(self.counters, op_id, info, err)
   return nil, wrap(err, op_id)
 end
 
--- client:call(operation_id, params) -> document (true for an empty body), response
--- ({status, headers, ratelimit}) | nil, err.
-function _M.call(self, op_id, params)
+local CALL_OPTIONS = { retry = "table", idempotent = "boolean" }
+
+-- The request table for one call: params checked and encoded, events given unique_ids,
+-- and what the send loop needs (limits, safe to repeat, per-call retry); raises on misuse.
+local function prepare(self, op_id, params, opts, level)
+  level = level + 1
+  local idempotent, retry = false, nil
+  if opts ~= nil then
+    local name = tostring(op_id)
+    if type(opts) ~= "table" then error(format("klaviyo: %s: call options must be a table", name), level) end
+    for k, v in pairs(opts) do
+      local want = CALL_OPTIONS[k]
+      if want == nil then error(format("klaviyo: %s: unknown call option %s", name, tostring(k)), level) end
+      if type(v) ~= want then
+        error(format("klaviyo: %s: call option %s must be a %s, got %s", name, k, want, type(v)), level)
+      end
+    end
+    idempotent, retry = opts.idempotent, opts.retry
+    if retry then
+      local msg = policy.check_retry(retry, true)
+      if msg then error(format("klaviyo: %s: %s", tostring(op_id), msg), level) end
+    end
+  end
+  local has_uids = false
+  if op_id == "create_event" or op_id == "bulk_create_events" then
+    params, has_uids = policy.with_unique_ids(op_id, params)
+  end
   local req, msg = build(op_id, params, encode)
-  if req == nil then error(msg, 2) end
+  if req == nil then error(msg, level) end
+  req.safe = policy.safe(op_id, req.method, has_uids, idempotent)
+  if retry then req.retry_attempts, req.retry_max_time = retry.attempts, retry.max_time end
+  if self.limited then req.limits = policy.limits_of(self.overrides, op_id) end
+  return req
+end
+
+-- client:call(operation_id, params [, opts]) -> document (true for an empty body), response
+-- ({status, headers, ratelimit}) | nil, err.
+-- opts: {retry = {attempts =, max_time =}} for this call, {idempotent = true} to allow repeating
+-- a call that is not safe to repeat by itself once it may have reached Klaviyo.
+-- create_event and bulk_create_events bodies get a unique_id in every event that has none (in a
+-- copy: params are never changed), so a repeated send is recorded once.
+function _M.call(self, op_id, params, opts)
+  local req = prepare(self, op_id, params, opts, 2)
   return send(self, req, op_id)
+end
+
+-- client:batch(requests [, {concurrency = 8}]) runs many calls at once (libcurl's multi
+-- interface), through the same rate limiter and retry rules as client:call. requests: a list
+-- of {operation_id, params [, opts]}. Returns a list in the same order whose items are
+-- {doc, response} for a success and {nil, err} for a failure (doc as client:call gives it),
+-- i.e. `local doc, err = results[i][1], results[i][2]`. Misuse (unknown operation, bad
+-- parameters) raises before anything is sent.
+function _M.batch(self, requests, opts)
+  if type(requests) ~= "table" then error("klaviyo: batch: expected a list of {operation_id, params}", 2) end
+  local conc = 8
+  if opts ~= nil then
+    if type(opts) ~= "table" then error("klaviyo: batch: options must be a table", 2) end
+    for k in pairs(opts) do
+      if k ~= "concurrency" then error("klaviyo: batch: unknown option " .. tostring(k), 2) end
+    end
+    conc = opts.concurrency or conc
+    if type(conc) ~= "number" or conc ~= math.floor(conc) or conc < 1 or conc > 1024 then
+      error("klaviyo: batch: concurrency must be an integer in 1..1024", 2)
+    end
+  end
+  if self.transport then error("klaviyo: batch needs the curl transport", 2) end
+  local reqs, ids = {}, {}
+  for i = 1, #requests do
+    local r = requests[i]
+    if type(r) ~= "table" or type(r[1]) ~= "string" then
+      error(format("klaviyo: batch: request %d must be {operation_id, params}", i), 2)
+    end
+    reqs[i] = prepare(self, r[1], r[2], r[3], 2)
+    ids[i] = r[1]
+  end
+  local raw = self.core:batch(reqs, conc)
+  local out = {}
+  for i = 1, #reqs do
+    local e, op_id = raw[i], ids[i]
+    local res, err = e[1], e[2]
+    if res then
+      stats.add(self.counters, op_id, e.info, nil)
+      local doc, derr = decode(res, op_id)
+      out[i] = { doc, derr }
+    else
+      stats.add(self.counters, op_id, e.info, err)
+      out[i] = { nil, wrap(err, op_id) }
+    end
+  end
+  return out
+end
+
+-- client:stats() -> {operation_id = {requests, attempts, retries, throttled (429s received),
+-- waited (seconds waiting for the rate limiter), backoff (seconds between attempts),
+-- errors = {[status or "kind:code"] = count}}}
+function _M.stats(self)
+  return stats.snapshot(self.counters)
 end
 
 local function check_paged(op_id, params)

@@ -9,7 +9,7 @@
 -- @module klaviyo.lists
 local V = require "klaviyo.validate"
 local R = require "klaviyo.resource"
-local F = require "klaviyo.filter"
+local G = require "klaviyo.groups"
 
 local type, setmetatable, error, format = type, setmetatable, error, string.format
 
@@ -22,13 +22,6 @@ local mt = { __index = _M }
 function _M.new(client)
   if type(client) ~= "table" then error("klaviyo.lists.new: expected a client", 2) end
   return setmetatable({ client = client }, mt)
-end
-
-local function check_id(id, fname, n)
-  if type(id) ~= "string" or id == "" then
-    error(format("bad argument #%d to '%s' (list id string expected, got %s)", n, fname,
-      type(id)), 3)
-  end
 end
 
 local OPT_IN = V.set({ "double_opt_in", "single_opt_in" })
@@ -63,7 +56,7 @@ end
 -- @treturn table flat list, or nil, err
 function _M:get(id, opts)
   V.self(self, mt, "lists:get")
-  check_id(id, "lists:get", 1)
+  G.check_id("list", id, "lists:get", 1)
   opts = opts or {}
   V.known(opts, V.set({ "profile_count" }), "lists:get")
   local doc, err = self.client:call("get_list", { id = id,
@@ -78,7 +71,7 @@ end
 -- @treturn table flat list, or nil, err
 function _M:update(id, t)
   V.self(self, mt, "lists:update")
-  check_id(id, "lists:update", 1)
+  G.check_id("list", id, "lists:update", 1)
   V.argcheck(type(t) == "table", "lists:update", 2, "table", t)
   local attrs = attributes(t, "lists:update")
   if attrs.name == "" then return nil, V.refuse("update_list", "a list name cannot be empty") end
@@ -93,7 +86,7 @@ end
 -- @treturn boolean true, or nil, err
 function _M:delete(id)
   V.self(self, mt, "lists:delete")
-  check_id(id, "lists:delete", 1)
+  G.check_id("list", id, "lists:delete", 1)
   local ok, err = self.client:call("delete_list", { id = id })
   if not ok then return nil, err end
   return true
@@ -104,15 +97,7 @@ end
 -- @treturn function iterator of flat lists; `false, err` once on failure
 function _M:each(q)
   V.self(self, mt, "lists:each")
-  q = q or {}
-  V.argcheck(type(q) == "table", "lists:each", 1, "table", q)
-  V.known(q, V.set({ "name", "filter", "sort" }), "lists:each")
-  local filter = q.filter
-  if q.name ~= nil then
-    if filter then error("lists:each: give name or filter, not both", 2) end
-    filter = F.equals("name", q.name)
-  end
-  return R.flat_iter(self.client:paginate("get_lists", { filter = filter, sort = q.sort }))
+  return R.flat_iter(self.client:paginate("get_lists", G.each_query(q, "lists:each")))
 end
 
 --- Iterate over a list's members (`get_profiles_for_list`), following every page.
@@ -122,20 +107,14 @@ end
 -- @treturn function iterator of flat profiles (with `joined_group_at`); `false, err` once
 function _M:members(id, q)
   V.self(self, mt, "lists:members")
-  check_id(id, "lists:members", 1)
-  q = q or {}
-  V.argcheck(type(q) == "table", "lists:members", 2, "table", q)
-  V.known(q, V.set({ "page_size", "fields", "subscriptions", "filter", "sort" }), "lists:members")
-  return R.flat_iter(self.client:paginate("get_profiles_for_list", {
-    id = id, ["page[size]"] = q.page_size or 100, ["fields[profile]"] = q.fields,
-    ["additional-fields[profile]"] = q.subscriptions and { "subscriptions" } or nil,
-    filter = q.filter, sort = q.sort,
-  }))
+  G.check_id("list", id, "lists:members", 1)
+  return R.flat_iter(self.client:paginate("get_profiles_for_list",
+    G.members_query(id, q, "lists:members")))
 end
 
 -- add/remove: the same body, sent in chunks of at most 1000 ids.
 local function membership(self, op, id, ids, fname)
-  check_id(id, fname, 1)
+  G.check_id("list", id, fname, 1)
   if type(ids) ~= "table" then
     error(format("bad argument #2 to '%s' (array of profile ids expected, got %s)", fname,
       type(ids)), 3)
@@ -180,7 +159,7 @@ end
 -- @treturn table array of flat flows, or nil, err
 function _M:flows(id)
   V.self(self, mt, "lists:flows")
-  check_id(id, "lists:flows", 1)
+  G.check_id("list", id, "lists:flows", 1)
   local doc, err = self.client:call("get_flows_triggered_by_list", { id = id })
   if not doc then return nil, err end
   return R.list(doc)

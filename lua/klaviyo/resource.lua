@@ -81,29 +81,27 @@ function _M.from_document(doc)
   return out
 end
 
---- Flatten every resource of a list document (`data` an array).
--- @tparam table doc
--- @treturn table array of flat tables
-function _M.list(doc)
+-- f applied to each resource of a document whose `data` is an array (none otherwise).
+local function map_data(doc, f)
   local out = {}
   local data = type(doc) == "table" and doc.data
   if type(data) == "table" then
-    for i = 1, #data do out[i] = _M.flatten(data[i]) end
+    for i = 1, #data do out[i] = f(data[i]) end
   end
   return out
 end
 
+local function id_of(r) return r.id end
+
+--- Flatten every resource of a list document (`data` an array).
+-- @tparam table doc
+-- @treturn table array of flat tables
+function _M.list(doc) return map_data(doc, _M.flatten) end
+
 --- Ids of a relationship document (`{data = {{type=, id=}, ...}}`).
 -- @tparam table doc
 -- @treturn table array of id strings
-function _M.ids(doc)
-  local out = {}
-  local data = type(doc) == "table" and doc.data
-  if type(data) == "table" then
-    for i = 1, #data do out[i] = data[i].id end
-  end
-  return out
-end
+function _M.ids(doc) return map_data(doc, id_of) end
 
 --- Wrap an iterator of JSON:API resources (as `client:paginate` yields them) so it yields
 -- flat tables. Whatever is not a resource (the end, or the iterator's error signal with its

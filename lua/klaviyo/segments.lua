@@ -5,9 +5,9 @@
 -- @module klaviyo.segments
 local V = require "klaviyo.validate"
 local R = require "klaviyo.resource"
-local F = require "klaviyo.filter"
+local G = require "klaviyo.groups"
 
-local type, setmetatable, error, format = type, setmetatable, error, string.format
+local type, setmetatable, error = type, setmetatable, error
 
 local _M = {}
 local mt = { __index = _M }
@@ -20,27 +20,12 @@ function _M.new(client)
   return setmetatable({ client = client }, mt)
 end
 
-local function check_id(id, fname)
-  if type(id) ~= "string" or id == "" then
-    error(format("bad argument #1 to '%s' (segment id string expected, got %s)", fname,
-      type(id)), 3)
-  end
-end
-
 --- Iterate over segments (`get_segments`).
 -- @tparam[opt] table q `name` (exact), `filter` (string or `klaviyo.filter`), `sort`
 -- @treturn function iterator of flat segments; `false, err` once on failure
 function _M:each(q)
   V.self(self, mt, "segments:each")
-  q = q or {}
-  V.argcheck(type(q) == "table", "segments:each", 1, "table", q)
-  V.known(q, V.set({ "name", "filter", "sort" }), "segments:each")
-  local filter = q.filter
-  if q.name ~= nil then
-    if filter then error("segments:each: give name or filter, not both", 2) end
-    filter = F.equals("name", q.name)
-  end
-  return R.flat_iter(self.client:paginate("get_segments", { filter = filter, sort = q.sort }))
+  return R.flat_iter(self.client:paginate("get_segments", G.each_query(q, "segments:each")))
 end
 
 --- Read a segment (`get_segment`).
@@ -48,7 +33,7 @@ end
 -- @treturn table flat segment, or nil, err
 function _M:get(id)
   V.self(self, mt, "segments:get")
-  check_id(id, "segments:get")
+  G.check_id("segment", id, "segments:get")
   local doc, err = self.client:call("get_segment", { id = id })
   if not doc then return nil, err end
   return R.from_document(doc)
@@ -60,16 +45,9 @@ end
 -- @treturn function iterator of flat profiles; `false, err` once on failure
 function _M:members(id, q)
   V.self(self, mt, "segments:members")
-  check_id(id, "segments:members")
-  q = q or {}
-  V.argcheck(type(q) == "table", "segments:members", 2, "table", q)
-  V.known(q, V.set({ "page_size", "fields", "subscriptions", "filter", "sort" }),
-    "segments:members")
-  return R.flat_iter(self.client:paginate("get_profiles_for_segment", {
-    id = id, ["page[size]"] = q.page_size or 100, ["fields[profile]"] = q.fields,
-    ["additional-fields[profile]"] = q.subscriptions and { "subscriptions" } or nil,
-    filter = q.filter, sort = q.sort,
-  }))
+  G.check_id("segment", id, "segments:members")
+  return R.flat_iter(self.client:paginate("get_profiles_for_segment",
+    G.members_query(id, q, "segments:members")))
 end
 
 return _M

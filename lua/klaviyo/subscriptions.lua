@@ -86,6 +86,20 @@ local function opt_in(rec, channel, required, now)
 end
 _M.opt_in = opt_in
 
+-- The refusal for an email or phone number (E.164) Klaviyo would reject; nil when valid.
+local function bad_email(op, email)
+  if not V.is_email(email) then
+    return V.refuse(op, "email is not a valid address: " .. tostring(email), "/email")
+  end
+end
+
+local function bad_phone(op, phone)
+  if not V.is_e164(phone) then
+    return V.refuse(op, "phone_number must be in E.164 format (e.g. +15005550006), got " ..
+      tostring(phone), "/phone_number")
+  end
+end
+
 --- Check a subscribe request and build the profile attributes with their `subscriptions`
 -- (shared by `consent:subscribe` and `client_api:subscribe`). `consented_at` is sent only
 -- for historical records (Klaviyo accepts it only with `historical_import`); a live consent
@@ -98,9 +112,8 @@ function _M.consent_profile(s, op)
   end
   local attrs, subs, records = {}, {}, {}
   if s.email ~= nil and s.email_consent ~= false then
-    if not V.is_email(s.email) then
-      return nil, V.refuse(op, "email is not a valid address: " .. tostring(s.email), "/email")
-    end
+    local bad = bad_email(op, s.email)
+    if bad then return nil, bad end
     local rec, msg = opt_in(s.email_consent, "email", false)
     if rec == nil then return nil, V.refuse(op, msg, "/email_consent") end
     attrs.email = s.email
@@ -108,10 +121,8 @@ function _M.consent_profile(s, op)
     if rec then records[#records + 1] = { rec, subs.email.marketing } end
   end
   if s.phone_number ~= nil then
-    if not V.is_e164(s.phone_number) then
-      return nil, V.refuse(op, "phone_number must be in E.164 format (e.g. +15005550006), got " ..
-        tostring(s.phone_number), "/phone_number")
-    end
+    local bad = bad_phone(op, s.phone_number)
+    if bad then return nil, bad end
     attrs.phone_number = s.phone_number
     if s.sms_consent ~= false then
       local rec, msg = opt_in(s.sms_consent, "sms", true)
@@ -189,17 +200,14 @@ function _M:unsubscribe(s)
   local op = "bulk_unsubscribe_profiles"
   local attrs, subs = {}, {}
   if s.email ~= nil then
-    if not V.is_email(s.email) then
-      return nil, V.refuse(op, "email is not a valid address: " .. tostring(s.email), "/email")
-    end
+    local bad = bad_email(op, s.email)
+    if bad then return nil, bad end
     attrs.email = s.email
     subs.email = { marketing = { consent = "UNSUBSCRIBED" } }
   end
   if s.phone_number ~= nil then
-    if not V.is_e164(s.phone_number) then
-      return nil, V.refuse(op, "phone_number must be in E.164 format (e.g. +15005550006), got " ..
-        tostring(s.phone_number), "/phone_number")
-    end
+    local bad = bad_phone(op, s.phone_number)
+    if bad then return nil, bad end
     attrs.phone_number = s.phone_number
     subs.sms = { marketing = { consent = "UNSUBSCRIBED" } }
   end
@@ -271,9 +279,12 @@ end
 local BIS_KEYS = V.set({ "variant", "channels", "email", "phone_number", "external_id", "id" })
 local CHANNELS = V.set({ "EMAIL", "SMS", "PUSH", "WHATSAPP" })
 
---- Check and build a back-in-stock subscription body (server and client side share it).
+--- Check, build and send a back-in-stock subscription (`consent:back_in_stock` and
+-- `client_api:back_in_stock` share it). Call it from the method itself, not as a tail call:
+-- programmer errors are raised at the method's caller.
 -- @local
-function _M.back_in_stock_body(s, fname, op)
+-- @treturn boolean true, or nil, err
+function _M.send_back_in_stock(client, s, fname, op)
   if type(s) ~= "table" then
     error(format("bad argument #1 to '%s' (table expected, got %s)", fname, type(s)), 3)
   end
@@ -308,10 +319,12 @@ function _M.back_in_stock_body(s, fname, op)
   if not ok then return nil, V.refuse(op, msg, ptr) end
   local attrs = { email = s.email, phone_number = s.phone_number, external_id = s.external_id }
   local kl = require "klaviyo"
-  return { data = { type = "back-in-stock-subscription",
+  local done, err = client:call(op, { body = { data = { type = "back-in-stock-subscription",
     attributes = { channels = kl.array(list),
       profile = { data = { type = "profile", id = s.id, attributes = attrs } } },
-    relationships = { variant = { data = { type = "catalog-variant", id = s.variant } } } } }
+    relationships = { variant = { data = { type = "catalog-variant", id = s.variant } } } } } })
+  if not done then return nil, err end
+  return true
 end
 
 --- Subscribe a profile to a back-in-stock alert for a catalog variant
@@ -322,12 +335,9 @@ end
 -- @treturn boolean true, or nil, err
 function _M:back_in_stock(s)
   V.self(self, mt, "consent:back_in_stock")
-  local op = "create_back_in_stock_subscription"
-  local body, rerr = _M.back_in_stock_body(s, "consent:back_in_stock", op)
-  if not body then return nil, rerr end
-  local ok, err = self.client:call(op, { body = body })
-  if not ok then return nil, err end
-  return true
+  local ok, err = _M.send_back_in_stock(self.client, s, "consent:back_in_stock",
+    "create_back_in_stock_subscription")
+  return ok, err
 end
 
 return _M

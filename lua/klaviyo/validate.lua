@@ -481,10 +481,11 @@ end
 -- @tparam number n argument position
 -- @tparam string expected type name(s)
 -- @param got the value
-function _M.argcheck(cond, fname, n, expected, got)
+-- @tparam[opt=3] number level error level (3: the caller of the function that called this)
+function _M.argcheck(cond, fname, n, expected, got, level)
   if not cond then
     error(format("bad argument #%d to '%s' (%s expected, got %s)", n, fname, expected,
-      type(got)), 3)
+      type(got)), level or 3)
   end
 end
 

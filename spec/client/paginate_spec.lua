@@ -12,7 +12,8 @@ end
 describe("pagination", function()
   local client, ids
   setup(function()
-    client = S.client()
+    -- retries off: the failure tests need the injected fault to reach the caller
+    client = S.client(nil, { retry = { attempts = 1 } })
     ids = {}
     for i = 1, 23 do
       local doc = assert(client:call("create_profile", {

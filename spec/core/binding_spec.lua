@@ -112,7 +112,8 @@ describe("klaviyo.core", function()
 
   it("reads Retry-After of a 429", function()
     emu.faults { { operation = "get_metrics", status = 429, retry_after = 3, count = 1 } }
-    local _, err = c:request { operation = "get_metrics", method = "GET", path = "/api/metrics" }
+    local _, err = c:request { operation = "get_metrics", method = "GET", path = "/api/metrics",
+                               retry_attempts = 1 }
     emu.faults()
     assert.equal(429, err.status)
     assert.equal(3, err.retry_after)

@@ -1,15 +1,12 @@
 -- Client endpoints against the emulator: public key (company_id) authentication,
 -- create_client_event, create_client_profile and create_client_subscription.
 local emu = require("helpers.emulator")
+local S = require("emulator.support")
+local api = S.api
+local new_account = S.new_account
+local create_list = S.create_list
+local members = S.members
 local null = require("cjson.safe").null
-
-local function api(acct, method, path, opts) return emu.api(acct, method, path, opts) end
-
-local function new_account()
-  local acct = emu.account()
-  emu.limits({["*"] = "off"}, acct)
-  return acct
-end
 
 -- A browser-side call: company_id in the query, no Authorization header.
 local function client(acct, path, body, query)
@@ -34,24 +31,10 @@ local function profile_by_email(acct, email, extra)
   return body.data[1]
 end
 
-local function create_list(acct, name, opt_in)
-  local st, _, body, raw = api(acct, "POST", "/api/lists", {body = {data = {type = "list",
-    attributes = {name = name, opt_in_process = opt_in}}}})
-  assert(st == 201, raw)
-  return body.data.id
-end
-
 local function subscription(list_id, attrs, custom_source)
   return {data = {type = "subscription", attributes = {custom_source = custom_source,
     profile = {data = {type = "profile", attributes = attrs}}},
     relationships = {list = {data = {type = "list", id = list_id}}}}}
-end
-
-local function members(acct, list_id)
-  local _, _, body = api(acct, "GET", "/api/lists/" .. list_id .. "/relationships/profiles")
-  local out = {}
-  for i, r in ipairs(body.data) do out[i] = r.id end
-  return out
 end
 
 describe("emulator client endpoints", function()

@@ -1,16 +1,12 @@
 -- Consent against the emulator: bulk subscribe / unsubscribe for email and SMS marketing
 -- (E.164 for SMS, the optional list, historical imports), suppressions, and the state
 -- read back through additional-fields[profile]=subscriptions.
-local emu = require("helpers.emulator")
+local S = require("emulator.support")
+local api = S.api
+local new_account = S.new_account
+local create_list = S.create_list
+local members = S.members
 local null = require("cjson.safe").null
-
-local function api(acct, method, path, opts) return emu.api(acct, method, path, opts) end
-
-local function new_account()
-  local acct = emu.account()
-  emu.limits({["*"] = "off"}, acct)
-  return acct
-end
 
 local function item(attrs, subs)
   local a = {subscriptions = subs}
@@ -47,20 +43,6 @@ end
 local function subs_of(acct, email)
   local p = profile_by(acct, "email", email)
   return p and p.attributes.subscriptions
-end
-
-local function create_list(acct, name, opt_in)
-  local st, _, body, raw = api(acct, "POST", "/api/lists", {body = {data = {type = "list",
-    attributes = {name = name, opt_in_process = opt_in}}}})
-  assert(st == 201, raw)
-  return body.data.id
-end
-
-local function members(acct, list_id)
-  local _, _, body = api(acct, "GET", "/api/lists/" .. list_id .. "/relationships/profiles")
-  local out = {}
-  for i, r in ipairs(body.data) do out[i] = r.id end
-  return out
 end
 
 describe("emulator consent", function()

@@ -2,15 +2,12 @@
 -- delete, the flows a metric triggers, and flows firing (one run per recorded event or
 -- list join, none for duplicates, backfill, draft or manual flows).
 local emu = require("helpers.emulator")
+local S = require("emulator.support")
+local api = S.api
+local new_account = S.new_account
+local create_list = S.create_list
+local create_profile = S.create_profile
 local null = require("cjson.safe").null
-
-local function api(acct, method, path, opts) return emu.api(acct, method, path, opts) end
-
-local function new_account()
-  local acct = emu.account()
-  emu.limits({["*"] = "off"}, acct) -- create_flow allows 1/s, 15/m, 100/day
-  return acct
-end
 
 local function delay(tmp, next_id)
   return {temporary_id = tmp, type = "time-delay", data = {unit = "days", value = 1},
@@ -63,25 +60,8 @@ local function profile_id(acct, email)
   return body.data[1].id
 end
 
-local function create_list(acct, name)
-  local st, _, body, raw = api(acct, "POST", "/api/lists", {body = {data = {type = "list",
-      attributes = {name = name}}}})
-  assert(st == 201, raw)
-  return body.data.id
-end
-
-local function create_profile(acct, email)
-  local st, _, body, raw = api(acct, "POST", "/api/profiles", {body = {data = {type = "profile",
-    attributes = {email = email}}}})
-  assert(st == 201, raw)
-  return body.data.id
-end
-
 local function add_to_list(acct, list_id, ids)
-  local data = {}
-  for i, id in ipairs(ids) do data[i] = {type = "profile", id = id} end
-  local st, _, _, raw = api(acct, "POST", "/api/lists/" .. list_id .. "/relationships/profiles",
-      {body = {data = data}})
+  local st, _, _, raw = S.add_to_list(acct, list_id, ids)
   assert(st == 204, raw)
 end
 

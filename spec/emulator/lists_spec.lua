@@ -1,6 +1,14 @@
 -- Lists against the emulator: CRUD, filters, membership limits, member pagination,
 -- list-triggered flows and the rule that list membership never changes consent.
 local emu = require("helpers.emulator")
+local S = require("emulator.support")
+local api = S.api
+local new_account = S.new_account
+local create_list = S.create_list
+local create_profile = S.create_profile
+local members_body = S.members_body
+local add = S.add_to_list
+local member_ids = S.member_ids
 local null = require("cjson.safe").null
 
 -- A minimal valid flow definition (one delay action) triggered by `trigger`.
@@ -9,51 +17,10 @@ local function definition(trigger)
     {temporary_id = "d1", type = "time-delay", data = {unit = "days", value = 1}, links = {next = null}}}}
 end
 
-local function api(acct, method, path, opts) return emu.api(acct, method, path, opts) end
-
-local function new_account()
-  local acct = emu.account()
-  emu.limits({["*"] = "off"}, acct) -- create_list allows 150/day: tests make more
-  return acct
-end
-
-local function create_list(acct, name, opt_in)
-  local st, _, body, raw = api(acct, "POST", "/api/lists", {body = {data = {type = "list",
-    attributes = {name = name, opt_in_process = opt_in}}}})
-  assert(st == 201, raw)
-  return body.data.id, body
-end
-
-local function create_profile(acct, email)
-  local st, _, body, raw = api(acct, "POST", "/api/profiles", {body = {data = {type = "profile",
-    attributes = {email = email}}}})
-  assert(st == 201, raw)
-  return body.data.id
-end
-
 local function profiles(acct, n, tag)
   local ids = {}
   for i = 1, n do ids[i] = create_profile(acct, string.format("%s-%d@example.com", tag or "p", i)) end
   return ids
-end
-
-local function members_body(ids)
-  local data = {}
-  for i, id in ipairs(ids) do data[i] = {type = "profile", id = id} end
-  return {data = data}
-end
-
-local function add(acct, list_id, ids)
-  return api(acct, "POST", "/api/lists/" .. list_id .. "/relationships/profiles", {body = members_body(ids)})
-end
-
-local function member_ids(acct, list_id, query)
-  local st, _, body, raw = api(acct, "GET", "/api/lists/" .. list_id .. "/relationships/profiles",
-    {query = query})
-  assert(st == 200, raw)
-  local out = {}
-  for i, r in ipairs(body.data) do out[i] = r.id end
-  return out, body
 end
 
 -- Follows links.next from `path` collecting every resource id; fails on a repeated id.

@@ -1,27 +1,11 @@
 -- Segments against the emulator: defined through the admin API, read through Klaviyo's
 -- segment operations with their members paginated.
 local emu = require("helpers.emulator")
-
-local function api(acct, method, path, opts) return emu.api(acct, method, path, opts) end
-
-local function new_account()
-  local acct = emu.account()
-  emu.limits({["*"] = "off"}, acct)
-  return acct
-end
-
-local function create_profile(acct, email)
-  local st, _, body, raw = api(acct, "POST", "/api/profiles", {body = {data = {type = "profile",
-    attributes = {email = email}}}})
-  assert(st == 201, raw)
-  return body.data.id
-end
-
-local function ids_of(body)
-  local out = {}
-  for i, r in ipairs(body.data) do out[i] = r.id end
-  return out
-end
+local S = require("emulator.support")
+local api = S.api
+local new_account = S.new_account
+local create_profile = S.create_profile
+local ids_of = S.ids_of
 
 describe("emulator segments", function()
   local acct

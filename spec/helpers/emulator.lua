@@ -30,12 +30,39 @@ local function free_port()
   s:close()
   return tonumber(port)
 end
+M.free_port = free_port
 
+--- The pid of the process running busted (what launched servers watch, to quit with it).
 local function my_pid()
   local f = io.popen("echo $PPID")
   local pid = f:read("*l")
   f:close()
   return pid
+end
+M.my_pid = my_pid
+
+--- Starts a server on `nports` distinct free loopback ports: `command(ports)` gives the
+-- shell command for the array of ports; it is tried up to 5 times (a port may be taken in
+-- between). Returns its output and the ports of the first try that exits 0; raises "could
+-- not start the <what>: <last output>" when none does.
+function M.launch(what, nports, command)
+  local last
+  for _ = 1, 5 do
+    local ports, seen, distinct = {}, {}, true
+    for i = 1, nports do
+      ports[i] = free_port()
+      distinct = distinct and not seen[ports[i]]
+      seen[ports[i]] = true
+    end
+    if distinct then
+      local f = io.popen(command(ports) .. " 2>&1; echo \"exit=$?\"")
+      local out = f:read("*a")
+      f:close()
+      if out:match("exit=0%s*$") then return out, ports end
+      last = out
+    end
+  end
+  error("could not start the " .. what .. ": " .. tostring(last), 2)
 end
 
 local started_port
@@ -49,21 +76,16 @@ M.stop = stop
 
 local function start()
   local pid = my_pid()
-  local last_err
-  for _ = 1, 5 do
-    local port = free_port()
-    local f = io.popen(LAUNCHER .. " start --port " .. port .. " --watch-pid " .. pid ..
-      " 2>&1; echo \"exit=$?\"")
-    local out = f:read("*a")
-    f:close()
-    local url = out:match("(http://127%.0%.0%.1:%d+)")
-    if out:match("exit=0%s*$") and url then
-      started_port = port
-      return url
-    end
-    last_err = out
+  local out, ports = M.launch("emulator", 1, function(p)
+    return LAUNCHER .. " start --port " .. p[1] .. " --watch-pid " .. pid
+  end)
+  local url = out:match("(http://127%.0%.0%.1:%d+)")
+  if not url then
+    shell_ok(LAUNCHER .. " stop --port " .. ports[1] .. " >/dev/null 2>&1")
+    error("could not start the emulator: no URL in " .. out)
   end
-  error("could not start the emulator: " .. tostring(last_err))
+  started_port = ports[1]
+  return url
 end
 
 do

@@ -3,7 +3,6 @@
 --   local T = require "ngx.support"
 --   setup(T.start); teardown(T.stop)
 --   local out = T.call(T.opts(acct), {{"get_profiles", {}}})   -- runs inside nginx
-local socket = require "socket"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local cjson = require("cjson.safe").new()
@@ -15,40 +14,15 @@ local M = { emu = emu, S = S, cjson = cjson }
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec/ngx"
 local TESTBED = here .. "/testbed"
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
-
-local function busted_pid()
-  local f = io.popen("echo $PPID")
-  local pid = f:read("*l")
-  f:close()
-  return pid
-end
-
 -- Starts the test bed (opts.workers) and fills M.url, M.tls_url; raises when it cannot.
 function M.start(opts)
   opts = opts or {}
-  local last
-  for _ = 1, 5 do
-    local port, tls = free_port(), free_port()
-    if port ~= tls then
-      local f = io.popen(string.format("%s start --port %d --tls-port %d --emulator %s --workers %d " ..
-        "--watch-pid %s 2>&1; echo \"exit=$?\"", TESTBED, port, tls, emu.url, opts.workers or 1,
-        busted_pid()))
-      local out = f:read("*a")
-      f:close()
-      if out:match("exit=0%s*$") then
-        M.port, M.url, M.tls_url = port, "http://127.0.0.1:" .. port, "https://127.0.0.1:" .. tls
-        return M.url
-      end
-      last = out
-    end
-  end
-  error("could not start the nginx test bed: " .. tostring(last))
+  local _, ports = emu.launch("nginx test bed", 2, function(p)
+    return string.format("%s start --port %d --tls-port %d --emulator %s --workers %d --watch-pid %s",
+      TESTBED, p[1], p[2], emu.url, opts.workers or 1, emu.my_pid())
+  end)
+  M.port, M.url, M.tls_url = ports[1], "http://127.0.0.1:" .. ports[1], "https://127.0.0.1:" .. ports[2]
+  return M.url
 end
 
 function M.stop()

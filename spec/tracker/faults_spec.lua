@@ -18,6 +18,9 @@ describe("tracker under faults", function()
     local acct, flow = S.account()
     path = S.spool_path("faults")
     S.emu.faults {
+      -- one reset of each kind for certain (2% of ~110 requests may otherwise be none)
+      { operation = "bulk_create_events", reset = "after", count = 1 },
+      { operation = "bulk_create_events", reset = "before", count = 1 },
       { operation = "bulk_create_events", status = 503, probability = 0.05 },
       { operation = "bulk_create_events", reset = "before", probability = 0.01 },
       { operation = "bulk_create_events", reset = "after", probability = 0.01 },
@@ -42,7 +45,9 @@ describe("tracker under faults", function()
     end
     print(string.format("\nfaults: %d requests, %d failed attempts seen by the tracker (fired: %s)",
       st.requests, st.failures, table.concat(fired, ", ")))
-    assert.is_true(st.failures > 0)
+    -- the tracker itself saw failed attempts (libcurl may hide a reset by re-sending once on a
+    -- fresh connection; 503s and 429s always reach it: none in ~105 requests has p < 1e-4)
+    assert.is_true(st.failures >= 1)
     assert.are.equal(N, st.delivered)
     local r = S.check_exact(acct, flow, expected)
     assert.are.same({ held = N, missing = 0, extra = 0, twice = 0, runs_bad = 0 }, r)

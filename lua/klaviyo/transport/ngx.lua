@@ -22,6 +22,8 @@ local format, lower, find, match = string.format, string.lower, string.find, str
 local errors = require "klaviyo.errors"
 local operations = require "klaviyo.operations"
 local shdict = require "klaviyo.limiter.shdict"
+local retry_decide = require("klaviyo.core").retry_decide
+local random = math.random
 
 local _M = { _VERSION = "0.1.0" }
 local mt = { __index = _M }
@@ -380,20 +382,57 @@ local function feedback(self, op_id, res, err)
   end
 end
 
--- t:request(c, req, op_id) -> res | nil, err: what c:request(req) gives with libcurl.
+-- One attempt: limiter, send, feedback.
+local function attempt(self, c, b, op_id)
+  if self.limiter then
+    local ok, lerr = wait_turn(self, op_id)
+    if not ok then return nil, lerr end
+  end
+  local res, err = perform(self, c, b, op_id)
+  if self.limiter then feedback(self, op_id, res, err) end
+  return res, err
+end
+
+-- t:request(c, req, op_id) -> res | nil, err, then info {attempts, retries, throttled, waited,
+-- backoff, stopped}: what c:request(req) and c:info() give with libcurl. Failures are retried
+-- by the core's own rule (core.retry_decide: req.safe, req.retry_attempts/retry_max_time over
+-- the client's retry option), sleeping with ngx.sleep.
 function _M.request(self, c, req, op_id)
   op_id = op_id or req.operation or "request"
   phase_check(op_id)
   local b, err = c:build(req)
   if not b then return nil, err end
-  if self.limiter then
-    local ok, lerr = wait_turn(self, op_id)
-    if not ok then return nil, lerr end
+  local r = self.retry or {}
+  local policy = { attempts = req.retry_attempts or r.attempts, max_time = req.retry_max_time or r.max_time,
+                   base = r.base, cap = r.cap }
+  local safe = req.safe
+  if safe == nil then safe = req.method ~= "POST" end
+  local info = { attempts = 0, retries = 0, throttled = 0, waited = 0, backoff = 0 }
+  ngx.update_time()
+  local start = ngx.now()
+  while true do
+    local res
+    res, err = attempt(self, c, b, op_id)
+    info.attempts = info.attempts + 1
+    if res then return res, nil, info end
+    if err.status == 429 then info.throttled = info.throttled + 1 end
+    if err.kind ~= "http" and err.kind ~= "transport" then return nil, err, info end
+    ngx.update_time()
+    local delay, why = retry_decide {
+      safe = safe, status = err.kind == "http" and err.status or nil,
+      failure = err.kind == "transport" and (err.sent and "maybe_sent" or "not_sent") or nil,
+      attempt = info.attempts, elapsed = ngx.now() - start, retry_after = err.retry_after,
+      random = random(), attempts = policy.attempts, max_time = policy.max_time,
+      base = policy.base, cap = policy.cap,
+    }
+    if not delay then
+      info.stopped = why
+      return nil, err, info
+    end
+    info.retries = info.retries + 1
+    info.backoff = info.backoff + delay
+    ngx.sleep(delay)
   end
-  local res
-  res, err = perform(self, c, b, op_id)
-  if self.limiter then feedback(self, op_id, res, err) end
-  return res, err
 end
 
 _M.parse_url = parse_url

@@ -7,9 +7,8 @@ local cjson = require("cjson.safe")
 local state = require("emulator.state")
 local collection = require("emulator.collection")
 local consent = require("emulator.consent")
-local groups = require("emulator.groups")
-local flowrunner = require("emulator.flowrunner")
 local events = require("emulator.handlers.events")
+local subscriptions = require("emulator.handlers.subscriptions")
 
 local null = cjson.null
 local type, pairs, format, tostring = type, pairs, string.format, tostring
@@ -143,16 +142,9 @@ function H.create_client_subscription(req)
   local acct = req.account
   local data, st, doc = collection.data(req, "object")
   if not data then return st, doc end
-  local rel = type(data.relationships) == "table" and data.relationships or {}
-  local lrel = type(rel.list) == "table" and rel.list.data
-  local list_id = type(lrel) == "table" and lrel.id
-  if type(list_id) ~= "string" then
-    return collection.bad("/data/relationships/list/data/id", "A list is required.")
-  end
-  local list = acct.lists[list_id]
-  if not list then
-    return collection.bad("/data/relationships/list/data/id", format("There is no list with id %s.", list_id))
-  end
+  local list
+  list, st, doc = subscriptions.related_list(req, data, true)
+  if not list then return st, doc end
   local a = type(data.attributes) == "table" and data.attributes or {}
   local pdata = type(a.profile) == "table" and a.profile.data
   if type(pdata) ~= "table" then
@@ -181,16 +173,13 @@ function H.create_client_subscription(req)
   local p = client_upsert(acct, pdata.id, attrs, false)
   -- A double opt-in list waits for a confirmation the emulator never receives.
   if list.opt_in_process == "double_opt_in" then return 202, nil end
-  for _, c in ipairs(chans) do
-    consent.subscribe(p, c.channel, c.kind, c.at, "API", a.custom_source)
-  end
-  if groups.join(acct.list_members, list.id, p.id) then flowrunner.on_list_join(acct, list.id, p.id) end
+  subscriptions.subscribe_to_list(acct, p, chans, list, a.custom_source, false)
   return 202, nil
 end
 
 -- Same rules as the server endpoint (subscriptions.lua).
 function H.create_client_back_in_stock_subscription(req)
-  return require("emulator.handlers.subscriptions").back_in_stock(req)
+  return subscriptions.back_in_stock(req)
 end
 
 return H

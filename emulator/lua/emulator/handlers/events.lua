@@ -6,6 +6,7 @@ local cjson = require "cjson.safe"
 local state = require "emulator.state"
 local jsonapi = require "emulator.jsonapi"
 local filter = require "emulator.filter"
+local job_queue = require "emulator.jobs"
 
 local null = cjson.null
 local type, pairs, ipairs, tostring, floor, format = type, pairs, ipairs, tostring, math.floor, string.format
@@ -278,8 +279,6 @@ end
 
 ---------------------------------------------------------------- bulk
 
-local JOB_DELAY = 0.05
-
 -- Completes a queued job: stores its events (duplicates are skipped as usual).
 local function run_job(acct, job)
   if job.status ~= "queued" then return end
@@ -295,25 +294,9 @@ local function run_job(acct, job)
 end
 
 --- Finishes every queued job of `acct` now (reads see a settled state).
-function M.settle(acct)
-  local pending = acct.pending_jobs
-  if not pending or #pending == 0 then return end
-  acct.pending_jobs = {}
-  for _, job in ipairs(pending) do run_job(acct, job) end
-end
+function M.settle(acct) job_queue.settle(acct, "pending_jobs", run_job) end
 
-local function schedule(acct, job)
-  acct.pending_jobs = acct.pending_jobs or {}
-  acct.pending_jobs[#acct.pending_jobs + 1] = job
-  local generation = state.generation
-  local ngx = rawget(_G, "ngx")
-  if ngx and ngx.timer then
-    ngx.timer.at(JOB_DELAY, function(premature)
-      if premature or state.generation ~= generation then return end
-      M.settle(acct)
-    end)
-  end
-end
+local function schedule(acct, job) job_queue.schedule(acct, "pending_jobs", job, M.settle) end
 
 M.bulk_create_events = function(req)
   if req.body_size and req.body_size > MAX_PAYLOAD then

@@ -8,24 +8,18 @@ local cjson = require "cjson.safe"
 local state = require "emulator.state"
 local jsonapi = require "emulator.jsonapi"
 local filter = require "emulator.filter"
+local job_queue = require "emulator.jobs"
 local profiles = require "emulator.handlers.profiles"
+local groups = require "emulator.groups"
+local flowrunner = require "emulator.flowrunner"
 
 local null = cjson.null
 local type, ipairs, pairs, format, tostring = type, ipairs, pairs, string.format, tostring
-
-local function optional(name)
-  local searchpath = package.searchpath
-  if searchpath and searchpath(name, package.path) then return require(name) end
-  return nil
-end
-local groups = optional("emulator.groups")
-local flowrunner = optional("emulator.flowrunner")
 
 local M = {}
 
 local MAX_PROFILES = 10000
 local MAX_PAYLOAD = 5 * 1024 * 1024
-local JOB_DELAY = 0.05
 local JOB_TYPE = "profile-bulk-import-job"
 local JOB_FIELDS = { "status", "created_at", "total_count", "completed_count", "failed_count",
                      "completed_at", "expires_at", "started_at" }
@@ -53,8 +47,8 @@ local function run(acct, job)
         job.profile_ids[#job.profile_ids + 1] = p.id
       end
       for _, list_id in ipairs(job.list_ids) do
-        if groups and acct.lists[list_id] and groups.join(acct.list_members, list_id, p.id) then
-          if flowrunner then flowrunner.on_list_join(acct, list_id, p.id) end
+        if acct.lists[list_id] and groups.join(acct.list_members, list_id, p.id) then
+          flowrunner.on_list_join(acct, list_id, p.id)
         end
       end
     else
@@ -80,25 +74,9 @@ local function run(acct, job)
 end
 
 --- Completes every queued import job of `acct` (reads see a settled state).
-function M.settle(acct)
-  local pending = acct.pending_imports
-  if not pending or #pending == 0 then return end
-  acct.pending_imports = {}
-  for _, job in ipairs(pending) do run(acct, job) end
-end
+function M.settle(acct) job_queue.settle(acct, "pending_imports", run) end
 
-local function schedule(acct, job)
-  acct.pending_imports = acct.pending_imports or {}
-  acct.pending_imports[#acct.pending_imports + 1] = job
-  local generation = state.generation
-  local ngx = rawget(_G, "ngx")
-  if ngx and ngx.timer then
-    ngx.timer.at(JOB_DELAY, function(premature)
-      if premature or state.generation ~= generation then return end
-      M.settle(acct)
-    end)
-  end
-end
+local function schedule(acct, job) job_queue.schedule(acct, "pending_imports", job, M.settle) end
 
 local function iso_or_null(t) return t and state.iso(t) or null end
 
@@ -295,23 +273,23 @@ M.get_profile_ids_for_bulk_import_profiles_job = function(req)
   return jsonapi.page(req, job.profile_ids, function(id) return { type = "profile", id = id } end)
 end
 
-M.get_list_ids_for_bulk_import_profiles_job = function(req)
+-- The lists a job adds its profiles to: linkage only (ids_only) or the lists that still exist.
+local function job_lists(req, ids_only)
   local job, st, doc = find_job(req, req.params.id)
   if not job then return st, doc end
-  local data = {}
-  for i, id in ipairs(job.list_ids) do data[i] = { type = "list", id = id } end
-  return 200, { data = jsonapi.array(data), links = { self = req.base_url .. req.path } }
-end
-
-M.get_list_for_bulk_import_profiles_job = function(req)
-  local job, st, doc = find_job(req, req.params.id)
-  if not job then return st, doc end
-  local data = {}
+  local data, lists = {}, req.account.lists
   for _, id in ipairs(job.list_ids) do
-    local l = req.account.lists[id]
-    if l then data[#data + 1] = list_resource(req, l) end
+    if ids_only then
+      data[#data + 1] = { type = "list", id = id }
+    elseif lists[id] then
+      data[#data + 1] = list_resource(req, lists[id])
+    end
   end
   return 200, { data = jsonapi.array(data), links = { self = req.base_url .. req.path } }
 end
+
+M.get_list_ids_for_bulk_import_profiles_job = function(req) return job_lists(req, true) end
+
+M.get_list_for_bulk_import_profiles_job = function(req) return job_lists(req, false) end
 
 return M

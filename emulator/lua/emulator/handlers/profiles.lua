@@ -11,15 +11,8 @@ local events = require "emulator.handlers.events"
 local null = cjson.null
 local type, pairs, ipairs, tostring, format = type, pairs, ipairs, tostring, string.format
 
--- Modules of the resource handlers (EMU-RES): used when their files exist;
--- required plainly so their load errors surface.
-local function optional(name)
-  local searchpath = package.searchpath
-  if searchpath and searchpath(name, package.path) then return require(name) end
-  return nil
-end
-local consent = optional("emulator.consent")
-local flowrunner = optional("emulator.flowrunner")
+local consent = require "emulator.consent"
+local flowrunner = require "emulator.flowrunner"
 
 local M = {}
 
@@ -134,7 +127,7 @@ function M.resource(req, p, extra, opts)
   local a = attributes(p, extra)
   local add = req.query and jsonapi.additional(req, "profile") or {}
   if add.subscriptions then
-    a.subscriptions = consent and consent.view(p) or p.subscriptions or null
+    a.subscriptions = consent.view(p) or p.subscriptions or null
   end
   if add.predictive_analytics then a.predictive_analytics = null end
   local fields = req.query and req.query["fields[profile]"] and jsonapi.fields(req, "profile")
@@ -371,11 +364,7 @@ M.merge_profiles = function(req)
     end
     if src.subscriptions and not dest.subscriptions then dest.subscriptions = src.subscriptions end
     -- Klaviyo's merged profile keeps the source's list and segment memberships.
-    if flowrunner and flowrunner.merge_profile then
-      flowrunner.merge_profile(acct, src.id, dest.id)
-    elseif flowrunner and flowrunner.forget_profile then
-      flowrunner.forget_profile(acct, src.id)
-    end
+    flowrunner.merge_profile(acct, src.id, dest.id)
     state.delete_profile(acct, src)
     state.apply_profile_attributes(acct, dest, take)
   end

@@ -26,15 +26,18 @@ local function valid_email(s)
   return type(s) == "string" and s:match("^[^%s@]+@[^%s@]+%.[^%s@]+$") ~= nil
 end
 
--- The optional list of relationships.list; nil, or list; or false, status, doc.
-local function related_list(req, data)
+-- The list named by data.relationships.list: the list; nil when none is named and it is
+-- optional; or false, status, doc. Shared with create_client_subscription (required).
+function H.related_list(req, data, required)
   local rel = data.relationships
-  if rel == nil or rel == null then return nil end
-  local l = type(rel) == "table" and rel.list
-  if l == nil or l == null then return nil end
-  local id = type(l) == "table" and type(l.data) == "table" and l.data.id
+  local absent = rel == nil or rel == null
+  local l = not absent and type(rel) == "table" and rel.list
+  if not absent then absent = l == nil or l == null end
+  if absent and not required then return nil end
+  local id = not absent and type(l) == "table" and type(l.data) == "table" and l.data.id
   if type(id) ~= "string" then
-    return false, collection.bad("/data/relationships/list/data/id", "The list needs an id.")
+    return false, collection.bad("/data/relationships/list/data/id",
+      required and "A list is required." or "The list needs an id.")
   end
   local list = req.account.lists[id]
   if not list then
@@ -42,6 +45,18 @@ local function related_list(req, data)
       format("There is no list with id %s.", id))
   end
   return list
+end
+local related_list = H.related_list
+
+-- Gives `p` the consents of `chans` and puts it on `list` (if any); a join starts the list's
+-- flows unless `quiet` (historical imports). Shared with create_client_subscription.
+function H.subscribe_to_list(acct, p, chans, list, custom_source, quiet)
+  for _, c in ipairs(chans) do
+    consent.subscribe(p, c.channel, c.kind, c.at, "API", custom_source)
+  end
+  if list and groups.join(acct.list_members, list.id, p.id) and not quiet then
+    flowrunner.on_list_join(acct, list.id, p.id)
+  end
 end
 
 -- The profiles array of data.attributes.profiles.data, 1..max items.
@@ -126,29 +141,38 @@ local function realize(acct, plan)
   return p or state.find_profile(acct, plan.attrs)
 end
 
+-- Reads a bulk (un)subscribe body: the plans (a plan per profile, with the consent
+-- channels it asks to change to `want`) and the list named, if any; or nil, status, doc
+-- for the first bad part (nothing has changed then).
+local function bulk_request(req, data, max, want, historical)
+  local list, st, doc = related_list(req, data)
+  if list == false then return nil, st, doc end
+  local items
+  items, st, doc = profile_items(data, max)
+  if not items then return nil, st, doc end
+  local plans = {}
+  for i, item in ipairs(items) do
+    local ptr = "/data/attributes/profiles/data/" .. (i - 1)
+    local plan
+    plan, st, doc = plan_profile(req.account, item, ptr)
+    if not plan then return nil, st, doc end
+    plan.channels, st, doc = consent.requested(item.attributes.subscriptions, plan.attrs, plan.profile,
+      ptr .. "/attributes/subscriptions", want, historical)
+    if not plan.channels then return nil, st, doc end
+    plans[i] = plan
+  end
+  return plans, list
+end
+
 function H.bulk_subscribe_profiles(req)
   local acct = req.account
   local data, st, doc = collection.data(req, "object")
   if not data then return st, doc end
   local attributes = type(data.attributes) == "table" and data.attributes or {}
   local historical = attributes.historical_import == true
-  local list
-  list, st, doc = related_list(req, data)
-  if list == false then return st, doc end
-  local items
-  items, st, doc = profile_items(data, MAX_SUBSCRIBE)
-  if not items then return st, doc end
-  local plans = {}
-  for i, item in ipairs(items) do
-    local ptr = "/data/attributes/profiles/data/" .. (i - 1)
-    local plan
-    plan, st, doc = plan_profile(acct, item, ptr)
-    if not plan then return st, doc end
-    plan.channels, st, doc = consent.requested(item.attributes.subscriptions, plan.attrs, plan.profile,
-      ptr .. "/attributes/subscriptions", "SUBSCRIBED", historical)
-    if not plan.channels then return st, doc end
-    plans[i] = plan
-  end
+  local plans, list
+  plans, list, doc = bulk_request(req, data, MAX_SUBSCRIBE, "SUBSCRIBED", historical)
+  if not plans then return list, doc end -- on failure: nil, status, doc
   -- A double opt-in list subscribes nobody until they confirm the message it sends; the
   -- emulator sends none, so consent and membership stay as they are (historical imports
   -- bypass the confirmation, as at Klaviyo).
@@ -157,14 +181,9 @@ function H.bulk_subscribe_profiles(req)
     return 202, nil
   end
   for _, plan in ipairs(plans) do
-    local p = realize(acct, plan)
-    for _, c in ipairs(plan.channels) do
-      consent.subscribe(p, c.channel, c.kind, c.at, "API", attributes.custom_source)
-    end
-    if list and groups.join(acct.list_members, list.id, p.id) and not historical then
-      -- historical imports bypass "Added to list" flows
-      flowrunner.on_list_join(acct, list.id, p.id)
-    end
+    -- historical imports bypass "Added to list" flows
+    H.subscribe_to_list(acct, realize(acct, plan), plan.channels, list, attributes.custom_source,
+      historical)
   end
   return 202, nil
 end
@@ -173,23 +192,9 @@ function H.bulk_unsubscribe_profiles(req)
   local acct = req.account
   local data, st, doc = collection.data(req, "object")
   if not data then return st, doc end
-  local list
-  list, st, doc = related_list(req, data)
-  if list == false then return st, doc end
-  local items
-  items, st, doc = profile_items(data, MAX_UNSUBSCRIBE)
-  if not items then return st, doc end
-  local plans = {}
-  for i, item in ipairs(items) do
-    local ptr = "/data/attributes/profiles/data/" .. (i - 1)
-    local plan
-    plan, st, doc = plan_profile(acct, item, ptr)
-    if not plan then return st, doc end
-    plan.channels, st, doc = consent.requested(item.attributes.subscriptions, plan.attrs, plan.profile,
-      ptr .. "/attributes/subscriptions", "UNSUBSCRIBED", false)
-    if not plan.channels then return st, doc end
-    plans[i] = plan
-  end
+  local plans, list
+  plans, list, doc = bulk_request(req, data, MAX_UNSUBSCRIBE, "UNSUBSCRIBED", false)
+  if not plans then return list, doc end -- on failure: nil, status, doc
   for _, plan in ipairs(plans) do
     local p = realize(acct, plan)
     -- A member of the given list leaves that list (email: a list-level suppression);

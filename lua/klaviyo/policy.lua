@@ -1,0 +1,177 @@
+-- klaviyo.policy: what the client tells the core's send loop about each request (rate limits
+-- and whether it may be repeated), and the checks of the options that set them. Pure
+-- functions, unit-tested without a network.
+--
+-- Safe to repeat once the request may have reached Klaviyo: GET, PATCH, DELETE (and PUT);
+-- create_event and bulk_create_events, because every event gets a `unique_id` before its first
+-- send (Klaviyo records an event once per unique_id); create_or_update_profile (an upsert);
+-- the subscription and suppression jobs (setting the same consent twice changes nothing); and
+-- any call made with `{idempotent = true}`. Everything else is repeated only when Klaviyo
+-- cannot have acted on it (429, 503, a connection that failed before sending).
+local type, pairs, ipairs, tostring, next, pcall, select = type, pairs, ipairs, tostring, next, pcall, select
+local setmetatable, getmetatable = setmetatable, getmetatable
+local format, floor = string.format, math.floor
+
+local operations = require "klaviyo.operations"
+local V = require "klaviyo.validate"
+
+local _M = {}
+
+local SAFE_OPERATIONS = {
+  create_event = true, bulk_create_events = true, create_or_update_profile = true,
+  bulk_subscribe_profiles = true, bulk_unsubscribe_profiles = true,
+  bulk_suppress_profiles = true, bulk_unsuppress_profiles = true,
+}
+_M.SAFE_OPERATIONS = SAFE_OPERATIONS
+
+local SAFE_METHODS = { GET = true, PUT = true, PATCH = true, DELETE = true }
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return setmetatable(c, getmetatable(t))
+end
+
+-- A copy of `t` along the path of keys, so the caller's tables are never changed (a table reused
+-- as a template for many events must not carry one event's unique_id into the next); returns
+-- the copied root and the copied table at the end of the path, or nil where the path breaks.
+local function copy_path(t, ...)
+  local root = copy(t)
+  local cur = root
+  for i = 1, select("#", ...) do
+    local k = select(i, ...)
+    local nxt = cur[k]
+    if type(nxt) ~= "table" then return root, nil end
+    nxt = copy(nxt)
+    cur[k] = nxt
+    cur = nxt
+  end
+  return root, cur
+end
+
+-- params with a unique_id in every event of a create_event / bulk_create_events body (a copy
+-- where one was added), and whether every event has one now. A body given as a JSON string is
+-- left alone (and is not safe to repeat unless the caller says so).
+function _M.with_unique_ids(op_id, params)
+  if type(params) ~= "table" or type(params.body) ~= "table" then return params, false end
+  if op_id == "create_event" then
+    local attrs = type(params.body.data) == "table" and params.body.data.attributes
+    if type(attrs) ~= "table" then return params, false end
+    if attrs.unique_id ~= nil then return params, true end
+    local p = copy(params)
+    local body, a = copy_path(params.body, "data", "attributes")
+    a.unique_id = V.uuid()
+    p.body = body
+    return p, true
+  end
+  -- bulk_create_events: data.attributes["events-bulk-create"].data[i].attributes.events.data[j]
+  local ok, jobs = pcall(function() return params.body.data.attributes["events-bulk-create"].data end)
+  if not ok or type(jobs) ~= "table" then return params, false end
+  local missing = false
+  for _, entry in ipairs(jobs) do
+    local evs = type(entry) == "table" and type(entry.attributes) == "table" and
+      type(entry.attributes.events) == "table" and entry.attributes.events.data
+    if type(evs) ~= "table" then return params, false end
+    for _, ev in ipairs(evs) do
+      if type(ev) ~= "table" or type(ev.attributes) ~= "table" then return params, false end
+      if ev.attributes.unique_id == nil then missing = true end
+    end
+  end
+  if not missing then return params, true end
+  local p = copy(params)
+  local body, bulk = copy_path(params.body, "data", "attributes", "events-bulk-create")
+  local list = {}
+  for i, entry in ipairs(jobs) do
+    local e, evs = copy_path(entry, "attributes", "events")
+    local data = {}
+    for j, ev in ipairs(evs.data) do
+      if ev.attributes.unique_id == nil then
+        local c = copy(ev)
+        c.attributes = copy(ev.attributes)
+        c.attributes.unique_id = V.uuid()
+        ev = c
+      end
+      data[j] = ev
+    end
+    evs.data = setmetatable(data, getmetatable(evs.data))
+    list[i] = e
+  end
+  bulk.data = setmetatable(list, getmetatable(jobs))
+  p.body = body
+  return p, true
+end
+
+-- May this call be repeated after the request may have reached Klaviyo?
+function _M.safe(op_id, method, has_unique_ids, idempotent)
+  if idempotent then return true end
+  if SAFE_METHODS[method] then return true end
+  if op_id == "create_event" or op_id == "bulk_create_events" then return has_unique_ids == true end
+  return SAFE_OPERATIONS[op_id] == true
+end
+
+local function count(name, v, lo, hi)
+  if type(v) ~= "number" or v ~= floor(v) or v < lo or v > hi then
+    return format("%s must be an integer in %d..%d, got %s", name, lo, hi, tostring(v))
+  end
+end
+
+local function seconds(name, v, hi)
+  if type(v) ~= "number" or not (v >= 0 and v <= hi) then
+    return format("%s must be a number of seconds in 0..%d, got %s", name, hi, tostring(v))
+  end
+end
+
+local RETRY_KEYS = { attempts = true, max_time = true, base = true, cap = true }
+
+-- retry = {attempts=, max_time=, base=, cap=}: nil | message. `per_call` allows only
+-- attempts and max_time (backoff shape is the client's).
+function _M.check_retry(r, per_call)
+  if type(r) ~= "table" then return "retry must be a table, got " .. type(r) end
+  for k, v in pairs(r) do
+    if not RETRY_KEYS[k] or (per_call and (k == "base" or k == "cap")) then
+      return "unknown retry option " .. tostring(k)
+    end
+    local msg
+    if k == "attempts" then msg = count("retry.attempts", v, 1, 100)
+    elseif k == "max_time" then msg = seconds("retry.max_time", v, 86400)
+    else msg = seconds("retry." .. k, v, 3600) end
+    if msg then return msg end
+  end
+end
+
+local WINDOWS = { burst = true, steady = true, daily = true }
+
+-- limits = {operation_id = {burst=, steady=, daily=}}: the table of effective limits per
+-- overridden operation (a window left out keeps the operation table's), or nil, message.
+function _M.check_limits(t)
+  if type(t) ~= "table" then return nil, "limits must be a table, got " .. type(t) end
+  local out = {}
+  for op_id, l in pairs(t) do
+    local op = operations[op_id]
+    if op == nil then return nil, "limits: unknown operation " .. tostring(op_id) end
+    if type(l) ~= "table" then return nil, format("limits.%s must be a table", op_id) end
+    local eff = {}
+    for w in pairs(WINDOWS) do eff[w] = op.limits and op.limits[w] or nil end
+    for k, v in pairs(l) do
+      if not WINDOWS[k] then return nil, format("limits.%s: unknown window %s", op_id, tostring(k)) end
+      local msg = count(format("limits.%s.%s", op_id, k), v, 0, 1000000)
+      if msg then return nil, msg end
+      eff[k] = v ~= 0 and v or nil
+    end
+    out[op_id] = eff
+  end
+  return out
+end
+
+-- The limits sent with a request: the override, else the operation table's; nil when none.
+function _M.limits_of(overrides, op_id)
+  local l = overrides and overrides[op_id]
+  if l == nil then
+    local op = operations[op_id]
+    l = op and op.limits
+  end
+  if l == nil or next(l) == nil then return nil end
+  return l
+end
+
+return _M

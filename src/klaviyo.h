@@ -254,6 +254,9 @@ const kl_error *kl_last_error(const kl_client *c);
 int kl_revision_valid(const char *rev);            /* 1 if YYYY-MM-DD (real date)[.suffix] */
 int kl_credential_valid(const char *s);            /* 1 if non-empty, no space/CR/LF/control */
 int kl_host_is_loopback(const char *host);         /* 127.0.0.0/8, ::1, localhost */
+/* The default account part of limiter keys for a credential: "h" + 16 hex digits (FNV-1a 64);
+ * out must hold 18 bytes.  Other transports use it to share keys with this core's. */
+void kl_account_key(const char *credential, char *out);
 
 #ifdef __cplusplus
 }

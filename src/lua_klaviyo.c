@@ -824,6 +824,14 @@ static double tfield(lua_State *L, const char *k, double dflt) {
     return v;
 }
 
+/* core.account_key(credential) -> the default account part of limiter keys (never the secret) */
+static int l_account_key(lua_State *L) {
+    char out[18];
+    kl_account_key(luaL_checkstring(L, 1), out);
+    lua_pushstring(L, out);
+    return 1;
+}
+
 static int l_retry_decide(lua_State *L) {
     kl_retry_policy pol;
     kl_retry_input in;
@@ -893,6 +901,7 @@ static const luaL_Reg methods[] = {
 static const luaL_Reg funcs[] = {
     {"new", l_new},
     {"retry_decide", l_retry_decide},
+    {"account_key", l_account_key},
 #ifdef KL_HAVE_LUA_JSON
     {"encode", kl_lua_encode},
 #endif

@@ -50,13 +50,16 @@ static void seed(kl_client_priv *p) {
 /* The account part of limiter keys when the caller names none: FNV-1a 64 of the credential.
  * Keys of different processes using one key agree; the key itself never appears in Redis,
  * and 64 bits of a 128-bit random key do not give the key back. */
-static char *account_of(const kl_options *o) {
-    const char *s = o->api_key ? o->api_key : o->public_key ? o->public_key : o->access_token;
+void kl_account_key(const char *s, char *out) {
     uint64_t h = 1469598103934665603ULL;
-    char out[24];
     if (!s) s = "";
     for (; *s; s++) { h ^= (unsigned char)*s; h *= 1099511628211ULL; }
-    snprintf(out, sizeof out, "h%016llx", (unsigned long long)h);
+    snprintf(out, 18, "h%016llx", (unsigned long long)h);
+}
+
+static char *account_of(const kl_options *o) {
+    char out[18];
+    kl_account_key(o->api_key ? o->api_key : o->public_key ? o->public_key : o->access_token, out);
     return kl_strdup(out);
 }
 

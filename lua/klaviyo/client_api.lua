@@ -86,14 +86,9 @@ function _M:subscribe(s)
     return nil, V.refuse(op, "a client-side subscription records consent given now; import " ..
       "past (historical) consent with consent:subscribe and a private key")
   end
-  local ok, err = self.client:call(op, { body = { data = {
-    type = "subscription",
+  return consent.send_to_list(self.client, op, { type = "subscription",
     attributes = { custom_source = source,
-      profile = { data = { type = "profile", attributes = attrs } } },
-    relationships = { list = { data = { type = "list", id = s.list } } },
-  } } })
-  if not ok then return nil, err end
-  return true
+      profile = { data = { type = "profile", attributes = attrs } } } }, s.list)
 end
 
 --- Ask to be told when a variant is back in stock (`create_client_back_in_stock_subscription`).

@@ -114,7 +114,8 @@ local CORE_OPTIONS = { "api_key", "access_token", "public_key", "base_url", "rev
 --   nil or {store = "local", safety = 0.95}  in-process (default; curl transport)
 --   {store = "redis", url = "redis://[:password@]host[:port][/db]", safety =, prefix =}
 --                                            shared by every process using that Redis
---   {store = "shdict", dict = "<lua_shared_dict>", ...}  nginx workers (transport "ngx")
+--   {store = "shdict", dict = "<lua_shared_dict>", ...}  nginx workers (transport "ngx"); with
+--                                            transport "ngx", store "redis" works too
 --   false                                    no client-side limiting
 local LIMITER_OPTIONS = { store = "string", url = "string", safety = "number", prefix = "string",
                           limits = "table", account = "string" }

@@ -156,6 +156,19 @@ function _M.consent_profile(s, op)
   return attrs, source, historical or false
 end
 
+--- Send one resource (`data`) with `op`, related to the list `list_id` when one is given
+-- (`consent:subscribe`, `consent:unsubscribe` and `client_api:subscribe` share it).
+-- @local
+-- @treturn boolean true, or nil, err
+function _M.send_to_list(client, op, data, list_id)
+  if list_id ~= nil then
+    data.relationships = { list = { data = { type = "list", id = list_id } } }
+  end
+  local ok, err = client:call(op, { body = { data = data } })
+  if not ok then return nil, err end
+  return true
+end
+
 local SUB_KEYS = V.set({ "email", "phone_number", "list", "email_consent", "sms_consent" })
 
 --- Subscribe one profile to email and/or SMS marketing (`bulk_subscribe_profiles`).
@@ -181,11 +194,8 @@ function _M:subscribe(s)
   if s.list ~= nil then
     V.argcheck(type(s.list) == "string" and s.list ~= "", "consent:subscribe", 1,
       "list id string in list", s.list)
-    data.relationships = { list = { data = { type = "list", id = s.list } } }
   end
-  local ok, err = self.client:call(op, { body = { data = data } })
-  if not ok then return nil, err end
-  return true
+  return _M.send_to_list(self.client, op, data, s.list)
 end
 
 local UNSUB_KEYS = V.set({ "email", "phone_number", "list" })
@@ -217,12 +227,7 @@ function _M:unsubscribe(s)
   attrs.subscriptions = subs
   local data = { type = "profile-subscription-bulk-delete-job", attributes = {
     profiles = { data = { { type = "profile", attributes = attrs } } } } }
-  if s.list ~= nil then
-    data.relationships = { list = { data = { type = "list", id = s.list } } }
-  end
-  local ok, err = self.client:call(op, { body = { data = data } })
-  if not ok then return nil, err end
-  return true
+  return _M.send_to_list(self.client, op, data, s.list)
 end
 
 -- suppress/unsuppress share their body: emails, or a list/segment whose members are meant.

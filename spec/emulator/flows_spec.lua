@@ -65,6 +65,13 @@ local function add_to_list(acct, list_id, ids)
   assert(st == 204, raw)
 end
 
+-- A live flow named `name` triggered by the metric `metric` (created first): its id.
+local function live_metric_flow(acct, metric, name)
+  local id = create_flow(acct, name, {type = "metric", id = metric_id(acct, metric)})
+  set_status(acct, id, "live")
+  return id
+end
+
 local function runs_of(acct, flow_id)
   local out = {}
   for _, r in ipairs(emu.flow_runs(acct)) do
@@ -312,9 +319,7 @@ describe("emulator flows", function()
 
   describe("firing", function()
     it("starts one run per recorded event of a live flow's metric", function()
-      local mid = metric_id(acct, "Placed Order")
-      local id = create_flow(acct, "Thanks", {type = "metric", id = mid})
-      set_status(acct, id, "live")
+      local id = live_metric_flow(acct, "Placed Order", "Thanks")
       event(acct, "Placed Order", "buyer@example.com", {unique_id = "order-1"})
       local runs = runs_of(acct, id)
       assert.are.equal(1, #runs)
@@ -326,9 +331,7 @@ describe("emulator flows", function()
     end)
 
     it("does not fire for a duplicate unique_id nor for an event in the same second", function()
-      local mid = metric_id(acct, "Placed Order")
-      local id = create_flow(acct, "Thanks", {type = "metric", id = mid})
-      set_status(acct, id, "live")
+      local id = live_metric_flow(acct, "Placed Order", "Thanks")
       event(acct, "Placed Order", "dup@example.com", {unique_id = "same"})
       event(acct, "Placed Order", "dup@example.com", {unique_id = "same"})
       assert.are.equal(1, #runs_of(acct, id))
@@ -338,9 +341,7 @@ describe("emulator flows", function()
     end)
 
     it("does not fire for backfilled events", function()
-      local mid = metric_id(acct, "Placed Order")
-      local id = create_flow(acct, "Thanks", {type = "metric", id = mid})
-      set_status(acct, id, "live")
+      local id = live_metric_flow(acct, "Placed Order", "Thanks")
       event(acct, "Placed Order", "old@example.com", {unique_id = "history-1", backfill = true})
       assert.are.equal(0, #runs_of(acct, id))
       event(acct, "Placed Order", "old@example.com", {unique_id = "now-1", backfill = false})
@@ -376,9 +377,7 @@ describe("emulator flows", function()
     end)
 
     it("does not fire a deleted flow", function()
-      local mid = metric_id(acct, "Placed Order")
-      local id = create_flow(acct, "Thanks", {type = "metric", id = mid})
-      set_status(acct, id, "live")
+      local id = live_metric_flow(acct, "Placed Order", "Thanks")
       api(acct, "DELETE", "/api/flows/" .. id)
       event(acct, "Placed Order", "x@example.com", {unique_id = "gone"})
       assert.are.equal(0, #runs_of(acct, id))

@@ -10,8 +10,8 @@
 -- anywhere is closed. TLS always verifies the peer (lua_ssl_trusted_certificate must name the
 -- CA bundle) and sends SNI. Bodies: Content-Length, chunked, or up to the close.
 --
--- Limits: with a shared-dict limiter (klaviyo.limiter.shdict) every send first asks it and
--- sleeps the wait; a 429 blocks the operation for its Retry-After and a RateLimit-Remaining
+-- Limits: with a shared-dict limiter (klaviyo.limiter.shdict) or the Redis store
+-- (klaviyo.limiter.redis) every send first asks it and sleeps the wait; a 429 blocks the operation for its Retry-After and a RateLimit-Remaining
 -- lower than the limiter's belief caps it, in all workers.
 local ngx = ngx
 local type, tostring, tonumber, error = type, tostring, tonumber, error
@@ -22,7 +22,8 @@ local format, lower, find, match = string.format, string.lower, string.find, str
 local errors = require "klaviyo.errors"
 local operations = require "klaviyo.operations"
 local shdict = require "klaviyo.limiter.shdict"
-local retry_decide = require("klaviyo.core").retry_decide
+local core = require "klaviyo.core"
+local retry_decide = core.retry_decide
 local random = math.random
 
 local _M = { _VERSION = "0.1.0" }
@@ -92,13 +93,16 @@ function _M.new(opts)
 end
 
 local LIMITER_OPTIONS = { store = "string", dict = "string", safety = "number", limits = "table",
-                          account = "string", lock_ttl = "number" }
+                          account = "string", lock_ttl = "number", url = "string", prefix = "string" }
 local instances = 0
 
 -- The ngx transport for klaviyo.new's options (timeout, connect_timeout, limiter, keys);
 -- bad options raise at `level`. limiter = {store = "shdict", dict = "<lua_shared_dict name>",
 -- safety = 0..1, limits = {op = {burst=, steady=, daily=}}, account = "<key prefix>"}: the
 -- account defaults to a hash of the credential, so clients of one account share limits.
+-- limiter = {store = "redis", url = "redis://...", prefix =, safety =, limits =, account =}:
+-- klaviyo.limiter.redis over cosockets, with the libcurl transport's keys (core.account_key),
+-- so nginx workers and other processes of one account share one limit.
 function _M.from_options(opts, level)
   level = (level or 1) + 1
   if not _M.usable() then
@@ -113,16 +117,6 @@ function _M.from_options(opts, level)
         error(format("klaviyo.new: limiter option %s must be a %s, got %s", k, want, type(v)), level)
       end
     end
-    if l.store ~= "shdict" then
-      error(format('klaviyo.new: limiter store %s is not available with the ngx transport ' ..
-        '(use "shdict")', tostring(l.store)), level)
-    end
-    if l.dict == nil then error("klaviyo.new: limiter option dict must name a lua_shared_dict", level) end
-    local dict = ngx.shared[l.dict]
-    if dict == nil then
-      error(format("klaviyo.new: no lua_shared_dict named %s " ..
-        "(add `lua_shared_dict %s 10m;` to the http block)", l.dict, l.dict), level)
-    end
     for op, lim_op in pairs(l.limits or {}) do
       if operations[op] == nil then
         error(format("klaviyo.new: limiter limits: unknown operation %s", tostring(op)), level)
@@ -133,19 +127,39 @@ function _M.from_options(opts, level)
           (tostring(lerr):gsub("^.-klaviyo%.limiter%.shdict: ", ""))), level)
       end
     end
-    instances = instances + 1
-    local id = instances
-    local ok, res = pcall(shdict.new, dict, {
-      clock = function() ngx.update_time(); return ngx.now() end,
-      -- the pid when the lock is taken: a client made in init_by_lua lives in every worker
-      owner = function() return ngx.worker.pid() .. "." .. id end,
-      safety = l.safety, lock_ttl = l.lock_ttl })
-    if not ok then
-      error((tostring(res):gsub("^.-klaviyo%.limiter%.shdict:", "klaviyo.new: limiter:")), level)
+    if l.store == "redis" then
+      -- the same Redis store (and keys) as the libcurl transport's, over cosockets: nginx
+      -- workers and plain processes using one account share its limits
+      local ok, res = pcall(require("klaviyo.limiter.redis").new,
+        { url = l.url, prefix = l.prefix or "klaviyo:limit:", safety = l.safety })
+      if not ok then error("klaviyo.new: limiter: " .. tostring(res), level) end
+      lim = res
+      account = l.account or opts.account or
+        core.account_key(opts.api_key or opts.public_key or opts.access_token or "")
+    elseif l.store ~= "shdict" then
+      error(format('klaviyo.new: limiter store %s is not available with the ngx transport ' ..
+        '(use "shdict" or "redis")', tostring(l.store)), level)
+    else
+      if l.dict == nil then error("klaviyo.new: limiter option dict must name a lua_shared_dict", level) end
+      local dict = ngx.shared[l.dict]
+      if dict == nil then
+        error(format("klaviyo.new: no lua_shared_dict named %s " ..
+          "(add `lua_shared_dict %s 10m;` to the http block)", l.dict, l.dict), level)
+      end
+      instances = instances + 1
+      local id = instances
+      local ok, res = pcall(shdict.new, dict, {
+        clock = function() ngx.update_time(); return ngx.now() end,
+        -- the pid when the lock is taken: a client made in init_by_lua lives in every worker
+        owner = function() return ngx.worker.pid() .. "." .. id end,
+        safety = l.safety, lock_ttl = l.lock_ttl })
+      if not ok then
+        error((tostring(res):gsub("^.-klaviyo%.limiter%.shdict:", "klaviyo.new: limiter:")), level)
+      end
+      lim = res
+      -- Never a secret in a dict key: the account is named by a hash of the credential.
+      account = l.account or ngx.md5(opts.api_key or opts.access_token or opts.public_key or "")
     end
-    lim = res
-    -- Never a secret in a dict key: the account is named by a hash of the credential.
-    account = l.account or ngx.md5(opts.api_key or opts.access_token or opts.public_key or "")
   end
   return _M.new { timeout = opts.timeout, connect_timeout = opts.connect_timeout, limiter = lim,
                   account = account, limits = l and l.limits }

@@ -212,6 +212,13 @@ int kl_loop_after(kl_client *c, int rc, kl_usec *delay) {
     p->info.attempts++;
     if (rc == KL_OK || rc == KL_ERR_HTTP) feedback(c);
     if (rc != KL_ERR_HTTP && rc != KL_ERR_TRANSPORT) return 0;
+    /* a certificate that cannot be verified, or a protocol libcurl lacks, fails the same way
+     * next time: nothing was sent, but repeating it only delays the error */
+    if (rc == KL_ERR_TRANSPORT && p->error.code &&
+        (strcmp(p->error.code, "tls_failed") == 0 || strcmp(p->error.code, "unsupported_protocol") == 0)) {
+        p->info.stopped = "failure is not transient";
+        return 0;
+    }
     memset(&in, 0, sizeof in);
     in.safe = p->cur_safe;
     if (rc == KL_ERR_HTTP) {

@@ -125,7 +125,7 @@ local function curl_limiter(l, copts)
   if l == false then copts.limiter = "off"; return end
   if l == nil then return end
   if l.store == "shdict" then
-    error('klaviyo.new: limiter store "shdict" needs transport "ngx" (inside nginx)', 4)
+    error('klaviyo.new: option limiter (store "shdict") needs transport "ngx"', 4)
   end
   for k, v in pairs(l) do
     local want = LIMITER_OPTIONS[k]
@@ -218,21 +218,22 @@ function _M.new(opts)
       error(format("klaviyo.new: option %s must be a positive number of seconds", name), 2)
     end
   end
-  local overrides = {}
-  local lim_limits = type(opts.limiter) == "table" and opts.limiter.limits or false
-  for _, t in pairs({ opts.limits or false, lim_limits }) do
-    if t then
-      local o, lmsg = policy.check_limits(t)
-      if o == nil then error("klaviyo.new: " .. lmsg, 2) end
-      for k, v in pairs(o) do overrides[k] = v end
-    end
-  end
   local retry = opts.retry
   if retry ~= nil then
     local msg = policy.check_retry(retry, false)
     if msg then error("klaviyo.new: " .. msg, 2) end
   end
   local transport = pick_transport(opts, retry)
+  -- per-operation limits: the ngx transport checks and keeps its limiter's own
+  local overrides = {}
+  local lim_limits = not transport and type(opts.limiter) == "table" and opts.limiter.limits or false
+  for i, t in pairs({ opts.limits or false, lim_limits }) do
+    if t then
+      local o, lmsg = policy.check_limits(t)
+      if o == nil then error("klaviyo.new: " .. (i == 2 and "limiter " or "") .. lmsg, 2) end
+      for k, v in pairs(o) do overrides[k] = v end
+    end
+  end
   local copts = {}
   for _, name in ipairs(CORE_OPTIONS) do copts[name] = opts[name] end
   copts.account = opts.account

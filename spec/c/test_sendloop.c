@@ -309,6 +309,21 @@ int main(void) {
         kl_free(c);
         stop(&s);
     }
+    {   /* a TLS failure is not repeated: it would fail the same way */
+        static const char *const script[] = {NULL};
+        server s = start(script);
+        char tls[80];
+        kl_client *c;
+        kl_request r = req("GET", KL_SAFE_AUTO);
+        snprintf(tls, sizeof tls, "https://%s", s.base + 7); /* the plain server, spoken to in TLS */
+        c = client(tls, KL_LIMITER_LOCAL, NULL);
+        CHECK_INT(kl_send(c, &r), KL_ERR_TRANSPORT);
+        CHECK_STR(kl_last_error(c)->code, "tls_failed");
+        CHECK_INT(kl_last_info(c)->attempts, 1);
+        CHECK_STR(kl_last_info(c)->stopped, "failure is not transient");
+        kl_free(c);
+        stop(&s);
+    }
     {   /* bad settings are refused at kl_new */
         kl_options o;
         kl_client *c;

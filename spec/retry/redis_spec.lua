@@ -59,6 +59,6 @@ describe("limiter store in Redis", function()
     assert.has_error(function()
       S.klaviyo.new { base_url = emu.url, api_key = "pk_x", transport = "curl",
         limiter = { store = "shdict", dict = "x" } }
-    end, 'klaviyo.new: limiter store "shdict" needs transport "ngx" (inside nginx)')
+    end, 'klaviyo.new: option limiter (store "shdict") needs transport "ngx"')
   end)
 end)

@@ -11,8 +11,9 @@
 -- CA bundle) and sends SNI. Bodies: Content-Length, chunked, or up to the close.
 --
 -- Limits: with a shared-dict limiter (klaviyo.limiter.shdict) or the Redis store
--- (klaviyo.limiter.redis) every send first asks it and sleeps the wait; a 429 blocks the operation for its Retry-After and a RateLimit-Remaining
--- lower than the limiter's belief caps it, in all workers.
+-- (klaviyo.limiter.redis) every send first asks it and sleeps the wait; a 429 blocks the
+-- operation for its Retry-After and a RateLimit-Remaining lower than the limiter's belief caps
+-- it, in all workers. Failures are retried by the core's rule (core.retry_decide).
 local ngx = ngx
 local type, tostring, tonumber, error = type, tostring, tonumber, error
 local ipairs, pairs, pcall = ipairs, pairs, pcall
@@ -431,6 +432,10 @@ function _M.request(self, c, req, op_id)
     if res then return res, nil, info end
     if err.status == 429 then info.throttled = info.throttled + 1 end
     if err.kind ~= "http" and err.kind ~= "transport" then return nil, err, info end
+    if err.code == "tls_failed" then   -- a certificate that fails now fails next time too
+      info.stopped = "failure is not transient"
+      return nil, err, info
+    end
     ngx.update_time()
     local delay, why = retry_decide {
       safe = safe, status = err.kind == "http" and err.status or nil,

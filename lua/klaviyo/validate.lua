@@ -396,38 +396,34 @@ end
 
 -- Ids and chunks ----------------------------------------------
 
--- Random bytes: /dev/urandom where it exists (so two processes started in the same second
--- never generate the same id, which would make Klaviyo drop the second event as a
--- duplicate), read 4 KB at a time; otherwise math.random seeded from time, clock and an
--- address.
+-- Random hex digits: /dev/urandom where it exists (so two processes started in the same
+-- second never generate the same id, which would make Klaviyo drop the second event as a
+-- duplicate), read 4 KB at a time and turned into hex once, so an id is a few string.sub
+-- calls (string.format with %02x is not compiled by LuaJIT and was the tracker's bottleneck);
+-- otherwise math.random seeded from time, clock and an address.
 -- Inside nginx the pool is refilled when the worker pid changes: a pool filled in
 -- init_by_lua would otherwise be inherited by every forked worker, which would then hand out
 -- the same ids.
-local pool, pool_pos = "", 1
+local HEX = {}
+for i = 0, 255 do HEX[string.char(i)] = format("%02x", i) end
+local POOL_BYTES = 4096
+local hex_pool, hex_pos = "", 1
 local urandom_ok = true
 local seeded = false
 local ngx_worker = rawget(_G, "ngx") and _G.ngx.worker
 local worker_pid = ngx_worker and ngx_worker.pid
 local pool_pid = worker_pid and worker_pid()
-local function random_bytes(n)
-  if worker_pid then
-    local pid = worker_pid()
-    if pid ~= pool_pid then pool, pool_pos, pool_pid = "", 1, pid end
-  end
-  if urandom_ok and pool_pos + n - 1 > #pool then
-    local f = open("/dev/urandom", "rb")
-    local data = f and f:read(4096)
-    if f then f:close() end
-    if data and #data == 4096 then
-      pool, pool_pos = data, 1
-    else
-      urandom_ok = false
-    end
-  end
+
+local function refill()
   if urandom_ok then
-    local s = sub(pool, pool_pos, pool_pos + n - 1)
-    pool_pos = pool_pos + n
-    return { byte(s, 1, n) }
+    local f = open("/dev/urandom", "rb")
+    local data = f and f:read(POOL_BYTES)
+    if f then f:close() end
+    if data and #data == POOL_BYTES then
+      hex_pool, hex_pos = gsub(data, ".", HEX), 1
+      return
+    end
+    urandom_ok = false
   end
   if not seeded then
     local addr = tonumber(match(tostring({}), "0x(%x+)") or "0", 16) or 0
@@ -435,20 +431,31 @@ local function random_bytes(n)
     seeded = true
   end
   local t = {}
-  for i = 1, n do t[i] = random(0, 255) end
-  return t
+  for i = 1, 64 do t[i] = format("%08x", random(0, 0x7fffffff) * 2 + random(0, 1)) end
+  hex_pool, hex_pos = concat(t), 1
 end
+
+-- The variant digit of a version 4 UUID is 8, 9, a or b: two random bits picked from a digit.
+local VARIANT = {}
+for i = 0, 15 do VARIANT[format("%x", i)] = format("%x", 8 + i % 4) end
 
 --- A random RFC 4122 version 4 UUID (lowercase), used as an event's `unique_id` so a repeated
 -- send is recorded once.
 -- @treturn string
 function _M.uuid()
-  local b = random_bytes(16)
-  b[7] = b[7] % 16 + 64  -- version 4
-  b[9] = b[9] % 64 + 128 -- variant 10
-  return format("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-    b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-    b[15], b[16])
+  if worker_pid then
+    local pid = worker_pid()
+    if pid ~= pool_pid then hex_pool, hex_pos, pool_pid = "", 1, pid end
+  end
+  local p = hex_pos
+  if p + 31 > #hex_pool then
+    refill()
+    p = 1
+  end
+  hex_pos = p + 32
+  local h = hex_pool
+  return sub(h, p, p + 7) .. "-" .. sub(h, p + 8, p + 11) .. "-4" .. sub(h, p + 12, p + 14) ..
+    "-" .. VARIANT[sub(h, p + 15, p + 15)] .. sub(h, p + 16, p + 18) .. "-" .. sub(h, p + 19, p + 30)
 end
 
 --- Split items into chunks of at most `max_count` items and `max_bytes` bytes.

@@ -86,6 +86,11 @@ static void serve(int ls, const char *const *script, int report) {
             }
             got[i - 1] += (size_t)r;
             buf[i - 1][got[i - 1]] = '\0';
+            if ((unsigned char)buf[i - 1][0] == 0x16) { /* a TLS ClientHello: answer in plain text */
+                send_all(pf[i].fd, "HTTP/1.1 400 X\r\n\r\n", 18);
+                got[i - 1] = 0;
+                continue;
+            }
             end = strstr(buf[i - 1], "\r\n\r\n");
             if (end) {
                 const char *cl = strstr(buf[i - 1], "Content-Length: ");

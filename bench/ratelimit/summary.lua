@@ -19,7 +19,8 @@ for s = 0, seconds - 60, 1 do
   if n > hi then hi = n end
   if n < lo then lo = n end
 end
-local over_run = #t / (seconds / 60)
+-- a call started before the end may wait past it for the next window: counted only in `#t`
+local over_run = count(start, start + seconds) / (seconds / 60)
 local last = count(start + seconds - 60, start + seconds)
-print(("%d accepted; per minute over the run %.0f; last full minute %d; any 60 s window %d..%d")
-  :format(#t, over_run, last, lo, hi))
+print(("%d accepted (%d in the run); per minute over the run %.0f; last full minute %d; " ..
+  "any 60 s window %d..%d"):format(#t, count(start, start + seconds), over_run, last, lo, hi))

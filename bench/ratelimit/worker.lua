@@ -2,16 +2,16 @@
 -- SECONDS, with the in-process limiter ("local") or the Redis store ("redis"), and writes the
 -- wall-clock time of every accepted event to OUT (one per line). Prints one line:
 --   accepted <n> throttled <429s received> errors <n> waited <s>
---   lua worker.lua URL KEY SECONDS local|redis REDIS_URL OUT [TAG]
+--   lua worker.lua URL KEY SECONDS local|redis REDIS_URL OUT [TAG [SAFETY]]
 local klaviyo = require "klaviyo"
 local socket = require "socket"
 
 local url, key, seconds, store = arg[1], arg[2], tonumber(arg[3]), arg[4]
-local redis_url, out, tag = arg[5], arg[6], arg[7] or "w"
+local redis_url, out, tag, safety = arg[5], arg[6], arg[7] or "w", tonumber(arg[8])
 assert(url and key and seconds and (store == "local" or store == "redis") and out,
   "usage: worker.lua URL KEY SECONDS local|redis REDIS_URL OUT [TAG]")
 
-local limiter = { store = store }
+local limiter = { store = store, safety = safety }
 if store == "redis" then limiter.url = redis_url; limiter.prefix = "bench:" end
 local c = assert(klaviyo.new { base_url = url, api_key = key, limiter = limiter })
 local f = assert(io.open(out, "w"))

@@ -107,6 +107,23 @@ function M.check_identifiers(attrs, pointer, id, need_one)
   return nil
 end
 
+-- parse_datetime with a one-entry memo: the events of a bulk job (a tracker's batch) mostly
+-- carry the same few times, and parsing was a visible share of bulk ingestion.
+local last_time_s, last_time_t
+local function parse_time(s)
+  if s == last_time_s then return last_time_t end
+  local t = parse_datetime(s)
+  if t then last_time_s, last_time_t = s, t end
+  return t
+end
+
+-- The profiles handler requires this module, so it is looked up on first use, not at load.
+local profiles_validate
+local function validate_profile(pattrs, pointer, id)
+  if not profiles_validate then profiles_validate = require("emulator.handlers.profiles").validate end
+  return profiles_validate(pattrs, pointer, id, true)
+end
+
 -- Validates one event's attributes. Returns a normalised event spec or nil, status, doc.
 -- `profile_data` is the profile resource ({id?, attributes}) the event belongs to.
 local function validate(attrs, pointer, profile_data, profile_pointer, now)
@@ -130,9 +147,7 @@ local function validate(attrs, pointer, profile_data, profile_pointer, now)
     return nil, invalid("Profile 'attributes' is required (an object, may be empty).",
       profile_pointer .. "/attributes")
   end
-  -- profiles requires this module, so it is looked up here, not at load time
-  local clean, st, doc = require("emulator.handlers.profiles").validate(pattrs, profile_pointer,
-    profile_data.id, true)
+  local clean, st, doc = validate_profile(pattrs, profile_pointer, profile_data.id)
   if not clean then return nil, st, doc end
   pattrs = clean
   local props = attrs.properties
@@ -152,7 +167,7 @@ local function validate(attrs, pointer, profile_data, profile_pointer, now)
   local t = now
   local time = attrs.time
   if time ~= nil and time ~= null then
-    t = type(time) == "string" and parse_datetime(time)
+    t = type(time) == "string" and parse_time(time)
     if not t then
       return nil, invalid(format("Invalid time '%s': use ISO 8601.", tostring(time)), pointer .. "/time")
     end
@@ -298,6 +313,33 @@ function M.settle(acct) job_queue.settle(acct, "pending_jobs", run_job) end
 
 local function schedule(acct, job) job_queue.schedule(acct, "pending_jobs", job, M.settle) end
 
+-- JSON pointers into a bulk body, built once per entry index (and event index) rather than
+-- for every event of every job: only an error uses them, but validate takes them up front.
+local BULK_BASE = "/data/attributes/events-bulk-create/data"
+local entry_ptrs, event_ptrs = {}, {}
+local function entry_pointers(i)
+  local p = entry_ptrs[i]
+  if not p then
+    local ep = format("%s/%d", BULK_BASE, i - 1)
+    p = { ep = ep, profile = ep .. "/attributes/profile/data" }
+    if i <= 1000 then entry_ptrs[i] = p end
+  end
+  return p
+end
+local function event_pointers(i, j, ep)
+  local row = event_ptrs[i]
+  local p = row and row[j]
+  if not p then
+    local evp = format("%s/attributes/events/data/%d", ep, j - 1)
+    p = { ev = evp, attrs = evp .. "/attributes" }
+    if i <= 1000 and j <= 1000 then
+      if not row then row = {}; event_ptrs[i] = row end
+      row[j] = p
+    end
+  end
+  return p
+end
+
 M.bulk_create_events = function(req)
   if req.body_size and req.body_size > MAX_PAYLOAD then
     return jsonapi.error(413, "request_too_large", "Request too large.",
@@ -305,7 +347,7 @@ M.bulk_create_events = function(req)
   end
   local acct = req.account
   local attrs = req.body.data.attributes
-  local base = "/data/attributes/events-bulk-create/data"
+  local base = BULK_BASE
   local wrapper = type(attrs) == "table" and attrs["events-bulk-create"]
   local entries = type(wrapper) == "table" and wrapper.data
   if type(entries) ~= "table" or (entries[1] == nil and next(entries) ~= nil) then
@@ -315,7 +357,8 @@ M.bulk_create_events = function(req)
   local now = state.now()
   local specs, total = {}, 0
   for i, entry in ipairs(entries) do
-    local ep = format("%s/%d", base, i - 1)
+    local eps = entry_pointers(i)
+    local ep = eps.ep
     if type(entry) ~= "table" or entry.type ~= "event-bulk-create" then
       return invalid("Each entry must be an 'event-bulk-create' resource.", ep .. "/type")
     end
@@ -331,16 +374,15 @@ M.bulk_create_events = function(req)
       if total > 1000 then
         return invalid("A bulk request may hold at most 1000 events.", ep .. "/attributes/events/data")
       end
-      local evp = format("%s/attributes/events/data/%d", ep, j - 1)
+      local evps = event_pointers(i, j, ep)
       if type(ev) ~= "table" or ev.type ~= "event" then
-        return invalid("Each event must be an 'event' resource.", evp .. "/type")
+        return invalid("Each event must be an 'event' resource.", evps.ev .. "/type")
       end
       local ev_attrs = ev.attributes
       if type(ev_attrs) == "table" and ev_attrs.backfill == nil and ea.backfill ~= nil then
         ev_attrs.backfill = ea.backfill
       end
-      local spec, st, doc = validate(ev_attrs, evp .. "/attributes", pdata,
-        ep .. "/attributes/profile/data", now)
+      local spec, st, doc = validate(ev_attrs, evps.attrs, pdata, eps.profile, now)
       if not spec then return st, doc end
       if spec.profile_id and not acct.profiles[spec.profile_id] then
         return invalid(format("Profile '%s' does not exist.", spec.profile_id),
@@ -435,6 +477,53 @@ local EVENT_FILTER = {
   ["and"] = true,
 }
 
+-- The account's events by time, then creation (ids sort by creation), ascending or
+-- descending. Reading a large account page by page asked for this order on every page, so it
+-- is kept per account and only redone when events were added since (events are only ever
+-- appended, and an event's time and id never change). The arrays are shared: read only.
+local function by_time_asc(a, b)
+  if a.time ~= b.time then return a.time < b.time end
+  return a.id < b.id
+end
+
+local function sorted_events(acct, desc)
+  local events = acct.events
+  local n = #events
+  local cache = acct.events_sorted
+  if not cache or cache.events ~= events or cache.n ~= n then
+    local asc
+    if cache and cache.events == events and cache.n < n then
+      -- new events since the last sort: sort only those, then merge the two runs
+      local old, new = cache.asc, {}
+      for i = cache.n + 1, n do new[#new + 1] = events[i] end
+      table.sort(new, by_time_asc)
+      asc = {}
+      local i, j, k, no, nn = 1, 1, 0, #old, #new
+      while i <= no and j <= nn do
+        k = k + 1
+        if by_time_asc(new[j], old[i]) then asc[k] = new[j]; j = j + 1
+        else asc[k] = old[i]; i = i + 1 end
+      end
+      for x = i, no do k = k + 1; asc[k] = old[x] end
+      for x = j, nn do k = k + 1; asc[k] = new[x] end
+    else
+      asc = {}
+      for i = 1, n do asc[i] = events[i] end
+      table.sort(asc, by_time_asc)
+    end
+    cache = { events = events, n = n, asc = asc }
+    acct.events_sorted = cache
+  end
+  if not desc then return cache.asc end
+  if not cache.desc then
+    -- descending by (time, id) is exactly ascending reversed (ids are unique)
+    local asc, d = cache.asc, {}
+    for i = #asc, 1, -1 do d[#d + 1] = asc[i] end
+    cache.desc = d
+  end
+  return cache.desc
+end
+
 M.get_events = function(req)
   local acct = req.account
   M.settle(acct)
@@ -452,20 +541,15 @@ M.get_events = function(req)
   if sort and sort ~= "datetime" and sort ~= "-datetime" and sort ~= "timestamp" and sort ~= "-timestamp" then
     return jsonapi.invalid(format("'%s' is not a valid sort for events.", sort), { parameter = "sort" })
   end
-  local items = {}
-  for _, ev in ipairs(acct.events) do
-    if not pred or pred(ev) then items[#items + 1] = ev end
-  end
-  local desc = sort and sort:sub(1, 1) == "-"
-  -- stable: by time, then insertion (ids sort by creation)
-  table.sort(items, function(a, b)
-    if a.time ~= b.time then
-      if desc then return a.time > b.time end
-      return a.time < b.time
+  local ordered = sorted_events(acct, sort and sort:sub(1, 1) == "-")
+  local items = ordered
+  if pred then
+    items = {}
+    for i = 1, #ordered do
+      local ev = ordered[i]
+      if pred(ev) then items[#items + 1] = ev end
     end
-    if desc then return a.id > b.id end
-    return a.id < b.id
-  end)
+  end
   local status, out = jsonapi.page(req, items, function(ev) return event_resource(req, ev, fields) end)
   if status ~= 200 then return status, out end
   if next(inc) then

@@ -120,6 +120,10 @@ static CURLcode setup(kl_client *c) {
     const kl_built *b = &p->built;
 #define SET(opt, val) if (e == CURLE_OK) e = curl_easy_setopt(h, opt, val)
     SET(CURLOPT_URL, b->url);
+    /* libcurl silently sends a request again on a new connection when a reused one dies
+     * before any answer; the server may have acted on the first copy. A request that is not
+     * safe to repeat (create_profile, create_list, ...) therefore gets a connection of its own. */
+    SET(CURLOPT_FRESH_CONNECT, p->cur_safe ? 0L : 1L);
     if (strcmp(b->method, "GET") == 0) {
         SET(CURLOPT_HTTPGET, 1L);
         SET(CURLOPT_CUSTOMREQUEST, (char *)NULL);

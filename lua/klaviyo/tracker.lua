@@ -46,8 +46,8 @@ local V = require "klaviyo.validate"
 local errors = require "klaviyo.errors"
 local cjson = require("cjson.safe").new()
 
-local type, pairs, tostring, error, pcall, setmetatable, getmetatable = type, pairs, tostring,
-  error, pcall, setmetatable, getmetatable
+local type, pairs, tostring, error, pcall, setmetatable, getmetatable, next = type, pairs,
+  tostring, error, pcall, setmetatable, getmetatable, next
 
 local format, gsub, floor = string.format, string.gsub, math.floor
 local build = events.build
@@ -218,10 +218,23 @@ function _M:deliver(all)
   while sp.pending > 0 and (all or sp.pending >= self.batch) do
     local ok, err = sp:sync_now()
     if not ok then self.delivering = false return nil, err, "stop" end
-    local lines, _, endpos = sp:read(self.batch, self.max_batch_bytes - batcher.ENVELOPE)
-    if not lines then self.delivering = false return nil, _, "stop" end
-    if #lines == 0 then sp.pending = 0 break end
-    local sent, what, serr = batcher.deliver(self, lines)
+    -- the batch as one block of text (no string per record); read record by record only
+    -- when acks or damaged lines lie among the records
+    local max_bytes = self.max_batch_bytes - batcher.ENVELOPE
+    local block, count, endpos = sp:read_block(self.batch, max_bytes)
+    local lines, rerr
+    if not block then
+      lines, rerr, endpos = sp:read(self.batch, max_bytes)
+      if not lines then self.delivering = false return nil, rerr, "stop" end
+      count = #lines
+    end
+    if count == 0 then sp.pending = 0 break end
+    local sent, what, serr, src
+    if block then
+      sent, what, serr, src = batcher.deliver_block(self, block, count)
+    else
+      sent, what, serr = batcher.deliver(self, lines)
+    end
     if not sent then
       self.attempt = self.attempt + 1
       self.next_attempt = now() + batcher.backoff(serr, self.attempt, self.backoff_base,
@@ -231,11 +244,14 @@ function _M:deliver(all)
     end
     self.attempt = 0
     local rejected = 0
-    for i = 1, #lines do if self.rejected_lines[lines[i]] then rejected = rejected + 1 end end
-    self.rejected_lines = {}
+    if next(self.rejected_lines) ~= nil then
+      lines = lines or batcher.lines_of(src)
+      for i = 1, #lines do if self.rejected_lines[lines[i]] then rejected = rejected + 1 end end
+      self.rejected_lines = {}
+    end
     stats.batches = stats.batches + 1
-    stats.delivered = stats.delivered + #lines - rejected
-    ok, err = sp:ack(endpos, #lines)
+    stats.delivered = stats.delivered + count - rejected
+    ok, err = sp:ack(endpos, count)
     if ok then ok, err = maybe_compact(self) end
     if not ok then self.delivering = false return nil, err, "stop" end
   end

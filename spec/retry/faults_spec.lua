@@ -111,6 +111,20 @@ describe("retries", function()
     c:close()
   end)
 
+  it("never let libcurl resend create_profile when its connection dies after the server acted",
+    function()
+    local c, acct = S.client()
+    -- warm a connection, so libcurl has one to reuse
+    assert(c:call("get_lists", {}))
+    emu.faults { { operation = "create_profile", reset = "after", count = 1 } }
+    local ok, err = c:call("create_profile", { body = profile("reused@example.com") })
+    assert.is_nil(ok)
+    assert.equal("transport", err.kind)
+    -- one copy reached the emulator and created the profile; no second copy drew a 409
+    assert.equal(1, #S.requests(acct, "create_profile"))
+    c:close()
+  end)
+
   it("repeat a GET after a timeout (safe to repeat)", function()
     local c, acct = S.client { timeout = 0.5 }
     emu.faults { { operation = "get_lists", delay_ms = 1500, count = 1 } }

@@ -17,7 +17,7 @@
 -- @module klaviyo.tracker.batcher
 local concat, floor, random = table.concat, math.floor, math.random
 local type, tostring, tonumber = type, tostring, tonumber
-local match = string.match
+local match, find, sub, gsub = string.match, string.find, string.sub, string.gsub
 
 local _M = {}
 
@@ -28,6 +28,33 @@ _M.ENVELOPE = #PREFIX + #SUFFIX
 --- The request body for lines[i..j].
 function _M.body(lines, i, j)
   return PREFIX .. concat(lines, ",", i, j) .. SUFFIX
+end
+
+-- What a delivery sends: `lines` (an array of records), or `block` (`count` records joined
+-- by "\n", from `spool:read_block`) whose array of lines is made only when a rejection needs
+-- to split the batch.
+local function lines_of(src)
+  local lines = src.lines
+  if lines then return lines end
+  lines = {}
+  local block, n, i = src.block, 0, 1
+  while true do
+    local nl = find(block, "\n", i, true)
+    n = n + 1
+    if not nl then lines[n] = sub(block, i) break end
+    lines[n] = sub(block, i, nl - 1)
+    i = nl + 1
+  end
+  src.lines = lines
+  return lines
+end
+_M.lines_of = lines_of
+
+local function range_body(src, i, j)
+  if src.block and i == 1 and j == src.count then
+    return PREFIX .. (gsub(src.block, "\n", ",")) .. SUFFIX
+  end
+  return _M.body(lines_of(src), i, j)
 end
 
 --- The 0-based entry index an error pointer names, or nil.
@@ -70,10 +97,10 @@ end
 
 -- Sends lines[i..j]; on a rejection, narrows down to the bad events. Returns true, or
 -- false, outcome ("retry"|"stop"), err.
-local function send_range(t, lines, i, j)
+local function send_range(t, src, i, j)
   local stats = t.counts
   stats.requests = stats.requests + 1
-  local ok, err = t.client:call("bulk_create_events", { body = _M.body(lines, i, j) })
+  local ok, err = t.client:call("bulk_create_events", { body = range_body(src, i, j) })
   if ok then return true end
   local what = _M.classify(err)
   local k = what == "reject" and _M.entry_index(err.pointer) or nil
@@ -92,25 +119,33 @@ local function send_range(t, lines, i, j)
   if i == j then bad = i end
   if bad then
     if bad > i then
-      local r, w, e = send_range(t, lines, i, bad - 1)
+      local r, w, e = send_range(t, src, i, bad - 1)
       if not r then return false, w, e end
     end
-    t:reject(lines[bad], err)
+    t:reject(lines_of(src)[bad], err)
     if bad < j then
-      local r, w, e = send_range(t, lines, bad + 1, j)
+      local r, w, e = send_range(t, src, bad + 1, j)
       if not r then return false, w, e end
     end
     return true
   end
   local mid = floor((i + j) / 2) -- 413: halve until the oversized event is alone
-  local r, w, e = send_range(t, lines, i, mid)
+  local r, w, e = send_range(t, src, i, mid)
   if not r then return false, w, e end
-  return send_range(t, lines, mid + 1, j)
+  return send_range(t, src, mid + 1, j)
 end
 
 --- Deliver lines[1..#lines] (split as needed). Returns true or false, outcome, err.
 function _M.deliver(t, lines)
-  return send_range(t, lines, 1, #lines)
+  return send_range(t, { lines = lines, count = #lines }, 1, #lines)
+end
+
+--- Deliver `count` records joined by "\n" (`spool:read_block`), split as needed. Returns
+-- as `deliver`, plus the source: `lines_of(source)` gives the records one by one.
+function _M.deliver_block(t, block, count)
+  local src = { block = block, count = count }
+  local ok, what, err = send_range(t, src, 1, count)
+  return ok, what, err, src
 end
 
 return _M

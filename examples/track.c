@@ -120,6 +120,10 @@ int main(int argc, char **argv) {
     r.body = body;
     r.body_len = len;
     r.auth = KL_AUTH_PRIVATE;
+    /* create_event's limits (operation table); the unique_id makes a retry record it once */
+    r.limit_burst = 350;
+    r.limit_steady = 3500;
+    r.safe = KL_SAFE_YES;
     rc = kl_send(c, &r);
     if (rc == KL_OK) {
         const kl_response *res = kl_last_response(c);

@@ -7,6 +7,8 @@ ROOT      := $(abspath .)
 SHARED    ?= $(abspath $(ROOT)/../shared)
 SPEC_JSON := $(SHARED)/openapi/klaviyo-stable-2026-07-15.json
 BUILD     := $(ROOT)/build
+# Generated from lua/klaviyo/limiter/redis_script.lua by mk/redis.mk; compiled into the core.
+REDIS_GEN_H := $(BUILD)/gen/redis_script.h
 
 # Interpreters the library supports; the suite runs on TEST_LUAS.
 LUAS      := lua5.1 lua5.3 lua5.4 luajit

@@ -7,7 +7,7 @@
 # Both tests start their own redis-server on a free port of 18700-18799 and stop it.
 
 REDIS_SCRIPT_LUA := $(ROOT)/lua/klaviyo/limiter/redis_script.lua
-REDIS_GEN_H      := $(BUILD)/gen/redis_script.h
+# REDIS_GEN_H (the generated header) is defined in the Makefile: mk/core.mk needs it first.
 REDIS_CFLAGS     := -std=c99 -Wall -Wextra -Werror -g -I$(ROOT)/src -I$(BUILD)/gen
 REDIS_LIBS       := -lhiredis -lm
 REDIS_SRCS       := $(ROOT)/src/limiter_redis.c

@@ -218,10 +218,11 @@ function _M:deliver(all)
   while sp.pending > 0 and (all or sp.pending >= self.batch) do
     local ok, err = sp:sync_now()
     if not ok then self.delivering = false return nil, err, "stop" end
-    -- the batch as one block of text (no string per record); read record by record only
-    -- when acks or damaged lines lie among the records
+    -- LuaJIT: the batch as one block of text (no string per record, see batcher.BLOCKS);
+    -- read record by record when acks or damaged lines lie among the records
     local max_bytes = self.max_batch_bytes - batcher.ENVELOPE
-    local block, count, endpos = sp:read_block(self.batch, max_bytes)
+    local block, count, endpos
+    if batcher.BLOCKS then block, count, endpos = sp:read_block(self.batch, max_bytes) end
     local lines, rerr
     if not block then
       lines, rerr, endpos = sp:read(self.batch, max_bytes)

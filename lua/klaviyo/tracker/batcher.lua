@@ -16,7 +16,7 @@
 --   stops until the next attempt, with the error in stats and in flush's answer.
 -- @module klaviyo.tracker.batcher
 local concat, floor, random = table.concat, math.floor, math.random
-local type, tostring, tonumber = type, tostring, tonumber
+local type, tostring, tonumber, pcall = type, tostring, tonumber, pcall
 local match, find, sub, gsub = string.match, string.find, string.sub, string.gsub
 
 local _M = {}
@@ -50,9 +50,30 @@ local function lines_of(src)
 end
 _M.lines_of = lines_of
 
+-- "\n" to "," in a block: through LuaJIT's FFI, a compiled loop over a byte copy (gsub is
+-- several times slower on 370 KB). Without the FFI (PUC Lua, which does not intern long
+-- strings and so splits records cheaply) blocks are not used: `_M.BLOCKS` is false.
+local commas
+do
+  local ok, ffi = pcall(require, "ffi")
+  if ok and type(ffi) == "table" and ffi.new then
+    local char_array, copy, ffi_string = ffi.typeof("char[?]"), ffi.copy, ffi.string
+    commas = function(block)
+      local n = #block
+      local buf = char_array(n)
+      copy(buf, block, n)
+      for k = 0, n - 1 do
+        if buf[k] == 10 then buf[k] = 44 end
+      end
+      return ffi_string(buf, n)
+    end
+  end
+end
+_M.BLOCKS = commas ~= nil
+
 local function range_body(src, i, j)
   if src.block and i == 1 and j == src.count then
-    return PREFIX .. (gsub(src.block, "\n", ",")) .. SUFFIX
+    return PREFIX .. (commas and commas(src.block) or (gsub(src.block, "\n", ","))) .. SUFFIX
   end
   return _M.body(lines_of(src), i, j)
 end

@@ -216,7 +216,7 @@ function _M:deliver(all)
   local stats = self.counts
   self.delivering = true
   while sp.pending > 0 and (all or sp.pending >= self.batch) do
-    local ok, err = sp:sync_now()
+    local ok, err = sp:sync_now(true) -- the records about to leave are on disk
     if not ok then self.delivering = false return nil, err, "stop" end
     -- LuaJIT: the batch as one block of text (no string per record, see batcher.BLOCKS);
     -- read record by record when acks or damaged lines lie among the records
@@ -237,6 +237,7 @@ function _M:deliver(all)
       sent, what, serr = batcher.deliver(self, lines)
     end
     if not sent then
+      maybe_compact(self) -- what was delivered before the failure (its error comes first)
       self.attempt = self.attempt + 1
       self.next_attempt = now() + batcher.backoff(serr, self.attempt, self.backoff_base,
         self.backoff_cap)
@@ -253,11 +254,14 @@ function _M:deliver(all)
     stats.batches = stats.batches + 1
     stats.delivered = stats.delivered + count - rejected
     ok, err = sp:ack(endpos, count)
-    if ok then ok, err = maybe_compact(self) end
     if not ok then self.delivering = false return nil, err, "stop" end
   end
+  -- compaction once the pass is over, not after every batch: during a long pass it copied
+  -- the live part of the spool again and again (it is atomic either way; see the spool)
+  local ok, err = maybe_compact(self)
   self.last_delivery = now()
   self.delivering = false
+  if not ok then return nil, err, "stop" end
   return true
 end
 

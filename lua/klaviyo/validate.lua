@@ -68,11 +68,12 @@ function _M.is_e164(s)
   return digits ~= nil and #digits >= 7 and #digits <= 15
 end
 
---- Is `s` shaped like an email address (one `@`, a dot in the domain, no spaces)?
--- Klaviyo answers 400 for malformed addresses; this catches the obvious ones locally.
 -- Addresses found valid are remembered (the same customers come back event after event, and
 -- the pattern match was a visible part of the tracker's cost); the memo is bounded.
 local email_ok, email_ok_n = {}, 0
+
+--- Is `s` shaped like an email address (one `@`, a dot in the domain, no spaces)?
+-- Klaviyo answers 400 for malformed addresses; this catches the obvious ones locally.
 function _M.is_email(s)
   if type(s) ~= "string" then return false end
   if email_ok[s] then return true end

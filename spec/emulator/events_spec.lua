@@ -190,6 +190,29 @@ describe("events", function()
       end
     end)
 
+    it("keeps time order (then creation) across reads when events arrive between them", function()
+      -- the order is kept per account and merged with what arrives after a read
+      local now = os.time()
+      local function times(sort)
+        local out = {}
+        for _, e in ipairs(events { sort = sort }) do
+          out[#out + 1] = string.format("%d", e.attributes.event_properties.n)
+        end
+        return table.concat(out, ",")
+      end
+      post { time = iso(now - 50), unique_id = "a", properties = { n = 1 } }
+      post { time = iso(now - 300), unique_id = "b", properties = { n = 2 } }
+      assert.are.equal("2,1", times("datetime"))
+      assert.are.equal("1,2", times("-datetime"))
+      post { time = iso(now - 100), unique_id = "c", properties = { n = 3 } }
+      post { time = iso(now - 400), unique_id = "d", properties = { n = 4 } }
+      post { time = iso(now - 100), unique_id = "e", properties = { n = 5 } }
+      post { time = iso(now - 10), unique_id = "f", properties = { n = 6 } }
+      assert.are.equal("4,2,3,5,1,6", times("datetime"))
+      assert.are.equal("6,1,5,3,2,4", times("-datetime"))
+      assert.are.equal("4,2,3,5,1,6", times(nil))
+    end)
+
     it("paginates with page[size] up to 1000", function()
       for i = 1, 5 do post { unique_id = "u" .. i } end
       local page, body = events { ["page[size]"] = 2 }

@@ -66,6 +66,33 @@ describe("klaviyo.tracker.spool", function()
     sp:release()
   end)
 
+  it("reads a block of records joined by newlines, within N records and B bytes", function()
+    local sp = assert(spool.open(path, { sync = "none" }))
+    for i = 1, 10 do assert(sp:append(rec(i))) end
+    local block, count, endpos = sp:read_block(4, 1e6)
+    assert.are.equal(rec(1) .. "\n" .. rec(2) .. "\n" .. rec(3) .. "\n" .. rec(4), block)
+    assert.are.equal(4, count)
+    assert.are.equal(#HEADER + 4 * (#rec(1) + 1), endpos)
+    assert.are.equal(2, select(2, sp:read_block(100, 2 * (#rec(1) + 1))))
+    local one, n1 = sp:read_block(100, 1) -- one record always fits, however small the budget
+    assert.are.same({ rec(1), 1 }, { one, n1 })
+    block, count = sp:read_block(100, 1e6)
+    assert.are.equal(10, count)
+    assert.are.equal(rec(10), block:match("[^\n]+$"))
+    -- an ack among the records: no block (the caller reads record by record)
+    assert(sp:ack(#HEADER + #rec(1) + 1, 1))
+    assert(sp:append(rec(11)))
+    assert.is_nil((sp:read_block(100, 1e6)))
+    assert.are.same({ rec(2), rec(3) }, (sp:read(2, 1e6)))
+    sp:release()
+  end)
+
+  it("reads an empty block from an empty spool", function()
+    local sp = assert(spool.open(path, { sync = "none" }))
+    assert.are.same({ "", 0, #HEADER }, { sp:read_block(10, 1e6) })
+    sp:release()
+  end)
+
   it("resumes after the last ack: acknowledged records are not delivered again", function()
     local sp = assert(spool.open(path, { sync = "none" }))
     for i = 1, 5 do assert(sp:append(rec(i))) end

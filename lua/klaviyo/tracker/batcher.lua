@@ -58,9 +58,10 @@ do
   local ok, ffi = pcall(require, "ffi")
   if ok and type(ffi) == "table" and ffi.new then
     local char_array, copy, ffi_string = ffi.typeof("char[?]"), ffi.copy, ffi.string
+    local buf, cap = nil, 0 -- one buffer, grown as needed (a new one per batch inflated RSS)
     commas = function(block)
       local n = #block
-      local buf = char_array(n)
+      if n > cap then buf, cap = char_array(n), n end
       copy(buf, block, n)
       for k = 0, n - 1 do
         if buf[k] == 10 then buf[k] = 44 end

@@ -258,16 +258,20 @@ function _M:append(line)
     local sok, serr = fsync_file(w, self.path)
     if not sok then return nil, serr end
   else
-    self.dirty = true
+    self.dirty, self.records_dirty = true, true
   end
   return true
 end
 
 --- fsync the spool now unless sync = "none" (before a batch leaves, at flush and close).
-function _M:sync_now()
+-- `records_only`: only when records were appended since the last fsync (before a batch: the
+-- acks written after each batch need no fsync of their own, and one per batch was a
+-- visible part of the delivery's cost).
+function _M:sync_now(records_only)
   if self.sync == "none" or not self.dirty or not self.w then return true end
+  if records_only and not self.records_dirty then return true end
   local ok, err = fsync_file(self.w, self.path)
-  if ok then self.dirty = false end
+  if ok then self.dirty, self.records_dirty = false, false end
   return ok, err
 end
 
@@ -418,7 +422,8 @@ function _M:compact()
   local rok, rerr = os_rename(tmp, self.path)
   if not rok then os_remove(tmp) return nil, "cannot replace the spool: " .. tostring(rerr) end
   -- from here on the new file is the spool: switch to it before anything can fail
-  self.head, self.size, self.pending, self.dirty = #HEADER, size, pending, false
+  self.head, self.size, self.pending, self.dirty, self.records_dirty = #HEADER, size, pending,
+    false, false
   self.compactions = (self.compactions or 0) + 1
   local ok2, oerr = self:reopen()
   if not ok2 then return nil, oerr end

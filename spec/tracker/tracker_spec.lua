@@ -40,6 +40,19 @@ describe("klaviyo.tracker", function()
     S.cleanup(path)
   end)
 
+  it("lets the client repeat a bulk job after a 500 (its events carry unique_ids)", function()
+    local c = S.client(acct, true) -- the client's own retries on
+    local t = assert(tracker.new(c, { spool = path, batch = 10 }))
+    emu.faults { { operation = "bulk_create_events", status = 500, count = 1 } }
+    for i = 1, 10 do assert(t:track(ev(i))) end -- the tenth fills the batch and sends it
+    assert.is_true(t:flush())
+    assert.are.equal(1, c:stats().bulk_create_events.retries)
+    assert.are.equal(0, t:stats().failures) -- the tracker did not have to re-send it itself
+    assert.is_true(t:close())
+    assert.are.same({ held = 10, missing = 0, extra = 0, twice = 0, runs_bad = 0 },
+      S.check_exact(acct, flow, all(10)))
+  end)
+
   it("delivers tracked events in bulk jobs of `batch` events, each once", function()
     local t = assert(tracker.new(client, { spool = path, batch = 100 }))
     for i = 1, 1050 do

@@ -117,12 +117,17 @@ function _M.backoff(err, n, base, cap)
   return d
 end
 
+local IDEMPOTENT = { idempotent = true }
+
 -- Sends lines[i..j]; on a rejection, narrows down to the bad events. Returns true, or
 -- false, outcome ("retry"|"stop"), err.
 local function send_range(t, src, i, j)
   local stats = t.counts
   stats.requests = stats.requests + 1
-  local ok, err = t.client:call("bulk_create_events", { body = range_body(src, i, j) })
+  -- every spooled event carries its unique_id, so the client may repeat the job after a 5xx
+  -- or a lost connection: Klaviyo records each event once
+  local ok, err = t.client:call("bulk_create_events", { body = range_body(src, i, j) },
+    IDEMPOTENT)
   if ok then return true end
   local what = _M.classify(err)
   local k = what == "reject" and _M.entry_index(err.pointer) or nil

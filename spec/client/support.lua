@@ -34,10 +34,14 @@ function M.last() return M.recent(1)[1] end
 
 -- A marker of how much the emulator has received: the newest record's sequence number.
 -- Equal before and after an action means nothing reached the emulator.
+-- Only this process's traffic counts (requests of the accounts it created, and requests that
+-- named no account): other processes may share the emulator.
+local function ours(r) return r.account == nil or emu.mine[r.account] end
+
 function M.mark()
   local top = 0
-  for _, r in ipairs(M.recent(20)) do
-    if r.seq and r.seq > top then top = r.seq end
+  for _, r in ipairs(M.recent(200)) do
+    if r.seq and r.seq > top and ours(r) then top = r.seq end
   end
   return top
 end
@@ -51,7 +55,9 @@ function M.since(mark)
     if r.seq and r.seq <= mark then start = i + 1 end
   end
   local out = {}
-  for i = start, #recs do out[#out + 1] = recs[i] end
+  for i = start, #recs do
+    if ours(recs[i]) then out[#out + 1] = recs[i] end
+  end
   return out
 end
 

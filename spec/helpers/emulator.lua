@@ -193,9 +193,14 @@ function M.reset() return must(M.admin("POST", "reset"), nil, "reset") end
 
 --- New account: {account_id, private_key, public_key, access_token,
 -- refresh_token, client_id, client_secret}. opts.scopes limits its keys.
+-- M.mine: the ids of the accounts this process created, so a spec can tell its own traffic
+-- from another process's on the shared emulator.
+M.mine = {}
 function M.account(opts)
   local s, d, raw = M.admin("POST", "accounts", opts and opts.scopes and { scopes = opts.scopes } or {})
-  return must(s, d, raw, "account")
+  local acct = must(s, d, raw, "account")
+  M.mine[acct.account_id] = true
+  return acct
 end
 
 local function acct_header(acct)

@@ -63,6 +63,18 @@ describe("flows", function()
     local full = assert(t.flows:get(f.id, { actions = true }))
     assert.equal(2, #full.actions)
     assert.equal("flow-action", full.actions[1].type)
+    local with_msgs = assert(t.flows:get(f.id, { messages = true }))
+    local by_type = {}
+    for _, a in ipairs(with_msgs.actions) do by_type[a.definition.type] = a end
+    assert.same({}, by_type["time-delay"].messages)
+    local mail = by_type["send-email"].messages
+    assert.equal(1, #mail)
+    assert.equal("email", mail[1].channel)
+    assert.equal("You left something", mail[1].definition.subject_line)
+    local again = assert(t.flows:get(f.id, { messages = true }))
+    for _, a in ipairs(again.actions) do
+      if a.definition.type == "send-email" then assert.equal(mail[1].id, a.messages[1].id) end
+    end
     local plain = assert(t.flows:get(f.id))
     assert.is_nil(plain.actions)
     local with_def = assert(t.flows:get(f.id, { definition = true }))

@@ -371,6 +371,36 @@ local function action_by_id(req)
   return nil, jsonapi.not_found(format("A flow action with id %s does not exist.", tostring(id)))
 end
 
+-- The messages of an action: the message its definition carries (send-email, send-sms, ...),
+-- with an id given on first read and kept, or none.
+local function message_resources(req, flow, a)
+  local msg = type(a.data) == "table" and a.data.message
+  if type(msg) ~= "table" then return {} end
+  local acct = req.account
+  acct.flow_message_ids = acct.flow_message_ids or {}
+  local id = acct.flow_message_ids[a.id]
+  if not id then
+    id = state.new_id()
+    acct.flow_message_ids[a.id] = id
+  end
+  local base = (req.base_url or "") .. "/api/flow-messages/" .. id
+  local channel = type(a.type) == "string" and a.type:gsub("^send%-", "") or nil
+  return {jsonapi.resource("flow-message", id, {
+    channel = channel, created = state.iso(flow.created), updated = state.iso(flow.updated),
+    definition = msg,
+  }, {
+    ["flow-action"] = {data = {type = "flow-action", id = a.id},
+      links = {self = base .. "/relationships/flow-action", related = base .. "/flow-action"}},
+  }, base)}
+end
+
+function H.get_flow_action_messages(req)
+  local flow, a, err = action_by_id(req)
+  if not flow then return a, err end
+  return jsonapi.page(req, message_resources(req, flow, a), function(r) return r end,
+    {default_size = 50})
+end
+
 function H.get_flow_action(req)
   local flow, a, err = action_by_id(req)
   if not flow then return a, err end
@@ -378,16 +408,22 @@ function H.get_flow_action(req)
   if not include then return st, doc end
   local r = action_resource(req, flow, a)
   local out = {data = r, links = {self = r.links.self}}
+  local included = {}
   if include["flow-messages"] then
-    -- messages are not emulated: an action has none
-    r.relationships["flow-messages"].data = jsonapi.array({})
+    local ids = {}
+    for _, m in ipairs(message_resources(req, flow, a)) do
+      ids[#ids + 1] = {type = m.type, id = m.id}
+      included[#included + 1] = m
+    end
+    r.relationships["flow-messages"].data = jsonapi.array(ids)
   end
   if include.flow then
     local fields
     fields, st, doc = jsonapi.fields(req, "flow", flowrunner.FLOW_FIELDS)
     if fields == nil then return st, doc end
-    out.included = {flowrunner.flow_resource(req, flow, fields)}
+    included[#included + 1] = flowrunner.flow_resource(req, flow, fields)
   end
+  if #included > 0 then out.included = included end
   return 200, out
 end
 

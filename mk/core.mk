@@ -67,7 +67,7 @@ CORE_TESTS := $(addprefix spec/c/,test_request.c test_response.c test_revision.c
 CORE_TEST_BINS := $(patsubst spec/c/%.c,$(BUILD)/ctest/%,$(CORE_TESTS))
 SAN_SRCS := $(CORE_SRCS)
 
-$(BUILD)/ctest/%: spec/c/%.c $(SAN_SRCS) $(CORE_HDRS) spec/c/ctest.h mk/core.mk $(REDIS_GEN_H)
+$(BUILD)/ctest/%: spec/c/%.c $(SAN_SRCS) $(CORE_HDRS) $(wildcard spec/c/*.h) mk/core.mk $(REDIS_GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_CFLAGS) $(CURL_CFLAGS) -Isrc -I$(BUILD)/gen -Ispec/c $< $(SAN_SRCS) -o $@ $(CURL_LIBS) $(HIREDIS_LIBS)
 

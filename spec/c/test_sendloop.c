@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ctest.h"
 #include "klaviyo.h"
+#include "testnet.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,36 +23,10 @@
 
 #define MAXC 32
 
-static int listen_any(int *port) {
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int one = 1, s = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 64) ||
-        getsockname(s, (struct sockaddr *)&a, &len)) {
-        perror("listen");
-        exit(2);
-    }
-    *port = ntohs(a.sin_port);
-    return s;
-}
-
 static int free_port(void) {
     int port, s = listen_any(&port);
     close(s);
     return port;
-}
-
-static void send_all(int fd, const char *p, size_t n) {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w <= 0) return;
-        p += w;
-        n -= (size_t)w;
-    }
 }
 
 /* Answers `script` ("503", "429:1" = with Retry-After: 1, "200"), one entry per request in

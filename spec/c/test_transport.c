@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ctest.h"
 #include "klaviyo.h"
+#include "testnet.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -17,32 +18,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static int listen_any(int *port) {
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int one = 1, s = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 16) ||
-        getsockname(s, (struct sockaddr *)&a, &len)) {
-        perror("listen");
-        exit(2);
-    }
-    *port = ntohs(a.sin_port);
-    return s;
-}
-
-static void send_all(int fd, const char *p, size_t n) {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w <= 0) return;
-        p += w;
-        n -= (size_t)w;
-    }
-}
 
 static const unsigned char gz[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0xab,
                                    0x56, 0x4a, 0x49, 0x2c, 0x49, 0x54, 0xb2, 0x8a, 0x8e, 0xad, 0x05,
@@ -290,7 +265,6 @@ int main(void) {
         unsetenv("http_proxy");
     }
 
-
     snprintf(other, sizeof other, "https://127.0.0.1:%d", port); /* TLS to a plain HTTP server */
     c = client(other, 2000);
     expect_failure(c, "/api/x", "tls_failed", 0);
@@ -306,7 +280,6 @@ int main(void) {
     c = client(other, 1000);
     expect_failure(c, "/api/x", "connect_failed", 0);
     kl_free(c);
-
 
     /* a real TLS server whose self-signed certificate must not be accepted */
     {

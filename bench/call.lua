@@ -24,7 +24,9 @@ if mode == "call" then
 else
   local core = require "klaviyo.core"
   local c = assert(core.new{ base_url = url, api_key = key, limiter = "off" })
-  local req = { operation = "create_event", method = "POST", path = "/api/events",
+  -- safe = true as client:call marks create_event (it carries a unique_id): the connection is
+  -- reused (an unsafe POST gets a fresh one, so a retry can never double-send on a stale one)
+  local req = { operation = "create_event", method = "POST", path = "/api/events", safe = true,
                 body = assert(core.encode(body)) }
   send = function() return c:request(req) end
 end

@@ -16,14 +16,13 @@ CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 # Pure C parts (no Lua): the client, its rate limiter (in-process, or shared in Redis through
 # hiredis with the script embedded from build/gen/redis_script.h, see mk/redis.mk), retry
 # policy, the send loop that joins them and the multi-interface batch.
-CORE_SRCS := $(addprefix src/,buf.c url.c client.c request.c json_read.c response.c transport_curl.c \
+CORE_SRCS := $(addprefix src/,buf.c url.c client.c request.c json_read.c response.c transport_curl.c uuid.c \
              limiter.c retry.c limiter_redis.c sendloop.c batch.c)
 HIREDIS_LIBS := -lhiredis
 CORE_HDRS := $(wildcard src/*.h)
 CORE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/core/%.o,$(CORE_SRCS))
-# The Lua binding, plus LIMIT's JSON encoder (core.encode) once it exists.
-LUA_SRCS  := src/lua_klaviyo.c $(wildcard src/lua_json.c)
-LUA_DEFS  := $(if $(wildcard src/lua_json.c),-DKL_HAVE_LUA_JSON)
+# The Lua binding and its JSON encoder (core.encode, and table bodies of c:request).
+LUA_SRCS  := src/lua_klaviyo.c src/lua_json.c
 
 # Lua headers per interpreter: pkg-config first, Debian's include dirs as the fallback.
 lua_inc_lua5.1 := $(or $(shell pkg-config --cflags lua5.1 2>/dev/null),-I/usr/include/lua5.1)
@@ -49,7 +48,7 @@ $(BUILD)/libklaviyo.a: $(CORE_OBJS)
 define lua_so_rule
 $(BUILD)/obj/$(1)/%.o: src/%.c $(CORE_HDRS) mk/core.mk
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CORE_CFLAGS) $$(LUA_DEFS) $$(lua_inc_$(1)) -c $$< -o $$@
+	$$(CC) $$(CORE_CFLAGS) $$(lua_inc_$(1)) -c $$< -o $$@
 
 $(BUILD)/$(1)/klaviyo/core.so: $(CORE_OBJS) $(patsubst src/%.c,$(BUILD)/obj/$(1)/%.o,$(LUA_SRCS))
 	@mkdir -p $$(dir $$@)

@@ -6,10 +6,12 @@
  * precision), and its errors do not say where in the body the bad value is.
  * Klaviyo rejects a whole request for one bad leaf, so the message names it.
  *
- * Memory: the output buffer starts on the C stack and grows into Lua userdata
- * kept in a fixed stack slot, so a Lua memory error (longjmp) can never leak
- * anything; nothing here calls malloc. The encoder never raises for bad data:
- * it unwinds with -1 and the entry point returns nil, msg.
+ * Memory: for core.encode the output buffer starts on the C stack and grows
+ * into Lua userdata kept in a fixed stack slot, so a Lua memory error (longjmp)
+ * can never leak anything. kl_json_encode_to writes into a malloc'd block its
+ * caller owns (the client's scratch), which a longjmp leaves owned and valid.
+ * The encoder never raises for bad data: it unwinds with -1 and the entry
+ * points return nil, msg (or -1 with the message in the output).
  */
 #include "lua_json.h"
 
@@ -37,6 +39,8 @@ typedef struct {
     char *buf;
     size_t len, cap;
     int bufslot;         /* stack slot owning buf once it left inline_buf */
+    kl_json_out *out;    /* or: buf is out->p, grown with realloc */
+    const kl_json_stamp *stamp;
     frame *frames;
     int depth, max_depth;
     char inline_buf[INLINE_BUF];
@@ -49,6 +53,13 @@ static void grow(enc *e, size_t need)
     size_t cap = e->cap * 2;
     char *nb;
     while (cap < e->len + need) cap *= 2;
+    if (e->out) {
+        nb = (char *)realloc(e->buf, cap);
+        if (!nb) luaL_error(e->L, "klaviyo: out of memory encoding a request body");
+        e->out->p = e->buf = nb;                /* the owner frees it, even after a raise */
+        e->out->cap = e->cap = cap;
+        return;
+    }
     nb = (char *)lua_newuserdata(e->L, cap);   /* raises on OOM: nothing leaks */
     memcpy(nb, e->buf, e->len);
     lua_replace(e->L, e->bufslot);              /* the old block becomes garbage */
@@ -148,6 +159,32 @@ static void put_int(enc *e, long long v)
     put(e, p, (size_t)(tmp + sizeof tmp - p));
 }
 
+/* Prices and quantities (9.99, 0.5, 1234.56): the fewest decimals, up to 6, whose value
+ * m / 10^k is exactly d. m and 10^k are exact doubles and the division is correctly rounded,
+ * so reading the decimal back gives d; no printf/strtod round trip. 0 when d is not one. */
+static int put_short_decimal(enc *e, double d)
+{
+    static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
+    static const long long ip10[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+    double a = d < 0 ? -d : d;
+    int k, i;
+    if (!(a < 1e9)) return 0;
+    for (k = 1; k <= 6; k++) {
+        double m = floor(a * p10[k] + 0.5);
+        if (m / p10[k] == a) {
+            long long mm = (long long)m, ip = mm / ip10[k], fp = mm % ip10[k];
+            char frac[8];
+            if (d < 0) putc_(e, '-');
+            put_int(e, ip);
+            for (i = k - 1; i >= 0; i--) { frac[i] = (char)('0' + fp % 10); fp /= 10; }
+            putc_(e, '.');
+            put(e, frac, (size_t)k);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int put_number(enc *e, int idx)
 {
     double d;
@@ -169,6 +206,7 @@ static int put_number(enc *e, int idx)
         put_int(e, (long long)d);
         return 0;
     }
+    if (put_short_decimal(e, d)) return 0;
     /* Shortest of 15, 16, 17 significant digits that reads back to the same double. */
     for (prec = 15;; prec++) {
         n = snprintf(tmp, sizeof tmp, "%.*g", prec, d);
@@ -323,11 +361,42 @@ static int bad_key(enc *e, int keyidx)
     return fail(e, e->depth, msg);
 }
 
+/* Is the object being opened (frame depth - 1) at the stamp path? */
+static int at_stamp_path(const enc *e)
+{
+    const kl_json_stamp *s = e->stamp;
+    int i;
+    if (!s || e->depth - 1 != s->n) return 0;
+    for (i = 0; i < s->n; i++) {
+        const char *want = s->path[i];
+        const frame *f = &e->frames[i];
+        if (want[0] == '*' && want[1] == '\0') {
+            if (f->key) return 0;
+        } else if (!f->key || f->keylen != strlen(want) || memcmp(f->key, want, f->keylen) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ,"unique_id":"<uuid>" (without the comma for an empty object) */
+static int put_unique_id(enc *e, int first)
+{
+    char id[37];
+    if (kl_uuid4(e->stamp->pool, id) != 0)
+        return fail(e, e->depth, "no random bytes for a unique_id (/dev/urandom unreadable)");
+    if (!first) putc_(e, ',');
+    put(e, "\"unique_id\":\"", 13);
+    put(e, id, 36);
+    putc_(e, '"');
+    return 0;
+}
+
 static int encode_object(enc *e, int idx, int kind)
 {
     lua_State *L = e->L;
     frame *f = &e->frames[e->depth - 1];
-    int first = 1;
+    int first = 1, stamp = at_stamp_path(e);
     putc_(e, '{');
     /* The first key is already on the stack (pushed by the caller's lua_next). */
     do {
@@ -347,6 +416,7 @@ static int encode_object(enc *e, int idx, int kind)
         k = lua_tolstring(L, -2, &klen);
         f->key = k;
         f->keylen = klen;
+        if (stamp && klen == 9 && memcmp(k, "unique_id", 9) == 0) stamp = 0; /* the caller's */
         if (!first) putc_(e, ',');
         first = 0;
         if (put_string(e, k, klen) < 0)
@@ -355,6 +425,7 @@ static int encode_object(enc *e, int idx, int kind)
         if (encode_value(e, lua_gettop(L)) < 0) return -1;
         lua_pop(L, 1);
     } while (lua_next(L, idx));
+    if (stamp && put_unique_id(e, 0) < 0) return -1;
     putc_(e, '}');
     return 0;
 }
@@ -427,7 +498,13 @@ static int encode_table(enc *e, int idx)
     e->depth++;
     lua_pushnil(L);
     if (!lua_next(L, idx)) {
-        put(e, kind == KIND_ARRAY ? "[]" : "{}", 2);
+        if (kind != KIND_ARRAY && at_stamp_path(e)) {
+            putc_(e, '{');
+            if (put_unique_id(e, 1) < 0) return -1;
+            putc_(e, '}');
+        } else {
+            put(e, kind == KIND_ARRAY ? "[]" : "{}", 2);
+        }
         e->depth--;
         return 0;
     }
@@ -509,6 +586,8 @@ int kl_lua_encode(lua_State *L)
     e.len = 0;
     e.cap = sizeof e.inline_buf;
     e.bufslot = 3;
+    e.out = NULL;
+    e.stamp = NULL;
     e.depth = 0;
     if (e.max_depth <= INLINE_DEPTH)
         e.frames = inline_frames;
@@ -521,6 +600,35 @@ int kl_lua_encode(lua_State *L)
     }
     lua_pushlstring(L, e.buf, e.len);
     return 1;
+}
+
+int kl_json_encode_to(lua_State *L, int idx, kl_json_out *out, const kl_json_stamp *stamp)
+{
+    enc e;
+    frame frames[INLINE_DEPTH];
+    int top = lua_gettop(L), rc;
+    if (idx < 0) idx = top + idx + 1;   /* absolute: the encoder pushes */
+    if (out->cap < INLINE_BUF) {
+        char *nb = (char *)realloc(out->p, INLINE_BUF);
+        if (!nb) return luaL_error(L, "klaviyo: out of memory encoding a request body");
+        out->p = nb;
+        out->cap = INLINE_BUF;
+    }
+    out->len = 0;
+    e.L = L;
+    e.buf = out->p;
+    e.len = 0;
+    e.cap = out->cap;
+    e.bufslot = 0;
+    e.out = out;
+    e.stamp = stamp;
+    e.frames = frames;
+    e.depth = 0;
+    e.max_depth = KL_JSON_DEFAULT_MAX_DEPTH;
+    rc = encode_value(&e, idx);
+    out->len = e.len;
+    lua_settop(L, top);
+    return rc < 0 ? -1 : 0;
 }
 
 #ifdef KL_JSON_STANDALONE

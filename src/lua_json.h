@@ -30,6 +30,9 @@
 #define KL_LUA_JSON_H
 
 #include <lua.h>
+#include <stddef.h>
+
+#include "uuid.h"
 
 /* Default and largest accepted `max_depth` (containers nested in containers). */
 #define KL_JSON_DEFAULT_MAX_DEPTH 100
@@ -37,5 +40,27 @@
 
 /* lua_CFunction: (value [, options]) -> string | nil, msg */
 int kl_lua_encode(lua_State *L);
+
+/* Bytes encoded straight into C memory (for the core's requests: no Lua string is made, so
+ * LuaJIT never hashes or interns the body).  p is malloc'd and reused by the next encode;
+ * the owner frees it. */
+typedef struct kl_json_out {
+    char *p;
+    size_t len, cap;
+} kl_json_out;
+
+/* Where an event's unique_id goes: every object at this path (keys; "*" is any array index)
+ * that has no "unique_id" gets one from the pool, in the bytes only (the table is not
+ * touched). */
+typedef struct kl_json_stamp {
+    const char *const *path;
+    int n;
+    kl_uuid_pool *pool;
+} kl_json_stamp;
+
+/* Encodes the value at stack index idx into out (stamp may be NULL); the stack is left as it
+ * was.  0, or -1 with the message (path: what) in out->p[0..len).  Raises only when memory
+ * runs out (out still owns a valid block then). */
+int kl_json_encode_to(lua_State *L, int idx, kl_json_out *out, const kl_json_stamp *stamp);
 
 #endif

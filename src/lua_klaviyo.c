@@ -5,7 +5,12 @@
  *   local c, err = core.new{base_url=, api_key=, access_token=, public_key=, revision=,
  *                           timeout=, connect_timeout=, user_agent=}   -- timeouts in seconds
  *   c:request{operation=, method=, path=, path_params={...} | url=, query={{name, value|list}},
- *             headers={{name, value}}, body=, auth="private"|"public", revision=}
+ *             headers={{name, value}}, body=, auth="private"|"public", revision=,
+ *             unique_ids=true}
+ *     body: JSON text, or a Lua table the core encodes (src/lua_json.c) straight into C memory;
+ *     unique_ids: create_event / bulk_create_events events without a unique_id get one in
+ *     the encoded bytes (the table is not changed).  A table that cannot be encoded gives
+ *     nil, {kind="encode", code="invalid_body", message="<path>: <what>"} and sends nothing.
  *     -> {status=, headers={lowercase=value}, body=, ratelimit={limit=,remaining=,reset=}|nil}
  *      | nil, {kind="http"|"transport"|"refused", status=, code=, title=, detail=, pointer=,
  *              parameter=, retry_after=, operation=, request_id=, meta=, body=, message=,
@@ -20,7 +25,9 @@
  */
 #include "klaviyo.h"
 #include "json_read.h"
+#include "lua_json.h"
 #include "retry.h"
+#include "uuid.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -28,9 +35,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef KL_HAVE_LUA_JSON
-#include "lua_json.h"
-#endif
 
 #define MT "klaviyo.core.client"
 
@@ -58,16 +62,18 @@ typedef struct lk_scratch {
     size_t pcap;
     size_t *qoff;      /* per query parameter: its list's start in pool (lists only) */
     size_t qoffcap;
+    kl_json_out body;  /* a table body, encoded */
 } lk_scratch;
 
 static void scratch_free(lk_scratch *s) {
-    free(s->q); free(s->h); free(s->pool); free(s->qoff);
+    free(s->q); free(s->h); free(s->pool); free(s->qoff); free(s->body.p);
     memset(s, 0, sizeof *s);
 }
 
 typedef struct lk_client {
     kl_client *c;
     lk_scratch s;
+    kl_uuid_pool ids; /* unique_ids stamped into event bodies */
 } lk_client;
 
 static lk_client *check_client(lua_State *L) {
@@ -173,8 +179,8 @@ static const char *kind_name(int k) {
     }
 }
 
-static void push_info(lua_State *L, const kl_send_info *i) {
-    lua_createtable(L, 0, 6);
+/* sets the fields of the table at the top (a reused table gets "stopped" cleared) */
+static void fill_info(lua_State *L, const kl_send_info *i) {
     lua_pushinteger(L, i->attempts);
     lua_setfield(L, -2, "attempts");
     lua_pushinteger(L, i->retries);
@@ -185,7 +191,14 @@ static void push_info(lua_State *L, const kl_send_info *i) {
     lua_setfield(L, -2, "waited");
     lua_pushnumber(L, i->backoff);
     lua_setfield(L, -2, "backoff");
-    setstr(L, "stopped", i->stopped);
+    if (i->stopped) lua_pushstring(L, i->stopped);
+    else lua_pushnil(L);
+    lua_setfield(L, -2, "stopped");
+}
+
+static void push_info(lua_State *L, const kl_send_info *i) {
+    lua_createtable(L, 0, 6);
+    fill_info(L, i);
 }
 
 /* The error table of c's last failure (every kind; "usage" for a malformed request). */
@@ -354,6 +367,7 @@ static int l_new(lua_State *L) {
 
     u = lua_newuserdata(L, sizeof *u);
     memset(u, 0, sizeof *u);
+    kl_uuid_pool_init(&u->ids);
     luaL_getmetatable(L, MT);
     lua_setmetatable(L, -2);
     c = kl_new(&o);
@@ -460,9 +474,37 @@ static void read_pairs(lua_State *L, lk_scratch *u, parsed *p, int *nanch, int i
     else { p->r.headers = *arr; p->r.n_headers = (size_t)n; }
 }
 
-/* Reads the request table at index 2 in one pass; unknown fields raise. */
-static void read_request(lua_State *L, lk_scratch *u, parsed *p) {
-    int nanch = 0;
+/* Where create_event and bulk_create_events carry each event's attributes. */
+static const char *const EVENT_PATH[] = {"data", "attributes"};
+static const char *const BULK_EVENTS_PATH[] = {"data", "attributes", "events-bulk-create", "data", "*",
+                                               "attributes", "events", "data", "*", "attributes"};
+
+/* Encodes the table body (at the top of the stack) into u->body, stamping unique_ids when
+ * asked; 0, or -1 with the message in u->body. */
+static int encode_body(lua_State *L, lk_scratch *u, parsed *p, int unique_ids, kl_uuid_pool *ids) {
+    kl_json_stamp st, *stp = NULL;
+    if (unique_ids && p->r.operation) {
+        st.pool = ids;
+        if (strcmp(p->r.operation, "create_event") == 0) {
+            st.path = EVENT_PATH;
+            st.n = (int)(sizeof EVENT_PATH / sizeof *EVENT_PATH);
+            stp = &st;
+        } else if (strcmp(p->r.operation, "bulk_create_events") == 0) {
+            st.path = BULK_EVENTS_PATH;
+            st.n = (int)(sizeof BULK_EVENTS_PATH / sizeof *BULK_EVENTS_PATH);
+            stp = &st;
+        }
+    }
+    if (kl_json_encode_to(L, -1, &u->body, stp) != 0) return -1;
+    p->r.body = u->body.p;
+    p->r.body_len = u->body.len;
+    return 0;
+}
+
+/* Reads the request table at index 2 in one pass; unknown fields raise.  0, or -1 when the
+ * body is a table that cannot be encoded (the message in u->body). */
+static int read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids) {
+    int nanch = 0, body_table = 0, unique_ids = 0;
     size_t i;
     memset(p, 0, sizeof *p);
     p->r.auth = KL_AUTH_PRIVATE;
@@ -495,9 +537,13 @@ static void read_request(lua_State *L, lk_scratch *u, parsed *p) {
             } else goto unknown;
             break;
         case 'u':
-            if (strcmp(k, "url") != 0) goto unknown;
-            field_type(L, k, LUA_TSTRING);
-            p->r.url = lua_tostring(L, -1);
+            if (strcmp(k, "url") == 0) {
+                field_type(L, k, LUA_TSTRING);
+                p->r.url = lua_tostring(L, -1);
+            } else if (strcmp(k, "unique_ids") == 0) {
+                field_type(L, k, LUA_TBOOLEAN);
+                unique_ids = lua_toboolean(L, -1);
+            } else goto unknown;
             break;
         case 'q':
             if (strcmp(k, "query") != 0) goto unknown;
@@ -512,6 +558,7 @@ static void read_request(lua_State *L, lk_scratch *u, parsed *p) {
         case 'b': {
             size_t len;
             if (strcmp(k, "body") != 0) goto unknown;
+            if (lua_istable(L, -1)) { body_table = 1; break; } /* encoded once the rest is read */
             field_type(L, k, LUA_TSTRING);
             p->r.body = lua_tolstring(L, -1, &len);
             p->r.body_len = len;
@@ -585,12 +632,37 @@ static void read_request(lua_State *L, lk_scratch *u, parsed *p) {
     if (!p->r.method) luaL_error(L, "klaviyo.core: request field method is required");
     if (!p->r.path && !p->r.url) luaL_error(L, "klaviyo.core: request needs path or url");
     if (p->r.path && p->r.url) luaL_error(L, "klaviyo.core: request takes path or url, not both");
+    if (body_table) {
+        int rc;
+        lua_getfield(L, 2, "body");
+        rc = encode_body(L, u, p, unique_ids, ids);
+        lua_pop(L, 1);
+        return rc;
+    }
+    return 0;
+}
+
+/* nil, {kind = "encode", code = "invalid_body", message = "<path>: <what>" [, index = i]} */
+static int push_encode_failure(lua_State *L, const kl_json_out *out, lua_Integer index) {
+    lua_pushnil(L);
+    lua_createtable(L, 0, 4);
+    lua_pushliteral(L, "encode");
+    lua_setfield(L, -2, "kind");
+    lua_pushliteral(L, "invalid_body");
+    lua_setfield(L, -2, "code");
+    lua_pushlstring(L, out->p, out->len);
+    lua_setfield(L, -2, "message");
+    if (index > 0) {
+        lua_pushinteger(L, index);
+        lua_setfield(L, -2, "index");
+    }
+    return 2;
 }
 
 static int l_request(lua_State *L) {
     lk_client *u = check_client(L);
     parsed p;
-    read_request(L, &u->s, &p);
+    if (read_request(L, &u->s, &p, &u->ids) != 0) return push_encode_failure(L, &u->s.body, 0);
     if (kl_send(u->c, &p.r) != KL_OK) return push_failure(L, u->c);
     return push_response(L, u->c);
 }
@@ -600,7 +672,7 @@ static int l_build(lua_State *L) {
     parsed p;
     const kl_built *b;
     size_t i;
-    read_request(L, &u->s, &p);
+    if (read_request(L, &u->s, &p, &u->ids) != 0) return push_encode_failure(L, &u->s.body, 0);
     if (kl_build(u->c, &p.r, &b) != KL_OK) return push_failure(L, u->c);
     lua_createtable(L, 0, 4);
     lua_pushstring(L, b->method);
@@ -681,11 +753,16 @@ static int l_interpret(lua_State *L) {
     return push_response(L, u->c);
 }
 
-/* c:info() -> what the last c:request did: {attempts, retries, throttled, waited, backoff,
- * stopped} (waited/backoff in seconds) */
+/* c:info([t]) -> what the last c:request did: {attempts, retries, throttled, waited, backoff,
+ * stopped} (waited/backoff in seconds), in t when given (no new table per request) */
 static int l_info(lua_State *L) {
     lk_client *u = check_client(L);
-    push_info(L, kl_last_info(u->c));
+    if (lua_istable(L, 2)) {
+        lua_settop(L, 2);
+        fill_info(L, kl_last_info(u->c));
+    } else {
+        push_info(L, kl_last_info(u->c));
+    }
     return 1;
 }
 
@@ -708,13 +785,17 @@ static int scratches_gc(lua_State *L) {
 
 typedef struct read_args {
     lk_scratch *s;
+    kl_uuid_pool *ids;
     parsed p;
 } read_args;
 
 /* protected: (read_args*, request table) -> anchor table or nil */
 static int p_read(lua_State *L) {
     read_args *a = lua_touserdata(L, 1);
-    read_request(L, a->s, &a->p);
+    if (read_request(L, a->s, &a->p, a->ids) != 0) { /* l_batch checked every body first */
+        lua_pushlstring(L, a->s->body.p, a->s->body.len);
+        return lua_error(L);
+    }
     lua_settop(L, ANCHOR);
     return 1;
 }
@@ -722,6 +803,7 @@ static int p_read(lua_State *L) {
 typedef struct batch_ctx {
     lua_State *L;
     lk_scratches *ss;
+    kl_uuid_pool *ids;
     int reqs, results, anchors; /* stack slots */
     char msg[300];              /* why the last request could not be described */
 } batch_ctx;
@@ -732,6 +814,7 @@ static int batch_get(void *ud, size_t index, size_t slot, kl_request *req) {
     read_args a;
     memset(&a, 0, sizeof a);
     a.s = &b->ss->s[slot];
+    a.ids = b->ids;
     b->msg[0] = '\0';
     lua_pushcfunction(L, p_read);
     lua_pushlightuserdata(L, &a);
@@ -793,12 +876,17 @@ static int l_batch(lua_State *L) {
     b.ss->n = nslots;
     luaL_getmetatable(L, SCRATCH_MT);
     lua_setmetatable(L, -2);
+    /* every table body must encode before anything is sent (encoded again into its slot) */
     for (i = 1; i <= n; i++) {
         lua_rawgeti(L, 2, (int)i);
         if (!lua_istable(L, -1)) return luaL_error(L, "klaviyo.core: batch request %d must be a table", (int)i);
-        lua_pop(L, 1);
+        lua_getfield(L, -1, "body");
+        if (lua_istable(L, -1) && kl_json_encode_to(L, -1, &b.ss->s[0].body, NULL) != 0)
+            return push_encode_failure(L, &b.ss->s[0].body, (lua_Integer)i);
+        lua_pop(L, 2);
     }
     b.L = L;
+    b.ids = &u->ids;
     b.reqs = 2;
     b.results = 4;
     b.anchors = 5;
@@ -902,9 +990,7 @@ static const luaL_Reg funcs[] = {
     {"new", l_new},
     {"retry_decide", l_retry_decide},
     {"account_key", l_account_key},
-#ifdef KL_HAVE_LUA_JSON
     {"encode", kl_lua_encode},
-#endif
     {NULL, NULL}};
 
 int luaopen_klaviyo_core(lua_State *L);

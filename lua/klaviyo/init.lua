@@ -65,18 +65,9 @@ local mt = {
   end,
 }
 
--- The JSON encoder of the C core (names the path of a bad value); lua-cjson when the core was
--- built without it.
-local encode = core.encode
-if encode == nil then
-  local cjson_encode = cjson.encode
-  encode = function(v)
-    local ok, s = pcall(cjson_encode, v)
-    if ok then return s end
-    return nil, s
-  end
-end
-_M.encode = encode
+-- The JSON encoder of the C core (names the path of a bad value); c:request encodes table
+-- bodies with it straight into C memory.
+_M.encode = core.encode
 
 local array_mt = { __jsontype = "array" }
 local object_mt = { __jsontype = "object" }
@@ -246,7 +237,7 @@ function _M.new(opts)
   if not c then return nil, wrap(err, "new") end
   return setmetatable({ core = c, refresh = opts.refresh, transport = transport,
                         limited = opts.limiter ~= false, overrides = overrides,
-                        counters = stats.new() }, mt)
+                        counters = stats.new(), info = {} }, mt)
 end
 
 -- Decodes a successful response: the JSON document, or true for an empty body (202/204).
@@ -259,13 +250,20 @@ local function decode(res, op_id)
     { status = res.status, body = body })
 end
 
--- One request through the client's transport: res | nil, err; then what the send loop did.
+-- One request through the client's transport: res | nil, err; then what the send loop did
+-- (in a table reused by every call: stats.add reads it at once).
 local function perform(self, req, op_id)
   local t = self.transport
   if t then return t:request(self.core, req, op_id) end
   local c = self.core
   local res, err = c:request(req)
-  return res, err, c:info()
+  return res, err, c:info(self.info)
+end
+
+-- A table body the core could not encode is the caller's mistake: raised at their level
+-- (`level` counts from send's caller), nothing sent.
+local function body_error(op_id, err, level)
+  error(format("klaviyo: %s: parameter body: %s", op_id, tostring(err.message)), level + 1)
 end
 
 -- Sends one core request (waiting for the rate limiter and retrying inside the transport); on
@@ -278,6 +276,7 @@ local function send(self, req, op_id)
     stats.add(self.counters, op_id, info, nil)
     return decode(res, op_id)
   end
+  if err.kind == "encode" then body_error(op_id, err, 3) end
   local refresh = self.refresh
   if refresh and err.status == 401 then
     stats.add(self.counters, op_id, info, err)
@@ -325,11 +324,12 @@ local function prepare(self, op_id, params, opts, level)
     end
   end
   local has_uids = false
-  if op_id == "create_event" or op_id == "bulk_create_events" then
-    params, has_uids = policy.with_unique_ids(op_id, params)
-  end
-  local req, msg = build(op_id, params, encode)
+  local req, msg = build(op_id, params)
   if req == nil then error(msg, level) end
+  if op_id == "create_event" or op_id == "bulk_create_events" then
+    has_uids = policy.unique_ids(op_id, params)
+    req.unique_ids = has_uids   -- the core stamps every event without one (in the bytes only)
+  end
   req.safe = policy.safe(op_id, req.method, has_uids, idempotent)
   if retry then req.retry_attempts, req.retry_max_time = retry.attempts, retry.max_time end
   if self.limited then req.limits = policy.limits_of(self.overrides, op_id) end
@@ -340,8 +340,8 @@ end
 -- ({status, headers, ratelimit}) | nil, err.
 -- opts: {retry = {attempts =, max_time =}} for this call, {idempotent = true} to allow repeating
 -- a call that is not safe to repeat by itself once it may have reached Klaviyo.
--- create_event and bulk_create_events bodies get a unique_id in every event that has none (in a
--- copy: params are never changed), so a repeated send is recorded once.
+-- create_event and bulk_create_events bodies get a unique_id in every event that has none (in
+-- the encoded bytes: params are never changed), so a repeated send is recorded once.
 function _M.call(self, op_id, params, opts)
   local req = prepare(self, op_id, params, opts, 2)
   return send(self, req, op_id)
@@ -376,7 +376,8 @@ function _M.batch(self, requests, opts)
     reqs[i] = prepare(self, r[1], r[2], r[3], 2)
     ids[i] = r[1]
   end
-  local raw = self.core:batch(reqs, conc)
+  local raw, berr = self.core:batch(reqs, conc)
+  if raw == nil then body_error(ids[berr.index], berr, 2) end
   local out = {}
   for i = 1, #reqs do
     local e, op_id = raw[i], ids[i]
@@ -401,7 +402,7 @@ function _M.stats(self)
 end
 
 local function check_paged(op_id, params)
-  local req, msg = build(op_id, params, encode)
+  local req, msg = build(op_id, params)
   if req == nil then error(msg, 3) end
   if req.method ~= "GET" then
     error(format("klaviyo: %s: only GET operations are paginated", op_id), 3)

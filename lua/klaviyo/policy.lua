@@ -4,16 +4,14 @@
 --
 -- Safe to repeat once the request may have reached Klaviyo: GET, PATCH, DELETE (and PUT);
 -- create_event and bulk_create_events, because every event gets a `unique_id` before its first
--- send (Klaviyo records an event once per unique_id); create_or_update_profile (an upsert);
--- the subscription and suppression jobs (setting the same consent twice changes nothing); and
+-- send, the same in every attempt (Klaviyo records an event once per unique_id);
+-- create_or_update_profile (an upsert); the subscription and suppression jobs (setting the same consent twice changes nothing); and
 -- any call made with `{idempotent = true}`. Everything else is repeated only when Klaviyo
 -- cannot have acted on it (429, 503, a connection that failed before sending).
-local type, pairs, ipairs, tostring, next, pcall, select = type, pairs, ipairs, tostring, next, pcall, select
-local setmetatable, getmetatable = setmetatable, getmetatable
+local type, pairs, ipairs, tostring, next = type, pairs, ipairs, tostring, next
 local format, floor = string.format, math.floor
 
 local operations = require "klaviyo.operations"
-local V = require "klaviyo.validate"
 
 local _M = {}
 
@@ -26,79 +24,30 @@ _M.SAFE_OPERATIONS = SAFE_OPERATIONS
 
 local SAFE_METHODS = { GET = true, PUT = true, PATCH = true, DELETE = true }
 
-local function copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = v end
-  return setmetatable(c, getmetatable(t))
-end
-
--- A copy of `t` along the path of keys, so the caller's tables are never changed (a table reused
--- as a template for many events must not carry one event's unique_id into the next); returns
--- the copied root and the copied table at the end of the path, or nil where the path breaks.
-local function copy_path(t, ...)
-  local root = copy(t)
-  local cur = root
-  for i = 1, select("#", ...) do
-    local k = select(i, ...)
-    local nxt = cur[k]
-    if type(nxt) ~= "table" then return root, nil end
-    nxt = copy(nxt)
-    cur[k] = nxt
-    cur = nxt
-  end
-  return root, cur
-end
-
--- params with a unique_id in every event of a create_event / bulk_create_events body (a copy
--- where one was added), and whether every event has one now. A body given as a JSON string is
--- left alone (and is not safe to repeat unless the caller says so).
-function _M.with_unique_ids(op_id, params)
-  if type(params) ~= "table" or type(params.body) ~= "table" then return params, false end
+-- Will every event of this create_event / bulk_create_events body carry a unique_id once sent?
+-- The core writes one into the encoded bytes of each event that has none (c:request's
+-- unique_ids; the caller's tables are never changed), so this only checks that every event
+-- is a table with an attributes table. A body given as a JSON string is sent as it is (and is
+-- not safe to repeat unless the caller says so).
+function _M.unique_ids(op_id, params)
+  if type(params) ~= "table" or type(params.body) ~= "table" then return false end
+  local data = params.body.data
   if op_id == "create_event" then
-    local attrs = type(params.body.data) == "table" and params.body.data.attributes
-    if type(attrs) ~= "table" then return params, false end
-    if attrs.unique_id ~= nil then return params, true end
-    local p = copy(params)
-    local body, a = copy_path(params.body, "data", "attributes")
-    a.unique_id = V.uuid()
-    p.body = body
-    return p, true
+    return type(data) == "table" and type(data.attributes) == "table"
   end
   -- bulk_create_events: data.attributes["events-bulk-create"].data[i].attributes.events.data[j]
-  local ok, jobs = pcall(function() return params.body.data.attributes["events-bulk-create"].data end)
-  if not ok or type(jobs) ~= "table" then return params, false end
-  local missing = false
+  local jobs = type(data) == "table" and type(data.attributes) == "table" and
+    type(data.attributes["events-bulk-create"]) == "table" and data.attributes["events-bulk-create"].data
+  if type(jobs) ~= "table" then return false end
   for _, entry in ipairs(jobs) do
     local evs = type(entry) == "table" and type(entry.attributes) == "table" and
       type(entry.attributes.events) == "table" and entry.attributes.events.data
-    if type(evs) ~= "table" then return params, false end
+    if type(evs) ~= "table" then return false end
     for _, ev in ipairs(evs) do
-      if type(ev) ~= "table" or type(ev.attributes) ~= "table" then return params, false end
-      if ev.attributes.unique_id == nil then missing = true end
+      if type(ev) ~= "table" or type(ev.attributes) ~= "table" then return false end
     end
   end
-  if not missing then return params, true end
-  local p = copy(params)
-  local body, bulk = copy_path(params.body, "data", "attributes", "events-bulk-create")
-  local list = {}
-  for i, entry in ipairs(jobs) do
-    local e, evs = copy_path(entry, "attributes", "events")
-    local data = {}
-    for j, ev in ipairs(evs.data) do
-      if ev.attributes.unique_id == nil then
-        local c = copy(ev)
-        c.attributes = copy(ev.attributes)
-        c.attributes.unique_id = V.uuid()
-        ev = c
-      end
-      data[j] = ev
-    end
-    evs.data = setmetatable(data, getmetatable(evs.data))
-    list[i] = e
-  end
-  bulk.data = setmetatable(list, getmetatable(jobs))
-  p.body = body
-  return p, true
+  return true
 end
 
 -- May this call be repeated after the request may have reached Klaviyo?

@@ -6,8 +6,8 @@
 -- params: path parameters by name (`id = "..."`), query parameters by their spec names
 -- (`["page[size]"] = 50`, `["fields[profile]"] = {"email", "id"}` or "email,id",
 -- `filter = "..."` or a klaviyo.filter expression), spec headers by name
--- (`["X-Klaviyo-API-Filters"] = "..."`), `body` (a Lua table, encoded to JSON, or a string
--- taken as already-encoded JSON) and the per-call option `revision`.
+-- (`["X-Klaviyo-API-Filters"] = "..."`), `body` (a Lua table, which the core encodes to JSON
+-- in C memory, or a string taken as already-encoded JSON) and the per-call option `revision`.
 -- Any mistake (unknown operation or parameter, a missing required one, a wrong type, an integer
 -- outside the spec's bounds) raises an error naming the operation and the parameter.
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
@@ -138,10 +138,10 @@ local function query_value(op_id, q, v)
   return string_value(op_id, q, v)
 end
 
--- Builds the core request for one call. `encode` turns a Lua table into JSON bytes (returns
--- nil, msg naming the path on failure). Returns req, or nil, msg for a programmer error (the
--- caller raises it at its own caller's level).
-function _M.build(op_id, params, encode)
+-- Builds the core request for one call. A table body stays a table: the core encodes it (and
+-- reports a bad value by its path, kind "encode"). Returns req, or nil, msg for a programmer
+-- error (the caller raises it at its own caller's level).
+function _M.build(op_id, params)
   if type(op_id) ~= "string" then
     return nil, "klaviyo: operation id must be a string, got " .. type(op_id)
   end
@@ -223,11 +223,7 @@ function _M.build(op_id, params, encode)
       op.content_type)
   else
     local tb = type(body)
-    if tb == "table" then
-      local bytes, err = encode(body)
-      if bytes == nil then return nil, fail(op_id, "body", "%s", tostring(err)) end
-      req.body = bytes
-    elseif tb == "string" then
+    if tb == "table" or tb == "string" then
       req.body = body
     else
       return nil, fail(op_id, "body", "expected a table (or JSON text), got %s", tb)

@@ -91,6 +91,9 @@ describe("client:call", function()
 
   it("reports the raising line as the caller's", function()
     raises("call_spec.lua:%d+: klaviyo: unknown operation", function() client:call("nope") end)
+    -- a body only the core's encoder refuses is blamed on the caller's line too
+    raises("call_spec.lua:%d+: klaviyo: create_event: parameter body: data%.f: function cannot",
+      function() client:call("create_event", { body = { data = { f = print } } }) end)
   end)
 
   it("accepts a pre-encoded JSON body", function()

@@ -87,7 +87,13 @@ describe("client:batch", function()
       c:batch({ { "get_lists", {} }, { "no_such_operation", {} } })
     end)
     assert.has_error(function() c:batch({ { "get_lists", {} } }, { concurrency = 0 }) end)
+    -- a body only the core's encoder refuses (the third request): named, and nothing sent
+    local ok, err = pcall(c.batch, c, { { "get_lists", {} }, { "create_event", { body = S.event("e@x.io") } },
+                                       { "create_profile", { body = { data = { n = 0 / 0 } } } } })
+    assert.is_false(ok)
+    assert.matches("batch_spec.lua:%d+: klaviyo: create_profile: parameter body: data%.n: NaN", err)
     assert.equal(0, #S.requests(acct, "get_lists"))
+    assert.equal(0, #S.requests(acct, "create_event"))
     assert.same({}, c:batch({}))
     c:close()
   end)

@@ -10,24 +10,59 @@ local function event(extra)
   return { body = { data = { type = "event", attributes = attrs } } }
 end
 
-describe("policy.with_unique_ids", function()
-  it("adds a unique_id to create_event in a copy", function()
-    local params = event()
-    local p, ok = policy.with_unique_ids("create_event", params)
-    assert.is_true(ok)
-    assert.matches("^%x+%-%x+%-%x+%-%x+%-%x+$", p.body.data.attributes.unique_id)
-    assert.is_nil(params.body.data.attributes.unique_id)
-    assert.equal(params.body.data.attributes.metric, p.body.data.attributes.metric)
-    local p2 = policy.with_unique_ids("create_event", params)
-    assert.are_not.equal(p.body.data.attributes.unique_id, p2.body.data.attributes.unique_id)
+describe("policy.unique_ids", function()
+  it("says a create_event body with an attributes table will carry a unique_id", function()
+    assert.is_true(policy.unique_ids("create_event", event()))
+    assert.is_true(policy.unique_ids("create_event", event { unique_id = "mine" }))
+    assert.is_false(policy.unique_ids("create_event", { body = { data = { type = "event" } } }))
+    assert.is_false(policy.unique_ids("create_event", {}))
   end)
 
-  it("keeps the caller's unique_id", function()
-    local params = event { unique_id = "mine" }
-    local p, ok = policy.with_unique_ids("create_event", params)
-    assert.is_true(ok)
-    assert.equal(params, p)
-    assert.equal("mine", p.body.data.attributes.unique_id)
+  it("checks every event of a bulk_create_events job", function()
+    local function params(second)
+      return { body = { data = { type = "event-bulk-create-job", attributes = {
+        ["events-bulk-create"] = { data = { { type = "event-bulk-create", attributes = {
+          events = { data = { { type = "event", attributes = {} }, second } } } } } } } } } }
+    end
+    assert.is_true(policy.unique_ids("bulk_create_events", params({ type = "event", attributes = {} })))
+    assert.is_false(policy.unique_ids("bulk_create_events", params({ type = "event" })))
+    assert.is_false(policy.unique_ids("bulk_create_events", params("not an event")))
+  end)
+
+  it("leaves a body given as JSON text alone (then not safe by itself)", function()
+    local ok = policy.unique_ids("create_event", { body = '{"data":{}}' })
+    assert.is_false(ok)
+    assert.is_false(policy.safe("create_event", "POST", ok, false))
+    assert.is_true(policy.safe("create_event", "POST", ok, true))
+  end)
+end)
+
+describe("the core's unique_id stamping (c:build, no network)", function()
+  local cjson = require "cjson"
+  local c = assert(core.new { base_url = "http://127.0.0.1:9", api_key = "pk_unit_key" })
+  local function build(op, path, body)
+    return cjson.decode(assert(c:build { operation = op, method = "POST", path = path,
+                                         unique_ids = true, body = body }).body)
+  end
+
+  it("writes a unique_id into a create_event body's bytes only, new on every build", function()
+    local params = event()
+    local a = build("create_event", "/api/events", params.body)
+    local b = build("create_event", "/api/events", params.body)
+    local uuid = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+    assert.matches(uuid, a.data.attributes.unique_id)
+    assert.matches(uuid, b.data.attributes.unique_id)
+    assert.are_not.equal(a.data.attributes.unique_id, b.data.attributes.unique_id)
+    assert.is_nil(params.body.data.attributes.unique_id)   -- the caller's table is untouched
+    assert.equal("M", a.data.attributes.metric.data.attributes.name)
+  end)
+
+  it("keeps the caller's unique_id, and stamps nothing without unique_ids", function()
+    assert.equal("mine", build("create_event", "/api/events", event { unique_id = "mine" }.body)
+      .data.attributes.unique_id)
+    local plain = cjson.decode(assert(c:build { operation = "create_event", method = "POST",
+      path = "/api/events", body = event().body }).body)
+    assert.is_nil(plain.data.attributes.unique_id)
   end)
 
   it("gives every event of a bulk_create_events job one", function()
@@ -37,32 +72,34 @@ describe("policy.with_unique_ids", function()
         events = { data = { { type = "event", attributes = { unique_id = uid } },
                             { type = "event", attributes = {} } } } } }
     end
-    local params = { body = { data = { type = "event-bulk-create-job", attributes = {
-      ["events-bulk-create"] = { data = { entry("x1"), entry(nil) } } } } } }
-    local p, ok = policy.with_unique_ids("bulk_create_events", params)
-    assert.is_true(ok)
-    local seen = {}
-    for _, e in ipairs(p.body.data.attributes["events-bulk-create"].data) do
+    local body = { data = { type = "event-bulk-create-job", attributes = {
+      ["events-bulk-create"] = { data = { entry("x1"), entry(nil) } } } } }
+    local doc = build("bulk_create_events", "/api/event-bulk-create-jobs", body)
+    local seen, n = {}, 0
+    for _, e in ipairs(doc.data.attributes["events-bulk-create"].data) do
+      assert.is_nil(e.attributes.unique_id)           -- only the events, not the entries
+      assert.is_nil(e.attributes.profile.data.attributes.unique_id)
       for _, ev in ipairs(e.attributes.events.data) do
         assert.is_string(ev.attributes.unique_id)
         assert.is_nil(seen[ev.attributes.unique_id])
         seen[ev.attributes.unique_id] = true
+        n = n + 1
       end
     end
+    assert.equal(4, n)
     assert.is_true(seen.x1)
-    -- the caller's tables are untouched
-    local orig = params.body.data.attributes["events-bulk-create"].data
+    local orig = body.data.attributes["events-bulk-create"].data
     assert.is_nil(orig[1].attributes.events.data[2].attributes.unique_id)
     assert.is_nil(orig[2].attributes.events.data[1].attributes.unique_id)
   end)
 
-  it("leaves a body given as JSON text alone (then not safe by itself)", function()
-    local params = { body = '{"data":{}}' }
-    local p, ok = policy.with_unique_ids("create_event", params)
-    assert.equal(params, p)
-    assert.is_false(ok)
-    assert.is_false(policy.safe("create_event", "POST", ok, false))
-    assert.is_true(policy.safe("create_event", "POST", ok, true))
+  it("reports a body that cannot be encoded by its path and sends nothing", function()
+    local res, err = c:request { operation = "create_event", method = "POST", path = "/api/events",
+                                 body = { data = { attributes = { value = 0 / 0 } } } }
+    assert.is_nil(res)
+    assert.equal("encode", err.kind)
+    assert.equal("invalid_body", err.code)
+    assert.matches("data%.attributes%.value: NaN", err.message)
   end)
 end)
 

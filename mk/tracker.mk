@@ -20,3 +20,8 @@ lint-tracker:
 	luacheck $(TRACKER_LUA) spec/tracker bench/tracker.lua
 
 .PHONY: spec-tracker bench-tracker lint-tracker
+
+# The spool's C writer (src/lua_spool.c, registered in src/lua_klaviyo.c as
+# core.spool_writer / core.fsync_path) is linked into klaviyo.core for every interpreter
+# (core.mk's link recipe takes every prerequisite, so an extra one here is enough).
+$(foreach l,$(LUAS),$(eval $(BUILD)/$(l)/klaviyo/core.so: $(BUILD)/obj/$(l)/lua_spool.o))

@@ -78,6 +78,8 @@ struct kl_client_priv {
     void *curl;
     void *slist;          /* headers as libcurl holds them, built from ... */
     kl_buf slist_src;     /* ... this copy of hstore: unchanged headers reuse the list */
+    void *curlu;          /* the URL parsed once by libcurl (CURLU), from ... */
+    kl_buf curlu_src;     /* ... this URL: the same URL again is not parsed again */
     char curl_err[256];   /* CURL_ERROR_SIZE */
     int body_too_large;
 

@@ -608,16 +608,18 @@ int kl_json_encode_to(lua_State *L, int idx, kl_json_out *out, const kl_json_sta
     frame frames[INLINE_DEPTH];
     int top = lua_gettop(L), rc;
     if (idx < 0) idx = top + idx + 1;   /* absolute: the encoder pushes */
-    if (out->cap < INLINE_BUF) {
-        char *nb = (char *)realloc(out->p, INLINE_BUF);
+    if (out->cap - out->len < INLINE_BUF) {
+        size_t cap = out->cap ? out->cap : INLINE_BUF;
+        char *nb;
+        while (cap - out->len < INLINE_BUF) cap *= 2;
+        nb = (char *)realloc(out->p, cap);
         if (!nb) return luaL_error(L, "klaviyo: out of memory encoding a request body");
         out->p = nb;
-        out->cap = INLINE_BUF;
+        out->cap = cap;
     }
-    out->len = 0;
     e.L = L;
     e.buf = out->p;
-    e.len = 0;
+    e.len = out->len;
     e.cap = out->cap;
     e.bufslot = 0;
     e.out = out;

@@ -58,9 +58,9 @@ typedef struct kl_json_stamp {
     kl_uuid_pool *pool;
 } kl_json_stamp;
 
-/* Encodes the value at stack index idx into out (stamp may be NULL); the stack is left as it
- * was.  0, or -1 with the message (path: what) in out->p[0..len).  Raises only when memory
- * runs out (out still owns a valid block then). */
+/* Appends the JSON of the value at stack index idx to out (from out->len; stamp may be NULL);
+ * the stack is left as it was.  0, or -1 with only the message (path: what) left in
+ * out->p[0..len).  Raises only when memory runs out (out still owns a valid block then). */
 int kl_json_encode_to(lua_State *L, int idx, kl_json_out *out, const kl_json_stamp *stamp);
 
 #endif

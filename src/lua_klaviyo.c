@@ -11,7 +11,8 @@
  *     unique_ids: create_event / bulk_create_events events without a unique_id get one in
  *     the encoded bytes (the table is not changed).  A table that cannot be encoded gives
  *     nil, {kind="encode", code="invalid_body", message="<path>: <what>"} and sends nothing.
- *     -> {status=, headers={lowercase=value}, body=, ratelimit={limit=,remaining=,reset=}|nil}
+ *     -> {status=, headers={lowercase=value}, body=, ratelimit={limit=,remaining=,reset=}|nil},
+ *        nil, plain (true: sent once, nothing waited: c:info() has nothing to add)
  *      | nil, {kind="http"|"transport"|"refused", status=, code=, title=, detail=, pointer=,
  *              parameter=, retry_after=, operation=, request_id=, meta=, body=, message=,
  *              sent=, headers=}
@@ -26,6 +27,7 @@
 #include "klaviyo.h"
 #include "json_read.h"
 #include "lua_json.h"
+#include "lua_spool.h"
 #include "retry.h"
 #include "uuid.h"
 
@@ -479,31 +481,31 @@ static const char *const EVENT_PATH[] = {"data", "attributes"};
 static const char *const BULK_EVENTS_PATH[] = {"data", "attributes", "events-bulk-create", "data", "*",
                                                "attributes", "events", "data", "*", "attributes"};
 
-/* Encodes the table body (at the top of the stack) into u->body, stamping unique_ids when
- * asked; 0, or -1 with the message in u->body. */
-static int encode_body(lua_State *L, lk_scratch *u, parsed *p, int unique_ids, kl_uuid_pool *ids) {
+/* Appends the table body at the top of the stack to out, stamping a unique_id into each event
+ * without one when asked (operation names the events' place); 0, or -1 with the message in
+ * out. */
+static int encode_body(lua_State *L, kl_json_out *out, const char *operation, int unique_ids,
+                       kl_uuid_pool *ids) {
     kl_json_stamp st, *stp = NULL;
-    if (unique_ids && p->r.operation) {
+    if (unique_ids && operation) {
         st.pool = ids;
-        if (strcmp(p->r.operation, "create_event") == 0) {
+        if (strcmp(operation, "create_event") == 0) {
             st.path = EVENT_PATH;
             st.n = (int)(sizeof EVENT_PATH / sizeof *EVENT_PATH);
             stp = &st;
-        } else if (strcmp(p->r.operation, "bulk_create_events") == 0) {
+        } else if (strcmp(operation, "bulk_create_events") == 0) {
             st.path = BULK_EVENTS_PATH;
             st.n = (int)(sizeof BULK_EVENTS_PATH / sizeof *BULK_EVENTS_PATH);
             stp = &st;
         }
     }
-    if (kl_json_encode_to(L, -1, &u->body, stp) != 0) return -1;
-    p->r.body = u->body.p;
-    p->r.body_len = u->body.len;
-    return 0;
+    return kl_json_encode_to(L, -1, out, stp);
 }
 
-/* Reads the request table at index 2 in one pass; unknown fields raise.  0, or -1 when the
- * body is a table that cannot be encoded (the message in u->body). */
-static int read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids) {
+/* Reads the request table at index 2 in one pass; unknown fields raise.  A table body is
+ * encoded into u->body, unless `pre` holds its bytes already (c:batch encodes every body
+ * before sending).  0, or -1 when the body cannot be encoded (the message in u->body). */
+static int read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, const kl_json_out *pre) {
     int nanch = 0, body_table = 0, unique_ids = 0;
     size_t i;
     memset(p, 0, sizeof *p);
@@ -632,12 +634,18 @@ static int read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *id
     if (!p->r.method) luaL_error(L, "klaviyo.core: request field method is required");
     if (!p->r.path && !p->r.url) luaL_error(L, "klaviyo.core: request needs path or url");
     if (p->r.path && p->r.url) luaL_error(L, "klaviyo.core: request takes path or url, not both");
-    if (body_table) {
+    if (body_table && pre) {
+        p->r.body = pre->p;
+        p->r.body_len = pre->len;
+    } else if (body_table) {
         int rc;
         lua_getfield(L, 2, "body");
-        rc = encode_body(L, u, p, unique_ids, ids);
+        u->body.len = 0;
+        rc = encode_body(L, &u->body, p->r.operation, unique_ids, ids);
         lua_pop(L, 1);
-        return rc;
+        if (rc != 0) return -1;
+        p->r.body = u->body.p;
+        p->r.body_len = u->body.len;
     }
     return 0;
 }
@@ -662,9 +670,18 @@ static int push_encode_failure(lua_State *L, const kl_json_out *out, lua_Integer
 static int l_request(lua_State *L) {
     lk_client *u = check_client(L);
     parsed p;
-    if (read_request(L, &u->s, &p, &u->ids) != 0) return push_encode_failure(L, &u->s.body, 0);
+    if (read_request(L, &u->s, &p, &u->ids, NULL) != 0) return push_encode_failure(L, &u->s.body, 0);
     if (kl_send(u->c, &p.r) != KL_OK) return push_failure(L, u->c);
-    return push_response(L, u->c);
+    push_response(L, u->c);
+    {
+        /* third value: true when the send loop did nothing but send once (no waits, no
+         * retries), so the caller can skip c:info() */
+        const kl_send_info *i = kl_last_info(u->c);
+        lua_pushnil(L);
+        lua_pushboolean(L, i->attempts == 1 && i->retries == 0 && i->throttled == 0 && i->waited == 0 &&
+                               i->backoff == 0);
+    }
+    return 3;
 }
 
 static int l_build(lua_State *L) {
@@ -672,7 +689,7 @@ static int l_build(lua_State *L) {
     parsed p;
     const kl_built *b;
     size_t i;
-    if (read_request(L, &u->s, &p, &u->ids) != 0) return push_encode_failure(L, &u->s.body, 0);
+    if (read_request(L, &u->s, &p, &u->ids, NULL) != 0) return push_encode_failure(L, &u->s.body, 0);
     if (kl_build(u->c, &p.r, &b) != KL_OK) return push_failure(L, u->c);
     lua_createtable(L, 0, 4);
     lua_pushstring(L, b->method);
@@ -775,6 +792,23 @@ typedef struct lk_scratches {
     lk_scratch s[1];
 } lk_scratches;
 
+#define BODIES_MT "klaviyo.core.bodies"
+
+/* Every table body of a batch, encoded before anything is sent: one block, and per request
+ * its offset and length (len 0: no table body). */
+typedef struct lk_bodies {
+    kl_json_out all;
+    size_t n;
+    size_t span[1][2];
+} lk_bodies;
+
+static int bodies_gc(lua_State *L) {
+    lk_bodies *bs = luaL_checkudata(L, 1, BODIES_MT);
+    free(bs->all.p);
+    memset(&bs->all, 0, sizeof bs->all);
+    return 0;
+}
+
 static int scratches_gc(lua_State *L) {
     lk_scratches *ss = luaL_checkudata(L, 1, SCRATCH_MT);
     size_t i;
@@ -786,13 +820,14 @@ static int scratches_gc(lua_State *L) {
 typedef struct read_args {
     lk_scratch *s;
     kl_uuid_pool *ids;
+    const kl_json_out *pre; /* the request's body, encoded by l_batch (or NULL) */
     parsed p;
 } read_args;
 
 /* protected: (read_args*, request table) -> anchor table or nil */
 static int p_read(lua_State *L) {
     read_args *a = lua_touserdata(L, 1);
-    if (read_request(L, a->s, &a->p, a->ids) != 0) { /* l_batch checked every body first */
+    if (read_request(L, a->s, &a->p, a->ids, a->pre) != 0) { /* l_batch encoded every body first */
         lua_pushlstring(L, a->s->body.p, a->s->body.len);
         return lua_error(L);
     }
@@ -803,6 +838,7 @@ static int p_read(lua_State *L) {
 typedef struct batch_ctx {
     lua_State *L;
     lk_scratches *ss;
+    lk_bodies *bodies;
     kl_uuid_pool *ids;
     int reqs, results, anchors; /* stack slots */
     char msg[300];              /* why the last request could not be described */
@@ -812,9 +848,16 @@ static int batch_get(void *ud, size_t index, size_t slot, kl_request *req) {
     batch_ctx *b = ud;
     lua_State *L = b->L;
     read_args a;
+    kl_json_out pre;
     memset(&a, 0, sizeof a);
     a.s = &b->ss->s[slot];
     a.ids = b->ids;
+    if (b->bodies->span[index][1]) {
+        pre.p = b->bodies->all.p + b->bodies->span[index][0];
+        pre.len = b->bodies->span[index][1];
+        pre.cap = pre.len;
+        a.pre = &pre;
+    }
     b->msg[0] = '\0';
     lua_pushcfunction(L, p_read);
     lua_pushlightuserdata(L, &a);
@@ -876,13 +919,32 @@ static int l_batch(lua_State *L) {
     b.ss->n = nslots;
     luaL_getmetatable(L, SCRATCH_MT);
     lua_setmetatable(L, -2);
-    /* every table body must encode before anything is sent (encoded again into its slot) */
+    /* every table body is encoded (and its events stamped) before anything is sent */
+    b.bodies = lua_newuserdata(L, sizeof(lk_bodies) + n * sizeof b.bodies->span[0]); /* 7 */
+    memset(b.bodies, 0, sizeof(lk_bodies) + n * sizeof b.bodies->span[0]);
+    b.bodies->n = n;
+    luaL_getmetatable(L, BODIES_MT);
+    lua_setmetatable(L, -2);
     for (i = 1; i <= n; i++) {
         lua_rawgeti(L, 2, (int)i);
         if (!lua_istable(L, -1)) return luaL_error(L, "klaviyo.core: batch request %d must be a table", (int)i);
         lua_getfield(L, -1, "body");
-        if (lua_istable(L, -1) && kl_json_encode_to(L, -1, &b.ss->s[0].body, NULL) != 0)
-            return push_encode_failure(L, &b.ss->s[0].body, (lua_Integer)i);
+        if (lua_istable(L, -1)) {
+            size_t at = b.bodies->all.len;
+            const char *op;
+            int uid;
+            lua_getfield(L, -2, "operation");
+            lua_getfield(L, -3, "unique_ids");
+            op = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+            uid = lua_toboolean(L, -1);
+            lua_pop(L, 1); /* the operation string stays on the stack while it is used */
+            lua_pushvalue(L, -2);
+            if (encode_body(L, &b.bodies->all, op, uid, &u->ids) != 0)
+                return push_encode_failure(L, &b.bodies->all, (lua_Integer)i);
+            lua_pop(L, 2);
+            b.bodies->span[i - 1][0] = at;
+            b.bodies->span[i - 1][1] = b.bodies->all.len - at;
+        }
         lua_pop(L, 2);
     }
     b.L = L;
@@ -894,6 +956,8 @@ static int l_batch(lua_State *L) {
     rc = kl_batch(u->c, n, (int)nslots, batch_get, batch_done, &b);
     for (i = 0; i < b.ss->n; i++) scratch_free(&b.ss->s[i]); /* now rather than at the next GC */
     b.ss->n = 0;
+    free(b.bodies->all.p);
+    memset(&b.bodies->all, 0, sizeof b.bodies->all);
     if (rc != KL_OK) return push_failure(L, u->c);
     lua_settop(L, 4);
     return 1;
@@ -991,6 +1055,7 @@ static const luaL_Reg funcs[] = {
     {"retry_decide", l_retry_decide},
     {"account_key", l_account_key},
     {"encode", kl_lua_encode},
+    {"spool_writer", kl_lua_spool_writer}, {"fsync_path", kl_lua_fsync_path},
     {NULL, NULL}};
 
 int luaopen_klaviyo_core(lua_State *L);
@@ -1010,6 +1075,11 @@ int luaopen_klaviyo_core(lua_State *L) {
     lua_pop(L, 1);
     if (luaL_newmetatable(L, SCRATCH_MT)) {
         lua_pushcfunction(L, scratches_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, BODIES_MT)) {
+        lua_pushcfunction(L, bodies_gc);
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);

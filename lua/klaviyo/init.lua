@@ -250,18 +250,22 @@ local function decode(res, op_id)
     { status = res.status, body = body })
 end
 
+-- What the send loop did for a request sent once with no wait (c:request says so).
+local PLAIN = { attempts = 1, retries = 0, throttled = 0, waited = 0, backoff = 0 }
+
 -- One request through the client's transport: res | nil, err; then what the send loop did
--- (in a table reused by every call: stats.add reads it at once).
+-- (PLAIN, or a table reused by every call: stats.add reads it at once).
 local function perform(self, req, op_id)
   local t = self.transport
   if t then return t:request(self.core, req, op_id) end
   local c = self.core
-  local res, err = c:request(req)
+  local res, err, plain = c:request(req)
+  if plain then return res, nil, PLAIN end
   return res, err, c:info(self.info)
 end
 
--- A table body the core could not encode is the caller's mistake: raised at their level
--- (`level` counts from send's caller), nothing sent.
+-- A table body the core could not encode (err.kind "encode", from c:request or c:batch) is the
+-- caller's mistake: raised where they called (level 2 from call or batch), nothing sent.
 local function body_error(op_id, err, level)
   error(format("klaviyo: %s: parameter body: %s", op_id, tostring(err.message)), level + 1)
 end
@@ -276,7 +280,7 @@ local function send(self, req, op_id)
     stats.add(self.counters, op_id, info, nil)
     return decode(res, op_id)
   end
-  if err.kind == "encode" then body_error(op_id, err, 3) end
+  if err.kind == "encode" then return nil, err end   -- call raises it at the caller's level
   local refresh = self.refresh
   if refresh and err.status == 401 then
     stats.add(self.counters, op_id, info, err)
@@ -344,7 +348,9 @@ end
 -- the encoded bytes: params are never changed), so a repeated send is recorded once.
 function _M.call(self, op_id, params, opts)
   local req = prepare(self, op_id, params, opts, 2)
-  return send(self, req, op_id)
+  local doc, res = send(self, req, op_id)
+  if doc == nil and res.kind == "encode" then body_error(op_id, res, 2) end
+  return doc, res
 end
 
 -- client:batch(requests [, {concurrency = 8}]) runs many calls at once (libcurl's multi

@@ -88,14 +88,6 @@ local function positive(opts, name, max)
   end
 end
 
-local function encode_fn(client)
-  local enc = client.encode
-  if type(enc) == "function" then return enc end
-  local ok, klaviyo = pcall(require, "klaviyo")
-  if ok and type(klaviyo) == "table" and klaviyo.encode then return klaviyo.encode end
-  return function(v) return cjson.encode(v) end
-end
-
 --- Open a tracker over `client` (from `klaviyo.new`).
 -- @tparam table client
 -- @tparam table opts `spool` (path, required; `%w` = nginx worker id), `batch` (events per
@@ -138,7 +130,7 @@ function _M.new(client, opts)
   local sp, err = spool_mod.open(path, { sync = opts.sync or "batch" })
   if not sp then return nil, errors.new("spool", "tracker", err) end
   local self = setmetatable({
-    client = client, spool = sp, encode = encode_fn(client),
+    client = client, spool = sp,
     batch = opts.batch and math.floor(opts.batch) or MAX_BATCH,
     max_batch_bytes = opts.max_batch_bytes or MAX_BYTES,
     interval = opts.interval or 1.0,
@@ -218,24 +210,18 @@ function _M:deliver(all)
   while sp.pending > 0 and (all or sp.pending >= self.batch) do
     local ok, err = sp:sync_now(true) -- the records about to leave are on disk
     if not ok then self.delivering = false return nil, err, "stop" end
-    -- LuaJIT: the batch as one block of text (no string per record, see batcher.BLOCKS);
-    -- read record by record when acks or damaged lines lie among the records
-    local max_bytes = self.max_batch_bytes - batcher.ENVELOPE
-    local block, count, endpos
-    if batcher.BLOCKS then block, count, endpos = sp:read_block(self.batch, max_bytes) end
-    local lines, rerr
-    if not block then
-      lines, rerr, endpos = sp:read(self.batch, max_bytes)
-      if not lines then self.delivering = false return nil, rerr, "stop" end
-      count = #lines
+    -- the batch as one request body assembled in C (no string per record: see the spool)
+    local head = sp.head
+    local body, count, endpos = sp:read_body(self.batch, self.max_batch_bytes - batcher.ENVELOPE,
+      batcher.PREFIX, batcher.SUFFIX)
+    if not body then
+      self.delivering = false
+      return nil, errors.new("spool", "tracker", count), "stop"
     end
     if count == 0 then sp.pending = 0 break end
-    local sent, what, serr, src
-    if block then
-      sent, what, serr, src = batcher.deliver_block(self, block, count)
-    else
-      sent, what, serr = batcher.deliver(self, lines)
-    end
+    local sent, what, serr, src = batcher.deliver_body(self, body, count, function()
+      return sp:read(count, math.huge, head)
+    end)
     if not sent then
       maybe_compact(self) -- what was delivered before the failure (its error comes first)
       self.attempt = self.attempt + 1
@@ -247,7 +233,7 @@ function _M:deliver(all)
     self.attempt = 0
     local rejected = 0
     if next(self.rejected_lines) ~= nil then
-      lines = lines or batcher.lines_of(src)
+      local lines = batcher.lines_of(src) or {} -- read already by the rejection
       for i = 1, #lines do if self.rejected_lines[lines[i]] then rejected = rejected + 1 end end
       self.rejected_lines = {}
     end
@@ -281,27 +267,37 @@ function _M:track(ev)
     attrs.time = self.iso
   end
   attrs.profile = nil -- a bulk entry carries the profile beside its events
-  local line, eerr = self.encode({ type = "event-bulk-create", attributes = {
+  local entry = { type = "event-bulk-create", attributes = {
     profile = { data = profile },
     events = { data = { { type = "event", attributes = attrs } } },
-  } })
-  if not line then return nil, V.refuse("bulk_create_events", tostring(eerr)) end
-  if #line + batcher.ENVELOPE > self.max_batch_bytes then
-    return nil, V.refuse("bulk_create_events", format(
-      "the event takes %d bytes, over the %d-byte request limit", #line, self.max_batch_bytes))
-  end
+  } }
+  -- the record is encoded into C memory and written from there (see the spool): never a
+  -- Lua string, which under LuaJIT cost several times the encoding
   local sp = self.spool
-  if sp.size + #line + 1 > self.max_spool_bytes and not self.delivering then
+  local len, eerr, ejson = sp:encode(entry)
+  if not len then
+    if ejson then return nil, V.refuse("bulk_create_events", tostring(eerr)) end
+    return nil, errors.new("spool", "tracker", eerr)
+  end
+  if len + batcher.ENVELOPE > self.max_batch_bytes then
+    return nil, V.refuse("bulk_create_events", format(
+      "the event takes %d bytes, over the %d-byte request limit", len, self.max_batch_bytes))
+  end
+  if sp.size + len + 1 > self.max_spool_bytes and not self.delivering then
     -- make room first: deliver (unless backing off), then drop what was delivered
     if self.auto and now() >= self.next_attempt then self:deliver(true) end
     if sp:dead_bytes() > 0 then sp:compact() end
-    if sp.size + #line + 1 > self.max_spool_bytes then
+    if sp.size + len + 1 > self.max_spool_bytes then
       return nil, errors.new("spool_full", "tracker", format(
         "the spool holds %d undelivered events (%d bytes, max_spool_bytes %d); nothing was " ..
         "stored: retry once delivery catches up", sp.pending, sp.size, self.max_spool_bytes))
     end
+    if not sp.encoded then -- compaction replaced the spool's writer, and its record with it
+      len, eerr = sp:encode(entry)
+      if not len then return nil, errors.new("spool", "tracker", eerr) end
+    end
   end
-  local ok, werr = sp:append(line)
+  local ok, werr = sp:append_encoded()
   if not ok then return nil, errors.new("spool", "tracker", werr) end
   self.counts.tracked = self.counts.tracked + 1
   if self.auto and not self.delivering then

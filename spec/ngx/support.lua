@@ -62,6 +62,19 @@ function M.call1(client_opts, op, params, location)
   return r.doc, r
 end
 
+-- Runs spec/idiomatic/<file>_spec.lua inside nginx (POST /spec, ngxapp.specs), skipping the
+-- tests named in `skip` ({[full name] = reason}): the decoded answer, {results =, phase =,
+-- worker =} or {error =}; raises only when nginx gives no JSON.
+function M.run_spec(file, skip)
+  local old = http.TIMEOUT
+  http.TIMEOUT = 600   -- the answer comes once the whole file ran
+  local ok, status, doc, raw = pcall(M.request, "POST", "/spec", { file = file, skip = skip })
+  http.TIMEOUT = old
+  assert(ok, status)
+  assert(doc, "POST /spec " .. file .. ": " .. tostring(status) .. " " .. tostring(raw))
+  return doc
+end
+
 -- Client options for account `acct` against the emulator: auth "private" (default),
 -- "oauth" or "public"; `extra` options are added.
 function M.opts(acct, auth, extra)

@@ -66,30 +66,60 @@ describe("klaviyo.tracker.spool", function()
     sp:release()
   end)
 
-  it("reads a block of records joined by newlines, within N records and B bytes", function()
+  local P, X = "<", ">" -- a request body's envelope around the records
+
+  it("reads a request body: records joined by commas, within N records and B bytes", function()
     local sp = assert(spool.open(path, { sync = "none" }))
     for i = 1, 10 do assert(sp:append(rec(i))) end
-    local block, count, endpos = sp:read_block(4, 1e6)
-    assert.are.equal(rec(1) .. "\n" .. rec(2) .. "\n" .. rec(3) .. "\n" .. rec(4), block)
+    local body, count, endpos = sp:read_body(4, 1e6, P, X)
+    assert.are.equal(P .. rec(1) .. "," .. rec(2) .. "," .. rec(3) .. "," .. rec(4) .. X, body)
     assert.are.equal(4, count)
     assert.are.equal(#HEADER + 4 * (#rec(1) + 1), endpos)
-    assert.are.equal(2, select(2, sp:read_block(100, 2 * (#rec(1) + 1))))
-    local one, n1 = sp:read_block(100, 1) -- one record always fits, however small the budget
-    assert.are.same({ rec(1), 1 }, { one, n1 })
-    block, count = sp:read_block(100, 1e6)
+    assert.are.equal(2, select(2, sp:read_body(100, 2 * (#rec(1) + 1), P, X)))
+    -- one record always fits, however small the budget
+    assert.are.same({ P .. rec(1) .. X, 1 }, { (sp:read_body(100, 1, P, X)), 1 })
+    body, count = sp:read_body(100, 1e6, P, X)
     assert.are.equal(10, count)
-    assert.are.equal(rec(10), block:match("[^\n]+$"))
-    -- an ack among the records: no block (the caller reads record by record)
-    assert(sp:ack(#HEADER + #rec(1) + 1, 1))
-    assert(sp:append(rec(11)))
-    assert.is_nil((sp:read_block(100, 1e6)))
-    assert.are.same({ rec(2), rec(3) }, (sp:read(2, 1e6)))
+    assert.are.equal(rec(10) .. X, body:sub(-#rec(10) - #X))
     sp:release()
   end)
 
-  it("reads an empty block from an empty spool", function()
+  it("passes over acks and damaged lines among the records of a body", function()
     local sp = assert(spool.open(path, { sync = "none" }))
-    assert.are.same({ "", 0, #HEADER }, { sp:read_block(10, 1e6) })
+    for i = 1, 3 do assert(sp:append(rec(i))) end
+    assert(sp:ack(#HEADER + #rec(1) + 1, 1))
+    assert(sp:append("garbage"))
+    assert(sp:append(rec(4)))
+    local body, count, endpos = sp:read_body(100, 1e6, P, X)
+    assert.are.equal(P .. rec(2) .. "," .. rec(3) .. "," .. rec(4) .. X, body)
+    assert.are.equal(3, count)
+    assert.are.equal(sp.size, endpos)
+    -- the same records read one by one
+    assert.are.same({ rec(2), rec(3), rec(4) }, (sp:read(100, 1e6)))
+    sp:release()
+  end)
+
+  it("reads bodies larger than its read size, and spools of many records, in order", function()
+    local sp = assert(spool.open(path, { sync = "none" }))
+    local big = '{"type":"event-bulk-create","pad":"' .. string.rep("x", 300 * 1024) .. '"}'
+    assert(sp:append(rec(1)))
+    assert(sp:append(big))
+    for i = 2, 3000 do assert(sp:append(rec(i))) end
+    local body, count, endpos = sp:read_body(2, 1e9, P, X)
+    assert.are.equal(P .. rec(1) .. "," .. big .. X, body)
+    assert.are.equal(2, count)
+    assert(sp:ack(endpos, 2))
+    body, count = sp:read_body(5000, 1e9, P, X)
+    assert.are.equal(2999, count)
+    local want = {}
+    for i = 2, 3000 do want[#want + 1] = rec(i) end
+    assert.are.equal(P .. table.concat(want, ",") .. X, body)
+    sp:release()
+  end)
+
+  it("reads an empty body from an empty spool", function()
+    local sp = assert(spool.open(path, { sync = "none" }))
+    assert.are.same({ P .. X, 0, #HEADER }, { sp:read_body(10, 1e6, P, X) })
     sp:release()
   end)
 

@@ -15,9 +15,11 @@
 -- * any other 4xx (401, 403, ...): a configuration problem; the events stay and delivery
 --   stops until the next attempt, with the error in stats and in flush's answer.
 -- @module klaviyo.tracker.batcher
+local errors = require "klaviyo.errors"
+
 local concat, floor, random = table.concat, math.floor, math.random
-local type, tostring, tonumber, pcall = type, tostring, tonumber, pcall
-local match, find, sub, gsub = string.match, string.find, string.sub, string.gsub
+local type, tostring, tonumber = type, tostring, tonumber
+local match = string.match
 
 local _M = {}
 
@@ -30,53 +32,30 @@ function _M.body(lines, i, j)
   return PREFIX .. concat(lines, ",", i, j) .. SUFFIX
 end
 
--- What a delivery sends: `lines` (an array of records), or `block` (`count` records joined
--- by "\n", from `spool:read_block`) whose array of lines is made only when a rejection needs
--- to split the batch.
+_M.PREFIX, _M.SUFFIX = PREFIX, SUFFIX
+
+-- What a delivery sends: `lines` (an array of records), or `body` (the request body of all
+-- `count` records, from `spool:read_body`) and `read_lines`, which gives the records one by
+-- one: called only when a rejection needs to split the batch. Returns the lines or nil, err.
 local function lines_of(src)
   local lines = src.lines
   if lines then return lines end
-  lines = {}
-  local block, n, i = src.block, 0, 1
-  while true do
-    local nl = find(block, "\n", i, true)
-    n = n + 1
-    if not nl then lines[n] = sub(block, i) break end
-    lines[n] = sub(block, i, nl - 1)
-    i = nl + 1
+  local err
+  lines, err = src.read_lines()
+  if not lines then return nil, err end
+  if #lines ~= src.count then
+    return nil, "the spool gave " .. #lines .. " records for a batch of " .. src.count
   end
   src.lines = lines
   return lines
 end
 _M.lines_of = lines_of
 
--- "\n" to "," in a block: through LuaJIT's FFI, a compiled loop over a byte copy (gsub is
--- several times slower on 370 KB). Without the FFI (PUC Lua, which does not intern long
--- strings and so splits records cheaply) blocks are not used: `_M.BLOCKS` is false.
-local commas
-do
-  local ok, ffi = pcall(require, "ffi")
-  if ok and type(ffi) == "table" and ffi.new then
-    local char_array, copy, ffi_string = ffi.typeof("char[?]"), ffi.copy, ffi.string
-    local buf, cap = nil, 0 -- one buffer, grown as needed (a new one per batch inflated RSS)
-    commas = function(block)
-      local n = #block
-      if n > cap then buf, cap = char_array(n), n end
-      copy(buf, block, n)
-      for k = 0, n - 1 do
-        if buf[k] == 10 then buf[k] = 44 end
-      end
-      return ffi_string(buf, n)
-    end
-  end
-end
-_M.BLOCKS = commas ~= nil
-
 local function range_body(src, i, j)
-  if src.block and i == 1 and j == src.count then
-    return PREFIX .. (commas and commas(src.block) or (gsub(src.block, "\n", ","))) .. SUFFIX
-  end
-  return _M.body(lines_of(src), i, j)
+  if src.body and i == 1 and j == src.count then return src.body end
+  local lines, err = lines_of(src)
+  if not lines then return nil, err end
+  return _M.body(lines, i, j)
 end
 
 --- The 0-based entry index an error pointer names, or nil.
@@ -119,15 +98,24 @@ end
 
 local IDEMPOTENT = { idempotent = true }
 
+-- The records could not be read back from the spool: they stay there, delivery stops.
+local function spool_failure(stats, msg)
+  local err = errors.new("spool", "tracker", msg)
+  stats.failures = stats.failures + 1
+  stats.last_error = tostring(err)
+  return false, "stop", err
+end
+
 -- Sends lines[i..j]; on a rejection, narrows down to the bad events. Returns true, or
 -- false, outcome ("retry"|"stop"), err.
 local function send_range(t, src, i, j)
   local stats = t.counts
+  local body, berr = range_body(src, i, j)
+  if not body then return spool_failure(stats, berr) end
   stats.requests = stats.requests + 1
   -- every spooled event carries its unique_id, so the client may repeat the job after a 5xx
   -- or a lost connection: Klaviyo records each event once
-  local ok, err = t.client:call("bulk_create_events", { body = range_body(src, i, j) },
-    IDEMPOTENT)
+  local ok, err = t.client:call("bulk_create_events", { body = body }, IDEMPOTENT)
   if ok then return true end
   local what = _M.classify(err)
   local k = what == "reject" and _M.entry_index(err.pointer) or nil
@@ -149,7 +137,9 @@ local function send_range(t, src, i, j)
       local r, w, e = send_range(t, src, i, bad - 1)
       if not r then return false, w, e end
     end
-    t:reject(lines_of(src)[bad], err)
+    local lines, lerr = lines_of(src)
+    if not lines then return spool_failure(stats, lerr) end
+    t:reject(lines[bad], err)
     if bad < j then
       local r, w, e = send_range(t, src, bad + 1, j)
       if not r then return false, w, e end
@@ -162,15 +152,12 @@ local function send_range(t, src, i, j)
   return send_range(t, src, mid + 1, j)
 end
 
---- Deliver lines[1..#lines] (split as needed). Returns true or false, outcome, err.
-function _M.deliver(t, lines)
-  return send_range(t, { lines = lines, count = #lines }, 1, #lines)
-end
-
---- Deliver `count` records joined by "\n" (`spool:read_block`), split as needed. Returns
--- as `deliver`, plus the source: `lines_of(source)` gives the records one by one.
-function _M.deliver_block(t, block, count)
-  local src = { block = block, count = count }
+--- Deliver `count` records whose request body `body` is (`spool:read_body`), split as
+-- needed; `read_lines()` gives the records one by one if a rejection needs them. Returns
+-- true, or false, outcome ("retry"|"stop"), err; plus the source: `lines_of(source)` gives
+-- the records.
+function _M.deliver_body(t, body, count, read_lines)
+  local src = { body = body, count = count, read_lines = read_lines }
   local ok, what, err = send_range(t, src, 1, count)
   return ok, what, err, src
 end

@@ -30,12 +30,11 @@
 -- (Linux /proc); opening a spool whose owner is alive fails. Two writers would lose events
 -- (compaction by one replaces the file the other appends to).
 -- @module klaviyo.tracker.spool
-local io_open, os_rename, os_remove, os_execute = io.open, os.rename, os.remove, os.execute
-local type, tonumber, tostring, pcall = type, tonumber, tostring, pcall
+local io_open, os_rename, os_remove = io.open, os.rename, os.remove
+local tonumber, tostring = tonumber, tostring
 local format, find, sub, match, byte = string.format, string.find, string.sub, string.match,
   string.byte
 local setmetatable = setmetatable
-local concat = table.concat
 
 local _M = {}
 local mt = { __index = _M }
@@ -45,45 +44,12 @@ _M.HEADER = HEADER
 local CHUNK = 256 * 1024
 local BRACE, HASH = byte("{"), byte("#")
 
--- fsync: through LuaJIT's FFI when present (OpenResty): open(path) + fsync + close (on
--- Linux fsync flushes the file's data whichever descriptor it is called on); else coreutils
--- `sync FILE`, which fsyncs the files named. PUC Lua cannot reach fsync(2) without a C
--- module, and a subprocess per fsync is slow, which is why "batch" is the default.
-local fsync_path
-do
-  local ok, ffi = pcall(require, "ffi")
-  if ok and ffi then
-    pcall(ffi.cdef, [[
-      int fsync(int fd);
-      int open(const char *path, int flags, ...);
-      int close(int fd);
-    ]])
-    local C = ffi.C
-    fsync_path = function(path)
-      local fd = C.open(path, 0) -- O_RDONLY works for directories too
-      if fd < 0 then return nil, "cannot open " .. path .. " to fsync it" end
-      local rc = C.fsync(fd)
-      C.close(fd)
-      if rc ~= 0 then return nil, "fsync of " .. path .. " failed" end
-      return true
-    end
-  end
-end
-
-local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function run_ok(cmd)
-  local a, b, c = os_execute(cmd)
-  if type(a) == "number" then return a == 0 end -- Lua 5.1
-  return a == true and b == "exit" and c == 0
-end
-
-if not fsync_path then
-  fsync_path = function(path)
-    if run_ok("sync -- " .. shell_quote(path) .. " 2>/dev/null") then return true end
-    return nil, "sync " .. path .. " failed"
-  end
-end
+-- Writes and fsyncs go through the C core (src/lua_spool.c): a record is encoded straight into
+-- C memory and write(2)n from there (LuaJIT interns every string, and spool records, long and
+-- alike but for a few bytes, crowded one hash chain: making each one as a Lua string cost
+-- several times its encoding), and fsync(2) is reachable from every interpreter.
+local core = require "klaviyo.core"
+local spool_writer, fsync_path = core.spool_writer, core.fsync_path
 
 local function dirname(path)
   return match(path, "^(.*)/[^/]*$") or "."
@@ -196,11 +162,6 @@ local function scan(path)
 end
 _M.scan = scan
 
--- The data written through `f` is in the kernel (flushed) before this is called.
-local function fsync_file(_, path)
-  return fsync_path(path)
-end
-
 --- Open (or create) the spool at `path`. opts: `sync` ("always"|"batch"|"none").
 -- Returns the spool or nil, message.
 function _M.open(path, opts)
@@ -228,39 +189,81 @@ end
 
 function _M:reopen()
   if self.w then self.w:close() self.w = nil end
-  local w, err = io_open(self.path, "ab")
-  if not w then return nil, "cannot open the spool: " .. tostring(err) end
-  w:setvbuf("full", 64 * 1024)
+  local w, err = spool_writer(self.path)
+  if not w then return nil, err end
   self.w = w
+  return true
+end
+
+-- After a write that failed (disk full?): unless the writer knows no byte of it reached the
+-- file, the file is rewritten without its torn tail before the next append, or the next
+-- record would be glued to the torn one.
+local function failed(self, err, torn)
+  if torn ~= false then self.torn = true end
+  return nil, tostring(err)
+end
+
+local function untear(self)
+  if not self.torn then return true end
+  local ok, err = self:compact()
+  if not ok then return nil, err end
+  self.torn = false
+  return true
+end
+
+-- A record of `len` bytes (and its "\n") reached the kernel.
+local function appended(self, len)
+  self.size = self.size + len + 1
+  self.pending = self.pending + 1
+  if self.sync == "always" then
+    local ok, err = self.w:fsync()
+    if not ok then return nil, err end
+  else
+    self.dirty, self.records_dirty = true, true
+  end
   return true
 end
 
 --- Append one record (a line without its "\n"); written to the kernel before returning.
 function _M:append(line)
-  if self.torn then
-    -- an earlier write failed part-way (disk full?): rewrite the file without its torn tail
-    -- before appending, or the next record would be glued to the torn one
-    local ok, err = self:compact()
-    if not ok then return nil, err end
-    self.torn = false
-  end
+  local ok, err = untear(self)
+  if not ok then return nil, err end
   local w = self.w
   if not w then return nil, "the spool is not open" end
-  local ok, err = w:write(line, "\n")
-  if ok then ok, err = w:flush() end
-  if not ok then
-    self.torn = true
-    return nil, "cannot write to the spool: " .. tostring(err)
-  end
-  self.size = self.size + #line + 1
-  self.pending = self.pending + 1
-  if self.sync == "always" then
-    local sok, serr = fsync_file(w, self.path)
-    if not sok then return nil, serr end
-  else
-    self.dirty, self.records_dirty = true, true
-  end
-  return true
+  local torn
+  ok, err, torn = w:write(line, "\n")
+  if not ok then return failed(self, err, torn) end
+  return appended(self, #line)
+end
+
+--- Encode `value` as a record in the writer's C buffer (no Lua string is made). Returns its
+-- length in bytes (without the "\n"); nil, message, true when it cannot be encoded as JSON;
+-- nil, message for a spool failure.
+-- `append_encoded` writes it; anything that may reopen the spool (compaction) in between
+-- drops it.
+function _M:encode(value)
+  local ok, uerr = untear(self)
+  if not ok then return nil, uerr end
+  local w = self.w
+  if not w then return nil, "the spool is not open" end
+  local len, err = w:encode(value)
+  self.encoded = len
+  if not len then return nil, err, true end
+  return len
+end
+
+--- Append the record `encode` made; written to the kernel before returning.
+function _M:append_encoded()
+  local len = self.encoded
+  if not len then return nil, "no record encoded" end
+  local ok, err = untear(self)
+  if not ok then return nil, err end
+  if self.encoded ~= len then return nil, "the spool was reopened since the record was encoded" end
+  self.encoded = nil
+  local torn
+  ok, err, torn = self.w:commit()
+  if not ok then return failed(self, err, torn) end
+  return appended(self, len)
 end
 
 --- fsync the spool now unless sync = "none" (before a batch leaves, at flush and close).
@@ -270,7 +273,7 @@ end
 function _M:sync_now(records_only)
   if self.sync == "none" or not self.dirty or not self.w then return true end
   if records_only and not self.records_dirty then return true end
-  local ok, err = fsync_file(self.w, self.path)
+  local ok, err = self.w:fsync()
   if ok then self.dirty, self.records_dirty = false, false end
   return ok, err
 end
@@ -319,51 +322,16 @@ function _M:read(max_count, max_bytes, from)
   return lines, offs, pos
 end
 
---- Like `read` from head, but returns the records as one string (the records joined by
--- "\n", as they are in the file), their count, and the offset just past the last one; no
--- string per record is made (the delivery's hot path: LuaJIT interns every string, and
--- thousands of records alike but for a few bytes made that costly). Returns nil when an ack
--- or a corrupt line lies among the records: the caller then uses `read`.
-function _M:read_block(max_count, max_bytes)
-  local r = self.r
-  if not r then
-    local err
-    r, err = io_open(self.path, "rb")
-    if not r then return nil, "cannot read the spool: " .. tostring(err) end
-    self.r = r
-  end
-  local pos = self.head
-  r:seek("set", pos)
-  local parts, np, n, bytes = {}, 0, 0, 0
-  local limit, carry = self.size, ""
-  while n < max_count and pos < limit do
-    local want = limit - pos - #carry
-    if want <= 0 then break end
-    local chunk = r:read(want < CHUNK and want or CHUNK)
-    if not chunk then break end
-    local buf = carry .. chunk
-    local i, stop = 1, false
-    while true do
-      local nl = find(buf, "\n", i, true)
-      if not nl then break end
-      if byte(buf, i) ~= BRACE then return nil end
-      local len = nl - i
-      if n > 0 and (n >= max_count or bytes + len + 1 > max_bytes) then stop = true break end
-      n = n + 1
-      bytes = bytes + len + 1
-      i = nl + 1
-    end
-    if i > 1 then
-      np = np + 1
-      parts[np] = sub(buf, 1, i - 1)
-    end
-    pos = pos + i - 1
-    carry = sub(buf, i)
-    if stop then break end
-  end
-  if n == 0 then return "", 0, pos end
-  local text = concat(parts)
-  return sub(text, 1, #text - 1), n, pos
+--- The records from head as one request body: at most `max_count` records and `max_bytes`
+-- bytes of them (one record always), joined by "," between `prefix` and `suffix`. Read and
+-- assembled in C (src/lua_spool.c): no string per record is made (the delivery's hot path;
+-- under LuaJIT thousands of records alike but for a few bytes made that costly). Returns
+-- body, count, endpos (the offset just past the last record taken); false when an ack or a
+-- damaged line lies among the records (the caller then uses `read`); nil, message.
+function _M:read_body(max_count, max_bytes, prefix, suffix)
+  local w = self.w
+  if not w then return nil, "the spool is not open" end
+  return w:read_body(self.path, self.head, self.size, max_count, max_bytes, prefix, suffix)
 end
 
 --- Mark everything before `offset` done (an "#ack" record), `count` records fewer pending.
@@ -371,12 +339,8 @@ function _M:ack(offset, count)
   local w = self.w
   if not w then return nil, "the spool is not open" end
   local line = format("#ack %d\n", offset)
-  local ok, err = w:write(line)
-  if ok then ok, err = w:flush() end
-  if not ok then
-    self.torn = true
-    return nil, "cannot write to the spool: " .. tostring(err)
-  end
+  local ok, err, torn = w:write(line)
+  if not ok then return failed(self, err, torn) end
   self.size = self.size + #line
   self.head = offset
   self.pending = self.pending - count
@@ -414,7 +378,7 @@ function _M:compact()
   local ok, werr = out:flush()
   if not ok then out:close() os_remove(tmp) return nil, "cannot write " .. tmp .. ": " .. tostring(werr) end
   if self.sync ~= "none" then
-    local sok, serr = fsync_file(out, tmp)
+    local sok, serr = fsync_path(tmp)
     if not sok then out:close() os_remove(tmp) return nil, serr end
   end
   out:close()
@@ -425,6 +389,7 @@ function _M:compact()
   self.head, self.size, self.pending, self.dirty, self.records_dirty = #HEADER, size, pending,
     false, false
   self.compactions = (self.compactions or 0) + 1
+  self.encoded = nil -- a record encoded for the old writer is gone with it
   local ok2, oerr = self:reopen()
   if not ok2 then return nil, oerr end
   if self.sync ~= "none" then return fsync_path(dirname(self.path)) end
@@ -444,5 +409,4 @@ function _M:release()
 end
 
 _M.fsync_path = fsync_path
-_M.shell_quote = shell_quote
 return _M

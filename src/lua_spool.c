@@ -1,0 +1,327 @@
+/*
+ * lua_spool.c: the tracker spool's writer (see lua_spool.h for the interface and why).
+ *
+ * Memory: the writer's buffers are malloc'd blocks owned by its userdata (freed by close and
+ * __gc), so an out-of-memory raise in the middle of an encode leaves nothing leaked.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "lua_spool.h"
+#include "lua_json.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WRITER_MT "klaviyo.core.spool_writer"
+#define READ_CHUNK (256 * 1024)   /* read_body reads this much at a time (at least) */
+
+typedef struct {
+    int fd;            /* -1 once closed */
+    int encoded;       /* out holds a record not yet committed */
+    kl_json_out out;   /* the record being encoded (room for its "\n" after it) */
+    char *raw;         /* write(...) with several strings: joined here */
+    size_t rawcap;
+} spool_writer;
+
+static spool_writer *check_writer(lua_State *L)
+{
+    return (spool_writer *)luaL_checkudata(L, 1, WRITER_MT);
+}
+
+static void writer_free(spool_writer *w)
+{
+    if (w->fd >= 0) close(w->fd);
+    w->fd = -1;
+    w->encoded = 0;
+    free(w->out.p);
+    w->out.p = NULL;
+    w->out.len = w->out.cap = 0;
+    free(w->raw);
+    w->raw = NULL;
+    w->rawcap = 0;
+}
+
+static int push_errno(lua_State *L, const char *what, const char *path)
+{
+    int e = errno;
+    lua_pushnil(L);
+    if (path) lua_pushfstring(L, "%s %s: %s", what, path, strerror(e));
+    else lua_pushfstring(L, "%s: %s", what, strerror(e));
+    return 2;
+}
+
+/* write(2) until every byte is in the kernel; *done says how many went. 0 or -1 (errno). */
+static int write_all(int fd, const char *p, size_t n, size_t *done)
+{
+    *done = 0;
+    while (*done < n) {
+        ssize_t r = write(fd, p + *done, n - *done);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (r == 0) {
+            errno = EIO;
+            return -1;
+        }
+        *done += (size_t)r;
+    }
+    return 0;
+}
+
+/* nil, message, torn (some bytes reached the file) */
+static int push_write_error(lua_State *L, size_t done)
+{
+    int e = errno;
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot write to the spool: %s", strerror(e));
+    lua_pushboolean(L, done > 0);
+    return 3;
+}
+
+static int closed_error(lua_State *L)
+{
+    lua_pushnil(L);
+    lua_pushliteral(L, "the spool writer is closed");
+    return 2;
+}
+
+/* w:encode(value) -> length of the record (without its "\n") | nil, message */
+static int l_encode(lua_State *L)
+{
+    spool_writer *w = check_writer(L);
+    luaL_checkany(L, 2);
+    w->encoded = 0;
+    if (w->fd < 0) return closed_error(L);
+    w->out.len = 0;   /* the encoder appends to what out holds */
+    if (kl_json_encode_to(L, 2, &w->out, NULL) < 0) {
+        lua_pushnil(L);
+        lua_pushlstring(L, w->out.p, w->out.len);
+        return 2;
+    }
+    if (w->out.len == w->out.cap) {   /* room for the "\n" commit puts after it */
+        char *nb = (char *)realloc(w->out.p, w->out.cap + 1);
+        if (!nb) return luaL_error(L, "klaviyo: out of memory encoding a spool record");
+        w->out.p = nb;
+        w->out.cap++;
+    }
+    w->encoded = 1;
+    lua_pushnumber(L, (lua_Number)w->out.len);
+    return 1;
+}
+
+/* w:commit() -> true | nil, message, torn: the record encode made, and a "\n" */
+static int l_commit(lua_State *L)
+{
+    spool_writer *w = check_writer(L);
+    size_t done;
+    if (!w->encoded) return luaL_error(L, "spool writer: commit without a successful encode");
+    if (w->fd < 0) return closed_error(L);
+    w->encoded = 0;   /* a record goes once, whatever happens */
+    w->out.p[w->out.len] = '\n';
+    if (write_all(w->fd, w->out.p, w->out.len + 1, &done) < 0) return push_write_error(L, done);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* w:write(s, ...) -> true | nil, message, torn: the strings joined, in one write(2) */
+static int l_write(lua_State *L)
+{
+    spool_writer *w = check_writer(L);
+    int n = lua_gettop(L), i;
+    size_t total = 0, done, len;
+    const char *p;
+    for (i = 2; i <= n; i++) {
+        luaL_checklstring(L, i, &len);
+        total += len;
+    }
+    if (w->fd < 0) return closed_error(L);
+    if (n == 2) {
+        p = lua_tolstring(L, 2, &len);
+    } else {
+        size_t at = 0;
+        if (total > w->rawcap) {
+            char *nb = (char *)realloc(w->raw, total);
+            if (!nb) return luaL_error(L, "klaviyo: out of memory writing to the spool");
+            w->raw = nb;
+            w->rawcap = total;
+        }
+        for (i = 2; i <= n; i++) {
+            const char *s = lua_tolstring(L, i, &len);
+            memcpy(w->raw + at, s, len);
+            at += len;
+        }
+        p = w->raw;
+        len = total;
+    }
+    if (len > 0 && write_all(w->fd, p, len, &done) < 0) return push_write_error(L, done);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* w:fsync() -> true | nil, message */
+static int l_fsync(lua_State *L)
+{
+    spool_writer *w = check_writer(L);
+    if (w->fd < 0) return closed_error(L);
+    if (fsync(w->fd) != 0) return push_errno(L, "fsync of the spool failed", NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_close(lua_State *L)
+{
+    writer_free(check_writer(L));
+    return 0;
+}
+
+/* w:read_body(path, from, limit, max_count, max_bytes, prefix, suffix)
+ *   -> body, count, endpos | nil, message
+ * The records of the spool file at path from offset `from` (at most max_count records and
+ * max_bytes bytes of them, one record always; never past `limit`, the end of the last
+ * complete line) joined by "," between prefix and suffix: a bulk request body, read and
+ * assembled in C memory, one Lua string in the end.  Lines that are not records (acks,
+ * damaged lines) are passed over, as the spool's `read` does; endpos is the offset just past
+ * the last record taken (`from` when there is none). */
+static int l_read_body(lua_State *L)
+{
+    spool_writer *w = check_writer(L);
+    const char *path = luaL_checkstring(L, 2);
+    lua_Number from_n = luaL_checknumber(L, 3), limit_n = luaL_checknumber(L, 4);
+    lua_Number count_n = luaL_checknumber(L, 5), bytes_n = luaL_checknumber(L, 6);
+    size_t plen, slen, len, scan, out, bytes = 0, max_count, max_bytes;
+    const char *prefix = luaL_checklstring(L, 7, &plen), *suffix = luaL_checklstring(L, 8, &slen);
+    off_t pos, limit, endpos;
+    size_t count = 0;
+    int fd, stop = 0;
+    char *buf;
+    if (from_n < 0 || limit_n < from_n || count_n < 1 || bytes_n < 1)
+        return luaL_error(L, "spool writer: read_body: bad offsets or limits");
+    pos = endpos = (off_t)from_n;
+    limit = (off_t)limit_n;
+    max_count = count_n > 1e9 ? (size_t)1e9 : (size_t)count_n;
+    max_bytes = bytes_n > 1e15 ? (size_t)1e15 : (size_t)bytes_n;
+    do {
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) return push_errno(L, "cannot read the spool", path);
+    /* w->raw (reused): the prefix, the records taken (each followed by ","), then the bytes
+     * read but not scanned yet; `out` ends the first part, `scan` starts the last, `len`
+     * ends it.  The suffix replaces the last ",". */
+    if (w->rawcap < plen + slen + READ_CHUNK) {
+        char *nb = (char *)realloc(w->raw, plen + slen + READ_CHUNK);
+        if (!nb) { close(fd); return luaL_error(L, "klaviyo: out of memory reading the spool"); }
+        w->raw = nb;
+        w->rawcap = plen + slen + READ_CHUNK;
+    }
+    buf = w->raw;
+    memcpy(buf, prefix, plen);
+    len = scan = out = plen;
+    while (!stop && count < max_count && pos < limit) {
+        ssize_t r;
+        size_t want;
+        if (w->rawcap - len < slen + READ_CHUNK) {
+            char *nb = (char *)realloc(w->raw, w->rawcap * 2);
+            if (!nb) { close(fd); return luaL_error(L, "klaviyo: out of memory reading the spool"); }
+            w->raw = buf = nb;
+            w->rawcap *= 2;
+        }
+        want = w->rawcap - len - slen;
+        if ((off_t)want > limit - pos) want = (size_t)(limit - pos);
+        r = pread(fd, buf + len, want, pos);
+        if (r < 0) {
+            int e = errno;
+            if (e == EINTR) continue;
+            close(fd);
+            errno = e;
+            return push_errno(L, "cannot read the spool", path);
+        }
+        if (r == 0) break;   /* shorter than limit: what is there */
+        pos += r;
+        len += (size_t)r;
+        while (count < max_count) {
+            char *nl = (char *)memchr(buf + scan, '\n', len - scan);
+            size_t line;
+            if (!nl) break;
+            line = (size_t)(nl - (buf + scan));
+            if (buf[scan] == '{') {
+                if (count > 0 && bytes + line + 1 > max_bytes) { stop = 1; break; }
+                if (out != scan) memmove(buf + out, buf + scan, line);
+                out += line;
+                buf[out++] = ',';
+                count++;
+                bytes += line + 1;
+                endpos = pos - (off_t)(len - scan) + (off_t)line + 1;
+            }
+            scan += line + 1;
+        }
+        /* keep only the unscanned part after the records taken */
+        if (scan > out) {
+            memmove(buf + out, buf + scan, len - scan);
+            len = out + (len - scan);
+            scan = out;
+        }
+    }
+    close(fd);
+    if (count > 0) out--;   /* the last "," */
+    memcpy(buf + out, suffix, slen);
+    lua_pushlstring(L, buf, out + slen);
+    lua_pushnumber(L, (lua_Number)count);
+    lua_pushnumber(L, (lua_Number)endpos);
+    return 3;
+}
+
+static const struct { const char *name; lua_CFunction f; } METHODS[] = {
+    {"encode", l_encode}, {"commit", l_commit}, {"write", l_write},
+    {"fsync", l_fsync}, {"read_body", l_read_body}, {"close", l_close}, {NULL, NULL}};
+
+int kl_lua_spool_writer(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    spool_writer *w = (spool_writer *)lua_newuserdata(L, sizeof *w);
+    memset(w, 0, sizeof *w);
+    w->fd = -1;
+    if (luaL_newmetatable(L, WRITER_MT)) {
+        int i;
+        lua_newtable(L);
+        for (i = 0; METHODS[i].name; i++) {
+            lua_pushcfunction(L, METHODS[i].f);
+            lua_setfield(L, -2, METHODS[i].name);
+        }
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushliteral(L, WRITER_MT);
+        lua_setfield(L, -2, "__name");
+    }
+    lua_setmetatable(L, -2);
+    do {
+        w->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    } while (w->fd < 0 && errno == EINTR);
+    if (w->fd < 0) return push_errno(L, "cannot open the spool", path);
+    return 1;
+}
+
+int kl_lua_fsync_path(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    int fd, rc;
+    do {
+        fd = open(path, O_RDONLY | O_CLOEXEC);   /* O_RDONLY: directories too */
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) return push_errno(L, "cannot open to fsync", path);
+    rc = fsync(fd);
+    if (rc != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return push_errno(L, "fsync failed for", path);
+    }
+    close(fd);
+    lua_pushboolean(L, 1);
+    return 1;
+}

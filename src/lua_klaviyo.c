@@ -142,25 +142,84 @@ static void push_json(lua_State *L, const kj_doc *d, int n) {
     }
 }
 
-static void push_headers(lua_State *L, const kl_response *r) {
+static void push_header_list(lua_State *L, const kl_header *hs, size_t n) {
     size_t i, j;
-    lua_createtable(L, 0, (int)r->n_headers);
-    for (i = 0; i < r->n_headers; i++) {
-        const char *name = r->headers[i].name;
+    lua_createtable(L, 0, (int)n);
+    for (i = 0; i < n; i++) {
+        const char *name = hs[i].name;
         /* a repeated header keeps its values joined, as HTTP allows (RFC 9110 5.3); found
          * by comparing names in C, cheaper than a table lookup for the usual few headers */
         for (j = 0; j < i; j++)
-            if (strcmp(r->headers[j].name, name) == 0) break;
+            if (strcmp(hs[j].name, name) == 0) break;
         if (j < i) {
             lua_getfield(L, -1, name);
             lua_pushliteral(L, ", ");
-            lua_pushstring(L, r->headers[i].value);
+            lua_pushstring(L, hs[i].value);
             lua_concat(L, 3);
         } else {
-            lua_pushstring(L, r->headers[i].value);
+            lua_pushstring(L, hs[i].value);
         }
         lua_setfield(L, -2, name);
     }
+}
+
+static void push_headers(lua_State *L, const kl_response *r) {
+    push_header_list(L, r->headers, r->n_headers);
+}
+
+/* A response's headers become a Lua table only when res.headers is first read: most callers
+ * never look, and a table of interned strings per response is a good part of the binding's
+ * cost per request.  Until then a copy of them waits in a weak-keyed registry table. */
+#define RESP_MT "klaviyo.core.response"
+#define LAZY_KEY "klaviyo.core.lazy_headers"
+
+typedef struct lazy_headers {
+    size_t n;
+    kl_header h[1]; /* n of them, then their strings */
+} lazy_headers;
+
+static void defer_headers(lua_State *L, const kl_response *r) {
+    size_t i, bytes = 0, n = r->n_headers, ln, lv;
+    lazy_headers *lh;
+    char *at;
+    for (i = 0; i < n; i++) bytes += strlen(r->headers[i].name) + strlen(r->headers[i].value) + 2;
+    lua_getfield(L, LUA_REGISTRYINDEX, LAZY_KEY);
+    lua_pushvalue(L, -2);
+    lh = lua_newuserdata(L, sizeof *lh + n * sizeof lh->h[0] + bytes);
+    lh->n = n;
+    at = (char *)&lh->h[n];
+    for (i = 0; i < n; i++) {
+        ln = strlen(r->headers[i].name) + 1;
+        lv = strlen(r->headers[i].value) + 1;
+        memcpy(at, r->headers[i].name, ln);
+        lh->h[i].name = at;
+        memcpy(at + ln, r->headers[i].value, lv);
+        lh->h[i].value = at + ln;
+        at += ln + lv;
+    }
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, RESP_MT);
+    lua_setmetatable(L, -2);
+}
+
+/* __index of responses: "headers" -> the table, made once and then stored in the response */
+static int resp_index(lua_State *L) {
+    const lazy_headers *lh;
+    if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "headers") != 0) return 0;
+    lua_getfield(L, LUA_REGISTRYINDEX, LAZY_KEY); /* 3 */
+    lua_pushvalue(L, 1);
+    lua_rawget(L, 3);
+    lh = lua_touserdata(L, -1);
+    if (!lh) return 0;
+    push_header_list(L, lh->h, lh->n); /* 5 */
+    lua_pushliteral(L, "headers");
+    lua_pushvalue(L, 5);
+    lua_rawset(L, 1);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    lua_rawset(L, 3);
+    return 1;
 }
 
 static void push_ratelimit(lua_State *L, const kl_response *r) {
@@ -266,8 +325,7 @@ static int push_response(lua_State *L, kl_client *c) {
     lua_createtable(L, 0, 4);
     lua_pushinteger(L, (lua_Integer)r->status);
     lua_setfield(L, -2, "status");
-    push_headers(L, r);
-    lua_setfield(L, -2, "headers");
+    defer_headers(L, r);
     lua_pushlstring(L, r->body, r->body_len);
     lua_setfield(L, -2, "body");
     if (r->has_ratelimit) {
@@ -1081,6 +1139,21 @@ int luaopen_klaviyo_core(lua_State *L) {
     if (luaL_newmetatable(L, BODIES_MT)) {
         lua_pushcfunction(L, bodies_gc);
         lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, RESP_MT)) {
+        lua_pushcfunction(L, resp_index);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, LAZY_KEY);
+    if (lua_isnil(L, -1)) {
+        lua_newtable(L);
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "k");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_setfield(L, LUA_REGISTRYINDEX, LAZY_KEY);
     }
     lua_pop(L, 1);
     lua_newtable(L);

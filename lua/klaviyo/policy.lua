@@ -5,9 +5,10 @@
 -- Safe to repeat once the request may have reached Klaviyo: GET, PATCH, DELETE (and PUT);
 -- create_event and bulk_create_events, because every event gets a `unique_id` before its first
 -- send, the same in every attempt (Klaviyo records an event once per unique_id);
--- create_or_update_profile (an upsert); the subscription and suppression jobs (setting the same consent twice changes nothing); and
--- any call made with `{idempotent = true}`. Everything else is repeated only when Klaviyo
--- cannot have acted on it (429, 503, a connection that failed before sending).
+-- create_or_update_profile (an upsert); the subscription and suppression jobs (setting the
+-- same consent twice changes nothing); and any call made with `{idempotent = true}`.
+-- Everything else is repeated only when Klaviyo cannot have acted on it (429, 503, a
+-- connection that failed before sending).
 local type, pairs, ipairs, tostring, next = type, pairs, ipairs, tostring, next
 local format, floor = string.format, math.floor
 

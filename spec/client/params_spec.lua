@@ -59,7 +59,8 @@ describe("klaviyo.request.build", function()
     assert.equal(body, req.body)
     req = assert(build("create_event", { body = '{"data":{}}' }))
     assert.equal('{"data":{}}', req.body)
-    refused("create_event", { body = 42 }, "create_event: parameter body: expected a table %(or JSON text%), got number")
+    refused("create_event", { body = 42 },
+      "create_event: parameter body: expected a table %(or JSON text%), got number")
   end)
 
   it("passes the per-call revision and spec headers", function()

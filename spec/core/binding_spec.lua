@@ -56,6 +56,22 @@ describe("klaviyo.core", function()
     assert.equal(tonumber(res.headers["ratelimit-reset"]), res.ratelimit.reset)
   end)
 
+  it("keeps each response's own headers until they are first read", function()
+    local first = assert(c:request { operation = "create_event", method = "POST", path = "/api/events",
+      body = EVENT })
+    local second = assert(c:request { method = "GET", path = "/api/metrics" })
+    -- the first response's headers were not read before the second request replaced the
+    -- client's last response: they are still its own (the create_event limit, not get_metrics')
+    assert.equal(tostring(first.ratelimit.limit), first.headers["ratelimit-limit"])
+    assert.equal(tostring(second.ratelimit.limit), second.headers["ratelimit-limit"])
+    assert.are_not.equal(first.headers["ratelimit-limit"], second.headers["ratelimit-limit"])
+    assert.equal(first.headers, first.headers)                 -- made once
+    local keys = {}
+    for k in pairs(first) do keys[#keys + 1] = tostring(k) end
+    table.sort(keys)
+    assert.same({ "body", "headers", "ratelimit", "status" }, keys)
+  end)
+
   it("sends the headers Klaviyo expects and encodes path and query", function()
     local m = mark()
     local _, err = c:request { operation = "get_profile", method = "GET", path = "/api/profiles/{id}",

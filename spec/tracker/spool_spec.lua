@@ -24,6 +24,8 @@ local function exists(p)
   return false
 end
 
+local function spool_q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
 local function rec(n) return '{"type":"event-bulk-create","n":' .. n .. '}' end
 
 describe("klaviyo.tracker.spool", function()
@@ -200,6 +202,97 @@ describe("klaviyo.tracker.spool", function()
     assert(sp:append(rec(3)))
     assert.are.equal(HEADER .. rec(1) .. "\n" .. rec(3) .. "\n", slurp(path))
     assert.are.equal(2, sp.pending)
+    sp:release()
+  end)
+
+  it("encodes a record in C memory and appends it as one line, record after record", function()
+    local sp = assert(spool.open(path, { sync = "none" }))
+    local v1 = { type = "event-bulk-create", attributes = { n = 1, s = "caf\195\169 \"q\"" } }
+    local v2 = { type = "event-bulk-create", attributes = { n = 2 } }
+    local want1 = require("klaviyo.core").encode(v1)
+    local len = assert(sp:encode(v1))
+    assert.are.equal(#want1, len)
+    assert(sp:append_encoded())
+    assert.is_nil((sp:append_encoded())) -- a record goes once
+    assert.are.equal(#'{"type":"event-bulk-create","attributes":{"n":2}}', assert(sp:encode(v2)))
+    assert(sp:append_encoded())
+    local text = slurp(path)
+    assert.are.equal(HEADER .. want1 .. "\n" .. '{', text:sub(1, #HEADER + #want1 + 2))
+    assert.are.same({ want1, require("klaviyo.core").encode(v2) }, (sp:read(10, 1e6)))
+    assert.are.equal(#text, sp.size)
+    assert.are.equal(2, sp.pending)
+    -- what cannot be encoded is refused and nothing is written
+    local bad, err, json = sp:encode({ s = "\255\254" })
+    assert.is_nil(bad)
+    assert.is_true(json)
+    assert.matches("UTF%-8", err)
+    assert.is_nil((sp:append_encoded()))
+    assert.are.equal(text, slurp(path))
+    sp:release()
+  end)
+
+  it("drops an encoded record when compaction replaces the file before it is appended", function()
+    local sp = assert(spool.open(path, { sync = "none" }))
+    assert(sp:encode({ type = "event-bulk-create", n = 1 }))
+    assert(sp:compact())
+    local ok, err = sp:append_encoded()
+    assert.is_nil(ok)
+    assert.matches("no record encoded", err)
+    assert.are.equal(HEADER, slurp(path))
+    sp:release()
+  end)
+
+  it("reports a full disk (nothing written, so nothing to repair) from the C writer", function()
+    local w = assert(require("klaviyo.core").spool_writer("/dev/full"))
+    local ok, err, torn = w:write(rec(1), "\n")
+    assert.is_nil(ok)
+    assert.matches("No space left on device", err)
+    assert.is_false(torn)
+    assert(w:encode({ a = 1 }))
+    ok, err, torn = w:commit()
+    assert.is_nil(ok)
+    assert.matches("No space left", err)
+    assert.is_false(torn)
+    w:close()
+    w:close() -- twice is fine
+    assert.are.same({ nil, "the spool writer is closed" }, { w:write("x") })
+  end)
+
+  it("a record cut by the file size limit is torn: the next append repairs the file", function()
+    -- a child process with a file size limit of one block (SIGXFSZ ignored, so write returns EFBIG
+    -- after the bytes that fit) appends records until one fails, then appends after it
+    local child = path .. "-child.lua"
+    write(child, [[
+      local spool = require "klaviyo.tracker.spool"
+      local sp = assert(spool.open(arg[1], { sync = "none" }))
+      local pad = string.rep("x", 300)
+      local n = 0
+      while true do
+        local ok, err = sp:append('{"n":' .. n .. ',"pad":"' .. pad .. '"}')
+        if not ok then io.write("failed ", n, " torn=", tostring(sp.torn), " ", err, "\n") break end
+        n = n + 1
+      end
+      sp:release()
+    ]])
+    local cmd = string.format("cd %s && trap '' XFSZ; ulimit -f 1; LUA_PATH=%q LUA_CPATH=%q %s %s %s",
+      S.root, package.path, package.cpath, S.interpreter(), child, path)
+    local p = assert(io.popen("sh -c " .. spool_q(cmd) .. " 2>&1"))
+    local out = p:read("*a")
+    p:close()
+    os.remove(child)
+    local n = tonumber(out:match("^failed (%d+) torn=true"))
+    assert(n, out)
+    assert.matches("File too large", out)
+    local text = slurp(path)
+    assert.is_true(n >= 1)
+    assert.are_not.equal("\n", text:sub(-1)) -- the failed record is in part in the file
+    -- reopening drops the torn tail: the records whose append returned are all there
+    local sp = assert(spool.open(path, { sync = "none" }))
+    assert.are.equal(n, sp.pending)
+    assert(sp:append(rec(1)))
+    local lines = sp:read(100, 1e6)
+    assert.are.equal(n + 1, #lines)
+    assert.are.equal(rec(1), lines[#lines])
     sp:release()
   end)
 

@@ -262,45 +262,52 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-/* Writes s as a JSON string; returns -1 (without a message) on invalid UTF-8. */
+/* Writes s as a JSON string; returns -1 (without a message) on invalid UTF-8. Bytes are
+ * copied while they are checked (one pass, no memcpy call: most strings here are short keys
+ * and values); room for the common case is reserved once. */
 static int put_string(enc *e, const char *str, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0, run = 0;
+    size_t i = 0;
+    char *o;
     reserve(e, n + 2);
-    e->buf[e->len++] = '"';
+    o = e->buf + e->len;
+    *o++ = '"';
     while (i < n) {
         unsigned char c = s[i];
         unsigned char cls = byte_class[c];
-        if (cls == 0) { i++; continue; }
+        if (cls == 0) { *o++ = (char)c; i++; continue; }
         if (cls == 2) {
             size_t l = utf8_len(s + i, n - i);
             if (l == 0) return -1;
+            memcpy(o, s + i, l);
+            o += l;
             i += l;
             continue;
         }
-        put(e, str + run, i - run);
-        reserve(e, 6);
-        e->buf[e->len++] = '\\';
+        /* an escape takes up to 6 bytes for 1: make room for it and the rest */
+        e->len = (size_t)(o - e->buf);
+        reserve(e, 6 + (n - i) + 1);
+        o = e->buf + e->len;
+        *o++ = '\\';
         switch (c) {
-        case '"':  e->buf[e->len++] = '"'; break;
-        case '\\': e->buf[e->len++] = '\\'; break;
-        case '\b': e->buf[e->len++] = 'b'; break;
-        case '\f': e->buf[e->len++] = 'f'; break;
-        case '\n': e->buf[e->len++] = 'n'; break;
-        case '\r': e->buf[e->len++] = 'r'; break;
-        case '\t': e->buf[e->len++] = 't'; break;
+        case '"':  *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
         default:
-            memcpy(e->buf + e->len, "u00", 3);
-            e->buf[e->len + 3] = hex[c >> 4];
-            e->buf[e->len + 4] = hex[c & 15];
-            e->len += 5;
+            *o++ = 'u'; *o++ = '0'; *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
         }
-        run = ++i;
+        i++;
     }
-    put(e, str + run, n - run);
-    putc_(e, '"');
+    *o++ = '"';
+    e->len = (size_t)(o - e->buf);
     return 0;
 }
 

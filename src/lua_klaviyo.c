@@ -170,8 +170,13 @@ static void push_headers(lua_State *L, const kl_response *r) {
 /* A response's headers become a Lua table only when res.headers is first read: most callers
  * never look, and a table of interned strings per response is a good part of the binding's
  * cost per request.  Until then a copy of them waits in a weak-keyed registry table. */
-#define RESP_MT "klaviyo.core.response"
-#define LAZY_KEY "klaviyo.core.lazy_headers"
+/* registry keys: addresses, so finding them hashes no string on the hot path */
+static const char RESP_MT = 'm', LAZY_KEY = 'h';
+
+static void push_registry(lua_State *L, const char *key) {
+    lua_pushlightuserdata(L, (void *)key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+}
 
 typedef struct lazy_headers {
     size_t n;
@@ -183,7 +188,7 @@ static void defer_headers(lua_State *L, const kl_response *r) {
     lazy_headers *lh;
     char *at;
     for (i = 0; i < n; i++) bytes += strlen(r->headers[i].name) + strlen(r->headers[i].value) + 2;
-    lua_getfield(L, LUA_REGISTRYINDEX, LAZY_KEY);
+    push_registry(L, &LAZY_KEY);
     lua_pushvalue(L, -2);
     lh = lua_newuserdata(L, sizeof *lh + n * sizeof lh->h[0] + bytes);
     lh->n = n;
@@ -199,7 +204,7 @@ static void defer_headers(lua_State *L, const kl_response *r) {
     }
     lua_rawset(L, -3);
     lua_pop(L, 1);
-    lua_getfield(L, LUA_REGISTRYINDEX, RESP_MT);
+    push_registry(L, &RESP_MT);
     lua_setmetatable(L, -2);
 }
 
@@ -207,7 +212,7 @@ static void defer_headers(lua_State *L, const kl_response *r) {
 static int resp_index(lua_State *L) {
     const lazy_headers *lh;
     if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "headers") != 0) return 0;
-    lua_getfield(L, LUA_REGISTRYINDEX, LAZY_KEY); /* 3 */
+    push_registry(L, &LAZY_KEY); /* 3 */
     lua_pushvalue(L, 1);
     lua_rawget(L, 3);
     lh = lua_touserdata(L, -1);
@@ -1141,19 +1146,20 @@ int luaopen_klaviyo_core(lua_State *L) {
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
-    if (luaL_newmetatable(L, RESP_MT)) {
+    push_registry(L, &RESP_MT);
+    if (lua_isnil(L, -1)) {
+        lua_pushlightuserdata(L, (void *)&RESP_MT);
+        lua_createtable(L, 0, 1);
         lua_pushcfunction(L, resp_index);
         lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
-    lua_getfield(L, LUA_REGISTRYINDEX, LAZY_KEY);
-    if (lua_isnil(L, -1)) {
+        lua_rawset(L, LUA_REGISTRYINDEX);
+        lua_pushlightuserdata(L, (void *)&LAZY_KEY);
         lua_newtable(L);
         lua_createtable(L, 0, 1);
         lua_pushliteral(L, "k");
         lua_setfield(L, -2, "__mode");
         lua_setmetatable(L, -2);
-        lua_setfield(L, LUA_REGISTRYINDEX, LAZY_KEY);
+        lua_rawset(L, LUA_REGISTRYINDEX);
     }
     lua_pop(L, 1);
     lua_newtable(L);

@@ -287,13 +287,23 @@ local ESC = {}
 for i = 0, 31 do ESC[i] = 5 end
 ESC[8], ESC[9], ESC[10], ESC[12], ESC[13] = 1, 1, 1, 1, 1
 ESC[34], ESC[92], ESC[47], ESC[127] = 1, 1, 1, 5
+-- Sizes of short strings are remembered (keys and values repeat event after event, and the
+-- pattern search is not compiled by LuaJIT); the memo is bounded.
+local size_memo, size_memo_n = {}, 0
 local function string_size(s)
-  local n = #s + 2
+  local n = size_memo[s]
+  if n then return n end
+  n = #s + 2
   if find(s, '[%c"\\/]') then
     for i = 1, #s do
       local extra = ESC[byte(s, i)]
       if extra then n = n + extra end
     end
+  end
+  if #s <= 64 then
+    if size_memo_n >= 10000 then size_memo, size_memo_n = {}, 0 end
+    size_memo[s] = n
+    size_memo_n = size_memo_n + 1
   end
   return n
 end

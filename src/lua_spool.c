@@ -22,7 +22,8 @@
 typedef struct {
     int fd;            /* -1 once closed */
     int encoded;       /* out holds a record not yet committed */
-    kl_json_out out;   /* the record being encoded (room for its "\n" after it) */
+    kl_json_out rec;   /* the record being made (room for its "\n" after it) */
+    kl_json_out out;   /* the JSON of one value of it */
     char *raw;         /* write(...) with several strings: joined here */
     size_t rawcap;
 } spool_writer;
@@ -40,6 +41,9 @@ static void writer_free(spool_writer *w)
     free(w->out.p);
     w->out.p = NULL;
     w->out.len = w->out.cap = 0;
+    free(w->rec.p);
+    w->rec.p = NULL;
+    w->rec.len = w->rec.cap = 0;
     free(w->raw);
     w->raw = NULL;
     w->rawcap = 0;
@@ -90,27 +94,51 @@ static int closed_error(lua_State *L)
     return 2;
 }
 
-/* w:encode(value) -> length of the record (without its "\n") | nil, message */
+/* rec += n bytes at p (room for the "\n" commit puts after the record is kept) */
+static void rec_put(lua_State *L, kl_json_out *rec, const char *p, size_t n)
+{
+    if (rec->cap - rec->len < n + 1) {
+        size_t cap = rec->cap ? rec->cap : 1024;
+        char *nb;
+        while (cap - rec->len < n + 1) cap *= 2;
+        nb = (char *)realloc(rec->p, cap);
+        if (!nb) luaL_error(L, "klaviyo: out of memory encoding a spool record");
+        rec->p = nb;
+        rec->cap = cap;
+    }
+    memcpy(rec->p + rec->len, p, n);
+    rec->len += n;
+}
+
+/* w:encode(piece, ...) -> length of the record (without its "\n") | nil, message
+ * The record is the pieces one after another: a string is JSON text copied as it is (the
+ * fixed parts of a template), any other value is encoded as JSON (src/lua_json.c). */
 static int l_encode(lua_State *L)
 {
     spool_writer *w = check_writer(L);
+    int n = lua_gettop(L), i;
     luaL_checkany(L, 2);
     w->encoded = 0;
     if (w->fd < 0) return closed_error(L);
-    w->out.len = 0;   /* the encoder appends to what out holds */
-    if (kl_json_encode_to(L, 2, &w->out, NULL) < 0) {
-        lua_pushnil(L);
-        lua_pushlstring(L, w->out.p, w->out.len);
-        return 2;
+    w->rec.len = 0;
+    for (i = 2; i <= n; i++) {
+        if (lua_type(L, i) == LUA_TSTRING) {
+            size_t len;
+            const char *s = lua_tolstring(L, i, &len);
+            rec_put(L, &w->rec, s, len);
+            continue;
+        }
+        w->out.len = 0;   /* the encoder may append to what out holds */
+        if (kl_json_encode_to(L, i, &w->out, NULL) < 0) {
+            lua_pushnil(L);
+            lua_pushlstring(L, w->out.p, w->out.len);
+            return 2;
+        }
+        rec_put(L, &w->rec, w->out.p, w->out.len);
     }
-    if (w->out.len == w->out.cap) {   /* room for the "\n" commit puts after it */
-        char *nb = (char *)realloc(w->out.p, w->out.cap + 1);
-        if (!nb) return luaL_error(L, "klaviyo: out of memory encoding a spool record");
-        w->out.p = nb;
-        w->out.cap++;
-    }
+    if (!w->rec.p) rec_put(L, &w->rec, "", 0);
     w->encoded = 1;
-    lua_pushnumber(L, (lua_Number)w->out.len);
+    lua_pushnumber(L, (lua_Number)w->rec.len);
     return 1;
 }
 
@@ -122,8 +150,8 @@ static int l_commit(lua_State *L)
     if (!w->encoded) return luaL_error(L, "spool writer: commit without a successful encode");
     if (w->fd < 0) return closed_error(L);
     w->encoded = 0;   /* a record goes once, whatever happens */
-    w->out.p[w->out.len] = '\n';
-    if (write_all(w->fd, w->out.p, w->out.len + 1, &done) < 0) return push_write_error(L, done);
+    w->rec.p[w->rec.len] = '\n';
+    if (write_all(w->fd, w->rec.p, w->rec.len + 1, &done) < 0) return push_write_error(L, done);
     lua_pushboolean(L, 1);
     return 1;
 }

@@ -251,6 +251,11 @@ function _M:deliver(all)
   return true
 end
 
+-- A spooled record: one bulk_create_events entry, a profile and its one event.
+local ENTRY_HEAD = '{"type":"event-bulk-create","attributes":{"profile":{"data":'
+local ENTRY_MID = '},"events":{"data":[{"type":"event","attributes":'
+local ENTRY_TAIL = '}]}}}'
+
 --- Record one event. Returns its unique_id once it is in the spool; nil, err when the event
 -- is invalid (err.kind "refused", nothing stored) or the spool is full (err.kind
 -- "spool_full": back-pressure; retry later or shed load, nothing was stored).
@@ -267,14 +272,11 @@ function _M:track(ev)
     attrs.time = self.iso
   end
   attrs.profile = nil -- a bulk entry carries the profile beside its events
-  local entry = { type = "event-bulk-create", attributes = {
-    profile = { data = profile },
-    events = { data = { { type = "event", attributes = attrs } } },
-  } }
-  -- the record is encoded into C memory and written from there (see the spool): never a
-  -- Lua string, which under LuaJIT cost several times the encoding
+  -- the record (a bulk entry) is made in C memory from the envelope's fixed text and the
+  -- JSON of the profile and the event, and written from there (see the spool): never a Lua
+  -- string, which under LuaJIT cost several times the encoding
   local sp = self.spool
-  local len, eerr, ejson = sp:encode(entry)
+  local len, eerr, ejson = sp:encode(ENTRY_HEAD, profile, ENTRY_MID, attrs, ENTRY_TAIL)
   if not len then
     if ejson then return nil, V.refuse("bulk_create_events", tostring(eerr)) end
     return nil, errors.new("spool", "tracker", eerr)
@@ -293,7 +295,7 @@ function _M:track(ev)
         "stored: retry once delivery catches up", sp.pending, sp.size, self.max_spool_bytes))
     end
     if not sp.encoded then -- compaction replaced the spool's writer, and its record with it
-      len, eerr = sp:encode(entry)
+      len, eerr = sp:encode(ENTRY_HEAD, profile, ENTRY_MID, attrs, ENTRY_TAIL)
       if not len then return nil, errors.new("spool", "tracker", eerr) end
     end
   end

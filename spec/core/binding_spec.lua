@@ -72,6 +72,49 @@ describe("klaviyo.core", function()
     assert.same({ "body", "headers", "ratelimit", "status" }, keys)
   end)
 
+  it("encodes a table body itself, stamping unique_ids, in c:request and c:batch", function()
+    local function event(email)
+      return { data = { type = "event", attributes = {
+        properties = { total = 12.5, items = { "a", "b" } },
+        metric = { data = { type = "metric", attributes = { name = "Binding Table" } } },
+        profile = { data = { type = "profile", attributes = { email = email } } } } } }
+    end
+    local m = mark()
+    local body = event("table@example.com")
+    assert(c:request { operation = "create_event", method = "POST", path = "/api/events",
+                       body = body, unique_ids = true })
+    local out = c:batch({
+      { operation = "create_event", method = "POST", path = "/api/events", safe = true,
+        body = event("batch1@example.com"), unique_ids = true },
+      { operation = "create_event", method = "POST", path = "/api/events", safe = true,
+        body = event("batch2@example.com"), unique_ids = true },
+    }, 2)
+    assert.equal(202, out[1][1].status)
+    assert.equal(202, out[2][1].status)
+    local cjson = require "cjson"
+    local ids = {}
+    for _, r in ipairs(records_since(m)) do
+      local attrs = cjson.decode(r.request_body).data.attributes
+      assert.equal(12.5, attrs.properties.total)
+      assert.same({ "a", "b" }, attrs.properties.items)
+      ids[#ids + 1] = attrs.unique_id
+    end
+    assert.equal(3, #ids)
+    assert.are_not.equal(ids[1], ids[2])
+    assert.are_not.equal(ids[2], ids[3])
+    assert.is_nil(body.data.attributes.unique_id)
+    -- a batch with a body that cannot be encoded sends nothing and names the request
+    m = mark()
+    local res, err = c:batch({
+      { operation = "create_event", method = "POST", path = "/api/events", body = event("x@example.com") },
+      { operation = "create_event", method = "POST", path = "/api/events", body = { bad = 0 / 0 } },
+    }, 2)
+    assert.is_nil(res)
+    assert.same({ "encode", "invalid_body", 2 }, { err.kind, err.code, err.index })
+    assert.matches("^bad: NaN", err.message)
+    assert.same({}, records_since(m))
+  end)
+
   it("sends the headers Klaviyo expects and encodes path and query", function()
     local m = mark()
     local _, err = c:request { operation = "get_profile", method = "GET", path = "/api/profiles/{id}",

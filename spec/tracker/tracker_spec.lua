@@ -168,6 +168,18 @@ describe("klaviyo.tracker", function()
       S.check_exact(acct, flow, expected))
   end)
 
+  it("makes room inside track when the spool is full: delivers, compacts, then stores", function()
+    local t = assert(tracker.new(client, { spool = path, batch = 1000, interval = 3600,
+      max_spool_bytes = 4096, compact_bytes = 1 }))
+    for i = 1, 60 do assert(t:track(ev(i))) end -- far more than 4096 bytes hold
+    local st = t:stats()
+    assert.is_true(st.compactions > 0)
+    assert.is_true(st.delivered > 0 and st.pending > 0)
+    assert.is_true(t:close())
+    assert.are.same({ held = 60, missing = 0, extra = 0, twice = 0, runs_bad = 0 },
+      S.check_exact(acct, flow, all(60)))
+  end)
+
   it("splits a batch around an event Klaviyo rejects and reports it once", function()
     local rejected = {}
     local t = assert(tracker.new(client, { spool = path, auto = false,

@@ -236,17 +236,19 @@ function _M:append(line)
   return appended(self, #line)
 end
 
---- Encode `value` as a record in the writer's C buffer (no Lua string is made). Returns its
+--- Make a record in the writer's C buffer (no Lua string is made) from pieces: strings are
+-- JSON text copied as they are (a template's fixed parts), other values are encoded as JSON
+-- (one value alone: the record is its JSON). Returns its
 -- length in bytes (without the "\n"); nil, message, true when it cannot be encoded as JSON;
 -- nil, message for a spool failure.
 -- `append_encoded` writes it; anything that may reopen the spool (compaction) in between
 -- drops it.
-function _M:encode(value)
+function _M:encode(...)
   local ok, uerr = untear(self)
   if not ok then return nil, uerr end
   local w = self.w
   if not w then return nil, "the spool is not open" end
-  local len, err = w:encode(value)
+  local len, err = w:encode(...)
   self.encoded = len
   if not len then return nil, err, true end
   return len

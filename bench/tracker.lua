@@ -3,7 +3,9 @@
 --   track N SPOOL        N events: first track only (delivery off: what the spool accepts),
 --                        then flush (delivery), then the same N again with delivery inside
 --                        track as plain Lua runs it (end to end). Prints accepted/s,
---                        delivered/s, end_to_end/s, peak_rss_kib (VmHWM of this process).
+--                        delivered/s, end_to_end/s, peak_rss_kib (VmHWM of this process),
+--                        accepted_cpu (events per CPU second of this process while tracking:
+--                        the wall-clock figure on an otherwise idle core; the machine is shared).
 --   rss N SPOOL          N events with the default options; peak_rss_kib, end_to_end/s.
 --   single N             N events:create calls one at a time (the same events); events/s.
 --   limited SECONDS SPOOL   the tracker for SECONDS under the emulator's real limits, fed as
@@ -47,9 +49,9 @@ if mode == "track" then
   -- the whole run goes to the spool before the first delivery: room for all of it
   local t = assert(tracker.new(client, { spool = path, auto = false,
     max_spool_bytes = 4 * 1024 * 1024 * 1024 }))
-  local t0 = now()
+  local t0, c0 = now(), os.clock()
   for i = 1, n do assert(t:track(event(i))) end
-  local t1 = now()
+  local t1, c1 = now(), os.clock()
   assert(t:flush(600))
   local t2 = now()
   assert(t:close())
@@ -61,8 +63,9 @@ if mode == "track" then
   local t4 = now()
   local st = t:stats()
   fresh(path)
-  print(string.format("accepted=%.0f delivered=%.0f end_to_end=%.0f peak_rss_kib=%d batches=%d",
-    n / (t1 - t0), n / (t2 - t1), n / (t4 - t3), peak_rss(), st.batches))
+  print(string.format("accepted=%.0f delivered=%.0f end_to_end=%.0f peak_rss_kib=%d batches=%d " ..
+    "accepted_cpu=%.0f", n / (t1 - t0), n / (t2 - t1), n / (t4 - t3), peak_rss(), st.batches,
+    n / (c1 - c0)))
 elseif mode == "rss" then
   -- N events with the default options (delivery inside track): this process's peak RSS
   local n, path = tonumber(a1), a2

@@ -957,12 +957,19 @@ static void batch_done(void *ud, size_t index, size_t slot, kl_client *sc, int r
         }
         lua_rawseti(L, -2, 2);
     }
-    push_info(L, kl_last_info(sc));
-    lua_setfield(L, -2, "info");
+    {
+        /* .info only when the send loop did more than send once (as c:request's third value) */
+        const kl_send_info *i = kl_last_info(sc);
+        if (!(i->attempts == 1 && i->retries == 0 && i->throttled == 0 && i->waited == 0 && i->backoff == 0)) {
+            push_info(L, i);
+            lua_setfield(L, -2, "info");
+        }
+    }
     lua_rawseti(L, b->results, (int)index + 1);
 }
 
-/* c:batch(requests, concurrency) -> list (in order) of {res} | {false, err}, each with .info */
+/* c:batch(requests, concurrency) -> list (in order) of {res} | {false, err}, each with .info
+ * unless it was sent once with no wait */
 static int l_batch(lua_State *L) {
     lk_client *u = check_client(L);
     lua_Integer conc = luaL_optinteger(L, 3, 8);

@@ -389,11 +389,11 @@ function _M.batch(self, requests, opts)
     local e, op_id = raw[i], ids[i]
     local res, err = e[1], e[2]
     if res then
-      stats.add(self.counters, op_id, e.info, nil)
+      stats.add(self.counters, op_id, e.info or PLAIN, nil)
       local doc, derr = decode(res, op_id)
       out[i] = { doc, derr }
     else
-      stats.add(self.counters, op_id, e.info, err)
+      stats.add(self.counters, op_id, e.info or PLAIN, err)
       out[i] = { nil, wrap(err, op_id) }
     end
   end

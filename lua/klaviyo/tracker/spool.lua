@@ -44,10 +44,12 @@ _M.HEADER = HEADER
 local CHUNK = 256 * 1024
 local BRACE, HASH = byte("{"), byte("#")
 
--- Writes and fsyncs go through the C core (src/lua_spool.c): a record is encoded straight into
--- C memory and write(2)n from there (LuaJIT interns every string, and spool records, long and
--- alike but for a few bytes, crowded one hash chain: making each one as a Lua string cost
--- several times its encoding), and fsync(2) is reachable from every interpreter.
+-- Appends, fsyncs and the delivery's reads go through the C core (src/lua_spool.c): a record
+-- is encoded into C memory and write(2)n from there, and a batch is read and joined into a
+-- request body in C, so neither makes a Lua string per record (LuaJIT interns every string,
+-- and records alike but for a few bytes made that cost several times the encoding); fsync(2)
+-- is reachable from every interpreter (PUC Lua used to run `sync FILE` for it). The writer
+-- is unbuffered: each record is one write(2), in the kernel when `append` returns.
 local core = require "klaviyo.core"
 local spool_writer, fsync_path = core.spool_writer, core.fsync_path
 

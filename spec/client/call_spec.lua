@@ -125,6 +125,8 @@ describe("client:call", function()
     assert.equal("transport", err.kind)
     assert.equal("timeout", err.code)
     c:close()
+    -- the held-back request is recorded when its delay ends: wait for it here, not in a later test
+    assert.equal(1, #S.emu.wait_requests(acct, "get_lists", 1))
   end)
 
   it("sends the user_agent option", function()

@@ -61,7 +61,9 @@ describe("every tag", function()
       local mark = S.mark()
       local doc, err = client:call(id, params_for(op))
       local recs = S.since(mark)
-      assert.equal(1, #recs, "one request sent")
+      local seen = {}
+      for _, r in ipairs(recs) do seen[#seen + 1] = tostring(r.operation) .. " " .. tostring(r.status) end
+      assert.equal(1, #recs, "one request sent; recorded: " .. table.concat(seen, ", "))
       local rec = recs[1]
       assert.equal(id, rec.operation)
       assert.equal(op.method, rec.method)

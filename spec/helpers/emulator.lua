@@ -244,6 +244,23 @@ end
 --- Sleep without busy waiting (tests waiting for a job).
 M.sleep = socket.sleep
 
+--- The requests of `acct` for operation `op` once there are at least `n` of them, waiting up
+-- to `seconds` (default 10) for the emulator to record them: a request the emulator holds
+-- back (a fault's delay) is recorded when its delay is over, which a loaded machine makes
+-- later. A test that left such a request behind waits for it, so its record never lands in
+-- a later test's window. Returns the list (shorter than n if time ran out).
+function M.wait_requests(acct, op, n, seconds)
+  local deadline = socket.gettime() + (seconds or 10)
+  while true do
+    local out = {}
+    for _, r in ipairs(M.requests(acct)) do
+      if r.operation == op then out[#out + 1] = r end
+    end
+    if #out >= n or socket.gettime() > deadline then return out end
+    socket.sleep(0.05)
+  end
+end
+
 -- When busted loads this file with dofile (a `.lua` helper path) rather than
 -- require, register it so spec files' `require "helpers.emulator"` share it.
 package.loaded["helpers.emulator"] = package.loaded["helpers.emulator"] or M

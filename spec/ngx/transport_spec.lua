@@ -244,6 +244,8 @@ describe("ngx transport in nginx", function()
       assert.equal("timeout", r.err.code)
       assert.is_true(r.err.sent)
       assert.matches("timed out waiting for the response", r.err.text)
+      -- the held-back request is recorded when its delay ends: wait for it here
+      assert.equal(1, #emu.wait_requests(acct, "get_profiles", 1))
     end)
 
     it("says it could not connect, nothing sent", function()

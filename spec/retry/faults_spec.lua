@@ -103,7 +103,9 @@ describe("retries", function()
     local ok, err = c:call("create_profile", { body = profile("slow@example.com") })
     assert.is_nil(ok)
     assert.equal("timeout", err.code)
-    S.socket.sleep(1.3) -- the emulator records the request once its delay is over
+    -- the emulator records the request once its delay is over; no second copy comes after it
+    assert.equal(1, #emu.wait_requests(acct, "create_profile", 1))
+    S.socket.sleep(0.5)
     assert.equal(1, #S.requests(acct, "create_profile"))
     local st = c:stats().create_profile
     assert.equal(0, st.retries)
@@ -129,8 +131,7 @@ describe("retries", function()
     local c, acct = S.client { timeout = 0.5 }
     emu.faults { { operation = "get_lists", delay_ms = 1500, count = 1 } }
     assert(c:call("get_lists", {}))
-    S.socket.sleep(1.3)
-    assert.equal(2, #S.requests(acct, "get_lists"))
+    assert.equal(2, #emu.wait_requests(acct, "get_lists", 2))
     c:close()
   end)
 
@@ -140,8 +141,7 @@ describe("retries", function()
     local body = { data = { type = "list", attributes = { name = "Idem" } } }
     local ok, err = c:call("create_list", { body = body }, { idempotent = true })
     assert.is_table(ok, err)
-    S.socket.sleep(1.3)
-    assert.equal(2, #S.requests(acct, "create_list"))
+    assert.equal(2, #emu.wait_requests(acct, "create_list", 2))
     c:close()
   end)
 

@@ -38,7 +38,8 @@ describe("ngx transport: retries and the Redis store", function()
       profile("ngx-slow@example.com"))
     assert.is_nil(doc)
     assert.equal("timeout", r.err.code)
-    R.socket.sleep(1.3)
+    assert.equal(1, #emu.wait_requests(acct, "create_profile", 1))
+    R.socket.sleep(0.5)   -- and no second copy after it
     assert.equal(1, #R.requests(acct, "create_profile"))
   end)
 

@@ -1,18 +1,31 @@
 /*
  * uuid.c - version 4 UUIDs from a per-client pool of /dev/urandom bytes (see uuid.h).
- * One read of 4 KiB serves 256 ids; the process id check makes a forked child refill.
+ * One read of 4 KiB serves 256 ids.  A forked child must not hand out its parent's bytes:
+ * a pthread_atfork handler counts forks in the child, and a pool filled under another count
+ * is refilled (cheaper than asking getpid() for every id).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "uuid.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
+/* 1 + the forks this process descends from since the handler was installed; written only
+ * in a just-forked child (one thread), read by the thread using a pool. */
+static volatile unsigned long forks = 1;
+static int counting;       /* the handler is installed; without it every id asks getpid() */
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void in_child(void) { forks++; }
+static void install(void) { counting = pthread_atfork(NULL, NULL, in_child) == 0; }
+
 void kl_uuid_pool_init(kl_uuid_pool *p) {
+    pthread_once(&once, install);
     p->pos = KL_UUID_POOL_BYTES;
-    p->pid = 0;
+    p->forks = 0;
 }
 
 static int refill(kl_uuid_pool *p) {
@@ -28,6 +41,7 @@ static int refill(kl_uuid_pool *p) {
     close(fd);
     if (got < sizeof p->bytes) return -1;
     p->pos = 0;
+    p->forks = forks;
     p->pid = getpid();
     return 0;
 }
@@ -36,7 +50,7 @@ int kl_uuid4(kl_uuid_pool *p, char out[37]) {
     static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
     int i, o = 0;
-    if (p->pid != getpid() || p->pos + 16 > KL_UUID_POOL_BYTES) {
+    if (p->forks != forks || (!counting && p->pid != getpid()) || p->pos + 16 > KL_UUID_POOL_BYTES) {
         if (refill(p) != 0) return -1;
     }
     memcpy(b, p->bytes + p->pos, 16);

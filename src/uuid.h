@@ -4,7 +4,8 @@
  *
  * A pool belongs to one client (one thread at a time).  It holds random bytes read from
  * /dev/urandom a block at a time; a pool copied into a forked child (nginx workers) notices
- * the new process id and refills before use, so no two processes hand out the same ids.
+ * the fork (a pthread_atfork counter: no system call per id) and refills before use, so no
+ * two processes hand out the same ids.
  */
 #ifndef KL_UUID_H
 #define KL_UUID_H
@@ -16,8 +17,9 @@
 
 typedef struct kl_uuid_pool {
     unsigned char bytes[KL_UUID_POOL_BYTES];
-    size_t pos;   /* next unused byte; KL_UUID_POOL_BYTES when empty */
-    pid_t pid;    /* process that filled it; 0 before the first fill */
+    size_t pos;          /* next unused byte; KL_UUID_POOL_BYTES when empty */
+    unsigned long forks; /* forks seen when it was filled (see uuid.c); 0: never filled */
+    pid_t pid;           /* the process that filled it (when fork counting is unavailable) */
 } kl_uuid_pool;
 
 /* An empty pool (filled on first use). */

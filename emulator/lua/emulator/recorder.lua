@@ -86,29 +86,32 @@ local function headers_of(raw)
   return out
 end
 
---- Recorded exchanges, oldest first. filter: {account=, operation=, limit=}.
+--- Recorded exchanges, oldest first. filter: {account=, operation=, limit=}. The ring is read
+-- from the newest end and stops at `limit` matches: specs ask for the last few records many
+-- times a run, and a full ring is 20,000 entries (each answer parses its entries' headers).
 function M.list(filter)
   filter = filter or {}
-  local out = {}
-  local start = head - count
-  for i = 1, count do
-    local e = ring[(start + i - 1) % RING + 1]
+  local limit = tonumber(filter.limit)
+  if limit and limit < 0 then limit = nil end
+  local picked = {}
+  for i = 0, count - 1 do
+    if limit and #picked >= limit then break end
+    local e = ring[(head - 1 - i) % RING + 1]
     if (not filter.account or e.account == filter.account)
       and (not filter.operation or e.operation == filter.operation) then
-      out[#out + 1] = {
-        seq = e.seq, method = e.method, path = e.path, query = e.query, operation = e.operation,
-        status = e.status, headers = headers_of(e.raw_header), request_body = e.request_body,
-        response_body = e.response_body, connection = e.connection, account = e.account,
-        request_truncated = e.request_truncated, response_truncated = e.response_truncated,
-        fault = e.fault,
-      }
+      picked[#picked + 1] = e
     end
   end
-  local limit = tonumber(filter.limit)
-  if limit and limit >= 0 and #out > limit then
-    local trimmed = {}
-    for i = #out - limit + 1, #out do trimmed[#trimmed + 1] = out[i] end
-    out = trimmed
+  local out = {}
+  for i = #picked, 1, -1 do
+    local e = picked[i]
+    out[#out + 1] = {
+      seq = e.seq, method = e.method, path = e.path, query = e.query, operation = e.operation,
+      status = e.status, headers = headers_of(e.raw_header), request_body = e.request_body,
+      response_body = e.response_body, connection = e.connection, account = e.account,
+      request_truncated = e.request_truncated, response_truncated = e.response_truncated,
+      fault = e.fault,
+    }
   end
   return out
 end

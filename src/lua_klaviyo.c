@@ -267,6 +267,12 @@ static void push_info(lua_State *L, const kl_send_info *i) {
     fill_info(L, i);
 }
 
+/* The send loop did nothing but send once (no waits, no retries): c:info() has nothing a
+ * caller's counters do not know already. */
+static int sent_plainly(const kl_send_info *i) {
+    return i->attempts == 1 && i->retries == 0 && i->throttled == 0 && i->waited == 0 && i->backoff == 0;
+}
+
 /* The error table of c's last failure (every kind; "usage" for a malformed request). */
 static void push_error_table(lua_State *L, kl_client *c) {
     const kl_error *e = kl_last_error(c);
@@ -736,14 +742,8 @@ static int l_request(lua_State *L) {
     if (read_request(L, &u->s, &p, &u->ids, NULL) != 0) return push_encode_failure(L, &u->s.body, 0);
     if (kl_send(u->c, &p.r) != KL_OK) return push_failure(L, u->c);
     push_response(L, u->c);
-    {
-        /* third value: true when the send loop did nothing but send once (no waits, no
-         * retries), so the caller can skip c:info() */
-        const kl_send_info *i = kl_last_info(u->c);
-        lua_pushnil(L);
-        lua_pushboolean(L, i->attempts == 1 && i->retries == 0 && i->throttled == 0 && i->waited == 0 &&
-                               i->backoff == 0);
-    }
+    lua_pushnil(L);
+    lua_pushboolean(L, sent_plainly(kl_last_info(u->c))); /* true: the caller may skip c:info() */
     return 3;
 }
 
@@ -957,13 +957,9 @@ static void batch_done(void *ud, size_t index, size_t slot, kl_client *sc, int r
         }
         lua_rawseti(L, -2, 2);
     }
-    {
-        /* .info only when the send loop did more than send once (as c:request's third value) */
-        const kl_send_info *i = kl_last_info(sc);
-        if (!(i->attempts == 1 && i->retries == 0 && i->throttled == 0 && i->waited == 0 && i->backoff == 0)) {
-            push_info(L, i);
-            lua_setfield(L, -2, "info");
-        }
+    if (!sent_plainly(kl_last_info(sc))) { /* .info only when the send loop did more */
+        push_info(L, kl_last_info(sc));
+        lua_setfield(L, -2, "info");
     }
     lua_rawseti(L, b->results, (int)index + 1);
 }

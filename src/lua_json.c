@@ -17,6 +17,7 @@
 
 #include <lauxlib.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,9 +263,23 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-/* Writes s as a JSON string; returns -1 (without a message) on invalid UTF-8. Bytes are
- * copied while they are checked (one pass, no memcpy call: most strings here are short keys
- * and values); room for the common case is reserved once. */
+/* SWAR: does any byte of the 8-byte word w need more than a copy (a control character, '"',
+ * '\\' or a byte >= 0x80)? Exact, with no carries across bytes: x is a byte below 0x20 iff
+ * (x | 0x80) - 0x20 clears bit 7 of (that byte), and the same for x ^ '"' and x ^ '\\' below 1. */
+#define SWAR_ONES 0x0101010101010101ULL
+#define SWAR_HIGH 0x8080808080808080ULL
+static inline int word_needs_care(uint64_t w)
+{
+    uint64_t hi = w | SWAR_HIGH;
+    uint64_t ctl = ~(hi - SWAR_ONES * 0x20);
+    uint64_t quo = ~(((w ^ (SWAR_ONES * '"')) | SWAR_HIGH) - SWAR_ONES);
+    uint64_t bsl = ~(((w ^ (SWAR_ONES * '\\')) | SWAR_HIGH) - SWAR_ONES);
+    return ((ctl | quo | bsl | w) & SWAR_HIGH) != 0;
+}
+
+/* Writes s as a JSON string; returns -1 (without a message) on invalid UTF-8. Plain runs are
+ * copied 8 bytes at a time once checked (most keys and values are plain ASCII); the rest byte
+ * by byte. Room for the common case is reserved once. */
 static int put_string(enc *e, const char *str, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -274,10 +289,49 @@ static int put_string(enc *e, const char *str, size_t n)
     reserve(e, n + 2);
     o = e->buf + e->len;
     *o++ = '"';
+    if (n >= 4 && n <= 16) {
+        /* Most keys and values: two overlapping loads cover the string; if neither holds a
+         * special byte it is copied with two overlapping stores. */
+        uint64_t a, b;
+        if (n >= 8) {
+            memcpy(&a, s, 8);
+            memcpy(&b, s + n - 8, 8);
+            if (!word_needs_care(a) && !word_needs_care(b)) {
+                memcpy(o, &a, 8);
+                memcpy(o + n - 8, &b, 8);
+                goto plain;
+            }
+        } else {
+            uint32_t x, y;
+            memcpy(&x, s, 4);
+            memcpy(&y, s + n - 4, 4);
+            a = (uint64_t)x << 32 | y;   /* both halves checked at once */
+            if (!word_needs_care(a)) {
+                memcpy(o, &x, 4);
+                memcpy(o + n - 4, &y, 4);
+                goto plain;
+            }
+        }
+    }
     while (i < n) {
-        unsigned char c = s[i];
-        unsigned char cls = byte_class[c];
-        if (cls == 0) { *o++ = (char)c; i++; continue; }
+        unsigned char c, cls;
+        if (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (!word_needs_care(w)) {
+                memcpy(o, &w, 8);
+                o += 8;
+                i += 8;
+                continue;
+            }
+        }
+        c = s[i];
+        cls = byte_class[c];
+        if (cls == 0) {   /* fewer than 8 bytes left, or a word with a special byte in it */
+            size_t end = n - i > 8 ? i + 8 : n;
+            do { *o++ = (char)c; i++; } while (i < end && (cls = byte_class[c = s[i]]) == 0);
+            if (cls == 0) continue;   /* the run ended: back to whole words */
+        }
         if (cls == 2) {
             size_t l = utf8_len(s + i, n - i);
             if (l == 0) return -1;
@@ -308,6 +362,10 @@ static int put_string(enc *e, const char *str, size_t n)
     }
     *o++ = '"';
     e->len = (size_t)(o - e->buf);
+    return 0;
+plain:
+    o[n] = '"';
+    e->len = (size_t)(o + n + 1 - e->buf);
     return 0;
 }
 
@@ -399,17 +457,17 @@ static int put_unique_id(enc *e, int first)
     return 0;
 }
 
-static int encode_object(enc *e, int idx, int kind)
+/* ktype: the type of the first key, which the caller's lua_next left on the stack with its
+ * value (at vidx - 1 and vidx: the same slots for every key). */
+static int encode_object(enc *e, int idx, int kind, int ktype)
 {
     lua_State *L = e->L;
     frame *f = &e->frames[e->depth - 1];
-    int first = 1, stamp = at_stamp_path(e);
+    int first = 1, stamp = at_stamp_path(e), vidx = lua_gettop(L), t = ktype;
     putc_(e, '{');
-    /* The first key is already on the stack (pushed by the caller's lua_next). */
-    do {
+    for (;;) {
         size_t klen;
         const char *k;
-        int t = lua_type(L, -2);
         if (t != LUA_TSTRING) {
             if (t == LUA_TNUMBER && key_index(L, -2)) {
                 e->depth--;
@@ -429,9 +487,11 @@ static int encode_object(enc *e, int idx, int kind)
         if (put_string(e, k, klen) < 0)
             return fail(e, e->depth, "key is not valid UTF-8");
         putc_(e, ':');
-        if (encode_value(e, lua_gettop(L)) < 0) return -1;
-        lua_pop(L, 1);
-    } while (lua_next(L, idx));
+        if (encode_value(e, vidx) < 0) return -1;
+        lua_settop(L, vidx - 1);
+        if (!lua_next(L, idx)) break;
+        t = lua_type(L, -2);
+    }
     if (stamp && put_unique_id(e, 0) < 0) return -1;
     putc_(e, '}');
     return 0;
@@ -485,7 +545,7 @@ static int encode_table(enc *e, int idx)
 {
     lua_State *L = e->L;
     const void *self;
-    int kind, i, rc;
+    int kind, i, rc, ktype;
     if ((kind = table_kind(e, idx)) < 0) return -1;
     if (kind == KIND_NULL) { put(e, "null", 4); return 0; }
     if (e->depth >= e->max_depth) {
@@ -497,7 +557,9 @@ static int encode_table(enc *e, int idx)
     for (i = 0; i < e->depth; i++)
         if (e->frames[i].table == self)
             return fail(e, e->depth, "table contains itself (cycle) and cannot be encoded as JSON");
-    if (!lua_checkstack(L, 6))
+    /* each level holds a key and a value (and table_kind 2 more for a moment): room for the
+     * next 8 levels is made every 8 levels, not at each table */
+    if ((e->depth & 7) == 0 && !lua_checkstack(L, 2 * 8 + 4))
         return fail(e, e->depth, "nested too deep for the Lua stack");
     e->frames[e->depth].table = self;
     e->frames[e->depth].key = NULL;
@@ -515,8 +577,9 @@ static int encode_table(enc *e, int idx)
         e->depth--;
         return 0;
     }
-    if (kind == KIND_OBJECT || (kind == KIND_AUTO && lua_type(L, -2) == LUA_TSTRING))
-        rc = encode_object(e, idx, kind);
+    ktype = lua_type(L, -2);
+    if (kind == KIND_OBJECT || (kind == KIND_AUTO && ktype == LUA_TSTRING))
+        rc = encode_object(e, idx, kind, ktype);
     else
         rc = encode_array(e, idx, kind);
     if (rc == 0) e->depth--;

@@ -67,10 +67,15 @@ static int add_template(kl_client *c, const kl_request *r, kl_buf *u) {
             s = e + 1;
             continue;
         }
-        if (!path_char((unsigned char)*s) || *s == '}')
-            return kl_fail(c, KL_ERR_USAGE, "invalid_path", op, "path holds a character not allowed in a path");
-        if (kl_buf_addc(u, *s)) return OOM(c, op);
-        s++;
+        {   /* a run of literal characters up to the next placeholder, added at once */
+            const char *run = s;
+            while (*s && *s != '{') {
+                if (!path_char((unsigned char)*s) || *s == '}')
+                    return kl_fail(c, KL_ERR_USAGE, "invalid_path", op, "path holds a character not allowed in a path");
+                s++;
+            }
+            if (kl_buf_add(u, run, (size_t)(s - run))) return OOM(c, op);
+        }
     }
     if (used != r->n_path_params)
         return kl_fail(c, KL_ERR_USAGE, "invalid_path_params", op,
@@ -129,7 +134,7 @@ int kl_build_request(kl_client *c, const kl_request *r) {
     if (r->body == NULL && r->body_len)
         return kl_fail(c, KL_ERR_USAGE, "invalid_request", op, "body_len without body");
     rev = r->revision ? r->revision : p->revision;
-    if (!kl_revision_valid(rev))
+    if (r->revision && !kl_revision_valid(rev)) /* the client's own was checked when set */
         return kl_fail(c, KL_ERR_REFUSED, "invalid_revision", op,
                        "revision must be YYYY-MM-DD (a real date) with an optional .suffix");
 

@@ -44,12 +44,20 @@ int kl_resp_add_header(kl_client *c, const char *name, size_t nlen, const char *
         p->rh_off = no;
         p->cap_rh = cap;
     }
+    /* "name\0value\0", the name in ASCII lower case (header names are tokens: no locale) */
+    if (kl_buf_reserve(&p->rhstore, nlen + vlen + 2)) return -1;
     off = p->rhstore.len;
-    if (kl_buf_add(&p->rhstore, name, nlen) || kl_buf_add(&p->rhstore, "", 1)) return -1;
-    for (i = off; i < off + nlen; i++) p->rhstore.p[i] = (char)tolower((unsigned char)p->rhstore.p[i]);
+    for (i = 0; i < nlen; i++) {
+        char ch = name[i];
+        p->rhstore.p[off + i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + ('a' - 'A')) : ch;
+    }
+    p->rhstore.p[off + nlen] = '\0';
+    memcpy(p->rhstore.p + off + nlen + 1, value, vlen);
+    p->rhstore.p[off + nlen + 1 + vlen] = '\0';
+    p->rhstore.len = off + nlen + vlen + 2;
+    p->rhstore.p[p->rhstore.len] = '\0';  /* the buffer's invariant (kl_buf_add keeps it too) */
     p->rh_off[2 * p->n_rh] = off;
-    p->rh_off[2 * p->n_rh + 1] = p->rhstore.len;
-    if (kl_buf_add(&p->rhstore, value, vlen) || kl_buf_add(&p->rhstore, "", 1)) return -1;
+    p->rh_off[2 * p->n_rh + 1] = off + nlen + 1;
     p->n_rh++;
     return 0;
 }

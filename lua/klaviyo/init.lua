@@ -53,10 +53,15 @@ local MODULES = {
   metrics = "klaviyo.metrics", client_api = "klaviyo.client_api",
 }
 
+-- A method found here is kept in the client (rawset), so later calls find it at once instead
+-- of through this function; an idiomatic module is made for the client on first use.
 local mt = {
   __index = function(self, k)
     local v = _M[k]
-    if v ~= nil then return v end
+    if v ~= nil then
+      if type(v) == "function" then rawset(self, k, v) end
+      return v
+    end
     local name = MODULES[k]
     if name == nil then return nil end
     v = require(name).new(self)
@@ -235,9 +240,11 @@ function _M.new(opts)
   end
   local c, err = core.new(copts)
   if not c then return nil, wrap(err, "new") end
-  return setmetatable({ core = c, refresh = opts.refresh, transport = transport,
+  -- false, not nil, for what is absent: a nil field would be looked up through __index on
+  -- every call
+  return setmetatable({ core = c, refresh = opts.refresh or false, transport = transport or false,
                         limited = opts.limiter ~= false, overrides = overrides,
-                        counters = stats.new(), info = {} }, mt)
+                        counters = stats.new(), info = {}, spare = {} }, mt)
 end
 
 -- Decodes a successful response: the JSON document, or true for an empty body (202/204).
@@ -251,7 +258,7 @@ local function decode(res, op_id)
 end
 
 -- What the send loop did for a request sent once with no wait (c:request says so).
-local PLAIN = { attempts = 1, retries = 0, throttled = 0, waited = 0, backoff = 0 }
+local PLAIN = { plain = true, attempts = 1, retries = 0, throttled = 0, waited = 0, backoff = 0 }
 
 -- One request through the client's transport: res | nil, err; then what the send loop did
 -- (PLAIN, or a table reused by every call: stats.add reads it at once).
@@ -273,7 +280,6 @@ end
 -- Sends one core request (waiting for the rate limiter and retrying inside the transport); on
 -- a 401 with an OAuth refresh function, refreshes the token once and repeats the request once.
 local function send(self, req, op_id)
-  local c = self.core
   if self.limited and req.limits == nil then req.limits = policy.limits_of(self.overrides, op_id) end
   local res, err, info = perform(self, req, op_id)
   if res then
@@ -289,7 +295,7 @@ local function send(self, req, op_id)
       err.refresh_error = rerr ~= nil and tostring(rerr) or "refresh returned no token"
       return nil, wrap(err, op_id)
     end
-    local ok, serr = c:set_access_token(token)
+    local ok, serr = self.core:set_access_token(token)
     if ok == nil then
       err.refresh_error = tostring(serr)
       return nil, wrap(err, op_id)
@@ -327,16 +333,21 @@ local function prepare(self, op_id, params, opts, level)
       if msg then error(format("klaviyo: %s: %s", tostring(op_id), msg), level) end
     end
   end
-  local has_uids = false
-  local req, msg = build(op_id, params)
+  -- A request table of this operation left by an earlier call is taken (so a call made
+  -- meanwhile, from a refresh function or another coroutine, cannot share it) and refilled.
+  local spare = self.spare
+  local req, msg = build(op_id, params, spare[op_id])
   if req == nil then error(msg, level) end
+  spare[op_id] = nil
+  local has_uids = false
   if op_id == "create_event" or op_id == "bulk_create_events" then
     has_uids = policy.unique_ids(op_id, params)
-    req.unique_ids = has_uids   -- the core stamps every event without one (in the bytes only)
   end
+  req.unique_ids = has_uids   -- the core stamps every event without one (in the bytes only)
   req.safe = policy.safe(op_id, req.method, has_uids, idempotent)
-  if retry then req.retry_attempts, req.retry_max_time = retry.attempts, retry.max_time end
-  if self.limited then req.limits = policy.limits_of(self.overrides, op_id) end
+  if retry then req.retry_attempts, req.retry_max_time = retry.attempts, retry.max_time
+  else req.retry_attempts, req.retry_max_time = nil, nil end
+  if self.limited and req.limits == nil then req.limits = policy.limits_of(self.overrides, op_id) end
   return req
 end
 
@@ -349,6 +360,8 @@ end
 function _M.call(self, op_id, params, opts)
   local req = prepare(self, op_id, params, opts, 2)
   local doc, res = send(self, req, op_id)
+  req.body = nil                 -- the caller's body is not kept alive by the spare
+  self.spare[op_id] = req
   if doc == nil and res.kind == "encode" then body_error(op_id, res, 2) end
   return doc, res
 end

@@ -10,7 +10,7 @@
 -- in C memory, or a string taken as already-encoded JSON) and the per-call option `revision`.
 -- Any mistake (unknown operation or parameter, a missing required one, a wrong type, an integer
 -- outside the spec's bounds) raises an error naming the operation and the parameter.
-local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
+local type, pairs, ipairs, next, tostring = type, pairs, ipairs, next, tostring
 local format, concat, floor, huge = string.format, table.concat, math.floor, math.huge
 
 local operations = require "klaviyo.operations"
@@ -141,18 +141,23 @@ end
 -- Builds the core request for one call. A table body stays a table: the core encodes it (and
 -- reports a bad value by its path, kind "encode"). Returns req, or nil, msg for a programmer
 -- error (the caller raises it at its own caller's level).
-function _M.build(op_id, params)
-  if type(op_id) ~= "string" then
-    return nil, "klaviyo: operation id must be a string, got " .. type(op_id)
+-- into: a request table an earlier build made for the same operation, refilled instead of a
+-- new one (client:call keeps one per operation: no table is made per call).
+function _M.build(op_id, params, into)
+  local c = compiled[op_id]
+  if c == nil then
+    if type(op_id) ~= "string" then
+      return nil, "klaviyo: operation id must be a string, got " .. type(op_id)
+    end
+    c = compile(op_id)
+    if c == nil then return nil, format("klaviyo: unknown operation %q", op_id) end
   end
-  local c = compiled[op_id] or compile(op_id)
-  if c == nil then return nil, format("klaviyo: unknown operation %q", op_id) end
   if params == nil then params = {} end
   if type(params) ~= "table" then
     return nil, fail(op_id, nil, "params must be a table, got %s", type(params))
   end
   local names = c.names
-  for k in pairs(params) do
+  for k in next, params do   -- raw: params are checked as they are, not as __pairs shows them
     if names[k] == nil and OPTIONS[k] == nil then
       if type(k) ~= "string" then
         return nil, fail(op_id, nil, "parameter names must be strings, got %s", type(k))
@@ -165,18 +170,16 @@ function _M.build(op_id, params)
   end
 
   local op = c.op
-  local req = { operation = op_id, method = op.method, path = op.path, auth = op.auth }
-
   local pp = c.path_params
   local np = #pp
+  local path_params
   if np > 0 then
-    local values = {}
+    path_params = {}
     for i = 1, np do
       local v, err = path_value(op_id, pp[i], params[pp[i]])
       if v == nil then return nil, err end
-      values[i] = v
+      path_params[i] = v
     end
-    req.path_params = values
   end
 
   local cq = c.query
@@ -193,11 +196,10 @@ function _M.build(op_id, params)
       query[#query + 1] = { q.name, value }
     end
   end
-  req.query = query
 
   local ch = c.headers
+  local headers
   if #ch > 0 then
-    local headers
     for i = 1, #ch do
       local h = ch[i]
       local v = params[h.name]
@@ -210,7 +212,6 @@ function _M.build(op_id, params)
         headers[#headers + 1] = { h.name, v }
       end
     end
-    req.headers = headers
   end
 
   local body = params.body
@@ -223,21 +224,26 @@ function _M.build(op_id, params)
       op.content_type)
   else
     local tb = type(body)
-    if tb == "table" or tb == "string" then
-      req.body = body
-    else
+    if tb ~= "table" and tb ~= "string" then
       return nil, fail(op_id, "body", "expected a table (or JSON text), got %s", tb)
     end
   end
 
   local revision = params.revision
-  if revision ~= nil then
-    if type(revision) ~= "string" then
-      return nil, fail(op_id, "revision", "expected a string, got %s", type(revision))
-    end
-    req.revision = revision
+  if revision ~= nil and type(revision) ~= "string" then
+    return nil, fail(op_id, "revision", "expected a string, got %s", type(revision))
   end
-  return req
+  if into ~= nil then
+    into.path_params, into.query, into.headers, into.body, into.revision =
+      path_params, query, headers, body, revision
+    return into
+  end
+  -- One constructor naming every field, also those the client sets afterwards (unique_ids,
+  -- safe, limits, retry_*): the table is sized once instead of growing as fields are added.
+  return { operation = op_id, method = op.method, path = op.path, auth = op.auth,
+           path_params = path_params, query = query, headers = headers, body = body,
+           revision = revision, unique_ids = nil, safe = nil, limits = nil,
+           retry_attempts = nil, retry_max_time = nil }
 end
 
 -- For error messages listing what an operation accepts.

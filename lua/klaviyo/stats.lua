@@ -18,12 +18,15 @@ local function entry(st, op_id)
   return e
 end
 
--- info: {attempts, retries, throttled, waited, backoff} (c:info() or a batch entry's .info);
--- err: the final error or nil.
+-- info: {attempts, retries, throttled, waited, backoff} (c:info() or a batch entry's .info),
+-- or {plain = true, attempts = 1, ...} for a request sent once with no wait; err: the final
+-- error or nil.
 function _M.add(st, op_id, info, err)
-  local e = entry(st, op_id)
+  local e = st[op_id] or entry(st, op_id)
   e.requests = e.requests + 1
-  if info then
+  if info and info.plain then   -- sent once, nothing waited (the common case): one attempt
+    e.attempts = e.attempts + 1
+  elseif info then
     e.attempts = e.attempts + (info.attempts or 0)
     e.retries = e.retries + (info.retries or 0)
     e.throttled = e.throttled + (info.throttled or 0)

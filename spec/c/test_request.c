@@ -71,6 +71,14 @@ static void test_urls(void) {
     CHECK_STR(header(b, "revision"), KL_DEFAULT_REVISION);
     CHECK_STR(header(b, "User-Agent"), "lua-klaviyo/" KL_VERSION);
     CHECK_STR(header(b, "Authorization"), "Klaviyo-API-Key " KEY);
+    {   /* literal runs before, between and after placeholders */
+        const char *two[] = {"L 1", "p/2"};
+        r.path = "/api/lists/{id}/relationships/{rel}/x";
+        r.path_params = two;
+        r.n_path_params = 2;
+        CHECK_INT(kl_build(c, &r, &b), KL_OK);
+        CHECK_STR(b->url, "http://127.0.0.1:8787/api/lists/L%201/relationships/p%2F2/x");
+    }
 
     r.path = "/api/profiles";
     r.path_params = NULL;
@@ -215,6 +223,7 @@ static void test_refusals(void) {
     kl_client *priv = client("http://localhost:8787", KEY, NULL, NULL);
     kl_request r;
     const char *pp2[] = {"a", "b"};
+    const char *pp1[] = {"a"};
     const char *empty[] = {""};
     memset(&r, 0, sizeof r);
     r.operation = "op";
@@ -272,6 +281,14 @@ static void test_refusals(void) {
     r.n_path_params = 0;
     r.path = "/api/profiles?x=1";
     refused(c, &r, KL_ERR_USAGE, "invalid_path");
+    r.path = "/api/pro}files";
+    refused(c, &r, KL_ERR_USAGE, "invalid_path");
+    r.path_params = pp1;
+    r.n_path_params = 1;
+    r.path = "/api/profiles/{id}/rel ationships"; /* a bad character after a placeholder */
+    refused(c, &r, KL_ERR_USAGE, "invalid_path");
+    r.path_params = NULL;
+    r.n_path_params = 0;
     r.path = "api/profiles";
     refused(c, &r, KL_ERR_USAGE, "invalid_path");
     r.path = "/api/profiles";

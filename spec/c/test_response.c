@@ -5,6 +5,7 @@
  */
 #include "ctest.h"
 #include "json_read.h"
+#include "kl_internal.h"
 #include "klaviyo.h"
 
 #include <stdlib.h>
@@ -189,6 +190,32 @@ static void test_json_reader(void) {
     kj_free(&d);
 }
 
+/* Many headers: the name/value store and its index grow past their first sizes, every name is
+ * kept in ASCII lower case (only A-Z change), every value trimmed, all found again. */
+static void test_many_headers(void) {
+    enum { N = 300 };
+    static char names[N][24], values[N][24];
+    kl_header h[N];
+    const kl_response *r;
+    int i;
+    char want[24];
+    for (i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "X-Hdr-%d-\xc3\x89Z_a", i);
+        snprintf(values[i], sizeof values[i], "\t v%d \r\n", i);
+        h[i].name = names[i];
+        h[i].value = values[i];
+    }
+    CHECK_INT(interp(200, h, N, "{}"), KL_OK);
+    r = kl_last_response(c);
+    CHECK_INT(r->n_headers, N);
+    for (i = 0; i < N; i++) {
+        snprintf(want, sizeof want, "x-hdr-%d-\xc3\x89z_a", i);
+        CHECK_STR(r->headers[i].name, want);
+        snprintf(want, sizeof want, "v%d", i);
+        CHECK_STR(kl_resp_header(c, r->headers[i].name), want);
+    }
+}
+
 int main(void) {
     kl_options o;
     memset(&o, 0, sizeof o);
@@ -199,6 +226,7 @@ int main(void) {
     test_jsonapi_errors();
     test_non_json();
     test_json_reader();
+    test_many_headers();
     kl_free(c);
     CTEST_END();
 }

@@ -136,6 +136,46 @@ describe("client:call", function()
     c:close()
   end)
 
+  -- client:call refills one request table per operation instead of making one per call: no
+  -- parameter, body or option of a call may reach the next call of the same operation.
+  it("sends nothing of an earlier call of the same operation", function()
+    local mark = S.mark()
+    assert.is_table((client:call("get_profiles", { ["page[size]"] = 3,
+      ["fields[profile]"] = { "email" }, filter = klaviyo.filter.equals("email", "x@example.com") })))
+    assert.is_table((client:call("get_profiles", {})))
+    local recs = S.since(mark)
+    assert.equal(2, #recs)
+    assert.equal("3", S.query_value(recs[1].query, "page[size]"))
+    assert.is_nil(S.query_value(recs[2].query, "page[size]"))
+    assert.is_nil(S.query_value(recs[2].query, "filter"))
+    assert.is_nil(S.query_value(recs[2].query, "fields[profile]"))
+    -- a per-call retry limit holds for that call only
+    S.emu.faults { { operation = "get_lists", status = 503, count = 2 } }
+    assert.is_nil((client:call("get_lists", {}, { retry = { attempts = 1 } })))
+    assert.is_table((client:call("get_lists", {})))   -- the second 503 is retried
+  end)
+
+  it("keeps no reference to a call's body once it returned", function()
+    local weak = setmetatable({}, { __mode = "k" })
+    do
+      local body = S.event_body("weak@example.com", "Weak Ref")
+      weak[body] = true
+      assert.is_true((client:call("create_event", { body = body })))
+    end
+    collectgarbage(); collectgarbage()
+    assert.is_nil(next(weak))
+  end)
+
+  it("counts each plain call as one request and one attempt", function()
+    local c = S.client(nil, nil, acct)
+    for _ = 1, 3 do assert.is_table((c:call("get_metrics", {}))) end
+    local st = c:stats().get_metrics
+    assert.same({ requests = 3, attempts = 3, retries = 0, throttled = 0, waited = 0, backoff = 0 },
+      { requests = st.requests, attempts = st.attempts, retries = st.retries,
+        throttled = st.throttled, waited = st.waited, backoff = st.backoff })
+    c:close()
+  end)
+
   it("close is safe to repeat", function()
     assert.is_true(client:close())
     assert.is_true(client:close())

@@ -45,8 +45,7 @@ describe("parameter encoding", function()
 
   it("percent-encodes path parameters on the wire", function()
     -- the wire form, from the core's request builder (the same code path as sending)
-    local req = assert(require("klaviyo.request").build("get_profile", { id = "a b/c?d#e&f\"é+%" },
-      S.klaviyo.encode))
+    local req = assert(require("klaviyo.request").build("get_profile", { id = "a b/c?d#e&f\"é+%" }))
     local built = assert(client.core:build(req))
     local seg = built.url:match("/api/profiles/([^?]*)$")
     assert.is_string(seg, built.url)

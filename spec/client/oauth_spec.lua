@@ -102,6 +102,34 @@ describe("OAuth refresh", function()
     client:close()
   end)
 
+  -- The refresh function may itself call the client, even the same operation: the request
+  -- being refreshed is repeated as it was (calls do not share a request table).
+  it("repeats the refreshed request as it was, after a call made by the refresh function", function()
+    local acct = S.emu.account()
+    local fetch = token_endpoint(acct)
+    local client
+    client = assert(klaviyo.new { access_token = acct.access_token, base_url = S.emu.url,
+      refresh = function(c)
+        local token = assert(fetch())
+        assert(c:set_access_token(token))
+        assert.is_table((c:call("get_profiles", { ["page[size]"] = 7 })))
+        return token
+      end })
+    assert.is_table((client:call("get_profiles", {})))   -- the client has made this call before
+    S.emu.admin("POST", "expire-tokens", { account = acct.account_id })
+    local mark = S.mark()
+    local doc, err = client:call("get_profiles", { ["page[size]"] = 2 })
+    assert.is_table(doc, tostring(err))
+    local recs = profiles_since(mark)
+    assert.equal(3, #recs)
+    local sizes = {}
+    for i, r in ipairs(recs) do
+      sizes[i] = ("%d %s"):format(r.status, S.query_value(r.query, "page[size]"))
+    end
+    assert.same({ "401 2", "200 7", "200 2" }, sizes)
+    client:close()
+  end)
+
   it("set_access_token replaces the token", function()
     local acct = S.emu.account()
     local client = assert(klaviyo.new { access_token = "expired_token_value", base_url = S.emu.url })

@@ -118,6 +118,38 @@ describe("encode", function()
       assert.matches('^%["k\\255"%]: key is not valid UTF%-8$', fails({ ["k\255"] = 1 }))
     end)
 
+    -- Strings of 4 to 16 bytes are checked with two overlapping loads and longer ones 8 bytes
+    -- at a time: a byte that needs care must be caught at every offset of every length,
+    -- including the neighbours of the characters checked (0x1f/0x20, 0x21/0x22/0x23,
+    -- 0x5b/0x5c/0x5d, 0x7f/0x80).
+    it("escapes or checks a special byte at any offset of a string of any length", function()
+      local function reference(s) -- byte by byte, as RFC 8259 says
+        local out = {}
+        for i = 1, #s do
+          local b = s:byte(i)
+          local esc = ({ [8] = "\\b", [9] = "\\t", [10] = "\\n", [12] = "\\f", [13] = "\\r",
+                         [34] = '\\"', [92] = "\\\\" })[b]
+          out[i] = esc or (b < 32 and string.format("\\u%04x", b)) or string.char(b)
+        end
+        return '"' .. table.concat(out) .. '"'
+      end
+      for _, b in ipairs({ 0, 1, 10, 31, 32, 33, 34, 35, 91, 92, 93, 126, 127 }) do
+        for len = 1, 24 do
+          for at = 1, len do
+            local s = string.rep("x", at - 1) .. string.char(b) .. string.rep("y", len - at)
+            assert.equal(reference(s), encode(s))
+          end
+        end
+      end
+      for len = 2, 20 do  -- a lone continuation byte or a 2-byte sequence at any offset
+        for at = 1, len - 1 do
+          local pre, post = string.rep("a", at - 1), string.rep("b", len - 1 - at)
+          assert.equal("(root): string is not valid UTF-8", fails(pre .. "\128" .. post .. "c"))
+          assert.equal('"' .. pre .. "\195\169" .. post .. '"', encode(pre .. "\195\169" .. post))
+        end
+      end
+    end)
+
     it("escapes keys like values", function()
       assert.equal('{"a\\"b\\n":1}', encode({ ['a"b\n'] = 1 }))
     end)

@@ -330,12 +330,13 @@ end
 -- bytes of them (one record always), joined by "," between `prefix` and `suffix`. Read and
 -- assembled in C (src/lua_spool.c): no string per record is made (the delivery's hot path;
 -- under LuaJIT thousands of records alike but for a few bytes made that costly). Returns
--- body, count, endpos (the offset just past the last record taken); false when an ack or a
--- damaged line lies among the records (the caller then uses `read`); nil, message.
-function _M:read_body(max_count, max_bytes, prefix, suffix)
+-- body, count, endpos (the offset just past the last record taken); nil, message. `from`:
+-- start there instead of at head (the next batch while one is on its way).
+function _M:read_body(max_count, max_bytes, prefix, suffix, from)
   local w = self.w
   if not w then return nil, "the spool is not open" end
-  return w:read_body(self.path, self.head, self.size, max_count, max_bytes, prefix, suffix)
+  return w:read_body(self.path, from or self.head, self.size, max_count, max_bytes, prefix,
+    suffix)
 end
 
 --- Mark everything before `offset` done (an "#ack" record), `count` records fewer pending.

@@ -111,13 +111,14 @@ end
 -- client:batch with other jobs) and failed with this error: it is judged, not sent again.
 local function send_range(t, src, i, j, answer)
   local stats = t.counts
-  local ok, err = nil, answer
+  local err = answer
   if not answer then
     local body, berr = range_body(src, i, j)
     if not body then return spool_failure(stats, berr) end
     stats.requests = stats.requests + 1
     -- every spooled event carries its unique_id, so the client may repeat the job after a
     -- 5xx or a lost connection: Klaviyo records each event once
+    local ok
     ok, err = t.client:call("bulk_create_events", { body = body }, IDEMPOTENT)
     if ok then return true end
   end

@@ -20,8 +20,9 @@
 -- size limit) writes no byte of its record.
 --
 -- Durability (`sync`): every record is in the kernel (copied into the page cache through
--- the mapping) before `track` returns, so a killed process loses nothing. `sync = "always"` also fsyncs each record
--- (survives power loss; slowest); `"batch"` (default) fsyncs the spool before each delivery
+-- the mapping) before `track` returns, so a killed process loses nothing. `sync = "always"`
+-- also fsyncs each record (survives power loss; slowest); `"batch"` (default) fsyncs the
+-- spool before each delivery
 -- pass sends it, and at flush/close (a power loss can lose the records written since the
 -- last fsync); `"none"` leaves it to the operating system. Acks are never fsynced: a lost
 -- ack only makes delivered events go again, which their unique_ids make harmless.

@@ -142,6 +142,15 @@ describe("validate.value", function()
     local shared = { 1 }
     assert.is_number(V.value({ a = shared, b = shared }))
   end)
+  it("forgets the tables of a walk that failed part-way (no cycle seen later)", function()
+    -- the walks share one set of the tables they are in; a failure leaves it behind
+    local inner = { deep = { bad = 0 / 0 } }
+    assert.is_nil((V.value({ x = inner })))
+    assert.is_nil((V.properties({ x = inner })))
+    inner.deep.bad = 1
+    assert.is_number(V.value({ y = inner }))
+    assert.is_number(V.properties({ y = inner, z = inner }))
+  end)
   it("refuses NaN and infinities", function()
     local _, msg, ptr = V.value({ price = 0 / 0 })
     assert.matches("NaN", msg); assert.equal("/price", ptr)

@@ -308,8 +308,15 @@ local function string_size(s)
   return n
 end
 
+-- Digits of an integer are counted, not printed (a string per number of every event only to
+-- take its length was a visible part of tracker:track); other numbers as %.14g writes them.
 local function number_size(v)
-  if floor(v) == v and v > -1e15 and v < 1e15 then return #format("%d", v) end
+  if floor(v) == v and v > -1e15 and v < 1e15 then
+    local n, a, p = 1, v, 10
+    if a < 0 then n, a = 2, -a end
+    while a >= p do n, p = n + 1, p * 10 end
+    return n
+  end
   return #format("%.14g", v)
 end
 

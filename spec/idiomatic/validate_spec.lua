@@ -130,6 +130,12 @@ describe("validate.value", function()
       assert.is_true(got <= #cjson.encode(v) + 8, cjson.encode(v))
     end
   end)
+  it("measures integers to the digit", function()
+    for _, n in ipairs({ 0, -0.0, 7, -7, 9, 10, 99, 100, -100, 123456, 2 ^ 31, -2 ^ 40,
+                         999999999999999, -999999999999999, 1e14 }) do
+      assert.equal(#string.format("%d", n), V.value(n), tostring(n))
+    end
+  end)
   it("refuses cycles with the path to them", function()
     local t = { a = { b = {} } }
     t.a.b.c = t

@@ -317,20 +317,3 @@ describe("a flow triggered by an event", function()
     assert.equal(1, #S.collect(t.events:each{ profile_id = emu.flow_runs(t.acct)[1].profile_id }))
   end)
 end)
-
-describe("events.build", function()
-  local build = require("klaviyo.events").build
-
-  it("makes the metric part once per name and keeps a service apart", function()
-    local a1 = assert(build(event(), "x", "", nil))
-    local a2 = assert(build(event{ properties = { total = 2 } }, "x", "", nil))
-    -- one shared, read-only table per metric name (three tables fewer per tracked event)
-    assert.equal(a1.metric, a2.metric)
-    assert.same({ data = { type = "metric", attributes = { name = "Placed Order" } } }, a1.metric)
-    local s = assert(build(event{ service = "pos" }, "x", "", nil))
-    assert.same({ data = { type = "metric", attributes = { name = "Placed Order",
-      service = "pos" } } }, s.metric)
-    assert.are_not.equal(a1.metric, s.metric)
-    assert.is_nil(assert(build(event(), "x", "", nil)).metric.data.attributes.service)
-  end)
-end)

@@ -3,6 +3,16 @@
  *
  * Memory: the writer's buffers are malloc'd blocks owned by its userdata (freed by close and
  * __gc), so an out-of-memory raise in the middle of an encode leaves nothing leaked.
+ *
+ * Appends go into a shared mapping of the file (a window of WINDOW bytes, allocated on disk
+ * with posix_fallocate before it is mapped), not through write(2): a record copied there is
+ * in the kernel's page cache, where a killed process cannot take it back (the promise `track`
+ * makes), and the copy costs a fraction of a write(2) on ext4 (0.55 against 1.6 us a record
+ * here), which was the largest single cost of `track`.  The file is longer than its records
+ * while the writer is open (the window's allocated tail reads as zero bytes); close cuts it
+ * to the records.  After a crash the zero tail is a torn last line to the spool's reader,
+ * dropped as any torn tail is.  Allocating before mapping means a full disk is an error
+ * returned by append, never a SIGBUS on a page of a hole.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -14,18 +24,26 @@
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define WRITER_MT "klaviyo.core.spool_writer"
 #define READ_CHUNK (256 * 1024)   /* read_body reads this much at a time (at least) */
+#define WINDOW (4 * 1024 * 1024)  /* bytes mapped at a time (a multiple of any page size) */
 
 typedef struct {
     int fd;            /* -1 once closed */
     int encoded;       /* out holds a record not yet committed */
     kl_json_out rec;   /* the record being made (room for its "\n" after it) */
     kl_json_out out;   /* the JSON of one value of it */
-    char *raw;         /* write(...) with several strings: joined here */
+    char *raw;         /* write(...) with several strings: joined here; read_body's buffer */
     size_t rawcap;
+    char *map;         /* the mapped window, or NULL */
+    off_t map_off;     /* file offset of map[0] (a multiple of the page size) */
+    size_t map_len;
+    off_t end;         /* where the next byte goes: the end of the records */
+    off_t alloc;       /* the file's length (records, then allocated zero bytes) */
 } spool_writer;
 
 static spool_writer *check_writer(lua_State *L)
@@ -33,9 +51,28 @@ static spool_writer *check_writer(lua_State *L)
     return (spool_writer *)luaL_checkudata(L, 1, WRITER_MT);
 }
 
+/* Unmaps the window and cuts the file back to its records (the zero tail goes).  0 or -1. */
+static int writer_unmap(spool_writer *w)
+{
+    int rc = 0;
+    if (w->map) {
+        munmap(w->map, w->map_len);
+        w->map = NULL;
+        w->map_len = 0;
+    }
+    if (w->fd >= 0 && w->alloc > w->end) {
+        if (ftruncate(w->fd, w->end) != 0) rc = -1;
+        else w->alloc = w->end;
+    }
+    return rc;
+}
+
 static void writer_free(spool_writer *w)
 {
-    if (w->fd >= 0) close(w->fd);
+    if (w->fd >= 0) {
+        writer_unmap(w);
+        close(w->fd);
+    }
     w->fd = -1;
     w->encoded = 0;
     free(w->out.p);
@@ -58,33 +95,69 @@ static int push_errno(lua_State *L, const char *what, const char *path)
     return 2;
 }
 
-/* write(2) until every byte is in the kernel; *done says how many went. 0 or -1 (errno). */
-static int write_all(int fd, const char *p, size_t n, size_t *done)
+/* Makes [end, end + n) part of the mapped window, allocating the file's blocks first.
+ * 0, or -1 with errno (nothing written). */
+static int make_room(spool_writer *w, size_t n)
 {
-    *done = 0;
-    while (*done < n) {
-        ssize_t r = write(fd, p + *done, n - *done);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return -1;
+    long page = sysconf(_SC_PAGESIZE);
+    off_t off, stop;
+    size_t len;
+    char *m;
+    int e;
+    if (w->map && w->end + (off_t)n <= w->map_off + (off_t)w->map_len &&
+        w->end + (off_t)n <= w->alloc)
+        return 0;
+    if (page <= 0) page = 4096;
+    off = w->end - w->end % (off_t)page;
+    len = WINDOW;
+    while ((off_t)len < w->end - off + (off_t)n) len *= 2;   /* a record longer than WINDOW */
+    stop = off + (off_t)len;
+    if (stop > w->alloc) {
+        e = posix_fallocate(w->fd, w->alloc, stop - w->alloc);
+        if (e != 0) {
+            /* no room for a whole window (a full disk, a file size limit): exactly the
+             * record's bytes, so the spool still fills up to the limit.  The window may
+             * then reach past the end of the file; no byte past it is ever touched. */
+            off_t need = w->end + (off_t)n;
+            if (need > w->alloc) {
+                e = posix_fallocate(w->fd, w->alloc, need - w->alloc);
+                if (e != 0) {
+                    errno = e;
+                    return -1;
+                }
+                w->alloc = need;
+            }
+        } else {
+            w->alloc = stop;
         }
-        if (r == 0) {
-            errno = EIO;
-            return -1;
-        }
-        *done += (size_t)r;
     }
+    m = (char *)mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, w->fd, off);
+    if (m == MAP_FAILED) return -1;
+    if (w->map) munmap(w->map, w->map_len);
+    w->map = m;
+    w->map_off = off;
+    w->map_len = len;
     return 0;
 }
 
-/* nil, message, torn (some bytes reached the file) */
-static int push_write_error(lua_State *L, size_t done)
+/* Appends n bytes at the end of the records (into the page cache, see the top).  0, or -1
+ * with errno when no byte was written (a failure never leaves part of a record). */
+static int append_bytes(spool_writer *w, const char *p, size_t n)
+{
+    if (n == 0) return 0;
+    if (make_room(w, n) != 0) return -1;
+    memcpy(w->map + (w->end - w->map_off), p, n);
+    w->end += (off_t)n;
+    return 0;
+}
+
+/* nil, message (no byte of what was to be written reached the file) */
+static int push_write_error(lua_State *L)
 {
     int e = errno;
     lua_pushnil(L);
     lua_pushfstring(L, "cannot write to the spool: %s", strerror(e));
-    lua_pushboolean(L, done > 0);
-    return 3;
+    return 2;
 }
 
 static int closed_error(lua_State *L)
@@ -142,70 +215,77 @@ static int l_encode(lua_State *L)
     return 1;
 }
 
-/* w:commit() -> true | nil, message, torn: the record encode made, and a "\n" */
+/* w:commit() -> true | nil, message: the record encode made, and a "\n" */
 static int l_commit(lua_State *L)
 {
     spool_writer *w = check_writer(L);
-    size_t done;
     if (!w->encoded) return luaL_error(L, "spool writer: commit without a successful encode");
     if (w->fd < 0) return closed_error(L);
     w->encoded = 0;   /* a record goes once, whatever happens */
     w->rec.p[w->rec.len] = '\n';
-    if (write_all(w->fd, w->rec.p, w->rec.len + 1, &done) < 0) return push_write_error(L, done);
+    if (append_bytes(w, w->rec.p, w->rec.len + 1) < 0) return push_write_error(L);
     lua_pushboolean(L, 1);
     return 1;
 }
 
-/* w:write(s, ...) -> true | nil, message, torn: the strings joined, in one write(2) */
+/* w:write(s, ...) -> true | nil, message: the strings, one after another */
 static int l_write(lua_State *L)
 {
     spool_writer *w = check_writer(L);
     int n = lua_gettop(L), i;
-    size_t total = 0, done, len;
-    const char *p;
+    size_t total = 0, len;
     for (i = 2; i <= n; i++) {
         luaL_checklstring(L, i, &len);
         total += len;
     }
     if (w->fd < 0) return closed_error(L);
-    if (n == 2) {
-        p = lua_tolstring(L, 2, &len);
-    } else {
-        size_t at = 0;
-        if (total > w->rawcap) {
-            char *nb = (char *)realloc(w->raw, total);
-            if (!nb) return luaL_error(L, "klaviyo: out of memory writing to the spool");
-            w->raw = nb;
-            w->rawcap = total;
-        }
-        for (i = 2; i <= n; i++) {
-            const char *s = lua_tolstring(L, i, &len);
-            memcpy(w->raw + at, s, len);
-            at += len;
-        }
-        p = w->raw;
-        len = total;
+    /* room for all of them first: the strings go whole or not at all */
+    if (total > 0 && make_room(w, total) < 0) return push_write_error(L);
+    for (i = 2; i <= n; i++) {
+        const char *s = lua_tolstring(L, i, &len);
+        if (append_bytes(w, s, len) < 0) return push_write_error(L);   /* cannot: room made */
     }
-    if (len > 0 && write_all(w->fd, p, len, &done) < 0) return push_write_error(L, done);
     lua_pushboolean(L, 1);
     return 1;
 }
 
-/* w:fsync() -> true | nil, message */
+/* w:fsync() -> true | nil, message: the mapped records reach the disk (msync), and the
+ * file's metadata with them (fsync) */
 static int l_fsync(lua_State *L)
 {
     spool_writer *w = check_writer(L);
     if (w->fd < 0) return closed_error(L);
+    if (w->map && msync(w->map, w->map_len, MS_SYNC) != 0)
+        return push_errno(L, "msync of the spool failed", NULL);
     if (fsync(w->fd) != 0) return push_errno(L, "fsync of the spool failed", NULL);
     lua_pushboolean(L, 1);
     return 1;
 }
 
+/* w:close() -> true | nil, message: the file is cut to its records and closed; safe twice */
 static int l_close(lua_State *L)
+{
+    spool_writer *w = check_writer(L);
+    int rc = 0, e = 0;
+    if (w->fd >= 0) {
+        rc = writer_unmap(w);
+        e = errno;
+    }
+    writer_free(w);
+    if (rc != 0) {
+        errno = e;
+        return push_errno(L, "cannot cut the spool to its records", NULL);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_gc(lua_State *L)
 {
     writer_free(check_writer(L));
     return 0;
 }
+
 
 /* w:read_body(path, from, limit, max_count, max_bytes, prefix, suffix)
  *   -> body, count, endpos | nil, message
@@ -321,16 +401,28 @@ int kl_lua_spool_writer(lua_State *L)
             lua_setfield(L, -2, METHODS[i].name);
         }
         lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_close);
+        lua_pushcfunction(L, l_gc);
         lua_setfield(L, -2, "__gc");
         lua_pushliteral(L, WRITER_MT);
         lua_setfield(L, -2, "__name");
     }
     lua_setmetatable(L, -2);
-    do {
-        w->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
-    } while (w->fd < 0 && errno == EINTR);
-    if (w->fd < 0) return push_errno(L, "cannot open the spool", path);
+    {
+        struct stat st;
+        do {
+            w->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);   /* RDWR: mmap needs it */
+        } while (w->fd < 0 && errno == EINTR);
+        if (w->fd < 0) return push_errno(L, "cannot open the spool", path);
+        if (fstat(w->fd, &st) != 0) {
+            int e = errno;
+            writer_free(w);
+            errno = e;
+            return push_errno(L, "cannot stat the spool", path);
+        }
+        /* the spool opens a file whose every line is complete (a torn or zero tail was
+         * compacted away first): records go after what is there */
+        w->end = w->alloc = st.st_size;
+    }
     return 1;
 }
 

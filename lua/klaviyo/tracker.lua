@@ -75,7 +75,7 @@ local OPTIONS = {
   spool = "string", batch = "number", interval = "number", max_spool_bytes = "number",
   max_batch_bytes = "number", sync = "string", on_reject = "function", auto = "boolean",
   flush_timeout = "number", backoff_base = "number", backoff_cap = "number",
-  compact_bytes = "number", timer = "boolean",
+  compact_bytes = "number", timer = "boolean", concurrency = "number",
 }
 local SYNC = { always = true, batch = true, none = true }
 local MAX_BATCH, MAX_BYTES = V.LIMITS.bulk_events, V.LIMITS.payload_bytes
@@ -96,7 +96,8 @@ end
 --   `sync` ("always"|"batch"|"none", default "batch"), `on_reject(err, entry)`, `auto`
 --   (deliver from `track`, default true), `flush_timeout` (default 60 s), `backoff_base`
 --   (0.5 s), `backoff_cap` (30 s), `compact_bytes` (1 MiB), `timer` (nginx flusher, default
---   true inside nginx)
+--   true inside nginx), `concurrency` (jobs sent at once by one delivery, 1..16; default 2
+--   with the curl transport, 1 with cosockets, which have no client:batch)
 -- @return tracker, or nil, err (the spool cannot be opened, or another process owns it)
 function _M.new(client, opts)
   if type(client) ~= "table" or type(client.call) ~= "function" then
@@ -122,6 +123,14 @@ function _M.new(client, opts)
                          "backoff_cap", "compact_bytes" }) do
     positive(opts, name)
   end
+  local conc = opts.concurrency
+  if conc ~= nil and (conc ~= floor(conc) or conc < 1 or conc > 16) then
+    error("klaviyo.tracker: option concurrency must be an integer from 1 to 16", 2)
+  end
+  -- several jobs at once need client:batch, which only the curl transport has
+  if conc and conc > 1 and (client.transport or type(client.batch) ~= "function") then
+    error("klaviyo.tracker: option concurrency > 1 needs a client with the curl transport", 2)
+  end
   local path = opts.spool
   if path:find("%w", 1, true) then
     local id = in_ngx and ngx.worker and ngx.worker.id and ngx.worker.id() or 0
@@ -140,6 +149,7 @@ function _M.new(client, opts)
     flush_timeout = opts.flush_timeout or 60,
     backoff_base = opts.backoff_base or 0.5, backoff_cap = opts.backoff_cap or 30,
     compact_bytes = opts.compact_bytes or 1024 * 1024,
+    concurrency = conc or ((client.transport or type(client.batch) ~= "function") and 1 or 2),
     -- events left by an earlier process: the first track (or the first timer tick) sends
     -- them, ahead of the new ones (the spool is first in, first out)
     next_attempt = 0, attempt = 0, last_delivery = sp.pending > 0 and 0 or now(),
@@ -197,50 +207,89 @@ local function maybe_compact(self)
   return true
 end
 
+-- After a batch was sent (`sent`, `what`, `serr`, `src` from batcher.deliver_body): the
+-- accepted (or rejected and reported) records are acknowledged; a failure sets the back-off.
+-- Returns true, or nil, err, outcome.
+local function settle(self, sent, what, serr, src, count, endpos)
+  local sp = self.spool
+  if not sent then
+    maybe_compact(self) -- what was delivered before the failure (its error comes first)
+    self.attempt = self.attempt + 1
+    self.next_attempt = now() + batcher.backoff(serr, self.attempt, self.backoff_base,
+      self.backoff_cap)
+    return nil, serr, what
+  end
+  self.attempt = 0
+  local rejected = 0
+  if next(self.rejected_lines) ~= nil then
+    local lines = batcher.lines_of(src) or {} -- read already by the rejection
+    for i = 1, #lines do if self.rejected_lines[lines[i]] then rejected = rejected + 1 end end
+    self.rejected_lines = {}
+  end
+  local stats = self.counts
+  stats.batches = stats.batches + 1
+  stats.delivered = stats.delivered + count - rejected
+  local ok, err = sp:ack(endpos, count)
+  if not ok then return nil, err, "stop" end
+  return true
+end
+
+-- The records of one batch from `from`: a request body (assembled in C, no string per
+-- record: see the spool), its record count and the offset after its last record.
+local function read_batch(self, from)
+  return self.spool:read_body(self.batch, self.max_batch_bytes - batcher.ENVELOPE,
+    batcher.PREFIX, batcher.SUFFIX, from)
+end
+
 --- Send batches from the head of the spool: every waiting event when `all`, else only full
--- batches. Returns true, or nil, err, outcome ("retry"|"stop") after a failed attempt (the
--- next one waits for the back-off).
+-- batches. With `concurrency` > 1 (the curl transport), that many jobs go at once
+-- (client:batch), so the next one is on its way while the server works on one; their
+-- answers are settled in spool order, and a job after one that failed is acknowledged only
+-- once everything before it is (it goes again later; its unique_ids make that harmless).
+-- Returns true, or nil, err, outcome ("retry"|"stop") after a failed attempt (the next one
+-- waits for the back-off).
 function _M:deliver(all)
   -- another delivery is running (nginx: the timer while a request flushes; plain Lua: a
   -- flush from inside on_reject)
   if self.delivering then return true, "busy" end
   local sp = self.spool
-  local stats = self.counts
   self.delivering = true
   while sp.pending > 0 and (all or sp.pending >= self.batch) do
     local ok, err = sp:sync_now(true) -- the records about to leave are on disk
     if not ok then self.delivering = false return nil, err, "stop" end
-    -- the batch as one request body assembled in C (no string per record: see the spool)
-    local head = sp.head
-    local body, count, endpos = sp:read_body(self.batch, self.max_batch_bytes - batcher.ENVELOPE,
-      batcher.PREFIX, batcher.SUFFIX)
-    if not body then
-      self.delivering = false
-      return nil, errors.new("spool", "tracker", count), "stop"
+    -- up to `concurrency` batches, each read from where the one before ends
+    local bodies, counts, ends, heads = {}, {}, {}, {}
+    local from, left = sp.head, sp.pending
+    for k = 1, self.concurrency do
+      local body, count, endpos = read_batch(self, from)
+      if not body then
+        self.delivering = false
+        return nil, errors.new("spool", "tracker", count), "stop"
+      end
+      if count == 0 then
+        if k == 1 then sp.pending = 0 end
+        break
+      end
+      bodies[k], counts[k], ends[k], heads[k] = body, count, endpos, from
+      from, left = endpos, left - count
+      if left <= 0 or not (all or left >= self.batch) then break end
     end
-    if count == 0 then sp.pending = 0 break end
-    local sent, what, serr, src = batcher.deliver_body(self, body, count, function()
-      return sp:read(count, math.huge, head)
-    end)
-    if not sent then
-      maybe_compact(self) -- what was delivered before the failure (its error comes first)
-      self.attempt = self.attempt + 1
-      self.next_attempt = now() + batcher.backoff(serr, self.attempt, self.backoff_base,
-        self.backoff_cap)
-      self.delivering = false
-      return nil, serr, what
+    if #bodies == 0 then break end
+    local answers = #bodies > 1 and batcher.send_many(self, bodies) or { false }
+    for k = 1, #bodies do
+      local head, count = heads[k], counts[k]
+      local answer = answers[k]
+      local sent, what, serr, src = true, nil, nil, nil
+      if answer ~= true then
+        -- not sent yet (one batch alone), or failed: judged (and split around a rejected
+        -- event) by the batcher
+        sent, what, serr, src = batcher.deliver_body(self, bodies[k], count, function()
+          return sp:read(count, math.huge, head)
+        end, answer or nil)
+      end
+      local sok, serr2, swhat = settle(self, sent, what, serr, src, count, ends[k])
+      if not sok then self.delivering = false return nil, serr2, swhat end
     end
-    self.attempt = 0
-    local rejected = 0
-    if next(self.rejected_lines) ~= nil then
-      local lines = batcher.lines_of(src) or {} -- read already by the rejection
-      for i = 1, #lines do if self.rejected_lines[lines[i]] then rejected = rejected + 1 end end
-      self.rejected_lines = {}
-    end
-    stats.batches = stats.batches + 1
-    stats.delivered = stats.delivered + count - rejected
-    ok, err = sp:ack(endpos, count)
-    if not ok then self.delivering = false return nil, err, "stop" end
   end
   -- compaction once the pass is over, not after every batch: during a long pass it copied
   -- the live part of the spool again and again (it is atomic either way; see the spool)

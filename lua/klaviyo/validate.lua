@@ -308,8 +308,15 @@ local function string_size(s)
   return n
 end
 
+-- Digits of an integer are counted, not printed (a string per number of every event only to
+-- take its length was a visible part of tracker:track); other numbers as %.14g writes them.
 local function number_size(v)
-  if floor(v) == v and v > -1e15 and v < 1e15 then return #format("%d", v) end
+  if floor(v) == v and v > -1e15 and v < 1e15 then
+    local n, a, p = 1, v, 10
+    if a < 0 then n, a = 2, -a end
+    while a >= p do n, p = n + 1, p * 10 end
+    return n
+  end
   return #format("%.14g", v)
 end
 
@@ -337,6 +344,8 @@ local function shape(t)
   if max ~= n then return nil, "is a sparse array (holes between 1 and " .. max .. ")" end
   return "array", n
 end
+
+local walk_table
 
 -- The walk behind `value`: a plain recursive function (not a closure made per call, which
 -- LuaJIT cannot compile) that builds no JSON pointer until something fails: on failure it
@@ -367,6 +376,11 @@ local function walk(x, depth, seen, max_str, max_items, max_depth)
   end
   local kind, n = shape(x)
   if not kind then return nil, "table " .. n, "" end
+  return walk_table(x, kind, n, depth, seen, max_str, max_items, max_depth)
+end
+
+-- The part of `walk` after a table's shape is known (`properties` knows it already).
+walk_table = function(x, kind, n, depth, seen, max_str, max_items, max_depth)
   seen[x] = true
   local size = 2
   if kind == "array" then
@@ -397,10 +411,18 @@ end
 -- @tparam[opt] table lim `{string_bytes=, array_items=, depth=}` (nil fields are unlimited)
 -- @tparam[opt=""] string at JSON pointer of `v` for messages
 -- @treturn number encoded size in bytes (an upper bound), or nil, message, pointer
+-- The walk's set of tables being walked (cycle detection): every table it enters leaves it
+-- on the way out, so one set serves every walk (no table made per event); a walk that
+-- failed part-way leaves entries behind, so it gets a fresh set.
+local seen_set = {}
+
 function _M.value(v, lim, at)
   lim = lim or {}
-  local size, msg, p = walk(v, 1, {}, lim.string_bytes, lim.array_items, lim.depth)
-  if not size then return nil, msg, (at or "") .. p end
+  local size, msg, p = walk(v, 1, seen_set, lim.string_bytes, lim.array_items, lim.depth)
+  if not size then
+    seen_set = {}
+    return nil, msg, (at or "") .. p
+  end
   return size
 end
 
@@ -417,7 +439,17 @@ function _M.properties(props, at)
   if n > LIMITS.properties then
     return nil, format("%d properties is over Klaviyo's limit of %d", n, LIMITS.properties), at
   end
-  return _M.value(props, LIMITS, at)
+  local m = getmetatable(props)
+  if m ~= nil and m.__jsontype == "null" then return 4 end -- klaviyo.null, as `value` says
+  -- the walk from its table part: the shape was just taken (a second pass over the keys
+  -- was a visible part of tracker:track)
+  local size, msg, p = walk_table(props, kind, n, 1, seen_set, LIMITS.string_bytes,
+    LIMITS.array_items, LIMITS.depth)
+  if not size then
+    seen_set = {}
+    return nil, msg, at .. p
+  end
+  return size
 end
 
 -- Ids and chunks ----------------------------------------------

@@ -130,6 +130,12 @@ describe("validate.value", function()
       assert.is_true(got <= #cjson.encode(v) + 8, cjson.encode(v))
     end
   end)
+  it("measures integers to the digit", function()
+    for _, n in ipairs({ 0, -0.0, 7, -7, 9, 10, 99, 100, -100, 123456, 2 ^ 31, -2 ^ 40,
+                         999999999999999, -999999999999999, 1e14 }) do
+      assert.equal(#string.format("%d", n), V.value(n), tostring(n))
+    end
+  end)
   it("refuses cycles with the path to them", function()
     local t = { a = { b = {} } }
     t.a.b.c = t
@@ -141,6 +147,15 @@ describe("validate.value", function()
   it("accepts one table reached twice without a cycle", function()
     local shared = { 1 }
     assert.is_number(V.value({ a = shared, b = shared }))
+  end)
+  it("forgets the tables of a walk that failed part-way (no cycle seen later)", function()
+    -- the walks share one set of the tables they are in; a failure leaves it behind
+    local inner = { deep = { bad = 0 / 0 } }
+    assert.is_nil((V.value({ x = inner })))
+    assert.is_nil((V.properties({ x = inner })))
+    inner.deep.bad = 1
+    assert.is_number(V.value({ y = inner }))
+    assert.is_number(V.properties({ y = inner, z = inner }))
   end)
   it("refuses NaN and infinities", function()
     local _, msg, ptr = V.value({ price = 0 / 0 })
@@ -222,5 +237,28 @@ describe("validate.refuse", function()
     assert.matches("refused locally", line)
     assert.matches("no identifier", line)
     assert.is_nil(line:find("\n"))
+  end)
+end)
+
+describe("events.build (the checks events:create and tracker:track share)", function()
+  local function event(extra)
+    local e = { metric = "Placed Order", profile = { email = "ann@example.com" },
+                properties = { total = 10 } }
+    for k, v in pairs(extra or {}) do e[k] = v end
+    return e
+  end
+  local build = require("klaviyo.events").build
+
+  it("makes the metric part once per name and keeps a service apart", function()
+    local a1 = assert(build(event(), "x", "", nil))
+    local a2 = assert(build(event{ properties = { total = 2 } }, "x", "", nil))
+    -- one shared, read-only table per metric name (three tables fewer per tracked event)
+    assert.equal(a1.metric, a2.metric)
+    assert.same({ data = { type = "metric", attributes = { name = "Placed Order" } } }, a1.metric)
+    local s = assert(build(event{ service = "pos" }, "x", "", nil))
+    assert.same({ data = { type = "metric", attributes = { name = "Placed Order",
+      service = "pos" } } }, s.metric)
+    assert.are_not.equal(a1.metric, s.metric)
+    assert.is_nil(assert(build(event(), "x", "", nil)).metric.data.attributes.service)
   end)
 end)

@@ -207,6 +207,93 @@ describe("klaviyo.tracker", function()
       S.check_exact(acct, flow, expected))
   end)
 
+  it("sends `concurrency` jobs at once and acknowledges them in spool order", function()
+    local t = assert(tracker.new(client, { spool = path, auto = false, batch = 10,
+      concurrency = 2 }))
+    for i = 1, 45 do assert(t:track(ev(i))) end
+    assert.is_true(t:flush())
+    local st = t:stats()
+    assert.are.same({ 5, 5, 45, 0 }, { st.batches, st.requests, st.delivered, st.pending })
+    -- two jobs in flight at once need two connections (HTTP/1.1); one at a time reuses one
+    local conns = {}
+    for _, r in ipairs(emu.requests(acct)) do
+      if r.operation == "bulk_create_events" then conns[r.connection] = true end
+    end
+    local n = 0
+    for _ in pairs(conns) do n = n + 1 end
+    assert.is_true(n >= 2, "bulk jobs came over " .. n .. " connection(s)")
+    t:close()
+    assert.are.same({ held = 45, missing = 0, extra = 0, twice = 0, runs_bad = 0 },
+      S.check_exact(acct, flow, all(45)))
+    -- concurrency = 1: one job after the other, over the one connection of client:call
+    local acct2, flow2 = S.account()
+    local t2 = assert(tracker.new(S.client(acct2), { spool = path .. "2", auto = false,
+      batch = 10, concurrency = 1 }))
+    for i = 1, 30 do assert(t2:track(ev(i))) end
+    assert.is_true(t2:flush())
+    conns = {}
+    for _, r in ipairs(emu.requests(acct2)) do
+      if r.operation == "bulk_create_events" then conns[r.connection] = true end
+    end
+    n = 0
+    for _ in pairs(conns) do n = n + 1 end
+    assert.are.equal(1, n)
+    t2:close()
+    S.cleanup(path .. "2")
+    assert.are.same({ held = 30, missing = 0, extra = 0, twice = 0, runs_bad = 0 },
+      S.check_exact(acct2, flow2, all(30)))
+  end)
+
+  it("splits out a rejected event from a job sent beside another one", function()
+    local rejected = {}
+    local t = assert(tracker.new(client, { spool = path, auto = false, batch = 10,
+      concurrency = 2, on_reject = function(err) rejected[#rejected + 1] = err end }))
+    for i = 1, 20 do
+      assert(t:track(i == 15 and ev(i, { metric = string.rep("m", 200) }) or ev(i)))
+    end
+    assert.is_true(t:flush())
+    local st = t:stats()
+    assert.are.same({ 1, 19, 0, 1 }, { st.rejected, st.delivered, st.pending, #rejected })
+    -- the two jobs, then the rejected one's events before and after the bad one: its answer
+    -- was judged as it came back from the pair, not asked for again
+    assert.are.equal(4, st.requests)
+    assert.matches("/data/attributes/events%-bulk%-create/data/4/", rejected[1].pointer)
+    t:close()
+    local expected = all(20)
+    expected[15] = nil
+    assert.are.same({ held = 19, missing = 0, extra = 0, twice = 0, runs_bad = 0 },
+      S.check_exact(acct, flow, expected))
+  end)
+
+  it("re-sends a job that failed beside another one; later jobs wait for it, none twice", function()
+    emu.faults { { operation = "bulk_create_events", status = 503, count = 1 } }
+    local t = assert(tracker.new(client, { spool = path, auto = false, batch = 10,
+      concurrency = 2, backoff_base = 0.01 }))
+    for i = 1, 40 do assert(t:track(ev(i))) end
+    assert.is_true(t:flush(30))
+    local st = t:stats()
+    assert.are.same({ 1, 40, 0 }, { st.failures, st.delivered, st.pending })
+    t:close()
+    assert.are.same({ held = 40, missing = 0, extra = 0, twice = 0, runs_bad = 0 },
+      S.check_exact(acct, flow, all(40)))
+  end)
+
+  it("checks the concurrency option", function()
+    for _, bad in ipairs({ 0, 1.5, 17 }) do
+      assert.has_error(function()
+        tracker.new(client, { spool = path, concurrency = bad })
+      end, "klaviyo.tracker: option concurrency must be an integer from 1 to 16")
+    end
+    -- cosockets have no client:batch: several jobs at once cannot be promised there
+    local cosocket_client = setmetatable({ transport = {} }, { __index = client })
+    assert.has_error(function()
+      tracker.new(cosocket_client, { spool = path, concurrency = 2 })
+    end, "klaviyo.tracker: option concurrency > 1 needs a client with the curl transport")
+    local t = assert(tracker.new(cosocket_client, { spool = path, auto = false }))
+    assert.are.equal(1, t.concurrency)
+    t:close(0)
+  end)
+
   it("refuses a flush from inside on_reject instead of looping", function()
     local got
     local t

@@ -107,16 +107,21 @@ local function spool_failure(stats, msg)
 end
 
 -- Sends lines[i..j]; on a rejection, narrows down to the bad events. Returns true, or
--- false, outcome ("retry"|"stop"), err.
-local function send_range(t, src, i, j)
+-- false, outcome ("retry"|"stop"), err. `answer`: the range was sent already (in a
+-- client:batch with other jobs) and failed with this error: it is judged, not sent again.
+local function send_range(t, src, i, j, answer)
   local stats = t.counts
-  local body, berr = range_body(src, i, j)
-  if not body then return spool_failure(stats, berr) end
-  stats.requests = stats.requests + 1
-  -- every spooled event carries its unique_id, so the client may repeat the job after a 5xx
-  -- or a lost connection: Klaviyo records each event once
-  local ok, err = t.client:call("bulk_create_events", { body = body }, IDEMPOTENT)
-  if ok then return true end
+  local err = answer
+  if not answer then
+    local body, berr = range_body(src, i, j)
+    if not body then return spool_failure(stats, berr) end
+    stats.requests = stats.requests + 1
+    -- every spooled event carries its unique_id, so the client may repeat the job after a
+    -- 5xx or a lost connection: Klaviyo records each event once
+    local ok
+    ok, err = t.client:call("bulk_create_events", { body = body }, IDEMPOTENT)
+    if ok then return true end
+  end
   local what = _M.classify(err)
   local k = what == "reject" and _M.entry_index(err.pointer) or nil
   if what == "reject" and not k and err.status ~= 413 then
@@ -155,11 +160,29 @@ end
 --- Deliver `count` records whose request body `body` is (`spool:read_body`), split as
 -- needed; `read_lines()` gives the records one by one if a rejection needs them. Returns
 -- true, or false, outcome ("retry"|"stop"), err; plus the source: `lines_of(source)` gives
--- the records.
-function _M.deliver_body(t, body, count, read_lines)
+-- the records. `answer`: the body was sent already and failed with this error (see
+-- `send_many`): it is judged as if this call had sent it.
+function _M.deliver_body(t, body, count, read_lines, answer)
   local src = { body = body, count = count, read_lines = read_lines }
-  local ok, what, err = send_range(t, src, 1, count)
+  local ok, what, err = send_range(t, src, 1, count, answer)
   return ok, what, err, src
+end
+
+--- Send several bodies at once (client:batch: libcurl's multi interface, through the
+-- client's limiter and retry rules), so one job is on its way while the server works on
+-- another. Returns a list: true for an accepted body, else its error.
+function _M.send_many(t, bodies)
+  local reqs = {}
+  for k = 1, #bodies do reqs[k] = { "bulk_create_events", { body = bodies[k] }, IDEMPOTENT } end
+  local stats = t.counts
+  stats.requests = stats.requests + #bodies
+  local results = t.client:batch(reqs, { concurrency = #bodies })
+  local out = {}
+  for k = 1, #bodies do
+    local r = results[k]
+    if r[1] then out[k] = true else out[k] = r[2] end
+  end
+  return out
 end
 
 return _M

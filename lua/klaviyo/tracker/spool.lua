@@ -10,13 +10,19 @@
 --     #ack 123456\n                  every record that starts before byte 123456 is done
 --                                    (accepted by Klaviyo, or rejected and reported)
 --
--- A process can die in the middle of a write: bytes after the last "\n" are a torn record
--- whose `track` never returned; it is dropped when the spool is next opened. A line that is
--- neither a record nor an ack (disk corruption) is skipped and counted (`corrupt`).
+-- While a spool is open its file is longer than its records: appends go into a mapped
+-- window of the file allocated ahead (see src/lua_spool.c), which reads as zero bytes after
+-- the last record until `release` cuts the file to its records. So a process that died
+-- leaves its records, then maybe zero bytes, or a record cut short (a file written by
+-- something else): bytes after the last "\n" are a torn tail whose `track` never returned,
+-- dropped when the spool is next opened. A line that is neither a record nor an ack (disk
+-- corruption) is skipped and counted (`corrupt`). An append that fails (disk full, file
+-- size limit) writes no byte of its record.
 --
--- Durability (`sync`): every record is written to the kernel (write(2)) before `track`
--- returns, so a killed process loses nothing. `sync = "always"` also fsyncs each record
--- (survives power loss; slowest); `"batch"` (default) fsyncs the spool before each delivery
+-- Durability (`sync`): every record is in the kernel (copied into the page cache through
+-- the mapping) before `track` returns, so a killed process loses nothing. `sync = "always"`
+-- also fsyncs each record (survives power loss; slowest); `"batch"` (default) fsyncs the
+-- spool before each delivery
 -- pass sends it, and at flush/close (a power loss can lose the records written since the
 -- last fsync); `"none"` leaves it to the operating system. Acks are never fsynced: a lost
 -- ack only makes delivered events go again, which their unique_ids make harmless.
@@ -197,22 +203,6 @@ function _M:reopen()
   return true
 end
 
--- After a write that failed (disk full?): unless the writer knows no byte of it reached the
--- file, the file is rewritten without its torn tail before the next append, or the next
--- record would be glued to the torn one.
-local function failed(self, err, torn)
-  if torn ~= false then self.torn = true end
-  return nil, tostring(err)
-end
-
-local function untear(self)
-  if not self.torn then return true end
-  local ok, err = self:compact()
-  if not ok then return nil, err end
-  self.torn = false
-  return true
-end
-
 -- A record of `len` bytes (and its "\n") reached the kernel.
 local function appended(self, len)
   self.size = self.size + len + 1
@@ -228,13 +218,10 @@ end
 
 --- Append one record (a line without its "\n"); written to the kernel before returning.
 function _M:append(line)
-  local ok, err = untear(self)
-  if not ok then return nil, err end
   local w = self.w
   if not w then return nil, "the spool is not open" end
-  local torn
-  ok, err, torn = w:write(line, "\n")
-  if not ok then return failed(self, err, torn) end
+  local ok, err = w:write(line, "\n")
+  if not ok then return nil, err end
   return appended(self, #line)
 end
 
@@ -246,8 +233,6 @@ end
 -- `append_encoded` writes it; anything that may reopen the spool (compaction) in between
 -- drops it.
 function _M:encode(...)
-  local ok, uerr = untear(self)
-  if not ok then return nil, uerr end
   local w = self.w
   if not w then return nil, "the spool is not open" end
   local len, err = w:encode(...)
@@ -260,13 +245,9 @@ end
 function _M:append_encoded()
   local len = self.encoded
   if not len then return nil, "no record encoded" end
-  local ok, err = untear(self)
-  if not ok then return nil, err end
-  if self.encoded ~= len then return nil, "the spool was reopened since the record was encoded" end
   self.encoded = nil
-  local torn
-  ok, err, torn = self.w:commit()
-  if not ok then return failed(self, err, torn) end
+  local ok, err = self.w:commit()
+  if not ok then return nil, err end
   return appended(self, len)
 end
 
@@ -292,6 +273,10 @@ function _M:read(max_count, max_bytes, from)
     local err
     r, err = io_open(self.path, "rb")
     if not r then return nil, "cannot read the spool: " .. tostring(err) end
+    -- unbuffered: the file holds zero bytes past its last record (the writer's window), and
+    -- a buffer filled by an earlier read would keep them after records were copied there
+    -- (C's stdio seeks within its buffer without reading again): each read goes to the file
+    r:setvbuf("no")
     self.r = r
   end
   r:seek("set", from)
@@ -330,12 +315,13 @@ end
 -- bytes of them (one record always), joined by "," between `prefix` and `suffix`. Read and
 -- assembled in C (src/lua_spool.c): no string per record is made (the delivery's hot path;
 -- under LuaJIT thousands of records alike but for a few bytes made that costly). Returns
--- body, count, endpos (the offset just past the last record taken); false when an ack or a
--- damaged line lies among the records (the caller then uses `read`); nil, message.
-function _M:read_body(max_count, max_bytes, prefix, suffix)
+-- body, count, endpos (the offset just past the last record taken); nil, message. `from`:
+-- start there instead of at head (the next batch while one is on its way).
+function _M:read_body(max_count, max_bytes, prefix, suffix, from)
   local w = self.w
   if not w then return nil, "the spool is not open" end
-  return w:read_body(self.path, self.head, self.size, max_count, max_bytes, prefix, suffix)
+  return w:read_body(self.path, from or self.head, self.size, max_count, max_bytes, prefix,
+    suffix)
 end
 
 --- Mark everything before `offset` done (an "#ack" record), `count` records fewer pending.
@@ -343,8 +329,8 @@ function _M:ack(offset, count)
   local w = self.w
   if not w then return nil, "the spool is not open" end
   local line = format("#ack %d\n", offset)
-  local ok, err, torn = w:write(line)
-  if not ok then return failed(self, err, torn) end
+  local ok, err = w:write(line)
+  if not ok then return nil, err end
   self.size = self.size + #line
   self.head = offset
   self.pending = self.pending - count

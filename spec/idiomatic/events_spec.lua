@@ -4,12 +4,7 @@
 local S = require "idiomatic.support"
 local emu = S.emu
 
-local function event(extra)
-  local e = { metric = "Placed Order", profile = { email = "ann@example.com" },
-              properties = { total = 10 } }
-  for k, v in pairs(extra or {}) do e[k] = v end
-  return e
-end
+local event = require "idiomatic.event_fixture"
 
 describe("events:create", function()
   local t

@@ -241,12 +241,7 @@ describe("validate.refuse", function()
 end)
 
 describe("events.build (the checks events:create and tracker:track share)", function()
-  local function event(extra)
-    local e = { metric = "Placed Order", profile = { email = "ann@example.com" },
-                properties = { total = 10 } }
-    for k, v in pairs(extra or {}) do e[k] = v end
-    return e
-  end
+  local event = require "idiomatic.event_fixture"
   local build = require("klaviyo.events").build
 
   it("makes the metric part once per name and keeps a service apart", function()

@@ -51,11 +51,11 @@ local CHUNK = 256 * 1024
 local BRACE, HASH = byte("{"), byte("#")
 
 -- Appends, fsyncs and the delivery's reads go through the C core (src/lua_spool.c): a record
--- is encoded into C memory and write(2)n from there, and a batch is read and joined into a
--- request body in C, so neither makes a Lua string per record (LuaJIT interns every string,
--- and records alike but for a few bytes made that cost several times the encoding); fsync(2)
--- is reachable from every interpreter (PUC Lua used to run `sync FILE` for it). The writer
--- is unbuffered: each record is one write(2), in the kernel when `append` returns.
+-- is encoded into C memory and copied from there into the mapped spool, and a batch is read
+-- and joined into a request body in C, so neither makes a Lua string per record (LuaJIT
+-- interns every string, and records alike but for a few bytes made that cost several times
+-- the encoding); fsync(2) is reachable from every interpreter (PUC Lua used to run
+-- `sync FILE` for it). A record is in the kernel (the page cache) when `append` returns.
 local core = require "klaviyo.core"
 local spool_writer, fsync_path = core.spool_writer, core.fsync_path
 

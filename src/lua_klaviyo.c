@@ -1050,6 +1050,17 @@ static int l_account_key(lua_State *L) {
     return 1;
 }
 
+/* core.uuid() -> a random version 4 UUID (an event's unique_id), from a pool of /dev/urandom
+ * bytes kept by the module (its upvalue), one string made per id; raises when no random
+ * bytes can be read. */
+static int l_uuid(lua_State *L) {
+    char id[37];
+    if (kl_uuid4(lua_touserdata(L, lua_upvalueindex(1)), id) != 0)
+        return luaL_error(L, "klaviyo: no random bytes for a unique_id (/dev/urandom unreadable)");
+    lua_pushlstring(L, id, 36);
+    return 1;
+}
+
 static int l_retry_decide(lua_State *L) {
     kl_retry_policy pol;
     kl_retry_input in;
@@ -1167,6 +1178,9 @@ int luaopen_klaviyo_core(lua_State *L) {
     lua_pop(L, 1);
     lua_newtable(L);
     kl_setfuncs(L, funcs);
+    kl_uuid_pool_init(lua_newuserdata(L, sizeof(kl_uuid_pool)));
+    lua_pushcclosure(L, l_uuid, 1);
+    lua_setfield(L, -2, "uuid");
     lua_pushliteral(L, KL_VERSION);
     lua_setfield(L, -2, "_VERSION");
     lua_pushliteral(L, KL_VERSION);

@@ -41,6 +41,7 @@ function _M:track(ev)
     return nil, V.refuse("create_client_event", msg, ptr), type(ev) == "table" and ev.unique_id
       or nil
   end
+  attrs.profile = { data = msg }
   local ok, err = self.client:call("create_client_event",
     { body = { data = { type = "event", attributes = attrs } } })
   if not ok then return nil, err, attrs.unique_id end

@@ -58,8 +58,9 @@ local function metric_of(name, service)
   return m
 end
 
--- The attributes of one event (create_event's data.attributes, which is also a bulk entry's
--- event), checked. Returns attrs, profile resource, size; or nil, message, pointer.
+-- The attributes of one event (create_event's data.attributes without its profile, which is
+-- a bulk entry's event as it is), checked. Returns attrs, profile resource, size; or nil,
+-- message, pointer. A single event gets its profile with `attrs.profile = {data = profile}`.
 -- Wrong Lua types for scalar options raise: they are bugs in the caller, not bad data.
 local function build(ev, fname, at, now)
   if type(ev) ~= "table" then
@@ -84,7 +85,7 @@ local function build(ev, fname, at, now)
   local attrs = {
     properties = props,
     metric = metric_of(metric, ev.service),
-    profile = { data = profile },
+    profile = nil,   -- the profile: inside a single event, beside the events of a bulk entry
   }
   local value = ev.value
   if value ~= nil then
@@ -146,6 +147,7 @@ function _M:create(ev)
   if not attrs then
     return nil, V.refuse("create_event", msg, ptr), type(ev) == "table" and ev.unique_id or nil
   end
+  attrs.profile = { data = msg }
   local ok, err = self.client:call("create_event",
     { body = { data = { type = "event", attributes = attrs } } })
   if not ok then return nil, err, attrs.unique_id end
@@ -172,7 +174,6 @@ function _M:create_many(list)
     end
     local profile = profile_or_msg
     -- A bulk entry carries the profile beside its events, not inside each event.
-    attrs.profile = nil
     entries[i] = { type = "event-bulk-create", attributes = {
       profile = { data = profile },
       events = { data = { { type = "event", attributes = attrs } } },

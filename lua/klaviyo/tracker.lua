@@ -320,7 +320,6 @@ function _M:track(ev)
     if ms ~= self.iso_ms then self.iso_ms, self.iso = ms, V.iso(ms / 1000) end
     attrs.time = self.iso
   end
-  attrs.profile = nil -- a bulk entry carries the profile beside its events
   -- the record (a bulk entry) is made in C memory from the envelope's fixed text and the
   -- JSON of the profile and the event, and written from there (see the spool): never a Lua
   -- string, which under LuaJIT cost several times the encoding

@@ -14,11 +14,11 @@ local errors = require "klaviyo.errors"
 
 local type, pairs, tostring, tonumber, getmetatable = type, pairs, tostring, tonumber,
   getmetatable
-local floor, huge, random = math.floor, math.huge, math.random
-local format, byte, sub, find, match, gsub = string.format, string.byte, string.sub, string.find,
-  string.match, string.gsub
+local floor, huge = math.floor, math.huge
+local format, byte, find, match, gsub = string.format, string.byte, string.find, string.match,
+  string.gsub
 local concat = table.concat
-local open, time = io.open, os.time
+local time = os.time
 
 local _M = {}
 
@@ -454,82 +454,12 @@ end
 
 -- Ids and chunks ----------------------------------------------
 
--- Random hex digits: /dev/urandom where it exists (so two processes started in the same
--- second never generate the same id, which would make Klaviyo drop the second event as a
--- duplicate), read 4 KB at a time and turned into hex once, so an id is a few string.sub
--- calls (string.format with %02x is not compiled by LuaJIT and was the tracker's bottleneck);
--- otherwise math.random seeded from time, clock and an address.
--- Inside nginx the pool is refilled when the worker pid changes: a pool filled in
--- init_by_lua would otherwise be inherited by every forked worker, which would then hand out
--- the same ids.
-local HEX = {}
-for i = 0, 255 do HEX[string.char(i)] = format("%02x", i) end
-local POOL_BYTES = 4096
-local hex_pool, hex_pos = "", 1
-local urandom_ok = true
-local seeded = false
-local ngx_worker = rawget(_G, "ngx") and _G.ngx.worker
-local worker_pid = ngx_worker and ngx_worker.pid
-local pool_pid = worker_pid and worker_pid()
-
--- Bytes to hex: LuaJIT compiles a loop of string.byte and table lookups (6x faster than
--- gsub, which it does not compile); PUC Lua runs gsub with a table fastest.
-local HEX_BYTE = {}
-for i = 0, 255 do HEX_BYTE[i] = format("%02x", i) end
-local to_hex
-if rawget(_G, "jit") then
-  to_hex = function(data)
-    local parts = {}
-    for i = 1, #data do parts[i] = HEX_BYTE[byte(data, i)] end
-    return concat(parts)
-  end
-else
-  to_hex = function(data) return (gsub(data, ".", HEX)) end
-end
-
-local function refill()
-  if urandom_ok then
-    local f = open("/dev/urandom", "rb")
-    local data = f and f:read(POOL_BYTES)
-    if f then f:close() end
-    if data and #data == POOL_BYTES then
-      hex_pool, hex_pos = to_hex(data), 1
-      return
-    end
-    urandom_ok = false
-  end
-  if not seeded then
-    local addr = tonumber(match(tostring({}), "0x(%x+)") or "0", 16) or 0
-    math.randomseed((time() + floor(os.clock() * 1e6) + addr) % 2147483647)
-    seeded = true
-  end
-  local t = {}
-  for i = 1, 64 do t[i] = format("%08x", random(0, 0x7fffffff) * 2 + random(0, 1)) end
-  hex_pool, hex_pos = concat(t), 1
-end
-
--- The variant digit of a version 4 UUID is 8, 9, a or b: two random bits picked from a digit.
-local VARIANT = {}
-for i = 0, 15 do VARIANT[format("%x", i)] = format("%x", 8 + i % 4) end
-
 --- A random RFC 4122 version 4 UUID (lowercase), used as an event's `unique_id` so a repeated
--- send is recorded once.
+-- send is recorded once. Made by the C core from /dev/urandom bytes (a pool per Lua state
+-- that a forked nginx worker refills, so no two processes hand out the same ids); raises
+-- when no random bytes can be read.
 -- @treturn string
-function _M.uuid()
-  if worker_pid then
-    local pid = worker_pid()
-    if pid ~= pool_pid then hex_pool, hex_pos, pool_pid = "", 1, pid end
-  end
-  local p = hex_pos
-  if p + 31 > #hex_pool then
-    refill()
-    p = 1
-  end
-  hex_pos = p + 32
-  local h = hex_pool
-  return sub(h, p, p + 7) .. "-" .. sub(h, p + 8, p + 11) .. "-4" .. sub(h, p + 12, p + 14) ..
-    "-" .. VARIANT[sub(h, p + 15, p + 15)] .. sub(h, p + 16, p + 18) .. "-" .. sub(h, p + 19, p + 30)
-end
+_M.uuid = require("klaviyo.core").uuid
 
 --- Split items into chunks of at most `max_count` items and `max_bytes` bytes.
 -- @tparam table items array

@@ -1,6 +1,6 @@
 /*
- * core_ab.c - for bench/call: the C core's kl_send next to the plain libcurl loop of
- * curl_loop.c, in one process, in alternating blocks of N requests (the same create_event
+ * core_ab.c - for bench/call: the C core's kl_send next to the plain libcurl request of
+ * anchor.h (curl_loop.c's), in one process, in alternating blocks of N requests (the same create_event
  * bytes, the emulator's --sink), so that the machine's load falls on both alike. Prints the
  * median of the per-block rate ratios kl_send / libcurl: what the core itself costs, apart
  * from the Lua binding, the encoder and the Lua layer.
@@ -8,25 +8,22 @@
  *   core_ab BASE_URL [BLOCKS, default 20] [N, default 1000]
  */
 #define _POSIX_C_SOURCE 200809L
+#include "anchor.h"
 #include "klaviyo.h"
-#include <curl/curl.h>
-#include <stdio.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-static size_t discard(char *p, size_t s, size_t n, void *ud) { (void)p; (void)ud; return s * n; }
-static const char body[] =
-    "{\"data\":{\"type\":\"event\",\"attributes\":{\"properties\":{\"item\":\"Bench\",\"value\":9.99},"
-    "\"metric\":{\"data\":{\"type\":\"metric\",\"attributes\":{\"name\":\"Bench Call\"}}},"
-    "\"profile\":{\"data\":{\"type\":\"profile\",\"attributes\":{\"email\":\"bench@example.com\"}}}}}}";
+
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
 static int cmp(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return x < y ? -1 : x > y; }
 int main(int argc, char **argv) {
     const char *base = argv[1];
-    char url[256], auth[256];
+    char url[256];
     int blocks = argc > 2 ? atoi(argv[2]) : 20, n = argc > 3 ? atoi(argv[3]) : 1000, b, i;
     double r[64];
-    CURL *h; struct curl_slist *hs = NULL;
+    CURL *h;
+    struct curl_slist *hs = NULL;
     kl_options o; kl_client *c; kl_request q;
     if (argc < 2 || blocks < 1 || blocks > 64 || n < 1) {
         fprintf(stderr, "usage: core_ab BASE_URL [BLOCKS 1..64] [N]\n");
@@ -34,29 +31,14 @@ int main(int argc, char **argv) {
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     snprintf(url, sizeof url, "%s/api/events", base);
-    h = curl_easy_init();
-    if (!h) return 1;
-    snprintf(auth, sizeof auth, "Authorization: Klaviyo-API-Key pk_x");
-    hs = curl_slist_append(hs, "Accept: application/vnd.api+json");
-    hs = curl_slist_append(hs, "Content-Type: application/vnd.api+json");
-    hs = curl_slist_append(hs, "revision: 2026-07-15");
-    hs = curl_slist_append(hs, "User-Agent: lua-klaviyo/0.1.0");
-    hs = curl_slist_append(hs, auth);
-    hs = curl_slist_append(hs, "Expect:");
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hs);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(sizeof body - 1));
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "gzip");
+    if (!(h = anchor_handle(url, "pk_x", &hs))) return 1;
     memset(&o, 0, sizeof o);
     o.base_url = base; o.api_key = "pk_x"; o.limiter = KL_LIMITER_OFF;
     c = kl_new(&o);
     if (!c || c->err) { fprintf(stderr, "kl_new failed\n"); return 1; }
     memset(&q, 0, sizeof q);
     q.operation = "create_event"; q.method = "POST"; q.path = "/api/events"; q.safe = KL_SAFE_YES;
-    q.body = body; q.body_len = sizeof body - 1;
+    q.body = anchor_body; q.body_len = sizeof anchor_body - 1;
     for (i = 0; i < 300; i++) { curl_easy_perform(h); kl_send(c, &q); } /* warm up */
     for (b = 0; b < blocks; b++) {
         double t0 = now(), t1, t2;

@@ -312,8 +312,8 @@ end
 
 local CALL_OPTIONS = { retry = "table", idempotent = "boolean" }
 
--- The request table for one call: params checked and encoded, events given unique_ids,
--- and what the send loop needs (limits, safe to repeat, per-call retry); raises on misuse.
+-- The request table for one call: params checked, events given unique_ids, and what the
+-- send loop needs (limits, safe to repeat, per-call retry); raises on misuse.
 local function prepare(self, op_id, params, opts, level)
   level = level + 1
   local idempotent, retry = false, nil
@@ -347,6 +347,7 @@ local function prepare(self, op_id, params, opts, level)
   req.safe = policy.safe(op_id, req.method, has_uids, idempotent)
   if retry then req.retry_attempts, req.retry_max_time = retry.attempts, retry.max_time
   else req.retry_attempts, req.retry_max_time = nil, nil end
+  -- limits here for call and batch (batch sends without send); send sets them for pages
   if self.limited and req.limits == nil then req.limits = policy.limits_of(self.overrides, op_id) end
   return req
 end

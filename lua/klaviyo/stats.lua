@@ -8,13 +8,11 @@ local _M = {}
 
 function _M.new() return {} end
 
-local function entry(st, op_id)
-  local e = st[op_id]
-  if e == nil then
-    e = { requests = 0, attempts = 0, retries = 0, throttled = 0, waited = 0, backoff = 0,
-          errors = {} }
-    st[op_id] = e
-  end
+-- The counters of an operation's first call.
+local function new_entry(st, op_id)
+  local e = { requests = 0, attempts = 0, retries = 0, throttled = 0, waited = 0, backoff = 0,
+              errors = {} }
+  st[op_id] = e
   return e
 end
 
@@ -22,7 +20,7 @@ end
 -- or {plain = true, attempts = 1, ...} for a request sent once with no wait; err: the final
 -- error or nil.
 function _M.add(st, op_id, info, err)
-  local e = st[op_id] or entry(st, op_id)
+  local e = st[op_id] or new_entry(st, op_id)
   e.requests = e.requests + 1
   if info and info.plain then   -- sent once, nothing waited (the common case): one attempt
     e.attempts = e.attempts + 1

@@ -128,7 +128,8 @@ function _M.new(client, opts)
     error("klaviyo.tracker: option concurrency must be an integer from 1 to 16", 2)
   end
   -- several jobs at once need client:batch, which only the curl transport has
-  if conc and conc > 1 and (client.transport or type(client.batch) ~= "function") then
+  local can_batch = not client.transport and type(client.batch) == "function"
+  if conc and conc > 1 and not can_batch then
     error("klaviyo.tracker: option concurrency > 1 needs a client with the curl transport", 2)
   end
   local path = opts.spool
@@ -149,7 +150,7 @@ function _M.new(client, opts)
     flush_timeout = opts.flush_timeout or 60,
     backoff_base = opts.backoff_base or 0.5, backoff_cap = opts.backoff_cap or 30,
     compact_bytes = opts.compact_bytes or 1024 * 1024,
-    concurrency = conc or ((client.transport or type(client.batch) ~= "function") and 1 or 2),
+    concurrency = conc or (can_batch and 2 or 1),
     -- events left by an earlier process: the first track (or the first timer tick) sends
     -- them, ahead of the new ones (the spool is first in, first out)
     next_attempt = 0, attempt = 0, last_delivery = sp.pending > 0 and 0 or now(),

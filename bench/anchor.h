@@ -1,0 +1,52 @@
+/*
+ * anchor.h - the plain libcurl request that bench/call's anchors send (curl_loop.c alone,
+ * core_ab.c beside the C core): the same create_event bytes on the wire as klaviyo's client
+ * sends, i.e. the same headers (including Accept-Encoding: gzip) and body; everything else
+ * is libcurl's defaults.  Header-only: each bench program is one file plus this.
+ */
+#ifndef BENCH_ANCHOR_H
+#define BENCH_ANCHOR_H
+
+#include <curl/curl.h>
+#include <stdio.h>
+
+static const char anchor_body[] =
+    "{\"data\":{\"type\":\"event\",\"attributes\":{\"properties\":{\"item\":\"Bench\",\"value\":9.99},"
+    "\"metric\":{\"data\":{\"type\":\"metric\",\"attributes\":{\"name\":\"Bench Call\"}}},"
+    "\"profile\":{\"data\":{\"type\":\"profile\",\"attributes\":{\"email\":\"bench@example.com\"}}}}}}";
+
+static size_t anchor_discard(char *p, size_t s, size_t n, void *ud) {
+    (void)p;
+    (void)ud;
+    return s * n;
+}
+
+/* A handle set up to POST the event to url (…/api/events) with key; *hs gets the header list
+ * (the caller frees it after the handle).  NULL when libcurl is out of memory. */
+static CURL *anchor_handle(const char *url, const char *key, struct curl_slist **hs) {
+    static const char *const fixed[] = {"Accept: application/vnd.api+json",
+                                        "Content-Type: application/vnd.api+json",
+                                        "revision: 2026-07-15", "User-Agent: lua-klaviyo/0.1.0"};
+    char auth[512];
+    struct curl_slist *l = NULL, *t;
+    size_t i;
+    CURL *h = curl_easy_init();
+    if (!h) return NULL;
+    snprintf(auth, sizeof auth, "Authorization: Klaviyo-API-Key %s", key);
+    for (i = 0; i < sizeof fixed / sizeof *fixed + 2; i++) {
+        const char *line = i < 4 ? fixed[i] : i == 4 ? auth : "Expect:";
+        if (!(t = curl_slist_append(l, line))) { curl_slist_free_all(l); curl_easy_cleanup(h); return NULL; }
+        l = t;
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, l);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, anchor_body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(sizeof anchor_body - 1));
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, anchor_discard);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "gzip");
+    *hs = l;
+    return h;
+}
+
+#endif

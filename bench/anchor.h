@@ -1,19 +1,53 @@
 /*
  * anchor.h - the plain libcurl request that bench/call's anchors send (curl_loop.c alone,
  * core_ab.c beside the C core): the same create_event bytes on the wire as klaviyo's client
- * sends, i.e. the same headers (including Accept-Encoding: gzip) and body; everything else
- * is libcurl's defaults.  Header-only: each bench program is one file plus this.
+ * sends, i.e. the same headers (including Accept-Encoding: gzip) and body, with a fresh
+ * unique_id in every request as the client stamps one; everything else is libcurl's defaults.
+ * Header-only: each bench program is one file plus this.
  */
 #ifndef BENCH_ANCHOR_H
 #define BENCH_ANCHOR_H
 
 #include <curl/curl.h>
 #include <stdio.h>
+#include <string.h>
 
-static const char anchor_body[] =
+/* The unique_id closes the event's attributes, where the client's encoder appends it; libcurl
+ * reads POSTFIELDS at each transfer, so anchor_next_id() rewrites it in place. */
+static char anchor_body[] =
     "{\"data\":{\"type\":\"event\",\"attributes\":{\"properties\":{\"item\":\"Bench\",\"value\":9.99},"
     "\"metric\":{\"data\":{\"type\":\"metric\",\"attributes\":{\"name\":\"Bench Call\"}}},"
-    "\"profile\":{\"data\":{\"type\":\"profile\",\"attributes\":{\"email\":\"bench@example.com\"}}}}}}";
+    "\"profile\":{\"data\":{\"type\":\"profile\",\"attributes\":{\"email\":\"bench@example.com\"}}},"
+    "\"unique_id\":\"00000000-0000-4000-8000-000000000000\"}}}";
+#define ANCHOR_ID_AT (sizeof anchor_body - 1 - 4 - 36) /* before "}}} */
+
+/* A random (version 4) uuid into the body, from a pool of /dev/urandom bytes as the core
+ * keeps one; 0, or -1 when no random bytes can be read. */
+static int anchor_next_id(void) {
+    static unsigned char pool[4096];
+    static size_t at = sizeof pool;
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[16];
+    char *o = anchor_body + ANCHOR_ID_AT;
+    int i;
+    if (at + 16 > sizeof pool) {
+        FILE *f = fopen("/dev/urandom", "rb");
+        size_t got = f ? fread(pool, 1, sizeof pool, f) : 0;
+        if (f) fclose(f);
+        if (got != sizeof pool) return -1;
+        at = 0;
+    }
+    memcpy(b, pool + at, 16);
+    at += 16;
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    for (i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) *o++ = '-';
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 15];
+    }
+    return 0;
+}
 
 static size_t anchor_discard(char *p, size_t s, size_t n, void *ud) {
     (void)p;

@@ -39,13 +39,14 @@ int main(int argc, char **argv) {
     memset(&q, 0, sizeof q);
     q.operation = "create_event"; q.method = "POST"; q.path = "/api/events"; q.safe = KL_SAFE_YES;
     q.body = anchor_body; q.body_len = sizeof anchor_body - 1;
-    for (i = 0; i < 300; i++) { curl_easy_perform(h); kl_send(c, &q); } /* warm up */
+    for (i = 0; i < 300; i++) { anchor_next_id(); curl_easy_perform(h); anchor_next_id(); kl_send(c, &q); } /* warm up */
     for (b = 0; b < blocks; b++) {
         double t0 = now(), t1, t2;
         for (i = 0; i < n; i++)
-            if (curl_easy_perform(h) != CURLE_OK) { fprintf(stderr, "libcurl failed\n"); return 1; }
+            if (anchor_next_id() != 0 || curl_easy_perform(h) != CURLE_OK) { fprintf(stderr, "libcurl failed\n"); return 1; }
         t1 = now();
-        for (i = 0; i < n; i++) if (kl_send(c, &q) != KL_OK) { fprintf(stderr, "send failed\n"); return 1; }
+        for (i = 0; i < n; i++)
+            if (anchor_next_id() != 0 || kl_send(c, &q) != KL_OK) { fprintf(stderr, "send failed\n"); return 1; }
         t2 = now();
         r[b] = (t1 - t0) / (t2 - t1);
     }

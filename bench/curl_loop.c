@@ -1,6 +1,7 @@
 /*
  * curl_loop.c - the anchor for bench/call: a plain libcurl loop sending the same
- * create_event request (anchor.h) N times over one reused handle, as fast as it can.
+ * create_event request (anchor.h, a new unique_id each time) N times over one reused handle,
+ * as fast as it can.
  *
  *   curl_loop URL API_KEY N     -> prints "<requests/s> <non-2xx count> <CPU microseconds/request>"
  */
@@ -26,6 +27,7 @@ int main(int argc, char **argv) {
     clock_gettime(CLOCK_MONOTONIC, &t0);
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
     for (i = 0; i < n; i++) {
+        if (anchor_next_id() != 0) return 1;
         if (curl_easy_perform(h) != CURLE_OK) { bad++; continue; }
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
         if (status < 200 || status > 299) bad++;

@@ -33,6 +33,7 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,15 +44,19 @@
 /* ---- 5.1 shim ------------------------------------------------------------------------------ */
 #if LUA_VERSION_NUM < 502
 #define kl_rawlen(L, i) lua_objlen(L, i)
-static void kl_setfuncs(lua_State *L, const luaL_Reg *l) {
+/* luaL_setfuncs: the nup values on top are upvalues of every function, then popped */
+static void kl_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
+    int i;
     for (; l->name; l++) {
-        lua_pushcfunction(L, l->func);
-        lua_setfield(L, -2, l->name);
+        for (i = 0; i < nup; i++) lua_pushvalue(L, -nup);
+        lua_pushcclosure(L, l->func, nup);
+        lua_setfield(L, -(nup + 2), l->name);
     }
+    lua_pop(L, nup);
 }
 #else
 #define kl_rawlen(L, i) lua_rawlen(L, i)
-#define kl_setfuncs(L, l) luaL_setfuncs(L, l, 0)
+#define kl_setfuncs(L, l, nup) luaL_setfuncs(L, l, nup)
 #endif
 
 /* ---- userdata ---------------------------------------------------------------------------- */
@@ -142,88 +147,88 @@ static void push_json(lua_State *L, const kj_doc *d, int n) {
     }
 }
 
-static void push_header_list(lua_State *L, const kl_header *hs, size_t n) {
-    size_t i, j;
-    lua_createtable(L, 0, (int)n);
-    for (i = 0; i < n; i++) {
-        const char *name = hs[i].name;
-        /* a repeated header keeps its values joined, as HTTP allows (RFC 9110 5.3); found
-         * by comparing names in C, cheaper than a table lookup for the usual few headers */
-        for (j = 0; j < i; j++)
-            if (strcmp(hs[j].name, name) == 0) break;
-        if (j < i) {
-            lua_getfield(L, -1, name);
-            lua_pushliteral(L, ", ");
-            lua_pushstring(L, hs[i].value);
-            lua_concat(L, 3);
-        } else {
-            lua_pushstring(L, hs[i].value);
-        }
-        lua_setfield(L, -2, name);
-    }
-}
-
-static void push_headers(lua_State *L, const kl_response *r) {
-    push_header_list(L, r->headers, r->n_headers);
-}
-
 /* A response's headers become a Lua table only when res.headers is first read: most callers
  * never look, and a table of interned strings per response is a good part of the binding's
- * cost per request.  Until then a copy of them waits in a weak-keyed registry table. */
-/* registry keys: addresses, so finding them hashes no string on the hot path */
-static const char RESP_MT = 'm', LAZY_KEY = 'h';
+ * cost per request.  Until then a copy of them waits in a weak-keyed table.
+ *
+ * What a request needs from Lua is kept in upvalues shared by the client's methods (found by
+ * index: no registry or string-table lookup on the hot path). */
+enum {
+    UV_RESP_MT = 1, /* metatable of responses: __index makes .headers */
+    UV_LAZY,        /* weak-keyed: response -> its lazy_headers */
+    UV_K_STATUS,    /* field names, interned once */
+    UV_K_BODY,
+    UV_K_RATELIMIT,
+    UV_K_BURST,     /* a request's limits */
+    UV_K_STEADY,
+    UV_K_DAILY,
+    UV_COUNT = UV_K_DAILY
+};
+#define UV(i) lua_upvalueindex(i)
 
-static void push_registry(lua_State *L, const char *key) {
-    lua_pushlightuserdata(L, (void *)key);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-}
-
+/* The core keeps a response's headers as one block of "name\0value\0" pairs, in order
+ * (response.c, kl_resp_add_header): they are copied with one memcpy. */
 typedef struct lazy_headers {
-    size_t n;
-    kl_header h[1]; /* n of them, then their strings */
+    size_t n, len;
+    char block[1]; /* len bytes */
 } lazy_headers;
 
 static void defer_headers(lua_State *L, const kl_response *r) {
-    size_t i, bytes = 0, n = r->n_headers, ln, lv;
+    size_t n = r->n_headers, len = 0;
     lazy_headers *lh;
-    char *at;
-    for (i = 0; i < n; i++) bytes += strlen(r->headers[i].name) + strlen(r->headers[i].value) + 2;
-    push_registry(L, &LAZY_KEY);
-    lua_pushvalue(L, -2);
-    lh = lua_newuserdata(L, sizeof *lh + n * sizeof lh->h[0] + bytes);
-    lh->n = n;
-    at = (char *)&lh->h[n];
-    for (i = 0; i < n; i++) {
-        ln = strlen(r->headers[i].name) + 1;
-        lv = strlen(r->headers[i].value) + 1;
-        memcpy(at, r->headers[i].name, ln);
-        lh->h[i].name = at;
-        memcpy(at + ln, r->headers[i].value, lv);
-        lh->h[i].value = at + ln;
-        at += ln + lv;
+    if (n) {
+        const char *last = r->headers[n - 1].value;
+        len = (size_t)(last + strlen(last) + 1 - r->headers[0].name);
     }
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
-    push_registry(L, &RESP_MT);
+    lua_pushvalue(L, -1);
+    lh = lua_newuserdata(L, offsetof(lazy_headers, block) + len);
+    lh->n = n;
+    lh->len = len;
+    if (len) memcpy(lh->block, r->headers[0].name, len);
+    lua_rawset(L, UV(UV_LAZY));
+    lua_pushvalue(L, UV(UV_RESP_MT));
     lua_setmetatable(L, -2);
 }
 
-/* __index of responses: "headers" -> the table, made once and then stored in the response */
+/* A header table from a block of n "name\0value\0" pairs; a repeated header keeps its values
+ * joined, as HTTP allows (RFC 9110 5.3). */
+static void push_header_block(lua_State *L, const char *p, size_t n) {
+    size_t i;
+    lua_createtable(L, 0, (int)n);
+    for (i = 0; i < n; i++) {
+        const char *name = p, *value = p + strlen(p) + 1;
+        p = value + strlen(value) + 1;
+        lua_pushstring(L, name);
+        lua_pushvalue(L, -1);
+        lua_rawget(L, -3);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushstring(L, value);
+        } else {
+            lua_pushliteral(L, ", ");
+            lua_pushstring(L, value);
+            lua_concat(L, 3);
+        }
+        lua_rawset(L, -3);
+    }
+}
+
+/* __index of responses (upvalue 1: the weak table): "headers" -> the table, made once and
+ * then stored in the response */
 static int resp_index(lua_State *L) {
     const lazy_headers *lh;
     if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "headers") != 0) return 0;
-    push_registry(L, &LAZY_KEY); /* 3 */
     lua_pushvalue(L, 1);
-    lua_rawget(L, 3);
-    lh = lua_touserdata(L, -1);
+    lua_rawget(L, lua_upvalueindex(1)); /* 3 */
+    lh = lua_touserdata(L, 3);
     if (!lh) return 0;
-    push_header_list(L, lh->h, lh->n); /* 5 */
+    push_header_block(L, lh->block, lh->n); /* 4 */
     lua_pushliteral(L, "headers");
-    lua_pushvalue(L, 5);
+    lua_pushvalue(L, 4);
     lua_rawset(L, 1);
     lua_pushvalue(L, 1);
     lua_pushnil(L);
-    lua_rawset(L, 3);
+    lua_rawset(L, lua_upvalueindex(1));
     return 1;
 }
 
@@ -305,7 +310,7 @@ static void push_error_table(lua_State *L, kl_client *c) {
     }
     if (c->err == KL_ERR_HTTP) {
         const kl_response *r = kl_last_response(c);
-        push_headers(L, r);
+        push_header_block(L, r->n_headers ? r->headers[0].name : "", r->n_headers);
         lua_setfield(L, -2, "headers");
         if (r->has_ratelimit) {
             push_ratelimit(L, r);
@@ -331,18 +336,23 @@ static int push_failure(lua_State *L, kl_client *c) {
     return 2;
 }
 
+/* {status, body [, ratelimit]} with .headers made on first use; needs the UV_* upvalues (only
+ * the client's methods call it) */
 static int push_response(lua_State *L, kl_client *c) {
     const kl_response *r = kl_last_response(c);
     lua_createtable(L, 0, 4);
+    lua_pushvalue(L, UV(UV_K_STATUS));
     lua_pushinteger(L, (lua_Integer)r->status);
-    lua_setfield(L, -2, "status");
-    defer_headers(L, r);
+    lua_rawset(L, -3);
+    lua_pushvalue(L, UV(UV_K_BODY));
     lua_pushlstring(L, r->body, r->body_len);
-    lua_setfield(L, -2, "body");
+    lua_rawset(L, -3);
     if (r->has_ratelimit) {
+        lua_pushvalue(L, UV(UV_K_RATELIMIT));
         push_ratelimit(L, r);
-        lua_setfield(L, -2, "ratelimit");
+        lua_rawset(L, -3);
     }
+    defer_headers(L, r);
     return 1;
 }
 
@@ -475,7 +485,8 @@ static const char *keep_string(lua_State *L, int anchor, int *nanch, const char 
     }
 }
 
-#define ANCHOR 3 /* stack slot of the anchor table in l_request/l_build */
+#define ANCHOR 3    /* stack slot of the anchor table in l_request/l_build */
+#define BODY_SLOT 4 /* read_request keeps a table body here until it is encoded */
 
 /* Items go to the pool while the table is read; the pool may move as it grows, so the
  * request's pointers into it are set once reading is over (from pp_off and qoff). */
@@ -582,6 +593,7 @@ static int read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *id
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
     lua_pushnil(L); /* ANCHOR */
+    lua_pushnil(L); /* BODY_SLOT */
     lua_pushnil(L);
     while (lua_next(L, 2)) {
         const char *k;
@@ -629,7 +641,12 @@ static int read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *id
         case 'b': {
             size_t len;
             if (strcmp(k, "body") != 0) goto unknown;
-            if (lua_istable(L, -1)) { body_table = 1; break; } /* encoded once the rest is read */
+            if (lua_istable(L, -1)) { /* encoded once the rest is read */
+                body_table = 1;
+                lua_pushvalue(L, -1);
+                lua_replace(L, BODY_SLOT);
+                break;
+            }
             field_type(L, k, LUA_TSTRING);
             p->r.body = lua_tolstring(L, -1, &len);
             p->r.body_len = len;
@@ -674,7 +691,8 @@ static int read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *id
             field_type(L, k, LUA_TTABLE);
             dst[0] = &p->r.limit_burst; dst[1] = &p->r.limit_steady; dst[2] = &p->r.limit_daily;
             for (w = 0; w < 3; w++) {
-                lua_getfield(L, -1, wn[w]);
+                lua_pushvalue(L, UV(UV_K_BURST + w));
+                lua_rawget(L, -2);
                 if (!lua_isnil(L, -1)) {
                     double v;
                     if (lua_type(L, -1) != LUA_TNUMBER)
@@ -708,7 +726,7 @@ static int read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *id
         p->r.body_len = pre->len;
     } else if (body_table) {
         int rc;
-        lua_getfield(L, 2, "body");
+        lua_pushvalue(L, BODY_SLOT);
         u->body.len = 0;
         rc = encode_body(L, &u->body, p->r.operation, unique_ids, ids);
         lua_pop(L, 1);
@@ -887,7 +905,8 @@ typedef struct read_args {
     parsed p;
 } read_args;
 
-/* protected: (read_args*, request table) -> anchor table or nil */
+/* protected: (read_args*, request table) -> anchor table or nil; a closure with the client
+ * methods' UV_* upvalues, which read_request uses */
 static int p_read(lua_State *L) {
     read_args *a = lua_touserdata(L, 1);
     if (read_request(L, a->s, &a->p, a->ids, a->pre) != 0) { /* l_batch encoded every body first */
@@ -903,7 +922,7 @@ typedef struct batch_ctx {
     lk_scratches *ss;
     lk_bodies *bodies;
     kl_uuid_pool *ids;
-    int reqs, results, anchors; /* stack slots */
+    int reqs, results, anchors, reader; /* stack slots (reader: p_read with the UV_* upvalues) */
     char msg[300];              /* why the last request could not be described */
 } batch_ctx;
 
@@ -922,7 +941,7 @@ static int batch_get(void *ud, size_t index, size_t slot, kl_request *req) {
         a.pre = &pre;
     }
     b->msg[0] = '\0';
-    lua_pushcfunction(L, p_read);
+    lua_pushvalue(L, b->reader);
     lua_pushlightuserdata(L, &a);
     lua_rawgeti(L, b->reqs, (int)index + 1);
     if (lua_pcall(L, 2, 1, 0) != 0) {
@@ -991,6 +1010,8 @@ static int l_batch(lua_State *L) {
     b.bodies->n = n;
     luaL_getmetatable(L, BODIES_MT);
     lua_setmetatable(L, -2);
+    for (i = 1; i <= UV_COUNT; i++) lua_pushvalue(L, UV((int)i));
+    lua_pushcclosure(L, p_read, UV_COUNT); /* 8 */
     for (i = 1; i <= n; i++) {
         lua_rawgeti(L, 2, (int)i);
         if (!lua_istable(L, -1)) return luaL_error(L, "klaviyo.core: batch request %d must be a table", (int)i);
@@ -1018,6 +1039,7 @@ static int l_batch(lua_State *L) {
     b.reqs = 2;
     b.results = 4;
     b.anchors = 5;
+    b.reader = 8;
     b.msg[0] = '\0';
     rc = kl_batch(u->c, n, (int)nslots, batch_get, batch_done, &b);
     for (i = 0; i < b.ss->n; i++) scratch_free(&b.ss->s[i]); /* now rather than at the next GC */
@@ -1122,6 +1144,26 @@ static int l_tostring(lua_State *L) {
     return 1;
 }
 
+/* The UV_* upvalues, in order */
+static void push_method_upvalues(lua_State *L) {
+    lua_newtable(L); /* UV_LAZY */
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_createtable(L, 0, 1); /* UV_RESP_MT */
+    lua_pushvalue(L, -2);
+    lua_pushcclosure(L, resp_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_insert(L, -2);
+    lua_pushliteral(L, "status");
+    lua_pushliteral(L, "body");
+    lua_pushliteral(L, "ratelimit");
+    lua_pushliteral(L, "burst");
+    lua_pushliteral(L, "steady");
+    lua_pushliteral(L, "daily");
+}
+
 static const luaL_Reg methods[] = {
     {"request", l_request}, {"build", l_build}, {"interpret", l_interpret},
     {"set_access_token", l_set_access_token}, {"close", l_close}, {"info", l_info},
@@ -1140,7 +1182,8 @@ int luaopen_klaviyo_core(lua_State *L);
 int luaopen_klaviyo_core(lua_State *L) {
     if (luaL_newmetatable(L, MT)) {
         lua_newtable(L);
-        kl_setfuncs(L, methods);
+        push_method_upvalues(L);
+        kl_setfuncs(L, methods, UV_COUNT);
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, l_close);
         lua_setfield(L, -2, "__gc");
@@ -1160,24 +1203,8 @@ int luaopen_klaviyo_core(lua_State *L) {
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
-    push_registry(L, &RESP_MT);
-    if (lua_isnil(L, -1)) {
-        lua_pushlightuserdata(L, (void *)&RESP_MT);
-        lua_createtable(L, 0, 1);
-        lua_pushcfunction(L, resp_index);
-        lua_setfield(L, -2, "__index");
-        lua_rawset(L, LUA_REGISTRYINDEX);
-        lua_pushlightuserdata(L, (void *)&LAZY_KEY);
-        lua_newtable(L);
-        lua_createtable(L, 0, 1);
-        lua_pushliteral(L, "k");
-        lua_setfield(L, -2, "__mode");
-        lua_setmetatable(L, -2);
-        lua_rawset(L, LUA_REGISTRYINDEX);
-    }
-    lua_pop(L, 1);
     lua_newtable(L);
-    kl_setfuncs(L, funcs);
+    kl_setfuncs(L, funcs, 0);
     kl_uuid_pool_init(lua_newuserdata(L, sizeof(kl_uuid_pool)));
     lua_pushcclosure(L, l_uuid, 1);
     lua_setfield(L, -2, "uuid");

@@ -44,7 +44,8 @@ int kl_resp_add_header(kl_client *c, const char *name, size_t nlen, const char *
         p->rh_off = no;
         p->cap_rh = cap;
     }
-    /* "name\0value\0", the name in ASCII lower case (header names are tokens: no locale) */
+    /* "name\0value\0", the name in ASCII lower case (header names are tokens: no locale); the
+     * pairs follow each other in rhstore, in order: the Lua binding copies them as one block */
     if (kl_buf_reserve(&p->rhstore, nlen + vlen + 2)) return -1;
     off = p->rhstore.len;
     for (i = 0; i < nlen; i++) {

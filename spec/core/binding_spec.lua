@@ -307,6 +307,21 @@ describe("klaviyo.core", function()
     assert.equal(524, err.status)
   end)
 
+  it("gives every header of an answer, in responses and in error tables alike", function()
+    -- the headers travel as one block of name/value pairs: empty values, repeated names and
+    -- no headers at all must come out as they went in
+    local res = assert(c:interpret(200, { ["X-Empty"] = "", ["X-B"] = "b", ["X-Rep"] = { "1", "2", "3" },
+      ["X-Last"] = "z" }, "", "get_lists"))
+    assert.same({ ["x-empty"] = "", ["x-b"] = "b", ["x-rep"] = "1, 2, 3", ["x-last"] = "z" }, res.headers)
+    res = assert(c:interpret(204, {}, "", "get_lists"))
+    assert.same({}, res.headers)
+    local _, err = c:interpret(429, { ["Retry-After"] = "7", ["X-Empty"] = "", ["Set-Cookie"] = { "a=1", "b=2" } },
+      '{"errors":[{"id":"x","status":429,"code":"throttled","title":"t","detail":"d"}]}', "get_lists")
+    assert.same({ ["retry-after"] = "7", ["x-empty"] = "", ["set-cookie"] = "a=1, b=2" }, err.headers)
+    _, err = c:interpret(500, {}, "", "get_lists")
+    assert.same({}, err.headers)
+  end)
+
   it("replaces the bearer token at run time", function()
     local o = assert(core.new { base_url = emu.url, access_token = acct.access_token })
     assert.equal(200, assert(o:request { method = "GET", path = "/api/metrics" }).status)

@@ -4,17 +4,18 @@
 -- the operation's handler (or 501). Every answer is a Klaviyo JSON:API
 -- document. The hot path (create_event) builds no per-request tables beyond the
 -- request itself and logs nothing.
-local cjson = require "cjson.safe"
 local ops = require "klaviyo.operations"
 local state = require "emulator.state"
 local jsonapi = require "emulator.jsonapi"
 local ratelimit = require "emulator.ratelimit"
 local faults = require "emulator.faults"
 local recorder = require "emulator.recorder"
+local json = require "emulator.json"
 
 local ngx = ngx
 local var, req_api = ngx.var, ngx.req
-local decode = cjson.decode
+-- cjson's answer for every body; the common ones (a tracker's bulk jobs) decoded faster
+local decode = json.decode
 local encode_doc, jerror = jsonapi.encode, jsonapi.error
 local sub, find, byte, gmatch, format = string.sub, string.find, string.byte, string.gmatch, string.format
 local pairs, ipairs, type, pcall, tostring, tonumber = pairs, ipairs, type, pcall, tostring, tonumber

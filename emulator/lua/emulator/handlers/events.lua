@@ -238,13 +238,21 @@ local function store(acct, spec, now)
   local profile = event_profile(acct, spec)
   if not profile then return nil, "profile" end
   local metric = state.metric_for_name(acct, spec.name)
-  local key
-  if spec.unique_id then
-    key = profile.id .. "\0" .. metric.id .. "\0u\0" .. spec.unique_id
-  else
-    key = profile.id .. "\0" .. metric.id .. "\0t\0" .. spec.time
+  -- Duplicates: one event per profile, metric and unique_id (a string key), or per profile,
+  -- metric and second when there is no unique_id (a number key). Nested tables, not one key
+  -- string built per event: that string (~80 bytes, hashed, kept forever) was the single
+  -- largest cost of storing a bulk job's event.
+  local by_profile = acct.event_keys[profile.id]
+  if not by_profile then
+    by_profile = {}
+    acct.event_keys[profile.id] = by_profile
   end
-  local keys = acct.event_keys
+  local keys = by_profile[metric.id]
+  if not keys then
+    keys = {}
+    by_profile[metric.id] = keys
+  end
+  local key = spec.unique_id or spec.time
   if keys[key] then return nil end
   local ev = {
     id = state.new_id(), metric_id = metric.id, profile_id = profile.id, time = spec.time,

@@ -202,7 +202,6 @@ local function validate(attrs, pointer, profile_data, profile_pointer, now)
     name = name, properties = props, time = floor(t), value = value, value_currency = currency,
     unique_id = unique_id, backfill = backfill == true,
     profile_id = profile_data.id ~= null and profile_data.id or nil, profile_attrs = pattrs,
-    profile_pointer = profile_pointer,
   }
 end
 
@@ -233,7 +232,8 @@ local function event_profile(acct, spec)
   return nil, other
 end
 
--- Records a validated event. Returns the event, or nil when it is a duplicate.
+-- Records a validated event. Returns the event (the spec itself, now the stored event: a spec
+-- is stored at most once), or nil when it is a duplicate.
 local function store(acct, spec, now)
   local profile = event_profile(acct, spec)
   if not profile then return nil, "profile" end
@@ -254,11 +254,12 @@ local function store(acct, spec, now)
   end
   local key = spec.unique_id or spec.time
   if keys[key] then return nil end
-  local ev = {
-    id = state.new_id(), metric_id = metric.id, profile_id = profile.id, time = spec.time,
-    properties = spec.properties, value = spec.value, value_currency = spec.value_currency,
-    unique_id = spec.unique_id, backfill = spec.backfill, created = now,
-  }
+  -- The validated spec becomes the stored event (its time, properties, value, value_currency,
+  -- unique_id and backfill are the event's): no second table per event. What only validation
+  -- and the profile upsert needed goes.
+  local ev = spec
+  ev.id, ev.metric_id, ev.profile_id, ev.created = state.new_id(), metric.id, profile.id, now
+  ev.name, ev.profile_attrs = nil, nil
   keys[key] = ev.id
   local events = acct.events
   events[#events + 1] = ev

@@ -31,18 +31,25 @@ local ZERO, NINE = 48, 57
 local SPACE, TAB, LF, CR = 32, 9, 10, 13
 local MAX_DEPTH = 200
 
+local STACK, KEYS, COUNTS = {}, {}, {}
+
 local POW10 = {}
 for k = 0, 15 do POW10[k] = 10 ^ k end
 
--- Parses strict JSON from the start of `s` in one loop with an explicit stack (recursive
--- functions do not compile into LuaJIT traces). Returns the value, or nil, false when the text
--- is not one this decoder handles exactly as cjson (see above): the caller then asks cjson.
-local function parse(s)
+-- Parses one strict JSON value of `s` from position `start` in one loop with an explicit stack
+-- (recursive functions do not compile into LuaJIT traces). `whole`: the value must be all of
+-- `s` (whitespace aside); returns the value. Otherwise returns the value and the position after
+-- it. Either way nil, false when the text is not one this decoder handles exactly as cjson
+-- (see above): the caller then asks cjson.
+local function parse(s, start, whole)
   local n = #s
-  local stack, keys, counts = {}, {}, {}  -- open containers, an object's pending key, array sizes
+  -- open containers, an object's pending key, array sizes: shared by every call (a parse runs
+  -- to its end without calling out, and reads a level only after writing it), as one table
+  -- each per call was a visible cost when bulk_body asks for a few small values per event
+  local stack, keys, counts = STACK, KEYS, COUNTS
   local depth = 0
   local cur, key, count                   -- the innermost open container and its slot
-  local i, c = 1, byte(s, 1)
+  local i, c = start, byte(s, start)
   while true do
     -- a value starts at i (whitespace first)
     while c == SPACE or c == LF or c == CR or c == TAB do i = i + 1; c = byte(s, i) end
@@ -119,6 +126,7 @@ local function parse(s)
       -- store the finished value; close every container it finishes
       while true do
         if depth == 0 then
+          if not whole then return v, i end
           c = byte(s, i)
           while c == SPACE or c == LF or c == CR or c == TAB do i = i + 1; c = byte(s, i) end
           if i ~= n + 1 then return nil, false end
@@ -170,7 +178,7 @@ local fast = rawget(_G, "jit") ~= nil
 --- Decodes `s` like cjson.safe.decode: value, or nil and cjson's error message.
 function M.decode(s)
   if fast and type(s) == "string" and not find(s, "\\", 1, true) and not find(s, "\0", 1, true) then
-    local v, handled = parse(s)
+    local v, handled = parse(s, 1, true)
     if handled ~= false then return v end
   end
   return cjson_decode(s)
@@ -179,7 +187,12 @@ end
 -- For the spec: the decoder without the cjson fallback (nil when it would hand over).
 function M.fast_decode(s)
   if find(s, "\\", 1, true) or find(s, "\0", 1, true) then return nil end
-  return (parse(s))
+  return (parse(s, 1, true))
 end
+
+--- One value of `s` at position `i` (whitespace first), for callers that walk a body
+-- themselves (emulator.bulk_body): value and the position after it, or nil, false for a text
+-- this decoder leaves to cjson. The caller must have checked `s` for backslashes and NUL bytes.
+function M.value_at(s, i) return parse(s, i, false) end
 
 return M

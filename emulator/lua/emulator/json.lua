@@ -45,7 +45,9 @@ local function parse(s, start, whole)
   local n = #s
   -- open containers, an object's pending key, array sizes: shared by every call (a parse runs
   -- to its end without calling out, and reads a level only after writing it), as one table
-  -- each per call was a visible cost when bulk_body asks for a few small values per event
+  -- each per call was a visible cost when bulk_body asks for a few small values per event.
+  -- They hold the last text's containers until the next parse overwrites them (one document
+  -- at most, no growth).
   local stack, keys, counts = STACK, KEYS, COUNTS
   local depth = 0
   local cur, key, count                   -- the innermost open container and its slot

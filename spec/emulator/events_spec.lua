@@ -101,6 +101,16 @@ describe("events", function()
       assert.are.equal(2, #events())
     end)
 
+    it("keeps a unique_id that spells a time apart from an event of that second", function()
+      -- the duplicate keys of both kinds share one table per profile and metric
+      local t = os.time() - 7200
+      post { time = iso(t) }
+      post { time = iso(t), unique_id = tostring(t) }
+      assert.are.equal(2, #events())
+      post { time = iso(t + 5), unique_id = tostring(t) }
+      assert.are.equal(2, #events())
+    end)
+
     it("records backfilled events", function()
       assert.are.equal(202, (post { backfill = true, time = iso(os.time() - 86400) }))
       assert.are.equal(1, #events())

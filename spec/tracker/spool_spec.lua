@@ -216,11 +216,11 @@ describe("klaviyo.tracker.spool", function()
     local v1 = { type = "event-bulk-create", attributes = { n = 1, s = "caf\195\169 \"q\"" } }
     local v2 = { type = "event-bulk-create", attributes = { n = 2 } }
     local want1 = require("klaviyo.core").encode(v1)
-    local len = assert(sp:encode(v1))
+    local len = assert(sp:encode("", v1, ""))
     assert.are.equal(#want1, len)
     assert(sp:append_encoded())
     assert.is_nil((sp:append_encoded())) -- a record goes once
-    assert.are.equal(#'{"type":"event-bulk-create","attributes":{"n":2}}', assert(sp:encode(v2)))
+    assert.are.equal(#'{"type":"event-bulk-create","attributes":{"n":2}}', assert(sp:encode("", v2, "")))
     assert(sp:append_encoded())
     local text = records(path)
     assert.are.equal(HEADER .. want1 .. "\n" .. '{', text:sub(1, #HEADER + #want1 + 2))
@@ -228,7 +228,7 @@ describe("klaviyo.tracker.spool", function()
     assert.are.equal(#text, sp.size)
     assert.are.equal(2, sp.pending)
     -- what cannot be encoded is refused and nothing is written
-    local bad, err, json = sp:encode({ s = "\255\254" })
+    local bad, err, json = sp:encode("", { s = "\255\254" }, "")
     assert.is_nil(bad)
     assert.is_true(json)
     assert.matches("UTF%-8", err)
@@ -237,9 +237,34 @@ describe("klaviyo.tracker.spool", function()
     sp:release()
   end)
 
+  it("makes a record from a template: texts as they are, values as JSON, nil drops a member",
+    function()
+    local sp = assert(spool.open(path, { sync = "none" }))
+    local props = { total = 2 }
+    local len = assert(sp:encode('{"a":', props, ',"b":', nil, ',"c":', 'say "hi"', ',"d":',
+      false, ',"e":', 1.5, "}"))
+    local want = '{"a":{"total":2},"c":"say \\"hi\\"","d":false,"e":1.5}'
+    assert.are.equal(#want, len)
+    assert(sp:append_encoded())
+    assert.are.same({ want }, (sp:read(10, 1e6)))
+    -- a value that cannot be encoded is named by the key before it; nothing is written
+    local bad, err, json = sp:encode('{"a":1,"properties":', { name = "caf\233" }, "}")
+    assert.is_nil(bad)
+    assert.is_true(json)
+    assert.are.equal("properties.name: string is not valid UTF-8", err)
+    bad, err = sp:encode('{"metric":', "caf\233", "}")
+    assert.is_nil(bad)
+    assert.are.equal("metric: string is not valid UTF-8", err)
+    assert.is_nil((sp:append_encoded()))
+    -- a text must be a string (a programmer error)
+    assert.has_error(function() sp:encode({}, 1, "") end)
+    assert.are.same({ want }, (sp:read(10, 1e6)))
+    sp:release()
+  end)
+
   it("drops an encoded record when compaction replaces the file before it is appended", function()
     local sp = assert(spool.open(path, { sync = "none" }))
-    assert(sp:encode({ type = "event-bulk-create", n = 1 }))
+    assert(sp:encode("", { type = "event-bulk-create", n = 1 }, ""))
     assert(sp:compact())
     local ok, err = sp:append_encoded()
     assert.is_nil(ok)
@@ -252,7 +277,7 @@ describe("klaviyo.tracker.spool", function()
     local w = assert(require("klaviyo.core").spool_writer("/dev/full"))
     local r = { w:write(rec(1), "\n") }
     assert.are.same({ nil, "cannot write to the spool: No such device" }, r)
-    assert(w:encode({ a = 1 }))
+    assert(w:encode("", { a = 1 }, ""))
     r = { w:commit() }
     assert.are.same({ nil, "cannot write to the spool: No such device" }, r)
     assert(w:close())

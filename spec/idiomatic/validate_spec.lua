@@ -345,7 +345,8 @@ describe("events.check (what tracker:track encodes from)", function()
     assert.is_nil(time)
     assert.matches("^%x+%-%x+%-4%x+%-[89ab]%x+%-%x+$", uid)
     assert.is_true(size > V.value(ev.properties) + V.value(ev.profile))
-    metric, props, pattrs, time, uid = check(event{ unique_id = "mine",
+    local _
+    _, _, _, time, uid = check(event{ unique_id = "mine",
       time = "2026-11-26T10:00:00Z" }, "x", "", os.time{ year = 2026, month = 11, day = 20 })
     assert.equal("mine", uid)
     assert.equal("2026-11-26T10:00:00+00:00", time)

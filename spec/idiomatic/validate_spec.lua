@@ -135,6 +135,12 @@ describe("validate.value", function()
                          999999999999999, -999999999999999, 1e14 }) do
       assert.equal(#string.format("%d", n), V.value(n), tostring(n))
     end
+    for e = 0, 14 do -- each side of every power of ten the count distinguishes
+      for _, n in ipairs({ 10 ^ e - 1, 10 ^ e, 10 ^ e + 1 }) do
+        assert.equal(#string.format("%d", n), V.value(n), tostring(n))
+        assert.equal(#string.format("%d", -n), V.value(-n), tostring(-n))
+      end
+    end
   end)
   it("refuses cycles with the path to them", function()
     local t = { a = { b = {} } }

@@ -196,52 +196,58 @@ static void last_key(const char *t, size_t n, const char **k, size_t *klen)
     *klen = end - start;
 }
 
-/* w:encode(text, value, text, value, ..., text) -> length of the record (without its "\n")
- *   | nil, message
- * A record from a template: the texts are JSON copied as they are (the fixed parts), each
- * value between two texts is encoded as JSON (src/lua_json.c: a string becomes a JSON
- * string), and a nil value leaves out itself and the text before it (an optional member,
+/* w:encode(template, value, ...) -> length of the record (without its "\n") | nil, message
+ * A record from a template: `template` is JSON texts joined by "\0" bytes (a byte JSON text
+ * never holds), one more text than there are values, and the record is the first text, the
+ * first value encoded as JSON (src/lua_json.c: a string becomes a JSON string), the second
+ * text, and so on; a nil value leaves out itself and the text before it (an optional member,
  * whose text is its `,"key":`).  So the tracker encodes the user's own tables in place and
- * makes no table of its own per event.  The message of a value that cannot be encoded
- * names it by the key before it ("properties.name: string is not valid UTF-8"). */
+ * makes no table of its own per event, and the fixed parts cross from Lua as one string.
+ * The message of a value that cannot be encoded names it by the key before it
+ * ("properties.name: string is not valid UTF-8"). */
 static int l_encode(lua_State *L)
 {
     spool_writer *w = check_writer(L);
+    size_t tlen;
+    const char *t = luaL_checklstring(L, 2, &tlen), *end = t + tlen;
     int n = lua_gettop(L), i;
-    luaL_checkany(L, 2);
     w->encoded = 0;
     if (w->fd < 0) return closed_error(L);
     w->rec.len = 0;
-    for (i = 2; i <= n; i += 2) {
-        size_t tlen;
-        const char *t;
-        if (lua_type(L, i) != LUA_TSTRING)
-            return luaL_argerror(L, i, "JSON text (a string) expected");
-        t = lua_tolstring(L, i, &tlen);
-        if (i < n && lua_type(L, i + 1) == LUA_TNIL) continue;   /* an absent member */
-        rec_put(L, &w->rec, t, tlen);
-        if (i == n) break;
-        if (kl_json_encode_to(L, i + 1, &w->rec, NULL) < 0) {
-            /* the encoder left only its message in rec: "path: what" */
-            const char *k, *m = w->rec.p;
-            size_t klen, mlen = w->rec.len;
-            last_key(t, tlen, &k, &klen);
-            w->rec.len = 0;
-            lua_pushnil(L);
-            if (klen == 0) {
-                lua_pushlstring(L, m, mlen);
-            } else if (mlen >= 6 && memcmp(m, "(root)", 6) == 0) {
-                lua_pushlstring(L, k, klen);
-                lua_pushlstring(L, m + 6, mlen - 6);
-                lua_concat(L, 2);
-            } else {
-                lua_pushlstring(L, k, klen);
-                lua_pushstring(L, m[0] == '[' ? "" : ".");
-                lua_pushlstring(L, m, mlen);
-                lua_concat(L, 3);
-            }
-            return 2;
+    for (i = 3;; i++) {
+        const char *z = (const char *)memchr(t, '\0', (size_t)(end - t));
+        size_t seg = z ? (size_t)(z - t) : (size_t)(end - t);
+        if (i > n) {   /* the last text */
+            if (z) return luaL_argerror(L, 2, "more texts in the template than values and one");
+            rec_put(L, &w->rec, t, seg);
+            break;
         }
+        if (!z) return luaL_argerror(L, 2, "fewer texts in the template than values and one");
+        if (lua_type(L, i) != LUA_TNIL) {   /* nil: an absent member, and its text */
+            rec_put(L, &w->rec, t, seg);
+            if (kl_json_encode_to(L, i, &w->rec, NULL) < 0) {
+                /* the encoder left only its message in rec: "path: what" */
+                const char *k, *m = w->rec.p;
+                size_t klen, mlen = w->rec.len;
+                last_key(t, seg, &k, &klen);
+                w->rec.len = 0;
+                lua_pushnil(L);
+                if (klen == 0) {
+                    lua_pushlstring(L, m, mlen);
+                } else if (mlen >= 6 && memcmp(m, "(root)", 6) == 0) {
+                    lua_pushlstring(L, k, klen);
+                    lua_pushlstring(L, m + 6, mlen - 6);
+                    lua_concat(L, 2);
+                } else {
+                    lua_pushlstring(L, k, klen);
+                    lua_pushstring(L, m[0] == '[' ? "" : ".");
+                    lua_pushlstring(L, m, mlen);
+                    lua_concat(L, 3);
+                }
+                return 2;
+            }
+        }
+        t = z + 1;
     }
     rec_put(L, &w->rec, "", 0);   /* room for the "\n" commit puts after the record */
     w->encoded = 1;

@@ -302,26 +302,28 @@ function _M:deliver(all)
 end
 
 -- A spooled record: one bulk_create_events entry, a profile and its one event, made from a
--- template (the spool writer's encode: texts as they are, values as JSON, a nil value leaves
--- out its member) with the caller's own tables in it: no table is made per event.
-local T_PROFILE = '{"type":"event-bulk-create","attributes":{"profile":{"data":' ..
-  '{"type":"profile","attributes":'
-local T_ID = ',"id":'
-local T_PROPS = '}},"events":{"data":[{"type":"event","attributes":{"properties":'
-local T_METRIC = ',"metric":{"data":{"type":"metric","attributes":{"name":'
-local T_SERVICE = ',"service":'
-local T_TIME = '}}},"time":'
-local T_UID = ',"unique_id":'
-local T_VALUE = ',"value":'
-local T_CURRENCY = ',"value_currency":'
-local T_BACKFILL = ',"backfill":'
-local T_END = '}}]}}}'
+-- template (the spool writer's encode: the texts as they are, the values between them as
+-- JSON, a nil value leaves out its member) with the caller's own tables in it: no table is
+-- made per event.
+local TEMPLATE = table.concat({
+  '{"type":"event-bulk-create","attributes":{"profile":{"data":{"type":"profile",' ..
+    '"attributes":',                                                    -- profile attributes
+  ',"id":',                                                             -- profile id
+  '}},"events":{"data":[{"type":"event","attributes":{"properties":',   -- properties
+  ',"metric":{"data":{"type":"metric","attributes":{"name":',           -- metric name
+  ',"service":',                                                        -- service
+  '}}},"time":',                                                        -- time
+  ',"unique_id":',                                                      -- unique_id
+  ',"value":',                                                          -- value
+  ',"value_currency":',                                                 -- value_currency
+  ',"backfill":',                                                       -- backfill
+  '}}]}}}',
+}, "\0")
 local EMPTY = {} -- the properties of an event given none (only ever encoded, never changed)
 
 local function encode(sp, ev, pattrs, props, metric, time, uid)
-  return sp:encode(T_PROFILE, pattrs, T_ID, ev.profile.id, T_PROPS, props or EMPTY, T_METRIC,
-    metric, T_SERVICE, ev.service, T_TIME, time, T_UID, uid, T_VALUE, ev.value, T_CURRENCY,
-    ev.value_currency, T_BACKFILL, ev.backfill, T_END)
+  return sp:encode(TEMPLATE, pattrs, ev.profile.id, props or EMPTY, metric, ev.service, time,
+    uid, ev.value, ev.value_currency, ev.backfill)
 end
 
 -- ISO 8601 times to the millisecond, as V.iso writes them: the part to the second is made

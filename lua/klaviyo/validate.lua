@@ -448,7 +448,9 @@ local STRING_BYTES, ARRAY_ITEMS, DEPTH = LIMITS.string_bytes, LIMITS.array_items
 -- The size of one member `"k":v` of an object at depth 1 under the ingestion limits, or nil
 -- when there is anything to say about it (the full walk then says what). Scalars, the usual
 -- members, are measured inline; tables go through `walk`, which leaves entries in seen_set
--- when it fails (the caller starts a new set then).
+-- when it fails (the caller starts a new set then). The object itself is not put in
+-- seen_set (a new key in it for every event made LuaJIT rehash it over and over): a cycle
+-- back to it is still found, one level further down, and then the full walk reports it.
 local function member_size(k, v)
   if type(k) ~= "string" then return nil end
   local tv = type(v)
@@ -497,13 +499,11 @@ function _M.properties(props, at)
   -- table with a metatable, or anything to report, goes to the full checks, which say what
   if getmetatable(props) == nil then
     local size, n = 2, 0
-    seen_set[props] = true
     for k, v in pairs(props) do
       local s = member_size(k, v)
       if not s then n = -1 break end
       n, size = n + 1, size + s
     end
-    seen_set[props] = nil
     if n >= 0 and n <= LIMITS.properties then return size end
     seen_set = {}
   end
@@ -549,7 +549,6 @@ end
 function _M.event_profile(p, at)
   if type(p) == "table" and getmetatable(p) == nil then
     local size, plain, ok = 2, true, true
-    seen_set[p] = true
     for k, v in pairs(p) do
       if not_attribute(k) then
         plain = false
@@ -559,7 +558,6 @@ function _M.event_profile(p, at)
         size = size + s
       end
     end
-    seen_set[p] = nil
     if ok then
       local email, phone = p.email, p.phone_number
       local a, b, c, d = ident(p.id), ident(email), ident(phone), ident(p.external_id)

@@ -226,11 +226,12 @@ function _M:append(line)
 end
 
 --- Make a record in the writer's C buffer (no Lua string is made) from a template:
--- `encode(text, value, text, ..., text)`, where the texts are JSON copied as they are (the
--- template's fixed parts) and each value is encoded as JSON (a string becomes a JSON string);
--- a nil value leaves out itself and the text before it (an optional member: its text is
--- `,"key":`). Returns the record's length in bytes (without the "\n"); nil, message, true
--- when a value cannot be encoded as JSON; nil, message for a spool failure.
+-- `encode(template, value, ...)`, where `template` is JSON texts joined by "\0", one more
+-- than there are values: the texts are copied as they are (the fixed parts) and each value
+-- between two is encoded as JSON (a string becomes a JSON string); a nil value leaves out
+-- itself and the text before it (an optional member: its text is `,"key":`). Returns the
+-- record's length in bytes (without the "\n"); nil, message, true when a value cannot be
+-- encoded as JSON; nil, message for a spool failure.
 -- `append_encoded` writes it; anything that may reopen the spool (compaction) in between
 -- drops it.
 function _M:encode(...)

@@ -332,6 +332,21 @@ end
 local MS = { [0] = "+00:00" }
 for i = 1, 999 do MS[i] = format(".%03d+00:00", i) end
 
+-- The ISO 8601 text of epoch seconds `t` to the millisecond (as V.iso(ms / 1000) writes it),
+-- remembered in `cache` for the rest of its millisecond and its second.
+local function stamp(cache, t)
+  local ms = floor(t * 1000)
+  if ms ~= cache.iso_ms then
+    local sec = floor(ms / 1000)
+    if sec ~= cache.iso_sec then
+      cache.iso_sec, cache.iso_base = sec, sub(V.iso(sec), 1, -7)
+    end
+    cache.iso_ms, cache.iso = ms, cache.iso_base .. MS[ms - sec * 1000]
+  end
+  return cache.iso
+end
+_M.stamp = stamp -- @local (for the specs)
+
 --- Record one event. Returns its unique_id once it is in the spool; nil, err when the event
 -- is invalid (err.kind "refused", nothing stored) or the spool is full (err.kind
 -- "spool_full": back-pressure; retry later or shed load, nothing was stored).
@@ -341,18 +356,7 @@ function _M:track(ev)
   local metric, props, pattrs, time, uid = check(ev, "tracker:track", "", nil)
   if not metric then return nil, V.refuse("bulk_create_events", props, pattrs) end
   local t = now()
-  if time == nil then
-    -- the time it happened, to the millisecond
-    local ms = floor(t * 1000)
-    if ms ~= self.iso_ms then
-      local sec = floor(ms / 1000)
-      if sec ~= self.iso_sec then
-        self.iso_sec, self.iso_base = sec, sub(V.iso(sec), 1, -7)
-      end
-      self.iso_ms, self.iso = ms, self.iso_base .. MS[ms - sec * 1000]
-    end
-    time = self.iso
-  end
+  if time == nil then time = stamp(self, t) end -- the time it happened
   -- the record (a bulk entry) is made in C memory from the template and the event's values,
   -- and written from there (see the spool): never a Lua string, which under LuaJIT cost
   -- several times the encoding

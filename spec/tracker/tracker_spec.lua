@@ -122,6 +122,22 @@ describe("klaviyo.tracker", function()
     t:close(0)
   end)
 
+  it("writes its stamps as validate.iso does, to the millisecond", function()
+    -- made once a second with a millisecond suffix added: the same text as iso writes, whose
+    -- zero millisecond has no fraction
+    local V = require "klaviyo.validate"
+    local cache = {}
+    local base = 1795687200 -- 2026-11-26T10:00:00Z
+    assert.are.equal("2026-11-26T10:00:00+00:00", tracker.stamp(cache, base))
+    assert.are.equal("2026-11-26T10:00:00.007+00:00", tracker.stamp(cache, base + 0.0071))
+    assert.are.equal("2026-11-26T10:00:00.999+00:00", tracker.stamp(cache, base + 0.9995))
+    assert.are.equal("2026-11-26T10:00:01+00:00", tracker.stamp(cache, base + 1))
+    for ms = 0, 3000, 7 do -- consecutive milliseconds across seconds, one cache
+      local t = base + 86399 + ms / 1000
+      assert.are.equal(V.iso(math.floor(t * 1000) / 1000), tracker.stamp(cache, t))
+    end
+  end)
+
   it("spools each event as the bulk entry events:create_many would send for it", function()
     local t = assert(tracker.new(client, { spool = path, auto = false }))
     local full = { metric = "Placed \"Order\"", service = "pos", unique_id = "order-1",

@@ -34,9 +34,8 @@
 
 typedef struct {
     int fd;            /* -1 once closed */
-    int encoded;       /* out holds a record not yet committed */
+    int encoded;       /* rec holds a record not yet committed */
     kl_json_out rec;   /* the record being made (room for its "\n" after it) */
-    kl_json_out out;   /* the JSON of one value of it */
     char *raw;         /* write(...) with several strings: joined here; read_body's buffer */
     size_t rawcap;
     char *map;         /* the mapped window, or NULL */
@@ -75,9 +74,6 @@ static void writer_free(spool_writer *w)
     }
     w->fd = -1;
     w->encoded = 0;
-    free(w->out.p);
-    w->out.p = NULL;
-    w->out.len = w->out.cap = 0;
     free(w->rec.p);
     w->rec.p = NULL;
     w->rec.len = w->rec.cap = 0;
@@ -183,33 +179,77 @@ static void rec_put(lua_State *L, kl_json_out *rec, const char *p, size_t n)
     rec->len += n;
 }
 
-/* w:encode(piece, ...) -> length of the record (without its "\n") | nil, message
- * The record is the pieces one after another: a string is JSON text copied as it is (the
- * fixed parts of a template), any other value is encoded as JSON (src/lua_json.c). */
+/* The name a failed value goes by in its message: the last key in the text before it (the
+ * template's `,"properties":` names what follows), or "" when the text has none. */
+static void last_key(const char *t, size_t n, const char **k, size_t *klen)
+{
+    size_t end, start;
+    *k = "";
+    *klen = 0;
+    while (n > 0 && (t[n - 1] == ':' || t[n - 1] == ' ')) n--;
+    if (n == 0 || t[n - 1] != '"') return;
+    end = n - 1;
+    start = end;
+    while (start > 0 && t[start - 1] != '"') start--;
+    if (start == 0) return;
+    *k = t + start;
+    *klen = end - start;
+}
+
+/* w:encode(template, value, ...) -> length of the record (without its "\n") | nil, message
+ * A record from a template: `template` is JSON texts joined by "\0" bytes (a byte JSON text
+ * never holds), one more text than there are values, and the record is the first text, the
+ * first value encoded as JSON (src/lua_json.c: a string becomes a JSON string), the second
+ * text, and so on; a nil value leaves out itself and the text before it (an optional member,
+ * whose text is its `,"key":`).  So the tracker encodes the user's own tables in place and
+ * makes no table of its own per event, and the fixed parts cross from Lua as one string.
+ * The message of a value that cannot be encoded names it by the key before it
+ * ("properties.name: string is not valid UTF-8"). */
 static int l_encode(lua_State *L)
 {
     spool_writer *w = check_writer(L);
+    size_t tlen;
+    const char *t = luaL_checklstring(L, 2, &tlen), *end = t + tlen;
     int n = lua_gettop(L), i;
-    luaL_checkany(L, 2);
     w->encoded = 0;
     if (w->fd < 0) return closed_error(L);
     w->rec.len = 0;
-    for (i = 2; i <= n; i++) {
-        if (lua_type(L, i) == LUA_TSTRING) {
-            size_t len;
-            const char *s = lua_tolstring(L, i, &len);
-            rec_put(L, &w->rec, s, len);
-            continue;
+    for (i = 3;; i++) {
+        const char *z = (const char *)memchr(t, '\0', (size_t)(end - t));
+        size_t seg = z ? (size_t)(z - t) : (size_t)(end - t);
+        if (i > n) {   /* the last text */
+            if (z) return luaL_argerror(L, 2, "more texts in the template than values and one");
+            rec_put(L, &w->rec, t, seg);
+            break;
         }
-        w->out.len = 0;   /* the encoder may append to what out holds */
-        if (kl_json_encode_to(L, i, &w->out, NULL) < 0) {
-            lua_pushnil(L);
-            lua_pushlstring(L, w->out.p, w->out.len);
-            return 2;
+        if (!z) return luaL_argerror(L, 2, "fewer texts in the template than values and one");
+        if (lua_type(L, i) != LUA_TNIL) {   /* nil: an absent member, and its text */
+            rec_put(L, &w->rec, t, seg);
+            if (kl_json_encode_to(L, i, &w->rec, NULL) < 0) {
+                /* the encoder left only its message in rec: "path: what" */
+                const char *k, *m = w->rec.p;
+                size_t klen, mlen = w->rec.len;
+                last_key(t, seg, &k, &klen);
+                w->rec.len = 0;
+                lua_pushnil(L);
+                if (klen == 0) {
+                    lua_pushlstring(L, m, mlen);
+                } else if (mlen >= 6 && memcmp(m, "(root)", 6) == 0) {
+                    lua_pushlstring(L, k, klen);
+                    lua_pushlstring(L, m + 6, mlen - 6);
+                    lua_concat(L, 2);
+                } else {
+                    lua_pushlstring(L, k, klen);
+                    lua_pushstring(L, m[0] == '[' ? "" : ".");
+                    lua_pushlstring(L, m, mlen);
+                    lua_concat(L, 3);
+                }
+                return 2;
+            }
         }
-        rec_put(L, &w->rec, w->out.p, w->out.len);
+        t = z + 1;
     }
-    if (!w->rec.p) rec_put(L, &w->rec, "", 0);
+    rec_put(L, &w->rec, "", 0);   /* room for the "\n" commit puts after the record */
     w->encoded = 1;
     lua_pushnumber(L, (lua_Number)w->rec.len);
     return 1;

@@ -5,8 +5,11 @@
  *
  *   local w, err = core.spool_writer(path)  -- opens path (created 0666 & umask); records go
  *                                           -- after what the file holds
- *   local len, err = w:encode(value)        -- the JSON of value into the writer's own C
- *                                           -- buffer (src/lua_json.c's mapping), no Lua string
+ *   local len, err = w:encode(template, value, ...)  -- a record into the writer's own C
+ *                                           -- buffer, no Lua string: the template's texts
+ *                                           -- (joined by "\0") as they are, the values
+ *                                           -- between them as JSON (src/lua_json.c's
+ *                                           -- mapping); a nil value drops the text before it
  *   local ok, err = w:commit()              -- appends the encoded record and a "\n"
  *   local ok, err = w:write(s, ...)         -- appends the strings
  *   local ok, err = w:fsync()

@@ -19,7 +19,7 @@
 local V = require "klaviyo.validate"
 local R = require "klaviyo.resource"
 
-local type, setmetatable, error = type, setmetatable, error
+local type, pairs, setmetatable, error = type, pairs, setmetatable, error
 local format = string.format
 local huge = math.huge
 local LIMITS = V.LIMITS
@@ -58,74 +58,98 @@ local function metric_of(name, service)
   return m
 end
 
--- The attributes of one event (create_event's data.attributes without its profile, which is
--- a bulk entry's event as it is), checked. Returns attrs, profile resource, size; or nil,
--- message, pointer. A single event gets its profile with `attrs.profile = {data = profile}`.
--- Wrong Lua types for scalar options raise: they are bugs in the caller, not bad data.
-local function build(ev, fname, at, now)
+-- Check one event as Klaviyo would judge it, building nothing on the way (tracker:track
+-- encodes the caller's own tables from what this returns). Returns metric, properties (the
+-- caller's, or nil for none), the profile's attributes (the caller's profile table itself when
+-- it holds nothing else), the time (ISO 8601, or nil when not given), the unique_id (the
+-- caller's, or a new one) and the event's estimated JSON size; or nil, message, pointer.
+-- What the event's other fields hold (service, value, value_currency, backfill) has been
+-- checked. Wrong Lua types for scalar options raise at `level` (default 2: the caller's
+-- caller): they are bugs in the caller, not bad data.
+local function check(ev, fname, at, now, level)
+  level = level or 2
   if type(ev) ~= "table" then
-    error(format("%s: event%s must be a table, got %s", fname, at, type(ev)), 3)
+    error(format("%s: event%s must be a table, got %s", fname, at, type(ev)), level + 1)
   end
-  V.known(ev, EVENT_KEYS, fname, 4)
+  for k in pairs(ev) do
+    if not EVENT_KEYS[k] then V.known(ev, EVENT_KEYS, fname, level + 2) end
+  end
   local metric = ev.metric
   if type(metric) ~= "string" or metric == "" then
     return nil, "the metric name is required (metric = \"Placed Order\")", at .. "/metric"
   end
-  local ok, msg, ptr = V.profile_identity(ev.profile, at .. "/profile")
-  if not ok then return nil, msg, ptr end
+  -- the profile's identity first, then the properties, then the profile's attributes: the
+  -- order the checks report in (event_profile says what is wrong with either part)
+  local pattrs, psize, pptr = V.event_profile(ev.profile, at)
+  if not pattrs then
+    local ok, msg, ptr = V.profile_identity(ev.profile, at .. "/profile")
+    if not ok then return nil, msg, ptr end
+  end
   local props = ev.properties
-  if props == nil then props = {} end
-  local size, pmsg, pptr = V.properties(props, at .. "/properties")
-  if not size then return nil, pmsg, pptr end
-  local profile = R.unflatten("profile", ev.profile)
-  local psize, prmsg, prptr = V.value(profile.attributes, LIMITS, at .. "/profile")
-  if not psize then return nil, prmsg, prptr end
+  local size = 2
+  if props ~= nil then
+    local pmsg, pptr2
+    size, pmsg, pptr2 = V.properties(props, at == "" and "/properties" or at .. "/properties")
+    if not size then return nil, pmsg, pptr2 end
+  end
+  if not pattrs then return nil, psize, pptr end
   size = size + psize + #metric + ENVELOPE
 
-  local attrs = {
-    properties = props,
-    metric = metric_of(metric, ev.service),
-    profile = nil,   -- the profile: inside a single event, beside the events of a bulk entry
-  }
   local value = ev.value
   if value ~= nil then
     if type(value) ~= "number" then
-      error(format("%s: value%s must be a number, got %s", fname, at, type(value)), 3)
+      error(format("%s: value%s must be a number, got %s", fname, at, type(value)), level + 1)
     end
     if value ~= value or value == huge or value == -huge then
       return nil, "value must be a finite number", at .. "/value"
     end
-    attrs.value = value
   end
-  if ev.value_currency ~= nil then
-    if type(ev.value_currency) ~= "string" then
-      error(format("%s: value_currency must be a string", fname), 3)
-    end
-    attrs.value_currency = ev.value_currency
+  if ev.value_currency ~= nil and type(ev.value_currency) ~= "string" then
+    error(format("%s: value_currency must be a string", fname), level + 1)
   end
-  if ev.time ~= nil then
-    local t, tmsg = V.event_time(ev.time, now)
+  local time = ev.time
+  if time ~= nil then
+    local t, tmsg = V.event_time(time, now)
     if not t then return nil, tmsg, at .. "/time" end
-    attrs.time = V.iso(t)
+    time = V.iso(t)
+    size = size + #time
   end
-  if ev.backfill ~= nil then
-    if type(ev.backfill) ~= "boolean" then
-      error(format("%s: backfill must be a boolean", fname), 3)
-    end
-    attrs.backfill = ev.backfill
+  if ev.backfill ~= nil and type(ev.backfill) ~= "boolean" then
+    error(format("%s: backfill must be a boolean", fname), level + 1)
   end
   local uid = ev.unique_id
   if uid == nil then
     uid = V.uuid()
   elseif type(uid) ~= "string" or uid == "" then
-    error(format("%s: unique_id must be a non-empty string", fname), 3)
+    error(format("%s: unique_id must be a non-empty string", fname), level + 1)
   end
-  attrs.unique_id = uid
-  size = size + #uid + #(attrs.time or "") + 64
+  size = size + #uid + 64
   if size > LIMITS.payload_bytes then
     return nil, format("the event is about %d bytes, over Klaviyo's 5 MB limit", size), at
   end
-  return attrs, profile, size
+  return metric, props, pattrs, time, uid, size
+end
+
+--- Check one event (as `events:create` does) without building anything for it.
+-- @local
+-- @return metric, properties (or nil), profile attributes, time (or nil), unique_id, size;
+--   or nil, message, pointer
+_M.check = check
+
+-- The attributes of one event (create_event's data.attributes without its profile, which is
+-- a bulk entry's event as it is), checked. Returns attrs, profile resource, size; or nil,
+-- message, pointer. A single event gets its profile with `attrs.profile = {data = profile}`.
+local function build(ev, fname, at, now)
+  local metric, props, pattrs, time, uid, size = check(ev, fname, at, now, 3)
+  if not metric then return nil, props, pattrs end
+  local attrs = {
+    properties = props or {},
+    metric = metric_of(metric, ev.service),
+    value = ev.value, value_currency = ev.value_currency, time = time,
+    backfill = ev.backfill, unique_id = uid,
+    profile = nil,   -- the profile: inside a single event, beside the events of a bulk entry
+  }
+  return attrs, { type = "profile", id = ev.profile.id, attributes = pattrs }, size
 end
 
 --- Check one event and build its `create_event` attributes (shared with `client_api:track`).

@@ -49,8 +49,8 @@ local cjson = require("cjson.safe").new()
 local type, pairs, tostring, error, pcall, setmetatable, getmetatable, next = type, pairs,
   tostring, error, pcall, setmetatable, getmetatable, next
 
-local format, gsub, floor = string.format, string.gsub, math.floor
-local build = events.build
+local format, gsub, sub, floor = string.format, string.gsub, string.sub, math.floor
+local check = events.check
 
 local _M = { _VERSION = "0.1.0" }
 local mt = { __index = _M }
@@ -301,10 +301,51 @@ function _M:deliver(all)
   return true
 end
 
--- A spooled record: one bulk_create_events entry, a profile and its one event.
-local ENTRY_HEAD = '{"type":"event-bulk-create","attributes":{"profile":{"data":'
-local ENTRY_MID = '},"events":{"data":[{"type":"event","attributes":'
-local ENTRY_TAIL = '}]}}}'
+-- A spooled record: one bulk_create_events entry, a profile and its one event, made from a
+-- template (the spool writer's encode: the texts as they are, the values between them as
+-- JSON, a nil value leaves out its member) with the caller's own tables in it: no table is
+-- made per event.
+local TEMPLATE = table.concat({
+  '{"type":"event-bulk-create","attributes":{"profile":{"data":{"type":"profile",' ..
+    '"attributes":',                                                    -- profile attributes
+  ',"id":',                                                             -- profile id
+  '}},"events":{"data":[{"type":"event","attributes":{"properties":',   -- properties
+  ',"metric":{"data":{"type":"metric","attributes":{"name":',           -- metric name
+  ',"service":',                                                        -- service
+  '}}},"time":',                                                        -- time
+  ',"unique_id":',                                                      -- unique_id
+  ',"value":',                                                          -- value
+  ',"value_currency":',                                                 -- value_currency
+  ',"backfill":',                                                       -- backfill
+  '}}]}}}',
+}, "\0")
+local EMPTY = {} -- the properties of an event given none (only ever encoded, never changed)
+
+local function encode(sp, ev, pattrs, props, metric, time, uid)
+  return sp:encode(TEMPLATE, pattrs, ev.profile.id, props or EMPTY, metric, ev.service, time,
+    uid, ev.value, ev.value_currency, ev.backfill)
+end
+
+-- ISO 8601 times to the millisecond, as V.iso writes them: the part to the second is made
+-- once a second, and a millisecond adds one of these suffixes (no string formatting per
+-- event; "+00:00" alone when the millisecond is 0, as V.iso leaves it out then).
+local MS = { [0] = "+00:00" }
+for i = 1, 999 do MS[i] = format(".%03d+00:00", i) end
+
+-- The ISO 8601 text of epoch seconds `t` to the millisecond (as V.iso(ms / 1000) writes it),
+-- remembered in `cache` for the rest of its millisecond and its second.
+local function stamp(cache, t)
+  local ms = floor(t * 1000)
+  if ms ~= cache.iso_ms then
+    local sec = floor(ms / 1000)
+    if sec ~= cache.iso_sec then
+      cache.iso_sec, cache.iso_base = sec, sub(V.iso(sec), 1, -7)
+    end
+    cache.iso_ms, cache.iso = ms, cache.iso_base .. MS[ms - sec * 1000]
+  end
+  return cache.iso
+end
+_M.stamp = stamp -- @local (for the specs)
 
 --- Record one event. Returns its unique_id once it is in the spool; nil, err when the event
 -- is invalid (err.kind "refused", nothing stored) or the spool is full (err.kind
@@ -312,20 +353,15 @@ local ENTRY_TAIL = '}]}}}'
 function _M:track(ev)
   check_self(self, "track")
   if self.closed then error("tracker:track: the tracker is closed", 2) end
-  local attrs, profile, size = build(ev, "tracker:track", "", nil)
-  if not attrs then return nil, V.refuse("bulk_create_events", profile, size) end
+  local metric, props, pattrs, time, uid = check(ev, "tracker:track", "", nil)
+  if not metric then return nil, V.refuse("bulk_create_events", props, pattrs) end
   local t = now()
-  if attrs.time == nil then
-    -- the time it happened, to the millisecond; formatted once per millisecond
-    local ms = floor(t * 1000)
-    if ms ~= self.iso_ms then self.iso_ms, self.iso = ms, V.iso(ms / 1000) end
-    attrs.time = self.iso
-  end
-  -- the record (a bulk entry) is made in C memory from the envelope's fixed text and the
-  -- JSON of the profile and the event, and written from there (see the spool): never a Lua
-  -- string, which under LuaJIT cost several times the encoding
+  if time == nil then time = stamp(self, t) end -- the time it happened
+  -- the record (a bulk entry) is made in C memory from the template and the event's values,
+  -- and written from there (see the spool): never a Lua string, which under LuaJIT cost
+  -- several times the encoding
   local sp = self.spool
-  local len, eerr, ejson = sp:encode(ENTRY_HEAD, profile, ENTRY_MID, attrs, ENTRY_TAIL)
+  local len, eerr, ejson = encode(sp, ev, pattrs, props, metric, time, uid)
   if not len then
     if ejson then return nil, V.refuse("bulk_create_events", tostring(eerr)) end
     return nil, errors.new("spool", "tracker", eerr)
@@ -344,7 +380,7 @@ function _M:track(ev)
         "stored: retry once delivery catches up", sp.pending, sp.size, self.max_spool_bytes))
     end
     if not sp.encoded then -- compaction replaced the spool's writer, and its record with it
-      len, eerr = sp:encode(ENTRY_HEAD, profile, ENTRY_MID, attrs, ENTRY_TAIL)
+      len, eerr = encode(sp, ev, pattrs, props, metric, time, uid)
       if not len then return nil, errors.new("spool", "tracker", eerr) end
     end
   end
@@ -357,7 +393,7 @@ function _M:track(ev)
       self:deliver(not full)
     end
   end
-  return attrs.unique_id
+  return uid
 end
 
 --- Deliver every spooled event, waiting out back-offs, for at most `timeout` seconds

@@ -309,13 +309,30 @@ local function string_size(s)
 end
 
 -- Digits of an integer are counted, not printed (a string per number of every event only to
--- take its length was a visible part of tracker:track); other numbers as %.14g writes them.
+-- take its length was a visible part of tracker:track), by comparisons rather than a loop (a
+-- short loop inside every track cost LuaJIT more than the count); other numbers as %.14g
+-- writes them.
+local function digits(a) -- 0 <= a < 1e15
+  if a < 1e8 then
+    if a < 1e4 then
+      if a < 100 then return a < 10 and 1 or 2 end
+      return a < 1000 and 3 or 4
+    end
+    if a < 1e6 then return a < 1e5 and 5 or 6 end
+    return a < 1e7 and 7 or 8
+  end
+  if a < 1e12 then
+    if a < 1e10 then return a < 1e9 and 9 or 10 end
+    return a < 1e11 and 11 or 12
+  end
+  if a < 1e14 then return a < 1e13 and 13 or 14 end
+  return 15
+end
+
 local function number_size(v)
   if floor(v) == v and v > -1e15 and v < 1e15 then
-    local n, a, p = 1, v, 10
-    if a < 0 then n, a = 2, -a end
-    while a >= p do n, p = n + 1, p * 10 end
-    return n
+    if v < 0 then return 1 + digits(-v) end
+    return digits(v)
   end
   return #format("%.14g", v)
 end
@@ -426,6 +443,50 @@ function _M.value(v, lim, at)
   return size
 end
 
+local STRING_BYTES, ARRAY_ITEMS, DEPTH = LIMITS.string_bytes, LIMITS.array_items, LIMITS.depth
+
+-- The size of one member `"k":v` of an object at depth 1 under the ingestion limits, or nil
+-- when there is anything to say about it (the full walk then says what). Scalars, the usual
+-- members, are measured inline; tables go through `walk`, which leaves entries in seen_set
+-- when it fails (the caller starts a new set then). The object itself is not put in
+-- seen_set (a new key in it for every event made LuaJIT rehash it over and over): a cycle
+-- back to it is still found, one level further down, and then the full walk reports it.
+local function member_size(k, v)
+  if type(k) ~= "string" then return nil end
+  local tv = type(v)
+  local s
+  if tv == "string" then
+    if #v > STRING_BYTES then return nil end
+    s = string_size(v)
+  elseif tv == "number" then
+    if v ~= v or v == huge or v == -huge then return nil end
+    s = number_size(v)
+  elseif tv == "boolean" then
+    s = v and 4 or 5
+  else
+    s = walk(v, 2, seen_set, STRING_BYTES, ARRAY_ITEMS, DEPTH)
+    if not s then return nil end
+  end
+  return string_size(k) + s + 2
+end
+
+-- The full checks of `properties`, which say what is wrong (and measure what they accept).
+local function properties_full(props, at)
+  local kind, n = shape(props)
+  if kind ~= "object" then return nil, "properties must be a table with named keys", at end
+  if n > LIMITS.properties then
+    return nil, format("%d properties is over Klaviyo's limit of %d", n, LIMITS.properties), at
+  end
+  local m = getmetatable(props)
+  if m ~= nil and m.__jsontype == "null" then return 4 end -- klaviyo.null, as `value` says
+  local size, msg, p = walk_table(props, kind, n, 1, seen_set, STRING_BYTES, ARRAY_ITEMS, DEPTH)
+  if not size then
+    seen_set = {}
+    return nil, msg, at .. p
+  end
+  return size
+end
+
 --- Check an event's `properties` against Klaviyo's ingestion limits (at most 400 keys, strings
 -- at most 100 KB, arrays at most 4000 items, 10 levels) and encodability.
 -- @tparam table props
@@ -434,22 +495,89 @@ end
 function _M.properties(props, at)
   at = at or "/properties"
   if type(props) ~= "table" then return nil, "properties must be a table", at end
-  local kind, n = shape(props)
-  if kind ~= "object" then return nil, "properties must be a table with named keys", at end
-  if n > LIMITS.properties then
-    return nil, format("%d properties is over Klaviyo's limit of %d", n, LIMITS.properties), at
-  end
-  local m = getmetatable(props)
-  if m ~= nil and m.__jsontype == "null" then return 4 end -- klaviyo.null, as `value` says
-  -- the walk from its table part: the shape was just taken (a second pass over the keys
-  -- was a visible part of tracker:track)
-  local size, msg, p = walk_table(props, kind, n, 1, seen_set, LIMITS.string_bytes,
-    LIMITS.array_items, LIMITS.depth)
-  if not size then
+  -- one pass over the members, building nothing (this runs for every tracked event); a
+  -- table with a metatable, or anything to report, goes to the full checks, which say what
+  if getmetatable(props) == nil then
+    local size, n = 2, 0
+    for k, v in pairs(props) do
+      local s = member_size(k, v)
+      if not s then n = -1 break end
+      n, size = n + 1, size + s
+    end
+    if n >= 0 and n <= LIMITS.properties then return size end
     seen_set = {}
-    return nil, msg, at .. p
   end
-  return size
+  return properties_full(props, at)
+end
+
+-- Is `k` a profile's own field rather than one of its attributes (as klaviyo.resource's
+-- unflatten leaves them out: id, type, and names starting with "_")?
+local function not_attribute(k)
+  return k == "id" or k == "type" or (type(k) == "string" and byte(k, 1) == 95)
+end
+
+--- The attributes of a flat profile (`klaviyo.resource.unflatten`'s): every field but id,
+-- type and names starting with "_".
+-- @tparam table p
+-- @treturn table a new table
+function _M.profile_attributes(p)
+  local attrs = {}
+  for k, v in pairs(p) do
+    if not not_attribute(k) then attrs[k] = v end
+  end
+  return attrs
+end
+
+-- An identifier as profile_identity accepts it: absent (nil or a JSON null), or a non-empty
+-- string. Returns 0 (absent), 1 (present), or nil (something to report).
+local function ident(v)
+  if v == nil then return 0 end
+  local tv = type(v)
+  if tv == "string" then return v ~= "" and 1 or nil end
+  if tv == "userdata" then return 0 end
+  return nil
+end
+
+--- Check the profile of an event: `profile_identity`, then its attributes as `value` checks
+-- them under the ingestion limits. One pass building nothing when the profile holds only
+-- attributes besides its identifiers (the usual case: the profile is then its own attributes
+-- table); anything to report goes through the full checks, which say what.
+-- @tparam table p flat profile (`email`, `phone_number`, `id`, `external_id`, attributes)
+-- @tparam[opt=""] string at JSON pointer of the event (messages point into `at/profile`)
+-- @return attributes (p itself, or a new table without id, type and "_" names), their
+--   encoded size; or nil, message, pointer
+function _M.event_profile(p, at)
+  if type(p) == "table" and getmetatable(p) == nil then
+    local size, plain, ok = 2, true, true
+    for k, v in pairs(p) do
+      if not_attribute(k) then
+        plain = false
+      else
+        local s = member_size(k, v)
+        if not s then ok = false break end
+        size = size + s
+      end
+    end
+    if ok then
+      local email, phone = p.email, p.phone_number
+      local a, b, c, d = ident(p.id), ident(email), ident(phone), ident(p.external_id)
+      if a and b and c and d and a + b + c + d > 0 and
+          (b == 0 or type(email) ~= "string" or _M.is_email(email)) and
+          (c == 0 or type(phone) ~= "string" or _M.is_e164(phone)) then
+        if plain then return p, size end
+        return _M.profile_attributes(p), size
+      end
+    else
+      seen_set = {}
+    end
+  end
+  at = (at or "") .. "/profile"
+  local ok, msg, ptr = _M.profile_identity(p, at)
+  if not ok then return nil, msg, ptr end
+  local attrs = _M.profile_attributes(p)
+  local size, vmsg, vptr = _M.value(attrs, LIMITS, at)
+  if not size then return nil, vmsg, vptr end
+  return attrs, size
 end
 
 -- Ids and chunks ----------------------------------------------

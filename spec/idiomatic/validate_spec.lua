@@ -135,6 +135,12 @@ describe("validate.value", function()
                          999999999999999, -999999999999999, 1e14 }) do
       assert.equal(#string.format("%d", n), V.value(n), tostring(n))
     end
+    for e = 0, 14 do -- each side of every power of ten the count distinguishes
+      for _, n in ipairs({ 10 ^ e - 1, 10 ^ e, 10 ^ e + 1 }) do
+        assert.equal(#string.format("%d", n), V.value(n), tostring(n))
+        assert.equal(#string.format("%d", -n), V.value(-n), tostring(-n))
+      end
+    end
   end)
   it("refuses cycles with the path to them", function()
     local t = { a = { b = {} } }
@@ -255,5 +261,132 @@ describe("events.build (the checks events:create and tracker:track share)", func
       service = "pos" } } }, s.metric)
     assert.are_not.equal(a1.metric, s.metric)
     assert.is_nil(assert(build(event(), "x", "", nil)).metric.data.attributes.service)
+  end)
+end)
+
+describe("validate.properties and event_profile (one pass, the full checks for what fails)", function()
+  it("measures properties as the full walk does, with and without a metatable", function()
+    local samples = { {}, { a = 1 }, { s = 'x"y', n = -12, f = 1.25, b = false, t = true },
+      { items = { { sku = "A", qty = 2 }, { sku = "B" } }, note = "caf\195\169" },
+      { nested = { deeper = { 1, 2, { x = "y" } } } } }
+    for _, p in ipairs(samples) do
+      local full = V.value(p)
+      assert.equal(full, V.properties(p))
+      -- a metatable (not null) sends the table through the full checks: the same size
+      assert.equal(full, V.properties(setmetatable(p, { __index = {} })))
+    end
+  end)
+  it("says the same as before for what it refuses, pointer included", function()
+    local cases = {
+      { { a = { b = 0 / 0 } }, "NaN", "/properties/a/b" },
+      { { a = math.huge }, "infinity", "/properties/a" },
+      { { s = string.rep("x", 100 * 1024 + 1) }, "over the 102400%-byte limit", "/properties/s" },
+      { { 1, 2 }, "named keys", "/properties" },
+      { { a = 1, [2] = 2 }, "named keys", "/properties" },
+      { { f = print }, "cannot be sent", "/properties/f" },
+    }
+    for _, c in ipairs(cases) do
+      local size, msg, ptr = V.properties(c[1], "/properties")
+      assert.is_nil(size)
+      assert.matches(c[2], msg)
+      assert.equal(c[3], ptr)
+    end
+    local many = {}
+    for i = 1, 401 do many["k" .. i] = i end
+    local size, msg = V.properties(many)
+    assert.is_nil(size)
+    assert.matches("401 properties", msg)
+  end)
+  it("gives a profile holding only attributes back as it is, measured", function()
+    local p = { email = "ann@example.com", first_name = "Ann", location = { city = "Berlin" } }
+    local attrs, size = V.event_profile(p, "")
+    assert.equal(p, attrs) -- the caller's table: nothing built
+    assert.equal(V.value(p), size)
+  end)
+  it("copies the attributes of a profile with an id, type or _ fields, and measures them", function()
+    local p = { id = "01ABC", email = "ann@example.com", type = "profile", _raw = {}, age = 3 }
+    local attrs, size = V.event_profile(p, "")
+    assert.are_not.equal(p, attrs)
+    assert.same({ email = "ann@example.com", age = 3 }, attrs)
+    assert.equal(V.value(attrs), size)
+    attrs, size = V.event_profile({ id = "01ABC" })
+    assert.same({}, attrs)
+    assert.equal(2, size)
+    -- a JSON null (cjson's) identifies nothing, and is measured as null among the attributes
+    local null = require("cjson").null
+    attrs, size = V.event_profile({ external_id = "x", email = null })
+    assert.same({ external_id = "x", email = null }, attrs)
+    assert.equal(V.value(attrs), size)
+  end)
+  it("refuses as profile_identity and value do, pointing under the event's profile", function()
+    local cases = {
+      { "nope", "is required", "/3/profile" },
+      { { first_name = "Ann" }, "no identifier", "/3/profile" },
+      { { email = "" }, "non%-empty", "/3/profile/email" },
+      { { id = 5 }, "non%-empty", "/3/profile/id" },
+      { { email = "not an address" }, "not a valid address", "/3/profile/email" },
+      { { phone_number = "0170 1234" }, "E.164", "/3/profile/phone_number" },
+      { { email = "a@b.co", note = 0 / 0 }, "NaN", "/3/profile/note" },
+      { { email = "a@b.co", [1] = "x" }, "mixes", "/3/profile" },
+    }
+    for _, c in ipairs(cases) do
+      local attrs, msg, ptr = V.event_profile(c[1], "/3")
+      assert.is_nil(attrs)
+      assert.matches(c[2], msg)
+      assert.equal(c[3], ptr)
+    end
+  end)
+end)
+
+describe("events.check (what tracker:track encodes from)", function()
+  local event = require "idiomatic.event_fixture"
+  local check = require("klaviyo.events").check
+
+  it("hands back the caller's own tables and a unique_id, building nothing", function()
+    local ev = event()
+    local metric, props, pattrs, time, uid, size = check(ev, "x", "", nil)
+    assert.equal("Placed Order", metric)
+    assert.equal(ev.properties, props)
+    assert.equal(ev.profile, pattrs)
+    assert.is_nil(time)
+    assert.matches("^%x+%-%x+%-4%x+%-[89ab]%x+%-%x+$", uid)
+    assert.is_true(size > V.value(ev.properties) + V.value(ev.profile))
+    local _
+    _, _, _, time, uid = check(event{ unique_id = "mine",
+      time = "2026-11-26T10:00:00Z" }, "x", "", os.time{ year = 2026, month = 11, day = 20 })
+    assert.equal("mine", uid)
+    assert.equal("2026-11-26T10:00:00+00:00", time)
+  end)
+  it("leaves properties nil when there are none (the tracker encodes them as {})", function()
+    local ev = event()
+    ev.properties = nil
+    local metric, props = check(ev, "x", "", nil)
+    assert.equal("Placed Order", metric)
+    assert.is_nil(props)
+  end)
+  it("reports the profile's identity, then the properties, then the profile's attributes", function()
+    local _, msg, ptr = check(event{ profile = { first_name = "A" }, properties = { a = 0 / 0 } },
+      "x", "", nil)
+    assert.matches("no identifier", msg); assert.equal("/profile", ptr)
+    _, msg, ptr = check(event{ profile = { email = "a@b.co", x = 0 / 0 }, properties = { a = 0 / 0 } },
+      "x", "/7", nil)
+    assert.matches("NaN", msg); assert.equal("/7/properties/a", ptr)
+    _, msg, ptr = check(event{ profile = { email = "a@b.co", x = 0 / 0 } }, "x", "/7", nil)
+    assert.matches("NaN", msg); assert.equal("/7/profile/x", ptr)
+  end)
+  it("raises on wrong Lua types at the caller of the function that checks", function()
+    local function track(ev) -- as tracker:track calls it (not a tail call)
+      local metric = check(ev, "tracker:track", "", nil)
+      return metric
+    end
+    for _, bad in ipairs({ { value = "9" }, { value_currency = 1 }, { backfill = "yes" },
+                           { unique_id = 7 }, { bogus = 1 } }) do
+      local ok, err = pcall(function()
+        local r = track(event(bad)) -- this line is the one blamed
+        return r
+      end)
+      assert.is_false(ok)
+      assert.matches("^[^:]*validate_spec%.lua:%d+: tracker:track", err)
+    end
   end)
 end)

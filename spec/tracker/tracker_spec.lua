@@ -122,6 +122,64 @@ describe("klaviyo.tracker", function()
     t:close(0)
   end)
 
+  it("writes its stamps as validate.iso does, to the millisecond", function()
+    -- made once a second with a millisecond suffix added: the same text as iso writes, whose
+    -- zero millisecond has no fraction
+    local V = require "klaviyo.validate"
+    local cache = {}
+    local base = 1795687200 -- 2026-11-26T10:00:00Z
+    assert.are.equal("2026-11-26T10:00:00+00:00", tracker.stamp(cache, base))
+    assert.are.equal("2026-11-26T10:00:00.007+00:00", tracker.stamp(cache, base + 0.0071))
+    assert.are.equal("2026-11-26T10:00:00.999+00:00", tracker.stamp(cache, base + 0.9995))
+    assert.are.equal("2026-11-26T10:00:01+00:00", tracker.stamp(cache, base + 1))
+    for ms = 0, 3000, 7 do -- consecutive milliseconds across seconds, one cache
+      local t = base + 86399 + ms / 1000
+      assert.are.equal(V.iso(math.floor(t * 1000) / 1000), tracker.stamp(cache, t))
+    end
+  end)
+
+  it("spools each event as the bulk entry events:create_many would send for it", function()
+    local t = assert(tracker.new(client, { spool = path, auto = false }))
+    local full = { metric = "Placed \"Order\"", service = "pos", unique_id = "order-1",
+      profile = { id = "01PROFILE", external_id = "c-1", first_name = "Ann", _note = "mine",
+                  location = { city = "Berlin" } },
+      properties = { items = { { sku = "A1", qty = 2 } } }, value = 59.9,
+      value_currency = "EUR", backfill = false, time = "2026-11-20T10:00:00.25Z" }
+    local bare = { metric = "Viewed", profile = { email = "ann@example.com" } }
+    assert.are.equal("order-1", t:track(full))
+    local uid = assert(t:track(bare))
+    local lines = assert(t.spool:read(10, 1e6))
+    t:close(0)
+    local cjson = require "cjson"
+    local function entry(attrs, profile)
+      return { type = "event-bulk-create", attributes = {
+        profile = { data = profile },
+        events = { data = { { type = "event", attributes = attrs } } } } }
+    end
+    assert.are.same(entry({
+      properties = { items = { { sku = "A1", qty = 2 } } },
+      metric = { data = { type = "metric", attributes = { name = "Placed \"Order\"",
+        service = "pos" } } },
+      time = "2026-11-20T10:00:00.250+00:00", unique_id = "order-1", value = 59.9,
+      value_currency = "EUR", backfill = false,
+    }, { type = "profile", id = "01PROFILE", attributes = { external_id = "c-1",
+      first_name = "Ann", location = { city = "Berlin" } } }), cjson.decode(lines[1]))
+    local second = cjson.decode(lines[2])
+    local attrs = second.attributes.events.data[1].attributes
+    assert.is_string(attrs.time)
+    attrs.time = nil
+    assert.are.same(entry({
+      properties = {}, -- none given: an empty object, as Klaviyo wants one
+      metric = { data = { type = "metric", attributes = { name = "Viewed" } } },
+      unique_id = uid,
+    }, { type = "profile", attributes = { email = "ann@example.com" } }), second)
+    assert.matches('"properties":{}', lines[2], 1, true)
+    -- the caller's tables are as they were
+    assert.are.same({ id = "01PROFILE", external_id = "c-1", first_name = "Ann",
+      _note = "mine", location = { city = "Berlin" } }, full.profile)
+    assert.are.same({ metric = "Viewed", profile = { email = "ann@example.com" } }, bare)
+  end)
+
   it("refuses an invalid event locally and spools nothing", function()
     local t = assert(tracker.new(client, { spool = path, auto = false }))
     local uid, err = t:track({ metric = "Placed Order", profile = { first_name = "Ann" } })

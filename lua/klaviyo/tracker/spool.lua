@@ -225,11 +225,13 @@ function _M:append(line)
   return appended(self, #line)
 end
 
---- Make a record in the writer's C buffer (no Lua string is made) from pieces: strings are
--- JSON text copied as they are (a template's fixed parts), other values are encoded as JSON
--- (one value alone: the record is its JSON). Returns its
--- length in bytes (without the "\n"); nil, message, true when it cannot be encoded as JSON;
--- nil, message for a spool failure.
+--- Make a record in the writer's C buffer (no Lua string is made) from a template:
+-- `encode(template, value, ...)`, where `template` is JSON texts joined by "\0", one more
+-- than there are values: the texts are copied as they are (the fixed parts) and each value
+-- between two is encoded as JSON (a string becomes a JSON string); a nil value leaves out
+-- itself and the text before it (an optional member: its text is `,"key":`). Returns the
+-- record's length in bytes (without the "\n"); nil, message, true when a value cannot be
+-- encoded as JSON; nil, message for a spool failure.
 -- `append_encoded` writes it; anything that may reopen the spool (compaction) in between
 -- drops it.
 function _M:encode(...)

@@ -315,7 +315,8 @@ describe("klaviyo.core", function()
     assert.same({ ["x-empty"] = "", ["x-b"] = "b", ["x-rep"] = "1, 2, 3", ["x-last"] = "z" }, res.headers)
     res = assert(c:interpret(204, {}, "", "get_lists"))
     assert.same({}, res.headers)
-    local _, err = c:interpret(429, { ["Retry-After"] = "7", ["X-Empty"] = "", ["Set-Cookie"] = { "a=1", "b=2" } },
+    local _, err = c:interpret(429,
+      { ["Retry-After"] = "7", ["X-Empty"] = "", ["Set-Cookie"] = { "a=1", "b=2" } },
       '{"errors":[{"id":"x","status":429,"code":"throttled","title":"t","detail":"d"}]}', "get_lists")
     assert.same({ ["retry-after"] = "7", ["x-empty"] = "", ["set-cookie"] = "a=1, b=2" }, err.headers)
     _, err = c:interpret(500, {}, "", "get_lists")

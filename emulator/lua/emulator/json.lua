@@ -36,6 +36,19 @@ local STACK, KEYS, COUNTS = {}, {}, {}
 local POW10 = {}
 for k = 0, 15 do POW10[k] = 10 ^ k end
 
+-- An object member's key, from its opening quote at i: the key and the position of the colon
+-- after it, or nil (no closing quote, or no colon). Keys hold no backslash (see above).
+local function member_key(s, i)
+  local j = find(s, '"', i + 1, true)
+  if not j then return nil end
+  local key = sub(s, i + 1, j - 1)
+  i = j + 1
+  local c = byte(s, i)
+  while c == SPACE or c == LF or c == CR or c == TAB do i = i + 1; c = byte(s, i) end
+  if c ~= COLON then return nil end
+  return key, i
+end
+
 -- Parses one strict JSON value of `s` from position `start` in one loop with an explicit stack
 -- (recursive functions do not compile into LuaJIT traces). `whole`: the value must be all of
 -- `s` (whitespace aside); returns the value. Otherwise returns the value and the position after
@@ -77,13 +90,8 @@ local function parse(s, start, whole)
         cur = t
         if close == RBRACE then
           if c ~= QUOTE then return nil, false end
-          local j = find(s, '"', i + 1, true)
-          if not j then return nil, false end
-          key = sub(s, i + 1, j - 1)
-          i = j + 1
-          c = byte(s, i)
-          while c == SPACE or c == LF or c == CR or c == TAB do i = i + 1; c = byte(s, i) end
-          if c ~= COLON then return nil, false end
+          key, i = member_key(s, i)
+          if not key then return nil, false end
           count = nil
         else
           key, count = nil, 0
@@ -148,13 +156,8 @@ local function parse(s, start, whole)
           if not count then
             while c == SPACE or c == LF or c == CR or c == TAB do i = i + 1; c = byte(s, i) end
             if c ~= QUOTE then return nil, false end
-            local j = find(s, '"', i + 1, true)
-            if not j then return nil, false end
-            key = sub(s, i + 1, j - 1)
-            i = j + 1
-            c = byte(s, i)
-            while c == SPACE or c == LF or c == CR or c == TAB do i = i + 1; c = byte(s, i) end
-            if c ~= COLON then return nil, false end
+            key, i = member_key(s, i)
+            if not key then return nil, false end
             i = i + 1
             c = byte(s, i)
           end

@@ -36,7 +36,7 @@ typedef struct {
     int fd;            /* -1 once closed */
     int encoded;       /* rec holds a record not yet committed */
     kl_json_out rec;   /* the record being made (room for its "\n" after it) */
-    char *raw;         /* write(...) with several strings: joined here; read_body's buffer */
+    char *raw;         /* read_body's buffer */
     size_t rawcap;
     char *map;         /* the mapped window, or NULL */
     off_t map_off;     /* file offset of map[0] (a multiple of the page size) */
@@ -95,14 +95,15 @@ static int push_errno(lua_State *L, const char *what, const char *path)
  * 0, or -1 with errno (nothing written). */
 static int make_room(spool_writer *w, size_t n)
 {
-    long page = sysconf(_SC_PAGESIZE);
+    long page;
     off_t off, stop;
     size_t len;
     char *m;
     int e;
     if (w->map && w->end + (off_t)n <= w->map_off + (off_t)w->map_len &&
         w->end + (off_t)n <= w->alloc)
-        return 0;
+        return 0;   /* every append but one a window: nothing else on this path */
+    page = sysconf(_SC_PAGESIZE);
     if (page <= 0) page = 4096;
     off = w->end - w->end % (off_t)page;
     len = WINDOW;
@@ -325,7 +326,6 @@ static int l_gc(lua_State *L)
     writer_free(check_writer(L));
     return 0;
 }
-
 
 /* w:read_body(path, from, limit, max_count, max_bytes, prefix, suffix)
  *   -> body, count, endpos | nil, message

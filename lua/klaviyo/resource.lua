@@ -8,7 +8,8 @@
 -- attribute never loses to a relationship: if the names collide the attribute wins and the
 -- relationship stays reachable through `_raw`.
 -- @module klaviyo.resource
-local type, pairs, gsub, sub, match = type, pairs, string.gsub, string.sub, string.match
+local type, pairs, gsub, sub, byte, match = type, pairs, string.gsub, string.sub, string.byte,
+  string.match
 
 local _M = {}
 
@@ -126,13 +127,24 @@ end
 -- @tparam table flat
 -- @treturn table `{type=, id=, attributes=}`
 function _M.unflatten(rtype, flat)
-  local attrs = {}
+  return { type = rtype, id = flat.id, attributes = _M.attributes(flat) }
+end
+
+--- Is `k` a flat resource's own field (id, type, or a name starting with "_") rather than one
+-- of its attributes?
+function _M.own_field(k)
+  return k == "id" or k == "type" or (type(k) == "string" and byte(k, 1) == 95) -- "_"
+end
+
+--- The attributes of a flat resource: every field but its own (`own_field`).
+-- @tparam table flat
+-- @treturn table a new table
+function _M.attributes(flat)
+  local own_field, attrs = _M.own_field, {}
   for k, v in pairs(flat) do
-    if k ~= "id" and k ~= "type" and not (type(k) == "string" and sub(k, 1, 1) == "_") then
-      attrs[k] = v
-    end
+    if not own_field(k) then attrs[k] = v end
   end
-  return { type = rtype, id = flat.id, attributes = attrs }
+  return attrs
 end
 
 --- A JSON:API resource identifier `{type=, id=}` (for relationship bodies).

@@ -11,6 +11,7 @@
 -- `/properties/items/3`). `refuse` turns that into the error table every module returns.
 -- @module klaviyo.validate
 local errors = require "klaviyo.errors"
+local R = require "klaviyo.resource"
 
 local type, pairs, tostring, tonumber, getmetatable = type, pairs, tostring, tonumber,
   getmetatable
@@ -18,6 +19,7 @@ local floor, huge = math.floor, math.huge
 local format, byte, find, match, gsub = string.format, string.byte, string.find, string.match,
   string.gsub
 local concat = table.concat
+local own_field, attributes = R.own_field, R.attributes
 local time = os.time
 
 local _M = {}
@@ -510,24 +512,6 @@ function _M.properties(props, at)
   return properties_full(props, at)
 end
 
--- Is `k` a profile's own field rather than one of its attributes (as klaviyo.resource's
--- unflatten leaves them out: id, type, and names starting with "_")?
-local function not_attribute(k)
-  return k == "id" or k == "type" or (type(k) == "string" and byte(k, 1) == 95)
-end
-
---- The attributes of a flat profile (`klaviyo.resource.unflatten`'s): every field but id,
--- type and names starting with "_".
--- @tparam table p
--- @treturn table a new table
-function _M.profile_attributes(p)
-  local attrs = {}
-  for k, v in pairs(p) do
-    if not not_attribute(k) then attrs[k] = v end
-  end
-  return attrs
-end
-
 -- An identifier as profile_identity accepts it: absent (nil or a JSON null), or a non-empty
 -- string. Returns 0 (absent), 1 (present), or nil (something to report).
 local function ident(v)
@@ -550,7 +534,7 @@ function _M.event_profile(p, at)
   if type(p) == "table" and getmetatable(p) == nil then
     local size, plain, ok = 2, true, true
     for k, v in pairs(p) do
-      if not_attribute(k) then
+      if own_field(k) then
         plain = false
       else
         local s = member_size(k, v)
@@ -565,7 +549,7 @@ function _M.event_profile(p, at)
           (b == 0 or type(email) ~= "string" or _M.is_email(email)) and
           (c == 0 or type(phone) ~= "string" or _M.is_e164(phone)) then
         if plain then return p, size end
-        return _M.profile_attributes(p), size
+        return attributes(p), size
       end
     else
       seen_set = {}
@@ -574,7 +558,7 @@ function _M.event_profile(p, at)
   at = (at or "") .. "/profile"
   local ok, msg, ptr = _M.profile_identity(p, at)
   if not ok then return nil, msg, ptr end
-  local attrs = _M.profile_attributes(p)
+  local attrs = attributes(p)
   local size, vmsg, vptr = _M.value(attrs, LIMITS, at)
   if not size then return nil, vmsg, vptr end
   return attrs, size

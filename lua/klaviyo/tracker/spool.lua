@@ -22,10 +22,10 @@
 -- Durability (`sync`): every record is in the kernel (copied into the page cache through
 -- the mapping) before `track` returns, so a killed process loses nothing. `sync = "always"`
 -- also fsyncs each record (survives power loss; slowest); `"batch"` (default) fsyncs the
--- spool before each delivery
--- pass sends it, and at flush/close (a power loss can lose the records written since the
--- last fsync); `"none"` leaves it to the operating system. Acks are never fsynced: a lost
--- ack only makes delivered events go again, which their unique_ids make harmless.
+-- spool before each delivery pass sends it, and at flush/close (a power loss can lose the
+-- records written since the last fsync); `"none"` leaves it to the operating system. Acks
+-- are never fsynced: a lost ack only makes delivered events go again, which their
+-- unique_ids make harmless.
 --
 -- Compaction removes acknowledged records without ever risking unacknowledged ones: the
 -- live records are copied to PATH.tmp, which is fsynced and renamed over PATH (atomic), then

@@ -1,11 +1,23 @@
--- bench/call.lua URL API_KEY N MODE: N sequential create_event sends; prints
--- "<requests/s> <failures> <CPU microseconds/request>" (CPU of this process: os.clock).
--- MODE "call": client:call("create_event", params) through the whole Lua layer (parameter
--- checks, body encoding, decoding); MODE "core": the binding's c:request with pre-encoded bytes.
-local url, key, n, mode = arg[1], arg[2], tonumber(arg[3]), arg[4] or "call"
+-- bench/call.lua URL API_KEY N BLOCKS: sequential create_event sends from one process, the
+-- client's variants and the plain C libcurl loop (bench_anchor, anchor.h's request) taking
+-- turns in blocks of N requests, so that the machine's load falls on both alike. Each block
+-- pairs one variant with an anchor run next to it (which goes first alternates), and gives
+-- the ratio of their rates. Prints one line per variant:
+--   <variant> <median ratio> <min> <max> <anchor req/s> <variant req/s>
+--   <anchor CPU us/req> <variant CPU us/req>
+-- (rates and CPU time over all its blocks; CPU of this process, os.clock).
+-- Variants:
+--   call   client:call("create_event", params) through the whole Lua layer (parameter checks,
+--          body encoding, decoding, stats), the limiter on with limits the sink cannot reach;
+--   table  the binding's c:request with the request table client:call hands it (the table
+--          body, which the core encodes and stamps with a unique_id, and the limits);
+--   core   c:request with pre-encoded bytes, no limiter.
+local url, key, n, blocks = arg[1], arg[2], tonumber(arg[3]), tonumber(arg[4])
 local clock = os.clock
-local ok_socket, socket = pcall(require, "socket")
-local now = ok_socket and socket.gettime or clock  -- wall clock: the run waits on the network
+local now = require("socket").gettime  -- wall clock: the run waits on the network
+local anchor = require "bench_anchor"
+local klaviyo = require "klaviyo"
+local core = require "klaviyo.core"
 
 local body = { data = { type = "event", attributes = {
   properties = { item = "Bench", value = 9.99 },
@@ -13,30 +25,70 @@ local body = { data = { type = "event", attributes = {
   profile = { data = { type = "profile", attributes = { email = "bench@example.com" } } },
 } } }
 
-local send
-if mode == "call" then
-  local klaviyo = require "klaviyo"
-  -- the limiter stays on (its cost is part of every call) with limits the sink cannot reach
-  local client = assert(klaviyo.new{ base_url = url, api_key = key,
-    limits = { create_event = { burst = 1000000, steady = 1000000 } } })
+local limits = { burst = 1000000, steady = 1000000 }
+local variants = {}
+
+do
+  local client = assert(klaviyo.new{ base_url = url, api_key = key, limits = { create_event = limits } })
   local params = { body = body }
-  send = function() return client:call("create_event", params) end
-else
-  local core = require "klaviyo.core"
+  variants[1] = { name = "call", send = function() return client:call("create_event", params) end }
+end
+do
+  local c = assert(core.new{ base_url = url, api_key = key })
+  local req = { operation = "create_event", method = "POST", path = "/api/events", auth = "private",
+                body = body, unique_ids = true, safe = true, limits = limits }
+  variants[2] = { name = "table", send = function() return c:request(req) end }
+end
+do
   local c = assert(core.new{ base_url = url, api_key = key, limiter = "off" })
   -- safe = true as client:call marks create_event (it carries a unique_id): the connection is
   -- reused (an unsafe POST gets a fresh one, so a retry can never double-send on a stale one)
   local req = { operation = "create_event", method = "POST", path = "/api/events", safe = true,
                 body = assert(core.encode(body)) }
-  send = function() return c:request(req) end
+  variants[3] = { name = "core", send = function() return c:request(req) end }
 end
 
-for _ = 1, math.min(200, n) do send() end  -- warm up: connection, JIT, buffers
-local failures = 0
-local t0, c0 = now(), clock()
-for _ = 1, n do
-  local res = send()
-  if not res then failures = failures + 1 end
+assert(anchor.open(url .. "/api/events", key), "bench_anchor: libcurl out of memory")
+
+-- n requests of one side: wall seconds and CPU seconds
+local function run_anchor()
+  local t0, c0 = now(), clock()
+  local bad = anchor.run(n)
+  if bad ~= 0 then error(("anchor: %d failed requests"):format(bad)) end
+  return now() - t0, clock() - c0
 end
-local secs, cpu = now() - t0, clock() - c0
-print(string.format("%.0f %d %.1f", n / secs, failures, cpu * 1e6 / n))
+local function run_variant(v)
+  local send = v.send
+  local t0, c0 = now(), clock()
+  for _ = 1, n do
+    if not send() then error(v.name .. ": a request failed") end
+  end
+  return now() - t0, clock() - c0
+end
+
+-- warm up: connections, JIT, buffers
+anchor.run(300)
+for _, v in ipairs(variants) do for _ = 1, 300 do v.send() end end
+
+for _, v in ipairs(variants) do v.ratios, v.wall, v.cpu, v.awall, v.acpu = {}, 0, 0, 0, 0 end
+for b = 1, blocks do
+  for _, v in ipairs(variants) do
+    local aw, ac, vw, vc
+    if b % 2 == 1 then
+      aw, ac = run_anchor(); vw, vc = run_variant(v)
+    else
+      vw, vc = run_variant(v); aw, ac = run_anchor()
+    end
+    v.ratios[b] = aw / vw
+    v.wall, v.cpu, v.awall, v.acpu = v.wall + vw, v.cpu + vc, v.awall + aw, v.acpu + ac
+  end
+end
+
+local total = n * blocks
+for _, v in ipairs(variants) do
+  local r = v.ratios
+  table.sort(r)
+  local median = blocks % 2 == 1 and r[(blocks + 1) / 2] or (r[blocks / 2] + r[blocks / 2 + 1]) / 2
+  print(("%s %.3f %.3f %.3f %.0f %.0f %.1f %.1f"):format(v.name, median, r[1], r[blocks],
+    total / v.awall, total / v.wall, v.acpu * 1e6 / total, v.cpu * 1e6 / total))
+end

@@ -1,6 +1,6 @@
 /*
  * core_ab.c - for bench/call: the C core's kl_send next to the plain libcurl request of
- * anchor.h (curl_loop.c's), in one process, in alternating blocks of N requests (the same create_event
+ * anchor.h, in one process, in alternating blocks of N requests (the same create_event
  * bytes, the emulator's --sink), so that the machine's load falls on both alike. Prints the
  * median of the per-block rate ratios kl_send / libcurl: what the core itself costs, apart
  * from the Lua binding, the encoder and the Lua layer.

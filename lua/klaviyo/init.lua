@@ -33,6 +33,7 @@ local stats = require "klaviyo.stats"
 local cjson_decode = cjson.decode
 local build = request.build
 local wrap = errors.wrap
+local unique_ids, safe = policy.unique_ids, policy.safe
 
 local _M = {
   _VERSION = "0.1.0",
@@ -341,10 +342,11 @@ local function prepare(self, op_id, params, opts, level)
   spare[op_id] = nil
   local has_uids = false
   if op_id == "create_event" or op_id == "bulk_create_events" then
-    has_uids = policy.unique_ids(op_id, params)
+    has_uids = unique_ids(op_id, params)
   end
   req.unique_ids = has_uids   -- the core stamps every event without one (in the bytes only)
-  req.safe = policy.safe(op_id, req.method, has_uids, idempotent)
+  -- events that all carry a unique_id are safe to repeat whatever else holds (policy.safe)
+  req.safe = has_uids or safe(op_id, req.method, false, idempotent)
   if retry then req.retry_attempts, req.retry_max_time = retry.attempts, retry.max_time
   else req.retry_attempts, req.retry_max_time = nil, nil end
   -- limits here for call and batch (batch sends without send); send sets them for pages

@@ -76,6 +76,8 @@ struct kl_client_priv {
 
     /* transport */
     void *curl;
+    void *multi;          /* kl_send's transfers run on it (made at the first); it holds the
+                             connection cache */
     void *slist;          /* headers as libcurl holds them, built from ... */
     kl_buf slist_src;     /* ... this copy of hstore: unchanged headers reuse the list */
     void *curlu;          /* the URL parsed once by libcurl (CURLU), from ... */

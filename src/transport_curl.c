@@ -1,7 +1,8 @@
 /*
  * transport_curl.c - move the built request over libcurl and store the answer.
- * One easy handle per client, kept between requests, so its connection cache lets one
- * connection serve many requests.  TLS peers are always verified (no switch exists).
+ * One easy handle per client, kept between requests, and one multi handle that runs its
+ * transfers and keeps the connection cache, so one connection serves many requests.  TLS
+ * peers are always verified (no switch exists).
  */
 #include "kl_internal.h"
 
@@ -84,8 +85,9 @@ void kl_transport_free(kl_client *c) {
     if (p->slist_src.p) memset(p->slist_src.p, 0, p->slist_src.len); /* held the Authorization value */
     kl_buf_free(&p->slist_src);
     if (p->curl) {
-        curl_easy_cleanup(p->curl);
+        curl_easy_cleanup(p->curl); /* never in the multi here: perform removes it each time */
         p->curl = NULL;
+        if (p->multi) { curl_multi_cleanup(p->multi); p->multi = NULL; } /* closes the connections */
         curl_global_cleanup();
     }
     if (p->curlu) { curl_url_cleanup(p->curlu); p->curlu = NULL; } /* after the handle using it */
@@ -241,8 +243,38 @@ int kl_transport_finish(kl_client *c, int curl_code, const char *op) {
     return KL_OK;
 }
 
+/* One transfer on the client's own multi handle, as curl_easy_perform runs it on the multi
+ * handle it keeps inside the easy one, less one syscall a request: easy_perform starts every
+ * transfer with a curl_multi_poll, whose zero-timeout poll of the multi's wakeup socket finds
+ * nothing, and waits with the wakeup socket in the set; this loop starts with
+ * curl_multi_perform and waits with curl_multi_wait (the easy handle's socket only, libcurl's
+ * own timers bounding the wait).  Errors map as easy_perform maps them. */
+static CURLcode perform(kl_client_priv *p) {
+    CURLM *m = p->multi;
+    CURLMcode mc;
+    CURLcode rc = CURLE_OK;
+    int running = 0, done = 0, left;
+    if (!m && !(m = p->multi = curl_multi_init())) return CURLE_OUT_OF_MEMORY;
+    mc = curl_multi_add_handle(m, p->curl);
+    while (mc == CURLM_OK && !done) {
+        mc = curl_multi_perform(m, &running);
+        if (mc != CURLM_OK) break;
+        if (running) {
+            mc = curl_multi_wait(m, NULL, 0, 1000, NULL);
+        } else {
+            /* a transfer that stopped running has left its result */
+            CURLMsg *msg = curl_multi_info_read(m, &left);
+            rc = msg && msg->msg == CURLMSG_DONE ? msg->data.result : CURLE_BAD_FUNCTION_ARGUMENT;
+            done = 1;
+        }
+    }
+    curl_multi_remove_handle(m, p->curl);
+    if (mc != CURLM_OK) rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_BAD_FUNCTION_ARGUMENT;
+    return rc;
+}
+
 int kl_transport_perform(kl_client *c, const char *op) {
     int rc = kl_transport_prepare(c, op);
     if (rc != KL_OK) return rc;
-    return kl_transport_finish(c, (int)curl_easy_perform(c->priv->curl), op);
+    return kl_transport_finish(c, (int)perform(c->priv), op);
 }

@@ -1,8 +1,9 @@
 /*
  * anchor.h - the plain libcurl request that bench/call's anchors send (anchor_lua.c inside the
- * Lua process, core_ab.c beside the C core): the same create_event bytes on the wire as klaviyo's client
- * sends, i.e. the same headers (including Accept-Encoding: gzip) and body, with a fresh
- * unique_id in every request as the client stamps one; everything else is libcurl's defaults.
+ * Lua process, core_ab.c beside the C core): the same create_event bytes on the wire as
+ * klaviyo's client sends, i.e. the same headers (including Accept-Encoding: gzip) and body, with
+ * a fresh unique_id in every request as the client stamps one; everything else is libcurl's
+ * defaults.
  * Header-only: each bench program is one file plus this.
  */
 #ifndef BENCH_ANCHOR_H

@@ -253,20 +253,18 @@ static CURLcode perform(kl_client_priv *p) {
     CURLM *m = p->multi;
     CURLMcode mc;
     CURLcode rc = CURLE_OK;
-    int running = 0, done = 0, left;
+    int running = 0, left;
     if (!m && !(m = p->multi = curl_multi_init())) return CURLE_OUT_OF_MEMORY;
     mc = curl_multi_add_handle(m, p->curl);
-    while (mc == CURLM_OK && !done) {
+    while (mc == CURLM_OK) {
         mc = curl_multi_perform(m, &running);
         if (mc != CURLM_OK) break;
-        if (running) {
-            mc = curl_multi_wait(m, NULL, 0, 1000, NULL);
-        } else {
-            /* a transfer that stopped running has left its result */
+        if (!running) {   /* a transfer that stopped running has left its result */
             CURLMsg *msg = curl_multi_info_read(m, &left);
             rc = msg && msg->msg == CURLMSG_DONE ? msg->data.result : CURLE_BAD_FUNCTION_ARGUMENT;
-            done = 1;
+            break;
         }
+        mc = curl_multi_wait(m, NULL, 0, 1000, NULL);
     }
     curl_multi_remove_handle(m, p->curl);
     if (mc != CURLM_OK) rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_BAD_FUNCTION_ARGUMENT;

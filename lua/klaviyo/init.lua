@@ -345,8 +345,7 @@ local function prepare(self, op_id, params, opts, level)
     has_uids = unique_ids(op_id, params)
   end
   req.unique_ids = has_uids   -- the core stamps every event without one (in the bytes only)
-  -- events that all carry a unique_id are safe to repeat whatever else holds (policy.safe)
-  req.safe = has_uids or safe(op_id, req.method, false, idempotent)
+  req.safe = safe(op_id, req.method, has_uids, idempotent)
   if retry then req.retry_attempts, req.retry_max_time = retry.attempts, retry.max_time
   else req.retry_attempts, req.retry_max_time = nil, nil end
   -- limits here for call and batch (batch sends without send); send sets them for pages

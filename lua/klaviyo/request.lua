@@ -21,6 +21,9 @@ local _M = {}
 -- Names params may carry besides the operation's own parameters.
 local OPTIONS = { body = true, revision = true }
 
+-- The only request body type this client builds.
+local JSON_API = "application/vnd.api+json"
+
 -- Per operation, the lookups call needs, built once on first use.
 local compiled = {}
 
@@ -47,8 +50,7 @@ local function compile(op_id)
   local c = { op = op, id = op_id, names = names, query = query, headers = headers,
               path_params = op.path_params,
               plain = #op.path_params == 0 and #query == 0 and #headers == 0,
-              body_ok = op.body ~= nil and op.content_type == "application/vnd.api+json",
-              body_required = op.body == "required" }
+              body_ok = op.body ~= nil and op.content_type == JSON_API }
   compiled[op_id] = c
   return c
 end
@@ -191,10 +193,10 @@ end
 local function body_error(c, op_id, body)
   local op = c.op
   if body == nil then
-    if c.body_required then return fail(op_id, "body", "is required") end
+    if op.body == "required" then return fail(op_id, "body", "is required") end
   elseif op.body == nil then
     return fail(op_id, "body", "this operation takes no body")
-  elseif op.content_type ~= "application/vnd.api+json" then
+  elseif op.content_type ~= JSON_API then
     return fail(op_id, "body", "needs a %s body, which this client does not build", op.content_type)
   else
     local tb = type(body)

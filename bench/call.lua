@@ -11,13 +11,18 @@
 --          body encoding, decoding, stats), the limiter on with limits the sink cannot reach;
 --   table  the binding's c:request with the request table client:call hands it (the table
 --          body, which the core encodes and stamps with a unique_id, and the limits);
---   core   c:request with pre-encoded bytes, no limiter.
+--   core   c:request with pre-encoded bytes, no limiter;
+--   floor_table, floor   bench_floor (floor_lua.c): the table body encoded and stamped by the
+--          core's encoder and sent by kl_send from a request fixed in C, the answer a fresh
+--          {status, body} table or the status as an integer: what no binding of a table body
+--          can do without.
 local url, key, n, blocks = arg[1], arg[2], tonumber(arg[3]), tonumber(arg[4])
 local clock = os.clock
 local now = require("socket").gettime  -- wall clock: the run waits on the network
 local anchor = require "bench_anchor"
 local klaviyo = require "klaviyo"
 local core = require "klaviyo.core"
+local floor = require "bench_floor"
 
 local body = { data = { type = "event", attributes = {
   properties = { item = "Bench", value = 9.99 },
@@ -47,6 +52,10 @@ do
                 body = assert(core.encode(body)) }
   variants[3] = { name = "core", send = function() return c:request(req) end }
 end
+
+assert(floor.open(url, key))
+variants[4] = { name = "floor_table", send = function() return floor.send_table(body) end }
+variants[5] = { name = "floor", send = function() return floor.send(body) end }
 
 assert(anchor.open(url .. "/api/events", key), "bench_anchor: libcurl out of memory")
 

@@ -9,8 +9,10 @@
 -- Variants:
 --   call   client:call("create_event", params) through the whole Lua layer (parameter checks,
 --          body encoding, decoding, stats), the limiter on with limits the sink cannot reach;
---   table  the binding's c:request with the request table client:call hands it (the table
---          body, which the core encodes and stamps with a unique_id, and the limits);
+--   send   the binding as client:call uses it for an operation without path, query or header
+--          parameters: c:send(prepared, body, true, true), the request prepared once with the
+--          limits, the table body encoded and stamped with a unique_id by the core;
+--   table  the same through c:request and a request table (read field by field every time);
 --   core   c:request with pre-encoded bytes, no limiter;
 --   floor_table, floor   bench_floor (floor_lua.c): the table body encoded and stamped by the
 --          core's encoder and sent by kl_send from a request fixed in C, the answer a fresh
@@ -36,13 +38,21 @@ local variants = {}
 do
   local client = assert(klaviyo.new{ base_url = url, api_key = key, limits = { create_event = limits } })
   local params = { body = body }
-  variants[1] = { name = "call", send = function() return client:call("create_event", params) end }
+  variants[#variants + 1] = { name = "call",
+                              send = function() return client:call("create_event", params) end }
+end
+do
+  local c = assert(core.new{ base_url = url, api_key = key })
+  local prepared = c:prepare{ operation = "create_event", method = "POST", path = "/api/events",
+                              auth = "private", limits = limits }
+  variants[#variants + 1] = { name = "send",
+                              send = function() return c:send(prepared, body, true, true) end }
 end
 do
   local c = assert(core.new{ base_url = url, api_key = key })
   local req = { operation = "create_event", method = "POST", path = "/api/events", auth = "private",
                 body = body, unique_ids = true, safe = true, limits = limits }
-  variants[2] = { name = "table", send = function() return c:request(req) end }
+  variants[#variants + 1] = { name = "table", send = function() return c:request(req) end }
 end
 do
   local c = assert(core.new{ base_url = url, api_key = key, limiter = "off" })
@@ -50,12 +60,12 @@ do
   -- reused (an unsafe POST gets a fresh one, so a retry can never double-send on a stale one)
   local req = { operation = "create_event", method = "POST", path = "/api/events", safe = true,
                 body = assert(core.encode(body)) }
-  variants[3] = { name = "core", send = function() return c:request(req) end }
+  variants[#variants + 1] = { name = "core", send = function() return c:request(req) end }
 end
 
 assert(floor.open(url, key))
-variants[4] = { name = "floor_table", send = function() return floor.send_table(body) end }
-variants[5] = { name = "floor", send = function() return floor.send(body) end }
+variants[#variants + 1] = { name = "floor_table", send = function() return floor.send_table(body) end }
+variants[#variants + 1] = { name = "floor", send = function() return floor.send(body) end }
 
 assert(anchor.open(url .. "/api/events", key), "bench_anchor: libcurl out of memory")
 

@@ -16,6 +16,8 @@
  *      | nil, {kind="http"|"transport"|"refused", status=, code=, title=, detail=, pointer=,
  *              parameter=, retry_after=, operation=, request_id=, meta=, body=, message=,
  *              sent=, headers=}
+ *   c:prepare(req) -> prepared: req without body, path_params, query, headers, url or safe
+ *   c:send(prepared, body, unique_ids, safe) -> as c:request (safe nil: by the method)
  *   c:build(req) -> {method=, url=, headers={{name, value}...}, body=} | nil, err
  *   c:interpret(status, headers, body [, operation]) -> res | nil, err
  *   c:set_access_token(tok) -> true | nil, err;   c:close() (also __gc; idempotent)
@@ -83,11 +85,6 @@ typedef struct lk_client {
     kl_uuid_pool ids; /* unique_ids stamped into event bodies */
 } lk_client;
 
-static lk_client *check_client(lua_State *L) {
-    lk_client *u = luaL_checkudata(L, 1, MT);
-    if (!u->c) luaL_error(L, "klaviyo.core: client is closed");
-    return u;
-}
 
 static int grow(lua_State *L, void **arr, size_t *cap, size_t need, size_t elem) {
     void *n;
@@ -162,9 +159,22 @@ enum {
     UV_K_BURST,     /* a request's limits */
     UV_K_STEADY,
     UV_K_DAILY,
-    UV_COUNT = UV_K_DAILY
+    UV_PREPARED_MT, /* metatable of c:prepare's requests (how c:send knows one) */
+    UV_CLIENT_MT,   /* metatable of clients (how a method knows its self) */
+    UV_COUNT = UV_CLIENT_MT
 };
 #define UV(i) lua_upvalueindex(i)
+
+/* self of a method (they all have the UV_* upvalues): compared with the metatable kept as an
+ * upvalue, not looked up by name in the registry as luaL_checkudata does on every call */
+static lk_client *check_client(lua_State *L) {
+    lk_client *u = lua_touserdata(L, 1);
+    if (!u || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, UV(UV_CLIENT_MT)))
+        luaL_argerror(L, 1, lua_pushfstring(L, MT " expected, got %s", luaL_typename(L, 1)));
+    lua_pop(L, 1);
+    if (!u->c) luaL_error(L, "klaviyo.core: client is closed");
+    return u;
+}
 
 /* The core keeps a response's headers as one block of "name\0value\0" pairs, in order
  * (response.c, kl_resp_add_header): they are copied with one memcpy. */
@@ -754,15 +764,101 @@ static int push_encode_failure(lua_State *L, const kl_json_out *out, lua_Integer
     return 2;
 }
 
+/* res, nil, plain after a send that got an answer; the failure otherwise */
+static int push_sent(lua_State *L, kl_client *c, int rc) {
+    if (rc != KL_OK) return push_failure(L, c);
+    push_response(L, c);
+    lua_pushnil(L);
+    lua_pushboolean(L, sent_plainly(kl_last_info(c))); /* true: the caller may skip c:info() */
+    return 3;
+}
+
 static int l_request(lua_State *L) {
     lk_client *u = check_client(L);
     parsed p;
     if (read_request(L, &u->s, &p, &u->ids, NULL) != 0) return push_encode_failure(L, &u->s.body, 0);
-    if (kl_send(u->c, &p.r) != KL_OK) return push_failure(L, u->c);
-    push_response(L, u->c);
-    lua_pushnil(L);
-    lua_pushboolean(L, sent_plainly(kl_last_info(u->c))); /* true: the caller may skip c:info() */
-    return 3;
+    return push_sent(L, u->c, kl_send(u->c, &p.r));
+}
+
+/* ---- prepared requests ----------------------------------------------------------------------
+ * c:prepare(req) keeps the fixed part of a request that has no path, query or header
+ * parameters (operation, method, path, auth, revision, limits, retry) in a userdata, and
+ * c:send(prepared, body, unique_ids, safe) sends it with this call's body: reading a request
+ * table field by field is a few percent of a whole request (bench/call), and client:call sends
+ * most operations this way, the same table shape every time. */
+typedef struct prepared {
+    kl_request r; /* body, safe: per send */
+    char strs[1]; /* the strings r points to, NUL-terminated */
+} prepared;
+
+static const char *copy_into(char **at, const char *s) {
+    size_t n;
+    char *d = *at;
+    if (!s) return NULL;
+    n = strlen(s) + 1;
+    memcpy(d, s, n);
+    *at += n;
+    return d;
+}
+
+static int l_prepare(lua_State *L) {
+    lk_client *u = check_client(L);
+    parsed p;
+    prepared *pr;
+    char *at;
+    size_t len = 0;
+    const char *const *str[4];
+    int i;
+    if (read_request(L, &u->s, &p, &u->ids, NULL) != 0 || p.r.body)
+        return luaL_error(L, "klaviyo.core: prepare: the body is given to c:send, not to prepare");
+    if (p.r.n_path_params || p.r.n_query || p.r.n_headers || p.r.url)
+        return luaL_error(L, "klaviyo.core: prepare: only a request without path_params, query, headers or url "
+                             "can be prepared");
+    if (p.r.safe != KL_SAFE_AUTO) return luaL_error(L, "klaviyo.core: prepare: safe is given to c:send");
+    str[0] = &p.r.operation; str[1] = &p.r.method; str[2] = &p.r.path; str[3] = &p.r.revision;
+    for (i = 0; i < 4; i++) len += *str[i] ? strlen(*str[i]) + 1 : 0;
+    pr = lua_newuserdata(L, offsetof(prepared, strs) + len + 1);
+    pr->r = p.r;
+    at = pr->strs;
+    pr->r.operation = copy_into(&at, p.r.operation);
+    pr->r.method = copy_into(&at, p.r.method);
+    pr->r.path = copy_into(&at, p.r.path);
+    pr->r.revision = copy_into(&at, p.r.revision);
+    lua_pushvalue(L, UV(UV_PREPARED_MT));
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+/* c:send(prepared, body, unique_ids, safe): body nil, a string (sent as it is) or a table
+ * (encoded, with unique_ids stamped into events when unique_ids is true); safe true/false
+ * says whether a repeat is harmless (nil: by the method).  Returns what c:request returns. */
+static int l_send(lua_State *L) {
+    lk_client *u = check_client(L);
+    const prepared *pr = lua_touserdata(L, 2);
+    kl_request r;
+    int bt = lua_type(L, 3), ut = lua_type(L, 4), st = lua_type(L, 5), stamp = lua_toboolean(L, 4);
+    if (!pr || !lua_getmetatable(L, 2) || !lua_rawequal(L, -1, UV(UV_PREPARED_MT)))
+        return luaL_argerror(L, 2, "expected a request made by c:prepare");
+    lua_pop(L, 1);
+    if (bt != LUA_TNONE && bt != LUA_TNIL && bt != LUA_TSTRING && bt != LUA_TTABLE)
+        return luaL_argerror(L, 3, "body must be a string, a table or nil");
+    if (ut > LUA_TBOOLEAN) return luaL_argerror(L, 4, "unique_ids must be a boolean or nil");
+    if (st > LUA_TBOOLEAN) return luaL_argerror(L, 5, "safe must be a boolean or nil");
+    r = pr->r;
+    if (st == LUA_TBOOLEAN) r.safe = lua_toboolean(L, 5) ? KL_SAFE_YES : KL_SAFE_NO;
+    if (bt == LUA_TSTRING) {
+        size_t n;
+        r.body = lua_tolstring(L, 3, &n);
+        r.body_len = n;
+    } else if (bt == LUA_TTABLE) {
+        lua_settop(L, 3); /* the body on top, for the encoder */
+        u->s.body.len = 0;
+        if (encode_body(L, &u->s.body, r.operation, stamp, &u->ids) != 0)
+            return push_encode_failure(L, &u->s.body, 0);
+        r.body = u->s.body.p;
+        r.body_len = u->s.body.len;
+    }
+    return push_sent(L, u->c, kl_send(u->c, &r));
 }
 
 static int l_build(lua_State *L) {
@@ -1162,10 +1258,13 @@ static void push_method_upvalues(lua_State *L) {
     lua_pushliteral(L, "burst");
     lua_pushliteral(L, "steady");
     lua_pushliteral(L, "daily");
+    lua_createtable(L, 0, 1); /* UV_PREPARED_MT */
+    lua_pushliteral(L, "klaviyo.core.prepared");
+    lua_setfield(L, -2, "__name");
 }
 
 static const luaL_Reg methods[] = {
-    {"request", l_request}, {"build", l_build}, {"interpret", l_interpret},
+    {"request", l_request}, {"prepare", l_prepare}, {"send", l_send}, {"build", l_build}, {"interpret", l_interpret},
     {"set_access_token", l_set_access_token}, {"close", l_close}, {"info", l_info},
     {"batch", l_batch}, {NULL, NULL}};
 
@@ -1183,6 +1282,7 @@ int luaopen_klaviyo_core(lua_State *L) {
     if (luaL_newmetatable(L, MT)) {
         lua_newtable(L);
         push_method_upvalues(L);
+        lua_pushvalue(L, -(UV_COUNT + 1)); /* UV_CLIENT_MT: the metatable, below the methods */
         kl_setfuncs(L, methods, UV_COUNT);
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, l_close);

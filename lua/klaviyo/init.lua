@@ -245,7 +245,7 @@ function _M.new(opts)
   -- every call
   return setmetatable({ core = c, refresh = opts.refresh or false, transport = transport or false,
                         limited = opts.limiter ~= false, overrides = overrides,
-                        counters = stats.new(), info = {}, spare = {} }, mt)
+                        counters = stats.new(), info = {}, spare = {}, prepared = {} }, mt)
 end
 
 -- Decodes a successful response: the JSON document, or true for an empty body (202/204).
@@ -263,11 +263,28 @@ local PLAIN = { plain = true, attempts = 1, retries = 0, throttled = 0, waited =
 
 -- One request through the client's transport: res | nil, err; then what the send loop did
 -- (PLAIN, or a table reused by every call: stats.add reads it at once).
+-- With libcurl, a request with nothing but a body and flags varying from call to call (no path,
+-- query or header parameters, no revision or retry of its own, not a links.next url) goes as the
+-- operation's prepared request (c:prepare, made at its first such call: its method, path, auth
+-- and limits never change for this client) plus this call's body: cheaper than c:request reading
+-- the whole table again.
 local function perform(self, req, op_id)
   local t = self.transport
   if t then return t:request(self.core, req, op_id) end
   local c = self.core
-  local res, err, plain = c:request(req)
+  local res, err, plain
+  if req.path_params == nil and req.query == nil and req.headers == nil and req.url == nil
+      and req.revision == nil and req.retry_attempts == nil and req.retry_max_time == nil then
+    local prepared = self.prepared[op_id]
+    if prepared == nil then
+      prepared = c:prepare { operation = op_id, method = req.method, path = req.path, auth = req.auth,
+                             limits = req.limits }
+      self.prepared[op_id] = prepared
+    end
+    res, err, plain = c:send(prepared, req.body, req.unique_ids, req.safe)
+  else
+    res, err, plain = c:request(req)
+  end
   if plain then return res, nil, PLAIN end
   return res, err, c:info(self.info)
 end

@@ -115,6 +115,93 @@ describe("klaviyo.core", function()
     assert.same({}, records_since(m))
   end)
 
+  describe("prepared requests (c:prepare, c:send)", function()
+    local function event(email)
+      return { data = { type = "event", attributes = { properties = { n = 1 },
+        metric = { data = { type = "metric", attributes = { name = "Binding Prepared" } } },
+        profile = { data = { type = "profile", attributes = { email = email } } } } } }
+    end
+
+    it("sends each call's body: a table stamped with a unique_id when asked, a string as it is", function()
+      local p = c:prepare { operation = "create_event", method = "POST", path = "/api/events" }
+      local m = mark()
+      local body = event("prepared@example.com")
+      local res, err, plain = c:send(p, body, true, true)
+      assert.equal(202, res.status)
+      assert.is_nil(err)
+      assert.is_true(plain)
+      assert(c:send(p, body, true, true))
+      assert(c:send(p, body))                     -- no unique_ids asked: none stamped
+      assert(c:send(p, EVENT, true))              -- a string is sent as it is
+      local recs = records_since(m)
+      assert.equal(4, #recs)
+      local cjson = require "cjson"
+      local attrs = {}
+      for i, r in ipairs(recs) do
+        assert.equal("create_event", r.operation)
+        assert.equal("2026-07-15", r.headers.revision)
+        assert.matches("^Klaviyo%-API%-Key ", r.headers.authorization)
+        attrs[i] = cjson.decode(r.request_body).data.attributes
+      end
+      assert.is_string(attrs[1].unique_id)
+      assert.is_string(attrs[2].unique_id)
+      assert.are_not.equal(attrs[1].unique_id, attrs[2].unique_id)
+      assert.is_nil(attrs[3].unique_id)
+      assert.equal(EVENT, recs[4].request_body)
+      assert.is_nil(body.data.attributes.unique_id)  -- the caller's table is not changed
+    end)
+
+    it("keeps its revision and its limits", function()
+      local p = c:prepare { operation = "get_metrics", method = "GET", path = "/api/metrics",
+                            revision = "2025-10-15", limits = { burst = 2 } }
+      local m = mark()
+      local plains = {}
+      for i = 1, 3 do
+        local res, _, plain = c:send(p)
+        assert.equal(200, res.status)
+        plains[i] = plain
+      end
+      assert.same({ true, true, false }, plains)  -- the third waited for the burst window
+      assert.is_true(c:info().waited > 0)
+      for _, r in ipairs(records_since(m)) do assert.equal("2025-10-15", r.headers.revision) end
+    end)
+
+    it("refuses what it cannot hold, and c:send anything but one; nothing is sent", function()
+      local m = mark()
+      assert.has_error(function() c:prepare { method = "POST", path = "/api/events", body = EVENT } end,
+        "klaviyo.core: prepare: the body is given to c:send, not to prepare")
+      local only = "klaviyo.core: prepare: only a request without path_params, query, headers or url " ..
+        "can be prepared"
+      assert.has_error(function()
+        c:prepare { method = "GET", path = "/api/profiles/{id}", path_params = { 1 } }
+      end, only)
+      assert.has_error(function()
+        c:prepare { method = "GET", path = "/api/metrics", query = { { "a", 1 } } }
+      end, only)
+      assert.has_error(function() c:prepare { method = "GET", path = "/api/metrics", safe = true } end,
+        "klaviyo.core: prepare: safe is given to c:send")
+      assert.has_error(function() c:prepare { method = "GET", path = "/api/metrics", bogus = 1 } end,
+        "klaviyo.core: unknown request field bogus")
+      local p = c:prepare { operation = "create_event", method = "POST", path = "/api/events" }
+      assert.has_error(function() c:send({}, EVENT) end)
+      assert.has_error(function() c:send(io.stdout, EVENT) end)
+      assert.has_error(function() c:send(p, 5) end)
+      assert.has_error(function() c:send(p, EVENT, 1) end)
+      assert.has_error(function() c:send(p, EVENT, true, "yes") end)
+      -- a method's self is checked against the client metatable
+      for _, self in ipairs { {}, p, io.stdout } do
+        local ok, msg = pcall(c.send, self, p, EVENT)
+        assert.is_false(ok)
+        assert.matches("klaviyo.core.client expected, got " .. type(self), msg, 1, true)
+      end
+      local res, err = c:send(p, { bad = 0 / 0 }, true)
+      assert.is_nil(res)
+      assert.same({ "encode", "invalid_body" }, { err.kind, err.code })
+      assert.matches("^bad: NaN", err.message)
+      assert.same({}, records_since(m))
+    end)
+  end)
+
   it("sends the headers Klaviyo expects and encodes path and query", function()
     local m = mark()
     local _, err = c:request { operation = "get_profile", method = "GET", path = "/api/profiles/{id}",

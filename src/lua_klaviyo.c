@@ -85,7 +85,6 @@ typedef struct lk_client {
     kl_uuid_pool ids; /* unique_ids stamped into event bodies */
 } lk_client;
 
-
 static int grow(lua_State *L, void **arr, size_t *cap, size_t need, size_t elem) {
     void *n;
     size_t nc;
@@ -165,13 +164,21 @@ enum {
 };
 #define UV(i) lua_upvalueindex(i)
 
-/* self of a method (they all have the UV_* upvalues): compared with the metatable kept as an
- * upvalue, not looked up by name in the registry as luaL_checkudata does on every call */
-static lk_client *check_client(lua_State *L) {
-    lk_client *u = lua_touserdata(L, 1);
-    if (!u || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, UV(UV_CLIENT_MT)))
-        luaL_argerror(L, 1, lua_pushfstring(L, MT " expected, got %s", luaL_typename(L, 1)));
+/* The userdata at idx if its metatable is the one in upvalue uv, else NULL: for the methods
+ * (they all have the UV_* upvalues), without the registry lookup by name that luaL_checkudata
+ * makes on every call. */
+static void *udata_of(lua_State *L, int idx, int uv) {
+    void *p = lua_touserdata(L, idx);
+    int same;
+    if (!p || !lua_getmetatable(L, idx)) return NULL;
+    same = lua_rawequal(L, -1, UV(uv));
     lua_pop(L, 1);
+    return same ? p : NULL;
+}
+
+static lk_client *check_client(lua_State *L) {
+    lk_client *u = udata_of(L, 1, UV_CLIENT_MT);
+    if (!u) luaL_argerror(L, 1, lua_pushfstring(L, MT " expected, got %s", luaL_typename(L, 1)));
     if (!u->c) luaL_error(L, "klaviyo.core: client is closed");
     return u;
 }
@@ -592,6 +599,17 @@ static int encode_body(lua_State *L, kl_json_out *out, const char *operation, in
     return kl_json_encode_to(L, -1, out, stp);
 }
 
+/* Encodes the table body at the top of the stack into u->body and points r at the bytes; 0,
+ * or -1 with the message in u->body. */
+static int encode_request_body(lua_State *L, lk_scratch *u, kl_request *r, int unique_ids,
+                               kl_uuid_pool *ids) {
+    u->body.len = 0;
+    if (encode_body(L, &u->body, r->operation, unique_ids, ids) != 0) return -1;
+    r->body = u->body.p;
+    r->body_len = u->body.len;
+    return 0;
+}
+
 /* Reads the request table at index 2 in one pass; unknown fields raise.  A table body is
  * encoded into u->body, unless `pre` holds its bytes already (c:batch encodes every body
  * before sending).  0, or -1 when the body cannot be encoded (the message in u->body). */
@@ -737,12 +755,9 @@ static int read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *id
     } else if (body_table) {
         int rc;
         lua_pushvalue(L, BODY_SLOT);
-        u->body.len = 0;
-        rc = encode_body(L, &u->body, p->r.operation, unique_ids, ids);
+        rc = encode_request_body(L, u, &p->r, unique_ids, ids);
         lua_pop(L, 1);
         if (rc != 0) return -1;
-        p->r.body = u->body.p;
-        p->r.body_len = u->body.len;
     }
     return 0;
 }
@@ -791,11 +806,12 @@ typedef struct prepared {
     char strs[1]; /* the strings r points to, NUL-terminated */
 } prepared;
 
+static size_t size_of(const char *s) { return s ? strlen(s) + 1 : 0; }
+
 static const char *copy_into(char **at, const char *s) {
-    size_t n;
+    size_t n = size_of(s);
     char *d = *at;
-    if (!s) return NULL;
-    n = strlen(s) + 1;
+    if (!n) return NULL;
     memcpy(d, s, n);
     *at += n;
     return d;
@@ -806,18 +822,15 @@ static int l_prepare(lua_State *L) {
     parsed p;
     prepared *pr;
     char *at;
-    size_t len = 0;
-    const char *const *str[4];
-    int i;
+    size_t len;
     if (read_request(L, &u->s, &p, &u->ids, NULL) != 0 || p.r.body)
         return luaL_error(L, "klaviyo.core: prepare: the body is given to c:send, not to prepare");
     if (p.r.n_path_params || p.r.n_query || p.r.n_headers || p.r.url)
         return luaL_error(L, "klaviyo.core: prepare: only a request without path_params, query, headers or url "
                              "can be prepared");
     if (p.r.safe != KL_SAFE_AUTO) return luaL_error(L, "klaviyo.core: prepare: safe is given to c:send");
-    str[0] = &p.r.operation; str[1] = &p.r.method; str[2] = &p.r.path; str[3] = &p.r.revision;
-    for (i = 0; i < 4; i++) len += *str[i] ? strlen(*str[i]) + 1 : 0;
-    pr = lua_newuserdata(L, offsetof(prepared, strs) + len + 1);
+    len = size_of(p.r.operation) + size_of(p.r.method) + size_of(p.r.path) + size_of(p.r.revision);
+    pr = lua_newuserdata(L, offsetof(prepared, strs) + len + 1); /* + 1: room for strs[1] when len is 0 */
     pr->r = p.r;
     at = pr->strs;
     pr->r.operation = copy_into(&at, p.r.operation);
@@ -834,12 +847,10 @@ static int l_prepare(lua_State *L) {
  * says whether a repeat is harmless (nil: by the method).  Returns what c:request returns. */
 static int l_send(lua_State *L) {
     lk_client *u = check_client(L);
-    const prepared *pr = lua_touserdata(L, 2);
+    const prepared *pr = udata_of(L, 2, UV_PREPARED_MT);
     kl_request r;
     int bt = lua_type(L, 3), ut = lua_type(L, 4), st = lua_type(L, 5), stamp = lua_toboolean(L, 4);
-    if (!pr || !lua_getmetatable(L, 2) || !lua_rawequal(L, -1, UV(UV_PREPARED_MT)))
-        return luaL_argerror(L, 2, "expected a request made by c:prepare");
-    lua_pop(L, 1);
+    if (!pr) return luaL_argerror(L, 2, "expected a request made by c:prepare");
     if (bt != LUA_TNONE && bt != LUA_TNIL && bt != LUA_TSTRING && bt != LUA_TTABLE)
         return luaL_argerror(L, 3, "body must be a string, a table or nil");
     if (ut > LUA_TBOOLEAN) return luaL_argerror(L, 4, "unique_ids must be a boolean or nil");
@@ -852,11 +863,8 @@ static int l_send(lua_State *L) {
         r.body_len = n;
     } else if (bt == LUA_TTABLE) {
         lua_settop(L, 3); /* the body on top, for the encoder */
-        u->s.body.len = 0;
-        if (encode_body(L, &u->s.body, r.operation, stamp, &u->ids) != 0)
+        if (encode_request_body(L, &u->s, &r, stamp, &u->ids) != 0)
             return push_encode_failure(L, &u->s.body, 0);
-        r.body = u->s.body.p;
-        r.body_len = u->s.body.len;
     }
     return push_sent(L, u->c, kl_send(u->c, &r));
 }
@@ -1264,8 +1272,8 @@ static void push_method_upvalues(lua_State *L) {
 }
 
 static const luaL_Reg methods[] = {
-    {"request", l_request}, {"prepare", l_prepare}, {"send", l_send}, {"build", l_build}, {"interpret", l_interpret},
-    {"set_access_token", l_set_access_token}, {"close", l_close}, {"info", l_info},
+    {"request", l_request}, {"prepare", l_prepare}, {"send", l_send}, {"build", l_build},
+    {"interpret", l_interpret}, {"set_access_token", l_set_access_token}, {"close", l_close}, {"info", l_info},
     {"batch", l_batch}, {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {

@@ -39,9 +39,10 @@ end
 local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 M.quote = quote
 
--- Starts loopback_server.lua in `mode` (with the document `page` for mode "page").
+-- Starts loopback_server.lua in `mode` (with the document `page` for mode "page"), on the
+-- port of `url` when given (a page may need to name its own server) or a free one.
 -- Returns a server: .port, .url, :requests() (the raw requests it read, oldest first), :stop().
-function M.server(mode, page)
+function M.server(mode, page, url)
   local log = os.tmpname()
   local body_file
   if page then
@@ -50,7 +51,7 @@ function M.server(mode, page)
     f:write(page)
     f:close()
   end
-  local port = emu.free_port()
+  local port = url and tonumber(url:match(":(%d+)$")) or emu.free_port()
   local pid = tonumber(sh(("%s %s %s %d %s %s >/dev/null 2>&1 & echo $!"):format(
     M.interpreter(), quote(M.root .. "/spec/client/loopback_server.lua"), mode, port, quote(log),
     body_file and quote(body_file) or "")):match("%d+"))

@@ -39,8 +39,8 @@ describe("environment proxies", function()
     proxy = L.server("proxy")
     local acct = S.emu.account()
     for _, name in ipairs(PROXY_VARS) do
-      local out = L.child("client/proxy_child.lua", { [name] = proxy.url, NO_PROXY = false, no_proxy = false },
-        { S.emu.url, acct.private_key })
+      local env = { [name] = proxy.url, NO_PROXY = false, no_proxy = false }
+      local out = L.child("client/proxy_child.lua", env, { S.emu.url, acct.private_key })
       assert.matches("get_profiles ok\n", out, 1, true)
       assert.same({}, proxy.requests(), name .. " sent a request to the proxy")
     end

@@ -119,7 +119,8 @@ int kl_path_check(const char *path, char first[KL_SEG_MAX], const char **why) {
                     return -1;
                 }
                 if (!have_first && !long_seg) {
-                    for (i = 0; i < n; i++) first[i] = (char)tolower((unsigned char)seg[i]);
+                    for (i = 0; i < n; i++) /* ASCII only: a locale's tolower may map 'I' elsewhere */
+                        first[i] = (char)(seg[i] >= 'A' && seg[i] <= 'Z' ? seg[i] + ('a' - 'A') : seg[i]);
                     first[n] = '\0';
                 }
                 have_first = 1;

@@ -62,13 +62,16 @@ describe("the key/path rule on hostile URLs", function()
   setup(function() client, acct = S.client(nil, { retry = { attempts = 1 } }) end)
   teardown(function() emu.faults(nil); client:close() end)
 
-  it("is needed: the emulator, like an nginx front, routes //client/x as /client/x", function()
-    local mark = S.mark()
-    local line = raw_get("//client/geofences", "Klaviyo-API-Key pk_route_probe")
-    assert.matches("^HTTP/1%.1 401", line)
-    local recs = S.since(mark)
-    assert.equal(1, #recs)
-    assert.matches("client", recs[1].operation)
+  it("is needed: the emulator, like an nginx front, routes //client/x and its kin to /client/x", function()
+    for _, target in ipairs({ "//client/geofences", "/%63lient/geofences", "/client%2Fgeofences",
+                              "/api/../client/geofences", "/api/%2e%2e/client/geofences" }) do
+      local mark = S.mark()
+      local line = raw_get(target, "Klaviyo-API-Key pk_route_probe")
+      assert.matches("^HTTP/1%.1 401", line, nil, target)
+      local recs = S.since(mark)
+      assert.equal(1, #recs, target)
+      assert.matches("client", recs[1].operation, 1, true, target)
+    end
   end)
 
   it("refuses each through c:request{url = ...}, with nothing sent", function()

@@ -42,6 +42,16 @@ typedef struct kl_url {
 int kl_url_parse(const char *s, kl_url *u, const char **why);
 void kl_url_free(kl_url *u);
 
+/* Reads a request path (up to '?', '#' or the end) as the most lenient server might:
+ * percent-escapes decoded (hex digits in either case), '\' taken as '/', empty segments
+ * (repeated '/') dropped, ";params" cut off a segment's name.  -1 (why in *why) for a '%'
+ * without two hex digits or a dot segment ("." or "..", plain, encoded or with ";params"),
+ * which a server resolving it could walk from one prefix to another; else 0 with the first
+ * segment's name in `first`, lower-cased ("" when there is none or it is too long to be a
+ * prefix any rule names).  The key/path rule (request.c) reads `first`. */
+#define KL_SEG_MAX 16
+int kl_path_check(const char *path, char first[KL_SEG_MAX], const char **why);
+
 #define KL_MAX_BUILT_HEADERS 32
 
 struct kl_client_priv {

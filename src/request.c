@@ -26,20 +26,6 @@ static int path_char(unsigned char ch) {
            strchr("-._~!$&'()*+,;=:@/{}", ch) != NULL;
 }
 
-/* Dot segments could walk a path from /api/ to /client/ after normalisation.  Only the
- * path is looked at (up to '?'): the query is not normalised by anyone. */
-static int has_dot_segment(const char *path) {
-    const char *s;
-    for (s = path; *s && *s != '?'; s++) {
-        if (s[0] == '/' && s[1] == '.' && (s[2] == '/' || s[2] == '\0' || (s[2] == '.' && (s[3] == '/' || s[3] == '\0'))))
-            return 1;
-        if (s[0] == '%' && s[1] == '2' && (s[2] == 'e' || s[2] == 'E')) return 1;
-    }
-    return 0;
-}
-
-static int starts(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
-
 static int token_char(unsigned char ch) {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
            (ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
@@ -120,8 +106,9 @@ int kl_build_request(kl_client *c, const kl_request *r) {
     const char *op = r ? r->operation : NULL;
     const char *rev, *api_path, *given_query = NULL;
     hoff ho[KL_MAX_BUILT_HEADERS];
+    char first[KL_SEG_MAX];
     size_t nh = 0, i, plen = strlen(p->base.path);
-    int has_q, rc;
+    int has_q, rc, shown;
     kl_url full;
 
     if (!r) return kl_fail(c, KL_ERR_USAGE, "invalid_request", NULL, "no request given");
@@ -163,23 +150,35 @@ int kl_build_request(kl_client *c, const kl_request *r) {
     }
     api_path = u->p + strlen(p->origin) + plen;
     given_query = strchr(api_path, '?');
-    if (has_dot_segment(api_path))
-        return kl_fail(c, KL_ERR_REFUSED, "invalid_path", op, "path holds a dot segment");
+    /* the path as refusals name it: up to the query, and not the whole of a hostile one */
+    shown = given_query ? (int)(given_query - api_path) : (int)strlen(api_path);
+    if (shown > 120) shown = 120;
+    {
+        const char *why;
+        if (kl_path_check(api_path, first, &why))
+            return kl_fail(c, KL_ERR_REFUSED, "invalid_path", op, "%s: %.*s", why, shown, api_path);
+    }
 
-    /* ---- which credential may go where ---- */
+    /* ---- which credential may go where ----
+     * Decided on the path as the most lenient server would read it (kl_path_check), whether
+     * it came from a template or a links.next URL: "//client/x", "/%63lient/x", "/client%2Fx"
+     * and "/x/../client" all reach /client/ somewhere.  Klaviyo's paths are case-sensitive
+     * (it answers /CLIENT/ with 404), but the rule ignores case, so a server or proxy that
+     * folds it cannot route a private key to a client endpoint either. */
     if (r->auth == KL_AUTH_PRIVATE) {
-        if (starts(api_path, "/client/") || starts(api_path, "/client?") || strcmp(api_path, "/client") == 0)
+        if (strcmp(first, "client") == 0)
             return kl_fail(c, KL_ERR_REFUSED, "private_key_to_client", op,
-                           "a private key or access token is never sent to /client/* (use auth=public)");
+                           "a private key or access token is never sent to /client/* (use auth=public): %.*s",
+                           shown, api_path);
         if (!p->access_token && !p->api_key)
             return kl_fail(c, KL_ERR_REFUSED, "missing_credential", op, "no api_key or access_token configured");
         if (p->plain_remote)
             return kl_fail(c, KL_ERR_REFUSED, "insecure_transport", op,
                            "a private key or access token is never sent over plain http:// to a host that is not loopback");
     } else {
-        if (starts(api_path, "/api/") || starts(api_path, "/api?") || strcmp(api_path, "/api") == 0)
+        if (strcmp(first, "api") == 0)
             return kl_fail(c, KL_ERR_REFUSED, "public_key_to_api", op,
-                           "a public key cannot authenticate /api/* (use auth=private)");
+                           "a public key cannot authenticate /api/* (use auth=private): %.*s", shown, api_path);
         if (!p->public_key)
             return kl_fail(c, KL_ERR_REFUSED, "missing_credential", op, "no public_key configured");
     }

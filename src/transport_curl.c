@@ -69,6 +69,14 @@ int kl_transport_init(kl_client *c) {
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, c);
     SET(CURLOPT_ERRORBUFFER, p->curl_err);
+    /* libcurl takes a proxy from the environment (http_proxy, https_proxy, ALL_PROXY) by
+     * itself.  A plain-http or loopback target never goes through one: the proxy would read
+     * the Authorization header in clear, and the caller never named it.  An https target
+     * still may (proxies are how many networks reach the Internet): libcurl tunnels it with
+     * CONNECT, the proxy sees the host name, and the key travels inside TLS to the verified
+     * peer.  Every URL a client sends to has its base URL's scheme, host and port
+     * (request.c), so deciding once here covers them all. */
+    if (!p->base.https || kl_host_is_loopback(p->base.host)) SET(CURLOPT_NOPROXY, "*");
 #undef SET
     if (e != CURLE_OK) {
         curl_easy_cleanup(h);
@@ -159,12 +167,15 @@ static CURLcode setup(kl_client *c) {
 static int transport_error(kl_client *c, CURLcode e, const char *op, const char *ebuf) {
     kl_client_priv *p = c->priv;
     const char *code, *what;
-    long got = 0, connected = 0;
+    long got = 0, written = 0, tunnel = 0;
     int sent, rc;
     curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &got);
-    curl_easy_getinfo(p->curl, CURLINFO_REQUEST_SIZE, &connected);
-    /* bytes of the request went out: the server may have acted on it */
-    sent = connected > 0;
+    curl_easy_getinfo(p->curl, CURLINFO_REQUEST_SIZE, &written);
+    curl_easy_getinfo(p->curl, CURLINFO_HTTP_CONNECTCODE, &tunnel);
+    /* Bytes of the request were written (libcurl counts them for this transfer, a proxy's
+     * CONNECT included): the server may have acted on it, whatever came back.  A proxy that
+     * answered the CONNECT with a refusal passed nothing on. */
+    sent = written > 0 && (tunnel == 0 || tunnel / 100 == 2);
     switch (e) {
     case CURLE_COULDNT_RESOLVE_HOST: code = "dns_failed"; what = "could not resolve host"; sent = 0; break;
     case CURLE_COULDNT_RESOLVE_PROXY: code = "dns_failed"; what = "could not resolve proxy"; sent = 0; break;
@@ -200,7 +211,7 @@ static int transport_error(kl_client *c, CURLcode e, const char *op, const char 
     case CURLE_OUT_OF_MEMORY:
         return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory while receiving the response");
     case CURLE_UNSUPPORTED_PROTOCOL:
-        code = "unsupported_protocol"; what = "unsupported protocol"; sent = 0; break;
+        code = "unsupported_protocol"; what = "unsupported protocol"; break;
     case CURLE_TOO_MANY_REDIRECTS:
     case CURLE_WEIRD_SERVER_REPLY:
         code = "bad_reply"; what = "the server's reply is not valid HTTP"; break;

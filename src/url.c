@@ -1,6 +1,7 @@
 /*
- * url.c - parse http(s) URLs (the base URL and full links.next URLs) and tell loopback
- * hosts apart, which decides whether a secret may travel over plain http.
+ * url.c - parse http(s) URLs (the base URL and full links.next URLs), read a path as the most
+ * lenient server would (which decides which credential may go to it), and tell loopback hosts
+ * apart, which decides whether a secret may travel over plain http.
  */
 #define _POSIX_C_SOURCE 200112L
 #include "kl_internal.h"
@@ -87,6 +88,52 @@ int kl_url_parse(const char *s, kl_url *u, const char **why) {
         if (!u->query) { kl_url_free(u); return -2; }
     }
     return 0;
+}
+
+static int hex_value(unsigned char ch) {
+    return ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10;
+}
+
+int kl_path_check(const char *path, char first[KL_SEG_MAX], const char **why) {
+    char seg[KL_SEG_MAX];
+    size_t n = 0, i;
+    int params = 0, long_seg = 0, have_first = 0;
+    const char *s;
+    first[0] = '\0';
+    for (s = path;; s++) {
+        unsigned char ch = (unsigned char)*s;
+        int end = ch == '\0' || ch == '?' || ch == '#';
+        if (ch == '%') {
+            if (!isxdigit((unsigned char)s[1]) || !isxdigit((unsigned char)s[2])) {
+                *why = "path holds a '%' not followed by two hex digits";
+                return -1;
+            }
+            ch = (unsigned char)(hex_value((unsigned char)s[1]) * 16 + hex_value((unsigned char)s[2]));
+            s += 2;
+        }
+        if (end || ch == '/' || ch == '\\') {
+            /* a segment ends; one whose name is empty is a repeated '/', which servers merge */
+            if (n || long_seg) {
+                if (!long_seg && seg[0] == '.' && (n == 1 || (n == 2 && seg[1] == '.'))) {
+                    *why = "path holds a dot segment";
+                    return -1;
+                }
+                if (!have_first && !long_seg) {
+                    for (i = 0; i < n; i++) /* ASCII only: a locale's tolower may map 'I' elsewhere */
+                        first[i] = (char)(seg[i] >= 'A' && seg[i] <= 'Z' ? seg[i] + ('a' - 'A') : seg[i]);
+                    first[n] = '\0';
+                }
+                have_first = 1;
+            }
+            n = 0;
+            params = long_seg = 0;
+            if (end) return 0;
+        } else if (!params) {
+            if (ch == ';') params = 1; /* ";name=value" path parameters: some servers drop them */
+            else if (n < KL_SEG_MAX - 1) seg[n++] = (char)ch;
+            else long_seg = 1;
+        }
+    }
 }
 
 int kl_host_is_loopback(const char *host) {

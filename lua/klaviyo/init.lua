@@ -191,6 +191,9 @@ end
 -- daily=}} (overrides the operation table's, e.g. for an OAuth app's own limits), retry =
 -- {attempts = 4, max_time = 60, base = 0.5, cap = 20} (attempts in all; seconds), account =
 -- "<name>" (names the account in limiter keys; default a hash of the key).
+-- Proxies from the environment (http_proxy, https_proxy, ALL_PROXY) are used by the curl
+-- transport for an https base URL only, tunnelled with CONNECT (the key stays inside TLS); a
+-- plain-http or loopback base URL never goes through them. The ngx transport uses none.
 function _M.new(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then error("klaviyo.new: expected a table of options, got " .. type(opts), 2) end

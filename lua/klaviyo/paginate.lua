@@ -1,7 +1,9 @@
 -- klaviyo.paginate: iterators over Klaviyo's cursor pagination. Each page's `links.next` holds
 -- the full URL of the next page; it is handed to the core as `url`, which refuses a URL whose
 -- scheme, host or port differ from the client's base URL (so a tampered link cannot send the
--- key elsewhere).
+-- key elsewhere), and checks the key/path rule on its path as a lenient server would read it
+-- (so `//client/...`, `/%63lient/...` or `/api/../client/...` cannot send a private key to a
+-- client endpoint): such a page is yielded as `false, err` with err.kind "refused".
 --
 --   for doc, err in client:pages(op, params) do ... end      -- one decoded document per page
 --   for item, err in client:paginate(op, params) do ... end  -- every resource of every page

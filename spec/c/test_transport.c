@@ -241,16 +241,24 @@ int main(void) {
     CHECK_INT(get(c, "/api/gzip"), KL_OK);
     kl_free(c);
 
-    /* (after kl_free(c): the server serves one connection at a time) the proxy comes from the environment (libcurl's own handling) */
+    /* (after kl_free(c): the server serves one connection at a time) proxies from the
+     * environment: a plain-http target never goes through one, an https target goes through
+     * it as a CONNECT tunnel (this server, as the proxy, refuses the tunnel: nothing sent) */
     {
         kl_options o;
         kl_request q;
         kl_client *pc;
-        setenv("http_proxy", base, 1);
+        char nowhere[64];
+        int nl, nport;
+        nl = listen_any(&nport);
+        close(nl); /* a proxy no one listens on: going through it would fail to connect */
+        snprintf(nowhere, sizeof nowhere, "http://127.0.0.1:%d", nport);
+        setenv("http_proxy", nowhere, 1);
+        setenv("ALL_PROXY", nowhere, 1);
         unsetenv("no_proxy");
         unsetenv("NO_PROXY");
         memset(&o, 0, sizeof o);
-        o.base_url = "http://klaviyo.example"; /* never resolved: the proxy gets the request */
+        o.base_url = base;
         o.public_key = "AbC123";
         pc = kl_new(&o);
         memset(&q, 0, sizeof q);
@@ -258,11 +266,26 @@ int main(void) {
         q.path = "/client/echo";
         q.auth = KL_AUTH_PUBLIC;
         CHECK_INT(kl_send(pc, &q), KL_OK);
-        if (pc->err) fprintf(stderr, "proxy: %s\n", pc->errstr);
-        CHECK(strstr(kl_last_response(pc)->body, "GET http://klaviyo.example/client/echo?company_id=AbC123 HTTP/1.1\r\n") ==
+        if (pc->err) fprintf(stderr, "no proxy: %s\n", pc->errstr);
+        /* origin form: the request came straight here, not in a proxy's absolute form */
+        CHECK(strstr(kl_last_response(pc)->body, "GET /client/echo?company_id=AbC123 HTTP/1.1\r\n") ==
               kl_last_response(pc)->body);
         kl_free(pc);
         unsetenv("http_proxy");
+        unsetenv("ALL_PROXY");
+
+        setenv("https_proxy", base, 1);
+        o.base_url = "https://klaviyo.example"; /* never resolved here: the proxy would */
+        o.public_key = NULL;
+        o.api_key = "pk_transport_test";
+        pc = kl_new(&o);
+        q.path = "/api/echo";
+        q.auth = KL_AUTH_PRIVATE;
+        CHECK_INT(kl_send(pc, &q), KL_ERR_TRANSPORT);
+        CHECK(strstr(pc->errstr, "CONNECT") != NULL); /* libcurl: "CONNECT tunnel failed, response 404" */
+        CHECK_INT(kl_last_error(pc)->sent, 0);
+        kl_free(pc);
+        unsetenv("https_proxy");
     }
 
     snprintf(other, sizeof other, "https://127.0.0.1:%d", port); /* TLS to a plain HTTP server */

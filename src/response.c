@@ -102,33 +102,34 @@ static int parse_long(const char *s, long *out) {
     return 1;
 }
 
-/* Retry-After: delta-seconds (decimals tolerated) or an HTTP-date. */
+/* Retry-After: delta-seconds (decimals tolerated) or an HTTP-date, checked and capped as
+ * every outside duration is (duration.h); -1 when absent or not a duration. A date already
+ * past means now. */
 static double parse_retry_after(const char *s) {
-    char *e;
+    const char *e;
     double v;
     time_t t;
     if (!s) return -1;
     if (isdigit((unsigned char)*s)) {
-        v = strtod(s, &e);
+        if (kl_duration_parse(s, &e, &v) == KL_DURATION_BAD) return -1;
         while (*e == ' ') e++;
         return *e ? -1 : v;
     }
+    if (!isalpha((unsigned char)*s)) return -1; /* an HTTP-date starts with the day's name */
     t = curl_getdate(s, NULL);
     if (t == (time_t)-1) return -1;
     v = difftime(t, time(NULL));
-    return v > 0 ? v : 0;
+    kl_duration_check(v > 0 ? v : 0, &v);
+    return v;
 }
 
 /* Klaviyo's 429 detail "Request was throttled. Expected available in N seconds." */
 static double retry_from_detail(const char *d) {
     const char *k = d ? strstr(d, "available in ") : NULL;
-    char *e;
     double v;
     if (!k) return -1;
-    k += 13;
-    if (!isdigit((unsigned char)*k)) return -1;
-    v = strtod(k, &e);
-    return e == k ? -1 : v;
+    kl_duration_parse(k + 13, NULL, &v);
+    return v;
 }
 
 /* ---- errors -------------------------------------------------------------------------------- */
@@ -286,9 +287,11 @@ int kl_interpret_stored(kl_client *c, const char *op) {
                        parse_long(kl_resp_header(c, "ratelimit-remaining"), &b) &&
                        parse_long(kl_resp_header(c, "ratelimit-reset"), &d);
     if (r->has_ratelimit) {
+        double reset;
+        kl_duration_check((double)d, &reset); /* seconds until the window resets: capped */
         r->rl_limit = a;
         r->rl_remaining = b;
-        r->rl_reset = d;
+        r->rl_reset = (long)reset;
     }
     if (r->status >= 200 && r->status < 300) return KL_OK;
     return http_error(c, op);

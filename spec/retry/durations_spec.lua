@@ -8,30 +8,6 @@ local errors = require "klaviyo.errors"
 
 local DAY = 86400
 
-local function hex(s)
-  return (s:gsub(".", function(ch) return string.format("%02x", ch:byte()) end))
-end
-
--- Starts the hostile server: port, stop().
-local function start_server()
-  local portfile = os.tmpname()
-  os.remove(portfile)
-  local f = assert(io.popen(("lua5.4 spec/retry/hostile_server.lua %s 300 >/dev/null 2>&1 & echo $!")
-    :format(portfile)))
-  local pid = assert(tonumber(f:read("*l")))
-  f:close()
-  local port
-  for _ = 1, 500 do
-    local pf = io.open(portfile)
-    if pf then port = tonumber(pf:read("*l")); pf:close() end
-    if port then break end
-    socket.sleep(0.01)
-  end
-  os.remove(portfile)
-  assert(port, "the hostile server did not start")
-  return port, function() os.execute("kill " .. pid .. " 2>/dev/null") end
-end
-
 -- Runs fn() and returns its results and the seconds it took.
 local function timed(fn)
   local t0 = socket.gettime()
@@ -41,11 +17,11 @@ end
 
 describe("durations from outside", function()
   local port, stop
-  setup(function() port, stop = start_server() end)
+  setup(function() port, stop = S.hostile() end)
   teardown(function() if stop then stop() end end)
 
   local function client(mode, value, opts)
-    local o = { base_url = ("http://127.0.0.1:%d/%s/%s"):format(port, mode, hex(value)),
+    local o = { base_url = S.hostile_url(port, mode, value),
                 api_key = "pk_hostile_0123456789abcdef0123456789" }
     for k, v in pairs(opts or {}) do o[k] = v end
     return assert(klaviyo.new(o))

@@ -78,6 +78,7 @@ local function serve_resp(c, first)
     else
       c:send("+OK\r\n")
     end
+    c:settimeout(1)   -- an idle kept connection (a pool) is closed soon: others wait behind it
     line = c:receive("*l")
     if not line then return end
   end

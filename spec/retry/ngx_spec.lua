@@ -71,7 +71,8 @@ describe("ngx transport: retries and the Redis store", function()
     teardown(function() if hstop then hstop() end end)
 
     local function opts(mode, value, extra)
-      local o = { base_url = R.hostile_url(hport, mode, value), api_key = "pk_hostile_0123456789abcdef0123456789" }
+      local o = { base_url = R.hostile_url(hport, mode, value),
+                  api_key = "pk_hostile_0123456789abcdef0123456789" }
       for k, v in pairs(extra or {}) do o[k] = v end
       return o
     end

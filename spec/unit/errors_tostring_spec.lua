@@ -31,10 +31,12 @@ describe("tostring(err)", function()
     assert.is_string(tostring(e))
   end)
 
+  local function line(ra) return tostring(errors.wrap({ status = 429, retry_after = ra })) end
+
   it("names a capped wait, a fraction and a missing one plainly", function()
-    assert.matches("[retry after 86400s]", tostring(errors.wrap({ status = 429, retry_after = 86400 })), 1, true)
-    assert.matches("[retry after 0.25s]", tostring(errors.wrap({ status = 429, retry_after = 0.25 })), 1, true)
-    assert.matches("[retry after infs]", tostring(errors.wrap({ status = 429, retry_after = math.huge })), 1, true)
+    assert.matches("[retry after 86400s]", line(86400), 1, true)
+    assert.matches("[retry after 0.25s]", line(0.25), 1, true)
+    assert.matches("[retry after infs]", line(math.huge), 1, true)
     assert.is_nil(tostring(errors.wrap({ status = 429 })):find("retry after", 1, true))
   end)
 

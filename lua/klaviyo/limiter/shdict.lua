@@ -201,7 +201,7 @@ end
 -- false if not, or nil, "locked" | message.
 function _M.observe(self, key, limits, remaining, reset)
   reset = duration(reset)   -- longer than a day: a day
-  if type(remaining) ~= "number" or not (remaining >= 0) or not reset then
+  if type(remaining) ~= "number" or remaining ~= remaining or remaining < 0 or not reset then
     error("klaviyo.limiter.shdict: observe: remaining and reset must be numbers >= 0", 2)
   end
   local dict = self.dict

@@ -463,7 +463,9 @@ function _M.request(self, c, req, op_id)
     if not delay then
       info.stopped = why
       -- the server's wait outlasts the call: throttled, with its status and text
-      if err.status == 429 and err.retry_after and not fits(call, err.retry_after) then err.kind = "throttled" end
+      if err.status == 429 and err.retry_after and not fits(call, err.retry_after) then
+        err.kind = "throttled"
+      end
       return nil, err, info
     end
     info.retries = info.retries + 1

@@ -13,7 +13,7 @@
  *     nil, {kind="encode", code="invalid_body", message="<path>: <what>"} and sends nothing.
  *     -> {status=, headers={lowercase=value}, body=, ratelimit={limit=,remaining=,reset=}|nil},
  *        nil, plain (true: sent once, nothing waited: c:info() has nothing to add)
- *      | nil, {kind="http"|"transport"|"refused", status=, code=, title=, detail=, pointer=,
+ *      | nil, {kind="http"|"transport"|"refused"|"throttled", status=, code=, title=, detail=, pointer=,
  *              parameter=, retry_after=, operation=, request_id=, meta=, body=, message=,
  *              sent=, headers=}
  *   c:prepare(req) -> prepared: req without body, path_params, query, headers, url or safe
@@ -22,6 +22,7 @@
  *   c:interpret(status, headers, body [, operation]) -> res | nil, err
  *   c:set_access_token(tok) -> true | nil, err;   c:close() (also __gc; idempotent)
  *   core.encode(value [, opts]) -> json | nil, msg   (src/lua_json.c)
+ *   core.duration(seconds) -> seconds checked and capped at a day | nil (src/duration.h)
  *
  * Manners as in LuaSocket: misuse (wrong types, unknown fields) raises; runtime failures
  * return nil, err.  Written against the 5.2+ C API with a small shim for 5.1/LuaJIT.

@@ -195,10 +195,10 @@ int kl_loop_acquire(kl_client *c, const char *op, kl_usec *wait) {
     if (rc == KL_LIMIT_GO) {
         *wait = 0;
     } else {
-        double left = kl_loop_time_left(c);
+        double w, left = kl_loop_time_left(c);
         if (*wait <= 0) *wait = 1; /* WAIT always means a pause, however short */
-        if (kl_usec_to_sec(*wait) > left) {
-            double w = kl_usec_to_sec(*wait);
+        w = kl_usec_to_sec(*wait);
+        if (w > left) {
             *wait = 0;
             return throttled(c, op, w, left);
         }

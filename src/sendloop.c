@@ -2,7 +2,9 @@
  * sendloop.c - the steps around one request that keep a client inside Klaviyo's rate limits
  * and repeat what failed when that is safe: ask the limiter (in-process or Redis) before each
  * attempt, tell it what the answer said (429 Retry-After, RateLimit-Remaining/Reset), and ask
- * the retry policy (retry.h) whether and when to try again.  kl_send runs these steps with
+ * the retry policy (retry.h) whether and when to try again.  A wait (the limiter's, or a
+ * 429's Retry-After) longer than what is left of retry_max_time fails the call at once with
+ * KL_ERR_THROTTLED instead of sleeping past it.  kl_send runs these steps with
  * blocking sleeps; kl_batch (batch.c) runs them for many requests over libcurl's multi
  * interface.  The policies themselves live in limiter.c, limiter_redis.c and retry.c.
  */

@@ -63,7 +63,7 @@ $(BUILD)/examples/track: examples/track.c $(BUILD)/libklaviyo.a src/klaviyo.h
 # ---- C unit tests: every core source compiled with ASan/UBSan into each test ------------
 SAN_CFLAGS := -std=c99 -Wall -Wextra -Werror -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
 CORE_TESTS := $(addprefix spec/c/,test_request.c test_response.c test_revision.c test_transport.c test_sendloop.c \
-              test_uuid.c test_duration.c)
+              test_uuid.c test_duration.c test_redact.c)
 CORE_TEST_BINS := $(patsubst spec/c/%.c,$(BUILD)/ctest/%,$(CORE_TESTS))
 SAN_SRCS := $(CORE_SRCS)
 

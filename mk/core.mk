@@ -17,7 +17,7 @@ CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 # hiredis with the script embedded from build/gen/redis_script.h, see mk/redis.mk), retry
 # policy, the send loop that joins them and the multi-interface batch.
 CORE_SRCS := $(addprefix src/,buf.c url.c client.c request.c json_read.c response.c transport_curl.c uuid.c \
-             limiter.c retry.c limiter_redis.c sendloop.c batch.c)
+             limiter.c retry.c limiter_redis.c sendloop.c batch.c duration.c)
 HIREDIS_LIBS := -lhiredis
 CORE_HDRS := $(wildcard src/*.h)
 CORE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/core/%.o,$(CORE_SRCS))
@@ -63,7 +63,7 @@ $(BUILD)/examples/track: examples/track.c $(BUILD)/libklaviyo.a src/klaviyo.h
 # ---- C unit tests: every core source compiled with ASan/UBSan into each test ------------
 SAN_CFLAGS := -std=c99 -Wall -Wextra -Werror -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
 CORE_TESTS := $(addprefix spec/c/,test_request.c test_response.c test_revision.c test_transport.c test_sendloop.c \
-              test_uuid.c test_path.c)
+              test_uuid.c test_path.c test_duration.c test_redact.c)
 CORE_TEST_BINS := $(patsubst spec/c/%.c,$(BUILD)/ctest/%,$(CORE_TESTS))
 SAN_SRCS := $(CORE_SRCS)
 

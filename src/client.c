@@ -4,6 +4,7 @@
  */
 #include "kl_internal.h"
 
+#include <curl/curl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +74,7 @@ static const char *kind_title(int kind) {
     case KL_ERR_TRANSPORT: return "Transport failure";
     case KL_ERR_USAGE: return "Invalid request description";
     case KL_ERR_OOM: return "Out of memory";
+    case KL_ERR_THROTTLED: return "Throttled: the wait would outlast the call";
     default: return "Error";
     }
 }
@@ -280,6 +282,21 @@ int kl_build(kl_client *c, const kl_request *req, const kl_built **out) {
     return rc;
 }
 
+/* One attempt, its timeout cut to what is left of the call's retry_max_time: that bounds
+ * the whole call (limiter waits, retries and the attempts themselves). */
+static int attempt(kl_client *c, const char *op) {
+    kl_client_priv *p = c->priv;
+    double left = kl_loop_time_left(c) * 1000.0;
+    long ms;
+    int rc;
+    if (!(left < (double)p->timeout_ms)) return kl_transport_perform(c, op);
+    ms = left < 1 ? 1 : (long)left;
+    curl_easy_setopt(p->curl, CURLOPT_TIMEOUT_MS, ms);
+    rc = kl_transport_perform(c, op);
+    curl_easy_setopt(p->curl, CURLOPT_TIMEOUT_MS, p->timeout_ms);
+    return rc;
+}
+
 int kl_send(kl_client *c, const kl_request *req) {
     int rc;
     kl_usec wait;
@@ -297,9 +314,9 @@ int kl_send(kl_client *c, const kl_request *req) {
             kl_sleep_us(wait);
         }
         kl_error_clear(c); /* a success after a retry carries no earlier error */
-        rc = kl_transport_perform(c, req->operation);
+        rc = attempt(c, req->operation);
         if (rc == KL_OK) rc = kl_interpret_stored(c, req->operation);
-        if (!kl_loop_after(c, rc, &wait)) return rc;
+        if (!kl_loop_after(c, rc, &wait)) return rc == KL_OK ? rc : c->err;
         kl_sleep_us(wait);
     }
 }

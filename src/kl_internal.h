@@ -4,6 +4,7 @@
 #ifndef KL_INTERNAL_H
 #define KL_INTERNAL_H
 
+#include "duration.h"
 #include "klaviyo.h"
 #include "limiter.h"
 #include "limiter_redis.h"
@@ -147,8 +148,11 @@ void kl_loop_free(kl_client *c);
 int kl_loop_begin(kl_client *c, const kl_request *req);    /* KL_OK or a usage error */
 /* KL_OK with *wait = 0 (go: recorded) or > 0 (ask again then); else a refusal (nothing sent) */
 int kl_loop_acquire(kl_client *c, const char *op, kl_usec *wait);
-/* after an attempt ended with rc: 1 = repeat after *delay, 0 = rc is final */
+/* after an attempt ended with rc: 1 = repeat after *delay, 0 = final (c->err is the kind:
+ * a 429 whose wait outlasts the call becomes KL_ERR_THROTTLED) */
 int kl_loop_after(kl_client *c, int rc, kl_usec *delay);
+/* seconds the request in progress may still last (retry_max_time from its start) */
+double kl_loop_time_left(const kl_client *c);
 
 /* client.c: a client with the same settings sharing c's limiter (for kl_batch's slots) */
 kl_client *kl_clone(kl_client *c);

@@ -49,6 +49,7 @@ extern "C" {
 #define KL_ERR_HTTP 3      /* the server answered with a non-2xx status */
 #define KL_ERR_USAGE 4     /* programmer error: malformed request description */
 #define KL_ERR_OOM 5       /* out of memory */
+#define KL_ERR_THROTTLED 6 /* a wait (Retry-After, the rate limiter) would outlast the call */
 
 /* Which credential a request uses. */
 #define KL_AUTH_PRIVATE 0 /* Authorization: Klaviyo-API-Key (or Bearer when a token is set); paths under /api/ only */
@@ -166,6 +167,9 @@ typedef struct kl_response {
  *                     "invalid_credential", "insecure_transport", "invalid_revision",
  *                     "foreign_url", "invalid_url", "invalid_path", "invalid_base_url",
  *                     "invalid_option", "client_unusable".
+ *   KL_ERR_THROTTLED  "throttled": the wait in retry_after would end after the time the call
+ *                     may last (retry_max_time); status 429 when a 429 said so, 0 when the
+ *                     rate limiter did (nothing sent).
  *   KL_ERR_USAGE      "invalid_request", "invalid_method", "invalid_auth", "invalid_path",
  *                     "invalid_path_params", "invalid_query", "invalid_header", "too_many_headers".
  */

@@ -49,8 +49,12 @@ struct kl_limiter {
 
 kl_usec kl_usec_from_sec(double seconds)
 {
-    /* rounded by hand: no libm needed by C users linking libklaviyo.a */
+    /* rounded by hand: no libm needed by C users linking libklaviyo.a; NaN and values past
+     * the range (some 292,000 years) saturate instead of being undefined */
     double v = seconds * 1e6;
+    if (!(v == v)) return 0;
+    if (v >= 9.2e18) return INT64_MAX;
+    if (v <= -9.2e18) return -INT64_MAX;
     return (kl_usec)(v < 0 ? v - 0.5 : v + 0.5);
 }
 

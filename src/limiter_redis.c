@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "limiter_redis.h"
+#include "duration.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -492,6 +493,7 @@ int kl_redis_acquire_windows(kl_redis *r, const char *key, const kl_usec *window
     char nums[2 * KL_REDIS_MAX_WINDOWS + 1][24];
     const char *args[2 + 2 * KL_REDIS_MAX_WINDOWS];
     long long out[3];
+    double secs;
     size_t i;
 
     if (!wait) return fail(r, KL_REDIS_ERR_USAGE, "redis limiter: wait must not be NULL");
@@ -514,6 +516,12 @@ int kl_redis_acquire_windows(kl_redis *r, const char *key, const kl_usec *window
     }
     if (run(r, key, (int)(2 + 2 * n), args, out) != 0) return KL_LIMIT_ERROR;
     if (out[0] == 1) return KL_LIMIT_GO;
+    /* The wait is Redis's word (its data may be anyone's): a wait that is not positive or
+     * longer than any window or block could make (duration.h) is never slept on. */
+    if (out[0] != 0 || out[1] <= 0 || kl_duration_check((double)out[1] / 1e6, &secs) != KL_DURATION_OK)
+        return fail(r, KL_REDIS_ERR_REPLY,
+                    "redis limiter store at %s:%d answered an impossible wait (%lld us); its data "
+                    "for this key is damaged", r->priv->host, r->priv->port, (long long)out[1]);
     *wait = (kl_usec)out[1];
     return KL_LIMIT_WAIT;
 }

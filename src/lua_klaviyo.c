@@ -13,7 +13,7 @@
  *     nil, {kind="encode", code="invalid_body", message="<path>: <what>"} and sends nothing.
  *     -> {status=, headers={lowercase=value}, body=, ratelimit={limit=,remaining=,reset=}|nil},
  *        nil, plain (true: sent once, nothing waited: c:info() has nothing to add)
- *      | nil, {kind="http"|"transport"|"refused", status=, code=, title=, detail=, pointer=,
+ *      | nil, {kind="http"|"transport"|"refused"|"throttled", status=, code=, title=, detail=, pointer=,
  *              parameter=, retry_after=, operation=, request_id=, meta=, body=, message=,
  *              sent=, headers=}
  *   c:prepare(req) -> prepared: req without body, path_params, query, headers, url or safe
@@ -22,10 +22,12 @@
  *   c:interpret(status, headers, body [, operation]) -> res | nil, err
  *   c:set_access_token(tok) -> true | nil, err;   c:close() (also __gc; idempotent)
  *   core.encode(value [, opts]) -> json | nil, msg   (src/lua_json.c)
+ *   core.duration(seconds) -> seconds checked and capped at a day | nil (src/duration.h)
  *
  * Manners as in LuaSocket: misuse (wrong types, unknown fields) raises; runtime failures
  * return nil, err.  Written against the 5.2+ C API with a small shim for 5.1/LuaJIT.
  */
+#include "duration.h"
 #include "klaviyo.h"
 #include "json_read.h"
 #include "lua_json.h"
@@ -263,6 +265,7 @@ static const char *kind_name(int k) {
     switch (k) {
     case KL_ERR_HTTP: return "http";
     case KL_ERR_TRANSPORT: return "transport";
+    case KL_ERR_THROTTLED: return "throttled";
     default: return "refused";
     }
 }
@@ -325,7 +328,7 @@ static void push_error_table(lua_State *L, kl_client *c) {
         lua_pushboolean(L, e->sent);
         lua_setfield(L, -2, "sent");
     }
-    if (c->err == KL_ERR_HTTP) {
+    if (e->status) { /* an HTTP answer (kind http, or throttled by a 429) */
         const kl_response *r = kl_last_response(c);
         push_header_block(L, r->n_headers ? r->headers[0].name : "", r->n_headers);
         lua_setfield(L, -2, "headers");
@@ -1168,6 +1171,15 @@ static double tfield(lua_State *L, const char *k, double dflt) {
     return v;
 }
 
+/* core.duration(v) -> v checked as every duration from outside is (duration.h): a number
+ * of seconds in 0..one day (larger ones capped), or nil for NaN, negatives and non-numbers */
+static int l_duration(lua_State *L) {
+    double v;
+    if (lua_type(L, 1) != LUA_TNUMBER || kl_duration_check(lua_tonumber(L, 1), &v) == KL_DURATION_BAD) return 0;
+    lua_pushnumber(L, v);
+    return 1;
+}
+
 /* core.account_key(credential) -> the default account part of limiter keys (never the secret) */
 static int l_account_key(lua_State *L) {
     char out[18];
@@ -1280,6 +1292,7 @@ static const luaL_Reg funcs[] = {
     {"new", l_new},
     {"retry_decide", l_retry_decide},
     {"account_key", l_account_key},
+    {"duration", l_duration},
     {"encode", kl_lua_encode},
     {"spool_writer", kl_lua_spool_writer}, {"fsync_path", kl_lua_fsync_path},
     {NULL, NULL}};

@@ -102,33 +102,34 @@ static int parse_long(const char *s, long *out) {
     return 1;
 }
 
-/* Retry-After: delta-seconds (decimals tolerated) or an HTTP-date. */
+/* Retry-After: delta-seconds (decimals tolerated) or an HTTP-date, checked and capped as
+ * every outside duration is (duration.h); -1 when absent or not a duration. A date already
+ * past means now. */
 static double parse_retry_after(const char *s) {
-    char *e;
+    const char *e;
     double v;
     time_t t;
     if (!s) return -1;
     if (isdigit((unsigned char)*s)) {
-        v = strtod(s, &e);
+        if (kl_duration_parse(s, &e, &v) == KL_DURATION_BAD) return -1;
         while (*e == ' ') e++;
         return *e ? -1 : v;
     }
+    if (!isalpha((unsigned char)*s)) return -1; /* an HTTP-date starts with the day's name */
     t = curl_getdate(s, NULL);
     if (t == (time_t)-1) return -1;
     v = difftime(t, time(NULL));
-    return v > 0 ? v : 0;
+    kl_duration_check(v > 0 ? v : 0, &v);
+    return v;
 }
 
 /* Klaviyo's 429 detail "Request was throttled. Expected available in N seconds." */
 static double retry_from_detail(const char *d) {
     const char *k = d ? strstr(d, "available in ") : NULL;
-    char *e;
     double v;
     if (!k) return -1;
-    k += 13;
-    if (!isdigit((unsigned char)*k)) return -1;
-    v = strtod(k, &e);
-    return e == k ? -1 : v;
+    kl_duration_parse(k + 13, NULL, &v);
+    return v;
 }
 
 /* ---- errors -------------------------------------------------------------------------------- */
@@ -223,6 +224,84 @@ static int read_error_doc(kl_client *c, const char *body, size_t len) {
     return rc == -2 ? -2 : 0;
 }
 
+/* ---- secrets echoed by a server ----------------------------------------------------------- */
+
+/* Each occurrence of `secret` in s[0..*len) becomes "[redacted]" (a secret shorter than that
+ * becomes as many '*'), in place: the text only shrinks. Keeps s NUL-terminated at *len. */
+static void redact(char *s, size_t *len, const char *secret) {
+    static const char mark[] = "[redacted]";
+    size_t n = strlen(secret), m = sizeof mark - 1, i = 0;
+    if (!s || n == 0) return;
+    while (i + n <= *len) {
+        if (memcmp(s + i, secret, n) != 0) { i++; continue; }
+        if (n < m) {
+            memset(s + i, '*', n);
+            i += n;
+            continue;
+        }
+        memcpy(s + i, mark, m);
+        memmove(s + i + m, s + i + n, *len - i - n);
+        *len -= n - m;
+        s[*len] = '\0';
+        i += m;
+    }
+}
+
+static void redact_str(char *s, const char *secret) {
+    size_t len = s ? strlen(s) : 0;
+    redact(s, &len, secret);
+}
+
+/* Response headers that hold a secret are stored again without it (they follow each other
+ * as "name\0value\0" pairs: a value cannot shrink in place). */
+static int redact_headers(kl_client *c, const char *secret) {
+    kl_client_priv *p = c->priv;
+    size_t i, n = p->n_rh, len = p->rhstore.len;
+    char *old, *name;
+    for (i = 0; i < n && !strstr(p->rhstore.p + p->rh_off[2 * i + 1], secret); i++) ;
+    if (i == n) return 0;
+    if (!(old = malloc(len + 1))) return -1;
+    memcpy(old, p->rhstore.p, len + 1);
+    kl_buf_reset(&p->rhstore);
+    p->n_rh = 0;
+    for (i = 0, name = old; i < n; i++) {
+        char *value = name + strlen(name) + 1;
+        size_t vlen = strlen(value), nlen = strlen(name);
+        char *next = value + vlen + 1;
+        redact(value, &vlen, secret);
+        if (kl_resp_add_header(c, name, nlen, value, vlen)) { free(old); return -1; }
+        name = next;
+    }
+    free(old);
+    return kl_resp_finish_headers(c);
+}
+
+/* The client's own secrets (API key, access token) never reach an error: a server that
+ * echoes them in its text (title, detail, meta, body, headers) has them replaced. */
+static int redact_error(kl_client *c) {
+    kl_client_priv *p = c->priv;
+    kl_response *r = &p->res;
+    const char *secrets[2];
+    int k;
+    secrets[0] = p->api_key;
+    secrets[1] = p->access_token;
+    for (k = 0; k < 2; k++) {
+        const char *s = secrets[k];
+        if (!s || !*s) continue;
+        redact_str(p->e_code, s);
+        redact_str(p->e_title, s);
+        redact_str(p->e_detail, s);
+        redact_str(p->e_pointer, s);
+        redact_str(p->e_parameter, s);
+        redact_str(p->e_request_id, s);
+        redact_str(p->e_meta, s);
+        redact(r->body, &r->body_len, s);
+        p->body.len = r->body_len;
+        if (redact_headers(c, s)) return -1;
+    }
+    return 0;
+}
+
 static int http_error(kl_client *c, const char *op) {
     kl_client_priv *p = c->priv;
     kl_response *r = &p->res;
@@ -237,7 +316,6 @@ static int http_error(kl_client *c, const char *op) {
     p->error.status = r->status;
     if (rid && !(p->e_request_id = kl_strdup(rid))) return OOM(c, op);
     if (op && !(p->e_operation = kl_strdup(op))) return OOM(c, op);
-    if (r->body_len && !(p->e_body = kl_strndup(r->body, r->body_len))) return OOM(c, op);
     doc = read_error_doc(c, r->body, r->body_len);
     if (doc == -2) return OOM(c, op);
     if (doc != 0) {
@@ -254,6 +332,8 @@ static int http_error(kl_client *c, const char *op) {
         }
     }
     if (!p->e_code && !(p->e_code = kl_strdup(status_code_name(r->status)))) return OOM(c, op);
+    if (redact_error(c)) return OOM(c, op);
+    if (r->body_len && !(p->e_body = kl_strndup(r->body, r->body_len))) return OOM(c, op);
     if (r->retry_after < 0 && r->status == 429) r->retry_after = retry_from_detail(p->e_detail);
     p->error.retry_after = r->retry_after;
     p->error.code = p->e_code;
@@ -286,9 +366,11 @@ int kl_interpret_stored(kl_client *c, const char *op) {
                        parse_long(kl_resp_header(c, "ratelimit-remaining"), &b) &&
                        parse_long(kl_resp_header(c, "ratelimit-reset"), &d);
     if (r->has_ratelimit) {
+        double reset;
+        kl_duration_check((double)d, &reset); /* seconds until the window resets: capped */
         r->rl_limit = a;
         r->rl_remaining = b;
-        r->rl_reset = d;
+        r->rl_reset = (long)reset;
     }
     if (r->status >= 200 && r->status < 300) return KL_OK;
     return http_error(c, op);

@@ -2,7 +2,9 @@
  * sendloop.c - the steps around one request that keep a client inside Klaviyo's rate limits
  * and repeat what failed when that is safe: ask the limiter (in-process or Redis) before each
  * attempt, tell it what the answer said (429 Retry-After, RateLimit-Remaining/Reset), and ask
- * the retry policy (retry.h) whether and when to try again.  kl_send runs these steps with
+ * the retry policy (retry.h) whether and when to try again.  A wait (the limiter's, or a
+ * 429's Retry-After) longer than what is left of retry_max_time fails the call at once with
+ * KL_ERR_THROTTLED instead of sleeping past it.  kl_send runs these steps with
  * blocking sleeps; kl_batch (batch.c) runs them for many requests over libcurl's multi
  * interface.  The policies themselves live in limiter.c, limiter_redis.c and retry.c.
  */
@@ -161,6 +163,22 @@ int kl_loop_begin(kl_client *c, const kl_request *req) {
     return KL_OK;
 }
 
+double kl_loop_time_left(const kl_client *c) {
+    const kl_client_priv *p = c->priv;
+    return p->cur_retry.max_elapsed - kl_usec_to_sec(kl_now() - p->cur_start);
+}
+
+/* A wait of `wait` seconds (checked: finite, at most a day) would end after the time the
+ * call may last: the call fails now with kind throttled and the wait in retry_after, instead
+ * of sleeping past retry_max_time. */
+static int throttled(kl_client *c, const char *op, double wait, double left) {
+    kl_fail(c, KL_ERR_THROTTLED, "throttled", op,
+            "the rate limiter asks to wait %.0f s, longer than the %.0f s the call may still last "
+            "(retry max_time); nothing sent", wait, left > 0 ? left : 0);
+    c->priv->error.retry_after = wait;
+    return KL_ERR_THROTTLED;
+}
+
 int kl_loop_acquire(kl_client *c, const char *op, kl_usec *wait) {
     kl_client_priv *p = c->priv;
     int rc;
@@ -176,8 +194,17 @@ int kl_loop_acquire(kl_client *c, const char *op, kl_usec *wait) {
             return kl_fail(c, KL_ERR_REFUSED, "limiter_failed", op, "rate limiter: %s; nothing sent",
                            kl_limiter_errstr(p->lim));
     }
-    if (rc == KL_LIMIT_GO) *wait = 0;
-    else if (*wait <= 0) *wait = 1; /* WAIT always means a pause, however short */
+    if (rc == KL_LIMIT_GO) {
+        *wait = 0;
+    } else {
+        double w, left = kl_loop_time_left(c);
+        if (*wait <= 0) *wait = 1; /* WAIT always means a pause, however short */
+        w = kl_usec_to_sec(*wait);
+        if (w > left) {
+            *wait = 0;
+            return throttled(c, op, w, left);
+        }
+    }
     p->info.waited += kl_usec_to_sec(*wait); /* the caller waits exactly this */
     return KL_OK;
 }
@@ -235,6 +262,11 @@ int kl_loop_after(kl_client *c, int rc, kl_usec *delay) {
     res = kl_retry_decide(&p->cur_retry, &in, &d);
     if (res != KL_RETRY_AGAIN) {
         p->info.stopped = d.reason;
+        if (in.status == 429 && in.retry_after > p->cur_retry.max_elapsed - in.elapsed) {
+            /* the server's wait outlasts the call: throttled, with its status and text */
+            c->err = KL_ERR_THROTTLED;
+            p->error.kind = KL_ERR_THROTTLED;
+        }
         return 0;
     }
     p->info.retries++;

@@ -597,6 +597,34 @@ out:
     kl_redis_free(r2);
 }
 
+/* Damaged data in Redis (a block a thousand years away, written by anyone): the store says
+ * so instead of answering a wait nobody should sleep. */
+static void test_impossible_wait(void)
+{
+    kl_limits lim = {100, 0, 0};
+    kl_usec wait = -1;
+    const char *key = fresh_key("damaged");
+    kl_redis *r = store(url_of(&shared, NULL, NULL), 0);
+    redisContext *a = admin(&shared);
+    CHECK(r && a && r->err == 0, "setup");
+    if (!r || !a) goto out;
+    CHECK(kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_GO, "before");
+    CHECK(admin_int(a, "HSET %s{%s}:meta blocked %lld", KL_REDIS_DEFAULT_PREFIX, key,
+                    (long long)r->now + 31557600000000000LL) >= 0, "damage");
+    CHECK(kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_ERROR && r->err == KL_REDIS_ERR_REPLY &&
+              strstr(r->errstr, "impossible wait") != NULL && wait == 0,
+          "refused: '%s', wait %lld", r->errstr, (long long)wait);
+    /* a day's block is possible: a wait, however long */
+    CHECK(admin_int(a, "HSET %s{%s}:meta blocked %lld", KL_REDIS_DEFAULT_PREFIX, key,
+                    (long long)r->now + 86400000000LL - 1000000) >= 0, "a day");
+    CHECK(kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_WAIT && wait > 86000000000LL &&
+              wait <= 86400000000LL,
+          "a day's wait: %lld ('%s')", (long long)wait, r->errstr);
+out:
+    if (a) redisFree(a);
+    kl_redis_free(r);
+}
+
 /* RateLimit-Remaining below what the store believes caps the sends until the reset, for
  * every process using the store; never raises what is allowed. */
 static void test_observe(void)
@@ -981,6 +1009,7 @@ int main(void)
     run_case("safety factor", test_safety_factor);
     run_case("Retry-After block shared by every store", test_block_shared);
     run_case("RateLimit-Remaining feedback", test_observe);
+    run_case("damaged data: an impossible wait is an error, never a sleep", test_impossible_wait);
     run_case("NOSCRIPT falls back to EVAL", test_noscript_fallback);
     run_case("the script checks its arguments", test_script_checks_arguments);
     run_case("the script text can be passed in", test_script_option);

@@ -7,6 +7,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "ctest.h"
+#include "kl_internal.h"
 #include "klaviyo.h"
 #include "testnet.h"
 
@@ -241,6 +242,29 @@ int main(void) {
         CHECK_INT(kl_last_info(c)->throttled, 1);
         CHECK(kl_last_info(c)->backoff >= 1.0);
         CHECK_INT(received(&s), 2);
+        kl_free(c);
+        stop(&s);
+    }
+    {   /* a 429 whose Retry-After (capped at a day) outlasts the call: throttled at once, with
+         * its status; the next call is not sent and does not sleep on the block either */
+        static const char *const script[] = {"429:100000", NULL};
+        server s = start(script);
+        kl_client *c = client(s.base, KL_LIMITER_LOCAL, NULL);
+        kl_request r = req("GET", KL_SAFE_AUTO);
+        kl_usec t0 = kl_now();
+        r.limit_burst = 10;
+        CHECK_INT(kl_send(c, &r), KL_ERR_THROTTLED);
+        CHECK_INT(c->err, KL_ERR_THROTTLED);
+        CHECK_INT(kl_last_error(c)->kind, KL_ERR_THROTTLED);
+        CHECK_INT(kl_last_error(c)->status, 429);
+        CHECK(kl_last_error(c)->retry_after == KL_DURATION_MAX);
+        CHECK_INT(kl_send(c, &r), KL_ERR_THROTTLED);
+        CHECK_INT(kl_last_error(c)->status, 0);
+        CHECK_STR(kl_last_error(c)->code, "throttled");
+        CHECK(kl_last_error(c)->retry_after > KL_DURATION_MAX - 60 &&
+              kl_last_error(c)->retry_after <= KL_DURATION_MAX);
+        CHECK(kl_now() - t0 < 5 * KL_USEC_PER_SEC);
+        CHECK_INT(received(&s), 1);
         kl_free(c);
         stop(&s);
     }

@@ -235,6 +235,27 @@ describe("klaviyo.limiter.shdict", function()
     assert.equal(0, lim:acquire("other", { burst = 10 }))
   end)
 
+  it("caps a block or a reset longer than a day, refuses NaN, and never answers a longer wait", function()
+    local clock = fake_clock()
+    local dict = fake_dict(clock)
+    local lim = shdict.new(dict, { clock = clock.now })
+    for _, huge in ipairs({ 1e12, math.huge }) do
+      assert.is_true(lim:block("acct/a", huge))
+      assert.equal(86400, lim:acquire("acct/a", { burst = 10 }))
+      assert.is_false(lim:observe("acct/b", { steady = 10 }, 0, huge) == nil)
+      assert.is_true(lim:acquire("acct/b", { steady = 10 }) <= 86400)
+    end
+    assert.has_error(function() lim:block("acct/a", 0 / 0) end,
+      "klaviyo.limiter.shdict: block: seconds must be a number >= 0")
+    assert.has_error(function() lim:observe("acct/a", {}, 0, 0 / 0) end,
+      "klaviyo.limiter.shdict: observe: remaining and reset must be numbers >= 0")
+    -- damaged data in the dict (a block a thousand years away): an error, not a sleep
+    dict:set("acct/c#blocked", clock.us + 1e9 * US)
+    local wait, err = lim:acquire("acct/c", { burst = 10 })
+    assert.is_nil(wait)
+    assert.matches("damaged", err)
+  end)
+
   it("takes the server's RateLimit-Remaining as a cap when it is lower, never raising", function()
     local clock = fake_clock()
     local lim = shdict.new(fake_dict(clock), { clock = clock.now })

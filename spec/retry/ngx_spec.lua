@@ -65,6 +65,64 @@ describe("ngx transport: retries and the Redis store", function()
     assert.equal(1, n) -- one key for both transports
   end)
 
+  describe("against a hostile server", function()
+    local hport, hstop
+    setup(function() hport, hstop = R.hostile() end)
+    teardown(function() if hstop then hstop() end end)
+
+    local function opts(mode, value, extra)
+      local o = { base_url = R.hostile_url(hport, mode, value),
+                  api_key = "pk_hostile_0123456789abcdef0123456789" }
+      for k, v in pairs(extra or {}) do o[k] = v end
+      return o
+    end
+
+    local function timed(o, op)
+      local t0 = R.socket.gettime()
+      local doc, r = T.call1(o, op, {})
+      return doc, r, R.socket.gettime() - t0
+    end
+
+    for _, ra in ipairs({ "1e12", "1e999", "Fri, 31 Dec 9999 23:59:59 GMT" }) do
+      it("a 429 with Retry-After " .. ra .. " fails at once as throttled inside nginx", function()
+        local doc, r, took = timed(opts("ra", ra, { timeout = 2 }), "get_lists")
+        assert.is_nil(doc)
+        assert.equal("throttled", r.err.kind)
+        assert.equal(429, r.err.status)
+        assert.equal(86400, r.err.retry_after)
+        assert.matches("[retry after 86400s]", r.err.text, 1, true)
+        assert.is_true(took < 5, "took " .. took .. " s")
+      end)
+    end
+
+    it("a Redis store answering a negative or enormous wait refuses inside nginx, no hang", function()
+      for _, wait in ipairs({ "-5", "-5000000", "100000000000000000" }) do
+        local limiter = { store = "redis", url = "redis://127.0.0.1:" .. hport, prefix = "w=" .. wait .. ":" }
+        local doc, r, took = timed(opts("ra", "1", { limiter = limiter }), "get_lists")
+        assert.is_nil(doc)
+        assert.equal("refused", r.err.kind)
+        assert.matches("impossible wait", r.err.detail)
+        assert.is_true(took < 3, "took " .. took .. " s")
+      end
+    end)
+
+    it("a Redis store's wait of a day fails the call at once as throttled inside nginx", function()
+      local limiter = { store = "redis", url = "redis://127.0.0.1:" .. hport, prefix = "w=86400000000:" }
+      local doc, r, took = timed(opts("ra", "1", { limiter = limiter }), "get_lists")
+      assert.is_nil(doc)
+      assert.equal("throttled", r.err.kind)
+      assert.equal(86400, r.err.retry_after)
+      assert.is_true(took < 3, "took " .. took .. " s")
+    end)
+
+    it("redacts the key a server echoes inside nginx", function()
+      local doc, r = timed(opts("echo", "!", { retry = { attempts = 1 } }), "get_lists")
+      assert.is_nil(doc)
+      assert.equal(400, r.err.status)
+      assert.is_nil(T.cjson.encode(r.err):find("pk_hostile_0123456789abcdef0123456789", 1, true))
+    end)
+  end)
+
   it("refuses to send when Redis is unreachable inside nginx", function()
     local acct = emu.account()
     local limiter = { store = "redis", url = "redis://127.0.0.1:" .. R.free_port() }

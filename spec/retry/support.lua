@@ -79,6 +79,33 @@ function M.redis()
   end
 end
 
+-- Starts spec/retry/hostile_server.lua (HTTP and a fake Redis on one loopback port) as its
+-- own process: port, stop().
+function M.hostile()
+  local portfile = os.tmpname()
+  os.remove(portfile)
+  local f = assert(io.popen(("lua5.4 spec/retry/hostile_server.lua %s 600 >/dev/null 2>&1 & echo $!")
+    :format(portfile)))
+  local pid = assert(tonumber(f:read("*l")))
+  f:close()
+  local port
+  for _ = 1, 500 do
+    local pf = io.open(portfile)
+    if pf then port = tonumber(pf:read("*l")); pf:close() end
+    if port then break end
+    socket.sleep(0.01)
+  end
+  os.remove(portfile)
+  assert(port, "the hostile server did not start")
+  return port, function() os.execute("kill " .. pid .. " 2>/dev/null") end
+end
+
+-- A base_url of the hostile server that answers in `mode` with `value` (see its header).
+function M.hostile_url(port, mode, value)
+  local hex = value:gsub(".", function(ch) return string.format("%02x", ch:byte()) end)
+  return ("http://127.0.0.1:%d/%s/%s"):format(port, mode, hex)
+end
+
 -- A create_event body for `email` with metric `metric`.
 function M.event(email, metric, extra)
   local attrs = { properties = { n = 1 },

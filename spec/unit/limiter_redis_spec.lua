@@ -338,6 +338,7 @@ http {
   uwsgi_temp_path PREFIX/tmp/uwsgi;
   scgi_temp_path PREFIX/tmp/scgi;
   lua_package_path "ROOT/lua/?.lua;;";
+  lua_package_cpath "ROOT/build/luajit/?.so;;";
   lua_socket_log_errors off;
   server {
     listen 127.0.0.1:NPORT;

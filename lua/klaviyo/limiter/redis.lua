@@ -13,6 +13,7 @@
 -- (`setkeepalive`); a connection that failed mid-command is closed, never pooled. Outside
 -- nginx the store keeps one LuaSocket connection and reconnects after a failure.
 local script = require "klaviyo.limiter.redis_script"
+local duration = require("klaviyo.core").duration
 
 local ngx = rawget(_G, "ngx")   -- present only inside OpenResty
 local floor, tostring, tonumber, type = math.floor, tostring, tonumber, type
@@ -294,15 +295,21 @@ function M:acquire(key, limits)
   local r, err = self:_run(key, args)
   if not r then return nil, err end
   if r[1] == 1 then return 0, r[3] end
-  return r[2] / US, r[3]
+  -- Redis's word (its data may be anyone's): a wait that is not positive or longer than
+  -- any window or block could make is never handed to a sleep (the core's one check).
+  local wait = type(r[2]) == "number" and r[1] == 0 and r[2] > 0 and r[2] / US
+  if not wait or duration(wait) ~= wait then
+    return nil, format("redis limiter store at %s answered an impossible wait (%s us); its data " ..
+      "for this key is damaged", self.where, tostring(r[2]))
+  end
+  return wait, r[3]
 end
 
 --- A 429's Retry-After: nobody using the store sends under key for `seconds`. Never
 -- shortens a longer block. Returns true, or nil, err.
 function M:block(key, seconds)
-  if type(seconds) ~= "number" or seconds < 0 or seconds ~= seconds then
-    error("klaviyo.limiter.redis: seconds must be a number >= 0", 2)
-  end
+  seconds = duration(seconds)   -- longer than a day: a day
+  if not seconds then error("klaviyo.limiter.redis: seconds must be a number >= 0", 2) end
   local r, err = self:_run(key, { "block", format("%.0f", seconds * US) })
   if not r then return nil, err end
   return true
@@ -317,7 +324,7 @@ function M:observe(key, limits, remaining, reset)
     error("klaviyo.limiter.redis: remaining and reset must be numbers", 2)
   end
   if remaining < 0 then remaining = 0 end
-  if reset < 0 then reset = 0 end
+  reset = duration(reset) or 0   -- a window already over (or NaN) teaches nothing
   local r, err = self:_run(key, { "observe", WINDOWS[2][2],
     effective(limits.steady or 0, self.safety), floor(remaining), format("%.0f", reset * US) })
   if not r then return nil, err end

@@ -27,6 +27,8 @@ local setmetatable, ipairs, pairs = setmetatable, ipairs, pairs
 local _M = { _VERSION = "0.1.0" }
 local mt = { __index = _M }
 
+local duration = require("klaviyo.core").duration   -- the core's one check of durations
+
 local US = 1000000
 local WINDOWS = { { "burst", 1 }, { "steady", 60 }, { "daily", 86400 } }
 
@@ -154,6 +156,12 @@ function _M.acquire(self, key, limits)
   end
   if wait > 0 then
     release(dict, lock, token)
+    -- every wait made here is at most a day (blocks and caps are checked durations, windows
+    -- at most a day long): a longer one means the dict holds damaged data, never a sleep
+    if duration(wait / US) ~= wait / US then
+      return nil, "shared dict: the limiter's data for this key is damaged (a wait of " ..
+        format("%.0f", wait / US) .. " s)"
+    end
     return wait / US
   end
   local ok
@@ -192,7 +200,8 @@ end
 -- sends before now + reset. Never raises what is allowed. Returns true if it became the cap,
 -- false if not, or nil, "locked" | message.
 function _M.observe(self, key, limits, remaining, reset)
-  if type(remaining) ~= "number" or remaining < 0 or type(reset) ~= "number" or reset < 0 then
+  reset = duration(reset)   -- longer than a day: a day
+  if type(remaining) ~= "number" or remaining ~= remaining or remaining < 0 or not reset then
     error("klaviyo.limiter.shdict: observe: remaining and reset must be numbers >= 0", 2)
   end
   local dict = self.dict
@@ -239,9 +248,8 @@ end
 -- lim:block(key, seconds): nothing is sent under `key` for `seconds` from now (a 429's
 -- Retry-After); never shortens a longer block. Returns true or nil, message.
 function _M.block(self, key, seconds)
-  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
-    error("klaviyo.limiter.shdict: block: seconds must be a number >= 0", 2)
-  end
+  seconds = duration(seconds)   -- longer than a day: a day
+  if not seconds then error("klaviyo.limiter.shdict: block: seconds must be a number >= 0", 2) end
   local dict = self.dict
   local untl = us(self.clock()) + us(seconds)
   -- A get-then-set race between two 429s only picks one of two near-equal ends.

@@ -358,14 +358,29 @@ local function limits_of(self, op_id)
   return op and op.limits
 end
 
--- Waits (ngx.sleep) until the shared limiter lets `op_id` go; true | nil, err.
-local function wait_turn(self, op_id)
+-- Whether a wait of `wait` seconds (checked by the store or the core) still ends inside the
+-- call's time, retry max_time from call.start: the core's own rule, asked as for a 429 that
+-- said so, so both transports agree.
+local function fits(call, wait)
+  ngx.update_time()
+  return retry_decide { safe = true, status = 429, attempt = 1, attempts = 2, random = 0,
+    elapsed = ngx.now() - call.start, retry_after = wait, max_time = call.max_time } ~= false
+end
+
+-- Waits (ngx.sleep) until the shared limiter lets `op_id` go; true | nil, err. A wait longer
+-- than the call may still last fails it at once: kind throttled, the wait in retry_after.
+local function wait_turn(self, op_id, call)
   local lim = self.limiter
   local key = self.account .. "/" .. op_id
   local limits = limits_of(self, op_id)
   while true do
     local wait, err = lim:acquire(key, limits)
     if wait == 0 then return true end
+    if wait and not fits(call, wait) then
+      return nil, errors.new("throttled", op_id, format("the rate limiter asks to wait %.0f s, longer " ..
+        "than the call may still last (retry max_time); nothing sent", wait),
+        { code = "throttled", title = "Throttled: the wait would outlast the call", retry_after = wait })
+    end
     if wait then
       ngx.sleep(wait)
     elseif err == "locked" then
@@ -398,9 +413,9 @@ local function feedback(self, op_id, res, err)
 end
 
 -- One attempt: limiter, send, feedback.
-local function attempt(self, c, b, op_id)
+local function attempt(self, c, b, op_id, call)
   if self.limiter then
-    local ok, lerr = wait_turn(self, op_id)
+    local ok, lerr = wait_turn(self, op_id, call)
     if not ok then return nil, lerr end
   end
   local res, err = perform(self, c, b, op_id)
@@ -425,9 +440,10 @@ function _M.request(self, c, req, op_id)
   local info = { attempts = 0, retries = 0, throttled = 0, waited = 0, backoff = 0 }
   ngx.update_time()
   local start = ngx.now()
+  local call = { start = start, max_time = policy.max_time }
   while true do
     local res
-    res, err = attempt(self, c, b, op_id)
+    res, err = attempt(self, c, b, op_id, call)
     info.attempts = info.attempts + 1
     if res then return res, nil, info end
     if err.status == 429 then info.throttled = info.throttled + 1 end
@@ -446,6 +462,10 @@ function _M.request(self, c, req, op_id)
     }
     if not delay then
       info.stopped = why
+      -- the server's wait outlasts the call: throttled, with its status and text
+      if err.status == 429 and err.retry_after and not fits(call, err.retry_after) then
+        err.kind = "throttled"
+      end
       return nil, err, info
     end
     info.retries = info.retries + 1

@@ -67,10 +67,11 @@ end
 
 -- The digits of a number used as a path or query value: any Lua integer, or a float with an
 -- integral value in the 64-bit range (what "%d" writes exactly on every interpreter); else nil
--- and why. The operation table has no number-typed parameter, so a fraction is refused too.
-local function integer_text(v)
+-- and why (want: what the parameter takes). The operation table has no number-typed parameter,
+-- so a fraction is refused too.
+local function integer_text(v, want)
   if v ~= v or v == huge or v == -huge then return nil, "is NaN or infinite" end
-  if v ~= floor(v) then return nil, "expected an integer, got " .. tostring(v) end
+  if v ~= floor(v) then return nil, format("expected %s, got %s", want, tostring(v)) end
   if not (math_type and math_type(v) == "integer") and not (v >= -2 ^ 63 and v < 2 ^ 63) then
     return nil, "is outside the 64-bit integer range"
   end
@@ -85,7 +86,7 @@ local function path_value(op_id, name, v)
     return v
   end
   if tv == "number" then
-    local text, why = integer_text(v)
+    local text, why = integer_text(v, "a string or an integer")
     if text == nil then return nil, fail(op_id, name, "%s", why) end
     return text
   end
@@ -97,7 +98,7 @@ local function integer_value(op_id, q, v)
   if type(v) ~= "number" then
     return nil, fail(op_id, q.name, "expected an integer, got %s", type(v))
   end
-  local text, why = integer_text(v)
+  local text, why = integer_text(v, "an integer")
   if text == nil then return nil, fail(op_id, q.name, "%s", why) end
   if q.min and v < q.min then
     return nil, fail(op_id, q.name, "%s is below the minimum %d", text, q.min)
@@ -127,8 +128,8 @@ local function array_value(op_id, q, v)
     local te = type(e)
     if te ~= "string" then
       if te ~= "number" then return nil, fail(op_id, q.name, "item %d: expected a string, got %s", i, te) end
-      local text, why = integer_text(e)
-      if text == nil then return nil, fail(op_id, q.name, "item %d %s", i, why) end
+      local text, why = integer_text(e, "a string or an integer")
+      if text == nil then return nil, fail(op_id, q.name, "item %d: %s", i, why) end
       if out == v then out = {} for j = 1, i - 1 do out[j] = v[j] end end
       e = text
     elseif e == "" then
@@ -151,7 +152,7 @@ local function string_value(op_id, q, v)
   end
   if tv == "string" then return v end
   if tv == "number" then
-    local text, why = integer_text(v)
+    local text, why = integer_text(v, "a string or an integer")
     if text == nil then return nil, fail(op_id, q.name, "%s", why) end
     return text
   end

@@ -7,7 +7,8 @@
 #                    busted runs of `make test` run it on every TEST_LUAS already)
 #   make spec-core   spec/core/binding_spec.lua on $(TEST_LUAS)
 #   make bench-call  bench/call (client:call vs a plain C libcurl loop)
-#   make fuzz-core   libFuzzer on answers, JSON, URLs, request pieces (FUZZ_SECONDS=60)
+#   make fuzz        every libFuzzer target for FUZZ_SECONDS (20) each; fuzz-core and
+#                    fuzz-binding run one
 CC        ?= cc
 CORE_CFLAGS := -std=c99 -Wall -Wextra -Werror -O2 -fPIC -g
 CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
@@ -101,19 +102,37 @@ ctest: $(CORE_TEST_BINS) $(BUILD)/examples/track
 	$(MAKE) --no-print-directory spec-core-valgrind || fail=1; \
 	exit $$fail
 
-# libFuzzer over answers, JSON, URLs and request pieces (clang); FUZZ_SECONDS per run.
-FUZZ_SECONDS ?= 60
+# libFuzzer (clang): fuzz_core over answers, JSON, URLs and request pieces; fuzz_binding over
+# answers turned into Lua values by the binding (c:interpret) in a Lua 5.4 state.  `make fuzz`
+# runs every target for FUZZ_SECONDS each and prints "fuzz-<target>: 1 passed, 0 failed" (or
+# 0 passed, 1 failed with the finding's report) per target; the findings stay in
+# $(BUILD)/fuzz/<target>.log and crash-* files beside it.
+FUZZ_SECONDS ?= 20
+FUZZ_TARGETS := fuzz_core fuzz_binding
+FUZZ_CFLAGS := -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 $(BUILD)/fuzz/fuzz_core: spec/c/fuzz_core.c $(SAN_SRCS) $(CORE_HDRS) mk/core.mk
 	@mkdir -p $(dir $@)
-	clang -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	  $(CURL_CFLAGS) -Isrc -I$(BUILD)/gen $< $(SAN_SRCS) -o $@ $(CURL_LIBS) $(HIREDIS_LIBS)
+	clang $(FUZZ_CFLAGS) $(CURL_CFLAGS) -Isrc -I$(BUILD)/gen $< $(SAN_SRCS) -o $@ $(CURL_LIBS) $(HIREDIS_LIBS)
 
-fuzz-core: $(BUILD)/fuzz/fuzz_core
-	@mkdir -p $(BUILD)/fuzz/corpus
-	$(BUILD)/fuzz/fuzz_core -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/fuzz/corpus
+$(BUILD)/fuzz/fuzz_binding: spec/c/fuzz_binding.c $(SAN_SRCS) $(LUA_SRCS) src/lua_spool.c $(CORE_HDRS) mk/core.mk
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $(CURL_CFLAGS) $(lua_inc_lua5.4) -Isrc -I$(BUILD)/gen $< $(SAN_SRCS) $(LUA_SRCS) \
+	  src/lua_spool.c -o $@ $(CURL_LIBS) $(HIREDIS_LIBS) -llua5.4 -lm
+
+fuzz-core fuzz-binding: fuzz-%: $(BUILD)/fuzz/fuzz_%
+	@mkdir -p $(BUILD)/fuzz/corpus-$*
+	$(BUILD)/fuzz/fuzz_$* -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=20 \
+	  -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus-$*
+
+fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
+	@fail=0; for t in $(FUZZ_TARGETS); do n=$$(echo $$t | tr _ -); \
+	  if $(MAKE) --no-print-directory -s $$n >$(BUILD)/fuzz/$$t.log 2>&1; then echo "$$n: 1 passed, 0 failed"; \
+	  else fail=1; echo "$$n: 0 passed, 1 failed (FAIL: $(BUILD)/fuzz/$$t.log)"; \
+	    grep -E 'ERROR|SUMMARY|fuzz_binding:|Test unit written' $(BUILD)/fuzz/$$t.log | head -20; fi; done; \
+	exit $$fail
 
 # bench/call: client:call("create_event") requests/s next to a plain C libcurl loop.
 bench-call: core
 	bench/call
 
-.PHONY: build core ctest spec-core spec-core-valgrind bench-call fuzz-core
+.PHONY: build core ctest spec-core spec-core-valgrind bench-call fuzz fuzz-core fuzz-binding

@@ -300,7 +300,8 @@ local size_memo, size_memo_n = {}, 0
 function _M.utf8(s)
   local i, n = find(s, "[\128-\255]"), #s
   while i do
-    local c, len, lo, hi = byte(s, i), 0, 0x80, 0xBF
+    local c, lo, hi = byte(s, i), 0x80, 0xBF
+    local len
     if c >= 0xC2 and c <= 0xDF then len = 2
     elseif c >= 0xE0 and c <= 0xEF then
       len = 3

@@ -920,9 +920,19 @@ static int push_encode_failure(lua_State *L, const kl_json_out *out, lua_Integer
 }
 
 /* res, nil, plain after a send that got an answer; the failure otherwise */
+/* res, or nil, err, from c's last answer; then the client gives back what a large answer holds
+ * (Lua has its own copies). */
+static int push_answer(lua_State *L, kl_client *c, int rc) {
+    int n;
+    if (rc != KL_OK) n = push_failure(L, c);
+    else n = push_response(L, c) != 0 ? push_no_room(L, lua_gettop(L)) : 1;
+    kl_shrink(c);
+    return n;
+}
+
 static int push_sent(lua_State *L, kl_client *c, int rc) {
-    if (rc != KL_OK) return push_failure(L, c);
-    if (push_response(L, c) != 0) return push_no_room(L, lua_gettop(L));
+    int n = push_answer(L, c, rc);
+    if (rc != KL_OK || n != 1) return n;
     lua_pushnil(L);
     lua_pushboolean(L, sent_plainly(kl_last_info(c))); /* true: the caller may skip c:info() */
     return 3;
@@ -1094,9 +1104,7 @@ static int l_interpret(lua_State *L) {
     }
     rc = kl_interpret(u->c, (long)status, hs, n, body, blen, op);
     free(hs);
-    if (rc != KL_OK) return push_failure(L, u->c);
-    if (push_response(L, u->c) != 0) return push_no_room(L, lua_gettop(L));
-    return 1;
+    return push_answer(L, u->c, rc);
 }
 
 /* c:info([t]) -> what the last c:request did: {attempts, retries, throttled, waited, backoff,
@@ -1231,6 +1239,7 @@ static void batch_done(void *ud, size_t index, size_t slot, kl_client *sc, int r
         lua_setfield(L, -2, "info");
     }
     lua_rawseti(L, b->results, (int)index + 1);
+    kl_shrink(sc);
 }
 
 /* c:batch(requests, concurrency) -> list (in order) of {res} | {false, err}, each with .info

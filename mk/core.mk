@@ -5,7 +5,7 @@
 #   make ctest       C tests (ASan/UBSan), other fragments' CTESTS, examples/track under
 #                    valgrind against the emulator, the binding's spec under valgrind (the
 #                    busted runs of `make test` run it on every TEST_LUAS already)
-#   make spec-core   spec/core/binding_spec.lua on $(TEST_LUAS)
+#   make spec-core   the binding's specs (BINDING_SPECS) on $(TEST_LUAS)
 #   make bench-call  bench/call (client:call vs a plain C libcurl loop)
 #   make fuzz        every libFuzzer target for FUZZ_SECONDS (20) each; fuzz-core and
 #                    fuzz-binding run one
@@ -72,20 +72,22 @@ $(BUILD)/ctest/%: spec/c/%.c $(SAN_SRCS) $(CORE_HDRS) $(wildcard spec/c/*.h) mk/
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_CFLAGS) $(CURL_CFLAGS) -Isrc -I$(BUILD)/gen -Ispec/c $< $(SAN_SRCS) -o $@ $(CURL_LIBS) $(HIREDIS_LIBS)
 
-# The binding's contract (spec/core/binding_spec.lua) against the emulator, on TEST_LUAS, and
-# once more on lua5.4 under valgrind (leaks or memory errors in src/lua_klaviyo.c fail it).
+# The binding's contract and its hostile cases (BINDING_SPECS) against the emulator, on
+# TEST_LUAS, and once more on lua5.4 under valgrind (leaks or memory errors in src/lua_klaviyo.c
+# fail it).
+BINDING_SPECS := spec/core/binding_spec.lua spec/core/hostile_binding_spec.lua
 CORE_VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
 spec-core: core
 	@fail=0; for l in $(TEST_LUAS); do echo "== binding_spec ($$l)"; \
 	  LUA_PATH='$(call lua_path)' LUA_CPATH='$(BUILD)/'"$$l"'/?.so;;' \
-	  $$l /usr/bin/busted --helper=spec/helpers/emulator.lua -o utfTerminal spec/core/binding_spec.lua || fail=1; done; \
+	  $$l /usr/bin/busted --helper=spec/helpers/emulator.lua -o utfTerminal $(BINDING_SPECS) || fail=1; done; \
 	exit $$fail
 
 spec-core-valgrind: core
 	@echo "== binding_spec (lua5.4, valgrind)"; out=$$(mktemp); \
 	LUA_PATH='$(call lua_path)' LUA_CPATH='$(call lua_cpath,lua5.4)' \
 	  $(CORE_VALGRIND) lua5.4 /usr/bin/busted --helper=spec/helpers/emulator.lua -o TAP \
-	  spec/core/binding_spec.lua >$$out 2>&1; rc=$$?; \
+	  $(BINDING_SPECS) >$$out 2>&1; rc=$$?; \
 	grep -E '^not ok|^==[0-9]+==' $$out; \
 	echo "binding-valgrind: $$(grep -cE '^ok [0-9]+' $$out) passed, $$(grep -cE '^not ok [0-9]+' $$out) failed"; \
 	rm -f $$out; exit $$rc

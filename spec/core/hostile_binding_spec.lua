@@ -118,7 +118,8 @@ describe("klaviyo.core with hostile answers", function()
     local url = serve("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n" ..
       "X-Big: " .. ("a"):rep(200 * 1024) .. "\r\n\r\n{}")
     local cc = assert(core.new { base_url = url, api_key = "pk_test", retry_attempts = 1 })
-    local ok, res, err = pcall(cc.request, cc, { operation = "get_lists", method = "GET", path = "/api/lists" })
+    local ok, res, err = pcall(cc.request, cc, { operation = "get_lists", method = "GET",
+                                                 path = "/api/lists" })
     cc:close()
     assert.is_true(ok, tostring(res))
     assert.is_nil(res)
@@ -128,7 +129,7 @@ describe("klaviyo.core with hostile answers", function()
     assert.matches("header", err.message)
   end)
 
-  it("gives the tracker's send path nil, err too for an oversized header (klaviyo.new, client:call)", function()
+  it("gives client:call nil, err too for an oversized header", function()
     local url = serve("HTTP/1.1 202 Accepted\r\nX-Big: " .. ("b"):rep(150 * 1024) .. "\r\n\r\n", 1)
     local k = assert(klaviyo.new { base_url = url, api_key = "pk_test", retry = { attempts = 1 } })
     local ok, res, err = pcall(k.call, k, "get_lists")
@@ -161,7 +162,8 @@ describe("klaviyo.core refuses what C would cut short or wrap around", function(
 
   it("refuses a NUL byte in path and query values, filters, list items and header parameters", function()
     refused("get_profile", { id = "01AB\0C" }, "get_profile: path parameter id holds a NUL byte")
-    refused("get_profiles", { ["page[cursor]"] = "abc\0def" }, "query parameter page%[cursor%] holds a NUL byte")
+    refused("get_profiles", { ["page[cursor]"] = "abc\0def" },
+      "query parameter page%[cursor%] holds a NUL byte")
     refused("get_profiles", { filter = 'equals(email,"a@example.com\0x")' },
       "query parameter filter holds a NUL byte")
     refused("get_profiles", { ["fields[profile]"] = { "email", "first\0name" } },
@@ -198,7 +200,8 @@ describe("klaviyo.core refuses what C would cut short or wrap around", function(
     raises({ method = "GET", path = "/api/lists\0/x" }, "request field path holds a NUL byte")
     raises({ method = "GET\0", path = "/api/lists" }, "request field method holds a NUL byte")
     raises({ method = "GET", url = emu.url .. "/api/lists\0" }, "request field url holds a NUL byte")
-    raises({ method = "GET", path = "/api/lists", query = { { "a\0b", "1" } } }, "query%[1%]%[1%] %(name%) holds a NUL")
+    raises({ method = "GET", path = "/api/lists", query = { { "a\0b", "1" } } },
+      "query%[1%]%[1%] %(name%) holds a NUL")
     raises({ operation = "get_profile", method = "GET", path = "/api/profiles/{id}",
              path_params = { "a\0" } },
       "get_profile: path parameter id holds a NUL byte")

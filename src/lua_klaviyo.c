@@ -13,9 +13,12 @@
  *     nil, {kind="encode", code="invalid_body", message="<path>: <what>"} and sends nothing.
  *     -> {status=, headers={lowercase=value}, body=, ratelimit={limit=,remaining=,reset=}|nil},
  *        nil, plain (true: sent once, nothing waited: c:info() has nothing to add)
- *      | nil, {kind="http"|"transport"|"refused", status=, code=, title=, detail=, pointer=,
- *              parameter=, retry_after=, operation=, request_id=, meta=, body=, message=,
- *              sent=, headers=}
+ *      | nil, {kind="http"|"transport"|"refused"|"out_of_memory", status=, code=, title=,
+ *              detail=, pointer=, parameter=, retry_after=, operation=, request_id=, meta=,
+ *              body=, message=, sent=, headers=}
+ *     Path and query values are strings or numbers: a number in a path must be an integer, in a
+ *     query any finite number; either within the 64-bit range when integral.  A string holding
+ *     a NUL byte is refused wherever it would reach C (C would cut it short there).
  *   c:prepare(req) -> prepared: req without body, path_params, query, headers, url or safe
  *   c:send(prepared, body, unique_ids, safe) -> as c:request (safe nil: by the method)
  *   c:build(req) -> {method=, url=, headers={{name, value}...}, body=} | nil, err
@@ -23,8 +26,8 @@
  *   c:set_access_token(tok) -> true | nil, err;   c:close() (also __gc; idempotent)
  *   core.encode(value [, opts]) -> json | nil, msg   (src/lua_json.c)
  *
- * Manners as in LuaSocket: misuse (wrong types, unknown fields) raises; runtime failures
- * return nil, err.  Written against the 5.2+ C API with a small shim for 5.1/LuaJIT.
+ * Manners as in LuaSocket: misuse (wrong types, unknown fields, NUL bytes, numbers out of
+ * range) raises; runtime failures (out of memory and hostile answers included) return nil, err.  Written against the 5.2+ C API with a small shim for 5.1/LuaJIT.
  */
 #include "klaviyo.h"
 #include "json_read.h"

@@ -112,14 +112,17 @@ ctest: $(CORE_TEST_BINS) $(BUILD)/examples/track
 FUZZ_SECONDS ?= 20
 FUZZ_TARGETS := fuzz_core fuzz_binding
 FUZZ_CFLAGS := -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-$(BUILD)/fuzz/fuzz_core: spec/c/fuzz_core.c $(SAN_SRCS) $(CORE_HDRS) mk/core.mk
+$(BUILD)/fuzz/fuzz_core: spec/c/fuzz_core.c $(SAN_SRCS) $(CORE_HDRS) mk/core.mk $(REDIS_GEN_H)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $(CURL_CFLAGS) -Isrc -I$(BUILD)/gen $< $(SAN_SRCS) -o $@ $(CURL_LIBS) $(HIREDIS_LIBS)
 
-$(BUILD)/fuzz/fuzz_binding: spec/c/fuzz_binding.c $(SAN_SRCS) $(LUA_SRCS) src/lua_spool.c $(CORE_HDRS) mk/core.mk
+# the whole binding, as core.so links it (lua_spool.c: the tracker's part, which it registers)
+FUZZ_LUA_SRCS = $(sort $(LUA_SRCS) src/lua_spool.c)
+$(BUILD)/fuzz/fuzz_binding: spec/c/fuzz_binding.c $(SAN_SRCS) $(FUZZ_LUA_SRCS) $(CORE_HDRS) mk/core.mk \
+                            $(REDIS_GEN_H)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) $(CURL_CFLAGS) $(lua_inc_lua5.4) -Isrc -I$(BUILD)/gen $< $(SAN_SRCS) $(LUA_SRCS) \
-	  src/lua_spool.c -o $@ $(CURL_LIBS) $(HIREDIS_LIBS) -llua5.4 -lm
+	clang $(FUZZ_CFLAGS) $(CURL_CFLAGS) $(lua_inc_lua5.4) -Isrc -I$(BUILD)/gen $< $(SAN_SRCS) $(FUZZ_LUA_SRCS) \
+	  -o $@ $(CURL_LIBS) $(HIREDIS_LIBS) -llua5.4 -lm
 
 fuzz-core fuzz-binding: fuzz-%: $(BUILD)/fuzz/fuzz_%
 	@mkdir -p $(BUILD)/fuzz/corpus-$*

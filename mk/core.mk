@@ -5,9 +5,10 @@
 #   make ctest       C tests (ASan/UBSan), other fragments' CTESTS, examples/track under
 #                    valgrind against the emulator, the binding's spec under valgrind (the
 #                    busted runs of `make test` run it on every TEST_LUAS already)
-#   make spec-core   spec/core/binding_spec.lua on $(TEST_LUAS)
+#   make spec-core   the binding's specs (BINDING_SPECS) on $(TEST_LUAS)
 #   make bench-call  bench/call (client:call vs a plain C libcurl loop)
-#   make fuzz-core   libFuzzer on answers, JSON, URLs, request pieces (FUZZ_SECONDS=60)
+#   make fuzz        every libFuzzer target for FUZZ_SECONDS (20) each; fuzz-core and
+#                    fuzz-binding run one
 CC        ?= cc
 CORE_CFLAGS := -std=c99 -Wall -Wextra -Werror -O2 -fPIC -g
 CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
@@ -71,20 +72,22 @@ $(BUILD)/ctest/%: spec/c/%.c $(SAN_SRCS) $(CORE_HDRS) $(wildcard spec/c/*.h) mk/
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_CFLAGS) $(CURL_CFLAGS) -Isrc -I$(BUILD)/gen -Ispec/c $< $(SAN_SRCS) -o $@ $(CURL_LIBS) $(HIREDIS_LIBS)
 
-# The binding's contract (spec/core/binding_spec.lua) against the emulator, on TEST_LUAS, and
-# once more on lua5.4 under valgrind (leaks or memory errors in src/lua_klaviyo.c fail it).
+# The binding's contract and its hostile cases (BINDING_SPECS) against the emulator, on
+# TEST_LUAS, and once more on lua5.4 under valgrind (leaks or memory errors in src/lua_klaviyo.c
+# fail it).
+BINDING_SPECS := spec/core/binding_spec.lua spec/core/hostile_binding_spec.lua
 CORE_VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
 spec-core: core
 	@fail=0; for l in $(TEST_LUAS); do echo "== binding_spec ($$l)"; \
 	  LUA_PATH='$(call lua_path)' LUA_CPATH='$(BUILD)/'"$$l"'/?.so;;' \
-	  $$l /usr/bin/busted --helper=spec/helpers/emulator.lua -o utfTerminal spec/core/binding_spec.lua || fail=1; done; \
+	  $$l /usr/bin/busted --helper=spec/helpers/emulator.lua -o utfTerminal $(BINDING_SPECS) || fail=1; done; \
 	exit $$fail
 
 spec-core-valgrind: core
 	@echo "== binding_spec (lua5.4, valgrind)"; out=$$(mktemp); \
 	LUA_PATH='$(call lua_path)' LUA_CPATH='$(call lua_cpath,lua5.4)' \
 	  $(CORE_VALGRIND) lua5.4 /usr/bin/busted --helper=spec/helpers/emulator.lua -o TAP \
-	  spec/core/binding_spec.lua >$$out 2>&1; rc=$$?; \
+	  $(BINDING_SPECS) >$$out 2>&1; rc=$$?; \
 	grep -E '^not ok|^==[0-9]+==' $$out; \
 	echo "binding-valgrind: $$(grep -cE '^ok [0-9]+' $$out) passed, $$(grep -cE '^not ok [0-9]+' $$out) failed"; \
 	rm -f $$out; exit $$rc
@@ -101,19 +104,40 @@ ctest: $(CORE_TEST_BINS) $(BUILD)/examples/track
 	$(MAKE) --no-print-directory spec-core-valgrind || fail=1; \
 	exit $$fail
 
-# libFuzzer over answers, JSON, URLs and request pieces (clang); FUZZ_SECONDS per run.
-FUZZ_SECONDS ?= 60
-$(BUILD)/fuzz/fuzz_core: spec/c/fuzz_core.c $(SAN_SRCS) $(CORE_HDRS) mk/core.mk
+# libFuzzer (clang): fuzz_core over answers, JSON, URLs and request pieces; fuzz_binding over
+# answers turned into Lua values by the binding (c:interpret) in a Lua 5.4 state.  `make fuzz`
+# runs every target for FUZZ_SECONDS each and prints "fuzz-<target>: 1 passed, 0 failed" (or
+# 0 passed, 1 failed with the finding's report) per target; the findings stay in
+# $(BUILD)/fuzz/<target>.log and crash-* files beside it.
+FUZZ_SECONDS ?= 20
+FUZZ_TARGETS := fuzz_core fuzz_binding
+FUZZ_CFLAGS := -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+$(BUILD)/fuzz/fuzz_core: spec/c/fuzz_core.c $(SAN_SRCS) $(CORE_HDRS) mk/core.mk $(REDIS_GEN_H)
 	@mkdir -p $(dir $@)
-	clang -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	  $(CURL_CFLAGS) -Isrc -I$(BUILD)/gen $< $(SAN_SRCS) -o $@ $(CURL_LIBS) $(HIREDIS_LIBS)
+	clang $(FUZZ_CFLAGS) $(CURL_CFLAGS) -Isrc -I$(BUILD)/gen $< $(SAN_SRCS) -o $@ $(CURL_LIBS) $(HIREDIS_LIBS)
 
-fuzz-core: $(BUILD)/fuzz/fuzz_core
-	@mkdir -p $(BUILD)/fuzz/corpus
-	$(BUILD)/fuzz/fuzz_core -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/fuzz/corpus
+# the whole binding, as core.so links it (lua_spool.c: the tracker's part, which it registers)
+FUZZ_LUA_SRCS = $(sort $(LUA_SRCS) src/lua_spool.c)
+$(BUILD)/fuzz/fuzz_binding: spec/c/fuzz_binding.c $(SAN_SRCS) $(FUZZ_LUA_SRCS) $(CORE_HDRS) mk/core.mk \
+                            $(REDIS_GEN_H)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $(CURL_CFLAGS) $(lua_inc_lua5.4) -Isrc -I$(BUILD)/gen $< $(SAN_SRCS) $(FUZZ_LUA_SRCS) \
+	  -o $@ $(CURL_LIBS) $(HIREDIS_LIBS) -llua5.4 -lm
+
+fuzz-core fuzz-binding: fuzz-%: $(BUILD)/fuzz/fuzz_%
+	@mkdir -p $(BUILD)/fuzz/corpus-$*
+	$(BUILD)/fuzz/fuzz_$* -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=20 \
+	  -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus-$*
+
+fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
+	@fail=0; for t in $(FUZZ_TARGETS); do n=$$(echo $$t | tr _ -); \
+	  if $(MAKE) --no-print-directory -s $$n >$(BUILD)/fuzz/$$t.log 2>&1; then echo "$$n: 1 passed, 0 failed"; \
+	  else fail=1; echo "$$n: 0 passed, 1 failed (FAIL: $(BUILD)/fuzz/$$t.log)"; \
+	    grep -E 'ERROR|SUMMARY|fuzz_binding:|Test unit written' $(BUILD)/fuzz/$$t.log | head -20; fi; done; \
+	exit $$fail
 
 # bench/call: client:call("create_event") requests/s next to a plain C libcurl loop.
 bench-call: core
 	bench/call
 
-.PHONY: build core ctest spec-core spec-core-valgrind bench-call fuzz-core
+.PHONY: build core ctest spec-core spec-core-valgrind bench-call fuzz fuzz-core fuzz-binding

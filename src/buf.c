@@ -40,6 +40,12 @@ void kl_buf_reset(kl_buf *b) {
     if (b->p) b->p[0] = '\0';
 }
 
+/* Gives the block back when it is over keep bytes (a large answer's, once it is used): a client
+ * would otherwise hold the largest answer it ever had until it is freed. */
+void kl_buf_trim(kl_buf *b, size_t keep) {
+    if (b->cap > keep) kl_buf_free(b);
+}
+
 void kl_buf_free(kl_buf *b) {
     free(b->p);
     b->p = NULL;

@@ -23,6 +23,8 @@ int kl_buf_add(kl_buf *b, const char *s, size_t n);
 int kl_buf_adds(kl_buf *b, const char *s);
 int kl_buf_addc(kl_buf *b, char ch);
 void kl_buf_reset(kl_buf *b);                            /* len = 0, keeps memory */
+void kl_buf_trim(kl_buf *b, size_t keep);                /* frees the block when cap > keep */
+#define KL_KEEP_BYTES (1024 * 1024) /* answer buffers kept between answers */
 void kl_buf_free(kl_buf *b);
 char *kl_strdup(const char *s);                          /* NULL on NULL or out of memory */
 char *kl_strndup(const char *s, size_t n);

@@ -250,6 +250,11 @@ typedef int (*kl_batch_get)(void *ud, size_t index, size_t slot, kl_request *req
 typedef void (*kl_batch_done)(void *ud, size_t index, size_t slot, kl_client *sc, int rc);
 int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch_done done, void *ud);
 
+/* Gives back the memory the last answer holds beyond 1 MB (a large body, its headers, the
+ * error's copy of the body): kl_last_response and kl_last_error then lose those parts.  For a
+ * binding that has copied what it needs; otherwise the next request gives it back. */
+void kl_shrink(kl_client *c);
+
 const kl_send_info *kl_last_info(const kl_client *c);
 const kl_response *kl_last_response(const kl_client *c);
 const kl_error *kl_last_error(const kl_client *c);

@@ -13,9 +13,12 @@
  *     nil, {kind="encode", code="invalid_body", message="<path>: <what>"} and sends nothing.
  *     -> {status=, headers={lowercase=value}, body=, ratelimit={limit=,remaining=,reset=}|nil},
  *        nil, plain (true: sent once, nothing waited: c:info() has nothing to add)
- *      | nil, {kind="http"|"transport"|"refused"|"throttled", status=, code=, title=, detail=, pointer=,
- *              parameter=, retry_after=, operation=, request_id=, meta=, body=, message=,
- *              sent=, headers=}
+ *      | nil, {kind="http"|"transport"|"refused"|"throttled"|"out_of_memory", status=, code=,
+ *              title=, detail=, pointer=, parameter=, retry_after=, operation=, request_id=,
+ *              meta=, body=, message=, sent=, headers=}
+ *     Path and query values are strings or numbers: a number in a path must be an integer, in a
+ *     query any finite number; either within the 64-bit range when integral.  A string holding
+ *     a NUL byte is refused wherever it would reach C (C would cut it short there).
  *   c:prepare(req) -> prepared: req without body, path_params, query, headers, url or safe
  *   c:send(prepared, body, unique_ids, safe) -> as c:request (safe nil: by the method)
  *   c:build(req) -> {method=, url=, headers={{name, value}...}, body=} | nil, err
@@ -24,8 +27,9 @@
  *   core.encode(value [, opts]) -> json | nil, msg   (src/lua_json.c)
  *   core.duration(seconds) -> seconds checked and capped at a day | nil (src/duration.h)
  *
- * Manners as in LuaSocket: misuse (wrong types, unknown fields) raises; runtime failures
- * return nil, err.  Written against the 5.2+ C API with a small shim for 5.1/LuaJIT.
+ * Manners as in LuaSocket: misuse (wrong types, unknown fields, NUL bytes, numbers out of
+ * range) raises; runtime failures (out of memory and hostile answers included) return nil,
+ * err.  Written against the 5.2+ C API with a small shim for 5.1/LuaJIT.
  */
 #include "duration.h"
 #include "klaviyo.h"
@@ -37,6 +41,7 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +105,56 @@ static int grow(lua_State *L, void **arr, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
+/* ---- strings and numbers that cross into C ------------------------------------------------ */
+
+/* Does the string at idx hold a NUL byte?  C reads a string up to its first NUL: whatever
+ * follows would be cut off without a word, so every string the core gets is checked here. */
+static int has_nul(lua_State *L, int idx) {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    return memchr(s, '\0', len) != NULL;
+}
+
+/* The string at idx for C; raises naming `what` ("option api_key") when it holds a NUL byte. */
+static const char *c_string(lua_State *L, int idx, const char *what) {
+    if (has_nul(L, idx)) luaL_error(L, "klaviyo.core: %s holds a NUL byte", what);
+    return lua_tostring(L, idx);
+}
+
+/* The number at idx as the text of a path or query value, in buf: an integer (any Lua integer;
+ * a float with an integral value in the 64-bit range) as its exact digits; another finite
+ * float, when `integral` is 0, as the shortest decimal that reads back to it ('.' whatever the
+ * locale).  1, or 0 with *why saying what is wrong with the number. */
+static int number_text(lua_State *L, int idx, int integral, char *buf, size_t size, const char **why) {
+    double d;
+    int prec;
+    char *c;
+#if LUA_VERSION_NUM >= 503
+    if (lua_isinteger(L, idx)) {
+        snprintf(buf, size, "%lld", (long long)lua_tointeger(L, idx));
+        return 1;
+    }
+#endif
+    d = (double)lua_tonumber(L, idx);
+    if (d != d || d - d != 0) { *why = "is NaN or infinite"; return 0; }
+    if (d == floor(d)) {
+        if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) {
+            *why = "is outside the 64-bit integer range";
+            return 0;
+        }
+        snprintf(buf, size, "%lld", (long long)d);
+        return 1;
+    }
+    if (integral) { *why = "must be an integer"; return 0; }
+    for (prec = 15; prec < 17; prec++) {
+        snprintf(buf, size, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d) break;
+    }
+    if (prec == 17) snprintf(buf, size, "%.17g", d);
+    if ((c = strchr(buf, ',')) != NULL) *c = '.';
+    return 1;
+}
+
 /* ---- error / result tables ------------------------------------------------------------------ */
 
 static void setstr(lua_State *L, const char *k, const char *v) {
@@ -109,10 +164,14 @@ static void setstr(lua_State *L, const char *k, const char *v) {
     }
 }
 
-/* JSON (meta of an error) -> Lua table; nulls become nil (absent) */
-static void push_json(lua_State *L, const kj_doc *d, int n) {
+/* JSON (meta of an error) -> Lua value; nulls become nil (absent).  Each level checks the
+ * depth and makes room on the Lua stack for what it pushes (a table, a key, a value): 0, or -1
+ * with nothing pushed when the value is nested deeper than KJ_MAX_DEPTH or the stack cannot
+ * grow. */
+static int push_json(lua_State *L, const kj_doc *d, int n, int depth) {
     const kj_node *k = &d->nodes[n];
     int ch, i;
+    if (depth > KJ_MAX_DEPTH || !lua_checkstack(L, 3)) return -1;
     switch (k->type) {
     case KJ_NULL: lua_pushnil(L); break;
     case KJ_TRUE: lua_pushboolean(L, 1); break;
@@ -129,20 +188,21 @@ static void push_json(lua_State *L, const kj_doc *d, int n) {
     case KJ_ARRAY:
         lua_newtable(L);
         for (ch = k->child, i = 1; ch >= 0; ch = d->nodes[ch].next, i++) {
-            push_json(L, d, ch);
+            if (push_json(L, d, ch, depth + 1) != 0) { lua_pop(L, 1); return -1; }
             lua_rawseti(L, -2, i);
         }
         break;
     case KJ_OBJECT:
         lua_newtable(L);
         for (ch = k->child; ch >= 0; ch = d->nodes[d->nodes[ch].next].next) {
-            push_json(L, d, ch);
+            if (push_json(L, d, ch, depth + 1) != 0) { lua_pop(L, 1); return -1; }
             if (lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
-            push_json(L, d, d->nodes[ch].next);
+            if (push_json(L, d, d->nodes[ch].next, depth + 1) != 0) { lua_pop(L, 2); return -1; }
             lua_rawset(L, -3);
         }
         break;
     }
+    return 0;
 }
 
 /* A response's headers become a Lua table only when res.headers is first read: most callers
@@ -298,9 +358,16 @@ static int sent_plainly(const kl_send_info *i) {
     return i->attempts == 1 && i->retries == 0 && i->throttled == 0 && i->waited == 0 && i->backoff == 0;
 }
 
-/* The error table of c's last failure (every kind; "usage" for a malformed request). */
-static void push_error_table(lua_State *L, kl_client *c) {
+/* Room on the Lua stack for the fixed part of a result or error table (the table, a header
+ * block being joined, a field): what turns an answer into Lua values asks for it first, as it
+ * may run deep inside a caller's stack (c:batch's callbacks). */
+#define RESULT_SLOTS 8
+
+/* The error table of c's last failure (every kind; "usage" for a malformed request): 0, or -1
+ * with nothing pushed when the Lua stack has no room for it. */
+static int push_error_table(lua_State *L, kl_client *c) {
     const kl_error *e = kl_last_error(c);
+    if (!lua_checkstack(L, RESULT_SLOTS)) return -1;
     lua_createtable(L, 0, 16);
     lua_pushstring(L, c->err == KL_ERR_USAGE ? "usage" : c->err == KL_ERR_OOM ? "out_of_memory" : kind_name(c->err));
     lua_setfield(L, -2, "kind");
@@ -339,27 +406,49 @@ static void push_error_table(lua_State *L, kl_client *c) {
     }
     if (e->meta_json) {
         kj_doc d = {0};
-        if (kj_parse(&d, e->meta_json, strlen(e->meta_json)) == 0) {
-            push_json(L, &d, 0);
+        int rc = kj_parse(&d, e->meta_json, strlen(e->meta_json));
+        if (rc == 0 && push_json(L, &d, 0, 0) == 0) {
             lua_setfield(L, -2, "meta");
+        } else if (rc != -1) { /* the meta is left out; the message says why */
+            lua_pushfstring(L, "%s (errors[0].meta left out: %s)", c->errstr,
+                            rc == -2 ? "out of memory" : "nested too deep for the Lua stack");
+            lua_setfield(L, -2, "message");
         }
         kj_free(&d);
     }
+    return 0;
 }
 
-/* nil, err for runtime failures; raises for misuse and out of memory */
-static int push_failure(lua_State *L, kl_client *c) {
-    if (c->err == KL_ERR_USAGE) return luaL_error(L, "klaviyo.core: %s", c->errstr);
-    if (c->err == KL_ERR_OOM) return luaL_error(L, "klaviyo.core: %s", c->errstr);
+/* nil, {kind = "out_of_memory", code = "lua_stack", message} in place of a result that the Lua
+ * stack has no room for; the stack is cut back to base first, which leaves the room a C
+ * function is given on entry. */
+static int push_no_room(lua_State *L, int base) {
+    lua_settop(L, base);
     lua_pushnil(L);
-    push_error_table(L, c);
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, "out_of_memory");
+    lua_setfield(L, -2, "kind");
+    lua_pushliteral(L, "lua_stack");
+    lua_setfield(L, -2, "code");
+    lua_pushliteral(L, "klaviyo.core: no room on the Lua stack for the answer");
+    lua_setfield(L, -2, "message");
+    return 2;
+}
+
+/* nil, err for every runtime failure (out of memory included); raises for misuse only */
+static int push_failure(lua_State *L, kl_client *c) {
+    int base = lua_gettop(L);
+    if (c->err == KL_ERR_USAGE) return luaL_error(L, "klaviyo.core: %s", c->errstr);
+    lua_pushnil(L);
+    if (push_error_table(L, c) != 0) return push_no_room(L, base);
     return 2;
 }
 
 /* {status, body [, ratelimit]} with .headers made on first use; needs the UV_* upvalues (only
- * the client's methods call it) */
+ * the client's methods call it).  0, or -1 with nothing pushed when the stack has no room. */
 static int push_response(lua_State *L, kl_client *c) {
     const kl_response *r = kl_last_response(c);
+    if (!lua_checkstack(L, RESULT_SLOTS)) return -1;
     lua_createtable(L, 0, 4);
     lua_pushvalue(L, UV(UV_K_STATUS));
     lua_pushinteger(L, (lua_Integer)r->status);
@@ -373,7 +462,7 @@ static int push_response(lua_State *L, kl_client *c) {
         lua_rawset(L, -3);
     }
     defer_headers(L, r);
-    return 1;
+    return 0;
 }
 
 /* ---- core.new ---------------------------------------------------------------------------- */
@@ -384,6 +473,7 @@ static const char *opt_string(lua_State *L, int t, const char *k) {
     if (lua_isnil(L, -1)) { lua_pop(L, 1); return NULL; }
     if (lua_type(L, -1) != LUA_TSTRING)
         luaL_error(L, "klaviyo.core.new: option %s must be a string, got %s", k, luaL_typename(L, -1));
+    if (has_nul(L, -1)) luaL_error(L, "klaviyo.core.new: option %s holds a NUL byte", k);
     s = lua_tostring(L, -1);
     lua_pop(L, 1); /* the options table keeps the string alive */
     return s;
@@ -472,7 +562,15 @@ static int l_new(lua_State *L) {
     luaL_getmetatable(L, MT);
     lua_setmetatable(L, -2);
     c = kl_new(&o);
-    if (!c) return luaL_error(L, "klaviyo.core.new: out of memory");
+    if (!c) {
+        lua_pushnil(L);
+        lua_createtable(L, 0, 2);
+        lua_pushliteral(L, "out_of_memory");
+        lua_setfield(L, -2, "kind");
+        lua_pushliteral(L, "klaviyo.core.new: out of memory");
+        lua_setfield(L, -2, "message");
+        return 2;
+    }
     if (c->err) {
         int n = push_failure(L, c);
         kl_free(c);
@@ -484,18 +582,23 @@ static int l_new(lua_State *L) {
 
 /* ---- request description ------------------------------------------------------------- */
 
-/* A string or number at the top of the stack, as a string that stays alive: numbers are
- * converted into the anchor table at stack slot `anchor`. */
-static const char *keep_string(lua_State *L, int anchor, int *nanch, const char *what) {
+/* The string or number at the top of the stack as text for C that stays alive (a number's text
+ * goes into the anchor table at stack slot `anchor`), or NULL with *why set: a string holding
+ * a NUL byte, a number number_text refuses (integral: a path value), another type. */
+static const char *value_text(lua_State *L, int anchor, int *nanch, int integral, const char **why) {
+    char buf[48];
     int t = lua_type(L, -1);
-    if (t == LUA_TSTRING) return lua_tostring(L, -1); /* alive: referenced by the request table */
-    if (t != LUA_TNUMBER) luaL_error(L, "klaviyo.core: %s must be a string or number, got %s", what, luaL_typename(L, -1));
+    if (t == LUA_TSTRING) { /* alive: referenced by the request table */
+        if (has_nul(L, -1)) { *why = "holds a NUL byte"; return NULL; }
+        return lua_tostring(L, -1);
+    }
+    if (t != LUA_TNUMBER) { *why = "must be a string or number"; return NULL; }
+    if (!number_text(L, -1, integral, buf, sizeof buf, why)) return NULL;
     if (lua_isnil(L, anchor)) {
         lua_newtable(L);
         lua_replace(L, anchor);
     }
-    lua_pushvalue(L, -1);
-    lua_tostring(L, -1); /* converts the copy in place */
+    lua_pushstring(L, buf);
     lua_rawseti(L, anchor, ++*nanch);
     lua_rawgeti(L, anchor, *nanch);
     {
@@ -514,6 +617,11 @@ typedef struct parsed {
     kl_request r;
     size_t npool;
     size_t pp_off;
+    /* the first value refused while the table is read, raised once the operation and the path
+     * are known (fields come in any order): a path parameter by its position, or a query or
+     * header parameter by name (and list item) */
+    int bad_pp, bad_item;
+    const char *bad_what, *bad_name, *bad_why;
 } parsed;
 
 static void field_type(lua_State *L, const char *k, int want) {
@@ -521,12 +629,48 @@ static void field_type(lua_State *L, const char *k, int want) {
         luaL_error(L, "klaviyo.core: request field %s must be a %s, got %s", k, lua_typename(L, want), luaL_typename(L, -1));
 }
 
+/* A string field of the request (operation, method, path, url, revision, auth), for C. */
+static const char *field_string(lua_State *L, const char *k) {
+    field_type(L, k, LUA_TSTRING);
+    if (has_nul(L, -1)) luaL_error(L, "klaviyo.core: request field %s holds a NUL byte", k);
+    return lua_tostring(L, -1);
+}
+
+/* Keeps the first value value_text refused (why) for bad_value to raise. */
+static void refused(parsed *p, const char *what, const char *name, int pp, int item, const char *why) {
+    if (p->bad_why) return;
+    p->bad_what = what;
+    p->bad_name = name;
+    p->bad_pp = pp;
+    p->bad_item = item;
+    p->bad_why = why;
+}
+
+/* Raises the refusal kept by `refused`, naming the operation and the parameter: a path
+ * parameter by its placeholder in the path. */
+static void bad_value(lua_State *L, const parsed *p) {
+    const char *op = p->r.operation ? p->r.operation : "request", *s = p->r.path, *e = NULL;
+    int i = 0;
+    if (p->bad_pp) {
+        while (s && (s = strchr(s, '{')) != NULL && (e = strchr(s, '}')) != NULL && ++i < p->bad_pp) s = e;
+        if (s && e && i == p->bad_pp) lua_pushlstring(L, s + 1, (size_t)(e - s - 1));
+        else lua_pushfstring(L, "%d", p->bad_pp);
+        luaL_error(L, "klaviyo.core: %s: path parameter %s %s", op, lua_tostring(L, -1), p->bad_why);
+    }
+    if (p->bad_item)
+        luaL_error(L, "klaviyo.core: %s: %s %s: item %d %s", op, p->bad_what, p->bad_name, p->bad_item, p->bad_why);
+    luaL_error(L, "klaviyo.core: %s: %s %s %s", op, p->bad_what, p->bad_name, p->bad_why);
+}
+
 static void read_path_params(lua_State *L, lk_scratch *u, parsed *p, int *nanch) {
     int t = lua_gettop(L), i, n = (int)kl_rawlen(L, t);
     grow(L, (void **)&u->pool, &u->pcap, p->npool + (size_t)n, sizeof *u->pool);
     for (i = 1; i <= n; i++) {
+        const char *why = NULL, *v;
         lua_rawgeti(L, t, i);
-        u->pool[p->npool + (size_t)(i - 1)] = keep_string(L, ANCHOR, nanch, "a path parameter");
+        v = value_text(L, ANCHOR, nanch, 1, &why);
+        if (!v) refused(p, "path parameter", NULL, i, 0, why);
+        u->pool[p->npool + (size_t)(i - 1)] = v;
         lua_pop(L, 1);
     }
     p->pp_off = p->npool;
@@ -548,6 +692,7 @@ static void read_pairs(lua_State *L, lk_scratch *u, parsed *p, int *nanch, int i
         if (!lua_istable(L, -1)) luaL_error(L, "klaviyo.core: %s[%d] must be a {name, value} pair", what, i);
         lua_rawgeti(L, -1, 1);
         if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "klaviyo.core: %s[%d][1] (name) must be a string", what, i);
+        if (has_nul(L, -1)) luaL_error(L, "klaviyo.core: %s[%d][1] (name) holds a NUL byte", what, i);
         pa->name = lua_tostring(L, -1);
         lua_pop(L, 1);
         lua_rawgeti(L, -1, 2);
@@ -555,8 +700,10 @@ static void read_pairs(lua_State *L, lk_scratch *u, parsed *p, int *nanch, int i
             int k, m = (int)kl_rawlen(L, -1), lt = lua_gettop(L);
             grow(L, (void **)&u->pool, &u->pcap, p->npool + (size_t)m + 1, sizeof *u->pool);
             for (k = 1; k <= m; k++) {
+                const char *why = NULL;
                 lua_rawgeti(L, lt, k);
-                u->pool[p->npool + (size_t)(k - 1)] = keep_string(L, ANCHOR, nanch, "a query list item");
+                if (!(u->pool[p->npool + (size_t)(k - 1)] = value_text(L, ANCHOR, nanch, 0, &why)))
+                    refused(p, "query parameter", pa->name, 0, k, why);
                 lua_pop(L, 1);
             }
             u->qoff[i - 1] = p->npool;
@@ -567,7 +714,9 @@ static void read_pairs(lua_State *L, lk_scratch *u, parsed *p, int *nanch, int i
             if (is_query && lua_type(L, -1) == LUA_TBOOLEAN) {
                 pa->value = lua_toboolean(L, -1) ? "true" : "false";
             } else {
-                pa->value = keep_string(L, ANCHOR, nanch, is_query ? "a query value" : "a header value");
+                const char *why = NULL;
+                if (!(pa->value = value_text(L, ANCHOR, nanch, 0, &why)))
+                    refused(p, is_query ? "query parameter" : "header", pa->name, 0, 0, why);
             }
         }
         lua_pop(L, 2);
@@ -633,18 +782,15 @@ static int read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *id
         switch (k[0]) {
         case 'o':
             if (strcmp(k, "operation") != 0) goto unknown;
-            field_type(L, k, LUA_TSTRING);
-            p->r.operation = lua_tostring(L, -1);
+            p->r.operation = field_string(L, k);
             break;
         case 'm':
             if (strcmp(k, "method") != 0) goto unknown;
-            field_type(L, k, LUA_TSTRING);
-            p->r.method = lua_tostring(L, -1);
+            p->r.method = field_string(L, k);
             break;
         case 'p':
             if (strcmp(k, "path") == 0) {
-                field_type(L, k, LUA_TSTRING);
-                p->r.path = lua_tostring(L, -1);
+                p->r.path = field_string(L, k);
             } else if (strcmp(k, "path_params") == 0) {
                 field_type(L, k, LUA_TTABLE);
                 read_path_params(L, u, p, &nanch);
@@ -652,8 +798,7 @@ static int read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *id
             break;
         case 'u':
             if (strcmp(k, "url") == 0) {
-                field_type(L, k, LUA_TSTRING);
-                p->r.url = lua_tostring(L, -1);
+                p->r.url = field_string(L, k);
             } else if (strcmp(k, "unique_ids") == 0) {
                 field_type(L, k, LUA_TBOOLEAN);
                 unique_ids = lua_toboolean(L, -1);
@@ -686,8 +831,7 @@ static int read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *id
         case 'a': {
             const char *a;
             if (strcmp(k, "auth") != 0) goto unknown;
-            field_type(L, k, LUA_TSTRING);
-            a = lua_tostring(L, -1);
+            a = field_string(L, k);
             if (strcmp(a, "private") == 0) p->r.auth = KL_AUTH_PRIVATE;
             else if (strcmp(a, "public") == 0) p->r.auth = KL_AUTH_PUBLIC;
             else luaL_error(L, "klaviyo.core: request field auth must be \"private\" or \"public\"");
@@ -695,8 +839,7 @@ static int read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *id
         }
         case 'r':
             if (strcmp(k, "revision") == 0) {
-                field_type(L, k, LUA_TSTRING);
-                p->r.revision = lua_tostring(L, -1);
+                p->r.revision = field_string(L, k);
             } else if (strcmp(k, "retry_attempts") == 0) {
                 field_type(L, k, LUA_TNUMBER);
                 if (!(lua_tonumber(L, -1) >= 1 && lua_tonumber(L, -1) <= 100))
@@ -749,6 +892,7 @@ static int read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *id
         kl_param *q = &u->q[i];
         if (q->values) q->values = u->pool + u->qoff[i];
     }
+    if (p->bad_why) bad_value(L, p);
     if (!p->r.method) luaL_error(L, "klaviyo.core: request field method is required");
     if (!p->r.path && !p->r.url) luaL_error(L, "klaviyo.core: request needs path or url");
     if (p->r.path && p->r.url) luaL_error(L, "klaviyo.core: request takes path or url, not both");
@@ -783,9 +927,19 @@ static int push_encode_failure(lua_State *L, const kl_json_out *out, lua_Integer
 }
 
 /* res, nil, plain after a send that got an answer; the failure otherwise */
+/* res, or nil, err, from c's last answer; then the client gives back what a large answer holds
+ * (Lua has its own copies). */
+static int push_answer(lua_State *L, kl_client *c, int rc) {
+    int n;
+    if (rc != KL_OK) n = push_failure(L, c);
+    else n = push_response(L, c) != 0 ? push_no_room(L, lua_gettop(L)) : 1;
+    kl_shrink(c);
+    return n;
+}
+
 static int push_sent(lua_State *L, kl_client *c, int rc) {
-    if (rc != KL_OK) return push_failure(L, c);
-    push_response(L, c);
+    int n = push_answer(L, c, rc);
+    if (rc != KL_OK || n != 1) return n;
     lua_pushnil(L);
     lua_pushboolean(L, sent_plainly(kl_last_info(c))); /* true: the caller may skip c:info() */
     return 3;
@@ -913,6 +1067,7 @@ static int l_interpret(lua_State *L) {
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
     body = luaL_optlstring(L, 4, "", &blen);
     op = luaL_optstring(L, 5, NULL);
+    if (op) op = c_string(L, 5, "operation");
     if (status < 100 || status > 999) return luaL_argerror(L, 2, "HTTP status out of range");
     ht = 3;
     if (!lua_isnoneornil(L, ht)) {
@@ -925,6 +1080,7 @@ static int l_interpret(lua_State *L) {
                     if (!nn) { free(hs); return luaL_error(L, "klaviyo.core: out of memory"); }
                     hs = nn;
                 }
+                if (has_nul(L, -2) || has_nul(L, -1)) { free(hs); return luaL_argerror(L, 3, "a header holds a NUL byte"); }
                 hs[n].name = (char *)lua_tostring(L, -2);
                 hs[n].value = (char *)lua_tostring(L, -1);
                 n++;
@@ -940,6 +1096,7 @@ static int l_interpret(lua_State *L) {
                         hs = nn;
                     }
                     lua_rawgeti(L, -1, k);
+                    if (has_nul(L, -3) || has_nul(L, -1)) { free(hs); return luaL_argerror(L, 3, "a header holds a NUL byte"); }
                     hs[n].name = (char *)lua_tostring(L, -3);
                     hs[n].value = (char *)lua_tostring(L, -1);
                     lua_pop(L, 1);
@@ -954,8 +1111,7 @@ static int l_interpret(lua_State *L) {
     }
     rc = kl_interpret(u->c, (long)status, hs, n, body, blen, op);
     free(hs);
-    if (rc != KL_OK) return push_failure(L, u->c);
-    return push_response(L, u->c);
+    return push_answer(L, u->c, rc);
 }
 
 /* c:info([t]) -> what the last c:request did: {attempts, retries, throttled, waited, backoff,
@@ -1031,6 +1187,7 @@ typedef struct batch_ctx {
     kl_uuid_pool *ids;
     int reqs, results, anchors, reader; /* stack slots (reader: p_read with the UV_* upvalues) */
     char msg[300];              /* why the last request could not be described */
+    int no_room;                /* a result found no room on the Lua stack */
 } batch_ctx;
 
 static int batch_get(void *ud, size_t index, size_t slot, kl_request *req) {
@@ -1066,14 +1223,15 @@ static void batch_done(void *ud, size_t index, size_t slot, kl_client *sc, int r
     batch_ctx *b = ud;
     lua_State *L = b->L;
     (void)slot;
+    if (!lua_checkstack(L, 2)) { b->no_room = 1; return; }
     lua_createtable(L, 2, 1);
     if (rc == KL_OK) {
-        push_response(L, sc);
+        if (push_response(L, sc) != 0) { lua_pop(L, 1); b->no_room = 1; return; }
         lua_rawseti(L, -2, 1);
     } else {
         lua_pushboolean(L, 0);
         lua_rawseti(L, -2, 1);
-        push_error_table(L, sc);
+        if (push_error_table(L, sc) != 0) { lua_pop(L, 1); b->no_room = 1; return; }
         if (b->msg[0] && rc == KL_ERR_USAGE) {
             lua_pushstring(L, b->msg);
             lua_setfield(L, -2, "detail");
@@ -1088,6 +1246,7 @@ static void batch_done(void *ud, size_t index, size_t slot, kl_client *sc, int r
         lua_setfield(L, -2, "info");
     }
     lua_rawseti(L, b->results, (int)index + 1);
+    kl_shrink(sc);
 }
 
 /* c:batch(requests, concurrency) -> list (in order) of {res} | {false, err}, each with .info
@@ -1148,12 +1307,14 @@ static int l_batch(lua_State *L) {
     b.anchors = 5;
     b.reader = 8;
     b.msg[0] = '\0';
+    b.no_room = 0;
     rc = kl_batch(u->c, n, (int)nslots, batch_get, batch_done, &b);
     for (i = 0; i < b.ss->n; i++) scratch_free(&b.ss->s[i]); /* now rather than at the next GC */
     b.ss->n = 0;
     free(b.bodies->all.p);
     memset(&b.bodies->all, 0, sizeof b.bodies->all);
     if (rc != KL_OK) return push_failure(L, u->c);
+    if (b.no_room) return push_no_room(L, 3);
     lua_settop(L, 4);
     return 1;
 }
@@ -1183,7 +1344,8 @@ static int l_duration(lua_State *L) {
 /* core.account_key(credential) -> the default account part of limiter keys (never the secret) */
 static int l_account_key(lua_State *L) {
     char out[18];
-    kl_account_key(luaL_checkstring(L, 1), out);
+    luaL_checkstring(L, 1);
+    kl_account_key(c_string(L, 1, "credential"), out);
     lua_pushstring(L, out);
     return 1;
 }
@@ -1241,6 +1403,7 @@ static int l_retry_decide(lua_State *L) {
 static int l_set_access_token(lua_State *L) {
     lk_client *u = check_client(L);
     const char *t = luaL_optstring(L, 2, NULL);
+    if (t) t = c_string(L, 2, "access token");
     if (kl_set_access_token(u->c, t) != KL_OK) return push_failure(L, u->c);
     lua_pushboolean(L, 1);
     return 1;

@@ -22,6 +22,8 @@ static char empty[1];
 
 void kl_resp_reset(kl_client *c) {
     kl_client_priv *p = c->priv;
+    kl_buf_trim(&p->body, KL_KEEP_BYTES);
+    kl_buf_trim(&p->rhstore, KL_KEEP_BYTES);
     kl_buf_reset(&p->body);
     kl_buf_reset(&p->rhstore);
     p->n_rh = 0;
@@ -79,6 +81,26 @@ int kl_resp_finish_headers(kl_client *c) {
     p->res.headers = p->rh;
     p->res.n_headers = p->n_rh;
     return 0;
+}
+
+void kl_shrink(kl_client *c) {
+    kl_client_priv *p = c->priv;
+    if (p->body.cap > KL_KEEP_BYTES) {
+        kl_buf_free(&p->body);
+        p->res.body = empty;
+        p->res.body_len = 0;
+    }
+    if (p->rhstore.cap > KL_KEEP_BYTES) {
+        kl_buf_free(&p->rhstore);
+        p->n_rh = 0;
+        p->res.n_headers = 0;
+    }
+    if (p->e_body && p->error.body_len > KL_KEEP_BYTES) {
+        free(p->e_body);
+        p->e_body = NULL;
+        p->error.body = NULL;
+        p->error.body_len = 0;
+    }
 }
 
 const char *kl_resp_header(const kl_client *c, const char *lname) {

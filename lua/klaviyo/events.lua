@@ -78,6 +78,11 @@ local function check(ev, fname, at, now, level)
   if type(metric) ~= "string" or metric == "" then
     return nil, "the metric name is required (metric = \"Placed Order\")", at .. "/metric"
   end
+  if not V.utf8(metric) then return nil, "the metric name is not valid UTF-8", at .. "/metric" end
+  local service = ev.service
+  if type(service) == "string" and not V.utf8(service) then
+    return nil, "service is not valid UTF-8", at .. "/service"
+  end
   -- the profile's identity first, then the properties, then the profile's attributes: the
   -- order the checks report in (event_profile says what is wrong with either part)
   local pattrs, psize, pptr = V.event_profile(ev.profile, at)

@@ -12,6 +12,7 @@
 -- outside the spec's bounds) raises an error naming the operation and the parameter.
 local type, pairs, ipairs, next, tostring = type, pairs, ipairs, next, tostring
 local format, concat, floor, huge = string.format, table.concat, math.floor, math.huge
+local math_type = math.type   -- nil before Lua 5.3
 
 local operations = require "klaviyo.operations"
 local filter = require "klaviyo.filter"
@@ -64,6 +65,19 @@ local function fail(op_id, name, msg, ...)
   return format("klaviyo: %s: " .. msg, op_id, ...)
 end
 
+-- The digits of a number used as a path or query value: any Lua integer, or a float with an
+-- integral value in the 64-bit range (what "%d" writes exactly on every interpreter); else nil
+-- and why (want: what the parameter takes). The operation table has no number-typed parameter,
+-- so a fraction is refused too.
+local function integer_text(v, want)
+  if v ~= v or v == huge or v == -huge then return nil, "is NaN or infinite" end
+  if v ~= floor(v) then return nil, format("expected %s, got %s", want, tostring(v)) end
+  if not (math_type and math_type(v) == "integer") and not (v >= -2 ^ 63 and v < 2 ^ 63) then
+    return nil, "is outside the 64-bit integer range"
+  end
+  return format("%d", v)
+end
+
 -- A path parameter: a non-empty string or an integer number.
 local function path_value(op_id, name, v)
   local tv = type(v)
@@ -71,7 +85,11 @@ local function path_value(op_id, name, v)
     if v == "" then return nil, fail(op_id, name, "must not be empty") end
     return v
   end
-  if tv == "number" and v == floor(v) and v > -huge and v < huge then return format("%d", v) end
+  if tv == "number" then
+    local text, why = integer_text(v, "a string or an integer")
+    if text == nil then return nil, fail(op_id, name, "%s", why) end
+    return text
+  end
   if v == nil then return nil, fail(op_id, name, "is required (path parameter)") end
   return nil, fail(op_id, name, "expected a string, got %s", tv)
 end
@@ -80,16 +98,15 @@ local function integer_value(op_id, q, v)
   if type(v) ~= "number" then
     return nil, fail(op_id, q.name, "expected an integer, got %s", type(v))
   end
-  if v ~= floor(v) or v ~= v or v == huge or v == -huge then
-    return nil, fail(op_id, q.name, "expected an integer, got %s", tostring(v))
-  end
+  local text, why = integer_text(v, "an integer")
+  if text == nil then return nil, fail(op_id, q.name, "%s", why) end
   if q.min and v < q.min then
-    return nil, fail(op_id, q.name, "%d is below the minimum %d", v, q.min)
+    return nil, fail(op_id, q.name, "%s is below the minimum %d", text, q.min)
   end
   if q.max and v > q.max then
-    return nil, fail(op_id, q.name, "%d is above the maximum %d", v, q.max)
+    return nil, fail(op_id, q.name, "%s is above the maximum %d", text, q.max)
   end
-  return format("%d", v)
+  return text
 end
 
 -- An array parameter: a list of strings (numbers are written as integers) or one string the
@@ -110,12 +127,11 @@ local function array_value(op_id, q, v)
     local e = v[i]
     local te = type(e)
     if te ~= "string" then
-      if te == "number" and e == floor(e) then
-        if out == v then out = {} for j = 1, i - 1 do out[j] = v[j] end end
-        e = format("%d", e)
-      else
-        return nil, fail(op_id, q.name, "item %d: expected a string, got %s", i, te)
-      end
+      if te ~= "number" then return nil, fail(op_id, q.name, "item %d: expected a string, got %s", i, te) end
+      local text, why = integer_text(e, "a string or an integer")
+      if text == nil then return nil, fail(op_id, q.name, "item %d: %s", i, why) end
+      if out == v then out = {} for j = 1, i - 1 do out[j] = v[j] end end
+      e = text
     elseif e == "" then
       return nil, fail(op_id, q.name, "item %d is empty", i)
     end
@@ -135,7 +151,11 @@ local function string_value(op_id, q, v)
     return nil, fail(op_id, q.name, "expected a string or a klaviyo.filter expression, got %s", tv)
   end
   if tv == "string" then return v end
-  if tv == "number" and v == floor(v) then return format("%d", v) end
+  if tv == "number" then
+    local text, why = integer_text(v, "a string or an integer")
+    if text == nil then return nil, fail(op_id, q.name, "%s", why) end
+    return text
+  end
   return nil, fail(op_id, q.name, "expected a string, got %s", tv)
 end
 

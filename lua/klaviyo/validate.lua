@@ -292,9 +292,45 @@ ESC[34], ESC[92], ESC[47], ESC[127] = 1, 1, 1, 5
 -- Sizes of short strings are remembered (keys and values repeat event after event, and the
 -- pattern search is not compiled by LuaJIT); the memo is bounded.
 local size_memo, size_memo_n = {}, 0
+
+--- Is s well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above
+-- U+10FFFF), as the JSON encoder requires? Runs of ASCII are skipped with one search each.
+-- @tparam string s
+-- @treturn boolean
+function _M.utf8(s)
+  local i, n = find(s, "[\128-\255]"), #s
+  while i do
+    local c, lo, hi = byte(s, i), 0x80, 0xBF
+    local len
+    if c >= 0xC2 and c <= 0xDF then len = 2
+    elseif c >= 0xE0 and c <= 0xEF then
+      len = 3
+      if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F end
+    elseif c >= 0xF0 and c <= 0xF4 then
+      len = 4
+      if c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
+    else
+      return false
+    end
+    if i + len - 1 > n then return false end
+    local c2 = byte(s, i + 1)
+    if c2 < lo or c2 > hi then return false end
+    for j = i + 2, i + len - 1 do
+      local cj = byte(s, j)
+      if cj < 0x80 or cj > 0xBF then return false end
+    end
+    i = find(s, "[\128-\255]", i + len)
+  end
+  return true
+end
+local utf8_ok = _M.utf8
+
+-- The encoded size of string s, or nil when s is not valid UTF-8 (the encoder refuses it):
+-- every string the checks below measure, keys and values, passes here.
 local function string_size(s)
   local n = size_memo[s]
   if n then return n end
+  if not utf8_ok(s) then return nil end
   n = #s + 2
   if find(s, '[%c"\\/]') then
     for i = 1, #s do
@@ -375,7 +411,9 @@ local function walk(x, depth, seen, max_str, max_items, max_depth)
     if max_str and #x > max_str then
       return nil, format("string of %d bytes is over the %d-byte limit", #x, max_str), ""
     end
-    return string_size(x)
+    local n = string_size(x)
+    if not n then return nil, "string is not valid UTF-8", "" end
+    return n
   elseif tx == "number" then
     if x ~= x then return nil, "NaN cannot be sent as JSON", "" end
     if x == huge or x == -huge then return nil, "infinity cannot be sent as JSON", "" end
@@ -416,7 +454,12 @@ walk_table = function(x, kind, n, depth, seen, max_str, max_items, max_depth)
     for k, val in pairs(x) do
       local s, msg, p = walk(val, depth + 1, seen, max_str, max_items, max_depth)
       if not s then return nil, msg, "/" .. ptok(k) .. p end
-      size = size + string_size(k) + 1 + s + 1
+      local ks = string_size(k)
+      if not ks then
+        seen[x] = nil
+        return nil, "key is not valid UTF-8", "/" .. ptok(k)
+      end
+      size = size + ks + 1 + s + 1
     end
   end
   seen[x] = nil -- a table reached twice without a cycle (a DAG) is fine
@@ -460,6 +503,7 @@ local function member_size(k, v)
   if tv == "string" then
     if #v > STRING_BYTES then return nil end
     s = string_size(v)
+    if not s then return nil end
   elseif tv == "number" then
     if v ~= v or v == huge or v == -huge then return nil end
     s = number_size(v)
@@ -469,7 +513,8 @@ local function member_size(k, v)
     s = walk(v, 2, seen_set, STRING_BYTES, ARRAY_ITEMS, DEPTH)
     if not s then return nil end
   end
-  return string_size(k) + s + 2
+  local ks = string_size(k)
+  return ks and ks + s + 2
 end
 
 -- The full checks of `properties`, which say what is wrong (and measure what they accept).

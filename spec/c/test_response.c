@@ -216,6 +216,47 @@ static void test_many_headers(void) {
     }
 }
 
+/* A large answer's buffers are given back: by kl_shrink once the caller has what it needs, or
+ * by the next request; small ones are kept for reuse. */
+static void test_large_answer_shrinks(void) {
+    enum { BIG = 3 * 1024 * 1024 };
+    char *big = malloc(BIG + 1), *bigh = malloc(BIG / 2 + 1);
+    kl_header h[1];
+    if (!big || !bigh) { CHECK(0); free(big); free(bigh); return; }
+    memset(big, 'x', BIG);
+    big[BIG] = '\0';
+    memset(bigh, 'h', BIG / 2);
+    bigh[BIG / 2] = '\0';
+    h[0].name = "X-Big";
+    h[0].value = bigh;
+    CHECK_INT(kl_interpret(c, 200, h, 1, big, BIG, "op_x"), KL_OK);
+    CHECK(c->priv->body.cap > BIG);
+    CHECK(c->priv->rhstore.cap > BIG / 2);
+    kl_shrink(c);
+    CHECK_INT(c->priv->body.cap, 0);
+    CHECK_INT(c->priv->rhstore.cap, 0);
+    CHECK_INT(kl_last_response(c)->body_len, 0);
+    CHECK_STR(kl_last_response(c)->body, "");
+    CHECK_INT(kl_last_response(c)->n_headers, 0);
+    /* an error keeps a copy of its body: given back too */
+    CHECK_INT(kl_interpret(c, 500, NULL, 0, big, BIG, "op_x"), KL_ERR_HTTP);
+    CHECK(kl_last_error(c)->body_len == BIG);
+    kl_shrink(c);
+    CHECK(kl_last_error(c)->body == NULL);
+    CHECK_INT(c->priv->body.cap, 0);
+    CHECK_STR(kl_last_error(c)->code, "server_error");
+    /* without kl_shrink, the next answer gives it back */
+    CHECK_INT(kl_interpret(c, 200, NULL, 0, big, BIG, "op_x"), KL_OK);
+    CHECK_INT(interp(200, NULL, 0, "{}"), KL_OK);
+    CHECK(c->priv->body.cap > 0 && c->priv->body.cap <= KL_KEEP_BYTES);
+    /* a small answer's buffer stays for the next one */
+    kl_shrink(c);
+    CHECK(c->priv->body.cap > 0);
+    CHECK_STR(kl_last_response(c)->body, "{}");
+    free(big);
+    free(bigh);
+}
+
 int main(void) {
     kl_options o;
     memset(&o, 0, sizeof o);
@@ -227,6 +268,7 @@ int main(void) {
     test_non_json();
     test_json_reader();
     test_many_headers();
+    test_large_answer_shrinks();
     kl_free(c);
     CTEST_END();
 }

@@ -22,6 +22,24 @@ local catalogue = require "hostile.catalogue"
 local by_name = {}
 for _, c in ipairs(catalogue.cases) do by_name[c.name] = c end
 
+local gzip_cache = {}
+
+local function gzip_zeros(n)
+  if not gzip_cache[n] then
+    local p = assert(io.popen("head -c " .. n .. " /dev/zero | gzip -c -1"))
+    gzip_cache[n] = p:read("*a")
+    p:close()
+  end
+  return gzip_cache[n]
+end
+
+-- gzip bombs are made before the port is published: a case must not wait for them
+for _, c in ipairs(catalogue.cases) do
+  for _, step in ipairs(c.server or {}) do
+    if step.gzip then gzip_zeros(step.gzip) end
+  end
+end
+
 local server = assert(socket.bind("127.0.0.1", 0))
 local _, port = server:getsockname()
 do
@@ -32,16 +50,6 @@ do
 end
 
 local current, count, first = nil, 0, ""
-local gzip_cache = {}
-
-local function gzip_zeros(n)
-  if not gzip_cache[n] then
-    local p = assert(io.popen("head -c " .. n .. " /dev/zero | gzip -c -9"))
-    gzip_cache[n] = p:read("*a")
-    p:close()
-  end
-  return gzip_cache[n]
-end
 
 local function alive()
   if not watch then return true end

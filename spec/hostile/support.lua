@@ -42,7 +42,7 @@ function M.start()
   M.portfile = portfile
   assert(os.execute(string.format("%s %s/spec/hostile/server.lua %s %s %s >%s.log 2>&1 &",
     M.interpreter(), M.root, portfile, my_pid(), M.root, portfile)))
-  for _ = 1, 500 do
+  for _ = 1, 3000 do   -- up to 30 s: the server makes its gzip bombs first
     local f = io.open(portfile)
     if f then
       M.port = tonumber(f:read("*l"))

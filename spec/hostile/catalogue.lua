@@ -90,6 +90,8 @@ M.cases = {
     expect = tr "bad_reply", curl = NOT_HTTP_CURL },
   { name = "status code of two digits", server = raw("HTTP/1.1 99 Odd" .. CRLF .. CRLF),
     expect = tr "bad_reply", curl = NOT_HTTP_CURL },
+  { name = "status code of four digits", server = answer("HTTP/1.1 2000 OK"), expect = tr "bad_reply",
+    curl = NOT_HTTP_CURL },
   { name = "status 600", server = answer("HTTP/1.1 600 Beyond"), expect = http(600) },
   { name = "status 999 with HTML", server = answer("HTTP/1.1 999 X", { "Content-Type: text/html" },
     "<html>no</html>"), expect = http(999) },

@@ -60,7 +60,7 @@ end
 -- Reads one request: request line, headers, and a Content-Length body. nil when the
 -- client closed first.
 local function read_request(sock)
-  sock:settimeout(10)
+  sock:settimeout(3)
   local line = sock:receive("*l")
   if not line then return nil end
   local len = 0

@@ -25,7 +25,7 @@ end
 -- One HTTP/1.0 request to the server's admin paths: status, body.
 local function admin(method, path, body)
   local sock = socket.tcp()
-  sock:settimeout(10)
+  sock:settimeout(30)
   assert(sock:connect("127.0.0.1", M.port))
   body = body or ""
   sock:send(method .. " " .. path .. " HTTP/1.0\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body)

@@ -210,18 +210,20 @@ end
 -- One line (CRLF or LF) of at most MAX_LINE bytes: line | nil, err, partial (bytes of an
 -- unfinished line had arrived).
 local function read_line(r)
+  local seen = 0   -- bytes of the line already searched
   while true do
     local buf, pos = r.buf, r.pos
-    local e = find(buf, "\n", pos, true)
+    local e = find(buf, "\n", pos + seen, true)
     if e then
       if e - pos > MAX_LINE then return nil, "line too long" end
       r.pos = e + 1
       if e > pos and byte(buf, e - 1) == 13 then e = e - 1 end
       return sub(buf, pos, e - 1)
     end
-    if #buf - pos >= MAX_LINE then return nil, "line too long" end
+    seen = #buf - pos + 1
+    if seen > MAX_LINE then return nil, "line too long" end
     local ok, err = fill(r)
-    if not ok then return nil, err, #buf >= pos end
+    if not ok then return nil, err, seen > 0 end
   end
 end
 
@@ -382,8 +384,9 @@ local function exchange(sock, b, target, hosthdr, deadline)
       return nil, "status", err, partial
     end
     if find(line, "\0", 1, true) then return nil, "status", "bad status line", true end
-    version, status = match(line, "^HTTP/(1%.[01]) ([1-9]%d%d)")
-    if not status then return nil, "status", "bad status line", true end
+    local rest
+    version, status, rest = match(line, "^HTTP/(1%.[01]) ([1-9]%d%d)(.*)$")
+    if not status or (rest ~= "" and byte(rest) ~= 32) then return nil, "status", "bad status line", true end
     status = tonumber(status)
     local headers, herr = read_headers(r)
     if not headers then return nil, "body", herr, true end

@@ -403,8 +403,8 @@ local function exchange(sock, b, target, hosthdr, deadline)
       local rbody
       if b.method == "HEAD" or status == 204 or status == 304 then
         rbody = ""
-        -- a body the server sends anyway would be read as the next answer
-        if te or (cl and cl > 0) then reusable = false end
+        -- a body a 204 carries anyway would be read as the next answer
+        if status == 204 and (te or (cl and cl > 0)) then reusable = false end
       elseif ce and lower(ce) ~= "identity" then
         -- nothing was asked for but the identity encoding, and nothing else is decoded here
         return nil, "body", "bad encoding", true

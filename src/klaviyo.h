@@ -41,6 +41,8 @@ extern "C" {
 #define KL_DEFAULT_REVISION "2026-07-15"
 #define KL_DEFAULT_TIMEOUT_MS 30000L
 #define KL_DEFAULT_CONNECT_TIMEOUT_MS 10000L
+/* The largest response body a transport holds; a longer one fails with response_too_large. */
+#define KL_MAX_BODY ((size_t)64 * 1024 * 1024)
 
 /* kl_client.err / return values of the request functions. */
 #define KL_OK 0

@@ -1500,5 +1500,7 @@ int luaopen_klaviyo_core(lua_State *L) {
     lua_setfield(L, -2, "DEFAULT_REVISION");
     lua_pushliteral(L, KL_DEFAULT_BASE_URL);
     lua_setfield(L, -2, "DEFAULT_BASE_URL");
+    lua_pushinteger(L, (lua_Integer)KL_MAX_BODY);
+    lua_setfield(L, -2, "MAX_BODY");
     return 1;
 }

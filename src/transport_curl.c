@@ -10,9 +10,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* Klaviyo's documents are far smaller; a body past this is not an answer worth holding. */
-#define KL_MAX_BODY ((size_t)64 * 1024 * 1024)
-
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
     kl_client *c = ud;
     size_t n = size * nmemb;

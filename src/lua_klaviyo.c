@@ -467,13 +467,37 @@ static int push_response(lua_State *L, kl_client *c) {
 
 /* ---- core.new ---------------------------------------------------------------------------- */
 
-static const char *opt_string(lua_State *L, int t, const char *k) {
+/* nil, err for a credential or option holding a NUL byte: refused as the core refuses a CR or
+ * LF in one (the value may come from a server, as a refreshed token does), naming it. */
+static int push_nul_refused(lua_State *L, const char *code, const char *name) {
+    lua_pushnil(L);
+    lua_createtable(L, 0, 5);
+    lua_pushliteral(L, "refused");
+    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, code);
+    lua_setfield(L, -2, "code");
+    lua_pushliteral(L, "Refused locally, nothing sent");
+    lua_setfield(L, -2, "title");
+    lua_pushfstring(L, "%s holds a NUL byte", name);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "detail");
+    lua_setfield(L, -2, "message");
+    return 2;
+}
+
+/* A string option, or NULL when absent.  One holding a NUL byte is refused as the core refuses
+ * a CR or LF in it (nil, err, not a raise): its name goes to *nul and NULL is returned. */
+static const char *opt_string(lua_State *L, int t, const char *k, const char **nul) {
     const char *s;
     lua_getfield(L, t, k);
     if (lua_isnil(L, -1)) { lua_pop(L, 1); return NULL; }
     if (lua_type(L, -1) != LUA_TSTRING)
         luaL_error(L, "klaviyo.core.new: option %s must be a string, got %s", k, luaL_typename(L, -1));
-    if (has_nul(L, -1)) luaL_error(L, "klaviyo.core.new: option %s holds a NUL byte", k);
+    if (has_nul(L, -1)) {
+        if (!*nul) *nul = k;
+        lua_pop(L, 1);
+        return NULL;
+    }
     s = lua_tostring(L, -1);
     lua_pop(L, 1); /* the options table keeps the string alive */
     return s;
@@ -512,6 +536,7 @@ static const char *const new_options[] = {"base_url", "api_key", "access_token",
 
 static int l_new(lua_State *L) {
     kl_options o;
+    const char *nul;
     lk_client *u;
     kl_client *c;
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -531,30 +556,35 @@ static int l_new(lua_State *L) {
         }
     }
     memset(&o, 0, sizeof o);
-    o.base_url = opt_string(L, 1, "base_url");
-    o.api_key = opt_string(L, 1, "api_key");
-    o.access_token = opt_string(L, 1, "access_token");
-    o.public_key = opt_string(L, 1, "public_key");
-    o.revision = opt_string(L, 1, "revision");
-    o.user_agent = opt_string(L, 1, "user_agent");
+    nul = NULL;
+    o.base_url = opt_string(L, 1, "base_url", &nul);
+    o.api_key = opt_string(L, 1, "api_key", &nul);
+    o.access_token = opt_string(L, 1, "access_token", &nul);
+    o.public_key = opt_string(L, 1, "public_key", &nul);
+    o.revision = opt_string(L, 1, "revision", &nul);
+    o.user_agent = opt_string(L, 1, "user_agent", &nul);
     o.timeout_ms = opt_ms(L, 1, "timeout");
     o.connect_timeout_ms = opt_ms(L, 1, "connect_timeout");
     {
-        const char *lim = opt_string(L, 1, "limiter");
+        const char *lim = opt_string(L, 1, "limiter", &nul);
         if (!lim || strcmp(lim, "local") == 0) o.limiter = KL_LIMITER_LOCAL;
         else if (strcmp(lim, "redis") == 0) o.limiter = KL_LIMITER_REDIS;
         else if (strcmp(lim, "off") == 0) o.limiter = KL_LIMITER_OFF;
         else return luaL_error(L, "klaviyo.core.new: option limiter must be \"local\", \"redis\" or \"off\"");
     }
-    o.limiter_url = opt_string(L, 1, "limiter_url");
-    o.limiter_prefix = opt_string(L, 1, "limiter_prefix");
-    o.limiter_script = opt_string(L, 1, "limiter_script");
-    o.account = opt_string(L, 1, "account");
+    o.limiter_url = opt_string(L, 1, "limiter_url", &nul);
+    o.limiter_prefix = opt_string(L, 1, "limiter_prefix", &nul);
+    o.limiter_script = opt_string(L, 1, "limiter_script", &nul);
+    o.account = opt_string(L, 1, "account", &nul);
     o.limiter_safety = opt_number(L, 1, "limiter_safety", 0, 1);
     o.retry_attempts = (int)opt_number(L, 1, "retry_attempts", 0, 100);
     o.retry_max_time = opt_number(L, 1, "retry_max_time", 0, 86400);
     o.retry_base = opt_number(L, 1, "retry_base", 0, 3600);
     o.retry_cap = opt_number(L, 1, "retry_cap", 0, 86400);
+    if (nul) {
+        int cred = strcmp(nul, "api_key") == 0 || strcmp(nul, "access_token") == 0 || strcmp(nul, "public_key") == 0;
+        return push_nul_refused(L, cred ? "invalid_credential" : "invalid_option", nul);
+    }
 
     u = lua_newuserdata(L, sizeof *u);
     memset(u, 0, sizeof *u);
@@ -1403,7 +1433,7 @@ static int l_retry_decide(lua_State *L) {
 static int l_set_access_token(lua_State *L) {
     lk_client *u = check_client(L);
     const char *t = luaL_optstring(L, 2, NULL);
-    if (t) t = c_string(L, 2, "access token");
+    if (t && has_nul(L, 2)) return push_nul_refused(L, "invalid_credential", "access_token");
     if (kl_set_access_token(u->c, t) != KL_OK) return push_failure(L, u->c);
     lua_pushboolean(L, 1);
     return 1;

@@ -206,9 +206,10 @@ static int transport_error(kl_client *c, CURLcode e, const char *op, const char 
         if (p->body_too_large) { code = "response_too_large"; what = "the response body is over 64 MB"; break; }
         return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory while receiving the response");
     case CURLE_OUT_OF_MEMORY:
-        /* after a status line, libcurl's out of memory is an answer over its limits (a header
-         * line over 100 KB), not this process running out: the server's fault, nil, err */
-        if (!got) return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory while receiving the response");
+        /* once the request went out, libcurl's out of memory is an answer over its limits (a
+         * status or header line over 100 KB), not this process running out: the server's
+         * fault, nil, err */
+        if (!got && !sent) return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory while receiving the response");
         code = "response_too_large"; what = "a response header is over libcurl's size limit"; break;
 #if LIBCURL_VERSION_NUM >= 0x080600
     case CURLE_TOO_LARGE:

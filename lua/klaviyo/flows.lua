@@ -186,7 +186,8 @@ function _M:create(d)
   elseif d.trigger or d.actions or d.entry_action_id then
     error("flows:create: give definition or trigger/actions, not both", 2)
   end
-  local size, msg, ptr = V.value(def, nil, "/definition")
+  local size, msg, ptr = V.value(d.name, nil, "/name")
+  if size then size, msg, ptr = V.value(def, nil, "/definition") end
   if not size then return nil, V.refuse("create_flow", msg, ptr) end
   local doc, err = self.client:call("create_flow", { body = { data = {
     type = "flow", attributes = { name = d.name, definition = def } } } })

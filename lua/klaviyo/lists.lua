@@ -44,6 +44,8 @@ function _M:create(t)
   if type(attrs.name) ~= "string" or attrs.name == "" then
     return nil, V.refuse("create_list", "a list needs a name", "/name")
   end
+  local size, msg, ptr = V.value(attrs, nil, "")
+  if not size then return nil, V.refuse("create_list", msg, ptr) end
   local doc, err = self.client:call("create_list",
     { body = { data = { type = "list", attributes = attrs } } })
   if not doc then return nil, err end
@@ -75,6 +77,8 @@ function _M:update(id, t)
   V.argcheck(type(t) == "table", "lists:update", 2, "table", t)
   local attrs = attributes(t, "lists:update")
   if attrs.name == "" then return nil, V.refuse("update_list", "a list name cannot be empty") end
+  local size, msg, ptr = V.value(attrs, nil, "")
+  if not size then return nil, V.refuse("update_list", msg, ptr) end
   local doc, err = self.client:call("update_list",
     { id = id, body = { data = { type = "list", id = id, attributes = attrs } } })
   if not doc then return nil, err end

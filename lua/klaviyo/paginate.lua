@@ -3,7 +3,8 @@
 -- scheme, host or port differ from the client's base URL (so a tampered link cannot send the
 -- key elsewhere), and checks the key/path rule on its path as a lenient server would read it
 -- (so `//client/...`, `/%63lient/...` or `/api/../client/...` cannot send a private key to a
--- client endpoint): such a page is yielded as `false, err` with err.kind "refused".
+-- client endpoint): such a page is yielded as `false, err` with err.kind "refused". A link
+-- holding a NUL byte is refused here, before the core, which reads a string up to its first NUL.
 --
 --   for doc, err in client:pages(op, params) do ... end      -- one decoded document per page
 --   for item, err in client:paginate(op, params) do ... end  -- every resource of every page
@@ -11,16 +12,22 @@
 -- Failure follows Lua's generic-for rules: a first value of nil ends a loop before its body
 -- runs, so a failing page is yielded as `false, err` (once), and the next step ends the loop.
 -- Loops therefore read `if not item then ... err ... end`.
-local type, next = type, next
+local type, next, find = type, next, string.find
+local errors = require "klaviyo.errors"
 
 local _M = {}
 
 -- send(req, op_id) -> doc or nil, err (the client's send path, with OAuth refresh).
 -- first: the request built from the caller's params. Returns the iterator of pages.
 function _M.pages(send, first, op_id)
-  local req, done = first, false
+  local req, done, refused = first, false, nil
   local seen = {}
   return function()
+    if refused then
+      done, req, refused = true, nil, nil
+      return false, errors.new("refused", op_id, "links.next holds a NUL byte",
+        { code = "invalid_url", title = "Refused locally, nothing sent" })
+    end
     if done or req == nil then return nil end
     local doc, err = send(req, op_id)
     if not doc then
@@ -29,7 +36,9 @@ function _M.pages(send, first, op_id)
     end
     local links = type(doc) == "table" and doc.links
     local nxt = type(links) == "table" and links.next or nil
-    if type(nxt) == "string" and nxt ~= "" and not seen[nxt] then
+    if type(nxt) == "string" and find(nxt, "\0", 1, true) then
+      refused = true
+    elseif type(nxt) == "string" and nxt ~= "" and not seen[nxt] then
       -- A server repeating a link would loop forever; stop at the first repeat.
       seen[nxt] = true
       req = { operation = op_id, method = "GET", url = nxt, auth = first.auth,

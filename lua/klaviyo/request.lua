@@ -9,9 +9,10 @@
 -- (`["X-Klaviyo-API-Filters"] = "..."`), `body` (a Lua table, which the core encodes to JSON
 -- in C memory, or a string taken as already-encoded JSON) and the per-call option `revision`.
 -- Any mistake (unknown operation or parameter, a missing required one, a wrong type, an integer
--- outside the spec's bounds) raises an error naming the operation and the parameter.
+-- outside the spec's bounds, a string holding a NUL byte) raises an error naming the operation and
+-- the parameter.
 local type, pairs, ipairs, next, tostring = type, pairs, ipairs, next, tostring
-local format, concat, floor, huge = string.format, table.concat, math.floor, math.huge
+local format, concat, find, floor, huge = string.format, table.concat, string.find, math.floor, math.huge
 local math_type = math.type   -- nil before Lua 5.3
 
 local operations = require "klaviyo.operations"
@@ -78,11 +79,16 @@ local function integer_text(v, want)
   return format("%d", v)
 end
 
+-- Does s hold a NUL byte? The core reads a string up to its first NUL, so such a value would
+-- be cut short without a word; every string value is refused for it here, by name.
+local function has_nul(s) return find(s, "\0", 1, true) ~= nil end
+
 -- A path parameter: a non-empty string or an integer number.
 local function path_value(op_id, name, v)
   local tv = type(v)
   if tv == "string" then
     if v == "" then return nil, fail(op_id, name, "must not be empty") end
+    if has_nul(v) then return nil, fail(op_id, name, "holds a NUL byte") end
     return v
   end
   if tv == "number" then
@@ -115,6 +121,7 @@ local function array_value(op_id, q, v)
   local tv = type(v)
   if tv == "string" then
     if v == "" then return nil, fail(op_id, q.name, "must not be empty") end
+    if has_nul(v) then return nil, fail(op_id, q.name, "holds a NUL byte") end
     return v
   end
   if tv ~= "table" then
@@ -134,6 +141,8 @@ local function array_value(op_id, q, v)
       e = text
     elseif e == "" then
       return nil, fail(op_id, q.name, "item %d is empty", i)
+    elseif has_nul(e) then
+      return nil, fail(op_id, q.name, "item %d holds a NUL byte", i)
     end
     if out ~= v then out[i] = e end
   end
@@ -146,11 +155,15 @@ local function string_value(op_id, q, v)
     if tv == "string" or filter.is_expr(v) then
       local text = filter.text(v)
       if text == "" then return nil, fail(op_id, q.name, "must not be empty") end
+      if has_nul(text) then return nil, fail(op_id, q.name, "holds a NUL byte") end
       return text
     end
     return nil, fail(op_id, q.name, "expected a string or a klaviyo.filter expression, got %s", tv)
   end
-  if tv == "string" then return v end
+  if tv == "string" then
+    if has_nul(v) then return nil, fail(op_id, q.name, "holds a NUL byte") end
+    return v
+  end
   if tv == "number" then
     local text, why = integer_text(v, "a string or an integer")
     if text == nil then return nil, fail(op_id, q.name, "%s", why) end
@@ -167,6 +180,7 @@ end
 
 local function header_value(op_id, h, v)
   if type(v) ~= "string" then return nil, fail(op_id, h.name, "expected a string, got %s", type(v)) end
+  if has_nul(v) then return nil, fail(op_id, h.name, "holds a NUL byte") end
   return v
 end
 

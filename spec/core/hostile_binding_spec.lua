@@ -161,34 +161,41 @@ describe("klaviyo.core refuses what C would cut short or wrap around", function(
   end
 
   it("refuses a NUL byte in path and query values, filters, list items and header parameters", function()
-    refused("get_profile", { id = "01AB\0C" }, "get_profile: path parameter id holds a NUL byte")
+    refused("get_profile", { id = "01AB\0C" }, "get_profile: parameter id: holds a NUL byte")
     refused("get_profiles", { ["page[cursor]"] = "abc\0def" },
-      "query parameter page%[cursor%] holds a NUL byte")
+      "parameter page%[cursor%]: holds a NUL byte")
     refused("get_profiles", { filter = 'equals(email,"a@example.com\0x")' },
-      "query parameter filter holds a NUL byte")
+      "parameter filter: holds a NUL byte")
     refused("get_profiles", { ["fields[profile]"] = { "email", "first\0name" } },
-      "query parameter fields%[profile%]: item 2 holds a NUL byte")
+      "parameter fields%[profile%]: item 2 holds a NUL byte")
+    refused("get_profiles", { ["fields[profile]"] = "email,first\0name" },
+      "parameter fields%[profile%]: holds a NUL byte")
     refused("get_client_geofences", { ["X-Klaviyo-API-Filters"] = "a\0b" },
-      "header X%-Klaviyo%-API%-Filters holds a NUL byte")
+      "parameter X%-Klaviyo%-API%-Filters: holds a NUL byte")
     refused("get_profiles", { revision = "2026-07-15\0.pre" }, "request field revision holds a NUL byte")
   end)
 
-  it("refuses a NUL byte in every string option, naming it", function()
+  -- as a CR or LF in them is: nil, err of kind "refused" naming the option, nothing sent
+  it("refuses a NUL byte in every string option and in a new access token, naming it", function()
     local good = { base_url = emu.url, api_key = acct.private_key }
     for _, name in ipairs { "api_key", "revision", "user_agent", "base_url", "public_key", "account" } do
       local o = {}
       for key, v in pairs(good) do o[key] = v end
       o[name] = (o[name] or "x") .. "\0tail"
-      local ok, msg = pcall(klaviyo.new, o)
-      assert.is_false(ok, name)
-      assert.matches("option " .. name .. " holds a NUL byte", msg)
+      local client, err = klaviyo.new(o)
+      assert.is_nil(client, name)
+      assert.equal("refused", err.kind, name)
+      assert.matches(name .. " holds a NUL byte", tostring(err))
     end
-    local ok, msg = pcall(core.new, { api_key = "pk_\0" })
-    assert.is_false(ok)
-    assert.matches("option api_key holds a NUL byte", msg)
-    ok, msg = pcall(c.set_access_token, c, "tok\0en")
-    assert.is_false(ok)
-    assert.matches("access token holds a NUL byte", msg)
+    local client, err = core.new { api_key = "pk_\0" }
+    assert.is_nil(client)
+    assert.same({ "refused", "invalid_credential", "api_key holds a NUL byte" },
+      { err.kind, err.code, err.detail })
+    local ok
+    ok, err = c:set_access_token("tok\0en")
+    assert.is_nil(ok)
+    assert.same({ "refused", "access_token holds a NUL byte" }, { err.kind, err.detail })
+    nothing_sent()
   end)
 
   it("refuses NUL bytes in a request table's fields and c:interpret's headers", function()
@@ -279,5 +286,24 @@ describe("klaviyo.core refuses what C would cut short or wrap around", function(
     nothing_sent()
     -- valid multi-byte text still goes out
     assert(k.events:create { metric = "Caf\195\169 \240\159\152\128", profile = { email = "a@example.com" } })
+  end)
+
+  it("answers nil, err for invalid UTF-8 in a list or flow name", function()
+    local cases = {
+      { "lists:create", function() return k.lists:create { name = "VIP\255" } end },
+      { "lists:update", function() return k.lists:update("LIST1", { name = "\192\128" }) end },
+      { "flows:create", function()
+        return k.flows:create { name = "Bad\237\160\128", trigger = { metric = "M1" } }
+      end },
+    }
+    for _, case in ipairs(cases) do
+      local ok, res, err = pcall(case[2])
+      assert.is_true(ok, case[1] .. ": raised " .. tostring(res))
+      assert.is_nil(res, case[1])
+      assert.equal("refused", err.kind, case[1])
+      assert.matches("UTF%-8", err.detail, 1, false, case[1])
+      assert.equal("/name", err.pointer, case[1])
+    end
+    nothing_sent()
   end)
 end)

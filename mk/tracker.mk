@@ -21,8 +21,9 @@ lint-tracker:
 
 .PHONY: spec-tracker bench-tracker lint-tracker
 
-# The spool's C part (src/lua_spool.c: the record writer and the batch reader, registered in
-# src/lua_klaviyo.c as core.spool_writer / core.fsync_path) is linked into klaviyo.core for
-# every interpreter (core.mk's link recipe takes every prerequisite, so an extra one here is
+# The spool's C part (src/lua_spool.c: the record writer and the batch reader;
+# src/lua_spool_lock.c: the owner lock; registered in src/lua_klaviyo.c as core.spool_writer,
+# core.fsync_path and core.spool_lock) is linked into klaviyo.core for every interpreter (core.mk's link recipe takes every prerequisite, so an extra one here is
 # enough; the rock's build compiles every src/*.c).
-$(foreach l,$(LUAS),$(eval $(BUILD)/$(l)/klaviyo/core.so: $(BUILD)/obj/$(l)/lua_spool.o))
+$(foreach l,$(LUAS),$(eval $(BUILD)/$(l)/klaviyo/core.so: $(BUILD)/obj/$(l)/lua_spool.o \
+  $(BUILD)/obj/$(l)/lua_spool_lock.o))

@@ -1282,6 +1282,7 @@ static const luaL_Reg funcs[] = {
     {"account_key", l_account_key},
     {"encode", kl_lua_encode},
     {"spool_writer", kl_lua_spool_writer}, {"fsync_path", kl_lua_fsync_path},
+    {"spool_lock", kl_lua_spool_lock},
     {NULL, NULL}};
 
 int luaopen_klaviyo_core(lua_State *L);

@@ -32,9 +32,11 @@
 -- the directory is fsynced. A crash before the rename leaves the old file (acks included)
 -- authoritative and a stale PATH.tmp, removed on the next open; after it, the new file.
 --
--- One process owns a spool at a time: PATH.lock holds the owner's pid and start time
--- (Linux /proc); opening a spool whose owner is alive fails. Two writers would lose events
--- (compaction by one replaces the file the other appends to).
+-- One owner at a time: the spool is opened under an exclusive lock (flock on PATH.lock, see
+-- src/lua_spool_lock.c), held until `release` (or until the spool is collected, or its
+-- process dies), so a second open fails while the first owner lives, in this process or
+-- another. Two writers would lose events (compaction by one replaces the file the other
+-- appends to, and both would write after the same end).
 -- @module klaviyo.tracker.spool
 local io_open, os_rename, os_remove = io.open, os.rename, os.remove
 local tonumber, tostring = tonumber, tostring
@@ -57,61 +59,10 @@ local BRACE, HASH = byte("{"), byte("#")
 -- the encoding); fsync(2) is reachable from every interpreter (PUC Lua used to run
 -- `sync FILE` for it). A record is in the kernel (the page cache) when `append` returns.
 local core = require "klaviyo.core"
-local spool_writer, fsync_path = core.spool_writer, core.fsync_path
+local spool_writer, fsync_path, spool_lock = core.spool_writer, core.fsync_path, core.spool_lock
 
 local function dirname(path)
   return match(path, "^(.*)/[^/]*$") or "."
-end
-
--- Process identity for the lock: pid and start time from /proc/self/stat (nil off Linux).
-local function proc_identity(pid)
-  local f = io_open("/proc/" .. (pid or "self") .. "/stat", "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  local p, rest = match(s, "^(%d+) %(.*%) (.*)$")
-  if not p then return nil end
-  local n, start, st = 2, nil, nil
-  for field in rest:gmatch("%S+") do
-    n = n + 1
-    if n == 3 then st = field end
-    if n == 22 then start = field break end
-  end
-  if st == "Z" or st == "X" then return nil end -- killed, not yet reaped: not an owner
-  return p, start
-end
-
-local function read_file(path)
-  local f = io_open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
--- Takes PATH.lock, or returns nil, message when a live process holds it.
-local function lock(path)
-  local pid, start = proc_identity()
-  if not pid then return true end -- no /proc: no lock (documented)
-  local lockfile = path .. ".lock"
-  local held = read_file(lockfile)
-  if held then
-    local hpid, hstart = match(held, "^(%d+) (%S+)")
-    if hpid and hpid ~= pid then
-      local _, live_start = proc_identity(hpid)
-      if live_start and live_start == hstart then
-        return nil, format("spool %s is in use by process %s", path, hpid)
-      end
-    end
-  end
-  local tmp = lockfile .. "." .. pid
-  local f, err = io_open(tmp, "wb")
-  if not f then return nil, "cannot create the spool lock: " .. tostring(err) end
-  f:write(pid, " ", start, "\n")
-  f:close()
-  local ok, rerr = os_rename(tmp, lockfile)
-  if not ok then os_remove(tmp) return nil, "cannot take the spool lock: " .. tostring(rerr) end
-  return lockfile
 end
 
 --- Scan a spool file. Returns {head, size, pending, torn, corrupt, lines} or nil, message.
@@ -174,13 +125,13 @@ _M.scan = scan
 -- Returns the spool or nil, message.
 function _M.open(path, opts)
   local sync = opts and opts.sync or "batch"
-  local lockfile, lerr = lock(path)
-  if not lockfile then return nil, lerr end
+  local lk, lerr = spool_lock(path)
+  if not lk then return nil, lerr end
   os_remove(path .. ".tmp") -- a compaction that died before its rename
   local info, serr = scan(path)
-  if not info then return nil, serr end
+  if not info then lk:release() return nil, serr end
   local self = setmetatable({
-    path = path, sync = sync, lockfile = lockfile ~= true and lockfile or nil,
+    path = path, sync = sync, lock = lk,
     head = info.head, size = info.size, pending = info.pending, corrupt = info.corrupt,
     recovered = info.pending, dirty = false,
   }, mt)
@@ -396,7 +347,7 @@ function _M:release()
     self.w = nil
   end
   if self.r then self.r:close() self.r = nil end
-  if self.lockfile then os_remove(self.lockfile) self.lockfile = nil end
+  if self.lock then self.lock:release() self.lock = nil end
   return true
 end
 

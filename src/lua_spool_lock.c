@@ -107,6 +107,7 @@ int kl_lua_spool_lock(lua_State *L)
         lua_setfield(L, -2, "__name");
     }
     lua_setmetatable(L, -2);
+    kl_spool_ignore_sigxfsz();   /* before the spool writes anything (opening compacts) */
     k->path = (char *)malloc(plen + sizeof ".lock");
     if (!k->path) return luaL_error(L, "klaviyo: out of memory taking the spool lock");
     memcpy(k->path, spool, plen);

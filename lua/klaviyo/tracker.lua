@@ -156,7 +156,8 @@ function _M.new(client, opts)
     next_attempt = 0, attempt = 0, last_delivery = sp.pending > 0 and 0 or now(),
     rejected_lines = {},
     counts = { tracked = 0, delivered = 0, rejected = 0, requests = 0, failures = 0,
-              batches = 0, recovered = sp.recovered, corrupt = sp.corrupt, delivery_errors = 0 },
+              batches = 0, recovered = sp.recovered, delivery_errors = 0,
+              compaction_failures = sp.compact_error and 1 or 0, last_error = sp.compact_error },
   }, mt)
   if in_ngx and opts.timer ~= false then
     local ok, terr = ngx.timer.every(self.interval, function(premature)
@@ -200,12 +201,25 @@ function _M:reject(line, err)
   end
 end
 
+-- Compacts the spool. A compaction that fails (no room for the copy) leaves the spool as it
+-- was and working: it is counted and reported in stats, and tried again later.
+local function compact(self)
+  local ok, err = self.spool:compact()
+  if not ok then
+    local st = self.counts
+    st.compaction_failures = st.compaction_failures + 1
+    st.last_error = err
+  end
+end
+
 local function maybe_compact(self)
   local sp = self.spool
   local dead = sp:dead_bytes()
-  -- at least half the file dead: copying the live half costs no more than what was written
-  if dead >= self.compact_bytes and dead >= sp.size - sp.head then return sp:compact() end
-  return true
+  -- at least half the file dead (or damaged lines to move aside): copying the live half costs
+  -- no more than what was written
+  if (dead >= self.compact_bytes and dead >= sp.size - sp.head) or sp.damaged > 0 then
+    compact(self)
+  end
 end
 
 -- After a batch was sent (`sent`, `what`, `serr`, `src` from batcher.deliver_body): the
@@ -282,9 +296,8 @@ local function deliver_pass(self, all)
   end
   -- compaction once the pass is over, not after every batch: during a long pass it copied
   -- the live part of the spool again and again (it is atomic either way; see the spool)
-  local ok, err = maybe_compact(self)
+  maybe_compact(self)
   self.last_delivery = now()
-  if not ok then return nil, err, "stop" end
   return true
 end
 
@@ -393,7 +406,7 @@ function _M:track(ev)
   if sp.size + len + 1 > self.max_spool_bytes and not self.delivering then
     -- make room first: deliver (unless backing off), then drop what was delivered
     if self.auto and now() >= self.next_attempt then self:deliver(true) end
-    if sp:dead_bytes() > 0 then sp:compact() end
+    if sp:dead_bytes() > 0 then compact(self) end
     if sp.size + len + 1 > self.max_spool_bytes then
       return nil, errors.new("spool_full", "tracker", format(
         "the spool holds %d undelivered events (%d bytes, max_spool_bytes %d); nothing was " ..
@@ -468,7 +481,10 @@ end
 
 --- Counters: tracked, delivered (accepted by Klaviyo), rejected, pending (in the spool),
 -- spool_bytes, requests, failures, batches, recovered (found in the spool at start),
--- corrupt, compactions, delivery_errors (delivery passes cut short by a raised error),
+-- corrupt (damaged lines found in the spool), quarantined (damaged lines moved aside to
+-- PATH.damaged), compactions, compaction_failures (no room for the copy: the spool is kept
+-- as it was), acks_unwritten (acks the disk had no room for), delivery_errors (delivery
+-- passes cut short by a raised error),
 -- last_error, last_rejected ({unique_id, error}), retry_in (seconds until the next attempt
 -- may run).
 function _M:stats()
@@ -479,6 +495,7 @@ function _M:stats()
   out.pending = sp.pending
   out.spool_bytes = sp.size
   out.compactions = sp.compactions or 0
+  out.corrupt, out.quarantined, out.acks_unwritten = sp.corrupt, sp.quarantined, sp.acks_unwritten
   local wait = self.next_attempt - now()
   out.retry_in = wait > 0 and wait or 0
   return out

@@ -216,8 +216,9 @@ local function maybe_compact(self)
   local sp = self.spool
   local dead = sp:dead_bytes()
   -- at least half the file dead (or damaged lines to move aside): copying the live half costs
-  -- no more than what was written
-  if (dead >= self.compact_bytes and dead >= sp.size - sp.head) or sp.damaged > 0 then
+  -- no more than what was written; nothing live: the cut in place costs nothing
+  if (dead >= self.compact_bytes and dead >= sp.size - sp.head) or sp.damaged > 0 or
+    (dead > 0 and sp.pending == 0) then
     compact(self)
   end
 end

@@ -356,7 +356,8 @@ end
 function _M:dead_bytes() return self.head - #HEADER end
 
 -- Nothing live: the file is cut to a header in place (no room needed; a crash in between
--- leaves an empty file, which opens as a new spool).
+-- leaves an empty file, which opens as a new spool). Not fsynced: a cut lost to a power
+-- cut only brings back records that are done, which go again harmlessly.
 local function cut(self)
   if not self.w then
     local ok, err = self:reopen()
@@ -365,10 +366,9 @@ local function cut(self)
   local ok, err = self.w:truncate(0, HEADER)
   if not ok then return nil, "cannot cut the spool: " .. tostring(err) end
   self.head, self.size, self.pending, self.checked, self.v1 = #HEADER, #HEADER, 0, 0, nil
-  self.dirty, self.records_dirty = true, false
+  self.dirty, self.records_dirty = false, false
   self.compactions = (self.compactions or 0) + 1
   self.encoded = nil -- a record encoded before the cut is gone with it
-  if self.sync ~= "none" then return self:sync_now() end
   return true
 end
 

@@ -329,6 +329,36 @@ describe("klaviyo.tracker.spool", function()
     sp:release()
   end)
 
+  it("counts an ack without room as done, and empties itself in place once nothing waits",
+    function()
+    -- a child process under a file size limit of one block, SIGXFSZ left as it is
+    local child = path .. "-child.lua"
+    write(child, [[
+      local spool = require "klaviyo.tracker.spool"
+      local sp = assert(spool.open(arg[1], { sync = "none" }))
+      local n = 0
+      while sp:append('{"n":' .. n .. ',"pad":"' .. string.rep("x", 100) .. '"}') do n = n + 1 end
+      local _, _, endpos = sp:read(1, 1e6)
+      for _ = 1, 100 do assert(sp:ack(endpos, 0)) end -- more acks than there is room for
+      local left = sp.pending - 1
+      local lines, _, last = sp:read(1e6, 1e9, endpos)
+      assert(#lines == left and sp:ack(last, sp.pending))
+      io.write("acks_unwritten ", sp.acks_unwritten, " pending ", sp.pending, "\n")
+      assert(sp:compact())
+      sp:release()
+    ]])
+    local cmd = string.format("cd %s && ulimit -f 1; LUA_PATH=%q LUA_CPATH=%q %s %s %s",
+      S.root, package.path, package.cpath, S.interpreter(), child, path)
+    local p = assert(io.popen("sh -c " .. spool_q(cmd) .. " 2>&1"))
+    local out = p:read("*a")
+    p:close()
+    os.remove(child)
+    local unwritten = tonumber(out:match("^acks_unwritten (%d+) pending 0\n$"))
+    assert(unwritten, out)
+    assert.is_true(unwritten > 0, out)
+    assert.are.equal(HEADER, slurp(path)) -- cut in place: no copy needed room
+  end)
+
   it("takes over the lock of a dead owner", function()
     write(path .. ".lock", "999999999 12345\n") -- no such process
     local sp = assert(spool.open(path))

@@ -29,3 +29,15 @@ lint-tracker:
 # every src/*.c).
 $(foreach l,$(LUAS),$(eval $(BUILD)/$(l)/klaviyo/core.so: $(BUILD)/obj/$(l)/lua_spool.o \
   $(BUILD)/obj/$(l)/lua_spool_lock.o $(BUILD)/obj/$(l)/spool_record.o))
+
+# The spool record's trailer in C alone (ASan/UBSan), run by CORE's `ctest`.
+CTESTS += ctest-spool
+ctest-spool: $(BUILD)/ctest/test_spool_record
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $<
+
+$(BUILD)/ctest/test_spool_record: spec/c/test_spool_record.c src/spool_record.c src/spool_record.h \
+  spec/c/ctest.h mk/tracker.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_CFLAGS) -Isrc -Ispec/c $< src/spool_record.c -o $@
+
+.PHONY: ctest-spool

@@ -1,7 +1,7 @@
 /*
  * lua_spool.h: the tracker spool's writer (lua/klaviyo/tracker/spool.lua), in C.
  *
- * Registered by src/lua_klaviyo.c as `klaviyo.core.spool_writer` and `klaviyo.core.fsync_path`:
+ * Registered by src/lua_klaviyo.c in `klaviyo.core`:
  *
  *   local n = core.spool_check(s, i, j)     -- s[i..j] is a record line (without its "\n")
  *                                           -- whose length and CRC-32 match: the length of
@@ -14,7 +14,8 @@
  *                                           -- (joined by "\0") as they are, the values
  *                                           -- between them as JSON (src/lua_json.c's
  *                                           -- mapping); a nil value drops the text before it
- *   local ok, err = w:commit()              -- appends the encoded record and a "\n"
+ *   local ok, err = w:commit()              -- appends the encoded record as a record line
+ *                                           -- (its length and CRC-32, src/spool_record.h)
  *   local ok, err = w:write(s, ...)         -- appends the strings
  *   local ok, err = w:write_record(json)    -- appends json as a record line (its trailer)
  *   local ok, err = w:truncate(n [, s])     -- cuts the file to n bytes in place, then

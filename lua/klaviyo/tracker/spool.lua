@@ -193,6 +193,7 @@ function _M.open(path, opts)
     if not ok then
       -- no room for a new file: this one stays as it is, its torn tail cut off in place
       self.compact_error = cerr
+      self.checked = info.size -- its damaged lines are counted already
       local rok, rerr = self:reopen()
       if rok and info.torn then rok, rerr = self.w:truncate(info.size) end
       if not rok then self:release() return nil, rerr end
@@ -325,8 +326,9 @@ function _M:read_body(max_count, max_bytes, prefix, suffix, from)
   local body, count, endpos, damaged, scanned = w:read_body(self.path, from or self.head,
     self.size, max_count, max_bytes, prefix, suffix, self.checked)
   if not body then return nil, count end
-  if damaged > 0 then
+  if damaged > 0 then -- records this spool appended, damaged since: no longer pending
     self.corrupt, self.damaged = self.corrupt + damaged, self.damaged + damaged
+    self.pending = self.pending > damaged and self.pending - damaged or 0
   end
   if scanned > self.checked then self.checked = scanned end
   return body, count, endpos

@@ -47,6 +47,7 @@ typedef struct {
     size_t map_len;
     off_t end;         /* where the next byte goes: the end of the records */
     off_t alloc;       /* the file's length (records, then allocated zero bytes) */
+    kl_spool_crc_tables *crc;   /* for the records' CRC-32, eight bytes at a time */
 } spool_writer;
 
 static spool_writer *check_writer(lua_State *L)
@@ -84,6 +85,8 @@ static void writer_free(spool_writer *w)
     free(w->raw);
     w->raw = NULL;
     w->rawcap = 0;
+    free(w->crc);
+    w->crc = NULL;
 }
 
 static int push_errno(lua_State *L, const char *what, const char *path)
@@ -281,7 +284,7 @@ static int l_commit(lua_State *L)
     if (!w->encoded) return luaL_error(L, "spool writer: commit without a successful encode");
     if (w->fd < 0) return closed_error(L);
     w->encoded = 0;   /* a record goes once, whatever happens */
-    kl_spool_trailer(w->rec.p + w->rec.len, w->rec.p, w->rec.len);
+    kl_spool_trailer(w->crc, w->rec.p + w->rec.len, w->rec.p, w->rec.len);
     if (append_bytes(w, w->rec.p, w->rec.len + KL_SPOOL_TRAILER) < 0) return push_write_error(L);
     lua_pushboolean(L, 1);
     return 1;
@@ -296,7 +299,7 @@ static int l_write_record(lua_State *L)
     char trailer[KL_SPOOL_TRAILER];
     if (len > 0xffffffffu) return luaL_argerror(L, 2, "a record of 4 GiB or more");
     if (w->fd < 0) return closed_error(L);
-    kl_spool_trailer(trailer, json, len);
+    kl_spool_trailer(w->crc, trailer, json, len);
     if (make_room(w, len + KL_SPOOL_TRAILER) < 0) return push_write_error(L);
     append_bytes(w, json, len);   /* cannot fail: room made */
     append_bytes(w, trailer, KL_SPOOL_TRAILER);
@@ -473,7 +476,7 @@ static int l_read_body(lua_State *L)
             long json;
             if (!nl) break;
             line = (size_t)(nl - (buf + scan));
-            json = line > 0 && buf[scan] != '#' ? kl_spool_check(buf + scan, line) : -1;
+            json = line > 0 && buf[scan] != '#' ? kl_spool_check(w->crc, buf + scan, line) : -1;
             if (json >= 0) {
                 if (count > 0 && bytes + (size_t)json + 1 > max_bytes) { stop = 1; break; }
                 if (out != scan) memmove(buf + out, buf + scan, (size_t)json);
@@ -535,7 +538,7 @@ int kl_lua_spool_check(lua_State *L)
     lua_Integer i = luaL_checkinteger(L, 2), j = luaL_checkinteger(L, 3);
     long json;
     if (i < 1 || j < i - 1 || (size_t)j > n) return luaL_argerror(L, 2, "not a range of the string");
-    json = kl_spool_check(s + (i - 1), (size_t)(j - i + 1));
+    json = kl_spool_check(NULL, s + (i - 1), (size_t)(j - i + 1));
     if (json < 0) lua_pushnil(L);
     else lua_pushinteger(L, (lua_Integer)json);
     return 1;
@@ -547,7 +550,7 @@ int kl_lua_spool_trailer(lua_State *L)
     const char *json = luaL_checklstring(L, 1, &n);
     char trailer[KL_SPOOL_TRAILER];
     if (n > 0xffffffffu) return luaL_argerror(L, 1, "a record of 4 GiB or more");
-    kl_spool_trailer(trailer, json, n);
+    kl_spool_trailer(NULL, trailer, json, n);
     lua_pushlstring(L, trailer, KL_SPOOL_TRAILER);
     return 1;
 }
@@ -573,6 +576,13 @@ int kl_lua_spool_writer(lua_State *L)
     }
     lua_setmetatable(L, -2);
     kl_spool_ignore_sigxfsz();
+    w->crc = (kl_spool_crc_tables *)malloc(sizeof *w->crc);
+    if (!w->crc) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "cannot open the spool: out of memory");
+        return 2;
+    }
+    kl_spool_crc_init(w->crc);
     {
         struct stat st;
         do {

@@ -359,6 +359,18 @@ describe("klaviyo.tracker.spool", function()
     assert.are.equal(HEADER, slurp(path)) -- cut in place: no copy needed room
   end)
 
+  it("never cuts away a record after head, whatever its pending count says", function()
+    local sp = assert(spool.open(path, { sync = "none" }))
+    assert(sp:append(rec(1)))
+    assert(sp:append(rec(2)))
+    sp.pending = 0 -- a count gone wrong must not cost a record
+    assert(sp:compact())
+    assert.are.equal(2, sp.pending)
+    assert.are.same({ rec(1), rec(2) }, (sp:read(10, 1e6)))
+    sp:release()
+    assert.are.equal(HEADER .. line(rec(1)) .. line(rec(2)), slurp(path))
+  end)
+
   it("takes over the lock of a dead owner", function()
     write(path .. ".lock", "999999999 12345\n") -- no such process
     local sp = assert(spool.open(path))

@@ -408,10 +408,26 @@ local function copy_live(self, out)
   return size, pending, moved
 end
 
+-- Whether a record line lies at or after head (read, not taken from `pending`: a cut must
+-- never drop one, whatever the counts say).
+local function live_after_head(self)
+  if self.size <= self.head then return false end
+  local r = reader(self)
+  if not r then return true end
+  local live, v1 = false, self.v1
+  each_line(r, self.head, self.size, function(s, i, j)
+    live = classify(s, i, j, v1) == "record"
+    return live
+  end)
+  return live
+end
+
 --- Compact the spool: keep only the records at or after head, move damaged lines aside
 -- (see the module comment). Returns true, or nil, message (the spool is as it was).
 function _M:compact()
-  if self.pending == 0 and self.damaged == 0 and not self.v1 then return cut(self) end
+  if self.pending == 0 and self.damaged == 0 and not self.v1 and not live_after_head(self) then
+    return cut(self)
+  end
   local tmp = self.path .. ".tmp"
   local out, err = spool_writer(tmp)
   if not out then return nil, "cannot create " .. tmp .. ": " .. tostring(err) end

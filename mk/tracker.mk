@@ -21,8 +21,23 @@ lint-tracker:
 
 .PHONY: spec-tracker bench-tracker lint-tracker
 
-# The spool's C part (src/lua_spool.c: the record writer and the batch reader, registered in
-# src/lua_klaviyo.c as core.spool_writer / core.fsync_path) is linked into klaviyo.core for
-# every interpreter (core.mk's link recipe takes every prerequisite, so an extra one here is
-# enough; the rock's build compiles every src/*.c).
-$(foreach l,$(LUAS),$(eval $(BUILD)/$(l)/klaviyo/core.so: $(BUILD)/obj/$(l)/lua_spool.o))
+# The spool's C part (src/lua_spool.c: the record writer and the batch reader;
+# src/lua_spool_lock.c: the owner lock; src/spool_record.c: a record's length and checksum;
+# registered in src/lua_klaviyo.c as core.spool_writer, core.spool_check, core.fsync_path
+# and core.spool_lock) is linked into klaviyo.core for every interpreter (core.mk's link
+# recipe takes every prerequisite, so an extra one here is enough; the rock's build compiles
+# every src/*.c).
+$(foreach l,$(LUAS),$(eval $(BUILD)/$(l)/klaviyo/core.so: $(BUILD)/obj/$(l)/lua_spool.o \
+  $(BUILD)/obj/$(l)/lua_spool_lock.o $(BUILD)/obj/$(l)/spool_record.o))
+
+# The spool record's trailer in C alone (ASan/UBSan), run by CORE's `ctest`.
+CTESTS += ctest-spool
+ctest-spool: $(BUILD)/ctest/test_spool_record
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $<
+
+$(BUILD)/ctest/test_spool_record: spec/c/test_spool_record.c src/spool_record.c src/spool_record.h \
+  spec/c/ctest.h mk/tracker.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_CFLAGS) -Isrc -Ispec/c $< src/spool_record.c -o $@
+
+.PHONY: ctest-spool

@@ -1488,6 +1488,8 @@ static const luaL_Reg funcs[] = {
     {"duration", l_duration},
     {"encode", kl_lua_encode},
     {"spool_writer", kl_lua_spool_writer}, {"fsync_path", kl_lua_fsync_path},
+    {"spool_lock", kl_lua_spool_lock}, {"spool_check", kl_lua_spool_check},
+    {"spool_trailer", kl_lua_spool_trailer},
     {NULL, NULL}};
 
 int luaopen_klaviyo_core(lua_State *L);

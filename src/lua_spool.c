@@ -12,19 +12,23 @@
  * while the writer is open (the window's allocated tail reads as zero bytes); close cuts it
  * to the records.  After a crash the zero tail is a torn last line to the spool's reader,
  * dropped as any torn tail is.  Allocating before mapping means a full disk is an error
- * returned by append, never a SIGBUS on a page of a hole.
+ * returned by append, never a SIGBUS on a page of a hole.  The window never reaches past
+ * the file size limit (RLIMIT_FSIZE): a record that would cross it fails with EFBIG.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include "lua_spool.h"
 #include "lua_json.h"
+#include "spool_record.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <lauxlib.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,7 +39,7 @@
 typedef struct {
     int fd;            /* -1 once closed */
     int encoded;       /* rec holds a record not yet committed */
-    kl_json_out rec;   /* the record being made (room for its "\n" after it) */
+    kl_json_out rec;   /* the record being made (room for its trailer after it) */
     char *raw;         /* read_body's buffer */
     size_t rawcap;
     char *map;         /* the mapped window, or NULL */
@@ -43,6 +47,7 @@ typedef struct {
     size_t map_len;
     off_t end;         /* where the next byte goes: the end of the records */
     off_t alloc;       /* the file's length (records, then allocated zero bytes) */
+    kl_spool_crc_tables *crc;   /* for the records' CRC-32, eight bytes at a time */
 } spool_writer;
 
 static spool_writer *check_writer(lua_State *L)
@@ -80,6 +85,8 @@ static void writer_free(spool_writer *w)
     free(w->raw);
     w->raw = NULL;
     w->rawcap = 0;
+    free(w->crc);
+    w->crc = NULL;
 }
 
 static int push_errno(lua_State *L, const char *what, const char *path)
@@ -109,6 +116,19 @@ static int make_room(spool_writer *w, size_t n)
     len = WINDOW;
     while ((off_t)len < w->end - off + (off_t)n) len *= 2;   /* a record longer than WINDOW */
     stop = off + (off_t)len;
+    {
+        /* the file size limit: allocating past it fails (or kills, see ignore_sigxfsz), so
+         * the window's allocation stops there and a record that would cross it is EFBIG */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+            off_t lim = (off_t)rl.rlim_cur;
+            if (lim < 0 || w->end + (off_t)n > lim) {
+                errno = EFBIG;
+                return -1;
+            }
+            if (stop > lim) stop = lim;
+        }
+    }
     if (stop > w->alloc) {
         e = posix_fallocate(w->fd, w->alloc, stop - w->alloc);
         if (e != 0) {
@@ -164,13 +184,13 @@ static int closed_error(lua_State *L)
     return 2;
 }
 
-/* rec += n bytes at p (room for the "\n" commit puts after the record is kept) */
+/* rec += n bytes at p (room for the trailer commit puts after the record is kept) */
 static void rec_put(lua_State *L, kl_json_out *rec, const char *p, size_t n)
 {
-    if (rec->cap - rec->len < n + 1) {
+    if (rec->cap - rec->len < n + KL_SPOOL_TRAILER) {
         size_t cap = rec->cap ? rec->cap : 1024;
         char *nb;
-        while (cap - rec->len < n + 1) cap *= 2;
+        while (cap - rec->len < n + KL_SPOOL_TRAILER) cap *= 2;
         nb = (char *)realloc(rec->p, cap);
         if (!nb) luaL_error(L, "klaviyo: out of memory encoding a spool record");
         rec->p = nb;
@@ -250,21 +270,75 @@ static int l_encode(lua_State *L)
         }
         t = z + 1;
     }
-    rec_put(L, &w->rec, "", 0);   /* room for the "\n" commit puts after the record */
+    rec_put(L, &w->rec, "", 0);   /* room for the trailer commit puts after the record */
     w->encoded = 1;
     lua_pushnumber(L, (lua_Number)w->rec.len);
     return 1;
 }
 
-/* w:commit() -> true | nil, message: the record encode made, and a "\n" */
+/* w:commit() -> true | nil, message: the record encode made, as a record line (its trailer,
+ * see spool_record.h, and a "\n") */
 static int l_commit(lua_State *L)
 {
     spool_writer *w = check_writer(L);
     if (!w->encoded) return luaL_error(L, "spool writer: commit without a successful encode");
     if (w->fd < 0) return closed_error(L);
     w->encoded = 0;   /* a record goes once, whatever happens */
-    w->rec.p[w->rec.len] = '\n';
-    if (append_bytes(w, w->rec.p, w->rec.len + 1) < 0) return push_write_error(L);
+    kl_spool_trailer(w->crc, w->rec.p + w->rec.len, w->rec.p, w->rec.len);
+    if (append_bytes(w, w->rec.p, w->rec.len + KL_SPOOL_TRAILER) < 0) return push_write_error(L);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* w:write_record(json) -> true | nil, message: json as a record line (whole or not at all) */
+static int l_write_record(lua_State *L)
+{
+    spool_writer *w = check_writer(L);
+    size_t len;
+    const char *json = luaL_checklstring(L, 2, &len);
+    char trailer[KL_SPOOL_TRAILER];
+    if (len > 0xffffffffu) return luaL_argerror(L, 2, "a record of 4 GiB or more");
+    if (w->fd < 0) return closed_error(L);
+    kl_spool_trailer(w->crc, trailer, json, len);
+    if (make_room(w, len + KL_SPOOL_TRAILER) < 0) return push_write_error(L);
+    append_bytes(w, json, len);   /* cannot fail: room made */
+    append_bytes(w, trailer, KL_SPOOL_TRAILER);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* w:truncate(len [, s]) -> true | nil, message: the file is cut to len bytes in place (no
+ * new space needed), then s (a few bytes: a header) is written there with pwrite, not into
+ * a window, so the file is exactly that; the next append goes after it */
+static int l_truncate(lua_State *L)
+{
+    spool_writer *w = check_writer(L);
+    lua_Number n = luaL_checknumber(L, 2);
+    size_t slen = 0;
+    const char *s = luaL_optlstring(L, 3, "", &slen);
+    if (n < 0 || n > (lua_Number)w->end) return luaL_argerror(L, 2, "past the end of the records");
+    if (w->fd < 0) return closed_error(L);
+    w->encoded = 0;
+    if (w->map) {
+        munmap(w->map, w->map_len);
+        w->map = NULL;
+        w->map_len = 0;
+    }
+    if (ftruncate(w->fd, (off_t)n) != 0) return push_errno(L, "cannot cut the spool", NULL);
+    w->end = w->alloc = (off_t)n;
+    while (slen > 0) {
+        ssize_t r = pwrite(w->fd, s, slen, w->end);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            int e = errno;
+            if (ftruncate(w->fd, (off_t)n) == 0) w->end = w->alloc = (off_t)n;
+            errno = r < 0 ? e : ENOSPC;
+            return push_write_error(L);
+        }
+        s += r;
+        slen -= (size_t)r;
+        w->end = w->alloc = w->end + r;
+    }
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -327,13 +401,16 @@ static int l_gc(lua_State *L)
     return 0;
 }
 
-/* w:read_body(path, from, limit, max_count, max_bytes, prefix, suffix)
- *   -> body, count, endpos | nil, message
+/* w:read_body(path, from, limit, max_count, max_bytes, prefix, suffix, count_from)
+ *   -> body, count, endpos, damaged, scanned | nil, message
  * The records of the spool file at path from offset `from` (at most max_count records and
- * max_bytes bytes of them, one record always; never past `limit`, the end of the last
- * complete line) joined by "," between prefix and suffix: a bulk request body, read and
- * assembled in C memory, one Lua string in the end.  Lines that are not records (acks,
- * damaged lines) are passed over, as the spool's `read` does; endpos is the offset just past
+ * max_bytes bytes of their JSON texts, one record always; never past `limit`, the end of the
+ * last complete line) joined by "," between prefix and suffix: a bulk request body, read and
+ * assembled in C memory, one Lua string in the end.  A record goes without its trailer, once
+ * the trailer's length and CRC-32 match (spool_record.h).  Lines that are not records (acks,
+ * damaged records) are passed over, as the spool's `read` does; `damaged` counts the damaged
+ * ones that start at or after `count_from` (so a line read again is counted once), and
+ * `scanned` is the offset just past the last line looked at.  endpos is the offset just past
  * the last record taken (`from` when there is none). */
 static int l_read_body(lua_State *L)
 {
@@ -341,15 +418,16 @@ static int l_read_body(lua_State *L)
     const char *path = luaL_checkstring(L, 2);
     lua_Number from_n = luaL_checknumber(L, 3), limit_n = luaL_checknumber(L, 4);
     lua_Number count_n = luaL_checknumber(L, 5), bytes_n = luaL_checknumber(L, 6);
+    lua_Number count_from_n = luaL_optnumber(L, 9, 0);
     size_t plen, slen, len, scan, out, bytes = 0, max_count, max_bytes;
     const char *prefix = luaL_checklstring(L, 7, &plen), *suffix = luaL_checklstring(L, 8, &slen);
-    off_t pos, limit, endpos;
-    size_t count = 0;
+    off_t pos, limit, endpos, scanned;
+    size_t count = 0, damaged = 0;
     int fd, stop = 0;
     char *buf;
     if (from_n < 0 || limit_n < from_n || count_n < 1 || bytes_n < 1)
         return luaL_error(L, "spool writer: read_body: bad offsets or limits");
-    pos = endpos = (off_t)from_n;
+    pos = endpos = scanned = (off_t)from_n;
     limit = (off_t)limit_n;
     max_count = count_n > 1e9 ? (size_t)1e9 : (size_t)count_n;
     max_bytes = bytes_n > 1e15 ? (size_t)1e15 : (size_t)bytes_n;
@@ -394,18 +472,24 @@ static int l_read_body(lua_State *L)
         while (count < max_count) {
             char *nl = (char *)memchr(buf + scan, '\n', len - scan);
             size_t line;
+            off_t at = pos - (off_t)(len - scan);   /* the line's offset in the file */
+            long json;
             if (!nl) break;
             line = (size_t)(nl - (buf + scan));
-            if (buf[scan] == '{') {
-                if (count > 0 && bytes + line + 1 > max_bytes) { stop = 1; break; }
-                if (out != scan) memmove(buf + out, buf + scan, line);
-                out += line;
+            json = line > 0 && buf[scan] != '#' ? kl_spool_check(w->crc, buf + scan, line) : -1;
+            if (json >= 0) {
+                if (count > 0 && bytes + (size_t)json + 1 > max_bytes) { stop = 1; break; }
+                if (out != scan) memmove(buf + out, buf + scan, (size_t)json);
+                out += (size_t)json;
                 buf[out++] = ',';
                 count++;
-                bytes += line + 1;
-                endpos = pos - (off_t)(len - scan) + (off_t)line + 1;
+                bytes += (size_t)json + 1;
+                endpos = at + (off_t)line + 1;
+            } else if (line > 0 && buf[scan] != '#' && (lua_Number)at >= count_from_n) {
+                damaged++;
             }
             scan += line + 1;
+            scanned = at + (off_t)line + 1;
         }
         /* keep only the unscanned part after the records taken */
         if (scan > out) {
@@ -420,12 +504,56 @@ static int l_read_body(lua_State *L)
     lua_pushlstring(L, buf, out + slen);
     lua_pushnumber(L, (lua_Number)count);
     lua_pushnumber(L, (lua_Number)endpos);
-    return 3;
+    lua_pushnumber(L, (lua_Number)damaged);
+    lua_pushnumber(L, (lua_Number)scanned);
+    return 5;
 }
 
 static const struct { const char *name; lua_CFunction f; } METHODS[] = {
     {"encode", l_encode}, {"commit", l_commit}, {"write", l_write},
+    {"write_record", l_write_record}, {"truncate", l_truncate},
     {"fsync", l_fsync}, {"read_body", l_read_body}, {"close", l_close}, {NULL, NULL}};
+
+void kl_spool_ignore_sigxfsz(void)
+{
+    /* A write, an allocation or a truncation past the file size limit (RLIMIT_FSIZE) sends
+     * SIGXFSZ, whose default action kills the process: a tracker's caller would die where it
+     * was promised nil, err.  Ignored, the call fails with EFBIG instead.  Only a default
+     * disposition is changed: a handler (or an ignore) the application chose is its own. */
+    struct sigaction cur;
+    if (sigaction(SIGXFSZ, NULL, &cur) == 0 && cur.sa_handler == SIG_DFL &&
+        !(cur.sa_flags & SA_SIGINFO)) {
+        struct sigaction ign;
+        memset(&ign, 0, sizeof ign);
+        ign.sa_handler = SIG_IGN;
+        sigemptyset(&ign.sa_mask);
+        sigaction(SIGXFSZ, &ign, NULL);
+    }
+}
+
+int kl_lua_spool_check(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    lua_Integer i = luaL_checkinteger(L, 2), j = luaL_checkinteger(L, 3);
+    long json;
+    if (i < 1 || j < i - 1 || (size_t)j > n) return luaL_argerror(L, 2, "not a range of the string");
+    json = kl_spool_check(NULL, s + (i - 1), (size_t)(j - i + 1));
+    if (json < 0) lua_pushnil(L);
+    else lua_pushinteger(L, (lua_Integer)json);
+    return 1;
+}
+
+int kl_lua_spool_trailer(lua_State *L)
+{
+    size_t n;
+    const char *json = luaL_checklstring(L, 1, &n);
+    char trailer[KL_SPOOL_TRAILER];
+    if (n > 0xffffffffu) return luaL_argerror(L, 1, "a record of 4 GiB or more");
+    kl_spool_trailer(NULL, trailer, json, n);
+    lua_pushlstring(L, trailer, KL_SPOOL_TRAILER);
+    return 1;
+}
 
 int kl_lua_spool_writer(lua_State *L)
 {
@@ -447,6 +575,14 @@ int kl_lua_spool_writer(lua_State *L)
         lua_setfield(L, -2, "__name");
     }
     lua_setmetatable(L, -2);
+    kl_spool_ignore_sigxfsz();
+    w->crc = (kl_spool_crc_tables *)malloc(sizeof *w->crc);
+    if (!w->crc) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "cannot open the spool: out of memory");
+        return 2;
+    }
+    kl_spool_crc_init(w->crc);
     {
         struct stat st;
         do {

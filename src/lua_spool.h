@@ -1,8 +1,12 @@
 /*
  * lua_spool.h: the tracker spool's writer (lua/klaviyo/tracker/spool.lua), in C.
  *
- * Registered by src/lua_klaviyo.c as `klaviyo.core.spool_writer` and `klaviyo.core.fsync_path`:
+ * Registered by src/lua_klaviyo.c in `klaviyo.core`:
  *
+ *   local n = core.spool_check(s, i, j)     -- s[i..j] is a record line (without its "\n")
+ *                                           -- whose length and CRC-32 match: the length of
+ *                                           -- its JSON text; else nil (src/spool_record.h)
+ *   local t = core.spool_trailer(json)      -- the trailer of json's record line (specs)
  *   local w, err = core.spool_writer(path)  -- opens path (created 0666 & umask); records go
  *                                           -- after what the file holds
  *   local len, err = w:encode(template, value, ...)  -- a record into the writer's own C
@@ -10,12 +14,21 @@
  *                                           -- (joined by "\0") as they are, the values
  *                                           -- between them as JSON (src/lua_json.c's
  *                                           -- mapping); a nil value drops the text before it
- *   local ok, err = w:commit()              -- appends the encoded record and a "\n"
+ *   local ok, err = w:commit()              -- appends the encoded record as a record line
+ *                                           -- (its length and CRC-32, src/spool_record.h)
  *   local ok, err = w:write(s, ...)         -- appends the strings
+ *   local ok, err = w:write_record(json)    -- appends json as a record line (its trailer)
+ *   local ok, err = w:truncate(n [, s])     -- cuts the file to n bytes in place, then
+ *                                           -- writes s there (not mapped)
  *   local ok, err = w:fsync()
  *   local ok, err = w:close()               -- cuts the file to what was appended (also
  *                                           -- __gc, without the cut's error); safe twice
  *   local ok, err = core.fsync_path(path)   -- open(O_RDONLY) + fsync: a file or a directory
+ *   local lock, err = core.spool_lock(path) -- the exclusive owner lock of the spool at path
+ *                                           -- (PATH.lock, src/lua_spool_lock.c); nil, err
+ *                                           -- while another holder lives, in this process
+ *                                           -- or another
+ *   lock:release()                          -- also __gc; safe twice
  *
  * Why: under LuaJIT every string is interned, and its sparse hash puts the encoded spool
  * records (long, alike but for a few bytes) into one hash chain, so making each one as a Lua
@@ -36,5 +49,18 @@ int kl_lua_spool_writer(lua_State *L);
 
 /* lua_CFunction: (path) -> true | nil, msg */
 int kl_lua_fsync_path(lua_State *L);
+
+/* lua_CFunction: (spool path) -> lock | nil, msg */
+int kl_lua_spool_lock(lua_State *L);
+
+/* lua_CFunction: (s, i, j) -> length | nil */
+int kl_lua_spool_check(lua_State *L);
+
+/* lua_CFunction: (json) -> trailer */
+int kl_lua_spool_trailer(lua_State *L);
+
+/* SIGXFSZ ignored if its disposition is the default (see lua_spool.c): writing past the file
+ * size limit then fails with EFBIG instead of killing the process. */
+void kl_spool_ignore_sigxfsz(void);
 
 #endif

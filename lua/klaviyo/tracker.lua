@@ -156,7 +156,8 @@ function _M.new(client, opts)
     next_attempt = 0, attempt = 0, last_delivery = sp.pending > 0 and 0 or now(),
     rejected_lines = {},
     counts = { tracked = 0, delivered = 0, rejected = 0, requests = 0, failures = 0,
-              batches = 0, recovered = sp.recovered, corrupt = sp.corrupt },
+              batches = 0, recovered = sp.recovered, delivery_errors = 0,
+              compaction_failures = sp.compact_error and 1 or 0, last_error = sp.compact_error },
   }, mt)
   if in_ngx and opts.timer ~= false then
     local ok, terr = ngx.timer.every(self.interval, function(premature)
@@ -193,19 +194,33 @@ function _M:reject(line, err)
   local p = type(err.pointer) == "string" and
     err.pointer:match("^/data/attributes/events%-bulk%-create/data/%d+(.*)$")
   if p then err.entry_pointer = p end
-  st.last_rejected = { unique_id = uid, error = tostring(err) }
+  st.last_rejected = { unique_id = uid, error = batcher.text(err) }
   if self.on_reject then
     local ok, cerr = pcall(self.on_reject, err, entry)
-    if not ok then st.last_error = "on_reject raised: " .. tostring(cerr) end
+    if not ok then st.last_error = "on_reject raised: " .. batcher.text(cerr) end
+  end
+end
+
+-- Compacts the spool. A compaction that fails (no room for the copy) leaves the spool as it
+-- was and working: it is counted and reported in stats, and tried again later.
+local function compact(self)
+  local ok, err = self.spool:compact()
+  if not ok then
+    local st = self.counts
+    st.compaction_failures = st.compaction_failures + 1
+    st.last_error = err
   end
 end
 
 local function maybe_compact(self)
   local sp = self.spool
   local dead = sp:dead_bytes()
-  -- at least half the file dead: copying the live half costs no more than what was written
-  if dead >= self.compact_bytes and dead >= sp.size - sp.head then return sp:compact() end
-  return true
+  -- at least half the file dead (or damaged lines to move aside): copying the live half costs
+  -- no more than what was written; nothing live: the cut in place costs nothing
+  if (dead >= self.compact_bytes and dead >= sp.size - sp.head) or sp.damaged > 0 or
+    (dead > 0 and sp.pending == 0) then
+    compact(self)
+  end
 end
 
 -- After a batch was sent (`sent`, `what`, `serr`, `src` from batcher.deliver_body): the
@@ -242,31 +257,19 @@ local function read_batch(self, from)
     batcher.PREFIX, batcher.SUFFIX, from)
 end
 
---- Send batches from the head of the spool: every waiting event when `all`, else only full
--- batches. With `concurrency` > 1 (the curl transport), that many jobs go at once
--- (client:batch), so the next one is on its way while the server works on one; their
--- answers are settled in spool order, and a job after one that failed is acknowledged only
--- once everything before it is (it goes again later; its unique_ids make that harmless).
--- Returns true, or nil, err, outcome ("retry"|"stop") after a failed attempt (the next one
--- waits for the back-off).
-function _M:deliver(all)
-  -- another delivery is running (nginx: the timer while a request flushes; plain Lua: a
-  -- flush from inside on_reject)
-  if self.delivering then return true, "busy" end
+-- One delivery pass (see `deliver`); may raise (a transport, an error's __tostring, a
+-- callback): `deliver` catches it.
+local function deliver_pass(self, all)
   local sp = self.spool
-  self.delivering = true
   while sp.pending > 0 and (all or sp.pending >= self.batch) do
     local ok, err = sp:sync_now(true) -- the records about to leave are on disk
-    if not ok then self.delivering = false return nil, err, "stop" end
+    if not ok then return nil, err, "stop" end
     -- up to `concurrency` batches, each read from where the one before ends
     local bodies, counts, ends, heads = {}, {}, {}, {}
     local from, left = sp.head, sp.pending
     for k = 1, self.concurrency do
       local body, count, endpos = read_batch(self, from)
-      if not body then
-        self.delivering = false
-        return nil, errors.new("spool", "tracker", count), "stop"
-      end
+      if not body then return nil, errors.new("spool", "tracker", count), "stop" end
       if count == 0 then
         if k == 1 then sp.pending = 0 end
         break
@@ -289,16 +292,44 @@ function _M:deliver(all)
         end, answer or nil)
       end
       local sok, serr2, swhat = settle(self, sent, what, serr, src, count, ends[k])
-      if not sok then self.delivering = false return nil, serr2, swhat end
+      if not sok then return nil, serr2, swhat end
     end
   end
   -- compaction once the pass is over, not after every batch: during a long pass it copied
   -- the live part of the spool again and again (it is atomic either way; see the spool)
-  local ok, err = maybe_compact(self)
+  maybe_compact(self)
   self.last_delivery = now()
-  self.delivering = false
-  if not ok then return nil, err, "stop" end
   return true
+end
+
+--- Send batches from the head of the spool: every waiting event when `all`, else only full
+-- batches. With `concurrency` > 1 (the curl transport), that many jobs go at once
+-- (client:batch), so the next one is on its way while the server works on one; their
+-- answers are settled in spool order, and a job after one that failed is acknowledged only
+-- once everything before it is (it goes again later; its unique_ids make that harmless).
+-- Returns true, or nil, err, outcome ("retry"|"stop") after a failed attempt (the next one
+-- waits for the back-off). Never raises: an error raised during the pass (by the transport,
+-- an error value, a callback) is caught, counted (`delivery_errors`, `last_error`) and
+-- answered as a failed attempt; the events it was sending stay in the spool (only an ack
+-- removes them, and an ack follows an accepted answer), and the tracker is ready for the
+-- next attempt.
+function _M:deliver(all)
+  -- another delivery is running (nginx: the timer while a request flushes; plain Lua: a
+  -- flush from inside on_reject)
+  if self.delivering then return true, "busy" end
+  self.delivering = true
+  local ok, a, b, c = pcall(deliver_pass, self, all)
+  self.delivering = false
+  if ok then return a, b, c end
+  local st = self.counts
+  local err = errors.new("delivery", "tracker", "delivery raised: " .. batcher.text(a))
+  st.failures = st.failures + 1
+  st.delivery_errors = st.delivery_errors + 1
+  st.last_error = batcher.text(err)
+  self.attempt = self.attempt + 1
+  self.next_attempt = now() + batcher.backoff(nil, self.attempt, self.backoff_base,
+    self.backoff_cap)
+  return nil, err, "retry"
 end
 
 -- A spooled record: one bulk_create_events entry, a profile and its one event, made from a
@@ -349,7 +380,10 @@ _M.stamp = stamp -- @local (for the specs)
 
 --- Record one event. Returns its unique_id once it is in the spool; nil, err when the event
 -- is invalid (err.kind "refused", nothing stored) or the spool is full (err.kind
--- "spool_full": back-pressure; retry later or shed load, nothing was stored).
+-- "spool_full": back-pressure; retry later or shed load, nothing was stored). Once the event
+-- is stored `track` answers its unique_id whatever a delivery it starts meets (`deliver`
+-- never raises; its failures show in `stats` and later answers), so a caller that retries
+-- a failed `track` never stores an event twice.
 function _M:track(ev)
   check_self(self, "track")
   if self.closed then error("tracker:track: the tracker is closed", 2) end
@@ -373,7 +407,7 @@ function _M:track(ev)
   if sp.size + len + 1 > self.max_spool_bytes and not self.delivering then
     -- make room first: deliver (unless backing off), then drop what was delivered
     if self.auto and now() >= self.next_attempt then self:deliver(true) end
-    if sp:dead_bytes() > 0 then sp:compact() end
+    if sp:dead_bytes() > 0 then compact(self) end
     if sp.size + len + 1 > self.max_spool_bytes then
       return nil, errors.new("spool_full", "tracker", format(
         "the spool holds %d undelivered events (%d bytes, max_spool_bytes %d); nothing was " ..
@@ -427,7 +461,7 @@ function _M:flush(timeout)
   if not ok then return nil, errors.new("spool", "tracker", err) end
   if sp.pending > 0 then
     local e = errors.new("flush", "tracker", format("%d events are still waiting%s", sp.pending,
-      last and (": " .. tostring(last)) or ""), { pending = sp.pending, cause = last })
+      last and (": " .. batcher.text(last)) or ""), { pending = sp.pending, cause = last })
     return nil, e
   end
   return true
@@ -448,8 +482,12 @@ end
 
 --- Counters: tracked, delivered (accepted by Klaviyo), rejected, pending (in the spool),
 -- spool_bytes, requests, failures, batches, recovered (found in the spool at start),
--- corrupt, compactions, last_error, last_rejected ({unique_id, error}), retry_in (seconds
--- until the next attempt may run).
+-- corrupt (damaged lines found in the spool), quarantined (damaged lines moved aside to
+-- PATH.damaged), compactions, compaction_failures (no room for the copy: the spool is kept
+-- as it was), acks_unwritten (acks the disk had no room for), delivery_errors (delivery
+-- passes cut short by a raised error),
+-- last_error, last_rejected ({unique_id, error}), retry_in (seconds until the next attempt
+-- may run).
 function _M:stats()
   check_self(self, "stats")
   local out = {}
@@ -458,6 +496,7 @@ function _M:stats()
   out.pending = sp.pending
   out.spool_bytes = sp.size
   out.compactions = sp.compactions or 0
+  out.corrupt, out.quarantined, out.acks_unwritten = sp.corrupt, sp.quarantined, sp.acks_unwritten
   local wait = self.next_attempt - now()
   out.retry_in = wait > 0 and wait or 0
   return out

@@ -48,4 +48,21 @@ describe("klaviyo.tracker.batcher", function()
       assert.is_true(B.backoff({ status = 503, retry_after = 7 }, n, 0.5, 3) >= 7)
     end
   end)
+
+  it("waits at most an hour for a Retry-After, and ignores one that is not a number of seconds",
+    function()
+    assert.are.equal(3600.05, B.backoff({ status = 429, retry_after = 1e12 }, 1, 0.5, 30))
+    assert.are.equal(3600, B.backoff({ status = 503, retry_after = 1e12 }, 1, 0.5, 30))
+    for _, ra in ipairs({ math.huge, -math.huge, 0 / 0, -5 }) do
+      assert.are.equal(0.05, B.backoff({ status = 429, retry_after = ra }, 1, 0.5, 30))
+      assert.is_true(B.backoff({ status = 503, retry_after = ra }, 1, 0.5, 30) <= 0.5)
+    end
+  end)
+
+  it("shows any error value as text without raising", function()
+    local bad = setmetatable({}, { __tostring = function() error("no") end })
+    assert.are.equal("(a table that cannot be shown as text)", B.text(bad))
+    assert.are.equal("boom", B.text("boom"))
+    assert.are.equal("nil", B.text(nil))
+  end)
 end)

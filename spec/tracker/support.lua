@@ -78,12 +78,12 @@ function M.spool_path(tag)
   local p = os.tmpname()
   os.remove(p)
   p = p .. "-" .. (tag or "spool") .. "-" .. n
-  for _, s in ipairs({ "", ".tmp", ".lock" }) do os.remove(p .. s) end
+  for _, s in ipairs({ "", ".tmp", ".lock", ".damaged" }) do os.remove(p .. s) end
   return p
 end
 
 function M.cleanup(p)
-  for _, s in ipairs({ "", ".tmp", ".lock" }) do os.remove(p .. s) end
+  for _, s in ipairs({ "", ".tmp", ".lock", ".damaged" }) do os.remove(p .. s) end
 end
 
 --- Every event the account holds: array of {id, seq = properties.seq, uid = properties.uid}.

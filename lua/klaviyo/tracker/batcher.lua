@@ -18,7 +18,7 @@
 local errors = require "klaviyo.errors"
 
 local concat, floor, random = table.concat, math.floor, math.random
-local type, tostring, tonumber = type, tostring, tonumber
+local type, tostring, tonumber, pcall = type, tostring, tonumber, pcall
 local match = string.match
 
 local _M = {}
@@ -78,13 +78,34 @@ function _M.classify(err)
   return "stop"
 end
 
+--- `v` as text for stats and messages, without raising: an error value whose __tostring
+-- raises (or gives no string) is named by its type instead.
+function _M.text(v)
+  local ok, s = pcall(tostring, v)
+  if ok and type(s) == "string" then return s end
+  return "(a " .. type(v) .. " that cannot be shown as text)"
+end
+
+-- The longest Retry-After the tracker waits: a larger one (a broken or hostile server) would
+-- stop delivery for as long.
+local MAX_RETRY_AFTER = 3600
+
+-- The Retry-After of `err` in seconds, or nil when there is none or it is not a finite number
+-- of seconds from 0 (NaN, infinite, negative); capped at MAX_RETRY_AFTER.
+local function retry_after(err)
+  local ra = type(err) == "table" and tonumber(err.retry_after) or nil
+  if not ra or ra ~= ra or ra < 0 or ra == math.huge then return nil end
+  if ra > MAX_RETRY_AFTER then return MAX_RETRY_AFTER end
+  return ra
+end
+
 --- Back-off before attempt `n` (1-based) after a retryable failure. Throttled (429): the
 -- Retry-After, plus a little that doubles while 429s repeat (Retry-After counts whole seconds
 -- and may be rounded down, even to 0), so the next window is used from its start. Otherwise
 -- full jitter over base * 2^(n-1), capped, and never before a Retry-After.
 function _M.backoff(err, n, base, cap)
-  local ra = err and tonumber(err.retry_after)
-  if err and err.status == 429 then
+  local ra = retry_after(err)
+  if type(err) == "table" and err.status == 429 then
     local extra = 0.05 * 2 ^ (n - 1)
     if extra > 1 then extra = 1 end
     return (ra or 0) + extra
@@ -102,7 +123,7 @@ local IDEMPOTENT = { idempotent = true }
 local function spool_failure(stats, msg)
   local err = errors.new("spool", "tracker", msg)
   stats.failures = stats.failures + 1
-  stats.last_error = tostring(err)
+  stats.last_error = _M.text(err)
   return false, "stop", err
 end
 
@@ -131,7 +152,7 @@ local function send_range(t, src, i, j, answer)
   end
   if what ~= "reject" then
     stats.failures = stats.failures + 1
-    stats.last_error = tostring(err)
+    stats.last_error = _M.text(err)
     return false, what, err
   end
   local bad = k and i + k or nil

@@ -116,8 +116,8 @@ $(BUILD)/fuzz/fuzz_core: spec/c/fuzz_core.c $(SAN_SRCS) $(CORE_HDRS) mk/core.mk 
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $(CURL_CFLAGS) -Isrc -I$(BUILD)/gen $< $(SAN_SRCS) -o $@ $(CURL_LIBS) $(HIREDIS_LIBS)
 
-# the whole binding, as core.so links it (lua_spool.c: the tracker's part, which it registers)
-FUZZ_LUA_SRCS = $(sort $(LUA_SRCS) src/lua_spool.c)
+# the whole binding, as core.so links it (the spool files: the tracker's part, which it registers)
+FUZZ_LUA_SRCS = $(sort $(LUA_SRCS) src/lua_spool.c src/lua_spool_lock.c src/spool_record.c)
 $(BUILD)/fuzz/fuzz_binding: spec/c/fuzz_binding.c $(SAN_SRCS) $(FUZZ_LUA_SRCS) $(CORE_HDRS) mk/core.mk \
                             $(REDIS_GEN_H)
 	@mkdir -p $(dir $@)

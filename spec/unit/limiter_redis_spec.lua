@@ -484,8 +484,6 @@ http {
         end
         assert.has_error(function() store_mod.new { safety = 1.5 } end)
         assert.has_error(function() store_mod.new { timeout = -1 } end)
-        assert.has_error(function() store_mod.new { url = "rediss://h", ssl_verify = "no" } end,
-          "klaviyo.limiter.redis.new: ssl_verify must be a boolean")
         assert.has_error(function() store_mod.new { url = "redis://h" } end,
           'klaviyo.limiter.redis.new: needs nginx cosockets; elsewhere use ' ..
           'klaviyo.new{limiter = {store = "redis"}}, the C store')

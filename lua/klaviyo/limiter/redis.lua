@@ -9,8 +9,8 @@
 --   -- wait == 0: send now; wait > 0: sleep that many seconds and ask again; nil: err
 --
 -- Every call takes a connection from the cosocket pool and gives it back; one that failed
--- mid-command is closed, never pooled. rediss:// speaks TLS and verifies the server against
--- nginx's lua_ssl_trusted_certificate unless ssl_verify = false.
+-- mid-command is closed, never pooled. rediss:// speaks TLS and always verifies the server
+-- (its certificate against nginx's lua_ssl_trusted_certificate, its name against the url's host).
 local script = require "klaviyo.limiter.redis_script"
 local duration = require("klaviyo.core").duration
 
@@ -84,8 +84,7 @@ local function effective(limit, safety)
 end
 
 --- Create a store. opts: url, prefix ("klaviyo:limit:"), safety (in (0, 1], 1), timeout and
--- connect_timeout (seconds, 1), pool_size (32), idle_timeout (seconds, 60), ssl_verify
--- (rediss://, true), server_name (rediss://, the url's host). Bad options raise.
+-- connect_timeout (seconds, 1), pool_size (32), idle_timeout (seconds, 60). Bad options raise.
 function M.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("klaviyo.limiter.redis.new: opts must be a table", 2) end
@@ -106,12 +105,6 @@ function M.new(opts)
   if type(prefix) ~= "string" or #prefix > KEY_MAX then
     error("klaviyo.limiter.redis.new: prefix must be a string of at most 1024 bytes", 2)
   end
-  if opts.ssl_verify ~= nil and type(opts.ssl_verify) ~= "boolean" then
-    error("klaviyo.limiter.redis.new: ssl_verify must be a boolean", 2)
-  end
-  if opts.server_name ~= nil and type(opts.server_name) ~= "string" then
-    error("klaviyo.limiter.redis.new: server_name must be a string", 2)
-  end
   if not (ngx and ngx.socket) then
     error("klaviyo.limiter.redis.new: needs nginx cosockets; elsewhere use " ..
       'klaviyo.new{limiter = {store = "redis"}}, the C store', 2)
@@ -122,11 +115,9 @@ function M.new(opts)
     url = u, prefix = prefix, safety = safety, resty = resty,
     timeout = opts.timeout or 1, connect_timeout = opts.connect_timeout or 1,
     idle_timeout = opts.idle_timeout or 60, pool_size = opts.pool_size or 32,
-    ssl_verify = opts.ssl_verify ~= false, server_name = opts.server_name or u.host,
     -- credentials and TLS settings name the pool: connections never cross them
-    pool = format("klaviyo-limit:%s:%d:%d:%s:%s:%s", u.host, u.port, u.db, u.user or "",
-      ngx.md5(u.password or ""), u.tls and format("tls:%s:%s", tostring(opts.ssl_verify ~= false),
-      opts.server_name or u.host) or "tcp"),
+    pool = format("klaviyo-limit:%s:%s:%d:%d:%s:%s", u.tls and "tls" or "tcp", u.host, u.port,
+      u.db, u.user or "", ngx.md5(u.password or "")),
     where = format("%s:%d", u.host, u.port),
   }, mt)
 end
@@ -152,7 +143,7 @@ function M:_connect()
   end
   if red:get_reused_times() > 0 then return red end
   if self.url.tls then
-    ok, err = sock:sslhandshake(nil, self.server_name, self.ssl_verify)
+    ok, err = sock:sslhandshake(nil, self.url.host, true)
     if not ok then
       red:close()
       return nil, format("redis limiter store at %s: TLS handshake failed (%s); not sending",

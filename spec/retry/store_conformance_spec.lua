@@ -4,6 +4,17 @@
 -- (spec/ngx/support.lua, location /call: one client per request). A case a store cannot meet
 -- by its nature (sharing an in-process store, an unavailable shared dict) is not run for it;
 -- the shared dict's damaged data is checked with a fake dict in spec/ngx/limiter_shdict_spec.lua.
+--
+-- The stores' interface. C: kl_limiter_* (src/limiter.c) and kl_redis_* (src/limiter_redis.c).
+-- Lua (klaviyo.limiter.shdict, klaviyo.limiter.redis), as the nginx driver calls them:
+--   store:acquire(key, limits)  limits {burst=, steady=, daily=}: 0 = go (the send is
+--                               recorded), a wait in seconds (> 0, at most a day), or nil, err
+--                               (err "locked": ask again in a millisecond)
+--   store:block(key, seconds)   a 429's Retry-After, capped at a day: true, or nil, err
+--   store:observe(key, limits, remaining, reset)   RateLimit-Remaining/-Reset: a non-nil
+--                               value, or nil, err (err "locked": ask again)
+-- Each does its step atomically: the C limiter in-process, Redis by one script
+-- (klaviyo.limiter.redis_script), the shared dict under a per-key lock.
 local S = require "retry.support"
 local T = require "ngx.support"
 local emu = S.emu

@@ -8,6 +8,7 @@
 --   local wait, err = store:acquire("acct/create_event", { burst = 350, steady = 3500 })
 --   -- wait == 0: send now; wait > 0: sleep that many seconds and ask again; nil: err
 --
+-- A limiter store as the nginx driver asks it (spec/retry/store_conformance_spec.lua).
 -- Every call takes a connection from the cosocket pool and gives it back; one that failed
 -- mid-command is closed, never pooled. rediss:// speaks TLS and always verifies the server
 -- (its certificate against nginx's lua_ssl_trusted_certificate, its name against the url's host).

@@ -144,7 +144,9 @@ function M:_connect()
   end
   if red:get_reused_times() > 0 then return red end
   if self.url.tls then
-    ok, err = sock:sslhandshake(nil, self.url.host, true)
+    ok, err = sock:sslhandshake(false, self.url.host, true)   -- false: no session kept
+    -- nginx may answer true for a handshake whose verification failed and closed the socket
+    if ok and not sock:getreusedtimes() then ok, err = nil, "the server's certificate was refused" end
     if not ok then
       red:close()
       return nil, format("redis limiter store at %s: TLS handshake failed (%s); not sending",

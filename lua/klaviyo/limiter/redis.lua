@@ -12,6 +12,7 @@
 -- Every call takes a connection from the cosocket pool and gives it back; one that failed
 -- mid-command is closed, never pooled. rediss:// speaks TLS and always verifies the server
 -- (its certificate against nginx's lua_ssl_trusted_certificate, its name against the url's host).
+-- The pool is a worker's, not a location's: locations that use one store need one trust.
 local script = require "klaviyo.limiter.redis_script"
 local duration = require("klaviyo.core").duration
 

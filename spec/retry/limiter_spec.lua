@@ -36,29 +36,6 @@ describe("rate limiter", function()
     c:close()
   end)
 
-  it("uses per-operation overrides from the client options", function()
-    local acct = emu.account()
-    emu.limits({ get_lists = { burst = 1, steady = 100 } }, acct)
-    local c = S.client({ limits = { get_lists = { burst = 1 } }, retry = { attempts = 1 } }, acct)
-    for _ = 1, 3 do assert(c:call("get_lists", {})) end
-    assert.equal(0, S.count_status(acct, "get_lists", 429))
-    assert.is_true(c:stats().get_lists.waited >= 1.5) -- 3 sends at 1/s: two waits near 1 s
-    c:close()
-  end)
-
-  it("a 429 blocks the operation until Retry-After (no second 429)", function()
-    local c, acct = S.client { retry = { attempts = 1 } }
-    emu.faults { { operation = "get_lists", status = 429, retry_after = 2, count = 1 } }
-    finally(function() emu.faults(nil) end)
-    local ok, err = c:call("get_lists", {})
-    assert.is_nil(ok)
-    assert.equal(429, err.status)
-    assert(c:call("get_lists", {}))       -- waits out the block first
-    assert.is_true(c:stats().get_lists.waited >= 1.9)
-    assert.equal(2, #S.requests(acct, "get_lists"))
-    c:close()
-  end)
-
   -- Up to a minute: the emulator's steady window is 60 s with a random phase.
   it("RateLimit-Remaining lower than the limiter believes makes it wait (shared key)", function()
     local acct = emu.account()

@@ -22,35 +22,6 @@ describe("limiter store in Redis", function()
     c:close()
   end)
 
-  it("shares one account's limit between clients (as between processes)", function()
-    local acct = emu.account()
-    emu.limits({ get_lists = { burst = 1, steady = 100 } }, acct)
-    local opts = { limiter = { store = "redis", url = "redis://127.0.0.1:" .. port, prefix = "spec-b:" },
-                   limits = { get_lists = { burst = 1 } }, retry = { attempts = 1 } }
-    local a, b = S.client(opts, acct), S.client(opts, acct)
-    for _ = 1, 2 do
-      assert(a:call("get_lists", {}))
-      assert(b:call("get_lists", {}))
-    end
-    assert.equal(0, S.count_status(acct, "get_lists", 429))
-    assert.is_true(a:stats().get_lists.waited + b:stats().get_lists.waited >= 2)
-    a:close()
-    b:close()
-  end)
-
-  it("refuses to send when Redis is unreachable, and says so", function()
-    local dead = S.free_port()
-    local c, acct = S.client { limiter = { store = "redis", url = "redis://127.0.0.1:" .. dead } }
-    local ok, err = c:call("get_lists", {})
-    assert.is_nil(ok)
-    assert.equal("refused", err.kind)
-    assert.equal("limiter_unavailable", err.code)
-    assert.matches("unreachable", err.detail)
-    assert.equal(0, #S.requests(acct, "get_lists"))
-    assert.equal(1, c:stats().get_lists.errors["refused:limiter_unavailable"])
-    c:close()
-  end)
-
   it("rejects a malformed URL and a store that needs nginx", function()
     local ok, err = S.klaviyo.new { base_url = emu.url, api_key = "pk_x",
       limiter = { store = "redis", url = "http://nope" } }

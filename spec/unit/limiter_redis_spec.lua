@@ -1,8 +1,8 @@
--- The Redis-side limiter script run from Lua, as an nginx (cosocket) or plain-Lua caller
--- would run it: require the module, send EVALSHA/EVAL over a socket. A redis-server of its
--- own on a free port of 18700-18799 is started here and shut down after. The exhaustive
+-- The Redis-side limiter script run from Lua: EVALSHA/EVAL over a socket, and the nginx store
+-- (klaviyo.limiter.redis, lua-resty-redis) inside an nginx this spec starts. A redis-server of
+-- its own on a free port of 18700-18799 is started here and shut down after. The exhaustive
 -- checks (many processes, exact waits, failures) are in spec/c/test_limiter_redis.c; this
--- spec shows the module is the single source and works from every Lua.
+-- spec shows the module is the single source and the nginx store runs it.
 local socket = require "socket"
 
 local root = (debug.getinfo(1, "S").source:match("^@(.*)/spec/unit/") or ".")
@@ -191,126 +191,44 @@ describe("klaviyo.limiter.redis_script", function()
       assert.same({ 1 }, command(sock, "SCRIPT", "EXISTS", sha))
     end)
 
-    describe("through klaviyo.limiter.redis (LuaSocket)", function()
+    describe("through klaviyo.limiter.redis inside nginx (lua-resty-redis, cosockets)", function()
+      local http = require "socket.http"
+      local ltn12 = require "ltn12"
+      local cjson = require("cjson.safe").new()
       local store_mod = require "klaviyo.limiter.redis"
-      local function url(extra) return ("redis://127.0.0.1:%d%s"):format(port, extra or "") end
+      local prefix, nport
+
       local function name(k) return "klaviyo:limit:{" .. k .. "}:log" end
       local function fresh(tag)
         n = n + 1
-        return ("lua-%s-%d-%d"):format(tag, os.time(), n)
+        return ("ngx-%s-%d-%d"):format(tag, os.time(), n)
       end
-
-      it("answers go, go, then the exact wait, on the C store's keys", function()
-        local st = store_mod.new { url = url() }
-        local k = fresh("basic")
-        local w1, t1 = st:acquire(k, { burst = 2 })
-        local w2 = st:acquire(k, { burst = 2 })
-        local w3, t3 = st:acquire(k, { burst = 2 })
-        assert.same({ 0, 0 }, { w1, w2 })
-        assert.is_true(math.abs(w3 * 1e6 - (t1 + 1000000 - t3)) < 0.5)
-        assert.equal(2, command(sock, "LLEN", name(k)))
-        local none = fresh("none")
-        for _ = 1, 3 do assert.equal(0, (st:acquire(none, {}))) end
-        assert.equal(0, command(sock, "EXISTS", name(none)))
-        st:close()
-      end)
-
-      it("applies the safety factor as the C limiter does", function()
-        -- 90 * 0.7 is 62.999... in binary: still 63, as limiter.c rounds
-        local st = store_mod.new { url = url(), safety = 0.7 }
-        local k, go = fresh("safety"), 0
-        for _ = 1, 70 do if st:acquire(k, { burst = 90 }) == 0 then go = go + 1 end end
-        assert.equal(63, go)
-        st:close()
-      end)
-
-      it("blocks, observes, and falls back to EVAL after SCRIPT FLUSH", function()
-        local st = store_mod.new { url = url() }
-        local k = fresh("feedback")
-        assert.is_true(st:block(k, 2.5))
-        local w, now = st:acquire(k, { burst = 100 })
-        local meta = "klaviyo:limit:{" .. k .. "}:meta"
-        local blocked = tonumber(command(sock, "HGET", meta, "blocked"))
-        assert.is_true(math.abs(w * 1e6 - (blocked - now)) < 0.5 and w > 0 and w <= 2.5)
-        local k2 = fresh("observe")
-        assert.equal(2, st:observe(k2, { burst = 100, steady = 100 }, 2, 30))
-        assert.equal(0, (st:acquire(k2, { burst = 100, steady = 100 })))
-        assert.equal("OK", command(sock, "SCRIPT", "FLUSH"))
-        assert.equal(0, (st:acquire(k2, { burst = 100, steady = 100 })))
-        assert.is_true(st:acquire(k2, { burst = 100, steady = 100 }) > 0)
-        st:close()
-      end)
-
-      it("reconnects once when Redis dropped the connection", function()
-        local st = store_mod.new { url = url() }
-        local k = fresh("drop")
-        assert.equal(0, (st:acquire(k, { burst = 10 })))
-        assert.is_true(command(sock, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes") >= 1)
-        local w, err = st:acquire(k, { burst = 10 })
-        assert.equal(0, w, err)
-        st:close()
-      end)
-
-      it("selects the database of the URL", function()
-        local st = store_mod.new { url = url("/3") }
-        local k = fresh("db")
-        assert.equal(0, (st:acquire(k, { burst = 10 })))
-        assert.equal(0, command(sock, "EXISTS", name(k)))
-        assert.equal("OK", command(sock, "SELECT", 3))
-        assert.equal(1, command(sock, "LLEN", name(k)))
-        assert.equal("OK", command(sock, "SELECT", 0))
-        st:close()
-      end)
-
-      it("says so when Redis is unreachable, silent, or refuses AUTH; never a go", function()
-        local closed = free_port()
-        local st = store_mod.new { url = ("redis://127.0.0.1:%d"):format(closed) }
-        local w, err = st:acquire("k", { burst = 10 })
-        assert.is_nil(w)
-        assert.truthy(err:find("unreachable at 127.0.0.1:" .. closed, 1, true), err)
-        assert.truthy(err:find("not sending", 1, true))
-
-        local silent = assert(socket.bind("127.0.0.1", free_port()))
-        local _, sport = silent:getsockname()
-        st = store_mod.new { url = ("redis://127.0.0.1:%d"):format(sport), timeout = 0.2 }
-        w, err = st:acquire("k", { burst = 10 })
-        assert.is_nil(w)
-        assert.truthy(err:find("did not answer", 1, true), err)
-        silent:close()
-
-        st = store_mod.new { url = url(), }
-        st.url.password = "hunter2"   -- this server has no password: AUTH is refused
-        w, err = st:acquire("k", { burst = 10 })
-        assert.is_nil(w)
-        assert.truthy(err:find("refused AUTH", 1, true), err)
-        assert.falsy(err:find("hunter2", 1, true))
-      end)
-
-      it("refuses bad urls and options as programmer errors", function()
-        for _, bad in ipairs { "http://h", "rediss://h", "redis://", "redis://h:0", "redis://h:x",
-          "redis://h/abc", "redis://pw@h", "redis://h?db=1", "redis://:p%zz@h", "redis://h 1" } do
-          assert.has_error(function() store_mod.new { url = bad } end)
-        end
-        assert.has_error(function() store_mod.new { safety = 1.5 } end)
-        assert.has_error(function() store_mod.new { timeout = -1 } end)
-        local st = store_mod.new { url = url() }
-        assert.has_error(function() st:acquire("", { burst = 1 }) end)
-        assert.has_error(function() st:acquire("k", { burst = 1.5 }) end)
-        assert.has_error(function() st:acquire("k", "350/s") end)
-        local u = assert(store_mod.parse_url("redis://us%40r:p%40ss@[::1]:6380/2"))
-        assert.same({ user = "us@r", password = "p@ss", host = "::1", port = 6380, db = 2 }, u)
-        assert.same({ password = "x", host = "h", port = 6379, db = 0 },
-          store_mod.parse_url("redis://:x@h"))
-      end)
-    end)
-
-    describe("through klaviyo.limiter.redis inside nginx (cosockets)", function()
-      local http = require "socket.http"
-      local prefix, nport
 
       local function get(path)
         local body, code = http.request(("http://127.0.0.1:%d%s"):format(nport, path))
         return body, code
+      end
+
+      -- Runs `code` in an nginx worker as function(H, ...) with H.port (this spec's Redis),
+      -- H.store(url_suffix, opts) and H.cmd(...) (a command on its own connection to that
+      -- Redis); answers what it returns.
+      local function inside(code, ...)
+        local chunks = {}
+        local raw = assert(cjson.encode({ code = code, args = { ... } }))
+        local _, status = http.request {
+          url = ("http://127.0.0.1:%d/run"):format(nport), method = "POST",
+          headers = { ["content-length"] = tostring(#raw) },
+          source = ltn12.source.string(raw), sink = ltn12.sink.table(chunks) }
+        local doc = cjson.decode(table.concat(chunks))
+        assert(status == 200 and doc, "POST /run: " .. tostring(status) .. " " .. table.concat(chunks))
+        assert(doc.ok, doc.err)
+        local out = {}
+        for i = 1, doc.n do
+          local v = doc.r[i]
+          if type(v) == "table" and v.num then v = tonumber(v.num) end
+          out[i] = v ~= cjson.null and v or nil
+        end
+        return (table.unpack or unpack)(out, 1, doc.n)
       end
 
       setup(function()
@@ -358,9 +276,42 @@ http {
         ngx.say(wait, " ", string.format("%%.0f", now))
       }
     }
+    location /run {
+      content_by_lua_block {
+        local cjson = require "cjson.safe"
+        ngx.req.read_body()
+        local input = cjson.decode(ngx.req.get_body_data())
+        local port = REDIS_PORT
+        local H = { port = port }
+        function H.store(suffix, opts)
+          opts = opts or {}
+          opts.url = opts.url or ("redis://127.0.0.1:" .. port .. (suffix or ""))
+          return require("klaviyo.limiter.redis").new(opts)
+        end
+        function H.cmd(...)
+          local red = require("nginx.redis"):new()
+          assert(red:connect("127.0.0.1", port))
+          local r, e = red[select(1, ...)](red, select(2, ...))
+          red:close()
+          return r, e
+        end
+        local fn = assert(loadstring(input.code))
+        local res = (function(...) return { n = select("#", ...), ... } end)(
+          pcall(fn, H, unpack(input.args)))
+        local ok = res[1]
+        local out = ok and { ok = true, r = {}, n = res.n - 1 } or { ok = false, err = tostring(res[2]) }
+        for i = 1, ok and res.n - 1 or 0 do
+          -- numbers as text: Redis times in us need more digits than cjson writes
+          local v = res[i + 1]
+          out.r[i] = v == nil and cjson.null or type(v) == "number" and { num = ("%%.17g"):format(v) } or v
+        end
+        ngx.say(cjson.encode(out))
+      }
+    }
   }
 }
 ]]):format(user):gsub("PREFIX", prefix):gsub("ROOT", root):gsub("NPORT", nport)
+          :gsub("REDIS_PORT", port)
         local f = assert(io.open(prefix .. "/nginx.conf", "w"))
         f:write(conf)
         f:close()
@@ -378,6 +329,126 @@ http {
           os.execute(("kill -QUIT $(cat %s/nginx.pid) 2>/dev/null; sleep 0.2; rm -rf %s")
             :format(prefix, prefix))
         end
+      end)
+
+      it("answers go, go, then the exact wait, on the C store's keys", function()
+        local k, none = fresh("basic"), fresh("none")
+        local w1, t1, w2, w3, t3, n1, n2, n3 = inside([[
+          local H, k, none = ...
+          local st = H.store()
+          local w1, t1 = st:acquire(k, { burst = 2 })
+          local w2 = st:acquire(k, { burst = 2 })
+          local w3, t3 = st:acquire(k, { burst = 2 })
+          return w1, t1, w2, w3, t3, st:acquire(none, {}), st:acquire(none, {}), st:acquire(none, {})
+        ]], k, none)
+        assert.same({ 0, 0 }, { w1, w2 })
+        assert.is_true(math.abs(w3 * 1e6 - (t1 + 1000000 - t3)) < 0.5)
+        assert.equal(2, command(sock, "LLEN", name(k)))
+        assert.same({ 0, 0, 0 }, { n1, n2, n3 })
+        assert.equal(0, command(sock, "EXISTS", name(none)))
+      end)
+
+      it("applies the safety factor as the C limiter does", function()
+        -- 90 * 0.7 is 62.999... in binary: still 63, as limiter.c rounds
+        local go = inside([[
+          local H, k = ...
+          local st, go = H.store(nil, { safety = 0.7 }), 0
+          for _ = 1, 70 do if st:acquire(k, { burst = 90 }) == 0 then go = go + 1 end end
+          return go
+        ]], fresh("safety"))
+        assert.equal(63, go)
+      end)
+
+      it("blocks, observes, and falls back to EVAL after SCRIPT FLUSH", function()
+        local k, k2 = fresh("feedback"), fresh("observe")
+        local blocked_ok, w, now, left, a1, flushed, a2, a3 = inside([[
+          local H, k, k2 = ...
+          local st = H.store()
+          local b = st:block(k, 2.5)
+          local w, now = st:acquire(k, { burst = 100 })
+          local l = { burst = 100, steady = 100 }
+          local left = st:observe(k2, l, 2, 30)
+          local a1 = st:acquire(k2, l)
+          local flushed = H.cmd("script", "FLUSH")
+          return b, w, now, left, a1, flushed, st:acquire(k2, l), st:acquire(k2, l)
+        ]], k, k2)
+        assert.is_true(blocked_ok)
+        local blocked = tonumber(command(sock, "HGET", "klaviyo:limit:{" .. k .. "}:meta", "blocked"))
+        assert.is_true(math.abs(w * 1e6 - (blocked - now)) < 0.5 and w > 0 and w <= 2.5)
+        assert.equal(2, left)
+        assert.equal(0, a1)
+        assert.equal("OK", flushed)
+        assert.equal(0, a2)
+        assert.is_true(a3 > 0)
+      end)
+
+      it("reconnects once when Redis dropped the pooled connection", function()
+        local w1, killed, w2, err = inside([[
+          local H, k = ...
+          local st = H.store()
+          local w1 = st:acquire(k, { burst = 10 })
+          local killed = 0   -- the pooled connections, whose last command ran the script
+          for id in H.cmd("client", "LIST"):gmatch("id=(%d+)[^\n]*cmd=evalsha") do
+            killed = killed + H.cmd("client", "KILL", "ID", id)
+          end
+          return w1, killed, st:acquire(k, { burst = 10 })
+        ]], fresh("drop"))
+        assert.equal(0, w1)
+        assert.is_true(killed >= 1)
+        assert.equal(0, w2, err)
+      end)
+
+      it("selects the database of the URL", function()
+        local k = fresh("db")
+        assert.equal(0, inside([[
+          local H, k = ...
+          return (H.store("/3"):acquire(k, { burst = 10 }))
+        ]], k))
+        assert.equal(0, command(sock, "EXISTS", name(k)))
+        assert.equal("OK", command(sock, "SELECT", 3))
+        assert.equal(1, command(sock, "LLEN", name(k)))
+        assert.equal("OK", command(sock, "SELECT", 0))
+      end)
+
+      it("says so when Redis is unreachable, silent, or refuses AUTH; never a go", function()
+        local closed = free_port()
+        local silent = assert(socket.bind("127.0.0.1", 0))
+        local _, sport = silent:getsockname()
+        local w1, e1, w2, e2, w3, e3 = inside([[
+          local H, closed, sport = ...
+          local function ask(url, opts)
+            opts = opts or {}
+            opts.url = url
+            return H.store(nil, opts):acquire("k", { burst = 10 })
+          end
+          local w1, e1 = ask("redis://127.0.0.1:" .. closed)
+          local w2, e2 = ask("redis://127.0.0.1:" .. sport, { timeout = 0.2 })
+          -- this server has no password: AUTH is refused
+          local w3, e3 = ask("redis://:hunter2@127.0.0.1:" .. H.port)
+          return w1, e1, w2, e2, w3, e3
+        ]], closed, tonumber(sport))
+        silent:close()
+        assert.is_nil(w1)
+        assert.truthy(e1:find("unreachable at 127.0.0.1:" .. closed, 1, true), e1)
+        assert.truthy(e1:find("not sending", 1, true))
+        assert.is_nil(w2)
+        assert.truthy(e2:find("did not answer", 1, true), e2)
+        assert.is_nil(w3)
+        assert.truthy(e3:find("refused AUTH", 1, true), e3)
+        assert.falsy(e3:find("hunter2", 1, true))
+      end)
+
+      it("refuses bad keys and limits as programmer errors", function()
+        local raised = { inside([[
+          local H = ...
+          local st = H.store()
+          local out = {}
+          for _, a in ipairs({ { "", { burst = 1 } }, { "k", { burst = 1.5 } }, { "k", "350/s" } }) do
+            out[#out + 1] = not pcall(st.acquire, st, a[1], a[2])
+          end
+          return unpack(out)
+        ]]) }
+        assert.same({ true, true, true }, raised)
       end)
 
       it("answers go, go, then the exact wait, over pooled connections", function()
@@ -403,6 +474,24 @@ http {
         local body, code = get(("/acquire?port=%d&key=k&burst=2"):format(free_port()))
         assert.equal(503, code)
         assert.truthy(body:find("unreachable at 127.0.0.1:", 1, true), body)
+      end)
+
+      it("refuses bad urls and options as programmer errors, and needs nginx", function()
+        for _, bad in ipairs { "http://h", "redis://", "redis://h:0", "redis://h:x",
+          "redis://h/abc", "redis://pw@h", "redis://h?db=1", "redis://:p%zz@h", "redis://h 1",
+          "rediss://h:0" } do
+          assert.has_error(function() store_mod.new { url = bad } end)
+        end
+        assert.has_error(function() store_mod.new { safety = 1.5 } end)
+        assert.has_error(function() store_mod.new { timeout = -1 } end)
+        assert.has_error(function() store_mod.new { url = "redis://h" } end,
+          'klaviyo.limiter.redis.new: needs nginx cosockets; elsewhere use ' ..
+          'klaviyo.new{limiter = {store = "redis"}}, the C store')
+        local u = assert(store_mod.parse_url("redis://us%40r:p%40ss@[::1]:6380/2"))
+        assert.same({ user = "us@r", password = "p@ss", host = "::1", port = 6380, db = 2 }, u)
+        assert.same({ password = "x", host = "h", port = 6379, db = 0 },
+          store_mod.parse_url("redis://:x@h"))
+        assert.same({ host = "h", port = 6380, db = 1, tls = true }, store_mod.parse_url("rediss://h:6380/1"))
       end)
     end)
 

@@ -1,23 +1,24 @@
--- The limiter's shared Redis store for Lua callers: nginx workers over cosockets, or plain
--- Lua over LuaSocket. It runs the very script the C store runs (src/limiter_redis.c; one
--- source, klaviyo.limiter.redis_script), on the same keys, so C processes, Lua processes
--- and nginx workers can share one account's limits. Same guarantee and same answers as
--- the in-process limiter: acquire says go (the send is recorded) or the exact wait; it
--- never sleeps. Redis unreachable or silent: nil and an error that says so; never a go.
+-- The limiter's Redis store for nginx: lua-resty-redis over cosockets. It runs the script the C
+-- store runs (klaviyo.limiter.redis_script, one source) on the same keys, so plain processes
+-- and nginx workers share one account's limits. acquire answers go (the send is recorded) or
+-- the exact wait and never sleeps; Redis unreachable or silent gives nil and an error saying
+-- so, never a go.
 --
---   local store = assert(require("klaviyo.limiter.redis").new{ url = "redis://127.0.0.1:6379" })
+--   local store = require("klaviyo.limiter.redis").new{ url = "rediss://redis.internal:6380" }
 --   local wait, err = store:acquire("acct/create_event", { burst = 350, steady = 3500 })
 --   -- wait == 0: send now; wait > 0: sleep that many seconds and ask again; nil: err
 --
--- Inside nginx every call takes a connection from the cosocket pool and gives it back
--- (`setkeepalive`); a connection that failed mid-command is closed, never pooled. Outside
--- nginx the store keeps one LuaSocket connection and reconnects after a failure.
+-- A limiter store as the nginx driver asks it (spec/retry/store_conformance_spec.lua).
+-- Every call takes a connection from the cosocket pool and gives it back; one that failed
+-- mid-command is closed, never pooled. rediss:// speaks TLS and always verifies the server
+-- (its certificate against nginx's lua_ssl_trusted_certificate, its name against the url's host).
+-- The pool is a worker's, not a location's: locations that use one store need one trust.
 local script = require "klaviyo.limiter.redis_script"
 local duration = require("klaviyo.core").duration
 
-local ngx = rawget(_G, "ngx")   -- present only inside OpenResty
-local floor, tostring, tonumber, type = math.floor, tostring, tonumber, type
-local concat, format = table.concat, string.format
+local ngx = rawget(_G, "ngx")
+local floor, tostring, tonumber, type, format = math.floor, tostring, tonumber, type, string.format
+local unpack = table.unpack or unpack
 
 local M = { _VERSION = "0.1.0" }
 local mt = { __index = M }
@@ -27,7 +28,7 @@ local US = 1000000
 local WINDOWS = { { "burst", 1 * US }, { "steady", 60 * US }, { "daily", 86400 * US } }
 local LIMIT_MAX, KEY_MAX = 1000000, 1024
 
--- redis://[[user]:password@]host[:port][/db], the grammar of the C store.
+-- redis[s]://[[user]:password@]host[:port][/db], the grammar of the C store.
 local function unescape(s)
   local bad = false
   s = s:gsub("%%(..)", function(h)
@@ -41,14 +42,11 @@ end
 
 local function parse_url(url)
   if url:find("[%c ]") then return nil, "redis url: control character or blank in the url" end
-  if url:sub(1, 9) == "rediss://" then
-    return nil, "redis url: rediss:// (TLS) is not supported by this store; use redis://"
-  end
-  local rest = url:match("^redis://(.*)$")
-  if not rest then return nil, "redis url must look like redis://[:password@]host[:port][/db]" end
+  local scheme, rest = url:match("^(rediss?)://(.*)$")
+  if not rest then return nil, "redis url must look like redis[s]://[:password@]host[:port][/db]" end
   local authority, path = rest:match("^([^/?#]*)(.*)$")
   if path:find("^[?#]") then return nil, "redis url: query and fragment are not supported" end
-  local u = { port = 6379, db = 0 }
+  local u = { port = 6379, db = 0, tls = scheme == "rediss" or nil }
   local creds, hostport = authority:match("^(.*)@([^@]*)$")
   if creds then
     local user, pass = creds:match("^([^:]*):(.*)$")
@@ -67,8 +65,7 @@ local function parse_url(url)
   if host == "" then return nil, "redis url: no host" end
   u.host = host
   if port ~= "" then
-    local digits = port:match("^:(%d+)$")
-    local n = tonumber(digits)
+    local n = tonumber(port:match("^:(%d+)$"))
     if not n or n < 1 or n > 65535 then return nil, "redis url: port must be 1-65535" end
     u.port = n
   end
@@ -88,52 +85,8 @@ local function effective(limit, safety)
   return v < 1 and 1 or v
 end
 
--- ---- RESP over a LuaSocket or cosocket ----------------------------------------------------
-
-local function read_reply(sock)
-  local line, err = sock:receive("*l")
-  if not line then return nil, err, true end
-  local kind, rest = line:sub(1, 1), line:sub(2)
-  if kind == "+" then return rest end
-  if kind == "-" then return nil, rest end
-  if kind == ":" then return tonumber(rest) end
-  if kind == "$" then
-    local n = tonumber(rest)
-    if n < 0 then return nil end
-    local data, e = sock:receive(n + 2)
-    if not data then return nil, e, true end
-    return data:sub(1, n)
-  end
-  if kind == "*" then
-    local t = {}
-    for i = 1, tonumber(rest) do
-      local v, e, io = read_reply(sock)
-      if io then return nil, e, true end
-      t[i] = v
-    end
-    return t
-  end
-  return nil, "unexpected reply from redis", true
-end
-
--- Returns reply, or nil, redis_error, or nil, io_error, true.
-local function command(sock, args)
-  local out = { "*", #args, "\r\n" }
-  for i = 1, #args do
-    local a = tostring(args[i])
-    out[#out + 1] = "$" .. #a .. "\r\n" .. a .. "\r\n"
-  end
-  local ok, err = sock:send(concat(out))
-  if not ok then return nil, err, true end
-  return read_reply(sock)
-end
-
--- ---- the store -----------------------------------------------------------------------------
-
 --- Create a store. opts: url, prefix ("klaviyo:limit:"), safety (in (0, 1], 1), timeout and
--- connect_timeout (seconds, 1), pool_size (nginx, 32), idle_timeout (nginx, seconds, 60),
--- socket (a function returning a new TCP socket; default ngx.socket.tcp inside nginx, else
--- LuaSocket's). Bad options raise: they are programmer errors.
+-- connect_timeout (seconds, 1), pool_size (32), idle_timeout (seconds, 60). Bad options raise.
 function M.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("klaviyo.limiter.redis.new: opts must be a table", 2) end
@@ -154,15 +107,19 @@ function M.new(opts)
   if type(prefix) ~= "string" or #prefix > KEY_MAX then
     error("klaviyo.limiter.redis.new: prefix must be a string of at most 1024 bytes", 2)
   end
-  local cosocket = ngx ~= nil and ngx.socket ~= nil and opts.socket == nil
+  if not (ngx and ngx.socket) then
+    error("klaviyo.limiter.redis.new: needs nginx cosockets; elsewhere use " ..
+      'klaviyo.new{limiter = {store = "redis"}}, the C store', 2)
+  end
+  local ok, resty = pcall(require, "resty.redis")
+  if not ok then resty = require "nginx.redis" end   -- Debian's lua-nginx-redis
   return setmetatable({
-    url = u, prefix = prefix, safety = safety,
+    url = u, prefix = prefix, safety = safety, resty = resty,
     timeout = opts.timeout or 1, connect_timeout = opts.connect_timeout or 1,
     idle_timeout = opts.idle_timeout or 60, pool_size = opts.pool_size or 32,
-    new_socket = opts.socket or (cosocket and ngx.socket.tcp) or require("socket").tcp,
-    cosocket = cosocket,
-    -- verified credentials are part of the pool name: connections never cross them
-    pool = format("klaviyo-limit:%s:%d:%d:%s", u.host, u.port, u.db, u.user or ""),
+    -- credentials and TLS settings name the pool: connections never cross them
+    pool = format("klaviyo-limit:%s:%s:%d:%d:%s:%s", u.tls and "tls" or "tcp", u.host, u.port,
+      u.db, u.user or "", ngx.md5(u.password or "")),
     where = format("%s:%d", u.host, u.port),
   }, mt)
 end
@@ -176,88 +133,78 @@ function M:_fail(doing, err)
     tostring(err))
 end
 
--- A connection ready for EVALSHA (authenticated, database selected), or nil, err.
+-- A connection ready for EVALSHA (TLS done, authenticated, database selected), or nil, err.
 function M:_connect()
-  if self.sock then return self.sock end
-  local sock = self.new_socket()
-  local ok, err
-  if self.cosocket then
-    sock:settimeouts(self.connect_timeout * 1000, self.timeout * 1000, self.timeout * 1000)
-    ok, err = sock:connect(self.url.host, self.url.port, { pool = self.pool })
-  else
-    sock:settimeout(self.connect_timeout)
-    ok, err = sock:connect(self.url.host, self.url.port)
-    sock:settimeout(self.timeout)
-  end
+  local red = self.resty:new()
+  local sock = rawget(red, "_sock")
+  sock:settimeouts(self.connect_timeout * 1000, self.timeout * 1000, self.timeout * 1000)
+  local ok, err = red:connect(self.url.host, self.url.port, { pool = self.pool })
   if not ok then
-    sock:close()
     return nil, format("redis limiter store unreachable at %s: %s; not sending", self.where,
       tostring(err))
   end
-  if not self.cosocket or (sock:getreusedtimes() or 0) == 0 then   -- a new connection
-    local steps = {}
-    if self.url.user then
-      steps[1] = { "AUTH", self.url.user, self.url.password }
-    elseif self.url.password then
-      steps[1] = { "AUTH", self.url.password }
-    end
-    if self.url.db ~= 0 then steps[#steps + 1] = { "SELECT", self.url.db } end
-    for _, args in ipairs(steps) do
-      local r, e, io = command(sock, args)
-      if not r then
-        sock:close()
-        if io then return nil, self:_fail(args[1], e) end
-        -- Redis's own message (e.g. WRONGPASS) never echoes the password.
-        return nil, format("redis limiter store at %s refused %s: %s", self.where, args[1], e)
-      end
+  if red:get_reused_times() > 0 then return red end
+  if self.url.tls then
+    ok, err = sock:sslhandshake(false, self.url.host, true)   -- false: no session kept
+    -- nginx may answer true for a handshake whose verification failed and closed the socket
+    if ok and not sock:getreusedtimes() then ok, err = nil, "the server's certificate was refused" end
+    if not ok then
+      red:close()
+      return nil, format("redis limiter store at %s: TLS handshake failed (%s); not sending",
+        self.where, tostring(err))
     end
   end
-  if not self.cosocket then self.sock = sock end
-  return sock
-end
-
-function M:_release(sock, broken)
-  if broken then
-    sock:close()
-    self.sock = nil
-  elseif self.cosocket then
-    sock:setkeepalive(self.idle_timeout * 1000, self.pool_size)
+  local steps = {}
+  if self.url.user then
+    steps[1] = { "auth", self.url.user, self.url.password }
+  elseif self.url.password then
+    steps[1] = { "auth", self.url.password }
   end
+  if self.url.db ~= 0 then steps[#steps + 1] = { "select", self.url.db } end
+  for _, args in ipairs(steps) do
+    local r, e = red[args[1]](red, unpack(args, 2))
+    if not r then
+      red:close()
+      if r == nil then return nil, self:_fail(args[1]:upper(), e) end
+      -- Redis's own message (e.g. WRONGPASS) never echoes the password.
+      return nil, format("redis limiter store at %s refused %s: %s", self.where, args[1]:upper(), e)
+    end
+  end
+  return red
 end
 
--- Run the script under key with args; returns the reply {a, b, now} or nil, err.
+-- Run the script under key with args; returns the reply {a, b, now} or nil, err. lua-resty-redis
+-- answers nil, err for an I/O failure and false, err for an error reply.
 function M:_run(key, args)
   if type(key) ~= "string" or key == "" or #key > KEY_MAX then
     error("klaviyo.limiter.redis: key must be a non-empty string of at most 1024 bytes", 3)
   end
-  local keys = { self.prefix .. "{" .. key .. "}:log", self.prefix .. "{" .. key .. "}:meta" }
+  local k1, k2 = self.prefix .. "{" .. key .. "}:log", self.prefix .. "{" .. key .. "}:meta"
   for attempt = 1, 2 do
-    local kept = self.sock ~= nil
-    local sock, err = self:_connect()
-    if not sock then return nil, err end
-    local reused = kept or (self.cosocket and sock:getreusedtimes() > 0)
-    local r, e, io
-    if not self.sha then   -- learn the SHA1 once (no SHA-1 in plain Lua): Redis computes it
-      r, e, io = command(sock, { "SCRIPT", "LOAD", script })
+    local red, err = self:_connect()
+    if not red then return nil, err end
+    local reused = red:get_reused_times() > 0
+    local r, e = true, nil
+    if not self.sha then   -- Redis computes the SHA1 (plain Lua has none)
+      r, e = red:script("LOAD", script)
       if type(r) == "string" and #r == 40 then self.sha = r end
     end
-    local cmd = { "EVALSHA", self.sha or "-", 2, keys[1], keys[2] }
-    for i = 1, #args do cmd[#cmd + 1] = args[i] end
-    if not io then r, e, io = command(sock, cmd) end
-    if not r and not io and e:find("^NOSCRIPT") then
-      -- The script cache was emptied (restart, SCRIPT FLUSH): send the text, which caches it.
-      cmd[1], cmd[2] = "EVAL", script
-      r, e, io = command(sock, cmd)
+    if r ~= nil then
+      r, e = red:evalsha(self.sha or "-", 2, k1, k2, unpack(args))
+      if r == false and tostring(e):find("^NOSCRIPT") then
+        -- The script cache was emptied (restart, SCRIPT FLUSH): send the text, which caches it.
+        r, e = red:eval(script, 2, k1, k2, unpack(args))
+      end
     end
-    if io then
-      self:_release(sock, true)
-      -- A kept or pooled connection that Redis closed meanwhile: one fresh try. A timeout
-      -- is not retried (the script may have run).
+    if r == nil then
+      red:close()
+      -- A pooled connection that Redis closed meanwhile: one fresh try. A timeout is not
+      -- retried (the script may have run).
       if not (attempt == 1 and reused and (e == "closed" or tostring(e):find("reset"))) then
         return nil, self:_fail("the limiter script", e)
       end
     else
-      self:_release(sock, false)
+      red:set_keepalive(self.idle_timeout * 1000, self.pool_size)
       if not r then return nil, format("redis limiter store at %s: %s", self.where, e) end
       if type(r) ~= "table" or #r ~= 3 then
         return nil, format("redis limiter store at %s: unexpected script answer", self.where)
@@ -295,8 +242,8 @@ function M:acquire(key, limits)
   local r, err = self:_run(key, args)
   if not r then return nil, err end
   if r[1] == 1 then return 0, r[3] end
-  -- Redis's word (its data may be anyone's): a wait that is not positive or longer than
-  -- any window or block could make is never handed to a sleep (the core's one check).
+  -- Redis's data may be anyone's: a wait that is not positive or longer than any window or
+  -- block could make is never handed to a sleep (the core's one check).
   local wait = type(r[2]) == "number" and r[1] == 0 and r[2] > 0 and r[2] / US
   if not wait or duration(wait) ~= wait then
     return nil, format("redis limiter store at %s answered an impossible wait (%s us); its data " ..
@@ -331,12 +278,7 @@ function M:observe(key, limits, remaining, reset)
   return r[2]
 end
 
---- Close the kept connection (plain Lua); inside nginx connections belong to the pool.
-function M:close()
-  if self.sock then
-    self.sock:close()
-    self.sock = nil
-  end
-end
+--- Connections belong to nginx's pool: nothing to close.
+function M.close() end
 
 return M

@@ -14,7 +14,7 @@
 -- Memory: the log keeps the newest `cap` sends, cap = the largest limit any caller of the
 -- key has used (so a caller with a lower limit never makes the store forget a send that a
 -- higher limit still counts); both keys expire once the longest window used has passed.
--- A list of integers costs ~11 bytes a send (a sorted set would cost ~120).
+-- A list of integers is far smaller than a sorted set of the same sends.
 --
 -- Clock: Redis's own TIME, in integer microseconds, never the caller's, so hosts whose
 -- clocks disagree still share one timeline.  Should the Redis host's clock step back, `now`

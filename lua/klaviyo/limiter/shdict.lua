@@ -18,6 +18,9 @@
 -- makes later answers stricter. A record is written with safe_add: it never evicts other
 -- entries (evicted records would forget sends) and never overwrites one.
 --
+-- A limiter store as the nginx driver asks it (spec/retry/store_conformance_spec.lua):
+-- acquire, block and observe, each answering nil, err when it cannot.
+--
 -- Pure: the dict and the clock are passed in (nginx passes ngx.shared[name] and ngx.now;
 -- specs pass a fake dict and a fake clock). It never sleeps: acquire answers "go", a wait, or
 -- "locked" (ask again very soon), and the caller sleeps (ngx.sleep in the ngx transport).
@@ -70,7 +73,7 @@ local function windows(self, limits)
           w[1], tostring(l)), 3)
       end
       if l > 0 then
-        local n = floor(l * self.safety + 1e-9)   -- 3500 * 0.95 is 3325 despite binary rounding
+        local n = floor(l * self.safety + 1e-9)   -- a whole product stays whole despite binary rounding
         if n < 1 then n = 1 end
         out[#out + 1] = { w[2] * US, n }
       end

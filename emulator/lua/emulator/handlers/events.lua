@@ -7,7 +7,6 @@ local state = require "emulator.state"
 local jsonapi = require "emulator.jsonapi"
 local filter = require "emulator.filter"
 local job_queue = require "emulator.jobs"
-local bulk_body = require "emulator.bulk_body"
 
 local null = cjson.null
 local type, pairs, ipairs, tostring, floor, format = type, pairs, ipairs, tostring, math.floor, string.format
@@ -350,12 +349,6 @@ local function event_pointers(i, j, ep)
   return p
 end
 
--- The common bulk body (a tracker's) read into validated specs without decoding it
--- (emulator/bulk_body.lua); the server decodes any other, and the handler validates it.
-M.read_body = {
-  bulk_create_events = function(raw) return bulk_body.specs(raw, validate, state.now()) end,
-}
-
 local function new_job(acct, specs, now)
   local job = { id = state.new_id(), type = "event-bulk-create-job", status = "queued", created = now,
                 total = #specs, recorded = 0, duplicates = 0, specs = specs }
@@ -372,8 +365,6 @@ M.bulk_create_events = function(req)
       "A bulk event request may not be larger than 5 MB.")
   end
   local acct = req.account
-  -- validated by the body reader: no profile ids among them (those are checked below)
-  if req.prepared then return new_job(acct, req.prepared, state.now()) end
   local attrs = req.body.data.attributes
   local base = BULK_BASE
   local wrapper = type(attrs) == "table" and attrs["events-bulk-create"]

@@ -99,25 +99,11 @@ function M.route(method, path)
   return op_id, nil, params
 end
 
-local function module_exists(name)
-  local searchpath = package.searchpath
-  if searchpath then return searchpath(name, package.path) ~= nil end
-  for tmpl in gmatch(package.path, "[^;]+") do
-    local f = io.open((tmpl:gsub("%?", (name:gsub("%.", "/")))), "r")
-    if f then f:close() return true end
-  end
-  return false
-end
-
 local function load_handlers()
   for _, name in ipairs(HANDLER_MODULES) do
-    local mod = "emulator.handlers." .. name
-    if module_exists(mod) then
-      local t = require(mod)
-      for op_id, fn in pairs(t) do
-        -- only operation ids are routes; modules may export helpers beside them
-        if ops[op_id] and type(fn) == "function" then handlers[op_id] = fn end
-      end
+    for op_id, fn in pairs(require("emulator.handlers." .. name)) do
+      -- only operation ids are routes; modules may export helpers beside them
+      if ops[op_id] and type(fn) == "function" then handlers[op_id] = fn end
     end
   end
 end

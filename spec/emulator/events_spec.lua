@@ -352,10 +352,10 @@ describe("events", function()
         ' "backfill" : false , "metric" : { "data" : { "type" : "metric" , "attributes" : { "name" :' ..
         ' "Placed Order" } } } , "properties" : { } } , "type" : "event" }'
       local ev2 = '{"type":"event","attributes":{"properties":{"a":1},"metric":{"data":{"attributes":' ..
-        '{"name":"Placed Order"}}},"time":"2026-01-02T03:04:05Z"}}'
+        '{"name":"Placed Order"},"type":"metric"}},"time":"2026-01-02T03:04:05Z"}}'
       local e = '{ "attributes" : { "events" : { "data" : [ ' .. ev1 .. ' , ' .. ev2 .. ' ] } ,' ..
         ' "profile" : { "data" : { "attributes" : { "phone_number" : "+15005550006", "first_name":' ..
-        ' "Ann", "location": {"city": "Oslo"}, "properties": {"vip": true} } } } } ,' ..
+        ' "Ann", "location": {"city": "Oslo"}, "properties": {"vip": true} } , "type" : "profile" } } } ,' ..
         ' "type" : "event-bulk-create" }'
       local raw = '\n{ "data" : { "attributes" : { "events-bulk-create" : { "data" : [ ' .. e ..
         ' ] } } , "type" : "event-bulk-create-job" } }\n'

@@ -2,6 +2,7 @@
 -- authentication, scopes, the revision header, body checks, 501 for what the
 -- emulator does not emulate, and the launcher itself.
 local emu = require "helpers.emulator"
+local cjson = require "cjson.safe"
 
 local function event_body(email)
   return { data = { type = "event", attributes = {
@@ -155,6 +156,38 @@ describe("emulator core", function()
       st, _, body = emu.api(acct, "POST", "/api/events", { body = { meta = {} } })
       local e = assert_error(st, body, 400, "invalid")
       assert.are.equal("/data", e.source.pointer)
+    end)
+
+    it("answers text that is not JSON 400 with cjson's parse error as the detail", function()
+      local cases = {
+        "{nope", "   ", "[1,]", '{"a":1,}', '{"a" 1}', "{a:1}", "[1 2]", '{"a":1', "[", "nul",
+        "-", ".5", '{"a":1}x', '{"a":1} {}', '"open', '{"data":"a\0b"}',
+        string.rep("[", 1001) .. string.rep("]", 1001),
+      }
+      for _, raw in ipairs(cases) do
+        local st, _, body = emu.api(acct, "POST", "/api/events", { body = raw })
+        local e = assert_error(st, body, 400, "invalid")
+        local _, why = cjson.decode(raw)
+        assert.is_string(why, raw)
+        assert.are.equal("JSON parse error - " .. why, e.detail, raw)
+      end
+    end)
+
+    it("reads escapes, exponents, long numbers and repeated keys as cjson does", function()
+      local props = '{"q":"say \\"hi\\"","u":"\\u00e9\\u5b57","nl":"a\\nb","e":1e3,"E":2E-1,' ..
+        '"long":12345678901234567890,"frac":0.1234567890123456,"dup":1,"dup":2,' ..
+        '"deep":' .. string.rep("[", 9) .. "1" .. string.rep("]", 9) .. '}'
+      local raw = '{"data":{"type":"event","attributes":{"properties":' .. props .. ',"metric":' ..
+        '{"data":{"type":"metric","attributes":{"name":"Core"}}},"profile":{"data":{"type":' ..
+        '"profile","attributes":{"email":"json@example.com"}}}}}}'
+      assert.are.equal(202, (emu.api(acct, "POST", "/api/events", { body = raw })))
+      local st, _, body = emu.api(acct, "GET", "/api/events")
+      assert.are.equal(200, st)
+      -- what the emulator keeps is cjson's reading of the text (read back through its encoder)
+      local want = cjson.decode(cjson.encode(cjson.decode(props)))
+      assert.are.same(want, body.data[1].attributes.event_properties)
+      assert.are.equal('say "hi"', want.q)
+      assert.are.equal(2, want.dup)
     end)
 
     it("answers 409 when data.type is not the endpoint's type", function()

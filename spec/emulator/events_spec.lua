@@ -312,5 +312,89 @@ describe("events", function()
       local _, jobs = emu.admin("GET", "jobs?account=" .. acct.account_id)
       assert.are.equal(0, #jobs.jobs)
     end)
+
+    -- Bodies as text, in the shape the tracker writes them.
+    local function raw_entry(i, opts)
+      opts = opts or {}
+      local props = opts.props or string.format('{"price":12.5,"seq":%d,"sku":"SKU-%d","qty":2,' ..
+        '"tags":["a","b"],"nested":{"x":{"y":[1,{}]}},"none":null,"yes":true}', i, i % 7)
+      local ev = string.format('{"type":"event","attributes":{"properties":%s,' ..
+        '"time":"2026-11-26T15:09:38.062+00:00","metric":{"data":{"attributes":{"name":"%s"},' ..
+        '"type":"metric"}},"unique_id":"u-%d"%s}}', props, opts.metric or "Bench", i, opts.extra or "")
+      return string.format('{"type":"event-bulk-create","attributes":{"profile":{"data":{"attributes":' ..
+        '%s,"type":"profile"}},"events":{"data":[%s]}}}',
+        opts.profile or string.format('{"email":"b%d@example.com"}', i % 5), ev)
+    end
+    local function raw_body(entries)
+      return '{"data":{"type":"event-bulk-create-job","attributes":{"events-bulk-create":{"data":[' ..
+        table.concat(entries, ",") .. ']}}}}'
+    end
+    local function post_raw(raw)
+      return emu.api(acct, "POST", "/api/event-bulk-create-jobs", { body = raw })
+    end
+
+    it("takes a tracker's body and records every event", function()
+      local entries = {}
+      for i = 1, 300 do entries[i] = raw_entry(i) end
+      assert.are.equal(202, (post_raw(raw_body(entries))))
+      local _, all = events { ["page[size]"] = 1000 }
+      assert.are.equal(300, #all.data)
+      for _, ev in ipairs(all.data) do
+        assert.are.equal(12.5, ev.attributes.event_properties.price)
+        assert.are.same({ x = { y = { 1, {} } } }, ev.attributes.event_properties.nested)
+      end
+      assert.are.equal(5, #profiles())
+    end)
+
+    it("takes any member order, whitespace, several events per entry and the optional attributes",
+      function()
+      local ev1 = '{ "attributes" : { "unique_id" : "x1" , "value" : 9.99 , "value_currency" : "EUR" ,' ..
+        ' "backfill" : false , "metric" : { "data" : { "type" : "metric" , "attributes" : { "name" :' ..
+        ' "Placed Order" } } } , "properties" : { } } , "type" : "event" }'
+      local ev2 = '{"type":"event","attributes":{"properties":{"a":1},"metric":{"data":{"attributes":' ..
+        '{"name":"Placed Order"},"type":"metric"}},"time":"2026-01-02T03:04:05Z"}}'
+      local e = '{ "attributes" : { "events" : { "data" : [ ' .. ev1 .. ' , ' .. ev2 .. ' ] } ,' ..
+        ' "profile" : { "data" : { "attributes" : { "phone_number" : "+15005550006", "first_name":' ..
+        ' "Ann", "location": {"city": "Oslo"}, "properties": {"vip": true} } , "type" : "profile" } } } ,' ..
+        ' "type" : "event-bulk-create" }'
+      local raw = '\n{ "data" : { "attributes" : { "events-bulk-create" : { "data" : [ ' .. e ..
+        ' ] } } , "type" : "event-bulk-create-job" } }\n'
+      assert.are.equal(202, (post_raw(raw)))
+      assert.are.equal(2, #events())
+      local ps = profiles()
+      assert.are.equal(1, #ps)
+      assert.are.equal("+15005550006", ps[1].attributes.phone_number)
+      assert.are.equal("Oslo", ps[1].attributes.location.city)
+    end)
+
+    it("refuses an event or profile that validation refuses, recording nothing", function()
+      local cases = {
+        { props = '[1,2]' },                        -- properties not an object
+        { metric = "" },                            -- empty metric name
+        { profile = '{}' },                         -- no identifier
+        { profile = '{"email":"not an email"}' },   -- bad email
+        { profile = '{"nickname":"x"}' },           -- not a profile attribute
+        { extra = ',"value":"12"' },                -- value not a number
+      }
+      for _, opts in ipairs(cases) do
+        local raw = raw_body({ raw_entry(1), raw_entry(2, opts) })
+        local st, _, body = post_raw(raw)
+        assert.are.equal(400, st, raw)
+        assert.are.equal("invalid", body.errors[1].code)
+        assert.truthy(body.errors[1].source.pointer:find("^/data/attributes/events%-bulk%-create/data/1/"),
+          body.errors[1].source.pointer)
+      end
+      assert.are.equal(0, #events())
+      local _, jobs = emu.admin("GET", "jobs?account=" .. acct.account_id)
+      assert.are.equal(0, #jobs.jobs)
+    end)
+
+    it("reads numbers as JSON allows them, exponents included", function()
+      assert.are.equal(202, (post_raw(raw_body({ raw_entry(1, { props = '{"n":1e5,"m":-2.5E-1}' }) }))))
+      local evs = events()
+      assert.are.equal(1, #evs)
+      assert.are.equal(100000, evs[1].attributes.event_properties.n)
+      assert.are.equal(-0.25, evs[1].attributes.event_properties.m)
+    end)
   end)
 end)

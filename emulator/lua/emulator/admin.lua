@@ -228,8 +228,7 @@ routes["POST segments"] = function()
     return bad("segments need an account (X-Emulator-Account header or account field)",
       acct == false and 404 or 400)
   end
-  local ok, fr = pcall(require, "emulator.flowrunner")
-  if not ok or not fr.define_segment then return bad("segments are not available", 501) end
+  local fr = require "emulator.flowrunner"
   if type(body.name) ~= "string" or body.name == "" then return bad("name is required") end
   if type(body.profile_ids) ~= "table" then return bad("profile_ids must be an array") end
   local seg, err = fr.define_segment(acct, body)

@@ -10,12 +10,11 @@ local jsonapi = require "emulator.jsonapi"
 local ratelimit = require "emulator.ratelimit"
 local faults = require "emulator.faults"
 local recorder = require "emulator.recorder"
-local json = require "emulator.json"
+local cjson = require "cjson.safe"
 
 local ngx = ngx
 local var, req_api = ngx.var, ngx.req
--- cjson's answer for every body; the common ones (a tracker's bulk jobs) decoded faster
-local decode = json.decode
+local decode = cjson.decode
 local encode_doc, jerror = jsonapi.encode, jsonapi.error
 local sub, find, byte, gmatch, format = string.sub, string.find, string.byte, string.gmatch, string.format
 local pairs, ipairs, type, pcall, tostring, tonumber = pairs, ipairs, type, pcall, tostring, tonumber
@@ -100,31 +99,11 @@ function M.route(method, path)
   return op_id, nil, params
 end
 
-local function module_exists(name)
-  local searchpath = package.searchpath
-  if searchpath then return searchpath(name, package.path) ~= nil end
-  for tmpl in gmatch(package.path, "[^;]+") do
-    local f = io.open((tmpl:gsub("%?", (name:gsub("%.", "/")))), "r")
-    if f then f:close() return true end
-  end
-  return false
-end
-
--- Body readers by operation: a module's `read_body[op_id](raw)` may turn the raw body into
--- what its handler needs (req.prepared) without decoding it, or answer nil, and the body is
--- decoded as usual. See emulator/bulk_body.lua.
-local body_readers = {}
-
 local function load_handlers()
   for _, name in ipairs(HANDLER_MODULES) do
-    local mod = "emulator.handlers." .. name
-    if module_exists(mod) then
-      local t = require(mod)
-      for op_id, fn in pairs(t) do
-        -- only operation ids are routes; modules may export helpers beside them
-        if ops[op_id] and type(fn) == "function" then handlers[op_id] = fn end
-      end
-      for op_id, fn in pairs(t.read_body or {}) do body_readers[op_id] = fn end
+    for op_id, fn in pairs(require("emulator.handlers." .. name)) do
+      -- only operation ids are routes; modules may export helpers beside them
+      if ops[op_id] and type(fn) == "function" then handlers[op_id] = fn end
     end
   end
 end
@@ -308,20 +287,12 @@ local function authenticate(op, query)
   return nil, "Incorrect authentication credentials."
 end
 
-local function check_body_shape(op, raw, ctx, reader)
+local function check_body_shape(op, raw, ctx)
   local ctype = var.content_type
   if not ctype
     or not (find(ctype, JSONAPI, 1, true) == 1 or find(ctype, "application/json", 1, true) == 1) then
     return 415, "unsupported_media_type", "Unsupported media type.",
       format("Unsupported media type '%s'; send %s.", tostring(ctype), JSONAPI)
-  end
-  if reader then
-    -- a reader takes only bodies whose shape it checked (data.type included)
-    local prepared = reader(raw)
-    if prepared then
-      ctx.prepared = prepared
-      return nil
-    end
   end
   local body, err = decode(raw)
   if body == nil then
@@ -465,7 +436,7 @@ function M.handle()
       format("Request was throttled. Expected available in %d seconds.", retry), nil,
       { ["Retry-After"] = tostring(retry) }, rule)
   end
-  local body, prepared
+  local body
   if op.body then
     local raw = read_body()
     ctx.request_body = raw
@@ -479,13 +450,13 @@ function M.handle()
         "The request body is larger than the emulator accepts (10 MB).", nil, nil, rule,
         limit, remaining, reset)
     else
-      local status, code, title, detail, source = check_body_shape(op, raw, ctx, body_readers[op_id])
+      local status, code, title, detail, source = check_body_shape(op, raw, ctx)
       if status then
         return fail(ctx, status, code, title, detail, source, nil, rule, limit, remaining, reset)
       end
-      body, prepared = ctx.body_doc, ctx.prepared
+      body = ctx.body_doc
       -- the recorder keeps ctx; it needs the text, not the tables
-      ctx.body_doc, ctx.prepared = nil, nil
+      ctx.body_doc = nil
     end
   end
 
@@ -495,7 +466,7 @@ function M.handle()
     return finish(ctx, st, doc, nil, rule, limit, remaining, reset)
   end
   local req = { account = acct, op = op, op_id = op_id, params = params or {}, query = query,
-                body = body, prepared = prepared, body_size = ctx.request_body and #ctx.request_body or 0,
+                body = body, body_size = ctx.request_body and #ctx.request_body or 0,
                 path = uri, auth_kind = kind,
                 base_url = base_url() }
   local okh, status, doc, hdrs = pcall(handler, req)

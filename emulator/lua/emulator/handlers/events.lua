@@ -7,21 +7,11 @@ local state = require "emulator.state"
 local jsonapi = require "emulator.jsonapi"
 local filter = require "emulator.filter"
 local job_queue = require "emulator.jobs"
-local bulk_body = require "emulator.bulk_body"
+local flowrunner = require "emulator.flowrunner"
 
 local null = cjson.null
 local type, pairs, ipairs, tostring, floor, format = type, pairs, ipairs, tostring, math.floor, string.format
 local parse_datetime = filter.parse_datetime
-
--- The flow runner (EMU-RES) is optional: without its file, events trigger nothing.
--- When the file exists it is required plainly, so its load errors surface.
-local flowrunner
-do
-  local searchpath = package.searchpath
-  if searchpath and searchpath("emulator.flowrunner", package.path) then
-    flowrunner = require "emulator.flowrunner"
-  end
-end
 
 local M = {}
 
@@ -108,8 +98,8 @@ function M.check_identifiers(attrs, pointer, id, need_one)
   return nil
 end
 
--- parse_datetime with a one-entry memo: the events of a bulk job (a tracker's batch) mostly
--- carry the same few times, and parsing was a visible share of bulk ingestion.
+-- parse_datetime remembering its last answer: the events of a bulk job (a tracker's batch)
+-- mostly carry the same few times.
 local last_time_s, last_time_t
 local function parse_time(s)
   if s == last_time_s then return last_time_t end
@@ -240,9 +230,8 @@ local function store(acct, spec, now)
   if not profile then return nil, "profile" end
   local metric = state.metric_for_name(acct, spec.name)
   -- Duplicates: one event per profile, metric and unique_id (a string key), or per profile,
-  -- metric and second when there is no unique_id (a number key). Nested tables, not one key
-  -- string built per event: that string (~80 bytes, hashed, kept forever) was the single
-  -- largest cost of storing a bulk job's event.
+  -- metric and second when there is no unique_id (a number key), in nested tables so that no
+  -- key string is built and kept for each event.
   local by_profile = acct.event_keys[profile.id]
   if not by_profile then
     by_profile = {}
@@ -268,7 +257,7 @@ local function store(acct, spec, now)
   if not profile.last_event_time or ev.time > profile.last_event_time then
     profile.last_event_time = ev.time
   end
-  if flowrunner then flowrunner.on_event(acct, ev, profile) end
+  flowrunner.on_event(acct, ev, profile)
   return ev
 end
 
@@ -350,12 +339,6 @@ local function event_pointers(i, j, ep)
   return p
 end
 
--- The common bulk body (a tracker's) read into validated specs without decoding it
--- (emulator/bulk_body.lua); the server decodes any other, and the handler validates it.
-M.read_body = {
-  bulk_create_events = function(raw) return bulk_body.specs(raw, validate, state.now()) end,
-}
-
 local function new_job(acct, specs, now)
   local job = { id = state.new_id(), type = "event-bulk-create-job", status = "queued", created = now,
                 total = #specs, recorded = 0, duplicates = 0, specs = specs }
@@ -372,8 +355,6 @@ M.bulk_create_events = function(req)
       "A bulk event request may not be larger than 5 MB.")
   end
   local acct = req.account
-  -- validated by the body reader: no profile ids among them (those are checked below)
-  if req.prepared then return new_job(acct, req.prepared, state.now()) end
   local attrs = req.body.data.attributes
   local base = BULK_BASE
   local wrapper = type(attrs) == "table" and attrs["events-bulk-create"]
@@ -500,7 +481,7 @@ local EVENT_FILTER = {
 }
 
 -- The account's events by time, then creation (ids sort by creation), ascending or
--- descending. Reading a large account page by page asked for this order on every page, so it
+-- descending. Reading a large account page by page asks for this order on every page, so it
 -- is kept per account and only redone when events were added since (events are only ever
 -- appended, and an event's time and id never change). The arrays are shared: read only.
 local function by_time_asc(a, b)

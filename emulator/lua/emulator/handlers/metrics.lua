@@ -1,6 +1,6 @@
 -- Metrics: one per event name, created by the first event that uses it.
 -- get_metrics (filters on name and integration), get_metric. The flow-trigger
--- reads of the Metrics tag live in flows.lua (EMU-RES).
+-- reads of the Metrics tag live in flows.lua.
 local state = require "emulator.state"
 local jsonapi = require "emulator.jsonapi"
 local filter = require "emulator.filter"

@@ -16,9 +16,9 @@ CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 
 # Pure C parts (no Lua): the client, its rate limiter (in-process, or shared in Redis through
 # hiredis with the script embedded from build/gen/redis_script.h, see mk/redis.mk), retry
-# policy, the send loop that joins them and the multi-interface batch.
+# policy, a request's steps that join them (call.c) and the multi-interface batch.
 CORE_SRCS := $(addprefix src/,buf.c url.c client.c request.c json_read.c response.c transport_curl.c uuid.c \
-             limiter.c retry.c limiter_redis.c sendloop.c batch.c duration.c)
+             limiter.c retry.c limiter_redis.c error.c clock.c call.c batch.c duration.c)
 HIREDIS_LIBS := -lhiredis
 CORE_HDRS := $(wildcard src/*.h)
 CORE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/core/%.o,$(CORE_SRCS))

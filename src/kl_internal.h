@@ -57,6 +57,26 @@ int kl_path_check(const char *path, char first[KL_SEG_MAX], const char **why);
 
 #define KL_MAX_BUILT_HEADERS 32
 
+/* call.c's state: the client's limiter and retry settings, and the request in progress.  A
+ * batch's slot clients borrow the parent's limiter or Redis store (lim_owned = 0). */
+typedef struct kl_call {
+    kl_limiter *lim;
+    kl_redis *redis;
+    int lim_owned;
+    char *account;
+    kl_retry_policy retry;
+    uint64_t rng;
+    /* the request in progress */
+    kl_send_info info;
+    const char *op;
+    kl_buf lkey;          /* "<account>/<operation>" */
+    kl_limits limits;
+    int limited, safe, outside; /* outside: the driver holds the limiter store */
+    kl_retry_policy cur;
+    kl_usec start, delay; /* delay: a wait the driver makes before the next step */
+    int state, after;     /* after: the state that follows a FEED step */
+} kl_call;
+
 struct kl_client_priv {
     /* settings */
     kl_url base;          /* base URL; path is the prefix without trailing '/' */
@@ -98,30 +118,23 @@ struct kl_client_priv {
     char curl_err[256];   /* CURL_ERROR_SIZE */
     int body_too_large;
 
-    /* rate limiting and retries (sendloop.c); a batch's slot clients borrow the parent's
-     * limiter or Redis store (owned = 0) */
-    kl_limiter *lim;
-    kl_redis *redis;
-    int lim_owned;
-    char *account;
-    kl_retry_policy retry;
-    uint64_t rng;
-    kl_send_info info;
-    kl_buf lkey;          /* "<account>/<operation>" of the request in progress */
-    kl_limits cur_limits;
-    int cur_limited, cur_safe;
-    kl_retry_policy cur_retry;
-    kl_usec cur_start;
+    int usable;           /* the settings were accepted: a refused client never sends */
+    kl_call call;
 };
 
-/* client.c */
+/* error.c: the error record (c->err, c->errstr, kl_last_error); kl_oom for out of memory */
 int kl_fail(kl_client *c, int kind, const char *code, const char *operation,
             const char *fmt, ...)
 #ifdef __GNUC__
     __attribute__((format(printf, 5, 6)))
 #endif
     ;
+int kl_oom(kl_client *c, const char *operation);
 void kl_error_clear(kl_client *c);
+
+/* clock.c */
+kl_usec kl_now(void);                 /* monotonic microseconds */
+void kl_sleep_us(kl_usec us);
 
 /* request.c: fills priv->url/hstore/bh/built; returns KL_OK or an error via kl_fail. */
 int kl_build_request(kl_client *c, const kl_request *req);
@@ -142,19 +155,21 @@ int kl_transport_perform(kl_client *c, const char *operation);
 int kl_transport_prepare(kl_client *c, const char *operation);
 int kl_transport_finish(kl_client *c, int curl_code, const char *operation);
 
-/* sendloop.c: the limiter and retry steps around one request (kl_send, kl_batch) */
-kl_usec kl_now(void);                 /* monotonic microseconds */
-void kl_sleep_us(kl_usec us);
-int kl_loop_setup(kl_client *c, const kl_options *o);      /* at kl_new */
-void kl_loop_free(kl_client *c);
-int kl_loop_begin(kl_client *c, const kl_request *req);    /* KL_OK or a usage error */
-/* KL_OK with *wait = 0 (go: recorded) or > 0 (ask again then); else a refusal (nothing sent) */
-int kl_loop_acquire(kl_client *c, const char *op, kl_usec *wait);
-/* after an attempt ended with rc: 1 = repeat after *delay, 0 = final (c->err is the kind:
- * a 429 whose wait outlasts the call becomes KL_ERR_THROTTLED) */
-int kl_loop_after(kl_client *c, int rc, kl_usec *delay);
-/* seconds the request in progress may still last (retry_max_time from its start) */
-double kl_loop_time_left(const kl_client *c);
+/* call.c: one request's life; what a driver does at each step is described there */
+enum { KL_STEP_LIMIT, KL_STEP_WAIT, KL_STEP_SEND, KL_STEP_FEED, KL_STEP_DONE, KL_STEP_FAIL };
+int kl_call_setup(kl_client *c, const kl_options *o);     /* at kl_new */
+void kl_call_share(kl_client *to, const kl_client *from); /* to borrows from's limiter */
+void kl_call_free(kl_client *c);
+/* account: the key prefix of a limiter store the driver holds, or NULL (the core's store) */
+int kl_call_begin(kl_client *c, const kl_request *req, const char *account);
+int kl_call_next(kl_client *c, kl_usec *wait);             /* a KL_STEP_* */
+void kl_call_received(kl_client *c, int transport_rc);     /* the answer is in the client */
+void kl_call_answered(kl_client *c, int rc);               /* rc: the answer already read */
+int kl_call_limited(kl_client *c, double wait, const char *why); /* a driver-held store's answer */
+const char *kl_call_limit_key(const kl_client *c, kl_limits *limits);
+/* what a driver-held store is told after an answer: 1 when there is something */
+int kl_call_feed(const kl_client *c, double *block, long *remaining, long *reset);
+double kl_call_time_left(const kl_client *c); /* seconds left of retry_max_time */
 
 /* client.c: a client with the same settings sharing c's limiter (for kl_batch's slots) */
 kl_client *kl_clone(kl_client *c);

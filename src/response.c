@@ -14,7 +14,6 @@
 #include <strings.h>
 #include <time.h>
 
-#define OOM(c, op) kl_fail((c), KL_ERR_OOM, "out_of_memory", (op), "out of memory")
 
 static char empty[1];
 
@@ -336,26 +335,26 @@ static int http_error(kl_client *c, const char *op) {
     c->err = KL_ERR_HTTP;
     p->error.kind = KL_ERR_HTTP;
     p->error.status = r->status;
-    if (rid && !(p->e_request_id = kl_strdup(rid))) return OOM(c, op);
-    if (op && !(p->e_operation = kl_strdup(op))) return OOM(c, op);
+    if (rid && !(p->e_request_id = kl_strdup(rid))) return kl_oom(c, op);
+    if (op && !(p->e_operation = kl_strdup(op))) return kl_oom(c, op);
     doc = read_error_doc(c, r->body, r->body_len);
-    if (doc == -2) return OOM(c, op);
+    if (doc == -2) return kl_oom(c, op);
     if (doc != 0) {
         /* not a JSON:API error document: still say clearly what came back */
         const char *ct = kl_resp_header(c, "content-type");
         char title[160];
         snprintf(title, sizeof title, "HTTP %ld with a non-JSON:API body (%.80s)", r->status,
                  ct ? ct : (r->body_len ? "no content type" : "empty"));
-        if (!(p->e_title = kl_strdup(title))) return OOM(c, op);
-        if (!p->e_detail && r->body_len && !(p->e_detail = body_excerpt(r->body, r->body_len))) return OOM(c, op);
+        if (!(p->e_title = kl_strdup(title))) return kl_oom(c, op);
+        if (!p->e_detail && r->body_len && !(p->e_detail = body_excerpt(r->body, r->body_len))) return kl_oom(c, op);
         if (r->status == 403 && doc == -1 && r->body_len) {
             /* an HTML 403 is the edge (Cloudflare) blocking, not a missing scope */
-            if (!(p->e_code = kl_strdup("edge_blocked"))) return OOM(c, op);
+            if (!(p->e_code = kl_strdup("edge_blocked"))) return kl_oom(c, op);
         }
     }
-    if (!p->e_code && !(p->e_code = kl_strdup(status_code_name(r->status)))) return OOM(c, op);
-    if (redact_error(c)) return OOM(c, op);
-    if (r->body_len && !(p->e_body = kl_strndup(r->body, r->body_len))) return OOM(c, op);
+    if (!p->e_code && !(p->e_code = kl_strdup(status_code_name(r->status)))) return kl_oom(c, op);
+    if (redact_error(c)) return kl_oom(c, op);
+    if (r->body_len && !(p->e_body = kl_strndup(r->body, r->body_len))) return kl_oom(c, op);
     if (r->retry_after < 0 && r->status == 429) r->retry_after = retry_from_detail(p->e_detail);
     p->error.retry_after = r->retry_after;
     p->error.code = p->e_code;
@@ -380,7 +379,7 @@ int kl_interpret_stored(kl_client *c, const char *op) {
     kl_client_priv *p = c->priv;
     kl_response *r = &p->res;
     long a, b, d;
-    if (!p->body.p && kl_buf_add(&p->body, "", 0)) return OOM(c, op);
+    if (!p->body.p && kl_buf_add(&p->body, "", 0)) return kl_oom(c, op);
     r->body = p->body.p;
     r->body_len = p->body.len;
     r->retry_after = parse_retry_after(kl_resp_header(c, "retry-after"));

@@ -1,5 +1,6 @@
 /*
- * transport_curl.c - move the built request over libcurl and store the answer.
+ * transport_curl.c - move the built request over libcurl and store the answer; kl_send, the
+ * blocking driver of a request's steps (call.c).
  * One easy handle per client, kept between requests, and one multi handle that runs its
  * transfers and keeps the connection cache, so one connection serves many requests.  TLS
  * peers are always verified (no switch exists).
@@ -147,7 +148,7 @@ static CURLcode setup(kl_client *c) {
     /* libcurl silently sends a request again on a new connection when a reused one dies
      * before any answer; the server may have acted on the first copy. A request that is not
      * safe to repeat (create_profile, create_list, ...) therefore gets a connection of its own. */
-    SET(CURLOPT_FRESH_CONNECT, p->cur_safe ? 0L : 1L);
+    SET(CURLOPT_FRESH_CONNECT, p->call.safe ? 0L : 1L);
     if (strcmp(b->method, "GET") == 0) {
         SET(CURLOPT_HTTPGET, 1L);
         SET(CURLOPT_CUSTOMREQUEST, (char *)NULL);
@@ -238,7 +239,7 @@ int kl_transport_prepare(kl_client *c, const char *op) {
     p->body_too_large = 0;
     e = setup(c);
     if (e != CURLE_OK) {
-        if (e == CURLE_OUT_OF_MEMORY) return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory");
+        if (e == CURLE_OUT_OF_MEMORY) return kl_oom(c, op);
         return kl_fail(c, KL_ERR_TRANSPORT, "transport_failed", op, "libcurl refused an option: %s",
                        curl_easy_strerror(e));
     }
@@ -255,7 +256,7 @@ int kl_transport_finish(kl_client *c, int curl_code, const char *op) {
     if (e != CURLE_OK) return transport_error(c, e, op, p->curl_err);
     curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &status);
     p->res.status = status;
-    if (kl_resp_finish_headers(c)) return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory");
+    if (kl_resp_finish_headers(c)) return kl_oom(c, op);
     return KL_OK;
 }
 
@@ -291,4 +292,33 @@ int kl_transport_perform(kl_client *c, const char *op) {
     int rc = kl_transport_prepare(c, op);
     if (rc != KL_OK) return rc;
     return kl_transport_finish(c, (int)perform(c->priv), op);
+}
+
+/* One attempt, its timeout cut to what is left of the call's retry_max_time: that bounds
+ * the whole call (limiter waits, retries and the attempts themselves). */
+static int attempt(kl_client *c, const char *op) {
+    kl_client_priv *p = c->priv;
+    double left = kl_call_time_left(c) * 1000.0;
+    long ms;
+    int rc;
+    if (!(left < (double)p->timeout_ms)) return kl_transport_perform(c, op);
+    ms = left < 1 ? 1 : (long)left;
+    curl_easy_setopt(p->curl, CURLOPT_TIMEOUT_MS, ms);
+    rc = kl_transport_perform(c, op);
+    curl_easy_setopt(p->curl, CURLOPT_TIMEOUT_MS, p->timeout_ms);
+    return rc;
+}
+
+int kl_send(kl_client *c, const kl_request *req) {
+    kl_usec wait;
+    int rc = kl_call_begin(c, req, NULL);
+    if (rc != KL_OK) return rc;
+    for (;;) {
+        switch (kl_call_next(c, &wait)) {
+        case KL_STEP_WAIT: kl_sleep_us(wait); break;
+        case KL_STEP_SEND: kl_call_received(c, attempt(c, req->operation)); break;
+        case KL_STEP_DONE: return KL_OK;
+        default: return c->err; /* FAIL; LIMIT and FEED come only with a driver-held store */
+        }
+    }
 }

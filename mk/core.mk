@@ -22,8 +22,9 @@ CORE_SRCS := $(addprefix src/,buf.c url.c client.c request.c json_read.c respons
 HIREDIS_LIBS := -lhiredis
 CORE_HDRS := $(wildcard src/*.h)
 CORE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/core/%.o,$(CORE_SRCS))
-# The Lua binding and its JSON encoder (core.encode, and table bodies of c:request).
-LUA_SRCS  := src/lua_klaviyo.c src/lua_json.c
+# The Lua binding, its JSON encoder (core.encode, and table bodies of c:request) and a
+# request's steps for drivers in Lua (lua_call.c).
+LUA_SRCS  := src/lua_klaviyo.c src/lua_json.c src/lua_call.c
 
 # Lua headers per interpreter: pkg-config first, Debian's include dirs as the fallback.
 lua_inc_lua5.1 := $(or $(shell pkg-config --cflags lua5.1 2>/dev/null),-I/usr/include/lua5.1)

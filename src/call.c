@@ -182,6 +182,23 @@ int kl_call_begin(kl_client *c, const kl_request *req, const char *account) {
     return KL_OK;
 }
 
+int kl_call_store(kl_client *c, const char *account) {
+    kl_call *k = &c->priv->call;
+    k->outside = account != NULL;
+    k->limited = k->outside && (k->limits.burst || k->limits.steady || k->limits.daily);
+    k->state = k->limited ? S_LIMIT : S_SEND;
+    if (!k->limited) return KL_OK;
+    kl_buf_reset(&k->lkey);
+    if (kl_buf_adds(&k->lkey, account) || kl_buf_addc(&k->lkey, '/') ||
+        kl_buf_adds(&k->lkey, k->op && *k->op ? k->op : "request"))
+        return kl_oom(c, k->op);
+    return KL_OK;
+}
+
+const char *kl_call_operation(const kl_client *c) { return c->priv->call.op; }
+
+int kl_call_answered_last(const kl_client *c) { return c->priv->call.answered; }
+
 double kl_call_time_left(const kl_client *c) {
     const kl_call *k = &c->priv->call;
     return k->cur.max_elapsed - kl_usec_to_sec(kl_now() - k->start);
@@ -249,6 +266,7 @@ int kl_call_next(kl_client *c, kl_usec *wait) {
     }
     switch (k->state) {
     case S_LIMIT:
+        k->answered = 0;
         if (k->outside) return KL_STEP_LIMIT;
         if (k->redis) {
             rc = kl_redis_acquire(k->redis, k->lkey.p, &k->limits, wait);
@@ -271,6 +289,7 @@ int kl_call_next(kl_client *c, kl_usec *wait) {
         if (rc == KL_STEP_SEND) kl_error_clear(c); /* a success after a retry carries no earlier error */
         return rc;
     case S_SEND:
+        k->answered = 0;
         kl_error_clear(c);
         return KL_STEP_SEND;
     case S_DONE:
@@ -284,7 +303,8 @@ int kl_call_feed(const kl_client *c, double *block, long *remaining, long *reset
     const kl_response *r = &c->priv->res;
     *block = -1;
     *remaining = *reset = -1;
-    if (r->status == 429) *block = r->retry_after >= 0 ? r->retry_after : 1.0; /* no hint: a short pause */
+    if (r->status == 429) *block = r->retry_after > 0 ? r->retry_after : r->retry_after < 0 ? 1.0 : -1;
+    /* no hint: a short pause; a Retry-After of 0 blocks nothing */
     if (r->has_ratelimit && r->rl_remaining >= 0 && r->rl_reset >= 0) {
         *remaining = r->rl_remaining;
         *reset = r->rl_reset;
@@ -306,7 +326,7 @@ static void feedback(kl_client *c) {
         k->state = S_FEED;
         return;
     }
-    if (block >= 0) {
+    if (block > 0) {
         if (k->redis) kl_redis_block_for(k->redis, k->lkey.p, kl_usec_from_sec(block));
         else kl_limiter_block_until(k->lim, k->lkey.p, now + kl_usec_from_sec(block));
     }
@@ -362,6 +382,7 @@ static int again(kl_client *c, int rc) {
 void kl_call_answered(kl_client *c, int rc) {
     kl_call *k = &c->priv->call;
     k->info.attempts++;
+    k->answered = 1;
     k->state = again(c, rc) ? (k->limited ? S_LIMIT : S_SEND) : rc == KL_OK ? S_DONE : S_FAIL;
     if (rc == KL_OK || rc == KL_ERR_HTTP) feedback(c);
 }

@@ -181,11 +181,9 @@ kl_client *kl_clone(kl_client *c) {
     return n;
 }
 
+/* Builds req and begins its steps (call.c), for a driver outside the core. */
 int kl_build(kl_client *c, const kl_request *req, const kl_built **out) {
-    int rc;
-    if (!usable(c)) return kl_fail(c, KL_ERR_REFUSED, "client_unusable", NULL, "client settings were refused");
-    kl_error_clear(c);
-    rc = kl_build_request(c, req);
+    int rc = kl_call_begin(c, req, NULL);
     if (rc == KL_OK && out) *out = &c->priv->built;
     return rc;
 }

@@ -75,6 +75,7 @@ typedef struct kl_call {
     kl_retry_policy cur;
     kl_usec start, delay; /* delay: a wait the driver makes before the next step */
     int state, after;     /* after: the state that follows a FEED step */
+    int answered;         /* the last step was an answer (not the limiter) */
 } kl_call;
 
 struct kl_client_priv {
@@ -165,7 +166,12 @@ int kl_call_begin(kl_client *c, const kl_request *req, const char *account);
 int kl_call_next(kl_client *c, kl_usec *wait);             /* a KL_STEP_* */
 void kl_call_received(kl_client *c, int transport_rc);     /* the answer is in the client */
 void kl_call_answered(kl_client *c, int rc);               /* rc: the answer already read */
+/* the request begun by kl_call_begin (or kl_build) asks the driver's store, keys prefixed with
+ * account, or none when account is NULL */
+int kl_call_store(kl_client *c, const char *account);
 int kl_call_limited(kl_client *c, double wait, const char *why); /* a driver-held store's answer */
+const char *kl_call_operation(const kl_client *c);
+int kl_call_answered_last(const kl_client *c); /* 1: FAIL follows an answer, 0: the core's own */
 const char *kl_call_limit_key(const kl_client *c, kl_limits *limits);
 /* what a driver-held store is told after an answer: 1 when there is something */
 int kl_call_feed(const kl_client *c, double *block, long *remaining, long *reset);

@@ -49,7 +49,7 @@ int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch
             rc = kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "cannot create the batch's connections");
             goto out;
         }
-        curl_easy_setopt(slots[k].c->priv->curl, CURLOPT_PRIVATE, (char *)&slots[k]);
+        curl_easy_setopt(slots[k].c->priv->net.curl, CURLOPT_PRIVATE, (char *)&slots[k]);
     }
 
     while (ndone < n) {
@@ -87,7 +87,7 @@ int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch
                     finish(s, k, done, ud, step == KL_STEP_DONE ? KL_OK : s->c->err, &ndone);
                 } else if ((prc = kl_transport_prepare(s->c, s->req.operation)) != KL_OK) {
                     kl_call_received(s->c, prc);
-                } else if (curl_multi_add_handle(multi, s->c->priv->curl) != CURLM_OK) {
+                } else if (curl_multi_add_handle(multi, s->c->priv->net.curl) != CURLM_OK) {
                     rc = kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "libcurl refused a transfer");
                     goto out;
                 } else {
@@ -137,7 +137,7 @@ int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch
 out:
     for (k = 0; k < nslots; k++) {
         if (!slots[k].c) continue;
-        if (slots[k].state == S_RUN) curl_multi_remove_handle(multi, slots[k].c->priv->curl);
+        if (slots[k].state == S_RUN) curl_multi_remove_handle(multi, slots[k].c->priv->net.curl);
         kl_free(slots[k].c);
     }
     curl_multi_cleanup(multi);

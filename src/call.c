@@ -225,7 +225,7 @@ static int limited(kl_client *c, kl_usec *wait) {
         kl_fail(c, KL_ERR_THROTTLED, "throttled", k->op,
                 "the rate limiter asks to wait %.0f s, longer than the %.0f s the call may still last "
                 "(retry max_time); nothing sent", w, left > 0 ? left : 0);
-        c->priv->error.retry_after = w;
+        c->priv->rec.error.retry_after = w;
         return fail_with(c, KL_STEP_FAIL);
     }
     k->info.waited += w; /* the driver waits exactly this */
@@ -300,7 +300,7 @@ int kl_call_next(kl_client *c, kl_usec *wait) {
 }
 
 int kl_call_feed(const kl_client *c, double *block, long *remaining, long *reset) {
-    const kl_response *r = &c->priv->res;
+    const kl_response *r = &c->priv->ans.res;
     *block = -1;
     *remaining = *reset = -1;
     if (r->status == 429) *block = r->retry_after > 0 ? r->retry_after : r->retry_after < 0 ? 1.0 : -1;
@@ -319,7 +319,7 @@ static void feedback(kl_client *c) {
     double block;
     long remaining, reset;
     kl_usec now = kl_now();
-    if (c->priv->res.status == 429) k->info.throttled++;
+    if (c->priv->ans.res.status == 429) k->info.throttled++;
     if (!k->limited || !kl_call_feed(c, &block, &remaining, &reset)) return;
     if (k->outside) {
         k->after = k->state;
@@ -347,29 +347,29 @@ static int again(kl_client *c, int rc) {
     if (rc != KL_ERR_HTTP && rc != KL_ERR_TRANSPORT) return 0;
     /* a certificate that cannot be verified, or a protocol libcurl lacks, fails the same way
      * next time: nothing was sent, but repeating it only delays the error */
-    if (rc == KL_ERR_TRANSPORT && p->error.code &&
-        (strcmp(p->error.code, "tls_failed") == 0 || strcmp(p->error.code, "unsupported_protocol") == 0)) {
+    if (rc == KL_ERR_TRANSPORT && p->rec.error.code &&
+        (strcmp(p->rec.error.code, "tls_failed") == 0 || strcmp(p->rec.error.code, "unsupported_protocol") == 0)) {
         k->info.stopped = "failure is not transient";
         return 0;
     }
     memset(&in, 0, sizeof in);
     in.safe = k->safe;
     if (rc == KL_ERR_HTTP) {
-        in.status = p->error.status ? p->error.status : p->res.status;
+        in.status = p->rec.error.status ? p->rec.error.status : p->ans.res.status;
         in.failure = KL_FAIL_NONE;
     } else {
-        in.failure = p->error.sent ? KL_FAIL_MAYBE_SENT : KL_FAIL_NOT_SENT;
+        in.failure = p->rec.error.sent ? KL_FAIL_MAYBE_SENT : KL_FAIL_NOT_SENT;
     }
     in.attempt = k->info.attempts;
     in.elapsed = kl_usec_to_sec(kl_now() - k->start);
-    in.retry_after = p->error.retry_after;
+    in.retry_after = p->rec.error.retry_after;
     in.random = rnd(k);
     if (kl_retry_decide(&k->cur, &in, &d) != KL_RETRY_AGAIN) {
         k->info.stopped = d.reason;
         if (in.status == 429 && in.retry_after > k->cur.max_elapsed - in.elapsed) {
             /* the server's wait outlasts the call: throttled, with its status and text */
             c->err = KL_ERR_THROTTLED;
-            p->error.kind = KL_ERR_THROTTLED;
+            p->rec.error.kind = KL_ERR_THROTTLED;
         }
         return 0;
     }

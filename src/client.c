@@ -90,7 +90,7 @@ kl_client *kl_new(const kl_options *opts) {
     if (!c) return NULL;
     c->priv = calloc(1, sizeof *c->priv);
     if (!c->priv) { free(c); return NULL; }
-    c->priv->error.retry_after = -1;
+    c->priv->rec.error.retry_after = -1;
     if (!opts) { memset(&none, 0, sizeof none); opts = &none; }
     c->priv->usable = setup(c, opts) == KL_OK && kl_call_setup(c, opts) == KL_OK;
     return c;
@@ -120,14 +120,14 @@ void kl_free(kl_client *c) {
         free(p->public_key);
         free(p->revision);
         free(p->user_agent);
-        kl_buf_free(&p->url);
-        if (p->hstore.p) memset(p->hstore.p, 0, p->hstore.len); /* held the Authorization value */
-        kl_buf_free(&p->hstore);
-        kl_buf_free(&p->method);
-        kl_buf_free(&p->body);
-        kl_buf_free(&p->rhstore);
-        free(p->rh_off);
-        free(p->rh);
+        kl_buf_free(&p->req.url);
+        if (p->req.hstore.p) memset(p->req.hstore.p, 0, p->req.hstore.len); /* held the Authorization value */
+        kl_buf_free(&p->req.hstore);
+        kl_buf_free(&p->req.method);
+        kl_buf_free(&p->ans.body);
+        kl_buf_free(&p->ans.rhstore);
+        free(p->ans.rh_off);
+        free(p->ans.rh);
         free(p);
     }
     free(c);
@@ -147,7 +147,7 @@ int kl_set_access_token(kl_client *c, const char *token) {
     }
     wipe_free(p->access_token);
     p->access_token = t;
-    p->hs_valid = 0; /* the Authorization header changes */
+    p->req.hs_valid = 0; /* the Authorization header changes */
     kl_error_clear(c);
     return KL_OK;
 }
@@ -184,7 +184,7 @@ kl_client *kl_clone(kl_client *c) {
 /* Builds req and begins its steps (call.c), for a driver outside the core. */
 int kl_build(kl_client *c, const kl_request *req, const kl_built **out) {
     int rc = kl_call_begin(c, req, NULL);
-    if (rc == KL_OK && out) *out = &c->priv->built;
+    if (rc == KL_OK && out) *out = &c->priv->req.built;
     return rc;
 }
 
@@ -194,19 +194,19 @@ int kl_interpret(kl_client *c, long status, const kl_header *headers, size_t n_h
     size_t i;
     kl_error_clear(c);
     kl_resp_reset(c);
-    p->res.status = status;
+    p->ans.res.status = status;
     for (i = 0; i < n_headers; i++) {
         if (!headers[i].name || !headers[i].value) continue;
         if (kl_resp_add_header(c, headers[i].name, strlen(headers[i].name), headers[i].value,
                                strlen(headers[i].value)))
             return kl_oom(c, operation);
     }
-    if (kl_resp_finish_headers(c) || (body_len && kl_buf_add(&p->body, body, body_len)) ||
-        (!body_len && kl_buf_add(&p->body, "", 0)))
+    if (kl_resp_finish_headers(c) || (body_len && kl_buf_add(&p->ans.body, body, body_len)) ||
+        (!body_len && kl_buf_add(&p->ans.body, "", 0)))
         return kl_oom(c, operation);
     return kl_interpret_stored(c, operation);
 }
 
-const kl_response *kl_last_response(const kl_client *c) { return &c->priv->res; }
+const kl_response *kl_last_response(const kl_client *c) { return &c->priv->ans.res; }
 
-const kl_error *kl_last_error(const kl_client *c) { return &c->priv->error; }
+const kl_error *kl_last_error(const kl_client *c) { return &c->priv->rec.error; }

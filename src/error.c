@@ -21,13 +21,13 @@ static char *copy(const char *s) {
 
 void kl_error_clear(kl_client *c) {
     kl_client_priv *p = c->priv;
-    free(p->e_code); free(p->e_title); free(p->e_detail); free(p->e_pointer);
-    free(p->e_parameter); free(p->e_request_id); free(p->e_operation); free(p->e_meta);
-    free(p->e_body);
-    p->e_code = p->e_title = p->e_detail = p->e_pointer = p->e_parameter = NULL;
-    p->e_request_id = p->e_operation = p->e_meta = p->e_body = NULL;
-    memset(&p->error, 0, sizeof p->error);
-    p->error.retry_after = -1;
+    free(p->rec.e_code); free(p->rec.e_title); free(p->rec.e_detail); free(p->rec.e_pointer);
+    free(p->rec.e_parameter); free(p->rec.e_request_id); free(p->rec.e_operation); free(p->rec.e_meta);
+    free(p->rec.e_body);
+    p->rec.e_code = p->rec.e_title = p->rec.e_detail = p->rec.e_pointer = p->rec.e_parameter = NULL;
+    p->rec.e_request_id = p->rec.e_operation = p->rec.e_meta = p->rec.e_body = NULL;
+    memset(&p->rec.error, 0, sizeof p->rec.error);
+    p->rec.error.retry_after = -1;
     c->err = KL_OK;
     c->errstr[0] = '\0';
 }
@@ -56,17 +56,17 @@ int kl_fail(kl_client *c, int kind, const char *code, const char *operation, con
         snprintf(c->errstr, sizeof c->errstr, "%s: %s", operation, msg);
     else
         snprintf(c->errstr, sizeof c->errstr, "%s", msg);
-    p->error.kind = kind;
+    p->rec.error.kind = kind;
     /* On out of memory these copies may fail too: fields then stay NULL, errstr
      * (a fixed array) still says what happened. */
-    p->e_code = copy(code);
-    p->e_title = copy(kind_title(kind));
-    p->e_detail = copy(msg);
-    p->e_operation = copy(operation);
-    p->error.code = p->e_code;
-    p->error.title = p->e_title;
-    p->error.detail = p->e_detail;
-    p->error.operation = p->e_operation;
+    p->rec.e_code = copy(code);
+    p->rec.e_title = copy(kind_title(kind));
+    p->rec.e_detail = copy(msg);
+    p->rec.e_operation = copy(operation);
+    p->rec.error.code = p->rec.e_code;
+    p->rec.error.title = p->rec.e_title;
+    p->rec.error.detail = p->rec.e_detail;
+    p->rec.error.operation = p->rec.e_operation;
     return kind;
 }
 

@@ -57,6 +57,47 @@ int kl_path_check(const char *path, char first[KL_SEG_MAX], const char **why);
 
 #define KL_MAX_BUILT_HEADERS 32
 
+/* request.c's state: the last built request */
+typedef struct kl_req {
+    kl_buf url, hstore, method;
+    kl_header bh[KL_MAX_BUILT_HEADERS];
+    const char *bline[KL_MAX_BUILT_HEADERS]; /* "Name: value" for libcurl */
+    size_t n_bh;
+    int hs_valid, hs_body, hs_auth; /* what the headers in hstore were built for */
+    char hs_rev[48];
+    kl_built built;
+} kl_req;
+
+/* response.c's state: the last answer */
+typedef struct kl_ans {
+    kl_buf body, rhstore;
+    size_t *rh_off;       /* pairs of offsets into rhstore: name, value */
+    size_t n_rh, cap_rh;
+    kl_header *rh;
+    size_t cap_rhv;
+    kl_response res;
+} kl_ans;
+
+/* error.c's state: the last error; each string malloc-ed, freed by kl_error_clear */
+typedef struct kl_rec {
+    kl_error error;
+    char *e_code, *e_title, *e_detail, *e_pointer, *e_parameter, *e_request_id,
+         *e_operation, *e_meta, *e_body;
+} kl_rec;
+
+/* transport_curl.c's state */
+typedef struct kl_net {
+    void *curl;
+    void *multi;          /* kl_send's transfers run on it (made at the first); it holds the
+                             connection cache */
+    void *slist;          /* headers as libcurl holds them, built from ... */
+    kl_buf slist_src;     /* ... this copy of hstore: unchanged headers reuse the list */
+    void *curlu;          /* the URL parsed once by libcurl (CURLU), from ... */
+    kl_buf curlu_src;     /* ... this URL: the same URL again is not parsed again */
+    char curl_err[256];   /* CURL_ERROR_SIZE */
+    int body_too_large;
+} kl_net;
+
 /* call.c's state: the client's limiter and retry settings, and the request in progress.  A
  * batch's slot clients borrow the parent's limiter or Redis store (lim_owned = 0). */
 typedef struct kl_call {
@@ -78,47 +119,18 @@ typedef struct kl_call {
     int answered;         /* the last step was an answer (not the limiter) */
 } kl_call;
 
+/* A client: its settings (client.c) and each file's own state. */
 struct kl_client_priv {
-    /* settings */
     kl_url base;          /* base URL; path is the prefix without trailing '/' */
     char *origin;         /* "scheme://host[:port]" as used to build URLs */
     int plain_remote;     /* http:// to a non-loopback host */
     char *api_key, *access_token, *public_key, *revision, *user_agent;
     long timeout_ms, connect_timeout_ms;
 
-    /* last built request */
-    kl_buf url, hstore, method;
-    kl_header bh[KL_MAX_BUILT_HEADERS];
-    const char *bline[KL_MAX_BUILT_HEADERS]; /* "Name: value" for libcurl */
-    size_t n_bh;
-    int hs_valid, hs_body, hs_auth; /* what the headers in hstore were built for */
-    char hs_rev[48];
-    kl_built built;
-
-    /* last response */
-    kl_buf body, rhstore;
-    size_t *rh_off;       /* pairs of offsets into rhstore: name, value */
-    size_t n_rh, cap_rh;
-    kl_header *rh;
-    size_t cap_rhv;
-    kl_response res;
-
-    /* last error: each string malloc-ed, freed by kl_error_clear */
-    kl_error error;
-    char *e_code, *e_title, *e_detail, *e_pointer, *e_parameter, *e_request_id,
-         *e_operation, *e_meta, *e_body;
-
-    /* transport */
-    void *curl;
-    void *multi;          /* kl_send's transfers run on it (made at the first); it holds the
-                             connection cache */
-    void *slist;          /* headers as libcurl holds them, built from ... */
-    kl_buf slist_src;     /* ... this copy of hstore: unchanged headers reuse the list */
-    void *curlu;          /* the URL parsed once by libcurl (CURLU), from ... */
-    kl_buf curlu_src;     /* ... this URL: the same URL again is not parsed again */
-    char curl_err[256];   /* CURL_ERROR_SIZE */
-    int body_too_large;
-
+    kl_req req;           /* request.c */
+    kl_ans ans;           /* response.c */
+    kl_rec rec;           /* error.c */
+    kl_net net;           /* transport_curl.c */
     int usable;           /* the settings were accepted: a refused client never sends */
     kl_call call;
 };

@@ -165,7 +165,7 @@ static int l_failed(lua_State *L) {
     sent = lua_toboolean(L, -1);
     kl_fail(c, KL_ERR_TRANSPORT, code ? code : "transport_failed", kl_call_operation(c), "%s",
             detail ? detail : "transport failure");
-    c->priv->error.sent = sent;
+    c->priv->rec.error.sent = sent;
     kl_call_answered(c, KL_ERR_TRANSPORT);
     return 0;
 }

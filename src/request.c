@@ -116,7 +116,7 @@ typedef struct hoff {
 } hoff;
 
 static int add_header(kl_client *c, hoff *ho, size_t *n, const char *name, const char *value, const char *op) {
-    kl_buf *h = &c->priv->hstore;
+    kl_buf *h = &c->priv->req.hstore;
     if (*n >= KL_MAX_BUILT_HEADERS) return kl_fail(c, KL_ERR_USAGE, "too_many_headers", op, "too many headers");
     ho[*n].nlen = strlen(name);
     ho[*n].name = h->len;
@@ -133,7 +133,7 @@ static const char *const reserved_headers[] = {"authorization", "host", "content
 
 int kl_build_request(kl_client *c, const kl_request *r) {
     kl_client_priv *p = c->priv;
-    kl_buf *u = &p->url;
+    kl_buf *u = &p->req.url;
     const char *op = r ? r->operation : NULL;
     const char *rev, *api_path, *given_query = NULL;
     hoff ho[KL_MAX_BUILT_HEADERS];
@@ -250,11 +250,11 @@ int kl_build_request(kl_client *c, const kl_request *r) {
     /* ---- headers ---- */
     /* The same kind of request as the last one (no extra headers, same body presence, auth
      * and revision) has the same headers: they are kept, not rebuilt. */
-    if (p->hs_valid && r->n_headers == 0 && p->hs_body == (r->body != NULL) && p->hs_auth == r->auth &&
-        strcmp(p->hs_rev, rev) == 0)
+    if (p->req.hs_valid && r->n_headers == 0 && p->req.hs_body == (r->body != NULL) && p->req.hs_auth == r->auth &&
+        strcmp(p->req.hs_rev, rev) == 0)
         goto headers_done;
-    p->hs_valid = 0;
-    kl_buf_reset(&p->hstore);
+    p->req.hs_valid = 0;
+    kl_buf_reset(&p->req.hstore);
     if ((rc = add_header(c, ho, &nh, "Accept", "application/vnd.api+json", op)) ||
         (r->body && (rc = add_header(c, ho, &nh, "Content-Type", "application/vnd.api+json", op))) ||
         (rc = add_header(c, ho, &nh, "revision", rev, op)) ||
@@ -289,26 +289,26 @@ int kl_build_request(kl_client *c, const kl_request *r) {
         if ((rc = add_header(c, ho, &nh, h->name, h->value, op))) return rc;
     }
     for (i = 0; i < nh; i++) {
-        p->bh[i].name = p->hstore.p + ho[i].name;
-        p->bh[i].value = p->hstore.p + ho[i].line + ho[i].nlen + 2;
-        p->bline[i] = p->hstore.p + ho[i].line;
+        p->req.bh[i].name = p->req.hstore.p + ho[i].name;
+        p->req.bh[i].value = p->req.hstore.p + ho[i].line + ho[i].nlen + 2;
+        p->req.bline[i] = p->req.hstore.p + ho[i].line;
     }
-    p->n_bh = nh;
-    if (r->n_headers == 0 && strlen(rev) < sizeof p->hs_rev) {
-        p->hs_valid = 1;
-        p->hs_body = r->body != NULL;
-        p->hs_auth = r->auth;
-        strcpy(p->hs_rev, rev);
+    p->req.n_bh = nh;
+    if (r->n_headers == 0 && strlen(rev) < sizeof p->req.hs_rev) {
+        p->req.hs_valid = 1;
+        p->req.hs_body = r->body != NULL;
+        p->req.hs_auth = r->auth;
+        strcpy(p->req.hs_rev, rev);
     }
 headers_done:
 
-    kl_buf_reset(&p->method);
-    if (kl_buf_adds(&p->method, r->method)) return kl_oom(c, op);
-    p->built.method = p->method.p;
-    p->built.url = u->p;
-    p->built.headers = p->bh;
-    p->built.n_headers = p->n_bh;
-    p->built.body = r->body;
-    p->built.body_len = r->body ? r->body_len : 0;
+    kl_buf_reset(&p->req.method);
+    if (kl_buf_adds(&p->req.method, r->method)) return kl_oom(c, op);
+    p->req.built.method = p->req.method.p;
+    p->req.built.url = u->p;
+    p->req.built.headers = p->req.bh;
+    p->req.built.n_headers = p->req.n_bh;
+    p->req.built.body = r->body;
+    p->req.built.body_len = r->body ? r->body_len : 0;
     return KL_OK;
 }

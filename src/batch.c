@@ -70,7 +70,7 @@ int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch
                            kl_fail(s->c, KL_ERR_USAGE, "invalid_request", NULL, "could not describe the request"), &ndone);
                     continue;
                 }
-                if ((rc = kl_call_begin(s->c, &s->req, NULL)) != KL_OK) {
+                if ((rc = kl_call_begin(s->c, &s->c->priv->call, &s->req, NULL)) != KL_OK) {
                     finish(s, k, done, ud, rc, &ndone);
                     rc = KL_OK;
                     continue;
@@ -80,13 +80,13 @@ int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch
             }
             while (s->state == S_WAIT && s->until <= now) {
                 kl_usec wait;
-                int step = kl_call_next(s->c, &wait), prc;
+                int step = kl_call_next(s->c, &s->c->priv->call, &wait), prc;
                 if (step == KL_STEP_WAIT) {
                     s->until = now + wait;
                 } else if (step != KL_STEP_SEND) {
                     finish(s, k, done, ud, step == KL_STEP_DONE ? KL_OK : s->c->err, &ndone);
                 } else if ((prc = kl_transport_prepare(s->c, s->req.operation)) != KL_OK) {
-                    kl_call_received(s->c, prc);
+                    kl_call_received(s->c, &s->c->priv->call, prc);
                 } else if (curl_multi_add_handle(multi, s->c->priv->net.curl) != CURLM_OK) {
                     rc = kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "libcurl refused a transfer");
                     goto out;
@@ -111,7 +111,7 @@ int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch
             trc = (int)m->data.result;
             curl_multi_remove_handle(multi, m->easy_handle); /* m is invalid from here */
             k = (size_t)(s - slots);
-            kl_call_received(s->c, kl_transport_finish(s->c, trc, s->req.operation));
+            kl_call_received(s->c, &s->c->priv->call, kl_transport_finish(s->c, trc, s->req.operation));
             s->state = S_WAIT; /* its next step is asked for at once */
             s->until = 0;
         }

@@ -35,21 +35,21 @@
 enum { S_LIMIT, S_SEND, S_FEED, S_DONE, S_FAIL };
 
 /* xorshift64*: the jitter only needs to differ between clients and processes */
-static double rnd(kl_call *k) {
-    uint64_t x = k->rng;
+static double rnd(kl_policy *g) {
+    uint64_t x = g->rng;
     x ^= x >> 12;
     x ^= x << 25;
     x ^= x >> 27;
-    k->rng = x;
+    g->rng = x;
     return (double)((x * 2685821657736338717ULL) >> 11) / 9007199254740992.0; /* [0, 1) */
 }
 
-static void seed(kl_call *k) {
+static void seed(kl_policy *g) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    k->rng = ((uint64_t)ts.tv_sec * 1000000007ULL) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^
-             (uint64_t)(uintptr_t)k;
-    if (!k->rng) k->rng = 88172645463325252ULL;
+    g->rng = ((uint64_t)ts.tv_sec * 1000000007ULL) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^
+             (uint64_t)(uintptr_t)g;
+    if (!g->rng) g->rng = 88172645463325252ULL;
 }
 
 /* The account part of limiter keys when the caller names none: FNV-1a 64 of the credential.
@@ -63,9 +63,9 @@ void kl_account_key(const char *s, char *out) {
 }
 
 int kl_call_setup(kl_client *c, const kl_options *o) {
-    kl_call *k = &c->priv->call;
-    kl_retry_policy *r = &k->retry;
-    seed(k);
+    kl_policy *g = &c->priv->pol;
+    kl_retry_policy *r = &g->retry;
+    seed(g);
     kl_retry_policy_default(r);
     if (o->retry_attempts < 0 || o->retry_max_time < 0 || o->retry_base < 0 || o->retry_cap < 0 ||
         o->retry_max_time != o->retry_max_time || o->retry_base != o->retry_base || o->retry_cap != o->retry_cap)
@@ -77,13 +77,13 @@ int kl_call_setup(kl_client *c, const kl_options *o) {
     if (o->account) {
         if (!*o->account || strlen(o->account) > 200)
             return kl_fail(c, KL_ERR_REFUSED, "invalid_option", NULL, "account must be 1 to 200 bytes");
-        k->account = kl_strdup(o->account);
+        g->account = kl_strdup(o->account);
     } else {
         char out[18];
         kl_account_key(o->api_key ? o->api_key : o->public_key ? o->public_key : o->access_token, out);
-        k->account = kl_strdup(out);
+        g->account = kl_strdup(out);
     }
-    if (!k->account) return kl_oom(c, NULL);
+    if (!g->account) return kl_oom(c, NULL);
     if (!(o->limiter_safety == 0 || (o->limiter_safety > 0 && o->limiter_safety <= 1)))
         return kl_fail(c, KL_ERR_REFUSED, "invalid_option", NULL, "limiter safety must be in (0, 1]");
     switch (o->limiter) {
@@ -92,8 +92,8 @@ int kl_call_setup(kl_client *c, const kl_options *o) {
     case KL_LIMITER_LOCAL: {
         kl_limiter_options lo;
         lo.safety = o->limiter_safety;
-        if (!(k->lim = kl_limiter_new(&lo))) return kl_oom(c, NULL);
-        k->lim_owned = 1;
+        if (!(g->lim = kl_limiter_new(&lo))) return kl_oom(c, NULL);
+        g->lim_owned = 1;
         return KL_OK;
     }
     case KL_LIMITER_REDIS: {
@@ -103,11 +103,11 @@ int kl_call_setup(kl_client *c, const kl_options *o) {
         ro.prefix = o->limiter_prefix;
         ro.safety = o->limiter_safety;
         ro.script = o->limiter_script;
-        if (!(k->redis = kl_redis_new(&ro))) return kl_oom(c, NULL);
-        k->lim_owned = 1;
+        if (!(g->redis = kl_redis_new(&ro))) return kl_oom(c, NULL);
+        g->lim_owned = 1;
         /* unreachable now is not fatal: every request asks again and refuses while it is */
-        if (k->redis->err == KL_REDIS_ERR_USAGE || k->redis->err == KL_REDIS_ERR_OOM)
-            return kl_fail(c, KL_ERR_REFUSED, "invalid_option", NULL, "%s", k->redis->errstr);
+        if (g->redis->err == KL_REDIS_ERR_USAGE || g->redis->err == KL_REDIS_ERR_OOM)
+            return kl_fail(c, KL_ERR_REFUSED, "invalid_option", NULL, "%s", g->redis->errstr);
         return KL_OK;
     }
     default:
@@ -116,30 +116,30 @@ int kl_call_setup(kl_client *c, const kl_options *o) {
 }
 
 void kl_call_share(kl_client *to, const kl_client *from) {
-    kl_call *k = &to->priv->call;
-    const kl_call *f = &from->priv->call;
-    k->lim = f->lim;
-    k->redis = f->redis;
-    k->lim_owned = 0;
-    k->retry = f->retry;
+    kl_policy *g = &to->priv->pol;
+    const kl_policy *h = &from->priv->pol;
+    g->lim = h->lim;
+    g->redis = h->redis;
+    g->lim_owned = 0;
+    g->retry = h->retry;
 }
 
 void kl_call_free(kl_client *c) {
-    kl_call *k = &c->priv->call;
-    if (k->lim_owned) {
-        kl_limiter_free(k->lim);
-        kl_redis_free(k->redis);
+    kl_policy *g = &c->priv->pol;
+    if (g->lim_owned) {
+        kl_limiter_free(g->lim);
+        kl_redis_free(g->redis);
     }
-    k->lim = NULL;
-    k->redis = NULL;
-    free(k->account);
-    k->account = NULL;
-    kl_buf_free(&k->lkey);
+    g->lim = NULL;
+    g->redis = NULL;
+    free(g->account);
+    g->account = NULL;
+    kl_buf_free(&c->priv->call.lkey);
 }
 
-int kl_call_begin(kl_client *c, const kl_request *req, const char *account) {
+int kl_call_begin(kl_client *c, kl_call *k, const kl_request *req, const char *account) {
     kl_client_priv *p = c->priv;
-    kl_call *k = &p->call;
+    kl_policy *g = &p->pol;
     const char *op = req->operation && *req->operation ? req->operation : "request";
     int rc;
     memset(&k->info, 0, sizeof k->info);
@@ -159,7 +159,7 @@ int kl_call_begin(kl_client *c, const kl_request *req, const char *account) {
     k->limits.steady = (uint32_t)req->limit_steady;
     k->limits.daily = (uint32_t)req->limit_daily;
     k->outside = account != NULL;
-    k->limited = (k->outside || k->lim || k->redis) && (req->limit_burst || req->limit_steady || req->limit_daily);
+    k->limited = (k->outside || g->lim || g->redis) && (req->limit_burst || req->limit_steady || req->limit_daily);
     if (req->safe == KL_SAFE_AUTO) {
         const char *m = req->method ? req->method : "";
         k->safe = strcmp(m, "GET") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0 ||
@@ -167,14 +167,14 @@ int kl_call_begin(kl_client *c, const kl_request *req, const char *account) {
     } else {
         k->safe = req->safe == KL_SAFE_YES;
     }
-    k->cur = k->retry;
+    k->cur = g->retry;
     if (req->retry_attempts) k->cur.max_attempts = req->retry_attempts;
     if (req->retry_max_time > 0) k->cur.max_elapsed = req->retry_max_time;
     k->start = kl_now();
     k->delay = 0;
     if (k->limited) {
         kl_buf_reset(&k->lkey);
-        if (kl_buf_adds(&k->lkey, account ? account : k->account) || kl_buf_addc(&k->lkey, '/') ||
+        if (kl_buf_adds(&k->lkey, account ? account : g->account) || kl_buf_addc(&k->lkey, '/') ||
             kl_buf_adds(&k->lkey, op))
             return kl_oom(c, req->operation);
     }
@@ -182,8 +182,7 @@ int kl_call_begin(kl_client *c, const kl_request *req, const char *account) {
     return KL_OK;
 }
 
-int kl_call_store(kl_client *c, const char *account) {
-    kl_call *k = &c->priv->call;
+int kl_call_store(kl_client *c, kl_call *k, const char *account) {
     k->outside = account != NULL;
     k->limited = k->outside && (k->limits.burst || k->limits.steady || k->limits.daily);
     k->state = k->limited ? S_LIMIT : S_SEND;
@@ -195,64 +194,58 @@ int kl_call_store(kl_client *c, const char *account) {
     return KL_OK;
 }
 
-const char *kl_call_operation(const kl_client *c) { return c->priv->call.op; }
 
-int kl_call_answered_last(const kl_client *c) { return c->priv->call.answered; }
-
-double kl_call_time_left(const kl_client *c) {
-    const kl_call *k = &c->priv->call;
+double kl_call_time_left(const kl_call *k) {
     return k->cur.max_elapsed - kl_usec_to_sec(kl_now() - k->start);
 }
 
-static int fail_with(kl_client *c, int rc) {
-    c->priv->call.state = S_FAIL;
+static int fail_with(kl_client *c, kl_call *k, int rc) {
+    k->state = S_FAIL;
+    k->kind = c->err;
     return rc;
 }
 
 /* A limiter's answer: go (wait 0) or a wait.  A wait (checked: finite, at most a day) that
  * would end after the time the call may last fails the call now with kind throttled and the
  * wait in retry_after, instead of sleeping past retry_max_time. */
-static int limited(kl_client *c, kl_usec *wait) {
-    kl_call *k = &c->priv->call;
+static int limited(kl_client *c, kl_call *k, kl_usec *wait) {
     double w, left;
     if (*wait <= 0) {
         k->state = S_SEND;
         return KL_STEP_SEND;
     }
     w = kl_usec_to_sec(*wait);
-    left = kl_call_time_left(c);
+    left = kl_call_time_left(k);
     if (w > left) {
         kl_fail(c, KL_ERR_THROTTLED, "throttled", k->op,
                 "the rate limiter asks to wait %.0f s, longer than the %.0f s the call may still last "
                 "(retry max_time); nothing sent", w, left > 0 ? left : 0);
         c->priv->rec.error.retry_after = w;
-        return fail_with(c, KL_STEP_FAIL);
+        return fail_with(c, k, KL_STEP_FAIL);
     }
     k->info.waited += w; /* the driver waits exactly this */
     return KL_STEP_WAIT;
 }
 
-int kl_call_limited(kl_client *c, double wait, const char *why) {
-    kl_call *k = &c->priv->call;
+int kl_call_limited(kl_client *c, kl_call *k, double wait, const char *why) {
     kl_usec us;
     if (why) {
         kl_fail(c, KL_ERR_REFUSED, "limiter_failed", k->op, "rate limiter: %s; nothing sent", why);
-        return fail_with(c, KL_STEP_FAIL);
+        return fail_with(c, k, KL_STEP_FAIL);
     }
     us = kl_usec_from_sec(wait);
     if (wait > 0 && us <= 0) us = 1; /* a wait always means a pause, however short */
-    if (limited(c, &us) == KL_STEP_WAIT) k->delay = us; /* then the store is asked again */
+    if (limited(c, k, &us) == KL_STEP_WAIT) k->delay = us; /* then the store is asked again */
     return KL_OK;
 }
 
-const char *kl_call_limit_key(const kl_client *c, kl_limits *limits) {
-    const kl_call *k = &c->priv->call;
+const char *kl_call_limit_key(const kl_call *k, kl_limits *limits) {
     if (limits) *limits = k->limits;
     return k->lkey.p;
 }
 
-int kl_call_next(kl_client *c, kl_usec *wait) {
-    kl_call *k = &c->priv->call;
+int kl_call_next(kl_client *c, kl_call *k, kl_usec *wait) {
+    kl_policy *g = &c->priv->pol;
     int rc;
     *wait = 0;
     if (k->state == S_FEED) {
@@ -268,23 +261,23 @@ int kl_call_next(kl_client *c, kl_usec *wait) {
     case S_LIMIT:
         k->answered = 0;
         if (k->outside) return KL_STEP_LIMIT;
-        if (k->redis) {
-            rc = kl_redis_acquire(k->redis, k->lkey.p, &k->limits, wait);
+        if (g->redis) {
+            rc = kl_redis_acquire(g->redis, k->lkey.p, &k->limits, wait);
             if (rc == KL_LIMIT_ERROR) {
-                kl_fail(c, KL_ERR_REFUSED, "limiter_unavailable", k->op, "%s", k->redis->errstr);
-                return fail_with(c, KL_STEP_FAIL);
+                kl_fail(c, KL_ERR_REFUSED, "limiter_unavailable", k->op, "%s", g->redis->errstr);
+                return fail_with(c, k, KL_STEP_FAIL);
             }
         } else {
-            rc = kl_limiter_acquire(k->lim, k->lkey.p, &k->limits, kl_now(), wait);
+            rc = kl_limiter_acquire(g->lim, k->lkey.p, &k->limits, kl_now(), wait);
             if (rc == KL_LIMIT_ERROR) {
                 kl_fail(c, KL_ERR_REFUSED, "limiter_failed", k->op, "rate limiter: %s; nothing sent",
-                        kl_limiter_errstr(k->lim));
-                return fail_with(c, KL_STEP_FAIL);
+                        kl_limiter_errstr(g->lim));
+                return fail_with(c, k, KL_STEP_FAIL);
             }
         }
         if (rc == KL_LIMIT_GO) *wait = 0;
         else if (*wait <= 0) *wait = 1; /* WAIT always means a pause, however short */
-        rc = limited(c, wait);
+        rc = limited(c, k, wait);
         if (rc != KL_STEP_WAIT) *wait = 0;
         if (rc == KL_STEP_SEND) kl_error_clear(c); /* a success after a retry carries no earlier error */
         return rc;
@@ -314,8 +307,8 @@ int kl_call_feed(const kl_client *c, double *block, long *remaining, long *reset
 
 /* What the answer tells the core's own limiter store.  Advisory: a Redis hiccup here costs
  * precision, not safety (the next acquire refuses if Redis is really gone). */
-static void feedback(kl_client *c) {
-    kl_call *k = &c->priv->call;
+static void feedback(kl_client *c, kl_call *k) {
+    kl_policy *g = &c->priv->pol;
     double block;
     long remaining, reset;
     kl_usec now = kl_now();
@@ -327,21 +320,20 @@ static void feedback(kl_client *c) {
         return;
     }
     if (block > 0) {
-        if (k->redis) kl_redis_block_for(k->redis, k->lkey.p, kl_usec_from_sec(block));
-        else kl_limiter_block_until(k->lim, k->lkey.p, now + kl_usec_from_sec(block));
+        if (g->redis) kl_redis_block_for(g->redis, k->lkey.p, kl_usec_from_sec(block));
+        else kl_limiter_block_until(g->lim, k->lkey.p, now + kl_usec_from_sec(block));
     }
     if (remaining >= 0) {
         kl_usec us = (kl_usec)reset * KL_USEC_PER_SEC;
-        if (k->redis) kl_redis_observe(k->redis, k->lkey.p, &k->limits, remaining, us, NULL);
-        else kl_limiter_observe(k->lim, k->lkey.p, &k->limits, remaining, us, now);
+        if (g->redis) kl_redis_observe(g->redis, k->lkey.p, &k->limits, remaining, us, NULL);
+        else kl_limiter_observe(g->lim, k->lkey.p, &k->limits, remaining, us, now);
     }
 }
 
 /* Whether the attempt that ended with rc is repeated: 1 with k->delay set, or 0 (c->err is
  * the final kind: a 429 whose wait outlasts the call becomes KL_ERR_THROTTLED). */
-static int again(kl_client *c, int rc) {
+static int again(kl_client *c, kl_call *k, int rc) {
     kl_client_priv *p = c->priv;
-    kl_call *k = &p->call;
     kl_retry_input in;
     kl_retry_decision d;
     if (rc != KL_ERR_HTTP && rc != KL_ERR_TRANSPORT) return 0;
@@ -363,7 +355,7 @@ static int again(kl_client *c, int rc) {
     in.attempt = k->info.attempts;
     in.elapsed = kl_usec_to_sec(kl_now() - k->start);
     in.retry_after = p->rec.error.retry_after;
-    in.random = rnd(k);
+    in.random = rnd(&p->pol);
     if (kl_retry_decide(&k->cur, &in, &d) != KL_RETRY_AGAIN) {
         k->info.stopped = d.reason;
         if (in.status == 429 && in.retry_after > k->cur.max_elapsed - in.elapsed) {
@@ -379,17 +371,25 @@ static int again(kl_client *c, int rc) {
     return 1;
 }
 
-void kl_call_answered(kl_client *c, int rc) {
-    kl_call *k = &c->priv->call;
+void kl_call_answered(kl_client *c, kl_call *k, int rc) {
     k->info.attempts++;
     k->answered = 1;
-    k->state = again(c, rc) ? (k->limited ? S_LIMIT : S_SEND) : rc == KL_OK ? S_DONE : S_FAIL;
-    if (rc == KL_OK || rc == KL_ERR_HTTP) feedback(c);
+    k->state = again(c, k, rc) ? (k->limited ? S_LIMIT : S_SEND) : rc == KL_OK ? S_DONE : S_FAIL;
+    k->kind = c->err;
+    if (rc == KL_OK || rc == KL_ERR_HTTP) feedback(c, k);
 }
 
-void kl_call_received(kl_client *c, int rc) {
-    if (rc == KL_OK) rc = kl_interpret_stored(c, c->priv->call.op);
-    kl_call_answered(c, rc);
+void kl_call_received(kl_client *c, kl_call *k, int rc) {
+    if (rc == KL_OK) rc = kl_interpret_stored(c, k->op);
+    kl_call_answered(c, k, rc);
 }
+
+void kl_call_copy(kl_call *to, const kl_call *from) {
+    kl_buf keep = to->lkey;
+    *to = *from;
+    to->lkey = keep; /* kl_call_store makes its own key */
+}
+
+void kl_call_release(kl_call *k) { kl_buf_free(&k->lkey); }
 
 const kl_send_info *kl_last_info(const kl_client *c) { return &c->priv->call.info; }

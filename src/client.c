@@ -172,7 +172,7 @@ kl_client *kl_clone(kl_client *c) {
     o.timeout_ms = p->timeout_ms;
     o.connect_timeout_ms = p->connect_timeout_ms;
     o.limiter = KL_LIMITER_OFF; /* borrows c's below */
-    o.account = p->call.account;
+    o.account = p->pol.account;
     n = kl_new(&o);
     kl_buf_free(&base);
     if (!n) return NULL;
@@ -183,7 +183,7 @@ kl_client *kl_clone(kl_client *c) {
 
 /* Builds req and begins its steps (call.c), for a driver outside the core. */
 int kl_build(kl_client *c, const kl_request *req, const kl_built **out) {
-    int rc = kl_call_begin(c, req, NULL);
+    int rc = kl_call_begin(c, &c->priv->call, req, NULL);
     if (rc == KL_OK && out) *out = &c->priv->req.built;
     return rc;
 }

@@ -98,18 +98,22 @@ typedef struct kl_net {
     int body_too_large;
 } kl_net;
 
-/* call.c's state: the client's limiter and retry settings, and the request in progress.  A
- * batch's slot clients borrow the parent's limiter or Redis store (lim_owned = 0). */
-typedef struct kl_call {
+/* call.c's settings: the client's limiter and retry policy.  A batch's slot clients borrow
+ * the parent's limiter or Redis store (lim_owned = 0). */
+typedef struct kl_policy {
     kl_limiter *lim;
     kl_redis *redis;
     int lim_owned;
     char *account;
     kl_retry_policy retry;
     uint64_t rng;
-    /* the request in progress */
+} kl_policy;
+
+/* One request in progress (call.c): a client holds one for kl_send and kl_batch; a driver in
+ * Lua holds one per request, so requests of one client may overlap there. */
+typedef struct kl_call {
     kl_send_info info;
-    const char *op;
+    const char *op;       /* the request's operation (kl_build's copy) */
     kl_buf lkey;          /* "<account>/<operation>" */
     kl_limits limits;
     int limited, safe, outside; /* outside: the driver holds the limiter store */
@@ -117,6 +121,7 @@ typedef struct kl_call {
     kl_usec start, delay; /* delay: a wait the driver makes before the next step */
     int state, after;     /* after: the state that follows a FEED step */
     int answered;         /* the last step was an answer (not the limiter) */
+    int kind;             /* KL_ERR_* the call failed with */
 } kl_call;
 
 /* A client: its settings (client.c) and each file's own state. */
@@ -132,7 +137,8 @@ struct kl_client_priv {
     kl_rec rec;           /* error.c */
     kl_net net;           /* transport_curl.c */
     int usable;           /* the settings were accepted: a refused client never sends */
-    kl_call call;
+    kl_policy pol;        /* call.c */
+    kl_call call;         /* kl_send's and kl_build's request (call.c) */
 };
 
 /* error.c: the error record (c->err, c->errstr, kl_last_error); kl_oom for out of memory */
@@ -174,20 +180,19 @@ int kl_call_setup(kl_client *c, const kl_options *o);     /* at kl_new */
 void kl_call_share(kl_client *to, const kl_client *from); /* to borrows from's limiter */
 void kl_call_free(kl_client *c);
 /* account: the key prefix of a limiter store the driver holds, or NULL (the core's store) */
-int kl_call_begin(kl_client *c, const kl_request *req, const char *account);
-int kl_call_next(kl_client *c, kl_usec *wait);             /* a KL_STEP_* */
-void kl_call_received(kl_client *c, int transport_rc);     /* the answer is in the client */
-void kl_call_answered(kl_client *c, int rc);               /* rc: the answer already read */
-/* the request begun by kl_call_begin (or kl_build) asks the driver's store, keys prefixed with
- * account, or none when account is NULL */
-int kl_call_store(kl_client *c, const char *account);
-int kl_call_limited(kl_client *c, double wait, const char *why); /* a driver-held store's answer */
-const char *kl_call_operation(const kl_client *c);
-int kl_call_answered_last(const kl_client *c); /* 1: FAIL follows an answer, 0: the core's own */
-const char *kl_call_limit_key(const kl_client *c, kl_limits *limits);
+int kl_call_begin(kl_client *c, kl_call *k, const kl_request *req, const char *account);
+int kl_call_next(kl_client *c, kl_call *k, kl_usec *wait);          /* a KL_STEP_* */
+void kl_call_received(kl_client *c, kl_call *k, int transport_rc);  /* the answer is in c */
+void kl_call_answered(kl_client *c, kl_call *k, int rc);            /* rc: the answer read */
+/* the request begun asks the driver's store, keys prefixed with account, or none (NULL) */
+int kl_call_store(kl_client *c, kl_call *k, const char *account);
+int kl_call_limited(kl_client *c, kl_call *k, double wait, const char *why); /* its answer */
+const char *kl_call_limit_key(const kl_call *k, kl_limits *limits);
 /* what a driver-held store is told after an answer: 1 when there is something */
 int kl_call_feed(const kl_client *c, double *block, long *remaining, long *reset);
-double kl_call_time_left(const kl_client *c); /* seconds left of retry_max_time */
+double kl_call_time_left(const kl_call *k); /* seconds left of retry_max_time */
+void kl_call_copy(kl_call *to, const kl_call *from); /* the request kl_build began */
+void kl_call_release(kl_call *k);
 
 /* client.c: a client with the same settings sharing c's limiter (for kl_batch's slots) */
 kl_client *kl_clone(kl_client *c);

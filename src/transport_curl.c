@@ -298,7 +298,7 @@ int kl_transport_perform(kl_client *c, const char *op) {
  * the whole call (limiter waits, retries and the attempts themselves). */
 static int attempt(kl_client *c, const char *op) {
     kl_client_priv *p = c->priv;
-    double left = kl_call_time_left(c) * 1000.0;
+    double left = kl_call_time_left(&p->call) * 1000.0;
     long ms;
     int rc;
     if (!(left < (double)p->timeout_ms)) return kl_transport_perform(c, op);
@@ -310,13 +310,14 @@ static int attempt(kl_client *c, const char *op) {
 }
 
 int kl_send(kl_client *c, const kl_request *req) {
+    kl_call *k = &c->priv->call;
     kl_usec wait;
-    int rc = kl_call_begin(c, req, NULL);
+    int rc = kl_call_begin(c, k, req, NULL);
     if (rc != KL_OK) return rc;
     for (;;) {
-        switch (kl_call_next(c, &wait)) {
+        switch (kl_call_next(c, k, &wait)) {
         case KL_STEP_WAIT: kl_sleep_us(wait); break;
-        case KL_STEP_SEND: kl_call_received(c, attempt(c, req->operation)); break;
+        case KL_STEP_SEND: kl_call_received(c, k, attempt(c, req->operation)); break;
         case KL_STEP_DONE: return KL_OK;
         default: return c->err; /* FAIL; LIMIT and FEED come only with a driver-held store */
         }

@@ -1,6 +1,6 @@
 -- klaviyo.transport.ngx: moves the core's requests over nginx cosockets (OpenResty,
 -- ngx_http_lua_module), so a worker never blocks. The C core decides everything else: c:begin
--- gives the exact method, URL, headers and body (after every local check), and c:next says
+-- gives the exact method, URL, headers and body (after every local check), and call:next says
 -- what to do at each step of the request (ask the limiter, wait, send, stop), as it does for
 -- the libcurl transport; this file only speaks HTTP/1.1, sleeps with ngx.sleep and asks the
 -- shared limiter store.
@@ -531,31 +531,31 @@ end
 
 -- t:request(c, req, op_id) -> res | nil, err, then info {attempts, retries, throttled, waited,
 -- backoff, stopped}: what c:request(req) and c:info() give with libcurl. The core walks the
--- request's steps (c:begin, c:next: the limiter's answer, waits, retries, when to stop, as
+-- request's steps (c:begin, call:next: the limiter's answer, waits, retries, when to stop, as
 -- for libcurl); this loop moves the bytes, sleeps with ngx.sleep and asks the shared limiter
 -- store (its limits: this transport's limiter limits, else the request's).
 function _M.request(self, c, req, op_id)
   op_id = op_id or req.operation or "request"
   phase_check(op_id)
   local lim = self.limiter
-  local b, err = c:begin(req, lim and self.account or false)
-  if not b then return nil, err end
-  local res
+  local call, b = c:begin(req, lim and self.account or false)
+  if not call then return nil, b end
+  local res, err
   while true do
-    local step, a1, a2, a3, a4, a5, a6 = c:next()
+    local step, a1, a2, a3, a4, a5, a6 = call:next()
     if step == "send" then
       local status, headers, body = perform(self, b, op_id)
       if status then
-        res, err = c:answer(status, headers, body)
+        res, err = call:answer(status, headers, body)
       else
         res, err = nil, headers
-        c:failed(err)
+        call:failed(err)
       end
     elseif step == "wait" then
       ngx.sleep(a1)
     elseif step == "limit" then
       local wait, lerr = lim:acquire(a1, self.limits[op_id] or a2)
-      if wait ~= nil or lerr ~= "locked" then c:limited(wait, lerr)
+      if wait ~= nil or lerr ~= "locked" then call:limited(wait, lerr)
       else ngx.sleep(0.001) end   -- another worker holds the key: ask again
     elseif step == "feed" then
       -- a1 key, a2 seconds to block it, a4 RateLimit-Remaining, a5 -Reset; advisory: a key
@@ -569,12 +569,12 @@ function _M.request(self, c, req, op_id)
         end
       end
     elseif step == "done" then
-      return res, nil, c:info()
+      return res, nil, call:info()
     elseif a2 then   -- "fail" before an answer: the core's own (the limiter's)
-      return nil, errors.new(a1, op_id, a5, { code = a3, title = a4, retry_after = a6 }), c:info()
+      return nil, errors.new(a1, op_id, a5, { code = a3, title = a4, retry_after = a6 }), call:info()
     else              -- "fail" after an answer: its error, of the kind the core says
       err.kind = a1
-      return nil, err, c:info()
+      return nil, err, call:info()
     end
   end
 end

@@ -17,7 +17,11 @@
  *   KL_STEP_FEED   (driver-held store only) tell the store what the answer said: a 429
  *                  blocks the key for kl_call_feed's block seconds, RateLimit-Remaining and
  *                  -Reset cap it.
- *   KL_STEP_DONE / KL_STEP_FAIL   c->err and kl_last_error say how it ended.
+ *   KL_STEP_DONE / KL_STEP_FAIL   the call's kind (and c->err, kl_last_error) say how it
+ *                  ended.
+ * The client's limiter and retry settings (kl_policy) are shared by its calls; each call
+ * (kl_call) is one request: a client holds one for kl_send and kl_build, a driver in Lua one
+ * per request, so requests of one client may overlap there.
  * Rules: a wait (the limiter's, or a 429's Retry-After) longer than what is left of
  * retry_max_time fails the call at once with KL_ERR_THROTTLED; a failure that repeats the
  * same way (certificate, unsupported protocol) is not repeated; other failures are repeated
@@ -137,10 +141,11 @@ void kl_call_free(kl_client *c) {
     kl_buf_free(&c->priv->call.lkey);
 }
 
+static int store(kl_client *c, kl_call *k, int core, const char *account);
+
 int kl_call_begin(kl_client *c, kl_call *k, const kl_request *req, const char *account) {
     kl_client_priv *p = c->priv;
     kl_policy *g = &p->pol;
-    const char *op = req->operation && *req->operation ? req->operation : "request";
     int rc;
     memset(&k->info, 0, sizeof k->info);
     k->state = S_FAIL;
@@ -158,8 +163,6 @@ int kl_call_begin(kl_client *c, kl_call *k, const kl_request *req, const char *a
     k->limits.burst = (uint32_t)req->limit_burst;
     k->limits.steady = (uint32_t)req->limit_steady;
     k->limits.daily = (uint32_t)req->limit_daily;
-    k->outside = account != NULL;
-    k->limited = (k->outside || g->lim || g->redis) && (req->limit_burst || req->limit_steady || req->limit_daily);
     if (req->safe == KL_SAFE_AUTO) {
         const char *m = req->method ? req->method : "";
         k->safe = strcmp(m, "GET") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0 ||
@@ -172,19 +175,13 @@ int kl_call_begin(kl_client *c, kl_call *k, const kl_request *req, const char *a
     if (req->retry_max_time > 0) k->cur.max_elapsed = req->retry_max_time;
     k->start = kl_now();
     k->delay = 0;
-    if (k->limited) {
-        kl_buf_reset(&k->lkey);
-        if (kl_buf_adds(&k->lkey, account ? account : g->account) || kl_buf_addc(&k->lkey, '/') ||
-            kl_buf_adds(&k->lkey, op))
-            return kl_oom(c, req->operation);
-    }
-    k->state = k->limited ? S_LIMIT : S_SEND;
-    return KL_OK;
+    return account ? kl_call_store(c, k, account) : store(c, k, g->lim || g->redis, g->account);
 }
 
-int kl_call_store(kl_client *c, kl_call *k, const char *account) {
-    k->outside = account != NULL;
-    k->limited = k->outside && (k->limits.burst || k->limits.steady || k->limits.daily);
+/* Which store the call asks (core: the client's own, else none) and its key. */
+static int store(kl_client *c, kl_call *k, int core, const char *account) {
+    k->outside = 0;
+    k->limited = core && (k->limits.burst || k->limits.steady || k->limits.daily);
     k->state = k->limited ? S_LIMIT : S_SEND;
     if (!k->limited) return KL_OK;
     kl_buf_reset(&k->lkey);
@@ -194,6 +191,11 @@ int kl_call_store(kl_client *c, kl_call *k, const char *account) {
     return KL_OK;
 }
 
+int kl_call_store(kl_client *c, kl_call *k, const char *account) {
+    int rc = store(c, k, account != NULL, account);
+    k->outside = account != NULL;
+    return rc;
+}
 
 double kl_call_time_left(const kl_call *k) {
     return k->cur.max_elapsed - kl_usec_to_sec(kl_now() - k->start);
@@ -292,41 +294,42 @@ int kl_call_next(kl_client *c, kl_call *k, kl_usec *wait) {
     }
 }
 
-int kl_call_feed(const kl_client *c, double *block, long *remaining, long *reset) {
-    const kl_response *r = &c->priv->ans.res;
-    *block = -1;
-    *remaining = *reset = -1;
-    if (r->status == 429) *block = r->retry_after > 0 ? r->retry_after : r->retry_after < 0 ? 1.0 : -1;
-    /* no hint: a short pause; a Retry-After of 0 blocks nothing */
-    if (r->has_ratelimit && r->rl_remaining >= 0 && r->rl_reset >= 0) {
-        *remaining = r->rl_remaining;
-        *reset = r->rl_reset;
-    }
-    return *block >= 0 || *remaining >= 0;
+int kl_call_feed(const kl_call *k, double *block, long *remaining, long *reset) {
+    *block = k->block;
+    *remaining = k->remaining;
+    *reset = k->reset;
+    return *block > 0 || *remaining >= 0;
 }
 
-/* What the answer tells the core's own limiter store.  Advisory: a Redis hiccup here costs
+/* What the answer tells the limiter store: the core's own is told here, a driver's at the
+ * FEED step (kl_call_feed).  Advisory: a Redis hiccup here costs
  * precision, not safety (the next acquire refuses if Redis is really gone). */
 static void feedback(kl_client *c, kl_call *k) {
     kl_policy *g = &c->priv->pol;
-    double block;
-    long remaining, reset;
+    const kl_response *r = &c->priv->ans.res;
     kl_usec now = kl_now();
-    if (c->priv->ans.res.status == 429) k->info.throttled++;
-    if (!k->limited || !kl_call_feed(c, &block, &remaining, &reset)) return;
+    /* a 429 blocks the key for its Retry-After (no hint: a short pause; 0 blocks nothing) */
+    k->block = r->status != 429 ? -1 : r->retry_after > 0 ? r->retry_after : r->retry_after < 0 ? 1.0 : -1;
+    k->remaining = k->reset = -1;
+    if (r->has_ratelimit && r->rl_remaining >= 0 && r->rl_reset >= 0) {
+        k->remaining = r->rl_remaining;
+        k->reset = r->rl_reset;
+    }
+    if (r->status == 429) k->info.throttled++;
+    if (!k->limited || !(k->block > 0 || k->remaining >= 0)) return;
     if (k->outside) {
         k->after = k->state;
         k->state = S_FEED;
         return;
     }
-    if (block > 0) {
-        if (g->redis) kl_redis_block_for(g->redis, k->lkey.p, kl_usec_from_sec(block));
-        else kl_limiter_block_until(g->lim, k->lkey.p, now + kl_usec_from_sec(block));
+    if (k->block > 0) {
+        if (g->redis) kl_redis_block_for(g->redis, k->lkey.p, kl_usec_from_sec(k->block));
+        else kl_limiter_block_until(g->lim, k->lkey.p, now + kl_usec_from_sec(k->block));
     }
-    if (remaining >= 0) {
-        kl_usec us = (kl_usec)reset * KL_USEC_PER_SEC;
-        if (g->redis) kl_redis_observe(g->redis, k->lkey.p, &k->limits, remaining, us, NULL);
-        else kl_limiter_observe(g->lim, k->lkey.p, &k->limits, remaining, us, now);
+    if (k->remaining >= 0) {
+        kl_usec us = (kl_usec)k->reset * KL_USEC_PER_SEC;
+        if (g->redis) kl_redis_observe(g->redis, k->lkey.p, &k->limits, k->remaining, us, NULL);
+        else kl_limiter_observe(g->lim, k->lkey.p, &k->limits, k->remaining, us, now);
     }
 }
 

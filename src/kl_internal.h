@@ -122,6 +122,8 @@ typedef struct kl_call {
     int state, after;     /* after: the state that follows a FEED step */
     int answered;         /* the last step was an answer (not the limiter) */
     int kind;             /* KL_ERR_* the call failed with */
+    double block;         /* after an answer: seconds a 429 blocks the key, or -1 */
+    long remaining, reset; /* after an answer: RateLimit-Remaining and -Reset, or -1 */
 } kl_call;
 
 /* A client: its settings (client.c) and each file's own state. */
@@ -189,7 +191,7 @@ int kl_call_store(kl_client *c, kl_call *k, const char *account);
 int kl_call_limited(kl_client *c, kl_call *k, double wait, const char *why); /* its answer */
 const char *kl_call_limit_key(const kl_call *k, kl_limits *limits);
 /* what a driver-held store is told after an answer: 1 when there is something */
-int kl_call_feed(const kl_client *c, double *block, long *remaining, long *reset);
+int kl_call_feed(const kl_call *k, double *block, long *remaining, long *reset);
 double kl_call_time_left(const kl_call *k); /* seconds left of retry_max_time */
 void kl_call_copy(kl_call *to, const kl_call *from); /* the request kl_build began */
 void kl_call_release(kl_call *k);

@@ -133,7 +133,7 @@ static int l_next(lua_State *L) {
     case KL_STEP_FEED: {
         double block;
         long remaining, reset;
-        kl_call_feed(c, &block, &remaining, &reset);
+        kl_call_feed(&u->k, &block, &remaining, &reset);
         lua_pushliteral(L, "feed");
         lua_pushstring(L, kl_call_limit_key(&u->k, &lim));
         push_or_nil(L, block >= 0, block);

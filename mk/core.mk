@@ -16,14 +16,15 @@ CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 
 # Pure C parts (no Lua): the client, its rate limiter (in-process, or shared in Redis through
 # hiredis with the script embedded from build/gen/redis_script.h, see mk/redis.mk), retry
-# policy, the send loop that joins them and the multi-interface batch.
+# policy, a request's steps that join them (call.c) and the multi-interface batch.
 CORE_SRCS := $(addprefix src/,buf.c url.c client.c request.c json_read.c response.c transport_curl.c uuid.c \
-             limiter.c retry.c limiter_redis.c sendloop.c batch.c duration.c)
+             limiter.c retry.c limiter_redis.c error.c clock.c call.c batch.c duration.c)
 HIREDIS_LIBS := -lhiredis
 CORE_HDRS := $(wildcard src/*.h)
 CORE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/core/%.o,$(CORE_SRCS))
-# The Lua binding and its JSON encoder (core.encode, and table bodies of c:request).
-LUA_SRCS  := src/lua_klaviyo.c src/lua_json.c
+# The Lua binding, its JSON encoder (core.encode, and table bodies of c:request) and a
+# request's steps for drivers in Lua (lua_call.c).
+LUA_SRCS  := src/lua_klaviyo.c src/lua_json.c src/lua_call.c
 
 # Lua headers per interpreter: pkg-config first, Debian's include dirs as the fallback.
 lua_inc_lua5.1 := $(or $(shell pkg-config --cflags lua5.1 2>/dev/null),-I/usr/include/lua5.1)
@@ -92,12 +93,17 @@ spec-core-valgrind: core
 	echo "binding-valgrind: $$(grep -cE '^ok [0-9]+' $$out) passed, $$(grep -cE '^not ok [0-9]+' $$out) failed"; \
 	rm -f $$out; exit $$rc
 
-# Runs the core's C tests, then whatever other fragments add to CTESTS (a list of targets,
+# No two objects of src/ call each other (a cycle in who uses whose symbols, read from nm) and
+# no core source is over 600 lines.
+check-layering: $(CORE_OBJS)
+	@tools/check-layering $(CORE_OBJS)
+
+# Runs the layering check and the core's C tests, then whatever other fragments add to CTESTS (a list of targets,
 # e.g. LIMIT's ctest-limiter; expanded at run time so include order does not matter), then
 # examples/track under valgrind against a throwaway emulator, then the binding's spec under
 # valgrind.
 ctest: $(CORE_TEST_BINS) $(BUILD)/examples/track
-	@fail=0; for t in $(CORE_TEST_BINS); do echo "== $$t"; \
+	@fail=0; $(MAKE) --no-print-directory check-layering || fail=1; for t in $(CORE_TEST_BINS); do echo "== $$t"; \
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $$t || fail=1; done; \
 	for t in $(CTESTS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t || fail=1; done; \
 	echo "== valgrind examples/track"; spec/c/valgrind-track $(BUILD)/examples/track || fail=1; \
@@ -140,4 +146,4 @@ fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
 bench-call: core
 	bench/call
 
-.PHONY: build core ctest spec-core spec-core-valgrind bench-call fuzz fuzz-core fuzz-binding
+.PHONY: build core ctest check-layering spec-core spec-core-valgrind bench-call fuzz fuzz-core fuzz-binding

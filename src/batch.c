@@ -3,10 +3,9 @@
  *
  * Each of the `concurrency` slots is a client of its own (kl_clone: same settings, its own
  * easy handle and answer buffers, the parent's limiter borrowed), so a slot's answer is read
- * with the ordinary kl_last_* calls.  A slot walks the same steps as kl_send (sendloop.c):
- * ask the limiter, send, feed the answer back, retry or finish; the waits become deadlines
- * that bound how long curl_multi_poll may block, so no slot's wait holds up another's
- * transfer.
+ * with the ordinary kl_last_* calls.  A slot is driven through a request's steps (call.c) as
+ * kl_send drives them; its waits become deadlines that bound how long curl_multi_poll may
+ * block, so no slot's wait holds up another's transfer.
  */
 #include "kl_internal.h"
 
@@ -40,7 +39,7 @@ int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch
     kl_error_clear(c);
     if (n == 0) return KL_OK;
     nslots = (size_t)concurrency < n ? (size_t)concurrency : n;
-    if (!(slots = calloc(nslots, sizeof *slots))) return kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "out of memory");
+    if (!(slots = calloc(nslots, sizeof *slots))) return kl_oom(c, NULL);
     if (!(multi = curl_multi_init())) {
         free(slots);
         return kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "cannot create a libcurl multi handle");
@@ -50,7 +49,7 @@ int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch
             rc = kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "cannot create the batch's connections");
             goto out;
         }
-        curl_easy_setopt(slots[k].c->priv->curl, CURLOPT_PRIVATE, (char *)&slots[k]);
+        curl_easy_setopt(slots[k].c->priv->net.curl, CURLOPT_PRIVATE, (char *)&slots[k]);
     }
 
     while (ndone < n) {
@@ -65,13 +64,13 @@ int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch
                 memset(&s->req, 0, sizeof s->req);
                 s->index = next++;
                 kl_error_clear(s->c);
-                memset(&s->c->priv->info, 0, sizeof s->c->priv->info);
+                memset(&s->c->priv->call.info, 0, sizeof s->c->priv->call.info);
                 if (get(ud, s->index, k, &s->req) != 0) {
                     finish(s, k, done, ud,
                            kl_fail(s->c, KL_ERR_USAGE, "invalid_request", NULL, "could not describe the request"), &ndone);
                     continue;
                 }
-                if ((rc = kl_build_request(s->c, &s->req)) != KL_OK || (rc = kl_loop_begin(s->c, &s->req)) != KL_OK) {
+                if ((rc = kl_call_begin(s->c, &s->c->priv->call, &s->req, NULL)) != KL_OK) {
                     finish(s, k, done, ud, rc, &ndone);
                     rc = KL_OK;
                     continue;
@@ -79,23 +78,21 @@ int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch
                 s->state = S_WAIT;
                 s->until = now;
             }
-            if (s->state == S_WAIT && s->until <= now) {
+            while (s->state == S_WAIT && s->until <= now) {
                 kl_usec wait;
-                int arc = kl_loop_acquire(s->c, s->req.operation, &wait);
-                if (arc != KL_OK) { finish(s, k, done, ud, arc, &ndone); continue; }
-                if (wait) { s->until = now + wait; continue; }
-                kl_error_clear(s->c);
-                if ((arc = kl_transport_prepare(s->c, s->req.operation)) != KL_OK) {
-                    kl_usec delay;
-                    if (kl_loop_after(s->c, arc, &delay)) s->until = now + delay;
-                    else finish(s, k, done, ud, arc, &ndone);
-                    continue;
-                }
-                if (curl_multi_add_handle(multi, s->c->priv->curl) != CURLM_OK) {
+                int step = kl_call_next(s->c, &s->c->priv->call, &wait), prc;
+                if (step == KL_STEP_WAIT) {
+                    s->until = now + wait;
+                } else if (step != KL_STEP_SEND) {
+                    finish(s, k, done, ud, step == KL_STEP_DONE ? KL_OK : s->c->err, &ndone);
+                } else if ((prc = kl_transport_prepare(s->c, s->req.operation)) != KL_OK) {
+                    kl_call_received(s->c, &s->c->priv->call, prc);
+                } else if (curl_multi_add_handle(multi, s->c->priv->net.curl) != CURLM_OK) {
                     rc = kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "libcurl refused a transfer");
                     goto out;
+                } else {
+                    s->state = S_RUN;
                 }
-                s->state = S_RUN;
             }
         }
         if (ndone >= n) break;
@@ -107,7 +104,6 @@ int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch
         while ((m = curl_multi_info_read(multi, &left))) {
             slot *s;
             int trc;
-            kl_usec delay;
             char *priv = NULL;
             if (m->msg != CURLMSG_DONE) continue;
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
@@ -115,14 +111,9 @@ int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch
             trc = (int)m->data.result;
             curl_multi_remove_handle(multi, m->easy_handle); /* m is invalid from here */
             k = (size_t)(s - slots);
-            trc = kl_transport_finish(s->c, trc, s->req.operation);
-            if (trc == KL_OK) trc = kl_interpret_stored(s->c, s->req.operation);
-            if (kl_loop_after(s->c, trc, &delay)) {
-                s->state = S_WAIT;
-                s->until = kl_now() + delay;
-            } else {
-                finish(s, k, done, ud, trc, &ndone);
-            }
+            kl_call_received(s->c, &s->c->priv->call, kl_transport_finish(s->c, trc, s->req.operation));
+            s->state = S_WAIT; /* its next step is asked for at once */
+            s->until = 0;
         }
         if (ndone >= n) break;
         /* sleep until a socket is ready or the soonest limiter/backoff deadline, at most 1 s;
@@ -146,7 +137,7 @@ int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch
 out:
     for (k = 0; k < nslots; k++) {
         if (!slots[k].c) continue;
-        if (slots[k].state == S_RUN) curl_multi_remove_handle(multi, slots[k].c->priv->curl);
+        if (slots[k].state == S_RUN) curl_multi_remove_handle(multi, slots[k].c->priv->net.curl);
         kl_free(slots[k].c);
     }
     curl_multi_cleanup(multi);

@@ -1,11 +1,9 @@
 /*
- * client.c - client settings (base URL, credentials, revision, timeouts), their local
- * checks, and the error record every other file reports through.
+ * client.c - client settings (base URL, credentials, revision, timeouts) and their local
+ * checks; kl_new, kl_free, kl_clone, kl_build, kl_interpret.
  */
 #include "kl_internal.h"
 
-#include <curl/curl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,90 +20,6 @@ int kl_credential_valid(const char *s) {
     return 1;
 }
 
-static int is_leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
-
-int kl_revision_valid(const char *r) {
-    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int i, y, m, d, dim;
-    if (!r) return 0;
-    for (i = 0; i < 10; i++) {
-        if (i == 4 || i == 7) {
-            if (r[i] != '-') return 0;
-        } else if (r[i] < '0' || r[i] > '9') {
-            return 0;
-        }
-    }
-    y = (r[0] - '0') * 1000 + (r[1] - '0') * 100 + (r[2] - '0') * 10 + (r[3] - '0');
-    m = (r[5] - '0') * 10 + (r[6] - '0');
-    d = (r[8] - '0') * 10 + (r[9] - '0');
-    if (y < 1 || m < 1 || m > 12 || d < 1) return 0;
-    dim = mdays[m - 1] + (m == 2 && is_leap(y));
-    if (d > dim) return 0;
-    if (r[10] == '\0') return 1;
-    if (r[10] != '.' || r[11] == '\0') return 0;
-    for (i = 11; r[i]; i++) {
-        char ch = r[i];
-        if (i > 42) return 0;
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_'))
-            return 0;
-    }
-    return 1;
-}
-
-/* ---- error record -------------------------------------------------------------------- */
-
-void kl_error_clear(kl_client *c) {
-    kl_client_priv *p = c->priv;
-    free(p->e_code); free(p->e_title); free(p->e_detail); free(p->e_pointer);
-    free(p->e_parameter); free(p->e_request_id); free(p->e_operation); free(p->e_meta);
-    free(p->e_body);
-    p->e_code = p->e_title = p->e_detail = p->e_pointer = p->e_parameter = NULL;
-    p->e_request_id = p->e_operation = p->e_meta = p->e_body = NULL;
-    memset(&p->error, 0, sizeof p->error);
-    p->error.retry_after = -1;
-    c->err = KL_OK;
-    c->errstr[0] = '\0';
-}
-
-static const char *kind_title(int kind) {
-    switch (kind) {
-    case KL_ERR_REFUSED: return "Refused locally, nothing sent";
-    case KL_ERR_TRANSPORT: return "Transport failure";
-    case KL_ERR_USAGE: return "Invalid request description";
-    case KL_ERR_OOM: return "Out of memory";
-    case KL_ERR_THROTTLED: return "Throttled: the wait would outlast the call";
-    default: return "Error";
-    }
-}
-
-int kl_fail(kl_client *c, int kind, const char *code, const char *operation, const char *fmt, ...) {
-    kl_client_priv *p = c->priv;
-    char msg[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    kl_error_clear(c);
-    c->err = kind;
-    if (operation && *operation)
-        snprintf(c->errstr, sizeof c->errstr, "%s: %s", operation, msg);
-    else
-        snprintf(c->errstr, sizeof c->errstr, "%s", msg);
-    p->error.kind = kind;
-    /* On out of memory these copies may fail too: fields then stay NULL, errstr
-     * (a fixed array) still says what happened. */
-    p->e_code = kl_strdup(code);
-    p->e_title = kl_strdup(kind_title(kind));
-    p->e_detail = kl_strdup(msg);
-    p->e_operation = kl_strdup(operation);
-    p->error.code = p->e_code;
-    p->error.title = p->e_title;
-    p->error.detail = p->e_detail;
-    p->error.operation = p->e_operation;
-    return kind;
-}
-
 /* ---- client ---------------------------------------------------------------------------- */
 
 static int refuse(kl_client *c, const char *code, const char *msg) {
@@ -118,7 +32,7 @@ static int setup(kl_client *c, const kl_options *o) {
     const char *rev = o->revision ? o->revision : KL_DEFAULT_REVISION;
     size_t n;
     int rc = kl_url_parse(base, &p->base, &why);
-    if (rc == -2) return kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "out of memory");
+    if (rc == -2) return kl_oom(c, NULL);
     if (rc) return kl_fail(c, KL_ERR_REFUSED, "invalid_base_url", NULL, "base_url: %s", why);
     if (p->base.query) return refuse(c, "invalid_base_url", "base_url must not hold a query");
     n = strlen(p->base.path);
@@ -156,7 +70,7 @@ static int setup(kl_client *c, const kl_options *o) {
         if (kl_buf_adds(&ob, p->base.https ? "https://" : "http://") || kl_buf_adds(&ob, p->base.host) ||
             (!defport && kl_buf_adds(&ob, port))) {
             kl_buf_free(&ob);
-            return kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "out of memory");
+            return kl_oom(c, NULL);
         }
         p->origin = ob.p;
     }
@@ -165,7 +79,7 @@ static int setup(kl_client *c, const kl_options *o) {
     if ((o->api_key && !(p->api_key = kl_strdup(o->api_key))) ||
         (o->access_token && !(p->access_token = kl_strdup(o->access_token))) ||
         (o->public_key && !(p->public_key = kl_strdup(o->public_key))) || !p->revision || !p->user_agent)
-        return kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "out of memory");
+        return kl_oom(c, NULL);
     if (kl_transport_init(c)) return kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "cannot create a libcurl handle");
     return KL_OK;
 }
@@ -176,9 +90,9 @@ kl_client *kl_new(const kl_options *opts) {
     if (!c) return NULL;
     c->priv = calloc(1, sizeof *c->priv);
     if (!c->priv) { free(c); return NULL; }
-    c->priv->error.retry_after = -1;
+    c->priv->rec.error.retry_after = -1;
     if (!opts) { memset(&none, 0, sizeof none); opts = &none; }
-    if (setup(c, opts) == KL_OK) kl_loop_setup(c, opts);
+    c->priv->usable = setup(c, opts) == KL_OK && kl_call_setup(c, opts) == KL_OK;
     return c;
 }
 
@@ -197,7 +111,7 @@ void kl_free(kl_client *c) {
     p = c->priv;
     if (p) {
         kl_transport_free(c);
-        kl_loop_free(c);
+        kl_call_free(c);
         kl_error_clear(c);
         kl_url_free(&p->base);
         free(p->origin);
@@ -206,14 +120,14 @@ void kl_free(kl_client *c) {
         free(p->public_key);
         free(p->revision);
         free(p->user_agent);
-        kl_buf_free(&p->url);
-        if (p->hstore.p) memset(p->hstore.p, 0, p->hstore.len); /* held the Authorization value */
-        kl_buf_free(&p->hstore);
-        kl_buf_free(&p->method);
-        kl_buf_free(&p->body);
-        kl_buf_free(&p->rhstore);
-        free(p->rh_off);
-        free(p->rh);
+        kl_buf_free(&p->req.url);
+        if (p->req.hstore.p) memset(p->req.hstore.p, 0, p->req.hstore.len); /* held the Authorization value */
+        kl_buf_free(&p->req.hstore);
+        kl_buf_free(&p->req.method);
+        kl_buf_free(&p->ans.body);
+        kl_buf_free(&p->ans.rhstore);
+        free(p->ans.rh_off);
+        free(p->ans.rh);
         free(p);
     }
     free(c);
@@ -229,22 +143,20 @@ int kl_set_access_token(kl_client *c, const char *token) {
         if (p->plain_remote)
             return kl_fail(c, KL_ERR_REFUSED, "insecure_transport", NULL,
                            "an access token is never sent over plain http:// to a host that is not loopback");
-        if (!(t = kl_strdup(token))) return kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "out of memory");
+        if (!(t = kl_strdup(token))) return kl_oom(c, NULL);
     }
     wipe_free(p->access_token);
     p->access_token = t;
-    p->hs_valid = 0; /* the Authorization header changes */
+    p->req.hs_valid = 0; /* the Authorization header changes */
     kl_error_clear(c);
     return KL_OK;
 }
 
 /* A client whose settings were refused keeps refusing: nothing is ever sent with it. */
-static int usable(kl_client *c) {
-    return c->priv && c->priv->origin && c->priv->curl && c->priv->account;
-}
+static int usable(kl_client *c) { return c->priv && c->priv->usable; }
 
 kl_client *kl_clone(kl_client *c) {
-    kl_client_priv *p = c->priv, *q;
+    kl_client_priv *p = c->priv;
     kl_options o;
     kl_buf base = {0};
     kl_client *n;
@@ -260,68 +172,21 @@ kl_client *kl_clone(kl_client *c) {
     o.timeout_ms = p->timeout_ms;
     o.connect_timeout_ms = p->connect_timeout_ms;
     o.limiter = KL_LIMITER_OFF; /* borrows c's below */
-    o.account = p->account;
+    o.account = p->pol.account;
     n = kl_new(&o);
     kl_buf_free(&base);
     if (!n) return NULL;
     if (n->err) { kl_free(n); return NULL; }
-    q = n->priv;
-    q->lim = p->lim;
-    q->redis = p->redis;
-    q->lim_owned = 0;
-    q->retry = p->retry;
+    kl_call_share(n, c);
     return n;
 }
 
+/* Builds req and begins its steps (call.c), for a driver outside the core. */
 int kl_build(kl_client *c, const kl_request *req, const kl_built **out) {
-    int rc;
-    if (!usable(c)) return kl_fail(c, KL_ERR_REFUSED, "client_unusable", NULL, "client settings were refused");
-    kl_error_clear(c);
-    rc = kl_build_request(c, req);
-    if (rc == KL_OK && out) *out = &c->priv->built;
+    int rc = kl_call_begin(c, &c->priv->call, req, NULL);
+    if (rc == KL_OK && out) *out = &c->priv->req.built;
     return rc;
 }
-
-/* One attempt, its timeout cut to what is left of the call's retry_max_time: that bounds
- * the whole call (limiter waits, retries and the attempts themselves). */
-static int attempt(kl_client *c, const char *op) {
-    kl_client_priv *p = c->priv;
-    double left = kl_loop_time_left(c) * 1000.0;
-    long ms;
-    int rc;
-    if (!(left < (double)p->timeout_ms)) return kl_transport_perform(c, op);
-    ms = left < 1 ? 1 : (long)left;
-    curl_easy_setopt(p->curl, CURLOPT_TIMEOUT_MS, ms);
-    rc = kl_transport_perform(c, op);
-    curl_easy_setopt(p->curl, CURLOPT_TIMEOUT_MS, p->timeout_ms);
-    return rc;
-}
-
-int kl_send(kl_client *c, const kl_request *req) {
-    int rc;
-    kl_usec wait;
-    memset(&c->priv->info, 0, sizeof c->priv->info);
-    if (!usable(c)) return kl_fail(c, KL_ERR_REFUSED, "client_unusable", NULL, "client settings were refused");
-    kl_error_clear(c);
-    rc = kl_build_request(c, req);
-    if (rc != KL_OK) return rc;
-    if ((rc = kl_loop_begin(c, req)) != KL_OK) return rc;
-    for (;;) {
-        /* the limiter first: a refusal (Redis unreachable) means nothing is sent */
-        for (;;) {
-            if ((rc = kl_loop_acquire(c, req->operation, &wait)) != KL_OK) return rc;
-            if (!wait) break;
-            kl_sleep_us(wait);
-        }
-        kl_error_clear(c); /* a success after a retry carries no earlier error */
-        rc = attempt(c, req->operation);
-        if (rc == KL_OK) rc = kl_interpret_stored(c, req->operation);
-        if (!kl_loop_after(c, rc, &wait)) return rc == KL_OK ? rc : c->err;
-        kl_sleep_us(wait);
-    }
-}
-
-const kl_send_info *kl_last_info(const kl_client *c) { return &c->priv->info; }
 
 int kl_interpret(kl_client *c, long status, const kl_header *headers, size_t n_headers,
                  const char *body, size_t body_len, const char *operation) {
@@ -329,19 +194,19 @@ int kl_interpret(kl_client *c, long status, const kl_header *headers, size_t n_h
     size_t i;
     kl_error_clear(c);
     kl_resp_reset(c);
-    p->res.status = status;
+    p->ans.res.status = status;
     for (i = 0; i < n_headers; i++) {
         if (!headers[i].name || !headers[i].value) continue;
         if (kl_resp_add_header(c, headers[i].name, strlen(headers[i].name), headers[i].value,
                                strlen(headers[i].value)))
-            return kl_fail(c, KL_ERR_OOM, "out_of_memory", operation, "out of memory");
+            return kl_oom(c, operation);
     }
-    if (kl_resp_finish_headers(c) || (body_len && kl_buf_add(&p->body, body, body_len)) ||
-        (!body_len && kl_buf_add(&p->body, "", 0)))
-        return kl_fail(c, KL_ERR_OOM, "out_of_memory", operation, "out of memory");
+    if (kl_resp_finish_headers(c) || (body_len && kl_buf_add(&p->ans.body, body, body_len)) ||
+        (!body_len && kl_buf_add(&p->ans.body, "", 0)))
+        return kl_oom(c, operation);
     return kl_interpret_stored(c, operation);
 }
 
-const kl_response *kl_last_response(const kl_client *c) { return &c->priv->res; }
+const kl_response *kl_last_response(const kl_client *c) { return &c->priv->ans.res; }
 
-const kl_error *kl_last_error(const kl_client *c) { return &c->priv->error; }
+const kl_error *kl_last_error(const kl_client *c) { return &c->priv->rec.error; }

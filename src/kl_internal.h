@@ -57,15 +57,8 @@ int kl_path_check(const char *path, char first[KL_SEG_MAX], const char **why);
 
 #define KL_MAX_BUILT_HEADERS 32
 
-struct kl_client_priv {
-    /* settings */
-    kl_url base;          /* base URL; path is the prefix without trailing '/' */
-    char *origin;         /* "scheme://host[:port]" as used to build URLs */
-    int plain_remote;     /* http:// to a non-loopback host */
-    char *api_key, *access_token, *public_key, *revision, *user_agent;
-    long timeout_ms, connect_timeout_ms;
-
-    /* last built request */
+/* request.c's state: the last built request */
+typedef struct kl_req {
     kl_buf url, hstore, method;
     kl_header bh[KL_MAX_BUILT_HEADERS];
     const char *bline[KL_MAX_BUILT_HEADERS]; /* "Name: value" for libcurl */
@@ -73,21 +66,27 @@ struct kl_client_priv {
     int hs_valid, hs_body, hs_auth; /* what the headers in hstore were built for */
     char hs_rev[48];
     kl_built built;
+} kl_req;
 
-    /* last response */
+/* response.c's state: the last answer */
+typedef struct kl_ans {
     kl_buf body, rhstore;
     size_t *rh_off;       /* pairs of offsets into rhstore: name, value */
     size_t n_rh, cap_rh;
     kl_header *rh;
     size_t cap_rhv;
     kl_response res;
+} kl_ans;
 
-    /* last error: each string malloc-ed, freed by kl_error_clear */
+/* error.c's state: the last error; each string malloc-ed, freed by kl_error_clear */
+typedef struct kl_rec {
     kl_error error;
     char *e_code, *e_title, *e_detail, *e_pointer, *e_parameter, *e_request_id,
          *e_operation, *e_meta, *e_body;
+} kl_rec;
 
-    /* transport */
+/* transport_curl.c's state */
+typedef struct kl_net {
     void *curl;
     void *multi;          /* kl_send's transfers run on it (made at the first); it holds the
                              connection cache */
@@ -97,31 +96,66 @@ struct kl_client_priv {
     kl_buf curlu_src;     /* ... this URL: the same URL again is not parsed again */
     char curl_err[256];   /* CURL_ERROR_SIZE */
     int body_too_large;
+} kl_net;
 
-    /* rate limiting and retries (sendloop.c); a batch's slot clients borrow the parent's
-     * limiter or Redis store (owned = 0) */
+/* call.c's settings: the client's limiter and retry policy.  A batch's slot clients borrow
+ * the parent's limiter or Redis store (lim_owned = 0). */
+typedef struct kl_policy {
     kl_limiter *lim;
     kl_redis *redis;
     int lim_owned;
     char *account;
     kl_retry_policy retry;
     uint64_t rng;
+} kl_policy;
+
+/* One request in progress (call.c): a client holds one for kl_send and kl_batch; a driver in
+ * Lua holds one per request, so requests of one client may overlap there. */
+typedef struct kl_call {
     kl_send_info info;
-    kl_buf lkey;          /* "<account>/<operation>" of the request in progress */
-    kl_limits cur_limits;
-    int cur_limited, cur_safe;
-    kl_retry_policy cur_retry;
-    kl_usec cur_start;
+    const char *op;       /* the request's operation (kl_build's copy) */
+    kl_buf lkey;          /* "<account>/<operation>" */
+    kl_limits limits;
+    int limited, safe, outside; /* outside: the driver holds the limiter store */
+    kl_retry_policy cur;
+    kl_usec start, delay; /* delay: a wait the driver makes before the next step */
+    int state, after;     /* after: the state that follows a FEED step */
+    int answered;         /* the last step was an answer (not the limiter) */
+    int kind;             /* KL_ERR_* the call failed with */
+    double block;         /* after an answer: seconds a 429 blocks the key, or -1 */
+    long remaining, reset; /* after an answer: RateLimit-Remaining and -Reset, or -1 */
+} kl_call;
+
+/* A client: its settings (client.c) and each file's own state. */
+struct kl_client_priv {
+    kl_url base;          /* base URL; path is the prefix without trailing '/' */
+    char *origin;         /* "scheme://host[:port]" as used to build URLs */
+    int plain_remote;     /* http:// to a non-loopback host */
+    char *api_key, *access_token, *public_key, *revision, *user_agent;
+    long timeout_ms, connect_timeout_ms;
+
+    kl_req req;           /* request.c */
+    kl_ans ans;           /* response.c */
+    kl_rec rec;           /* error.c */
+    kl_net net;           /* transport_curl.c */
+    int usable;           /* the settings were accepted: a refused client never sends */
+    kl_policy pol;        /* call.c */
+    kl_call call;         /* kl_send's and kl_build's request (call.c) */
 };
 
-/* client.c */
+/* error.c: the error record (c->err, c->errstr, kl_last_error); kl_oom for out of memory */
 int kl_fail(kl_client *c, int kind, const char *code, const char *operation,
             const char *fmt, ...)
 #ifdef __GNUC__
     __attribute__((format(printf, 5, 6)))
 #endif
     ;
+int kl_oom(kl_client *c, const char *operation);
 void kl_error_clear(kl_client *c);
+
+/* clock.c */
+kl_usec kl_now(void);                 /* monotonic microseconds */
+void kl_sleep_us(kl_usec us);
 
 /* request.c: fills priv->url/hstore/bh/built; returns KL_OK or an error via kl_fail. */
 int kl_build_request(kl_client *c, const kl_request *req);
@@ -142,19 +176,25 @@ int kl_transport_perform(kl_client *c, const char *operation);
 int kl_transport_prepare(kl_client *c, const char *operation);
 int kl_transport_finish(kl_client *c, int curl_code, const char *operation);
 
-/* sendloop.c: the limiter and retry steps around one request (kl_send, kl_batch) */
-kl_usec kl_now(void);                 /* monotonic microseconds */
-void kl_sleep_us(kl_usec us);
-int kl_loop_setup(kl_client *c, const kl_options *o);      /* at kl_new */
-void kl_loop_free(kl_client *c);
-int kl_loop_begin(kl_client *c, const kl_request *req);    /* KL_OK or a usage error */
-/* KL_OK with *wait = 0 (go: recorded) or > 0 (ask again then); else a refusal (nothing sent) */
-int kl_loop_acquire(kl_client *c, const char *op, kl_usec *wait);
-/* after an attempt ended with rc: 1 = repeat after *delay, 0 = final (c->err is the kind:
- * a 429 whose wait outlasts the call becomes KL_ERR_THROTTLED) */
-int kl_loop_after(kl_client *c, int rc, kl_usec *delay);
-/* seconds the request in progress may still last (retry_max_time from its start) */
-double kl_loop_time_left(const kl_client *c);
+/* call.c: one request's life; what a driver does at each step is described there */
+enum { KL_STEP_LIMIT, KL_STEP_WAIT, KL_STEP_SEND, KL_STEP_FEED, KL_STEP_DONE, KL_STEP_FAIL };
+int kl_call_setup(kl_client *c, const kl_options *o);     /* at kl_new */
+void kl_call_share(kl_client *to, const kl_client *from); /* to borrows from's limiter */
+void kl_call_free(kl_client *c);
+/* account: the key prefix of a limiter store the driver holds, or NULL (the core's store) */
+int kl_call_begin(kl_client *c, kl_call *k, const kl_request *req, const char *account);
+int kl_call_next(kl_client *c, kl_call *k, kl_usec *wait);          /* a KL_STEP_* */
+void kl_call_received(kl_client *c, kl_call *k, int transport_rc);  /* the answer is in c */
+void kl_call_answered(kl_client *c, kl_call *k, int rc);            /* rc: the answer read */
+/* the request begun asks the driver's store, keys prefixed with account, or none (NULL) */
+int kl_call_store(kl_client *c, kl_call *k, const char *account);
+int kl_call_limited(kl_client *c, kl_call *k, double wait, const char *why); /* its answer */
+const char *kl_call_limit_key(const kl_call *k, kl_limits *limits);
+/* what a driver-held store is told after an answer: 1 when there is something */
+int kl_call_feed(const kl_call *k, double *block, long *remaining, long *reset);
+double kl_call_time_left(const kl_call *k); /* seconds left of retry_max_time */
+void kl_call_copy(kl_call *to, const kl_call *from); /* the request kl_build began */
+void kl_call_release(kl_call *k);
 
 /* client.c: a client with the same settings sharing c's limiter (for kl_batch's slots) */
 kl_client *kl_clone(kl_client *c);

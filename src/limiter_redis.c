@@ -57,6 +57,8 @@ static int fail(kl_redis *r, int err, const char *fmt, ...)
     return KL_LIMIT_ERROR;
 }
 
+static int oom(kl_redis *r) { return fail(r, KL_REDIS_ERR_OOM, "out of memory"); }
+
 static char *dup_n(const char *s, size_t n)
 {
     char *d = malloc(n + 1);
@@ -138,12 +140,12 @@ static int parse_url(kl_redis *r, const char *url)
             p->user = decode(a, (size_t)(colon - a), &bad);
             if (!p->user)
                 return bad ? fail(r, KL_REDIS_ERR_USAGE, "redis url: bad %%-escape in the user")
-                           : fail(r, KL_REDIS_ERR_OOM, "out of memory");
+                           : oom(r);
         }
         p->password = decode(colon + 1, (size_t)(at - colon - 1), &bad);
         if (!p->password)
             return bad ? fail(r, KL_REDIS_ERR_USAGE, "redis url: bad %%-escape in the password")
-                       : fail(r, KL_REDIS_ERR_OOM, "out of memory");
+                       : oom(r);
         hs = at + 1;
     } else {
         hs = a;
@@ -162,7 +164,7 @@ static int parse_url(kl_redis *r, const char *url)
         p->host = dup_n(hs, (size_t)(he - hs));
         ps = he;
     }
-    if (!p->host) return fail(r, KL_REDIS_ERR_OOM, "out of memory");
+    if (!p->host) return oom(r);
     if (!*p->host) return fail(r, KL_REDIS_ERR_USAGE, "redis url: no host");
 
     p->port = 6379;
@@ -218,7 +220,7 @@ static int io_fail(kl_redis *r, const char *doing)
                     (strstr(p->ctx->errstr, "temporarily unavailable") != NULL ||
                      strstr(p->ctx->errstr, "timed out") != NULL);
     if (!p->ctx || p->ctx->err == REDIS_ERR_OOM)
-        fail(r, KL_REDIS_ERR_OOM, "out of memory");
+        oom(r);
     else if (timed_out)
         fail(r, KL_REDIS_ERR_IO,
              "redis limiter store at %s:%d did not answer %s within %ld ms; not sending", p->host,
@@ -289,7 +291,7 @@ static int ensure_connected(kl_redis *r)
 
     if (p->ctx) return 0;
     p->ctx = redisConnectWithTimeout(p->host, p->port, tv_ms(p->connect_timeout_ms));
-    if (!p->ctx) return fail(r, KL_REDIS_ERR_OOM, "out of memory");
+    if (!p->ctx) return oom(r);
     if (p->ctx->err) {
         fail(r, KL_REDIS_ERR_IO, "redis limiter store unreachable at %s:%d: %s; not sending",
              p->host, p->port, p->ctx->errstr);
@@ -411,7 +413,7 @@ static int run(kl_redis *r, const char *key, int argc, const char **args, long l
     k1 = malloc(plen + klen + 8);
     k2 = malloc(plen + klen + 8);
     if (!k1 || !k2) {
-        rc = fail(r, KL_REDIS_ERR_OOM, "out of memory");
+        rc = oom(r);
         goto done;
     }
     sprintf(k1, "%s{%s}:log", p->prefix, key);

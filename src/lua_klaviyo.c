@@ -34,6 +34,7 @@
 #include "duration.h"
 #include "klaviyo.h"
 #include "json_read.h"
+#include "lua_call.h"
 #include "lua_json.h"
 #include "lua_spool.h"
 #include "retry.h"
@@ -1509,6 +1510,7 @@ int luaopen_klaviyo_core(lua_State *L) {
         lua_setfield(L, -2, "__name");
     }
     lua_pop(L, 1);
+    kl_lua_call_register(L);
     if (luaL_newmetatable(L, SCRATCH_MT)) {
         lua_pushcfunction(L, scratches_gc);
         lua_setfield(L, -2, "__gc");

@@ -9,7 +9,38 @@
 #include <string.h>
 #include <strings.h>
 
-#define OOM(c, op) kl_fail((c), KL_ERR_OOM, "out_of_memory", (op), "out of memory")
+static int is_leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+int kl_revision_valid(const char *r) {
+    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int i, y, m, d, dim;
+    if (!r) return 0;
+    for (i = 0; i < 10; i++) {
+        if (i == 4 || i == 7) {
+            if (r[i] != '-') return 0;
+        } else if (r[i] < '0' || r[i] > '9') {
+            return 0;
+        }
+    }
+    y = (r[0] - '0') * 1000 + (r[1] - '0') * 100 + (r[2] - '0') * 10 + (r[3] - '0');
+    m = (r[5] - '0') * 10 + (r[6] - '0');
+    d = (r[8] - '0') * 10 + (r[9] - '0');
+    if (y < 1 || m < 1 || m > 12 || d < 1) return 0;
+    dim = mdays[m - 1] + (m == 2 && is_leap(y));
+    if (d > dim) return 0;
+    if (r[10] == '\0') return 1;
+    if (r[10] != '.' || r[11] == '\0') return 0;
+    for (i = 11; r[i]; i++) {
+        char ch = r[i];
+        if (i > 42) return 0;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+
 
 static int method_ok(const char *m) {
     static const char *const ms[] = {"GET", "POST", "PATCH", "PUT", "DELETE"};
@@ -49,7 +80,7 @@ static int add_template(kl_client *c, const kl_request *r, kl_buf *u) {
             if (!v || !*v)
                 return kl_fail(c, KL_ERR_USAGE, "invalid_path_params", op, "path parameter %.*s is empty",
                                (int)(e - s - 1), s + 1);
-            if (kl_pct_encode(u, v, strlen(v))) return OOM(c, op);
+            if (kl_pct_encode(u, v, strlen(v))) return kl_oom(c, op);
             s = e + 1;
             continue;
         }
@@ -60,7 +91,7 @@ static int add_template(kl_client *c, const kl_request *r, kl_buf *u) {
                     return kl_fail(c, KL_ERR_USAGE, "invalid_path", op, "path holds a character not allowed in a path");
                 s++;
             }
-            if (kl_buf_add(u, run, (size_t)(s - run))) return OOM(c, op);
+            if (kl_buf_add(u, run, (size_t)(s - run))) return kl_oom(c, op);
         }
     }
     if (used != r->n_path_params)
@@ -85,14 +116,14 @@ typedef struct hoff {
 } hoff;
 
 static int add_header(kl_client *c, hoff *ho, size_t *n, const char *name, const char *value, const char *op) {
-    kl_buf *h = &c->priv->hstore;
+    kl_buf *h = &c->priv->req.hstore;
     if (*n >= KL_MAX_BUILT_HEADERS) return kl_fail(c, KL_ERR_USAGE, "too_many_headers", op, "too many headers");
     ho[*n].nlen = strlen(name);
     ho[*n].name = h->len;
-    if (kl_buf_add(h, name, ho[*n].nlen + 1)) return OOM(c, op);
+    if (kl_buf_add(h, name, ho[*n].nlen + 1)) return kl_oom(c, op);
     ho[*n].line = h->len;
     if (kl_buf_adds(h, name) || kl_buf_add(h, ": ", 2) || kl_buf_adds(h, value) || kl_buf_add(h, "", 1))
-        return OOM(c, op);
+        return kl_oom(c, op);
     (*n)++;
     return KL_OK;
 }
@@ -102,7 +133,7 @@ static const char *const reserved_headers[] = {"authorization", "host", "content
 
 int kl_build_request(kl_client *c, const kl_request *r) {
     kl_client_priv *p = c->priv;
-    kl_buf *u = &p->url;
+    kl_buf *u = &p->req.url;
     const char *op = r ? r->operation : NULL;
     const char *rev, *api_path, *given_query = NULL;
     hoff ho[KL_MAX_BUILT_HEADERS];
@@ -127,11 +158,11 @@ int kl_build_request(kl_client *c, const kl_request *r) {
 
     /* ---- URL ---- */
     kl_buf_reset(u);
-    if (kl_buf_adds(u, p->origin) || kl_buf_adds(u, p->base.path)) return OOM(c, op);
+    if (kl_buf_adds(u, p->origin) || kl_buf_adds(u, p->base.path)) return kl_oom(c, op);
     if (r->url) {
         const char *why;
         rc = kl_url_parse(r->url, &full, &why);
-        if (rc == -2) return OOM(c, op);
+        if (rc == -2) return kl_oom(c, op);
         if (rc) return kl_fail(c, KL_ERR_REFUSED, "invalid_url", op, "url: %s", why);
         if (full.https != p->base.https || full.port != p->base.port || strcmp(full.host, p->base.host) != 0 ||
             strncmp(full.path, p->base.path, plen) != 0 || full.path[plen] != '/') {
@@ -143,7 +174,7 @@ int kl_build_request(kl_client *c, const kl_request *r) {
         rc = kl_buf_adds(u, full.path + plen) ||
              (full.query && (kl_buf_addc(u, '?') || kl_buf_adds(u, full.query)));
         kl_url_free(&full);
-        if (rc) return OOM(c, op);
+        if (rc) return kl_oom(c, op);
     } else {
         rc = add_template(c, r, u);
         if (rc) return rc;
@@ -191,7 +222,7 @@ int kl_build_request(kl_client *c, const kl_request *r) {
         if (!q->values && !q->value)
             return kl_fail(c, KL_ERR_USAGE, "invalid_query", op, "query parameter %s has no value", q->name);
         if (kl_buf_addc(u, has_q ? '&' : '?') || kl_pct_encode(u, q->name, strlen(q->name)) || kl_buf_addc(u, '='))
-            return OOM(c, op);
+            return kl_oom(c, op);
         has_q = 1;
         if (q->values) {
             size_t k;
@@ -200,10 +231,10 @@ int kl_build_request(kl_client *c, const kl_request *r) {
                 if (!v) return kl_fail(c, KL_ERR_USAGE, "invalid_query", op, "query parameter %s has a NULL item", q->name);
                 /* items encoded one by one (a comma inside an item becomes %2C), joined by
                  * literal commas: Klaviyo's list syntax, fields[profile]=email,first_name */
-                if ((k && kl_buf_addc(u, ',')) || kl_pct_encode(u, v, strlen(v))) return OOM(c, op);
+                if ((k && kl_buf_addc(u, ',')) || kl_pct_encode(u, v, strlen(v))) return kl_oom(c, op);
             }
         } else if (kl_pct_encode(u, q->value, strlen(q->value))) {
-            return OOM(c, op);
+            return kl_oom(c, op);
         }
     }
     if (r->auth == KL_AUTH_PUBLIC) {
@@ -212,18 +243,18 @@ int kl_build_request(kl_client *c, const kl_request *r) {
         if (!given) {
             if (kl_buf_adds(u, has_q ? "&company_id=" : "?company_id=") ||
                 kl_pct_encode(u, p->public_key, strlen(p->public_key)))
-                return OOM(c, op);
+                return kl_oom(c, op);
         }
     }
 
     /* ---- headers ---- */
     /* The same kind of request as the last one (no extra headers, same body presence, auth
      * and revision) has the same headers: they are kept, not rebuilt. */
-    if (p->hs_valid && r->n_headers == 0 && p->hs_body == (r->body != NULL) && p->hs_auth == r->auth &&
-        strcmp(p->hs_rev, rev) == 0)
+    if (p->req.hs_valid && r->n_headers == 0 && p->req.hs_body == (r->body != NULL) && p->req.hs_auth == r->auth &&
+        strcmp(p->req.hs_rev, rev) == 0)
         goto headers_done;
-    p->hs_valid = 0;
-    kl_buf_reset(&p->hstore);
+    p->req.hs_valid = 0;
+    kl_buf_reset(&p->req.hstore);
     if ((rc = add_header(c, ho, &nh, "Accept", "application/vnd.api+json", op)) ||
         (r->body && (rc = add_header(c, ho, &nh, "Content-Type", "application/vnd.api+json", op))) ||
         (rc = add_header(c, ho, &nh, "revision", rev, op)) ||
@@ -235,7 +266,7 @@ int kl_build_request(kl_client *c, const kl_request *r) {
             rc = kl_buf_adds(&av, "Bearer ") || kl_buf_adds(&av, p->access_token);
         else
             rc = kl_buf_adds(&av, "Klaviyo-API-Key ") || kl_buf_adds(&av, p->api_key);
-        if (rc) { kl_buf_free(&av); return OOM(c, op); }
+        if (rc) { kl_buf_free(&av); return kl_oom(c, op); }
         rc = add_header(c, ho, &nh, "Authorization", av.p, op);
         memset(av.p, 0, av.len);
         kl_buf_free(&av);
@@ -258,26 +289,26 @@ int kl_build_request(kl_client *c, const kl_request *r) {
         if ((rc = add_header(c, ho, &nh, h->name, h->value, op))) return rc;
     }
     for (i = 0; i < nh; i++) {
-        p->bh[i].name = p->hstore.p + ho[i].name;
-        p->bh[i].value = p->hstore.p + ho[i].line + ho[i].nlen + 2;
-        p->bline[i] = p->hstore.p + ho[i].line;
+        p->req.bh[i].name = p->req.hstore.p + ho[i].name;
+        p->req.bh[i].value = p->req.hstore.p + ho[i].line + ho[i].nlen + 2;
+        p->req.bline[i] = p->req.hstore.p + ho[i].line;
     }
-    p->n_bh = nh;
-    if (r->n_headers == 0 && strlen(rev) < sizeof p->hs_rev) {
-        p->hs_valid = 1;
-        p->hs_body = r->body != NULL;
-        p->hs_auth = r->auth;
-        strcpy(p->hs_rev, rev);
+    p->req.n_bh = nh;
+    if (r->n_headers == 0 && strlen(rev) < sizeof p->req.hs_rev) {
+        p->req.hs_valid = 1;
+        p->req.hs_body = r->body != NULL;
+        p->req.hs_auth = r->auth;
+        strcpy(p->req.hs_rev, rev);
     }
 headers_done:
 
-    kl_buf_reset(&p->method);
-    if (kl_buf_adds(&p->method, r->method)) return OOM(c, op);
-    p->built.method = p->method.p;
-    p->built.url = u->p;
-    p->built.headers = p->bh;
-    p->built.n_headers = p->n_bh;
-    p->built.body = r->body;
-    p->built.body_len = r->body ? r->body_len : 0;
+    kl_buf_reset(&p->req.method);
+    if (kl_buf_adds(&p->req.method, r->method)) return kl_oom(c, op);
+    p->req.built.method = p->req.method.p;
+    p->req.built.url = u->p;
+    p->req.built.headers = p->req.bh;
+    p->req.built.n_headers = p->req.n_bh;
+    p->req.built.body = r->body;
+    p->req.built.body_len = r->body ? r->body_len : 0;
     return KL_OK;
 }

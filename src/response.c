@@ -14,7 +14,6 @@
 #include <strings.h>
 #include <time.h>
 
-#define OOM(c, op) kl_fail((c), KL_ERR_OOM, "out_of_memory", (op), "out of memory")
 
 static char empty[1];
 
@@ -22,14 +21,14 @@ static char empty[1];
 
 void kl_resp_reset(kl_client *c) {
     kl_client_priv *p = c->priv;
-    kl_buf_trim(&p->body, KL_KEEP_BYTES);
-    kl_buf_trim(&p->rhstore, KL_KEEP_BYTES);
-    kl_buf_reset(&p->body);
-    kl_buf_reset(&p->rhstore);
-    p->n_rh = 0;
-    memset(&p->res, 0, sizeof p->res);
-    p->res.retry_after = -1;
-    p->res.body = empty; /* never NULL, even after a transport failure */
+    kl_buf_trim(&p->ans.body, KL_KEEP_BYTES);
+    kl_buf_trim(&p->ans.rhstore, KL_KEEP_BYTES);
+    kl_buf_reset(&p->ans.body);
+    kl_buf_reset(&p->ans.rhstore);
+    p->ans.n_rh = 0;
+    memset(&p->ans.res, 0, sizeof p->ans.res);
+    p->ans.res.retry_after = -1;
+    p->ans.res.body = empty; /* never NULL, even after a transport failure */
 }
 
 int kl_resp_add_header(kl_client *c, const char *name, size_t nlen, const char *value, size_t vlen) {
@@ -39,75 +38,75 @@ int kl_resp_add_header(kl_client *c, const char *name, size_t nlen, const char *
     while (vlen && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t' || value[vlen - 1] == '\r' ||
                     value[vlen - 1] == '\n'))
         vlen--;
-    if (p->n_rh == p->cap_rh) {
-        size_t cap = p->cap_rh ? p->cap_rh * 2 : 16;
-        size_t *no = realloc(p->rh_off, cap * 2 * sizeof *no);
+    if (p->ans.n_rh == p->ans.cap_rh) {
+        size_t cap = p->ans.cap_rh ? p->ans.cap_rh * 2 : 16;
+        size_t *no = realloc(p->ans.rh_off, cap * 2 * sizeof *no);
         if (!no) return -1;
-        p->rh_off = no;
-        p->cap_rh = cap;
+        p->ans.rh_off = no;
+        p->ans.cap_rh = cap;
     }
     /* "name\0value\0", the name in ASCII lower case (header names are tokens: no locale); the
      * pairs follow each other in rhstore, in order: the Lua binding copies them as one block */
-    if (kl_buf_reserve(&p->rhstore, nlen + vlen + 2)) return -1;
-    off = p->rhstore.len;
+    if (kl_buf_reserve(&p->ans.rhstore, nlen + vlen + 2)) return -1;
+    off = p->ans.rhstore.len;
     for (i = 0; i < nlen; i++) {
         char ch = name[i];
-        p->rhstore.p[off + i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + ('a' - 'A')) : ch;
+        p->ans.rhstore.p[off + i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + ('a' - 'A')) : ch;
     }
-    p->rhstore.p[off + nlen] = '\0';
-    memcpy(p->rhstore.p + off + nlen + 1, value, vlen);
-    p->rhstore.p[off + nlen + 1 + vlen] = '\0';
-    p->rhstore.len = off + nlen + vlen + 2;
-    p->rhstore.p[p->rhstore.len] = '\0';  /* the buffer's invariant (kl_buf_add keeps it too) */
-    p->rh_off[2 * p->n_rh] = off;
-    p->rh_off[2 * p->n_rh + 1] = off + nlen + 1;
-    p->n_rh++;
+    p->ans.rhstore.p[off + nlen] = '\0';
+    memcpy(p->ans.rhstore.p + off + nlen + 1, value, vlen);
+    p->ans.rhstore.p[off + nlen + 1 + vlen] = '\0';
+    p->ans.rhstore.len = off + nlen + vlen + 2;
+    p->ans.rhstore.p[p->ans.rhstore.len] = '\0';  /* the buffer's invariant (kl_buf_add keeps it too) */
+    p->ans.rh_off[2 * p->ans.n_rh] = off;
+    p->ans.rh_off[2 * p->ans.n_rh + 1] = off + nlen + 1;
+    p->ans.n_rh++;
     return 0;
 }
 
 int kl_resp_finish_headers(kl_client *c) {
     kl_client_priv *p = c->priv;
     size_t i;
-    if (p->n_rh > p->cap_rhv) {
-        kl_header *nh = realloc(p->rh, p->n_rh * sizeof *nh);
+    if (p->ans.n_rh > p->ans.cap_rhv) {
+        kl_header *nh = realloc(p->ans.rh, p->ans.n_rh * sizeof *nh);
         if (!nh) return -1;
-        p->rh = nh;
-        p->cap_rhv = p->n_rh;
+        p->ans.rh = nh;
+        p->ans.cap_rhv = p->ans.n_rh;
     }
-    for (i = 0; i < p->n_rh; i++) {
-        p->rh[i].name = p->rhstore.p + p->rh_off[2 * i];
-        p->rh[i].value = p->rhstore.p + p->rh_off[2 * i + 1];
+    for (i = 0; i < p->ans.n_rh; i++) {
+        p->ans.rh[i].name = p->ans.rhstore.p + p->ans.rh_off[2 * i];
+        p->ans.rh[i].value = p->ans.rhstore.p + p->ans.rh_off[2 * i + 1];
     }
-    p->res.headers = p->rh;
-    p->res.n_headers = p->n_rh;
+    p->ans.res.headers = p->ans.rh;
+    p->ans.res.n_headers = p->ans.n_rh;
     return 0;
 }
 
 void kl_shrink(kl_client *c) {
     kl_client_priv *p = c->priv;
-    if (p->body.cap > KL_KEEP_BYTES) {
-        kl_buf_free(&p->body);
-        p->res.body = empty;
-        p->res.body_len = 0;
+    if (p->ans.body.cap > KL_KEEP_BYTES) {
+        kl_buf_free(&p->ans.body);
+        p->ans.res.body = empty;
+        p->ans.res.body_len = 0;
     }
-    if (p->rhstore.cap > KL_KEEP_BYTES) {
-        kl_buf_free(&p->rhstore);
-        p->n_rh = 0;
-        p->res.n_headers = 0;
+    if (p->ans.rhstore.cap > KL_KEEP_BYTES) {
+        kl_buf_free(&p->ans.rhstore);
+        p->ans.n_rh = 0;
+        p->ans.res.n_headers = 0;
     }
-    if (p->e_body && p->error.body_len > KL_KEEP_BYTES) {
-        free(p->e_body);
-        p->e_body = NULL;
-        p->error.body = NULL;
-        p->error.body_len = 0;
+    if (p->rec.e_body && p->rec.error.body_len > KL_KEEP_BYTES) {
+        free(p->rec.e_body);
+        p->rec.e_body = NULL;
+        p->rec.error.body = NULL;
+        p->rec.error.body_len = 0;
     }
 }
 
 const char *kl_resp_header(const kl_client *c, const char *lname) {
     const kl_client_priv *p = c->priv;
     size_t i;
-    for (i = 0; i < p->res.n_headers; i++)
-        if (strcmp(p->res.headers[i].name, lname) == 0) return p->res.headers[i].value;
+    for (i = 0; i < p->ans.res.n_headers; i++)
+        if (strcmp(p->ans.res.headers[i].name, lname) == 0) return p->ans.res.headers[i].value;
     return NULL;
 }
 
@@ -220,14 +219,14 @@ static int read_error_doc(kl_client *c, const char *body, size_t len) {
         v = kj_get(&d, 0, "detail");
         if (v < 0) v = kj_get(&d, 0, "message");
         if (v < 0) v = kj_get(&d, 0, "error");
-        if (v >= 0 && d.nodes[v].type == KJ_STRING && !(p->e_detail = kj_string(&d, v, NULL))) rc = -2;
+        if (v >= 0 && d.nodes[v].type == KJ_STRING && !(p->rec.e_detail = kj_string(&d, v, NULL))) rc = -2;
         kj_free(&d);
         return rc == -2 ? -2 : 1;
     }
 #define TAKE(field, node)                                                                       \
     do {                                                                                        \
         int n_ = (node);                                                                        \
-        if (n_ >= 0 && d.nodes[n_].type == KJ_STRING && !(p->field = kj_string(&d, n_, NULL))) \
+        if (n_ >= 0 && d.nodes[n_].type == KJ_STRING && !(p->rec.field = kj_string(&d, n_, NULL))) \
             rc = -2;                                                                            \
     } while (0)
     TAKE(e_code, kj_get(&d, e, "code"));
@@ -236,11 +235,11 @@ static int read_error_doc(kl_client *c, const char *body, size_t len) {
     src = kj_get(&d, e, "source");
     TAKE(e_pointer, kj_get(&d, src, "pointer"));
     TAKE(e_parameter, kj_get(&d, src, "parameter"));
-    if (!p->e_request_id) TAKE(e_request_id, kj_get(&d, e, "id"));
+    if (!p->rec.e_request_id) TAKE(e_request_id, kj_get(&d, e, "id"));
 #undef TAKE
     v = kj_get(&d, e, "meta");
     if (v >= 0 && d.nodes[v].type == KJ_OBJECT &&
-        !(p->e_meta = kl_strndup(body + d.nodes[v].start, d.nodes[v].end - d.nodes[v].start)))
+        !(p->rec.e_meta = kl_strndup(body + d.nodes[v].start, d.nodes[v].end - d.nodes[v].start)))
         rc = -2;
     kj_free(&d);
     return rc == -2 ? -2 : 0;
@@ -278,14 +277,14 @@ static void redact_str(char *s, const char *secret) {
  * as "name\0value\0" pairs: a value cannot shrink in place). */
 static int redact_headers(kl_client *c, const char *secret) {
     kl_client_priv *p = c->priv;
-    size_t i, n = p->n_rh, len = p->rhstore.len;
+    size_t i, n = p->ans.n_rh, len = p->ans.rhstore.len;
     char *old, *name;
-    for (i = 0; i < n && !strstr(p->rhstore.p + p->rh_off[2 * i + 1], secret); i++) ;
+    for (i = 0; i < n && !strstr(p->ans.rhstore.p + p->ans.rh_off[2 * i + 1], secret); i++) ;
     if (i == n) return 0;
     if (!(old = malloc(len + 1))) return -1;
-    memcpy(old, p->rhstore.p, len + 1);
-    kl_buf_reset(&p->rhstore);
-    p->n_rh = 0;
+    memcpy(old, p->ans.rhstore.p, len + 1);
+    kl_buf_reset(&p->ans.rhstore);
+    p->ans.n_rh = 0;
     for (i = 0, name = old; i < n; i++) {
         char *value = name + strlen(name) + 1;
         size_t vlen = strlen(value), nlen = strlen(name);
@@ -302,7 +301,7 @@ static int redact_headers(kl_client *c, const char *secret) {
  * echoes them in its text (title, detail, meta, body, headers) has them replaced. */
 static int redact_error(kl_client *c) {
     kl_client_priv *p = c->priv;
-    kl_response *r = &p->res;
+    kl_response *r = &p->ans.res;
     const char *secrets[2];
     int k;
     secrets[0] = p->api_key;
@@ -310,15 +309,15 @@ static int redact_error(kl_client *c) {
     for (k = 0; k < 2; k++) {
         const char *s = secrets[k];
         if (!s || !*s) continue;
-        redact_str(p->e_code, s);
-        redact_str(p->e_title, s);
-        redact_str(p->e_detail, s);
-        redact_str(p->e_pointer, s);
-        redact_str(p->e_parameter, s);
-        redact_str(p->e_request_id, s);
-        redact_str(p->e_meta, s);
+        redact_str(p->rec.e_code, s);
+        redact_str(p->rec.e_title, s);
+        redact_str(p->rec.e_detail, s);
+        redact_str(p->rec.e_pointer, s);
+        redact_str(p->rec.e_parameter, s);
+        redact_str(p->rec.e_request_id, s);
+        redact_str(p->rec.e_meta, s);
         redact(r->body, &r->body_len, s);
-        p->body.len = r->body_len;
+        p->ans.body.len = r->body_len;
         if (redact_headers(c, s)) return -1;
     }
     return 0;
@@ -326,7 +325,7 @@ static int redact_error(kl_client *c) {
 
 static int http_error(kl_client *c, const char *op) {
     kl_client_priv *p = c->priv;
-    kl_response *r = &p->res;
+    kl_response *r = &p->ans.res;
     const char *rid = kl_resp_header(c, "x-klaviyo-req-id");
     int doc;
     char where[200] = "";
@@ -334,55 +333,55 @@ static int http_error(kl_client *c, const char *op) {
     if (!rid) rid = kl_resp_header(c, "cf-ray");
     kl_error_clear(c);
     c->err = KL_ERR_HTTP;
-    p->error.kind = KL_ERR_HTTP;
-    p->error.status = r->status;
-    if (rid && !(p->e_request_id = kl_strdup(rid))) return OOM(c, op);
-    if (op && !(p->e_operation = kl_strdup(op))) return OOM(c, op);
+    p->rec.error.kind = KL_ERR_HTTP;
+    p->rec.error.status = r->status;
+    if (rid && !(p->rec.e_request_id = kl_strdup(rid))) return kl_oom(c, op);
+    if (op && !(p->rec.e_operation = kl_strdup(op))) return kl_oom(c, op);
     doc = read_error_doc(c, r->body, r->body_len);
-    if (doc == -2) return OOM(c, op);
+    if (doc == -2) return kl_oom(c, op);
     if (doc != 0) {
         /* not a JSON:API error document: still say clearly what came back */
         const char *ct = kl_resp_header(c, "content-type");
         char title[160];
         snprintf(title, sizeof title, "HTTP %ld with a non-JSON:API body (%.80s)", r->status,
                  ct ? ct : (r->body_len ? "no content type" : "empty"));
-        if (!(p->e_title = kl_strdup(title))) return OOM(c, op);
-        if (!p->e_detail && r->body_len && !(p->e_detail = body_excerpt(r->body, r->body_len))) return OOM(c, op);
+        if (!(p->rec.e_title = kl_strdup(title))) return kl_oom(c, op);
+        if (!p->rec.e_detail && r->body_len && !(p->rec.e_detail = body_excerpt(r->body, r->body_len))) return kl_oom(c, op);
         if (r->status == 403 && doc == -1 && r->body_len) {
             /* an HTML 403 is the edge (Cloudflare) blocking, not a missing scope */
-            if (!(p->e_code = kl_strdup("edge_blocked"))) return OOM(c, op);
+            if (!(p->rec.e_code = kl_strdup("edge_blocked"))) return kl_oom(c, op);
         }
     }
-    if (!p->e_code && !(p->e_code = kl_strdup(status_code_name(r->status)))) return OOM(c, op);
-    if (redact_error(c)) return OOM(c, op);
-    if (r->body_len && !(p->e_body = kl_strndup(r->body, r->body_len))) return OOM(c, op);
-    if (r->retry_after < 0 && r->status == 429) r->retry_after = retry_from_detail(p->e_detail);
-    p->error.retry_after = r->retry_after;
-    p->error.code = p->e_code;
-    p->error.title = p->e_title;
-    p->error.detail = p->e_detail;
-    p->error.pointer = p->e_pointer;
-    p->error.parameter = p->e_parameter;
-    p->error.request_id = p->e_request_id;
-    p->error.operation = p->e_operation;
-    p->error.meta_json = p->e_meta;
-    p->error.body = p->e_body;
-    p->error.body_len = p->e_body ? r->body_len : 0;
-    p->error.sent = 1;
-    if (p->e_pointer) snprintf(where, sizeof where, " (at %.150s)", p->e_pointer);
-    else if (p->e_parameter) snprintf(where, sizeof where, " (parameter %.150s)", p->e_parameter);
+    if (!p->rec.e_code && !(p->rec.e_code = kl_strdup(status_code_name(r->status)))) return kl_oom(c, op);
+    if (redact_error(c)) return kl_oom(c, op);
+    if (r->body_len && !(p->rec.e_body = kl_strndup(r->body, r->body_len))) return kl_oom(c, op);
+    if (r->retry_after < 0 && r->status == 429) r->retry_after = retry_from_detail(p->rec.e_detail);
+    p->rec.error.retry_after = r->retry_after;
+    p->rec.error.code = p->rec.e_code;
+    p->rec.error.title = p->rec.e_title;
+    p->rec.error.detail = p->rec.e_detail;
+    p->rec.error.pointer = p->rec.e_pointer;
+    p->rec.error.parameter = p->rec.e_parameter;
+    p->rec.error.request_id = p->rec.e_request_id;
+    p->rec.error.operation = p->rec.e_operation;
+    p->rec.error.meta_json = p->rec.e_meta;
+    p->rec.error.body = p->rec.e_body;
+    p->rec.error.body_len = p->rec.e_body ? r->body_len : 0;
+    p->rec.error.sent = 1;
+    if (p->rec.e_pointer) snprintf(where, sizeof where, " (at %.150s)", p->rec.e_pointer);
+    else if (p->rec.e_parameter) snprintf(where, sizeof where, " (parameter %.150s)", p->rec.e_parameter);
     snprintf(c->errstr, sizeof c->errstr, "%s%sHTTP %ld %s: %.300s%s", op ? op : "", op ? ": " : "", r->status,
-             p->e_code, p->e_detail ? p->e_detail : (p->e_title ? p->e_title : "no detail"), where);
+             p->rec.e_code, p->rec.e_detail ? p->rec.e_detail : (p->rec.e_title ? p->rec.e_title : "no detail"), where);
     return KL_ERR_HTTP;
 }
 
 int kl_interpret_stored(kl_client *c, const char *op) {
     kl_client_priv *p = c->priv;
-    kl_response *r = &p->res;
+    kl_response *r = &p->ans.res;
     long a, b, d;
-    if (!p->body.p && kl_buf_add(&p->body, "", 0)) return OOM(c, op);
-    r->body = p->body.p;
-    r->body_len = p->body.len;
+    if (!p->ans.body.p && kl_buf_add(&p->ans.body, "", 0)) return kl_oom(c, op);
+    r->body = p->ans.body.p;
+    r->body_len = p->ans.body.len;
     r->retry_after = parse_retry_after(kl_resp_header(c, "retry-after"));
     r->has_ratelimit = parse_long(kl_resp_header(c, "ratelimit-limit"), &a) &&
                        parse_long(kl_resp_header(c, "ratelimit-remaining"), &b) &&

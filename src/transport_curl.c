@@ -1,5 +1,6 @@
 /*
- * transport_curl.c - move the built request over libcurl and store the answer.
+ * transport_curl.c - move the built request over libcurl and store the answer; kl_send, the
+ * blocking driver of a request's steps (call.c).
  * One easy handle per client, kept between requests, and one multi handle that runs its
  * transfers and keeps the connection cache, so one connection serves many requests.  TLS
  * peers are always verified (no switch exists).
@@ -13,11 +14,11 @@
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
     kl_client *c = ud;
     size_t n = size * nmemb;
-    if (c->priv->body.len + n > KL_MAX_BODY) {
-        c->priv->body_too_large = 1;
+    if (c->priv->ans.body.len + n > KL_MAX_BODY) {
+        c->priv->net.body_too_large = 1;
         return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
     }
-    if (kl_buf_add(&c->priv->body, ptr, n)) return 0;
+    if (kl_buf_add(&c->priv->ans.body, ptr, n)) return 0;
     return n;
 }
 
@@ -28,8 +29,8 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
     if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
         /* a new status line (after 100 Continue or a proxy's CONNECT answer): headers of
          * earlier responses do not belong to the final one */
-        c->priv->n_rh = 0;
-        kl_buf_reset(&c->priv->rhstore);
+        c->priv->ans.n_rh = 0;
+        kl_buf_reset(&c->priv->ans.rhstore);
         return n;
     }
     colon = memchr(ptr, ':', n);
@@ -65,7 +66,7 @@ int kl_transport_init(kl_client *c) {
     SET(CURLOPT_WRITEDATA, c);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, c);
-    SET(CURLOPT_ERRORBUFFER, p->curl_err);
+    SET(CURLOPT_ERRORBUFFER, p->net.curl_err);
     /* libcurl takes a proxy from the environment (http_proxy, https_proxy, ALL_PROXY) by
      * itself.  A plain-http or loopback target never goes through one: the proxy would read
      * the Authorization header in clear, and the caller never named it.  An https target
@@ -80,23 +81,23 @@ int kl_transport_init(kl_client *c) {
         curl_global_cleanup();
         return -1;
     }
-    p->curl = h;
+    p->net.curl = h;
     return 0;
 }
 
 void kl_transport_free(kl_client *c) {
     kl_client_priv *p = c->priv;
-    if (p->slist) { curl_slist_free_all(p->slist); p->slist = NULL; }
-    if (p->slist_src.p) memset(p->slist_src.p, 0, p->slist_src.len); /* held the Authorization value */
-    kl_buf_free(&p->slist_src);
-    if (p->curl) {
-        curl_easy_cleanup(p->curl); /* never in the multi here: perform removes it each time */
-        p->curl = NULL;
-        if (p->multi) { curl_multi_cleanup(p->multi); p->multi = NULL; } /* closes the connections */
+    if (p->net.slist) { curl_slist_free_all(p->net.slist); p->net.slist = NULL; }
+    if (p->net.slist_src.p) memset(p->net.slist_src.p, 0, p->net.slist_src.len); /* held the Authorization value */
+    kl_buf_free(&p->net.slist_src);
+    if (p->net.curl) {
+        curl_easy_cleanup(p->net.curl); /* never in the multi here: perform removes it each time */
+        p->net.curl = NULL;
+        if (p->net.multi) { curl_multi_cleanup(p->net.multi); p->net.multi = NULL; } /* closes the connections */
         curl_global_cleanup();
     }
-    if (p->curlu) { curl_url_cleanup(p->curlu); p->curlu = NULL; } /* after the handle using it */
-    kl_buf_free(&p->curlu_src);
+    if (p->net.curlu) { curl_url_cleanup(p->net.curlu); p->net.curlu = NULL; } /* after the handle using it */
+    kl_buf_free(&p->net.curlu_src);
 }
 
 /* The URL as a libcurl URL handle (CURLOPT_CURLU), parsed only when it differs from the last
@@ -104,24 +105,24 @@ void kl_transport_free(kl_client *c) {
  * of libcurl's work for a small request on a reused connection. */
 static CURLcode url(kl_client_priv *p, const char *u) {
     CURLUcode uc;
-    if (p->curlu && p->curlu_src.p && strcmp(p->curlu_src.p, u) == 0) return CURLE_OK;
-    if (!p->curlu && !(p->curlu = curl_url())) return CURLE_OUT_OF_MEMORY;
-    kl_buf_reset(&p->curlu_src);
-    uc = curl_url_set(p->curlu, CURLUPART_URL, u, 0);
+    if (p->net.curlu && p->net.curlu_src.p && strcmp(p->net.curlu_src.p, u) == 0) return CURLE_OK;
+    if (!p->net.curlu && !(p->net.curlu = curl_url())) return CURLE_OUT_OF_MEMORY;
+    kl_buf_reset(&p->net.curlu_src);
+    uc = curl_url_set(p->net.curlu, CURLUPART_URL, u, 0);
     if (uc == CURLUE_OUT_OF_MEMORY) return CURLE_OUT_OF_MEMORY;
     if (uc != CURLUE_OK) return CURLE_URL_MALFORMAT;
-    if (kl_buf_adds(&p->curlu_src, u)) return CURLE_OUT_OF_MEMORY;
-    return curl_easy_setopt(p->curl, CURLOPT_CURLU, p->curlu);
+    if (kl_buf_adds(&p->net.curlu_src, u)) return CURLE_OUT_OF_MEMORY;
+    return curl_easy_setopt(p->net.curl, CURLOPT_CURLU, p->net.curlu);
 }
 
 /* The header list for libcurl; rebuilt only when the headers differ from the last request's. */
 static CURLcode headers(kl_client_priv *p) {
     struct curl_slist *sl = NULL, *t;
     size_t i;
-    if (p->slist && p->slist_src.len == p->hstore.len && memcmp(p->slist_src.p, p->hstore.p, p->hstore.len) == 0)
+    if (p->net.slist && p->net.slist_src.len == p->req.hstore.len && memcmp(p->net.slist_src.p, p->req.hstore.p, p->req.hstore.len) == 0)
         return CURLE_OK;
-    for (i = 0; i < p->n_bh; i++) {
-        t = curl_slist_append(sl, p->bline[i]);
+    for (i = 0; i < p->req.n_bh; i++) {
+        t = curl_slist_append(sl, p->req.bline[i]);
         if (!t) { curl_slist_free_all(sl); return CURLE_OUT_OF_MEMORY; }
         sl = t;
     }
@@ -129,25 +130,25 @@ static CURLcode headers(kl_client_priv *p) {
     t = curl_slist_append(sl, "Expect:");
     if (!t) { curl_slist_free_all(sl); return CURLE_OUT_OF_MEMORY; }
     sl = t;
-    if (p->slist_src.p) memset(p->slist_src.p, 0, p->slist_src.len);
-    kl_buf_reset(&p->slist_src);
-    if (kl_buf_add(&p->slist_src, p->hstore.p, p->hstore.len)) { curl_slist_free_all(sl); return CURLE_OUT_OF_MEMORY; }
-    if (p->slist) curl_slist_free_all(p->slist);
-    p->slist = sl;
-    return curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, sl);
+    if (p->net.slist_src.p) memset(p->net.slist_src.p, 0, p->net.slist_src.len);
+    kl_buf_reset(&p->net.slist_src);
+    if (kl_buf_add(&p->net.slist_src, p->req.hstore.p, p->req.hstore.len)) { curl_slist_free_all(sl); return CURLE_OUT_OF_MEMORY; }
+    if (p->net.slist) curl_slist_free_all(p->net.slist);
+    p->net.slist = sl;
+    return curl_easy_setopt(p->net.curl, CURLOPT_HTTPHEADER, sl);
 }
 
 static CURLcode setup(kl_client *c) {
     kl_client_priv *p = c->priv;
-    CURL *h = p->curl;
-    const kl_built *b = &p->built;
+    CURL *h = p->net.curl;
+    const kl_built *b = &p->req.built;
     CURLcode e = headers(p);
     if (e == CURLE_OK) e = url(p, b->url);
 #define SET(opt, val) if (e == CURLE_OK) e = curl_easy_setopt(h, opt, val)
     /* libcurl silently sends a request again on a new connection when a reused one dies
      * before any answer; the server may have acted on the first copy. A request that is not
      * safe to repeat (create_profile, create_list, ...) therefore gets a connection of its own. */
-    SET(CURLOPT_FRESH_CONNECT, p->cur_safe ? 0L : 1L);
+    SET(CURLOPT_FRESH_CONNECT, p->call.safe ? 0L : 1L);
     if (strcmp(b->method, "GET") == 0) {
         SET(CURLOPT_HTTPGET, 1L);
         SET(CURLOPT_CUSTOMREQUEST, (char *)NULL);
@@ -166,9 +167,9 @@ static int transport_error(kl_client *c, CURLcode e, const char *op, const char 
     const char *code, *what;
     long got = 0, written = 0, tunnel = 0;
     int sent, rc;
-    curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &got);
-    curl_easy_getinfo(p->curl, CURLINFO_REQUEST_SIZE, &written);
-    curl_easy_getinfo(p->curl, CURLINFO_HTTP_CONNECTCODE, &tunnel);
+    curl_easy_getinfo(p->net.curl, CURLINFO_RESPONSE_CODE, &got);
+    curl_easy_getinfo(p->net.curl, CURLINFO_REQUEST_SIZE, &written);
+    curl_easy_getinfo(p->net.curl, CURLINFO_HTTP_CONNECTCODE, &tunnel);
     /* Bytes of the request were written (libcurl counts them for this transfer, a proxy's
      * CONNECT included): the server may have acted on it, whatever came back.  A proxy that
      * answered the CONNECT with a refusal passed nothing on. */
@@ -203,7 +204,7 @@ static int transport_error(kl_client *c, CURLcode e, const char *op, const char 
     case CURLE_PARTIAL_FILE:
         code = "truncated"; what = "the response body was cut short"; break;
     case CURLE_WRITE_ERROR:
-        if (p->body_too_large) { code = "response_too_large"; what = "the response body is over 64 MB"; break; }
+        if (p->net.body_too_large) { code = "response_too_large"; what = "the response body is over 64 MB"; break; }
         return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory while receiving the response");
     case CURLE_OUT_OF_MEMORY:
         /* once the request went out, libcurl's out of memory is an answer over its limits (a
@@ -226,8 +227,8 @@ static int transport_error(kl_client *c, CURLcode e, const char *op, const char 
         code = "transport_failed"; what = curl_easy_strerror(e); break;
     }
     rc = kl_fail(c, KL_ERR_TRANSPORT, code, op, "%s (%s)", what, ebuf && *ebuf ? ebuf : curl_easy_strerror(e));
-    p->error.sent = sent;
-    p->error.status = 0;
+    p->rec.error.sent = sent;
+    p->rec.error.status = 0;
     return rc;
 }
 
@@ -235,14 +236,14 @@ int kl_transport_prepare(kl_client *c, const char *op) {
     kl_client_priv *p = c->priv;
     CURLcode e;
     kl_resp_reset(c);
-    p->body_too_large = 0;
+    p->net.body_too_large = 0;
     e = setup(c);
     if (e != CURLE_OK) {
-        if (e == CURLE_OUT_OF_MEMORY) return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory");
+        if (e == CURLE_OUT_OF_MEMORY) return kl_oom(c, op);
         return kl_fail(c, KL_ERR_TRANSPORT, "transport_failed", op, "libcurl refused an option: %s",
                        curl_easy_strerror(e));
     }
-    p->curl_err[0] = '\0';
+    p->net.curl_err[0] = '\0';
     return KL_OK;
 }
 
@@ -251,11 +252,11 @@ int kl_transport_finish(kl_client *c, int curl_code, const char *op) {
     CURLcode e = (CURLcode)curl_code;
     long status = 0;
     /* the request's body belongs to the caller: drop libcurl's pointer to it */
-    curl_easy_setopt(p->curl, CURLOPT_POSTFIELDS, (char *)NULL);
-    if (e != CURLE_OK) return transport_error(c, e, op, p->curl_err);
-    curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &status);
-    p->res.status = status;
-    if (kl_resp_finish_headers(c)) return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory");
+    curl_easy_setopt(p->net.curl, CURLOPT_POSTFIELDS, (char *)NULL);
+    if (e != CURLE_OK) return transport_error(c, e, op, p->net.curl_err);
+    curl_easy_getinfo(p->net.curl, CURLINFO_RESPONSE_CODE, &status);
+    p->ans.res.status = status;
+    if (kl_resp_finish_headers(c)) return kl_oom(c, op);
     return KL_OK;
 }
 
@@ -266,12 +267,12 @@ int kl_transport_finish(kl_client *c, int curl_code, const char *op) {
  * curl_multi_perform and waits with curl_multi_wait (the easy handle's socket only, libcurl's
  * own timers bounding the wait).  Errors map as easy_perform maps them. */
 static CURLcode perform(kl_client_priv *p) {
-    CURLM *m = p->multi;
+    CURLM *m = p->net.multi;
     CURLMcode mc;
     CURLcode rc = CURLE_OK;
     int running = 0, left;
-    if (!m && !(m = p->multi = curl_multi_init())) return CURLE_OUT_OF_MEMORY;
-    mc = curl_multi_add_handle(m, p->curl);
+    if (!m && !(m = p->net.multi = curl_multi_init())) return CURLE_OUT_OF_MEMORY;
+    mc = curl_multi_add_handle(m, p->net.curl);
     while (mc == CURLM_OK) {
         mc = curl_multi_perform(m, &running);
         if (mc != CURLM_OK) break;
@@ -282,7 +283,7 @@ static CURLcode perform(kl_client_priv *p) {
         }
         mc = curl_multi_wait(m, NULL, 0, 1000, NULL);
     }
-    curl_multi_remove_handle(m, p->curl);
+    curl_multi_remove_handle(m, p->net.curl);
     if (mc != CURLM_OK) rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_BAD_FUNCTION_ARGUMENT;
     return rc;
 }
@@ -291,4 +292,34 @@ int kl_transport_perform(kl_client *c, const char *op) {
     int rc = kl_transport_prepare(c, op);
     if (rc != KL_OK) return rc;
     return kl_transport_finish(c, (int)perform(c->priv), op);
+}
+
+/* One attempt, its timeout cut to what is left of the call's retry_max_time: that bounds
+ * the whole call (limiter waits, retries and the attempts themselves). */
+static int attempt(kl_client *c, const char *op) {
+    kl_client_priv *p = c->priv;
+    double left = kl_call_time_left(&p->call) * 1000.0;
+    long ms;
+    int rc;
+    if (!(left < (double)p->timeout_ms)) return kl_transport_perform(c, op);
+    ms = left < 1 ? 1 : (long)left;
+    curl_easy_setopt(p->net.curl, CURLOPT_TIMEOUT_MS, ms);
+    rc = kl_transport_perform(c, op);
+    curl_easy_setopt(p->net.curl, CURLOPT_TIMEOUT_MS, p->timeout_ms);
+    return rc;
+}
+
+int kl_send(kl_client *c, const kl_request *req) {
+    kl_call *k = &c->priv->call;
+    kl_usec wait;
+    int rc = kl_call_begin(c, k, req, NULL);
+    if (rc != KL_OK) return rc;
+    for (;;) {
+        switch (kl_call_next(c, k, &wait)) {
+        case KL_STEP_WAIT: kl_sleep_us(wait); break;
+        case KL_STEP_SEND: kl_call_received(c, k, attempt(c, req->operation)); break;
+        case KL_STEP_DONE: return KL_OK;
+        default: return c->err; /* FAIL; LIMIT and FEED come only with a driver-held store */
+        }
+    }
 }

@@ -1,5 +1,6 @@
 /*
- * url.c - parse http(s) URLs (the base URL and full links.next URLs), read a path as the most
+ * url.c - parse http(s) URLs with libcurl's parser (the base URL and full links.next URLs),
+ * refusing what they must never hold (user information, an empty port); read a path as the most
  * lenient server would (which decides which credential may go to it), and tell loopback hosts
  * apart, which decides whether a secret may travel over plain http.
  */
@@ -7,6 +8,7 @@
 #include "kl_internal.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <ctype.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -20,12 +22,24 @@ void kl_url_free(kl_url *u) {
     memset(u, 0, sizeof *u);
 }
 
-static int host_char(unsigned char ch) {
-    return isalnum(ch) || ch == '.' || ch == '-' || ch == '_' || ch == '~' || ch == '%';
+/* A copy of a part libcurl parsed: 0, -1 when absent (*out NULL), -2 out of memory. */
+static int part(CURLU *h, CURLUPart what, char **out, unsigned flags) {
+    char *v = NULL;
+    CURLUcode rc = curl_url_get(h, what, &v, flags);
+    *out = NULL;
+    if (rc == CURLUE_OUT_OF_MEMORY) return -2;
+    if (rc != CURLUE_OK) return -1;
+    *out = kl_strdup(v);
+    curl_free(v);
+    return *out ? 0 : -2;
 }
 
 int kl_url_parse(const char *s, kl_url *u, const char **why) {
-    const char *p, *hs, *he, *ps, *pe, *q;
+    const char *p, *auth;
+    char *port = NULL, *user = NULL, *pass = NULL;
+    CURLU *h;
+    CURLUcode rc;
+    int ret = -1;
     size_t i;
     memset(u, 0, sizeof *u);
     *why = NULL;
@@ -33,61 +47,36 @@ int kl_url_parse(const char *s, kl_url *u, const char **why) {
         unsigned char ch = (unsigned char)*p;
         if (ch <= 0x20 || ch == 0x7f) { *why = "URL holds a space or control character"; return -1; }
     }
-    if (strncasecmp(s, "https://", 8) == 0) { u->https = 1; p = s + 8; }
-    else if (strncasecmp(s, "http://", 7) == 0) { u->https = 0; p = s + 7; }
+    if (strncasecmp(s, "https://", 8) == 0) { u->https = 1; auth = s + 8; }
+    else if (strncasecmp(s, "http://", 7) == 0) { auth = s + 7; }
     else { *why = "URL scheme must be http:// or https://"; return -1; }
-
-    /* authority ends at '/', '?', '#' or the end */
-    hs = p;
-    while (*p && *p != '/' && *p != '?' && *p != '#') {
-        if (*p == '@') { *why = "URL must not hold user information"; return -1; }
-        p++;
+    p = auth + strcspn(auth, "/?#"); /* the authority ends here; the path starts at a '/' */
+    if (p > auth && p[-1] == ':') { *why = "URL has a malformed port"; return -1; }
+    if (!(h = curl_url())) return -2;
+    /* as it is: dot segments are the key/path rule's to see (kl_path_check), not to resolve */
+    rc = curl_url_set(h, CURLUPART_URL, s, CURLU_PATH_AS_IS);
+    if (rc == CURLUE_OUT_OF_MEMORY) { ret = -2; goto out; }
+    if (rc != CURLUE_OK) { *why = "URL is malformed"; goto out; }
+    if ((ret = part(h, CURLUPART_USER, &user, 0)) == -2 || (ret = part(h, CURLUPART_PASSWORD, &pass, 0)) == -2)
+        goto out;
+    if (user || pass) { ret = -1; *why = "URL must not hold user information"; goto out; }
+    if ((ret = part(h, CURLUPART_HOST, &u->host, 0)) != 0 ||
+        (ret = part(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT)) != 0 ||
+        (ret = *p == '/' ? part(h, CURLUPART_PATH, &u->path, 0) : (u->path = kl_strdup("")) ? 0 : -2) != 0 ||
+        (ret = part(h, CURLUPART_QUERY, &u->query, 0)) == -2) {
+        if (ret == -1) *why = "URL has no host";
+        goto out;
     }
-    he = p;
-    ps = hs; /* reuse as scan pointer over the authority */
-    if (hs < he && *hs == '[') {
-        const char *rb = memchr(hs, ']', (size_t)(he - hs));
-        if (!rb) { *why = "URL has an unterminated IPv6 address"; return -1; }
-        for (q = hs + 1; q < rb; q++)
-            if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.') {
-                *why = "URL has a malformed IPv6 address"; return -1;
-            }
-        ps = rb + 1;
-    } else {
-        while (ps < he && *ps != ':') {
-            if (!host_char((unsigned char)*ps)) { *why = "URL host holds a character not allowed in a host"; return -1; }
-            ps++;
-        }
-    }
-    if (ps == hs || (ps == hs + 2 && *hs == '[')) { *why = "URL has no host"; return -1; }
-    u->host = kl_strndup(hs, (size_t)(ps - hs));
-    if (!u->host) return -2;
+    ret = 0;
     for (i = 0; u->host[i]; i++) u->host[i] = (char)tolower((unsigned char)u->host[i]);
-    if (ps < he) {
-        long port = 0;
-        if (*ps != ':' || ps + 1 == he) { *why = "URL has a malformed port"; kl_url_free(u); return -1; }
-        for (q = ps + 1; q < he; q++) {
-            if (!isdigit((unsigned char)*q) || port > 65535) { *why = "URL has a malformed port"; kl_url_free(u); return -1; }
-            port = port * 10 + (*q - '0');
-        }
-        if (port < 1 || port > 65535) { *why = "URL port out of range"; kl_url_free(u); return -1; }
-        u->port = (int)port;
-    } else {
-        u->port = u->https ? 443 : 80;
-    }
-    /* path, query; a fragment is dropped (it never goes on the wire) */
-    ps = he;
-    pe = ps;
-    while (*pe && *pe != '?' && *pe != '#') pe++;
-    u->path = kl_strndup(ps, (size_t)(pe - ps));
-    if (!u->path) { kl_url_free(u); return -2; }
-    if (*pe == '?') {
-        q = pe + 1;
-        while (*q && *q != '#') q++;
-        u->query = kl_strndup(pe + 1, (size_t)(q - pe - 1));
-        if (!u->query) { kl_url_free(u); return -2; }
-    }
-    return 0;
+    u->port = atoi(port);
+out:
+    free(port);
+    free(user);
+    free(pass);
+    curl_url_cleanup(h);
+    if (ret != 0) kl_url_free(u);
+    return ret;
 }
 
 static int hex_value(unsigned char ch) {

@@ -230,11 +230,11 @@ static void test_large_answer_shrinks(void) {
     h[0].name = "X-Big";
     h[0].value = bigh;
     CHECK_INT(kl_interpret(c, 200, h, 1, big, BIG, "op_x"), KL_OK);
-    CHECK(c->priv->body.cap > BIG);
-    CHECK(c->priv->rhstore.cap > BIG / 2);
+    CHECK(c->priv->ans.body.cap > BIG);
+    CHECK(c->priv->ans.rhstore.cap > BIG / 2);
     kl_shrink(c);
-    CHECK_INT(c->priv->body.cap, 0);
-    CHECK_INT(c->priv->rhstore.cap, 0);
+    CHECK_INT(c->priv->ans.body.cap, 0);
+    CHECK_INT(c->priv->ans.rhstore.cap, 0);
     CHECK_INT(kl_last_response(c)->body_len, 0);
     CHECK_STR(kl_last_response(c)->body, "");
     CHECK_INT(kl_last_response(c)->n_headers, 0);
@@ -243,15 +243,15 @@ static void test_large_answer_shrinks(void) {
     CHECK(kl_last_error(c)->body_len == BIG);
     kl_shrink(c);
     CHECK(kl_last_error(c)->body == NULL);
-    CHECK_INT(c->priv->body.cap, 0);
+    CHECK_INT(c->priv->ans.body.cap, 0);
     CHECK_STR(kl_last_error(c)->code, "server_error");
     /* without kl_shrink, the next answer gives it back */
     CHECK_INT(kl_interpret(c, 200, NULL, 0, big, BIG, "op_x"), KL_OK);
     CHECK_INT(interp(200, NULL, 0, "{}"), KL_OK);
-    CHECK(c->priv->body.cap > 0 && c->priv->body.cap <= KL_KEEP_BYTES);
+    CHECK(c->priv->ans.body.cap > 0 && c->priv->ans.body.cap <= KL_KEEP_BYTES);
     /* a small answer's buffer stays for the next one */
     kl_shrink(c);
-    CHECK(c->priv->body.cap > 0);
+    CHECK(c->priv->ans.body.cap > 0);
     CHECK_STR(kl_last_response(c)->body, "{}");
     free(big);
     free(bigh);

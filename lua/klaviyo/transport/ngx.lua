@@ -1,8 +1,9 @@
 -- klaviyo.transport.ngx: moves the core's requests over nginx cosockets (OpenResty,
--- ngx_http_lua_module), so a worker never blocks. The C core still decides everything else:
--- c:build(req) gives the exact method, URL, headers and body (after every local check) and
--- c:interpret(status, headers, body, operation) says what the answer means; this file only
--- speaks HTTP/1.1 and sleeps with ngx.sleep.
+-- ngx_http_lua_module), so a worker never blocks. The C core decides everything else: c:begin
+-- gives the exact method, URL, headers and body (after every local check), and call:next says
+-- what to do at each step of the request (ask the limiter, wait, send, stop), as it does for
+-- the libcurl transport; this file only speaks HTTP/1.1, sleeps with ngx.sleep and asks the
+-- shared limiter store.
 --
 -- HTTP/1.1 with keepalive pools: the pool name holds scheme, host, port, SNI name and the TLS
 -- verification setting, so verified and unverified connections never share a pool. A
@@ -19,11 +20,11 @@
 -- Limits: with a shared-dict limiter (klaviyo.limiter.shdict) or the Redis store
 -- (klaviyo.limiter.redis) every send first asks it and sleeps the wait; a 429 blocks the
 -- operation for its Retry-After and a RateLimit-Remaining lower than the limiter's belief caps
--- it, in all workers. Failures are retried by the core's rule (core.retry_decide).
+-- it, in all workers.
 local ngx = ngx
 local type, tostring, tonumber, error = type, tostring, tonumber, error
 local ipairs, pairs, pcall = ipairs, pairs, pcall
-local setmetatable, concat, floor, huge = setmetatable, table.concat, math.floor, math.huge
+local setmetatable, concat, floor = setmetatable, table.concat, math.floor
 local ceil, min = math.ceil, math.min
 local format, lower, find, match = string.format, string.lower, string.find, string.match
 local sub, byte = string.sub, string.byte
@@ -32,8 +33,6 @@ local errors = require "klaviyo.errors"
 local operations = require "klaviyo.operations"
 local shdict = require "klaviyo.limiter.shdict"
 local core = require "klaviyo.core"
-local retry_decide = core.retry_decide
-local random = math.random
 
 local _M = { _VERSION = "0.1.0" }
 local mt = { __index = _M }
@@ -500,8 +499,8 @@ end
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
 
 -- One HTTP exchange for built request `b`, within the client's timeout from connect to the
--- last byte: res | nil, err (the core's meaning of the answer).
-local function perform(self, c, b, op_id)
+-- last byte: status, headers, body | nil, err (a transport failure as the core names it).
+local function perform(self, b, op_id)
   local scheme, host, port, target, hosthdr = parse_url(b.url)
   if not scheme then
     return fail(op_id, "unsupported_protocol", false, "unsupported URL for the ngx transport: %s", b.url)
@@ -514,7 +513,7 @@ local function perform(self, c, b, op_id)
     local status, headers, body, reusable = exchange(sock, b, target, hosthdr, deadline)
     if status then
       if reusable then sock:setkeepalive(self.keepalive_ms, self.pool_size) else sock:close() end
-      return c:interpret(status, headers, body, op_id)
+      return status, headers, body
     end
     sock:close()   -- failed mid-exchange: never pooled
     local got
@@ -522,7 +521,7 @@ local function perform(self, c, b, op_id)
     -- A pooled connection the server had already closed: nothing of an answer came back.
     -- Only a request that HTTP says may be repeated (GET, HEAD, PUT, DELETE) is tried once
     -- more on a fresh connection; a POST or PATCH may have been acted on, so its failure is
-    -- reported (sent = true) and the caller's retry policy decides.
+    -- reported (sent = true) and the core's retry rule decides.
     if not (reused and not got and IDEMPOTENT[b.method] and attempt == 1
             and (err == "closed" or err == "connection reset by peer")) then
       return exchange_error(op_id, stage, err, got)
@@ -530,127 +529,53 @@ local function perform(self, c, b, op_id)
   end
 end
 
--- Limits of an operation: the client's override, else the operation table's.
-local function limits_of(self, op_id)
-  local o = self.limits[op_id]
-  if o ~= nil then return o end
-  local op = operations[op_id]
-  return op and op.limits
-end
-
--- Whether a wait of `wait` seconds (checked by the store or the core) still ends inside the
--- call's time, retry max_time from call.start: the core's own rule, asked as for a 429 that
--- said so, so both transports agree.
-local function fits(call, wait)
-  ngx.update_time()
-  return retry_decide { safe = true, status = 429, attempt = 1, attempts = 2, random = 0,
-    elapsed = ngx.now() - call.start, retry_after = wait, max_time = call.max_time } ~= false
-end
-
--- Waits (ngx.sleep) until the shared limiter lets `op_id` go; true | nil, err. A wait longer
--- than the call may still last fails it at once: kind throttled, the wait in retry_after.
-local function wait_turn(self, op_id, call)
-  local lim = self.limiter
-  local key = self.account .. "/" .. op_id
-  local limits = limits_of(self, op_id)
-  while true do
-    local wait, err = lim:acquire(key, limits)
-    if wait == 0 then return true end
-    if wait and not fits(call, wait) then
-      return nil, errors.new("throttled", op_id, format("the rate limiter asks to wait %.0f s, longer " ..
-        "than the call may still last (retry max_time); nothing sent", wait),
-        { code = "throttled", title = "Throttled: the wait would outlast the call", retry_after = wait })
-    end
-    if wait then
-      ngx.sleep(wait)
-    elseif err == "locked" then
-      ngx.sleep(0.001)
-    else
-      return nil, errors.new("refused", op_id, "rate limiter: " .. tostring(err) .. " (nothing sent)",
-        { code = "limiter_failed", title = "Refused locally, nothing sent" })
-    end
-  end
-end
-
--- What the answer tells the shared limiter: a 429's Retry-After blocks the operation in every
--- worker; RateLimit-Remaining lower than the limiter's belief caps it (another process uses
--- the account). Advisory: a key kept locked for 10 ms skips the update.
-local function feedback(self, op_id, res, err)
-  local lim, key = self.limiter, self.account .. "/" .. op_id
-  if not res and err and err.status == 429 then
-    local ra = tonumber(err.retry_after)
-    if ra and ra > 0 and ra < huge then lim:block(key, ra) end
-  end
-  local rl = (res or err or {}).ratelimit
-  if type(rl) == "table" and tonumber(rl.remaining) and tonumber(rl.reset) then
-    local limits, remaining, reset = limits_of(self, op_id), tonumber(rl.remaining), tonumber(rl.reset)
-    for _ = 1, 10 do
-      local ok, oerr = lim:observe(key, limits, remaining, reset)
-      if ok ~= nil or oerr ~= "locked" then break end
-      ngx.sleep(0.001)
-    end
-  end
-end
-
--- One attempt: limiter, send, feedback.
-local function attempt(self, c, b, op_id, call)
-  if self.limiter then
-    local ok, lerr = wait_turn(self, op_id, call)
-    if not ok then return nil, lerr end
-  end
-  local res, err = perform(self, c, b, op_id)
-  if self.limiter then feedback(self, op_id, res, err) end
-  return res, err
-end
-
 -- t:request(c, req, op_id) -> res | nil, err, then info {attempts, retries, throttled, waited,
--- backoff, stopped}: what c:request(req) and c:info() give with libcurl. Failures are retried
--- by the core's own rule (core.retry_decide: req.safe, req.retry_attempts/retry_max_time over
--- the client's retry option), sleeping with ngx.sleep.
+-- backoff, stopped}: what c:request(req) and c:info() give with libcurl. The core walks the
+-- request's steps (c:begin, call:next: the limiter's answer, waits, retries, when to stop, as
+-- for libcurl); this loop moves the bytes, sleeps with ngx.sleep and asks the shared limiter
+-- store (its limits: this transport's limiter limits, else the request's).
 function _M.request(self, c, req, op_id)
   op_id = op_id or req.operation or "request"
   phase_check(op_id)
-  local b, err = c:build(req)
-  if not b then return nil, err end
-  local r = self.retry or {}
-  local policy = { attempts = req.retry_attempts or r.attempts, max_time = req.retry_max_time or r.max_time,
-                   base = r.base, cap = r.cap }
-  local safe = req.safe
-  if safe == nil then safe = req.method ~= "POST" end
-  local info = { attempts = 0, retries = 0, throttled = 0, waited = 0, backoff = 0 }
-  ngx.update_time()
-  local start = ngx.now()
-  local call = { start = start, max_time = policy.max_time }
+  local lim = self.limiter
+  local call, b = c:begin(req, lim and self.account or false)
+  if not call then return nil, b end
+  local res, err
   while true do
-    local res
-    res, err = attempt(self, c, b, op_id, call)
-    info.attempts = info.attempts + 1
-    if res then return res, nil, info end
-    if err.status == 429 then info.throttled = info.throttled + 1 end
-    if err.kind ~= "http" and err.kind ~= "transport" then return nil, err, info end
-    if err.code == "tls_failed" then   -- a certificate that fails now fails next time too
-      info.stopped = "failure is not transient"
-      return nil, err, info
-    end
-    ngx.update_time()
-    local delay, why = retry_decide {
-      safe = safe, status = err.kind == "http" and err.status or nil,
-      failure = err.kind == "transport" and (err.sent and "maybe_sent" or "not_sent") or nil,
-      attempt = info.attempts, elapsed = ngx.now() - start, retry_after = err.retry_after,
-      random = random(), attempts = policy.attempts, max_time = policy.max_time,
-      base = policy.base, cap = policy.cap,
-    }
-    if not delay then
-      info.stopped = why
-      -- the server's wait outlasts the call: throttled, with its status and text
-      if err.status == 429 and err.retry_after and not fits(call, err.retry_after) then
-        err.kind = "throttled"
+    local step, a1, a2, a3, a4, a5, a6 = call:next()
+    if step == "send" then
+      local status, headers, body = perform(self, b, op_id)
+      if status then
+        res, err = call:answer(status, headers, body)
+      else
+        res, err = nil, headers
+        call:failed(err)
       end
-      return nil, err, info
+    elseif step == "wait" then
+      ngx.sleep(a1)
+    elseif step == "limit" then
+      local wait, lerr = lim:acquire(a1, self.limits[op_id] or a2)
+      if wait ~= nil or lerr ~= "locked" then call:limited(wait, lerr)
+      else ngx.sleep(0.001) end   -- another worker holds the key: ask again
+    elseif step == "feed" then
+      -- a1 key, a2 seconds to block it, a4 RateLimit-Remaining, a5 -Reset; advisory: a key
+      -- kept locked for 10 ms skips the update
+      if a2 then lim:block(a1, a2) end
+      if a4 then
+        for _ = 1, 10 do
+          local ok, oerr = lim:observe(a1, self.limits[op_id] or a3, a4, a5)
+          if ok ~= nil or oerr ~= "locked" then break end
+          ngx.sleep(0.001)
+        end
+      end
+    elseif step == "done" then
+      return res, nil, call:info()
+    elseif a2 then   -- "fail" before an answer: the core's own (the limiter's)
+      return nil, errors.new(a1, op_id, a5, { code = a3, title = a4, retry_after = a6 }), call:info()
+    else              -- "fail" after an answer: its error; a 429 whose wait outlasts the call
+      if a1 == "throttled" then err.kind = a1 end   -- is throttled
+      return nil, err, call:info()
     end
-    info.retries = info.retries + 1
-    info.backoff = info.backoff + delay
-    ngx.sleep(delay)
   end
 end
 

@@ -1,4 +1,4 @@
--- bench/call.lua URL API_KEY N BLOCKS: sequential create_event sends from one process, the
+-- bench/call.lua URL API_KEY N BLOCKS [VARIANTS]: sequential create_event sends from one process, the
 -- client's variants and the plain C libcurl loop (bench_anchor, anchor.h's request) taking
 -- turns in blocks of N requests, so that the machine's load falls on both alike. Each block
 -- pairs one variant with an anchor run next to it (which goes first alternates), and gives
@@ -6,6 +6,7 @@
 --   <variant> <median ratio> <min> <max> <anchor req/s> <variant req/s>
 --   <anchor CPU us/req> <variant CPU us/req>
 -- (rates and CPU time over all its blocks; CPU of this process, os.clock).
+-- VARIANTS, a comma-separated list of the names below, limits the run to those (default: all).
 -- Variants:
 --   call   client:call("create_event", params) through the whole Lua layer (parameter checks,
 --          body encoding, decoding, stats), the limiter on with limits the sink cannot reach;
@@ -19,6 +20,11 @@
 --          {status, body} table or the status as an integer: what no binding of a table body
 --          can do without.
 local url, key, n, blocks = arg[1], arg[2], tonumber(arg[3]), tonumber(arg[4])
+local wanted
+if arg[5] then
+  wanted = {}
+  for name in arg[5]:gmatch("[^,]+") do wanted[name] = true end
+end
 local clock = os.clock
 local now = require("socket").gettime  -- wall clock: the run waits on the network
 local anchor = require "bench_anchor"
@@ -69,6 +75,16 @@ variants[#variants + 1] = { name = "floor", send = function() return floor.send(
 
 assert(anchor.open(url .. "/api/events", key), "bench_anchor: libcurl out of memory")
 
+if wanted then
+  local kept = {}
+  for _, v in ipairs(variants) do
+    if wanted[v.name] then kept[#kept + 1] = v; wanted[v.name] = nil end
+  end
+  local unknown = next(wanted)
+  if unknown then error("bench/call.lua: unknown variant " .. unknown) end
+  variants = kept
+end
+
 -- n requests of one side (the anchor, or a variant v): wall seconds and CPU seconds
 local function run(v)
   local t0, c0 = now(), clock()
@@ -84,9 +100,14 @@ local function run(v)
   return now() - t0, clock() - c0
 end
 
--- warm up: connections, JIT, buffers
-anchor.run(300)
-for _, v in ipairs(variants) do for _ = 1, 300 do v.send() end end
+-- warm up: connections, JIT, buffers (no more than one block's worth each)
+local warm = math.min(300, n)
+if anchor.run(warm) ~= 0 then error("anchor: failed requests while warming up") end
+for _, v in ipairs(variants) do
+  for _ = 1, warm do
+    if not v.send() then error(v.name .. ": a request failed while warming up") end
+  end
+end
 
 for _, v in ipairs(variants) do v.ratios, v.wall, v.cpu, v.awall, v.acpu = {}, 0, 0, 0, 0 end
 for b = 1, blocks do

@@ -52,7 +52,9 @@ static int anchor_stamp(char *body) {
 }
 
 /* A fresh uuid into anchor_body, the body of the handles anchor_handle sets up. */
-static inline int anchor_next_id(void) { return anchor_stamp(anchor_body); }
+static inline int anchor_next_id(void) {
+    return anchor_stamp(anchor_body);
+}
 
 static size_t anchor_discard(char *p, size_t s, size_t n, void *ud) {
     (void)p;
@@ -63,8 +65,7 @@ static size_t anchor_discard(char *p, size_t s, size_t n, void *ud) {
 /* A handle set up to POST the event to url (…/api/events) with key; *hs gets the header list
  * (the caller frees it after the handle).  NULL when libcurl is out of memory. */
 static CURL *anchor_handle(const char *url, const char *key, struct curl_slist **hs) {
-    static const char *const fixed[] = {"Accept: application/vnd.api+json",
-                                        "Content-Type: application/vnd.api+json",
+    static const char *const fixed[] = {"Accept: application/vnd.api+json", "Content-Type: application/vnd.api+json",
                                         "revision: 2026-07-15", "User-Agent: lua-klaviyo/0.1.0"};
     char auth[512];
     struct curl_slist *l = NULL, *t;
@@ -74,7 +75,11 @@ static CURL *anchor_handle(const char *url, const char *key, struct curl_slist *
     snprintf(auth, sizeof auth, "Authorization: Klaviyo-API-Key %s", key);
     for (i = 0; i < sizeof fixed / sizeof *fixed + 2; i++) {
         const char *line = i < 4 ? fixed[i] : i == 4 ? auth : "Expect:";
-        if (!(t = curl_slist_append(l, line))) { curl_slist_free_all(l); curl_easy_cleanup(h); return NULL; }
+        if (!(t = curl_slist_append(l, line))) {
+            curl_slist_free_all(l);
+            curl_easy_cleanup(h);
+            return NULL;
+        }
         l = t;
     }
     curl_easy_setopt(h, CURLOPT_URL, url);

@@ -101,7 +101,10 @@ static int l_run(lua_State *L) {
     while (done < n && !fail) {
         int running, left;
         CURLMsg *msg;
-        if (curl_multi_perform(m, &running) != CURLM_OK) { fail = "curl_multi_perform failed"; break; }
+        if (curl_multi_perform(m, &running) != CURLM_OK) {
+            fail = "curl_multi_perform failed";
+            break;
+        }
         while ((msg = curl_multi_info_read(m, &left))) {
             char *priv;
             slot *s;
@@ -114,8 +117,14 @@ static int l_run(lua_State *L) {
             done++;
             curl_multi_remove_handle(m, s->h);
             if (started < n) { /* the slot's next request, over its connection */
-                if (restamp(s) != 0) { fail = "no random bytes"; break; }
-                if (curl_multi_add_handle(m, s->h) != CURLM_OK) { fail = "curl_multi_add_handle failed"; break; }
+                if (restamp(s) != 0) {
+                    fail = "no random bytes";
+                    break;
+                }
+                if (curl_multi_add_handle(m, s->h) != CURLM_OK) {
+                    fail = "curl_multi_add_handle failed";
+                    break;
+                }
                 started++;
             }
         }

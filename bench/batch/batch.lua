@@ -63,7 +63,8 @@ for b = 1, blocks do
   awall, bwall, acpu, bcpu = awall + aw, bwall + bw, acpu + ac, bcpu + bc
 end
 table.sort(ratios)
-local median = blocks % 2 == 1 and ratios[(blocks + 1) / 2] or (ratios[blocks / 2] + ratios[blocks / 2 + 1]) / 2
+local mid = (blocks + 1) / 2
+local median = blocks % 2 == 1 and ratios[mid] or (ratios[blocks / 2] + ratios[blocks / 2 + 1]) / 2
 local total = n * blocks
-print(("%.3f %.3f %.3f %.0f %.0f %.1f %.1f"):format(median, ratios[1], ratios[blocks], total / awall, total / bwall,
-  acpu * 1e6 / total, bcpu * 1e6 / total))
+print(("%.3f %.3f %.3f %.0f %.0f %.1f %.1f"):format(median, ratios[1], ratios[blocks],
+  total / awall, total / bwall, acpu * 1e6 / total, bcpu * 1e6 / total))

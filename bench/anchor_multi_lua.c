@@ -23,28 +23,19 @@ typedef struct slot {
     char body[sizeof anchor_body];
 } slot;
 
-static char *target_url, *api_key;
-
-static char *copy(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d) memcpy(d, s, n);
-    return d;
-}
+/* kept for the life of the process, beside the module's code */
+static char target_url[2048], api_key[256];
 
 static int l_open(lua_State *L) {
-    const char *url = luaL_checkstring(L, 1), *key = luaL_checkstring(L, 2);
-    if (target_url) return luaL_error(L, "bench_anchor_multi: already open");
+    size_t url_len, key_len;
+    const char *url = luaL_checklstring(L, 1, &url_len), *key = luaL_checklstring(L, 2, &key_len);
+    if (target_url[0]) return luaL_error(L, "bench_anchor_multi: already open");
+    if (url_len == 0 || url_len >= sizeof target_url || key_len >= sizeof api_key)
+        return luaL_error(L, "bench_anchor_multi: url or key empty or too long");
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return luaL_error(L, "bench_anchor_multi: curl_global_init failed");
-    target_url = copy(url);
-    api_key = copy(key);
-    if (!target_url || !api_key) {
-        free(target_url);
-        free(api_key);
-        target_url = api_key = NULL;
-        return luaL_error(L, "bench_anchor_multi: out of memory");
-    }
+    memcpy(target_url, url, url_len + 1);
+    memcpy(api_key, key, key_len + 1);
     return 0;
 }
 
@@ -74,7 +65,7 @@ static int l_run(lua_State *L) {
     const char *fail = NULL;
     CURLM *m;
     slot *slots;
-    if (!target_url) return luaL_error(L, "bench_anchor_multi: open it first");
+    if (!target_url[0]) return luaL_error(L, "bench_anchor_multi: open it first");
     if (n < 1 || conc < 1) return luaL_error(L, "bench_anchor_multi: n and concurrency must be >= 1");
     nslots = conc < n ? conc : n;
     if (!(slots = calloc((size_t)nslots, sizeof *slots))) return luaL_error(L, "bench_anchor_multi: out of memory");

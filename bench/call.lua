@@ -101,8 +101,8 @@ local function run(v)
   return now() - t0, clock() - c0
 end
 
--- warm up: connections, JIT, buffers (no more than one block's worth each)
-local warm = math.min(300, n)
+-- warm up: connections, JIT, buffers (no more than ten blocks' worth each)
+local warm = math.min(300, 10 * n)
 if anchor.run(warm) ~= 0 then error("anchor: failed requests while warming up") end
 for _, v in ipairs(variants) do
   for _ = 1, warm do

@@ -1,6 +1,7 @@
 /*
- * anchor.h - the plain libcurl request that bench/call's anchors send (anchor_lua.c inside the
- * Lua process, core_ab.c beside the C core): the same create_event bytes on the wire as
+ * anchor.h - the plain libcurl request that the benchmarks' anchors send (bench/call's:
+ * anchor_lua.c inside the Lua process, core_ab.c beside the C core; bench/batch's:
+ * anchor_multi_lua.c over libcurl's multi interface): the same create_event bytes on the wire as
  * klaviyo's client sends, i.e. the same headers (including Accept-Encoding: gzip) and body, with
  * a fresh unique_id in every request as the client stamps one; everything else is libcurl's
  * defaults.
@@ -22,14 +23,14 @@ static char anchor_body[] =
     "\"unique_id\":\"00000000-0000-4000-8000-000000000000\"}}}";
 #define ANCHOR_ID_AT (sizeof anchor_body - 1 - 4 - 36) /* before "}}} */
 
-/* A random (version 4) uuid into the body, from a pool of /dev/urandom bytes as the core
- * keeps one; 0, or -1 when no random bytes can be read. */
-static int anchor_next_id(void) {
+/* A random (version 4) uuid into body, a copy of anchor_body, from a pool of /dev/urandom bytes
+ * as the core keeps one; 0, or -1 when no random bytes can be read. */
+static int anchor_stamp(char *body) {
     static unsigned char pool[4096];
     static size_t at = sizeof pool;
     static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
-    char *o = anchor_body + ANCHOR_ID_AT;
+    char *o = body + ANCHOR_ID_AT;
     int i;
     if (at + 16 > sizeof pool) {
         FILE *f = fopen("/dev/urandom", "rb");
@@ -50,6 +51,11 @@ static int anchor_next_id(void) {
     return 0;
 }
 
+/* A fresh uuid into anchor_body, the body of the handles anchor_handle sets up. */
+static inline int anchor_next_id(void) {
+    return anchor_stamp(anchor_body);
+}
+
 static size_t anchor_discard(char *p, size_t s, size_t n, void *ud) {
     (void)p;
     (void)ud;
@@ -59,8 +65,7 @@ static size_t anchor_discard(char *p, size_t s, size_t n, void *ud) {
 /* A handle set up to POST the event to url (…/api/events) with key; *hs gets the header list
  * (the caller frees it after the handle).  NULL when libcurl is out of memory. */
 static CURL *anchor_handle(const char *url, const char *key, struct curl_slist **hs) {
-    static const char *const fixed[] = {"Accept: application/vnd.api+json",
-                                        "Content-Type: application/vnd.api+json",
+    static const char *const fixed[] = {"Accept: application/vnd.api+json", "Content-Type: application/vnd.api+json",
                                         "revision: 2026-07-15", "User-Agent: lua-klaviyo/0.1.0"};
     char auth[512];
     struct curl_slist *l = NULL, *t;
@@ -70,7 +75,11 @@ static CURL *anchor_handle(const char *url, const char *key, struct curl_slist *
     snprintf(auth, sizeof auth, "Authorization: Klaviyo-API-Key %s", key);
     for (i = 0; i < sizeof fixed / sizeof *fixed + 2; i++) {
         const char *line = i < 4 ? fixed[i] : i == 4 ? auth : "Expect:";
-        if (!(t = curl_slist_append(l, line))) { curl_slist_free_all(l); curl_easy_cleanup(h); return NULL; }
+        if (!(t = curl_slist_append(l, line))) {
+            curl_slist_free_all(l);
+            curl_easy_cleanup(h);
+            return NULL;
+        }
         l = t;
     }
     curl_easy_setopt(h, CURLOPT_URL, url);

@@ -19,8 +19,6 @@
  *     Path and query values are strings or numbers: a number in a path must be an integer, in a
  *     query any finite number; either within the 64-bit range when integral.  A string holding
  *     a NUL byte is refused wherever it would reach C (C would cut it short there).
- *   c:prepare(req) -> prepared: req without body, path_params, query, headers, url or safe
- *   c:send(prepared, body, unique_ids, safe) -> as c:request (safe nil: by the method)
  *   c:build(req) -> {method=, url=, headers={{name, value}...}, body=} | nil, err
  *   c:interpret(status, headers, body [, operation]) -> res | nil, err
  *   c:set_access_token(tok) -> true | nil, err;   c:close() (also __gc; idempotent)
@@ -205,72 +203,21 @@ static int push_json(lua_State *L, const kj_doc *d, int n, int depth) {
     return 0;
 }
 
-/* A response's headers become a Lua table only when res.headers is first read: most callers
- * never look, and a table of interned strings per response is a good part of the binding's
- * cost per request.  Until then a copy of them waits in a weak-keyed table.
- *
- * What a request needs from Lua is kept in upvalues shared by the client's methods (found by
- * index: no registry or string-table lookup on the hot path). */
-enum {
-    UV_RESP_MT = 1, /* metatable of responses: __index makes .headers */
-    UV_LAZY,        /* weak-keyed: response -> its lazy_headers */
-    UV_K_STATUS,    /* field names, interned once */
-    UV_K_BODY,
-    UV_K_RATELIMIT,
-    UV_K_BURST,     /* a request's limits */
-    UV_K_STEADY,
-    UV_K_DAILY,
-    UV_PREPARED_MT, /* metatable of c:prepare's requests (how c:send knows one) */
-    UV_CLIENT_MT,   /* metatable of clients (how a method knows its self) */
-    UV_COUNT = UV_CLIENT_MT
-};
-#define UV(i) lua_upvalueindex(i)
-
-/* The userdata at idx if its metatable is the one in upvalue uv, else NULL: for the methods
- * (they all have the UV_* upvalues), without the registry lookup by name that luaL_checkudata
- * makes on every call. */
-static void *udata_of(lua_State *L, int idx, int uv) {
-    void *p = lua_touserdata(L, idx);
-    int same;
-    if (!p || !lua_getmetatable(L, idx)) return NULL;
-    same = lua_rawequal(L, -1, UV(uv));
-    lua_pop(L, 1);
-    return same ? p : NULL;
-}
-
 static lk_client *check_client(lua_State *L) {
-    lk_client *u = udata_of(L, 1, UV_CLIENT_MT);
-    if (!u) luaL_argerror(L, 1, lua_pushfstring(L, MT " expected, got %s", luaL_typename(L, 1)));
+    lk_client *u = lua_touserdata(L, 1);
+    int same = 0;
+    if (u && lua_getmetatable(L, 1)) { /* luaL_checkudata would name a userdata by its __name */
+        luaL_getmetatable(L, MT);
+        same = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+    }
+    if (!same) luaL_argerror(L, 1, lua_pushfstring(L, MT " expected, got %s", luaL_typename(L, 1)));
     if (!u->c) luaL_error(L, "klaviyo.core: client is closed");
     return u;
 }
 
-/* The core keeps a response's headers as one block of "name\0value\0" pairs, in order
- * (response.c, kl_resp_add_header): they are copied with one memcpy. */
-typedef struct lazy_headers {
-    size_t n, len;
-    char block[1]; /* len bytes */
-} lazy_headers;
-
-static void defer_headers(lua_State *L, const kl_response *r) {
-    size_t n = r->n_headers, len = 0;
-    lazy_headers *lh;
-    if (n) {
-        const char *last = r->headers[n - 1].value;
-        len = (size_t)(last + strlen(last) + 1 - r->headers[0].name);
-    }
-    lua_pushvalue(L, -1);
-    lh = lua_newuserdata(L, offsetof(lazy_headers, block) + len);
-    lh->n = n;
-    lh->len = len;
-    if (len) memcpy(lh->block, r->headers[0].name, len);
-    lua_rawset(L, UV(UV_LAZY));
-    lua_pushvalue(L, UV(UV_RESP_MT));
-    lua_setmetatable(L, -2);
-}
-
-/* A header table from a block of n "name\0value\0" pairs; a repeated header keeps its values
- * joined, as HTTP allows (RFC 9110 5.3). */
+/* A header table from a block of n "name\0value\0" pairs (the core keeps a response's headers
+ * so, in order); a repeated header keeps its values joined, as HTTP allows (RFC 9110 5.3). */
 static void push_header_block(lua_State *L, const char *p, size_t n) {
     size_t i;
     lua_createtable(L, 0, (int)n);
@@ -290,25 +237,6 @@ static void push_header_block(lua_State *L, const char *p, size_t n) {
         }
         lua_rawset(L, -3);
     }
-}
-
-/* __index of responses (upvalue 1: the weak table): "headers" -> the table, made once and
- * then stored in the response */
-static int resp_index(lua_State *L) {
-    const lazy_headers *lh;
-    if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "headers") != 0) return 0;
-    lua_pushvalue(L, 1);
-    lua_rawget(L, lua_upvalueindex(1)); /* 3 */
-    lh = lua_touserdata(L, 3);
-    if (!lh) return 0;
-    push_header_block(L, lh->block, lh->n); /* 4 */
-    lua_pushliteral(L, "headers");
-    lua_pushvalue(L, 4);
-    lua_rawset(L, 1);
-    lua_pushvalue(L, 1);
-    lua_pushnil(L);
-    lua_rawset(L, lua_upvalueindex(1));
-    return 1;
 }
 
 static void push_ratelimit(lua_State *L, const kl_response *r) {
@@ -444,24 +372,22 @@ static int push_failure(lua_State *L, kl_client *c) {
     return 2;
 }
 
-/* {status, body [, ratelimit]} with .headers made on first use; needs the UV_* upvalues (only
- * the client's methods call it).  0, or -1 with nothing pushed when the stack has no room. */
+/* {status, headers, body [, ratelimit]}: 0, or -1 with nothing pushed when the stack has no
+ * room. */
 static int push_response(lua_State *L, kl_client *c) {
     const kl_response *r = kl_last_response(c);
     if (!lua_checkstack(L, RESULT_SLOTS)) return -1;
     lua_createtable(L, 0, 4);
-    lua_pushvalue(L, UV(UV_K_STATUS));
     lua_pushinteger(L, (lua_Integer)r->status);
-    lua_rawset(L, -3);
-    lua_pushvalue(L, UV(UV_K_BODY));
+    lua_setfield(L, -2, "status");
     lua_pushlstring(L, r->body, r->body_len);
-    lua_rawset(L, -3);
+    lua_setfield(L, -2, "body");
+    push_header_block(L, r->n_headers ? r->headers[0].name : "", r->n_headers);
+    lua_setfield(L, -2, "headers");
     if (r->has_ratelimit) {
-        lua_pushvalue(L, UV(UV_K_RATELIMIT));
         push_ratelimit(L, r);
-        lua_rawset(L, -3);
+        lua_setfield(L, -2, "ratelimit");
     }
-    defer_headers(L, r);
     return 0;
 }
 
@@ -895,8 +821,7 @@ static int read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *id
             field_type(L, k, LUA_TTABLE);
             dst[0] = &p->r.limit_burst; dst[1] = &p->r.limit_steady; dst[2] = &p->r.limit_daily;
             for (w = 0; w < 3; w++) {
-                lua_pushvalue(L, UV(UV_K_BURST + w));
-                lua_rawget(L, -2);
+                lua_getfield(L, -1, wn[w]);
                 if (!lua_isnil(L, -1)) {
                     double v;
                     if (lua_type(L, -1) != LUA_TNUMBER)
@@ -980,80 +905,6 @@ static int l_request(lua_State *L) {
     parsed p;
     if (read_request(L, &u->s, &p, &u->ids, NULL) != 0) return push_encode_failure(L, &u->s.body, 0);
     return push_sent(L, u->c, kl_send(u->c, &p.r));
-}
-
-/* ---- prepared requests ----------------------------------------------------------------------
- * c:prepare(req) keeps the fixed part of a request that has no path, query or header
- * parameters (operation, method, path, auth, revision, limits, retry) in a userdata, and
- * c:send(prepared, body, unique_ids, safe) sends it with this call's body: reading a request
- * table field by field is a few percent of a whole request (bench/call), and client:call sends
- * most operations this way, the same table shape every time. */
-typedef struct prepared {
-    kl_request r; /* body, safe: per send */
-    char strs[1]; /* the strings r points to, NUL-terminated */
-} prepared;
-
-static size_t size_of(const char *s) { return s ? strlen(s) + 1 : 0; }
-
-static const char *copy_into(char **at, const char *s) {
-    size_t n = size_of(s);
-    char *d = *at;
-    if (!n) return NULL;
-    memcpy(d, s, n);
-    *at += n;
-    return d;
-}
-
-static int l_prepare(lua_State *L) {
-    lk_client *u = check_client(L);
-    parsed p;
-    prepared *pr;
-    char *at;
-    size_t len;
-    if (read_request(L, &u->s, &p, &u->ids, NULL) != 0 || p.r.body)
-        return luaL_error(L, "klaviyo.core: prepare: the body is given to c:send, not to prepare");
-    if (p.r.n_path_params || p.r.n_query || p.r.n_headers || p.r.url)
-        return luaL_error(L, "klaviyo.core: prepare: only a request without path_params, query, headers or url "
-                             "can be prepared");
-    if (p.r.safe != KL_SAFE_AUTO) return luaL_error(L, "klaviyo.core: prepare: safe is given to c:send");
-    len = size_of(p.r.operation) + size_of(p.r.method) + size_of(p.r.path) + size_of(p.r.revision);
-    pr = lua_newuserdata(L, offsetof(prepared, strs) + len + 1); /* + 1: room for strs[1] when len is 0 */
-    pr->r = p.r;
-    at = pr->strs;
-    pr->r.operation = copy_into(&at, p.r.operation);
-    pr->r.method = copy_into(&at, p.r.method);
-    pr->r.path = copy_into(&at, p.r.path);
-    pr->r.revision = copy_into(&at, p.r.revision);
-    lua_pushvalue(L, UV(UV_PREPARED_MT));
-    lua_setmetatable(L, -2);
-    return 1;
-}
-
-/* c:send(prepared, body, unique_ids, safe): body nil, a string (sent as it is) or a table
- * (encoded, with unique_ids stamped into events when unique_ids is true); safe true/false
- * says whether a repeat is harmless (nil: by the method).  Returns what c:request returns. */
-static int l_send(lua_State *L) {
-    lk_client *u = check_client(L);
-    const prepared *pr = udata_of(L, 2, UV_PREPARED_MT);
-    kl_request r;
-    int bt = lua_type(L, 3), ut = lua_type(L, 4), st = lua_type(L, 5), stamp = lua_toboolean(L, 4);
-    if (!pr) return luaL_argerror(L, 2, "expected a request made by c:prepare");
-    if (bt != LUA_TNONE && bt != LUA_TNIL && bt != LUA_TSTRING && bt != LUA_TTABLE)
-        return luaL_argerror(L, 3, "body must be a string, a table or nil");
-    if (ut > LUA_TBOOLEAN) return luaL_argerror(L, 4, "unique_ids must be a boolean or nil");
-    if (st > LUA_TBOOLEAN) return luaL_argerror(L, 5, "safe must be a boolean or nil");
-    r = pr->r;
-    if (st == LUA_TBOOLEAN) r.safe = lua_toboolean(L, 5) ? KL_SAFE_YES : KL_SAFE_NO;
-    if (bt == LUA_TSTRING) {
-        size_t n;
-        r.body = lua_tolstring(L, 3, &n);
-        r.body_len = n;
-    } else if (bt == LUA_TTABLE) {
-        lua_settop(L, 3); /* the body on top, for the encoder */
-        if (encode_request_body(L, &u->s, &r, stamp, &u->ids) != 0)
-            return push_encode_failure(L, &u->s.body, 0);
-    }
-    return push_sent(L, u->c, kl_send(u->c, &r));
 }
 
 static int l_build(lua_State *L) {
@@ -1198,8 +1049,7 @@ typedef struct read_args {
     parsed p;
 } read_args;
 
-/* protected: (read_args*, request table) -> anchor table or nil; a closure with the client
- * methods' UV_* upvalues, which read_request uses */
+/* protected: (read_args*, request table) -> anchor table or nil */
 static int p_read(lua_State *L) {
     read_args *a = lua_touserdata(L, 1);
     if (read_request(L, a->s, &a->p, a->ids, a->pre) != 0) { /* l_batch encoded every body first */
@@ -1215,7 +1065,7 @@ typedef struct batch_ctx {
     lk_scratches *ss;
     lk_bodies *bodies;
     kl_uuid_pool *ids;
-    int reqs, results, anchors, reader; /* stack slots (reader: p_read with the UV_* upvalues) */
+    int reqs, results, anchors, reader; /* stack slots (reader: p_read) */
     char msg[300];              /* why the last request could not be described */
     int no_room;                /* a result found no room on the Lua stack */
 } batch_ctx;
@@ -1306,8 +1156,7 @@ static int l_batch(lua_State *L) {
     b.bodies->n = n;
     luaL_getmetatable(L, BODIES_MT);
     lua_setmetatable(L, -2);
-    for (i = 1; i <= UV_COUNT; i++) lua_pushvalue(L, UV((int)i));
-    lua_pushcclosure(L, p_read, UV_COUNT); /* 8 */
+    lua_pushcfunction(L, p_read); /* 8 */
     for (i = 1; i <= n; i++) {
         lua_rawgeti(L, 2, (int)i);
         if (!lua_istable(L, -1)) return luaL_error(L, "klaviyo.core: batch request %d must be a table", (int)i);
@@ -1453,31 +1302,8 @@ static int l_tostring(lua_State *L) {
     return 1;
 }
 
-/* The UV_* upvalues, in order */
-static void push_method_upvalues(lua_State *L) {
-    lua_newtable(L); /* UV_LAZY */
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_createtable(L, 0, 1); /* UV_RESP_MT */
-    lua_pushvalue(L, -2);
-    lua_pushcclosure(L, resp_index, 1);
-    lua_setfield(L, -2, "__index");
-    lua_insert(L, -2);
-    lua_pushliteral(L, "status");
-    lua_pushliteral(L, "body");
-    lua_pushliteral(L, "ratelimit");
-    lua_pushliteral(L, "burst");
-    lua_pushliteral(L, "steady");
-    lua_pushliteral(L, "daily");
-    lua_createtable(L, 0, 1); /* UV_PREPARED_MT */
-    lua_pushliteral(L, "klaviyo.core.prepared");
-    lua_setfield(L, -2, "__name");
-}
-
 static const luaL_Reg methods[] = {
-    {"request", l_request}, {"prepare", l_prepare}, {"send", l_send}, {"build", l_build},
+    {"request", l_request}, {"build", l_build},
     {"interpret", l_interpret}, {"set_access_token", l_set_access_token}, {"close", l_close}, {"info", l_info},
     {"batch", l_batch}, {NULL, NULL}};
 
@@ -1497,9 +1323,7 @@ int luaopen_klaviyo_core(lua_State *L);
 int luaopen_klaviyo_core(lua_State *L) {
     if (luaL_newmetatable(L, MT)) {
         lua_newtable(L);
-        push_method_upvalues(L);
-        lua_pushvalue(L, -(UV_COUNT + 1)); /* UV_CLIENT_MT: the metatable, below the methods */
-        kl_setfuncs(L, methods, UV_COUNT);
+        kl_setfuncs(L, methods, 0);
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, l_close);
         lua_setfield(L, -2, "__gc");

@@ -41,21 +41,9 @@ local EVENT_KEYS = V.set({ "metric", "service", "profile", "properties", "value"
 -- Room for the JSON:API envelope around an event in a request body.
 local ENVELOPE = 512
 
--- The metric part of an event (`{data = {type = "metric", attributes = {name =, service =}}}`)
--- for each name used, made once: every event of a shop names one of a few metrics, and three
--- tables per event only to be encoded once were a visible part of `tracker:track`. Shared
--- between events, so read-only (nothing changes it: it is encoded as it is). Bounded.
-local metrics, metrics_n = {}, 0
+-- The metric part of an event: `{data = {type = "metric", attributes = {name =, service =}}}`.
 local function metric_of(name, service)
-  if service ~= nil then
-    return { data = { type = "metric", attributes = { name = name, service = service } } }
-  end
-  local m = metrics[name]
-  if m then return m end
-  if metrics_n >= 1000 then metrics, metrics_n = {}, 0 end
-  m = { data = { type = "metric", attributes = { name = name } } }
-  metrics[name], metrics_n = m, metrics_n + 1
-  return m
+  return { data = { type = "metric", attributes = { name = name, service = service } } }
 end
 
 -- Check one event as Klaviyo would judge it, building nothing on the way (tracker:track

@@ -70,23 +70,12 @@ function _M.is_e164(s)
   return digits ~= nil and #digits >= 7 and #digits <= 15
 end
 
--- Addresses found valid are remembered (the same customers come back event after event, and
--- the pattern match was a visible part of the tracker's cost); the memo is bounded.
-local email_ok, email_ok_n = {}, 0
-
 --- Is `s` shaped like an email address (one `@`, a dot in the domain, no spaces)?
 -- Klaviyo answers 400 for malformed addresses; this catches the obvious ones locally.
 function _M.is_email(s)
   if type(s) ~= "string" then return false end
-  if email_ok[s] then return true end
-  if not (#s <= 254 and match(s, "^[^@%s]+@[^@%s%.][^@%s]*%.[^@%s%.][^@%s]*$") ~= nil and
-      not find(s, "%.%.")) then
-    return false
-  end
-  if email_ok_n >= 10000 then email_ok, email_ok_n = {}, 0 end
-  email_ok[s] = true
-  email_ok_n = email_ok_n + 1
-  return true
+  return #s <= 254 and match(s, "^[^@%s]+@[^@%s%.][^@%s]*%.[^@%s%.][^@%s]*$") ~= nil and
+    not find(s, "%.%.")
 end
 
 --- Check a profile reference used by events and subscriptions: at least one identifier,
@@ -289,9 +278,6 @@ local ESC = {}
 for i = 0, 31 do ESC[i] = 5 end
 ESC[8], ESC[9], ESC[10], ESC[12], ESC[13] = 1, 1, 1, 1, 1
 ESC[34], ESC[92], ESC[47], ESC[127] = 1, 1, 1, 5
--- Sizes of short strings are remembered (keys and values repeat event after event, and the
--- pattern search is not compiled by LuaJIT); the memo is bounded.
-local size_memo, size_memo_n = {}, 0
 
 --- Is s well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above
 -- U+10FFFF), as the JSON encoder requires? Runs of ASCII are skipped with one search each.
@@ -328,20 +314,13 @@ local utf8_ok = _M.utf8
 -- The encoded size of string s, or nil when s is not valid UTF-8 (the encoder refuses it):
 -- every string the checks below measure, keys and values, passes here.
 local function string_size(s)
-  local n = size_memo[s]
-  if n then return n end
   if not utf8_ok(s) then return nil end
-  n = #s + 2
+  local n = #s + 2
   if find(s, '[%c"\\/]') then
     for i = 1, #s do
       local extra = ESC[byte(s, i)]
       if extra then n = n + extra end
     end
-  end
-  if #s <= 64 then
-    if size_memo_n >= 10000 then size_memo, size_memo_n = {}, 0 end
-    size_memo[s] = n
-    size_memo_n = size_memo_n + 1
   end
   return n
 end

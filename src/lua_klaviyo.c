@@ -8,9 +8,10 @@
  *             headers={{name, value}}, body=, auth="private"|"public", revision=,
  *             unique_ids=true}
  *     body: JSON text, or a Lua table the core encodes (src/lua_json.c) straight into C memory;
- *     unique_ids: create_event / bulk_create_events events without a unique_id get one in
- *     the encoded bytes (the table is not changed).  A table that cannot be encoded gives
- *     nil, {kind="encode", code="invalid_body", message="<path>: <what>"} and sends nothing.
+ *     unique_ids: every event of the operation (at the places klaviyo.event_layout's STAMP
+ *     names) without a unique_id gets one in the encoded bytes (the table is not changed).
+ *     A table that cannot be encoded gives nil, {kind="encode", code="invalid_body",
+ *     message="<path>: <what>"} and sends nothing.
  *     -> {status=, headers={lowercase=value}, body=, ratelimit={limit=,remaining=,reset=}|nil},
  *        nil, plain (true: sent once, nothing waited: c:info() has nothing to add)
  *      | nil, {kind="http"|"transport"|"refused"|"throttled"|"out_of_memory", status=, code=,

@@ -207,28 +207,51 @@ static void read_pairs(lua_State *L, lk_scratch *u, parsed *p, int *nanch, int i
     else { p->r.headers = *arr; p->r.n_headers = (size_t)n; }
 }
 
-/* Where create_event and bulk_create_events carry each event's attributes. */
-static const char *const EVENT_PATH[] = {"data", "attributes"};
-static const char *const BULK_EVENTS_PATH[] = {"data", "attributes", "events-bulk-create", "data", "*",
-                                               "attributes", "events", "data", "*", "attributes"};
+#define STAMP_KEY "klaviyo.core.stamp" /* registry: klaviyo.event_layout's STAMP */
+#define STAMP_MAX 16                   /* keys in one place */
+
+/* Reads into path the places of operation's events (klaviyo.event_layout's STAMP[operation]:
+ * keys, "*" for every array item), the one source of the event layout; the table is loaded once
+ * and kept in the registry, which keeps its strings alive.  Returns the number of keys, 0 when
+ * the operation carries no events. */
+static int stamp_path(lua_State *L, const char *operation, const char **path) {
+    int n, i;
+    lua_getfield(L, LUA_REGISTRYINDEX, STAMP_KEY);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_getglobal(L, "require");
+        lua_pushliteral(L, "klaviyo.event_layout");
+        lua_call(L, 1, 1);
+        lua_getfield(L, -1, "STAMP");
+        lua_remove(L, -2);
+        if (!lua_istable(L, -1)) return luaL_error(L, "klaviyo.core: klaviyo.event_layout has no STAMP table");
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, STAMP_KEY);
+    }
+    lua_getfield(L, -1, operation);
+    n = lua_istable(L, -1) ? (int)kl_rawlen(L, -1) : 0;
+    if (n > STAMP_MAX) return luaL_error(L, "klaviyo.core: the events of %s lie deeper than %d keys", operation, STAMP_MAX);
+    for (i = 0; i < n; i++) {
+        lua_rawgeti(L, -1, i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "klaviyo.core: STAMP.%s[%d] must be a string", operation, i + 1);
+        path[i] = lua_tostring(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+    return n;
+}
 
 /* Appends the table body at the top of the stack to out, stamping a unique_id into each event
  * without one when asked (operation names the events' place); 0, or -1 with the message in
  * out. */
 int lk_encode_body(lua_State *L, kl_json_out *out, const char *operation, int unique_ids,
-                       kl_uuid_pool *ids) {
+                   kl_uuid_pool *ids) {
+    const char *path[STAMP_MAX];
     kl_json_stamp st, *stp = NULL;
-    if (unique_ids && operation) {
+    if (unique_ids && operation && (st.n = stamp_path(L, operation, path)) > 0) {
+        st.path = path;
         st.pool = ids;
-        if (strcmp(operation, "create_event") == 0) {
-            st.path = EVENT_PATH;
-            st.n = (int)(sizeof EVENT_PATH / sizeof *EVENT_PATH);
-            stp = &st;
-        } else if (strcmp(operation, "bulk_create_events") == 0) {
-            st.path = BULK_EVENTS_PATH;
-            st.n = (int)(sizeof BULK_EVENTS_PATH / sizeof *BULK_EVENTS_PATH);
-            stp = &st;
-        }
+        stp = &st;
     }
     return kl_json_encode_to(L, -1, out, stp);
 }

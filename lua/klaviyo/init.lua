@@ -334,10 +334,7 @@ local function prepare(self, op_id, params, opts, level)
   end
   local req, msg = build(op_id, params)
   if req == nil then error(msg, level) end
-  local has_uids = false
-  if op_id == "create_event" or op_id == "bulk_create_events" then
-    has_uids = unique_ids(op_id, params)
-  end
+  local has_uids = unique_ids(op_id, params)
   req.unique_ids = has_uids   -- the core stamps every event without one (in the bytes only)
   req.safe = safe(op_id, req.method, has_uids, idempotent)
   if retry then req.retry_attempts, req.retry_max_time = retry.attempts, retry.max_time end

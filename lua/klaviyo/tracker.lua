@@ -42,6 +42,7 @@
 local spool_mod = require "klaviyo.tracker.spool"
 local batcher = require "klaviyo.tracker.batcher"
 local events = require "klaviyo.events"
+local layout = require "klaviyo.event_layout"
 local V = require "klaviyo.validate"
 local errors = require "klaviyo.errors"
 local cjson = require("cjson.safe").new()
@@ -186,13 +187,9 @@ function _M:reject(line, err)
   local st = self.counts
   st.rejected = st.rejected + 1
   local entry = cjson.decode(line)
-  local ev = type(entry) == "table" and type(entry.attributes) == "table" and
-    type(entry.attributes.events) == "table" and type(entry.attributes.events.data) == "table" and
-    entry.attributes.events.data[1]
-  local uid = type(ev) == "table" and type(ev.attributes) == "table" and ev.attributes.unique_id
+  local uid = layout.entry_unique_id(entry)
   err.unique_id = uid
-  local p = type(err.pointer) == "string" and
-    err.pointer:match("^/data/attributes/events%-bulk%-create/data/%d+(.*)$")
+  local p = layout.entry_pointer(err.pointer)
   if p then err.entry_pointer = p end
   st.last_rejected = { unique_id = uid, error = batcher.text(err) }
   if self.on_reject then
@@ -332,28 +329,13 @@ function _M:deliver(all)
   return nil, err, "retry"
 end
 
--- A spooled record: one bulk_create_events entry, a profile and its one event, made from a
--- template (the spool writer's encode: the texts as they are, the values between them as
--- JSON, a nil value leaves out its member) with the caller's own tables in it: no table is
--- made per event.
-local TEMPLATE = table.concat({
-  '{"type":"event-bulk-create","attributes":{"profile":{"data":{"type":"profile",' ..
-    '"attributes":',                                                    -- profile attributes
-  ',"id":',                                                             -- profile id
-  '}},"events":{"data":[{"type":"event","attributes":{"properties":',   -- properties
-  ',"metric":{"data":{"type":"metric","attributes":{"name":',           -- metric name
-  ',"service":',                                                        -- service
-  '}}},"time":',                                                        -- time
-  ',"unique_id":',                                                      -- unique_id
-  ',"value":',                                                          -- value
-  ',"value_currency":',                                                 -- value_currency
-  ',"backfill":',                                                       -- backfill
-  '}}]}}}',
-}, "\0")
+-- A spooled record: one bulk_create_events entry made from klaviyo.event_layout's template
+-- (the spool writer's encode) with the caller's own tables in it: no table is made per event.
+local RECORD = layout.RECORD
 local EMPTY = {} -- the properties of an event given none (only ever encoded, never changed)
 
 local function encode(sp, ev, pattrs, props, metric, time, uid)
-  return sp:encode(TEMPLATE, pattrs, ev.profile.id, props or EMPTY, metric, ev.service, time,
+  return sp:encode(RECORD, pattrs, ev.profile.id, props or EMPTY, metric, ev.service, time,
     uid, ev.value, ev.value_currency, ev.backfill)
 end
 

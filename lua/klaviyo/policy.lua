@@ -9,7 +9,7 @@
 -- same consent twice changes nothing); and any call made with `{idempotent = true}`.
 -- Everything else is repeated only when Klaviyo cannot have acted on it (429, 503, a
 -- connection that failed before sending).
-local type, pairs, ipairs, tostring, next = type, pairs, ipairs, tostring, next
+local type, pairs, tostring, next = type, pairs, tostring, next
 local format, floor = string.format, math.floor
 
 local operations = require "klaviyo.operations"

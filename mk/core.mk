@@ -24,7 +24,7 @@ CORE_HDRS := $(wildcard src/*.h)
 CORE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/core/%.o,$(CORE_SRCS))
 # The Lua binding and its JSON encoder (core.encode, and table bodies of c:request).
 LUA_SRCS  := src/lua_klaviyo.c src/lua_client.c src/lua_request.c src/lua_result.c src/lua_batch.c \
-             src/lua_policy.c src/lua_json.c
+             src/lua_policy.c src/lua_json.c src/lua_json_scalar.c
 
 # Lua headers per interpreter: pkg-config first, Debian's include dirs as the fallback.
 lua_inc_lua5.1 := $(or $(shell pkg-config --cflags lua5.1 2>/dev/null),-I/usr/include/lua5.1)

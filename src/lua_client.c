@@ -42,20 +42,10 @@ static const char *opt_string(lua_State *L, int t, const char *k, const char **n
     return s;
 }
 
-static long opt_ms(lua_State *L, int t, const char *k) {
-    double v;
-    lua_getfield(L, t, k);
-    if (lua_isnil(L, -1)) { lua_pop(L, 1); return 0; }
-    if (lua_type(L, -1) != LUA_TNUMBER)
-        luaL_error(L, "klaviyo.core.new: option %s must be a number of seconds, got %s", k, luaL_typename(L, -1));
-    v = lua_tonumber(L, -1);
-    lua_pop(L, 1);
-    if (!(v > 0) || v > 86400.0) luaL_error(L, "klaviyo.core.new: option %s must be > 0 and <= 86400 seconds", k);
-    v = v * 1000.0;
-    return v < 1 ? 1 : (long)v;
-}
-
-static double opt_number(lua_State *L, int t, const char *k, double lo, double hi) {
+/* A number option read into C: only what the conversion needs is checked here (the type, and
+ * a range the C field can hold); what a setting may be is the core's to refuse (kl_new answers
+ * nil, err), and klaviyo.new checks it for Lua users first. */
+static double opt_number(lua_State *L, int t, const char *k) {
     double v;
     lua_getfield(L, t, k);
     if (lua_isnil(L, -1)) { lua_pop(L, 1); return 0; }
@@ -63,8 +53,23 @@ static double opt_number(lua_State *L, int t, const char *k, double lo, double h
         luaL_error(L, "klaviyo.core.new: option %s must be a number, got %s", k, luaL_typename(L, -1));
     v = lua_tonumber(L, -1);
     lua_pop(L, 1);
-    if (!(v >= lo && v <= hi)) luaL_error(L, "klaviyo.core.new: option %s must be in [%f, %f]", k, lo, hi);
     return v;
+}
+
+/* A timeout in seconds as the core's milliseconds: within a day, so that the long holds it. */
+static long opt_ms(lua_State *L, int t, const char *k) {
+    double v = opt_number(L, t, k);
+    if (v == 0) return 0;
+    if (!(v > 0) || v > 86400.0) luaL_error(L, "klaviyo.core.new: option %s must be > 0 and <= 86400 seconds", k);
+    v = v * 1000.0;
+    return v < 1 ? 1 : (long)v;
+}
+
+/* A count for an int field. */
+static int opt_count(lua_State *L, int t, const char *k) {
+    double v = opt_number(L, t, k);
+    if (!(v >= 0 && v <= 1000000)) luaL_error(L, "klaviyo.core.new: option %s must be in 0..1000000", k);
+    return (int)v;
 }
 
 static const char *const new_options[] = {"base_url", "api_key", "access_token", "public_key", "revision",
@@ -115,11 +120,11 @@ int kl_lua_new(lua_State *L) {
     o.limiter_prefix = opt_string(L, 1, "limiter_prefix", &nul);
     o.limiter_script = opt_string(L, 1, "limiter_script", &nul);
     o.account = opt_string(L, 1, "account", &nul);
-    o.limiter_safety = opt_number(L, 1, "limiter_safety", 0, 1);
-    o.retry_attempts = (int)opt_number(L, 1, "retry_attempts", 0, 100);
-    o.retry_max_time = opt_number(L, 1, "retry_max_time", 0, 86400);
-    o.retry_base = opt_number(L, 1, "retry_base", 0, 3600);
-    o.retry_cap = opt_number(L, 1, "retry_cap", 0, 86400);
+    o.limiter_safety = opt_number(L, 1, "limiter_safety");
+    o.retry_attempts = opt_count(L, 1, "retry_attempts");
+    o.retry_max_time = opt_number(L, 1, "retry_max_time");
+    o.retry_base = opt_number(L, 1, "retry_base");
+    o.retry_cap = opt_number(L, 1, "retry_cap");
     if (nul) {
         int cred = strcmp(nul, "api_key") == 0 || strcmp(nul, "access_token") == 0 || strcmp(nul, "public_key") == 0;
         return lk_push_nul_refused(L, cred ? "invalid_credential" : "invalid_option", nul);

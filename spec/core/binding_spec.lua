@@ -313,6 +313,16 @@ describe("klaviyo.core", function()
     ok:close()
   end)
 
+  it("leaves what a setting may be to the core: nil, err, not a raise", function()
+    for _, o in ipairs { { limiter_safety = 2 }, { limiter_safety = 0 / 0 }, { retry_base = -1 },
+                         { retry_max_time = 0 / 0 } } do
+      o.api_key = "pk_x"
+      local cl, err = core.new(o)
+      assert.is_nil(cl)
+      assert.same({ "refused", "invalid_option" }, { err.kind, err.code })
+    end
+  end)
+
   it("raises on misuse", function()
     assert.has_error(function() core.new { api_kye = "x" } end, "klaviyo.core.new: unknown option api_kye")
     assert.has_error(function() core.new { api_key = 1 } end)

@@ -325,10 +325,8 @@ local function string_size(s)
   return n
 end
 
--- Digits of an integer are counted, not printed (a string per number of every event only to
--- take its length was a visible part of tracker:track), by comparisons rather than a loop (a
--- short loop inside every track cost LuaJIT more than the count); other numbers as %.14g
--- writes them.
+-- Digits of an integer are counted by comparisons, without making a string only to take its
+-- length; other numbers as %.14g writes them.
 local function digits(a) -- 0 <= a < 1e15
   if a < 1e8 then
     if a < 1e4 then
@@ -381,8 +379,8 @@ end
 
 local walk_table
 
--- The walk behind `value`: a plain recursive function (not a closure made per call, which
--- LuaJIT cannot compile) that builds no JSON pointer until something fails: on failure it
+-- The walk behind `value`: a plain recursive function that builds no JSON pointer until
+-- something fails: on failure it
 -- returns the pointer of the bad value relative to `x`, and each level prepends its key.
 local function walk(x, depth, seen, max_str, max_items, max_depth)
   local tx = type(x)
@@ -473,8 +471,8 @@ local STRING_BYTES, ARRAY_ITEMS, DEPTH = LIMITS.string_bytes, LIMITS.array_items
 -- when there is anything to say about it (the full walk then says what). Scalars, the usual
 -- members, are measured inline; tables go through `walk`, which leaves entries in seen_set
 -- when it fails (the caller starts a new set then). The object itself is not put in
--- seen_set (a new key in it for every event made LuaJIT rehash it over and over): a cycle
--- back to it is still found, one level further down, and then the full walk reports it.
+-- seen_set: a cycle back to it is still found, one level further down, and then the full
+-- walk reports it.
 local function member_size(k, v)
   if type(k) ~= "string" then return nil end
   local tv = type(v)

@@ -50,7 +50,7 @@ local cjson = require("cjson.safe").new()
 local type, pairs, tostring, error, pcall, setmetatable, getmetatable, next = type, pairs,
   tostring, error, pcall, setmetatable, getmetatable, next
 
-local format, gsub, sub, floor = string.format, string.gsub, string.sub, math.floor
+local format, gsub, floor = string.format, string.gsub, math.floor
 local check = events.check
 
 local _M = { _VERSION = "0.1.0" }
@@ -339,24 +339,10 @@ local function encode(sp, ev, pattrs, props, metric, time, uid)
     uid, ev.value, ev.value_currency, ev.backfill)
 end
 
--- ISO 8601 times to the millisecond, as V.iso writes them: the part to the second is made
--- once a second, and a millisecond adds one of these suffixes (no string formatting per
--- event; "+00:00" alone when the millisecond is 0, as V.iso leaves it out then).
-local MS = { [0] = "+00:00" }
-for i = 1, 999 do MS[i] = format(".%03d+00:00", i) end
-
--- The ISO 8601 text of epoch seconds `t` to the millisecond (as V.iso(ms / 1000) writes it),
--- remembered in `cache` for the rest of its millisecond and its second.
-local function stamp(cache, t)
-  local ms = floor(t * 1000)
-  if ms ~= cache.iso_ms then
-    local sec = floor(ms / 1000)
-    if sec ~= cache.iso_sec then
-      cache.iso_sec, cache.iso_base = sec, sub(V.iso(sec), 1, -7)
-    end
-    cache.iso_ms, cache.iso = ms, cache.iso_base .. MS[ms - sec * 1000]
-  end
-  return cache.iso
+-- The ISO 8601 text of epoch seconds `t` cut to the millisecond, as V.iso writes it (the
+-- first argument, the tracker, is not used).
+local function stamp(_, t)
+  return V.iso(floor(t * 1000) / 1000)
 end
 _M.stamp = stamp -- @local (for the specs)
 

@@ -105,6 +105,14 @@ int kl_json_fail(enc *e, int nlevels, const char *msg)
     return -1;
 }
 
+int kl_json_refuse(enc *e, int nlevels, const char *code, long long num, const char *msg)
+{
+    e->code = code;
+    e->num = num;
+    e->levels = nlevels;
+    return kl_json_fail(e, nlevels, msg);
+}
+
 /* ---- containers ---- */
 
 static int encode_value(enc *e, int idx);
@@ -130,7 +138,8 @@ static int table_kind(enc *e, int idx)
     }
     lua_pop(L, 2);
     if (kind < 0)
-        return kl_json_fail(e, e->depth, "metatable field __jsontype must be \"array\", \"object\" or \"null\"");
+        return kl_json_refuse(e, e->depth, "jsontype", 0,
+                              "metatable field __jsontype must be \"array\", \"object\" or \"null\"");
     return kind;
 }
 
@@ -159,7 +168,8 @@ static int bad_key(enc *e, int keyidx)
     else
         snprintf(msg, sizeof msg, "%s key cannot be encoded as JSON (object keys are strings)",
                  lua_typename(e->L, t));
-    return kl_json_fail(e, e->depth, msg);
+    e->what = lua_typename(e->L, t);
+    return kl_json_refuse(e, e->depth, t == LUA_TNUMBER ? "key_number" : "key_type", 0, msg);
 }
 
 /* Is the object being opened (frame depth - 1) at the stamp path? */
@@ -207,7 +217,7 @@ static int encode_object(enc *e, int idx, int kind, int ktype)
         if (t != LUA_TSTRING) {
             if (t == LUA_TNUMBER && key_index(L, -2)) {
                 e->depth--;
-                return kl_json_fail(e, e->depth, kind == KIND_OBJECT
+                return kl_json_refuse(e, e->depth, "mixed", 0, kind == KIND_OBJECT
                     ? "table marked as object has an array (number) key"
                     : "table mixes array (number) and object (string) keys");
             }
@@ -221,7 +231,7 @@ static int encode_object(enc *e, int idx, int kind, int ktype)
         if (!first) putc_(e, ',');
         first = 0;
         if (kl_json_put_string(e, k, klen) < 0)
-            return kl_json_fail(e, e->depth, "key is not valid UTF-8");
+            return kl_json_refuse(e, e->depth, "key_utf8", 0, "key is not valid UTF-8");
         putc_(e, ':');
         if (encode_value(e, vidx) < 0) return -1;
         lua_settop(L, vidx - 1);
@@ -247,7 +257,7 @@ static int encode_array(enc *e, int idx, int kind)
         if (lua_type(L, -1) != LUA_TNUMBER || (k = key_index(L, -1)) == 0) {
             if (lua_type(L, -1) == LUA_TSTRING) {
                 e->depth--;
-                return kl_json_fail(e, e->depth, kind == KIND_ARRAY
+                return kl_json_refuse(e, e->depth, "mixed", 0, kind == KIND_ARRAY
                     ? "table marked as array has a string key"
                     : "table mixes array (number) and object (string) keys");
             }
@@ -262,7 +272,11 @@ static int encode_array(enc *e, int idx, int kind)
         snprintf(msg, sizeof msg, "sparse array (%lld values, largest index %lld) cannot be "
                  "encoded as JSON", count, max);
         e->depth--;
-        return kl_json_fail(e, e->depth, msg);
+        return kl_json_refuse(e, e->depth, "sparse", max, msg);
+    }
+    if (e->max_items && count > e->max_items) {
+        e->depth--;
+        return kl_json_refuse(e, e->depth, "items", count, "array over the item limit");
     }
     f->key = NULL;
     putc_(e, '[');
@@ -287,16 +301,16 @@ static int encode_table(enc *e, int idx)
     if (e->depth >= e->max_depth) {
         char msg[96];
         snprintf(msg, sizeof msg, "nested deeper than max_depth (%d) levels", e->max_depth);
-        return kl_json_fail(e, e->depth, msg);
+        return kl_json_refuse(e, e->depth, "depth", e->max_depth, msg);
     }
     self = lua_topointer(L, idx);
     for (i = 0; i < e->depth; i++)
         if (e->frames[i].table == self)
-            return kl_json_fail(e, e->depth, "table contains itself (cycle) and cannot be encoded as JSON");
+            return kl_json_refuse(e, e->depth, "cycle", 0, "table contains itself (cycle) and cannot be encoded as JSON");
     /* each level holds a key and a value (and table_kind 2 more for a moment): room for the
      * next 8 levels is made every 8 levels, not at each table */
     if ((e->depth & 7) == 0 && !lua_checkstack(L, 2 * 8 + 4))
-        return kl_json_fail(e, e->depth, "nested too deep for the Lua stack");
+        return kl_json_refuse(e, e->depth, "stack", 0, "nested too deep for the Lua stack");
     e->frames[e->depth].table = self;
     e->frames[e->depth].key = NULL;
     e->frames[e->depth].index = 0;
@@ -337,18 +351,22 @@ static int encode_value(enc *e, int idx)
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
-        if (kl_json_put_string(e, s, n) < 0) return kl_json_fail(e, e->depth, "string is not valid UTF-8");
+        if (e->max_string && n > e->max_string)
+            return kl_json_refuse(e, e->depth, "string", (long long)n, "string over the size limit");
+        if (kl_json_put_string(e, s, n) < 0) return kl_json_refuse(e, e->depth, "utf8", 0, "string is not valid UTF-8");
         return 0;
     }
     case LUA_TTABLE:
         return encode_table(e, idx);
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == NULL) { put(e, "null", 4); return 0; }
-        return kl_json_fail(e, e->depth, "lightuserdata other than cjson.null cannot be encoded as JSON");
+        e->what = "lightuserdata";
+        return kl_json_refuse(e, e->depth, "type", 0, "lightuserdata other than cjson.null cannot be encoded as JSON");
     default: {
         char msg[96];
-        snprintf(msg, sizeof msg, "%s cannot be encoded as JSON", lua_typename(L, lua_type(L, idx)));
-        return kl_json_fail(e, e->depth, msg);
+        e->what = lua_typename(L, lua_type(L, idx));
+        snprintf(msg, sizeof msg, "%s cannot be encoded as JSON", e->what);
+        return kl_json_refuse(e, e->depth, "type", 0, msg);
     }
     }
 }
@@ -379,33 +397,105 @@ static int read_max_depth(lua_State *L)
     return max_depth;
 }
 
+/* The encoder over the value at idx, its output growing into the Lua stack slot bufslot;
+ * frames on the C stack (inline) unless max_depth needs more. */
+static int run(lua_State *L, enc *e, frame *inline_frames, int idx, int bufslot)
+{
+    e->L = L;
+    e->buf = e->inline_buf;
+    e->len = 0;
+    e->cap = sizeof e->inline_buf;
+    e->bufslot = bufslot;
+    e->out = NULL;
+    e->stamp = NULL;
+    e->depth = 0;
+    e->code = e->what = NULL;
+    e->num = 0;
+    e->levels = 0;
+    if (e->max_depth <= INLINE_DEPTH)
+        e->frames = inline_frames;
+    else
+        e->frames = (frame *)lua_newuserdata(L, sizeof(frame) * (size_t)e->max_depth);
+    return encode_value(e, idx);
+}
+
 int kl_lua_encode(lua_State *L)
 {
     enc e;
     frame inline_frames[INLINE_DEPTH];
     luaL_checkany(L, 1);
     e.max_depth = read_max_depth(L);
+    e.max_string = 0;
+    e.max_items = 0;
     lua_settop(L, 2);
     lua_pushnil(L);                       /* slot 3: owner of the grown buffer */
-    e.L = L;
-    e.buf = e.inline_buf;
-    e.len = 0;
-    e.cap = sizeof e.inline_buf;
-    e.bufslot = 3;
-    e.out = NULL;
-    e.stamp = NULL;
-    e.depth = 0;
-    if (e.max_depth <= INLINE_DEPTH)
-        e.frames = inline_frames;
-    else
-        e.frames = (frame *)lua_newuserdata(L, sizeof(frame) * (size_t)e.max_depth);
-    if (encode_value(&e, 1) < 0) {   /* the buffer holds the message */
+    if (run(L, &e, inline_frames, 1, 3) < 0) {   /* the buffer holds the message */
         lua_pushnil(L);
         lua_pushlstring(L, e.buf, e.len);
         return 2;
     }
     lua_pushlstring(L, e.buf, e.len);
     return 1;
+}
+
+/* A limit argument of core.measure: nil for none, else an integer from 1. */
+static double limit_arg(lua_State *L, int i, double hi)
+{
+    double v;
+    if (lua_isnoneornil(L, i)) return 0;
+    v = luaL_checknumber(L, i);
+    if (!(v >= 1 && v <= hi) || v != (double)(long long)v) luaL_argerror(L, i, "limit must be an integer from 1");
+    return v;
+}
+
+int kl_lua_measure(lua_State *L)
+{
+    enc e;
+    frame inline_frames[INLINE_DEPTH];
+    char tmp[32];
+    int i;
+    luaL_checkany(L, 1);
+    e.max_string = (size_t)limit_arg(L, 2, 1e15);
+    e.max_items = (long long)limit_arg(L, 3, 1e15);
+    e.max_depth = (int)limit_arg(L, 4, KL_JSON_MAX_DEPTH_LIMIT);
+    if (!e.max_depth) e.max_depth = KL_JSON_MAX_DEPTH_LIMIT;
+    lua_settop(L, 4);
+    lua_pushnil(L);                       /* slot 5: owner of the grown buffer */
+    if (run(L, &e, inline_frames, 1, 5) == 0) {
+        lua_pushinteger(L, (lua_Integer)e.len);
+        return 1;
+    }
+    if (!e.code) { /* out of random bytes and the like: not the value's fault */
+        lua_pushlstring(L, e.buf, e.len);
+        return lua_error(L);
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, e.code);
+    luaL_checkstack(L, 4, "core.measure");
+    lua_pushliteral(L, "");
+    for (i = 0; i < e.levels; i++) { /* the JSON pointer, one token a level */
+        const frame *f = &e.frames[i];
+        lua_pushliteral(L, "/");
+        if (f->key) {
+            const char *k = f->key, *end = f->key + f->keylen, *c;
+            luaL_Buffer b;
+            luaL_buffinit(L, &b);
+            for (c = k; c < end; c++) {
+                if (*c == '~') luaL_addstring(&b, "~0");
+                else if (*c == '/') luaL_addstring(&b, "~1");
+                else luaL_addchar(&b, *c);
+            }
+            luaL_pushresult(&b);
+        } else {
+            snprintf(tmp, sizeof tmp, "%lld", f->index - 1);
+            lua_pushstring(L, tmp);
+        }
+        lua_concat(L, 3);
+    }
+    lua_pushnumber(L, (lua_Number)e.num);
+    if (e.what) lua_pushstring(L, e.what);
+    else lua_pushnil(L);
+    return 5;
 }
 
 int kl_json_encode_to(lua_State *L, int idx, kl_json_out *out, const kl_json_stamp *stamp)
@@ -433,6 +523,9 @@ int kl_json_encode_to(lua_State *L, int idx, kl_json_out *out, const kl_json_sta
     e.frames = frames;
     e.depth = 0;
     e.max_depth = KL_JSON_DEFAULT_MAX_DEPTH;
+    e.max_string = 0;
+    e.max_items = 0;
+    e.code = e.what = NULL;
     rc = encode_value(&e, idx);
     out->len = e.len;
     lua_settop(L, top);

@@ -33,6 +33,14 @@ typedef struct {
     const kl_json_stamp *stamp;
     frame *frames;
     int depth, max_depth;
+    /* limits of core.measure (0: none), and what it refused: a word for the caller to put
+     * into its own message, a number that goes with it, and how many levels of the path
+     * lead to the refused value (NULL code: not refused) */
+    size_t max_string;
+    long long max_items;
+    const char *code, *what;
+    long long num;
+    int levels;
     char inline_buf[INLINE_BUF];
 } enc;
 
@@ -59,6 +67,8 @@ static inline void putc_(enc *e, char c)
 
 /* Writes "<path of the first nlevels children>: <msg>" over the output; returns -1. */
 int kl_json_fail(enc *e, int nlevels, const char *msg);
+/* kl_json_fail, keeping code and num for core.measure. */
+int kl_json_refuse(enc *e, int nlevels, const char *code, long long num, const char *msg);
 /* The number at idx as JSON: 0, or -1 (NaN, infinities) after kl_json_fail. */
 int kl_json_put_number(enc *e, int idx);
 /* str as a JSON string: 0, or -1 when it is not valid UTF-8 (nothing reported). */

@@ -58,8 +58,8 @@ int kl_json_put_number(enc *e, int idx)
     }
 #endif
     d = (double)lua_tonumber(e->L, idx);
-    if (isnan(d)) return kl_json_fail(e, e->depth, "NaN cannot be encoded as JSON");
-    if (isinf(d)) return kl_json_fail(e, e->depth, d > 0 ? "inf cannot be encoded as JSON"
+    if (isnan(d)) return kl_json_refuse(e, e->depth, "nan", 0, "NaN cannot be encoded as JSON");
+    if (isinf(d)) return kl_json_refuse(e, e->depth, "inf", 0, d > 0 ? "inf cannot be encoded as JSON"
                                                  : "-inf cannot be encoded as JSON");
     /* Integral values print as exact digits (Lua 5.1 has no integer type, and
      * "5" reads better than "5.0" to Klaviyo's validators). */

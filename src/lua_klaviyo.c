@@ -64,6 +64,7 @@ static const luaL_Reg funcs[] = {
     {"account_key", kl_lua_account_key},
     {"duration", kl_lua_duration},
     {"encode", kl_lua_encode},
+    {"measure", kl_lua_measure},
     {"spool_writer", kl_lua_spool_writer}, {"fsync_path", kl_lua_fsync_path},
     {"spool_lock", kl_lua_spool_lock}, {"spool_check", kl_lua_spool_check},
     {"spool_trailer", kl_lua_spool_trailer},

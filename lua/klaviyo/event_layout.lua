@@ -18,17 +18,20 @@ local STAMP = {
 _M.STAMP = STAMP
 
 -- Does every place of path (from key i on) under v hold a table? An empty array holds none.
+-- A loop over the keys; only a "*" goes down once per item.
 local function reaches(v, path, i)
-  if type(v) ~= "table" then return false end
-  local k = path[i]
-  if k == nil then return true end
-  if k == "*" then
-    for _, item in ipairs(v) do
-      if not reaches(item, path, i + 1) then return false end
+  for j = i, #path do
+    if type(v) ~= "table" then return false end
+    local k = path[j]
+    if k == "*" then
+      for _, item in ipairs(v) do
+        if not reaches(item, path, j + 1) then return false end
+      end
+      return true
     end
-    return true
+    v = v[k]
   end
-  return reaches(v[k], path, i + 1)
+  return type(v) == "table"
 end
 
 -- Will every event of this call's body carry a unique_id once sent (op_id names an operation

@@ -14,10 +14,8 @@
 -- Variants:
 --   call   client:call("create_event", params) through the whole Lua layer (parameter checks,
 --          body encoding, decoding, stats), the limiter on with limits the sink cannot reach;
---   send   (only where the binding has c:prepare) c:send(prepared, body, true, true), the
---          request prepared once with the limits, the table body encoded and stamped with a
---          unique_id by the core;
---   table  the same through c:request and a request table (read field by field every time);
+--   table  the binding as client:call uses it: c:request and a request table, the table body
+--          encoded and stamped with a unique_id by the core, the limiter on;
 --   core   c:request with pre-encoded bytes, no limiter;
 --   floor_table, floor   bench_floor (floor_lua.c): the table body encoded and stamped by the
 --          core's encoder and sent by kl_send from a request fixed in C, the answer a fresh
@@ -51,14 +49,6 @@ do
   local params = { body = body }
   variants[#variants + 1] = { name = "call",
                               send = function() return client:call("create_event", params) end }
-end
-local probe = assert(core.new{ base_url = url, api_key = key })
-if probe.prepare then
-  local c = probe
-  local prepared = c:prepare{ operation = "create_event", method = "POST", path = "/api/events",
-                              auth = "private", limits = limits }
-  variants[#variants + 1] = { name = "send",
-                              send = function() return c:send(prepared, body, true, true) end }
 end
 do
   local c = assert(core.new{ base_url = url, api_key = key })

@@ -22,9 +22,10 @@ CORE_SRCS := $(addprefix src/,buf.c url.c client.c request.c json_read.c respons
 HIREDIS_LIBS := -lhiredis
 CORE_HDRS := $(wildcard src/*.h)
 CORE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/core/%.o,$(CORE_SRCS))
-# The Lua binding, its JSON encoder (core.encode, and table bodies of c:request) and a
-# request's steps for drivers in Lua (lua_call.c).
-LUA_SRCS  := src/lua_klaviyo.c src/lua_json.c src/lua_call.c
+# The Lua binding (lua_klaviyo.c opens it; one file a job), its JSON encoder (core.encode, and
+# table bodies of c:request) and a request's steps for drivers in Lua (lua_call.c).
+LUA_SRCS  := src/lua_klaviyo.c src/lua_client.c src/lua_request.c src/lua_result.c src/lua_batch.c \
+             src/lua_policy.c src/lua_json.c src/lua_json_scalar.c src/lua_call.c
 
 # Lua headers per interpreter: pkg-config first, Debian's include dirs as the fallback.
 lua_inc_lua5.1 := $(or $(shell pkg-config --cflags lua5.1 2>/dev/null),-I/usr/include/lua5.1)
@@ -122,7 +123,7 @@ $(BUILD)/fuzz/fuzz_core: spec/c/fuzz_core.c $(SAN_SRCS) $(CORE_HDRS) mk/core.mk 
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $(CURL_CFLAGS) -Isrc -I$(BUILD)/gen $< $(SAN_SRCS) -o $@ $(CURL_LIBS) $(HIREDIS_LIBS)
 
-# the whole binding, as core.so links it (the spool files: the tracker's part, which it registers)
+# the whole binding, as core.so links it (lua_spool*.c, spool_record.c: the tracker's part)
 FUZZ_LUA_SRCS = $(sort $(LUA_SRCS) src/lua_spool.c src/lua_spool_lock.c src/spool_record.c)
 $(BUILD)/fuzz/fuzz_binding: spec/c/fuzz_binding.c $(SAN_SRCS) $(FUZZ_LUA_SRCS) $(CORE_HDRS) mk/core.mk \
                             $(REDIS_GEN_H)

@@ -13,7 +13,7 @@
  * The encoder never raises for bad data: it unwinds with -1 and the entry
  * points return nil, msg (or -1 with the message in the output).
  */
-#include "lua_json.h"
+#include "lua_json_enc.h"
 
 #include <lauxlib.h>
 #include <math.h>
@@ -22,34 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INLINE_BUF   1024   /* most Klaviyo bodies fit here: no allocation */
-#define INLINE_DEPTH 128    /* frames for max_depth <= this live on the C stack */
-#define MAX_PATH_SHOWN 240  /* longer paths in error messages are cut in the middle */
-
-/* One open table: its identity (cycle check) and the child being encoded
- * (path for error messages). */
-typedef struct {
-    const void *table;
-    const char *key;     /* string key of the current child, or NULL */
-    size_t keylen;
-    long long index;     /* 1-based array index of the current child */
-} frame;
-
-typedef struct {
-    lua_State *L;
-    char *buf;
-    size_t len, cap;
-    int bufslot;         /* stack slot owning buf once it left inline_buf */
-    kl_json_out *out;    /* or: buf is out->p, grown with realloc */
-    const kl_json_stamp *stamp;
-    frame *frames;
-    int depth, max_depth;
-    char inline_buf[INLINE_BUF];
-} enc;
-
 /* ---- output buffer ---- */
 
-static void grow(enc *e, size_t need)
+void kl_json_grow(enc *e, size_t need)
 {
     size_t cap = e->cap * 2;
     char *nb;
@@ -68,24 +43,6 @@ static void grow(enc *e, size_t need)
     e->cap = cap;
 }
 
-static inline void reserve(enc *e, size_t need)
-{
-    if (e->cap - e->len < need) grow(e, need);
-}
-
-static inline void put(enc *e, const char *s, size_t n)
-{
-    reserve(e, n);
-    memcpy(e->buf + e->len, s, n);
-    e->len += n;
-}
-
-static inline void putc_(enc *e, char c)
-{
-    reserve(e, 1);
-    e->buf[e->len++] = c;
-}
-
 /* ---- error messages with the path of the offending value ---- */
 
 static int is_ident(const char *s, size_t n)
@@ -102,7 +59,7 @@ static int is_ident(const char *s, size_t n)
 
 /* Writes "<path of the first nlevels children>: <msg>" over the output (which is
  * abandoned on error) and returns -1. Very long paths keep their two ends. */
-static int fail(enc *e, int nlevels, const char *msg)
+int kl_json_fail(enc *e, int nlevels, const char *msg)
 {
     char tmp[32];
     size_t path_len;
@@ -148,225 +105,12 @@ static int fail(enc *e, int nlevels, const char *msg)
     return -1;
 }
 
-/* ---- scalars ---- */
-
-static void put_int(enc *e, long long v)
+int kl_json_refuse(enc *e, int nlevels, const char *code, long long num, const char *msg)
 {
-    char tmp[24];
-    char *p = tmp + sizeof tmp;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do { *--p = (char)('0' + u % 10); u /= 10; } while (u);
-    if (v < 0) *--p = '-';
-    put(e, p, (size_t)(tmp + sizeof tmp - p));
-}
-
-/* Prices and quantities (9.99, 0.5, 1234.56): the fewest decimals, up to 6, whose value
- * m / 10^k is exactly d. m and 10^k are exact doubles and the division is correctly rounded,
- * so reading the decimal back gives d; no printf/strtod round trip. 0 when d is not one. */
-static int put_short_decimal(enc *e, double d)
-{
-    static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
-    static const long long ip10[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
-    double a = d < 0 ? -d : d;
-    int k, i;
-    if (!(a < 1e9)) return 0;
-    for (k = 1; k <= 6; k++) {
-        double m = floor(a * p10[k] + 0.5);
-        if (m / p10[k] == a) {
-            long long mm = (long long)m, ip = mm / ip10[k], fp = mm % ip10[k];
-            char frac[8];
-            if (d < 0) putc_(e, '-');
-            put_int(e, ip);
-            for (i = k - 1; i >= 0; i--) { frac[i] = (char)('0' + fp % 10); fp /= 10; }
-            putc_(e, '.');
-            put(e, frac, (size_t)k);
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static int put_number(enc *e, int idx)
-{
-    double d;
-    char tmp[40];
-    int prec, n, i, dot = 0;
-#if LUA_VERSION_NUM >= 503
-    if (lua_isinteger(e->L, idx)) {
-        put_int(e, (long long)lua_tointeger(e->L, idx));
-        return 0;
-    }
-#endif
-    d = (double)lua_tonumber(e->L, idx);
-    if (isnan(d)) return fail(e, e->depth, "NaN cannot be encoded as JSON");
-    if (isinf(d)) return fail(e, e->depth, d > 0 ? "inf cannot be encoded as JSON"
-                                                 : "-inf cannot be encoded as JSON");
-    /* Integral values print as exact digits (Lua 5.1 has no integer type, and
-     * "5" reads better than "5.0" to Klaviyo's validators). */
-    if (d > -9223372036854775808.0 && d < 9223372036854775808.0 && (double)(long long)d == d) {
-        put_int(e, (long long)d);
-        return 0;
-    }
-    if (put_short_decimal(e, d)) return 0;
-    /* Shortest of 15, 16, 17 significant digits that reads back to the same double. */
-    for (prec = 15;; prec++) {
-        n = snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        if (prec == 17 || strtod(tmp, NULL) == d) break;
-    }
-    /* The C locale may be changed by the host program: force '.' as decimal point. */
-    reserve(e, (size_t)n);
-    for (i = 0; i < n; i++) {
-        char c = tmp[i];
-        if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == 'e' || c == 'E') {
-            e->buf[e->len++] = c;
-        } else if (!dot) {
-            e->buf[e->len++] = '.';
-            dot = 1;
-        }
-    }
-    return 0;
-}
-
-/* Byte classes: 0 copied as is, 1 escaped, 2 starts a multi-byte UTF-8 sequence. */
-static const unsigned char byte_class[256] = {
-    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
-    0,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
-    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,1,0,0,0,
-    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
-    2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2, 2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
-    2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2, 2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
-    2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2, 2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
-    2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2, 2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
-};
-
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong forms,
- * no surrogates, nothing above U+10FFFF), or 0 if it is not one. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    unsigned char lo = 0x80, hi = 0xBF;
-    size_t len, i;
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;
-        else if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;
-        else if (c == 0xF4) hi = 0x8F;
-    } else return 0;
-    if (n < len) return 0;
-    if (s[1] < lo || s[1] > hi) return 0;
-    for (i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF) return 0;
-    return len;
-}
-
-/* SWAR: does any byte of the 8-byte word w need more than a copy (a control character, '"',
- * '\\' or a byte >= 0x80)? Exact, with no carries across bytes: x is a byte below 0x20 iff
- * (x | 0x80) - 0x20 clears bit 7 of (that byte), and the same for x ^ '"' and x ^ '\\' below 1. */
-#define SWAR_ONES 0x0101010101010101ULL
-#define SWAR_HIGH 0x8080808080808080ULL
-static inline int word_needs_care(uint64_t w)
-{
-    uint64_t hi = w | SWAR_HIGH;
-    uint64_t ctl = ~(hi - SWAR_ONES * 0x20);
-    uint64_t quo = ~(((w ^ (SWAR_ONES * '"')) | SWAR_HIGH) - SWAR_ONES);
-    uint64_t bsl = ~(((w ^ (SWAR_ONES * '\\')) | SWAR_HIGH) - SWAR_ONES);
-    return ((ctl | quo | bsl | w) & SWAR_HIGH) != 0;
-}
-
-/* Writes s as a JSON string; returns -1 (without a message) on invalid UTF-8. Plain runs are
- * copied 8 bytes at a time once checked (most keys and values are plain ASCII); the rest byte
- * by byte. Room for the common case is reserved once. */
-static int put_string(enc *e, const char *str, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    char *o;
-    reserve(e, n + 2);
-    o = e->buf + e->len;
-    *o++ = '"';
-    if (n >= 4 && n <= 16) {
-        /* Most keys and values: two overlapping loads cover the string; if neither holds a
-         * special byte it is copied with two overlapping stores. */
-        uint64_t a, b;
-        if (n >= 8) {
-            memcpy(&a, s, 8);
-            memcpy(&b, s + n - 8, 8);
-            if (!word_needs_care(a) && !word_needs_care(b)) {
-                memcpy(o, &a, 8);
-                memcpy(o + n - 8, &b, 8);
-                goto plain;
-            }
-        } else {
-            uint32_t x, y;
-            memcpy(&x, s, 4);
-            memcpy(&y, s + n - 4, 4);
-            a = (uint64_t)x << 32 | y;   /* both halves checked at once */
-            if (!word_needs_care(a)) {
-                memcpy(o, &x, 4);
-                memcpy(o + n - 4, &y, 4);
-                goto plain;
-            }
-        }
-    }
-    while (i < n) {
-        unsigned char c, cls;
-        if (n - i >= 8) {
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            if (!word_needs_care(w)) {
-                memcpy(o, &w, 8);
-                o += 8;
-                i += 8;
-                continue;
-            }
-        }
-        c = s[i];
-        cls = byte_class[c];
-        if (cls == 0) {   /* fewer than 8 bytes left, or a word with a special byte in it */
-            size_t end = n - i > 8 ? i + 8 : n;
-            do { *o++ = (char)c; i++; } while (i < end && (cls = byte_class[c = s[i]]) == 0);
-            if (cls == 0) continue;   /* the run ended: back to whole words */
-        }
-        if (cls == 2) {
-            size_t l = utf8_len(s + i, n - i);
-            if (l == 0) return -1;
-            memcpy(o, s + i, l);
-            o += l;
-            i += l;
-            continue;
-        }
-        /* an escape takes up to 6 bytes for 1: make room for it and the rest */
-        e->len = (size_t)(o - e->buf);
-        reserve(e, 6 + (n - i) + 1);
-        o = e->buf + e->len;
-        *o++ = '\\';
-        switch (c) {
-        case '"':  *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default:
-            *o++ = 'u'; *o++ = '0'; *o++ = '0';
-            *o++ = hex[c >> 4];
-            *o++ = hex[c & 15];
-        }
-        i++;
-    }
-    *o++ = '"';
-    e->len = (size_t)(o - e->buf);
-    return 0;
-plain:
-    o[n] = '"';
-    e->len = (size_t)(o + n + 1 - e->buf);
-    return 0;
+    e->code = code;
+    e->num = num;
+    e->levels = nlevels;
+    return kl_json_fail(e, nlevels, msg);
 }
 
 /* ---- containers ---- */
@@ -394,7 +138,8 @@ static int table_kind(enc *e, int idx)
     }
     lua_pop(L, 2);
     if (kind < 0)
-        return fail(e, e->depth, "metatable field __jsontype must be \"array\", \"object\" or \"null\"");
+        return kl_json_refuse(e, e->depth, "jsontype", 0,
+                              "metatable field __jsontype must be \"array\", \"object\" or \"null\"");
     return kind;
 }
 
@@ -423,7 +168,8 @@ static int bad_key(enc *e, int keyidx)
     else
         snprintf(msg, sizeof msg, "%s key cannot be encoded as JSON (object keys are strings)",
                  lua_typename(e->L, t));
-    return fail(e, e->depth, msg);
+    e->what = lua_typename(e->L, t);
+    return kl_json_refuse(e, e->depth, t == LUA_TNUMBER ? "key_number" : "key_type", 0, msg);
 }
 
 /* Is the object being opened (frame depth - 1) at the stamp path? */
@@ -449,7 +195,7 @@ static int put_unique_id(enc *e, int first)
 {
     char id[37];
     if (kl_uuid4(e->stamp->pool, id) != 0)
-        return fail(e, e->depth, "no random bytes for a unique_id (/dev/urandom unreadable)");
+        return kl_json_fail(e, e->depth, "no random bytes for a unique_id (/dev/urandom unreadable)");
     if (!first) putc_(e, ',');
     put(e, "\"unique_id\":\"", 13);
     put(e, id, 36);
@@ -471,7 +217,7 @@ static int encode_object(enc *e, int idx, int kind, int ktype)
         if (t != LUA_TSTRING) {
             if (t == LUA_TNUMBER && key_index(L, -2)) {
                 e->depth--;
-                return fail(e, e->depth, kind == KIND_OBJECT
+                return kl_json_refuse(e, e->depth, "mixed", 0, kind == KIND_OBJECT
                     ? "table marked as object has an array (number) key"
                     : "table mixes array (number) and object (string) keys");
             }
@@ -484,8 +230,8 @@ static int encode_object(enc *e, int idx, int kind, int ktype)
         if (stamp && klen == 9 && memcmp(k, "unique_id", 9) == 0) stamp = 0; /* the caller's */
         if (!first) putc_(e, ',');
         first = 0;
-        if (put_string(e, k, klen) < 0)
-            return fail(e, e->depth, "key is not valid UTF-8");
+        if (kl_json_put_string(e, k, klen) < 0)
+            return kl_json_refuse(e, e->depth, "key_utf8", 0, "key is not valid UTF-8");
         putc_(e, ':');
         if (encode_value(e, vidx) < 0) return -1;
         lua_settop(L, vidx - 1);
@@ -511,7 +257,7 @@ static int encode_array(enc *e, int idx, int kind)
         if (lua_type(L, -1) != LUA_TNUMBER || (k = key_index(L, -1)) == 0) {
             if (lua_type(L, -1) == LUA_TSTRING) {
                 e->depth--;
-                return fail(e, e->depth, kind == KIND_ARRAY
+                return kl_json_refuse(e, e->depth, "mixed", 0, kind == KIND_ARRAY
                     ? "table marked as array has a string key"
                     : "table mixes array (number) and object (string) keys");
             }
@@ -526,7 +272,11 @@ static int encode_array(enc *e, int idx, int kind)
         snprintf(msg, sizeof msg, "sparse array (%lld values, largest index %lld) cannot be "
                  "encoded as JSON", count, max);
         e->depth--;
-        return fail(e, e->depth, msg);
+        return kl_json_refuse(e, e->depth, "sparse", max, msg);
+    }
+    if (e->max_items && count > e->max_items) {
+        e->depth--;
+        return kl_json_refuse(e, e->depth, "items", count, "array over the item limit");
     }
     f->key = NULL;
     putc_(e, '[');
@@ -551,16 +301,16 @@ static int encode_table(enc *e, int idx)
     if (e->depth >= e->max_depth) {
         char msg[96];
         snprintf(msg, sizeof msg, "nested deeper than max_depth (%d) levels", e->max_depth);
-        return fail(e, e->depth, msg);
+        return kl_json_refuse(e, e->depth, "depth", e->max_depth, msg);
     }
     self = lua_topointer(L, idx);
     for (i = 0; i < e->depth; i++)
         if (e->frames[i].table == self)
-            return fail(e, e->depth, "table contains itself (cycle) and cannot be encoded as JSON");
+            return kl_json_refuse(e, e->depth, "cycle", 0, "table contains itself (cycle) and cannot be encoded as JSON");
     /* each level holds a key and a value (and table_kind 2 more for a moment): room for the
      * next 8 levels is made every 8 levels, not at each table */
     if ((e->depth & 7) == 0 && !lua_checkstack(L, 2 * 8 + 4))
-        return fail(e, e->depth, "nested too deep for the Lua stack");
+        return kl_json_refuse(e, e->depth, "stack", 0, "nested too deep for the Lua stack");
     e->frames[e->depth].table = self;
     e->frames[e->depth].key = NULL;
     e->frames[e->depth].index = 0;
@@ -597,22 +347,26 @@ static int encode_value(enc *e, int idx)
         if (lua_toboolean(L, idx)) put(e, "true", 4); else put(e, "false", 5);
         return 0;
     case LUA_TNUMBER:
-        return put_number(e, idx);
+        return kl_json_put_number(e, idx);
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
-        if (put_string(e, s, n) < 0) return fail(e, e->depth, "string is not valid UTF-8");
+        if (e->max_string && n > e->max_string)
+            return kl_json_refuse(e, e->depth, "string", (long long)n, "string over the size limit");
+        if (kl_json_put_string(e, s, n) < 0) return kl_json_refuse(e, e->depth, "utf8", 0, "string is not valid UTF-8");
         return 0;
     }
     case LUA_TTABLE:
         return encode_table(e, idx);
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == NULL) { put(e, "null", 4); return 0; }
-        return fail(e, e->depth, "lightuserdata other than cjson.null cannot be encoded as JSON");
+        e->what = "lightuserdata";
+        return kl_json_refuse(e, e->depth, "type", 0, "lightuserdata other than cjson.null cannot be encoded as JSON");
     default: {
         char msg[96];
-        snprintf(msg, sizeof msg, "%s cannot be encoded as JSON", lua_typename(L, lua_type(L, idx)));
-        return fail(e, e->depth, msg);
+        e->what = lua_typename(L, lua_type(L, idx));
+        snprintf(msg, sizeof msg, "%s cannot be encoded as JSON", e->what);
+        return kl_json_refuse(e, e->depth, "type", 0, msg);
     }
     }
 }
@@ -643,33 +397,105 @@ static int read_max_depth(lua_State *L)
     return max_depth;
 }
 
+/* The encoder over the value at idx, its output growing into the Lua stack slot bufslot;
+ * frames on the C stack (inline) unless max_depth needs more. */
+static int run(lua_State *L, enc *e, frame *inline_frames, int idx, int bufslot)
+{
+    e->L = L;
+    e->buf = e->inline_buf;
+    e->len = 0;
+    e->cap = sizeof e->inline_buf;
+    e->bufslot = bufslot;
+    e->out = NULL;
+    e->stamp = NULL;
+    e->depth = 0;
+    e->code = e->what = NULL;
+    e->num = 0;
+    e->levels = 0;
+    if (e->max_depth <= INLINE_DEPTH)
+        e->frames = inline_frames;
+    else
+        e->frames = (frame *)lua_newuserdata(L, sizeof(frame) * (size_t)e->max_depth);
+    return encode_value(e, idx);
+}
+
 int kl_lua_encode(lua_State *L)
 {
     enc e;
     frame inline_frames[INLINE_DEPTH];
     luaL_checkany(L, 1);
     e.max_depth = read_max_depth(L);
+    e.max_string = 0;
+    e.max_items = 0;
     lua_settop(L, 2);
     lua_pushnil(L);                       /* slot 3: owner of the grown buffer */
-    e.L = L;
-    e.buf = e.inline_buf;
-    e.len = 0;
-    e.cap = sizeof e.inline_buf;
-    e.bufslot = 3;
-    e.out = NULL;
-    e.stamp = NULL;
-    e.depth = 0;
-    if (e.max_depth <= INLINE_DEPTH)
-        e.frames = inline_frames;
-    else
-        e.frames = (frame *)lua_newuserdata(L, sizeof(frame) * (size_t)e.max_depth);
-    if (encode_value(&e, 1) < 0) {   /* the buffer holds the message */
+    if (run(L, &e, inline_frames, 1, 3) < 0) {   /* the buffer holds the message */
         lua_pushnil(L);
         lua_pushlstring(L, e.buf, e.len);
         return 2;
     }
     lua_pushlstring(L, e.buf, e.len);
     return 1;
+}
+
+/* A limit argument of core.measure: nil for none, else an integer from 1. */
+static double limit_arg(lua_State *L, int i, double hi)
+{
+    double v;
+    if (lua_isnoneornil(L, i)) return 0;
+    v = luaL_checknumber(L, i);
+    if (!(v >= 1 && v <= hi) || v != (double)(long long)v) luaL_argerror(L, i, "limit must be an integer from 1");
+    return v;
+}
+
+int kl_lua_measure(lua_State *L)
+{
+    enc e;
+    frame inline_frames[INLINE_DEPTH];
+    char tmp[32];
+    int i;
+    luaL_checkany(L, 1);
+    e.max_string = (size_t)limit_arg(L, 2, 1e15);
+    e.max_items = (long long)limit_arg(L, 3, 1e15);
+    e.max_depth = (int)limit_arg(L, 4, KL_JSON_MAX_DEPTH_LIMIT);
+    if (!e.max_depth) e.max_depth = KL_JSON_MAX_DEPTH_LIMIT;
+    lua_settop(L, 4);
+    lua_pushnil(L);                       /* slot 5: owner of the grown buffer */
+    if (run(L, &e, inline_frames, 1, 5) == 0) {
+        lua_pushinteger(L, (lua_Integer)e.len);
+        return 1;
+    }
+    if (!e.code) { /* out of random bytes and the like: not the value's fault */
+        lua_pushlstring(L, e.buf, e.len);
+        return lua_error(L);
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, e.code);
+    luaL_checkstack(L, 4, "core.measure");
+    lua_pushliteral(L, "");
+    for (i = 0; i < e.levels; i++) { /* the JSON pointer, one token a level */
+        const frame *f = &e.frames[i];
+        lua_pushliteral(L, "/");
+        if (f->key) {
+            const char *k = f->key, *end = f->key + f->keylen, *c;
+            luaL_Buffer b;
+            luaL_buffinit(L, &b);
+            for (c = k; c < end; c++) {
+                if (*c == '~') luaL_addstring(&b, "~0");
+                else if (*c == '/') luaL_addstring(&b, "~1");
+                else luaL_addchar(&b, *c);
+            }
+            luaL_pushresult(&b);
+        } else {
+            snprintf(tmp, sizeof tmp, "%lld", f->index - 1);
+            lua_pushstring(L, tmp);
+        }
+        lua_concat(L, 3);
+    }
+    lua_pushnumber(L, (lua_Number)e.num);
+    if (e.what) lua_pushstring(L, e.what);
+    else lua_pushnil(L);
+    return 5;
 }
 
 int kl_json_encode_to(lua_State *L, int idx, kl_json_out *out, const kl_json_stamp *stamp)
@@ -697,6 +523,9 @@ int kl_json_encode_to(lua_State *L, int idx, kl_json_out *out, const kl_json_sta
     e.frames = frames;
     e.depth = 0;
     e.max_depth = KL_JSON_DEFAULT_MAX_DEPTH;
+    e.max_string = 0;
+    e.max_items = 0;
+    e.code = e.what = NULL;
     rc = encode_value(&e, idx);
     out->len = e.len;
     lua_settop(L, top);

@@ -41,6 +41,14 @@
 /* lua_CFunction: (value [, options]) -> string | nil, msg */
 int kl_lua_encode(lua_State *L);
 
+/* lua_CFunction core.measure(value [, max_string, max_items, max_depth]) -> the size of its
+ * JSON | nil, code, pointer, num, what: the encoder's refusal as data, for a caller to word
+ * (code "nan", "inf", "utf8", "key_utf8", "cycle", "depth" (num: the limit), "sparse" (num:
+ * the largest index), "mixed", "key_number", "key_type" (what: the type), "type" (what: the
+ * type), "jsontype", "string" (num: its bytes), "items" (num: the count), "stack"); pointer:
+ * the JSON pointer of the refused value (of the table, for its keys' shape). */
+int kl_lua_measure(lua_State *L);
+
 /* Bytes encoded straight into C memory (for the core's requests: no Lua string is made, so
  * LuaJIT never hashes or interns the body).  p is malloc'd and reused by the next encode;
  * the owner frees it. */

@@ -14,6 +14,7 @@
 local V = require "klaviyo.validate"
 local R = require "klaviyo.resource"
 local events = require "klaviyo.events"
+local layout = require "klaviyo.event_layout"
 local consent = require "klaviyo.subscriptions"
 
 local type, setmetatable, error = type, setmetatable, error
@@ -41,9 +42,7 @@ function _M:track(ev)
     return nil, V.refuse("create_client_event", msg, ptr), type(ev) == "table" and ev.unique_id
       or nil
   end
-  attrs.profile = { data = msg }
-  local ok, err = self.client:call("create_client_event",
-    { body = { data = { type = "event", attributes = attrs } } })
+  local ok, err = self.client:call("create_client_event", { body = layout.event_body(attrs, msg) })
   if not ok then return nil, err, attrs.unique_id end
   return attrs.unique_id
 end

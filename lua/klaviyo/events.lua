@@ -17,6 +17,7 @@
 -- than a year ahead, cyclic tables, NaN and infinities.
 -- @module klaviyo.events
 local V = require "klaviyo.validate"
+local layout = require "klaviyo.event_layout"
 local R = require "klaviyo.resource"
 
 local type, pairs, setmetatable, error = type, pairs, setmetatable, error
@@ -40,23 +41,6 @@ local EVENT_KEYS = V.set({ "metric", "service", "profile", "properties", "value"
 
 -- Room for the JSON:API envelope around an event in a request body.
 local ENVELOPE = 512
-
--- The metric part of an event (`{data = {type = "metric", attributes = {name =, service =}}}`)
--- for each name used, made once: every event of a shop names one of a few metrics, and three
--- tables per event only to be encoded once were a visible part of `tracker:track`. Shared
--- between events, so read-only (nothing changes it: it is encoded as it is). Bounded.
-local metrics, metrics_n = {}, 0
-local function metric_of(name, service)
-  if service ~= nil then
-    return { data = { type = "metric", attributes = { name = name, service = service } } }
-  end
-  local m = metrics[name]
-  if m then return m end
-  if metrics_n >= 1000 then metrics, metrics_n = {}, 0 end
-  m = { data = { type = "metric", attributes = { name = name } } }
-  metrics[name], metrics_n = m, metrics_n + 1
-  return m
-end
 
 -- Check one event as Klaviyo would judge it, building nothing on the way (tracker:track
 -- encodes the caller's own tables from what this returns). Returns metric, properties (the
@@ -143,17 +127,12 @@ _M.check = check
 
 -- The attributes of one event (create_event's data.attributes without its profile, which is
 -- a bulk entry's event as it is), checked. Returns attrs, profile resource, size; or nil,
--- message, pointer. A single event gets its profile with `attrs.profile = {data = profile}`.
+-- message, pointer (klaviyo.event_layout puts the two together).
 local function build(ev, fname, at, now)
   local metric, props, pattrs, time, uid, size = check(ev, fname, at, now, 3)
   if not metric then return nil, props, pattrs end
-  local attrs = {
-    properties = props or {},
-    metric = metric_of(metric, ev.service),
-    value = ev.value, value_currency = ev.value_currency, time = time,
-    backfill = ev.backfill, unique_id = uid,
-    profile = nil,   -- the profile: inside a single event, beside the events of a bulk entry
-  }
+  local attrs = layout.attributes(metric, ev.service, props or {}, ev.value, ev.value_currency,
+    time, ev.backfill, uid)
   return attrs, { type = "profile", id = ev.profile.id, attributes = pattrs }, size
 end
 
@@ -176,9 +155,7 @@ function _M:create(ev)
   if not attrs then
     return nil, V.refuse("create_event", msg, ptr), type(ev) == "table" and ev.unique_id or nil
   end
-  attrs.profile = { data = msg }
-  local ok, err = self.client:call("create_event",
-    { body = { data = { type = "event", attributes = attrs } } })
+  local ok, err = self.client:call("create_event", { body = layout.event_body(attrs, msg) })
   if not ok then return nil, err, attrs.unique_id end
   return attrs.unique_id
 end
@@ -201,12 +178,7 @@ function _M:create_many(list)
     if not attrs then
       return nil, V.refuse("bulk_create_events", profile_or_msg, size_or_ptr)
     end
-    local profile = profile_or_msg
-    -- A bulk entry carries the profile beside its events, not inside each event.
-    entries[i] = { type = "event-bulk-create", attributes = {
-      profile = { data = profile },
-      events = { data = { { type = "event", attributes = attrs } } },
-    } }
+    entries[i] = layout.bulk_entry(attrs, profile_or_msg)
     sizes[i] = size_or_ptr
     uids[i] = attrs.unique_id
   end
@@ -217,10 +189,7 @@ function _M:create_many(list)
   end
   local result = { jobs = 0, events = 0, unique_ids = uids }
   for j = 1, #chunks do
-    local ok, err = self.client:call("bulk_create_events", { body = { data = {
-      type = "event-bulk-create-job",
-      attributes = { ["events-bulk-create"] = { data = chunks[j] } },
-    } } })
+    local ok, err = self.client:call("bulk_create_events", { body = layout.bulk_body(chunks[j]) })
     if not ok then return nil, err, result end
     result.jobs = result.jobs + 1
     result.events = result.events + #chunks[j]

@@ -54,15 +54,11 @@ local MODULES = {
   metrics = "klaviyo.metrics", client_api = "klaviyo.client_api",
 }
 
--- A method found here is kept in the client (rawset), so later calls find it at once instead
--- of through this function; an idiomatic module is made for the client on first use.
+-- Methods come from _M; an idiomatic module is made for the client on first use and kept.
 local mt = {
   __index = function(self, k)
     local v = _M[k]
-    if v ~= nil then
-      if type(v) == "function" then rawset(self, k, v) end
-      return v
-    end
+    if v ~= nil then return v end
     local name = MODULES[k]
     if name == nil then return nil end
     v = require(name).new(self)
@@ -244,11 +240,10 @@ function _M.new(opts)
   end
   local c, err = core.new(copts)
   if not c then return nil, wrap(err, "new") end
-  -- false, not nil, for what is absent: a nil field would be looked up through __index on
-  -- every call
+  -- false, not nil, for what is absent: a nil field would be looked up through __index
   return setmetatable({ core = c, refresh = opts.refresh or false, transport = transport or false,
                         limited = opts.limiter ~= false, overrides = overrides,
-                        counters = stats.new(), info = {}, spare = {}, prepared = {} }, mt)
+                        counters = stats.new(), info = {} }, mt)
 end
 
 -- Decodes a successful response: the JSON document, or true for an empty body (202/204).
@@ -265,29 +260,12 @@ end
 local PLAIN = { plain = true, attempts = 1, retries = 0, throttled = 0, waited = 0, backoff = 0 }
 
 -- One request through the client's transport: res | nil, err; then what the send loop did
--- (PLAIN, or a table reused by every call: stats.add reads it at once).
--- With libcurl, a request with nothing but a body and flags varying from call to call (no path,
--- query or header parameters, no revision or retry of its own, not a links.next url) goes as the
--- operation's prepared request (c:prepare, made at its first such call: its method, path, auth
--- and limits never change for this client) plus this call's body: cheaper than c:request reading
--- the whole table again.
+-- (PLAIN, or the client's info table, refilled by every call: stats.add reads it at once).
 local function perform(self, req, op_id)
   local t = self.transport
   if t then return t:request(self.core, req, op_id) end
   local c = self.core
-  local res, err, plain
-  if req.path_params == nil and req.query == nil and req.headers == nil and req.url == nil
-      and req.revision == nil and req.retry_attempts == nil and req.retry_max_time == nil then
-    local prepared = self.prepared[op_id]
-    if prepared == nil then
-      prepared = c:prepare { operation = op_id, method = req.method, path = req.path, auth = req.auth,
-                             limits = req.limits }
-      self.prepared[op_id] = prepared
-    end
-    res, err, plain = c:send(prepared, req.body, req.unique_ids, req.safe)
-  else
-    res, err, plain = c:request(req)
-  end
+  local res, err, plain = c:request(req)
   if plain then return res, nil, PLAIN end
   return res, err, c:info(self.info)
 end
@@ -354,20 +332,12 @@ local function prepare(self, op_id, params, opts, level)
       if msg then error(format("klaviyo: %s: %s", tostring(op_id), msg), level) end
     end
   end
-  -- A request table of this operation left by an earlier call is taken (so a call made
-  -- meanwhile, from a refresh function or another coroutine, cannot share it) and refilled.
-  local spare = self.spare
-  local req, msg = build(op_id, params, spare[op_id])
+  local req, msg = build(op_id, params)
   if req == nil then error(msg, level) end
-  spare[op_id] = nil
-  local has_uids = false
-  if op_id == "create_event" or op_id == "bulk_create_events" then
-    has_uids = unique_ids(op_id, params)
-  end
+  local has_uids = unique_ids(op_id, params)
   req.unique_ids = has_uids   -- the core stamps every event without one (in the bytes only)
   req.safe = safe(op_id, req.method, has_uids, idempotent)
-  if retry then req.retry_attempts, req.retry_max_time = retry.attempts, retry.max_time
-  else req.retry_attempts, req.retry_max_time = nil, nil end
+  if retry then req.retry_attempts, req.retry_max_time = retry.attempts, retry.max_time end
   -- limits here for call and batch (batch sends without send); send sets them for pages
   if self.limited and req.limits == nil then req.limits = policy.limits_of(self.overrides, op_id) end
   return req
@@ -382,8 +352,6 @@ end
 function _M.call(self, op_id, params, opts)
   local req = prepare(self, op_id, params, opts, 2)
   local doc, res = send(self, req, op_id)
-  req.body = nil                 -- the caller's body is not kept alive by the spare
-  self.spare[op_id] = req
   if doc == nil and res.kind == "encode" then body_error(op_id, res, 2) end
   return doc, res
 end

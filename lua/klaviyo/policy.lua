@@ -9,10 +9,11 @@
 -- same consent twice changes nothing); and any call made with `{idempotent = true}`.
 -- Everything else is repeated only when Klaviyo cannot have acted on it (429, 503, a
 -- connection that failed before sending).
-local type, pairs, ipairs, tostring, next = type, pairs, ipairs, tostring, next
+local type, pairs, tostring, next = type, pairs, tostring, next
 local format, floor = string.format, math.floor
 
 local operations = require "klaviyo.operations"
+local layout = require "klaviyo.event_layout"
 
 local _M = {}
 
@@ -25,37 +26,14 @@ _M.SAFE_OPERATIONS = SAFE_OPERATIONS
 
 local SAFE_METHODS = { GET = true, PUT = true, PATCH = true, DELETE = true }
 
--- Will every event of this create_event / bulk_create_events body carry a unique_id once sent?
--- The core writes one into the encoded bytes of each event that has none (c:request's
--- unique_ids; the caller's tables are never changed), so this only checks that every event
--- is a table with an attributes table. A body given as a JSON string is sent as it is (and is
--- not safe to repeat unless the caller says so).
-function _M.unique_ids(op_id, params)
-  if type(params) ~= "table" or type(params.body) ~= "table" then return false end
-  local data = params.body.data
-  if op_id == "create_event" then
-    return type(data) == "table" and type(data.attributes) == "table"
-  end
-  -- bulk_create_events: data.attributes["events-bulk-create"].data[i].attributes.events.data[j]
-  local jobs = type(data) == "table" and type(data.attributes) == "table" and
-    type(data.attributes["events-bulk-create"]) == "table" and data.attributes["events-bulk-create"].data
-  if type(jobs) ~= "table" then return false end
-  for _, entry in ipairs(jobs) do
-    local evs = type(entry) == "table" and type(entry.attributes) == "table" and
-      type(entry.attributes.events) == "table" and entry.attributes.events.data
-    if type(evs) ~= "table" then return false end
-    for _, ev in ipairs(evs) do
-      if type(ev) ~= "table" or type(ev.attributes) ~= "table" then return false end
-    end
-  end
-  return true
-end
+-- Will every event of this call's body carry a unique_id once sent? (klaviyo.event_layout)
+_M.unique_ids = layout.unique_ids
 
 -- May this call be repeated after the request may have reached Klaviyo?
 function _M.safe(op_id, method, has_unique_ids, idempotent)
   if idempotent then return true end
   if SAFE_METHODS[method] then return true end
-  if op_id == "create_event" or op_id == "bulk_create_events" then return has_unique_ids == true end
+  if layout.STAMP[op_id] then return has_unique_ids == true end
   return SAFE_OPERATIONS[op_id] == true
 end
 

@@ -243,9 +243,7 @@ end
 -- Builds the core request for one call. A table body stays a table: the core encodes it (and
 -- reports a bad value by its path, kind "encode"). Returns req, or nil, msg for a programmer
 -- error (the caller raises it at its own caller's level).
--- into: a request table an earlier build made for the same operation, refilled instead of a
--- new one (client:call keeps one per operation: no table is made per call).
-function _M.build(op_id, params, into)
+function _M.build(op_id, params)
   local c = compiled[op_id]
   if c == nil then
     if type(op_id) ~= "string" then
@@ -288,11 +286,6 @@ function _M.build(op_id, params, into)
   local revision = params.revision
   if revision ~= nil and type(revision) ~= "string" then
     return nil, fail(op_id, "revision", "expected a string, got %s", type(revision))
-  end
-  if into ~= nil then
-    into.path_params, into.query, into.headers, into.body, into.revision =
-      path_params, query, headers, body, revision
-    return into
   end
   -- One constructor naming every field, also those the client sets afterwards (unique_ids,
   -- safe, limits, retry_*): the table is sized once instead of growing as fields are added.

@@ -42,6 +42,7 @@
 local spool_mod = require "klaviyo.tracker.spool"
 local batcher = require "klaviyo.tracker.batcher"
 local events = require "klaviyo.events"
+local layout = require "klaviyo.event_layout"
 local V = require "klaviyo.validate"
 local errors = require "klaviyo.errors"
 local cjson = require("cjson.safe").new()
@@ -49,7 +50,7 @@ local cjson = require("cjson.safe").new()
 local type, pairs, tostring, error, pcall, setmetatable, getmetatable, next = type, pairs,
   tostring, error, pcall, setmetatable, getmetatable, next
 
-local format, gsub, sub, floor = string.format, string.gsub, string.sub, math.floor
+local format, gsub, floor = string.format, string.gsub, math.floor
 local check = events.check
 
 local _M = { _VERSION = "0.1.0" }
@@ -186,13 +187,9 @@ function _M:reject(line, err)
   local st = self.counts
   st.rejected = st.rejected + 1
   local entry = cjson.decode(line)
-  local ev = type(entry) == "table" and type(entry.attributes) == "table" and
-    type(entry.attributes.events) == "table" and type(entry.attributes.events.data) == "table" and
-    entry.attributes.events.data[1]
-  local uid = type(ev) == "table" and type(ev.attributes) == "table" and ev.attributes.unique_id
+  local uid = layout.entry_unique_id(entry)
   err.unique_id = uid
-  local p = type(err.pointer) == "string" and
-    err.pointer:match("^/data/attributes/events%-bulk%-create/data/%d+(.*)$")
+  local p = layout.entry_pointer(err.pointer)
   if p then err.entry_pointer = p end
   st.last_rejected = { unique_id = uid, error = batcher.text(err) }
   if self.on_reject then
@@ -332,49 +329,20 @@ function _M:deliver(all)
   return nil, err, "retry"
 end
 
--- A spooled record: one bulk_create_events entry, a profile and its one event, made from a
--- template (the spool writer's encode: the texts as they are, the values between them as
--- JSON, a nil value leaves out its member) with the caller's own tables in it: no table is
--- made per event.
-local TEMPLATE = table.concat({
-  '{"type":"event-bulk-create","attributes":{"profile":{"data":{"type":"profile",' ..
-    '"attributes":',                                                    -- profile attributes
-  ',"id":',                                                             -- profile id
-  '}},"events":{"data":[{"type":"event","attributes":{"properties":',   -- properties
-  ',"metric":{"data":{"type":"metric","attributes":{"name":',           -- metric name
-  ',"service":',                                                        -- service
-  '}}},"time":',                                                        -- time
-  ',"unique_id":',                                                      -- unique_id
-  ',"value":',                                                          -- value
-  ',"value_currency":',                                                 -- value_currency
-  ',"backfill":',                                                       -- backfill
-  '}}]}}}',
-}, "\0")
+-- A spooled record: one bulk_create_events entry made from klaviyo.event_layout's template
+-- (the spool writer's encode) with the caller's own tables in it: no table is made per event.
+local RECORD = layout.RECORD
 local EMPTY = {} -- the properties of an event given none (only ever encoded, never changed)
 
 local function encode(sp, ev, pattrs, props, metric, time, uid)
-  return sp:encode(TEMPLATE, pattrs, ev.profile.id, props or EMPTY, metric, ev.service, time,
+  return sp:encode(RECORD, pattrs, ev.profile.id, props or EMPTY, metric, ev.service, time,
     uid, ev.value, ev.value_currency, ev.backfill)
 end
 
--- ISO 8601 times to the millisecond, as V.iso writes them: the part to the second is made
--- once a second, and a millisecond adds one of these suffixes (no string formatting per
--- event; "+00:00" alone when the millisecond is 0, as V.iso leaves it out then).
-local MS = { [0] = "+00:00" }
-for i = 1, 999 do MS[i] = format(".%03d+00:00", i) end
-
--- The ISO 8601 text of epoch seconds `t` to the millisecond (as V.iso(ms / 1000) writes it),
--- remembered in `cache` for the rest of its millisecond and its second.
-local function stamp(cache, t)
-  local ms = floor(t * 1000)
-  if ms ~= cache.iso_ms then
-    local sec = floor(ms / 1000)
-    if sec ~= cache.iso_sec then
-      cache.iso_sec, cache.iso_base = sec, sub(V.iso(sec), 1, -7)
-    end
-    cache.iso_ms, cache.iso = ms, cache.iso_base .. MS[ms - sec * 1000]
-  end
-  return cache.iso
+-- The ISO 8601 text of epoch seconds `t` cut to the millisecond, as V.iso writes it (the
+-- first argument, the tracker, is not used).
+local function stamp(_, t)
+  return V.iso(floor(t * 1000) / 1000)
 end
 _M.stamp = stamp -- @local (for the specs)
 

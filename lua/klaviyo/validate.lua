@@ -1,8 +1,9 @@
 --- Local checks that refuse what Klaviyo would refuse, before anything is sent.
 --
 -- Pure functions (no I/O except reading /dev/urandom for ids): profile identifiers, E.164
--- phone numbers, event ingestion limits, cyclic tables, NaN and infinities, time parsing and
--- ISO 8601 formatting, `unique_id` generation, JSON size estimates and chunking. The
+-- phone numbers, event ingestion limits, time parsing and ISO 8601 formatting, `unique_id`
+-- generation, JSON sizes (measured by the encoder, which also refuses what JSON cannot hold:
+-- cycles, NaN and infinities, invalid UTF-8) and chunking. The
 -- idiomatic modules (`klaviyo.events`, `klaviyo.profiles`, ...) call these so that a request
 -- Klaviyo would answer 400 (or worse, accept and fire a flow twice) never leaves the process.
 --
@@ -70,23 +71,12 @@ function _M.is_e164(s)
   return digits ~= nil and #digits >= 7 and #digits <= 15
 end
 
--- Addresses found valid are remembered (the same customers come back event after event, and
--- the pattern match was a visible part of the tracker's cost); the memo is bounded.
-local email_ok, email_ok_n = {}, 0
-
 --- Is `s` shaped like an email address (one `@`, a dot in the domain, no spaces)?
 -- Klaviyo answers 400 for malformed addresses; this catches the obvious ones locally.
 function _M.is_email(s)
   if type(s) ~= "string" then return false end
-  if email_ok[s] then return true end
-  if not (#s <= 254 and match(s, "^[^@%s]+@[^@%s%.][^@%s]*%.[^@%s%.][^@%s]*$") ~= nil and
-      not find(s, "%.%.")) then
-    return false
-  end
-  if email_ok_n >= 10000 then email_ok, email_ok_n = {}, 0 end
-  email_ok[s] = true
-  email_ok_n = email_ok_n + 1
-  return true
+  return #s <= 254 and match(s, "^[^@%s]+@[^@%s%.][^@%s]*%.[^@%s%.][^@%s]*$") ~= nil and
+    not find(s, "%.%.")
 end
 
 --- Check a profile reference used by events and subscriptions: at least one identifier,
@@ -281,17 +271,12 @@ function _M.event_time(t, now)
   return e
 end
 
--- Values: cycles, NaN/inf, ingestion limits, JSON size --------
+-- Values: ingestion limits and JSON size ----------------------
 
--- Bytes a string takes once JSON-encoded: quotes, two-byte escapes for " \ and \b\f\n\r\t,
--- six bytes (\u00XX) for other control characters, and "/" which cjson escapes as "\/".
-local ESC = {}
-for i = 0, 31 do ESC[i] = 5 end
-ESC[8], ESC[9], ESC[10], ESC[12], ESC[13] = 1, 1, 1, 1, 1
-ESC[34], ESC[92], ESC[47], ESC[127] = 1, 1, 1, 5
--- Sizes of short strings are remembered (keys and values repeat event after event, and the
--- pattern search is not compiled by LuaJIT); the memo is bounded.
-local size_memo, size_memo_n = {}, 0
+-- Values are measured by the JSON encoder itself (core.measure): what it cannot encode (cycles,
+-- NaN and infinities, invalid UTF-8, mixed or sparse tables, functions) and what is over the
+-- limits given to it, it refuses by a code and a JSON pointer; the messages are worded here.
+local measure = require("klaviyo.core").measure
 
 --- Is s well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above
 -- U+10FFFF), as the JSON encoder requires? Runs of ASCII are skipped with one search each.
@@ -323,216 +308,44 @@ function _M.utf8(s)
   end
   return true
 end
-local utf8_ok = _M.utf8
+local REFUSED = {
+  nan = "NaN cannot be sent as JSON",
+  inf = "infinity cannot be sent as JSON",
+  utf8 = "string is not valid UTF-8",
+  key_utf8 = "key is not valid UTF-8",
+  cycle = "the table contains itself (a cycle)",
+  depth = "nesting is deeper than %d levels",
+  sparse = "table is a sparse array (holes between 1 and %d)",
+  mixed = "table mixes array items and named keys",
+  key_number = "table has a non-integer or non-positive key",
+  key_type = "table has a key of type %s",
+  type = "a %s cannot be sent as JSON",
+  jsontype = "table has a metatable whose __jsontype is not \"array\", \"object\" or \"null\"",
+  string = "string of %d bytes is over the %d-byte limit",
+  items = "array of %d items is over the %d-item limit",
+  stack = "nesting is too deep for the Lua stack",
+}
 
--- The encoded size of string s, or nil when s is not valid UTF-8 (the encoder refuses it):
--- every string the checks below measure, keys and values, passes here.
-local function string_size(s)
-  local n = size_memo[s]
-  if n then return n end
-  if not utf8_ok(s) then return nil end
-  n = #s + 2
-  if find(s, '[%c"\\/]') then
-    for i = 1, #s do
-      local extra = ESC[byte(s, i)]
-      if extra then n = n + extra end
-    end
-  end
-  if #s <= 64 then
-    if size_memo_n >= 10000 then size_memo, size_memo_n = {}, 0 end
-    size_memo[s] = n
-    size_memo_n = size_memo_n + 1
-  end
-  return n
-end
-
--- Digits of an integer are counted, not printed (a string per number of every event only to
--- take its length was a visible part of tracker:track), by comparisons rather than a loop (a
--- short loop inside every track cost LuaJIT more than the count); other numbers as %.14g
--- writes them.
-local function digits(a) -- 0 <= a < 1e15
-  if a < 1e8 then
-    if a < 1e4 then
-      if a < 100 then return a < 10 and 1 or 2 end
-      return a < 1000 and 3 or 4
-    end
-    if a < 1e6 then return a < 1e5 and 5 or 6 end
-    return a < 1e7 and 7 or 8
-  end
-  if a < 1e12 then
-    if a < 1e10 then return a < 1e9 and 9 or 10 end
-    return a < 1e11 and 11 or 12
-  end
-  if a < 1e14 then return a < 1e13 and 13 or 14 end
-  return 15
-end
-
-local function number_size(v)
-  if floor(v) == v and v > -1e15 and v < 1e15 then
-    if v < 0 then return 1 + digits(-v) end
-    return digits(v)
-  end
-  return #format("%.14g", v)
-end
-
--- Classify a table: "array" (keys 1..n, n >= 1), "object" (string keys only, or empty), or
--- nil plus a message for mixed or sparse tables the encoder cannot represent.
-local function shape(t)
-  local n, max, strings = 0, 0, false
-  for k in pairs(t) do
-    n = n + 1
-    local kt = type(k)
-    if kt == "number" then
-      if k < 1 or floor(k) ~= k then return nil, "has a non-integer or non-positive key" end
-      if k > max then max = k end
-    elseif kt == "string" then
-      strings = true
-    else
-      return nil, "has a key of type " .. kt
-    end
-  end
-  if strings then
-    if max > 0 then return nil, "mixes array items and named keys" end
-    return "object", n
-  end
-  if n == 0 then return "object", 0 end
-  if max ~= n then return nil, "is a sparse array (holes between 1 and " .. max .. ")" end
-  return "array", n
-end
-
-local walk_table
-
--- The walk behind `value`: a plain recursive function (not a closure made per call, which
--- LuaJIT cannot compile) that builds no JSON pointer until something fails: on failure it
--- returns the pointer of the bad value relative to `x`, and each level prepends its key.
-local function walk(x, depth, seen, max_str, max_items, max_depth)
-  local tx = type(x)
-  if tx == "string" then
-    if max_str and #x > max_str then
-      return nil, format("string of %d bytes is over the %d-byte limit", #x, max_str), ""
-    end
-    local n = string_size(x)
-    if not n then return nil, "string is not valid UTF-8", "" end
-    return n
-  elseif tx == "number" then
-    if x ~= x then return nil, "NaN cannot be sent as JSON", "" end
-    if x == huge or x == -huge then return nil, "infinity cannot be sent as JSON", "" end
-    return number_size(x)
-  elseif tx == "boolean" then
-    return x and 4 or 5
-  elseif tx == "userdata" or tx == "nil" then
-    return 4 -- klaviyo.null / cjson.null
-  elseif tx ~= "table" then
-    return nil, "a " .. tx .. " cannot be sent as JSON", ""
-  end
-  local m = getmetatable(x)
-  if m ~= nil and m.__jsontype == "null" then return 4 end -- klaviyo.null
-  if seen[x] then return nil, "the table contains itself (a cycle)", "" end
-  if max_depth and depth > max_depth then
-    return nil, format("nesting is deeper than %d levels", max_depth), ""
-  end
-  local kind, n = shape(x)
-  if not kind then return nil, "table " .. n, "" end
-  return walk_table(x, kind, n, depth, seen, max_str, max_items, max_depth)
-end
-
--- The part of `walk` after a table's shape is known (`properties` knows it already).
-walk_table = function(x, kind, n, depth, seen, max_str, max_items, max_depth)
-  seen[x] = true
-  local size = 2
-  if kind == "array" then
-    if max_items and n > max_items then
-      seen[x] = nil
-      return nil, format("array of %d items is over the %d-item limit", n, max_items), ""
-    end
-    for i = 1, n do
-      local s, msg, p = walk(x[i], depth + 1, seen, max_str, max_items, max_depth)
-      if not s then return nil, msg, "/" .. (i - 1) .. p end
-      size = size + s + 1
-    end
-  else
-    for k, val in pairs(x) do
-      local s, msg, p = walk(val, depth + 1, seen, max_str, max_items, max_depth)
-      if not s then return nil, msg, "/" .. ptok(k) .. p end
-      local ks = string_size(k)
-      if not ks then
-        seen[x] = nil
-        return nil, "key is not valid UTF-8", "/" .. ptok(k)
-      end
-      size = size + ks + 1 + s + 1
-    end
-  end
-  seen[x] = nil -- a table reached twice without a cycle (a DAG) is fine
-  return size
-end
-
---- Walk a Lua value as the JSON encoder would, checking it can be encoded (no cycles, NaN,
--- infinities, functions, mixed or sparse tables) and within the limits, and measure its
--- encoded size.
+--- Check that a Lua value can be sent as JSON (no cycles, NaN, infinities, functions, mixed
+-- or sparse tables, invalid UTF-8) and is within the limits, and measure its encoded size.
 -- @param v the value
 -- @tparam[opt] table lim `{string_bytes=, array_items=, depth=}` (nil fields are unlimited)
 -- @tparam[opt=""] string at JSON pointer of `v` for messages
--- @treturn number encoded size in bytes (an upper bound), or nil, message, pointer
--- The walk's set of tables being walked (cycle detection): every table it enters leaves it
--- on the way out, so one set serves every walk (no table made per event); a walk that
--- failed part-way leaves entries behind, so it gets a fresh set.
-local seen_set = {}
-
+-- @treturn number encoded size in bytes, or nil, message, pointer
 function _M.value(v, lim, at)
   lim = lim or {}
-  local size, msg, p = walk(v, 1, seen_set, lim.string_bytes, lim.array_items, lim.depth)
-  if not size then
-    seen_set = {}
-    return nil, msg, (at or "") .. p
+  local max_str, max_items = lim.string_bytes, lim.array_items
+  local size, code, ptr, num, what = measure(v, max_str, max_items, lim.depth)
+  if size then return size end
+  local msg = REFUSED[code] or code
+  if code == "string" then msg = format(msg, num, max_str)
+  elseif code == "items" then msg = format(msg, num, max_items)
+  elseif code == "depth" or code == "sparse" then msg = format(msg, num)
+  elseif code == "key_type" or code == "type" then msg = format(msg, what)
   end
-  return size
+  return nil, msg, (at or "") .. ptr
 end
-
-local STRING_BYTES, ARRAY_ITEMS, DEPTH = LIMITS.string_bytes, LIMITS.array_items, LIMITS.depth
-
--- The size of one member `"k":v` of an object at depth 1 under the ingestion limits, or nil
--- when there is anything to say about it (the full walk then says what). Scalars, the usual
--- members, are measured inline; tables go through `walk`, which leaves entries in seen_set
--- when it fails (the caller starts a new set then). The object itself is not put in
--- seen_set (a new key in it for every event made LuaJIT rehash it over and over): a cycle
--- back to it is still found, one level further down, and then the full walk reports it.
-local function member_size(k, v)
-  if type(k) ~= "string" then return nil end
-  local tv = type(v)
-  local s
-  if tv == "string" then
-    if #v > STRING_BYTES then return nil end
-    s = string_size(v)
-    if not s then return nil end
-  elseif tv == "number" then
-    if v ~= v or v == huge or v == -huge then return nil end
-    s = number_size(v)
-  elseif tv == "boolean" then
-    s = v and 4 or 5
-  else
-    s = walk(v, 2, seen_set, STRING_BYTES, ARRAY_ITEMS, DEPTH)
-    if not s then return nil end
-  end
-  local ks = string_size(k)
-  return ks and ks + s + 2
-end
-
--- The full checks of `properties`, which say what is wrong (and measure what they accept).
-local function properties_full(props, at)
-  local kind, n = shape(props)
-  if kind ~= "object" then return nil, "properties must be a table with named keys", at end
-  if n > LIMITS.properties then
-    return nil, format("%d properties is over Klaviyo's limit of %d", n, LIMITS.properties), at
-  end
-  local m = getmetatable(props)
-  if m ~= nil and m.__jsontype == "null" then return 4 end -- klaviyo.null, as `value` says
-  local size, msg, p = walk_table(props, kind, n, 1, seen_set, STRING_BYTES, ARRAY_ITEMS, DEPTH)
-  if not size then
-    seen_set = {}
-    return nil, msg, at .. p
-  end
-  return size
-end
+local value = _M.value
 
 --- Check an event's `properties` against Klaviyo's ingestion limits (at most 400 keys, strings
 -- at most 100 KB, arrays at most 4000 items, 10 levels) and encodability.
@@ -542,69 +355,38 @@ end
 function _M.properties(props, at)
   at = at or "/properties"
   if type(props) ~= "table" then return nil, "properties must be a table", at end
-  -- one pass over the members, building nothing (this runs for every tracked event); a
-  -- table with a metatable, or anything to report, goes to the full checks, which say what
-  if getmetatable(props) == nil then
-    local size, n = 2, 0
-    for k, v in pairs(props) do
-      local s = member_size(k, v)
-      if not s then n = -1 break end
-      n, size = n + 1, size + s
-    end
-    if n >= 0 and n <= LIMITS.properties then return size end
-    seen_set = {}
+  local m = getmetatable(props)
+  if m ~= nil and m.__jsontype == "null" then return 4 end -- klaviyo.null
+  local n = 0
+  for k in pairs(props) do
+    if type(k) ~= "string" then return nil, "properties must be a table with named keys", at end
+    n = n + 1
   end
-  return properties_full(props, at)
-end
-
--- An identifier as profile_identity accepts it: absent (nil or a JSON null), or a non-empty
--- string. Returns 0 (absent), 1 (present), or nil (something to report).
-local function ident(v)
-  if v == nil then return 0 end
-  local tv = type(v)
-  if tv == "string" then return v ~= "" and 1 or nil end
-  if tv == "userdata" then return 0 end
-  return nil
+  if n > LIMITS.properties then
+    return nil, format("%d properties is over Klaviyo's limit of %d", n, LIMITS.properties), at
+  end
+  return value(props, LIMITS, at)
 end
 
 --- Check the profile of an event: `profile_identity`, then its attributes as `value` checks
--- them under the ingestion limits. One pass building nothing when the profile holds only
--- attributes besides its identifiers (the usual case: the profile is then its own attributes
--- table); anything to report goes through the full checks, which say what.
+-- them under the ingestion limits.
 -- @tparam table p flat profile (`email`, `phone_number`, `id`, `external_id`, attributes)
 -- @tparam[opt=""] string at JSON pointer of the event (messages point into `at/profile`)
--- @return attributes (p itself, or a new table without id, type and "_" names), their
---   encoded size; or nil, message, pointer
+-- @return attributes (p itself when it holds nothing but attributes and identifiers, or a new
+--   table without id, type and "_" names), their encoded size; or nil, message, pointer
 function _M.event_profile(p, at)
-  if type(p) == "table" and getmetatable(p) == nil then
-    local size, plain, ok = 2, true, true
-    for k, v in pairs(p) do
-      if own_field(k) then
-        plain = false
-      else
-        local s = member_size(k, v)
-        if not s then ok = false break end
-        size = size + s
-      end
-    end
-    if ok then
-      local email, phone = p.email, p.phone_number
-      local a, b, c, d = ident(p.id), ident(email), ident(phone), ident(p.external_id)
-      if a and b and c and d and a + b + c + d > 0 and
-          (b == 0 or type(email) ~= "string" or _M.is_email(email)) and
-          (c == 0 or type(phone) ~= "string" or _M.is_e164(phone)) then
-        if plain then return p, size end
-        return attributes(p), size
-      end
-    else
-      seen_set = {}
-    end
-  end
   at = (at or "") .. "/profile"
   local ok, msg, ptr = _M.profile_identity(p, at)
   if not ok then return nil, msg, ptr end
-  local attrs = attributes(p)
-  local size, vmsg, vptr = _M.value(attrs, LIMITS, at)
+  local attrs = p
+  if getmetatable(p) ~= nil then
+    attrs = attributes(p)
+  else
+    for k in pairs(p) do
+      if own_field(k) then attrs = attributes(p) break end
+    end
+  end
+  local size, vmsg, vptr = value(attrs, LIMITS, at)
   if not size then return nil, vmsg, vptr end
   return attrs, size
 end

@@ -1,9 +1,9 @@
 /*
  * fuzz_binding.c - libFuzzer target with a Lua state: an answer (status, headers, body) goes
  * through the binding's c:interpret, the code every transport's answers go through, which
- * turns it into Lua values (the response table and its lazy headers, or the error table with
- * its headers and the decoded errors[0].meta); then every value is read back, the headers
- * made and the meta walked to its bottom.
+ * turns it into Lua values (the response table with its headers, or the error table with
+ * its headers and the decoded errors[0].meta); then every value is read back and the meta
+ * walked to its bottom.
  *
  * Input: byte 0 picks the status, byte 1 the shape (bit 0: the body is put in an error
  * document as errors[0].meta, so the fuzzer reaches the meta's conversion at once; bit 1: the
@@ -64,7 +64,7 @@ static void *guarded_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 /* ---- the Lua side ------------------------------------------------------------------------ */
 
 /* run(status, headers, body) with the client as an upvalue: c:interpret, then every value it
- * gave is read back (res.headers made, err's fields and meta walked). */
+ * gave is read back (res.headers, err's fields and meta walked). */
 static const char RUN[] =
     "local c = ...\n"
     "local function walk(v, depth)\n"

@@ -115,24 +115,27 @@ describe("klaviyo.core", function()
     assert.same({}, records_since(m))
   end)
 
-  describe("prepared requests (c:prepare, c:send)", function()
+  describe("a request's body, revision and limits", function()
     local function event(email)
       return { data = { type = "event", attributes = { properties = { n = 1 },
         metric = { data = { type = "metric", attributes = { name = "Binding Prepared" } } },
         profile = { data = { type = "profile", attributes = { email = email } } } } } }
     end
+    local function ev_req(body, unique_ids)
+      return { operation = "create_event", method = "POST", path = "/api/events", body = body,
+               unique_ids = unique_ids, safe = true }
+    end
 
     it("sends each call's body: a table stamped with a unique_id when asked, a string as it is", function()
-      local p = c:prepare { operation = "create_event", method = "POST", path = "/api/events" }
       local m = mark()
       local body = event("prepared@example.com")
-      local res, err, plain = c:send(p, body, true, true)
+      local res, err, plain = c:request(ev_req(body, true))
       assert.equal(202, res.status)
       assert.is_nil(err)
       assert.is_true(plain)
-      assert(c:send(p, body, true, true))
-      assert(c:send(p, body))                     -- no unique_ids asked: none stamped
-      assert(c:send(p, EVENT, true))              -- a string is sent as it is
+      assert(c:request(ev_req(body, true)))
+      assert(c:request(ev_req(body)))             -- no unique_ids asked: none stamped
+      assert(c:request(ev_req(EVENT, true)))      -- a string is sent as it is
       local recs = records_since(m)
       assert.equal(4, #recs)
       local cjson = require "cjson"
@@ -152,12 +155,12 @@ describe("klaviyo.core", function()
     end)
 
     it("keeps its revision and its limits", function()
-      local p = c:prepare { operation = "get_metrics", method = "GET", path = "/api/metrics",
-                            revision = "2025-10-15", limits = { burst = 2 } }
+      local req = { operation = "get_metrics", method = "GET", path = "/api/metrics",
+                    revision = "2025-10-15", limits = { burst = 2 } }
       local m = mark()
       local plains = {}
       for i = 1, 3 do
-        local res, _, plain = c:send(p)
+        local res, _, plain = c:request(req)
         assert.equal(200, res.status)
         plains[i] = plain
       end
@@ -166,35 +169,17 @@ describe("klaviyo.core", function()
       for _, r in ipairs(records_since(m)) do assert.equal("2025-10-15", r.headers.revision) end
     end)
 
-    it("refuses what it cannot hold, and c:send anything but one; nothing is sent", function()
+    it("refuses a self that is not a client and a body it cannot encode; nothing is sent", function()
       local m = mark()
-      assert.has_error(function() c:prepare { method = "POST", path = "/api/events", body = EVENT } end,
-        "klaviyo.core: prepare: the body is given to c:send, not to prepare")
-      local only = "klaviyo.core: prepare: only a request without path_params, query, headers or url " ..
-        "can be prepared"
-      assert.has_error(function()
-        c:prepare { method = "GET", path = "/api/profiles/{id}", path_params = { 1 } }
-      end, only)
-      assert.has_error(function()
-        c:prepare { method = "GET", path = "/api/metrics", query = { { "a", 1 } } }
-      end, only)
-      assert.has_error(function() c:prepare { method = "GET", path = "/api/metrics", safe = true } end,
-        "klaviyo.core: prepare: safe is given to c:send")
-      assert.has_error(function() c:prepare { method = "GET", path = "/api/metrics", bogus = 1 } end,
+      assert.has_error(function() c:request { method = "GET", path = "/api/metrics", bogus = 1 } end,
         "klaviyo.core: unknown request field bogus")
-      local p = c:prepare { operation = "create_event", method = "POST", path = "/api/events" }
-      assert.has_error(function() c:send({}, EVENT) end)
-      assert.has_error(function() c:send(io.stdout, EVENT) end)
-      assert.has_error(function() c:send(p, 5) end)
-      assert.has_error(function() c:send(p, EVENT, 1) end)
-      assert.has_error(function() c:send(p, EVENT, true, "yes") end)
       -- a method's self is checked against the client metatable
-      for _, self in ipairs { {}, p, io.stdout } do
-        local ok, msg = pcall(c.send, self, p, EVENT)
+      for _, self in ipairs { {}, io.stdout } do
+        local ok, msg = pcall(c.request, self, ev_req(EVENT))
         assert.is_false(ok)
         assert.matches("klaviyo.core.client expected, got " .. type(self), msg, 1, true)
       end
-      local res, err = c:send(p, { bad = 0 / 0 }, true)
+      local res, err = c:request(ev_req({ bad = 0 / 0 }, true))
       assert.is_nil(res)
       assert.same({ "encode", "invalid_body" }, { err.kind, err.code })
       assert.matches("^bad: NaN", err.message)
@@ -326,6 +311,16 @@ describe("klaviyo.core", function()
     local ok = assert(core.new { api_key = secret })
     assert.is_nil(tostring(ok):find(secret, 1, true))
     ok:close()
+  end)
+
+  it("leaves what a setting may be to the core: nil, err, not a raise", function()
+    for _, o in ipairs { { limiter_safety = 2 }, { limiter_safety = 0 / 0 }, { retry_base = -1 },
+                         { retry_max_time = 0 / 0 } } do
+      o.api_key = "pk_x"
+      local cl, err = core.new(o)
+      assert.is_nil(cl)
+      assert.same({ "refused", "invalid_option" }, { err.kind, err.code })
+    end
   end)
 
   it("raises on misuse", function()

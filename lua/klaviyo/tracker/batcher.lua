@@ -21,10 +21,11 @@ local concat, floor, random = table.concat, math.floor, math.random
 local type, tostring, tonumber, pcall = type, tostring, tonumber, pcall
 local match = string.match
 
+local layout = require "klaviyo.event_layout"
+
 local _M = {}
 
-local PREFIX = '{"data":{"type":"event-bulk-create-job","attributes":{"events-bulk-create":{"data":['
-local SUFFIX = ']}}}}'
+local PREFIX, SUFFIX = layout.PREFIX, layout.SUFFIX
 _M.ENVELOPE = #PREFIX + #SUFFIX
 
 --- The request body for lines[i..j].

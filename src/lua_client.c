@@ -1,0 +1,287 @@
+/*
+ * lua_client.c - the client object of klaviyo.core: core.new (its options read into
+ * kl_options), c:request, c:build, c:interpret, c:info, c:set_access_token, c:close.
+ */
+#include "lua_klaviyo.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+lk_client *lk_check_client(lua_State *L) {
+    lk_client *u = lua_touserdata(L, 1);
+    int same = 0;
+    if (u && lua_getmetatable(L, 1)) { /* luaL_checkudata would name a userdata by its __name */
+        luaL_getmetatable(L, MT);
+        same = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+    }
+    if (!same) luaL_argerror(L, 1, lua_pushfstring(L, MT " expected, got %s", luaL_typename(L, 1)));
+    if (!u->c) luaL_error(L, "klaviyo.core: client is closed");
+    return u;
+}
+
+
+/* ---- core.new ---------------------------------------------------------------------------- */
+
+/* A string option, or NULL when absent.  One holding a NUL byte is refused as the core refuses
+ * a CR or LF in it (nil, err, not a raise): its name goes to *nul and NULL is returned. */
+static const char *opt_string(lua_State *L, int t, const char *k, const char **nul) {
+    const char *s;
+    lua_getfield(L, t, k);
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); return NULL; }
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "klaviyo.core.new: option %s must be a string, got %s", k, luaL_typename(L, -1));
+    if (lk_has_nul(L, -1)) {
+        if (!*nul) *nul = k;
+        lua_pop(L, 1);
+        return NULL;
+    }
+    s = lua_tostring(L, -1);
+    lua_pop(L, 1); /* the options table keeps the string alive */
+    return s;
+}
+
+/* A number option read into C: only what the conversion needs is checked here (the type, and
+ * a range the C field can hold); what a setting may be is the core's to refuse (kl_new answers
+ * nil, err), and klaviyo.new checks it for Lua users first. */
+static double opt_number(lua_State *L, int t, const char *k) {
+    double v;
+    lua_getfield(L, t, k);
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); return 0; }
+    if (lua_type(L, -1) != LUA_TNUMBER)
+        luaL_error(L, "klaviyo.core.new: option %s must be a number, got %s", k, luaL_typename(L, -1));
+    v = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* A timeout in seconds as the core's milliseconds: within a day, so that the long holds it. */
+static long opt_ms(lua_State *L, int t, const char *k) {
+    double v = opt_number(L, t, k);
+    if (v == 0) return 0;
+    if (!(v > 0) || v > 86400.0) luaL_error(L, "klaviyo.core.new: option %s must be > 0 and <= 86400 seconds", k);
+    v = v * 1000.0;
+    return v < 1 ? 1 : (long)v;
+}
+
+/* A count for an int field. */
+static int opt_count(lua_State *L, int t, const char *k) {
+    double v = opt_number(L, t, k);
+    if (!(v >= 0 && v <= 1000000)) luaL_error(L, "klaviyo.core.new: option %s must be in 0..1000000", k);
+    return (int)v;
+}
+
+static const char *const new_options[] = {"base_url", "api_key", "access_token", "public_key", "revision",
+                                          "timeout", "connect_timeout", "user_agent", "limiter",
+                                          "limiter_url", "limiter_prefix", "limiter_safety",
+                                          "limiter_script", "account", "retry_attempts",
+                                          "retry_max_time", "retry_base", "retry_cap", NULL};
+
+int kl_lua_new(lua_State *L) {
+    kl_options o;
+    const char *nul;
+    lk_client *u;
+    kl_client *c;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        int i, known = 0;
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            const char *k = lua_tostring(L, -1);
+            for (i = 0; new_options[i]; i++)
+                if (strcmp(k, new_options[i]) == 0) known = 1;
+        }
+        if (!known) {
+            lua_pushvalue(L, -1);
+            return luaL_error(L, "klaviyo.core.new: unknown option %s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(non-string key)");
+        }
+    }
+    memset(&o, 0, sizeof o);
+    nul = NULL;
+    o.base_url = opt_string(L, 1, "base_url", &nul);
+    o.api_key = opt_string(L, 1, "api_key", &nul);
+    o.access_token = opt_string(L, 1, "access_token", &nul);
+    o.public_key = opt_string(L, 1, "public_key", &nul);
+    o.revision = opt_string(L, 1, "revision", &nul);
+    o.user_agent = opt_string(L, 1, "user_agent", &nul);
+    o.timeout_ms = opt_ms(L, 1, "timeout");
+    o.connect_timeout_ms = opt_ms(L, 1, "connect_timeout");
+    {
+        const char *lim = opt_string(L, 1, "limiter", &nul);
+        if (!lim || strcmp(lim, "local") == 0) o.limiter = KL_LIMITER_LOCAL;
+        else if (strcmp(lim, "redis") == 0) o.limiter = KL_LIMITER_REDIS;
+        else if (strcmp(lim, "off") == 0) o.limiter = KL_LIMITER_OFF;
+        else return luaL_error(L, "klaviyo.core.new: option limiter must be \"local\", \"redis\" or \"off\"");
+    }
+    o.limiter_url = opt_string(L, 1, "limiter_url", &nul);
+    o.limiter_prefix = opt_string(L, 1, "limiter_prefix", &nul);
+    o.limiter_script = opt_string(L, 1, "limiter_script", &nul);
+    o.account = opt_string(L, 1, "account", &nul);
+    o.limiter_safety = opt_number(L, 1, "limiter_safety");
+    o.retry_attempts = opt_count(L, 1, "retry_attempts");
+    o.retry_max_time = opt_number(L, 1, "retry_max_time");
+    o.retry_base = opt_number(L, 1, "retry_base");
+    o.retry_cap = opt_number(L, 1, "retry_cap");
+    if (nul) {
+        int cred = strcmp(nul, "api_key") == 0 || strcmp(nul, "access_token") == 0 || strcmp(nul, "public_key") == 0;
+        return lk_push_nul_refused(L, cred ? "invalid_credential" : "invalid_option", nul);
+    }
+
+    u = lua_newuserdata(L, sizeof *u);
+    memset(u, 0, sizeof *u);
+    kl_uuid_pool_init(&u->ids);
+    luaL_getmetatable(L, MT);
+    lua_setmetatable(L, -2);
+    c = kl_new(&o);
+    if (!c) {
+        lua_pushnil(L);
+        lua_createtable(L, 0, 2);
+        lua_pushliteral(L, "out_of_memory");
+        lua_setfield(L, -2, "kind");
+        lua_pushliteral(L, "klaviyo.core.new: out of memory");
+        lua_setfield(L, -2, "message");
+        return 2;
+    }
+    if (c->err) {
+        int n = lk_push_failure(L, c);
+        kl_free(c);
+        return n;
+    }
+    u->c = c;
+    return 1;
+}
+
+int kl_lua_request(lua_State *L) {
+    lk_client *u = lk_check_client(L);
+    parsed p;
+    if (lk_read_request(L, &u->s, &p, &u->ids, NULL) != 0) return lk_push_encode_failure(L, &u->s.body, 0);
+    return lk_push_sent(L, u->c, kl_send(u->c, &p.r));
+}
+
+int kl_lua_build(lua_State *L) {
+    lk_client *u = lk_check_client(L);
+    parsed p;
+    const kl_built *b;
+    size_t i;
+    if (lk_read_request(L, &u->s, &p, &u->ids, NULL) != 0) return lk_push_encode_failure(L, &u->s.body, 0);
+    if (kl_build(u->c, &p.r, &b) != KL_OK) return lk_push_failure(L, u->c);
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, b->method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, b->url);
+    lua_setfield(L, -2, "url");
+    lua_createtable(L, (int)b->n_headers, 0);
+    for (i = 0; i < b->n_headers; i++) {
+        lua_createtable(L, 2, 0);
+        lua_pushstring(L, b->headers[i].name);
+        lua_rawseti(L, -2, 1);
+        lua_pushstring(L, b->headers[i].value);
+        lua_rawseti(L, -2, 2);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    lua_setfield(L, -2, "headers");
+    if (b->body) {
+        lua_pushlstring(L, b->body, b->body_len);
+        lua_setfield(L, -2, "body");
+    }
+    return 1;
+}
+
+/* c:interpret(status, headers, body [, operation]): headers maps names to a string or a
+ * list of strings (ngx.resp.get_headers() style). */
+int kl_lua_interpret(lua_State *L) {
+    lk_client *u = lk_check_client(L);
+    lua_Integer status = luaL_checkinteger(L, 2);
+    size_t blen = 0, n = 0, cap = 0;
+    const char *body, *op;
+    kl_header *hs = NULL;
+    int rc, ht;
+    if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+    body = luaL_optlstring(L, 4, "", &blen);
+    op = luaL_optstring(L, 5, NULL);
+    if (op) op = lk_c_string(L, 5, "operation");
+    if (status < 100 || status > 999) return luaL_argerror(L, 2, "HTTP status out of range");
+    ht = 3;
+    if (!lua_isnoneornil(L, ht)) {
+        lua_pushnil(L);
+        while (lua_next(L, ht)) {
+            if (lua_type(L, -2) != LUA_TSTRING) { free(hs); return luaL_argerror(L, 3, "header names must be strings"); }
+            if (lua_type(L, -1) == LUA_TSTRING) {
+                if (n == cap) {
+                    void *nn = realloc(hs, (cap = cap ? cap * 2 : 16) * sizeof *hs);
+                    if (!nn) { free(hs); return luaL_error(L, "klaviyo.core: out of memory"); }
+                    hs = nn;
+                }
+                if (lk_has_nul(L, -2) || lk_has_nul(L, -1)) { free(hs); return luaL_argerror(L, 3, "a header holds a NUL byte"); }
+                hs[n].name = (char *)lua_tostring(L, -2);
+                hs[n].value = (char *)lua_tostring(L, -1);
+                n++;
+            } else if (lua_istable(L, -1)) {
+                int k, m = (int)kl_rawlen(L, -1);
+                for (k = 1; k <= m; k++) {
+                    lua_rawgeti(L, -1, k);
+                    if (lua_type(L, -1) != LUA_TSTRING) { free(hs); return luaL_argerror(L, 3, "header values must be strings"); }
+                    lua_pop(L, 1); /* the list keeps it alive */
+                    if (n == cap) {
+                        void *nn = realloc(hs, (cap = cap ? cap * 2 : 16) * sizeof *hs);
+                        if (!nn) { free(hs); return luaL_error(L, "klaviyo.core: out of memory"); }
+                        hs = nn;
+                    }
+                    lua_rawgeti(L, -1, k);
+                    if (lk_has_nul(L, -3) || lk_has_nul(L, -1)) { free(hs); return luaL_argerror(L, 3, "a header holds a NUL byte"); }
+                    hs[n].name = (char *)lua_tostring(L, -3);
+                    hs[n].value = (char *)lua_tostring(L, -1);
+                    lua_pop(L, 1);
+                    n++;
+                }
+            } else {
+                free(hs);
+                return luaL_argerror(L, 3, "header values must be strings or lists of strings");
+            }
+            lua_pop(L, 1);
+        }
+    }
+    rc = kl_interpret(u->c, (long)status, hs, n, body, blen, op);
+    free(hs);
+    return lk_push_answer(L, u->c, rc);
+}
+
+/* c:info([t]) -> what the last c:request did: {attempts, retries, throttled, waited, backoff,
+ * stopped} (waited/backoff in seconds), in t when given (no new table per request) */
+int kl_lua_info(lua_State *L) {
+    lk_client *u = lk_check_client(L);
+    if (lua_istable(L, 2)) {
+        lua_settop(L, 2);
+        lk_fill_info(L, kl_last_info(u->c));
+    } else {
+        lk_push_info(L, kl_last_info(u->c));
+    }
+    return 1;
+}
+
+int kl_lua_set_access_token(lua_State *L) {
+    lk_client *u = lk_check_client(L);
+    const char *t = luaL_optstring(L, 2, NULL);
+    if (t && lk_has_nul(L, 2)) return lk_push_nul_refused(L, "invalid_credential", "access_token");
+    if (kl_set_access_token(u->c, t) != KL_OK) return lk_push_failure(L, u->c);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+int kl_lua_close(lua_State *L) {
+    lk_client *u = luaL_checkudata(L, 1, MT);
+    if (u->c) { kl_free(u->c); u->c = NULL; }
+    lk_scratch_free(&u->s);
+    return 0;
+}
+
+/* never shows a secret: only the base URL's origin */
+int kl_lua_tostring(lua_State *L) {
+    lk_client *u = luaL_checkudata(L, 1, MT);
+    lua_pushfstring(L, "klaviyo.core.client (%s)", u->c ? "open" : "closed");
+    return 1;
+}
+

@@ -54,33 +54,36 @@ int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch
 
     while (ndone < n) {
         kl_usec now = kl_now(), soonest = -1;
-        int running = 0, left;
+        int running = 0, left, busy = 0;
         long timeout_ms;
         CURLMsg *m;
+        /* every slot goes as far as it can now: a free slot takes the next request, a slot
+         * whose wait is over its next step, until it has a transfer running, a wait ahead of
+         * it, or nothing left to take */
         for (k = 0; k < nslots; k++) {
             slot *s = &slots[k];
-            /* a free slot takes the next request */
-            if (s->state == S_IDLE && next < n) {
-                memset(&s->req, 0, sizeof s->req);
-                s->index = next++;
-                kl_error_clear(s->c);
-                memset(&s->c->priv->call.info, 0, sizeof s->c->priv->call.info);
-                if (get(ud, s->index, k, &s->req) != 0) {
-                    finish(s, k, done, ud,
-                           kl_fail(s->c, KL_ERR_USAGE, "invalid_request", NULL, "could not describe the request"), &ndone);
-                    continue;
-                }
-                if ((rc = kl_call_begin(s->c, &s->c->priv->call, &s->req, NULL)) != KL_OK) {
-                    finish(s, k, done, ud, rc, &ndone);
-                    rc = KL_OK;
-                    continue;
-                }
-                s->state = S_WAIT;
-                s->until = now;
-            }
-            while (s->state == S_WAIT && s->until <= now) {
+            for (;;) {
                 kl_usec wait;
-                int step = kl_call_next(s->c, &s->c->priv->call, &wait), prc;
+                int step, prc;
+                if (s->state == S_IDLE && next < n) {
+                    memset(&s->req, 0, sizeof s->req);
+                    s->index = next++;
+                    if (get(ud, s->index, k, &s->req) != 0) {
+                        memset(&s->c->priv->call.info, 0, sizeof s->c->priv->call.info); /* nothing tried */
+                        finish(s, k, done, ud,
+                               kl_fail(s->c, KL_ERR_USAGE, "invalid_request", NULL, "could not describe the request"),
+                               &ndone);
+                        continue;
+                    }
+                    if ((prc = kl_call_begin(s->c, &s->c->priv->call, &s->req, NULL)) != KL_OK) {
+                        finish(s, k, done, ud, prc, &ndone);
+                        continue;
+                    }
+                    s->state = S_WAIT;
+                    s->until = now;
+                }
+                if (s->state != S_WAIT || s->until > now) break;
+                step = kl_call_next(s->c, &s->c->priv->call, &wait);
                 if (step == KL_STEP_WAIT) {
                     s->until = now + wait;
                 } else if (step != KL_STEP_SEND) {
@@ -97,6 +100,23 @@ int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch
         }
         if (ndone >= n) break;
 
+        /* sleep until a socket is ready or the soonest limiter/backoff deadline, at most 1 s.
+         * The wait comes before libcurl's turn, as in a plain multi loop: a slot whose transfer
+         * ended has had its next request started above, with no pass of libcurl's between. */
+        timeout_ms = 1000;
+        for (k = 0; k < nslots; k++) {
+            if (slots[k].state == S_RUN) busy = 1;
+            if (slots[k].state == S_WAIT && (soonest < 0 || slots[k].until < soonest)) soonest = slots[k].until;
+        }
+        if (soonest >= 0) {
+            kl_usec d = soonest - kl_now();
+            timeout_ms = d <= 0 ? 0 : (long)((d + 999) / 1000);
+            if (timeout_ms > 1000) timeout_ms = 1000;
+        }
+        if (timeout_ms > 0) {
+            if (busy) curl_multi_poll(multi, NULL, 0, (int)timeout_ms, NULL);
+            else kl_sleep_us((kl_usec)timeout_ms * 1000);
+        }
         if (curl_multi_perform(multi, &running) != CURLM_OK) {
             rc = kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "libcurl's multi interface failed");
             goto out;
@@ -110,27 +130,9 @@ int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch
             s = (slot *)(void *)priv;
             trc = (int)m->data.result;
             curl_multi_remove_handle(multi, m->easy_handle); /* m is invalid from here */
-            k = (size_t)(s - slots);
             kl_call_received(s->c, &s->c->priv->call, kl_transport_finish(s->c, trc, s->req.operation));
             s->state = S_WAIT; /* its next step is asked for at once */
             s->until = 0;
-        }
-        if (ndone >= n) break;
-        /* sleep until a socket is ready or the soonest limiter/backoff deadline, at most 1 s;
-         * a slot that just went idle (and more to do) must not wait at all */
-        timeout_ms = 1000;
-        for (k = 0; k < nslots; k++)
-            if (slots[k].state == S_WAIT && (soonest < 0 || slots[k].until < soonest)) soonest = slots[k].until;
-        if (soonest >= 0) {
-            kl_usec d = soonest - kl_now();
-            timeout_ms = d <= 0 ? 0 : (long)((d + 999) / 1000);
-            if (timeout_ms > 1000) timeout_ms = 1000;
-        }
-        for (k = 0; k < nslots; k++)
-            if (slots[k].state == S_IDLE && next < n) timeout_ms = 0;
-        if (timeout_ms > 0) {
-            if (running) curl_multi_poll(multi, NULL, 0, (int)timeout_ms, NULL);
-            else kl_sleep_us((kl_usec)timeout_ms * 1000);
         }
     }
 

@@ -4,8 +4,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := all
 
 ROOT      := $(abspath .)
-SHARED    ?= $(abspath $(ROOT)/../shared)
-SPEC_JSON := $(SHARED)/openapi/klaviyo-stable-2026-07-15.json
+# Klaviyo's OpenAPI spec (MIT, openapi/LICENSE): the generator, the contract check and the
+# tests read it from here.
+OPENAPI   := $(ROOT)/openapi/klaviyo-stable-2026-07-15.json
 BUILD     := $(ROOT)/build
 # Generated from lua/klaviyo/limiter/redis_script.lua by mk/redis.mk; compiled into the core.
 REDIS_GEN_H := $(BUILD)/gen/redis_script.h

@@ -19,6 +19,10 @@ TEST_LUAS ?= lua5.4 luajit
 lua_path  = $(ROOT)/lua/?.lua;$(ROOT)/lua/?/init.lua;$(ROOT)/spec/?.lua;$(ROOT)/emulator/lua/?.lua;;
 lua_cpath = $(BUILD)/$(1)/?.so;;
 
+# The version lives in VERSION only: every build first stamps it where it is compiled in
+# (`make version`, mk/dist.mk).
+build: version
+
 include mk/deps.mk
 include $(sort $(filter-out mk/deps.mk,$(wildcard mk/*.mk)))
 

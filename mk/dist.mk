@@ -8,7 +8,8 @@
 #                       that tarball, which its source url names, in the zip LuaRocks reads)
 #   make dist-check     installs that source rock with LuaRocks into empty trees (Lua 5.4,
 #                       and 5.1 for LuaJIT), from outside the source tree with
-#                       --deps-mode=none, and runs rockspec/check.lua from each (as rock-check)
+#                       --deps-mode=none, and runs rockspec/check.lua from each (as rock-check);
+#                       then the same with the rock built without hiredis (HIREDIS=0)
 KL_RELEASE := $(shell cat $(ROOT)/VERSION 2>/dev/null)
 DIST_NAME  := lua-klaviyo-$(KL_RELEASE)
 DIST_DIR   := $(BUILD)/dist
@@ -37,11 +38,21 @@ dist: version-check
 	@echo "dist: $(DIST_TAR)"; echo "dist: $(DIST_ROCK)"
 
 DIST_TREE = $(DIST_DIR)/tree-$(1)
+# dist_install VERSION TREE [ENV]: the source rock into an empty TREE, from outside the source tree
+dist_install = rm -rf $(2) && cd $(DIST_DIR) && \
+  $(3) luarocks --lua-version $(1) install --deps-mode=none --tree $(2) $(DIST_ROCK)
 
+# Twice: as built here, and built without hiredis (HIREDIS=0, as where it is not installed).
 dist-check: dist
-	rm -rf $(call DIST_TREE,5.4) $(call DIST_TREE,5.1)
-	cd $(DIST_DIR) && for v in 5.4 5.1; do \
-	  luarocks --lua-version $$v install --deps-mode=none --tree $(DIST_DIR)/tree-$$v $(DIST_ROCK) || exit 1; done
+	$(call dist_install,5.4,$(call DIST_TREE,5.4))
+	$(call dist_install,5.1,$(call DIST_TREE,5.1))
 	$(call rock_checks,$(call DIST_TREE,5.4),$(call DIST_TREE,5.1),dist-check)
+	@$(MAKE) --no-print-directory dist-check-nohiredis
 
-.PHONY: version version-check dist dist-check
+dist-check-nohiredis: export KLAVIYO_ROCK_HIREDIS := 0
+dist-check-nohiredis:
+	$(call dist_install,5.4,$(call DIST_TREE,nohiredis-5.4),HIREDIS=0)
+	$(call dist_install,5.1,$(call DIST_TREE,nohiredis-5.1),HIREDIS=0)
+	$(call rock_checks,$(call DIST_TREE,nohiredis-5.4),$(call DIST_TREE,nohiredis-5.1),dist-check-nohiredis)
+
+.PHONY: version version-check dist dist-check dist-check-nohiredis

@@ -1,4 +1,4 @@
-# Versions and releases. The version lives in VERSION only; tools/stamp-version writes it
+# Versions and releases. The version lives in VERSION only; tools/stamp-version.lua writes it
 # into src/klaviyo.h, lua/klaviyo/init.lua and rockspec/lua-klaviyo-<version>-1.rockspec.
 #   make version        stamps it (every `make build` does this first)
 #   make version-check  the stamped files agree with VERSION ("version: N passed, N failed")
@@ -20,10 +20,10 @@ DIST_ROCK  := $(DIST_DIR)/$(DIST_NAME)-1.src.rock
 VERSIONED  := VERSION src/klaviyo.h lua/klaviyo/init.lua $(DIST_SPEC)
 
 version:
-	@lua5.4 tools/stamp-version >/dev/null
+	@lua5.4 tools/stamp-version.lua >/dev/null
 
 version-check:
-	@lua5.4 tools/stamp-version --check
+	@lua5.4 tools/stamp-version.lua --check
 
 # The tarball is what HEAD holds (the generated operation table is committed; the rock's
 # build needs no other generated file), so uncommitted version stamps stop the release.

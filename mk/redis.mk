@@ -9,7 +9,8 @@
 # hiredis is optional: HIREDIS=1 when pkg-config or its header finds it. With HIREDIS=0
 # (forced with `make HIREDIS=0`) the core is built with -DKL_NO_HIREDIS and links no hiredis:
 # src/limiter_redis.c then refuses store "redis" ("this build has no Redis store"), the C
-# store's test is not run, and the Lua store (nginx, LuaSocket) works as before.
+# store's test is not run, and the Lua store (nginx, LuaSocket) works as before. The core's
+# C tests (make ctest) exercise the C store too: run them on a build with hiredis.
 #   make spec-nohiredis  builds a HIREDIS=0 core in build/nohiredis and runs
 #                        spec/nohiredis/redis_store.lua against it on $(TEST_LUAS)
 ifeq ($(origin HIREDIS),undefined)

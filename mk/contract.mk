@@ -12,9 +12,9 @@ CONTRACT_SOURCE = $(strip \
 contract-check: $(ROOT)/tools/node/node_modules/.stamp
 	@if [ -z "$(CONTRACT_SOURCE)" ]; then \
 	  echo "make contract-check: set EMULATOR_URL, CONTRACT_JOURNAL or CONTRACT_DUMP" >&2; exit 2; fi
-	SPEC_JSON=$(SPEC_JSON) node $(ROOT)/tools/contract-check.js $(CONTRACT_SOURCE)
+	node $(ROOT)/tools/contract-check.js $(CONTRACT_SOURCE)
 
 contract-unit: $(ROOT)/tools/node/node_modules/.stamp
-	SPEC_JSON=$(SPEC_JSON) node --test $(ROOT)/spec/sdk/contract_check_test.js
+	node --test $(ROOT)/spec/sdk/contract_check_test.js
 
 .PHONY: contract-check contract-unit

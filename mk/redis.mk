@@ -6,6 +6,36 @@
 #   make spec-redis    the script and the Lua store from lua5.4 and luajit, and inside nginx
 # Both tests start their own redis-server on a free port of 18700-18799 and stop it.
 
+# hiredis is optional: HIREDIS=1 when pkg-config or its header finds it. With HIREDIS=0
+# (forced with `make HIREDIS=0`) the core is built with -DKL_NO_HIREDIS and links no hiredis:
+# src/limiter_redis.c then refuses store "redis" ("this build has no Redis store"), the C
+# store's test is not run, and the Lua store (nginx, LuaSocket) works as before. The core's
+# C tests (make ctest) exercise the C store too: run them on a build with hiredis.
+#   make spec-nohiredis  builds a HIREDIS=0 core in build/nohiredis and runs
+#                        spec/nohiredis/redis_store.lua against it on $(TEST_LUAS)
+ifeq ($(origin HIREDIS),undefined)
+HIREDIS := $(shell { pkg-config --exists hiredis || test -f /usr/include/hiredis/hiredis.h; } 2>/dev/null \
+             && echo 1 || echo 0)
+endif
+ifeq ($(HIREDIS),0)
+HIREDIS_LIBS :=
+CORE_CFLAGS  += -DKL_NO_HIREDIS
+SAN_CFLAGS   += -DKL_NO_HIREDIS
+FUZZ_CFLAGS  += -DKL_NO_HIREDIS
+else
+HIREDIS_LIBS := $(shell pkg-config --libs hiredis 2>/dev/null || echo -lhiredis)
+CTESTS += ctest-redis
+endif
+
+spec-nohiredis:
+	@$(MAKE) --no-print-directory -s HIREDIS=0 BUILD=$(BUILD)/nohiredis LUAS='$(TEST_LUAS)' core
+	@fail=0; for l in $(TEST_LUAS); do echo "== spec/nohiredis/redis_store.lua ($$l)"; \
+	  LUA_PATH='$(call lua_path)' LUA_CPATH='$(BUILD)/nohiredis/'"$$l"'/?.so;;' \
+	  $$l /usr/bin/busted -o TAP spec/nohiredis/redis_store.lua || fail=1; done; \
+	exit $$fail
+
+.PHONY: spec-nohiredis
+
 REDIS_SCRIPT_LUA := $(ROOT)/lua/klaviyo/limiter/redis_script.lua
 # REDIS_GEN_H (the generated header) is defined in the Makefile: mk/core.mk needs it first.
 REDIS_CFLAGS     := -std=c99 -Wall -Wextra -Werror -g -I$(ROOT)/src -I$(BUILD)/gen
@@ -44,8 +74,6 @@ ctest-redis: $(REDIS_TEST) $(REDIS_TEST_ASAN)
 	$(REDIS_TEST_ASAN)
 	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=all \
 	  --show-leak-kinds=all $(REDIS_TEST)
-
-CTESTS += ctest-redis
 
 .PHONY: ctest-redis redis-script-header
 

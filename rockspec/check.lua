@@ -2,7 +2,8 @@
 -- LUA_PATH/LUA_CPATH pointing only at a LuaRocks tree (plus the system's directories, for
 -- lua-cjson and LuaSocket). Usage: <lua> check.lua TREE
 -- Requires klaviyo from TREE, creates a client and sends one event to the emulator at
--- KLAVIYO_EMULATOR_URL (or one it starts on a free loopback port with LAUNCHER). Prints
+-- KLAVIYO_EMULATOR_URL (or one it starts on a free loopback port with LAUNCHER), and checks
+-- that the Redis limiter store is there, or clearly absent (KLAVIYO_ROCK_HIREDIS=0). Prints
 -- `N passed, N failed` and exits non-zero on any failure.
 local tree = assert(arg[1], "usage: check.lua TREE [LAUNCHER]")
 local launcher = arg[2]
@@ -89,6 +90,17 @@ if ok then
       check("client:call create_event", res == true, cerr)
       client:close()
     end
+    -- KLAVIYO_ROCK_HIREDIS=0: the rock was built without hiredis and must say so; otherwise
+    -- it has the Redis store (an unreachable Redis is retried later, not refused).
+    local no_store = "this build has no Redis store: built without hiredis"
+    local rc, rerr = klaviyo.new { api_key = acct.private_key, base_url = url,
+                                   limiter = { store = "redis", url = "redis://127.0.0.1:1" } }
+    if os.getenv("KLAVIYO_ROCK_HIREDIS") == "0" then
+      check("no Redis store, said clearly", rc == nil and rerr and rerr.detail == no_store, rerr)
+    else
+      check("a Redis store", rc ~= nil, rerr)
+    end
+    if rc then rc:close() end
   end
 end
 if started then sh_ok(launcher .. " stop --port " .. started .. " >/dev/null 2>&1") end

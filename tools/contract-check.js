@@ -4,7 +4,7 @@
 //   node tools/contract-check.js --journal FILE    JSON lines, one exchange each (emulator --journal)
 //   node tools/contract-check.js --dump FILE       a JSON array (or {"requests"|"data": [...]})
 //   node tools/contract-check.js --url URL [--account ID]   fetches URL/__emulator/requests
-//   [--spec FILE] (default: $SPEC_JSON or ../shared/openapi/klaviyo-stable-2026-07-15.json)
+//   [--spec FILE] (default: openapi/klaviyo-stable-2026-07-15.json)
 //   [--quiet] print only the totals line
 //   [--allow-empty] an input without exchanges passes (by default it fails: nothing was checked)
 // Prints one line per violation (operation, direction, record index, JSON pointer, message) and
@@ -70,9 +70,7 @@ async function loadRecords(opts) {
 }
 
 function defaultSpec() {
-  if (process.env.SPEC_JSON) return process.env.SPEC_JSON;
-  const shared = process.env.SHARED || path.resolve(__dirname, '..', '..', 'shared');
-  return path.join(shared, 'openapi', 'klaviyo-stable-2026-07-15.json');
+  return path.join(__dirname, '..', 'openapi', 'klaviyo-stable-2026-07-15.json');
 }
 
 async function main() {

@@ -13,8 +13,7 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const { Contract, check, pathPattern } = require(path.join(ROOT, 'tools/node/lib/contract'));
 const { convert } = require(path.join(ROOT, 'tools/node/lib/openapi-schema'));
 const Ajv = require(path.join(ROOT, 'tools/node/node_modules/ajv'));
-const SPEC_FILE = process.env.SPEC_JSON ||
-  path.join(process.env.SHARED || path.resolve(ROOT, '..', 'shared'), 'openapi', 'klaviyo-stable-2026-07-15.json');
+const SPEC_FILE = path.join(ROOT, 'openapi', 'klaviyo-stable-2026-07-15.json');
 const spec = JSON.parse(fs.readFileSync(SPEC_FILE, 'utf8'));
 const contract = new Contract(spec);
 

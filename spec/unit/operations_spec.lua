@@ -2,8 +2,7 @@
 local cjson = require "cjson"
 
 local root = (debug.getinfo(1, "S").source:match("^@(.*)/spec/unit/") or ".")
-local spec_json = os.getenv("KLAVIYO_OPENAPI")
-  or (root .. "/../shared/openapi/klaviyo-stable-2026-07-15.json")
+local spec_json = root .. "/openapi/klaviyo-stable-2026-07-15.json"
 
 local function read(path)
   local f = assert(io.open(path, "rb"))

@@ -12,20 +12,22 @@
 CC        ?= cc
 CORE_CFLAGS := -std=c99 -Wall -Wextra -Werror -O2 -fPIC -g
 CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
-CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+# libcurl, and OpenSSL's libcrypto for src/crypto.c (libcurl is built on it already)
+CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl) \
+               $(shell pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto)
 
 # Pure C parts (no Lua): the client, its rate limiter (in-process, or shared in Redis through
 # hiredis with the script embedded from build/gen/redis_script.h, see mk/redis.mk), retry
 # policy, a request's steps that join them (call.c) and the multi-interface batch.
 CORE_SRCS := $(addprefix src/,buf.c url.c client.c request.c json_read.c response.c transport_curl.c uuid.c \
-             limiter.c retry.c limiter_redis.c error.c clock.c call.c batch.c duration.c)
+             limiter.c retry.c limiter_redis.c error.c clock.c call.c batch.c duration.c crypto.c)
 HIREDIS_LIBS := -lhiredis
 CORE_HDRS := $(wildcard src/*.h)
 CORE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/core/%.o,$(CORE_SRCS))
 # The Lua binding (lua_klaviyo.c opens it; one file a job), its JSON encoder (core.encode, and
 # table bodies of c:request) and a request's steps for drivers in Lua (lua_call.c).
 LUA_SRCS  := src/lua_klaviyo.c src/lua_client.c src/lua_request.c src/lua_result.c src/lua_batch.c \
-             src/lua_policy.c src/lua_json.c src/lua_json_scalar.c src/lua_call.c
+             src/lua_policy.c src/lua_json.c src/lua_json_scalar.c src/lua_call.c src/lua_crypto.c
 
 # Lua headers per interpreter: pkg-config first, Debian's include dirs as the fallback.
 lua_inc_lua5.1 := $(or $(shell pkg-config --cflags lua5.1 2>/dev/null),-I/usr/include/lua5.1)

@@ -1,7 +1,7 @@
 # `make deps`: install what is missing, from Debian and npm only. Safe to run repeatedly.
 DEB_PACKAGES := lua5.1 lua5.3 lua5.4 luajit2 liblua5.1-0-dev liblua5.3-dev liblua5.4-dev \
   libluajit2-5.1-dev lua-busted lua-cjson lua-socket lua-check lua-ldoc luarocks \
-  libcurl4-openssl-dev pkg-config nginx libnginx-mod-http-lua valgrind clang wrk \
+  libcurl4-openssl-dev libssl-dev pkg-config nginx libnginx-mod-http-lua valgrind clang wrk \
   redis-server libhiredis-dev lua-nginx-redis nodejs curl openssl lua-discount clang-format
 
 deps: $(BUILD)/.deb-stamp $(ROOT)/tools/node/node_modules/.stamp

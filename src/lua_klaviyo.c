@@ -27,6 +27,7 @@
  *   c:set_access_token(tok) -> true | nil, err;   c:close() (also __gc; idempotent)
  *   core.encode(value [, opts]) -> json | nil, msg   (src/lua_json.c)
  *   core.duration(seconds) -> seconds checked and capped at a day | nil (src/duration.h)
+ *   core.sha256, core.hmac_sha256, core.random_bytes, core.equal   (src/lua_crypto.c)
  *
  * Manners as in LuaSocket: misuse (wrong types, unknown fields, NUL bytes, numbers out of
  * range) raises; runtime failures (out of memory and hostile answers included) return nil,
@@ -66,6 +67,8 @@ static const luaL_Reg funcs[] = {
     {"duration", kl_lua_duration},
     {"encode", kl_lua_encode},
     {"measure", kl_lua_measure},
+    {"sha256", kl_lua_sha256}, {"hmac_sha256", kl_lua_hmac_sha256},
+    {"random_bytes", kl_lua_random_bytes}, {"equal", kl_lua_equal},
     {"spool_writer", kl_lua_spool_writer}, {"fsync_path", kl_lua_fsync_path},
     {"spool_lock", kl_lua_spool_lock}, {"spool_check", kl_lua_spool_check},
     {"spool_trailer", kl_lua_spool_trailer},

@@ -87,7 +87,8 @@ int lk_push_answer(lua_State *L, kl_client *c, int rc);
 int lk_push_sent(lua_State *L, kl_client *c, int rc);
 int lk_push_nul_refused(lua_State *L, const char *code, const char *name);
 
-/* ---- the functions the module registers (lua_client.c, lua_batch.c, lua_policy.c) ---- */
+/* ---- the functions the module registers (lua_client.c, lua_batch.c, lua_policy.c,
+ * lua_crypto.c) ---- */
 
 int kl_lua_new(lua_State *L);
 int kl_lua_request(lua_State *L);
@@ -102,5 +103,9 @@ int kl_lua_retry_decide(lua_State *L);
 int kl_lua_duration(lua_State *L);
 int kl_lua_account_key(lua_State *L);
 int kl_lua_uuid(lua_State *L);
+int kl_lua_sha256(lua_State *L);
+int kl_lua_hmac_sha256(lua_State *L);
+int kl_lua_random_bytes(lua_State *L);
+int kl_lua_equal(lua_State *L);
 
 #endif

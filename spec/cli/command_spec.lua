@@ -174,7 +174,7 @@ describe("klaviyo (the command)", function()
     end)
 
     it("profile upsert creates then updates; profile get finds it by email", function()
-      local acct, env = account()
+      local _, env = account()
       local r = run { "profile", "upsert", "email=bea@example.com", "first_name=Bea", BASE, env = env }
       assert.are.equal(0, r.code, r.stderr)
       assert.is_true(r.doc.created)
@@ -370,7 +370,8 @@ describe("klaviyo (the command)", function()
     it("an error answer holding the key is written redacted", function()
       local acct, env = account()
       emu.faults { { operation = "get_lists", status = 400, count = 1,
-        body = '{"errors":[{"status":400,"code":"invalid","detail":"bad key ' .. acct.private_key .. '"}]}' } }
+        body = '{"errors":[{"status":400,"code":"invalid","detail":"bad key ' .. acct.private_key
+          .. '"}]}' } }
       local r = run { "call", "get_lists", BASE, env = env }
       assert.are.equal(4, r.code, r.stderr)
       assert.is_nil(r.stderr:find(acct.private_key, 1, true))

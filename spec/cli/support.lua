@@ -33,15 +33,13 @@ function M.run(t)
   for k, v in pairs(t.env or {}) do env[#env + 1] = k .. "=" .. quote(v) end
   local argv = {}
   for i = 1, #t do argv[i] = quote(t[i]) end
-  local stdin = ""
+  local stdin, inp = " </dev/null", nil
   if t.stdin then
-    local inp = os.tmpname()
+    inp = os.tmpname()
     local f = assert(io.open(inp, "wb"))
     f:write(t.stdin)
     f:close()
     stdin = " <" .. quote(inp)
-  else
-    stdin = " </dev/null"
   end
   local cmd = table.concat(env, " ") .. " " .. INTERP .. " " .. quote(M.BIN) .. " " ..
     table.concat(argv, " ") .. stdin .. " >" .. out .. " 2>" .. err_path .. "; echo $?"
@@ -51,6 +49,7 @@ function M.run(t)
   local r = { code = code, stdout = slurp(out), stderr = slurp(err_path) }
   os.remove(out)
   os.remove(err_path)
+  if inp then os.remove(inp) end
   M.outputs[#M.outputs + 1] = r.stdout .. r.stderr
   r.err = cjson.decode(r.stderr)
   r.doc = cjson.decode(r.stdout)

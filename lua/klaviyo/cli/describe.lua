@@ -76,7 +76,9 @@ local function required_members(doc, op_id, content_type)
         end
         add("required", s)
         local data = s.properties and add("data requires", s.properties.data)
-        if type(data) == "table" and data.properties then add("data.attributes requires", data.properties.attributes) end
+        if type(data) == "table" and data.properties then
+          add("data.attributes requires", data.properties.attributes)
+        end
         return lines
       end
     end
@@ -91,7 +93,9 @@ function _M.describe(op_id)
   local lines = { op_id, format("  %s %s   (tag %s, %s key%s)", op.method, op.path, op.tag or "-",
     op.auth, op.pre_release and ", pre-release" or "") }
   local params = {}
-  for _, name in ipairs(op.path_params) do params[#params + 1] = format("    %-40s path, string, required", name) end
+  for _, name in ipairs(op.path_params) do
+    params[#params + 1] = format("    %-40s path, string, required", name)
+  end
   for _, q in ipairs(op.query) do
     local ty = q.integer and "integer" or q.array and "list (comma-separated or repeated)" or "string"
     if q.min or q.max then ty = format("%s %s..%s", ty, tostring(q.min or ""), tostring(q.max or "")) end

@@ -133,7 +133,8 @@ local function consent_args(cmd, allowed)
   local s = {}
   for _, pair in ipairs(cmd.pairs) do
     if not allowed[pair[1]] then
-      return nil, out.usage(format("%s takes email=, phone_number= and list=, not %s=", cmd.words[1], pair[1]))
+      return nil, out.usage(format("%s takes email=, phone_number= and list=, not %s=",
+        cmd.words[1], pair[1]))
     end
     s[pair[1]] = pair[2]
   end

@@ -359,6 +359,33 @@ describe("klaviyo (the command)", function()
     end)
   end)
 
+  describe("connection options", function()
+    it("--limiter redis://... keeps the rate limits in that Redis", function()
+      local R = require "retry.support"
+      local port, stop = R.redis()
+      local _, env = account()
+      local ok, err = pcall(function()
+        assert.are.same({}, R.redis_cmd(port, "KEYS", "*"))
+        local r = run { "call", "get_lists", BASE, "--limiter", "redis://127.0.0.1:" .. port, env = env }
+        assert.are.equal(0, r.code, r.stderr)
+        assert.is_true(#R.redis_cmd(port, "KEYS", "*") >= 1)
+        local bad = run { "call", "get_lists", BASE, "--limiter", "127.0.0.1:" .. port, env = env }
+        assert.are.equal(2, bad.code)
+      end)
+      stop()
+      assert(ok, err)
+    end)
+
+    it("--revision sets the revision header", function()
+      local _, env = account()
+      local r = run { "call", "get_lists", BASE, "--revision", "2025-10-15", "--dry-run", env = env }
+      assert.are.equal(0, r.code, r.stderr)
+      local rev
+      for _, h in ipairs(r.doc.headers) do if h[1] == "revision" then rev = h[2] end end
+      assert.are.equal("2025-10-15", rev)
+    end)
+  end)
+
   describe("credentials", function()
     it("--key-file reads the key; the key is in no output", function()
       local acct = account()

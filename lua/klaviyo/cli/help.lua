@@ -33,8 +33,8 @@ Options
   --revision REV      the API revision
   --limiter redis://[:password@]host[:port][/db]
                       share the rate limits with every process using that Redis
-  --dry-run           print the request that would be sent (credentials redacted) and
-                      send nothing
+  --dry-run           print the (first) request that would be sent, credentials
+                      redacted, and send nothing
   -h, --help          this text
 
 Output and exit codes

@@ -14,7 +14,10 @@ local SENDING = { call = true, pages = true, track = true, profile = true, subsc
 local function mcp(cmd)
   local ok, m = pcall(require, "klaviyo.mcp")
   if not ok then
-    return nil, out.usage("mcp: the MCP server (module klaviyo.mcp) is not installed with this library")
+    if tostring(m):find("module 'klaviyo.mcp' not found", 1, true) then
+      return nil, out.usage("mcp: the MCP server (module klaviyo.mcp) is not installed with this library")
+    end
+    error(m, 0)
   end
   local client = require "klaviyo.cli.client"
   local c, err = client.new(cmd.opts)

@@ -50,15 +50,6 @@ describe("klaviyo (the command)", function()
   local keys = {}
   after_each(function() emu.faults(nil) end)
 
-  teardown(function()
-    -- the key never appears in any output of any run of this file
-    for _, o in ipairs(C.outputs) do
-      for _, k in ipairs(keys) do
-        assert.is_nil(o:find(k, 1, true), "a key appeared in the command's output")
-      end
-    end
-  end)
-
   local function account()
     local acct, env = C.account()
     keys[#keys + 1] = acct.private_key
@@ -75,6 +66,16 @@ describe("klaviyo (the command)", function()
           "5  HTTP 5xx", "6  rate limited" }) do
         assert.truthy(r.stdout:find(w, 1, true), w)
       end
+    end)
+
+    it("ops lists every operation, one a line", function()
+      local n = 0
+      for _ in pairs(require("klaviyo.operations")) do n = n + 1 end
+      local r = run { "ops" }
+      assert.are.equal(0, r.code)
+      local lines = 0
+      for _ in r.stdout:gmatch("[^\n]+") do lines = lines + 1 end
+      assert.are.equal(n, lines)
     end)
 
     it("ops WORD lists the matching operations", function()
@@ -194,6 +195,13 @@ describe("klaviyo (the command)", function()
       assert.are.equal(3, r.code)
       assert.are.equal("refused", r.err.kind)
       assert.are.equal(0, #emu.requests(acct))
+    end)
+
+    it("profile get with no match is exit 4, code not_found", function()
+      local _, env = account()
+      local r = run { "profile", "get", "email=nobody@example.com", BASE, env = env }
+      assert.are.equal(4, r.code)
+      assert.are.equal("not_found", r.err.code)
     end)
 
     it("subscribe refuses a phone number without an opt-in record, accepts it with one", function()
@@ -403,5 +411,14 @@ describe("klaviyo (the command)", function()
       assert.are.equal(4, r.code, r.stderr)
       assert.is_nil(r.stderr:find(acct.private_key, 1, true))
     end)
+  end)
+
+  it("no key appeared in any output of the runs above", function()
+    assert.is_true(#C.outputs > 40 and #keys > 15)
+    for _, o in ipairs(C.outputs) do
+      for _, k in ipairs(keys) do
+        assert.is_nil(o:find(k, 1, true), "a key appeared in the command's output")
+      end
+    end
   end)
 end)

@@ -44,4 +44,8 @@ build = {
     INST_LIBDIR = "$(LIBDIR)",
     INST_LUADIR = "$(LUADIR)",
   },
+  -- the `klaviyo` command (LuaRocks wraps it with the tree's paths)
+  install = {
+    bin = { klaviyo = "bin/klaviyo" },
+  },
 }

@@ -356,6 +356,19 @@ function _M.call(self, op_id, params, opts)
   return doc, res
 end
 
+-- client:build(operation_id, params [, opts]) -> the request as client:call would send it
+-- ({method, url, headers = {{name, value}...}, body}; events get their unique_ids) | nil, err.
+-- Nothing is sent. The Authorization header holds the credential: redact it before showing.
+function _M.build(self, op_id, params, opts)
+  local req = prepare(self, op_id, params, opts, 2)
+  local b, err = self.core:build(req)
+  if b == nil then
+    if err.kind == "encode" then body_error(op_id, err, 2) end
+    return nil, wrap(err, op_id)
+  end
+  return b
+end
+
 -- client:batch(requests [, {concurrency = 8}]) runs many calls at once (libcurl's multi
 -- interface), through the same rate limiter and retry rules as client:call. requests: a list
 -- of {operation_id, params [, opts]}. Returns a list in the same order whose items are

@@ -1,0 +1,88 @@
+-- klaviyo.cli.args: reads the command line into {words = {...}, pairs = {{name, value}...},
+-- opts = {name = value}}. `name=value` words are parameters (a name may repeat); words
+-- starting with `--` are options (`--name value` or `--name=value`); anything else is a
+-- positional word. A usage mistake returns nil, message. Credentials are never taken from
+-- the command line: `ps` shows it to every user of the machine.
+local format, sub, find = string.format, string.sub, string.find
+
+local _M = {}
+
+-- Option -> true when it takes a value, false for a flag.
+local OPTIONS = {
+  ["key-file"] = true, ["base-url"] = true, limiter = true, revision = true, body = true,
+  properties = true, ["unique-id"] = true, value = true, ["value-currency"] = true, time = true,
+  ["consented-at"] = true, source = true, list = true,
+  ["dry-run"] = false, help = false, ["read-only"] = false, historical = false,
+  transactional = false, backfill = false, public = false,
+}
+
+-- Options that would put a secret on the command line.
+local SECRET = { key = true, ["api-key"] = true, ["private-key"] = true, ["access-token"] = true,
+                 token = true }
+
+function _M.parse(argv)
+  local words, pairs_, opts = {}, {}, {}
+  local i, n = 1, #argv
+  while i <= n do
+    local a = argv[i]
+    if a == "-h" then
+      opts.help = true
+    elseif a == "--" then
+      for j = i + 1, n do words[#words + 1] = argv[j] end
+      break
+    elseif sub(a, 1, 2) == "--" then
+      local name, value = a:match("^%-%-([^=]+)=(.*)$")
+      name = name or sub(a, 3)
+      if SECRET[name] then
+        return nil, format("--%s: credentials are read from the environment (KLAVIYO_API_KEY, " ..
+          "KLAVIYO_PUBLIC_KEY) or --key-file, never from an argument", name)
+      end
+      local takes = OPTIONS[name]
+      if takes == nil then return nil, format("unknown option --%s", name) end
+      if takes then
+        if value == nil then
+          i = i + 1
+          value = argv[i]
+          if value == nil then return nil, format("option --%s needs a value", name) end
+        end
+        opts[name] = value
+      else
+        if value ~= nil then return nil, format("option --%s takes no value", name) end
+        opts[name] = true
+      end
+    else
+      local eq = find(a, "=", 1, true)
+      if eq and eq > 1 and not find(sub(a, 1, eq - 1), "[%s]") then
+        pairs_[#pairs_ + 1] = { sub(a, 1, eq - 1), sub(a, eq + 1) }
+      else
+        words[#words + 1] = a
+      end
+    end
+    i = i + 1
+  end
+  return { words = words, pairs = pairs_, opts = opts }
+end
+
+-- Splits a list value given comma-separated ("a,b") into its items.
+function _M.split(v)
+  local out = {}
+  for item in (v .. ","):gmatch("([^,]*),") do
+    if item ~= "" then out[#out + 1] = item end
+  end
+  return out
+end
+
+-- Reads `@file` or `-` (standard input): the text, or nil, message. Anything else is the
+-- text itself.
+function _M.source(v, what)
+  if v == "-" then return io.read("*a") end
+  if sub(v, 1, 1) ~= "@" then return v end
+  local path = sub(v, 2)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, format("%s: cannot read %s", what, tostring(err)) end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+return _M

@@ -1,0 +1,97 @@
+-- klaviyo.cli.output: what the command writes. Results go to stdout as JSON (one document,
+-- or one JSON value a line); an error goes to stderr as one JSON object with kind, status,
+-- code, detail, pointer and retry_after (null when absent), plus operation and message (the
+-- library's one-line text); the exit code says which kind it was. Every line written passes
+-- through the redaction of the secrets the command holds.
+local type, tostring, ipairs = type, tostring, ipairs
+local find, sub, gsub = string.find, string.sub, string.gsub
+
+local cjson = require("cjson").new()
+cjson.encode_sparse_array(true)
+pcall(cjson.encode_invalid_numbers, false)
+
+local _M = {}
+
+-- Exit codes by error kind (documented in `klaviyo --help`).
+_M.EXIT = { ok = 0, usage = 2, refused = 3, http = 4, server = 5, throttled = 6 }
+
+local secrets = {}
+
+-- Registers a secret: it never appears in anything written.
+function _M.secret(s)
+  if type(s) == "string" and #s >= 4 then secrets[#secrets + 1] = s end
+end
+
+local function redact(text)
+  for _, s in ipairs(secrets) do
+    local at = find(text, s, 1, true)
+    while at do
+      text = sub(text, 1, at - 1) .. "[redacted]" .. sub(text, at + #s)
+      at = find(text, s, at + 10, true)
+    end
+  end
+  return text
+end
+_M.redact = redact
+
+-- JSON text; "/" unescaped (this cjson writes "\/": valid, but noise in URLs and paths).
+-- Every "/" in its output comes escaped, so each "\/" pair is one escaped slash.
+local function encode(v)
+  return (gsub(cjson.encode(v), "\\/", "/"))
+end
+_M.encode = encode
+
+function _M.decode(text)
+  local ok, v = pcall(cjson.decode, text)
+  if ok then return v end
+  return nil, tostring(v)
+end
+
+_M.null = cjson.null
+
+-- Writes one JSON value as a line on stdout.
+function _M.json(v)
+  io.stdout:write(redact(encode(v)), "\n")
+end
+
+-- The exit code for an error table of the library (or the command's own usage errors).
+function _M.code_of(err)
+  local kind, status = err.kind, tonumber(err.status)
+  if kind == "usage" or kind == "encode" then return _M.EXIT.usage end
+  if kind == "refused" then return _M.EXIT.refused end
+  if kind == "throttled" or status == 429 then return _M.EXIT.throttled end
+  if status and status >= 400 and status < 500 then return _M.EXIT.http end
+  if kind == "not_found" then return _M.EXIT.http end
+  return _M.EXIT.server
+end
+
+local function field(v)
+  if v == nil then return cjson.null end
+  if type(v) == "number" and (v ~= v or v == math.huge or v == -math.huge) then return tostring(v) end
+  if type(v) ~= "string" and type(v) ~= "number" and type(v) ~= "boolean" then return tostring(v) end
+  return v
+end
+
+-- Writes the error object on stderr; returns the exit code.
+function _M.fail(err)
+  local status = err.status
+  if status == 0 then status = nil end
+  local obj = {
+    kind = field(err.kind), status = field(status), code = field(err.code),
+    detail = field(err.detail or err.message), pointer = field(err.pointer or err.parameter),
+    retry_after = field(err.retry_after), operation = field(err.operation),
+    message = tostring(err),
+  }
+  io.stderr:write(redact(encode(obj)), "\n")
+  return _M.code_of(err)
+end
+
+local usage_mt = { __tostring = function(e) return "klaviyo: usage: " .. e.detail end }
+
+-- A usage error (the command line, or a call the library raised on): an error table.
+function _M.usage(msg)
+  msg = gsub(tostring(msg), "^[^\n]-%.lua:%d+: ", "")
+  return setmetatable({ kind = "usage", detail = msg }, usage_mt)
+end
+
+return _M

@@ -5,12 +5,18 @@
 local cjson = require "cjson.safe"
 local M = {}
 
-function M.init_worker(url, client_id, secret, tokens_json, seconds)
+function M.init_worker(url, client_id, secret, tokens_json, seconds, redis_port)
   ngx.timer.at(0.5, function()
     local klaviyo = require "klaviyo"
     local oauth = require "klaviyo.oauth"
     local core = require "klaviyo.core"
-    local store = oauth.stores.shdict("oauth", "install-1", cjson.decode(tokens_json))
+    local store
+    if redis_port then
+      store = oauth.stores.redis { port = redis_port, key = "install-" .. client_id,
+                                   initial = cjson.decode(tokens_json) }
+    else
+      store = oauth.stores.shdict("oauth", "install-1", cjson.decode(tokens_json))
+    end
     local c = assert(klaviyo.new { base_url = url, limiter = false, oauth = {
       client_id = client_id, client_secret = secret, tokens = store, margin = 1 } })
     local r = { ok = 0, fail = 0, tokens = {}, err = "", worker = ngx.worker.id() }

@@ -1,4 +1,5 @@
--- Eight nginx workers share one installation through a lua_shared_dict store while its
+-- Eight nginx workers share one installation through a lua_shared_dict store (and then a
+-- Redis store) while its
 -- access token keeps expiring (2 s lifetime, rotated refresh tokens): the dict's lock makes
 -- exactly one refresh per expiry (the emulator counts them), the other workers reuse its
 -- token, and no call fails.
@@ -7,6 +8,7 @@ local socket = require "socket"
 local http = require "socket.http"
 local cjson = require "cjson.safe"
 local emu = S.emu
+local R = require "retry.support"
 
 local NGINX = os.getenv("NGINX") or "/usr/sbin/nginx"
 
@@ -33,7 +35,7 @@ http {
   lua_package_path "%s/lua/?.lua;%s/lua/?/init.lua;%s/spec/?.lua;;";
   lua_package_cpath "%s/build/luajit/?.so;;";
   lua_shared_dict oauth 1m;
-  init_worker_by_lua_block { require("oauth.ngx_app").init_worker(%q, %q, %q, %q, 5) }
+  init_worker_by_lua_block { require("oauth.ngx_app").init_worker(%q, %q, %q, %q, 5, %s) }
   server {
     listen 127.0.0.1:%d;
     location = /results { content_by_lua_block { require("oauth.ngx_app").results() } }
@@ -41,8 +43,7 @@ http {
 }
 ]]
 
-describe("OAuth shared-dict store across nginx workers", function()
-  it("eight workers make one refresh per expiry and no call fails", function()
+local function hammer(redis_port)
     local acct, tokens = S.install { rotate = true, access_token_ttl = 2 }
     emu.limits({ get_profiles = "off" }, acct)
     local prefix = os.tmpname()
@@ -52,7 +53,7 @@ describe("OAuth shared-dict store across nginx workers", function()
     local port = emu.free_port()
     local user = sh("id -u"):match("^0%s") and ("user " .. sh("id -un"):gsub("%s+$", "") .. ";") or ""
     local conf = string.format(CONF, user, prefix, prefix, prefix, root, root, root, root,
-      emu.url, acct.client_id, acct.client_secret, cjson.encode(tokens), port)
+      emu.url, acct.client_id, acct.client_secret, cjson.encode(tokens), tostring(redis_port), port)
     local f = assert(io.open(prefix .. "/nginx.conf", "wb"))
     f:write(conf)
     f:close()
@@ -86,6 +87,16 @@ describe("OAuth shared-dict store across nginx workers", function()
       end
     end)
     sh("kill -QUIT $(cat " .. prefix .. "/nginx.pid) 2>/dev/null; sleep 0.5; rm -rf " .. prefix)
+    assert(ok, err)
+end
+
+describe("OAuth stores across eight nginx workers", function()
+  it("shared dict: one refresh per expiry and no call fails", function() hammer(nil) end)
+
+  it("redis: one refresh per expiry and no call fails", function()
+    local port, stop = R.redis()
+    local ok, err = pcall(hammer, port)
+    stop()
     assert(ok, err)
   end)
 end)

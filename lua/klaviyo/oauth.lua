@@ -8,7 +8,7 @@ local errors = require "klaviyo.errors"
 local http = require "klaviyo.oauth.http"
 
 local type, tostring, error, format, floor = type, tostring, error, string.format, math.floor
-local concat, byte, char = table.concat, string.byte, string.char
+local concat, byte = table.concat, string.byte
 local ngx = rawget(_G, "ngx")
 
 local _M = {}

@@ -51,12 +51,14 @@ describe("klaviyo.oauth", function()
   it("the emulator refuses a wrong verifier, a malformed one, a used code and a bad client", function()
     local acct = emu.account()
     emu.admin("POST", "oauth/app", { account = acct.account_id, redirect_uris = { S.REDIRECT } })
-    local _, verifier = oauth.authorize_url { client_id = acct.client_id, redirect_uri = S.REDIRECT, scope = "a" }
+    local _, verifier = oauth.authorize_url { client_id = acct.client_id, redirect_uri = S.REDIRECT,
+                                              scope = "a" }
     local st, doc = emu.admin("POST", "oauth/authorize", { client_id = acct.client_id,
       redirect_uri = S.REDIRECT, scope = "a", state = "s", code_challenge_method = "S256",
       code_challenge = oauth.challenge(verifier) })
     assert.equal(200, st)
-    local base = "grant_type=authorization_code&redirect_uri=" .. emu.escape(S.REDIRECT) .. "&code=" .. doc.code
+    local base = "grant_type=authorization_code&redirect_uri=" .. emu.escape(S.REDIRECT)
+      .. "&code=" .. doc.code
     local s1, _, d1 = token_form(acct, base .. "&code_verifier=short")
     assert.equal(400, s1); assert.equal("Invalid code_verifier", d1.error_description)
     local s2, _, d2 = token_form(acct, base .. "&code_verifier=" .. string.rep("a", 50))
@@ -66,13 +68,13 @@ describe("klaviyo.oauth", function()
     assert.equal(200, s3)
     local s4, _, d4 = token_form(acct, base .. "&code_verifier=" .. verifier)
     assert.equal(400, s4); assert.equal("invalid_grant", d4.error)
-    local t, err = oauth.exchange { client_id = acct.client_id, client_secret = "wrong", base_url = emu.url,
-      code = doc.code, verifier = verifier, redirect_uri = S.REDIRECT }
+    local t, err = oauth.exchange { client_id = acct.client_id, client_secret = "wrong",
+      base_url = emu.url, code = doc.code, verifier = verifier, redirect_uri = S.REDIRECT }
     assert.is_nil(t)
     assert.equal("oauth", err.kind); assert.equal("invalid_client", err.code); assert.equal(401, err.status)
     local s5, _, d5 = emu.request { method = "POST", path = "/oauth/token", body = "{}",
-      headers = { ["content-type"] = "application/json",
-                  authorization = "Basic " .. require("mime").b64(acct.client_id .. ":" .. acct.client_secret) } }
+      headers = { ["content-type"] = "application/json", authorization = "Basic "
+                  .. require("mime").b64(acct.client_id .. ":" .. acct.client_secret) } }
     assert.equal(400, s5); assert.equal("invalid_grant_type", d5.error)
   end)
 

@@ -24,8 +24,8 @@ describe("OAuth file store across processes", function()
     f:close()
     local cmd = {}
     for i = 1, 4 do
-      cmd[#cmd + 1] = ("LUA_PATH='lua/?.lua;lua/?/init.lua;;' %s spec/oauth/hammer_child.lua %s %s %s %s 5 > %s/out%d &")
-        :format(interpreter(), emu.url, path, acct.client_id, acct.client_secret, dir, i)
+      cmd[#cmd + 1] = ("LUA_PATH='lua/?.lua;lua/?/init.lua;;' %s spec/oauth/hammer_child.lua %s %s %s %s 5"
+        .. " > %s/out%d &"):format(interpreter(), emu.url, path, acct.client_id, acct.client_secret, dir, i)
     end
     assert(os.execute("cd " .. emu.root .. " && " .. table.concat(cmd, " ") .. " wait"))
     local all, total = {}, 0

@@ -10,7 +10,7 @@ function M.install(opts)
   local acct = emu.account()
   local body = { account = acct.account_id, redirect_uris = { M.REDIRECT } }
   for k, v in pairs(opts or {}) do body[k] = v end
-  local st, doc, raw = emu.admin("POST", "oauth/app", body)
+  local st, _, raw = emu.admin("POST", "oauth/app", body)
   assert(st == 200, "oauth/app: " .. tostring(st) .. " " .. tostring(raw))
   local url, verifier, state = oauth.authorize_url { client_id = acct.client_id,
     redirect_uri = M.REDIRECT, scope = "profiles:read profiles:write" }
@@ -18,6 +18,7 @@ function M.install(opts)
   for k, v in url:gmatch("[?&]([^=]+)=([^&]*)") do
     q[k] = v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
   end
+  local doc
   st, doc, raw = emu.admin("POST", "oauth/authorize", q)
   assert(st == 200, "oauth/authorize: " .. tostring(st) .. " " .. tostring(raw))
   assert(doc.state == state)

@@ -1,6 +1,7 @@
 -- klaviyo.oauth token store in an nginx lua_shared_dict: shared by the workers; the refresh
 -- lock is an add() with an expiry (a crashed holder's lock lapses).
 local cjson = require("cjson").new()
+local ngx = rawget(_G, "ngx")
 local M = {}
 local mt = { __index = M, __tostring = function() return "klaviyo.oauth shdict store" end }
 

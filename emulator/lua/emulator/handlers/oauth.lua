@@ -153,7 +153,9 @@ function M.register(routes, h)
     if not b then return bad("body must be a JSON object") end
     local acct = type(b.client_id) == "string" and state.account_for_client_id(b.client_id)
     if not acct then return bad("unknown client_id") end
-    if not app(acct).redirect_uris[tostring(b.redirect_uri)] then return bad("redirect_uri not registered") end
+    if not app(acct).redirect_uris[tostring(b.redirect_uri)] then
+      return bad("redirect_uri not registered")
+    end
     if b.code_challenge_method ~= "S256" then return bad("code_challenge_method must be S256") end
     if type(b.code_challenge) ~= "string" or not b.code_challenge:find("^[%w_%-]+$") then
       return bad("code_challenge must be base64url")

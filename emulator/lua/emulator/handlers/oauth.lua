@@ -56,10 +56,12 @@ end
 local function grant(reply, acct, new_refresh)
   local a = app(acct)
   local access = state.issue_tokens(acct, not new_refresh)
-  local gen = state.generation
-  ngx.timer.at(a.ttl, function()
-    if state.generation == gen then state.revoke_token(access) end
-  end)
+  if a.expire then   -- a lifetime set through the admin API (the default one never ends here)
+    local gen = state.generation
+    ngx.timer.at(a.ttl, function()
+      if state.generation == gen then state.revoke_token(access) end
+    end)
+  end
   local scopes = {}
   for s in pairs(acct.scopes) do scopes[#scopes + 1] = s end
   table.sort(scopes)
@@ -143,7 +145,7 @@ function M.register(routes, h)
     local ttl = body.access_token_ttl
     if ttl ~= nil then
       if type(ttl) ~= "number" or ttl <= 0 then return bad("access_token_ttl must be positive") end
-      a.ttl = ttl
+      a.ttl, a.expire = ttl, true
     end
     return reply(200, { client_id = acct.client_id, client_secret = acct.client_secret,
                         rotate = a.rotate, access_token_ttl = a.ttl })

@@ -98,7 +98,7 @@ local OPTIONS = {
   api_key = "string", access_token = "string", public_key = "string", base_url = "string",
   revision = "string", timeout = "number", connect_timeout = "number", refresh = "function",
   user_agent = "string", transport = "string", limiter = "table", retry = "table",
-  limits = "table", account = "string",
+  limits = "table", account = "string", oauth = "table",
 }
 local CORE_OPTIONS = { "api_key", "access_token", "public_key", "base_url", "revision",
                        "timeout", "connect_timeout", "user_agent" }
@@ -214,6 +214,19 @@ function _M.new(opts)
       error(format("klaviyo.new: option %s must be a positive number of seconds", name), 2)
     end
   end
+  local mgr = false
+  if opts.oauth then   -- klaviyo.oauth's manager: the store's token, refreshed before expiry
+    if opts.api_key or opts.access_token or opts.refresh then
+      error("klaviyo.new: oauth replaces api_key, access_token and refresh", 2)
+    end
+    local token
+    mgr, token = require("klaviyo.oauth").manager(opts.oauth, opts.base_url)
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    o.oauth, o.access_token = nil, token
+    o.refresh = function() return mgr:token(mgr.current) end   -- after a 401: once, shared
+    opts, mgr.current = o, token
+  end
   local retry = opts.retry
   if retry ~= nil then
     local msg = policy.check_retry(retry, false)
@@ -241,7 +254,8 @@ function _M.new(opts)
   local c, err = core.new(copts)
   if not c then return nil, wrap(err, "new") end
   -- false, not nil, for what is absent: a nil field would be looked up through __index
-  return setmetatable({ core = c, refresh = opts.refresh or false, transport = transport or false,
+  return setmetatable({ core = c, refresh = opts.refresh or false, oauth_manager = mgr,
+                        transport = transport or false,
                         limited = opts.limiter ~= false, overrides = overrides,
                         counters = stats.new(), info = {} }, mt)
 end
@@ -279,6 +293,12 @@ end
 -- Sends one core request (waiting for the rate limiter and retrying inside the transport); on
 -- a 401 with an OAuth refresh function, refreshes the token once and repeats the request once.
 local function send(self, req, op_id)
+  local mgr = self.oauth_manager
+  if mgr then   -- an OAuth client's token, refreshed when it is about to expire
+    local token, terr = mgr:token()
+    if not token then return nil, terr end
+    if token ~= mgr.current then self.core:set_access_token(token); mgr.current = token end
+  end
   if self.limited and req.limits == nil then req.limits = policy.limits_of(self.overrides, op_id) end
   local res, err, info = perform(self, req, op_id)
   if res then
@@ -290,11 +310,13 @@ local function send(self, req, op_id)
   if refresh and err.status == 401 then
     stats.add(self.counters, op_id, info, err)
     local token, rerr = refresh(self)
+    if errors.is_error(rerr) and rerr.kind == "oauth_revoked" then return nil, rerr end
     if type(token) ~= "string" or token == "" then
       err.refresh_error = rerr ~= nil and tostring(rerr) or "refresh returned no token"
       return nil, wrap(err, op_id)
     end
     local ok, serr = self.core:set_access_token(token)
+    if self.oauth_manager then self.oauth_manager.current = token end
     if ok == nil then
       err.refresh_error = tostring(serr)
       return nil, wrap(err, op_id)

@@ -64,72 +64,11 @@ local function account_doc(acct)
   }
 end
 
----------------------------------------------------------------- OAuth
-
-local function oauth_error(status, err, desc)
-  return reply(status, { error = err, error_description = desc })
-end
-
-local function client_from_basic()
-  local auth = ngx.var.http_authorization
-  local b64 = auth and auth:match("^Basic%s+(%S+)")
-  if not b64 then return nil end
-  local plain = ngx.decode_base64(b64)
-  local id, secret = (plain or ""):match("^([^:]*):(.*)$")
-  local acct = id and state.account_for_client_id(id)
-  if acct and acct.client_secret == secret then return acct end
-  return nil
-end
-
-local function form()
-  ngx.req.read_body()
-  return ngx.req.get_post_args(100) or {}
-end
-
-local function oauth_token()
-  local acct = client_from_basic()
-  if not acct then return oauth_error(401, "invalid_client", "Client authentication failed.") end
-  local args = form()
-  if args.grant_type ~= "refresh_token" then
-    return oauth_error(400, "unsupported_grant_type", "Only grant_type=refresh_token is emulated.")
-  end
-  local rt = args.refresh_token
-  local owner = type(rt) == "string" and state.account_for_refresh_token(rt)
-  if not owner or owner ~= acct then
-    return oauth_error(400, "invalid_grant", "The refresh token is invalid or revoked.")
-  end
-  local access = state.issue_tokens(acct, true)
-  local scopes = {}
-  for s in pairs(acct.scopes) do scopes[#scopes + 1] = s end
-  table.sort(scopes)
-  return reply(200, {
-    access_token = access, token_type = "Bearer", expires_in = 3600,
-    refresh_token = acct.refresh_token, scope = table.concat(scopes, " "),
-  })
-end
-
-local function oauth_revoke()
-  local acct = client_from_basic()
-  if not acct then return oauth_error(401, "invalid_client", "Client authentication failed.") end
-  local args = form()
-  local token = args.token
-  if type(token) ~= "string" or token == "" then
-    return oauth_error(400, "invalid_request", "Missing token.")
-  end
-  local owner = state.account_for_refresh_token(token) or state.account_for_access_token(token)
-  if owner == acct then
-    if state.account_for_refresh_token(token) then
-      -- Revoking the refresh token uninstalls the app: its access tokens die too.
-      state.expire_tokens(acct)
-    end
-    state.revoke_token(token)
-  end
-  return reply(200, {})
-end
-
 ---------------------------------------------------------------- admin endpoints
 
 local routes = {}
+local oauth = require "emulator.handlers.oauth"
+oauth.register(routes, { reply = reply, bad = bad, read_json = read_json, which_account = which_account })
 
 routes["GET health"] = function() return reply(200, { ok = true }) end
 
@@ -261,12 +200,12 @@ function M.handle(uri, method)
     return reply(403, { error = "the admin API answers loopback clients only" })
   end
   if uri == "/oauth/token" or uri == "/oauth/token/" then
-    if method ~= "POST" then return oauth_error(405, "invalid_request", "POST only.") end
-    return oauth_token()
+    if method ~= "POST" then return reply(405, { error = "invalid_request" }) end
+    return oauth.token(reply)
   end
   if uri == "/oauth/revoke" or uri == "/oauth/revoke/" then
-    if method ~= "POST" then return oauth_error(405, "invalid_request", "POST only.") end
-    return oauth_revoke()
+    if method ~= "POST" then return reply(405, { error = "invalid_request" }) end
+    return oauth.revoke(reply)
   end
   local name = uri:match("^/__emulator/(.-)/?$")
   if not name then return reply(404, { error = "unknown admin endpoint " .. uri }) end

@@ -1,0 +1,208 @@
+-- klaviyo.oauth: the OAuth app's token lifecycle. authorize_url (PKCE S256 and state),
+-- exchange (authorization code -> tokens), refresh, revoke, token stores, and the manager a
+-- client built with `oauth = {...}` uses: it refreshes before expiry and once after a 401,
+-- one refresh at a time per installation (the store's lock), others waiting for its result.
+-- Tokens are {access_token =, refresh_token =, expires_at = epoch seconds, scope =}.
+local core = require "klaviyo.core"
+local errors = require "klaviyo.errors"
+local http = require "klaviyo.oauth.http"
+
+local type, tostring, error, format, floor = type, tostring, error, string.format, math.floor
+local concat, byte = table.concat, string.byte
+local ngx = rawget(_G, "ngx")
+
+local _M = {}
+
+local AUTHORIZE = "https://www.klaviyo.com/oauth/authorize"
+local BASE = "https://a.klaviyo.com"
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+local function b64(s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = byte(s, i, i + 2)
+    local n = a * 65536 + (b or 0) * 256 + (c or 0)
+    local d = { floor(n / 262144) % 64, floor(n / 4096) % 64, floor(n / 64) % 64, n % 64 }
+    local keep = b == nil and 2 or c == nil and 3 or 4
+    for j = 1, 4 do out[#out + 1] = j <= keep and B64:sub(d[j] + 1, d[j] + 1) or "=" end
+  end
+  return concat(out)
+end
+
+-- base64url without padding (RFC 7636's encoding of the verifier and the challenge).
+local function b64url(s) return (b64(s):gsub("+", "-"):gsub("/", "_"):gsub("=", "")) end
+_M.b64url = b64url
+
+local function escape(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(c) return format("%%%02X", byte(c)) end))
+end
+
+local function now()
+  if ngx and ngx.now then return ngx.now() end
+  local ok, socket = pcall(require, "socket")
+  if ok then return socket.gettime() end
+  return os.time()
+end
+_M.now = now
+
+local function sleep(s)
+  if ngx and ngx.sleep and ngx.get_phase() ~= "init" then return ngx.sleep(s) end
+  require("socket").sleep(s)
+end
+
+local function need(t, k, where)
+  if type(t[k]) ~= "string" or t[k] == "" then
+    error(format("klaviyo.oauth.%s: %s must be a non-empty string", where, k), 3)
+  end
+end
+
+-- authorize_url{client_id, redirect_uri, scope, state?, url?} -> url, verifier, state.
+-- Keep the verifier and state for the redirect back (check its state, then exchange).
+function _M.authorize_url(o)
+  if type(o) ~= "table" then error("klaviyo.oauth.authorize_url: expected a table", 2) end
+  need(o, "client_id", "authorize_url"); need(o, "redirect_uri", "authorize_url")
+  need(o, "scope", "authorize_url")
+  local verifier = b64url(core.random_bytes(48))   -- 64 characters of [A-Za-z0-9_-]
+  local state = o.state or b64url(core.random_bytes(16))
+  local url = (o.url or AUTHORIZE) .. "?response_type=code&client_id=" .. escape(o.client_id)
+    .. "&redirect_uri=" .. escape(o.redirect_uri) .. "&scope=" .. escape(o.scope)
+    .. "&state=" .. escape(state) .. "&code_challenge_method=S256&code_challenge="
+    .. b64url(core.sha256(verifier))
+  return url, verifier, state
+end
+
+-- The challenge for a verifier: base64url(sha256(verifier)).
+function _M.challenge(verifier) return b64url(core.sha256(verifier)) end
+
+local function basic(o)
+  need(o, "client_id", "token"); need(o, "client_secret", "token")
+  return "Basic " .. b64(o.client_id .. ":" .. o.client_secret)
+end
+
+-- A POST to /oauth/token: tokens | nil, err. A 400 invalid_grant (revoked, uninstalled, used
+-- or unknown code or refresh token) is kind "oauth_revoked"; others kind "oauth".
+local function token(o, fields, op)
+  local status, doc = http.post(o.base_url or BASE, "/oauth/token", basic(o), concat(fields, "&"),
+                                o.timeout, op)
+  if not status then return nil, doc end
+  if status == 200 and type(doc.access_token) == "string" then
+    return { access_token = doc.access_token, refresh_token = doc.refresh_token,
+             expires_at = now() + (tonumber(doc.expires_in) or 3600), scope = doc.scope }
+  end
+  local kind = doc.error == "invalid_grant" and "oauth_revoked" or "oauth"
+  return nil, errors.new(kind, op, tostring(doc.error_description or doc.error or "no detail"),
+    { status = status, code = doc.error })
+end
+
+-- exchange{client_id, client_secret, code, verifier, redirect_uri, base_url?} -> tokens | nil, err
+function _M.exchange(o)
+  need(o, "code", "exchange"); need(o, "verifier", "exchange"); need(o, "redirect_uri", "exchange")
+  return token(o, { "grant_type=authorization_code", "code=" .. escape(o.code),
+    "code_verifier=" .. escape(o.verifier), "redirect_uri=" .. escape(o.redirect_uri) },
+    "oauth_exchange")
+end
+
+-- refresh{client_id, client_secret, refresh_token, base_url?} -> tokens | nil, err. Keeps the
+-- old refresh token when the answer carries none.
+function _M.refresh(o)
+  need(o, "refresh_token", "refresh")
+  local t, err = token(o, { "grant_type=refresh_token", "refresh_token=" .. escape(o.refresh_token) },
+                       "oauth_refresh")
+  if t and not t.refresh_token then t.refresh_token = o.refresh_token end
+  return t, err
+end
+
+-- revoke{client_id, client_secret, token, base_url?} -> true | nil, err
+function _M.revoke(o)
+  need(o, "token", "revoke")
+  local status, doc = http.post(o.base_url or BASE, "/oauth/revoke", basic(o),
+                                "token=" .. escape(o.token), o.timeout, "oauth_revoke")
+  if not status then return nil, doc end
+  if status == 200 then return true end
+  return nil, errors.new("oauth", "oauth_revoke", tostring(doc.error_description or doc.error),
+                         { status = status, code = doc.error })
+end
+
+-- Stores: get() -> tokens | nil; set(tokens); lock(seconds) -> true | false; unlock().
+_M.stores = {
+  memory = function(...) return require("klaviyo.oauth.store_memory").new(...) end,
+  file = function(...) return require("klaviyo.oauth.store_file").new(...) end,
+  shdict = function(...) return require("klaviyo.oauth.store_shdict").new(...) end,
+  redis = function(...) return require("klaviyo.oauth.store_redis").new(...) end,
+}
+
+---------------------------------------------------------------- the client's manager
+
+local manager = {}
+manager.__index = manager
+manager.__tostring = function() return "klaviyo.oauth manager" end
+
+local MANAGER_OPTIONS = { client_id = "string", client_secret = "string", tokens = "table",
+                          margin = "number", lock_timeout = "number", timeout = "number" }
+
+-- manager(o, base_url) for klaviyo.new's `oauth` option; raises on misuse.
+function _M.manager(o, base_url)
+  for k, v in pairs(o) do
+    if MANAGER_OPTIONS[k] == nil then error("klaviyo.new: unknown oauth option " .. tostring(k), 3) end
+    if type(v) ~= MANAGER_OPTIONS[k] then
+      error(format("klaviyo.new: oauth option %s must be a %s", k, MANAGER_OPTIONS[k]), 3)
+    end
+  end
+  need(o, "client_id", "new"); need(o, "client_secret", "new")
+  local s = o.tokens
+  if not s then error("klaviyo.new: oauth needs tokens (a store)", 3) end
+  for _, m in ipairs({ "get", "set", "lock", "unlock" }) do
+    if type(s[m]) ~= "function" then error("klaviyo.new: oauth tokens store has no " .. m, 3) end
+  end
+  local t = s:get()
+  if type(t) ~= "table" or type(t.access_token) ~= "string" then
+    error("klaviyo.new: the oauth tokens store holds no access_token", 3)
+  end
+  return setmetatable({ store = s, margin = o.margin or 60, lock_timeout = o.lock_timeout or 30,
+    creds = { client_id = o.client_id, client_secret = o.client_secret, base_url = base_url or BASE,
+              timeout = o.timeout } }, manager), t.access_token
+end
+
+local function usable(t, margin, stale)
+  return type(t) == "table" and type(t.access_token) == "string" and t.access_token ~= stale
+    and (tonumber(t.expires_at) or math.huge) - margin > now()
+end
+
+-- A usable access token: the store's when it is fresh (and not `stale`, the one a 401
+-- refused), else one refresh under the store's lock; without the lock, waits for the holder's.
+function manager:token(stale)
+  local s, deadline = self.store, now() + self.lock_timeout
+  while true do
+    local t = s:get()
+    if usable(t, self.margin, stale) then return t.access_token end
+    if type(t) == "table" and t.revoked then
+      return nil, errors.new("oauth_revoked", "oauth_refresh", "the installation's refresh token was revoked",
+                             { code = "invalid_grant" })
+    end
+    if s:lock(self.lock_timeout) then
+      t = s:get()   -- the holder before us may have refreshed
+      if usable(t, self.margin, stale) then s:unlock(); return t.access_token end
+      if type(t) ~= "table" or type(t.refresh_token) ~= "string" then
+        s:unlock()
+        return nil, errors.new("oauth", "oauth_refresh", "the store holds no refresh token")
+      end
+      local c = self.creds
+      local nt, err = _M.refresh { client_id = c.client_id, client_secret = c.client_secret,
+        base_url = c.base_url, timeout = c.timeout, refresh_token = t.refresh_token }
+      if nt then s:set(nt)
+      elseif err.kind == "oauth_revoked" then
+        t.revoked = true
+        s:set(t)
+      end
+      s:unlock()
+      if not nt then return nil, err end
+      return nt.access_token
+    end
+    if now() > deadline then
+      return nil, errors.new("oauth", "oauth_refresh", "timed out waiting for another refresh")
+    end
+    sleep(0.05)
+  end
+end
+
+return _M

@@ -1,0 +1,54 @@
+-- klaviyo.oauth token store in a JSON file shared by processes on one host: written to a
+-- temporary file (mode 0600) and renamed over the old one, so readers see one or the other;
+-- the refresh lock is an flock on PATH.lock (the core's spool lock: a dead holder's lapses).
+local cjson = require("cjson").new()
+local core = require "klaviyo.core"
+local M = {}
+local mt = { __index = M, __tostring = function() return "klaviyo.oauth file store" end }
+
+-- new(path, initial_tokens?): the initial tokens are written when the file does not exist.
+function M.new(path, initial)
+  if type(path) ~= "string" or path == "" then error("klaviyo.oauth: file store needs a path", 2) end
+  local s = setmetatable({ path = path, held = false }, mt)
+  if initial and not io.open(path, "r") then assert(s:set(initial)) end
+  return s
+end
+
+function M:get()
+  local f = io.open(self.path, "r")
+  if not f then return nil end
+  local raw = f:read("*a")
+  f:close()
+  local ok, t = pcall(cjson.decode, raw)
+  return ok and t or nil
+end
+
+function M:set(t)
+  local tmp = self.path .. ".tmp" .. tostring(core.random_bytes(6):gsub(".", function(c)
+    return string.format("%02x", c:byte()) end))
+  local f, err = io.open(tmp, "w")
+  if not f then return nil, err end
+  -- 0600 whatever the umask, before the tokens are written
+  os.execute("chmod 600 '" .. tmp:gsub("'", "'\\''") .. "'")
+  f:write(cjson.encode(t))
+  f:close()
+  core.fsync_path(tmp)
+  local ok, rerr = os.rename(tmp, self.path)
+  if not ok then os.remove(tmp); return nil, rerr end
+  return true
+end
+
+function M:lock()
+  if self.held then return false end
+  local l = core.spool_lock(self.path)
+  if not l then return false end
+  self.held = l
+  return true
+end
+
+function M:unlock()
+  if self.held then self.held:release(); self.held = false end
+  return true
+end
+
+return M

@@ -51,7 +51,7 @@ local _M = {
 local MODULES = {
   events = "klaviyo.events", profiles = "klaviyo.profiles", consent = "klaviyo.subscriptions",
   lists = "klaviyo.lists", segments = "klaviyo.segments", flows = "klaviyo.flows",
-  metrics = "klaviyo.metrics", client_api = "klaviyo.client_api",
+  metrics = "klaviyo.metrics", client_api = "klaviyo.client_api", images = "klaviyo.images",
 }
 
 -- Methods come from _M; an idiomatic module is made for the client on first use and kept.

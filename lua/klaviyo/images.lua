@@ -33,13 +33,16 @@ function _M:upload(u)
   V.self(self, mt, "images:upload")
   V.argcheck(type(u) == "table", "images:upload", 1, "table", u)
   V.known(u, UPLOAD, "images:upload")
-  if (u.path == nil) == (u.bytes == nil) then error("images:upload: give exactly one of path and bytes", 2) end
+  if (u.path == nil) == (u.bytes == nil) then
+    error("images:upload: give exactly one of path and bytes", 2)
+  end
   local file = u.path
   if file == nil then file = { bytes = u.bytes, filename = u.filename, content_type = u.content_type }
   elseif u.filename ~= nil or u.content_type ~= nil then
     error("images:upload: filename and content_type go with bytes (a path names its own)", 2)
   end
-  local doc, err = self.client:call("upload_image_from_file", { file = file, name = u.name, hidden = u.hidden })
+  local doc, err = self.client:call("upload_image_from_file",
+    { file = file, name = u.name, hidden = u.hidden })
   if not doc then return nil, err end
   return R.from_document(doc)
 end

@@ -63,7 +63,9 @@ local function read_file(op_id, path)
   -- one byte past the bound: a file that grew since seek is caught too
   local data, rerr = f:read(_M.MAX_FILE + 1)
   f:close()
-  if data == nil and rerr then return nil, refused(op_id, "file", "cannot read %s: %s", path, tostring(rerr)) end
+  if data == nil and rerr then
+    return nil, refused(op_id, "file", "cannot read %s: %s", path, tostring(rerr))
+  end
   data = data or ""
   if #data > _M.MAX_FILE then
     return nil, refused(op_id, "file", "%s is above Klaviyo's image limit of %d bytes", path, _M.MAX_FILE)
@@ -92,7 +94,9 @@ local function file_part(op_id, file)
         return nil, msg(op_id, "file", "unknown field %s (takes bytes, filename, content_type)", tostring(k))
       end
     end
-    if type(bytes) ~= "string" then return nil, msg(op_id, "file.bytes", "expected a string, got %s", type(bytes)) end
+    if type(bytes) ~= "string" then
+      return nil, msg(op_id, "file.bytes", "expected a string, got %s", type(bytes))
+    end
     if filename ~= nil and (type(filename) ~= "string" or filename == "") then
       return nil, msg(op_id, "file.filename", "expected a non-empty string")
     end
@@ -114,8 +118,8 @@ local function file_part(op_id, file)
     return nil, msg(op_id, "file", "expected a path or {bytes =, filename =, content_type =}, got %s", tf)
   end
   if not ALLOWED[ctype] then
-    return nil, nil, refused(op_id, "file", "content type %s is not one Klaviyo takes (image/jpeg, image/png, image/gif)",
-      ctype)
+    return nil, nil, refused(op_id, "file",
+      "content type %s is not one Klaviyo takes (image/jpeg, image/png, image/gif)", ctype)
   end
   if bytes == "" then return nil, nil, refused(op_id, "file", "%s is empty", filename) end
   return bytes, filename, ctype

@@ -10,7 +10,8 @@ local reader = require "emulator.multipart"
 local HOSTILE = {}
 for i = 0, 255 do HOSTILE[#HOSTILE + 1] = string.char(i) end
 HOSTILE = "\137PNG\r\n\26\n" .. table.concat(HOSTILE)
-  .. "\r\n--klaviyo-lua-00000000000000000000000000000000\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n"
+  .. "\r\n--klaviyo-lua-00000000000000000000000000000000\r\n"
+  .. "Content-Disposition: form-data; name=\"x\"\r\n\r\n"
   .. "\r\n--klaviyo-lua-ffffffffffffffffffffffffffffffff--\r\n" .. table.concat(HOSTILE)
 
 local tmpfiles = {}
@@ -114,7 +115,8 @@ describe("upload_image_from_file", function()
       { { file = tmpfile(".txt", "text") }, "extension is not" },
       { { file = tmpfile(".png", "") }, "is empty" },
       { { file = { bytes = "x" } }, "give content_type or a filename" },
-      { { file = { bytes = "x", content_type = "text/html" } }, "content type text/html is not one Klaviyo takes" },
+      { { file = { bytes = "x", content_type = "text/html" } },
+        "content type text/html is not one Klaviyo takes" },
       { { file = { bytes = string.rep("x", multipart.MAX_FILE + 1), content_type = "image/png" } },
         "above Klaviyo's image limit" },
     }

@@ -38,7 +38,9 @@ local function disposition(v)
   local filename = match(v, ';%s*filename="([^"]*)"')
   if not name or name == "" then return nil end
   -- browsers percent-encode quote, CR and LF in a quoted name
-  if filename then filename = gsub(filename, "%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end) end
+  if filename then
+    filename = gsub(filename, "%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+  end
   return name, filename
 end
 
@@ -73,7 +75,9 @@ function M.parse(ctype, body)
   local next_delim = "\r\n" .. delim
   while true do
     nparts = nparts + 1
-    if nparts > M.MAX_PARTS then return nil, format("The multipart body has more than %d parts.", M.MAX_PARTS) end
+    if nparts > M.MAX_PARTS then
+      return nil, format("The multipart body has more than %d parts.", M.MAX_PARTS)
+    end
     local hend = find(body, "\r\n\r\n", pos, true)
     if not hend or hend - pos > M.MAX_HEADER then
       return nil, "A multipart part has no end to its headers within the limit."
@@ -89,7 +93,9 @@ function M.parse(ctype, body)
     local after = sub(body, pos, pos + 1)
     if after == "--" then
       local rest = sub(body, pos + 2)
-      if rest ~= "" and rest ~= "\r\n" then return nil, "The multipart body has data after its closing boundary." end
+      if rest ~= "" and rest ~= "\r\n" then
+        return nil, "The multipart body has data after its closing boundary."
+      end
       return fields
     end
     if after ~= "\r\n" then return nil, "A multipart boundary is not followed by a line end." end

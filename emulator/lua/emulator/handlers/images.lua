@@ -58,7 +58,8 @@ local function store(req, name, fmt, size, hidden)
   s.by_id[id] = img
   s.order[#s.order + 1] = id
   s.names[name] = true
-  return 201, { data = resource(req, img, fields), links = { self = req.base_url .. "/api/images/" .. id .. "/" } }
+  return 201, { data = resource(req, img, fields),
+                links = { self = req.base_url .. "/api/images/" .. id .. "/" } }
 end
 
 -- A form field's text as a boolean ("true"/"false", as form encoders write it), or nil, detail.
@@ -85,7 +86,8 @@ M.upload_image_from_file = function(req)
     or (file.content_type == nil or file.content_type == "application/octet-stream")
       and BY_EXT[lower(match(file.filename, "%.(%w+)$") or "")]
   if not fmt then
-    return jsonapi.invalid("Unsupported image format. Supported image formats: jpeg,png,gif.", { pointer = "/file" })
+    return jsonapi.invalid("Unsupported image format. Supported image formats: jpeg,png,gif.",
+      { pointer = "/file" })
   end
   local size = #file.value
   if size == 0 then return jsonapi.invalid("The uploaded file is empty.", { pointer = "/file" }) end
@@ -161,7 +163,8 @@ local IMAGE_FILTER = {
   id = { ops = { "any", "equals" }, type = "string" },
   format = { ops = { "any", "equals" }, type = "string" },
   name = { ops = { "any", "equals", "contains", "ends-with", "starts-with" }, type = "string" },
-  updated_at = { ops = { "greater-or-equal", "greater-than", "less-or-equal", "less-than" }, type = "datetime",
+  updated_at = { ops = { "greater-or-equal", "greater-than", "less-or-equal", "less-than" },
+                 type = "datetime",
                  get = function(img) return img.updated end },
   hidden = { ops = { "equals" }, type = "boolean" },
   ["and"] = true,

@@ -49,18 +49,11 @@ local function type_of(filename)
   return ext and TYPES[lower(ext)]
 end
 
--- Reads at most MAX_FILE bytes of path: data | nil, refusal.
+-- Reads path, at most one byte past MAX_FILE (so a huge file is never read whole):
+-- data | nil, refusal.
 local function read_file(op_id, path)
   local f, oerr = open(path, "rb")
   if not f then return nil, refused(op_id, "file", "cannot open %s", tostring(oerr)) end
-  local size = f:seek("end")
-  if size and size > _M.MAX_FILE then
-    f:close()
-    return nil, refused(op_id, "file", "%s is %d bytes, above Klaviyo's image limit of %d bytes",
-      path, size, _M.MAX_FILE)
-  end
-  f:seek("set")
-  -- one byte past the bound: a file that grew since seek is caught too
   local data, rerr = f:read(_M.MAX_FILE + 1)
   f:close()
   if data == nil and rerr then
@@ -68,7 +61,8 @@ local function read_file(op_id, path)
   end
   data = data or ""
   if #data > _M.MAX_FILE then
-    return nil, refused(op_id, "file", "%s is above Klaviyo's image limit of %d bytes", path, _M.MAX_FILE)
+    return nil, refused(op_id, "file", "%s is larger than Klaviyo's image limit of %d bytes (5 MB)",
+      path, _M.MAX_FILE)
   end
   return data
 end
@@ -108,8 +102,8 @@ local function file_part(op_id, file)
       return nil, nil, refused(op_id, "file", "give content_type or a filename ending in .jpg, .png or .gif")
     end
     if #bytes > _M.MAX_FILE then
-      return nil, nil, refused(op_id, "file", "%d bytes, above Klaviyo's image limit of %d bytes",
-        #bytes, _M.MAX_FILE)
+      return nil, nil, refused(op_id, "file",
+        "%d bytes, larger than Klaviyo's image limit of %d bytes (5 MB)", #bytes, _M.MAX_FILE)
     end
     filename = filename or ("image." .. (EXT_OF[ctype] or "bin"))
   elseif file == nil then

@@ -15,8 +15,15 @@ HOSTILE = "\137PNG\r\n\26\n" .. table.concat(HOSTILE)
   .. "\r\n--klaviyo-lua-ffffffffffffffffffffffffffffffff--\r\n" .. table.concat(HOSTILE)
 
 local tmpfiles = {}
+-- A fresh path ending in suffix (os.tmpname makes the base file: removed after each test too).
+local function tmppath(suffix)
+  local base = os.tmpname()
+  tmpfiles[#tmpfiles + 1] = base
+  return base .. suffix
+end
+
 local function tmpfile(suffix, data)
-  local path = os.tmpname() .. suffix
+  local path = tmppath(suffix)
   local f = assert(io.open(path, "wb"))
   assert(f:write(data))
   f:close()
@@ -108,17 +115,21 @@ describe("upload_image_from_file", function()
     assert(f:seek("set", multipart.MAX_FILE))
     assert(f:write("x"))   -- one byte over Klaviyo's 5 MB image limit
     f:close()
+    local dir = tmppath(".png")   -- a directory: opens, cannot be read
+    assert(os.execute("mkdir " .. dir))
+    tmpfiles[#tmpfiles + 1] = dir
     local cases = {
       { { file = "/nonexistent/dir/x.png" }, "cannot open" },
       { { file = "/tmp" .. "/" }, "extension" },
-      { { file = big }, "above Klaviyo's image limit of 5242880 bytes" },
+      { { file = big }, "larger than Klaviyo's image limit of 5242880 bytes" },
+      { { file = dir }, "cannot read" },
       { { file = tmpfile(".txt", "text") }, "extension is not" },
       { { file = tmpfile(".png", "") }, "is empty" },
       { { file = { bytes = "x" } }, "give content_type or a filename" },
       { { file = { bytes = "x", content_type = "text/html" } },
         "content type text/html is not one Klaviyo takes" },
       { { file = { bytes = string.rep("x", multipart.MAX_FILE + 1), content_type = "image/png" } },
-        "above Klaviyo's image limit" },
+        "larger than Klaviyo's image limit" },
     }
     local mark = S.mark()
     for _, c in ipairs(cases) do
@@ -249,5 +260,40 @@ describe("the emulator's multipart reader", function()
       assert.equal(bytes, fields.name.value)
       assert.equal("false", fields.hidden.value)
     end
+  end)
+end)
+
+describe("the emulator's images", function()
+  local client
+  before_each(function() client = S.client() end)
+  after_each(function() client:close() end)
+
+  it("imports from a URL or a data URI, lists with filter and sort, and updates", function()
+    local a = assert(client:call("upload_image_from_url", { body = { data = { type = "image",
+      attributes = { import_from_url = "https://example.com/pics/logo.png", hidden = true } } } }))
+    assert.equal("logo.png", a.data.attributes.name)
+    assert.equal("png", a.data.attributes.format)
+    assert.is_true(a.data.attributes.hidden)
+    local b = assert(client:call("upload_image_from_url", { body = { data = { type = "image",
+      attributes = { import_from_url = "data:image/gif;base64,R0lGODlhAQABAAAAACw=", name = "dot" } } } }))
+    assert.equal("gif", b.data.attributes.format)
+    assert.equal("dot", b.data.attributes.name)
+    local ok, err = client:call("upload_image_from_url", { body = { data = { type = "image",
+      attributes = { import_from_url = "ftp://example.com/x.bmp" } } } })
+    assert.is_nil(ok)
+    assert.equal(400, err.status)
+    local gifs = assert(client:call("get_images", { filter = "equals(format,'gif')" }))
+    assert.equal(1, #gifs.data)
+    assert.equal(b.data.id, gifs.data[1].id)
+    local sorted = assert(client:call("get_images", { sort = "-id" }))
+    assert.same({ b.data.id, a.data.id }, { sorted.data[1].id, sorted.data[2].id })
+    local u = assert(client:call("update_image", { id = a.data.id, body = { data = { type = "image",
+      id = a.data.id, attributes = { name = "Logo", hidden = false } } } }))
+    assert.equal("Logo", u.data.attributes.name)
+    assert.is_false(u.data.attributes.hidden)
+    assert.equal("Logo", assert(client.images:get(a.data.id)).name)
+    local none, nerr = client.images:get("999999")
+    assert.is_nil(none)
+    assert.equal(404, nerr.status)
   end)
 end)

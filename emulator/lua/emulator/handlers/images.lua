@@ -1,6 +1,6 @@
 -- Images: upload_image_from_file (a multipart form: file, name, hidden), upload_image_from_url
 -- (a data: URI or an http(s) URL), get_image, get_images (filter on id, format, name,
--- updated_at; sort) and update_image (name, hidden). Ids are numbers as text, as Klaviyo's
+-- updated_at, size, hidden; sort) and update_image (name, hidden). Ids are numbers as text, as Klaviyo's
 -- are; image_url is a made-up CDN address (the bytes are not kept: nothing serves them).
 local state = require "emulator.state"
 local jsonapi = require "emulator.jsonapi"
@@ -166,7 +166,8 @@ local IMAGE_FILTER = {
   updated_at = { ops = { "greater-or-equal", "greater-than", "less-or-equal", "less-than" },
                  type = "datetime",
                  get = function(img) return img.updated end },
-  hidden = { ops = { "equals" }, type = "boolean" },
+  size = { ops = { "greater-or-equal", "greater-than", "less-or-equal", "less-than" }, type = "number" },
+  hidden = { ops = { "any", "equals" }, type = "boolean" },
   ["and"] = true,
 }
 

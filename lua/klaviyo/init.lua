@@ -387,7 +387,7 @@ function _M.batch(self, requests, opts)
       error(format("klaviyo: batch: request %d must be {operation_id, params}", i), 2)
     end
     local req, refusal = prepare(self, r[1], r[2], r[3], 2)
-    if req == nil then error(format("batch: request %d: %s", i, tostring(refusal)), 2) end
+    if req == nil then error(format("klaviyo: batch: request %d: %s", i, tostring(refusal)), 2) end
     reqs[i] = req
     ids[i] = r[1]
   end

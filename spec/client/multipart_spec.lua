@@ -147,6 +147,17 @@ describe("upload_image_from_file", function()
     assert.equal(mark, S.mark())
   end)
 
+  it("raises in client:batch for a file it cannot send, naming the request; nothing is sent", function()
+    local mark = S.mark()
+    local ok, msg = pcall(client.batch, client, {
+      { "get_images", {} },
+      { "upload_image_from_file", { file = "/nonexistent/x.png" } },
+    })
+    assert.is_false(ok)
+    assert.matches("^klaviyo: batch: request 2: .*refused locally.*cannot open", msg)
+    assert.equal(mark, S.mark())
+  end)
+
   it("raises on parameters of the wrong type, naming them; nothing is sent", function()
     local mark = S.mark()
     local function raises(pattern, params)
@@ -233,6 +244,7 @@ describe("the emulator's multipart reader", function()
       { CT, FILE .. part("hidden", nil, "maybe") .. "--" .. B .. "--" },   -- not a boolean
       { CT, part("file", "; filename=\"a.txt\"\r\nContent-Type: text/plain", "x") .. "--" .. B .. "--" },
       { CT, "--" .. B .. "\r\n" .. ("X-Pad: " .. ("p"):rep(100) .. "\r\n"):rep(40) .. "\r\n\r\n" },
+      { CT, part("file", "; filename=\"a.png\"", ("x"):rep(5 * 1024 * 1024 + 1)) .. "--" .. B .. "--" },
     }
     for i, c in ipairs(bad) do
       local st, doc = post(c[1], c[2])

@@ -1,7 +1,8 @@
 -- klaviyo.request: turns `client:call(operation_id, params)` arguments into the request table
 -- the C core sends (klaviyo.core's c:request{...}), checking them against the operation table
--- generated from Klaviyo's spec. Everything here is a pure function of its inputs, so it is
--- unit-tested without a network; the checks run before anything is sent.
+-- generated from Klaviyo's spec. Everything here is a function of its inputs (and, for a
+-- multipart upload, of the file it reads), so it is unit-tested without a network; the checks
+-- run before anything is sent.
 --
 -- params: path parameters by name (`id = "..."`), query parameters by their spec names
 -- (`["page[size]"] = 50`, `["fields[profile]"] = {"email", "id"}` or "email,id",

@@ -139,7 +139,7 @@ int kl_build_request(kl_client *c, const kl_request *r) {
     hoff ho[KL_MAX_BUILT_HEADERS];
     char first[KL_SEG_MAX];
     size_t nh = 0, i, plen = strlen(p->base.path);
-    int has_q, rc, shown;
+    int has_q, rc, shown, own_ctype = 0;
     kl_url full;
 
     if (!r) return kl_fail(c, KL_ERR_USAGE, "invalid_request", NULL, "no request given");
@@ -255,8 +255,11 @@ int kl_build_request(kl_client *c, const kl_request *r) {
         goto headers_done;
     p->req.hs_valid = 0;
     kl_buf_reset(&p->req.hstore);
+    /* a body is JSON:API unless the request names its own Content-Type (a multipart upload) */
+    for (i = 0; i < r->n_headers && !own_ctype; i++)
+        own_ctype = r->headers[i].name && strcasecmp(r->headers[i].name, "Content-Type") == 0;
     if ((rc = add_header(c, ho, &nh, "Accept", "application/vnd.api+json", op)) ||
-        (r->body && (rc = add_header(c, ho, &nh, "Content-Type", "application/vnd.api+json", op))) ||
+        (r->body && !own_ctype && (rc = add_header(c, ho, &nh, "Content-Type", "application/vnd.api+json", op))) ||
         (rc = add_header(c, ho, &nh, "revision", rev, op)) ||
         (rc = add_header(c, ho, &nh, "User-Agent", p->user_agent, op)))
         return rc;

@@ -51,7 +51,7 @@ local _M = {
 local MODULES = {
   events = "klaviyo.events", profiles = "klaviyo.profiles", consent = "klaviyo.subscriptions",
   lists = "klaviyo.lists", segments = "klaviyo.segments", flows = "klaviyo.flows",
-  metrics = "klaviyo.metrics", client_api = "klaviyo.client_api",
+  metrics = "klaviyo.metrics", client_api = "klaviyo.client_api", images = "klaviyo.images",
 }
 
 -- Methods come from _M; an idiomatic module is made for the client on first use and kept.
@@ -354,8 +354,11 @@ local function prepare(self, op_id, params, opts, level)
       if msg then error(format("klaviyo: %s: %s", tostring(op_id), msg), level) end
     end
   end
-  local req, msg = build(op_id, params)
-  if req == nil then error(msg, level) end
+  local req, msg, refusal = build(op_id, params)
+  if req == nil then
+    if refusal then return nil, refusal end   -- a file that cannot be sent: nil, err
+    error(msg, level)
+  end
   local has_uids = unique_ids(op_id, params)
   req.unique_ids = has_uids   -- the core stamps every event without one (in the bytes only)
   req.safe = safe(op_id, req.method, has_uids, idempotent)
@@ -372,7 +375,8 @@ end
 -- create_event and bulk_create_events bodies get a unique_id in every event that has none (in
 -- the encoded bytes: params are never changed), so a repeated send is recorded once.
 function _M.call(self, op_id, params, opts)
-  local req = prepare(self, op_id, params, opts, 2)
+  local req, refusal = prepare(self, op_id, params, opts, 2)
+  if req == nil then return nil, refusal end
   local doc, res = send(self, req, op_id)
   if doc == nil and res.kind == "encode" then body_error(op_id, res, 2) end
   return doc, res
@@ -417,7 +421,9 @@ function _M.batch(self, requests, opts)
     if type(r) ~= "table" or type(r[1]) ~= "string" then
       error(format("klaviyo: batch: request %d must be {operation_id, params}", i), 2)
     end
-    reqs[i] = prepare(self, r[1], r[2], r[3], 2)
+    local req, refusal = prepare(self, r[1], r[2], r[3], 2)
+    if req == nil then error(format("klaviyo: batch: request %d: %s", i, tostring(refusal)), 2) end
+    reqs[i] = req
     ids[i] = r[1]
   end
   local raw, berr = self.core:batch(reqs, conc)
@@ -447,8 +453,8 @@ end
 
 local function check_paged(op_id, params)
   local req, msg = build(op_id, params)
-  if req == nil then error(msg, 3) end
-  if req.method ~= "GET" then
+  if req == nil and msg then error(msg, 3) end
+  if req == nil or req.method ~= "GET" then
     error(format("klaviyo: %s: only GET operations are paginated", op_id), 3)
   end
   return req

@@ -1,13 +1,16 @@
 -- klaviyo.request: turns `client:call(operation_id, params)` arguments into the request table
 -- the C core sends (klaviyo.core's c:request{...}), checking them against the operation table
--- generated from Klaviyo's spec. Everything here is a pure function of its inputs, so it is
--- unit-tested without a network; the checks run before anything is sent.
+-- generated from Klaviyo's spec. Everything here is a function of its inputs (and, for a
+-- multipart upload, of the file it reads), so it is unit-tested without a network; the checks
+-- run before anything is sent.
 --
 -- params: path parameters by name (`id = "..."`), query parameters by their spec names
 -- (`["page[size]"] = 50`, `["fields[profile]"] = {"email", "id"}` or "email,id",
 -- `filter = "..."` or a klaviyo.filter expression), spec headers by name
 -- (`["X-Klaviyo-API-Filters"] = "..."`), `body` (a Lua table, which the core encodes to JSON
 -- in C memory, or a string taken as already-encoded JSON) and the per-call option `revision`.
+-- A multipart/form-data operation (upload_image_from_file) takes its form fields by the spec's
+-- names instead of `body` (`file`, `name`, `hidden`): klaviyo.multipart builds the bytes.
 -- Any mistake (unknown operation or parameter, a missing required one, a wrong type, an integer
 -- outside the spec's bounds, a string holding a NUL byte) raises an error naming the operation and
 -- the parameter.
@@ -17,14 +20,15 @@ local math_type = math.type   -- nil before Lua 5.3
 
 local operations = require "klaviyo.operations"
 local filter = require "klaviyo.filter"
+local multipart = require "klaviyo.multipart"
 
 local _M = {}
 
 -- Names params may carry besides the operation's own parameters.
 local OPTIONS = { body = true, revision = true }
 
--- The only request body type this client builds.
-local JSON_API = "application/vnd.api+json"
+-- The request body types this client builds.
+local JSON_API, FORM = "application/vnd.api+json", "multipart/form-data"
 
 -- Per operation, the lookups call needs, built once on first use.
 local compiled = {}
@@ -47,11 +51,15 @@ local function compile(op_id)
     headers[#headers + 1] = h
     names[h.name] = "header"
   end
+  local form = op.content_type == FORM and multipart.field_names(op_id)
+  if form then
+    for name in pairs(form) do names[name] = "form" end
+  end
   -- Precomputed so that a call of an operation with only a body (create_event...) runs
   -- through build with no loop over empty parameter lists and one test for its body.
   local c = { op = op, id = op_id, names = names, query = query, headers = headers,
               path_params = op.path_params,
-              plain = #op.path_params == 0 and #query == 0 and #headers == 0,
+              plain = #op.path_params == 0 and #query == 0 and #headers == 0, form = form,
               body_ok = op.body ~= nil and op.content_type == JSON_API }
   compiled[op_id] = c
   return c
@@ -230,6 +238,9 @@ local function body_error(c, op_id, body)
     if op.body == "required" then return fail(op_id, "body", "is required") end
   elseif op.body == nil then
     return fail(op_id, "body", "this operation takes no body")
+  elseif op.content_type == FORM then
+    return fail(op_id, "body", "needs a %s body: give its fields (file, name, hidden) as parameters",
+      op.content_type)
   elseif op.content_type ~= JSON_API then
     return fail(op_id, "body", "needs a %s body, which this client does not build", op.content_type)
   else
@@ -241,8 +252,10 @@ local function body_error(c, op_id, body)
 end
 
 -- Builds the core request for one call. A table body stays a table: the core encodes it (and
--- reports a bad value by its path, kind "encode"). Returns req, or nil, msg for a programmer
--- error (the caller raises it at its own caller's level).
+-- reports a bad value by its path, kind "encode"). A multipart body is built here, as bytes
+-- with its own Content-Type header. Returns req, or nil, msg for a programmer error (the caller
+-- raises it at its own caller's level), or nil, nil, err for a file klaviyo.multipart refuses
+-- (the caller returns it: nothing is sent).
 function _M.build(op_id, params)
   local c = compiled[op_id]
   if c == nil then
@@ -277,8 +290,8 @@ function _M.build(op_id, params)
   end
 
   local body = params.body
-  -- the usual case in one test: a table body where one is taken
-  if not (c.body_ok and type(body) == "table") then
+  -- the usual case in one test: a table body where one is taken; a form builds its own
+  if not (c.body_ok and type(body) == "table") and not (c.form and body == nil) then
     local err = body_error(c, op_id, body)
     if err then return nil, err end
   end
@@ -286,6 +299,13 @@ function _M.build(op_id, params)
   local revision = params.revision
   if revision ~= nil and type(revision) ~= "string" then
     return nil, fail(op_id, "revision", "expected a string, got %s", type(revision))
+  end
+  if c.form then
+    local ctype, refusal
+    body, ctype, refusal = multipart.form(op_id, params)
+    if body == nil then return nil, ctype, refusal end
+    headers = headers or {}
+    headers[#headers + 1] = { "Content-Type", ctype }
   end
   -- One constructor naming every field, also those the client sets afterwards (unique_ids,
   -- safe, limits, retry_*): the table is sized once instead of growing as fields are added.

@@ -7,6 +7,7 @@
 #include "kl_internal.h"
 
 #include <stdlib.h>
+#include <strings.h>
 
 #define KEY "pk_0123456789abcdef"
 
@@ -121,6 +122,21 @@ static void test_urls(void) {
     r.method = "POST";
     r.body = "{}";
     r.body_len = 2;
+    {   /* a body with its own Content-Type (a multipart form) keeps it, once; the next
+         * body without one is JSON:API again */
+        kl_param ct[] = {{"content-type", "multipart/form-data; boundary=b", NULL, 0}};
+        size_t k, n = 0;
+        r.headers = ct;
+        r.n_headers = 1;
+        CHECK_INT(kl_build(c, &r, &b), KL_OK);
+        for (k = 0; k < b->n_headers; k++) n += strcasecmp(b->headers[k].name, "Content-Type") == 0;
+        CHECK_INT(n, 1);
+        CHECK_STR(header(b, "content-type"), "multipart/form-data; boundary=b");
+        r.headers = NULL;
+        r.n_headers = 0;
+        CHECK_INT(kl_build(c, &r, &b), KL_OK);
+        CHECK_STR(header(b, "Content-Type"), "application/vnd.api+json");
+    }
 
     /* public auth: company_id added, no Authorization */
     memset(&r, 0, sizeof r);

@@ -231,7 +231,7 @@ test('sweep: a minimal instance of every operation\'s request and 2xx response p
   for (const [opId, o] of contract.ops) {
     const req = contract.requestValidator(opId);
     if (req.validate) {
-      const schema = req.body.content['application/vnd.api+json'].schema;
+      const schema = (req.body.content['application/vnd.api+json'] || req.body.content['multipart/form-data']).schema;
       const body = instanceOf(schema);
       assert.ok(req.validate(body), `${opId} request: ${JSON.stringify(req.validate.errors)} for ${JSON.stringify(body)}`);
       assert.equal(req.validate({ data: 42 }), false, `${opId} request accepts data: 42`);
@@ -249,6 +249,26 @@ test('sweep: a minimal instance of every operation\'s request and 2xx response p
     }
   }
   assert.ok(checked > 300, `only ${checked} bodies swept`);
+});
+
+test('multipart requests are read as forms: a good upload passes, a bad one fails by field', () => {
+  const form = (...parts) => `${parts.map(([head, body]) => `--b1\r\n${head}\r\n\r\n${body}\r\n`).join('')}--b1--\r\n`;
+  const FILE = ['Content-Disposition: form-data; name="file"; filename="a.png"\r\nContent-Type: image/png', '\u0089PNG\r\n--b0\r\n'];
+  const upload = (body) => ({ method: 'POST', path: '/api/image-upload', operation: 'upload_image_from_file',
+    status: 201, request_body: body, response_body: JSON.stringify({ data: { type: 'image', id: '1',
+      attributes: { name: 'a.png', image_url: 'https://x/1.png', format: 'png', size: 9, hidden: true,
+        updated_at: '2026-01-01T00:00:00+00:00' }, links: { self: 'https://x/api/images/1/' } } }) });
+  const ok = check(contract, [upload(form(FILE, ['Content-Disposition: form-data; name="hidden"', 'true'],
+    ['Content-Disposition: form-data; name="name"', 'Banner']))]);
+  assert.deepEqual([ok.passed, ok.failed], [2, 0], JSON.stringify(ok.violations));
+  const noFile = check(contract, [upload(form(['Content-Disposition: form-data; name="name"', 'x']))]);
+  assert.ok(noFile.violations.some((v) => v.direction === 'request' && /file/.test(v.message)), JSON.stringify(noFile.violations));
+  const badFlag = check(contract, [upload(form(FILE, ['Content-Disposition: form-data; name="hidden"', 'maybe']))]);
+  assert.ok(badFlag.violations.some((v) => v.pointer === '/hidden' && /boolean/.test(v.message)), JSON.stringify(badFlag.violations));
+  const cut = check(contract, [upload(form(FILE).slice(0, -8))]);
+  assert.ok(cut.violations.some((v) => /closing boundary/.test(v.message)), JSON.stringify(cut.violations));
+  const json = check(contract, [upload('{"data":{}}')]);
+  assert.equal(json.failed, 1, JSON.stringify(json.violations));
 });
 
 test('CLI: journal input, violations printed, totals last, exit codes', () => {

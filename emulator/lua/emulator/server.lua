@@ -10,6 +10,7 @@ local jsonapi = require "emulator.jsonapi"
 local ratelimit = require "emulator.ratelimit"
 local faults = require "emulator.faults"
 local recorder = require "emulator.recorder"
+local multipart = require "emulator.multipart"
 local cjson = require "cjson.safe"
 
 local ngx = ngx
@@ -22,7 +23,7 @@ local pairs, ipairs, type, pcall, tostring, tonumber = pairs, ipairs, type, pcal
 local M = {}
 
 local HANDLER_MODULES = { "profiles", "profile_import", "events", "metrics", "lists", "segments", "flows",
-                          "subscriptions", "client" }
+                          "subscriptions", "client", "images" }
 
 -- Revisions: the first public one, the one this table was generated from.
 local FIRST_REVISION, LATEST_REVISION = "2022-10-17", "2026-07-15"
@@ -289,6 +290,16 @@ end
 
 local function check_body_shape(op, raw, ctx)
   local ctype = var.content_type
+  if op.content_type == "multipart/form-data" then
+    if not ctype or not find(ctype:lower(), "^%s*multipart/form%-data") then
+      return 415, "unsupported_media_type", "Unsupported media type.",
+        format("Unsupported media type '%s'; send multipart/form-data.", tostring(ctype))
+    end
+    local fields, why = multipart.parse(ctype, raw)
+    if not fields then return 400, "invalid", "Invalid input.", why end
+    ctx.body_doc = fields
+    return nil
+  end
   if not ctype
     or not (find(ctype, JSONAPI, 1, true) == 1 or find(ctype, "application/json", 1, true) == 1) then
     return 415, "unsupported_media_type", "Unsupported media type.",

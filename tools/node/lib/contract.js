@@ -6,9 +6,11 @@
 const Ajv = require('ajv');
 const addFormats = require('ajv-formats');
 const { convert, convertComponents } = require('./openapi-schema');
+const { decodeForm } = require('./multipart');
 
 const DOC_ID = 'klaviyo-openapi';
 const JSON_TYPES = ['application/vnd.api+json', 'application/json'];
+const FORM = 'multipart/form-data';
 const METHODS = ['get', 'post', 'patch', 'put', 'delete'];
 
 function newAjv() {
@@ -79,9 +81,12 @@ class Contract {
     return hit ? this.resolveResponse(hit) : undefined;
   }
 
+  // A request body is JSON, or a multipart form (form: its schema, read by decodeForm).
   requestValidator(opId) {
     const body = this.ops.get(opId).op.requestBody;
-    return { body, validate: this.compile(body && jsonSchemaOf(body.content)) };
+    const json = body && jsonSchemaOf(body.content);
+    const form = !json && body && body.content[FORM] ? body.content[FORM].schema : undefined;
+    return { body, form, validate: this.compile(json || form) };
   }
 
   responseValidator(opId, status) {
@@ -97,6 +102,12 @@ function pathPattern(path) {
   const body = path.replace(/\/$/, '').split('/').map((seg) =>
     /^\{.+\}$/.test(seg) ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('/');
   return new RegExp(`^${body}/?$`);
+}
+
+// A local `#/components/schemas/X` reference resolved to its schema (one level).
+function resolveRef(spec, schema) {
+  if (!schema || !schema.$ref) return schema;
+  return spec.components.schemas[schema.$ref.split('/').pop()];
 }
 
 // A recorded body: absent (undefined/null/""), already decoded, or a JSON string.
@@ -173,7 +184,9 @@ function checkOne(contract, out, raw, index) {
   // A body the recorder cut (GET /__emulator/requests keeps at most 1 MB) cannot be judged.
   const req = contract.requestValidator(opId);
   if (ok && req.validate && !rec.requestTruncated) {
-    tally(checkBody(decodeBody(rec.requestBody), req.validate,
+    const decoded = req.form ? decodeForm(rec.requestBody, resolveRef(contract.spec, req.form))
+      : decodeBody(rec.requestBody);
+    tally(checkBody(decoded, req.validate,
       { index, operation: opId, direction: 'request' }, req.body.required));
   }
   const res = contract.responseValidator(opId, rec.status);

@@ -1,0 +1,72 @@
+--- Images: upload from a file or bytes (a multipart form), read, list.
+--
+--    local img = client.images:upload { path = "banner.png", name = "Banner", hidden = true }
+--    local img = client.images:upload { bytes = data, content_type = "image/png" }
+--    for img, err in client.images:each() do print(img.id, img.name, img.image_url) end
+-- A file that is missing, unreadable, empty, over Klaviyo's 5 MB limit or not jpeg, png or
+-- gif gives nil, err (kind "refused", parameter "file") and nothing is sent.
+-- @module klaviyo.images
+local V = require "klaviyo.validate"
+local R = require "klaviyo.resource"
+
+local type, setmetatable, error = type, setmetatable, error
+
+local _M = {}
+local mt = { __index = _M }
+
+--- Bind the module to a client.
+-- @tparam table client a client from `klaviyo.new`
+-- @treturn table the images object
+function _M.new(client)
+  if type(client) ~= "table" then error("klaviyo.images.new: expected a client", 2) end
+  return setmetatable({ client = client }, mt)
+end
+
+local UPLOAD = V.set({ "path", "bytes", "filename", "content_type", "name", "hidden" })
+
+--- Upload an image (`upload_image_from_file`).
+-- @tparam table u `path` (the type from its extension) or `bytes` (with `content_type` or a
+-- `filename` ending in .jpg, .png or .gif); optional `name` (Klaviyo defaults to the file
+-- name) and `hidden` (true: not shown in the asset library)
+-- @treturn table flat image (`id`, `name`, `image_url`, `format`, `size`, `hidden`), or nil, err
+function _M:upload(u)
+  V.self(self, mt, "images:upload")
+  V.argcheck(type(u) == "table", "images:upload", 1, "table", u)
+  V.known(u, UPLOAD, "images:upload")
+  if (u.path == nil) == (u.bytes == nil) then
+    error("images:upload: give exactly one of path and bytes", 2)
+  end
+  local file = u.path
+  if file == nil then file = { bytes = u.bytes, filename = u.filename, content_type = u.content_type }
+  elseif u.filename ~= nil or u.content_type ~= nil then
+    error("images:upload: filename and content_type go with bytes (a path names its own)", 2)
+  end
+  local doc, err = self.client:call("upload_image_from_file",
+    { file = file, name = u.name, hidden = u.hidden })
+  if not doc then return nil, err end
+  return R.from_document(doc)
+end
+
+--- Read an image (`get_image`).
+-- @tparam string id
+-- @treturn table flat image, or nil, err
+function _M:get(id)
+  V.self(self, mt, "images:get")
+  V.argcheck(type(id) == "string" and id ~= "", "images:get", 1, "image id", id)
+  local doc, err = self.client:call("get_image", { id = id })
+  if not doc then return nil, err end
+  return R.from_document(doc)
+end
+
+--- Iterate over images (`get_images`).
+-- @tparam[opt] table q `filter` (id, format, name, updated_at), `sort`
+-- @treturn function iterator of flat images; `false, err` on a failure
+function _M:each(q)
+  V.self(self, mt, "images:each")
+  q = q or {}
+  V.argcheck(type(q) == "table", "images:each", 1, "table", q)
+  V.known(q, V.set({ "filter", "sort" }), "images:each")
+  return R.flat_iter(self.client:paginate("get_images", { filter = q.filter, sort = q.sort }))
+end
+
+return _M

@@ -144,7 +144,8 @@ local function verify(secret, headers, raw_body, opts)
   end
   -- Same length whatever was sent, so the comparison's time tells nothing.
   if not core.equal(lower(sig), _M.sign(secret, raw_body, ts)) then
-    return fail("bad_signature", "Klaviyo-Signature does not match the body and timestamp", "Klaviyo-Signature")
+    return fail("bad_signature", "Klaviyo-Signature does not match the body and timestamp",
+      "Klaviyo-Signature")
   end
   local now = opts.now or (ngx and ngx.time() or os.time())
   local tol = opts.tolerance or _M.DEFAULT_TOLERANCE
@@ -159,7 +160,8 @@ local function verify(secret, headers, raw_body, opts)
   end
   local meta_id = doc.meta.klaviyo_webhook_id
   if type(meta_id) ~= "string" or meta_id ~= id then
-    return fail("id_mismatch", "Klaviyo-Webhook-Id does not match meta.klaviyo_webhook_id", "Klaviyo-Webhook-Id")
+    return fail("id_mismatch", "Klaviyo-Webhook-Id does not match meta.klaviyo_webhook_id",
+      "Klaviyo-Webhook-Id")
   end
   return doc
 end

@@ -19,7 +19,8 @@ describe("klaviyo.webhooks.verify", function()
   it("accepts and refuses each of Node's vectors as Node expects", function()
     assert.is_true(#vectors >= 20)
     for _, v in ipairs(vectors) do
-      local payload, err = webhooks.verify(v.secret, v.headers, v.body, { now = v.now, tolerance = v.tolerance })
+      local payload, err = webhooks.verify(v.secret, v.headers, v.body,
+        { now = v.now, tolerance = v.tolerance })
       if v.expect == "ok" then
         assert(payload, v.name .. ": " .. tostring(err))
         assert.equal("event:klaviyo.placed_order", payload.data[1].topic)

@@ -172,7 +172,8 @@ describe("system webhooks", function()
     assert.equal("book", r.data[1].payload.attributes.event_properties.item)
     assert.is_false(r.in_file)
     -- the body as sent, signed with the secret over body .. timestamp
-    assert.equal(webhooks.sign(SECRET, d.body, d.headers["Klaviyo-Timestamp"]), d.headers["Klaviyo-Signature"])
+    assert.equal(webhooks.sign(SECRET, d.body, d.headers["Klaviyo-Timestamp"]),
+      d.headers["Klaviyo-Signature"])
   end)
 
   it("refuses a tampered body, a wrong secret, a swapped id, a replay and a missing header", function()

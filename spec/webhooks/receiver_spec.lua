@@ -239,6 +239,45 @@ describe("system webhooks", function()
     assert.equal(4000, #r.data[1].payload.attributes.event_properties.notes)
   end)
 
+  it("sends the events of one bulk job together, and skips endpoints off loopback", function()
+    local acct, c = setup_account()
+    assert(create_webhook(c, "/hook"))
+    local evs = {}
+    for i = 1, 3 do
+      evs[i] = { type = "event", attributes = { properties = { i = i }, unique_id = "bulk-" .. i,
+        metric = { data = { type = "metric", attributes = { name = METRIC } } } } }
+    end
+    assert(c:call("bulk_create_events", { body = { data = { type = "event-bulk-create-job",
+      attributes = { ["events-bulk-create"] = { data = { { type = "event-bulk-create", attributes = {
+        profile = { data = { type = "profile", attributes = { email = "bulk@example.com" } } },
+        events = { data = evs } } } } } } } } }))
+    emu.admin("GET", "jobs?settle=1&account=" .. acct.account_id)
+    local list = wait_deliveries(acct, 1)
+    assert.equal(1, #list)
+    assert.equal("delivered", list[1].outcome)
+    assert.equal(3, #list[1].event_ids)
+    local got = received()
+    assert.equal(3, #got[#got].data)
+
+    -- https off loopback: accepted, recorded, never contacted
+    local acct2, c2 = setup_account()
+    local data = { { type = "webhook-topic", id = TOPIC } }
+    local function make(url)
+      return c2:call("create_webhook", { body = { data = { type = "webhook",
+        attributes = { name = "far", endpoint_url = url, secret_key = SECRET },
+        relationships = { ["webhook-topics"] = { data = data } } } } })
+    end
+    assert(make("https://hooks.example.com/klaviyo"))
+    local _, err = make("http://127.0.0.1:1/a b")
+    assert.equal(400, err.status)
+    _, err = make("http://127.0.0.1:1/a\r\nX-Injected: 1")
+    assert.equal(400, err.status)
+    assert(c2:call("create_event", { body = event("far@example.com") }))
+    local d = wait_deliveries(acct2, 1)[1]
+    assert.equal("skipped", d.outcome)
+    assert.truthy(d.attempts[1].error:find("loopback", 1, true))
+  end)
+
   it("retries a failed delivery with backoff, and gives up after the last attempt", function()
     local acct, c = setup_account()
     assert(create_webhook(c, "/hook-flaky"))

@@ -13,7 +13,6 @@
 -- to loopback endpoints only (http, or https without certificate checks); others are
 -- recorded as "skipped".
 local ffi = require "ffi"
-local cjson = require "cjson.safe"
 local state = require "emulator.state"
 local jsonapi = require "emulator.jsonapi"
 
@@ -160,9 +159,10 @@ end
 
 -- {scheme, host, port, path} of an endpoint URL, or nil, why.
 local function parse_url(url)
-  local scheme, host, port, path = url:match("^(https?)://([%w%.%-]+)(:?%d*)(/?[^#]*)$")
+  -- no spaces or control characters: the path goes into the request line as it is
+  local scheme, host, port, path = url:match("^(https?)://([%w%.%-]+)(:?%d*)(/?[^#%s%c]*)$")
   if not scheme then
-    scheme, host, port, path = url:match("^(https?)://(%[::1%])(:?%d*)(/?[^#]*)$")
+    scheme, host, port, path = url:match("^(https?)://(%[::1%])(:?%d*)(/?[^#%s%c]*)$")
   end
   if not scheme then return nil end
   port = port ~= "" and tonumber(port:sub(2)) or (scheme == "https" and 443 or 80)
@@ -416,7 +416,7 @@ local function flush(premature, acct, wh)
     for j = i, math.min(#pending, i + MAX_EVENTS_PER_DELIVERY - 1) do items[#items + 1] = pending[j] end
     i = i + #items
     local meta = { klaviyo_account_id = acct.id, klaviyo_webhook_id = wh.id, timestamp = state.iso() }
-    local body = cjson.encode({ data = items, meta = meta })
+    local body = jsonapi.encode({ data = items, meta = meta })
     local ids = {}
     for k, it in ipairs(items) do ids[k] = it.external_id end
     local d = { id = state.new_id(), account = acct.id, webhook_id = wh.id, endpoint_url = wh.endpoint_url,

@@ -222,6 +222,27 @@ describe("system webhooks", function()
       assert.equal(400, st, name)
       assert.equal("missing_header", doc.error, name)
     end
+    -- a header sent twice (nginx keeps both): refused
+    local raw_headers = {}
+    for k, v in pairs(headers(d.body, fresh)) do raw_headers[#raw_headers + 1] = k .. ": " .. v end
+    local sock = assert(socket.connect("127.0.0.1", recv_port))
+    sock:settimeout(5)
+    assert(sock:send("POST /hook HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" ..
+      table.concat(raw_headers, "\r\n") .. "\r\nklaviyo-signature: " .. ("0"):rep(64) ..
+      "\r\nContent-Length: " .. #d.body .. "\r\n\r\n" .. d.body))
+    local line = assert(sock:receive("*l"))
+    local rest = sock:receive("*a") or ""
+    sock:close()
+    assert.equal("HTTP/1.1 400 Bad Request", line)
+    assert.truthy(rest:find('"duplicate_header"', 1, true))
+
+    -- over the receiver's max_body, in memory or in nginx's file
+    for _, path in ipairs { "/hook-tiny", "/hook-tiny-file" } do
+      st, doc = post(path, headers(d.body, fresh), d.body)
+      assert.equal(413, st, path)
+      assert.equal("body_too_large", doc.error, path)
+    end
+
     -- no answer holds the secret
     assert.is_nil(tostring(doc.detail):find(SECRET, 1, true))
   end)

@@ -101,7 +101,7 @@ function _M.sign(secret, raw_body, timestamp)
   return hex(core.hmac_sha256(secret, raw_body .. timestamp))
 end
 
-local function check_args(secret, headers, raw_body, opts, level)
+local function check_args(secret, headers, raw_body, opts, level, in_nginx)
   if type(secret) ~= "string" or #secret < 16 then
     error("klaviyo.webhooks: the secret must be a string of at least 16 characters", level)
   end
@@ -110,7 +110,7 @@ local function check_args(secret, headers, raw_body, opts, level)
   if opts ~= nil and type(opts) ~= "table" then error("klaviyo.webhooks: opts must be a table", level) end
   opts = opts or {}
   for k in pairs(opts) do
-    if k ~= "tolerance" and k ~= "now" and k ~= "max_body" then
+    if k ~= "tolerance" and k ~= "now" and not (in_nginx and k == "max_body") then
       error("klaviyo.webhooks: unknown option '" .. tostring(k) .. "'", level)
     end
   end
@@ -204,7 +204,7 @@ end
 -- opts: tolerance, now, max_body (default 5 MB).
 function _M.ngx_verify(secret, opts)
   if not ngx then error("klaviyo.webhooks.ngx_verify runs inside nginx only", 2) end
-  opts = check_args(secret, {}, "", opts, 3)
+  opts = check_args(secret, {}, "", opts, 3, true)
   local body, err = ngx_body(opts.max_body or _M.DEFAULT_MAX_BODY)
   local payload
   if body then payload, err = verify(secret, ngx.req.get_headers(100), body, opts) end

@@ -94,5 +94,8 @@ describe("klaviyo.webhooks.verify", function()
     assert.has_error(function() webhooks.verify(("s"):rep(16), h, "", { tolerance = -1 }) end)
     assert.has_error(function() webhooks.verify(("s"):rep(16), h, "", { tolerence = 1 }) end,
       "klaviyo.webhooks: unknown option 'tolerence'")
+    -- max_body is ngx_verify's (it reads the body); verify is given the body
+    assert.has_error(function() webhooks.verify(("s"):rep(16), h, "", { max_body = 10 }) end,
+      "klaviyo.webhooks: unknown option 'max_body'")
   end)
 end)

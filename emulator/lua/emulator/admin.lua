@@ -142,6 +142,15 @@ routes["GET flow-runs"] = function()
   return reply(200, { flow_runs = jsonapi.array(out) })
 end
 
+routes["GET webhook-deliveries"] = function()
+  local acct = which_account()
+  if acct == false then return bad("unknown account", 404) end
+  local accts = {}
+  if acct then accts[1] = acct else for _, a in pairs(state.accounts) do accts[#accts + 1] = a end end
+  local list = require("emulator.handlers.webhooks").deliveries(accts)
+  return reply(200, { deliveries = jsonapi.array(list) })
+end
+
 routes["GET stats"] = function()
   local s = recorder.stats()
   local total, throttled = 0, 0

@@ -23,7 +23,7 @@ local pairs, ipairs, type, pcall, tostring, tonumber = pairs, ipairs, type, pcal
 local M = {}
 
 local HANDLER_MODULES = { "profiles", "profile_import", "events", "metrics", "lists", "segments", "flows",
-                          "subscriptions", "client", "images" }
+                          "subscriptions", "client", "images", "webhooks" }
 
 -- Revisions: the first public one, the one this table was generated from.
 local FIRST_REVISION, LATEST_REVISION = "2022-10-17", "2026-07-15"

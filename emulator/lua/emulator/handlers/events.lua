@@ -8,6 +8,7 @@ local jsonapi = require "emulator.jsonapi"
 local filter = require "emulator.filter"
 local job_queue = require "emulator.jobs"
 local flowrunner = require "emulator.flowrunner"
+local webhooks = require "emulator.handlers.webhooks"
 
 local null = cjson.null
 local type, pairs, ipairs, tostring, floor, format = type, pairs, ipairs, tostring, math.floor, string.format
@@ -258,6 +259,7 @@ local function store(acct, spec, now)
     profile.last_event_time = ev.time
   end
   flowrunner.on_event(acct, ev, profile)
+  if acct.webhooks then webhooks.on_event(acct, ev, metric, M.event_resource) end
   return ev
 end
 
@@ -437,6 +439,8 @@ local function event_resource(req, ev, fields)
     metric = rel(req, "metric", "metric", ev.metric_id, base),
   }, req.base_url .. base)
 end
+
+M.event_resource = event_resource -- as get_event shows it: the payload of webhook deliveries
 
 local function includes(req)
   local set = {}

@@ -18,13 +18,15 @@ local klaviyo = require "klaviyo"
 local cjson = require("cjson").new()
 local schema = require "klaviyo.mcp.schema"
 local tools = require "klaviyo.mcp.tools"
+local read_line = require("klaviyo.core").read_line
 
 local _M = { _VERSION = klaviyo._VERSION }
 
 -- The protocol revisions of @modelcontextprotocol/sdk (its SUPPORTED_PROTOCOL_VERSIONS),
 -- newest first.
 _M.PROTOCOL_VERSIONS = { "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05", "2024-10-07" }
--- The longest message line read; a longer one is refused.
+-- The longest message line kept; a longer one is refused and skipped without being held
+-- in memory (core.read_line), and the server reads on at the next line.
 _M.MAX_LINE = 4 * 1024 * 1024
 
 local PARSE, INVALID, NO_METHOD, BAD_PARAMS, INTERNAL = -32700, -32600, -32601, -32602, -32603
@@ -177,11 +179,6 @@ end
 
 -- One line of input: the reply's JSON text, or nil for none.
 local function handle(state, line)
-  if #line > _M.MAX_LINE then
-    state.log:write(format("klaviyo mcp: refused a line of %d bytes\n", #line))
-    return encode(failure(null, INVALID,
-      format("Invalid Request: a message line is limited to %d bytes", _M.MAX_LINE)))
-  end
   line = line:gsub("\r$", "")
   if not line:find("%S") then return nil end
   local ok, msg = pcall(cjson.decode, line)
@@ -215,9 +212,19 @@ function _M.serve(opts)
                   log = opts.log or io.stderr }
   local input, output = opts.input or io.stdin, opts.output or io.stdout
   while true do
-    local line = input:read("*l")
-    if line == nil then break end
-    local reply = handle(state, line)
+    local line, len = read_line(input, _M.MAX_LINE)
+    if line == nil then
+      if len then state.log:write("klaviyo mcp: reading input: ", tostring(len), "\n") end
+      break
+    end
+    local reply
+    if line == false then
+      state.log:write(format("klaviyo mcp: refused a line of %d bytes\n", len))
+      reply = encode(failure(null, INVALID,
+        format("Invalid Request: a message line is limited to %d bytes", _M.MAX_LINE)))
+    else
+      reply = handle(state, line)
+    end
     if reply then
       output:write(reply, "\n")
       output:flush()

@@ -3,6 +3,7 @@
 -- JSON-RPC error or tool error while the server keeps serving.
 local emulator = require "helpers.emulator"
 local cjson = require("cjson").new()
+local socket_gettime = require("socket").gettime
 
 local LUA = (jit and "luajit") or ("lua" .. _VERSION:match("%d+%.%d+"))
 
@@ -167,6 +168,21 @@ describe("klaviyo.mcp over stdio", function()
     r = call(s, 4, "track_event", { metric = "Placed Order", profile = { email = "mcp@example.com" } })
     assert.is_false(r.result.isError, r.result.content[1].text)
     assert.equal(before + 1, #emulator.requests(acct))
+    s.close()
+  end)
+
+  it("waits within the client's rate limits instead of drawing 429s", function()
+    local s = start(acct)
+    local t0 = socket_gettime()
+    for i = 1, 7 do
+      local r = call(s, i, "call_operation", { operation = "get_flows", params = {} })
+      assert.is_false(r.result.isError, r.result.content[1].text)
+    end
+    -- get_flows allows 3 a second: seven calls take more than a second, none throttled
+    assert.is_true(socket_gettime() - t0 > 1)
+    local st = emulator.stats(acct).operations.get_flows
+    assert.equal(7, st.answers)
+    assert.equal(0, st.throttled)
     s.close()
   end)
 

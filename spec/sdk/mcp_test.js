@@ -182,6 +182,19 @@ test('read a flow and list flows', async () => {
   assert.ok(flows.some((f) => f.id === flowId));
 });
 
+test('flow_report sends query_flow_values for the flow (the emulator answers 501: not emulated)', async () => {
+  const metric = await ok(agent, 'find_metric', { name: 'Placed Order' });
+  const r = await tool(agent, 'flow_report', { conversion_metric_id: metric.id, flow_id: flowId });
+  assert.equal(r.error, true);
+  assert.match(r.text, /query_flow_values: HTTP 501/);
+  const [sent] = (await emu.admin(server.url, 'GET',
+    `requests?account=${account.account_id}&operation=query_flow_values&limit=1`)).requests;
+  const attrs = JSON.parse(sent.request_body).data.attributes;
+  assert.equal(attrs.conversion_metric_id, metric.id);
+  assert.equal(attrs.filter, `equals(flow_id,"${flowId}")`);
+  assert.deepEqual(attrs.timeframe, { key: 'last_30_days' });
+});
+
 test('wrong argument types and unknown operations are tool errors saying what to change', async () => {
   const bad = await tool(agent, 'get_flow', { id: 7 });
   assert.equal(bad.error, true);

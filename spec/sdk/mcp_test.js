@@ -230,3 +230,13 @@ test('read-only: only reads are listed and every write is refused with nothing s
   const flow = await ok(ro, 'get_flow', { id: flowId });
   assert.equal(flow.status, 'live');
 });
+
+test('everything the server sent and the emulator answered satisfies the spec (contract check --url)', async () => {
+  const { execFile } = require('child_process');
+  const cli = path.join(emu.ROOT, 'tools', 'contract-check.js');
+  const { stdout } = await require('util').promisify(execFile)('node',
+    [cli, '--url', server.url, '--account', account.account_id], { encoding: 'utf8' });
+  const [, passed, failed] = stdout.trim().split('\n').pop().match(/^(\d+) passed, (\d+) failed$/);
+  assert.equal(Number(failed), 0, stdout);
+  assert.ok(Number(passed) >= 15, `only ${passed} bodies checked:\n${stdout}`);
+});

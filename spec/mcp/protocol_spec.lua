@@ -186,6 +186,25 @@ describe("klaviyo.mcp over stdio", function()
     s.close()
   end)
 
+  it("says how long the rate limiter would wait when that is longer than a call may last", function()
+    local s = start(acct, "--max-time 2")
+    -- query_flow_values allows 2 a minute: the third call would wait about half a minute
+    local texts = {}
+    for i = 1, 3 do
+      local r = call(s, i, "flow_report", { conversion_metric_id = "M1" })
+      assert.is_true(r.result.isError)
+      texts[i] = r.result.content[1].text
+    end
+    assert.matches("HTTP 501", texts[1], 1, true)
+    assert.matches("HTTP 501", texts[2], 1, true)
+    assert.matches("the rate limiter asks to wait %d+ s, longer than", texts[3])
+    assert.matches("nothing sent", texts[3], 1, true)
+    assert.matches("%[retry after %d+", texts[3])
+    local st = emulator.stats(acct).operations.query_flow_values
+    assert.equal(2, st.answers)
+    s.close()
+  end)
+
   it("refuses a 100 MB line without holding it, then serves the next line", function()
     local s = start(acct)
     s.ping(1)

@@ -52,7 +52,7 @@ local function tool_result(value, text)
   return { content = array { { type = "text", text = json } }, isError = false }
 end
 
-local READ_CALL = "Call any read operation of the Klaviyo API (GET and reports) by id with " ..
+local READ_CALL = "Call any read operation of the Klaviyo API (GET and query_*) by id with " ..
   "its params; describe_operation gives their schema. This server is read-only."
 
 local function listing(state)
@@ -96,7 +96,7 @@ local function call_tool(state, p)
   if t.any_operation then
     local op, why = tools.operation_of(args)
     if op == nil then return tool_result(nil, why) end
-    if state.read_only and not tools.op_reads(op) then
+    if state.read_only and not tools.op_reads(args.operation, op) then
       return tool_result(nil, refused_read_only(args.operation))
     end
     destructive, what = tools.op_destroys(args.operation, op), args.operation

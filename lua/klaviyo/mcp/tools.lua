@@ -39,12 +39,15 @@ local function plain(v, depth)
   for k, x in pairs(v) do
     if k ~= "_raw" then out[k] = plain(x, depth + 1) end
   end
-  return setmetatable(out, getmetatable(v))
+  local m = getmetatable(v)
+  if type(m) == "table" then setmetatable(out, m) end
+  return out
 end
 _M.plain = function(v) return plain(v, 0) end
 
--- Reads: GET operations and the reporting queries (POSTs that change nothing).
-local function op_reads(op) return op.method == "GET" or op.tag == "Reporting" end
+-- Reads: GET operations and the queries (query_*: reports and metric aggregates, POSTs that
+-- change nothing).
+local function op_reads(id, op) return op.method == "GET" or id:find("^query_") ~= nil end
 
 -- Destructive: deletes, suppressions, unsubscribes, a flow's status change.
 local DESTRUCTIVE = {
@@ -273,7 +276,7 @@ local function describe(id)
     operation = id, method = op.method, path = op.path, tag = op.tag, scopes = op.scopes,
     rate_limits = op.limits, body = op.body or false, body_type = op.body_type,
     params = schema.operation(id), safe_to_repeat = body_safe,
-    reads = op_reads(op), destructive = op_destroys(id, op), pre_release = op.pre_release,
+    reads = op_reads(id, op), destructive = op_destroys(id, op), pre_release = op.pre_release,
   }
 end
 

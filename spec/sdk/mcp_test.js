@@ -43,9 +43,11 @@ async function connect(readOnly) {
 }
 
 // Calls a tool; returns {error, text, value} (value: the decoded JSON of a success).
+const seen = []; // every tool answer's text, to show the key never appears in one
 async function tool(client, name, args) {
   const res = await client.callTool({ name, arguments: args });
   const text = res.content.map((c) => c.text).join('');
+  seen.push(text);
   return { error: res.isError === true, text, value: res.isError ? undefined : JSON.parse(text) };
 }
 
@@ -229,6 +231,13 @@ test('read-only: only reads are listed and every write is refused with nothing s
   assert.equal((await requests()).length, before, 'a refused write reached the emulator');
   const flow = await ok(ro, 'get_flow', { id: flowId });
   assert.equal(flow.status, 'live');
+  const listed = await ok(ro, 'call_operation', { operation: 'get_flows', params: { filter: 'equals(status,"live")' } });
+  assert.ok(listed.document.data.some((f) => f.id === flowId));
+});
+
+test('the API key appears in no tool answer', () => {
+  assert.ok(seen.length > 20);
+  for (const text of seen) assert.ok(!text.includes(account.private_key), text);
 });
 
 test('everything the server sent and the emulator answered satisfies the spec (contract check --url)', async () => {

@@ -28,6 +28,7 @@ CORE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/core/%.o,$(CORE_SRCS))
 # table bodies of c:request) and a request's steps for drivers in Lua (lua_call.c).
 LUA_SRCS  := src/lua_klaviyo.c src/lua_client.c src/lua_request.c src/lua_result.c src/lua_batch.c \
              src/lua_policy.c src/lua_json.c src/lua_json_scalar.c src/lua_call.c src/lua_crypto.c
+LUA_SRCS  += src/lua_readline.c
 
 # Lua headers per interpreter: pkg-config first, Debian's include dirs as the fallback.
 lua_inc_lua5.1 := $(or $(shell pkg-config --cflags lua5.1 2>/dev/null),-I/usr/include/lua5.1)

@@ -28,6 +28,7 @@
  *   core.encode(value [, opts]) -> json | nil, msg   (src/lua_json.c)
  *   core.duration(seconds) -> seconds checked and capped at a day | nil (src/duration.h)
  *   core.sha256, core.hmac_sha256, core.random_bytes, core.equal   (src/lua_crypto.c)
+ *   core.read_line(file, max) -> line | false, length | nil   (src/lua_readline.c)
  *
  * Manners as in LuaSocket: misuse (wrong types, unknown fields, NUL bytes, numbers out of
  * range) raises; runtime failures (out of memory and hostile answers included) return nil,
@@ -72,6 +73,7 @@ static const luaL_Reg funcs[] = {
     {"spool_writer", kl_lua_spool_writer}, {"fsync_path", kl_lua_fsync_path},
     {"spool_lock", kl_lua_spool_lock}, {"spool_check", kl_lua_spool_check},
     {"spool_trailer", kl_lua_spool_trailer},
+    {"read_line", kl_lua_read_line},
     {NULL, NULL}};
 
 int luaopen_klaviyo_core(lua_State *L);

@@ -108,4 +108,7 @@ int kl_lua_hmac_sha256(lua_State *L);
 int kl_lua_random_bytes(lua_State *L);
 int kl_lua_equal(lua_State *L);
 
+/* ---- lua_readline.c: core.read_line, a line of a file with a bound ---- */
+int kl_lua_read_line(lua_State *L);
+
 #endif

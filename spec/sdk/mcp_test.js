@@ -1,6 +1,6 @@
 'use strict';
 // The official MCP TypeScript SDK (npm @modelcontextprotocol/sdk) drives the library's MCP
-// server (klaviyo.mcp, started by spec/mcp/server.lua) over stdio against the emulator: it
+// server (`klaviyo mcp`, bin/klaviyo) over stdio against the emulator: it
 // initializes, lists the tools with their schemas, and runs an agent's day: a Placed Order
 // tracked twice with one unique_id fires its flow once, a profile upserted, an SMS
 // subscription refused without consent and accepted with it, a list joined, a flow read,
@@ -23,7 +23,7 @@ const clients = [];
 const PID = process.pid;
 
 async function connect(readOnly) {
-  const args = [path.join(emu.ROOT, 'spec', 'mcp', 'server.lua'), '--base-url', server.url];
+  const args = [path.join(emu.ROOT, 'bin', 'klaviyo'), 'mcp', '--base-url', server.url];
   if (readOnly) args.push('--read-only');
   const transport = new StdioClientTransport({
     command: LUA,

@@ -22,13 +22,9 @@
  *   call:info()                     what the call did (attempts, retries, waits), as c:info()
  */
 #include "kl_internal.h"
+#include "lua_klaviyo.h"
 
-#include <lauxlib.h>
-#include <lua.h>
 #include <string.h>
-
-#define CLIENT_MT "klaviyo.core.client"
-
 
 #define CALL_MT "klaviyo.core.call"
 
@@ -38,11 +34,11 @@ typedef struct lcall {
     int ref;
 } lcall;
 
-/* The client of a method call: the userdata's first field is its kl_client. */
+/* The client of a method call. */
 static kl_client *client_at(lua_State *L, int idx) {
-    kl_client **u = luaL_checkudata(L, idx, CLIENT_MT);
-    if (!*u) luaL_error(L, "klaviyo.core: client is closed");
-    return *u;
+    lk_client *u = luaL_checkudata(L, idx, MT);
+    if (!u->c) luaL_error(L, "klaviyo.core: client is closed");
+    return u->c;
 }
 
 /* The call at index 1 and its client (pushed on the stack top). */
@@ -54,16 +50,6 @@ static lcall *check_call(lua_State *L, kl_client **c) {
     *c = client_at(L, lua_gettop(L));
     lua_remove(L, -2);
     return u;
-}
-
-/* the error kinds as the binding's error tables name them */
-static const char *kind_name(int kind) {
-    switch (kind) {
-    case KL_ERR_HTTP: return "http";
-    case KL_ERR_TRANSPORT: return "transport";
-    case KL_ERR_THROTTLED: return "throttled";
-    default: return "refused";
-    }
 }
 
 static int l_begin(lua_State *L) {
@@ -149,7 +135,7 @@ static int l_next(lua_State *L) {
         const kl_error *e = kl_last_error(c);
         int own = !u->k.answered;
         lua_pushliteral(L, "fail");
-        lua_pushstring(L, kind_name(u->k.kind));
+        lua_pushstring(L, lk_kind_name(u->k.kind));
         lua_pushboolean(L, own);
         if (!own) return 3;
         lua_pushstring(L, e->code);
@@ -209,22 +195,7 @@ static int l_failed(lua_State *L) {
 /* call:info() -> {attempts, retries, throttled, waited, backoff, stopped} */
 static int l_info(lua_State *L) {
     lcall *u = luaL_checkudata(L, 1, CALL_MT);
-    const kl_send_info *i = &u->k.info;
-    lua_createtable(L, 0, 6);
-    lua_pushinteger(L, i->attempts);
-    lua_setfield(L, -2, "attempts");
-    lua_pushinteger(L, i->retries);
-    lua_setfield(L, -2, "retries");
-    lua_pushinteger(L, i->throttled);
-    lua_setfield(L, -2, "throttled");
-    lua_pushnumber(L, i->waited);
-    lua_setfield(L, -2, "waited");
-    lua_pushnumber(L, i->backoff);
-    lua_setfield(L, -2, "backoff");
-    if (i->stopped) {
-        lua_pushstring(L, i->stopped);
-        lua_setfield(L, -2, "stopped");
-    }
+    lk_push_info(L, &u->k.info);
     return 1;
 }
 
@@ -255,7 +226,7 @@ void kl_lua_call_register(lua_State *L) {
         lua_setfield(L, -2, "__name");
     }
     lua_pop(L, 1);
-    luaL_getmetatable(L, CLIENT_MT);
+    luaL_getmetatable(L, MT);
     lua_getfield(L, -1, "__index");
     lua_pushcfunction(L, l_begin);
     lua_setfield(L, -2, "begin");

@@ -74,6 +74,8 @@ int lk_encode_body(lua_State *L, kl_json_out *out, const char *operation, int un
 
 /* ---- lua_result.c: answers and errors as Lua values ---- */
 
+/* The name of an error kind (KL_ERR_*) in the binding's error tables. */
+const char *lk_kind_name(int kind);
 void lk_fill_info(lua_State *L, const kl_send_info *i);
 void lk_push_info(lua_State *L, const kl_send_info *i);
 /* Did the send loop only send once (no waits, no retries)? */

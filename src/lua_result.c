@@ -91,7 +91,7 @@ static void push_ratelimit(lua_State *L, const kl_response *r) {
     lua_setfield(L, -2, "reset");
 }
 
-static const char *kind_name(int k) {
+const char *lk_kind_name(int k) {
     switch (k) {
     case KL_ERR_HTTP: return "http";
     case KL_ERR_TRANSPORT: return "transport";
@@ -139,7 +139,7 @@ int lk_push_error_table(lua_State *L, kl_client *c) {
     const kl_error *e = kl_last_error(c);
     if (!lua_checkstack(L, RESULT_SLOTS)) return -1;
     lua_createtable(L, 0, 16);
-    lua_pushstring(L, c->err == KL_ERR_USAGE ? "usage" : c->err == KL_ERR_OOM ? "out_of_memory" : kind_name(c->err));
+    lua_pushstring(L, c->err == KL_ERR_USAGE ? "usage" : c->err == KL_ERR_OOM ? "out_of_memory" : lk_kind_name(c->err));
     lua_setfield(L, -2, "kind");
     if (e->status) {
         lua_pushinteger(L, (lua_Integer)e->status);

@@ -98,10 +98,12 @@ local OPTIONS = {
   api_key = "string", access_token = "string", public_key = "string", base_url = "string",
   revision = "string", timeout = "number", connect_timeout = "number", refresh = "function",
   user_agent = "string", transport = "string", limiter = "table", retry = "table",
-  limits = "table", account = "string",
+  limits = "table", account = "string", proxy = "string", ca_file = "string", ca_path = "string",
+  client_cert = "string", client_key = "string", on_request = "function", on_response = "function",
 }
 local CORE_OPTIONS = { "api_key", "access_token", "public_key", "base_url", "revision",
-                       "timeout", "connect_timeout", "user_agent" }
+                       "timeout", "connect_timeout", "user_agent", "proxy", "ca_file", "ca_path",
+                       "client_cert", "client_key", "on_request", "on_response" }
 
 -- The client-side rate limiter (limiter = ...):
 --   nil or {store = "local", safety = 0.95}  in-process (default; curl transport)
@@ -243,6 +245,7 @@ function _M.new(opts)
   -- false, not nil, for what is absent: a nil field would be looked up through __index
   return setmetatable({ core = c, refresh = opts.refresh or false, transport = transport or false,
                         limited = opts.limiter ~= false, overrides = overrides,
+                        hooks = (opts.on_request or opts.on_response) and true or false,
                         counters = stats.new(), info = {} }, mt)
 end
 
@@ -266,7 +269,7 @@ local function perform(self, req, op_id)
   if t then return t:request(self.core, req, op_id) end
   local c = self.core
   local res, err, plain = c:request(req)
-  if plain then return res, nil, PLAIN end
+  if plain and not self.hooks then return res, nil, PLAIN end
   return res, err, c:info(self.info)
 end
 
@@ -281,6 +284,8 @@ end
 local function send(self, req, op_id)
   if self.limited and req.limits == nil then req.limits = policy.limits_of(self.overrides, op_id) end
   local res, err, info = perform(self, req, op_id)
+  -- a hook that raised did not stop the call: its message comes with the result
+  if info.hook_error then (res or err).hook_error = info.hook_error end
   if res then
     stats.add(self.counters, op_id, info, nil)
     return decode(res, op_id)

@@ -285,7 +285,7 @@ local function send(self, req, op_id)
   if self.limited and req.limits == nil then req.limits = policy.limits_of(self.overrides, op_id) end
   local res, err, info = perform(self, req, op_id)
   -- a hook that raised did not stop the call: its message comes with the result
-  if info.hook_error then (res or err).hook_error = info.hook_error end
+  if info and info.hook_error then (res or err).hook_error = info.hook_error end
   if res then
     stats.add(self.counters, op_id, info, nil)
     return decode(res, op_id)

@@ -165,10 +165,10 @@ function _M.new(client, opts)
       if premature then self:close(0) return end
       if self.closed or now() < self.next_attempt then return end
       -- a failure here has no caller to answer: besides stats, it goes to nginx's error log
-      local ok, err, outcome = self:deliver(true)
+      local ok, derr, outcome = self:deliver(true)
       if not ok then
         ngx.log(ngx.ERR, "klaviyo tracker: delivery failed (", outcome or "retry", ", ",
-          self.spool.pending, " events kept in the spool): ", batcher.text(err))
+          self.spool.pending, " events kept in the spool): ", batcher.text(derr))
       end
     end)
     if not ok then

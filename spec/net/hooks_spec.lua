@@ -68,8 +68,8 @@ describe("hooks (libcurl transport)", function()
   end)
 
   it("see a transport failure with its code and no status", function()
-    local c, seen = hooked { api_key = "pk_spec_hook_secret", base_url = "http://127.0.0.1:" .. emu.free_port(),
-                             retry = { attempts = 1 } }
+    local c, seen = hooked { api_key = "pk_spec_hook_secret", retry = { attempts = 1 },
+                             base_url = "http://127.0.0.1:" .. emu.free_port() }
     local ok, err = c:call("get_lists", {})
     assert.is_nil(ok)
     assert.equal(2, #seen)
@@ -80,7 +80,8 @@ describe("hooks (libcurl transport)", function()
 
   it("see every attempt of every request of a batch", function()
     local acct = emu.account()
-    local c, seen = hooked { api_key = acct.private_key, base_url = emu.url, retry = { base = 0.05, cap = 0.05 } }
+    local c, seen = hooked { api_key = acct.private_key, base_url = emu.url,
+                             retry = { base = 0.05, cap = 0.05 } }
     emu.faults { { operation = "get_lists", status = 503, count = 1 } }
     local out = c:batch({ { "get_lists", {} }, { "get_metrics", {} } }, { concurrency = 2 })
     assert.is_table(out[1][1])

@@ -50,7 +50,8 @@ describe("inside nginx", function()
     local out = assert(io.open(prefix .. "/nginx.conf", "wb"))
     out:write(conf)
     out:close()
-    assert(os.execute(("/usr/sbin/nginx -p %s -c %s/nginx.conf -e %s/error.log"):format(prefix, prefix, prefix)))
+    assert(os.execute(("/usr/sbin/nginx -p %s -c %s/nginx.conf -e %s/error.log"):format(
+      prefix, prefix, prefix)))
     url = "http://127.0.0.1:" .. port
     local deadline = socket.gettime() + 10
     while not socket.connect("127.0.0.1", port) do

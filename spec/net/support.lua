@@ -54,7 +54,8 @@ function M.pki()
   run("mkdir -p " .. q(dir))
   local function path(n) return dir .. "/" .. n end
   local key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-  run(("cd %s && openssl req -x509 %s -keyout ca.key -out ca.pem -days 2 -subj /CN=spec-ca"):format(q(dir), key))
+  run(("cd %s && openssl req -x509 %s -keyout ca.key -out ca.pem -days 2 -subj /CN=spec-ca")
+    :format(q(dir), key))
   for _, who in ipairs({ "server", "client" }) do
     run(("cd %s && openssl req %s -keyout %s.key -out %s.csr -subj /CN=%s"):format(q(dir), key, who, who,
       who == "server" and "localhost" or "spec-client"))
@@ -71,8 +72,8 @@ end
 -- certificate signed by the CA is required. .port, .stop().
 function M.tls_server(pki, verify_client)
   local port = emu.free_port()
-  local pid = spawn(("exec openssl s_server -accept 127.0.0.1:%d -cert %s -key %s -www -quiet%s"):format(
-    port, q(pki.cert), q(pki.key), verify_client and (" -Verify 1 -CAfile " .. q(pki.ca)) or ""))
+  local pid = spawn(("exec openssl s_server -accept 127.0.0.1:%d -cert %s -key %s -www -quiet%s")
+    :format(port, q(pki.cert), q(pki.key), verify_client and (" -Verify 1 -CAfile " .. q(pki.ca)) or ""))
   wait_port(port)
   return { port = port, stop = function() os.execute("kill " .. pid) end }
 end

@@ -622,7 +622,8 @@ function _M.request(self, c, req, op_id)
     elseif step == "done" then
       return res, nil, call_info(call, hooked)
     elseif a2 then   -- "fail" before an answer: the core's own (the limiter's)
-      return nil, errors.new(a1, op_id, a5, { code = a3, title = a4, retry_after = a6 }), call_info(call, hooked)
+      return nil, errors.new(a1, op_id, a5, { code = a3, title = a4, retry_after = a6 }),
+        call_info(call, hooked)
     else              -- "fail" after an answer: its error; a 429 whose wait outlasts the call
       if a1 == "throttled" then err.kind = a1 end   -- is throttled
       return nil, err, call_info(call, hooked)

@@ -1,4 +1,5 @@
 -- Handlers of spec/net/ngx/nginx.conf.in: each reads a JSON body and answers JSON.
+-- luacheck: globals ngx
 local cjson = require "cjson"
 local klaviyo = require "klaviyo"
 
@@ -36,7 +37,8 @@ end
 function M.refuse()
   local out = {}
   for _, k in ipairs({ "proxy", "ca_file", "ca_path", "client_cert", "client_key" }) do
-    local ok, err = pcall(klaviyo.new, { api_key = "pk_x", [k] = k == "proxy" and "http://127.0.0.1:1" or "/x" })
+    local v = k == "proxy" and "http://127.0.0.1:1" or "/x"
+    local ok, err = pcall(klaviyo.new, { api_key = "pk_x", [k] = v })
     out[k] = ok and "accepted" or tostring(err)
   end
   reply(out)

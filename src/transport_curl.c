@@ -73,9 +73,9 @@ int kl_transport_init(kl_client *c) {
      * still may (proxies are how many networks reach the Internet): libcurl tunnels it with
      * CONNECT, the proxy sees the host name, and the key travels inside TLS to the verified
      * peer.  Every URL a client sends to has its base URL's scheme, host and port
-     * (request.c), so deciding once here covers them all. */
+     * (request.c), so deciding once here covers them all.  A proxy the caller named is
+     * another matter: it is used for every URL. */
     if (p->proxy) {
-        /* a proxy the caller named is used for every URL, loopback included */
         SET(CURLOPT_PROXY, p->proxy);
         SET(CURLOPT_NOPROXY, "");
     } else if (!p->base.https || kl_host_is_loopback(p->base.host)) {

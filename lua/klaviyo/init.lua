@@ -191,7 +191,9 @@ end
 -- "<name>" (names the account in limiter keys; default a hash of the key).
 -- Proxies from the environment (http_proxy, https_proxy, ALL_PROXY) are used by the curl
 -- transport for an https base URL only, tunnelled with CONNECT (the key stays inside TLS); a
--- plain-http or loopback base URL never goes through them. The ngx transport uses none.
+-- plain-http or loopback base URL never goes through them. The ngx transport uses none. A
+-- `proxy` option (curl transport) is used for every URL, as are ca_file, ca_path, client_cert
+-- and client_key; on_request/on_response(info) see every attempt (README: Network and hooks).
 function _M.new(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then error("klaviyo.new: expected a table of options, got " .. type(opts), 2) end
@@ -405,6 +407,7 @@ function _M.batch(self, requests, opts)
       out[i] = { nil, wrap(err, op_id) }
     end
   end
+  if self.hooks then out.hook_error = self.core:info().hook_error end
   return out
 end
 

@@ -91,7 +91,18 @@ describe("hooks (libcurl transport)", function()
       if s[1] == "response" then n[s[2].operation] = n[s[2].operation] + 1 end
     end
     assert.same({ get_lists = 2, get_metrics = 1 }, n)
+    assert.is_nil(out.hook_error)
     assert_no_secret(seen, { acct.private_key })
+  end)
+
+  it("that raise in a batch do not stop it: the first error comes with the results", function()
+    local acct = emu.account()
+    local c = assert(klaviyo.new { api_key = acct.private_key, base_url = emu.url, transport = "curl",
+      on_response = function(i) error("broke on " .. i.operation) end })
+    local out = c:batch({ { "get_lists", {} }, { "get_lists", {} } })
+    assert.is_table(out[1][1])
+    assert.is_table(out[2][1])
+    assert.matches("^on_response: .*broke on get_lists", out.hook_error)
   end)
 
   it("never see the access token, and a refused token is not in the error either", function()

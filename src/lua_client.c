@@ -18,6 +18,8 @@ lk_client *lk_check_client(lua_State *L) {
     }
     if (!same) luaL_argerror(L, 1, lua_pushfstring(L, MT " expected, got %s", luaL_typename(L, 1)));
     if (!u->c) luaL_error(L, "klaviyo.core: client is closed");
+    /* the core is in the middle of the call that runs the hook: using it again would undo it */
+    if (u->in_hook) luaL_error(L, "klaviyo: a hook cannot use the client that called it");
     u->L = L;
     return u;
 }
@@ -76,6 +78,7 @@ static void observe(void *ud, const kl_attempt *a) {
     if (!L || ref == LUA_NOREF || ref == LUA_REFNIL || !lua_checkstack(L, 4)) return;
     h.u = u;
     h.a = a;
+    u->in_hook = 1;
 #if LUA_VERSION_NUM == 501
     rc = lua_cpcall(L, hook_call, &h);
 #else
@@ -83,6 +86,7 @@ static void observe(void *ud, const kl_attempt *a) {
     lua_pushlightuserdata(L, &h);
     rc = lua_pcall(L, 1, 0, 0);
 #endif
+    u->in_hook = 0;
     if (rc != 0) {
         if (!u->hook_err[0]) {
             const char *m = lua_tostring(L, -1);
@@ -375,6 +379,7 @@ int kl_lua_set_access_token(lua_State *L) {
 
 int kl_lua_close(lua_State *L) {
     lk_client *u = luaL_checkudata(L, 1, MT);
+    if (u->in_hook) return luaL_error(L, "klaviyo: a hook cannot close the client that called it");
     if (u->c) { kl_free(u->c); u->c = NULL; }
     lk_scratch_free(&u->s);
     luaL_unref(L, LUA_REGISTRYINDEX, u->on_request);

@@ -143,6 +143,26 @@ describe("hooks (libcurl transport)", function()
     assert.is_nil(res2.hook_error)
   end)
 
+  it("cannot use their own client: the call goes on, the error is reported", function()
+    local acct = emu.account()
+    local c
+    c = assert(klaviyo.new { api_key = acct.private_key, base_url = emu.url, transport = "curl",
+      on_request = function() c:call("get_metrics", {}) end })
+    local doc, res = c:call("get_lists", {})
+    assert.is_table(doc)
+    assert.matches("a hook cannot use the client that called it", res.hook_error, 1, true)
+    local ops = {}
+    for _, r in ipairs(emu.requests(acct)) do ops[#ops + 1] = r.operation end
+    assert.same({ "get_lists" }, ops)
+    local c2
+    c2 = assert(klaviyo.new { api_key = acct.private_key, base_url = emu.url, transport = "curl",
+      on_response = function() c2:close() end })
+    local doc2, res2 = c2:call("get_lists", {})
+    assert.is_table(doc2)
+    assert.matches("a hook cannot close the client that called it", res2.hook_error, 1, true)
+    c2:close()
+  end)
+
   it("must be functions", function()
     assert.has_error(function() klaviyo.new { api_key = "pk_x", on_request = "log" } end,
       "klaviyo.new: option on_request must be a function, got string")

@@ -88,13 +88,17 @@ int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch
                     s->until = now + wait;
                 } else if (step != KL_STEP_SEND) {
                     finish(s, k, done, ud, step == KL_STEP_DONE ? KL_OK : s->c->err, &ndone);
-                } else if ((prc = kl_transport_prepare(s->c, s->req.operation)) != KL_OK) {
-                    kl_call_received(s->c, &s->c->priv->call, prc);
-                } else if (curl_multi_add_handle(multi, s->c->priv->net.curl) != CURLM_OK) {
-                    rc = kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "libcurl refused a transfer");
-                    goto out;
                 } else {
-                    s->state = S_RUN;
+                    kl_call_observe(s->c, &s->c->priv->call, KL_ATTEMPT_REQUEST);
+                    if ((prc = kl_transport_prepare(s->c, s->req.operation)) != KL_OK) {
+                        kl_call_received(s->c, &s->c->priv->call, prc);
+                        kl_call_observe(s->c, &s->c->priv->call, KL_ATTEMPT_RESPONSE);
+                    } else if (curl_multi_add_handle(multi, s->c->priv->net.curl) != CURLM_OK) {
+                        rc = kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "libcurl refused a transfer");
+                        goto out;
+                    } else {
+                        s->state = S_RUN;
+                    }
                 }
             }
         }
@@ -131,6 +135,7 @@ int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch
             trc = (int)m->data.result;
             curl_multi_remove_handle(multi, m->easy_handle); /* m is invalid from here */
             kl_call_received(s->c, &s->c->priv->call, kl_transport_finish(s->c, trc, s->req.operation));
+            kl_call_observe(s->c, &s->c->priv->call, KL_ATTEMPT_RESPONSE);
             s->state = S_WAIT; /* its next step is asked for at once */
             s->until = 0;
         }

@@ -395,4 +395,38 @@ void kl_call_copy(kl_call *to, const kl_call *from) {
 
 void kl_call_release(kl_call *k) { kl_buf_free(&k->lkey); }
 
+/* The observer sees the request as built, its Authorization value replaced: the key and the
+ * token are in no field (the URL carries only the public key, which is not a secret). */
+void kl_call_observe(kl_client *c, kl_call *k, int phase) {
+    kl_client_priv *p = c->priv;
+    kl_header hs[KL_MAX_BUILT_HEADERS];
+    kl_attempt a;
+    size_t i;
+    kl_usec now = kl_now();
+    if (phase == KL_ATTEMPT_REQUEST) k->sent_at = now;
+    if (!p->observer) return;
+    memset(&a, 0, sizeof a);
+    for (i = 0; i < p->req.n_bh; i++) {
+        hs[i] = p->req.bh[i];
+        if (strcmp(hs[i].name, "Authorization") == 0) hs[i].value = (char *)"[redacted]";
+    }
+    a.phase = phase;
+    a.operation = k->op;
+    a.method = p->req.built.method;
+    a.url = p->req.built.url;
+    a.headers = hs;
+    a.n_headers = p->req.n_bh;
+    a.waited = k->info.waited + k->info.backoff;
+    if (phase == KL_ATTEMPT_REQUEST) {
+        a.attempt = k->info.attempts + 1;
+    } else {
+        a.attempt = k->info.attempts; /* kl_call_received counted it */
+        a.duration = kl_usec_to_sec(now - k->sent_at);
+        a.status = p->ans.res.status;
+        if (c->err != KL_OK) a.code = p->rec.error.code;
+        if (k->delay > 0) a.waited -= kl_usec_to_sec(k->delay); /* the backoff ahead is not waited yet */
+    }
+    p->observer(p->observer_ud, &a);
+}
+
 const kl_send_info *kl_last_info(const kl_client *c) { return &c->priv->call.info; }

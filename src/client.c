@@ -55,6 +55,33 @@ static int setup(kl_client *c, const kl_options *o) {
     if (o->timeout_ms < 0 || o->connect_timeout_ms < 0)
         return refuse(c, "invalid_option", "timeouts must not be negative");
 
+    {
+        /* the network settings: printable text without spaces (a path or a URL) */
+        const char *const names[] = {"proxy", "ca_file", "ca_path", "client_cert", "client_key"};
+        const char *const vals[] = {o->proxy, o->ca_file, o->ca_path, o->client_cert, o->client_key};
+        char **dst[] = {&p->proxy, &p->ca_file, &p->ca_path, &p->client_cert, &p->client_key};
+        size_t i;
+        for (i = 0; i < 5; i++) {
+            if (!vals[i]) continue;
+            if (!kl_credential_valid(vals[i]))
+                return kl_fail(c, KL_ERR_REFUSED, "invalid_option", NULL,
+                               "%s is empty or holds a space, CR, LF or control character", names[i]);
+            if (!(*dst[i] = kl_strdup(vals[i]))) return kl_oom(c, NULL);
+        }
+        if (o->proxy) {
+            const char *const schemes[] = {"http://", "https://", "socks4://", "socks4a://", "socks5://", "socks5h://"};
+            int ok = 0;
+            for (i = 0; i < sizeof schemes / sizeof *schemes; i++)
+                if (strncmp(o->proxy, schemes[i], strlen(schemes[i])) == 0 && o->proxy[strlen(schemes[i])]) ok = 1;
+            if (!ok)
+                return refuse(c, "invalid_option",
+                              "proxy must be an http://, https://, socks4://, socks4a://, socks5:// or socks5h:// URL");
+        }
+        if (o->client_key && !o->client_cert) return refuse(c, "invalid_option", "client_key needs client_cert");
+    }
+    p->observer = o->observer;
+    p->observer_ud = o->observer_ud;
+
     p->plain_remote = !p->base.https && !kl_host_is_loopback(p->base.host);
     if (p->plain_remote && (o->api_key || o->access_token))
         return refuse(c, "insecure_transport",
@@ -120,6 +147,11 @@ void kl_free(kl_client *c) {
         free(p->public_key);
         free(p->revision);
         free(p->user_agent);
+        wipe_free(p->proxy); /* may hold the proxy's password */
+        free(p->ca_file);
+        free(p->ca_path);
+        free(p->client_cert);
+        free(p->client_key);
         kl_buf_free(&p->req.url);
         if (p->req.hstore.p) memset(p->req.hstore.p, 0, p->req.hstore.len); /* held the Authorization value */
         kl_buf_free(&p->req.hstore);
@@ -171,6 +203,13 @@ kl_client *kl_clone(kl_client *c) {
     o.user_agent = p->user_agent;
     o.timeout_ms = p->timeout_ms;
     o.connect_timeout_ms = p->connect_timeout_ms;
+    o.proxy = p->proxy;
+    o.ca_file = p->ca_file;
+    o.ca_path = p->ca_path;
+    o.client_cert = p->client_cert;
+    o.client_key = p->client_key;
+    o.observer = p->observer;
+    o.observer_ud = p->observer_ud;
     o.limiter = KL_LIMITER_OFF; /* borrows c's below */
     o.account = p->pol.account;
     n = kl_new(&o);

@@ -124,6 +124,7 @@ typedef struct kl_call {
     int kind;             /* KL_ERR_* the call failed with */
     double block;         /* after an answer: seconds a 429 blocks the key, or -1 */
     long remaining, reset; /* after an answer: RateLimit-Remaining and -Reset, or -1 */
+    kl_usec sent_at;      /* when the attempt in progress started (kl_call_observe) */
 } kl_call;
 
 /* A client: its settings (client.c) and each file's own state. */
@@ -140,6 +141,9 @@ struct kl_client_priv {
     kl_net net;           /* transport_curl.c */
     int usable;           /* the settings were accepted: a refused client never sends */
     kl_policy pol;        /* call.c */
+    void (*observer)(void *ud, const kl_attempt *a); /* kl_options.observer */
+    void *observer_ud;
+    char *proxy, *ca_file, *ca_path, *client_cert, *client_key; /* transport_curl.c's settings */
     kl_call call;         /* kl_send's and kl_build's request (call.c) */
 };
 
@@ -195,6 +199,9 @@ int kl_call_feed(const kl_call *k, double *block, long *remaining, long *reset);
 double kl_call_time_left(const kl_call *k); /* seconds left of retry_max_time */
 void kl_call_copy(kl_call *to, const kl_call *from); /* the request kl_build began */
 void kl_call_release(kl_call *k);
+/* tells the client's observer about the attempt of the request c last built: phase
+ * KL_ATTEMPT_REQUEST just before it is sent, KL_ATTEMPT_RESPONSE after kl_call_received */
+void kl_call_observe(kl_client *c, kl_call *k, int phase);
 
 /* client.c: a client with the same settings sharing c's limiter (for kl_batch's slots) */
 kl_client *kl_clone(kl_client *c);

@@ -57,6 +57,9 @@ extern "C" {
 #define KL_AUTH_PRIVATE 0 /* Authorization: Klaviyo-API-Key (or Bearer when a token is set); paths under /api/ only */
 #define KL_AUTH_PUBLIC 1  /* company_id=<public key> in the query; paths under /client/ only */
 
+struct kl_attempt;
+struct kl_header;
+
 typedef struct kl_options {
     const char *base_url;     /* NULL: KL_DEFAULT_BASE_URL; http(s)://host[:port][/prefix] */
     const char *api_key;      /* private key (pk_...), or NULL */
@@ -82,7 +85,39 @@ typedef struct kl_options {
     double retry_max_time;    /* seconds from the first attempt a retry must start within [60] */
     double retry_base;        /* seconds: ceiling of the first backoff [0.5] */
     double retry_cap;         /* seconds: ceiling of any backoff [20] */
+
+    /* Network (libcurl): NULL means none / libcurl's default.  Printable, no spaces. */
+    const char *proxy;        /* http://, https://, socks4://, socks5://, socks5h:// proxy URL;
+                                 used for every request, loopback and plain http too (the
+                                 environment's proxies are not) */
+    const char *ca_file;      /* PEM file of CAs to trust instead of the system's */
+    const char *ca_path;      /* directory of hashed CA certificates (c_rehash) */
+    const char *client_cert;  /* PEM client certificate presented when the server asks */
+    const char *client_key;   /* PEM private key of client_cert (needs client_cert) */
+
+    /* Called for every attempt of every request, before it goes out and when it ended (see
+     * kl_attempt); NULL: none.  It must not call back into this client. */
+    void (*observer)(void *ud, const struct kl_attempt *a);
+    void *observer_ud;
 } kl_options;
+
+/* What an observer is told about one attempt.  url and headers are as sent, except that the
+ * Authorization value reads "[redacted]"; no field holds the private key or access token. */
+#define KL_ATTEMPT_REQUEST 0  /* about to be sent */
+#define KL_ATTEMPT_RESPONSE 1 /* ended: an answer (status) or a failure (code) */
+typedef struct kl_attempt {
+    int phase;                /* KL_ATTEMPT_* */
+    const char *operation;    /* may be NULL */
+    const char *method;
+    const char *url;
+    const struct kl_header *headers; /* request headers, credentials redacted */
+    size_t n_headers;
+    int attempt;              /* 1 for the first */
+    double waited;            /* seconds waited so far in the call (limiter and backoff) */
+    double duration;          /* RESPONSE: seconds the attempt took */
+    long status;              /* RESPONSE: HTTP status, 0 when there was no answer */
+    const char *code;         /* RESPONSE: the error code of a failed attempt, or NULL */
+} kl_attempt;
 
 #define KL_LIMITER_LOCAL 0
 #define KL_LIMITER_OFF 1
@@ -136,10 +171,11 @@ typedef struct kl_send_info {
     const char *stopped; /* after a failure: why it was not retried (static text), or NULL */
 } kl_send_info;
 
-typedef struct kl_header {
+typedef struct kl_header kl_header;
+struct kl_header {
     char *name;  /* lowercase */
     char *value; /* surrounding blanks trimmed */
-} kl_header;
+};
 
 typedef struct kl_response {
     long status;

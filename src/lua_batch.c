@@ -142,6 +142,7 @@ static void batch_done(void *ud, size_t index, size_t slot, kl_client *sc, int r
  * unless it was sent once with no wait */
 int kl_lua_batch(lua_State *L) {
     lk_client *u = lk_check_client(L);
+    u->hook_err[0] = '\0';
     lua_Integer conc = luaL_optinteger(L, 3, 8);
     size_t n, nslots, i;
     batch_ctx b;

@@ -18,9 +18,92 @@ lk_client *lk_check_client(lua_State *L) {
     }
     if (!same) luaL_argerror(L, 1, lua_pushfstring(L, MT " expected, got %s", luaL_typename(L, 1)));
     if (!u->c) luaL_error(L, "klaviyo.core: client is closed");
+    /* the core is in the middle of the call that runs the hook: using it again would undo it */
+    if (u->in_hook) luaL_error(L, "klaviyo: a hook cannot use the client that called it");
+    u->L = L;
     return u;
 }
 
+
+/* ---- hooks: on_request / on_response, called by the core for every attempt ---------------- */
+
+typedef struct hook_arg {
+    lk_client *u;
+    const kl_attempt *a;
+} hook_arg;
+
+static void set_str(lua_State *L, const char *k, const char *v) {
+    if (!v) return;
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_num(lua_State *L, const char *k, double v) {
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* Runs protected: builds the info table and calls the hook. */
+static int hook_call(lua_State *L) {
+    hook_arg *h = lua_touserdata(L, 1);
+    const kl_attempt *a = h->a;
+    size_t i;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->phase == KL_ATTEMPT_REQUEST ? h->u->on_request : h->u->on_response);
+    lua_createtable(L, 0, 10);
+    set_str(L, "operation", a->operation);
+    set_str(L, "method", a->method);
+    set_str(L, "url", a->url);
+    set_num(L, "attempt", a->attempt);
+    set_num(L, "waited", a->waited);
+    if (a->phase == KL_ATTEMPT_RESPONSE) {
+        set_num(L, "duration", a->duration);
+        set_num(L, "status", (double)a->status);
+        set_str(L, "error", a->code);
+    }
+    lua_createtable(L, 0, (int)a->n_headers);
+    for (i = 0; i < a->n_headers; i++) set_str(L, a->headers[i].name, a->headers[i].value);
+    lua_setfield(L, -2, "headers");
+    lua_call(L, 1, 0);
+    return 0;
+}
+
+/* The core's observer.  A hook's error never unwinds through the core: it is caught here, the
+ * call goes on, and the first message is kept for c:info() (hook_error). */
+static void observe(void *ud, const kl_attempt *a) {
+    hook_arg h;
+    lk_client *u = ud;
+    lua_State *L = u->L;
+    int ref = a->phase == KL_ATTEMPT_REQUEST ? u->on_request : u->on_response;
+    int rc;
+    if (!L || ref == LUA_NOREF || ref == LUA_REFNIL || !lua_checkstack(L, 4)) return;
+    h.u = u;
+    h.a = a;
+    u->in_hook = 1;
+#if LUA_VERSION_NUM == 501
+    rc = lua_cpcall(L, hook_call, &h);
+#else
+    lua_pushcfunction(L, hook_call);
+    lua_pushlightuserdata(L, &h);
+    rc = lua_pcall(L, 1, 0, 0);
+#endif
+    u->in_hook = 0;
+    if (rc != 0) {
+        if (!u->hook_err[0]) {
+            const char *m = lua_tostring(L, -1);
+            snprintf(u->hook_err, sizeof u->hook_err, "%s: %s",
+                     a->phase == KL_ATTEMPT_REQUEST ? "on_request" : "on_response", m ? m : "(error object)");
+        }
+        lua_pop(L, 1);
+    }
+}
+
+static int opt_hook(lua_State *L, int t, const char *k) {
+    lua_getfield(L, t, k);
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); return LUA_NOREF; }
+    if (lua_type(L, -1) != LUA_TFUNCTION)
+        luaL_error(L, "klaviyo.core.new: option %s must be a function, got %s", k, luaL_typename(L, -1));
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
 
 /* ---- core.new ---------------------------------------------------------------------------- */
 
@@ -76,7 +159,9 @@ static const char *const new_options[] = {"base_url", "api_key", "access_token",
                                           "timeout", "connect_timeout", "user_agent", "limiter",
                                           "limiter_url", "limiter_prefix", "limiter_safety",
                                           "limiter_script", "account", "retry_attempts",
-                                          "retry_max_time", "retry_base", "retry_cap", NULL};
+                                          "retry_max_time", "retry_base", "retry_cap", "proxy",
+                                          "ca_file", "ca_path", "client_cert", "client_key",
+                                          "on_request", "on_response", NULL};
 
 int kl_lua_new(lua_State *L) {
     kl_options o;
@@ -125,6 +210,16 @@ int kl_lua_new(lua_State *L) {
     o.retry_max_time = opt_number(L, 1, "retry_max_time");
     o.retry_base = opt_number(L, 1, "retry_base");
     o.retry_cap = opt_number(L, 1, "retry_cap");
+    o.proxy = opt_string(L, 1, "proxy", &nul);
+    o.ca_file = opt_string(L, 1, "ca_file", &nul);
+    o.ca_path = opt_string(L, 1, "ca_path", &nul);
+    o.client_cert = opt_string(L, 1, "client_cert", &nul);
+    o.client_key = opt_string(L, 1, "client_key", &nul);
+    lua_getfield(L, 1, "on_request");
+    lua_getfield(L, 1, "on_response");
+    if ((!lua_isnil(L, -1) && !lua_isfunction(L, -1)) || (!lua_isnil(L, -2) && !lua_isfunction(L, -2)))
+        return luaL_error(L, "klaviyo.core.new: options on_request and on_response must be functions");
+    lua_pop(L, 2);
     if (nul) {
         int cred = strcmp(nul, "api_key") == 0 || strcmp(nul, "access_token") == 0 || strcmp(nul, "public_key") == 0;
         return lk_push_nul_refused(L, cred ? "invalid_credential" : "invalid_option", nul);
@@ -132,9 +227,16 @@ int kl_lua_new(lua_State *L) {
 
     u = lua_newuserdata(L, sizeof *u);
     memset(u, 0, sizeof *u);
+    u->on_request = u->on_response = LUA_NOREF;
     kl_uuid_pool_init(&u->ids);
     luaL_getmetatable(L, MT);
     lua_setmetatable(L, -2);
+    u->on_request = opt_hook(L, 1, "on_request");
+    u->on_response = opt_hook(L, 1, "on_response");
+    if (u->on_request != LUA_NOREF || u->on_response != LUA_NOREF) {
+        o.observer = observe;
+        o.observer_ud = u;
+    }
     c = kl_new(&o);
     if (!c) {
         lua_pushnil(L);
@@ -157,6 +259,7 @@ int kl_lua_new(lua_State *L) {
 int kl_lua_request(lua_State *L) {
     lk_client *u = lk_check_client(L);
     parsed p;
+    u->hook_err[0] = '\0';
     if (lk_read_request(L, &u->s, &p, &u->ids, NULL) != 0) return lk_push_encode_failure(L, &u->s.body, 0);
     return lk_push_sent(L, u->c, kl_send(u->c, &p.r));
 }
@@ -259,6 +362,9 @@ int kl_lua_info(lua_State *L) {
     } else {
         lk_push_info(L, kl_last_info(u->c));
     }
+    if (u->hook_err[0]) lua_pushstring(L, u->hook_err);
+    else lua_pushnil(L);
+    lua_setfield(L, -2, "hook_error");
     return 1;
 }
 
@@ -273,8 +379,12 @@ int kl_lua_set_access_token(lua_State *L) {
 
 int kl_lua_close(lua_State *L) {
     lk_client *u = luaL_checkudata(L, 1, MT);
+    if (u->in_hook) return luaL_error(L, "klaviyo: a hook cannot close the client that called it");
     if (u->c) { kl_free(u->c); u->c = NULL; }
     lk_scratch_free(&u->s);
+    luaL_unref(L, LUA_REGISTRYINDEX, u->on_request);
+    luaL_unref(L, LUA_REGISTRYINDEX, u->on_response);
+    u->on_request = u->on_response = LUA_NOREF;
     return 0;
 }
 

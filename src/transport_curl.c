@@ -73,8 +73,18 @@ int kl_transport_init(kl_client *c) {
      * still may (proxies are how many networks reach the Internet): libcurl tunnels it with
      * CONNECT, the proxy sees the host name, and the key travels inside TLS to the verified
      * peer.  Every URL a client sends to has its base URL's scheme, host and port
-     * (request.c), so deciding once here covers them all. */
-    if (!p->base.https || kl_host_is_loopback(p->base.host)) SET(CURLOPT_NOPROXY, "*");
+     * (request.c), so deciding once here covers them all.  A proxy the caller named is
+     * another matter: it is used for every URL. */
+    if (p->proxy) {
+        SET(CURLOPT_PROXY, p->proxy);
+        SET(CURLOPT_NOPROXY, "");
+    } else if (!p->base.https || kl_host_is_loopback(p->base.host)) {
+        SET(CURLOPT_NOPROXY, "*");
+    }
+    if (p->ca_file) SET(CURLOPT_CAINFO, p->ca_file);
+    if (p->ca_path) SET(CURLOPT_CAPATH, p->ca_path);
+    if (p->client_cert) SET(CURLOPT_SSLCERT, p->client_cert);
+    if (p->client_key) SET(CURLOPT_SSLKEY, p->client_key);
 #undef SET
     if (e != CURLE_OK) {
         curl_easy_cleanup(h);
@@ -317,7 +327,11 @@ int kl_send(kl_client *c, const kl_request *req) {
     for (;;) {
         switch (kl_call_next(c, k, &wait)) {
         case KL_STEP_WAIT: kl_sleep_us(wait); break;
-        case KL_STEP_SEND: kl_call_received(c, k, attempt(c, req->operation)); break;
+        case KL_STEP_SEND:
+            kl_call_observe(c, k, KL_ATTEMPT_REQUEST);
+            kl_call_received(c, k, attempt(c, req->operation));
+            kl_call_observe(c, k, KL_ATTEMPT_RESPONSE);
+            break;
         case KL_STEP_DONE: return KL_OK;
         default: return c->err; /* FAIL; LIMIT and FEED come only with a driver-held store */
         }

@@ -98,10 +98,13 @@ local OPTIONS = {
   api_key = "string", access_token = "string", public_key = "string", base_url = "string",
   revision = "string", timeout = "number", connect_timeout = "number", refresh = "function",
   user_agent = "string", transport = "string", limiter = "table", retry = "table",
-  limits = "table", account = "string", oauth = "table",
+  limits = "table", account = "string", oauth = "table", proxy = "string", ca_file = "string",
+  ca_path = "string", client_cert = "string", client_key = "string", on_request = "function",
+  on_response = "function",
 }
 local CORE_OPTIONS = { "api_key", "access_token", "public_key", "base_url", "revision",
-                       "timeout", "connect_timeout", "user_agent" }
+                       "timeout", "connect_timeout", "user_agent", "proxy", "ca_file", "ca_path",
+                       "client_cert", "client_key", "on_request", "on_response" }
 
 -- The client-side rate limiter (limiter = ...):
 --   nil or {store = "local", safety = 0.95}  in-process (default; curl transport)
@@ -189,7 +192,9 @@ end
 -- "<name>" (names the account in limiter keys; default a hash of the key).
 -- Proxies from the environment (http_proxy, https_proxy, ALL_PROXY) are used by the curl
 -- transport for an https base URL only, tunnelled with CONNECT (the key stays inside TLS); a
--- plain-http or loopback base URL never goes through them. The ngx transport uses none.
+-- plain-http or loopback base URL never goes through them. The ngx transport uses none. A
+-- `proxy` option (curl transport) is used for every URL, as are ca_file, ca_path, client_cert
+-- and client_key; on_request/on_response(info) see every attempt (README: Network and hooks).
 function _M.new(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then error("klaviyo.new: expected a table of options, got " .. type(opts), 2) end
@@ -257,6 +262,7 @@ function _M.new(opts)
   return setmetatable({ core = c, refresh = opts.refresh or false, oauth_manager = mgr,
                         transport = transport or false,
                         limited = opts.limiter ~= false, overrides = overrides,
+                        hooks = (opts.on_request or opts.on_response) and true or false,
                         counters = stats.new(), info = {} }, mt)
 end
 
@@ -280,7 +286,7 @@ local function perform(self, req, op_id)
   if t then return t:request(self.core, req, op_id) end
   local c = self.core
   local res, err, plain = c:request(req)
-  if plain then return res, nil, PLAIN end
+  if plain and not self.hooks then return res, nil, PLAIN end
   return res, err, c:info(self.info)
 end
 
@@ -301,6 +307,8 @@ local function send(self, req, op_id)
   end
   if self.limited and req.limits == nil then req.limits = policy.limits_of(self.overrides, op_id) end
   local res, err, info = perform(self, req, op_id)
+  -- a hook that raised did not stop the call: its message comes with the result
+  if info and info.hook_error then (res or err).hook_error = info.hook_error end
   if res then
     stats.add(self.counters, op_id, info, nil)
     return decode(res, op_id)
@@ -441,6 +449,7 @@ function _M.batch(self, requests, opts)
       out[i] = { nil, wrap(err, op_id) }
     end
   end
+  if self.hooks then out.hook_error = self.core:info().hook_error end
   return out
 end
 

@@ -163,7 +163,13 @@ function _M.new(client, opts)
   if in_ngx and opts.timer ~= false then
     local ok, terr = ngx.timer.every(self.interval, function(premature)
       if premature then self:close(0) return end
-      if not self.closed and now() >= self.next_attempt then self:deliver(true) end
+      if self.closed or now() < self.next_attempt then return end
+      -- a failure here has no caller to answer: besides stats, it goes to nginx's error log
+      local ok, derr, outcome = self:deliver(true)
+      if not ok then
+        ngx.log(ngx.ERR, "klaviyo tracker: delivery failed (", outcome or "retry", ", ",
+          self.spool.pending, " events kept in the spool): ", batcher.text(derr))
+      end
     end)
     if not ok then
       sp:release()

@@ -181,8 +181,90 @@ static void b_done(void *ud, size_t index, size_t slot, kl_client *sc, int rc) {
     b->status[index] = rc == KL_OK ? kl_last_response(sc)->status : -rc;
 }
 
+typedef struct observed {
+    int n, phase[16], attempt[16];
+    long status[16];
+    int redacted, leaked, urls_ok;
+    double waited[16];
+} observed;
+
+static void observe(void *ud, const kl_attempt *a) {
+    observed *o = ud;
+    size_t i;
+    if (o->n >= 16) return;
+    o->phase[o->n] = a->phase;
+    o->attempt[o->n] = a->attempt;
+    o->status[o->n] = a->status;
+    o->waited[o->n] = a->waited;
+    o->n++;
+    if (a->url && strstr(a->url, "/api/things")) o->urls_ok++;
+    for (i = 0; i < a->n_headers; i++) {
+        if (strstr(a->headers[i].value, "pk_sendloop_test")) o->leaked++;
+        if (strcmp(a->headers[i].name, "Authorization") == 0 && strcmp(a->headers[i].value, "[redacted]") == 0)
+            o->redacted++;
+    }
+}
+
+/* The network options are checked at kl_new: a refused one leaves the client unusable. */
+static void check_refused(kl_options *o, const char *what) {
+    kl_client *c = kl_new(o);
+    CHECK(c && c->err == KL_ERR_REFUSED && strstr(c->errstr, what));
+    kl_free(c);
+}
+
+static void observer_and_options(void) {
+    {   /* the observer sees every attempt of kl_send, the key redacted */
+        static const char *const script[] = {"503", "503", "200", NULL};
+        server s = start(script);
+        observed ob;
+        kl_options o;
+        kl_client *c;
+        kl_request r = req("GET", KL_SAFE_AUTO);
+        memset(&ob, 0, sizeof ob);
+        memset(&o, 0, sizeof o);
+        o.base_url = s.base;
+        o.api_key = "pk_sendloop_test";
+        o.retry_base = 0.01;
+        o.retry_cap = 0.02;
+        o.observer = observe;
+        o.observer_ud = &ob;
+        c = kl_new(&o);
+        CHECK(c && !c->err);
+        CHECK_INT(kl_send(c, &r), KL_OK);
+        CHECK_INT(ob.n, 6);
+        CHECK_INT(ob.phase[0], KL_ATTEMPT_REQUEST);
+        CHECK_INT(ob.phase[1], KL_ATTEMPT_RESPONSE);
+        CHECK_INT(ob.attempt[4], 3);
+        CHECK_INT(ob.attempt[5], 3);
+        CHECK_INT(ob.status[1], 503);
+        CHECK_INT(ob.status[5], 200);
+        CHECK(ob.waited[0] == 0 && ob.waited[2] > 0);
+        CHECK_INT(ob.redacted, 6);
+        CHECK_INT(ob.leaked, 0);
+        CHECK_INT(ob.urls_ok, 6);
+        kl_free(c);
+        stop(&s);
+    }
+    {
+        kl_options o;
+        memset(&o, 0, sizeof o);
+        o.api_key = "pk_x";
+        o.proxy = "127.0.0.1:3128";
+        check_refused(&o, "proxy must be");
+        o.proxy = "http://proxy\r\n:3128";
+        check_refused(&o, "proxy is empty or holds");
+        o.proxy = NULL;
+        o.ca_file = "";
+        check_refused(&o, "ca_file is empty");
+        o.ca_file = NULL;
+        o.client_key = "/k.pem";
+        check_refused(&o, "client_key needs client_cert");
+    }
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
+    observer_and_options();
     {   /* a 503 is repeated; a success after a retry carries no earlier error */
         static const char *const script[] = {"503", "200", NULL};
         server s = start(script);

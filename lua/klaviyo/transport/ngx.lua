@@ -97,6 +97,8 @@ function _M.new(opts)
     limiter = opts.limiter,
     account = opts.account or "",
     limits = opts.limits or {},
+    on_request = opts.on_request or false,
+    on_response = opts.on_response or false,
   }, mt)
 end
 
@@ -115,6 +117,16 @@ function _M.from_options(opts, level)
   level = (level or 1) + 1
   if not _M.usable() then
     error('klaviyo.new: transport "ngx" needs nginx with ngx_http_lua_module (ngx.socket.tcp)', level)
+  end
+  -- cosockets take their CA and client certificate from nginx's configuration and cannot use
+  -- a proxy: such an option would be ignored, so it is refused
+  for _, k in ipairs({ "proxy", "ca_file", "ca_path", "client_cert", "client_key" }) do
+    if opts[k] ~= nil then
+      error(format('klaviyo.new: option %s is not available with transport "ngx": %s', k,
+        k == "proxy" and "cosockets connect directly (use transport \"curl\" for a proxy)"
+        or k:find("^ca_") and "set lua_ssl_trusted_certificate in nginx.conf"
+        or "cosockets cannot present a client certificate (use transport \"curl\")"), level)
+    end
   end
   local l, lim, account = opts.limiter, nil, nil
   if l ~= nil then
@@ -170,7 +182,8 @@ function _M.from_options(opts, level)
     end
   end
   return _M.new { timeout = opts.timeout, connect_timeout = opts.connect_timeout, limiter = lim,
-                  account = account, limits = l and l.limits }
+                  account = account, limits = l and l.limits, on_request = opts.on_request,
+                  on_response = opts.on_response }
 end
 
 -- Limits of an answer, the libcurl transport's: the body cap is the core's (core.MAX_BODY); a
@@ -529,6 +542,33 @@ local function perform(self, b, op_id)
   end
 end
 
+-- Calls hook `fn` with what the libcurl transport's hooks get (lua_client.c): the built
+-- request with its Authorization value redacted. A hook's error does not stop the call; the
+-- first one is kept in hooked.error (reported as info.hook_error).
+local function hook(fn, hooked, b, op_id, attempt, waited, t0, status, err)
+  local hs = {}
+  for _, h in ipairs(b.headers) do
+    hs[h[1]] = h[1]:lower() == "authorization" and "[redacted]" or h[2]
+  end
+  local info = { operation = op_id, method = b.method, url = b.url, headers = hs,
+                 attempt = attempt, waited = waited }
+  if t0 then
+    info.duration, info.status = clock() - t0, status or 0
+    info.error = err and (err.code or err.kind) or nil
+  end
+  local ok, herr = pcall(fn, info)
+  if not ok and not hooked.error then
+    hooked.error = (t0 and "on_response: " or "on_request: ") .. tostring(herr)
+  end
+end
+
+-- The call's info, with the first hook error.
+local function call_info(call, hooked)
+  local i = call:info()
+  i.hook_error = hooked.error
+  return i
+end
+
 -- t:request(c, req, op_id) -> res | nil, err, then info {attempts, retries, throttled, waited,
 -- backoff, stopped}: what c:request(req) and c:info() give with libcurl. The core walks the
 -- request's steps (c:begin, call:next: the limiter's answer, waits, retries, when to stop, as
@@ -541,15 +581,26 @@ function _M.request(self, c, req, op_id)
   local call, b = c:begin(req, lim and self.account or false)
   if not call then return nil, b end
   local res, err
+  local hooked, attempt = {}, 0
   while true do
     local step, a1, a2, a3, a4, a5, a6 = call:next()
     if step == "send" then
+      attempt = attempt + 1
+      local t0, waited = clock(), 0
+      if self.on_request or self.on_response then
+        local i = call:info()
+        waited = i.waited + i.backoff
+      end
+      if self.on_request then hook(self.on_request, hooked, b, op_id, attempt, waited) end
       local status, headers, body = perform(self, b, op_id)
       if status then
         res, err = call:answer(status, headers, body)
       else
         res, err = nil, headers
         call:failed(err)
+      end
+      if self.on_response then
+        hook(self.on_response, hooked, b, op_id, attempt, waited, t0, status, err)
       end
     elseif step == "wait" then
       ngx.sleep(a1)
@@ -569,12 +620,13 @@ function _M.request(self, c, req, op_id)
         end
       end
     elseif step == "done" then
-      return res, nil, call:info()
+      return res, nil, call_info(call, hooked)
     elseif a2 then   -- "fail" before an answer: the core's own (the limiter's)
-      return nil, errors.new(a1, op_id, a5, { code = a3, title = a4, retry_after = a6 }), call:info()
+      return nil, errors.new(a1, op_id, a5, { code = a3, title = a4, retry_after = a6 }),
+        call_info(call, hooked)
     else              -- "fail" after an answer: its error; a 429 whose wait outlasts the call
       if a1 == "throttled" then err.kind = a1 end   -- is throttled
-      return nil, err, call:info()
+      return nil, err, call_info(call, hooked)
     end
   end
 end

@@ -1,0 +1,121 @@
+-- The ngx transport inside nginx (its own nginx, spec/net/ngx/): hooks see every attempt with
+-- credentials redacted, the network options nginx owns are refused at klaviyo.new with what to
+-- set instead, and a delivery the tracker's timer could not make is in nginx's error log,
+-- without the key.
+local N = require "net.support"
+local L = require "client.loopback"
+local http = require "socket.http"
+local ltn12 = require "ltn12"
+local cjson = require "cjson"
+local socket = require "socket"
+
+local emu = N.emu
+local prefix, url
+
+local function slurp(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function post(path, t)
+  local body, chunks = t and cjson.encode(t) or "{}", {}
+  local _, status = http.request { url = url .. path, method = "POST", sink = ltn12.sink.table(chunks),
+    headers = { ["content-length"] = tostring(#body) }, source = ltn12.source.string(body) }
+  assert.equal(200, status, table.concat(chunks))
+  return cjson.decode(table.concat(chunks))
+end
+
+local function strings(v, out)
+  if type(v) == "table" then
+    for k, x in pairs(v) do strings(k, out) strings(x, out) end
+  elseif v ~= nil then
+    out[#out + 1] = tostring(v)
+  end
+  return out
+end
+
+describe("inside nginx", function()
+  setup(function()
+    prefix = os.tmpname()
+    os.remove(prefix)
+    assert(os.execute("mkdir -p " .. prefix .. "/tmp"))
+    local port = emu.free_port()
+    local conf = slurp(L.root .. "/spec/net/ngx/nginx.conf.in")
+    local f = io.popen("id -u"); local root = f:read("*l") == "0"; f:close()
+    conf = conf:gsub("@(%u+)@", { ROOT = L.root, PREFIX = prefix, PORT = tostring(port),
+      USER = root and "user root root;" or "" })
+    local out = assert(io.open(prefix .. "/nginx.conf", "wb"))
+    out:write(conf)
+    out:close()
+    assert(os.execute(("/usr/sbin/nginx -p %s -c %s/nginx.conf -e %s/error.log"):format(
+      prefix, prefix, prefix)))
+    url = "http://127.0.0.1:" .. port
+    local deadline = socket.gettime() + 10
+    while not socket.connect("127.0.0.1", port) do
+      assert(socket.gettime() < deadline, "nginx did not start: " .. slurp(prefix .. "/error.log"))
+      socket.sleep(0.02)
+    end
+  end)
+  teardown(function()
+    os.execute(("kill -QUIT $(cat %s/nginx.pid) 2>/dev/null; sleep 0.2; rm -rf %s"):format(prefix, prefix))
+  end)
+  after_each(function() emu.faults(nil) end)
+
+  it("hooks see every attempt of a retried call, the key redacted", function()
+    local acct = emu.account()
+    emu.faults { { operation = "get_lists", status = 503, count = 1 } }
+    local r = post("/hooks", { base_url = emu.url, api_key = acct.private_key })
+    assert.equal("ngx", r.transport)
+    assert.is_true(r.ok)
+    local kinds, attempts, statuses = {}, {}, {}
+    for _, s in ipairs(r.seen) do
+      kinds[#kinds + 1] = s[1]
+      attempts[#attempts + 1] = s[2].attempt
+      if s[1] == "response" then statuses[#statuses + 1] = s[2].status end
+      assert.equal("get_lists", s[2].operation)
+      assert.equal(emu.url .. "/api/lists", s[2].url)
+      assert.equal("[redacted]", s[2].headers.Authorization)
+    end
+    assert.same({ "request", "response", "request", "response" }, kinds)
+    assert.same({ 1, 1, 2, 2 }, attempts)
+    assert.same({ 503, 200 }, statuses)
+    assert.is_true(r.seen[3][2].waited > 0)
+    assert.is_true(r.seen[2][2].duration >= 0)
+    for _, s in ipairs(strings(r, {})) do assert.is_nil(s:find(acct.private_key, 1, true), s) end
+  end)
+
+  it("a hook that raises does not stop the call, and no token is seen", function()
+    local r = post("/hooks", { base_url = emu.url, access_token = "spec-ngx-token-0123", raise = true })
+    assert.is_false(r.ok)
+    assert.equal(401, r.err.status)
+    assert.matches("^on_request: .*hook broke", r.hook_error)
+    for _, s in ipairs(strings(r, {})) do assert.is_nil(s:find("spec-ngx-token-0123", 1, true), s) end
+  end)
+
+  it("refuses the network options cosockets cannot honour, naming nginx's own", function()
+    local r = post("/refuse")
+    assert.matches('option proxy is not available with transport "ngx"', r.proxy, 1, true)
+    assert.matches("lua_ssl_trusted_certificate", r.ca_file, 1, true)
+    assert.matches("lua_ssl_trusted_certificate", r.ca_path, 1, true)
+    assert.matches("client certificate", r.client_cert, 1, true)
+    assert.matches("client certificate", r.client_key, 1, true)
+  end)
+
+  it("logs a delivery the tracker's timer could not make, without the key", function()
+    local key = "pk_spec_timer_secret_0123"
+    post("/tracker", { base_url = "http://127.0.0.1:" .. emu.free_port(), api_key = key,
+                       spool = prefix .. "/spool" })
+    local log, deadline = "", socket.gettime() + 10
+    while not log:find("klaviyo tracker: delivery failed", 1, true) do
+      assert(socket.gettime() < deadline, "no log line: " .. log)
+      socket.sleep(0.05)
+      log = slurp(prefix .. "/error.log")
+    end
+    assert.matches("1 events kept in the spool", log, 1, true)
+    assert.matches("connect", log)
+    assert.is_nil(log:find(key, 1, true))
+  end)
+end)

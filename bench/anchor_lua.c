@@ -19,7 +19,8 @@ static struct curl_slist *header_list;
 static int l_open(lua_State *L) {
     const char *url = luaL_checkstring(L, 1), *key = luaL_checkstring(L, 2);
     if (handle) return luaL_error(L, "bench_anchor: already open");
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return luaL_error(L, "bench_anchor: curl_global_init failed");
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return luaL_error(L, "bench_anchor: curl_global_init failed");
     handle = anchor_handle(url, key, &header_list);
     lua_pushboolean(L, handle != NULL);
     return 1;
@@ -31,7 +32,10 @@ static int l_run(lua_State *L) {
     if (!handle) return luaL_error(L, "bench_anchor: open it first");
     for (i = 0; i < n; i++) {
         if (anchor_next_id() != 0) return luaL_error(L, "bench_anchor: no random bytes");
-        if (curl_easy_perform(handle) != CURLE_OK) { bad++; continue; }
+        if (curl_easy_perform(handle) != CURLE_OK) {
+            bad++;
+            continue;
+        }
         curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &status);
         if (status < 200 || status > 299) bad++;
     }

@@ -49,8 +49,9 @@ static int put(char *out, size_t cap, size_t *len, const char *s) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: track [-u BASE_URL] [-k API_KEY] [-m METRIC] [-e EMAIL] [-p KEY=VALUE]...\n"
-                    "       BASE_URL and API_KEY default to $KLAVIYO_BASE_URL and $KLAVIYO_API_KEY\n");
+    fprintf(stderr,
+            "usage: track [-u BASE_URL] [-k API_KEY] [-m METRIC] [-e EMAIL] [-p KEY=VALUE]...\n"
+            "       BASE_URL and API_KEY default to $KLAVIYO_BASE_URL and $KLAVIYO_API_KEY\n");
 }
 
 int main(int argc, char **argv) {
@@ -71,17 +72,25 @@ int main(int argc, char **argv) {
         case 'm': metric = optarg; break;
         case 'e': email = optarg; break;
         case 'p':
-            if (nprops == sizeof props / sizeof props[0] || !strchr(optarg, '=')) { usage(); return 2; }
+            if (nprops == sizeof props / sizeof props[0] || !strchr(optarg, '=')) {
+                usage();
+                return 2;
+            }
             props[nprops++] = optarg;
             break;
         default: usage(); return 2;
         }
     }
-    if (!key) { fprintf(stderr, "track: no API key (-k or $KLAVIYO_API_KEY)\n"); usage(); return 2; }
+    if (!key) {
+        fprintf(stderr, "track: no API key (-k or $KLAVIYO_API_KEY)\n");
+        usage();
+        return 2;
+    }
 
     snprintf(uid, sizeof uid, "track-%ld-%ld", (long)time(NULL), (long)getpid());
-    fail |= put(body, sizeof body, &len, "{\"data\":{\"type\":\"event\",\"attributes\":{\"metric\":{\"data\":{"
-                                         "\"type\":\"metric\",\"attributes\":{\"name\":");
+    fail |= put(body, sizeof body, &len,
+                "{\"data\":{\"type\":\"event\",\"attributes\":{\"metric\":{\"data\":{"
+                "\"type\":\"metric\",\"attributes\":{\"name\":");
     fail |= put_json_string(body, sizeof body, &len, metric);
     fail |= put(body, sizeof body, &len, "}}},\"profile\":{\"data\":{\"type\":\"profile\",\"attributes\":{\"email\":");
     fail |= put_json_string(body, sizeof body, &len, email);
@@ -92,7 +101,10 @@ int main(int argc, char **argv) {
         char name[256];
         const char *eq = strchr(props[i], '=');
         size_t n = (size_t)(eq - props[i]);
-        if (n >= sizeof name) { fprintf(stderr, "track: property name too long\n"); return 2; }
+        if (n >= sizeof name) {
+            fprintf(stderr, "track: property name too long\n");
+            return 2;
+        }
         memcpy(name, props[i], n);
         name[n] = '\0';
         if (i) fail |= put(body, sizeof body, &len, ",");
@@ -101,13 +113,19 @@ int main(int argc, char **argv) {
         fail |= put_json_string(body, sizeof body, &len, eq + 1);
     }
     fail |= put(body, sizeof body, &len, "}}}}");
-    if (fail) { fprintf(stderr, "track: event too large\n"); return 2; }
+    if (fail) {
+        fprintf(stderr, "track: event too large\n");
+        return 2;
+    }
 
     memset(&o, 0, sizeof o);
     o.base_url = base; /* NULL: https://a.klaviyo.com */
     o.api_key = key;
     c = kl_new(&o);
-    if (!c) { fprintf(stderr, "track: out of memory\n"); return 1; }
+    if (!c) {
+        fprintf(stderr, "track: out of memory\n");
+        return 1;
+    }
     if (c->err) {
         fprintf(stderr, "track: %s\n", c->errstr);
         kl_free(c);

@@ -13,7 +13,10 @@ int kl_buf_reserve(kl_buf *b, size_t extra) {
     if (need <= b->cap) return 0;
     cap = b->cap ? b->cap : 64;
     while (cap < need) {
-        if (cap > ((size_t)-1) / 2) { cap = need; break; }
+        if (cap > ((size_t)-1) / 2) {
+            cap = need;
+            break;
+        }
         cap *= 2;
     }
     p = realloc(b->p, cap);
@@ -31,9 +34,13 @@ int kl_buf_add(kl_buf *b, const char *s, size_t n) {
     return 0;
 }
 
-int kl_buf_adds(kl_buf *b, const char *s) { return kl_buf_add(b, s, strlen(s)); }
+int kl_buf_adds(kl_buf *b, const char *s) {
+    return kl_buf_add(b, s, strlen(s));
+}
 
-int kl_buf_addc(kl_buf *b, char ch) { return kl_buf_add(b, &ch, 1); }
+int kl_buf_addc(kl_buf *b, char ch) {
+    return kl_buf_add(b, &ch, 1);
+}
 
 void kl_buf_reset(kl_buf *b) {
     b->len = 0;
@@ -62,22 +69,22 @@ char *kl_strndup(const char *s, size_t n) {
     return d;
 }
 
-char *kl_strdup(const char *s) { return s ? kl_strndup(s, strlen(s)) : NULL; }
+char *kl_strdup(const char *s) {
+    return s ? kl_strndup(s, strlen(s)) : NULL;
+}
 
 /* RFC 3986 section 2.3: ALPHA / DIGIT / "-" / "." / "_" / "~".  Everything else,
  * including the brackets of page[cursor] and the space (never '+', which a strict
  * decoder reads as a plus sign), is %XX: that is what Klaviyo's own links.next and
  * axios (the official Node SDK) send for bracketed names. */
 static const unsigned char unreserved[256] = {
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
-    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
-    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-    ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
-    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
-    ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1,
-    ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1,
-    ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['-'] = 1, ['.'] = 1,
-    ['_'] = 1, ['~'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1,
+    ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
+    ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1,
+    ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
+    ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1, ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1,
 };
 
 int kl_pct_encode(kl_buf *b, const char *s, size_t n) {

@@ -62,7 +62,10 @@ static void seed(kl_policy *g) {
 void kl_account_key(const char *s, char *out) {
     uint64_t h = 1469598103934665603ULL;
     if (!s) s = "";
-    for (; *s; s++) { h ^= (unsigned char)*s; h *= 1099511628211ULL; }
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
     snprintf(out, 18, "h%016llx", (unsigned long long)h);
 }
 
@@ -91,8 +94,7 @@ int kl_call_setup(kl_client *c, const kl_options *o) {
     if (!(o->limiter_safety == 0 || (o->limiter_safety > 0 && o->limiter_safety <= 1)))
         return kl_fail(c, KL_ERR_REFUSED, "invalid_option", NULL, "limiter safety must be in (0, 1]");
     switch (o->limiter) {
-    case KL_LIMITER_OFF:
-        return KL_OK;
+    case KL_LIMITER_OFF: return KL_OK;
     case KL_LIMITER_LOCAL: {
         kl_limiter_options lo;
         lo.safety = o->limiter_safety;
@@ -165,8 +167,7 @@ int kl_call_begin(kl_client *c, kl_call *k, const kl_request *req, const char *a
     k->limits.daily = (uint32_t)req->limit_daily;
     if (req->safe == KL_SAFE_AUTO) {
         const char *m = req->method ? req->method : "";
-        k->safe = strcmp(m, "GET") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0 ||
-                  strcmp(m, "DELETE") == 0;
+        k->safe = strcmp(m, "GET") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0 || strcmp(m, "DELETE") == 0;
     } else {
         k->safe = req->safe == KL_SAFE_YES;
     }
@@ -221,7 +222,8 @@ static int limited(kl_client *c, kl_call *k, kl_usec *wait) {
     if (w > left) {
         kl_fail(c, KL_ERR_THROTTLED, "throttled", k->op,
                 "the rate limiter asks to wait %.0f s, longer than the %.0f s the call may still last "
-                "(retry max_time); nothing sent", w, left > 0 ? left : 0);
+                "(retry max_time); nothing sent",
+                w, left > 0 ? left : 0);
         c->priv->rec.error.retry_after = w;
         return fail_with(c, k, KL_STEP_FAIL);
     }
@@ -236,7 +238,7 @@ int kl_call_limited(kl_client *c, kl_call *k, double wait, const char *why) {
         return fail_with(c, k, KL_STEP_FAIL);
     }
     us = kl_usec_from_sec(wait);
-    if (wait > 0 && us <= 0) us = 1; /* a wait always means a pause, however short */
+    if (wait > 0 && us <= 0) us = 1;                       /* a wait always means a pause, however short */
     if (limited(c, k, &us) == KL_STEP_WAIT) k->delay = us; /* then the store is asked again */
     return KL_OK;
 }
@@ -287,10 +289,8 @@ int kl_call_next(kl_client *c, kl_call *k, kl_usec *wait) {
         k->answered = 0;
         kl_error_clear(c);
         return KL_STEP_SEND;
-    case S_DONE:
-        return KL_STEP_DONE;
-    default:
-        return KL_STEP_FAIL;
+    case S_DONE: return KL_STEP_DONE;
+    default: return KL_STEP_FAIL;
     }
 }
 
@@ -393,7 +393,9 @@ void kl_call_copy(kl_call *to, const kl_call *from) {
     to->lkey = keep; /* kl_call_store makes its own key */
 }
 
-void kl_call_release(kl_call *k) { kl_buf_free(&k->lkey); }
+void kl_call_release(kl_call *k) {
+    kl_buf_free(&k->lkey);
+}
 
 /* The observer sees the request as built, its Authorization value replaced: the key and the
  * token are in no field (the URL carries only the public key, which is not a secret). */
@@ -429,4 +431,6 @@ void kl_call_observe(kl_client *c, kl_call *k, int phase) {
     p->observer(p->observer_ud, &a);
 }
 
-const kl_send_info *kl_last_info(const kl_client *c) { return &c->priv->call.info; }
+const kl_send_info *kl_last_info(const kl_client *c) {
+    return &c->priv->call.info;
+}

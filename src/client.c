@@ -85,7 +85,8 @@ static int setup(kl_client *c, const kl_options *o) {
     p->plain_remote = !p->base.https && !kl_host_is_loopback(p->base.host);
     if (p->plain_remote && (o->api_key || o->access_token))
         return refuse(c, "insecure_transport",
-                      "a private key or access token is never sent over plain http:// to a host that is not loopback; use https://");
+                      "a private key or access token is never sent over plain http:// to a host that is not loopback; "
+                      "use https://");
 
     p->timeout_ms = o->timeout_ms ? o->timeout_ms : KL_DEFAULT_TIMEOUT_MS;
     p->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms : KL_DEFAULT_CONNECT_TIMEOUT_MS;
@@ -116,9 +117,15 @@ kl_client *kl_new(const kl_options *opts) {
     kl_client *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->priv = calloc(1, sizeof *c->priv);
-    if (!c->priv) { free(c); return NULL; }
+    if (!c->priv) {
+        free(c);
+        return NULL;
+    }
     c->priv->rec.error.retry_after = -1;
-    if (!opts) { memset(&none, 0, sizeof none); opts = &none; }
+    if (!opts) {
+        memset(&none, 0, sizeof none);
+        opts = &none;
+    }
     c->priv->usable = setup(c, opts) == KL_OK && kl_call_setup(c, opts) == KL_OK;
     return c;
 }
@@ -185,7 +192,9 @@ int kl_set_access_token(kl_client *c, const char *token) {
 }
 
 /* A client whose settings were refused keeps refusing: nothing is ever sent with it. */
-static int usable(kl_client *c) { return c->priv && c->priv->usable; }
+static int usable(kl_client *c) {
+    return c->priv && c->priv->usable;
+}
 
 kl_client *kl_clone(kl_client *c) {
     kl_client_priv *p = c->priv;
@@ -193,7 +202,10 @@ kl_client *kl_clone(kl_client *c) {
     kl_buf base = {0};
     kl_client *n;
     if (!usable(c)) return NULL;
-    if (kl_buf_adds(&base, p->origin) || kl_buf_adds(&base, p->base.path)) { kl_buf_free(&base); return NULL; }
+    if (kl_buf_adds(&base, p->origin) || kl_buf_adds(&base, p->base.path)) {
+        kl_buf_free(&base);
+        return NULL;
+    }
     memset(&o, 0, sizeof o);
     o.base_url = base.p;
     o.api_key = p->api_key;
@@ -215,7 +227,10 @@ kl_client *kl_clone(kl_client *c) {
     n = kl_new(&o);
     kl_buf_free(&base);
     if (!n) return NULL;
-    if (n->err) { kl_free(n); return NULL; }
+    if (n->err) {
+        kl_free(n);
+        return NULL;
+    }
     kl_call_share(n, c);
     return n;
 }
@@ -227,8 +242,8 @@ int kl_build(kl_client *c, const kl_request *req, const kl_built **out) {
     return rc;
 }
 
-int kl_interpret(kl_client *c, long status, const kl_header *headers, size_t n_headers,
-                 const char *body, size_t body_len, const char *operation) {
+int kl_interpret(kl_client *c, long status, const kl_header *headers, size_t n_headers, const char *body,
+                 size_t body_len, const char *operation) {
     kl_client_priv *p = c->priv;
     size_t i;
     kl_error_clear(c);
@@ -236,8 +251,7 @@ int kl_interpret(kl_client *c, long status, const kl_header *headers, size_t n_h
     p->ans.res.status = status;
     for (i = 0; i < n_headers; i++) {
         if (!headers[i].name || !headers[i].value) continue;
-        if (kl_resp_add_header(c, headers[i].name, strlen(headers[i].name), headers[i].value,
-                               strlen(headers[i].value)))
+        if (kl_resp_add_header(c, headers[i].name, strlen(headers[i].name), headers[i].value, strlen(headers[i].value)))
             return kl_oom(c, operation);
     }
     if (kl_resp_finish_headers(c) || (body_len && kl_buf_add(&p->ans.body, body, body_len)) ||
@@ -246,6 +260,10 @@ int kl_interpret(kl_client *c, long status, const kl_header *headers, size_t n_h
     return kl_interpret_stored(c, operation);
 }
 
-const kl_response *kl_last_response(const kl_client *c) { return &c->priv->ans.res; }
+const kl_response *kl_last_response(const kl_client *c) {
+    return &c->priv->ans.res;
+}
 
-const kl_error *kl_last_error(const kl_client *c) { return &c->priv->rec.error; }
+const kl_error *kl_last_error(const kl_client *c) {
+    return &c->priv->rec.error;
+}

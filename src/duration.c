@@ -5,8 +5,7 @@
 
 #include <stdlib.h>
 
-int kl_duration_check(double seconds, double *out)
-{
+int kl_duration_check(double seconds, double *out) {
     /* negated so that NaN fails it too */
     if (!(seconds >= 0)) {
         *out = -1;
@@ -20,8 +19,7 @@ int kl_duration_check(double seconds, double *out)
     return KL_DURATION_OK;
 }
 
-int kl_duration_parse(const char *s, const char **end, double *out)
-{
+int kl_duration_parse(const char *s, const char **end, double *out) {
     char *e;
     double v;
     if (end) *end = s;

@@ -16,9 +16,9 @@ extern "C" {
 /* One day: longer than any window Klaviyo counts in, and longer than any call may last. */
 #define KL_DURATION_MAX 86400.0
 
-#define KL_DURATION_OK 0      /* *out = the value */
-#define KL_DURATION_CAPPED 1  /* above KL_DURATION_MAX (infinity included): *out = the max */
-#define KL_DURATION_BAD (-1)  /* NaN, negative, or not a number: *out = -1 */
+#define KL_DURATION_OK 0     /* *out = the value */
+#define KL_DURATION_CAPPED 1 /* above KL_DURATION_MAX (infinity included): *out = the max */
+#define KL_DURATION_BAD (-1) /* NaN, negative, or not a number: *out = -1 */
 
 /* Checks `seconds`; returns KL_DURATION_* and sets *out as above. */
 int kl_duration_check(double seconds, double *out);

@@ -21,8 +21,14 @@ static char *copy(const char *s) {
 
 void kl_error_clear(kl_client *c) {
     kl_client_priv *p = c->priv;
-    free(p->rec.e_code); free(p->rec.e_title); free(p->rec.e_detail); free(p->rec.e_pointer);
-    free(p->rec.e_parameter); free(p->rec.e_request_id); free(p->rec.e_operation); free(p->rec.e_meta);
+    free(p->rec.e_code);
+    free(p->rec.e_title);
+    free(p->rec.e_detail);
+    free(p->rec.e_pointer);
+    free(p->rec.e_parameter);
+    free(p->rec.e_request_id);
+    free(p->rec.e_operation);
+    free(p->rec.e_meta);
     free(p->rec.e_body);
     p->rec.e_code = p->rec.e_title = p->rec.e_detail = p->rec.e_pointer = p->rec.e_parameter = NULL;
     p->rec.e_request_id = p->rec.e_operation = p->rec.e_meta = p->rec.e_body = NULL;
@@ -52,10 +58,8 @@ int kl_fail(kl_client *c, int kind, const char *code, const char *operation, con
     va_end(ap);
     kl_error_clear(c);
     c->err = kind;
-    if (operation && *operation)
-        snprintf(c->errstr, sizeof c->errstr, "%s: %s", operation, msg);
-    else
-        snprintf(c->errstr, sizeof c->errstr, "%s", msg);
+    if (operation && *operation) snprintf(c->errstr, sizeof c->errstr, "%s: %s", operation, msg);
+    else snprintf(c->errstr, sizeof c->errstr, "%s", msg);
     p->rec.error.kind = kind;
     /* On out of memory these copies may fail too: fields then stay NULL, errstr
      * (a fixed array) still says what happened. */

@@ -78,19 +78,32 @@ static int number(kj_p *p) {
     int id = new_node(p->d, KJ_NUMBER, st), digits = 0;
     if (id < 0) return id;
     if (p->i < n && s[p->i] == '-') p->i++;
-    if (p->i < n && s[p->i] == '0') { p->i++; digits = 1; }
-    else while (p->i < n && s[p->i] >= '0' && s[p->i] <= '9') { p->i++; digits++; }
+    if (p->i < n && s[p->i] == '0') {
+        p->i++;
+        digits = 1;
+    } else
+        while (p->i < n && s[p->i] >= '0' && s[p->i] <= '9') {
+            p->i++;
+            digits++;
+        }
     if (!digits) return -1;
     if (p->i < n && s[p->i] == '.') {
-        p->i++; digits = 0;
-        while (p->i < n && s[p->i] >= '0' && s[p->i] <= '9') { p->i++; digits++; }
+        p->i++;
+        digits = 0;
+        while (p->i < n && s[p->i] >= '0' && s[p->i] <= '9') {
+            p->i++;
+            digits++;
+        }
         if (!digits) return -1;
     }
     if (p->i < n && (s[p->i] == 'e' || s[p->i] == 'E')) {
         p->i++;
         if (p->i < n && (s[p->i] == '+' || s[p->i] == '-')) p->i++;
         digits = 0;
-        while (p->i < n && s[p->i] >= '0' && s[p->i] <= '9') { p->i++; digits++; }
+        while (p->i < n && s[p->i] >= '0' && s[p->i] <= '9') {
+            p->i++;
+            digits++;
+        }
         if (!digits) return -1;
     }
     p->d->nodes[id].end = p->i;
@@ -139,8 +152,14 @@ static int container(kj_p *p, int object) {
             if ((v = value(p)) < 0) return v;
             link_child(p->d, id, &last, v);
             ws(p);
-            if (p->i < p->d->len && s[p->i] == ',') { p->i++; continue; }
-            if (p->i < p->d->len && s[p->i] == (object ? '}' : ']')) { p->i++; break; }
+            if (p->i < p->d->len && s[p->i] == ',') {
+                p->i++;
+                continue;
+            }
+            if (p->i < p->d->len && s[p->i] == (object ? '}' : ']')) {
+                p->i++;
+                break;
+            }
             return -1;
         }
     }
@@ -216,12 +235,18 @@ int kj_at(const kj_doc *d, int arr, int i) {
 static void put_utf8(char **o, unsigned long cp) {
     char *w = *o;
     if (cp < 0x80) *w++ = (char)cp;
-    else if (cp < 0x800) { *w++ = (char)(0xC0 | (cp >> 6)); *w++ = (char)(0x80 | (cp & 0x3F)); }
-    else if (cp < 0x10000) {
-        *w++ = (char)(0xE0 | (cp >> 12)); *w++ = (char)(0x80 | ((cp >> 6) & 0x3F)); *w++ = (char)(0x80 | (cp & 0x3F));
+    else if (cp < 0x800) {
+        *w++ = (char)(0xC0 | (cp >> 6));
+        *w++ = (char)(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        *w++ = (char)(0xE0 | (cp >> 12));
+        *w++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+        *w++ = (char)(0x80 | (cp & 0x3F));
     } else {
-        *w++ = (char)(0xF0 | (cp >> 18)); *w++ = (char)(0x80 | ((cp >> 12) & 0x3F));
-        *w++ = (char)(0x80 | ((cp >> 6) & 0x3F)); *w++ = (char)(0x80 | (cp & 0x3F));
+        *w++ = (char)(0xF0 | (cp >> 18));
+        *w++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+        *w++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+        *w++ = (char)(0x80 | (cp & 0x3F));
     }
     *o = w;
 }
@@ -242,14 +267,32 @@ char *kj_string(const kj_doc *d, int node, size_t *len) {
     if (!out) return NULL;
     o = out;
     while (s < e) {
-        if (*s != '\\') { *o++ = *s++; continue; }
+        if (*s != '\\') {
+            *o++ = *s++;
+            continue;
+        }
         s++;
         switch (*s) {
-        case 'b': *o++ = '\b'; s++; break;
-        case 'f': *o++ = '\f'; s++; break;
-        case 'n': *o++ = '\n'; s++; break;
-        case 'r': *o++ = '\r'; s++; break;
-        case 't': *o++ = '\t'; s++; break;
+        case 'b':
+            *o++ = '\b';
+            s++;
+            break;
+        case 'f':
+            *o++ = '\f';
+            s++;
+            break;
+        case 'n':
+            *o++ = '\n';
+            s++;
+            break;
+        case 'r':
+            *o++ = '\r';
+            s++;
+            break;
+        case 't':
+            *o++ = '\t';
+            s++;
+            break;
         case 'u': {
             unsigned long cp = hex4(s + 1);
             s += 5;

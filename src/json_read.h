@@ -28,8 +28,8 @@ typedef struct kj_doc {
 /* 0 ok, -1 not JSON, -2 out of memory.  Node 0 is the root. */
 int kj_parse(kj_doc *d, const char *src, size_t len);
 void kj_free(kj_doc *d);
-int kj_get(const kj_doc *d, int obj, const char *key);   /* member value or -1 */
-int kj_at(const kj_doc *d, int arr, int i);              /* array item or -1 */
+int kj_get(const kj_doc *d, int obj, const char *key); /* member value or -1 */
+int kj_at(const kj_doc *d, int arr, int i);            /* array item or -1 */
 /* decoded string (escapes, \u incl. surrogate pairs -> UTF-8); NULL if not a string or OOM */
 char *kj_string(const kj_doc *d, int node, size_t *len);
 double kj_number(const kj_doc *d, int node);

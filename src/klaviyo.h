@@ -72,28 +72,28 @@ typedef struct kl_options {
 
     /* Rate limiting (see limiter.h): only requests that carry limits (kl_request.limit_*)
      * are limited, under the key "<account>/<operation>". */
-    int limiter;              /* KL_LIMITER_LOCAL (0, in-process), KL_LIMITER_OFF, KL_LIMITER_REDIS */
-    double limiter_safety;    /* in (0, 1]; 0: 1.0 */
-    const char *limiter_url;  /* KL_LIMITER_REDIS: redis://[:password@]host[:port][/db] */
-    const char *limiter_prefix;  /* KL_LIMITER_REDIS: key prefix; NULL: "klaviyo:limit:" */
-    const char *limiter_script;  /* KL_LIMITER_REDIS: the script's text; NULL: the embedded one */
-    const char *account;      /* names the account in limiter keys (never a secret); NULL: a
+    int limiter;                /* KL_LIMITER_LOCAL (0, in-process), KL_LIMITER_OFF, KL_LIMITER_REDIS */
+    double limiter_safety;      /* in (0, 1]; 0: 1.0 */
+    const char *limiter_url;    /* KL_LIMITER_REDIS: redis://[:password@]host[:port][/db] */
+    const char *limiter_prefix; /* KL_LIMITER_REDIS: key prefix; NULL: "klaviyo:limit:" */
+    const char *limiter_script; /* KL_LIMITER_REDIS: the script's text; NULL: the embedded one */
+    const char *account;        /* names the account in limiter keys (never a secret); NULL: a
                                  hash of the api_key (else public key, else access token) */
 
     /* Retries (see retry.h): 0 means the default in brackets. */
-    int retry_attempts;       /* attempts in all, first included [4]; 1: never retry */
-    double retry_max_time;    /* seconds from the first attempt a retry must start within [60] */
-    double retry_base;        /* seconds: ceiling of the first backoff [0.5] */
-    double retry_cap;         /* seconds: ceiling of any backoff [20] */
+    int retry_attempts;    /* attempts in all, first included [4]; 1: never retry */
+    double retry_max_time; /* seconds from the first attempt a retry must start within [60] */
+    double retry_base;     /* seconds: ceiling of the first backoff [0.5] */
+    double retry_cap;      /* seconds: ceiling of any backoff [20] */
 
     /* Network (libcurl): NULL means none / libcurl's default.  Printable, no spaces. */
-    const char *proxy;        /* http://, https://, socks4://, socks5://, socks5h:// proxy URL;
+    const char *proxy;       /* http://, https://, socks4://, socks5://, socks5h:// proxy URL;
                                  used for every request, loopback and plain http too (the
                                  environment's proxies are not) */
-    const char *ca_file;      /* PEM file of CAs to trust instead of the system's */
-    const char *ca_path;      /* directory of hashed CA certificates (c_rehash) */
-    const char *client_cert;  /* PEM client certificate presented when the server asks */
-    const char *client_key;   /* PEM private key of client_cert (needs client_cert) */
+    const char *ca_file;     /* PEM file of CAs to trust instead of the system's */
+    const char *ca_path;     /* directory of hashed CA certificates (c_rehash) */
+    const char *client_cert; /* PEM client certificate presented when the server asks */
+    const char *client_key;  /* PEM private key of client_cert (needs client_cert) */
 
     /* Called for every attempt of every request, before it goes out and when it ended (see
      * kl_attempt); NULL: none.  It must not call back into this client. */
@@ -106,17 +106,17 @@ typedef struct kl_options {
 #define KL_ATTEMPT_REQUEST 0  /* about to be sent */
 #define KL_ATTEMPT_RESPONSE 1 /* ended: an answer (status) or a failure (code) */
 typedef struct kl_attempt {
-    int phase;                /* KL_ATTEMPT_* */
-    const char *operation;    /* may be NULL */
+    int phase;             /* KL_ATTEMPT_* */
+    const char *operation; /* may be NULL */
     const char *method;
     const char *url;
     const struct kl_header *headers; /* request headers, credentials redacted */
     size_t n_headers;
-    int attempt;              /* 1 for the first */
-    double waited;            /* seconds waited so far in the call (limiter and backoff) */
-    double duration;          /* RESPONSE: seconds the attempt took */
-    long status;              /* RESPONSE: HTTP status, 0 when there was no answer */
-    const char *code;         /* RESPONSE: the error code of a failed attempt, or NULL */
+    int attempt;      /* 1 for the first */
+    double waited;    /* seconds waited so far in the call (limiter and backoff) */
+    double duration;  /* RESPONSE: seconds the attempt took */
+    long status;      /* RESPONSE: HTTP status, 0 when there was no answer */
+    const char *code; /* RESPONSE: the error code of a failed attempt, or NULL */
 } kl_attempt;
 
 #define KL_LIMITER_LOCAL 0
@@ -139,26 +139,26 @@ typedef struct kl_param {
 } kl_param;
 
 typedef struct kl_request {
-    const char *operation;              /* operation id, copied into errors; may be NULL */
-    const char *method;                 /* GET POST PATCH PUT DELETE */
-    const char *path;                   /* template, e.g. "/api/profiles/{id}" ... */
-    const char *const *path_params;     /* ... values in template order, percent-encoded here */
+    const char *operation;          /* operation id, copied into errors; may be NULL */
+    const char *method;             /* GET POST PATCH PUT DELETE */
+    const char *path;               /* template, e.g. "/api/profiles/{id}" ... */
+    const char *const *path_params; /* ... values in template order, percent-encoded here */
     size_t n_path_params;
-    const char *url;                    /* or a full URL (links.next) instead of path */
+    const char *url; /* or a full URL (links.next) instead of path */
     const kl_param *query;
     size_t n_query;
-    const kl_param *headers;            /* extra headers */
+    const kl_param *headers; /* extra headers */
     size_t n_headers;
-    const char *body;                   /* bytes, already encoded JSON, or NULL */
+    const char *body; /* bytes, already encoded JSON, or NULL */
     size_t body_len;
-    int auth;                           /* KL_AUTH_PRIVATE or KL_AUTH_PUBLIC */
-    const char *revision;               /* per-call override or NULL */
+    int auth;             /* KL_AUTH_PRIVATE or KL_AUTH_PUBLIC */
+    const char *revision; /* per-call override or NULL */
     /* the operation's rate limits (requests per 1 s, 60 s, 86400 s; 0: no such window);
      * all 0: the request is not rate limited */
     unsigned long limit_burst, limit_steady, limit_daily;
-    int safe;                           /* KL_SAFE_* */
-    int retry_attempts;                 /* per call; 0: the client's */
-    double retry_max_time;              /* per call; 0: the client's */
+    int safe;              /* KL_SAFE_* */
+    int retry_attempts;    /* per call; 0: the client's */
+    double retry_max_time; /* per call; 0: the client's */
 } kl_request;
 
 /* What the last kl_send did (also per request of kl_batch). */
@@ -181,7 +181,7 @@ typedef struct kl_response {
     long status;
     kl_header *headers;
     size_t n_headers;
-    char *body;        /* NUL-terminated for convenience; body_len is authoritative */
+    char *body; /* NUL-terminated for convenience; body_len is authoritative */
     size_t body_len;
     int has_ratelimit; /* RateLimit-Limit/Remaining/Reset all present and numeric */
     long rl_limit, rl_remaining, rl_reset;
@@ -212,9 +212,9 @@ typedef struct kl_response {
  *                     "invalid_path_params", "invalid_query", "invalid_header", "too_many_headers".
  */
 typedef struct kl_error {
-    int kind;            /* KL_ERR_* */
-    long status;         /* HTTP status, 0 for transport/refused */
-    const char *code;    /* Klaviyo's code ("throttled"...) or a local one ("timeout",
+    int kind;         /* KL_ERR_* */
+    long status;      /* HTTP status, 0 for transport/refused */
+    const char *code; /* Klaviyo's code ("throttled"...) or a local one ("timeout",
                             "connect_failed", "private_key_to_client"...) */
     const char *title;
     const char *detail;
@@ -242,8 +242,8 @@ typedef struct kl_built {
 typedef struct kl_client_priv kl_client_priv;
 
 typedef struct kl_client {
-    int err;           /* KL_OK or KL_ERR_* of the last call */
-    char errstr[512];  /* one readable line; never holds a secret */
+    int err;          /* KL_OK or KL_ERR_* of the last call */
+    char errstr[512]; /* one readable line; never holds a secret */
     kl_client_priv *priv;
 } kl_client;
 
@@ -272,8 +272,8 @@ int kl_send(kl_client *c, const kl_request *req);
 int kl_build(kl_client *c, const kl_request *req, const kl_built **out);
 
 /* Interpret an answer another transport received, exactly as kl_send would. */
-int kl_interpret(kl_client *c, long status, const kl_header *headers, size_t n_headers,
-                 const char *body, size_t body_len, const char *operation);
+int kl_interpret(kl_client *c, long status, const kl_header *headers, size_t n_headers, const char *body,
+                 size_t body_len, const char *operation);
 
 /* Many requests at once over libcurl's multi interface, through the same limiter and retry
  * rules as kl_send, at most `concurrency` in flight.  `get` describes request `index` (0..n-1)
@@ -298,9 +298,9 @@ const kl_response *kl_last_response(const kl_client *c);
 const kl_error *kl_last_error(const kl_client *c);
 
 /* Pure helpers, exposed for tests and other bindings. */
-int kl_revision_valid(const char *rev);            /* 1 if YYYY-MM-DD (real date)[.suffix] */
-int kl_credential_valid(const char *s);            /* 1 if non-empty, no space/CR/LF/control */
-int kl_host_is_loopback(const char *host);         /* 127.0.0.0/8, ::1, localhost */
+int kl_revision_valid(const char *rev);    /* 1 if YYYY-MM-DD (real date)[.suffix] */
+int kl_credential_valid(const char *s);    /* 1 if non-empty, no space/CR/LF/control */
+int kl_host_is_loopback(const char *host); /* 127.0.0.0/8, ::1, localhost */
 /* The default account part of limiter keys for a credential: "h" + 16 hex digits (FNV-1a 64);
  * out must hold 18 bytes.  Other transports use it to share keys with this core's. */
 void kl_account_key(const char *credential, char *out);

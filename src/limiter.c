@@ -12,43 +12,40 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const kl_usec window_len[KL_WINDOWS] = {
-    1 * KL_USEC_PER_SEC, 60 * KL_USEC_PER_SEC, 86400 * KL_USEC_PER_SEC
-};
+static const kl_usec window_len[KL_WINDOWS] = {1 * KL_USEC_PER_SEC, 60 * KL_USEC_PER_SEC, 86400 * KL_USEC_PER_SEC};
 
 typedef struct {
-    kl_usec *ring;       /* send times, oldest at ring[head], never decreasing */
-    uint32_t lim;        /* effective limit now; 0: the window does not apply */
-    uint32_t cap;        /* ring size: the largest limit used so far, so that lowering
+    kl_usec *ring;  /* send times, oldest at ring[head], never decreasing */
+    uint32_t lim;   /* effective limit now; 0: the window does not apply */
+    uint32_t cap;   /* ring size: the largest limit used so far, so that lowering
                             and raising a limit again never forgets a recent send */
-    uint32_t count;      /* entries held (<= cap) */
+    uint32_t count; /* entries held (<= cap) */
     uint32_t head;
-    kl_usec obs_until;   /* observed cap: at most obs_left sends before obs_until */
+    kl_usec obs_until; /* observed cap: at most obs_left sends before obs_until */
     long obs_left;
 } window;
 
 typedef struct entry {
     struct entry *next;
     uint32_t hash;
-    kl_usec last;            /* latest `now` seen: time never goes backwards per key */
-    kl_usec blocked_until;   /* Retry-After */
+    kl_usec last;          /* latest `now` seen: time never goes backwards per key */
+    kl_usec blocked_until; /* Retry-After */
     int has_override;
     kl_limits override;
     window w[KL_WINDOWS];
     size_t keylen;
-    char key[1];             /* NUL-terminated copy, allocated to keylen + 1 */
+    char key[1]; /* NUL-terminated copy, allocated to keylen + 1 */
 } entry;
 
 struct kl_limiter {
     double safety;
     entry **buckets;
-    size_t nbuckets;         /* power of two */
+    size_t nbuckets; /* power of two */
     size_t nkeys;
     char errstr[160];
 };
 
-kl_usec kl_usec_from_sec(double seconds)
-{
+kl_usec kl_usec_from_sec(double seconds) {
     /* rounded by hand: no libm needed by C users linking libklaviyo.a; NaN and values past
      * the range (some 292,000 years) saturate instead of being undefined */
     double v = seconds * 1e6;
@@ -58,19 +55,16 @@ kl_usec kl_usec_from_sec(double seconds)
     return (kl_usec)(v < 0 ? v - 0.5 : v + 0.5);
 }
 
-double kl_usec_to_sec(kl_usec us)
-{
+double kl_usec_to_sec(kl_usec us) {
     return (double)us / 1e6;
 }
 
-static int set_error(kl_limiter *lim, const char *msg)
-{
+static int set_error(kl_limiter *lim, const char *msg) {
     snprintf(lim->errstr, sizeof lim->errstr, "%s", msg);
     return KL_LIMIT_ERROR;
 }
 
-kl_limiter *kl_limiter_new(const kl_limiter_options *opts)
-{
+kl_limiter *kl_limiter_new(const kl_limiter_options *opts) {
     kl_limiter *lim;
     double safety = (opts && opts->safety != 0) ? opts->safety : 1.0;
     if (!(safety > 0 && safety <= 1)) return NULL;
@@ -86,8 +80,7 @@ kl_limiter *kl_limiter_new(const kl_limiter_options *opts)
     return lim;
 }
 
-void kl_limiter_free(kl_limiter *lim)
-{
+void kl_limiter_free(kl_limiter *lim) {
     size_t i;
     if (!lim) return;
     for (i = 0; i < lim->nbuckets; i++) {
@@ -104,21 +97,18 @@ void kl_limiter_free(kl_limiter *lim)
     free(lim);
 }
 
-const char *kl_limiter_errstr(const kl_limiter *lim)
-{
+const char *kl_limiter_errstr(const kl_limiter *lim) {
     return lim->errstr;
 }
 
-size_t kl_limiter_keys(const kl_limiter *lim)
-{
+size_t kl_limiter_keys(const kl_limiter *lim) {
     return lim->nkeys;
 }
 
 /* ---- keys ---- */
 
-static uint32_t hash_key(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u;   /* FNV-1a */
+static uint32_t hash_key(const char *s, size_t n) {
+    uint32_t h = 2166136261u; /* FNV-1a */
     size_t i;
     for (i = 0; i < n; i++) {
         h ^= (unsigned char)s[i];
@@ -127,11 +117,10 @@ static uint32_t hash_key(const char *s, size_t n)
     return h;
 }
 
-static void rehash(kl_limiter *lim)
-{
+static void rehash(kl_limiter *lim) {
     size_t n = lim->nbuckets * 2, i;
     entry **b = (entry **)calloc(n, sizeof *b);
-    if (!b) return;   /* keep the old table: longer chains, still correct */
+    if (!b) return; /* keep the old table: longer chains, still correct */
     for (i = 0; i < lim->nbuckets; i++) {
         entry *e = lim->buckets[i];
         while (e) {
@@ -147,8 +136,7 @@ static void rehash(kl_limiter *lim)
 }
 
 /* Finds or creates the entry for key; NULL (with errstr set) on bad key or no memory. */
-static entry *get_entry(kl_limiter *lim, const char *key)
-{
+static entry *get_entry(kl_limiter *lim, const char *key) {
     size_t n;
     uint32_t h;
     entry *e;
@@ -176,8 +164,7 @@ static entry *get_entry(kl_limiter *lim, const char *key)
 
 /* ---- windows ---- */
 
-static int check_limits(kl_limiter *lim, const kl_limits *l)
-{
+static int check_limits(kl_limiter *lim, const kl_limits *l) {
     if (l && (l->burst > KL_LIMIT_MAX || l->steady > KL_LIMIT_MAX || l->daily > KL_LIMIT_MAX)) {
         snprintf(lim->errstr, sizeof lim->errstr, "rate limit above %u per window", KL_LIMIT_MAX);
         return -1;
@@ -185,16 +172,15 @@ static int check_limits(kl_limiter *lim, const kl_limits *l)
     return 0;
 }
 
-static uint32_t effective(const kl_limiter *lim, uint32_t limit)
-{
+static uint32_t effective(const kl_limiter *lim, uint32_t limit) {
     double v;
     if (limit == 0) return 0;
     /* The epsilon keeps 3500 * 0.95 at 3325 despite binary rounding. */
-    v = (double)limit * lim->safety + 1e-9;   /* positive: the cast is floor */
+    v = (double)limit * lim->safety + 1e-9; /* positive: the cast is floor */
     return v < 1 ? 1 : (uint32_t)v;
 }
 
-static kl_usec at(const window *w, uint32_t i)   /* i-th oldest entry */
+static kl_usec at(const window *w, uint32_t i) /* i-th oldest entry */
 {
     uint32_t j = w->head + i;
     if (j >= w->cap) j -= w->cap;
@@ -202,8 +188,7 @@ static kl_usec at(const window *w, uint32_t i)   /* i-th oldest entry */
 }
 
 /* Sets window w's limit, growing its ring (in order) when needed; -1 on out of memory. */
-static int set_limit(window *w, uint32_t lim)
-{
+static int set_limit(window *w, uint32_t lim) {
     kl_usec *ring;
     uint32_t i;
     if (lim > w->cap) {
@@ -220,8 +205,7 @@ static int set_limit(window *w, uint32_t lim)
 }
 
 /* Sizes every window of e for the limits in force; returns those limits, or NULL. */
-static const kl_limits *prepare(kl_limiter *lim, entry *e, const kl_limits *given)
-{
+static const kl_limits *prepare(kl_limiter *lim, entry *e, const kl_limits *given) {
     static const kl_limits none = {0, 0, 0};
     const kl_limits *l = e->has_override ? &e->override : (given ? given : &none);
     uint32_t want[KL_WINDOWS];
@@ -240,32 +224,29 @@ static const kl_limits *prepare(kl_limiter *lim, entry *e, const kl_limits *give
 }
 
 /* Sends in (now - len, now]: binary search over the ordered log. */
-static uint32_t in_window(const window *w, kl_usec len, kl_usec now)
-{
+static uint32_t in_window(const window *w, kl_usec len, kl_usec now) {
     uint32_t lo = 0, hi = w->count;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (at(w, mid) > now - len) hi = mid; else lo = mid + 1;
+        if (at(w, mid) > now - len) hi = mid;
+        else lo = mid + 1;
     }
     return w->count - lo;
 }
 
 /* Time from now until this window allows one more send (0: allowed now). */
-static kl_usec window_wait(const window *w, kl_usec len, kl_usec now)
-{
+static kl_usec window_wait(const window *w, kl_usec len, kl_usec now) {
     kl_usec wait = 0;
     if (w->lim > 0 && w->count >= w->lim) {
         /* The lim-th most recent send must be at least one window length old. */
         kl_usec ready = at(w, w->count - w->lim) + len;
         if (ready > now) wait = ready - now;
     }
-    if (w->obs_until > now && w->obs_left <= 0 && w->obs_until - now > wait)
-        wait = w->obs_until - now;
+    if (w->obs_until > now && w->obs_left <= 0 && w->obs_until - now > wait) wait = w->obs_until - now;
     return wait;
 }
 
-static void record(window *w, kl_usec now)
-{
+static void record(window *w, kl_usec now) {
     if (w->obs_until > now) w->obs_left--;
     if (w->cap == 0) return;
     if (w->count < w->cap) {
@@ -279,9 +260,7 @@ static void record(window *w, kl_usec now)
     }
 }
 
-static int decide(kl_limiter *lim, const char *key, const kl_limits *limits, kl_usec now,
-                  kl_usec *wait, int commit)
-{
+static int decide(kl_limiter *lim, const char *key, const kl_limits *limits, kl_usec now, kl_usec *wait, int commit) {
     entry *e = get_entry(lim, key);
     kl_usec longest = 0;
     int k;
@@ -301,28 +280,22 @@ static int decide(kl_limiter *lim, const char *key, const kl_limits *limits, kl_
     return KL_LIMIT_GO;
 }
 
-int kl_limiter_acquire(kl_limiter *lim, const char *key, const kl_limits *limits,
-                       kl_usec now, kl_usec *wait)
-{
+int kl_limiter_acquire(kl_limiter *lim, const char *key, const kl_limits *limits, kl_usec now, kl_usec *wait) {
     return decide(lim, key, limits, now, wait, 1);
 }
 
-int kl_limiter_peek(kl_limiter *lim, const char *key, const kl_limits *limits,
-                    kl_usec now, kl_usec *wait)
-{
+int kl_limiter_peek(kl_limiter *lim, const char *key, const kl_limits *limits, kl_usec now, kl_usec *wait) {
     return decide(lim, key, limits, now, wait, 0);
 }
 
-int kl_limiter_block_until(kl_limiter *lim, const char *key, kl_usec until)
-{
+int kl_limiter_block_until(kl_limiter *lim, const char *key, kl_usec until) {
     entry *e = get_entry(lim, key);
     if (!e) return KL_LIMIT_ERROR;
     if (until > e->blocked_until) e->blocked_until = until;
     return 0;
 }
 
-int kl_limiter_override(kl_limiter *lim, const char *key, const kl_limits *limits)
-{
+int kl_limiter_override(kl_limiter *lim, const char *key, const kl_limits *limits) {
     entry *e;
     if (check_limits(lim, limits) < 0) return KL_LIMIT_ERROR;
     if (!(e = get_entry(lim, key))) return KL_LIMIT_ERROR;
@@ -335,12 +308,11 @@ int kl_limiter_override(kl_limiter *lim, const char *key, const kl_limits *limit
     return 0;
 }
 
-static long belief(const window *w, kl_usec len, kl_usec now)
-{
+static long belief(const window *w, kl_usec len, kl_usec now) {
     long left = -1;
     if (w->lim > 0) {
         left = (long)w->lim - (long)in_window(w, len, now);
-        if (left < 0) left = 0;   /* the limit was lowered below recent traffic */
+        if (left < 0) left = 0; /* the limit was lowered below recent traffic */
     }
     if (w->obs_until > now) {
         long o = w->obs_left < 0 ? 0 : w->obs_left;
@@ -349,9 +321,8 @@ static long belief(const window *w, kl_usec len, kl_usec now)
     return left;
 }
 
-int kl_limiter_remaining(kl_limiter *lim, const char *key, const kl_limits *limits,
-                         int window_id, kl_usec now, long *left)
-{
+int kl_limiter_remaining(kl_limiter *lim, const char *key, const kl_limits *limits, int window_id, kl_usec now,
+                         long *left) {
     entry *e;
     if (window_id < 0 || window_id >= KL_WINDOWS) return set_error(lim, "no such window");
     if (!left) return set_error(lim, "limiter: NULL result pointer");
@@ -361,19 +332,18 @@ int kl_limiter_remaining(kl_limiter *lim, const char *key, const kl_limits *limi
     return 0;
 }
 
-int kl_limiter_observe(kl_limiter *lim, const char *key, const kl_limits *limits,
-                       long remaining, kl_usec reset, kl_usec now)
-{
+int kl_limiter_observe(kl_limiter *lim, const char *key, const kl_limits *limits, long remaining, kl_usec reset,
+                       kl_usec now) {
     entry *e;
     window *w;
     long left;
     if (!(e = get_entry(lim, key)) || !prepare(lim, e, limits)) return KL_LIMIT_ERROR;
     if (now < e->last) now = e->last;
     if (remaining < 0) remaining = 0;
-    if (reset <= 0) return 0;   /* the server window is over: nothing left to lower */
+    if (reset <= 0) return 0; /* the server window is over: nothing left to lower */
     w = &e->w[KL_WINDOW_STEADY];
     left = belief(w, window_len[KL_WINDOW_STEADY], now);
-    if (left >= 0 && remaining >= left) return 0;   /* we already know at least as much */
+    if (left >= 0 && remaining >= left) return 0; /* we already know at least as much */
     w->obs_until = now + reset;
     w->obs_left = remaining;
     return 0;

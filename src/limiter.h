@@ -40,10 +40,10 @@ kl_usec kl_usec_from_sec(double seconds);
 double kl_usec_to_sec(kl_usec us);
 
 /* Windows, in the order of kl_limits' fields. */
-#define KL_WINDOW_BURST  0   /* 1 second */
-#define KL_WINDOW_STEADY 1   /* 60 seconds */
-#define KL_WINDOW_DAILY  2   /* 86400 seconds */
-#define KL_WINDOWS       3
+#define KL_WINDOW_BURST 0  /* 1 second */
+#define KL_WINDOW_STEADY 1 /* 60 seconds */
+#define KL_WINDOW_DAILY 2  /* 86400 seconds */
+#define KL_WINDOWS 3
 
 /* Largest accepted limit for one window (memory per key is 8 bytes per allowed send). */
 #define KL_LIMIT_MAX 1000000u
@@ -56,12 +56,12 @@ typedef struct kl_limits {
 } kl_limits;
 
 typedef struct kl_limiter_options {
-    double safety;   /* in (0, 1]; 0 means the default 1.0 */
+    double safety; /* in (0, 1]; 0 means the default 1.0 */
 } kl_limiter_options;
 
 /* Return codes. */
-#define KL_LIMIT_GO    0   /* send now: the send has been recorded */
-#define KL_LIMIT_WAIT  1   /* *wait holds the time until it would be go; nothing recorded */
+#define KL_LIMIT_GO 0       /* send now: the send has been recorded */
+#define KL_LIMIT_WAIT 1     /* *wait holds the time until it would be go; nothing recorded */
 #define KL_LIMIT_ERROR (-1) /* out of memory or invalid argument: see kl_limiter_errstr */
 
 typedef struct kl_limiter kl_limiter;
@@ -79,12 +79,10 @@ const char *kl_limiter_errstr(const kl_limiter *lim);
  * (exact: asking again at now + *wait gives GO unless something else was sent or blocked
  * meanwhile). `now` must not go backwards for a key; an earlier value is treated as the
  * latest one seen. */
-int kl_limiter_acquire(kl_limiter *lim, const char *key, const kl_limits *limits,
-                       kl_usec now, kl_usec *wait);
+int kl_limiter_acquire(kl_limiter *lim, const char *key, const kl_limits *limits, kl_usec now, kl_usec *wait);
 
 /* Like acquire, but never records: GO or WAIT with *wait, as acquire would answer. */
-int kl_limiter_peek(kl_limiter *lim, const char *key, const kl_limits *limits,
-                    kl_usec now, kl_usec *wait);
+int kl_limiter_peek(kl_limiter *lim, const char *key, const kl_limits *limits, kl_usec now, kl_usec *wait);
 
 /* A 429 said Retry-After: nothing is sent under `key` before `until`. */
 int kl_limiter_block_until(kl_limiter *lim, const char *key, kl_usec until);
@@ -97,8 +95,8 @@ int kl_limiter_block_until(kl_limiter *lim, const char *key, kl_usec until);
  * (as does a Reset rounded up to whole seconds, which is what the emulator sends). Sends
  * still in flight when the answer was computed are not in `remaining`; with many calls in
  * flight the later answers lower the cap further. */
-int kl_limiter_observe(kl_limiter *lim, const char *key, const kl_limits *limits,
-                       long remaining, kl_usec reset, kl_usec now);
+int kl_limiter_observe(kl_limiter *lim, const char *key, const kl_limits *limits, long remaining, kl_usec reset,
+                       kl_usec now);
 
 /* Limits for `key` that replace whatever acquire is passed (client option
  * `limits = {create_event = {...}}`); NULL removes the override. */
@@ -107,8 +105,8 @@ int kl_limiter_override(kl_limiter *lim, const char *key, const kl_limits *limit
 /* *left = how many more sends the limiter would allow in `window` (KL_WINDOW_*) at `now`
  * without waiting (its belief, including observed caps; Retry-After blocks aside), or -1
  * when the window does not apply. Returns 0, or KL_LIMIT_ERROR. */
-int kl_limiter_remaining(kl_limiter *lim, const char *key, const kl_limits *limits,
-                         int window, kl_usec now, long *left);
+int kl_limiter_remaining(kl_limiter *lim, const char *key, const kl_limits *limits, int window, kl_usec now,
+                         long *left);
 
 /* Number of keys held (memory is bounded per key by its limits). */
 size_t kl_limiter_keys(const kl_limiter *lim);

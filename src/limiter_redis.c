@@ -48,11 +48,9 @@ struct kl_redis_priv {
     char refused[256]; /* why new() refused the settings, or "" */
 };
 
-static const kl_usec window_len[KL_WINDOWS] = {
-    1 * KL_USEC_PER_SEC, 60 * KL_USEC_PER_SEC, 86400 * KL_USEC_PER_SEC};
+static const kl_usec window_len[KL_WINDOWS] = {1 * KL_USEC_PER_SEC, 60 * KL_USEC_PER_SEC, 86400 * KL_USEC_PER_SEC};
 
-static int fail(kl_redis *r, int err, const char *fmt, ...)
-{
+static int fail(kl_redis *r, int err, const char *fmt, ...) {
     va_list ap;
     r->err = err;
     va_start(ap, fmt);
@@ -61,10 +59,11 @@ static int fail(kl_redis *r, int err, const char *fmt, ...)
     return KL_LIMIT_ERROR;
 }
 
-static int oom(kl_redis *r) { return fail(r, KL_REDIS_ERR_OOM, "out of memory"); }
+static int oom(kl_redis *r) {
+    return fail(r, KL_REDIS_ERR_OOM, "out of memory");
+}
 
-static char *dup_n(const char *s, size_t n)
-{
+static char *dup_n(const char *s, size_t n) {
     char *d = malloc(n + 1);
     if (d) {
         memcpy(d, s, n);
@@ -73,8 +72,7 @@ static char *dup_n(const char *s, size_t n)
     return d;
 }
 
-static int hexval(int c)
-{
+static int hexval(int c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
@@ -83,8 +81,7 @@ static int hexval(int c)
 
 /* Percent-decode s[0..n) into a new string (a password may hold '@' or ':' as %40, %3A).
  * Returns NULL and sets *bad on a malformed escape or an embedded NUL. */
-static char *decode(const char *s, size_t n, int *bad)
-{
+static char *decode(const char *s, size_t n, int *bad) {
     char *d = malloc(n + 1), *o = d;
     size_t i;
     *bad = 0;
@@ -109,8 +106,7 @@ static char *decode(const char *s, size_t n, int *bad)
 }
 
 /* redis://[[user]:password@]host[:port][/db] -> priv fields. */
-static int parse_url(kl_redis *r, const char *url)
-{
+static int parse_url(kl_redis *r, const char *url) {
     kl_redis_priv *p = r->priv;
     const char *a, *end, *at, *hs, *he, *ps;
     int bad;
@@ -121,11 +117,9 @@ static int parse_url(kl_redis *r, const char *url)
         if ((unsigned char)url[i] <= ' ' || url[i] == 0x7f)
             return fail(r, KL_REDIS_ERR_USAGE, "redis url: control character or blank in the url");
     if (strncmp(url, "rediss://", 9) == 0)
-        return fail(r, KL_REDIS_ERR_USAGE,
-                    "redis url: rediss:// (TLS) is not supported by this store; use redis://");
+        return fail(r, KL_REDIS_ERR_USAGE, "redis url: rediss:// (TLS) is not supported by this store; use redis://");
     if (strncmp(url, "redis://", 8) != 0)
-        return fail(r, KL_REDIS_ERR_USAGE,
-                    "redis url must look like redis://[:password@]host[:port][/db]");
+        return fail(r, KL_REDIS_ERR_USAGE, "redis url must look like redis://[:password@]host[:port][/db]");
     a = url + 8;
     end = a + strcspn(a, "/?#");
     if (*end == '?' || *end == '#')
@@ -137,19 +131,13 @@ static int parse_url(kl_redis *r, const char *url)
         if (*hs == '@') at = hs;
     if (at) {
         const char *colon = memchr(a, ':', (size_t)(at - a));
-        if (!colon)
-            return fail(r, KL_REDIS_ERR_USAGE,
-                        "redis url: credentials must be :password@ or user:password@");
+        if (!colon) return fail(r, KL_REDIS_ERR_USAGE, "redis url: credentials must be :password@ or user:password@");
         if (colon > a) {
             p->user = decode(a, (size_t)(colon - a), &bad);
-            if (!p->user)
-                return bad ? fail(r, KL_REDIS_ERR_USAGE, "redis url: bad %%-escape in the user")
-                           : oom(r);
+            if (!p->user) return bad ? fail(r, KL_REDIS_ERR_USAGE, "redis url: bad %%-escape in the user") : oom(r);
         }
         p->password = decode(colon + 1, (size_t)(at - colon - 1), &bad);
-        if (!p->password)
-            return bad ? fail(r, KL_REDIS_ERR_USAGE, "redis url: bad %%-escape in the password")
-                       : oom(r);
+        if (!p->password) return bad ? fail(r, KL_REDIS_ERR_USAGE, "redis url: bad %%-escape in the password") : oom(r);
         hs = at + 1;
     } else {
         hs = a;
@@ -181,8 +169,7 @@ static int parse_url(kl_redis *r, const char *url)
                 return fail(r, KL_REDIS_ERR_USAGE, "redis url: port must be 1-65535");
             port = port * 10 + (*d - '0');
         }
-        if (port < 1 || port > 65535)
-            return fail(r, KL_REDIS_ERR_USAGE, "redis url: port must be 1-65535");
+        if (port < 1 || port > 65535) return fail(r, KL_REDIS_ERR_USAGE, "redis url: port must be 1-65535");
         p->port = (int)port;
     }
 
@@ -191,8 +178,7 @@ static int parse_url(kl_redis *r, const char *url)
         const char *d = end + 1;
         for (; *d; d++) {
             if (*d < '0' || *d > '9' || p->db > 1000000)
-                return fail(r, KL_REDIS_ERR_USAGE,
-                            "redis url: the path must be a database number, e.g. /0");
+                return fail(r, KL_REDIS_ERR_USAGE, "redis url: the path must be a database number, e.g. /0");
             p->db = p->db * 10 + (*d - '0');
         }
     }
@@ -200,16 +186,14 @@ static int parse_url(kl_redis *r, const char *url)
 }
 
 #ifndef KL_NO_HIREDIS
-static void disconnect(kl_redis_priv *p)
-{
+static void disconnect(kl_redis_priv *p) {
     if (p->ctx) {
         redisFree(p->ctx);
         p->ctx = NULL;
     }
 }
 
-static struct timeval tv_ms(long ms)
-{
+static struct timeval tv_ms(long ms) {
     struct timeval tv;
     tv.tv_sec = ms / 1000;
     tv.tv_usec = (ms % 1000) * 1000;
@@ -217,39 +201,32 @@ static struct timeval tv_ms(long ms)
 }
 
 /* The context failed (no reply): say what happened in the caller's terms, and drop it. */
-static int io_fail(kl_redis *r, const char *doing)
-{
+static int io_fail(kl_redis *r, const char *doing) {
     kl_redis_priv *p = r->priv;
     /* hiredis reports a read/write timeout as the EAGAIN of SO_RCVTIMEO/SO_SNDTIMEO. */
     int timed_out = p->ctx && p->ctx->err == REDIS_ERR_IO &&
                     (strstr(p->ctx->errstr, "temporarily unavailable") != NULL ||
                      strstr(p->ctx->errstr, "timed out") != NULL);
-    if (!p->ctx || p->ctx->err == REDIS_ERR_OOM)
-        oom(r);
+    if (!p->ctx || p->ctx->err == REDIS_ERR_OOM) oom(r);
     else if (timed_out)
-        fail(r, KL_REDIS_ERR_IO,
-             "redis limiter store at %s:%d did not answer %s within %ld ms; not sending", p->host,
+        fail(r, KL_REDIS_ERR_IO, "redis limiter store at %s:%d did not answer %s within %ld ms; not sending", p->host,
              p->port, doing, p->timeout_ms);
     else
-        fail(r, KL_REDIS_ERR_IO,
-             "redis limiter store at %s:%d: connection lost %s (%s); not sending", p->host,
-             p->port, doing, p->ctx->errstr);
+        fail(r, KL_REDIS_ERR_IO, "redis limiter store at %s:%d: connection lost %s (%s); not sending", p->host, p->port,
+             doing, p->ctx->errstr);
     disconnect(p);
     return KL_LIMIT_ERROR;
 }
 
 /* A command on the connection; NULL after io_fail. */
-static redisReply *command(kl_redis *r, const char *doing, int argc, const char **argv,
-                           const size_t *lens)
-{
+static redisReply *command(kl_redis *r, const char *doing, int argc, const char **argv, const size_t *lens) {
     redisReply *rep = redisCommandArgv(r->priv->ctx, argc, argv, lens);
     if (!rep) io_fail(r, doing);
     return rep;
 }
 
 /* One setup command that must answer OK-ish (AUTH, SELECT); 0 or KL_LIMIT_ERROR. */
-static int setup(kl_redis *r, const char *what, int argc, const char **argv)
-{
+static int setup(kl_redis *r, const char *what, int argc, const char **argv) {
     size_t lens[3];
     int i;
     redisReply *rep;
@@ -258,8 +235,8 @@ static int setup(kl_redis *r, const char *what, int argc, const char **argv)
     if (!rep) return KL_LIMIT_ERROR;
     if (rep->type == REDIS_REPLY_ERROR) {
         /* Redis's own message (e.g. WRONGPASS) never echoes the password. */
-        fail(r, KL_REDIS_ERR_REPLY, "redis limiter store at %s:%d refused %s: %.*s", r->priv->host,
-             r->priv->port, what, (int)(rep->len > 120 ? 120 : rep->len), rep->str);
+        fail(r, KL_REDIS_ERR_REPLY, "redis limiter store at %s:%d refused %s: %.*s", r->priv->host, r->priv->port, what,
+             (int)(rep->len > 120 ? 120 : rep->len), rep->str);
         freeReplyObject(rep);
         disconnect(r->priv);
         return KL_LIMIT_ERROR;
@@ -268,16 +245,17 @@ static int setup(kl_redis *r, const char *what, int argc, const char **argv)
     return 0;
 }
 
-static int load_script(kl_redis *r)
-{
+static int load_script(kl_redis *r) {
     const char *argv[3] = {"SCRIPT", "LOAD", r->priv->script};
     size_t lens[3] = {6, 4, r->priv->script_len};
     redisReply *rep = command(r, "SCRIPT LOAD", 3, argv, lens);
     if (!rep) return KL_LIMIT_ERROR;
     if (rep->type != REDIS_REPLY_STRING || rep->len != 40) {
-        fail(r, KL_REDIS_ERR_REPLY, "redis limiter store at %s:%d refused the script: %.*s",
-             r->priv->host, r->priv->port,
-             (int)(rep->type != REDIS_REPLY_ERROR ? 0 : rep->len > 160 ? 160 : rep->len),
+        fail(r, KL_REDIS_ERR_REPLY, "redis limiter store at %s:%d refused the script: %.*s", r->priv->host,
+             r->priv->port,
+             (int)(rep->type != REDIS_REPLY_ERROR ? 0
+                   : rep->len > 160               ? 160
+                                                  : rep->len),
              rep->type == REDIS_REPLY_ERROR ? rep->str : "");
         freeReplyObject(rep);
         disconnect(r->priv);
@@ -289,8 +267,7 @@ static int load_script(kl_redis *r)
     return 0;
 }
 
-static int ensure_connected(kl_redis *r)
-{
+static int ensure_connected(kl_redis *r) {
     kl_redis_priv *p = r->priv;
     char db[24];
 
@@ -298,8 +275,8 @@ static int ensure_connected(kl_redis *r)
     p->ctx = redisConnectWithTimeout(p->host, p->port, tv_ms(p->connect_timeout_ms));
     if (!p->ctx) return oom(r);
     if (p->ctx->err) {
-        fail(r, KL_REDIS_ERR_IO, "redis limiter store unreachable at %s:%d: %s; not sending",
-             p->host, p->port, p->ctx->errstr);
+        fail(r, KL_REDIS_ERR_IO, "redis limiter store unreachable at %s:%d: %s; not sending", p->host, p->port,
+             p->ctx->errstr);
         disconnect(p);
         return KL_LIMIT_ERROR;
     }
@@ -318,17 +295,14 @@ static int ensure_connected(kl_redis *r)
 
 /* Was this a failure of a connection that used to work, worth one fresh connection? (Redis
  * restarted, or dropped an idle client.) A timeout is not: the script may be running. */
-static int stale(const redisContext *c)
-{
-    return c && (c->err == REDIS_ERR_EOF ||
-                 (c->err == REDIS_ERR_IO && (strstr(c->errstr, "reset by peer") != NULL ||
-                                             strstr(c->errstr, "Broken pipe") != NULL)));
+static int stale(const redisContext *c) {
+    return c && (c->err == REDIS_ERR_EOF || (c->err == REDIS_ERR_IO && (strstr(c->errstr, "reset by peer") != NULL ||
+                                                                        strstr(c->errstr, "Broken pipe") != NULL)));
 }
 
 /* EVALSHA (EVAL when Redis lost the script) of argv as run() prepared it; on success out
  * holds the three integers the script answers. */
-static int exchange(kl_redis *r, int argc, const char **argv, size_t *lens, long long out[3])
-{
+static int exchange(kl_redis *r, int argc, const char **argv, size_t *lens, long long out[3]) {
     kl_redis_priv *p = r->priv;
     redisReply *rep = NULL;
     int i, attempt, rc = KL_LIMIT_ERROR;
@@ -360,10 +334,9 @@ static int exchange(kl_redis *r, int argc, const char **argv, size_t *lens, long
         goto done;
     }
     for (i = 0; i < 3; i++) {
-        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
-            rep->element[i]->type != REDIS_REPLY_INTEGER) {
-            rc = fail(r, KL_REDIS_ERR_REPLY,
-                      "redis limiter store at %s:%d: unexpected script answer", p->host, p->port);
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || rep->element[i]->type != REDIS_REPLY_INTEGER) {
+            rc = fail(r, KL_REDIS_ERR_REPLY, "redis limiter store at %s:%d: unexpected script answer", p->host,
+                      p->port);
             goto done;
         }
         out[i] = rep->element[i]->integer;
@@ -377,22 +350,21 @@ done:
     return rc;
 }
 #else /* -DKL_NO_HIREDIS: new() checks the options, then refuses every store with this */
-static void disconnect(kl_redis_priv *p) { (void)p; }
-static int ensure_connected(kl_redis *r)
-{
+static void disconnect(kl_redis_priv *p) {
+    (void)p;
+}
+static int ensure_connected(kl_redis *r) {
     return fail(r, KL_REDIS_ERR_USAGE, "this build has no Redis store: built without hiredis");
 }
 /* never reached: run() repeats what new() refused */
-static int exchange(kl_redis *r, int argc, const char **argv, size_t *lens, long long out[3])
-{
+static int exchange(kl_redis *r, int argc, const char **argv, size_t *lens, long long out[3]) {
     (void)argc, (void)argv, (void)lens;
     out[0] = out[1] = out[2] = 0;
     return ensure_connected(r);
 }
 #endif
 
-kl_redis *kl_redis_new(const kl_redis_options *opts)
-{
+kl_redis *kl_redis_new(const kl_redis_options *opts) {
     kl_redis_options none;
     kl_redis *r = calloc(1, sizeof *r);
     const char *prefix, *script;
@@ -408,8 +380,8 @@ kl_redis *kl_redis_new(const kl_redis_options *opts)
         opts = &none;
     }
     r->priv->safety = opts->safety == 0 ? 1.0 : opts->safety;
-    r->priv->connect_timeout_ms =
-        opts->connect_timeout_ms ? opts->connect_timeout_ms : KL_REDIS_DEFAULT_CONNECT_TIMEOUT_MS;
+    r->priv->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms
+                                                           : KL_REDIS_DEFAULT_CONNECT_TIMEOUT_MS;
     r->priv->timeout_ms = opts->timeout_ms ? opts->timeout_ms : KL_REDIS_DEFAULT_TIMEOUT_MS;
     prefix = opts->prefix ? opts->prefix : KL_REDIS_DEFAULT_PREFIX;
     r->priv->prefix = dup_n(prefix, strlen(prefix));
@@ -441,8 +413,7 @@ kl_redis *kl_redis_new(const kl_redis_options *opts)
     return r;
 }
 
-void kl_redis_free(kl_redis *r)
-{
+void kl_redis_free(kl_redis *r) {
     if (!r) return;
     if (r->priv) {
         disconnect(r->priv);
@@ -456,15 +427,13 @@ void kl_redis_free(kl_redis *r)
     free(r);
 }
 
-const char *kl_redis_script_sha(const kl_redis *r)
-{
+const char *kl_redis_script_sha(const kl_redis *r) {
     return r && r->priv ? r->priv->sha : "";
 }
 
 /* Run the script: argv[0..argc) are its ARGV (the keys are added here). On success *out
  * holds the three integers {a, b, now} it answers. */
-static int run(kl_redis *r, const char *key, int argc, const char **args, long long out[3])
-{
+static int run(kl_redis *r, const char *key, int argc, const char **args, long long out[3]) {
     kl_redis_priv *p = r->priv;
     const char *argv[8 + 2 * KL_REDIS_MAX_WINDOWS];
     size_t lens[8 + 2 * KL_REDIS_MAX_WINDOWS];
@@ -477,8 +446,7 @@ static int run(kl_redis *r, const char *key, int argc, const char **args, long l
     if (!key || !*key) return fail(r, KL_REDIS_ERR_USAGE, "redis limiter: empty key");
     klen = strlen(key);
     if (klen > KL_REDIS_MAX_KEY)
-        return fail(r, KL_REDIS_ERR_USAGE, "redis limiter: key longer than %d bytes",
-                    KL_REDIS_MAX_KEY);
+        return fail(r, KL_REDIS_ERR_USAGE, "redis limiter: key longer than %d bytes", KL_REDIS_MAX_KEY);
     /* One hash tag around the key: both keys share a Redis Cluster slot. */
     k1 = malloc(plen + klen + 8);
     k2 = malloc(plen + klen + 8);
@@ -503,17 +471,15 @@ done:
 }
 
 /* As limiter.c computes it, so both stores allow the same counts. */
-static uint32_t effective(uint32_t limit, double safety)
-{
+static uint32_t effective(uint32_t limit, double safety) {
     double v;
     if (limit == 0) return 0;
     v = (double)limit * safety + 1e-9; /* keeps 3500 * 0.95 at 3325 despite binary rounding */
     return v < 1 ? 1 : (uint32_t)v;
 }
 
-int kl_redis_acquire_windows(kl_redis *r, const char *key, const kl_usec *windows,
-                             const uint32_t *limits, size_t n, kl_usec *wait)
-{
+int kl_redis_acquire_windows(kl_redis *r, const char *key, const kl_usec *windows, const uint32_t *limits, size_t n,
+                             kl_usec *wait) {
     char nums[2 * KL_REDIS_MAX_WINDOWS + 1][24];
     const char *args[2 + 2 * KL_REDIS_MAX_WINDOWS];
     long long out[3];
@@ -523,15 +489,13 @@ int kl_redis_acquire_windows(kl_redis *r, const char *key, const kl_usec *window
     if (!wait) return fail(r, KL_REDIS_ERR_USAGE, "redis limiter: wait must not be NULL");
     *wait = 0;
     if (n > KL_REDIS_MAX_WINDOWS || (n && (!windows || !limits)))
-        return fail(r, KL_REDIS_ERR_USAGE, "redis limiter: at most %d windows",
-                    KL_REDIS_MAX_WINDOWS);
+        return fail(r, KL_REDIS_ERR_USAGE, "redis limiter: at most %d windows", KL_REDIS_MAX_WINDOWS);
     args[0] = "acquire";
     snprintf(nums[0], sizeof nums[0], "%u", (unsigned)n);
     args[1] = nums[0];
     for (i = 0; i < n; i++) {
         if (windows[i] <= 0 || limits[i] == 0 || limits[i] > KL_LIMIT_MAX)
-            return fail(r, KL_REDIS_ERR_USAGE,
-                        "redis limiter: window %u needs a length > 0 and a limit in 1..%u",
+            return fail(r, KL_REDIS_ERR_USAGE, "redis limiter: window %u needs a length > 0 and a limit in 1..%u",
                         (unsigned)i, (unsigned)KL_LIMIT_MAX);
         snprintf(nums[1 + 2 * i], sizeof nums[0], "%lld", (long long)windows[i]);
         snprintf(nums[2 + 2 * i], sizeof nums[0], "%u", effective(limits[i], r->priv->safety));
@@ -545,13 +509,13 @@ int kl_redis_acquire_windows(kl_redis *r, const char *key, const kl_usec *window
     if (out[0] != 0 || out[1] <= 0 || kl_duration_check((double)out[1] / 1e6, &secs) != KL_DURATION_OK)
         return fail(r, KL_REDIS_ERR_REPLY,
                     "redis limiter store at %s:%d answered an impossible wait (%lld us); its data "
-                    "for this key is damaged", r->priv->host, r->priv->port, (long long)out[1]);
+                    "for this key is damaged",
+                    r->priv->host, r->priv->port, (long long)out[1]);
     *wait = (kl_usec)out[1];
     return KL_LIMIT_WAIT;
 }
 
-int kl_redis_acquire(kl_redis *r, const char *key, const kl_limits *limits, kl_usec *wait)
-{
+int kl_redis_acquire(kl_redis *r, const char *key, const kl_limits *limits, kl_usec *wait) {
     kl_usec w[KL_WINDOWS];
     uint32_t l[KL_WINDOWS], given[KL_WINDOWS];
     size_t n = 0, i;
@@ -568,20 +532,16 @@ int kl_redis_acquire(kl_redis *r, const char *key, const kl_limits *limits, kl_u
     return kl_redis_acquire_windows(r, key, w, l, n, wait);
 }
 
-int kl_redis_block_for(kl_redis *r, const char *key, kl_usec duration)
-{
+int kl_redis_block_for(kl_redis *r, const char *key, kl_usec duration) {
     char d[24];
     const char *args[2] = {"block", d};
     long long out[3];
-    if (duration < 0)
-        return fail(r, KL_REDIS_ERR_USAGE, "redis limiter: block duration must not be negative");
+    if (duration < 0) return fail(r, KL_REDIS_ERR_USAGE, "redis limiter: block duration must not be negative");
     snprintf(d, sizeof d, "%lld", (long long)duration);
     return run(r, key, 2, args, out) == 0 ? 0 : KL_LIMIT_ERROR;
 }
 
-int kl_redis_observe(kl_redis *r, const char *key, const kl_limits *limits, long remaining,
-                     kl_usec reset, long *left)
-{
+int kl_redis_observe(kl_redis *r, const char *key, const kl_limits *limits, long remaining, kl_usec reset, long *left) {
     char nums[4][24];
     const char *args[5] = {"observe", nums[0], nums[1], nums[2], nums[3]};
     long long out[3];

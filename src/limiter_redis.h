@@ -56,13 +56,13 @@ extern "C" {
 #define KL_REDIS_ERR_OOM 4   /* out of memory */
 
 typedef struct kl_redis_options {
-    const char *url;          /* redis://[[user]:password@]host[:port][/db]; NULL or "":
+    const char *url;         /* redis://[[user]:password@]host[:port][/db]; NULL or "":
                                  redis://127.0.0.1:6379 */
-    const char *prefix;       /* NULL: KL_REDIS_DEFAULT_PREFIX */
-    double safety;            /* in (0, 1]; 0 means 1.0 */
-    long connect_timeout_ms;  /* 0: KL_REDIS_DEFAULT_CONNECT_TIMEOUT_MS */
-    long timeout_ms;          /* per command; 0: KL_REDIS_DEFAULT_TIMEOUT_MS */
-    const char *script;       /* NULL: the script embedded at build time; else its text as
+    const char *prefix;      /* NULL: KL_REDIS_DEFAULT_PREFIX */
+    double safety;           /* in (0, 1]; 0 means 1.0 */
+    long connect_timeout_ms; /* 0: KL_REDIS_DEFAULT_CONNECT_TIMEOUT_MS */
+    long timeout_ms;         /* per command; 0: KL_REDIS_DEFAULT_TIMEOUT_MS */
+    const char *script;      /* NULL: the script embedded at build time; else its text as
                                  require("klaviyo.limiter.redis_script") returns it (for
                                  builds with -DKL_REDIS_NO_EMBEDDED_SCRIPT, e.g. LuaRocks) */
 } kl_redis_options;
@@ -91,8 +91,8 @@ int kl_redis_acquire(kl_redis *r, const char *key, const kl_limits *limits, kl_u
 /* The same with explicit windows (us) and limits (before the safety factor); for callers
  * with windows other than burst/steady/daily, and for tests that cannot wait a minute.
  * n may be 0 (only a block can then say WAIT; nothing is recorded). */
-int kl_redis_acquire_windows(kl_redis *r, const char *key, const kl_usec *windows,
-                             const uint32_t *limits, size_t n, kl_usec *wait);
+int kl_redis_acquire_windows(kl_redis *r, const char *key, const kl_usec *windows, const uint32_t *limits, size_t n,
+                             kl_usec *wait);
 
 /* A 429's Retry-After: nobody using the store sends under `key` for `duration` from now
  * (Redis time). Never shortens a longer block. Returns 0 or KL_LIMIT_ERROR (as observe). */
@@ -104,8 +104,7 @@ int kl_redis_block_for(kl_redis *r, const char *key, kl_usec duration);
  * store (as limiter.h's observe: a cap, replaced only by a lower one). Never raises what the
  * store allows. *left (may be NULL) = sends the store now believes are left in the steady
  * window, -1 when it has neither a steady limit nor a cap. */
-int kl_redis_observe(kl_redis *r, const char *key, const kl_limits *limits, long remaining,
-                     kl_usec reset, long *left);
+int kl_redis_observe(kl_redis *r, const char *key, const kl_limits *limits, long remaining, kl_usec reset, long *left);
 
 /* The script's SHA1 as Redis knows it (after the first connection), or "" before. */
 const char *kl_redis_script_sha(const kl_redis *r);

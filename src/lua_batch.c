@@ -75,8 +75,8 @@ typedef struct batch_ctx {
     lk_bodies *bodies;
     kl_uuid_pool *ids;
     int reqs, results, anchors, reader; /* stack slots (reader: p_read) */
-    char msg[300];              /* why the last request could not be described */
-    int no_room;                /* a result found no room on the Lua stack */
+    char msg[300];                      /* why the last request could not be described */
+    int no_room;                        /* a result found no room on the Lua stack */
 } batch_ctx;
 
 static int batch_get(void *ud, size_t index, size_t slot, kl_request *req) {
@@ -112,15 +112,26 @@ static void batch_done(void *ud, size_t index, size_t slot, kl_client *sc, int r
     batch_ctx *b = ud;
     lua_State *L = b->L;
     (void)slot;
-    if (!lua_checkstack(L, 2)) { b->no_room = 1; return; }
+    if (!lua_checkstack(L, 2)) {
+        b->no_room = 1;
+        return;
+    }
     lua_createtable(L, 2, 1);
     if (rc == KL_OK) {
-        if (lk_push_response(L, sc) != 0) { lua_pop(L, 1); b->no_room = 1; return; }
+        if (lk_push_response(L, sc) != 0) {
+            lua_pop(L, 1);
+            b->no_room = 1;
+            return;
+        }
         lua_rawseti(L, -2, 1);
     } else {
         lua_pushboolean(L, 0);
         lua_rawseti(L, -2, 1);
-        if (lk_push_error_table(L, sc) != 0) { lua_pop(L, 1); b->no_room = 1; return; }
+        if (lk_push_error_table(L, sc) != 0) {
+            lua_pop(L, 1);
+            b->no_room = 1;
+            return;
+        }
         if (b->msg[0] && rc == KL_ERR_USAGE) {
             lua_pushstring(L, b->msg);
             lua_setfield(L, -2, "detail");
@@ -154,7 +165,10 @@ int kl_lua_batch(lua_State *L) {
     lua_createtable(L, (int)n, 0); /* 4: results */
     lua_newtable(L);               /* 5: anchors */
     nslots = n < (size_t)conc ? n : (size_t)conc;
-    if (nslots == 0) { lua_pushvalue(L, 4); return 1; }
+    if (nslots == 0) {
+        lua_pushvalue(L, 4);
+        return 1;
+    }
     b.ss = lua_newuserdata(L, sizeof(lk_scratches) + nslots * sizeof(lk_scratch)); /* 6 */
     memset(b.ss, 0, sizeof(lk_scratches) + nslots * sizeof(lk_scratch));
     b.ss->n = nslots;
@@ -205,4 +219,3 @@ int kl_lua_batch(lua_State *L) {
     lua_settop(L, 4);
     return 1;
 }
-

@@ -113,9 +113,7 @@ static int l_next(lua_State *L) {
         lua_pushliteral(L, "wait");
         lua_pushnumber(L, kl_usec_to_sec(wait));
         return 2;
-    case KL_STEP_SEND:
-        lua_pushliteral(L, "send");
-        return 1;
+    case KL_STEP_SEND: lua_pushliteral(L, "send"); return 1;
     case KL_STEP_FEED: {
         double block;
         long remaining, reset;
@@ -128,9 +126,7 @@ static int l_next(lua_State *L) {
         push_or_nil(L, reset >= 0, (double)reset);
         return 6;
     }
-    case KL_STEP_DONE:
-        lua_pushliteral(L, "done");
-        return 1;
+    case KL_STEP_DONE: lua_pushliteral(L, "done"); return 1;
     default: {
         const kl_error *e = kl_last_error(c);
         int own = !u->k.answered;
@@ -207,9 +203,8 @@ static int l_gc(lua_State *L) {
     return 0;
 }
 
-static const luaL_Reg call_methods[] = {
-    {"next", l_next}, {"limited", l_limited}, {"answer", l_answer}, {"failed", l_failed},
-    {"info", l_info}, {NULL, NULL}};
+static const luaL_Reg call_methods[] = {{"next", l_next},     {"limited", l_limited}, {"answer", l_answer},
+                                        {"failed", l_failed}, {"info", l_info},       {NULL, NULL}};
 
 void kl_lua_call_register(lua_State *L) {
     const luaL_Reg *r;

@@ -99,7 +99,10 @@ static void observe(void *ud, const kl_attempt *a) {
 
 static int opt_hook(lua_State *L, int t, const char *k) {
     lua_getfield(L, t, k);
-    if (lua_isnil(L, -1)) { lua_pop(L, 1); return LUA_NOREF; }
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return LUA_NOREF;
+    }
     if (lua_type(L, -1) != LUA_TFUNCTION)
         luaL_error(L, "klaviyo.core.new: option %s must be a function, got %s", k, luaL_typename(L, -1));
     return luaL_ref(L, LUA_REGISTRYINDEX);
@@ -112,7 +115,10 @@ static int opt_hook(lua_State *L, int t, const char *k) {
 static const char *opt_string(lua_State *L, int t, const char *k, const char **nul) {
     const char *s;
     lua_getfield(L, t, k);
-    if (lua_isnil(L, -1)) { lua_pop(L, 1); return NULL; }
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return NULL;
+    }
     if (lua_type(L, -1) != LUA_TSTRING)
         luaL_error(L, "klaviyo.core.new: option %s must be a string, got %s", k, luaL_typename(L, -1));
     if (lk_has_nul(L, -1)) {
@@ -131,7 +137,10 @@ static const char *opt_string(lua_State *L, int t, const char *k, const char **n
 static double opt_number(lua_State *L, int t, const char *k) {
     double v;
     lua_getfield(L, t, k);
-    if (lua_isnil(L, -1)) { lua_pop(L, 1); return 0; }
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
     if (lua_type(L, -1) != LUA_TNUMBER)
         luaL_error(L, "klaviyo.core.new: option %s must be a number, got %s", k, luaL_typename(L, -1));
     v = lua_tonumber(L, -1);
@@ -155,13 +164,12 @@ static int opt_count(lua_State *L, int t, const char *k) {
     return (int)v;
 }
 
-static const char *const new_options[] = {"base_url", "api_key", "access_token", "public_key", "revision",
-                                          "timeout", "connect_timeout", "user_agent", "limiter",
-                                          "limiter_url", "limiter_prefix", "limiter_safety",
-                                          "limiter_script", "account", "retry_attempts",
-                                          "retry_max_time", "retry_base", "retry_cap", "proxy",
-                                          "ca_file", "ca_path", "client_cert", "client_key",
-                                          "on_request", "on_response", NULL};
+static const char *const new_options[] = {
+    "base_url",        "api_key",    "access_token",   "public_key",     "revision",       "timeout",
+    "connect_timeout", "user_agent", "limiter",        "limiter_url",    "limiter_prefix", "limiter_safety",
+    "limiter_script",  "account",    "retry_attempts", "retry_max_time", "retry_base",     "retry_cap",
+    "proxy",           "ca_file",    "ca_path",        "client_cert",    "client_key",     "on_request",
+    "on_response",     NULL};
 
 int kl_lua_new(lua_State *L) {
     kl_options o;
@@ -181,7 +189,8 @@ int kl_lua_new(lua_State *L) {
         }
         if (!known) {
             lua_pushvalue(L, -1);
-            return luaL_error(L, "klaviyo.core.new: unknown option %s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(non-string key)");
+            return luaL_error(L, "klaviyo.core.new: unknown option %s",
+                              lua_tostring(L, -1) ? lua_tostring(L, -1) : "(non-string key)");
         }
     }
     memset(&o, 0, sizeof o);
@@ -311,14 +320,23 @@ int kl_lua_interpret(lua_State *L) {
     if (!lua_isnoneornil(L, ht)) {
         lua_pushnil(L);
         while (lua_next(L, ht)) {
-            if (lua_type(L, -2) != LUA_TSTRING) { free(hs); return luaL_argerror(L, 3, "header names must be strings"); }
+            if (lua_type(L, -2) != LUA_TSTRING) {
+                free(hs);
+                return luaL_argerror(L, 3, "header names must be strings");
+            }
             if (lua_type(L, -1) == LUA_TSTRING) {
                 if (n == cap) {
                     void *nn = realloc(hs, (cap = cap ? cap * 2 : 16) * sizeof *hs);
-                    if (!nn) { free(hs); return luaL_error(L, "klaviyo.core: out of memory"); }
+                    if (!nn) {
+                        free(hs);
+                        return luaL_error(L, "klaviyo.core: out of memory");
+                    }
                     hs = nn;
                 }
-                if (lk_has_nul(L, -2) || lk_has_nul(L, -1)) { free(hs); return luaL_argerror(L, 3, "a header holds a NUL byte"); }
+                if (lk_has_nul(L, -2) || lk_has_nul(L, -1)) {
+                    free(hs);
+                    return luaL_argerror(L, 3, "a header holds a NUL byte");
+                }
                 hs[n].name = (char *)lua_tostring(L, -2);
                 hs[n].value = (char *)lua_tostring(L, -1);
                 n++;
@@ -326,15 +344,24 @@ int kl_lua_interpret(lua_State *L) {
                 int k, m = (int)kl_rawlen(L, -1);
                 for (k = 1; k <= m; k++) {
                     lua_rawgeti(L, -1, k);
-                    if (lua_type(L, -1) != LUA_TSTRING) { free(hs); return luaL_argerror(L, 3, "header values must be strings"); }
+                    if (lua_type(L, -1) != LUA_TSTRING) {
+                        free(hs);
+                        return luaL_argerror(L, 3, "header values must be strings");
+                    }
                     lua_pop(L, 1); /* the list keeps it alive */
                     if (n == cap) {
                         void *nn = realloc(hs, (cap = cap ? cap * 2 : 16) * sizeof *hs);
-                        if (!nn) { free(hs); return luaL_error(L, "klaviyo.core: out of memory"); }
+                        if (!nn) {
+                            free(hs);
+                            return luaL_error(L, "klaviyo.core: out of memory");
+                        }
                         hs = nn;
                     }
                     lua_rawgeti(L, -1, k);
-                    if (lk_has_nul(L, -3) || lk_has_nul(L, -1)) { free(hs); return luaL_argerror(L, 3, "a header holds a NUL byte"); }
+                    if (lk_has_nul(L, -3) || lk_has_nul(L, -1)) {
+                        free(hs);
+                        return luaL_argerror(L, 3, "a header holds a NUL byte");
+                    }
                     hs[n].name = (char *)lua_tostring(L, -3);
                     hs[n].value = (char *)lua_tostring(L, -1);
                     lua_pop(L, 1);
@@ -380,7 +407,10 @@ int kl_lua_set_access_token(lua_State *L) {
 int kl_lua_close(lua_State *L) {
     lk_client *u = luaL_checkudata(L, 1, MT);
     if (u->in_hook) return luaL_error(L, "klaviyo: a hook cannot close the client that called it");
-    if (u->c) { kl_free(u->c); u->c = NULL; }
+    if (u->c) {
+        kl_free(u->c);
+        u->c = NULL;
+    }
     lk_scratch_free(&u->s);
     luaL_unref(L, LUA_REGISTRYINDEX, u->on_request);
     luaL_unref(L, LUA_REGISTRYINDEX, u->on_response);
@@ -394,4 +424,3 @@ int kl_lua_tostring(lua_State *L) {
     lua_pushfstring(L, "klaviyo.core.client (%s)", u->c ? "open" : "closed");
     return 1;
 }
-

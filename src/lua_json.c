@@ -24,29 +24,27 @@
 
 /* ---- output buffer ---- */
 
-void kl_json_grow(enc *e, size_t need)
-{
+void kl_json_grow(enc *e, size_t need) {
     size_t cap = e->cap * 2;
     char *nb;
     while (cap < e->len + need) cap *= 2;
     if (e->out) {
         nb = (char *)realloc(e->buf, cap);
         if (!nb) luaL_error(e->L, "klaviyo: out of memory encoding a request body");
-        e->out->p = e->buf = nb;                /* the owner frees it, even after a raise */
+        e->out->p = e->buf = nb; /* the owner frees it, even after a raise */
         e->out->cap = e->cap = cap;
         return;
     }
-    nb = (char *)lua_newuserdata(e->L, cap);   /* raises on OOM: nothing leaks */
+    nb = (char *)lua_newuserdata(e->L, cap); /* raises on OOM: nothing leaks */
     memcpy(nb, e->buf, e->len);
-    lua_replace(e->L, e->bufslot);              /* the old block becomes garbage */
+    lua_replace(e->L, e->bufslot); /* the old block becomes garbage */
     e->buf = nb;
     e->cap = cap;
 }
 
 /* ---- error messages with the path of the offending value ---- */
 
-static int is_ident(const char *s, size_t n)
-{
+static int is_ident(const char *s, size_t n) {
     size_t i;
     if (n == 0 || n > 64) return 0;
     for (i = 0; i < n; i++) {
@@ -59,8 +57,7 @@ static int is_ident(const char *s, size_t n)
 
 /* Writes "<path of the first nlevels children>: <msg>" over the output (which is
  * abandoned on error) and returns -1. Very long paths keep their two ends. */
-int kl_json_fail(enc *e, int nlevels, const char *msg)
-{
+int kl_json_fail(enc *e, int nlevels, const char *msg) {
     char tmp[32];
     size_t path_len;
     int i;
@@ -105,8 +102,7 @@ int kl_json_fail(enc *e, int nlevels, const char *msg)
     return -1;
 }
 
-int kl_json_refuse(enc *e, int nlevels, const char *code, long long num, const char *msg)
-{
+int kl_json_refuse(enc *e, int nlevels, const char *code, long long num, const char *msg) {
     e->code = code;
     e->num = num;
     e->levels = nlevels;
@@ -120,8 +116,7 @@ static int encode_value(enc *e, int idx);
 enum { KIND_AUTO, KIND_ARRAY, KIND_OBJECT, KIND_NULL };
 
 /* Reads __jsontype from the metatable (raw access: no metamethods run). */
-static int table_kind(enc *e, int idx)
-{
+static int table_kind(enc *e, int idx) {
     lua_State *L = e->L;
     int kind = KIND_AUTO;
     if (!lua_getmetatable(L, idx)) return KIND_AUTO;
@@ -144,8 +139,7 @@ static int table_kind(enc *e, int idx)
 }
 
 /* Number key -> 1-based index, or 0 if it is not a positive integer. */
-static long long key_index(lua_State *L, int idx)
-{
+static long long key_index(lua_State *L, int idx) {
     double d;
 #if LUA_VERSION_NUM >= 503
     if (lua_isinteger(L, idx)) {
@@ -158,23 +152,19 @@ static long long key_index(lua_State *L, int idx)
     return 0;
 }
 
-static int bad_key(enc *e, int keyidx)
-{
+static int bad_key(enc *e, int keyidx) {
     char msg[128];
     int t = lua_type(e->L, keyidx);
     if (t == LUA_TNUMBER)
         snprintf(msg, sizeof msg, "number key %.17g cannot be encoded as JSON (array keys are 1..n)",
                  (double)lua_tonumber(e->L, keyidx));
-    else
-        snprintf(msg, sizeof msg, "%s key cannot be encoded as JSON (object keys are strings)",
-                 lua_typename(e->L, t));
+    else snprintf(msg, sizeof msg, "%s key cannot be encoded as JSON (object keys are strings)", lua_typename(e->L, t));
     e->what = lua_typename(e->L, t);
     return kl_json_refuse(e, e->depth, t == LUA_TNUMBER ? "key_number" : "key_type", 0, msg);
 }
 
 /* Is the object being opened (frame depth - 1) at the stamp path? */
-static int at_stamp_path(const enc *e)
-{
+static int at_stamp_path(const enc *e) {
     const kl_json_stamp *s = e->stamp;
     int i;
     if (!s || e->depth - 1 != s->n) return 0;
@@ -191,8 +181,7 @@ static int at_stamp_path(const enc *e)
 }
 
 /* ,"unique_id":"<uuid>" (without the comma for an empty object) */
-static int put_unique_id(enc *e, int first)
-{
+static int put_unique_id(enc *e, int first) {
     char id[37];
     if (kl_uuid4(e->stamp->pool, id) != 0)
         return kl_json_fail(e, e->depth, "no random bytes for a unique_id (/dev/urandom unreadable)");
@@ -205,8 +194,7 @@ static int put_unique_id(enc *e, int first)
 
 /* ktype: the type of the first key, which the caller's lua_next left on the stack with its
  * value (at vidx - 1 and vidx: the same slots for every key). */
-static int encode_object(enc *e, int idx, int kind, int ktype)
-{
+static int encode_object(enc *e, int idx, int kind, int ktype) {
     lua_State *L = e->L;
     frame *f = &e->frames[e->depth - 1];
     int first = 1, stamp = at_stamp_path(e), vidx = lua_gettop(L), t = ktype;
@@ -217,9 +205,9 @@ static int encode_object(enc *e, int idx, int kind, int ktype)
         if (t != LUA_TSTRING) {
             if (t == LUA_TNUMBER && key_index(L, -2)) {
                 e->depth--;
-                return kl_json_refuse(e, e->depth, "mixed", 0, kind == KIND_OBJECT
-                    ? "table marked as object has an array (number) key"
-                    : "table mixes array (number) and object (string) keys");
+                return kl_json_refuse(e, e->depth, "mixed", 0,
+                                      kind == KIND_OBJECT ? "table marked as object has an array (number) key"
+                                                          : "table mixes array (number) and object (string) keys");
             }
             e->depth--;
             return bad_key(e, -2);
@@ -243,8 +231,7 @@ static int encode_object(enc *e, int idx, int kind, int ktype)
     return 0;
 }
 
-static int encode_array(enc *e, int idx, int kind)
-{
+static int encode_array(enc *e, int idx, int kind) {
     lua_State *L = e->L;
     frame *f = &e->frames[e->depth - 1];
     long long count = 0, max = 0, i;
@@ -257,9 +244,9 @@ static int encode_array(enc *e, int idx, int kind)
         if (lua_type(L, -1) != LUA_TNUMBER || (k = key_index(L, -1)) == 0) {
             if (lua_type(L, -1) == LUA_TSTRING) {
                 e->depth--;
-                return kl_json_refuse(e, e->depth, "mixed", 0, kind == KIND_ARRAY
-                    ? "table marked as array has a string key"
-                    : "table mixes array (number) and object (string) keys");
+                return kl_json_refuse(e, e->depth, "mixed", 0,
+                                      kind == KIND_ARRAY ? "table marked as array has a string key"
+                                                         : "table mixes array (number) and object (string) keys");
             }
             e->depth--;
             return bad_key(e, -1);
@@ -269,8 +256,10 @@ static int encode_array(enc *e, int idx, int kind)
     }
     if (max != count) {
         char msg[128];
-        snprintf(msg, sizeof msg, "sparse array (%lld values, largest index %lld) cannot be "
-                 "encoded as JSON", count, max);
+        snprintf(msg, sizeof msg,
+                 "sparse array (%lld values, largest index %lld) cannot be "
+                 "encoded as JSON",
+                 count, max);
         e->depth--;
         return kl_json_refuse(e, e->depth, "sparse", max, msg);
     }
@@ -291,13 +280,15 @@ static int encode_array(enc *e, int idx, int kind)
     return 0;
 }
 
-static int encode_table(enc *e, int idx)
-{
+static int encode_table(enc *e, int idx) {
     lua_State *L = e->L;
     const void *self;
     int kind, i, rc, ktype;
     if ((kind = table_kind(e, idx)) < 0) return -1;
-    if (kind == KIND_NULL) { put(e, "null", 4); return 0; }
+    if (kind == KIND_NULL) {
+        put(e, "null", 4);
+        return 0;
+    }
     if (e->depth >= e->max_depth) {
         char msg[96];
         snprintf(msg, sizeof msg, "nested deeper than max_depth (%d) levels", e->max_depth);
@@ -306,7 +297,8 @@ static int encode_table(enc *e, int idx)
     self = lua_topointer(L, idx);
     for (i = 0; i < e->depth; i++)
         if (e->frames[i].table == self)
-            return kl_json_refuse(e, e->depth, "cycle", 0, "table contains itself (cycle) and cannot be encoded as JSON");
+            return kl_json_refuse(e, e->depth, "cycle", 0,
+                                  "table contains itself (cycle) and cannot be encoded as JSON");
     /* each level holds a key and a value (and table_kind 2 more for a moment): room for the
      * next 8 levels is made every 8 levels, not at each table */
     if ((e->depth & 7) == 0 && !lua_checkstack(L, 2 * 8 + 4))
@@ -328,26 +320,21 @@ static int encode_table(enc *e, int idx)
         return 0;
     }
     ktype = lua_type(L, -2);
-    if (kind == KIND_OBJECT || (kind == KIND_AUTO && ktype == LUA_TSTRING))
-        rc = encode_object(e, idx, kind, ktype);
-    else
-        rc = encode_array(e, idx, kind);
+    if (kind == KIND_OBJECT || (kind == KIND_AUTO && ktype == LUA_TSTRING)) rc = encode_object(e, idx, kind, ktype);
+    else rc = encode_array(e, idx, kind);
     if (rc == 0) e->depth--;
     return rc;
 }
 
-static int encode_value(enc *e, int idx)
-{
+static int encode_value(enc *e, int idx) {
     lua_State *L = e->L;
     switch (lua_type(L, idx)) {
-    case LUA_TNIL:
-        put(e, "null", 4);
-        return 0;
+    case LUA_TNIL: put(e, "null", 4); return 0;
     case LUA_TBOOLEAN:
-        if (lua_toboolean(L, idx)) put(e, "true", 4); else put(e, "false", 5);
+        if (lua_toboolean(L, idx)) put(e, "true", 4);
+        else put(e, "false", 5);
         return 0;
-    case LUA_TNUMBER:
-        return kl_json_put_number(e, idx);
+    case LUA_TNUMBER: return kl_json_put_number(e, idx);
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
@@ -356,10 +343,12 @@ static int encode_value(enc *e, int idx)
         if (kl_json_put_string(e, s, n) < 0) return kl_json_refuse(e, e->depth, "utf8", 0, "string is not valid UTF-8");
         return 0;
     }
-    case LUA_TTABLE:
-        return encode_table(e, idx);
+    case LUA_TTABLE: return encode_table(e, idx);
     case LUA_TLIGHTUSERDATA:
-        if (lua_touserdata(L, idx) == NULL) { put(e, "null", 4); return 0; }
+        if (lua_touserdata(L, idx) == NULL) {
+            put(e, "null", 4);
+            return 0;
+        }
         e->what = "lightuserdata";
         return kl_json_refuse(e, e->depth, "type", 0, "lightuserdata other than cjson.null cannot be encoded as JSON");
     default: {
@@ -373,8 +362,7 @@ static int encode_value(enc *e, int idx)
 
 /* ---- entry point ---- */
 
-static int read_max_depth(lua_State *L)
-{
+static int read_max_depth(lua_State *L) {
     int max_depth = KL_JSON_DEFAULT_MAX_DEPTH;
     if (lua_isnoneornil(L, 2)) return max_depth;
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -383,8 +371,7 @@ static int read_max_depth(lua_State *L)
         if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "max_depth") == 0) {
             lua_Number d = lua_tonumber(L, -1);
             /* range first: casting NaN or a huge number to int is undefined */
-            if (lua_type(L, -1) != LUA_TNUMBER || !(d >= 1 && d <= KL_JSON_MAX_DEPTH_LIMIT)
-                || d != (lua_Number)(int)d)
+            if (lua_type(L, -1) != LUA_TNUMBER || !(d >= 1 && d <= KL_JSON_MAX_DEPTH_LIMIT) || d != (lua_Number)(int)d)
                 luaL_argerror(L, 2, "max_depth must be an integer from 1 to 1000");
             max_depth = (int)d;
         } else if (lua_type(L, -2) == LUA_TSTRING) {
@@ -399,8 +386,7 @@ static int read_max_depth(lua_State *L)
 
 /* The encoder over the value at idx, its output growing into the Lua stack slot bufslot;
  * frames on the C stack (inline) unless max_depth needs more. */
-static int run(lua_State *L, enc *e, frame *inline_frames, int idx, int bufslot)
-{
+static int run(lua_State *L, enc *e, frame *inline_frames, int idx, int bufslot) {
     e->L = L;
     e->buf = e->inline_buf;
     e->len = 0;
@@ -412,15 +398,12 @@ static int run(lua_State *L, enc *e, frame *inline_frames, int idx, int bufslot)
     e->code = e->what = NULL;
     e->num = 0;
     e->levels = 0;
-    if (e->max_depth <= INLINE_DEPTH)
-        e->frames = inline_frames;
-    else
-        e->frames = (frame *)lua_newuserdata(L, sizeof(frame) * (size_t)e->max_depth);
+    if (e->max_depth <= INLINE_DEPTH) e->frames = inline_frames;
+    else e->frames = (frame *)lua_newuserdata(L, sizeof(frame) * (size_t)e->max_depth);
     return encode_value(e, idx);
 }
 
-int kl_lua_encode(lua_State *L)
-{
+int kl_lua_encode(lua_State *L) {
     enc e;
     frame inline_frames[INLINE_DEPTH];
     luaL_checkany(L, 1);
@@ -428,8 +411,8 @@ int kl_lua_encode(lua_State *L)
     e.max_string = 0;
     e.max_items = 0;
     lua_settop(L, 2);
-    lua_pushnil(L);                       /* slot 3: owner of the grown buffer */
-    if (run(L, &e, inline_frames, 1, 3) < 0) {   /* the buffer holds the message */
+    lua_pushnil(L);                            /* slot 3: owner of the grown buffer */
+    if (run(L, &e, inline_frames, 1, 3) < 0) { /* the buffer holds the message */
         lua_pushnil(L);
         lua_pushlstring(L, e.buf, e.len);
         return 2;
@@ -439,8 +422,7 @@ int kl_lua_encode(lua_State *L)
 }
 
 /* A limit argument of core.measure: nil for none, else an integer from 1. */
-static double limit_arg(lua_State *L, int i, double hi)
-{
+static double limit_arg(lua_State *L, int i, double hi) {
     double v;
     if (lua_isnoneornil(L, i)) return 0;
     v = luaL_checknumber(L, i);
@@ -448,8 +430,7 @@ static double limit_arg(lua_State *L, int i, double hi)
     return v;
 }
 
-int kl_lua_measure(lua_State *L)
-{
+int kl_lua_measure(lua_State *L) {
     enc e;
     frame inline_frames[INLINE_DEPTH];
     char tmp[32];
@@ -460,7 +441,7 @@ int kl_lua_measure(lua_State *L)
     e.max_depth = (int)limit_arg(L, 4, KL_JSON_MAX_DEPTH_LIMIT);
     if (!e.max_depth) e.max_depth = KL_JSON_MAX_DEPTH_LIMIT;
     lua_settop(L, 4);
-    lua_pushnil(L);                       /* slot 5: owner of the grown buffer */
+    lua_pushnil(L); /* slot 5: owner of the grown buffer */
     if (run(L, &e, inline_frames, 1, 5) == 0) {
         lua_pushinteger(L, (lua_Integer)e.len);
         return 1;
@@ -498,12 +479,11 @@ int kl_lua_measure(lua_State *L)
     return 5;
 }
 
-int kl_json_encode_to(lua_State *L, int idx, kl_json_out *out, const kl_json_stamp *stamp)
-{
+int kl_json_encode_to(lua_State *L, int idx, kl_json_out *out, const kl_json_stamp *stamp) {
     enc e;
     frame frames[INLINE_DEPTH];
     int top = lua_gettop(L), rc;
-    if (idx < 0) idx = top + idx + 1;   /* absolute: the encoder pushes */
+    if (idx < 0) idx = top + idx + 1; /* absolute: the encoder pushes */
     if (out->cap - out->len < INLINE_BUF) {
         size_t cap = out->cap ? out->cap : INLINE_BUF;
         char *nb;
@@ -536,8 +516,7 @@ int kl_json_encode_to(lua_State *L, int idx, kl_json_out *out, const kl_json_sta
 /* Test-only module `klaviyo.json_shim` (built by mk/limiter.mk) so the encoder's
  * specs can run before or without the full klaviyo.core. */
 int luaopen_klaviyo_json_shim(lua_State *L);
-int luaopen_klaviyo_json_shim(lua_State *L)
-{
+int luaopen_klaviyo_json_shim(lua_State *L) {
     lua_newtable(L);
     lua_pushcfunction(L, kl_lua_encode);
     lua_setfield(L, -2, "encode");

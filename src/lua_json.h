@@ -36,7 +36,7 @@
 
 /* Default and largest accepted `max_depth` (containers nested in containers). */
 #define KL_JSON_DEFAULT_MAX_DEPTH 100
-#define KL_JSON_MAX_DEPTH_LIMIT   1000
+#define KL_JSON_MAX_DEPTH_LIMIT 1000
 
 /* lua_CFunction: (value [, options]) -> string | nil, msg */
 int kl_lua_encode(lua_State *L);

@@ -11,25 +11,25 @@
 #include <lauxlib.h>
 #include <string.h>
 
-#define INLINE_BUF   1024   /* most Klaviyo bodies fit here: no allocation */
-#define INLINE_DEPTH 128    /* frames for max_depth <= this live on the C stack */
-#define MAX_PATH_SHOWN 240  /* longer paths in error messages are cut in the middle */
+#define INLINE_BUF 1024    /* most Klaviyo bodies fit here: no allocation */
+#define INLINE_DEPTH 128   /* frames for max_depth <= this live on the C stack */
+#define MAX_PATH_SHOWN 240 /* longer paths in error messages are cut in the middle */
 
 /* One open table: its identity (cycle check) and the child being encoded
  * (path for error messages). */
 typedef struct {
     const void *table;
-    const char *key;     /* string key of the current child, or NULL */
+    const char *key; /* string key of the current child, or NULL */
     size_t keylen;
-    long long index;     /* 1-based array index of the current child */
+    long long index; /* 1-based array index of the current child */
 } frame;
 
 typedef struct {
     lua_State *L;
     char *buf;
     size_t len, cap;
-    int bufslot;         /* stack slot owning buf once it left inline_buf */
-    kl_json_out *out;    /* or: buf is out->p, grown with realloc */
+    int bufslot;      /* stack slot owning buf once it left inline_buf */
+    kl_json_out *out; /* or: buf is out->p, grown with realloc */
     const kl_json_stamp *stamp;
     frame *frames;
     int depth, max_depth;
@@ -47,20 +47,17 @@ typedef struct {
 /* Grows the output to hold need more bytes (raises on out of memory: nothing leaks). */
 void kl_json_grow(enc *e, size_t need);
 
-static inline void reserve(enc *e, size_t need)
-{
+static inline void reserve(enc *e, size_t need) {
     if (e->cap - e->len < need) kl_json_grow(e, need);
 }
 
-static inline void put(enc *e, const char *s, size_t n)
-{
+static inline void put(enc *e, const char *s, size_t n) {
     reserve(e, n);
     memcpy(e->buf + e->len, s, n);
     e->len += n;
 }
 
-static inline void putc_(enc *e, char c)
-{
+static inline void putc_(enc *e, char c) {
     reserve(e, 1);
     e->buf[e->len++] = c;
 }

@@ -10,12 +10,14 @@
 #include <stdlib.h>
 
 
-static void put_int(enc *e, long long v)
-{
+static void put_int(enc *e, long long v) {
     char tmp[24];
     char *p = tmp + sizeof tmp;
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do { *--p = (char)('0' + u % 10); u /= 10; } while (u);
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
     if (v < 0) *--p = '-';
     put(e, p, (size_t)(tmp + sizeof tmp - p));
 }
@@ -23,8 +25,7 @@ static void put_int(enc *e, long long v)
 /* Prices and quantities (9.99, 0.5, 1234.56): the fewest decimals, up to 6, whose value
  * m / 10^k is exactly d. m and 10^k are exact doubles and the division is correctly rounded,
  * so reading the decimal back gives d; no printf/strtod round trip. 0 when d is not one. */
-static int put_short_decimal(enc *e, double d)
-{
+static int put_short_decimal(enc *e, double d) {
     static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
     static const long long ip10[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
     double a = d < 0 ? -d : d;
@@ -37,7 +38,10 @@ static int put_short_decimal(enc *e, double d)
             char frac[8];
             if (d < 0) putc_(e, '-');
             put_int(e, ip);
-            for (i = k - 1; i >= 0; i--) { frac[i] = (char)('0' + fp % 10); fp /= 10; }
+            for (i = k - 1; i >= 0; i--) {
+                frac[i] = (char)('0' + fp % 10);
+                fp /= 10;
+            }
             putc_(e, '.');
             put(e, frac, (size_t)k);
             return 1;
@@ -46,8 +50,7 @@ static int put_short_decimal(enc *e, double d)
     return 0;
 }
 
-int kl_json_put_number(enc *e, int idx)
-{
+int kl_json_put_number(enc *e, int idx) {
     double d;
     char tmp[40];
     int prec, n, i, dot = 0;
@@ -59,8 +62,9 @@ int kl_json_put_number(enc *e, int idx)
 #endif
     d = (double)lua_tonumber(e->L, idx);
     if (isnan(d)) return kl_json_refuse(e, e->depth, "nan", 0, "NaN cannot be encoded as JSON");
-    if (isinf(d)) return kl_json_refuse(e, e->depth, "inf", 0, d > 0 ? "inf cannot be encoded as JSON"
-                                                 : "-inf cannot be encoded as JSON");
+    if (isinf(d))
+        return kl_json_refuse(e, e->depth, "inf", 0,
+                              d > 0 ? "inf cannot be encoded as JSON" : "-inf cannot be encoded as JSON");
     /* Integral values print as exact digits (Lua 5.1 has no integer type, and
      * "5" reads better than "5.0" to Klaviyo's validators). */
     if (d > -9223372036854775808.0 && d < 9223372036854775808.0 && (double)(long long)d == d) {
@@ -89,20 +93,18 @@ int kl_json_put_number(enc *e, int idx)
 
 /* Byte classes: 0 copied as is, 1 escaped, 2 starts a multi-byte UTF-8 sequence. */
 static const unsigned char byte_class[256] = {
-    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
-    0,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
-    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,1,0,0,0,
-    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
-    2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2, 2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
-    2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2, 2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
-    2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2, 2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
-    2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2, 2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
 };
 
 /* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong forms,
  * no surrogates, nothing above U+10FFFF), or 0 if it is not one. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
+static size_t utf8_len(const unsigned char *s, size_t n) {
     unsigned char c = s[0];
     unsigned char lo = 0x80, hi = 0xBF;
     size_t len, i;
@@ -128,8 +130,7 @@ static size_t utf8_len(const unsigned char *s, size_t n)
  * (x | 0x80) - 0x20 clears bit 7 of (that byte), and the same for x ^ '"' and x ^ '\\' below 1. */
 #define SWAR_ONES 0x0101010101010101ULL
 #define SWAR_HIGH 0x8080808080808080ULL
-static inline int word_needs_care(uint64_t w)
-{
+static inline int word_needs_care(uint64_t w) {
     uint64_t hi = w | SWAR_HIGH;
     uint64_t ctl = ~(hi - SWAR_ONES * 0x20);
     uint64_t quo = ~(((w ^ (SWAR_ONES * '"')) | SWAR_HIGH) - SWAR_ONES);
@@ -140,8 +141,7 @@ static inline int word_needs_care(uint64_t w)
 /* Writes s as a JSON string; returns -1 (without a message) on invalid UTF-8. Plain runs are
  * copied 8 bytes at a time once checked (most keys and values are plain ASCII); the rest byte
  * by byte. Room for the common case is reserved once. */
-int kl_json_put_string(enc *e, const char *str, size_t n)
-{
+int kl_json_put_string(enc *e, const char *str, size_t n) {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
@@ -165,7 +165,7 @@ int kl_json_put_string(enc *e, const char *str, size_t n)
             uint32_t x, y;
             memcpy(&x, s, 4);
             memcpy(&y, s + n - 4, 4);
-            a = (uint64_t)x << 32 | y;   /* both halves checked at once */
+            a = (uint64_t)x << 32 | y; /* both halves checked at once */
             if (!word_needs_care(a)) {
                 memcpy(o, &x, 4);
                 memcpy(o + n - 4, &y, 4);
@@ -187,10 +187,13 @@ int kl_json_put_string(enc *e, const char *str, size_t n)
         }
         c = s[i];
         cls = byte_class[c];
-        if (cls == 0) {   /* fewer than 8 bytes left, or a word with a special byte in it */
+        if (cls == 0) { /* fewer than 8 bytes left, or a word with a special byte in it */
             size_t end = n - i > 8 ? i + 8 : n;
-            do { *o++ = (char)c; i++; } while (i < end && (cls = byte_class[c = s[i]]) == 0);
-            if (cls == 0) continue;   /* the run ended: back to whole words */
+            do {
+                *o++ = (char)c;
+                i++;
+            } while (i < end && (cls = byte_class[c = s[i]]) == 0);
+            if (cls == 0) continue; /* the run ended: back to whole words */
         }
         if (cls == 2) {
             size_t l = utf8_len(s + i, n - i);
@@ -206,7 +209,7 @@ int kl_json_put_string(enc *e, const char *str, size_t n)
         o = e->buf + e->len;
         *o++ = '\\';
         switch (c) {
-        case '"':  *o++ = '"'; break;
+        case '"': *o++ = '"'; break;
         case '\\': *o++ = '\\'; break;
         case '\b': *o++ = 'b'; break;
         case '\f': *o++ = 'f'; break;
@@ -214,7 +217,9 @@ int kl_json_put_string(enc *e, const char *str, size_t n)
         case '\r': *o++ = 'r'; break;
         case '\t': *o++ = 't'; break;
         default:
-            *o++ = 'u'; *o++ = '0'; *o++ = '0';
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
             *o++ = hex[c >> 4];
             *o++ = hex[c & 15];
         }

@@ -56,25 +56,28 @@ static void kl_setfuncs(lua_State *L, const luaL_Reg *l) {
 #endif
 }
 
-static const luaL_Reg methods[] = {
-    {"request", kl_lua_request}, {"build", kl_lua_build},
-    {"interpret", kl_lua_interpret}, {"set_access_token", kl_lua_set_access_token}, {"close", kl_lua_close}, {"info", kl_lua_info},
-    {"batch", kl_lua_batch}, {NULL, NULL}};
+static const luaL_Reg methods[] = {{"request", kl_lua_request},     {"build", kl_lua_build},
+                                   {"interpret", kl_lua_interpret}, {"set_access_token", kl_lua_set_access_token},
+                                   {"close", kl_lua_close},         {"info", kl_lua_info},
+                                   {"batch", kl_lua_batch},         {NULL, NULL}};
 
-static const luaL_Reg funcs[] = {
-    {"new", kl_lua_new},
-    {"retry_decide", kl_lua_retry_decide},
-    {"account_key", kl_lua_account_key},
-    {"duration", kl_lua_duration},
-    {"encode", kl_lua_encode},
-    {"measure", kl_lua_measure},
-    {"sha256", kl_lua_sha256}, {"hmac_sha256", kl_lua_hmac_sha256},
-    {"random_bytes", kl_lua_random_bytes}, {"equal", kl_lua_equal},
-    {"spool_writer", kl_lua_spool_writer}, {"fsync_path", kl_lua_fsync_path},
-    {"spool_lock", kl_lua_spool_lock}, {"spool_check", kl_lua_spool_check},
-    {"spool_trailer", kl_lua_spool_trailer},
-    {"read_line", kl_lua_read_line},
-    {NULL, NULL}};
+static const luaL_Reg funcs[] = {{"new", kl_lua_new},
+                                 {"retry_decide", kl_lua_retry_decide},
+                                 {"account_key", kl_lua_account_key},
+                                 {"duration", kl_lua_duration},
+                                 {"encode", kl_lua_encode},
+                                 {"measure", kl_lua_measure},
+                                 {"sha256", kl_lua_sha256},
+                                 {"hmac_sha256", kl_lua_hmac_sha256},
+                                 {"random_bytes", kl_lua_random_bytes},
+                                 {"equal", kl_lua_equal},
+                                 {"spool_writer", kl_lua_spool_writer},
+                                 {"fsync_path", kl_lua_fsync_path},
+                                 {"spool_lock", kl_lua_spool_lock},
+                                 {"spool_check", kl_lua_spool_check},
+                                 {"spool_trailer", kl_lua_spool_trailer},
+                                 {"read_line", kl_lua_read_line},
+                                 {NULL, NULL}};
 
 int luaopen_klaviyo_core(lua_State *L);
 
@@ -109,4 +112,3 @@ int luaopen_klaviyo_core(lua_State *L) {
     lua_setfield(L, -2, "MAX_BODY");
     return 1;
 }
-

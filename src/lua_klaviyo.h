@@ -28,19 +28,19 @@ typedef struct lk_scratch {
     size_t qcap, hcap;
     const char **pool; /* path params and list items */
     size_t pcap;
-    size_t *qoff;      /* per query parameter: its list's start in pool (lists only) */
+    size_t *qoff; /* per query parameter: its list's start in pool (lists only) */
     size_t qoffcap;
-    kl_json_out body;  /* a table body, encoded */
+    kl_json_out body; /* a table body, encoded */
 } lk_scratch;
 
 typedef struct lk_client {
     kl_client *c;
     lk_scratch s;
-    kl_uuid_pool ids; /* unique_ids stamped into event bodies */
-    lua_State *L;     /* the thread of the binding call in progress (the hooks run on it) */
+    kl_uuid_pool ids;            /* unique_ids stamped into event bodies */
+    lua_State *L;                /* the thread of the binding call in progress (the hooks run on it) */
     int on_request, on_response; /* registry refs of the hooks, or LUA_NOREF */
-    char hook_err[256]; /* the first error a hook raised in the last call, or "" */
-    int in_hook;        /* a hook is running: the client refuses to be used from it */
+    char hook_err[256];          /* the first error a hook raised in the last call, or "" */
+    int in_hook;                 /* a hook is running: the client refuses to be used from it */
 } lk_client;
 
 /* The client at index 1 (raises for anything else, or a closed client). */

@@ -15,7 +15,10 @@
 static double tfield(lua_State *L, const char *k, double dflt) {
     double v;
     lua_getfield(L, 1, k);
-    if (lua_isnil(L, -1)) { lua_pop(L, 1); return dflt; }
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return dflt;
+    }
     if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "klaviyo.core.retry_decide: %s must be a number", k);
     v = lua_tonumber(L, -1);
     lua_pop(L, 1);
@@ -70,10 +73,13 @@ int kl_lua_retry_decide(lua_State *L) {
     in.status = (long)tfield(L, "status", 0);
     lua_getfield(L, 1, "failure");
     f = lua_tostring(L, -1);
-    in.failure = !f ? KL_FAIL_NONE : strcmp(f, "not_sent") == 0 ? KL_FAIL_NOT_SENT
-               : strcmp(f, "maybe_sent") == 0 ? KL_FAIL_MAYBE_SENT : -1;
+    in.failure = !f                             ? KL_FAIL_NONE
+                 : strcmp(f, "not_sent") == 0   ? KL_FAIL_NOT_SENT
+                 : strcmp(f, "maybe_sent") == 0 ? KL_FAIL_MAYBE_SENT
+                                                : -1;
     lua_pop(L, 1);
-    if (in.failure < 0) return luaL_error(L, "klaviyo.core.retry_decide: failure must be \"not_sent\" or \"maybe_sent\"");
+    if (in.failure < 0)
+        return luaL_error(L, "klaviyo.core.retry_decide: failure must be \"not_sent\" or \"maybe_sent\"");
     in.attempt = (int)tfield(L, "attempt", 1);
     in.elapsed = tfield(L, "elapsed", 0);
     in.retry_after = tfield(L, "retry_after", -1);
@@ -89,4 +95,3 @@ int kl_lua_retry_decide(lua_State *L) {
     }
     return 2;
 }
-

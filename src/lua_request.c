@@ -10,7 +10,11 @@
 #include <string.h>
 
 void lk_scratch_free(lk_scratch *s) {
-    free(s->q); free(s->h); free(s->pool); free(s->qoff); free(s->body.p);
+    free(s->q);
+    free(s->h);
+    free(s->pool);
+    free(s->qoff);
+    free(s->body.p);
     memset(s, 0, sizeof *s);
 }
 
@@ -59,7 +63,10 @@ static int number_text(lua_State *L, int idx, int integral, char *buf, size_t si
     }
 #endif
     d = (double)lua_tonumber(L, idx);
-    if (d != d || d - d != 0) { *why = "is NaN or infinite"; return 0; }
+    if (d != d || d - d != 0) {
+        *why = "is NaN or infinite";
+        return 0;
+    }
     if (d == floor(d)) {
         if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) {
             *why = "is outside the 64-bit integer range";
@@ -68,7 +75,10 @@ static int number_text(lua_State *L, int idx, int integral, char *buf, size_t si
         snprintf(buf, size, "%lld", (long long)d);
         return 1;
     }
-    if (integral) { *why = "must be an integer"; return 0; }
+    if (integral) {
+        *why = "must be an integer";
+        return 0;
+    }
     for (prec = 15; prec < 17; prec++) {
         snprintf(buf, size, "%.*g", prec, d);
         if (strtod(buf, NULL) == d) break;
@@ -87,10 +97,16 @@ static const char *value_text(lua_State *L, int anchor, int *nanch, int integral
     char buf[48];
     int t = lua_type(L, -1);
     if (t == LUA_TSTRING) { /* alive: referenced by the request table */
-        if (lk_has_nul(L, -1)) { *why = "holds a NUL byte"; return NULL; }
+        if (lk_has_nul(L, -1)) {
+            *why = "holds a NUL byte";
+            return NULL;
+        }
         return lua_tostring(L, -1);
     }
-    if (t != LUA_TNUMBER) { *why = "must be a string or number"; return NULL; }
+    if (t != LUA_TNUMBER) {
+        *why = "must be a string or number";
+        return NULL;
+    }
     if (!number_text(L, -1, integral, buf, sizeof buf, why)) return NULL;
     if (lua_isnil(L, anchor)) {
         lua_newtable(L);
@@ -108,7 +124,8 @@ static const char *value_text(lua_State *L, int anchor, int *nanch, int integral
 
 static void field_type(lua_State *L, const char *k, int want) {
     if (lua_type(L, -1) != want)
-        luaL_error(L, "klaviyo.core: request field %s must be a %s, got %s", k, lua_typename(L, want), luaL_typename(L, -1));
+        luaL_error(L, "klaviyo.core: request field %s must be a %s, got %s", k, lua_typename(L, want),
+                   luaL_typename(L, -1));
 }
 
 /* A string field of the request (operation, method, path, url, revision, auth), for C. */
@@ -203,8 +220,13 @@ static void read_pairs(lua_State *L, lk_scratch *u, parsed *p, int *nanch, int i
         }
         lua_pop(L, 2);
     }
-    if (is_query) { p->r.query = *arr; p->r.n_query = (size_t)n; }
-    else { p->r.headers = *arr; p->r.n_headers = (size_t)n; }
+    if (is_query) {
+        p->r.query = *arr;
+        p->r.n_query = (size_t)n;
+    } else {
+        p->r.headers = *arr;
+        p->r.n_headers = (size_t)n;
+    }
 }
 
 #define STAMP_KEY "klaviyo.core.stamp" /* registry: klaviyo.event_layout's STAMP */
@@ -230,10 +252,12 @@ static int stamp_path(lua_State *L, const char *operation, const char **path) {
     }
     lua_getfield(L, -1, operation);
     n = lua_istable(L, -1) ? (int)kl_rawlen(L, -1) : 0;
-    if (n > STAMP_MAX) return luaL_error(L, "klaviyo.core: the events of %s lie deeper than %d keys", operation, STAMP_MAX);
+    if (n > STAMP_MAX)
+        return luaL_error(L, "klaviyo.core: the events of %s lie deeper than %d keys", operation, STAMP_MAX);
     for (i = 0; i < n; i++) {
         lua_rawgeti(L, -1, i + 1);
-        if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "klaviyo.core: STAMP.%s[%d] must be a string", operation, i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return luaL_error(L, "klaviyo.core: STAMP.%s[%d] must be a string", operation, i + 1);
         path[i] = lua_tostring(L, -1);
         lua_pop(L, 1);
     }
@@ -244,8 +268,7 @@ static int stamp_path(lua_State *L, const char *operation, const char **path) {
 /* Appends the table body at the top of the stack to out, stamping a unique_id into each event
  * without one when asked (operation names the events' place); 0, or -1 with the message in
  * out. */
-int lk_encode_body(lua_State *L, kl_json_out *out, const char *operation, int unique_ids,
-                   kl_uuid_pool *ids) {
+int lk_encode_body(lua_State *L, kl_json_out *out, const char *operation, int unique_ids, kl_uuid_pool *ids) {
     const char *path[STAMP_MAX];
     kl_json_stamp st, *stp = NULL;
     if (unique_ids && operation && (st.n = stamp_path(L, operation, path)) > 0) {
@@ -258,8 +281,7 @@ int lk_encode_body(lua_State *L, kl_json_out *out, const char *operation, int un
 
 /* Encodes the table body at the top of the stack into u->body and points r at the bytes; 0,
  * or -1 with the message in u->body. */
-static int encode_request_body(lua_State *L, lk_scratch *u, kl_request *r, int unique_ids,
-                               kl_uuid_pool *ids) {
+static int encode_request_body(lua_State *L, lk_scratch *u, kl_request *r, int unique_ids, kl_uuid_pool *ids) {
     u->body.len = 0;
     if (lk_encode_body(L, &u->body, r->operation, unique_ids, ids) != 0) return -1;
     r->body = u->body.p;
@@ -368,7 +390,9 @@ int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, c
             int w;
             if (strcmp(k, "limits") != 0) goto unknown;
             field_type(L, k, LUA_TTABLE);
-            dst[0] = &p->r.limit_burst; dst[1] = &p->r.limit_steady; dst[2] = &p->r.limit_daily;
+            dst[0] = &p->r.limit_burst;
+            dst[1] = &p->r.limit_steady;
+            dst[2] = &p->r.limit_daily;
             for (w = 0; w < 3; w++) {
                 lua_getfield(L, -1, wn[w]);
                 if (!lua_isnil(L, -1)) {
@@ -412,4 +436,3 @@ int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, c
     }
     return 0;
 }
-

@@ -33,7 +33,10 @@ static int push_json(lua_State *L, const kj_doc *d, int n, int depth) {
     case KJ_STRING: {
         size_t len;
         char *s = kj_string(d, n, &len);
-        if (!s) { lua_pushnil(L); break; }
+        if (!s) {
+            lua_pushnil(L);
+            break;
+        }
         lua_pushlstring(L, s, len);
         free(s);
         break;
@@ -41,16 +44,28 @@ static int push_json(lua_State *L, const kj_doc *d, int n, int depth) {
     case KJ_ARRAY:
         lua_newtable(L);
         for (ch = k->child, i = 1; ch >= 0; ch = d->nodes[ch].next, i++) {
-            if (push_json(L, d, ch, depth + 1) != 0) { lua_pop(L, 1); return -1; }
+            if (push_json(L, d, ch, depth + 1) != 0) {
+                lua_pop(L, 1);
+                return -1;
+            }
             lua_rawseti(L, -2, i);
         }
         break;
     case KJ_OBJECT:
         lua_newtable(L);
         for (ch = k->child; ch >= 0; ch = d->nodes[d->nodes[ch].next].next) {
-            if (push_json(L, d, ch, depth + 1) != 0) { lua_pop(L, 1); return -1; }
-            if (lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
-            if (push_json(L, d, d->nodes[ch].next, depth + 1) != 0) { lua_pop(L, 2); return -1; }
+            if (push_json(L, d, ch, depth + 1) != 0) {
+                lua_pop(L, 1);
+                return -1;
+            }
+            if (lua_isnil(L, -1)) {
+                lua_pop(L, 1);
+                continue;
+            }
+            if (push_json(L, d, d->nodes[ch].next, depth + 1) != 0) {
+                lua_pop(L, 2);
+                return -1;
+            }
             lua_rawset(L, -3);
         }
         break;
@@ -286,4 +301,3 @@ int lk_push_nul_refused(lua_State *L, const char *code, const char *name) {
     lua_setfield(L, -2, "message");
     return 2;
 }
-

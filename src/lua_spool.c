@@ -33,31 +33,29 @@
 #include <unistd.h>
 
 #define WRITER_MT "klaviyo.core.spool_writer"
-#define READ_CHUNK (256 * 1024)   /* read_body reads this much at a time (at least) */
-#define WINDOW (4 * 1024 * 1024)  /* bytes mapped at a time (a multiple of any page size) */
+#define READ_CHUNK (256 * 1024)  /* read_body reads this much at a time (at least) */
+#define WINDOW (4 * 1024 * 1024) /* bytes mapped at a time (a multiple of any page size) */
 
 typedef struct {
-    int fd;            /* -1 once closed */
-    int encoded;       /* rec holds a record not yet committed */
-    kl_json_out rec;   /* the record being made (room for its trailer after it) */
-    char *raw;         /* read_body's buffer */
+    int fd;          /* -1 once closed */
+    int encoded;     /* rec holds a record not yet committed */
+    kl_json_out rec; /* the record being made (room for its trailer after it) */
+    char *raw;       /* read_body's buffer */
     size_t rawcap;
-    char *map;         /* the mapped window, or NULL */
-    off_t map_off;     /* file offset of map[0] (a multiple of the page size) */
+    char *map;     /* the mapped window, or NULL */
+    off_t map_off; /* file offset of map[0] (a multiple of the page size) */
     size_t map_len;
-    off_t end;         /* where the next byte goes: the end of the records */
-    off_t alloc;       /* the file's length (records, then allocated zero bytes) */
-    kl_spool_crc_tables *crc;   /* for the records' CRC-32, eight bytes at a time */
+    off_t end;                /* where the next byte goes: the end of the records */
+    off_t alloc;              /* the file's length (records, then allocated zero bytes) */
+    kl_spool_crc_tables *crc; /* for the records' CRC-32, eight bytes at a time */
 } spool_writer;
 
-static spool_writer *check_writer(lua_State *L)
-{
+static spool_writer *check_writer(lua_State *L) {
     return (spool_writer *)luaL_checkudata(L, 1, WRITER_MT);
 }
 
 /* Unmaps the window and cuts the file back to its records (the zero tail goes).  0 or -1. */
-static int writer_unmap(spool_writer *w)
-{
+static int writer_unmap(spool_writer *w) {
     int rc = 0;
     if (w->map) {
         munmap(w->map, w->map_len);
@@ -71,8 +69,7 @@ static int writer_unmap(spool_writer *w)
     return rc;
 }
 
-static void writer_free(spool_writer *w)
-{
+static void writer_free(spool_writer *w) {
     if (w->fd >= 0) {
         writer_unmap(w);
         close(w->fd);
@@ -89,8 +86,7 @@ static void writer_free(spool_writer *w)
     w->crc = NULL;
 }
 
-static int push_errno(lua_State *L, const char *what, const char *path)
-{
+static int push_errno(lua_State *L, const char *what, const char *path) {
     int e = errno;
     lua_pushnil(L);
     if (path) lua_pushfstring(L, "%s %s: %s", what, path, strerror(e));
@@ -100,21 +96,19 @@ static int push_errno(lua_State *L, const char *what, const char *path)
 
 /* Makes [end, end + n) part of the mapped window, allocating the file's blocks first.
  * 0, or -1 with errno (nothing written). */
-static int make_room(spool_writer *w, size_t n)
-{
+static int make_room(spool_writer *w, size_t n) {
     long page;
     off_t off, stop;
     size_t len;
     char *m;
     int e;
-    if (w->map && w->end + (off_t)n <= w->map_off + (off_t)w->map_len &&
-        w->end + (off_t)n <= w->alloc)
-        return 0;   /* every append but one a window: nothing else on this path */
+    if (w->map && w->end + (off_t)n <= w->map_off + (off_t)w->map_len && w->end + (off_t)n <= w->alloc)
+        return 0; /* every append but one a window: nothing else on this path */
     page = sysconf(_SC_PAGESIZE);
     if (page <= 0) page = 4096;
     off = w->end - w->end % (off_t)page;
     len = WINDOW;
-    while ((off_t)len < w->end - off + (off_t)n) len *= 2;   /* a record longer than WINDOW */
+    while ((off_t)len < w->end - off + (off_t)n) len *= 2; /* a record longer than WINDOW */
     stop = off + (off_t)len;
     {
         /* the file size limit: allocating past it fails (or kills, see ignore_sigxfsz), so
@@ -159,8 +153,7 @@ static int make_room(spool_writer *w, size_t n)
 
 /* Appends n bytes at the end of the records (into the page cache, see the top).  0, or -1
  * with errno when no byte was written (a failure never leaves part of a record). */
-static int append_bytes(spool_writer *w, const char *p, size_t n)
-{
+static int append_bytes(spool_writer *w, const char *p, size_t n) {
     if (n == 0) return 0;
     if (make_room(w, n) != 0) return -1;
     memcpy(w->map + (w->end - w->map_off), p, n);
@@ -169,24 +162,21 @@ static int append_bytes(spool_writer *w, const char *p, size_t n)
 }
 
 /* nil, message (no byte of what was to be written reached the file) */
-static int push_write_error(lua_State *L)
-{
+static int push_write_error(lua_State *L) {
     int e = errno;
     lua_pushnil(L);
     lua_pushfstring(L, "cannot write to the spool: %s", strerror(e));
     return 2;
 }
 
-static int closed_error(lua_State *L)
-{
+static int closed_error(lua_State *L) {
     lua_pushnil(L);
     lua_pushliteral(L, "the spool writer is closed");
     return 2;
 }
 
 /* rec += n bytes at p (room for the trailer commit puts after the record is kept) */
-static void rec_put(lua_State *L, kl_json_out *rec, const char *p, size_t n)
-{
+static void rec_put(lua_State *L, kl_json_out *rec, const char *p, size_t n) {
     if (rec->cap - rec->len < n + KL_SPOOL_TRAILER) {
         size_t cap = rec->cap ? rec->cap : 1024;
         char *nb;
@@ -202,8 +192,7 @@ static void rec_put(lua_State *L, kl_json_out *rec, const char *p, size_t n)
 
 /* The name a failed value goes by in its message: the last key in the text before it (the
  * template's `,"properties":` names what follows), or "" when the text has none. */
-static void last_key(const char *t, size_t n, const char **k, size_t *klen)
-{
+static void last_key(const char *t, size_t n, const char **k, size_t *klen) {
     size_t end, start;
     *k = "";
     *klen = 0;
@@ -226,8 +215,7 @@ static void last_key(const char *t, size_t n, const char **k, size_t *klen)
  * makes no table of its own per event, and the fixed parts cross from Lua as one string.
  * The message of a value that cannot be encoded names it by the key before it
  * ("properties.name: string is not valid UTF-8"). */
-static int l_encode(lua_State *L)
-{
+static int l_encode(lua_State *L) {
     spool_writer *w = check_writer(L);
     size_t tlen;
     const char *t = luaL_checklstring(L, 2, &tlen), *end = t + tlen;
@@ -238,13 +226,13 @@ static int l_encode(lua_State *L)
     for (i = 3;; i++) {
         const char *z = (const char *)memchr(t, '\0', (size_t)(end - t));
         size_t seg = z ? (size_t)(z - t) : (size_t)(end - t);
-        if (i > n) {   /* the last text */
+        if (i > n) { /* the last text */
             if (z) return luaL_argerror(L, 2, "more texts in the template than values and one");
             rec_put(L, &w->rec, t, seg);
             break;
         }
         if (!z) return luaL_argerror(L, 2, "fewer texts in the template than values and one");
-        if (lua_type(L, i) != LUA_TNIL) {   /* nil: an absent member, and its text */
+        if (lua_type(L, i) != LUA_TNIL) { /* nil: an absent member, and its text */
             rec_put(L, &w->rec, t, seg);
             if (kl_json_encode_to(L, i, &w->rec, NULL) < 0) {
                 /* the encoder left only its message in rec: "path: what" */
@@ -270,7 +258,7 @@ static int l_encode(lua_State *L)
         }
         t = z + 1;
     }
-    rec_put(L, &w->rec, "", 0);   /* room for the trailer commit puts after the record */
+    rec_put(L, &w->rec, "", 0); /* room for the trailer commit puts after the record */
     w->encoded = 1;
     lua_pushnumber(L, (lua_Number)w->rec.len);
     return 1;
@@ -278,12 +266,11 @@ static int l_encode(lua_State *L)
 
 /* w:commit() -> true | nil, message: the record encode made, as a record line (its trailer,
  * see spool_record.h, and a "\n") */
-static int l_commit(lua_State *L)
-{
+static int l_commit(lua_State *L) {
     spool_writer *w = check_writer(L);
     if (!w->encoded) return luaL_error(L, "spool writer: commit without a successful encode");
     if (w->fd < 0) return closed_error(L);
-    w->encoded = 0;   /* a record goes once, whatever happens */
+    w->encoded = 0; /* a record goes once, whatever happens */
     kl_spool_trailer(w->crc, w->rec.p + w->rec.len, w->rec.p, w->rec.len);
     if (append_bytes(w, w->rec.p, w->rec.len + KL_SPOOL_TRAILER) < 0) return push_write_error(L);
     lua_pushboolean(L, 1);
@@ -291,8 +278,7 @@ static int l_commit(lua_State *L)
 }
 
 /* w:write_record(json) -> true | nil, message: json as a record line (whole or not at all) */
-static int l_write_record(lua_State *L)
-{
+static int l_write_record(lua_State *L) {
     spool_writer *w = check_writer(L);
     size_t len;
     const char *json = luaL_checklstring(L, 2, &len);
@@ -301,7 +287,7 @@ static int l_write_record(lua_State *L)
     if (w->fd < 0) return closed_error(L);
     kl_spool_trailer(w->crc, trailer, json, len);
     if (make_room(w, len + KL_SPOOL_TRAILER) < 0) return push_write_error(L);
-    append_bytes(w, json, len);   /* cannot fail: room made */
+    append_bytes(w, json, len); /* cannot fail: room made */
     append_bytes(w, trailer, KL_SPOOL_TRAILER);
     lua_pushboolean(L, 1);
     return 1;
@@ -310,8 +296,7 @@ static int l_write_record(lua_State *L)
 /* w:truncate(len [, s]) -> true | nil, message: the file is cut to len bytes in place (no
  * new space needed), then s (a few bytes: a header) is written there with pwrite, not into
  * a window, so the file is exactly that; the next append goes after it */
-static int l_truncate(lua_State *L)
-{
+static int l_truncate(lua_State *L) {
     spool_writer *w = check_writer(L);
     lua_Number n = luaL_checknumber(L, 2);
     size_t slen = 0;
@@ -344,8 +329,7 @@ static int l_truncate(lua_State *L)
 }
 
 /* w:write(s, ...) -> true | nil, message: the strings, one after another */
-static int l_write(lua_State *L)
-{
+static int l_write(lua_State *L) {
     spool_writer *w = check_writer(L);
     int n = lua_gettop(L), i;
     size_t total = 0, len;
@@ -358,7 +342,7 @@ static int l_write(lua_State *L)
     if (total > 0 && make_room(w, total) < 0) return push_write_error(L);
     for (i = 2; i <= n; i++) {
         const char *s = lua_tolstring(L, i, &len);
-        if (append_bytes(w, s, len) < 0) return push_write_error(L);   /* cannot: room made */
+        if (append_bytes(w, s, len) < 0) return push_write_error(L); /* cannot: room made */
     }
     lua_pushboolean(L, 1);
     return 1;
@@ -366,20 +350,17 @@ static int l_write(lua_State *L)
 
 /* w:fsync() -> true | nil, message: the mapped records reach the disk (msync), and the
  * file's metadata with them (fsync) */
-static int l_fsync(lua_State *L)
-{
+static int l_fsync(lua_State *L) {
     spool_writer *w = check_writer(L);
     if (w->fd < 0) return closed_error(L);
-    if (w->map && msync(w->map, w->map_len, MS_SYNC) != 0)
-        return push_errno(L, "msync of the spool failed", NULL);
+    if (w->map && msync(w->map, w->map_len, MS_SYNC) != 0) return push_errno(L, "msync of the spool failed", NULL);
     if (fsync(w->fd) != 0) return push_errno(L, "fsync of the spool failed", NULL);
     lua_pushboolean(L, 1);
     return 1;
 }
 
 /* w:close() -> true | nil, message: the file is cut to its records and closed; safe twice */
-static int l_close(lua_State *L)
-{
+static int l_close(lua_State *L) {
     spool_writer *w = check_writer(L);
     int rc = 0, e = 0;
     if (w->fd >= 0) {
@@ -395,8 +376,7 @@ static int l_close(lua_State *L)
     return 1;
 }
 
-static int l_gc(lua_State *L)
-{
+static int l_gc(lua_State *L) {
     writer_free(check_writer(L));
     return 0;
 }
@@ -412,8 +392,7 @@ static int l_gc(lua_State *L)
  * ones that start at or after `count_from` (so a line read again is counted once), and
  * `scanned` is the offset just past the last line looked at.  endpos is the offset just past
  * the last record taken (`from` when there is none). */
-static int l_read_body(lua_State *L)
-{
+static int l_read_body(lua_State *L) {
     spool_writer *w = check_writer(L);
     const char *path = luaL_checkstring(L, 2);
     lua_Number from_n = luaL_checknumber(L, 3), limit_n = luaL_checknumber(L, 4);
@@ -431,16 +410,17 @@ static int l_read_body(lua_State *L)
     limit = (off_t)limit_n;
     max_count = count_n > 1e9 ? (size_t)1e9 : (size_t)count_n;
     max_bytes = bytes_n > 1e15 ? (size_t)1e15 : (size_t)bytes_n;
-    do {
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    } while (fd < 0 && errno == EINTR);
+    do { fd = open(path, O_RDONLY | O_CLOEXEC); } while (fd < 0 && errno == EINTR);
     if (fd < 0) return push_errno(L, "cannot read the spool", path);
     /* w->raw (reused): the prefix, the records taken (each followed by ","), then the bytes
      * read but not scanned yet; `out` ends the first part, `scan` starts the last, `len`
      * ends it.  The suffix replaces the last ",". */
     if (w->rawcap < plen + slen + READ_CHUNK) {
         char *nb = (char *)realloc(w->raw, plen + slen + READ_CHUNK);
-        if (!nb) { close(fd); return luaL_error(L, "klaviyo: out of memory reading the spool"); }
+        if (!nb) {
+            close(fd);
+            return luaL_error(L, "klaviyo: out of memory reading the spool");
+        }
         w->raw = nb;
         w->rawcap = plen + slen + READ_CHUNK;
     }
@@ -452,7 +432,10 @@ static int l_read_body(lua_State *L)
         size_t want;
         if (w->rawcap - len < slen + READ_CHUNK) {
             char *nb = (char *)realloc(w->raw, w->rawcap * 2);
-            if (!nb) { close(fd); return luaL_error(L, "klaviyo: out of memory reading the spool"); }
+            if (!nb) {
+                close(fd);
+                return luaL_error(L, "klaviyo: out of memory reading the spool");
+            }
             w->raw = buf = nb;
             w->rawcap *= 2;
         }
@@ -466,19 +449,22 @@ static int l_read_body(lua_State *L)
             errno = e;
             return push_errno(L, "cannot read the spool", path);
         }
-        if (r == 0) break;   /* shorter than limit: what is there */
+        if (r == 0) break; /* shorter than limit: what is there */
         pos += r;
         len += (size_t)r;
         while (count < max_count) {
             char *nl = (char *)memchr(buf + scan, '\n', len - scan);
             size_t line;
-            off_t at = pos - (off_t)(len - scan);   /* the line's offset in the file */
+            off_t at = pos - (off_t)(len - scan); /* the line's offset in the file */
             long json;
             if (!nl) break;
             line = (size_t)(nl - (buf + scan));
             json = line > 0 && buf[scan] != '#' ? kl_spool_check(w->crc, buf + scan, line) : -1;
             if (json >= 0) {
-                if (count > 0 && bytes + (size_t)json + 1 > max_bytes) { stop = 1; break; }
+                if (count > 0 && bytes + (size_t)json + 1 > max_bytes) {
+                    stop = 1;
+                    break;
+                }
                 if (out != scan) memmove(buf + out, buf + scan, (size_t)json);
                 out += (size_t)json;
                 buf[out++] = ',';
@@ -499,7 +485,7 @@ static int l_read_body(lua_State *L)
         }
     }
     close(fd);
-    if (count > 0) out--;   /* the last "," */
+    if (count > 0) out--; /* the last "," */
     memcpy(buf + out, suffix, slen);
     lua_pushlstring(L, buf, out + slen);
     lua_pushnumber(L, (lua_Number)count);
@@ -509,20 +495,26 @@ static int l_read_body(lua_State *L)
     return 5;
 }
 
-static const struct { const char *name; lua_CFunction f; } METHODS[] = {
-    {"encode", l_encode}, {"commit", l_commit}, {"write", l_write},
-    {"write_record", l_write_record}, {"truncate", l_truncate},
-    {"fsync", l_fsync}, {"read_body", l_read_body}, {"close", l_close}, {NULL, NULL}};
+static const struct {
+    const char *name;
+    lua_CFunction f;
+} METHODS[] = {{"encode", l_encode},
+               {"commit", l_commit},
+               {"write", l_write},
+               {"write_record", l_write_record},
+               {"truncate", l_truncate},
+               {"fsync", l_fsync},
+               {"read_body", l_read_body},
+               {"close", l_close},
+               {NULL, NULL}};
 
-void kl_spool_ignore_sigxfsz(void)
-{
+void kl_spool_ignore_sigxfsz(void) {
     /* A write, an allocation or a truncation past the file size limit (RLIMIT_FSIZE) sends
      * SIGXFSZ, whose default action kills the process: a tracker's caller would die where it
      * was promised nil, err.  Ignored, the call fails with EFBIG instead.  Only a default
      * disposition is changed: a handler (or an ignore) the application chose is its own. */
     struct sigaction cur;
-    if (sigaction(SIGXFSZ, NULL, &cur) == 0 && cur.sa_handler == SIG_DFL &&
-        !(cur.sa_flags & SA_SIGINFO)) {
+    if (sigaction(SIGXFSZ, NULL, &cur) == 0 && cur.sa_handler == SIG_DFL && !(cur.sa_flags & SA_SIGINFO)) {
         struct sigaction ign;
         memset(&ign, 0, sizeof ign);
         ign.sa_handler = SIG_IGN;
@@ -531,8 +523,7 @@ void kl_spool_ignore_sigxfsz(void)
     }
 }
 
-int kl_lua_spool_check(lua_State *L)
-{
+int kl_lua_spool_check(lua_State *L) {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     lua_Integer i = luaL_checkinteger(L, 2), j = luaL_checkinteger(L, 3);
@@ -544,8 +535,7 @@ int kl_lua_spool_check(lua_State *L)
     return 1;
 }
 
-int kl_lua_spool_trailer(lua_State *L)
-{
+int kl_lua_spool_trailer(lua_State *L) {
     size_t n;
     const char *json = luaL_checklstring(L, 1, &n);
     char trailer[KL_SPOOL_TRAILER];
@@ -555,8 +545,7 @@ int kl_lua_spool_trailer(lua_State *L)
     return 1;
 }
 
-int kl_lua_spool_writer(lua_State *L)
-{
+int kl_lua_spool_writer(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     spool_writer *w = (spool_writer *)lua_newuserdata(L, sizeof *w);
     memset(w, 0, sizeof *w);
@@ -586,7 +575,7 @@ int kl_lua_spool_writer(lua_State *L)
     {
         struct stat st;
         do {
-            w->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);   /* RDWR: mmap needs it */
+            w->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666); /* RDWR: mmap needs it */
         } while (w->fd < 0 && errno == EINTR);
         if (w->fd < 0) return push_errno(L, "cannot open the spool", path);
         if (fstat(w->fd, &st) != 0) {
@@ -602,13 +591,10 @@ int kl_lua_spool_writer(lua_State *L)
     return 1;
 }
 
-int kl_lua_fsync_path(lua_State *L)
-{
+int kl_lua_fsync_path(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     int fd, rc;
-    do {
-        fd = open(path, O_RDONLY | O_CLOEXEC);   /* O_RDONLY: directories too */
-    } while (fd < 0 && errno == EINTR);
+    do { fd = open(path, O_RDONLY | O_CLOEXEC); /* O_RDONLY: directories too */ } while (fd < 0 && errno == EINTR);
     if (fd < 0) return push_errno(L, "cannot open to fsync", path);
     rc = fsync(fd);
     if (rc != 0) {

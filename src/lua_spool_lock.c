@@ -12,7 +12,7 @@
  * the file it locked with the one now at PATH.lock (device and inode) and starts again when
  * they differ, so the lock it keeps is always the one at the path.
  */
-#define _DEFAULT_SOURCE   /* flock */
+#define _DEFAULT_SOURCE /* flock */
 #define _POSIX_C_SOURCE 200809L
 
 #include "lua_spool.h"
@@ -28,17 +28,16 @@
 #include <unistd.h>
 
 #define LOCK_MT "klaviyo.core.spool_lock"
-#define TRIES 100   /* a holder releasing as often as we retry: give up, "in use" */
+#define TRIES 100 /* a holder releasing as often as we retry: give up, "in use" */
 
 typedef struct {
-    int fd;       /* -1 once released */
-    char *path;   /* PATH.lock (malloc'd) */
+    int fd;     /* -1 once released */
+    char *path; /* PATH.lock (malloc'd) */
 } spool_lock;
 
-static void lock_free(spool_lock *k, int unlink_it)
-{
+static void lock_free(spool_lock *k, int unlink_it) {
     if (k->fd >= 0) {
-        if (unlink_it) unlink(k->path);   /* before close: see the top */
+        if (unlink_it) unlink(k->path); /* before close: see the top */
         close(k->fd);
         k->fd = -1;
     }
@@ -46,22 +45,19 @@ static void lock_free(spool_lock *k, int unlink_it)
     k->path = NULL;
 }
 
-static int lock_release(lua_State *L)
-{
+static int lock_release(lua_State *L) {
     lock_free((spool_lock *)luaL_checkudata(L, 1, LOCK_MT), 1);
     lua_pushboolean(L, 1);
     return 1;
 }
 
-static int lock_gc(lua_State *L)
-{
+static int lock_gc(lua_State *L) {
     lock_free((spool_lock *)luaL_checkudata(L, 1, LOCK_MT), 1);
     return 0;
 }
 
 /* nil, "spool PATH is in use by process N": the pid the holder wrote, when it is there */
-static int push_in_use(lua_State *L, int fd, const char *spool)
-{
+static int push_in_use(lua_State *L, int fd, const char *spool) {
     char buf[32];
     ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
     long pid = 0;
@@ -71,25 +67,20 @@ static int push_in_use(lua_State *L, int fd, const char *spool)
     }
     lua_pushnil(L);
     if (pid > 0 && pid == (long)getpid())
-        lua_pushfstring(L, "spool %s is in use by process %d (this one: another tracker holds it)",
-                        spool, (int)pid);
-    else if (pid > 0)
-        lua_pushfstring(L, "spool %s is in use by process %d", spool, (int)pid);
-    else
-        lua_pushfstring(L, "spool %s is in use by another process", spool);
+        lua_pushfstring(L, "spool %s is in use by process %d (this one: another tracker holds it)", spool, (int)pid);
+    else if (pid > 0) lua_pushfstring(L, "spool %s is in use by process %d", spool, (int)pid);
+    else lua_pushfstring(L, "spool %s is in use by another process", spool);
     return 2;
 }
 
-static int push_lock_errno(lua_State *L, const char *what, const char *path)
-{
+static int push_lock_errno(lua_State *L, const char *what, const char *path) {
     int e = errno;
     lua_pushnil(L);
     lua_pushfstring(L, "%s %s: %s", what, path, strerror(e));
     return 2;
 }
 
-int kl_lua_spool_lock(lua_State *L)
-{
+int kl_lua_spool_lock(lua_State *L) {
     size_t plen;
     const char *spool = luaL_checklstring(L, 1, &plen);
     spool_lock *k = (spool_lock *)lua_newuserdata(L, sizeof *k);
@@ -107,7 +98,7 @@ int kl_lua_spool_lock(lua_State *L)
         lua_setfield(L, -2, "__name");
     }
     lua_setmetatable(L, -2);
-    kl_spool_ignore_sigxfsz();   /* before the spool writes anything (opening compacts) */
+    kl_spool_ignore_sigxfsz(); /* before the spool writes anything (opening compacts) */
     k->path = (char *)malloc(plen + sizeof ".lock");
     if (!k->path) return luaL_error(L, "klaviyo: out of memory taking the spool lock");
     memcpy(k->path, spool, plen);
@@ -116,9 +107,7 @@ int kl_lua_spool_lock(lua_State *L)
         struct stat held, at_path;
         char pid[24];
         int fd, n;
-        do {
-            fd = open(k->path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-        } while (fd < 0 && errno == EINTR);
+        do { fd = open(k->path, O_RDWR | O_CREAT | O_CLOEXEC, 0666); } while (fd < 0 && errno == EINTR);
         if (fd < 0) return push_lock_errno(L, "cannot create the spool lock", k->path);
         while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
             if (errno == EINTR) continue;
@@ -140,9 +129,8 @@ int kl_lua_spool_lock(lua_State *L)
             errno = e;
             return push_lock_errno(L, "cannot stat the spool lock", k->path);
         }
-        if (stat(k->path, &at_path) != 0 || at_path.st_dev != held.st_dev ||
-            at_path.st_ino != held.st_ino) {
-            close(fd);   /* locked a file its holder unlinked on release: take the new one */
+        if (stat(k->path, &at_path) != 0 || at_path.st_dev != held.st_dev || at_path.st_ino != held.st_ino) {
+            close(fd); /* locked a file its holder unlinked on release: take the new one */
             continue;
         }
         /* the holder's pid, for the message of whoever is refused */

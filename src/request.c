@@ -9,7 +9,9 @@
 #include <string.h>
 #include <strings.h>
 
-static int is_leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+static int is_leap(int y) {
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
 
 int kl_revision_valid(const char *r) {
     static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -33,13 +35,12 @@ int kl_revision_valid(const char *r) {
     for (i = 11; r[i]; i++) {
         char ch = r[i];
         if (i > 42) return 0;
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_'))
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+              ch == '_'))
             return 0;
     }
     return 1;
 }
-
 
 
 static int method_ok(const char *m) {
@@ -71,7 +72,8 @@ static int add_template(kl_client *c, const kl_request *r, kl_buf *u) {
         if (*s == '{') {
             const char *e = strchr(s, '}');
             const char *v;
-            if (!e || e == s + 1) return kl_fail(c, KL_ERR_USAGE, "invalid_path", op, "path has a malformed {placeholder}");
+            if (!e || e == s + 1)
+                return kl_fail(c, KL_ERR_USAGE, "invalid_path", op, "path has a malformed {placeholder}");
             if (used >= r->n_path_params || !r->path_params)
                 return kl_fail(c, KL_ERR_USAGE, "invalid_path_params", op,
                                "path has more placeholders than the %lu path parameter(s) given",
@@ -84,7 +86,7 @@ static int add_template(kl_client *c, const kl_request *r, kl_buf *u) {
             s = e + 1;
             continue;
         }
-        {   /* a run of literal characters up to the next placeholder, added at once */
+        { /* a run of literal characters up to the next placeholder, added at once */
             const char *run = s;
             while (*s && *s != '{') {
                 if (!path_char((unsigned char)*s) || *s == '}')
@@ -96,8 +98,8 @@ static int add_template(kl_client *c, const kl_request *r, kl_buf *u) {
     }
     if (used != r->n_path_params)
         return kl_fail(c, KL_ERR_USAGE, "invalid_path_params", op,
-                       "%lu path parameter(s) given, the path has %lu placeholder(s)",
-                       (unsigned long)r->n_path_params, (unsigned long)used);
+                       "%lu path parameter(s) given, the path has %lu placeholder(s)", (unsigned long)r->n_path_params,
+                       (unsigned long)used);
     return KL_OK;
 }
 
@@ -128,8 +130,8 @@ static int add_header(kl_client *c, hoff *ho, size_t *n, const char *name, const
     return KL_OK;
 }
 
-static const char *const reserved_headers[] = {"authorization", "host", "content-length",
-                                               "transfer-encoding", "revision", "connection", NULL};
+static const char *const reserved_headers[] = {
+    "authorization", "host", "content-length", "transfer-encoding", "revision", "connection", NULL};
 
 int kl_build_request(kl_client *c, const kl_request *r) {
     kl_client_priv *p = c->priv;
@@ -149,8 +151,7 @@ int kl_build_request(kl_client *c, const kl_request *r) {
         return kl_fail(c, KL_ERR_USAGE, "invalid_auth", op, "auth must be private or public");
     if ((r->path == NULL) == (r->url == NULL))
         return kl_fail(c, KL_ERR_USAGE, "invalid_request", op, "give exactly one of path and url");
-    if (r->body == NULL && r->body_len)
-        return kl_fail(c, KL_ERR_USAGE, "invalid_request", op, "body_len without body");
+    if (r->body == NULL && r->body_len) return kl_fail(c, KL_ERR_USAGE, "invalid_request", op, "body_len without body");
     rev = r->revision ? r->revision : p->revision;
     if (r->revision && !kl_revision_valid(rev)) /* the client's own was checked when set */
         return kl_fail(c, KL_ERR_REFUSED, "invalid_revision", op,
@@ -171,8 +172,7 @@ int kl_build_request(kl_client *c, const kl_request *r) {
                            "url's scheme, host, port or path prefix differ from the client's base URL");
         }
         /* the query of a links.next URL is already encoded by the server: kept byte for byte */
-        rc = kl_buf_adds(u, full.path + plen) ||
-             (full.query && (kl_buf_addc(u, '?') || kl_buf_adds(u, full.query)));
+        rc = kl_buf_adds(u, full.path + plen) || (full.query && (kl_buf_addc(u, '?') || kl_buf_adds(u, full.query)));
         kl_url_free(&full);
         if (rc) return kl_oom(c, op);
     } else {
@@ -199,26 +199,27 @@ int kl_build_request(kl_client *c, const kl_request *r) {
     if (r->auth == KL_AUTH_PRIVATE) {
         if (strcmp(first, "client") == 0)
             return kl_fail(c, KL_ERR_REFUSED, "private_key_to_client", op,
-                           "a private key or access token is never sent to /client/* (use auth=public): %.*s",
-                           shown, api_path);
+                           "a private key or access token is never sent to /client/* (use auth=public): %.*s", shown,
+                           api_path);
         if (!p->access_token && !p->api_key)
             return kl_fail(c, KL_ERR_REFUSED, "missing_credential", op, "no api_key or access_token configured");
         if (p->plain_remote)
-            return kl_fail(c, KL_ERR_REFUSED, "insecure_transport", op,
-                           "a private key or access token is never sent over plain http:// to a host that is not loopback");
+            return kl_fail(
+                c, KL_ERR_REFUSED, "insecure_transport", op,
+                "a private key or access token is never sent over plain http:// to a host that is not loopback");
     } else {
         if (strcmp(first, "api") == 0)
             return kl_fail(c, KL_ERR_REFUSED, "public_key_to_api", op,
                            "a public key cannot authenticate /api/* (use auth=private): %.*s", shown, api_path);
-        if (!p->public_key)
-            return kl_fail(c, KL_ERR_REFUSED, "missing_credential", op, "no public_key configured");
+        if (!p->public_key) return kl_fail(c, KL_ERR_REFUSED, "missing_credential", op, "no public_key configured");
     }
 
     /* ---- query ---- */
     has_q = given_query != NULL;
     for (i = 0; i < r->n_query; i++) {
         const kl_param *q = &r->query[i];
-        if (!q->name || !*q->name) return kl_fail(c, KL_ERR_USAGE, "invalid_query", op, "query parameter without a name");
+        if (!q->name || !*q->name)
+            return kl_fail(c, KL_ERR_USAGE, "invalid_query", op, "query parameter without a name");
         if (!q->values && !q->value)
             return kl_fail(c, KL_ERR_USAGE, "invalid_query", op, "query parameter %s has no value", q->name);
         if (kl_buf_addc(u, has_q ? '&' : '?') || kl_pct_encode(u, q->name, strlen(q->name)) || kl_buf_addc(u, '='))
@@ -228,7 +229,8 @@ int kl_build_request(kl_client *c, const kl_request *r) {
             size_t k;
             for (k = 0; k < q->n_values; k++) {
                 const char *v = q->values[k];
-                if (!v) return kl_fail(c, KL_ERR_USAGE, "invalid_query", op, "query parameter %s has a NULL item", q->name);
+                if (!v)
+                    return kl_fail(c, KL_ERR_USAGE, "invalid_query", op, "query parameter %s has a NULL item", q->name);
                 /* items encoded one by one (a comma inside an item becomes %2C), joined by
                  * literal commas: Klaviyo's list syntax, fields[profile]=email,first_name */
                 if ((k && kl_buf_addc(u, ',')) || kl_pct_encode(u, v, strlen(v))) return kl_oom(c, op);
@@ -265,11 +267,12 @@ int kl_build_request(kl_client *c, const kl_request *r) {
         return rc;
     if (r->auth == KL_AUTH_PRIVATE) {
         kl_buf av = {0};
-        if (p->access_token)
-            rc = kl_buf_adds(&av, "Bearer ") || kl_buf_adds(&av, p->access_token);
-        else
-            rc = kl_buf_adds(&av, "Klaviyo-API-Key ") || kl_buf_adds(&av, p->api_key);
-        if (rc) { kl_buf_free(&av); return kl_oom(c, op); }
+        if (p->access_token) rc = kl_buf_adds(&av, "Bearer ") || kl_buf_adds(&av, p->access_token);
+        else rc = kl_buf_adds(&av, "Klaviyo-API-Key ") || kl_buf_adds(&av, p->api_key);
+        if (rc) {
+            kl_buf_free(&av);
+            return kl_oom(c, op);
+        }
         rc = add_header(c, ho, &nh, "Authorization", av.p, op);
         memset(av.p, 0, av.len);
         kl_buf_free(&av);
@@ -282,10 +285,13 @@ int kl_build_request(kl_client *c, const kl_request *r) {
         if (!h->name || !*h->name || !h->value)
             return kl_fail(c, KL_ERR_USAGE, "invalid_header", op, "header without a name or value");
         for (s = (const unsigned char *)h->name; *s; s++)
-            if (!token_char(*s)) return kl_fail(c, KL_ERR_USAGE, "invalid_header", op, "header name holds a character not allowed in a header name");
+            if (!token_char(*s))
+                return kl_fail(c, KL_ERR_USAGE, "invalid_header", op,
+                               "header name holds a character not allowed in a header name");
         for (s = (const unsigned char *)h->value; *s; s++)
             if ((*s < 0x20 && *s != '\t') || *s == 0x7f)
-                return kl_fail(c, KL_ERR_USAGE, "invalid_header", op, "header %s holds a CR, LF or control character", h->name);
+                return kl_fail(c, KL_ERR_USAGE, "invalid_header", op, "header %s holds a CR, LF or control character",
+                               h->name);
         for (k = 0; reserved_headers[k]; k++)
             if (strcasecmp(h->name, reserved_headers[k]) == 0)
                 return kl_fail(c, KL_ERR_USAGE, "invalid_header", op, "header %s is set by the client itself", h->name);

@@ -34,9 +34,12 @@ void kl_resp_reset(kl_client *c) {
 int kl_resp_add_header(kl_client *c, const char *name, size_t nlen, const char *value, size_t vlen) {
     kl_client_priv *p = c->priv;
     size_t i, off;
-    while (vlen && (value[0] == ' ' || value[0] == '\t')) { value++; vlen--; }
-    while (vlen && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t' || value[vlen - 1] == '\r' ||
-                    value[vlen - 1] == '\n'))
+    while (vlen && (value[0] == ' ' || value[0] == '\t')) {
+        value++;
+        vlen--;
+    }
+    while (vlen &&
+           (value[vlen - 1] == ' ' || value[vlen - 1] == '\t' || value[vlen - 1] == '\r' || value[vlen - 1] == '\n'))
         vlen--;
     if (p->ans.n_rh == p->ans.cap_rh) {
         size_t cap = p->ans.cap_rh ? p->ans.cap_rh * 2 : 16;
@@ -57,7 +60,7 @@ int kl_resp_add_header(kl_client *c, const char *name, size_t nlen, const char *
     memcpy(p->ans.rhstore.p + off + nlen + 1, value, vlen);
     p->ans.rhstore.p[off + nlen + 1 + vlen] = '\0';
     p->ans.rhstore.len = off + nlen + vlen + 2;
-    p->ans.rhstore.p[p->ans.rhstore.len] = '\0';  /* the buffer's invariant (kl_buf_add keeps it too) */
+    p->ans.rhstore.p[p->ans.rhstore.len] = '\0'; /* the buffer's invariant (kl_buf_add keeps it too) */
     p->ans.rh_off[2 * p->ans.n_rh] = off;
     p->ans.rh_off[2 * p->ans.n_rh + 1] = off + nlen + 1;
     p->ans.n_rh++;
@@ -188,21 +191,43 @@ static char *body_excerpt(const char *b, size_t n) {
     size_t i;
     int space = 0, tag = 0;
     for (i = 0; i + 7 <= n; i++)
-        if (strncasecmp(b + i, "<title>", 7) == 0) { t = b + i + 7; break; }
+        if (strncasecmp(b + i, "<title>", 7) == 0) {
+            t = b + i + 7;
+            break;
+        }
     if (t) {
-        for (te = t; te < b + n && *te != '<'; te++) ;
+        for (te = t; te < b + n && *te != '<'; te++)
+            ;
         b = t;
         n = (size_t)(te - t);
     }
     if (kl_buf_add(&o, "", 0)) return NULL;
     for (i = 0; i < n && o.len < 200; i++) {
         unsigned char ch = (unsigned char)b[i];
-        if (ch == '<') { tag = 1; continue; }
-        if (tag) { if (ch == '>') { tag = 0; space = 1; } continue; }
-        if (ch <= 0x20 || ch == 0x7f) { space = 1; continue; }
-        if (space && o.len && kl_buf_addc(&o, ' ')) { kl_buf_free(&o); return NULL; }
+        if (ch == '<') {
+            tag = 1;
+            continue;
+        }
+        if (tag) {
+            if (ch == '>') {
+                tag = 0;
+                space = 1;
+            }
+            continue;
+        }
+        if (ch <= 0x20 || ch == 0x7f) {
+            space = 1;
+            continue;
+        }
+        if (space && o.len && kl_buf_addc(&o, ' ')) {
+            kl_buf_free(&o);
+            return NULL;
+        }
         space = 0;
-        if (kl_buf_addc(&o, (char)ch)) { kl_buf_free(&o); return NULL; }
+        if (kl_buf_addc(&o, (char)ch)) {
+            kl_buf_free(&o);
+            return NULL;
+        }
     }
     return o.p;
 }
@@ -211,8 +236,14 @@ static int read_error_doc(kl_client *c, const char *body, size_t len) {
     kl_client_priv *p = c->priv;
     kj_doc d = {0};
     int rc = kj_parse(&d, body, len), e, src, v;
-    if (rc == -2) { kj_free(&d); return -2; }
-    if (rc < 0 || d.nodes[0].type != KJ_OBJECT) { kj_free(&d); return -1; }
+    if (rc == -2) {
+        kj_free(&d);
+        return -2;
+    }
+    if (rc < 0 || d.nodes[0].type != KJ_OBJECT) {
+        kj_free(&d);
+        return -1;
+    }
     e = kj_at(&d, kj_get(&d, 0, "errors"), 0);
     if (e < 0 || d.nodes[e].type != KJ_OBJECT) {
         /* JSON but not JSON:API: take a message-like field */
@@ -223,11 +254,10 @@ static int read_error_doc(kl_client *c, const char *body, size_t len) {
         kj_free(&d);
         return rc == -2 ? -2 : 1;
     }
-#define TAKE(field, node)                                                                       \
-    do {                                                                                        \
-        int n_ = (node);                                                                        \
-        if (n_ >= 0 && d.nodes[n_].type == KJ_STRING && !(p->rec.field = kj_string(&d, n_, NULL))) \
-            rc = -2;                                                                            \
+#define TAKE(field, node)                                                                                              \
+    do {                                                                                                               \
+        int n_ = (node);                                                                                               \
+        if (n_ >= 0 && d.nodes[n_].type == KJ_STRING && !(p->rec.field = kj_string(&d, n_, NULL))) rc = -2;            \
     } while (0)
     TAKE(e_code, kj_get(&d, e, "code"));
     TAKE(e_title, kj_get(&d, e, "title"));
@@ -254,7 +284,10 @@ static void redact(char *s, size_t *len, const char *secret) {
     size_t n = strlen(secret), m = sizeof mark - 1, i = 0;
     if (!s || n == 0) return;
     while (i + n <= *len) {
-        if (memcmp(s + i, secret, n) != 0) { i++; continue; }
+        if (memcmp(s + i, secret, n) != 0) {
+            i++;
+            continue;
+        }
         if (n < m) {
             memset(s + i, '*', n);
             i += n;
@@ -279,7 +312,8 @@ static int redact_headers(kl_client *c, const char *secret) {
     kl_client_priv *p = c->priv;
     size_t i, n = p->ans.n_rh, len = p->ans.rhstore.len;
     char *old, *name;
-    for (i = 0; i < n && !strstr(p->ans.rhstore.p + p->ans.rh_off[2 * i + 1], secret); i++) ;
+    for (i = 0; i < n && !strstr(p->ans.rhstore.p + p->ans.rh_off[2 * i + 1], secret); i++)
+        ;
     if (i == n) return 0;
     if (!(old = malloc(len + 1))) return -1;
     memcpy(old, p->ans.rhstore.p, len + 1);
@@ -290,7 +324,10 @@ static int redact_headers(kl_client *c, const char *secret) {
         size_t vlen = strlen(value), nlen = strlen(name);
         char *next = value + vlen + 1;
         redact(value, &vlen, secret);
-        if (kl_resp_add_header(c, name, nlen, value, vlen)) { free(old); return -1; }
+        if (kl_resp_add_header(c, name, nlen, value, vlen)) {
+            free(old);
+            return -1;
+        }
         name = next;
     }
     free(old);
@@ -346,7 +383,8 @@ static int http_error(kl_client *c, const char *op) {
         snprintf(title, sizeof title, "HTTP %ld with a non-JSON:API body (%.80s)", r->status,
                  ct ? ct : (r->body_len ? "no content type" : "empty"));
         if (!(p->rec.e_title = kl_strdup(title))) return kl_oom(c, op);
-        if (!p->rec.e_detail && r->body_len && !(p->rec.e_detail = body_excerpt(r->body, r->body_len))) return kl_oom(c, op);
+        if (!p->rec.e_detail && r->body_len && !(p->rec.e_detail = body_excerpt(r->body, r->body_len)))
+            return kl_oom(c, op);
         if (r->status == 403 && doc == -1 && r->body_len) {
             /* an HTML 403 is the edge (Cloudflare) blocking, not a missing scope */
             if (!(p->rec.e_code = kl_strdup("edge_blocked"))) return kl_oom(c, op);

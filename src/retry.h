@@ -24,41 +24,41 @@ extern "C" {
 #endif
 
 /* What went wrong, when there is no HTTP status. */
-#define KL_FAIL_NONE       0  /* an HTTP answer: see status */
-#define KL_FAIL_NOT_SENT   1  /* failed before any byte of the request was sent */
-#define KL_FAIL_MAYBE_SENT 2  /* the request may have reached the server (timeout, reset...) */
+#define KL_FAIL_NONE 0       /* an HTTP answer: see status */
+#define KL_FAIL_NOT_SENT 1   /* failed before any byte of the request was sent */
+#define KL_FAIL_MAYBE_SENT 2 /* the request may have reached the server (timeout, reset...) */
 
 typedef struct kl_retry_policy {
-    int max_attempts;     /* total attempts including the first; >= 1 */
-    double max_elapsed;   /* seconds from the first attempt; a retry must start before it */
-    double base_delay;    /* seconds: ceiling of the first backoff */
-    double max_delay;     /* seconds: ceiling of any backoff (Retry-After may exceed it) */
+    int max_attempts;   /* total attempts including the first; >= 1 */
+    double max_elapsed; /* seconds from the first attempt; a retry must start before it */
+    double base_delay;  /* seconds: ceiling of the first backoff */
+    double max_delay;   /* seconds: ceiling of any backoff (Retry-After may exceed it) */
 } kl_retry_policy;
 
 /* 4 attempts, 60 s in all, 0.5 s base, 20 s cap. */
 #define KL_RETRY_DEFAULT_MAX_ATTEMPTS 4
-#define KL_RETRY_DEFAULT_MAX_ELAPSED  60.0
-#define KL_RETRY_DEFAULT_BASE_DELAY   0.5
-#define KL_RETRY_DEFAULT_MAX_DELAY    20.0
+#define KL_RETRY_DEFAULT_MAX_ELAPSED 60.0
+#define KL_RETRY_DEFAULT_BASE_DELAY 0.5
+#define KL_RETRY_DEFAULT_MAX_DELAY 20.0
 
 typedef struct kl_retry_input {
-    int safe;             /* the operation is safe to repeat (or the caller allows it) */
-    long status;          /* HTTP status, 0 when there was no answer */
-    int failure;          /* KL_FAIL_* when status is 0 */
-    int attempt;          /* attempts made so far, >= 1 (1 after the first failure) */
-    double elapsed;       /* seconds since the first attempt started */
-    double retry_after;   /* seconds from the server's Retry-After, < 0 when absent */
-    double random;        /* uniform in [0, 1), from the caller (specs pass fixed values) */
+    int safe;           /* the operation is safe to repeat (or the caller allows it) */
+    long status;        /* HTTP status, 0 when there was no answer */
+    int failure;        /* KL_FAIL_* when status is 0 */
+    int attempt;        /* attempts made so far, >= 1 (1 after the first failure) */
+    double elapsed;     /* seconds since the first attempt started */
+    double retry_after; /* seconds from the server's Retry-After, < 0 when absent */
+    double random;      /* uniform in [0, 1), from the caller (specs pass fixed values) */
 } kl_retry_input;
 
 /* Results. */
-#define KL_RETRY_STOP  0
+#define KL_RETRY_STOP 0
 #define KL_RETRY_AGAIN 1
-#define KL_RETRY_ERROR (-1)   /* invalid policy or input: *reason says which */
+#define KL_RETRY_ERROR (-1) /* invalid policy or input: *reason says which */
 
 typedef struct kl_retry_decision {
-    double delay;          /* seconds to wait before the next attempt (AGAIN only) */
-    const char *reason;    /* static text: why (for errors, logs and stats) */
+    double delay;       /* seconds to wait before the next attempt (AGAIN only) */
+    const char *reason; /* static text: why (for errors, logs and stats) */
 } kl_retry_decision;
 
 /* Fills *p with the defaults above. */

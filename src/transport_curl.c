@@ -48,8 +48,12 @@ int kl_transport_init(kl_client *c) {
     /* balanced by curl_global_cleanup in kl_transport_free: libcurl counts the calls */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return -1;
     h = curl_easy_init();
-    if (!h) { curl_global_cleanup(); return -1; }
-#define SET(opt, val) if (e == CURLE_OK) e = curl_easy_setopt(h, opt, val)
+    if (!h) {
+        curl_global_cleanup();
+        return -1;
+    }
+#define SET(opt, val)                                                                                                  \
+    if (e == CURLE_OK) e = curl_easy_setopt(h, opt, val)
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_FOLLOWLOCATION, 0L);
@@ -97,16 +101,25 @@ int kl_transport_init(kl_client *c) {
 
 void kl_transport_free(kl_client *c) {
     kl_client_priv *p = c->priv;
-    if (p->net.slist) { curl_slist_free_all(p->net.slist); p->net.slist = NULL; }
+    if (p->net.slist) {
+        curl_slist_free_all(p->net.slist);
+        p->net.slist = NULL;
+    }
     if (p->net.slist_src.p) memset(p->net.slist_src.p, 0, p->net.slist_src.len); /* held the Authorization value */
     kl_buf_free(&p->net.slist_src);
     if (p->net.curl) {
         curl_easy_cleanup(p->net.curl); /* never in the multi here: perform removes it each time */
         p->net.curl = NULL;
-        if (p->net.multi) { curl_multi_cleanup(p->net.multi); p->net.multi = NULL; } /* closes the connections */
+        if (p->net.multi) {
+            curl_multi_cleanup(p->net.multi);
+            p->net.multi = NULL;
+        } /* closes the connections */
         curl_global_cleanup();
     }
-    if (p->net.curlu) { curl_url_cleanup(p->net.curlu); p->net.curlu = NULL; } /* after the handle using it */
+    if (p->net.curlu) {
+        curl_url_cleanup(p->net.curlu);
+        p->net.curlu = NULL;
+    } /* after the handle using it */
     kl_buf_free(&p->net.curlu_src);
 }
 
@@ -129,20 +142,30 @@ static CURLcode url(kl_client_priv *p, const char *u) {
 static CURLcode headers(kl_client_priv *p) {
     struct curl_slist *sl = NULL, *t;
     size_t i;
-    if (p->net.slist && p->net.slist_src.len == p->req.hstore.len && memcmp(p->net.slist_src.p, p->req.hstore.p, p->req.hstore.len) == 0)
+    if (p->net.slist && p->net.slist_src.len == p->req.hstore.len &&
+        memcmp(p->net.slist_src.p, p->req.hstore.p, p->req.hstore.len) == 0)
         return CURLE_OK;
     for (i = 0; i < p->req.n_bh; i++) {
         t = curl_slist_append(sl, p->req.bline[i]);
-        if (!t) { curl_slist_free_all(sl); return CURLE_OUT_OF_MEMORY; }
+        if (!t) {
+            curl_slist_free_all(sl);
+            return CURLE_OUT_OF_MEMORY;
+        }
         sl = t;
     }
     /* no "Expect: 100-continue" round trip for bodies over 1 KB */
     t = curl_slist_append(sl, "Expect:");
-    if (!t) { curl_slist_free_all(sl); return CURLE_OUT_OF_MEMORY; }
+    if (!t) {
+        curl_slist_free_all(sl);
+        return CURLE_OUT_OF_MEMORY;
+    }
     sl = t;
     if (p->net.slist_src.p) memset(p->net.slist_src.p, 0, p->net.slist_src.len);
     kl_buf_reset(&p->net.slist_src);
-    if (kl_buf_add(&p->net.slist_src, p->req.hstore.p, p->req.hstore.len)) { curl_slist_free_all(sl); return CURLE_OUT_OF_MEMORY; }
+    if (kl_buf_add(&p->net.slist_src, p->req.hstore.p, p->req.hstore.len)) {
+        curl_slist_free_all(sl);
+        return CURLE_OUT_OF_MEMORY;
+    }
     if (p->net.slist) curl_slist_free_all(p->net.slist);
     p->net.slist = sl;
     return curl_easy_setopt(p->net.curl, CURLOPT_HTTPHEADER, sl);
@@ -154,7 +177,8 @@ static CURLcode setup(kl_client *c) {
     const kl_built *b = &p->req.built;
     CURLcode e = headers(p);
     if (e == CURLE_OK) e = url(p, b->url);
-#define SET(opt, val) if (e == CURLE_OK) e = curl_easy_setopt(h, opt, val)
+#define SET(opt, val)                                                                                                  \
+    if (e == CURLE_OK) e = curl_easy_setopt(h, opt, val)
     /* libcurl silently sends a request again on a new connection when a reused one dies
      * before any answer; the server may have acted on the first copy. A request that is not
      * safe to repeat (create_profile, create_list, ...) therefore gets a connection of its own. */
@@ -185,12 +209,29 @@ static int transport_error(kl_client *c, CURLcode e, const char *op, const char 
      * answered the CONNECT with a refusal passed nothing on. */
     sent = written > 0 && (tunnel == 0 || tunnel / 100 == 2);
     switch (e) {
-    case CURLE_COULDNT_RESOLVE_HOST: code = "dns_failed"; what = "could not resolve host"; sent = 0; break;
-    case CURLE_COULDNT_RESOLVE_PROXY: code = "dns_failed"; what = "could not resolve proxy"; sent = 0; break;
-    case CURLE_COULDNT_CONNECT: code = "connect_failed"; what = "could not connect"; sent = 0; break;
+    case CURLE_COULDNT_RESOLVE_HOST:
+        code = "dns_failed";
+        what = "could not resolve host";
+        sent = 0;
+        break;
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        code = "dns_failed";
+        what = "could not resolve proxy";
+        sent = 0;
+        break;
+    case CURLE_COULDNT_CONNECT:
+        code = "connect_failed";
+        what = "could not connect";
+        sent = 0;
+        break;
     case CURLE_OPERATION_TIMEDOUT:
-        if (!sent) { code = "connect_timeout"; what = "timed out before the request was sent"; }
-        else { code = "timeout"; what = got ? "timed out reading the response" : "timed out waiting for the response"; }
+        if (!sent) {
+            code = "connect_timeout";
+            what = "timed out before the request was sent";
+        } else {
+            code = "timeout";
+            what = got ? "timed out reading the response" : "timed out waiting for the response";
+        }
         break;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
@@ -203,38 +244,67 @@ static int transport_error(kl_client *c, CURLcode e, const char *op, const char 
     case CURLE_SSL_CRL_BADFILE:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
     case CURLE_SSL_INVALIDCERTSTATUS:
-        code = "tls_failed"; what = "TLS handshake or certificate verification failed"; sent = 0; break;
+        code = "tls_failed";
+        what = "TLS handshake or certificate verification failed";
+        sent = 0;
+        break;
     case CURLE_GOT_NOTHING:
-        code = "empty_reply"; what = "the server closed the connection without answering"; break;
+        code = "empty_reply";
+        what = "the server closed the connection without answering";
+        break;
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
-        if (got) { code = "truncated"; what = "connection lost while reading the response"; }
-        else { code = "connection_reset"; what = "connection reset before a response"; }
+        if (got) {
+            code = "truncated";
+            what = "connection lost while reading the response";
+        } else {
+            code = "connection_reset";
+            what = "connection reset before a response";
+        }
         break;
     case CURLE_PARTIAL_FILE:
-        code = "truncated"; what = "the response body was cut short"; break;
+        code = "truncated";
+        what = "the response body was cut short";
+        break;
     case CURLE_WRITE_ERROR:
-        if (p->net.body_too_large) { code = "response_too_large"; what = "the response body is over 64 MB"; break; }
+        if (p->net.body_too_large) {
+            code = "response_too_large";
+            what = "the response body is over 64 MB";
+            break;
+        }
         return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory while receiving the response");
     case CURLE_OUT_OF_MEMORY:
         /* once the request went out, libcurl's out of memory is an answer over its limits (a
          * status or header line over 100 KB), not this process running out: the server's
          * fault, nil, err */
-        if (!got && !sent) return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory while receiving the response");
-        code = "response_too_large"; what = "a response header is over libcurl's size limit"; break;
+        if (!got && !sent)
+            return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory while receiving the response");
+        code = "response_too_large";
+        what = "a response header is over libcurl's size limit";
+        break;
 #if LIBCURL_VERSION_NUM >= 0x080600
     case CURLE_TOO_LARGE:
-        code = "response_too_large"; what = "a response header is over libcurl's size limit"; break;
+        code = "response_too_large";
+        what = "a response header is over libcurl's size limit";
+        break;
 #endif
     case CURLE_UNSUPPORTED_PROTOCOL:
-        code = "unsupported_protocol"; what = "unsupported protocol"; break;
+        code = "unsupported_protocol";
+        what = "unsupported protocol";
+        break;
     case CURLE_TOO_MANY_REDIRECTS:
     case CURLE_WEIRD_SERVER_REPLY:
-        code = "bad_reply"; what = "the server's reply is not valid HTTP"; break;
+        code = "bad_reply";
+        what = "the server's reply is not valid HTTP";
+        break;
     case CURLE_BAD_CONTENT_ENCODING:
-        code = "bad_encoding"; what = "the response's content encoding could not be decoded"; break;
+        code = "bad_encoding";
+        what = "the response's content encoding could not be decoded";
+        break;
     default:
-        code = "transport_failed"; what = curl_easy_strerror(e); break;
+        code = "transport_failed";
+        what = curl_easy_strerror(e);
+        break;
     }
     rc = kl_fail(c, KL_ERR_TRANSPORT, code, op, "%s (%s)", what, ebuf && *ebuf ? ebuf : curl_easy_strerror(e));
     p->rec.error.sent = sent;
@@ -286,7 +356,7 @@ static CURLcode perform(kl_client_priv *p) {
     while (mc == CURLM_OK) {
         mc = curl_multi_perform(m, &running);
         if (mc != CURLM_OK) break;
-        if (!running) {   /* a transfer that stopped running has left its result */
+        if (!running) { /* a transfer that stopped running has left its result */
             CURLMsg *msg = curl_multi_info_read(m, &left);
             rc = msg && msg->msg == CURLMSG_DONE ? msg->data.result : CURLE_BAD_FUNCTION_ARGUMENT;
             break;

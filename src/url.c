@@ -45,24 +45,48 @@ int kl_url_parse(const char *s, kl_url *u, const char **why) {
     *why = NULL;
     for (p = s; *p; p++) {
         unsigned char ch = (unsigned char)*p;
-        if (ch <= 0x20 || ch == 0x7f) { *why = "URL holds a space or control character"; return -1; }
+        if (ch <= 0x20 || ch == 0x7f) {
+            *why = "URL holds a space or control character";
+            return -1;
+        }
     }
-    if (strncasecmp(s, "https://", 8) == 0) { u->https = 1; auth = s + 8; }
-    else if (strncasecmp(s, "http://", 7) == 0) { auth = s + 7; }
-    else { *why = "URL scheme must be http:// or https://"; return -1; }
+    if (strncasecmp(s, "https://", 8) == 0) {
+        u->https = 1;
+        auth = s + 8;
+    } else if (strncasecmp(s, "http://", 7) == 0) {
+        auth = s + 7;
+    } else {
+        *why = "URL scheme must be http:// or https://";
+        return -1;
+    }
     p = auth + strcspn(auth, "/?#"); /* the authority ends here; the path starts at a '/' */
-    if (p > auth && p[-1] == ':') { *why = "URL has a malformed port"; return -1; }
+    if (p > auth && p[-1] == ':') {
+        *why = "URL has a malformed port";
+        return -1;
+    }
     if (!(h = curl_url())) return -2;
     /* as it is: dot segments are the key/path rule's to see (kl_path_check), not to resolve */
     rc = curl_url_set(h, CURLUPART_URL, s, CURLU_PATH_AS_IS);
-    if (rc == CURLUE_OUT_OF_MEMORY) { ret = -2; goto out; }
-    if (rc != CURLUE_OK) { *why = "URL is malformed"; goto out; }
+    if (rc == CURLUE_OUT_OF_MEMORY) {
+        ret = -2;
+        goto out;
+    }
+    if (rc != CURLUE_OK) {
+        *why = "URL is malformed";
+        goto out;
+    }
     if ((ret = part(h, CURLUPART_USER, &user, 0)) == -2 || (ret = part(h, CURLUPART_PASSWORD, &pass, 0)) == -2)
         goto out;
-    if (user || pass) { ret = -1; *why = "URL must not hold user information"; goto out; }
+    if (user || pass) {
+        ret = -1;
+        *why = "URL must not hold user information";
+        goto out;
+    }
     if ((ret = part(h, CURLUPART_HOST, &u->host, 0)) != 0 ||
         (ret = part(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT)) != 0 ||
-        (ret = *p == '/' ? part(h, CURLUPART_PATH, &u->path, 0) : (u->path = kl_strdup("")) ? 0 : -2) != 0 ||
+        (ret = *p == '/'                   ? part(h, CURLUPART_PATH, &u->path, 0)
+               : (u->path = kl_strdup("")) ? 0
+                                           : -2) != 0 ||
         (ret = part(h, CURLUPART_QUERY, &u->query, 0)) == -2) {
         if (ret == -1) *why = "URL has no host";
         goto out;

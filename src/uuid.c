@@ -16,11 +16,15 @@
 /* 1 + the forks this process descends from since the handler was installed; written only
  * in a just-forked child (one thread), read by the thread using a pool. */
 static volatile unsigned long forks = 1;
-static int counting;       /* the handler is installed; without it every id asks getpid() */
+static int counting; /* the handler is installed; without it every id asks getpid() */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static void in_child(void) { forks++; }
-static void install(void) { counting = pthread_atfork(NULL, NULL, in_child) == 0; }
+static void in_child(void) {
+    forks++;
+}
+static void install(void) {
+    counting = pthread_atfork(NULL, NULL, in_child) == 0;
+}
 
 void kl_uuid_pool_init(kl_uuid_pool *p) {
     pthread_once(&once, install);

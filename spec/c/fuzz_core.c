@@ -29,7 +29,10 @@ static kl_client *client(void) {
 static size_t split(char *buf, size_t len, char **out, size_t n) {
     size_t k = 0, i, start = 0;
     for (i = 0; i < len && k + 1 < n; i++)
-        if (buf[i] == '\0') { out[k++] = buf + start; start = i + 1; }
+        if (buf[i] == '\0') {
+            out[k++] = buf + start;
+            start = i + 1;
+        }
     out[k++] = buf + start;
     return k;
 }

@@ -102,7 +102,8 @@ static void test_detail(void) {
 }
 
 static void test_ratelimit_reset(void) {
-    kl_header h[] = {{"RateLimit-Limit", "700"}, {"RateLimit-Remaining", "0"},
+    kl_header h[] = {{"RateLimit-Limit", "700"},
+                     {"RateLimit-Remaining", "0"},
                      {"RateLimit-Reset", "99999999999999999999999"}};
     CHECK_INT(kl_interpret(c, 200, h, 3, "{}", 2, "op"), KL_OK);
     CHECK_INT(kl_last_response(c)->has_ratelimit, 1);

@@ -25,27 +25,26 @@ void *__real_calloc(size_t n, size_t size);
 void *__wrap_malloc(size_t n);
 void *__wrap_calloc(size_t n, size_t size);
 static long fail_after = -1;
-void *__wrap_malloc(size_t n)
-{
+void *__wrap_malloc(size_t n) {
     if (fail_after == 0) return NULL;
     if (fail_after > 0) fail_after--;
     return __real_malloc(n);
 }
-void *__wrap_calloc(size_t n, size_t size)
-{
+void *__wrap_calloc(size_t n, size_t size) {
     if (fail_after == 0) return NULL;
     if (fail_after > 0) fail_after--;
     return __real_calloc(n, size);
 }
 
-#define CHECK(cond, ...) do {                                          \
-        if (cond) passed++;                                            \
-        else {                                                         \
-            failed++;                                                  \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                \
-            printf(__VA_ARGS__);                                       \
-            printf("\n");                                              \
-        }                                                              \
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        if (cond) passed++;                                                                                            \
+        else {                                                                                                         \
+            failed++;                                                                                                  \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                                \
+            printf(__VA_ARGS__);                                                                                       \
+            printf("\n");                                                                                              \
+        }                                                                                                              \
     } while (0)
 
 #define SEC KL_USEC_PER_SEC
@@ -53,22 +52,21 @@ static const kl_usec LEN[KL_WINDOWS] = {1 * SEC, 60 * SEC, 86400 * SEC};
 
 /* Deterministic PRNG (xorshift64*) so a failure reproduces. */
 static unsigned long long rng_state = 0x9E3779B97F4A7C15ULL;
-static unsigned long long rnd(void)
-{
+static unsigned long long rnd(void) {
     rng_state ^= rng_state >> 12;
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
     return rng_state * 2685821657736338717ULL;
 }
-static kl_usec rnd_below(kl_usec n) { return n > 0 ? (kl_usec)(rnd() % (unsigned long long)n) : 0; }
+static kl_usec rnd_below(kl_usec n) {
+    return n > 0 ? (kl_usec)(rnd() % (unsigned long long)n) : 0;
+}
 
-static uint32_t lim_of(const kl_limits *l, int k)
-{
+static uint32_t lim_of(const kl_limits *l, int k) {
     return k == 0 ? l->burst : k == 1 ? l->steady : l->daily;
 }
 
-static uint32_t eff(uint32_t limit, double safety)
-{
+static uint32_t eff(uint32_t limit, double safety) {
     uint32_t v;
     if (limit == 0) return 0;
     v = (uint32_t)((double)limit * safety + 1e-9);
@@ -82,20 +80,21 @@ typedef struct {
     size_t n, cap;
 } sendlog;
 
-static void log_add(sendlog *s, kl_usec t)
-{
+static void log_add(sendlog *s, kl_usec t) {
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 1024;
         s->t = (kl_usec *)realloc(s->t, s->cap * sizeof *s->t);
-        if (!s->t) { printf("out of memory\n"); exit(2); }
+        if (!s->t) {
+            printf("out of memory\n");
+            exit(2);
+        }
     }
     s->t[s->n++] = t;
 }
 
 /* Every half-open interval [a, a + len) holds at most max sends <=> for every i,
  * t[i + max] - t[i] >= len (the log is in time order). Returns the worst offender. */
-static size_t max_in_any_interval(const sendlog *s, kl_usec len)
-{
+static size_t max_in_any_interval(const sendlog *s, kl_usec len) {
     size_t i, j = 0, best = 0;
     for (i = 0; i < s->n; i++) {
         while (s->t[i] - s->t[j] >= len) j++;
@@ -105,45 +104,47 @@ static size_t max_in_any_interval(const sendlog *s, kl_usec len)
 }
 
 /* The server's view: fixed windows [phase + k*len, phase + (k+1)*len). */
-static size_t max_in_fixed_windows(const sendlog *s, kl_usec len, kl_usec phase)
-{
+static size_t max_in_fixed_windows(const sendlog *s, kl_usec len, kl_usec phase) {
     size_t i, best = 0, cur = 0;
     long long win = 0;
     for (i = 0; i < s->n; i++) {
         long long w = (long long)((s->t[i] - phase + 1000 * len) / len);
-        if (i == 0 || w != win) { win = w; cur = 0; }
+        if (i == 0 || w != win) {
+            win = w;
+            cur = 0;
+        }
         if (++cur > best) best = cur;
     }
     return best;
 }
 
-static int sorted(const sendlog *s)
-{
+static int sorted(const sendlog *s) {
     size_t i;
-    for (i = 1; i < s->n; i++) if (s->t[i] < s->t[i - 1]) return 0;
+    for (i = 1; i < s->n; i++)
+        if (s->t[i] < s->t[i - 1]) return 0;
     return 1;
 }
 
 /* ---- drivers ---- */
 
 /* One sender that always asks again exactly when told: the fastest legal schedule. */
-static void run_greedy(kl_limiter *lim, const char *key, const kl_limits *l, kl_usec until,
-                       sendlog *out)
-{
+static void run_greedy(kl_limiter *lim, const char *key, const kl_limits *l, kl_usec until, sendlog *out) {
     kl_usec now = 0, wait;
     while (now < until) {
         int rc = kl_limiter_acquire(lim, key, l, now, &wait);
         if (rc == KL_LIMIT_GO) log_add(out, now);
         else if (rc == KL_LIMIT_WAIT) now += wait;
-        else { printf("limiter error: %s\n", kl_limiter_errstr(lim)); exit(2); }
+        else {
+            printf("limiter error: %s\n", kl_limiter_errstr(lim));
+            exit(2);
+        }
     }
 }
 
 /* Several workers sharing a key, each asking at random moments (bursts, pauses, exact
  * waits, and waits that overshoot), interleaved on one clock. */
-static void run_random(kl_limiter *lim, const char *key, const kl_limits *l, kl_usec until,
-                       kl_usec think, sendlog *out)
-{
+static void run_random(kl_limiter *lim, const char *key, const kl_limits *l, kl_usec until, kl_usec think,
+                       sendlog *out) {
     enum { W = 8 };
     kl_usec next[W];
     int i;
@@ -151,7 +152,8 @@ static void run_random(kl_limiter *lim, const char *key, const kl_limits *l, kl_
     for (;;) {
         int who = 0, rc;
         kl_usec wait, now;
-        for (i = 1; i < W; i++) if (next[i] < next[who]) who = i;
+        for (i = 1; i < W; i++)
+            if (next[i] < next[who]) who = i;
         now = next[who];
         if (now >= until) break;
         rc = kl_limiter_acquire(lim, key, l, now, &wait);
@@ -174,8 +176,7 @@ static void run_random(kl_limiter *lim, const char *key, const kl_limits *l, kl_
 static kl_limits tiers[MAX_TIERS];
 static int ntiers;
 
-static int read_tiers(const char *path)
-{
+static int read_tiers(const char *path) {
     FILE *f = fopen(path, "rb");
     char *src, *p;
     long size;
@@ -184,7 +185,11 @@ static int read_tiers(const char *path)
     size = ftell(f);
     fseek(f, 0, SEEK_SET);
     src = (char *)malloc((size_t)size + 1);
-    if (!src || fread(src, 1, (size_t)size, f) != (size_t)size) { fclose(f); free(src); return -1; }
+    if (!src || fread(src, 1, (size_t)size, f) != (size_t)size) {
+        fclose(f);
+        free(src);
+        return -1;
+    }
     src[size] = '\0';
     fclose(f);
     for (p = strstr(src, "limits = {"); p; p = strstr(p + 1, "limits = {")) {
@@ -207,8 +212,7 @@ static int read_tiers(const char *path)
 
 /* ---- the tier properties ---- */
 
-static void check_log(const char *what, const kl_limits *l, double safety, const sendlog *s)
-{
+static void check_log(const char *what, const kl_limits *l, double safety, const sendlog *s) {
     int k, p;
     CHECK(sorted(s), "%s %u/%u/%u: send log out of order", what, l->burst, l->steady, l->daily);
     for (k = 0; k < KL_WINDOWS; k++) {
@@ -216,8 +220,8 @@ static void check_log(const char *what, const kl_limits *l, double safety, const
         size_t worst, worst_fixed = 0;
         if (max == 0) continue;
         worst = max_in_any_interval(s, LEN[k]);
-        CHECK(worst <= max, "%s %u/%u/%u window %d: %zu sends in one interval, limit %u",
-              what, l->burst, l->steady, l->daily, k, worst, max);
+        CHECK(worst <= max, "%s %u/%u/%u window %d: %zu sends in one interval, limit %u", what, l->burst, l->steady,
+              l->daily, k, worst, max);
         for (p = 0; p < 200; p++) {
             size_t w = max_in_fixed_windows(s, LEN[k], rnd_below(LEN[k]));
             if (w > worst_fixed) worst_fixed = w;
@@ -227,21 +231,19 @@ static void check_log(const char *what, const kl_limits *l, double safety, const
             size_t w = max_in_fixed_windows(s, LEN[k], s->t[rnd_below((kl_usec)s->n)] % LEN[k]);
             if (w > worst_fixed) worst_fixed = w;
         }
-        CHECK(worst_fixed <= max, "%s %u/%u/%u window %d: server fixed window saw %zu, limit %u",
-              what, l->burst, l->steady, l->daily, k, worst_fixed, max);
+        CHECK(worst_fixed <= max, "%s %u/%u/%u window %d: server fixed window saw %zu, limit %u", what, l->burst,
+              l->steady, l->daily, k, worst_fixed, max);
     }
 }
 
 /* Run length: a few of the longest window present, so the long-run rate shows. */
-static kl_usec horizon(const kl_limits *l)
-{
+static kl_usec horizon(const kl_limits *l) {
     return l->daily ? 3 * LEN[2] : l->steady ? 5 * LEN[1] : 30 * LEN[0];
 }
 
 /* The greedy sender's count over the horizon must be exactly the binding window's
  * allowance: limit * (horizon / window length), the least over the windows. */
-static size_t expected_sends(const kl_limits *l, double safety, kl_usec h)
-{
+static size_t expected_sends(const kl_limits *l, double safety, kl_usec h) {
     size_t best = (size_t)-1;
     int k;
     for (k = 0; k < KL_WINDOWS; k++) {
@@ -251,26 +253,26 @@ static size_t expected_sends(const kl_limits *l, double safety, kl_usec h)
     return best;
 }
 
-static void test_tier(const kl_limits *l, double safety)
-{
+static void test_tier(const kl_limits *l, double safety) {
     kl_limiter_options o = {safety};
     kl_limiter *lim = kl_limiter_new(&o);
     sendlog g = {0, 0, 0}, r = {0, 0, 0};
     kl_usec h = horizon(l);
     size_t want = expected_sends(l, safety, h);
-    if (!lim) { printf("kl_limiter_new failed\n"); exit(2); }
+    if (!lim) {
+        printf("kl_limiter_new failed\n");
+        exit(2);
+    }
 
     run_greedy(lim, "acct/greedy", l, h, &g);
     check_log("greedy", l, safety, &g);
-    CHECK(g.n == want, "greedy %u/%u/%u safety %.2f: %zu sends in %lld s, want the full %zu",
-          l->burst, l->steady, l->daily, safety, g.n, (long long)(h / SEC), want);
+    CHECK(g.n == want, "greedy %u/%u/%u safety %.2f: %zu sends in %lld s, want the full %zu", l->burst, l->steady,
+          l->daily, safety, g.n, (long long)(h / SEC), want);
 
     /* random workers: think time around the burst spacing so every window gets hit */
-    run_random(lim, "acct/random", l, h,
-               l->burst ? 2 * SEC / l->burst + 1 : SEC, &r);
+    run_random(lim, "acct/random", l, h, l->burst ? 2 * SEC / l->burst + 1 : SEC, &r);
     check_log("random", l, safety, &r);
-    CHECK(r.n >= want * 9 / 10, "random %u/%u/%u: only %zu of %zu sends", l->burst, l->steady,
-          l->daily, r.n, want);
+    CHECK(r.n >= want * 9 / 10, "random %u/%u/%u: only %zu of %zu sends", l->burst, l->steady, l->daily, r.n, want);
 
     free(g.t);
     free(r.t);
@@ -280,8 +282,7 @@ static void test_tier(const kl_limits *l, double safety)
 /* ---- individual behaviours ---- */
 
 /* kl_limiter_remaining's answer, or -100 on error */
-static long rem(kl_limiter *lim, const char *key, const kl_limits *l, int window, kl_usec now)
-{
+static long rem(kl_limiter *lim, const char *key, const kl_limits *l, int window, kl_usec now) {
     long left = -100;
     if (kl_limiter_remaining(lim, key, l, window, now, &left) != 0) return -100;
     return left;
@@ -290,8 +291,7 @@ static long rem(kl_limiter *lim, const char *key, const kl_limits *l, int window
 static const kl_limits XL = {350, 3500, 0};
 static const kl_limits M = {10, 150, 0};
 
-static void test_block_until(void)
-{
+static void test_block_until(void) {
     kl_limiter *lim = kl_limiter_new(NULL);
     kl_usec wait = -1;
     CHECK(kl_limiter_acquire(lim, "a/op", &XL, 10 * SEC, &wait) == KL_LIMIT_GO, "first send goes");
@@ -316,8 +316,7 @@ static void test_block_until(void)
     kl_limiter_free(lim);
 }
 
-static void test_observe(void)
-{
+static void test_observe(void) {
     kl_limiter *lim = kl_limiter_new(NULL);
     kl_usec wait = -1, now = 100 * SEC;
     int i, go = 0;
@@ -335,8 +334,7 @@ static void test_observe(void)
     CHECK(go == 5, "5 sends allowed after observe, got %d", go);
     CHECK(kl_limiter_acquire(lim, "a/ev", &XL, now, &wait) == KL_LIMIT_WAIT && wait == 19 * SEC,
           "then wait until the server window resets: %lld us", (long long)wait);
-    CHECK(kl_limiter_acquire(lim, "a/ev", &XL, now + 19 * SEC, &wait) == KL_LIMIT_GO,
-          "go at the server's reset");
+    CHECK(kl_limiter_acquire(lim, "a/ev", &XL, now + 19 * SEC, &wait) == KL_LIMIT_GO, "go at the server's reset");
     /* the server saying more is left never raises what the limiter allows */
     {
         kl_limiter *l2 = kl_limiter_new(NULL);
@@ -360,8 +358,7 @@ static void test_observe(void)
     kl_limiter_free(lim);
 }
 
-static void test_override(void)
-{
+static void test_override(void) {
     kl_limiter *lim = kl_limiter_new(NULL);
     kl_limits o = {2, 5, 0};
     sendlog s = {0, 0, 0};
@@ -369,16 +366,16 @@ static void test_override(void)
     CHECK(kl_limiter_override(lim, "a/create_event", &o) == 0, "override ok");
     run_greedy(lim, "a/create_event", &XL, 5 * LEN[1], &s);
     CHECK(s.n == 25, "override 2/s 5/m over 5 min: %zu sends, want 25", s.n);
-    CHECK(max_in_any_interval(&s, SEC) <= 2 && max_in_any_interval(&s, 60 * SEC) <= 5,
-          "override windows respected");
+    CHECK(max_in_any_interval(&s, SEC) <= 2 && max_in_any_interval(&s, 60 * SEC) <= 5, "override windows respected");
     /* the override is per key: the same limits passed for another key are the table's */
     CHECK(rem(lim, "a/get_events", &XL, KL_WINDOW_BURST, 0) == 350, "other key uses table limits");
     /* removing the override restores the limits passed in */
     CHECK(kl_limiter_override(lim, "a/create_event", NULL) == 0, "override removed");
-    CHECK(rem(lim, "a/create_event", &XL, KL_WINDOW_STEADY, 10 * LEN[1]) == 3500,
-          "back to 3500/m");
+    CHECK(rem(lim, "a/create_event", &XL, KL_WINDOW_STEADY, 10 * LEN[1]) == 3500, "back to 3500/m");
     /* an override can add a window the table does not have */
-    o.burst = 0; o.steady = 0; o.daily = 3;
+    o.burst = 0;
+    o.steady = 0;
+    o.daily = 3;
     kl_limiter_override(lim, "a/daily", &o);
     kl_limiter_acquire(lim, "a/daily", &XL, 0, &wait);
     kl_limiter_acquire(lim, "a/daily", &XL, 0, &wait);
@@ -389,15 +386,13 @@ static void test_override(void)
     kl_limiter_free(lim);
 }
 
-static void test_safety(void)
-{
+static void test_safety(void) {
     kl_limiter_options o = {0.9};
     kl_limiter *lim = kl_limiter_new(&o);
     kl_limits one = {1, 15, 0}, xl = {350, 3500, 0};
     CHECK(rem(lim, "k", &M, KL_WINDOW_BURST, 0) == 9, "10/s * 0.9 = 9");
     CHECK(rem(lim, "k", &M, KL_WINDOW_STEADY, 0) == 135, "150/m * 0.9 = 135");
-    CHECK(rem(lim, "k1", &one, KL_WINDOW_BURST, 0) == 1,
-          "1/s * 0.9 still allows 1 (a limit never becomes 0)");
+    CHECK(rem(lim, "k1", &one, KL_WINDOW_BURST, 0) == 1, "1/s * 0.9 still allows 1 (a limit never becomes 0)");
     kl_limiter_free(lim);
     o.safety = 0.95;
     lim = kl_limiter_new(&o);
@@ -409,15 +404,13 @@ static void test_safety(void)
     CHECK(kl_limiter_new(&o) == NULL, "negative safety refused");
 }
 
-static void test_change_limits(void)
-{
+static void test_change_limits(void) {
     kl_limiter *lim = kl_limiter_new(NULL);
     kl_limits five = {5, 150, 0};
     kl_usec wait, t;
     int i;
     /* 10 sends spread over the first 0.9 s at 10/s */
-    for (i = 0; i < 10; i++)
-        CHECK(kl_limiter_acquire(lim, "k", &M, i * 100000, &wait) == KL_LIMIT_GO, "send %d", i);
+    for (i = 0; i < 10; i++) CHECK(kl_limiter_acquire(lim, "k", &M, i * 100000, &wait) == KL_LIMIT_GO, "send %d", i);
     /* now the limit drops to 5/s: the 5th most recent (t = 0.5 s) must be 1 s old */
     t = 950000;
     CHECK(kl_limiter_acquire(lim, "k", &five, t, &wait) == KL_LIMIT_WAIT && wait == 1500000 - t,
@@ -429,17 +422,15 @@ static void test_change_limits(void)
     kl_limiter_free(lim);
 }
 
-static void test_misc(void)
-{
+static void test_misc(void) {
     kl_limiter *lim = kl_limiter_new(NULL);
     kl_limits huge = {KL_LIMIT_MAX + 1, 0, 0};
     kl_usec wait = 0;
     int i, ok = 1;
     char key[32];
 
-    CHECK(kl_limiter_acquire(lim, "k", &huge, 0, &wait) == KL_LIMIT_ERROR
-          && strstr(kl_limiter_errstr(lim), "above"), "limit above the maximum refused: %s",
-          kl_limiter_errstr(lim));
+    CHECK(kl_limiter_acquire(lim, "k", &huge, 0, &wait) == KL_LIMIT_ERROR && strstr(kl_limiter_errstr(lim), "above"),
+          "limit above the maximum refused: %s", kl_limiter_errstr(lim));
     CHECK(kl_limiter_override(lim, "k", &huge) == KL_LIMIT_ERROR, "override above the maximum refused");
     CHECK(kl_limiter_acquire(lim, NULL, &M, 0, &wait) == KL_LIMIT_ERROR, "NULL key refused");
     CHECK(kl_limiter_acquire(lim, "none", NULL, 0, &wait) == KL_LIMIT_GO, "no limits: go");
@@ -452,8 +443,8 @@ static void test_misc(void)
 
     /* remaining: -1 for a window the operation does not have, error for no such window */
     CHECK(rem(lim, "p", &M, KL_WINDOW_DAILY, SEC) == -1, "no daily window: -1");
-    CHECK(rem(lim, "p", &M, 3, SEC) == -100 && kl_limiter_remaining(lim, "p", &M, 0, 0, NULL)
-          == KL_LIMIT_ERROR, "bad window or NULL result refused");
+    CHECK(rem(lim, "p", &M, 3, SEC) == -100 && kl_limiter_remaining(lim, "p", &M, 0, 0, NULL) == KL_LIMIT_ERROR,
+          "bad window or NULL result refused");
 
     /* time going backwards is treated as the latest time seen */
     kl_limiter_acquire(lim, "b", &M, 5 * SEC, &wait);
@@ -468,8 +459,7 @@ static void test_misc(void)
     }
     for (i = 0; i < 20000 && ok; i++) {
         snprintf(key, sizeof key, "acct%d/op", i);
-        if (kl_limiter_acquire(lim, key, &(kl_limits){1, 15, 0}, 0, &wait) != KL_LIMIT_WAIT || wait != SEC)
-            ok = 0;
+        if (kl_limiter_acquire(lim, key, &(kl_limits){1, 15, 0}, 0, &wait) != KL_LIMIT_WAIT || wait != SEC) ok = 0;
     }
     CHECK(ok, "20000 keys independent (failed at %d)", i);
     CHECK(kl_limiter_keys(lim) == 20000 + 4 /* k, none, p, b */, "key count %zu", kl_limiter_keys(lim));
@@ -481,8 +471,7 @@ static void test_misc(void)
 /* Every allocation is checked: with the n-th allocation failing, each call either works
  * or reports "out of memory", and the limiter keeps working once memory is back (ASan and
  * valgrind check that nothing leaks or is used after free). */
-static void test_out_of_memory(void)
-{
+static void test_out_of_memory(void) {
     long n;
     int reported = 0, wrong = 0, broken = 0, nulls = 0;
     for (n = 0; n < 40; n++) {
@@ -493,11 +482,15 @@ static void test_out_of_memory(void)
         char key[32];
         fail_after = n;
         lim = kl_limiter_new(NULL);
-        if (!lim) { nulls++; fail_after = -1; continue; }
+        if (!lim) {
+            nulls++;
+            fail_after = -1;
+            continue;
+        }
         for (i = 0; i < 80; i++) {
             snprintf(key, sizeof key, "k%d", i % 70);
             rc = i % 3 == 0 ? kl_limiter_override(lim, key, &other)
-               : kl_limiter_acquire(lim, key, i % 2 ? &big : &M, i, &wait);
+                            : kl_limiter_acquire(lim, key, i % 2 ? &big : &M, i, &wait);
             if (rc == KL_LIMIT_ERROR) {
                 if (strstr(kl_limiter_errstr(lim), "out of memory")) reported++;
                 else wrong++;
@@ -519,19 +512,17 @@ static void test_out_of_memory(void)
 
 /* A client counting in its own fixed windows can put 2x the limit in a server window:
  * the check above would catch a limiter that did that. Prove the check can fail. */
-static void test_checker_catches_fixed_windows(void)
-{
+static void test_checker_catches_fixed_windows(void) {
     sendlog s = {0, 0, 0};
     int i;
-    for (i = 0; i < 10; i++) log_add(&s, 900000 + i);       /* end of client window 0 */
-    for (i = 0; i < 10; i++) log_add(&s, 1000000 + i);      /* start of client window 1 */
+    for (i = 0; i < 10; i++) log_add(&s, 900000 + i);  /* end of client window 0 */
+    for (i = 0; i < 10; i++) log_add(&s, 1000000 + i); /* start of client window 1 */
     CHECK(max_in_any_interval(&s, SEC) == 20, "checker sees 20 sends in one second");
     CHECK(max_in_fixed_windows(&s, SEC, 500000) == 20, "server window at phase 0.5 s sees 20");
     free(s.t);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     const char *ops = argc > 1 ? argv[1] : "lua/klaviyo/operations.lua";
     int i;
     if (read_tiers(ops) <= 0) {

@@ -35,18 +35,17 @@
 
 static int passed, failed, case_failed;
 
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            case_failed = 1;                                                  \
-            printf("    FAILED %s:%d: %s: ", __FILE__, __LINE__, #cond);      \
-            printf(__VA_ARGS__);                                              \
-            printf("\n");                                                     \
-        }                                                                     \
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            case_failed = 1;                                                                                           \
+            printf("    FAILED %s:%d: %s: ", __FILE__, __LINE__, #cond);                                               \
+            printf(__VA_ARGS__);                                                                                       \
+            printf("\n");                                                                                              \
+        }                                                                                                              \
     } while (0)
 
-static void run_case(const char *name, void (*fn)(void))
-{
+static void run_case(const char *name, void (*fn)(void)) {
     case_failed = 0;
     fn();
     if (case_failed) {
@@ -59,8 +58,7 @@ static void run_case(const char *name, void (*fn)(void))
     fflush(stdout);
 }
 
-static void sleep_us(kl_usec us)
-{
+static void sleep_us(kl_usec us) {
     struct timespec ts;
     if (us <= 0) return;
     ts.tv_sec = (time_t)(us / KL_USEC_PER_SEC);
@@ -76,8 +74,7 @@ typedef struct server {
     const char *password; /* NULL: none */
 } server;
 
-static int port_free(int port)
-{
+static int port_free(int port) {
     struct sockaddr_in a;
     int ok, fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return 0;
@@ -91,8 +88,7 @@ static int port_free(int port)
 }
 
 /* A free port of 18700-18799, starting at a per-process offset so parallel runs differ. */
-static int pick_port(int avoid)
-{
+static int pick_port(int avoid) {
     int i, base = (int)(getpid() % 100);
     for (i = 0; i < 100; i++) {
         int port = 18700 + (base + i) % 100;
@@ -101,8 +97,7 @@ static int pick_port(int avoid)
     return -1;
 }
 
-static redisContext *admin(const server *s)
-{
+static redisContext *admin(const server *s) {
     struct timeval tv = {1, 0};
     redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
     if (c && !c->err && s->password) {
@@ -116,8 +111,7 @@ static redisContext *admin(const server *s)
     return c;
 }
 
-static int server_ping(const server *s)
-{
+static int server_ping(const server *s) {
     redisContext *c = admin(s);
     redisReply *r;
     int ok;
@@ -130,8 +124,7 @@ static int server_ping(const server *s)
 }
 
 /* Start redis-server on s->port (0: pick one); 0 on success. */
-static int server_start(server *s)
-{
+static int server_start(server *s) {
     char port[16];
     int i;
     if (!s->port) s->port = pick_port(0);
@@ -147,11 +140,11 @@ static int server_start(server *s)
             dup2(null, 2);
         }
         if (s->password)
-            execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
-                   "--save", "", "--appendonly", "no", "--requirepass", s->password, (char *)NULL);
+            execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                   "no", "--requirepass", s->password, (char *)NULL);
         else
-            execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
-                   "--save", "", "--appendonly", "no", (char *)NULL);
+            execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                   "no", (char *)NULL);
         _exit(127);
     }
     for (i = 0; i < 500; i++) { /* up to 10 s on a loaded machine */
@@ -166,8 +159,7 @@ static int server_start(server *s)
     return -1;
 }
 
-static void server_stop(server *s, int sig)
-{
+static void server_stop(server *s, int sig) {
     if (s->pid > 0) {
         kill(s->pid, sig);
         waitpid(s->pid, NULL, 0);
@@ -177,16 +169,13 @@ static void server_stop(server *s, int sig)
 
 static server shared; /* most cases use this one */
 
-static char *url_of(const server *s, const char *creds, const char *path)
-{
+static char *url_of(const server *s, const char *creds, const char *path) {
     static char buf[256];
-    snprintf(buf, sizeof buf, "redis://%s127.0.0.1:%d%s", creds ? creds : "", s->port,
-             path ? path : "");
+    snprintf(buf, sizeof buf, "redis://%s127.0.0.1:%d%s", creds ? creds : "", s->port, path ? path : "");
     return buf;
 }
 
-static kl_redis *store(const char *url, double safety)
-{
+static kl_redis *store(const char *url, double safety) {
     kl_redis_options o;
     memset(&o, 0, sizeof o);
     o.url = url;
@@ -197,8 +186,7 @@ static kl_redis *store(const char *url, double safety)
 }
 
 /* A key no other case or run uses (from a ring of buffers: several stay valid at once). */
-static const char *fresh_key(const char *name)
-{
+static const char *fresh_key(const char *name) {
     static char buf[8][128];
     static int n;
     char *b = buf[n % 8];
@@ -207,8 +195,7 @@ static const char *fresh_key(const char *name)
     return b;
 }
 
-static long long admin_int(redisContext *c, const char *fmt, ...)
-{
+static long long admin_int(redisContext *c, const char *fmt, ...) {
     va_list ap;
     redisReply *r;
     long long v = -999;
@@ -222,13 +209,11 @@ static long long admin_int(redisContext *c, const char *fmt, ...)
 
 /* ---- cases ------------------------------------------------------------------------------ */
 
-static void test_url_refusals(void)
-{
-    static const char *bad[] = {
-        "http://127.0.0.1:6379", "rediss://127.0.0.1", "redis://", "redis://h:0",
-        "redis://h:70000", "redis://h:", "redis://h:12x", "redis://h/abc", "redis://pw@h",
-        "redis://h?db=1", "redis://:p%zz@h", "redis://[::1", "redis://h:1 2",
-        "redis://:p%00@h", "redis://[::1]x"};
+static void test_url_refusals(void) {
+    static const char *bad[] = {"http://127.0.0.1:6379", "rediss://127.0.0.1", "redis://",        "redis://h:0",
+                                "redis://h:70000",       "redis://h:",         "redis://h:12x",   "redis://h/abc",
+                                "redis://pw@h",          "redis://h?db=1",     "redis://:p%zz@h", "redis://[::1",
+                                "redis://h:1 2",         "redis://:p%00@h",    "redis://[::1]x"};
     size_t i;
     kl_limits lim = {1, 0, 0};
     kl_usec wait;
@@ -239,30 +224,27 @@ static void test_url_refusals(void)
         r = store(bad[i], 0);
         CHECK(r != NULL, "%s", bad[i]);
         if (!r) continue;
-        CHECK(r->err == KL_REDIS_ERR_USAGE && strstr(r->errstr, "redis") != NULL,
-              "%s -> err %d '%s'", bad[i], r->err, r->errstr);
+        CHECK(r->err == KL_REDIS_ERR_USAGE && strstr(r->errstr, "redis") != NULL, "%s -> err %d '%s'", bad[i], r->err,
+              r->errstr);
         /* every later call refuses with the same reason, and nothing is ever "go" */
-        CHECK(kl_redis_acquire(r, "k", &lim, &wait) == KL_LIMIT_ERROR &&
-                  r->err == KL_REDIS_ERR_USAGE && strstr(r->errstr, "redis") != NULL,
+        CHECK(kl_redis_acquire(r, "k", &lim, &wait) == KL_LIMIT_ERROR && r->err == KL_REDIS_ERR_USAGE &&
+                  strstr(r->errstr, "redis") != NULL,
               "%s acquire -> err %d '%s'", bad[i], r->err, r->errstr);
         kl_redis_free(r);
     }
     /* the password never shows, even when the rest of the URL is refused */
     r = store("redis://:s3cretpw@127.0.0.1:0", 0);
-    CHECK(r && r->err == KL_REDIS_ERR_USAGE && !strstr(r->errstr, "s3cretpw"), "%s",
-          r ? r->errstr : "NULL");
+    CHECK(r && r->err == KL_REDIS_ERR_USAGE && !strstr(r->errstr, "s3cretpw"), "%s", r ? r->errstr : "NULL");
     kl_redis_free(r);
     memset(&o, 0, sizeof o);
     o.url = "redis://127.0.0.1:1";
     o.safety = 1.5;
     r = kl_redis_new(&o);
-    CHECK(r && r->err == KL_REDIS_ERR_USAGE && strstr(r->errstr, "safety"), "%s",
-          r ? r->errstr : "NULL");
+    CHECK(r && r->err == KL_REDIS_ERR_USAGE && strstr(r->errstr, "safety"), "%s", r ? r->errstr : "NULL");
     kl_redis_free(r);
 }
 
-static void test_unreachable_then_recovers(void)
-{
+static void test_unreachable_then_recovers(void) {
     server s = {0, 0, NULL};
     kl_limits lim = {100, 0, 0};
     kl_usec wait;
@@ -275,14 +257,12 @@ static void test_unreachable_then_recovers(void)
     r = store(url_of(&s, NULL, NULL), 0);
     CHECK(r != NULL, "new");
     if (!r) return;
-    CHECK(r->err == KL_REDIS_ERR_IO && strstr(r->errstr, "unreachable") &&
-              strstr(r->errstr, where),
-          "new: err %d '%s'", r->err, r->errstr);
+    CHECK(r->err == KL_REDIS_ERR_IO && strstr(r->errstr, "unreachable") && strstr(r->errstr, where), "new: err %d '%s'",
+          r->err, r->errstr);
     CHECK(kl_redis_acquire(r, "k", &lim, &wait) == KL_LIMIT_ERROR && r->err == KL_REDIS_ERR_IO &&
               strstr(r->errstr, "not sending"),
           "acquire: err %d '%s'", r->err, r->errstr);
-    CHECK(kl_redis_block_for(r, "k", 1000) == KL_LIMIT_ERROR && r->err == KL_REDIS_ERR_IO,
-          "block: err %d", r->err);
+    CHECK(kl_redis_block_for(r, "k", 1000) == KL_LIMIT_ERROR && r->err == KL_REDIS_ERR_IO, "block: err %d", r->err);
 
     /* Redis comes up: the next call connects by itself */
     CHECK(server_start(&s) == 0, "start redis on %d", s.port);
@@ -303,8 +283,7 @@ static void test_unreachable_then_recovers(void)
 }
 
 /* An idle connection that Redis dropped is replaced silently, once. */
-static void test_dropped_connection_reconnects(void)
-{
+static void test_dropped_connection_reconnects(void) {
     kl_limits lim = {100, 0, 0};
     kl_usec wait;
     kl_redis *r = store(url_of(&shared, NULL, NULL), 0);
@@ -324,8 +303,7 @@ out:
 }
 
 /* A server that accepts connections and never answers. */
-static void test_silent_redis_times_out(void)
-{
+static void test_silent_redis_times_out(void) {
     struct sockaddr_in addr;
     int fd = socket(AF_INET, SOCK_STREAM, 0), port = pick_port(shared.port);
     kl_redis_options o;
@@ -338,27 +316,24 @@ static void test_silent_redis_times_out(void)
     addr.sin_family = AF_INET;
     addr.sin_port = htons((unsigned short)port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 && listen(fd, 8) == 0,
-          "listen on %d", port);
+    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 && listen(fd, 8) == 0, "listen on %d", port);
     snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
     memset(&o, 0, sizeof o);
     o.url = url;
     o.timeout_ms = 200;
     r = kl_redis_new(&o);
-    CHECK(r && r->err == KL_REDIS_ERR_IO && strstr(r->errstr, "did not answer") &&
-              strstr(r->errstr, "200 ms"),
+    CHECK(r && r->err == KL_REDIS_ERR_IO && strstr(r->errstr, "did not answer") && strstr(r->errstr, "200 ms"),
           "new: '%s'", r ? r->errstr : "NULL");
     if (r) {
-        CHECK(kl_redis_acquire(r, "k", &lim, &wait) == KL_LIMIT_ERROR &&
-                  r->err == KL_REDIS_ERR_IO && strstr(r->errstr, "did not answer"),
+        CHECK(kl_redis_acquire(r, "k", &lim, &wait) == KL_LIMIT_ERROR && r->err == KL_REDIS_ERR_IO &&
+                  strstr(r->errstr, "did not answer"),
               "acquire: '%s'", r->errstr);
     }
     kl_redis_free(r);
     if (fd >= 0) close(fd);
 }
 
-static void test_burst_exact_wait(void)
-{
+static void test_burst_exact_wait(void) {
     kl_limits lim = {3, 0, 0};
     kl_usec wait = -1, t1 = 0;
     const char *key = fresh_key("burst");
@@ -373,8 +348,8 @@ static void test_burst_exact_wait(void)
     }
     for (i = 0; i < 2; i++) { /* asking again records nothing and stays exact */
         CHECK(kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_WAIT, "4th: '%s'", r->errstr);
-        CHECK(wait == t1 + KL_USEC_PER_SEC - r->now && wait > 0, "wait %lld, t1 %lld, now %lld",
-              (long long)wait, (long long)t1, (long long)r->now);
+        CHECK(wait == t1 + KL_USEC_PER_SEC - r->now && wait > 0, "wait %lld, t1 %lld, now %lld", (long long)wait,
+              (long long)t1, (long long)r->now);
     }
     CHECK(admin_int(a, "LLEN klaviyo:limit:{%s}:log", key) == 3, "log holds the 3 sends");
     /* both keys expire, the log after its window */
@@ -385,16 +360,14 @@ static void test_burst_exact_wait(void)
     }
     /* after the wait it is go again */
     sleep_us(wait);
-    CHECK(kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_GO, "after wait: %lld",
-          (long long)wait);
+    CHECK(kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_GO, "after wait: %lld", (long long)wait);
 out:
     kl_redis_free(r);
     if (a) redisFree(a);
 }
 
 /* The steady and daily windows reach the script with their real lengths. */
-static void test_steady_and_daily_windows(void)
-{
+static void test_steady_and_daily_windows(void) {
     kl_limits steady = {5, 2, 0}, daily = {5, 5, 2};
     kl_usec wait = -1, t1;
     const char *ks = fresh_key("steady"), *kd = fresh_key("daily");
@@ -406,15 +379,13 @@ static void test_steady_and_daily_windows(void)
     CHECK(kl_redis_acquire(r, ks, &steady, &wait) == KL_LIMIT_GO, "1");
     t1 = r->now;
     CHECK(kl_redis_acquire(r, ks, &steady, &wait) == KL_LIMIT_GO, "2");
-    CHECK(kl_redis_acquire(r, ks, &steady, &wait) == KL_LIMIT_WAIT &&
-              wait == t1 + 60 * KL_USEC_PER_SEC - r->now,
+    CHECK(kl_redis_acquire(r, ks, &steady, &wait) == KL_LIMIT_WAIT && wait == t1 + 60 * KL_USEC_PER_SEC - r->now,
           "steady wait %lld", (long long)wait);
 
     CHECK(kl_redis_acquire(r, kd, &daily, &wait) == KL_LIMIT_GO, "1");
     t1 = r->now;
     CHECK(kl_redis_acquire(r, kd, &daily, &wait) == KL_LIMIT_GO, "2");
-    CHECK(kl_redis_acquire(r, kd, &daily, &wait) == KL_LIMIT_WAIT &&
-              wait == t1 + 86400 * KL_USEC_PER_SEC - r->now,
+    CHECK(kl_redis_acquire(r, kd, &daily, &wait) == KL_LIMIT_WAIT && wait == t1 + 86400 * KL_USEC_PER_SEC - r->now,
           "daily wait %lld", (long long)wait);
     {
         long long pl = admin_int(a, "PTTL klaviyo:limit:{%s}:log", kd);
@@ -426,8 +397,7 @@ static void test_steady_and_daily_windows(void)
         kl_limits none = {0, 0, 0};
         const char *kn = fresh_key("none");
         int i;
-        for (i = 0; i < 5; i++)
-            CHECK(kl_redis_acquire(r, kn, &none, &wait) == KL_LIMIT_GO, "no limits %d", i);
+        for (i = 0; i < 5; i++) CHECK(kl_redis_acquire(r, kn, &none, &wait) == KL_LIMIT_GO, "no limits %d", i);
         CHECK(admin_int(a, "EXISTS klaviyo:limit:{%s}:log", kn) == 0, "no log");
     }
 out:
@@ -436,8 +406,7 @@ out:
 }
 
 /* Should the Redis host's clock step back, the log stays ordered: now is the newest send. */
-static void test_clock_step_back(void)
-{
+static void test_clock_step_back(void) {
     kl_limits lim = {100, 0, 0};
     kl_usec wait;
     const char *key = fresh_key("clock");
@@ -454,8 +423,7 @@ static void test_clock_step_back(void)
     CHECK(kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_GO && r->now == future,
           "recorded at the newest time: %lld vs %lld", (long long)r->now, future);
     rep = redisCommand(a, "LRANGE klaviyo:limit:{%s}:log 0 1", key);
-    CHECK(rep && rep->elements == 2 && atoll(rep->element[0]->str) == future &&
-              atoll(rep->element[1]->str) == future,
+    CHECK(rep && rep->elements == 2 && atoll(rep->element[0]->str) == future && atoll(rep->element[1]->str) == future,
           "log still newest first");
     if (rep) freeReplyObject(rep);
 out:
@@ -464,8 +432,7 @@ out:
 }
 
 /* The log never holds more than the largest limit, however long a key is used. */
-static void test_memory_bounded(void)
-{
+static void test_memory_bounded(void) {
     kl_usec win[2] = {50000, 150000}, wait;
     uint32_t lim[2] = {3, 5};
     const char *key = fresh_key("bounded");
@@ -495,8 +462,7 @@ out:
 
 /* Callers with lower limits or fewer windows (an override in one process) never make the
  * store forget sends that another caller's windows still count. */
-static void test_mixed_callers_never_forget(void)
-{
+static void test_mixed_callers_never_forget(void) {
     kl_usec wa[2] = {50000, 2000000}, wb[1] = {50000}, wait;
     uint32_t la[2] = {100, 3}, lb[1] = {100}, lc[1] = {1};
     const char *key = fresh_key("mixed");
@@ -504,34 +470,29 @@ static void test_mixed_callers_never_forget(void)
     int i;
     CHECK(r && r->err == 0, "setup");
     if (!r) return;
-    for (i = 0; i < 3; i++)
-        CHECK(kl_redis_acquire_windows(r, key, wa, la, 2, &wait) == KL_LIMIT_GO, "A %d", i);
+    for (i = 0; i < 3; i++) CHECK(kl_redis_acquire_windows(r, key, wa, la, 2, &wait) == KL_LIMIT_GO, "A %d", i);
     sleep_us(60000); /* A's sends are now older than B's only window */
     CHECK(kl_redis_acquire_windows(r, key, wb, lb, 1, &wait) == KL_LIMIT_GO, "B sends");
     CHECK(kl_redis_acquire_windows(r, key, wa, la, 2, &wait) == KL_LIMIT_WAIT,
           "A still counts its 3 sends (plus B's) in its 2 s window");
     CHECK(kl_redis_acquire_windows(r, key, wb, lc, 1, &wait) == KL_LIMIT_WAIT,
           "C, limit 1 in 50 ms, waits for B's send");
-    CHECK(kl_redis_acquire_windows(r, key, wa, la, 2, &wait) == KL_LIMIT_WAIT,
-          "A still waits after C asked");
+    CHECK(kl_redis_acquire_windows(r, key, wa, la, 2, &wait) == KL_LIMIT_WAIT, "A still waits after C asked");
 
     /* D, limit 2 in 50 ms, sends (trimming nothing A needs); A, 5 in 2 s, then waits */
     {
         kl_usec wd[1] = {50000}, wl[1] = {2000000};
         uint32_t ld[1] = {2}, ll[1] = {5};
         key = fresh_key("mixed-trim");
-        for (i = 0; i < 5; i++)
-            CHECK(kl_redis_acquire_windows(r, key, wl, ll, 1, &wait) == KL_LIMIT_GO, "A %d", i);
+        for (i = 0; i < 5; i++) CHECK(kl_redis_acquire_windows(r, key, wl, ll, 1, &wait) == KL_LIMIT_GO, "A %d", i);
         sleep_us(60000);
         CHECK(kl_redis_acquire_windows(r, key, wd, ld, 1, &wait) == KL_LIMIT_GO, "D sends");
-        CHECK(kl_redis_acquire_windows(r, key, wl, ll, 1, &wait) == KL_LIMIT_WAIT,
-              "A counts its 5 and D's send");
+        CHECK(kl_redis_acquire_windows(r, key, wl, ll, 1, &wait) == KL_LIMIT_WAIT, "A counts its 5 and D's send");
     }
     kl_redis_free(r);
 }
 
-static void test_safety_factor(void)
-{
+static void test_safety_factor(void) {
     kl_limits lim = {10, 0, 0};
     kl_usec wait;
     int i, n;
@@ -546,13 +507,12 @@ static void test_safety_factor(void)
     k2 = fresh_key("tiny");
     for (n = 0, i = 0; i < 3; i++) n += kl_redis_acquire(tiny, k2, &lim, &wait) == KL_LIMIT_GO;
     CHECK(n == 1, "max(1, floor(10 * 0.01)) = 1 send, got %d", n);
-    {   /* 90 * 0.7 is 62.999... in binary: still 63, as limiter.c rounds */
+    { /* 90 * 0.7 is 62.999... in binary: still 63, as limiter.c rounds */
         kl_redis *s7 = store(url_of(&shared, NULL, NULL), 0.7);
         kl_limits l90 = {90, 0, 0};
         const char *k3 = fresh_key("seven");
         CHECK(s7 && s7->err == 0, "setup");
-        for (n = 0, i = 0; s7 && i < 70; i++)
-            n += kl_redis_acquire(s7, k3, &l90, &wait) == KL_LIMIT_GO;
+        for (n = 0, i = 0; s7 && i < 70; i++) n += kl_redis_acquire(s7, k3, &l90, &wait) == KL_LIMIT_GO;
         CHECK(n == 63, "floor(90 * 0.7) = 63 sends, got %d", n);
         kl_redis_free(s7);
     }
@@ -562,8 +522,7 @@ out:
 }
 
 /* A 429's Retry-After, seen by one process, holds every process back. */
-static void test_block_shared(void)
-{
+static void test_block_shared(void) {
     kl_limits lim = {100, 0, 0};
     kl_usec wait = -1, tb;
     const char *key = fresh_key("block");
@@ -574,24 +533,19 @@ static void test_block_shared(void)
     CHECK(kl_redis_acquire(r2, key, &lim, &wait) == KL_LIMIT_GO, "before the block");
     CHECK(kl_redis_block_for(r1, key, 2500000) == 0, "block: '%s'", r1->errstr);
     tb = r1->now;
-    CHECK(kl_redis_acquire(r2, key, &lim, &wait) == KL_LIMIT_WAIT &&
-              wait == tb + 2500000 - r2->now,
+    CHECK(kl_redis_acquire(r2, key, &lim, &wait) == KL_LIMIT_WAIT && wait == tb + 2500000 - r2->now,
           "other store waits exactly: %lld", (long long)wait);
     /* a shorter block does not shorten it */
     CHECK(kl_redis_block_for(r2, key, 1000000) == 0, "short block");
-    CHECK(kl_redis_acquire(r1, key, &lim, &wait) == KL_LIMIT_WAIT &&
-              wait == tb + 2500000 - r1->now,
+    CHECK(kl_redis_acquire(r1, key, &lim, &wait) == KL_LIMIT_WAIT && wait == tb + 2500000 - r1->now,
           "still the long block: %lld", (long long)wait);
     /* a longer one extends it */
     CHECK(kl_redis_block_for(r2, key, 5000000) == 0, "long block");
     tb = r2->now;
-    CHECK(kl_redis_acquire(r1, key, &lim, &wait) == KL_LIMIT_WAIT &&
-              wait == tb + 5000000 - r1->now,
-          "extended: %lld", (long long)wait);
-    CHECK(kl_redis_block_for(r2, key, -1) == KL_LIMIT_ERROR && r2->err == KL_REDIS_ERR_USAGE,
-          "negative block");
-    CHECK(kl_redis_block_for(r2, "", 5) == KL_LIMIT_ERROR && r2->err == KL_REDIS_ERR_USAGE,
-          "empty key");
+    CHECK(kl_redis_acquire(r1, key, &lim, &wait) == KL_LIMIT_WAIT && wait == tb + 5000000 - r1->now, "extended: %lld",
+          (long long)wait);
+    CHECK(kl_redis_block_for(r2, key, -1) == KL_LIMIT_ERROR && r2->err == KL_REDIS_ERR_USAGE, "negative block");
+    CHECK(kl_redis_block_for(r2, "", 5) == KL_LIMIT_ERROR && r2->err == KL_REDIS_ERR_USAGE, "empty key");
 out:
     kl_redis_free(r1);
     kl_redis_free(r2);
@@ -599,8 +553,7 @@ out:
 
 /* Damaged data in Redis (a block a thousand years away, written by anyone): the store says
  * so instead of answering a wait nobody should sleep. */
-static void test_impossible_wait(void)
-{
+static void test_impossible_wait(void) {
     kl_limits lim = {100, 0, 0};
     kl_usec wait = -1;
     const char *key = fresh_key("damaged");
@@ -610,15 +563,16 @@ static void test_impossible_wait(void)
     if (!r || !a) goto out;
     CHECK(kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_GO, "before");
     CHECK(admin_int(a, "HSET %s{%s}:meta blocked %lld", KL_REDIS_DEFAULT_PREFIX, key,
-                    (long long)r->now + 31557600000000000LL) >= 0, "damage");
+                    (long long)r->now + 31557600000000000LL) >= 0,
+          "damage");
     CHECK(kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_ERROR && r->err == KL_REDIS_ERR_REPLY &&
               strstr(r->errstr, "impossible wait") != NULL && wait == 0,
           "refused: '%s', wait %lld", r->errstr, (long long)wait);
     /* a day's block is possible: a wait, however long */
     CHECK(admin_int(a, "HSET %s{%s}:meta blocked %lld", KL_REDIS_DEFAULT_PREFIX, key,
-                    (long long)r->now + 86400000000LL - 1000000) >= 0, "a day");
-    CHECK(kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_WAIT && wait > 86000000000LL &&
-              wait <= 86400000000LL,
+                    (long long)r->now + 86400000000LL - 1000000) >= 0,
+          "a day");
+    CHECK(kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_WAIT && wait > 86000000000LL && wait <= 86400000000LL,
           "a day's wait: %lld ('%s')", (long long)wait, r->errstr);
 out:
     if (a) redisFree(a);
@@ -627,8 +581,7 @@ out:
 
 /* RateLimit-Remaining below what the store believes caps the sends until the reset, for
  * every process using the store; never raises what is allowed. */
-static void test_observe(void)
-{
+static void test_observe(void) {
     kl_limits lim = {1000, 100, 0}, burst_only = {10, 0, 0};
     kl_usec wait = -1, to;
     long left = -2;
@@ -640,35 +593,32 @@ static void test_observe(void)
     CHECK(r && r2 && h && r->err == 0 && r2->err == 0 && h->err == 0, "setup");
     if (!r || !r2 || !h) goto out;
 
-    CHECK(kl_redis_observe(r, key, &lim, 3, 30 * KL_USEC_PER_SEC, &left) == 0 && left == 3,
-          "cap of 3: left %ld '%s'", left, r->errstr);
+    CHECK(kl_redis_observe(r, key, &lim, 3, 30 * KL_USEC_PER_SEC, &left) == 0 && left == 3, "cap of 3: left %ld '%s'",
+          left, r->errstr);
     to = r->now;
     for (n = 0, i = 0; i < 5; i++) { /* another store sees the cap */
         int rc = kl_redis_acquire(r2, key, &lim, &wait);
         n += rc == KL_LIMIT_GO;
         if (rc == KL_LIMIT_WAIT)
-            CHECK(wait == to + 30 * KL_USEC_PER_SEC - r2->now,
-                  "free when the server's window ends: %lld", (long long)wait);
+            CHECK(wait == to + 30 * KL_USEC_PER_SEC - r2->now, "free when the server's window ends: %lld",
+                  (long long)wait);
     }
     CHECK(n == 3, "exactly the 3 remaining: %d", n);
-    CHECK(kl_redis_observe(r, key, &lim, 50, 30 * KL_USEC_PER_SEC, &left) == 0 && left == 0,
-          "never raises: left %ld", left);
+    CHECK(kl_redis_observe(r, key, &lim, 50, 30 * KL_USEC_PER_SEC, &left) == 0 && left == 0, "never raises: left %ld",
+          left);
     CHECK(kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_WAIT, "still capped");
 
     /* our own sends in the window count: 95 left after our 5 is nothing new, 90 is */
     key = fresh_key("observe-own");
     for (i = 0; i < 5; i++) kl_redis_acquire(r, key, &lim, &wait);
-    CHECK(kl_redis_observe(r, key, &lim, 95, 20 * KL_USEC_PER_SEC, &left) == 0 && left == 95,
-          "95: left %ld", left);
-    CHECK(kl_redis_observe(r, key, &lim, 90, 20 * KL_USEC_PER_SEC, &left) == 0 && left == 90,
-          "90: left %ld", left);
+    CHECK(kl_redis_observe(r, key, &lim, 95, 20 * KL_USEC_PER_SEC, &left) == 0 && left == 95, "95: left %ld", left);
+    CHECK(kl_redis_observe(r, key, &lim, 90, 20 * KL_USEC_PER_SEC, &left) == 0 && left == 90, "90: left %ld", left);
 
     /* with a safety factor, "remaining" still caps what is left */
     key = fresh_key("observe-safety");
     CHECK(kl_redis_observe(h, key, &lim, 60, 10 * KL_USEC_PER_SEC, &left) == 0 && left == 50,
           "60 left is more than the effective 50: left %ld", left);
-    CHECK(kl_redis_observe(h, key, &lim, 3, 10 * KL_USEC_PER_SEC, &left) == 0 && left == 3,
-          "3 left: %ld", left);
+    CHECK(kl_redis_observe(h, key, &lim, 3, 10 * KL_USEC_PER_SEC, &left) == 0 && left == 3, "3 left: %ld", left);
     for (n = 0, i = 0; i < 5; i++) n += kl_redis_acquire(h, key, &lim, &wait) == KL_LIMIT_GO;
     CHECK(n == 3, "3 sends: %d", n);
 
@@ -677,8 +627,8 @@ static void test_observe(void)
     CHECK(kl_redis_observe(r, key, &lim, 0, 0, &left) == 0 && left == 100, "reset 0: %ld", left);
     CHECK(kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_GO, "still go");
     key = fresh_key("observe-neg");
-    CHECK(kl_redis_observe(r, key, &lim, -1, 10 * KL_USEC_PER_SEC, &left) == 0 && left == 0,
-          "negative remaining: %ld", left);
+    CHECK(kl_redis_observe(r, key, &lim, -1, 10 * KL_USEC_PER_SEC, &left) == 0 && left == 0, "negative remaining: %ld",
+          left);
     CHECK(kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_WAIT, "nothing left");
 
     /* no steady limit known: the cap alone applies */
@@ -694,8 +644,7 @@ out:
 }
 
 /* After SCRIPT FLUSH (or a restart) EVALSHA says NOSCRIPT: the store sends the text. */
-static void test_noscript_fallback(void)
-{
+static void test_noscript_fallback(void) {
     kl_limits lim = {2, 0, 0};
     kl_usec wait;
     const char *key = fresh_key("noscript");
@@ -713,8 +662,7 @@ static void test_noscript_fallback(void)
     CHECK(kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_GO, "2 after flush: '%s'", r->errstr);
     CHECK(kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_WAIT, "3: the count survived");
     rep = redisCommand(a, "SCRIPT EXISTS %s", kl_redis_script_sha(r));
-    CHECK(rep && rep->type == REDIS_REPLY_ARRAY && rep->element[0]->integer == 1,
-          "EVAL cached it again");
+    CHECK(rep && rep->type == REDIS_REPLY_ARRAY && rep->element[0]->integer == 1, "EVAL cached it again");
     if (rep) freeReplyObject(rep);
 out:
     kl_redis_free(r);
@@ -723,8 +671,7 @@ out:
 
 /* The script text can come from the caller (the Lua binding passes the module's string);
  * a text Redis refuses is an error that says so. */
-static void test_script_option(void)
-{
+static void test_script_option(void) {
     kl_redis_options o;
     kl_limits lim = {1, 0, 0};
     kl_usec wait;
@@ -741,19 +688,16 @@ static void test_script_option(void)
     }
     o.script = "this is not lua (";
     r = kl_redis_new(&o);
-    CHECK(r && r->err == KL_REDIS_ERR_REPLY && strstr(r->errstr, "refused the script"), "'%s'",
-          r ? r->errstr : "NULL");
+    CHECK(r && r->err == KL_REDIS_ERR_REPLY && strstr(r->errstr, "refused the script"), "'%s'", r ? r->errstr : "NULL");
     kl_redis_free(r);
     o.script = "";
     r = kl_redis_new(&o);
-    CHECK(r && r->err == KL_REDIS_ERR_USAGE && strstr(r->errstr, "no script"), "'%s'",
-          r ? r->errstr : "NULL");
+    CHECK(r && r->err == KL_REDIS_ERR_USAGE && strstr(r->errstr, "no script"), "'%s'", r ? r->errstr : "NULL");
     kl_redis_free(r);
 }
 
 /* The script checks its own arguments (other callers, e.g. nginx, run it directly). */
-static void test_script_checks_arguments(void)
-{
+static void test_script_checks_arguments(void) {
     static const char *cases[][3] = {
         {"acquire 1 0 5", "window must be an integer >= 1", ""},
         {"acquire 1 1000 0", "limit must be an integer >= 1", ""},
@@ -779,19 +723,17 @@ static void test_script_checks_arguments(void)
         argv[argc++] = "t{x}:log";
         argv[argc++] = "t{x}:meta";
         snprintf(buf, sizeof buf, "%s", cases[i][0]);
-        for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
-            argv[argc++] = tok;
+        for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) argv[argc++] = tok;
         for (int j = 0; j < argc; j++) lens[j] = strlen(argv[j]);
         rep = redisCommandArgv(a, argc, argv, lens);
-        CHECK(rep && rep->type == REDIS_REPLY_ERROR && strstr(rep->str, cases[i][1]),
-              "%s -> %s", cases[i][0], rep && rep->str ? rep->str : "(no error)");
+        CHECK(rep && rep->type == REDIS_REPLY_ERROR && strstr(rep->str, cases[i][1]), "%s -> %s", cases[i][0],
+              rep && rep->str ? rep->str : "(no error)");
         if (rep) freeReplyObject(rep);
     }
     redisFree(a);
 }
 
-static void test_auth_and_db(void)
-{
+static void test_auth_and_db(void) {
     server s = {0, 0, "s3cr@t"};
     kl_limits lim = {10, 0, 0};
     kl_usec wait;
@@ -803,28 +745,25 @@ static void test_auth_and_db(void)
     CHECK(server_start(&s) == 0, "start redis with a password");
     if (!s.pid) return;
     r = store(url_of(&s, ":s3cr%40t@", NULL), 0);
-    CHECK(r && r->err == 0 && kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_GO,
-          "password: '%s'", r ? r->errstr : "NULL");
+    CHECK(r && r->err == 0 && kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_GO, "password: '%s'",
+          r ? r->errstr : "NULL");
     kl_redis_free(r);
     r = store(url_of(&s, "default:s3cr%40t@", "/5"), 0);
-    CHECK(r && r->err == 0 && kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_GO,
-          "user:password and db 5: '%s'", r ? r->errstr : "NULL");
+    CHECK(r && r->err == 0 && kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_GO, "user:password and db 5: '%s'",
+          r ? r->errstr : "NULL");
     kl_redis_free(r);
     r = store(url_of(&s, ":wrongpass@", NULL), 0);
-    CHECK(r && r->err == KL_REDIS_ERR_REPLY && strstr(r->errstr, "AUTH") &&
-              !strstr(r->errstr, "wrongpass"),
+    CHECK(r && r->err == KL_REDIS_ERR_REPLY && strstr(r->errstr, "AUTH") && !strstr(r->errstr, "wrongpass"),
           "wrong password: '%s'", r ? r->errstr : "NULL");
     if (r)
-        CHECK(kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_ERROR &&
-                  r->err == KL_REDIS_ERR_REPLY,
+        CHECK(kl_redis_acquire(r, key, &lim, &wait) == KL_LIMIT_ERROR && r->err == KL_REDIS_ERR_REPLY,
               "acquire with a wrong password: '%s'", r->errstr);
     kl_redis_free(r);
     r = store(url_of(&s, NULL, NULL), 0);
     CHECK(r && r->err == KL_REDIS_ERR_REPLY, "no password: '%s'", r ? r->errstr : "NULL");
     kl_redis_free(r);
     r = store(url_of(&s, ":s3cr%40t@", "/99999"), 0);
-    CHECK(r && r->err == KL_REDIS_ERR_REPLY && strstr(r->errstr, "SELECT"), "bad db: '%s'",
-          r ? r->errstr : "NULL");
+    CHECK(r && r->err == KL_REDIS_ERR_REPLY && strstr(r->errstr, "SELECT"), "bad db: '%s'", r ? r->errstr : "NULL");
     kl_redis_free(r);
 
     /* the key went to db 5 only, and to db 0 from the first store */
@@ -852,15 +791,12 @@ typedef struct rec {
 #define WORKERS 4
 #define MAXREC 4096
 
-static int cmp_ll(const void *a, const void *b)
-{
+static int cmp_ll(const void *a, const void *b) {
     long long x = *(const long long *)a, y = *(const long long *)b;
     return x < y ? -1 : x > y;
 }
 
-static void worker(int fd, const char *key, const kl_usec *win, const uint32_t *lim, size_t n,
-                   long long deadline)
-{
+static void worker(int fd, const char *key, const kl_usec *win, const uint32_t *lim, size_t n, long long deadline) {
     kl_redis *r = store(url_of(&shared, NULL, NULL), 0);
     int rc = 0;
     if (!r || r->err) rc = 1;
@@ -885,8 +821,7 @@ static void worker(int fd, const char *key, const kl_usec *win, const uint32_t *
     _exit(rc);
 }
 
-static void test_processes_share_one_key(void)
-{
+static void test_processes_share_one_key(void) {
     /* Short windows so the run sees many refills; the production windows are the same code
      * with other numbers (test_steady_and_daily_windows checks that they reach the script). */
     static const kl_usec win[2] = {1000000, 3000000};
@@ -949,20 +884,19 @@ static void test_processes_share_one_key(void)
 
     /* every GO was logged by Redis: the log holds exactly the newest 12 (largest limit) */
     rep = redisCommand(a, "LRANGE klaviyo:limit:{%s}:log 0 -1", key);
-    CHECK(rep && rep->type == REDIS_REPLY_ARRAY && (int)rep->elements == 12 && nsend >= 12,
-          "log of %d", rep ? (int)rep->elements : -1);
+    CHECK(rep && rep->type == REDIS_REPLY_ARRAY && (int)rep->elements == 12 && nsend >= 12, "log of %d",
+          rep ? (int)rep->elements : -1);
     if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 12 && nsend >= 12)
         for (i = 0; i < 12; i++)
-            CHECK(atoll(rep->element[i]->str) == sends[nsend - 1 - i], "log[%d] %s vs %lld", i,
-                  rep->element[i]->str, sends[nsend - 1 - i]);
+            CHECK(atoll(rep->element[i]->str) == sends[nsend - 1 - i], "log[%d] %s vs %lld", i, rep->element[i]->str,
+                  sends[nsend - 1 - i]);
     if (rep) freeReplyObject(rep);
 
     /* the guarantee: any interval [x, x + W) holds at most L sends */
     for (j = 0; j < 2; j++)
         for (i = 0; i + (int)lim[j] < nsend; i++)
-            CHECK(sends[i + lim[j]] - sends[i] >= win[j],
-                  "window %lld: sends %d and %d only %lld us apart", (long long)win[j], i,
-                  i + (int)lim[j], sends[i + lim[j]] - sends[i]);
+            CHECK(sends[i + lim[j]] - sends[i] >= win[j], "window %lld: sends %d and %d only %lld us apart",
+                  (long long)win[j], i, i + (int)lim[j], sends[i + lim[j]] - sends[i]);
 
     /* the whole allowance is used: every WAIT was exact. At now + wait some window still had
      * room for nothing 1 us earlier, and every window had room at now + wait (counting the
@@ -984,13 +918,11 @@ static void test_processes_share_one_key(void)
         }
         CHECK(w > 0 && ok_at && full_before, "wait %lld at %lld is not exact", w, T);
     }
-    CHECK(nwait > 0 && nsend >= (int)lim[1], "the limits were reached (%d sends, %d waits)",
-          nsend, nwait);
+    CHECK(nwait > 0 && nsend >= (int)lim[1], "the limits were reached (%d sends, %d waits)", nsend, nwait);
     redisFree(a);
 }
 
-int main(void)
-{
+int main(void) {
     signal(SIGPIPE, SIG_IGN);
     if (server_start(&shared) != 0) {
         printf("could not start redis-server on a port in 18700-18799\n0 passed, 1 failed\n");

@@ -20,7 +20,10 @@ static kl_client *client(const char *key, const char *pub) {
     o.api_key = key;
     o.public_key = pub;
     c = kl_new(&o);
-    if (!c) { fprintf(stderr, "out of memory\n"); exit(2); }
+    if (!c) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
     return c;
 }
 
@@ -81,12 +84,11 @@ static void refused(kl_client *c, const kl_request *r, const char *code) {
 
 static void test_build(void) {
     static const char *const to_client[] = {
-        BASE "//client/profiles", BASE "///client/profiles", BASE "/%63lient/profiles",
-        BASE "/client%2Fprofiles", BASE "/CLIENT/profiles", BASE "/Client?company_id=x",
+        BASE "//client/profiles",   BASE "///client/profiles",   BASE "/%63lient/profiles",
+        BASE "/client%2Fprofiles",  BASE "/CLIENT/profiles",     BASE "/Client?company_id=x",
         BASE "/%5cclient/profiles", BASE "/client;v=1/profiles", NULL};
-    static const char *const dotted[] = {
-        BASE "/api/../client/profiles", BASE "/./client/", BASE "/api/%2e%2e/client/",
-        BASE "/api/..%2Fclient/", BASE "/api/%2", NULL};
+    static const char *const dotted[] = {BASE "/api/../client/profiles", BASE "/./client/", BASE "/api/%2e%2e/client/",
+                                         BASE "/api/..%2Fclient/",       BASE "/api/%2",    NULL};
     static const char *const to_api[] = {BASE "//api/profiles", BASE "/%61pi/profiles", BASE "/API", NULL};
     kl_client *c = client(KEY, "AbC123");
     kl_request r;

@@ -25,8 +25,8 @@ static kl_client *client(const char *key, const char *token) {
 static int clean(kl_client *c, const char *secret) {
     const kl_error *e = kl_last_error(c);
     const kl_response *r = kl_last_response(c);
-    const char *f[] = {e->code, e->title, e->detail, e->pointer, e->parameter, e->request_id,
-                       e->operation, e->meta_json, c->errstr};
+    const char *f[] = {e->code,       e->title,     e->detail,    e->pointer, e->parameter,
+                       e->request_id, e->operation, e->meta_json, c->errstr};
     size_t i;
     for (i = 0; i < sizeof f / sizeof f[0]; i++)
         if (f[i] && strstr(f[i], secret)) return 0;

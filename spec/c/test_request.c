@@ -20,7 +20,10 @@ static kl_client *client(const char *base, const char *key, const char *token, c
     o.access_token = token;
     o.public_key = pub;
     c = kl_new(&o);
-    if (!c) { fprintf(stderr, "out of memory\n"); exit(2); }
+    if (!c) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
     return c;
 }
 
@@ -72,7 +75,7 @@ static void test_urls(void) {
     CHECK_STR(header(b, "revision"), KL_DEFAULT_REVISION);
     CHECK_STR(header(b, "User-Agent"), "lua-klaviyo/" KL_VERSION);
     CHECK_STR(header(b, "Authorization"), "Klaviyo-API-Key " KEY);
-    {   /* literal runs before, between and after placeholders */
+    { /* literal runs before, between and after placeholders */
         const char *two[] = {"L 1", "p/2"};
         r.path = "/api/lists/{id}/relationships/{rel}/x";
         r.path_params = two;
@@ -87,12 +90,13 @@ static void test_urls(void) {
     r.query = q;
     r.n_query = 5;
     CHECK_INT(kl_build(c, &r, &b), KL_OK);
-    CHECK_STR(b->url, "http://127.0.0.1:8787/api/profiles"
-                      "?filter=equals%28email%2C%22a%2Bb%40x.com%22%29"
-                      "&fields%5Bprofile%5D=email,first_name,a%2Cb"
-                      "&additional-fields%5Bprofile%5D=subscriptions"
-                      "&page%5Bcursor%5D=x%20y%26z%23w%3D"
-                      "&page%5Bsize%5D=20");
+    CHECK_STR(b->url,
+              "http://127.0.0.1:8787/api/profiles"
+              "?filter=equals%28email%2C%22a%2Bb%40x.com%22%29"
+              "&fields%5Bprofile%5D=email,first_name,a%2Cb"
+              "&additional-fields%5Bprofile%5D=subscriptions"
+              "&page%5Bcursor%5D=x%20y%26z%23w%3D"
+              "&page%5Bsize%5D=20");
 
     /* body: content type, bytes passed as given; per-call revision */
     r.method = "POST";
@@ -122,7 +126,7 @@ static void test_urls(void) {
     r.method = "POST";
     r.body = "{}";
     r.body_len = 2;
-    {   /* a body with its own Content-Type (a multipart form) keeps it, once; the next
+    { /* a body with its own Content-Type (a multipart form) keeps it, once; the next
          * body without one is JSON:API again */
         kl_param ct[] = {{"content-type", "multipart/form-data; boundary=b", NULL, 0}};
         size_t k, n = 0;
@@ -318,8 +322,8 @@ static void test_refusals(void) {
     kl_free(priv);
 }
 
-static void new_refused(const char *base, const char *key, const char *token, const char *pub,
-                        const char *rev, const char *code) {
+static void new_refused(const char *base, const char *key, const char *token, const char *pub, const char *rev,
+                        const char *code) {
     kl_options o;
     kl_client *c;
     kl_request r;

@@ -17,7 +17,9 @@ static int interp(long status, const kl_header *h, size_t nh, const char *body) 
 }
 
 static void test_success(void) {
-    kl_header h[] = {{"RateLimit-Limit", "700"}, {"ratelimit-remaining", " 699 "}, {"RATELIMIT-RESET", "42"},
+    kl_header h[] = {{"RateLimit-Limit", "700"},
+                     {"ratelimit-remaining", " 699 "},
+                     {"RATELIMIT-RESET", "42"},
                      {"Content-Type", "application/vnd.api+json"}};
     const kl_response *r;
     CHECK_INT(interp(200, h, 4, "{\"data\":[]}"), KL_OK);
@@ -48,7 +50,8 @@ static void test_jsonapi_errors(void) {
     kl_header rid[] = {{"X-Klaviyo-Req-Id", "req-123"}};
     CHECK_INT(interp(400, rid, 1,
                      "{\"errors\":[{\"id\":\"e1\",\"status\":400,\"code\":\"invalid\",\"title\":\"Invalid input.\","
-                     "\"detail\":\"The \\\"email\\\" is bad \\u00e9\\ud83d\\ude00\",\"source\":{\"pointer\":\"/data/attributes/email\"}},"
+                     "\"detail\":\"The \\\"email\\\" is bad "
+                     "\\u00e9\\ud83d\\ude00\",\"source\":{\"pointer\":\"/data/attributes/email\"}},"
                      "{\"code\":\"second\"}]}"),
               KL_ERR_HTTP);
     e = kl_last_error(c);
@@ -76,7 +79,8 @@ static void test_jsonapi_errors(void) {
 
     CHECK_INT(interp(409, NULL, 0,
                      "{\"errors\":[{\"id\":\"x\",\"status\":409,\"code\":\"duplicate_profile\",\"title\":\"Conflict.\","
-                     "\"detail\":\"A profile already exists with one of these identifiers.\",\"source\":{\"pointer\":\"/data/attributes\"},"
+                     "\"detail\":\"A profile already exists with one of these "
+                     "identifiers.\",\"source\":{\"pointer\":\"/data/attributes\"},"
                      "\"meta\":{\"duplicate_profile_id\":\"01HXYZ\"}}]}"),
               KL_ERR_HTTP);
     e = kl_last_error(c);
@@ -85,14 +89,17 @@ static void test_jsonapi_errors(void) {
 
     {
         kl_header ra[] = {{"Retry-After", "7"}};
-        CHECK_INT(interp(429, ra, 1,
-                         "{\"errors\":[{\"id\":\"x\",\"status\":429,\"code\":\"throttled\",\"title\":\"Request was throttled.\","
-                         "\"detail\":\"Request was throttled. Expected available in 3 seconds.\",\"source\":{}}]}"),
-                  KL_ERR_HTTP);
+        CHECK_INT(
+            interp(
+                429, ra, 1,
+                "{\"errors\":[{\"id\":\"x\",\"status\":429,\"code\":\"throttled\",\"title\":\"Request was throttled.\","
+                "\"detail\":\"Request was throttled. Expected available in 3 seconds.\",\"source\":{}}]}"),
+            KL_ERR_HTTP);
         CHECK_STR(kl_last_error(c)->code, "throttled");
         CHECK(kl_last_error(c)->retry_after == 7.0); /* the header wins */
         CHECK_INT(interp(429, NULL, 0,
-                         "{\"errors\":[{\"code\":\"throttled\",\"detail\":\"Request was throttled. Expected available in 3 seconds.\"}]}"),
+                         "{\"errors\":[{\"code\":\"throttled\",\"detail\":\"Request was throttled. Expected available "
+                         "in 3 seconds.\"}]}"),
                   KL_ERR_HTTP);
         CHECK(kl_last_error(c)->retry_after == 3.0); /* no header: read from the detail */
         CHECK_INT(interp(503, NULL, 0, "{\"errors\":[]}"), KL_ERR_HTTP);
@@ -102,7 +109,8 @@ static void test_jsonapi_errors(void) {
     {
         kl_header h401[] = {{"content-type", "application/vnd.api+json"}};
         CHECK_INT(interp(401, h401, 1,
-                         "{\"errors\":[{\"code\":\"not_authenticated\",\"title\":\"Authentication credentials were not provided.\"}]}"),
+                         "{\"errors\":[{\"code\":\"not_authenticated\",\"title\":\"Authentication credentials were not "
+                         "provided.\"}]}"),
                   KL_ERR_HTTP);
         CHECK_STR(kl_last_error(c)->code, "not_authenticated");
         CHECK_STR(kl_last_error(c)->detail, NULL);
@@ -113,9 +121,10 @@ static void test_jsonapi_errors(void) {
 static void test_non_json(void) {
     const kl_error *e;
     kl_header html[] = {{"Content-Type", "text/html; charset=UTF-8"}, {"CF-RAY", "8abc-IAD"}};
-    CHECK_INT(interp(403, html, 2,
-                     "<!DOCTYPE html>\n<html><head><title>Just a moment...</title></head><body>challenge</body></html>"),
-              KL_ERR_HTTP);
+    CHECK_INT(
+        interp(403, html, 2,
+               "<!DOCTYPE html>\n<html><head><title>Just a moment...</title></head><body>challenge</body></html>"),
+        KL_ERR_HTTP);
     e = kl_last_error(c);
     CHECK_INT(e->status, 403);
     CHECK_STR(e->code, "edge_blocked");
@@ -171,8 +180,9 @@ static void test_json_reader(void) {
     CHECK_INT(kj_get(&d, 0, "c"), -1);
     CHECK_INT(d.nodes[kj_get(&d, 0, "b")].type, KJ_OBJECT);
     {
-        static const char *const bad[] = {"", "{", "[1,]", "{\"a\" 1}", "01", "1.", "-", "\"\\x\"", "\"a\nb\"",
-                                          "tru", "[1] x", "{\"a\":1,}", "\"\\u12g4\"", "<html>"};
+        static const char *const bad[] = {"",      "{",          "[1,]",        "{\"a\" 1}", "01",
+                                          "1.",    "-",          "\"\\x\"",     "\"a\nb\"",  "tru",
+                                          "[1] x", "{\"a\":1,}", "\"\\u12g4\"", "<html>"};
         size_t i;
         for (i = 0; i < sizeof bad / sizeof bad[0]; i++) CHECK_INT(kj_parse(&d, bad[i], strlen(bad[i])), -1);
     }
@@ -222,7 +232,12 @@ static void test_large_answer_shrinks(void) {
     enum { BIG = 3 * 1024 * 1024 };
     char *big = malloc(BIG + 1), *bigh = malloc(BIG / 2 + 1);
     kl_header h[1];
-    if (!big || !bigh) { CHECK(0); free(big); free(bigh); return; }
+    if (!big || !bigh) {
+        CHECK(0);
+        free(big);
+        free(bigh);
+        return;
+    }
     memset(big, 'x', BIG);
     big[BIG] = '\0';
     memset(bigh, 'h', BIG / 2);
@@ -262,7 +277,10 @@ int main(void) {
     memset(&o, 0, sizeof o);
     o.api_key = "pk_test";
     c = kl_new(&o);
-    if (!c || c->err) { printf("0 passed, 1 failed\n"); return 1; }
+    if (!c || c->err) {
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
     test_success();
     test_jsonapi_errors();
     test_non_json();

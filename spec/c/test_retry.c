@@ -10,25 +10,24 @@
 
 static int passed, failed;
 
-#define CHECK(cond, ...) do {                                          \
-        if (cond) passed++;                                            \
-        else {                                                         \
-            failed++;                                                  \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                \
-            printf(__VA_ARGS__);                                       \
-            printf("\n");                                              \
-        }                                                              \
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        if (cond) passed++;                                                                                            \
+        else {                                                                                                         \
+            failed++;                                                                                                  \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                                \
+            printf(__VA_ARGS__);                                                                                       \
+            printf("\n");                                                                                              \
+        }                                                                                                              \
     } while (0)
 
-static kl_retry_policy policy(void)
-{
+static kl_retry_policy policy(void) {
     kl_retry_policy p;
     kl_retry_policy_default(&p);
     return p;
 }
 
-static kl_retry_input input(int safe, long status, int failure)
-{
+static kl_retry_input input(int safe, long status, int failure) {
     kl_retry_input in;
     in.safe = safe;
     in.status = status;
@@ -40,48 +39,51 @@ static kl_retry_input input(int safe, long status, int failure)
     return in;
 }
 
-static int decide(const kl_retry_input *in, double *delay)
-{
+static int decide(const kl_retry_input *in, double *delay) {
     kl_retry_policy p = policy();
     kl_retry_decision d;
     int rc = kl_retry_decide(&p, in, &d);
     if (delay) *delay = d.delay;
-    if (!d.reason || !*d.reason) { failed++; printf("FAIL: decision without a reason\n"); }
+    if (!d.reason || !*d.reason) {
+        failed++;
+        printf("FAIL: decision without a reason\n");
+    }
     return rc;
 }
 
-static int near(double a, double b) { return a - b < 1e-12 && b - a < 1e-12; }
+static int near(double a, double b) {
+    return a - b < 1e-12 && b - a < 1e-12;
+}
 
 /* Which answers are repeated: expected[safe] per status. */
-static void test_statuses(void)
-{
-    static const struct { long status; int unsafe_retry, safe_retry; } table[] = {
+static void test_statuses(void) {
+    static const struct {
+        long status;
+        int unsafe_retry, safe_retry;
+    } table[] = {
         {200, 0, 0}, {201, 0, 0}, {202, 0, 0}, {204, 0, 0}, {301, 0, 0}, {304, 0, 0},
         {400, 0, 0}, {401, 0, 0}, {403, 0, 0}, {404, 0, 0}, {405, 0, 0}, {408, 0, 0},
-        {409, 0, 0}, {410, 0, 0}, {413, 0, 0}, {415, 0, 0}, {422, 0, 0},
-        {429, 1, 1},                       /* throttled: never carried out */
-        {500, 0, 1}, {501, 0, 0}, {502, 0, 1},
-        {503, 1, 1},                       /* unavailable: never carried out */
-        {504, 0, 1}, {520, 0, 0}, {521, 0, 0}, {522, 0, 0}, {523, 0, 0},
-        {524, 0, 1}, {525, 0, 0}, {526, 0, 0}, {527, 0, 0}, {599, 0, 0},
+        {409, 0, 0}, {410, 0, 0}, {413, 0, 0}, {415, 0, 0}, {422, 0, 0}, {429, 1, 1}, /* throttled: never carried out */
+        {500, 0, 1}, {501, 0, 0}, {502, 0, 1}, {503, 1, 1}, /* unavailable: never carried out */
+        {504, 0, 1}, {520, 0, 0}, {521, 0, 0}, {522, 0, 0}, {523, 0, 0}, {524, 0, 1},
+        {525, 0, 0}, {526, 0, 0}, {527, 0, 0}, {599, 0, 0},
     };
     size_t i;
     for (i = 0; i < sizeof table / sizeof table[0]; i++) {
         kl_retry_input u = input(0, table[i].status, KL_FAIL_NONE);
         kl_retry_input s = input(1, table[i].status, KL_FAIL_NONE);
         int ru = decide(&u, NULL), rs = decide(&s, NULL);
-        CHECK(ru == (table[i].unsafe_retry ? KL_RETRY_AGAIN : KL_RETRY_STOP),
-              "status %ld, not safe to repeat: got %d", table[i].status, ru);
-        CHECK(rs == (table[i].safe_retry ? KL_RETRY_AGAIN : KL_RETRY_STOP),
-              "status %ld, safe to repeat: got %d", table[i].status, rs);
-        CHECK(kl_retry_retryable(0, table[i].status, KL_FAIL_NONE) == table[i].unsafe_retry
-              && kl_retry_retryable(1, table[i].status, KL_FAIL_NONE) == table[i].safe_retry,
+        CHECK(ru == (table[i].unsafe_retry ? KL_RETRY_AGAIN : KL_RETRY_STOP), "status %ld, not safe to repeat: got %d",
+              table[i].status, ru);
+        CHECK(rs == (table[i].safe_retry ? KL_RETRY_AGAIN : KL_RETRY_STOP), "status %ld, safe to repeat: got %d",
+              table[i].status, rs);
+        CHECK(kl_retry_retryable(0, table[i].status, KL_FAIL_NONE) == table[i].unsafe_retry &&
+                  kl_retry_retryable(1, table[i].status, KL_FAIL_NONE) == table[i].safe_retry,
               "kl_retry_retryable agrees for %ld", table[i].status);
     }
 }
 
-static void test_transport(void)
-{
+static void test_transport(void) {
     kl_retry_input in;
     kl_retry_policy p = policy();
     kl_retry_decision d;
@@ -98,8 +100,7 @@ static void test_transport(void)
     CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_ERROR, "no status and no failure kind: error");
 }
 
-static void test_backoff(void)
-{
+static void test_backoff(void) {
     kl_retry_input in = input(1, 503, KL_FAIL_NONE);
     double delay = -1, r;
     int a, ok = 1;
@@ -135,16 +136,16 @@ static void test_backoff(void)
             for (r = 0; r < 1; r += 0.0625) {
                 in.attempt = a;
                 in.random = r;
-                if (kl_retry_decide(&p, &in, &d) != KL_RETRY_AGAIN || d.delay < 0
-                    || d.delay >= ceiling || !near(d.delay, r * ceiling)) ok = 0;
+                if (kl_retry_decide(&p, &in, &d) != KL_RETRY_AGAIN || d.delay < 0 || d.delay >= ceiling ||
+                    !near(d.delay, r * ceiling))
+                    ok = 0;
             }
         }
         CHECK(ok, "delays are random * ceiling for attempts 1..8");
     }
 }
 
-static void test_retry_after(void)
-{
+static void test_retry_after(void) {
     kl_retry_input in = input(0, 429, KL_FAIL_NONE);
     kl_retry_policy p = policy();
     kl_retry_decision d;
@@ -173,8 +174,7 @@ static void test_retry_after(void)
     CHECK(decide(&in, &delay) == KL_RETRY_AGAIN && delay == 7, "503 Retry-After honoured");
 }
 
-static void test_limits(void)
-{
+static void test_limits(void) {
     kl_retry_policy p = policy();
     kl_retry_decision d;
     kl_retry_input in = input(1, 429, KL_FAIL_NONE);
@@ -188,7 +188,7 @@ static void test_limits(void)
     CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_STOP, "max_attempts 1: never retried");
     p = policy();
     in.attempt = 1;
-    in.random = 0.5;          /* delay 0.25 */
+    in.random = 0.5; /* delay 0.25 */
     in.elapsed = 59.75;
     CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_AGAIN && near(d.delay, 0.25), "ends exactly at max_elapsed: again");
     in.elapsed = 59.8;
@@ -200,8 +200,7 @@ static void test_limits(void)
     CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_AGAIN, "max_elapsed 0 still allows an immediate retry");
 }
 
-static void test_errors(void)
-{
+static void test_errors(void) {
     kl_retry_policy p = policy();
     kl_retry_decision d;
     kl_retry_input in = input(1, 503, KL_FAIL_NONE);
@@ -232,8 +231,7 @@ static void test_errors(void)
     CHECK(kl_retry_decide(NULL, &in, &d) == KL_RETRY_ERROR, "NULL policy refused");
 }
 
-int main(void)
-{
+int main(void) {
     test_statuses();
     test_transport();
     test_backoff();

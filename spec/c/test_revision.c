@@ -7,12 +7,12 @@
 int main(void) {
     CHECK(kl_revision_valid("2026-07-15"));
     CHECK(kl_revision_valid("2024-10-15.pre"));
-    CHECK(kl_revision_valid("2024-02-29"));          /* leap year */
-    CHECK(kl_revision_valid("2000-02-29"));          /* divisible by 400 */
+    CHECK(kl_revision_valid("2024-02-29")); /* leap year */
+    CHECK(kl_revision_valid("2000-02-29")); /* divisible by 400 */
     CHECK(kl_revision_valid("2023-12-31"));
     CHECK(kl_revision_valid("2024-10-15.pre_release-2"));
-    CHECK(!kl_revision_valid("2023-02-29"));         /* not a leap year */
-    CHECK(!kl_revision_valid("1900-02-29"));         /* divisible by 100 */
+    CHECK(!kl_revision_valid("2023-02-29")); /* not a leap year */
+    CHECK(!kl_revision_valid("1900-02-29")); /* divisible by 100 */
     CHECK(!kl_revision_valid("2026-04-31"));
     CHECK(!kl_revision_valid("2026-13-01"));
     CHECK(!kl_revision_valid("2026-00-10"));

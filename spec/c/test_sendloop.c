@@ -41,10 +41,19 @@ static void serve(int ls, const char *const *script, int report) {
     pf[0].fd = ls;
     pf[0].events = POLLIN;
     for (;;) {
-        if (poll(pf, (nfds_t)n, -1) < 0) { if (errno == EINTR) continue; return; }
+        if (poll(pf, (nfds_t)n, -1) < 0) {
+            if (errno == EINTR) continue;
+            return;
+        }
         if ((pf[0].revents & POLLIN) && n <= MAXC) {
             int fd = accept(ls, NULL, NULL);
-            if (fd >= 0) { pf[n].fd = fd; pf[n].events = POLLIN; pf[n].revents = 0; got[n - 1] = 0; n++; }
+            if (fd >= 0) {
+                pf[n].fd = fd;
+                pf[n].events = POLLIN;
+                pf[n].revents = 0;
+                got[n - 1] = 0;
+                n++;
+            }
         }
         for (i = 1; i < n; i++) {
             char *end;
@@ -78,11 +87,15 @@ static void serve(int ls, const char *const *script, int report) {
                 char rah[64] = "";
                 if (got[i - 1] < need) continue; /* the body is still coming */
                 if (status < 300) snprintf(body, sizeof body, "{\"data\":[]}");
-                else snprintf(body, sizeof body, "{\"errors\":[{\"status\":\"%d\",\"code\":\"c%d\",\"title\":\"t\",\"detail\":\"d\"}]}",
-                              status, status);
+                else
+                    snprintf(body, sizeof body,
+                             "{\"errors\":[{\"status\":\"%d\",\"code\":\"c%d\",\"title\":\"t\",\"detail\":\"d\"}]}",
+                             status, status);
                 if (ra >= 0) snprintf(rah, sizeof rah, "Retry-After: %d\r\n", ra);
-                snprintf(resp, sizeof resp, "HTTP/1.1 %d X\r\nContent-Type: application/vnd.api+json\r\n%s"
-                         "Content-Length: %zu\r\n\r\n%s", status, rah, strlen(body), body);
+                snprintf(resp, sizeof resp,
+                         "HTTP/1.1 %d X\r\nContent-Type: application/vnd.api+json\r\n%s"
+                         "Content-Length: %zu\r\n\r\n%s",
+                         status, rah, strlen(body), body);
                 send_all(report, "r", 1);
                 send_all(pf[i].fd, resp, strlen(resp));
                 memmove(buf[i - 1], buf[i - 1] + need, got[i - 1] - need);
@@ -101,7 +114,10 @@ typedef struct server {
 static server start(const char *const *script) {
     server s;
     int port, ls = listen_any(&port), p[2];
-    if (pipe(p)) { perror("pipe"); exit(2); }
+    if (pipe(p)) {
+        perror("pipe");
+        exit(2);
+    }
     s.pid = fork();
     if (s.pid == 0) {
         close(p[0]);
@@ -144,7 +160,10 @@ static kl_client *client(const char *base, int limiter, const char *url) {
     o.retry_base = 0.01; /* short backoffs: the test waits for Retry-After and the limiter only */
     o.retry_cap = 0.05;
     c = kl_new(&o);
-    if (!c || c->err) { fprintf(stderr, "client: %s\n", c ? c->errstr : "oom"); exit(2); }
+    if (!c || c->err) {
+        fprintf(stderr, "client: %s\n", c ? c->errstr : "oom");
+        exit(2);
+    }
     return c;
 }
 
@@ -155,7 +174,10 @@ static kl_request req(const char *method, int safe) {
     r.method = method;
     r.path = "/api/things";
     r.safe = safe;
-    if (strcmp(method, "GET") != 0) { r.body = "{\"data\":{}}"; r.body_len = 11; }
+    if (strcmp(method, "GET") != 0) {
+        r.body = "{\"data\":{}}";
+        r.body_len = 11;
+    }
     return r;
 }
 
@@ -213,7 +235,7 @@ static void check_refused(kl_options *o, const char *what) {
 }
 
 static void observer_and_options(void) {
-    {   /* the observer sees every attempt of kl_send, the key redacted */
+    { /* the observer sees every attempt of kl_send, the key redacted */
         static const char *const script[] = {"503", "503", "200", NULL};
         server s = start(script);
         observed ob;
@@ -265,7 +287,7 @@ static void observer_and_options(void) {
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     observer_and_options();
-    {   /* a 503 is repeated; a success after a retry carries no earlier error */
+    { /* a 503 is repeated; a success after a retry carries no earlier error */
         static const char *const script[] = {"503", "200", NULL};
         server s = start(script);
         kl_client *c = client(s.base, KL_LIMITER_LOCAL, NULL);
@@ -279,7 +301,7 @@ int main(void) {
         kl_free(c);
         stop(&s);
     }
-    {   /* 500: a POST is not repeated, unless safe; a GET is */
+    { /* 500: a POST is not repeated, unless safe; a GET is */
         static const char *const script[] = {"500", "500", "200", "500", "200", NULL};
         server s = start(script);
         kl_client *c = client(s.base, KL_LIMITER_LOCAL, NULL);
@@ -298,7 +320,7 @@ int main(void) {
         kl_free(c);
         stop(&s);
     }
-    {   /* attempts: per request 1 = no retry; the client's cap stops a long run of 503s */
+    { /* attempts: per request 1 = no retry; the client's cap stops a long run of 503s */
         static const char *const script[] = {"503", "503", "503", "503", "503", "503", NULL};
         server s = start(script);
         kl_client *c = client(s.base, KL_LIMITER_LOCAL, NULL);
@@ -314,7 +336,7 @@ int main(void) {
         kl_free(c);
         stop(&s);
     }
-    {   /* 429 with Retry-After: 1: repeated no earlier than that; counted */
+    { /* 429 with Retry-After: 1: repeated no earlier than that; counted */
         static const char *const script[] = {"429:1", "200", NULL};
         server s = start(script);
         kl_client *c = client(s.base, KL_LIMITER_LOCAL, NULL);
@@ -327,7 +349,7 @@ int main(void) {
         kl_free(c);
         stop(&s);
     }
-    {   /* a 429 whose Retry-After (capped at a day) outlasts the call: throttled at once, with
+    { /* a 429 whose Retry-After (capped at a day) outlasts the call: throttled at once, with
          * its status; the next call is not sent and does not sleep on the block either */
         static const char *const script[] = {"429:100000", NULL};
         server s = start(script);
@@ -343,14 +365,13 @@ int main(void) {
         CHECK_INT(kl_send(c, &r), KL_ERR_THROTTLED);
         CHECK_INT(kl_last_error(c)->status, 0);
         CHECK_STR(kl_last_error(c)->code, "throttled");
-        CHECK(kl_last_error(c)->retry_after > KL_DURATION_MAX - 60 &&
-              kl_last_error(c)->retry_after <= KL_DURATION_MAX);
+        CHECK(kl_last_error(c)->retry_after > KL_DURATION_MAX - 60 && kl_last_error(c)->retry_after <= KL_DURATION_MAX);
         CHECK(kl_now() - t0 < 5 * KL_USEC_PER_SEC);
         CHECK_INT(received(&s), 1);
         kl_free(c);
         stop(&s);
     }
-    {   /* limits: burst 2 per second; the third and fourth wait; the limiter off: no wait */
+    { /* limits: burst 2 per second; the third and fourth wait; the limiter off: no wait */
         static const char *const script[] = {NULL};
         server s = start(script);
         kl_client *c = client(s.base, KL_LIMITER_LOCAL, NULL), *off = client(s.base, KL_LIMITER_OFF, NULL);
@@ -376,7 +397,7 @@ int main(void) {
         kl_free(off);
         stop(&s);
     }
-    {   /* Redis store unreachable: refused, nothing sent; requests without limits still go */
+    { /* Redis store unreachable: refused, nothing sent; requests without limits still go */
         static const char *const script[] = {NULL};
         server s = start(script);
         char url[64];
@@ -395,7 +416,7 @@ int main(void) {
         kl_free(c);
         stop(&s);
     }
-    {   /* a TLS failure is not repeated: it would fail the same way */
+    { /* a TLS failure is not repeated: it would fail the same way */
         static const char *const script[] = {NULL};
         server s = start(script);
         char tls[80];
@@ -410,7 +431,7 @@ int main(void) {
         kl_free(c);
         stop(&s);
     }
-    {   /* bad settings are refused at kl_new */
+    { /* bad settings are refused at kl_new */
         kl_options o;
         kl_client *c;
         memset(&o, 0, sizeof o);
@@ -431,7 +452,7 @@ int main(void) {
         CHECK(c && c->err == KL_ERR_REFUSED);
         kl_free(c);
     }
-    {   /* kl_batch: 8 requests over 3 connections; one 503 repeated; index 3 not describable */
+    { /* kl_batch: 8 requests over 3 connections; one 503 repeated; index 3 not describable */
         static const char *const script[] = {"503", NULL};
         server s = start(script);
         kl_client *c = client(s.base, KL_LIMITER_LOCAL, NULL);

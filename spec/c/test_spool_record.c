@@ -9,16 +9,14 @@
 static char line[256];
 
 /* line = json + its trailer; returns the line's length without its "\n" */
-static size_t make(const char *json)
-{
+static size_t make(const char *json) {
     size_t n = strlen(json);
     memcpy(line, json, n);
     kl_spool_trailer(NULL, line + n, json, n);
     return n + KL_SPOOL_TRAILER - 1;
 }
 
-int main(void)
-{
+int main(void) {
     const char *json = "{\"type\":\"event-bulk-create\",\"n\":1}";
     size_t n, j = strlen(json);
     char trailer[KL_SPOOL_TRAILER + 1];
@@ -37,8 +35,7 @@ int main(void)
         for (len = 0; len < sizeof data; len++) data[len] = (char)(len * 37 + 11);
         for (off = 0; off < 8; off++)
             for (len = 0; len + off <= sizeof data; len += 7)
-                if (kl_spool_crc32(&tables, 0, data + off, len) !=
-                    kl_spool_crc32(NULL, 0, data + off, len)) same = 0;
+                if (kl_spool_crc32(&tables, 0, data + off, len) != kl_spool_crc32(NULL, 0, data + off, len)) same = 0;
         CHECK(same);
         CHECK(kl_spool_crc32(&tables, 0, "123456789", 9) == 0xcbf43926u);
         CHECK_INT(kl_spool_check(&tables, "\t0000000000000000", 17), 0);
@@ -62,11 +59,15 @@ int main(void)
     n = make(json);
     line[n - 1] = 'g';
     CHECK_INT(kl_spool_check(NULL, line, n), -1);
-    n = make("{\"n\":12345678}");   /* a CRC-32 with no letter is rare: look for one */
+    n = make("{\"n\":12345678}"); /* a CRC-32 with no letter is rare: look for one */
     {
         size_t k, upper = 0;
         for (k = n - 16; k < n; k++)
-            if (line[k] >= 'a' && line[k] <= 'f') { line[k] = (char)(line[k] - 'a' + 'A'); upper = 1; break; }
+            if (line[k] >= 'a' && line[k] <= 'f') {
+                line[k] = (char)(line[k] - 'a' + 'A');
+                upper = 1;
+                break;
+            }
         if (upper) CHECK_INT(kl_spool_check(NULL, line, n), -1);
     }
     n = make(json);
@@ -74,7 +75,7 @@ int main(void)
     CHECK_INT(kl_spool_check(NULL, line, n), -1);
     n = make(json);
     CHECK_INT(kl_spool_check(NULL, line, n - 1), -1);
-    CHECK_INT(kl_spool_check(NULL, "\t0000000000000000", 17), 0);   /* an empty record is one */
+    CHECK_INT(kl_spool_check(NULL, "\t0000000000000000", 17), 0); /* an empty record is one */
     CHECK_INT(kl_spool_check(NULL, "0000000000000000", 16), -1);
     /* the length must match: the same text with one byte more before the trailer */
     n = make(json);

@@ -39,7 +39,10 @@ static void serve(int ls) {
             req[0] = '\0';
             while (!(end = strstr(req, "\r\n\r\n")) || got < (size_t)(end - req) + 4 + clen) {
                 ssize_t r = read(fd, req + got, sizeof req - 1 - got);
-                if (r <= 0) { keep = 0; break; }
+                if (r <= 0) {
+                    keep = 0;
+                    break;
+                }
                 got += (size_t)r;
                 req[got] = '\0';
                 if ((unsigned char)req[0] == 0x16) { /* a TLS ClientHello: answer in plain text */
@@ -122,7 +125,10 @@ static kl_client *client(const char *base, long timeout_ms) {
     o.timeout_ms = timeout_ms;
     o.connect_timeout_ms = 500;
     c = kl_new(&o);
-    if (!c || c->err) { fprintf(stderr, "client: %s\n", c ? c->errstr : "oom"); exit(2); }
+    if (!c || c->err) {
+        fprintf(stderr, "client: %s\n", c ? c->errstr : "oom");
+        exit(2);
+    }
     return c;
 }
 
@@ -193,7 +199,9 @@ int main(void) {
         }
         r = kl_last_response(c);
         CHECK_INT(r->status, 200);
-        CHECK(strstr(r->body, "PATCH /api/echo/%C3%A9%20%231?filter=equals%28email%2C%22a%20b%40x.com%22%29 HTTP/1.1\r\n") == r->body);
+        CHECK(strstr(r->body,
+                     "PATCH /api/echo/%C3%A9%20%231?filter=equals%28email%2C%22a%20b%40x.com%22%29 HTTP/1.1\r\n") ==
+              r->body);
         CHECK(strstr(r->body, "\r\nAuthorization: Klaviyo-API-Key pk_transport_test\r\n") != NULL);
         CHECK(strstr(r->body, "\r\nrevision: " KL_DEFAULT_REVISION "\r\n") != NULL);
         CHECK(strstr(r->body, "\r\nAccept: application/vnd.api+json\r\n") != NULL);

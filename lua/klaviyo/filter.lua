@@ -1,4 +1,4 @@
--- klaviyo.filter: builds Klaviyo filter expressions (the `filter` query parameter).
+--- klaviyo.filter: builds Klaviyo filter expressions (the `filter` query parameter).
 --
 --   local F = require "klaviyo.filter"
 --   local f = F.and_(F.equals("email", 'a"b@x.com'),
@@ -12,6 +12,7 @@
 -- sequences of such values. Every builder returns an expression object that `tostring` turns
 -- into the filter text and that `client:call` accepts as `filter =`. Bad input raises an error
 -- naming the operator, since it is a programmer error caught before anything is sent.
+-- @module klaviyo.filter
 local type, tostring, error, select = type, tostring, error, select
 local getmetatable, setmetatable = getmetatable, setmetatable
 local concat, floor, huge = table.concat, math.floor, math.huge
@@ -76,6 +77,8 @@ local function date_table_text(t)
 end
 
 -- F.datetime(v): epoch seconds (number), an ISO-8601 string, or an os.date table (UTC fields).
+---@param v any
+---@return any
 function _M.datetime(v)
   local tv, text = type(v), nil
   if tv == "number" then
@@ -161,6 +164,9 @@ for name, wire in pairs(COMPARISONS) do
   end
 end
 
+---@param field any
+---@param values any
+---@return any
 function _M.any(field, values)
   check_field("any", field)
   if type(values) ~= "table" or getmetatable(values) ~= nil then
@@ -170,6 +176,8 @@ function _M.any(field, values)
 end
 
 -- has(field): the field (or relationship) is present.
+---@param field any
+---@return any
 function _M.has(field)
   check_field("has", field)
   return new_expr("has(" .. field .. ")")
@@ -194,12 +202,18 @@ local function combine(op, ...)
   return new_expr(op .. "(" .. concat(parts, ",") .. ")")
 end
 
+---@param ... any
+---@return any
 function _M.and_(...) return combine("and", ...) end
+---@param ... any
+---@return any
 function _M.or_(...) return combine("or", ...) end
 _M["and"] = _M.and_
 _M["or"] = _M.or_
 
 -- The text of a filter given as an expression or a string; nil, err for anything else.
+---@param f any
+---@return any
 function _M.text(f)
   if is_expr(f) then return f.text end
   if type(f) == "string" then return f end

@@ -1,4 +1,4 @@
--- lua-klaviyo: a Klaviyo API client. The C core (klaviyo.core) decides what to send and what a
+--- lua-klaviyo: a Klaviyo API client. The C core (klaviyo.core) decides what to send and what a
 -- response means and moves the bytes with libcurl; this layer adds Lua manners: parameter
 -- checks against the operation table generated from Klaviyo's spec, JSON bodies, decoded
 -- responses, readable errors, OAuth refresh and pagination.
@@ -16,6 +16,7 @@
 -- Results are `value` or `nil, err` (err: a table with status, code, title, detail, pointer,
 -- parameter, retry_after, operation, request_id, kind; tostring gives one line). Programmer
 -- errors (unknown options or operations, wrong types, missing parameters) raise.
+-- @module klaviyo
 local type, pairs, ipairs, tostring, error, pcall = type, pairs, ipairs, tostring, error, pcall
 local setmetatable, getmetatable = setmetatable, getmetatable
 local format, huge = string.format, math.huge
@@ -75,6 +76,8 @@ local array_mt = { __jsontype = "array" }
 local object_mt = { __jsontype = "object" }
 
 -- klaviyo.array(t): marks t (or a new table) as a JSON array, so an empty one encodes as [].
+---@param t any
+---@return any
 function _M.array(t)
   if t == nil then t = {} end
   if type(t) ~= "table" then error("klaviyo.array: expected a table, got " .. type(t), 2) end
@@ -85,6 +88,8 @@ end
 
 -- klaviyo.object(t): marks t as a JSON object, so an empty one encodes as {} (the default for
 -- unmarked empty tables too; this makes the intent explicit).
+---@param t any
+---@return any
 function _M.object(t)
   if t == nil then t = {} end
   if type(t) ~= "table" then error("klaviyo.object: expected a table, got " .. type(t), 2) end
@@ -190,6 +195,8 @@ end
 -- Proxies from the environment (http_proxy, https_proxy, ALL_PROXY) are used by the curl
 -- transport for an https base URL only, tunnelled with CONNECT (the key stays inside TLS); a
 -- plain-http or loopback base URL never goes through them. The ngx transport uses none.
+---@param opts any
+---@return any
 function _M.new(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then error("klaviyo.new: expected a table of options, got " .. type(opts), 2) end
@@ -374,6 +381,11 @@ end
 -- a call that is not safe to repeat by itself once it may have reached Klaviyo.
 -- create_event and bulk_create_events bodies get a unique_id in every event that has none (in
 -- the encoded bytes: params are never changed), so a repeated send is recorded once.
+---@param self table
+---@param op_id any
+---@param params any
+---@param opts any
+---@return any
 function _M.call(self, op_id, params, opts)
   local req, refusal = prepare(self, op_id, params, opts, 2)
   if req == nil then return nil, refusal end
@@ -385,6 +397,11 @@ end
 -- client:build(operation_id, params [, opts]) -> the request as client:call would send it
 -- ({method, url, headers = {{name, value}...}, body}; events get their unique_ids) | nil, err.
 -- Nothing is sent. The Authorization header holds the credential: redact it before showing.
+---@param self table
+---@param op_id any
+---@param params any
+---@param opts any
+---@return any
 function _M.build(self, op_id, params, opts)
   local req = prepare(self, op_id, params, opts, 2)
   local b, err = self.core:build(req)
@@ -401,6 +418,10 @@ end
 -- {doc, response} for a success and {nil, err} for a failure (doc as client:call gives it),
 -- i.e. `local doc, err = results[i][1], results[i][2]`. Misuse (unknown operation, bad
 -- parameters) raises before anything is sent.
+---@param self table
+---@param requests any
+---@param opts any
+---@return any
 function _M.batch(self, requests, opts)
   if type(requests) ~= "table" then error("klaviyo: batch: expected a list of {operation_id, params}", 2) end
   local conc = 8
@@ -447,6 +468,8 @@ end
 -- client:stats() -> {operation_id = {requests, attempts, retries, throttled (429s received),
 -- waited (seconds waiting for the rate limiter), backoff (seconds between attempts),
 -- errors = {[status or "kind:code"] = count}}}
+---@param self table
+---@return any
 function _M.stats(self)
   return stats.snapshot(self.counters)
 end
@@ -461,6 +484,10 @@ local function check_paged(op_id, params)
 end
 
 -- client:pages(operation_id, params): iterator of page documents (see klaviyo.paginate).
+---@param self table
+---@param op_id any
+---@param params any
+---@return any
 function _M.pages(self, op_id, params)
   local req = check_paged(op_id, params)
   return paginate.pages(function(r, id) return send(self, r, id) end, req, op_id)
@@ -468,6 +495,10 @@ end
 
 -- client:paginate(operation_id, params): iterator of every resource of every page; a failure
 -- is yielded once as `false, err` (nil would end a generic for silently), then the loop ends.
+---@param self table
+---@param op_id any
+---@param params any
+---@return any
 function _M.paginate(self, op_id, params)
   local req = check_paged(op_id, params)
   return paginate.items(paginate.pages(function(r, id) return send(self, r, id) end, req, op_id))
@@ -475,11 +506,17 @@ end
 
 -- client:tracker{spool=, batch=, interval=, ...}: a durable, batched event tracker bound to
 -- this client (see klaviyo.tracker).
+---@param self table
+---@param opts any
+---@return any
 function _M.tracker(self, opts)
   return require("klaviyo.tracker").new(self, opts)
 end
 
 -- Replaces the OAuth access token (e.g. after refreshing it yourself).
+---@param self table
+---@param token any
+---@return any
 function _M.set_access_token(self, token)
   if type(token) ~= "string" then
     error("klaviyo: set_access_token: expected a string, got " .. type(token), 2)
@@ -490,6 +527,8 @@ function _M.set_access_token(self, token)
 end
 
 -- Closes the connection; safe to call twice (the core's close is idempotent).
+---@param self table
+---@return any
 function _M.close(self)
   self.core:close()
   return true

@@ -1,4 +1,4 @@
--- klaviyo.paginate: iterators over Klaviyo's cursor pagination. Each page's `links.next` holds
+--- klaviyo.paginate: iterators over Klaviyo's cursor pagination. Each page's `links.next` holds
 -- the full URL of the next page; it is handed to the core as `url`, which refuses a URL whose
 -- scheme, host or port differ from the client's base URL (so a tampered link cannot send the
 -- key elsewhere), and checks the key/path rule on its path as a lenient server would read it
@@ -12,6 +12,7 @@
 -- Failure follows Lua's generic-for rules: a first value of nil ends a loop before its body
 -- runs, so a failing page is yielded as `false, err` (once), and the next step ends the loop.
 -- Loops therefore read `if not item then ... err ... end`.
+-- @module klaviyo.paginate
 local type, next, find = type, next, string.find
 local errors = require "klaviyo.errors"
 
@@ -19,6 +20,10 @@ local _M = {}
 
 -- send(req, op_id) -> doc or nil, err (the client's send path, with OAuth refresh).
 -- first: the request built from the caller's params. Returns the iterator of pages.
+---@param send any
+---@param first any
+---@param op_id any
+---@return any
 function _M.pages(send, first, op_id)
   local req, done, refused = first, false, nil
   local seen = {}
@@ -52,6 +57,8 @@ end
 
 -- Flattens pages into their resources (doc.data, a list; a single resource object counts as
 -- one item).
+---@param pages any
+---@return any
 function _M.items(pages)
   local data, i, n = nil, 0, 0
   return function()

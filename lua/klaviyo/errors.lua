@@ -72,7 +72,7 @@ mt.__tostring = function(e)
   return concat(parts, " ")
 end
 
--- Attach the metatable to an error table from the core (or build one from fields); returns it.
+--- Attach the metatable to an error table from the core (or build one from fields); returns it.
 -- `operation` fills err.operation when the core left it empty.
 ---@param err any
 ---@param operation any
@@ -86,7 +86,7 @@ function _M.wrap(err, operation)
   return err
 end
 
--- A new error table of the given kind (e.g. "decode" for a 2xx body that is not JSON,
+--- A new error table of the given kind (e.g. "decode" for a 2xx body that is not JSON,
 -- "refresh" for an OAuth refresh function that failed).
 ---@param kind any
 ---@param operation any
@@ -99,8 +99,9 @@ function _M.new(kind, operation, detail, fields)
   return setmetatable(err, mt)
 end
 
----@param v any
----@return any
+--- Whether a value is one of the library's error tables.
+---@param v any any value
+---@return boolean
 function _M.is_error(v) return type(v) == "table" and getmetatable(v) == mt end
 
 return _M

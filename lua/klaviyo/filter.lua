@@ -76,7 +76,7 @@ local function date_table_text(t)
   return format("%04d-%s-%sT%s:%s:%s+00:00", y, two(mo), two(d), two(h), two(mi), two(floor(s)))
 end
 
--- F.datetime(v): epoch seconds (number), an ISO-8601 string, or an os.date table (UTC fields).
+--- F.datetime(v): epoch seconds (number), an ISO-8601 string, or an os.date table (UTC fields).
 ---@param v any
 ---@return any
 function _M.datetime(v)
@@ -164,9 +164,10 @@ for name, wire in pairs(COMPARISONS) do
   end
 end
 
----@param field any
----@param values any
----@return any
+--- any(field, values): the field equals one of the values (a Lua sequence).
+---@param field string the field or relationship name
+---@param values table a list of strings, numbers, booleans or datetimes
+---@return klaviyo.FilterExpr
 function _M.any(field, values)
   check_field("any", field)
   if type(values) ~= "table" or getmetatable(values) ~= nil then
@@ -175,7 +176,7 @@ function _M.any(field, values)
   return new_expr("any(" .. field .. "," .. render_list("any", values) .. ")")
 end
 
--- has(field): the field (or relationship) is present.
+--- has(field): the field (or relationship) is present.
 ---@param field any
 ---@return any
 function _M.has(field)
@@ -202,16 +203,18 @@ local function combine(op, ...)
   return new_expr(op .. "(" .. concat(parts, ",") .. ")")
 end
 
----@param ... any
----@return any
+--- and(...): every sub-expression holds (expression objects or raw filter strings).
+---@param ... klaviyo.FilterExpr|string
+---@return klaviyo.FilterExpr
 function _M.and_(...) return combine("and", ...) end
----@param ... any
----@return any
+--- or(...): at least one sub-expression holds.
+---@param ... klaviyo.FilterExpr|string
+---@return klaviyo.FilterExpr
 function _M.or_(...) return combine("or", ...) end
 _M["and"] = _M.and_
 _M["or"] = _M.or_
 
--- The text of a filter given as an expression or a string; nil, err for anything else.
+--- The text of a filter given as an expression or a string; nil, err for anything else.
 ---@param f any
 ---@return any
 function _M.text(f)

@@ -75,7 +75,7 @@ _M.encode = core.encode
 local array_mt = { __jsontype = "array" }
 local object_mt = { __jsontype = "object" }
 
--- klaviyo.array(t): marks t (or a new table) as a JSON array, so an empty one encodes as [].
+--- klaviyo.array(t): marks t (or a new table) as a JSON array, so an empty one encodes as [].
 ---@param t any
 ---@return any
 function _M.array(t)
@@ -86,7 +86,7 @@ function _M.array(t)
   return setmetatable(t, array_mt)
 end
 
--- klaviyo.object(t): marks t as a JSON object, so an empty one encodes as {} (the default for
+--- klaviyo.object(t): marks t as a JSON object, so an empty one encodes as {} (the default for
 -- unmarked empty tables too; this makes the intent explicit).
 ---@param t any
 ---@return any
@@ -186,7 +186,7 @@ local function pick_transport(opts, retry)
   return nil
 end
 
--- klaviyo.new(opts) -> client or nil, err (err when the core refuses a setting: a key holding
+--- klaviyo.new(opts) -> client or nil, err (err when the core refuses a setting: a key holding
 -- control characters, a private key over plain http to a non-loopback host, a bad revision...).
 -- Besides the connection settings: limiter (above), limits = {operation_id = {burst=, steady=,
 -- daily=}} (overrides the operation table's, e.g. for an OAuth app's own limits), retry =
@@ -375,7 +375,7 @@ local function prepare(self, op_id, params, opts, level)
   return req
 end
 
--- client:call(operation_id, params [, opts]) -> document (true for an empty body), response
+--- client:call(operation_id, params [, opts]) -> document (true for an empty body), response
 -- ({status, headers, ratelimit}) | nil, err.
 -- opts: {retry = {attempts =, max_time =}} for this call, {idempotent = true} to allow repeating
 -- a call that is not safe to repeat by itself once it may have reached Klaviyo.
@@ -394,7 +394,7 @@ function _M.call(self, op_id, params, opts)
   return doc, res
 end
 
--- client:build(operation_id, params [, opts]) -> the request as client:call would send it
+--- client:build(operation_id, params [, opts]) -> the request as client:call would send it
 -- ({method, url, headers = {{name, value}...}, body}; events get their unique_ids) | nil, err.
 -- Nothing is sent. The Authorization header holds the credential: redact it before showing.
 ---@param self table
@@ -412,7 +412,7 @@ function _M.build(self, op_id, params, opts)
   return b
 end
 
--- client:batch(requests [, {concurrency = 8}]) runs many calls at once (libcurl's multi
+--- client:batch(requests [, {concurrency = 8}]) runs many calls at once (libcurl's multi
 -- interface), through the same rate limiter and retry rules as client:call. requests: a list
 -- of {operation_id, params [, opts]}. Returns a list in the same order whose items are
 -- {doc, response} for a success and {nil, err} for a failure (doc as client:call gives it),
@@ -465,7 +465,7 @@ function _M.batch(self, requests, opts)
   return out
 end
 
--- client:stats() -> {operation_id = {requests, attempts, retries, throttled (429s received),
+--- client:stats() -> {operation_id = {requests, attempts, retries, throttled (429s received),
 -- waited (seconds waiting for the rate limiter), backoff (seconds between attempts),
 -- errors = {[status or "kind:code"] = count}}}
 ---@param self table
@@ -483,7 +483,7 @@ local function check_paged(op_id, params)
   return req
 end
 
--- client:pages(operation_id, params): iterator of page documents (see klaviyo.paginate).
+--- client:pages(operation_id, params): iterator of page documents (see klaviyo.paginate).
 ---@param self table
 ---@param op_id any
 ---@param params any
@@ -493,7 +493,7 @@ function _M.pages(self, op_id, params)
   return paginate.pages(function(r, id) return send(self, r, id) end, req, op_id)
 end
 
--- client:paginate(operation_id, params): iterator of every resource of every page; a failure
+--- client:paginate(operation_id, params): iterator of every resource of every page; a failure
 -- is yielded once as `false, err` (nil would end a generic for silently), then the loop ends.
 ---@param self table
 ---@param op_id any
@@ -504,7 +504,7 @@ function _M.paginate(self, op_id, params)
   return paginate.items(paginate.pages(function(r, id) return send(self, r, id) end, req, op_id))
 end
 
--- client:tracker{spool=, batch=, interval=, ...}: a durable, batched event tracker bound to
+--- client:tracker{spool=, batch=, interval=, ...}: a durable, batched event tracker bound to
 -- this client (see klaviyo.tracker).
 ---@param self table
 ---@param opts any
@@ -513,7 +513,7 @@ function _M.tracker(self, opts)
   return require("klaviyo.tracker").new(self, opts)
 end
 
--- Replaces the OAuth access token (e.g. after refreshing it yourself).
+--- Replaces the OAuth access token (e.g. after refreshing it yourself).
 ---@param self table
 ---@param token any
 ---@return any
@@ -526,7 +526,7 @@ function _M.set_access_token(self, token)
   return true
 end
 
--- Closes the connection; safe to call twice (the core's close is idempotent).
+--- Closes the connection; safe to call twice (the core's close is idempotent).
 ---@param self table
 ---@return any
 function _M.close(self)

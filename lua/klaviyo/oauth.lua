@@ -57,7 +57,7 @@ local function need(t, k, where)
   end
 end
 
--- authorize_url{client_id, redirect_uri, scope, state?, url?} -> url, verifier, state.
+--- authorize_url{client_id, redirect_uri, scope, state?, url?} -> url, verifier, state.
 -- Keep the verifier and state for the redirect back (check its state, then exchange).
 ---@param o any
 ---@return any
@@ -74,7 +74,7 @@ function _M.authorize_url(o)
   return url, verifier, state
 end
 
--- The challenge for a verifier: base64url(sha256(verifier)).
+--- The challenge for a verifier: base64url(sha256(verifier)).
 ---@param verifier any
 ---@return any
 function _M.challenge(verifier) return b64url(core.sha256(verifier)) end
@@ -99,7 +99,7 @@ local function token(o, fields, op)
     { status = status, code = doc.error })
 end
 
--- exchange{client_id, client_secret, code, verifier, redirect_uri, base_url?} -> tokens | nil, err
+--- exchange{client_id, client_secret, code, verifier, redirect_uri, base_url?} -> tokens | nil, err
 ---@param o any
 ---@return any
 function _M.exchange(o)
@@ -109,7 +109,7 @@ function _M.exchange(o)
     "oauth_exchange")
 end
 
--- refresh{client_id, client_secret, refresh_token, base_url?} -> tokens | nil, err. Keeps the
+--- refresh{client_id, client_secret, refresh_token, base_url?} -> tokens | nil, err. Keeps the
 -- old refresh token when the answer carries none.
 ---@param o any
 ---@return any
@@ -121,7 +121,7 @@ function _M.refresh(o)
   return t, err
 end
 
--- revoke{client_id, client_secret, token, base_url?} -> true | nil, err
+--- revoke{client_id, client_secret, token, base_url?} -> true | nil, err
 ---@param o any
 ---@return any
 function _M.revoke(o)
@@ -151,7 +151,7 @@ manager.__tostring = function() return "klaviyo.oauth manager" end
 local MANAGER_OPTIONS = { client_id = "string", client_secret = "string", tokens = "table",
                           margin = "number", lock_timeout = "number", timeout = "number" }
 
--- manager(o, base_url) for klaviyo.new's `oauth` option; raises on misuse.
+--- manager(o, base_url) for klaviyo.new's `oauth` option; raises on misuse.
 ---@param o any
 ---@param base_url any
 ---@return any
@@ -182,7 +182,7 @@ local function usable(t, margin, stale)
     and (tonumber(t.expires_at) or math.huge) - margin > now()
 end
 
--- A usable access token: the store's when it is fresh (and not `stale`, the one a 401
+--- A usable access token: the store's when it is fresh (and not `stale`, the one a 401
 -- refused), else one refresh under the store's lock; without the lock, waits for the holder's.
 ---@param stale any
 ---@return any

@@ -18,7 +18,7 @@ local errors = require "klaviyo.errors"
 
 local _M = {}
 
--- send(req, op_id) -> doc or nil, err (the client's send path, with OAuth refresh).
+--- send(req, op_id) -> doc or nil, err (the client's send path, with OAuth refresh).
 -- first: the request built from the caller's params. Returns the iterator of pages.
 ---@param send any
 ---@param first any
@@ -55,7 +55,7 @@ function _M.pages(send, first, op_id)
   end
 end
 
--- Flattens pages into their resources (doc.data, a list; a single resource object counts as
+--- Flattens pages into their resources (doc.data, a list; a single resource object counts as
 -- one item).
 ---@param pages any
 ---@return any

@@ -180,7 +180,7 @@ local function check_self(self, name)
   end
 end
 
--- Reports a rejected event once per process (a batch retried after a transient failure may
+--- Reports a rejected event once per process (a batch retried after a transient failure may
 -- meet the same bad event again).
 ---@param line any
 ---@param err any

@@ -208,7 +208,9 @@ function _M.open(path, opts)
   return self
 end
 
----@return any
+--- Close the spool's writer, if open, and open a new one on the same path.
+---@return true|nil ok
+---@return string? err
 function _M:reopen()
   if self.w then self.w:close() self.w = nil end
   local w, err = spool_writer(self.path)

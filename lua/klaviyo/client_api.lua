@@ -19,6 +19,8 @@ local consent = require "klaviyo.subscriptions"
 
 local type, setmetatable, error = type, setmetatable, error
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.client_api
 local _M = {}
 local mt = { __index = _M }
 

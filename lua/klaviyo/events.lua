@@ -25,6 +25,8 @@ local format = string.format
 local huge = math.huge
 local LIMITS = V.LIMITS
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.events
 local _M = {}
 local mt = { __index = _M }
 

@@ -17,6 +17,8 @@ local type, setmetatable, error, format, tostring, ipairs = type, setmetatable, 
   string.format, tostring, ipairs
 local unpack = table.unpack or unpack -- luacheck: ignore
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.flows
 local _M = {}
 local mt = { __index = _M }
 

@@ -11,6 +11,8 @@ local R = require "klaviyo.resource"
 
 local type, setmetatable, error = type, setmetatable, error
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.images
 local _M = {}
 local mt = { __index = _M }
 

@@ -76,8 +76,8 @@ local array_mt = { __jsontype = "array" }
 local object_mt = { __jsontype = "object" }
 
 --- klaviyo.array(t): marks t (or a new table) as a JSON array, so an empty one encodes as [].
----@param t any
----@return any
+---@param t table? the table to mark (default a new one)
+---@return table t
 function _M.array(t)
   if t == nil then t = {} end
   if type(t) ~= "table" then error("klaviyo.array: expected a table, got " .. type(t), 2) end
@@ -88,8 +88,8 @@ end
 
 --- klaviyo.object(t): marks t as a JSON object, so an empty one encodes as {} (the default for
 -- unmarked empty tables too; this makes the intent explicit).
----@param t any
----@return any
+---@param t table? the table to mark (default a new one)
+---@return table t
 function _M.object(t)
   if t == nil then t = {} end
   if type(t) ~= "table" then error("klaviyo.object: expected a table, got " .. type(t), 2) end
@@ -195,8 +195,9 @@ end
 -- Proxies from the environment (http_proxy, https_proxy, ALL_PROXY) are used by the curl
 -- transport for an https base URL only, tunnelled with CONNECT (the key stays inside TLS); a
 -- plain-http or loopback base URL never goes through them. The ngx transport uses none.
----@param opts any
----@return any
+---@param opts klaviyo.Options?
+---@return klaviyo.Client? client
+---@return klaviyo.Error? err
 function _M.new(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then error("klaviyo.new: expected a table of options, got " .. type(opts), 2) end
@@ -381,11 +382,12 @@ end
 -- a call that is not safe to repeat by itself once it may have reached Klaviyo.
 -- create_event and bulk_create_events bodies get a unique_id in every event that has none (in
 -- the encoded bytes: params are never changed), so a repeated send is recorded once.
----@param self table
----@param op_id any
----@param params any
----@param opts any
----@return any
+---@param self klaviyo.Client
+---@param op_id string operation id (see klaviyo.operations)
+---@param params table? path, query and body parameters
+---@param opts klaviyo.CallOptions?
+---@return any|nil doc the decoded document (true for an empty body)
+---@return klaviyo.Response|klaviyo.Error res_or_err
 function _M.call(self, op_id, params, opts)
   local req, refusal = prepare(self, op_id, params, opts, 2)
   if req == nil then return nil, refusal end
@@ -397,11 +399,12 @@ end
 --- client:build(operation_id, params [, opts]) -> the request as client:call would send it
 -- ({method, url, headers = {{name, value}...}, body}; events get their unique_ids) | nil, err.
 -- Nothing is sent. The Authorization header holds the credential: redact it before showing.
----@param self table
----@param op_id any
----@param params any
----@param opts any
----@return any
+---@param self klaviyo.Client
+---@param op_id string operation id
+---@param params table? parameters as for call
+---@param opts klaviyo.CallOptions?
+---@return klaviyo.Request? req
+---@return klaviyo.Error? err
 function _M.build(self, op_id, params, opts)
   local req = prepare(self, op_id, params, opts, 2)
   local b, err = self.core:build(req)
@@ -418,10 +421,10 @@ end
 -- {doc, response} for a success and {nil, err} for a failure (doc as client:call gives it),
 -- i.e. `local doc, err = results[i][1], results[i][2]`. Misuse (unknown operation, bad
 -- parameters) raises before anything is sent.
----@param self table
----@param requests any
----@param opts any
----@return any
+---@param self klaviyo.Client
+---@param requests table[] list of {operation_id, params [, opts]}
+---@param opts {concurrency: integer?}?
+---@return table[] results {doc, response} or {nil, err}, in order
 function _M.batch(self, requests, opts)
   if type(requests) ~= "table" then error("klaviyo: batch: expected a list of {operation_id, params}", 2) end
   local conc = 8
@@ -468,8 +471,8 @@ end
 --- client:stats() -> {operation_id = {requests, attempts, retries, throttled (429s received),
 -- waited (seconds waiting for the rate limiter), backoff (seconds between attempts),
 -- errors = {[status or "kind:code"] = count}}}
----@param self table
----@return any
+---@param self klaviyo.Client
+---@return table<string, table> counters by operation id
 function _M.stats(self)
   return stats.snapshot(self.counters)
 end
@@ -484,10 +487,10 @@ local function check_paged(op_id, params)
 end
 
 --- client:pages(operation_id, params): iterator of page documents (see klaviyo.paginate).
----@param self table
----@param op_id any
----@param params any
----@return any
+---@param self klaviyo.Client
+---@param op_id string a GET operation id
+---@param params table?
+---@return fun(): table|false|nil, klaviyo.Error? iterator of page documents
 function _M.pages(self, op_id, params)
   local req = check_paged(op_id, params)
   return paginate.pages(function(r, id) return send(self, r, id) end, req, op_id)
@@ -495,10 +498,10 @@ end
 
 --- client:paginate(operation_id, params): iterator of every resource of every page; a failure
 -- is yielded once as `false, err` (nil would end a generic for silently), then the loop ends.
----@param self table
----@param op_id any
----@param params any
----@return any
+---@param self klaviyo.Client
+---@param op_id string a GET operation id
+---@param params table?
+---@return fun(): table|false|nil, klaviyo.Error? iterator of resources
 function _M.paginate(self, op_id, params)
   local req = check_paged(op_id, params)
   return paginate.items(paginate.pages(function(r, id) return send(self, r, id) end, req, op_id))
@@ -506,17 +509,19 @@ end
 
 --- client:tracker{spool=, batch=, interval=, ...}: a durable, batched event tracker bound to
 -- this client (see klaviyo.tracker).
----@param self table
----@param opts any
----@return any
+---@param self klaviyo.Client
+---@param opts klaviyo.TrackerOptions
+---@return klaviyo.Tracker? tracker
+---@return klaviyo.Error? err
 function _M.tracker(self, opts)
   return require("klaviyo.tracker").new(self, opts)
 end
 
 --- Replaces the OAuth access token (e.g. after refreshing it yourself).
----@param self table
----@param token any
----@return any
+---@param self klaviyo.Client
+---@param token string
+---@return true? ok
+---@return klaviyo.Error? err
 function _M.set_access_token(self, token)
   if type(token) ~= "string" then
     error("klaviyo: set_access_token: expected a string, got " .. type(token), 2)
@@ -527,8 +532,8 @@ function _M.set_access_token(self, token)
 end
 
 --- Closes the connection; safe to call twice (the core's close is idempotent).
----@param self table
----@return any
+---@param self klaviyo.Client
+---@return true
 function _M.close(self)
   self.core:close()
   return true

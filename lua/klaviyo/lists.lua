@@ -13,6 +13,8 @@ local G = require "klaviyo.groups"
 
 local type, setmetatable, error, format = type, setmetatable, error, string.format
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.lists
 local _M = {}
 local mt = { __index = _M }
 

@@ -9,6 +9,8 @@ local errors = require "klaviyo.errors"
 
 local type, setmetatable, error = type, setmetatable, error
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.metrics
 local _M = {}
 local mt = { __index = _M }
 

@@ -15,6 +15,8 @@ local errors = require "klaviyo.errors"
 local type, setmetatable, error, pcall, require = type, setmetatable, error, pcall, require
 local clock = os.time
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.profile_import
 local _M = {}
 local mt = { __index = _M }
 

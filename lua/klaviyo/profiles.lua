@@ -19,6 +19,8 @@ local errors = require "klaviyo.errors"
 local type, setmetatable, error, pairs, tostring = type, setmetatable, error, pairs, tostring
 local format = string.format
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.profiles
 local _M = {}
 local mt = { __index = _M }
 

@@ -9,6 +9,8 @@ local G = require "klaviyo.groups"
 
 local type, setmetatable, error = type, setmetatable, error
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.segments
 local _M = {}
 local mt = { __index = _M }
 

@@ -25,6 +25,8 @@ local type, setmetatable, error, tostring = type, setmetatable, error, tostring
 local format = string.format
 local concat = table.concat
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.subscriptions
 local _M = {}
 local mt = { __index = _M }
 

@@ -53,6 +53,8 @@ local type, pairs, tostring, error, pcall, setmetatable, getmetatable, next = ty
 local format, gsub, floor = string.format, string.gsub, math.floor
 local check = events.check
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.Tracker
 local _M = { _VERSION = "0.1.0" }
 local mt = { __index = _M }
 

@@ -30,6 +30,47 @@ describe("LuaLS annotations", function()
     end)
   end
 
+  -- The fields a ---@class in lua/klaviyo/types.lua declares.
+  local function class_fields(name)
+    local fields, inside = {}, false
+    for l in io.lines("lua/klaviyo/types.lua") do
+      local c = l:match("^%-%-%-@class%s+([%w_.]+)")
+      if c then inside = (c == name) end
+      local f = inside and l:match("^%-%-%-@field%s+([%w_]+)")
+      if f then fields[#fields + 1] = f end
+    end
+    table.sort(fields)
+    return fields
+  end
+
+  -- The keys of a `local NAME = { key = "type", ... }` table in a source file.
+  local function table_keys(path, name)
+    local f = assert(io.open(path))
+    local src = f:read("*a")
+    f:close()
+    local body = assert(src:match("\nlocal " .. name .. " = (%b{})"), path .. ": no " .. name)
+    local keys = {}
+    for k in body:gmatch("([%a_][%w_]*)%s*=") do keys[#keys + 1] = k end
+    table.sort(keys)
+    return keys
+  end
+
+  it("give klaviyo.Options every option klaviyo.new accepts", function()
+    assert.are.same(table_keys("lua/klaviyo/init.lua", "OPTIONS"), class_fields("klaviyo.Options"))
+  end)
+
+  it("give klaviyo.TrackerOptions every option the tracker accepts", function()
+    assert.are.same(table_keys("lua/klaviyo/tracker.lua", "OPTIONS"),
+      class_fields("klaviyo.TrackerOptions"))
+  end)
+
+  it("give klaviyo.Error every field of the error table", function()
+    local want = { "kind", "status", "code", "title", "detail", "pointer", "parameter",
+                   "retry_after", "operation", "request_id", "sent", "meta", "body" }
+    table.sort(want)
+    assert.are.same(want, class_fields("klaviyo.Error"))
+  end)
+
   it("are checked: a missing or stray ---@param and a missing ---@return are reported", function()
     local fn = { name = "M.f", params = { "a", "b" },
                  comment = { "--- Does f.", "---@param a string", "---@param c number" } }

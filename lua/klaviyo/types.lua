@@ -1,4 +1,5 @@
 ---@meta
+-- luacheck: no unused
 -- LuaLS types shared by the library's modules: the client, its options, the error table and
 -- the tables the API hands back. lua-language-server reads this file for completion and type
 -- checks; Lua never requires it (nothing here runs).
@@ -100,15 +101,54 @@
 ---@field metrics klaviyo.metrics
 ---@field client_api klaviyo.client_api
 ---@field images klaviyo.images
----@field call fun(self: klaviyo.Client, op_id: string, params: table?, opts: klaviyo.CallOptions?): any, klaviyo.Response|klaviyo.Error
----@field build fun(self: klaviyo.Client, op_id: string, params: table?, opts: klaviyo.CallOptions?): klaviyo.Request?, klaviyo.Error?
----@field batch fun(self: klaviyo.Client, requests: table[], opts: {concurrency: integer?}?): table[]
----@field pages fun(self: klaviyo.Client, op_id: string, params: table?): fun(): table|false|nil, klaviyo.Error?
----@field paginate fun(self: klaviyo.Client, op_id: string, params: table?): fun(): table|false|nil, klaviyo.Error?
----@field tracker fun(self: klaviyo.Client, opts: klaviyo.TrackerOptions): klaviyo.Tracker?, klaviyo.Error?
----@field stats fun(self: klaviyo.Client): table<string, table>
----@field set_access_token fun(self: klaviyo.Client, token: string): true?, klaviyo.Error?
----@field close fun(self: klaviyo.Client): true
+local Client = {}
+
+-- The client's methods, as lua/klaviyo/init.lua defines them.
+
+---@param op_id string operation id (see klaviyo.operations)
+---@param params table? path, query and body parameters
+---@param opts klaviyo.CallOptions?
+---@return any|nil doc the decoded document (true for an empty body)
+---@return klaviyo.Response|klaviyo.Error res_or_err
+function Client:call(op_id, params, opts) end
+
+---@param op_id string operation id
+---@param params table? parameters as for call
+---@param opts klaviyo.CallOptions?
+---@return klaviyo.Request? req
+---@return klaviyo.Error? err
+function Client:build(op_id, params, opts) end
+
+---@param requests table[] list of {operation_id, params [, opts]}
+---@param opts {concurrency: integer?}?
+---@return table[] results {doc, response} or {nil, err}, in order
+function Client:batch(requests, opts) end
+
+---@param op_id string a GET operation id
+---@param params table?
+---@return fun(): table|false|nil, klaviyo.Error? pages iterator of page documents
+function Client:pages(op_id, params) end
+
+---@param op_id string a GET operation id
+---@param params table?
+---@return fun(): table|false|nil, klaviyo.Error? items iterator of resources
+function Client:paginate(op_id, params) end
+
+---@param opts klaviyo.TrackerOptions
+---@return klaviyo.Tracker? tracker
+---@return klaviyo.Error? err
+function Client:tracker(opts) end
+
+---@return table<string, table> counters by operation id
+function Client:stats() end
+
+---@param token string
+---@return true? ok
+---@return klaviyo.Error? err
+function Client:set_access_token(token) end
+
+---@return true
+function Client:close() end
 
 ---@class klaviyo.TrackerOptions
 ---@field spool string path of the spool file (`%w` = nginx worker id)

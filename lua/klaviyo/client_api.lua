@@ -25,8 +25,8 @@ local _M = {}
 local mt = { __index = _M }
 
 --- Bind the module to a client (one made with `public_key`).
----@param client table a client from `klaviyo.new`
----@return table # the client_api object
+---@param client klaviyo.Client a client from `klaviyo.new`
+---@return klaviyo.client_api # the client_api object
 function _M.new(client)
   if type(client) ~= "table" then error("klaviyo.client_api.new: expected a client", 2) end
   return setmetatable({ client = client }, mt)

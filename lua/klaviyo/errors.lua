@@ -74,9 +74,9 @@ end
 
 --- Attach the metatable to an error table from the core (or build one from fields); returns it.
 -- `operation` fills err.operation when the core left it empty.
----@param err any
----@param operation any
----@return any
+---@param err table an error table from the core
+---@param operation string? the operation id
+---@return klaviyo.Error
 function _M.wrap(err, operation)
   if type(err) ~= "table" then
     err = { kind = "transport", detail = text(err) }
@@ -88,11 +88,11 @@ end
 
 --- A new error table of the given kind (e.g. "decode" for a 2xx body that is not JSON,
 -- "refresh" for an OAuth refresh function that failed).
----@param kind any
----@param operation any
----@param detail any
----@param fields any
----@return any
+---@param kind string the error kind
+---@param operation string? the operation id
+---@param detail string? what was wrong
+---@param fields table? more fields (status, code, ...)
+---@return klaviyo.Error
 function _M.new(kind, operation, detail, fields)
   local err = fields or {}
   err.kind, err.operation, err.detail = kind, operation, detail

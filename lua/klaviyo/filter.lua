@@ -77,8 +77,8 @@ local function date_table_text(t)
 end
 
 --- F.datetime(v): epoch seconds (number), an ISO-8601 string, or an os.date table (UTC fields).
----@param v any
----@return any
+---@param v number|string|osdate epoch seconds, ISO 8601 text or an os.date table
+---@return klaviyo.FilterExpr
 function _M.datetime(v)
   local tv, text = type(v), nil
   if tv == "number" then
@@ -177,8 +177,8 @@ function _M.any(field, values)
 end
 
 --- has(field): the field (or relationship) is present.
----@param field any
----@return any
+---@param field string the field or relationship name
+---@return klaviyo.FilterExpr
 function _M.has(field)
   check_field("has", field)
   return new_expr("has(" .. field .. ")")
@@ -215,8 +215,9 @@ _M["and"] = _M.and_
 _M["or"] = _M.or_
 
 --- The text of a filter given as an expression or a string; nil, err for anything else.
----@param f any
----@return any
+---@param f klaviyo.FilterExpr|string
+---@return string? text
+---@return string? err
 function _M.text(f)
   if is_expr(f) then return f.text end
   if type(f) == "string" then return f end

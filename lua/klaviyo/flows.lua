@@ -23,8 +23,8 @@ local _M = {}
 local mt = { __index = _M }
 
 --- Bind the module to a client.
----@param client table a client from `klaviyo.new`
----@return table # the flows object
+---@param client klaviyo.Client a client from `klaviyo.new`
+---@return klaviyo.flows # the flows object
 function _M.new(client)
   if type(client) ~= "table" then error("klaviyo.flows.new: expected a client", 2) end
   return setmetatable({ client = client }, mt)

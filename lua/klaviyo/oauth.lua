@@ -59,8 +59,10 @@ end
 
 --- authorize_url{client_id, redirect_uri, scope, state?, url?} -> url, verifier, state.
 -- Keep the verifier and state for the redirect back (check its state, then exchange).
----@param o any
----@return any
+---@param o {client_id: string, redirect_uri: string, scope: string, state: string?, url: string?}
+---@return string url
+---@return string verifier
+---@return string state
 function _M.authorize_url(o)
   if type(o) ~= "table" then error("klaviyo.oauth.authorize_url: expected a table", 2) end
   need(o, "client_id", "authorize_url"); need(o, "redirect_uri", "authorize_url")
@@ -75,8 +77,8 @@ function _M.authorize_url(o)
 end
 
 --- The challenge for a verifier: base64url(sha256(verifier)).
----@param verifier any
----@return any
+---@param verifier string
+---@return string
 function _M.challenge(verifier) return b64url(core.sha256(verifier)) end
 
 local function basic(o)
@@ -100,8 +102,9 @@ local function token(o, fields, op)
 end
 
 --- exchange{client_id, client_secret, code, verifier, redirect_uri, base_url?} -> tokens | nil, err
----@param o any
----@return any
+---@param o table client_id, client_secret, code, verifier, redirect_uri, base_url?
+---@return klaviyo.OAuthTokens? tokens
+---@return klaviyo.Error? err
 function _M.exchange(o)
   need(o, "code", "exchange"); need(o, "verifier", "exchange"); need(o, "redirect_uri", "exchange")
   return token(o, { "grant_type=authorization_code", "code=" .. escape(o.code),
@@ -111,8 +114,9 @@ end
 
 --- refresh{client_id, client_secret, refresh_token, base_url?} -> tokens | nil, err. Keeps the
 -- old refresh token when the answer carries none.
----@param o any
----@return any
+---@param o table client_id, client_secret, refresh_token, base_url?
+---@return klaviyo.OAuthTokens? tokens
+---@return klaviyo.Error? err
 function _M.refresh(o)
   need(o, "refresh_token", "refresh")
   local t, err = token(o, { "grant_type=refresh_token", "refresh_token=" .. escape(o.refresh_token) },
@@ -122,8 +126,9 @@ function _M.refresh(o)
 end
 
 --- revoke{client_id, client_secret, token, base_url?} -> true | nil, err
----@param o any
----@return any
+---@param o table client_id, client_secret, token, base_url?
+---@return true? ok
+---@return klaviyo.Error? err
 function _M.revoke(o)
   need(o, "token", "revoke")
   local status, doc = http.post(o.base_url or BASE, "/oauth/revoke", basic(o),
@@ -152,9 +157,10 @@ local MANAGER_OPTIONS = { client_id = "string", client_secret = "string", tokens
                           margin = "number", lock_timeout = "number", timeout = "number" }
 
 --- manager(o, base_url) for klaviyo.new's `oauth` option; raises on misuse.
----@param o any
----@param base_url any
----@return any
+---@param o klaviyo.OAuthOptions
+---@param base_url string?
+---@return table manager
+---@return string access_token
 function _M.manager(o, base_url)
   for k, v in pairs(o) do
     if MANAGER_OPTIONS[k] == nil then error("klaviyo.new: unknown oauth option " .. tostring(k), 3) end
@@ -184,8 +190,9 @@ end
 
 --- A usable access token: the store's when it is fresh (and not `stale`, the one a 401
 -- refused), else one refresh under the store's lock; without the lock, waits for the holder's.
----@param stale any
----@return any
+---@param stale string? the token a 401 refused
+---@return string? token
+---@return klaviyo.Error? err
 function manager:token(stale)
   local s, deadline = self.store, now() + self.lock_timeout
   while true do

@@ -20,10 +20,10 @@ local _M = {}
 
 --- send(req, op_id) -> doc or nil, err (the client's send path, with OAuth refresh).
 -- first: the request built from the caller's params. Returns the iterator of pages.
----@param send any
----@param first any
----@param op_id any
----@return any
+---@param send fun(req: table, op_id: string): table|nil, klaviyo.Error?
+---@param first table the first request
+---@param op_id string
+---@return fun(): table|false|nil, klaviyo.Error? pages
 function _M.pages(send, first, op_id)
   local req, done, refused = first, false, nil
   local seen = {}
@@ -57,8 +57,8 @@ end
 
 --- Flattens pages into their resources (doc.data, a list; a single resource object counts as
 -- one item).
----@param pages any
----@return any
+---@param pages fun(): table|false|nil, klaviyo.Error? an iterator from pages
+---@return fun(): table|false|nil, klaviyo.Error? items
 function _M.items(pages)
   local data, i, n = nil, 0, 0
   return function()

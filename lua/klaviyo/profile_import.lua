@@ -23,15 +23,15 @@ local mt = { __index = _M }
 local DONE = { complete = true, cancelled = true }
 
 --- A new, empty import bound to a client (used by `profiles:import`).
----@param client table
----@return table # import with `jobs = {}`
+---@param client klaviyo.Client
+---@return klaviyo.profile_import # import with `jobs = {}`
 function _M.new(client)
   return setmetatable({ client = client, jobs = {} }, mt)
 end
 
 --- Record a job (a flat `profile-bulk-import-job`).
----@param job any
----@return any
+---@param job table a flat profile-bulk-import-job
+---@return table job
 function _M:add(job)
   self.jobs[#self.jobs + 1] = job
 end

@@ -25,8 +25,8 @@ local _M = {}
 local mt = { __index = _M }
 
 --- Bind the module to a client.
----@param client table a client from `klaviyo.new`
----@return table # the profiles object
+---@param client klaviyo.Client a client from `klaviyo.new`
+---@return klaviyo.profiles # the profiles object
 function _M.new(client)
   if type(client) ~= "table" then error("klaviyo.profiles.new: expected a client", 2) end
   return setmetatable({ client = client }, mt)

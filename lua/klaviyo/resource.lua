@@ -132,8 +132,8 @@ end
 
 --- Is `k` a flat resource's own field (id, type, or a name starting with "_") rather than one
 -- of its attributes?
----@param k any
----@return any
+---@param k string a field name
+---@return boolean
 function _M.own_field(k)
   return k == "id" or k == "type" or (type(k) == "string" and byte(k, 1) == 95) -- "_"
 end
@@ -150,9 +150,9 @@ function _M.attributes(flat)
 end
 
 --- A JSON:API resource identifier `{type=, id=}` (for relationship bodies).
----@param rtype any
----@param id any
----@return any
+---@param rtype string the resource type
+---@param id string the resource id
+---@return {type: string, id: string}
 function _M.ref(rtype, id) return { type = rtype, id = id } end
 
 return _M

@@ -15,8 +15,8 @@ local _M = {}
 local mt = { __index = _M }
 
 --- Bind the module to a client.
----@param client table a client from `klaviyo.new`
----@return table # the segments object
+---@param client klaviyo.Client a client from `klaviyo.new`
+---@return klaviyo.segments # the segments object
 function _M.new(client)
   if type(client) ~= "table" then error("klaviyo.segments.new: expected a client", 2) end
   return setmetatable({ client = client }, mt)

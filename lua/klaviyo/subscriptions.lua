@@ -31,8 +31,8 @@ local _M = {}
 local mt = { __index = _M }
 
 --- Bind the module to a client.
----@param client table a client from `klaviyo.new`
----@return table # the consent object
+---@param client klaviyo.Client a client from `klaviyo.new`
+---@return klaviyo.subscriptions # the consent object
 function _M.new(client)
   if type(client) ~= "table" then error("klaviyo.subscriptions.new: expected a client", 2) end
   return setmetatable({ client = client }, mt)
@@ -108,9 +108,11 @@ end
 -- is stamped by Klaviyo when it arrives, and its `source` is sent as `custom_source`.
 -- @local
 -- @return attrs, custom_source, historical; or nil, err
----@param s any
----@param op any
----@return any
+---@param s table the subscribe request
+---@param op string the operation id
+---@return table|nil attrs
+---@return string|klaviyo.Error|nil custom_source_or_err
+---@return boolean? historical
 function _M.consent_profile(s, op)
   if s.email == nil and s.phone_number == nil then
     return nil, V.refuse(op, "subscribe needs an email and/or a phone_number (E.164)")
@@ -165,10 +167,10 @@ end
 -- (`consent:subscribe`, `consent:unsubscribe` and `client_api:subscribe` share it).
 -- @local
 ---@return boolean # true, or nil, err
----@param client any
----@param op any
----@param data any
----@param list_id any
+---@param client klaviyo.Client
+---@param op string the operation id
+---@param data table the resource
+---@param list_id string? the list
 function _M.send_to_list(client, op, data, list_id)
   if list_id ~= nil then
     data.relationships = { list = { data = { type = "list", id = list_id } } }
@@ -298,10 +300,10 @@ local CHANNELS = V.set({ "EMAIL", "SMS", "PUSH", "WHATSAPP" })
 -- programmer errors are raised at the method's caller.
 -- @local
 ---@return boolean # true, or nil, err
----@param client any
----@param s any
----@param fname any
----@param op any
+---@param client klaviyo.Client
+---@param s table the subscription
+---@param fname string the calling method, for messages
+---@param op string the operation id
 function _M.send_back_in_stock(client, s, fname, op)
   if type(s) ~= "table" then
     error(format("bad argument #1 to '%s' (table expected, got %s)", fname, type(s)), 3)

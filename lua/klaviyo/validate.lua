@@ -73,8 +73,8 @@ end
 
 --- Is `s` shaped like an email address (one `@`, a dot in the domain, no spaces)?
 -- Klaviyo answers 400 for malformed addresses; this catches the obvious ones locally.
----@param s any
----@return any
+---@param s string
+---@return boolean
 function _M.is_email(s)
   if type(s) ~= "string" then return false end
   return #s <= 254 and match(s, "^[^@%s]+@[^@%s%.][^@%s]*%.[^@%s%.][^@%s]*$") ~= nil and
@@ -86,7 +86,9 @@ end
 ---@param p table profile fields (`id`, `email`, `phone_number`, `external_id`, ...)
 ---@param at string? JSON pointer prefix for messages
 -- @return true, or nil, message, pointer
----@return any
+---@return true|nil ok
+---@return string? message
+---@return string? pointer
 function _M.profile_identity(p, at)
   at = at or ""
   if type(p) ~= "table" then
@@ -120,7 +122,8 @@ end
 --- Check a lookup key: exactly one of the identifiers and nothing else.
 ---@param q table e.g. `{email = "a@b.com"}`
 -- @return the identifier name and value, or nil, message
----@return any
+---@return string|nil name
+---@return any value_or_message
 function _M.lookup(q)
   local key, n = nil, 0
   for i = 1, #_M.IDENTIFIERS do
@@ -193,7 +196,7 @@ end
 --- Parse a time given as epoch seconds, an ISO 8601 string or an `os.date("!*t")` table.
 -- ISO forms: `2026-11-26`, `2026-11-26T10:00:00Z`, `...T10:00:00.123+02:00`, `...T10:00`.
 -- A string without an offset is taken as UTC.
----@param t any number | string | table
+---@param t number|string|osdate
 ---@return number # epoch seconds (may have a fraction), or nil, message
 function _M.parse_time(t)
   local ty = type(t)
@@ -259,10 +262,11 @@ _M.MIN_EVENT_TIME = 631152000 -- 1990-01-01T00:00:00Z
 _M.MAX_AHEAD = 365 * 86400    -- at most a year ahead of now
 
 --- Check an event time is within Klaviyo's window (after 1990, at most a year ahead).
----@param t any time in any form `parse_time` reads
+---@param t number|string|osdate time in any form `parse_time` reads
 ---@param now number? epoch seconds (defaults to os.time())
 -- @return epoch seconds, or nil, message
----@return any
+---@return number|nil seconds
+---@return string? message
 function _M.event_time(t, now)
   local e, msg = _M.parse_time(t)
   if not e then return nil, msg end
@@ -379,7 +383,9 @@ end
 ---@param at string? JSON pointer of the event (messages point into `at/profile`)
 -- @return attributes (p itself when it holds nothing but attributes and identifiers, or a new
 --   table without id, type and "_" names), their encoded size; or nil, message, pointer
----@return any
+---@return table|nil attributes
+---@return number|string size_or_message
+---@return string? pointer
 function _M.event_profile(p, at)
   at = (at or "") .. "/profile"
   local ok, msg, ptr = _M.profile_identity(p, at)
@@ -437,7 +443,7 @@ end
 ---@param expected string type name(s)
 ---@param got any the value
 ---@param level number? error level (3: the caller of the function that called this)
----@return any
+---@return nil
 function _M.argcheck(cond, fname, n, expected, got, level)
   if not cond then
     error(format("bad argument #%d to '%s' (%s expected, got %s)", n, fname, expected,
@@ -450,7 +456,7 @@ end
 ---@param known table set of names
 ---@param fname string
 ---@param level number? error level (3: the caller of the function that called this)
----@return any
+---@return nil
 function _M.known(t, known, fname, level)
   for k in pairs(t) do
     if not known[k] then
@@ -464,10 +470,10 @@ function _M.known(t, known, fname, level)
 end
 
 --- Raise unless `self` is an object of the module (a method called with `.` instead of `:`).
----@param self any the first argument received
+---@param self table the first argument received
 ---@param mt table the module's object metatable
 ---@param name string e.g. "events:create"
----@return any
+---@return nil
 function _M.self(self, mt, name)
   if getmetatable(self) ~= mt then
     error(format("%s: call it as a method (with ':'), e.g. client.%s", name, name), 3)
@@ -475,8 +481,8 @@ function _M.self(self, mt, name)
 end
 
 --- Return a set from a list of names.
----@param list any
----@return any
+---@param list string[] the names
+---@return table<string, true>
 function _M.set(list)
   local s = {}
   for i = 1, #list do s[list[i]] = true end

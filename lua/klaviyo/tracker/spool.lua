@@ -172,9 +172,10 @@ local TRAILER = #core.spool_trailer("") -- bytes a record line adds after its JS
 
 --- Open (or create) the spool at `path`. opts: `sync` ("always"|"batch"|"none").
 -- Returns the spool or nil, message.
----@param path any
----@param opts any
----@return any
+---@param path string
+---@param opts {sync: "always"|"batch"|"none"}?
+---@return table? spool
+---@return string? message
 function _M.open(path, opts)
   local sync = opts and opts.sync or "batch"
   local lk, lerr = spool_lock(path)
@@ -233,8 +234,9 @@ local function appended(self, len)
 end
 
 --- Append one record (its JSON text, one line); written to the kernel before returning.
----@param json any
----@return any
+---@param json string one record
+---@return true? ok
+---@return string? message
 function _M:append(json)
   local w = self.w
   if not w then return nil, "the spool is not open" end
@@ -252,8 +254,10 @@ end
 -- encoded as JSON; nil, message for a spool failure.
 -- `append_encoded` writes it; anything that may reopen the spool (compaction) in between
 -- drops it.
----@param ... any
----@return any
+---@param ... any the template, then the values
+---@return integer? length
+---@return string? message
+---@return boolean? encoding_failed
 function _M:encode(...)
   local w = self.w
   if not w then return nil, "the spool is not open" end
@@ -264,7 +268,8 @@ function _M:encode(...)
 end
 
 --- Append the record `encode` made; written to the kernel before returning.
----@return any
+---@return true? ok
+---@return string? message
 function _M:append_encoded()
   local len = self.encoded
   if not len then return nil, "no record encoded" end
@@ -278,8 +283,9 @@ end
 -- `records_only`: only when records were appended since the last fsync (before a batch: the
 -- acks written after each batch need no fsync of their own, and one per batch was a
 -- visible part of the delivery's cost).
----@param records_only any
----@return any
+---@param records_only boolean?
+---@return true? ok
+---@return string? message
 function _M:sync_now(records_only)
   if self.sync == "none" or not self.dirty or not self.w then return true end
   if records_only and not self.records_dirty then return true end
@@ -307,10 +313,12 @@ end
 -- `max_bytes` bytes of their JSON texts (one record always). Returns their JSON texts (an
 -- array of strings), offsets (start of each line), and the offset just past the last record
 -- taken. Damaged lines are passed over.
----@param max_count any
----@param max_bytes any
----@param from any
----@return any
+---@param max_count integer
+---@param max_bytes integer
+---@param from integer? offset (default head)
+---@return string[] records
+---@return integer[] offsets
+---@return integer endpos
 function _M:read(max_count, max_bytes, from)
   from = from or self.head
   local r, err = reader(self)
@@ -337,12 +345,14 @@ end
 -- body, count, endpos (the offset just past the last record taken); nil, message. `from`:
 -- start there instead of at head (the next batch while one is on its way). Damaged lines met
 -- for the first time are counted (`corrupt`) and left for compaction to move aside.
----@param max_count any
----@param max_bytes any
----@param prefix any
----@param suffix any
----@param from any
----@return any
+---@param max_count integer
+---@param max_bytes integer
+---@param prefix string
+---@param suffix string
+---@param from integer? offset (default head)
+---@return string? body
+---@return integer|string count_or_message
+---@return integer? endpos
 function _M:read_body(max_count, max_bytes, prefix, suffix, from)
   local w = self.w
   if not w then return nil, "the spool is not open" end
@@ -358,9 +368,10 @@ function _M:read_body(max_count, max_bytes, prefix, suffix, from)
 end
 
 --- Mark everything before `offset` done (an "#ack" record), `count` records fewer pending.
----@param offset any
----@param count any
----@return any
+---@param offset integer
+---@param count integer
+---@return true? ok
+---@return string? message
 function _M:ack(offset, count)
   local w = self.w
   if not w then return nil, "the spool is not open" end
@@ -381,7 +392,7 @@ function _M:ack(offset, count)
 end
 
 --- Bytes taken by acknowledged records (what compaction would free).
----@return any
+---@return integer
 function _M:dead_bytes() return self.head - #HEADER end
 
 -- Nothing live: the file is cut to a header in place (no room needed; a crash in between
@@ -451,7 +462,8 @@ end
 
 --- Compact the spool: keep only the records at or after head, move damaged lines aside
 -- (see the module comment). Returns true, or nil, message (the spool is as it was).
----@return any
+---@return true? ok
+---@return string? message
 function _M:compact()
   if self.pending == 0 and self.damaged == 0 and not self.v1 and not live_after_head(self) then
     return cut(self)
@@ -490,7 +502,7 @@ function _M:compact()
 end
 
 --- Close the files and release the lock; safe to call twice.
----@return any
+---@return nil
 function _M:release()
   if self.w then
     self:sync_now()

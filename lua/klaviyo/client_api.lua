@@ -19,12 +19,14 @@ local consent = require "klaviyo.subscriptions"
 
 local type, setmetatable, error = type, setmetatable, error
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.client_api
 local _M = {}
 local mt = { __index = _M }
 
 --- Bind the module to a client (one made with `public_key`).
--- @tparam table client a client from `klaviyo.new`
--- @treturn table the client_api object
+---@param client klaviyo.Client a client from `klaviyo.new`
+---@return klaviyo.client_api # the client_api object
 function _M.new(client)
   if type(client) ~= "table" then error("klaviyo.client_api.new: expected a client", 2) end
   return setmetatable({ client = client }, mt)
@@ -32,9 +34,9 @@ end
 
 --- Track an event from the client side (`create_client_event`); a `unique_id` is generated
 -- when absent, so a resend is recorded once.
--- @tparam table ev as `events:create` (`metric`, `profile`, `properties`, `value`, `time`,
+---@param ev table as `events:create` (`metric`, `profile`, `properties`, `value`, `time`,
 --   `unique_id`, ...)
--- @treturn string the unique_id, or nil, err, unique_id
+---@return string # the unique_id, or nil, err, unique_id
 function _M:track(ev)
   V.self(self, mt, "client_api:track")
   local attrs, msg, ptr = events.build(ev, "client_api:track", "", nil)
@@ -48,9 +50,9 @@ function _M:track(ev)
 end
 
 --- Create or update a profile from the client side (`create_client_profile`).
--- @tparam table p flat profile with an identifier (`email`, `phone_number` (E.164) or
+---@param p table flat profile with an identifier (`email`, `phone_number` (E.164) or
 --   `external_id`) and attributes
--- @treturn boolean true, or nil, err
+---@return boolean # true, or nil, err
 function _M:identify(p)
   V.self(self, mt, "client_api:identify")
   V.argcheck(type(p) == "table", "client_api:identify", 1, "table", p)
@@ -69,9 +71,9 @@ local SUB_KEYS = V.set({ "email", "phone_number", "list", "email_consent", "sms_
 
 --- Subscribe from the client side (`create_client_subscription`): a list is required; SMS
 -- needs a phone number in E.164 and an opt-in record, as `consent:subscribe`.
--- @tparam table s `list` (id, required), `email`, `phone_number`, `email_consent`,
+---@param s table `list` (id, required), `email`, `phone_number`, `email_consent`,
 --   `sms_consent = {consented_at=, source=}`
--- @treturn boolean true, or nil, err
+---@return boolean # true, or nil, err
 function _M:subscribe(s)
   V.self(self, mt, "client_api:subscribe")
   V.argcheck(type(s) == "table", "client_api:subscribe", 1, "table", s)
@@ -92,9 +94,9 @@ function _M:subscribe(s)
 end
 
 --- Ask to be told when a variant is back in stock (`create_client_back_in_stock_subscription`).
--- @tparam table s `variant` (catalog variant id), `channels` (default `{"EMAIL"}`), `email`,
+---@param s table `variant` (catalog variant id), `channels` (default `{"EMAIL"}`), `email`,
 --   `phone_number` (E.164, needed for SMS), `external_id`
--- @treturn boolean true, or nil, err
+---@return boolean # true, or nil, err
 function _M:back_in_stock(s)
   V.self(self, mt, "client_api:back_in_stock")
   local ok, err = consent.send_back_in_stock(self.client, s, "client_api:back_in_stock",

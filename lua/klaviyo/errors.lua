@@ -1,9 +1,10 @@
--- klaviyo.errors: gives the error tables the core returns (plain tables with status, code,
+--- klaviyo.errors: gives the error tables the core returns (plain tables with status, code,
 -- title, detail, pointer, parameter, retry_after, operation, request_id, kind, body) a
 -- metatable whose __tostring is one readable line, and never raises whatever the fields hold
 -- (NaN, infinities, tables, values whose own __tostring fails). The fields stay plain: callers branch on
 -- err.status / err.code, and print err. Nothing here ever reads a key or token: the core keeps
 -- secrets out of every field, and this line is built only from those fields.
+-- @module klaviyo.errors
 local setmetatable, getmetatable, tostring, type, pcall = setmetatable, getmetatable, tostring, type, pcall
 local concat, format, floor, huge = table.concat, string.format, math.floor, math.huge
 
@@ -71,8 +72,11 @@ mt.__tostring = function(e)
   return concat(parts, " ")
 end
 
--- Attach the metatable to an error table from the core (or build one from fields); returns it.
+--- Attach the metatable to an error table from the core (or build one from fields); returns it.
 -- `operation` fills err.operation when the core left it empty.
+---@param err table an error table from the core
+---@param operation string? the operation id
+---@return klaviyo.Error
 function _M.wrap(err, operation)
   if type(err) ~= "table" then
     err = { kind = "transport", detail = text(err) }
@@ -82,14 +86,22 @@ function _M.wrap(err, operation)
   return err
 end
 
--- A new error table of the given kind (e.g. "decode" for a 2xx body that is not JSON,
+--- A new error table of the given kind (e.g. "decode" for a 2xx body that is not JSON,
 -- "refresh" for an OAuth refresh function that failed).
+---@param kind string the error kind
+---@param operation string? the operation id
+---@param detail string? what was wrong
+---@param fields table? more fields (status, code, ...)
+---@return klaviyo.Error
 function _M.new(kind, operation, detail, fields)
   local err = fields or {}
   err.kind, err.operation, err.detail = kind, operation, detail
   return setmetatable(err, mt)
 end
 
+--- Whether a value is one of the library's error tables.
+---@param v any any value
+---@return boolean
 function _M.is_error(v) return type(v) == "table" and getmetatable(v) == mt end
 
 return _M

@@ -25,12 +25,14 @@ local format = string.format
 local huge = math.huge
 local LIMITS = V.LIMITS
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.events
 local _M = {}
 local mt = { __index = _M }
 
 --- Bind the module to a client.
--- @tparam table client a client from `klaviyo.new`
--- @treturn table the events object
+---@param client klaviyo.Client a client from `klaviyo.new`
+---@return klaviyo.events # the events object
 function _M.new(client)
   if type(client) ~= "table" then error("klaviyo.events.new: expected a client", 2) end
   return setmetatable({ client = client }, mt)
@@ -142,11 +144,11 @@ end
 _M.build = build
 
 --- Send one event (`create_event`).
--- @tparam table ev `metric` (name, required), `profile` (a table with at least one of `id`,
+---@param ev table `metric` (name, required), `profile` (a table with at least one of `id`,
 --   `email`, `phone_number` (E.164), `external_id`; other profile attributes allowed),
 --   `properties`, `value`, `value_currency`, `time` (epoch seconds, ISO 8601 or a date
 --   table), `unique_id`, `backfill` (record without triggering flows), `service`.
--- @treturn string the event's `unique_id` (the one given, or the generated one)
+---@return string # the event's `unique_id` (the one given, or the generated one)
 -- @return or nil, err, unique_id (err.kind == "refused" when nothing was sent; with the
 --   unique_id a later resend of the same event is still recorded once)
 function _M:create(ev)
@@ -163,8 +165,8 @@ end
 --- Send many events as `bulk_create_events` jobs of at most 1000 events and 5 MB each.
 -- Every event is checked before the first job is sent: one bad event refuses the whole
 -- list (the error's pointer says which, e.g. `/1500/profile`), nothing sent.
--- @tparam table list array of events, each as for `create`
--- @treturn table `{jobs = n, events = n, unique_ids = {...}}` (unique_ids[i] belongs to
+---@param list table array of events, each as for `create`
+---@return table # `{jobs = n, events = n, unique_ids = {...}}` (unique_ids[i] belongs to
 --   list[i]; resending with them is recorded once)
 -- @return or nil, err, partial (`partial.jobs`/`partial.events` already accepted, and
 --   `unique_ids` for all)
@@ -201,10 +203,10 @@ local EACH_KEYS = V.set({ "filter", "metric_id", "profile_id", "sort", "page_siz
   "include" })
 
 --- Iterate over events (`get_events`), newest pages first as Klaviyo returns them.
--- @tparam[opt] table q `filter` (string or `klaviyo.filter` expression), or the shortcuts
+---@param q table? `filter` (string or `klaviyo.filter` expression), or the shortcuts
 --   `metric_id=` / `profile_id=`; `sort` ("datetime", "-datetime", ...), `page_size`,
 --   `fields` (array of event fields), `include` (e.g. "metric,profile").
--- @treturn function iterator yielding flat events (`id`, `timestamp`, `datetime`, `uuid`,
+---@return function # iterator yielding flat events (`id`, `timestamp`, `datetime`, `uuid`,
 --   `event_properties`, `metric_id`, `profile_id`, `_raw`), or `false, err` once on failure
 function _M:each(q)
   V.self(self, mt, "events:each")
@@ -227,8 +229,8 @@ function _M:each(q)
 end
 
 --- Read one event (`get_event`).
--- @tparam string id
--- @treturn table flat event, or nil, err
+---@param id string
+---@return table # flat event, or nil, err
 function _M:get(id)
   V.self(self, mt, "events:get")
   V.argcheck(type(id) == "string", "events:get", 1, "string", id)

@@ -1,4 +1,4 @@
--- klaviyo.filter: builds Klaviyo filter expressions (the `filter` query parameter).
+--- klaviyo.filter: builds Klaviyo filter expressions (the `filter` query parameter).
 --
 --   local F = require "klaviyo.filter"
 --   local f = F.and_(F.equals("email", 'a"b@x.com'),
@@ -12,6 +12,7 @@
 -- sequences of such values. Every builder returns an expression object that `tostring` turns
 -- into the filter text and that `client:call` accepts as `filter =`. Bad input raises an error
 -- naming the operator, since it is a programmer error caught before anything is sent.
+-- @module klaviyo.filter
 local type, tostring, error, select = type, tostring, error, select
 local getmetatable, setmetatable = getmetatable, setmetatable
 local concat, floor, huge = table.concat, math.floor, math.huge
@@ -75,7 +76,9 @@ local function date_table_text(t)
   return format("%04d-%s-%sT%s:%s:%s+00:00", y, two(mo), two(d), two(h), two(mi), two(floor(s)))
 end
 
--- F.datetime(v): epoch seconds (number), an ISO-8601 string, or an os.date table (UTC fields).
+--- F.datetime(v): epoch seconds (number), an ISO-8601 string, or an os.date table (UTC fields).
+---@param v number|string|osdate epoch seconds, ISO 8601 text or an os.date table
+---@return klaviyo.FilterExpr
 function _M.datetime(v)
   local tv, text = type(v), nil
   if tv == "number" then
@@ -161,6 +164,10 @@ for name, wire in pairs(COMPARISONS) do
   end
 end
 
+--- any(field, values): the field equals one of the values (a Lua sequence).
+---@param field string the field or relationship name
+---@param values table a list of strings, numbers, booleans or datetimes
+---@return klaviyo.FilterExpr
 function _M.any(field, values)
   check_field("any", field)
   if type(values) ~= "table" or getmetatable(values) ~= nil then
@@ -169,7 +176,9 @@ function _M.any(field, values)
   return new_expr("any(" .. field .. "," .. render_list("any", values) .. ")")
 end
 
--- has(field): the field (or relationship) is present.
+--- has(field): the field (or relationship) is present.
+---@param field string the field or relationship name
+---@return klaviyo.FilterExpr
 function _M.has(field)
   check_field("has", field)
   return new_expr("has(" .. field .. ")")
@@ -194,12 +203,21 @@ local function combine(op, ...)
   return new_expr(op .. "(" .. concat(parts, ",") .. ")")
 end
 
+--- and(...): every sub-expression holds (expression objects or raw filter strings).
+---@param ... klaviyo.FilterExpr|string
+---@return klaviyo.FilterExpr
 function _M.and_(...) return combine("and", ...) end
+--- or(...): at least one sub-expression holds.
+---@param ... klaviyo.FilterExpr|string
+---@return klaviyo.FilterExpr
 function _M.or_(...) return combine("or", ...) end
 _M["and"] = _M.and_
 _M["or"] = _M.or_
 
--- The text of a filter given as an expression or a string; nil, err for anything else.
+--- The text of a filter given as an expression or a string; nil, err for anything else.
+---@param f klaviyo.FilterExpr|string
+---@return string? text
+---@return string? err
 function _M.text(f)
   if is_expr(f) then return f.text end
   if type(f) == "string" then return f end

@@ -17,12 +17,14 @@ local type, setmetatable, error, format, tostring, ipairs = type, setmetatable, 
   string.format, tostring, ipairs
 local unpack = table.unpack or unpack -- luacheck: ignore
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.flows
 local _M = {}
 local mt = { __index = _M }
 
 --- Bind the module to a client.
--- @tparam table client a client from `klaviyo.new`
--- @treturn table the flows object
+---@param client klaviyo.Client a client from `klaviyo.new`
+---@return klaviyo.flows # the flows object
 function _M.new(client)
   if type(client) ~= "table" then error("klaviyo.flows.new: expected a client", 2) end
   return setmetatable({ client = client }, mt)
@@ -44,10 +46,10 @@ _M.TRIGGER_TYPES = {
 }
 
 --- Iterate over flows (`get_flows`).
--- @tparam[opt] table q `status` ("draft" | "manual" | "live"), `trigger` ("metric", "list",
+---@param q table? `status` ("draft" | "manual" | "live"), `trigger` ("metric", "list",
 --   "date", "price_drop", "low_inventory", "unconfigured", or Klaviyo's `trigger_type` text),
 --   `name` (exact), `filter` (instead of those), `sort`, `page_size` (1..50)
--- @treturn function iterator of flat flows (`id`, `name`, `status`, `trigger_type`,
+---@return function # iterator of flat flows (`id`, `name`, `status`, `trigger_type`,
 --   `archived`, `created`, `updated`, `flow_action_ids`, ...); `false, err` once on failure
 function _M:each(q)
   V.self(self, mt, "flows:each")
@@ -77,11 +79,11 @@ function _M:each(q)
 end
 
 --- Read a flow (`get_flow`), optionally with its actions and their messages.
--- @tparam string id
--- @tparam[opt] table opts `actions` (true: `flow.actions`, flat actions in order),
+---@param id string
+---@param opts table? `actions` (true: `flow.actions`, flat actions in order),
 --   `messages` (true: each action's `messages` too; implies actions), `definition` (true:
 --   the flow's definition as `flow.definition`)
--- @treturn table flat flow, or nil, err
+---@return table # flat flow, or nil, err
 function _M:get(id, opts)
   V.self(self, mt, "flows:get")
   check_id(id, "flows:get")
@@ -115,9 +117,9 @@ function _M:get(id, opts)
 end
 
 --- Switch a flow's status (`update_flow`).
--- @tparam string id
--- @tparam string status "draft" | "manual" | "live"
--- @treturn table the flow (flat), or nil, err
+---@param id string
+---@param status string "draft" | "manual" | "live"
+---@return table # the flow (flat), or nil, err
 function _M:set_status(id, status)
   V.self(self, mt, "flows:set_status")
   check_id(id, "flows:set_status")
@@ -132,8 +134,8 @@ function _M:set_status(id, status)
 end
 
 --- Delete a flow (`delete_flow`).
--- @tparam string id
--- @treturn boolean true, or nil, err
+---@param id string
+---@return boolean # true, or nil, err
 function _M:delete(id)
   V.self(self, mt, "flows:delete")
   check_id(id, "flows:delete")
@@ -147,11 +149,11 @@ local CREATE_KEYS = V.set({ "name", "definition", "trigger", "actions", "entry_a
 local TRIGGER_KEYS = { "metric", "list", "segment" }
 
 --- Create a flow (`create_flow`, 100 a day at Klaviyo) and optionally switch it on.
--- @tparam table d `name`; either `definition` (Klaviyo's flow definition table, sent as is)
+---@param d table `name`; either `definition` (Klaviyo's flow definition table, sent as is)
 --   or `trigger = {metric=id}|{list=id}|{segment=id}` with optional `actions` (array of
 --   Klaviyo action definitions), `entry_action_id`, `profile_filter`, `reentry_criteria`;
 --   `status` ("manual" or "live": set right after creation; new flows are drafts)
--- @treturn table the flow (flat), or nil, err (and the created flow if only the status
+---@return table # the flow (flat), or nil, err (and the created flow if only the status
 --   change failed)
 function _M:create(d)
   V.self(self, mt, "flows:create")
@@ -203,8 +205,8 @@ end
 
 --- Flows started by a metric, a list or a segment
 -- (`get_flows_triggered_by_metric|list|segment`).
--- @tparam table q exactly one of `metric`, `list`, `segment` (an id)
--- @treturn table array of flat flows, or nil, err
+---@param q table exactly one of `metric`, `list`, `segment` (an id)
+---@return table # array of flat flows, or nil, err
 function _M:triggered_by(q)
   V.self(self, mt, "flows:triggered_by")
   V.argcheck(type(q) == "table", "flows:triggered_by", 1, "table", q)

@@ -11,12 +11,14 @@ local R = require "klaviyo.resource"
 
 local type, setmetatable, error = type, setmetatable, error
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.images
 local _M = {}
 local mt = { __index = _M }
 
 --- Bind the module to a client.
--- @tparam table client a client from `klaviyo.new`
--- @treturn table the images object
+---@param client klaviyo.Client a client from `klaviyo.new`
+---@return klaviyo.images # the images object
 function _M.new(client)
   if type(client) ~= "table" then error("klaviyo.images.new: expected a client", 2) end
   return setmetatable({ client = client }, mt)
@@ -25,10 +27,10 @@ end
 local UPLOAD = V.set({ "path", "bytes", "filename", "content_type", "name", "hidden" })
 
 --- Upload an image (`upload_image_from_file`).
--- @tparam table u `path` (the type from its extension) or `bytes` (with `content_type` or a
+---@param u table `path` (the type from its extension) or `bytes` (with `content_type` or a
 -- `filename` ending in .jpg, .png or .gif); optional `name` (Klaviyo defaults to the file
 -- name) and `hidden` (true: not shown in the asset library)
--- @treturn table flat image (`id`, `name`, `image_url`, `format`, `size`, `hidden`), or nil, err
+---@return table # flat image (`id`, `name`, `image_url`, `format`, `size`, `hidden`), or nil, err
 function _M:upload(u)
   V.self(self, mt, "images:upload")
   V.argcheck(type(u) == "table", "images:upload", 1, "table", u)
@@ -48,8 +50,8 @@ function _M:upload(u)
 end
 
 --- Read an image (`get_image`).
--- @tparam string id
--- @treturn table flat image, or nil, err
+---@param id string
+---@return table # flat image, or nil, err
 function _M:get(id)
   V.self(self, mt, "images:get")
   V.argcheck(type(id) == "string" and id ~= "", "images:get", 1, "image id", id)
@@ -59,8 +61,8 @@ function _M:get(id)
 end
 
 --- Iterate over images (`get_images`).
--- @tparam[opt] table q `filter` (id, format, name, updated_at), `sort`
--- @treturn function iterator of flat images; `false, err` on a failure
+---@param q table? `filter` (id, format, name, updated_at), `sort`
+---@return function # iterator of flat images; `false, err` on a failure
 function _M:each(q)
   V.self(self, mt, "images:each")
   q = q or {}

@@ -1,4 +1,4 @@
--- lua-klaviyo: a Klaviyo API client. The C core (klaviyo.core) decides what to send and what a
+--- lua-klaviyo: a Klaviyo API client. The C core (klaviyo.core) decides what to send and what a
 -- response means and moves the bytes with libcurl; this layer adds Lua manners: parameter
 -- checks against the operation table generated from Klaviyo's spec, JSON bodies, decoded
 -- responses, readable errors, OAuth refresh and pagination.
@@ -16,6 +16,7 @@
 -- Results are `value` or `nil, err` (err: a table with status, code, title, detail, pointer,
 -- parameter, retry_after, operation, request_id, kind; tostring gives one line). Programmer
 -- errors (unknown options or operations, wrong types, missing parameters) raise.
+-- @module klaviyo
 local type, pairs, ipairs, tostring, error, pcall = type, pairs, ipairs, tostring, error, pcall
 local setmetatable, getmetatable = setmetatable, getmetatable
 local format, huge = string.format, math.huge
@@ -74,7 +75,9 @@ _M.encode = core.encode
 local array_mt = { __jsontype = "array" }
 local object_mt = { __jsontype = "object" }
 
--- klaviyo.array(t): marks t (or a new table) as a JSON array, so an empty one encodes as [].
+--- klaviyo.array(t): marks t (or a new table) as a JSON array, so an empty one encodes as [].
+---@param t table? the table to mark (default a new one)
+---@return table t
 function _M.array(t)
   if t == nil then t = {} end
   if type(t) ~= "table" then error("klaviyo.array: expected a table, got " .. type(t), 2) end
@@ -83,8 +86,10 @@ function _M.array(t)
   return setmetatable(t, array_mt)
 end
 
--- klaviyo.object(t): marks t as a JSON object, so an empty one encodes as {} (the default for
+--- klaviyo.object(t): marks t as a JSON object, so an empty one encodes as {} (the default for
 -- unmarked empty tables too; this makes the intent explicit).
+---@param t table? the table to mark (default a new one)
+---@return table t
 function _M.object(t)
   if t == nil then t = {} end
   if type(t) ~= "table" then error("klaviyo.object: expected a table, got " .. type(t), 2) end
@@ -184,7 +189,7 @@ local function pick_transport(opts, retry)
   return nil
 end
 
--- klaviyo.new(opts) -> client or nil, err (err when the core refuses a setting: a key holding
+--- klaviyo.new(opts) -> client or nil, err (err when the core refuses a setting: a key holding
 -- control characters, a private key over plain http to a non-loopback host, a bad revision...).
 -- Besides the connection settings: limiter (above), limits = {operation_id = {burst=, steady=,
 -- daily=}} (overrides the operation table's, e.g. for an OAuth app's own limits), retry =
@@ -195,6 +200,9 @@ end
 -- plain-http or loopback base URL never goes through them. The ngx transport uses none. A
 -- `proxy` option (curl transport) is used for every URL, as are ca_file, ca_path, client_cert
 -- and client_key; on_request/on_response(info) see every attempt (README: Network and hooks).
+---@param opts klaviyo.Options?
+---@return klaviyo.Client? client
+---@return klaviyo.Error? err
 function _M.new(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then error("klaviyo.new: expected a table of options, got " .. type(opts), 2) end
@@ -376,12 +384,18 @@ local function prepare(self, op_id, params, opts, level)
   return req
 end
 
--- client:call(operation_id, params [, opts]) -> document (true for an empty body), response
+--- client:call(operation_id, params [, opts]) -> document (true for an empty body), response
 -- ({status, headers, ratelimit}) | nil, err.
 -- opts: {retry = {attempts =, max_time =}} for this call, {idempotent = true} to allow repeating
 -- a call that is not safe to repeat by itself once it may have reached Klaviyo.
 -- create_event and bulk_create_events bodies get a unique_id in every event that has none (in
 -- the encoded bytes: params are never changed), so a repeated send is recorded once.
+---@param self klaviyo.Client
+---@param op_id string operation id (see klaviyo.operations)
+---@param params table? path, query and body parameters
+---@param opts klaviyo.CallOptions?
+---@return any|nil doc the decoded document (true for an empty body)
+---@return klaviyo.Response|klaviyo.Error res_or_err
 function _M.call(self, op_id, params, opts)
   local req, refusal = prepare(self, op_id, params, opts, 2)
   if req == nil then return nil, refusal end
@@ -390,9 +404,15 @@ function _M.call(self, op_id, params, opts)
   return doc, res
 end
 
--- client:build(operation_id, params [, opts]) -> the request as client:call would send it
+--- client:build(operation_id, params [, opts]) -> the request as client:call would send it
 -- ({method, url, headers = {{name, value}...}, body}; events get their unique_ids) | nil, err.
 -- Nothing is sent. The Authorization header holds the credential: redact it before showing.
+---@param self klaviyo.Client
+---@param op_id string operation id
+---@param params table? parameters as for call
+---@param opts klaviyo.CallOptions?
+---@return klaviyo.Request? req
+---@return klaviyo.Error? err
 function _M.build(self, op_id, params, opts)
   local req = prepare(self, op_id, params, opts, 2)
   local b, err = self.core:build(req)
@@ -403,12 +423,16 @@ function _M.build(self, op_id, params, opts)
   return b
 end
 
--- client:batch(requests [, {concurrency = 8}]) runs many calls at once (libcurl's multi
+--- client:batch(requests [, {concurrency = 8}]) runs many calls at once (libcurl's multi
 -- interface), through the same rate limiter and retry rules as client:call. requests: a list
 -- of {operation_id, params [, opts]}. Returns a list in the same order whose items are
 -- {doc, response} for a success and {nil, err} for a failure (doc as client:call gives it),
 -- i.e. `local doc, err = results[i][1], results[i][2]`. Misuse (unknown operation, bad
 -- parameters) raises before anything is sent.
+---@param self klaviyo.Client
+---@param requests table[] list of {operation_id, params [, opts]}
+---@param opts {concurrency: integer?}?
+---@return table[] results {doc, response} or {nil, err}, in order
 function _M.batch(self, requests, opts)
   if type(requests) ~= "table" then error("klaviyo: batch: expected a list of {operation_id, params}", 2) end
   local conc = 8
@@ -453,9 +477,11 @@ function _M.batch(self, requests, opts)
   return out
 end
 
--- client:stats() -> {operation_id = {requests, attempts, retries, throttled (429s received),
+--- client:stats() -> {operation_id = {requests, attempts, retries, throttled (429s received),
 -- waited (seconds waiting for the rate limiter), backoff (seconds between attempts),
 -- errors = {[status or "kind:code"] = count}}}
+---@param self klaviyo.Client
+---@return table<string, table> counters by operation id
 function _M.stats(self)
   return stats.snapshot(self.counters)
 end
@@ -469,26 +495,42 @@ local function check_paged(op_id, params)
   return req
 end
 
--- client:pages(operation_id, params): iterator of page documents (see klaviyo.paginate).
+--- client:pages(operation_id, params): iterator of page documents (see klaviyo.paginate).
+---@param self klaviyo.Client
+---@param op_id string a GET operation id
+---@param params table?
+---@return fun(): table|false|nil, klaviyo.Error? iterator of page documents
 function _M.pages(self, op_id, params)
   local req = check_paged(op_id, params)
   return paginate.pages(function(r, id) return send(self, r, id) end, req, op_id)
 end
 
--- client:paginate(operation_id, params): iterator of every resource of every page; a failure
+--- client:paginate(operation_id, params): iterator of every resource of every page; a failure
 -- is yielded once as `false, err` (nil would end a generic for silently), then the loop ends.
+---@param self klaviyo.Client
+---@param op_id string a GET operation id
+---@param params table?
+---@return fun(): table|false|nil, klaviyo.Error? iterator of resources
 function _M.paginate(self, op_id, params)
   local req = check_paged(op_id, params)
   return paginate.items(paginate.pages(function(r, id) return send(self, r, id) end, req, op_id))
 end
 
--- client:tracker{spool=, batch=, interval=, ...}: a durable, batched event tracker bound to
+--- client:tracker{spool=, batch=, interval=, ...}: a durable, batched event tracker bound to
 -- this client (see klaviyo.tracker).
+---@param self klaviyo.Client
+---@param opts klaviyo.TrackerOptions
+---@return klaviyo.Tracker? tracker
+---@return klaviyo.Error? err
 function _M.tracker(self, opts)
   return require("klaviyo.tracker").new(self, opts)
 end
 
--- Replaces the OAuth access token (e.g. after refreshing it yourself).
+--- Replaces the OAuth access token (e.g. after refreshing it yourself).
+---@param self klaviyo.Client
+---@param token string
+---@return true? ok
+---@return klaviyo.Error? err
 function _M.set_access_token(self, token)
   if type(token) ~= "string" then
     error("klaviyo: set_access_token: expected a string, got " .. type(token), 2)
@@ -498,7 +540,9 @@ function _M.set_access_token(self, token)
   return true
 end
 
--- Closes the connection; safe to call twice (the core's close is idempotent).
+--- Closes the connection; safe to call twice (the core's close is idempotent).
+---@param self klaviyo.Client
+---@return true
 function _M.close(self)
   self.core:close()
   return true

@@ -13,12 +13,14 @@ local G = require "klaviyo.groups"
 
 local type, setmetatable, error, format = type, setmetatable, error, string.format
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.lists
 local _M = {}
 local mt = { __index = _M }
 
 --- Bind the module to a client.
--- @tparam table client a client from `klaviyo.new`
--- @treturn table the lists object
+---@param client klaviyo.Client a client from `klaviyo.new`
+---@return klaviyo.lists # the lists object
 function _M.new(client)
   if type(client) ~= "table" then error("klaviyo.lists.new: expected a client", 2) end
   return setmetatable({ client = client }, mt)
@@ -35,8 +37,8 @@ local function attributes(t, fname)
 end
 
 --- Create a list (`create_list`).
--- @tparam table t `name` (required), `opt_in_process` ("single_opt_in" | "double_opt_in")
--- @treturn table the list (flat: `id`, `name`, `opt_in_process`, `created`, ...), or nil, err
+---@param t table `name` (required), `opt_in_process` ("single_opt_in" | "double_opt_in")
+---@return table # the list (flat: `id`, `name`, `opt_in_process`, `created`, ...), or nil, err
 function _M:create(t)
   V.self(self, mt, "lists:create")
   V.argcheck(type(t) == "table", "lists:create", 1, "table", t)
@@ -53,9 +55,9 @@ function _M:create(t)
 end
 
 --- Read a list (`get_list`).
--- @tparam string id
--- @tparam[opt] table opts `profile_count` (true: add the member count, a slow read at Klaviyo)
--- @treturn table flat list, or nil, err
+---@param id string
+---@param opts table? `profile_count` (true: add the member count, a slow read at Klaviyo)
+---@return table # flat list, or nil, err
 function _M:get(id, opts)
   V.self(self, mt, "lists:get")
   G.check_id("list", id, "lists:get", 1)
@@ -68,9 +70,9 @@ function _M:get(id, opts)
 end
 
 --- Rename a list or change its opt-in process (`update_list`).
--- @tparam string id
--- @tparam table t `name`, `opt_in_process`
--- @treturn table flat list, or nil, err
+---@param id string
+---@param t table `name`, `opt_in_process`
+---@return table # flat list, or nil, err
 function _M:update(id, t)
   V.self(self, mt, "lists:update")
   G.check_id("list", id, "lists:update", 1)
@@ -86,8 +88,8 @@ function _M:update(id, t)
 end
 
 --- Delete a list (`delete_list`); its profiles stay.
--- @tparam string id
--- @treturn boolean true, or nil, err
+---@param id string
+---@return boolean # true, or nil, err
 function _M:delete(id)
   V.self(self, mt, "lists:delete")
   G.check_id("list", id, "lists:delete", 1)
@@ -97,18 +99,18 @@ function _M:delete(id)
 end
 
 --- Iterate over lists (`get_lists`).
--- @tparam[opt] table q `name` (exact name), `filter` (string or `klaviyo.filter`), `sort`
--- @treturn function iterator of flat lists; `false, err` once on failure
+---@param q table? `name` (exact name), `filter` (string or `klaviyo.filter`), `sort`
+---@return function # iterator of flat lists; `false, err` once on failure
 function _M:each(q)
   V.self(self, mt, "lists:each")
   return R.flat_iter(self.client:paginate("get_lists", G.each_query(q, "lists:each")))
 end
 
 --- Iterate over a list's members (`get_profiles_for_list`), following every page.
--- @tparam string id list id
--- @tparam[opt] table q `page_size` (1..100, default 100), `fields` (profile attributes),
+---@param id string list id
+---@param q table? `page_size` (1..100, default 100), `fields` (profile attributes),
 --   `subscriptions` (true: add consent state), `filter`, `sort` ("joined_group_at", ...)
--- @treturn function iterator of flat profiles (with `joined_group_at`); `false, err` once
+---@return function # iterator of flat profiles (with `joined_group_at`); `false, err` once
 function _M:members(id, q)
   V.self(self, mt, "lists:members")
   G.check_id("list", id, "lists:members", 1)
@@ -141,26 +143,26 @@ local function membership(self, op, id, ids, fname)
 end
 
 --- Add profiles to a list (`add_profiles_to_list`), 1000 per request. Consent is unchanged.
--- @tparam string id list id
--- @tparam table ids array of profile ids (any length)
--- @treturn number how many ids were sent, or nil, err, how many were added before the failure
+---@param id string list id
+---@param ids table array of profile ids (any length)
+---@return number # how many ids were sent, or nil, err, how many were added before the failure
 function _M:add(id, ids)
   V.self(self, mt, "lists:add")
   return membership(self, "add_profiles_to_list", id, ids, "lists:add")
 end
 
 --- Remove profiles from a list (`remove_profiles_from_list`), 1000 per request.
--- @tparam string id list id
--- @tparam table ids array of profile ids
--- @treturn number how many ids were sent, or nil, err, how many were removed before
+---@param id string list id
+---@param ids table array of profile ids
+---@return number # how many ids were sent, or nil, err, how many were removed before
 function _M:remove(id, ids)
   V.self(self, mt, "lists:remove")
   return membership(self, "remove_profiles_from_list", id, ids, "lists:remove")
 end
 
 --- Flows that start when a profile joins this list (`get_flows_triggered_by_list`).
--- @tparam string id list id
--- @treturn table array of flat flows, or nil, err
+---@param id string list id
+---@return table # array of flat flows, or nil, err
 function _M:flows(id)
   V.self(self, mt, "lists:flows")
   G.check_id("list", id, "lists:flows", 1)

@@ -9,20 +9,22 @@ local errors = require "klaviyo.errors"
 
 local type, setmetatable, error = type, setmetatable, error
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.metrics
 local _M = {}
 local mt = { __index = _M }
 
 --- Bind the module to a client.
--- @tparam table client a client from `klaviyo.new`
--- @treturn table the metrics object
+---@param client klaviyo.Client a client from `klaviyo.new`
+---@return klaviyo.metrics # the metrics object
 function _M.new(client)
   if type(client) ~= "table" then error("klaviyo.metrics.new: expected a client", 2) end
   return setmetatable({ client = client }, mt)
 end
 
 --- Iterate over metrics (`get_metrics`).
--- @tparam[opt] table q `filter` (Klaviyo allows `integration.name` and `integration.category`)
--- @treturn function iterator of flat metrics (`id`, `name`, `integration`, ...); `false, err`
+---@param q table? `filter` (Klaviyo allows `integration.name` and `integration.category`)
+---@return function # iterator of flat metrics (`id`, `name`, `integration`, ...); `false, err`
 function _M:each(q)
   V.self(self, mt, "metrics:each")
   q = q or {}
@@ -32,8 +34,8 @@ function _M:each(q)
 end
 
 --- Read a metric (`get_metric`).
--- @tparam string id
--- @treturn table flat metric, or nil, err
+---@param id string
+---@return table # flat metric, or nil, err
 function _M:get(id)
   V.self(self, mt, "metrics:get")
   V.argcheck(type(id) == "string" and id ~= "", "metrics:get", 1, "metric id", id)
@@ -44,8 +46,8 @@ end
 
 --- Find a metric by its name (Klaviyo cannot filter metrics by name, so this reads the
 -- metric pages until it finds it).
--- @tparam string name e.g. "Placed Order"
--- @treturn table flat metric, or nil, err (`err.code == "not_found"` when there is none)
+---@param name string e.g. "Placed Order"
+---@return table # flat metric, or nil, err (`err.code == "not_found"` when there is none)
 function _M:find(name)
   V.self(self, mt, "metrics:find")
   V.argcheck(type(name) == "string" and name ~= "", "metrics:find", 1, "metric name", name)
@@ -58,8 +60,8 @@ function _M:find(name)
 end
 
 --- Flows triggered by this metric (`get_flows_triggered_by_metric`).
--- @tparam string id metric id
--- @treturn table array of flat flows, or nil, err
+---@param id string metric id
+---@return table # array of flat flows, or nil, err
 function _M:flows(id)
   V.self(self, mt, "metrics:flows")
   V.argcheck(type(id) == "string" and id ~= "", "metrics:flows", 1, "metric id", id)

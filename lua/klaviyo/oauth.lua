@@ -1,8 +1,9 @@
--- klaviyo.oauth: the OAuth app's token lifecycle. authorize_url (PKCE S256 and state),
+--- klaviyo.oauth: the OAuth app's token lifecycle. authorize_url (PKCE S256 and state),
 -- exchange (authorization code -> tokens), refresh, revoke, token stores, and the manager a
 -- client built with `oauth = {...}` uses: it refreshes before expiry and once after a 401,
 -- one refresh at a time per installation (the store's lock), others waiting for its result.
 -- Tokens are {access_token =, refresh_token =, expires_at = epoch seconds, scope =}.
+-- @module klaviyo.oauth
 local core = require "klaviyo.core"
 local errors = require "klaviyo.errors"
 local http = require "klaviyo.oauth.http"
@@ -56,8 +57,12 @@ local function need(t, k, where)
   end
 end
 
--- authorize_url{client_id, redirect_uri, scope, state?, url?} -> url, verifier, state.
+--- authorize_url{client_id, redirect_uri, scope, state?, url?} -> url, verifier, state.
 -- Keep the verifier and state for the redirect back (check its state, then exchange).
+---@param o {client_id: string, redirect_uri: string, scope: string, state: string?, url: string?}
+---@return string url
+---@return string verifier
+---@return string state
 function _M.authorize_url(o)
   if type(o) ~= "table" then error("klaviyo.oauth.authorize_url: expected a table", 2) end
   need(o, "client_id", "authorize_url"); need(o, "redirect_uri", "authorize_url")
@@ -71,7 +76,9 @@ function _M.authorize_url(o)
   return url, verifier, state
 end
 
--- The challenge for a verifier: base64url(sha256(verifier)).
+--- The challenge for a verifier: base64url(sha256(verifier)).
+---@param verifier string
+---@return string
 function _M.challenge(verifier) return b64url(core.sha256(verifier)) end
 
 local function basic(o)
@@ -94,7 +101,10 @@ local function token(o, fields, op)
     { status = status, code = doc.error })
 end
 
--- exchange{client_id, client_secret, code, verifier, redirect_uri, base_url?} -> tokens | nil, err
+--- exchange{client_id, client_secret, code, verifier, redirect_uri, base_url?} -> tokens | nil, err
+---@param o table client_id, client_secret, code, verifier, redirect_uri, base_url?
+---@return klaviyo.OAuthTokens? tokens
+---@return klaviyo.Error? err
 function _M.exchange(o)
   need(o, "code", "exchange"); need(o, "verifier", "exchange"); need(o, "redirect_uri", "exchange")
   return token(o, { "grant_type=authorization_code", "code=" .. escape(o.code),
@@ -102,8 +112,11 @@ function _M.exchange(o)
     "oauth_exchange")
 end
 
--- refresh{client_id, client_secret, refresh_token, base_url?} -> tokens | nil, err. Keeps the
+--- refresh{client_id, client_secret, refresh_token, base_url?} -> tokens | nil, err. Keeps the
 -- old refresh token when the answer carries none.
+---@param o table client_id, client_secret, refresh_token, base_url?
+---@return klaviyo.OAuthTokens? tokens
+---@return klaviyo.Error? err
 function _M.refresh(o)
   need(o, "refresh_token", "refresh")
   local t, err = token(o, { "grant_type=refresh_token", "refresh_token=" .. escape(o.refresh_token) },
@@ -112,7 +125,10 @@ function _M.refresh(o)
   return t, err
 end
 
--- revoke{client_id, client_secret, token, base_url?} -> true | nil, err
+--- revoke{client_id, client_secret, token, base_url?} -> true | nil, err
+---@param o table client_id, client_secret, token, base_url?
+---@return true? ok
+---@return klaviyo.Error? err
 function _M.revoke(o)
   need(o, "token", "revoke")
   local status, doc = http.post(o.base_url or BASE, "/oauth/revoke", basic(o),
@@ -140,7 +156,11 @@ manager.__tostring = function() return "klaviyo.oauth manager" end
 local MANAGER_OPTIONS = { client_id = "string", client_secret = "string", tokens = "table",
                           margin = "number", lock_timeout = "number", timeout = "number" }
 
--- manager(o, base_url) for klaviyo.new's `oauth` option; raises on misuse.
+--- manager(o, base_url) for klaviyo.new's `oauth` option; raises on misuse.
+---@param o klaviyo.OAuthOptions
+---@param base_url string?
+---@return table manager
+---@return string access_token
 function _M.manager(o, base_url)
   for k, v in pairs(o) do
     if MANAGER_OPTIONS[k] == nil then error("klaviyo.new: unknown oauth option " .. tostring(k), 3) end
@@ -168,8 +188,11 @@ local function usable(t, margin, stale)
     and (tonumber(t.expires_at) or math.huge) - margin > now()
 end
 
--- A usable access token: the store's when it is fresh (and not `stale`, the one a 401
+--- A usable access token: the store's when it is fresh (and not `stale`, the one a 401
 -- refused), else one refresh under the store's lock; without the lock, waits for the holder's.
+---@param stale string? the token a 401 refused
+---@return string? token
+---@return klaviyo.Error? err
 function manager:token(stale)
   local s, deadline = self.store, now() + self.lock_timeout
   while true do

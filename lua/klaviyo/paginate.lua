@@ -1,4 +1,4 @@
--- klaviyo.paginate: iterators over Klaviyo's cursor pagination. Each page's `links.next` holds
+--- klaviyo.paginate: iterators over Klaviyo's cursor pagination. Each page's `links.next` holds
 -- the full URL of the next page; it is handed to the core as `url`, which refuses a URL whose
 -- scheme, host or port differ from the client's base URL (so a tampered link cannot send the
 -- key elsewhere), and checks the key/path rule on its path as a lenient server would read it
@@ -12,13 +12,18 @@
 -- Failure follows Lua's generic-for rules: a first value of nil ends a loop before its body
 -- runs, so a failing page is yielded as `false, err` (once), and the next step ends the loop.
 -- Loops therefore read `if not item then ... err ... end`.
+-- @module klaviyo.paginate
 local type, next, find = type, next, string.find
 local errors = require "klaviyo.errors"
 
 local _M = {}
 
--- send(req, op_id) -> doc or nil, err (the client's send path, with OAuth refresh).
+--- send(req, op_id) -> doc or nil, err (the client's send path, with OAuth refresh).
 -- first: the request built from the caller's params. Returns the iterator of pages.
+---@param send fun(req: table, op_id: string): table|nil, klaviyo.Error?
+---@param first table the first request
+---@param op_id string
+---@return fun(): table|false|nil, klaviyo.Error? pages
 function _M.pages(send, first, op_id)
   local req, done, refused = first, false, nil
   local seen = {}
@@ -50,8 +55,10 @@ function _M.pages(send, first, op_id)
   end
 end
 
--- Flattens pages into their resources (doc.data, a list; a single resource object counts as
+--- Flattens pages into their resources (doc.data, a list; a single resource object counts as
 -- one item).
+---@param pages fun(): table|false|nil, klaviyo.Error? an iterator from pages
+---@return fun(): table|false|nil, klaviyo.Error? items
 function _M.items(pages)
   local data, i, n = nil, 0, 0
   return function()

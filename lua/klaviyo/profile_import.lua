@@ -15,19 +15,23 @@ local errors = require "klaviyo.errors"
 local type, setmetatable, error, pcall, require = type, setmetatable, error, pcall, require
 local clock = os.time
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.profile_import
 local _M = {}
 local mt = { __index = _M }
 
 local DONE = { complete = true, cancelled = true }
 
 --- A new, empty import bound to a client (used by `profiles:import`).
--- @tparam table client
--- @treturn table import with `jobs = {}`
+---@param client klaviyo.Client
+---@return klaviyo.profile_import # import with `jobs = {}`
 function _M.new(client)
   return setmetatable({ client = client, jobs = {} }, mt)
 end
 
 --- Record a job (a flat `profile-bulk-import-job`).
+---@param job table a flat profile-bulk-import-job
+---@return table job
 function _M:add(job)
   self.jobs[#self.jobs + 1] = job
 end
@@ -51,7 +55,7 @@ local function now()
 end
 
 --- Refresh every job's state once (`get_bulk_import_profiles_job`).
--- @treturn table the jobs (flat: `status`, `total_count`, `completed_count`, `failed_count`,
+---@return table # the jobs (flat: `status`, `total_count`, `completed_count`, `failed_count`,
 --   ...), or nil, err
 function _M:refresh()
   V.self(self, mt, "import:refresh")
@@ -64,7 +68,7 @@ function _M:refresh()
 end
 
 --- Is every job finished (complete or cancelled), as of the last refresh?
--- @treturn boolean
+---@return boolean
 function _M:done()
   for i = 1, #self.jobs do
     if not DONE[self.jobs[i].status] then return false end
@@ -73,9 +77,9 @@ function _M:done()
 end
 
 --- Poll until every job is complete or cancelled.
--- @tparam[opt] table opts `timeout` (seconds, default 300), `interval` (seconds between
+---@param opts table? `timeout` (seconds, default 300), `interval` (seconds between
 --   polls, default 1), `sleep` (function(seconds); default ngx.sleep or socket.sleep)
--- @treturn table the jobs, or nil, err (`err.code == "timeout"` when time ran out)
+---@return table # the jobs, or nil, err (`err.code == "timeout"` when time ran out)
 function _M:wait(opts)
   V.self(self, mt, "import:wait")
   opts = opts or {}
@@ -99,7 +103,7 @@ function _M:wait(opts)
 end
 
 --- Iterate over the import errors of every job (`get_errors_for_bulk_import_profiles_job`).
--- @treturn function iterator of flat import errors (`code`, `title`, `detail`, `source`,
+---@return function # iterator of flat import errors (`code`, `title`, `detail`, `source`,
 --   `original_payload`, `job_id`), `false, err` once on failure
 function _M:errors()
   V.self(self, mt, "import:errors")

@@ -19,12 +19,14 @@ local errors = require "klaviyo.errors"
 local type, setmetatable, error, pairs, tostring = type, setmetatable, error, pairs, tostring
 local format = string.format
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.profiles
 local _M = {}
 local mt = { __index = _M }
 
 --- Bind the module to a client.
--- @tparam table client a client from `klaviyo.new`
--- @treturn table the profiles object
+---@param client klaviyo.Client a client from `klaviyo.new`
+---@return klaviyo.profiles # the profiles object
 function _M.new(client)
   if type(client) ~= "table" then error("klaviyo.profiles.new: expected a client", 2) end
   return setmetatable({ client = client }, mt)
@@ -43,11 +45,11 @@ local GET_KEYS = V.set({ "id", "email", "phone_number", "external_id", "first_na
 local READ_OPTS = V.set({ "fields", "subscriptions" })
 
 --- Find one profile by exactly one identifier.
--- @tparam table q `{email=}`, `{phone_number=}` (E.164), `{external_id=}` or `{id=}`; a name
+---@param q table `{email=}`, `{phone_number=}` (E.164), `{external_id=}` or `{id=}`; a name
 --   (`first_name`, `last_name`, ...) is refused locally, nothing sent.
--- @tparam[opt] table opts `fields` (array of attribute names), `subscriptions` (true: add the
+---@param opts table? `fields` (array of attribute names), `subscriptions` (true: add the
 --   consent state under `subscriptions`)
--- @treturn table flat profile, or nil, err (`err.code == "not_found"` when no profile matches)
+---@return table # flat profile, or nil, err (`err.code == "not_found"` when no profile matches)
 function _M:get(q, opts)
   V.self(self, mt, "profiles:get")
   V.argcheck(type(q) == "table", "profiles:get", 1, "table", q)
@@ -85,9 +87,9 @@ end
 local EACH_KEYS = V.set({ "filter", "fields", "subscriptions", "sort", "page_size" })
 
 --- Iterate over profiles (`get_profiles`).
--- @tparam[opt] table q `filter` (string or `klaviyo.filter` expression), `fields`,
+---@param q table? `filter` (string or `klaviyo.filter` expression), `fields`,
 --   `subscriptions`, `sort`, `page_size` (1..100)
--- @treturn function iterator of flat profiles; yields `false, err` once on failure
+---@return function # iterator of flat profiles; yields `false, err` once on failure
 function _M:each(q)
   V.self(self, mt, "profiles:each")
   q = q or {}
@@ -119,8 +121,8 @@ end
 
 --- Create a profile (`create_profile`). A profile that already exists answers 409; the
 -- error then carries the existing profile's id as `err.duplicate_profile_id`.
--- @tparam table p flat profile: identifiers and attributes (`first_name`, `properties`, ...)
--- @treturn table the created profile (flat), or nil, err
+---@param p table flat profile: identifiers and attributes (`first_name`, `properties`, ...)
+---@return table # the created profile (flat), or nil, err
 function _M:create(p)
   V.self(self, mt, "profiles:create")
   V.argcheck(type(p) == "table", "profiles:create", 1, "table", p)
@@ -140,8 +142,8 @@ end
 
 --- Create or update a profile (`create_or_update_profile`), matched on its identifiers.
 -- A field set to `klaviyo.null` is cleared; a field left out is kept.
--- @tparam table p flat profile with at least one identifier
--- @treturn table the profile (flat)
+---@param p table flat profile with at least one identifier
+---@return table # the profile (flat)
 -- @treturn boolean true when it was created, false when updated; or nil, err
 function _M:upsert(p)
   V.self(self, mt, "profiles:upsert")
@@ -155,9 +157,9 @@ function _M:upsert(p)
 end
 
 --- Update a profile's fields by id (`update_profile`); `klaviyo.null` clears a field.
--- @tparam string id
--- @tparam table fields flat attributes to change
--- @treturn table the profile (flat), or nil, err
+---@param id string
+---@param fields table flat attributes to change
+---@return table # the profile (flat), or nil, err
 function _M:update(id, fields)
   V.self(self, mt, "profiles:update")
   V.argcheck(type(id) == "string" and id ~= "", "profiles:update", 1, "profile id", id)
@@ -172,9 +174,9 @@ end
 
 --- Merge one profile into another (`merge_profiles`): `from_id`'s data moves to `into_id`,
 -- and `from_id` goes away (Klaviyo does this asynchronously).
--- @tparam string into_id the profile that stays
--- @tparam string from_id the profile merged into it
--- @treturn table the surviving profile (flat) when Klaviyo returns it, else true; or nil, err
+---@param into_id string the profile that stays
+---@param from_id string the profile merged into it
+---@return table # the surviving profile (flat) when Klaviyo returns it, else true; or nil, err
 function _M:merge(into_id, from_id)
   V.self(self, mt, "profiles:merge")
   V.argcheck(type(into_id) == "string" and into_id ~= "", "profiles:merge", 1, "profile id",
@@ -194,8 +196,8 @@ function _M:merge(into_id, from_id)
 end
 
 --- The lists a profile belongs to (`get_lists_for_profile`).
--- @tparam string id profile id
--- @treturn table array of flat lists, or nil, err
+---@param id string profile id
+---@return table # array of flat lists, or nil, err
 function _M:lists(id)
   V.self(self, mt, "profiles:lists")
   V.argcheck(type(id) == "string" and id ~= "", "profiles:lists", 1, "profile id", id)
@@ -205,8 +207,8 @@ function _M:lists(id)
 end
 
 --- The segments a profile belongs to (`get_segments_for_profile`).
--- @tparam string id profile id
--- @treturn table array of flat segments, or nil, err
+---@param id string profile id
+---@return table # array of flat segments, or nil, err
 function _M:segments(id)
   V.self(self, mt, "profiles:segments")
   V.argcheck(type(id) == "string" and id ~= "", "profiles:segments", 1, "profile id", id)
@@ -218,9 +220,9 @@ end
 --- Import profiles in bulk (`bulk_import_profiles`), as jobs of at most 10,000 profiles
 -- and 5 MB each. Every profile is checked first; one bad profile refuses the whole import
 -- (pointer `/<index>/...`), nothing sent.
--- @tparam table list array of flat profiles (each with an identifier)
--- @tparam[opt] table opts `list` (a list id: imported profiles join it)
--- @treturn table an import (see `klaviyo.profile_import`): `jobs` (flat job resources),
+---@param list table array of flat profiles (each with an identifier)
+---@param opts table? `list` (a list id: imported profiles join it)
+---@return table # an import (see `klaviyo.profile_import`): `jobs` (flat job resources),
 --   `:wait{timeout=, interval=}`, `:errors()`; or nil, err, partial import
 function _M:import(list, opts)
   V.self(self, mt, "profiles:import")

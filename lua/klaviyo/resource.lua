@@ -15,9 +15,9 @@ local _M = {}
 
 --- Turn a relationship name into a Lua key: `flow-actions` -> `flow_action_ids`,
 -- `metric` (to-one) -> `metric_id`, `metric-properties` -> `metric_property_ids`.
--- @tparam string name relationship name
--- @tparam boolean many to-many?
--- @treturn string
+---@param name string relationship name
+---@param many boolean to-many?
+---@return string
 function _M.rel_key(name, many)
   local k = gsub(name, "%-", "_")
   if not many then return k .. "_id" end
@@ -30,8 +30,8 @@ function _M.rel_key(name, many)
 end
 
 --- Flatten one JSON:API resource object.
--- @tparam table r resource (`{type=, id=, attributes=, relationships=}`)
--- @treturn table flat table (`id`, `type`, attributes, relationship ids, `_raw`)
+---@param r table resource (`{type=, id=, attributes=, relationships=}`)
+---@return table # flat table (`id`, `type`, attributes, relationship ids, `_raw`)
 function _M.flatten(r)
   if type(r) ~= "table" then return r end
   local out = { id = r.id, type = r.type, _raw = r }
@@ -62,8 +62,8 @@ end
 --- Flatten a single-resource document (`{data = {...}, included = {...}}`): the resource
 -- flattened, the whole document under `_document`, included resources flattened under
 -- `_included` (array, in the server's order) when there are any.
--- @tparam table doc
--- @treturn table
+---@param doc table
+---@return table
 function _M.from_document(doc)
   if type(doc) ~= "table" then return doc end
   local data = doc.data
@@ -95,22 +95,22 @@ end
 local function id_of(r) return r.id end
 
 --- Flatten every resource of a list document (`data` an array).
--- @tparam table doc
--- @treturn table array of flat tables
+---@param doc table
+---@return table # array of flat tables
 function _M.list(doc) return map_data(doc, _M.flatten) end
 
 --- Ids of a relationship document (`{data = {{type=, id=}, ...}}`).
--- @tparam table doc
--- @treturn table array of id strings
+---@param doc table
+---@return table # array of id strings
 function _M.ids(doc) return map_data(doc, id_of) end
 
 --- Wrap an iterator of JSON:API resources (as `client:paginate` yields them) so it yields
 -- flat tables. Whatever is not a resource (the end, or the iterator's error signal with its
 -- `err`) passes through unchanged, so the caller's error convention is kept.
--- @tparam function iter
--- @param[opt] state generic-for state
--- @param[opt] ctl generic-for control value
--- @treturn function
+---@param iter function
+---@param state any generic-for state
+---@param ctl any generic-for control value
+---@return function
 function _M.flat_iter(iter, state, ctl)
   return function()
     local item, err = iter(state, ctl)
@@ -123,22 +123,24 @@ end
 --- Build a JSON:API resource from a flat table: `id` (if any) at the top, every other field
 -- an attribute (the reverse of `flatten`, for request bodies). Keys starting with `_` are
 -- left out so a flattened table can be sent back.
--- @tparam string rtype resource type, e.g. "profile"
--- @tparam table flat
--- @treturn table `{type=, id=, attributes=}`
+---@param rtype string resource type, e.g. "profile"
+---@param flat table
+---@return table # `{type=, id=, attributes=}`
 function _M.unflatten(rtype, flat)
   return { type = rtype, id = flat.id, attributes = _M.attributes(flat) }
 end
 
 --- Is `k` a flat resource's own field (id, type, or a name starting with "_") rather than one
 -- of its attributes?
+---@param k string a field name
+---@return boolean
 function _M.own_field(k)
   return k == "id" or k == "type" or (type(k) == "string" and byte(k, 1) == 95) -- "_"
 end
 
 --- The attributes of a flat resource: every field but its own (`own_field`).
--- @tparam table flat
--- @treturn table a new table
+---@param flat table
+---@return table # a new table
 function _M.attributes(flat)
   local own_field, attrs = _M.own_field, {}
   for k, v in pairs(flat) do
@@ -148,6 +150,9 @@ function _M.attributes(flat)
 end
 
 --- A JSON:API resource identifier `{type=, id=}` (for relationship bodies).
+---@param rtype string the resource type
+---@param id string the resource id
+---@return {type: string, id: string}
 function _M.ref(rtype, id) return { type = rtype, id = id } end
 
 return _M

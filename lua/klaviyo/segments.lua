@@ -9,28 +9,30 @@ local G = require "klaviyo.groups"
 
 local type, setmetatable, error = type, setmetatable, error
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.segments
 local _M = {}
 local mt = { __index = _M }
 
 --- Bind the module to a client.
--- @tparam table client a client from `klaviyo.new`
--- @treturn table the segments object
+---@param client klaviyo.Client a client from `klaviyo.new`
+---@return klaviyo.segments # the segments object
 function _M.new(client)
   if type(client) ~= "table" then error("klaviyo.segments.new: expected a client", 2) end
   return setmetatable({ client = client }, mt)
 end
 
 --- Iterate over segments (`get_segments`).
--- @tparam[opt] table q `name` (exact), `filter` (string or `klaviyo.filter`), `sort`
--- @treturn function iterator of flat segments; `false, err` once on failure
+---@param q table? `name` (exact), `filter` (string or `klaviyo.filter`), `sort`
+---@return function # iterator of flat segments; `false, err` once on failure
 function _M:each(q)
   V.self(self, mt, "segments:each")
   return R.flat_iter(self.client:paginate("get_segments", G.each_query(q, "segments:each")))
 end
 
 --- Read a segment (`get_segment`).
--- @tparam string id
--- @treturn table flat segment, or nil, err
+---@param id string
+---@return table # flat segment, or nil, err
 function _M:get(id)
   V.self(self, mt, "segments:get")
   G.check_id("segment", id, "segments:get")
@@ -40,9 +42,9 @@ function _M:get(id)
 end
 
 --- Iterate over a segment's members (`get_profiles_for_segment`), every page.
--- @tparam string id segment id
--- @tparam[opt] table q `page_size` (1..100, default 100), `fields`, `subscriptions`, `filter`
--- @treturn function iterator of flat profiles; `false, err` once on failure
+---@param id string segment id
+---@param q table? `page_size` (1..100, default 100), `fields`, `subscriptions`, `filter`
+---@return function # iterator of flat profiles; `false, err` once on failure
 function _M:members(id, q)
   V.self(self, mt, "segments:members")
   G.check_id("segment", id, "segments:members")

@@ -25,12 +25,14 @@ local type, setmetatable, error, tostring = type, setmetatable, error, tostring
 local format = string.format
 local concat = table.concat
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.subscriptions
 local _M = {}
 local mt = { __index = _M }
 
 --- Bind the module to a client.
--- @tparam table client a client from `klaviyo.new`
--- @treturn table the consent object
+---@param client klaviyo.Client a client from `klaviyo.new`
+---@return klaviyo.subscriptions # the consent object
 function _M.new(client)
   if type(client) ~= "table" then error("klaviyo.subscriptions.new: expected a client", 2) end
   return setmetatable({ client = client }, mt)
@@ -106,6 +108,11 @@ end
 -- is stamped by Klaviyo when it arrives, and its `source` is sent as `custom_source`.
 -- @local
 -- @return attrs, custom_source, historical; or nil, err
+---@param s table the subscribe request
+---@param op string the operation id
+---@return table|nil attrs
+---@return string|klaviyo.Error|nil custom_source_or_err
+---@return boolean? historical
 function _M.consent_profile(s, op)
   if s.email == nil and s.phone_number == nil then
     return nil, V.refuse(op, "subscribe needs an email and/or a phone_number (E.164)")
@@ -159,7 +166,11 @@ end
 --- Send one resource (`data`) with `op`, related to the list `list_id` when one is given
 -- (`consent:subscribe`, `consent:unsubscribe` and `client_api:subscribe` share it).
 -- @local
--- @treturn boolean true, or nil, err
+---@return boolean # true, or nil, err
+---@param client klaviyo.Client
+---@param op string the operation id
+---@param data table the resource
+---@param list_id string? the list
 function _M.send_to_list(client, op, data, list_id)
   if list_id ~= nil then
     data.relationships = { list = { data = { type = "list", id = list_id } } }
@@ -172,13 +183,13 @@ end
 local SUB_KEYS = V.set({ "email", "phone_number", "list", "email_consent", "sms_consent" })
 
 --- Subscribe one profile to email and/or SMS marketing (`bulk_subscribe_profiles`).
--- @tparam table s `email` and/or `phone_number` (E.164); `list` (list id, optional: the
+---@param s table `email` and/or `phone_number` (E.164); `list` (list id, optional: the
 --   profile also joins it); `email_consent` (default true when an email is given; false skips
 --   email; or an opt-in record table); `sms_consent` (required with a phone number: the
 --   opt-in record `{consented_at=, source=, historical=?, transactional=?}`, or false to skip
 --   SMS). An opt-in record: `consented_at` (when: epoch seconds or ISO 8601, within the last
 --   day unless `historical = true`), `source` (how, e.g. "checkout checkbox").
--- @treturn boolean true (Klaviyo accepted the job), or nil, err
+---@return boolean # true (Klaviyo accepted the job), or nil, err
 function _M:subscribe(s)
   V.self(self, mt, "consent:subscribe")
   V.argcheck(type(s) == "table", "consent:subscribe", 1, "table", s)
@@ -201,8 +212,8 @@ end
 local UNSUB_KEYS = V.set({ "email", "phone_number", "list" })
 
 --- Unsubscribe one profile from email and/or SMS marketing (`bulk_unsubscribe_profiles`).
--- @tparam table s `email` (email marketing), `phone_number` (E.164; SMS marketing), `list`
--- @treturn boolean true, or nil, err
+---@param s table `email` (email marketing), `phone_number` (E.164; SMS marketing), `list`
+---@return boolean # true, or nil, err
 function _M:unsubscribe(s)
   V.self(self, mt, "consent:unsubscribe")
   V.argcheck(type(s) == "table", "consent:unsubscribe", 1, "table", s)
@@ -264,8 +275,8 @@ local function suppression(self, op, jtype, fname, s)
 end
 
 --- Suppress email addresses (`bulk_suppress_profiles`): no more email marketing to them.
--- @tparam table s `email` or `emails` (array), or `list` / `segment` (their members)
--- @treturn boolean true, or nil, err
+---@param s table `email` or `emails` (array), or `list` / `segment` (their members)
+---@return boolean # true, or nil, err
 function _M:suppress(s)
   V.self(self, mt, "consent:suppress")
   return suppression(self, "bulk_suppress_profiles", "profile-suppression-bulk-create-job",
@@ -273,8 +284,8 @@ function _M:suppress(s)
 end
 
 --- Lift a suppression (`bulk_unsuppress_profiles`).
--- @tparam table s `email` or `emails`, or `list` / `segment`
--- @treturn boolean true, or nil, err
+---@param s table `email` or `emails`, or `list` / `segment`
+---@return boolean # true, or nil, err
 function _M:unsuppress(s)
   V.self(self, mt, "consent:unsuppress")
   return suppression(self, "bulk_unsuppress_profiles", "profile-suppression-bulk-delete-job",
@@ -288,7 +299,11 @@ local CHANNELS = V.set({ "EMAIL", "SMS", "PUSH", "WHATSAPP" })
 -- `client_api:back_in_stock` share it). Call it from the method itself, not as a tail call:
 -- programmer errors are raised at the method's caller.
 -- @local
--- @treturn boolean true, or nil, err
+---@return boolean # true, or nil, err
+---@param client klaviyo.Client
+---@param s table the subscription
+---@param fname string the calling method, for messages
+---@param op string the operation id
 function _M.send_back_in_stock(client, s, fname, op)
   if type(s) ~= "table" then
     error(format("bad argument #1 to '%s' (table expected, got %s)", fname, type(s)), 3)
@@ -335,9 +350,9 @@ end
 --- Subscribe a profile to a back-in-stock alert for a catalog variant
 -- (`create_back_in_stock_subscription`). SMS alerts need a phone number in E.164 (and the
 -- profile's SMS consent, see `subscribe`).
--- @tparam table s `variant` (catalog variant id), `channels` (default `{"EMAIL"}`), `email`,
+---@param s table `variant` (catalog variant id), `channels` (default `{"EMAIL"}`), `email`,
 --   `phone_number`, `external_id`, `id`
--- @treturn boolean true, or nil, err
+---@return boolean # true, or nil, err
 function _M:back_in_stock(s)
   V.self(self, mt, "consent:back_in_stock")
   local ok, err = _M.send_back_in_stock(self.client, s, "consent:back_in_stock",

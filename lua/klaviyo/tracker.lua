@@ -53,6 +53,8 @@ local type, pairs, tostring, error, pcall, setmetatable, getmetatable, next = ty
 local format, gsub, floor = string.format, string.gsub, math.floor
 local check = events.check
 
+-- The module's functions, and the methods of the object `new` returns.
+---@class klaviyo.Tracker
 local _M = { _VERSION = "0.1.0" }
 local mt = { __index = _M }
 
@@ -90,8 +92,8 @@ local function positive(opts, name, max)
 end
 
 --- Open a tracker over `client` (from `klaviyo.new`).
--- @tparam table client
--- @tparam table opts `spool` (path, required; `%w` = nginx worker id), `batch` (events per
+---@param client klaviyo.Client
+---@param opts table `spool` (path, required; `%w` = nginx worker id), `batch` (events per
 --   job, default and max 1000), `interval` (seconds between deliveries, default 1),
 --   `max_spool_bytes` (back-pressure, default 64 MiB), `max_batch_bytes` (default 5 MB),
 --   `sync` ("always"|"batch"|"none", default "batch"), `on_reject(err, entry)`, `auto`
@@ -100,6 +102,8 @@ end
 --   true inside nginx), `concurrency` (jobs sent at once by one delivery, 1..16; default 2
 --   with the curl transport, 1 with cosockets, which have no client:batch)
 -- @return tracker, or nil, err (the spool cannot be opened, or another process owns it)
+---@return klaviyo.Tracker? tracker
+---@return klaviyo.Error? err
 function _M.new(client, opts)
   if type(client) ~= "table" or type(client.call) ~= "function" then
     error("klaviyo.tracker.new: expected a client from klaviyo.new", 2)
@@ -185,8 +189,11 @@ local function check_self(self, name)
   end
 end
 
--- Reports a rejected event once per process (a batch retried after a transient failure may
+--- Reports a rejected event once per process (a batch retried after a transient failure may
 -- meet the same bad event again).
+---@param line string the event as spooled (JSON)
+---@param err klaviyo.Error
+---@return nil
 function _M:reject(line, err)
   if self.rejected_lines[line] then return end
   self.rejected_lines[line] = true
@@ -316,6 +323,10 @@ end
 -- answered as a failed attempt; the events it was sending stay in the spool (only an ack
 -- removes them, and an ack follows an accepted answer), and the tracker is ready for the
 -- next attempt.
+---@param all boolean? send every waiting event, not only full batches
+---@return true? ok
+---@return klaviyo.Error? err
+---@return "retry"|"stop"|nil outcome
 function _M:deliver(all)
   -- another delivery is running (nginx: the timer while a request flushes; plain Lua: a
   -- flush from inside on_reject)
@@ -358,6 +369,9 @@ _M.stamp = stamp -- @local (for the specs)
 -- is stored `track` answers its unique_id whatever a delivery it starts meets (`deliver`
 -- never raises; its failures show in `stats` and later answers), so a caller that retries
 -- a failed `track` never stores an event twice.
+---@param ev table the event, as for events:create
+---@return string? unique_id
+---@return klaviyo.Error? err
 function _M:track(ev)
   check_self(self, "track")
   if self.closed then error("tracker:track: the tracker is closed", 2) end
@@ -407,6 +421,9 @@ end
 --- Deliver every spooled event, waiting out back-offs, for at most `timeout` seconds
 -- (default `flush_timeout`). Returns true when the spool is empty, or nil, err (the last
 -- failure, or a timeout; err.pending says how many events wait).
+---@param timeout number? seconds
+---@return true? ok
+---@return klaviyo.Error? err
 function _M:flush(timeout)
   check_self(self, "flush")
   if self.closed then return nil, errors.new("closed", "tracker", "the tracker is closed") end
@@ -444,6 +461,9 @@ end
 --- Flush (for at most `timeout` seconds; 0 skips it), then close the spool. Events not
 -- delivered stay in the spool for the next tracker on it. Safe to call twice.
 -- Returns flush's answer.
+---@param timeout number? seconds for the flush (0 skips it)
+---@return true? ok
+---@return klaviyo.Error? err
 function _M:close(timeout)
   check_self(self, "close")
   if self.closed then return true end
@@ -462,6 +482,7 @@ end
 -- passes cut short by a raised error),
 -- last_error, last_rejected ({unique_id, error}), retry_in (seconds until the next attempt
 -- may run).
+---@return table counters
 function _M:stats()
   check_self(self, "stats")
   local out = {}

@@ -44,10 +44,10 @@ local LIMITS = _M.LIMITS
 _M.IDENTIFIERS = { "id", "email", "phone_number", "external_id" }
 
 --- Build the error table modules return for a local refusal (kind `"refused"`, nothing sent).
--- @tparam string operation the operation that was not sent
--- @tparam string detail what is wrong, in one sentence
--- @tparam[opt] string pointer JSON pointer into the caller's data
--- @treturn table error with the `klaviyo.errors` metatable
+---@param operation string the operation that was not sent
+---@param detail string what is wrong, in one sentence
+---@param pointer string? JSON pointer into the caller's data
+---@return table # error with the `klaviyo.errors` metatable
 function _M.refuse(operation, detail, pointer)
   return errors.new("refused", operation, detail, { code = "invalid", pointer = pointer })
 end
@@ -63,8 +63,8 @@ _M.pointer_token = ptok
 -- Identifiers -------------------------------------------------
 
 --- Is `s` a phone number in E.164 (`+` then 7 to 15 digits, no leading zero)?
--- @tparam string s
--- @treturn boolean
+---@param s string
+---@return boolean
 function _M.is_e164(s)
   if type(s) ~= "string" then return false end
   local digits = match(s, "^%+([1-9]%d+)$")
@@ -73,6 +73,8 @@ end
 
 --- Is `s` shaped like an email address (one `@`, a dot in the domain, no spaces)?
 -- Klaviyo answers 400 for malformed addresses; this catches the obvious ones locally.
+---@param s string
+---@return boolean
 function _M.is_email(s)
   if type(s) ~= "string" then return false end
   return #s <= 254 and match(s, "^[^@%s]+@[^@%s%.][^@%s]*%.[^@%s%.][^@%s]*$") ~= nil and
@@ -81,9 +83,12 @@ end
 
 --- Check a profile reference used by events and subscriptions: at least one identifier,
 -- each well formed.
--- @tparam table p profile fields (`id`, `email`, `phone_number`, `external_id`, ...)
--- @tparam[opt=""] string at JSON pointer prefix for messages
+---@param p table profile fields (`id`, `email`, `phone_number`, `external_id`, ...)
+---@param at string? JSON pointer prefix for messages
 -- @return true, or nil, message, pointer
+---@return true|nil ok
+---@return string? message
+---@return string? pointer
 function _M.profile_identity(p, at)
   at = at or ""
   if type(p) ~= "table" then
@@ -115,8 +120,10 @@ function _M.profile_identity(p, at)
 end
 
 --- Check a lookup key: exactly one of the identifiers and nothing else.
--- @tparam table q e.g. `{email = "a@b.com"}`
+---@param q table e.g. `{email = "a@b.com"}`
 -- @return the identifier name and value, or nil, message
+---@return string|nil name
+---@return any value_or_message
 function _M.lookup(q)
   local key, n = nil, 0
   for i = 1, #_M.IDENTIFIERS do
@@ -189,8 +196,8 @@ end
 --- Parse a time given as epoch seconds, an ISO 8601 string or an `os.date("!*t")` table.
 -- ISO forms: `2026-11-26`, `2026-11-26T10:00:00Z`, `...T10:00:00.123+02:00`, `...T10:00`.
 -- A string without an offset is taken as UTC.
--- @param t number | string | table
--- @treturn number epoch seconds (may have a fraction), or nil, message
+---@param t number|string|osdate
+---@return number # epoch seconds (may have a fraction), or nil, message
 function _M.parse_time(t)
   local ty = type(t)
   if ty == "number" then
@@ -236,8 +243,8 @@ end
 
 --- Format epoch seconds as ISO 8601 UTC, `2026-11-26T10:00:00+00:00` (milliseconds kept when
 -- the time has a fraction).
--- @tparam number t epoch seconds
--- @treturn string
+---@param t number epoch seconds
+---@return string
 function _M.iso(t)
   local whole = floor(t)
   local ms = floor((t - whole) * 1000 + 0.5)
@@ -255,9 +262,11 @@ _M.MIN_EVENT_TIME = 631152000 -- 1990-01-01T00:00:00Z
 _M.MAX_AHEAD = 365 * 86400    -- at most a year ahead of now
 
 --- Check an event time is within Klaviyo's window (after 1990, at most a year ahead).
--- @param t time in any form `parse_time` reads
--- @tparam[opt] number now epoch seconds (defaults to os.time())
+---@param t number|string|osdate time in any form `parse_time` reads
+---@param now number? epoch seconds (defaults to os.time())
 -- @return epoch seconds, or nil, message
+---@return number|nil seconds
+---@return string? message
 function _M.event_time(t, now)
   local e, msg = _M.parse_time(t)
   if not e then return nil, msg end
@@ -280,8 +289,8 @@ local measure = require("klaviyo.core").measure
 
 --- Is s well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above
 -- U+10FFFF), as the JSON encoder requires? Runs of ASCII are skipped with one search each.
--- @tparam string s
--- @treturn boolean
+---@param s string
+---@return boolean
 function _M.utf8(s)
   local i, n = find(s, "[\128-\255]"), #s
   while i do
@@ -328,10 +337,10 @@ local REFUSED = {
 
 --- Check that a Lua value can be sent as JSON (no cycles, NaN, infinities, functions, mixed
 -- or sparse tables, invalid UTF-8) and is within the limits, and measure its encoded size.
--- @param v the value
--- @tparam[opt] table lim `{string_bytes=, array_items=, depth=}` (nil fields are unlimited)
--- @tparam[opt=""] string at JSON pointer of `v` for messages
--- @treturn number encoded size in bytes, or nil, message, pointer
+---@param v any the value
+---@param lim table? `{string_bytes=, array_items=, depth=}` (nil fields are unlimited)
+---@param at string? JSON pointer of `v` for messages
+---@return number # encoded size in bytes, or nil, message, pointer
 function _M.value(v, lim, at)
   lim = lim or {}
   local max_str, max_items = lim.string_bytes, lim.array_items
@@ -349,9 +358,9 @@ local value = _M.value
 
 --- Check an event's `properties` against Klaviyo's ingestion limits (at most 400 keys, strings
 -- at most 100 KB, arrays at most 4000 items, 10 levels) and encodability.
--- @tparam table props
--- @tparam[opt="/properties"] string at pointer prefix
--- @treturn number encoded size, or nil, message, pointer
+---@param props table
+---@param at string? pointer prefix
+---@return number # encoded size, or nil, message, pointer
 function _M.properties(props, at)
   at = at or "/properties"
   if type(props) ~= "table" then return nil, "properties must be a table", at end
@@ -370,10 +379,13 @@ end
 
 --- Check the profile of an event: `profile_identity`, then its attributes as `value` checks
 -- them under the ingestion limits.
--- @tparam table p flat profile (`email`, `phone_number`, `id`, `external_id`, attributes)
--- @tparam[opt=""] string at JSON pointer of the event (messages point into `at/profile`)
+---@param p table flat profile (`email`, `phone_number`, `id`, `external_id`, attributes)
+---@param at string? JSON pointer of the event (messages point into `at/profile`)
 -- @return attributes (p itself when it holds nothing but attributes and identifiers, or a new
 --   table without id, type and "_" names), their encoded size; or nil, message, pointer
+---@return table|nil attributes
+---@return number|string size_or_message
+---@return string? pointer
 function _M.event_profile(p, at)
   at = (at or "") .. "/profile"
   local ok, msg, ptr = _M.profile_identity(p, at)
@@ -401,11 +413,11 @@ end
 _M.uuid = require("klaviyo.core").uuid
 
 --- Split items into chunks of at most `max_count` items and `max_bytes` bytes.
--- @tparam table items array
--- @tparam number max_count
--- @tparam[opt] number max_bytes budget per chunk for the items' sizes
--- @tparam[opt] table sizes `sizes[i]` = size of `items[i]` (required with max_bytes)
--- @treturn table array of arrays; or nil, message, index when one item alone is too big
+---@param items table array
+---@param max_count number
+---@param max_bytes number? budget per chunk for the items' sizes
+---@param sizes table? `sizes[i]` = size of `items[i]` (required with max_bytes)
+---@return table # array of arrays; or nil, message, index when one item alone is too big
 function _M.chunk(items, max_count, max_bytes, sizes)
   local chunks, cur, bytes = {}, {}, 0
   for i = 1, #items do
@@ -425,12 +437,13 @@ function _M.chunk(items, max_count, max_bytes, sizes)
 end
 
 --- Raise a programmer error (wrong argument type) at the caller's caller.
--- @param cond raise when false or nil
--- @tparam string fname function name, e.g. "events:create"
--- @tparam number n argument position
--- @tparam string expected type name(s)
--- @param got the value
--- @tparam[opt=3] number level error level (3: the caller of the function that called this)
+---@param cond any raise when false or nil
+---@param fname string function name, e.g. "events:create"
+---@param n number argument position
+---@param expected string type name(s)
+---@param got any the value
+---@param level number? error level (3: the caller of the function that called this)
+---@return nil
 function _M.argcheck(cond, fname, n, expected, got, level)
   if not cond then
     error(format("bad argument #%d to '%s' (%s expected, got %s)", n, fname, expected,
@@ -439,10 +452,11 @@ function _M.argcheck(cond, fname, n, expected, got, level)
 end
 
 --- Raise on option names a function does not know (a typo would otherwise be ignored).
--- @tparam table t the options given
--- @tparam table known set of names
--- @tparam string fname
--- @tparam[opt=3] number level error level (3: the caller of the function that called this)
+---@param t table the options given
+---@param known table set of names
+---@param fname string
+---@param level number? error level (3: the caller of the function that called this)
+---@return nil
 function _M.known(t, known, fname, level)
   for k in pairs(t) do
     if not known[k] then
@@ -456,9 +470,10 @@ function _M.known(t, known, fname, level)
 end
 
 --- Raise unless `self` is an object of the module (a method called with `.` instead of `:`).
--- @param self the first argument received
--- @tparam table mt the module's object metatable
--- @tparam string name e.g. "events:create"
+---@param self table the first argument received
+---@param mt table the module's object metatable
+---@param name string e.g. "events:create"
+---@return nil
 function _M.self(self, mt, name)
   if getmetatable(self) ~= mt then
     error(format("%s: call it as a method (with ':'), e.g. client.%s", name, name), 3)
@@ -466,6 +481,8 @@ function _M.self(self, mt, name)
 end
 
 --- Return a set from a list of names.
+---@param list string[] the names
+---@return table<string, true>
 function _M.set(list)
   local s = {}
   for i = 1, #list do s[list[i]] = true end

@@ -1,4 +1,4 @@
--- klaviyo.webhooks: verifies Klaviyo's system webhook deliveries.
+--- klaviyo.webhooks: verifies Klaviyo's system webhook deliveries.
 --   local payload, err = webhooks.verify(secret, headers, raw_body, {tolerance = 300, now = t})
 --   local payload = webhooks.ngx_verify(secret, opts)   -- inside nginx: answers 400/401 itself
 -- A delivery is genuine when Klaviyo-Signature is the hex HMAC-SHA256, keyed by the webhook's
@@ -7,6 +7,7 @@
 -- it is for this webhook when Klaviyo-Webhook-Id equals the body's meta.klaviyo_webhook_id.
 -- The signature is checked over the bytes received (never a re-encoded body) and compared in
 -- constant time. Errors name the check that failed and never hold the secret.
+-- @module klaviyo.webhooks
 local core = require "klaviyo.core"
 local errors = require "klaviyo.errors"
 local cjson = require("cjson.safe").new()
@@ -72,6 +73,8 @@ end
 
 --- Seconds since the epoch of an IMF-fixdate ("Tue, 14 Apr 2026 03:50:12 GMT"), or nil when
 -- the text is not exactly one (wrong form, impossible date, weekday not the date's).
+---@param s string
+---@return number? seconds
 function _M.parse_imf_fixdate(s)
   if type(s) ~= "string" or #s ~= 29 then return nil end
   local wd, d, mon, y, h, mi, se =
@@ -97,6 +100,10 @@ local function hex(raw)
 end
 
 --- The Klaviyo-Signature value for `raw_body` sent with Klaviyo-Timestamp `timestamp`.
+---@param secret string the webhook secret
+---@param raw_body string
+---@param timestamp string the Klaviyo-Timestamp text
+---@return string signature
 function _M.sign(secret, raw_body, timestamp)
   return hex(core.hmac_sha256(secret, raw_body .. timestamp))
 end
@@ -168,6 +175,12 @@ end
 
 --- The decoded delivery, or nil, err (err.kind "webhook", err.code one of the keys of
 -- _M.STATUS, err.header the header at fault). Raises on arguments of the wrong type.
+---@param secret string the webhook secret
+---@param headers table<string, string|string[]> request headers
+---@param raw_body string
+---@param opts {tolerance: number?, now: number?}?
+---@return table? payload
+---@return klaviyo.Error? err
 function _M.verify(secret, headers, raw_body, opts)
   opts = check_args(secret, headers, raw_body, opts, 3)
   return verify(secret, headers, raw_body, opts)
@@ -202,6 +215,9 @@ end
 -- it, and on failure answers the client itself (400, 401 or 413 with a JSON
 -- {"error": code, "detail": ...}) and ends the request. Returns the decoded delivery.
 -- opts: tolerance, now, max_body (default 5 MB).
+---@param secret string the webhook secret
+---@param opts {tolerance: number?, now: number?, max_body: integer?}?
+---@return table payload
 function _M.ngx_verify(secret, opts)
   if not ngx then error("klaviyo.webhooks.ngx_verify runs inside nginx only", 2) end
   opts = check_args(secret, {}, "", opts, 3, true)

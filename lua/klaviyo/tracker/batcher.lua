@@ -29,6 +29,10 @@ local PREFIX, SUFFIX = layout.PREFIX, layout.SUFFIX
 _M.ENVELOPE = #PREFIX + #SUFFIX
 
 --- The request body for lines[i..j].
+---@param lines string[] spooled events (JSON)
+---@param i integer
+---@param j integer
+---@return string body
 function _M.body(lines, i, j)
   return PREFIX .. concat(lines, ",", i, j) .. SUFFIX
 end
@@ -60,6 +64,8 @@ local function range_body(src, i, j)
 end
 
 --- The 0-based entry index an error pointer names, or nil.
+---@param pointer string? a JSON pointer
+---@return integer?
 function _M.entry_index(pointer)
   if type(pointer) ~= "string" then return nil end
   local n = match(pointer, "^/data/attributes/events%-bulk%-create/data/(%d+)")
@@ -68,6 +74,8 @@ end
 
 --- What an error means: "reject" (the sent events are bad), "retry" (send again later),
 -- "stop" (configuration: keep the events, report).
+---@param err klaviyo.Error
+---@return "reject"|"retry"|"stop"
 function _M.classify(err)
   local st = err and err.status
   if st == nil then
@@ -81,6 +89,8 @@ end
 
 --- `v` as text for stats and messages, without raising: an error value whose __tostring
 -- raises (or gives no string) is named by its type instead.
+---@param v any
+---@return string
 function _M.text(v)
   local ok, s = pcall(tostring, v)
   if ok and type(s) == "string" then return s end
@@ -104,6 +114,11 @@ end
 -- Retry-After, plus a little that doubles while 429s repeat (Retry-After counts whole seconds
 -- and may be rounded down, even to 0), so the next window is used from its start. Otherwise
 -- full jitter over base * 2^(n-1), capped, and never before a Retry-After.
+---@param err klaviyo.Error
+---@param n integer attempt number, 1-based
+---@param base number seconds
+---@param cap number seconds
+---@return number seconds
 function _M.backoff(err, n, base, cap)
   local ra = retry_after(err)
   if type(err) == "table" and err.status == 429 then
@@ -184,6 +199,14 @@ end
 -- true, or false, outcome ("retry"|"stop"), err; plus the source: `lines_of(source)` gives
 -- the records. `answer`: the body was sent already and failed with this error (see
 -- `send_many`): it is judged as if this call had sent it.
+---@param t klaviyo.Tracker
+---@param body string
+---@param count integer
+---@param read_lines fun(): string[]
+---@param answer klaviyo.Error?
+---@return boolean ok
+---@return "retry"|"stop"|nil outcome
+---@return klaviyo.Error? err
 function _M.deliver_body(t, body, count, read_lines, answer)
   local src = { body = body, count = count, read_lines = read_lines }
   local ok, what, err = send_range(t, src, 1, count, answer)
@@ -193,6 +216,9 @@ end
 --- Send several bodies at once (client:batch: libcurl's multi interface, through the
 -- client's limiter and retry rules), so one job is on its way while the server works on
 -- another. Returns a list: true for an accepted body, else its error.
+---@param t klaviyo.Tracker
+---@param bodies string[]
+---@return (true|klaviyo.Error)[]
 function _M.send_many(t, bodies)
   local reqs = {}
   for k = 1, #bodies do reqs[k] = { "bulk_create_events", { body = bodies[k] }, IDEMPOTENT } end

@@ -172,6 +172,10 @@ local TRAILER = #core.spool_trailer("") -- bytes a record line adds after its JS
 
 --- Open (or create) the spool at `path`. opts: `sync` ("always"|"batch"|"none").
 -- Returns the spool or nil, message.
+---@param path string
+---@param opts {sync: "always"|"batch"|"none"}?
+---@return table? spool
+---@return string? message
 function _M.open(path, opts)
   local sync = opts and opts.sync or "batch"
   local lk, lerr = spool_lock(path)
@@ -205,6 +209,9 @@ function _M.open(path, opts)
   return self
 end
 
+--- Close the spool's writer, if open, and open a new one on the same path.
+---@return true|nil ok
+---@return string? err
 function _M:reopen()
   if self.w then self.w:close() self.w = nil end
   local w, err = spool_writer(self.path)
@@ -227,6 +234,9 @@ local function appended(self, len)
 end
 
 --- Append one record (its JSON text, one line); written to the kernel before returning.
+---@param json string one record
+---@return true? ok
+---@return string? message
 function _M:append(json)
   local w = self.w
   if not w then return nil, "the spool is not open" end
@@ -244,6 +254,10 @@ end
 -- encoded as JSON; nil, message for a spool failure.
 -- `append_encoded` writes it; anything that may reopen the spool (compaction) in between
 -- drops it.
+---@param ... any the template, then the values
+---@return integer? length
+---@return string? message
+---@return boolean? encoding_failed
 function _M:encode(...)
   local w = self.w
   if not w then return nil, "the spool is not open" end
@@ -254,6 +268,8 @@ function _M:encode(...)
 end
 
 --- Append the record `encode` made; written to the kernel before returning.
+---@return true? ok
+---@return string? message
 function _M:append_encoded()
   local len = self.encoded
   if not len then return nil, "no record encoded" end
@@ -267,6 +283,9 @@ end
 -- `records_only`: only when records were appended since the last fsync (before a batch: the
 -- acks written after each batch need no fsync of their own, and one per batch was a
 -- visible part of the delivery's cost).
+---@param records_only boolean?
+---@return true? ok
+---@return string? message
 function _M:sync_now(records_only)
   if self.sync == "none" or not self.dirty or not self.w then return true end
   if records_only and not self.records_dirty then return true end
@@ -294,6 +313,12 @@ end
 -- `max_bytes` bytes of their JSON texts (one record always). Returns their JSON texts (an
 -- array of strings), offsets (start of each line), and the offset just past the last record
 -- taken. Damaged lines are passed over.
+---@param max_count integer
+---@param max_bytes integer
+---@param from integer? offset (default head)
+---@return string[] records
+---@return integer[] offsets
+---@return integer endpos
 function _M:read(max_count, max_bytes, from)
   from = from or self.head
   local r, err = reader(self)
@@ -320,6 +345,14 @@ end
 -- body, count, endpos (the offset just past the last record taken); nil, message. `from`:
 -- start there instead of at head (the next batch while one is on its way). Damaged lines met
 -- for the first time are counted (`corrupt`) and left for compaction to move aside.
+---@param max_count integer
+---@param max_bytes integer
+---@param prefix string
+---@param suffix string
+---@param from integer? offset (default head)
+---@return string? body
+---@return integer|string count_or_message
+---@return integer? endpos
 function _M:read_body(max_count, max_bytes, prefix, suffix, from)
   local w = self.w
   if not w then return nil, "the spool is not open" end
@@ -335,6 +368,10 @@ function _M:read_body(max_count, max_bytes, prefix, suffix, from)
 end
 
 --- Mark everything before `offset` done (an "#ack" record), `count` records fewer pending.
+---@param offset integer
+---@param count integer
+---@return true? ok
+---@return string? message
 function _M:ack(offset, count)
   local w = self.w
   if not w then return nil, "the spool is not open" end
@@ -355,6 +392,7 @@ function _M:ack(offset, count)
 end
 
 --- Bytes taken by acknowledged records (what compaction would free).
+---@return integer
 function _M:dead_bytes() return self.head - #HEADER end
 
 -- Nothing live: the file is cut to a header in place (no room needed; a crash in between
@@ -424,6 +462,8 @@ end
 
 --- Compact the spool: keep only the records at or after head, move damaged lines aside
 -- (see the module comment). Returns true, or nil, message (the spool is as it was).
+---@return true? ok
+---@return string? message
 function _M:compact()
   if self.pending == 0 and self.damaged == 0 and not self.v1 and not live_after_head(self) then
     return cut(self)
@@ -462,6 +502,7 @@ function _M:compact()
 end
 
 --- Close the files and release the lock; safe to call twice.
+---@return nil
 function _M:release()
   if self.w then
     self:sync_now()

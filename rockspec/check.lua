@@ -103,6 +103,19 @@ if ok then
     if rc then rc:close() end
   end
 end
+-- The `klaviyo` command the rock installs into TREE/bin runs on this interpreter's tree and
+-- describes an operation from the installed operation table.
+local cmd = tree .. "/bin/klaviyo"
+local f = io.open(cmd, "r")
+check("bin/klaviyo installed", f ~= nil, cmd)
+if f then
+  f:close()
+  local p = io.popen(cmd .. " describe create_event 2>&1; echo \"exit=$?\"")
+  local out = p:read("*a")
+  p:close()
+  check("klaviyo describe create_event",
+    out:find("POST /api/events", 1, true) and out:find("exit=0", 1, true), out)
+end
 if started then sh_ok(launcher .. " stop --port " .. started .. " >/dev/null 2>&1") end
 print(("%d passed, %d failed"):format(passed, failed))
 os.exit(failed == 0 and 0 or 1)

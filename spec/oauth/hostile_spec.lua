@@ -1,0 +1,124 @@
+-- OAuth token calls go through the library's own request path: against a hostile loopback
+-- server (spec/hostile/server.lua) they fail within the timeout with the transport's error
+-- kind, and a server that echoes the app's secret does not put it in the error.
+local S = require "hostile.support"
+local oauth = require "klaviyo.oauth"
+local klaviyo = require "klaviyo"
+local socket = require "socket"
+
+local SECRET = "cs_hostile_secret_0123456789"
+
+local function case(name)
+  for _, c in ipairs(S.catalogue) do if c.name == name then return c end end
+  error("no hostile case " .. name)
+end
+
+local function creds(url, extra)
+  local o = { client_id = "cid_hostile", client_secret = SECRET, base_url = url,
+              refresh_token = "rt_hostile" }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return o
+end
+
+-- Every string reachable from an error, headers and body included.
+local function texts(v, out, seen)
+  out, seen = out or {}, seen or {}
+  if type(v) == "string" then out[#out + 1] = v
+  elseif type(v) == "table" and not seen[v] then
+    seen[v] = true
+    for k, x in pairs(v) do texts(k, out, seen); texts(x, out, seen) end
+    local ok, s = pcall(tostring, v)
+    if ok then out[#out + 1] = s end
+  end
+  return out
+end
+
+describe("klaviyo.oauth token calls against a hostile server", function()
+  local url
+  setup(function() url = S.start() end)
+  teardown(function() S.stop() end)
+
+  it("a body over the core's cap fails as a transport error, not read whole", function()
+    S.play(case("body over the cap with Content-Length"))
+    local t0 = socket.gettime()
+    local t, err = oauth.refresh(creds(url, { timeout = 10 }))
+    assert.is_nil(t)
+    assert.equal("transport", err.kind)
+    assert.equal("response_too_large", err.code)
+    assert.equal("oauth_refresh", err.operation)
+    assert.is_true(socket.gettime() - t0 < 10, "within the timeout")
+  end)
+
+  it("a body dripped past the timeout fails within the timeout", function()
+    S.play(case("body dripped past the timeout"))
+    local t0 = socket.gettime()
+    local t, err = oauth.refresh(creds(url, { timeout = 1 }))
+    assert.is_nil(t)
+    assert.equal("transport", err.kind)
+    assert.equal("timeout", err.code)
+    assert.is_true(socket.gettime() - t0 < 3, "within the timeout")
+  end)
+
+  it("a client's refresh goes through its own core: its timeout and error kinds", function()
+    S.play(case("body dripped past the timeout"))
+    local store = oauth.stores.memory { access_token = "at_old", refresh_token = "rt_hostile",
+                                        expires_at = 0 }
+    local c = assert(klaviyo.new { base_url = url, timeout = 1, limiter = false,
+      oauth = { client_id = "cid_hostile", client_secret = SECRET, tokens = store } })
+    local t0 = socket.gettime()
+    local ok, err = c:call("get_profiles", {})
+    assert.is_nil(ok)
+    assert.equal("transport", err.kind)
+    assert.equal("timeout", err.code)
+    assert.equal("oauth_refresh", err.operation)
+    assert.is_true(socket.gettime() - t0 < 3, "within the client's timeout")
+    c:close()
+  end)
+end)
+
+describe("klaviyo.oauth and a server that echoes the app's secret", function()
+  local port, portfile
+  setup(function()
+    portfile = os.tmpname()
+    os.remove(portfile)
+    assert(os.execute(string.format("%s %s/spec/oauth/echo_server.lua %s %s >/dev/null 2>&1 &",
+      S.interpreter(), S.root, portfile, SECRET)))
+    for _ = 1, 500 do
+      local f = io.open(portfile)
+      if f then port = tonumber(f:read("*l")); f:close(); break end
+      socket.sleep(0.01)
+    end
+    assert(port, "the echo server did not start")
+  end)
+  teardown(function()
+    local s = socket.tcp()
+    if s:connect("127.0.0.1", port) then
+      s:send("POST /quit HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
+      s:receive("*a")
+    end
+    s:close()
+    os.remove(portfile)
+  end)
+
+  it("no error holds the client secret, plain or in the Basic credential", function()
+    local url = "http://127.0.0.1:" .. port
+    local basic = require("mime").b64("cid_hostile:" .. SECRET)
+    local calls = {
+      function() return oauth.refresh(creds(url)) end,
+      function() return oauth.exchange(creds(url, { code = "c", verifier = "v", redirect_uri = "https://x/cb" })) end,
+      function() return oauth.revoke(creds(url, { token = "t" })) end,
+    }
+    for i, call in ipairs(calls) do
+      local r, err = call()
+      assert.is_nil(r, "call " .. i)
+      assert.equal("oauth", err.kind)
+      assert.equal(401, err.status)
+      assert.equal("invalid_client", err.code)
+      assert.truthy(err.detail:find("[redacted]", 1, true), err.detail)   -- the echo came back
+      for _, s in ipairs(texts(err)) do
+        assert.is_nil(s:find(SECRET, 1, true), s)
+        assert.is_nil(s:find(basic, 1, true), s)
+      end
+    end
+  end)
+end)

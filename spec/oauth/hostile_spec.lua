@@ -105,7 +105,9 @@ describe("klaviyo.oauth and a server that echoes the app's secret", function()
     local basic = require("mime").b64("cid_hostile:" .. SECRET)
     local calls = {
       function() return oauth.refresh(creds(url)) end,
-      function() return oauth.exchange(creds(url, { code = "c", verifier = "v", redirect_uri = "https://x/cb" })) end,
+      function()
+        return oauth.exchange(creds(url, { code = "c", verifier = "v", redirect_uri = "https://x/cb" }))
+      end,
       function() return oauth.revoke(creds(url, { token = "t" })) end,
     }
     for i, call in ipairs(calls) do

@@ -117,7 +117,7 @@ end
 local function post(o, path, form, op)
   local cred = basic(o)
   local c, t, own = sender(o)
-  if not c then return nil, errors.new("refused", op, tostring(t and t.message or t)) end
+  if not c then return nil, errors.wrap(t, op) end
   local req = { operation = op, method = "POST", path = path, auth = "client", safe = false,
     headers = { { "Authorization", cred }, { "Content-Type", "application/x-www-form-urlencoded" },
                 { "Accept", "application/json" } }, body = form }
@@ -127,7 +127,7 @@ local function post(o, path, form, op)
   local status, body
   if res then status, body = res.status, res.body
   elseif err.kind == "http" and err.status then status, body = err.status, err.body or ""
-  else return nil, redact(err, o, cred) end
+  else return nil, redact(errors.wrap(err, op), o, cred) end
   if body == "" then return status, {} end
   local ok, doc = pcall(cjson.decode, body)
   if not ok or type(doc) ~= "table" then

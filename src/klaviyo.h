@@ -56,6 +56,8 @@ extern "C" {
 /* Which credential a request uses. */
 #define KL_AUTH_PRIVATE 0 /* Authorization: Klaviyo-API-Key (or Bearer when a token is set); paths under /api/ only */
 #define KL_AUTH_PUBLIC 1  /* company_id=<public key> in the query; paths under /client/ only */
+#define KL_AUTH_CLIENT                                                                                                 \
+    2 /* the request's own Authorization header (an OAuth app's Basic credential); no key or token; paths under /oauth/ only */
 
 struct kl_attempt;
 struct kl_header;
@@ -151,7 +153,7 @@ typedef struct kl_request {
     size_t n_headers;
     const char *body; /* bytes, already encoded JSON, or NULL */
     size_t body_len;
-    int auth;             /* KL_AUTH_PRIVATE or KL_AUTH_PUBLIC */
+    int auth;             /* KL_AUTH_PRIVATE, KL_AUTH_PUBLIC or KL_AUTH_CLIENT */
     const char *revision; /* per-call override or NULL */
     /* the operation's rate limits (requests per 1 s, 60 s, 86400 s; 0: no such window);
      * all 0: the request is not rate limited */

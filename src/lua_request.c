@@ -361,7 +361,8 @@ int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, c
             a = field_string(L, k);
             if (strcmp(a, "private") == 0) p->r.auth = KL_AUTH_PRIVATE;
             else if (strcmp(a, "public") == 0) p->r.auth = KL_AUTH_PUBLIC;
-            else luaL_error(L, "klaviyo.core: request field auth must be \"private\" or \"public\"");
+            else if (strcmp(a, "client") == 0) p->r.auth = KL_AUTH_CLIENT;
+            else luaL_error(L, "klaviyo.core: request field auth must be \"private\", \"public\" or \"client\"");
             break;
         }
         case 'r':

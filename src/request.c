@@ -141,14 +141,14 @@ int kl_build_request(kl_client *c, const kl_request *r) {
     hoff ho[KL_MAX_BUILT_HEADERS];
     char first[KL_SEG_MAX];
     size_t nh = 0, i, plen = strlen(p->base.path);
-    int has_q, rc, shown, own_ctype = 0;
+    int has_q, rc, shown, own_ctype = 0, own_accept = 0, own_auth = 0;
     kl_url full;
 
     if (!r) return kl_fail(c, KL_ERR_USAGE, "invalid_request", NULL, "no request given");
     if (!r->method || !method_ok(r->method))
         return kl_fail(c, KL_ERR_USAGE, "invalid_method", op, "method must be GET, POST, PATCH, PUT or DELETE");
-    if (r->auth != KL_AUTH_PRIVATE && r->auth != KL_AUTH_PUBLIC)
-        return kl_fail(c, KL_ERR_USAGE, "invalid_auth", op, "auth must be private or public");
+    if (r->auth != KL_AUTH_PRIVATE && r->auth != KL_AUTH_PUBLIC && r->auth != KL_AUTH_CLIENT)
+        return kl_fail(c, KL_ERR_USAGE, "invalid_auth", op, "auth must be private, public or client");
     if ((r->path == NULL) == (r->url == NULL))
         return kl_fail(c, KL_ERR_USAGE, "invalid_request", op, "give exactly one of path and url");
     if (r->body == NULL && r->body_len) return kl_fail(c, KL_ERR_USAGE, "invalid_request", op, "body_len without body");
@@ -207,6 +207,19 @@ int kl_build_request(kl_client *c, const kl_request *r) {
             return kl_fail(
                 c, KL_ERR_REFUSED, "insecure_transport", op,
                 "a private key or access token is never sent over plain http:// to a host that is not loopback");
+    } else if (r->auth == KL_AUTH_CLIENT) {
+        /* an OAuth app's own credential (client id and secret) goes to the OAuth endpoints
+         * only, never over plain http to a remote host; the request carries it */
+        if (strcmp(first, "oauth") != 0)
+            return kl_fail(c, KL_ERR_REFUSED, "client_auth_not_oauth", op,
+                           "auth=client is for paths under /oauth/ only: %.*s", shown, api_path);
+        for (i = 0; i < r->n_headers && !own_auth; i++)
+            own_auth = r->headers[i].name && strcasecmp(r->headers[i].name, "Authorization") == 0;
+        if (!own_auth)
+            return kl_fail(c, KL_ERR_REFUSED, "missing_credential", op, "auth=client needs an Authorization header");
+        if (p->plain_remote)
+            return kl_fail(c, KL_ERR_REFUSED, "insecure_transport", op,
+                           "an OAuth client secret is never sent over plain http:// to a host that is not loopback");
     } else {
         if (strcmp(first, "api") == 0)
             return kl_fail(c, KL_ERR_REFUSED, "public_key_to_api", op,
@@ -257,12 +270,17 @@ int kl_build_request(kl_client *c, const kl_request *r) {
         goto headers_done;
     p->req.hs_valid = 0;
     kl_buf_reset(&p->req.hstore);
-    /* a body is JSON:API unless the request names its own Content-Type (a multipart upload) */
-    for (i = 0; i < r->n_headers && !own_ctype; i++)
-        own_ctype = r->headers[i].name && strcasecmp(r->headers[i].name, "Content-Type") == 0;
-    if ((rc = add_header(c, ho, &nh, "Accept", "application/vnd.api+json", op)) ||
+    /* a body is JSON:API unless the request names its own Content-Type (a multipart upload, an
+     * OAuth form), and so is the answer unless it names its own Accept; the OAuth endpoints
+     * are not versioned: no revision goes to them */
+    for (i = 0; i < r->n_headers; i++) {
+        if (!r->headers[i].name) continue;
+        own_ctype |= strcasecmp(r->headers[i].name, "Content-Type") == 0;
+        own_accept |= strcasecmp(r->headers[i].name, "Accept") == 0;
+    }
+    if ((!own_accept && (rc = add_header(c, ho, &nh, "Accept", "application/vnd.api+json", op))) ||
         (r->body && !own_ctype && (rc = add_header(c, ho, &nh, "Content-Type", "application/vnd.api+json", op))) ||
-        (rc = add_header(c, ho, &nh, "revision", rev, op)) ||
+        (r->auth != KL_AUTH_CLIENT && (rc = add_header(c, ho, &nh, "revision", rev, op))) ||
         (rc = add_header(c, ho, &nh, "User-Agent", p->user_agent, op)))
         return rc;
     if (r->auth == KL_AUTH_PRIVATE) {
@@ -292,6 +310,11 @@ int kl_build_request(kl_client *c, const kl_request *r) {
             if ((*s < 0x20 && *s != '\t') || *s == 0x7f)
                 return kl_fail(c, KL_ERR_USAGE, "invalid_header", op, "header %s holds a CR, LF or control character",
                                h->name);
+        if (r->auth == KL_AUTH_CLIENT && strcasecmp(h->name, "Authorization") == 0) {
+            /* the OAuth app's credential, under the name the observer redacts */
+            if ((rc = add_header(c, ho, &nh, "Authorization", h->value, op))) return rc;
+            continue;
+        }
         for (k = 0; reserved_headers[k]; k++)
             if (strcasecmp(h->name, reserved_headers[k]) == 0)
                 return kl_fail(c, KL_ERR_USAGE, "invalid_header", op, "header %s is set by the client itself", h->name);

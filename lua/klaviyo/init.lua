@@ -266,6 +266,7 @@ function _M.new(opts)
   end
   local c, err = core.new(copts)
   if not c then return nil, wrap(err, "new") end
+  if mgr then mgr:attach(c, transport) end   -- its token calls go through this client
   -- false, not nil, for what is absent: a nil field would be looked up through __index
   return setmetatable({ core = c, refresh = opts.refresh or false, oauth_manager = mgr,
                         transport = transport or false,

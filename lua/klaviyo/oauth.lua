@@ -6,10 +6,10 @@
 -- @module klaviyo.oauth
 local core = require "klaviyo.core"
 local errors = require "klaviyo.errors"
-local http = require "klaviyo.oauth.http"
+local cjson = require("cjson").new()
 
 local type, tostring, error, format, floor = type, tostring, error, string.format, math.floor
-local concat, byte = table.concat, string.byte
+local concat, byte, pairs, pcall, find = table.concat, string.byte, pairs, pcall, string.find
 local ngx = rawget(_G, "ngx")
 
 local _M = {}
@@ -86,19 +86,76 @@ local function basic(o)
   return "Basic " .. b64(o.client_id .. ":" .. o.client_secret)
 end
 
+-- Every text of an error with the app's secret (as given, and inside the Basic credential)
+-- replaced: a server that echoes it does not put it in a log.
+local function redact(err, o, cred)
+  for k, v in pairs(err) do
+    if type(v) == "string" then
+      for _, secret in ipairs({ o.client_secret, cred }) do
+        local i, j = find(v, secret, 1, true)
+        while i do
+          v = v:sub(1, i - 1) .. "[redacted]" .. v:sub(j + 1)
+          i, j = find(v, secret, i + 10, true)
+        end
+      end
+      err[k] = v
+    end
+  end
+  return err
+end
+
+-- The core client and transport a token call goes through: a client's own (o.core,
+-- o.transport, from its manager), else one made for this call at o.base_url, with the nginx
+-- cosocket transport where this phase has cosockets.
+local function sender(o)
+  if o.core then return o.core, o.transport, false end
+  local c, err = core.new { base_url = o.base_url or BASE, timeout = o.timeout }
+  if not c then return nil, err end
+  local ngx_transport = ngx and require "klaviyo.transport.ngx"
+  if ngx_transport and ngx_transport.can_send() then
+    return c, ngx_transport.new { timeout = o.timeout }, true
+  end
+  return c, false, true
+end
+
+-- One form-encoded POST to an OAuth endpoint through the library's request path (its
+-- transports' limits, deadline and error kinds): status, doc (decoded JSON, {} when empty)
+-- | nil, err. The request carries the app's Basic credential (auth "client"): no key, no token.
+local function post(o, path, form, op)
+  local cred = basic(o)
+  local c, t, own = sender(o)
+  if not c then return nil, errors.wrap(t, op) end
+  local req = { operation = op, method = "POST", path = path, auth = "client", safe = false,
+    headers = { { "Authorization", cred }, { "Content-Type", "application/x-www-form-urlencoded" },
+                { "Accept", "application/json" } }, body = form }
+  local res, err
+  if t then res, err = t:request(c, req, op) else res, err = c:request(req) end
+  if own then c:close() end
+  local status, body
+  if res then status, body = res.status, res.body
+  elseif err.kind == "http" and err.status then status, body = err.status, err.body or ""
+  else return nil, redact(errors.wrap(err, op), o, cred) end
+  if body == "" then return status, {} end
+  local ok, doc = pcall(cjson.decode, body)
+  if not ok or type(doc) ~= "table" then
+    return nil, redact(errors.new("decode", op, "the OAuth endpoint did not answer JSON",
+                                  { status = status }), o, cred)
+  end
+  return status, doc, cred
+end
+
 -- A POST to /oauth/token: tokens | nil, err. A 400 invalid_grant (revoked, uninstalled, used
 -- or unknown code or refresh token) is kind "oauth_revoked"; others kind "oauth".
 local function token(o, fields, op)
-  local status, doc = http.post(o.base_url or BASE, "/oauth/token", basic(o), concat(fields, "&"),
-                                o.timeout, op)
+  local status, doc, cred = post(o, "/oauth/token", concat(fields, "&"), op)
   if not status then return nil, doc end
   if status == 200 and type(doc.access_token) == "string" then
     return { access_token = doc.access_token, refresh_token = doc.refresh_token,
              expires_at = now() + (tonumber(doc.expires_in) or 3600), scope = doc.scope }
   end
   local kind = doc.error == "invalid_grant" and "oauth_revoked" or "oauth"
-  return nil, errors.new(kind, op, tostring(doc.error_description or doc.error or "no detail"),
-    { status = status, code = doc.error })
+  return nil, redact(errors.new(kind, op, tostring(doc.error_description or doc.error or "no detail"),
+    { status = status, code = doc.error }), o, cred)
 end
 
 --- exchange{client_id, client_secret, code, verifier, redirect_uri, base_url?} -> tokens | nil, err
@@ -131,12 +188,11 @@ end
 ---@return klaviyo.Error? err
 function _M.revoke(o)
   need(o, "token", "revoke")
-  local status, doc = http.post(o.base_url or BASE, "/oauth/revoke", basic(o),
-                                "token=" .. escape(o.token), o.timeout, "oauth_revoke")
+  local status, doc, cred = post(o, "/oauth/revoke", "token=" .. escape(o.token), "oauth_revoke")
   if not status then return nil, doc end
   if status == 200 then return true end
-  return nil, errors.new("oauth", "oauth_revoke", tostring(doc.error_description or doc.error),
-                         { status = status, code = doc.error })
+  return nil, redact(errors.new("oauth", "oauth_revoke", tostring(doc.error_description or doc.error),
+                                { status = status, code = doc.error }), o, cred)
 end
 
 -- Stores: get() -> tokens | nil; set(tokens); lock(seconds) -> true | false; unlock().
@@ -154,9 +210,10 @@ manager.__index = manager
 manager.__tostring = function() return "klaviyo.oauth manager" end
 
 local MANAGER_OPTIONS = { client_id = "string", client_secret = "string", tokens = "table",
-                          margin = "number", lock_timeout = "number", timeout = "number" }
+                          margin = "number", lock_timeout = "number" }
 
---- manager(o, base_url) for klaviyo.new's `oauth` option; raises on misuse.
+--- manager(o, base_url) for klaviyo.new's `oauth` option; raises on misuse. The client gives
+-- it its core client and transport (manager:attach): the token calls go through them.
 ---@param o klaviyo.OAuthOptions
 ---@param base_url string?
 ---@return table manager
@@ -180,7 +237,11 @@ function _M.manager(o, base_url)
   end
   return setmetatable({ store = s, margin = o.margin or 60, lock_timeout = o.lock_timeout or 30,
     creds = { client_id = o.client_id, client_secret = o.client_secret, base_url = base_url or BASE,
-              timeout = o.timeout } }, manager), t.access_token
+              core = false, transport = false } }, manager), t.access_token
+end
+
+function manager:attach(c, transport)
+  self.creds.core, self.creds.transport = c, transport or false
 end
 
 local function usable(t, margin, stale)
@@ -211,7 +272,7 @@ function manager:token(stale)
       end
       local c = self.creds
       local nt, err = _M.refresh { client_id = c.client_id, client_secret = c.client_secret,
-        base_url = c.base_url, timeout = c.timeout, refresh_token = t.refresh_token }
+        base_url = c.base_url, core = c.core, transport = c.transport, refresh_token = t.refresh_token }
       if nt then s:set(nt)
       elseif err.kind == "oauth_revoked" then
         t.revoked = true

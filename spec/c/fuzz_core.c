@@ -73,10 +73,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     case 2: { /* a links.next URL */
         kl_request r;
+        kl_param h = {"Authorization", "Basic aWQ6c2VjcmV0", NULL, 0};
         memset(&r, 0, sizeof r);
         r.method = "GET";
         r.url = buf;
-        r.auth = data[0] & 4 ? KL_AUTH_PUBLIC : KL_AUTH_PRIVATE;
+        r.auth = data[0] & 4 ? KL_AUTH_PUBLIC : data[0] & 8 ? KL_AUTH_CLIENT : KL_AUTH_PRIVATE;
+        if (r.auth == KL_AUTH_CLIENT) {
+            r.headers = &h;
+            r.n_headers = 1;
+        }
         kl_build(c, &r, NULL);
         break;
     }

@@ -415,8 +415,70 @@ static void test_loopback_and_urls(void) {
     CHECK_INT(kl_url_parse("//host/", &u, &why), -1);
 }
 
+/* auth=client: an OAuth endpoint's request carries its own Basic credential, Accept and
+ * Content-Type; no key, token or revision; /oauth/ paths only, never over plain remote http */
+static void test_client_auth(void) {
+    kl_client *c = client("http://127.0.0.1:8787", KEY, NULL, NULL);
+    kl_request r;
+    const kl_built *b;
+    kl_param h[] = {{"authorization", "Basic aWQ6c2VjcmV0", NULL, 0},
+                    {"Content-Type", "application/x-www-form-urlencoded", NULL, 0},
+                    {"Accept", "application/json", NULL, 0}};
+    size_t i;
+    memset(&r, 0, sizeof r);
+    r.method = "POST";
+    r.path = "/oauth/token";
+    r.auth = KL_AUTH_CLIENT;
+    r.body = "grant_type=refresh_token&refresh_token=r";
+    r.body_len = strlen(r.body);
+    r.headers = h;
+    r.n_headers = 3;
+    CHECK_INT(kl_build(c, &r, &b), KL_OK);
+    CHECK_STR(b->url, "http://127.0.0.1:8787/oauth/token");
+    CHECK_STR(header(b, "Authorization"), "Basic aWQ6c2VjcmV0");
+    CHECK_STR(header(b, "Content-Type"), "application/x-www-form-urlencoded");
+    CHECK_STR(header(b, "Accept"), "application/json");
+    CHECK(header(b, "revision") == NULL);
+    for (i = 0; i < b->n_headers; i++) CHECK(strstr(b->headers[i].value, KEY) == NULL);
+    CHECK_INT((int)b->n_headers, 4); /* the three given and User-Agent */
+    /* the app's credential goes to /oauth/ only, however the path is spelled */
+    r.path = "/api/profiles";
+    CHECK_INT(kl_build(c, &r, &b), KL_ERR_REFUSED);
+    CHECK_STR(kl_last_error(c)->code, "client_auth_not_oauth");
+    r.path = NULL;
+    r.url = "http://127.0.0.1:8787//%61pi/x";
+    CHECK_INT(kl_build(c, &r, &b), KL_ERR_REFUSED);
+    CHECK_STR(kl_last_error(c)->code, "client_auth_not_oauth");
+    r.url = NULL;
+    r.path = "/oauthx/token";
+    CHECK_INT(kl_build(c, &r, &b), KL_ERR_REFUSED);
+    CHECK_STR(kl_last_error(c)->code, "client_auth_not_oauth");
+    /* without its Authorization header there is nothing to send */
+    r.path = "/oauth/token";
+    r.headers = h + 1;
+    r.n_headers = 2;
+    CHECK_INT(kl_build(c, &r, &b), KL_ERR_REFUSED);
+    CHECK_STR(kl_last_error(c)->code, "missing_credential");
+    /* the other modes still refuse an Authorization header of the caller's */
+    r.headers = h;
+    r.n_headers = 3;
+    r.auth = KL_AUTH_PRIVATE;
+    CHECK_INT(kl_build(c, &r, &b), KL_ERR_USAGE);
+    r.auth = 3;
+    CHECK_INT(kl_build(c, &r, &b), KL_ERR_USAGE);
+    CHECK_STR(kl_last_error(c)->code, "invalid_auth");
+    kl_free(c);
+    /* a client secret never goes over plain http to a remote host */
+    c = client("http://example.com", NULL, NULL, "AbC123");
+    r.auth = KL_AUTH_CLIENT;
+    CHECK_INT(kl_build(c, &r, &b), KL_ERR_REFUSED);
+    CHECK_STR(kl_last_error(c)->code, "insecure_transport");
+    kl_free(c);
+}
+
 int main(void) {
     test_pct();
+    test_client_auth();
     test_urls();
     test_refusals();
     test_settings();

@@ -366,6 +366,26 @@ describe("klaviyo.core", function()
     assert.same({}, records_since(m))
   end)
 
+  it("auth client: an OAuth endpoint's own Basic credential, Accept and Content-Type, no key", function()
+    local m = mark()
+    local b = assert(c:build { operation = "oauth_token", method = "POST", path = "/oauth/token",
+      auth = "client", body = "grant_type=x", headers = { { "Authorization", "Basic aWQ6cw==" },
+        { "Content-Type", "application/x-www-form-urlencoded" }, { "Accept", "application/json" } } })
+    assert.equal(emu.url .. "/oauth/token", b.url)
+    local names = {}
+    for _, h in ipairs(b.headers) do names[h[1]] = h[2] end
+    assert.equal("Basic aWQ6cw==", names.Authorization)
+    assert.equal("application/x-www-form-urlencoded", names["Content-Type"])
+    assert.equal("application/json", names.Accept)
+    assert.is_nil(names.revision)
+    local _, err = c:build { method = "POST", path = "/api/profiles", auth = "client",
+      headers = { { "Authorization", "Basic aWQ6cw==" } } }
+    assert.equal("client_auth_not_oauth", err.code)
+    assert.has_error(function() c:build { method = "POST", path = "/oauth/token", auth = "basic" } end,
+      'klaviyo.core: request field auth must be "private", "public" or "client"')
+    assert.same({}, records_since(m))
+  end)
+
   it("interprets answers received elsewhere", function()
     local res = assert(c:interpret(200, { ["RateLimit-Limit"] = "10", ["RateLimit-Remaining"] = "9",
       ["RateLimit-Reset"] = "59", ["Set-Cookie"] = { "a=1", "b=2" } }, '{"data":[]}', "get_lists"))

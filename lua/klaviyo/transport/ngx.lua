@@ -51,6 +51,11 @@ function _M.usable()
     type(ngx.socket.tcp) == "function" and type(ngx.get_phase) == "function"
 end
 
+-- Whether this nginx phase has cosockets (a send from elsewhere is refused).
+function _M.can_send()
+  return _M.usable() and COSOCKET_PHASES[ngx.get_phase()] == true
+end
+
 local function phase_check(op_id)
   local phase = ngx.get_phase()
   if not COSOCKET_PHASES[phase] then

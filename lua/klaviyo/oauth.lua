@@ -240,6 +240,11 @@ function _M.manager(o, base_url)
               core = false, transport = false } }, manager), t.access_token
 end
 
+--- manager:attach(c, transport): the client's core client and transport, which the token
+-- calls go through (its timeout, body cap and hooks).
+---@param c userdata the client's klaviyo.core client
+---@param transport table|false|nil the client's nginx transport, if it has one
+---@return nil
 function manager:attach(c, transport)
   self.creds.core, self.creds.transport = c, transport or false
 end

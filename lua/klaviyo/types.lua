@@ -57,7 +57,6 @@
 ---@field tokens klaviyo.OAuthStore where the installation's tokens live (klaviyo.oauth.stores)
 ---@field margin number? refresh this many seconds before expiry (default 60)
 ---@field lock_timeout number? seconds to wait for another refresh (default 30)
----@field timeout number? seconds for a token request
 
 ---@class klaviyo.Options
 ---@field api_key string? private API key (pk_...)

@@ -1,4 +1,4 @@
-# Rate limiter, retry policy and JSON encoder (helper LIMIT): pure functions of their inputs
+# Rate limiter, retry policy and JSON encoder: pure functions of their inputs
 # and a clock, so their tests need no network and no emulator.
 #   make ctest-limiter   C tests under ASan/UBSan, then again under valgrind (a plain build:
 #                        the two do not mix), then the encoder's busted spec on TEST_LUAS,

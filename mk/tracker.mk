@@ -1,4 +1,4 @@
-# The batched, durable event tracker (lua/klaviyo/tracker.lua, issue 7).
+# The batched, durable event tracker (lua/klaviyo/tracker.lua).
 #   make spec-tracker    its specs on TEST_LUAS: the spool file alone, the tracker against the
 #                        emulator, the crash test (SIGKILL a child tracking 50,000 events) and
 #                        the fault test (100,000 events through 503s, resets and 429s)

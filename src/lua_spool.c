@@ -7,8 +7,7 @@
  * Appends go into a shared mapping of the file (a window of WINDOW bytes, allocated on disk
  * with posix_fallocate before it is mapped), not through write(2): a record copied there is
  * in the kernel's page cache, where a killed process cannot take it back (the promise `track`
- * makes), and the copy costs a fraction of a write(2) on ext4 (0.55 against 1.6 us a record
- * here), which was the largest single cost of `track`.  The file is longer than its records
+ * makes), and a copy into memory costs less than a write(2) system call per record.  The file is longer than its records
  * while the writer is open (the window's allocated tail reads as zero bytes); close cuts it
  * to the records.  After a crash the zero tail is a torn last line to the spool's reader,
  * dropped as any torn tail is.  Allocating before mapping means a full disk is an error

@@ -33,7 +33,7 @@
 --   worker while a batch is sent.
 --
 -- Retries and limits: the tracker sends through `client:call`, so the client's limiter and
--- retry rules (issue 4) apply to each job. Whatever the client gives up on, the tracker keeps:
+-- retry rules apply to each job. Whatever the client gives up on, the tracker keeps:
 -- the batch stays in the spool and goes again after a back-off, with the same unique_ids, so
 -- neither the client's repeats nor the tracker's can record an event twice.
 --

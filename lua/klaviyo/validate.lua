@@ -155,9 +155,13 @@ end
 
 -- Time --------------------------------------------------------
 
--- Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's days_from_civil);
+--- Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's days_from_civil);
 -- pure arithmetic so the local time zone never leaks in (os.time would use it).
-local function days_from_civil(y, m, d)
+---@param y integer year
+---@param m integer month, 1-12
+---@param d integer day of the month
+---@return integer days
+function _M.days_from_civil(y, m, d)
   if m <= 2 then y = y - 1 end
   local era = floor(y / 400)
   local yoe = y - era * 400
@@ -166,6 +170,7 @@ local function days_from_civil(y, m, d)
   local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
   return era * 146097 + doe - 719468
 end
+local days_from_civil = _M.days_from_civil
 
 local function civil_from_days(z)
   z = z + 719468

@@ -59,17 +59,8 @@ local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
 local WEEKDAYS = { "Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed" } -- 1970-01-01 was a Thursday
 local MDAYS = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
 
--- Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (Howard Hinnant's
--- days_from_civil), without the C library's time zone.
-local function days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = floor(y / 400)
-  local yoe = y - era * 400
-  local mp = (m + 9) % 12
-  local doy = floor((153 * mp + 2) / 5) + d - 1
-  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
-end
+-- Days from 1970-01-01 to y-m-d, without the C library's time zone.
+local days_from_civil = require("klaviyo.validate").days_from_civil
 
 --- Seconds since the epoch of an IMF-fixdate ("Tue, 14 Apr 2026 03:50:12 GMT"), or nil when
 -- the text is not exactly one (wrong form, impossible date, weekday not the date's).

@@ -93,13 +93,19 @@ static int at_stamp_path(const enc *e) {
     return 1;
 }
 
-/* ,"unique_id":"<uuid>" (without the comma for an empty object) */
-static int put_unique_id(enc *e, int first) {
+/* ,"<key>":"<uuid>" (without the comma for an empty object) */
+static int put_id(enc *e, int first) {
+    const kl_json_stamp *s = e->stamp;
     char id[37];
-    if (kl_uuid4(e->stamp->pool, id) != 0)
-        return kl_json_fail(e, e->depth, "no random bytes for a unique_id (/dev/urandom unreadable)");
+    if (kl_uuid4(s->pool, id) != 0) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "no random bytes for a %.40s (/dev/urandom unreadable)", s->key);
+        return kl_json_fail(e, e->depth, msg);
+    }
     if (!first) putc_(e, ',');
-    put(e, "\"unique_id\":\"", 13);
+    putc_(e, '"');
+    put(e, s->key, s->keylen);
+    put(e, "\":\"", 3);
     put(e, id, 36);
     putc_(e, '"');
     return 0;
@@ -128,7 +134,7 @@ static int encode_object(enc *e, int idx, int kind, int ktype) {
         k = lua_tolstring(L, -2, &klen);
         f->key = k;
         f->keylen = klen;
-        if (stamp && klen == 9 && memcmp(k, "unique_id", 9) == 0) stamp = 0; /* the caller's */
+        if (stamp && klen == e->stamp->keylen && memcmp(k, e->stamp->key, klen) == 0) stamp = 0; /* the caller's */
         if (!first) putc_(e, ',');
         first = 0;
         if (kl_json_put_string(e, k, klen) < 0)
@@ -139,7 +145,7 @@ static int encode_object(enc *e, int idx, int kind, int ktype) {
         if (!lua_next(L, idx)) break;
         t = lua_type(L, -2);
     }
-    if (stamp && put_unique_id(e, 0) < 0) return -1;
+    if (stamp && put_id(e, 0) < 0) return -1;
     putc_(e, '}');
     return 0;
 }
@@ -224,7 +230,7 @@ static int encode_table(enc *e, int idx) {
     if (!lua_next(L, idx)) {
         if (kind != KIND_ARRAY && at_stamp_path(e)) {
             putc_(e, '{');
-            if (put_unique_id(e, 1) < 0) return -1;
+            if (put_id(e, 1) < 0) return -1;
             putc_(e, '}');
         } else {
             put(e, kind == KIND_ARRAY ? "[]" : "{}", 2);

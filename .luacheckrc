@@ -5,4 +5,5 @@ exclude_files = { "build/**", "tools/node/node_modules/**" }
 files["spec/**"] = { std = "+busted" }
 files["emulator/lua/**"] = { globals = { "ngx" } }
 files["lua/klaviyo/transport/ngx.lua"] = { read_globals = { "ngx" } }
+files["lua/klaviyo/transport/ngx_http.lua"] = { read_globals = { "ngx" } }
 files["lua/klaviyo/operations.lua"] = { max_line_length = false }

@@ -49,6 +49,8 @@ static const kl_response *send_body(lua_State *L) {
     if (!client) luaL_error(L, "bench_floor: open it first");
     st.path = EVENT_PATH;
     st.n = 2;
+    st.key = "unique_id";
+    st.keylen = 9;
     st.pool = &ids;
     out.len = 0;
     if (kl_json_encode_to(L, 1, &out, &st) != 0) luaL_error(L, "bench_floor: body: %.*s", (int)out.len, out.p);

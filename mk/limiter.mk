@@ -37,18 +37,21 @@ $(eval $(call limit_test_rule,test_retry,retry,))
 # same spec tests klaviyo.core's encode.
 LIMIT_SHIMS := $(foreach l,$(TEST_LUAS),$(BUILD)/$(l)/klaviyo/json_shim.so)
 limit_lua_inc = $(if $(filter luajit,$(1)),-I/usr/include/luajit-2.1,-I/usr/include/$(1))
-$(BUILD)/%/klaviyo/json_shim.so: src/lua_json.c src/lua_json_scalar.c src/lua_json.h src/lua_json_enc.h src/uuid.c src/uuid.h mk/limiter.mk
+$(BUILD)/%/klaviyo/json_shim.so: src/lua_json.c src/lua_json_scalar.c src/lua_json_out.c src/lua_json.h \
+  src/lua_json_enc.h src/uuid.c src/uuid.h mk/limiter.mk
 	@mkdir -p $(dir $@)
 	$(CC) -std=c99 -Wall -Wextra -Werror -O2 -fPIC -shared -DKL_JSON_STANDALONE \
-	  $(call limit_lua_inc,$*) src/lua_json.c src/lua_json_scalar.c src/uuid.c -o $@
+	  $(call limit_lua_inc,$*) src/lua_json.c src/lua_json_scalar.c src/lua_json_out.c src/uuid.c -o $@
 
 # The same module with ASan/UBSan, loaded into the stock interpreter by preloading the
 # runtimes (leak detection off: the interpreter itself is not instrumented; valgrind
 # checks leaks below).
 LIMIT_ASAN_SHIM := $(LIMIT_OUT)/asan-lua5.4/klaviyo/json_shim.so
-$(LIMIT_ASAN_SHIM): src/lua_json.c src/lua_json_scalar.c src/lua_json.h src/lua_json_enc.h src/uuid.c src/uuid.h mk/limiter.mk
+$(LIMIT_ASAN_SHIM): src/lua_json.c src/lua_json_scalar.c src/lua_json_out.c src/lua_json.h \
+  src/lua_json_enc.h src/uuid.c src/uuid.h mk/limiter.mk
 	@mkdir -p $(dir $@)
-	$(CC) $(LIMIT_SAN_CFLAGS) -fPIC -shared -DKL_JSON_STANDALONE -I/usr/include/lua5.4 src/lua_json.c src/lua_json_scalar.c src/uuid.c -o $@
+	$(CC) $(LIMIT_SAN_CFLAGS) -fPIC -shared -DKL_JSON_STANDALONE -I/usr/include/lua5.4 src/lua_json.c src/lua_json_scalar.c \
+	  src/lua_json_out.c src/uuid.c -o $@
 
 ctest-limiter: $(addprefix $(LIMIT_OUT)/asan/,$(LIMIT_TESTS)) \
                $(addprefix $(LIMIT_OUT)/plain/,$(LIMIT_TESTS)) $(LIMIT_SHIMS) $(LIMIT_ASAN_SHIM) \

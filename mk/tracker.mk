@@ -21,14 +21,16 @@ lint-tracker:
 
 .PHONY: spec-tracker bench-tracker lint-tracker
 
-# The spool's C part (src/lua_spool.c: the record writer and the batch reader;
-# src/lua_spool_lock.c: the owner lock; src/spool_record.c: a record's length and checksum;
-# registered in src/lua_klaviyo.c as core.spool_writer, core.spool_check, core.fsync_path
-# and core.spool_lock) is linked into klaviyo.core for every interpreter (core.mk's link
-# recipe takes every prerequisite, so an extra one here is enough; the rock's build compiles
-# every src/*.c).
+# The spool's C part (src/lua_spool.c: the writer's Lua methods; src/spool_file.c: appends
+# through a mapped window; src/spool_read.c: the batch reader; src/lua_spool_lock.c: the
+# owner lock; src/spool_record.c: a record's length and checksum; registered in
+# src/lua_klaviyo.c as core.spool_writer, core.spool_check, core.fsync_path and
+# core.spool_lock) is linked into klaviyo.core for every interpreter (core.mk's link recipe
+# takes every prerequisite, so an extra one here is enough; the rock's build compiles every
+# src/*.c).
 $(foreach l,$(LUAS),$(eval $(BUILD)/$(l)/klaviyo/core.so: $(BUILD)/obj/$(l)/lua_spool.o \
-  $(BUILD)/obj/$(l)/lua_spool_lock.o $(BUILD)/obj/$(l)/spool_record.o))
+  $(BUILD)/obj/$(l)/lua_spool_lock.o $(BUILD)/obj/$(l)/spool_record.o \
+  $(BUILD)/obj/$(l)/spool_file.o $(BUILD)/obj/$(l)/spool_read.o))
 
 # The spool record's trailer in C alone (ASan/UBSan), run by CORE's `ctest`.
 CTESTS += ctest-spool

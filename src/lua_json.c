@@ -22,93 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- output buffer ---- */
-
-void kl_json_grow(enc *e, size_t need) {
-    size_t cap = e->cap * 2;
-    char *nb;
-    while (cap < e->len + need) cap *= 2;
-    if (e->out) {
-        nb = (char *)realloc(e->buf, cap);
-        if (!nb) luaL_error(e->L, "klaviyo: out of memory encoding a request body");
-        e->out->p = e->buf = nb; /* the owner frees it, even after a raise */
-        e->out->cap = e->cap = cap;
-        return;
-    }
-    nb = (char *)lua_newuserdata(e->L, cap); /* raises on OOM: nothing leaks */
-    memcpy(nb, e->buf, e->len);
-    lua_replace(e->L, e->bufslot); /* the old block becomes garbage */
-    e->buf = nb;
-    e->cap = cap;
-}
-
-/* ---- error messages with the path of the offending value ---- */
-
-static int is_ident(const char *s, size_t n) {
-    size_t i;
-    if (n == 0 || n > 64) return 0;
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        int alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-        if (!alpha && !(i > 0 && c >= '0' && c <= '9')) return 0;
-    }
-    return 1;
-}
-
-/* Writes "<path of the first nlevels children>: <msg>" over the output (which is
- * abandoned on error) and returns -1. Very long paths keep their two ends. */
-int kl_json_fail(enc *e, int nlevels, const char *msg) {
-    char tmp[32];
-    size_t path_len;
-    int i;
-    e->len = 0;
-    for (i = 0; i < nlevels; i++) {
-        const frame *f = &e->frames[i];
-        if (f->key && is_ident(f->key, f->keylen)) {
-            if (i > 0) putc_(e, '.');
-            put(e, f->key, f->keylen);
-        } else if (f->key) {
-            /* Odd keys are quoted; bytes outside printable ASCII shown as \ddd
-             * (the key may be the invalid UTF-8 being reported). */
-            size_t k, shown = f->keylen > 40 ? 40 : f->keylen;
-            put(e, "[\"", 2);
-            for (k = 0; k < shown; k++) {
-                unsigned char c = (unsigned char)f->key[k];
-                if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-                    int m = snprintf(tmp, sizeof tmp, "\\%u", (unsigned)c);
-                    put(e, tmp, (size_t)m);
-                } else {
-                    putc_(e, (char)c);
-                }
-            }
-            if (shown < f->keylen) put(e, "...", 3);
-            put(e, "\"]", 2);
-        } else {
-            int m = snprintf(tmp, sizeof tmp, "[%lld]", f->index);
-            put(e, tmp, (size_t)m);
-        }
-    }
-    if (nlevels == 0) put(e, "(root)", 6);
-    path_len = e->len;
-    if (path_len > MAX_PATH_SHOWN) {
-        /* first 60 bytes ... last (MAX_PATH_SHOWN - 65) bytes */
-        size_t tail = MAX_PATH_SHOWN - 65;
-        memcpy(e->buf + 60, " ... ", 5);
-        memmove(e->buf + 65, e->buf + path_len - tail, tail);
-        e->len = MAX_PATH_SHOWN;
-    }
-    put(e, ": ", 2);
-    put(e, msg, strlen(msg));
-    return -1;
-}
-
-int kl_json_refuse(enc *e, int nlevels, const char *code, long long num, const char *msg) {
-    e->code = code;
-    e->num = num;
-    e->levels = nlevels;
-    return kl_json_fail(e, nlevels, msg);
-}
-
 /* ---- containers ---- */
 
 static int encode_value(enc *e, int idx);
@@ -180,13 +93,19 @@ static int at_stamp_path(const enc *e) {
     return 1;
 }
 
-/* ,"unique_id":"<uuid>" (without the comma for an empty object) */
-static int put_unique_id(enc *e, int first) {
+/* ,"<key>":"<uuid>" (without the comma for an empty object) */
+static int put_id(enc *e, int first) {
+    const kl_json_stamp *s = e->stamp;
     char id[37];
-    if (kl_uuid4(e->stamp->pool, id) != 0)
-        return kl_json_fail(e, e->depth, "no random bytes for a unique_id (/dev/urandom unreadable)");
+    if (kl_uuid4(s->pool, id) != 0) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "no random bytes for a %.40s (/dev/urandom unreadable)", s->key);
+        return kl_json_fail(e, e->depth, msg);
+    }
     if (!first) putc_(e, ',');
-    put(e, "\"unique_id\":\"", 13);
+    putc_(e, '"');
+    put(e, s->key, s->keylen);
+    put(e, "\":\"", 3);
     put(e, id, 36);
     putc_(e, '"');
     return 0;
@@ -215,7 +134,7 @@ static int encode_object(enc *e, int idx, int kind, int ktype) {
         k = lua_tolstring(L, -2, &klen);
         f->key = k;
         f->keylen = klen;
-        if (stamp && klen == 9 && memcmp(k, "unique_id", 9) == 0) stamp = 0; /* the caller's */
+        if (stamp && klen == e->stamp->keylen && memcmp(k, e->stamp->key, klen) == 0) stamp = 0; /* the caller's */
         if (!first) putc_(e, ',');
         first = 0;
         if (kl_json_put_string(e, k, klen) < 0)
@@ -226,7 +145,7 @@ static int encode_object(enc *e, int idx, int kind, int ktype) {
         if (!lua_next(L, idx)) break;
         t = lua_type(L, -2);
     }
-    if (stamp && put_unique_id(e, 0) < 0) return -1;
+    if (stamp && put_id(e, 0) < 0) return -1;
     putc_(e, '}');
     return 0;
 }
@@ -311,7 +230,7 @@ static int encode_table(enc *e, int idx) {
     if (!lua_next(L, idx)) {
         if (kind != KIND_ARRAY && at_stamp_path(e)) {
             putc_(e, '{');
-            if (put_unique_id(e, 1) < 0) return -1;
+            if (put_id(e, 1) < 0) return -1;
             putc_(e, '}');
         } else {
             put(e, kind == KIND_ARRAY ? "[]" : "{}", 2);

@@ -57,12 +57,15 @@ typedef struct kl_json_out {
     size_t len, cap;
 } kl_json_out;
 
-/* Where an event's unique_id goes: every object at this path (keys; "*" is any array index)
- * that has no "unique_id" gets one from the pool, in the bytes only (the table is not
- * touched). */
+/* Ids stamped into the bytes: every object at this path (keys; "*" is any array index) that
+ * has no member named key gets one, a UUID from the pool, in the bytes only (the table is not
+ * touched).  The client hands klaviyo.event_layout's STAMP and STAMP_KEY (where an event's
+ * unique_id goes); the encoder knows no layout of its own. */
 typedef struct kl_json_stamp {
     const char *const *path;
     int n;
+    const char *key; /* a plain JSON string: no byte that needs escaping */
+    size_t keylen;
     kl_uuid_pool *pool;
 } kl_json_stamp;
 

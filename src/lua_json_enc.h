@@ -1,7 +1,8 @@
 /*
- * lua_json_enc.h - the JSON encoder's state, shared by its two files: lua_json.c (tables,
- * the entry points, error paths) and lua_json_scalar.c (numbers and strings).  Private to
- * them; the encoder's interface is lua_json.h.
+ * lua_json_enc.h - the JSON encoder's state, shared by its files: lua_json.c (tables and
+ * the entry points), lua_json_scalar.c (numbers and strings) and lua_json_out.c (the output
+ * buffer and the error message over it).  Private to them; the encoder's interface is
+ * lua_json.h.
  */
 #ifndef KL_LUA_JSON_ENC_H
 #define KL_LUA_JSON_ENC_H

@@ -37,8 +37,8 @@
  * This file only opens the module.  The client and its methods are in lua_client.c, the
  * reading of a request table in lua_request.c, answers and errors as Lua values in
  * lua_result.c, c:batch in lua_batch.c, a request's steps for the nginx driver in lua_call.c, the pure rules (retry_decide, duration, account_key,
- * uuid) in lua_policy.c, the JSON encoder in lua_json.c and the tracker's spool in
- * lua_spool.c and lua_spool_lock.c.
+ * uuid) in lua_policy.c, the JSON encoder in lua_json*.c and the tracker's spool in
+ * lua_spool.c and lua_spool_lock.c (its file and batch reader: spool_file.c, spool_read.c).
  */
 #include "lua_call.h"
 #include "lua_klaviyo.h"

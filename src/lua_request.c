@@ -229,27 +229,52 @@ static void read_pairs(lua_State *L, lk_scratch *u, parsed *p, int *nanch, int i
     }
 }
 
-#define STAMP_KEY "klaviyo.core.stamp" /* registry: klaviyo.event_layout's STAMP */
-#define STAMP_MAX 16                   /* keys in one place */
+#define STAMP_REG "klaviyo.core.stamp"         /* registry: klaviyo.event_layout's STAMP */
+#define STAMP_KEY_REG "klaviyo.core.stamp_key" /* registry: its STAMP_KEY */
+#define STAMP_MAX 16                           /* keys in one place */
 
-/* Reads into path the places of operation's events (klaviyo.event_layout's STAMP[operation]:
- * keys, "*" for every array item), the one source of the event layout; the table is loaded once
- * and kept in the registry, which keeps its strings alive.  Returns the number of keys, 0 when
- * the operation carries no events. */
-static int stamp_path(lua_State *L, const char *operation, const char **path) {
+/* Is s a non-empty JSON string that needs no escaping? */
+static int plain_key(const char *s, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f || s[i] == '"' || s[i] == '\\') return 0;
+    return n > 0;
+}
+
+/* Loads klaviyo.event_layout's STAMP and STAMP_KEY into the registry (once), which keeps
+ * their strings alive; leaves STAMP on the stack. */
+static void load_stamp(lua_State *L) {
+    size_t n;
+    const char *k;
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "klaviyo.event_layout");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "STAMP_KEY");
+    k = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+    if (!k || !plain_key(k, n))
+        luaL_error(L, "klaviyo.core: klaviyo.event_layout's STAMP_KEY must be a plain non-empty string");
+    lua_setfield(L, LUA_REGISTRYINDEX, STAMP_KEY_REG);
+    lua_getfield(L, -1, "STAMP");
+    lua_remove(L, -2);
+    if (!lua_istable(L, -1)) luaL_error(L, "klaviyo.core: klaviyo.event_layout has no STAMP table");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, STAMP_REG);
+}
+
+/* Reads into st the places of operation's events (klaviyo.event_layout's STAMP[operation]:
+ * keys, "*" for every array item; path is st's storage) and the key an event's id goes under
+ * (STAMP_KEY): the one source of the event layout.  Returns the number of keys, 0 when the
+ * operation carries no events. */
+static int stamp_path(lua_State *L, const char *operation, const char **path, kl_json_stamp *st) {
     int n, i;
-    lua_getfield(L, LUA_REGISTRYINDEX, STAMP_KEY);
+    lua_getfield(L, LUA_REGISTRYINDEX, STAMP_REG);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
-        lua_getglobal(L, "require");
-        lua_pushliteral(L, "klaviyo.event_layout");
-        lua_call(L, 1, 1);
-        lua_getfield(L, -1, "STAMP");
-        lua_remove(L, -2);
-        if (!lua_istable(L, -1)) return luaL_error(L, "klaviyo.core: klaviyo.event_layout has no STAMP table");
-        lua_pushvalue(L, -1);
-        lua_setfield(L, LUA_REGISTRYINDEX, STAMP_KEY);
+        load_stamp(L);
     }
+    lua_getfield(L, LUA_REGISTRYINDEX, STAMP_KEY_REG);
+    st->key = lua_tolstring(L, -1, &st->keylen);
+    lua_pop(L, 1);
     lua_getfield(L, -1, operation);
     n = lua_istable(L, -1) ? (int)kl_rawlen(L, -1) : 0;
     if (n > STAMP_MAX)
@@ -271,7 +296,7 @@ static int stamp_path(lua_State *L, const char *operation, const char **path) {
 int lk_encode_body(lua_State *L, kl_json_out *out, const char *operation, int unique_ids, kl_uuid_pool *ids) {
     const char *path[STAMP_MAX];
     kl_json_stamp st, *stp = NULL;
-    if (unique_ids && operation && (st.n = stamp_path(L, operation, path)) > 0) {
+    if (unique_ids && operation && (st.n = stamp_path(L, operation, path, &st)) > 0) {
         st.path = path;
         st.pool = ids;
         stp = &st;

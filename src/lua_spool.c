@@ -1,51 +1,34 @@
 /*
- * lua_spool.c: the tracker spool's writer (see lua_spool.h for the interface and why).
+ * lua_spool.c: the tracker spool's writer as Lua sees it (see lua_spool.h for the interface
+ * and why): a record encoded from a template into the writer's C buffer, appended to the
+ * file (src/spool_file.c) as a record line (src/spool_record.c), and batches of records read
+ * back as a bulk body (src/spool_read.c).
  *
  * Memory: the writer's buffers are malloc'd blocks owned by its userdata (freed by close and
  * __gc), so an out-of-memory raise in the middle of an encode leaves nothing leaked.
- *
- * Appends go into a shared mapping of the file (a window of WINDOW bytes, allocated on disk
- * with posix_fallocate before it is mapped), not through write(2): a record copied there is
- * in the kernel's page cache, where a killed process cannot take it back (the promise `track`
- * makes), and a copy into memory costs less than a write(2) system call per record.  The file is longer than its records
- * while the writer is open (the window's allocated tail reads as zero bytes); close cuts it
- * to the records.  After a crash the zero tail is a torn last line to the spool's reader,
- * dropped as any torn tail is.  Allocating before mapping means a full disk is an error
- * returned by append, never a SIGBUS on a page of a hole.  The window never reaches past
- * the file size limit (RLIMIT_FSIZE): a record that would cross it fails with EFBIG.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include "lua_spool.h"
 #include "lua_json.h"
+#include "spool_file.h"
+#include "spool_read.h"
 #include "spool_record.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <lauxlib.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define WRITER_MT "klaviyo.core.spool_writer"
-#define READ_CHUNK (256 * 1024)  /* read_body reads this much at a time (at least) */
-#define WINDOW (4 * 1024 * 1024) /* bytes mapped at a time (a multiple of any page size) */
 
 typedef struct {
-    int fd;          /* -1 once closed */
-    int encoded;     /* rec holds a record not yet committed */
-    kl_json_out rec; /* the record being made (room for its trailer after it) */
-    char *raw;       /* read_body's buffer */
-    size_t rawcap;
-    char *map;     /* the mapped window, or NULL */
-    off_t map_off; /* file offset of map[0] (a multiple of the page size) */
-    size_t map_len;
-    off_t end;                /* where the next byte goes: the end of the records */
-    off_t alloc;              /* the file's length (records, then allocated zero bytes) */
+    kl_spool_file file;       /* file.fd -1 once closed */
+    int encoded;              /* rec holds a record not yet committed */
+    kl_json_out rec;          /* the record being made (room for its trailer after it) */
+    kl_spool_buf raw;         /* read_body's buffer */
     kl_spool_crc_tables *crc; /* for the records' CRC-32, eight bytes at a time */
 } spool_writer;
 
@@ -53,34 +36,15 @@ static spool_writer *check_writer(lua_State *L) {
     return (spool_writer *)luaL_checkudata(L, 1, WRITER_MT);
 }
 
-/* Unmaps the window and cuts the file back to its records (the zero tail goes).  0 or -1. */
-static int writer_unmap(spool_writer *w) {
-    int rc = 0;
-    if (w->map) {
-        munmap(w->map, w->map_len);
-        w->map = NULL;
-        w->map_len = 0;
-    }
-    if (w->fd >= 0 && w->alloc > w->end) {
-        if (ftruncate(w->fd, w->end) != 0) rc = -1;
-        else w->alloc = w->end;
-    }
-    return rc;
-}
-
 static void writer_free(spool_writer *w) {
-    if (w->fd >= 0) {
-        writer_unmap(w);
-        close(w->fd);
-    }
-    w->fd = -1;
+    kl_spool_file_close(&w->file);
     w->encoded = 0;
     free(w->rec.p);
     w->rec.p = NULL;
     w->rec.len = w->rec.cap = 0;
-    free(w->raw);
-    w->raw = NULL;
-    w->rawcap = 0;
+    free(w->raw.p);
+    w->raw.p = NULL;
+    w->raw.cap = 0;
     free(w->crc);
     w->crc = NULL;
 }
@@ -91,73 +55,6 @@ static int push_errno(lua_State *L, const char *what, const char *path) {
     if (path) lua_pushfstring(L, "%s %s: %s", what, path, strerror(e));
     else lua_pushfstring(L, "%s: %s", what, strerror(e));
     return 2;
-}
-
-/* Makes [end, end + n) part of the mapped window, allocating the file's blocks first.
- * 0, or -1 with errno (nothing written). */
-static int make_room(spool_writer *w, size_t n) {
-    long page;
-    off_t off, stop;
-    size_t len;
-    char *m;
-    int e;
-    if (w->map && w->end + (off_t)n <= w->map_off + (off_t)w->map_len && w->end + (off_t)n <= w->alloc)
-        return 0; /* every append but one a window: nothing else on this path */
-    page = sysconf(_SC_PAGESIZE);
-    if (page <= 0) page = 4096;
-    off = w->end - w->end % (off_t)page;
-    len = WINDOW;
-    while ((off_t)len < w->end - off + (off_t)n) len *= 2; /* a record longer than WINDOW */
-    stop = off + (off_t)len;
-    {
-        /* the file size limit: allocating past it fails (or kills, see ignore_sigxfsz), so
-         * the window's allocation stops there and a record that would cross it is EFBIG */
-        struct rlimit rl;
-        if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-            off_t lim = (off_t)rl.rlim_cur;
-            if (lim < 0 || w->end + (off_t)n > lim) {
-                errno = EFBIG;
-                return -1;
-            }
-            if (stop > lim) stop = lim;
-        }
-    }
-    if (stop > w->alloc) {
-        e = posix_fallocate(w->fd, w->alloc, stop - w->alloc);
-        if (e != 0) {
-            /* no room for a whole window (a full disk, a file size limit): exactly the
-             * record's bytes, so the spool still fills up to the limit.  The window may
-             * then reach past the end of the file; no byte past it is ever touched. */
-            off_t need = w->end + (off_t)n;
-            if (need > w->alloc) {
-                e = posix_fallocate(w->fd, w->alloc, need - w->alloc);
-                if (e != 0) {
-                    errno = e;
-                    return -1;
-                }
-                w->alloc = need;
-            }
-        } else {
-            w->alloc = stop;
-        }
-    }
-    m = (char *)mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, w->fd, off);
-    if (m == MAP_FAILED) return -1;
-    if (w->map) munmap(w->map, w->map_len);
-    w->map = m;
-    w->map_off = off;
-    w->map_len = len;
-    return 0;
-}
-
-/* Appends n bytes at the end of the records (into the page cache, see the top).  0, or -1
- * with errno when no byte was written (a failure never leaves part of a record). */
-static int append_bytes(spool_writer *w, const char *p, size_t n) {
-    if (n == 0) return 0;
-    if (make_room(w, n) != 0) return -1;
-    memcpy(w->map + (w->end - w->map_off), p, n);
-    w->end += (off_t)n;
-    return 0;
 }
 
 /* nil, message (no byte of what was to be written reached the file) */
@@ -220,7 +117,7 @@ static int l_encode(lua_State *L) {
     const char *t = luaL_checklstring(L, 2, &tlen), *end = t + tlen;
     int n = lua_gettop(L), i;
     w->encoded = 0;
-    if (w->fd < 0) return closed_error(L);
+    if (w->file.fd < 0) return closed_error(L);
     w->rec.len = 0;
     for (i = 3;; i++) {
         const char *z = (const char *)memchr(t, '\0', (size_t)(end - t));
@@ -268,10 +165,10 @@ static int l_encode(lua_State *L) {
 static int l_commit(lua_State *L) {
     spool_writer *w = check_writer(L);
     if (!w->encoded) return luaL_error(L, "spool writer: commit without a successful encode");
-    if (w->fd < 0) return closed_error(L);
+    if (w->file.fd < 0) return closed_error(L);
     w->encoded = 0; /* a record goes once, whatever happens */
     kl_spool_trailer(w->crc, w->rec.p + w->rec.len, w->rec.p, w->rec.len);
-    if (append_bytes(w, w->rec.p, w->rec.len + KL_SPOOL_TRAILER) < 0) return push_write_error(L);
+    if (kl_spool_file_append(&w->file, w->rec.p, w->rec.len + KL_SPOOL_TRAILER) < 0) return push_write_error(L);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -283,46 +180,30 @@ static int l_write_record(lua_State *L) {
     const char *json = luaL_checklstring(L, 2, &len);
     char trailer[KL_SPOOL_TRAILER];
     if (len > 0xffffffffu) return luaL_argerror(L, 2, "a record of 4 GiB or more");
-    if (w->fd < 0) return closed_error(L);
+    if (w->file.fd < 0) return closed_error(L);
     kl_spool_trailer(w->crc, trailer, json, len);
-    if (make_room(w, len + KL_SPOOL_TRAILER) < 0) return push_write_error(L);
-    append_bytes(w, json, len); /* cannot fail: room made */
-    append_bytes(w, trailer, KL_SPOOL_TRAILER);
+    if (kl_spool_file_reserve(&w->file, len + KL_SPOOL_TRAILER) < 0) return push_write_error(L);
+    kl_spool_file_append(&w->file, json, len); /* cannot fail: room made */
+    kl_spool_file_append(&w->file, trailer, KL_SPOOL_TRAILER);
     lua_pushboolean(L, 1);
     return 1;
 }
 
 /* w:truncate(len [, s]) -> true | nil, message: the file is cut to len bytes in place (no
- * new space needed), then s (a few bytes: a header) is written there with pwrite, not into
- * a window, so the file is exactly that; the next append goes after it */
+ * new space needed), then s (a few bytes: a header) is written there, not into a window, so
+ * the file is exactly that; the next append goes after it */
 static int l_truncate(lua_State *L) {
     spool_writer *w = check_writer(L);
     lua_Number n = luaL_checknumber(L, 2);
     size_t slen = 0;
     const char *s = luaL_optlstring(L, 3, "", &slen);
-    if (n < 0 || n > (lua_Number)w->end) return luaL_argerror(L, 2, "past the end of the records");
-    if (w->fd < 0) return closed_error(L);
+    int rc;
+    if (n < 0 || n > (lua_Number)w->file.end) return luaL_argerror(L, 2, "past the end of the records");
+    if (w->file.fd < 0) return closed_error(L);
     w->encoded = 0;
-    if (w->map) {
-        munmap(w->map, w->map_len);
-        w->map = NULL;
-        w->map_len = 0;
-    }
-    if (ftruncate(w->fd, (off_t)n) != 0) return push_errno(L, "cannot cut the spool", NULL);
-    w->end = w->alloc = (off_t)n;
-    while (slen > 0) {
-        ssize_t r = pwrite(w->fd, s, slen, w->end);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            int e = errno;
-            if (ftruncate(w->fd, (off_t)n) == 0) w->end = w->alloc = (off_t)n;
-            errno = r < 0 ? e : ENOSPC;
-            return push_write_error(L);
-        }
-        s += r;
-        slen -= (size_t)r;
-        w->end = w->alloc = w->end + r;
-    }
+    rc = kl_spool_file_rewrite(&w->file, (off_t)n, s, slen);
+    if (rc == -1) return push_errno(L, "cannot cut the spool", NULL);
+    if (rc < 0) return push_write_error(L);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -336,12 +217,12 @@ static int l_write(lua_State *L) {
         luaL_checklstring(L, i, &len);
         total += len;
     }
-    if (w->fd < 0) return closed_error(L);
+    if (w->file.fd < 0) return closed_error(L);
     /* room for all of them first: the strings go whole or not at all */
-    if (total > 0 && make_room(w, total) < 0) return push_write_error(L);
+    if (total > 0 && kl_spool_file_reserve(&w->file, total) < 0) return push_write_error(L);
     for (i = 2; i <= n; i++) {
         const char *s = lua_tolstring(L, i, &len);
-        if (append_bytes(w, s, len) < 0) return push_write_error(L); /* cannot: room made */
+        if (kl_spool_file_append(&w->file, s, len) < 0) return push_write_error(L); /* cannot: room made */
     }
     lua_pushboolean(L, 1);
     return 1;
@@ -351,9 +232,11 @@ static int l_write(lua_State *L) {
  * file's metadata with them (fsync) */
 static int l_fsync(lua_State *L) {
     spool_writer *w = check_writer(L);
-    if (w->fd < 0) return closed_error(L);
-    if (w->map && msync(w->map, w->map_len, MS_SYNC) != 0) return push_errno(L, "msync of the spool failed", NULL);
-    if (fsync(w->fd) != 0) return push_errno(L, "fsync of the spool failed", NULL);
+    if (w->file.fd < 0) return closed_error(L);
+    switch (kl_spool_file_sync(&w->file)) {
+    case -1: return push_errno(L, "msync of the spool failed", NULL);
+    case -2: return push_errno(L, "fsync of the spool failed", NULL);
+    }
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -361,11 +244,7 @@ static int l_fsync(lua_State *L) {
 /* w:close() -> true | nil, message: the file is cut to its records and closed; safe twice */
 static int l_close(lua_State *L) {
     spool_writer *w = check_writer(L);
-    int rc = 0, e = 0;
-    if (w->fd >= 0) {
-        rc = writer_unmap(w);
-        e = errno;
-    }
+    int rc = kl_spool_file_close(&w->file), e = errno;
     writer_free(w);
     if (rc != 0) {
         errno = e;
@@ -396,101 +275,25 @@ static int l_read_body(lua_State *L) {
     const char *path = luaL_checkstring(L, 2);
     lua_Number from_n = luaL_checknumber(L, 3), limit_n = luaL_checknumber(L, 4);
     lua_Number count_n = luaL_checknumber(L, 5), bytes_n = luaL_checknumber(L, 6);
-    lua_Number count_from_n = luaL_optnumber(L, 9, 0);
-    size_t plen, slen, len, scan, out, bytes = 0, max_count, max_bytes;
-    const char *prefix = luaL_checklstring(L, 7, &plen), *suffix = luaL_checklstring(L, 8, &slen);
-    off_t pos, limit, endpos, scanned;
-    size_t count = 0, damaged = 0;
-    int fd, stop = 0;
-    char *buf;
+    kl_spool_batch b;
+    int rc;
+    b.prefix = luaL_checklstring(L, 7, &b.prefix_len);
+    b.suffix = luaL_checklstring(L, 8, &b.suffix_len);
+    b.count_from = (double)luaL_optnumber(L, 9, 0);
     if (from_n < 0 || limit_n < from_n || count_n < 1 || bytes_n < 1)
         return luaL_error(L, "spool writer: read_body: bad offsets or limits");
-    pos = endpos = scanned = (off_t)from_n;
-    limit = (off_t)limit_n;
-    max_count = count_n > 1e9 ? (size_t)1e9 : (size_t)count_n;
-    max_bytes = bytes_n > 1e15 ? (size_t)1e15 : (size_t)bytes_n;
-    do { fd = open(path, O_RDONLY | O_CLOEXEC); } while (fd < 0 && errno == EINTR);
-    if (fd < 0) return push_errno(L, "cannot read the spool", path);
-    /* w->raw (reused): the prefix, the records taken (each followed by ","), then the bytes
-     * read but not scanned yet; `out` ends the first part, `scan` starts the last, `len`
-     * ends it.  The suffix replaces the last ",". */
-    if (w->rawcap < plen + slen + READ_CHUNK) {
-        char *nb = (char *)realloc(w->raw, plen + slen + READ_CHUNK);
-        if (!nb) {
-            close(fd);
-            return luaL_error(L, "klaviyo: out of memory reading the spool");
-        }
-        w->raw = nb;
-        w->rawcap = plen + slen + READ_CHUNK;
-    }
-    buf = w->raw;
-    memcpy(buf, prefix, plen);
-    len = scan = out = plen;
-    while (!stop && count < max_count && pos < limit) {
-        ssize_t r;
-        size_t want;
-        if (w->rawcap - len < slen + READ_CHUNK) {
-            char *nb = (char *)realloc(w->raw, w->rawcap * 2);
-            if (!nb) {
-                close(fd);
-                return luaL_error(L, "klaviyo: out of memory reading the spool");
-            }
-            w->raw = buf = nb;
-            w->rawcap *= 2;
-        }
-        want = w->rawcap - len - slen;
-        if ((off_t)want > limit - pos) want = (size_t)(limit - pos);
-        r = pread(fd, buf + len, want, pos);
-        if (r < 0) {
-            int e = errno;
-            if (e == EINTR) continue;
-            close(fd);
-            errno = e;
-            return push_errno(L, "cannot read the spool", path);
-        }
-        if (r == 0) break; /* shorter than limit: what is there */
-        pos += r;
-        len += (size_t)r;
-        while (count < max_count) {
-            char *nl = (char *)memchr(buf + scan, '\n', len - scan);
-            size_t line;
-            off_t at = pos - (off_t)(len - scan); /* the line's offset in the file */
-            long json;
-            if (!nl) break;
-            line = (size_t)(nl - (buf + scan));
-            json = line > 0 && buf[scan] != '#' ? kl_spool_check(w->crc, buf + scan, line) : -1;
-            if (json >= 0) {
-                if (count > 0 && bytes + (size_t)json + 1 > max_bytes) {
-                    stop = 1;
-                    break;
-                }
-                if (out != scan) memmove(buf + out, buf + scan, (size_t)json);
-                out += (size_t)json;
-                buf[out++] = ',';
-                count++;
-                bytes += (size_t)json + 1;
-                endpos = at + (off_t)line + 1;
-            } else if (line > 0 && buf[scan] != '#' && (lua_Number)at >= count_from_n) {
-                damaged++;
-            }
-            scan += line + 1;
-            scanned = at + (off_t)line + 1;
-        }
-        /* keep only the unscanned part after the records taken */
-        if (scan > out) {
-            memmove(buf + out, buf + scan, len - scan);
-            len = out + (len - scan);
-            scan = out;
-        }
-    }
-    close(fd);
-    if (count > 0) out--; /* the last "," */
-    memcpy(buf + out, suffix, slen);
-    lua_pushlstring(L, buf, out + slen);
-    lua_pushnumber(L, (lua_Number)count);
-    lua_pushnumber(L, (lua_Number)endpos);
-    lua_pushnumber(L, (lua_Number)damaged);
-    lua_pushnumber(L, (lua_Number)scanned);
+    b.from = (off_t)from_n;
+    b.limit = (off_t)limit_n;
+    b.max_count = count_n > 1e9 ? (size_t)1e9 : (size_t)count_n;
+    b.max_bytes = bytes_n > 1e15 ? (size_t)1e15 : (size_t)bytes_n;
+    rc = kl_spool_read_batch(path, &b, w->crc, &w->raw);
+    if (rc == -2) return luaL_error(L, "klaviyo: out of memory reading the spool");
+    if (rc < 0) return push_errno(L, "cannot read the spool", path);
+    lua_pushlstring(L, w->raw.p, b.body_len);
+    lua_pushnumber(L, (lua_Number)b.count);
+    lua_pushnumber(L, (lua_Number)b.endpos);
+    lua_pushnumber(L, (lua_Number)b.damaged);
+    lua_pushnumber(L, (lua_Number)b.scanned);
     return 5;
 }
 
@@ -506,21 +309,6 @@ static const struct {
                {"read_body", l_read_body},
                {"close", l_close},
                {NULL, NULL}};
-
-void kl_spool_ignore_sigxfsz(void) {
-    /* A write, an allocation or a truncation past the file size limit (RLIMIT_FSIZE) sends
-     * SIGXFSZ, whose default action kills the process: a tracker's caller would die where it
-     * was promised nil, err.  Ignored, the call fails with EFBIG instead.  Only a default
-     * disposition is changed: a handler (or an ignore) the application chose is its own. */
-    struct sigaction cur;
-    if (sigaction(SIGXFSZ, NULL, &cur) == 0 && cur.sa_handler == SIG_DFL && !(cur.sa_flags & SA_SIGINFO)) {
-        struct sigaction ign;
-        memset(&ign, 0, sizeof ign);
-        ign.sa_handler = SIG_IGN;
-        sigemptyset(&ign.sa_mask);
-        sigaction(SIGXFSZ, &ign, NULL);
-    }
-}
 
 int kl_lua_spool_check(lua_State *L) {
     size_t n;
@@ -547,8 +335,9 @@ int kl_lua_spool_trailer(lua_State *L) {
 int kl_lua_spool_writer(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     spool_writer *w = (spool_writer *)lua_newuserdata(L, sizeof *w);
+    int rc;
     memset(w, 0, sizeof *w);
-    w->fd = -1;
+    w->file.fd = -1;
     if (luaL_newmetatable(L, WRITER_MT)) {
         int i;
         lua_newtable(L);
@@ -571,21 +360,11 @@ int kl_lua_spool_writer(lua_State *L) {
         return 2;
     }
     kl_spool_crc_init(w->crc);
-    {
-        struct stat st;
-        do {
-            w->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666); /* RDWR: mmap needs it */
-        } while (w->fd < 0 && errno == EINTR);
-        if (w->fd < 0) return push_errno(L, "cannot open the spool", path);
-        if (fstat(w->fd, &st) != 0) {
-            int e = errno;
-            writer_free(w);
-            errno = e;
-            return push_errno(L, "cannot stat the spool", path);
-        }
-        /* the spool opens a file whose every line is complete (a torn or zero tail was
-         * compacted away first): records go after what is there */
-        w->end = w->alloc = st.st_size;
+    if ((rc = kl_spool_file_open(&w->file, path)) != 0) {
+        int e = errno;
+        writer_free(w);
+        errno = e;
+        return push_errno(L, rc == -2 ? "cannot stat the spool" : "cannot open the spool", path);
     }
     return 1;
 }

@@ -59,8 +59,4 @@ int kl_lua_spool_check(lua_State *L);
 /* lua_CFunction: (json) -> trailer */
 int kl_lua_spool_trailer(lua_State *L);
 
-/* SIGXFSZ ignored if its disposition is the default (see lua_spool.c): writing past the file
- * size limit then fails with EFBIG instead of killing the process. */
-void kl_spool_ignore_sigxfsz(void);
-
 #endif

@@ -16,6 +16,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "lua_spool.h"
+#include "spool_file.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -39,14 +39,14 @@ end
 ---@return string # the unique_id, or nil, err, unique_id
 function _M:track(ev)
   V.self(self, mt, "client_api:track")
-  local attrs, msg, ptr = events.build(ev, "client_api:track", "", nil)
+  local attrs, msg, ptr, uid = events.build(ev, "client_api:track", "", nil)
   if not attrs then
     return nil, V.refuse("create_client_event", msg, ptr), type(ev) == "table" and ev.unique_id
       or nil
   end
   local ok, err = self.client:call("create_client_event", { body = layout.event_body(attrs, msg) })
-  if not ok then return nil, err, attrs.unique_id end
-  return attrs.unique_id
+  if not ok then return nil, err, uid end
+  return uid
 end
 
 --- Create or update a profile from the client side (`create_client_profile`).

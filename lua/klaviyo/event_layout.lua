@@ -2,8 +2,9 @@
 -- that builds, stamps or reads events: create_event's body (the profile inside the event), a
 -- bulk_create_events job (the profile beside its events in each entry), the tracker's spooled
 -- record (one bulk entry), the metric, and where each event's unique_id goes. The C encoder is
--- handed STAMP as data and writes a unique_id at those places; nothing else knows the layout.
-local type, ipairs = type, ipairs
+-- handed STAMP and STAMP_KEY as data and writes a unique_id at those places; nothing else
+-- knows the layout.
+local type, ipairs, tonumber, match = type, ipairs, tonumber, string.match
 
 local _M = {}
 
@@ -16,6 +17,8 @@ local STAMP = {
                          "events", "data", "*", "attributes" },
 }
 _M.STAMP = STAMP
+-- The member of an event's attributes that holds its id (a JSON string needing no escapes).
+_M.STAMP_KEY = "unique_id"
 
 -- Does every place of path (from key i on) under v hold a table? An empty array holds none.
 -- A loop over the keys; only a "*" goes down once per item.
@@ -105,11 +108,22 @@ function _M.entry_unique_id(entry)
   return type(ev) == "table" and type(ev.attributes) == "table" and ev.attributes.unique_id
 end
 
+-- Where a bulk_create_events body's entries are, for an error's JSON pointer: the entry's
+-- 0-based index, then the rest of the pointer.
+local ENTRY = "^/data/attributes/events%-bulk%-create/data/(%d+)(.*)$"
+
+-- The 0-based index of the bulk entry an error's JSON pointer names, or nil.
+function _M.entry_index(pointer)
+  local n = type(pointer) == "string" and match(pointer, ENTRY)
+  return n and tonumber(n) or nil
+end
+
 -- The part of an error's JSON pointer inside one bulk entry ("/profile/...", "/events/..."),
 -- or nil when it points elsewhere.
 function _M.entry_pointer(pointer)
-  return type(pointer) == "string" and
-    pointer:match("^/data/attributes/events%-bulk%-create/data/%d+(.*)$") or nil
+  if type(pointer) ~= "string" then return nil end
+  local _, rest = match(pointer, ENTRY)
+  return rest
 end
 
 return _M

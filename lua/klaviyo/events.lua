@@ -128,19 +128,19 @@ end
 _M.check = check
 
 -- The attributes of one event (create_event's data.attributes without its profile, which is
--- a bulk entry's event as it is), checked. Returns attrs, profile resource, size; or nil,
--- message, pointer (klaviyo.event_layout puts the two together).
+-- a bulk entry's event as it is), checked. Returns attrs, profile resource, size, unique_id;
+-- or nil, message, pointer (klaviyo.event_layout puts the two together).
 local function build(ev, fname, at, now)
   local metric, props, pattrs, time, uid, size = check(ev, fname, at, now, 3)
   if not metric then return nil, props, pattrs end
   local attrs = layout.attributes(metric, ev.service, props or {}, ev.value, ev.value_currency,
     time, ev.backfill, uid)
-  return attrs, { type = "profile", id = ev.profile.id, attributes = pattrs }, size
+  return attrs, { type = "profile", id = ev.profile.id, attributes = pattrs }, size, uid
 end
 
 --- Check one event and build its `create_event` attributes (shared with `client_api:track`).
 -- @local
--- @return attrs, profile resource, size; or nil, message, pointer
+-- @return attrs, profile resource, size, unique_id; or nil, message, pointer
 _M.build = build
 
 --- Send one event (`create_event`).
@@ -153,13 +153,13 @@ _M.build = build
 --   unique_id a later resend of the same event is still recorded once)
 function _M:create(ev)
   V.self(self, mt, "events:create")
-  local attrs, msg, ptr = build(ev, "events:create", "", nil)
+  local attrs, msg, ptr, uid = build(ev, "events:create", "", nil)
   if not attrs then
     return nil, V.refuse("create_event", msg, ptr), type(ev) == "table" and ev.unique_id or nil
   end
   local ok, err = self.client:call("create_event", { body = layout.event_body(attrs, msg) })
-  if not ok then return nil, err, attrs.unique_id end
-  return attrs.unique_id
+  if not ok then return nil, err, uid end
+  return uid
 end
 
 --- Send many events as `bulk_create_events` jobs of at most 1000 events and 5 MB each.
@@ -176,13 +176,13 @@ function _M:create_many(list)
   local entries, sizes, uids = {}, {}, {}
   for i = 1, #list do
     local at = "/" .. (i - 1)
-    local attrs, profile_or_msg, size_or_ptr = build(list[i], "events:create_many", at, nil)
+    local attrs, profile_or_msg, size_or_ptr, uid = build(list[i], "events:create_many", at, nil)
     if not attrs then
       return nil, V.refuse("bulk_create_events", profile_or_msg, size_or_ptr)
     end
     entries[i] = layout.bulk_entry(attrs, profile_or_msg)
     sizes[i] = size_or_ptr
-    uids[i] = attrs.unique_id
+    uids[i] = uid
   end
   local chunks, cmsg, bad = V.chunk(entries, LIMITS.bulk_events, LIMITS.payload_bytes - ENVELOPE,
     sizes)

@@ -19,7 +19,6 @@ local errors = require "klaviyo.errors"
 
 local concat, floor, random = table.concat, math.floor, math.random
 local type, tostring, tonumber, pcall = type, tostring, tonumber, pcall
-local match = string.match
 
 local layout = require "klaviyo.event_layout"
 
@@ -63,14 +62,10 @@ local function range_body(src, i, j)
   return _M.body(lines, i, j)
 end
 
---- The 0-based entry index an error pointer names, or nil.
+--- The 0-based entry index an error pointer names, or nil (klaviyo.event_layout's).
 ---@param pointer string? a JSON pointer
 ---@return integer?
-function _M.entry_index(pointer)
-  if type(pointer) ~= "string" then return nil end
-  local n = match(pointer, "^/data/attributes/events%-bulk%-create/data/(%d+)")
-  return n and tonumber(n) or nil
-end
+_M.entry_index = layout.entry_index
 
 --- What an error means: "reject" (the sent events are bad), "retry" (send again later),
 -- "stop" (configuration: keep the events, report).

@@ -20,7 +20,7 @@
 -- is kept, any other line moved aside.
 --
 -- While a spool is open its file is longer than its records: appends go into a mapped
--- window of the file allocated ahead (see src/lua_spool.c), which reads as zero bytes after
+-- window of the file allocated ahead (see src/spool_file.c), which reads as zero bytes after
 -- the last record until `release` cuts the file to its records. So a process that died
 -- leaves its records, then maybe zero bytes, or a record cut short: bytes after the last
 -- "\n" are a torn tail whose `track` never returned, dropped when the spool is next opened.
@@ -340,7 +340,7 @@ end
 
 --- The records from head as one request body: at most `max_count` records and `max_bytes`
 -- bytes of them (one record always), joined by "," between `prefix` and `suffix`. Read and
--- assembled in C (src/lua_spool.c): no string per record is made (the delivery's hot path;
+-- assembled in C (src/spool_read.c): no string per record is made (the delivery's hot path;
 -- under LuaJIT thousands of records alike but for a few bytes made that costly). Returns
 -- body, count, endpos (the offset just past the last record taken); nil, message. `from`:
 -- start there instead of at head (the next batch while one is on its way). Damaged lines met

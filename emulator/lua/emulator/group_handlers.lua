@@ -21,10 +21,10 @@ local _M = {}
 --- The filter keys both kinds accept; a fresh table, so a kind may add its own.
 function _M.base_filter()
   return {
-    name = {ops = {"any", "equals"}, type = "string"},
-    id = {ops = {"any", "equals"}, type = "string"},
-    created = {ops = {"greater-than"}, type = "datetime"},
-    updated = {ops = {"greater-than"}, type = "datetime"},
+    name = {type = "string"},
+    id = {type = "string"},
+    created = {type = "datetime"},
+    updated = {type = "datetime"},
     ["and"] = true,
   }
 end

@@ -113,16 +113,15 @@ local function member_resource(req, p, joined)
 end
 
 local FILTER_FIELDS = {
-  email = {ops = {"any", "equals"}, get = function(m) return m.p.email end},
-  phone_number = {ops = {"any", "equals"}, get = function(m) return m.p.phone_number end},
+  email = {get = function(m) return m.p.email end},
+  phone_number = {get = function(m) return m.p.phone_number end},
   -- Push tokens and _kx are not emulated: no member has one, so these match nothing.
-  push_token = {ops = {"any", "equals"}, get = function() return nil end},
-  _kx = {ops = {"equals"}, get = function() return nil end},
-  joined_group_at = {ops = {"greater-or-equal", "greater-than", "less-or-equal", "less-than"},
-    type = "datetime", get = function(m) return m.at end},
+  push_token = {get = function() return nil end},
+  _kx = {get = function() return nil end},
+  joined_group_at = {type = "datetime", get = function(m) return m.at end},
   ["and"] = true,
 }
-local SEGMENT_FILTER_FIELDS = {profile_id = {ops = {"any", "equals"}, get = function(m) return m.p.id end}}
+local SEGMENT_FILTER_FIELDS = {profile_id = {get = function(m) return m.p.id end}}
 for k, v in pairs(FILTER_FIELDS) do SEGMENT_FILTER_FIELDS[k] = v end
 
 local SORT_KEYS = {joined_group_at = function(m) return m.at end}

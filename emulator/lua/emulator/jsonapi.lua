@@ -118,6 +118,20 @@ local function read_cursor(c)
   return tonumber(off, 16)
 end
 
+local function unescape(s)
+  return (gsub(s, "%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- The page[cursor] value in the query of a URL (percent-decoded), or false.
+local function cursor_of_url(url)
+  local q = url:match("%?([^#]*)")
+  for pair in (q or ""):gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=(.*)$")
+    if k and unescape(k) == "page[cursor]" then return unescape((gsub(v, "%+", " "))) end
+  end
+  return false
+end
+
 --- The page size for req (page[size] within the operation's bounds). Returns
 -- size, or nil, status, doc for a bad value.
 function M.page_size(req, default)
@@ -147,6 +161,10 @@ function M.page(req, items, to_resource, opts)
   if not size then return st, doc end
   local offset = 0
   local cur = req.query and req.query["page[cursor]"]
+  if type(cur) == "string" and find(cur, "^https?://") then
+    -- the whole links.next URL, as Klaviyo's SDKs pass it: its page[cursor] is the cursor
+    cur = cursor_of_url(cur)
+  end
   if cur ~= nil then
     offset = type(cur) == "string" and read_cursor(cur) or nil
     if not offset then

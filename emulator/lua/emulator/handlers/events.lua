@@ -475,12 +475,12 @@ local function included_for(req, acct, events, inc)
 end
 
 local EVENT_FILTER = {
-  metric_id = { ops = { "equals" }, type = "string" },
-  profile_id = { ops = { "equals" }, type = "string" },
-  datetime = { ops = { "greater-than", "greater-or-equal", "less-than", "less-or-equal", "equals" },
-               type = "datetime", get = function(ev) return ev.time end },
-  timestamp = { ops = { "greater-than", "greater-or-equal", "less-than", "less-or-equal", "equals" },
-                get = function(ev) return ev.time end },
+  metric_id = { type = "string" },
+  profile_id = { type = "string" },
+  datetime = { type = "datetime", get = function(ev) return ev.time end },
+  timestamp = { get = function(ev) return ev.time end },
+  profile = { get = function(ev) return ev.profile_id end },   -- has(profile)
+  metric = { get = function(ev) return ev.metric_id end },     -- has(metric)
   ["and"] = true,
 }
 

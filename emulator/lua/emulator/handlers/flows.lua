@@ -190,15 +190,13 @@ function H.create_flow(req)
 end
 
 local FLOW_FILTER = {
-  id = {ops = {"any"}, type = "string"},
-  name = {ops = {"contains", "ends-with", "equals", "starts-with"}, type = "string"},
-  status = {ops = {"equals"}, type = "string"},
-  archived = {ops = {"equals"}, get = function(f) return f.archived or false end},
-  created = {ops = {"equals", "greater-or-equal", "greater-than", "less-or-equal", "less-than"},
-    type = "datetime", get = function(f) return math.floor(f.created) end},
-  updated = {ops = {"equals", "greater-or-equal", "greater-than", "less-or-equal", "less-than"},
-    type = "datetime", get = function(f) return math.floor(f.updated) end},
-  trigger_type = {ops = {"equals"}, type = "string"},
+  id = {type = "string"},
+  name = {type = "string"},
+  status = {type = "string"},
+  archived = {get = function(f) return f.archived or false end},
+  created = {type = "datetime", get = function(f) return math.floor(f.created) end},
+  updated = {type = "datetime", get = function(f) return math.floor(f.updated) end},
+  trigger_type = {type = "string"},
   ["and"] = true,
 }
 local FLOW_SORT = {
@@ -324,11 +322,14 @@ function H.get_ids_for_flows_triggered_by_metric(req)
 end
 
 local ACTION_FILTER = {
-  id = {ops = {"any"}, get = function(x) return x.a.id end},
-  action_type = {ops = {"any", "equals"}, get = function(x) return x.a.type end},
-  status = {ops = {"equals"}, get = function(x)
+  id = {get = function(x) return x.a.id end},
+  action_type = {get = function(x) return x.a.type end},
+  status = {get = function(x)
     return type(x.a.data) == "table" and x.a.data.status or nil
   end},
+  -- an action shows its flow's created and updated times
+  created = {type = "datetime", get = function(x) return math.floor(x.f.created) end},
+  updated = {type = "datetime", get = function(x) return math.floor(x.f.updated) end},
   ["and"] = true,
 }
 local ACTION_SORT = {
@@ -344,7 +345,7 @@ local function actions_of(req, ids_only)
   if pred == nil then return st, doc end
   local items = {}
   for i, a in ipairs(flow.definition.actions) do
-    local x = {a = a, i = i}
+    local x = {a = a, i = i, f = flow}
     if not pred or pred(x) then items[#items + 1] = x end
   end
   local ok

@@ -160,14 +160,13 @@ M.update_image = function(req)
 end
 
 local IMAGE_FILTER = {
-  id = { ops = { "any", "equals" }, type = "string" },
-  format = { ops = { "any", "equals" }, type = "string" },
-  name = { ops = { "any", "equals", "contains", "ends-with", "starts-with" }, type = "string" },
-  updated_at = { ops = { "greater-or-equal", "greater-than", "less-or-equal", "less-than" },
-                 type = "datetime",
+  id = { type = "string" },
+  format = { type = "string" },
+  name = { type = "string" },
+  updated_at = { type = "datetime",
                  get = function(img) return img.updated end },
-  size = { ops = { "greater-or-equal", "greater-than", "less-or-equal", "less-than" }, type = "number" },
-  hidden = { ops = { "any", "equals" }, type = "boolean" },
+  size = { type = "number" },
+  hidden = { type = "boolean" },
   ["and"] = true,
 }
 

@@ -23,10 +23,9 @@ function M.resource(req, m, fields)
 end
 
 local METRIC_FILTER = {
-  name = { ops = { "equals", "any", "contains", "starts-with", "ends-with" }, type = "string" },
-  ["integration.name"] = { ops = { "equals" }, type = "string",
+  ["integration.name"] = { type = "string",
                            get = function(m) return m.integration and m.integration.name end },
-  ["integration.category"] = { ops = { "equals" }, type = "string",
+  ["integration.category"] = { type = "string",
                                get = function(m) return m.integration and m.integration.category end },
   ["and"] = true,
 }

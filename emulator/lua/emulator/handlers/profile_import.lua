@@ -210,7 +210,7 @@ M.get_bulk_import_profiles_job = function(req)
   return 200, out
 end
 
-local JOBS_FILTER = { status = { ops = { "equals", "any" }, type = "string" } }
+local JOBS_FILTER = { status = { type = "string" } }
 
 M.get_bulk_import_profiles_jobs = function(req)
   local acct = req.account

@@ -203,17 +203,36 @@ local function ident_get(field)
 end
 
 local PROFILE_FILTER = {
-  id = { ops = { "equals", "any" }, type = "string" },
-  email = { ops = { "equals", "any" }, type = "string" },
-  phone_number = { ops = { "equals", "any" }, type = "string" },
-  external_id = { ops = { "equals", "any" }, type = "string" },
-  _kx = { ops = { "equals" }, type = "string", get = ident_get("_kx") },
-  created = { ops = { "greater-than", "less-than" }, type = "datetime",
+  id = { type = "string" },
+  email = { type = "string" },
+  phone_number = { type = "string" },
+  external_id = { type = "string" },
+  _kx = { type = "string", get = ident_get("_kx") },
+  created = { type = "datetime",
               get = function(p) return p.created end },
-  updated = { ops = { "greater-than", "less-than" }, type = "datetime",
+  updated = { type = "datetime",
               get = function(p) return p.updated end },
   ["and"] = true,
 }
+-- The email marketing suppressions (list-level and account-level) a profile has: a leaf on
+-- one of their keys holds when it holds for any of them (each = true).
+local function suppressions(kind, key, as_time)
+  return { each = true, type = as_time and "datetime" or "string", get = function(p)
+    local m = p.subscriptions and p.subscriptions.email and p.subscriptions.email.marketing
+    local out = {}
+    for i, s in ipairs(m and m[kind] or {}) do
+      out[i] = as_time and filter.parse_datetime(s[key]) or s[key]
+    end
+    return out
+  end }
+end
+local SUPPRESSION = "subscriptions.email.marketing."
+PROFILE_FILTER[SUPPRESSION .. "list_suppressions.reason"] = suppressions("list_suppressions", "reason")
+PROFILE_FILTER[SUPPRESSION .. "list_suppressions.list_id"] = suppressions("list_suppressions", "list_id")
+PROFILE_FILTER[SUPPRESSION .. "list_suppressions.timestamp"] =
+  suppressions("list_suppressions", "timestamp", true)
+PROFILE_FILTER[SUPPRESSION .. "suppression.reason"] = suppressions("suppression", "reason")
+PROFILE_FILTER[SUPPRESSION .. "suppression.timestamp"] = suppressions("suppression", "timestamp", true)
 
 local SORTS = { id = "id", created = "created", updated = "updated", email = "email" }
 

@@ -32,8 +32,8 @@ local SEGMENT = {
   type = "segment", store = "segments", members = "segment_members", fields = SEGMENT_FIELDS,
   attributes = segment_attributes, filter = shared.base_filter(), sort = shared.SORT,
 }
-SEGMENT.filter.is_active = {ops = {"any", "equals"}, get = function(s) return s.is_active ~= false end}
-SEGMENT.filter.is_starred = {ops = {"equals"}, get = function(s) return s.is_starred or false end}
+SEGMENT.filter.is_active = {get = function(s) return s.is_active ~= false end}
+SEGMENT.filter.is_starred = {get = function(s) return s.is_starred or false end}
 
 local function not_found(id) return shared.not_found(SEGMENT, id) end
 

@@ -476,7 +476,9 @@ function M.handle()
   local problem = query_check.check_query(op_id, query)
   if problem then
     local detail = problem.detail
-    if problem.parameter == "filter" then detail = "Invalid filter provided: " .. detail end
+    if problem.parameter == "filter" then
+      detail = "Invalid filter provided: " .. detail:gsub("^filter: ", "", 1)
+    end
     return fail(ctx, 400, "invalid", "Invalid input.", detail, { parameter = problem.parameter },
       nil, rule, limit, remaining, reset)
   end

@@ -97,11 +97,6 @@ end
 
 ---------------------------------------------------------------- member collections
 
--- Profile attributes fields[profile] may name (the profile serializer is profiles.lua's).
-local PROFILE_FIELDS = {"email", "phone_number", "external_id", "first_name", "last_name",
-  "organization", "locale", "title", "image", "created", "updated", "last_event_date",
-  "location", "properties", "joined_group_at"}
-
 -- A member: the profile as get_profile shows it, plus joined_group_at (required by the
 -- member schemas, so kept even when fields[profile] leaves it out).
 local function member_resource(req, p, joined)
@@ -134,7 +129,7 @@ function _M.members(req, store, group_id, opts)
   if pred == nil then return st, doc end
   if not opts.ids_only then
     local ok
-    ok, st, doc = jsonapi.fields(req, "profile", PROFILE_FIELDS)
+    ok, st, doc = jsonapi.fields(req, "profile")
     if ok == nil then return st, doc end
     ok, st, doc = collection.additional(req, "profile", {"subscriptions", "predictive_analytics"})
     if not ok then return st, doc end

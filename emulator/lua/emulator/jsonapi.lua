@@ -204,29 +204,14 @@ local function split(s)
 end
 M.split = split
 
---- The set of fields asked for with fields[rtype], or false when absent.
--- With `allowed` (array or set), an unknown field answers nil, 400, doc.
--- Dotted names (location.city) select nested keys.
-function M.fields(req, rtype, allowed)
-  local param = "fields[" .. rtype .. "]"
-  local raw = req.query and req.query[param]
+--- The set of fields asked for with fields[rtype], or false when absent. The server has
+-- checked every value against the operation's enum (klaviyo.query_check). Dotted names
+-- (location.city) select nested keys.
+function M.fields(req, rtype)
+  local raw = req.query and req.query["fields[" .. rtype .. "]"]
   if raw == nil then return false end
   local set = {}
-  local allow
-  if allowed then
-    allow = {}
-    for k, v in pairs(allowed) do
-      if type(k) == "number" then allow[v] = true else allow[k] = v end
-    end
-  end
-  for _, f in ipairs(split(raw)) do
-    local top = f:match("^([^%.]+)")
-    if allow and not allow[f] and not allow[top] then
-      return nil, M.invalid(format("'%s' is not a valid field for the resource '%s'.", f, rtype),
-        { parameter = param })
-    end
-    set[f] = true
-  end
+  for _, f in ipairs(split(raw)) do set[f] = true end
   return set
 end
 

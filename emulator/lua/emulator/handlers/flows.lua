@@ -168,7 +168,7 @@ function H.create_flow(req)
     return collection.bad("/data/attributes/name", "A flow name must be a non-empty string.")
   end
   local fields
-  fields, st, doc = jsonapi.fields(req, "flow", flowrunner.FLOW_FIELDS)
+  fields, st, doc = jsonapi.fields(req, "flow")
   if fields == nil then return st, doc end
   local extra
   extra, st, doc = collection.additional(req, "flow", {"definition"})
@@ -219,7 +219,7 @@ function H.get_flows(req)
   local pred, st, doc = collection.filter(req, FLOW_FILTER)
   if pred == nil then return st, doc end
   local fields
-  fields, st, doc = jsonapi.fields(req, "flow", flowrunner.FLOW_FIELDS)
+  fields, st, doc = jsonapi.fields(req, "flow")
   if fields == nil then return st, doc end
   local include
   include, st, doc = collection.includes(req, {"flow-actions", "tags"})
@@ -245,7 +245,7 @@ end
 function H.get_flow(req)
   local flow = req.account.flows[req.params.id]
   if not flow then return not_found(req.params.id) end
-  local fields, st, doc = jsonapi.fields(req, "flow", flowrunner.FLOW_FIELDS)
+  local fields, st, doc = jsonapi.fields(req, "flow")
   if fields == nil then return st, doc end
   local extra
   extra, st, doc = collection.additional(req, "flow", {"definition"})
@@ -276,7 +276,7 @@ function H.update_flow(req)
     return collection.bad("/data/attributes/status", "status must be one of draft, manual, live.")
   end
   local fields
-  fields, st, doc = jsonapi.fields(req, "flow", flowrunner.FLOW_FIELDS)
+  fields, st, doc = jsonapi.fields(req, "flow")
   if fields == nil then return st, doc end
   flow.status = a.status
   flow.updated = state.now()
@@ -302,7 +302,7 @@ end
 function H.get_flows_triggered_by_metric(req)
   local acct, id = req.account, req.params.id
   if not acct.metrics[id] then return metric_not_found(id) end
-  local fields, st, doc = jsonapi.fields(req, "flow", flowrunner.FLOW_FIELDS)
+  local fields, st, doc = jsonapi.fields(req, "flow")
   if fields == nil then return st, doc end
   local d = {}
   for i, f in ipairs(flowrunner.flows_triggered_by(acct, "metric", id)) do
@@ -420,7 +420,7 @@ function H.get_flow_action(req)
   end
   if include.flow then
     local fields
-    fields, st, doc = jsonapi.fields(req, "flow", flowrunner.FLOW_FIELDS)
+    fields, st, doc = jsonapi.fields(req, "flow")
     if fields == nil then return st, doc end
     included[#included + 1] = flowrunner.flow_resource(req, flow, fields)
   end
@@ -432,7 +432,7 @@ function H.get_flow_for_flow_action(req)
   local flow, st, doc = action_by_id(req)
   if not flow then return st, doc end
   local fields
-  fields, st, doc = jsonapi.fields(req, "flow", flowrunner.FLOW_FIELDS)
+  fields, st, doc = jsonapi.fields(req, "flow")
   if fields == nil then return st, doc end
   return 200, {data = flowrunner.flow_resource(req, flow, fields), links = self_link(req)}
 end

@@ -14,7 +14,6 @@ local say, check = env.say, env.check
 
 -- Without KLAVIYO_API_KEY, a fresh emulator account (see example_env.lua).
 local client = env.connect()
-local F = env.klaviyo.filter
 local email = ("quickstart+%d@example.com"):format(os.time())
 local metric_name = "Quickstart Signed Up"
 
@@ -34,15 +33,15 @@ end
 say("profile           %s <%s>", profile_id, email)
 
 -- 2. The metric exists once an event used it: a backfilled event creates it without
--- triggering anything, then we look it up by name.
+-- triggering anything, then we look it up by name (Klaviyo filters metrics on their
+-- integration only, so metrics:find lists them and picks).
 check("create_event (backfill)", client:call("create_event", { body = { data = {
   type = "event", attributes = {
   metric = { data = { type = "metric", attributes = { name = metric_name } } },
   profile = { data = { type = "profile", attributes = { email = "setup@example.com" } } },
   properties = { setup = true }, backfill = true,
 } } } }))
-local metrics = check("get_metrics", client:call("get_metrics", { filter = F.equals("name", metric_name) }))
-local metric = check("get_metrics", metrics.data[1], "no metric named " .. metric_name)
+local metric = check("metrics:find", client.metrics:find(metric_name))
 say("metric            %s %q", metric.id, metric_name)
 
 -- 3. A flow triggered by that metric (created as a draft), then switched live.

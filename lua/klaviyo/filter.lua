@@ -207,7 +207,8 @@ end
 ---@param ... klaviyo.FilterExpr|string
 ---@return klaviyo.FilterExpr
 function _M.and_(...) return combine("and", ...) end
---- or(...): at least one sub-expression holds.
+--- or(...): at least one sub-expression holds. No operation of Klaviyo's spec allows or(),
+-- so client:call refuses a filter holding one (see klaviyo.query_check).
 ---@param ... klaviyo.FilterExpr|string
 ---@return klaviyo.FilterExpr
 function _M.or_(...) return combine("or", ...) end

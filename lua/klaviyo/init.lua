@@ -488,7 +488,7 @@ function _M.stats(self)
 end
 
 local function check_paged(op_id, params)
-  local req, msg = build(op_id, params)
+  local req, msg, refusal = build(op_id, params); if refusal then error(refusal, 3) end
   if req == nil and msg then error(msg, 3) end
   if req == nil or req.method ~= "GET" then
     error(format("klaviyo: %s: only GET operations are paginated", op_id), 3)

@@ -13,7 +13,10 @@
 -- names instead of `body` (`file`, `name`, `hidden`): klaviyo.multipart builds the bytes.
 -- Any mistake (unknown operation or parameter, a missing required one, a wrong type, an integer
 -- outside the spec's bounds, a string holding a NUL byte) raises an error naming the operation and
--- the parameter.
+-- the parameter. A value Klaviyo would answer 400 for its content (a filter on a field or with an
+-- operator the operation does not allow, a filter that does not parse, a `sort`, `include` or
+-- `fields[...]` value outside the spec's enum: klaviyo.query_check) is refused instead, as an
+-- error table of kind "refused", unless the caller turned the checks off.
 local type, pairs, ipairs, next, tostring = type, pairs, ipairs, next, tostring
 local format, concat, find, floor, huge = string.format, table.concat, string.find, math.floor, math.huge
 local math_type = math.type   -- nil before Lua 5.3
@@ -21,6 +24,8 @@ local math_type = math.type   -- nil before Lua 5.3
 local operations = require "klaviyo.operations"
 local filter = require "klaviyo.filter"
 local multipart = require "klaviyo.multipart"
+local query_check = require "klaviyo.query_check"
+local errors = require "klaviyo.errors"
 
 local _M = {}
 
@@ -58,7 +63,7 @@ local function compile(op_id)
   -- Precomputed so that a call of an operation with only a body (create_event...) runs
   -- through build with no loop over empty parameter lists and one test for its body.
   local c = { op = op, id = op_id, names = names, query = query, headers = headers,
-              path_params = op.path_params,
+              path_params = op.path_params, checked = query_check.rules(op_id) ~= false,
               plain = #op.path_params == 0 and #query == 0 and #headers == 0, form = form,
               body_ok = op.body ~= nil and op.content_type == JSON_API }
   compiled[op_id] = c
@@ -251,12 +256,24 @@ local function body_error(c, op_id, body)
   end
 end
 
+-- The refusal of the first query value klaviyo.query_check finds outside the spec's lists.
+local function query_refusal(op_id, query)
+  for i = 1, #query do
+    local p = query_check.check(op_id, query[i][1], query[i][2])
+    if p then
+      return errors.new("refused", op_id, p.detail,
+        { parameter = p.parameter, given = p.given, allowed = p.allowed })
+    end
+  end
+end
+
 -- Builds the core request for one call. A table body stays a table: the core encodes it (and
 -- reports a bad value by its path, kind "encode"). A multipart body is built here, as bytes
 -- with its own Content-Type header. Returns req, or nil, msg for a programmer error (the caller
--- raises it at its own caller's level), or nil, nil, err for a file klaviyo.multipart refuses
--- (the caller returns it: nothing is sent).
-function _M.build(op_id, params)
+-- raises it at its own caller's level), or nil, nil, err for a value refused before sending: a
+-- file klaviyo.multipart refuses, or a query value klaviyo.query_check refuses (skipped when
+-- `validate` is false). The caller returns err: nothing is sent.
+function _M.build(op_id, params, validate)
   local c = compiled[op_id]
   if c == nil then
     if type(op_id) ~= "string" then
@@ -287,6 +304,10 @@ function _M.build(op_id, params)
     local err
     path_params, query, headers, err = parameters(c, op_id, params)
     if err then return nil, err end
+    if query and c.checked and validate ~= false then
+      local refusal = query_refusal(op_id, query)
+      if refusal then return nil, nil, refusal end
+    end
   end
 
   local body = params.body

@@ -23,9 +23,13 @@ local function live_flow(acct, metric)
       metric = { data = { type = "metric", attributes = { name = metric } } },
       profile = { data = { type = "profile", attributes = { email = "seed@example.com" } } } } } } })
   assert(st == 202, raw)
-  local _, _, body = S.api(acct, "GET", "/api/metrics",
-    { query = { filter = string.format('equals(name,"%s")', metric) } })
-  local def = { triggers = { { type = "metric", id = body.data[1].id } }, entry_action_id = "d1",
+  -- get_metrics filters on integration.* only: list the metrics and pick by name
+  local _, _, body = S.api(acct, "GET", "/api/metrics")
+  local metric_id
+  for _, m in ipairs(body.data) do
+    if m.attributes.name == metric then metric_id = m.id end
+  end
+  local def = { triggers = { { type = "metric", id = metric_id } }, entry_action_id = "d1",
     actions = { { temporary_id = "d1", type = "time-delay", data = { unit = "days", value = 1 },
       links = { next = require("cjson").null } } } }
   local st2, _, fbody, raw2 = S.api(acct, "POST", "/api/flows", { body = { data = { type = "flow",

@@ -5,6 +5,7 @@ local S = require "client.support"
 local emu = S.emu
 local multipart = require "klaviyo.multipart"
 local reader = require "emulator.multipart"
+local allowed_value = require("helpers.query_values").allowed_value
 
 -- Every byte value, then text that looks like a multipart delimiter, twice.
 local HOSTILE = {}
@@ -185,7 +186,7 @@ describe("upload_image_from_file", function()
       local params = {}
       for _, name in ipairs(op.path_params) do params[name] = "x" end
       for _, q in ipairs(op.query) do
-        if q.required and q.name ~= "company_id" then params[q.name] = q.integer and 1 or "x" end
+        if q.required and q.name ~= "company_id" then params[q.name] = q.integer and 1 or allowed_value(q) end
       end
       for _, h in ipairs(op.headers or {}) do if h.required then params[h.name] = "x" end end
       if op.content_type == "multipart/form-data" then

@@ -3,6 +3,7 @@
 -- Operations it does not emulate answer 501 after routing, which proves the same.
 local S = require "client.support"
 local ops = S.klaviyo.operations
+local allowed_value = require("helpers.query_values").allowed_value
 
 -- One operation per tag: a GET without path parameters when there is one (cheapest), else a
 -- GET, else the first by name. Deterministic.
@@ -26,7 +27,7 @@ local function params_for(op)
   for _, name in ipairs(op.path_params) do p[name] = "X1" end
   for _, q in ipairs(op.query) do
     if q.required and q.name ~= "company_id" then
-      p[q.name] = q.integer and (q.min or 1) or "x"
+      p[q.name] = q.integer and (q.min or 1) or allowed_value(q)
     end
   end
   for _, h in ipairs(op.headers or {}) do if h.required then p[h.name] = "x" end end

@@ -16,6 +16,16 @@ local function client(acct, path, body, query)
     headers = {revision = emu.REVISION, accept = "application/vnd.api+json"}}
 end
 
+-- The id of the metric called `name` (get_metrics filters on integration.* only: list, pick).
+local function metric_named(acct, name)
+  local st, _, body, raw = api(acct, "GET", "/api/metrics")
+  assert(st == 200, raw)
+  for _, m in ipairs(body.data) do
+    if m.attributes.name == name then return m.id end
+  end
+  error("no metric named " .. name)
+end
+
 local function event_body(metric, email, extra)
   local attrs = {properties = {item = "socks"}, metric = {data = {type = "metric",
       attributes = {name = metric}}},
@@ -80,9 +90,7 @@ describe("emulator client endpoints", function()
 
     it("fires a live flow of its metric, once per unique_id", function()
       client(acct, "/client/events", event_body("Added to Cart", "seed@example.com", {backfill = true}))
-      local _, _, metrics = api(acct, "GET", "/api/metrics",
-          {query = {filter = 'equals(name,"Added to Cart")'}})
-      local mid = metrics.data[1].id
+      local mid = metric_named(acct, "Added to Cart")
       local st, _, flow, raw = api(acct, "POST", "/api/flows", {body = {data = {type = "flow", attributes = {
         name = "Cart", definition = {triggers = {{type = "metric", id = mid}}, entry_action_id = "d",
         actions = {{temporary_id = "d", type = "time-delay", data = {unit = "days", value = 1},
@@ -142,9 +150,7 @@ describe("emulator client endpoints", function()
 
     it("fires live flows except for backfilled events", function()
       bulk("seed@example.com", {{metric = "Bulk Metric", uid = "seed", backfill = true}})
-      local _, _, metrics = api(acct, "GET", "/api/metrics",
-        {query = {filter = 'equals(name,"Bulk Metric")'}})
-      local mid = metrics.data[1].id
+      local mid = metric_named(acct, "Bulk Metric")
       local _, _, flow = api(acct, "POST", "/api/flows", {body = {data = {type = "flow", attributes = {
         name = "Bulk", definition = {triggers = {{type = "metric", id = mid}}, entry_action_id = "d",
         actions = {{temporary_id = "d", type = "time-delay", data = {value = 1}, links = {next = null}}}}}}}})

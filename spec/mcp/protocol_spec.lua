@@ -171,6 +171,22 @@ describe("klaviyo.mcp over stdio", function()
     s.close()
   end)
 
+  it("refuses a query value the operation does not allow, naming what is allowed, nothing sent", function()
+    local s = start(acct)
+    local before = #emulator.requests(acct)
+    local r = call(s, 1, "call_operation", { operation = "get_metrics",
+      params = { filter = 'equals(name,"Placed Order")' } })
+    assert.is_true(r.result.isError)
+    local text = r.result.content[1].text
+    assert.matches("refused locally", text, 1, true)
+    assert.matches("integration.category, integration.name", text, 1, true)
+    r = call(s, 2, "call_operation", { operation = "get_profiles", params = { sort = "nme" } })
+    assert.is_true(r.result.isError)
+    assert.matches('sort: \\?"nme\\?" is not allowed', r.result.content[1].text)
+    assert.equal(before, #emulator.requests(acct))
+    s.close()
+  end)
+
   it("waits within the client's rate limits instead of drawing 429s", function()
     local s = start(acct)
     local was = emulator.stats(acct).operations.get_flows or { answers = 0, throttled = 0 }

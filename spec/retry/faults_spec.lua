@@ -57,8 +57,8 @@ describe("retries", function()
     local metric = "Retry Reset"
     -- the metric (a backfilled event creates it and fires nothing), then a live flow on it
     assert(c:call("create_event", { body = S.event("seed@example.com", metric, { backfill = true }) }))
-    local mdoc = assert(c:call("get_metrics", { filter = klaviyo.filter.equals("name", metric) }))
-    local mid = mdoc.data[1].id
+    -- get_metrics cannot filter on name: metrics:find lists and picks
+    local mid = assert(c.metrics:find(metric)).id
     local flow = assert(c:call("create_flow", { body = { data = { type = "flow", attributes = {
       name = "On reset", definition = {
         triggers = { { type = "metric", id = mid } },

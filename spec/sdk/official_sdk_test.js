@@ -90,7 +90,8 @@ test('create an event (metric created on first use, profile upserted)', async ()
     `requests?account=${account.account_id}&operation=create_event&limit=1`)).requests;
   assert.equal(JSON.parse(sent.request_body).data.attributes.unique_id, `order-${process.pid}`);
   assert.equal(sent.headers['content-type'], 'application/json');
-  const metrics = await call(api.metrics.getMetrics({ filter: 'equals(name,"Placed Order")' }));
+  // get_metrics filters on integration.name and integration.category only (not on name)
+  const metrics = await call(api.metrics.getMetrics({ filter: 'equals(integration.name,"API")' }));
   assert.equal(metrics.body.data.length, 1);
   assert.equal(metrics.body.data[0].attributes.name, 'Placed Order');
   const events = await call(api.events.getEvents({ filter: `equals(metric_id,"${metrics.body.data[0].id}")` }));
@@ -128,6 +129,39 @@ test('create a profile, then read it back', async () => {
 });
 
 let listId;
+test('pages 25 profiles ten at a time, passing the whole links.next as pageCursor (the SDK\'s README)', async () => {
+  // a fresh account, so that the 25 are all there is
+  const own = await emu.admin(server.url, 'POST', 'accounts', {});
+  const sdk = apis(server.url, own.private_key);
+  const made = [];
+  for (let i = 0; i < 25; i += 1) {
+    const { body } = await call(sdk.profiles.createProfile({
+      data: { type: 'profile', attributes: { email: `page-${i}-${process.pid}@example.com` } },
+    }));
+    made.push(body.data.id);
+  }
+  const seen = [];
+  const sizes = [];
+  let cursor;
+  for (let n = 0; n < 10; n += 1) {
+    const { body } = await call(sdk.profiles.getProfiles({ pageSize: 10, pageCursor: cursor }));
+    sizes.push(body.data.length);
+    seen.push(...body.data.map((p) => p.id));
+    cursor = body.links.next;
+    if (!cursor) break;
+    assert.match(cursor, /^http:\/\//); // the emulator over plain http, as users run it
+  }
+  assert.deepEqual(sizes, [10, 10, 5]);
+  assert.deepEqual([...seen].sort(), [...made].sort());
+  // what went on the wire: the whole URL as page[cursor], as the SDK's README shows
+  const sent = (await emu.admin(server.url, 'GET',
+    `requests?account=${own.account_id}&operation=get_profiles&limit=3`)).requests;
+  assert.equal(sent.length, 3);
+  const cursors = sent.map((r) => new URLSearchParams(r.query || '').get('page[cursor]')).filter(Boolean);
+  assert.equal(cursors.length, 2);
+  for (const c of cursors) assert.match(c, /^http:\/\/.*\/api\/profiles\?/);
+});
+
 test('create a list and add the profile to it', async () => {
   assert.ok(profileId, 'needs the profile from the previous test');
   const created = await call(api.lists.createList({ data: { type: 'list', attributes: { name: `SDK list ${process.pid}` } } }));

@@ -55,10 +55,14 @@ function M.account(metric, limits_on)
     metric = { data = { type = "metric", attributes = { name = metric } } },
     profile = { data = { type = "profile", attributes = { email = "seed@example.com" } } } } } },
     202)
-  local st, _, body, raw = emu.api(acct, "GET", "/api/metrics",
-    { query = { filter = string.format('equals(name,"%s")', metric) } })
-  assert(st == 200 and body.data[1], raw)
-  local mid = body.data[1].id
+  -- get_metrics filters on integration.* only: list the metrics and pick by name
+  local st, _, body, raw = emu.api(acct, "GET", "/api/metrics")
+  assert(st == 200, raw)
+  local mid
+  for _, m in ipairs(body.data) do
+    if m.attributes.name == metric then mid = m.id end
+  end
+  assert(mid, raw)
   local def = { triggers = { { type = "metric", id = mid } },
     actions = { { temporary_id = "d1", type = "time-delay", data = { unit = "days", value = 1 },
                   links = { next = null } } },

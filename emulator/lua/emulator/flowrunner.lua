@@ -130,8 +130,6 @@ _M.TRIGGER_TYPES = {
   ["price-drop"] = "Price Drop", ["low-inventory"] = "Low Inventory",
 }
 
-_M.FLOW_FIELDS = {"name", "status", "archived", "created", "updated", "trigger_type"}
-
 --- A flow as a JSON:API resource. `fields` is a sparse fieldset (or false);
 -- opts.definition adds the definition, opts.actions the flow-actions linkage, opts.tags
 -- the (empty) tags linkage.

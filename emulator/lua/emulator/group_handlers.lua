@@ -3,7 +3,7 @@
 -- the member collections, the flows a group triggers and the groups of a profile.
 --
 -- A kind describes one of the two:
---   {type = "list", store = "lists", members = "list_members", fields = {...},
+--   {type = "list", store = "lists", members = "list_members",
 --    attributes = function(g, fields) -> attribute table (already sparse),
 --    filter = collection.filter spec (base_filter() plus any own keys), sort = SORT}
 -- `store` is both the account table and the URL segment (/api/lists/<id>).
@@ -21,10 +21,10 @@ local _M = {}
 --- The filter keys both kinds accept; a fresh table, so a kind may add its own.
 function _M.base_filter()
   return {
-    name = {ops = {"any", "equals"}, type = "string"},
-    id = {ops = {"any", "equals"}, type = "string"},
-    created = {ops = {"greater-than"}, type = "datetime"},
-    updated = {ops = {"greater-than"}, type = "datetime"},
+    name = {type = "string"},
+    id = {type = "string"},
+    created = {type = "datetime"},
+    updated = {type = "datetime"},
     ["and"] = true,
   }
 end
@@ -67,7 +67,7 @@ end
 -- Flows named by the groups' flow-triggers linkage, once each, for `included`.
 local function included_flows(req, kind, shown, include)
   if not include["flow-triggers"] then return nil end
-  local fields, st, doc = jsonapi.fields(req, "flow", flowrunner.FLOW_FIELDS)
+  local fields, st, doc = jsonapi.fields(req, "flow")
   if fields == nil then return nil, st, doc end
   local seen, out = {}, {}
   for _, g in ipairs(shown) do
@@ -94,7 +94,7 @@ function _M.get_all(req, kind)
   local pred, st, doc = collection.filter(req, kind.filter)
   if pred == nil then return st, doc end
   local fields
-  fields, st, doc = jsonapi.fields(req, kind.type, kind.fields)
+  fields, st, doc = jsonapi.fields(req, kind.type)
   if fields == nil then return st, doc end
   local include
   include, st, doc = collection.includes(req, INCLUDES)
@@ -120,7 +120,7 @@ end
 function _M.get_one(req, kind)
   local g = req.account[kind.store][req.params.id]
   if not g then return _M.not_found(kind, req.params.id) end
-  local fields, st, doc = jsonapi.fields(req, kind.type, kind.fields)
+  local fields, st, doc = jsonapi.fields(req, kind.type)
   if fields == nil then return st, doc end
   local extra
   extra, st, doc = collection.additional(req, kind.type, {"profile_count"})
@@ -154,7 +154,7 @@ function _M.flows(req, kind, ids_only)
   if not acct[kind.store][id] then return _M.not_found(kind, id) end
   local fields, st, doc
   if not ids_only then
-    fields, st, doc = jsonapi.fields(req, "flow", flowrunner.FLOW_FIELDS)
+    fields, st, doc = jsonapi.fields(req, "flow")
     if fields == nil then return st, doc end
   end
   local d = {}
@@ -173,7 +173,7 @@ function _M.of_profile(req, kind, ids_only)
   end
   local fields, st, doc
   if not ids_only then
-    fields, st, doc = jsonapi.fields(req, kind.type, kind.fields)
+    fields, st, doc = jsonapi.fields(req, kind.type)
     if fields == nil then return st, doc end
   end
   local d, store = {}, acct[kind.store]

@@ -97,11 +97,6 @@ end
 
 ---------------------------------------------------------------- member collections
 
--- Profile attributes fields[profile] may name (the profile serializer is profiles.lua's).
-local PROFILE_FIELDS = {"email", "phone_number", "external_id", "first_name", "last_name",
-  "organization", "locale", "title", "image", "created", "updated", "last_event_date",
-  "location", "properties", "joined_group_at"}
-
 -- A member: the profile as get_profile shows it, plus joined_group_at (required by the
 -- member schemas, so kept even when fields[profile] leaves it out).
 local function member_resource(req, p, joined)
@@ -113,16 +108,15 @@ local function member_resource(req, p, joined)
 end
 
 local FILTER_FIELDS = {
-  email = {ops = {"any", "equals"}, get = function(m) return m.p.email end},
-  phone_number = {ops = {"any", "equals"}, get = function(m) return m.p.phone_number end},
+  email = {get = function(m) return m.p.email end},
+  phone_number = {get = function(m) return m.p.phone_number end},
   -- Push tokens and _kx are not emulated: no member has one, so these match nothing.
-  push_token = {ops = {"any", "equals"}, get = function() return nil end},
-  _kx = {ops = {"equals"}, get = function() return nil end},
-  joined_group_at = {ops = {"greater-or-equal", "greater-than", "less-or-equal", "less-than"},
-    type = "datetime", get = function(m) return m.at end},
+  push_token = {get = function() return nil end},
+  _kx = {get = function() return nil end},
+  joined_group_at = {type = "datetime", get = function(m) return m.at end},
   ["and"] = true,
 }
-local SEGMENT_FILTER_FIELDS = {profile_id = {ops = {"any", "equals"}, get = function(m) return m.p.id end}}
+local SEGMENT_FILTER_FIELDS = {profile_id = {get = function(m) return m.p.id end}}
 for k, v in pairs(FILTER_FIELDS) do SEGMENT_FILTER_FIELDS[k] = v end
 
 local SORT_KEYS = {joined_group_at = function(m) return m.at end}
@@ -135,7 +129,7 @@ function _M.members(req, store, group_id, opts)
   if pred == nil then return st, doc end
   if not opts.ids_only then
     local ok
-    ok, st, doc = jsonapi.fields(req, "profile", PROFILE_FIELDS)
+    ok, st, doc = jsonapi.fields(req, "profile")
     if ok == nil then return st, doc end
     ok, st, doc = collection.additional(req, "profile", {"subscriptions", "predictive_analytics"})
     if not ok then return st, doc end

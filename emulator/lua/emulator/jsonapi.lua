@@ -118,6 +118,20 @@ local function read_cursor(c)
   return tonumber(off, 16)
 end
 
+local function unescape(s)
+  return (gsub(s, "%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- The page[cursor] value in the query of a URL (percent-decoded), or false.
+local function cursor_of_url(url)
+  local q = url:match("%?([^#]*)")
+  for pair in (q or ""):gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=(.*)$")
+    if k and unescape(k) == "page[cursor]" then return unescape((gsub(v, "%+", " "))) end
+  end
+  return false
+end
+
 --- The page size for req (page[size] within the operation's bounds). Returns
 -- size, or nil, status, doc for a bad value.
 function M.page_size(req, default)
@@ -147,6 +161,10 @@ function M.page(req, items, to_resource, opts)
   if not size then return st, doc end
   local offset = 0
   local cur = req.query and req.query["page[cursor]"]
+  if type(cur) == "string" and find(cur, "^https?://") then
+    -- the whole links.next URL, as Klaviyo's SDKs pass it: its page[cursor] is the cursor
+    cur = cursor_of_url(cur)
+  end
   if cur ~= nil then
     offset = type(cur) == "string" and read_cursor(cur) or nil
     if not offset then
@@ -186,29 +204,14 @@ local function split(s)
 end
 M.split = split
 
---- The set of fields asked for with fields[rtype], or false when absent.
--- With `allowed` (array or set), an unknown field answers nil, 400, doc.
--- Dotted names (location.city) select nested keys.
-function M.fields(req, rtype, allowed)
-  local param = "fields[" .. rtype .. "]"
-  local raw = req.query and req.query[param]
+--- The set of fields asked for with fields[rtype], or false when absent. The server has
+-- checked every value against the operation's enum (klaviyo.query_check). Dotted names
+-- (location.city) select nested keys.
+function M.fields(req, rtype)
+  local raw = req.query and req.query["fields[" .. rtype .. "]"]
   if raw == nil then return false end
   local set = {}
-  local allow
-  if allowed then
-    allow = {}
-    for k, v in pairs(allowed) do
-      if type(k) == "number" then allow[v] = true else allow[k] = v end
-    end
-  end
-  for _, f in ipairs(split(raw)) do
-    local top = f:match("^([^%.]+)")
-    if allow and not allow[f] and not allow[top] then
-      return nil, M.invalid(format("'%s' is not a valid field for the resource '%s'.", f, rtype),
-        { parameter = param })
-    end
-    set[f] = true
-  end
+  for _, f in ipairs(split(raw)) do set[f] = true end
   return set
 end
 

@@ -1,6 +1,7 @@
 -- The emulator's request pipeline, run for every request by nginx:
 -- route (from the generated operation table, compiled once) -> fault rules ->
 -- authenticate -> scopes -> revision -> rate limits -> JSON:API body checks ->
+-- query values against the spec's lists (klaviyo.query_check, as the client checks them) ->
 -- the operation's handler (or 501). Every answer is a Klaviyo JSON:API
 -- document. The hot path (create_event) builds no per-request tables beyond the
 -- request itself and logs nothing.
@@ -11,6 +12,7 @@ local ratelimit = require "emulator.ratelimit"
 local faults = require "emulator.faults"
 local recorder = require "emulator.recorder"
 local multipart = require "emulator.multipart"
+local query_check = require "klaviyo.query_check"
 local cjson = require "cjson.safe"
 
 local ngx = ngx
@@ -469,6 +471,16 @@ function M.handle()
       -- the recorder keeps ctx; it needs the text, not the tables
       ctx.body_doc = nil
     end
+  end
+
+  local problem = query_check.check_query(op_id, query)
+  if problem then
+    local detail = problem.detail
+    if problem.parameter == "filter" then
+      detail = "Invalid filter provided: " .. detail:gsub("^filter: ", "", 1)
+    end
+    return fail(ctx, 400, "invalid", "Invalid input.", detail, { parameter = problem.parameter },
+      nil, rule, limit, remaining, reset)
   end
 
   local handler = handlers[op_id]

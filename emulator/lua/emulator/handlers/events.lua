@@ -419,8 +419,6 @@ end
 
 ---------------------------------------------------------------- reads
 
-local EVENT_FIELDS = { "timestamp", "event_properties", "datetime", "uuid" }
-
 local function event_attributes(ev)
   return { timestamp = ev.time, event_properties = ev.properties, datetime = state.iso(ev.time),
            uuid = ev.uuid or ev.id }
@@ -475,12 +473,12 @@ local function included_for(req, acct, events, inc)
 end
 
 local EVENT_FILTER = {
-  metric_id = { ops = { "equals" }, type = "string" },
-  profile_id = { ops = { "equals" }, type = "string" },
-  datetime = { ops = { "greater-than", "greater-or-equal", "less-than", "less-or-equal", "equals" },
-               type = "datetime", get = function(ev) return ev.time end },
-  timestamp = { ops = { "greater-than", "greater-or-equal", "less-than", "less-or-equal", "equals" },
-                get = function(ev) return ev.time end },
+  metric_id = { type = "string" },
+  profile_id = { type = "string" },
+  datetime = { type = "datetime", get = function(ev) return ev.time end },
+  timestamp = { get = function(ev) return ev.time end },
+  profile = { get = function(ev) return ev.profile_id end },   -- has(profile)
+  metric = { get = function(ev) return ev.metric_id end },     -- has(metric)
   ["and"] = true,
 }
 
@@ -534,7 +532,7 @@ end
 M.get_events = function(req)
   local acct = req.account
   M.settle(acct)
-  local fields, st, doc = jsonapi.fields(req, "event", EVENT_FIELDS)
+  local fields, st, doc = jsonapi.fields(req, "event")
   if fields == nil then return st, doc end
   local inc, ist, idoc = includes(req)
   if not inc then return ist, idoc end
@@ -575,7 +573,7 @@ M.get_event = function(req)
   M.settle(acct)
   local ev = acct.events_by_id[req.params.id]
   if not ev then return jsonapi.not_found(format("Event '%s' not found.", tostring(req.params.id))) end
-  local fields, st, doc = jsonapi.fields(req, "event", EVENT_FIELDS)
+  local fields, st, doc = jsonapi.fields(req, "event")
   if fields == nil then return st, doc end
   local inc, ist, idoc = includes(req)
   if not inc then return ist, idoc end

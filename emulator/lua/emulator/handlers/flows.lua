@@ -168,7 +168,7 @@ function H.create_flow(req)
     return collection.bad("/data/attributes/name", "A flow name must be a non-empty string.")
   end
   local fields
-  fields, st, doc = jsonapi.fields(req, "flow", flowrunner.FLOW_FIELDS)
+  fields, st, doc = jsonapi.fields(req, "flow")
   if fields == nil then return st, doc end
   local extra
   extra, st, doc = collection.additional(req, "flow", {"definition"})
@@ -190,15 +190,13 @@ function H.create_flow(req)
 end
 
 local FLOW_FILTER = {
-  id = {ops = {"any"}, type = "string"},
-  name = {ops = {"contains", "ends-with", "equals", "starts-with"}, type = "string"},
-  status = {ops = {"equals"}, type = "string"},
-  archived = {ops = {"equals"}, get = function(f) return f.archived or false end},
-  created = {ops = {"equals", "greater-or-equal", "greater-than", "less-or-equal", "less-than"},
-    type = "datetime", get = function(f) return math.floor(f.created) end},
-  updated = {ops = {"equals", "greater-or-equal", "greater-than", "less-or-equal", "less-than"},
-    type = "datetime", get = function(f) return math.floor(f.updated) end},
-  trigger_type = {ops = {"equals"}, type = "string"},
+  id = {type = "string"},
+  name = {type = "string"},
+  status = {type = "string"},
+  archived = {get = function(f) return f.archived or false end},
+  created = {type = "datetime", get = function(f) return math.floor(f.created) end},
+  updated = {type = "datetime", get = function(f) return math.floor(f.updated) end},
+  trigger_type = {type = "string"},
   ["and"] = true,
 }
 local FLOW_SORT = {
@@ -221,7 +219,7 @@ function H.get_flows(req)
   local pred, st, doc = collection.filter(req, FLOW_FILTER)
   if pred == nil then return st, doc end
   local fields
-  fields, st, doc = jsonapi.fields(req, "flow", flowrunner.FLOW_FIELDS)
+  fields, st, doc = jsonapi.fields(req, "flow")
   if fields == nil then return st, doc end
   local include
   include, st, doc = collection.includes(req, {"flow-actions", "tags"})
@@ -247,7 +245,7 @@ end
 function H.get_flow(req)
   local flow = req.account.flows[req.params.id]
   if not flow then return not_found(req.params.id) end
-  local fields, st, doc = jsonapi.fields(req, "flow", flowrunner.FLOW_FIELDS)
+  local fields, st, doc = jsonapi.fields(req, "flow")
   if fields == nil then return st, doc end
   local extra
   extra, st, doc = collection.additional(req, "flow", {"definition"})
@@ -278,7 +276,7 @@ function H.update_flow(req)
     return collection.bad("/data/attributes/status", "status must be one of draft, manual, live.")
   end
   local fields
-  fields, st, doc = jsonapi.fields(req, "flow", flowrunner.FLOW_FIELDS)
+  fields, st, doc = jsonapi.fields(req, "flow")
   if fields == nil then return st, doc end
   flow.status = a.status
   flow.updated = state.now()
@@ -304,7 +302,7 @@ end
 function H.get_flows_triggered_by_metric(req)
   local acct, id = req.account, req.params.id
   if not acct.metrics[id] then return metric_not_found(id) end
-  local fields, st, doc = jsonapi.fields(req, "flow", flowrunner.FLOW_FIELDS)
+  local fields, st, doc = jsonapi.fields(req, "flow")
   if fields == nil then return st, doc end
   local d = {}
   for i, f in ipairs(flowrunner.flows_triggered_by(acct, "metric", id)) do
@@ -324,11 +322,14 @@ function H.get_ids_for_flows_triggered_by_metric(req)
 end
 
 local ACTION_FILTER = {
-  id = {ops = {"any"}, get = function(x) return x.a.id end},
-  action_type = {ops = {"any", "equals"}, get = function(x) return x.a.type end},
-  status = {ops = {"equals"}, get = function(x)
+  id = {get = function(x) return x.a.id end},
+  action_type = {get = function(x) return x.a.type end},
+  status = {get = function(x)
     return type(x.a.data) == "table" and x.a.data.status or nil
   end},
+  -- an action shows its flow's created and updated times
+  created = {type = "datetime", get = function(x) return math.floor(x.f.created) end},
+  updated = {type = "datetime", get = function(x) return math.floor(x.f.updated) end},
   ["and"] = true,
 }
 local ACTION_SORT = {
@@ -344,7 +345,7 @@ local function actions_of(req, ids_only)
   if pred == nil then return st, doc end
   local items = {}
   for i, a in ipairs(flow.definition.actions) do
-    local x = {a = a, i = i}
+    local x = {a = a, i = i, f = flow}
     if not pred or pred(x) then items[#items + 1] = x end
   end
   local ok
@@ -419,7 +420,7 @@ function H.get_flow_action(req)
   end
   if include.flow then
     local fields
-    fields, st, doc = jsonapi.fields(req, "flow", flowrunner.FLOW_FIELDS)
+    fields, st, doc = jsonapi.fields(req, "flow")
     if fields == nil then return st, doc end
     included[#included + 1] = flowrunner.flow_resource(req, flow, fields)
   end
@@ -431,7 +432,7 @@ function H.get_flow_for_flow_action(req)
   local flow, st, doc = action_by_id(req)
   if not flow then return st, doc end
   local fields
-  fields, st, doc = jsonapi.fields(req, "flow", flowrunner.FLOW_FIELDS)
+  fields, st, doc = jsonapi.fields(req, "flow")
   if fields == nil then return st, doc end
   return 200, {data = flowrunner.flow_resource(req, flow, fields), links = self_link(req)}
 end

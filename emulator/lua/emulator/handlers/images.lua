@@ -11,8 +11,6 @@ local ipairs, pairs, tonumber = ipairs, pairs, tonumber
 
 local M = {}
 
-local FIELDS = { "format", "hidden", "image_url", "name", "size", "updated_at" }
-
 -- Klaviyo's formats and image limit (ImageUploadQuery.file: jpeg, png, gif; 5MB).
 local FORMATS = { ["image/jpeg"] = "jpeg", ["image/png"] = "png", ["image/gif"] = "gif" }
 local BY_EXT = { jpg = "jpeg", jpeg = "jpeg", png = "png", gif = "gif" }
@@ -46,7 +44,7 @@ end
 
 local function store(req, name, fmt, size, hidden)
   local s = images_of(req.account)
-  local fields, st, doc = jsonapi.fields(req, "image", FIELDS)
+  local fields, st, doc = jsonapi.fields(req, "image")
   if fields == nil then return st, doc end
   local id = tostring(s.next_id)
   s.next_id = s.next_id + 1
@@ -128,7 +126,7 @@ end
 M.get_image = function(req)
   local img = images_of(req.account).by_id[req.params.id]
   if not img then return jsonapi.not_found(format("Image '%s' not found.", tostring(req.params.id))) end
-  local fields, st, doc = jsonapi.fields(req, "image", FIELDS)
+  local fields, st, doc = jsonapi.fields(req, "image")
   if fields == nil then return st, doc end
   return 200, { data = resource(req, img, fields), links = { self = req.base_url .. req.path } }
 end
@@ -160,14 +158,13 @@ M.update_image = function(req)
 end
 
 local IMAGE_FILTER = {
-  id = { ops = { "any", "equals" }, type = "string" },
-  format = { ops = { "any", "equals" }, type = "string" },
-  name = { ops = { "any", "equals", "contains", "ends-with", "starts-with" }, type = "string" },
-  updated_at = { ops = { "greater-or-equal", "greater-than", "less-or-equal", "less-than" },
-                 type = "datetime",
+  id = { type = "string" },
+  format = { type = "string" },
+  name = { type = "string" },
+  updated_at = { type = "datetime",
                  get = function(img) return img.updated end },
-  size = { ops = { "greater-or-equal", "greater-than", "less-or-equal", "less-than" }, type = "number" },
-  hidden = { ops = { "any", "equals" }, type = "boolean" },
+  size = { type = "number" },
+  hidden = { type = "boolean" },
   ["and"] = true,
 }
 
@@ -179,7 +176,7 @@ local SORT = {
 
 M.get_images = function(req)
   local s = images_of(req.account)
-  local fields, st, doc = jsonapi.fields(req, "image", FIELDS)
+  local fields, st, doc = jsonapi.fields(req, "image")
   if fields == nil then return st, doc end
   local pred, fst, fdoc = collection.filter(req, IMAGE_FILTER)
   if pred == nil then return fst, fdoc end

@@ -14,7 +14,6 @@ local type, ipairs, format = type, ipairs, string.format
 
 local MAX_MEMBERS_PER_CALL = 1000
 local OPT_IN = {double_opt_in = true, single_opt_in = true}
-local LIST_FIELDS = {"name", "created", "updated", "opt_in_process"}
 
 local H = {}
 
@@ -28,7 +27,7 @@ local function list_attributes(l, fields)
 end
 
 local LIST = {
-  type = "list", store = "lists", members = "list_members", fields = LIST_FIELDS,
+  type = "list", store = "lists", members = "list_members",
   attributes = list_attributes,
   filter = shared.base_filter(), sort = shared.SORT,
 }
@@ -65,7 +64,7 @@ local function checked_attributes(req, data, name_required)
   ok, st, doc = check_opt_in(a)
   if not ok then return nil, st, doc end
   local fields
-  fields, st, doc = jsonapi.fields(req, "list", LIST_FIELDS)
+  fields, st, doc = jsonapi.fields(req, "list")
   if fields == nil then return nil, st, doc end
   return a, fields
 end

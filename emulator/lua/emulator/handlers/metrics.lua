@@ -9,8 +9,6 @@ local ipairs, format, tostring = ipairs, string.format, tostring
 
 local M = {}
 
-local FIELDS = { "name", "created", "updated", "integration" }
-
 --- Resource for a metric (fields[metric] honoured when req has it).
 function M.resource(req, m, fields)
   local a = { name = m.name, created = state.iso(m.created), updated = state.iso(m.updated),
@@ -23,17 +21,16 @@ function M.resource(req, m, fields)
 end
 
 local METRIC_FILTER = {
-  name = { ops = { "equals", "any", "contains", "starts-with", "ends-with" }, type = "string" },
-  ["integration.name"] = { ops = { "equals" }, type = "string",
+  ["integration.name"] = { type = "string",
                            get = function(m) return m.integration and m.integration.name end },
-  ["integration.category"] = { ops = { "equals" }, type = "string",
+  ["integration.category"] = { type = "string",
                                get = function(m) return m.integration and m.integration.category end },
   ["and"] = true,
 }
 
 M.get_metrics = function(req)
   local acct = req.account
-  local fields, st, doc = jsonapi.fields(req, "metric", FIELDS)
+  local fields, st, doc = jsonapi.fields(req, "metric")
   if fields == nil then return st, doc end
   local pred
   if req.query.filter then
@@ -53,7 +50,7 @@ end
 M.get_metric = function(req)
   local m = req.account.metrics[req.params.id]
   if not m then return jsonapi.not_found(format("Metric '%s' not found.", tostring(req.params.id))) end
-  local fields, st, doc = jsonapi.fields(req, "metric", FIELDS)
+  local fields, st, doc = jsonapi.fields(req, "metric")
   if fields == nil then return st, doc end
   return 200, { data = M.resource(req, m, fields), links = { self = req.base_url .. req.path } }
 end

@@ -21,8 +21,6 @@ local M = {}
 local MAX_PROFILES = 10000
 local MAX_PAYLOAD = 5 * 1024 * 1024
 local JOB_TYPE = "profile-bulk-import-job"
-local JOB_FIELDS = { "status", "created_at", "total_count", "completed_count", "failed_count",
-                     "completed_at", "expires_at", "started_at" }
 
 local function jobs_of(acct)
   if not acct.import_jobs then acct.import_jobs, acct.import_job_order = {}, {} end
@@ -190,7 +188,7 @@ M.get_bulk_import_profiles_job = function(req)
   local job, st, doc = find_job(req, req.params.job_id)
   if not job then return st, doc end
   local fields
-  fields, st, doc = jsonapi.fields(req, JOB_TYPE, JOB_FIELDS)
+  fields, st, doc = jsonapi.fields(req, JOB_TYPE)
   if fields == nil then return st, doc end
   local out = { data = job_resource(req, job, fields), links = { self = req.base_url .. req.path } }
   if req.query.include then
@@ -210,13 +208,13 @@ M.get_bulk_import_profiles_job = function(req)
   return 200, out
 end
 
-local JOBS_FILTER = { status = { ops = { "equals", "any" }, type = "string" } }
+local JOBS_FILTER = { status = { type = "string" } }
 
 M.get_bulk_import_profiles_jobs = function(req)
   local acct = req.account
   M.settle(acct)
   jobs_of(acct)
-  local fields, st, doc = jsonapi.fields(req, JOB_TYPE, JOB_FIELDS)
+  local fields, st, doc = jsonapi.fields(req, JOB_TYPE)
   if fields == nil then return st, doc end
   local pred
   if req.query.filter then
@@ -245,8 +243,7 @@ M.get_errors_for_bulk_import_profiles_job = function(req)
   local job, st, doc = find_job(req, req.params.id)
   if not job then return st, doc end
   local fields
-  fields, st, doc = jsonapi.fields(req, "import-error",
-    { "code", "title", "detail", "source", "original_payload" })
+  fields, st, doc = jsonapi.fields(req, "import-error")
   if fields == nil then return st, doc end
   return jsonapi.page(req, job.errors, function(e)
     return jsonapi.resource("import-error", e.id, jsonapi.sparse({

@@ -25,11 +25,6 @@ for _, k in ipairs(STRING_ATTRS) do WRITABLE[k] = "string" end
 local LOCATION = {}
 for _, k in ipairs(LOCATION_KEYS) do LOCATION[k] = true end
 
--- Fields a client may name in fields[profile].
-local FIELDS = { created = true, updated = true, last_event_date = true, location = true,
-                 properties = true, subscriptions = true, predictive_analytics = true }
-for _, k in ipairs(STRING_ATTRS) do FIELDS[k] = true end
-
 local MAX_PROFILE_PAYLOAD = 100 * 1024
 
 local function invalid(detail, pointer)
@@ -142,7 +137,7 @@ function M.resource(req, p, extra, opts)
 end
 
 local function check_fields(req)
-  local f, st, doc = jsonapi.fields(req, "profile", FIELDS)
+  local f, st, doc = jsonapi.fields(req, "profile")
   if f == nil then return st, doc end
   local raw = req.query["additional-fields[profile]"]
   if raw then
@@ -203,19 +198,47 @@ local function ident_get(field)
 end
 
 local PROFILE_FILTER = {
-  id = { ops = { "equals", "any" }, type = "string" },
-  email = { ops = { "equals", "any" }, type = "string" },
-  phone_number = { ops = { "equals", "any" }, type = "string" },
-  external_id = { ops = { "equals", "any" }, type = "string" },
-  _kx = { ops = { "equals" }, type = "string", get = ident_get("_kx") },
-  created = { ops = { "greater-than", "less-than" }, type = "datetime",
+  id = { type = "string" },
+  email = { type = "string" },
+  phone_number = { type = "string" },
+  external_id = { type = "string" },
+  _kx = { type = "string", get = ident_get("_kx") },
+  created = { type = "datetime",
               get = function(p) return p.created end },
-  updated = { ops = { "greater-than", "less-than" }, type = "datetime",
+  updated = { type = "datetime",
               get = function(p) return p.updated end },
   ["and"] = true,
 }
+-- The email marketing suppressions (list-level and account-level) a profile has: a leaf on
+-- one of their keys holds when it holds for any of them (each = true).
+local function suppressions(kind, key, as_time)
+  return { each = true, type = as_time and "datetime" or "string", get = function(p)
+    local m = p.subscriptions and p.subscriptions.email and p.subscriptions.email.marketing
+    local out = {}
+    for i, s in ipairs(m and m[kind] or {}) do
+      out[i] = as_time and filter.parse_datetime(s[key]) or s[key]
+    end
+    return out
+  end }
+end
+local SUPPRESSION = "subscriptions.email.marketing."
+PROFILE_FILTER[SUPPRESSION .. "list_suppressions.reason"] = suppressions("list_suppressions", "reason")
+PROFILE_FILTER[SUPPRESSION .. "list_suppressions.list_id"] = suppressions("list_suppressions", "list_id")
+PROFILE_FILTER[SUPPRESSION .. "list_suppressions.timestamp"] =
+  suppressions("list_suppressions", "timestamp", true)
+PROFILE_FILTER[SUPPRESSION .. "suppression.reason"] = suppressions("suppression", "reason")
+PROFILE_FILTER[SUPPRESSION .. "suppression.timestamp"] = suppressions("suppression", "timestamp", true)
 
-local SORTS = { id = "id", created = "created", updated = "updated", email = "email" }
+-- Sort keys: getters. A profile sorts by its first suppression's time on those keys (none: last).
+local function key_of(k) return function(p) return p[k] end end
+local function first_suppression(kind)
+  local times = suppressions(kind, "timestamp", true).get
+  return function(p) return times(p)[1] end
+end
+local SORTS = { id = key_of("id"), created = key_of("created"), updated = key_of("updated"),
+  email = key_of("email"),
+  [SUPPRESSION .. "list_suppressions.timestamp"] = first_suppression("list_suppressions"),
+  [SUPPRESSION .. "suppression.timestamp"] = first_suppression("suppression") }
 
 M.get_profiles = function(req)
   local st, doc = check_fields(req)
@@ -251,7 +274,7 @@ M.get_profiles = function(req)
   end
   if key then
     table.sort(items, function(a, b)
-      local x, y = a[key], b[key]
+      local x, y = key(a), key(b)
       if x == y then return a.id < b.id end
       if x == nil then return not desc end
       if y == nil then return desc end

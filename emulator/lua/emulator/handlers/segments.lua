@@ -10,7 +10,6 @@ local shared = require("emulator.group_handlers")
 local null = cjson.null
 local type, ipairs = type, ipairs
 
-local SEGMENT_FIELDS = {"name", "created", "updated", "is_active", "is_processing", "is_starred"}
 
 local H = {}
 
@@ -29,11 +28,11 @@ local function segment_attributes(s, fields)
 end
 
 local SEGMENT = {
-  type = "segment", store = "segments", members = "segment_members", fields = SEGMENT_FIELDS,
+  type = "segment", store = "segments", members = "segment_members",
   attributes = segment_attributes, filter = shared.base_filter(), sort = shared.SORT,
 }
-SEGMENT.filter.is_active = {ops = {"any", "equals"}, get = function(s) return s.is_active ~= false end}
-SEGMENT.filter.is_starred = {ops = {"equals"}, get = function(s) return s.is_starred or false end}
+SEGMENT.filter.is_active = {get = function(s) return s.is_active ~= false end}
+SEGMENT.filter.is_starred = {get = function(s) return s.is_starred or false end}
 
 local function not_found(id) return shared.not_found(SEGMENT, id) end
 
@@ -73,7 +72,7 @@ function H.update_segment(req)
     end
   end
   local fields
-  fields, st, doc = jsonapi.fields(req, "segment", SEGMENT_FIELDS)
+  fields, st, doc = jsonapi.fields(req, "segment")
   if fields == nil then return st, doc end
   if a.name ~= nil then s.name = a.name end
   if type(a.is_starred) == "boolean" then s.is_starred = a.is_starred end

@@ -321,9 +321,9 @@ local function get_job(req, kind)
 end
 
 local JOB_FILTER = {
-  status = {ops = {"equals"}, type = "string"},
-  list_id = {ops = {"equals"}, type = "string"},
-  segment_id = {ops = {"equals"}, type = "string"},
+  status = {type = "string"},
+  list_id = {type = "string"},
+  segment_id = {type = "string"},
   ["and"] = true,
 }
 local JOB_SORT = {created = function(j) return j.created end}

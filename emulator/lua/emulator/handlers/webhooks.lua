@@ -83,7 +83,7 @@ local function bare_topic(req, t)
 end
 
 M.get_webhook_topics = function(req)
-  local _, st, doc = jsonapi.fields(req, "webhook-topic", {})
+  local _, st, doc = jsonapi.fields(req, "webhook-topic")
   if _ == nil then return st, doc end
   local list = topics(req.account)
   local data = {}
@@ -99,8 +99,6 @@ M.get_webhook_topic = function(req)
 end
 
 ---------------------------------------------------------------- webhooks as resources
-
-local FIELDS = { "name", "description", "endpoint_url", "enabled", "created_at", "updated_at" }
 
 local function store(acct)
   local s = acct.webhooks
@@ -260,7 +258,7 @@ M.create_webhook = function(req)
   local data = req.body.data
   local attrs = type(data.attributes) == "table" and data.attributes or {}
   local rels = type(data.relationships) == "table" and data.relationships or nil
-  local fields, fst, fdoc = jsonapi.fields(req, "webhook", FIELDS)
+  local fields, fst, fdoc = jsonapi.fields(req, "webhook")
   if fields == nil then return fst, fdoc end
   local st, doc = check(req.account, attrs, rels, true)
   if st then return st, doc end
@@ -278,7 +276,7 @@ M.create_webhook = function(req)
 end
 
 M.get_webhooks = function(req)
-  local fields, st, doc = jsonapi.fields(req, "webhook", FIELDS)
+  local fields, st, doc = jsonapi.fields(req, "webhook")
   if fields == nil then return st, doc end
   local inc, ierr, idoc = include_topics(req)
   if inc == nil then return ierr, idoc end
@@ -295,7 +293,7 @@ end
 M.get_webhook = function(req)
   local wh = store(req.account).by_id[req.params.id]
   if not wh then return jsonapi.not_found(format("Webhook '%s' not found.", tostring(req.params.id))) end
-  local fields, st, doc = jsonapi.fields(req, "webhook", FIELDS)
+  local fields, st, doc = jsonapi.fields(req, "webhook")
   if fields == nil then return st, doc end
   local inc, ierr, idoc = include_topics(req)
   if inc == nil then return ierr, idoc end
@@ -313,7 +311,7 @@ M.update_webhook = function(req)
     return jsonapi.error(409, "conflict", "Conflict.",
       "The resource object's id does not match the id in the URL.", { pointer = "/data/id" })
   end
-  local fields, fst, fdoc = jsonapi.fields(req, "webhook", FIELDS)
+  local fields, fst, fdoc = jsonapi.fields(req, "webhook")
   if fields == nil then return fst, fdoc end
   local attrs = type(data.attributes) == "table" and data.attributes or {}
   local rels = type(data.relationships) == "table" and data.relationships or nil

@@ -4,16 +4,10 @@
 -- events were all delivered is emptied in place and opens again, and a compaction that
 -- cannot get room is reported while the tracker keeps working.
 local S = require "tracker.support"
+local P = require "helpers.process"
 local tracker = require "klaviyo.tracker"
 
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function sh(cmd)
-  local f = assert(io.popen(cmd))
-  local out = f:read("*a")
-  f:close()
-  return out
-end
+local q, sh = P.quote, P.sh
 
 local function all(n)
   local t = {}

@@ -2,15 +2,11 @@
 -- crash at each step of it leaves, corrupt lines, the owner lock.
 local spool = require "klaviyo.tracker.spool"
 local S = require "tracker.support"
+local F = require "helpers.files"
 
 local HEADER = spool.HEADER
 
-local function slurp(p)
-  local f = assert(io.open(p, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local function slurp(p) return assert(F.read(p)) end
 
 -- The file of a spool that is open (or whose process died): its records, then the zero
 -- bytes of the window allocated ahead of them (see spool.lua), which must be nothing else.
@@ -21,17 +17,7 @@ local function records(p)
   return s:sub(1, i)
 end
 
-local function write(p, s)
-  local f = assert(io.open(p, "wb"))
-  f:write(s)
-  f:close()
-end
-
-local function exists(p)
-  local f = io.open(p, "rb")
-  if f then f:close() return true end
-  return false
-end
+local write, exists = F.write, F.exists
 
 local function spool_q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 

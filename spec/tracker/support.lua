@@ -2,26 +2,14 @@
 -- emulator counts flow runs), clients, temporary spool paths, and reading back what the
 -- emulator holds.
 local emu = require "helpers.emulator"
+local P = require "helpers.process"
 local null = require("cjson.safe").null
 
 local M = { emu = emu }
 
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
-M.root = here .. "/../.."
-
--- The interpreter running this spec (for child processes) and its C module directory.
-function M.interpreter()
-  local i = -1
-  while arg and arg[i - 1] do i = i - 1 end
-  local lua = arg and arg[i] or "lua"
-  if lua:match("busted$") then lua = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+")) end
-  return lua
-end
-
-function M.build_dir()
-  local name = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
-  return M.root .. "/build/" .. name
-end
+-- The checkout, the interpreter running this spec (for child processes), its C module
+-- directory and shell quoting.
+M.root, M.interpreter, M.build_dir, M.quote = P.root, P.interpreter, P.build_dir, P.quote
 
 --- A client for `acct`. By default without the client's own retries and rate limiter, where
 -- the client has them (issue 4): the specs show the tracker's re-sends alone make delivery

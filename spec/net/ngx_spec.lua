@@ -13,6 +13,7 @@ local socket = require "socket"
 
 local emu = N.emu
 local prefix, url, n
+local strings = N.strings
 
 local function post(path, t)
   local body, chunks = t and cjson.encode(t) or "{}", {}
@@ -22,14 +23,6 @@ local function post(path, t)
   return cjson.decode(table.concat(chunks))
 end
 
-local function strings(v, out)
-  if type(v) == "table" then
-    for k, x in pairs(v) do strings(k, out) strings(x, out) end
-  elseif v ~= nil then
-    out[#out + 1] = tostring(v)
-  end
-  return out
-end
 
 describe("inside nginx", function()
   setup(function()

@@ -1,6 +1,6 @@
--- Shared by spec/net/*_spec.lua: a loopback proxy child (proxy_server.lua), a CA made for the
--- test with openssl in a temp dir, and `openssl s_server` with a certificate it signed. Not a
--- spec itself.
+-- Shared by spec/net/*_spec.lua: every string inside a result (to look for secrets in), a
+-- loopback proxy child (proxy_server.lua), a CA made for the test with openssl in a temp dir,
+-- and `openssl s_server` with a certificate it signed. Not a spec itself.
 local P = require "helpers.process"
 local emu = require "helpers.emulator"
 
@@ -10,6 +10,16 @@ local q = P.quote
 local function run(cmd)
   local r = os.execute(cmd .. " >/dev/null 2>&1")
   assert(r == true or r == 0, "failed: " .. cmd)
+end
+
+-- Every string inside v (keys and values, nested), appended to out.
+function M.strings(v, out)
+  if type(v) == "table" then
+    for k, x in pairs(v) do M.strings(k, out) M.strings(x, out) end
+  elseif v ~= nil then
+    out[#out + 1] = tostring(v)
+  end
+  return out
 end
 
 -- The proxy: .url, .lines() (request lines it read, oldest first), .stop().

@@ -37,6 +37,20 @@ local function unmount(dir)
   os.execute("umount " .. q(dir) .. " && rmdir " .. q(dir))
 end
 
+-- For a test on a full disk: a spool path on a small tmpfs (unmounted when the test ends), a
+-- fresh account with its flow, and a client for it; nil (the test skipped, saying why) where
+-- no tmpfs can be mounted.
+local function on_small_fs()
+  local dir, why = small_fs()
+  if not dir then
+    print("\nskipped: " .. why)
+    return nil
+  end
+  finally(function() unmount(dir) end)
+  local acct, flow = S.account()
+  return dir .. "/spool", dir, acct, flow, S.client(acct)
+end
+
 -- Writes to path until the file system is full; returns the bytes written.
 local function fill(path)
   local f = assert(io.open(path, "wb"))
@@ -71,15 +85,8 @@ describe("spool on a full disk", function()
   end)
 
   it("empties in place and reopens a spool that filled the disk once all is delivered", function()
-    local dir, why = small_fs()
-    if not dir then
-      print("\nskipped: " .. why)
-      return
-    end
-    finally(function() unmount(dir) end)
-    local acct, flow = S.account()
-    local client = S.client(acct)
-    local path = dir .. "/spool"
+    local path, dir, acct, flow, client = on_small_fs()
+    if not path then return end
     local t = assert(tracker.new(client, { spool = path, auto = false }))
     local n = 0
     while true do
@@ -110,15 +117,8 @@ describe("spool on a full disk", function()
   end)
 
   it("reports a compaction it has no room for and keeps working", function()
-    local dir, why = small_fs()
-    if not dir then
-      print("\nskipped: " .. why)
-      return
-    end
-    finally(function() unmount(dir) end)
-    local acct, flow = S.account()
-    local client = S.client(acct)
-    local path = dir .. "/spool"
+    local path, dir, acct, flow, client = on_small_fs()
+    if not path then return end
     local t = assert(tracker.new(client, { spool = path, auto = false, batch = 100,
       compact_bytes = 1 }))
     for i = 1, 150 do assert(t:track(ev(i))) end

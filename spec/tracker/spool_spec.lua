@@ -19,7 +19,17 @@ end
 
 local write, exists = F.write, F.exists
 
-local function spool_q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+-- Runs the Lua `script` in a child interpreter with this process's paths, after the shell
+-- commands `limits` (a file size limit), with `path` as its argument: its output.
+local function run_child(limits, script, path)
+  local child = path .. "-child.lua"
+  write(child, script)
+  local cmd = string.format("cd %s && %s; LUA_PATH=%q LUA_CPATH=%q %s %s %s",
+    S.root, limits, package.path, package.cpath, S.interpreter(), child, path)
+  local out = S.sh("sh -c " .. S.quote(cmd) .. " 2>&1")
+  os.remove(child)
+  return out
+end
 
 local function rec(n) return '{"type":"event-bulk-create","n":' .. n .. '}' end
 -- the line of a record in the file: its JSON text, its length and checksum, "\n"
@@ -281,8 +291,7 @@ describe("klaviyo.tracker.spool", function()
   it("fills a spool up to a file size limit; the record that does not fit writes no byte", function()
     -- a child process with a file size limit of one block (SIGXFSZ ignored, so the
     -- allocation fails with EFBIG) appends records until one fails
-    local child = path .. "-child.lua"
-    write(child, [[
+    local out = run_child("trap '' XFSZ; ulimit -f 1", [[
       local spool = require "klaviyo.tracker.spool"
       local sp = assert(spool.open(arg[1], { sync = "none" }))
       local pad = string.rep("x", 100)
@@ -293,13 +302,7 @@ describe("klaviyo.tracker.spool", function()
         n = n + 1
       end
       sp:release()
-    ]])
-    local cmd = string.format("cd %s && trap '' XFSZ; ulimit -f 1; LUA_PATH=%q LUA_CPATH=%q %s %s %s",
-      S.root, package.path, package.cpath, S.interpreter(), child, path)
-    local p = assert(io.popen("sh -c " .. spool_q(cmd) .. " 2>&1"))
-    local out = p:read("*a")
-    p:close()
-    os.remove(child)
+    ]], path)
     local n = tonumber(out:match("^failed (%d+) "))
     assert(n, out)
     assert.matches("File too large", out)
@@ -318,8 +321,7 @@ describe("klaviyo.tracker.spool", function()
   it("counts an ack without room as done, and empties itself in place once nothing waits",
     function()
     -- a child process under a file size limit of one block, SIGXFSZ left as it is
-    local child = path .. "-child.lua"
-    write(child, [[
+    local out = run_child("ulimit -f 1", [[
       local spool = require "klaviyo.tracker.spool"
       local sp = assert(spool.open(arg[1], { sync = "none" }))
       local n = 0
@@ -332,13 +334,7 @@ describe("klaviyo.tracker.spool", function()
       io.write("acks_unwritten ", sp.acks_unwritten, " pending ", sp.pending, "\n")
       assert(sp:compact())
       sp:release()
-    ]])
-    local cmd = string.format("cd %s && ulimit -f 1; LUA_PATH=%q LUA_CPATH=%q %s %s %s",
-      S.root, package.path, package.cpath, S.interpreter(), child, path)
-    local p = assert(io.popen("sh -c " .. spool_q(cmd) .. " 2>&1"))
-    local out = p:read("*a")
-    p:close()
-    os.remove(child)
+    ]], path)
     local unwritten = tonumber(out:match("^acks_unwritten (%d+) pending 0\n$"))
     assert(unwritten, out)
     assert.is_true(unwritten > 0, out)

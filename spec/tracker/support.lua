@@ -8,8 +8,8 @@ local null = require("cjson.safe").null
 local M = { emu = emu }
 
 -- The checkout, the interpreter running this spec (for child processes), its C module
--- directory and shell quoting.
-M.root, M.interpreter, M.build_dir, M.quote = P.root, P.interpreter, P.build_dir, P.quote
+-- directory, shell quoting and a command's output.
+M.root, M.interpreter, M.build_dir, M.quote, M.sh = P.root, P.interpreter, P.build_dir, P.quote, P.sh
 
 --- A client for `acct`. By default without the client's own retries and rate limiter, where
 -- the client has them (issue 4): the specs show the tracker's re-sends alone make delivery

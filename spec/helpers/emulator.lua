@@ -194,9 +194,17 @@ local function acct_header(acct)
   return acct and { ["x-emulator-account"] = acct.account_id or acct } or nil
 end
 
-function M.requests(acct)
+--- The requests the emulator recorded for `acct` (oldest first), only those of operation `op`
+-- when given.
+function M.requests(acct, op)
   local s, d, raw = M.admin("GET", "requests", nil, acct_header(acct))
-  return must(s, d, raw, "requests").requests
+  local all = must(s, d, raw, "requests").requests
+  if op == nil then return all end
+  local out = {}
+  for _, r in ipairs(all) do
+    if r.operation == op then out[#out + 1] = r end
+  end
+  return out
 end
 
 function M.flow_runs(acct)
@@ -239,10 +247,7 @@ M.sleep = socket.sleep
 function M.wait_requests(acct, op, n, seconds)
   local deadline = socket.gettime() + (seconds or 10)
   while true do
-    local out = {}
-    for _, r in ipairs(M.requests(acct)) do
-      if r.operation == op then out[#out + 1] = r end
-    end
+    local out = M.requests(acct, op)
     if #out >= n or socket.gettime() > deadline then return out end
     socket.sleep(0.05)
   end

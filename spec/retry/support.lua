@@ -17,13 +17,7 @@ function M.client(opts, acct)
 end
 
 -- The account's recorded requests of one operation, oldest first.
-function M.requests(acct, op)
-  local out = {}
-  for _, r in ipairs(emu.requests(acct)) do
-    if r.operation == op then out[#out + 1] = r end
-  end
-  return out
-end
+M.requests = emu.requests
 
 -- How many of them the emulator answered with `status`.
 function M.count_status(acct, op, status)

@@ -12,13 +12,7 @@ local function ev(seq, extra)
   return e
 end
 
-local function bulk_requests(acct)
-  local n = 0
-  for _, r in ipairs(emu.requests(acct)) do
-    if r.operation == "bulk_create_events" then n = n + 1 end
-  end
-  return n
-end
+local function bulk_requests(acct) return #emu.requests(acct, "bulk_create_events") end
 
 local function all(n)
   local t = {}

@@ -26,7 +26,7 @@ end
 
 describe("inside nginx", function()
   setup(function()
-    n = nginx.start(assert(F.read(P.root .. "/spec/net/ngx/nginx.conf.in")))
+    n = nginx.start((assert(F.read(P.root .. "/spec/net/ngx/nginx.conf.in"))))
     prefix, url = n.prefix, n.url
   end)
   teardown(function() n.remove() end)

@@ -6,7 +6,7 @@ local F = require "helpers.files"
 
 local HEADER = spool.HEADER
 
-local function slurp(p) return assert(F.read(p)) end
+local function slurp(p) return (assert(F.read(p))) end
 
 -- The file of a spool that is open (or whose process died): its records, then the zero
 -- bytes of the window allocated ahead of them (see spool.lua), which must be nothing else.

@@ -5,7 +5,7 @@ local F = require "helpers.files"
 local root = (debug.getinfo(1, "S").source:match("^@(.*)/spec/unit/") or ".")
 local spec_json = root .. "/openapi/klaviyo-stable-2026-07-15.json"
 
-local function read(path) return assert(F.read(path)) end
+local function read(path) return (assert(F.read(path))) end
 
 describe("lua/klaviyo/operations.lua", function()
   local committed = read(root .. "/lua/klaviyo/operations.lua")

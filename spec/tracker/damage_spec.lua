@@ -7,10 +7,7 @@ local tracker = require "klaviyo.tracker"
 
 local slurp, write = F.read, F.write
 
-local function ev(seq)
-  return { metric = "Placed Order", profile = { email = "d" .. seq .. "@example.com" },
-           properties = { seq = seq } }
-end
+local function ev(seq) return S.event("d", seq) end
 
 -- The spool file's complete lines (an open spool's file goes on with zero bytes after them:
 -- the writer's window).

@@ -9,16 +9,9 @@ local tracker = require "klaviyo.tracker"
 
 local q, sh = P.quote, P.sh
 
-local function all(n)
-  local t = {}
-  for i = 1, n do t[i] = true end
-  return t
-end
+local all = S.all
 
-local function ev(seq)
-  return { metric = "Placed Order", profile = { email = "z" .. seq .. "@example.com" },
-           properties = { seq = seq } }
-end
+local function ev(seq) return S.event("z", seq) end
 
 -- A 1 MiB tmpfs at a fresh directory, or nil and why not.
 local function small_fs()

@@ -12,10 +12,7 @@ local ROUNDS = 50
 
 local slurp, q = F.read, P.quote
 
-local function ev(seq)
-  return { metric = "Placed Order", profile = { email = "l" .. seq .. "@example.com" },
-           properties = { seq = seq } }
-end
+local function ev(seq) return S.event("l", seq) end
 
 describe("spool lock", function()
   local path

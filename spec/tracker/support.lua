@@ -59,6 +59,22 @@ function M.account(metric, limits_on)
   return acct, id
 end
 
+--- The event number `seq` of a spec: a Placed Order by <tag><seq>@example.com with
+-- properties.seq (what check_exact counts), and the fields of `extra` set on it.
+function M.event(tag, seq, extra)
+  local e = { metric = "Placed Order", profile = { email = tag .. seq .. "@example.com" },
+              properties = { seq = seq } }
+  for k, v in pairs(extra or {}) do e[k] = v end
+  return e
+end
+
+--- The set of seq numbers 1..n (what check_exact expects after n events).
+function M.all(n)
+  local t = {}
+  for i = 1, n do t[i] = true end
+  return t
+end
+
 local n = 0
 --- A spool path no other test uses (and none of its companion files exist).
 function M.spool_path(tag)

@@ -10,12 +10,13 @@ local M = { root = here .. "/../.." }
 local function interp_name() return jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+")) end
 
 --- The interpreter running this spec: the first word of the command line (arg[-n]), or the
--- name of this Lua's version where busted was started as a command of its own.
+-- name of this Lua's version where busted was started as a command of its own (or there is
+-- no command line, as in nginx).
 function M.interpreter()
   local i = -1
   while arg and arg[i - 1] do i = i - 1 end
-  local lua = arg and arg[i] or "lua"
-  if lua:match("busted$") then lua = interp_name() end
+  local lua = arg and arg[i]
+  if not lua or lua:match("busted$") then lua = interp_name() end
   return lua
 end
 

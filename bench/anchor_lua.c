@@ -9,9 +9,7 @@
  *   local failures = anchor.run(n)     -- n requests over one reused handle
  */
 #include "anchor.h"
-
-#include <lauxlib.h>
-#include <lua.h>
+#include "bench_module.h"
 
 static CURL *handle;
 static struct curl_slist *header_list;
@@ -45,10 +43,6 @@ static int l_run(lua_State *L) {
 
 int luaopen_bench_anchor(lua_State *L);
 int luaopen_bench_anchor(lua_State *L) {
-    lua_newtable(L);
-    lua_pushcfunction(L, l_open);
-    lua_setfield(L, -2, "open");
-    lua_pushcfunction(L, l_run);
-    lua_setfield(L, -2, "run");
-    return 1;
+    static const luaL_Reg fns[] = {{"open", l_open}, {"run", l_run}, {NULL, NULL}};
+    return bench_module(L, fns);
 }

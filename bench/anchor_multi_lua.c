@@ -12,9 +12,8 @@
  *   local failures = anchor.run(n, concurrency)
  */
 #include "anchor.h"
+#include "bench_module.h"
 
-#include <lauxlib.h>
-#include <lua.h>
 #include <stdlib.h>
 
 typedef struct slot {
@@ -129,10 +128,6 @@ static int l_run(lua_State *L) {
 
 int luaopen_bench_anchor_multi(lua_State *L);
 int luaopen_bench_anchor_multi(lua_State *L) {
-    lua_newtable(L);
-    lua_pushcfunction(L, l_open);
-    lua_setfield(L, -2, "open");
-    lua_pushcfunction(L, l_run);
-    lua_setfield(L, -2, "run");
-    return 1;
+    static const luaL_Reg fns[] = {{"open", l_open}, {"run", l_run}, {NULL, NULL}};
+    return bench_module(L, fns);
 }

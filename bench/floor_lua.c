@@ -18,8 +18,8 @@
 #include "klaviyo.h"
 #include "lua_json.h"
 
-#include <lauxlib.h>
-#include <lua.h>
+#include "bench_module.h"
+
 #include <string.h>
 
 static kl_client *client;
@@ -83,12 +83,6 @@ static int l_send_table(lua_State *L) {
 
 int luaopen_bench_floor(lua_State *L);
 int luaopen_bench_floor(lua_State *L) {
-    lua_newtable(L);
-    lua_pushcfunction(L, l_open);
-    lua_setfield(L, -2, "open");
-    lua_pushcfunction(L, l_send);
-    lua_setfield(L, -2, "send");
-    lua_pushcfunction(L, l_send_table);
-    lua_setfield(L, -2, "send_table");
-    return 1;
+    static const luaL_Reg fns[] = {{"open", l_open}, {"send", l_send}, {"send_table", l_send_table}, {NULL, NULL}};
+    return bench_module(L, fns);
 }

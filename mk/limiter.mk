@@ -22,10 +22,10 @@ LIMIT_VALGRIND   := valgrind -q --error-exitcode=99 --leak-check=full --errors-f
 # test_limiter -> src/limiter.c (linked so that the test can make malloc/calloc fail),
 # test_retry -> src/retry.c (allocates nothing)
 define limit_test_rule
-$(LIMIT_OUT)/asan/$(1): spec/c/$(1).c src/$(2).c src/$(2).h mk/limiter.mk
+$(LIMIT_OUT)/asan/$(1): spec/c/$(1).c spec/c/ctest.h src/$(2).c src/$(2).h mk/limiter.mk
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LIMIT_SAN_CFLAGS) -Isrc $$< src/$(2).c -o $$@ $(3)
-$(LIMIT_OUT)/plain/$(1): spec/c/$(1).c src/$(2).c src/$(2).h mk/limiter.mk
+$(LIMIT_OUT)/plain/$(1): spec/c/$(1).c spec/c/ctest.h src/$(2).c src/$(2).h mk/limiter.mk
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LIMIT_VG_CFLAGS) -Isrc $$< src/$(2).c -o $$@ $(3)
 endef

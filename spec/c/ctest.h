@@ -16,6 +16,14 @@ static int ctest_pass, ctest_fail;
         else { ctest_fail++; fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond); } \
     } while (0)
 
+/* CHECK with a printf-style account of what was wrong: CHECK_MSG(n == 3, "n is %d", n) */
+#define CHECK_MSG(cond, ...)                                                       \
+    do {                                                                           \
+        if (cond) ctest_pass++;                                                    \
+        else { ctest_fail++; fprintf(stderr, "%s:%d: FAILED: %s: ", __FILE__, __LINE__, #cond); \
+               fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); }               \
+    } while (0)
+
 #define CHECK_STR(got, want)                                                       \
     do {                                                                           \
         const char *g_ = (got), *w_ = (want);                                      \

@@ -11,12 +11,11 @@
  * Usage: test_limiter [path/to/operations.lua]; last line "N passed, N failed".
  */
 #include "../../src/limiter.h"
+#include "ctest.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int passed, failed;
 
 /* Allocation failure injection: the test is linked with -Wl,--wrap=malloc,--wrap=calloc,
  * so the limiter's allocations come here; fail_after = n lets n succeed, then all fail. */
@@ -35,17 +34,6 @@ void *__wrap_calloc(size_t n, size_t size) {
     if (fail_after > 0) fail_after--;
     return __real_calloc(n, size);
 }
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (cond) passed++;                                                                                            \
-        else {                                                                                                         \
-            failed++;                                                                                                  \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                                \
-            printf(__VA_ARGS__);                                                                                       \
-            printf("\n");                                                                                              \
-        }                                                                                                              \
-    } while (0)
 
 #define SEC KL_USEC_PER_SEC
 static const kl_usec LEN[KL_WINDOWS] = {1 * SEC, 60 * SEC, 86400 * SEC};
@@ -214,14 +202,14 @@ static int read_tiers(const char *path) {
 
 static void check_log(const char *what, const kl_limits *l, double safety, const sendlog *s) {
     int k, p;
-    CHECK(sorted(s), "%s %u/%u/%u: send log out of order", what, l->burst, l->steady, l->daily);
+    CHECK_MSG(sorted(s), "%s %u/%u/%u: send log out of order", what, l->burst, l->steady, l->daily);
     for (k = 0; k < KL_WINDOWS; k++) {
         uint32_t max = eff(lim_of(l, k), safety);
         size_t worst, worst_fixed = 0;
         if (max == 0) continue;
         worst = max_in_any_interval(s, LEN[k]);
-        CHECK(worst <= max, "%s %u/%u/%u window %d: %zu sends in one interval, limit %u", what, l->burst, l->steady,
-              l->daily, k, worst, max);
+        CHECK_MSG(worst <= max, "%s %u/%u/%u window %d: %zu sends in one interval, limit %u", what, l->burst, l->steady,
+                  l->daily, k, worst, max);
         for (p = 0; p < 200; p++) {
             size_t w = max_in_fixed_windows(s, LEN[k], rnd_below(LEN[k]));
             if (w > worst_fixed) worst_fixed = w;
@@ -231,8 +219,8 @@ static void check_log(const char *what, const kl_limits *l, double safety, const
             size_t w = max_in_fixed_windows(s, LEN[k], s->t[rnd_below((kl_usec)s->n)] % LEN[k]);
             if (w > worst_fixed) worst_fixed = w;
         }
-        CHECK(worst_fixed <= max, "%s %u/%u/%u window %d: server fixed window saw %zu, limit %u", what, l->burst,
-              l->steady, l->daily, k, worst_fixed, max);
+        CHECK_MSG(worst_fixed <= max, "%s %u/%u/%u window %d: server fixed window saw %zu, limit %u", what, l->burst,
+                  l->steady, l->daily, k, worst_fixed, max);
     }
 }
 
@@ -266,13 +254,13 @@ static void test_tier(const kl_limits *l, double safety) {
 
     run_greedy(lim, "acct/greedy", l, h, &g);
     check_log("greedy", l, safety, &g);
-    CHECK(g.n == want, "greedy %u/%u/%u safety %.2f: %zu sends in %lld s, want the full %zu", l->burst, l->steady,
-          l->daily, safety, g.n, (long long)(h / SEC), want);
+    CHECK_MSG(g.n == want, "greedy %u/%u/%u safety %.2f: %zu sends in %lld s, want the full %zu", l->burst, l->steady,
+              l->daily, safety, g.n, (long long)(h / SEC), want);
 
     /* random workers: think time around the burst spacing so every window gets hit */
     run_random(lim, "acct/random", l, h, l->burst ? 2 * SEC / l->burst + 1 : SEC, &r);
     check_log("random", l, safety, &r);
-    CHECK(r.n >= want * 9 / 10, "random %u/%u/%u: only %zu of %zu sends", l->burst, l->steady, l->daily, r.n, want);
+    CHECK_MSG(r.n >= want * 9 / 10, "random %u/%u/%u: only %zu of %zu sends", l->burst, l->steady, l->daily, r.n, want);
 
     free(g.t);
     free(r.t);
@@ -294,25 +282,25 @@ static const kl_limits M = {10, 150, 0};
 static void test_block_until(void) {
     kl_limiter *lim = kl_limiter_new(NULL);
     kl_usec wait = -1;
-    CHECK(kl_limiter_acquire(lim, "a/op", &XL, 10 * SEC, &wait) == KL_LIMIT_GO, "first send goes");
-    CHECK(kl_limiter_block_until(lim, "a/op", 13 * SEC) == 0, "block_until ok");
-    CHECK(kl_limiter_acquire(lim, "a/op", &XL, 10 * SEC, &wait) == KL_LIMIT_WAIT && wait == 3 * SEC,
-          "Retry-After 3 s: wait exactly 3 s, got %lld us", (long long)wait);
-    CHECK(kl_limiter_acquire(lim, "a/op", &XL, 13 * SEC - 1, &wait) == KL_LIMIT_WAIT && wait == 1,
-          "one microsecond early still waits");
-    CHECK(kl_limiter_acquire(lim, "a/op", &XL, 13 * SEC, &wait) == KL_LIMIT_GO, "go once Retry-After passed");
+    CHECK_MSG(kl_limiter_acquire(lim, "a/op", &XL, 10 * SEC, &wait) == KL_LIMIT_GO, "first send goes");
+    CHECK_MSG(kl_limiter_block_until(lim, "a/op", 13 * SEC) == 0, "block_until ok");
+    CHECK_MSG(kl_limiter_acquire(lim, "a/op", &XL, 10 * SEC, &wait) == KL_LIMIT_WAIT && wait == 3 * SEC,
+              "Retry-After 3 s: wait exactly 3 s, got %lld us", (long long)wait);
+    CHECK_MSG(kl_limiter_acquire(lim, "a/op", &XL, 13 * SEC - 1, &wait) == KL_LIMIT_WAIT && wait == 1,
+              "one microsecond early still waits");
+    CHECK_MSG(kl_limiter_acquire(lim, "a/op", &XL, 13 * SEC, &wait) == KL_LIMIT_GO, "go once Retry-After passed");
     /* an earlier block never shortens a later one */
     kl_limiter_block_until(lim, "a/op", 20 * SEC);
     kl_limiter_block_until(lim, "a/op", 15 * SEC);
-    CHECK(kl_limiter_acquire(lim, "a/op", &XL, 14 * SEC, &wait) == KL_LIMIT_WAIT && wait == 6 * SEC,
-          "the later block wins, wait %lld", (long long)wait);
+    CHECK_MSG(kl_limiter_acquire(lim, "a/op", &XL, 14 * SEC, &wait) == KL_LIMIT_WAIT && wait == 6 * SEC,
+              "the later block wins, wait %lld", (long long)wait);
     /* other keys (another operation, another account) are not blocked */
-    CHECK(kl_limiter_acquire(lim, "a/other", &XL, 14 * SEC, &wait) == KL_LIMIT_GO, "other operation unaffected");
-    CHECK(kl_limiter_acquire(lim, "b/op", &XL, 14 * SEC, &wait) == KL_LIMIT_GO, "other account unaffected");
+    CHECK_MSG(kl_limiter_acquire(lim, "a/other", &XL, 14 * SEC, &wait) == KL_LIMIT_GO, "other operation unaffected");
+    CHECK_MSG(kl_limiter_acquire(lim, "b/op", &XL, 14 * SEC, &wait) == KL_LIMIT_GO, "other account unaffected");
     /* a block on a key with no windows at all still holds */
     kl_limiter_block_until(lim, "c/none", 2 * SEC);
-    CHECK(kl_limiter_acquire(lim, "c/none", NULL, 1 * SEC, &wait) == KL_LIMIT_WAIT && wait == SEC,
-          "block applies without limits");
+    CHECK_MSG(kl_limiter_acquire(lim, "c/none", NULL, 1 * SEC, &wait) == KL_LIMIT_WAIT && wait == SEC,
+              "block applies without limits");
     kl_limiter_free(lim);
 }
 
@@ -321,20 +309,20 @@ static void test_observe(void) {
     kl_usec wait = -1, now = 100 * SEC;
     int i, go = 0;
     for (i = 0; i < 10; i++) kl_limiter_acquire(lim, "a/ev", &XL, now, &wait);
-    CHECK(rem(lim, "a/ev", &XL, KL_WINDOW_STEADY, now) == 3490, "belief 3490 left");
+    CHECK_MSG(rem(lim, "a/ev", &XL, KL_WINDOW_STEADY, now) == 3490, "belief 3490 left");
     /* another process used the key: the server says 5 left for 20 more seconds */
-    CHECK(kl_limiter_observe(lim, "a/ev", &XL, 5, 20 * SEC, now) == 0, "observe ok");
-    CHECK(rem(lim, "a/ev", &XL, KL_WINDOW_STEADY, now) == 5, "belief lowered to 5");
+    CHECK_MSG(kl_limiter_observe(lim, "a/ev", &XL, 5, 20 * SEC, now) == 0, "observe ok");
+    CHECK_MSG(rem(lim, "a/ev", &XL, KL_WINDOW_STEADY, now) == 5, "belief lowered to 5");
     /* a later, more generous answer (sent before the other process's burst) does not raise it */
     kl_limiter_observe(lim, "a/ev", &XL, 50, 20 * SEC, now);
-    CHECK(rem(lim, "a/ev", &XL, KL_WINDOW_STEADY, now) == 5, "still 5 after observing 50");
+    CHECK_MSG(rem(lim, "a/ev", &XL, KL_WINDOW_STEADY, now) == 5, "still 5 after observing 50");
     now += SEC;
     for (i = 0; i < 10; i++)
         if (kl_limiter_acquire(lim, "a/ev", &XL, now, &wait) == KL_LIMIT_GO) go++;
-    CHECK(go == 5, "5 sends allowed after observe, got %d", go);
-    CHECK(kl_limiter_acquire(lim, "a/ev", &XL, now, &wait) == KL_LIMIT_WAIT && wait == 19 * SEC,
-          "then wait until the server window resets: %lld us", (long long)wait);
-    CHECK(kl_limiter_acquire(lim, "a/ev", &XL, now + 19 * SEC, &wait) == KL_LIMIT_GO, "go at the server's reset");
+    CHECK_MSG(go == 5, "5 sends allowed after observe, got %d", go);
+    CHECK_MSG(kl_limiter_acquire(lim, "a/ev", &XL, now, &wait) == KL_LIMIT_WAIT && wait == 19 * SEC,
+              "then wait until the server window resets: %lld us", (long long)wait);
+    CHECK_MSG(kl_limiter_acquire(lim, "a/ev", &XL, now + 19 * SEC, &wait) == KL_LIMIT_GO, "go at the server's reset");
     /* the server saying more is left never raises what the limiter allows */
     {
         kl_limiter *l2 = kl_limiter_new(NULL);
@@ -342,19 +330,19 @@ static void test_observe(void) {
         for (i = 0; i < 150; i++) {
             if (kl_limiter_acquire(l2, "a/m", &M, t, &wait) != KL_LIMIT_GO) t += wait, i--;
         }
-        CHECK(rem(l2, "a/m", &M, KL_WINDOW_STEADY, t) == 0, "steady window full");
+        CHECK_MSG(rem(l2, "a/m", &M, KL_WINDOW_STEADY, t) == 0, "steady window full");
         kl_limiter_observe(l2, "a/m", &M, 100, 30 * SEC, t);
-        CHECK(kl_limiter_acquire(l2, "a/m", &M, t + SEC, &wait) == KL_LIMIT_WAIT,
-              "observe(100 left) does not let a full window send");
+        CHECK_MSG(kl_limiter_acquire(l2, "a/m", &M, t + SEC, &wait) == KL_LIMIT_WAIT,
+                  "observe(100 left) does not let a full window send");
         kl_limiter_free(l2);
     }
     /* remaining 0 with a reset blocks exactly until that reset */
     kl_limiter_observe(lim, "b/ev", &XL, 0, 7 * SEC, now);
-    CHECK(kl_limiter_acquire(lim, "b/ev", &XL, now, &wait) == KL_LIMIT_WAIT && wait == 7 * SEC,
-          "remaining 0: wait the reset, %lld", (long long)wait);
+    CHECK_MSG(kl_limiter_acquire(lim, "b/ev", &XL, now, &wait) == KL_LIMIT_WAIT && wait == 7 * SEC,
+              "remaining 0: wait the reset, %lld", (long long)wait);
     /* an observation with reset 0 concerns a window that is over */
     kl_limiter_observe(lim, "c/ev", &XL, 0, 0, now);
-    CHECK(kl_limiter_acquire(lim, "c/ev", &XL, now, &wait) == KL_LIMIT_GO, "reset 0 ignored");
+    CHECK_MSG(kl_limiter_acquire(lim, "c/ev", &XL, now, &wait) == KL_LIMIT_GO, "reset 0 ignored");
     kl_limiter_free(lim);
 }
 
@@ -363,15 +351,16 @@ static void test_override(void) {
     kl_limits o = {2, 5, 0};
     sendlog s = {0, 0, 0};
     kl_usec wait;
-    CHECK(kl_limiter_override(lim, "a/create_event", &o) == 0, "override ok");
+    CHECK_MSG(kl_limiter_override(lim, "a/create_event", &o) == 0, "override ok");
     run_greedy(lim, "a/create_event", &XL, 5 * LEN[1], &s);
-    CHECK(s.n == 25, "override 2/s 5/m over 5 min: %zu sends, want 25", s.n);
-    CHECK(max_in_any_interval(&s, SEC) <= 2 && max_in_any_interval(&s, 60 * SEC) <= 5, "override windows respected");
+    CHECK_MSG(s.n == 25, "override 2/s 5/m over 5 min: %zu sends, want 25", s.n);
+    CHECK_MSG(max_in_any_interval(&s, SEC) <= 2 && max_in_any_interval(&s, 60 * SEC) <= 5,
+              "override windows respected");
     /* the override is per key: the same limits passed for another key are the table's */
-    CHECK(rem(lim, "a/get_events", &XL, KL_WINDOW_BURST, 0) == 350, "other key uses table limits");
+    CHECK_MSG(rem(lim, "a/get_events", &XL, KL_WINDOW_BURST, 0) == 350, "other key uses table limits");
     /* removing the override restores the limits passed in */
-    CHECK(kl_limiter_override(lim, "a/create_event", NULL) == 0, "override removed");
-    CHECK(rem(lim, "a/create_event", &XL, KL_WINDOW_STEADY, 10 * LEN[1]) == 3500, "back to 3500/m");
+    CHECK_MSG(kl_limiter_override(lim, "a/create_event", NULL) == 0, "override removed");
+    CHECK_MSG(rem(lim, "a/create_event", &XL, KL_WINDOW_STEADY, 10 * LEN[1]) == 3500, "back to 3500/m");
     /* an override can add a window the table does not have */
     o.burst = 0;
     o.steady = 0;
@@ -380,8 +369,8 @@ static void test_override(void) {
     kl_limiter_acquire(lim, "a/daily", &XL, 0, &wait);
     kl_limiter_acquire(lim, "a/daily", &XL, 0, &wait);
     kl_limiter_acquire(lim, "a/daily", &XL, 0, &wait);
-    CHECK(kl_limiter_acquire(lim, "a/daily", &XL, 0, &wait) == KL_LIMIT_WAIT && wait == LEN[2],
-          "daily override: wait one day");
+    CHECK_MSG(kl_limiter_acquire(lim, "a/daily", &XL, 0, &wait) == KL_LIMIT_WAIT && wait == LEN[2],
+              "daily override: wait one day");
     free(s.t);
     kl_limiter_free(lim);
 }
@@ -390,18 +379,18 @@ static void test_safety(void) {
     kl_limiter_options o = {0.9};
     kl_limiter *lim = kl_limiter_new(&o);
     kl_limits one = {1, 15, 0}, xl = {350, 3500, 0};
-    CHECK(rem(lim, "k", &M, KL_WINDOW_BURST, 0) == 9, "10/s * 0.9 = 9");
-    CHECK(rem(lim, "k", &M, KL_WINDOW_STEADY, 0) == 135, "150/m * 0.9 = 135");
-    CHECK(rem(lim, "k1", &one, KL_WINDOW_BURST, 0) == 1, "1/s * 0.9 still allows 1 (a limit never becomes 0)");
+    CHECK_MSG(rem(lim, "k", &M, KL_WINDOW_BURST, 0) == 9, "10/s * 0.9 = 9");
+    CHECK_MSG(rem(lim, "k", &M, KL_WINDOW_STEADY, 0) == 135, "150/m * 0.9 = 135");
+    CHECK_MSG(rem(lim, "k1", &one, KL_WINDOW_BURST, 0) == 1, "1/s * 0.9 still allows 1 (a limit never becomes 0)");
     kl_limiter_free(lim);
     o.safety = 0.95;
     lim = kl_limiter_new(&o);
-    CHECK(rem(lim, "k", &xl, KL_WINDOW_STEADY, 0) == 3325, "3500 * 0.95 = 3325 exactly");
+    CHECK_MSG(rem(lim, "k", &xl, KL_WINDOW_STEADY, 0) == 3325, "3500 * 0.95 = 3325 exactly");
     kl_limiter_free(lim);
     o.safety = 1.5;
-    CHECK(kl_limiter_new(&o) == NULL, "safety above 1 refused");
+    CHECK_MSG(kl_limiter_new(&o) == NULL, "safety above 1 refused");
     o.safety = -0.1;
-    CHECK(kl_limiter_new(&o) == NULL, "negative safety refused");
+    CHECK_MSG(kl_limiter_new(&o) == NULL, "negative safety refused");
 }
 
 static void test_change_limits(void) {
@@ -410,15 +399,16 @@ static void test_change_limits(void) {
     kl_usec wait, t;
     int i;
     /* 10 sends spread over the first 0.9 s at 10/s */
-    for (i = 0; i < 10; i++) CHECK(kl_limiter_acquire(lim, "k", &M, i * 100000, &wait) == KL_LIMIT_GO, "send %d", i);
+    for (i = 0; i < 10; i++)
+        CHECK_MSG(kl_limiter_acquire(lim, "k", &M, i * 100000, &wait) == KL_LIMIT_GO, "send %d", i);
     /* now the limit drops to 5/s: the 5th most recent (t = 0.5 s) must be 1 s old */
     t = 950000;
-    CHECK(kl_limiter_acquire(lim, "k", &five, t, &wait) == KL_LIMIT_WAIT && wait == 1500000 - t,
-          "after lowering: wait %lld us", (long long)wait);
+    CHECK_MSG(kl_limiter_acquire(lim, "k", &five, t, &wait) == KL_LIMIT_WAIT && wait == 1500000 - t,
+              "after lowering: wait %lld us", (long long)wait);
     /* raising it back remembers every recent send: 10 in the last second, the oldest at 0 */
-    CHECK(kl_limiter_acquire(lim, "k", &M, t, &wait) == KL_LIMIT_WAIT && wait == SEC - t,
-          "after raising back: wait %lld us", (long long)wait);
-    CHECK(kl_limiter_acquire(lim, "k", &M, SEC, &wait) == KL_LIMIT_GO, "go one second after the first");
+    CHECK_MSG(kl_limiter_acquire(lim, "k", &M, t, &wait) == KL_LIMIT_WAIT && wait == SEC - t,
+              "after raising back: wait %lld us", (long long)wait);
+    CHECK_MSG(kl_limiter_acquire(lim, "k", &M, SEC, &wait) == KL_LIMIT_GO, "go one second after the first");
     kl_limiter_free(lim);
 }
 
@@ -429,28 +419,29 @@ static void test_misc(void) {
     int i, ok = 1;
     char key[32];
 
-    CHECK(kl_limiter_acquire(lim, "k", &huge, 0, &wait) == KL_LIMIT_ERROR && strstr(kl_limiter_errstr(lim), "above"),
-          "limit above the maximum refused: %s", kl_limiter_errstr(lim));
-    CHECK(kl_limiter_override(lim, "k", &huge) == KL_LIMIT_ERROR, "override above the maximum refused");
-    CHECK(kl_limiter_acquire(lim, NULL, &M, 0, &wait) == KL_LIMIT_ERROR, "NULL key refused");
-    CHECK(kl_limiter_acquire(lim, "none", NULL, 0, &wait) == KL_LIMIT_GO, "no limits: go");
+    CHECK_MSG(kl_limiter_acquire(lim, "k", &huge, 0, &wait) == KL_LIMIT_ERROR &&
+                  strstr(kl_limiter_errstr(lim), "above"),
+              "limit above the maximum refused: %s", kl_limiter_errstr(lim));
+    CHECK_MSG(kl_limiter_override(lim, "k", &huge) == KL_LIMIT_ERROR, "override above the maximum refused");
+    CHECK_MSG(kl_limiter_acquire(lim, NULL, &M, 0, &wait) == KL_LIMIT_ERROR, "NULL key refused");
+    CHECK_MSG(kl_limiter_acquire(lim, "none", NULL, 0, &wait) == KL_LIMIT_GO, "no limits: go");
 
     /* peek answers like acquire without recording */
     for (i = 0; i < 10; i++) kl_limiter_acquire(lim, "p", &M, 0, &wait);
-    CHECK(kl_limiter_peek(lim, "p", &M, 0, &wait) == KL_LIMIT_WAIT && wait == SEC, "peek waits");
-    CHECK(kl_limiter_peek(lim, "p", &M, SEC, &wait) == KL_LIMIT_GO, "peek go");
-    CHECK(rem(lim, "p", &M, KL_WINDOW_BURST, SEC) == 10, "peek recorded nothing");
+    CHECK_MSG(kl_limiter_peek(lim, "p", &M, 0, &wait) == KL_LIMIT_WAIT && wait == SEC, "peek waits");
+    CHECK_MSG(kl_limiter_peek(lim, "p", &M, SEC, &wait) == KL_LIMIT_GO, "peek go");
+    CHECK_MSG(rem(lim, "p", &M, KL_WINDOW_BURST, SEC) == 10, "peek recorded nothing");
 
     /* remaining: -1 for a window the operation does not have, error for no such window */
-    CHECK(rem(lim, "p", &M, KL_WINDOW_DAILY, SEC) == -1, "no daily window: -1");
-    CHECK(rem(lim, "p", &M, 3, SEC) == -100 && kl_limiter_remaining(lim, "p", &M, 0, 0, NULL) == KL_LIMIT_ERROR,
-          "bad window or NULL result refused");
+    CHECK_MSG(rem(lim, "p", &M, KL_WINDOW_DAILY, SEC) == -1, "no daily window: -1");
+    CHECK_MSG(rem(lim, "p", &M, 3, SEC) == -100 && kl_limiter_remaining(lim, "p", &M, 0, 0, NULL) == KL_LIMIT_ERROR,
+              "bad window or NULL result refused");
 
     /* time going backwards is treated as the latest time seen */
     kl_limiter_acquire(lim, "b", &M, 5 * SEC, &wait);
     for (i = 0; i < 9; i++) kl_limiter_acquire(lim, "b", &M, 1 * SEC, &wait);
-    CHECK(kl_limiter_acquire(lim, "b", &M, 0, &wait) == KL_LIMIT_WAIT && wait == SEC,
-          "clock going back: wait counted from the latest time, %lld", (long long)wait);
+    CHECK_MSG(kl_limiter_acquire(lim, "b", &M, 0, &wait) == KL_LIMIT_WAIT && wait == SEC,
+              "clock going back: wait counted from the latest time, %lld", (long long)wait);
 
     /* many keys: the table grows and keys stay independent */
     for (i = 0; i < 20000 && ok; i++) {
@@ -461,9 +452,9 @@ static void test_misc(void) {
         snprintf(key, sizeof key, "acct%d/op", i);
         if (kl_limiter_acquire(lim, key, &(kl_limits){1, 15, 0}, 0, &wait) != KL_LIMIT_WAIT || wait != SEC) ok = 0;
     }
-    CHECK(ok, "20000 keys independent (failed at %d)", i);
-    CHECK(kl_limiter_keys(lim) == 20000 + 4 /* k, none, p, b */, "key count %zu", kl_limiter_keys(lim));
-    CHECK(kl_usec_from_sec(1.5) == 1500000 && kl_usec_to_sec(2500000) == 2.5, "unit conversions");
+    CHECK_MSG(ok, "20000 keys independent (failed at %d)", i);
+    CHECK_MSG(kl_limiter_keys(lim) == 20000 + 4 /* k, none, p, b */, "key count %zu", kl_limiter_keys(lim));
+    CHECK_MSG(kl_usec_from_sec(1.5) == 1500000 && kl_usec_to_sec(2500000) == 2.5, "unit conversions");
     kl_limiter_free(lim);
     kl_limiter_free(NULL);
 }
@@ -504,10 +495,10 @@ static void test_out_of_memory(void) {
         }
         kl_limiter_free(lim);
     }
-    CHECK(nulls >= 2, "kl_limiter_new returns NULL when its allocations fail (%d)", nulls);
-    CHECK(reported > 0, "allocation failures reported as out of memory (%d)", reported);
-    CHECK(wrong == 0, "%d failures with another message", wrong);
-    CHECK(broken == 0, "%d calls still failing once memory is back", broken);
+    CHECK_MSG(nulls >= 2, "kl_limiter_new returns NULL when its allocations fail (%d)", nulls);
+    CHECK_MSG(reported > 0, "allocation failures reported as out of memory (%d)", reported);
+    CHECK_MSG(wrong == 0, "%d failures with another message", wrong);
+    CHECK_MSG(broken == 0, "%d calls still failing once memory is back", broken);
 }
 
 /* A client counting in its own fixed windows can put 2x the limit in a server window:
@@ -517,8 +508,8 @@ static void test_checker_catches_fixed_windows(void) {
     int i;
     for (i = 0; i < 10; i++) log_add(&s, 900000 + i);  /* end of client window 0 */
     for (i = 0; i < 10; i++) log_add(&s, 1000000 + i); /* start of client window 1 */
-    CHECK(max_in_any_interval(&s, SEC) == 20, "checker sees 20 sends in one second");
-    CHECK(max_in_fixed_windows(&s, SEC, 500000) == 20, "server window at phase 0.5 s sees 20");
+    CHECK_MSG(max_in_any_interval(&s, SEC) == 20, "checker sees 20 sends in one second");
+    CHECK_MSG(max_in_fixed_windows(&s, SEC, 500000) == 20, "server window at phase 0.5 s sees 20");
     free(s.t);
 }
 
@@ -529,7 +520,7 @@ int main(int argc, char **argv) {
         printf("cannot read rate-limit tiers from %s\n0 passed, 1 failed\n", ops);
         return 1;
     }
-    CHECK(ntiers >= 10, "found %d distinct tiers in %s", ntiers, ops);
+    CHECK_MSG(ntiers >= 10, "found %d distinct tiers in %s", ntiers, ops);
     for (i = 0; i < ntiers; i++) {
         printf("tier %u/s %u/m %u/d\n", tiers[i].burst, tiers[i].steady, tiers[i].daily);
         test_tier(&tiers[i], 1.0);
@@ -543,6 +534,5 @@ int main(int argc, char **argv) {
     test_change_limits();
     test_misc();
     test_out_of_memory();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    CTEST_END();
 }

@@ -5,27 +5,11 @@
  * links.next URL or from a path template, while ordinary paths still build.
  */
 #include "ctest.h"
+#include "ctest_client.h"
 #include "kl_internal.h"
-
-#include <stdlib.h>
 
 #define KEY "pk_0123456789abcdef"
 #define BASE "http://127.0.0.1:8787"
-
-static kl_client *client(const char *key, const char *pub) {
-    kl_options o;
-    kl_client *c;
-    memset(&o, 0, sizeof o);
-    o.base_url = BASE;
-    o.api_key = key;
-    o.public_key = pub;
-    c = kl_new(&o);
-    if (!c) {
-        fprintf(stderr, "out of memory\n");
-        exit(2);
-    }
-    return c;
-}
 
 /* the first segment kl_path_check reads, or "!" when it refuses the path */
 static const char *first_of(const char *path) {
@@ -90,7 +74,7 @@ static void test_build(void) {
     static const char *const dotted[] = {BASE "/api/../client/profiles", BASE "/./client/", BASE "/api/%2e%2e/client/",
                                          BASE "/api/..%2Fclient/",       BASE "/api/%2",    NULL};
     static const char *const to_api[] = {BASE "//api/profiles", BASE "/%61pi/profiles", BASE "/API", NULL};
-    kl_client *c = client(KEY, "AbC123");
+    kl_client *c = ctest_client(BASE, KEY, NULL, "AbC123");
     kl_request r;
     const kl_built *b = NULL;
     const char *pp[1];

@@ -4,19 +4,14 @@
  * kl_send and the nginx transport run on every answer) replaces it.
  */
 #include "ctest.h"
+#include "ctest_client.h"
 #include "kl_internal.h"
 #include "klaviyo.h"
 
 #include <stdio.h>
 
 static kl_client *client(const char *key, const char *token) {
-    kl_options o;
-    kl_client *c;
-    memset(&o, 0, sizeof o);
-    o.base_url = "http://127.0.0.1:9";
-    o.api_key = key;
-    o.access_token = token;
-    c = kl_new(&o);
+    kl_client *c = ctest_client("http://127.0.0.1:9", key, token, NULL);
     CHECK(c != NULL && c->err == KL_OK);
     return c;
 }

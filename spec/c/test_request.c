@@ -4,28 +4,12 @@
  * checks kl_send runs before it touches libcurl.
  */
 #include "ctest.h"
+#include "ctest_client.h"
 #include "kl_internal.h"
 
-#include <stdlib.h>
 #include <strings.h>
 
 #define KEY "pk_0123456789abcdef"
-
-static kl_client *client(const char *base, const char *key, const char *token, const char *pub) {
-    kl_options o;
-    kl_client *c;
-    memset(&o, 0, sizeof o);
-    o.base_url = base;
-    o.api_key = key;
-    o.access_token = token;
-    o.public_key = pub;
-    c = kl_new(&o);
-    if (!c) {
-        fprintf(stderr, "out of memory\n");
-        exit(2);
-    }
-    return c;
-}
 
 static const char *header(const kl_built *b, const char *name) {
     size_t i;
@@ -49,7 +33,7 @@ static void test_pct(void) {
 }
 
 static void test_urls(void) {
-    kl_client *c = client("http://127.0.0.1:8787/", KEY, NULL, "AbC123");
+    kl_client *c = ctest_client("http://127.0.0.1:8787/", KEY, NULL, "AbC123");
     const kl_built *b = NULL;
     const char *pp[] = {"id with space/slash?#&"};
     const char *fields[] = {"email", "first_name", "a,b"};
@@ -192,7 +176,7 @@ static void test_urls(void) {
     kl_free(c);
 
     /* base URL with a path prefix and default port */
-    c = client("https://A.Klaviyo.com/prefix/", KEY, NULL, NULL);
+    c = ctest_client("https://A.Klaviyo.com/prefix/", KEY, NULL, NULL);
     memset(&r, 0, sizeof r);
     r.method = "GET";
     r.path = "/api/events";
@@ -208,7 +192,7 @@ static void test_urls(void) {
     kl_free(c);
 
     /* a bearer token wins over the key */
-    c = client("https://a.klaviyo.com", KEY, "tok_1", NULL);
+    c = ctest_client("https://a.klaviyo.com", KEY, "tok_1", NULL);
     memset(&r, 0, sizeof r);
     r.method = "GET";
     r.path = "/api/events";
@@ -238,9 +222,9 @@ static void refused(kl_client *c, const kl_request *r, int kind, const char *cod
 }
 
 static void test_refusals(void) {
-    kl_client *c = client("http://localhost:8787", KEY, NULL, "AbC123");
-    kl_client *pub = client("http://localhost:8787", NULL, NULL, "AbC123");
-    kl_client *priv = client("http://localhost:8787", KEY, NULL, NULL);
+    kl_client *c = ctest_client("http://localhost:8787", KEY, NULL, "AbC123");
+    kl_client *pub = ctest_client("http://localhost:8787", NULL, NULL, "AbC123");
+    kl_client *priv = ctest_client("http://localhost:8787", KEY, NULL, NULL);
     kl_request r;
     const char *pp2[] = {"a", "b"};
     const char *pp1[] = {"a"};
@@ -368,13 +352,13 @@ static void test_settings(void) {
     new_refused("https://a.klaviyo.com:99999", KEY, NULL, NULL, NULL, "invalid_base_url");
     new_refused("https://a.klaviyo.com?x=1", KEY, NULL, NULL, NULL, "invalid_base_url");
     /* plain http is fine for loopback, and for a public key anywhere (not a secret) */
-    c = client("http://127.8.9.10:1234", KEY, NULL, NULL);
+    c = ctest_client("http://127.8.9.10:1234", KEY, NULL, NULL);
     CHECK_INT(c->err, KL_OK);
     kl_free(c);
-    c = client("http://[::1]:1234", KEY, NULL, NULL);
+    c = ctest_client("http://[::1]:1234", KEY, NULL, NULL);
     CHECK_INT(c->err, KL_OK);
     kl_free(c);
-    c = client("http://example.com", NULL, NULL, "AbC123");
+    c = ctest_client("http://example.com", NULL, NULL, "AbC123");
     CHECK_INT(c->err, KL_OK);
     CHECK_INT(kl_set_access_token(c, "tok_x"), KL_ERR_REFUSED); /* a token would go over plain http */
     CHECK_STR(kl_last_error(c)->code, "insecure_transport");
@@ -418,7 +402,7 @@ static void test_loopback_and_urls(void) {
 /* auth=client: an OAuth endpoint's request carries its own Basic credential, Accept and
  * Content-Type; no key, token or revision; /oauth/ paths only, never over plain remote http */
 static void test_client_auth(void) {
-    kl_client *c = client("http://127.0.0.1:8787", KEY, NULL, NULL);
+    kl_client *c = ctest_client("http://127.0.0.1:8787", KEY, NULL, NULL);
     kl_request r;
     const kl_built *b;
     kl_param h[] = {{"authorization", "Basic aWQ6c2VjcmV0", NULL, 0},
@@ -469,7 +453,7 @@ static void test_client_auth(void) {
     CHECK_STR(kl_last_error(c)->code, "invalid_auth");
     kl_free(c);
     /* a client secret never goes over plain http to a remote host */
-    c = client("http://example.com", NULL, NULL, "AbC123");
+    c = ctest_client("http://example.com", NULL, NULL, "AbC123");
     r.auth = KL_AUTH_CLIENT;
     CHECK_INT(kl_build(c, &r, &b), KL_ERR_REFUSED);
     CHECK_STR(kl_last_error(c)->code, "insecure_transport");

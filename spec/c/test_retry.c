@@ -3,23 +3,11 @@
  * Last line: "N passed, N failed"; exit status non-zero on failure.
  */
 #include "../../src/retry.h"
+#include "ctest.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (cond) passed++;                                                                                            \
-        else {                                                                                                         \
-            failed++;                                                                                                  \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                                \
-            printf(__VA_ARGS__);                                                                                       \
-            printf("\n");                                                                                              \
-        }                                                                                                              \
-    } while (0)
 
 static kl_retry_policy policy(void) {
     kl_retry_policy p;
@@ -45,7 +33,7 @@ static int decide(const kl_retry_input *in, double *delay) {
     int rc = kl_retry_decide(&p, in, &d);
     if (delay) *delay = d.delay;
     if (!d.reason || !*d.reason) {
-        failed++;
+        ctest_fail++;
         printf("FAIL: decision without a reason\n");
     }
     return rc;
@@ -73,13 +61,13 @@ static void test_statuses(void) {
         kl_retry_input u = input(0, table[i].status, KL_FAIL_NONE);
         kl_retry_input s = input(1, table[i].status, KL_FAIL_NONE);
         int ru = decide(&u, NULL), rs = decide(&s, NULL);
-        CHECK(ru == (table[i].unsafe_retry ? KL_RETRY_AGAIN : KL_RETRY_STOP), "status %ld, not safe to repeat: got %d",
-              table[i].status, ru);
-        CHECK(rs == (table[i].safe_retry ? KL_RETRY_AGAIN : KL_RETRY_STOP), "status %ld, safe to repeat: got %d",
-              table[i].status, rs);
-        CHECK(kl_retry_retryable(0, table[i].status, KL_FAIL_NONE) == table[i].unsafe_retry &&
-                  kl_retry_retryable(1, table[i].status, KL_FAIL_NONE) == table[i].safe_retry,
-              "kl_retry_retryable agrees for %ld", table[i].status);
+        CHECK_MSG(ru == (table[i].unsafe_retry ? KL_RETRY_AGAIN : KL_RETRY_STOP),
+                  "status %ld, not safe to repeat: got %d", table[i].status, ru);
+        CHECK_MSG(rs == (table[i].safe_retry ? KL_RETRY_AGAIN : KL_RETRY_STOP), "status %ld, safe to repeat: got %d",
+                  table[i].status, rs);
+        CHECK_MSG(kl_retry_retryable(0, table[i].status, KL_FAIL_NONE) == table[i].unsafe_retry &&
+                      kl_retry_retryable(1, table[i].status, KL_FAIL_NONE) == table[i].safe_retry,
+                  "kl_retry_retryable agrees for %ld", table[i].status);
     }
 }
 
@@ -88,16 +76,16 @@ static void test_transport(void) {
     kl_retry_policy p = policy();
     kl_retry_decision d;
     in = input(0, 0, KL_FAIL_NOT_SENT);
-    CHECK(decide(&in, NULL) == KL_RETRY_AGAIN, "not sent, unsafe op: retried (nothing reached the server)");
+    CHECK_MSG(decide(&in, NULL) == KL_RETRY_AGAIN, "not sent, unsafe op: retried (nothing reached the server)");
     in = input(1, 0, KL_FAIL_NOT_SENT);
-    CHECK(decide(&in, NULL) == KL_RETRY_AGAIN, "not sent, safe op: retried");
+    CHECK_MSG(decide(&in, NULL) == KL_RETRY_AGAIN, "not sent, safe op: retried");
     in = input(0, 0, KL_FAIL_MAYBE_SENT);
-    CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_STOP && strstr(d.reason, "may have reached"),
-          "maybe sent (timeout on create_profile): not retried, reason: %s", d.reason);
+    CHECK_MSG(kl_retry_decide(&p, &in, &d) == KL_RETRY_STOP && strstr(d.reason, "may have reached"),
+              "maybe sent (timeout on create_profile): not retried, reason: %s", d.reason);
     in = input(1, 0, KL_FAIL_MAYBE_SENT);
-    CHECK(decide(&in, NULL) == KL_RETRY_AGAIN, "maybe sent (reset on create_event): retried");
+    CHECK_MSG(decide(&in, NULL) == KL_RETRY_AGAIN, "maybe sent (reset on create_event): retried");
     in = input(1, 0, KL_FAIL_NONE);
-    CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_ERROR, "no status and no failure kind: error");
+    CHECK_MSG(kl_retry_decide(&p, &in, &d) == KL_RETRY_ERROR, "no status and no failure kind: error");
 }
 
 static void test_backoff(void) {
@@ -106,13 +94,13 @@ static void test_backoff(void) {
     int a, ok = 1;
     /* full jitter: random * min(cap, base * 2^(attempt-1)), base 0.5 s, cap 20 s */
     in.random = 0;
-    CHECK(decide(&in, &delay) == KL_RETRY_AGAIN && delay == 0, "random 0: no wait");
+    CHECK_MSG(decide(&in, &delay) == KL_RETRY_AGAIN && delay == 0, "random 0: no wait");
     in.random = 0.5;
-    CHECK(decide(&in, &delay) == KL_RETRY_AGAIN && near(delay, 0.25), "attempt 1: 0.5 * 0.5 = %g", delay);
+    CHECK_MSG(decide(&in, &delay) == KL_RETRY_AGAIN && near(delay, 0.25), "attempt 1: 0.5 * 0.5 = %g", delay);
     in.attempt = 2;
-    CHECK(decide(&in, &delay) == KL_RETRY_AGAIN && near(delay, 0.5), "attempt 2: 0.5 * 1 = %g", delay);
+    CHECK_MSG(decide(&in, &delay) == KL_RETRY_AGAIN && near(delay, 0.5), "attempt 2: 0.5 * 1 = %g", delay);
     in.attempt = 3;
-    CHECK(decide(&in, &delay) == KL_RETRY_AGAIN && near(delay, 1.0), "attempt 3: 0.5 * 2 = %g", delay);
+    CHECK_MSG(decide(&in, &delay) == KL_RETRY_AGAIN && near(delay, 1.0), "attempt 3: 0.5 * 2 = %g", delay);
     /* the cap: a policy allowing many attempts */
     {
         kl_retry_policy p = policy();
@@ -121,13 +109,13 @@ static void test_backoff(void) {
         p.max_elapsed = 1e9;
         in.attempt = 20;
         in.random = 0.999;
-        CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_AGAIN && near(d.delay, 0.999 * 20),
-              "attempt 20 capped at 20 s: %g", d.delay);
+        CHECK_MSG(kl_retry_decide(&p, &in, &d) == KL_RETRY_AGAIN && near(d.delay, 0.999 * 20),
+                  "attempt 20 capped at 20 s: %g", d.delay);
         in.attempt = 999999;
-        CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_AGAIN && near(d.delay, 0.999 * 20),
-              "huge attempt numbers stay capped: %g", d.delay);
+        CHECK_MSG(kl_retry_decide(&p, &in, &d) == KL_RETRY_AGAIN && near(d.delay, 0.999 * 20),
+                  "huge attempt numbers stay capped: %g", d.delay);
         p.base_delay = 0;
-        CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_AGAIN && d.delay == 0, "base 0: no wait");
+        CHECK_MSG(kl_retry_decide(&p, &in, &d) == KL_RETRY_AGAIN && d.delay == 0, "base 0: no wait");
         /* every delay lies in [0, ceiling) over the whole range of random */
         p.base_delay = 0.5;
         for (a = 1; a <= 8; a++) {
@@ -141,7 +129,7 @@ static void test_backoff(void) {
                     ok = 0;
             }
         }
-        CHECK(ok, "delays are random * ceiling for attempts 1..8");
+        CHECK_MSG(ok, "delays are random * ceiling for attempts 1..8");
     }
 }
 
@@ -152,26 +140,26 @@ static void test_retry_after(void) {
     double delay;
     in.retry_after = 3;
     in.random = 0.1;
-    CHECK(decide(&in, &delay) == KL_RETRY_AGAIN && delay == 3, "Retry-After: 3 honoured: %g", delay);
+    CHECK_MSG(decide(&in, &delay) == KL_RETRY_AGAIN && delay == 3, "Retry-After: 3 honoured: %g", delay);
     in.retry_after = 0;
-    CHECK(decide(&in, &delay) == KL_RETRY_AGAIN && near(delay, 0.05), "Retry-After: 0: the jitter: %g", delay);
+    CHECK_MSG(decide(&in, &delay) == KL_RETRY_AGAIN && near(delay, 0.05), "Retry-After: 0: the jitter: %g", delay);
     /* Retry-After shorter than the backoff: the backoff (never earlier than Retry-After) */
     in.attempt = 3;
     in.random = 0.9;
     in.retry_after = 1;
-    CHECK(decide(&in, &delay) == KL_RETRY_AGAIN && near(delay, 1.8), "backoff 1.8 > Retry-After 1: %g", delay);
+    CHECK_MSG(decide(&in, &delay) == KL_RETRY_AGAIN && near(delay, 1.8), "backoff 1.8 > Retry-After 1: %g", delay);
     /* Retry-After beyond the cap is still honoured */
     in.attempt = 1;
     in.retry_after = 45;
-    CHECK(decide(&in, &delay) == KL_RETRY_AGAIN && delay == 45, "Retry-After 45 > cap honoured");
+    CHECK_MSG(decide(&in, &delay) == KL_RETRY_AGAIN && delay == 45, "Retry-After 45 > cap honoured");
     /* ... unless it ends after the total time allowed */
     in.elapsed = 20;
-    CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_STOP && strstr(d.reason, "Retry-After"),
-          "Retry-After past max_elapsed: stop (%s)", d.reason);
+    CHECK_MSG(kl_retry_decide(&p, &in, &d) == KL_RETRY_STOP && strstr(d.reason, "Retry-After"),
+              "Retry-After past max_elapsed: stop (%s)", d.reason);
     /* 503 with Retry-After too */
     in = input(0, 503, KL_FAIL_NONE);
     in.retry_after = 7;
-    CHECK(decide(&in, &delay) == KL_RETRY_AGAIN && delay == 7, "503 Retry-After honoured");
+    CHECK_MSG(decide(&in, &delay) == KL_RETRY_AGAIN && delay == 7, "503 Retry-After honoured");
 }
 
 static void test_limits(void) {
@@ -179,56 +167,57 @@ static void test_limits(void) {
     kl_retry_decision d;
     kl_retry_input in = input(1, 429, KL_FAIL_NONE);
     in.attempt = 3;
-    CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_AGAIN, "attempt 3 of 4: again");
+    CHECK_MSG(kl_retry_decide(&p, &in, &d) == KL_RETRY_AGAIN, "attempt 3 of 4: again");
     in.attempt = 4;
-    CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_STOP && !strcmp(d.reason, "attempts used up"),
-          "attempt 4 of 4: stop");
+    CHECK_MSG(kl_retry_decide(&p, &in, &d) == KL_RETRY_STOP && !strcmp(d.reason, "attempts used up"),
+              "attempt 4 of 4: stop");
     p.max_attempts = 1;
     in.attempt = 1;
-    CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_STOP, "max_attempts 1: never retried");
+    CHECK_MSG(kl_retry_decide(&p, &in, &d) == KL_RETRY_STOP, "max_attempts 1: never retried");
     p = policy();
     in.attempt = 1;
     in.random = 0.5; /* delay 0.25 */
     in.elapsed = 59.75;
-    CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_AGAIN && near(d.delay, 0.25), "ends exactly at max_elapsed: again");
+    CHECK_MSG(kl_retry_decide(&p, &in, &d) == KL_RETRY_AGAIN && near(d.delay, 0.25),
+              "ends exactly at max_elapsed: again");
     in.elapsed = 59.8;
-    CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_STOP && strstr(d.reason, "total time"),
-          "would end after max_elapsed: stop (%s)", d.reason);
+    CHECK_MSG(kl_retry_decide(&p, &in, &d) == KL_RETRY_STOP && strstr(d.reason, "total time"),
+              "would end after max_elapsed: stop (%s)", d.reason);
     p.max_elapsed = 0;
     in.elapsed = 0;
     in.random = 0;
-    CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_AGAIN, "max_elapsed 0 still allows an immediate retry");
+    CHECK_MSG(kl_retry_decide(&p, &in, &d) == KL_RETRY_AGAIN, "max_elapsed 0 still allows an immediate retry");
 }
 
 static void test_errors(void) {
     kl_retry_policy p = policy();
     kl_retry_decision d;
     kl_retry_input in = input(1, 503, KL_FAIL_NONE);
-    CHECK(p.max_attempts == 4 && p.max_elapsed == 60 && p.base_delay == 0.5 && p.max_delay == 20,
-          "defaults 4 attempts, 60 s, 0.5 s, 20 s");
+    CHECK_MSG(p.max_attempts == 4 && p.max_elapsed == 60 && p.base_delay == 0.5 && p.max_delay == 20,
+              "defaults 4 attempts, 60 s, 0.5 s, 20 s");
     in.random = 1.0;
-    CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_ERROR && strstr(d.reason, "random"), "random 1 refused");
+    CHECK_MSG(kl_retry_decide(&p, &in, &d) == KL_RETRY_ERROR && strstr(d.reason, "random"), "random 1 refused");
     in.random = -0.1;
-    CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_ERROR, "negative random refused");
+    CHECK_MSG(kl_retry_decide(&p, &in, &d) == KL_RETRY_ERROR, "negative random refused");
     in.random = 0.5;
     in.attempt = 0;
-    CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_ERROR && strstr(d.reason, "attempt"), "attempt 0 refused");
+    CHECK_MSG(kl_retry_decide(&p, &in, &d) == KL_RETRY_ERROR && strstr(d.reason, "attempt"), "attempt 0 refused");
     in.attempt = 1;
     in.elapsed = -1;
-    CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_ERROR, "negative elapsed refused");
+    CHECK_MSG(kl_retry_decide(&p, &in, &d) == KL_RETRY_ERROR, "negative elapsed refused");
     in.elapsed = 0;
     p.max_attempts = 0;
-    CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_ERROR, "max_attempts 0 refused");
+    CHECK_MSG(kl_retry_decide(&p, &in, &d) == KL_RETRY_ERROR, "max_attempts 0 refused");
     p = policy();
     p.base_delay = -1;
-    CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_ERROR, "negative base_delay refused");
+    CHECK_MSG(kl_retry_decide(&p, &in, &d) == KL_RETRY_ERROR, "negative base_delay refused");
     p = policy();
     p.max_delay = NAN;
-    CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_ERROR, "NaN max_delay refused");
+    CHECK_MSG(kl_retry_decide(&p, &in, &d) == KL_RETRY_ERROR, "NaN max_delay refused");
     p = policy();
     p.max_elapsed = -5;
-    CHECK(kl_retry_decide(&p, &in, &d) == KL_RETRY_ERROR, "negative max_elapsed refused");
-    CHECK(kl_retry_decide(NULL, &in, &d) == KL_RETRY_ERROR, "NULL policy refused");
+    CHECK_MSG(kl_retry_decide(&p, &in, &d) == KL_RETRY_ERROR, "negative max_elapsed refused");
+    CHECK_MSG(kl_retry_decide(NULL, &in, &d) == KL_RETRY_ERROR, "NULL policy refused");
 }
 
 int main(void) {
@@ -238,6 +227,5 @@ int main(void) {
     test_retry_after();
     test_limits();
     test_errors();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    CTEST_END();
 }

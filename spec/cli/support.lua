@@ -67,12 +67,6 @@ function M.account()
 end
 
 -- The account's recorded requests, optionally one operation's.
-function M.requests(acct, op)
-  local out = {}
-  for _, r in ipairs(emu.requests(acct)) do
-    if op == nil or r.operation == op then out[#out + 1] = r end
-  end
-  return out
-end
+M.requests = emu.requests
 
 return M

@@ -1,43 +1,15 @@
--- Shared by the specs that need a process of their own: a hostile loopback server
--- (spec/client/loopback_server.lua) started in the background, and a Lua child with an
--- environment of its choosing. Not a spec itself (busted runs *_spec.lua only).
+-- A hostile loopback server (spec/client/loopback_server.lua) started in the background for the
+-- specs whose client blocks in libcurl. Not a spec itself (busted runs *_spec.lua only).
 local emu = require "helpers.emulator"
+local F = require "helpers.files"
+local P = require "helpers.process"
 local socket = require "socket"
 
 local M = {}
 
-M.root = emu.root
+local quote = P.quote
 
--- The interpreter running this spec, for child processes, and its C module directory.
-function M.interpreter()
-  local i = -1
-  while arg and arg[i - 1] do i = i - 1 end
-  local lua = arg and arg[i] or "lua"
-  if lua:match("busted$") then lua = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+")) end
-  return lua
-end
-
-function M.build_dir()
-  return M.root .. "/build/" .. (jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+")))
-end
-
-local function sh(cmd)
-  local f = assert(io.popen(cmd))
-  local out = f:read("*a")
-  f:close()
-  return out
-end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-M.quote = quote
+local function slurp(path) return F.read(path) or "" end
 
 -- Starts loopback_server.lua in `mode` (with the document `page` for mode "page"), on the
 -- port of `url` when given (a page may need to name its own server) or a free one.
@@ -47,14 +19,12 @@ function M.server(mode, page, url)
   local body_file
   if page then
     body_file = os.tmpname()
-    local f = assert(io.open(body_file, "wb"))
-    f:write(page)
-    f:close()
+    F.write(body_file, page)
   end
   local port = url and tonumber(url:match(":(%d+)$")) or emu.free_port()
-  local pid = tonumber(sh(("%s %s %s %d %s %s >/dev/null 2>&1 & echo $!"):format(
-    M.interpreter(), quote(M.root .. "/spec/client/loopback_server.lua"), mode, port, quote(log),
-    body_file and quote(body_file) or "")):match("%d+"))
+  local pid = P.spawn(("%s %s %s %d %s %s"):format(P.interpreter(),
+    quote(P.root .. "/spec/client/loopback_server.lua"), mode, port, quote(log),
+    body_file and quote(body_file) or ""))
   local deadline = socket.gettime() + 10
   while not slurp(log):find("^ready\n") do
     assert(socket.gettime() < deadline, "the loopback server did not start")
@@ -82,22 +52,6 @@ function M.server(mode, page, url)
     if body_file then os.remove(body_file) end
   end
   return s
-end
-
--- Runs `script` (a path under spec/) in a child interpreter with `env` (name -> value; false
--- unsets it) and the arguments ROOT BUILD_DIR followed by `args`. Returns its output.
-function M.child(script, env, args)
-  local parts, set = { "env" }, {}
-  for k, v in pairs(env) do   -- env takes its -u options before the assignments
-    if v == false then parts[#parts + 1] = "-u " .. k else set[#set + 1] = k .. "=" .. quote(v) end
-  end
-  for _, a in ipairs(set) do parts[#parts + 1] = a end
-  parts[#parts + 1] = M.interpreter()
-  parts[#parts + 1] = quote(M.root .. "/spec/" .. script)
-  parts[#parts + 1] = quote(M.root)
-  parts[#parts + 1] = quote(M.build_dir())
-  for _, a in ipairs(args) do parts[#parts + 1] = quote(a) end
-  return sh(table.concat(parts, " ") .. " 2>&1")
 end
 
 return M

@@ -2,10 +2,10 @@
 -- the emulator reads it strictly and keeps the image; a file that cannot be sent is refused
 -- with nothing sent; the bytes arrive as they were, whatever they hold.
 local S = require "client.support"
+local required_params = require "helpers.required_params"
 local emu = S.emu
 local multipart = require "klaviyo.multipart"
 local reader = require "emulator.multipart"
-local allowed_value = require("helpers.query_values").allowed_value
 
 -- Every byte value, then text that looks like a multipart delimiter, twice.
 local HOSTILE = {}
@@ -183,12 +183,7 @@ describe("upload_image_from_file", function()
     local build = require("klaviyo.request").build
     for id, op in pairs(require "klaviyo.operations") do
       total = total + 1
-      local params = {}
-      for _, name in ipairs(op.path_params) do params[name] = "x" end
-      for _, q in ipairs(op.query) do
-        if q.required and q.name ~= "company_id" then params[q.name] = q.integer and 1 or allowed_value(q) end
-      end
-      for _, h in ipairs(op.headers or {}) do if h.required then params[h.name] = "x" end end
+      local params = required_params(op)
       if op.content_type == "multipart/form-data" then
         params.file = { bytes = "x", content_type = "image/png" }
       elseif op.body == "required" then

@@ -25,13 +25,7 @@ end
 -- The get_profiles requests recorded after `mark`: a 401's record may carry no account (the
 -- token names none), so other account-less records of the run could come between; the
 -- request under test is counted by its operation.
-local function profiles_since(mark)
-  local out = {}
-  for _, r in ipairs(S.since(mark)) do
-    if r.operation == "get_profiles" then out[#out + 1] = r end
-  end
-  return out
-end
+local function profiles_since(mark) return S.since(mark, "get_profiles") end
 
 describe("OAuth refresh", function()
   it("refreshes once on a 401 and repeats the request", function()

@@ -1,7 +1,7 @@
 -- Pure unit: klaviyo.request checks call parameters against the operation table and builds the
 -- request table the C core sends. No network: every failure here happens before sending.
 local request = require "klaviyo.request"
-local allowed_value = require("helpers.query_values").allowed_value
+local required_params = require "helpers.required_params"
 local F = require "klaviyo.filter"
 
 local function build(op, params, validate) return request.build(op, params, validate) end
@@ -143,12 +143,7 @@ describe("klaviyo.request.build", function()
   it("knows every operation of the table", function()
     local n = 0
     for id, op in pairs(require "klaviyo.operations") do
-      local params = {}
-      for _, name in ipairs(op.path_params) do params[name] = "x" end
-      for _, q in ipairs(op.query) do
-        if q.required and q.name ~= "company_id" then params[q.name] = q.integer and 1 or allowed_value(q) end
-      end
-      for _, h in ipairs(op.headers or {}) do if h.required then params[h.name] = "x" end end
+      local params = required_params(op)
       if op.body == "required" and op.content_type == "application/vnd.api+json" then
         params.body = { data = {} }
       end

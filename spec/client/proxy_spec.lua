@@ -8,6 +8,7 @@
 -- the CONNECT). The ngx transport needs no such rule: cosockets connect to the host they are
 -- given and read no proxy from anywhere (and nginx workers do not inherit the environment).
 local L = require "client.loopback"
+local P = require "helpers.process"
 local S = require "client.support"
 
 local PROXY_VARS = { "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy" }
@@ -23,7 +24,7 @@ describe("environment proxies", function()
     local acct = S.emu.account()
     local env = { NO_PROXY = false, no_proxy = false }
     for _, name in ipairs(PROXY_VARS) do env[name] = proxy.url end
-    local out = L.child("client/proxy_child.lua", env, { S.emu.url, acct.private_key })
+    local out = P.child("client/proxy_child.lua", env, { S.emu.url, acct.private_key })
     assert.same({}, proxy.requests(), "the proxy saw a request")
     assert.matches("get_profiles ok\n", out, 1, true)
     assert.matches("create_profile ok\ncreate_profile ok\n", out, 1, true)
@@ -40,7 +41,7 @@ describe("environment proxies", function()
     local acct = S.emu.account()
     for _, name in ipairs(PROXY_VARS) do
       local env = { [name] = proxy.url, NO_PROXY = false, no_proxy = false }
-      local out = L.child("client/proxy_child.lua", env, { S.emu.url, acct.private_key })
+      local out = P.child("client/proxy_child.lua", env, { S.emu.url, acct.private_key })
       assert.matches("get_profiles ok\n", out, 1, true)
       assert.same({}, proxy.requests(), name .. " sent a request to the proxy")
     end

@@ -33,11 +33,17 @@ describe("err.sent", function()
     assert.is_false(err.sent)
   end)
 
-  it("is true when the server read the request and closed without answering", function()
-    server = L.server("close")
+  -- create_profile, tried once, against a loopback server in `mode`
+  local function create_once(mode)
+    server = L.server(mode)
     local c = client(server.url, { attempts = 1 })
     local doc, err = c:call("create_profile", profile())
     c:close()
+    return doc, err
+  end
+
+  it("is true when the server read the request and closed without answering", function()
+    local doc, err = create_once("close")
     assert.is_nil(doc)
     assert.equal("transport", err.kind)
     assert.is_true(err.sent)
@@ -45,10 +51,7 @@ describe("err.sent", function()
   end)
 
   it("is true when the server read a POST and answered garbage (not HTTP)", function()
-    server = L.server("garbage")
-    local c = client(server.url, { attempts = 1 })
-    local doc, err = c:call("create_profile", profile())
-    c:close()
+    local doc, err = create_once("garbage")
     assert.is_nil(doc)
     assert.equal("transport", err.kind)
     assert.is_true(err.sent, tostring(err))

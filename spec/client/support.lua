@@ -47,8 +47,9 @@ function M.mark()
 end
 
 -- The requests recorded after `mark`, oldest first (records without a sequence number, e.g.
--- a connection the emulator dropped on purpose, count when they come after the mark).
-function M.since(mark)
+-- a connection the emulator dropped on purpose, count when they come after the mark); only
+-- those of operation `op` when given.
+function M.since(mark, op)
   local recs = M.recent(200)
   local start = 1
   for i, r in ipairs(recs) do
@@ -56,7 +57,7 @@ function M.since(mark)
   end
   local out = {}
   for i = start, #recs do
-    if ours(recs[i]) then out[#out + 1] = recs[i] end
+    if ours(recs[i]) and (op == nil or recs[i].operation == op) then out[#out + 1] = recs[i] end
   end
   return out
 end

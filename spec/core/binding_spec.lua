@@ -19,12 +19,7 @@ local function records_since(m)
   return out
 end
 
-local function free_port()
-  local s = assert(require("socket").bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
+local free_port = require("helpers.process").free_port
 
 local EVENT = '{"data":{"type":"event","attributes":{"properties":{},' ..
   '"metric":{"data":{"type":"metric","attributes":{"name":"Binding Spec"}}},' ..

@@ -160,6 +160,13 @@ describe("klaviyo.core refuses what C would cut short or wrap around", function(
     nothing_sent()
   end
 
+  -- c:build raises on `req` with a message matching `want`
+  local function raises(req, want)
+    local ok, msg = pcall(c.build, c, req)
+    assert.is_false(ok)
+    assert.matches(want, msg)
+  end
+
   it("refuses a NUL byte in path and query values, filters, list items and header parameters", function()
     refused("get_profile", { id = "01AB\0C" }, "get_profile: parameter id: holds a NUL byte")
     refused("get_profiles", { ["page[cursor]"] = "abc\0def" },
@@ -199,11 +206,6 @@ describe("klaviyo.core refuses what C would cut short or wrap around", function(
   end)
 
   it("refuses NUL bytes in a request table's fields and c:interpret's headers", function()
-    local function raises(req, want)
-      local ok, msg = pcall(c.build, c, req)
-      assert.is_false(ok)
-      assert.matches(want, msg)
-    end
     raises({ method = "GET", path = "/api/lists\0/x" }, "request field path holds a NUL byte")
     raises({ method = "GET\0", path = "/api/lists" }, "request field method holds a NUL byte")
     raises({ method = "GET", url = emu.url .. "/api/lists\0" }, "request field url holds a NUL byte")
@@ -237,11 +239,6 @@ describe("klaviyo.core refuses what C would cut short or wrap around", function(
   end)
 
   it("checks numbers handed to the core directly: integers in a path, finite numbers in a query", function()
-    local function raises(req, want)
-      local ok, msg = pcall(c.build, c, req)
-      assert.is_false(ok)
-      assert.matches(want, msg)
-    end
     local P = "/api/profiles/{id}"
     raises({ operation = "get_profile", method = "GET", path = P, path_params = { 2 ^ 63 } },
       "get_profile: path parameter id is outside the 64%-bit integer range")

@@ -220,7 +220,6 @@ end)
 
 describe("klaviyo-emulator launcher", function()
   local launcher = emu.root .. "/emulator/klaviyo-emulator"
-  local socket = require "socket"
 
   -- exit status through the output: LuaJIT's popen close does not report it
   local function run(args)
@@ -231,12 +230,7 @@ describe("klaviyo-emulator launcher", function()
     return out, code == 0
   end
 
-  local function free_port()
-    local s = assert(socket.bind("127.0.0.1", 0))
-    local _, port = s:getsockname()
-    s:close()
-    return port
-  end
+  local free_port = require("helpers.process").free_port
 
   it("refuses a bad port", function()
     local out, ok = run("start --port nope")

@@ -9,6 +9,7 @@ local http = require "socket.http"
 local ltn12 = require "ltn12"
 local socket = require "socket"
 local cjson = require "cjson.safe"
+local P = require "helpers.process"
 
 local M = {}
 M.REVISION = "2026-07-15"
@@ -24,22 +25,8 @@ local function shell_ok(cmd)
   return a == true and b == "exit" and c == 0
 end
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
-M.free_port = free_port
-
---- The pid of the process running busted (what launched servers watch, to quit with it).
-local function my_pid()
-  local f = io.popen("echo $PPID")
-  local pid = f:read("*l")
-  f:close()
-  return pid
-end
-M.my_pid = my_pid
+local free_port, my_pid = P.free_port, P.my_pid
+M.free_port, M.my_pid = free_port, my_pid
 
 --- Starts a server on `nports` distinct free loopback ports: `command(ports)` gives the
 -- shell command for the array of ports; it is tried up to 5 times (a port may be taken in
@@ -207,9 +194,17 @@ local function acct_header(acct)
   return acct and { ["x-emulator-account"] = acct.account_id or acct } or nil
 end
 
-function M.requests(acct)
+--- The requests the emulator recorded for `acct` (oldest first), only those of operation `op`
+-- when given.
+function M.requests(acct, op)
   local s, d, raw = M.admin("GET", "requests", nil, acct_header(acct))
-  return must(s, d, raw, "requests").requests
+  local all = must(s, d, raw, "requests").requests
+  if op == nil then return all end
+  local out = {}
+  for _, r in ipairs(all) do
+    if r.operation == op then out[#out + 1] = r end
+  end
+  return out
 end
 
 function M.flow_runs(acct)
@@ -252,10 +247,7 @@ M.sleep = socket.sleep
 function M.wait_requests(acct, op, n, seconds)
   local deadline = socket.gettime() + (seconds or 10)
   while true do
-    local out = {}
-    for _, r in ipairs(M.requests(acct)) do
-      if r.operation == op then out[#out + 1] = r end
-    end
+    local out = M.requests(acct, op)
     if #out >= n or socket.gettime() > deadline then return out end
     socket.sleep(0.05)
   end

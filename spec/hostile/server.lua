@@ -40,14 +40,7 @@ for _, c in ipairs(catalogue.cases) do
   end
 end
 
-local server = assert(socket.bind("127.0.0.1", 0))
-local _, port = server:getsockname()
-do
-  local f = assert(io.open(portfile .. ".tmp", "w"))
-  f:write(port, "\n")
-  f:close()
-  assert(os.rename(portfile .. ".tmp", portfile))
-end
+local server, port = require("helpers.portfile").listen(portfile)
 
 local current, count, first = nil, 0, ""
 

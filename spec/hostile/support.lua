@@ -3,24 +3,14 @@
 -- libcurl transport, and checks a result against the case's expectation. Not a spec itself.
 local socket = require "socket"
 local cjson = require("cjson.safe").new()
+local P = require "helpers.process"
+local portfile = require "helpers.portfile"
 
 local M = { catalogue = require("hostile.catalogue").cases }
 
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec/hostile"
-M.root = here .. "/../.."
-
+M.root = P.root
 -- The interpreter running this file (the server and isolated cases run on the same one).
-function M.interpreter()
-  if type(jit) == "table" then return "luajit" end
-  return "lua" .. _VERSION:match("%d+%.%d+")
-end
-
-local function my_pid()
-  local f = io.popen("echo $PPID")
-  local pid = f:read("*l")
-  f:close()
-  return pid
-end
+M.interpreter = P.interpreter
 
 -- One HTTP/1.0 request to the server's admin paths: status, body.
 local function admin(method, path, body)
@@ -37,22 +27,14 @@ end
 
 -- Starts the server; sets M.port and M.url.
 function M.start()
-  local portfile = os.tmpname()
-  os.remove(portfile)
-  M.portfile = portfile
+  local file = os.tmpname()
+  os.remove(file)
+  M.portfile = file
   assert(os.execute(string.format("%s %s/spec/hostile/server.lua %s %s %s >%s.log 2>&1 &",
-    M.interpreter(), M.root, portfile, my_pid(), M.root, portfile)))
-  for _ = 1, 3000 do   -- up to 30 s: the server makes its gzip bombs first
-    local f = io.open(portfile)
-    if f then
-      M.port = tonumber(f:read("*l"))
-      f:close()
-      break
-    end
-    socket.sleep(0.01)
-  end
+    M.interpreter(), M.root, file, P.my_pid(), M.root, file)))
+  M.port = portfile.wait(file, 30)   -- the server makes its gzip bombs first
   if not M.port then
-    local f = io.open(portfile .. ".log")
+    local f = io.open(file .. ".log")
     error("the hostile server did not start: " .. (f and f:read("*a") or "no log"))
   end
   M.url = "http://127.0.0.1:" .. M.port

@@ -3,13 +3,8 @@
 -- that show the use case worked.
 local emu = require "helpers.emulator"
 
--- The interpreter running busted (arg[-1] .. arg[-n]): examples run under the same one.
-local function interpreter()
-  local i, exe = -1, nil
-  while arg and arg[i] do exe = arg[i]; i = i - 1 end
-  if exe and not exe:match("busted") then return exe end
-  return "lua5.4"
-end
+-- The interpreter running busted: examples run under the same one.
+local interpreter = require("helpers.process").interpreter
 
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec/idiomatic"
 local ROOT = here .. "/../.."

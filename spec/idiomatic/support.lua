@@ -35,13 +35,7 @@ function M.setup(auth, opts)
 end
 
 -- The account's recorded requests (oldest first), optionally only one operation's.
-function M.requests(acct, operation)
-  local out = {}
-  for _, r in ipairs(emu.requests(acct)) do
-    if operation == nil or r.operation == operation then out[#out + 1] = r end
-  end
-  return out
-end
+M.requests = emu.requests
 
 -- Decoded JSON body of a recorded request.
 local cjson = require "cjson.safe"

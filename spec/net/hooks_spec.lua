@@ -7,15 +7,7 @@ local cjson = require "cjson"
 
 local emu = N.emu
 
--- Every string inside v (keys and values, nested), appended to out.
-local function strings(v, out)
-  if type(v) == "table" then
-    for k, x in pairs(v) do strings(k, out) strings(x, out) end
-  elseif v ~= nil then
-    out[#out + 1] = tostring(v)
-  end
-  return out
-end
+local strings = N.strings
 
 local function assert_no_secret(captured, secrets)
   for _, s in ipairs(strings(captured, {})) do

@@ -3,22 +3,17 @@
 -- set instead, and a delivery the tracker's timer could not make is in nginx's error log,
 -- without the key.
 local N = require "net.support"
-local L = require "client.loopback"
+local F = require "helpers.files"
+local P = require "helpers.process"
+local nginx = require "helpers.nginx"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local cjson = require "cjson"
 local socket = require "socket"
 
 local emu = N.emu
-local prefix, url
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local prefix, url, n
+local strings = N.strings
 
 local function post(path, t)
   local body, chunks = t and cjson.encode(t) or "{}", {}
@@ -28,40 +23,13 @@ local function post(path, t)
   return cjson.decode(table.concat(chunks))
 end
 
-local function strings(v, out)
-  if type(v) == "table" then
-    for k, x in pairs(v) do strings(k, out) strings(x, out) end
-  elseif v ~= nil then
-    out[#out + 1] = tostring(v)
-  end
-  return out
-end
 
 describe("inside nginx", function()
   setup(function()
-    prefix = os.tmpname()
-    os.remove(prefix)
-    assert(os.execute("mkdir -p " .. prefix .. "/tmp"))
-    local port = emu.free_port()
-    local conf = slurp(L.root .. "/spec/net/ngx/nginx.conf.in")
-    local f = io.popen("id -u"); local root = f:read("*l") == "0"; f:close()
-    conf = conf:gsub("@(%u+)@", { ROOT = L.root, PREFIX = prefix, PORT = tostring(port),
-      USER = root and "user root root;" or "" })
-    local out = assert(io.open(prefix .. "/nginx.conf", "wb"))
-    out:write(conf)
-    out:close()
-    assert(os.execute(("/usr/sbin/nginx -p %s -c %s/nginx.conf -e %s/error.log"):format(
-      prefix, prefix, prefix)))
-    url = "http://127.0.0.1:" .. port
-    local deadline = socket.gettime() + 10
-    while not socket.connect("127.0.0.1", port) do
-      assert(socket.gettime() < deadline, "nginx did not start: " .. slurp(prefix .. "/error.log"))
-      socket.sleep(0.02)
-    end
+    n = nginx.start((assert(F.read(P.root .. "/spec/net/ngx/nginx.conf.in"))))
+    prefix, url = n.prefix, n.url
   end)
-  teardown(function()
-    os.execute(("kill -QUIT $(cat %s/nginx.pid) 2>/dev/null; sleep 0.2; rm -rf %s"):format(prefix, prefix))
-  end)
+  teardown(function() n.remove() end)
   after_each(function() emu.faults(nil) end)
 
   it("hooks see every attempt of a retried call, the key redacted", function()
@@ -112,7 +80,7 @@ describe("inside nginx", function()
     while not log:find("klaviyo tracker: delivery failed", 1, true) do
       assert(socket.gettime() < deadline, "no log line: " .. log)
       socket.sleep(0.05)
-      log = slurp(prefix .. "/error.log")
+      log = n.log()
     end
     assert.matches("1 events kept in the spool", log, 1, true)
     assert.matches("connect", log)

@@ -1,41 +1,33 @@
--- Shared by spec/net/*_spec.lua: a loopback proxy child (proxy_server.lua), a CA made for the
--- test with openssl in a temp dir, and `openssl s_server` with a certificate it signed. Not a
--- spec itself.
-local L = require "client.loopback"
+-- Shared by spec/net/*_spec.lua: every string inside a result (to look for secrets in), a
+-- loopback proxy child (proxy_server.lua), a CA made for the test with openssl in a temp dir,
+-- and `openssl s_server` with a certificate it signed. Not a spec itself.
+local P = require "helpers.process"
 local emu = require "helpers.emulator"
-local socket = require "socket"
 
 local M = { emu = emu }
-local q = L.quote
+local q = P.quote
 
 local function run(cmd)
   local r = os.execute(cmd .. " >/dev/null 2>&1")
   assert(r == true or r == 0, "failed: " .. cmd)
 end
 
-local function spawn(cmd)
-  local f = assert(io.popen(cmd .. " >/dev/null 2>&1 & echo $!"))
-  local pid = tonumber(f:read("*a"):match("%d+"))
-  f:close()
-  return pid
-end
-
-local function wait_port(port)
-  local deadline = socket.gettime() + 10
-  while true do
-    local s = socket.connect("127.0.0.1", port)
-    if s then s:close() return end
-    assert(socket.gettime() < deadline, "nothing listens on port " .. port)
-    socket.sleep(0.02)
+-- Every string inside v (keys and values, nested), appended to out.
+function M.strings(v, out)
+  if type(v) == "table" then
+    for k, x in pairs(v) do M.strings(k, out) M.strings(x, out) end
+  elseif v ~= nil then
+    out[#out + 1] = tostring(v)
   end
+  return out
 end
 
 -- The proxy: .url, .lines() (request lines it read, oldest first), .stop().
 function M.proxy()
   local port, log = emu.free_port(), os.tmpname()
-  local pid = spawn(("%s %s %d %s"):format(L.interpreter(), q(L.root .. "/spec/net/proxy_server.lua"),
+  local pid = P.spawn(("%s %s %d %s"):format(P.interpreter(), q(P.root .. "/spec/net/proxy_server.lua"),
     port, q(log)))
-  wait_port(port)
+  P.wait_port(port)
   local p = { url = "http://127.0.0.1:" .. port }
   function p.lines()
     local out, f = {}, io.open(log, "rb")
@@ -72,9 +64,9 @@ end
 -- certificate signed by the CA is required. .port, .stop().
 function M.tls_server(pki, verify_client)
   local port = emu.free_port()
-  local pid = spawn(("exec openssl s_server -accept 127.0.0.1:%d -cert %s -key %s -www -quiet%s")
+  local pid = P.spawn(("exec openssl s_server -accept 127.0.0.1:%d -cert %s -key %s -www -quiet%s")
     :format(port, q(pki.cert), q(pki.key), verify_client and (" -Verify 1 -CAfile " .. q(pki.ca)) or ""))
-  wait_port(port)
+  P.wait_port(port)
   return { port = port, stop = function() os.execute("kill " .. pid) end }
 end
 

@@ -87,12 +87,6 @@ function M.opts(acct, auth, extra)
 end
 
 -- The emulator's recorded requests of `op` after `mark` (S.mark()).
-function M.since(mark, op)
-  local out = {}
-  for _, r in ipairs(S.since(mark)) do
-    if op == nil or r.operation == op then out[#out + 1] = r end
-  end
-  return out
-end
+M.since = S.since
 
 return M

@@ -3,18 +3,11 @@
 -- secret named on the command line>} and a header echoing it. Run as a child process:
 --   lua echo_server.lua <port file> <secret>
 -- It serves until POST /quit.
-local socket = require "socket"
 local cjson = require "cjson"
 
+package.path = arg[0]:gsub("[^/]*/[^/]*$", "") .. "?.lua;" .. package.path
 local portfile, secret = arg[1], arg[2]
-local server = assert(socket.bind("127.0.0.1", 0))
-local _, port = server:getsockname()
-do
-  local f = assert(io.open(portfile .. ".tmp", "w"))
-  f:write(port, "\n")
-  f:close()
-  assert(os.rename(portfile .. ".tmp", portfile))
-end
+local server = require("helpers.portfile").listen(portfile)
 server:settimeout(60)
 
 while true do

@@ -83,11 +83,7 @@ describe("klaviyo.oauth and a server that echoes the app's secret", function()
     os.remove(portfile)
     assert(os.execute(string.format("%s %s/spec/oauth/echo_server.lua %s %s >/dev/null 2>&1 &",
       S.interpreter(), S.root, portfile, SECRET)))
-    for _ = 1, 500 do
-      local f = io.open(portfile)
-      if f then port = tonumber(f:read("*l")); f:close(); break end
-      socket.sleep(0.01)
-    end
+    port = require("helpers.portfile").wait(portfile, 5)
     assert(port, "the echo server did not start")
   end)
   teardown(function()
@@ -138,55 +134,29 @@ describe("klaviyo.oauth token calls refused locally", function()
 end)
 
 describe("klaviyo.oauth token calls inside nginx against a hostile server", function()
-  local NGINX = os.getenv("NGINX") or "/usr/sbin/nginx"
-  local emu = require("oauth.support").emu
   local http = require "socket.http"
   local cjson = require "cjson.safe"
-  local prefix, port, url
-
-  local function sh(cmd)
-    local f = assert(io.popen(cmd))
-    local out = f:read("*a")
-    f:close()
-    return out
-  end
+  local n, url
 
   setup(function()
     url = S.start()
-    prefix = os.tmpname()
-    os.remove(prefix)
-    assert(os.execute("mkdir -p " .. prefix .. "/tmp"))
-    local root = sh("cd " .. S.root .. " && pwd"):gsub("%s+$", "")
-    port = emu.free_port()
-    local user = sh("id -u"):match("^0%s") and ("user " .. sh("id -un"):gsub("%s+$", "") .. ";") or ""
-    local conf = table.concat({
-      "load_module /usr/lib/nginx/modules/ndk_http_module.so;",
-      "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;", user,
-      "worker_processes 1; daemon on; master_process on;",
-      "pid " .. prefix .. "/nginx.pid; error_log " .. prefix .. "/error.log warn;",
-      "events { worker_connections 64; }",
-      "http { access_log off; client_body_temp_path " .. prefix .. "/tmp;",
-      string.format('lua_package_path "%s/lua/?.lua;%s/lua/?/init.lua;%s/spec/?.lua;;";', root, root, root),
-      string.format('lua_package_cpath "%s/build/luajit/?.so;;";', root),
-      "server { listen 127.0.0.1:" .. port .. ";",
-      'location = /refresh { content_by_lua_block { require("oauth.ngx_refresh").refresh() } } } }',
-    }, "\n")
-    local f = assert(io.open(prefix .. "/nginx.conf", "wb"))
-    f:write(conf)
-    f:close()
-    local out = sh(string.format("%s -p %s -c %s/nginx.conf 2>&1; echo exit=$?", NGINX, prefix, prefix))
-    assert(out:find("exit=0", 1, true), out)
+    n = require("helpers.nginx").start([[
+  server {
+    listen 127.0.0.1:@PORT@;
+    location = /refresh { content_by_lua_block { require("oauth.ngx_refresh").refresh() } }
+  }
+]])
   end)
   teardown(function()
     S.stop()
-    sh("kill -QUIT $(cat " .. prefix .. "/nginx.pid) 2>/dev/null; sleep 0.3; rm -rf " .. prefix)
+    n.remove()
   end)
 
   local function refresh(timeout)
     local body
     for _ = 1, 50 do
-      body = http.request(string.format("http://127.0.0.1:%d/refresh?url=%s&timeout=%d&secret=%s",
-        port, url, timeout, SECRET))
+      body = http.request(string.format("%s/refresh?url=%s&timeout=%d&secret=%s",
+        n.url, url, timeout, SECRET))
       if body then break end
       socket.sleep(0.1)
     end

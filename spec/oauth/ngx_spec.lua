@@ -9,65 +9,31 @@ local http = require "socket.http"
 local cjson = require "cjson.safe"
 local emu = S.emu
 local R = require "retry.support"
+local nginx = require "helpers.nginx"
 
-local NGINX = os.getenv("NGINX") or "/usr/sbin/nginx"
-
-local function sh(cmd)
-  local f = assert(io.popen(cmd))
-  local out = f:read("*a")
-  f:close()
-  return out
-end
-
-local CONF = [[
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-%s
-worker_processes 8;
-daemon on;
-master_process on;
-pid %s/nginx.pid;
-error_log %s/error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path %s/tmp;
-  lua_package_path "%s/lua/?.lua;%s/lua/?/init.lua;%s/spec/?.lua;;";
-  lua_package_cpath "%s/build/luajit/?.so;;";
+local NGX = [[
   lua_shared_dict oauth 1m;
   init_worker_by_lua_block { require("oauth.ngx_app").init_worker(%q, %q, %q, %q, 5, %s) }
   server {
-    listen 127.0.0.1:%d;
+    listen 127.0.0.1:@PORT@;
     location = /results { content_by_lua_block { require("oauth.ngx_app").results() } }
   }
-}
 ]]
 
 local function hammer(redis_port)
     local acct, tokens = S.install { rotate = true, access_token_ttl = 2 }
     emu.limits({ get_profiles = "off" }, acct)
-    local prefix = os.tmpname()
-    os.remove(prefix)
-    assert(os.execute("mkdir -p " .. prefix .. "/tmp"))
-    local root = sh("cd " .. emu.root .. " && pwd"):gsub("%s+$", "")
-    local port = emu.free_port()
-    local user = sh("id -u"):match("^0%s") and ("user " .. sh("id -un"):gsub("%s+$", "") .. ";") or ""
-    local conf = string.format(CONF, user, prefix, prefix, prefix, root, root, root, root,
-      emu.url, acct.client_id, acct.client_secret, cjson.encode(tokens), tostring(redis_port), port)
-    local f = assert(io.open(prefix .. "/nginx.conf", "wb"))
-    f:write(conf)
-    f:close()
-    local out = sh(string.format("%s -p %s -c %s/nginx.conf 2>&1; echo exit=$?", NGINX, prefix, prefix))
-    assert.matches("exit=0", out)
+    local n = nginx.start(NGX:format(emu.url, acct.client_id, acct.client_secret, cjson.encode(tokens),
+      tostring(redis_port)), { workers = 8 })
     local ok, err = pcall(function()
       local results
       for _ = 1, 150 do
         socket.sleep(0.1)
-        local body = http.request("http://127.0.0.1:" .. port .. "/results")
+        local body = http.request(n.url .. "/results")
         results = body and cjson.decode(body)
         if results and #results == 8 then break end
       end
-      assert.equal(8, results and #results or 0, sh("tail -20 " .. prefix .. "/error.log"))
+      assert.equal(8, results and #results or 0, n.log():sub(-4000))
       local all, distinct, total = {}, 0, 0
       for _, r in ipairs(results) do
         assert.equal(0, r.fail, cjson.encode(r))
@@ -81,12 +47,12 @@ local function hammer(redis_port)
       assert.is_true(refreshes >= 3 and refreshes <= 6, "refreshes: " .. refreshes)
       assert.equal(distinct - 1, refreshes)   -- one refresh per token generation
       assert.is_true(total > 200)
-      local log = sh("cat " .. prefix .. "/error.log")
+      local log = n.log()
       for _, secret in ipairs({ acct.client_secret, tokens.access_token, tokens.refresh_token }) do
         assert.is_nil(log:find(secret, 1, true))
       end
     end)
-    sh("kill -QUIT $(cat " .. prefix .. "/nginx.pid) 2>/dev/null; sleep 0.5; rm -rf " .. prefix)
+    n.remove()
     assert(ok, err)
 end
 

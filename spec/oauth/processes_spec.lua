@@ -5,10 +5,7 @@
 local S = require "oauth.support"
 local oauth, emu = S.oauth, S.emu
 
-local function interpreter()
-  if rawget(_G, "jit") then return "luajit" end
-  return "lua" .. _VERSION:match("%d+%.%d+")
-end
+local interpreter = require("helpers.process").interpreter
 
 describe("OAuth file store across processes", function()
   it("four processes make one refresh per expiry and no call fails", function()

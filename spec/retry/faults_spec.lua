@@ -3,6 +3,7 @@
 local S = require "retry.support"
 local cjson = require "cjson"
 local emu, klaviyo = S.emu, S.klaviyo
+local live_flow = require "helpers.live_flow"
 
 local function profile(email)
   return { data = { type = "profile", attributes = { email = email } } }
@@ -57,17 +58,7 @@ describe("retries", function()
     local metric = "Retry Reset"
     -- the metric (a backfilled event creates it and fires nothing), then a live flow on it
     assert(c:call("create_event", { body = S.event("seed@example.com", metric, { backfill = true }) }))
-    -- get_metrics cannot filter on name: metrics:find lists and picks
-    local mid = assert(c.metrics:find(metric)).id
-    local flow = assert(c:call("create_flow", { body = { data = { type = "flow", attributes = {
-      name = "On reset", definition = {
-        triggers = { { type = "metric", id = mid } },
-        actions = { { temporary_id = "d1", type = "time-delay", data = { unit = "days", value = 1 },
-                      links = { next = klaviyo.null } } },
-        entry_action_id = "d1" } } } } }))
-    local fid = flow.data.id
-    assert(c:call("update_flow", { id = fid,
-      body = { data = { type = "flow", id = fid, attributes = { status = "live" } } } }))
+    local fid, mid = live_flow(c, metric, "On reset")
 
     -- a new client: its first request opens a connection, so the repeat is this library's,
     -- not libcurl's own resend on a reused connection that died

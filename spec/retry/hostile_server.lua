@@ -18,15 +18,9 @@
 --                   title, detail, meta, a header and the body
 local socket = require "socket"
 
+package.path = arg[0]:gsub("[^/]*/[^/]*$", "") .. "?.lua;" .. package.path
 local portfile, lifetime = arg[1], tonumber(arg[2] or "120")
-local server = assert(socket.bind("127.0.0.1", 0))
-local _, port = server:getsockname()
-do
-  local f = assert(io.open(portfile .. ".tmp", "w"))
-  f:write(port, "\n")
-  f:close()
-  assert(os.rename(portfile .. ".tmp", portfile))
-end
+local server = require("helpers.portfile").listen(portfile)
 local deadline = socket.gettime() + lifetime
 
 local function unhex(h)

@@ -3,6 +3,8 @@
 local emu = require "helpers.emulator"
 local klaviyo = require "klaviyo"
 local socket = require "socket"
+local P = require "helpers.process"
+local portfile = require "helpers.portfile"
 
 local M = { emu = emu, klaviyo = klaviyo, socket = socket }
 
@@ -15,13 +17,7 @@ function M.client(opts, acct)
 end
 
 -- The account's recorded requests of one operation, oldest first.
-function M.requests(acct, op)
-  local out = {}
-  for _, r in ipairs(emu.requests(acct)) do
-    if r.operation == op then out[#out + 1] = r end
-  end
-  return out
-end
+M.requests = emu.requests
 
 -- How many of them the emulator answered with `status`.
 function M.count_status(acct, op, status)
@@ -32,12 +28,7 @@ function M.count_status(acct, op, status)
   return n
 end
 
-function M.free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+M.free_port = P.free_port
 
 local function redis_cmd(port, ...)
   local sock = socket.tcp()
@@ -82,20 +73,12 @@ end
 -- Starts spec/retry/hostile_server.lua (HTTP and a fake Redis on one loopback port) as its
 -- own process: port, stop().
 function M.hostile()
-  local portfile = os.tmpname()
-  os.remove(portfile)
-  local f = assert(io.popen(("lua5.4 spec/retry/hostile_server.lua %s 600 >/dev/null 2>&1 & echo $!")
-    :format(portfile)))
-  local pid = assert(tonumber(f:read("*l")))
-  f:close()
-  local port
-  for _ = 1, 500 do
-    local pf = io.open(portfile)
-    if pf then port = tonumber(pf:read("*l")); pf:close() end
-    if port then break end
-    socket.sleep(0.01)
-  end
-  os.remove(portfile)
+  local file = os.tmpname()
+  os.remove(file)
+  local pid = P.spawn(("%s %s %s 600"):format(P.interpreter(),
+    P.quote(P.root .. "/spec/retry/hostile_server.lua"), P.quote(file)))
+  local port = portfile.wait(file, 5)
+  os.remove(file)
   assert(port, "the hostile server did not start")
   return port, function() os.execute("kill " .. pid .. " 2>/dev/null") end
 end

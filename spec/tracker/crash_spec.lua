@@ -3,17 +3,13 @@
 -- spool delivers the rest. The emulator must hold every event whose track had returned
 -- (plus at most the one in flight), none twice, and exactly one flow run per event it holds.
 local S = require "tracker.support"
+local P = require "helpers.process"
 local tracker = require "klaviyo.tracker"
 local socket = require "socket"
 
 local N = 50000
 
-local function sh(cmd)
-  local f = assert(io.popen(cmd))
-  local out = f:read("*a")
-  f:close()
-  return out
-end
+local sh = P.sh
 
 -- seqs the child logged as returned (complete lines only) and whether it finished
 local function returned(log)

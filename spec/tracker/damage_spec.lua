@@ -2,26 +2,12 @@
 -- from a good one by its length and checksum, counted, moved aside to PATH.damaged with its
 -- bytes kept, and never blocks the events around it, which arrive once each.
 local S = require "tracker.support"
+local F = require "helpers.files"
 local tracker = require "klaviyo.tracker"
 
-local function slurp(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local slurp, write = F.read, F.write
 
-local function write(p, s)
-  local f = assert(io.open(p, "wb"))
-  f:write(s)
-  f:close()
-end
-
-local function ev(seq)
-  return { metric = "Placed Order", profile = { email = "d" .. seq .. "@example.com" },
-           properties = { seq = seq } }
-end
+local function ev(seq) return S.event("d", seq) end
 
 -- The spool file's complete lines (an open spool's file goes on with zero bytes after them:
 -- the writer's window).

@@ -4,27 +4,14 @@
 -- events were all delivered is emptied in place and opens again, and a compaction that
 -- cannot get room is reported while the tracker keeps working.
 local S = require "tracker.support"
+local P = require "helpers.process"
 local tracker = require "klaviyo.tracker"
 
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local q, sh = P.quote, P.sh
 
-local function sh(cmd)
-  local f = assert(io.popen(cmd))
-  local out = f:read("*a")
-  f:close()
-  return out
-end
+local all = S.all
 
-local function all(n)
-  local t = {}
-  for i = 1, n do t[i] = true end
-  return t
-end
-
-local function ev(seq)
-  return { metric = "Placed Order", profile = { email = "z" .. seq .. "@example.com" },
-           properties = { seq = seq } }
-end
+local function ev(seq) return S.event("z", seq) end
 
 -- A 1 MiB tmpfs at a fresh directory, or nil and why not.
 local function small_fs()
@@ -41,6 +28,20 @@ end
 
 local function unmount(dir)
   os.execute("umount " .. q(dir) .. " && rmdir " .. q(dir))
+end
+
+-- For a test on a full disk: a spool path on a small tmpfs (unmounted when the test ends), a
+-- fresh account with its flow, and a client for it; nil (the test skipped, saying why) where
+-- no tmpfs can be mounted.
+local function on_small_fs()
+  local dir, why = small_fs()
+  if not dir then
+    print("\nskipped: " .. why)
+    return nil
+  end
+  finally(function() unmount(dir) end)
+  local acct, flow = S.account()
+  return dir .. "/spool", dir, acct, flow, S.client(acct)
 end
 
 -- Writes to path until the file system is full; returns the bytes written.
@@ -77,15 +78,8 @@ describe("spool on a full disk", function()
   end)
 
   it("empties in place and reopens a spool that filled the disk once all is delivered", function()
-    local dir, why = small_fs()
-    if not dir then
-      print("\nskipped: " .. why)
-      return
-    end
-    finally(function() unmount(dir) end)
-    local acct, flow = S.account()
-    local client = S.client(acct)
-    local path = dir .. "/spool"
+    local path, dir, acct, flow, client = on_small_fs()
+    if not path then return end
     local t = assert(tracker.new(client, { spool = path, auto = false }))
     local n = 0
     while true do
@@ -116,15 +110,8 @@ describe("spool on a full disk", function()
   end)
 
   it("reports a compaction it has no room for and keeps working", function()
-    local dir, why = small_fs()
-    if not dir then
-      print("\nskipped: " .. why)
-      return
-    end
-    finally(function() unmount(dir) end)
-    local acct, flow = S.account()
-    local client = S.client(acct)
-    local path = dir .. "/spool"
+    local path, dir, acct, flow, client = on_small_fs()
+    if not path then return end
     local t = assert(tracker.new(client, { spool = path, auto = false, batch = 100,
       compact_bytes = 1 }))
     for i = 1, 150 do assert(t:track(ev(i))) end

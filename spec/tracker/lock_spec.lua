@@ -2,26 +2,17 @@
 -- spool. Exactly one opens it each time, the other is refused with a message naming the
 -- holder, and no record the winner was given is lost or overwritten.
 local S = require "tracker.support"
+local F = require "helpers.files"
+local P = require "helpers.process"
 local spool = require "klaviyo.tracker.spool"
 local tracker = require "klaviyo.tracker"
 local socket = require "socket"
 
 local ROUNDS = 50
 
-local function slurp(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local slurp, q = F.read, P.quote
 
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function ev(seq)
-  return { metric = "Placed Order", profile = { email = "l" .. seq .. "@example.com" },
-           properties = { seq = seq } }
-end
+local function ev(seq) return S.event("l", seq) end
 
 describe("spool lock", function()
   local path

@@ -6,12 +6,7 @@
 local S = require "tracker.support"
 local tracker = require "klaviyo.tracker"
 
-local function ev(seq, extra)
-  local e = { metric = "Placed Order", profile = { email = "r" .. seq .. "@example.com" },
-              properties = { seq = seq } }
-  for k, v in pairs(extra or {}) do e[k] = v end
-  return e
-end
+local function ev(seq, extra) return S.event("r", seq, extra) end
 
 -- Makes obj[name] raise once (the first call, or the first after `skip` calls), then behave
 -- as before. Returns a function telling how many times it raised.

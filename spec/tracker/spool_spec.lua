@@ -2,15 +2,11 @@
 -- crash at each step of it leaves, corrupt lines, the owner lock.
 local spool = require "klaviyo.tracker.spool"
 local S = require "tracker.support"
+local F = require "helpers.files"
 
 local HEADER = spool.HEADER
 
-local function slurp(p)
-  local f = assert(io.open(p, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local function slurp(p) return (assert(F.read(p))) end
 
 -- The file of a spool that is open (or whose process died): its records, then the zero
 -- bytes of the window allocated ahead of them (see spool.lua), which must be nothing else.
@@ -21,19 +17,19 @@ local function records(p)
   return s:sub(1, i)
 end
 
-local function write(p, s)
-  local f = assert(io.open(p, "wb"))
-  f:write(s)
-  f:close()
-end
+local write, exists = F.write, F.exists
 
-local function exists(p)
-  local f = io.open(p, "rb")
-  if f then f:close() return true end
-  return false
+-- Runs the Lua `script` in a child interpreter with this process's paths, after the shell
+-- commands `limits` (a file size limit), with `path` as its argument: its output.
+local function run_child(limits, script, path)
+  local child = path .. "-child.lua"
+  write(child, script)
+  local cmd = string.format("cd %s && %s; LUA_PATH=%q LUA_CPATH=%q %s %s %s",
+    S.root, limits, package.path, package.cpath, S.interpreter(), child, path)
+  local out = S.sh("sh -c " .. S.quote(cmd) .. " 2>&1")
+  os.remove(child)
+  return out
 end
-
-local function spool_q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 local function rec(n) return '{"type":"event-bulk-create","n":' .. n .. '}' end
 -- the line of a record in the file: its JSON text, its length and checksum, "\n"
@@ -295,8 +291,7 @@ describe("klaviyo.tracker.spool", function()
   it("fills a spool up to a file size limit; the record that does not fit writes no byte", function()
     -- a child process with a file size limit of one block (SIGXFSZ ignored, so the
     -- allocation fails with EFBIG) appends records until one fails
-    local child = path .. "-child.lua"
-    write(child, [[
+    local out = run_child("trap '' XFSZ; ulimit -f 1", [[
       local spool = require "klaviyo.tracker.spool"
       local sp = assert(spool.open(arg[1], { sync = "none" }))
       local pad = string.rep("x", 100)
@@ -307,13 +302,7 @@ describe("klaviyo.tracker.spool", function()
         n = n + 1
       end
       sp:release()
-    ]])
-    local cmd = string.format("cd %s && trap '' XFSZ; ulimit -f 1; LUA_PATH=%q LUA_CPATH=%q %s %s %s",
-      S.root, package.path, package.cpath, S.interpreter(), child, path)
-    local p = assert(io.popen("sh -c " .. spool_q(cmd) .. " 2>&1"))
-    local out = p:read("*a")
-    p:close()
-    os.remove(child)
+    ]], path)
     local n = tonumber(out:match("^failed (%d+) "))
     assert(n, out)
     assert.matches("File too large", out)
@@ -332,8 +321,7 @@ describe("klaviyo.tracker.spool", function()
   it("counts an ack without room as done, and empties itself in place once nothing waits",
     function()
     -- a child process under a file size limit of one block, SIGXFSZ left as it is
-    local child = path .. "-child.lua"
-    write(child, [[
+    local out = run_child("ulimit -f 1", [[
       local spool = require "klaviyo.tracker.spool"
       local sp = assert(spool.open(arg[1], { sync = "none" }))
       local n = 0
@@ -346,13 +334,7 @@ describe("klaviyo.tracker.spool", function()
       io.write("acks_unwritten ", sp.acks_unwritten, " pending ", sp.pending, "\n")
       assert(sp:compact())
       sp:release()
-    ]])
-    local cmd = string.format("cd %s && ulimit -f 1; LUA_PATH=%q LUA_CPATH=%q %s %s %s",
-      S.root, package.path, package.cpath, S.interpreter(), child, path)
-    local p = assert(io.popen("sh -c " .. spool_q(cmd) .. " 2>&1"))
-    local out = p:read("*a")
-    p:close()
-    os.remove(child)
+    ]], path)
     local unwritten = tonumber(out:match("^acks_unwritten (%d+) pending 0\n$"))
     assert(unwritten, out)
     assert.is_true(unwritten > 0, out)

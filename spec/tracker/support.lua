@@ -2,26 +2,14 @@
 -- emulator counts flow runs), clients, temporary spool paths, and reading back what the
 -- emulator holds.
 local emu = require "helpers.emulator"
+local P = require "helpers.process"
 local null = require("cjson.safe").null
 
 local M = { emu = emu }
 
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
-M.root = here .. "/../.."
-
--- The interpreter running this spec (for child processes) and its C module directory.
-function M.interpreter()
-  local i = -1
-  while arg and arg[i - 1] do i = i - 1 end
-  local lua = arg and arg[i] or "lua"
-  if lua:match("busted$") then lua = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+")) end
-  return lua
-end
-
-function M.build_dir()
-  local name = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
-  return M.root .. "/build/" .. name
-end
+-- The checkout, the interpreter running this spec (for child processes), its C module
+-- directory, shell quoting and a command's output.
+M.root, M.interpreter, M.build_dir, M.quote, M.sh = P.root, P.interpreter, P.build_dir, P.quote, P.sh
 
 --- A client for `acct`. By default without the client's own retries and rate limiter, where
 -- the client has them (issue 4): the specs show the tracker's re-sends alone make delivery
@@ -73,6 +61,22 @@ function M.account(metric, limits_on)
   api_ok(acct, "PATCH", "/api/flows/" .. id, { data = { type = "flow", id = id,
     attributes = { status = "live" } } }, 200)
   return acct, id
+end
+
+--- The event number `seq` of a spec: a Placed Order by <tag><seq>@example.com with
+-- properties.seq (what check_exact counts), and the fields of `extra` set on it.
+function M.event(tag, seq, extra)
+  local e = { metric = "Placed Order", profile = { email = tag .. seq .. "@example.com" },
+              properties = { seq = seq } }
+  for k, v in pairs(extra or {}) do e[k] = v end
+  return e
+end
+
+--- The set of seq numbers 1..n (what check_exact expects after n events).
+function M.all(n)
+  local t = {}
+  for i = 1, n do t[i] = true end
+  return t
 end
 
 local n = 0

@@ -5,26 +5,11 @@ local S = require "tracker.support"
 local tracker = require "klaviyo.tracker"
 local emu = S.emu
 
-local function ev(seq, extra)
-  local e = { metric = "Placed Order", profile = { email = "u" .. seq .. "@example.com" },
-              properties = { seq = seq } }
-  for k, v in pairs(extra or {}) do e[k] = v end
-  return e
-end
+local function ev(seq, extra) return S.event("u", seq, extra) end
 
-local function bulk_requests(acct)
-  local n = 0
-  for _, r in ipairs(emu.requests(acct)) do
-    if r.operation == "bulk_create_events" then n = n + 1 end
-  end
-  return n
-end
+local function bulk_requests(acct) return #emu.requests(acct, "bulk_create_events") end
 
-local function all(n)
-  local t = {}
-  for i = 1, n do t[i] = true end
-  return t
-end
+local all = S.all
 
 describe("klaviyo.tracker", function()
   local acct, flow, client, path

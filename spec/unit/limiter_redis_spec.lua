@@ -196,7 +196,63 @@ describe("klaviyo.limiter.redis_script", function()
       local ltn12 = require "ltn12"
       local cjson = require("cjson.safe").new()
       local store_mod = require "klaviyo.limiter.redis"
-      local prefix, nport
+      local ngx_server, nport
+
+      -- inside nginx's http block: /acquire (a store per worker and URL) and /run
+      local NGX = [[
+  lua_socket_log_errors off;
+  server {
+    listen 127.0.0.1:@PORT@;
+    location /acquire {
+      content_by_lua_block {
+        -- one store per worker and URL, as an application would keep it
+        local cache = package.loaded["spec.redis_stores"] or {}
+        package.loaded["spec.redis_stores"] = cache
+        local url = "redis://127.0.0.1:" .. ngx.var.arg_port
+        cache[url] = cache[url] or require("klaviyo.limiter.redis").new { url = url, timeout = 0.5 }
+        local wait, now = cache[url]:acquire(ngx.var.arg_key, { burst = tonumber(ngx.var.arg_burst) })
+        if not wait then
+          ngx.status = 503
+          ngx.say(now)
+          return
+        end
+        ngx.say(wait, " ", string.format("%.0f", now))
+      }
+    }
+    location /run {
+      content_by_lua_block {
+        local cjson = require "cjson.safe"
+        ngx.req.read_body()
+        local input = cjson.decode(ngx.req.get_body_data())
+        local port = REDIS_PORT
+        local H = { port = port }
+        function H.store(suffix, opts)
+          opts = opts or {}
+          opts.url = opts.url or ("redis://127.0.0.1:" .. port .. (suffix or ""))
+          return require("klaviyo.limiter.redis").new(opts)
+        end
+        function H.cmd(...)
+          local red = require("nginx.redis"):new()
+          assert(red:connect("127.0.0.1", port))
+          local r, e = red[select(1, ...)](red, select(2, ...))
+          red:close()
+          return r, e
+        end
+        local fn = assert(loadstring(input.code))
+        local res = (function(...) return { n = select("#", ...), ... } end)(
+          pcall(fn, H, unpack(input.args)))
+        local ok = res[1]
+        local out = ok and { ok = true, r = {}, n = res.n - 1 } or { ok = false, err = tostring(res[2]) }
+        for i = 1, ok and res.n - 1 or 0 do
+          -- numbers as text: Redis times in us need more digits than cjson writes
+          local v = res[i + 1]
+          out.r[i] = v == nil and cjson.null or type(v) == "number" and { num = ("%.17g"):format(v) } or v
+        end
+        ngx.say(cjson.encode(out))
+      }
+    }
+  }
+]]
 
       local function name(k) return "klaviyo:limit:{" .. k .. "}:log" end
       local function fresh(tag)
@@ -232,103 +288,13 @@ describe("klaviyo.limiter.redis_script", function()
       end
 
       setup(function()
-        prefix = os.tmpname()
-        os.remove(prefix)
-        assert(os.execute("mkdir -p " .. prefix .. "/tmp"))
-        nport = free_port()
-        local user = ""
-        local id = io.popen("id -u"):read("*l")
-        if id == "0" then user = "user root root;" end   -- the worker must reach lua/ as root
-        local conf = ([[
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-%s
-worker_processes 2;
-daemon on;
-pid PREFIX/nginx.pid;
-error_log PREFIX/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path PREFIX/tmp/body;
-  proxy_temp_path PREFIX/tmp/proxy;
-  fastcgi_temp_path PREFIX/tmp/fastcgi;
-  uwsgi_temp_path PREFIX/tmp/uwsgi;
-  scgi_temp_path PREFIX/tmp/scgi;
-  lua_package_path "ROOT/lua/?.lua;;";
-  lua_package_cpath "ROOT/build/luajit/?.so;;";
-  lua_socket_log_errors off;
-  server {
-    listen 127.0.0.1:NPORT;
-    location /acquire {
-      content_by_lua_block {
-        -- one store per worker and URL, as an application would keep it
-        local cache = package.loaded["spec.redis_stores"] or {}
-        package.loaded["spec.redis_stores"] = cache
-        local url = "redis://127.0.0.1:" .. ngx.var.arg_port
-        cache[url] = cache[url] or require("klaviyo.limiter.redis").new { url = url, timeout = 0.5 }
-        local wait, now = cache[url]:acquire(ngx.var.arg_key, { burst = tonumber(ngx.var.arg_burst) })
-        if not wait then
-          ngx.status = 503
-          ngx.say(now)
-          return
-        end
-        ngx.say(wait, " ", string.format("%%.0f", now))
-      }
-    }
-    location /run {
-      content_by_lua_block {
-        local cjson = require "cjson.safe"
-        ngx.req.read_body()
-        local input = cjson.decode(ngx.req.get_body_data())
-        local port = REDIS_PORT
-        local H = { port = port }
-        function H.store(suffix, opts)
-          opts = opts or {}
-          opts.url = opts.url or ("redis://127.0.0.1:" .. port .. (suffix or ""))
-          return require("klaviyo.limiter.redis").new(opts)
-        end
-        function H.cmd(...)
-          local red = require("nginx.redis"):new()
-          assert(red:connect("127.0.0.1", port))
-          local r, e = red[select(1, ...)](red, select(2, ...))
-          red:close()
-          return r, e
-        end
-        local fn = assert(loadstring(input.code))
-        local res = (function(...) return { n = select("#", ...), ... } end)(
-          pcall(fn, H, unpack(input.args)))
-        local ok = res[1]
-        local out = ok and { ok = true, r = {}, n = res.n - 1 } or { ok = false, err = tostring(res[2]) }
-        for i = 1, ok and res.n - 1 or 0 do
-          -- numbers as text: Redis times in us need more digits than cjson writes
-          local v = res[i + 1]
-          out.r[i] = v == nil and cjson.null or type(v) == "number" and { num = ("%%.17g"):format(v) } or v
-        end
-        ngx.say(cjson.encode(out))
-      }
-    }
-  }
-}
-]]):format(user):gsub("PREFIX", prefix):gsub("ROOT", root):gsub("NPORT", nport)
-          :gsub("REDIS_PORT", port)
-        local f = assert(io.open(prefix .. "/nginx.conf", "w"))
-        f:write(conf)
-        f:close()
-        assert(os.execute(("/usr/sbin/nginx -p %s -c %s/nginx.conf -e %s/error.log 2>%s/start.err")
-          :format(prefix, prefix, prefix, prefix)))
-        for _ = 1, 250 do
-          local _, code = get("/nothing")
-          if code == 404 then break end
-          socket.sleep(0.02)
-        end
+        local conf = (NGX:gsub("REDIS_PORT", port))
+        ngx_server = require("helpers.nginx").start(conf, { workers = 2 })
+        nport = ngx_server.port
       end)
 
       teardown(function()
-        if prefix then
-          os.execute(("kill -QUIT $(cat %s/nginx.pid) 2>/dev/null; sleep 0.2; rm -rf %s")
-            :format(prefix, prefix))
-        end
+        if ngx_server then ngx_server.remove() end
       end)
 
       it("answers go, go, then the exact wait, on the C store's keys", function()

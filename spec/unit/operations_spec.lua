@@ -1,15 +1,11 @@
 -- The committed operation table is exactly what the generator makes from Klaviyo's spec.
 local cjson = require "cjson"
+local F = require "helpers.files"
 
 local root = (debug.getinfo(1, "S").source:match("^@(.*)/spec/unit/") or ".")
 local spec_json = root .. "/openapi/klaviyo-stable-2026-07-15.json"
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local function read(path) return (assert(F.read(path))) end
 
 describe("lua/klaviyo/operations.lua", function()
   local committed = read(root .. "/lua/klaviyo/operations.lua")

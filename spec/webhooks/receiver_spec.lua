@@ -6,6 +6,7 @@ local socket = require "socket"
 local klaviyo = require "klaviyo"
 local webhooks = require "klaviyo.webhooks"
 local emu = require "helpers.emulator"
+local live_flow = require "helpers.live_flow"
 
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec/webhooks"
 local RECEIVER = here .. "/receiver"
@@ -33,17 +34,7 @@ local function setup_account()
   local c = client(acct)
   -- the metric, made by an event before there is a flow or a webhook (so it starts nothing)
   assert(c:call("create_event", { body = event("seed@example.com") }))
-  -- get_metrics cannot filter on name: metrics:find lists and picks
-  local mid = assert(c.metrics:find(METRIC)).id
-  local flow = assert(c:call("create_flow", { body = { data = { type = "flow", attributes = {
-    name = "Order follow-up", definition = {
-      triggers = { { type = "metric", id = mid } },
-      actions = { { temporary_id = "d1", type = "time-delay", data = { unit = "days", value = 1 },
-                    links = { next = klaviyo.null } } },
-      entry_action_id = "d1" } } } } }))
-  assert(c:call("update_flow", { id = flow.data.id,
-    body = { data = { type = "flow", id = flow.data.id, attributes = { status = "live" } } } }))
-  return acct, c, flow.data.id
+  return acct, c, (live_flow(c, METRIC, "Order follow-up"))
 end
 
 local function create_webhook(c, path, topics, secret)

@@ -140,23 +140,46 @@ local function checks_doc()
   w("# Query parameters checked, operation by operation\n\n")
   w("`client:call` refuses a value outside these lists before anything is sent (error kind\n" ..
     "`refused`), and the emulator answers it 400. Filters combine leaves with `and(...)` or a\n" ..
-    "top-level comma.\n")
+    "top-level comma. A resource type's sparse fieldset (`fields[TYPE]`) allows the same\n" ..
+    "names in every operation: they are listed once, at the end.\n")
+  -- fields[TYPE] lists are the same wherever the type appears: written once, at the end
+  local fieldsets, types = {}, {}
+  local function values(enum)
+    local vals = {}
+    for v in enum:gmatch("[^,]+") do vals[#vals + 1] = v end
+    return vals
+  end
   for _, id in ipairs(ids) do
     local rows = {}
     for _, p in ipairs(ops[id].query) do
+      local rtype = p.name:match("^fields%[(.+)%]$")
       if p.filter then
         for _, leaf in ipairs(p.filter) do
           rows[#rows + 1] = ("| `filter` | `%s`: %s |"):format(leaf[1], code(leaf[2]))
         end
+      elseif p.enum and rtype then
+        -- a type's list may differ between operations: each distinct list gets its own name
+        local lists = fieldsets[rtype]
+        if not lists then lists = {}; fieldsets[rtype] = lists; types[#types + 1] = rtype end
+        local n = #lists + 1
+        for i = 1, #lists do if lists[i] == p.enum then n = i end end
+        lists[n] = p.enum
+        rows[#rows + 1] = ("| `%s` | the fields of `%s%s` (below) |"):format(p.name, rtype,
+          n > 1 and (" " .. n) or "")
       elseif p.enum then
-        local vals = {}
-        for v in p.enum:gmatch("[^,]+") do vals[#vals + 1] = v end
-        rows[#rows + 1] = ("| `%s` | %s |"):format(p.name, code(vals))
+        rows[#rows + 1] = ("| `%s` | %s |"):format(p.name, code(values(p.enum)))
       end
     end
     if #rows > 0 then
       w(("\n## %s\n\n| parameter | allowed |\n| --- | --- |\n"):format(id))
       w(table.concat(rows, "\n") .. "\n")
+    end
+  end
+  table.sort(types)
+  w("\n## Sparse fieldsets\n\n| resource type | fields |\n| --- | --- |\n")
+  for _, t in ipairs(types) do
+    for i, enum in ipairs(fieldsets[t]) do
+      w(("| `%s%s` | %s |\n"):format(t, i > 1 and (" " .. i) or "", code(values(enum))))
     end
   end
 end

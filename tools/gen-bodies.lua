@@ -156,6 +156,39 @@ local function shape(node, ind, lines, seen, depth)
   if name then seen[name] = nil end
 end
 
+-- The required members of the body, of data and of data.attributes, in the spec's order, as
+-- lines ("data.attributes requires: properties, metric, profile").
+local function requires(root)
+  local lines = {}
+  local function deref(n)
+    while type(n) == "table" and n["$ref"] do n = schemas[component(n["$ref"])] end
+    return n
+  end
+  local function req_of(n)
+    local out = {}
+    for _, r in ipairs(n.required or {}) do out[#out + 1] = r end
+    for _, s in ipairs(n.allOf or {}) do
+      for _, r in ipairs(req_of(deref(s))) do out[#out + 1] = r end
+    end
+    return out
+  end
+  local function prop(n, k)
+    if n.properties and n.properties[k] then return deref(n.properties[k]) end
+    for _, s in ipairs(n.allOf or {}) do
+      local p = prop(deref(s), k)
+      if p then return p end
+    end
+  end
+  local node = deref(root)
+  for _, label in ipairs({ "required", "data requires", "data.attributes requires" }) do
+    if type(node) ~= "table" then break end
+    local req = req_of(node)
+    if #req > 0 then lines[#lines + 1] = format("%s: %s", label, concat(req, ", ")) end
+    node = prop(node, label == "required" and "data" or "attributes")
+  end
+  return lines
+end
+
 -- One generated file: the functions of the schemas one operation's body reaches.
 local function generate(op_id, root)
   local funcs, by_node, by_name = {}, {}, {}
@@ -388,7 +421,10 @@ local function generate(op_id, root)
   for i = 1, #funcs do body[#body + 1] = funcs[i] end
   local lines = {}
   shape(root, "", lines, {}, 0)
-  body[#body + 1] = format("return { check = F[1], shape = [==[\n%s\n]==] }\n", concat(lines, "\n"))
+  local req = requires(root)
+  for i, l in ipairs(req) do req[i] = lit(l) end
+  body[#body + 1] = format("return { check = F[1], requires = { %s }, shape = [==[\n%s\n]==] }\n",
+    concat(req, ", "), concat(lines, "\n"))
   local text = concat(body, "\n")
   -- the unused helper locals are fine for Lua, not for luacheck
   return "-- luacheck: ignore\n" .. text

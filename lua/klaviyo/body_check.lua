@@ -211,6 +211,9 @@ function _M.check(op_id, body)
   else
     p, e, g = c.check(body)
     if not p then p, e, g = rules(op_id, body, _M.given) end
+    -- a value JSON cannot hold (a function, NaN, a cycle) is the encoder's to raise, as a
+    -- programmer error naming its path
+    if p and not validate.value(body) then return nil end
   end
   if p then return refusal(op_id, p, e, g) end
   return nil

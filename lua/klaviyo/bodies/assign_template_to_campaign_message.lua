@@ -77,7 +77,7 @@ F[8] = function(v)   -- CampaignMessageEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "campaign-message" then return "", "\"campaign-message\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, relationships" }, shape = [==[
 data: object (required)
   id: string (required)
   relationships: object (required)

@@ -158,7 +158,7 @@ F[15] = function(v)   -- CatalogCategoryBulkCreateJobEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "catalog-category-bulk-create-job" then return "", "\"catalog-category-bulk-create-job\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: categories" }, shape = [==[
 data: object (required)
   attributes: object (required)
     categories: object (required)

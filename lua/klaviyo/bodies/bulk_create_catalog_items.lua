@@ -208,7 +208,7 @@ F[17] = function(v)   -- CatalogItemBulkCreateJobEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "catalog-item-bulk-create-job" then return "", "\"catalog-item-bulk-create-job\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: items" }, shape = [==[
 data: object (required)
   attributes: object (required)
     items: object (required)

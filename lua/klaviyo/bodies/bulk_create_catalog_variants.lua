@@ -209,7 +209,7 @@ F[16] = function(v)   -- CatalogVariantBulkCreateJobEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "catalog-variant-bulk-create-job" then return "", "\"catalog-variant-bulk-create-job\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: variants" }, shape = [==[
 data: object (required)
   attributes: object (required)
     variants: object (required)

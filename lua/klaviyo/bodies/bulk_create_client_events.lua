@@ -467,7 +467,7 @@ F[32] = function(v)   -- EventBulkCreateEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "event-bulk-create" then return "", "\"event-bulk-create\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: profile, events" }, shape = [==[
 data: object (required)
   attributes: object (required)
     backfill: boolean or null

@@ -139,7 +139,7 @@ F[14] = function(v)   -- CouponCodeBulkCreateJobEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "coupon-code-bulk-create-job" then return "", "\"coupon-code-bulk-create-job\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: coupon-codes" }, shape = [==[
 data: object (required)
   attributes: object (required)
     coupon-codes: object (required)

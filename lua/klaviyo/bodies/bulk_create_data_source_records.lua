@@ -143,7 +143,7 @@ F[15] = function(v)   -- DataSourceRecordBulkCreateJobEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "data-source-record-bulk-create-job" then return "", "\"data-source-record-bulk-create-job\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes" }, shape = [==[
 data: object (required)
   attributes: object (required)
     data-source-records: object or null

@@ -513,7 +513,7 @@ F[37] = function(v)   -- EventBulkCreateJobEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "event-bulk-create-job" then return "", "\"event-bulk-create-job\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: events-bulk-create" }, shape = [==[
 data: object (required)
   attributes: object (required)
     events-bulk-create: object (required)

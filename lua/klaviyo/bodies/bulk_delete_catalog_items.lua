@@ -83,7 +83,7 @@ F[9] = function(v)   -- CatalogItemBulkDeleteJobEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "catalog-item-bulk-delete-job" then return "", "\"catalog-item-bulk-delete-job\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: items" }, shape = [==[
 data: object (required)
   attributes: object (required)
     items: object (required)

@@ -83,7 +83,7 @@ F[9] = function(v)   -- CatalogVariantBulkDeleteJobEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "catalog-variant-bulk-delete-job" then return "", "\"catalog-variant-bulk-delete-job\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: variants" }, shape = [==[
 data: object (required)
   attributes: object (required)
     variants: object (required)

@@ -84,7 +84,7 @@ F[9] = function(v)   -- ObjectRecordBulkDeleteJobEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "object-record-bulk-delete-job" then return "", "\"object-record-bulk-delete-job\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, relationships" }, shape = [==[
 data: object (required)
   relationships: object (required)
     object-records: object (required)

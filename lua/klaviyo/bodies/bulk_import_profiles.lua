@@ -400,7 +400,7 @@ F[28] = function(v)   -- ProfileBulkImportJobEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "profile-bulk-import-job" then return "", "\"profile-bulk-import-job\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: profiles" }, shape = [==[
 data: object (required)
   attributes: object (required)
     profiles: object (required)

@@ -416,7 +416,7 @@ F[24] = function(v)   -- ProfileSubscriptionBulkCreateJobEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "profile-subscription-bulk-create-job" then return "", "\"profile-subscription-bulk-create-job\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: profiles" }, shape = [==[
 data: object (required)
   attributes: object (required)
     custom_source: string or null

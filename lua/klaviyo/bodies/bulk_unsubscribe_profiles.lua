@@ -390,7 +390,7 @@ F[24] = function(v)   -- ProfileSubscriptionBulkDeleteJobEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "profile-subscription-bulk-delete-job" then return "", "\"profile-subscription-bulk-delete-job\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: profiles" }, shape = [==[
 data: object (required)
   attributes: object (required)
     profiles: object (required)

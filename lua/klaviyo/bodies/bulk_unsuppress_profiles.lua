@@ -169,7 +169,7 @@ F[17] = function(v)   -- ProfileSuppressionBulkDeleteJobEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "profile-suppression-bulk-delete-job" then return "", "\"profile-suppression-bulk-delete-job\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes" }, shape = [==[
 data: object (required)
   attributes: object (required)
     profiles: object or null

@@ -51,7 +51,7 @@ F[5] = function(v)   -- CampaignSendJobEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "campaign-send-job" then return "", "\"campaign-send-job\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, attributes", "data.attributes requires: action" }, shape = [==[
 data: object (required)
   attributes: object (required)
     action: one of "cancel", "revert" (required)

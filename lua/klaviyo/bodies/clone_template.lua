@@ -50,7 +50,7 @@ F[5] = function(v)   -- TemplateEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "template" then return "", "\"template\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
 data: object (required)
   attributes: object (required)
     name: string or null

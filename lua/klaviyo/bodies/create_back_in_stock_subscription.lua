@@ -156,7 +156,7 @@ F[14] = function(v)   -- BackInStockSubscriptionEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "back-in-stock-subscription" then return "", "\"back-in-stock-subscription\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes, relationships", "data.attributes requires: channels" }, shape = [==[
 data: object (required)
   attributes: object (required)
     channels: array of string one of "EMAIL", "PUSH", "SMS", "WHATSAPP" (required)

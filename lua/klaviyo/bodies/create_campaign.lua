@@ -951,7 +951,7 @@ F[63] = function(v)   -- CampaignEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "campaign" then return "", "\"campaign\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: name, audiences, campaign-messages" }, shape = [==[
 data: object (required)
   attributes: object (required)
     audiences: object (required)

@@ -112,7 +112,7 @@ F[10] = function(v)   -- CatalogCategoryEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "catalog-category" then return "", "\"catalog-category\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: external_id, name" }, shape = [==[
 data: object (required)
   attributes: object (required)
     catalog_type: string or null

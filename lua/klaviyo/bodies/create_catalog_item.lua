@@ -162,7 +162,7 @@ F[12] = function(v)   -- CatalogItemEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "catalog-item" then return "", "\"catalog-item\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: external_id, title, description, url" }, shape = [==[
 data: object (required)
   attributes: object (required)
     catalog_type: string or null

@@ -163,7 +163,7 @@ F[11] = function(v)   -- CatalogVariantEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "catalog-variant" then return "", "\"catalog-variant\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes, relationships", "data.attributes requires: external_id, title, description, sku, inventory_quantity, price, url" }, shape = [==[
 data: object (required)
   attributes: object (required)
     catalog_type: string or null

@@ -417,7 +417,7 @@ F[27] = function(v)   -- EventEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "event" then return "", "\"event\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: properties, metric, profile" }, shape = [==[
 data: object (required)
   attributes: object (required)
     backfill: boolean or null

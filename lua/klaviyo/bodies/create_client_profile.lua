@@ -306,7 +306,7 @@ F[18] = function(v)   -- ProfileEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "profile" then return "", "\"profile\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes" }, shape = [==[
 data: object (required)
   attributes: object (required)
     _kx: string or null

@@ -193,7 +193,7 @@ F[14] = function(v)   -- ReviewEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "review" then return "", "\"review\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: review_type, email, author, content" }, shape = [==[
 data: object (required)
   attributes: object (required)
     author: string (required)

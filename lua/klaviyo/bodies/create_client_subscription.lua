@@ -640,7 +640,7 @@ F[36] = function(v)   -- SubscriptionEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "subscription" then return "", "\"subscription\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes, relationships", "data.attributes requires: profile" }, shape = [==[
 data: object (required)
   attributes: object (required)
     custom_source: string or null

@@ -550,7 +550,7 @@ F[32] = function(v)   -- ConversationMessageEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "conversation-message" then return "", "\"conversation-message\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes, relationships", "data.attributes requires: body" }, shape = [==[
 data: object (required)
   attributes: object (required)
     body: string (required)

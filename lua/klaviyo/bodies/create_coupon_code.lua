@@ -93,7 +93,7 @@ F[9] = function(v)   -- CouponCodeEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "coupon-code" then return "", "\"coupon-code\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes, relationships", "data.attributes requires: unique_code" }, shape = [==[
 data: object (required)
   attributes: object (required)
     expires_at: date-time or null

@@ -62,7 +62,7 @@ F[5] = function(v)   -- DataSourceEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "data-source" then return "", "\"data-source\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: title" }, shape = [==[
 data: object (required)
   attributes: object (required)
     description: string or null

@@ -130,7 +130,7 @@ F[14] = function(v)   -- DataSourceRecordCreateJobEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "data-source-record-create-job" then return "", "\"data-source-record-create-job\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: data-source-record" }, shape = [==[
 data: object (required)
   attributes: object (required)
     data-source-record: object (required)

@@ -8475,7 +8475,7 @@ F[382] = function(v)   -- FlowEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "flow" then return "", "\"flow\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: name, definition" }, shape = [==[
 data: object (required)
   attributes: object (required)
     definition: object (required)

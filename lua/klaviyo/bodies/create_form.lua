@@ -5308,7 +5308,7 @@ F[247] = function(v)   -- FormEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "form" then return "", "\"form\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: definition, status, ab_test, name" }, shape = [==[
 data: object (required)
   attributes: object (required)
     ab_test: boolean (required)

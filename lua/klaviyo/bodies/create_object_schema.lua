@@ -419,7 +419,7 @@ F[29] = function(v)   -- ObjectSchemaEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "object-schema" then return "", "\"object-schema\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: title, properties" }, shape = [==[
 data: object (required)
   attributes: object (required)
     description: string or null

@@ -431,7 +431,7 @@ F[29] = function(v)   -- ObjectTypeEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "object-type" then return "", "\"object-type\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: title" }, shape = [==[
 data: object (required)
   attributes: object (required)
     description: string or null

@@ -66,7 +66,7 @@ F[6] = function(v)   -- ProfileObjectSchemaEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "profile-object-schema" then return "", "\"profile-object-schema\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data" }, shape = [==[
 data: array of object (required)
   id: string (required)
   meta: object or null

@@ -439,7 +439,7 @@ F[23] = function(v)   -- PushTokenEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "push-token" then return "", "\"push-token\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: token, platform, vendor, profile" }, shape = [==[
 data: object (required)
   attributes: object (required)
     background: one of "AVAILABLE", "DENIED", "RESTRICTED" or null

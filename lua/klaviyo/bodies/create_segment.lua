@@ -3604,7 +3604,7 @@ F[180] = function(v)   -- SegmentEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "segment" then return "", "\"segment\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: name, definition" }, shape = [==[
 data: object (required)
   attributes: object (required)
     definition: object (required)

@@ -50,7 +50,7 @@ F[5] = function(v)   -- TagGroupEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "tag-group" then return "", "\"tag-group\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: name" }, shape = [==[
 data: object (required)
   attributes: object (required)
     exclusive: boolean or null

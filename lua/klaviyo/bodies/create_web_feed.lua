@@ -59,7 +59,7 @@ F[5] = function(v)   -- WebFeedEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "web-feed" then return "", "\"web-feed\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: name, url, request_method, content_type" }, shape = [==[
 data: object (required)
   attributes: object (required)
     content_type: one of "json", "xml" (required)

@@ -106,7 +106,7 @@ F[10] = function(v)   -- WebhookEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "webhook" then return "", "\"webhook\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes, relationships", "data.attributes requires: name, endpoint_url, secret_key" }, shape = [==[
 data: object (required)
   attributes: object (required)
     description: string or null

@@ -87,7 +87,7 @@ F[9] = function(v)   -- ProfileMergeEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "profile-merge" then return "", "\"profile-merge\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, relationships" }, shape = [==[
 data: object (required)
   id: string (required)
   relationships: object (required)

@@ -132,7 +132,7 @@ F[10] = function(v)   -- FlowSeriesReportEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "flow-series-report" then return "", "\"flow-series-report\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: statistics, timeframe, interval, conversion_metric_id" }, shape = [==[
 data: object (required)
   attributes: object (required)
     conversion_metric_id: string (required)

@@ -127,7 +127,7 @@ F[10] = function(v)   -- FlowValuesReportEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "flow-values-report" then return "", "\"flow-values-report\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: statistics, timeframe, conversion_metric_id" }, shape = [==[
 data: object (required)
   attributes: object (required)
     conversion_metric_id: string (required)

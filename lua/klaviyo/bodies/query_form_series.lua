@@ -129,7 +129,7 @@ F[10] = function(v)   -- FormSeriesReportEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "form-series-report" then return "", "\"form-series-report\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: statistics, timeframe, interval" }, shape = [==[
 data: object (required)
   attributes: object (required)
     filter: string or null

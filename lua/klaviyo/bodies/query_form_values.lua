@@ -124,7 +124,7 @@ F[10] = function(v)   -- FormValuesReportEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "form-values-report" then return "", "\"form-values-report\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: statistics, timeframe" }, shape = [==[
 data: object (required)
   attributes: object (required)
     filter: string or null

@@ -134,7 +134,7 @@ F[9] = function(v)   -- MetricAggregateEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "metric-aggregate" then return "", "\"metric-aggregate\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: metric_id, measurements, filter" }, shape = [==[
 data: object (required)
   attributes: object (required)
     by: array of string one of "$attributed_channel", "$attributed_flow", "$attributed_message", "$attributed_variation", "$campaign_channel", "$flow" (or 30 more) or null

@@ -111,7 +111,7 @@ F[9] = function(v)   -- SegmentSeriesReportEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "segment-series-report" then return "", "\"segment-series-report\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: statistics, timeframe, interval" }, shape = [==[
 data: object (required)
   attributes: object (required)
     filter: string or null

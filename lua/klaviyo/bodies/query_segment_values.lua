@@ -106,7 +106,7 @@ F[9] = function(v)   -- SegmentValuesReportEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "segment-values-report" then return "", "\"segment-values-report\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: statistics, timeframe" }, shape = [==[
 data: object (required)
   attributes: object (required)
     filter: string or null

@@ -37,7 +37,7 @@ F[4] = function(v)   -- CampaignRecipientEstimationJobEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "campaign-recipient-estimation-job" then return "", "\"campaign-recipient-estimation-job\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id" }, shape = [==[
 data: object (required)
   id: string (required)
   type: "campaign-recipient-estimation-job" (required)

@@ -94,7 +94,7 @@ F[9] = function(v)   -- DataPrivacyDeletionJobEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "data-privacy-deletion-job" then return "", "\"data-privacy-deletion-job\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: profile" }, shape = [==[
 data: object (required)
   attributes: object (required)
     profile: object (required)

@@ -37,7 +37,7 @@ F[4] = function(v)   -- CampaignSendJobEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "campaign-send-job" then return "", "\"campaign-send-job\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id" }, shape = [==[
 data: object (required)
   id: string (required)
   type: "campaign-send-job" (required)

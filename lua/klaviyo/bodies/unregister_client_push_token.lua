@@ -354,7 +354,7 @@ F[22] = function(v)   -- PushTokenUnregisterEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "push-token-unregister" then return "", "\"push-token-unregister\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: token, platform, profile" }, shape = [==[
 data: object (required)
   attributes: object (required)
     platform: one of "android", "ios" (required)

@@ -436,7 +436,7 @@ F[29] = function(v)   -- CampaignEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "campaign" then return "", "\"campaign\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
 data: object (required)
   attributes: object (required)
     audiences: object or null

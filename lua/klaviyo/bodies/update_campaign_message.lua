@@ -530,7 +530,7 @@ F[34] = function(v)   -- CampaignMessageEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "campaign-message" then return "", "\"campaign-message\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
 data: object (required)
   attributes: object (required)
     definition: one of or null

@@ -102,7 +102,7 @@ F[10] = function(v)   -- CatalogCategoryEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "catalog-category" then return "", "\"catalog-category\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
 data: object (required)
   attributes: object (required)
     name: string or null

@@ -154,7 +154,7 @@ F[12] = function(v)   -- CatalogItemEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "catalog-item" then return "", "\"catalog-item\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
 data: object (required)
   attributes: object (required)
     custom_metadata: object or null

@@ -118,7 +118,7 @@ F[7] = function(v)   -- CatalogVariantEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "catalog-variant" then return "", "\"catalog-variant\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
 data: object (required)
   attributes: object (required)
     custom_metadata: object or null

@@ -62,7 +62,7 @@ F[6] = function(v)   -- CouponEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "coupon" then return "", "\"coupon\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
 data: object (required)
   attributes: object (required)
     description: string or null

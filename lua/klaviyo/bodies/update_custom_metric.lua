@@ -368,7 +368,7 @@ F[23] = function(v)   -- CustomMetricEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "custom-metric" then return "", "\"custom-metric\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
 data: object (required)
   attributes: object (required)
     definition: object or null

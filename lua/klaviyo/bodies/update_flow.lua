@@ -49,7 +49,7 @@ F[5] = function(v)   -- FlowEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "flow" then return "", "\"flow\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, attributes", "data.attributes requires: status" }, shape = [==[
 data: object (required)
   attributes: object (required)
     status: string (required)

@@ -7776,7 +7776,7 @@ F[345] = function(v)   -- FlowActionEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "flow-action" then return "", "\"flow-action\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, attributes", "data.attributes requires: definition" }, shape = [==[
 data: object (required)
   attributes: object (required)
     definition: one of (required)

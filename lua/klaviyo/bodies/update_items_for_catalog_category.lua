@@ -47,7 +47,7 @@ F[5] = function(v)   -- CatalogItemEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "catalog-item" then return "", "\"catalog-item\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data" }, shape = [==[
 data: array of object (required)
   id: string (required)
   type: "catalog-item" (required)

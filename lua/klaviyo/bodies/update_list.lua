@@ -58,7 +58,7 @@ F[5] = function(v)   -- ListEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "list" then return "", "\"list\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
 data: object (required)
   attributes: object (required)
     name: string or null

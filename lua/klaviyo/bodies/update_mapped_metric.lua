@@ -113,7 +113,7 @@ F[11] = function(v)   -- MappedMetricEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "mapped-metric" then return "", "\"mapped-metric\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id" }, shape = [==[
 data: object (required)
   id: one of "added_to_cart", "cancelled_sales", "ordered_product", "refunded_sales", "revenue", "started_checkout" (or 1 more) (required)
   relationships: object

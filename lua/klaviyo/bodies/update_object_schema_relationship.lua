@@ -60,7 +60,7 @@ F[5] = function(v)   -- ObjectSchemaEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "object-schema" then return "", "\"object-schema\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id" }, shape = [==[
 data: object (required)
   id: string (required)
   meta: object or null

@@ -236,7 +236,7 @@ F[18] = function(v)   -- ReviewEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "review" then return "", "\"review\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
 data: object (required)
   attributes: object (required)
     status: one of or null

@@ -3615,7 +3615,7 @@ F[180] = function(v)   -- SegmentEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "segment" then return "", "\"segment\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
 data: object (required)
   attributes: object (required)
     definition: object or null

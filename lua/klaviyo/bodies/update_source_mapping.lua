@@ -276,7 +276,7 @@ F[18] = function(v)   -- SourceMappingEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "source-mapping" then return "", "\"source-mapping\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
 data: object (required)
   attributes: object (required)
     property_mappings: array of one of or null

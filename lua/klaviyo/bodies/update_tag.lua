@@ -49,7 +49,7 @@ F[5] = function(v)   -- TagEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "tag" then return "", "\"tag\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, attributes", "data.attributes requires: name" }, shape = [==[
 data: object (required)
   attributes: object (required)
     name: string (required)

@@ -65,7 +65,7 @@ F[6] = function(v)   -- TagGroupEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "tag-group" then return "", "\"tag-group\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, attributes", "data.attributes requires: name" }, shape = [==[
 data: object (required)
   attributes: object (required)
     name: string (required)

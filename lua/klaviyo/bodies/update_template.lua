@@ -4972,7 +4972,7 @@ F[127] = function(v)   -- TemplateEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "template" then return "", "\"template\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
 data: object (required)
   attributes: object (required)
     amp: string or null

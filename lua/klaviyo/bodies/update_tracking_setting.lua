@@ -263,7 +263,7 @@ F[16] = function(v)   -- TrackingSettingEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "tracking-setting" then return "", "\"tracking-setting\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
 data: object (required)
   attributes: object (required)
     auto_add_parameters: boolean or null

@@ -392,7 +392,7 @@ F[18] = function(v)   -- TemplateUniversalContentEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "template-universal-content" then return "", "\"template-universal-content\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
 data: object (required)
   attributes: object (required)
     definition: one of or null

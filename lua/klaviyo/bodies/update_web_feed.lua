@@ -70,7 +70,7 @@ F[5] = function(v)   -- WebFeedEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "web-feed" then return "", "\"web-feed\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
 data: object (required)
   attributes: object (required)
     content_type: one of "json", "xml" or null

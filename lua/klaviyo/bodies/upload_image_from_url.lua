@@ -54,7 +54,7 @@ F[5] = function(v)   -- ImageEnum
   if type(v) ~= "string" then return "", "a string", given(v) end
   if v ~= "image" then return "", "\"image\"", given(v) end
 end
-return { check = F[1], shape = [==[
+return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: import_from_url" }, shape = [==[
 data: object (required)
   attributes: object (required)
     hidden: boolean or null

@@ -304,3 +304,131 @@ describe("request bodies are checked against the spec before sending", function(
     end)
   end
 end)
+
+describe("the body check", function()
+  local client
+  before_each(function() client = S.client(nil, { retry = { attempts = 1 } }) end)
+  after_each(function() client:close() end)
+
+  local function no_identifier()
+    local body = S.event_body("x@example.com", "Checked")
+    body.data.attributes.profile.data.attributes = { first_name = "Ann" }
+    return body
+  end
+
+  local function refused_unsent(pointer, fn)
+    local mark = S.mark()
+    local doc, err = fn()
+    assert.is_nil(doc)
+    assert.equal("refused", err.kind, tostring(err))
+    assert.equal(pointer, err.pointer, tostring(err))
+    assert.same({}, S.since(mark))
+    return err
+  end
+
+  it("refuses a profile without an identifier, as the idiomatic modules do", function()
+    local err = refused_unsent("/data/attributes/profile/data/attributes", function()
+      return client:call("create_event", { body = no_identifier() })
+    end)
+    assert.matches("identifier", err.expected)
+    local cerr = refused_unsent("/profile", function()
+      return client.events:create { metric = "Checked", profile = { first_name = "Ann" } }
+    end)
+    assert.matches("identifier", cerr.detail)
+  end)
+
+  it("checks a body given as JSON text", function()
+    local err = refused_unsent("/data/type", function()
+      return client:call("create_list", { body = '{"data":{"type":"lst","attributes":{"name":"x"}}}' })
+    end)
+    assert.equal('"list"', err.expected)
+    assert.equal('the string "lst"', err.given)
+    refused_unsent("", function() return client:call("create_list", { body = '{"data":' }) end)
+    -- an empty array written in the text is an array
+    local mark = S.mark()
+    local _, lerr = client:call("add_profiles_to_list", { id = "X1", body = '{"data":[]}' })
+    assert.equal(1, #S.since(mark))
+    assert.is_not.equal("refused", lerr.kind)
+  end)
+
+  it("refuses an empty table where the spec wants an array (it would be sent as {})", function()
+    local err = refused_unsent("/data", function()
+      return client:call("add_profiles_to_list", { id = "X1", body = { data = {} } })
+    end)
+    assert.equal("an array", err.expected)
+    assert.matches("klaviyo.array", err.given)
+  end)
+
+  it("refuses a date-time without a zone and a phone number not in E.164", function()
+    local body = S.event_body("t@example.com", "Checked", { time = "2026-06-01T10:00:00" })
+    refused_unsent("/data/attributes/time", function() return client:call("create_event", { body = body }) end)
+    body = S.profile_body { phone_number = "5005550006" }
+    local err = refused_unsent("/data/attributes/phone_number", function()
+      return client:call("create_profile", { body = body })
+    end)
+    assert.matches("E.164", err.expected)
+  end)
+
+  it("refuses what is over Klaviyo's documented limits", function()
+    local props = {}
+    for i = 1, 401 do props["p" .. i] = i end
+    refused_unsent("/data/attributes/properties", function()
+      return client:call("create_event", { body = S.event_body("l@example.com", "Checked",
+        { properties = props }) })
+    end)
+    local ids = {}
+    for i = 1, 1001 do ids[i] = { type = "profile", id = "P" .. i } end
+    local err = refused_unsent("/data", function()
+      return client:call("add_profiles_to_list", { id = "X1", body = { data = ids } })
+    end)
+    assert.equal("at most 1000 profiles", err.expected)
+    local entry = { type = "event-bulk-create", attributes = {
+      profile = { data = { type = "profile", attributes = { email = "b@example.com" } } },
+      events = { data = {} } } }
+    for i = 1, 1001 do
+      entry.attributes.events.data[i] = { type = "event", attributes = { properties = {},
+        metric = { data = { type = "metric", attributes = { name = "Bulk" } } } } }
+    end
+    refused_unsent("/data/attributes/events-bulk-create/data/0/attributes/events/data", function()
+      return client:call("bulk_create_events", { body = { data = { type = "event-bulk-create-job",
+        attributes = { ["events-bulk-create"] = { data = { entry } } } } } })
+    end)
+  end)
+
+  it("validate = false, per client or per call, sends what the check would refuse", function()
+    local off = S.client(nil, { validate = false, retry = { attempts = 1 } })
+    local mark = S.mark()
+    local _, err = off:call("create_event", { body = no_identifier() })
+    assert.equal(400, err.status)
+    assert.equal(1, #S.since(mark))
+    -- the call's option wins over the client's
+    refused_unsent("/data/attributes/profile/data/attributes", function()
+      return off:call("create_event", { body = no_identifier() }, { validate = true })
+    end)
+    off:close()
+    mark = S.mark()
+    _, err = client:call("create_event", { body = no_identifier() }, { validate = false })
+    assert.equal(400, err.status)
+    assert.equal(1, #S.since(mark))
+    assert.has_error(function() S.klaviyo.new { validate = "no" } end,
+      "klaviyo.new: option validate must be a boolean, got string")
+    assert.has_error(function() client:call("create_event", {}, { validate = 1 }) end)
+  end)
+
+  it("client:build refuses the same body", function()
+    local req, err = client:build("create_event", { body = no_identifier() })
+    assert.is_nil(req)
+    assert.equal("/data/attributes/profile/data/attributes", err.pointer)
+  end)
+
+  it("a batch holding a refused request raises before anything is sent", function()
+    local mark = S.mark()
+    local ok, msg = pcall(client.batch, client, {
+      { "create_event", { body = S.event_body("ok@example.com", "Checked") } },
+      { "create_event", { body = no_identifier() } },
+    })
+    assert.is_false(ok)
+    assert.matches("batch: request 2: .*/data/attributes/profile/data/attributes", msg)
+    assert.same({}, S.since(mark))
+  end)
+end)

@@ -207,7 +207,7 @@ function _M.check(op_id, body)
     okc, p, e, g = pcall(c.check, doc)
     loose = false
     if not okc then error(p, 0) end
-    if not p then p, e, g = rules(op_id, doc, _M.given) end
+    if not p then p, e, g = rules(op_id, doc, _M.given, #body) end
   else
     p, e, g = c.check(body)
     if not p then p, e, g = rules(op_id, body, _M.given) end

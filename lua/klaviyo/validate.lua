@@ -504,9 +504,10 @@ local function at_most(list, n, at, what)
   end
 end
 
--- The whole body's encoded size within max bytes.
-local function payload(body, max)
-  local size, msg, ptr = value(body)
+-- The whole body's encoded size (`bytes` when the caller gave JSON text) within max bytes.
+local function payload(body, max, bytes)
+  local size, msg, ptr = bytes, nil, nil
+  if not size then size, msg, ptr = value(body) end
   if not size then return ptr, "a value JSON can hold", msg end
   if size > max then
     return "", format("a body of at most %d bytes", max), format("%d bytes", size)
@@ -522,7 +523,7 @@ local BODY = {
   create_client_event = function(b, given)
     return event_rules(b.data.attributes, "/data/attributes", given, true)
   end,
-  bulk_create_events = function(b, given)
+  bulk_create_events = function(b, given, bytes)
     local at = "/data/attributes/events-bulk-create/data"
     local entries = b.data.attributes["events-bulk-create"].data
     local total = 0
@@ -543,7 +544,7 @@ local BODY = {
         if p then return p, e, g end
       end
     end
-    return payload(b, LIMITS.payload_bytes)
+    return payload(b, LIMITS.payload_bytes, bytes)
   end,
   create_profile = function(b, given)
     return resource_identity(b.data, "/data", given)
@@ -551,12 +552,12 @@ local BODY = {
   create_client_profile = function(b, given)
     return resource_identity(b.data, "/data", given)
   end,
-  create_or_update_profile = function(b, given)
+  create_or_update_profile = function(b, given, bytes)
     local p, e, g = resource_identity(b.data, "/data", given)
     if p then return p, e, g end
-    return payload(b, LIMITS.profile_bytes)
+    return payload(b, LIMITS.profile_bytes, bytes)
   end,
-  bulk_import_profiles = function(b, given)
+  bulk_import_profiles = function(b, given, bytes)
     local at = "/data/attributes/profiles/data"
     local list = b.data.attributes.profiles.data
     local p, e, g = at_most(list, LIMITS.bulk_profiles, at, "profiles")
@@ -565,7 +566,7 @@ local BODY = {
       p, e, g = resource_identity(list[i], at .. "/" .. (i - 1), given)
       if p then return p, e, g end
     end
-    return payload(b, LIMITS.payload_bytes)
+    return payload(b, LIMITS.payload_bytes, bytes)
   end,
   add_profiles_to_list = function(b)
     return at_most(b.data, LIMITS.list_members, "/data", "profiles")
@@ -577,17 +578,19 @@ local BODY = {
 
 --- The rules Klaviyo documents beyond its schemas for the body of op_id (a profile needs an
 -- identifier, the ingestion limits, bulk sizes), on a body the generated schema check accepted.
--- `given(v)` words a value for the message (klaviyo.body_check passes its own).
+-- `given(v)` words a value for the message (klaviyo.body_check passes its own); `bytes` is the
+-- body's size when it was given as JSON text.
 ---@param op_id string
 ---@param body table the decoded body
 ---@param given fun(v: any): string
+---@param bytes integer?
 ---@return string? pointer JSON pointer of the first problem (nil when none)
 ---@return string? expected
 ---@return string? given
-function _M.body(op_id, body, given)
+function _M.body(op_id, body, given, bytes)
   local rule = BODY[op_id]
   if rule == nil then return nil end
-  return rule(body, given)
+  return rule(body, given, bytes)
 end
 
 --- Raise a programmer error (wrong argument type) at the caller's caller.

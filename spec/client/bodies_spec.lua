@@ -157,7 +157,8 @@ local function made(doc, err)
   return doc.data.id
 end
 local function new_list(c)
-  return made(c:call("create_list", { body = { data = { type = "list", attributes = { name = unique("L") } } } }))
+  return made(c:call("create_list",
+    { body = { data = { type = "list", attributes = { name = unique("L") } } } }))
 end
 local function new_profile(c)
   return made(c:call("create_profile", { body = S.profile_body { email = unique("p") .. "@example.com" } }))
@@ -177,7 +178,8 @@ local function new_flow(c)
 end
 local function new_webhook(c)
   return made(c:call("create_webhook", { body = { data = { type = "webhook",
-    attributes = { name = "w", endpoint_url = "https://example.com/hook", secret_key = "a-secret-of-16-chars" },
+    attributes = { name = "w", endpoint_url = "https://example.com/hook",
+                   secret_key = "a-secret-of-16-chars" },
     relationships = { ["webhook-topics"] = { data = { { type = "webhook-topic",
       id = "event:klaviyo.opened_email" } } } } } } }))
 end
@@ -361,7 +363,9 @@ describe("the body check", function()
 
   it("refuses a date-time without a zone and a phone number not in E.164", function()
     local body = S.event_body("t@example.com", "Checked", { time = "2026-06-01T10:00:00" })
-    refused_unsent("/data/attributes/time", function() return client:call("create_event", { body = body }) end)
+    refused_unsent("/data/attributes/time", function()
+      return client:call("create_event", { body = body })
+    end)
     body = S.profile_body { phone_number = "5005550006" }
     local err = refused_unsent("/data/attributes/phone_number", function()
       return client:call("create_profile", { body = body })

@@ -394,7 +394,8 @@ local function generate(op_id, root)
     end
     local branches = node.oneOf or node.anyOf
     if branches then
-      -- accepted when a branch accepts; else the failure that went deepest into the value
+      -- accepted when a branch accepts; else the failure of the branch the value came closest
+      -- to (klaviyo.body_check's closer)
       out[#out + 1] = "  local bp, be, bg"
       for _, sub in ipairs(branches) do
         local lines = {}
@@ -403,7 +404,7 @@ local function generate(op_id, root)
         for _, l in ipairs(lines) do out[#out + 1] = l end
         out[#out + 1] = "    return nil"
         out[#out + 1] = "  until true"
-        out[#out + 1] = "  if not bp or #p > #bp then bp, be, bg = p, e, g end"
+        out[#out + 1] = "  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end"
       end
       out[#out + 1] = "  return bp, be, bg"
     end
@@ -427,6 +428,7 @@ local function generate(op_id, root)
     "local type, getmetatable = type, getmetatable",
     "local obj, arr, int, num, isnull, given = H.obj, H.arr, H.int, H.num, H.isnull, H.given",
     "local dt, date, tm, e164, closed, count = H.dt, H.date, H.tm, H.e164, H.closed, H.count",
+    "local closer = H.closer",
     "local F, E = {}, {}",
   }
   for i, values in ipairs(enums) do

@@ -150,6 +150,16 @@ function _M.closed(v, known)
   return bad[1]
 end
 
+--- Of two failures of oneOf branches (pointer, given), is the first the better guess at what
+-- the caller meant? The one deeper into the value; at equal depth, a wrong value over a
+-- missing member (the value has that branch's members).
+function _M.closer(p, g, bp, bg)
+  local _, d = p:gsub("/", "")
+  local _, bd = bp:gsub("/", "")
+  if d ~= bd then return d > bd end
+  return g ~= "nothing" and bg == "nothing"
+end
+
 --- How many members v holds.
 function _M.count(v)
   local n = 0

@@ -5,6 +5,7 @@ local H = require "klaviyo.body_check"
 local type, getmetatable = type, getmetatable
 local obj, arr, int, num, isnull, given = H.obj, H.arr, H.int, H.num, H.isnull, H.given
 local dt, date, tm, e164, closed, count = H.dt, H.date, H.tm, H.e164, H.closed, H.count
+local closer = H.closer
 local F, E = {}, {}
 F[1] = function(v)   -- EventsBulkCreateQuery
   local p, e, g
@@ -351,12 +352,12 @@ F[16] = function(v)
     if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if not num(v) then p, e, g = "", "a number", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[17] = function(v)
@@ -366,12 +367,12 @@ F[17] = function(v)
     if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if not num(v) then p, e, g = "", "a number", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[18] = function(v)
@@ -490,13 +491,13 @@ F[26] = function(v)
     if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[27](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[27] = function(v)

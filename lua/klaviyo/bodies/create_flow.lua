@@ -5,6 +5,7 @@ local H = require "klaviyo.body_check"
 local type, getmetatable = type, getmetatable
 local obj, arr, int, num, isnull, given = H.obj, H.arr, H.int, H.num, H.isnull, H.given
 local dt, date, tm, e164, closed, count = H.dt, H.date, H.tm, H.e164, H.closed, H.count
+local closer = H.closer
 local F, E = {}, {}
 E[1] = { ["contains"] = true, ["ends-with"] = true, ["equals"] = true, ["not-contains"] = true, ["not-ends-with"] = true, ["not-equals"] = true, ["not-starts-with"] = true, ["nregex"] = true, ["regex"] = true, ["starts-with"] = true }
 E[2] = { ["in"] = true, ["not-in"] = true }
@@ -149,121 +150,121 @@ F[6] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[26](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[28](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[199](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[229](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[205](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[239](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[272](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[276](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[220](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[280](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[283](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[300](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[312](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[315](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[318](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[326](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[334](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[335](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[344](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[7] = function(v)   -- ActionOutputSplitAction
@@ -388,37 +389,37 @@ F[14] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[16](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[18](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[20](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[23](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[24](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[15] = function(v)   -- StringOperatorStringFilter
@@ -496,12 +497,12 @@ F[19] = function(v)
     if not int(v) then p, e, g = "", "an integer", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if not num(v) then p, e, g = "", "a number", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[20] = function(v)   -- NumericRangeFilter
@@ -535,12 +536,12 @@ F[21] = function(v)
     if not int(v) then p, e, g = "", "an integer", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if not num(v) then p, e, g = "", "a number", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[22] = function(v)
@@ -550,12 +551,12 @@ F[22] = function(v)
     if not int(v) then p, e, g = "", "an integer", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if not num(v) then p, e, g = "", "a number", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[23] = function(v)   -- BooleanFilter
@@ -746,109 +747,109 @@ F[34] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[49](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[52](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[54](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[55](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[61](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[63](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[66](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[67](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[69](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[72](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[158](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[168](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[169](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[174](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[192](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[195](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[197](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[35] = function(v)   -- ProfilePropertyCondition
@@ -878,91 +879,91 @@ F[36] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[16](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[37](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[18](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[23](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[44](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[45](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[46](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[48](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[24](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[37] = function(v)   -- StringPhoneOperatorStringArrayFilter
@@ -1174,12 +1175,12 @@ F[47] = function(v)
     if not int(v) then p, e, g = "", "an integer", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[48] = function(v)   -- ListLengthFilter
@@ -1245,25 +1246,25 @@ F[51] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[52] = function(v)   -- ProfileNoGroupMembershipCondition
@@ -1348,13 +1349,13 @@ F[56] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[59](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[57] = function(v)   -- GreaterThanPositiveNumericFilter
@@ -1384,12 +1385,12 @@ F[58] = function(v)
     if not int(v) then p, e, g = "", "an integer", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if not num(v) then p, e, g = "", "a number", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[59] = function(v)   -- LessThanPositiveNumericFilter
@@ -1419,12 +1420,12 @@ F[60] = function(v)
     if not int(v) then p, e, g = "", "an integer", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if not num(v) then p, e, g = "", "a number", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[61] = function(v)   -- ProfilePredictiveAnalyticsDateCondition
@@ -1455,43 +1456,43 @@ F[62] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[44](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[45](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[63] = function(v)   -- ProfilePredictiveAnalyticsStringCondition
@@ -1542,13 +1543,13 @@ F[65] = function(v)
     if v ~= "equals" then p, e, g = "", "\"equals\"", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end
     if v ~= "not-equals" then p, e, g = "", "\"not-equals\"", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[66] = function(v)   -- ProfilePredictiveAnalyticsNumericCondition
@@ -1674,13 +1675,13 @@ F[71] = function(v)
     if v ~= "equals" then p, e, g = "", "\"equals\"", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end
     if v ~= "not-equals" then p, e, g = "", "\"not-equals\"", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[72] = function(v)   -- ProfileMarketingConsentCondition
@@ -1707,37 +1708,37 @@ F[73] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[99](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[134](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[140](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[153](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[156](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[74] = function(v)   -- HasEmailMarketingConsent
@@ -1768,19 +1769,19 @@ F[75] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[77](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[98](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[76] = function(v)   -- HasEmailMarketing
@@ -1832,73 +1833,73 @@ F[79] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[81](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[83](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[85](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[88](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[89](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[90](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[91](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[92](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[93](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[94](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[95](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[80] = function(v)   -- DoubleOptinFilter
@@ -1941,43 +1942,43 @@ F[82] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[44](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[45](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[83] = function(v)   -- CustomSourceFilter
@@ -2297,25 +2298,25 @@ F[100] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[111](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[128](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[131](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[101] = function(v)   -- NoEmailMarketing
@@ -2355,19 +2356,19 @@ F[103] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[107](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[109](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[104] = function(v)   -- BounceDateFilter
@@ -2394,49 +2395,49 @@ F[105] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[44](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[45](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[106](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[106] = function(v)   -- IsSetExistenceFilter
@@ -2479,49 +2480,49 @@ F[108] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[44](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[45](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[106](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[109] = function(v)   -- InvalidEmailDateFilter
@@ -2548,49 +2549,49 @@ F[110] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[44](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[45](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[106](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[111] = function(v)   -- NoEmailMarketingUnsubscribed
@@ -2620,13 +2621,13 @@ F[112] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[126](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[113] = function(v)
@@ -2647,79 +2648,79 @@ F[114] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[89](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[90](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[115](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[116](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[117](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[118](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[119](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[120](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[92](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[121](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[122](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[123](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[115] = function(v)   -- PreferencePageMethodFilter
@@ -2918,19 +2919,19 @@ F[127] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[107](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[109](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[128] = function(v)   -- NoEmailMarketingNeverSubscribed
@@ -2967,19 +2968,19 @@ F[130] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[107](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[109](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[131] = function(v)   -- NoEmailMarketingSubscribed
@@ -3016,19 +3017,19 @@ F[133] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[107](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[109](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[134] = function(v)   -- HasSMSMarketingConsent
@@ -3088,61 +3089,61 @@ F[137] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[85](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[93](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[94](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[138](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[90](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[115](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[92](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[95](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[139](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[138] = function(v)   -- CheckoutMethodFilter
@@ -3205,19 +3206,19 @@ F[141] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[143](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[152](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[142] = function(v)   -- NoSMSMarketing
@@ -3269,97 +3270,97 @@ F[145] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[85](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[93](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[94](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[116](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[146](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[138](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[90](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[115](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[92](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[147](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[148](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[149](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[150](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[151](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[95](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[146] = function(v)   -- BulkRemoveMethodFilter
@@ -3621,49 +3622,49 @@ F[161] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[16](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[24](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[162](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[48](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[164](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[23](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[18](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[162] = function(v)   -- ListSetFilter
@@ -3722,43 +3723,43 @@ F[165] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[166](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[167](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[166] = function(v)   -- AlltimeDateFilter
@@ -3886,79 +3887,79 @@ F[173] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[16](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[18](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[20](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[23](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[46](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[48](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[24](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[174] = function(v)   -- ProfilePermissionsCondition
@@ -3989,37 +3990,37 @@ F[175] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[185](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[186](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[187](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[190](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[191](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[176] = function(v)   -- ExplicitlyReachable
@@ -4056,25 +4057,25 @@ F[178] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[181](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[183](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[184](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[179] = function(v)   -- EffectiveDateFilter
@@ -4101,43 +4102,43 @@ F[180] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[44](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[45](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[181] = function(v)   -- RecordedDateFilter
@@ -4164,43 +4165,43 @@ F[182] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[44](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[45](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[183] = function(v)   -- MethodFilter
@@ -4300,25 +4301,25 @@ F[189] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[181](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[183](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[184](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[190] = function(v)   -- ImplicitlyUnreachable
@@ -4369,13 +4370,13 @@ F[193] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[194](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[194] = function(v)   -- InTheLastBaseRelativeDateFilter
@@ -4425,13 +4426,13 @@ F[196] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[194](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[197] = function(v)   -- ProfileHasNotReceivedPushMessageCondition
@@ -4458,13 +4459,13 @@ F[198] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[194](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[199] = function(v)   -- ContentExperimentAction
@@ -4596,13 +4597,13 @@ F[204] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[220](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[205] = function(v)   -- SendPushNotificationAction
@@ -4853,109 +4854,109 @@ F[214] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[49](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[52](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[54](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[55](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[61](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[63](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[66](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[67](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[69](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[72](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[158](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[168](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[169](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[174](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[192](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[195](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[197](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[215] = function(v)
@@ -4966,19 +4967,19 @@ F[215] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[217](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[218](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[216] = function(v)   -- Increment
@@ -5176,109 +5177,109 @@ F[227] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[49](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[52](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[54](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[55](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[61](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[63](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[66](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[67](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[69](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[72](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[158](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[168](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[169](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[174](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[192](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[195](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[197](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[228] = function(v)
@@ -5289,13 +5290,13 @@ F[228] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[220](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[229] = function(v)   -- SendEmailAction
@@ -5478,109 +5479,109 @@ F[236] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[49](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[52](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[54](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[55](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[61](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[63](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[66](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[67](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[69](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[72](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[158](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[168](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[169](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[174](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[192](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[195](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[197](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[237] = function(v)
@@ -5801,109 +5802,109 @@ F[246] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[49](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[52](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[54](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[55](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[61](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[63](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[66](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[67](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[69](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[72](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[158](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[168](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[169](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[174](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[192](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[195](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[197](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[247] = function(v)
@@ -5934,12 +5935,12 @@ F[249] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[250] = function(v)
@@ -5950,13 +5951,13 @@ F[250] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[266](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[251] = function(v)   -- MessageHierarchyRcsItem
@@ -6166,13 +6167,13 @@ F[260] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[253](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[261] = function(v)   -- ImageAsset
@@ -6229,13 +6230,13 @@ F[262] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[264](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[263] = function(v)   -- MediaAsset
@@ -6366,13 +6367,13 @@ F[268] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[270](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[269] = function(v)   -- StaticSMSImage
@@ -6417,13 +6418,13 @@ F[271] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[264](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[272] = function(v)   -- SendWebhookAction
@@ -6802,31 +6803,31 @@ F[289] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[292](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[294](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[296](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[298](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[290] = function(v)   -- MetricPropertyCondition
@@ -6859,91 +6860,91 @@ F[291] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[16](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[18](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[20](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[23](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[44](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[45](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[46](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[48](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[24](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[292] = function(v)   -- CustomObjectTriggerCondition
@@ -6973,67 +6974,67 @@ F[293] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[18](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[20](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[23](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[46](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[48](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[24](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[294] = function(v)   -- CustomObjectPropertyCondition
@@ -7066,91 +7067,91 @@ F[295] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[16](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[18](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[20](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[23](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[44](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[45](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[46](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[48](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[24](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[296] = function(v)   -- PriceDropCondition
@@ -7183,91 +7184,91 @@ F[297] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[16](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[18](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[20](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[23](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[44](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[45](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[46](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[48](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[24](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[298] = function(v)   -- LowInventoryCondition
@@ -7300,91 +7301,91 @@ F[299] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[16](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[18](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[20](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[23](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[44](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[45](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[46](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[48](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[24](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[300] = function(v)   -- UpdateProfileAction
@@ -7456,37 +7457,37 @@ F[303] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[305](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[306](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[308](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[310](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[311](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[304] = function(v)   -- ProfileOperationUpdateOrCreateString
@@ -7563,12 +7564,12 @@ F[307] = function(v)
     if not int(v) then p, e, g = "", "an integer", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if not num(v) then p, e, g = "", "a number", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[308] = function(v)   -- ProfileOperationUpdateOrCreateDate
@@ -7602,13 +7603,13 @@ F[309] = function(v)
     if not date(v) then p, e, g = "", "a date (YYYY-MM-DD)", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end
     if v ~= "today" then p, e, g = "", "\"today\"", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[310] = function(v)   -- ProfileOperationUpdateOrCreateList
@@ -7953,13 +7954,13 @@ F[324] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[239](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[325] = function(v)
@@ -7970,13 +7971,13 @@ F[325] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[239](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[326] = function(v)   -- InternalServiceAction
@@ -8041,25 +8042,25 @@ F[328] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[330](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[332](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[333](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[329] = function(v)   -- InternalScheduledReportData
@@ -8307,121 +8308,121 @@ F[343] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[49](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[52](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[54](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[55](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[61](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[63](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[66](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[67](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[69](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[72](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[158](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[168](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[169](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[174](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[192](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[195](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[197](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[290](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[292](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[344] = function(v)   -- ListUpdateAction
@@ -8532,115 +8533,115 @@ F[350] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[49](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[52](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[54](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[55](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[61](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[63](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[66](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[67](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[69](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[72](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[158](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[168](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[169](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[174](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[192](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[195](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[197](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[351](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[351] = function(v)   -- ProfileNotInFlowCondition
@@ -8667,13 +8668,13 @@ F[352] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[194](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[353] = function(v)   -- ReentryCriteria
@@ -8699,13 +8700,13 @@ F[354] = function(v)
     if not E[8][v] then p, e, g = "", "one of \"day\", \"hour\", \"week\"", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end
     if v ~= "alltime" then p, e, g = "", "\"alltime\"", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[355] = function(v)
@@ -8726,43 +8727,43 @@ F[356] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[358](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[359](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[364](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[366](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[368](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[375](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[357] = function(v)   -- ListTrigger
@@ -9046,12 +9047,12 @@ F[370] = function(v)
     if not int(v) then p, e, g = "", "an integer", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if not num(v) then p, e, g = "", "a number", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[371] = function(v)

@@ -5,6 +5,7 @@ local H = require "klaviyo.body_check"
 local type, getmetatable = type, getmetatable
 local obj, arr, int, num, isnull, given = H.obj, H.arr, H.int, H.num, H.isnull, H.given
 local dt, date, tm, e164, closed, count = H.dt, H.date, H.tm, H.e164, H.closed, H.count
+local closer = H.closer
 local F, E = {}, {}
 E[1] = { ["members_added"] = true, ["members_removed"] = true, ["net_members_changed"] = true, ["total_members"] = true }
 E[2] = { ["last_12_months"] = true, ["last_30_days"] = true, ["last_365_days"] = true, ["last_3_months"] = true, ["last_7_days"] = true, ["last_90_days"] = true, ["last_month"] = true, ["last_week"] = true, ["last_year"] = true, ["this_month"] = true, ["this_week"] = true, ["this_year"] = true, ["today"] = true, ["yesterday"] = true }
@@ -74,13 +75,13 @@ F[5] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[7](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[6] = function(v)   -- Timeframe

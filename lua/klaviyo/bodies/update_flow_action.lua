@@ -5,6 +5,7 @@ local H = require "klaviyo.body_check"
 local type, getmetatable = type, getmetatable
 local obj, arr, int, num, isnull, given = H.obj, H.arr, H.int, H.num, H.isnull, H.given
 local dt, date, tm, e164, closed, count = H.dt, H.date, H.tm, H.e164, H.closed, H.count
+local closer = H.closer
 local F, E = {}, {}
 E[1] = { ["contains"] = true, ["ends-with"] = true, ["equals"] = true, ["not-contains"] = true, ["not-ends-with"] = true, ["not-equals"] = true, ["not-starts-with"] = true, ["nregex"] = true, ["regex"] = true, ["starts-with"] = true }
 E[2] = { ["in"] = true, ["not-in"] = true }
@@ -101,121 +102,121 @@ F[4] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[24](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[26](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[197](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[227](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[203](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[237](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[270](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[274](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[218](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[278](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[281](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[298](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[310](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[313](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[316](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[324](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[332](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[333](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[342](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[5] = function(v)   -- ActionOutputSplitAction
@@ -340,37 +341,37 @@ F[12] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[14](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[16](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[18](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[21](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[22](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[13] = function(v)   -- StringOperatorStringFilter
@@ -448,12 +449,12 @@ F[17] = function(v)
     if not int(v) then p, e, g = "", "an integer", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if not num(v) then p, e, g = "", "a number", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[18] = function(v)   -- NumericRangeFilter
@@ -487,12 +488,12 @@ F[19] = function(v)
     if not int(v) then p, e, g = "", "an integer", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if not num(v) then p, e, g = "", "a number", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[20] = function(v)
@@ -502,12 +503,12 @@ F[20] = function(v)
     if not int(v) then p, e, g = "", "an integer", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if not num(v) then p, e, g = "", "a number", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[21] = function(v)   -- BooleanFilter
@@ -698,109 +699,109 @@ F[32] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[47](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[50](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[52](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[53](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[59](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[61](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[64](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[65](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[67](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[70](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[156](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[166](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[167](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[172](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[190](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[193](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[195](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[33] = function(v)   -- ProfilePropertyCondition
@@ -830,91 +831,91 @@ F[34] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[14](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[35](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[16](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[21](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[37](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[38](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[44](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[46](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[22](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[35] = function(v)   -- StringPhoneOperatorStringArrayFilter
@@ -1126,12 +1127,12 @@ F[45] = function(v)
     if not int(v) then p, e, g = "", "an integer", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[46] = function(v)   -- ListLengthFilter
@@ -1197,25 +1198,25 @@ F[49] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[38](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[50] = function(v)   -- ProfileNoGroupMembershipCondition
@@ -1300,13 +1301,13 @@ F[54] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[57](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[55] = function(v)   -- GreaterThanPositiveNumericFilter
@@ -1336,12 +1337,12 @@ F[56] = function(v)
     if not int(v) then p, e, g = "", "an integer", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if not num(v) then p, e, g = "", "a number", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[57] = function(v)   -- LessThanPositiveNumericFilter
@@ -1371,12 +1372,12 @@ F[58] = function(v)
     if not int(v) then p, e, g = "", "an integer", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if not num(v) then p, e, g = "", "a number", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[59] = function(v)   -- ProfilePredictiveAnalyticsDateCondition
@@ -1407,43 +1408,43 @@ F[60] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[38](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[61] = function(v)   -- ProfilePredictiveAnalyticsStringCondition
@@ -1494,13 +1495,13 @@ F[63] = function(v)
     if v ~= "equals" then p, e, g = "", "\"equals\"", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end
     if v ~= "not-equals" then p, e, g = "", "\"not-equals\"", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[64] = function(v)   -- ProfilePredictiveAnalyticsNumericCondition
@@ -1626,13 +1627,13 @@ F[69] = function(v)
     if v ~= "equals" then p, e, g = "", "\"equals\"", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end
     if v ~= "not-equals" then p, e, g = "", "\"not-equals\"", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[70] = function(v)   -- ProfileMarketingConsentCondition
@@ -1659,37 +1660,37 @@ F[71] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[97](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[132](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[138](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[151](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[154](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[72] = function(v)   -- HasEmailMarketingConsent
@@ -1720,19 +1721,19 @@ F[73] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[75](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[96](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[74] = function(v)   -- HasEmailMarketing
@@ -1784,73 +1785,73 @@ F[77] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[79](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[81](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[83](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[86](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[87](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[88](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[89](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[90](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[91](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[92](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[93](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[78] = function(v)   -- DoubleOptinFilter
@@ -1893,43 +1894,43 @@ F[80] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[38](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[81] = function(v)   -- CustomSourceFilter
@@ -2249,25 +2250,25 @@ F[98] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[109](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[126](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[129](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[99] = function(v)   -- NoEmailMarketing
@@ -2307,19 +2308,19 @@ F[101] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[105](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[107](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[102] = function(v)   -- BounceDateFilter
@@ -2346,49 +2347,49 @@ F[103] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[38](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[104](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[104] = function(v)   -- IsSetExistenceFilter
@@ -2431,49 +2432,49 @@ F[106] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[38](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[104](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[107] = function(v)   -- InvalidEmailDateFilter
@@ -2500,49 +2501,49 @@ F[108] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[38](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[104](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[109] = function(v)   -- NoEmailMarketingUnsubscribed
@@ -2572,13 +2573,13 @@ F[110] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[124](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[111] = function(v)
@@ -2599,79 +2600,79 @@ F[112] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[87](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[88](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[113](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[114](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[115](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[116](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[117](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[118](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[90](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[119](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[120](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[121](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[113] = function(v)   -- PreferencePageMethodFilter
@@ -2870,19 +2871,19 @@ F[125] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[105](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[107](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[126] = function(v)   -- NoEmailMarketingNeverSubscribed
@@ -2919,19 +2920,19 @@ F[128] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[105](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[107](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[129] = function(v)   -- NoEmailMarketingSubscribed
@@ -2968,19 +2969,19 @@ F[131] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[105](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[107](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[132] = function(v)   -- HasSMSMarketingConsent
@@ -3040,61 +3041,61 @@ F[135] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[83](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[91](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[92](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[136](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[88](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[113](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[90](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[93](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[137](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[136] = function(v)   -- CheckoutMethodFilter
@@ -3157,19 +3158,19 @@ F[139] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[141](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[150](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[140] = function(v)   -- NoSMSMarketing
@@ -3221,97 +3222,97 @@ F[143] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[83](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[91](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[92](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[114](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[144](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[136](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[88](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[113](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[90](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[145](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[146](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[147](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[148](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[149](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[93](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[144] = function(v)   -- BulkRemoveMethodFilter
@@ -3573,49 +3574,49 @@ F[159] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[14](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[22](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[160](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[46](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[162](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[21](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[16](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[160] = function(v)   -- ListSetFilter
@@ -3674,43 +3675,43 @@ F[163] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[38](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[164](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[165](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[164] = function(v)   -- AlltimeDateFilter
@@ -3838,79 +3839,79 @@ F[171] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[14](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[16](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[18](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[21](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[37](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[38](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[44](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[46](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[22](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[172] = function(v)   -- ProfilePermissionsCondition
@@ -3941,37 +3942,37 @@ F[173] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[183](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[184](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[185](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[188](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[189](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[174] = function(v)   -- ExplicitlyReachable
@@ -4008,25 +4009,25 @@ F[176] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[179](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[181](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[182](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[177] = function(v)   -- EffectiveDateFilter
@@ -4053,43 +4054,43 @@ F[178] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[38](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[179] = function(v)   -- RecordedDateFilter
@@ -4116,43 +4117,43 @@ F[180] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[38](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[181] = function(v)   -- MethodFilter
@@ -4252,25 +4253,25 @@ F[187] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[179](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[181](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[182](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[188] = function(v)   -- ImplicitlyUnreachable
@@ -4321,13 +4322,13 @@ F[191] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[192](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[192] = function(v)   -- InTheLastBaseRelativeDateFilter
@@ -4377,13 +4378,13 @@ F[194] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[192](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[195] = function(v)   -- ProfileHasNotReceivedPushMessageCondition
@@ -4410,13 +4411,13 @@ F[196] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[192](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[197] = function(v)   -- ContentExperimentAction
@@ -4548,13 +4549,13 @@ F[202] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[218](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[203] = function(v)   -- SendPushNotificationAction
@@ -4805,109 +4806,109 @@ F[212] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[47](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[50](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[52](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[53](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[59](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[61](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[64](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[65](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[67](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[70](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[156](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[166](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[167](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[172](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[190](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[193](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[195](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[213] = function(v)
@@ -4918,19 +4919,19 @@ F[213] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[215](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[216](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[214] = function(v)   -- Increment
@@ -5128,109 +5129,109 @@ F[225] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[47](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[50](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[52](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[53](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[59](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[61](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[64](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[65](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[67](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[70](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[156](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[166](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[167](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[172](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[190](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[193](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[195](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[226] = function(v)
@@ -5241,13 +5242,13 @@ F[226] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[218](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[227] = function(v)   -- SendEmailAction
@@ -5430,109 +5431,109 @@ F[234] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[47](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[50](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[52](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[53](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[59](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[61](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[64](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[65](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[67](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[70](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[156](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[166](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[167](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[172](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[190](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[193](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[195](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[235] = function(v)
@@ -5753,109 +5754,109 @@ F[244] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[47](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[50](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[52](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[53](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[59](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[61](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[64](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[65](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[67](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[70](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[156](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[166](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[167](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[172](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[190](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[193](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[195](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[245] = function(v)
@@ -5886,12 +5887,12 @@ F[247] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[248] = function(v)
@@ -5902,13 +5903,13 @@ F[248] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[264](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[249] = function(v)   -- MessageHierarchyRcsItem
@@ -6118,13 +6119,13 @@ F[258] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[251](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[259] = function(v)   -- ImageAsset
@@ -6181,13 +6182,13 @@ F[260] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[262](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[261] = function(v)   -- MediaAsset
@@ -6318,13 +6319,13 @@ F[266] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[268](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[267] = function(v)   -- StaticSMSImage
@@ -6369,13 +6370,13 @@ F[269] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[262](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[270] = function(v)   -- SendWebhookAction
@@ -6754,31 +6755,31 @@ F[287] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[290](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[292](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[294](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[296](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[288] = function(v)   -- MetricPropertyCondition
@@ -6811,91 +6812,91 @@ F[289] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[14](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[16](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[18](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[21](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[37](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[38](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[44](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[46](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[22](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[290] = function(v)   -- CustomObjectTriggerCondition
@@ -6925,67 +6926,67 @@ F[291] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[16](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[18](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[21](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[37](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[38](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[44](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[46](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[22](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[292] = function(v)   -- CustomObjectPropertyCondition
@@ -7018,91 +7019,91 @@ F[293] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[14](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[16](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[18](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[21](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[37](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[38](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[44](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[46](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[22](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[294] = function(v)   -- PriceDropCondition
@@ -7135,91 +7136,91 @@ F[295] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[14](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[16](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[18](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[21](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[37](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[38](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[44](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[46](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[22](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[296] = function(v)   -- LowInventoryCondition
@@ -7252,91 +7253,91 @@ F[297] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[14](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[16](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[18](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[21](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[37](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[38](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[39](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[40](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[41](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[42](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[43](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[44](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[46](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[22](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[298] = function(v)   -- UpdateProfileAction
@@ -7408,37 +7409,37 @@ F[301] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[303](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[304](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[306](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[308](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[309](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[302] = function(v)   -- ProfileOperationUpdateOrCreateString
@@ -7515,12 +7516,12 @@ F[305] = function(v)
     if not int(v) then p, e, g = "", "an integer", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if not num(v) then p, e, g = "", "a number", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[306] = function(v)   -- ProfileOperationUpdateOrCreateDate
@@ -7554,13 +7555,13 @@ F[307] = function(v)
     if not date(v) then p, e, g = "", "a date (YYYY-MM-DD)", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end
     if v ~= "today" then p, e, g = "", "\"today\"", given(v) break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[308] = function(v)   -- ProfileOperationUpdateOrCreateList
@@ -7905,13 +7906,13 @@ F[322] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[237](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[323] = function(v)
@@ -7922,13 +7923,13 @@ F[323] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[237](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[324] = function(v)   -- InternalServiceAction
@@ -7993,25 +7994,25 @@ F[326] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[328](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[330](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[331](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[327] = function(v)   -- InternalScheduledReportData
@@ -8259,121 +8260,121 @@ F[341] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[47](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[50](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[52](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[53](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[59](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[61](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[64](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[65](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[67](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[70](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[156](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[166](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[167](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[172](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[190](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[193](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[195](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[288](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[290](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[342] = function(v)   -- ListUpdateAction

@@ -5,6 +5,7 @@ local H = require "klaviyo.body_check"
 local type, getmetatable = type, getmetatable
 local obj, arr, int, num, isnull, given = H.obj, H.arr, H.int, H.num, H.isnull, H.given
 local dt, date, tm, e164, closed, count = H.dt, H.date, H.tm, H.e164, H.closed, H.count
+local closer = H.closer
 local F, E = {}, {}
 E[1] = { ["campaign_id"] = true, ["campaign_name"] = true, ["campaign_name_id"] = true, ["campaign_name_send_day"] = true, ["email_subject"] = true, ["group_id"] = true, ["group_name"] = true, ["group_name_id"] = true, ["link_alt_text"] = true, ["message_type"] = true, ["profile_external_id"] = true, ["profile_id"] = true }
 E[2] = { ["email_subject"] = true, ["flow_id"] = true, ["flow_name"] = true, ["link_alt_text"] = true, ["message_name"] = true, ["message_name_id"] = true, ["message_type"] = true, ["profile_external_id"] = true, ["profile_id"] = true }
@@ -136,13 +137,13 @@ F[6] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[8](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[7] = function(v)   -- CampaignTrackingSettingDynamicParam
@@ -184,13 +185,13 @@ F[9] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[11](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[10] = function(v)   -- FlowTrackingSettingDynamicParam
@@ -254,13 +255,13 @@ F[13] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[8](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 F[14] = function(v)
@@ -271,13 +272,13 @@ F[14] = function(v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   repeat
     p, e, g = F[11](v)
     if p then break end
     return nil
   until true
-  if not bp or #p > #bp then bp, be, bg = p, e, g end
+  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
   return bp, be, bg
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[

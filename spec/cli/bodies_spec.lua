@@ -1,5 +1,6 @@
 -- The `klaviyo` command and the body check: `describe` prints the body's shape from the
--- generated checks, and `call` refuses a body Klaviyo would refuse with exit code 3 and nothing sent, unless --no-validate.
+-- generated checks, and `call` refuses a body Klaviyo would refuse with exit code 3 and
+-- nothing sent, unless --no-validate.
 local C = require "cli.support"
 local S = require "client.support"
 local emu = C.emu

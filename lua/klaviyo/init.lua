@@ -201,6 +201,7 @@ end
 -- plain-http or loopback base URL never goes through them. The ngx transport uses none. A
 -- `proxy` option (curl transport) is used for every URL, as are ca_file, ca_path, client_cert
 -- and client_key; on_request/on_response(info) see every attempt (README: Network and hooks).
+-- validate = false sends request bodies without checking them against Klaviyo's spec first.
 ---@param opts klaviyo.Options?
 ---@return klaviyo.Client? client
 ---@return klaviyo.Error? err
@@ -396,7 +397,9 @@ end
 --- client:call(operation_id, params [, opts]) -> document (true for an empty body), response
 -- ({status, headers, ratelimit}) | nil, err.
 -- opts: {retry = {attempts =, max_time =}} for this call, {idempotent = true} to allow repeating
--- a call that is not safe to repeat by itself once it may have reached Klaviyo.
+-- a call that is not safe to repeat by itself once it may have reached Klaviyo, {validate =
+-- false} to send the body without checking it (klaviyo.body_check: a body Klaviyo would refuse
+-- is `nil, err` with kind "refused", pointer, expected and given, and nothing is sent).
 -- create_event and bulk_create_events bodies get a unique_id in every event that has none (in
 -- the encoded bytes: params are never changed), so a repeated send is recorded once.
 ---@param self klaviyo.Client

@@ -12,6 +12,8 @@
 ---@field detail string? what was wrong, in words
 ---@field pointer string? JSON pointer to the offending part of the request body
 ---@field parameter string? the query parameter Klaviyo refused
+---@field expected string? a body refused locally: what the spec wants at `pointer`
+---@field given string? a body refused locally: what the body holds there
 ---@field retry_after number? seconds to wait before retrying (from Retry-After)
 ---@field operation string? the operation id of the call
 ---@field request_id string? Klaviyo's request id, for support

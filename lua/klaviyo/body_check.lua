@@ -219,10 +219,13 @@ function _M.check(op_id, body)
     if not okc then error(p, 0) end
     if not p then p, e, g = rules(op_id, doc, _M.given, #body) end
   else
-    p, e, g = c.check(body)
+    -- a value JSON cannot hold (a function, NaN, a cycle, which a recursive schema would
+    -- follow until the stack ends) is the encoder's to raise, as a programmer error naming
+    -- its path
+    local okc
+    okc, p, e, g = pcall(c.check, body)
+    if not okc then return nil end
     if not p then p, e, g = rules(op_id, body, _M.given) end
-    -- a value JSON cannot hold (a function, NaN, a cycle) is the encoder's to raise, as a
-    -- programmer error naming its path
     if p and not validate.value(body) then return nil end
   end
   if p then return refusal(op_id, p, e, g) end

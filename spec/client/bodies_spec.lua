@@ -419,6 +419,24 @@ describe("the body check", function()
     assert.has_error(function() client:call("create_event", {}, { validate = 1 }) end)
   end)
 
+  it("leaves what JSON cannot hold to the encoder, which raises naming the path", function()
+    local cyclic = {}
+    cyclic.data = cyclic
+    local mark = S.mark()
+    local ok, msg = pcall(client.call, client, "create_event", { body = cyclic })
+    assert.is_false(ok)
+    assert.matches("parameter body: data: table contains itself", msg)
+    -- a cycle along a schema that nests itself (a form's step holds steps), which the check
+    -- would follow until the stack ends
+    local form = minimal(body_schema.create_form)
+    local step = form.data.attributes.definition.versions[1].steps[1]
+    step.steps = { step }
+    ok, msg = pcall(client.call, client, "create_form", { body = form })
+    assert.is_false(ok)
+    assert.matches("steps%[1%]%.steps%[1%]: table contains itself", msg)
+    assert.same({}, S.since(mark))
+  end)
+
   it("client:build refuses the same body", function()
     local req, err = client:build("create_event", { body = no_identifier() })
     assert.is_nil(req)

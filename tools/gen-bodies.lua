@@ -3,8 +3,8 @@
 -- `check(body) -> nil | pointer, expected, given` (klaviyo.body_check runs it) and, as `shape`,
 -- the lines `klaviyo describe` prints. Each schema the body reaches becomes a straight-line Lua
 -- function (no schema walk at run time): required members, types, nullable, enums, the
--- formats Klaviyo enforces (date-time, date, time; E.164 where the spec describes a phone
--- number so), additionalProperties false, array and property bounds; allOf checks every
+-- formats Klaviyo enforces (date-time, date, time, uri; E.164 where the spec describes a
+-- phone number so), additionalProperties false, array and property bounds; allOf checks every
 -- branch, oneOf/anyOf accepts a value any branch accepts (the spec's branches are open
 -- objects that overlap, as the contract check reads them too).
 -- Usage: lua5.4 tools/gen-bodies.lua SPEC.json OUTDIR   writes OUTDIR/<op>.lua
@@ -62,6 +62,7 @@ local FORMAT = {
   ["date-time"] = { "dt", "a date-time (RFC 3339 with a zone, e.g. 2026-01-01T00:00:00Z)" },
   date = { "date", "a date (YYYY-MM-DD)" },
   time = { "tm", "a time (HH:MM:SS)" },
+  uri = { "uri", "a URI (scheme:..., e.g. https://example.com/a.png)" },
 }
 
 -- The body's shape as indented lines, for `klaviyo describe`: each member with its type,
@@ -428,7 +429,7 @@ local function generate(op_id, root)
     "local type, getmetatable = type, getmetatable",
     "local obj, arr, int, num, isnull, given = H.obj, H.arr, H.int, H.num, H.isnull, H.given",
     "local dt, date, tm, e164, closed, count = H.dt, H.date, H.tm, H.e164, H.closed, H.count",
-    "local closer = H.closer",
+    "local closer, uri = H.closer, H.uri",
     "local F, E = {}, {}",
   }
   for i, values in ipairs(enums) do

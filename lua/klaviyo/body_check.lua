@@ -141,6 +141,11 @@ function _M.tm(s) return valid_time(s, false) end
 
 _M.e164 = validate.is_e164
 
+--- A URI: a scheme, a colon, no spaces.
+function _M.uri(s)
+  return match(s, "^%a[%w+.%-]*:[^%s]+$") ~= nil
+end
+
 --- The first member of v (in sorted order) that `known` does not hold, or nil.
 function _M.closed(v, known)
   local bad = {}

@@ -1,6 +1,6 @@
 -- tools/gen-bodies.lua on a small spec holding the schema keywords Klaviyo's spec uses rarely
--- or not yet (closed objects, array bounds, allOf, oneOf of objects, a nullable $ref, date and
--- time formats): each generated check refuses what its keyword forbids, with the pointer.
+-- or not yet (closed objects, array bounds, allOf, oneOf of objects, a nullable $ref, date,
+-- time and uri formats): each generated check refuses what its keyword forbids, with the pointer.
 local cjson = require "cjson"
 local klaviyo = require "klaviyo"
 
@@ -23,6 +23,7 @@ local SPEC = {
                             { ["$ref"] = "#/components/schemas/Square" } } },
         parent = { ["$ref"] = "#/components/schemas/Named", nullable = true },
         at = { type = "string", format = "time" },
+        link = { type = "string", format = "uri" },
         meta = { type = "object", maxProperties = 1 },
       } },
     Named = { type = "object", required = { "name" }, properties = { name = { type = "string" } } },
@@ -63,6 +64,7 @@ describe("tools/gen-bodies.lua", function()
     b.data.shape = { side = 2 }
     b.data.parent = klaviyo.null
     b.data.at = "10:00:00"
+    b.data.link = "https://example.com/a.png"
     b.data.meta = { k = 1 }
     assert.is_nil(check(b))
   end)
@@ -77,6 +79,7 @@ describe("tools/gen-bodies.lua", function()
     refused("/data/shape/side", "an integer", function(d) d.shape = { side = 1.5 } end)
     refused("/data/parent/name", nil, function(d) d.parent = {} end)
     refused("/data/at", nil, function(d) d.at = "25:00:00" end)
+    refused("/data/link", nil, function(d) d.link = "not a uri" end)
     refused("/data/meta", "at most 1 members", function(d) d.meta = { a = 1, b = 2 } end)
     refused("/data/type", '"thing"', function(d) d.type = "other" end)
   end)

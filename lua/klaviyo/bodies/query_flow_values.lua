@@ -5,7 +5,7 @@ local H = require "klaviyo.body_check"
 local type, getmetatable = type, getmetatable
 local obj, arr, int, num, isnull, given = H.obj, H.arr, H.int, H.num, H.isnull, H.given
 local dt, date, tm, e164, closed, count = H.dt, H.date, H.tm, H.e164, H.closed, H.count
-local closer = H.closer
+local closer, uri = H.closer, H.uri
 local F, E = {}, {}
 E[1] = { ["flow_id"] = true, ["flow_message_id"] = true, ["flow_message_name"] = true, ["flow_name"] = true, ["send_channel"] = true, ["tag_id"] = true, ["tag_name"] = true, ["text_message_format"] = true, ["variation"] = true, ["variation_name"] = true }
 E[2] = { ["average_order_value"] = true, ["bounce_rate"] = true, ["bounced"] = true, ["bounced_or_failed"] = true, ["bounced_or_failed_rate"] = true, ["click_rate"] = true, ["click_to_open_rate"] = true, ["clicks"] = true, ["clicks_unique"] = true, ["conversion_rate"] = true, ["conversion_uniques"] = true, ["conversion_value"] = true, ["conversions"] = true, ["delivered"] = true, ["delivery_rate"] = true, ["failed"] = true, ["failed_rate"] = true, ["message_segment_count_sum"] = true, ["open_rate"] = true, ["opens"] = true, ["opens_unique"] = true, ["recipients"] = true, ["revenue_per_recipient"] = true, ["spam_complaint_rate"] = true, ["spam_complaints"] = true, ["text_message_credit_usage_amount"] = true, ["text_message_roi"] = true, ["text_message_spend"] = true, ["unsubscribe_rate"] = true, ["unsubscribe_uniques"] = true, ["unsubscribes"] = true }

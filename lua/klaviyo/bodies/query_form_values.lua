@@ -5,7 +5,7 @@ local H = require "klaviyo.body_check"
 local type, getmetatable = type, getmetatable
 local obj, arr, int, num, isnull, given = H.obj, H.arr, H.int, H.num, H.isnull, H.given
 local dt, date, tm, e164, closed, count = H.dt, H.date, H.tm, H.e164, H.closed, H.count
-local closer = H.closer
+local closer, uri = H.closer, H.uri
 local F, E = {}, {}
 E[1] = { ["form_id"] = true, ["form_version_id"] = true }
 E[2] = { ["closed_form"] = true, ["closed_form_uniques"] = true, ["qualified_form"] = true, ["qualified_form_uniques"] = true, ["submit_rate"] = true, ["submits"] = true, ["submitted_form_step"] = true, ["submitted_form_step_uniques"] = true, ["viewed_form"] = true, ["viewed_form_step"] = true, ["viewed_form_step_uniques"] = true, ["viewed_form_uniques"] = true }

@@ -5,7 +5,7 @@ local H = require "klaviyo.body_check"
 local type, getmetatable = type, getmetatable
 local obj, arr, int, num, isnull, given = H.obj, H.arr, H.int, H.num, H.isnull, H.given
 local dt, date, tm, e164, closed, count = H.dt, H.date, H.tm, H.e164, H.closed, H.count
-local closer = H.closer
+local closer, uri = H.closer, H.uri
 local F, E = {}, {}
 E[1] = { ["$attributed_channel"] = true, ["$attributed_flow"] = true, ["$attributed_message"] = true, ["$attributed_variation"] = true, ["$campaign_channel"] = true, ["$flow"] = true, ["$flow_channel"] = true, ["$message"] = true, ["$message_send_cohort"] = true, ["$usage_amount"] = true, ["$value_currency"] = true, ["$variation"] = true, ["$variation_send_cohort"] = true, ["Bot Click"] = true, ["Bounce Type"] = true, ["Campaign Name"] = true, ["Client Canonical"] = true, ["Client Name"] = true, ["Client Type"] = true, ["Email Domain"] = true, ["Failure Source"] = true, ["Failure Type"] = true, ["From Number"] = true, ["From Phone Region"] = true, ["Inbox Provider"] = true, ["List"] = true, ["Message Format"] = true, ["Message Name"] = true, ["Message Type"] = true, ["Method"] = true, ["Segment Count"] = true, ["Subject"] = true, ["To Number"] = true, ["To Phone Region"] = true, ["URL"] = true, ["form_id"] = true }
 E[2] = { ["day"] = true, ["hour"] = true, ["month"] = true, ["week"] = true }

@@ -5,7 +5,7 @@ local H = require "klaviyo.body_check"
 local type, getmetatable = type, getmetatable
 local obj, arr, int, num, isnull, given = H.obj, H.arr, H.int, H.num, H.isnull, H.given
 local dt, date, tm, e164, closed, count = H.dt, H.date, H.tm, H.e164, H.closed, H.count
-local closer = H.closer
+local closer, uri = H.closer, H.uri
 local F, E = {}, {}
 E[1] = { ["members_added"] = true, ["members_removed"] = true, ["net_members_changed"] = true, ["total_members"] = true }
 E[2] = { ["last_12_months"] = true, ["last_30_days"] = true, ["last_365_days"] = true, ["last_3_months"] = true, ["last_7_days"] = true, ["last_90_days"] = true, ["last_month"] = true, ["last_week"] = true, ["last_year"] = true, ["this_month"] = true, ["this_week"] = true, ["this_year"] = true, ["today"] = true, ["yesterday"] = true }

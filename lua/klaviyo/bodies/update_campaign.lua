@@ -5,7 +5,7 @@ local H = require "klaviyo.body_check"
 local type, getmetatable = type, getmetatable
 local obj, arr, int, num, isnull, given = H.obj, H.arr, H.int, H.num, H.isnull, H.given
 local dt, date, tm, e164, closed, count = H.dt, H.date, H.tm, H.e164, H.closed, H.count
-local closer = H.closer
+local closer, uri = H.closer, H.uri
 local F, E = {}, {}
 E[1] = { [1] = true, [2] = true, [5] = true, [10] = true, [11] = true, [13] = true, [14] = true, [17] = true, [20] = true, [25] = true, [33] = true, [50] = true }
 E[2] = { ["campaign_id"] = true, ["campaign_name"] = true, ["campaign_name_id"] = true, ["campaign_name_send_day"] = true, ["email_subject"] = true, ["group_id"] = true, ["group_name"] = true, ["group_name_id"] = true, ["link_alt_text"] = true, ["message_type"] = true, ["profile_external_id"] = true, ["profile_id"] = true }

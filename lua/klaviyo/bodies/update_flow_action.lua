@@ -5,7 +5,7 @@ local H = require "klaviyo.body_check"
 local type, getmetatable = type, getmetatable
 local obj, arr, int, num, isnull, given = H.obj, H.arr, H.int, H.num, H.isnull, H.given
 local dt, date, tm, e164, closed, count = H.dt, H.date, H.tm, H.e164, H.closed, H.count
-local closer = H.closer
+local closer, uri = H.closer, H.uri
 local F, E = {}, {}
 E[1] = { ["contains"] = true, ["ends-with"] = true, ["equals"] = true, ["not-contains"] = true, ["not-ends-with"] = true, ["not-equals"] = true, ["not-starts-with"] = true, ["nregex"] = true, ["regex"] = true, ["starts-with"] = true }
 E[2] = { ["in"] = true, ["not-in"] = true }

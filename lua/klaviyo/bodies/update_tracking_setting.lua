@@ -5,7 +5,7 @@ local H = require "klaviyo.body_check"
 local type, getmetatable = type, getmetatable
 local obj, arr, int, num, isnull, given = H.obj, H.arr, H.int, H.num, H.isnull, H.given
 local dt, date, tm, e164, closed, count = H.dt, H.date, H.tm, H.e164, H.closed, H.count
-local closer = H.closer
+local closer, uri = H.closer, H.uri
 local F, E = {}, {}
 E[1] = { ["campaign_id"] = true, ["campaign_name"] = true, ["campaign_name_id"] = true, ["campaign_name_send_day"] = true, ["email_subject"] = true, ["group_id"] = true, ["group_name"] = true, ["group_name_id"] = true, ["link_alt_text"] = true, ["message_type"] = true, ["profile_external_id"] = true, ["profile_id"] = true }
 E[2] = { ["email_subject"] = true, ["flow_id"] = true, ["flow_name"] = true, ["link_alt_text"] = true, ["message_name"] = true, ["message_name_id"] = true, ["message_type"] = true, ["profile_external_id"] = true, ["profile_id"] = true }

@@ -1,7 +1,8 @@
 -- Turns the request body schemas of Klaviyo's OpenAPI spec into Lua checks: one file per
--- operation with a JSON body, lua/klaviyo/bodies/<operation_id>.lua, returning
--- `check(body) -> nil | pointer, expected, given` (klaviyo.body_check runs it) and, as `shape`,
--- the lines `klaviyo describe` prints. Each schema the body reaches becomes a straight-line Lua
+-- operation with a JSON body, lua/klaviyo/bodies/<operation_id>.lua, returning {check =
+-- function(body) -> nil | pointer, expected, given (klaviyo.body_check runs it), requires =
+-- the required members of the body, data and data.attributes, shape = the body's members as
+-- indented lines} (`klaviyo describe` prints the last two). Each schema the body reaches becomes a straight-line Lua
 -- function (no schema walk at run time): required members, types, nullable, enums, the
 -- formats Klaviyo enforces (date-time, date, time, uri; E.164 where the spec describes a
 -- phone number so), additionalProperties false, array and property bounds; allOf checks every

@@ -3,11 +3,11 @@
 -- function(body) -> nil | pointer, expected, given (klaviyo.body_check runs it), requires =
 -- the required members of the body, data and data.attributes, shape = the body's members as
 -- indented lines} (`klaviyo describe` prints the last two). Each schema the body reaches
--- becomes a straight-line Lua function (no schema walk at run time): required members, types, nullable, enums, the
--- formats Klaviyo enforces (date-time, date, time, uri; E.164 where the spec describes a
--- phone number so), additionalProperties false, array and property bounds; allOf checks every
--- branch, oneOf/anyOf accepts a value any branch accepts (the spec's branches are open
--- objects that overlap, as the contract check reads them too).
+-- becomes a straight-line Lua function (no schema walk at run time): required members,
+-- types, nullable, enums, the formats Klaviyo enforces (date-time, date, time, uri; E.164
+-- where the spec describes a phone number so), additionalProperties false, array and property
+-- bounds; allOf checks every branch, oneOf/anyOf accepts a value any branch accepts (the
+-- spec's branches are open objects that overlap, as the contract check reads them too).
 -- Usage: lua5.4 tools/gen-bodies.lua SPEC.json OUTDIR   writes OUTDIR/<op>.lua
 local cjson = require "cjson"
 

@@ -5,7 +5,9 @@
 -- generation, JSON sizes (measured by the encoder, which also refuses what JSON cannot hold:
 -- cycles, NaN and infinities, invalid UTF-8) and chunking. The
 -- idiomatic modules (`klaviyo.events`, `klaviyo.profiles`, ...) call these so that a request
--- Klaviyo would answer 400 (or worse, accept and fire a flow twice) never leaves the process.
+-- Klaviyo would answer 400 (or worse, accept and fire a flow twice) never leaves the process;
+-- `body` applies the same rules to the request body of any call (klaviyo.body_check runs it
+-- after the checks generated from the spec).
 --
 -- Functions that check data return `true` (or a value) on success and `nil, message, pointer`
 -- on failure, where `pointer` is a JSON pointer into the data the caller gave (e.g.

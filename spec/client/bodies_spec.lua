@@ -333,6 +333,8 @@ describe("the body check", function()
       return client:call("create_event", { body = no_identifier() })
     end)
     assert.matches("identifier", err.expected)
+    -- refused before the send loop: no request counted, no wait for the rate limiter
+    assert.is_nil(client:stats().create_event)
     local cerr = refused_unsent("/profile", function()
       return client.events:create { metric = "Checked", profile = { first_name = "Ann" } }
     end)

@@ -30,6 +30,7 @@ local request = require "klaviyo.request"
 local paginate = require "klaviyo.paginate"
 local policy = require "klaviyo.policy"
 local stats = require "klaviyo.stats"
+local body_check = require("klaviyo.body_check").check
 
 local cjson_decode = cjson.decode
 local build = request.build
@@ -105,7 +106,7 @@ local OPTIONS = {
   user_agent = "string", transport = "string", limiter = "table", retry = "table",
   limits = "table", account = "string", oauth = "table", proxy = "string", ca_file = "string",
   ca_path = "string", client_cert = "string", client_key = "string", on_request = "function",
-  on_response = "function",
+  on_response = "function", validate = "boolean",
 }
 local CORE_OPTIONS = { "api_key", "access_token", "public_key", "base_url", "revision",
                        "timeout", "connect_timeout", "user_agent", "proxy", "ca_file", "ca_path",
@@ -200,6 +201,7 @@ end
 -- plain-http or loopback base URL never goes through them. The ngx transport uses none. A
 -- `proxy` option (curl transport) is used for every URL, as are ca_file, ca_path, client_cert
 -- and client_key; on_request/on_response(info) see every attempt (README: Network and hooks).
+-- validate = false sends request bodies without checking them against Klaviyo's spec first.
 ---@param opts klaviyo.Options?
 ---@return klaviyo.Client? client
 ---@return klaviyo.Error? err
@@ -271,6 +273,7 @@ function _M.new(opts)
   return setmetatable({ core = c, refresh = opts.refresh or false, oauth_manager = mgr,
                         transport = transport or false,
                         limited = opts.limiter ~= false, overrides = overrides,
+                        validate = opts.validate ~= false,
                         hooks = (opts.on_request or opts.on_response) and true or false,
                         counters = stats.new(), info = {} }, mt)
 end
@@ -348,13 +351,14 @@ local function send(self, req, op_id)
   return nil, wrap(err, op_id)
 end
 
-local CALL_OPTIONS = { retry = "table", idempotent = "boolean" }
+local CALL_OPTIONS = { retry = "table", idempotent = "boolean", validate = "boolean" }
 
--- The request table for one call: params checked, events given unique_ids, and what the
--- send loop needs (limits, safe to repeat, per-call retry); raises on misuse.
+-- The request table for one call: params checked, the body checked against the spec (unless
+-- validate is false for the client or the call: nil, the refusal), events given unique_ids,
+-- and what the send loop needs (limits, safe to repeat, per-call retry); raises on misuse.
 local function prepare(self, op_id, params, opts, level)
   level = level + 1
-  local idempotent, retry = false, nil
+  local idempotent, retry, validate = false, nil, self.validate
   if opts ~= nil then
     local name = tostring(op_id)
     if type(opts) ~= "table" then error(format("klaviyo: %s: call options must be a table", name), level) end
@@ -366,15 +370,20 @@ local function prepare(self, op_id, params, opts, level)
       end
     end
     idempotent, retry = opts.idempotent, opts.retry
+    if opts.validate ~= nil then validate = opts.validate end
     if retry then
       local msg = policy.check_retry(retry, true)
       if msg then error(format("klaviyo: %s: %s", tostring(op_id), msg), level) end
     end
   end
-  local req, msg, refusal = build(op_id, params)
+  local req, msg, refusal = build(op_id, params, validate)
   if req == nil then
     if refusal then return nil, refusal end   -- a file that cannot be sent: nil, err
     error(msg, level)
+  end
+  if validate and req.body ~= nil then   -- what Klaviyo would refuse is not sent
+    refusal = body_check(op_id, params.body)
+    if refusal then return nil, refusal end
   end
   local has_uids = unique_ids(op_id, params)
   req.unique_ids = has_uids   -- the core stamps every event without one (in the bytes only)
@@ -388,7 +397,9 @@ end
 --- client:call(operation_id, params [, opts]) -> document (true for an empty body), response
 -- ({status, headers, ratelimit}) | nil, err.
 -- opts: {retry = {attempts =, max_time =}} for this call, {idempotent = true} to allow repeating
--- a call that is not safe to repeat by itself once it may have reached Klaviyo.
+-- a call that is not safe to repeat by itself once it may have reached Klaviyo, {validate =
+-- false} to send the body without checking it (klaviyo.body_check: a body Klaviyo would refuse
+-- is `nil, err` with kind "refused", pointer, expected and given, and nothing is sent).
 -- create_event and bulk_create_events bodies get a unique_id in every event that has none (in
 -- the encoded bytes: params are never changed), so a repeated send is recorded once.
 ---@param self klaviyo.Client
@@ -415,7 +426,8 @@ end
 ---@return klaviyo.Request? req
 ---@return klaviyo.Error? err
 function _M.build(self, op_id, params, opts)
-  local req = prepare(self, op_id, params, opts, 2)
+  local req, refusal = prepare(self, op_id, params, opts, 2)
+  if req == nil then return nil, refusal end
   local b, err = self.core:build(req)
   if b == nil then
     if err.kind == "encode" then body_error(op_id, err, 2) end

@@ -12,6 +12,8 @@
 ---@field detail string? what was wrong, in words
 ---@field pointer string? JSON pointer to the offending part of the request body
 ---@field parameter string? the query parameter Klaviyo refused
+---@field expected string? a body refused locally: what the spec wants at `pointer`
+---@field given string? a body refused locally: what the body holds there
 ---@field retry_after number? seconds to wait before retrying (from Retry-After)
 ---@field operation string? the operation id of the call
 ---@field request_id string? Klaviyo's request id, for support
@@ -81,10 +83,12 @@
 ---@field client_key string? the client certificate's private key (curl transport)
 ---@field on_request fun(info: table)? called before every attempt (credentials redacted)
 ---@field on_response fun(info: table)? called after every attempt (status, duration, error code)
+---@field validate boolean? check request bodies against Klaviyo's spec before sending (default true)
 
 ---@class klaviyo.CallOptions
 ---@field retry klaviyo.RetryOptions? retry policy for this call (attempts, max_time)
 ---@field idempotent boolean? allow repeating a call that is not safe to repeat by itself
+---@field validate boolean? check this call's body against Klaviyo's spec (default: the client's)
 
 ---@class klaviyo.Response
 ---@field status integer

@@ -19,7 +19,9 @@ describe("error tables", function()
   after_each(function() S.emu.faults(nil); client:close() end)
 
   it("400 invalid names the pointer", function()
-    local ok, err = client:call("create_profile", { body = S.profile_body { email = "not an email" } })
+    -- the emulator's answer is under test: the local body check (which refuses it) is off
+    local ok, err = client:call("create_profile", { body = S.profile_body { email = "not an email" } },
+      { validate = false })
     assert.is_nil(ok)
     assert.equal(400, err.status)
     assert.equal("invalid", err.code)

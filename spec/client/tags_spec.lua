@@ -60,7 +60,8 @@ describe("every tag", function()
       local op = ops[id]
       local client = op.auth == "public" and public or private
       local mark = S.mark()
-      local doc, err = client:call(id, params_for(op))
+      -- the placeholder body only has to reach the route: the local body check is off
+      local doc, err = client:call(id, params_for(op), { validate = false })
       local recs = S.since(mark)
       local seen = {}
       for _, r in ipairs(recs) do seen[#seen + 1] = tostring(r.operation) .. " " .. tostring(r.status) end

@@ -140,7 +140,9 @@ describe("ngx transport in nginx", function()
       assert.equal("http", r.err.kind)
       assert.equal("get_profile", r.err.operation)
       assert.is_string(r.err.request_id)
-      _, r = T.call1(T.opts(acct), "create_event", { body = { data = { type = "event", attributes = {} } } })
+      -- the server's 400 is under test: the local body check (which refuses it) is off
+      _, r = T.call1(T.opts(acct, nil, { validate = false }), "create_event",
+        { body = { data = { type = "event", attributes = {} } } })
       assert.equal(400, r.err.status)
       assert.is_string(r.err.pointer)
     end)

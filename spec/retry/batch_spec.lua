@@ -16,7 +16,8 @@ describe("client:batch", function()
     for i = 1, 12 do
       reqs[i] = { "create_profile", { body = profile(("batch%02d@example.com"):format(i)) } }
     end
-    reqs[5] = { "create_profile", { body = profile("not an email") } }
+    -- the server's 400 for one item is under test: the local body check is off for it
+    reqs[5] = { "create_profile", { body = profile("not an email") }, { validate = false } }
     local out = c:batch(reqs, { concurrency = 4 })
     assert.equal(12, #out)
     for i = 1, 12 do

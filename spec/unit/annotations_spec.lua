@@ -66,7 +66,8 @@ describe("LuaLS annotations", function()
 
   it("give klaviyo.Error every field of the error table", function()
     local want = { "kind", "status", "code", "title", "detail", "pointer", "parameter",
-                   "retry_after", "operation", "request_id", "sent", "meta", "body" }
+                   "retry_after", "operation", "request_id", "sent", "meta", "body", "expected",
+                   "given" }
     table.sort(want)
     assert.are.same(want, class_fields("klaviyo.Error"))
   end)

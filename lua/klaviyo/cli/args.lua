@@ -12,7 +12,7 @@ local OPTIONS = {
   ["key-file"] = true, ["base-url"] = true, limiter = true, revision = true, body = true,
   properties = true, ["unique-id"] = true, value = true, ["value-currency"] = true, time = true,
   ["consented-at"] = true, source = true, list = true,
-  ["dry-run"] = false, help = false, ["read-only"] = false, historical = false,
+  ["dry-run"] = false, ["no-validate"] = false, help = false, ["read-only"] = false, historical = false,
   transactional = false, backfill = false, public = false,
 }
 

@@ -34,6 +34,7 @@ function _M.new(opts)
   if public and public ~= "" then o.public_key = public end
   o.base_url = opts["base-url"]
   o.revision = opts.revision
+  if opts["no-validate"] then o.validate = false end
   local lim = opts.limiter
   if lim then
     if not lim:match("^rediss?://") then

@@ -1,7 +1,7 @@
 -- klaviyo.cli.describe: `klaviyo ops [WORD]` and `klaviyo describe OPERATION`, read from the
 -- operation table (klaviyo.operations) and the repeat rule (klaviyo.policy); the body's
--- required members come from the OpenAPI spec when it sits next to the library (a checkout),
--- else the table's body type is all there is.
+-- required members and shape come from the checks generated from Klaviyo's spec, the same
+-- that client:call runs before sending (klaviyo.body_check).
 local format, concat, sort, find, lower = string.format, table.concat, table.sort, string.find, string.lower
 
 local operations = require "klaviyo.operations"
@@ -31,60 +31,6 @@ function _M.ops(word)
   return #ids
 end
 
--- The OpenAPI spec next to the library, decoded, or nil.
-local function spec()
-  local src = debug.getinfo(1, "S").source
-  local root = src:match("^@(.*)/lua/klaviyo/cli/[^/]*$")
-  if not root then return nil end
-  local p = io.popen('ls "' .. root .. '"/openapi/klaviyo-*.json 2>/dev/null')
-  local path = p and p:read("*l")
-  if p then p:close() end
-  if not path then return nil end
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  local ok, doc = pcall(require("cjson").decode, text)
-  return ok and doc or nil
-end
-
-local function resolve(doc, s)
-  local n = 0
-  while type(s) == "table" and s["$ref"] and n < 10 do
-    s = doc.components.schemas[s["$ref"]:match("([^/]+)$")]
-    n = n + 1
-  end
-  return s
-end
-
--- Lines naming the required members of the body schema: top level, data, data.attributes.
-local function required_members(doc, op_id, content_type)
-  for _, item in pairs(doc.paths or {}) do
-    for _, o in pairs(item) do
-      if type(o) == "table" and o.operationId == op_id then
-        local rb = o.requestBody
-        local media = rb and rb.content and (rb.content[content_type] or select(2, next(rb.content)))
-        local s = resolve(doc, media and media.schema)
-        if type(s) ~= "table" then return nil end
-        local lines = {}
-        local function add(label, schema)
-          schema = resolve(doc, schema)
-          if type(schema) == "table" and type(schema.required) == "table" and #schema.required > 0 then
-            lines[#lines + 1] = format("    %s: %s", label, concat(schema.required, ", "))
-          end
-          return schema
-        end
-        add("required", s)
-        local data = s.properties and add("data requires", s.properties.data)
-        if type(data) == "table" and data.properties then
-          add("data.attributes requires", data.properties.attributes)
-        end
-        return lines
-      end
-    end
-  end
-end
-
 -- `klaviyo describe OPERATION`; false when there is no such operation.
 function _M.describe(op_id)
   local op = operations[op_id]
@@ -109,12 +55,11 @@ function _M.describe(op_id)
   if op.body then
     lines[#lines + 1] = format("  body: %s, %s%s", op.body, op.content_type,
       op.body_type and format(', data.type "%s"', op.body_type) or "")
-    local doc = spec()
-    local req = doc and required_members(doc, op_id, op.content_type)
-    if req and #req > 0 then
-      for _, l in ipairs(req) do lines[#lines + 1] = l end
-    elseif not doc then
-      lines[#lines + 1] = "    (the schema's members are not available: no OpenAPI spec next to the library)"
+    local gen = require("klaviyo.body_check").generated(op_id)
+    if gen then
+      for _, l in ipairs(gen.requires) do lines[#lines + 1] = "    " .. l end
+      lines[#lines + 1] = "  body shape (members, types, required):"
+      for l in gen.shape:gmatch("[^\n]+") do lines[#lines + 1] = "    " .. l end
     end
   else
     lines[#lines + 1] = "  body: none"

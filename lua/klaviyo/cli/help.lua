@@ -35,6 +35,7 @@ Options
                       share the rate limits with every process using that Redis
   --dry-run           print the (first) request that would be sent, credentials
                       redacted, and send nothing
+  --no-validate       send a body Klaviyo's spec would refuse instead of refusing it
   -h, --help          this text
 
 Output and exit codes

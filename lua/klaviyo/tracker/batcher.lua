@@ -128,7 +128,10 @@ function _M.backoff(err, n, base, cap)
   return d
 end
 
-local IDEMPOTENT = { idempotent = true }
+-- validate = false: each event was checked by track() before it was spooled (the checks
+-- client:call runs, from klaviyo.validate), and the job is the event layout's bytes; checking
+-- them again would decode and walk every job, as costly as the rest of a delivery.
+local IDEMPOTENT = { idempotent = true, validate = false }
 
 -- The records could not be read back from the spool: they stay there, delivery stops.
 local function spool_failure(stats, msg)

@@ -56,7 +56,9 @@ mt.__tostring = function(e)
   if e.title and e.title ~= e.detail and e.status then out[#out + 1] = clip(e.title, 200) end
   if e.detail then out[#out + 1] = clip(e.detail, 500) end
   if #out > 0 then parts[#parts + 1] = "- " .. concat(out, ": ") end
-  if e.pointer then
+  if e.pointer == "" then   -- the JSON pointer of the whole document
+    parts[#parts + 1] = "(at the document's root)"
+  elseif e.pointer then
     parts[#parts + 1] = format("(at %s)", clip(e.pointer, 200))
   elseif e.parameter then
     parts[#parts + 1] = format("(parameter %s)", clip(e.parameter, 200))

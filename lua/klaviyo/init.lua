@@ -499,8 +499,11 @@ function _M.stats(self)
   return stats.snapshot(self.counters)
 end
 
-local function check_paged(op_id, params)
-  local req, msg, refusal = build(op_id, params); if refusal then error(refusal, 3) end
+-- The first page's request, or nil and the refusal of a query value the spec does not allow
+-- (the iterators yield it as their one failure); raises on misuse.
+local function check_paged(self, op_id, params)
+  local req, msg, refusal = build(op_id, params, self.validate)
+  if refusal then return nil, refusal end
   if req == nil and msg then error(msg, 3) end
   if req == nil or req.method ~= "GET" then
     error(format("klaviyo: %s: only GET operations are paginated", op_id), 3)
@@ -508,24 +511,28 @@ local function check_paged(op_id, params)
   return req
 end
 
---- client:pages(operation_id, params): iterator of page documents (see klaviyo.paginate).
+--- client:pages(operation_id, params): iterator of page documents (see klaviyo.paginate). A
+-- query value the spec does not allow is yielded as the one failure, `false, err`, unsent.
 ---@param self klaviyo.Client
 ---@param op_id string a GET operation id
 ---@param params table?
 ---@return fun(): table|false|nil, klaviyo.Error? iterator of page documents
 function _M.pages(self, op_id, params)
-  local req = check_paged(op_id, params)
+  local req, refusal = check_paged(self, op_id, params)
+  if req == nil then return paginate.failure(refusal) end
   return paginate.pages(function(r, id) return send(self, r, id) end, req, op_id)
 end
 
 --- client:paginate(operation_id, params): iterator of every resource of every page; a failure
--- is yielded once as `false, err` (nil would end a generic for silently), then the loop ends.
+-- (a page that failed, or a query value refused before sending) is yielded once as
+-- `false, err` (nil would end a generic for silently), then the loop ends.
 ---@param self klaviyo.Client
 ---@param op_id string a GET operation id
 ---@param params table?
 ---@return fun(): table|false|nil, klaviyo.Error? iterator of resources
 function _M.paginate(self, op_id, params)
-  local req = check_paged(op_id, params)
+  local req, refusal = check_paged(self, op_id, params)
+  if req == nil then return paginate.failure(refusal) end
   return paginate.items(paginate.pages(function(r, id) return send(self, r, id) end, req, op_id))
 end
 

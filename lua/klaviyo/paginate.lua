@@ -55,6 +55,18 @@ function _M.pages(send, first, op_id)
   end
 end
 
+--- An iterator whose one step is `false, err` (a request refused before sending), then the end.
+---@param err klaviyo.Error
+---@return fun(): false|nil, klaviyo.Error? iterator
+function _M.failure(err)
+  local done = false
+  return function()
+    if done then return nil end
+    done = true
+    return false, err
+  end
+end
+
 --- Flattens pages into their resources (doc.data, a list; a single resource object counts as
 -- one item).
 ---@param pages fun(): table|false|nil, klaviyo.Error? an iterator from pages

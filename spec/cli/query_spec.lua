@@ -7,7 +7,7 @@ local run = C.run
 local BASE = "--base-url=" .. emu.url
 
 describe("klaviyo (the command) and query values", function()
-  for _, verb in ipairs { "call" } do
+  for _, verb in ipairs { "call", "pages" } do
     it(verb .. " refuses a filter or an enum value the operation does not allow, sending nothing",
       function()
         local acct, env = C.account()

@@ -357,6 +357,28 @@ describe("sort, include and fields[...] values", function()
     assert.is_true(sent > 100)
   end)
 
+  it("are yielded by pages and paginate as their one failure, unsent, and sent with validate = false",
+    function()
+      local mark = S.mark()
+      for _, iter in ipairs { "pages", "paginate" } do
+        local got = {}
+        for item, err in client[iter](client, "get_profiles", { sort = "nme" }) do
+          got[#got + 1] = { item, err }
+        end
+        assert.equal(1, #got, iter)
+        assert.is_false(got[1][1])
+        assert.equal("refused", got[1][2].kind)
+        assert.equal("sort", got[1][2].parameter)
+      end
+      assert.same({}, S.since(mark), "nothing reaches the emulator")
+      local open = S.client("private", { validate = false }, acct)
+      for item, err in open:pages("get_profiles", { sort = "nme" }) do
+        assert.is_false(item)
+        assert.equal(400, err.status)   -- the emulator refuses what the client let through
+      end
+      assert.equal(1, #S.since(mark))
+    end)
+
   it("are not checked when the caller turns the checks off (klaviyo.request.build's third argument)",
     function()
       local req, msg, refusal = request.build("get_profiles", { sort = "nme",

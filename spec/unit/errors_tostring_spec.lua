@@ -40,6 +40,13 @@ describe("tostring(err)", function()
     assert.is_nil(tostring(errors.wrap({ status = 429 })):find("retry after", 1, true))
   end)
 
+  it("names the whole document when the pointer is empty, and a member by its pointer", function()
+    local e = errors.new("refused", "create_event", "expected an object, got a string", { pointer = "" })
+    assert.matches("(at the document's root)", tostring(e), 1, true)
+    e.pointer = "/data/type"
+    assert.matches("(at /data/type)", tostring(e), 1, true)
+  end)
+
   it("wraps a non-table error, NaN included", function()
     local e = errors.wrap(0 / 0, "op")
     assert.equal("transport", e.kind)

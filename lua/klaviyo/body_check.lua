@@ -2,7 +2,7 @@
 -- Klaviyo would refuse. The schema part comes from checks generated from Klaviyo's OpenAPI spec
 -- (tools/gen-bodies.lua writes lua/klaviyo/bodies/<operation_id>.lua, loaded on the first call
 -- of that operation); the rules Klaviyo documents beyond its schemas (a profile needs an
--- identifier, ingestion and bulk limits) come from klaviyo.validate. A refusal is the error
+-- identifier, ingestion and bulk limits) come from klaviyo.body_rules. A refusal is the error
 -- table of klaviyo.errors with kind "refused", the JSON pointer of the first problem, what was
 -- expected there and what was given.
 --
@@ -21,7 +21,7 @@ local cjson_null = require("cjson").null
 local errors = require "klaviyo.errors"
 local operations = require "klaviyo.operations"
 local validate = require "klaviyo.validate"
-local rules = validate.body
+local rules = require("klaviyo.body_rules").check
 
 local _M = {}
 

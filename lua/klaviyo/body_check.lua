@@ -12,8 +12,9 @@
 -- same way, except that an empty table there stands for [] as well as {} (the decoder does
 -- not tell them apart).
 -- @module klaviyo.body_check
-local type, getmetatable, rawget, next, pairs, pcall, require, tostring, tonumber, error =
-  type, getmetatable, rawget, next, pairs, pcall, require, tostring, tonumber, error
+local type, getmetatable, setmetatable, rawget, next, pairs, ipairs, pcall, require, tostring,
+  tonumber, error = type, getmetatable, setmetatable, rawget, next, pairs, ipairs, pcall, require,
+  tostring, tonumber, error
 local floor, huge = math.floor, math.huge
 local format, match, sub, sort = string.format, string.match, string.sub, table.sort
 
@@ -163,6 +164,41 @@ function _M.closer(p, g, bp, bg)
   local _, bd = bp:gsub("/", "")
   if d ~= bd then return d > bd end
   return g ~= "nothing" and bg == "nothing"
+end
+
+--- The failure of a missing required member k: its pointer, what was expected, "nothing".
+function _M.miss(k)
+  return "/" .. k:gsub("~", "~0"):gsub("/", "~1"), format('a member "%s" (required)', k), "nothing"
+end
+
+--- A set of the given values (an enum's, a closed object's members): {[value] = true}.
+function _M.set(values)
+  local s = {}
+  for _, v in ipairs(values) do s[v] = true end
+  return s
+end
+
+-- Per module prefix: the checks of the shared components, by name.
+local registries = {}
+
+--- The checks of the components that several operations share, generated under prefix
+-- (PREFIX/_shared_NN.lua, one module per set of operations sharing them): C.Name requires, on
+-- first use, the module that PREFIX/_index.lua names for Name, which defines it in C.
+---@param prefix string
+---@return table
+function _M.components(prefix)
+  local C = registries[prefix]
+  if C then return C end
+  local where
+  C = setmetatable({}, { __index = function(t, name)
+    where = where or require(prefix .. "._index")
+    local mod = where[name]
+    if mod == nil then return nil end
+    require(prefix .. "." .. mod)
+    return rawget(t, name)
+  end })
+  registries[prefix] = C
+  return C
 end
 
 --- How many members v holds.

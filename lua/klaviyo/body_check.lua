@@ -16,7 +16,7 @@ local type, getmetatable, setmetatable, rawget, next, pairs, ipairs, pcall, requ
   tonumber, error = type, getmetatable, setmetatable, rawget, next, pairs, ipairs, pcall, require,
   tostring, tonumber, error
 local floor, huge = math.floor, math.huge
-local format, match, sub, sort = string.format, string.match, string.sub, table.sort
+local format, match, sub, sort, concat = string.format, string.match, string.sub, table.sort, table.concat
 
 local cjson_null = require("cjson").null
 local errors = require "klaviyo.errors"
@@ -223,11 +223,37 @@ local function checker(op_id)
   return c
 end
 
---- The generated description of an operation's body: {check = fn, shape = text}, or false
--- when the operation takes no JSON body.
+-- The shape text with each line "<indent>^<n>" replaced by fragment n, indented so.
+local function expand(text, fragments, ind, out)
+  for line in text:gmatch("[^\n]+") do
+    local i, n = match(line, "^(%s*)%^(%d+)$")
+    if n then
+      expand(fragments[tonumber(n)], fragments, ind .. i, out)
+    else
+      out[#out + 1] = ind .. line
+    end
+  end
+  return out
+end
+
+local described = {}
+
+--- The generated description of an operation's body: {check = fn, requires = {lines},
+-- shape = text}, or false when the operation takes no JSON body.
 ---@param op_id string
 ---@return table|false
-function _M.generated(op_id) return checker(op_id) end
+function _M.generated(op_id)
+  local d = described[op_id]
+  if d ~= nil then return d end
+  local c = checker(op_id)
+  d = false
+  if c then
+    local lines = expand(c.shape, require("klaviyo.bodies._shapes"), "", {})
+    d = { check = c.check, requires = c.requires, shape = concat(lines, "\n") .. "\n" }
+  end
+  described[op_id] = d
+  return d
+end
 
 local decoder = require("cjson").new()
 

@@ -27,7 +27,5 @@ F[3] = function(v)
   if x ~= "profile" then return "/type", "\"profile\"", given(x) end
 end
 return { check = F[1], requires = { "required: data" }, shape = [==[
-data: array of object (required)
-  id: string (required)
-  type: "profile" (required)
+^3
 ]==] }

@@ -43,12 +43,5 @@ F[5] = function(v)
   if x ~= "template" then return "/type", "\"template\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, relationships" }, shape = [==[
-data: object (required)
-  id: string (required)
-  relationships: object (required)
-    template: object (required)
-      data: object
-        id: string (required)
-        type: "template" (required)
-  type: "campaign-message" (required)
+^4
 ]==] }

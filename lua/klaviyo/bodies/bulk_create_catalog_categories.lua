@@ -39,20 +39,5 @@ F[5] = function(v)
   for i = 1, n do local x = v[i] p, e, g = C.CatalogCategoryCreateQueryResourceObject(x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: categories" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    categories: object (required)
-      data: array of object (required)
-        attributes: object (required)
-          catalog_type: string or null
-          external_id: string (required)
-          integration_type: "$custom" or null
-          name: string (required)
-        relationships: object
-          items: object
-            data: array of object
-              id: string (required)
-              type: "catalog-item" (required)
-        type: "catalog-category" (required)
-  type: "catalog-category-bulk-create-job" (required)
+^6
 ]==] }

@@ -39,28 +39,5 @@ F[5] = function(v)
   for i = 1, n do local x = v[i] p, e, g = C.CatalogItemCreateQueryResourceObject(x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: items" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    items: object (required)
-      data: array of object (required)
-        attributes: object (required)
-          catalog_type: string or null
-          custom_metadata: object or null
-          description: string (required)
-          external_id: string (required)
-          image_full_url: string or null
-          image_thumbnail_url: string or null
-          images: array of string or null
-          integration_type: "$custom" or null
-          price: number or null
-          published: boolean or null
-          title: string (required)
-          url: string (required)
-        relationships: object
-          categories: object
-            data: array of object
-              id: string (required)
-              type: "catalog-category" (required)
-        type: "catalog-item" (required)
-  type: "catalog-item-bulk-create-job" (required)
+^8
 ]==] }

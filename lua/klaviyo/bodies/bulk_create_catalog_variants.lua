@@ -39,31 +39,5 @@ F[5] = function(v)
   for i = 1, n do local x = v[i] p, e, g = C.CatalogVariantCreateQueryResourceObject(x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: variants" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    variants: object (required)
-      data: array of object (required)
-        attributes: object (required)
-          catalog_type: string or null
-          custom_metadata: object or null
-          description: string (required)
-          external_id: string (required)
-          image_full_url: string or null
-          image_thumbnail_url: string or null
-          images: array of string or null
-          integration_type: "$custom" or null
-          inventory_policy: one of 0.0, 1.0, 2.0 or null
-          inventory_quantity: number (required)
-          price: number (required)
-          published: boolean or null
-          sku: string (required)
-          title: string (required)
-          url: string (required)
-        relationships: object (required)
-          item: object (required)
-            data: object
-              id: string (required)
-              type: "catalog-item" (required)
-        type: "catalog-variant" (required)
-  type: "catalog-variant-bulk-create-job" (required)
+^10
 ]==] }

@@ -39,18 +39,5 @@ F[5] = function(v)
   for i = 1, n do local x = v[i] p, e, g = C.CouponCodeCreateQueryResourceObject(x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: coupon-codes" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    coupon-codes: object (required)
-      data: array of object (required)
-        attributes: object (required)
-          expires_at: date-time or null
-          unique_code: string (required)
-        relationships: object (required)
-          coupon: object (required)
-            data: object
-              id: string (required)
-              type: "coupon" (required)
-        type: "coupon-code" (required)
-  type: "coupon-code-bulk-create-job" (required)
+^14
 ]==] }

@@ -58,17 +58,5 @@ F[8] = function(v)
   if x ~= "data-source" then return "/type", "\"data-source\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    data-source-records: object or null
-      data: array of object (required)
-        attributes: object (required)
-          record: object (required)
-        type: "data-source-record" (required)
-  relationships: object
-    data-source: object
-      data: object
-        id: string (required)
-        type: "data-source" (required)
-  type: "data-source-record-bulk-create-job" (required)
+^16
 ]==] }

@@ -39,44 +39,5 @@ F[5] = function(v)
   for i = 1, n do local x = v[i] p, e, g = C.EventsBulkCreateQueryResourceObject(x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: events-bulk-create" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    events-bulk-create: object (required)
-      data: array of object (required)
-        attributes: object (required)
-          backfill: boolean or null
-          events: object (required)
-            data: array of object (required)
-              attributes: object (required)
-                backfill: boolean or null
-                metric: object (required) (nested, not expanded)
-                properties: object (required)
-                time: date-time or null
-                unique_id: string or null
-                value: number or null
-                value_currency: string or null
-              type: "event" (required)
-          profile: object (required)
-            data: object (required)
-              attributes: object (required)
-                _kx: string or null
-                anonymous_id: string or null
-                email: string or null
-                external_id: string or null
-                first_name: string or null
-                image: string or null
-                last_name: string or null
-                locale: string or null
-                location: object or null (nested, not expanded)
-                organization: string or null
-                phone_number: string, E.164 or null
-                properties: object or null
-                title: string or null
-              id: string or null
-              meta: object or null
-                patch_identifiers: object or null (nested, not expanded)
-                patch_properties: object or null (nested, not expanded)
-              type: "profile" (required)
-        type: "event-bulk-create" (required)
-  type: "event-bulk-create-job" (required)
+^19
 ]==] }

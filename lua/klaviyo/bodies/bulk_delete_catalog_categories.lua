@@ -48,11 +48,5 @@ F[6] = function(v)   -- CatalogCategoryDeleteQueryResourceObject
   if x ~= "catalog-category" then return "/type", "\"catalog-category\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: categories" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    categories: object (required)
-      data: array of object (required)
-        id: string (required)
-        type: "catalog-category" (required)
-  type: "catalog-category-bulk-delete-job" (required)
+^21
 ]==] }

@@ -48,11 +48,5 @@ F[6] = function(v)   -- CatalogItemDeleteQueryResourceObject
   if x ~= "catalog-item" then return "/type", "\"catalog-item\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: items" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    items: object (required)
-      data: array of object (required)
-        id: string (required)
-        type: "catalog-item" (required)
-  type: "catalog-item-bulk-delete-job" (required)
+^23
 ]==] }

@@ -48,11 +48,5 @@ F[6] = function(v)   -- CatalogVariantDeleteQueryResourceObject
   if x ~= "catalog-variant" then return "/type", "\"catalog-variant\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: variants" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    variants: object (required)
-      data: array of object (required)
-        id: string (required)
-        type: "catalog-variant" (required)
-  type: "catalog-variant-bulk-delete-job" (required)
+^25
 ]==] }

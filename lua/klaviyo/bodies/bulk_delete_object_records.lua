@@ -47,11 +47,5 @@ F[6] = function(v)
   if x ~= "object-record" then return "/type", "\"object-record\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, relationships" }, shape = [==[
-data: object (required)
-  relationships: object (required)
-    object-records: object (required)
-      data: array of object
-        id: string (required)
-        type: "object-record" (required)
-  type: "object-record-bulk-delete-job" (required)
+^26
 ]==] }

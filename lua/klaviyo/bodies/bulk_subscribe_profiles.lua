@@ -82,55 +82,5 @@ F[10] = function(v)
   if x ~= "list" then return "/type", "\"list\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: profiles" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    custom_source: string or null
-    historical_import: boolean or null
-    profiles: object (required)
-      data: array of object (required)
-        attributes: object (required)
-          age_gated_date_of_birth: date or null
-          email: string or null
-          phone_number: string, E.164 or null
-          subscriptions: object (required)
-            email: object or null
-              marketing: object or null
-                consent: "SUBSCRIBED" (required)
-                consented_at: date-time or null
-              open_tracking: object or null
-                consent: "SUBSCRIBED" (required)
-            push: object or null
-              anonymous_id: string or null
-              marketing: object (required)
-                consent: "SUBSCRIBED" (required)
-                consented_at: date-time or null
-              tokens: array of object or null
-                background: one of "AVAILABLE", "DENIED", "RESTRICTED" or null
-                device_metadata: object or null (nested, not expanded)
-                enablement_status: one of "AUTHORIZED", "DENIED", "NOT_DETERMINED", "PROVISIONAL", "UNAUTHORIZED" or null
-                platform: one of "android", "ios" (required)
-                token: string (required)
-                vendor: one of "apns", "fcm" (required)
-            sms: object or null
-              marketing: object or null
-                consent: "SUBSCRIBED" (required)
-                consented_at: date-time or null
-              transactional: object or null
-                consent: "SUBSCRIBED" (required)
-                consented_at: date-time or null
-            whatsapp: object or null
-              marketing: object or null
-                consent: "SUBSCRIBED" (required)
-                consented_at: date-time or null
-              transactional: object or null
-                consent: "SUBSCRIBED" (required)
-                consented_at: date-time or null
-        id: string or null
-        type: "profile" (required)
-  relationships: object
-    list: object
-      data: object
-        id: string (required)
-        type: "list" (required)
-  type: "profile-subscription-bulk-create-job" (required)
+^31
 ]==] }

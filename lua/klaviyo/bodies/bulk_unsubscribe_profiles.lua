@@ -132,46 +132,5 @@ F[18] = function(v)
   if x ~= "list" then return "/type", "\"list\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: profiles" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    profiles: object (required)
-      data: array of object (required)
-        attributes: object (required)
-          email: string or null
-          phone_number: string, E.164 or null
-          subscriptions: object (required)
-            email: object or null
-              marketing: object or null
-                consent: "UNSUBSCRIBED" (required)
-              open_tracking: object or null
-                consent: "UNSUBSCRIBED" (required)
-            push: object or null
-              marketing: object (required)
-                consent: "UNSUBSCRIBED" (required)
-              tokens: array of object (required)
-                background: one of "AVAILABLE", "DENIED", "RESTRICTED" or null
-                device_metadata: object or null (nested, not expanded)
-                enablement_status: one of "AUTHORIZED", "DENIED", "NOT_DETERMINED", "PROVISIONAL", "UNAUTHORIZED" or null
-                platform: one of "android", "ios" (required)
-                token: string (required)
-                vendor: one of "apns", "fcm" (required)
-            sms: object or null
-              marketing: object or null
-                consent: "UNSUBSCRIBED" (required)
-              transactional: object or null
-                consent: "UNSUBSCRIBED" (required)
-            whatsapp: object or null
-              conversational: object or null
-                consent: "UNSUBSCRIBED" (required)
-              marketing: object or null
-                consent: "UNSUBSCRIBED" (required)
-              transactional: object or null
-                consent: "UNSUBSCRIBED" (required)
-        type: "profile" (required)
-  relationships: object
-    list: object
-      data: object
-        id: string (required)
-        type: "list" (required)
-  type: "profile-subscription-bulk-delete-job" (required)
+^35
 ]==] }

@@ -88,21 +88,5 @@ F[12] = function(v)
   if x ~= "segment" then return "/type", "\"segment\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    profiles: object or null
-      data: array of object (required)
-        attributes: object (required)
-          email: string (required)
-        type: "profile" (required)
-  relationships: object
-    list: object
-      data: object
-        id: string (required)
-        type: "list" (required)
-    segment: object
-      data: object
-        id: string (required)
-        type: "segment" (required)
-  type: "profile-suppression-bulk-delete-job" (required)
+^36
 ]==] }

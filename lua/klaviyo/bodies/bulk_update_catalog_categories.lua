@@ -39,18 +39,5 @@ F[5] = function(v)
   for i = 1, n do local x = v[i] p, e, g = C.CatalogCategoryUpdateQueryResourceObject(x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: categories" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    categories: object (required)
-      data: array of object (required)
-        attributes: object (required)
-          name: string or null
-        id: string (required)
-        relationships: object
-          items: object
-            data: array of object
-              id: string (required)
-              type: "catalog-item" (required)
-        type: "catalog-category" (required)
-  type: "catalog-category-bulk-update-job" (required)
+^38
 ]==] }

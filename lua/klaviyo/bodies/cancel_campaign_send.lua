@@ -31,9 +31,5 @@ F[3] = function(v)
   if not E[1][x] then return "/action", T[1], given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes", "data.attributes requires: action" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    action: one of "cancel", "revert" (required)
-  id: string (required)
-  type: "campaign-send-job" (required)
+^43
 ]==] }

@@ -66,21 +66,5 @@ F[8] = function(v)
   if x ~= "catalog-variant" then return "/type", "\"catalog-variant\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes, relationships", "data.attributes requires: channels" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    channels: array of string one of "EMAIL", "PUSH", "SMS", "WHATSAPP" (required)
-    profile: object or null
-      data: object (required)
-        attributes: object (required)
-          email: string or null
-          external_id: string or null
-          phone_number: string, E.164 or null
-        id: string or null
-        type: "profile" (required)
-  relationships: object (required)
-    variant: object (required)
-      data: object
-        id: string (required)
-        type: "catalog-variant" (required)
-  type: "back-in-stock-subscription" (required)
+^45
 ]==] }

@@ -28,9 +28,5 @@ F[3] = function(v)
   x = v.new_name if x ~= nil and type(x) ~= "string" and not isnull(x) then return "/new_name", "a string or null", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    new_name: string or null
-  id: string (required)
-  type: "campaign" (required)
+^69
 ]==] }

@@ -12,16 +12,5 @@ F[1] = function(v)   -- CatalogCategoryCreateQuery
   x = v.data p, e, g = C.CatalogCategoryCreateQueryResourceObject(x) if p then return "/data" .. p, e, g end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: external_id, name" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    catalog_type: string or null
-    external_id: string (required)
-    integration_type: "$custom" or null
-    name: string (required)
-  relationships: object
-    items: object
-      data: array of object
-        id: string (required)
-        type: "catalog-item" (required)
-  type: "catalog-category" (required)
+^70
 ]==] }

@@ -12,24 +12,5 @@ F[1] = function(v)   -- CatalogItemCreateQuery
   x = v.data p, e, g = C.CatalogItemCreateQueryResourceObject(x) if p then return "/data" .. p, e, g end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: external_id, title, description, url" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    catalog_type: string or null
-    custom_metadata: object or null
-    description: string (required)
-    external_id: string (required)
-    image_full_url: string or null
-    image_thumbnail_url: string or null
-    images: array of string or null
-    integration_type: "$custom" or null
-    price: number or null
-    published: boolean or null
-    title: string (required)
-    url: string (required)
-  relationships: object
-    categories: object
-      data: array of object
-        id: string (required)
-        type: "catalog-category" (required)
-  type: "catalog-item" (required)
+^71
 ]==] }

@@ -12,27 +12,5 @@ F[1] = function(v)   -- CatalogVariantCreateQuery
   x = v.data p, e, g = C.CatalogVariantCreateQueryResourceObject(x) if p then return "/data" .. p, e, g end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes, relationships", "data.attributes requires: external_id, title, description, sku, inventory_quantity, price, url" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    catalog_type: string or null
-    custom_metadata: object or null
-    description: string (required)
-    external_id: string (required)
-    image_full_url: string or null
-    image_thumbnail_url: string or null
-    images: array of string or null
-    integration_type: "$custom" or null
-    inventory_policy: one of 0.0, 1.0, 2.0 or null
-    inventory_quantity: number (required)
-    price: number (required)
-    published: boolean or null
-    sku: string (required)
-    title: string (required)
-    url: string (required)
-  relationships: object (required)
-    item: object (required)
-      data: object
-        id: string (required)
-        type: "catalog-item" (required)
-  type: "catalog-variant" (required)
+^72
 ]==] }

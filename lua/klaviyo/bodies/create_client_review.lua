@@ -101,26 +101,5 @@ F[11] = function(v)
   if x ~= "order" then return "/type", "\"order\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: review_type, email, author, content" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    author: string (required)
-    content: string (required)
-    custom_questions: array of object or null
-      answers: array of string (required)
-      id: string (required)
-    email: string (required)
-    images: array of string or null
-    incentive_type: one of "coupon_or_discount", "employee_review", "free_product", "loyalty_points", "other", "paid_promotion" (or 1 more) or null
-    product: object or null
-      external_id: string (required)
-      integration_key: one of "shopify", "woocommerce" (required)
-    rating: one of 1.0, 2.0, 3.0, 4.0, 5.0 or null
-    review_type: one of "question", "rating", "review", "store" (required)
-    title: string or null
-  relationships: object
-    order: object
-      data: object
-        id: string (required)
-        type: "order" (required)
-  type: "review" (required)
+^78
 ]==] }

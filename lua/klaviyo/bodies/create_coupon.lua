@@ -33,10 +33,5 @@ F[4] = function(v)
   if not obj(v) then return "", "an object", given(v) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: external_id" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    description: string or null
-    external_id: string (required)
-    monitor_configuration: object or null
-  type: "coupon" (required)
+^91
 ]==] }

@@ -12,14 +12,5 @@ F[1] = function(v)   -- CouponCodeCreateQuery
   x = v.data p, e, g = C.CouponCodeCreateQueryResourceObject(x) if p then return "/data" .. p, e, g end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes, relationships", "data.attributes requires: unique_code" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    expires_at: date-time or null
-    unique_code: string (required)
-  relationships: object (required)
-    coupon: object (required)
-      data: object
-        id: string (required)
-        type: "coupon" (required)
-  type: "coupon-code" (required)
+^92
 ]==] }

@@ -32,11 +32,5 @@ F[3] = function(v)
   if x ~= nil and not isnull(x) and not E[1][x] then return "/visibility", T[1], given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: title" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    description: string or null
-    namespace: string or null
-    title: string (required)
-    visibility: one of "private", "shared" or null
-  type: "data-source" (required)
+^104
 ]==] }

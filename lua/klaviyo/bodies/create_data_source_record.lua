@@ -53,17 +53,5 @@ F[7] = function(v)
   if x ~= "data-source" then return "/type", "\"data-source\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: data-source-record" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    data-source-record: object (required)
-      data: object (required)
-        attributes: object (required)
-          record: object (required)
-        type: "data-source-record" (required)
-  relationships: object
-    data-source: object
-      data: object
-        id: string (required)
-        type: "data-source" (required)
-  type: "data-source-record-create-job" (required)
+^105
 ]==] }

@@ -6,57 +6,5 @@ local type, obj, arr, int, num, isnull, given, miss = type, H.obj, H.arr, H.int,
 local dt, date, tm, uri, e164, closed, count, closer = H.dt, H.date, H.tm, H.uri, H.e164, H.closed, H.count, H.closer
 local C, F, E, T, set = H.components("klaviyo.bodies"), {}, {}, {}, H.set
 return { check = C.EventCreateQueryV2, requires = { "required: data", "data requires: type, attributes", "data.attributes requires: properties, metric, profile" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    backfill: boolean or null
-    metric: object (required)
-      data: object (required)
-        attributes: object (required)
-          name: string (required)
-          service: string or null
-        type: "metric" (required)
-    profile: object (required)
-      data: object (required)
-        attributes: object (required)
-          _kx: string or null
-          anonymous_id: string or null
-          email: string or null
-          external_id: string or null
-          first_name: string or null
-          image: string or null
-          last_name: string or null
-          locale: string or null
-          location: object or null
-            address1: string or null
-            address2: string or null
-            city: string or null
-            country: string or null
-            ip: string or null
-            latitude: string or number or null
-            longitude: string or number or null
-            region: string or null
-            timezone: string or null
-            zip: string or null
-          meta: object or null
-            patch_identifiers: object or null
-              append: object
-              unappend: object
-            patch_properties: object or null
-              append: object or null
-              unappend: object or null
-              unset: one of or null
-                - variant 1:
-                - variant 2:
-          organization: string or null
-          phone_number: string, E.164 or null
-          properties: object or null
-          title: string or null
-        id: string or null
-        type: "profile" (required)
-    properties: object (required)
-    time: date-time or null
-    unique_id: string or null
-    value: number or null
-    value_currency: string or null
-  type: "event" (required)
+^74
 ]==] }

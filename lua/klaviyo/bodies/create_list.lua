@@ -30,9 +30,5 @@ F[3] = function(v)
   if x ~= nil and not isnull(x) and not E[1][x] then return "/opt_in_process", T[1], given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: name" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    name: string (required)
-    opt_in_process: one of "double_opt_in", "single_opt_in" or null
-  type: "list" (required)
+^294
 ]==] }

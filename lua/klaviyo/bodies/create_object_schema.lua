@@ -73,55 +73,5 @@ F[9] = function(v)
   if x ~= "object-type" then return "/type", "\"object-type\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: title, properties" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    description: string or null
-    properties: array of object (required)
-      description: string or null
-      id: integer (required)
-      name: string (required)
-      type: one of "boolean", "float", "int", "string", "timestamp" (required)
-    required: array of string or null
-    source-mapping: object or null
-      data: object (required)
-        attributes: object (required)
-          property_mappings: array of one of or null
-            - variant 1:
-              id: integer (required)
-              type: "constant" (required)
-              value: integer or number or string or boolean (required)
-            - variant 2:
-              id: integer (required)
-              source: object (required)
-                data_path: string (required)
-                id_path: string (required)
-                source_id: string (required)
-              type: "simple" (required)
-          relationship_mappings: array of object or null
-            relationship_id: string (required)
-            source: one of (required)
-              - variant 1:
-                id_path: string (required)
-                related_id_path: string (required)
-                source_id: string (required)
-                type: "custom-object" (required)
-                update_strategy: one of "additive", "replace_from_origin" or null
-              - variant 2:
-                id_path: string (required)
-                related_id_paths: array of object (required)
-                  identifier_type: one of "anonymous", "email", "external-id", "klaviyo-id", "phone" (required)
-                  path: string (required)
-                source_id: string (required)
-                type: "profile" (required)
-                update_strategy: one of "additive", "replace_from_origin" or null
-            type: "simple" (required)
-        type: "source-mapping" (required)
-    status: one of "active", "draft" or null
-    title: string (required)
-  relationships: object
-    object-type: object
-      data: object
-        id: string (required)
-        type: "object-type" (required)
-  type: "object-schema" (required)
+^302
 ]==] }

@@ -76,30 +76,5 @@ F[9] = function(v)
   x = v.data p, e, g = C.SourceMappingCreateQueryResourceObject(x) if p then return "/data" .. p, e, g end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: title" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    description: string or null
-    namespace: string or null
-    object-schema: object or null
-      data: object (required)
-        attributes: object (required)
-          properties: array of object or null
-            description: string or null
-            id: integer (required)
-            name: string (required)
-            type: one of "boolean", "float", "int", "string", "timestamp" (required)
-          required: array of string or null
-          source-mapping: object or null
-            data: object (required)
-              attributes: object (required)
-                property_mappings: array of one of or null
-                  - variant 1: (ConstantPropertyMapping, not expanded)
-                  - variant 2: (SimplePropertyMapping, not expanded)
-                relationship_mappings: array of object or null (SimpleRelationshipMapping, not expanded)
-              type: "source-mapping" (required)
-          status: one of "active", "draft" or null
-        type: "object-schema" (required)
-    title: string (required)
-    visibility: one of "private", "shared" or null
-  type: "object-type" (required)
+^304
 ]==] }

@@ -12,40 +12,5 @@ F[1] = function(v)   -- ProfileUpsertQuery
   x = v.data p, e, g = C.ProfileUpsertQueryResourceObject(x) if p then return "/data" .. p, e, g end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    _kx: string or null
-    email: string or null
-    external_id: string or null
-    first_name: string or null
-    image: string or null
-    last_name: string or null
-    locale: string or null
-    location: object or null
-      address1: string or null
-      address2: string or null
-      city: string or null
-      country: string or null
-      ip: string or null
-      latitude: string or number or null
-      longitude: string or number or null
-      region: string or null
-      timezone: string or null
-      zip: string or null
-    organization: string or null
-    phone_number: string, E.164 or null
-    properties: object or null
-    title: string or null
-  id: string or null
-  meta: object or null
-    patch_identifiers: object or null
-      append: object
-      unappend: object
-    patch_properties: object or null
-      append: object or null
-      unappend: object or null
-      unset: one of or null
-        - variant 1:
-        - variant 2:
-  type: "profile" (required)
+^305
 ]==] }

@@ -28,10 +28,5 @@ F[3] = function(v)
   if x ~= "profile-object-schema" then return "/type", "\"profile-object-schema\"", given(x) end
 end
 return { check = F[1], requires = { "required: data" }, shape = [==[
-data: array of object (required)
-  id: string (required)
-  meta: object or null
-    description: string or null
-    name: string (required)
-  type: "profile-object-schema" (required)
+^307
 ]==] }

@@ -47,13 +47,5 @@ F[6] = function(v)
   if x ~= "tag-group" then return "/type", "\"tag-group\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: name" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    name: string (required)
-  relationships: object
-    tag-group: object
-      data: object
-        id: string (required)
-        type: "tag-group" (required)
-  type: "tag" (required)
+^356
 ]==] }

@@ -28,9 +28,5 @@ F[3] = function(v)
   x = v.name if type(x) ~= "string" then return "/name", "a string", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: name" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    exclusive: boolean or null
-    name: string (required)
-  type: "tag-group" (required)
+^357
 ]==] }

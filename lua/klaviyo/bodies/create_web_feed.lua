@@ -37,11 +37,5 @@ F[3] = function(v)
   x = v.url if type(x) ~= "string" then return "/url", "a string", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: name, url, request_method, content_type" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    content_type: one of "json", "xml" (required)
-    name: string (required)
-    request_method: one of "get", "post" (required)
-    url: string (required)
-  type: "web-feed" (required)
+^393
 ]==] }

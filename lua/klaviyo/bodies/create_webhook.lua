@@ -60,16 +60,5 @@ F[7] = function(v)
   if x ~= "webhook-topic" then return "/type", "\"webhook-topic\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes, relationships", "data.attributes requires: name, endpoint_url, secret_key" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    description: string or null
-    endpoint_url: string (required)
-    name: string (required)
-    secret_key: string (required)
-  relationships: object (required)
-    webhook-topics: object (required)
-      data: array of object
-        id: string (required)
-        type: "webhook-topic" (required)
-  type: "webhook" (required)
+^394
 ]==] }

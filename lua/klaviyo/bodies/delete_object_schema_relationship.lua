@@ -28,9 +28,5 @@ F[3] = function(v)
   if x ~= "object-schema" then return "/type", "\"object-schema\"", given(x) end
 end
 return { check = F[1], requires = { "required: data" }, shape = [==[
-data: array of object (required)
-  id: string (required)
-  meta: object or null
-    relationship_id: string (required)
-  type: "object-schema" (required)
+^395
 ]==] }

@@ -49,12 +49,5 @@ F[6] = function(v)
   if x ~= "profile" then return "/type", "\"profile\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, relationships" }, shape = [==[
-data: object (required)
-  id: string (required)
-  relationships: object (required)
-    profiles: object (required)
-      data: array of object
-        id: string (required)
-        type: "profile" (required)
-  type: "profile-merge" (required)
+^397
 ]==] }

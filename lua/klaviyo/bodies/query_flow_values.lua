@@ -62,17 +62,5 @@ F[6] = function(v)
   return bp, be, bg
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: statistics, timeframe, conversion_metric_id" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    conversion_metric_id: string (required)
-    filter: string or null
-    group_by: array of string one of "flow_id", "flow_message_id", "flow_message_name", "flow_name", "send_channel", "tag_id" (or 4 more) or null
-    statistics: array of string one of "average_order_value", "bounce_rate", "bounced", "bounced_or_failed", "bounced_or_failed_rate", "click_rate" (or 25 more) (required)
-    timeframe: one of (required)
-      - variant 1:
-        key: one of "last_12_months", "last_30_days", "last_365_days", "last_3_months", "last_7_days", "last_90_days" (or 8 more) (required)
-      - variant 2:
-        end: date-time (required)
-        start: date-time (required)
-  type: "flow-values-report" (required)
+^402
 ]==] }

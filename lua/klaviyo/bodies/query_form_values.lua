@@ -60,16 +60,5 @@ F[6] = function(v)
   return bp, be, bg
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: statistics, timeframe" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    filter: string or null
-    group_by: array of string one of "form_id", "form_version_id" or null
-    statistics: array of string one of "closed_form", "closed_form_uniques", "qualified_form", "qualified_form_uniques", "submit_rate", "submits" (or 6 more) (required)
-    timeframe: one of (required)
-      - variant 1:
-        key: one of "last_12_months", "last_30_days", "last_365_days", "last_3_months", "last_7_days", "last_90_days" (or 8 more) (required)
-      - variant 2:
-        end: date-time (required)
-        start: date-time (required)
-  type: "form-values-report" (required)
+^404
 ]==] }

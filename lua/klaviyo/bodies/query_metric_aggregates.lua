@@ -74,17 +74,5 @@ F[7] = function(v)
   for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: metric_id, measurements, filter" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    by: array of string one of "$attributed_channel", "$attributed_flow", "$attributed_message", "$attributed_variation", "$campaign_channel", "$flow" (or 30 more) or null
-    filter: array of string (required)
-    interval: one of "day", "hour", "month", "week" or null
-    measurements: array of string one of "count", "sum_value", "unique" (required)
-    metric_id: string (required)
-    page_cursor: string
-    page_size: integer or null
-    return_fields: array of string or null
-    sort: one of "$attributed_channel", "-$attributed_channel", "$attributed_flow", "-$attributed_flow", "$attributed_message", "-$attributed_message" (or 72 more)
-    timezone: string or null
-  type: "metric-aggregate" (required)
+^405
 ]==] }

@@ -53,16 +53,5 @@ F[5] = function(v)
   return bp, be, bg
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: statistics, timeframe, interval" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    filter: string or null
-    interval: one of "daily", "hourly", "monthly", "weekly" (required)
-    statistics: array of string one of "members_added", "members_removed", "net_members_changed", "total_members" (required)
-    timeframe: one of (required)
-      - variant 1:
-        key: one of "last_12_months", "last_30_days", "last_365_days", "last_3_months", "last_7_days", "last_90_days" (or 8 more) (required)
-      - variant 2:
-        end: date-time (required)
-        start: date-time (required)
-  type: "segment-series-report" (required)
+^406
 ]==] }

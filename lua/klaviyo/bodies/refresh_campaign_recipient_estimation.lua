@@ -21,7 +21,5 @@ F[2] = function(v)   -- CampaignRecipientEstimationJobCreateQueryResourceObject
   if x ~= "campaign-recipient-estimation-job" then return "/type", "\"campaign-recipient-estimation-job\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id" }, shape = [==[
-data: object (required)
-  id: string (required)
-  type: "campaign-recipient-estimation-job" (required)
+^408
 ]==] }

@@ -50,14 +50,5 @@ F[6] = function(v)
   if x ~= nil and not isnull(x) and not e164(x) then return "/phone_number", "a phone number in E.164 (e.g. +15005550006)", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: profile" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    profile: object (required)
-      data: object (required)
-        attributes: object (required)
-          email: string or null
-          phone_number: string, E.164 or null
-        id: string or null
-        type: "profile" (required)
-  type: "data-privacy-deletion-job" (required)
+^414
 ]==] }

@@ -21,7 +21,5 @@ F[2] = function(v)   -- CampaignSendJobCreateQueryResourceObject
   if x ~= "campaign-send-job" then return "/type", "\"campaign-send-job\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id" }, shape = [==[
-data: object (required)
-  id: string (required)
-  type: "campaign-send-job" (required)
+^415
 ]==] }

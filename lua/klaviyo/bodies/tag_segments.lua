@@ -6,7 +6,5 @@ local type, obj, arr, int, num, isnull, given, miss = type, H.obj, H.arr, H.int,
 local dt, date, tm, uri, e164, closed, count, closer = H.dt, H.date, H.tm, H.uri, H.e164, H.closed, H.count, H.closer
 local C, F, E, T, set = H.components("klaviyo.bodies"), {}, {}, {}, H.set
 return { check = C.TagSegmentOp, requires = { "required: data" }, shape = [==[
-data: array of object (required)
-  id: string (required)
-  type: "segment" (required)
+^412
 ]==] }

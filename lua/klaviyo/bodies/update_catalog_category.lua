@@ -12,14 +12,5 @@ F[1] = function(v)   -- CatalogCategoryUpdateQuery
   x = v.data p, e, g = C.CatalogCategoryUpdateQueryResourceObject(x) if p then return "/data" .. p, e, g end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    name: string or null
-  id: string (required)
-  relationships: object
-    items: object
-      data: array of object
-        id: string (required)
-        type: "catalog-item" (required)
-  type: "catalog-category" (required)
+^422
 ]==] }

@@ -12,22 +12,5 @@ F[1] = function(v)   -- CatalogItemUpdateQuery
   x = v.data p, e, g = C.CatalogItemUpdateQueryResourceObject(x) if p then return "/data" .. p, e, g end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    custom_metadata: object or null
-    description: string or null
-    image_full_url: string or null
-    image_thumbnail_url: string or null
-    images: array of string or null
-    price: number or null
-    published: boolean or null
-    title: string or null
-    url: string or null
-  id: string (required)
-  relationships: object
-    categories: object
-      data: array of object
-        id: string (required)
-        type: "catalog-category" (required)
-  type: "catalog-item" (required)
+^423
 ]==] }

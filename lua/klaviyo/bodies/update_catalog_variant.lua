@@ -12,20 +12,5 @@ F[1] = function(v)   -- CatalogVariantUpdateQuery
   x = v.data p, e, g = C.CatalogVariantUpdateQueryResourceObject(x) if p then return "/data" .. p, e, g end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    custom_metadata: object or null
-    description: string or null
-    image_full_url: string or null
-    image_thumbnail_url: string or null
-    images: array of string or null
-    inventory_policy: one of 0.0, 1.0, 2.0 or null
-    inventory_quantity: number or null
-    price: number or null
-    published: boolean or null
-    sku: string or null
-    title: string or null
-    url: string or null
-  id: string (required)
-  type: "catalog-variant" (required)
+^424
 ]==] }

@@ -33,10 +33,5 @@ F[4] = function(v)
   if not obj(v) then return "", "an object", given(v) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    description: string or null
-    monitor_configuration: object or null
-  id: string (required)
-  type: "coupon" (required)
+^425
 ]==] }

@@ -32,10 +32,5 @@ F[3] = function(v)
   if x ~= nil and not isnull(x) and not E[1][x] then return "/status", T[1], given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    expires_at: date-time or null
-    status: one of "ASSIGNED_TO_PROFILE", "DELETING", "PROCESSING", "UNASSIGNED", "USED", "VERSION_NOT_ACTIVE" or null
-  id: string (required)
-  type: "coupon-code" (required)
+^426
 ]==] }

@@ -29,48 +29,5 @@ F[3] = function(v)
   x = v.name if x ~= nil and type(x) ~= "string" and not isnull(x) then return "/name", "a string or null", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    definition: object or null
-      aggregation_method: one of "count", "value" (required)
-      metric_groups: array of object (required)
-        metric_filters: array of object or null
-          filter: one of (required)
-            - variant 1:
-              operator: one of "equals", "greater-than", "greater-than-or-equal", "less-than", "less-than-or-equal", "not-equals" (required)
-              type: "numeric" (required)
-              value: integer or number (required)
-            - variant 2:
-              operator: "in" (required)
-              type: "string" (required)
-              value: array of string (required)
-            - variant 3:
-              operator: one of "is-set", "not-set" (required)
-              type: "existence" (required)
-            - variant 4:
-              operator: "equals" (required)
-              type: "boolean" (required)
-              value: boolean (required)
-            - variant 5:
-              operator: one of "contains", "ends-with", "equals", "not-contains", "not-ends-with", "not-equals" (or 4 more) (required)
-              type: "string" (required)
-              value: string or null (required)
-            - variant 6:
-              operator: one of "contains", "not-contains" (required)
-              type: "list" (required)
-              value: integer or string or null (required)
-            - variant 7:
-              operator: one of "contains-ends-with", "contains-starts-with", "not-contains-ends-with", "not-contains-starts-with" (required)
-              type: "list" (required)
-              value: integer or string or null (required)
-            - variant 8:
-              operator: one of "contains-substring", "not-contains-substring" (required)
-              type: "list" (required)
-              value: string or null (required)
-          property: string (required)
-        metric_id: string (required)
-        value_property: string or null
-    name: string or null
-  id: string (required)
-  type: "custom-metric" (required)
+^427
 ]==] }

@@ -29,9 +29,5 @@ F[3] = function(v)
   x = v.status if type(x) ~= "string" then return "/status", "a string", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes", "data.attributes requires: status" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    status: string (required)
-  id: string (required)
-  type: "flow" (required)
+^428
 ]==] }

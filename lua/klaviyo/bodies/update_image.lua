@@ -29,10 +29,5 @@ F[3] = function(v)
   x = v.name if x ~= nil and type(x) ~= "string" and not isnull(x) then return "/name", "a string or null", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    hidden: boolean or null
-    name: string or null
-  id: string (required)
-  type: "image" (required)
+^462
 ]==] }

@@ -21,7 +21,5 @@ F[2] = function(v)
   if x ~= "image" then return "/type", "\"image\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id" }, shape = [==[
-data: object (required)
-  id: string (required)
-  type: "image" (required)
+^463
 ]==] }

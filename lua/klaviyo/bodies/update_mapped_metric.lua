@@ -58,16 +58,5 @@ F[7] = function(v)
   if x ~= "metric" then return "/type", "\"metric\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id" }, shape = [==[
-data: object (required)
-  id: one of "added_to_cart", "cancelled_sales", "ordered_product", "refunded_sales", "revenue", "started_checkout" (or 1 more) (required)
-  relationships: object
-    custom-metric: object
-      data: object
-        id: string (required)
-        type: "custom-metric" (required)
-    metric: object
-      data: object
-        id: string (required)
-        type: "metric" (required)
-  type: "mapped-metric" (required)
+^465
 ]==] }

@@ -46,17 +46,5 @@ F[5] = function(v)
   for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    description: string or null
-    properties: array of object or null
-      description: string or null
-      id: integer (required)
-      name: string (required)
-      type: one of "boolean", "float", "int", "string", "timestamp" (required)
-    required: array of string or null
-    status: one of "active", "draft" or null
-    title: string or null
-  id: string (required)
-  type: "object-schema" (required)
+^466
 ]==] }

@@ -22,11 +22,5 @@ F[2] = function(v)
   if x ~= "profile-object-schema" then return "/type", "\"profile-object-schema\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id" }, shape = [==[
-data: object (required)
-  id: string (required)
-  meta: object or null
-    description: string or null
-    name: string or null
-    relationship_id: string (required)
-  type: "profile-object-schema" (required)
+^469
 ]==] }

@@ -140,33 +140,5 @@ F[16] = function(v)   -- ReviewStatusPending
   if x ~= "pending" then return "/value", "\"pending\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    status: one of or null
-      - variant 1:
-        rejection_reason: one of (required)
-          - variant 1:
-            reason: "other" (required)
-            status_explanation: string or null
-          - variant 2:
-            reason: "fake" (required)
-          - variant 3:
-            reason: "false_or_misleading" (required)
-          - variant 4:
-            reason: "private_information" (required)
-          - variant 5:
-            reason: "profanity_or_inappropriate" (required)
-          - variant 6:
-            reason: "unrelated" (required)
-        value: "rejected" (required)
-      - variant 2:
-        value: "featured" (required)
-      - variant 3:
-        value: "published" (required)
-      - variant 4:
-        value: "unpublished" (required)
-      - variant 5:
-        value: "pending" (required)
-  id: string (required)
-  type: "review" (required)
+^481
 ]==] }

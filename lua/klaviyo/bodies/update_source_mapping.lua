@@ -50,38 +50,5 @@ F[6] = function(v)
   for i = 1, n do local x = v[i] p, e, g = C.SimpleRelationshipMapping(x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    property_mappings: array of one of or null
-      - variant 1:
-        id: integer (required)
-        type: "constant" (required)
-        value: integer or number or string or boolean (required)
-      - variant 2:
-        id: integer (required)
-        source: object (required)
-          data_path: string (required)
-          id_path: string (required)
-          source_id: string (required)
-        type: "simple" (required)
-    relationship_mappings: array of object or null
-      relationship_id: string (required)
-      source: one of (required)
-        - variant 1:
-          id_path: string (required)
-          related_id_path: string (required)
-          source_id: string (required)
-          type: "custom-object" (required)
-          update_strategy: one of "additive", "replace_from_origin" or null
-        - variant 2:
-          id_path: string (required)
-          related_id_paths: array of object (required)
-            identifier_type: one of "anonymous", "email", "external-id", "klaviyo-id", "phone" (required)
-            path: string (required)
-          source_id: string (required)
-          type: "profile" (required)
-          update_strategy: one of "additive", "replace_from_origin" or null
-      type: "simple" (required)
-  id: string (required)
-  type: "source-mapping" (required)
+^483
 ]==] }

@@ -29,9 +29,5 @@ F[3] = function(v)
   x = v.name if type(x) ~= "string" then return "/name", "a string", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes", "data.attributes requires: name" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    name: string (required)
-  id: string (required)
-  type: "tag" (required)
+^484
 ]==] }

@@ -36,10 +36,5 @@ F[4] = function(v)
   for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes", "data.attributes requires: name" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    name: string (required)
-    return_fields: array of string or null
-  id: string (required)
-  type: "tag-group" (required)
+^485
 ]==] }

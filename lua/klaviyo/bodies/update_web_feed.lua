@@ -35,12 +35,5 @@ F[3] = function(v)
   x = v.url if x ~= nil and type(x) ~= "string" and not isnull(x) then return "/url", "a string or null", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    content_type: one of "json", "xml" or null
-    name: string or null
-    request_method: one of "get", "post" or null
-    url: string or null
-  id: string (required)
-  type: "web-feed" (required)
+^493
 ]==] }

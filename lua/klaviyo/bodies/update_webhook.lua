@@ -58,18 +58,5 @@ F[7] = function(v)
   if x ~= "webhook-topic" then return "/type", "\"webhook-topic\"", given(x) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-data: object (required)
-  attributes: object (required)
-    description: string or null
-    enabled: boolean or null
-    endpoint_url: string or null
-    name: string or null
-    secret_key: string or null
-  id: string (required)
-  relationships: object
-    webhook-topics: object
-      data: array of object
-        id: string (required)
-        type: "webhook-topic" (required)
-  type: "webhook" (required)
+^494
 ]==] }

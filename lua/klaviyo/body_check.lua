@@ -166,9 +166,73 @@ function _M.closer(p, g, bp, bg)
   return g ~= "nothing" and bg == "nothing"
 end
 
---- The failure of a missing required member k: its pointer, what was expected, "nothing".
-function _M.miss(k)
-  return "/" .. k:gsub("~", "~0"):gsub("/", "~1"), format('a member "%s" (required)', k), "nothing"
+-- The checks of one member k of an object v, for the generated checks to chain with `or`:
+-- each returns nil when the member is fine, else the pointer of the failure, and keeps what
+-- was expected and given there for why().
+local fail_e, fail_g
+
+local function failed(k, expected, given)
+  fail_e, fail_g = expected, given
+  return "/" .. k:gsub("~", "~0"):gsub("/", "~1")
+end
+
+--- What the last member check that failed expected, and what it was given.
+function _M.why() return fail_e, fail_g end
+
+--- A required member k is there.
+function _M.need(v, k)
+  if v[k] == nil then return failed(k, format('a member "%s" (required)', k), "nothing") end
+end
+
+--- Member k, when there, passes check f (a generated check: nil, or pointer, expected, given).
+function _M.sub(v, k, f)
+  local x = v[k]
+  if x == nil then return nil end
+  local p, e, g = f(x)
+  if p then return failed(k, e, g) .. p end
+end
+
+--- Member k, when there and not null, passes check f.
+function _M.sub0(v, k, f)
+  local x = v[k]
+  if x == nil or isnull(x) then return nil end
+  local p, e, g = f(x)
+  if p then return failed(k, e, g) .. p end
+end
+
+local FORMAT_TEXT = {
+  [_M.dt] = "a date-time (RFC 3339 with a zone, e.g. 2026-01-01T00:00:00Z)",
+  [_M.date] = "a date (YYYY-MM-DD)",
+  [_M.tm] = "a time (HH:MM:SS)",
+  [_M.uri] = "a URI (scheme:..., e.g. https://example.com/a.png)",
+  [_M.e164] = "a phone number in E.164 (e.g. +15005550006)",
+}
+
+-- Member k, when there, is one value of a type: ms a string, mi an integer, mn a number, mb a
+-- boolean, ms0 ... mb0 the same or null; and when allowed is given, one of the set allowed
+-- (text: how the set reads), the value allowed, or a value the format check allowed accepts.
+local function member_check(test, text, nullable)
+  return function(v, k, allowed, allowed_text)
+    local x = v[k]
+    if x == nil or nullable and isnull(x) then return nil end
+    if not test(x) then return failed(k, text, _M.given(x)) end
+    if allowed == nil then return nil end
+    local t = type(allowed)
+    if t == "table" then
+      if not allowed[x] then return failed(k, allowed_text, _M.given(x)) end
+    elseif t == "function" then
+      if not allowed(x) then return failed(k, FORMAT_TEXT[allowed], _M.given(x)) end
+    elseif x ~= allowed then
+      return failed(k, allowed_text, _M.given(x))
+    end
+  end
+end
+local function is_string(x) return type(x) == "string" end
+local function is_boolean(x) return type(x) == "boolean" end
+for code, t in pairs({ s = { is_string, "a string" }, i = { _M.int, "an integer" },
+                       n = { _M.num, "a number" }, b = { is_boolean, "a boolean" } }) do
+  _M["m" .. code] = member_check(t[1], t[2], false)
+  _M["m" .. code .. "0"] = member_check(t[1], t[2] .. " or null", true)
 end
 
 --- A set of the given values (an enum's, a closed object's members): {[value] = true}.

@@ -184,22 +184,6 @@ function _M.need(v, k)
   if v[k] == nil then return failed(k, format('a member "%s" (required)', k), "nothing") end
 end
 
---- Member k, when there, passes check f (a generated check: nil, or pointer, expected, given).
-function _M.sub(v, k, f)
-  local x = v[k]
-  if x == nil then return nil end
-  local p, e, g = f(x)
-  if p then return failed(k, e, g) .. p end
-end
-
---- Member k, when there and not null, passes check f.
-function _M.sub0(v, k, f)
-  local x = v[k]
-  if x == nil or isnull(x) then return nil end
-  local p, e, g = f(x)
-  if p then return failed(k, e, g) .. p end
-end
-
 local FORMAT_TEXT = {
   [_M.dt] = "a date-time (RFC 3339 with a zone, e.g. 2026-01-01T00:00:00Z)",
   [_M.date] = "a date (YYYY-MM-DD)",
@@ -263,6 +247,12 @@ function _M.components(prefix)
   end })
   registries[prefix] = C
   return C
+end
+
+--- Of the failures of two oneOf branches, the better guess at what the caller meant (closer).
+function _M.best(bp, be, bg, p, e, g)
+  if _M.closer(p, g, bp, bg) then return p, e, g end
+  return bp, be, bg
 end
 
 --- How many members v holds.

@@ -3,9 +3,8 @@
 -- Checks of the components the bodies of create_flow, create_segment, update_flow_action, update_segment share.
 local H = require "klaviyo.body_check"
 local type, obj, arr, int, num, isnull, given, need = type, H.obj, H.arr, H.int, H.num, H.isnull, H.given, H.need
-local sub, sub0, why, ms, ms0, mi, mi0, mn, mn0, mb, mb0 = H.sub, H.sub0, H.why, H.ms, H.ms0, H.mi, H.mi0, H.mn, H.mn0, H.mb, H.mb0
-local dt, date, tm, uri, e164, closed, count, closer = H.dt, H.date, H.tm, H.uri, H.e164, H.closed, H.count, H.closer
-local C, F, E, T, set = H.components("klaviyo.bodies"), {}, {}, {}, H.set
+local why, ms, ms0, mi, mb, dt, date, best = H.why, H.ms, H.ms0, H.mi, H.mb, H.dt, H.date, H.best
+local set, C, F, E, T = H.set, H.components("klaviyo.bodies"), {}, {}, {}
 E[1] = set{ "in", "not-in" } T[1] = "one of \"in\", \"not-in\""
 E[2] = set{ "phone-country-code-in", "phone-country-code-not-in" } T[2] = "one of \"phone-country-code-in\", \"phone-country-code-not-in\""
 E[3] = set{ "after", "before" } T[3] = "one of \"after\", \"before\""
@@ -32,8 +31,8 @@ C.StringArrayOperatorStringArrayFilter = function(v)
     or need(v, "value")
     or ms(v, "operator", E[1], T[1])
     or ms(v, "type", "string", "\"string\"")
-    or sub(v, "value", F[1])
   if p then return p, why() end
+  x = v.value p, e, g = F[1](x) if p then return "/value" .. p, e, g end
 end
 F[1] = function(v)
   local p, e, g
@@ -48,28 +47,26 @@ C.NumericRangeFilter = function(v)
     or need(v, "operator")
     or need(v, "start")
     or need(v, "end")
-    or sub(v, "end", F[2])
-    or ms(v, "operator", "between", "\"between\"")
-    or sub(v, "start", F[3])
-    or ms(v, "type", "numeric", "\"numeric\"")
+  if p then return p, why() end
+  x = v["end"] p, e, g = F[2](x) if p then return "/end" .. p, e, g end
+  p = ms(v, "operator", "between", "\"between\"")
+  if p then return p, why() end
+  x = v.start p, e, g = F[3](x) if p then return "/start" .. p, e, g end
+  p = ms(v, "type", "numeric", "\"numeric\"")
   if p then return p, why() end
 end
 F[2] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat if not int(v) then p, e, g = "", "an integer", given(v) break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat if not num(v) then p, e, g = "", "a number", given(v) break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  repeat if not int(v) then p, e, g = "", "an integer", given(v) break end return nil until true bp, be, bg = p, e, g
+  repeat if not num(v) then p, e, g = "", "a number", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 F[3] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat if not int(v) then p, e, g = "", "an integer", given(v) break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat if not num(v) then p, e, g = "", "a number", given(v) break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  repeat if not int(v) then p, e, g = "", "an integer", given(v) break end return nil until true bp, be, bg = p, e, g
+  repeat if not num(v) then p, e, g = "", "a number", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.ProfilePropertyCondition = function(v)
@@ -78,44 +75,30 @@ C.ProfilePropertyCondition = function(v)
   p = need(v, "type")
     or need(v, "property")
     or need(v, "filter")
-    or sub(v, "filter", F[4])
-    or ms(v, "property")
+  if p then return p, why() end
+  x = v.filter p, e, g = F[4](x) if p then return "/filter" .. p, e, g end
+  p = ms(v, "property")
     or ms(v, "type", "profile-property", "\"profile-property\"")
   if p then return p, why() end
 end
 F[4] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.StringOperatorStringFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StringArrayOperatorStringArrayFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StringPhoneOperatorStringArrayFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NumericOperatorNumericFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.BooleanFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeAnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.CalendarDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.AnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ListContainsOperatorListContainsFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ListLengthFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ExistenceOperatorExistenceFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.StringOperatorStringFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.StringArrayOperatorStringArrayFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.StringPhoneOperatorStringArrayFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.NumericOperatorNumericFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.BooleanFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.CalendarDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.AnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ListContainsOperatorListContainsFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ListLengthFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ExistenceOperatorExistenceFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.StringPhoneOperatorStringArrayFilter = function(v)
@@ -126,8 +109,8 @@ C.StringPhoneOperatorStringArrayFilter = function(v)
     or need(v, "value")
     or ms(v, "operator", E[2], T[2])
     or ms(v, "type", "string", "\"string\"")
-    or sub(v, "value", F[5])
   if p then return p, why() end
+  x = v.value p, e, g = F[5](x) if p then return "/value" .. p, e, g end
 end
 F[5] = function(v)
   local p, e, g
@@ -237,10 +220,12 @@ C.ProfileHasGroupMembershipCondition = function(v)
   p = need(v, "type")
     or need(v, "is_member")
     or need(v, "group_ids")
-    or sub(v, "group_ids", F[6])
-    or mb(v, "is_member", true, "true")
-    or sub0(v, "timeframe_filter", F[7])
-    or ms(v, "type", "profile-group-membership", "\"profile-group-membership\"")
+  if p then return p, why() end
+  x = v.group_ids p, e, g = F[6](x) if p then return "/group_ids" .. p, e, g end
+  p = mb(v, "is_member", true, "true")
+  if p then return p, why() end
+  x = v.timeframe_filter if x ~= nil and not isnull(x) then p, e, g = F[7](x) if p then return "/timeframe_filter" .. p, e, g end end
+  p = ms(v, "type", "profile-group-membership", "\"profile-group-membership\"")
   if p then return p, why() end
 end
 F[6] = function(v)
@@ -252,14 +237,10 @@ end
 F[7] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.StaticDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.ProfileNoGroupMembershipCondition = function(v)
@@ -268,8 +249,9 @@ C.ProfileNoGroupMembershipCondition = function(v)
   p = need(v, "type")
     or need(v, "is_member")
     or need(v, "group_ids")
-    or sub(v, "group_ids", F[8])
-    or mb(v, "is_member", false, "false")
+  if p then return p, why() end
+  x = v.group_ids p, e, g = F[8](x) if p then return "/group_ids" .. p, e, g end
+  p = mb(v, "is_member", false, "false")
     or ms(v, "type", "profile-group-membership", "\"profile-group-membership\"")
   if p then return p, why() end
 end
@@ -299,8 +281,9 @@ C.ProfilePostalCodeDistanceCondition = function(v)
     or need(v, "unit")
     or need(v, "filter")
     or ms(v, "country_code")
-    or sub(v, "filter", F[9])
-    or ms(v, "postal_code")
+  if p then return p, why() end
+  x = v.filter p, e, g = F[9](x) if p then return "/filter" .. p, e, g end
+  p = ms(v, "postal_code")
     or ms(v, "type", "profile-postal-code-distance", "\"profile-postal-code-distance\"")
     or ms(v, "unit", E[10], T[10])
   if p then return p, why() end
@@ -308,10 +291,8 @@ end
 F[9] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.GreaterThanPositiveNumericFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.LessThanPositiveNumericFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.GreaterThanPositiveNumericFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.LessThanPositiveNumericFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.GreaterThanPositiveNumericFilter = function(v)
@@ -322,16 +303,14 @@ C.GreaterThanPositiveNumericFilter = function(v)
     or need(v, "value")
     or ms(v, "operator", "greater-than", "\"greater-than\"")
     or ms(v, "type", "numeric", "\"numeric\"")
-    or sub(v, "value", F[10])
   if p then return p, why() end
+  x = v.value p, e, g = F[10](x) if p then return "/value" .. p, e, g end
 end
 F[10] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat if not int(v) then p, e, g = "", "an integer", given(v) break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat if not num(v) then p, e, g = "", "a number", given(v) break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  repeat if not int(v) then p, e, g = "", "an integer", given(v) break end return nil until true bp, be, bg = p, e, g
+  repeat if not num(v) then p, e, g = "", "a number", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.LessThanPositiveNumericFilter = function(v)
@@ -342,16 +321,14 @@ C.LessThanPositiveNumericFilter = function(v)
     or need(v, "value")
     or ms(v, "operator", "less-than", "\"less-than\"")
     or ms(v, "type", "numeric", "\"numeric\"")
-    or sub(v, "value", F[11])
   if p then return p, why() end
+  x = v.value p, e, g = F[11](x) if p then return "/value" .. p, e, g end
 end
 F[11] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat if not int(v) then p, e, g = "", "an integer", given(v) break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat if not num(v) then p, e, g = "", "a number", given(v) break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  repeat if not int(v) then p, e, g = "", "an integer", given(v) break end return nil until true bp, be, bg = p, e, g
+  repeat if not num(v) then p, e, g = "", "a number", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.ProfilePredictiveAnalyticsDateCondition = function(v)
@@ -361,27 +338,21 @@ C.ProfilePredictiveAnalyticsDateCondition = function(v)
     or need(v, "filter")
     or need(v, "type")
     or ms(v, "dimension", "expected_date_of_next_purchase", "\"expected_date_of_next_purchase\"")
-    or sub(v, "filter", F[12])
-    or ms(v, "type", "profile-predictive-analytics", "\"profile-predictive-analytics\"")
+  if p then return p, why() end
+  x = v.filter p, e, g = F[12](x) if p then return "/filter" .. p, e, g end
+  p = ms(v, "type", "profile-predictive-analytics", "\"profile-predictive-analytics\"")
   if p then return p, why() end
 end
 F[12] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.StaticDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeAnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.CalendarDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.AnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.CalendarDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.AnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.ProfilePredictiveAnalyticsStringCondition = function(v)
@@ -391,8 +362,9 @@ C.ProfilePredictiveAnalyticsStringCondition = function(v)
     or need(v, "dimension")
     or need(v, "filter")
     or ms(v, "dimension", "predicted_gender", "\"predicted_gender\"")
-    or sub(v, "filter", C.ProfilePredictiveAnalyticsStringFilter)
-    or ms(v, "type", "profile-predictive-analytics", "\"profile-predictive-analytics\"")
+  if p then return p, why() end
+  x = v.filter p, e, g = C.ProfilePredictiveAnalyticsStringFilter(x) if p then return "/filter" .. p, e, g end
+  p = ms(v, "type", "profile-predictive-analytics", "\"profile-predictive-analytics\"")
   if p then return p, why() end
 end
 C.ProfilePredictiveAnalyticsStringFilter = function(v)
@@ -401,18 +373,17 @@ C.ProfilePredictiveAnalyticsStringFilter = function(v)
   p = need(v, "type")
     or need(v, "operator")
     or need(v, "value")
-    or sub(v, "operator", F[13])
-    or ms(v, "type", "string", "\"string\"")
+  if p then return p, why() end
+  x = v.operator p, e, g = F[13](x) if p then return "/operator" .. p, e, g end
+  p = ms(v, "type", "string", "\"string\"")
     or ms(v, "value", E[11], T[11])
   if p then return p, why() end
 end
 F[13] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if v ~= "equals" then p, e, g = "", "\"equals\"", given(v) break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if v ~= "not-equals" then p, e, g = "", "\"not-equals\"", given(v) break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if v ~= "equals" then p, e, g = "", "\"equals\"", given(v) break end return nil until true bp, be, bg = p, e, g
+  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if v ~= "not-equals" then p, e, g = "", "\"not-equals\"", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.ProfilePredictiveAnalyticsNumericCondition = function(v)
@@ -422,8 +393,9 @@ C.ProfilePredictiveAnalyticsNumericCondition = function(v)
     or need(v, "dimension")
     or need(v, "filter")
     or ms(v, "dimension", E[12], T[12])
-    or sub(v, "filter", C.NumericOperatorNumericFilter)
-    or ms(v, "type", "profile-predictive-analytics", "\"profile-predictive-analytics\"")
+  if p then return p, why() end
+  x = v.filter p, e, g = C.NumericOperatorNumericFilter(x) if p then return "/filter" .. p, e, g end
+  p = ms(v, "type", "profile-predictive-analytics", "\"profile-predictive-analytics\"")
   if p then return p, why() end
 end
 C.ProfilePredictiveAnalyticsChannelAffinityPriorityCondition = function(v)
@@ -435,8 +407,9 @@ C.ProfilePredictiveAnalyticsChannelAffinityPriorityCondition = function(v)
     or need(v, "predicted_channel")
     or need(v, "filter")
     or ms(v, "dimension", "channel_affinity", "\"channel_affinity\"")
-    or sub(v, "filter", C.ProfilePredictiveAnalyticsChannelAffinityPriorityFilter)
-    or ms(v, "measurement", "priority", "\"priority\"")
+  if p then return p, why() end
+  x = v.filter p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityPriorityFilter(x) if p then return "/filter" .. p, e, g end
+  p = ms(v, "measurement", "priority", "\"priority\"")
     or ms(v, "predicted_channel", E[13], T[13])
     or ms(v, "type", "profile-predictive-analytics", "\"profile-predictive-analytics\"")
   if p then return p, why() end
@@ -461,8 +434,9 @@ C.ProfilePredictiveAnalyticsChannelAffinityRankCondition = function(v)
     or need(v, "predicted_channel")
     or need(v, "filter")
     or ms(v, "dimension", "channel_affinity", "\"channel_affinity\"")
-    or sub(v, "filter", C.ProfilePredictiveAnalyticsChannelAffinityRankFilter)
-    or ms(v, "measurement", "rank", "\"rank\"")
+  if p then return p, why() end
+  x = v.filter p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityRankFilter(x) if p then return "/filter" .. p, e, g end
+  p = ms(v, "measurement", "rank", "\"rank\"")
     or ms(v, "predicted_channel", E[13], T[13])
     or ms(v, "type", "profile-predictive-analytics", "\"profile-predictive-analytics\"")
   if p then return p, why() end
@@ -473,18 +447,17 @@ C.ProfilePredictiveAnalyticsChannelAffinityRankFilter = function(v)
   p = need(v, "type")
     or need(v, "operator")
     or need(v, "value")
-    or sub(v, "operator", F[14])
-    or ms(v, "type", "string", "\"string\"")
+  if p then return p, why() end
+  x = v.operator p, e, g = F[14](x) if p then return "/operator" .. p, e, g end
+  p = ms(v, "type", "string", "\"string\"")
     or ms(v, "value", E[14], T[14])
   if p then return p, why() end
 end
 F[14] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if v ~= "equals" then p, e, g = "", "\"equals\"", given(v) break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if v ~= "not-equals" then p, e, g = "", "\"not-equals\"", given(v) break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if v ~= "equals" then p, e, g = "", "\"equals\"", given(v) break end return nil until true bp, be, bg = p, e, g
+  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if v ~= "not-equals" then p, e, g = "", "\"not-equals\"", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.ProfileMarketingConsentCondition = function(v)
@@ -492,25 +465,20 @@ C.ProfileMarketingConsentCondition = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "consent")
-    or sub(v, "consent", F[15])
-    or ms(v, "type", "profile-marketing-consent", "\"profile-marketing-consent\"")
+  if p then return p, why() end
+  x = v.consent p, e, g = F[15](x) if p then return "/consent" .. p, e, g end
+  p = ms(v, "type", "profile-marketing-consent", "\"profile-marketing-consent\"")
   if p then return p, why() end
 end
 F[15] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.HasEmailMarketingConsent(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NoEmailMarketingConsent(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.HasSMSMarketingConsent(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NoSMSMarketingConsent(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.HasPushMarketingConsent(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NoPushMarketingConsent(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.HasEmailMarketingConsent(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.NoEmailMarketingConsent(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.HasSMSMarketingConsent(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.NoSMSMarketingConsent(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.HasPushMarketingConsent(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.NoPushMarketingConsent(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.HasEmailMarketingConsent = function(v)
@@ -521,18 +489,15 @@ C.HasEmailMarketingConsent = function(v)
     or need(v, "consent_status")
     or mb(v, "can_receive_marketing", true, "true")
     or ms(v, "channel", "email", "\"email\"")
-    or sub(v, "consent_status", F[16])
   if p then return p, why() end
+  x = v.consent_status p, e, g = F[16](x) if p then return "/consent_status" .. p, e, g end
 end
 F[16] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.HasEmailMarketing(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.HasEmailMarketingSubscribed(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.HasEmailMarketingNeverSubscribed(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.HasEmailMarketing(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.HasEmailMarketingSubscribed(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.HasEmailMarketingNeverSubscribed(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.HasEmailMarketing = function(v)
@@ -546,8 +511,9 @@ C.HasEmailMarketingSubscribed = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "subscription")
-    or sub0(v, "filters", F[17])
-    or ms(v, "subscription", "subscribed", "\"subscribed\"")
+  if p then return p, why() end
+  x = v.filters if x ~= nil and not isnull(x) then p, e, g = F[17](x) if p then return "/filters" .. p, e, g end end
+  p = ms(v, "subscription", "subscribed", "\"subscribed\"")
   if p then return p, why() end
 end
 F[17] = function(v)
@@ -559,30 +525,18 @@ end
 F[18] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.DoubleOptinFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StatusDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.CustomSourceFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.FormMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.PreferencePageFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.APIMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.InboundMessageMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.BackInStockMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.SftpMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ManualImportManualMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ManualAddManualMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ShopifyIntegrationMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.DoubleOptinFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.StatusDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.CustomSourceFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.FormMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.PreferencePageFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.APIMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.InboundMessageMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.BackInStockMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.SftpMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ManualImportManualMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ManualAddManualMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ShopifyIntegrationMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.DoubleOptinFilter = function(v)
@@ -591,8 +545,8 @@ C.DoubleOptinFilter = function(v)
   p = need(v, "field")
     or need(v, "filter")
     or ms(v, "field", "is_double_opt_in", "\"is_double_opt_in\"")
-    or sub(v, "filter", C.BooleanFilter)
   if p then return p, why() end
+  x = v.filter p, e, g = C.BooleanFilter(x) if p then return "/filter" .. p, e, g end
 end
 C.StatusDateFilter = function(v)
   local p, e, g, x
@@ -600,26 +554,19 @@ C.StatusDateFilter = function(v)
   p = need(v, "field")
     or need(v, "filter")
     or ms(v, "field", "status_date", "\"status_date\"")
-    or sub(v, "filter", F[19])
   if p then return p, why() end
+  x = v.filter p, e, g = F[19](x) if p then return "/filter" .. p, e, g end
 end
 F[19] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.StaticDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeAnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.CalendarDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.AnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.CalendarDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.AnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.CustomSourceFilter = function(v)
@@ -628,8 +575,8 @@ C.CustomSourceFilter = function(v)
   p = need(v, "field")
     or need(v, "filter")
     or ms(v, "field", "custom_source", "\"custom_source\"")
-    or sub(v, "filter", C.EqualsStringFilter)
   if p then return p, why() end
+  x = v.filter p, e, g = C.EqualsStringFilter(x) if p then return "/filter" .. p, e, g end
 end
 C.EqualsStringFilter = function(v)
   local p, e, g, x
@@ -648,8 +595,9 @@ C.FormMethodFilter = function(v)
   p = need(v, "field")
     or need(v, "method")
     or ms(v, "field", "method", "\"method\"")
-    or sub0(v, "filter", C.InStringArrayFilter)
-    or ms(v, "method", "form", "\"form\"")
+  if p then return p, why() end
+  x = v.filter if x ~= nil and not isnull(x) then p, e, g = C.InStringArrayFilter(x) if p then return "/filter" .. p, e, g end end
+  p = ms(v, "method", "form", "\"form\"")
   if p then return p, why() end
 end
 C.InStringArrayFilter = function(v)
@@ -660,8 +608,8 @@ C.InStringArrayFilter = function(v)
     or need(v, "value")
     or ms(v, "operator", "in", "\"in\"")
     or ms(v, "type", "string", "\"string\"")
-    or sub(v, "value", F[20])
   if p then return p, why() end
+  x = v.value p, e, g = F[20](x) if p then return "/value" .. p, e, g end
 end
 F[20] = function(v)
   local p, e, g
@@ -675,8 +623,9 @@ C.PreferencePageFilter = function(v)
   p = need(v, "field")
     or need(v, "method")
     or ms(v, "field", "method", "\"method\"")
-    or sub0(v, "filter", C.EqualsStringFilter)
-    or ms(v, "method", "preference_page", "\"preference_page\"")
+  if p then return p, why() end
+  x = v.filter if x ~= nil and not isnull(x) then p, e, g = C.EqualsStringFilter(x) if p then return "/filter" .. p, e, g end end
+  p = ms(v, "method", "preference_page", "\"preference_page\"")
   if p then return p, why() end
 end
 C.APIMethodFilter = function(v)
@@ -685,8 +634,9 @@ C.APIMethodFilter = function(v)
   p = need(v, "field")
     or need(v, "method")
     or ms(v, "field", "method", "\"method\"")
-    or sub0(v, "filter", C.InStringArrayFilter)
-    or ms(v, "method", "api", "\"api\"")
+  if p then return p, why() end
+  x = v.filter if x ~= nil and not isnull(x) then p, e, g = C.InStringArrayFilter(x) if p then return "/filter" .. p, e, g end end
+  p = ms(v, "method", "api", "\"api\"")
   if p then return p, why() end
 end
 C.InboundMessageMethodFilter = function(v)
@@ -722,8 +672,9 @@ C.ManualImportManualMethodFilter = function(v)
   p = need(v, "field")
     or need(v, "method")
     or ms(v, "field", "method", "\"method\"")
-    or sub0(v, "filter", C.InStringArrayFilter)
-    or ms(v, "method", "manual_import", "\"manual_import\"")
+  if p then return p, why() end
+  x = v.filter if x ~= nil and not isnull(x) then p, e, g = C.InStringArrayFilter(x) if p then return "/filter" .. p, e, g end end
+  p = ms(v, "method", "manual_import", "\"manual_import\"")
   if p then return p, why() end
 end
 C.ManualAddManualMethodFilter = function(v)
@@ -732,8 +683,9 @@ C.ManualAddManualMethodFilter = function(v)
   p = need(v, "field")
     or need(v, "method")
     or ms(v, "field", "method", "\"method\"")
-    or sub0(v, "filter", C.InStringArrayFilter)
-    or ms(v, "method", "manual_add", "\"manual_add\"")
+  if p then return p, why() end
+  x = v.filter if x ~= nil and not isnull(x) then p, e, g = C.InStringArrayFilter(x) if p then return "/filter" .. p, e, g end end
+  p = ms(v, "method", "manual_add", "\"manual_add\"")
   if p then return p, why() end
 end
 C.ShopifyIntegrationMethodFilter = function(v)
@@ -743,8 +695,9 @@ C.ShopifyIntegrationMethodFilter = function(v)
     or need(v, "method")
     or need(v, "filter")
     or ms(v, "field", "method", "\"method\"")
-    or sub(v, "filter", C.ShopifyIntegrationFilter)
-    or ms(v, "method", "integration", "\"integration\"")
+  if p then return p, why() end
+  x = v.filter p, e, g = C.ShopifyIntegrationFilter(x) if p then return "/filter" .. p, e, g end
+  p = ms(v, "method", "integration", "\"integration\"")
   if p then return p, why() end
 end
 C.ShopifyIntegrationFilter = function(v)
@@ -755,8 +708,8 @@ C.ShopifyIntegrationFilter = function(v)
     or need(v, "value")
     or ms(v, "operator", "in", "\"in\"")
     or ms(v, "type", "string", "\"string\"")
-    or sub(v, "value", F[21])
   if p then return p, why() end
+  x = v.value p, e, g = F[21](x) if p then return "/value" .. p, e, g end
 end
 F[21] = function(v)
   local p, e, g
@@ -782,28 +735,25 @@ C.NoEmailMarketingConsent = function(v)
     or need(v, "consent_status")
     or mb(v, "can_receive_marketing", false, "false")
     or ms(v, "channel", "email", "\"email\"")
-    or sub(v, "consent_status", F[22])
   if p then return p, why() end
+  x = v.consent_status p, e, g = F[22](x) if p then return "/consent_status" .. p, e, g end
 end
 F[22] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.NoEmailMarketing(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NoEmailMarketingUnsubscribed(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NoEmailMarketingNeverSubscribed(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NoEmailMarketingSubscribed(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.NoEmailMarketing(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.NoEmailMarketingUnsubscribed(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.NoEmailMarketingNeverSubscribed(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.NoEmailMarketingSubscribed(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.NoEmailMarketing = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "subscription")
-    or sub0(v, "filters", F[23])
-    or ms(v, "subscription", "any", "\"any\"")
+  if p then return p, why() end
+  x = v.filters if x ~= nil and not isnull(x) then p, e, g = F[23](x) if p then return "/filters" .. p, e, g end end
+  p = ms(v, "subscription", "any", "\"any\"")
   if p then return p, why() end
 end
 F[23] = function(v)
@@ -815,12 +765,9 @@ end
 F[24] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.BounceDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ManualSuppressionDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.InvalidEmailDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.BounceDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.ManualSuppressionDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.InvalidEmailDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.BounceDateFilter = function(v)
@@ -829,28 +776,20 @@ C.BounceDateFilter = function(v)
   p = need(v, "field")
     or need(v, "filter")
     or ms(v, "field", "bounce_date", "\"bounce_date\"")
-    or sub(v, "filter", F[25])
   if p then return p, why() end
+  x = v.filter p, e, g = F[25](x) if p then return "/filter" .. p, e, g end
 end
 F[25] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.StaticDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeAnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.CalendarDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.AnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.IsSetExistenceFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.CalendarDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.AnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.IsSetExistenceFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.IsSetExistenceFilter = function(v)
@@ -868,28 +807,20 @@ C.ManualSuppressionDateFilter = function(v)
   p = need(v, "field")
     or need(v, "filter")
     or ms(v, "field", "manual_suppression_date", "\"manual_suppression_date\"")
-    or sub(v, "filter", F[26])
   if p then return p, why() end
+  x = v.filter p, e, g = F[26](x) if p then return "/filter" .. p, e, g end
 end
 F[26] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.StaticDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeAnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.CalendarDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.AnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.IsSetExistenceFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.CalendarDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.AnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.IsSetExistenceFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.InvalidEmailDateFilter = function(v)
@@ -898,45 +829,36 @@ C.InvalidEmailDateFilter = function(v)
   p = need(v, "field")
     or need(v, "filter")
     or ms(v, "field", "invalid_email_date", "\"invalid_email_date\"")
-    or sub(v, "filter", F[27])
   if p then return p, why() end
+  x = v.filter p, e, g = F[27](x) if p then return "/filter" .. p, e, g end
 end
 F[27] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.StaticDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeAnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.CalendarDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.AnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.IsSetExistenceFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.CalendarDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.AnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.IsSetExistenceFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.NoEmailMarketingUnsubscribed = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "subscription")
-    or sub0(v, "filters", F[28])
-    or ms(v, "subscription", "unsubscribed", "\"unsubscribed\"")
+  if p then return p, why() end
+  x = v.filters if x ~= nil and not isnull(x) then p, e, g = F[28](x) if p then return "/filters" .. p, e, g end end
+  p = ms(v, "subscription", "unsubscribed", "\"unsubscribed\"")
   if p then return p, why() end
 end
 F[28] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = F[29](v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = F[32](v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = F[29](v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = F[32](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 F[29] = function(v)
@@ -948,32 +870,19 @@ end
 F[30] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.StatusDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.APIMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.InboundMessageMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.PreferencePageMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ManualRemoveMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.SpamComplaintMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.MailboxProviderMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.OneClickUnsubscribeMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ManualImportMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.SftpMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.DataWarehouseImportMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileModificationMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ConstantContactIntegrationMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.StatusDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.APIMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.InboundMessageMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.PreferencePageMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ManualRemoveMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.SpamComplaintMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.MailboxProviderMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.OneClickUnsubscribeMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ManualImportMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.SftpMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.DataWarehouseImportMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileModificationMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ConstantContactIntegrationMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.PreferencePageMethodFilter = function(v)
@@ -1055,8 +964,9 @@ C.ConstantContactIntegrationMethodFilter = function(v)
     or need(v, "method")
     or need(v, "filter")
     or ms(v, "field", "method", "\"method\"")
-    or sub(v, "filter", C.ConstantContactIntegrationFilter)
-    or ms(v, "method", "integration", "\"integration\"")
+  if p then return p, why() end
+  x = v.filter p, e, g = C.ConstantContactIntegrationFilter(x) if p then return "/filter" .. p, e, g end
+  p = ms(v, "method", "integration", "\"integration\"")
   if p then return p, why() end
 end
 C.ConstantContactIntegrationFilter = function(v)
@@ -1067,8 +977,8 @@ C.ConstantContactIntegrationFilter = function(v)
     or need(v, "value")
     or ms(v, "operator", "in", "\"in\"")
     or ms(v, "type", "string", "\"string\"")
-    or sub(v, "value", F[31])
   if p then return p, why() end
+  x = v.value p, e, g = F[31](x) if p then return "/value" .. p, e, g end
 end
 F[31] = function(v)
   local p, e, g
@@ -1088,12 +998,9 @@ end
 F[33] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.BounceDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ManualSuppressionDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.InvalidEmailDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.BounceDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.ManualSuppressionDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.InvalidEmailDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.NoEmailMarketingNeverSubscribed = function(v)
@@ -1101,8 +1008,9 @@ C.NoEmailMarketingNeverSubscribed = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "subscription")
     or need(v, "filters")
-    or sub(v, "filters", F[34])
-    or ms(v, "subscription", "never_subscribed", "\"never_subscribed\"")
+  if p then return p, why() end
+  x = v.filters p, e, g = F[34](x) if p then return "/filters" .. p, e, g end
+  p = ms(v, "subscription", "never_subscribed", "\"never_subscribed\"")
   if p then return p, why() end
 end
 F[34] = function(v)
@@ -1114,12 +1022,9 @@ end
 F[35] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.BounceDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ManualSuppressionDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.InvalidEmailDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.BounceDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.ManualSuppressionDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.InvalidEmailDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.NoEmailMarketingSubscribed = function(v)
@@ -1127,8 +1032,9 @@ C.NoEmailMarketingSubscribed = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "subscription")
     or need(v, "filters")
-    or sub(v, "filters", F[36])
-    or ms(v, "subscription", "subscribed", "\"subscribed\"")
+  if p then return p, why() end
+  x = v.filters p, e, g = F[36](x) if p then return "/filters" .. p, e, g end
+  p = ms(v, "subscription", "subscribed", "\"subscribed\"")
   if p then return p, why() end
 end
 F[36] = function(v)
@@ -1140,12 +1046,9 @@ end
 F[37] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.BounceDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ManualSuppressionDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.InvalidEmailDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.BounceDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.ManualSuppressionDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.InvalidEmailDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.HasSMSMarketingConsent = function(v)
@@ -1156,15 +1059,16 @@ C.HasSMSMarketingConsent = function(v)
     or need(v, "consent_status")
     or mb(v, "can_receive_marketing", true, "true")
     or ms(v, "channel", "sms", "\"sms\"")
-    or sub(v, "consent_status", C.HasSMSMarketingSubscribed)
   if p then return p, why() end
+  x = v.consent_status p, e, g = C.HasSMSMarketingSubscribed(x) if p then return "/consent_status" .. p, e, g end
 end
 C.HasSMSMarketingSubscribed = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "subscription")
-    or sub0(v, "filters", F[38])
-    or ms(v, "subscription", "subscribed", "\"subscribed\"")
+  if p then return p, why() end
+  x = v.filters if x ~= nil and not isnull(x) then p, e, g = F[38](x) if p then return "/filters" .. p, e, g end end
+  p = ms(v, "subscription", "subscribed", "\"subscribed\"")
   if p then return p, why() end
 end
 F[38] = function(v)
@@ -1176,26 +1080,16 @@ end
 F[39] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.StatusDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.FormMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ManualImportManualMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ManualAddManualMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.CheckoutMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.InboundMessageMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.PreferencePageMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.SftpMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ShopifyIntegrationMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.SubscribedSMSIsRcsCapableFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.StatusDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.FormMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ManualImportManualMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ManualAddManualMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.CheckoutMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.InboundMessageMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.PreferencePageMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.SftpMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ShopifyIntegrationMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.SubscribedSMSIsRcsCapableFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.CheckoutMethodFilter = function(v)
@@ -1213,8 +1107,8 @@ C.SubscribedSMSIsRcsCapableFilter = function(v)
   p = need(v, "field")
     or need(v, "filter")
     or ms(v, "field", "is_rcs_capable", "\"is_rcs_capable\"")
-    or sub(v, "filter", C.BooleanFilter)
   if p then return p, why() end
+  x = v.filter p, e, g = C.BooleanFilter(x) if p then return "/filter" .. p, e, g end
 end
 C.NoSMSMarketingConsent = function(v)
   local p, e, g, x
@@ -1224,18 +1118,15 @@ C.NoSMSMarketingConsent = function(v)
     or need(v, "consent_status")
     or mb(v, "can_receive_marketing", false, "false")
     or ms(v, "channel", "sms", "\"sms\"")
-    or sub(v, "consent_status", F[40])
   if p then return p, why() end
+  x = v.consent_status p, e, g = F[40](x) if p then return "/consent_status" .. p, e, g end
 end
 F[40] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.NoSMSMarketing(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NoSMSMarketingUnsubscribed(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NoSMSMarketingNeverSubscribed(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.NoSMSMarketing(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.NoSMSMarketingUnsubscribed(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.NoSMSMarketingNeverSubscribed(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.NoSMSMarketing = function(v)
@@ -1249,8 +1140,9 @@ C.NoSMSMarketingUnsubscribed = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "subscription")
-    or sub0(v, "filters", F[41])
-    or ms(v, "subscription", "unsubscribed", "\"unsubscribed\"")
+  if p then return p, why() end
+  x = v.filters if x ~= nil and not isnull(x) then p, e, g = F[41](x) if p then return "/filters" .. p, e, g end end
+  p = ms(v, "subscription", "unsubscribed", "\"unsubscribed\"")
   if p then return p, why() end
 end
 F[41] = function(v)
@@ -1262,38 +1154,22 @@ end
 F[42] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.StatusDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.FormMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ManualImportManualMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ManualAddManualMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ManualRemoveMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.BulkRemoveMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.CheckoutMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.InboundMessageMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.PreferencePageMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.SftpMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.CarrierDeactivationMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProvidedLandlineMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.MessageBlockedMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProvidedNoAgeMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.FailedAgeGateMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ShopifyIntegrationMethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.StatusDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.FormMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ManualImportManualMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ManualAddManualMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ManualRemoveMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.BulkRemoveMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.CheckoutMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.InboundMessageMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.PreferencePageMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.SftpMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.CarrierDeactivationMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProvidedLandlineMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.MessageBlockedMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProvidedNoAgeMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.FailedAgeGateMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ShopifyIntegrationMethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.BulkRemoveMethodFilter = function(v)
@@ -1365,15 +1241,16 @@ C.HasPushMarketingConsent = function(v)
     or need(v, "consent_status")
     or mb(v, "can_receive_marketing", true, "true")
     or ms(v, "channel", "push", "\"push\"")
-    or sub(v, "consent_status", C.HasPushMarketing)
   if p then return p, why() end
+  x = v.consent_status p, e, g = C.HasPushMarketing(x) if p then return "/consent_status" .. p, e, g end
 end
 C.HasPushMarketing = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "subscription")
-    or sub0(v, "filters", F[43])
-    or ms(v, "subscription", "any", "\"any\"")
+  if p then return p, why() end
+  x = v.filters if x ~= nil and not isnull(x) then p, e, g = F[43](x) if p then return "/filters" .. p, e, g end end
+  p = ms(v, "subscription", "any", "\"any\"")
   if p then return p, why() end
 end
 F[43] = function(v)
@@ -1390,8 +1267,8 @@ C.NoPushMarketingConsent = function(v)
     or need(v, "consent_status")
     or mb(v, "can_receive_marketing", false, "false")
     or ms(v, "channel", "push", "\"push\"")
-    or sub(v, "consent_status", C.NoPushMarketing)
   if p then return p, why() end
+  x = v.consent_status p, e, g = C.NoPushMarketing(x) if p then return "/consent_status" .. p, e, g end
 end
 C.NoPushMarketing = function(v)
   local p, e, g, x
@@ -1404,29 +1281,22 @@ C.ProfileMetricPropertyFilter = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "property")
-    or sub0(v, "filter", F[44])
-    or ms(v, "property")
+  if p then return p, why() end
+  x = v.filter if x ~= nil and not isnull(x) then p, e, g = F[44](x) if p then return "/filter" .. p, e, g end end
+  p = ms(v, "property")
   if p then return p, why() end
 end
 F[44] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.StringOperatorStringFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StringArrayOperatorStringArrayFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ExistenceOperatorExistenceFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ListSetFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ListLengthFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ListSubstringFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.BooleanFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NumericOperatorNumericFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.StringOperatorStringFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.StringArrayOperatorStringArrayFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ExistenceOperatorExistenceFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ListSetFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ListLengthFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ListSubstringFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.BooleanFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.NumericOperatorNumericFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.ListSetFilter = function(v)
@@ -1437,8 +1307,8 @@ C.ListSetFilter = function(v)
     or need(v, "value")
     or ms(v, "operator", E[15], T[15])
     or ms(v, "type", "list", "\"list\"")
-    or sub(v, "value", F[45])
   if p then return p, why() end
+  x = v.value p, e, g = F[45](x) if p then return "/value" .. p, e, g end
 end
 F[45] = function(v)
   local p, e, g
@@ -1463,9 +1333,10 @@ C.ProfileHasCustomObjectCondition = function(v)
     or need(v, "object_type_relationship_id")
     or need(v, "filter")
     or need(v, "filters")
-    or sub(v, "filter", C.IntegerFilter)
-    or sub(v, "filters", F[46])
-    or ms(v, "object_type_id")
+  if p then return p, why() end
+  x = v.filter p, e, g = C.IntegerFilter(x) if p then return "/filter" .. p, e, g end
+  x = v.filters p, e, g = F[46](x) if p then return "/filters" .. p, e, g end
+  p = ms(v, "object_type_id")
     or ms(v, "object_type_relationship_id")
     or ms(v, "type", "profile-has-custom-object", "\"profile-has-custom-object\"")
   if p then return p, why() end
@@ -1492,39 +1363,27 @@ C.ProfileHasCustomObjectFilter = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "property_id")
     or need(v, "filter")
-    or sub(v, "filter", F[47])
-    or mi(v, "property_id")
+  if p then return p, why() end
+  x = v.filter p, e, g = F[47](x) if p then return "/filter" .. p, e, g end
+  p = mi(v, "property_id")
   if p then return p, why() end
 end
 F[47] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.StringOperatorStringFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StringArrayOperatorStringArrayFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NumericOperatorNumericFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NumericRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.BooleanFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeAnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ListContainsOperatorListContainsFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ListLengthFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ExistenceOperatorExistenceFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.StringOperatorStringFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.StringArrayOperatorStringArrayFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.NumericOperatorNumericFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.NumericRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.BooleanFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ListContainsOperatorListContainsFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ListLengthFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ExistenceOperatorExistenceFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.ProfilePermissionsCondition = function(v)
@@ -1534,25 +1393,20 @@ C.ProfilePermissionsCondition = function(v)
     or need(v, "permission")
     or need(v, "channel")
     or ms(v, "channel", E[17], T[17])
-    or sub(v, "permission", F[48])
-    or ms(v, "type", "profile-permissions", "\"profile-permissions\"")
+  if p then return p, why() end
+  x = v.permission p, e, g = F[48](x) if p then return "/permission" .. p, e, g end
+  p = ms(v, "type", "profile-permissions", "\"profile-permissions\"")
   if p then return p, why() end
 end
 F[48] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.ExplicitlyReachable(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ImplicitlyReachable(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ImplicitlyOrExplicitlyReachable(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ExplicitlyUnreachable(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ImplicitlyUnreachable(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ImplicitlyOrExplicitlyUnreachable(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.ExplicitlyReachable(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.ImplicitlyReachable(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ImplicitlyOrExplicitlyReachable(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ExplicitlyUnreachable(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ImplicitlyUnreachable(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ImplicitlyOrExplicitlyUnreachable(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.ExplicitlyReachable = function(v)
@@ -1560,8 +1414,9 @@ C.ExplicitlyReachable = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "reachable_status")
     or need(v, "filters")
-    or sub(v, "filters", F[49])
-    or ms(v, "reachable_status", "explicitly_reachable", "\"explicitly_reachable\"")
+  if p then return p, why() end
+  x = v.filters p, e, g = F[49](x) if p then return "/filters" .. p, e, g end
+  p = ms(v, "reachable_status", "explicitly_reachable", "\"explicitly_reachable\"")
   if p then return p, why() end
 end
 F[49] = function(v)
@@ -1573,14 +1428,10 @@ end
 F[50] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.EffectiveDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RecordedDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.MethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.FormSubscribeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.EffectiveDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.RecordedDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.MethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.FormSubscribeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.EffectiveDateFilter = function(v)
@@ -1589,26 +1440,19 @@ C.EffectiveDateFilter = function(v)
   p = need(v, "field")
     or need(v, "filter")
     or ms(v, "field", "effective_date", "\"effective_date\"")
-    or sub(v, "filter", F[51])
   if p then return p, why() end
+  x = v.filter p, e, g = F[51](x) if p then return "/filter" .. p, e, g end
 end
 F[51] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.StaticDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeAnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.CalendarDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.AnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.CalendarDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.AnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.RecordedDateFilter = function(v)
@@ -1617,26 +1461,19 @@ C.RecordedDateFilter = function(v)
   p = need(v, "field")
     or need(v, "filter")
     or ms(v, "field", "recorded_date", "\"recorded_date\"")
-    or sub(v, "filter", F[52])
   if p then return p, why() end
+  x = v.filter p, e, g = F[52](x) if p then return "/filter" .. p, e, g end
 end
 F[52] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.StaticDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeAnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.CalendarDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.AnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.CalendarDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.AnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.MethodFilter = function(v)
@@ -1654,8 +1491,9 @@ C.FormSubscribeFilter = function(v)
   p = need(v, "field")
     or need(v, "method")
     or ms(v, "field", "subscribe_method", "\"subscribe_method\"")
-    or sub0(v, "filter", C.InStringArrayFilter)
-    or ms(v, "method", "form", "\"form\"")
+  if p then return p, why() end
+  x = v.filter if x ~= nil and not isnull(x) then p, e, g = C.InStringArrayFilter(x) if p then return "/filter" .. p, e, g end end
+  p = ms(v, "method", "form", "\"form\"")
   if p then return p, why() end
 end
 C.ImplicitlyReachable = function(v)
@@ -1677,8 +1515,9 @@ C.ExplicitlyUnreachable = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "reachable_status")
     or need(v, "filters")
-    or sub(v, "filters", F[53])
-    or ms(v, "reachable_status", "explicitly_unreachable", "\"explicitly_unreachable\"")
+  if p then return p, why() end
+  x = v.filters p, e, g = F[53](x) if p then return "/filters" .. p, e, g end
+  p = ms(v, "reachable_status", "explicitly_unreachable", "\"explicitly_unreachable\"")
   if p then return p, why() end
 end
 F[53] = function(v)
@@ -1690,14 +1529,10 @@ end
 F[54] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.EffectiveDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RecordedDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.MethodFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.FormSubscribeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.EffectiveDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.RecordedDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.MethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.FormSubscribeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.ImplicitlyUnreachable = function(v)

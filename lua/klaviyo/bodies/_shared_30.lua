@@ -3,9 +3,9 @@
 -- Checks of the components the bodies of create_flow, update_flow_action share.
 local H = require "klaviyo.body_check"
 local type, obj, arr, int, num, isnull, given, need = type, H.obj, H.arr, H.int, H.num, H.isnull, H.given, H.need
-local sub, sub0, why, ms, ms0, mi, mi0, mn, mn0, mb, mb0 = H.sub, H.sub0, H.why, H.ms, H.ms0, H.mi, H.mi0, H.mn, H.mn0, H.mb, H.mb0
-local dt, date, tm, uri, e164, closed, count, closer = H.dt, H.date, H.tm, H.uri, H.e164, H.closed, H.count, H.closer
-local C, F, E, T, set = H.components("klaviyo.bodies"), {}, {}, {}, H.set
+local why, ms, ms0, mi, mi0, mb, mb0, dt = H.why, H.ms, H.ms0, H.mi, H.mi0, H.mb, H.mb0, H.dt
+local date, tm, count, best, set, C, F, E = H.date, H.tm, H.count, H.best, H.set, H.components("klaviyo.bodies"), {}, {}
+local T = {}
 E[1] = set{ "count", "sum" } T[1] = "one of \"count\", \"sum\""
 E[2] = set{ "day", "hour", "week" } T[2] = "one of \"day\", \"hour\", \"week\""
 E[3] = set{ "deep_link", "dismiss", "open_app", "open_url" } T[3] = "one of \"deep_link\", \"dismiss\", \"open_app\", \"open_url\""
@@ -28,10 +28,12 @@ C.ActionOutputSplitAction = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
-    or sub0(v, "data", C.ActionOutputSplitActionData)
-    or ms0(v, "id")
-    or sub0(v, "links", C.BooleanBranchLinks)
-    or ms0(v, "temporary_id")
+  if p then return p, why() end
+  x = v.data if x ~= nil and not isnull(x) then p, e, g = C.ActionOutputSplitActionData(x) if p then return "/data" .. p, e, g end end
+  p = ms0(v, "id")
+  if p then return p, why() end
+  x = v.links if x ~= nil and not isnull(x) then p, e, g = C.BooleanBranchLinks(x) if p then return "/links" .. p, e, g end end
+  p = ms0(v, "temporary_id")
     or ms(v, "type", "action-output-split", "\"action-output-split\"")
   if p then return p, why() end
 end
@@ -39,15 +41,15 @@ C.ActionOutputSplitActionData = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "action_output_filter")
-    or sub0(v, "action_output_filter", F[1])
   if p then return p, why() end
+  x = v.action_output_filter if not isnull(x) then p, e, g = F[1](x) if p then return "/action_output_filter" .. p, e, g end end
 end
 F[1] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "condition_groups")
-    or sub(v, "condition_groups", F[2])
   if p then return p, why() end
+  x = v.condition_groups p, e, g = F[2](x) if p then return "/condition_groups" .. p, e, g end
 end
 F[2] = function(v)
   local p, e, g
@@ -59,8 +61,8 @@ F[3] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "conditions")
-    or sub(v, "conditions", F[4])
   if p then return p, why() end
+  x = v.conditions p, e, g = F[4](x) if p then return "/conditions" .. p, e, g end
 end
 F[4] = function(v)
   local p, e, g
@@ -76,26 +78,21 @@ C.ActionOutputCondition = function(v)
     or need(v, "field")
     or need(v, "filter")
     or ms(v, "field")
-    or sub(v, "filter", F[5])
-    or mi(v, "output_config_id")
+  if p then return p, why() end
+  x = v.filter p, e, g = F[5](x) if p then return "/filter" .. p, e, g end
+  p = mi(v, "output_config_id")
     or ms(v, "type", "action-output", "\"action-output\"")
   if p then return p, why() end
 end
 F[5] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.StringOperatorStringFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StringArrayOperatorStringArrayFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NumericOperatorNumericFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NumericRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.BooleanFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ExistenceOperatorExistenceFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.StringOperatorStringFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.StringArrayOperatorStringArrayFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.NumericOperatorNumericFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.NumericRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.BooleanFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ExistenceOperatorExistenceFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.BooleanBranchLinks = function(v)
@@ -112,8 +109,9 @@ C.BackInStockDelayAction = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
-    or sub0(v, "links", C.Link)
-    or ms0(v, "temporary_id")
+  if p then return p, why() end
+  x = v.links if x ~= nil and not isnull(x) then p, e, g = C.Link(x) if p then return "/links" .. p, e, g end end
+  p = ms0(v, "temporary_id")
     or ms(v, "type", "back-in-stock-delay", "\"back-in-stock-delay\"")
   if p then return p, why() end
 end
@@ -127,10 +125,12 @@ C.ConditionalBranchAction = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
-    or sub0(v, "data", C.ConditionalBranchActionData)
-    or ms0(v, "id")
-    or sub0(v, "links", C.BooleanBranchLinks)
-    or ms0(v, "temporary_id")
+  if p then return p, why() end
+  x = v.data if x ~= nil and not isnull(x) then p, e, g = C.ConditionalBranchActionData(x) if p then return "/data" .. p, e, g end end
+  p = ms0(v, "id")
+  if p then return p, why() end
+  x = v.links if x ~= nil and not isnull(x) then p, e, g = C.BooleanBranchLinks(x) if p then return "/links" .. p, e, g end end
+  p = ms0(v, "temporary_id")
     or ms(v, "type", "conditional-split", "\"conditional-split\"")
   if p then return p, why() end
 end
@@ -138,15 +138,15 @@ C.ConditionalBranchActionData = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "profile_filter")
-    or sub0(v, "profile_filter", F[6])
   if p then return p, why() end
+  x = v.profile_filter if not isnull(x) then p, e, g = F[6](x) if p then return "/profile_filter" .. p, e, g end end
 end
 F[6] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "condition_groups")
-    or sub(v, "condition_groups", F[7])
   if p then return p, why() end
+  x = v.condition_groups p, e, g = F[7](x) if p then return "/condition_groups" .. p, e, g end
 end
 F[7] = function(v)
   local p, e, g
@@ -158,8 +158,8 @@ F[8] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "conditions")
-    or sub(v, "conditions", F[9])
   if p then return p, why() end
+  x = v.conditions p, e, g = F[9](x) if p then return "/conditions" .. p, e, g end
 end
 F[9] = function(v)
   local p, e, g
@@ -170,42 +170,24 @@ end
 F[10] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.ProfilePropertyCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasGroupMembershipCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileNoGroupMembershipCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileRegionCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePostalCodeDistanceCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsDateCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsStringCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsNumericCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityPriorityCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityRankCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileMarketingConsentCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.FlowsProfileMetricCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileRandomSampleCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasCustomObjectCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePermissionsCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasNotReceivedEmailMessageCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasNotReceivedSmsMessageCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasNotReceivedPushMessageCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.ProfilePropertyCondition(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.ProfileHasGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileNoGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileRegionCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePostalCodeDistanceCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsDateCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsStringCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsNumericCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityPriorityCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityRankCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileMarketingConsentCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.FlowsProfileMetricCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileRandomSampleCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasCustomObjectCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePermissionsCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasNotReceivedEmailMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasNotReceivedSmsMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasNotReceivedPushMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.FlowsProfileMetricCondition = function(v)
@@ -217,11 +199,13 @@ C.FlowsProfileMetricCondition = function(v)
     or need(v, "measurement_filter")
     or need(v, "timeframe_filter")
     or ms(v, "measurement", E[1], T[1])
-    or sub(v, "measurement_filter", C.NumericOperatorNumericFilter)
-    or sub0(v, "metric_filters", F[11])
-    or ms(v, "metric_id")
-    or sub(v, "timeframe_filter", F[12])
-    or ms(v, "type", "profile-metric", "\"profile-metric\"")
+  if p then return p, why() end
+  x = v.measurement_filter p, e, g = C.NumericOperatorNumericFilter(x) if p then return "/measurement_filter" .. p, e, g end
+  x = v.metric_filters if x ~= nil and not isnull(x) then p, e, g = F[11](x) if p then return "/metric_filters" .. p, e, g end end
+  p = ms(v, "metric_id")
+  if p then return p, why() end
+  x = v.timeframe_filter p, e, g = F[12](x) if p then return "/timeframe_filter" .. p, e, g end
+  p = ms(v, "type", "profile-metric", "\"profile-metric\"")
   if p then return p, why() end
 end
 F[11] = function(v)
@@ -233,20 +217,13 @@ end
 F[12] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.StaticDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeAnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.AlltimeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.SinceFlowStartDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.AlltimeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.SinceFlowStartDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.SinceFlowStartDateFilter = function(v)
@@ -272,17 +249,16 @@ C.ProfileHasNotReceivedEmailMessageCondition = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "timeframe_filter")
-    or sub(v, "timeframe_filter", F[13])
-    or ms(v, "type", "profile-not-sent-email", "\"profile-not-sent-email\"")
+  if p then return p, why() end
+  x = v.timeframe_filter p, e, g = F[13](x) if p then return "/timeframe_filter" .. p, e, g end
+  p = ms(v, "type", "profile-not-sent-email", "\"profile-not-sent-email\"")
   if p then return p, why() end
 end
 F[13] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.AlltimeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.InTheLastBaseRelativeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.AlltimeDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.InTheLastBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.InTheLastBaseRelativeDateFilter = function(v)
@@ -303,17 +279,16 @@ C.ProfileHasNotReceivedSmsMessageCondition = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "timeframe_filter")
-    or sub(v, "timeframe_filter", F[14])
-    or ms(v, "type", "profile-not-sent-sms", "\"profile-not-sent-sms\"")
+  if p then return p, why() end
+  x = v.timeframe_filter p, e, g = F[14](x) if p then return "/timeframe_filter" .. p, e, g end
+  p = ms(v, "type", "profile-not-sent-sms", "\"profile-not-sent-sms\"")
   if p then return p, why() end
 end
 F[14] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.AlltimeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.InTheLastBaseRelativeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.AlltimeDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.InTheLastBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.ProfileHasNotReceivedPushMessageCondition = function(v)
@@ -321,17 +296,16 @@ C.ProfileHasNotReceivedPushMessageCondition = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "timeframe_filter")
-    or sub(v, "timeframe_filter", F[15])
-    or ms(v, "type", "profile-not-sent-push", "\"profile-not-sent-push\"")
+  if p then return p, why() end
+  x = v.timeframe_filter p, e, g = F[15](x) if p then return "/timeframe_filter" .. p, e, g end
+  p = ms(v, "type", "profile-not-sent-push", "\"profile-not-sent-push\"")
   if p then return p, why() end
 end
 F[15] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.AlltimeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.InTheLastBaseRelativeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.AlltimeDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.InTheLastBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.ContentExperimentAction = function(v)
@@ -339,10 +313,12 @@ C.ContentExperimentAction = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "data")
-    or sub(v, "data", F[16])
-    or ms0(v, "id")
-    or sub0(v, "links", C.Link)
-    or ms0(v, "temporary_id")
+  if p then return p, why() end
+  x = v.data p, e, g = F[16](x) if p then return "/data" .. p, e, g end
+  p = ms0(v, "id")
+  if p then return p, why() end
+  x = v.links if x ~= nil and not isnull(x) then p, e, g = C.Link(x) if p then return "/links" .. p, e, g end end
+  p = ms0(v, "temporary_id")
     or ms(v, "type", "content-experiment", "\"content-experiment\"")
   if p then return p, why() end
 end
@@ -350,22 +326,26 @@ F[16] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "main_action")
-    or sub0(v, "current_experiment", F[17])
-    or ms0(v, "experiment_status", E[8], T[8])
-    or sub(v, "main_action", F[34])
-    or ms(v, "status", E[6], T[6])
+  if p then return p, why() end
+  x = v.current_experiment if x ~= nil and not isnull(x) then p, e, g = F[17](x) if p then return "/current_experiment" .. p, e, g end end
+  p = ms0(v, "experiment_status", E[8], T[8])
+  if p then return p, why() end
+  x = v.main_action p, e, g = F[34](x) if p then return "/main_action" .. p, e, g end
+  p = ms(v, "status", E[6], T[6])
   if p then return p, why() end
 end
 F[17] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "variations")
-    or sub0(v, "allocations", F[18])
-    or ms0(v, "id")
+  if p then return p, why() end
+  x = v.allocations if x ~= nil and not isnull(x) then p, e, g = F[18](x) if p then return "/allocations" .. p, e, g end end
+  p = ms0(v, "id")
     or ms0(v, "name")
     or ms0(v, "started", dt)
-    or sub(v, "variations", F[19])
-    or ms0(v, "winner_metric", E[7], T[7])
+  if p then return p, why() end
+  x = v.variations p, e, g = F[19](x) if p then return "/variations" .. p, e, g end
+  p = ms0(v, "winner_metric", E[7], T[7])
   if p then return p, why() end
 end
 F[18] = function(v)
@@ -381,47 +361,50 @@ end
 F[20] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.SendPushNotificationAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.SendWhatsAppAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.SendPushNotificationAction(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.SendWhatsAppAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.SendPushNotificationAction = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
-    or sub0(v, "data", C.SendPushNotificationActionData)
-    or ms0(v, "id")
-    or sub0(v, "links", C.Link)
-    or ms0(v, "temporary_id")
+  if p then return p, why() end
+  x = v.data if x ~= nil and not isnull(x) then p, e, g = C.SendPushNotificationActionData(x) if p then return "/data" .. p, e, g end end
+  p = ms0(v, "id")
+  if p then return p, why() end
+  x = v.links if x ~= nil and not isnull(x) then p, e, g = C.Link(x) if p then return "/links" .. p, e, g end end
+  p = ms0(v, "temporary_id")
     or ms(v, "type", "send-mobile-push", "\"send-mobile-push\"")
   if p then return p, why() end
 end
 C.SendPushNotificationActionData = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  p = sub0(v, "message", C.FlowPushNotification)
-    or ms(v, "status", E[6], T[6])
+  x = v.message if x ~= nil and not isnull(x) then p, e, g = C.FlowPushNotification(x) if p then return "/message" .. p, e, g end end
+  p = ms(v, "status", E[6], T[6])
   if p then return p, why() end
 end
 C.FlowPushNotification = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "body")
-    or sub0(v, "action_buttons", F[21])
-    or sub0(v, "additional_filters", F[22])
-    or ms0(v, "android_link")
+  if p then return p, why() end
+  x = v.action_buttons if x ~= nil and not isnull(x) then p, e, g = F[21](x) if p then return "/action_buttons" .. p, e, g end end
+  x = v.additional_filters if x ~= nil and not isnull(x) then p, e, g = F[22](x) if p then return "/additional_filters" .. p, e, g end end
+  p = ms0(v, "android_link")
     or mb(v, "badge")
-    or sub(v, "badge_options", F[27])
-    or ms(v, "body")
+  if p then return p, why() end
+  x = v.badge_options if x ~= nil then p, e, g = F[27](x) if p then return "/badge_options" .. p, e, g end end
+  p = ms(v, "body")
     or ms0(v, "conversion_metric_id")
     or ms0(v, "dynamic_image")
     or ms0(v, "id")
     or ms0(v, "image_id")
     or ms0(v, "ios_link")
-    or sub0(v, "kv_pairs", F[28])
-    or ms0(v, "name")
+  if p then return p, why() end
+  x = v.kv_pairs if x ~= nil and not isnull(x) then p, e, g = F[28](x) if p then return "/kv_pairs" .. p, e, g end end
+  p = ms0(v, "name")
     or ms(v, "on_open", E[4], T[4])
     or ms0(v, "push_type", E[5], T[5])
     or mb(v, "smart_sending_enabled")
@@ -454,8 +437,8 @@ F[22] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "condition_groups")
-    or sub(v, "condition_groups", F[23])
   if p then return p, why() end
+  x = v.condition_groups p, e, g = F[23](x) if p then return "/condition_groups" .. p, e, g end
 end
 F[23] = function(v)
   local p, e, g
@@ -467,8 +450,8 @@ F[24] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "conditions")
-    or sub(v, "conditions", F[25])
   if p then return p, why() end
+  x = v.conditions p, e, g = F[25](x) if p then return "/conditions" .. p, e, g end
 end
 F[25] = function(v)
   local p, e, g
@@ -479,53 +462,32 @@ end
 F[26] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.ProfilePropertyCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasGroupMembershipCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileNoGroupMembershipCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileRegionCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePostalCodeDistanceCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsDateCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsStringCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsNumericCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityPriorityCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityRankCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileMarketingConsentCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.FlowsProfileMetricCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileRandomSampleCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasCustomObjectCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePermissionsCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasNotReceivedEmailMessageCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasNotReceivedSmsMessageCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasNotReceivedPushMessageCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.ProfilePropertyCondition(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.ProfileHasGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileNoGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileRegionCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePostalCodeDistanceCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsDateCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsStringCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsNumericCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityPriorityCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityRankCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileMarketingConsentCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.FlowsProfileMetricCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileRandomSampleCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasCustomObjectCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePermissionsCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasNotReceivedEmailMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasNotReceivedSmsMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasNotReceivedPushMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 F[27] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.Increment(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticCount(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.Property(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.Increment(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.StaticCount(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.Property(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.Increment = function(v)
@@ -561,26 +523,29 @@ C.SendWhatsAppAction = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
-    or sub0(v, "data", C.SendWhatsAppActionData)
-    or ms0(v, "id")
-    or sub0(v, "links", C.Link)
-    or ms0(v, "temporary_id")
+  if p then return p, why() end
+  x = v.data if x ~= nil and not isnull(x) then p, e, g = C.SendWhatsAppActionData(x) if p then return "/data" .. p, e, g end end
+  p = ms0(v, "id")
+  if p then return p, why() end
+  x = v.links if x ~= nil and not isnull(x) then p, e, g = C.Link(x) if p then return "/links" .. p, e, g end end
+  p = ms0(v, "temporary_id")
     or ms(v, "type", "send-whatsapp", "\"send-whatsapp\"")
   if p then return p, why() end
 end
 C.SendWhatsAppActionData = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  p = sub0(v, "message", C.FlowWhatsApp)
-    or ms(v, "status", E[6], T[6])
+  x = v.message if x ~= nil and not isnull(x) then p, e, g = C.FlowWhatsApp(x) if p then return "/message" .. p, e, g end end
+  p = ms(v, "status", E[6], T[6])
   if p then return p, why() end
 end
 C.FlowWhatsApp = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = mb(v, "add_tracking_params")
-    or sub0(v, "additional_filters", F[29])
-    or ms0(v, "id")
+  if p then return p, why() end
+  x = v.additional_filters if x ~= nil and not isnull(x) then p, e, g = F[29](x) if p then return "/additional_filters" .. p, e, g end end
+  p = ms0(v, "id")
     or ms0(v, "name")
     or mb(v, "smart_sending_enabled")
     or mb(v, "transactional")
@@ -591,8 +556,8 @@ F[29] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "condition_groups")
-    or sub(v, "condition_groups", F[30])
   if p then return p, why() end
+  x = v.condition_groups p, e, g = F[30](x) if p then return "/condition_groups" .. p, e, g end
 end
 F[30] = function(v)
   local p, e, g
@@ -604,8 +569,8 @@ F[31] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "conditions")
-    or sub(v, "conditions", F[32])
   if p then return p, why() end
+  x = v.conditions p, e, g = F[32](x) if p then return "/conditions" .. p, e, g end
 end
 F[32] = function(v)
   local p, e, g
@@ -616,80 +581,64 @@ end
 F[33] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.ProfilePropertyCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasGroupMembershipCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileNoGroupMembershipCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileRegionCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePostalCodeDistanceCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsDateCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsStringCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsNumericCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityPriorityCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityRankCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileMarketingConsentCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.FlowsProfileMetricCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileRandomSampleCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasCustomObjectCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePermissionsCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasNotReceivedEmailMessageCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasNotReceivedSmsMessageCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasNotReceivedPushMessageCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.ProfilePropertyCondition(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.ProfileHasGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileNoGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileRegionCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePostalCodeDistanceCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsDateCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsStringCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsNumericCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityPriorityCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityRankCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileMarketingConsentCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.FlowsProfileMetricCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileRandomSampleCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasCustomObjectCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePermissionsCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasNotReceivedEmailMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasNotReceivedSmsMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasNotReceivedPushMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 F[34] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.SendPushNotificationAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.SendWhatsAppAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.SendPushNotificationAction(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.SendWhatsAppAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.SendEmailAction = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
-    or sub0(v, "data", C.SendEmailActionData)
-    or ms0(v, "id")
-    or sub0(v, "links", C.Link)
-    or ms0(v, "temporary_id")
+  if p then return p, why() end
+  x = v.data if x ~= nil and not isnull(x) then p, e, g = C.SendEmailActionData(x) if p then return "/data" .. p, e, g end end
+  p = ms0(v, "id")
+  if p then return p, why() end
+  x = v.links if x ~= nil and not isnull(x) then p, e, g = C.Link(x) if p then return "/links" .. p, e, g end end
+  p = ms0(v, "temporary_id")
     or ms(v, "type", "send-email", "\"send-email\"")
   if p then return p, why() end
 end
 C.SendEmailActionData = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  p = sub0(v, "message", C.FlowEmail)
-    or ms(v, "status", E[6], T[6])
+  x = v.message if x ~= nil and not isnull(x) then p, e, g = C.FlowEmail(x) if p then return "/message" .. p, e, g end end
+  p = ms(v, "status", E[6], T[6])
   if p then return p, why() end
 end
 C.FlowEmail = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = mb(v, "add_tracking_params")
-    or sub0(v, "additional_filters", F[35])
-    or ms0(v, "bcc_email")
+  if p then return p, why() end
+  x = v.additional_filters if x ~= nil and not isnull(x) then p, e, g = F[35](x) if p then return "/additional_filters" .. p, e, g end end
+  p = ms0(v, "bcc_email")
     or ms0(v, "cc_email")
-    or sub0(v, "custom_tracking_params", F[40])
-    or ms0(v, "from_email")
+  if p then return p, why() end
+  x = v.custom_tracking_params if x ~= nil and not isnull(x) then p, e, g = F[40](x) if p then return "/custom_tracking_params" .. p, e, g end end
+  p = ms0(v, "from_email")
     or ms0(v, "from_label")
     or ms0(v, "id")
     or ms0(v, "name")
@@ -705,8 +654,8 @@ F[35] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "condition_groups")
-    or sub(v, "condition_groups", F[36])
   if p then return p, why() end
+  x = v.condition_groups p, e, g = F[36](x) if p then return "/condition_groups" .. p, e, g end
 end
 F[36] = function(v)
   local p, e, g
@@ -718,8 +667,8 @@ F[37] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "conditions")
-    or sub(v, "conditions", F[38])
   if p then return p, why() end
+  x = v.conditions p, e, g = F[38](x) if p then return "/conditions" .. p, e, g end
 end
 F[38] = function(v)
   local p, e, g
@@ -730,42 +679,24 @@ end
 F[39] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.ProfilePropertyCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasGroupMembershipCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileNoGroupMembershipCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileRegionCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePostalCodeDistanceCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsDateCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsStringCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsNumericCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityPriorityCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityRankCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileMarketingConsentCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.FlowsProfileMetricCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileRandomSampleCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasCustomObjectCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePermissionsCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasNotReceivedEmailMessageCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasNotReceivedSmsMessageCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasNotReceivedPushMessageCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.ProfilePropertyCondition(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.ProfileHasGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileNoGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileRegionCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePostalCodeDistanceCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsDateCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsStringCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsNumericCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityPriorityCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityRankCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileMarketingConsentCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.FlowsProfileMetricCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileRandomSampleCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasCustomObjectCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePermissionsCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasNotReceivedEmailMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasNotReceivedSmsMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasNotReceivedPushMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 F[40] = function(v)
@@ -787,18 +718,20 @@ C.SendSmsAction = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
-    or sub0(v, "data", C.SendSmsActionData)
-    or ms0(v, "id")
-    or sub0(v, "links", C.Link)
-    or ms0(v, "temporary_id")
+  if p then return p, why() end
+  x = v.data if x ~= nil and not isnull(x) then p, e, g = C.SendSmsActionData(x) if p then return "/data" .. p, e, g end end
+  p = ms0(v, "id")
+  if p then return p, why() end
+  x = v.links if x ~= nil and not isnull(x) then p, e, g = C.Link(x) if p then return "/links" .. p, e, g end end
+  p = ms0(v, "temporary_id")
     or ms(v, "type", "send-sms", "\"send-sms\"")
   if p then return p, why() end
 end
 C.SendSmsActionData = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  p = sub0(v, "message", C.FlowSms)
-    or ms(v, "status", E[6], T[6])
+  x = v.message if x ~= nil and not isnull(x) then p, e, g = C.FlowSms(x) if p then return "/message" .. p, e, g end end
+  p = ms(v, "status", E[6], T[6])
   if p then return p, why() end
 end
 C.FlowSms = function(v)
@@ -809,15 +742,18 @@ C.FlowSms = function(v)
     or mb(v, "add_opt_out_language")
     or mb(v, "add_org_prefix")
     or mb(v, "add_tracking_params")
-    or sub0(v, "additional_filters", F[41])
-    or ms(v, "body")
-    or sub0(v, "custom_tracking_params", F[46])
-    or ms0(v, "dynamic_image")
+  if p then return p, why() end
+  x = v.additional_filters if x ~= nil and not isnull(x) then p, e, g = F[41](x) if p then return "/additional_filters" .. p, e, g end end
+  p = ms(v, "body")
+  if p then return p, why() end
+  x = v.custom_tracking_params if x ~= nil and not isnull(x) then p, e, g = F[46](x) if p then return "/custom_tracking_params" .. p, e, g end end
+  p = ms0(v, "dynamic_image")
     or ms0(v, "id")
     or ms0(v, "image_id")
     or mb(v, "include_contact_card")
-    or sub0(v, "message_hierarchy", F[47])
-    or ms0(v, "name")
+  if p then return p, why() end
+  x = v.message_hierarchy if x ~= nil and not isnull(x) then p, e, g = F[47](x) if p then return "/message_hierarchy" .. p, e, g end end
+  p = ms0(v, "name")
     or mb(v, "shorten_links")
     or mb(v, "smart_sending_enabled")
     or mb(v, "sms_quiet_hours_enabled")
@@ -829,8 +765,8 @@ F[41] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "condition_groups")
-    or sub(v, "condition_groups", F[42])
   if p then return p, why() end
+  x = v.condition_groups p, e, g = F[42](x) if p then return "/condition_groups" .. p, e, g end
 end
 F[42] = function(v)
   local p, e, g
@@ -842,8 +778,8 @@ F[43] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "conditions")
-    or sub(v, "conditions", F[44])
   if p then return p, why() end
+  x = v.conditions p, e, g = F[44](x) if p then return "/conditions" .. p, e, g end
 end
 F[44] = function(v)
   local p, e, g
@@ -854,42 +790,24 @@ end
 F[45] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.ProfilePropertyCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasGroupMembershipCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileNoGroupMembershipCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileRegionCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePostalCodeDistanceCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsDateCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsStringCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsNumericCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityPriorityCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityRankCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileMarketingConsentCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.FlowsProfileMetricCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileRandomSampleCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasCustomObjectCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePermissionsCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasNotReceivedEmailMessageCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasNotReceivedSmsMessageCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasNotReceivedPushMessageCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.ProfilePropertyCondition(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.ProfileHasGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileNoGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileRegionCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePostalCodeDistanceCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsDateCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsStringCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsNumericCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityPriorityCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityRankCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileMarketingConsentCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.FlowsProfileMetricCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileRandomSampleCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasCustomObjectCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePermissionsCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasNotReceivedEmailMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasNotReceivedSmsMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasNotReceivedPushMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 F[46] = function(v)
@@ -907,29 +825,27 @@ end
 F[48] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = F[49](v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = F[49](v) if not p then return end bp, be, bg = p, e, g
+  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 F[49] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.MessageHierarchyRcsItem(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.MessageHierarchySmsItem(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.MessageHierarchyRcsItem(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.MessageHierarchySmsItem(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.SendWebhookAction = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
-    or sub0(v, "data", C.SendWebhookActionData)
-    or ms0(v, "id")
-    or sub0(v, "links", C.Link)
-    or ms0(v, "temporary_id")
+  if p then return p, why() end
+  x = v.data if x ~= nil and not isnull(x) then p, e, g = C.SendWebhookActionData(x) if p then return "/data" .. p, e, g end end
+  p = ms0(v, "id")
+  if p then return p, why() end
+  x = v.links if x ~= nil and not isnull(x) then p, e, g = C.Link(x) if p then return "/links" .. p, e, g end end
+  p = ms0(v, "temporary_id")
     or ms(v, "type", "send-webhook", "\"send-webhook\"")
   if p then return p, why() end
 end
@@ -937,8 +853,9 @@ C.SendWebhookActionData = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "message")
-    or sub(v, "message", C.FlowWebhook)
-    or ms(v, "status", E[6], T[6])
+  if p then return p, why() end
+  x = v.message p, e, g = C.FlowWebhook(x) if p then return "/message" .. p, e, g end
+  p = ms(v, "status", E[6], T[6])
   if p then return p, why() end
 end
 C.FlowWebhook = function(v)
@@ -946,8 +863,9 @@ C.FlowWebhook = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "url")
     or ms0(v, "body")
-    or sub0(v, "headers", F[50])
-    or ms0(v, "id")
+  if p then return p, why() end
+  x = v.headers if x ~= nil and not isnull(x) then p, e, g = F[50](x) if p then return "/headers" .. p, e, g end end
+  p = ms0(v, "id")
     or ms0(v, "name")
     or ms0(v, "url")
   if p then return p, why() end
@@ -960,10 +878,12 @@ C.SendInternalAlertAction = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
-    or sub0(v, "data", C.SendInternalAlertActionData)
-    or ms0(v, "id")
-    or sub0(v, "links", C.Link)
-    or ms0(v, "temporary_id")
+  if p then return p, why() end
+  x = v.data if x ~= nil and not isnull(x) then p, e, g = C.SendInternalAlertActionData(x) if p then return "/data" .. p, e, g end end
+  p = ms0(v, "id")
+  if p then return p, why() end
+  x = v.links if x ~= nil and not isnull(x) then p, e, g = C.Link(x) if p then return "/links" .. p, e, g end end
+  p = ms0(v, "temporary_id")
     or ms(v, "type", "send-internal-alert", "\"send-internal-alert\"")
   if p then return p, why() end
 end
@@ -971,8 +891,9 @@ C.SendInternalAlertActionData = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "message")
-    or sub(v, "message", C.FlowInternalAlert)
-    or ms(v, "status", E[6], T[6])
+  if p then return p, why() end
+  x = v.message p, e, g = C.FlowInternalAlert(x) if p then return "/message" .. p, e, g end
+  p = ms(v, "status", E[6], T[6])
   if p then return p, why() end
 end
 C.FlowInternalAlert = function(v)
@@ -988,8 +909,8 @@ C.FlowInternalAlert = function(v)
     or ms0(v, "name")
     or ms0(v, "subject_line")
     or ms0(v, "template_id")
-    or sub(v, "to_emails", F[51])
   if p then return p, why() end
+  x = v.to_emails p, e, g = F[51](x) if p then return "/to_emails" .. p, e, g end
 end
 F[51] = function(v)
   local p, e, g
@@ -1002,10 +923,12 @@ C.TimeDelayAction = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "data")
-    or sub(v, "data", C.TimeDelayActionData)
-    or ms0(v, "id")
-    or sub0(v, "links", C.Link)
-    or ms0(v, "temporary_id")
+  if p then return p, why() end
+  x = v.data p, e, g = C.TimeDelayActionData(x) if p then return "/data" .. p, e, g end
+  p = ms0(v, "id")
+  if p then return p, why() end
+  x = v.links if x ~= nil and not isnull(x) then p, e, g = C.Link(x) if p then return "/links" .. p, e, g end end
+  p = ms0(v, "temporary_id")
     or ms(v, "type", "time-delay", "\"time-delay\"")
   if p then return p, why() end
 end
@@ -1014,8 +937,9 @@ C.TimeDelayActionData = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "value")
     or ms0(v, "delay_until_time", tm)
-    or sub0(v, "delay_until_weekdays", F[52])
-    or mi0(v, "secondary_value")
+  if p then return p, why() end
+  x = v.delay_until_weekdays if x ~= nil and not isnull(x) then p, e, g = F[52](x) if p then return "/delay_until_weekdays" .. p, e, g end end
+  p = mi0(v, "secondary_value")
     or ms(v, "timezone", E[10], T[10])
     or ms(v, "unit", E[11], T[11])
     or mi(v, "value")
@@ -1034,10 +958,12 @@ C.TriggerBranchAction = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
-    or sub0(v, "data", C.TriggerBranchActionData)
-    or ms0(v, "id")
-    or sub0(v, "links", C.BooleanBranchLinks)
-    or ms0(v, "temporary_id")
+  if p then return p, why() end
+  x = v.data if x ~= nil and not isnull(x) then p, e, g = C.TriggerBranchActionData(x) if p then return "/data" .. p, e, g end end
+  p = ms0(v, "id")
+  if p then return p, why() end
+  x = v.links if x ~= nil and not isnull(x) then p, e, g = C.BooleanBranchLinks(x) if p then return "/links" .. p, e, g end end
+  p = ms0(v, "temporary_id")
     or ms(v, "type", "trigger-split", "\"trigger-split\"")
   if p then return p, why() end
 end
@@ -1047,8 +973,9 @@ C.TriggerBranchActionData = function(v)
   p = need(v, "trigger_filter")
     or need(v, "trigger_id")
     or need(v, "trigger_type")
-    or sub0(v, "trigger_filter", F[53])
-    or ms(v, "trigger_id")
+  if p then return p, why() end
+  x = v.trigger_filter if not isnull(x) then p, e, g = F[53](x) if p then return "/trigger_filter" .. p, e, g end end
+  p = ms(v, "trigger_id")
     or ms0(v, "trigger_subtype", E[12], T[12])
     or ms(v, "trigger_type", E[13], T[13])
   if p then return p, why() end
@@ -1057,8 +984,8 @@ F[53] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "condition_groups")
-    or sub(v, "condition_groups", F[54])
   if p then return p, why() end
+  x = v.condition_groups p, e, g = F[54](x) if p then return "/condition_groups" .. p, e, g end
 end
 F[54] = function(v)
   local p, e, g
@@ -1070,8 +997,8 @@ F[55] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "conditions")
-    or sub(v, "conditions", F[56])
   if p then return p, why() end
+  x = v.conditions p, e, g = F[56](x) if p then return "/conditions" .. p, e, g end
 end
 F[56] = function(v)
   local p, e, g
@@ -1082,16 +1009,11 @@ end
 F[57] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.MetricPropertyCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.CustomObjectTriggerCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.CustomObjectPropertyCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.PriceDropCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.LowInventoryCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.MetricPropertyCondition(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.CustomObjectTriggerCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.CustomObjectPropertyCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.PriceDropCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.LowInventoryCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.MetricPropertyCondition = function(v)
@@ -1102,44 +1024,30 @@ C.MetricPropertyCondition = function(v)
     or need(v, "field")
     or need(v, "filter")
     or ms(v, "field")
-    or sub(v, "filter", F[58])
-    or ms(v, "metric_id")
+  if p then return p, why() end
+  x = v.filter p, e, g = F[58](x) if p then return "/filter" .. p, e, g end
+  p = ms(v, "metric_id")
     or ms(v, "type", "metric-property", "\"metric-property\"")
   if p then return p, why() end
 end
 F[58] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.StringOperatorStringFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StringArrayOperatorStringArrayFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NumericOperatorNumericFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NumericRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.BooleanFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeAnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.CalendarDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.AnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ListContainsOperatorListContainsFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ListLengthFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ExistenceOperatorExistenceFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.StringOperatorStringFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.StringArrayOperatorStringArrayFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.NumericOperatorNumericFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.NumericRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.BooleanFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.CalendarDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.AnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ListContainsOperatorListContainsFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ListLengthFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ExistenceOperatorExistenceFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.CustomObjectTriggerCondition = function(v)
@@ -1148,36 +1056,26 @@ C.CustomObjectTriggerCondition = function(v)
   p = need(v, "type")
     or need(v, "property_id")
     or need(v, "filter")
-    or sub(v, "filter", F[59])
-    or mi(v, "property_id")
+  if p then return p, why() end
+  x = v.filter p, e, g = F[59](x) if p then return "/filter" .. p, e, g end
+  p = mi(v, "property_id")
     or ms(v, "type", "custom-object-trigger-property", "\"custom-object-trigger-property\"")
   if p then return p, why() end
 end
 F[59] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.StringOperatorStringFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NumericOperatorNumericFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NumericRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.BooleanFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ListContainsOperatorListContainsFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ListLengthFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ExistenceOperatorExistenceFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.StringOperatorStringFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.NumericOperatorNumericFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.NumericRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.BooleanFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ListContainsOperatorListContainsFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ListLengthFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ExistenceOperatorExistenceFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.CustomObjectPropertyCondition = function(v)
@@ -1189,43 +1087,29 @@ C.CustomObjectPropertyCondition = function(v)
     or need(v, "filter")
     or ms(v, "custom_object_label")
     or ms(v, "field")
-    or sub(v, "filter", F[60])
-    or ms(v, "type", "custom-object-property", "\"custom-object-property\"")
+  if p then return p, why() end
+  x = v.filter p, e, g = F[60](x) if p then return "/filter" .. p, e, g end
+  p = ms(v, "type", "custom-object-property", "\"custom-object-property\"")
   if p then return p, why() end
 end
 F[60] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.StringOperatorStringFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StringArrayOperatorStringArrayFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NumericOperatorNumericFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NumericRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.BooleanFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeAnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.CalendarDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.AnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ListContainsOperatorListContainsFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ListLengthFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ExistenceOperatorExistenceFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.StringOperatorStringFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.StringArrayOperatorStringArrayFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.NumericOperatorNumericFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.NumericRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.BooleanFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.CalendarDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.AnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ListContainsOperatorListContainsFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ListLengthFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ExistenceOperatorExistenceFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.PriceDropCondition = function(v)
@@ -1236,44 +1120,30 @@ C.PriceDropCondition = function(v)
     or need(v, "field")
     or need(v, "filter")
     or ms(v, "field")
-    or sub(v, "filter", F[61])
-    or ms0(v, "metric_id")
+  if p then return p, why() end
+  x = v.filter p, e, g = F[61](x) if p then return "/filter" .. p, e, g end
+  p = ms0(v, "metric_id")
     or ms(v, "type", "price-drop-property", "\"price-drop-property\"")
   if p then return p, why() end
 end
 F[61] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.StringOperatorStringFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StringArrayOperatorStringArrayFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NumericOperatorNumericFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NumericRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.BooleanFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeAnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.CalendarDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.AnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ListContainsOperatorListContainsFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ListLengthFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ExistenceOperatorExistenceFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.StringOperatorStringFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.StringArrayOperatorStringArrayFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.NumericOperatorNumericFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.NumericRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.BooleanFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.CalendarDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.AnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ListContainsOperatorListContainsFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ListLengthFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ExistenceOperatorExistenceFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.LowInventoryCondition = function(v)
@@ -1284,54 +1154,42 @@ C.LowInventoryCondition = function(v)
     or need(v, "field")
     or need(v, "filter")
     or ms(v, "field")
-    or sub(v, "filter", F[62])
-    or ms0(v, "metric_id")
+  if p then return p, why() end
+  x = v.filter p, e, g = F[62](x) if p then return "/filter" .. p, e, g end
+  p = ms0(v, "metric_id")
     or ms(v, "type", "low-inventory-property", "\"low-inventory-property\"")
   if p then return p, why() end
 end
 F[62] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.StringOperatorStringFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StringArrayOperatorStringArrayFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NumericOperatorNumericFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.NumericRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.BooleanFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.StaticDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeAnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.RelativeDateRangeFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.CalendarDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.AnniversaryDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ListContainsOperatorListContainsFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ListLengthFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ExistenceOperatorExistenceFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.StringOperatorStringFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.StringArrayOperatorStringArrayFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.NumericOperatorNumericFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.NumericRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.BooleanFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.CalendarDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.AnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ListContainsOperatorListContainsFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ListLengthFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ExistenceOperatorExistenceFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.UpdateProfileAction = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
-    or sub0(v, "data", C.UpdateProfileActionData)
-    or ms0(v, "id")
-    or sub0(v, "links", C.Link)
-    or ms0(v, "temporary_id")
+  if p then return p, why() end
+  x = v.data if x ~= nil and not isnull(x) then p, e, g = C.UpdateProfileActionData(x) if p then return "/data" .. p, e, g end end
+  p = ms0(v, "id")
+  if p then return p, why() end
+  x = v.links if x ~= nil and not isnull(x) then p, e, g = C.Link(x) if p then return "/links" .. p, e, g end end
+  p = ms0(v, "temporary_id")
     or ms(v, "type", "update-profile", "\"update-profile\"")
   if p then return p, why() end
 end
@@ -1339,8 +1197,9 @@ C.UpdateProfileActionData = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "profile_operations")
-    or sub(v, "profile_operations", F[63])
-    or ms(v, "status", E[6], T[6])
+  if p then return p, why() end
+  x = v.profile_operations p, e, g = F[63](x) if p then return "/profile_operations" .. p, e, g end
+  p = ms(v, "status", E[6], T[6])
   if p then return p, why() end
 end
 F[63] = function(v)
@@ -1352,18 +1211,12 @@ end
 F[64] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.ProfileOperationUpdateOrCreateString(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileOperationUpdateOrCreateBoolean(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileOperationUpdateOrCreateNumeric(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileOperationUpdateOrCreateDate(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileOperationUpdateOrCreateList(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileOperationDelete(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.ProfileOperationUpdateOrCreateString(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.ProfileOperationUpdateOrCreateBoolean(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileOperationUpdateOrCreateNumeric(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileOperationUpdateOrCreateDate(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileOperationUpdateOrCreateList(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileOperationDelete(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.ProfileOperationUpdateOrCreateString = function(v)
@@ -1402,16 +1255,14 @@ C.ProfileOperationUpdateOrCreateNumeric = function(v)
     or ms(v, "operator", E[14], T[14])
     or ms(v, "property_key")
     or ms(v, "property_type", "numeric", "\"numeric\"")
-    or sub(v, "property_value", F[65])
   if p then return p, why() end
+  x = v.property_value p, e, g = F[65](x) if p then return "/property_value" .. p, e, g end
 end
 F[65] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat if not int(v) then p, e, g = "", "an integer", given(v) break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat if not num(v) then p, e, g = "", "a number", given(v) break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  repeat if not int(v) then p, e, g = "", "an integer", given(v) break end return nil until true bp, be, bg = p, e, g
+  repeat if not num(v) then p, e, g = "", "a number", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.ProfileOperationUpdateOrCreateDate = function(v)
@@ -1424,16 +1275,14 @@ C.ProfileOperationUpdateOrCreateDate = function(v)
     or ms(v, "operator", E[14], T[14])
     or ms(v, "property_key")
     or ms(v, "property_type", "date", "\"date\"")
-    or sub(v, "property_value", F[66])
   if p then return p, why() end
+  x = v.property_value p, e, g = F[66](x) if p then return "/property_value" .. p, e, g end
 end
 F[66] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if not date(v) then p, e, g = "", "a date (YYYY-MM-DD)", given(v) break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if v ~= "today" then p, e, g = "", "\"today\"", given(v) break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if not date(v) then p, e, g = "", "a date (YYYY-MM-DD)", given(v) break end return nil until true bp, be, bg = p, e, g
+  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if v ~= "today" then p, e, g = "", "\"today\"", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.ProfileOperationUpdateOrCreateList = function(v)
@@ -1464,18 +1313,20 @@ C.TargetDateAction = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "data")
-    or sub(v, "data", C.TargetDateActionData)
-    or ms0(v, "id")
-    or sub0(v, "links", C.Link)
-    or ms0(v, "temporary_id")
+  if p then return p, why() end
+  x = v.data p, e, g = C.TargetDateActionData(x) if p then return "/data" .. p, e, g end
+  p = ms0(v, "id")
+  if p then return p, why() end
+  x = v.links if x ~= nil and not isnull(x) then p, e, g = C.Link(x) if p then return "/links" .. p, e, g end end
+  p = ms0(v, "temporary_id")
     or ms(v, "type", "target-date", "\"target-date\"")
   if p then return p, why() end
 end
 C.TargetDateActionData = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  p = sub0(v, "target_days", F[67])
-    or ms(v, "target_time", tm)
+  x = v.target_days if x ~= nil and not isnull(x) then p, e, g = F[67](x) if p then return "/target_days" .. p, e, g end end
+  p = ms(v, "target_time", tm)
     or ms(v, "timezone", E[10], T[10])
   if p then return p, why() end
 end
@@ -1493,10 +1344,12 @@ C.CountdownDelayAction = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "data")
-    or sub(v, "data", C.CountdownDelayActionData)
-    or ms0(v, "id")
-    or sub0(v, "links", C.Link)
-    or ms0(v, "temporary_id")
+  if p then return p, why() end
+  x = v.data p, e, g = C.CountdownDelayActionData(x) if p then return "/data" .. p, e, g end
+  p = ms0(v, "id")
+  if p then return p, why() end
+  x = v.links if x ~= nil and not isnull(x) then p, e, g = C.Link(x) if p then return "/links" .. p, e, g end end
+  p = ms0(v, "temporary_id")
     or ms(v, "type", "countdown-delay", "\"countdown-delay\"")
   if p then return p, why() end
 end
@@ -1504,8 +1357,9 @@ C.CountdownDelayActionData = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "delay_until_time", tm)
-    or sub0(v, "delay_until_weekdays", F[68])
-    or ms(v, "timezone", E[10], T[10])
+  if p then return p, why() end
+  x = v.delay_until_weekdays if x ~= nil and not isnull(x) then p, e, g = F[68](x) if p then return "/delay_until_weekdays" .. p, e, g end end
+  p = ms(v, "timezone", E[10], T[10])
     or ms(v, "unit", E[16], T[16])
     or mi(v, "value")
   if p then return p, why() end
@@ -1524,10 +1378,12 @@ C.AbTestAction = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "data")
-    or sub(v, "data", F[69])
-    or ms0(v, "id")
-    or sub0(v, "links", C.Link)
-    or ms0(v, "temporary_id")
+  if p then return p, why() end
+  x = v.data p, e, g = F[69](x) if p then return "/data" .. p, e, g end
+  p = ms0(v, "id")
+  if p then return p, why() end
+  x = v.links if x ~= nil and not isnull(x) then p, e, g = C.Link(x) if p then return "/links" .. p, e, g end end
+  p = ms0(v, "temporary_id")
     or ms(v, "type", "ab-test", "\"ab-test\"")
   if p then return p, why() end
 end
@@ -1535,23 +1391,27 @@ F[69] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "main_action")
-    or sub0(v, "current_experiment", F[70])
-    or ms(v, "experiment_status", E[8], T[8])
-    or sub(v, "main_action", F[74])
-    or ms(v, "status", E[6], T[6])
+  if p then return p, why() end
+  x = v.current_experiment if x ~= nil and not isnull(x) then p, e, g = F[70](x) if p then return "/current_experiment" .. p, e, g end end
+  p = ms(v, "experiment_status", E[8], T[8])
+  if p then return p, why() end
+  x = v.main_action p, e, g = F[74](x) if p then return "/main_action" .. p, e, g end
+  p = ms(v, "status", E[6], T[6])
   if p then return p, why() end
 end
 F[70] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "variations")
-    or sub0(v, "allocations", F[71])
-    or sub0(v, "automatic_winner_selection_settings", C.AutomaticWinnerSelectionSettings)
-    or ms0(v, "id")
+  if p then return p, why() end
+  x = v.allocations if x ~= nil and not isnull(x) then p, e, g = F[71](x) if p then return "/allocations" .. p, e, g end end
+  x = v.automatic_winner_selection_settings if x ~= nil and not isnull(x) then p, e, g = C.AutomaticWinnerSelectionSettings(x) if p then return "/automatic_winner_selection_settings" .. p, e, g end end
+  p = ms0(v, "id")
     or ms0(v, "name")
     or ms0(v, "started", dt)
-    or sub(v, "variations", F[72])
-    or ms0(v, "winner_metric", E[17], T[17])
+  if p then return p, why() end
+  x = v.variations p, e, g = F[72](x) if p then return "/variations" .. p, e, g end
+  p = ms0(v, "winner_metric", E[17], T[17])
   if p then return p, why() end
 end
 F[71] = function(v)
@@ -1577,50 +1437,44 @@ end
 F[73] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.SendEmailAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.SendSmsAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.SendEmailAction(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.SendSmsAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 F[74] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.SendEmailAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.SendSmsAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.SendEmailAction(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.SendSmsAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.InternalServiceAction = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
-    or sub0(v, "data", C.InternalServiceActionData)
-    or ms0(v, "id")
-    or sub0(v, "links", C.Link)
-    or ms0(v, "temporary_id")
+  if p then return p, why() end
+  x = v.data if x ~= nil and not isnull(x) then p, e, g = C.InternalServiceActionData(x) if p then return "/data" .. p, e, g end end
+  p = ms0(v, "id")
+  if p then return p, why() end
+  x = v.links if x ~= nil and not isnull(x) then p, e, g = C.Link(x) if p then return "/links" .. p, e, g end end
+  p = ms0(v, "temporary_id")
     or ms(v, "type", "internal-service", "\"internal-service\"")
   if p then return p, why() end
 end
 C.InternalServiceActionData = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  p = sub0(v, "service_configuration", F[75])
-    or ms(v, "status", E[6], T[6])
+  x = v.service_configuration if x ~= nil and not isnull(x) then p, e, g = F[75](x) if p then return "/service_configuration" .. p, e, g end end
+  p = ms(v, "status", E[6], T[6])
   if p then return p, why() end
 end
 F[75] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.InternalScheduledReportData(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.InternalTrackEventData(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.InternalScheduledReportBuilderReportData(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.InternalUnknownServiceData(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.InternalScheduledReportData(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.InternalTrackEventData(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.InternalScheduledReportBuilderReportData(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.InternalUnknownServiceData(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.InternalScheduledReportData = function(v)
@@ -1637,8 +1491,9 @@ C.InternalTrackEventData = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "service_method_type")
     or ms0(v, "event_key")
-    or sub0(v, "event_payload", F[76])
-    or ms(v, "service_method_type", "track-event", "\"track-event\"")
+  if p then return p, why() end
+  x = v.event_payload if x ~= nil and not isnull(x) then p, e, g = F[76](x) if p then return "/event_payload" .. p, e, g end end
+  p = ms(v, "service_method_type", "track-event", "\"track-event\"")
     or ms0(v, "tracking_company_id")
   if p then return p, why() end
 end
@@ -1667,8 +1522,9 @@ C.CodeAction = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
-    or sub0(v, "links", C.Link)
-    or ms0(v, "temporary_id")
+  if p then return p, why() end
+  x = v.links if x ~= nil and not isnull(x) then p, e, g = C.Link(x) if p then return "/links" .. p, e, g end end
+  p = ms0(v, "temporary_id")
     or ms(v, "type", "code", "\"code\"")
   if p then return p, why() end
 end
@@ -1676,8 +1532,9 @@ C.MultiBranchSplitAction = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
-    or sub0(v, "data", C.MultiBranchSplitActionData)
-    or ms0(v, "id")
+  if p then return p, why() end
+  x = v.data if x ~= nil and not isnull(x) then p, e, g = C.MultiBranchSplitActionData(x) if p then return "/data" .. p, e, g end end
+  p = ms0(v, "id")
     or ms0(v, "temporary_id")
     or ms(v, "type", "multi-branch-split", "\"multi-branch-split\"")
   if p then return p, why() end
@@ -1687,8 +1544,9 @@ C.MultiBranchSplitActionData = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "branches")
     or need(v, "name")
-    or sub(v, "branches", F[77])
-    or ms(v, "name")
+  if p then return p, why() end
+  x = v.branches p, e, g = F[77](x) if p then return "/branches" .. p, e, g end
+  p = ms(v, "name")
   if p then return p, why() end
 end
 F[77] = function(v)
@@ -1701,11 +1559,13 @@ C.MultiBranchSplitBranch = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "branch_id")
-    or sub0(v, "branch_filter", F[78])
-    or ms(v, "branch_id")
+  if p then return p, why() end
+  x = v.branch_filter if x ~= nil and not isnull(x) then p, e, g = F[78](x) if p then return "/branch_filter" .. p, e, g end end
+  p = ms(v, "branch_id")
     or mb(v, "is_else")
-    or sub0(v, "links", C.Link)
-    or ms0(v, "name")
+  if p then return p, why() end
+  x = v.links if x ~= nil and not isnull(x) then p, e, g = C.Link(x) if p then return "/links" .. p, e, g end end
+  p = ms0(v, "name")
     or mi0(v, "order")
   if p then return p, why() end
 end
@@ -1713,8 +1573,8 @@ F[78] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "condition_groups")
-    or sub(v, "condition_groups", F[79])
   if p then return p, why() end
+  x = v.condition_groups p, e, g = F[79](x) if p then return "/condition_groups" .. p, e, g end
 end
 F[79] = function(v)
   local p, e, g
@@ -1726,8 +1586,8 @@ F[80] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "conditions")
-    or sub(v, "conditions", F[81])
   if p then return p, why() end
+  x = v.conditions p, e, g = F[81](x) if p then return "/conditions" .. p, e, g end
 end
 F[81] = function(v)
   local p, e, g
@@ -1738,46 +1598,26 @@ end
 F[82] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.ProfilePropertyCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasGroupMembershipCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileNoGroupMembershipCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileRegionCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePostalCodeDistanceCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsDateCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsStringCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsNumericCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityPriorityCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityRankCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileMarketingConsentCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.FlowsProfileMetricCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileRandomSampleCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasCustomObjectCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePermissionsCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasNotReceivedEmailMessageCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasNotReceivedSmsMessageCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasNotReceivedPushMessageCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.MetricPropertyCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.CustomObjectTriggerCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.ProfilePropertyCondition(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.ProfileHasGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileNoGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileRegionCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePostalCodeDistanceCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsDateCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsStringCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsNumericCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityPriorityCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityRankCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileMarketingConsentCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.FlowsProfileMetricCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileRandomSampleCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasCustomObjectCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePermissionsCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasNotReceivedEmailMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasNotReceivedSmsMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasNotReceivedPushMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.MetricPropertyCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.CustomObjectTriggerCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 C.ListUpdateAction = function(v)
@@ -1785,10 +1625,12 @@ C.ListUpdateAction = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "data")
     or need(v, "type")
-    or sub(v, "data", C.ListUpdateActionData)
-    or ms0(v, "id")
-    or sub0(v, "links", C.Link)
-    or ms0(v, "temporary_id")
+  if p then return p, why() end
+  x = v.data p, e, g = C.ListUpdateActionData(x) if p then return "/data" .. p, e, g end
+  p = ms0(v, "id")
+  if p then return p, why() end
+  x = v.links if x ~= nil and not isnull(x) then p, e, g = C.Link(x) if p then return "/links" .. p, e, g end end
+  p = ms0(v, "temporary_id")
     or ms(v, "type", "list-update", "\"list-update\"")
   if p then return p, why() end
 end

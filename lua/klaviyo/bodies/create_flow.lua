@@ -3,9 +3,8 @@
 -- The request body check of create_flow, run by klaviyo.body_check.
 local H = require "klaviyo.body_check"
 local type, obj, arr, int, num, isnull, given, need = type, H.obj, H.arr, H.int, H.num, H.isnull, H.given, H.need
-local sub, sub0, why, ms, ms0, mi, mi0, mn, mn0, mb, mb0 = H.sub, H.sub0, H.why, H.ms, H.ms0, H.mi, H.mi0, H.mn, H.mn0, H.mb, H.mb0
-local dt, date, tm, uri, e164, closed, count, closer = H.dt, H.date, H.tm, H.uri, H.e164, H.closed, H.count, H.closer
-local C, F, E, T, set = H.components("klaviyo.bodies"), {}, {}, {}, H.set
+local why, ms, ms0, mi, date, tm, best, set = H.why, H.ms, H.ms0, H.mi, H.date, H.tm, H.best, H.set
+local C, F, E, T = H.components("klaviyo.bodies"), {}, {}, {}
 E[1] = set{ "day", "hour", "week" } T[1] = "one of \"day\", \"hour\", \"week\""
 E[2] = set{ "annually", "monthly", "never", "weekly" } T[2] = "one of \"annually\", \"monthly\", \"never\", \"weekly\""
 E[3] = set{ "days", "months", "weeks" } T[3] = "one of \"days\", \"months\", \"weeks\""
@@ -19,16 +18,17 @@ F[1] = function(v)   -- FlowCreateQuery
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "data")
-    or sub(v, "data", F[2])
   if p then return p, why() end
+  x = v.data p, e, g = F[2](x) if p then return "/data" .. p, e, g end
 end
 F[2] = function(v)   -- FlowCreateQueryResourceObject
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "attributes")
-    or sub(v, "attributes", F[3])
-    or ms(v, "type", "flow", "\"flow\"")
+  if p then return p, why() end
+  x = v.attributes p, e, g = F[3](x) if p then return "/attributes" .. p, e, g end
+  p = ms(v, "type", "flow", "\"flow\"")
   if p then return p, why() end
 end
 F[3] = function(v)
@@ -36,8 +36,9 @@ F[3] = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "name")
     or need(v, "definition")
-    or sub(v, "definition", F[4])
-    or ms(v, "name")
+  if p then return p, why() end
+  x = v.definition p, e, g = F[4](x) if p then return "/definition" .. p, e, g end
+  p = ms(v, "name")
   if p then return p, why() end
 end
 F[4] = function(v)   -- FlowDefinition
@@ -46,12 +47,13 @@ F[4] = function(v)   -- FlowDefinition
   p = need(v, "triggers")
     or need(v, "actions")
     or need(v, "entry_action_id")
-    or sub(v, "actions", F[5])
-    or ms0(v, "entry_action_id")
-    or sub0(v, "profile_filter", F[7])
-    or sub0(v, "reentry_criteria", F[14])
-    or sub(v, "triggers", F[16])
   if p then return p, why() end
+  x = v.actions p, e, g = F[5](x) if p then return "/actions" .. p, e, g end
+  p = ms0(v, "entry_action_id")
+  if p then return p, why() end
+  x = v.profile_filter if x ~= nil and not isnull(x) then p, e, g = F[7](x) if p then return "/profile_filter" .. p, e, g end end
+  x = v.reentry_criteria if x ~= nil and not isnull(x) then p, e, g = F[14](x) if p then return "/reentry_criteria" .. p, e, g end end
+  x = v.triggers p, e, g = F[16](x) if p then return "/triggers" .. p, e, g end
 end
 F[5] = function(v)
   local p, e, g
@@ -62,54 +64,34 @@ end
 F[6] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.ActionOutputSplitAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.BackInStockDelayAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ConditionalBranchAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ContentExperimentAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.SendEmailAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.SendPushNotificationAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.SendSmsAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.SendWebhookAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.SendInternalAlertAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.SendWhatsAppAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.TimeDelayAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.TriggerBranchAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.UpdateProfileAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.TargetDateAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.CountdownDelayAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.AbTestAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.InternalServiceAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.CodeAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.MultiBranchSplitAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ListUpdateAction(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.ActionOutputSplitAction(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.BackInStockDelayAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ConditionalBranchAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ContentExperimentAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.SendEmailAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.SendPushNotificationAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.SendSmsAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.SendWebhookAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.SendInternalAlertAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.SendWhatsAppAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.TimeDelayAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.TriggerBranchAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.UpdateProfileAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.TargetDateAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.CountdownDelayAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.AbTestAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.InternalServiceAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.CodeAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.MultiBranchSplitAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ListUpdateAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 F[7] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "condition_groups")
-    or sub(v, "condition_groups", F[8])
   if p then return p, why() end
+  x = v.condition_groups p, e, g = F[8](x) if p then return "/condition_groups" .. p, e, g end
 end
 F[8] = function(v)
   local p, e, g
@@ -121,8 +103,8 @@ F[9] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "conditions")
-    or sub(v, "conditions", F[10])
   if p then return p, why() end
+  x = v.conditions p, e, g = F[10](x) if p then return "/conditions" .. p, e, g end
 end
 F[10] = function(v)
   local p, e, g
@@ -133,44 +115,25 @@ end
 F[11] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.ProfilePropertyCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasGroupMembershipCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileNoGroupMembershipCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileRegionCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePostalCodeDistanceCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsDateCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsStringCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsNumericCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityPriorityCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityRankCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileMarketingConsentCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.FlowsProfileMetricCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileRandomSampleCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasCustomObjectCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfilePermissionsCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasNotReceivedEmailMessageCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasNotReceivedSmsMessageCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.ProfileHasNotReceivedPushMessageCondition(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = F[12](v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.ProfilePropertyCondition(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.ProfileHasGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileNoGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileRegionCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePostalCodeDistanceCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsDateCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsStringCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsNumericCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityPriorityCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityRankCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileMarketingConsentCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.FlowsProfileMetricCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileRandomSampleCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasCustomObjectCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfilePermissionsCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasNotReceivedEmailMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasNotReceivedSmsMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = C.ProfileHasNotReceivedPushMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[12](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 F[12] = function(v)   -- ProfileNotInFlowCondition
@@ -178,17 +141,16 @@ F[12] = function(v)   -- ProfileNotInFlowCondition
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "timeframe_filter")
-    or sub(v, "timeframe_filter", F[13])
-    or ms(v, "type", "profile-not-in-flow", "\"profile-not-in-flow\"")
+  if p then return p, why() end
+  x = v.timeframe_filter p, e, g = F[13](x) if p then return "/timeframe_filter" .. p, e, g end
+  p = ms(v, "type", "profile-not-in-flow", "\"profile-not-in-flow\"")
   if p then return p, why() end
 end
 F[13] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = C.AlltimeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = C.InTheLastBaseRelativeDateFilter(v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = C.AlltimeDateFilter(v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = C.InTheLastBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 F[14] = function(v)   -- ReentryCriteria
@@ -197,16 +159,14 @@ F[14] = function(v)   -- ReentryCriteria
   p = need(v, "duration")
     or need(v, "unit")
     or mi(v, "duration")
-    or sub(v, "unit", F[15])
   if p then return p, why() end
+  x = v.unit p, e, g = F[15](x) if p then return "/unit" .. p, e, g end
 end
 F[15] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if not E[1][v] then p, e, g = "", T[1], given(v) break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if v ~= "alltime" then p, e, g = "", "\"alltime\"", given(v) break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if not E[1][v] then p, e, g = "", T[1], given(v) break end return nil until true bp, be, bg = p, e, g
+  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if v ~= "alltime" then p, e, g = "", "\"alltime\"", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 F[16] = function(v)
@@ -218,20 +178,13 @@ end
 F[17] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat p, e, g = F[18](v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = F[19](v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = F[20](v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = F[25](v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = F[27](v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = F[29](v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat p, e, g = F[36](v) if p then break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  p, e, g = F[18](v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = F[19](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[20](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[25](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[27](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[29](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[36](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 F[18] = function(v)   -- ListTrigger
@@ -255,16 +208,17 @@ F[20] = function(v)   -- MetricTrigger
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
-    or sub0(v, "trigger_filter", F[21])
-    or ms(v, "type", "metric", "\"metric\"")
+  if p then return p, why() end
+  x = v.trigger_filter if x ~= nil and not isnull(x) then p, e, g = F[21](x) if p then return "/trigger_filter" .. p, e, g end end
+  p = ms(v, "type", "metric", "\"metric\"")
   if p then return p, why() end
 end
 F[21] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "condition_groups")
-    or sub(v, "condition_groups", F[22])
   if p then return p, why() end
+  x = v.condition_groups p, e, g = F[22](x) if p then return "/condition_groups" .. p, e, g end
 end
 F[22] = function(v)
   local p, e, g
@@ -276,8 +230,8 @@ F[23] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "conditions")
-    or sub(v, "conditions", F[24])
   if p then return p, why() end
+  x = v.conditions p, e, g = F[24](x) if p then return "/conditions" .. p, e, g end
 end
 F[24] = function(v)
   local p, e, g
@@ -299,8 +253,9 @@ F[25] = function(v)   -- ProfilePropertyDateTrigger
     or ms(v, "timedelta_unit_before_date", E[3], T[3])
     or mi(v, "timedelta_value_before_date")
     or ms(v, "timezone", E[4], T[4])
-    or sub0(v, "trigger_days", F[26])
-    or ms(v, "trigger_time", tm)
+  if p then return p, why() end
+  x = v.trigger_days if x ~= nil and not isnull(x) then p, e, g = F[26](x) if p then return "/trigger_days" .. p, e, g end end
+  p = ms(v, "trigger_time", tm)
     or ms(v, "type", "date", "\"date\"")
   if p then return p, why() end
 end
@@ -333,8 +288,9 @@ F[27] = function(v)   -- CustomObjectDateTrigger
     or ms(v, "timedelta_unit_before_date", E[3], T[3])
     or mi(v, "timedelta_value_before_date")
     or ms(v, "timezone", E[4], T[4])
-    or sub0(v, "trigger_days", F[28])
-    or ms(v, "trigger_time", tm)
+  if p then return p, why() end
+  x = v.trigger_days if x ~= nil and not isnull(x) then p, e, g = F[28](x) if p then return "/trigger_days" .. p, e, g end end
+  p = ms(v, "trigger_time", tm)
     or ms(v, "type", "date", "\"date\"")
   if p then return p, why() end
 end
@@ -354,13 +310,16 @@ F[29] = function(v)   -- PriceDropTrigger
     or need(v, "trigger_filter")
     or need(v, "price_drop_amount_value")
     or need(v, "audience")
-    or sub(v, "audience", F[30])
-    or ms(v, "currency_type", "usd", "\"usd\"")
+  if p then return p, why() end
+  x = v.audience p, e, g = F[30](x) if p then return "/audience" .. p, e, g end
+  p = ms(v, "currency_type", "usd", "\"usd\"")
     or ms(v, "price_drop_amount_unit", E[7], T[7])
-    or sub(v, "price_drop_amount_value", F[31])
-    or mi(v, "timeframe_days")
-    or sub0(v, "trigger_filter", F[32])
-    or ms(v, "type", "price-drop", "\"price-drop\"")
+  if p then return p, why() end
+  x = v.price_drop_amount_value p, e, g = F[31](x) if p then return "/price_drop_amount_value" .. p, e, g end
+  p = mi(v, "timeframe_days")
+  if p then return p, why() end
+  x = v.trigger_filter if not isnull(x) then p, e, g = F[32](x) if p then return "/trigger_filter" .. p, e, g end end
+  p = ms(v, "type", "price-drop", "\"price-drop\"")
   if p then return p, why() end
 end
 F[30] = function(v)
@@ -375,18 +334,16 @@ end
 F[31] = function(v)
   local p, e, g
   local bp, be, bg
-  repeat if not int(v) then p, e, g = "", "an integer", given(v) break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
-  repeat if not num(v) then p, e, g = "", "a number", given(v) break end return nil until true
-  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end
+  repeat if not int(v) then p, e, g = "", "an integer", given(v) break end return nil until true bp, be, bg = p, e, g
+  repeat if not num(v) then p, e, g = "", "a number", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 F[32] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "condition_groups")
-    or sub(v, "condition_groups", F[33])
   if p then return p, why() end
+  x = v.condition_groups p, e, g = F[33](x) if p then return "/condition_groups" .. p, e, g end
 end
 F[33] = function(v)
   local p, e, g
@@ -398,8 +355,8 @@ F[34] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "conditions")
-    or sub(v, "conditions", F[35])
   if p then return p, why() end
+  x = v.conditions p, e, g = F[35](x) if p then return "/conditions" .. p, e, g end
 end
 F[35] = function(v)
   local p, e, g
@@ -415,12 +372,14 @@ F[36] = function(v)   -- LowInventoryTrigger
     or need(v, "trigger_filter")
     or need(v, "inventory_count")
     or need(v, "audience")
-    or sub(v, "audience", F[37])
-    or mi(v, "inventory_count")
+  if p then return p, why() end
+  x = v.audience p, e, g = F[37](x) if p then return "/audience" .. p, e, g end
+  p = mi(v, "inventory_count")
     or ms(v, "product_level", E[9], T[9])
     or mi(v, "timeframe_days")
-    or sub0(v, "trigger_filter", F[38])
-    or ms(v, "type", "low-inventory", "\"low-inventory\"")
+  if p then return p, why() end
+  x = v.trigger_filter if not isnull(x) then p, e, g = F[38](x) if p then return "/trigger_filter" .. p, e, g end end
+  p = ms(v, "type", "low-inventory", "\"low-inventory\"")
   if p then return p, why() end
 end
 F[37] = function(v)
@@ -436,8 +395,8 @@ F[38] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "condition_groups")
-    or sub(v, "condition_groups", F[39])
   if p then return p, why() end
+  x = v.condition_groups p, e, g = F[39](x) if p then return "/condition_groups" .. p, e, g end
 end
 F[39] = function(v)
   local p, e, g
@@ -449,8 +408,8 @@ F[40] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "conditions")
-    or sub(v, "conditions", F[41])
   if p then return p, why() end
+  x = v.conditions p, e, g = F[41](x) if p then return "/conditions" .. p, e, g end
 end
 F[41] = function(v)
   local p, e, g

@@ -232,7 +232,7 @@ local modules = {}     -- shared module name -> its file
 local shared_fn = {}   -- shared component -> its expression, once written
 
 local function new_file(kind, title)
-  return { kind = kind, title = title, funcs = {}, nf = 0, by_node = {}, by_name = {}, sets = {}, set_of = {} }
+  return { kind = kind, title = title, funcs = {}, nf = 0, called = {}, same = {}, by_node = {}, by_name = {}, sets = {}, set_of = {} }
 end
 
 -- A set of values (an enum's values, a closed object's members), once per file: E[i]; an
@@ -349,10 +349,10 @@ end
 local function emit(file, node, name, expr)
   local slot = #file.funcs + 1   -- a function comes before those it calls
   file.funcs[slot] = false
-  local out = { format("%s = function(v)%s", expr, name and expr:sub(1, 1) == "F" and "   -- " .. name or "") }
+  local out = { format("%s = function(v)%s", expr, name and expr:sub(1, 1) ~= "C" and "   -- " .. name or "") }
   local ty = node.type
   if ty == nil and node.properties then ty = "object" end
-  out[2] = ty == "object" and "  local p, e, g, x" or "  local p, e, g"
+  out[2] = false   -- the locals the function uses, below
   if node["$ref"] then
     local target = component(node["$ref"])
     out[#out + 1] = format("  p, e, g = %s(v) if p then return p, e, g end", fn_of(file, schemas[target], target))
@@ -450,7 +450,23 @@ local function emit(file, node, name, expr)
     out[#out + 1] = "  return bp, be, bg"
   end
   out[#out + 1] = "end"
+  local used, body = {}, concat(out, "\n", 3)
+  for _, l in ipairs({ "p", "e", "g", "x" }) do
+    if body:find("%f[%w_]" .. l .. "%f[^%w_]") then used[#used + 1] = l end
+  end
+  if #used > 0 then out[2] = "  local " .. concat(used, ", ") else table.remove(out, 2) end
+  -- a private function written the same as one before it in this file is that one (unless
+  -- it was called from inside itself, which named it already)
+  if expr:sub(1, 1) ~= "C" and not file.called[expr] then
+    local key = concat(out, "\n", 2)
+    if file.same[key] then
+      file.funcs[slot] = false
+      return file.same[key]
+    end
+    file.same[key] = expr
+  end
   file.funcs[slot] = concat(out, "\n")
+  return expr
 end
 
 -- The function checking a composite node, as a Lua expression (F[n] or C.Name).
@@ -464,14 +480,20 @@ fn_of = function(file, node, name)
     return shared_fn[name]
   end
   assert(not (name and file.kind == "shared"), "a shared component reaches a private one: " .. tostring(name))
-  if name and file.by_name[name] then return file.by_name[name] end
-  if file.by_node[node] then return file.by_node[node] end
+  local known = name and file.by_name[name] or file.by_node[node]
+  if known then
+    file.called[known] = true
+    return known
+  end
+  -- private functions are numbered when the file is written (some are dropped as duplicates)
   file.nf = file.nf + 1
-  local expr = format("F[%d]", file.nf)
+  local expr = "\0" .. file.nf .. "\0"
   file.by_node[node] = expr
   if name then file.by_name[name] = expr end
-  emit(file, node, name, expr)
-  return expr
+  local final = emit(file, node, name, expr)
+  file.by_node[node] = final
+  if name then file.by_name[name] = final end
+  return final
 end
 
 -- The helpers of klaviyo.body_check the generated code calls, as locals of each file that does.
@@ -479,7 +501,22 @@ local HELPERS = { "obj", "arr", "int", "num", "isnull", "given", "need", "why", 
   "mn", "mn0", "mb", "mb0", "dt", "date", "tm", "uri", "e164", "closed", "count", "closer", "best", "set" }
 
 local function text_of(file, tail, shape_text)
-  local code = concat(file.sets, "\n") .. "\n" .. concat(file.funcs, "\n") .. "\n" .. tail
+  local funcs, number, n = {}, {}, 0
+  for _, fn in ipairs(file.funcs) do
+    if fn then
+      funcs[#funcs + 1] = fn
+      local id = fn:match("^%z(%d+)%z")
+      if id then
+        n = n + 1
+        number[id] = format("F[%d]", n)
+      end
+    end
+  end
+  for i, fn in ipairs(funcs) do
+    funcs[i] = fn:gsub("%z(%d+)%z", function(id) return assert(number[id], "a dropped function is called") end)
+  end
+  tail = tail:gsub("%z(%d+)%z", number)
+  local code = concat(file.sets, "\n") .. "\n" .. concat(funcs, "\n") .. "\n" .. tail
   local function uses(name) return code:find("%f[%w_]" .. name .. "%f[^%w_]") ~= nil end
   local head = {
     "-- luacheck: ignore",
@@ -502,7 +539,7 @@ local function text_of(file, tail, shape_text)
   if #names > 0 then head[#head + 1] = format("local %s = %s", concat(names, ", "), concat(values, ", ")) end
   local parts = { concat(head, "\n") }
   for _, s in ipairs(file.sets) do parts[#parts + 1] = s end
-  for _, fn in ipairs(file.funcs) do parts[#parts + 1] = fn end
+  for _, fn in ipairs(funcs) do parts[#parts + 1] = fn end
   parts[#parts + 1] = tail .. (shape_text or "")
   return concat(parts, "\n")
 end

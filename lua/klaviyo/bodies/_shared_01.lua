@@ -12,13 +12,13 @@ C.CatalogItemCategoryOp = function(v)
   x = v.data p, e, g = F[1](x) if p then return "/data" .. p, e, g end
 end
 F[1] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[2](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
 F[2] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "id")

@@ -16,7 +16,7 @@ C.CatalogCategoryCreateQueryResourceObject = function(v)
   if p then return p, why() end
 end
 F[1] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "external_id")
     or need(v, "name")
@@ -37,13 +37,13 @@ F[3] = function(v)
   x = v.data if x ~= nil then p, e, g = F[4](x) if p then return "/data" .. p, e, g end end
 end
 F[4] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[5](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
 F[5] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "id")

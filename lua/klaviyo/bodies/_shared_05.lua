@@ -48,11 +48,10 @@ F[1] = function(v)
   if p then return p, why() end
 end
 F[2] = function(v)
-  local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
 end
 F[3] = function(v)
-  local p, e, g
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
@@ -70,7 +69,7 @@ F[5] = function(v)
   x = v.data if x ~= nil then p, e, g = F[6](x) if p then return "/data" .. p, e, g end end
 end
 F[6] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "id")

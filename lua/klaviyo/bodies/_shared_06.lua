@@ -32,7 +32,7 @@ F[2] = function(v)
   x = v.data p, e, g = F[3](x) if p then return "/data" .. p, e, g end
 end
 F[3] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.BaseEventCreateQueryBulkEntryResourceObject(x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -70,7 +70,6 @@ F[5] = function(v)
   x = v.data p, e, g = C.MetricCreateQueryResourceObject(x) if p then return "/data" .. p, e, g end
 end
 F[6] = function(v)
-  local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
 end
 F[7] = function(v)

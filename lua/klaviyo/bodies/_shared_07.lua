@@ -14,20 +14,13 @@ C.ProfileLocation = function(v)
     or ms0(v, "ip")
   if p then return p, why() end
   x = v.latitude if x ~= nil and not isnull(x) then p, e, g = F[1](x) if p then return "/latitude" .. p, e, g end end
-  x = v.longitude if x ~= nil and not isnull(x) then p, e, g = F[2](x) if p then return "/longitude" .. p, e, g end end
+  x = v.longitude if x ~= nil and not isnull(x) then p, e, g = F[1](x) if p then return "/longitude" .. p, e, g end end
   p = ms0(v, "region")
     or ms0(v, "timezone")
     or ms0(v, "zip")
   if p then return p, why() end
 end
 F[1] = function(v)
-  local p, e, g
-  local bp, be, bg
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end return nil until true bp, be, bg = p, e, g
-  repeat if not num(v) then p, e, g = "", "a number", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
-end
-F[2] = function(v)
   local p, e, g
   local bp, be, bg
   repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end return nil until true bp, be, bg = p, e, g

@@ -7,40 +7,27 @@ C.PatchIdentifiers = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   x = v.append if x ~= nil then p, e, g = F[1](x) if p then return "/append" .. p, e, g end end
-  x = v.unappend if x ~= nil then p, e, g = F[2](x) if p then return "/unappend" .. p, e, g end end
+  x = v.unappend if x ~= nil then p, e, g = F[1](x) if p then return "/unappend" .. p, e, g end end
 end
 F[1] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-end
-F[2] = function(v)
-  local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
 end
 C.ProfileMetaPatchProperties = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.append if x ~= nil and not isnull(x) then p, e, g = F[3](x) if p then return "/append" .. p, e, g end end
-  x = v.unappend if x ~= nil and not isnull(x) then p, e, g = F[4](x) if p then return "/unappend" .. p, e, g end end
-  x = v.unset if x ~= nil and not isnull(x) then p, e, g = F[5](x) if p then return "/unset" .. p, e, g end end
+  x = v.append if x ~= nil and not isnull(x) then p, e, g = F[1](x) if p then return "/append" .. p, e, g end end
+  x = v.unappend if x ~= nil and not isnull(x) then p, e, g = F[1](x) if p then return "/unappend" .. p, e, g end end
+  x = v.unset if x ~= nil and not isnull(x) then p, e, g = F[2](x) if p then return "/unset" .. p, e, g end end
 end
-F[3] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-end
-F[4] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-end
-F[5] = function(v)
+F[2] = function(v)
   local p, e, g
   local bp, be, bg
   repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end return nil until true bp, be, bg = p, e, g
-  p, e, g = F[6](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[3](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
-F[6] = function(v)
-  local p, e, g
+F[3] = function(v)
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end

@@ -15,7 +15,7 @@ C.MetricCreateQueryResourceObject = function(v)
   if p then return p, why() end
 end
 F[1] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "name")
     or ms(v, "name")

@@ -38,6 +38,5 @@ F[1] = function(v)
   if p then return p, why() end
 end
 F[2] = function(v)
-  local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
 end

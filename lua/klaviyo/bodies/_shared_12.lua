@@ -17,7 +17,7 @@ C.CouponCodeCreateQueryResourceObject = function(v)
   if p then return p, why() end
 end
 F[1] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "unique_code")
     or ms0(v, "expires_at", dt)
@@ -37,7 +37,7 @@ F[3] = function(v)
   x = v.data if x ~= nil then p, e, g = F[4](x) if p then return "/data" .. p, e, g end end
 end
 F[4] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "id")

@@ -21,6 +21,5 @@ F[1] = function(v)
   x = v.record p, e, g = F[2](x) if p then return "/record" .. p, e, g end
 end
 F[2] = function(v)
-  local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
 end

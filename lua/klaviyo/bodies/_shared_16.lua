@@ -27,7 +27,7 @@ C.PushTokenEntry = function(v)
   if p then return p, why() end
 end
 C.PushTokenDeviceMetadata = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "app_build")
     or ms0(v, "app_id")

@@ -19,7 +19,7 @@ C.EmailSubscriptionParameters = function(v)
   x = v.open_tracking if x ~= nil and not isnull(x) then p, e, g = C.OpenTrackingSubscriptionParameters(x) if p then return "/open_tracking" .. p, e, g end end
 end
 C.SubscriptionParameters = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "consent")
     or ms(v, "consent", "SUBSCRIBED", "\"SUBSCRIBED\"")
@@ -27,7 +27,7 @@ C.SubscriptionParameters = function(v)
   if p then return p, why() end
 end
 C.OpenTrackingSubscriptionParameters = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "consent")
     or ms(v, "consent", "SUBSCRIBED", "\"SUBSCRIBED\"")
@@ -43,7 +43,7 @@ C.PushSubscriptionParameters = function(v)
   x = v.tokens if x ~= nil and not isnull(x) then p, e, g = F[1](x) if p then return "/tokens" .. p, e, g end end
 end
 F[1] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.PushTokenEntry(x) if p then return "/" .. (i - 1) .. p, e, g end end

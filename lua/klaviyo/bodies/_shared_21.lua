@@ -16,7 +16,7 @@ C.ProfileIdentifierDTOResourceObject = function(v)
   if p then return p, why() end
 end
 F[1] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "email")
     or ms0(v, "external_id")

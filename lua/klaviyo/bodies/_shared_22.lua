@@ -8,19 +8,19 @@ local F, E, T = {}, {}, {}
 E[1] = set{ 1, 2, 5, 10, 11, 13, 14, 17, 20, 25, 33, 50 } T[1] = "one of 1.0, 2.0, 5.0, 10.0, 11.0, 13.0 (or 6 more)"
 E[2] = set{ "campaign_id", "campaign_name", "campaign_name_id", "campaign_name_send_day", "email_subject", "group_id", "group_name", "group_name_id", "link_alt_text", "message_type", "profile_external_id", "profile_id" } T[2] = "one of \"campaign_id\", \"campaign_name\", \"campaign_name_id\", \"campaign_name_send_day\", \"email_subject\", \"group_id\" (or 6 more)"
 C.EmailSendOptions = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = mb0(v, "use_smart_sending")
   if p then return p, why() end
 end
 C.SMSSendOptions = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = mb0(v, "use_smart_sending")
   if p then return p, why() end
 end
 C.PushSendOptions = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = mb0(v, "use_smart_sending")
   if p then return p, why() end
@@ -43,7 +43,7 @@ F[1] = function(v)
   return bp, be, bg
 end
 C.LocalStaticSend = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "is_local")
     or mb(v, "is_local", true, "true")
@@ -51,14 +51,14 @@ C.LocalStaticSend = function(v)
   if p then return p, why() end
 end
 C.NonLocalStaticSend = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "is_local")
     or mb(v, "is_local", false, "false")
   if p then return p, why() end
 end
 C.ThrottledSendStrategy = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "method")
     or need(v, "datetime")
@@ -69,14 +69,14 @@ C.ThrottledSendStrategy = function(v)
   if p then return p, why() end
 end
 C.ImmediateSendStrategy = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "method")
     or ms(v, "method", "immediate", "\"immediate\"")
   if p then return p, why() end
 end
 C.SmartSendTimeStrategy = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "method")
     or need(v, "date")
@@ -95,7 +95,7 @@ C.CampaignsEmailTrackingOptions = function(v)
   if p then return p, why() end
 end
 F[2] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[3](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -108,7 +108,7 @@ F[3] = function(v)
   return bp, be, bg
 end
 C.DynamicTrackingParam = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "value")
@@ -119,7 +119,7 @@ C.DynamicTrackingParam = function(v)
   if p then return p, why() end
 end
 C.StaticTrackingParam = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "value")
@@ -134,18 +134,5 @@ C.CampaignsSMSTrackingOptions = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = mb0(v, "add_tracking_params")
   if p then return p, why() end
-  x = v.custom_tracking_params if x ~= nil and not isnull(x) then p, e, g = F[4](x) if p then return "/custom_tracking_params" .. p, e, g end end
-end
-F[4] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[5](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[5] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.DynamicTrackingParam(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.StaticTrackingParam(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
+  x = v.custom_tracking_params if x ~= nil and not isnull(x) then p, e, g = F[2](x) if p then return "/custom_tracking_params" .. p, e, g end end
 end

@@ -15,7 +15,7 @@ C.EmailMessageDefinition = function(v)
   if p then return p, why() end
 end
 C.EmailContent = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "bcc_email")
     or ms0(v, "cc_email")
@@ -36,13 +36,13 @@ C.SMSMessageDefinitionCreate = function(v)
   x = v.render_options if x ~= nil and not isnull(x) then p, e, g = C.RenderOptions(x) if p then return "/render_options" .. p, e, g end end
 end
 C.SMSContentCreate = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "body")
   if p then return p, why() end
 end
 C.RenderOptions = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = mb0(v, "add_info_link")
     or mb0(v, "add_opt_out_language")
@@ -51,7 +51,7 @@ C.RenderOptions = function(v)
   if p then return p, why() end
 end
 C.PushActionButtonDefinition = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "label")
     or need(v, "action_type")
@@ -94,14 +94,14 @@ F[2] = function(v)
   return bp, be, bg
 end
 C.CampaignMessageIncrement = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "badge_config")
     or ms(v, "badge_config", "increment_one", "\"increment_one\"")
   if p then return p, why() end
 end
 C.CampaignMessageStaticCount = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "badge_config")
     or need(v, "value")
@@ -110,7 +110,7 @@ C.CampaignMessageStaticCount = function(v)
   if p then return p, why() end
 end
 C.CampaignMessageProperty = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "badge_config")
     or need(v, "set_from_property")
@@ -119,7 +119,7 @@ C.CampaignMessageProperty = function(v)
   if p then return p, why() end
 end
 C.MobilePushNoBadge = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "display")
     or mb(v, "display", false, "false")
@@ -134,14 +134,14 @@ F[3] = function(v)
   return bp, be, bg
 end
 C.PushOnOpenApp = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms(v, "type", "open_app", "\"open_app\"")
   if p then return p, why() end
 end
 C.PushOnOpenDeepLink = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "android_deep_link")
@@ -150,7 +150,7 @@ C.PushOnOpenDeepLink = function(v)
   if p then return p, why() end
 end
 C.PushOnOpenWebUrl = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms(v, "type", "open_web_url", "\"open_web_url\"")

@@ -31,7 +31,7 @@ F[1] = function(v)
   if p then return p, why() end
   x = v.metric p, e, g = F[2](x) if p then return "/metric" .. p, e, g end
   x = v.profile p, e, g = F[3](x) if p then return "/profile" .. p, e, g end
-  x = v.properties p, e, g = F[6](x) if p then return "/properties" .. p, e, g end
+  x = v.properties p, e, g = F[5](x) if p then return "/properties" .. p, e, g end
   p = ms0(v, "time", dt)
     or ms0(v, "unique_id")
     or mn0(v, "value")
@@ -85,10 +85,5 @@ F[4] = function(v)
   if p then return p, why() end
 end
 F[5] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-end
-F[6] = function(v)
-  local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
 end

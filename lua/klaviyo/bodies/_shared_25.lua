@@ -47,7 +47,7 @@ F[1] = function(v)
   if p then return p, why() end
 end
 C.DeviceMetadata = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "app_build")
     or ms0(v, "app_id")
@@ -102,6 +102,5 @@ F[3] = function(v)
   if p then return p, why() end
 end
 F[4] = function(v)
-  local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
 end

@@ -21,11 +21,10 @@ C.MessageHierarchyRcsItem = function(v)
   x = v.rich_content if x ~= nil and not isnull(x) then p, e, g = C.RCSRichContent(x) if p then return "/rich_content" .. p, e, g end end
 end
 F[1] = function(v)
-  local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
 end
 C.SlimImageReference = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "dynamic_image_template")
     or ms0(v, "rendered_asset_url")
@@ -37,10 +36,10 @@ C.RCSRichContent = function(v)
   if not obj(v) then return "", "an object", given(v) end
   x = v.cards if x ~= nil and not isnull(x) then p, e, g = F[2](x) if p then return "/cards" .. p, e, g end end
   x = v.file if x ~= nil and not isnull(x) then p, e, g = C.MediaAssetReference(x) if p then return "/file" .. p, e, g end end
-  x = v.suggestions if x ~= nil and not isnull(x) then p, e, g = F[7](x) if p then return "/suggestions" .. p, e, g end end
+  x = v.suggestions if x ~= nil and not isnull(x) then p, e, g = F[3](x) if p then return "/suggestions" .. p, e, g end end
 end
 F[2] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.RCSCard(x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -51,23 +50,23 @@ C.RCSCard = function(v)
   p = need(v, "id")
   if p then return p, why() end
   x = v.buttons if x ~= nil and not isnull(x) then p, e, g = F[3](x) if p then return "/buttons" .. p, e, g end end
-  x = v.extra if x ~= nil and not isnull(x) then p, e, g = F[4](x) if p then return "/extra" .. p, e, g end end
+  x = v.extra if x ~= nil and not isnull(x) then p, e, g = F[1](x) if p then return "/extra" .. p, e, g end end
   p = ms(v, "id")
   if p then return p, why() end
-  x = v.image if x ~= nil and not isnull(x) then p, e, g = F[5](x) if p then return "/image" .. p, e, g end end
+  x = v.image if x ~= nil and not isnull(x) then p, e, g = F[4](x) if p then return "/image" .. p, e, g end end
   p = ms0(v, "text")
     or ms0(v, "title")
   if p then return p, why() end
-  x = v.video if x ~= nil and not isnull(x) then p, e, g = F[6](x) if p then return "/video" .. p, e, g end end
+  x = v.video if x ~= nil and not isnull(x) then p, e, g = F[5](x) if p then return "/video" .. p, e, g end end
 end
 F[3] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.RCSSuggestion(x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
 C.RCSSuggestion = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "id")
     or need(v, "text")
@@ -80,10 +79,6 @@ C.RCSSuggestion = function(v)
   if p then return p, why() end
 end
 F[4] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-end
-F[5] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.ImageAsset(v) if not p then return end bp, be, bg = p, e, g
@@ -91,7 +86,7 @@ F[5] = function(v)
   return bp, be, bg
 end
 C.ImageAsset = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "id")
     or need(v, "file_path")
@@ -113,7 +108,7 @@ C.ImageAsset = function(v)
     or ms(v, "url")
   if p then return p, why() end
 end
-F[6] = function(v)
+F[5] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.MediaAsset(v) if not p then return end bp, be, bg = p, e, g
@@ -121,7 +116,7 @@ F[6] = function(v)
   return bp, be, bg
 end
 C.MediaAsset = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "id")
     or need(v, "company_id")
@@ -146,30 +141,20 @@ C.MediaAssetReference = function(v)
   if p then return p, why() end
   x = v.thumbnail if x ~= nil and not isnull(x) then p, e, g = C.SlimImageReference(x) if p then return "/thumbnail" .. p, e, g end end
 end
-F[7] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = C.RCSSuggestion(x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
 C.MessageHierarchySmsItem = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "message")
   if p then return p, why() end
-  x = v.extra if x ~= nil and not isnull(x) then p, e, g = F[8](x) if p then return "/extra" .. p, e, g end end
-  x = v.image if x ~= nil and not isnull(x) then p, e, g = F[9](x) if p then return "/image" .. p, e, g end end
-  x = v.media if x ~= nil and not isnull(x) then p, e, g = F[10](x) if p then return "/media" .. p, e, g end end
+  x = v.extra if x ~= nil and not isnull(x) then p, e, g = F[1](x) if p then return "/extra" .. p, e, g end end
+  x = v.image if x ~= nil and not isnull(x) then p, e, g = F[6](x) if p then return "/image" .. p, e, g end end
+  x = v.media if x ~= nil and not isnull(x) then p, e, g = F[5](x) if p then return "/media" .. p, e, g end end
   p = ms(v, "message")
     or ms(v, "message_format", "SMS", "\"SMS\"")
   if p then return p, why() end
   x = v.selected_image if x ~= nil and not isnull(x) then p, e, g = C.ImageAsset(x) if p then return "/selected_image" .. p, e, g end end
 end
-F[8] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-end
-F[9] = function(v)
+F[6] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.StaticSMSImage(v) if not p then return end bp, be, bg = p, e, g
@@ -177,7 +162,7 @@ F[9] = function(v)
   return bp, be, bg
 end
 C.StaticSMSImage = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "static_image_asset_id")
     or mb0(v, "dynamic", false, "false")
@@ -185,17 +170,10 @@ C.StaticSMSImage = function(v)
   if p then return p, why() end
 end
 C.DynamicSMSImage = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "dynamic_image_template")
     or mb(v, "dynamic", true, "true")
     or ms(v, "dynamic_image_template")
   if p then return p, why() end
-end
-F[10] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.MediaAsset(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.MediaAssetReference(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
 end

@@ -29,7 +29,7 @@ F[1] = function(v)
   return bp, be, bg
 end
 C.ExistenceOperatorExistenceFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "operator")
@@ -38,7 +38,7 @@ C.ExistenceOperatorExistenceFilter = function(v)
   if p then return p, why() end
 end
 C.BooleanFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "operator")
@@ -49,7 +49,7 @@ C.BooleanFilter = function(v)
   if p then return p, why() end
 end
 C.StringOperatorStringFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "operator")
@@ -78,7 +78,7 @@ F[2] = function(v)
   return bp, be, bg
 end
 C.ListSubstringFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "operator")

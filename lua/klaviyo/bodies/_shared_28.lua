@@ -17,7 +17,7 @@ C.CustomMetricDefinition = function(v)
   x = v.metric_groups p, e, g = F[1](x) if p then return "/metric_groups" .. p, e, g end
 end
 F[1] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.CustomMetricGroup(x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -33,7 +33,7 @@ C.CustomMetricGroup = function(v)
   if p then return p, why() end
 end
 F[2] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.CustomMetricCondition(x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -73,7 +73,7 @@ C.StringInArrayFilter = function(v)
   x = v.value p, e, g = F[4](x) if p then return "/value" .. p, e, g end
 end
 F[4] = function(v)
-  local p, e, g
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end

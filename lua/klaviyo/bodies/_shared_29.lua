@@ -35,7 +35,7 @@ C.StringArrayOperatorStringArrayFilter = function(v)
   x = v.value p, e, g = F[1](x) if p then return "/value" .. p, e, g end
 end
 F[1] = function(v)
-  local p, e, g
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
@@ -51,18 +51,11 @@ C.NumericRangeFilter = function(v)
   x = v["end"] p, e, g = F[2](x) if p then return "/end" .. p, e, g end
   p = ms(v, "operator", "between", "\"between\"")
   if p then return p, why() end
-  x = v.start p, e, g = F[3](x) if p then return "/start" .. p, e, g end
+  x = v.start p, e, g = F[2](x) if p then return "/start" .. p, e, g end
   p = ms(v, "type", "numeric", "\"numeric\"")
   if p then return p, why() end
 end
 F[2] = function(v)
-  local p, e, g
-  local bp, be, bg
-  repeat if not int(v) then p, e, g = "", "an integer", given(v) break end return nil until true bp, be, bg = p, e, g
-  repeat if not num(v) then p, e, g = "", "a number", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
-end
-F[3] = function(v)
   local p, e, g
   local bp, be, bg
   repeat if not int(v) then p, e, g = "", "an integer", given(v) break end return nil until true bp, be, bg = p, e, g
@@ -76,12 +69,12 @@ C.ProfilePropertyCondition = function(v)
     or need(v, "property")
     or need(v, "filter")
   if p then return p, why() end
-  x = v.filter p, e, g = F[4](x) if p then return "/filter" .. p, e, g end
+  x = v.filter p, e, g = F[3](x) if p then return "/filter" .. p, e, g end
   p = ms(v, "property")
     or ms(v, "type", "profile-property", "\"profile-property\"")
   if p then return p, why() end
 end
-F[4] = function(v)
+F[3] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.StringOperatorStringFilter(v) if not p then return end bp, be, bg = p, e, g
@@ -110,16 +103,10 @@ C.StringPhoneOperatorStringArrayFilter = function(v)
     or ms(v, "operator", E[2], T[2])
     or ms(v, "type", "string", "\"string\"")
   if p then return p, why() end
-  x = v.value p, e, g = F[5](x) if p then return "/value" .. p, e, g end
-end
-F[5] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
+  x = v.value p, e, g = F[1](x) if p then return "/value" .. p, e, g end
 end
 C.StaticDateFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "operator")
@@ -130,7 +117,7 @@ C.StaticDateFilter = function(v)
   if p then return p, why() end
 end
 C.StaticDateRangeFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "operator")
@@ -143,7 +130,7 @@ C.StaticDateRangeFilter = function(v)
   if p then return p, why() end
 end
 C.RelativeDateOperatorBaseRelativeDateFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "operator")
@@ -156,7 +143,7 @@ C.RelativeDateOperatorBaseRelativeDateFilter = function(v)
   if p then return p, why() end
 end
 C.RelativeAnniversaryDateFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "operator")
@@ -169,7 +156,7 @@ C.RelativeAnniversaryDateFilter = function(v)
   if p then return p, why() end
 end
 C.RelativeDateRangeFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "operator")
@@ -184,7 +171,7 @@ C.RelativeDateRangeFilter = function(v)
   if p then return p, why() end
 end
 C.CalendarDateFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "operator")
@@ -195,7 +182,7 @@ C.CalendarDateFilter = function(v)
   if p then return p, why() end
 end
 C.AnniversaryDateFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "operator")
@@ -204,7 +191,7 @@ C.AnniversaryDateFilter = function(v)
   if p then return p, why() end
 end
 C.ListLengthFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "operator")
@@ -221,20 +208,14 @@ C.ProfileHasGroupMembershipCondition = function(v)
     or need(v, "is_member")
     or need(v, "group_ids")
   if p then return p, why() end
-  x = v.group_ids p, e, g = F[6](x) if p then return "/group_ids" .. p, e, g end
+  x = v.group_ids p, e, g = F[1](x) if p then return "/group_ids" .. p, e, g end
   p = mb(v, "is_member", true, "true")
   if p then return p, why() end
-  x = v.timeframe_filter if x ~= nil and not isnull(x) then p, e, g = F[7](x) if p then return "/timeframe_filter" .. p, e, g end end
+  x = v.timeframe_filter if x ~= nil and not isnull(x) then p, e, g = F[4](x) if p then return "/timeframe_filter" .. p, e, g end end
   p = ms(v, "type", "profile-group-membership", "\"profile-group-membership\"")
   if p then return p, why() end
 end
-F[6] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
-end
-F[7] = function(v)
+F[4] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = p, e, g
@@ -250,19 +231,13 @@ C.ProfileNoGroupMembershipCondition = function(v)
     or need(v, "is_member")
     or need(v, "group_ids")
   if p then return p, why() end
-  x = v.group_ids p, e, g = F[8](x) if p then return "/group_ids" .. p, e, g end
+  x = v.group_ids p, e, g = F[1](x) if p then return "/group_ids" .. p, e, g end
   p = mb(v, "is_member", false, "false")
     or ms(v, "type", "profile-group-membership", "\"profile-group-membership\"")
   if p then return p, why() end
 end
-F[8] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
-end
 C.ProfileRegionCondition = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "in_region")
@@ -282,13 +257,13 @@ C.ProfilePostalCodeDistanceCondition = function(v)
     or need(v, "filter")
     or ms(v, "country_code")
   if p then return p, why() end
-  x = v.filter p, e, g = F[9](x) if p then return "/filter" .. p, e, g end
+  x = v.filter p, e, g = F[5](x) if p then return "/filter" .. p, e, g end
   p = ms(v, "postal_code")
     or ms(v, "type", "profile-postal-code-distance", "\"profile-postal-code-distance\"")
     or ms(v, "unit", E[10], T[10])
   if p then return p, why() end
 end
-F[9] = function(v)
+F[5] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.GreaterThanPositiveNumericFilter(v) if not p then return end bp, be, bg = p, e, g
@@ -304,14 +279,7 @@ C.GreaterThanPositiveNumericFilter = function(v)
     or ms(v, "operator", "greater-than", "\"greater-than\"")
     or ms(v, "type", "numeric", "\"numeric\"")
   if p then return p, why() end
-  x = v.value p, e, g = F[10](x) if p then return "/value" .. p, e, g end
-end
-F[10] = function(v)
-  local p, e, g
-  local bp, be, bg
-  repeat if not int(v) then p, e, g = "", "an integer", given(v) break end return nil until true bp, be, bg = p, e, g
-  repeat if not num(v) then p, e, g = "", "a number", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
+  x = v.value p, e, g = F[2](x) if p then return "/value" .. p, e, g end
 end
 C.LessThanPositiveNumericFilter = function(v)
   local p, e, g, x
@@ -322,14 +290,7 @@ C.LessThanPositiveNumericFilter = function(v)
     or ms(v, "operator", "less-than", "\"less-than\"")
     or ms(v, "type", "numeric", "\"numeric\"")
   if p then return p, why() end
-  x = v.value p, e, g = F[11](x) if p then return "/value" .. p, e, g end
-end
-F[11] = function(v)
-  local p, e, g
-  local bp, be, bg
-  repeat if not int(v) then p, e, g = "", "an integer", given(v) break end return nil until true bp, be, bg = p, e, g
-  repeat if not num(v) then p, e, g = "", "a number", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
+  x = v.value p, e, g = F[2](x) if p then return "/value" .. p, e, g end
 end
 C.ProfilePredictiveAnalyticsDateCondition = function(v)
   local p, e, g, x
@@ -339,11 +300,11 @@ C.ProfilePredictiveAnalyticsDateCondition = function(v)
     or need(v, "type")
     or ms(v, "dimension", "expected_date_of_next_purchase", "\"expected_date_of_next_purchase\"")
   if p then return p, why() end
-  x = v.filter p, e, g = F[12](x) if p then return "/filter" .. p, e, g end
+  x = v.filter p, e, g = F[6](x) if p then return "/filter" .. p, e, g end
   p = ms(v, "type", "profile-predictive-analytics", "\"profile-predictive-analytics\"")
   if p then return p, why() end
 end
-F[12] = function(v)
+F[6] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = p, e, g
@@ -374,12 +335,12 @@ C.ProfilePredictiveAnalyticsStringFilter = function(v)
     or need(v, "operator")
     or need(v, "value")
   if p then return p, why() end
-  x = v.operator p, e, g = F[13](x) if p then return "/operator" .. p, e, g end
+  x = v.operator p, e, g = F[7](x) if p then return "/operator" .. p, e, g end
   p = ms(v, "type", "string", "\"string\"")
     or ms(v, "value", E[11], T[11])
   if p then return p, why() end
 end
-F[13] = function(v)
+F[7] = function(v)
   local p, e, g
   local bp, be, bg
   repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if v ~= "equals" then p, e, g = "", "\"equals\"", given(v) break end return nil until true bp, be, bg = p, e, g
@@ -415,7 +376,7 @@ C.ProfilePredictiveAnalyticsChannelAffinityPriorityCondition = function(v)
   if p then return p, why() end
 end
 C.ProfilePredictiveAnalyticsChannelAffinityPriorityFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "operator")
@@ -448,17 +409,10 @@ C.ProfilePredictiveAnalyticsChannelAffinityRankFilter = function(v)
     or need(v, "operator")
     or need(v, "value")
   if p then return p, why() end
-  x = v.operator p, e, g = F[14](x) if p then return "/operator" .. p, e, g end
+  x = v.operator p, e, g = F[7](x) if p then return "/operator" .. p, e, g end
   p = ms(v, "type", "string", "\"string\"")
     or ms(v, "value", E[14], T[14])
   if p then return p, why() end
-end
-F[14] = function(v)
-  local p, e, g
-  local bp, be, bg
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if v ~= "equals" then p, e, g = "", "\"equals\"", given(v) break end return nil until true bp, be, bg = p, e, g
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if v ~= "not-equals" then p, e, g = "", "\"not-equals\"", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
 end
 C.ProfileMarketingConsentCondition = function(v)
   local p, e, g, x
@@ -466,11 +420,11 @@ C.ProfileMarketingConsentCondition = function(v)
   p = need(v, "type")
     or need(v, "consent")
   if p then return p, why() end
-  x = v.consent p, e, g = F[15](x) if p then return "/consent" .. p, e, g end
+  x = v.consent p, e, g = F[8](x) if p then return "/consent" .. p, e, g end
   p = ms(v, "type", "profile-marketing-consent", "\"profile-marketing-consent\"")
   if p then return p, why() end
 end
-F[15] = function(v)
+F[8] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.HasEmailMarketingConsent(v) if not p then return end bp, be, bg = p, e, g
@@ -490,9 +444,9 @@ C.HasEmailMarketingConsent = function(v)
     or mb(v, "can_receive_marketing", true, "true")
     or ms(v, "channel", "email", "\"email\"")
   if p then return p, why() end
-  x = v.consent_status p, e, g = F[16](x) if p then return "/consent_status" .. p, e, g end
+  x = v.consent_status p, e, g = F[9](x) if p then return "/consent_status" .. p, e, g end
 end
-F[16] = function(v)
+F[9] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.HasEmailMarketing(v) if not p then return end bp, be, bg = p, e, g
@@ -501,7 +455,7 @@ F[16] = function(v)
   return bp, be, bg
 end
 C.HasEmailMarketing = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "subscription")
     or ms(v, "subscription", "any", "\"any\"")
@@ -512,17 +466,17 @@ C.HasEmailMarketingSubscribed = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "subscription")
   if p then return p, why() end
-  x = v.filters if x ~= nil and not isnull(x) then p, e, g = F[17](x) if p then return "/filters" .. p, e, g end end
+  x = v.filters if x ~= nil and not isnull(x) then p, e, g = F[10](x) if p then return "/filters" .. p, e, g end end
   p = ms(v, "subscription", "subscribed", "\"subscribed\"")
   if p then return p, why() end
 end
-F[17] = function(v)
-  local p, e, g
+F[10] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[18](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[11](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[18] = function(v)
+F[11] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.DoubleOptinFilter(v) if not p then return end bp, be, bg = p, e, g
@@ -555,19 +509,7 @@ C.StatusDateFilter = function(v)
     or need(v, "filter")
     or ms(v, "field", "status_date", "\"status_date\"")
   if p then return p, why() end
-  x = v.filter p, e, g = F[19](x) if p then return "/filter" .. p, e, g end
-end
-F[19] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.CalendarDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.AnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
+  x = v.filter p, e, g = F[6](x) if p then return "/filter" .. p, e, g end
 end
 C.CustomSourceFilter = function(v)
   local p, e, g, x
@@ -579,7 +521,7 @@ C.CustomSourceFilter = function(v)
   x = v.filter p, e, g = C.EqualsStringFilter(x) if p then return "/filter" .. p, e, g end
 end
 C.EqualsStringFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "operator")
@@ -609,13 +551,7 @@ C.InStringArrayFilter = function(v)
     or ms(v, "operator", "in", "\"in\"")
     or ms(v, "type", "string", "\"string\"")
   if p then return p, why() end
-  x = v.value p, e, g = F[20](x) if p then return "/value" .. p, e, g end
-end
-F[20] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
+  x = v.value p, e, g = F[1](x) if p then return "/value" .. p, e, g end
 end
 C.PreferencePageFilter = function(v)
   local p, e, g, x
@@ -640,7 +576,7 @@ C.APIMethodFilter = function(v)
   if p then return p, why() end
 end
 C.InboundMessageMethodFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "field")
     or need(v, "method")
@@ -649,7 +585,7 @@ C.InboundMessageMethodFilter = function(v)
   if p then return p, why() end
 end
 C.BackInStockMethodFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "field")
     or need(v, "method")
@@ -658,7 +594,7 @@ C.BackInStockMethodFilter = function(v)
   if p then return p, why() end
 end
 C.SftpMethodFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "field")
     or need(v, "method")
@@ -709,10 +645,10 @@ C.ShopifyIntegrationFilter = function(v)
     or ms(v, "operator", "in", "\"in\"")
     or ms(v, "type", "string", "\"string\"")
   if p then return p, why() end
-  x = v.value p, e, g = F[21](x) if p then return "/value" .. p, e, g end
+  x = v.value p, e, g = F[12](x) if p then return "/value" .. p, e, g end
 end
-F[21] = function(v)
-  local p, e, g
+F[12] = function(v)
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i]
@@ -721,7 +657,7 @@ F[21] = function(v)
   end
 end
 C.HasEmailMarketingNeverSubscribed = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "subscription")
     or ms(v, "subscription", "never_subscribed", "\"never_subscribed\"")
@@ -736,9 +672,9 @@ C.NoEmailMarketingConsent = function(v)
     or mb(v, "can_receive_marketing", false, "false")
     or ms(v, "channel", "email", "\"email\"")
   if p then return p, why() end
-  x = v.consent_status p, e, g = F[22](x) if p then return "/consent_status" .. p, e, g end
+  x = v.consent_status p, e, g = F[13](x) if p then return "/consent_status" .. p, e, g end
 end
-F[22] = function(v)
+F[13] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.NoEmailMarketing(v) if not p then return end bp, be, bg = p, e, g
@@ -752,17 +688,17 @@ C.NoEmailMarketing = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "subscription")
   if p then return p, why() end
-  x = v.filters if x ~= nil and not isnull(x) then p, e, g = F[23](x) if p then return "/filters" .. p, e, g end end
+  x = v.filters if x ~= nil and not isnull(x) then p, e, g = F[14](x) if p then return "/filters" .. p, e, g end end
   p = ms(v, "subscription", "any", "\"any\"")
   if p then return p, why() end
 end
-F[23] = function(v)
-  local p, e, g
+F[14] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[24](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[15](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[24] = function(v)
+F[15] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.BounceDateFilter(v) if not p then return end bp, be, bg = p, e, g
@@ -777,9 +713,9 @@ C.BounceDateFilter = function(v)
     or need(v, "filter")
     or ms(v, "field", "bounce_date", "\"bounce_date\"")
   if p then return p, why() end
-  x = v.filter p, e, g = F[25](x) if p then return "/filter" .. p, e, g end
+  x = v.filter p, e, g = F[16](x) if p then return "/filter" .. p, e, g end
 end
-F[25] = function(v)
+F[16] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = p, e, g
@@ -793,7 +729,7 @@ F[25] = function(v)
   return bp, be, bg
 end
 C.IsSetExistenceFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "operator")
@@ -808,20 +744,7 @@ C.ManualSuppressionDateFilter = function(v)
     or need(v, "filter")
     or ms(v, "field", "manual_suppression_date", "\"manual_suppression_date\"")
   if p then return p, why() end
-  x = v.filter p, e, g = F[26](x) if p then return "/filter" .. p, e, g end
-end
-F[26] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.CalendarDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.AnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.IsSetExistenceFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
+  x = v.filter p, e, g = F[16](x) if p then return "/filter" .. p, e, g end
 end
 C.InvalidEmailDateFilter = function(v)
   local p, e, g, x
@@ -830,44 +753,31 @@ C.InvalidEmailDateFilter = function(v)
     or need(v, "filter")
     or ms(v, "field", "invalid_email_date", "\"invalid_email_date\"")
   if p then return p, why() end
-  x = v.filter p, e, g = F[27](x) if p then return "/filter" .. p, e, g end
-end
-F[27] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.CalendarDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.AnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.IsSetExistenceFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
+  x = v.filter p, e, g = F[16](x) if p then return "/filter" .. p, e, g end
 end
 C.NoEmailMarketingUnsubscribed = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "subscription")
   if p then return p, why() end
-  x = v.filters if x ~= nil and not isnull(x) then p, e, g = F[28](x) if p then return "/filters" .. p, e, g end end
+  x = v.filters if x ~= nil and not isnull(x) then p, e, g = F[17](x) if p then return "/filters" .. p, e, g end end
   p = ms(v, "subscription", "unsubscribed", "\"unsubscribed\"")
   if p then return p, why() end
 end
-F[28] = function(v)
+F[17] = function(v)
   local p, e, g
   local bp, be, bg
-  p, e, g = F[29](v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = F[32](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[18](v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = F[14](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
-F[29] = function(v)
-  local p, e, g
+F[18] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[30](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[19](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[30] = function(v)
+F[19] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.StatusDateFilter(v) if not p then return end bp, be, bg = p, e, g
@@ -886,7 +796,7 @@ F[30] = function(v)
   return bp, be, bg
 end
 C.PreferencePageMethodFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "field")
     or need(v, "method")
@@ -895,7 +805,7 @@ C.PreferencePageMethodFilter = function(v)
   if p then return p, why() end
 end
 C.ManualRemoveMethodFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "field")
     or need(v, "method")
@@ -904,7 +814,7 @@ C.ManualRemoveMethodFilter = function(v)
   if p then return p, why() end
 end
 C.SpamComplaintMethodFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "field")
     or need(v, "method")
@@ -913,7 +823,7 @@ C.SpamComplaintMethodFilter = function(v)
   if p then return p, why() end
 end
 C.MailboxProviderMethodFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "field")
     or need(v, "method")
@@ -922,7 +832,7 @@ C.MailboxProviderMethodFilter = function(v)
   if p then return p, why() end
 end
 C.OneClickUnsubscribeMethodFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "field")
     or need(v, "method")
@@ -931,7 +841,7 @@ C.OneClickUnsubscribeMethodFilter = function(v)
   if p then return p, why() end
 end
 C.ManualImportMethodFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "field")
     or need(v, "method")
@@ -940,7 +850,7 @@ C.ManualImportMethodFilter = function(v)
   if p then return p, why() end
 end
 C.DataWarehouseImportMethodFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "field")
     or need(v, "method")
@@ -949,7 +859,7 @@ C.DataWarehouseImportMethodFilter = function(v)
   if p then return p, why() end
 end
 C.ProfileModificationMethodFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "field")
     or need(v, "method")
@@ -978,10 +888,10 @@ C.ConstantContactIntegrationFilter = function(v)
     or ms(v, "operator", "in", "\"in\"")
     or ms(v, "type", "string", "\"string\"")
   if p then return p, why() end
-  x = v.value p, e, g = F[31](x) if p then return "/value" .. p, e, g end
+  x = v.value p, e, g = F[20](x) if p then return "/value" .. p, e, g end
 end
-F[31] = function(v)
-  local p, e, g
+F[20] = function(v)
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i]
@@ -989,43 +899,15 @@ F[31] = function(v)
     if x ~= "constant_contact" then return "/" .. (i - 1), "\"constant_contact\"", given(x) end
   end
 end
-F[32] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[33](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[33] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.BounceDateFilter(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.ManualSuppressionDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.InvalidEmailDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
-end
 C.NoEmailMarketingNeverSubscribed = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "subscription")
     or need(v, "filters")
   if p then return p, why() end
-  x = v.filters p, e, g = F[34](x) if p then return "/filters" .. p, e, g end
+  x = v.filters p, e, g = F[14](x) if p then return "/filters" .. p, e, g end
   p = ms(v, "subscription", "never_subscribed", "\"never_subscribed\"")
   if p then return p, why() end
-end
-F[34] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[35](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[35] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.BounceDateFilter(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.ManualSuppressionDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.InvalidEmailDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
 end
 C.NoEmailMarketingSubscribed = function(v)
   local p, e, g, x
@@ -1033,23 +915,9 @@ C.NoEmailMarketingSubscribed = function(v)
   p = need(v, "subscription")
     or need(v, "filters")
   if p then return p, why() end
-  x = v.filters p, e, g = F[36](x) if p then return "/filters" .. p, e, g end
+  x = v.filters p, e, g = F[14](x) if p then return "/filters" .. p, e, g end
   p = ms(v, "subscription", "subscribed", "\"subscribed\"")
   if p then return p, why() end
-end
-F[36] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[37](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[37] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.BounceDateFilter(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.ManualSuppressionDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.InvalidEmailDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
 end
 C.HasSMSMarketingConsent = function(v)
   local p, e, g, x
@@ -1067,17 +935,17 @@ C.HasSMSMarketingSubscribed = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "subscription")
   if p then return p, why() end
-  x = v.filters if x ~= nil and not isnull(x) then p, e, g = F[38](x) if p then return "/filters" .. p, e, g end end
+  x = v.filters if x ~= nil and not isnull(x) then p, e, g = F[21](x) if p then return "/filters" .. p, e, g end end
   p = ms(v, "subscription", "subscribed", "\"subscribed\"")
   if p then return p, why() end
 end
-F[38] = function(v)
-  local p, e, g
+F[21] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[39](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[22](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[39] = function(v)
+F[22] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.StatusDateFilter(v) if not p then return end bp, be, bg = p, e, g
@@ -1093,7 +961,7 @@ F[39] = function(v)
   return bp, be, bg
 end
 C.CheckoutMethodFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "field")
     or need(v, "method")
@@ -1119,9 +987,9 @@ C.NoSMSMarketingConsent = function(v)
     or mb(v, "can_receive_marketing", false, "false")
     or ms(v, "channel", "sms", "\"sms\"")
   if p then return p, why() end
-  x = v.consent_status p, e, g = F[40](x) if p then return "/consent_status" .. p, e, g end
+  x = v.consent_status p, e, g = F[23](x) if p then return "/consent_status" .. p, e, g end
 end
-F[40] = function(v)
+F[23] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.NoSMSMarketing(v) if not p then return end bp, be, bg = p, e, g
@@ -1130,7 +998,7 @@ F[40] = function(v)
   return bp, be, bg
 end
 C.NoSMSMarketing = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "subscription")
     or ms(v, "subscription", "any", "\"any\"")
@@ -1141,17 +1009,17 @@ C.NoSMSMarketingUnsubscribed = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "subscription")
   if p then return p, why() end
-  x = v.filters if x ~= nil and not isnull(x) then p, e, g = F[41](x) if p then return "/filters" .. p, e, g end end
+  x = v.filters if x ~= nil and not isnull(x) then p, e, g = F[24](x) if p then return "/filters" .. p, e, g end end
   p = ms(v, "subscription", "unsubscribed", "\"unsubscribed\"")
   if p then return p, why() end
 end
-F[41] = function(v)
-  local p, e, g
+F[24] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[42](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[25](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[42] = function(v)
+F[25] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.StatusDateFilter(v) if not p then return end bp, be, bg = p, e, g
@@ -1173,7 +1041,7 @@ F[42] = function(v)
   return bp, be, bg
 end
 C.BulkRemoveMethodFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "field")
     or need(v, "method")
@@ -1182,7 +1050,7 @@ C.BulkRemoveMethodFilter = function(v)
   if p then return p, why() end
 end
 C.CarrierDeactivationMethodFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "field")
     or need(v, "method")
@@ -1191,7 +1059,7 @@ C.CarrierDeactivationMethodFilter = function(v)
   if p then return p, why() end
 end
 C.ProvidedLandlineMethodFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "field")
     or need(v, "method")
@@ -1200,7 +1068,7 @@ C.ProvidedLandlineMethodFilter = function(v)
   if p then return p, why() end
 end
 C.MessageBlockedMethodFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "field")
     or need(v, "method")
@@ -1209,7 +1077,7 @@ C.MessageBlockedMethodFilter = function(v)
   if p then return p, why() end
 end
 C.ProvidedNoAgeMethodFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "field")
     or need(v, "method")
@@ -1218,7 +1086,7 @@ C.ProvidedNoAgeMethodFilter = function(v)
   if p then return p, why() end
 end
 C.FailedAgeGateMethodFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "field")
     or need(v, "method")
@@ -1227,7 +1095,7 @@ C.FailedAgeGateMethodFilter = function(v)
   if p then return p, why() end
 end
 C.NoSMSMarketingNeverSubscribed = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "subscription")
     or ms(v, "subscription", "never_subscribed", "\"never_subscribed\"")
@@ -1249,12 +1117,12 @@ C.HasPushMarketing = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "subscription")
   if p then return p, why() end
-  x = v.filters if x ~= nil and not isnull(x) then p, e, g = F[43](x) if p then return "/filters" .. p, e, g end end
+  x = v.filters if x ~= nil and not isnull(x) then p, e, g = F[26](x) if p then return "/filters" .. p, e, g end end
   p = ms(v, "subscription", "any", "\"any\"")
   if p then return p, why() end
 end
-F[43] = function(v)
-  local p, e, g
+F[26] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.StatusDateFilter(x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -1271,7 +1139,7 @@ C.NoPushMarketingConsent = function(v)
   x = v.consent_status p, e, g = C.NoPushMarketing(x) if p then return "/consent_status" .. p, e, g end
 end
 C.NoPushMarketing = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "subscription")
     or ms(v, "subscription", "any", "\"any\"")
@@ -1282,11 +1150,11 @@ C.ProfileMetricPropertyFilter = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "property")
   if p then return p, why() end
-  x = v.filter if x ~= nil and not isnull(x) then p, e, g = F[44](x) if p then return "/filter" .. p, e, g end end
+  x = v.filter if x ~= nil and not isnull(x) then p, e, g = F[27](x) if p then return "/filter" .. p, e, g end end
   p = ms(v, "property")
   if p then return p, why() end
 end
-F[44] = function(v)
+F[27] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.StringOperatorStringFilter(v) if not p then return end bp, be, bg = p, e, g
@@ -1308,16 +1176,10 @@ C.ListSetFilter = function(v)
     or ms(v, "operator", E[15], T[15])
     or ms(v, "type", "list", "\"list\"")
   if p then return p, why() end
-  x = v.value p, e, g = F[45](x) if p then return "/value" .. p, e, g end
-end
-F[45] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
+  x = v.value p, e, g = F[1](x) if p then return "/value" .. p, e, g end
 end
 C.AlltimeDateFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "operator")
@@ -1335,14 +1197,14 @@ C.ProfileHasCustomObjectCondition = function(v)
     or need(v, "filters")
   if p then return p, why() end
   x = v.filter p, e, g = C.IntegerFilter(x) if p then return "/filter" .. p, e, g end
-  x = v.filters p, e, g = F[46](x) if p then return "/filters" .. p, e, g end
+  x = v.filters p, e, g = F[28](x) if p then return "/filters" .. p, e, g end
   p = ms(v, "object_type_id")
     or ms(v, "object_type_relationship_id")
     or ms(v, "type", "profile-has-custom-object", "\"profile-has-custom-object\"")
   if p then return p, why() end
 end
 C.IntegerFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "operator")
@@ -1352,8 +1214,8 @@ C.IntegerFilter = function(v)
     or mi(v, "value")
   if p then return p, why() end
 end
-F[46] = function(v)
-  local p, e, g
+F[28] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.ProfileHasCustomObjectFilter(x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -1364,11 +1226,11 @@ C.ProfileHasCustomObjectFilter = function(v)
   p = need(v, "property_id")
     or need(v, "filter")
   if p then return p, why() end
-  x = v.filter p, e, g = F[47](x) if p then return "/filter" .. p, e, g end
+  x = v.filter p, e, g = F[29](x) if p then return "/filter" .. p, e, g end
   p = mi(v, "property_id")
   if p then return p, why() end
 end
-F[47] = function(v)
+F[29] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.StringOperatorStringFilter(v) if not p then return end bp, be, bg = p, e, g
@@ -1394,11 +1256,11 @@ C.ProfilePermissionsCondition = function(v)
     or need(v, "channel")
     or ms(v, "channel", E[17], T[17])
   if p then return p, why() end
-  x = v.permission p, e, g = F[48](x) if p then return "/permission" .. p, e, g end
+  x = v.permission p, e, g = F[30](x) if p then return "/permission" .. p, e, g end
   p = ms(v, "type", "profile-permissions", "\"profile-permissions\"")
   if p then return p, why() end
 end
-F[48] = function(v)
+F[30] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.ExplicitlyReachable(v) if not p then return end bp, be, bg = p, e, g
@@ -1415,17 +1277,17 @@ C.ExplicitlyReachable = function(v)
   p = need(v, "reachable_status")
     or need(v, "filters")
   if p then return p, why() end
-  x = v.filters p, e, g = F[49](x) if p then return "/filters" .. p, e, g end
+  x = v.filters p, e, g = F[31](x) if p then return "/filters" .. p, e, g end
   p = ms(v, "reachable_status", "explicitly_reachable", "\"explicitly_reachable\"")
   if p then return p, why() end
 end
-F[49] = function(v)
-  local p, e, g
+F[31] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[50](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[32](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[50] = function(v)
+F[32] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.EffectiveDateFilter(v) if not p then return end bp, be, bg = p, e, g
@@ -1441,19 +1303,7 @@ C.EffectiveDateFilter = function(v)
     or need(v, "filter")
     or ms(v, "field", "effective_date", "\"effective_date\"")
   if p then return p, why() end
-  x = v.filter p, e, g = F[51](x) if p then return "/filter" .. p, e, g end
-end
-F[51] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.CalendarDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.AnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
+  x = v.filter p, e, g = F[6](x) if p then return "/filter" .. p, e, g end
 end
 C.RecordedDateFilter = function(v)
   local p, e, g, x
@@ -1462,22 +1312,10 @@ C.RecordedDateFilter = function(v)
     or need(v, "filter")
     or ms(v, "field", "recorded_date", "\"recorded_date\"")
   if p then return p, why() end
-  x = v.filter p, e, g = F[52](x) if p then return "/filter" .. p, e, g end
-end
-F[52] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.CalendarDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.AnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
+  x = v.filter p, e, g = F[6](x) if p then return "/filter" .. p, e, g end
 end
 C.MethodFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "field")
     or need(v, "method")
@@ -1497,14 +1335,14 @@ C.FormSubscribeFilter = function(v)
   if p then return p, why() end
 end
 C.ImplicitlyReachable = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "reachable_status")
     or ms(v, "reachable_status", "implicitly_reachable", "\"implicitly_reachable\"")
   if p then return p, why() end
 end
 C.ImplicitlyOrExplicitlyReachable = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "reachable_status")
     or ms(v, "reachable_status", "implicitly_or_explicitly_reachable", "\"implicitly_or_explicitly_reachable\"")
@@ -1516,34 +1354,19 @@ C.ExplicitlyUnreachable = function(v)
   p = need(v, "reachable_status")
     or need(v, "filters")
   if p then return p, why() end
-  x = v.filters p, e, g = F[53](x) if p then return "/filters" .. p, e, g end
+  x = v.filters p, e, g = F[31](x) if p then return "/filters" .. p, e, g end
   p = ms(v, "reachable_status", "explicitly_unreachable", "\"explicitly_unreachable\"")
   if p then return p, why() end
 end
-F[53] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[54](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[54] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.EffectiveDateFilter(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.RecordedDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.MethodFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.FormSubscribeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
-end
 C.ImplicitlyUnreachable = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "reachable_status")
     or ms(v, "reachable_status", "implicitly_unreachable", "\"implicitly_unreachable\"")
   if p then return p, why() end
 end
 C.ImplicitlyOrExplicitlyUnreachable = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "reachable_status")
     or ms(v, "reachable_status", "implicitly_or_explicitly_unreachable", "\"implicitly_or_explicitly_unreachable\"")

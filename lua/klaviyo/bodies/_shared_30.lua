@@ -52,7 +52,7 @@ F[1] = function(v)
   x = v.condition_groups p, e, g = F[2](x) if p then return "/condition_groups" .. p, e, g end
 end
 F[2] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[3](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -65,7 +65,7 @@ F[3] = function(v)
   x = v.conditions p, e, g = F[4](x) if p then return "/conditions" .. p, e, g end
 end
 F[4] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.ActionOutputCondition(x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -96,7 +96,7 @@ F[5] = function(v)
   return bp, be, bg
 end
 C.BooleanBranchLinks = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "next_if_true")
     or need(v, "next_if_false")
@@ -116,7 +116,7 @@ C.BackInStockDelayAction = function(v)
   if p then return p, why() end
 end
 C.Link = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "next")
   if p then return p, why() end
@@ -149,7 +149,7 @@ F[6] = function(v)
   x = v.condition_groups p, e, g = F[7](x) if p then return "/condition_groups" .. p, e, g end
 end
 F[7] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[8](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -162,7 +162,7 @@ F[8] = function(v)
   x = v.conditions p, e, g = F[9](x) if p then return "/conditions" .. p, e, g end
 end
 F[9] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[10](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -209,7 +209,7 @@ C.FlowsProfileMetricCondition = function(v)
   if p then return p, why() end
 end
 F[11] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.ProfileMetricPropertyFilter(x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -227,7 +227,7 @@ F[12] = function(v)
   return bp, be, bg
 end
 C.SinceFlowStartDateFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "operator")
@@ -236,7 +236,7 @@ C.SinceFlowStartDateFilter = function(v)
   if p then return p, why() end
 end
 C.ProfileRandomSampleCondition = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "percentage")
@@ -262,7 +262,7 @@ F[13] = function(v)
   return bp, be, bg
 end
 C.InTheLastBaseRelativeDateFilter = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "operator")
@@ -280,16 +280,9 @@ C.ProfileHasNotReceivedSmsMessageCondition = function(v)
   p = need(v, "type")
     or need(v, "timeframe_filter")
   if p then return p, why() end
-  x = v.timeframe_filter p, e, g = F[14](x) if p then return "/timeframe_filter" .. p, e, g end
+  x = v.timeframe_filter p, e, g = F[13](x) if p then return "/timeframe_filter" .. p, e, g end
   p = ms(v, "type", "profile-not-sent-sms", "\"profile-not-sent-sms\"")
   if p then return p, why() end
-end
-F[14] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.AlltimeDateFilter(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.InTheLastBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
 end
 C.ProfileHasNotReceivedPushMessageCondition = function(v)
   local p, e, g, x
@@ -297,16 +290,9 @@ C.ProfileHasNotReceivedPushMessageCondition = function(v)
   p = need(v, "type")
     or need(v, "timeframe_filter")
   if p then return p, why() end
-  x = v.timeframe_filter p, e, g = F[15](x) if p then return "/timeframe_filter" .. p, e, g end
+  x = v.timeframe_filter p, e, g = F[13](x) if p then return "/timeframe_filter" .. p, e, g end
   p = ms(v, "type", "profile-not-sent-push", "\"profile-not-sent-push\"")
   if p then return p, why() end
-end
-F[15] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.AlltimeDateFilter(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.InTheLastBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
 end
 C.ContentExperimentAction = function(v)
   local p, e, g, x
@@ -314,7 +300,7 @@ C.ContentExperimentAction = function(v)
   p = need(v, "type")
     or need(v, "data")
   if p then return p, why() end
-  x = v.data p, e, g = F[16](x) if p then return "/data" .. p, e, g end
+  x = v.data p, e, g = F[14](x) if p then return "/data" .. p, e, g end
   p = ms0(v, "id")
   if p then return p, why() end
   x = v.links if x ~= nil and not isnull(x) then p, e, g = C.Link(x) if p then return "/links" .. p, e, g end end
@@ -322,43 +308,42 @@ C.ContentExperimentAction = function(v)
     or ms(v, "type", "content-experiment", "\"content-experiment\"")
   if p then return p, why() end
 end
-F[16] = function(v)
+F[14] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "main_action")
   if p then return p, why() end
-  x = v.current_experiment if x ~= nil and not isnull(x) then p, e, g = F[17](x) if p then return "/current_experiment" .. p, e, g end end
+  x = v.current_experiment if x ~= nil and not isnull(x) then p, e, g = F[15](x) if p then return "/current_experiment" .. p, e, g end end
   p = ms0(v, "experiment_status", E[8], T[8])
   if p then return p, why() end
-  x = v.main_action p, e, g = F[34](x) if p then return "/main_action" .. p, e, g end
+  x = v.main_action p, e, g = F[18](x) if p then return "/main_action" .. p, e, g end
   p = ms(v, "status", E[6], T[6])
   if p then return p, why() end
 end
-F[17] = function(v)
+F[15] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "variations")
   if p then return p, why() end
-  x = v.allocations if x ~= nil and not isnull(x) then p, e, g = F[18](x) if p then return "/allocations" .. p, e, g end end
+  x = v.allocations if x ~= nil and not isnull(x) then p, e, g = F[16](x) if p then return "/allocations" .. p, e, g end end
   p = ms0(v, "id")
     or ms0(v, "name")
     or ms0(v, "started", dt)
   if p then return p, why() end
-  x = v.variations p, e, g = F[19](x) if p then return "/variations" .. p, e, g end
+  x = v.variations p, e, g = F[17](x) if p then return "/variations" .. p, e, g end
   p = ms0(v, "winner_metric", E[7], T[7])
   if p then return p, why() end
 end
-F[18] = function(v)
-  local p, e, g, x
+F[16] = function(v)
   if not obj(v) then return "", "an object", given(v) end
 end
-F[19] = function(v)
-  local p, e, g
+F[17] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[20](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[18](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[20] = function(v)
+F[18] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.SendPushNotificationAction(v) if not p then return end bp, be, bg = p, e, g
@@ -390,12 +375,12 @@ C.FlowPushNotification = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "body")
   if p then return p, why() end
-  x = v.action_buttons if x ~= nil and not isnull(x) then p, e, g = F[21](x) if p then return "/action_buttons" .. p, e, g end end
-  x = v.additional_filters if x ~= nil and not isnull(x) then p, e, g = F[22](x) if p then return "/additional_filters" .. p, e, g end end
+  x = v.action_buttons if x ~= nil and not isnull(x) then p, e, g = F[19](x) if p then return "/action_buttons" .. p, e, g end end
+  x = v.additional_filters if x ~= nil and not isnull(x) then p, e, g = F[6](x) if p then return "/additional_filters" .. p, e, g end end
   p = ms0(v, "android_link")
     or mb(v, "badge")
   if p then return p, why() end
-  x = v.badge_options if x ~= nil then p, e, g = F[27](x) if p then return "/badge_options" .. p, e, g end end
+  x = v.badge_options if x ~= nil then p, e, g = F[20](x) if p then return "/badge_options" .. p, e, g end end
   p = ms(v, "body")
     or ms0(v, "conversion_metric_id")
     or ms0(v, "dynamic_image")
@@ -403,7 +388,7 @@ C.FlowPushNotification = function(v)
     or ms0(v, "image_id")
     or ms0(v, "ios_link")
   if p then return p, why() end
-  x = v.kv_pairs if x ~= nil and not isnull(x) then p, e, g = F[28](x) if p then return "/kv_pairs" .. p, e, g end end
+  x = v.kv_pairs if x ~= nil and not isnull(x) then p, e, g = F[16](x) if p then return "/kv_pairs" .. p, e, g end end
   p = ms0(v, "name")
     or ms(v, "on_open", E[4], T[4])
     or ms0(v, "push_type", E[5], T[5])
@@ -414,14 +399,14 @@ C.FlowPushNotification = function(v)
     or ms0(v, "web_url")
   if p then return p, why() end
 end
-F[21] = function(v)
-  local p, e, g
+F[19] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.PushActionButton(x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
 C.PushActionButton = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "label")
     or need(v, "action_type")
@@ -433,56 +418,7 @@ C.PushActionButton = function(v)
     or ms0(v, "url")
   if p then return p, why() end
 end
-F[22] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "condition_groups")
-  if p then return p, why() end
-  x = v.condition_groups p, e, g = F[23](x) if p then return "/condition_groups" .. p, e, g end
-end
-F[23] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[24](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[24] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "conditions")
-  if p then return p, why() end
-  x = v.conditions p, e, g = F[25](x) if p then return "/conditions" .. p, e, g end
-end
-F[25] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[26](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[26] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.ProfilePropertyCondition(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.ProfileHasGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileNoGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileRegionCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePostalCodeDistanceCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePredictiveAnalyticsDateCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePredictiveAnalyticsStringCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePredictiveAnalyticsNumericCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityPriorityCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityRankCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileMarketingConsentCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.FlowsProfileMetricCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileRandomSampleCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileHasCustomObjectCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePermissionsCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileHasNotReceivedEmailMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileHasNotReceivedSmsMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileHasNotReceivedPushMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
-end
-F[27] = function(v)
+F[20] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.Increment(v) if not p then return end bp, be, bg = p, e, g
@@ -491,14 +427,14 @@ F[27] = function(v)
   return bp, be, bg
 end
 C.Increment = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "badge_config")
     or ms(v, "badge_config", "increment_one", "\"increment_one\"")
   if p then return p, why() end
 end
 C.StaticCount = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "badge_config")
     or need(v, "value")
@@ -507,17 +443,13 @@ C.StaticCount = function(v)
   if p then return p, why() end
 end
 C.Property = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "badge_config")
     or need(v, "set_from_property")
     or ms(v, "badge_config", "set_property", "\"set_property\"")
     or ms(v, "set_from_property")
   if p then return p, why() end
-end
-F[28] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
 end
 C.SendWhatsAppAction = function(v)
   local p, e, g, x
@@ -544,69 +476,13 @@ C.FlowWhatsApp = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = mb(v, "add_tracking_params")
   if p then return p, why() end
-  x = v.additional_filters if x ~= nil and not isnull(x) then p, e, g = F[29](x) if p then return "/additional_filters" .. p, e, g end end
+  x = v.additional_filters if x ~= nil and not isnull(x) then p, e, g = F[6](x) if p then return "/additional_filters" .. p, e, g end end
   p = ms0(v, "id")
     or ms0(v, "name")
     or mb(v, "smart_sending_enabled")
     or mb(v, "transactional")
     or ms0(v, "vendor_id")
   if p then return p, why() end
-end
-F[29] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "condition_groups")
-  if p then return p, why() end
-  x = v.condition_groups p, e, g = F[30](x) if p then return "/condition_groups" .. p, e, g end
-end
-F[30] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[31](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[31] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "conditions")
-  if p then return p, why() end
-  x = v.conditions p, e, g = F[32](x) if p then return "/conditions" .. p, e, g end
-end
-F[32] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[33](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[33] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.ProfilePropertyCondition(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.ProfileHasGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileNoGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileRegionCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePostalCodeDistanceCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePredictiveAnalyticsDateCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePredictiveAnalyticsStringCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePredictiveAnalyticsNumericCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityPriorityCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityRankCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileMarketingConsentCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.FlowsProfileMetricCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileRandomSampleCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileHasCustomObjectCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePermissionsCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileHasNotReceivedEmailMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileHasNotReceivedSmsMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileHasNotReceivedPushMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
-end
-F[34] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.SendPushNotificationAction(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.SendWhatsAppAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
 end
 C.SendEmailAction = function(v)
   local p, e, g, x
@@ -633,11 +509,11 @@ C.FlowEmail = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = mb(v, "add_tracking_params")
   if p then return p, why() end
-  x = v.additional_filters if x ~= nil and not isnull(x) then p, e, g = F[35](x) if p then return "/additional_filters" .. p, e, g end end
+  x = v.additional_filters if x ~= nil and not isnull(x) then p, e, g = F[6](x) if p then return "/additional_filters" .. p, e, g end end
   p = ms0(v, "bcc_email")
     or ms0(v, "cc_email")
   if p then return p, why() end
-  x = v.custom_tracking_params if x ~= nil and not isnull(x) then p, e, g = F[40](x) if p then return "/custom_tracking_params" .. p, e, g end end
+  x = v.custom_tracking_params if x ~= nil and not isnull(x) then p, e, g = F[21](x) if p then return "/custom_tracking_params" .. p, e, g end end
   p = ms0(v, "from_email")
     or ms0(v, "from_label")
     or ms0(v, "id")
@@ -650,63 +526,14 @@ C.FlowEmail = function(v)
     or mb(v, "transactional")
   if p then return p, why() end
 end
-F[35] = function(v)
+F[21] = function(v)
   local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "condition_groups")
-  if p then return p, why() end
-  x = v.condition_groups p, e, g = F[36](x) if p then return "/condition_groups" .. p, e, g end
-end
-F[36] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[37](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[37] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "conditions")
-  if p then return p, why() end
-  x = v.conditions p, e, g = F[38](x) if p then return "/conditions" .. p, e, g end
-end
-F[38] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[39](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[39] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.ProfilePropertyCondition(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.ProfileHasGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileNoGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileRegionCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePostalCodeDistanceCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePredictiveAnalyticsDateCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePredictiveAnalyticsStringCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePredictiveAnalyticsNumericCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityPriorityCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityRankCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileMarketingConsentCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.FlowsProfileMetricCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileRandomSampleCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileHasCustomObjectCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePermissionsCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileHasNotReceivedEmailMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileHasNotReceivedSmsMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileHasNotReceivedPushMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
-end
-F[40] = function(v)
-  local p, e, g
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.UtmParam(x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
 C.UtmParam = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "param")
     or need(v, "value")
@@ -743,16 +570,16 @@ C.FlowSms = function(v)
     or mb(v, "add_org_prefix")
     or mb(v, "add_tracking_params")
   if p then return p, why() end
-  x = v.additional_filters if x ~= nil and not isnull(x) then p, e, g = F[41](x) if p then return "/additional_filters" .. p, e, g end end
+  x = v.additional_filters if x ~= nil and not isnull(x) then p, e, g = F[6](x) if p then return "/additional_filters" .. p, e, g end end
   p = ms(v, "body")
   if p then return p, why() end
-  x = v.custom_tracking_params if x ~= nil and not isnull(x) then p, e, g = F[46](x) if p then return "/custom_tracking_params" .. p, e, g end end
+  x = v.custom_tracking_params if x ~= nil and not isnull(x) then p, e, g = F[21](x) if p then return "/custom_tracking_params" .. p, e, g end end
   p = ms0(v, "dynamic_image")
     or ms0(v, "id")
     or ms0(v, "image_id")
     or mb(v, "include_contact_card")
   if p then return p, why() end
-  x = v.message_hierarchy if x ~= nil and not isnull(x) then p, e, g = F[47](x) if p then return "/message_hierarchy" .. p, e, g end end
+  x = v.message_hierarchy if x ~= nil and not isnull(x) then p, e, g = F[22](x) if p then return "/message_hierarchy" .. p, e, g end end
   p = ms0(v, "name")
     or mb(v, "shorten_links")
     or mb(v, "smart_sending_enabled")
@@ -761,75 +588,20 @@ C.FlowSms = function(v)
     or mb(v, "transactional")
   if p then return p, why() end
 end
-F[41] = function(v)
+F[22] = function(v)
   local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "condition_groups")
-  if p then return p, why() end
-  x = v.condition_groups p, e, g = F[42](x) if p then return "/condition_groups" .. p, e, g end
-end
-F[42] = function(v)
-  local p, e, g
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[43](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[23](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[43] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "conditions")
-  if p then return p, why() end
-  x = v.conditions p, e, g = F[44](x) if p then return "/conditions" .. p, e, g end
-end
-F[44] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[45](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[45] = function(v)
+F[23] = function(v)
   local p, e, g
   local bp, be, bg
-  p, e, g = C.ProfilePropertyCondition(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.ProfileHasGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileNoGroupMembershipCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileRegionCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePostalCodeDistanceCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePredictiveAnalyticsDateCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePredictiveAnalyticsStringCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePredictiveAnalyticsNumericCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityPriorityCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePredictiveAnalyticsChannelAffinityRankCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileMarketingConsentCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.FlowsProfileMetricCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileRandomSampleCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileHasCustomObjectCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfilePermissionsCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileHasNotReceivedEmailMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileHasNotReceivedSmsMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ProfileHasNotReceivedPushMessageCondition(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
-end
-F[46] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = C.UtmParam(x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[47] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[48](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[48] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = F[49](v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = F[24](v) if not p then return end bp, be, bg = p, e, g
   repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
-F[49] = function(v)
+F[24] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.MessageHierarchyRcsItem(v) if not p then return end bp, be, bg = p, e, g
@@ -864,15 +636,11 @@ C.FlowWebhook = function(v)
   p = need(v, "url")
     or ms0(v, "body")
   if p then return p, why() end
-  x = v.headers if x ~= nil and not isnull(x) then p, e, g = F[50](x) if p then return "/headers" .. p, e, g end end
+  x = v.headers if x ~= nil and not isnull(x) then p, e, g = F[16](x) if p then return "/headers" .. p, e, g end end
   p = ms0(v, "id")
     or ms0(v, "name")
     or ms0(v, "url")
   if p then return p, why() end
-end
-F[50] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
 end
 C.SendInternalAlertAction = function(v)
   local p, e, g, x
@@ -910,10 +678,10 @@ C.FlowInternalAlert = function(v)
     or ms0(v, "subject_line")
     or ms0(v, "template_id")
   if p then return p, why() end
-  x = v.to_emails p, e, g = F[51](x) if p then return "/to_emails" .. p, e, g end
+  x = v.to_emails p, e, g = F[25](x) if p then return "/to_emails" .. p, e, g end
 end
-F[51] = function(v)
-  local p, e, g
+F[25] = function(v)
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
@@ -938,15 +706,15 @@ C.TimeDelayActionData = function(v)
   p = need(v, "value")
     or ms0(v, "delay_until_time", tm)
   if p then return p, why() end
-  x = v.delay_until_weekdays if x ~= nil and not isnull(x) then p, e, g = F[52](x) if p then return "/delay_until_weekdays" .. p, e, g end end
+  x = v.delay_until_weekdays if x ~= nil and not isnull(x) then p, e, g = F[26](x) if p then return "/delay_until_weekdays" .. p, e, g end end
   p = mi0(v, "secondary_value")
     or ms(v, "timezone", E[10], T[10])
     or ms(v, "unit", E[11], T[11])
     or mi(v, "value")
   if p then return p, why() end
 end
-F[52] = function(v)
-  local p, e, g
+F[26] = function(v)
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i]
@@ -974,39 +742,39 @@ C.TriggerBranchActionData = function(v)
     or need(v, "trigger_id")
     or need(v, "trigger_type")
   if p then return p, why() end
-  x = v.trigger_filter if not isnull(x) then p, e, g = F[53](x) if p then return "/trigger_filter" .. p, e, g end end
+  x = v.trigger_filter if not isnull(x) then p, e, g = F[27](x) if p then return "/trigger_filter" .. p, e, g end end
   p = ms(v, "trigger_id")
     or ms0(v, "trigger_subtype", E[12], T[12])
     or ms(v, "trigger_type", E[13], T[13])
   if p then return p, why() end
 end
-F[53] = function(v)
+F[27] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "condition_groups")
   if p then return p, why() end
-  x = v.condition_groups p, e, g = F[54](x) if p then return "/condition_groups" .. p, e, g end
+  x = v.condition_groups p, e, g = F[28](x) if p then return "/condition_groups" .. p, e, g end
 end
-F[54] = function(v)
-  local p, e, g
+F[28] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[55](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[29](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[55] = function(v)
+F[29] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "conditions")
   if p then return p, why() end
-  x = v.conditions p, e, g = F[56](x) if p then return "/conditions" .. p, e, g end
+  x = v.conditions p, e, g = F[30](x) if p then return "/conditions" .. p, e, g end
 end
-F[56] = function(v)
-  local p, e, g
+F[30] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[57](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[31](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[57] = function(v)
+F[31] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.MetricPropertyCondition(v) if not p then return end bp, be, bg = p, e, g
@@ -1025,12 +793,12 @@ C.MetricPropertyCondition = function(v)
     or need(v, "filter")
     or ms(v, "field")
   if p then return p, why() end
-  x = v.filter p, e, g = F[58](x) if p then return "/filter" .. p, e, g end
+  x = v.filter p, e, g = F[32](x) if p then return "/filter" .. p, e, g end
   p = ms(v, "metric_id")
     or ms(v, "type", "metric-property", "\"metric-property\"")
   if p then return p, why() end
 end
-F[58] = function(v)
+F[32] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.StringOperatorStringFilter(v) if not p then return end bp, be, bg = p, e, g
@@ -1057,12 +825,12 @@ C.CustomObjectTriggerCondition = function(v)
     or need(v, "property_id")
     or need(v, "filter")
   if p then return p, why() end
-  x = v.filter p, e, g = F[59](x) if p then return "/filter" .. p, e, g end
+  x = v.filter p, e, g = F[33](x) if p then return "/filter" .. p, e, g end
   p = mi(v, "property_id")
     or ms(v, "type", "custom-object-trigger-property", "\"custom-object-trigger-property\"")
   if p then return p, why() end
 end
-F[59] = function(v)
+F[33] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.StringOperatorStringFilter(v) if not p then return end bp, be, bg = p, e, g
@@ -1088,29 +856,9 @@ C.CustomObjectPropertyCondition = function(v)
     or ms(v, "custom_object_label")
     or ms(v, "field")
   if p then return p, why() end
-  x = v.filter p, e, g = F[60](x) if p then return "/filter" .. p, e, g end
+  x = v.filter p, e, g = F[32](x) if p then return "/filter" .. p, e, g end
   p = ms(v, "type", "custom-object-property", "\"custom-object-property\"")
   if p then return p, why() end
-end
-F[60] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.StringOperatorStringFilter(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.StringArrayOperatorStringArrayFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.NumericOperatorNumericFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.NumericRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.BooleanFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.CalendarDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.AnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ListContainsOperatorListContainsFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ListLengthFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ExistenceOperatorExistenceFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
 end
 C.PriceDropCondition = function(v)
   local p, e, g, x
@@ -1121,30 +869,10 @@ C.PriceDropCondition = function(v)
     or need(v, "filter")
     or ms(v, "field")
   if p then return p, why() end
-  x = v.filter p, e, g = F[61](x) if p then return "/filter" .. p, e, g end
+  x = v.filter p, e, g = F[32](x) if p then return "/filter" .. p, e, g end
   p = ms0(v, "metric_id")
     or ms(v, "type", "price-drop-property", "\"price-drop-property\"")
   if p then return p, why() end
-end
-F[61] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.StringOperatorStringFilter(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.StringArrayOperatorStringArrayFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.NumericOperatorNumericFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.NumericRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.BooleanFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.CalendarDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.AnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ListContainsOperatorListContainsFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ListLengthFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ExistenceOperatorExistenceFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
 end
 C.LowInventoryCondition = function(v)
   local p, e, g, x
@@ -1155,30 +883,10 @@ C.LowInventoryCondition = function(v)
     or need(v, "filter")
     or ms(v, "field")
   if p then return p, why() end
-  x = v.filter p, e, g = F[62](x) if p then return "/filter" .. p, e, g end
+  x = v.filter p, e, g = F[32](x) if p then return "/filter" .. p, e, g end
   p = ms0(v, "metric_id")
     or ms(v, "type", "low-inventory-property", "\"low-inventory-property\"")
   if p then return p, why() end
-end
-F[62] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.StringOperatorStringFilter(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.StringArrayOperatorStringArrayFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.NumericOperatorNumericFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.NumericRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.BooleanFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.StaticDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeDateOperatorBaseRelativeDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeAnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.RelativeDateRangeFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.CalendarDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.AnniversaryDateFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ListContainsOperatorListContainsFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ListLengthFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ExistenceOperatorExistenceFilter(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
 end
 C.UpdateProfileAction = function(v)
   local p, e, g, x
@@ -1198,17 +906,17 @@ C.UpdateProfileActionData = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "profile_operations")
   if p then return p, why() end
-  x = v.profile_operations p, e, g = F[63](x) if p then return "/profile_operations" .. p, e, g end
+  x = v.profile_operations p, e, g = F[34](x) if p then return "/profile_operations" .. p, e, g end
   p = ms(v, "status", E[6], T[6])
   if p then return p, why() end
 end
-F[63] = function(v)
-  local p, e, g
+F[34] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[64](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[35](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[64] = function(v)
+F[35] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.ProfileOperationUpdateOrCreateString(v) if not p then return end bp, be, bg = p, e, g
@@ -1220,7 +928,7 @@ F[64] = function(v)
   return bp, be, bg
 end
 C.ProfileOperationUpdateOrCreateString = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "operator")
     or need(v, "property_type")
@@ -1233,7 +941,7 @@ C.ProfileOperationUpdateOrCreateString = function(v)
   if p then return p, why() end
 end
 C.ProfileOperationUpdateOrCreateBoolean = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "operator")
     or need(v, "property_type")
@@ -1256,9 +964,9 @@ C.ProfileOperationUpdateOrCreateNumeric = function(v)
     or ms(v, "property_key")
     or ms(v, "property_type", "numeric", "\"numeric\"")
   if p then return p, why() end
-  x = v.property_value p, e, g = F[65](x) if p then return "/property_value" .. p, e, g end
+  x = v.property_value p, e, g = F[36](x) if p then return "/property_value" .. p, e, g end
 end
-F[65] = function(v)
+F[36] = function(v)
   local p, e, g
   local bp, be, bg
   repeat if not int(v) then p, e, g = "", "an integer", given(v) break end return nil until true bp, be, bg = p, e, g
@@ -1276,9 +984,9 @@ C.ProfileOperationUpdateOrCreateDate = function(v)
     or ms(v, "property_key")
     or ms(v, "property_type", "date", "\"date\"")
   if p then return p, why() end
-  x = v.property_value p, e, g = F[66](x) if p then return "/property_value" .. p, e, g end
+  x = v.property_value p, e, g = F[37](x) if p then return "/property_value" .. p, e, g end
 end
-F[66] = function(v)
+F[37] = function(v)
   local p, e, g
   local bp, be, bg
   repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if not date(v) then p, e, g = "", "a date (YYYY-MM-DD)", given(v) break end return nil until true bp, be, bg = p, e, g
@@ -1286,7 +994,7 @@ F[66] = function(v)
   return bp, be, bg
 end
 C.ProfileOperationUpdateOrCreateList = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "operator")
     or need(v, "property_type")
@@ -1300,7 +1008,7 @@ C.ProfileOperationUpdateOrCreateList = function(v)
   if p then return p, why() end
 end
 C.ProfileOperationDelete = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "operator")
     or need(v, "property_key")
@@ -1325,19 +1033,10 @@ end
 C.TargetDateActionData = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.target_days if x ~= nil and not isnull(x) then p, e, g = F[67](x) if p then return "/target_days" .. p, e, g end end
+  x = v.target_days if x ~= nil and not isnull(x) then p, e, g = F[26](x) if p then return "/target_days" .. p, e, g end end
   p = ms(v, "target_time", tm)
     or ms(v, "timezone", E[10], T[10])
   if p then return p, why() end
-end
-F[67] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
 end
 C.CountdownDelayAction = function(v)
   local p, e, g, x
@@ -1358,20 +1057,11 @@ C.CountdownDelayActionData = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "delay_until_time", tm)
   if p then return p, why() end
-  x = v.delay_until_weekdays if x ~= nil and not isnull(x) then p, e, g = F[68](x) if p then return "/delay_until_weekdays" .. p, e, g end end
+  x = v.delay_until_weekdays if x ~= nil and not isnull(x) then p, e, g = F[26](x) if p then return "/delay_until_weekdays" .. p, e, g end end
   p = ms(v, "timezone", E[10], T[10])
     or ms(v, "unit", E[16], T[16])
     or mi(v, "value")
   if p then return p, why() end
-end
-F[68] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
 end
 C.AbTestAction = function(v)
   local p, e, g, x
@@ -1379,7 +1069,7 @@ C.AbTestAction = function(v)
   p = need(v, "type")
     or need(v, "data")
   if p then return p, why() end
-  x = v.data p, e, g = F[69](x) if p then return "/data" .. p, e, g end
+  x = v.data p, e, g = F[38](x) if p then return "/data" .. p, e, g end
   p = ms0(v, "id")
   if p then return p, why() end
   x = v.links if x ~= nil and not isnull(x) then p, e, g = C.Link(x) if p then return "/links" .. p, e, g end end
@@ -1387,39 +1077,35 @@ C.AbTestAction = function(v)
     or ms(v, "type", "ab-test", "\"ab-test\"")
   if p then return p, why() end
 end
-F[69] = function(v)
+F[38] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "main_action")
   if p then return p, why() end
-  x = v.current_experiment if x ~= nil and not isnull(x) then p, e, g = F[70](x) if p then return "/current_experiment" .. p, e, g end end
+  x = v.current_experiment if x ~= nil and not isnull(x) then p, e, g = F[39](x) if p then return "/current_experiment" .. p, e, g end end
   p = ms(v, "experiment_status", E[8], T[8])
   if p then return p, why() end
-  x = v.main_action p, e, g = F[74](x) if p then return "/main_action" .. p, e, g end
+  x = v.main_action p, e, g = F[41](x) if p then return "/main_action" .. p, e, g end
   p = ms(v, "status", E[6], T[6])
   if p then return p, why() end
 end
-F[70] = function(v)
+F[39] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "variations")
   if p then return p, why() end
-  x = v.allocations if x ~= nil and not isnull(x) then p, e, g = F[71](x) if p then return "/allocations" .. p, e, g end end
+  x = v.allocations if x ~= nil and not isnull(x) then p, e, g = F[16](x) if p then return "/allocations" .. p, e, g end end
   x = v.automatic_winner_selection_settings if x ~= nil and not isnull(x) then p, e, g = C.AutomaticWinnerSelectionSettings(x) if p then return "/automatic_winner_selection_settings" .. p, e, g end end
   p = ms0(v, "id")
     or ms0(v, "name")
     or ms0(v, "started", dt)
   if p then return p, why() end
-  x = v.variations p, e, g = F[72](x) if p then return "/variations" .. p, e, g end
+  x = v.variations p, e, g = F[40](x) if p then return "/variations" .. p, e, g end
   p = ms0(v, "winner_metric", E[17], T[17])
   if p then return p, why() end
 end
-F[71] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-end
 C.AutomaticWinnerSelectionSettings = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "enabled")
     or need(v, "automatic_end_statistical_certainty")
@@ -1428,20 +1114,13 @@ C.AutomaticWinnerSelectionSettings = function(v)
     or mb(v, "enabled")
   if p then return p, why() end
 end
-F[72] = function(v)
-  local p, e, g
+F[40] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[73](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[41](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[73] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.SendEmailAction(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.SendSmsAction(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
-end
-F[74] = function(v)
+F[41] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.SendEmailAction(v) if not p then return end bp, be, bg = p, e, g
@@ -1464,11 +1143,11 @@ end
 C.InternalServiceActionData = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.service_configuration if x ~= nil and not isnull(x) then p, e, g = F[75](x) if p then return "/service_configuration" .. p, e, g end end
+  x = v.service_configuration if x ~= nil and not isnull(x) then p, e, g = F[42](x) if p then return "/service_configuration" .. p, e, g end end
   p = ms(v, "status", E[6], T[6])
   if p then return p, why() end
 end
-F[75] = function(v)
+F[42] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.InternalScheduledReportData(v) if not p then return end bp, be, bg = p, e, g
@@ -1478,7 +1157,7 @@ F[75] = function(v)
   return bp, be, bg
 end
 C.InternalScheduledReportData = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "service_method_type")
     or need(v, "report_id")
@@ -1492,17 +1171,13 @@ C.InternalTrackEventData = function(v)
   p = need(v, "service_method_type")
     or ms0(v, "event_key")
   if p then return p, why() end
-  x = v.event_payload if x ~= nil and not isnull(x) then p, e, g = F[76](x) if p then return "/event_payload" .. p, e, g end end
+  x = v.event_payload if x ~= nil and not isnull(x) then p, e, g = F[16](x) if p then return "/event_payload" .. p, e, g end end
   p = ms(v, "service_method_type", "track-event", "\"track-event\"")
     or ms0(v, "tracking_company_id")
   if p then return p, why() end
 end
-F[76] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-end
 C.InternalScheduledReportBuilderReportData = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "service_method_type")
     or need(v, "report_id")
@@ -1511,7 +1186,7 @@ C.InternalScheduledReportBuilderReportData = function(v)
   if p then return p, why() end
 end
 C.InternalUnknownServiceData = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "service_method_type")
     or ms(v, "service_method_type", "unknown", "\"unknown\"")
@@ -1545,12 +1220,12 @@ C.MultiBranchSplitActionData = function(v)
   p = need(v, "branches")
     or need(v, "name")
   if p then return p, why() end
-  x = v.branches p, e, g = F[77](x) if p then return "/branches" .. p, e, g end
+  x = v.branches p, e, g = F[43](x) if p then return "/branches" .. p, e, g end
   p = ms(v, "name")
   if p then return p, why() end
 end
-F[77] = function(v)
-  local p, e, g
+F[43] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.MultiBranchSplitBranch(x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -1560,7 +1235,7 @@ C.MultiBranchSplitBranch = function(v)
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "branch_id")
   if p then return p, why() end
-  x = v.branch_filter if x ~= nil and not isnull(x) then p, e, g = F[78](x) if p then return "/branch_filter" .. p, e, g end end
+  x = v.branch_filter if x ~= nil and not isnull(x) then p, e, g = F[44](x) if p then return "/branch_filter" .. p, e, g end end
   p = ms(v, "branch_id")
     or mb(v, "is_else")
   if p then return p, why() end
@@ -1569,33 +1244,33 @@ C.MultiBranchSplitBranch = function(v)
     or mi0(v, "order")
   if p then return p, why() end
 end
-F[78] = function(v)
+F[44] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "condition_groups")
   if p then return p, why() end
-  x = v.condition_groups p, e, g = F[79](x) if p then return "/condition_groups" .. p, e, g end
+  x = v.condition_groups p, e, g = F[45](x) if p then return "/condition_groups" .. p, e, g end
 end
-F[79] = function(v)
-  local p, e, g
+F[45] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[80](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[46](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[80] = function(v)
+F[46] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "conditions")
   if p then return p, why() end
-  x = v.conditions p, e, g = F[81](x) if p then return "/conditions" .. p, e, g end
+  x = v.conditions p, e, g = F[47](x) if p then return "/conditions" .. p, e, g end
 end
-F[81] = function(v)
-  local p, e, g
+F[47] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[82](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[48](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[82] = function(v)
+F[48] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.ProfilePropertyCondition(v) if not p then return end bp, be, bg = p, e, g
@@ -1635,7 +1310,7 @@ C.ListUpdateAction = function(v)
   if p then return p, why() end
 end
 C.ListUpdateActionData = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "name")
     or need(v, "on_execution")

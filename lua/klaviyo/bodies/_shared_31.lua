@@ -21,7 +21,7 @@ F[1] = function(v)
   x = v.relationship_mappings if x ~= nil and not isnull(x) then p, e, g = F[4](x) if p then return "/relationship_mappings" .. p, e, g end end
 end
 F[2] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[3](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -34,7 +34,7 @@ F[3] = function(v)
   return bp, be, bg
 end
 F[4] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.SimpleRelationshipMapping(x) if p then return "/" .. (i - 1) .. p, e, g end end

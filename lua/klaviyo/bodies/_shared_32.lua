@@ -6,7 +6,7 @@ local type, obj, int, given, need, why, ms, ms0 = type, H.obj, H.int, H.given, H
 local mi, set, C, E, T = H.mi, H.set, H.components("klaviyo.bodies"), {}, {}
 E[1] = set{ "boolean", "float", "int", "string", "timestamp" } T[1] = "one of \"boolean\", \"float\", \"int\", \"string\", \"timestamp\""
 C.APISchemaProperty = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "id")
     or need(v, "name")

@@ -40,7 +40,7 @@ C.SimplePropertyMapping = function(v)
   if p then return p, why() end
 end
 C.PropertySource = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "source_id")
     or need(v, "id_path")
@@ -70,7 +70,7 @@ F[2] = function(v)
   return bp, be, bg
 end
 C.CustomObjectRelationshipSource = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "source_id")
     or need(v, "type")
@@ -99,13 +99,13 @@ C.ProfileRelationshipSource = function(v)
   if p then return p, why() end
 end
 F[3] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.RelatedIdPath(x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
 C.RelatedIdPath = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "identifier_type")
     or need(v, "path")

@@ -4,7 +4,7 @@
 local H = require "klaviyo.body_check"
 local obj, given, need, why, ms, ms0, C = H.obj, H.given, H.need, H.why, H.ms, H.ms0, H.components("klaviyo.bodies")
 C.ObjectSchemaRelationshipCreateMeta = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "name")
     or ms0(v, "description")

@@ -15,7 +15,7 @@ C.SegmentDefinition = function(v)
   x = v.condition_groups p, e, g = F[1](x) if p then return "/condition_groups" .. p, e, g end
 end
 F[1] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.ConditionGroup(x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -28,7 +28,7 @@ C.ConditionGroup = function(v)
   x = v.conditions p, e, g = F[2](x) if p then return "/conditions" .. p, e, g end
 end
 F[2] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[3](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -72,7 +72,7 @@ C.SegmentsProfileMetricCondition = function(v)
   if p then return p, why() end
 end
 F[4] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.ProfileMetricPropertyFilter(x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -97,12 +97,12 @@ C.SegmentsProfileMetricFunnelCondition = function(v)
     or ms0(v, "completion_window_seconds", E[2], T[2])
   if p then return p, why() end
   x = v.steps p, e, g = F[6](x) if p then return "/steps" .. p, e, g end
-  x = v.timeframe_filter p, e, g = F[8](x) if p then return "/timeframe_filter" .. p, e, g end
+  x = v.timeframe_filter p, e, g = F[7](x) if p then return "/timeframe_filter" .. p, e, g end
   p = ms(v, "type", "profile-metric-funnel", "\"profile-metric-funnel\"")
   if p then return p, why() end
 end
 F[6] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.ProfileMetricFunnelSteps(x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -114,17 +114,11 @@ C.ProfileMetricFunnelSteps = function(v)
     or need(v, "metric_id")
     or mb(v, "metric_exists")
   if p then return p, why() end
-  x = v.metric_filters if x ~= nil and not isnull(x) then p, e, g = F[7](x) if p then return "/metric_filters" .. p, e, g end end
+  x = v.metric_filters if x ~= nil and not isnull(x) then p, e, g = F[4](x) if p then return "/metric_filters" .. p, e, g end end
   p = ms(v, "metric_id")
   if p then return p, why() end
 end
 F[7] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = C.ProfileMetricPropertyFilter(x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[8] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.StaticDateRangeFilter(v) if not p then return end bp, be, bg = p, e, g

@@ -58,14 +58,14 @@ C.Body = function(v)
   x = v.styles p, e, g = C.BodyStyles(x) if p then return "/styles" .. p, e, g end
 end
 C.BodyProperties = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "css_class")
     or ms0(v, "id")
   if p then return p, why() end
 end
 F[1] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.SectionV1(x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -109,7 +109,7 @@ C.DisplayOptions = function(v)
   x = v.visibility if x ~= nil and not isnull(x) then p, e, g = C.Visibility(x) if p then return "/visibility" .. p, e, g end end
 end
 C.ContentRepeatV1 = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "repeat_for")
     or need(v, "item_alias")
@@ -118,11 +118,10 @@ C.ContentRepeatV1 = function(v)
   if p then return p, why() end
 end
 F[2] = function(v)
-  local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
 end
 C.Visibility = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "check")
     or ms0(v, "definition")
@@ -130,14 +129,14 @@ C.Visibility = function(v)
   if p then return p, why() end
 end
 C.SectionProperties = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = mb0(v, "is_ai_generated")
     or mb0(v, "is_prebuilt_content")
   if p then return p, why() end
 end
 C.SectionStyles = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "background_asset_id")
     or ms0(v, "background_color")
@@ -161,7 +160,7 @@ C.SectionStyles = function(v)
   if p then return p, why() end
 end
 F[3] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.RowV1(x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -178,7 +177,7 @@ C.RowV1 = function(v)
   if p then return p, why() end
 end
 F[4] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.ColumnV1(x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -193,7 +192,7 @@ C.ColumnV1 = function(v)
   if p then return p, why() end
 end
 F[5] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[6](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -247,13 +246,13 @@ C.ButtonBlockData = function(v)
   x = v.styles p, e, g = C.ButtonBlockStyles(x) if p then return "/styles" .. p, e, g end
 end
 C.ButtonBlockProperties = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "href")
   if p then return p, why() end
 end
 C.ButtonBlockStyles = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "background_color")
     or ms0(v, "block_background_color")
@@ -311,7 +310,7 @@ C.CouponBlockData = function(v)
   x = v.styles p, e, g = C.CouponBlockStyles(x) if p then return "/styles" .. p, e, g end
 end
 C.CouponBlockProperties = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "coupon")
     or ms0(v, "coupon_id")
@@ -320,7 +319,7 @@ C.CouponBlockProperties = function(v)
   if p then return p, why() end
 end
 C.CouponBlockStyles = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "background_color")
     or ms0(v, "block_background_color")
@@ -379,7 +378,7 @@ C.DropShadowBlockData = function(v)
   x = v.styles p, e, g = C.DropShadowBlockStyles(x) if p then return "/styles" .. p, e, g end
 end
 C.DropShadowBlockStyles = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "block_background_color")
     or mi0(v, "block_padding_bottom")
@@ -417,7 +416,7 @@ C.HeaderBlockData = function(v)
   x = v.styles p, e, g = C.HeaderBlockStyles(x) if p then return "/styles" .. p, e, g end
 end
 C.HeaderBlockStyles = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "block_background_color")
     or mi0(v, "block_padding_bottom")
@@ -452,7 +451,7 @@ C.HeaderBlockStyles = function(v)
   if p then return p, why() end
 end
 F[7] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[8](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -466,7 +465,7 @@ F[8] = function(v)
   return bp, be, bg
 end
 C.HeaderLinkSubBlock = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "background_color")
@@ -479,7 +478,7 @@ C.HeaderLinkSubBlock = function(v)
   if p then return p, why() end
 end
 C.HeaderImageSubBlock = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "alt_text")
@@ -496,7 +495,7 @@ C.HeaderImageSubBlock = function(v)
   if p then return p, why() end
 end
 C.HeaderLogoSubBlock = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "alt_text")
@@ -536,7 +535,7 @@ C.HorizontalRuleBlockData = function(v)
   x = v.styles p, e, g = C.HorizontalRuleBlockStyles(x) if p then return "/styles" .. p, e, g end
 end
 C.HorizontalRuleBlockStyles = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "block_background_color")
     or mi0(v, "block_padding_bottom")
@@ -620,7 +619,7 @@ C.StaticImageBlockProperties = function(v)
   if p then return p, why() end
 end
 C.ImageBlockCroppingProperties = function(v)
-  local p, e, g, x
+  local p, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "aspect_ratio")
     or ms0(v, "asset_id")
@@ -632,7 +631,7 @@ C.ImageBlockCroppingProperties = function(v)
   if p then return p, why() end
 end
 C.DynamicImageBlockProperties = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "dynamic")
     or ms0(v, "alt_text")
@@ -642,7 +641,7 @@ C.DynamicImageBlockProperties = function(v)
   if p then return p, why() end
 end
 C.ImageBlockStyles = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "align", E[9], T[9])
     or ms0(v, "background_color")
@@ -701,7 +700,7 @@ F[10] = function(v)
   return bp, be, bg
 end
 C.StaticProductBlockProperties = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "dynamic")
     or mb0(v, "dynamic", false, "false")
@@ -723,7 +722,7 @@ C.StaticProductBlockProperties = function(v)
   if p then return p, why() end
 end
 C.DynamicProductBlockProperties = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "dynamic")
     or ms0(v, "button_text")
@@ -745,7 +744,7 @@ C.DynamicProductBlockProperties = function(v)
   if p then return p, why() end
 end
 C.ProductBlockStyles = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "block_background_color")
     or mi0(v, "block_padding_bottom")
@@ -828,13 +827,13 @@ C.ProductBlockStyles = function(v)
   if p then return p, why() end
 end
 F[11] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.ProductSubBlock(x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
 C.ProductSubBlock = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or mb0(v, "autogenerate_link")
@@ -888,7 +887,7 @@ F[12] = function(v)
   return bp, be, bg
 end
 C.StaticReviewBlockProperties = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "dynamic")
     or ms0(v, "author")
@@ -911,7 +910,7 @@ C.StaticReviewBlockProperties = function(v)
   if p then return p, why() end
 end
 C.DynamicReviewBlockProperties = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "dynamic")
     or ms0(v, "author_placeholder")
@@ -934,7 +933,7 @@ C.DynamicReviewBlockProperties = function(v)
   if p then return p, why() end
 end
 C.ReviewBlockStyles = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "author_align", E[9], T[9])
     or ms0(v, "author_color")
@@ -1021,13 +1020,13 @@ C.SocialBlockData = function(v)
   x = v.styles p, e, g = C.SocialBlockStyles(x) if p then return "/styles" .. p, e, g end
 end
 C.SocialBlockProperties = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = mb0(v, "show_labels")
   if p then return p, why() end
 end
 C.SocialBlockStyles = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "block_background_color")
     or mi0(v, "block_padding_bottom")
@@ -1048,7 +1047,7 @@ C.SocialBlockStyles = function(v)
   if p then return p, why() end
 end
 F[13] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[14](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -1061,7 +1060,7 @@ F[14] = function(v)
   return bp, be, bg
 end
 C.SocialIconSubBlock = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "custom_asset_id")
@@ -1075,7 +1074,7 @@ C.SocialIconSubBlock = function(v)
   if p then return p, why() end
 end
 C.SocialSpacerSubBlock = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
@@ -1108,7 +1107,7 @@ C.SpacerBlockData = function(v)
   x = v.styles p, e, g = C.SpacerBlockStyles(x) if p then return "/styles" .. p, e, g end
 end
 C.SpacerBlockStyles = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "background_color")
     or mi0(v, "height")
@@ -1141,7 +1140,7 @@ C.SplitBlockData = function(v)
   x = v.styles p, e, g = C.SplitBlockStyles(x) if p then return "/styles" .. p, e, g end
 end
 C.SplitBlockStyles = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "block_background_color")
     or mi0(v, "block_padding_bottom")
@@ -1154,7 +1153,7 @@ C.SplitBlockStyles = function(v)
   if p then return p, why() end
 end
 F[15] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[16](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -1168,7 +1167,7 @@ F[16] = function(v)
   return bp, be, bg
 end
 C.TableTextSubBlock = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "cell_text_align", E[9], T[9])
@@ -1187,7 +1186,7 @@ C.TableTextSubBlock = function(v)
   if p then return p, why() end
 end
 C.TableImageSubBlock = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "alt_text")
@@ -1214,7 +1213,7 @@ C.TableImageSubBlock = function(v)
   if p then return p, why() end
 end
 C.TableHtmlSubBlock = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "content")
@@ -1259,7 +1258,7 @@ F[17] = function(v)
   return bp, be, bg
 end
 C.StaticTableBlockProperties = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "dynamic")
     or mb0(v, "dynamic", false, "false")
@@ -1281,7 +1280,7 @@ C.DynamicTableBlockProperties = function(v)
   if p then return p, why() end
 end
 C.TableBlockStyles = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "block_background_color")
     or ms0(v, "block_border_color")
@@ -1324,7 +1323,7 @@ C.TableBlockStyles = function(v)
   if p then return p, why() end
 end
 F[18] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[19](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -1342,7 +1341,7 @@ F[19] = function(v)
   return bp, be, bg
 end
 C.TableHeaderSubBlock = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "cell_text_align", E[9], T[9])
@@ -1361,7 +1360,7 @@ C.TableHeaderSubBlock = function(v)
   if p then return p, why() end
 end
 C.TableFallbackHtmlSubBlock = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "content")
@@ -1371,7 +1370,7 @@ C.TableFallbackHtmlSubBlock = function(v)
   if p then return p, why() end
 end
 C.TableFallbackImageSubBlock = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "alt_text")
@@ -1398,7 +1397,7 @@ C.TableFallbackImageSubBlock = function(v)
   if p then return p, why() end
 end
 C.TableFallbackTextSubBlock = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "cell_text_align", E[9], T[9])
@@ -1443,7 +1442,7 @@ C.TextBlockDataV1 = function(v)
   x = v.styles p, e, g = C.TextBlockStylesV1(x) if p then return "/styles" .. p, e, g end
 end
 C.TextBlockStylesV1 = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "background_color")
     or ms0(v, "block_background_color")
@@ -1499,7 +1498,7 @@ C.VideoBlockData = function(v)
   x = v.styles p, e, g = C.VideoBlockStyles(x) if p then return "/styles" .. p, e, g end
 end
 C.VideoBlockProperties = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "alt_text")
     or ms0(v, "href")
@@ -1511,7 +1510,7 @@ C.VideoBlockProperties = function(v)
   if p then return p, why() end
 end
 C.VideoBlockStyles = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "align", E[9], T[9])
     or ms0(v, "background_color")
@@ -1535,7 +1534,6 @@ C.VideoBlockStyles = function(v)
   if p then return p, why() end
 end
 C.ColumnData = function(v)
-  local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   if count(v) > 0 then return "", "at most 0 members", count(v) .. " members" end
 end
@@ -1547,20 +1545,20 @@ C.RowData = function(v)
   x = v.styles p, e, g = C.RowStyles(x) if p then return "/styles" .. p, e, g end
 end
 C.RowStyles = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "column_layout", E[28], T[28])
   if p then return p, why() end
 end
 C.BodyStyles = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "background_color")
     or mi0(v, "width")
   if p then return p, why() end
 end
 F[20] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[21](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -1592,7 +1590,7 @@ C.BaseStyle = function(v)
   x = v.styles p, e, g = C.BaseStyleStyles(x) if p then return "/styles" .. p, e, g end
 end
 C.BaseStyleProperties = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "currency")
     or mb0(v, "currency_set_on_template")
@@ -1603,7 +1601,7 @@ C.BaseStyleProperties = function(v)
   if p then return p, why() end
 end
 C.BaseStyleStyles = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "background_asset_id")
     or ms0(v, "background_format", E[2], T[2])
@@ -1633,7 +1631,7 @@ C.TextStyleV1 = function(v)
   x = v.styles p, e, g = C.TextStyleStyles(x) if p then return "/styles" .. p, e, g end
 end
 C.TextStyleStyles = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "color")
     or ms0(v, "font_family")
@@ -1659,7 +1657,7 @@ C.Heading1Style = function(v)
   x = v.styles p, e, g = C.HeadingStyleStyles(x) if p then return "/styles" .. p, e, g end
 end
 C.HeadingStyleStyles = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "color")
     or ms0(v, "font_family")
@@ -1716,7 +1714,7 @@ C.LinkStyle = function(v)
   x = v.styles p, e, g = C.LinkStyleStyles(x) if p then return "/styles" .. p, e, g end
 end
 C.LinkStyleStyles = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "color")
     or ms0(v, "font_style", E[8], T[8])
@@ -1738,13 +1736,13 @@ C.MobileStyle = function(v)
   x = v.styles p, e, g = C.MobileStyleStyles(x) if p then return "/styles" .. p, e, g end
 end
 C.MobileStyleProperties = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = mb0(v, "mobile_padding_override")
   if p then return p, why() end
 end
 C.MobileStyleStyles = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = mi0(v, "mobile_block_padding_left")
     or mi0(v, "mobile_block_padding_right")

@@ -10,7 +10,7 @@ E[3] = set{ "italic", "normal" } T[3] = "one of \"italic\", \"normal\""
 E[4] = set{ "center", "left", "right" } T[4] = "one of \"center\", \"left\", \"right\""
 E[5] = set{ "auto", "fixed", "inherit", "initial" } T[5] = "one of \"auto\", \"fixed\", \"inherit\", \"initial\""
 C.ButtonBlockV0 = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "content_type")
     or need(v, "type")
@@ -20,7 +20,7 @@ C.ButtonBlockV0 = function(v)
   if p then return p, why() end
 end
 C.DropShadowBlockV0 = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "content_type")
     or need(v, "type")
@@ -30,7 +30,7 @@ C.DropShadowBlockV0 = function(v)
   if p then return p, why() end
 end
 C.HorizontalRuleBlockV0 = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "content_type")
     or need(v, "type")
@@ -69,7 +69,7 @@ C.BlockDisplayOptions = function(v)
   if p then return p, why() end
 end
 C.ContentRepeatV0 = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "repeat_for")
     or need(v, "item_alias")
@@ -78,7 +78,7 @@ C.ContentRepeatV0 = function(v)
   if p then return p, why() end
 end
 C.ImageBlockV0 = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "content_type")
     or need(v, "type")
@@ -88,7 +88,7 @@ C.ImageBlockV0 = function(v)
   if p then return p, why() end
 end
 C.SpacerBlockV0 = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "content_type")
     or need(v, "type")
@@ -121,7 +121,7 @@ C.TextBlockDataV0 = function(v)
   x = v.styles p, e, g = C.TextBlockStylesV0(x) if p then return "/styles" .. p, e, g end
 end
 C.TextBlockStylesV0 = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "background_color")
     or ms0(v, "block_background_color")

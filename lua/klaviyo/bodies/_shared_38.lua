@@ -4,7 +4,7 @@
 local H = require "klaviyo.body_check"
 local obj, given, need, why, ms, C = H.obj, H.given, H.need, H.why, H.ms, H.components("klaviyo.bodies")
 C.ObjectSchemaRelationshipDeleteMeta = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "relationship_id")
     or ms(v, "relationship_id")

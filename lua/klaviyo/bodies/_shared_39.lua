@@ -6,14 +6,14 @@ local obj, given, need, why, ms, dt, set, C = H.obj, H.given, H.need, H.why, H.m
 local E, T = {}, {}
 E[1] = set{ "last_12_months", "last_30_days", "last_365_days", "last_3_months", "last_7_days", "last_90_days", "last_month", "last_week", "last_year", "this_month", "this_week", "this_year", "today", "yesterday" } T[1] = "one of \"last_12_months\", \"last_30_days\", \"last_365_days\", \"last_3_months\", \"last_7_days\", \"last_90_days\" (or 8 more)"
 C.Timeframe = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "key")
     or ms(v, "key", E[1], T[1])
   if p then return p, why() end
 end
 C.CustomTimeframe = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "start")
     or need(v, "end")

@@ -36,7 +36,7 @@ F[4] = function(v)
   x = v.data p, e, g = F[5](x) if p then return "/data" .. p, e, g end
 end
 F[5] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.CatalogVariantCreateQueryResourceObject(x) if p then return "/" .. (i - 1) .. p, e, g end end

@@ -35,7 +35,7 @@ F[4] = function(v)
   x = v.data p, e, g = F[5](x) if p then return "/data" .. p, e, g end
 end
 F[5] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[6](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -51,7 +51,7 @@ F[6] = function(v)   -- ProfileSuppressionCreateQueryResourceObject
   if p then return p, why() end
 end
 F[7] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "email")
     or ms(v, "email")
@@ -69,7 +69,7 @@ F[9] = function(v)
   x = v.data if x ~= nil then p, e, g = F[10](x) if p then return "/data" .. p, e, g end end
 end
 F[10] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "id")
@@ -83,7 +83,7 @@ F[11] = function(v)
   x = v.data if x ~= nil then p, e, g = F[12](x) if p then return "/data" .. p, e, g end end
 end
 F[12] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "id")

@@ -18,7 +18,7 @@ F[2] = function(v)   -- SubscriptionDeleteJobCreateQueryResourceObject
     or need(v, "attributes")
   if p then return p, why() end
   x = v.attributes p, e, g = F[3](x) if p then return "/attributes" .. p, e, g end
-  x = v.relationships if x ~= nil then p, e, g = F[16](x) if p then return "/relationships" .. p, e, g end end
+  x = v.relationships if x ~= nil then p, e, g = F[15](x) if p then return "/relationships" .. p, e, g end end
   p = ms(v, "type", "profile-subscription-bulk-delete-job", "\"profile-subscription-bulk-delete-job\"")
   if p then return p, why() end
 end
@@ -37,7 +37,7 @@ F[4] = function(v)
   x = v.data p, e, g = F[5](x) if p then return "/data" .. p, e, g end
 end
 F[5] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[6](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -65,70 +65,63 @@ F[8] = function(v)   -- UnsubscriptionChannels
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   x = v.email if x ~= nil and not isnull(x) then p, e, g = F[9](x) if p then return "/email" .. p, e, g end end
-  x = v.push if x ~= nil and not isnull(x) then p, e, g = F[12](x) if p then return "/push" .. p, e, g end end
-  x = v.sms if x ~= nil and not isnull(x) then p, e, g = F[14](x) if p then return "/sms" .. p, e, g end end
-  x = v.whatsapp if x ~= nil and not isnull(x) then p, e, g = F[15](x) if p then return "/whatsapp" .. p, e, g end end
+  x = v.push if x ~= nil and not isnull(x) then p, e, g = F[11](x) if p then return "/push" .. p, e, g end end
+  x = v.sms if x ~= nil and not isnull(x) then p, e, g = F[13](x) if p then return "/sms" .. p, e, g end end
+  x = v.whatsapp if x ~= nil and not isnull(x) then p, e, g = F[14](x) if p then return "/whatsapp" .. p, e, g end end
 end
 F[9] = function(v)   -- EmailUnsubscriptionParameters
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   x = v.marketing if x ~= nil and not isnull(x) then p, e, g = F[10](x) if p then return "/marketing" .. p, e, g end end
-  x = v.open_tracking if x ~= nil and not isnull(x) then p, e, g = F[11](x) if p then return "/open_tracking" .. p, e, g end end
+  x = v.open_tracking if x ~= nil and not isnull(x) then p, e, g = F[10](x) if p then return "/open_tracking" .. p, e, g end end
 end
 F[10] = function(v)   -- UnsubscriptionParameters
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "consent")
     or ms(v, "consent", "UNSUBSCRIBED", "\"UNSUBSCRIBED\"")
   if p then return p, why() end
 end
-F[11] = function(v)   -- OpenTrackingUnsubscriptionParameters
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "consent")
-    or ms(v, "consent", "UNSUBSCRIBED", "\"UNSUBSCRIBED\"")
-  if p then return p, why() end
-end
-F[12] = function(v)   -- PushUnsubscriptionParameters
+F[11] = function(v)   -- PushUnsubscriptionParameters
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "marketing")
     or need(v, "tokens")
   if p then return p, why() end
   x = v.marketing p, e, g = F[10](x) if p then return "/marketing" .. p, e, g end
-  x = v.tokens p, e, g = F[13](x) if p then return "/tokens" .. p, e, g end
+  x = v.tokens p, e, g = F[12](x) if p then return "/tokens" .. p, e, g end
 end
-F[13] = function(v)
-  local p, e, g
+F[12] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.PushTokenEntry(x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[14] = function(v)   -- SMSUnsubscriptionParameters
+F[13] = function(v)   -- SMSUnsubscriptionParameters
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   x = v.marketing if x ~= nil and not isnull(x) then p, e, g = F[10](x) if p then return "/marketing" .. p, e, g end end
   x = v.transactional if x ~= nil and not isnull(x) then p, e, g = F[10](x) if p then return "/transactional" .. p, e, g end end
 end
-F[15] = function(v)   -- WhatsAppUnsubscriptionParameters
+F[14] = function(v)   -- WhatsAppUnsubscriptionParameters
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   x = v.conversational if x ~= nil and not isnull(x) then p, e, g = F[10](x) if p then return "/conversational" .. p, e, g end end
   x = v.marketing if x ~= nil and not isnull(x) then p, e, g = F[10](x) if p then return "/marketing" .. p, e, g end end
   x = v.transactional if x ~= nil and not isnull(x) then p, e, g = F[10](x) if p then return "/transactional" .. p, e, g end end
 end
+F[15] = function(v)
+  local p, e, g, x
+  if not obj(v) then return "", "an object", given(v) end
+  x = v.list if x ~= nil then p, e, g = F[16](x) if p then return "/list" .. p, e, g end end
+end
 F[16] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.list if x ~= nil then p, e, g = F[17](x) if p then return "/list" .. p, e, g end end
+  x = v.data if x ~= nil then p, e, g = F[17](x) if p then return "/data" .. p, e, g end end
 end
 F[17] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  x = v.data if x ~= nil then p, e, g = F[18](x) if p then return "/data" .. p, e, g end end
-end
-F[18] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "id")

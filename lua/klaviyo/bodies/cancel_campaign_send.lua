@@ -25,7 +25,7 @@ F[2] = function(v)   -- CampaignSendJobPartialUpdateQueryResourceObject
   if p then return p, why() end
 end
 F[3] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "action")
     or ms(v, "action", E[1], T[1])

@@ -23,7 +23,7 @@ F[2] = function(v)   -- TemplateCloneQueryResourceObject
   if p then return p, why() end
 end
 F[3] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "name")
   if p then return p, why() end

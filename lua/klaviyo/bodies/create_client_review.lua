@@ -22,7 +22,7 @@ F[2] = function(v)   -- ReviewCreateDTOResourceObject
     or need(v, "attributes")
   if p then return p, why() end
   x = v.attributes p, e, g = F[3](x) if p then return "/attributes" .. p, e, g end
-  x = v.relationships if x ~= nil then p, e, g = F[9](x) if p then return "/relationships" .. p, e, g end end
+  x = v.relationships if x ~= nil then p, e, g = F[8](x) if p then return "/relationships" .. p, e, g end end
   p = ms(v, "type", "review", "\"review\"")
   if p then return p, why() end
 end
@@ -39,17 +39,17 @@ F[3] = function(v)
   x = v.custom_questions if x ~= nil and not isnull(x) then p, e, g = F[4](x) if p then return "/custom_questions" .. p, e, g end end
   p = ms(v, "email")
   if p then return p, why() end
-  x = v.images if x ~= nil and not isnull(x) then p, e, g = F[7](x) if p then return "/images" .. p, e, g end end
+  x = v.images if x ~= nil and not isnull(x) then p, e, g = F[6](x) if p then return "/images" .. p, e, g end end
   p = ms0(v, "incentive_type", E[1], T[1])
   if p then return p, why() end
-  x = v.product if x ~= nil and not isnull(x) then p, e, g = F[8](x) if p then return "/product" .. p, e, g end end
+  x = v.product if x ~= nil and not isnull(x) then p, e, g = F[7](x) if p then return "/product" .. p, e, g end end
   p = mi0(v, "rating", E[3], T[3])
     or ms(v, "review_type", E[4], T[4])
     or ms0(v, "title")
   if p then return p, why() end
 end
 F[4] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[5](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -65,19 +65,13 @@ F[5] = function(v)   -- CustomQuestionDTO
   if p then return p, why() end
 end
 F[6] = function(v)
-  local p, e, g
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
 end
-F[7] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
-end
-F[8] = function(v)   -- ReviewProductExternalId
-  local p, e, g, x
+F[7] = function(v)   -- ReviewProductExternalId
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "external_id")
     or need(v, "integration_key")
@@ -85,18 +79,18 @@ F[8] = function(v)   -- ReviewProductExternalId
     or ms(v, "integration_key", E[2], T[2])
   if p then return p, why() end
 end
+F[8] = function(v)
+  local p, e, g, x
+  if not obj(v) then return "", "an object", given(v) end
+  x = v.order if x ~= nil then p, e, g = F[9](x) if p then return "/order" .. p, e, g end end
+end
 F[9] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.order if x ~= nil then p, e, g = F[10](x) if p then return "/order" .. p, e, g end end
+  x = v.data if x ~= nil then p, e, g = F[10](x) if p then return "/data" .. p, e, g end end
 end
 F[10] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  x = v.data if x ~= nil then p, e, g = F[11](x) if p then return "/data" .. p, e, g end end
-end
-F[11] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "id")

@@ -71,7 +71,6 @@ F[6] = function(v)
   if p then return p, why() end
 end
 F[7] = function(v)
-  local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
 end
 F[8] = function(v)
@@ -87,7 +86,7 @@ F[9] = function(v)
   x = v.data if x ~= nil then p, e, g = F[10](x) if p then return "/data" .. p, e, g end end
 end
 F[10] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "id")

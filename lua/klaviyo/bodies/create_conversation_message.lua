@@ -32,7 +32,7 @@ F[3] = function(v)
   x = v.message_hierarchy if x ~= nil and not isnull(x) then p, e, g = F[4](x) if p then return "/message_hierarchy" .. p, e, g end end
 end
 F[4] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[5](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -57,7 +57,7 @@ F[7] = function(v)
   x = v.data if x ~= nil then p, e, g = F[8](x) if p then return "/data" .. p, e, g end end
 end
 F[8] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "id")

@@ -46,7 +46,7 @@ F[6] = function(v)
   x = v.data if x ~= nil then p, e, g = F[7](x) if p then return "/data" .. p, e, g end end
 end
 F[7] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "id")

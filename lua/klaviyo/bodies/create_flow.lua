@@ -56,7 +56,7 @@ F[4] = function(v)   -- FlowDefinition
   x = v.triggers p, e, g = F[16](x) if p then return "/triggers" .. p, e, g end
 end
 F[5] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[6](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -94,7 +94,7 @@ F[7] = function(v)
   x = v.condition_groups p, e, g = F[8](x) if p then return "/condition_groups" .. p, e, g end
 end
 F[8] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[9](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -107,7 +107,7 @@ F[9] = function(v)
   x = v.conditions p, e, g = F[10](x) if p then return "/conditions" .. p, e, g end
 end
 F[10] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[11](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -170,7 +170,7 @@ F[15] = function(v)
   return bp, be, bg
 end
 F[16] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[17](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -183,12 +183,12 @@ F[17] = function(v)
   p, e, g = F[20](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[25](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[27](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[29](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[36](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[28](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[35](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 F[18] = function(v)   -- ListTrigger
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
@@ -196,7 +196,7 @@ F[18] = function(v)   -- ListTrigger
   if p then return p, why() end
 end
 F[19] = function(v)   -- SegmentTrigger
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
@@ -221,7 +221,7 @@ F[21] = function(v)
   x = v.condition_groups p, e, g = F[22](x) if p then return "/condition_groups" .. p, e, g end
 end
 F[22] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[23](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -234,7 +234,7 @@ F[23] = function(v)
   x = v.conditions p, e, g = F[24](x) if p then return "/conditions" .. p, e, g end
 end
 F[24] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.MetricPropertyCondition(x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -260,7 +260,7 @@ F[25] = function(v)   -- ProfilePropertyDateTrigger
   if p then return p, why() end
 end
 F[26] = function(v)
-  local p, e, g
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i]
@@ -289,21 +289,12 @@ F[27] = function(v)   -- CustomObjectDateTrigger
     or mi(v, "timedelta_value_before_date")
     or ms(v, "timezone", E[4], T[4])
   if p then return p, why() end
-  x = v.trigger_days if x ~= nil and not isnull(x) then p, e, g = F[28](x) if p then return "/trigger_days" .. p, e, g end end
+  x = v.trigger_days if x ~= nil and not isnull(x) then p, e, g = F[26](x) if p then return "/trigger_days" .. p, e, g end end
   p = ms(v, "trigger_time", tm)
     or ms(v, "type", "date", "\"date\"")
   if p then return p, why() end
 end
-F[28] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[5][x] then return "/" .. (i - 1), T[5], given(x) end
-  end
-end
-F[29] = function(v)   -- PriceDropTrigger
+F[28] = function(v)   -- PriceDropTrigger
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
@@ -311,19 +302,19 @@ F[29] = function(v)   -- PriceDropTrigger
     or need(v, "price_drop_amount_value")
     or need(v, "audience")
   if p then return p, why() end
-  x = v.audience p, e, g = F[30](x) if p then return "/audience" .. p, e, g end
+  x = v.audience p, e, g = F[29](x) if p then return "/audience" .. p, e, g end
   p = ms(v, "currency_type", "usd", "\"usd\"")
     or ms(v, "price_drop_amount_unit", E[7], T[7])
   if p then return p, why() end
-  x = v.price_drop_amount_value p, e, g = F[31](x) if p then return "/price_drop_amount_value" .. p, e, g end
+  x = v.price_drop_amount_value p, e, g = F[30](x) if p then return "/price_drop_amount_value" .. p, e, g end
   p = mi(v, "timeframe_days")
   if p then return p, why() end
-  x = v.trigger_filter if not isnull(x) then p, e, g = F[32](x) if p then return "/trigger_filter" .. p, e, g end end
+  x = v.trigger_filter if not isnull(x) then p, e, g = F[31](x) if p then return "/trigger_filter" .. p, e, g end end
   p = ms(v, "type", "price-drop", "\"price-drop\"")
   if p then return p, why() end
 end
-F[30] = function(v)
-  local p, e, g
+F[29] = function(v)
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i]
@@ -331,40 +322,40 @@ F[30] = function(v)
     if not E[6][x] then return "/" .. (i - 1), T[6], given(x) end
   end
 end
-F[31] = function(v)
+F[30] = function(v)
   local p, e, g
   local bp, be, bg
   repeat if not int(v) then p, e, g = "", "an integer", given(v) break end return nil until true bp, be, bg = p, e, g
   repeat if not num(v) then p, e, g = "", "a number", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
-F[32] = function(v)
+F[31] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "condition_groups")
   if p then return p, why() end
-  x = v.condition_groups p, e, g = F[33](x) if p then return "/condition_groups" .. p, e, g end
+  x = v.condition_groups p, e, g = F[32](x) if p then return "/condition_groups" .. p, e, g end
 end
-F[33] = function(v)
-  local p, e, g
+F[32] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[34](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[33](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[34] = function(v)
+F[33] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "conditions")
   if p then return p, why() end
-  x = v.conditions p, e, g = F[35](x) if p then return "/conditions" .. p, e, g end
+  x = v.conditions p, e, g = F[34](x) if p then return "/conditions" .. p, e, g end
 end
-F[35] = function(v)
-  local p, e, g
+F[34] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.PriceDropCondition(x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[36] = function(v)   -- LowInventoryTrigger
+F[35] = function(v)   -- LowInventoryTrigger
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
@@ -373,17 +364,17 @@ F[36] = function(v)   -- LowInventoryTrigger
     or need(v, "inventory_count")
     or need(v, "audience")
   if p then return p, why() end
-  x = v.audience p, e, g = F[37](x) if p then return "/audience" .. p, e, g end
+  x = v.audience p, e, g = F[36](x) if p then return "/audience" .. p, e, g end
   p = mi(v, "inventory_count")
     or ms(v, "product_level", E[9], T[9])
     or mi(v, "timeframe_days")
   if p then return p, why() end
-  x = v.trigger_filter if not isnull(x) then p, e, g = F[38](x) if p then return "/trigger_filter" .. p, e, g end end
+  x = v.trigger_filter if not isnull(x) then p, e, g = F[37](x) if p then return "/trigger_filter" .. p, e, g end end
   p = ms(v, "type", "low-inventory", "\"low-inventory\"")
   if p then return p, why() end
 end
-F[37] = function(v)
-  local p, e, g
+F[36] = function(v)
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i]
@@ -391,28 +382,28 @@ F[37] = function(v)
     if not E[8][x] then return "/" .. (i - 1), T[8], given(x) end
   end
 end
-F[38] = function(v)
+F[37] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "condition_groups")
   if p then return p, why() end
-  x = v.condition_groups p, e, g = F[39](x) if p then return "/condition_groups" .. p, e, g end
+  x = v.condition_groups p, e, g = F[38](x) if p then return "/condition_groups" .. p, e, g end
 end
-F[39] = function(v)
-  local p, e, g
+F[38] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[40](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[39](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[40] = function(v)
+F[39] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "conditions")
   if p then return p, why() end
-  x = v.conditions p, e, g = F[41](x) if p then return "/conditions" .. p, e, g end
+  x = v.conditions p, e, g = F[40](x) if p then return "/conditions" .. p, e, g end
 end
-F[41] = function(v)
-  local p, e, g
+F[40] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.LowInventoryCondition(x) if p then return "/" .. (i - 1) .. p, e, g end end

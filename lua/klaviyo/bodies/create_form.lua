@@ -82,7 +82,7 @@ F[4] = function(v)   -- FormDefinition
   x = v.versions p, e, g = F[5](x) if p then return "/versions" .. p, e, g end
 end
 F[5] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[6](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -101,13 +101,13 @@ F[6] = function(v)   -- Version
     or ms0(v, "name")
   if p then return p, why() end
   x = v.properties if x ~= nil then p, e, g = F[14](x) if p then return "/properties" .. p, e, g end end
-  x = v.specialties if x ~= nil then p, e, g = F[18](x) if p then return "/specialties" .. p, e, g end end
+  x = v.specialties if x ~= nil then p, e, g = F[17](x) if p then return "/specialties" .. p, e, g end end
   p = ms(v, "status", E[13], T[13])
   if p then return p, why() end
-  x = v.steps p, e, g = F[19](x) if p then return "/steps" .. p, e, g end
-  x = v.styles if x ~= nil then p, e, g = F[180](x) if p then return "/styles" .. p, e, g end end
-  x = v.teasers if x ~= nil then p, e, g = F[193](x) if p then return "/teasers" .. p, e, g end end
-  x = v.triggers if x ~= nil then p, e, g = F[196](x) if p then return "/triggers" .. p, e, g end end
+  x = v.steps p, e, g = F[127](x) if p then return "/steps" .. p, e, g end
+  x = v.styles if x ~= nil then p, e, g = F[128](x) if p then return "/styles" .. p, e, g end end
+  x = v.teasers if x ~= nil then p, e, g = F[139](x) if p then return "/teasers" .. p, e, g end end
+  x = v.triggers if x ~= nil then p, e, g = F[142](x) if p then return "/triggers" .. p, e, g end end
   p = ms(v, "type", E[38], T[38])
   if p then return p, why() end
 end
@@ -146,7 +146,7 @@ F[9] = function(v)   -- BackInStockDynamicButtonStyles
   if p then return p, why() end
 end
 F[10] = function(v)   -- BackInStockDynamicButtonBorderStyles
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "color")
     or mb(v, "enabled")
@@ -155,7 +155,7 @@ F[10] = function(v)   -- BackInStockDynamicButtonBorderStyles
   if p then return p, why() end
 end
 F[11] = function(v)   -- BackInStockDynamicButtonDropShadowStyles
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = mi(v, "blur")
     or ms(v, "color")
@@ -197,7 +197,7 @@ F[14] = function(v)   -- VersionProperties
   x = v.side_image_settings if x ~= nil and not isnull(x) then p, e, g = F[16](x) if p then return "/side_image_settings" .. p, e, g end end
 end
 F[15] = function(v)
-  local p, e, g
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i]
@@ -210,21 +210,12 @@ F[16] = function(v)   -- SideImageSettings
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "alignment", E[11], T[11])
   if p then return p, why() end
-  x = v.device_type if x ~= nil then p, e, g = F[17](x) if p then return "/device_type" .. p, e, g end end
+  x = v.device_type if x ~= nil then p, e, g = F[15](x) if p then return "/device_type" .. p, e, g end end
   p = ms(v, "size", E[12], T[12])
   if p then return p, why() end
 end
 F[17] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[18] = function(v)
-  local p, e, g
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i]
@@ -232,174 +223,162 @@ F[18] = function(v)
     if x ~= "BACK_IN_STOCK" then return "/" .. (i - 1), "\"BACK_IN_STOCK\"", given(x) end
   end
 end
-F[19] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[20](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[20] = function(v)   -- Step
+F[18] = function(v)   -- Step
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "columns")
   if p then return p, why() end
-  x = v.columns p, e, g = F[21](x) if p then return "/columns" .. p, e, g end
+  x = v.columns p, e, g = F[19](x) if p then return "/columns" .. p, e, g end
   p = ms0(v, "id")
     or ms0(v, "name")
   if p then return p, why() end
-  x = v.steps if x ~= nil and not isnull(x) then p, e, g = F[179](x) if p then return "/steps" .. p, e, g end end
+  x = v.steps if x ~= nil and not isnull(x) then p, e, g = F[127](x) if p then return "/steps" .. p, e, g end end
+end
+F[19] = function(v)
+  local p, e, g, x
+  if not arr(v) then return "", "an array", given(v) end
+  local n = #v
+  for i = 1, n do local x = v[i] p, e, g = F[20](x) if p then return "/" .. (i - 1) .. p, e, g end end
+end
+F[20] = function(v)   -- ColumnV0
+  local p, e, g, x
+  if not obj(v) then return "", "an object", given(v) end
+  p = ms0(v, "id")
+  if p then return p, why() end
+  x = v.rows if x ~= nil then p, e, g = F[21](x) if p then return "/rows" .. p, e, g end end
+  x = v.styles if x ~= nil and not isnull(x) then p, e, g = F[124](x) if p then return "/styles" .. p, e, g end end
 end
 F[21] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[22](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[22] = function(v)   -- ColumnV0
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = ms0(v, "id")
-  if p then return p, why() end
-  x = v.rows if x ~= nil then p, e, g = F[23](x) if p then return "/rows" .. p, e, g end end
-  x = v.styles if x ~= nil and not isnull(x) then p, e, g = F[176](x) if p then return "/styles" .. p, e, g end end
-end
-F[23] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[24](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[24] = function(v)   -- RowV0
+F[22] = function(v)   -- RowV0
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "blocks")
   if p then return p, why() end
-  x = v.blocks p, e, g = F[25](x) if p then return "/blocks" .. p, e, g end
+  x = v.blocks p, e, g = F[23](x) if p then return "/blocks" .. p, e, g end
   p = ms0(v, "id")
   if p then return p, why() end
 end
-F[25] = function(v)
-  local p, e, g
+F[23] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[26](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[24](x) if p then return "/" .. (i - 1) .. p, e, g end end
+end
+F[24] = function(v)
+  local p, e, g
+  local bp, be, bg
+  p, e, g = F[25](v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = F[54](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[58](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[64](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[66](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[68](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[70](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[72](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[77](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[81](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[83](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[88](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[89](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[90](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[94](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[100](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[102](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[109](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[115](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[117](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[123](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  return bp, be, bg
+end
+F[25] = function(v)   -- Button
+  local p, e, g, x
+  if not obj(v) then return "", "an object", given(v) end
+  p = need(v, "type")
+    or need(v, "properties")
+  if p then return p, why() end
+  x = v.action if x ~= nil then p, e, g = F[26](x) if p then return "/action" .. p, e, g end end
+  p = ms0(v, "id")
+  if p then return p, why() end
+  x = v.properties p, e, g = F[46](x) if p then return "/properties" .. p, e, g end
+  x = v.styles if x ~= nil then p, e, g = F[49](x) if p then return "/styles" .. p, e, g end end
+  p = ms(v, "type", "button", "\"button\"")
+  if p then return p, why() end
 end
 F[26] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = F[27](v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = F[62](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[68](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[75](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[79](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[83](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[87](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[91](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[98](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[103](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[107](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[113](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[118](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[123](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[131](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[138](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[142](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[150](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[161](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[165](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[172](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
-end
-F[27] = function(v)   -- Button
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "type")
-    or need(v, "properties")
-  if p then return p, why() end
-  x = v.action if x ~= nil then p, e, g = F[28](x) if p then return "/action" .. p, e, g end end
-  p = ms0(v, "id")
-  if p then return p, why() end
-  x = v.properties p, e, g = F[51](x) if p then return "/properties" .. p, e, g end
-  x = v.styles if x ~= nil then p, e, g = F[55](x) if p then return "/styles" .. p, e, g end end
-  p = ms(v, "type", "button", "\"button\"")
-  if p then return p, why() end
-end
-F[28] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = F[29](v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = F[31](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[29](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[30](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[32](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[33](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[35](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[36](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[38](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[37](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[39](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[40](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[41](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[42](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[44](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[45](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[47](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[49](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
-F[29] = function(v)   -- Close
+F[27] = function(v)   -- Close
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "submit")
     or need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil and not isnull(x) then p, e, g = F[30](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil and not isnull(x) then p, e, g = F[28](x) if p then return "/properties" .. p, e, g end end
   p = mb(v, "submit")
     or ms(v, "type", "close", "\"close\"")
   if p then return p, why() end
 end
-F[30] = function(v)   -- CloseProperties
-  local p, e, g, x
+F[28] = function(v)   -- CloseProperties
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "list_id")
   if p then return p, why() end
 end
-F[31] = function(v)   -- NextStep
+F[29] = function(v)   -- NextStep
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "submit")
     or need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil and not isnull(x) then p, e, g = F[32](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil and not isnull(x) then p, e, g = F[28](x) if p then return "/properties" .. p, e, g end end
   p = mb(v, "submit")
     or ms(v, "type", "next_step", "\"next_step\"")
   if p then return p, why() end
 end
-F[32] = function(v)   -- NextStepProperties
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = ms0(v, "list_id")
-  if p then return p, why() end
-end
-F[33] = function(v)   -- OpenForm
+F[30] = function(v)   -- OpenForm
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[34](x) if p then return "/properties" .. p, e, g end
+  x = v.properties p, e, g = F[31](x) if p then return "/properties" .. p, e, g end
   p = mb(v, "submit", true, "true")
     or ms(v, "type", "open_form", "\"open_form\"")
   if p then return p, why() end
 end
-F[34] = function(v)   -- OpenFormProperties
-  local p, e, g, x
+F[31] = function(v)   -- OpenFormProperties
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "form_id_to_open")
     or mb(v, "close_form")
     or ms(v, "form_id_to_open")
   if p then return p, why() end
 end
-F[35] = function(v)   -- PromotionalSMSSubscription
-  local p, e, g, x
+F[32] = function(v)   -- PromotionalSMSSubscription
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
@@ -407,7 +386,7 @@ F[35] = function(v)   -- PromotionalSMSSubscription
     or ms(v, "type", "promotional_sms_subscription", "\"promotional_sms_subscription\"")
   if p then return p, why() end
 end
-F[36] = function(v)   -- Redirect
+F[33] = function(v)   -- Redirect
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "submit")
@@ -415,21 +394,21 @@ F[36] = function(v)   -- Redirect
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[37](x) if p then return "/properties" .. p, e, g end
+  x = v.properties p, e, g = F[34](x) if p then return "/properties" .. p, e, g end
   p = mb(v, "submit")
     or ms(v, "type", "redirect", "\"redirect\"")
   if p then return p, why() end
 end
-F[37] = function(v)   -- RedirectProperties
-  local p, e, g, x
+F[34] = function(v)   -- RedirectProperties
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "list_id")
     or mb(v, "new_window")
     or ms(v, "url")
   if p then return p, why() end
 end
-F[38] = function(v)   -- ResendOptInCode
-  local p, e, g, x
+F[35] = function(v)   -- ResendOptInCode
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
@@ -437,8 +416,8 @@ F[38] = function(v)   -- ResendOptInCode
     or ms(v, "type", "resend_opt_in_code", "\"resend_opt_in_code\"")
   if p then return p, why() end
 end
-F[39] = function(v)   -- SubmitOptInCode
-  local p, e, g, x
+F[36] = function(v)   -- SubmitOptInCode
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
@@ -446,20 +425,20 @@ F[39] = function(v)   -- SubmitOptInCode
     or ms(v, "type", "submit_opt_in_code", "\"submit_opt_in_code\"")
   if p then return p, why() end
 end
-F[40] = function(v)   -- SubscribeViaSMS
+F[37] = function(v)   -- SubscribeViaSMS
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[41](x) if p then return "/properties" .. p, e, g end
+  x = v.properties p, e, g = F[38](x) if p then return "/properties" .. p, e, g end
   p = mb(v, "submit", true, "true")
     or ms(v, "type", "subscribe_via_sms", "\"subscribe_via_sms\"")
   if p then return p, why() end
 end
-F[41] = function(v)   -- SubscribeViaSMSProperties
-  local p, e, g, x
+F[38] = function(v)   -- SubscribeViaSMSProperties
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "opt_in_keyword")
     or need(v, "opt_in_message")
@@ -469,31 +448,20 @@ F[41] = function(v)   -- SubscribeViaSMSProperties
     or ms0(v, "sending_number")
   if p then return p, why() end
 end
-F[42] = function(v)   -- SubscribeViaWhatsApp
+F[39] = function(v)   -- SubscribeViaWhatsApp
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[43](x) if p then return "/properties" .. p, e, g end
+  x = v.properties p, e, g = F[38](x) if p then return "/properties" .. p, e, g end
   p = mb(v, "submit", true, "true")
     or ms(v, "type", "subscribe_via_whatsapp", "\"subscribe_via_whatsapp\"")
   if p then return p, why() end
 end
-F[43] = function(v)   -- SubscribeViaWhatsAppProperties
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "opt_in_keyword")
-    or need(v, "opt_in_message")
-    or need(v, "sending_number")
-    or ms0(v, "opt_in_keyword")
-    or ms(v, "opt_in_message")
-    or ms0(v, "sending_number")
-  if p then return p, why() end
-end
-F[44] = function(v)   -- GoToInbox
-  local p, e, g, x
+F[40] = function(v)   -- GoToInbox
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
@@ -501,78 +469,71 @@ F[44] = function(v)   -- GoToInbox
     or ms(v, "type", "go_to_inbox", "\"go_to_inbox\"")
   if p then return p, why() end
 end
-F[45] = function(v)   -- SubmitBackInStock
+F[41] = function(v)   -- SubmitBackInStock
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil and not isnull(x) then p, e, g = F[46](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil and not isnull(x) then p, e, g = F[28](x) if p then return "/properties" .. p, e, g end end
   p = mb(v, "submit", true, "true")
     or ms(v, "type", "submit_back_in_stock", "\"submit_back_in_stock\"")
   if p then return p, why() end
 end
-F[46] = function(v)   -- SubmitBackInStockProperties
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = ms0(v, "list_id")
-  if p then return p, why() end
-end
-F[47] = function(v)   -- SkipToSuccess
+F[42] = function(v)   -- SkipToSuccess
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[48](x) if p then return "/properties" .. p, e, g end
+  x = v.properties p, e, g = F[43](x) if p then return "/properties" .. p, e, g end
   p = mb(v, "submit", false, "false")
     or ms(v, "type", "skip_to_success", "\"skip_to_success\"")
   if p then return p, why() end
 end
-F[48] = function(v)   -- SkipToSuccessProperties
-  local p, e, g, x
+F[43] = function(v)   -- SkipToSuccessProperties
   if not obj(v) then return "", "an object", given(v) end
   if count(v) > 0 then return "", "at most 0 members", count(v) .. " members" end
 end
-F[49] = function(v)   -- IafDeeplinkToScreen
+F[44] = function(v)   -- IafDeeplinkToScreen
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[50](x) if p then return "/properties" .. p, e, g end
+  x = v.properties p, e, g = F[45](x) if p then return "/properties" .. p, e, g end
   p = mb(v, "submit", true, "true")
     or ms(v, "type", "iaf_deeplink_to_screen", "\"iaf_deeplink_to_screen\"")
   if p then return p, why() end
 end
-F[50] = function(v)   -- IafDeeplinkToScreenProperties
-  local p, e, g, x
+F[45] = function(v)   -- IafDeeplinkToScreenProperties
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "deep_link_url")
   if p then return p, why() end
 end
-F[51] = function(v)   -- ButtonProperties
+F[46] = function(v)   -- ButtonProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "label")
   if p then return p, why() end
-  x = v.additional_fields if x ~= nil and not isnull(x) then p, e, g = F[52](x) if p then return "/additional_fields" .. p, e, g end end
+  x = v.additional_fields if x ~= nil and not isnull(x) then p, e, g = F[47](x) if p then return "/additional_fields" .. p, e, g end end
   p = ms0(v, "classname")
   if p then return p, why() end
-  x = v.display_device if x ~= nil then p, e, g = F[54](x) if p then return "/display_device" .. p, e, g end end
+  x = v.display_device if x ~= nil then p, e, g = F[15](x) if p then return "/display_device" .. p, e, g end end
   p = ms(v, "label")
   if p then return p, why() end
 end
-F[52] = function(v)
-  local p, e, g
+F[47] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[53](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[48](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[53] = function(v)   -- AdditionalField
-  local p, e, g, x
+F[48] = function(v)   -- AdditionalField
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "name")
     or need(v, "value")
@@ -580,36 +541,27 @@ F[53] = function(v)   -- AdditionalField
     or ms(v, "value")
   if p then return p, why() end
 end
-F[54] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[55] = function(v)   -- ButtonStyles
+F[49] = function(v)   -- ButtonStyles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "alignment", E[2], T[2])
     or ms0(v, "background_color")
   if p then return p, why() end
-  x = v.border_styles if x ~= nil then p, e, g = F[56](x) if p then return "/border_styles" .. p, e, g end end
+  x = v.border_styles if x ~= nil then p, e, g = F[50](x) if p then return "/border_styles" .. p, e, g end end
   p = ms0(v, "color")
   if p then return p, why() end
-  x = v.drop_shadow if x ~= nil then p, e, g = F[57](x) if p then return "/drop_shadow" .. p, e, g end end
-  x = v.height if x ~= nil then p, e, g = F[58](x) if p then return "/height" .. p, e, g end end
+  x = v.drop_shadow if x ~= nil then p, e, g = F[11](x) if p then return "/drop_shadow" .. p, e, g end end
+  x = v.height if x ~= nil then p, e, g = F[51](x) if p then return "/height" .. p, e, g end end
   p = ms0(v, "hover_background_color")
     or ms0(v, "hover_text_color")
   if p then return p, why() end
-  x = v.padding if x ~= nil then p, e, g = F[59](x) if p then return "/padding" .. p, e, g end end
-  x = v.text_styles if x ~= nil then p, e, g = F[60](x) if p then return "/text_styles" .. p, e, g end end
+  x = v.padding if x ~= nil then p, e, g = F[52](x) if p then return "/padding" .. p, e, g end end
+  x = v.text_styles if x ~= nil then p, e, g = F[53](x) if p then return "/text_styles" .. p, e, g end end
   p = ms(v, "width", E[14], T[14])
   if p then return p, why() end
 end
-F[56] = function(v)   -- BorderStyle
-  local p, e, g, x
+F[50] = function(v)   -- BorderStyle
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "color")
     or mi(v, "radius")
@@ -617,25 +569,15 @@ F[56] = function(v)   -- BorderStyle
     or mi0(v, "thickness")
   if p then return p, why() end
 end
-F[57] = function(v)   -- ButtonDropShadowStyles
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = mi(v, "blur")
-    or ms(v, "color")
-    or mb(v, "enabled")
-    or mi(v, "x_offset")
-    or mi(v, "y_offset")
-  if p then return p, why() end
-end
-F[58] = function(v)
+F[51] = function(v)
   local p, e, g
   local bp, be, bg
   repeat if not int(v) then p, e, g = "", "an integer", given(v) break end return nil until true bp, be, bg = p, e, g
   repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if v ~= "auto" then p, e, g = "", "\"auto\"", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
-F[59] = function(v)   -- Padding
-  local p, e, g, x
+F[52] = function(v)   -- Padding
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = mi(v, "bottom")
     or mi(v, "left")
@@ -643,12 +585,12 @@ F[59] = function(v)   -- Padding
     or mi(v, "top")
   if p then return p, why() end
 end
-F[60] = function(v)   -- TextStyleV0
+F[53] = function(v)   -- TextStyleV0
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = mi0(v, "character_spacing")
   if p then return p, why() end
-  x = v.font_family if x ~= nil then p, e, g = F[61](x) if p then return "/font_family" .. p, e, g end end
+  x = v.font_family if x ~= nil then p, e, g = F[13](x) if p then return "/font_family" .. p, e, g end end
   p = mi(v, "font_size")
     or ms0(v, "font_style")
     or mi0(v, "font_weight", E[7], T[7])
@@ -656,44 +598,28 @@ F[60] = function(v)   -- TextStyleV0
     or ms0(v, "text_decoration")
   if p then return p, why() end
 end
-F[61] = function(v)
-  local p, e, g
-  local bp, be, bg
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if not E[6][v] then p, e, g = "", T[6], given(v) break end return nil until true bp, be, bg = p, e, g
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
-end
-F[62] = function(v)   -- AgeGate
+F[54] = function(v)   -- AgeGate
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
   if p then return p, why() end
-  x = v.display_device if x ~= nil then p, e, g = F[63](x) if p then return "/display_device" .. p, e, g end end
+  x = v.display_device if x ~= nil then p, e, g = F[15](x) if p then return "/display_device" .. p, e, g end end
   p = ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[64](x) if p then return "/properties" .. p, e, g end
-  x = v.styles if x ~= nil then p, e, g = F[67](x) if p then return "/styles" .. p, e, g end end
+  x = v.properties p, e, g = F[55](x) if p then return "/properties" .. p, e, g end
+  x = v.styles if x ~= nil then p, e, g = F[57](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "type", "age_gate", "\"age_gate\"")
   if p then return p, why() end
 end
-F[63] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[64] = function(v)   -- AgeGateProperties
+F[55] = function(v)   -- AgeGateProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "classname")
     or ms(v, "date_format")
   if p then return p, why() end
-  x = v.display_device if x ~= nil then p, e, g = F[65](x) if p then return "/display_device" .. p, e, g end end
-  x = v.error_messages if x ~= nil and not isnull(x) then p, e, g = F[66](x) if p then return "/error_messages" .. p, e, g end end
+  x = v.display_device if x ~= nil then p, e, g = F[15](x) if p then return "/display_device" .. p, e, g end end
+  x = v.error_messages if x ~= nil and not isnull(x) then p, e, g = F[56](x) if p then return "/error_messages" .. p, e, g end end
   p = ms0(v, "label")
     or ms0(v, "placeholder")
     or ms(v, "property_name", "$age_gated_date_of_birth", "\"$age_gated_date_of_birth\"")
@@ -702,61 +628,52 @@ F[64] = function(v)   -- AgeGateProperties
     or ms(v, "sms_country_code", E[15], T[15])
   if p then return p, why() end
 end
-F[65] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[66] = function(v)   -- ErrorMessages
-  local p, e, g, x
+F[56] = function(v)   -- ErrorMessages
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "invalid")
     or ms(v, "required")
   if p then return p, why() end
 end
-F[67] = function(v)   -- AgeGateStyles
+F[57] = function(v)   -- AgeGateStyles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "background_color")
   if p then return p, why() end
-  x = v.padding if x ~= nil then p, e, g = F[59](x) if p then return "/padding" .. p, e, g end end
+  x = v.padding if x ~= nil then p, e, g = F[52](x) if p then return "/padding" .. p, e, g end end
 end
-F[68] = function(v)   -- Coupon
+F[58] = function(v)   -- Coupon
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[69](x) if p then return "/properties" .. p, e, g end
-  x = v.styles if x ~= nil then p, e, g = F[74](x) if p then return "/styles" .. p, e, g end end
+  x = v.properties p, e, g = F[59](x) if p then return "/properties" .. p, e, g end
+  x = v.styles if x ~= nil then p, e, g = F[63](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "type", "coupon", "\"coupon\"")
   if p then return p, why() end
 end
-F[69] = function(v)   -- CouponProperties
+F[59] = function(v)   -- CouponProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "coupon")
     or ms0(v, "classname")
   if p then return p, why() end
-  x = v.coupon p, e, g = F[70](x) if p then return "/coupon" .. p, e, g end
-  x = v.display_device if x ~= nil then p, e, g = F[73](x) if p then return "/display_device" .. p, e, g end end
+  x = v.coupon p, e, g = F[60](x) if p then return "/coupon" .. p, e, g end
+  x = v.display_device if x ~= nil then p, e, g = F[15](x) if p then return "/display_device" .. p, e, g end end
   p = ms0(v, "success_message")
   if p then return p, why() end
 end
-F[70] = function(v)
+F[60] = function(v)
   local p, e, g
   local bp, be, bg
-  p, e, g = F[71](v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = F[72](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[61](v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = F[62](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
-F[71] = function(v)   -- UniqueCouponConfig
-  local p, e, g, x
+F[61] = function(v)   -- UniqueCouponConfig
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "code")
@@ -766,55 +683,46 @@ F[71] = function(v)   -- UniqueCouponConfig
     or ms(v, "type", "unique", "\"unique\"")
   if p then return p, why() end
 end
-F[72] = function(v)   -- StaticCouponConfig
-  local p, e, g, x
+F[62] = function(v)   -- StaticCouponConfig
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "text")
     or ms(v, "type", "static", "\"static\"")
   if p then return p, why() end
 end
-F[73] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[74] = function(v)   -- CouponStyles
+F[63] = function(v)   -- CouponStyles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "background_color")
   if p then return p, why() end
-  x = v.border_styles if x ~= nil and not isnull(x) then p, e, g = F[56](x) if p then return "/border_styles" .. p, e, g end end
+  x = v.border_styles if x ~= nil and not isnull(x) then p, e, g = F[50](x) if p then return "/border_styles" .. p, e, g end end
   p = ms0(v, "coupon_background_color")
   if p then return p, why() end
-  x = v.padding if x ~= nil then p, e, g = F[59](x) if p then return "/padding" .. p, e, g end end
-  x = v.text_styles if x ~= nil then p, e, g = F[60](x) if p then return "/text_styles" .. p, e, g end end
+  x = v.padding if x ~= nil then p, e, g = F[52](x) if p then return "/padding" .. p, e, g end end
+  x = v.text_styles if x ~= nil then p, e, g = F[53](x) if p then return "/text_styles" .. p, e, g end end
 end
-F[75] = function(v)   -- Date
+F[64] = function(v)   -- Date
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[76](x) if p then return "/properties" .. p, e, g end
-  x = v.styles if x ~= nil then p, e, g = F[78](x) if p then return "/styles" .. p, e, g end end
+  x = v.properties p, e, g = F[65](x) if p then return "/properties" .. p, e, g end
+  x = v.styles if x ~= nil then p, e, g = F[57](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "type", "date", "\"date\"")
   if p then return p, why() end
 end
-F[76] = function(v)   -- DateProperties
+F[65] = function(v)   -- DateProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "property_name")
     or ms0(v, "classname")
     or ms(v, "date_format")
   if p then return p, why() end
-  x = v.display_device if x ~= nil then p, e, g = F[77](x) if p then return "/display_device" .. p, e, g end end
-  x = v.error_messages if x ~= nil and not isnull(x) then p, e, g = F[66](x) if p then return "/error_messages" .. p, e, g end end
+  x = v.display_device if x ~= nil then p, e, g = F[15](x) if p then return "/display_device" .. p, e, g end end
+  x = v.error_messages if x ~= nil and not isnull(x) then p, e, g = F[56](x) if p then return "/error_messages" .. p, e, g end end
   p = ms0(v, "label")
     or ms0(v, "placeholder")
     or ms(v, "property_name")
@@ -822,41 +730,25 @@ F[76] = function(v)   -- DateProperties
     or mb(v, "show_label")
   if p then return p, why() end
 end
-F[77] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[78] = function(v)   -- DateStyles
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = ms0(v, "background_color")
-  if p then return p, why() end
-  x = v.padding if x ~= nil then p, e, g = F[59](x) if p then return "/padding" .. p, e, g end end
-end
-F[79] = function(v)   -- Email
+F[66] = function(v)   -- Email
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[80](x) if p then return "/properties" .. p, e, g end
-  x = v.styles if x ~= nil then p, e, g = F[82](x) if p then return "/styles" .. p, e, g end end
+  x = v.properties p, e, g = F[67](x) if p then return "/properties" .. p, e, g end
+  x = v.styles if x ~= nil then p, e, g = F[57](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "type", "email", "\"email\"")
   if p then return p, why() end
 end
-F[80] = function(v)   -- EmailProperties
+F[67] = function(v)   -- EmailProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "classname")
   if p then return p, why() end
-  x = v.display_device if x ~= nil then p, e, g = F[81](x) if p then return "/display_device" .. p, e, g end end
-  x = v.error_messages if x ~= nil and not isnull(x) then p, e, g = F[66](x) if p then return "/error_messages" .. p, e, g end end
+  x = v.display_device if x ~= nil then p, e, g = F[15](x) if p then return "/display_device" .. p, e, g end end
+  x = v.error_messages if x ~= nil and not isnull(x) then p, e, g = F[56](x) if p then return "/error_messages" .. p, e, g end end
   p = ms0(v, "label")
     or ms0(v, "placeholder")
     or ms(v, "property_name", "$email", "\"$email\"")
@@ -864,76 +756,44 @@ F[80] = function(v)   -- EmailProperties
     or mb(v, "show_label")
   if p then return p, why() end
 end
-F[81] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[82] = function(v)   -- EmailStyles
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = ms0(v, "background_color")
-  if p then return p, why() end
-  x = v.padding if x ~= nil then p, e, g = F[59](x) if p then return "/padding" .. p, e, g end end
-end
-F[83] = function(v)   -- HTMLText
+F[68] = function(v)   -- HTMLText
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[84](x) if p then return "/properties" .. p, e, g end end
-  x = v.styles if x ~= nil then p, e, g = F[86](x) if p then return "/styles" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[69](x) if p then return "/properties" .. p, e, g end end
+  x = v.styles if x ~= nil then p, e, g = F[57](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "type", "html_text", "\"html_text\"")
   if p then return p, why() end
 end
-F[84] = function(v)   -- HTMLTextProperties
+F[69] = function(v)   -- HTMLTextProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "classname")
     or ms(v, "content")
   if p then return p, why() end
-  x = v.display_device if x ~= nil then p, e, g = F[85](x) if p then return "/display_device" .. p, e, g end end
+  x = v.display_device if x ~= nil then p, e, g = F[15](x) if p then return "/display_device" .. p, e, g end end
 end
-F[85] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[86] = function(v)   -- HTMLTextStyles
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = ms0(v, "background_color")
-  if p then return p, why() end
-  x = v.padding if x ~= nil then p, e, g = F[59](x) if p then return "/padding" .. p, e, g end end
-end
-F[87] = function(v)   -- OptInCode
+F[70] = function(v)   -- OptInCode
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[88](x) if p then return "/properties" .. p, e, g end
-  x = v.styles if x ~= nil then p, e, g = F[90](x) if p then return "/styles" .. p, e, g end end
+  x = v.properties p, e, g = F[71](x) if p then return "/properties" .. p, e, g end
+  x = v.styles if x ~= nil then p, e, g = F[57](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "type", "opt_in_code", "\"opt_in_code\"")
   if p then return p, why() end
 end
-F[88] = function(v)   -- OptInCodeProperties
+F[71] = function(v)   -- OptInCodeProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "classname")
   if p then return p, why() end
-  x = v.display_device if x ~= nil then p, e, g = F[89](x) if p then return "/display_device" .. p, e, g end end
-  x = v.error_messages if x ~= nil and not isnull(x) then p, e, g = F[66](x) if p then return "/error_messages" .. p, e, g end end
+  x = v.display_device if x ~= nil then p, e, g = F[15](x) if p then return "/display_device" .. p, e, g end end
+  x = v.error_messages if x ~= nil and not isnull(x) then p, e, g = F[56](x) if p then return "/error_messages" .. p, e, g end end
   p = ms0(v, "label")
     or ms0(v, "placeholder")
     or ms(v, "property_name", "opt_in_code", "\"opt_in_code\"")
@@ -941,73 +801,48 @@ F[88] = function(v)   -- OptInCodeProperties
     or mb(v, "show_label")
   if p then return p, why() end
 end
-F[89] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[90] = function(v)   -- OptInCodeStyles
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = ms0(v, "background_color")
-  if p then return p, why() end
-  x = v.padding if x ~= nil then p, e, g = F[59](x) if p then return "/padding" .. p, e, g end end
-end
-F[91] = function(v)   -- PhoneNumber
+F[72] = function(v)   -- PhoneNumber
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[92](x) if p then return "/properties" .. p, e, g end
-  x = v.styles if x ~= nil then p, e, g = F[97](x) if p then return "/styles" .. p, e, g end end
+  x = v.properties p, e, g = F[73](x) if p then return "/properties" .. p, e, g end
+  x = v.styles if x ~= nil then p, e, g = F[57](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "type", "phone_number", "\"phone_number\"")
   if p then return p, why() end
 end
-F[92] = function(v)   -- PhoneNumberProperties
+F[73] = function(v)   -- PhoneNumberProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.channel_settings if x ~= nil and not isnull(x) then p, e, g = F[93](x) if p then return "/channel_settings" .. p, e, g end end
+  x = v.channel_settings if x ~= nil and not isnull(x) then p, e, g = F[74](x) if p then return "/channel_settings" .. p, e, g end end
   p = ms0(v, "classname")
   if p then return p, why() end
-  x = v.display_device if x ~= nil then p, e, g = F[95](x) if p then return "/display_device" .. p, e, g end end
-  x = v.error_messages if x ~= nil and not isnull(x) then p, e, g = F[66](x) if p then return "/error_messages" .. p, e, g end end
+  x = v.display_device if x ~= nil then p, e, g = F[15](x) if p then return "/display_device" .. p, e, g end end
+  x = v.error_messages if x ~= nil and not isnull(x) then p, e, g = F[56](x) if p then return "/error_messages" .. p, e, g end end
   p = ms0(v, "label")
     or ms0(v, "placeholder")
     or ms(v, "property_name")
     or mb0(v, "required")
     or mb(v, "show_label")
   if p then return p, why() end
-  x = v.sms_consent_type if x ~= nil and not isnull(x) then p, e, g = F[96](x) if p then return "/sms_consent_type" .. p, e, g end end
+  x = v.sms_consent_type if x ~= nil and not isnull(x) then p, e, g = F[76](x) if p then return "/sms_consent_type" .. p, e, g end end
 end
-F[93] = function(v)   -- ChannelSettings
+F[74] = function(v)   -- ChannelSettings
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.sms if x ~= nil then p, e, g = F[94](x) if p then return "/sms" .. p, e, g end end
-  x = v.whatsapp if x ~= nil then p, e, g = F[94](x) if p then return "/whatsapp" .. p, e, g end end
+  x = v.sms if x ~= nil then p, e, g = F[75](x) if p then return "/sms" .. p, e, g end end
+  x = v.whatsapp if x ~= nil then p, e, g = F[75](x) if p then return "/whatsapp" .. p, e, g end end
 end
-F[94] = function(v)   -- PhoneNumberConsentChannelSettings
-  local p, e, g, x
+F[75] = function(v)   -- PhoneNumberConsentChannelSettings
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "consent_type", E[17], T[17])
   if p then return p, why() end
 end
-F[95] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[96] = function(v)
-  local p, e, g
+F[76] = function(v)
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i]
@@ -1015,44 +850,37 @@ F[96] = function(v)
     if not E[17][x] then return "/" .. (i - 1), T[17], given(x) end
   end
 end
-F[97] = function(v)   -- PhoneNumberStyles
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = ms0(v, "background_color")
-  if p then return p, why() end
-  x = v.padding if x ~= nil then p, e, g = F[59](x) if p then return "/padding" .. p, e, g end end
-end
-F[98] = function(v)   -- SMSConsentCheckbox
+F[77] = function(v)   -- SMSConsentCheckbox
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[99](x) if p then return "/properties" .. p, e, g end
-  x = v.styles if x ~= nil then p, e, g = F[102](x) if p then return "/styles" .. p, e, g end end
+  x = v.properties p, e, g = F[78](x) if p then return "/properties" .. p, e, g end
+  x = v.styles if x ~= nil then p, e, g = F[80](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "type", "promotional_sms_checkbox", "\"promotional_sms_checkbox\"")
   if p then return p, why() end
 end
-F[99] = function(v)   -- SMSConsentCheckboxProperties
+F[78] = function(v)   -- SMSConsentCheckboxProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "checkbox_text")
   if p then return p, why() end
-  x = v.channels if x ~= nil then p, e, g = F[100](x) if p then return "/channels" .. p, e, g end end
+  x = v.channels if x ~= nil then p, e, g = F[79](x) if p then return "/channels" .. p, e, g end end
   p = ms(v, "checkbox_text")
     or ms0(v, "classname")
   if p then return p, why() end
-  x = v.display_device if x ~= nil then p, e, g = F[101](x) if p then return "/display_device" .. p, e, g end end
-  x = v.error_messages if x ~= nil and not isnull(x) then p, e, g = F[66](x) if p then return "/error_messages" .. p, e, g end end
+  x = v.display_device if x ~= nil then p, e, g = F[15](x) if p then return "/display_device" .. p, e, g end end
+  x = v.error_messages if x ~= nil and not isnull(x) then p, e, g = F[56](x) if p then return "/error_messages" .. p, e, g end end
   p = ms0(v, "label")
     or ms(v, "property_name", "opt_in_promotional_sms", "\"opt_in_promotional_sms\"")
     or mb(v, "required", false, "false")
     or mb(v, "show_label")
   if p then return p, why() end
 end
-F[100] = function(v)
-  local p, e, g
+F[79] = function(v)
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i]
@@ -1060,43 +888,34 @@ F[100] = function(v)
     if not E[18][x] then return "/" .. (i - 1), T[18], given(x) end
   end
 end
-F[101] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[102] = function(v)   -- SMSConsentCheckboxStyles
+F[80] = function(v)   -- SMSConsentCheckboxStyles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "background_color")
     or ms(v, "horizontal_alignment", E[2], T[2])
   if p then return p, why() end
-  x = v.padding if x ~= nil then p, e, g = F[59](x) if p then return "/padding" .. p, e, g end end
+  x = v.padding if x ~= nil then p, e, g = F[52](x) if p then return "/padding" .. p, e, g end end
 end
-F[103] = function(v)   -- Text
+F[81] = function(v)   -- Text
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[104](x) if p then return "/properties" .. p, e, g end
-  x = v.styles if x ~= nil then p, e, g = F[106](x) if p then return "/styles" .. p, e, g end end
+  x = v.properties p, e, g = F[82](x) if p then return "/properties" .. p, e, g end
+  x = v.styles if x ~= nil then p, e, g = F[57](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "type", "text", "\"text\"")
   if p then return p, why() end
 end
-F[104] = function(v)   -- TextProperties
+F[82] = function(v)   -- TextProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "property_name")
     or ms0(v, "classname")
   if p then return p, why() end
-  x = v.display_device if x ~= nil then p, e, g = F[105](x) if p then return "/display_device" .. p, e, g end end
-  x = v.error_messages if x ~= nil and not isnull(x) then p, e, g = F[66](x) if p then return "/error_messages" .. p, e, g end end
+  x = v.display_device if x ~= nil then p, e, g = F[15](x) if p then return "/display_device" .. p, e, g end end
+  x = v.error_messages if x ~= nil and not isnull(x) then p, e, g = F[56](x) if p then return "/error_messages" .. p, e, g end end
   p = ms0(v, "label")
     or ms0(v, "placeholder")
     or ms(v, "property_name")
@@ -1104,69 +923,44 @@ F[104] = function(v)   -- TextProperties
     or mb(v, "show_label")
   if p then return p, why() end
 end
-F[105] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[106] = function(v)   -- TextStyles
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = ms0(v, "background_color")
-  if p then return p, why() end
-  x = v.padding if x ~= nil then p, e, g = F[59](x) if p then return "/padding" .. p, e, g end end
-end
-F[107] = function(v)   -- Checkboxes
+F[83] = function(v)   -- Checkboxes
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[108](x) if p then return "/properties" .. p, e, g end
-  x = v.styles if x ~= nil then p, e, g = F[112](x) if p then return "/styles" .. p, e, g end end
+  x = v.properties p, e, g = F[84](x) if p then return "/properties" .. p, e, g end
+  x = v.styles if x ~= nil then p, e, g = F[87](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "type", "checkboxes", "\"checkboxes\"")
   if p then return p, why() end
 end
-F[108] = function(v)   -- CheckboxesProperties
+F[84] = function(v)   -- CheckboxesProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "property_name")
     or need(v, "options")
     or ms0(v, "classname")
   if p then return p, why() end
-  x = v.display_device if x ~= nil then p, e, g = F[109](x) if p then return "/display_device" .. p, e, g end end
-  x = v.error_messages if x ~= nil and not isnull(x) then p, e, g = F[66](x) if p then return "/error_messages" .. p, e, g end end
+  x = v.display_device if x ~= nil then p, e, g = F[15](x) if p then return "/display_device" .. p, e, g end end
+  x = v.error_messages if x ~= nil and not isnull(x) then p, e, g = F[56](x) if p then return "/error_messages" .. p, e, g end end
   p = ms0(v, "label")
   if p then return p, why() end
-  x = v.options p, e, g = F[110](x) if p then return "/options" .. p, e, g end
+  x = v.options p, e, g = F[85](x) if p then return "/options" .. p, e, g end
   p = ms0(v, "placeholder")
     or ms(v, "property_name")
     or mb0(v, "required")
     or mb(v, "show_label")
   if p then return p, why() end
 end
-F[109] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[110] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[111](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[111] = function(v)   -- PropertyOption
+F[85] = function(v)
   local p, e, g, x
+  if not arr(v) then return "", "an array", given(v) end
+  local n = #v
+  for i = 1, n do local x = v[i] p, e, g = F[86](x) if p then return "/" .. (i - 1) .. p, e, g end end
+end
+F[86] = function(v)   -- PropertyOption
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "label")
     or need(v, "value")
@@ -1174,181 +968,66 @@ F[111] = function(v)   -- PropertyOption
     or ms(v, "value")
   if p then return p, why() end
 end
-F[112] = function(v)   -- CheckboxesStyles
+F[87] = function(v)   -- CheckboxesStyles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "alignment", E[2], T[2])
     or ms(v, "arrangement", E[19], T[19])
     or ms0(v, "background_color")
   if p then return p, why() end
-  x = v.padding if x ~= nil then p, e, g = F[59](x) if p then return "/padding" .. p, e, g end end
+  x = v.padding if x ~= nil then p, e, g = F[52](x) if p then return "/padding" .. p, e, g end end
 end
-F[113] = function(v)   -- RadioButtons
+F[88] = function(v)   -- RadioButtons
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[114](x) if p then return "/properties" .. p, e, g end
-  x = v.styles if x ~= nil then p, e, g = F[117](x) if p then return "/styles" .. p, e, g end end
+  x = v.properties p, e, g = F[84](x) if p then return "/properties" .. p, e, g end
+  x = v.styles if x ~= nil then p, e, g = F[87](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "type", "radio_buttons", "\"radio_buttons\"")
   if p then return p, why() end
 end
-F[114] = function(v)   -- RadioButtonsProperties
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "property_name")
-    or need(v, "options")
-    or ms0(v, "classname")
-  if p then return p, why() end
-  x = v.display_device if x ~= nil then p, e, g = F[115](x) if p then return "/display_device" .. p, e, g end end
-  x = v.error_messages if x ~= nil and not isnull(x) then p, e, g = F[66](x) if p then return "/error_messages" .. p, e, g end end
-  p = ms0(v, "label")
-  if p then return p, why() end
-  x = v.options p, e, g = F[116](x) if p then return "/options" .. p, e, g end
-  p = ms0(v, "placeholder")
-    or ms(v, "property_name")
-    or mb0(v, "required")
-    or mb(v, "show_label")
-  if p then return p, why() end
-end
-F[115] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[116] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[111](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[117] = function(v)   -- RadioButtonsStyles
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = ms(v, "alignment", E[2], T[2])
-    or ms(v, "arrangement", E[19], T[19])
-    or ms0(v, "background_color")
-  if p then return p, why() end
-  x = v.padding if x ~= nil then p, e, g = F[59](x) if p then return "/padding" .. p, e, g end end
-end
-F[118] = function(v)   -- Dropdown
+F[89] = function(v)   -- Dropdown
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[119](x) if p then return "/properties" .. p, e, g end
-  x = v.styles if x ~= nil then p, e, g = F[122](x) if p then return "/styles" .. p, e, g end end
+  x = v.properties p, e, g = F[84](x) if p then return "/properties" .. p, e, g end
+  x = v.styles if x ~= nil then p, e, g = F[57](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "type", "dropdown", "\"dropdown\"")
   if p then return p, why() end
 end
-F[119] = function(v)   -- DropdownProperties
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "property_name")
-    or need(v, "options")
-    or ms0(v, "classname")
-  if p then return p, why() end
-  x = v.display_device if x ~= nil then p, e, g = F[120](x) if p then return "/display_device" .. p, e, g end end
-  x = v.error_messages if x ~= nil and not isnull(x) then p, e, g = F[66](x) if p then return "/error_messages" .. p, e, g end end
-  p = ms0(v, "label")
-  if p then return p, why() end
-  x = v.options p, e, g = F[121](x) if p then return "/options" .. p, e, g end
-  p = ms0(v, "placeholder")
-    or ms(v, "property_name")
-    or mb0(v, "required")
-    or mb(v, "show_label")
-  if p then return p, why() end
-end
-F[120] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[121] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[111](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[122] = function(v)   -- DropdownStyles
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = ms0(v, "background_color")
-  if p then return p, why() end
-  x = v.padding if x ~= nil then p, e, g = F[59](x) if p then return "/padding" .. p, e, g end end
-end
-F[123] = function(v)   -- Image
+F[90] = function(v)   -- Image
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
   if p then return p, why() end
-  x = v.action if x ~= nil and not isnull(x) then p, e, g = F[124](x) if p then return "/action" .. p, e, g end end
+  x = v.action if x ~= nil and not isnull(x) then p, e, g = F[26](x) if p then return "/action" .. p, e, g end end
   p = ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[125](x) if p then return "/properties" .. p, e, g end
-  x = v.styles if x ~= nil then p, e, g = F[129](x) if p then return "/styles" .. p, e, g end end
+  x = v.properties p, e, g = F[91](x) if p then return "/properties" .. p, e, g end
+  x = v.styles if x ~= nil then p, e, g = F[93](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "type", "image", "\"image\"")
   if p then return p, why() end
 end
-F[124] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = F[29](v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = F[31](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[33](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[35](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[36](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[38](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[39](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[40](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[42](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[44](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[45](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[47](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[49](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
-end
-F[125] = function(v)   -- ImageProperties
+F[91] = function(v)   -- ImageProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "image")
   if p then return p, why() end
-  x = v.additional_fields if x ~= nil and not isnull(x) then p, e, g = F[126](x) if p then return "/additional_fields" .. p, e, g end end
+  x = v.additional_fields if x ~= nil and not isnull(x) then p, e, g = F[47](x) if p then return "/additional_fields" .. p, e, g end end
   p = ms0(v, "classname")
   if p then return p, why() end
-  x = v.display_device if x ~= nil then p, e, g = F[127](x) if p then return "/display_device" .. p, e, g end end
-  x = v.image if not isnull(x) then p, e, g = F[128](x) if p then return "/image" .. p, e, g end end
+  x = v.display_device if x ~= nil then p, e, g = F[15](x) if p then return "/display_device" .. p, e, g end end
+  x = v.image if not isnull(x) then p, e, g = F[92](x) if p then return "/image" .. p, e, g end end
 end
-F[126] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[53](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[127] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[128] = function(v)   -- ImageAssetProperties
-  local p, e, g, x
+F[92] = function(v)   -- ImageAssetProperties
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "alt_text")
     or mi0(v, "asset_id")
@@ -1357,41 +1036,31 @@ F[128] = function(v)   -- ImageAssetProperties
     or ms0(v, "src")
   if p then return p, why() end
 end
-F[129] = function(v)   -- ImageStyles
+F[93] = function(v)   -- ImageStyles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "background_color")
   if p then return p, why() end
-  x = v.drop_shadow if x ~= nil then p, e, g = F[130](x) if p then return "/drop_shadow" .. p, e, g end end
+  x = v.drop_shadow if x ~= nil then p, e, g = F[11](x) if p then return "/drop_shadow" .. p, e, g end end
   p = ms(v, "horizontal_alignment", E[2], T[2])
   if p then return p, why() end
-  x = v.padding if x ~= nil then p, e, g = F[59](x) if p then return "/padding" .. p, e, g end end
+  x = v.padding if x ~= nil then p, e, g = F[52](x) if p then return "/padding" .. p, e, g end end
   p = mi0(v, "width")
   if p then return p, why() end
 end
-F[130] = function(v)   -- ImageDropShadowStyles
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = mi(v, "blur")
-    or ms(v, "color")
-    or mb(v, "enabled")
-    or mi(v, "x_offset")
-    or mi(v, "y_offset")
-  if p then return p, why() end
-end
-F[131] = function(v)   -- CountdownTimer
+F[94] = function(v)   -- CountdownTimer
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[132](x) if p then return "/properties" .. p, e, g end
-  x = v.styles if x ~= nil then p, e, g = F[137](x) if p then return "/styles" .. p, e, g end end
+  x = v.properties p, e, g = F[95](x) if p then return "/properties" .. p, e, g end
+  x = v.styles if x ~= nil then p, e, g = F[99](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "type", "countdown_timer", "\"countdown_timer\"")
   if p then return p, why() end
 end
-F[132] = function(v)   -- CountdownTimerProperties
+F[95] = function(v)   -- CountdownTimerProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "configuration")
@@ -1399,18 +1068,18 @@ F[132] = function(v)   -- CountdownTimerProperties
     or ms0(v, "classname")
     or ms(v, "clock_face", E[21], T[21])
   if p then return p, why() end
-  x = v.configuration p, e, g = F[133](x) if p then return "/configuration" .. p, e, g end
-  x = v.display_device if x ~= nil then p, e, g = F[136](x) if p then return "/display_device" .. p, e, g end end
+  x = v.configuration p, e, g = F[96](x) if p then return "/configuration" .. p, e, g end
+  x = v.display_device if x ~= nil then p, e, g = F[15](x) if p then return "/display_device" .. p, e, g end end
 end
-F[133] = function(v)
+F[96] = function(v)
   local p, e, g
   local bp, be, bg
-  p, e, g = F[134](v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = F[135](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[97](v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = F[98](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
-F[134] = function(v)   -- FixedTimerConfiguration
-  local p, e, g, x
+F[97] = function(v)   -- FixedTimerConfiguration
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "timezone")
@@ -1419,8 +1088,8 @@ F[134] = function(v)   -- FixedTimerConfiguration
     or ms(v, "type", "fixed", "\"fixed\"")
   if p then return p, why() end
 end
-F[135] = function(v)   -- VariableTimerConfiguration
-  local p, e, g, x
+F[98] = function(v)   -- VariableTimerConfiguration
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "days")
@@ -1432,16 +1101,7 @@ F[135] = function(v)   -- VariableTimerConfiguration
     or ms(v, "type", "variable", "\"variable\"")
   if p then return p, why() end
 end
-F[136] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[137] = function(v)   -- CountdownTimerStyles
+F[99] = function(v)   -- CountdownTimerStyles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "background_color")
@@ -1449,22 +1109,22 @@ F[137] = function(v)   -- CountdownTimerStyles
     or mi(v, "label_font_size")
     or mi(v, "label_font_weight", E[7], T[7])
   if p then return p, why() end
-  x = v.padding if x ~= nil then p, e, g = F[59](x) if p then return "/padding" .. p, e, g end end
-  x = v.text_styles if x ~= nil then p, e, g = F[60](x) if p then return "/text_styles" .. p, e, g end end
+  x = v.padding if x ~= nil then p, e, g = F[52](x) if p then return "/padding" .. p, e, g end end
+  x = v.text_styles if x ~= nil then p, e, g = F[53](x) if p then return "/text_styles" .. p, e, g end end
 end
-F[138] = function(v)   -- SignupCounter
+F[100] = function(v)   -- SignupCounter
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[139](x) if p then return "/properties" .. p, e, g end
-  x = v.styles if x ~= nil then p, e, g = F[141](x) if p then return "/styles" .. p, e, g end end
+  x = v.properties p, e, g = F[101](x) if p then return "/properties" .. p, e, g end
+  x = v.styles if x ~= nil then p, e, g = F[57](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "type", "signup_counter", "\"signup_counter\"")
   if p then return p, why() end
 end
-F[139] = function(v)   -- SignupCounterProperties
+F[101] = function(v)   -- SignupCounterProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "timeframe")
@@ -1473,67 +1133,42 @@ F[139] = function(v)   -- SignupCounterProperties
     or ms0(v, "classname")
     or ms(v, "content")
   if p then return p, why() end
-  x = v.display_device if x ~= nil then p, e, g = F[140](x) if p then return "/display_device" .. p, e, g end end
+  x = v.display_device if x ~= nil then p, e, g = F[15](x) if p then return "/display_device" .. p, e, g end end
   p = mi(v, "min_submits")
     or ms(v, "timeframe", E[23], T[23])
   if p then return p, why() end
 end
-F[140] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[141] = function(v)   -- SignupCounterStyles
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = ms0(v, "background_color")
-  if p then return p, why() end
-  x = v.padding if x ~= nil then p, e, g = F[59](x) if p then return "/padding" .. p, e, g end end
-end
-F[142] = function(v)   -- SpinToWin
+F[102] = function(v)   -- SpinToWin
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "properties")
     or need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[143](x) if p then return "/properties" .. p, e, g end
-  x = v.styles if x ~= nil then p, e, g = F[147](x) if p then return "/styles" .. p, e, g end end
+  x = v.properties p, e, g = F[103](x) if p then return "/properties" .. p, e, g end
+  x = v.styles if x ~= nil then p, e, g = F[106](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "type", "spin_to_win", "\"spin_to_win\"")
   if p then return p, why() end
 end
-F[143] = function(v)   -- SpinToWinProperties
+F[103] = function(v)   -- SpinToWinProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "slices")
     or ms0(v, "classname")
   if p then return p, why() end
-  x = v.display_device if x ~= nil then p, e, g = F[144](x) if p then return "/display_device" .. p, e, g end end
+  x = v.display_device if x ~= nil then p, e, g = F[15](x) if p then return "/display_device" .. p, e, g end end
   p = mb(v, "duplicate_slices")
   if p then return p, why() end
-  x = v.slices p, e, g = F[145](x) if p then return "/slices" .. p, e, g end
+  x = v.slices p, e, g = F[104](x) if p then return "/slices" .. p, e, g end
 end
-F[144] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[145] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[146](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[146] = function(v)   -- SpinToWinSliceConfig
+F[104] = function(v)
   local p, e, g, x
+  if not arr(v) then return "", "an array", given(v) end
+  local n = #v
+  for i = 1, n do local x = v[i] p, e, g = F[105](x) if p then return "/" .. (i - 1) .. p, e, g end end
+end
+F[105] = function(v)   -- SpinToWinSliceConfig
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "label")
     or need(v, "probability")
@@ -1543,7 +1178,7 @@ F[146] = function(v)   -- SpinToWinSliceConfig
     or ms(v, "step_id")
   if p then return p, why() end
 end
-F[147] = function(v)   -- SpinToWinStyles
+F[106] = function(v)   -- SpinToWinStyles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "background_color")
@@ -1551,55 +1186,55 @@ F[147] = function(v)   -- SpinToWinStyles
     or ms(v, "outline_color")
     or mi(v, "outline_thickness")
   if p then return p, why() end
-  x = v.padding if x ~= nil then p, e, g = F[59](x) if p then return "/padding" .. p, e, g end end
+  x = v.padding if x ~= nil then p, e, g = F[52](x) if p then return "/padding" .. p, e, g end end
   p = ms(v, "pin_color")
   if p then return p, why() end
-  x = v.slice_styles if x ~= nil then p, e, g = F[148](x) if p then return "/slice_styles" .. p, e, g end end
-  x = v.text_styles if x ~= nil then p, e, g = F[60](x) if p then return "/text_styles" .. p, e, g end end
+  x = v.slice_styles if x ~= nil then p, e, g = F[107](x) if p then return "/slice_styles" .. p, e, g end end
+  x = v.text_styles if x ~= nil then p, e, g = F[53](x) if p then return "/text_styles" .. p, e, g end end
   p = mi(v, "wheel_size")
   if p then return p, why() end
 end
-F[148] = function(v)
-  local p, e, g
+F[107] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[149](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[108](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[149] = function(v)   -- SpinToWinSliceStyle
-  local p, e, g, x
+F[108] = function(v)   -- SpinToWinSliceStyle
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "background_color")
     or ms(v, "text_color")
   if p then return p, why() end
 end
-F[150] = function(v)   -- SMSDisclosure
+F[109] = function(v)   -- SMSDisclosure
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[151](x) if p then return "/properties" .. p, e, g end end
-  x = v.styles if x ~= nil then p, e, g = F[156](x) if p then return "/styles" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[110](x) if p then return "/properties" .. p, e, g end end
+  x = v.styles if x ~= nil then p, e, g = F[114](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "type", "sms_disclosure", "\"sms_disclosure\"")
   if p then return p, why() end
 end
-F[151] = function(v)   -- SMSDisclosureProperties
+F[110] = function(v)   -- SMSDisclosureProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "classname")
   if p then return p, why() end
-  x = v.content if x ~= nil then p, e, g = F[152](x) if p then return "/content" .. p, e, g end end
-  x = v.display_device if x ~= nil then p, e, g = F[155](x) if p then return "/display_device" .. p, e, g end end
+  x = v.content if x ~= nil then p, e, g = F[111](x) if p then return "/content" .. p, e, g end end
+  x = v.display_device if x ~= nil then p, e, g = F[15](x) if p then return "/display_device" .. p, e, g end end
 end
-F[152] = function(v)
+F[111] = function(v)
   local p, e, g
   local bp, be, bg
-  p, e, g = F[153](v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = F[154](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[112](v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = F[113](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
-F[153] = function(v)   -- SMSDisclosureCustom
-  local p, e, g, x
+F[112] = function(v)   -- SMSDisclosureCustom
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms(v, "compliance_company_name")
@@ -1609,135 +1244,69 @@ F[153] = function(v)   -- SMSDisclosureCustom
     or ms(v, "type", "custom", "\"custom\"")
   if p then return p, why() end
 end
-F[154] = function(v)   -- SMSDisclosureAccountDefault
-  local p, e, g, x
+F[113] = function(v)   -- SMSDisclosureAccountDefault
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms(v, "type", "account_default", "\"account_default\"")
   if p then return p, why() end
 end
-F[155] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[156] = function(v)   -- SMSDisclosureStyles
+F[114] = function(v)   -- SMSDisclosureStyles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "background_color")
   if p then return p, why() end
-  x = v.link_styles if x ~= nil then p, e, g = F[157](x) if p then return "/link_styles" .. p, e, g end end
-  x = v.padding if x ~= nil then p, e, g = F[59](x) if p then return "/padding" .. p, e, g end end
-  x = v.text_styles if x ~= nil then p, e, g = F[159](x) if p then return "/text_styles" .. p, e, g end end
+  x = v.link_styles if x ~= nil then p, e, g = F[53](x) if p then return "/link_styles" .. p, e, g end end
+  x = v.padding if x ~= nil then p, e, g = F[52](x) if p then return "/padding" .. p, e, g end end
+  x = v.text_styles if x ~= nil then p, e, g = F[53](x) if p then return "/text_styles" .. p, e, g end end
 end
-F[157] = function(v)   -- SMSDisclosureLinkTextStyle
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = mi0(v, "character_spacing")
-  if p then return p, why() end
-  x = v.font_family if x ~= nil then p, e, g = F[158](x) if p then return "/font_family" .. p, e, g end end
-  p = mi(v, "font_size")
-    or ms0(v, "font_style")
-    or mi0(v, "font_weight", E[7], T[7])
-    or ms(v, "text_color")
-    or ms0(v, "text_decoration")
-  if p then return p, why() end
-end
-F[158] = function(v)
-  local p, e, g
-  local bp, be, bg
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if not E[6][v] then p, e, g = "", T[6], given(v) break end return nil until true bp, be, bg = p, e, g
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
-end
-F[159] = function(v)   -- SMSDisclosureTextStyle
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = mi0(v, "character_spacing")
-  if p then return p, why() end
-  x = v.font_family if x ~= nil then p, e, g = F[160](x) if p then return "/font_family" .. p, e, g end end
-  p = mi(v, "font_size")
-    or ms0(v, "font_style")
-    or mi0(v, "font_weight", E[7], T[7])
-    or ms(v, "text_color")
-    or ms0(v, "text_decoration")
-  if p then return p, why() end
-end
-F[160] = function(v)
-  local p, e, g
-  local bp, be, bg
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if not E[6][v] then p, e, g = "", T[6], given(v) break end return nil until true bp, be, bg = p, e, g
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
-end
-F[161] = function(v)   -- BackInStockEmailConsentCheckbox
+F[115] = function(v)   -- BackInStockEmailConsentCheckbox
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[162](x) if p then return "/properties" .. p, e, g end
-  x = v.styles if x ~= nil then p, e, g = F[164](x) if p then return "/styles" .. p, e, g end end
+  x = v.properties p, e, g = F[116](x) if p then return "/properties" .. p, e, g end
+  x = v.styles if x ~= nil then p, e, g = F[80](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "type", "bis_promotional_email_checkbox", "\"bis_promotional_email_checkbox\"")
   if p then return p, why() end
 end
-F[162] = function(v)   -- BackInStockEmailConsentCheckboxProperties
+F[116] = function(v)   -- BackInStockEmailConsentCheckboxProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "checkbox_text")
     or ms(v, "checkbox_text")
     or ms0(v, "classname")
   if p then return p, why() end
-  x = v.display_device if x ~= nil then p, e, g = F[163](x) if p then return "/display_device" .. p, e, g end end
-  x = v.error_messages if x ~= nil and not isnull(x) then p, e, g = F[66](x) if p then return "/error_messages" .. p, e, g end end
+  x = v.display_device if x ~= nil then p, e, g = F[15](x) if p then return "/display_device" .. p, e, g end end
+  x = v.error_messages if x ~= nil and not isnull(x) then p, e, g = F[56](x) if p then return "/error_messages" .. p, e, g end end
   p = ms0(v, "label")
     or ms(v, "property_name", "opt_in_promotional_email", "\"opt_in_promotional_email\"")
     or mb(v, "required", false, "false")
     or mb(v, "show_label")
   if p then return p, why() end
 end
-F[163] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[164] = function(v)   -- BackInStockEmailConsentCheckboxStyles
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = ms0(v, "background_color")
-    or ms(v, "horizontal_alignment", E[2], T[2])
-  if p then return p, why() end
-  x = v.padding if x ~= nil then p, e, g = F[59](x) if p then return "/padding" .. p, e, g end end
-end
-F[165] = function(v)   -- Review
+F[117] = function(v)   -- Review
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[166](x) if p then return "/properties" .. p, e, g end
-  x = v.styles if x ~= nil then p, e, g = F[168](x) if p then return "/styles" .. p, e, g end end
+  x = v.properties p, e, g = F[118](x) if p then return "/properties" .. p, e, g end
+  x = v.styles if x ~= nil then p, e, g = F[119](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "type", "review", "\"review\"")
   if p then return p, why() end
 end
-F[166] = function(v)   -- ReviewProperties
+F[118] = function(v)   -- ReviewProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "author")
     or ms0(v, "classname")
     or ms0(v, "content")
   if p then return p, why() end
-  x = v.display_device if x ~= nil then p, e, g = F[167](x) if p then return "/display_device" .. p, e, g end end
+  x = v.display_device if x ~= nil then p, e, g = F[15](x) if p then return "/display_device" .. p, e, g end end
   p = mi(v, "rating")
     or mi0(v, "review_id")
     or mb(v, "show_author")
@@ -1746,28 +1315,19 @@ F[166] = function(v)   -- ReviewProperties
     or mb(v, "verified")
   if p then return p, why() end
 end
-F[167] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[168] = function(v)   -- ReviewStyles
+F[119] = function(v)   -- ReviewStyles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "background_color")
     or ms(v, "block_background_color")
   if p then return p, why() end
-  x = v.padding if x ~= nil then p, e, g = F[59](x) if p then return "/padding" .. p, e, g end end
-  x = v.quote_style if x ~= nil then p, e, g = F[169](x) if p then return "/quote_style" .. p, e, g end end
-  x = v.rating_style if x ~= nil then p, e, g = F[170](x) if p then return "/rating_style" .. p, e, g end end
-  x = v.reviewer_name_style if x ~= nil then p, e, g = F[171](x) if p then return "/reviewer_name_style" .. p, e, g end end
+  x = v.padding if x ~= nil then p, e, g = F[52](x) if p then return "/padding" .. p, e, g end end
+  x = v.quote_style if x ~= nil then p, e, g = F[120](x) if p then return "/quote_style" .. p, e, g end end
+  x = v.rating_style if x ~= nil then p, e, g = F[121](x) if p then return "/rating_style" .. p, e, g end end
+  x = v.reviewer_name_style if x ~= nil then p, e, g = F[122](x) if p then return "/reviewer_name_style" .. p, e, g end end
 end
-F[169] = function(v)   -- QuoteStyle
-  local p, e, g, x
+F[120] = function(v)   -- QuoteStyle
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "alignment", E[2], T[2])
     or mi(v, "character_spacing")
@@ -1780,8 +1340,8 @@ F[169] = function(v)   -- QuoteStyle
     or ms0(v, "text_decoration")
   if p then return p, why() end
 end
-F[170] = function(v)   -- RatingStyle
-  local p, e, g, x
+F[121] = function(v)   -- RatingStyle
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "alignment", E[2], T[2])
     or mn(v, "character_spacing")
@@ -1791,8 +1351,8 @@ F[170] = function(v)   -- RatingStyle
     or ms(v, "shape", E[24], T[24])
   if p then return p, why() end
 end
-F[171] = function(v)   -- ReviewerNameStyle
-  local p, e, g, x
+F[122] = function(v)   -- ReviewerNameStyle
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "alignment", E[2], T[2])
     or mi(v, "character_spacing")
@@ -1806,56 +1366,34 @@ F[171] = function(v)   -- ReviewerNameStyle
     or ms0(v, "text_decoration")
   if p then return p, why() end
 end
-F[172] = function(v)   -- CustomHTML
+F[123] = function(v)   -- CustomHTML
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[173](x) if p then return "/properties" .. p, e, g end end
-  x = v.styles if x ~= nil then p, e, g = F[175](x) if p then return "/styles" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[69](x) if p then return "/properties" .. p, e, g end end
+  x = v.styles if x ~= nil then p, e, g = F[43](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "type", "custom_html", "\"custom_html\"")
   if p then return p, why() end
 end
-F[173] = function(v)   -- CustomHTMLProperties
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = ms0(v, "classname")
-    or ms(v, "content")
-  if p then return p, why() end
-  x = v.display_device if x ~= nil then p, e, g = F[174](x) if p then return "/display_device" .. p, e, g end end
-end
-F[174] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[9][x] then return "/" .. (i - 1), T[9], given(x) end
-  end
-end
-F[175] = function(v)   -- CustomHTMLStyles
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  if count(v) > 0 then return "", "at most 0 members", count(v) .. " members" end
-end
-F[176] = function(v)   -- ColumnStyles
+F[124] = function(v)   -- ColumnStyles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "background_color")
   if p then return p, why() end
-  x = v.background_image if x ~= nil and not isnull(x) then p, e, g = F[177](x) if p then return "/background_image" .. p, e, g end end
+  x = v.background_image if x ~= nil and not isnull(x) then p, e, g = F[125](x) if p then return "/background_image" .. p, e, g end end
 end
-F[177] = function(v)   -- BackgroundImage
+F[125] = function(v)   -- BackgroundImage
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "properties")
   if p then return p, why() end
-  x = v.properties p, e, g = F[128](x) if p then return "/properties" .. p, e, g end
-  x = v.styles if x ~= nil then p, e, g = F[178](x) if p then return "/styles" .. p, e, g end end
+  x = v.properties p, e, g = F[92](x) if p then return "/properties" .. p, e, g end
+  x = v.styles if x ~= nil then p, e, g = F[126](x) if p then return "/styles" .. p, e, g end end
 end
-F[178] = function(v)   -- BackgroundImageStyles
-  local p, e, g, x
+F[126] = function(v)   -- BackgroundImageStyles
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = mi0(v, "custom_width")
     or ms(v, "horizontal_alignment", E[2], T[2])
@@ -1864,83 +1402,74 @@ F[178] = function(v)   -- BackgroundImageStyles
     or mi0(v, "width")
   if p then return p, why() end
 end
-F[179] = function(v)
-  local p, e, g
+F[127] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[20](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[18](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[180] = function(v)   -- VersionStyles
+F[128] = function(v)   -- VersionStyles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "background_color")
   if p then return p, why() end
-  x = v.background_image if x ~= nil and not isnull(x) then p, e, g = F[177](x) if p then return "/background_image" .. p, e, g end end
-  x = v.banner_styles if x ~= nil and not isnull(x) then p, e, g = F[181](x) if p then return "/banner_styles" .. p, e, g end end
-  x = v.border_styles if x ~= nil and not isnull(x) then p, e, g = F[56](x) if p then return "/border_styles" .. p, e, g end end
-  x = v.close_button if x ~= nil then p, e, g = F[182](x) if p then return "/close_button" .. p, e, g end end
-  x = v.custom_css if x ~= nil then p, e, g = F[184](x) if p then return "/custom_css" .. p, e, g end end
+  x = v.background_image if x ~= nil and not isnull(x) then p, e, g = F[125](x) if p then return "/background_image" .. p, e, g end end
+  x = v.banner_styles if x ~= nil and not isnull(x) then p, e, g = F[129](x) if p then return "/banner_styles" .. p, e, g end end
+  x = v.border_styles if x ~= nil and not isnull(x) then p, e, g = F[50](x) if p then return "/border_styles" .. p, e, g end end
+  x = v.close_button if x ~= nil then p, e, g = F[130](x) if p then return "/close_button" .. p, e, g end end
+  x = v.custom_css if x ~= nil then p, e, g = F[131](x) if p then return "/custom_css" .. p, e, g end end
   p = mi0(v, "custom_width")
   if p then return p, why() end
-  x = v.drop_shadow if x ~= nil then p, e, g = F[185](x) if p then return "/drop_shadow" .. p, e, g end end
-  x = v.input_styles if x ~= nil then p, e, g = F[186](x) if p then return "/input_styles" .. p, e, g end end
-  x = v.margin if x ~= nil then p, e, g = F[183](x) if p then return "/margin" .. p, e, g end end
+  x = v.drop_shadow if x ~= nil then p, e, g = F[132](x) if p then return "/drop_shadow" .. p, e, g end end
+  x = v.input_styles if x ~= nil then p, e, g = F[133](x) if p then return "/input_styles" .. p, e, g end end
+  x = v.margin if x ~= nil then p, e, g = F[52](x) if p then return "/margin" .. p, e, g end end
   p = mi(v, "minimum_height")
   if p then return p, why() end
-  x = v.mobile_overlay if x ~= nil and not isnull(x) then p, e, g = F[187](x) if p then return "/mobile_overlay" .. p, e, g end end
+  x = v.mobile_overlay if x ~= nil and not isnull(x) then p, e, g = F[134](x) if p then return "/mobile_overlay" .. p, e, g end end
   p = ms(v, "overlay_color")
   if p then return p, why() end
-  x = v.padding if x ~= nil then p, e, g = F[59](x) if p then return "/padding" .. p, e, g end end
-  x = v.rich_text_styles if x ~= nil then p, e, g = F[188](x) if p then return "/rich_text_styles" .. p, e, g end end
+  x = v.padding if x ~= nil then p, e, g = F[52](x) if p then return "/padding" .. p, e, g end end
+  x = v.rich_text_styles if x ~= nil then p, e, g = F[135](x) if p then return "/rich_text_styles" .. p, e, g end end
   p = ms(v, "width", E[29], T[29])
     or mb(v, "wrap_content", false, "false")
   if p then return p, why() end
 end
-F[181] = function(v)   -- BannerStyles
-  local p, e, g, x
+F[129] = function(v)   -- BannerStyles
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "desktop_position", E[28], T[28])
     or ms(v, "mobile_position", E[28], T[28])
     or mb(v, "scroll_with_page")
   if p then return p, why() end
 end
-F[182] = function(v)   -- CloseButtonStyle
+F[130] = function(v)   -- CloseButtonStyle
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "background_color")
     or ms(v, "color")
   if p then return p, why() end
-  x = v.margin if x ~= nil then p, e, g = F[183](x) if p then return "/margin" .. p, e, g end end
+  x = v.margin if x ~= nil then p, e, g = F[52](x) if p then return "/margin" .. p, e, g end end
   p = ms(v, "outline_color")
     or mi(v, "size")
     or mn(v, "stroke")
   if p then return p, why() end
 end
-F[183] = function(v)   -- Margin
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = mi(v, "bottom")
-    or mi(v, "left")
-    or mi(v, "right")
-    or mi(v, "top")
-  if p then return p, why() end
-end
-F[184] = function(v)   -- CustomCss
-  local p, e, g, x
+F[131] = function(v)   -- CustomCss
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "css")
     or mb(v, "enabled")
   if p then return p, why() end
 end
-F[185] = function(v)   -- DropShadow
-  local p, e, g, x
+F[132] = function(v)   -- DropShadow
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = mi(v, "blur")
     or ms0(v, "color")
     or mb(v, "enabled")
   if p then return p, why() end
 end
-F[186] = function(v)   -- InputStyles
+F[133] = function(v)   -- InputStyles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "background_color")
@@ -1953,53 +1482,46 @@ F[186] = function(v)   -- InputStyles
     or ms(v, "placeholder_color")
     or ms(v, "text_color")
   if p then return p, why() end
-  x = v.text_styles if x ~= nil then p, e, g = F[60](x) if p then return "/text_styles" .. p, e, g end end
+  x = v.text_styles if x ~= nil then p, e, g = F[53](x) if p then return "/text_styles" .. p, e, g end end
 end
-F[187] = function(v)   -- MobileOverlay
-  local p, e, g, x
+F[134] = function(v)   -- MobileOverlay
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "color")
     or mb(v, "enabled", false, "false")
   if p then return p, why() end
 end
-F[188] = function(v)   -- RichTextStyles
+F[135] = function(v)   -- RichTextStyles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.body if x ~= nil then p, e, g = F[189](x) if p then return "/body" .. p, e, g end end
-  x = v.h1 if x ~= nil then p, e, g = F[189](x) if p then return "/h1" .. p, e, g end end
-  x = v.h2 if x ~= nil then p, e, g = F[189](x) if p then return "/h2" .. p, e, g end end
-  x = v.h3 if x ~= nil then p, e, g = F[189](x) if p then return "/h3" .. p, e, g end end
-  x = v.h4 if x ~= nil then p, e, g = F[189](x) if p then return "/h4" .. p, e, g end end
-  x = v.h5 if x ~= nil then p, e, g = F[189](x) if p then return "/h5" .. p, e, g end end
-  x = v.h6 if x ~= nil then p, e, g = F[189](x) if p then return "/h6" .. p, e, g end end
-  x = v.link if x ~= nil then p, e, g = F[192](x) if p then return "/link" .. p, e, g end end
+  x = v.body if x ~= nil then p, e, g = F[136](x) if p then return "/body" .. p, e, g end end
+  x = v.h1 if x ~= nil then p, e, g = F[136](x) if p then return "/h1" .. p, e, g end end
+  x = v.h2 if x ~= nil then p, e, g = F[136](x) if p then return "/h2" .. p, e, g end end
+  x = v.h3 if x ~= nil then p, e, g = F[136](x) if p then return "/h3" .. p, e, g end end
+  x = v.h4 if x ~= nil then p, e, g = F[136](x) if p then return "/h4" .. p, e, g end end
+  x = v.h5 if x ~= nil then p, e, g = F[136](x) if p then return "/h5" .. p, e, g end end
+  x = v.h6 if x ~= nil then p, e, g = F[136](x) if p then return "/h6" .. p, e, g end end
+  x = v.link if x ~= nil then p, e, g = F[138](x) if p then return "/link" .. p, e, g end end
 end
-F[189] = function(v)   -- RichTextStyle
+F[136] = function(v)   -- RichTextStyle
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "alignment", E[2], T[2])
     or mi0(v, "character_spacing")
   if p then return p, why() end
-  x = v.font_family if x ~= nil then p, e, g = F[190](x) if p then return "/font_family" .. p, e, g end end
+  x = v.font_family if x ~= nil then p, e, g = F[13](x) if p then return "/font_family" .. p, e, g end end
   p = mi(v, "font_size")
     or ms0(v, "font_style")
     or mi0(v, "font_weight", E[7], T[7])
     or mn(v, "line_spacing")
   if p then return p, why() end
-  x = v.margin if x ~= nil then p, e, g = F[191](x) if p then return "/margin" .. p, e, g end end
+  x = v.margin if x ~= nil then p, e, g = F[137](x) if p then return "/margin" .. p, e, g end end
   p = ms(v, "text_color")
     or ms0(v, "text_decoration")
   if p then return p, why() end
 end
-F[190] = function(v)
-  local p, e, g
-  local bp, be, bg
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if not E[6][v] then p, e, g = "", T[6], given(v) break end return nil until true bp, be, bg = p, e, g
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
-end
-F[191] = function(v)   -- RichTextMargin
-  local p, e, g, x
+F[137] = function(v)   -- RichTextMargin
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = mi(v, "bottom")
     or mi(v, "left", 0, "0.0")
@@ -2007,20 +1529,20 @@ F[191] = function(v)   -- RichTextMargin
     or mi(v, "top", 0, "0.0")
   if p then return p, why() end
 end
-F[192] = function(v)   -- LinkStyles
-  local p, e, g, x
+F[138] = function(v)   -- LinkStyles
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "color")
     or ms(v, "decoration", "underline", "\"underline\"")
   if p then return p, why() end
 end
-F[193] = function(v)
-  local p, e, g
+F[139] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[194](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[140](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[194] = function(v)   -- Teaser
+F[140] = function(v)   -- Teaser
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "content")
@@ -2033,346 +1555,322 @@ F[194] = function(v)   -- Teaser
     or ms(v, "location", E[8], T[8])
     or ms(v, "size", E[31], T[31])
   if p then return p, why() end
-  x = v.styles if x ~= nil then p, e, g = F[195](x) if p then return "/styles" .. p, e, g end end
+  x = v.styles if x ~= nil then p, e, g = F[141](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "teaser_type", E[32], T[32])
   if p then return p, why() end
 end
-F[195] = function(v)   -- TeaserStyles
+F[141] = function(v)   -- TeaserStyles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "background_color")
   if p then return p, why() end
-  x = v.background_image if x ~= nil and not isnull(x) then p, e, g = F[177](x) if p then return "/background_image" .. p, e, g end end
-  x = v.close_button if x ~= nil then p, e, g = F[182](x) if p then return "/close_button" .. p, e, g end end
+  x = v.background_image if x ~= nil and not isnull(x) then p, e, g = F[125](x) if p then return "/background_image" .. p, e, g end end
+  x = v.close_button if x ~= nil then p, e, g = F[130](x) if p then return "/close_button" .. p, e, g end end
   p = mi(v, "corner_radius")
   if p then return p, why() end
-  x = v.drop_shadow if x ~= nil then p, e, g = F[185](x) if p then return "/drop_shadow" .. p, e, g end end
-  x = v.margin if x ~= nil then p, e, g = F[183](x) if p then return "/margin" .. p, e, g end end
+  x = v.drop_shadow if x ~= nil then p, e, g = F[132](x) if p then return "/drop_shadow" .. p, e, g end end
+  x = v.margin if x ~= nil then p, e, g = F[52](x) if p then return "/margin" .. p, e, g end end
 end
-F[196] = function(v)
-  local p, e, g
+F[142] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[197](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[143](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[197] = function(v)
+F[143] = function(v)
   local p, e, g
   local bp, be, bg
-  p, e, g = F[198](v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = F[200](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[205](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[206](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[207](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[208](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[210](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[212](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[214](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[216](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[217](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[218](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[222](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[228](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[230](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[231](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[235](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[237](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[238](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[242](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[144](v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = F[146](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[151](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[152](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[153](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[154](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[156](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[157](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[159](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[161](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[162](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[163](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[166](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[170](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[172](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[173](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[177](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[179](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[180](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[181](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
-F[198] = function(v)   -- AfterCloseTimeout
+F[144] = function(v)   -- AfterCloseTimeout
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[199](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[145](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "after_close_or_submit_timeout", "\"after_close_or_submit_timeout\"")
   if p then return p, why() end
 end
-F[199] = function(v)   -- AfterCloseTimeoutProperties
-  local p, e, g, x
+F[145] = function(v)   -- AfterCloseTimeoutProperties
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = mi(v, "timeout_days")
   if p then return p, why() end
 end
-F[200] = function(v)   -- CartContent
+F[146] = function(v)   -- CartContent
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[201](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[147](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "cart_content", "\"cart_content\"")
   if p then return p, why() end
 end
-F[201] = function(v)   -- CartContentProperties
+F[147] = function(v)   -- CartContentProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.items if x ~= nil and not isnull(x) then p, e, g = F[202](x) if p then return "/items" .. p, e, g end end
-  x = v.product if x ~= nil and not isnull(x) then p, e, g = F[203](x) if p then return "/product" .. p, e, g end end
-  x = v.value if x ~= nil and not isnull(x) then p, e, g = F[204](x) if p then return "/value" .. p, e, g end end
+  x = v.items if x ~= nil and not isnull(x) then p, e, g = F[148](x) if p then return "/items" .. p, e, g end end
+  x = v.product if x ~= nil and not isnull(x) then p, e, g = F[149](x) if p then return "/product" .. p, e, g end end
+  x = v.value if x ~= nil and not isnull(x) then p, e, g = F[150](x) if p then return "/value" .. p, e, g end end
 end
-F[202] = function(v)   -- CartItemCountProperties
-  local p, e, g, x
+F[148] = function(v)   -- CartItemCountProperties
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "comparison", E[33], T[33])
     or mi0(v, "value")
   if p then return p, why() end
 end
-F[203] = function(v)   -- CartProductProperties
-  local p, e, g, x
+F[149] = function(v)   -- CartProductProperties
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "type", E[34], T[34])
     or ms0(v, "value")
   if p then return p, why() end
 end
-F[204] = function(v)   -- CartValueProperties
-  local p, e, g, x
+F[150] = function(v)   -- CartValueProperties
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "comparison", E[33], T[33])
     or mn0(v, "value")
   if p then return p, why() end
 end
-F[205] = function(v)   -- CartItemCount
+F[151] = function(v)   -- CartItemCount
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[202](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[148](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "cart_item_count", "\"cart_item_count\"")
   if p then return p, why() end
 end
-F[206] = function(v)   -- CartProduct
+F[152] = function(v)   -- CartProduct
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[203](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[149](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "cart_product", "\"cart_product\"")
   if p then return p, why() end
 end
-F[207] = function(v)   -- CartValue
+F[153] = function(v)   -- CartValue
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[204](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[150](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "cart_value", "\"cart_value\"")
   if p then return p, why() end
 end
-F[208] = function(v)   -- Channel
+F[154] = function(v)   -- Channel
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[209](x) if p then return "/properties" .. p, e, g end
+  x = v.properties p, e, g = F[155](x) if p then return "/properties" .. p, e, g end
   p = ms(v, "type", "channel", "\"channel\"")
   if p then return p, why() end
 end
-F[209] = function(v)   -- ChannelProperties
-  local p, e, g, x
+F[155] = function(v)   -- ChannelProperties
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "channel")
     or ms(v, "channel", E[35], T[35])
   if p then return p, why() end
 end
-F[210] = function(v)   -- CustomJavascript
+F[156] = function(v)   -- CustomJavascript
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[211](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[43](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "custom_javascript", "\"custom_javascript\"")
   if p then return p, why() end
 end
-F[211] = function(v)   -- TriggerBaseProperties
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  if count(v) > 0 then return "", "at most 0 members", count(v) .. " members" end
-end
-F[212] = function(v)   -- Delay
+F[157] = function(v)   -- Delay
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[213](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[158](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "delay", "\"delay\"")
   if p then return p, why() end
 end
-F[213] = function(v)   -- DelayProperties
-  local p, e, g, x
+F[158] = function(v)   -- DelayProperties
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = mi(v, "seconds")
   if p then return p, why() end
 end
-F[214] = function(v)   -- Device
+F[159] = function(v)   -- Device
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[215](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[160](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "device", "\"device\"")
   if p then return p, why() end
 end
-F[215] = function(v)   -- DeviceProperties
-  local p, e, g, x
+F[160] = function(v)   -- DeviceProperties
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "device", E[9], T[9])
   if p then return p, why() end
 end
-F[216] = function(v)   -- ExitIntent
+F[161] = function(v)   -- ExitIntent
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[211](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[43](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "exit_intent", "\"exit_intent\"")
   if p then return p, why() end
 end
-F[217] = function(v)   -- IdentifiedProfiles
+F[162] = function(v)   -- IdentifiedProfiles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[211](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[43](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "identified_profiles", "\"identified_profiles\"")
   if p then return p, why() end
 end
-F[218] = function(v)   -- ListsAndSegments
+F[163] = function(v)   -- ListsAndSegments
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[219](x) if p then return "/properties" .. p, e, g end
+  x = v.properties p, e, g = F[164](x) if p then return "/properties" .. p, e, g end
   p = ms(v, "type", "lists_and_segments", "\"lists_and_segments\"")
   if p then return p, why() end
 end
-F[219] = function(v)   -- ListsAndSegmentsProperties
+F[164] = function(v)   -- ListsAndSegmentsProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.allow_list if x ~= nil and not isnull(x) then p, e, g = F[220](x) if p then return "/allow_list" .. p, e, g end end
-  x = v.deny_list if x ~= nil and not isnull(x) then p, e, g = F[221](x) if p then return "/deny_list" .. p, e, g end end
+  x = v.allow_list if x ~= nil and not isnull(x) then p, e, g = F[165](x) if p then return "/allow_list" .. p, e, g end end
+  x = v.deny_list if x ~= nil and not isnull(x) then p, e, g = F[165](x) if p then return "/deny_list" .. p, e, g end end
 end
-F[220] = function(v)
-  local p, e, g
+F[165] = function(v)
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
 end
-F[221] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
-end
-F[222] = function(v)   -- Location
+F[166] = function(v)   -- Location
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[223](x) if p then return "/properties" .. p, e, g end
+  x = v.properties p, e, g = F[167](x) if p then return "/properties" .. p, e, g end
   p = ms(v, "type", "location", "\"location\"")
   if p then return p, why() end
 end
-F[223] = function(v)   -- LocationProperties
+F[167] = function(v)   -- LocationProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.allow_list if x ~= nil and not isnull(x) then p, e, g = F[224](x) if p then return "/allow_list" .. p, e, g end end
-  x = v.deny_list if x ~= nil and not isnull(x) then p, e, g = F[226](x) if p then return "/deny_list" .. p, e, g end end
+  x = v.allow_list if x ~= nil and not isnull(x) then p, e, g = F[168](x) if p then return "/allow_list" .. p, e, g end end
+  x = v.deny_list if x ~= nil and not isnull(x) then p, e, g = F[168](x) if p then return "/deny_list" .. p, e, g end end
 end
-F[224] = function(v)
-  local p, e, g
+F[168] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[225](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[169](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[225] = function(v)
+F[169] = function(v)
   local p, e, g
   local bp, be, bg
   repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if not E[36][v] then p, e, g = "", T[36], given(v) break end return nil until true bp, be, bg = p, e, g
   repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if not E[37][v] then p, e, g = "", T[37], given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
-F[226] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[227](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[227] = function(v)
-  local p, e, g
-  local bp, be, bg
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if not E[36][v] then p, e, g = "", T[36], given(v) break end return nil until true bp, be, bg = p, e, g
-  repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if not E[37][v] then p, e, g = "", T[37], given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
-end
-F[228] = function(v)   -- PageVisits
+F[170] = function(v)   -- PageVisits
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[229](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[171](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "page_visits", "\"page_visits\"")
   if p then return p, why() end
 end
-F[229] = function(v)   -- PageVisitsProperties
-  local p, e, g, x
+F[171] = function(v)   -- PageVisitsProperties
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = mi(v, "pages")
   if p then return p, why() end
 end
-F[230] = function(v)   -- PreviouslySubmitted
+F[172] = function(v)   -- PreviouslySubmitted
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[211](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[43](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "previously_submitted", "\"previously_submitted\"")
   if p then return p, why() end
 end
-F[231] = function(v)   -- ProfileEventTracked
+F[173] = function(v)   -- ProfileEventTracked
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[232](x) if p then return "/properties" .. p, e, g end
+  x = v.properties p, e, g = F[174](x) if p then return "/properties" .. p, e, g end
   p = ms(v, "type", "profile_event_tracked", "\"profile_event_tracked\"")
   if p then return p, why() end
 end
-F[232] = function(v)   -- ProfileEventTrackedProperties
+F[174] = function(v)   -- ProfileEventTrackedProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "metric")
   if p then return p, why() end
-  x = v.property_filters if x ~= nil and not isnull(x) then p, e, g = F[233](x) if p then return "/property_filters" .. p, e, g end end
+  x = v.property_filters if x ~= nil and not isnull(x) then p, e, g = F[175](x) if p then return "/property_filters" .. p, e, g end end
 end
-F[233] = function(v)
-  local p, e, g
+F[175] = function(v)
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[234](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[176](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[234] = function(v)   -- PropertyFilter
-  local p, e, g, x
+F[176] = function(v)   -- PropertyFilter
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "property")
     or need(v, "value")
@@ -2380,87 +1878,57 @@ F[234] = function(v)   -- PropertyFilter
     or ms(v, "value")
   if p then return p, why() end
 end
-F[235] = function(v)   -- Scroll
+F[177] = function(v)   -- Scroll
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[236](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[178](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "scroll_percentage", "\"scroll_percentage\"")
   if p then return p, why() end
 end
-F[236] = function(v)   -- ScrollProperties
-  local p, e, g, x
+F[178] = function(v)   -- ScrollProperties
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = mi(v, "percentage")
   if p then return p, why() end
 end
-F[237] = function(v)   -- UnidentifiedProfiles
+F[179] = function(v)   -- UnidentifiedProfiles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[211](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[43](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "unidentified_profiles", "\"unidentified_profiles\"")
   if p then return p, why() end
 end
-F[238] = function(v)   -- URLPatterns
+F[180] = function(v)   -- URLPatterns
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[239](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[164](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "url_patterns", "\"url_patterns\"")
   if p then return p, why() end
 end
-F[239] = function(v)   -- URLPatternsProperties
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  x = v.allow_list if x ~= nil and not isnull(x) then p, e, g = F[240](x) if p then return "/allow_list" .. p, e, g end end
-  x = v.deny_list if x ~= nil and not isnull(x) then p, e, g = F[241](x) if p then return "/deny_list" .. p, e, g end end
-end
-F[240] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
-end
-F[241] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
-end
-F[242] = function(v)   -- BackInStock
+F[181] = function(v)   -- BackInStock
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[243](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[182](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "back_in_stock", "\"back_in_stock\"")
   if p then return p, why() end
 end
-F[243] = function(v)   -- BackInStockProperties
+F[182] = function(v)   -- BackInStockProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.tag_allowlist if x ~= nil then p, e, g = F[244](x) if p then return "/tag_allowlist" .. p, e, g end end
-  x = v.tag_blocklist if x ~= nil then p, e, g = F[245](x) if p then return "/tag_blocklist" .. p, e, g end end
-end
-F[244] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
-end
-F[245] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
+  x = v.tag_allowlist if x ~= nil then p, e, g = F[165](x) if p then return "/tag_allowlist" .. p, e, g end end
+  x = v.tag_blocklist if x ~= nil then p, e, g = F[165](x) if p then return "/tag_blocklist" .. p, e, g end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: definition, status, ab_test, name" }, shape = [==[
 ^293

@@ -62,13 +62,13 @@ F[6] = function(v)
   if p then return p, why() end
 end
 F[7] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.APISchemaProperty(x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
 F[8] = function(v)
-  local p, e, g
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end

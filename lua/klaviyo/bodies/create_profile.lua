@@ -40,7 +40,6 @@ F[3] = function(v)
   if p then return p, why() end
 end
 F[4] = function(v)
-  local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes" }, shape = [==[

@@ -12,7 +12,7 @@ F[1] = function(v)   -- ProfileObjectSchemaRelationshipCreateQuery
   x = v.data p, e, g = F[2](x) if p then return "/data" .. p, e, g end
 end
 F[2] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[3](x) if p then return "/" .. (i - 1) .. p, e, g end end

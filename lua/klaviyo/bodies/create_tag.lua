@@ -22,7 +22,7 @@ F[2] = function(v)   -- TagCreateQueryResourceObject
   if p then return p, why() end
 end
 F[3] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "name")
     or ms(v, "name")
@@ -39,7 +39,7 @@ F[5] = function(v)
   x = v.data if x ~= nil then p, e, g = F[6](x) if p then return "/data" .. p, e, g end end
 end
 F[6] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "id")

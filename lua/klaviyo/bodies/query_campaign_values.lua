@@ -37,7 +37,7 @@ F[3] = function(v)
   x = v.timeframe p, e, g = F[6](x) if p then return "/timeframe" .. p, e, g end
 end
 F[4] = function(v)
-  local p, e, g
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i]
@@ -46,7 +46,7 @@ F[4] = function(v)
   end
 end
 F[5] = function(v)
-  local p, e, g
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i]

@@ -41,13 +41,13 @@ F[3] = function(v)
     or ms(v, "page_cursor")
     or mi0(v, "page_size")
   if p then return p, why() end
-  x = v.return_fields if x ~= nil and not isnull(x) then p, e, g = F[7](x) if p then return "/return_fields" .. p, e, g end end
+  x = v.return_fields if x ~= nil and not isnull(x) then p, e, g = F[5](x) if p then return "/return_fields" .. p, e, g end end
   p = ms(v, "sort", E[4], T[4])
     or ms0(v, "timezone")
   if p then return p, why() end
 end
 F[4] = function(v)
-  local p, e, g
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i]
@@ -56,25 +56,19 @@ F[4] = function(v)
   end
 end
 F[5] = function(v)
-  local p, e, g
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
 end
 F[6] = function(v)
-  local p, e, g
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i]
     if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
     if not E[3][x] then return "/" .. (i - 1), T[3], given(x) end
   end
-end
-F[7] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: metric_id, measurements, filter" }, shape = [==[
 ^405

@@ -30,7 +30,6 @@ F[3] = function(v)
   x = v.context p, e, g = F[4](x) if p then return "/context" .. p, e, g end
 end
 F[4] = function(v)
-  local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes", "data.attributes requires: context" }, shape = [==[

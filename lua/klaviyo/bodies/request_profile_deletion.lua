@@ -47,7 +47,7 @@ F[5] = function(v)   -- DataPrivacyProfileQueryResourceObject
   if p then return p, why() end
 end
 F[6] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "email")
     or ms0(v, "phone_number", e164)

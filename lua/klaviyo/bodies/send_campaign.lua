@@ -11,7 +11,7 @@ F[1] = function(v)   -- CampaignSendJobCreateQuery
   x = v.data p, e, g = F[2](x) if p then return "/data" .. p, e, g end
 end
 F[2] = function(v)   -- CampaignSendJobCreateQueryResourceObject
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "id")

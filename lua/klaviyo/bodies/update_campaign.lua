@@ -29,29 +29,23 @@ F[3] = function(v)
   x = v.audiences if x ~= nil and not isnull(x) then p, e, g = F[4](x) if p then return "/audiences" .. p, e, g end end
   p = ms0(v, "name")
   if p then return p, why() end
-  x = v.send_options if x ~= nil and not isnull(x) then p, e, g = F[7](x) if p then return "/send_options" .. p, e, g end end
-  x = v.send_strategy if x ~= nil and not isnull(x) then p, e, g = F[8](x) if p then return "/send_strategy" .. p, e, g end end
-  x = v.tracking_options if x ~= nil and not isnull(x) then p, e, g = F[9](x) if p then return "/tracking_options" .. p, e, g end end
+  x = v.send_options if x ~= nil and not isnull(x) then p, e, g = F[6](x) if p then return "/send_options" .. p, e, g end end
+  x = v.send_strategy if x ~= nil and not isnull(x) then p, e, g = F[7](x) if p then return "/send_strategy" .. p, e, g end end
+  x = v.tracking_options if x ~= nil and not isnull(x) then p, e, g = F[8](x) if p then return "/tracking_options" .. p, e, g end end
 end
 F[4] = function(v)   -- AudiencesUpdate
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   x = v.excluded if x ~= nil and not isnull(x) then p, e, g = F[5](x) if p then return "/excluded" .. p, e, g end end
-  x = v.included if x ~= nil and not isnull(x) then p, e, g = F[6](x) if p then return "/included" .. p, e, g end end
+  x = v.included if x ~= nil and not isnull(x) then p, e, g = F[5](x) if p then return "/included" .. p, e, g end end
 end
 F[5] = function(v)
-  local p, e, g
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
 end
 F[6] = function(v)
-  local p, e, g
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
-end
-F[7] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.EmailSendOptions(v) if not p then return end bp, be, bg = p, e, g
@@ -59,7 +53,7 @@ F[7] = function(v)
   p, e, g = C.PushSendOptions(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
-F[8] = function(v)
+F[7] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.StaticSendStrategy(v) if not p then return end bp, be, bg = p, e, g
@@ -68,7 +62,7 @@ F[8] = function(v)
   p, e, g = C.SmartSendTimeStrategy(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
-F[9] = function(v)
+F[8] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.CampaignsEmailTrackingOptions(v) if not p then return end bp, be, bg = p, e, g

@@ -21,7 +21,7 @@ F[2] = function(v)   -- CampaignMessagePartialUpdateQueryResourceObject
   x = v.attributes p, e, g = F[3](x) if p then return "/attributes" .. p, e, g end
   p = ms(v, "id")
   if p then return p, why() end
-  x = v.relationships if x ~= nil then p, e, g = F[11](x) if p then return "/relationships" .. p, e, g end end
+  x = v.relationships if x ~= nil then p, e, g = F[10](x) if p then return "/relationships" .. p, e, g end end
   p = ms(v, "type", "campaign-message", "\"campaign-message\"")
   if p then return p, why() end
 end
@@ -61,13 +61,12 @@ F[6] = function(v)   -- MobilePushContentUpdate
   if p then return p, why() end
 end
 F[7] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.PushActionButtonDefinition(x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
 F[8] = function(v)
-  local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
 end
 F[9] = function(v)   -- MobilePushMessageSilentDefinitionUpdate
@@ -76,26 +75,22 @@ F[9] = function(v)   -- MobilePushMessageSilentDefinitionUpdate
   p = need(v, "channel")
     or ms(v, "channel", "mobile_push", "\"mobile_push\"")
   if p then return p, why() end
-  x = v.kv_pairs if x ~= nil then p, e, g = F[10](x) if p then return "/kv_pairs" .. p, e, g end end
+  x = v.kv_pairs if x ~= nil then p, e, g = F[8](x) if p then return "/kv_pairs" .. p, e, g end end
   p = ms(v, "notification_type", "silent", "\"silent\"")
   if p then return p, why() end
 end
 F[10] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
+  x = v.image if x ~= nil then p, e, g = F[11](x) if p then return "/image" .. p, e, g end end
 end
 F[11] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.image if x ~= nil then p, e, g = F[12](x) if p then return "/image" .. p, e, g end end
+  x = v.data if x ~= nil then p, e, g = F[12](x) if p then return "/data" .. p, e, g end end
 end
 F[12] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  x = v.data if x ~= nil then p, e, g = F[13](x) if p then return "/data" .. p, e, g end end
-end
-F[13] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "id")

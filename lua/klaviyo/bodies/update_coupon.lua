@@ -31,7 +31,6 @@ F[3] = function(v)
   x = v.monitor_configuration if x ~= nil and not isnull(x) then p, e, g = F[4](x) if p then return "/monitor_configuration" .. p, e, g end end
 end
 F[4] = function(v)
-  local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[

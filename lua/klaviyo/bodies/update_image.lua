@@ -24,7 +24,7 @@ F[2] = function(v)   -- ImagePartialUpdateQueryResourceObject
   if p then return p, why() end
 end
 F[3] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = mb0(v, "hidden")
     or ms0(v, "name")

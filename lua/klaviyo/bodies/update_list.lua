@@ -25,7 +25,7 @@ F[2] = function(v)   -- ListPartialUpdateQueryResourceObject
   if p then return p, why() end
 end
 F[3] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "name")
     or ms0(v, "opt_in_process", E[1], T[1])

@@ -60,7 +60,7 @@ F[6] = function(v)
   return bp, be, bg
 end
 F[7] = function(v)   -- RejectReasonOther
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "reason")
     or ms(v, "reason", "other", "\"other\"")
@@ -68,63 +68,63 @@ F[7] = function(v)   -- RejectReasonOther
   if p then return p, why() end
 end
 F[8] = function(v)   -- RejectReasonFake
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "reason")
     or ms(v, "reason", "fake", "\"fake\"")
   if p then return p, why() end
 end
 F[9] = function(v)   -- RejectReasonMisleading
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "reason")
     or ms(v, "reason", "false_or_misleading", "\"false_or_misleading\"")
   if p then return p, why() end
 end
 F[10] = function(v)   -- RejectReasonPrivateInformation
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "reason")
     or ms(v, "reason", "private_information", "\"private_information\"")
   if p then return p, why() end
 end
 F[11] = function(v)   -- RejectReasonProfanity
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "reason")
     or ms(v, "reason", "profanity_or_inappropriate", "\"profanity_or_inappropriate\"")
   if p then return p, why() end
 end
 F[12] = function(v)   -- RejectReasonUnrelated
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "reason")
     or ms(v, "reason", "unrelated", "\"unrelated\"")
   if p then return p, why() end
 end
 F[13] = function(v)   -- ReviewStatusFeatured
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "value")
     or ms(v, "value", "featured", "\"featured\"")
   if p then return p, why() end
 end
 F[14] = function(v)   -- ReviewStatusPublished
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "value")
     or ms(v, "value", "published", "\"published\"")
   if p then return p, why() end
 end
 F[15] = function(v)   -- ReviewStatusUnpublished
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "value")
     or ms(v, "value", "unpublished", "\"unpublished\"")
   if p then return p, why() end
 end
 F[16] = function(v)   -- ReviewStatusPending
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "value")
     or ms(v, "value", "pending", "\"pending\"")

@@ -30,7 +30,7 @@ F[3] = function(v)
   x = v.relationship_mappings if x ~= nil and not isnull(x) then p, e, g = F[6](x) if p then return "/relationship_mappings" .. p, e, g end end
 end
 F[4] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[5](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -43,7 +43,7 @@ F[5] = function(v)
   return bp, be, bg
 end
 F[6] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.SimpleRelationshipMapping(x) if p then return "/" .. (i - 1) .. p, e, g end end

@@ -23,7 +23,7 @@ F[2] = function(v)   -- TagUpdateQueryResourceObject
   if p then return p, why() end
 end
 F[3] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "name")
     or ms(v, "name")

@@ -32,7 +32,7 @@ F[3] = function(v)
   x = v.return_fields if x ~= nil and not isnull(x) then p, e, g = F[4](x) if p then return "/return_fields" .. p, e, g end end
 end
 F[4] = function(v)
-  local p, e, g
+  local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end

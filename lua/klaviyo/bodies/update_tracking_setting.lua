@@ -31,14 +31,14 @@ F[3] = function(v)
   p = mb0(v, "auto_add_parameters")
   if p then return p, why() end
   x = v.custom_parameters if x ~= nil and not isnull(x) then p, e, g = F[4](x) if p then return "/custom_parameters" .. p, e, g end end
-  x = v.utm_campaign if x ~= nil and not isnull(x) then p, e, g = F[12](x) if p then return "/utm_campaign" .. p, e, g end end
-  x = v.utm_id if x ~= nil and not isnull(x) then p, e, g = F[12](x) if p then return "/utm_id" .. p, e, g end end
-  x = v.utm_medium if x ~= nil and not isnull(x) then p, e, g = F[12](x) if p then return "/utm_medium" .. p, e, g end end
-  x = v.utm_source if x ~= nil and not isnull(x) then p, e, g = F[12](x) if p then return "/utm_source" .. p, e, g end end
-  x = v.utm_term if x ~= nil and not isnull(x) then p, e, g = F[12](x) if p then return "/utm_term" .. p, e, g end end
+  x = v.utm_campaign if x ~= nil and not isnull(x) then p, e, g = F[11](x) if p then return "/utm_campaign" .. p, e, g end end
+  x = v.utm_id if x ~= nil and not isnull(x) then p, e, g = F[11](x) if p then return "/utm_id" .. p, e, g end end
+  x = v.utm_medium if x ~= nil and not isnull(x) then p, e, g = F[11](x) if p then return "/utm_medium" .. p, e, g end end
+  x = v.utm_source if x ~= nil and not isnull(x) then p, e, g = F[11](x) if p then return "/utm_source" .. p, e, g end end
+  x = v.utm_term if x ~= nil and not isnull(x) then p, e, g = F[11](x) if p then return "/utm_term" .. p, e, g end end
 end
 F[4] = function(v)
-  local p, e, g
+  local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = F[5](x) if p then return "/" .. (i - 1) .. p, e, g end end
@@ -61,7 +61,7 @@ F[6] = function(v)
   return bp, be, bg
 end
 F[7] = function(v)   -- CampaignTrackingSettingDynamicParam
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "value")
@@ -70,7 +70,7 @@ F[7] = function(v)   -- CampaignTrackingSettingDynamicParam
   if p then return p, why() end
 end
 F[8] = function(v)   -- CampaignTrackingSettingStaticParam
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "value")
@@ -82,11 +82,11 @@ F[9] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = F[10](v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = F[11](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[8](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
 F[10] = function(v)   -- FlowTrackingSettingDynamicParam
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "value")
@@ -94,34 +94,11 @@ F[10] = function(v)   -- FlowTrackingSettingDynamicParam
     or ms(v, "value", E[2], T[2])
   if p then return p, why() end
 end
-F[11] = function(v)   -- FlowTrackingSettingStaticParam
+F[11] = function(v)   -- TrackingParamDTO
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "type")
-    or need(v, "value")
-    or ms(v, "type", "static", "\"static\"")
-    or ms(v, "value")
-  if p then return p, why() end
-end
-F[12] = function(v)   -- TrackingParamDTO
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  x = v.campaign if x ~= nil and not isnull(x) then p, e, g = F[13](x) if p then return "/campaign" .. p, e, g end end
-  x = v.flow if x ~= nil and not isnull(x) then p, e, g = F[14](x) if p then return "/flow" .. p, e, g end end
-end
-F[13] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = F[7](v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = F[8](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
-end
-F[14] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = F[10](v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = F[11](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
+  x = v.campaign if x ~= nil and not isnull(x) then p, e, g = F[6](x) if p then return "/campaign" .. p, e, g end end
+  x = v.flow if x ~= nil and not isnull(x) then p, e, g = F[9](x) if p then return "/flow" .. p, e, g end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
 ^491

@@ -26,7 +26,7 @@ F[2] = function(v)   -- WebFeedPartialUpdateQueryResourceObject
   if p then return p, why() end
 end
 F[3] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "content_type", E[1], T[1])
     or ms0(v, "name")

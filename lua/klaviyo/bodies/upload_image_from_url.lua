@@ -22,7 +22,7 @@ F[2] = function(v)   -- ImageCreateQueryResourceObject
   if p then return p, why() end
 end
 F[3] = function(v)
-  local p, e, g, x
+  local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "import_from_url")
     or mb0(v, "hidden")

@@ -290,6 +290,15 @@ local function expand(text, fragments, ind, out)
   return out
 end
 
+--- The shape text of a generated check (its shape member) with the fragments it names
+-- (PREFIX/_shapes.lua) written in: the text `klaviyo describe` prints.
+---@param text string
+---@param fragments string[]
+---@return string
+function _M.expand_shape(text, fragments)
+  return concat(expand(text, fragments, "", {}), "\n") .. "\n"
+end
+
 local described = {}
 
 --- The generated description of an operation's body: {check = fn, requires = {lines},
@@ -302,8 +311,8 @@ function _M.generated(op_id)
   local c = checker(op_id)
   d = false
   if c then
-    local lines = expand(c.shape, require("klaviyo.bodies._shapes"), "", {})
-    d = { check = c.check, requires = c.requires, shape = concat(lines, "\n") .. "\n" }
+    d = { check = c.check, requires = c.requires,
+          shape = _M.expand_shape(c.shape, require("klaviyo.bodies._shapes")) }
   end
   described[op_id] = d
   return d

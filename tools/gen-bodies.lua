@@ -232,7 +232,8 @@ local modules = {}     -- shared module name -> its file
 local shared_fn = {}   -- shared component -> its expression, once written
 
 local function new_file(kind, title)
-  return { kind = kind, title = title, funcs = {}, nf = 0, called = {}, same = {}, by_node = {}, by_name = {}, sets = {}, set_of = {} }
+  return { kind = kind, title = title, funcs = {}, nf = 0, called = {}, same = {}, by_node = {},
+           by_name = {}, sets = {}, set_of = {} }
 end
 
 -- A set of values (an enum's values, a closed object's members), once per file: E[i]; an
@@ -297,7 +298,8 @@ local function checks(file, node, x, ptr, e164, brk)
   local cond = format(TEST[ty], x)
   if nullable then cond = format("%s and not isnull(%s)", cond, x) end
   local given = format("given(%s)", x)
-  items[1] = { conds = { cond }, body = fail(lit(nullable and ARTICLE[ty] .. " or null" or ARTICLE[ty]), given) }
+  local article = nullable and ARTICLE[ty] .. " or null" or ARTICLE[ty]
+  items[1] = { conds = { cond }, body = fail(lit(article), given) }
   local guard = nullable and format("not isnull(%s)", x) or nil
   local function when(c) return guard and { guard, c } or { c } end
   local allowed = {}   -- as the arguments of a member check (H.ms and its kin)
@@ -349,13 +351,15 @@ end
 local function emit(file, node, name, expr)
   local slot = #file.funcs + 1   -- a function comes before those it calls
   file.funcs[slot] = false
-  local out = { format("%s = function(v)%s", expr, name and expr:sub(1, 1) ~= "C" and "   -- " .. name or "") }
+  local out = { format("%s = function(v)%s", expr,
+    name and expr:sub(1, 1) ~= "C" and "   -- " .. name or "") }
   local ty = node.type
   if ty == nil and node.properties then ty = "object" end
   out[2] = false   -- the locals the function uses, below
   if node["$ref"] then
     local target = component(node["$ref"])
-    out[#out + 1] = format("  p, e, g = %s(v) if p then return p, e, g end", fn_of(file, schemas[target], target))
+    out[#out + 1] = format("  p, e, g = %s(v) if p then return p, e, g end",
+      fn_of(file, schemas[target], target))
   end
   if ty == "object" then
     out[#out + 1] = '  if not obj(v) then return "", "an object", given(v) end'
@@ -442,9 +446,11 @@ local function emit(file, node, name, expr)
       local keep = i == 1 and "bp, be, bg = p, e, g" or "bp, be, bg = best(bp, be, bg, p, e, g)"
       if #items == 1 and #items[1].conds == 0 and items[1].body:find(" if p then break end$") then
         -- a branch that is one check: accepted when it passes
-        out[#out + 1] = "  " .. items[1].body:gsub(" if p then break end$", " if not p then return end ") .. keep
+        local call = items[1].body:gsub(" if p then break end$", " if not p then return end ")
+        out[#out + 1] = "  " .. call .. keep
       else
-        out[#out + 1] = "  repeat " .. concat(render(items, "", {}, ""), " ") .. " return nil until true " .. keep
+        out[#out + 1] = "  repeat " .. concat(render(items, "", {}, ""), " ")
+          .. " return nil until true " .. keep
       end
     end
     out[#out + 1] = "  return bp, be, bg"

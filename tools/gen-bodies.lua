@@ -1,14 +1,21 @@
 -- Turns the request body schemas of Klaviyo's OpenAPI spec into Lua checks: one file per
--- operation with a JSON body, lua/klaviyo/bodies/<operation_id>.lua, returning {check =
--- function(body) -> nil | pointer, expected, given (klaviyo.body_check runs it), requires =
--- the required members of the body, data and data.attributes, shape = the body's members as
--- indented lines} (`klaviyo describe` prints the last two). Each schema the body reaches
--- becomes a straight-line Lua function (no schema walk at run time): required members,
--- types, nullable, enums, the formats Klaviyo enforces (date-time, date, time, uri; E.164
--- where the spec describes a phone number so), additionalProperties false, array and property
--- bounds; allOf checks every branch, oneOf/anyOf accepts a value any branch accepts (the
--- spec's branches are open objects that overlap, as the contract check reads them too).
--- Usage: lua5.4 tools/gen-bodies.lua SPEC.json OUTDIR   writes OUTDIR/<op>.lua
+-- operation with a JSON body, OUTDIR/<operation_id>.lua, returning {check = function(body) ->
+-- nil | pointer, expected, given (klaviyo.body_check runs it), requires = the required members
+-- of the body, data and data.attributes, shape = the body's members as indented lines}
+-- (`klaviyo describe` prints the last two). Each schema the body reaches becomes a
+-- straight-line Lua function (no schema walk at run time): required members, types, nullable,
+-- enums, the formats Klaviyo enforces (date-time, date, time, uri; E.164 where the spec
+-- describes a phone number so), additionalProperties false, array and property bounds; allOf
+-- checks every branch, oneOf/anyOf accepts a value any branch accepts (the spec's branches are
+-- open objects that overlap, as the contract check reads them too). An object's members are
+-- one chain of klaviyo.body_check's member checks (H.need, H.ms, ...), a nested object one call.
+-- Nothing is written twice: a component several operations reach is written once, in
+-- OUTDIR/_shared_NN.lua (one module per set of operations sharing components, loaded on the
+-- first call of one of them; OUTDIR/_index.lua names the module of each), a function written
+-- the same as another in its file is that one, and the shape text of a component's members is
+-- one fragment of OUTDIR/_shapes.lua.
+-- Usage: lua5.4 tools/gen-bodies.lua SPEC.json OUTDIR [PREFIX]   PREFIX: the module name of
+-- OUTDIR (klaviyo.bodies)
 local cjson = require "cjson"
 
 local spec_path, outdir = arg[1], arg[2]

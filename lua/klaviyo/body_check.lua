@@ -277,14 +277,22 @@ local function checker(op_id)
   return c
 end
 
--- The shape text with each line "<indent>^<n>" replaced by fragment n, indented so.
-local function expand(text, fragments, ind, out)
+-- The lines of a shape text at depth `depth`, each line "<indent>^<n>[ <component>]" replaced
+-- by fragment n (the members of a node one deeper), indented so; a component met again inside
+-- itself, or a node deeper than 8, is named on the line above instead.
+local function expand(text, fragments, ind, depth, seen, out)
   for line in text:gmatch("[^\n]+") do
-    local i, n = match(line, "^(%s*)%^(%d+)$")
-    if n then
-      expand(fragments[tonumber(n)], fragments, ind .. i, out)
-    else
+    local i, n, name = match(line, "^(%s*)%^(%d+) ?(.*)$")
+    if not n then
       out[#out + 1] = ind .. line
+    elseif name ~= "" and seen[name] then
+      out[#out] = out[#out] .. " (" .. name .. ", as above)"
+    elseif depth + 1 > 8 then
+      out[#out] = out[#out] .. " (" .. (name ~= "" and name or "nested") .. ", not expanded)"
+    else
+      if name ~= "" then seen[name] = true end
+      expand(fragments[tonumber(n)], fragments, ind .. i, depth + 1, seen, out)
+      if name ~= "" then seen[name] = nil end
     end
   end
   return out
@@ -296,7 +304,7 @@ end
 ---@param fragments string[]
 ---@return string
 function _M.expand_shape(text, fragments)
-  return concat(expand(text, fragments, "", {}), "\n") .. "\n"
+  return concat(expand(text, fragments, "", -1, {}, {}), "\n") .. "\n"
 end
 
 local described = {}

@@ -13,6 +13,9 @@ local function op(id, schema)
     content = { ["application/vnd.api+json"] = { schema = schema } } } }
 end
 local COUNTED = { type = "object", properties = { n = { type = "integer" } } }
+-- objects nested ten deep: `klaviyo describe` stops expanding past 8
+local DEEP = { type = "string" }
+for _ = 1, 10 do DEEP = { type = "object", properties = { down = DEEP } } end
 local SPEC = {
   openapi = "3.0.2",
   paths = {
@@ -39,8 +42,10 @@ local SPEC = {
         phone_number = { type = "string", description = "A phone number in E.164 format" },
         a = COUNTED,
         b = { type = "object", properties = { n = { type = "integer" } } },
+        deep = DEEP,
       } },
-    Named = { type = "object", required = { "name" }, properties = { name = { type = "string" } } },
+    Named = { type = "object", required = { "name" }, properties = { name = { type = "string" },
+      children = { type = "array", items = { ["$ref"] = "#/components/schemas/Named" } } } },
     Circle = { type = "object", required = { "radius" }, properties = { radius = { type = "number" } } },
     Square = { type = "object", required = { "side" }, properties = { side = { type = "integer" } } },
   } },
@@ -137,11 +142,14 @@ describe("tools/gen-bodies.lua", function()
   it("writes the shape of a component once, expanded for klaviyo describe", function()
     local gen = require(PREFIX .. ".create_thing")
     local fragments = dofile(dir .. "/" .. PREFIX .. "/_shapes.lua")
-    assert.truthy(gen.shape:find("\n?%^%d+\n"), gen.shape)
+    assert.truthy(gen.shape:find("^%^%d+ Body\n"), gen.shape)
     local text = body_check.expand_shape(gen.shape, fragments)
     assert.truthy(text:find('^data: object %(required%)\n'), text)
     assert.truthy(text:find('\n  type: "thing" %(required%)\n'), text)
     assert.truthy(text:find('\n    name: string %(required%)\n'), text)
     assert.truthy(text:find('\n  color: one of "red", "blue" or null\n'), text)
+    -- a component met inside itself is named, not expanded again; so is a node nested past 8
+    assert.truthy(text:find("\n%s+children: array of object %(Named, as above%)\n"), text)
+    assert.truthy(text:find("down: object %(nested, not expanded%)\n"), text)
   end)
 end)

@@ -3,584 +3,796 @@
 -- expanded by klaviyo.body_check.generated.
 return {
 [==[
-data: array of object (required)
-  id: string (required)
-  type: "catalog-category" (required)]==],
-[==[
-data: array of object (required)
-  id: string (required)
-  type: "catalog-item" (required)]==],
-[==[
-data: array of object (required)
-  id: string (required)
-  type: "profile" (required)]==],
-[==[
-data: object (required)
-  id: string (required)
-  relationships: object (required)
-    template: object (required)
-      data: object
-        id: string (required)
-        type: "template" (required)
-  type: "campaign-message" (required)]==],
-[==[
-attributes: object (required)
-  catalog_type: string or null
-  external_id: string (required)
-  integration_type: "$custom" or null
-  name: string (required)
-relationships: object
-  items: object
-    data: array of object
-      id: string (required)
-      type: "catalog-item" (required)
-type: "catalog-category" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    categories: object (required)
-      data: array of object (required)
-        ^5
-  type: "catalog-category-bulk-create-job" (required)]==],
-[==[
-attributes: object (required)
-  catalog_type: string or null
-  custom_metadata: object or null
-  description: string (required)
-  external_id: string (required)
-  image_full_url: string or null
-  image_thumbnail_url: string or null
-  images: array of string or null
-  integration_type: "$custom" or null
-  price: number or null
-  published: boolean or null
-  title: string (required)
-  url: string (required)
-relationships: object
-  categories: object
-    data: array of object
-      id: string (required)
-      type: "catalog-category" (required)
-type: "catalog-item" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    items: object (required)
-      data: array of object (required)
-        ^7
-  type: "catalog-item-bulk-create-job" (required)]==],
-[==[
-attributes: object (required)
-  catalog_type: string or null
-  custom_metadata: object or null
-  description: string (required)
-  external_id: string (required)
-  image_full_url: string or null
-  image_thumbnail_url: string or null
-  images: array of string or null
-  integration_type: "$custom" or null
-  inventory_policy: one of 0.0, 1.0, 2.0 or null
-  inventory_quantity: number (required)
-  price: number (required)
-  published: boolean or null
-  sku: string (required)
-  title: string (required)
-  url: string (required)
-relationships: object (required)
-  item: object (required)
-    data: object
-      id: string (required)
-      type: "catalog-item" (required)
-type: "catalog-variant" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    variants: object (required)
-      data: array of object (required)
-        ^9
-  type: "catalog-variant-bulk-create-job" (required)]==],
-[==[
-attributes: object (required)
-  backfill: boolean or null
-  metric: object (required)
-    data: object (required)
-      attributes: object (required)
-        name: string (required)
-        service: string or null
-      type: "metric" (required)
-  properties: object (required)
-  time: date-time or null
-  unique_id: string or null
-  value: number or null
-  value_currency: string or null
-type: "event" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    backfill: boolean or null
-    events: object (required)
-      data: array of object (required)
-        ^11
-    profile: object (required)
-      data: object (required)
-        attributes: object (required)
-          _kx: string or null
-          anonymous_id: string or null
-          email: string or null
-          external_id: string or null
-          first_name: string or null
-          image: string or null
-          last_name: string or null
-          locale: string or null
-          location: object or null
-            address1: string or null
-            address2: string or null
-            city: string or null
-            country: string or null
-            ip: string or null
-            latitude: string or number or null
-            longitude: string or number or null
-            region: string or null
-            timezone: string or null
-            zip: string or null
-          organization: string or null
-          phone_number: string, E.164 or null
-          properties: object or null
-          title: string or null
-        id: string or null
-        meta: object or null
-          patch_identifiers: object or null
-            append: object
-            unappend: object
-          patch_properties: object or null
-            append: object or null
-            unappend: object or null
-            unset: one of or null
-              - variant 1:
-              - variant 2:
-        type: "profile" (required)
-  type: "event-bulk-create" (required)]==],
-[==[
-attributes: object (required)
-  expires_at: date-time or null
-  unique_code: string (required)
-relationships: object (required)
-  coupon: object (required)
-    data: object
-      id: string (required)
-      type: "coupon" (required)
-type: "coupon-code" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    coupon-codes: object (required)
-      data: array of object (required)
-        ^13
-  type: "coupon-code-bulk-create-job" (required)]==],
-[==[
-attributes: object (required)
-  record: object (required)
-type: "data-source-record" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    data-source-records: object or null
-      data: array of object (required)
-        ^15
-  relationships: object
-    data-source: object
-      data: object
-        id: string (required)
-        type: "data-source" (required)
-  type: "data-source-record-bulk-create-job" (required)]==],
-[==[
-attributes: object (required)
-  backfill: boolean or null
-  metric: object (required) (nested, not expanded)
-  properties: object (required)
-  time: date-time or null
-  unique_id: string or null
-  value: number or null
-  value_currency: string or null
-type: "event" (required)]==],
-[==[
-attributes: object (required)
-  backfill: boolean or null
-  events: object (required)
-    data: array of object (required)
-      ^17
-  profile: object (required)
-    data: object (required)
-      attributes: object (required)
-        _kx: string or null
-        anonymous_id: string or null
-        email: string or null
-        external_id: string or null
-        first_name: string or null
-        image: string or null
-        last_name: string or null
-        locale: string or null
-        location: object or null (nested, not expanded)
-        organization: string or null
-        phone_number: string, E.164 or null
-        properties: object or null
-        title: string or null
-      id: string or null
-      meta: object or null
-        patch_identifiers: object or null (nested, not expanded)
-        patch_properties: object or null (nested, not expanded)
-      type: "profile" (required)
-type: "event-bulk-create" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    events-bulk-create: object (required)
-      data: array of object (required)
-        ^18
-  type: "event-bulk-create-job" (required)]==],
-[==[
 id: string (required)
 type: "catalog-category" (required)]==],
 [==[
-data: object (required)
-  attributes: object (required)
-    categories: object (required)
-      data: array of object (required)
-        ^20
-  type: "catalog-category-bulk-delete-job" (required)]==],
+data: array of object (required)
+  ^1]==],
 [==[
 id: string (required)
 type: "catalog-item" (required)]==],
 [==[
-data: object (required)
-  attributes: object (required)
-    items: object (required)
-      data: array of object (required)
-        ^22
-  type: "catalog-item-bulk-delete-job" (required)]==],
+data: array of object (required)
+  ^3]==],
 [==[
 id: string (required)
-type: "catalog-variant" (required)]==],
+type: "profile" (required)]==],
+[==[
+data: array of object (required)
+  ^5]==],
+[==[
+id: string (required)
+type: "template" (required)]==],
+[==[
+data: object
+  ^7]==],
+[==[
+template: object (required)
+  ^8]==],
+[==[
+id: string (required)
+relationships: object (required)
+  ^9
+type: "campaign-message" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    variants: object (required)
-      data: array of object (required)
-        ^24
-  type: "catalog-variant-bulk-delete-job" (required)]==],
+  ^10]==],
 [==[
-data: object (required)
-  relationships: object (required)
-    object-records: object (required)
-      data: array of object
-        id: string (required)
-        type: "object-record" (required)
-  type: "object-record-bulk-delete-job" (required)]==],
+catalog_type: string or null
+external_id: string (required)
+integration_type: "$custom" or null
+name: string (required)]==],
+[==[
+data: array of object
+  ^3]==],
+[==[
+items: object
+  ^13]==],
 [==[
 attributes: object (required)
-  _kx: string or null
-  email: string or null
-  external_id: string or null
-  first_name: string or null
-  image: string or null
-  last_name: string or null
-  locale: string or null
-  location: object or null
-    address1: string or null
-    address2: string or null
-    city: string or null
-    country: string or null
-    ip: string or null
-    latitude: string or number or null
-    longitude: string or number or null
-    region: string or null
-    timezone: string or null
-    zip: string or null
-  organization: string or null
-  phone_number: string, E.164 or null
-  properties: object or null
-  title: string or null
+  ^12
+relationships: object
+  ^14
+type: "catalog-category" (required)]==],
+[==[
+data: array of object (required)
+  ^15 CatalogCategoryCreateQueryResourceObject]==],
+[==[
+categories: object (required)
+  ^16]==],
+[==[
+attributes: object (required)
+  ^17
+type: "catalog-category-bulk-create-job" (required)]==],
+[==[
+data: object (required)
+  ^18]==],
+[==[
+catalog_type: string or null
+custom_metadata: object or null
+description: string (required)
+external_id: string (required)
+image_full_url: string or null
+image_thumbnail_url: string or null
+images: array of string or null
+integration_type: "$custom" or null
+price: number or null
+published: boolean or null
+title: string (required)
+url: string (required)]==],
+[==[
+data: array of object
+  ^1]==],
+[==[
+categories: object
+  ^21]==],
+[==[
+attributes: object (required)
+  ^20
+relationships: object
+  ^22
+type: "catalog-item" (required)]==],
+[==[
+data: array of object (required)
+  ^23 CatalogItemCreateQueryResourceObject]==],
+[==[
+items: object (required)
+  ^24]==],
+[==[
+attributes: object (required)
+  ^25
+type: "catalog-item-bulk-create-job" (required)]==],
+[==[
+data: object (required)
+  ^26]==],
+[==[
+catalog_type: string or null
+custom_metadata: object or null
+description: string (required)
+external_id: string (required)
+image_full_url: string or null
+image_thumbnail_url: string or null
+images: array of string or null
+integration_type: "$custom" or null
+inventory_policy: one of 0.0, 1.0, 2.0 or null
+inventory_quantity: number (required)
+price: number (required)
+published: boolean or null
+sku: string (required)
+title: string (required)
+url: string (required)]==],
+[==[
+data: object
+  ^3]==],
+[==[
+item: object (required)
+  ^29]==],
+[==[
+attributes: object (required)
+  ^28
+relationships: object (required)
+  ^30
+type: "catalog-variant" (required)]==],
+[==[
+data: array of object (required)
+  ^31 CatalogVariantCreateQueryResourceObject]==],
+[==[
+variants: object (required)
+  ^32]==],
+[==[
+attributes: object (required)
+  ^33
+type: "catalog-variant-bulk-create-job" (required)]==],
+[==[
+data: object (required)
+  ^34]==],
+[==[
+name: string (required)
+service: string or null]==],
+[==[
+attributes: object (required)
+  ^36
+type: "metric" (required)]==],
+[==[
+data: object (required)
+  ^37]==],
+[==[
+backfill: boolean or null
+metric: object (required)
+  ^38
+properties: object (required)
+time: date-time or null
+unique_id: string or null
+value: number or null
+value_currency: string or null]==],
+[==[
+attributes: object (required)
+  ^39
+type: "event" (required)]==],
+[==[
+data: array of object (required)
+  ^40 BaseEventCreateQueryBulkEntryResourceObject]==],
+[==[
+address1: string or null
+address2: string or null
+city: string or null
+country: string or null
+ip: string or null
+latitude: string or number or null
+longitude: string or number or null
+region: string or null
+timezone: string or null
+zip: string or null]==],
+[==[
+_kx: string or null
+anonymous_id: string or null
+email: string or null
+external_id: string or null
+first_name: string or null
+image: string or null
+last_name: string or null
+locale: string or null
+location: object or null
+  ^42
+organization: string or null
+phone_number: string, E.164 or null
+properties: object or null
+title: string or null]==],
+[==[
+append: object
+unappend: object]==],
+[==[
+]==],
+[==[
+append: object or null
+unappend: object or null
+unset: one of or null
+  - variant 1:
+    ^45
+  - variant 2:
+    ^45]==],
+[==[
+patch_identifiers: object or null
+  ^44
+patch_properties: object or null
+  ^46]==],
+[==[
+attributes: object (required)
+  ^43
 id: string or null
 meta: object or null
-  patch_identifiers: object or null
-    append: object
-    unappend: object
-  patch_properties: object or null
-    append: object or null
-    unappend: object or null
-    unset: one of or null
-      - variant 1:
-      - variant 2:
+  ^47
 type: "profile" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    profiles: object (required)
-      data: array of object (required)
-        ^27
-  relationships: object
-    lists: object
-      data: array of object
-        id: string (required)
-        type: "list" (required)
-  type: "profile-bulk-import-job" (required)]==],
+  ^48]==],
+[==[
+backfill: boolean or null
+events: object (required)
+  ^41
+profile: object (required)
+  ^49]==],
+[==[
+attributes: object (required)
+  ^50
+type: "event-bulk-create" (required)]==],
+[==[
+data: object (required)
+  ^51]==],
+[==[
+expires_at: date-time or null
+unique_code: string (required)]==],
+[==[
+id: string (required)
+type: "coupon" (required)]==],
+[==[
+data: object
+  ^54]==],
+[==[
+coupon: object (required)
+  ^55]==],
+[==[
+attributes: object (required)
+  ^53
+relationships: object (required)
+  ^56
+type: "coupon-code" (required)]==],
+[==[
+data: array of object (required)
+  ^57 CouponCodeCreateQueryResourceObject]==],
+[==[
+coupon-codes: object (required)
+  ^58]==],
+[==[
+attributes: object (required)
+  ^59
+type: "coupon-code-bulk-create-job" (required)]==],
+[==[
+data: object (required)
+  ^60]==],
+[==[
+record: object (required)]==],
+[==[
+attributes: object (required)
+  ^62
+type: "data-source-record" (required)]==],
+[==[
+data: array of object (required)
+  ^63 DataSourceRecordResourceObject]==],
+[==[
+data-source-records: object or null
+  ^64]==],
+[==[
+id: string (required)
+type: "data-source" (required)]==],
+[==[
+data: object
+  ^66]==],
+[==[
+data-source: object
+  ^67]==],
+[==[
+attributes: object (required)
+  ^65
+relationships: object
+  ^68
+type: "data-source-record-bulk-create-job" (required)]==],
+[==[
+data: object (required)
+  ^69]==],
+[==[
+data: array of object (required)
+  ^51 EventsBulkCreateQueryResourceObject]==],
+[==[
+events-bulk-create: object (required)
+  ^71]==],
+[==[
+attributes: object (required)
+  ^72
+type: "event-bulk-create-job" (required)]==],
+[==[
+data: object (required)
+  ^73]==],
+[==[
+data: array of object (required)
+  ^1 CatalogCategoryDeleteQueryResourceObject]==],
+[==[
+categories: object (required)
+  ^75]==],
+[==[
+attributes: object (required)
+  ^76
+type: "catalog-category-bulk-delete-job" (required)]==],
+[==[
+data: object (required)
+  ^77]==],
+[==[
+data: array of object (required)
+  ^3 CatalogItemDeleteQueryResourceObject]==],
+[==[
+items: object (required)
+  ^79]==],
+[==[
+attributes: object (required)
+  ^80
+type: "catalog-item-bulk-delete-job" (required)]==],
+[==[
+data: object (required)
+  ^81]==],
+[==[
+id: string (required)
+type: "catalog-variant" (required)]==],
+[==[
+data: array of object (required)
+  ^83 CatalogVariantDeleteQueryResourceObject]==],
+[==[
+variants: object (required)
+  ^84]==],
+[==[
+attributes: object (required)
+  ^85
+type: "catalog-variant-bulk-delete-job" (required)]==],
+[==[
+data: object (required)
+  ^86]==],
+[==[
+id: string (required)
+type: "object-record" (required)]==],
+[==[
+data: array of object
+  ^88]==],
+[==[
+object-records: object (required)
+  ^89]==],
+[==[
+relationships: object (required)
+  ^90
+type: "object-record-bulk-delete-job" (required)]==],
+[==[
+data: object (required)
+  ^91]==],
+[==[
+_kx: string or null
+email: string or null
+external_id: string or null
+first_name: string or null
+image: string or null
+last_name: string or null
+locale: string or null
+location: object or null
+  ^42
+organization: string or null
+phone_number: string, E.164 or null
+properties: object or null
+title: string or null]==],
+[==[
+attributes: object (required)
+  ^93
+id: string or null
+meta: object or null
+  ^47
+type: "profile" (required)]==],
+[==[
+data: array of object (required)
+  ^94 ProfileUpsertQueryResourceObject]==],
+[==[
+profiles: object (required)
+  ^95]==],
+[==[
+id: string (required)
+type: "list" (required)]==],
+[==[
+data: array of object
+  ^97]==],
+[==[
+lists: object
+  ^98]==],
+[==[
+attributes: object (required)
+  ^96
+relationships: object
+  ^99
+type: "profile-bulk-import-job" (required)]==],
+[==[
+data: object (required)
+  ^100]==],
+[==[
+consent: "SUBSCRIBED" (required)
+consented_at: date-time or null]==],
+[==[
+consent: "SUBSCRIBED" (required)]==],
+[==[
+marketing: object or null
+  ^102
+open_tracking: object or null
+  ^103]==],
+[==[
+app_build: string or null
+app_id: string or null
+app_name: string or null
+app_version: string or null
+device_id: string or null
+device_model: string or null
+environment: one of "debug", "release" or null
+klaviyo_sdk: one of "android", "flutter", "flutter_community", "react_native", "swift" or null
+manufacturer: string or null
+os_name: one of "android", "ios", "ipados", "macos", "tvos" or null
+os_version: string or null
+sdk_version: string or null]==],
 [==[
 background: one of "AVAILABLE", "DENIED", "RESTRICTED" or null
-device_metadata: object or null (nested, not expanded)
+device_metadata: object or null
+  ^105
 enablement_status: one of "AUTHORIZED", "DENIED", "NOT_DETERMINED", "PROVISIONAL", "UNAUTHORIZED" or null
 platform: one of "android", "ios" (required)
 token: string (required)
 vendor: one of "apns", "fcm" (required)]==],
 [==[
+anonymous_id: string or null
+marketing: object (required)
+  ^102
+tokens: array of object or null
+  ^106 PushTokenEntry]==],
+[==[
+marketing: object or null
+  ^102
+transactional: object or null
+  ^102]==],
+[==[
+email: object or null
+  ^104
+push: object or null
+  ^107
+sms: object or null
+  ^108
+whatsapp: object or null
+  ^108]==],
+[==[
+age_gated_date_of_birth: date or null
+email: string or null
+phone_number: string, E.164 or null
+subscriptions: object (required)
+  ^109]==],
+[==[
 attributes: object (required)
-  age_gated_date_of_birth: date or null
-  email: string or null
-  phone_number: string, E.164 or null
-  subscriptions: object (required)
-    email: object or null
-      marketing: object or null
-        consent: "SUBSCRIBED" (required)
-        consented_at: date-time or null
-      open_tracking: object or null
-        consent: "SUBSCRIBED" (required)
-    push: object or null
-      anonymous_id: string or null
-      marketing: object (required)
-        consent: "SUBSCRIBED" (required)
-        consented_at: date-time or null
-      tokens: array of object or null
-        ^29
-    sms: object or null
-      marketing: object or null
-        consent: "SUBSCRIBED" (required)
-        consented_at: date-time or null
-      transactional: object or null
-        consent: "SUBSCRIBED" (required)
-        consented_at: date-time or null
-    whatsapp: object or null
-      marketing: object or null
-        consent: "SUBSCRIBED" (required)
-        consented_at: date-time or null
-      transactional: object or null
-        consent: "SUBSCRIBED" (required)
-        consented_at: date-time or null
+  ^110
+id: string or null
+type: "profile" (required)]==],
+[==[
+data: array of object (required)
+  ^111 ProfileSubscriptionCreateQueryResourceObject]==],
+[==[
+custom_source: string or null
+historical_import: boolean or null
+profiles: object (required)
+  ^112]==],
+[==[
+data: object
+  ^97]==],
+[==[
+list: object
+  ^114]==],
+[==[
+attributes: object (required)
+  ^113
+relationships: object
+  ^115
+type: "profile-subscription-bulk-create-job" (required)]==],
+[==[
+data: object (required)
+  ^116]==],
+[==[
+email: string (required)]==],
+[==[
+attributes: object (required)
+  ^118
+type: "profile" (required)]==],
+[==[
+data: array of object (required)
+  ^119 ProfileSuppressionCreateQueryResourceObject]==],
+[==[
+profiles: object or null
+  ^120]==],
+[==[
+id: string (required)
+type: "segment" (required)]==],
+[==[
+data: object
+  ^122]==],
+[==[
+list: object
+  ^114
+segment: object
+  ^123]==],
+[==[
+attributes: object (required)
+  ^121
+relationships: object
+  ^124
+type: "profile-suppression-bulk-create-job" (required)]==],
+[==[
+data: object (required)
+  ^125]==],
+[==[
+consent: "UNSUBSCRIBED" (required)]==],
+[==[
+marketing: object or null
+  ^127
+open_tracking: object or null
+  ^127]==],
+[==[
+marketing: object (required)
+  ^127
+tokens: array of object (required)
+  ^106 PushTokenEntry]==],
+[==[
+marketing: object or null
+  ^127
+transactional: object or null
+  ^127]==],
+[==[
+conversational: object or null
+  ^127
+marketing: object or null
+  ^127
+transactional: object or null
+  ^127]==],
+[==[
+email: object or null
+  ^128
+push: object or null
+  ^129
+sms: object or null
+  ^130
+whatsapp: object or null
+  ^131]==],
+[==[
+email: string or null
+phone_number: string, E.164 or null
+subscriptions: object (required)
+  ^132]==],
+[==[
+attributes: object (required)
+  ^133
+type: "profile" (required)]==],
+[==[
+data: array of object (required)
+  ^134 ProfileSubscriptionDeleteQueryResourceObject]==],
+[==[
+profiles: object (required)
+  ^135]==],
+[==[
+attributes: object (required)
+  ^136
+relationships: object
+  ^115
+type: "profile-subscription-bulk-delete-job" (required)]==],
+[==[
+data: object (required)
+  ^137]==],
+[==[
+data: array of object (required)
+  ^119 ProfileSuppressionDeleteQueryResourceObject]==],
+[==[
+profiles: object or null
+  ^139]==],
+[==[
+attributes: object (required)
+  ^140
+relationships: object
+  ^124
+type: "profile-suppression-bulk-delete-job" (required)]==],
+[==[
+data: object (required)
+  ^141]==],
+[==[
+name: string or null]==],
+[==[
+attributes: object (required)
+  ^143
+id: string (required)
+relationships: object
+  ^14
+type: "catalog-category" (required)]==],
+[==[
+data: array of object (required)
+  ^144 CatalogCategoryUpdateQueryResourceObject]==],
+[==[
+categories: object (required)
+  ^145]==],
+[==[
+attributes: object (required)
+  ^146
+type: "catalog-category-bulk-update-job" (required)]==],
+[==[
+data: object (required)
+  ^147]==],
+[==[
+custom_metadata: object or null
+description: string or null
+image_full_url: string or null
+image_thumbnail_url: string or null
+images: array of string or null
+price: number or null
+published: boolean or null
+title: string or null
+url: string or null]==],
+[==[
+attributes: object (required)
+  ^149
+id: string (required)
+relationships: object
+  ^22
+type: "catalog-item" (required)]==],
+[==[
+data: array of object (required)
+  ^150 CatalogItemUpdateQueryResourceObject]==],
+[==[
+items: object (required)
+  ^151]==],
+[==[
+attributes: object (required)
+  ^152
+type: "catalog-item-bulk-update-job" (required)]==],
+[==[
+data: object (required)
+  ^153]==],
+[==[
+custom_metadata: object or null
+description: string or null
+image_full_url: string or null
+image_thumbnail_url: string or null
+images: array of string or null
+inventory_policy: one of 0.0, 1.0, 2.0 or null
+inventory_quantity: number or null
+price: number or null
+published: boolean or null
+sku: string or null
+title: string or null
+url: string or null]==],
+[==[
+attributes: object (required)
+  ^155
+id: string (required)
+type: "catalog-variant" (required)]==],
+[==[
+data: array of object (required)
+  ^156 CatalogVariantUpdateQueryResourceObject]==],
+[==[
+variants: object (required)
+  ^157]==],
+[==[
+attributes: object (required)
+  ^158
+type: "catalog-variant-bulk-update-job" (required)]==],
+[==[
+data: object (required)
+  ^159]==],
+[==[
+action: one of "cancel", "revert" (required)]==],
+[==[
+attributes: object (required)
+  ^161
+id: string (required)
+type: "campaign-send-job" (required)]==],
+[==[
+data: object (required)
+  ^162]==],
+[==[
+attributes: object (required)
+  ^143
+id: string (required)
+type: "template" (required)]==],
+[==[
+data: object (required)
+  ^164]==],
+[==[
+email: string or null
+external_id: string or null
+phone_number: string, E.164 or null]==],
+[==[
+attributes: object (required)
+  ^166
 id: string or null
 type: "profile" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    custom_source: string or null
-    historical_import: boolean or null
-    profiles: object (required)
-      data: array of object (required)
-        ^30
-  relationships: object
-    list: object
-      data: object
-        id: string (required)
-        type: "list" (required)
-  type: "profile-subscription-bulk-create-job" (required)]==],
+  ^167]==],
+[==[
+channels: array of string one of "EMAIL", "PUSH", "SMS", "WHATSAPP" (required)
+profile: object or null
+  ^168]==],
+[==[
+data: object
+  ^83]==],
+[==[
+variant: object (required)
+  ^170]==],
 [==[
 attributes: object (required)
-  email: string (required)
-type: "profile" (required)]==],
+  ^169
+relationships: object (required)
+  ^171
+type: "back-in-stock-subscription" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    profiles: object or null
-      data: array of object (required)
-        ^32
-  relationships: object
-    list: object
-      data: object
-        id: string (required)
-        type: "list" (required)
-    segment: object
-      data: object
-        id: string (required)
-        type: "segment" (required)
-  type: "profile-suppression-bulk-create-job" (required)]==],
+  ^172]==],
 [==[
-attributes: object (required)
-  email: string or null
-  phone_number: string, E.164 or null
-  subscriptions: object (required)
-    email: object or null
-      marketing: object or null
-        consent: "UNSUBSCRIBED" (required)
-      open_tracking: object or null
-        consent: "UNSUBSCRIBED" (required)
-    push: object or null
-      marketing: object (required)
-        consent: "UNSUBSCRIBED" (required)
-      tokens: array of object (required)
-        ^29
-    sms: object or null
-      marketing: object or null
-        consent: "UNSUBSCRIBED" (required)
-      transactional: object or null
-        consent: "UNSUBSCRIBED" (required)
-    whatsapp: object or null
-      conversational: object or null
-        consent: "UNSUBSCRIBED" (required)
-      marketing: object or null
-        consent: "UNSUBSCRIBED" (required)
-      transactional: object or null
-        consent: "UNSUBSCRIBED" (required)
-type: "profile" (required)]==],
+excluded: array of string or null
+included: array of string (required)]==],
 [==[
-data: object (required)
-  attributes: object (required)
-    profiles: object (required)
-      data: array of object (required)
-        ^34
-  relationships: object
-    list: object
-      data: object
-        id: string (required)
-        type: "list" (required)
-  type: "profile-subscription-bulk-delete-job" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    profiles: object or null
-      data: array of object (required)
-        ^32
-  relationships: object
-    list: object
-      data: object
-        id: string (required)
-        type: "list" (required)
-    segment: object
-      data: object
-        id: string (required)
-        type: "segment" (required)
-  type: "profile-suppression-bulk-delete-job" (required)]==],
-[==[
-attributes: object (required)
-  name: string or null
-id: string (required)
-relationships: object
-  items: object
-    data: array of object
-      id: string (required)
-      type: "catalog-item" (required)
-type: "catalog-category" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    categories: object (required)
-      data: array of object (required)
-        ^37
-  type: "catalog-category-bulk-update-job" (required)]==],
-[==[
-attributes: object (required)
-  custom_metadata: object or null
-  description: string or null
-  image_full_url: string or null
-  image_thumbnail_url: string or null
-  images: array of string or null
-  price: number or null
-  published: boolean or null
-  title: string or null
-  url: string or null
-id: string (required)
-relationships: object
-  categories: object
-    data: array of object
-      id: string (required)
-      type: "catalog-category" (required)
-type: "catalog-item" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    items: object (required)
-      data: array of object (required)
-        ^39
-  type: "catalog-item-bulk-update-job" (required)]==],
-[==[
-attributes: object (required)
-  custom_metadata: object or null
-  description: string or null
-  image_full_url: string or null
-  image_thumbnail_url: string or null
-  images: array of string or null
-  inventory_policy: one of 0.0, 1.0, 2.0 or null
-  inventory_quantity: number or null
-  price: number or null
-  published: boolean or null
-  sku: string or null
-  title: string or null
-  url: string or null
-id: string (required)
-type: "catalog-variant" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    variants: object (required)
-      data: array of object (required)
-        ^41
-  type: "catalog-variant-bulk-update-job" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    action: one of "cancel", "revert" (required)
-  id: string (required)
-  type: "campaign-send-job" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    name: string or null
-  id: string (required)
-  type: "template" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    channels: array of string one of "EMAIL", "PUSH", "SMS", "WHATSAPP" (required)
-    profile: object or null
-      data: object (required)
-        attributes: object (required)
-          email: string or null
-          external_id: string or null
-          phone_number: string, E.164 or null
-        id: string or null
-        type: "profile" (required)
-  relationships: object (required)
-    variant: object (required)
-      data: object
-        id: string (required)
-        type: "catalog-variant" (required)
-  type: "back-in-stock-subscription" (required)]==],
+bcc_email: string or null
+cc_email: string or null
+from_email: string or null
+from_label: string or null
+preview_text: string or null
+reply_to_email: string or null
+subject: string or null]==],
 [==[
 channel: "email" (required)
 content: object or null
-  bcc_email: string or null
-  cc_email: string or null
-  from_email: string or null
-  from_label: string or null
-  preview_text: string or null
-  reply_to_email: string or null
-  subject: string or null
+  ^175
 label: string or null]==],
+[==[
+body: string or null]==],
+[==[
+add_info_link: boolean or null
+add_opt_out_language: boolean or null
+add_org_prefix: boolean or null
+shorten_links: boolean or null]==],
 [==[
 channel: "sms" (required)
 content: object or null
-  body: string or null
+  ^177
 render_options: object or null
-  add_info_link: boolean or null
-  add_opt_out_language: boolean or null
-  add_org_prefix: boolean or null
-  shorten_links: boolean or null]==],
+  ^178]==],
 [==[
 action_type: string (required)
 label: string (required)
 position: integer or null
 url: string or null]==],
 [==[
+action_buttons: array of object or null
+  ^180 PushActionButtonDefinition
+body: string (required)
+dynamic_image: string or null
+title: string or null]==],
+[==[
+badge_config: "increment_one" (required)]==],
+[==[
+badge_config: "set_count" (required)
+value: string (required)]==],
+[==[
+badge_config: "set_property" (required)
+set_from_property: string (required)]==],
+[==[
 badge_options: one of or null
-  - variant 1: (CampaignMessageIncrement, not expanded)
-  - variant 2: (CampaignMessageStaticCount, not expanded)
-  - variant 3: (CampaignMessageProperty, not expanded)
+  - variant 1:
+    ^182 CampaignMessageIncrement
+  - variant 2:
+    ^183 CampaignMessageStaticCount
+  - variant 3:
+    ^184 CampaignMessageProperty
 display: true (required)]==],
 [==[
 display: false (required)]==],
@@ -594,50 +806,59 @@ type: "deep_link" (required)]==],
 type: "open_web_url" (required)
 web_url: string or null]==],
 [==[
+badge: one of or null
+  - variant 1:
+    ^185 MobilePushBadge
+  - variant 2:
+    ^186 MobilePushNoBadge
+on_open: one of or null
+  - variant 1:
+    ^187 PushOnOpenApp
+  - variant 2:
+    ^188 PushOnOpenDeepLink
+  - variant 3:
+    ^189 PushOnOpenWebUrl
+play_sound: boolean or null]==],
+[==[
 channel: "mobile_push" (required)
 content: object (required)
-  action_buttons: array of object or null
-    ^48
-  body: string (required)
-  dynamic_image: string or null
-  title: string or null
+  ^181
 kv_pairs: object or null
 notification_type: "standard"
 options: object or null
-  badge: one of or null
-    - variant 1:
-      ^49
-    - variant 2:
-      ^50
-  on_open: one of or null
-    - variant 1:
-      ^51
-    - variant 2:
-      ^52
-    - variant 3:
-      ^53
-  play_sound: boolean or null]==],
+  ^190]==],
 [==[
 channel: "mobile_push" (required)
 kv_pairs: object or null
 notification_type: "silent"]==],
 [==[
+definition: one of (required)
+  - variant 1:
+    ^176 EmailMessageDefinition
+  - variant 2:
+    ^179 SMSMessageDefinitionCreate
+  - variant 3:
+    ^191 MobilePushMessageStandardDefinitionCreate
+  - variant 4:
+    ^192 MobilePushMessageSilentDefinitionCreate]==],
+[==[
+id: string (required)
+type: "image" (required)]==],
+[==[
+data: object
+  ^194]==],
+[==[
+image: object
+  ^195]==],
+[==[
 attributes: object (required)
-  definition: one of (required)
-    - variant 1:
-      ^46
-    - variant 2:
-      ^47
-    - variant 3:
-      ^54
-    - variant 4:
-      ^55
+  ^193
 relationships: object
-  image: object
-    data: object
-      id: string (required)
-      type: "image" (required)
+  ^196
 type: "campaign-message" (required)]==],
+[==[
+data: array of object (required)
+  ^197 CampaignMessageCreateQueryResourceObject]==],
 [==[
 use_smart_sending: boolean or null]==],
 [==[
@@ -650,9 +871,9 @@ datetime: date-time (required)
 method: "static" (required)
 options: one of or null
   - variant 1:
-    ^58
+    ^200 LocalStaticSend
   - variant 2:
-    ^59]==],
+    ^201 NonLocalStaticSend]==],
 [==[
 datetime: date-time (required)
 method: "throttled" (required)
@@ -674,383 +895,251 @@ value: string (required)]==],
 add_tracking_params: boolean or null
 custom_tracking_params: array of one of or null
   - variant 1:
-    ^64
+    ^206 DynamicTrackingParam
   - variant 2:
-    ^65
+    ^207 StaticTrackingParam
 is_tracking_clicks: boolean or null
 is_tracking_opens: boolean or null]==],
 [==[
 add_tracking_params: boolean or null
 custom_tracking_params: array of one of or null
   - variant 1:
-    ^64
+    ^206 DynamicTrackingParam
   - variant 2:
-    ^65]==],
+    ^207 StaticTrackingParam]==],
+[==[
+audiences: object (required)
+  ^174
+campaign-messages: object (required)
+  ^198
+name: string (required)
+send_options: one of or null
+  - variant 1:
+    ^199 EmailSendOptions
+  - variant 2:
+    ^199 SMSSendOptions
+  - variant 3:
+    ^199 PushSendOptions
+send_strategy: one of or null
+  - variant 1:
+    ^202 StaticSendStrategy
+  - variant 2:
+    ^203 ThrottledSendStrategy
+  - variant 3:
+    ^204 ImmediateSendStrategy
+  - variant 4:
+    ^205 SmartSendTimeStrategy
+tracking_options: one of or null
+  - variant 1:
+    ^208 CampaignsEmailTrackingOptions
+  - variant 2:
+    ^209 CampaignsSMSTrackingOptions]==],
+[==[
+attributes: object (required)
+  ^210
+type: "campaign" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    audiences: object (required)
-      excluded: array of string or null
-      included: array of string (required)
-    campaign-messages: object (required)
-      data: array of object (required)
-        ^56
-    name: string (required)
-    send_options: one of or null
-      - variant 1:
-        ^57
-      - variant 2:
-        ^57
-      - variant 3:
-        ^57
-    send_strategy: one of or null
-      - variant 1:
-        ^60
-      - variant 2:
-        ^61
-      - variant 3:
-        ^62
-      - variant 4:
-        ^63
-    tracking_options: one of or null
-      - variant 1:
-        ^66
-      - variant 2:
-        ^67
-  type: "campaign" (required)]==],
+  ^211]==],
+[==[
+new_name: string or null]==],
+[==[
+attributes: object (required)
+  ^213
+id: string (required)
+type: "campaign" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    new_name: string or null
-  id: string (required)
-  type: "campaign" (required)]==],
+  ^214]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    catalog_type: string or null
-    external_id: string (required)
-    integration_type: "$custom" or null
-    name: string (required)
-  relationships: object
-    items: object
-      data: array of object
-        id: string (required)
-        type: "catalog-item" (required)
-  type: "catalog-category" (required)]==],
+  ^15]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    catalog_type: string or null
-    custom_metadata: object or null
-    description: string (required)
-    external_id: string (required)
-    image_full_url: string or null
-    image_thumbnail_url: string or null
-    images: array of string or null
-    integration_type: "$custom" or null
-    price: number or null
-    published: boolean or null
-    title: string (required)
-    url: string (required)
-  relationships: object
-    categories: object
-      data: array of object
-        id: string (required)
-        type: "catalog-category" (required)
-  type: "catalog-item" (required)]==],
+  ^23]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    catalog_type: string or null
-    custom_metadata: object or null
-    description: string (required)
-    external_id: string (required)
-    image_full_url: string or null
-    image_thumbnail_url: string or null
-    images: array of string or null
-    integration_type: "$custom" or null
-    inventory_policy: one of 0.0, 1.0, 2.0 or null
-    inventory_quantity: number (required)
-    price: number (required)
-    published: boolean or null
-    sku: string (required)
-    title: string (required)
-    url: string (required)
-  relationships: object (required)
-    item: object (required)
-      data: object
-        id: string (required)
-        type: "catalog-item" (required)
-  type: "catalog-variant" (required)]==],
+  ^31]==],
+[==[
+channels: array of string one of "EMAIL", "PUSH", "SMS", "WHATSAPP" (required)
+profile: object (required)
+  ^168]==],
+[==[
+attributes: object (required)
+  ^219
+relationships: object (required)
+  ^171
+type: "back-in-stock-subscription" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    channels: array of string one of "EMAIL", "PUSH", "SMS", "WHATSAPP" (required)
-    profile: object (required)
-      data: object (required)
-        attributes: object (required)
-          email: string or null
-          external_id: string or null
-          phone_number: string, E.164 or null
-        id: string or null
-        type: "profile" (required)
-  relationships: object (required)
-    variant: object (required)
-      data: object
-        id: string (required)
-        type: "catalog-variant" (required)
-  type: "back-in-stock-subscription" (required)]==],
+  ^220]==],
+[==[
+_kx: string or null
+anonymous_id: string or null
+email: string or null
+external_id: string or null
+first_name: string or null
+image: string or null
+last_name: string or null
+locale: string or null
+location: object or null
+  ^42
+meta: object or null
+  ^47
+organization: string or null
+phone_number: string, E.164 or null
+properties: object or null
+title: string or null]==],
+[==[
+attributes: object (required)
+  ^222
+id: string or null
+type: "profile" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    backfill: boolean or null
-    metric: object (required)
-      data: object (required)
-        attributes: object (required)
-          name: string (required)
-          service: string or null
-        type: "metric" (required)
-    profile: object (required)
-      data: object (required)
-        attributes: object (required)
-          _kx: string or null
-          anonymous_id: string or null
-          email: string or null
-          external_id: string or null
-          first_name: string or null
-          image: string or null
-          last_name: string or null
-          locale: string or null
-          location: object or null
-            address1: string or null
-            address2: string or null
-            city: string or null
-            country: string or null
-            ip: string or null
-            latitude: string or number or null
-            longitude: string or number or null
-            region: string or null
-            timezone: string or null
-            zip: string or null
-          meta: object or null
-            patch_identifiers: object or null
-              append: object
-              unappend: object
-            patch_properties: object or null
-              append: object or null
-              unappend: object or null
-              unset: one of or null
-                - variant 1:
-                - variant 2:
-          organization: string or null
-          phone_number: string, E.164 or null
-          properties: object or null
-          title: string or null
-        id: string or null
-        type: "profile" (required)
-    properties: object (required)
-    time: date-time or null
-    unique_id: string or null
-    value: number or null
-    value_currency: string or null
-  type: "event" (required)]==],
+  ^223]==],
+[==[
+backfill: boolean or null
+metric: object (required)
+  ^38
+profile: object (required)
+  ^224
+properties: object (required)
+time: date-time or null
+unique_id: string or null
+value: number or null
+value_currency: string or null]==],
+[==[
+attributes: object (required)
+  ^225
+type: "event" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    _kx: string or null
-    anonymous_id: string or null
-    email: string or null
-    external_id: string or null
-    first_name: string or null
-    image: string or null
-    last_name: string or null
-    locale: string or null
-    location: object or null
-      address1: string or null
-      address2: string or null
-      city: string or null
-      country: string or null
-      ip: string or null
-      latitude: string or number or null
-      longitude: string or number or null
-      region: string or null
-      timezone: string or null
-      zip: string or null
-    organization: string or null
-    phone_number: string, E.164 or null
-    properties: object or null
-    title: string or null
-  id: string or null
-  meta: object or null
-    patch_identifiers: object or null
-      append: object
-      unappend: object
-    patch_properties: object or null
-      append: object or null
-      unappend: object or null
-      unset: one of or null
-        - variant 1:
-        - variant 2:
-  type: "profile" (required)]==],
+  ^226]==],
+[==[
+_kx: string or null
+email: string or null
+external_id: string or null
+first_name: string or null
+image: string or null
+last_name: string or null
+locale: string or null
+location: object or null
+  ^42
+meta: object or null
+  ^47
+organization: string or null
+phone_number: string, E.164 or null
+properties: object or null
+title: string or null]==],
+[==[
+attributes: object (required)
+  ^228
+id: string or null
+type: "profile" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    background: one of "AVAILABLE", "DENIED", "RESTRICTED" or null
-    device_metadata: object or null
-      app_build: string or null
-      app_id: string or null
-      app_name: string or null
-      app_version: string or null
-      device_id: string or null
-      device_model: string or null
-      environment: one of "debug", "release" or null
-      klaviyo_sdk: one of "android", "flutter", "flutter_community", "react_native", "swift" or null
-      manufacturer: string or null
-      os_name: one of "android", "ios", "ipados", "macos", "tvos" or null
-      os_version: string or null
-      sdk_version: string or null
-    enablement_status: one of "AUTHORIZED", "DENIED", "NOT_DETERMINED", "PROVISIONAL", "UNAUTHORIZED" or null
-    platform: one of "android", "ios" (required)
-    profile: object (required)
-      data: object (required)
-        attributes: object (required)
-          _kx: string or null
-          email: string or null
-          external_id: string or null
-          first_name: string or null
-          image: string or null
-          last_name: string or null
-          locale: string or null
-          location: object or null
-            address1: string or null
-            address2: string or null
-            city: string or null
-            country: string or null
-            ip: string or null
-            latitude: string or number or null
-            longitude: string or number or null
-            region: string or null
-            timezone: string or null
-            zip: string or null
-          meta: object or null
-            patch_identifiers: object or null
-              append: object
-              unappend: object
-            patch_properties: object or null
-              append: object or null
-              unappend: object or null
-              unset: one of or null
-                - variant 1:
-                - variant 2:
-          organization: string or null
-          phone_number: string, E.164 or null
-          properties: object or null
-          title: string or null
-        id: string or null
-        type: "profile" (required)
-    token: string (required)
-    vendor: one of "apns", "fcm" (required)
-  type: "push-token" (required)]==],
+  ^229]==],
+[==[
+background: one of "AVAILABLE", "DENIED", "RESTRICTED" or null
+device_metadata: object or null
+  ^105
+enablement_status: one of "AUTHORIZED", "DENIED", "NOT_DETERMINED", "PROVISIONAL", "UNAUTHORIZED" or null
+platform: one of "android", "ios" (required)
+profile: object (required)
+  ^230
+token: string (required)
+vendor: one of "apns", "fcm" (required)]==],
+[==[
+attributes: object (required)
+  ^231
+type: "push-token" (required)]==],
+[==[
+data: object (required)
+  ^232]==],
 [==[
 answers: array of string (required)
 id: string (required)]==],
 [==[
-data: object (required)
-  attributes: object (required)
-    author: string (required)
-    content: string (required)
-    custom_questions: array of object or null
-      ^77
-    email: string (required)
-    images: array of string or null
-    incentive_type: one of "coupon_or_discount", "employee_review", "free_product", "loyalty_points", "other", "paid_promotion" (or 1 more) or null
-    product: object or null
-      external_id: string (required)
-      integration_key: one of "shopify", "woocommerce" (required)
-    rating: one of 1.0, 2.0, 3.0, 4.0, 5.0 or null
-    review_type: one of "question", "rating", "review", "store" (required)
-    title: string or null
-  relationships: object
-    order: object
-      data: object
-        id: string (required)
-        type: "order" (required)
-  type: "review" (required)]==],
+external_id: string (required)
+integration_key: one of "shopify", "woocommerce" (required)]==],
+[==[
+author: string (required)
+content: string (required)
+custom_questions: array of object or null
+  ^234 CustomQuestionDTO
+email: string (required)
+images: array of string or null
+incentive_type: one of "coupon_or_discount", "employee_review", "free_product", "loyalty_points", "other", "paid_promotion" (or 1 more) or null
+product: object or null
+  ^235
+rating: one of 1.0, 2.0, 3.0, 4.0, 5.0 or null
+review_type: one of "question", "rating", "review", "store" (required)
+title: string or null]==],
+[==[
+id: string (required)
+type: "order" (required)]==],
+[==[
+data: object
+  ^237]==],
+[==[
+order: object
+  ^238]==],
+[==[
+attributes: object (required)
+  ^236
+relationships: object
+  ^239
+type: "review" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    custom_source: string or null
-    profile: object (required)
-      data: object (required)
-        attributes: object (required)
-          _kx: string or null
-          email: string or null
-          external_id: string or null
-          first_name: string or null
-          image: string or null
-          last_name: string or null
-          locale: string or null
-          location: object or null
-            address1: string or null
-            address2: string or null
-            city: string or null
-            country: string or null
-            ip: string or null
-            latitude: string or number or null
-            longitude: string or number or null
-            region: string or null
-            timezone: string or null
-            zip: string or null
-          meta: object or null
-            patch_identifiers: object or null
-              append: object
-              unappend: object
-            patch_properties: object or null
-              append: object or null
-              unappend: object or null
-              unset: one of or null
-                - variant 1:
-                - variant 2:
-          organization: string or null
-          phone_number: string, E.164 or null
-          properties: object or null
-          subscriptions: object or null
-            email: object or null
-              marketing: object or null
-                consent: "SUBSCRIBED" (required)
-                consented_at: date-time or null
-              open_tracking: object or null
-                consent: "SUBSCRIBED" (required)
-            push: object or null
-              anonymous_id: string or null
-              marketing: object (required)
-                consent: "SUBSCRIBED" (required)
-                consented_at: date-time or null
-              tokens: array of object or null
-                ^29
-            sms: object or null
-              marketing: object or null
-                consent: "SUBSCRIBED" (required)
-                consented_at: date-time or null
-              transactional: object or null
-                consent: "SUBSCRIBED" (required)
-                consented_at: date-time or null
-            whatsapp: object or null
-              marketing: object or null
-                consent: "SUBSCRIBED" (required)
-                consented_at: date-time or null
-              transactional: object or null
-                consent: "SUBSCRIBED" (required)
-                consented_at: date-time or null
-          title: string or null
-        id: string or null
-        type: "profile" (required)
-  relationships: object (required)
-    list: object (required)
-      data: object
-        id: string (required)
-        type: "list" (required)
-  type: "subscription" (required)]==],
+  ^240]==],
+[==[
+_kx: string or null
+email: string or null
+external_id: string or null
+first_name: string or null
+image: string or null
+last_name: string or null
+locale: string or null
+location: object or null
+  ^42
+meta: object or null
+  ^47
+organization: string or null
+phone_number: string, E.164 or null
+properties: object or null
+subscriptions: object or null
+  ^109
+title: string or null]==],
+[==[
+attributes: object (required)
+  ^242
+id: string or null
+type: "profile" (required)]==],
+[==[
+data: object (required)
+  ^243]==],
+[==[
+custom_source: string or null
+profile: object (required)
+  ^244]==],
+[==[
+list: object (required)
+  ^114]==],
+[==[
+attributes: object (required)
+  ^245
+relationships: object (required)
+  ^246
+type: "subscription" (required)]==],
+[==[
+data: object (required)
+  ^247]==],
+[==[
+dynamic_image_template: string or null
+rendered_asset_url: string or null
+static_image_asset_id: integer or null]==],
 [==[
 id: string (required)
 open_mode: one of "BROWSER", "WEBVIEW_FULL", "WEBVIEW_HALF", "WEBVIEW_TALL" or null
@@ -1069,10 +1158,6 @@ origin: one of "ADOPTION_SMS_FORM_FROM_EMAIL_FORM", "ADOPTION_SMS_MULTI_STEP_FOR
 updated: date-time (required)
 url: string (required)]==],
 [==[
-dynamic_image_template: string or null
-rendered_asset_url: string or null
-static_image_asset_id: integer or null]==],
-[==[
 company_id: string (required)
 file_size: integer (required)
 id: string (required)
@@ -1085,46 +1170,39 @@ url: string (required)]==],
 dynamic_template: string or null
 static_asset_id: string or null
 thumbnail: object or null
-  dynamic_image_template: string or null
-  rendered_asset_url: string or null
-  static_image_asset_id: integer or null]==],
+  ^249]==],
 [==[
 buttons: array of object or null
-  ^80
+  ^250 RCSSuggestion
 extra: object or null
 id: string (required)
 image: one of or null
   - variant 1:
-    ^81
+    ^251 ImageAsset
   - variant 2:
-    ^82
+    ^249 SlimImageReference
 text: string or null
 title: string or null
 video: one of or null
   - variant 1:
-    ^83
+    ^252 MediaAsset
   - variant 2:
-    ^84]==],
+    ^253 MediaAssetReference]==],
+[==[
+cards: array of object or null
+  ^254 RCSCard
+file: object or null
+  ^253
+suggestions: array of object or null
+  ^250 RCSSuggestion]==],
 [==[
 extra: object or null
 image: object or null
-  dynamic_image_template: string or null
-  rendered_asset_url: string or null
-  static_image_asset_id: integer or null
+  ^249
 message: string
 message_format: "RCS"
 rich_content: object or null
-  cards: array of object or null
-    ^85
-  file: object or null
-    dynamic_template: string or null
-    static_asset_id: string or null
-    thumbnail: object or null
-      dynamic_image_template: string or null
-      rendered_asset_url: string or null
-      static_image_asset_id: integer or null
-  suggestions: array of object or null
-    ^80]==],
+  ^255]==],
 [==[
 dynamic: false or null
 static_image_asset_id: integer (required)]==],
@@ -1135,60 +1213,57 @@ dynamic_image_template: string (required)]==],
 extra: object or null
 image: one of or null
   - variant 1:
-    ^87
+    ^257 StaticSMSImage
   - variant 2:
-    ^88
+    ^258 DynamicSMSImage
 media: one of or null
   - variant 1:
-    ^83
+    ^252 MediaAsset
   - variant 2:
-    ^84
+    ^253 MediaAssetReference
 message: string (required)
 message_format: "SMS"
 selected_image: object or null
-  file_path: string (required)
-  file_size: integer (required)
-  format: one of "gif", "jpeg", "jpg", "png", "webp" (required)
-  id: integer (required)
-  image_type: one of "dynamic", "static" (required)
-  l10n_key: string or null
-  name: string (required)
-  origin: one of "ADOPTION_SMS_FORM_FROM_EMAIL_FORM", "ADOPTION_SMS_MULTI_STEP_FORM_FROM_EMAIL_FORM", "AI", "API", "APPLICATION", "CLONED" (or 14 more) or null
-  updated: date-time (required)
-  url: string (required)]==],
+  ^251]==],
+[==[
+body: string (required)
+message_hierarchy: array of one of or null
+  - variant 1:
+    ^256 MessageHierarchyRcsItem
+  - variant 2:
+    ^259 MessageHierarchySmsItem]==],
+[==[
+id: string (required)
+type: "conversation" (required)]==],
+[==[
+data: object
+  ^261]==],
+[==[
+conversation: object (required)
+  ^262]==],
+[==[
+attributes: object (required)
+  ^260
+relationships: object (required)
+  ^263
+type: "conversation-message" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    body: string (required)
-    message_hierarchy: array of one of or null
-      - variant 1:
-        ^86
-      - variant 2:
-        ^89
-  relationships: object (required)
-    conversation: object (required)
-      data: object
-        id: string (required)
-        type: "conversation" (required)
-  type: "conversation-message" (required)]==],
+  ^264]==],
+[==[
+description: string or null
+external_id: string (required)
+monitor_configuration: object or null]==],
+[==[
+attributes: object (required)
+  ^266
+type: "coupon" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    description: string or null
-    external_id: string (required)
-    monitor_configuration: object or null
-  type: "coupon" (required)]==],
+  ^267]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    expires_at: date-time or null
-    unique_code: string (required)
-  relationships: object (required)
-    coupon: object (required)
-      data: object
-        id: string (required)
-        type: "coupon" (required)
-  type: "coupon-code" (required)]==],
+  ^57]==],
 [==[
 operator: one of "equals", "greater-than", "greater-than-or-equal", "less-than", "less-than-or-equal", "not-equals" (required)
 type: "numeric" (required)
@@ -1223,987 +1298,123 @@ value: string or null (required)]==],
 [==[
 filter: one of (required)
   - variant 1:
-    ^93
+    ^270 NumericOperatorNumericFilter
   - variant 2:
-    ^94
+    ^271 StringInArrayFilter
   - variant 3:
-    ^95
+    ^272 ExistenceOperatorExistenceFilter
   - variant 4:
-    ^96
+    ^273 BooleanFilter
   - variant 5:
-    ^97
+    ^274 StringOperatorStringFilter
   - variant 6:
-    ^98
+    ^275 ListContainsOperatorListContainsFilter
   - variant 7:
-    ^99
+    ^276 ListRegexOperatorListContainsFilter
   - variant 8:
-    ^100
+    ^277 ListSubstringFilter
 property: string (required)]==],
 [==[
 metric_filters: array of object or null
-  ^101
+  ^278 CustomMetricCondition
 metric_id: string (required)
 value_property: string or null]==],
 [==[
-data: object (required)
-  attributes: object (required)
-    definition: object (required)
-      aggregation_method: one of "count", "value" (required)
-      metric_groups: array of object (required)
-        ^102
-    name: string (required)
-  type: "custom-metric" (required)]==],
+aggregation_method: one of "count", "value" (required)
+metric_groups: array of object (required)
+  ^279 CustomMetricGroup]==],
+[==[
+definition: object (required)
+  ^280
+name: string (required)]==],
+[==[
+attributes: object (required)
+  ^281
+type: "custom-metric" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    description: string or null
-    namespace: string or null
-    title: string (required)
-    visibility: one of "private", "shared" or null
-  type: "data-source" (required)]==],
+  ^282]==],
+[==[
+description: string or null
+namespace: string or null
+title: string (required)
+visibility: one of "private", "shared" or null]==],
+[==[
+attributes: object (required)
+  ^284
+type: "data-source" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    data-source-record: object (required)
-      data: object (required)
-        attributes: object (required)
-          record: object (required)
-        type: "data-source-record" (required)
-  relationships: object
-    data-source: object
-      data: object
-        id: string (required)
-        type: "data-source" (required)
-  type: "data-source-record-create-job" (required)]==],
-[==[
-field: string (required)
-filter: one of (required)
-  - variant 1: (StringOperatorStringFilter, not expanded)
-  - variant 2: (StringArrayOperatorStringArrayFilter, not expanded)
-  - variant 3: (NumericOperatorNumericFilter, not expanded)
-  - variant 4: (NumericRangeFilter, not expanded)
-  - variant 5: (BooleanFilter, not expanded)
-  - variant 6: (ExistenceOperatorExistenceFilter, not expanded)
-output_config_id: integer (required)
-type: "action-output" (required)]==],
-[==[
-data: object or null
-  action_output_filter: object or null (required)
-    condition_groups: array of object (required)
-      conditions: array of object (required)
-        ^106
-id: string or null
-links: object or null
-  next_if_false: string or null (required)
-  next_if_true: string or null (required)
-temporary_id: string or null
-type: "action-output-split" (required)]==],
-[==[
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "back-in-stock-delay" (required)]==],
-[==[
-filter: one of (required)
-  - variant 1: (StringOperatorStringFilter, not expanded)
-  - variant 2: (StringArrayOperatorStringArrayFilter, not expanded)
-  - variant 3: (StringPhoneOperatorStringArrayFilter, not expanded)
-  - variant 4: (NumericOperatorNumericFilter, not expanded)
-  - variant 5: (BooleanFilter, not expanded)
-  - variant 6: (StaticDateFilter, not expanded)
-  - variant 7: (StaticDateRangeFilter, not expanded)
-  - variant 8: (RelativeDateOperatorBaseRelativeDateFilter, not expanded)
-  - variant 9: (RelativeAnniversaryDateFilter, not expanded)
-  - variant 10: (RelativeDateRangeFilter, not expanded)
-  - variant 11: (CalendarDateFilter, not expanded)
-  - variant 12: (AnniversaryDateFilter, not expanded)
-  - variant 13: (ListContainsOperatorListContainsFilter, not expanded)
-  - variant 14: (ListLengthFilter, not expanded)
-  - variant 15: (ExistenceOperatorExistenceFilter, not expanded)
-property: string (required)
-type: "profile-property" (required)]==],
-[==[
-group_ids: array of string (required)
-is_member: true (required)
-timeframe_filter: one of or null
-  - variant 1: (StaticDateFilter, not expanded)
-  - variant 2: (StaticDateRangeFilter, not expanded)
-  - variant 3: (RelativeDateOperatorBaseRelativeDateFilter, not expanded)
-  - variant 4: (RelativeDateRangeFilter, not expanded)
-type: "profile-group-membership" (required)]==],
-[==[
-group_ids: array of string (required)
-is_member: false (required)
-type: "profile-group-membership" (required)]==],
-[==[
-in_region: boolean (required)
-region: one of "european_union", "united_states" (required)
-type: "profile-region" (required)]==],
-[==[
-country_code: string (required)
-filter: one of (required)
-  - variant 1: (GreaterThanPositiveNumericFilter, not expanded)
-  - variant 2: (LessThanPositiveNumericFilter, not expanded)
-postal_code: string (required)
-type: "profile-postal-code-distance" (required)
-unit: one of "kilometers", "miles" (required)]==],
-[==[
-dimension: "expected_date_of_next_purchase" (required)
-filter: one of (required)
-  - variant 1: (StaticDateFilter, not expanded)
-  - variant 2: (StaticDateRangeFilter, not expanded)
-  - variant 3: (RelativeDateOperatorBaseRelativeDateFilter, not expanded)
-  - variant 4: (RelativeAnniversaryDateFilter, not expanded)
-  - variant 5: (RelativeDateRangeFilter, not expanded)
-  - variant 6: (CalendarDateFilter, not expanded)
-  - variant 7: (AnniversaryDateFilter, not expanded)
-type: "profile-predictive-analytics" (required)]==],
-[==[
-dimension: "predicted_gender" (required)
-filter: object (required) (nested, not expanded)
-type: "profile-predictive-analytics" (required)]==],
-[==[
-dimension: one of "average_days_between_orders", "average_order_value", "churn_probability", "historic_clv", "historic_number_of_orders", "predicted_clv" (or 2 more) (required)
-filter: object (required) (nested, not expanded)
-type: "profile-predictive-analytics" (required)]==],
-[==[
-dimension: "channel_affinity" (required)
-filter: object (required) (nested, not expanded)
-measurement: "priority" (required)
-predicted_channel: one of "email", "push", "sms", "whatsapp" (required)
-type: "profile-predictive-analytics" (required)]==],
-[==[
-dimension: "channel_affinity" (required)
-filter: object (required) (nested, not expanded)
-measurement: "rank" (required)
-predicted_channel: one of "email", "push", "sms", "whatsapp" (required)
-type: "profile-predictive-analytics" (required)]==],
-[==[
-consent: one of (required)
-  - variant 1: (HasEmailMarketingConsent, not expanded)
-  - variant 2: (NoEmailMarketingConsent, not expanded)
-  - variant 3: (HasSMSMarketingConsent, not expanded)
-  - variant 4: (NoSMSMarketingConsent, not expanded)
-  - variant 5: (HasPushMarketingConsent, not expanded)
-  - variant 6: (NoPushMarketingConsent, not expanded)
-type: "profile-marketing-consent" (required)]==],
-[==[
-measurement: one of "count", "sum" (required)
-measurement_filter: object (required) (nested, not expanded)
-metric_filters: array of object or null (ProfileMetricPropertyFilter, not expanded)
-metric_id: string (required)
-timeframe_filter: one of (required)
-  - variant 1: (StaticDateFilter, not expanded)
-  - variant 2: (StaticDateRangeFilter, not expanded)
-  - variant 3: (RelativeDateOperatorBaseRelativeDateFilter, not expanded)
-  - variant 4: (RelativeAnniversaryDateFilter, not expanded)
-  - variant 5: (RelativeDateRangeFilter, not expanded)
-  - variant 6: (AlltimeDateFilter, not expanded)
-  - variant 7: (SinceFlowStartDateFilter, not expanded)
-type: "profile-metric" (required)]==],
-[==[
-percentage: integer (required)
-type: "profile-sample" (required)]==],
-[==[
-filter: object (required) (nested, not expanded)
-filters: array of object (required) (ProfileHasCustomObjectFilter, not expanded)
-object_type_id: string (required)
-object_type_relationship_id: string (required)
-type: "profile-has-custom-object" (required)]==],
-[==[
-channel: one of "whatsapp_marketing", "whatsapp_transactional" (required)
-permission: one of (required)
-  - variant 1: (ExplicitlyReachable, not expanded)
-  - variant 2: (ImplicitlyReachable, not expanded)
-  - variant 3: (ImplicitlyOrExplicitlyReachable, not expanded)
-  - variant 4: (ExplicitlyUnreachable, not expanded)
-  - variant 5: (ImplicitlyUnreachable, not expanded)
-  - variant 6: (ImplicitlyOrExplicitlyUnreachable, not expanded)
-type: "profile-permissions" (required)]==],
-[==[
-timeframe_filter: one of (required)
-  - variant 1: (AlltimeDateFilter, not expanded)
-  - variant 2: (InTheLastBaseRelativeDateFilter, not expanded)
-type: "profile-not-sent-email" (required)]==],
-[==[
-timeframe_filter: one of (required)
-  - variant 1: (AlltimeDateFilter, not expanded)
-  - variant 2: (InTheLastBaseRelativeDateFilter, not expanded)
-type: "profile-not-sent-sms" (required)]==],
-[==[
-timeframe_filter: one of (required)
-  - variant 1: (AlltimeDateFilter, not expanded)
-  - variant 2: (InTheLastBaseRelativeDateFilter, not expanded)
-type: "profile-not-sent-push" (required)]==],
-[==[
-data: object or null
-  profile_filter: object or null (required)
-    condition_groups: array of object (required)
-      conditions: array of one of (required)
-        - variant 1:
-          ^109
-        - variant 2:
-          ^110
-        - variant 3:
-          ^111
-        - variant 4:
-          ^112
-        - variant 5:
-          ^113
-        - variant 6:
-          ^114
-        - variant 7:
-          ^115
-        - variant 8:
-          ^116
-        - variant 9:
-          ^117
-        - variant 10:
-          ^118
-        - variant 11:
-          ^119
-        - variant 12:
-          ^120
-        - variant 13:
-          ^121
-        - variant 14:
-          ^122
-        - variant 15:
-          ^123
-        - variant 16:
-          ^124
-        - variant 17:
-          ^125
-        - variant 18:
-          ^126
-id: string or null
-links: object or null
-  next_if_false: string or null (required)
-  next_if_true: string or null (required)
-temporary_id: string or null
-type: "conditional-split" (required)]==],
-[==[
-data: object or null
-  message: object or null (nested, not expanded)
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-mobile-push" (required)]==],
-[==[
-data: object or null
-  message: object or null (nested, not expanded)
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-whatsapp" (required)]==],
-[==[
-data: object or null
-  message: object or null
-    action_buttons: array of object or null (PushActionButton, not expanded)
-    additional_filters: object or null (nested, not expanded)
-    android_link: string or null
-    badge: boolean
-    badge_options: one of
-      - variant 1: (Increment, not expanded)
-      - variant 2: (StaticCount, not expanded)
-      - variant 3: (Property, not expanded)
-    body: string (required)
-    conversion_metric_id: string or null
-    dynamic_image: string or null
-    id: string or null
-    image_id: string or null
-    ios_link: string or null
-    kv_pairs: object or null
-    name: string or null
-    on_open: one of "home", "link", "open_url"
-    push_type: one of "silent", "standard" or null
-    smart_sending_enabled: boolean
-    sound: boolean
-    title: string or null
-    video_asset_id: string or null
-    web_url: string or null
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-mobile-push" (required)]==],
-[==[
-data: object or null
-  message: object or null
-    add_tracking_params: boolean
-    additional_filters: object or null (nested, not expanded)
-    id: string or null
-    name: string or null
-    smart_sending_enabled: boolean
-    transactional: boolean
-    vendor_id: string or null
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-whatsapp" (required)]==],
+  ^285]==],
 [==[
 data: object (required)
-  current_experiment: object or null
-    allocations: object or null
-    id: string or null
-    name: string or null
-    started: date-time or null
-    variations: array of one of (required)
-      - variant 1:
-        ^128
-      - variant 2:
-        ^129
-    winner_metric: one of "click-rate", "open-rate" or null
-  experiment_status: one of "completed", "draft", "live" or null
-  main_action: one of (required)
-    - variant 1:
-      ^130
-    - variant 2:
-      ^131
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "content-experiment" (required)]==],
+  ^63]==],
 [==[
-param: string (required)
-value: string (required)]==],
+data-source-record: object (required)
+  ^287]==],
 [==[
-data: object or null
-  message: object or null
-    add_tracking_params: boolean
-    additional_filters: object or null
-      condition_groups: array of object (required)
-        conditions: array of one of (required)
-          - variant 1: (ProfilePropertyCondition, not expanded)
-          - variant 2: (ProfileHasGroupMembershipCondition, not expanded)
-          - variant 3: (ProfileNoGroupMembershipCondition, not expanded)
-          - variant 4: (ProfileRegionCondition, not expanded)
-          - variant 5: (ProfilePostalCodeDistanceCondition, not expanded)
-          - variant 6: (ProfilePredictiveAnalyticsDateCondition, not expanded)
-          - variant 7: (ProfilePredictiveAnalyticsStringCondition, not expanded)
-          - variant 8: (ProfilePredictiveAnalyticsNumericCondition, not expanded)
-          - variant 9: (ProfilePredictiveAnalyticsChannelAffinityPriorityCondition, not expanded)
-          - variant 10: (ProfilePredictiveAnalyticsChannelAffinityRankCondition, not expanded)
-          - variant 11: (ProfileMarketingConsentCondition, not expanded)
-          - variant 12: (FlowsProfileMetricCondition, not expanded)
-          - variant 13: (ProfileRandomSampleCondition, not expanded)
-          - variant 14: (ProfileHasCustomObjectCondition, not expanded)
-          - variant 15: (ProfilePermissionsCondition, not expanded)
-          - variant 16: (ProfileHasNotReceivedEmailMessageCondition, not expanded)
-          - variant 17: (ProfileHasNotReceivedSmsMessageCondition, not expanded)
-          - variant 18: (ProfileHasNotReceivedPushMessageCondition, not expanded)
-    bcc_email: string or null
-    cc_email: string or null
-    custom_tracking_params: array of object or null
-      ^133
-    from_email: string or null
-    from_label: string or null
-    id: string or null
-    name: string or null
-    preview_text: string or null
-    reply_to_email: string or null
-    smart_sending_enabled: boolean
-    subject_line: string or null
-    template_id: string or null
-    transactional: boolean
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-email" (required)]==],
-[==[
-action_type: one of "deep_link", "dismiss", "open_app", "open_url" (required)
-custom_action_id: string or null
-icon: string or null
-label: string (required)
-position: integer or null
-url: string or null]==],
-[==[
-badge_config: "increment_one" (required)]==],
-[==[
-badge_config: "set_count" (required)
-value: string (required)]==],
-[==[
-badge_config: "set_property" (required)
-set_from_property: string (required)]==],
-[==[
-data: object or null
-  message: object or null
-    action_buttons: array of object or null
-      ^135
-    additional_filters: object or null
-      condition_groups: array of object (required)
-        conditions: array of one of (required)
-          - variant 1: (ProfilePropertyCondition, not expanded)
-          - variant 2: (ProfileHasGroupMembershipCondition, not expanded)
-          - variant 3: (ProfileNoGroupMembershipCondition, not expanded)
-          - variant 4: (ProfileRegionCondition, not expanded)
-          - variant 5: (ProfilePostalCodeDistanceCondition, not expanded)
-          - variant 6: (ProfilePredictiveAnalyticsDateCondition, not expanded)
-          - variant 7: (ProfilePredictiveAnalyticsStringCondition, not expanded)
-          - variant 8: (ProfilePredictiveAnalyticsNumericCondition, not expanded)
-          - variant 9: (ProfilePredictiveAnalyticsChannelAffinityPriorityCondition, not expanded)
-          - variant 10: (ProfilePredictiveAnalyticsChannelAffinityRankCondition, not expanded)
-          - variant 11: (ProfileMarketingConsentCondition, not expanded)
-          - variant 12: (FlowsProfileMetricCondition, not expanded)
-          - variant 13: (ProfileRandomSampleCondition, not expanded)
-          - variant 14: (ProfileHasCustomObjectCondition, not expanded)
-          - variant 15: (ProfilePermissionsCondition, not expanded)
-          - variant 16: (ProfileHasNotReceivedEmailMessageCondition, not expanded)
-          - variant 17: (ProfileHasNotReceivedSmsMessageCondition, not expanded)
-          - variant 18: (ProfileHasNotReceivedPushMessageCondition, not expanded)
-    android_link: string or null
-    badge: boolean
-    badge_options: one of
-      - variant 1:
-        ^136
-      - variant 2:
-        ^137
-      - variant 3:
-        ^138
-    body: string (required)
-    conversion_metric_id: string or null
-    dynamic_image: string or null
-    id: string or null
-    image_id: string or null
-    ios_link: string or null
-    kv_pairs: object or null
-    name: string or null
-    on_open: one of "home", "link", "open_url"
-    push_type: one of "silent", "standard" or null
-    smart_sending_enabled: boolean
-    sound: boolean
-    title: string or null
-    video_asset_id: string or null
-    web_url: string or null
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-mobile-push" (required)]==],
-[==[
-data: object or null
-  message: object or null
-    add_info_link: boolean
-    add_opt_out_language: boolean
-    add_org_prefix: boolean
-    add_tracking_params: boolean
-    additional_filters: object or null
-      condition_groups: array of object (required)
-        conditions: array of one of (required)
-          - variant 1: (ProfilePropertyCondition, not expanded)
-          - variant 2: (ProfileHasGroupMembershipCondition, not expanded)
-          - variant 3: (ProfileNoGroupMembershipCondition, not expanded)
-          - variant 4: (ProfileRegionCondition, not expanded)
-          - variant 5: (ProfilePostalCodeDistanceCondition, not expanded)
-          - variant 6: (ProfilePredictiveAnalyticsDateCondition, not expanded)
-          - variant 7: (ProfilePredictiveAnalyticsStringCondition, not expanded)
-          - variant 8: (ProfilePredictiveAnalyticsNumericCondition, not expanded)
-          - variant 9: (ProfilePredictiveAnalyticsChannelAffinityPriorityCondition, not expanded)
-          - variant 10: (ProfilePredictiveAnalyticsChannelAffinityRankCondition, not expanded)
-          - variant 11: (ProfileMarketingConsentCondition, not expanded)
-          - variant 12: (FlowsProfileMetricCondition, not expanded)
-          - variant 13: (ProfileRandomSampleCondition, not expanded)
-          - variant 14: (ProfileHasCustomObjectCondition, not expanded)
-          - variant 15: (ProfilePermissionsCondition, not expanded)
-          - variant 16: (ProfileHasNotReceivedEmailMessageCondition, not expanded)
-          - variant 17: (ProfileHasNotReceivedSmsMessageCondition, not expanded)
-          - variant 18: (ProfileHasNotReceivedPushMessageCondition, not expanded)
-    body: string (required)
-    custom_tracking_params: array of object or null
-      ^133
-    dynamic_image: string or null
-    id: string or null
-    image_id: string or null
-    include_contact_card: boolean
-    message_hierarchy: array of one of or null
-      - variant 1:
-      - variant 2:
-    name: string or null
-    shorten_links: boolean
-    smart_sending_enabled: boolean
-    sms_quiet_hours_enabled: boolean
-    template_id: string or null
-    transactional: boolean
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-sms" (required)]==],
-[==[
-data: object or null
-  message: object (required)
-    body: string or null
-    headers: object or null
-    id: string or null
-    name: string or null
-    url: string or null (required)
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-webhook" (required)]==],
-[==[
-data: object or null
-  message: object (required)
-    from_email: string or null (required)
-    from_label: string or null (required)
-    id: string or null
-    name: string or null
-    subject_line: string or null (required)
-    template_id: string or null
-    to_emails: array of string (required)
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-internal-alert" (required)]==],
-[==[
-data: object or null
-  message: object or null
-    add_tracking_params: boolean
-    additional_filters: object or null
-      condition_groups: array of object (required)
-        conditions: array of one of (required)
-          - variant 1: (ProfilePropertyCondition, not expanded)
-          - variant 2: (ProfileHasGroupMembershipCondition, not expanded)
-          - variant 3: (ProfileNoGroupMembershipCondition, not expanded)
-          - variant 4: (ProfileRegionCondition, not expanded)
-          - variant 5: (ProfilePostalCodeDistanceCondition, not expanded)
-          - variant 6: (ProfilePredictiveAnalyticsDateCondition, not expanded)
-          - variant 7: (ProfilePredictiveAnalyticsStringCondition, not expanded)
-          - variant 8: (ProfilePredictiveAnalyticsNumericCondition, not expanded)
-          - variant 9: (ProfilePredictiveAnalyticsChannelAffinityPriorityCondition, not expanded)
-          - variant 10: (ProfilePredictiveAnalyticsChannelAffinityRankCondition, not expanded)
-          - variant 11: (ProfileMarketingConsentCondition, not expanded)
-          - variant 12: (FlowsProfileMetricCondition, not expanded)
-          - variant 13: (ProfileRandomSampleCondition, not expanded)
-          - variant 14: (ProfileHasCustomObjectCondition, not expanded)
-          - variant 15: (ProfilePermissionsCondition, not expanded)
-          - variant 16: (ProfileHasNotReceivedEmailMessageCondition, not expanded)
-          - variant 17: (ProfileHasNotReceivedSmsMessageCondition, not expanded)
-          - variant 18: (ProfileHasNotReceivedPushMessageCondition, not expanded)
-    id: string or null
-    name: string or null
-    smart_sending_enabled: boolean
-    transactional: boolean
-    vendor_id: string or null
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-whatsapp" (required)]==],
+attributes: object (required)
+  ^288
+relationships: object
+  ^68
+type: "data-source-record-create-job" (required)]==],
 [==[
 data: object (required)
-  delay_until_time: time or null
-  delay_until_weekdays: array of string one of "friday", "monday", "saturday", "sunday", "thursday", "tuesday" (or 1 more) or null
-  secondary_value: integer or null
-  timezone: one of "Africa/Abidjan", "Africa/Accra", "Africa/Addis_Ababa", "Africa/Algiers", "Africa/Asmara", "Africa/Bamako" (or 428 more)
-  unit: one of "days", "hours", "minutes"
-  value: integer (required)
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "time-delay" (required)]==],
-[==[
-field: string (required)
-filter: one of (required)
-  - variant 1: (StringOperatorStringFilter, not expanded)
-  - variant 2: (StringArrayOperatorStringArrayFilter, not expanded)
-  - variant 3: (NumericOperatorNumericFilter, not expanded)
-  - variant 4: (NumericRangeFilter, not expanded)
-  - variant 5: (BooleanFilter, not expanded)
-  - variant 6: (StaticDateFilter, not expanded)
-  - variant 7: (StaticDateRangeFilter, not expanded)
-  - variant 8: (RelativeDateOperatorBaseRelativeDateFilter, not expanded)
-  - variant 9: (RelativeAnniversaryDateFilter, not expanded)
-  - variant 10: (RelativeDateRangeFilter, not expanded)
-  - variant 11: (CalendarDateFilter, not expanded)
-  - variant 12: (AnniversaryDateFilter, not expanded)
-  - variant 13: (ListContainsOperatorListContainsFilter, not expanded)
-  - variant 14: (ListLengthFilter, not expanded)
-  - variant 15: (ExistenceOperatorExistenceFilter, not expanded)
-metric_id: string (required)
-type: "metric-property" (required)]==],
-[==[
-filter: one of (required)
-  - variant 1: (StringOperatorStringFilter, not expanded)
-  - variant 2: (NumericOperatorNumericFilter, not expanded)
-  - variant 3: (NumericRangeFilter, not expanded)
-  - variant 4: (BooleanFilter, not expanded)
-  - variant 5: (StaticDateFilter, not expanded)
-  - variant 6: (StaticDateRangeFilter, not expanded)
-  - variant 7: (RelativeDateOperatorBaseRelativeDateFilter, not expanded)
-  - variant 8: (RelativeDateRangeFilter, not expanded)
-  - variant 9: (ListContainsOperatorListContainsFilter, not expanded)
-  - variant 10: (ListLengthFilter, not expanded)
-  - variant 11: (ExistenceOperatorExistenceFilter, not expanded)
-property_id: integer (required)
-type: "custom-object-trigger-property" (required)]==],
-[==[
-custom_object_label: string (required)
-field: string (required)
-filter: one of (required)
-  - variant 1: (StringOperatorStringFilter, not expanded)
-  - variant 2: (StringArrayOperatorStringArrayFilter, not expanded)
-  - variant 3: (NumericOperatorNumericFilter, not expanded)
-  - variant 4: (NumericRangeFilter, not expanded)
-  - variant 5: (BooleanFilter, not expanded)
-  - variant 6: (StaticDateFilter, not expanded)
-  - variant 7: (StaticDateRangeFilter, not expanded)
-  - variant 8: (RelativeDateOperatorBaseRelativeDateFilter, not expanded)
-  - variant 9: (RelativeAnniversaryDateFilter, not expanded)
-  - variant 10: (RelativeDateRangeFilter, not expanded)
-  - variant 11: (CalendarDateFilter, not expanded)
-  - variant 12: (AnniversaryDateFilter, not expanded)
-  - variant 13: (ListContainsOperatorListContainsFilter, not expanded)
-  - variant 14: (ListLengthFilter, not expanded)
-  - variant 15: (ExistenceOperatorExistenceFilter, not expanded)
-type: "custom-object-property" (required)]==],
-[==[
-field: string (required)
-filter: one of (required)
-  - variant 1: (StringOperatorStringFilter, not expanded)
-  - variant 2: (StringArrayOperatorStringArrayFilter, not expanded)
-  - variant 3: (NumericOperatorNumericFilter, not expanded)
-  - variant 4: (NumericRangeFilter, not expanded)
-  - variant 5: (BooleanFilter, not expanded)
-  - variant 6: (StaticDateFilter, not expanded)
-  - variant 7: (StaticDateRangeFilter, not expanded)
-  - variant 8: (RelativeDateOperatorBaseRelativeDateFilter, not expanded)
-  - variant 9: (RelativeAnniversaryDateFilter, not expanded)
-  - variant 10: (RelativeDateRangeFilter, not expanded)
-  - variant 11: (CalendarDateFilter, not expanded)
-  - variant 12: (AnniversaryDateFilter, not expanded)
-  - variant 13: (ListContainsOperatorListContainsFilter, not expanded)
-  - variant 14: (ListLengthFilter, not expanded)
-  - variant 15: (ExistenceOperatorExistenceFilter, not expanded)
-metric_id: string or null (required)
-type: "price-drop-property" (required)]==],
-[==[
-field: string (required)
-filter: one of (required)
-  - variant 1: (StringOperatorStringFilter, not expanded)
-  - variant 2: (StringArrayOperatorStringArrayFilter, not expanded)
-  - variant 3: (NumericOperatorNumericFilter, not expanded)
-  - variant 4: (NumericRangeFilter, not expanded)
-  - variant 5: (BooleanFilter, not expanded)
-  - variant 6: (StaticDateFilter, not expanded)
-  - variant 7: (StaticDateRangeFilter, not expanded)
-  - variant 8: (RelativeDateOperatorBaseRelativeDateFilter, not expanded)
-  - variant 9: (RelativeAnniversaryDateFilter, not expanded)
-  - variant 10: (RelativeDateRangeFilter, not expanded)
-  - variant 11: (CalendarDateFilter, not expanded)
-  - variant 12: (AnniversaryDateFilter, not expanded)
-  - variant 13: (ListContainsOperatorListContainsFilter, not expanded)
-  - variant 14: (ListLengthFilter, not expanded)
-  - variant 15: (ExistenceOperatorExistenceFilter, not expanded)
-metric_id: string or null (required)
-type: "low-inventory-property" (required)]==],
-[==[
-data: object or null
-  trigger_filter: object or null (required)
-    condition_groups: array of object (required)
-      conditions: array of one of (required)
-        - variant 1:
-          ^145
-        - variant 2:
-          ^146
-        - variant 3:
-          ^147
-        - variant 4:
-          ^148
-        - variant 5:
-          ^149
-  trigger_id: string (required)
-  trigger_subtype: one of "custom-object", "legacy-custom-object", "profile-property", "profile-trait" or null
-  trigger_type: one of "date", "list", "low-inventory", "metric", "price-drop", "scheduled" (or 1 more) (required)
-id: string or null
-links: object or null
-  next_if_false: string or null (required)
-  next_if_true: string or null (required)
-temporary_id: string or null
-type: "trigger-split" (required)]==],
-[==[
-operator: one of "create", "update" (required)
-property_key: string (required)
-property_type: "string" (required)
-property_value: string (required)]==],
-[==[
-operator: one of "create", "update" (required)
-property_key: string (required)
-property_type: "boolean" (required)
-property_value: boolean (required)]==],
-[==[
-operator: one of "create", "update" (required)
-property_key: string (required)
-property_type: "numeric" (required)
-property_value: integer or number (required)]==],
-[==[
-operator: one of "create", "update" (required)
-property_key: string (required)
-property_type: "date" (required)
-property_value: string or "today" (required)]==],
-[==[
-operator: one of "create", "update" (required)
-property_key: string (required)
-property_operation: one of "add", "remove" or null
-property_type: "list" (required)
-property_value: string (required)]==],
-[==[
-operator: "delete" (required)
-property_key: string (required)]==],
-[==[
-data: object or null
-  profile_operations: array of one of (required)
-    - variant 1:
-      ^151
-    - variant 2:
-      ^152
-    - variant 3:
-      ^153
-    - variant 4:
-      ^154
-    - variant 5:
-      ^155
-    - variant 6:
-      ^156
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "update-profile" (required)]==],
-[==[
-data: object (required)
-  target_days: array of string one of "friday", "monday", "saturday", "sunday", "thursday", "tuesday" (or 1 more) or null
-  target_time: time
-  timezone: one of "Africa/Abidjan", "Africa/Accra", "Africa/Addis_Ababa", "Africa/Algiers", "Africa/Asmara", "Africa/Bamako" (or 428 more)
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "target-date" (required)]==],
-[==[
-data: object (required)
-  delay_until_time: time or null
-  delay_until_weekdays: array of string one of "friday", "monday", "saturday", "sunday", "thursday", "tuesday" (or 1 more) or null
-  timezone: one of "Africa/Abidjan", "Africa/Accra", "Africa/Addis_Ababa", "Africa/Algiers", "Africa/Asmara", "Africa/Bamako" (or 428 more)
-  unit: one of "days", "months", "weeks"
-  value: integer
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "countdown-delay" (required)]==],
-[==[
-data: object or null
-  message: object or null (nested, not expanded)
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-email" (required)]==],
-[==[
-data: object or null
-  message: object or null (nested, not expanded)
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-sms" (required)]==],
-[==[
-data: object or null
-  message: object or null
-    add_tracking_params: boolean
-    additional_filters: object or null (nested, not expanded)
-    bcc_email: string or null
-    cc_email: string or null
-    custom_tracking_params: array of object or null (UtmParam, not expanded)
-    from_email: string or null
-    from_label: string or null
-    id: string or null
-    name: string or null
-    preview_text: string or null
-    reply_to_email: string or null
-    smart_sending_enabled: boolean
-    subject_line: string or null
-    template_id: string or null
-    transactional: boolean
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-email" (required)]==],
-[==[
-data: object or null
-  message: object or null
-    add_info_link: boolean
-    add_opt_out_language: boolean
-    add_org_prefix: boolean
-    add_tracking_params: boolean
-    additional_filters: object or null (nested, not expanded)
-    body: string (required)
-    custom_tracking_params: array of object or null (UtmParam, not expanded)
-    dynamic_image: string or null
-    id: string or null
-    image_id: string or null
-    include_contact_card: boolean
-    message_hierarchy: array of one of or null
-      - variant 1: (nested, not expanded)
-      - variant 2: (nested, not expanded)
-    name: string or null
-    shorten_links: boolean
-    smart_sending_enabled: boolean
-    sms_quiet_hours_enabled: boolean
-    template_id: string or null
-    transactional: boolean
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-sms" (required)]==],
-[==[
-data: object (required)
-  current_experiment: object or null
-    allocations: object or null
-    automatic_winner_selection_settings: object or null
-      automatic_end_date: date-time or null
-      automatic_end_statistical_certainty: boolean (required)
-      enabled: boolean (required)
-    id: string or null
-    name: string or null
-    started: date-time or null
-    variations: array of one of (required)
-      - variant 1:
-        ^160
-      - variant 2:
-        ^161
-    winner_metric: one of "submission", "unique-clicks", "unique-opens", "unique-placed-orders" or null
-  experiment_status: one of "completed", "draft", "live"
-  main_action: one of (required)
-    - variant 1:
-      ^162
-    - variant 2:
-      ^163
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "ab-test" (required)]==],
-[==[
-report_id: string (required)
-service_method_type: "schedule-report" (required)]==],
-[==[
-event_key: string or null
-event_payload: object or null
-service_method_type: "track-event" (required)
-tracking_company_id: string or null]==],
-[==[
-report_id: string (required)
-service_method_type: "schedule-report-builder-report" (required)]==],
-[==[
-service_method_type: "unknown" (required)]==],
-[==[
-data: object or null
-  service_configuration: one of or null
-    - variant 1:
-      ^165
-    - variant 2:
-      ^166
-    - variant 3:
-      ^167
-    - variant 4:
-      ^168
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "internal-service" (required)]==],
-[==[
-data: any or null
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "code" (required)]==],
-[==[
-branch_filter: object or null
-  condition_groups: array of object (required)
-    conditions: array of one of (required)
-      - variant 1: (ProfilePropertyCondition, not expanded)
-      - variant 2: (ProfileHasGroupMembershipCondition, not expanded)
-      - variant 3: (ProfileNoGroupMembershipCondition, not expanded)
-      - variant 4: (ProfileRegionCondition, not expanded)
-      - variant 5: (ProfilePostalCodeDistanceCondition, not expanded)
-      - variant 6: (ProfilePredictiveAnalyticsDateCondition, not expanded)
-      - variant 7: (ProfilePredictiveAnalyticsStringCondition, not expanded)
-      - variant 8: (ProfilePredictiveAnalyticsNumericCondition, not expanded)
-      - variant 9: (ProfilePredictiveAnalyticsChannelAffinityPriorityCondition, not expanded)
-      - variant 10: (ProfilePredictiveAnalyticsChannelAffinityRankCondition, not expanded)
-      - variant 11: (ProfileMarketingConsentCondition, not expanded)
-      - variant 12: (FlowsProfileMetricCondition, not expanded)
-      - variant 13: (ProfileRandomSampleCondition, not expanded)
-      - variant 14: (ProfileHasCustomObjectCondition, not expanded)
-      - variant 15: (ProfilePermissionsCondition, not expanded)
-      - variant 16: (ProfileHasNotReceivedEmailMessageCondition, not expanded)
-      - variant 17: (ProfileHasNotReceivedSmsMessageCondition, not expanded)
-      - variant 18: (ProfileHasNotReceivedPushMessageCondition, not expanded)
-      - variant 19: (MetricPropertyCondition, not expanded)
-      - variant 20: (CustomObjectTriggerCondition, not expanded)
-branch_id: string (required)
-is_else: boolean
-links: object or null
-  next: string or null
-name: string or null
-order: integer or null]==],
-[==[
-data: object or null
-  branches: array of object (required)
-    ^171
-  name: string (required)
-id: string or null
-links: any or null
-temporary_id: string or null
-type: "multi-branch-split" (required)]==],
-[==[
-data: object (required)
-  list_id: string or null (required)
-  name: string (required)
-  on_execution: one of false, true or null (required)
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "list-update" (required)]==],
+  ^289]==],
 [==[
 operator: one of "in", "not-in" (required)
 type: "string" (required)
 value: array of string (required)]==],
+[==[
+end: integer or number (required)
+operator: "between" (required)
+start: integer or number (required)
+type: "numeric" (required)]==],
+[==[
+field: string (required)
+filter: one of (required)
+  - variant 1:
+    ^274 StringOperatorStringFilter
+  - variant 2:
+    ^291 StringArrayOperatorStringArrayFilter
+  - variant 3:
+    ^270 NumericOperatorNumericFilter
+  - variant 4:
+    ^292 NumericRangeFilter
+  - variant 5:
+    ^273 BooleanFilter
+  - variant 6:
+    ^272 ExistenceOperatorExistenceFilter
+output_config_id: integer (required)
+type: "action-output" (required)]==],
+[==[
+conditions: array of object (required)
+  ^293 ActionOutputCondition]==],
+[==[
+condition_groups: array of object (required)
+  ^294]==],
+[==[
+action_output_filter: object or null (required)
+  ^295]==],
+[==[
+next_if_false: string or null (required)
+next_if_true: string or null (required)]==],
+[==[
+data: object or null
+  ^296
+id: string or null
+links: object or null
+  ^297
+temporary_id: string or null
+type: "action-output-split" (required)]==],
+[==[
+next: string or null]==],
+[==[
+id: string or null
+links: object or null
+  ^299
+temporary_id: string or null
+type: "back-in-stock-delay" (required)]==],
 [==[
 operator: one of "phone-country-code-in", "phone-country-code-not-in" (required)
 type: "string" (required)
@@ -2247,35 +1458,35 @@ value: integer (required)]==],
 [==[
 filter: one of (required)
   - variant 1:
-    ^97
+    ^274 StringOperatorStringFilter
   - variant 2:
-    ^174
+    ^291 StringArrayOperatorStringArrayFilter
   - variant 3:
-    ^175
+    ^301 StringPhoneOperatorStringArrayFilter
   - variant 4:
-    ^93
+    ^270 NumericOperatorNumericFilter
   - variant 5:
-    ^96
+    ^273 BooleanFilter
   - variant 6:
-    ^176
+    ^302 StaticDateFilter
   - variant 7:
-    ^177
+    ^303 StaticDateRangeFilter
   - variant 8:
-    ^178
+    ^304 RelativeDateOperatorBaseRelativeDateFilter
   - variant 9:
-    ^179
+    ^305 RelativeAnniversaryDateFilter
   - variant 10:
-    ^180
+    ^306 RelativeDateRangeFilter
   - variant 11:
-    ^181
+    ^307 CalendarDateFilter
   - variant 12:
-    ^182
+    ^308 AnniversaryDateFilter
   - variant 13:
-    ^98
+    ^275 ListContainsOperatorListContainsFilter
   - variant 14:
-    ^183
+    ^309 ListLengthFilter
   - variant 15:
-    ^95
+    ^272 ExistenceOperatorExistenceFilter
 property: string (required)
 type: "profile-property" (required)]==],
 [==[
@@ -2283,14 +1494,22 @@ group_ids: array of string (required)
 is_member: true (required)
 timeframe_filter: one of or null
   - variant 1:
-    ^176
+    ^302 StaticDateFilter
   - variant 2:
-    ^177
+    ^303 StaticDateRangeFilter
   - variant 3:
-    ^178
+    ^304 RelativeDateOperatorBaseRelativeDateFilter
   - variant 4:
-    ^180
+    ^306 RelativeDateRangeFilter
 type: "profile-group-membership" (required)]==],
+[==[
+group_ids: array of string (required)
+is_member: false (required)
+type: "profile-group-membership" (required)]==],
+[==[
+in_region: boolean (required)
+region: one of "european_union", "united_states" (required)
+type: "profile-region" (required)]==],
 [==[
 operator: "greater-than" (required)
 type: "numeric" (required)
@@ -2303,9 +1522,9 @@ value: integer or number (required)]==],
 country_code: string (required)
 filter: one of (required)
   - variant 1:
-    ^186
+    ^314 GreaterThanPositiveNumericFilter
   - variant 2:
-    ^187
+    ^315 LessThanPositiveNumericFilter
 postal_code: string (required)
 type: "profile-postal-code-distance" (required)
 unit: one of "kilometers", "miles" (required)]==],
@@ -2313,49 +1532,53 @@ unit: one of "kilometers", "miles" (required)]==],
 dimension: "expected_date_of_next_purchase" (required)
 filter: one of (required)
   - variant 1:
-    ^176
+    ^302 StaticDateFilter
   - variant 2:
-    ^177
+    ^303 StaticDateRangeFilter
   - variant 3:
-    ^178
+    ^304 RelativeDateOperatorBaseRelativeDateFilter
   - variant 4:
-    ^179
+    ^305 RelativeAnniversaryDateFilter
   - variant 5:
-    ^180
+    ^306 RelativeDateRangeFilter
   - variant 6:
-    ^181
+    ^307 CalendarDateFilter
   - variant 7:
-    ^182
+    ^308 AnniversaryDateFilter
 type: "profile-predictive-analytics" (required)]==],
+[==[
+operator: "equals" or "not-equals" (required)
+type: "string" (required)
+value: one of "likely_female", "likely_male", "uncertain" (required)]==],
 [==[
 dimension: "predicted_gender" (required)
 filter: object (required)
-  operator: "equals" or "not-equals" (required)
-  type: "string" (required)
-  value: one of "likely_female", "likely_male", "uncertain" (required)
+  ^318
 type: "profile-predictive-analytics" (required)]==],
 [==[
 dimension: one of "average_days_between_orders", "average_order_value", "churn_probability", "historic_clv", "historic_number_of_orders", "predicted_clv" (or 2 more) (required)
 filter: object (required)
-  operator: one of "equals", "greater-than", "greater-than-or-equal", "less-than", "less-than-or-equal", "not-equals" (required)
-  type: "numeric" (required)
-  value: integer or number (required)
+  ^270
 type: "profile-predictive-analytics" (required)]==],
+[==[
+operator: "equals" (required)
+type: "numeric" (required)
+value: integer (required)]==],
 [==[
 dimension: "channel_affinity" (required)
 filter: object (required)
-  operator: "equals" (required)
-  type: "numeric" (required)
-  value: integer (required)
+  ^321
 measurement: "priority" (required)
 predicted_channel: one of "email", "push", "sms", "whatsapp" (required)
 type: "profile-predictive-analytics" (required)]==],
 [==[
+operator: "equals" or "not-equals" (required)
+type: "string" (required)
+value: one of "high", "low", "medium" (required)]==],
+[==[
 dimension: "channel_affinity" (required)
 filter: object (required)
-  operator: "equals" or "not-equals" (required)
-  type: "string" (required)
-  value: one of "high", "low", "medium" (required)
+  ^323
 measurement: "rank" (required)
 predicted_channel: one of "email", "push", "sms", "whatsapp" (required)
 type: "profile-predictive-analytics" (required)]==],
@@ -2363,19 +1586,103 @@ type: "profile-predictive-analytics" (required)]==],
 filters: any or null
 subscription: "any" (required)]==],
 [==[
+field: "is_double_opt_in" (required)
+filter: object (required)
+  ^273]==],
+[==[
+field: "status_date" (required)
+filter: one of (required)
+  - variant 1:
+    ^302 StaticDateFilter
+  - variant 2:
+    ^303 StaticDateRangeFilter
+  - variant 3:
+    ^304 RelativeDateOperatorBaseRelativeDateFilter
+  - variant 4:
+    ^305 RelativeAnniversaryDateFilter
+  - variant 5:
+    ^306 RelativeDateRangeFilter
+  - variant 6:
+    ^307 CalendarDateFilter
+  - variant 7:
+    ^308 AnniversaryDateFilter]==],
+[==[
+operator: "equals" (required)
+type: "string" (required)
+value: string or null (required)]==],
+[==[
+field: "custom_source" (required)
+filter: object (required)
+  ^328]==],
+[==[
+field: "method" (required)
+filter: object or null
+  ^271
+method: "form" (required)]==],
+[==[
+field: "method" (required)
+filter: object or null
+  ^328
+method: "preference_page" (required)]==],
+[==[
+field: "method" (required)
+filter: object or null
+  ^271
+method: "api" (required)]==],
+[==[
+field: "method" (required)
+method: "inbound_message" (required)]==],
+[==[
+field: "method" (required)
+method: "back_in_stock" (required)]==],
+[==[
+field: "method" (required)
+method: "sftp" (required)]==],
+[==[
+field: "method" (required)
+filter: object or null
+  ^271
+method: "manual_import" (required)]==],
+[==[
+field: "method" (required)
+filter: object or null
+  ^271
+method: "manual_add" (required)]==],
+[==[
+operator: "in" (required)
+type: "string" (required)
+value: array of string "shopify" (required)]==],
+[==[
+field: "method" (required)
+filter: object (required)
+  ^338
+method: "integration" (required)]==],
+[==[
 filters: array of one of or null
-  - variant 1: (DoubleOptinFilter, not expanded)
-  - variant 2: (StatusDateFilter, not expanded)
-  - variant 3: (CustomSourceFilter, not expanded)
-  - variant 4: (FormMethodFilter, not expanded)
-  - variant 5: (PreferencePageFilter, not expanded)
-  - variant 6: (APIMethodFilter, not expanded)
-  - variant 7: (InboundMessageMethodFilter, not expanded)
-  - variant 8: (BackInStockMethodFilter, not expanded)
-  - variant 9: (SftpMethodFilter, not expanded)
-  - variant 10: (ManualImportManualMethodFilter, not expanded)
-  - variant 11: (ManualAddManualMethodFilter, not expanded)
-  - variant 12: (ShopifyIntegrationMethodFilter, not expanded)
+  - variant 1:
+    ^326 DoubleOptinFilter
+  - variant 2:
+    ^327 StatusDateFilter
+  - variant 3:
+    ^329 CustomSourceFilter
+  - variant 4:
+    ^330 FormMethodFilter
+  - variant 5:
+    ^331 PreferencePageFilter
+  - variant 6:
+    ^332 APIMethodFilter
+  - variant 7:
+    ^333 InboundMessageMethodFilter
+  - variant 8:
+    ^334 BackInStockMethodFilter
+  - variant 9:
+    ^335 SftpMethodFilter
+  - variant 10:
+    ^336 ManualImportManualMethodFilter
+  - variant 11:
+    ^337 ManualAddManualMethodFilter
+  - variant 12:
+    ^339 ShopifyIntegrationMethodFilter
 subscription: "subscribed" (required)]==],
 [==[
 filters: any or null
@@ -2385,82 +1692,212 @@ can_receive_marketing: true (required)
 channel: "email" (required)
 consent_status: one of (required)
   - variant 1:
-    ^194
+    ^325 HasEmailMarketing
   - variant 2:
-    ^195
+    ^340 HasEmailMarketingSubscribed
   - variant 3:
-    ^196]==],
+    ^341 HasEmailMarketingNeverSubscribed]==],
+[==[
+operator: "is-set" (required)
+type: "existence" (required)]==],
+[==[
+field: "bounce_date" (required)
+filter: one of (required)
+  - variant 1:
+    ^302 StaticDateFilter
+  - variant 2:
+    ^303 StaticDateRangeFilter
+  - variant 3:
+    ^304 RelativeDateOperatorBaseRelativeDateFilter
+  - variant 4:
+    ^305 RelativeAnniversaryDateFilter
+  - variant 5:
+    ^306 RelativeDateRangeFilter
+  - variant 6:
+    ^307 CalendarDateFilter
+  - variant 7:
+    ^308 AnniversaryDateFilter
+  - variant 8:
+    ^343 IsSetExistenceFilter]==],
+[==[
+field: "manual_suppression_date" (required)
+filter: one of (required)
+  - variant 1:
+    ^302 StaticDateFilter
+  - variant 2:
+    ^303 StaticDateRangeFilter
+  - variant 3:
+    ^304 RelativeDateOperatorBaseRelativeDateFilter
+  - variant 4:
+    ^305 RelativeAnniversaryDateFilter
+  - variant 5:
+    ^306 RelativeDateRangeFilter
+  - variant 6:
+    ^307 CalendarDateFilter
+  - variant 7:
+    ^308 AnniversaryDateFilter
+  - variant 8:
+    ^343 IsSetExistenceFilter]==],
+[==[
+field: "invalid_email_date" (required)
+filter: one of (required)
+  - variant 1:
+    ^302 StaticDateFilter
+  - variant 2:
+    ^303 StaticDateRangeFilter
+  - variant 3:
+    ^304 RelativeDateOperatorBaseRelativeDateFilter
+  - variant 4:
+    ^305 RelativeAnniversaryDateFilter
+  - variant 5:
+    ^306 RelativeDateRangeFilter
+  - variant 6:
+    ^307 CalendarDateFilter
+  - variant 7:
+    ^308 AnniversaryDateFilter
+  - variant 8:
+    ^343 IsSetExistenceFilter]==],
 [==[
 filters: array of one of or null
-  - variant 1: (BounceDateFilter, not expanded)
-  - variant 2: (ManualSuppressionDateFilter, not expanded)
-  - variant 3: (InvalidEmailDateFilter, not expanded)
+  - variant 1:
+    ^344 BounceDateFilter
+  - variant 2:
+    ^345 ManualSuppressionDateFilter
+  - variant 3:
+    ^346 InvalidEmailDateFilter
 subscription: "any" (required)]==],
 [==[
 filters: one of or null
-  - variant 1: (nested, not expanded)
-  - variant 2: (nested, not expanded)
+  - variant 1:
+    ^45
+  - variant 2:
+    ^45
 subscription: "unsubscribed" (required)]==],
 [==[
 filters: array of one of (required)
-  - variant 1: (BounceDateFilter, not expanded)
-  - variant 2: (ManualSuppressionDateFilter, not expanded)
-  - variant 3: (InvalidEmailDateFilter, not expanded)
+  - variant 1:
+    ^344 BounceDateFilter
+  - variant 2:
+    ^345 ManualSuppressionDateFilter
+  - variant 3:
+    ^346 InvalidEmailDateFilter
 subscription: "never_subscribed" (required)]==],
 [==[
 filters: array of one of (required)
-  - variant 1: (BounceDateFilter, not expanded)
-  - variant 2: (ManualSuppressionDateFilter, not expanded)
-  - variant 3: (InvalidEmailDateFilter, not expanded)
+  - variant 1:
+    ^344 BounceDateFilter
+  - variant 2:
+    ^345 ManualSuppressionDateFilter
+  - variant 3:
+    ^346 InvalidEmailDateFilter
 subscription: "subscribed" (required)]==],
 [==[
 can_receive_marketing: false (required)
 channel: "email" (required)
 consent_status: one of (required)
   - variant 1:
-    ^198
+    ^347 NoEmailMarketing
   - variant 2:
-    ^199
+    ^348 NoEmailMarketingUnsubscribed
   - variant 3:
-    ^200
+    ^349 NoEmailMarketingNeverSubscribed
   - variant 4:
-    ^201]==],
+    ^350 NoEmailMarketingSubscribed]==],
+[==[
+field: "method" (required)
+method: "checkout" (required)]==],
+[==[
+field: "method" (required)
+method: "preference_page" (required)]==],
+[==[
+field: "is_rcs_capable" (required)
+filter: object (required)
+  ^273]==],
+[==[
+filters: array of one of or null
+  - variant 1:
+    ^327 StatusDateFilter
+  - variant 2:
+    ^330 FormMethodFilter
+  - variant 3:
+    ^336 ManualImportManualMethodFilter
+  - variant 4:
+    ^337 ManualAddManualMethodFilter
+  - variant 5:
+    ^352 CheckoutMethodFilter
+  - variant 6:
+    ^333 InboundMessageMethodFilter
+  - variant 7:
+    ^353 PreferencePageMethodFilter
+  - variant 8:
+    ^335 SftpMethodFilter
+  - variant 9:
+    ^339 ShopifyIntegrationMethodFilter
+  - variant 10:
+    ^354 SubscribedSMSIsRcsCapableFilter
+subscription: "subscribed" (required)]==],
 [==[
 can_receive_marketing: true (required)
 channel: "sms" (required)
 consent_status: object (required)
-  filters: array of one of or null
-    - variant 1: (StatusDateFilter, not expanded)
-    - variant 2: (FormMethodFilter, not expanded)
-    - variant 3: (ManualImportManualMethodFilter, not expanded)
-    - variant 4: (ManualAddManualMethodFilter, not expanded)
-    - variant 5: (CheckoutMethodFilter, not expanded)
-    - variant 6: (InboundMessageMethodFilter, not expanded)
-    - variant 7: (PreferencePageMethodFilter, not expanded)
-    - variant 8: (SftpMethodFilter, not expanded)
-    - variant 9: (ShopifyIntegrationMethodFilter, not expanded)
-    - variant 10: (SubscribedSMSIsRcsCapableFilter, not expanded)
-  subscription: "subscribed" (required)]==],
+  ^355]==],
 [==[
 subscription: "any" (required)]==],
 [==[
+field: "method" (required)
+method: "manual_remove" (required)]==],
+[==[
+field: "method" (required)
+method: "bulk_remove" (required)]==],
+[==[
+field: "method" (required)
+method: "carrier_deactivation" (required)]==],
+[==[
+field: "method" (required)
+method: "provided_landline" (required)]==],
+[==[
+field: "method" (required)
+method: "message_blocked" (required)]==],
+[==[
+field: "method" (required)
+method: "provided_no_age" (required)]==],
+[==[
+field: "method" (required)
+method: "failed_age_gate" (required)]==],
+[==[
 filters: array of one of or null
-  - variant 1: (StatusDateFilter, not expanded)
-  - variant 2: (FormMethodFilter, not expanded)
-  - variant 3: (ManualImportManualMethodFilter, not expanded)
-  - variant 4: (ManualAddManualMethodFilter, not expanded)
-  - variant 5: (ManualRemoveMethodFilter, not expanded)
-  - variant 6: (BulkRemoveMethodFilter, not expanded)
-  - variant 7: (CheckoutMethodFilter, not expanded)
-  - variant 8: (InboundMessageMethodFilter, not expanded)
-  - variant 9: (PreferencePageMethodFilter, not expanded)
-  - variant 10: (SftpMethodFilter, not expanded)
-  - variant 11: (CarrierDeactivationMethodFilter, not expanded)
-  - variant 12: (ProvidedLandlineMethodFilter, not expanded)
-  - variant 13: (MessageBlockedMethodFilter, not expanded)
-  - variant 14: (ProvidedNoAgeMethodFilter, not expanded)
-  - variant 15: (FailedAgeGateMethodFilter, not expanded)
-  - variant 16: (ShopifyIntegrationMethodFilter, not expanded)
+  - variant 1:
+    ^327 StatusDateFilter
+  - variant 2:
+    ^330 FormMethodFilter
+  - variant 3:
+    ^336 ManualImportManualMethodFilter
+  - variant 4:
+    ^337 ManualAddManualMethodFilter
+  - variant 5:
+    ^358 ManualRemoveMethodFilter
+  - variant 6:
+    ^359 BulkRemoveMethodFilter
+  - variant 7:
+    ^352 CheckoutMethodFilter
+  - variant 8:
+    ^333 InboundMessageMethodFilter
+  - variant 9:
+    ^353 PreferencePageMethodFilter
+  - variant 10:
+    ^335 SftpMethodFilter
+  - variant 11:
+    ^360 CarrierDeactivationMethodFilter
+  - variant 12:
+    ^361 ProvidedLandlineMethodFilter
+  - variant 13:
+    ^362 MessageBlockedMethodFilter
+  - variant 14:
+    ^363 ProvidedNoAgeMethodFilter
+  - variant 15:
+    ^364 FailedAgeGateMethodFilter
+  - variant 16:
+    ^339 ShopifyIntegrationMethodFilter
 subscription: "unsubscribed" (required)]==],
 [==[
 subscription: "never_subscribed" (required)]==],
@@ -2469,36 +1906,39 @@ can_receive_marketing: false (required)
 channel: "sms" (required)
 consent_status: one of (required)
   - variant 1:
-    ^204
+    ^357 NoSMSMarketing
   - variant 2:
-    ^205
+    ^365 NoSMSMarketingUnsubscribed
   - variant 3:
-    ^206]==],
+    ^366 NoSMSMarketingNeverSubscribed]==],
+[==[
+filters: array of object or null
+  ^327 StatusDateFilter
+subscription: "any" (required)]==],
 [==[
 can_receive_marketing: true (required)
 channel: "push" (required)
 consent_status: object (required)
-  filters: array of object or null (StatusDateFilter, not expanded)
-  subscription: "any" (required)]==],
+  ^368]==],
 [==[
 can_receive_marketing: false (required)
 channel: "push" (required)
 consent_status: object (required)
-  subscription: "any" (required)]==],
+  ^357]==],
 [==[
 consent: one of (required)
   - variant 1:
-    ^197
+    ^342 HasEmailMarketingConsent
   - variant 2:
-    ^202
+    ^351 NoEmailMarketingConsent
   - variant 3:
-    ^203
+    ^356 HasSMSMarketingConsent
   - variant 4:
-    ^207
+    ^367 NoSMSMarketingConsent
   - variant 5:
-    ^208
+    ^369 HasPushMarketingConsent
   - variant 6:
-    ^209
+    ^370 NoPushMarketingConsent
 type: "profile-marketing-consent" (required)]==],
 [==[
 operator: one of "contains-all", "contains-any", "not-contains-all", "not-contains-any" (required)
@@ -2507,21 +1947,21 @@ value: array of string (required)]==],
 [==[
 filter: one of or null
   - variant 1:
-    ^97
+    ^274 StringOperatorStringFilter
   - variant 2:
-    ^174
+    ^291 StringArrayOperatorStringArrayFilter
   - variant 3:
-    ^95
+    ^272 ExistenceOperatorExistenceFilter
   - variant 4:
-    ^211
+    ^372 ListSetFilter
   - variant 5:
-    ^183
+    ^309 ListLengthFilter
   - variant 6:
-    ^100
+    ^277 ListSubstringFilter
   - variant 7:
-    ^96
+    ^273 BooleanFilter
   - variant 8:
-    ^93
+    ^270 NumericOperatorNumericFilter
 property: string (required)]==],
 [==[
 operator: "alltime" (required)
@@ -2532,109 +1972,122 @@ type: "date" (required)]==],
 [==[
 measurement: one of "count", "sum" (required)
 measurement_filter: object (required)
-  operator: one of "equals", "greater-than", "greater-than-or-equal", "less-than", "less-than-or-equal", "not-equals" (required)
-  type: "numeric" (required)
-  value: integer or number (required)
+  ^270
 metric_filters: array of object or null
-  ^212
+  ^373 ProfileMetricPropertyFilter
 metric_id: string (required)
 timeframe_filter: one of (required)
   - variant 1:
-    ^176
+    ^302 StaticDateFilter
   - variant 2:
-    ^177
+    ^303 StaticDateRangeFilter
   - variant 3:
-    ^178
+    ^304 RelativeDateOperatorBaseRelativeDateFilter
   - variant 4:
-    ^179
+    ^305 RelativeAnniversaryDateFilter
   - variant 5:
-    ^180
+    ^306 RelativeDateRangeFilter
   - variant 6:
-    ^213
+    ^374 AlltimeDateFilter
   - variant 7:
-    ^214
+    ^375 SinceFlowStartDateFilter
 type: "profile-metric" (required)]==],
 [==[
-end: integer or number (required)
-operator: "between" (required)
-start: integer or number (required)
-type: "numeric" (required)]==],
+percentage: integer (required)
+type: "profile-sample" (required)]==],
+[==[
+operator: one of "equals", "greater-than", "greater-than-or-equal", "less-than", "less-than-or-equal", "not-equals" (required)
+type: "numeric" (required)
+value: integer (required)]==],
 [==[
 filter: one of (required)
   - variant 1:
-    ^97
+    ^274 StringOperatorStringFilter
   - variant 2:
-    ^174
+    ^291 StringArrayOperatorStringArrayFilter
   - variant 3:
-    ^93
+    ^270 NumericOperatorNumericFilter
   - variant 4:
-    ^216
+    ^292 NumericRangeFilter
   - variant 5:
-    ^96
+    ^273 BooleanFilter
   - variant 6:
-    ^176
+    ^302 StaticDateFilter
   - variant 7:
-    ^177
+    ^303 StaticDateRangeFilter
   - variant 8:
-    ^178
+    ^304 RelativeDateOperatorBaseRelativeDateFilter
   - variant 9:
-    ^179
+    ^305 RelativeAnniversaryDateFilter
   - variant 10:
-    ^180
+    ^306 RelativeDateRangeFilter
   - variant 11:
-    ^98
+    ^275 ListContainsOperatorListContainsFilter
   - variant 12:
-    ^183
+    ^309 ListLengthFilter
   - variant 13:
-    ^95
+    ^272 ExistenceOperatorExistenceFilter
 property_id: integer (required)]==],
 [==[
 filter: object (required)
-  operator: one of "equals", "greater-than", "greater-than-or-equal", "less-than", "less-than-or-equal", "not-equals" (required)
-  type: "numeric" (required)
-  value: integer (required)
+  ^378
 filters: array of object (required)
-  ^217
+  ^379 ProfileHasCustomObjectFilter
 object_type_id: string (required)
 object_type_relationship_id: string (required)
 type: "profile-has-custom-object" (required)]==],
 [==[
 field: "effective_date" (required)
 filter: one of (required)
-  - variant 1: (StaticDateFilter, not expanded)
-  - variant 2: (StaticDateRangeFilter, not expanded)
-  - variant 3: (RelativeDateOperatorBaseRelativeDateFilter, not expanded)
-  - variant 4: (RelativeAnniversaryDateFilter, not expanded)
-  - variant 5: (RelativeDateRangeFilter, not expanded)
-  - variant 6: (CalendarDateFilter, not expanded)
-  - variant 7: (AnniversaryDateFilter, not expanded)]==],
+  - variant 1:
+    ^302 StaticDateFilter
+  - variant 2:
+    ^303 StaticDateRangeFilter
+  - variant 3:
+    ^304 RelativeDateOperatorBaseRelativeDateFilter
+  - variant 4:
+    ^305 RelativeAnniversaryDateFilter
+  - variant 5:
+    ^306 RelativeDateRangeFilter
+  - variant 6:
+    ^307 CalendarDateFilter
+  - variant 7:
+    ^308 AnniversaryDateFilter]==],
 [==[
 field: "recorded_date" (required)
 filter: one of (required)
-  - variant 1: (StaticDateFilter, not expanded)
-  - variant 2: (StaticDateRangeFilter, not expanded)
-  - variant 3: (RelativeDateOperatorBaseRelativeDateFilter, not expanded)
-  - variant 4: (RelativeAnniversaryDateFilter, not expanded)
-  - variant 5: (RelativeDateRangeFilter, not expanded)
-  - variant 6: (CalendarDateFilter, not expanded)
-  - variant 7: (AnniversaryDateFilter, not expanded)]==],
+  - variant 1:
+    ^302 StaticDateFilter
+  - variant 2:
+    ^303 StaticDateRangeFilter
+  - variant 3:
+    ^304 RelativeDateOperatorBaseRelativeDateFilter
+  - variant 4:
+    ^305 RelativeAnniversaryDateFilter
+  - variant 5:
+    ^306 RelativeDateRangeFilter
+  - variant 6:
+    ^307 CalendarDateFilter
+  - variant 7:
+    ^308 AnniversaryDateFilter]==],
 [==[
 field: "subscribe_method" (required)
 method: one of "api", "back_in_stock", "bigcommerce", "bulk_remove", "campaign_monitor", "carrier_deactivation" (or 25 more) (required)]==],
 [==[
 field: "subscribe_method" (required)
-filter: object or null (nested, not expanded)
+filter: object or null
+  ^271
 method: "form" (required)]==],
 [==[
 filters: array of one of (required)
   - variant 1:
-    ^219
+    ^381 EffectiveDateFilter
   - variant 2:
-    ^220
+    ^382 RecordedDateFilter
   - variant 3:
-    ^221
+    ^383 MethodFilter
   - variant 4:
-    ^222
+    ^384 FormSubscribeFilter
 reachable_status: "explicitly_reachable" (required)]==],
 [==[
 reachable_status: "implicitly_reachable" (required)]==],
@@ -2643,13 +2096,13 @@ reachable_status: "implicitly_or_explicitly_reachable" (required)]==],
 [==[
 filters: array of one of (required)
   - variant 1:
-    ^219
+    ^381 EffectiveDateFilter
   - variant 2:
-    ^220
+    ^382 RecordedDateFilter
   - variant 3:
-    ^221
+    ^383 MethodFilter
   - variant 4:
-    ^222
+    ^384 FormSubscribeFilter
 reachable_status: "explicitly_unreachable" (required)]==],
 [==[
 reachable_status: "implicitly_unreachable" (required)]==],
@@ -2659,17 +2112,17 @@ reachable_status: "implicitly_or_explicitly_unreachable" (required)]==],
 channel: one of "whatsapp_marketing", "whatsapp_transactional" (required)
 permission: one of (required)
   - variant 1:
-    ^223
+    ^385 ExplicitlyReachable
   - variant 2:
-    ^224
+    ^386 ImplicitlyReachable
   - variant 3:
-    ^225
+    ^387 ImplicitlyOrExplicitlyReachable
   - variant 4:
-    ^226
+    ^388 ExplicitlyUnreachable
   - variant 5:
-    ^227
+    ^389 ImplicitlyUnreachable
   - variant 6:
-    ^228
+    ^390 ImplicitlyOrExplicitlyUnreachable
 type: "profile-permissions" (required)]==],
 [==[
 operator: "in-the-last" (required)
@@ -2679,31 +2132,775 @@ unit: one of "day", "hour", "week" (required)]==],
 [==[
 timeframe_filter: one of (required)
   - variant 1:
-    ^213
+    ^374 AlltimeDateFilter
   - variant 2:
-    ^230
+    ^392 InTheLastBaseRelativeDateFilter
 type: "profile-not-sent-email" (required)]==],
 [==[
 timeframe_filter: one of (required)
   - variant 1:
-    ^213
+    ^374 AlltimeDateFilter
   - variant 2:
-    ^230
+    ^392 InTheLastBaseRelativeDateFilter
 type: "profile-not-sent-sms" (required)]==],
 [==[
 timeframe_filter: one of (required)
   - variant 1:
-    ^213
+    ^374 AlltimeDateFilter
   - variant 2:
-    ^230
+    ^392 InTheLastBaseRelativeDateFilter
 type: "profile-not-sent-push" (required)]==],
+[==[
+conditions: array of one of (required)
+  - variant 1:
+    ^310 ProfilePropertyCondition
+  - variant 2:
+    ^311 ProfileHasGroupMembershipCondition
+  - variant 3:
+    ^312 ProfileNoGroupMembershipCondition
+  - variant 4:
+    ^313 ProfileRegionCondition
+  - variant 5:
+    ^316 ProfilePostalCodeDistanceCondition
+  - variant 6:
+    ^317 ProfilePredictiveAnalyticsDateCondition
+  - variant 7:
+    ^319 ProfilePredictiveAnalyticsStringCondition
+  - variant 8:
+    ^320 ProfilePredictiveAnalyticsNumericCondition
+  - variant 9:
+    ^322 ProfilePredictiveAnalyticsChannelAffinityPriorityCondition
+  - variant 10:
+    ^324 ProfilePredictiveAnalyticsChannelAffinityRankCondition
+  - variant 11:
+    ^371 ProfileMarketingConsentCondition
+  - variant 12:
+    ^376 FlowsProfileMetricCondition
+  - variant 13:
+    ^377 ProfileRandomSampleCondition
+  - variant 14:
+    ^380 ProfileHasCustomObjectCondition
+  - variant 15:
+    ^391 ProfilePermissionsCondition
+  - variant 16:
+    ^393 ProfileHasNotReceivedEmailMessageCondition
+  - variant 17:
+    ^394 ProfileHasNotReceivedSmsMessageCondition
+  - variant 18:
+    ^395 ProfileHasNotReceivedPushMessageCondition]==],
+[==[
+condition_groups: array of object (required)
+  ^396]==],
+[==[
+profile_filter: object or null (required)
+  ^397]==],
+[==[
+data: object or null
+  ^398
+id: string or null
+links: object or null
+  ^297
+temporary_id: string or null
+type: "conditional-split" (required)]==],
+[==[
+action_type: one of "deep_link", "dismiss", "open_app", "open_url" (required)
+custom_action_id: string or null
+icon: string or null
+label: string (required)
+position: integer or null
+url: string or null]==],
+[==[
+action_buttons: array of object or null
+  ^400 PushActionButton
+additional_filters: object or null
+  ^397
+android_link: string or null
+badge: boolean
+badge_options: one of
+  - variant 1:
+    ^182 Increment
+  - variant 2:
+    ^183 StaticCount
+  - variant 3:
+    ^184 Property
+body: string (required)
+conversion_metric_id: string or null
+dynamic_image: string or null
+id: string or null
+image_id: string or null
+ios_link: string or null
+kv_pairs: object or null
+name: string or null
+on_open: one of "home", "link", "open_url"
+push_type: one of "silent", "standard" or null
+smart_sending_enabled: boolean
+sound: boolean
+title: string or null
+video_asset_id: string or null
+web_url: string or null]==],
+[==[
+message: object or null
+  ^401
+status: one of "disabled", "draft", "live", "manual"]==],
+[==[
+data: object or null
+  ^402
+id: string or null
+links: object or null
+  ^299
+temporary_id: string or null
+type: "send-mobile-push" (required)]==],
+[==[
+add_tracking_params: boolean
+additional_filters: object or null
+  ^397
+id: string or null
+name: string or null
+smart_sending_enabled: boolean
+transactional: boolean
+vendor_id: string or null]==],
+[==[
+message: object or null
+  ^404
+status: one of "disabled", "draft", "live", "manual"]==],
+[==[
+data: object or null
+  ^405
+id: string or null
+links: object or null
+  ^299
+temporary_id: string or null
+type: "send-whatsapp" (required)]==],
+[==[
+allocations: object or null
+id: string or null
+name: string or null
+started: date-time or null
+variations: array of one of (required)
+  - variant 1:
+    ^403 SendPushNotificationAction
+  - variant 2:
+    ^406 SendWhatsAppAction
+winner_metric: one of "click-rate", "open-rate" or null]==],
+[==[
+current_experiment: object or null
+  ^407
+experiment_status: one of "completed", "draft", "live" or null
+main_action: one of (required)
+  - variant 1:
+    ^403 SendPushNotificationAction
+  - variant 2:
+    ^406 SendWhatsAppAction
+status: one of "disabled", "draft", "live", "manual"]==],
+[==[
+data: object (required)
+  ^408
+id: string or null
+links: object or null
+  ^299
+temporary_id: string or null
+type: "content-experiment" (required)]==],
+[==[
+param: string (required)
+value: string (required)]==],
+[==[
+add_tracking_params: boolean
+additional_filters: object or null
+  ^397
+bcc_email: string or null
+cc_email: string or null
+custom_tracking_params: array of object or null
+  ^410 UtmParam
+from_email: string or null
+from_label: string or null
+id: string or null
+name: string or null
+preview_text: string or null
+reply_to_email: string or null
+smart_sending_enabled: boolean
+subject_line: string or null
+template_id: string or null
+transactional: boolean]==],
+[==[
+message: object or null
+  ^411
+status: one of "disabled", "draft", "live", "manual"]==],
+[==[
+data: object or null
+  ^412
+id: string or null
+links: object or null
+  ^299
+temporary_id: string or null
+type: "send-email" (required)]==],
+[==[
+add_info_link: boolean
+add_opt_out_language: boolean
+add_org_prefix: boolean
+add_tracking_params: boolean
+additional_filters: object or null
+  ^397
+body: string (required)
+custom_tracking_params: array of object or null
+  ^410 UtmParam
+dynamic_image: string or null
+id: string or null
+image_id: string or null
+include_contact_card: boolean
+message_hierarchy: array of one of or null
+  - variant 1:
+    ^45
+  - variant 2:
+    ^45
+name: string or null
+shorten_links: boolean
+smart_sending_enabled: boolean
+sms_quiet_hours_enabled: boolean
+template_id: string or null
+transactional: boolean]==],
+[==[
+message: object or null
+  ^414
+status: one of "disabled", "draft", "live", "manual"]==],
+[==[
+data: object or null
+  ^415
+id: string or null
+links: object or null
+  ^299
+temporary_id: string or null
+type: "send-sms" (required)]==],
+[==[
+body: string or null
+headers: object or null
+id: string or null
+name: string or null
+url: string or null (required)]==],
+[==[
+message: object (required)
+  ^417
+status: one of "disabled", "draft", "live", "manual"]==],
+[==[
+data: object or null
+  ^418
+id: string or null
+links: object or null
+  ^299
+temporary_id: string or null
+type: "send-webhook" (required)]==],
+[==[
+from_email: string or null (required)
+from_label: string or null (required)
+id: string or null
+name: string or null
+subject_line: string or null (required)
+template_id: string or null
+to_emails: array of string (required)]==],
+[==[
+message: object (required)
+  ^420
+status: one of "disabled", "draft", "live", "manual"]==],
+[==[
+data: object or null
+  ^421
+id: string or null
+links: object or null
+  ^299
+temporary_id: string or null
+type: "send-internal-alert" (required)]==],
+[==[
+delay_until_time: time or null
+delay_until_weekdays: array of string one of "friday", "monday", "saturday", "sunday", "thursday", "tuesday" (or 1 more) or null
+secondary_value: integer or null
+timezone: one of "Africa/Abidjan", "Africa/Accra", "Africa/Addis_Ababa", "Africa/Algiers", "Africa/Asmara", "Africa/Bamako" (or 428 more)
+unit: one of "days", "hours", "minutes"
+value: integer (required)]==],
+[==[
+data: object (required)
+  ^423
+id: string or null
+links: object or null
+  ^299
+temporary_id: string or null
+type: "time-delay" (required)]==],
+[==[
+field: string (required)
+filter: one of (required)
+  - variant 1:
+    ^274 StringOperatorStringFilter
+  - variant 2:
+    ^291 StringArrayOperatorStringArrayFilter
+  - variant 3:
+    ^270 NumericOperatorNumericFilter
+  - variant 4:
+    ^292 NumericRangeFilter
+  - variant 5:
+    ^273 BooleanFilter
+  - variant 6:
+    ^302 StaticDateFilter
+  - variant 7:
+    ^303 StaticDateRangeFilter
+  - variant 8:
+    ^304 RelativeDateOperatorBaseRelativeDateFilter
+  - variant 9:
+    ^305 RelativeAnniversaryDateFilter
+  - variant 10:
+    ^306 RelativeDateRangeFilter
+  - variant 11:
+    ^307 CalendarDateFilter
+  - variant 12:
+    ^308 AnniversaryDateFilter
+  - variant 13:
+    ^275 ListContainsOperatorListContainsFilter
+  - variant 14:
+    ^309 ListLengthFilter
+  - variant 15:
+    ^272 ExistenceOperatorExistenceFilter
+metric_id: string (required)
+type: "metric-property" (required)]==],
+[==[
+filter: one of (required)
+  - variant 1:
+    ^274 StringOperatorStringFilter
+  - variant 2:
+    ^270 NumericOperatorNumericFilter
+  - variant 3:
+    ^292 NumericRangeFilter
+  - variant 4:
+    ^273 BooleanFilter
+  - variant 5:
+    ^302 StaticDateFilter
+  - variant 6:
+    ^303 StaticDateRangeFilter
+  - variant 7:
+    ^304 RelativeDateOperatorBaseRelativeDateFilter
+  - variant 8:
+    ^306 RelativeDateRangeFilter
+  - variant 9:
+    ^275 ListContainsOperatorListContainsFilter
+  - variant 10:
+    ^309 ListLengthFilter
+  - variant 11:
+    ^272 ExistenceOperatorExistenceFilter
+property_id: integer (required)
+type: "custom-object-trigger-property" (required)]==],
+[==[
+custom_object_label: string (required)
+field: string (required)
+filter: one of (required)
+  - variant 1:
+    ^274 StringOperatorStringFilter
+  - variant 2:
+    ^291 StringArrayOperatorStringArrayFilter
+  - variant 3:
+    ^270 NumericOperatorNumericFilter
+  - variant 4:
+    ^292 NumericRangeFilter
+  - variant 5:
+    ^273 BooleanFilter
+  - variant 6:
+    ^302 StaticDateFilter
+  - variant 7:
+    ^303 StaticDateRangeFilter
+  - variant 8:
+    ^304 RelativeDateOperatorBaseRelativeDateFilter
+  - variant 9:
+    ^305 RelativeAnniversaryDateFilter
+  - variant 10:
+    ^306 RelativeDateRangeFilter
+  - variant 11:
+    ^307 CalendarDateFilter
+  - variant 12:
+    ^308 AnniversaryDateFilter
+  - variant 13:
+    ^275 ListContainsOperatorListContainsFilter
+  - variant 14:
+    ^309 ListLengthFilter
+  - variant 15:
+    ^272 ExistenceOperatorExistenceFilter
+type: "custom-object-property" (required)]==],
+[==[
+field: string (required)
+filter: one of (required)
+  - variant 1:
+    ^274 StringOperatorStringFilter
+  - variant 2:
+    ^291 StringArrayOperatorStringArrayFilter
+  - variant 3:
+    ^270 NumericOperatorNumericFilter
+  - variant 4:
+    ^292 NumericRangeFilter
+  - variant 5:
+    ^273 BooleanFilter
+  - variant 6:
+    ^302 StaticDateFilter
+  - variant 7:
+    ^303 StaticDateRangeFilter
+  - variant 8:
+    ^304 RelativeDateOperatorBaseRelativeDateFilter
+  - variant 9:
+    ^305 RelativeAnniversaryDateFilter
+  - variant 10:
+    ^306 RelativeDateRangeFilter
+  - variant 11:
+    ^307 CalendarDateFilter
+  - variant 12:
+    ^308 AnniversaryDateFilter
+  - variant 13:
+    ^275 ListContainsOperatorListContainsFilter
+  - variant 14:
+    ^309 ListLengthFilter
+  - variant 15:
+    ^272 ExistenceOperatorExistenceFilter
+metric_id: string or null (required)
+type: "price-drop-property" (required)]==],
+[==[
+field: string (required)
+filter: one of (required)
+  - variant 1:
+    ^274 StringOperatorStringFilter
+  - variant 2:
+    ^291 StringArrayOperatorStringArrayFilter
+  - variant 3:
+    ^270 NumericOperatorNumericFilter
+  - variant 4:
+    ^292 NumericRangeFilter
+  - variant 5:
+    ^273 BooleanFilter
+  - variant 6:
+    ^302 StaticDateFilter
+  - variant 7:
+    ^303 StaticDateRangeFilter
+  - variant 8:
+    ^304 RelativeDateOperatorBaseRelativeDateFilter
+  - variant 9:
+    ^305 RelativeAnniversaryDateFilter
+  - variant 10:
+    ^306 RelativeDateRangeFilter
+  - variant 11:
+    ^307 CalendarDateFilter
+  - variant 12:
+    ^308 AnniversaryDateFilter
+  - variant 13:
+    ^275 ListContainsOperatorListContainsFilter
+  - variant 14:
+    ^309 ListLengthFilter
+  - variant 15:
+    ^272 ExistenceOperatorExistenceFilter
+metric_id: string or null (required)
+type: "low-inventory-property" (required)]==],
+[==[
+conditions: array of one of (required)
+  - variant 1:
+    ^425 MetricPropertyCondition
+  - variant 2:
+    ^426 CustomObjectTriggerCondition
+  - variant 3:
+    ^427 CustomObjectPropertyCondition
+  - variant 4:
+    ^428 PriceDropCondition
+  - variant 5:
+    ^429 LowInventoryCondition]==],
+[==[
+condition_groups: array of object (required)
+  ^430]==],
+[==[
+trigger_filter: object or null (required)
+  ^431
+trigger_id: string (required)
+trigger_subtype: one of "custom-object", "legacy-custom-object", "profile-property", "profile-trait" or null
+trigger_type: one of "date", "list", "low-inventory", "metric", "price-drop", "scheduled" (or 1 more) (required)]==],
+[==[
+data: object or null
+  ^432
+id: string or null
+links: object or null
+  ^297
+temporary_id: string or null
+type: "trigger-split" (required)]==],
+[==[
+operator: one of "create", "update" (required)
+property_key: string (required)
+property_type: "string" (required)
+property_value: string (required)]==],
+[==[
+operator: one of "create", "update" (required)
+property_key: string (required)
+property_type: "boolean" (required)
+property_value: boolean (required)]==],
+[==[
+operator: one of "create", "update" (required)
+property_key: string (required)
+property_type: "numeric" (required)
+property_value: integer or number (required)]==],
+[==[
+operator: one of "create", "update" (required)
+property_key: string (required)
+property_type: "date" (required)
+property_value: string or "today" (required)]==],
+[==[
+operator: one of "create", "update" (required)
+property_key: string (required)
+property_operation: one of "add", "remove" or null
+property_type: "list" (required)
+property_value: string (required)]==],
+[==[
+operator: "delete" (required)
+property_key: string (required)]==],
+[==[
+profile_operations: array of one of (required)
+  - variant 1:
+    ^434 ProfileOperationUpdateOrCreateString
+  - variant 2:
+    ^435 ProfileOperationUpdateOrCreateBoolean
+  - variant 3:
+    ^436 ProfileOperationUpdateOrCreateNumeric
+  - variant 4:
+    ^437 ProfileOperationUpdateOrCreateDate
+  - variant 5:
+    ^438 ProfileOperationUpdateOrCreateList
+  - variant 6:
+    ^439 ProfileOperationDelete
+status: one of "disabled", "draft", "live", "manual"]==],
+[==[
+data: object or null
+  ^440
+id: string or null
+links: object or null
+  ^299
+temporary_id: string or null
+type: "update-profile" (required)]==],
+[==[
+target_days: array of string one of "friday", "monday", "saturday", "sunday", "thursday", "tuesday" (or 1 more) or null
+target_time: time
+timezone: one of "Africa/Abidjan", "Africa/Accra", "Africa/Addis_Ababa", "Africa/Algiers", "Africa/Asmara", "Africa/Bamako" (or 428 more)]==],
+[==[
+data: object (required)
+  ^442
+id: string or null
+links: object or null
+  ^299
+temporary_id: string or null
+type: "target-date" (required)]==],
+[==[
+delay_until_time: time or null
+delay_until_weekdays: array of string one of "friday", "monday", "saturday", "sunday", "thursday", "tuesday" (or 1 more) or null
+timezone: one of "Africa/Abidjan", "Africa/Accra", "Africa/Addis_Ababa", "Africa/Algiers", "Africa/Asmara", "Africa/Bamako" (or 428 more)
+unit: one of "days", "months", "weeks"
+value: integer]==],
+[==[
+data: object (required)
+  ^444
+id: string or null
+links: object or null
+  ^299
+temporary_id: string or null
+type: "countdown-delay" (required)]==],
+[==[
+automatic_end_date: date-time or null
+automatic_end_statistical_certainty: boolean (required)
+enabled: boolean (required)]==],
+[==[
+allocations: object or null
+automatic_winner_selection_settings: object or null
+  ^446
+id: string or null
+name: string or null
+started: date-time or null
+variations: array of one of (required)
+  - variant 1:
+    ^413 SendEmailAction
+  - variant 2:
+    ^416 SendSmsAction
+winner_metric: one of "submission", "unique-clicks", "unique-opens", "unique-placed-orders" or null]==],
+[==[
+current_experiment: object or null
+  ^447
+experiment_status: one of "completed", "draft", "live"
+main_action: one of (required)
+  - variant 1:
+    ^413 SendEmailAction
+  - variant 2:
+    ^416 SendSmsAction
+status: one of "disabled", "draft", "live", "manual"]==],
+[==[
+data: object (required)
+  ^448
+id: string or null
+links: object or null
+  ^299
+temporary_id: string or null
+type: "ab-test" (required)]==],
+[==[
+report_id: string (required)
+service_method_type: "schedule-report" (required)]==],
+[==[
+event_key: string or null
+event_payload: object or null
+service_method_type: "track-event" (required)
+tracking_company_id: string or null]==],
+[==[
+report_id: string (required)
+service_method_type: "schedule-report-builder-report" (required)]==],
+[==[
+service_method_type: "unknown" (required)]==],
+[==[
+service_configuration: one of or null
+  - variant 1:
+    ^450 InternalScheduledReportData
+  - variant 2:
+    ^451 InternalTrackEventData
+  - variant 3:
+    ^452 InternalScheduledReportBuilderReportData
+  - variant 4:
+    ^453 InternalUnknownServiceData
+status: one of "disabled", "draft", "live", "manual"]==],
+[==[
+data: object or null
+  ^454
+id: string or null
+links: object or null
+  ^299
+temporary_id: string or null
+type: "internal-service" (required)]==],
+[==[
+data: any or null
+id: string or null
+links: object or null
+  ^299
+temporary_id: string or null
+type: "code" (required)]==],
+[==[
+conditions: array of one of (required)
+  - variant 1:
+    ^310 ProfilePropertyCondition
+  - variant 2:
+    ^311 ProfileHasGroupMembershipCondition
+  - variant 3:
+    ^312 ProfileNoGroupMembershipCondition
+  - variant 4:
+    ^313 ProfileRegionCondition
+  - variant 5:
+    ^316 ProfilePostalCodeDistanceCondition
+  - variant 6:
+    ^317 ProfilePredictiveAnalyticsDateCondition
+  - variant 7:
+    ^319 ProfilePredictiveAnalyticsStringCondition
+  - variant 8:
+    ^320 ProfilePredictiveAnalyticsNumericCondition
+  - variant 9:
+    ^322 ProfilePredictiveAnalyticsChannelAffinityPriorityCondition
+  - variant 10:
+    ^324 ProfilePredictiveAnalyticsChannelAffinityRankCondition
+  - variant 11:
+    ^371 ProfileMarketingConsentCondition
+  - variant 12:
+    ^376 FlowsProfileMetricCondition
+  - variant 13:
+    ^377 ProfileRandomSampleCondition
+  - variant 14:
+    ^380 ProfileHasCustomObjectCondition
+  - variant 15:
+    ^391 ProfilePermissionsCondition
+  - variant 16:
+    ^393 ProfileHasNotReceivedEmailMessageCondition
+  - variant 17:
+    ^394 ProfileHasNotReceivedSmsMessageCondition
+  - variant 18:
+    ^395 ProfileHasNotReceivedPushMessageCondition
+  - variant 19:
+    ^425 MetricPropertyCondition
+  - variant 20:
+    ^426 CustomObjectTriggerCondition]==],
+[==[
+condition_groups: array of object (required)
+  ^457]==],
+[==[
+branch_filter: object or null
+  ^458
+branch_id: string (required)
+is_else: boolean
+links: object or null
+  ^299
+name: string or null
+order: integer or null]==],
+[==[
+branches: array of object (required)
+  ^459 MultiBranchSplitBranch
+name: string (required)]==],
+[==[
+data: object or null
+  ^460
+id: string or null
+links: any or null
+temporary_id: string or null
+type: "multi-branch-split" (required)]==],
+[==[
+list_id: string or null (required)
+name: string (required)
+on_execution: one of false, true or null (required)
+status: one of "disabled", "draft", "live", "manual"]==],
+[==[
+data: object (required)
+  ^462
+id: string or null
+links: object or null
+  ^299
+temporary_id: string or null
+type: "list-update" (required)]==],
 [==[
 timeframe_filter: one of (required)
   - variant 1:
-    ^213
+    ^374 AlltimeDateFilter
   - variant 2:
-    ^230
+    ^392 InTheLastBaseRelativeDateFilter
 type: "profile-not-in-flow" (required)]==],
+[==[
+conditions: array of one of (required)
+  - variant 1:
+    ^310 ProfilePropertyCondition
+  - variant 2:
+    ^311 ProfileHasGroupMembershipCondition
+  - variant 3:
+    ^312 ProfileNoGroupMembershipCondition
+  - variant 4:
+    ^313 ProfileRegionCondition
+  - variant 5:
+    ^316 ProfilePostalCodeDistanceCondition
+  - variant 6:
+    ^317 ProfilePredictiveAnalyticsDateCondition
+  - variant 7:
+    ^319 ProfilePredictiveAnalyticsStringCondition
+  - variant 8:
+    ^320 ProfilePredictiveAnalyticsNumericCondition
+  - variant 9:
+    ^322 ProfilePredictiveAnalyticsChannelAffinityPriorityCondition
+  - variant 10:
+    ^324 ProfilePredictiveAnalyticsChannelAffinityRankCondition
+  - variant 11:
+    ^371 ProfileMarketingConsentCondition
+  - variant 12:
+    ^376 FlowsProfileMetricCondition
+  - variant 13:
+    ^377 ProfileRandomSampleCondition
+  - variant 14:
+    ^380 ProfileHasCustomObjectCondition
+  - variant 15:
+    ^391 ProfilePermissionsCondition
+  - variant 16:
+    ^393 ProfileHasNotReceivedEmailMessageCondition
+  - variant 17:
+    ^394 ProfileHasNotReceivedSmsMessageCondition
+  - variant 18:
+    ^395 ProfileHasNotReceivedPushMessageCondition
+  - variant 19:
+    ^464 ProfileNotInFlowCondition]==],
+[==[
+condition_groups: array of object (required)
+  ^465]==],
+[==[
+duration: integer (required)
+unit: one of "day", "hour", "week" or "alltime" (required)]==],
 [==[
 id: string or null
 type: "list" (required)]==],
@@ -2711,46 +2908,15 @@ type: "list" (required)]==],
 id: string or null
 type: "segment" (required)]==],
 [==[
-field: string (required)
-filter: one of (required)
-  - variant 1:
-    ^97
-  - variant 2:
-    ^174
-  - variant 3:
-    ^93
-  - variant 4:
-    ^216
-  - variant 5:
-    ^96
-  - variant 6:
-    ^176
-  - variant 7:
-    ^177
-  - variant 8:
-    ^178
-  - variant 9:
-    ^179
-  - variant 10:
-    ^180
-  - variant 11:
-    ^181
-  - variant 12:
-    ^182
-  - variant 13:
-    ^98
-  - variant 14:
-    ^183
-  - variant 15:
-    ^95
-metric_id: string (required)
-type: "metric-property" (required)]==],
+conditions: array of object (required)
+  ^425 MetricPropertyCondition]==],
+[==[
+condition_groups: array of object (required)
+  ^470]==],
 [==[
 id: string or null
 trigger_filter: object or null
-  condition_groups: array of object (required)
-    conditions: array of object (required)
-      ^237
+  ^471
 type: "metric" (required)]==],
 [==[
 date_field_type: "profile-property" (required)
@@ -2776,40 +2942,11 @@ trigger_days: array of string one of "friday", "monday", "saturday", "sunday", "
 trigger_time: time (required)
 type: "date" (required)]==],
 [==[
-field: string (required)
-filter: one of (required)
-  - variant 1:
-    ^97
-  - variant 2:
-    ^174
-  - variant 3:
-    ^93
-  - variant 4:
-    ^216
-  - variant 5:
-    ^96
-  - variant 6:
-    ^176
-  - variant 7:
-    ^177
-  - variant 8:
-    ^178
-  - variant 9:
-    ^179
-  - variant 10:
-    ^180
-  - variant 11:
-    ^181
-  - variant 12:
-    ^182
-  - variant 13:
-    ^98
-  - variant 14:
-    ^183
-  - variant 15:
-    ^95
-metric_id: string or null (required)
-type: "price-drop-property" (required)]==],
+conditions: array of object (required)
+  ^428 PriceDropCondition]==],
+[==[
+condition_groups: array of object (required)
+  ^475]==],
 [==[
 audience: array of string one of "checkout-started", "viewed" (required)
 currency_type: "usd"
@@ -2817,356 +2954,980 @@ price_drop_amount_unit: one of "currency", "percent"
 price_drop_amount_value: integer or number (required)
 timeframe_days: integer
 trigger_filter: object or null (required)
-  condition_groups: array of object (required)
-    conditions: array of object (required)
-      ^241
+  ^476
 type: "price-drop" (required)]==],
 [==[
-field: string (required)
-filter: one of (required)
-  - variant 1:
-    ^97
-  - variant 2:
-    ^174
-  - variant 3:
-    ^93
-  - variant 4:
-    ^216
-  - variant 5:
-    ^96
-  - variant 6:
-    ^176
-  - variant 7:
-    ^177
-  - variant 8:
-    ^178
-  - variant 9:
-    ^179
-  - variant 10:
-    ^180
-  - variant 11:
-    ^181
-  - variant 12:
-    ^182
-  - variant 13:
-    ^98
-  - variant 14:
-    ^183
-  - variant 15:
-    ^95
-metric_id: string or null (required)
-type: "low-inventory-property" (required)]==],
+conditions: array of object (required)
+  ^429 LowInventoryCondition]==],
+[==[
+condition_groups: array of object (required)
+  ^478]==],
 [==[
 audience: array of string one of "added-to-cart", "checkout-started", "viewed" (required)
 inventory_count: integer (required)
 product_level: one of "product", "variant" (required)
 timeframe_days: integer
 trigger_filter: object or null (required)
-  condition_groups: array of object (required)
-    conditions: array of object (required)
-      ^243
+  ^479
 type: "low-inventory" (required)]==],
 [==[
+actions: array of one of (required)
+  - variant 1:
+    ^298 ActionOutputSplitAction
+  - variant 2:
+    ^300 BackInStockDelayAction
+  - variant 3:
+    ^399 ConditionalBranchAction
+  - variant 4:
+    ^409 ContentExperimentAction
+  - variant 5:
+    ^413 SendEmailAction
+  - variant 6:
+    ^403 SendPushNotificationAction
+  - variant 7:
+    ^416 SendSmsAction
+  - variant 8:
+    ^419 SendWebhookAction
+  - variant 9:
+    ^422 SendInternalAlertAction
+  - variant 10:
+    ^406 SendWhatsAppAction
+  - variant 11:
+    ^424 TimeDelayAction
+  - variant 12:
+    ^433 TriggerBranchAction
+  - variant 13:
+    ^441 UpdateProfileAction
+  - variant 14:
+    ^443 TargetDateAction
+  - variant 15:
+    ^445 CountdownDelayAction
+  - variant 16:
+    ^449 AbTestAction
+  - variant 17:
+    ^455 InternalServiceAction
+  - variant 18:
+    ^456 CodeAction
+  - variant 19:
+    ^461 MultiBranchSplitAction
+  - variant 20:
+    ^463 ListUpdateAction
+entry_action_id: string or null (required)
+profile_filter: object or null
+  ^466
+reentry_criteria: object or null
+  ^467
+triggers: array of one of (required)
+  - variant 1:
+    ^468 ListTrigger
+  - variant 2:
+    ^469 SegmentTrigger
+  - variant 3:
+    ^472 MetricTrigger
+  - variant 4:
+    ^473 ProfilePropertyDateTrigger
+  - variant 5:
+    ^474 CustomObjectDateTrigger
+  - variant 6:
+    ^477 PriceDropTrigger
+  - variant 7:
+    ^480 LowInventoryTrigger]==],
+[==[
+definition: object (required)
+  ^481
+name: string (required)]==],
+[==[
+attributes: object (required)
+  ^482
+type: "flow" (required)]==],
+[==[
 data: object (required)
-  attributes: object (required)
-    definition: object (required)
-      actions: array of one of (required)
-        - variant 1:
-          ^107
-        - variant 2:
-          ^108
-        - variant 3:
-          ^127
-        - variant 4:
-          ^132
-        - variant 5:
-          ^134
-        - variant 6:
-          ^139
-        - variant 7:
-          ^140
-        - variant 8:
-          ^141
-        - variant 9:
-          ^142
-        - variant 10:
-          ^143
-        - variant 11:
-          ^144
-        - variant 12:
-          ^150
-        - variant 13:
-          ^157
-        - variant 14:
-          ^158
-        - variant 15:
-          ^159
-        - variant 16:
-          ^164
-        - variant 17:
-          ^169
-        - variant 18:
-          ^170
-        - variant 19:
-          ^172
-        - variant 20:
-          ^173
-      entry_action_id: string or null (required)
-      profile_filter: object or null
-        condition_groups: array of object (required)
-          conditions: array of one of (required)
-            - variant 1:
-              ^184
-            - variant 2:
-              ^185
-            - variant 3:
-              ^111
-            - variant 4:
-              ^112
-            - variant 5:
-              ^188
-            - variant 6:
-              ^189
-            - variant 7:
-              ^190
-            - variant 8:
-              ^191
-            - variant 9:
-              ^192
-            - variant 10:
-              ^193
-            - variant 11:
-              ^210
-            - variant 12:
-              ^215
-            - variant 13:
-              ^121
-            - variant 14:
-              ^218
-            - variant 15:
-              ^229
-            - variant 16:
-              ^231
-            - variant 17:
-              ^232
-            - variant 18:
-              ^233
-            - variant 19:
-              ^234
-      reentry_criteria: object or null
-        duration: integer (required)
-        unit: one of "day", "hour", "week" or "alltime" (required)
-      triggers: array of one of (required)
-        - variant 1:
-          ^235
-        - variant 2:
-          ^236
-        - variant 3:
-          ^238
-        - variant 4:
-          ^239
-        - variant 5:
-          ^240
-        - variant 6:
-          ^242
-        - variant 7:
-          ^244
-    name: string (required)
-  type: "flow" (required)]==],
+  ^483]==],
+[==[
+color: string
+enabled: boolean
+style: one of "dashed", "dotted", "solid" or null
+width: integer]==],
+[==[
+blur: integer
+color: string
+enabled: boolean
+x_offset: integer
+y_offset: integer]==],
+[==[
+alignment: one of "center", "left", "right"
+border: object
+  ^485
+border_radius: integer
+color: string
+drop_shadow: object
+  ^486
+height: integer
+width: one of "fitToText", "fullWidth"]==],
+[==[
+font_color: string
+font_family: one of "Arial Black,Arial", "Arial, 'Helvetica Neue', Helvetica, sans-serif", "Century Gothic,AppleGothic,Arial", "Comic Sans MS,Comic Sans,cursive", "Courier", "Courier New" (or 14 more) or string
+font_size: integer
+font_style: string or null
+font_weight: one of 100.0, 200.0, 300.0, 400.0, 500.0, 600.0 (or 3 more) or null
+letter_spacing: integer
+text_decoration: string or null]==],
+[==[
+button_styles: object
+  ^487
+display: one of "NEXT_TO", "REPLACE"
+label: string
+text_styles: object
+  ^488]==],
+[==[
+data: object (required)
+  ^489
+id: string or null
+type: "BACK_IN_STOCK_OPEN" (required)]==],
+[==[
+alignment: one of "left", "right"
+device_type: array of string one of "both", "desktop", "mobile"
+size: one of "large", "medium", "small"]==],
+[==[
+accessible_name: string or null
+click_outside_to_close: array of string one of "both", "desktop", "mobile" or null
+record_utm_params_on_submit: boolean
+rule_based_trigger_evaluation: one of "all", "any" or null
+show_close_button: boolean
+side_image_settings: object or null
+  ^491]==],
+[==[
+list_id: string or null]==],
+[==[
+id: string or null
+properties: object or null
+  ^493
+submit: boolean (required)
+type: "close" (required)]==],
+[==[
+id: string or null
+properties: object or null
+  ^493
+submit: boolean (required)
+type: "next_step" (required)]==],
+[==[
+close_form: boolean
+form_id_to_open: string (required)]==],
+[==[
+id: string or null
+properties: object (required)
+  ^496
+submit: true
+type: "open_form" (required)]==],
+[==[
+id: string or null
+properties: one of 
+submit: true
+type: "promotional_sms_subscription" (required)]==],
+[==[
+list_id: string or null
+new_window: boolean
+url: string]==],
+[==[
+id: string or null
+properties: object (required)
+  ^499
+submit: boolean (required)
+type: "redirect" (required)]==],
+[==[
+id: string or null
+properties: one of 
+submit: false
+type: "resend_opt_in_code" (required)]==],
+[==[
+id: string or null
+properties: one of 
+submit: true
+type: "submit_opt_in_code" (required)]==],
+[==[
+opt_in_keyword: string or null (required)
+opt_in_message: string (required)
+sending_number: string or null (required)]==],
+[==[
+id: string or null
+properties: object (required)
+  ^503
+submit: true
+type: "subscribe_via_sms" (required)]==],
+[==[
+id: string or null
+properties: object (required)
+  ^503
+submit: true
+type: "subscribe_via_whatsapp" (required)]==],
+[==[
+id: string or null
+properties: one of 
+submit: true
+type: "go_to_inbox" (required)]==],
+[==[
+id: string or null
+properties: object or null
+  ^493
+submit: true
+type: "submit_back_in_stock" (required)]==],
+[==[
+id: string or null
+properties: object (required)
+submit: false
+type: "skip_to_success" (required)]==],
+[==[
+deep_link_url: string]==],
+[==[
+id: string or null
+properties: object (required)
+  ^509
+submit: true
+type: "iaf_deeplink_to_screen" (required)]==],
+[==[
+name: string (required)
+value: string (required)]==],
+[==[
+additional_fields: array of object or null
+  ^511 AdditionalField
+classname: string or null
+display_device: array of string one of "both", "desktop", "mobile"
+label: string (required)]==],
+[==[
+color: string or null
+radius: integer
+style: one of "dashed", "dotted", "solid" or null
+thickness: integer or null]==],
+[==[
+bottom: integer
+left: integer
+right: integer
+top: integer]==],
+[==[
+character_spacing: integer or null
+font_family: one of "Arial Black,Arial", "Arial, 'Helvetica Neue', Helvetica, sans-serif", "Century Gothic,AppleGothic,Arial", "Comic Sans MS,Comic Sans,cursive", "Courier", "Courier New" (or 14 more) or string
+font_size: integer
+font_style: string or null
+font_weight: one of 100.0, 200.0, 300.0, 400.0, 500.0, 600.0 (or 3 more) or null
+text_color: string
+text_decoration: string or null]==],
+[==[
+alignment: one of "center", "left", "right"
+background_color: string or null
+border_styles: object
+  ^513
+color: string or null
+drop_shadow: object
+  ^486
+height: integer or "auto"
+hover_background_color: string or null
+hover_text_color: string or null
+padding: object
+  ^514
+text_styles: object
+  ^515
+width: one of "fill", "fit"]==],
 [==[
 action: one of
-  - variant 1: (Close, not expanded)
-  - variant 2: (NextStep, not expanded)
-  - variant 3: (OpenForm, not expanded)
-  - variant 4: (PromotionalSMSSubscription, not expanded)
-  - variant 5: (Redirect, not expanded)
-  - variant 6: (ResendOptInCode, not expanded)
-  - variant 7: (SubmitOptInCode, not expanded)
-  - variant 8: (SubscribeViaSMS, not expanded)
-  - variant 9: (SubscribeViaWhatsApp, not expanded)
-  - variant 10: (GoToInbox, not expanded)
-  - variant 11: (SubmitBackInStock, not expanded)
-  - variant 12: (SkipToSuccess, not expanded)
-  - variant 13: (IafDeeplinkToScreen, not expanded)
+  - variant 1:
+    ^494 Close
+  - variant 2:
+    ^495 NextStep
+  - variant 3:
+    ^497 OpenForm
+  - variant 4:
+    ^498 PromotionalSMSSubscription
+  - variant 5:
+    ^500 Redirect
+  - variant 6:
+    ^501 ResendOptInCode
+  - variant 7:
+    ^502 SubmitOptInCode
+  - variant 8:
+    ^504 SubscribeViaSMS
+  - variant 9:
+    ^505 SubscribeViaWhatsApp
+  - variant 10:
+    ^506 GoToInbox
+  - variant 11:
+    ^507 SubmitBackInStock
+  - variant 12:
+    ^508 SkipToSuccess
+  - variant 13:
+    ^510 IafDeeplinkToScreen
 id: string or null
-properties: object (required) (nested, not expanded)
-styles: object (nested, not expanded)
+properties: object (required)
+  ^512
+styles: object
+  ^516
 type: "button" (required)]==],
+[==[
+invalid: string
+required: string]==],
+[==[
+classname: string or null
+date_format: string
+display_device: array of string one of "both", "desktop", "mobile"
+error_messages: object or null
+  ^518
+label: string or null
+placeholder: string or null
+property_name: "$age_gated_date_of_birth"
+required: true
+show_label: boolean
+sms_country_code: one of "AT", "AU", "CH", "DE", "ES", "FR" (or 5 more)]==],
+[==[
+background_color: string or null
+padding: object
+  ^514]==],
 [==[
 display_device: array of string one of "both", "desktop", "mobile"
 id: string or null
-properties: object (required) (nested, not expanded)
-styles: object (nested, not expanded)
+properties: object (required)
+  ^519
+styles: object
+  ^520
 type: "age_gate" (required)]==],
 [==[
+code: string or null
+fallback_coupon_code: string or null
+id: integer or null
+integration: one of "api", "magento_two", "prestashop", "shopify", "uploaded", "woocommerce"
+type: "unique" (required)]==],
+[==[
+text: string or null
+type: "static" (required)]==],
+[==[
+classname: string or null
+coupon: one of (required)
+  - variant 1:
+    ^522 UniqueCouponConfig
+  - variant 2:
+    ^523 StaticCouponConfig
+display_device: array of string one of "both", "desktop", "mobile"
+success_message: string or null]==],
+[==[
+background_color: string or null
+border_styles: object or null
+  ^513
+coupon_background_color: string or null
+padding: object
+  ^514
+text_styles: object
+  ^515]==],
+[==[
 id: string or null
-properties: object (required) (nested, not expanded)
-styles: object (nested, not expanded)
+properties: object (required)
+  ^524
+styles: object
+  ^525
 type: "coupon" (required)]==],
 [==[
+classname: string or null
+date_format: string
+display_device: array of string one of "both", "desktop", "mobile"
+error_messages: object or null
+  ^518
+label: string or null
+placeholder: string or null
+property_name: string (required)
+required: boolean or null
+show_label: boolean]==],
+[==[
 id: string or null
-properties: object (required) (nested, not expanded)
-styles: object (nested, not expanded)
+properties: object (required)
+  ^527
+styles: object
+  ^520
 type: "date" (required)]==],
 [==[
+classname: string or null
+display_device: array of string one of "both", "desktop", "mobile"
+error_messages: object or null
+  ^518
+label: string or null
+placeholder: string or null
+property_name: "$email"
+required: boolean or null
+show_label: boolean]==],
+[==[
 id: string or null
-properties: object (required) (nested, not expanded)
-styles: object (nested, not expanded)
+properties: object (required)
+  ^529
+styles: object
+  ^520
 type: "email" (required)]==],
 [==[
+classname: string or null
+content: string
+display_device: array of string one of "both", "desktop", "mobile"]==],
+[==[
 id: string or null
-properties: object (nested, not expanded)
-styles: object (nested, not expanded)
+properties: object
+  ^531
+styles: object
+  ^520
 type: "html_text" (required)]==],
 [==[
+classname: string or null
+display_device: array of string one of "both", "desktop", "mobile"
+error_messages: object or null
+  ^518
+label: string or null
+placeholder: string or null
+property_name: "opt_in_code"
+required: true
+show_label: boolean]==],
+[==[
 id: string or null
-properties: object (required) (nested, not expanded)
-styles: object (nested, not expanded)
+properties: object (required)
+  ^533
+styles: object
+  ^520
 type: "opt_in_code" (required)]==],
 [==[
+consent_type: one of "phone_number_only", "promotional", "transactional" or null]==],
+[==[
+sms: object
+  ^535
+whatsapp: object
+  ^535]==],
+[==[
+channel_settings: object or null
+  ^536
+classname: string or null
+display_device: array of string one of "both", "desktop", "mobile"
+error_messages: object or null
+  ^518
+label: string or null
+placeholder: string or null
+property_name: string
+required: boolean or null
+show_label: boolean
+sms_consent_type: array of string one of "phone_number_only", "promotional", "transactional" or null]==],
+[==[
 id: string or null
-properties: object (required) (nested, not expanded)
-styles: object (nested, not expanded)
+properties: object (required)
+  ^537
+styles: object
+  ^520
 type: "phone_number" (required)]==],
 [==[
+channels: array of string one of "sms", "whatsapp"
+checkbox_text: string (required)
+classname: string or null
+display_device: array of string one of "both", "desktop", "mobile"
+error_messages: object or null
+  ^518
+label: string or null
+placeholder: one of 
+property_name: "opt_in_promotional_sms"
+required: false
+show_label: boolean]==],
+[==[
+background_color: string or null
+horizontal_alignment: one of "center", "left", "right"
+padding: object
+  ^514]==],
+[==[
 id: string or null
-properties: object (required) (nested, not expanded)
-styles: object (nested, not expanded)
+properties: object (required)
+  ^539
+styles: object
+  ^540
 type: "promotional_sms_checkbox" (required)]==],
 [==[
-id: string or null
-properties: object (required) (nested, not expanded)
-styles: object (nested, not expanded)
-type: "text" (required)]==],
+classname: string or null
+display_device: array of string one of "both", "desktop", "mobile"
+error_messages: object or null
+  ^518
+label: string or null
+placeholder: string or null
+property_name: string (required)
+required: boolean or null
+show_label: boolean]==],
 [==[
 id: string or null
-properties: object (required) (nested, not expanded)
-styles: object (nested, not expanded)
+properties: object (required)
+  ^542
+styles: object
+  ^520
+type: "text" (required)]==],
+[==[
+label: string (required)
+value: string (required)]==],
+[==[
+classname: string or null
+display_device: array of string one of "both", "desktop", "mobile"
+error_messages: object or null
+  ^518
+label: string or null
+options: array of object (required)
+  ^544 PropertyOption
+placeholder: string or null
+property_name: string (required)
+required: boolean or null
+show_label: boolean]==],
+[==[
+alignment: one of "center", "left", "right"
+arrangement: one of "horizontal", "vertical"
+background_color: string or null
+padding: object
+  ^514]==],
+[==[
+id: string or null
+properties: object (required)
+  ^545
+styles: object
+  ^546
 type: "checkboxes" (required)]==],
 [==[
 id: string or null
-properties: object (required) (nested, not expanded)
-styles: object (nested, not expanded)
+properties: object (required)
+  ^545
+styles: object
+  ^546
 type: "radio_buttons" (required)]==],
 [==[
 id: string or null
-properties: object (required) (nested, not expanded)
-styles: object (nested, not expanded)
+properties: object (required)
+  ^545
+styles: object
+  ^520
 type: "dropdown" (required)]==],
 [==[
+alt_text: string or null
+asset_id: integer or null
+id: integer or null
+original_image_url: string or null
+src: string or null]==],
+[==[
+additional_fields: array of object or null
+  ^511 AdditionalField
+classname: string or null
+display_device: array of string one of "both", "desktop", "mobile"
+image: object or null (required)
+  ^550]==],
+[==[
+background_color: string or null
+drop_shadow: object
+  ^486
+horizontal_alignment: one of "center", "left", "right"
+padding: object
+  ^514
+width: integer or null]==],
+[==[
 action: one of or null
-  - variant 1: (Close, not expanded)
-  - variant 2: (NextStep, not expanded)
-  - variant 3: (OpenForm, not expanded)
-  - variant 4: (PromotionalSMSSubscription, not expanded)
-  - variant 5: (Redirect, not expanded)
-  - variant 6: (ResendOptInCode, not expanded)
-  - variant 7: (SubmitOptInCode, not expanded)
-  - variant 8: (SubscribeViaSMS, not expanded)
-  - variant 9: (SubscribeViaWhatsApp, not expanded)
-  - variant 10: (GoToInbox, not expanded)
-  - variant 11: (SubmitBackInStock, not expanded)
-  - variant 12: (SkipToSuccess, not expanded)
-  - variant 13: (IafDeeplinkToScreen, not expanded)
+  - variant 1:
+    ^494 Close
+  - variant 2:
+    ^495 NextStep
+  - variant 3:
+    ^497 OpenForm
+  - variant 4:
+    ^498 PromotionalSMSSubscription
+  - variant 5:
+    ^500 Redirect
+  - variant 6:
+    ^501 ResendOptInCode
+  - variant 7:
+    ^502 SubmitOptInCode
+  - variant 8:
+    ^504 SubscribeViaSMS
+  - variant 9:
+    ^505 SubscribeViaWhatsApp
+  - variant 10:
+    ^506 GoToInbox
+  - variant 11:
+    ^507 SubmitBackInStock
+  - variant 12:
+    ^508 SkipToSuccess
+  - variant 13:
+    ^510 IafDeeplinkToScreen
 id: string or null
-properties: object (required) (nested, not expanded)
-styles: object (nested, not expanded)
+properties: object (required)
+  ^551
+styles: object
+  ^552
 type: "image" (required)]==],
 [==[
+end_time: date-time or null
+timezone: one of "Africa/Abidjan", "Africa/Accra", "Africa/Addis_Ababa", "Africa/Algiers", "Africa/Asmara", "Africa/Asmera" (or 590 more) (required)
+type: "fixed" (required)]==],
+[==[
+days: integer (required)
+hours: integer (required)
+minutes: integer (required)
+type: "variable" (required)]==],
+[==[
+animation: one of "flash", "heartbeat", "pulse" or null
+classname: string or null
+clock_face: one of "flip", "simple"
+configuration: one of (required)
+  - variant 1:
+    ^554 FixedTimerConfiguration
+  - variant 2:
+    ^555 VariableTimerConfiguration
+display_device: array of string one of "both", "desktop", "mobile"]==],
+[==[
+background_color: string or null
+card_color: string
+label_font_size: integer
+label_font_weight: one of 100.0, 200.0, 300.0, 400.0, 500.0, 600.0 (or 3 more)
+padding: object
+  ^514
+text_styles: object
+  ^515]==],
+[==[
 id: string or null
-properties: object (required) (nested, not expanded)
-styles: object (nested, not expanded)
+properties: object (required)
+  ^556
+styles: object
+  ^557
 type: "countdown_timer" (required)]==],
 [==[
+classname: string or null
+content: string (required)
+display_device: array of string one of "both", "desktop", "mobile"
+min_submits: integer (required)
+timeframe: one of "1_hour", "24_hours", "30_days", "7_days" (required)]==],
+[==[
 id: string or null
-properties: object (required) (nested, not expanded)
-styles: object (nested, not expanded)
+properties: object (required)
+  ^559
+styles: object
+  ^520
 type: "signup_counter" (required)]==],
 [==[
+label: string (required)
+probability: integer (required)
+step_id: string (required)]==],
+[==[
+classname: string or null
+display_device: array of string one of "both", "desktop", "mobile"
+duplicate_slices: boolean
+slices: array of object (required)
+  ^561 SpinToWinSliceConfig]==],
+[==[
+background_color: string
+text_color: string]==],
+[==[
+background_color: string or null
+center_color: string
+outline_color: string
+outline_thickness: integer
+padding: object
+  ^514
+pin_color: string
+slice_styles: array of object
+  ^563 SpinToWinSliceStyle
+text_styles: object
+  ^515
+wheel_size: integer]==],
+[==[
 id: string or null
-properties: object (required) (nested, not expanded)
-styles: object (nested, not expanded)
+properties: object (required)
+  ^562
+styles: object
+  ^564
 type: "spin_to_win" (required)]==],
 [==[
+compliance_company_name: string
+html: string
+privacy_policy_url: string
+terms_of_service_url: string
+type: "custom" (required)]==],
+[==[
+html: any or null
+type: "account_default" (required)]==],
+[==[
+classname: string or null
+content: one of
+  - variant 1:
+    ^566 SMSDisclosureCustom
+  - variant 2:
+    ^567 SMSDisclosureAccountDefault
+display_device: array of string one of "both", "desktop", "mobile"]==],
+[==[
+background_color: string or null
+link_styles: object
+  ^515
+padding: object
+  ^514
+text_styles: object
+  ^515]==],
+[==[
 id: string or null
-properties: object (nested, not expanded)
-styles: object (nested, not expanded)
+properties: object
+  ^568
+styles: object
+  ^569
 type: "sms_disclosure" (required)]==],
 [==[
-id: string or null
-properties: object (required) (nested, not expanded)
-styles: object (nested, not expanded)
-type: "bis_promotional_email_checkbox" (required)]==],
+checkbox_text: string (required)
+classname: string or null
+display_device: array of string one of "both", "desktop", "mobile"
+error_messages: object or null
+  ^518
+label: string or null
+placeholder: one of 
+property_name: "opt_in_promotional_email"
+required: false
+show_label: boolean]==],
 [==[
 id: string or null
-properties: object (required) (nested, not expanded)
-styles: object (nested, not expanded)
+properties: object (required)
+  ^571
+styles: object
+  ^540
+type: "bis_promotional_email_checkbox" (required)]==],
+[==[
+author: string or null
+classname: string or null
+content: string or null
+display_device: array of string one of "both", "desktop", "mobile"
+rating: integer
+review_id: integer or null
+show_author: boolean
+show_rating: boolean
+show_verified: boolean
+verified: boolean]==],
+[==[
+alignment: one of "center", "left", "right"
+character_spacing: integer
+font_family: string
+font_size: integer
+font_style: string or null
+font_weight: integer
+line_height: number
+text_color: string
+text_decoration: string or null]==],
+[==[
+alignment: one of "center", "left", "right"
+character_spacing: number
+color: string
+empty_color: string
+font_size: integer
+shape: one of "circle", "heart", "star"]==],
+[==[
+alignment: one of "center", "left", "right"
+character_spacing: integer
+font_family: string
+font_size: integer
+font_style: string or null
+font_weight: integer
+layout: one of "inline", "stacked"
+line_height: number
+text_color: string
+text_decoration: string or null]==],
+[==[
+background_color: string or null
+block_background_color: string
+padding: object
+  ^514
+quote_style: object
+  ^574
+rating_style: object
+  ^575
+reviewer_name_style: object
+  ^576]==],
+[==[
+id: string or null
+properties: object (required)
+  ^573
+styles: object
+  ^577
 type: "review" (required)]==],
 [==[
 id: string or null
-properties: object (nested, not expanded)
+properties: object
+  ^531
 styles: object
 type: "custom_html" (required)]==],
 [==[
 blocks: array of one of (required)
   - variant 1:
-    ^246
+    ^517 Button
   - variant 2:
-    ^247
+    ^521 AgeGate
   - variant 3:
-    ^248
+    ^526 Coupon
   - variant 4:
-    ^249
+    ^528 Date
   - variant 5:
-    ^250
+    ^530 Email
   - variant 6:
-    ^251
+    ^532 HTMLText
   - variant 7:
-    ^252
+    ^534 OptInCode
   - variant 8:
-    ^253
+    ^538 PhoneNumber
   - variant 9:
-    ^254
+    ^541 SMSConsentCheckbox
   - variant 10:
-    ^255
+    ^543 Text
   - variant 11:
-    ^256
+    ^547 Checkboxes
   - variant 12:
-    ^257
+    ^548 RadioButtons
   - variant 13:
-    ^258
+    ^549 Dropdown
   - variant 14:
-    ^259
+    ^553 Image
   - variant 15:
-    ^260
+    ^558 CountdownTimer
   - variant 16:
-    ^261
+    ^560 SignupCounter
   - variant 17:
-    ^262
+    ^565 SpinToWin
   - variant 18:
-    ^263
+    ^570 SMSDisclosure
   - variant 19:
-    ^264
+    ^572 BackInStockEmailConsentCheckbox
   - variant 20:
-    ^265
+    ^578 Review
   - variant 21:
-    ^266
+    ^579 CustomHTML
 id: string or null]==],
+[==[
+custom_width: integer or null
+horizontal_alignment: one of "center", "left", "right"
+position: one of "contain", "cover", "custom"
+vertical_alignment: one of "bottom", "center", "top"
+width: integer or null]==],
+[==[
+properties: object (required)
+  ^550
+styles: object
+  ^581]==],
+[==[
+background_color: string or null
+background_image: object or null
+  ^582]==],
 [==[
 id: string or null
 rows: array of object
-  ^267
+  ^580 RowV0
 styles: object or null
-  background_color: string or null
-  background_image: object or null
-    properties: object (required) (nested, not expanded)
-    styles: object (nested, not expanded)]==],
+  ^583]==],
 [==[
 columns: array of object (required)
-  ^268
+  ^584 ColumnV0
 id: string or null
 name: string or null
-steps: array of object or null (Step, as above)]==],
+steps: array of object or null
+  ^585 Step]==],
+[==[
+desktop_position: one of "bottom", "top"
+mobile_position: one of "bottom", "top"
+scroll_with_page: boolean]==],
+[==[
+background_color: string
+color: string
+margin: object
+  ^514
+outline_color: string
+size: integer
+stroke: number]==],
+[==[
+css: string
+enabled: boolean]==],
+[==[
+blur: integer
+color: string or null
+enabled: boolean]==],
+[==[
+background_color: string
+border_color: string
+border_focus_color: string
+corner_radius: integer
+field_height: integer
+focus_outline_color: string
+label_color: string
+placeholder_color: string
+text_color: string
+text_styles: object
+  ^515]==],
+[==[
+color: string or null
+enabled: false]==],
+[==[
+bottom: integer
+left: 0.0
+right: 0.0
+top: 0.0]==],
+[==[
+alignment: one of "center", "left", "right"
+character_spacing: integer or null
+font_family: one of "Arial Black,Arial", "Arial, 'Helvetica Neue', Helvetica, sans-serif", "Century Gothic,AppleGothic,Arial", "Comic Sans MS,Comic Sans,cursive", "Courier", "Courier New" (or 14 more) or string
+font_size: integer
+font_style: string or null
+font_weight: one of 100.0, 200.0, 300.0, 400.0, 500.0, 600.0 (or 3 more) or null
+line_spacing: number
+margin: object
+  ^592
+text_color: string
+text_decoration: string or null]==],
+[==[
+color: string
+decoration: "underline"]==],
+[==[
+body: object
+  ^593
+h1: object
+  ^593
+h2: object
+  ^593
+h3: object
+  ^593
+h4: object
+  ^593
+h5: object
+  ^593
+h6: object
+  ^593
+link: object
+  ^594]==],
+[==[
+background_color: string or null
+background_image: object or null
+  ^582
+banner_styles: object or null
+  ^586
+border_styles: object or null
+  ^513
+close_button: object
+  ^587
+custom_css: object
+  ^588
+custom_width: integer or null
+drop_shadow: object
+  ^589
+input_styles: object
+  ^590
+margin: object
+  ^514
+minimum_height: integer
+mobile_overlay: object or null
+  ^591
+overlay_color: string
+padding: object
+  ^514
+rich_text_styles: object
+  ^595
+width: one of "custom", "full", "large", "medium", "small"
+wrap_content: false]==],
+[==[
+background_color: string
+background_image: object or null
+  ^582
+close_button: object
+  ^587
+corner_radius: integer
+drop_shadow: object
+  ^589
+margin: object
+  ^514]==],
 [==[
 close_button: boolean
 content: string (required)
@@ -3177,96 +3938,75 @@ id: string or null
 location: one of "bottom_center", "bottom_left", "bottom_right", "center_left", "center_right", "top_center" (or 2 more)
 size: one of "custom", "large", "medium", "small"
 styles: object
-  background_color: string
-  background_image: object or null
-    properties: object (required)
-      alt_text: string or null
-      asset_id: integer or null
-      id: integer or null
-      original_image_url: string or null
-      src: string or null
-    styles: object
-      custom_width: integer or null
-      horizontal_alignment: one of "center", "left", "right"
-      position: one of "contain", "cover", "custom"
-      vertical_alignment: one of "bottom", "center", "top"
-      width: integer or null
-  close_button: object
-    background_color: string
-    color: string
-    margin: object
-      bottom: integer
-      left: integer
-      right: integer
-      top: integer
-    outline_color: string
-    size: integer
-    stroke: number
-  corner_radius: integer
-  drop_shadow: object
-    blur: integer
-    color: string or null
-    enabled: boolean
-  margin: object
-    bottom: integer
-    left: integer
-    right: integer
-    top: integer
+  ^597
 teaser_type: one of "circle", "corner", "rectangle"]==],
 [==[
-id: string or null
-properties: object
-  timeout_days: integer
-type: "after_close_or_submit_timeout" (required)]==],
+timeout_days: integer]==],
 [==[
 id: string or null
 properties: object
-  items: object or null
-    comparison: one of "equals", "greater_than", "less_than" or null
-    value: integer or null
-  product: object or null
-    type: one of "brand", "categories", "id", "name" or null
-    value: string or null
-  value: object or null
-    comparison: one of "equals", "greater_than", "less_than" or null
-    value: number or null
+  ^599
+type: "after_close_or_submit_timeout" (required)]==],
+[==[
+comparison: one of "equals", "greater_than", "less_than" or null
+value: integer or null]==],
+[==[
+type: one of "brand", "categories", "id", "name" or null
+value: string or null]==],
+[==[
+comparison: one of "equals", "greater_than", "less_than" or null
+value: number or null]==],
+[==[
+items: object or null
+  ^601
+product: object or null
+  ^602
+value: object or null
+  ^603]==],
+[==[
+id: string or null
+properties: object
+  ^604
 type: "cart_content" (required)]==],
 [==[
 id: string or null
 properties: object
-  comparison: one of "equals", "greater_than", "less_than" or null
-  value: integer or null
+  ^601
 type: "cart_item_count" (required)]==],
 [==[
 id: string or null
 properties: object
-  type: one of "brand", "categories", "id", "name" or null
-  value: string or null
+  ^602
 type: "cart_product" (required)]==],
 [==[
 id: string or null
 properties: object
-  comparison: one of "equals", "greater_than", "less_than" or null
-  value: number or null
+  ^603
 type: "cart_value" (required)]==],
+[==[
+channel: one of "email", "sms" (required)]==],
 [==[
 id: string or null
 properties: object (required)
-  channel: one of "email", "sms" (required)
+  ^609
 type: "channel" (required)]==],
 [==[
 id: string or null
 properties: object
 type: "custom_javascript" (required)]==],
 [==[
-id: string or null
-properties: object
-  seconds: integer
-type: "delay" (required)]==],
+seconds: integer]==],
 [==[
 id: string or null
 properties: object
-  device: one of "both", "desktop", "mobile"
+  ^612
+type: "delay" (required)]==],
+[==[
+device: one of "both", "desktop", "mobile"]==],
+[==[
+id: string or null
+properties: object
+  ^614
 type: "device" (required)]==],
 [==[
 id: string or null
@@ -3277,21 +4017,27 @@ id: string or null
 properties: object
 type: "identified_profiles" (required)]==],
 [==[
-id: string or null
-properties: object (required)
-  allow_list: array of string or null
-  deny_list: array of string or null
-type: "lists_and_segments" (required)]==],
+allow_list: array of string or null
+deny_list: array of string or null]==],
 [==[
 id: string or null
 properties: object (required)
-  allow_list: array of one of "con_AF", "con_AS", "con_EU", "con_EUP", "con_NA", "con_OC" (or 1 more) or one of "AD", "AE", "AF", "AG", "AI", "AL" (or 238 more) or null
-  deny_list: array of one of "con_AF", "con_AS", "con_EU", "con_EUP", "con_NA", "con_OC" (or 1 more) or one of "AD", "AE", "AF", "AG", "AI", "AL" (or 238 more) or null
+  ^618
+type: "lists_and_segments" (required)]==],
+[==[
+allow_list: array of one of "con_AF", "con_AS", "con_EU", "con_EUP", "con_NA", "con_OC" (or 1 more) or one of "AD", "AE", "AF", "AG", "AI", "AL" (or 238 more) or null
+deny_list: array of one of "con_AF", "con_AS", "con_EU", "con_EUP", "con_NA", "con_OC" (or 1 more) or one of "AD", "AE", "AF", "AG", "AI", "AL" (or 238 more) or null]==],
+[==[
+id: string or null
+properties: object (required)
+  ^620
 type: "location" (required)]==],
+[==[
+pages: integer]==],
 [==[
 id: string or null
 properties: object
-  pages: integer
+  ^622
 type: "page_visits" (required)]==],
 [==[
 id: string or null
@@ -3301,16 +4047,20 @@ type: "previously_submitted" (required)]==],
 property: string (required)
 value: string (required)]==],
 [==[
+metric: string or null
+property_filters: array of object or null
+  ^625 PropertyFilter]==],
+[==[
 id: string or null
 properties: object (required)
-  metric: string or null
-  property_filters: array of object or null
-    ^286
+  ^626
 type: "profile_event_tracked" (required)]==],
+[==[
+percentage: integer]==],
 [==[
 id: string or null
 properties: object
-  percentage: integer
+  ^628
 type: "scroll_percentage" (required)]==],
 [==[
 id: string or null
@@ -3319,314 +4069,103 @@ type: "unidentified_profiles" (required)]==],
 [==[
 id: string or null
 properties: object
-  allow_list: array of string or null
-  deny_list: array of string or null
+  ^618
 type: "url_patterns" (required)]==],
+[==[
+tag_allowlist: array of string
+tag_blocklist: array of string]==],
 [==[
 id: string or null
 properties: object
-  tag_allowlist: array of string
-  tag_blocklist: array of string
+  ^632
 type: "back_in_stock" (required)]==],
 [==[
 ab_test: boolean
 channel: one of "IN_APP", "WEB"
 dynamic_button: object or null
-  data: object (required)
-    button_styles: object
-      alignment: one of "center", "left", "right"
-      border: object
-        color: string
-        enabled: boolean
-        style: one of "dashed", "dotted", "solid" or null
-        width: integer
-      border_radius: integer
-      color: string
-      drop_shadow: object
-        blur: integer
-        color: string
-        enabled: boolean
-        x_offset: integer
-        y_offset: integer
-      height: integer
-      width: one of "fitToText", "fullWidth"
-    display: one of "NEXT_TO", "REPLACE"
-    label: string
-    text_styles: object
-      font_color: string
-      font_family: one of "Arial Black,Arial", "Arial, 'Helvetica Neue', Helvetica, sans-serif", "Century Gothic,AppleGothic,Arial", "Comic Sans MS,Comic Sans,cursive", "Courier", "Courier New" (or 14 more) or string
-      font_size: integer
-      font_style: string or null
-      font_weight: one of 100.0, 200.0, 300.0, 400.0, 500.0, 600.0 (or 3 more) or null
-      letter_spacing: integer
-      text_decoration: string or null
-  id: string or null
-  type: "BACK_IN_STOCK_OPEN" (required)
+  ^490
 id: integer or null
 location: one of "bottom_center", "bottom_left", "bottom_right", "center_left", "center_right", "top_center" (or 2 more) or null
 message_priority: integer
 name: string or null
 properties: object
-  accessible_name: string or null
-  click_outside_to_close: array of string one of "both", "desktop", "mobile" or null
-  record_utm_params_on_submit: boolean
-  rule_based_trigger_evaluation: one of "all", "any" or null
-  show_close_button: boolean
-  side_image_settings: object or null
-    alignment: one of "left", "right"
-    device_type: array of string one of "both", "desktop", "mobile"
-    size: one of "large", "medium", "small"
+  ^492
 specialties: array of string "BACK_IN_STOCK"
 status: one of "draft", "live"
 steps: array of object (required)
-  ^269
+  ^585 Step
 styles: object
-  background_color: string or null
-  background_image: object or null
-    properties: object (required)
-      alt_text: string or null
-      asset_id: integer or null
-      id: integer or null
-      original_image_url: string or null
-      src: string or null
-    styles: object
-      custom_width: integer or null
-      horizontal_alignment: one of "center", "left", "right"
-      position: one of "contain", "cover", "custom"
-      vertical_alignment: one of "bottom", "center", "top"
-      width: integer or null
-  banner_styles: object or null
-    desktop_position: one of "bottom", "top"
-    mobile_position: one of "bottom", "top"
-    scroll_with_page: boolean
-  border_styles: object or null
-    color: string or null
-    radius: integer
-    style: one of "dashed", "dotted", "solid" or null
-    thickness: integer or null
-  close_button: object
-    background_color: string
-    color: string
-    margin: object
-      bottom: integer
-      left: integer
-      right: integer
-      top: integer
-    outline_color: string
-    size: integer
-    stroke: number
-  custom_css: object
-    css: string
-    enabled: boolean
-  custom_width: integer or null
-  drop_shadow: object
-    blur: integer
-    color: string or null
-    enabled: boolean
-  input_styles: object
-    background_color: string
-    border_color: string
-    border_focus_color: string
-    corner_radius: integer
-    field_height: integer
-    focus_outline_color: string
-    label_color: string
-    placeholder_color: string
-    text_color: string
-    text_styles: object
-      character_spacing: integer or null
-      font_family: one of "Arial Black,Arial", "Arial, 'Helvetica Neue', Helvetica, sans-serif", "Century Gothic,AppleGothic,Arial", "Comic Sans MS,Comic Sans,cursive", "Courier", "Courier New" (or 14 more) or string
-      font_size: integer
-      font_style: string or null
-      font_weight: one of 100.0, 200.0, 300.0, 400.0, 500.0, 600.0 (or 3 more) or null
-      text_color: string
-      text_decoration: string or null
-  margin: object
-    bottom: integer
-    left: integer
-    right: integer
-    top: integer
-  minimum_height: integer
-  mobile_overlay: object or null
-    color: string or null
-    enabled: false
-  overlay_color: string
-  padding: object
-    bottom: integer
-    left: integer
-    right: integer
-    top: integer
-  rich_text_styles: object
-    body: object
-      alignment: one of "center", "left", "right"
-      character_spacing: integer or null
-      font_family: one of "Arial Black,Arial", "Arial, 'Helvetica Neue', Helvetica, sans-serif", "Century Gothic,AppleGothic,Arial", "Comic Sans MS,Comic Sans,cursive", "Courier", "Courier New" (or 14 more) or string
-      font_size: integer
-      font_style: string or null
-      font_weight: one of 100.0, 200.0, 300.0, 400.0, 500.0, 600.0 (or 3 more) or null
-      line_spacing: number
-      margin: object
-        bottom: integer
-        left: 0.0
-        right: 0.0
-        top: 0.0
-      text_color: string
-      text_decoration: string or null
-    h1: object
-      alignment: one of "center", "left", "right"
-      character_spacing: integer or null
-      font_family: one of "Arial Black,Arial", "Arial, 'Helvetica Neue', Helvetica, sans-serif", "Century Gothic,AppleGothic,Arial", "Comic Sans MS,Comic Sans,cursive", "Courier", "Courier New" (or 14 more) or string
-      font_size: integer
-      font_style: string or null
-      font_weight: one of 100.0, 200.0, 300.0, 400.0, 500.0, 600.0 (or 3 more) or null
-      line_spacing: number
-      margin: object
-        bottom: integer
-        left: 0.0
-        right: 0.0
-        top: 0.0
-      text_color: string
-      text_decoration: string or null
-    h2: object
-      alignment: one of "center", "left", "right"
-      character_spacing: integer or null
-      font_family: one of "Arial Black,Arial", "Arial, 'Helvetica Neue', Helvetica, sans-serif", "Century Gothic,AppleGothic,Arial", "Comic Sans MS,Comic Sans,cursive", "Courier", "Courier New" (or 14 more) or string
-      font_size: integer
-      font_style: string or null
-      font_weight: one of 100.0, 200.0, 300.0, 400.0, 500.0, 600.0 (or 3 more) or null
-      line_spacing: number
-      margin: object
-        bottom: integer
-        left: 0.0
-        right: 0.0
-        top: 0.0
-      text_color: string
-      text_decoration: string or null
-    h3: object
-      alignment: one of "center", "left", "right"
-      character_spacing: integer or null
-      font_family: one of "Arial Black,Arial", "Arial, 'Helvetica Neue', Helvetica, sans-serif", "Century Gothic,AppleGothic,Arial", "Comic Sans MS,Comic Sans,cursive", "Courier", "Courier New" (or 14 more) or string
-      font_size: integer
-      font_style: string or null
-      font_weight: one of 100.0, 200.0, 300.0, 400.0, 500.0, 600.0 (or 3 more) or null
-      line_spacing: number
-      margin: object
-        bottom: integer
-        left: 0.0
-        right: 0.0
-        top: 0.0
-      text_color: string
-      text_decoration: string or null
-    h4: object
-      alignment: one of "center", "left", "right"
-      character_spacing: integer or null
-      font_family: one of "Arial Black,Arial", "Arial, 'Helvetica Neue', Helvetica, sans-serif", "Century Gothic,AppleGothic,Arial", "Comic Sans MS,Comic Sans,cursive", "Courier", "Courier New" (or 14 more) or string
-      font_size: integer
-      font_style: string or null
-      font_weight: one of 100.0, 200.0, 300.0, 400.0, 500.0, 600.0 (or 3 more) or null
-      line_spacing: number
-      margin: object
-        bottom: integer
-        left: 0.0
-        right: 0.0
-        top: 0.0
-      text_color: string
-      text_decoration: string or null
-    h5: object
-      alignment: one of "center", "left", "right"
-      character_spacing: integer or null
-      font_family: one of "Arial Black,Arial", "Arial, 'Helvetica Neue', Helvetica, sans-serif", "Century Gothic,AppleGothic,Arial", "Comic Sans MS,Comic Sans,cursive", "Courier", "Courier New" (or 14 more) or string
-      font_size: integer
-      font_style: string or null
-      font_weight: one of 100.0, 200.0, 300.0, 400.0, 500.0, 600.0 (or 3 more) or null
-      line_spacing: number
-      margin: object
-        bottom: integer
-        left: 0.0
-        right: 0.0
-        top: 0.0
-      text_color: string
-      text_decoration: string or null
-    h6: object
-      alignment: one of "center", "left", "right"
-      character_spacing: integer or null
-      font_family: one of "Arial Black,Arial", "Arial, 'Helvetica Neue', Helvetica, sans-serif", "Century Gothic,AppleGothic,Arial", "Comic Sans MS,Comic Sans,cursive", "Courier", "Courier New" (or 14 more) or string
-      font_size: integer
-      font_style: string or null
-      font_weight: one of 100.0, 200.0, 300.0, 400.0, 500.0, 600.0 (or 3 more) or null
-      line_spacing: number
-      margin: object
-        bottom: integer
-        left: 0.0
-        right: 0.0
-        top: 0.0
-      text_color: string
-      text_decoration: string or null
-    link: object
-      color: string
-      decoration: "underline"
-  width: one of "custom", "full", "large", "medium", "small"
-  wrap_content: false
+  ^596
 teasers: array of object
-  ^270
+  ^598 Teaser
 triggers: array of one of
   - variant 1:
-    ^271
+    ^600 AfterCloseTimeout
   - variant 2:
-    ^272
+    ^605 CartContent
   - variant 3:
-    ^273
+    ^606 CartItemCount
   - variant 4:
-    ^274
+    ^607 CartProduct
   - variant 5:
-    ^275
+    ^608 CartValue
   - variant 6:
-    ^276
+    ^610 Channel
   - variant 7:
-    ^277
+    ^611 CustomJavascript
   - variant 8:
-    ^278
+    ^613 Delay
   - variant 9:
-    ^279
+    ^615 Device
   - variant 10:
-    ^280
+    ^616 ExitIntent
   - variant 11:
-    ^281
+    ^617 IdentifiedProfiles
   - variant 12:
-    ^282
+    ^619 ListsAndSegments
   - variant 13:
-    ^283
+    ^621 Location
   - variant 14:
-    ^284
+    ^623 PageVisits
   - variant 15:
-    ^285
+    ^624 PreviouslySubmitted
   - variant 16:
-    ^287
+    ^627 ProfileEventTracked
   - variant 17:
-    ^288
+    ^629 Scroll
   - variant 18:
-    ^289
+    ^630 UnidentifiedProfiles
   - variant 19:
-    ^290
+    ^631 URLPatterns
   - variant 20:
-    ^291
+    ^633 BackInStock
 type: one of "banner", "embed", "flyout", "full_screen", "popup"]==],
 [==[
-data: object (required)
-  attributes: object (required)
-    ab_test: boolean (required)
-    definition: object (required)
-      versions: array of object (required)
-        ^292
-    name: string (required)
-    status: "draft" (required)
-  type: "form" (required)]==],
+versions: array of object (required)
+  ^634 Version]==],
+[==[
+ab_test: boolean (required)
+definition: object (required)
+  ^635
+name: string (required)
+status: "draft" (required)]==],
+[==[
+attributes: object (required)
+  ^636
+type: "form" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    name: string (required)
-    opt_in_process: one of "double_opt_in", "single_opt_in" or null
-  type: "list" (required)]==],
+  ^637]==],
+[==[
+name: string (required)
+opt_in_process: one of "double_opt_in", "single_opt_in" or null]==],
+[==[
+attributes: object (required)
+  ^639
+type: "list" (required)]==],
+[==[
+data: object (required)
+  ^640]==],
 [==[
 description: string or null
 id: integer (required)
@@ -3637,11 +4176,13 @@ id: integer (required)
 type: "constant" (required)
 value: integer or number or string or boolean (required)]==],
 [==[
+data_path: string (required)
+id_path: string (required)
+source_id: string (required)]==],
+[==[
 id: integer (required)
 source: object (required)
-  data_path: string (required)
-  id_path: string (required)
-  source_id: string (required)
+  ^644
 type: "simple" (required)]==],
 [==[
 id_path: string (required)
@@ -3655,7 +4196,7 @@ path: string (required)]==],
 [==[
 id_path: string (required)
 related_id_paths: array of object (required)
-  ^299
+  ^647 RelatedIdPath
 source_id: string (required)
 type: "profile" (required)
 update_strategy: one of "additive", "replace_from_origin" or null]==],
@@ -3663,719 +4204,1192 @@ update_strategy: one of "additive", "replace_from_origin" or null]==],
 relationship_id: string (required)
 source: one of (required)
   - variant 1:
-    ^298
+    ^646 CustomObjectRelationshipSource
   - variant 2:
-    ^300
+    ^648 ProfileRelationshipSource
 type: "simple" (required)]==],
 [==[
+property_mappings: array of one of or null
+  - variant 1:
+    ^643 ConstantPropertyMapping
+  - variant 2:
+    ^645 SimplePropertyMapping
+relationship_mappings: array of object or null
+  ^649 SimpleRelationshipMapping]==],
+[==[
+attributes: object (required)
+  ^650
+type: "source-mapping" (required)]==],
+[==[
 data: object (required)
-  attributes: object (required)
-    description: string or null
-    properties: array of object (required)
-      ^295
-    required: array of string or null
-    source-mapping: object or null
-      data: object (required)
-        attributes: object (required)
-          property_mappings: array of one of or null
-            - variant 1:
-              ^296
-            - variant 2:
-              ^297
-          relationship_mappings: array of object or null
-            ^301
-        type: "source-mapping" (required)
-    status: one of "active", "draft" or null
-    title: string (required)
-  relationships: object
-    object-type: object
-      data: object
-        id: string (required)
-        type: "object-type" (required)
-  type: "object-schema" (required)]==],
+  ^651]==],
+[==[
+description: string or null
+properties: array of object (required)
+  ^642 APISchemaProperty
+required: array of string or null
+source-mapping: object or null
+  ^652
+status: one of "active", "draft" or null
+title: string (required)]==],
+[==[
+id: string (required)
+type: "object-type" (required)]==],
+[==[
+data: object
+  ^654]==],
+[==[
+object-type: object
+  ^655]==],
+[==[
+attributes: object (required)
+  ^653
+relationships: object
+  ^656
+type: "object-schema" (required)]==],
+[==[
+data: object (required)
+  ^657]==],
+[==[
+description: string or null
+name: string (required)]==],
+[==[
+id: string (required)
+meta: object or null
+  ^659
+type: "object-schema" (required)]==],
 [==[
 data: array of object (required)
-  id: string (required)
-  meta: object or null
-    description: string or null
-    name: string (required)
-  type: "object-schema" (required)]==],
+  ^660]==],
+[==[
+properties: array of object or null
+  ^642 APISchemaProperty
+required: array of string or null
+source-mapping: object or null
+  ^652
+status: one of "active", "draft" or null]==],
+[==[
+attributes: object (required)
+  ^662
+type: "object-schema" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    description: string or null
-    namespace: string or null
-    object-schema: object or null
-      data: object (required)
-        attributes: object (required)
-          properties: array of object or null
-            ^295
-          required: array of string or null
-          source-mapping: object or null
-            data: object (required)
-              attributes: object (required)
-                property_mappings: array of one of or null
-                  - variant 1: (ConstantPropertyMapping, not expanded)
-                  - variant 2: (SimplePropertyMapping, not expanded)
-                relationship_mappings: array of object or null (SimpleRelationshipMapping, not expanded)
-              type: "source-mapping" (required)
-          status: one of "active", "draft" or null
-        type: "object-schema" (required)
-    title: string (required)
-    visibility: one of "private", "shared" or null
-  type: "object-type" (required)]==],
+  ^663]==],
+[==[
+description: string or null
+namespace: string or null
+object-schema: object or null
+  ^664
+title: string (required)
+visibility: one of "private", "shared" or null]==],
+[==[
+attributes: object (required)
+  ^665
+type: "object-type" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    _kx: string or null
-    email: string or null
-    external_id: string or null
-    first_name: string or null
-    image: string or null
-    last_name: string or null
-    locale: string or null
-    location: object or null
-      address1: string or null
-      address2: string or null
-      city: string or null
-      country: string or null
-      ip: string or null
-      latitude: string or number or null
-      longitude: string or number or null
-      region: string or null
-      timezone: string or null
-      zip: string or null
-    organization: string or null
-    phone_number: string, E.164 or null
-    properties: object or null
-    title: string or null
-  id: string or null
-  meta: object or null
-    patch_identifiers: object or null
-      append: object
-      unappend: object
-    patch_properties: object or null
-      append: object or null
-      unappend: object or null
-      unset: one of or null
-        - variant 1:
-        - variant 2:
-  type: "profile" (required)]==],
+  ^666]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    email: string or null
-    external_id: string or null
-    first_name: string or null
-    image: string or null
-    last_name: string or null
-    locale: string or null
-    location: object or null
-      address1: string or null
-      address2: string or null
-      city: string or null
-      country: string or null
-      ip: string or null
-      latitude: string or number or null
-      longitude: string or number or null
-      region: string or null
-      timezone: string or null
-      zip: string or null
-    organization: string or null
-    phone_number: string, E.164 or null
-    properties: object or null
-    title: string or null
-  type: "profile" (required)]==],
+  ^94]==],
+[==[
+email: string or null
+external_id: string or null
+first_name: string or null
+image: string or null
+last_name: string or null
+locale: string or null
+location: object or null
+  ^42
+organization: string or null
+phone_number: string, E.164 or null
+properties: object or null
+title: string or null]==],
+[==[
+attributes: object (required)
+  ^669
+type: "profile" (required)]==],
+[==[
+data: object (required)
+  ^670]==],
+[==[
+id: string (required)
+meta: object or null
+  ^659
+type: "profile-object-schema" (required)]==],
 [==[
 data: array of object (required)
-  id: string (required)
-  meta: object or null
-    description: string or null
-    name: string (required)
-  type: "profile-object-schema" (required)]==],
+  ^672]==],
 [==[
 measurement: one of "count", "sum" (required)
 measurement_filter: object (required)
-  operator: one of "equals", "greater-than", "greater-than-or-equal", "less-than", "less-than-or-equal", "not-equals" (required)
-  type: "numeric" (required)
-  value: integer or number (required)
+  ^270
 metric_filters: array of object or null
-  ^212
+  ^373 ProfileMetricPropertyFilter
 metric_id: string (required)
 timeframe_filter: one of (required)
   - variant 1:
-    ^176
+    ^302 StaticDateFilter
   - variant 2:
-    ^177
+    ^303 StaticDateRangeFilter
   - variant 3:
-    ^178
+    ^304 RelativeDateOperatorBaseRelativeDateFilter
   - variant 4:
-    ^179
+    ^305 RelativeAnniversaryDateFilter
   - variant 5:
-    ^180
+    ^306 RelativeDateRangeFilter
   - variant 6:
-    ^213
+    ^374 AlltimeDateFilter
 type: "profile-metric" (required)]==],
-[==[
-field: "is_double_opt_in" (required)
-filter: object (required) (nested, not expanded)]==],
-[==[
-field: "status_date" (required)
-filter: one of (required)
-  - variant 1: (StaticDateFilter, not expanded)
-  - variant 2: (StaticDateRangeFilter, not expanded)
-  - variant 3: (RelativeDateOperatorBaseRelativeDateFilter, not expanded)
-  - variant 4: (RelativeAnniversaryDateFilter, not expanded)
-  - variant 5: (RelativeDateRangeFilter, not expanded)
-  - variant 6: (CalendarDateFilter, not expanded)
-  - variant 7: (AnniversaryDateFilter, not expanded)]==],
-[==[
-field: "custom_source" (required)
-filter: object (required) (nested, not expanded)]==],
-[==[
-field: "method" (required)
-filter: object or null (nested, not expanded)
-method: "form" (required)]==],
-[==[
-field: "method" (required)
-filter: object or null (nested, not expanded)
-method: "preference_page" (required)]==],
-[==[
-field: "method" (required)
-filter: object or null (nested, not expanded)
-method: "api" (required)]==],
-[==[
-field: "method" (required)
-method: "inbound_message" (required)]==],
-[==[
-field: "method" (required)
-method: "back_in_stock" (required)]==],
-[==[
-field: "method" (required)
-method: "sftp" (required)]==],
-[==[
-field: "method" (required)
-filter: object or null (nested, not expanded)
-method: "manual_import" (required)]==],
-[==[
-field: "method" (required)
-filter: object or null (nested, not expanded)
-method: "manual_add" (required)]==],
-[==[
-field: "method" (required)
-filter: object (required) (nested, not expanded)
-method: "integration" (required)]==],
-[==[
-filters: array of one of or null
-  - variant 1:
-    ^309
-  - variant 2:
-    ^310
-  - variant 3:
-    ^311
-  - variant 4:
-    ^312
-  - variant 5:
-    ^313
-  - variant 6:
-    ^314
-  - variant 7:
-    ^315
-  - variant 8:
-    ^316
-  - variant 9:
-    ^317
-  - variant 10:
-    ^318
-  - variant 11:
-    ^319
-  - variant 12:
-    ^320
-subscription: "subscribed" (required)]==],
-[==[
-can_receive_marketing: true (required)
-channel: "email" (required)
-consent_status: one of (required)
-  - variant 1:
-    ^194
-  - variant 2:
-    ^321
-  - variant 3:
-    ^196]==],
-[==[
-field: "bounce_date" (required)
-filter: one of (required)
-  - variant 1: (StaticDateFilter, not expanded)
-  - variant 2: (StaticDateRangeFilter, not expanded)
-  - variant 3: (RelativeDateOperatorBaseRelativeDateFilter, not expanded)
-  - variant 4: (RelativeAnniversaryDateFilter, not expanded)
-  - variant 5: (RelativeDateRangeFilter, not expanded)
-  - variant 6: (CalendarDateFilter, not expanded)
-  - variant 7: (AnniversaryDateFilter, not expanded)
-  - variant 8: (IsSetExistenceFilter, not expanded)]==],
-[==[
-field: "manual_suppression_date" (required)
-filter: one of (required)
-  - variant 1: (StaticDateFilter, not expanded)
-  - variant 2: (StaticDateRangeFilter, not expanded)
-  - variant 3: (RelativeDateOperatorBaseRelativeDateFilter, not expanded)
-  - variant 4: (RelativeAnniversaryDateFilter, not expanded)
-  - variant 5: (RelativeDateRangeFilter, not expanded)
-  - variant 6: (CalendarDateFilter, not expanded)
-  - variant 7: (AnniversaryDateFilter, not expanded)
-  - variant 8: (IsSetExistenceFilter, not expanded)]==],
-[==[
-field: "invalid_email_date" (required)
-filter: one of (required)
-  - variant 1: (StaticDateFilter, not expanded)
-  - variant 2: (StaticDateRangeFilter, not expanded)
-  - variant 3: (RelativeDateOperatorBaseRelativeDateFilter, not expanded)
-  - variant 4: (RelativeAnniversaryDateFilter, not expanded)
-  - variant 5: (RelativeDateRangeFilter, not expanded)
-  - variant 6: (CalendarDateFilter, not expanded)
-  - variant 7: (AnniversaryDateFilter, not expanded)
-  - variant 8: (IsSetExistenceFilter, not expanded)]==],
-[==[
-filters: array of one of or null
-  - variant 1:
-    ^323
-  - variant 2:
-    ^324
-  - variant 3:
-    ^325
-subscription: "any" (required)]==],
-[==[
-filters: one of or null
-  - variant 1:
-  - variant 2:
-subscription: "unsubscribed" (required)]==],
-[==[
-filters: array of one of (required)
-  - variant 1:
-    ^323
-  - variant 2:
-    ^324
-  - variant 3:
-    ^325
-subscription: "never_subscribed" (required)]==],
-[==[
-filters: array of one of (required)
-  - variant 1:
-    ^323
-  - variant 2:
-    ^324
-  - variant 3:
-    ^325
-subscription: "subscribed" (required)]==],
-[==[
-can_receive_marketing: false (required)
-channel: "email" (required)
-consent_status: one of (required)
-  - variant 1:
-    ^326
-  - variant 2:
-    ^327
-  - variant 3:
-    ^328
-  - variant 4:
-    ^329]==],
-[==[
-field: "method" (required)
-method: "checkout" (required)]==],
-[==[
-field: "method" (required)
-method: "preference_page" (required)]==],
-[==[
-field: "is_rcs_capable" (required)
-filter: object (required) (nested, not expanded)]==],
-[==[
-can_receive_marketing: true (required)
-channel: "sms" (required)
-consent_status: object (required)
-  filters: array of one of or null
-    - variant 1:
-      ^310
-    - variant 2:
-      ^312
-    - variant 3:
-      ^318
-    - variant 4:
-      ^319
-    - variant 5:
-      ^331
-    - variant 6:
-      ^315
-    - variant 7:
-      ^332
-    - variant 8:
-      ^317
-    - variant 9:
-      ^320
-    - variant 10:
-      ^333
-  subscription: "subscribed" (required)]==],
-[==[
-field: "method" (required)
-method: "manual_remove" (required)]==],
-[==[
-field: "method" (required)
-method: "bulk_remove" (required)]==],
-[==[
-field: "method" (required)
-method: "carrier_deactivation" (required)]==],
-[==[
-field: "method" (required)
-method: "provided_landline" (required)]==],
-[==[
-field: "method" (required)
-method: "message_blocked" (required)]==],
-[==[
-field: "method" (required)
-method: "provided_no_age" (required)]==],
-[==[
-field: "method" (required)
-method: "failed_age_gate" (required)]==],
-[==[
-filters: array of one of or null
-  - variant 1:
-    ^310
-  - variant 2:
-    ^312
-  - variant 3:
-    ^318
-  - variant 4:
-    ^319
-  - variant 5:
-    ^335
-  - variant 6:
-    ^336
-  - variant 7:
-    ^331
-  - variant 8:
-    ^315
-  - variant 9:
-    ^332
-  - variant 10:
-    ^317
-  - variant 11:
-    ^337
-  - variant 12:
-    ^338
-  - variant 13:
-    ^339
-  - variant 14:
-    ^340
-  - variant 15:
-    ^341
-  - variant 16:
-    ^320
-subscription: "unsubscribed" (required)]==],
-[==[
-can_receive_marketing: false (required)
-channel: "sms" (required)
-consent_status: one of (required)
-  - variant 1:
-    ^204
-  - variant 2:
-    ^342
-  - variant 3:
-    ^206]==],
-[==[
-can_receive_marketing: true (required)
-channel: "push" (required)
-consent_status: object (required)
-  filters: array of object or null
-    ^310
-  subscription: "any" (required)]==],
-[==[
-consent: one of (required)
-  - variant 1:
-    ^322
-  - variant 2:
-    ^330
-  - variant 3:
-    ^334
-  - variant 4:
-    ^343
-  - variant 5:
-    ^344
-  - variant 6:
-    ^209
-type: "profile-marketing-consent" (required)]==],
-[==[
-field: "effective_date" (required)
-filter: one of (required)
-  - variant 1:
-    ^176
-  - variant 2:
-    ^177
-  - variant 3:
-    ^178
-  - variant 4:
-    ^179
-  - variant 5:
-    ^180
-  - variant 6:
-    ^181
-  - variant 7:
-    ^182]==],
-[==[
-field: "recorded_date" (required)
-filter: one of (required)
-  - variant 1:
-    ^176
-  - variant 2:
-    ^177
-  - variant 3:
-    ^178
-  - variant 4:
-    ^179
-  - variant 5:
-    ^180
-  - variant 6:
-    ^181
-  - variant 7:
-    ^182]==],
-[==[
-field: "subscribe_method" (required)
-filter: object or null
-  operator: "in" (required)
-  type: "string" (required)
-  value: array of string (required)
-method: "form" (required)]==],
-[==[
-filters: array of one of (required)
-  - variant 1:
-    ^346
-  - variant 2:
-    ^347
-  - variant 3:
-    ^221
-  - variant 4:
-    ^348
-reachable_status: "explicitly_reachable" (required)]==],
-[==[
-filters: array of one of (required)
-  - variant 1:
-    ^346
-  - variant 2:
-    ^347
-  - variant 3:
-    ^221
-  - variant 4:
-    ^348
-reachable_status: "explicitly_unreachable" (required)]==],
-[==[
-channel: one of "whatsapp_marketing", "whatsapp_transactional" (required)
-permission: one of (required)
-  - variant 1:
-    ^349
-  - variant 2:
-    ^224
-  - variant 3:
-    ^225
-  - variant 4:
-    ^350
-  - variant 5:
-    ^227
-  - variant 6:
-    ^228
-type: "profile-permissions" (required)]==],
 [==[
 metric_exists: boolean (required)
 metric_filters: array of object or null
-  ^212
+  ^373 ProfileMetricPropertyFilter
 metric_id: string (required)]==],
 [==[
 completion_window_seconds: one of "DAYS_1", "DAYS_180", "DAYS_3", "DAYS_30", "DAYS_5", "DAYS_90" (or 3 more) or null
 steps: array of object (required)
-  ^352
+  ^675 ProfileMetricFunnelSteps
 timeframe_filter: one of (required)
   - variant 1:
-    ^177
+    ^303 StaticDateRangeFilter
   - variant 2:
-    ^180
+    ^306 RelativeDateRangeFilter
   - variant 3:
-    ^178
+    ^304 RelativeDateOperatorBaseRelativeDateFilter
 type: "profile-metric-funnel" (required)]==],
 [==[
 conditions: array of one of (required)
   - variant 1:
-    ^185
+    ^311 ProfileHasGroupMembershipCondition
   - variant 2:
-    ^111
+    ^312 ProfileNoGroupMembershipCondition
   - variant 3:
-    ^308
+    ^674 SegmentsProfileMetricCondition
   - variant 4:
-    ^345
+    ^371 ProfileMarketingConsentCondition
   - variant 5:
-    ^188
+    ^316 ProfilePostalCodeDistanceCondition
   - variant 6:
-    ^184
+    ^310 ProfilePropertyCondition
   - variant 7:
-    ^112
+    ^313 ProfileRegionCondition
   - variant 8:
-    ^189
+    ^317 ProfilePredictiveAnalyticsDateCondition
   - variant 9:
-    ^191
+    ^320 ProfilePredictiveAnalyticsNumericCondition
   - variant 10:
-    ^190
+    ^319 ProfilePredictiveAnalyticsStringCondition
   - variant 11:
-    ^192
+    ^322 ProfilePredictiveAnalyticsChannelAffinityPriorityCondition
   - variant 12:
-    ^193
+    ^324 ProfilePredictiveAnalyticsChannelAffinityRankCondition
   - variant 13:
-    ^218
+    ^380 ProfileHasCustomObjectCondition
   - variant 14:
-    ^351
+    ^391 ProfilePermissionsCondition
   - variant 15:
-    ^353]==],
+    ^676 SegmentsProfileMetricFunnelCondition]==],
+[==[
+condition_groups: array of object (required)
+  ^677 ConditionGroup]==],
+[==[
+definition: object (required)
+  ^678
+is_starred: boolean or null
+name: string (required)]==],
+[==[
+attributes: object (required)
+  ^679
+type: "segment" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    definition: object (required)
-      condition_groups: array of object (required)
-        ^354
-    is_starred: boolean or null
-    name: string (required)
-  type: "segment" (required)]==],
+  ^680]==],
+[==[
+name: string (required)]==],
+[==[
+id: string (required)
+type: "tag-group" (required)]==],
+[==[
+data: object
+  ^683]==],
+[==[
+tag-group: object
+  ^684]==],
+[==[
+attributes: object (required)
+  ^682
+relationships: object
+  ^685
+type: "tag" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    name: string (required)
-  relationships: object
-    tag-group: object
-      data: object
-        id: string (required)
-        type: "tag-group" (required)
-  type: "tag" (required)]==],
+  ^686]==],
+[==[
+exclusive: boolean or null
+name: string (required)]==],
+[==[
+attributes: object (required)
+  ^688
+type: "tag-group" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    exclusive: boolean or null
-    name: string (required)
-  type: "tag-group" (required)]==],
+  ^689]==],
+[==[
+css_class: string or null
+id: string or null]==],
+[==[
+item_alias: string (required)
+repeat_for: string (required)]==],
+[==[
+check: string or null
+definition: string or null
+is_code_only: boolean or null]==],
+[==[
+content_repeat: object or null
+  ^692
+layout_config: object or null
+layout_type: string or null
+show_on: one of "all", "desktop", "mobile" or null
+visibility: object or null
+  ^693]==],
+[==[
+is_ai_generated: boolean or null
+is_prebuilt_content: boolean or null]==],
+[==[
+background_asset_id: string or null
+background_color: string or null
+background_format: one of "auto", "contain", "cover", "initial", "repeat" or null
+background_image_full_width: boolean or null
+background_position: one of "center-bottom", "center-center", "center-top", "left-bottom", "left-center", "left-top" (or 3 more) or null
+background_repeat: boolean or null
+background_url: string or null
+border_color: string or null
+border_style: one of "dashed", "dotted", "groove", "inset", "none", "outset" (or 2 more) or null
+border_width: integer or null
+column_align: one of "baseline", "bottom", "middle", "top" or null
+column_direction: one of "ltr", "no-stack", "rtl" or null
+content_color: string or null
+content_color_type: one of "none", "section", "template" or null
+inner_padding_bottom: integer or null
+inner_padding_left: integer or null
+inner_padding_right: integer or null
+inner_padding_top: integer or null
+stack_on_mobile: boolean or null]==],
+[==[
+display_options: object (required)
+  ^694
+properties: object (required)
+  ^695
+styles: object (required)
+  ^696]==],
+[==[
+href: string or null]==],
+[==[
+background_color: string or null
+block_background_color: string or null
+block_padding_bottom: integer or null
+block_padding_left: integer or null
+block_padding_right: integer or null
+block_padding_top: integer or null
+border_color: string or null
+border_radius: integer or null
+border_style: one of "dashed", "dotted", "groove", "inset", "none", "outset" (or 2 more) or null
+border_width: integer or null
+color: string or null
+drop_shadow_color: string or null
+font_family: string or null
+font_size: integer or null
+font_style: one of "italic", "normal" or null
+font_weight: string or null
+inner_padding_bottom: integer or null
+inner_padding_left: integer or null
+inner_padding_right: integer or null
+inner_padding_top: integer or null
+letter_spacing: integer or null
+mobile_stretch_content: boolean or null
+stretch: boolean or null
+text_align: one of "center", "left", "right" or null
+text_decoration: string or null]==],
+[==[
+content: string or null (required)
+display_options: object (required)
+  ^694
+properties: object (required)
+  ^698
+styles: object (required)
+  ^699]==],
 [==[
 content_type: "block" (required)
-data: object or null (required) (nested, not expanded)
+data: object or null (required)
+  ^700
 data_id: string or null
 id: string or null
 type: "button" (required)
 universal_id: string or null]==],
 [==[
+coupon: string or null
+coupon_id: string or null
+header_enabled: boolean or null
+href: string or null]==],
+[==[
+background_color: string or null
+block_background_color: string or null
+block_padding_bottom: integer or null
+block_padding_left: integer or null
+block_padding_right: integer or null
+block_padding_top: integer or null
+border_color: string or null
+border_radius: integer or null
+border_style: one of "dashed", "dotted", "groove", "inset", "none", "outset" (or 2 more) or null
+border_width: integer or null
+color: string or null
+font_family: string or null
+font_size: integer or null
+font_style: one of "italic", "normal" or null
+font_weight: string or null
+header_font_family: string or null
+header_font_size: integer or null
+header_padding_bottom: integer or null
+header_padding_left: integer or null
+header_padding_right: integer or null
+header_padding_top: integer or null
+inner_padding_bottom: integer or null
+inner_padding_left: integer or null
+inner_padding_right: integer or null
+inner_padding_top: integer or null
+letter_spacing: integer or null
+mobile_stretch_content: boolean or null
+stretch: boolean or null
+text_align: one of "center", "left", "right" or null
+text_decoration: string or null]==],
+[==[
+content: string (required)
+display_options: object (required)
+  ^694
+properties: object (required)
+  ^702
+styles: object (required)
+  ^703]==],
+[==[
 content_type: "block" (required)
-data: object or null (required) (nested, not expanded)
+data: object or null (required)
+  ^704
 data_id: string or null
 id: string or null
 type: "coupon" (required)
 universal_id: string or null]==],
 [==[
+block_background_color: string or null
+block_padding_bottom: integer or null
+block_padding_left: integer or null
+block_padding_right: integer or null
+block_padding_top: integer or null
+mobile_stretch_content: boolean or null
+shadow_color: one of "dark", "light", "medium" or null]==],
+[==[
+display_options: object (required)
+  ^694
+styles: object (required)
+  ^706]==],
+[==[
 content_type: "block" (required)
-data: object or null (required) (nested, not expanded)
+data: object or null (required)
+  ^707
 data_id: string or null
 id: string or null
 type: "drop_shadow" (required)
 universal_id: string or null]==],
 [==[
+block_background_color: string or null
+block_padding_bottom: integer or null
+block_padding_left: integer or null
+block_padding_right: integer or null
+block_padding_top: integer or null
+border_color: string or null
+border_radius: integer or null
+border_style: one of "dashed", "dotted", "groove", "inset", "none", "outset" (or 2 more) or null
+border_width: integer or null
+color: string or null
+desktop_layout: one of "centered", "inline", "links", "stacked" or null
+font_family: string or null
+font_size: integer or null
+font_style: one of "italic", "normal" or null
+font_weight: string or null
+inner_padding_bottom: integer or null
+inner_padding_left: integer or null
+inner_padding_right: integer or null
+inner_padding_top: integer or null
+item_align: one of "center", "left", "right" or null
+item_spacing: integer or null
+item_spacing_type: one of "auto", "manual" or null
+letter_spacing: integer or null
+logo_align: one of "center", "left", "right" or null
+logo_link_spacing: integer or null
+mobile_layout: one of "inline", "links", "links-stacked", "logo-stacked", "stacked" or null
+mobile_spacing: integer or null
+mobile_wrap: boolean or null
+text_decoration: string or null
+vertical_align: one of "baseline", "bottom", "middle", "top" or null]==],
+[==[
+display_options: object (required)
+  ^694
+styles: object (required)
+  ^709]==],
+[==[
+background_color: string or null
+content: string or null
+drop_shadow_color: string or null
+href: string or null
+id: string or null
+show_on: one of "all", "desktop", "mobile" or null
+type: "header_link_bar_button" (required)]==],
+[==[
+alt_text: string or null
+asset_id: string or null
+background_color: string or null
+height: integer or null
+href: string or null
+id: string or null
+max_width: integer or null
+show_on: one of "all", "desktop", "mobile" or null
+src: string or null
+type: "header_link_bar_image" (required)
+width: integer or null]==],
+[==[
+alt_text: string or null
+asset_id: string or null
+height: integer or null
+href: string or null
+id: string or null
+max_width: integer or null
+show_on: one of "all", "desktop", "mobile" or null
+src: string or null
+type: "header_link_bar_logo" (required)
+width: integer or null]==],
+[==[
 content_type: "block" (required)
-data: object or null (required) (nested, not expanded)
+data: object or null (required)
+  ^710
 data_id: string or null
 id: string or null
 subblocks: array of one of or null
-  - variant 1: (HeaderLinkSubBlock, not expanded)
-  - variant 2: (HeaderImageSubBlock, not expanded)
-  - variant 3: (HeaderLogoSubBlock, not expanded)
+  - variant 1:
+    ^711 HeaderLinkSubBlock
+  - variant 2:
+    ^712 HeaderImageSubBlock
+  - variant 3:
+    ^713 HeaderLogoSubBlock
 type: "header" (required)
 universal_id: string or null]==],
 [==[
+block_background_color: string or null
+block_padding_bottom: integer or null
+block_padding_left: integer or null
+block_padding_right: integer or null
+block_padding_top: integer or null
+border_color: string or null
+border_style: one of "dashed", "dotted", "groove", "inset", "none", "outset" (or 2 more) or null
+border_width: integer or null
+mobile_stretch_content: boolean or null]==],
+[==[
+display_options: object (required)
+  ^694
+styles: object (required)
+  ^715]==],
+[==[
 content_type: "block" (required)
-data: object or null (required) (nested, not expanded)
+data: object or null (required)
+  ^716
 data_id: string or null
 id: string or null
 type: "horizontal_rule" (required)
 universal_id: string or null]==],
 [==[
+content: string (required)
+display_options: object (required)
+  ^694]==],
+[==[
 content_type: "block" (required)
-data: object (required) (nested, not expanded)
+data: object (required)
+  ^718
 data_id: string or null
 id: string or null
 type: "html" (required)
 universal_id: string or null]==],
 [==[
+aspect_ratio: string or null
+asset_id: string or null
+height: integer or null
+src: string or null
+width: integer or null
+x: integer or null
+y: integer or null]==],
+[==[
+alt_text: string or null
+asset_id: string or null
+cropping_properties: object or null
+  ^720
+dynamic: false or null (required)
+href: string or null
+src: string or null]==],
+[==[
+alt_text: string or null
+dynamic: true (required)
+href: string or null
+src: string or null]==],
+[==[
+align: one of "center", "left", "right" or null
+background_color: string or null
+block_background_color: string or null
+block_border_color: string or null
+block_border_style: one of "dashed", "dotted", "groove", "inset", "none", "outset" (or 2 more) or null
+block_border_width: integer or null
+block_padding_bottom: integer or null
+block_padding_left: integer or null
+block_padding_right: integer or null
+block_padding_top: integer or null
+full_width_mobile: boolean or null
+height: integer or null
+inner_padding_bottom: integer or null
+inner_padding_left: integer or null
+inner_padding_right: integer or null
+inner_padding_top: integer or null
+max_width: integer or null
+mobile_stretch_content: boolean or null
+width: integer or null]==],
+[==[
+display_options: object (required)
+  ^694
+properties: one of (required)
+  - variant 1:
+    ^721 StaticImageBlockProperties
+  - variant 2:
+    ^722 DynamicImageBlockProperties
+styles: object (required)
+  ^723]==],
+[==[
 content_type: "block" (required)
-data: object or null (required) (nested, not expanded)
+data: object or null (required)
+  ^724
 data_id: string or null
 id: string or null
 type: "image" (required)
 universal_id: string or null]==],
 [==[
+dynamic: false or null (required)
+is_ai_generated: boolean or null
+is_prebuilt_content: boolean or null
+item_subtype_id: integer or null
+language: string or null
+localize_for_recipient: boolean or null
+region: string or null
+show_button: boolean or null
+show_description: boolean or null
+show_original_price: boolean or null
+show_price: boolean or null
+show_rating: boolean or null
+show_rating_count: boolean or null
+show_title: boolean or null
+show_title_links: boolean or null
+title_placeholder: string or null]==],
+[==[
+button_text: string or null
+dynamic: true (required)
+feed: string or null
+feed_offset: integer or null
+is_ai_generated: boolean or null
+is_nbp: boolean or null
+is_prebuilt_content: boolean or null
+item_subtype_id: integer or null
+show_button: boolean or null
+show_original_price: boolean or null
+show_price: boolean or null
+show_rating: boolean or null
+show_rating_count: boolean or null
+show_title: boolean or null
+show_title_links: boolean or null
+title_placeholder: string or null]==],
+[==[
+block_background_color: string or null
+block_padding_bottom: integer or null
+block_padding_left: integer or null
+block_padding_right: integer or null
+block_padding_top: integer or null
+button_alignment: one of "center", "left", "right" or null
+button_background_color: string or null
+button_border_color: string or null
+button_border_radius: integer or null
+button_border_style: one of "dashed", "dotted", "groove", "inset", "none", "outset" (or 2 more) or null
+button_border_width: integer or null
+button_drop_shadow_color: string or null
+button_font_color: string or null
+button_font_family: string or null
+button_font_size: integer or null
+button_font_style: one of "italic", "normal" or null
+button_font_weight: string or null
+button_letter_spacing: integer or null
+button_padding_bottom: integer or null
+button_padding_left: integer or null
+button_padding_right: integer or null
+button_padding_top: integer or null
+button_text_decoration: string or null
+description_font_color: string or null
+description_font_family: string or null
+description_font_size: integer or null
+description_font_style: one of "italic", "normal" or null
+description_font_weight: string or null
+description_letter_spacing: integer or null
+description_padding_bottom: integer or null
+description_padding_top: integer or null
+description_text_decoration: string or null
+item_border_color: string or null
+item_border_style: one of "dashed", "dotted", "groove", "inset", "none", "outset" (or 2 more) or null
+item_border_width: integer or null
+item_max_height: integer or null
+item_padding_bottom: integer or null
+item_padding_left: integer or null
+item_padding_right: integer or null
+item_padding_top: integer or null
+item_text_alignment: one of "center", "left", "right" or null
+layout: one of "horizontal", "vertical-left-image", "vertical-right-image" or null
+num_columns: integer or null
+num_rows: integer or null
+original_price_font_color: string or null
+original_price_font_family: string or null
+original_price_font_size: integer or null
+original_price_font_style: one of "italic", "normal" or null
+original_price_font_weight: string or null
+original_price_text_decoration: string or null
+price_font_color: string or null
+price_font_family: string or null
+price_font_size: integer or null
+price_font_style: one of "italic", "normal" or null
+price_font_weight: string or null
+price_letter_spacing: integer or null
+price_padding_bottom: integer or null
+price_padding_top: integer or null
+price_text_decoration: string or null
+rating_font_color: string or null
+rating_font_family: string or null
+rating_font_size: integer or null
+rating_font_style: one of "italic", "normal" or null
+rating_font_weight: string or null
+rating_letter_spacing: integer or null
+rating_padding_bottom: integer or null
+rating_padding_top: integer or null
+rating_text_decoration: string or null
+stack_on_mobile: boolean or null
+title_font_color: string or null
+title_font_family: string or null
+title_font_size: integer or null
+title_font_style: one of "italic", "normal" or null
+title_font_weight: string or null
+title_letter_spacing: integer or null
+title_padding_bottom: integer or null
+title_padding_top: integer or null
+title_text_decoration: string or null]==],
+[==[
+display_options: object (required)
+  ^694
+properties: one of (required)
+  - variant 1:
+    ^726 StaticProductBlockProperties
+  - variant 2:
+    ^727 DynamicProductBlockProperties
+styles: object (required)
+  ^728]==],
+[==[
+autogenerate_link: boolean or null
+button_text: string or null
+currency_code: string or null
+description: string or null
+external_id: string or null
+id: string or null
+image_url: string or null
+link: string or null
+name: string or null
+original_price: string or null
+price: string or null
+product_id: string or null
+title: string or null
+type: "product" (required)
+url: string or null]==],
+[==[
 content_type: "block" (required)
-data: object or null (required) (nested, not expanded)
+data: object or null (required)
+  ^729
 data_id: string or null
 id: string or null
-subblocks: array of object or null (ProductSubBlock, not expanded)
+subblocks: array of object or null
+  ^730 ProductSubBlock
 type: "product" (required)
 universal_id: string or null]==],
 [==[
+author: string or null
+author_placeholder: string or null
+dynamic: false or null (required)
+product_name: string or null
+product_name_placeholder: string or null
+product_variant_name: string or null
+product_variant_name_placeholder: string or null
+quote: string or null
+quote_placeholder: string or null
+show_product_name: boolean or null
+show_rating: boolean or null
+show_reviewer_name: boolean or null
+show_variant_name: boolean or null
+show_verified_badge: boolean or null
+stars: integer or null
+verified: boolean or null
+verified_badge_language: one of "dutch", "english", "french", "german", "hungarian", "italian" (or 4 more) or null]==],
+[==[
+author_placeholder: string or null
+dynamic: true (required)
+fallback_content_type: one of "full", "quote" or null
+fallback_options: one of "high-quality-review", "high-quality-review-or-static", "no-review", "recent", "static-only" or null
+fallback_review_id: string or null
+product_event_variable: string or null
+product_id: string or null
+product_name_placeholder: string or null
+product_selection_mode: one of "automatic", "manual" or null
+product_variant_name_placeholder: string or null
+quote_placeholder: string or null
+show_product_name: boolean or null
+show_rating: boolean or null
+show_reviewer_name: boolean or null
+show_variant_name: boolean or null
+show_verified_badge: boolean or null
+verified_badge_language: one of "dutch", "english", "french", "german", "hungarian", "italian" (or 4 more) or null]==],
+[==[
+author_align: one of "center", "left", "right" or null
+author_color: string or null
+author_font_family: string or null
+author_font_size: integer or null
+author_font_style: one of "italic", "normal" or null
+author_font_weight: string or null
+author_letter_spacing: integer or null
+author_text_decoration: string or null
+block_background_color: string or null
+block_padding_bottom: integer or null
+block_padding_left: integer or null
+block_padding_right: integer or null
+block_padding_top: integer or null
+border_radius: integer or null
+border_style: one of "dashed", "dotted", "groove", "inset", "none", "outset" (or 2 more) or null
+border_width: integer or null
+empty_star_color: string or null
+layout: one of "big-quotes", "centered-in-quote-bubble", "centered-rating-first", "centered-review-first", "clean", "left-aligned" (or 6 more) or null
+product_name_align: one of "center", "left", "right" or null
+product_name_color: string or null
+product_name_font_family: string or null
+product_name_font_size: integer or null
+product_name_font_style: one of "italic", "normal" or null
+product_name_font_weight: string or null
+product_name_letter_spacing: integer or null
+product_name_text_decoration: string or null
+quote_align: one of "center", "left", "right" or null
+quote_color: string or null
+quote_font_family: string or null
+quote_font_size: integer or null
+quote_font_style: one of "italic", "normal" or null
+quote_font_weight: string or null
+quote_letter_spacing: integer or null
+quote_line_height: number or null
+quote_style: one of "line", "square", "standard" or null
+quote_text_decoration: string or null
+shadow_color: string or null
+star_alignment: one of "center", "left", "right" or null
+star_color: string or null
+star_icon_spacing: integer or null
+star_rating_shape: one of "circle", "heart", "star" or null
+star_size: one of "large", "medium", "small" or null
+text_area_bg_color: string or null
+text_area_border_color: string or null
+verified_badge_color: one of "dark", "default", "light" or null
+verified_badge_size: integer or null
+verified_badge_style: one of "badge-and-text", "badge-only", "text-only" or null
+verified_color: string or null
+verified_font_family: string or null
+verified_font_size: integer or null
+verified_font_style: one of "italic", "normal" or null
+verified_font_weight: string or null
+verified_letter_spacing: integer or null
+verified_text_decoration: string or null]==],
+[==[
+display_options: object (required)
+  ^694
+properties: one of (required)
+  - variant 1:
+    ^732 StaticReviewBlockProperties
+  - variant 2:
+    ^733 DynamicReviewBlockProperties
+styles: object (required)
+  ^734]==],
+[==[
 content_type: "block" (required)
-data: object or null (required) (nested, not expanded)
+data: object or null (required)
+  ^735
 data_id: string or null
 id: string or null
 type: "review" (required)
 universal_id: string or null]==],
 [==[
+show_labels: boolean or null]==],
+[==[
+block_background_color: string or null
+block_padding_bottom: integer or null
+block_padding_left: integer or null
+block_padding_right: integer or null
+block_padding_top: integer or null
+icon_align: one of "center", "left", "right" or null
+icon_color: one of "black", "default", "grey", "white" or null
+icon_size: one of "large", "medium", "small" or null
+icon_spacing: integer or null
+label_color: string or null
+label_font_family: string or null
+label_font_size: integer or null
+label_font_style: one of "italic", "normal" or null
+label_font_weight: string or null
+label_text_decoration: string or null
+stack_on_mobile: boolean or null]==],
+[==[
+display_options: object (required)
+  ^694
+properties: object (required)
+  ^737
+styles: object (required)
+  ^738]==],
+[==[
+custom_asset_id: string or null
+custom_size: integer or null
+custom_src: string or null
+id: string or null
+label: string or null
+link_type: one of "android", "apple", "custom", "discord", "email", "facebook" (or 14 more) or null
+link_url: string or null
+type: "social_link_icon" (required)]==],
+[==[
+id: string or null
+type: "social_link_spacer" (required)
+width: integer or null]==],
+[==[
 content_type: "block" (required)
-data: object or null (required) (nested, not expanded)
+data: object or null (required)
+  ^739
 data_id: string or null
 id: string or null
 subblocks: array of one of or null
-  - variant 1: (SocialIconSubBlock, not expanded)
-  - variant 2: (SocialSpacerSubBlock, not expanded)
+  - variant 1:
+    ^740 SocialIconSubBlock
+  - variant 2:
+    ^741 SocialSpacerSubBlock
 type: "social" (required)
 universal_id: string or null]==],
 [==[
+background_color: string or null
+height: integer or null]==],
+[==[
+display_options: object (required)
+  ^694
+styles: object (required)
+  ^743]==],
+[==[
 content_type: "block" (required)
-data: object or null (required) (nested, not expanded)
+data: object or null (required)
+  ^744
 data_id: string or null
 id: string or null
 type: "spacer" (required)
 universal_id: string or null]==],
 [==[
+block_background_color: string or null
+block_padding_bottom: integer or null
+block_padding_left: integer or null
+block_padding_right: integer or null
+block_padding_top: integer or null
+column_widths: string or null
+mobile_stack_order: one of "ltr", "no-stack", "rtl" or null
+padding_in_between: integer or null]==],
+[==[
+display_options: object (required)
+  ^694
+styles: object (required)
+  ^746]==],
+[==[
+cell_text_align: one of "center", "left", "right" or null
+color: string or null
+content: string or null
+font_family: string or null
+font_size: integer or null
+font_style: one of "italic", "normal" or null
+font_weight: string or null
+id: string or null
+letter_spacing: integer or null
+show_on: one of "all", "desktop", "mobile" or null
+table_column_width: string or null
+text_decoration: string or null
+type: "table_text" (required)]==],
+[==[
+alt_text: string or null
+asset_id: string or null
+cell_text_align: one of "center", "left", "right" or null
+cropped_asset_id: string or null
+cropped_src: string or null
+cropping_aspect_ratio: string or null
+cropping_height: integer or null
+cropping_width: integer or null
+cropping_x: integer or null
+cropping_y: integer or null
+dynamic: boolean or null
+height: integer or null
+href: string or null
+id: string or null
+image_align: one of "center", "left", "right" or null
+image_width: integer or null
+show_on: one of "all", "desktop", "mobile" or null
+src: string or null
+table_column_width: string or null
+type: "table_image" (required)
+width: integer or null]==],
+[==[
+content: string or null
+id: string or null
+show_on: one of "all", "desktop", "mobile" or null
+type: "table_html" (required)]==],
+[==[
 content_type: "block" (required)
-data: object or null (required) (nested, not expanded)
+data: object or null (required)
+  ^747
 data_id: string or null
 id: string or null
 subblocks: array of one of or null
-  - variant 1: (TableTextSubBlock, not expanded)
-  - variant 2: (TableImageSubBlock, not expanded)
-  - variant 3: (TableHtmlSubBlock, not expanded)
+  - variant 1:
+    ^748 TableTextSubBlock
+  - variant 2:
+    ^749 TableImageSubBlock
+  - variant 3:
+    ^750 TableHtmlSubBlock
 type: "split" (required)
 universal_id: string or null]==],
 [==[
+dynamic: false or null (required)
+num_columns: integer or null
+show_headers: boolean or null]==],
+[==[
+dynamic: true (required)
+num_columns: integer or null
+row_content_repeat: object or null
+  ^692
+show_fallback_content: boolean or null
+show_headers: boolean or null
+show_static_row: boolean or null]==],
+[==[
+block_background_color: string or null
+block_border_color: string or null
+block_border_style: one of "dashed", "dotted", "groove", "inset", "none", "outset" (or 2 more) or null
+block_border_width: integer or null
+block_padding_bottom: integer or null
+block_padding_left: integer or null
+block_padding_right: integer or null
+block_padding_top: integer or null
+cell_horizontal_border_color: string or null
+cell_horizontal_border_style: one of "dashed", "dotted", "groove", "inset", "none", "outset" (or 2 more) or null
+cell_horizontal_border_width: integer or null
+cell_padding_bottom: integer or null
+cell_padding_left: integer or null
+cell_padding_right: integer or null
+cell_padding_top: integer or null
+cell_vertical_align: one of "baseline", "bottom", "middle", "top" or null
+cell_vertical_border_color: string or null
+cell_vertical_border_style: one of "dashed", "dotted", "groove", "inset", "none", "outset" (or 2 more) or null
+cell_vertical_border_width: integer or null
+header_background_color: string or null
+header_font_color: string or null
+header_font_family: string or null
+header_font_size: integer or null
+header_font_style: one of "italic", "normal" or null
+header_font_weight: string or null
+header_letter_spacing: integer or null
+header_line_height: number or null
+header_padding_bottom: integer or null
+header_padding_left: integer or null
+header_padding_right: integer or null
+header_padding_top: integer or null
+header_text_decoration: string or null
+table_background_color: string or null
+table_font_color: string or null
+table_font_family: string or null
+table_font_size: integer or null
+table_text_align: one of "center", "left", "right" or null
+use_legacy_mobile_padding: boolean or null]==],
+[==[
+display_options: object (required)
+  ^694
+properties: one of (required)
+  - variant 1:
+    ^752 StaticTableBlockProperties
+  - variant 2:
+    ^753 DynamicTableBlockProperties
+styles: object (required)
+  ^754]==],
+[==[
+cell_text_align: one of "center", "left", "right" or null
+color: string or null
+content: string or null
+font_family: string or null
+font_size: integer or null
+font_style: one of "italic", "normal" or null
+font_weight: string or null
+id: string or null
+letter_spacing: integer or null
+show_on: one of "all", "desktop", "mobile" or null
+table_column_width: string or null
+text_decoration: string or null
+type: "table_header" (required)]==],
+[==[
+content: string or null
+id: string or null
+show_on: one of "all", "desktop", "mobile" or null
+type: "table_fallback_html" (required)]==],
+[==[
+alt_text: string or null
+asset_id: string or null
+cell_text_align: one of "center", "left", "right" or null
+cropped_asset_id: string or null
+cropped_src: string or null
+cropping_aspect_ratio: string or null
+cropping_height: integer or null
+cropping_width: integer or null
+cropping_x: integer or null
+cropping_y: integer or null
+dynamic: boolean or null
+height: integer or null
+href: string or null
+id: string or null
+image_align: one of "center", "left", "right" or null
+image_width: integer or null
+show_on: one of "all", "desktop", "mobile" or null
+src: string or null
+table_column_width: string or null
+type: "table_fallback_image" (required)
+width: integer or null]==],
+[==[
+cell_text_align: one of "center", "left", "right" or null
+color: string or null
+content: string or null
+font_family: string or null
+font_size: integer or null
+font_style: one of "italic", "normal" or null
+font_weight: string or null
+id: string or null
+letter_spacing: integer or null
+show_on: one of "all", "desktop", "mobile" or null
+table_column_width: string or null
+text_decoration: string or null
+type: "table_fallback_text" (required)]==],
+[==[
 content_type: "block" (required)
-data: object or null (required) (nested, not expanded)
+data: object or null (required)
+  ^755
 data_id: string or null
 id: string or null
 subblocks: array of one of or null
-  - variant 1: (TableHeaderSubBlock, not expanded)
-  - variant 2: (TableHtmlSubBlock, not expanded)
-  - variant 3: (TableImageSubBlock, not expanded)
-  - variant 4: (TableTextSubBlock, not expanded)
-  - variant 5: (TableFallbackHtmlSubBlock, not expanded)
-  - variant 6: (TableFallbackImageSubBlock, not expanded)
-  - variant 7: (TableFallbackTextSubBlock, not expanded)
+  - variant 1:
+    ^756 TableHeaderSubBlock
+  - variant 2:
+    ^750 TableHtmlSubBlock
+  - variant 3:
+    ^749 TableImageSubBlock
+  - variant 4:
+    ^748 TableTextSubBlock
+  - variant 5:
+    ^757 TableFallbackHtmlSubBlock
+  - variant 6:
+    ^758 TableFallbackImageSubBlock
+  - variant 7:
+    ^759 TableFallbackTextSubBlock
 type: "table" (required)
 universal_id: string or null]==],
 [==[
+background_color: string or null
+block_background_color: string or null
+block_border_color: string or null
+block_border_style: one of "dashed", "dotted", "groove", "inset", "none", "outset" (or 2 more) or null
+block_border_width: integer or null
+block_padding_bottom: integer or null
+block_padding_left: integer or null
+block_padding_right: integer or null
+block_padding_top: integer or null
+color: string or null
+extra_css_class: string or null
+font_family: string or null
+font_size: integer or null
+font_style: one of "italic", "normal" or null
+font_weight: string or null
+inner_padding_bottom: integer or null
+inner_padding_left: integer or null
+inner_padding_right: integer or null
+inner_padding_top: integer or null
+letter_spacing: integer or null
+line_height: number or null
+mobile_stretch_content: boolean or null
+text_align: one of "center", "left", "right" or null
+text_decoration: string or null
+text_table_layout: one of "auto", "fixed", "inherit", "initial" or null]==],
+[==[
+content: string (required)
+display_options: object (required)
+  ^694
+styles: object (required)
+  ^761]==],
+[==[
 content_type: "block" (required)
-data: object (required) (nested, not expanded)
+data: object (required)
+  ^762
 data_id: string or null
 id: string or null
 type: "text" (required)
 universal_id: string or null]==],
 [==[
+alt_text: string or null
+href: string or null
+overlay_toggle: boolean or null
+raw_asset_id: string or null
+raw_src: string or null
+src: string or null
+src_asset_id: string or null]==],
+[==[
+align: one of "center", "left", "right" or null
+background_color: string or null
+block_background_color: string or null
+block_padding_bottom: integer or null
+block_padding_left: integer or null
+block_padding_right: integer or null
+block_padding_top: integer or null
+border_color: string or null
+border_style: one of "dashed", "dotted", "groove", "inset", "none", "outset" (or 2 more) or null
+border_width: integer or null
+full_width_mobile: boolean or null
+height: integer or null
+inner_padding_bottom: integer or null
+inner_padding_left: integer or null
+inner_padding_right: integer or null
+inner_padding_top: integer or null
+max_width: integer or null
+mobile_stretch_content: boolean or null
+width: integer or null]==],
+[==[
+display_options: object (required)
+  ^694
+properties: object (required)
+  ^764
+styles: object (required)
+  ^765]==],
+[==[
 content_type: "block" (required)
-data: object or null (required) (nested, not expanded)
+data: object or null (required)
+  ^766
 data_id: string or null
 id: string or null
 type: "video" (required)
@@ -4383,254 +5397,215 @@ universal_id: string or null]==],
 [==[
 blocks: array of one of or null
   - variant 1:
-    ^358
+    ^701 ButtonBlockV1
   - variant 2:
-    ^359
+    ^705 CouponBlockV1
   - variant 3:
-    ^360
+    ^708 DropShadowBlockV1
   - variant 4:
-    ^361
+    ^714 HeaderBlockV1
   - variant 5:
-    ^362
+    ^717 HorizontalRuleBlockV1
   - variant 6:
-    ^363
+    ^719 HTMLBlockV1
   - variant 7:
-    ^364
+    ^725 ImageBlockV1
   - variant 8:
-    ^365
+    ^731 ProductBlockV1
   - variant 9:
-    ^366
+    ^736 ReviewBlockV1
   - variant 10:
-    ^367
+    ^742 SocialBlockV1
   - variant 11:
-    ^368
+    ^745 SpacerBlockV1
   - variant 12:
-    ^369
+    ^751 SplitBlockV1
   - variant 13:
-    ^370
+    ^760 TableBlockV1
   - variant 14:
-    ^371
+    ^763 TextBlockV1
   - variant 15:
-    ^372
+    ^767 VideoBlockV1
 data: object or null
 data_id: string or null
 id: string or null]==],
 [==[
+column_layout: one of "1-column-full-width", "2-columns-25%-75%", "2-columns-33%-67%", "2-columns-67%-33%", "2-columns-75%-25%", "2-columns-equal-width" (or 5 more) or null]==],
+[==[
+styles: object (required)
+  ^769]==],
+[==[
 columns: array of object or null
-  ^373
+  ^768 ColumnV1
 data: object (required)
-  styles: object (required)
-    column_layout: one of "1-column-full-width", "2-columns-25%-75%", "2-columns-33%-67%", "2-columns-67%-33%", "2-columns-75%-25%", "2-columns-equal-width" (or 5 more) or null
+  ^770
 data_id: string or null
 id: string or null]==],
 [==[
 content_type: "section" (required)
 data: object (required)
-  display_options: object (required)
-    content_repeat: object or null
-      item_alias: string (required)
-      repeat_for: string (required)
-    layout_config: object or null
-    layout_type: string or null
-    show_on: one of "all", "desktop", "mobile" or null
-    visibility: object or null
-      check: string or null
-      definition: string or null
-      is_code_only: boolean or null
-  properties: object (required)
-    is_ai_generated: boolean or null
-    is_prebuilt_content: boolean or null
-  styles: object (required)
-    background_asset_id: string or null
-    background_color: string or null
-    background_format: one of "auto", "contain", "cover", "initial", "repeat" or null
-    background_image_full_width: boolean or null
-    background_position: one of "center-bottom", "center-center", "center-top", "left-bottom", "left-center", "left-top" (or 3 more) or null
-    background_repeat: boolean or null
-    background_url: string or null
-    border_color: string or null
-    border_style: one of "dashed", "dotted", "groove", "inset", "none", "outset" (or 2 more) or null
-    border_width: integer or null
-    column_align: one of "baseline", "bottom", "middle", "top" or null
-    column_direction: one of "ltr", "no-stack", "rtl" or null
-    content_color: string or null
-    content_color_type: one of "none", "section", "template" or null
-    inner_padding_bottom: integer or null
-    inner_padding_left: integer or null
-    inner_padding_right: integer or null
-    inner_padding_top: integer or null
-    stack_on_mobile: boolean or null
+  ^697
 data_id: string or null
 id: string or null
 rows: array of object or null
-  ^374
+  ^771 RowV1
 type: "section" (required)
 universal_id: string or null]==],
 [==[
+background_color: string or null
+width: integer or null]==],
+[==[
 id: string or null
 properties: object (required)
-  currency: string or null
-  currency_set_on_template: boolean or null
-  disable_websafe_fonts: boolean or null
-  is_user_draggable: boolean or null
-  mobile_optimizations: boolean or null
-  tip_tap_enabled: boolean or null
+  ^691
+sections: array of object or null
+  ^772 SectionV1
+styles: object (required)
+  ^773]==],
+[==[
+currency: string or null
+currency_set_on_template: boolean or null
+disable_websafe_fonts: boolean or null
+is_user_draggable: boolean or null
+mobile_optimizations: boolean or null
+tip_tap_enabled: boolean or null]==],
+[==[
+background_asset_id: string or null
+background_format: one of "auto", "contain", "cover", "initial", "repeat" or null
+background_position: one of "center-bottom", "center-center", "center-top", "left-bottom", "left-center", "left-top" (or 3 more) or null
+background_repeat: boolean or null
+background_url: string or null
+border_color: string or null
+border_radius: integer or null
+border_style: one of "dashed", "dotted", "groove", "inset", "none", "outset" (or 2 more) or null
+border_width: integer or null
+content_background_color: string or null
+inner_padding_bottom: integer or null
+inner_padding_left: integer or null
+inner_padding_right: integer or null
+inner_padding_top: integer or null
+margin_top: integer or null]==],
+[==[
+id: string or null
+properties: object (required)
+  ^775
 style_type: "base-styles" (required)
 styles: object (required)
-  background_asset_id: string or null
-  background_format: one of "auto", "contain", "cover", "initial", "repeat" or null
-  background_position: one of "center-bottom", "center-center", "center-top", "left-bottom", "left-center", "left-top" (or 3 more) or null
-  background_repeat: boolean or null
-  background_url: string or null
-  border_color: string or null
-  border_radius: integer or null
-  border_style: one of "dashed", "dotted", "groove", "inset", "none", "outset" (or 2 more) or null
-  border_width: integer or null
-  content_background_color: string or null
-  inner_padding_bottom: integer or null
-  inner_padding_left: integer or null
-  inner_padding_right: integer or null
-  inner_padding_top: integer or null
-  margin_top: integer or null]==],
+  ^776]==],
+[==[
+color: string or null
+font_family: string or null
+font_size: integer or null
+font_style: one of "italic", "normal" or null
+font_weight: string or null
+letter_spacing: integer or null
+line_height: number or null
+mobile_font_size: integer or null
+mobile_line_height: number or null
+text_align: one of "center", "left", "right" or null
+text_decoration: string or null]==],
 [==[
 id: string or null
 style_type: "text-styles" (required)
 styles: object (required)
-  color: string or null
-  font_family: string or null
-  font_size: integer or null
-  font_style: one of "italic", "normal" or null
-  font_weight: string or null
-  letter_spacing: integer or null
-  line_height: number or null
-  mobile_font_size: integer or null
-  mobile_line_height: number or null
-  text_align: one of "center", "left", "right" or null
-  text_decoration: string or null]==],
+  ^778]==],
+[==[
+color: string or null
+font_family: string or null
+font_size: integer or null
+font_style: one of "italic", "normal" or null
+font_weight: string or null
+letter_spacing: integer or null
+line_height: number or null
+margin_bottom: integer or null
+mobile_font_size: integer or null
+mobile_line_height: number or null
+text_align: one of "center", "left", "right" or null
+text_decoration: string or null]==],
 [==[
 id: string or null
 style_type: "heading-1-styles" (required)
 styles: object (required)
-  color: string or null
-  font_family: string or null
-  font_size: integer or null
-  font_style: one of "italic", "normal" or null
-  font_weight: string or null
-  letter_spacing: integer or null
-  line_height: number or null
-  margin_bottom: integer or null
-  mobile_font_size: integer or null
-  mobile_line_height: number or null
-  text_align: one of "center", "left", "right" or null
-  text_decoration: string or null]==],
+  ^780]==],
 [==[
 id: string or null
 style_type: "heading-2-styles" (required)
 styles: object (required)
-  color: string or null
-  font_family: string or null
-  font_size: integer or null
-  font_style: one of "italic", "normal" or null
-  font_weight: string or null
-  letter_spacing: integer or null
-  line_height: number or null
-  margin_bottom: integer or null
-  mobile_font_size: integer or null
-  mobile_line_height: number or null
-  text_align: one of "center", "left", "right" or null
-  text_decoration: string or null]==],
+  ^780]==],
 [==[
 id: string or null
 style_type: "heading-3-styles" (required)
 styles: object (required)
-  color: string or null
-  font_family: string or null
-  font_size: integer or null
-  font_style: one of "italic", "normal" or null
-  font_weight: string or null
-  letter_spacing: integer or null
-  line_height: number or null
-  margin_bottom: integer or null
-  mobile_font_size: integer or null
-  mobile_line_height: number or null
-  text_align: one of "center", "left", "right" or null
-  text_decoration: string or null]==],
+  ^780]==],
 [==[
 id: string or null
 style_type: "heading-4-styles" (required)
 styles: object (required)
-  color: string or null
-  font_family: string or null
-  font_size: integer or null
-  font_style: one of "italic", "normal" or null
-  font_weight: string or null
-  letter_spacing: integer or null
-  line_height: number or null
-  margin_bottom: integer or null
-  mobile_font_size: integer or null
-  mobile_line_height: number or null
-  text_align: one of "center", "left", "right" or null
-  text_decoration: string or null]==],
+  ^780]==],
+[==[
+color: string or null
+font_style: one of "italic", "normal" or null
+font_weight: string or null
+text_decoration: string or null]==],
 [==[
 id: string or null
 style_type: "link-styles" (required)
 styles: object (required)
-  color: string or null
-  font_style: one of "italic", "normal" or null
-  font_weight: string or null
-  text_decoration: string or null]==],
+  ^785]==],
+[==[
+mobile_padding_override: boolean or null]==],
+[==[
+mobile_block_padding_left: integer or null
+mobile_block_padding_right: integer or null
+mobile_margin: integer or null
+mobile_padding_bottom: integer or null
+mobile_padding_left: integer or null
+mobile_padding_right: integer or null
+mobile_padding_top: integer or null]==],
 [==[
 id: string or null
 properties: object (required)
-  mobile_padding_override: boolean or null
+  ^787
 style_type: "mobile-styles" (required)
 styles: object (required)
-  mobile_block_padding_left: integer or null
-  mobile_block_padding_right: integer or null
-  mobile_margin: integer or null
-  mobile_padding_bottom: integer or null
-  mobile_padding_left: integer or null
-  mobile_padding_right: integer or null
-  mobile_padding_top: integer or null]==],
+  ^788]==],
+[==[
+body: object (required)
+  ^774
+id: string or null
+styles: array of one of (required)
+  - variant 1:
+    ^777 BaseStyle
+  - variant 2:
+    ^779 TextStyleV1
+  - variant 3:
+    ^781 Heading1Style
+  - variant 4:
+    ^782 Heading2Style
+  - variant 5:
+    ^783 Heading3Style
+  - variant 6:
+    ^784 Heading4Style
+  - variant 7:
+    ^786 LinkStyle
+  - variant 8:
+    ^789 MobileStyle
+template_id: string or null]==],
+[==[
+amp: string or null
+definition: object or null
+  ^790
+editor_type: string (required)
+html: string or null
+name: string (required)
+text: string or null]==],
+[==[
+attributes: object (required)
+  ^791
+type: "template" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    amp: string or null
-    definition: object or null
-      body: object (required)
-        id: string or null
-        properties: object (required)
-          css_class: string or null
-          id: string or null
-        sections: array of object or null
-          ^375
-        styles: object (required)
-          background_color: string or null
-          width: integer or null
-      id: string or null
-      styles: array of one of (required)
-        - variant 1:
-          ^376
-        - variant 2:
-          ^377
-        - variant 3:
-          ^378
-        - variant 4:
-          ^379
-        - variant 5:
-          ^380
-        - variant 6:
-          ^381
-        - variant 7:
-          ^382
-        - variant 8:
-          ^383
-      template_id: string or null
-    editor_type: string (required)
-    html: string or null
-    name: string (required)
-    text: string or null
-  type: "template" (required)]==],
+  ^792]==],
 [==[
 content_type: "block" (required)
 data: any or null (required)
@@ -4644,15 +5619,18 @@ content_type: "block" (required)
 data: any or null (required)
 type: "horizontal_rule" (required)]==],
 [==[
+content_repeat: object or null
+  ^692
+show_on: one of "all", "desktop", "mobile" or null
+visible_check: string or null]==],
+[==[
+content: string (required)
+display_options: object (required)
+  ^797]==],
+[==[
 content_type: "block" (required)
 data: object (required)
-  content: string (required)
-  display_options: object (required)
-    content_repeat: object or null
-      item_alias: string (required)
-      repeat_for: string (required)
-    show_on: one of "all", "desktop", "mobile" or null
-    visible_check: string or null
+  ^798
 type: "html" (required)]==],
 [==[
 content_type: "block" (required)
@@ -4663,1384 +5641,592 @@ content_type: "block" (required)
 data: any or null (required)
 type: "spacer" (required)]==],
 [==[
+content: string (required)
+display_options: object (required)
+  ^797
+styles: object (required)
+  ^761]==],
+[==[
 content_type: "block" (required)
 data: object (required)
-  content: string (required)
-  display_options: object (required)
-    content_repeat: object or null
-      item_alias: string (required)
-      repeat_for: string (required)
-    show_on: one of "all", "desktop", "mobile" or null
-    visible_check: string or null
-  styles: object (required)
-    background_color: string or null
-    block_background_color: string or null
-    block_border_color: string or null
-    block_border_style: one of "dashed", "dotted", "groove", "inset", "none", "outset" (or 2 more) or null
-    block_border_width: integer or null
-    block_padding_bottom: integer or null
-    block_padding_left: integer or null
-    block_padding_right: integer or null
-    block_padding_top: integer or null
-    color: string or null
-    extra_css_class: string or null
-    font_family: string or null
-    font_size: integer or null
-    font_style: one of "italic", "normal" or null
-    font_weight: string or null
-    inner_padding_bottom: integer or null
-    inner_padding_left: integer or null
-    inner_padding_right: integer or null
-    inner_padding_top: integer or null
-    letter_spacing: integer or null
-    line_height: number or null
-    mobile_stretch_content: boolean or null
-    text_align: one of "center", "left", "right" or null
-    text_decoration: string or null
-    text_table_layout: one of "auto", "fixed", "inherit", "initial" or null
+  ^802
 type: "text" (required)]==],
 [==[
-data: object (required)
-  attributes: object (required)
-    definition: one of (required)
-      - variant 1:
-        ^385
-      - variant 2:
-        ^386
-      - variant 3:
-        ^387
-      - variant 4:
-        ^388
-      - variant 5:
-        ^389
-      - variant 6:
-        ^390
-      - variant 7:
-        ^391
-    name: string (required)
-  type: "template-universal-content" (required)]==],
+definition: one of (required)
+  - variant 1:
+    ^794 ButtonBlockV0
+  - variant 2:
+    ^795 DropShadowBlockV0
+  - variant 3:
+    ^796 HorizontalRuleBlockV0
+  - variant 4:
+    ^799 HTMLBlockV0
+  - variant 5:
+    ^800 ImageBlockV0
+  - variant 6:
+    ^801 SpacerBlockV0
+  - variant 7:
+    ^803 TextBlockV0
+name: string (required)]==],
+[==[
+attributes: object (required)
+  ^804
+type: "template-universal-content" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    content_type: one of "json", "xml" (required)
-    name: string (required)
-    request_method: one of "get", "post" (required)
-    url: string (required)
-  type: "web-feed" (required)]==],
+  ^805]==],
+[==[
+content_type: one of "json", "xml" (required)
+name: string (required)
+request_method: one of "get", "post" (required)
+url: string (required)]==],
+[==[
+attributes: object (required)
+  ^807
+type: "web-feed" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    description: string or null
-    endpoint_url: string (required)
-    name: string (required)
-    secret_key: string (required)
-  relationships: object (required)
-    webhook-topics: object (required)
-      data: array of object
-        id: string (required)
-        type: "webhook-topic" (required)
-  type: "webhook" (required)]==],
+  ^808]==],
+[==[
+description: string or null
+endpoint_url: string (required)
+name: string (required)
+secret_key: string (required)]==],
+[==[
+id: string (required)
+type: "webhook-topic" (required)]==],
+[==[
+data: array of object
+  ^811]==],
+[==[
+webhook-topics: object (required)
+  ^812]==],
+[==[
+attributes: object (required)
+  ^810
+relationships: object (required)
+  ^813
+type: "webhook" (required)]==],
+[==[
+data: object (required)
+  ^814]==],
+[==[
+relationship_id: string (required)]==],
+[==[
+id: string (required)
+meta: object or null
+  ^816
+type: "object-schema" (required)]==],
 [==[
 data: array of object (required)
-  id: string (required)
-  meta: object or null
-    relationship_id: string (required)
-  type: "object-schema" (required)]==],
+  ^817]==],
+[==[
+id: string (required)
+meta: object or null
+  ^816
+type: "profile-object-schema" (required)]==],
 [==[
 data: array of object (required)
-  id: string (required)
-  meta: object or null
-    relationship_id: string (required)
-  type: "profile-object-schema" (required)]==],
+  ^819]==],
+[==[
+data: array of object
+  ^5]==],
+[==[
+profiles: object (required)
+  ^821]==],
+[==[
+id: string (required)
+relationships: object (required)
+  ^822
+type: "profile-merge" (required)]==],
 [==[
 data: object (required)
-  id: string (required)
-  relationships: object (required)
-    profiles: object (required)
-      data: array of object
-        id: string (required)
-        type: "profile" (required)
-  type: "profile-merge" (required)]==],
+  ^823]==],
 [==[
 key: one of "last_12_months", "last_30_days", "last_365_days", "last_3_months", "last_7_days", "last_90_days" (or 8 more) (required)]==],
 [==[
 end: date-time (required)
 start: date-time (required)]==],
 [==[
-data: object (required)
-  attributes: object (required)
-    conversion_metric_id: string (required)
-    filter: string or null
-    group_by: array of string one of "campaign_id", "campaign_message_id", "campaign_message_name", "group", "group_name", "send_channel" (or 5 more) or null
-    statistics: array of string one of "average_order_value", "bounce_rate", "bounced", "bounced_or_failed", "bounced_or_failed_rate", "click_rate" (or 25 more) (required)
-    timeframe: one of (required)
-      - variant 1:
-        ^398
-      - variant 2:
-        ^399
-  type: "campaign-values-report" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    conversion_metric_id: string (required)
-    filter: string or null
-    group_by: array of string one of "flow_id", "flow_message_id", "flow_message_name", "flow_name", "send_channel", "tag_id" (or 4 more) or null
-    interval: one of "daily", "hourly", "monthly", "weekly" (required)
-    statistics: array of string one of "average_order_value", "bounce_rate", "bounced", "bounced_or_failed", "bounced_or_failed_rate", "click_rate" (or 25 more) (required)
-    timeframe: one of (required)
-      - variant 1:
-        ^398
-      - variant 2:
-        ^399
-  type: "flow-series-report" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    conversion_metric_id: string (required)
-    filter: string or null
-    group_by: array of string one of "flow_id", "flow_message_id", "flow_message_name", "flow_name", "send_channel", "tag_id" (or 4 more) or null
-    statistics: array of string one of "average_order_value", "bounce_rate", "bounced", "bounced_or_failed", "bounced_or_failed_rate", "click_rate" (or 25 more) (required)
-    timeframe: one of (required)
-      - variant 1:
-        ^398
-      - variant 2:
-        ^399
-  type: "flow-values-report" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    filter: string or null
-    group_by: array of string one of "form_id", "form_version_id" or null
-    interval: one of "daily", "hourly", "monthly", "weekly" (required)
-    statistics: array of string one of "closed_form", "closed_form_uniques", "qualified_form", "qualified_form_uniques", "submit_rate", "submits" (or 6 more) (required)
-    timeframe: one of (required)
-      - variant 1:
-        ^398
-      - variant 2:
-        ^399
-  type: "form-series-report" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    filter: string or null
-    group_by: array of string one of "form_id", "form_version_id" or null
-    statistics: array of string one of "closed_form", "closed_form_uniques", "qualified_form", "qualified_form_uniques", "submit_rate", "submits" (or 6 more) (required)
-    timeframe: one of (required)
-      - variant 1:
-        ^398
-      - variant 2:
-        ^399
-  type: "form-values-report" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    by: array of string one of "$attributed_channel", "$attributed_flow", "$attributed_message", "$attributed_variation", "$campaign_channel", "$flow" (or 30 more) or null
-    filter: array of string (required)
-    interval: one of "day", "hour", "month", "week" or null
-    measurements: array of string one of "count", "sum_value", "unique" (required)
-    metric_id: string (required)
-    page_cursor: string
-    page_size: integer or null
-    return_fields: array of string or null
-    sort: one of "$attributed_channel", "-$attributed_channel", "$attributed_flow", "-$attributed_flow", "$attributed_message", "-$attributed_message" (or 72 more)
-    timezone: string or null
-  type: "metric-aggregate" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    filter: string or null
-    interval: one of "daily", "hourly", "monthly", "weekly" (required)
-    statistics: array of string one of "members_added", "members_removed", "net_members_changed", "total_members" (required)
-    timeframe: one of (required)
-      - variant 1:
-        ^398
-      - variant 2:
-        ^399
-  type: "segment-series-report" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    filter: string or null
-    statistics: array of string one of "members_added", "members_removed", "net_members_changed", "total_members" (required)
-    timeframe: one of (required)
-      - variant 1:
-        ^398
-      - variant 2:
-        ^399
-  type: "segment-values-report" (required)]==],
-[==[
-data: object (required)
-  id: string (required)
-  type: "campaign-recipient-estimation-job" (required)]==],
-[==[
-data: array of object (required)
-  id: string (required)
-  type: "campaign" (required)]==],
-[==[
-data: array of object (required)
-  id: string (required)
-  type: "flow" (required)]==],
-[==[
-data: array of object (required)
-  id: string (required)
-  type: "list" (required)]==],
-[==[
-data: array of object (required)
-  id: string (required)
-  type: "segment" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    context: object (required)
-  id: string (required)
-  type: "template" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    profile: object (required)
-      data: object (required)
-        attributes: object (required)
-          email: string or null
-          phone_number: string, E.164 or null
-        id: string or null
-        type: "profile" (required)
-  type: "data-privacy-deletion-job" (required)]==],
-[==[
-data: object (required)
-  id: string (required)
-  type: "campaign-send-job" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    platform: one of "android", "ios" (required)
-    profile: object (required)
-      data: object (required)
-        attributes: object (required)
-          _kx: string or null
-          email: string or null
-          external_id: string or null
-          first_name: string or null
-          image: string or null
-          last_name: string or null
-          locale: string or null
-          location: object or null
-            address1: string or null
-            address2: string or null
-            city: string or null
-            country: string or null
-            ip: string or null
-            latitude: string or number or null
-            longitude: string or number or null
-            region: string or null
-            timezone: string or null
-            zip: string or null
-          organization: string or null
-          phone_number: string, E.164 or null
-          properties: object or null
-          title: string or null
-        id: string or null
-        meta: object or null
-          patch_identifiers: object or null
-            append: object
-            unappend: object
-          patch_properties: object or null
-            append: object or null
-            unappend: object or null
-            unset: one of or null
-              - variant 1:
-              - variant 2:
-        type: "profile" (required)
-    token: string (required)
-    vendor: one of "apns", "fcm" or null
-  type: "push-token-unregister" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    audiences: object or null
-      excluded: array of string or null
-      included: array of string or null
-    name: string or null
-    send_options: one of or null
-      - variant 1:
-        ^57
-      - variant 2:
-        ^57
-      - variant 3:
-        ^57
-    send_strategy: one of or null
-      - variant 1:
-        ^60
-      - variant 2:
-        ^61
-      - variant 3:
-        ^62
-      - variant 4:
-        ^63
-    tracking_options: one of or null
-      - variant 1:
-        ^66
-      - variant 2:
-        ^67
-  id: string (required)
-  type: "campaign" (required)]==],
-[==[
-badge_options: one of or null
+conversion_metric_id: string (required)
+filter: string or null
+group_by: array of string one of "campaign_id", "campaign_message_id", "campaign_message_name", "group", "group_name", "send_channel" (or 5 more) or null
+statistics: array of string one of "average_order_value", "bounce_rate", "bounced", "bounced_or_failed", "bounced_or_failed_rate", "click_rate" (or 25 more) (required)
+timeframe: one of (required)
   - variant 1:
-    ^136
+    ^825 Timeframe
   - variant 2:
-    ^137
+    ^826 CustomTimeframe]==],
+[==[
+attributes: object (required)
+  ^827
+type: "campaign-values-report" (required)]==],
+[==[
+data: object (required)
+  ^828]==],
+[==[
+conversion_metric_id: string (required)
+filter: string or null
+group_by: array of string one of "flow_id", "flow_message_id", "flow_message_name", "flow_name", "send_channel", "tag_id" (or 4 more) or null
+interval: one of "daily", "hourly", "monthly", "weekly" (required)
+statistics: array of string one of "average_order_value", "bounce_rate", "bounced", "bounced_or_failed", "bounced_or_failed_rate", "click_rate" (or 25 more) (required)
+timeframe: one of (required)
+  - variant 1:
+    ^825 Timeframe
+  - variant 2:
+    ^826 CustomTimeframe]==],
+[==[
+attributes: object (required)
+  ^830
+type: "flow-series-report" (required)]==],
+[==[
+data: object (required)
+  ^831]==],
+[==[
+conversion_metric_id: string (required)
+filter: string or null
+group_by: array of string one of "flow_id", "flow_message_id", "flow_message_name", "flow_name", "send_channel", "tag_id" (or 4 more) or null
+statistics: array of string one of "average_order_value", "bounce_rate", "bounced", "bounced_or_failed", "bounced_or_failed_rate", "click_rate" (or 25 more) (required)
+timeframe: one of (required)
+  - variant 1:
+    ^825 Timeframe
+  - variant 2:
+    ^826 CustomTimeframe]==],
+[==[
+attributes: object (required)
+  ^833
+type: "flow-values-report" (required)]==],
+[==[
+data: object (required)
+  ^834]==],
+[==[
+filter: string or null
+group_by: array of string one of "form_id", "form_version_id" or null
+interval: one of "daily", "hourly", "monthly", "weekly" (required)
+statistics: array of string one of "closed_form", "closed_form_uniques", "qualified_form", "qualified_form_uniques", "submit_rate", "submits" (or 6 more) (required)
+timeframe: one of (required)
+  - variant 1:
+    ^825 Timeframe
+  - variant 2:
+    ^826 CustomTimeframe]==],
+[==[
+attributes: object (required)
+  ^836
+type: "form-series-report" (required)]==],
+[==[
+data: object (required)
+  ^837]==],
+[==[
+filter: string or null
+group_by: array of string one of "form_id", "form_version_id" or null
+statistics: array of string one of "closed_form", "closed_form_uniques", "qualified_form", "qualified_form_uniques", "submit_rate", "submits" (or 6 more) (required)
+timeframe: one of (required)
+  - variant 1:
+    ^825 Timeframe
+  - variant 2:
+    ^826 CustomTimeframe]==],
+[==[
+attributes: object (required)
+  ^839
+type: "form-values-report" (required)]==],
+[==[
+data: object (required)
+  ^840]==],
+[==[
+by: array of string one of "$attributed_channel", "$attributed_flow", "$attributed_message", "$attributed_variation", "$campaign_channel", "$flow" (or 30 more) or null
+filter: array of string (required)
+interval: one of "day", "hour", "month", "week" or null
+measurements: array of string one of "count", "sum_value", "unique" (required)
+metric_id: string (required)
+page_cursor: string
+page_size: integer or null
+return_fields: array of string or null
+sort: one of "$attributed_channel", "-$attributed_channel", "$attributed_flow", "-$attributed_flow", "$attributed_message", "-$attributed_message" (or 72 more)
+timezone: string or null]==],
+[==[
+attributes: object (required)
+  ^842
+type: "metric-aggregate" (required)]==],
+[==[
+data: object (required)
+  ^843]==],
+[==[
+filter: string or null
+interval: one of "daily", "hourly", "monthly", "weekly" (required)
+statistics: array of string one of "members_added", "members_removed", "net_members_changed", "total_members" (required)
+timeframe: one of (required)
+  - variant 1:
+    ^825 Timeframe
+  - variant 2:
+    ^826 CustomTimeframe]==],
+[==[
+attributes: object (required)
+  ^845
+type: "segment-series-report" (required)]==],
+[==[
+data: object (required)
+  ^846]==],
+[==[
+filter: string or null
+statistics: array of string one of "members_added", "members_removed", "net_members_changed", "total_members" (required)
+timeframe: one of (required)
+  - variant 1:
+    ^825 Timeframe
+  - variant 2:
+    ^826 CustomTimeframe]==],
+[==[
+attributes: object (required)
+  ^848
+type: "segment-values-report" (required)]==],
+[==[
+data: object (required)
+  ^849]==],
+[==[
+id: string (required)
+type: "campaign-recipient-estimation-job" (required)]==],
+[==[
+data: object (required)
+  ^851]==],
+[==[
+id: string (required)
+type: "campaign" (required)]==],
+[==[
+data: array of object (required)
+  ^853]==],
+[==[
+id: string (required)
+type: "flow" (required)]==],
+[==[
+data: array of object (required)
+  ^855]==],
+[==[
+data: array of object (required)
+  ^97]==],
+[==[
+data: array of object (required)
+  ^122]==],
+[==[
+context: object (required)]==],
+[==[
+attributes: object (required)
+  ^859
+id: string (required)
+type: "template" (required)]==],
+[==[
+data: object (required)
+  ^860]==],
+[==[
+email: string or null
+phone_number: string, E.164 or null]==],
+[==[
+attributes: object (required)
+  ^862
+id: string or null
+type: "profile" (required)]==],
+[==[
+data: object (required)
+  ^863]==],
+[==[
+profile: object (required)
+  ^864]==],
+[==[
+attributes: object (required)
+  ^865
+type: "data-privacy-deletion-job" (required)]==],
+[==[
+data: object (required)
+  ^866]==],
+[==[
+id: string (required)
+type: "campaign-send-job" (required)]==],
+[==[
+data: object (required)
+  ^868]==],
+[==[
+platform: one of "android", "ios" (required)
+profile: object (required)
+  ^668
+token: string (required)
+vendor: one of "apns", "fcm" or null]==],
+[==[
+attributes: object (required)
+  ^870
+type: "push-token-unregister" (required)]==],
+[==[
+data: object (required)
+  ^871]==],
+[==[
+excluded: array of string or null
+included: array of string or null]==],
+[==[
+audiences: object or null
+  ^873
+name: string or null
+send_options: one of or null
+  - variant 1:
+    ^199 EmailSendOptions
+  - variant 2:
+    ^199 SMSSendOptions
   - variant 3:
-    ^138
-display: true (required)]==],
+    ^199 PushSendOptions
+send_strategy: one of or null
+  - variant 1:
+    ^202 StaticSendStrategy
+  - variant 2:
+    ^203 ThrottledSendStrategy
+  - variant 3:
+    ^204 ImmediateSendStrategy
+  - variant 4:
+    ^205 SmartSendTimeStrategy
+tracking_options: one of or null
+  - variant 1:
+    ^208 CampaignsEmailTrackingOptions
+  - variant 2:
+    ^209 CampaignsSMSTrackingOptions]==],
+[==[
+attributes: object (required)
+  ^874
+id: string (required)
+type: "campaign" (required)]==],
+[==[
+data: object (required)
+  ^875]==],
+[==[
+action_buttons: array of object or null
+  ^180 PushActionButtonDefinition
+body: string or null
+dynamic_image: string or null
+title: string or null]==],
 [==[
 channel: "mobile_push" (required)
 content: object or null
-  action_buttons: array of object or null
-    ^48
-  body: string or null
-  dynamic_image: string or null
-  title: string or null
+  ^877
 kv_pairs: object or null
 notification_type: "standard"
 options: object or null
-  badge: one of or null
-    - variant 1:
-      ^418
-    - variant 2:
-      ^50
-  on_open: one of or null
-    - variant 1:
-      ^51
-    - variant 2:
-      ^52
-    - variant 3:
-      ^53
-  play_sound: boolean or null]==],
+  ^190]==],
 [==[
 channel: "mobile_push" (required)
 kv_pairs: object
 notification_type: "silent"]==],
 [==[
-data: object (required)
-  attributes: object (required)
-    definition: one of or null
-      - variant 1:
-        ^46
-      - variant 2:
-        ^47
-      - variant 3:
-        ^419
-      - variant 4:
-        ^420
-  id: string (required)
-  relationships: object
-    image: object
-      data: object
-        id: string (required)
-        type: "image" (required)
-  type: "campaign-message" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    name: string or null
-  id: string (required)
-  relationships: object
-    items: object
-      data: array of object
-        id: string (required)
-        type: "catalog-item" (required)
-  type: "catalog-category" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    custom_metadata: object or null
-    description: string or null
-    image_full_url: string or null
-    image_thumbnail_url: string or null
-    images: array of string or null
-    price: number or null
-    published: boolean or null
-    title: string or null
-    url: string or null
-  id: string (required)
-  relationships: object
-    categories: object
-      data: array of object
-        id: string (required)
-        type: "catalog-category" (required)
-  type: "catalog-item" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    custom_metadata: object or null
-    description: string or null
-    image_full_url: string or null
-    image_thumbnail_url: string or null
-    images: array of string or null
-    inventory_policy: one of 0.0, 1.0, 2.0 or null
-    inventory_quantity: number or null
-    price: number or null
-    published: boolean or null
-    sku: string or null
-    title: string or null
-    url: string or null
-  id: string (required)
-  type: "catalog-variant" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    description: string or null
-    monitor_configuration: object or null
-  id: string (required)
-  type: "coupon" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    expires_at: date-time or null
-    status: one of "ASSIGNED_TO_PROFILE", "DELETING", "PROCESSING", "UNASSIGNED", "USED", "VERSION_NOT_ACTIVE" or null
-  id: string (required)
-  type: "coupon-code" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    definition: object or null
-      aggregation_method: one of "count", "value" (required)
-      metric_groups: array of object (required)
-        ^102
-    name: string or null
-  id: string (required)
-  type: "custom-metric" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    status: string (required)
-  id: string (required)
-  type: "flow" (required)]==],
-[==[
-field: string (required)
-filter: one of (required)
+definition: one of or null
   - variant 1:
-    ^97
+    ^176 EmailMessageDefinition
   - variant 2:
-    ^174
+    ^179 SMSMessageDefinitionCreate
   - variant 3:
-    ^93
+    ^878 MobilePushMessageStandardDefinitionUpdate
   - variant 4:
-    ^216
-  - variant 5:
-    ^96
-  - variant 6:
-    ^95
-output_config_id: integer (required)
-type: "action-output" (required)]==],
+    ^879 MobilePushMessageSilentDefinitionUpdate]==],
 [==[
-data: object or null
-  action_output_filter: object or null (required)
-    condition_groups: array of object (required)
-      conditions: array of object (required)
-        ^429
-id: string or null
-links: object or null
-  next_if_false: string or null (required)
-  next_if_true: string or null (required)
-temporary_id: string or null
-type: "action-output-split" (required)]==],
+attributes: object (required)
+  ^880
+id: string (required)
+relationships: object
+  ^196
+type: "campaign-message" (required)]==],
 [==[
-can_receive_marketing: true (required)
-channel: "email" (required)
-consent_status: one of (required)
-  - variant 1: (HasEmailMarketing, not expanded)
-  - variant 2: (HasEmailMarketingSubscribed, not expanded)
-  - variant 3: (HasEmailMarketingNeverSubscribed, not expanded)]==],
+data: object (required)
+  ^881]==],
 [==[
-can_receive_marketing: false (required)
-channel: "email" (required)
-consent_status: one of (required)
-  - variant 1: (NoEmailMarketing, not expanded)
-  - variant 2: (NoEmailMarketingUnsubscribed, not expanded)
-  - variant 3: (NoEmailMarketingNeverSubscribed, not expanded)
-  - variant 4: (NoEmailMarketingSubscribed, not expanded)]==],
+data: object (required)
+  ^144]==],
 [==[
-can_receive_marketing: true (required)
-channel: "sms" (required)
-consent_status: object (required) (nested, not expanded)]==],
+data: object (required)
+  ^150]==],
 [==[
-can_receive_marketing: false (required)
-channel: "sms" (required)
-consent_status: one of (required)
-  - variant 1: (NoSMSMarketing, not expanded)
-  - variant 2: (NoSMSMarketingUnsubscribed, not expanded)
-  - variant 3: (NoSMSMarketingNeverSubscribed, not expanded)]==],
+data: object (required)
+  ^156]==],
 [==[
-can_receive_marketing: true (required)
-channel: "push" (required)
-consent_status: object (required) (nested, not expanded)]==],
+description: string or null
+monitor_configuration: object or null]==],
 [==[
-can_receive_marketing: false (required)
-channel: "push" (required)
-consent_status: object (required) (nested, not expanded)]==],
+attributes: object (required)
+  ^886
+id: string (required)
+type: "coupon" (required)]==],
 [==[
-consent: one of (required)
+data: object (required)
+  ^887]==],
+[==[
+expires_at: date-time or null
+status: one of "ASSIGNED_TO_PROFILE", "DELETING", "PROCESSING", "UNASSIGNED", "USED", "VERSION_NOT_ACTIVE" or null]==],
+[==[
+attributes: object (required)
+  ^889
+id: string (required)
+type: "coupon-code" (required)]==],
+[==[
+data: object (required)
+  ^890]==],
+[==[
+definition: object or null
+  ^280
+name: string or null]==],
+[==[
+attributes: object (required)
+  ^892
+id: string (required)
+type: "custom-metric" (required)]==],
+[==[
+data: object (required)
+  ^893]==],
+[==[
+status: string (required)]==],
+[==[
+attributes: object (required)
+  ^895
+id: string (required)
+type: "flow" (required)]==],
+[==[
+data: object (required)
+  ^896]==],
+[==[
+definition: one of (required)
   - variant 1:
-    ^431
+    ^298 ActionOutputSplitAction
   - variant 2:
-    ^432
+    ^300 BackInStockDelayAction
   - variant 3:
-    ^433
+    ^399 ConditionalBranchAction
   - variant 4:
-    ^434
+    ^409 ContentExperimentAction
   - variant 5:
-    ^435
+    ^413 SendEmailAction
   - variant 6:
-    ^436
-type: "profile-marketing-consent" (required)]==],
-[==[
-filter: one of or null
-  - variant 1: (StringOperatorStringFilter, not expanded)
-  - variant 2: (StringArrayOperatorStringArrayFilter, not expanded)
-  - variant 3: (ExistenceOperatorExistenceFilter, not expanded)
-  - variant 4: (ListSetFilter, not expanded)
-  - variant 5: (ListLengthFilter, not expanded)
-  - variant 6: (ListSubstringFilter, not expanded)
-  - variant 7: (BooleanFilter, not expanded)
-  - variant 8: (NumericOperatorNumericFilter, not expanded)
-property: string (required)]==],
-[==[
-measurement: one of "count", "sum" (required)
-measurement_filter: object (required)
-  operator: one of "equals", "greater-than", "greater-than-or-equal", "less-than", "less-than-or-equal", "not-equals" (required)
-  type: "numeric" (required)
-  value: integer or number (required)
-metric_filters: array of object or null
-  ^438
-metric_id: string (required)
-timeframe_filter: one of (required)
-  - variant 1:
-    ^176
-  - variant 2:
-    ^177
-  - variant 3:
-    ^178
-  - variant 4:
-    ^179
-  - variant 5:
-    ^180
-  - variant 6:
-    ^213
+    ^403 SendPushNotificationAction
   - variant 7:
-    ^214
-type: "profile-metric" (required)]==],
-[==[
-filter: one of (required)
-  - variant 1: (StringOperatorStringFilter, not expanded)
-  - variant 2: (StringArrayOperatorStringArrayFilter, not expanded)
-  - variant 3: (NumericOperatorNumericFilter, not expanded)
-  - variant 4: (NumericRangeFilter, not expanded)
-  - variant 5: (BooleanFilter, not expanded)
-  - variant 6: (StaticDateFilter, not expanded)
-  - variant 7: (StaticDateRangeFilter, not expanded)
-  - variant 8: (RelativeDateOperatorBaseRelativeDateFilter, not expanded)
-  - variant 9: (RelativeAnniversaryDateFilter, not expanded)
-  - variant 10: (RelativeDateRangeFilter, not expanded)
-  - variant 11: (ListContainsOperatorListContainsFilter, not expanded)
-  - variant 12: (ListLengthFilter, not expanded)
-  - variant 13: (ExistenceOperatorExistenceFilter, not expanded)
-property_id: integer (required)]==],
-[==[
-filter: object (required)
-  operator: one of "equals", "greater-than", "greater-than-or-equal", "less-than", "less-than-or-equal", "not-equals" (required)
-  type: "numeric" (required)
-  value: integer (required)
-filters: array of object (required)
-  ^440
-object_type_id: string (required)
-object_type_relationship_id: string (required)
-type: "profile-has-custom-object" (required)]==],
-[==[
-filters: array of one of (required)
-  - variant 1: (EffectiveDateFilter, not expanded)
-  - variant 2: (RecordedDateFilter, not expanded)
-  - variant 3: (MethodFilter, not expanded)
-  - variant 4: (FormSubscribeFilter, not expanded)
-reachable_status: "explicitly_reachable" (required)]==],
-[==[
-filters: array of one of (required)
-  - variant 1: (EffectiveDateFilter, not expanded)
-  - variant 2: (RecordedDateFilter, not expanded)
-  - variant 3: (MethodFilter, not expanded)
-  - variant 4: (FormSubscribeFilter, not expanded)
-reachable_status: "explicitly_unreachable" (required)]==],
-[==[
-channel: one of "whatsapp_marketing", "whatsapp_transactional" (required)
-permission: one of (required)
-  - variant 1:
-    ^442
-  - variant 2:
-    ^224
-  - variant 3:
-    ^225
-  - variant 4:
-    ^443
-  - variant 5:
-    ^227
-  - variant 6:
-    ^228
-type: "profile-permissions" (required)]==],
-[==[
-data: object or null
-  profile_filter: object or null (required)
-    condition_groups: array of object (required)
-      conditions: array of one of (required)
-        - variant 1:
-          ^184
-        - variant 2:
-          ^185
-        - variant 3:
-          ^111
-        - variant 4:
-          ^112
-        - variant 5:
-          ^188
-        - variant 6:
-          ^189
-        - variant 7:
-          ^190
-        - variant 8:
-          ^191
-        - variant 9:
-          ^192
-        - variant 10:
-          ^193
-        - variant 11:
-          ^437
-        - variant 12:
-          ^439
-        - variant 13:
-          ^121
-        - variant 14:
-          ^441
-        - variant 15:
-          ^444
-        - variant 16:
-          ^231
-        - variant 17:
-          ^232
-        - variant 18:
-          ^233
-id: string or null
-links: object or null
-  next_if_false: string or null (required)
-  next_if_true: string or null (required)
-temporary_id: string or null
-type: "conditional-split" (required)]==],
-[==[
-data: object or null
-  message: object or null
-    action_buttons: array of object or null
-      ^135
-    additional_filters: object or null
-      condition_groups: array of object (required) (nested, not expanded)
-    android_link: string or null
-    badge: boolean
-    badge_options: one of
-      - variant 1:
-        ^136
-      - variant 2:
-        ^137
-      - variant 3:
-        ^138
-    body: string (required)
-    conversion_metric_id: string or null
-    dynamic_image: string or null
-    id: string or null
-    image_id: string or null
-    ios_link: string or null
-    kv_pairs: object or null
-    name: string or null
-    on_open: one of "home", "link", "open_url"
-    push_type: one of "silent", "standard" or null
-    smart_sending_enabled: boolean
-    sound: boolean
-    title: string or null
-    video_asset_id: string or null
-    web_url: string or null
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-mobile-push" (required)]==],
-[==[
-data: object or null
-  message: object or null
-    add_tracking_params: boolean
-    additional_filters: object or null
-      condition_groups: array of object (required) (nested, not expanded)
-    id: string or null
-    name: string or null
-    smart_sending_enabled: boolean
-    transactional: boolean
-    vendor_id: string or null
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-whatsapp" (required)]==],
-[==[
-data: object (required)
-  current_experiment: object or null
-    allocations: object or null
-    id: string or null
-    name: string or null
-    started: date-time or null
-    variations: array of one of (required)
-      - variant 1:
-        ^130
-      - variant 2:
-        ^131
-    winner_metric: one of "click-rate", "open-rate" or null
-  experiment_status: one of "completed", "draft", "live" or null
-  main_action: one of (required)
-    - variant 1:
-      ^446
-    - variant 2:
-      ^447
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "content-experiment" (required)]==],
-[==[
-data: object or null
-  message: object or null
-    add_tracking_params: boolean
-    additional_filters: object or null
-      condition_groups: array of object (required)
-        conditions: array of one of (required)
-          - variant 1:
-            ^109
-          - variant 2:
-            ^110
-          - variant 3:
-            ^111
-          - variant 4:
-            ^112
-          - variant 5:
-            ^113
-          - variant 6:
-            ^114
-          - variant 7:
-            ^115
-          - variant 8:
-            ^116
-          - variant 9:
-            ^117
-          - variant 10:
-            ^118
-          - variant 11:
-            ^119
-          - variant 12:
-            ^120
-          - variant 13:
-            ^121
-          - variant 14:
-            ^122
-          - variant 15:
-            ^123
-          - variant 16:
-            ^124
-          - variant 17:
-            ^125
-          - variant 18:
-            ^126
-    bcc_email: string or null
-    cc_email: string or null
-    custom_tracking_params: array of object or null
-      ^133
-    from_email: string or null
-    from_label: string or null
-    id: string or null
-    name: string or null
-    preview_text: string or null
-    reply_to_email: string or null
-    smart_sending_enabled: boolean
-    subject_line: string or null
-    template_id: string or null
-    transactional: boolean
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-email" (required)]==],
-[==[
-data: object or null
-  message: object or null
-    action_buttons: array of object or null
-      ^135
-    additional_filters: object or null
-      condition_groups: array of object (required)
-        conditions: array of one of (required)
-          - variant 1:
-            ^109
-          - variant 2:
-            ^110
-          - variant 3:
-            ^111
-          - variant 4:
-            ^112
-          - variant 5:
-            ^113
-          - variant 6:
-            ^114
-          - variant 7:
-            ^115
-          - variant 8:
-            ^116
-          - variant 9:
-            ^117
-          - variant 10:
-            ^118
-          - variant 11:
-            ^119
-          - variant 12:
-            ^120
-          - variant 13:
-            ^121
-          - variant 14:
-            ^122
-          - variant 15:
-            ^123
-          - variant 16:
-            ^124
-          - variant 17:
-            ^125
-          - variant 18:
-            ^126
-    android_link: string or null
-    badge: boolean
-    badge_options: one of
-      - variant 1:
-        ^136
-      - variant 2:
-        ^137
-      - variant 3:
-        ^138
-    body: string (required)
-    conversion_metric_id: string or null
-    dynamic_image: string or null
-    id: string or null
-    image_id: string or null
-    ios_link: string or null
-    kv_pairs: object or null
-    name: string or null
-    on_open: one of "home", "link", "open_url"
-    push_type: one of "silent", "standard" or null
-    smart_sending_enabled: boolean
-    sound: boolean
-    title: string or null
-    video_asset_id: string or null
-    web_url: string or null
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-mobile-push" (required)]==],
-[==[
-data: object or null
-  message: object or null
-    add_info_link: boolean
-    add_opt_out_language: boolean
-    add_org_prefix: boolean
-    add_tracking_params: boolean
-    additional_filters: object or null
-      condition_groups: array of object (required)
-        conditions: array of one of (required)
-          - variant 1:
-            ^109
-          - variant 2:
-            ^110
-          - variant 3:
-            ^111
-          - variant 4:
-            ^112
-          - variant 5:
-            ^113
-          - variant 6:
-            ^114
-          - variant 7:
-            ^115
-          - variant 8:
-            ^116
-          - variant 9:
-            ^117
-          - variant 10:
-            ^118
-          - variant 11:
-            ^119
-          - variant 12:
-            ^120
-          - variant 13:
-            ^121
-          - variant 14:
-            ^122
-          - variant 15:
-            ^123
-          - variant 16:
-            ^124
-          - variant 17:
-            ^125
-          - variant 18:
-            ^126
-    body: string (required)
-    custom_tracking_params: array of object or null
-      ^133
-    dynamic_image: string or null
-    id: string or null
-    image_id: string or null
-    include_contact_card: boolean
-    message_hierarchy: array of one of or null
-      - variant 1:
-      - variant 2:
-    name: string or null
-    shorten_links: boolean
-    smart_sending_enabled: boolean
-    sms_quiet_hours_enabled: boolean
-    template_id: string or null
-    transactional: boolean
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-sms" (required)]==],
-[==[
-data: object or null
-  message: object or null
-    add_tracking_params: boolean
-    additional_filters: object or null
-      condition_groups: array of object (required)
-        conditions: array of one of (required)
-          - variant 1:
-            ^109
-          - variant 2:
-            ^110
-          - variant 3:
-            ^111
-          - variant 4:
-            ^112
-          - variant 5:
-            ^113
-          - variant 6:
-            ^114
-          - variant 7:
-            ^115
-          - variant 8:
-            ^116
-          - variant 9:
-            ^117
-          - variant 10:
-            ^118
-          - variant 11:
-            ^119
-          - variant 12:
-            ^120
-          - variant 13:
-            ^121
-          - variant 14:
-            ^122
-          - variant 15:
-            ^123
-          - variant 16:
-            ^124
-          - variant 17:
-            ^125
-          - variant 18:
-            ^126
-    id: string or null
-    name: string or null
-    smart_sending_enabled: boolean
-    transactional: boolean
-    vendor_id: string or null
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-whatsapp" (required)]==],
-[==[
-filter: one of (required)
-  - variant 1:
-    ^97
-  - variant 2:
-    ^93
-  - variant 3:
-    ^216
-  - variant 4:
-    ^96
-  - variant 5:
-    ^176
-  - variant 6:
-    ^177
-  - variant 7:
-    ^178
+    ^416 SendSmsAction
   - variant 8:
-    ^180
+    ^419 SendWebhookAction
   - variant 9:
-    ^98
+    ^422 SendInternalAlertAction
   - variant 10:
-    ^183
+    ^406 SendWhatsAppAction
   - variant 11:
-    ^95
-property_id: integer (required)
-type: "custom-object-trigger-property" (required)]==],
-[==[
-custom_object_label: string (required)
-field: string (required)
-filter: one of (required)
-  - variant 1:
-    ^97
-  - variant 2:
-    ^174
-  - variant 3:
-    ^93
-  - variant 4:
-    ^216
-  - variant 5:
-    ^96
-  - variant 6:
-    ^176
-  - variant 7:
-    ^177
-  - variant 8:
-    ^178
-  - variant 9:
-    ^179
-  - variant 10:
-    ^180
-  - variant 11:
-    ^181
+    ^424 TimeDelayAction
   - variant 12:
-    ^182
+    ^433 TriggerBranchAction
   - variant 13:
-    ^98
+    ^441 UpdateProfileAction
   - variant 14:
-    ^183
+    ^443 TargetDateAction
   - variant 15:
-    ^95
-type: "custom-object-property" (required)]==],
+    ^445 CountdownDelayAction
+  - variant 16:
+    ^449 AbTestAction
+  - variant 17:
+    ^455 InternalServiceAction
+  - variant 18:
+    ^456 CodeAction
+  - variant 19:
+    ^461 MultiBranchSplitAction
+  - variant 20:
+    ^463 ListUpdateAction]==],
 [==[
-data: object or null
-  trigger_filter: object or null (required)
-    condition_groups: array of object (required)
-      conditions: array of one of (required)
-        - variant 1:
-          ^237
-        - variant 2:
-          ^453
-        - variant 3:
-          ^454
-        - variant 4:
-          ^241
-        - variant 5:
-          ^243
-  trigger_id: string (required)
-  trigger_subtype: one of "custom-object", "legacy-custom-object", "profile-property", "profile-trait" or null
-  trigger_type: one of "date", "list", "low-inventory", "metric", "price-drop", "scheduled" (or 1 more) (required)
-id: string or null
-links: object or null
-  next_if_false: string or null (required)
-  next_if_true: string or null (required)
-temporary_id: string or null
-type: "trigger-split" (required)]==],
-[==[
-data: object or null
-  message: object or null
-    add_tracking_params: boolean
-    additional_filters: object or null
-      condition_groups: array of object (required) (nested, not expanded)
-    bcc_email: string or null
-    cc_email: string or null
-    custom_tracking_params: array of object or null
-      ^133
-    from_email: string or null
-    from_label: string or null
-    id: string or null
-    name: string or null
-    preview_text: string or null
-    reply_to_email: string or null
-    smart_sending_enabled: boolean
-    subject_line: string or null
-    template_id: string or null
-    transactional: boolean
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-email" (required)]==],
-[==[
-data: object or null
-  message: object or null
-    add_info_link: boolean
-    add_opt_out_language: boolean
-    add_org_prefix: boolean
-    add_tracking_params: boolean
-    additional_filters: object or null
-      condition_groups: array of object (required) (nested, not expanded)
-    body: string (required)
-    custom_tracking_params: array of object or null
-      ^133
-    dynamic_image: string or null
-    id: string or null
-    image_id: string or null
-    include_contact_card: boolean
-    message_hierarchy: array of one of or null
-      - variant 1:
-      - variant 2:
-    name: string or null
-    shorten_links: boolean
-    smart_sending_enabled: boolean
-    sms_quiet_hours_enabled: boolean
-    template_id: string or null
-    transactional: boolean
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "send-sms" (required)]==],
+attributes: object (required)
+  ^898
+id: string (required)
+type: "flow-action" (required)]==],
 [==[
 data: object (required)
-  current_experiment: object or null
-    allocations: object or null
-    automatic_winner_selection_settings: object or null
-      automatic_end_date: date-time or null
-      automatic_end_statistical_certainty: boolean (required)
-      enabled: boolean (required)
-    id: string or null
-    name: string or null
-    started: date-time or null
-    variations: array of one of (required)
-      - variant 1:
-        ^162
-      - variant 2:
-        ^163
-    winner_metric: one of "submission", "unique-clicks", "unique-opens", "unique-placed-orders" or null
-  experiment_status: one of "completed", "draft", "live"
-  main_action: one of (required)
-    - variant 1:
-      ^456
-    - variant 2:
-      ^457
-  status: one of "disabled", "draft", "live", "manual"
-id: string or null
-links: object or null
-  next: string or null
-temporary_id: string or null
-type: "ab-test" (required)]==],
+  ^899]==],
 [==[
-branch_filter: object or null
-  condition_groups: array of object (required)
-    conditions: array of one of (required)
-      - variant 1:
-        ^109
-      - variant 2:
-        ^110
-      - variant 3:
-        ^111
-      - variant 4:
-        ^112
-      - variant 5:
-        ^113
-      - variant 6:
-        ^114
-      - variant 7:
-        ^115
-      - variant 8:
-        ^116
-      - variant 9:
-        ^117
-      - variant 10:
-        ^118
-      - variant 11:
-        ^119
-      - variant 12:
-        ^120
-      - variant 13:
-        ^121
-      - variant 14:
-        ^122
-      - variant 15:
-        ^123
-      - variant 16:
-        ^124
-      - variant 17:
-        ^125
-      - variant 18:
-        ^126
-      - variant 19:
-        ^145
-      - variant 20:
-        ^146
-branch_id: string (required)
-is_else: boolean
-links: object or null
-  next: string or null
+hidden: boolean or null
+name: string or null]==],
+[==[
+attributes: object (required)
+  ^901
+id: string (required)
+type: "image" (required)]==],
+[==[
+data: object (required)
+  ^902]==],
+[==[
+data: object (required)
+  ^194]==],
+[==[
 name: string or null
-order: integer or null]==],
+opt_in_process: one of "double_opt_in", "single_opt_in" or null]==],
 [==[
-data: object or null
-  branches: array of object (required)
-    ^459
-  name: string (required)
-id: string or null
-links: any or null
-temporary_id: string or null
-type: "multi-branch-split" (required)]==],
+attributes: object (required)
+  ^905
+id: string (required)
+type: "list" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    definition: one of (required)
-      - variant 1:
-        ^430
-      - variant 2:
-        ^108
-      - variant 3:
-        ^445
-      - variant 4:
-        ^448
-      - variant 5:
-        ^449
-      - variant 6:
-        ^450
-      - variant 7:
-        ^451
-      - variant 8:
-        ^141
-      - variant 9:
-        ^142
-      - variant 10:
-        ^452
-      - variant 11:
-        ^144
-      - variant 12:
-        ^455
-      - variant 13:
-        ^157
-      - variant 14:
-        ^158
-      - variant 15:
-        ^159
-      - variant 16:
-        ^458
-      - variant 17:
-        ^169
-      - variant 18:
-        ^170
-      - variant 19:
-        ^460
-      - variant 20:
-        ^173
-  id: string (required)
-  type: "flow-action" (required)]==],
+  ^906]==],
+[==[
+id: string (required)
+type: "custom-metric" (required)]==],
+[==[
+data: object
+  ^908]==],
+[==[
+id: string (required)
+type: "metric" (required)]==],
+[==[
+data: object
+  ^910]==],
+[==[
+custom-metric: object
+  ^909
+metric: object
+  ^911]==],
+[==[
+id: one of "added_to_cart", "cancelled_sales", "ordered_product", "refunded_sales", "revenue", "started_checkout" (or 1 more) (required)
+relationships: object
+  ^912
+type: "mapped-metric" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    hidden: boolean or null
-    name: string or null
-  id: string (required)
-  type: "image" (required)]==],
+  ^913]==],
+[==[
+description: string or null
+properties: array of object or null
+  ^642 APISchemaProperty
+required: array of string or null
+status: one of "active", "draft" or null
+title: string or null]==],
+[==[
+attributes: object (required)
+  ^915
+id: string (required)
+type: "object-schema" (required)]==],
 [==[
 data: object (required)
-  id: string (required)
-  type: "image" (required)]==],
+  ^916]==],
+[==[
+description: string or null
+name: string or null
+relationship_id: string (required)]==],
+[==[
+id: string (required)
+meta: object or null
+  ^918
+type: "object-schema" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    name: string or null
-    opt_in_process: one of "double_opt_in", "single_opt_in" or null
-  id: string (required)
-  type: "list" (required)]==],
+  ^919]==],
+[==[
+attributes: object (required)
+  ^669
+id: string (required)
+meta: object or null
+  ^47
+type: "profile" (required)]==],
 [==[
 data: object (required)
-  id: one of "added_to_cart", "cancelled_sales", "ordered_product", "refunded_sales", "revenue", "started_checkout" (or 1 more) (required)
-  relationships: object
-    custom-metric: object
-      data: object
-        id: string (required)
-        type: "custom-metric" (required)
-    metric: object
-      data: object
-        id: string (required)
-        type: "metric" (required)
-  type: "mapped-metric" (required)]==],
+  ^921]==],
+[==[
+id: string (required)
+meta: object or null
+  ^918
+type: "profile-object-schema" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    description: string or null
-    properties: array of object or null
-      ^295
-    required: array of string or null
-    status: one of "active", "draft" or null
-    title: string or null
-  id: string (required)
-  type: "object-schema" (required)]==],
-[==[
-data: object (required)
-  id: string (required)
-  meta: object or null
-    description: string or null
-    name: string or null
-    relationship_id: string (required)
-  type: "object-schema" (required)]==],
-[==[
-data: object (required)
-  attributes: object (required)
-    email: string or null
-    external_id: string or null
-    first_name: string or null
-    image: string or null
-    last_name: string or null
-    locale: string or null
-    location: object or null
-      address1: string or null
-      address2: string or null
-      city: string or null
-      country: string or null
-      ip: string or null
-      latitude: string or number or null
-      longitude: string or number or null
-      region: string or null
-      timezone: string or null
-      zip: string or null
-    organization: string or null
-    phone_number: string, E.164 or null
-    properties: object or null
-    title: string or null
-  id: string (required)
-  meta: object or null
-    patch_identifiers: object or null
-      append: object
-      unappend: object
-    patch_properties: object or null
-      append: object or null
-      unappend: object or null
-      unset: one of or null
-        - variant 1:
-        - variant 2:
-  type: "profile" (required)]==],
-[==[
-data: object (required)
-  id: string (required)
-  meta: object or null
-    description: string or null
-    name: string or null
-    relationship_id: string (required)
-  type: "profile-object-schema" (required)]==],
+  ^923]==],
 [==[
 reason: "other" (required)
 status_explanation: string or null]==],
@@ -6057,17 +6243,17 @@ reason: "unrelated" (required)]==],
 [==[
 rejection_reason: one of (required)
   - variant 1:
-    ^470
+    ^925 RejectReasonOther
   - variant 2:
-    ^471
+    ^926 RejectReasonFake
   - variant 3:
-    ^472
+    ^927 RejectReasonMisleading
   - variant 4:
-    ^473
+    ^928 RejectReasonPrivateInformation
   - variant 5:
-    ^474
+    ^929 RejectReasonProfanity
   - variant 6:
-    ^475
+    ^930 RejectReasonUnrelated
 value: "rejected" (required)]==],
 [==[
 value: "featured" (required)]==],
@@ -6078,96 +6264,81 @@ value: "unpublished" (required)]==],
 [==[
 value: "pending" (required)]==],
 [==[
-data: object (required)
-  attributes: object (required)
-    status: one of or null
-      - variant 1:
-        ^476
-      - variant 2:
-        ^477
-      - variant 3:
-        ^478
-      - variant 4:
-        ^479
-      - variant 5:
-        ^480
-  id: string (required)
-  type: "review" (required)]==],
+status: one of or null
+  - variant 1:
+    ^931 ReviewStatusRejected
+  - variant 2:
+    ^932 ReviewStatusFeatured
+  - variant 3:
+    ^933 ReviewStatusPublished
+  - variant 4:
+    ^934 ReviewStatusUnpublished
+  - variant 5:
+    ^935 ReviewStatusPending]==],
+[==[
+attributes: object (required)
+  ^936
+id: string (required)
+type: "review" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    definition: object or null
-      condition_groups: array of object (required)
-        ^354
-    is_active: boolean or null
-    is_starred: boolean or null
-    name: string or null
-  id: string (required)
-  type: "segment" (required)]==],
+  ^937]==],
+[==[
+definition: object or null
+  ^678
+is_active: boolean or null
+is_starred: boolean or null
+name: string or null]==],
+[==[
+attributes: object (required)
+  ^939
+id: string (required)
+type: "segment" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    property_mappings: array of one of or null
-      - variant 1:
-        ^296
-      - variant 2:
-        ^297
-    relationship_mappings: array of object or null
-      ^301
-  id: string (required)
-  type: "source-mapping" (required)]==],
+  ^940]==],
+[==[
+attributes: object (required)
+  ^650
+id: string (required)
+type: "source-mapping" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    name: string (required)
-  id: string (required)
-  type: "tag" (required)]==],
+  ^942]==],
+[==[
+attributes: object (required)
+  ^682
+id: string (required)
+type: "tag" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    name: string (required)
-    return_fields: array of string or null
-  id: string (required)
-  type: "tag-group" (required)]==],
+  ^944]==],
+[==[
+name: string (required)
+return_fields: array of string or null]==],
+[==[
+attributes: object (required)
+  ^946
+id: string (required)
+type: "tag-group" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    amp: string or null
-    definition: object or null
-      body: object (required)
-        id: string or null
-        properties: object (required)
-          css_class: string or null
-          id: string or null
-        sections: array of object or null
-          ^375
-        styles: object (required)
-          background_color: string or null
-          width: integer or null
-      id: string or null
-      styles: array of one of (required)
-        - variant 1:
-          ^376
-        - variant 2:
-          ^377
-        - variant 3:
-          ^378
-        - variant 4:
-          ^379
-        - variant 5:
-          ^380
-        - variant 6:
-          ^381
-        - variant 7:
-          ^382
-        - variant 8:
-          ^383
-      template_id: string or null
-    html: string or null
-    name: string or null
-    text: string or null
-  id: string (required)
-  type: "template" (required)]==],
+  ^947]==],
+[==[
+amp: string or null
+definition: object or null
+  ^790
+html: string or null
+name: string or null
+text: string or null]==],
+[==[
+attributes: object (required)
+  ^949
+id: string (required)
+type: "template" (required)]==],
+[==[
+data: object (required)
+  ^950]==],
 [==[
 type: "dynamic" (required)
 value: one of "campaign_id", "campaign_name", "campaign_name_id", "campaign_name_send_day", "email_subject", "group_id" (or 6 more) (required)]==],
@@ -6180,128 +6351,114 @@ value: one of "email_subject", "flow_id", "flow_name", "link_alt_text", "message
 [==[
 campaign: one of or null
   - variant 1:
-    ^487
+    ^952 CampaignTrackingSettingDynamicParam
   - variant 2:
-    ^488
+    ^953 CampaignTrackingSettingStaticParam
 flow: one of or null
   - variant 1:
-    ^489
+    ^954 FlowTrackingSettingDynamicParam
   - variant 2:
-    ^488
+    ^953 FlowTrackingSettingStaticParam
 name: string (required)]==],
 [==[
-data: object (required)
-  attributes: object (required)
-    auto_add_parameters: boolean or null
-    custom_parameters: array of object or null
-      ^490
-    utm_campaign: object or null
-      campaign: one of or null
-        - variant 1:
-          ^487
-        - variant 2:
-          ^488
-      flow: one of or null
-        - variant 1:
-          ^489
-        - variant 2:
-          ^488
-    utm_id: object or null
-      campaign: one of or null
-        - variant 1:
-          ^487
-        - variant 2:
-          ^488
-      flow: one of or null
-        - variant 1:
-          ^489
-        - variant 2:
-          ^488
-    utm_medium: object or null
-      campaign: one of or null
-        - variant 1:
-          ^487
-        - variant 2:
-          ^488
-      flow: one of or null
-        - variant 1:
-          ^489
-        - variant 2:
-          ^488
-    utm_source: object or null
-      campaign: one of or null
-        - variant 1:
-          ^487
-        - variant 2:
-          ^488
-      flow: one of or null
-        - variant 1:
-          ^489
-        - variant 2:
-          ^488
-    utm_term: object or null
-      campaign: one of or null
-        - variant 1:
-          ^487
-        - variant 2:
-          ^488
-      flow: one of or null
-        - variant 1:
-          ^489
-        - variant 2:
-          ^488
-  id: string (required)
-  type: "tracking-setting" (required)]==],
+campaign: one of or null
+  - variant 1:
+    ^952 CampaignTrackingSettingDynamicParam
+  - variant 2:
+    ^953 CampaignTrackingSettingStaticParam
+flow: one of or null
+  - variant 1:
+    ^954 FlowTrackingSettingDynamicParam
+  - variant 2:
+    ^953 FlowTrackingSettingStaticParam]==],
+[==[
+auto_add_parameters: boolean or null
+custom_parameters: array of object or null
+  ^955 CustomTrackingParamDTO
+utm_campaign: object or null
+  ^956
+utm_id: object or null
+  ^956
+utm_medium: object or null
+  ^956
+utm_source: object or null
+  ^956
+utm_term: object or null
+  ^956]==],
+[==[
+attributes: object (required)
+  ^957
+id: string (required)
+type: "tracking-setting" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    definition: one of or null
-      - variant 1:
-        ^385
-      - variant 2:
-        ^386
-      - variant 3:
-        ^387
-      - variant 4:
-        ^388
-      - variant 5:
-        ^389
-      - variant 6:
-        ^390
-      - variant 7:
-        ^391
-    name: string or null
-  id: string (required)
-  type: "template-universal-content" (required)]==],
+  ^958]==],
+[==[
+definition: one of or null
+  - variant 1:
+    ^794 ButtonBlockV0
+  - variant 2:
+    ^795 DropShadowBlockV0
+  - variant 3:
+    ^796 HorizontalRuleBlockV0
+  - variant 4:
+    ^799 HTMLBlockV0
+  - variant 5:
+    ^800 ImageBlockV0
+  - variant 6:
+    ^801 SpacerBlockV0
+  - variant 7:
+    ^803 TextBlockV0
+name: string or null]==],
+[==[
+attributes: object (required)
+  ^960
+id: string (required)
+type: "template-universal-content" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    content_type: one of "json", "xml" or null
-    name: string or null
-    request_method: one of "get", "post" or null
-    url: string or null
-  id: string (required)
-  type: "web-feed" (required)]==],
+  ^961]==],
+[==[
+content_type: one of "json", "xml" or null
+name: string or null
+request_method: one of "get", "post" or null
+url: string or null]==],
+[==[
+attributes: object (required)
+  ^963
+id: string (required)
+type: "web-feed" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    description: string or null
-    enabled: boolean or null
-    endpoint_url: string or null
-    name: string or null
-    secret_key: string or null
-  id: string (required)
-  relationships: object
-    webhook-topics: object
-      data: array of object
-        id: string (required)
-        type: "webhook-topic" (required)
-  type: "webhook" (required)]==],
+  ^964]==],
+[==[
+description: string or null
+enabled: boolean or null
+endpoint_url: string or null
+name: string or null
+secret_key: string or null]==],
+[==[
+webhook-topics: object
+  ^812]==],
+[==[
+attributes: object (required)
+  ^966
+id: string (required)
+relationships: object
+  ^967
+type: "webhook" (required)]==],
 [==[
 data: object (required)
-  attributes: object (required)
-    hidden: boolean or null
-    import_from_url: string (required)
-    name: string or null
-  type: "image" (required)]==],
+  ^968]==],
+[==[
+hidden: boolean or null
+import_from_url: string (required)
+name: string or null]==],
+[==[
+attributes: object (required)
+  ^970
+type: "image" (required)]==],
+[==[
+data: object (required)
+  ^971]==],
 }

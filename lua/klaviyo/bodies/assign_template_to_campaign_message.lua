@@ -44,5 +44,5 @@ F[5] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, relationships" }, shape = [==[
-^4
+^11 CampaignMessageAssignTemplateQuery
 ]==] }

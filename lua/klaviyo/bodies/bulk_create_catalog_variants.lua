@@ -42,5 +42,5 @@ F[5] = function(v)
   for i = 1, n do local x = v[i] p, e, g = C.CatalogVariantCreateQueryResourceObject(x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: variants" }, shape = [==[
-^10
+^35 CatalogVariantCreateJobCreateQuery
 ]==] }

@@ -11,5 +11,5 @@ F[1] = function(v)   -- EventsBulkCreateQuery
   x = v.data p, e, g = C.EventsBulkCreateQueryResourceObject(x) if p then return "/data" .. p, e, g end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: profile, events" }, shape = [==[
-^12
+^52 EventsBulkCreateQuery
 ]==] }

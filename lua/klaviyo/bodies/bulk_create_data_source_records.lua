@@ -60,5 +60,5 @@ F[8] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes" }, shape = [==[
-^16
+^70 DataSourceRecordBulkCreateJobCreateQuery
 ]==] }

@@ -50,5 +50,5 @@ F[6] = function(v)   -- CatalogCategoryDeleteQueryResourceObject
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: categories" }, shape = [==[
-^21
+^78 CatalogCategoryDeleteJobCreateQuery
 ]==] }

@@ -50,5 +50,5 @@ F[6] = function(v)   -- CatalogItemDeleteQueryResourceObject
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: items" }, shape = [==[
-^23
+^82 CatalogItemDeleteJobCreateQuery
 ]==] }

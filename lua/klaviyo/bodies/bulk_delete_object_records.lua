@@ -48,5 +48,5 @@ F[6] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, relationships" }, shape = [==[
-^26
+^92 ObjectRecordDeleteJobCreateQuery
 ]==] }

@@ -68,5 +68,5 @@ F[9] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: profiles" }, shape = [==[
-^28
+^101 ProfileImportJobCreateQuery
 ]==] }

@@ -85,5 +85,5 @@ F[10] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: profiles" }, shape = [==[
-^31
+^117 SubscriptionCreateJobCreateQuery
 ]==] }

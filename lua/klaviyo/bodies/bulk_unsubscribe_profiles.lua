@@ -130,5 +130,5 @@ F[17] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: profiles" }, shape = [==[
-^35
+^138 SubscriptionDeleteJobCreateQuery
 ]==] }

@@ -92,5 +92,5 @@ F[12] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes" }, shape = [==[
-^36
+^142 SuppressionDeleteJobCreateQuery
 ]==] }

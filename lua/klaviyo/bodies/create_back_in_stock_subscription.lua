@@ -70,5 +70,5 @@ F[8] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes, relationships", "data.attributes requires: channels" }, shape = [==[
-^45
+^173 ServerBISSubscriptionCreateQuery
 ]==] }

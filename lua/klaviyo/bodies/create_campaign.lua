@@ -177,5 +177,5 @@ F[21] = function(v)
   return bp, be, bg
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: name, audiences, campaign-messages" }, shape = [==[
-^68
+^212 CampaignCreateQuery
 ]==] }

@@ -11,5 +11,5 @@ F[1] = function(v)   -- CatalogCategoryCreateQuery
   x = v.data p, e, g = C.CatalogCategoryCreateQueryResourceObject(x) if p then return "/data" .. p, e, g end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: external_id, name" }, shape = [==[
-^70
+^216 CatalogCategoryCreateQuery
 ]==] }

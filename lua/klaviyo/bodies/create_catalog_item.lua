@@ -11,5 +11,5 @@ F[1] = function(v)   -- CatalogItemCreateQuery
   x = v.data p, e, g = C.CatalogItemCreateQueryResourceObject(x) if p then return "/data" .. p, e, g end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: external_id, title, description, url" }, shape = [==[
-^71
+^217 CatalogItemCreateQuery
 ]==] }

@@ -11,5 +11,5 @@ F[1] = function(v)   -- CatalogVariantCreateQuery
   x = v.data p, e, g = C.CatalogVariantCreateQueryResourceObject(x) if p then return "/data" .. p, e, g end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes, relationships", "data.attributes requires: external_id, title, description, sku, inventory_quantity, price, url" }, shape = [==[
-^72
+^218 CatalogVariantCreateQuery
 ]==] }

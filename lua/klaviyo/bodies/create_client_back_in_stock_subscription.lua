@@ -71,5 +71,5 @@ F[8] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes, relationships", "data.attributes requires: channels, profile" }, shape = [==[
-^73
+^221 ClientBISSubscriptionCreateQuery
 ]==] }

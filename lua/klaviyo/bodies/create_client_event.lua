@@ -4,5 +4,5 @@
 local H = require "klaviyo.body_check"
 local type, C = type, H.components("klaviyo.bodies")
 return { check = C.EventCreateQueryV2, requires = { "required: data", "data requires: type, attributes", "data.attributes requires: properties, metric, profile" }, shape = [==[
-^74
+^227 EventCreateQueryV2
 ]==] }

@@ -11,5 +11,5 @@ F[1] = function(v)   -- OnsiteProfileCreateQuery
   x = v.data p, e, g = C.OnsiteProfileCreateQueryResourceObject(x) if p then return "/data" .. p, e, g end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes" }, shape = [==[
-^75
+^49 OnsiteProfileCreateQuery
 ]==] }

@@ -4,5 +4,5 @@
 local H = require "klaviyo.body_check"
 local type, C = type, H.components("klaviyo.bodies")
 return { check = C.PushTokenCreateQuery, requires = { "required: data", "data requires: type, attributes", "data.attributes requires: token, platform, vendor, profile" }, shape = [==[
-^76
+^233 PushTokenCreateQuery
 ]==] }

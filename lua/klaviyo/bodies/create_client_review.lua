@@ -99,5 +99,5 @@ F[10] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: review_type, email, author, content" }, shape = [==[
-^78
+^241 ReviewCreateDTO
 ]==] }

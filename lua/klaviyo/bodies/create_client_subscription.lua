@@ -95,5 +95,5 @@ F[10] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes, relationships", "data.attributes requires: profile" }, shape = [==[
-^79
+^248 OnsiteSubscriptionCreateQuery
 ]==] }

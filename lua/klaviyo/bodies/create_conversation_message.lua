@@ -66,5 +66,5 @@ F[8] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes, relationships", "data.attributes requires: body" }, shape = [==[
-^90
+^265 ConversationMessageCreateQuery
 ]==] }

@@ -34,5 +34,5 @@ F[4] = function(v)
   if not obj(v) then return "", "an object", given(v) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: external_id" }, shape = [==[
-^91
+^268 CouponCreateQuery
 ]==] }

@@ -11,5 +11,5 @@ F[1] = function(v)   -- CouponCodeCreateQuery
   x = v.data p, e, g = C.CouponCodeCreateQueryResourceObject(x) if p then return "/data" .. p, e, g end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes, relationships", "data.attributes requires: unique_code" }, shape = [==[
-^92
+^269 CouponCodeCreateQuery
 ]==] }

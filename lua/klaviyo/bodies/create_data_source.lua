@@ -33,5 +33,5 @@ F[3] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: title" }, shape = [==[
-^104
+^286 DataSourceCreateQuery
 ]==] }

@@ -55,5 +55,5 @@ F[7] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: data-source-record" }, shape = [==[
-^105
+^290 DataSourceRecordCreateJobCreateQuery
 ]==] }

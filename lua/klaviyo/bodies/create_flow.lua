@@ -409,5 +409,5 @@ F[40] = function(v)
   for i = 1, n do local x = v[i] p, e, g = C.LowInventoryCondition(x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: name, definition" }, shape = [==[
-^245
+^484 FlowCreateQuery
 ]==] }

@@ -1931,5 +1931,5 @@ F[182] = function(v)   -- BackInStockProperties
   x = v.tag_blocklist if x ~= nil then p, e, g = F[165](x) if p then return "/tag_blocklist" .. p, e, g end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: definition, status, ab_test, name" }, shape = [==[
-^293
+^638 FormCreateQuery
 ]==] }

@@ -76,5 +76,5 @@ F[9] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: title, properties" }, shape = [==[
-^302
+^658 ObjectSchemaCreateQuery
 ]==] }

@@ -29,5 +29,5 @@ F[3] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data" }, shape = [==[
-^303
+^661 ObjectSchemaRelationshipCreateQuery
 ]==] }

@@ -81,5 +81,5 @@ F[9] = function(v)
   x = v.data p, e, g = C.SourceMappingCreateQueryResourceObject(x) if p then return "/data" .. p, e, g end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: title" }, shape = [==[
-^304
+^667 ObjectTypeCreateQuery
 ]==] }

@@ -11,5 +11,5 @@ F[1] = function(v)   -- ProfileUpsertQuery
   x = v.data p, e, g = C.ProfileUpsertQueryResourceObject(x) if p then return "/data" .. p, e, g end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes" }, shape = [==[
-^305
+^668 ProfileUpsertQuery
 ]==] }

@@ -43,5 +43,5 @@ F[4] = function(v)
   if not obj(v) then return "", "an object", given(v) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes" }, shape = [==[
-^306
+^671 ProfileCreateQuery
 ]==] }

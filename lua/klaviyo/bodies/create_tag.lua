@@ -48,5 +48,5 @@ F[6] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: name" }, shape = [==[
-^356
+^687 TagCreateQuery
 ]==] }

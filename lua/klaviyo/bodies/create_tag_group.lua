@@ -29,5 +29,5 @@ F[3] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: name" }, shape = [==[
-^357
+^690 TagGroupCreateQuery
 ]==] }

@@ -44,5 +44,5 @@ F[4] = function(v)
   return bp, be, bg
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: name, definition" }, shape = [==[
-^392
+^806 UniversalContentCreateQuery
 ]==] }

@@ -37,5 +37,5 @@ F[3] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: name, url, request_method, content_type" }, shape = [==[
-^393
+^809 WebFeedCreateQuery
 ]==] }

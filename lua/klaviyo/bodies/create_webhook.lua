@@ -63,5 +63,5 @@ F[7] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes, relationships", "data.attributes requires: name, endpoint_url, secret_key" }, shape = [==[
-^394
+^815 WebhookCreateQuery
 ]==] }

@@ -50,5 +50,5 @@ F[6] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, relationships" }, shape = [==[
-^397
+^824 ProfileMergeQuery
 ]==] }

@@ -62,5 +62,5 @@ F[6] = function(v)
   return bp, be, bg
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: statistics, timeframe, conversion_metric_id" }, shape = [==[
-^400
+^829 CampaignValuesRequestDTO
 ]==] }

@@ -60,5 +60,5 @@ F[6] = function(v)
   return bp, be, bg
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: statistics, timeframe" }, shape = [==[
-^404
+^841 FormValuesRequestDTO
 ]==] }

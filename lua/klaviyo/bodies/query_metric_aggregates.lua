@@ -71,5 +71,5 @@ F[6] = function(v)
   end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: metric_id, measurements, filter" }, shape = [==[
-^405
+^844 MetricAggregateQuery
 ]==] }

@@ -49,5 +49,5 @@ F[5] = function(v)
   return bp, be, bg
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: statistics, timeframe" }, shape = [==[
-^407
+^850 SegmentValuesRequestDTO
 ]==] }

@@ -20,5 +20,5 @@ F[2] = function(v)   -- CampaignRecipientEstimationJobCreateQueryResourceObject
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id" }, shape = [==[
-^408
+^852 CampaignRecipientEstimationJobCreateQuery
 ]==] }

@@ -4,5 +4,5 @@
 local H = require "klaviyo.body_check"
 local C = H.components("klaviyo.bodies")
 return { check = C.CatalogItemCategoryOp, requires = { "required: data" }, shape = [==[
-^1
+^2 CatalogItemCategoryOp
 ]==] }

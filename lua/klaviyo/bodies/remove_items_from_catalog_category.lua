@@ -4,5 +4,5 @@
 local H = require "klaviyo.body_check"
 local C = H.components("klaviyo.bodies")
 return { check = C.CatalogCategoryItemOp, requires = { "required: data" }, shape = [==[
-^2
+^4 CatalogCategoryItemOp
 ]==] }

@@ -26,5 +26,5 @@ F[3] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data" }, shape = [==[
-^3
+^6 ListMembersDeleteQuery
 ]==] }

@@ -33,5 +33,5 @@ F[4] = function(v)
   if not obj(v) then return "", "an object", given(v) end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes", "data.attributes requires: context" }, shape = [==[
-^413
+^861 TemplateRenderQuery
 ]==] }

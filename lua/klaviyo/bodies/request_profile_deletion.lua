@@ -54,5 +54,5 @@ F[6] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: profile" }, shape = [==[
-^414
+^867 DataPrivacyCreateDeletionJobQuery
 ]==] }

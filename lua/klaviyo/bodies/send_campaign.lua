@@ -20,5 +20,5 @@ F[2] = function(v)   -- CampaignSendJobCreateQueryResourceObject
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id" }, shape = [==[
-^415
+^869 CampaignSendJobCreateQuery
 ]==] }

@@ -4,5 +4,5 @@
 local H = require "klaviyo.body_check"
 local C = H.components("klaviyo.bodies")
 return { check = C.TagFlowOp, requires = { "required: data" }, shape = [==[
-^410
+^856 TagFlowOp
 ]==] }

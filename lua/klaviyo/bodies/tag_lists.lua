@@ -4,5 +4,5 @@
 local H = require "klaviyo.body_check"
 local C = H.components("klaviyo.bodies")
 return { check = C.TagListOp, requires = { "required: data" }, shape = [==[
-^411
+^857 TagListOp
 ]==] }

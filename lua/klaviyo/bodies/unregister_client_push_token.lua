@@ -44,5 +44,5 @@ F[4] = function(v)
   x = v.data p, e, g = C.ProfileUpsertQueryResourceObject(x) if p then return "/data" .. p, e, g end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: token, platform, profile" }, shape = [==[
-^416
+^872 PushTokenUnregisterQuery
 ]==] }

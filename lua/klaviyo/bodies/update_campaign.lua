@@ -70,5 +70,5 @@ F[8] = function(v)
   return bp, be, bg
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-^417
+^876 CampaignPartialUpdateQuery
 ]==] }

@@ -99,5 +99,5 @@ F[12] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-^421
+^882 CampaignMessagePartialUpdateQuery
 ]==] }

@@ -11,5 +11,5 @@ F[1] = function(v)   -- CatalogVariantUpdateQuery
   x = v.data p, e, g = C.CatalogVariantUpdateQueryResourceObject(x) if p then return "/data" .. p, e, g end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-^424
+^885 CatalogVariantUpdateQuery
 ]==] }

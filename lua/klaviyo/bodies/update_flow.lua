@@ -30,5 +30,5 @@ F[3] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes", "data.attributes requires: status" }, shape = [==[
-^428
+^897 FlowUpdateQuery
 ]==] }

@@ -56,5 +56,5 @@ F[4] = function(v)
   return bp, be, bg
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes", "data.attributes requires: definition" }, shape = [==[
-^461
+^900 FlowActionUpdateQuery
 ]==] }

@@ -32,5 +32,5 @@ F[3] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-^464
+^907 ListPartialUpdateQuery
 ]==] }

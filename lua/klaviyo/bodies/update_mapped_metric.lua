@@ -58,5 +58,5 @@ F[7] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id" }, shape = [==[
-^465
+^914 MappedMetricPartialUpdateQuery
 ]==] }

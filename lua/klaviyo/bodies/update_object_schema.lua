@@ -48,5 +48,5 @@ F[5] = function(v)
   for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-^466
+^917 ObjectSchemaPartialUpdateQuery
 ]==] }

@@ -23,5 +23,5 @@ F[2] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id" }, shape = [==[
-^467
+^920 ObjectSchemaRelationshipPartialUpdateQuery
 ]==] }

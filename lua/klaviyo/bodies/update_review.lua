@@ -131,5 +131,5 @@ F[16] = function(v)   -- ReviewStatusPending
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-^481
+^938 ReviewPatchQuery
 ]==] }

@@ -49,5 +49,5 @@ F[6] = function(v)
   for i = 1, n do local x = v[i] p, e, g = C.SimpleRelationshipMapping(x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-^483
+^943 SourceMappingPartialUpdateQuery
 ]==] }

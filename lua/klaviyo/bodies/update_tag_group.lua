@@ -38,5 +38,5 @@ F[4] = function(v)
   for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes", "data.attributes requires: name" }, shape = [==[
-^485
+^948 TagGroupUpdateQuery
 ]==] }

@@ -101,5 +101,5 @@ F[11] = function(v)   -- TrackingParamDTO
   x = v.flow if x ~= nil and not isnull(x) then p, e, g = F[9](x) if p then return "/flow" .. p, e, g end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-^491
+^959 TrackingSettingPartialUpdateQuery
 ]==] }

@@ -43,5 +43,5 @@ F[4] = function(v)
   return bp, be, bg
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-^492
+^962 UniversalContentPartialUpdateQuery
 ]==] }

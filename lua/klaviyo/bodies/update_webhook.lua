@@ -61,5 +61,5 @@ F[7] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
-^494
+^969 WebhookPartialUpdateQuery
 ]==] }

@@ -31,5 +31,5 @@ F[3] = function(v)
   if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: import_from_url" }, shape = [==[
-^495
+^972 ImageCreateQuery
 ]==] }

@@ -228,6 +228,9 @@ end
 
 -- Per module prefix: the checks of the shared components, by name.
 local registries = {}
+-- Set when a shared module failed to load during a check: raised by _M.check, not taken for
+-- a value the encoder will refuse.
+local load_error
 
 --- The checks of the components that several operations share, generated under prefix
 -- (PREFIX/_shared_NN.lua, one module per set of operations sharing them): C.Name requires, on
@@ -242,7 +245,11 @@ function _M.components(prefix)
     where = where or require(prefix .. "._index")
     local mod = where[name]
     if mod == nil then return nil end
-    require(prefix .. "." .. mod)
+    local ok, err = pcall(require, prefix .. "." .. mod)
+    if not ok then
+      load_error = err
+      error(err, 0)
+    end
     return rawget(t, name)
   end })
   registries[prefix] = C
@@ -354,6 +361,7 @@ function _M.check(op_id, body)
     local okc
     okc, p, e, g = pcall(c.check, doc)
     loose = false
+    load_error = nil
     if not okc then error(p, 0) end
     if not p then p, e, g = rules(op_id, doc, _M.given, #body) end
   else
@@ -362,7 +370,12 @@ function _M.check(op_id, body)
     -- its path
     local okc
     okc, p, e, g = pcall(c.check, body)
-    if not okc then return nil end
+    if not okc then
+      local err = load_error
+      load_error = nil
+      if err then error(err, 0) end
+      return nil
+    end
     if not p then p, e, g = rules(op_id, body, _M.given) end
     if p and not validate.value(body) then return nil end
   end

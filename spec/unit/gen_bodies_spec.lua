@@ -152,4 +152,25 @@ describe("tools/gen-bodies.lua", function()
     assert.truthy(text:find("\n%s+children: array of object %(Named, as above%)\n"), text)
     assert.truthy(text:find("down: object %(nested, not expanded%)\n"), text)
   end)
+
+  it("a shared module that cannot load is an error of the check, not a pass", function()
+    local name = "ProfileLocation"
+    local mod = "klaviyo.bodies." .. require("klaviyo.bodies._index")[name]
+    local C = body_check.components("klaviyo.bodies")
+    local body = { data = { type = "event", attributes = { properties = {},
+      metric = { data = { type = "metric", attributes = { name = "m" } } },
+      profile = { data = { type = "profile", attributes = { email = "a@example.com" } } } } } }
+    assert.is_nil(body_check.check("create_event", body))
+    rawset(C, name, nil)
+    package.loaded[mod] = nil
+    package.preload[mod] = function() error("a broken install") end
+    finally(function()
+      package.preload[mod], package.loaded[mod] = nil, nil
+      rawset(C, name, nil)
+    end)
+    -- not reached without a location: loaded on first use
+    assert.is_nil(body_check.check("create_event", body))
+    body.data.attributes.profile.data.attributes.location = { city = "Boston" }
+    assert.has_error(function() body_check.check("create_event", body) end)
+  end)
 end)

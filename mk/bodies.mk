@@ -1,5 +1,7 @@
 # The request body checks, generated from Klaviyo's OpenAPI spec: one Lua file per operation
-# with a JSON body under lua/klaviyo/bodies/ (tools/gen-bodies.lua; klaviyo.body_check runs them).
+# with a JSON body under lua/klaviyo/bodies/, the checks several operations share in
+# _shared_NN.lua there, `klaviyo describe`'s shape fragments in _shapes.lua (tools/gen-bodies.lua;
+# klaviyo.body_check runs them).
 #   make bodies        regenerates them from $(OPENAPI)
 #   make bodies-check  the committed files are byte for byte what the generator writes
 BODIES_DIR := lua/klaviyo/bodies

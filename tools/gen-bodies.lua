@@ -1,14 +1,21 @@
 -- Turns the request body schemas of Klaviyo's OpenAPI spec into Lua checks: one file per
--- operation with a JSON body, lua/klaviyo/bodies/<operation_id>.lua, returning {check =
--- function(body) -> nil | pointer, expected, given (klaviyo.body_check runs it), requires =
--- the required members of the body, data and data.attributes, shape = the body's members as
--- indented lines} (`klaviyo describe` prints the last two). Each schema the body reaches
--- becomes a straight-line Lua function (no schema walk at run time): required members,
--- types, nullable, enums, the formats Klaviyo enforces (date-time, date, time, uri; E.164
--- where the spec describes a phone number so), additionalProperties false, array and property
--- bounds; allOf checks every branch, oneOf/anyOf accepts a value any branch accepts (the
--- spec's branches are open objects that overlap, as the contract check reads them too).
--- Usage: lua5.4 tools/gen-bodies.lua SPEC.json OUTDIR   writes OUTDIR/<op>.lua
+-- operation with a JSON body, OUTDIR/<operation_id>.lua, returning {check = function(body) ->
+-- nil | pointer, expected, given (klaviyo.body_check runs it), requires = the required members
+-- of the body, data and data.attributes, shape = the body's members as indented lines}
+-- (`klaviyo describe` prints the last two). Each schema the body reaches becomes a
+-- straight-line Lua function (no schema walk at run time): required members, types, nullable,
+-- enums, the formats Klaviyo enforces (date-time, date, time, uri; E.164 where the spec
+-- describes a phone number so), additionalProperties false, array and property bounds; allOf
+-- checks every branch, oneOf/anyOf accepts a value any branch accepts (the spec's branches are
+-- open objects that overlap, as the contract check reads them too). An object's members are
+-- one chain of klaviyo.body_check's member checks (H.need, H.ms, ...), a nested object one call.
+-- Nothing is written twice: a component several operations reach is written once, in
+-- OUTDIR/_shared_NN.lua (one module per set of operations sharing components, loaded on the
+-- first call of one of them; OUTDIR/_index.lua names the module of each), a function written
+-- the same as another in its file is that one, and the shape text of a component's members is
+-- one fragment of OUTDIR/_shapes.lua.
+-- Usage: lua5.4 tools/gen-bodies.lua SPEC.json OUTDIR [PREFIX]   PREFIX: the module name of
+-- OUTDIR (klaviyo.bodies)
 local cjson = require "cjson"
 
 local spec_path, outdir = arg[1], arg[2]
@@ -67,21 +74,53 @@ local FORMAT = {
 }
 
 -- The body's shape as indented lines, for `klaviyo describe`: each member with its type,
--- whether it is required, its values or format; a schema met again inside itself is named.
-local function shape(node, ind, lines, seen, depth)
+-- whether it is required, its values or format. The members of each schema node are one
+-- fragment of text written once for all operations (_shapes.lua): where a node's members go, a
+-- shape holds the line "<indent>^<n>[ <component>]", which klaviyo.body_check.expand_shape
+-- replaces by fragment n, or for a component met again inside itself or a node nested deeper
+-- than 8, by naming it on the line above.
+local fragments, number_of = {}, {}   -- fragment texts; a fragment's placeholder -> its number
+local fragment_at, same_text, rendering, cyclic, placeholders = {}, {}, {}, {}, 0
+local members
+
+local function shape(node, ind, lines)
   local name
   while node["$ref"] and not node.properties and not node.allOf and not node.oneOf do
     name = component(node["$ref"])
     node = schemas[name]
   end
-  if name and seen[name] then
-    lines[#lines] = lines[#lines] .. " (" .. name .. ", as above)"
-    return
-  elseif depth > 8 then
-    lines[#lines] = lines[#lines] .. " (" .. (name or "nested") .. ", not expanded)"
-    return
+  local at = fragment_at[node]
+  if at then
+    if rendering[node] then cyclic[at] = true end
+  else
+    -- a placeholder until the text is known: a text written before is that fragment
+    placeholders = placeholders + 1
+    at = "\0" .. placeholders .. "\0"
+    fragment_at[node], rendering[node] = at, true
+    local sub = {}
+    members(node, sub)
+    rendering[node] = nil
+    local text = concat(sub, "\n")
+    if same_text[text] and not cyclic[at] then
+      at = same_text[text]
+      fragment_at[node] = at
+    else
+      assert(not text:find("]==]", 1, true), "a shape holds ]==]")
+      fragments[#fragments + 1] = text
+      number_of[at] = tostring(#fragments)
+      same_text[text] = at
+    end
   end
-  if name then seen[name] = true end
+  lines[#lines + 1] = ind .. "^" .. at .. (name and " " .. name or "")
+end
+
+-- Shape text with its placeholders numbered.
+local function numbered(text)
+  return (text:gsub("%z%d+%z", function(at) return assert(number_of[at], "a fragment unwritten") end))
+end
+
+members = function(node, lines)
+  local ind = ""
   local props = {}
   local function collect(n)
     while n["$ref"] do n = schemas[component(n["$ref"])] end
@@ -149,13 +188,12 @@ local function shape(node, ind, lines, seen, depth)
     elseif r.oneOf or r.anyOf then
       for i, b in ipairs(r.oneOf or r.anyOf) do
         lines[#lines + 1] = ind .. "  - variant " .. i .. ":"
-        shape(b, ind .. "    ", lines, seen, depth + 1)
+        shape(b, ind .. "    ", lines)
       end
     elseif r.properties or r.allOf then
-      shape(inner, ind .. "  ", lines, seen, depth + 1)
+      shape(inner, ind .. "  ", lines)
     end
   end
-  if name then seen[name] = nil end
 end
 
 -- The required members of the body, of data and of data.attributes, in the spec's order, as
@@ -191,264 +229,367 @@ local function requires(root)
   return lines
 end
 
--- One generated file: the functions of the schemas one operation's body reaches.
+-- Where each check is written. A component reached by one operation is a function private to
+-- that operation's file (F[n]). A component reached by several is written once, in a shared
+-- module holding the components reached by exactly the same operations (so all of a module an
+-- operation loads is reachable from its body), and called through the registry
+-- H.components(PREFIX) (C.Name), which requires that module on the first call of one of its
+-- components; PREFIX/_index.lua says which module holds which component.
+local prefix = arg[3] or "klaviyo.bodies"
+local KEYWORDS = {}
+for w in ([[and break do else elseif end false for function goto if in local nil not or
+  repeat return then true until while]]):gmatch("%a+") do KEYWORDS[w] = true end
+local function member(k)
+  if k:match("^[%a_][%w_]*$") and not KEYWORDS[k] then return "." .. k end
+  return "[" .. lit(k) .. "]"
+end
+local function pointer(k) return lit("/" .. k:gsub("~", "~0"):gsub("/", "~1")) end
+
+local group_of = {}    -- shared component -> its module's name
+local reach            -- while placing: component -> {operation = true}
+local current_op
+local modules = {}     -- shared module name -> its file
+local shared_fn = {}   -- shared component -> its expression, once written
+
+local function new_file(kind, title)
+  return { kind = kind, title = title, funcs = {}, nf = 0, called = {}, same = {}, by_node = {},
+           by_name = {}, sets = {}, set_of = {} }
+end
+
+-- A set of values (an enum's values, a closed object's members), once per file: E[i]; an
+-- enum's text beside it as T[i].
+local function set_id(file, values, text)
+  local key = cjson.encode(values)
+  local id = file.set_of[key]
+  if not id then
+    local items = {}
+    for j, v in ipairs(values) do items[j] = lit(v) end
+    id = #file.sets + 1
+    file.sets[id] = format("E[%d] = set{ %s }", id, concat(items, ", "))
+      .. (text and format(" T[%d] = %s", id, lit(text)) or "")
+    file.set_of[key] = id
+  end
+  return id
+end
+
+local fn_of
+
+-- What checks local x (present) against node, as statements each guarded by conditions:
+-- { conds = {...}, body = "return ..." }. A failure returns ptr (a Lua expression) prefixed
+-- to what the check found, or (brk, inside a oneOf branch) breaks with it in p, e, g.
+local function checks(file, node, x, ptr, e164, brk)
+  local items = {}
+  local function fail(expected, given)
+    if brk then return format("p, e, g = %s, %s, %s break", ptr, expected, given) end
+    return format("return %s, %s, %s", ptr, expected, given)
+  end
+  local function call(expr, nullable)
+    items[#items + 1] = { conds = { nullable and format("not isnull(%s)", x) or nil },
+      body = format("p, e, g = %s(%s) if p then %s end", expr, x,
+        brk and "break" or format("return %s .. p, e, g", ptr)) }
+    return items
+  end
+  local nullable = node.nullable == true
+  if node["$ref"] and not node.allOf and not node.oneOf and not node.anyOf
+      and not node.properties and not node.type then
+    -- a $ref whose siblings are annotations (and nullable, which applies in OpenAPI 3.0)
+    local target = schemas[component(node["$ref"])]
+    if target.nullable == true then nullable = true end
+    local tt = target.type
+    if (tt == "string" or tt == "integer" or tt == "number" or tt == "boolean")
+        and not target.allOf and not target.oneOf and not target.anyOf and not target["$ref"] then
+      -- a component holding one value (an enum such as a resource type): checked in place
+      local inline = {}
+      for k, v in pairs(target) do inline[k] = v end
+      inline.nullable = nullable or nil
+      return checks(file, inline, x, ptr, e164, brk)
+    end
+    return call(fn_of(file, target, component(node["$ref"])), nullable)
+  end
+  local ty = node.type
+  local simple = (ty == "string" or ty == "integer" or ty == "number" or ty == "boolean")
+    and not node.allOf and not node.oneOf and not node.anyOf and not node["$ref"]
+  if not simple and (node.properties or node.items or node.allOf or node.oneOf or node.anyOf
+      or node["$ref"] or ty == "object" or ty == "array") then
+    return call(fn_of(file, node), nullable)
+  end
+  if not ty then return items end   -- any value
+  assert(TEST[ty], "unknown type " .. tostring(ty))
+  local cond = format(TEST[ty], x)
+  if nullable then cond = format("%s and not isnull(%s)", cond, x) end
+  local given = format("given(%s)", x)
+  local article = nullable and ARTICLE[ty] .. " or null" or ARTICLE[ty]
+  items[1] = { conds = { cond }, body = fail(lit(article), given) }
+  local guard = nullable and format("not isnull(%s)", x) or nil
+  local function when(c) return guard and { guard, c } or { c } end
+  local allowed = {}   -- as the arguments of a member check (H.ms and its kin)
+  if node.enum then
+    local vals = {}
+    for _, v in ipairs(node.enum) do if v ~= null then vals[#vals + 1] = v end end
+    if #vals == 1 then
+      items[#items + 1] = { conds = when(format("%s ~= %s", x, lit(vals[1]))),
+        body = fail(lit(enum_text(vals)), given) }
+      allowed[#allowed + 1] = lit(vals[1]) .. ", " .. lit(enum_text(vals))
+    else
+      local id = set_id(file, vals, enum_text(vals))
+      items[#items + 1] = { conds = when(format("not E[%d][%s]", id, x)),
+        body = fail(format("T[%d]", id), given) }
+      allowed[#allowed + 1] = format("E[%d], T[%d]", id, id)
+    end
+  end
+  if ty == "string" and FORMAT[node.format] then
+    local fm = FORMAT[node.format]
+    items[#items + 1] = { conds = when(format("not %s(%s)", fm[1], x)), body = fail(lit(fm[2]), given) }
+    allowed[#allowed + 1] = fm[1]
+  end
+  if ty == "string" and e164 then
+    items[#items + 1] = { conds = when(format("not e164(%s)", x)),
+      body = fail(lit("a phone number in E.164 (e.g. +15005550006)"), given) }
+    allowed[#allowed + 1] = "e164"
+  end
+  if #allowed <= 1 then
+    items.member = function(key)
+      return format("m%s%s(v, %s%s)", ty:sub(1, 1), nullable and "0" or "", key,
+        allowed[1] and ", " .. allowed[1] or "")
+    end
+  end
+  return items
+end
+
+-- One statement per line; extra conditions (x ~= nil for an optional member) go first.
+local function render(items, ind, out, first, extra)
+  for i, it in ipairs(items) do
+    local conds = { extra }
+    for _, c in ipairs(it.conds) do conds[#conds + 1] = c end
+    local s = #conds > 0 and format("if %s then %s end", concat(conds, " and "), it.body) or it.body
+    out[#out + 1] = ind .. (i == 1 and first or "") .. s
+  end
+  return out
+end
+
+-- Writes the function of a composite node (object, array, allOf, oneOf/anyOf) as expr.
+local function emit(file, node, name, expr)
+  local slot = #file.funcs + 1   -- a function comes before those it calls
+  file.funcs[slot] = false
+  local out = { format("%s = function(v)%s", expr,
+    name and expr:sub(1, 1) ~= "C" and "   -- " .. name or "") }
+  local ty = node.type
+  if ty == nil and node.properties then ty = "object" end
+  out[2] = false   -- the locals the function uses, below
+  if node["$ref"] then
+    local target = component(node["$ref"])
+    out[#out + 1] = format("  p, e, g = %s(v) if p then return p, e, g end",
+      fn_of(file, schemas[target], target))
+  end
+  if ty == "object" then
+    out[#out + 1] = '  if not obj(v) then return "", "an object", given(v) end'
+    -- the members in one expression of checks returning the pointer of a failure (what was
+    -- expected and given through why()); a member no such check covers is written out
+    local req, chain = {}, {}
+    local function flush()
+      if #chain == 0 then return end
+      out[#out + 1] = "  p = " .. concat(chain, "\n    or ")
+      out[#out + 1] = "  if p then return p, why() end"
+      chain = {}
+    end
+    for _, r in ipairs(node.required or {}) do
+      req[r] = true
+      chain[#chain + 1] = format("need(v, %s)", lit(r))
+    end
+    local props = node.properties or {}
+    for _, k in ipairs(sorted_keys(props)) do
+      local sub = props[k]
+      local e164 = k:find("phone") and type(sub.description) == "string"
+        and sub.description:find("E.164", 1, true) ~= nil
+      local items = checks(file, sub, "x", pointer(k), e164)
+      if #items == 0 then   -- luacheck: ignore 542 (any value)
+      elseif items.member then
+        chain[#chain + 1] = items.member(lit(k))
+      else
+        flush()
+        render(items, "  ", out, format("x = v%s ", member(k)), not req[k] and "x ~= nil" or nil)
+      end
+    end
+    flush()
+    if node.additionalProperties == false then
+      local id = set_id(file, sorted_keys(props))
+      out[#out + 1] = format('  p = closed(v, E[%d]) if p then return "/" .. p, %s, %s end', id,
+        lit("no other members"), lit("a member not in the schema"))
+    end
+    if node.maxProperties then
+      out[#out + 1] = format('  if count(v) > %d then return "", %s, count(v) .. " members" end',
+        node.maxProperties, lit(format("at most %d members", node.maxProperties)))
+    end
+    if node.minProperties then
+      out[#out + 1] = format('  if count(v) < %d then return "", %s, count(v) .. " members" end',
+        node.minProperties, lit(format("at least %d members", node.minProperties)))
+    end
+  elseif ty == "array" then
+    out[#out + 1] = '  if not arr(v) then return "", "an array", given(v) end'
+    out[#out + 1] = "  local n = #v"
+    if node.minItems then
+      out[#out + 1] = format('  if n < %d then return "", %s, n .. " items" end', node.minItems,
+        lit(format("at least %d items", node.minItems)))
+    end
+    if node.maxItems then
+      out[#out + 1] = format('  if n > %d then return "", %s, n .. " items" end', node.maxItems,
+        lit(format("at most %d items", node.maxItems)))
+    end
+    if node.items then
+      local items = checks(file, node.items, "x", '"/" .. (i - 1)')
+      if #items == 1 then
+        render(items, "  ", out, "for i = 1, n do local x = v[i] ")
+        out[#out] = out[#out] .. " end"
+      elseif #items > 1 then
+        out[#out + 1] = "  for i = 1, n do local x = v[i]"
+        render(items, "    ", out, "")
+        out[#out + 1] = "  end"
+      end
+    end
+  elseif ty then
+    local plain = {}
+    for k, val in pairs(node) do
+      if k ~= "allOf" and k ~= "oneOf" and k ~= "anyOf" and k ~= "nullable" then plain[k] = val end
+    end
+    render(checks(file, plain, "v", '""'), "  ", out, "")
+  end
+  for _, sub in ipairs(node.allOf or {}) do
+    render(checks(file, sub, "v", '""'), "  ", out, "")
+  end
+  local branches = node.oneOf or node.anyOf
+  if branches then
+    -- accepted when a branch accepts; else the failure of the branch the value came closest
+    -- to (klaviyo.body_check's closer)
+    out[#out + 1] = "  local bp, be, bg"
+    for i, sub in ipairs(branches) do
+      local items = checks(file, sub, "v", '""', false, true)
+      local keep = i == 1 and "bp, be, bg = p, e, g" or "bp, be, bg = best(bp, be, bg, p, e, g)"
+      if #items == 1 and #items[1].conds == 0 and items[1].body:find(" if p then break end$") then
+        -- a branch that is one check: accepted when it passes
+        local call = items[1].body:gsub(" if p then break end$", " if not p then return end ")
+        out[#out + 1] = "  " .. call .. keep
+      else
+        out[#out + 1] = "  repeat " .. concat(render(items, "", {}, ""), " ")
+          .. " return nil until true " .. keep
+      end
+    end
+    out[#out + 1] = "  return bp, be, bg"
+  end
+  out[#out + 1] = "end"
+  local used, body = {}, concat(out, "\n", 3)
+  for _, l in ipairs({ "p", "e", "g", "x" }) do
+    if body:find("%f[%w_]" .. l .. "%f[^%w_]") then used[#used + 1] = l end
+  end
+  if #used > 0 then out[2] = "  local " .. concat(used, ", ") else table.remove(out, 2) end
+  -- a private function written the same as one before it in this file is that one (unless
+  -- it was called from inside itself, which named it already)
+  if expr:sub(1, 1) ~= "C" and not file.called[expr] then
+    local key = concat(out, "\n", 2)
+    if file.same[key] then
+      file.funcs[slot] = false
+      return file.same[key]
+    end
+    file.same[key] = expr
+  end
+  file.funcs[slot] = concat(out, "\n")
+  return expr
+end
+
+-- The function checking a composite node, as a Lua expression (F[n] or C.Name).
+fn_of = function(file, node, name)
+  if name and reach then reach[name] = reach[name] or {}; reach[name][current_op] = true end
+  if name and group_of[name] then
+    if not shared_fn[name] then
+      shared_fn[name] = "C" .. member(name)
+      emit(modules[group_of[name]], node, name, shared_fn[name])
+    end
+    return shared_fn[name]
+  end
+  assert(not (name and file.kind == "shared"), "a shared component reaches a private one: " .. tostring(name))
+  local known = name and file.by_name[name] or file.by_node[node]
+  if known then
+    file.called[known] = true
+    return known
+  end
+  -- private functions are numbered when the file is written (some are dropped as duplicates)
+  file.nf = file.nf + 1
+  local expr = "\0" .. file.nf .. "\0"
+  file.by_node[node] = expr
+  if name then file.by_name[name] = expr end
+  local final = emit(file, node, name, expr)
+  file.by_node[node] = final
+  if name then file.by_name[name] = final end
+  return final
+end
+
+-- The helpers of klaviyo.body_check the generated code calls, as locals of each file that does.
+local HELPERS = { "obj", "arr", "int", "num", "isnull", "given", "need", "why", "ms", "ms0", "mi", "mi0",
+  "mn", "mn0", "mb", "mb0", "dt", "date", "tm", "uri", "e164", "closed", "count", "closer", "best", "set" }
+
+local function text_of(file, tail, shape_text)
+  local funcs, number, n = {}, {}, 0
+  for _, fn in ipairs(file.funcs) do
+    if fn then
+      funcs[#funcs + 1] = fn
+      local id = fn:match("^%z(%d+)%z")
+      if id then
+        n = n + 1
+        number[id] = format("F[%d]", n)
+      end
+    end
+  end
+  for i, fn in ipairs(funcs) do
+    funcs[i] = fn:gsub("%z(%d+)%z", function(id)
+      return assert(number[id], "a dropped function is called")
+    end)
+  end
+  tail = tail:gsub("%z(%d+)%z", number)
+  local code = concat(file.sets, "\n") .. "\n" .. concat(funcs, "\n") .. "\n" .. tail
+  local function uses(name) return code:find("%f[%w_]" .. name .. "%f[^%w_]") ~= nil end
+  local head = {
+    "-- luacheck: ignore",
+    "-- Generated by tools/gen-bodies.lua from Klaviyo's OpenAPI spec: do not edit.",
+    file.title,
+    'local H = require "klaviyo.body_check"',
+  }
+  local names, values = {}, {}
+  local function add(name, value)
+    if #names == 8 then
+      head[#head + 1] = format("local %s = %s", concat(names, ", "), concat(values, ", "))
+      names, values = {}, {}
+    end
+    names[#names + 1], values[#values + 1] = name, value
+  end
+  if uses("type") then add("type", "type") end
+  for _, h in ipairs(HELPERS) do if uses(h) then add(h, "H." .. h) end end
+  if code:find("C[.[]") then add("C", format("H.components(%s)", lit(prefix))) end
+  for _, t in ipairs({ "F", "E", "T" }) do if code:find(t .. "[", 1, true) then add(t, "{}") end end
+  if #names > 0 then head[#head + 1] = format("local %s = %s", concat(names, ", "), concat(values, ", ")) end
+  local parts = { concat(head, "\n") }
+  for _, s in ipairs(file.sets) do parts[#parts + 1] = s end
+  for _, fn in ipairs(funcs) do parts[#parts + 1] = fn end
+  parts[#parts + 1] = tail .. (shape_text or "")
+  return concat(parts, "\n")
+end
+
+-- One operation's file: its private functions and its check.
 local function generate(op_id, root)
-  local funcs, by_node, by_name = {}, {}, {}
-  local enums, enum_of = {}, {}
-  local fn_of
-
-  local function enum_id(values)
-    local key = cjson.encode(values)
-    if not enum_of[key] then
-      enums[#enums + 1] = values
-      enum_of[key] = #enums
-    end
-    return enum_of[key]
-  end
-
-  -- Lines checking local x (present) against node; a failure returns with ptr (a Lua
-  -- expression) prefixed to what the check found.
-  local function check_lines(node, x, ptr, out, ind, e164, brk)
-    -- how a failure leaves: return with the pointer, or (inside a oneOf branch) break
-    local function fail_call()
-      return brk and "if p then break end" or format("if p then return %s .. p, e, g end", ptr)
-    end
-    local function fail_with(expected, given)
-      if brk then return format("p, e, g = %s, %q, %s break", ptr, expected, given) end
-      return format("return %s, %q, %s", ptr, expected, given)
-    end
-    local nullable = node.nullable == true
-    if node["$ref"] and not node.allOf and not node.oneOf and not node.anyOf
-        and not node.properties and not node.type then
-      -- a $ref whose siblings are annotations (and nullable, which applies in OpenAPI 3.0)
-      local target = schemas[component(node["$ref"])]
-      if target.nullable == true then nullable = true end
-      local tt = target.type
-      if (tt == "string" or tt == "integer" or tt == "number" or tt == "boolean")
-          and not target.allOf and not target.oneOf and not target.anyOf and not target["$ref"] then
-        -- a component holding one value (an enum such as a resource type): checked in place
-        local inline = {}
-        for k, v in pairs(target) do inline[k] = v end
-        inline.nullable = nullable or nil
-        return check_lines(inline, x, ptr, out, ind, e164, brk)
-      end
-      local id = fn_of(target, component(node["$ref"]))
-      if nullable then
-        out[#out + 1] = ind .. format("if not isnull(%s) then", x)
-        ind = ind .. "  "
-      end
-      out[#out + 1] = ind .. format("p, e, g = F[%d](%s)", id, x)
-      out[#out + 1] = ind .. fail_call()
-      if nullable then out[#out + 1] = ind:sub(3) .. "end" end
-      return
-    end
-    local ty = node.type
-    local simple = (ty == "string" or ty == "integer" or ty == "number" or ty == "boolean")
-      and not node.allOf and not node.oneOf and not node.anyOf and not node["$ref"]
-    if not simple and (node.properties or node.items or node.allOf or node.oneOf or node.anyOf
-        or node["$ref"] or ty == "object" or ty == "array") then
-      local id = fn_of(node)
-      if nullable then
-        out[#out + 1] = ind .. format("if not isnull(%s) then", x)
-        ind = ind .. "  "
-      end
-      out[#out + 1] = ind .. format("p, e, g = F[%d](%s)", id, x)
-      out[#out + 1] = ind .. fail_call()
-      if nullable then out[#out + 1] = ind:sub(3) .. "end" end
-      return
-    end
-    if not ty then return end   -- any value
-    assert(TEST[ty], "unknown type " .. tostring(ty))
-    local cond = format(TEST[ty], x)
-    if nullable then cond = format("%s and not isnull(%s)", cond, x) end
-    out[#out + 1] = ind .. format("if %s then %s end", cond,
-      fail_with(nullable and ARTICLE[ty] .. " or null" or ARTICLE[ty], format("given(%s)", x)))
-    local extra = {}
-    if node.enum then
-      local vals = {}
-      for _, v in ipairs(node.enum) do if v ~= null then vals[#vals + 1] = v end end
-      local test
-      if #vals == 1 then
-        test = format("%s ~= %s", x, lit(vals[1]))
-      else
-        test = format("not E[%d][%s]", enum_id(vals), x)
-      end
-      extra[#extra + 1] = format("if %s then %s end", test, fail_with(enum_text(vals),
-        format("given(%s)", x)))
-    end
-    if ty == "string" and FORMAT[node.format] then
-      local fm = FORMAT[node.format]
-      extra[#extra + 1] = format("if not %s(%s) then %s end", fm[1], x,
-        fail_with(fm[2], format("given(%s)", x)))
-    end
-    if ty == "string" and e164 then
-      extra[#extra + 1] = format("if not e164(%s) then %s end", x,
-        fail_with("a phone number in E.164 (e.g. +15005550006)", format("given(%s)", x)))
-    end
-    if #extra > 0 then
-      if nullable then
-        out[#out + 1] = ind .. format("if not isnull(%s) then", x)
-        for _, l in ipairs(extra) do out[#out + 1] = ind .. "  " .. l end
-        out[#out + 1] = ind .. "end"
-      else
-        for _, l in ipairs(extra) do out[#out + 1] = ind .. l end
-      end
-    end
-  end
-
-  -- The function for a composite node (object, array, allOf, oneOf/anyOf); returns its index.
-  fn_of = function(node, name)
-    if name and by_name[name] then return by_name[name] end
-    if by_node[node] then return by_node[node] end
-    local id = #funcs + 1
-    funcs[id] = false
-    by_node[node] = id
-    if name then by_name[name] = id end
-    local out = { format("F[%d] = function(v)%s", id, name and "   -- " .. name or "") }
-    out[#out + 1] = "  local p, e, g"
-    if node["$ref"] then
-      local target = component(node["$ref"])
-      out[#out + 1] = format("  p, e, g = F[%d](v)", fn_of(schemas[target], target))
-      out[#out + 1] = "  if p then return p, e, g end"
-    end
-    local ty = node.type
-    if ty == nil and node.properties then ty = "object" end
-    if ty == "object" then
-      -- the usual object (no metatable) without a call; marked tables through obj()
-      out[#out + 1] = '  local m = getmetatable(v)'
-      out[#out + 1] = '  if type(v) ~= "table" or m == nil and v[1] ~= nil or m ~= nil and not obj(v) then'
-      out[#out + 1] = '    return "", "an object", given(v)'
-      out[#out + 1] = '  end'
-      local req = {}
-      for _, r in ipairs(node.required or {}) do
-        req[r] = true
-        out[#out + 1] = format('  if v[%s] == nil then return %q, %q, "nothing" end', lit(r),
-          "/" .. r:gsub("~", "~0"):gsub("/", "~1"), format('a member "%s" (required)', r))
-      end
-      local props = node.properties or {}
-      for _, k in ipairs(sorted_keys(props)) do
-        local sub = props[k]
-        local e164 = k:find("phone") and type(sub.description) == "string"
-          and sub.description:find("E.164", 1, true) ~= nil
-        local lines = {}
-        check_lines(sub, "x", format("%q", "/" .. k:gsub("~", "~0"):gsub("/", "~1")), lines,
-          req[k] and "  " or "    ", e164)
-        if #lines > 0 then
-          out[#out + 1] = format("  x = v[%s]", lit(k))
-          if req[k] then
-            for _, l in ipairs(lines) do out[#out + 1] = l end
-          else
-            out[#out + 1] = "  if x ~= nil then"
-            for _, l in ipairs(lines) do out[#out + 1] = l end
-            out[#out + 1] = "  end"
-          end
-        end
-      end
-      if node.additionalProperties == false then
-        local known = {}
-        for _, k in ipairs(sorted_keys(props)) do known[#known + 1] = format("[%s] = true", lit(k)) end
-        out[#out + 1] = format("  p = closed(v, { %s })", concat(known, ", "))
-        out[#out + 1] = format('  if p then return "/" .. p, %q, "a member not in the schema" end',
-          "no other members")
-      end
-      if node.maxProperties then
-        out[#out + 1] = format('  if count(v) > %d then return "", %q, count(v) .. " members" end',
-          node.maxProperties, format("at most %d members", node.maxProperties))
-      end
-      if node.minProperties then
-        out[#out + 1] = format('  if count(v) < %d then return "", %q, count(v) .. " members" end',
-          node.minProperties, format("at least %d members", node.minProperties))
-      end
-    elseif ty == "array" then
-      out[#out + 1] = '  if not arr(v) then return "", "an array", given(v) end'
-      out[#out + 1] = "  local n = #v"
-      if node.minItems then
-        out[#out + 1] = format('  if n < %d then return "", %q, n .. " items" end', node.minItems,
-          format("at least %d items", node.minItems))
-      end
-      if node.maxItems then
-        out[#out + 1] = format('  if n > %d then return "", %q, n .. " items" end', node.maxItems,
-          format("at most %d items", node.maxItems))
-      end
-      if node.items then
-        local lines = {}
-        check_lines(node.items, "x", '"/" .. (i - 1)', lines, "    ")
-        if #lines > 0 then
-          out[#out + 1] = "  for i = 1, n do"
-          out[#out + 1] = "    local x = v[i]"
-          for _, l in ipairs(lines) do out[#out + 1] = l end
-          out[#out + 1] = "  end"
-        end
-      end
-    elseif ty then
-      local lines = {}
-      local plain = {}
-      for k, val in pairs(node) do
-        if k ~= "allOf" and k ~= "oneOf" and k ~= "anyOf" and k ~= "nullable" then plain[k] = val end
-      end
-      check_lines(plain, "v", '""', lines, "  ")
-      for _, l in ipairs(lines) do out[#out + 1] = l end
-    end
-    for _, sub in ipairs(node.allOf or {}) do
-      local lines = {}
-      check_lines(sub, "v", '""', lines, "  ")
-      for _, l in ipairs(lines) do out[#out + 1] = l end
-    end
-    local branches = node.oneOf or node.anyOf
-    if branches then
-      -- accepted when a branch accepts; else the failure of the branch the value came closest
-      -- to (klaviyo.body_check's closer)
-      out[#out + 1] = "  local bp, be, bg"
-      for _, sub in ipairs(branches) do
-        local lines = {}
-        check_lines(sub, "v", '""', lines, "    ", false, true)
-        out[#out + 1] = "  repeat"
-        for _, l in ipairs(lines) do out[#out + 1] = l end
-        out[#out + 1] = "    return nil"
-        out[#out + 1] = "  until true"
-        out[#out + 1] = "  if not bp or closer(p, g, bp, bg) then bp, be, bg = p, e, g end"
-      end
-      out[#out + 1] = "  return bp, be, bg"
-    end
-    out[#out + 1] = "end"
-    -- x is only needed by objects' members; declare it where used
-    if ty == "object" then table.insert(out, 3, "  local x") end
-    funcs[id] = concat(out, "\n")
-    return id
-  end
-
+  local file = new_file("operation",
+    format("-- The request body check of %s, run by klaviyo.body_check.", op_id))
+  current_op = op_id
   local top
   if root["$ref"] and not root.nullable then   -- the body is one component: its function
-    top = fn_of(schemas[component(root["$ref"])], component(root["$ref"]))
+    top = fn_of(file, schemas[component(root["$ref"])], component(root["$ref"]))
   else
-    top = fn_of(root)
+    top = fn_of(file, root)
   end
-  local head = {
-    "-- Generated by tools/gen-bodies.lua from Klaviyo's OpenAPI spec: do not edit.",
-    format("-- The request body check of %s, run by klaviyo.body_check.", op_id),
-    'local H = require "klaviyo.body_check"',
-    "local type, getmetatable = type, getmetatable",
-    "local obj, arr, int, num, isnull, given = H.obj, H.arr, H.int, H.num, H.isnull, H.given",
-    "local dt, date, tm, e164, closed, count = H.dt, H.date, H.tm, H.e164, H.closed, H.count",
-    "local closer, uri = H.closer, H.uri",
-    "local F, E = {}, {}",
-  }
-  for i, values in ipairs(enums) do
-    local items = {}
-    for j, v in ipairs(values) do items[j] = format("[%s] = true", lit(v)) end
-    head[#head + 1] = format("E[%d] = { %s }", i, concat(items, ", "))
-  end
-  local body = { concat(head, "\n") }
-  for i = 1, #funcs do body[#body + 1] = funcs[i] end
   local lines = {}
-  shape(root, "", lines, {}, 0)
+  if not reach then shape(root, "", lines) end
   local req = requires(root)
   for i, l in ipairs(req) do req[i] = lit(l) end
-  body[#body + 1] = format("return { check = F[%d], requires = { %s }, shape = [==[\n%s\n]==] }\n",
-    top, concat(req, ", "), concat(lines, "\n"))
-  local text = concat(body, "\n")
-  -- the unused helper locals are fine for Lua, not for luacheck
-  return "-- luacheck: ignore\n" .. text
+  return text_of(file,
+    format("return { check = %s, requires = { %s }, shape = [==[\n", top, concat(req, ", ")),
+    numbered(concat(lines, "\n")) .. "\n]==] }\n")
 end
 
 -- Operations with a JSON body, sorted.
@@ -465,8 +606,46 @@ for _, path in ipairs(sorted_keys(spec.paths)) do
 end
 sort(ops, function(a, b) return a.id < b.id end)
 
-for _, op in ipairs(ops) do
-  local out = assert(io.open(outdir .. "/" .. op.id .. ".lua", "wb"))
-  out:write(generate(op.id, op.schema))
+-- First pass: which operations reach each component; those reached by several are shared,
+-- grouped by the operations that reach them.
+reach = {}
+for _, op in ipairs(ops) do generate(op.id, op.schema) end
+local groups = {}
+for name, users in pairs(reach) do
+  local us = sorted_keys(users)
+  if #us > 1 then
+    local key = concat(us, ", ")
+    groups[key] = groups[key] or {}
+    groups[key][#groups[key] + 1] = name
+  end
+end
+reach = nil
+local index = {}
+for i, key in ipairs(sorted_keys(groups)) do
+  local mod = format("_shared_%02d", i)
+  modules[mod] = new_file("shared", format("-- Checks of the components the bodies of %s share.", key))
+  for _, name in ipairs(groups[key]) do group_of[name] = mod; index[#index + 1] = name end
+end
+sort(index)
+
+local function write(name, text)
+  local out = assert(io.open(outdir .. "/" .. name .. ".lua", "wb"))
+  out:write(text)
   out:close()
 end
+
+for _, op in ipairs(ops) do write(op.id, generate(op.id, op.schema)) end
+for _, mod in ipairs(sorted_keys(modules)) do write(mod, text_of(modules[mod], "")) end
+local frag = { "-- luacheck: ignore",
+  "-- Generated by tools/gen-bodies.lua: the shape fragments of klaviyo describe,",
+  "-- expanded by klaviyo.body_check.generated.", "return {" }
+for _, text in ipairs(fragments) do frag[#frag + 1] = "[==[\n" .. numbered(text) .. "]==]," end
+frag[#frag + 1] = "}\n"
+write("_shapes", concat(frag, "\n"))
+local lines = { "-- Generated by tools/gen-bodies.lua: which module holds each shared component's check.",
+  "return {" }
+for _, name in ipairs(index) do
+  lines[#lines + 1] = format("  %s = %s,", (member(name):gsub("^%.", "")), lit(group_of[name]))
+end
+lines[#lines + 1] = "}\n"
+write("_index", concat(lines, "\n"))

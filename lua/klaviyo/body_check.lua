@@ -12,10 +12,11 @@
 -- same way, except that an empty table there stands for [] as well as {} (the decoder does
 -- not tell them apart).
 -- @module klaviyo.body_check
-local type, getmetatable, rawget, next, pairs, pcall, require, tostring, tonumber, error =
-  type, getmetatable, rawget, next, pairs, pcall, require, tostring, tonumber, error
+local type, getmetatable, setmetatable, rawget, next, pairs, ipairs, pcall, require, tostring,
+  tonumber, error = type, getmetatable, setmetatable, rawget, next, pairs, ipairs, pcall, require,
+  tostring, tonumber, error
 local floor, huge = math.floor, math.huge
-local format, match, sub, sort = string.format, string.match, string.sub, table.sort
+local format, match, sub, sort, concat = string.format, string.match, string.sub, table.sort, table.concat
 
 local cjson_null = require("cjson").null
 local errors = require "klaviyo.errors"
@@ -165,6 +166,102 @@ function _M.closer(p, g, bp, bg)
   return g ~= "nothing" and bg == "nothing"
 end
 
+-- The checks of one member k of an object v, for the generated checks to chain with `or`:
+-- each returns nil when the member is fine, else the pointer of the failure, and keeps what
+-- was expected and given there for why().
+local fail_e, fail_g
+
+local function failed(k, expected, given)
+  fail_e, fail_g = expected, given
+  return "/" .. k:gsub("~", "~0"):gsub("/", "~1")
+end
+
+--- What the last member check that failed expected, and what it was given.
+function _M.why() return fail_e, fail_g end
+
+--- A required member k is there.
+function _M.need(v, k)
+  if v[k] == nil then return failed(k, format('a member "%s" (required)', k), "nothing") end
+end
+
+local FORMAT_TEXT = {
+  [_M.dt] = "a date-time (RFC 3339 with a zone, e.g. 2026-01-01T00:00:00Z)",
+  [_M.date] = "a date (YYYY-MM-DD)",
+  [_M.tm] = "a time (HH:MM:SS)",
+  [_M.uri] = "a URI (scheme:..., e.g. https://example.com/a.png)",
+  [_M.e164] = "a phone number in E.164 (e.g. +15005550006)",
+}
+
+-- Member k, when there, is one value of a type: ms a string, mi an integer, mn a number, mb a
+-- boolean, ms0 ... mb0 the same or null; and when allowed is given, one of the set allowed
+-- (text: how the set reads), the value allowed, or a value the format check allowed accepts.
+local function member_check(test, text, nullable)
+  return function(v, k, allowed, allowed_text)
+    local x = v[k]
+    if x == nil or nullable and isnull(x) then return nil end
+    if not test(x) then return failed(k, text, _M.given(x)) end
+    if allowed == nil then return nil end
+    local t = type(allowed)
+    if t == "table" then
+      if not allowed[x] then return failed(k, allowed_text, _M.given(x)) end
+    elseif t == "function" then
+      if not allowed(x) then return failed(k, FORMAT_TEXT[allowed], _M.given(x)) end
+    elseif x ~= allowed then
+      return failed(k, allowed_text, _M.given(x))
+    end
+  end
+end
+local function is_string(x) return type(x) == "string" end
+local function is_boolean(x) return type(x) == "boolean" end
+for code, t in pairs({ s = { is_string, "a string" }, i = { _M.int, "an integer" },
+                       n = { _M.num, "a number" }, b = { is_boolean, "a boolean" } }) do
+  _M["m" .. code] = member_check(t[1], t[2], false)
+  _M["m" .. code .. "0"] = member_check(t[1], t[2] .. " or null", true)
+end
+
+--- A set of the given values (an enum's, a closed object's members): {[value] = true}.
+function _M.set(values)
+  local s = {}
+  for _, v in ipairs(values) do s[v] = true end
+  return s
+end
+
+-- Per module prefix: the checks of the shared components, by name.
+local registries = {}
+-- Set when a shared module failed to load during a check: raised by _M.check, not taken for
+-- a value the encoder will refuse.
+local load_error
+
+--- The checks of the components that several operations share, generated under prefix
+-- (PREFIX/_shared_NN.lua, one module per set of operations sharing them): C.Name requires, on
+-- first use, the module that PREFIX/_index.lua names for Name, which defines it in C.
+---@param prefix string
+---@return table
+function _M.components(prefix)
+  local C = registries[prefix]
+  if C then return C end
+  local where
+  C = setmetatable({}, { __index = function(t, name)
+    where = where or require(prefix .. "._index")
+    local mod = where[name]
+    if mod == nil then return nil end
+    local ok, err = pcall(require, prefix .. "." .. mod)
+    if not ok then
+      load_error = err
+      error(err, 0)
+    end
+    return rawget(t, name)
+  end })
+  registries[prefix] = C
+  return C
+end
+
+--- Of the failures of two oneOf branches, the better guess at what the caller meant (closer).
+function _M.best(bp, be, bg, p, e, g)
+  if _M.closer(p, g, bp, bg) then return p, e, g end
+  return bp, be, bg
+end
+
 --- How many members v holds.
 function _M.count(v)
   local n = 0
@@ -187,11 +284,54 @@ local function checker(op_id)
   return c
 end
 
---- The generated description of an operation's body: {check = fn, shape = text}, or false
--- when the operation takes no JSON body.
+-- The lines of a shape text at depth `depth`, each line "<indent>^<n>[ <component>]" replaced
+-- by fragment n (the members of a node one deeper), indented so; a component met again inside
+-- itself, or a node deeper than 8, is named on the line above instead.
+local function expand(text, fragments, ind, depth, seen, out)
+  for line in text:gmatch("[^\n]+") do
+    local i, n, name = match(line, "^(%s*)%^(%d+) ?(.*)$")
+    if not n then
+      out[#out + 1] = ind .. line
+    elseif name ~= "" and seen[name] then
+      out[#out] = out[#out] .. " (" .. name .. ", as above)"
+    elseif depth + 1 > 8 then
+      out[#out] = out[#out] .. " (" .. (name ~= "" and name or "nested") .. ", not expanded)"
+    else
+      if name ~= "" then seen[name] = true end
+      expand(fragments[tonumber(n)], fragments, ind .. i, depth + 1, seen, out)
+      if name ~= "" then seen[name] = nil end
+    end
+  end
+  return out
+end
+
+--- The shape text of a generated check (its shape member) with the fragments it names
+-- (PREFIX/_shapes.lua) written in: the text `klaviyo describe` prints.
+---@param text string
+---@param fragments string[]
+---@return string
+function _M.expand_shape(text, fragments)
+  return concat(expand(text, fragments, "", -1, {}, {}), "\n") .. "\n"
+end
+
+local described = {}
+
+--- The generated description of an operation's body: {check = fn, requires = {lines},
+-- shape = text}, or false when the operation takes no JSON body.
 ---@param op_id string
 ---@return table|false
-function _M.generated(op_id) return checker(op_id) end
+function _M.generated(op_id)
+  local d = described[op_id]
+  if d ~= nil then return d end
+  local c = checker(op_id)
+  d = false
+  if c then
+    d = { check = c.check, requires = c.requires,
+          shape = _M.expand_shape(c.shape, require("klaviyo.bodies._shapes")) }
+  end
+  described[op_id] = d
+  return d
+end
 
 local decoder = require("cjson").new()
 
@@ -221,6 +361,7 @@ function _M.check(op_id, body)
     local okc
     okc, p, e, g = pcall(c.check, doc)
     loose = false
+    load_error = nil
     if not okc then error(p, 0) end
     if not p then p, e, g = rules(op_id, doc, _M.given, #body) end
   else
@@ -229,7 +370,12 @@ function _M.check(op_id, body)
     -- its path
     local okc
     okc, p, e, g = pcall(c.check, body)
-    if not okc then return nil end
+    if not okc then
+      local err = load_error
+      load_error = nil
+      if err then error(err, 0) end
+      return nil
+    end
     if not p then p, e, g = rules(op_id, body, _M.given) end
     if p and not validate.value(body) then return nil end
   end

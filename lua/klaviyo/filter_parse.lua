@@ -4,6 +4,7 @@
 -- ISO-8601 dates and datetimes written bare, and lists `[v,v]`. One reader for the client's
 -- local check (klaviyo.query_check) and the emulator's filters, so both take the same text.
 local null = require("cjson").null
+local days_from_civil = require("klaviyo.calendar").days_from_civil
 
 local sub, find, format, char = string.sub, string.find, string.format, string.char
 local tonumber, type, error, pcall, setmetatable = tonumber, type, error, pcall, setmetatable
@@ -19,19 +20,6 @@ _M.OPERATORS = {
   ["greater-than"] = true, ["greater-or-equal"] = true, ["less-than"] = true,
   ["less-or-equal"] = true,
 }
-
--- Days from 1970-01-01 to y-m-d (proleptic Gregorian), with no time zone in the way (os.time
--- would apply the local one). klaviyo.validate has the same arithmetic, but loading it loads
--- the C core, which the emulator's nginx does not have.
-local function days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = floor(y / 400)
-  local yoe = y - era * 400
-  local mp = (m + 9) % 12
-  local doy = floor((153 * mp + 2) / 5) + d - 1
-  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
-end
 
 --- An ISO-8601 date or datetime (with time, optional seconds and fraction, Z or +hh:mm /
 -- +hhmm offset) as epoch seconds; nil when malformed.

@@ -14,6 +14,7 @@
 -- @module klaviyo.validate
 local errors = require "klaviyo.errors"
 local R = require "klaviyo.resource"
+local calendar = require "klaviyo.calendar"
 
 local type, pairs, tostring, tonumber, getmetatable = type, pairs, tostring, tonumber,
   getmetatable
@@ -168,36 +169,9 @@ end
 
 -- Time --------------------------------------------------------
 
---- Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's days_from_civil);
--- pure arithmetic so the local time zone never leaks in (os.time would use it).
----@param y integer year
----@param m integer month, 1-12
----@param d integer day of the month
----@return integer days
-function _M.days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = floor(y / 400)
-  local yoe = y - era * 400
-  local mp = (m + 9) % 12
-  local doy = floor((153 * mp + 2) / 5) + d - 1
-  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
-end
-local days_from_civil = _M.days_from_civil
-
-local function civil_from_days(z)
-  z = z + 719468
-  local era = floor(z / 146097)
-  local doe = z - era * 146097
-  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
-  local y = yoe + era * 400
-  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
-  local mp = floor((5 * doy + 2) / 153)
-  local d = doy - floor((153 * mp + 2) / 5) + 1
-  local m = mp < 10 and mp + 3 or mp - 9
-  if m <= 2 then y = y + 1 end
-  return y, m, d
-end
+--- Days since 1970-01-01 for a proleptic Gregorian date (see klaviyo.calendar).
+_M.days_from_civil = calendar.days_from_civil
+local days_from_civil, civil_from_days = calendar.days_from_civil, calendar.civil_from_days
 
 local MDAYS = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
 

@@ -60,7 +60,7 @@ local WEEKDAYS = { "Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed" } -- 1970-01-
 local MDAYS = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
 
 -- Days from 1970-01-01 to y-m-d, without the C library's time zone.
-local days_from_civil = require("klaviyo.validate").days_from_civil
+local days_from_civil = require("klaviyo.calendar").days_from_civil
 
 --- Seconds since the epoch of an IMF-fixdate ("Tue, 14 Apr 2026 03:50:12 GMT"), or nil when
 -- the text is not exactly one (wrong form, impossible date, weekday not the date's).

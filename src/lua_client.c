@@ -97,14 +97,22 @@ static void observe(void *ud, const kl_attempt *a) {
     }
 }
 
-static int opt_hook(lua_State *L, int t, const char *k) {
+/* Option k of the options table t pushed, and 1, when it is set: raises when it is not of
+ * type want; nothing pushed, and 0, when it is absent. */
+static int opt_get(lua_State *L, int t, const char *k, int want) {
     lua_getfield(L, t, k);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
-        return LUA_NOREF;
+        return 0;
     }
-    if (lua_type(L, -1) != LUA_TFUNCTION)
-        luaL_error(L, "klaviyo.core.new: option %s must be a function, got %s", k, luaL_typename(L, -1));
+    if (lua_type(L, -1) != want)
+        luaL_error(L, "klaviyo.core.new: option %s must be a %s, got %s", k, lua_typename(L, want),
+                   luaL_typename(L, -1));
+    return 1;
+}
+
+static int opt_hook(lua_State *L, int t, const char *k) {
+    if (!opt_get(L, t, k, LUA_TFUNCTION)) return LUA_NOREF;
     return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
@@ -114,13 +122,7 @@ static int opt_hook(lua_State *L, int t, const char *k) {
  * a CR or LF in it (nil, err, not a raise): its name goes to *nul and NULL is returned. */
 static const char *opt_string(lua_State *L, int t, const char *k, const char **nul) {
     const char *s;
-    lua_getfield(L, t, k);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return NULL;
-    }
-    if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "klaviyo.core.new: option %s must be a string, got %s", k, luaL_typename(L, -1));
+    if (!opt_get(L, t, k, LUA_TSTRING)) return NULL;
     if (lk_has_nul(L, -1)) {
         if (!*nul) *nul = k;
         lua_pop(L, 1);
@@ -136,13 +138,7 @@ static const char *opt_string(lua_State *L, int t, const char *k, const char **n
  * nil, err), and klaviyo.new checks it for Lua users first. */
 static double opt_number(lua_State *L, int t, const char *k) {
     double v;
-    lua_getfield(L, t, k);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return 0;
-    }
-    if (lua_type(L, -1) != LUA_TNUMBER)
-        luaL_error(L, "klaviyo.core.new: option %s must be a number, got %s", k, luaL_typename(L, -1));
+    if (!opt_get(L, t, k, LUA_TNUMBER)) return 0;
     v = lua_tonumber(L, -1);
     lua_pop(L, 1);
     return v;
@@ -248,13 +244,8 @@ int kl_lua_new(lua_State *L) {
     }
     c = kl_new(&o);
     if (!c) {
-        lua_pushnil(L);
-        lua_createtable(L, 0, 2);
-        lua_pushliteral(L, "out_of_memory");
-        lua_setfield(L, -2, "kind");
-        lua_pushliteral(L, "klaviyo.core.new: out of memory");
-        lua_setfield(L, -2, "message");
-        return 2;
+        static const char msg[] = "klaviyo.core.new: out of memory";
+        return lk_push_local_error(L, "out_of_memory", NULL, msg, sizeof msg - 1);
     }
     if (c->err) {
         int n = lk_push_failure(L, c);

@@ -85,6 +85,7 @@ void lk_push_info(lua_State *L, const kl_send_info *i);
 /* Did the send loop only send once (no waits, no retries)? */
 int lk_sent_plainly(const kl_send_info *i);
 int lk_push_error_table(lua_State *L, kl_client *c);
+int lk_push_local_error(lua_State *L, const char *kind, const char *code, const char *msg, size_t len);
 int lk_push_no_room(lua_State *L, int base);
 int lk_push_failure(lua_State *L, kl_client *c);
 int lk_push_response(lua_State *L, kl_client *c);

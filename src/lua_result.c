@@ -204,20 +204,29 @@ int lk_push_error_table(lua_State *L, kl_client *c) {
     return 0;
 }
 
+/* nil and {kind =, code = (unless NULL), message =}, the error tables the binding makes itself;
+ * the table is left on top for a caller to add fields to. Returns 2. */
+int lk_push_local_error(lua_State *L, const char *kind, const char *code, const char *msg, size_t len) {
+    lua_pushnil(L);
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, kind);
+    lua_setfield(L, -2, "kind");
+    if (code) {
+        lua_pushstring(L, code);
+        lua_setfield(L, -2, "code");
+    }
+    lua_pushlstring(L, msg, len);
+    lua_setfield(L, -2, "message");
+    return 2;
+}
+
 /* nil, {kind = "out_of_memory", code = "lua_stack", message} in place of a result that the Lua
  * stack has no room for; the stack is cut back to base first, which leaves the room a C
  * function is given on entry. */
 int lk_push_no_room(lua_State *L, int base) {
+    static const char msg[] = "klaviyo.core: no room on the Lua stack for the answer";
     lua_settop(L, base);
-    lua_pushnil(L);
-    lua_createtable(L, 0, 3);
-    lua_pushliteral(L, "out_of_memory");
-    lua_setfield(L, -2, "kind");
-    lua_pushliteral(L, "lua_stack");
-    lua_setfield(L, -2, "code");
-    lua_pushliteral(L, "klaviyo.core: no room on the Lua stack for the answer");
-    lua_setfield(L, -2, "message");
-    return 2;
+    return lk_push_local_error(L, "out_of_memory", "lua_stack", msg, sizeof msg - 1);
 }
 
 /* nil, err for every runtime failure (out of memory included); raises for misuse only */
@@ -250,14 +259,7 @@ int lk_push_response(lua_State *L, kl_client *c) {
 
 /* nil, {kind = "encode", code = "invalid_body", message = "<path>: <what>" [, index = i]} */
 int lk_push_encode_failure(lua_State *L, const kl_json_out *out, lua_Integer index) {
-    lua_pushnil(L);
-    lua_createtable(L, 0, 4);
-    lua_pushliteral(L, "encode");
-    lua_setfield(L, -2, "kind");
-    lua_pushliteral(L, "invalid_body");
-    lua_setfield(L, -2, "code");
-    lua_pushlstring(L, out->p, out->len);
-    lua_setfield(L, -2, "message");
+    lk_push_local_error(L, "encode", "invalid_body", out->p, out->len);
     if (index > 0) {
         lua_pushinteger(L, index);
         lua_setfield(L, -2, "index");
@@ -287,17 +289,15 @@ int lk_push_sent(lua_State *L, kl_client *c, int rc) {
 /* nil, err for a credential or option holding a NUL byte: refused as the core refuses a CR or
  * LF in one (the value may come from a server, as a refreshed token does), naming it. */
 int lk_push_nul_refused(lua_State *L, const char *code, const char *name) {
-    lua_pushnil(L);
-    lua_createtable(L, 0, 5);
-    lua_pushliteral(L, "refused");
-    lua_setfield(L, -2, "kind");
-    lua_pushstring(L, code);
-    lua_setfield(L, -2, "code");
+    size_t len;
+    const char *detail;
+    lua_pushfstring(L, "%s holds a NUL byte", name);
+    detail = lua_tolstring(L, -1, &len);
+    lk_push_local_error(L, "refused", code, detail, len);
     lua_pushliteral(L, "Refused locally, nothing sent");
     lua_setfield(L, -2, "title");
-    lua_pushfstring(L, "%s holds a NUL byte", name);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -3, "detail");
-    lua_setfield(L, -2, "message");
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "detail");
+    lua_remove(L, -3); /* the formatted detail */
     return 2;
 }

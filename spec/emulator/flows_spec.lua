@@ -36,14 +36,7 @@ local function set_status(acct, id, status)
   return body
 end
 
-local function event(acct, metric, email, extra)
-  local attrs = {properties = {}, metric = {data = {type = "metric", attributes = {name = metric}}},
-    profile = {data = {type = "profile", attributes = {email = email}}}}
-  for k, v in pairs(extra or {}) do attrs[k] = v end
-  local st, _, _, raw = api(acct, "POST", "/api/events", {body = {data = {type = "event",
-      attributes = attrs}}})
-  assert(st == 202, raw)
-end
+local event = S.event
 
 -- The metric's id (recording one backfilled event creates it without firing anything).
 local function metric_id(acct, name)

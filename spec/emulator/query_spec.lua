@@ -24,14 +24,7 @@ describe("emulator query values", function()
     return st, body, raw
   end
 
-  local function event(email, metric, extra)
-    local attrs = {properties = {}, metric = {data = {type = "metric", attributes = {name = metric}}},
-      profile = {data = {type = "profile", attributes = {email = email}}}}
-    for k, v in pairs(extra or {}) do attrs[k] = v end
-    local st, _, _, raw = api(acct, "POST", "/api/events", {body = {data = {type = "event",
-      attributes = attrs}}})
-    assert(st == 202, raw)
-  end
+  local function event(email, metric) S.event(acct, metric, email) end
 
   it("answers 400 to what the spec does not list, naming the parameter", function()
     event("a@example.com", "Placed Order")

@@ -63,4 +63,14 @@ end
 --- The member ids of a list, alone (for assert.are.same(expected, members(...))).
 function M.members(acct, list_id) return (M.member_ids(acct, list_id)) end
 
+-- Records an event of `metric` for `email` (202 asserted); `extra` sets more attributes.
+function M.event(acct, metric, email, extra)
+  local attrs = {properties = {}, metric = {data = {type = "metric", attributes = {name = metric}}},
+    profile = {data = {type = "profile", attributes = {email = email}}}}
+  for k, v in pairs(extra or {}) do attrs[k] = v end
+  local st, _, _, raw = M.api(acct, "POST", "/api/events", {body = {data = {type = "event",
+      attributes = attrs}}})
+  assert(st == 202, raw)
+end
+
 return M

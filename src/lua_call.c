@@ -23,6 +23,7 @@
  */
 #include "kl_internal.h"
 #include "lua_klaviyo.h"
+#include "lua_meta.h"
 
 #include <string.h>
 
@@ -207,19 +208,7 @@ static const luaL_Reg call_methods[] = {{"next", l_next},     {"limited", l_limi
                                         {"failed", l_failed}, {"info", l_info},       {NULL, NULL}};
 
 void kl_lua_call_register(lua_State *L) {
-    const luaL_Reg *r;
-    if (luaL_newmetatable(L, CALL_MT)) {
-        lua_createtable(L, 0, 5);
-        for (r = call_methods; r->name; r++) {
-            lua_pushcfunction(L, r->func);
-            lua_setfield(L, -2, r->name);
-        }
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushliteral(L, CALL_MT);
-        lua_setfield(L, -2, "__name");
-    }
+    lk_metatable(L, CALL_MT, call_methods, l_gc);
     lua_pop(L, 1);
     luaL_getmetatable(L, MT);
     lua_getfield(L, -1, "__index");

@@ -42,6 +42,7 @@
  */
 #include "lua_call.h"
 #include "lua_klaviyo.h"
+#include "lua_meta.h"
 #include "lua_spool.h"
 
 /* luaL_setfuncs for 5.1/LuaJIT (no upvalues) */
@@ -82,17 +83,9 @@ static const luaL_Reg funcs[] = {{"new", kl_lua_new},
 int luaopen_klaviyo_core(lua_State *L);
 
 int luaopen_klaviyo_core(lua_State *L) {
-    if (luaL_newmetatable(L, MT)) {
-        lua_newtable(L);
-        kl_setfuncs(L, methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, kl_lua_close);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, kl_lua_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_pushliteral(L, "klaviyo.core.client");
-        lua_setfield(L, -2, "__name");
-    }
+    lk_metatable(L, MT, methods, kl_lua_close);
+    lua_pushcfunction(L, kl_lua_tostring);
+    lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
     kl_lua_call_register(L);
     lua_newtable(L);

@@ -11,6 +11,7 @@
 
 #include "lua_spool.h"
 #include "lua_json.h"
+#include "lua_meta.h"
 #include "spool_file.h"
 #include "spool_read.h"
 #include "spool_record.h"
@@ -297,18 +298,15 @@ static int l_read_body(lua_State *L) {
     return 5;
 }
 
-static const struct {
-    const char *name;
-    lua_CFunction f;
-} METHODS[] = {{"encode", l_encode},
-               {"commit", l_commit},
-               {"write", l_write},
-               {"write_record", l_write_record},
-               {"truncate", l_truncate},
-               {"fsync", l_fsync},
-               {"read_body", l_read_body},
-               {"close", l_close},
-               {NULL, NULL}};
+static const luaL_Reg METHODS[] = {{"encode", l_encode},
+                                   {"commit", l_commit},
+                                   {"write", l_write},
+                                   {"write_record", l_write_record},
+                                   {"truncate", l_truncate},
+                                   {"fsync", l_fsync},
+                                   {"read_body", l_read_body},
+                                   {"close", l_close},
+                                   {NULL, NULL}};
 
 int kl_lua_spool_check(lua_State *L) {
     size_t n;
@@ -338,19 +336,7 @@ int kl_lua_spool_writer(lua_State *L) {
     int rc;
     memset(w, 0, sizeof *w);
     w->file.fd = -1;
-    if (luaL_newmetatable(L, WRITER_MT)) {
-        int i;
-        lua_newtable(L);
-        for (i = 0; METHODS[i].name; i++) {
-            lua_pushcfunction(L, METHODS[i].f);
-            lua_setfield(L, -2, METHODS[i].name);
-        }
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushliteral(L, WRITER_MT);
-        lua_setfield(L, -2, "__name");
-    }
+    lk_metatable(L, WRITER_MT, METHODS, l_gc);
     lua_setmetatable(L, -2);
     kl_spool_ignore_sigxfsz();
     w->crc = (kl_spool_crc_tables *)malloc(sizeof *w->crc);

@@ -15,6 +15,7 @@
 #define _DEFAULT_SOURCE /* flock */
 #define _POSIX_C_SOURCE 200809L
 
+#include "lua_meta.h"
 #include "lua_spool.h"
 #include "spool_file.h"
 
@@ -81,6 +82,8 @@ static int push_lock_errno(lua_State *L, const char *what, const char *path) {
     return 2;
 }
 
+static const luaL_Reg lock_methods[] = {{"release", lock_release}, {NULL, NULL}};
+
 int kl_lua_spool_lock(lua_State *L) {
     size_t plen;
     const char *spool = luaL_checklstring(L, 1, &plen);
@@ -88,16 +91,7 @@ int kl_lua_spool_lock(lua_State *L) {
     int tries;
     k->fd = -1;
     k->path = NULL;
-    if (luaL_newmetatable(L, LOCK_MT)) {
-        lua_newtable(L);
-        lua_pushcfunction(L, lock_release);
-        lua_setfield(L, -2, "release");
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, lock_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushliteral(L, LOCK_MT);
-        lua_setfield(L, -2, "__name");
-    }
+    lk_metatable(L, LOCK_MT, lock_methods, lock_gc);
     lua_setmetatable(L, -2);
     kl_spool_ignore_sigxfsz(); /* before the spool writes anything (opening compacts) */
     k->path = (char *)malloc(plen + sizeof ".lock");

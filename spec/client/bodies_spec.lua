@@ -8,9 +8,7 @@ local cjson = require "cjson"
 local klaviyo = S.klaviyo
 local ops = klaviyo.operations
 
-local f = assert(io.open(S.emu.root .. "/openapi/klaviyo-stable-2026-07-15.json", "rb"))
-local spec = cjson.decode(f:read("*a"))
-f:close()
+local spec = require("helpers.openapi").doc()
 local schemas = spec.components.schemas
 local JSON_API = "application/vnd.api+json"
 

@@ -9,15 +9,7 @@ local emu = S.emu
 local ops = S.klaviyo.operations
 local request = require "klaviyo.request"
 
-local root = (debug.getinfo(1, "S").source:match("^@(.*)/spec/client/") or ".")
-local SPEC = root .. "/openapi/klaviyo-stable-2026-07-15.json"
-
-local function read_spec()
-  local f = assert(io.open(SPEC, "rb"))
-  local doc = cjson.decode(f:read("*a"))
-  f:close()
-  return doc
-end
+local read_spec = require("helpers.openapi").doc
 
 local function split(s)
   local out = {}

@@ -9,11 +9,12 @@
 -- checks every branch, oneOf/anyOf accepts a value any branch accepts (the spec's branches are
 -- open objects that overlap, as the contract check reads them too). An object's members are
 -- one chain of klaviyo.body_check's member checks (H.need, H.ms, ...), a nested object one call.
--- Nothing is written twice: a component several operations reach is written once, in
--- OUTDIR/_shared_NN.lua (one module per set of operations sharing components, loaded on the
--- first call of one of them; OUTDIR/_index.lua names the module of each), a function written
--- the same as another in its file is that one, and the shape text of a component's members is
--- one fragment of OUTDIR/_shapes.lua.
+-- Nothing is written twice: schemas with the same content (named or inline, in any operation)
+-- have one function; content several operations reach is written once, in
+-- OUTDIR/_shared_NN.lua (one module per set of operations sharing checks, loaded on the first
+-- call of one of them; OUTDIR/_index.lua names the module of each), a function written the
+-- same as another in its file is that one, and a shape text written the same as another is one
+-- fragment of OUTDIR/_shapes.lua.
 -- Usage: lua5.4 tools/gen-bodies.lua SPEC.json OUTDIR [PREFIX]   PREFIX: the module name of
 -- OUTDIR (klaviyo.bodies)
 local cjson = require "cjson"
@@ -229,12 +230,14 @@ local function requires(root)
   return lines
 end
 
--- Where each check is written. A component reached by one operation is a function private to
--- that operation's file (F[n]). A component reached by several is written once, in a shared
--- module holding the components reached by exactly the same operations (so all of a module an
--- operation loads is reachable from its body), and called through the registry
--- H.components(PREFIX) (C.Name), which requires that module on the first call of one of its
--- components; PREFIX/_index.lua says which module holds which component.
+-- Where each check is written. Checks are placed by content key (below), whatever names the
+-- schemas go by: a key reached by one operation is a function private to that operation's
+-- file (F[n]). A key reached by several is written once, in a shared module holding the keys
+-- reached by exactly the same operations (so all of a module an operation loads is reachable
+-- from its body), and called through the registry H.components(PREFIX) (C.Name, named after
+-- the first component met with that content, or C._n for content only inline schemas hold),
+-- which requires that module on the first call of one of its checks; PREFIX/_index.lua says
+-- which module holds which check.
 local prefix = arg[3] or "klaviyo.bodies"
 local KEYWORDS = {}
 for w in ([[and break do else elseif end false for function goto if in local nil not or
@@ -245,15 +248,150 @@ local function member(k)
 end
 local function pointer(k) return lit("/" .. k:gsub("~", "~0"):gsub("/", "~1")) end
 
-local group_of = {}    -- shared component -> its module's name
-local reach            -- while placing: component -> {operation = true}
+-- Components that reach themselves through their $refs (Tarjan's strongly connected
+-- components over the $ref graph): such a component is known by its name in content keys.
+local recursive = {}
+do
+  local refs = {}
+  local function collect(n, out)
+    if type(n) ~= "table" then return end
+    if type(n["$ref"]) == "string" then out[component(n["$ref"])] = true end
+    for _, v in pairs(n) do collect(v, out) end
+  end
+  for name, node in pairs(schemas) do
+    refs[name] = {}
+    collect(node, refs[name])
+  end
+  local index, low, on, stack, count = {}, {}, {}, {}, 0
+  local function visit(v)
+    count = count + 1
+    index[v], low[v] = count, count
+    stack[#stack + 1], on[v] = v, true
+    for w in pairs(refs[v]) do
+      if not index[w] then
+        visit(w)
+        low[v] = math.min(low[v], low[w])
+      elseif on[w] then
+        low[v] = math.min(low[v], index[w])
+      end
+    end
+    if low[v] == index[v] then
+      local scc = {}
+      repeat
+        local w = table.remove(stack)
+        on[w] = nil
+        scc[#scc + 1] = w
+      until w == v
+      if #scc > 1 or refs[v][v] then
+        for _, w in ipairs(scc) do recursive[w] = true end
+      end
+    end
+  end
+  for _, name in ipairs(sorted_keys(schemas)) do
+    if not index[name] then visit(name) end
+  end
+end
+
+-- The content key of a schema node: a canonical text of what its check reads (the members
+-- below, $refs resolved, a recursive component standing as its name, each nested node as the
+-- number of its own text), so that two nodes with the same key are checked by the same
+-- function, whatever their names and wherever they stand. A node's function does not read
+-- its own nullable (its caller does), so the key leaves it out; value_key, what a parent's
+-- check reads of a member, puts it in.
+local key_number, keys = {}, 0
+local body_of, value_of = {}, {}
+local function intern(text)
+  local k = key_number[text]
+  if not k then
+    keys = keys + 1
+    k = tostring(keys)
+    key_number[text] = k
+  end
+  return k
+end
+local content_key
+-- What checks() reads of a node it is given: a $ref with annotations beside it is its target
+-- (nullable when either is).
+local function value_key(node)
+  local k = value_of[node]
+  if k then return k end
+  local nullable = node.nullable == true
+  if node["$ref"] and not node.allOf and not node.oneOf and not node.anyOf
+      and not node.properties and not node.type then
+    local name = component(node["$ref"])
+    local target = schemas[name]
+    nullable = nullable or target.nullable == true
+    k = (nullable and "N" or "V") .. (recursive[name] and "@" .. name or content_key(target))
+  elseif not node.type and not node.properties and not node.items and not node.allOf
+      and not node.oneOf and not node.anyOf and not node["$ref"] then
+    k = "any"   -- nothing is checked
+  else
+    k = (nullable and "N" or "V") .. content_key(node)
+  end
+  value_of[node] = k
+  return k
+end
+local function list_key(list)
+  local out = {}
+  for i, v in ipairs(list) do
+    out[i] = type(v) == "table" and value_key(v) or v == null and "null" or lit(v)
+  end
+  return "{" .. concat(out, ",") .. "}"
+end
+content_key = function(node)
+  local k = body_of[node]
+  if k then return k end
+  local parts = { "t=" .. tostring(node.type) }
+  if node["$ref"] then
+    local name = component(node["$ref"])
+    parts[#parts + 1] = "r=" .. (recursive[name] and "@" .. name or content_key(schemas[name]))
+  end
+  if node.properties then
+    local ps = {}
+    for _, pk in ipairs(sorted_keys(node.properties)) do
+      local sub = node.properties[pk]
+      local e164 = pk:find("phone") and type(sub.description) == "string"
+        and sub.description:find("E.164", 1, true)
+      local v = value_key(sub)
+      if v ~= "any" then ps[#ps + 1] = lit(pk) .. ":" .. v .. (e164 and "!" or "") end
+    end
+    parts[#parts + 1] = "p={" .. concat(ps, ",") .. "}"
+  end
+  if node.items then parts[#parts + 1] = "i=" .. value_key(node.items) end
+  for _, field in ipairs({ "required", "allOf", "oneOf", "anyOf", "enum" }) do
+    if node[field] then parts[#parts + 1] = field .. "=" .. list_key(node[field]) end
+  end
+  if FORMAT[node.format] then parts[#parts + 1] = "f=" .. node.format end
+  if node.additionalProperties == false then
+    local names = {}
+    for i, pk in ipairs(sorted_keys(node.properties or {})) do names[i] = lit(pk) end
+    parts[#parts + 1] = "closed={" .. concat(names, ",") .. "}"
+  end
+  for _, field in ipairs({ "maxProperties", "minProperties", "maxItems", "minItems" }) do
+    if node[field] then parts[#parts + 1] = field .. "=" .. lit(node[field]) end
+  end
+  k = intern(concat(parts, ";"))
+  body_of[node] = k
+  return k
+end
+
+-- The key a node's function is placed by: a recursive component's own name, else its content key.
+local function place_key(node, name)
+  if name and recursive[name] then return "@" .. name end
+  return content_key(node)
+end
+
+local group_of = {}    -- shared key -> its module's name
+local reach            -- while placing: key -> {operation = true}
+local name_of = {}     -- key -> the name of the first component met with it
 local current_op
 local modules = {}     -- shared module name -> its file
-local shared_fn = {}   -- shared component -> its expression, once written
+local shared_fn = {}   -- shared key -> its expression, once written
+local unnamed = 0      -- shared keys no component names, numbered as written
 
 local function new_file(kind, title)
-  return { kind = kind, title = title, funcs = {}, nf = 0, called = {}, same = {}, by_node = {},
-           by_name = {}, sets = {}, set_of = {} }
+  return { kind = kind, title = title, funcs = {}, nf = 0, called = {}, same = {}, by_key = {},
+           sets = {}, set_of = {} }
 end
 
 -- A set of values (an enum's values, a closed object's members), once per file: E[i]; an
@@ -495,18 +633,30 @@ local function emit(file, node, name, expr)
   return expr
 end
 
--- The function checking a composite node, as a Lua expression (F[n] or C.Name).
+-- The function checking a composite node, as a Lua expression (F[n] or C.Name): one per
+-- content key in a file, and a key several operations reach is written once, in a shared
+-- module.
 fn_of = function(file, node, name)
-  if name and reach then reach[name] = reach[name] or {}; reach[name][current_op] = true end
-  if name and group_of[name] then
-    if not shared_fn[name] then
-      shared_fn[name] = "C" .. member(name)
-      emit(modules[group_of[name]], node, name, shared_fn[name])
-    end
-    return shared_fn[name]
+  local key = place_key(node, name)
+  if reach then
+    reach[key] = reach[key] or {}
+    reach[key][current_op] = true
+    if name and not name_of[key] then name_of[key] = name end
   end
-  assert(not (name and file.kind == "shared"), "a shared component reaches a private one: " .. tostring(name))
-  local known = name and file.by_name[name] or file.by_node[node]
+  if group_of[key] then
+    if not shared_fn[key] then
+      local cname = name_of[key]
+      if not cname then
+        unnamed = unnamed + 1
+        cname = "_" .. unnamed
+      end
+      shared_fn[key] = "C" .. member(cname)
+      emit(modules[group_of[key]], node, cname, shared_fn[key])
+    end
+    return shared_fn[key]
+  end
+  assert(file.kind ~= "shared", "a shared check reaches a private one: " .. tostring(name))
+  local known = file.by_key[key]
   if known then
     file.called[known] = true
     return known
@@ -514,11 +664,9 @@ fn_of = function(file, node, name)
   -- private functions are numbered when the file is written (some are dropped as duplicates)
   file.nf = file.nf + 1
   local expr = "\0" .. file.nf .. "\0"
-  file.by_node[node] = expr
-  if name then file.by_name[name] = expr end
+  file.by_key[key] = expr
   local final = emit(file, node, name, expr)
-  file.by_node[node] = final
-  if name then file.by_name[name] = final end
+  file.by_key[key] = final
   return final
 end
 
@@ -611,22 +759,20 @@ sort(ops, function(a, b) return a.id < b.id end)
 reach = {}
 for _, op in ipairs(ops) do generate(op.id, op.schema) end
 local groups = {}
-for name, users in pairs(reach) do
+for key, users in pairs(reach) do
   local us = sorted_keys(users)
   if #us > 1 then
-    local key = concat(us, ", ")
-    groups[key] = groups[key] or {}
-    groups[key][#groups[key] + 1] = name
+    local set = concat(us, ", ")
+    groups[set] = groups[set] or {}
+    groups[set][#groups[set] + 1] = key
   end
 end
 reach = nil
-local index = {}
-for i, key in ipairs(sorted_keys(groups)) do
+for i, set in ipairs(sorted_keys(groups)) do
   local mod = format("_shared_%02d", i)
-  modules[mod] = new_file("shared", format("-- Checks of the components the bodies of %s share.", key))
-  for _, name in ipairs(groups[key]) do group_of[name] = mod; index[#index + 1] = name end
+  modules[mod] = new_file("shared", format("-- Checks of the components the bodies of %s share.", set))
+  for _, key in ipairs(groups[set]) do group_of[key] = mod end
 end
-sort(index)
 
 local function write(name, text)
   local out = assert(io.open(outdir .. "/" .. name .. ".lua", "wb"))
@@ -642,10 +788,11 @@ local frag = { "-- luacheck: ignore",
 for _, text in ipairs(fragments) do frag[#frag + 1] = "[==[\n" .. numbered(text) .. "]==]," end
 frag[#frag + 1] = "}\n"
 write("_shapes", concat(frag, "\n"))
-local lines = { "-- Generated by tools/gen-bodies.lua: which module holds each shared component's check.",
+local lines = { "-- Generated by tools/gen-bodies.lua: which module holds each shared check.",
   "return {" }
-for _, name in ipairs(index) do
-  lines[#lines + 1] = format("  %s = %s,", (member(name):gsub("^%.", "")), lit(group_of[name]))
-end
+local index = {}
+for key, expr in pairs(shared_fn) do index[#index + 1] = { (expr:sub(2):gsub("^%.", "")), group_of[key] } end
+sort(index, function(a, b) return a[1] < b[1] end)
+for _, e in ipairs(index) do lines[#lines + 1] = format("  %s = %s,", e[1], lit(e[2])) end
 lines[#lines + 1] = "}\n"
 write("_index", concat(lines, "\n"))

@@ -226,15 +226,16 @@ function _M.set(values)
   return s
 end
 
--- Per module prefix: the checks of the shared components, by name.
+-- Per module prefix: the shared checks, by name.
 local registries = {}
 -- Set when a shared module failed to load during a check: raised by _M.check, not taken for
 -- a value the encoder will refuse.
 local load_error
 
---- The checks of the components that several operations share, generated under prefix
--- (PREFIX/_shared_NN.lua, one module per set of operations sharing them): C.Name requires, on
--- first use, the module that PREFIX/_index.lua names for Name, which defines it in C.
+--- The checks that several operations share (one per schema content, named after a component
+-- holding it, or _n), generated under prefix (PREFIX/_shared_NN.lua, one module per set of
+-- operations sharing them): C.Name requires, on first use, the module that PREFIX/_index.lua
+-- names for Name, which defines it in C.
 ---@param prefix string
 ---@return table
 function _M.components(prefix)

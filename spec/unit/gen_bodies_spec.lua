@@ -2,7 +2,8 @@
 -- or not yet (closed objects, array bounds, allOf, oneOf of objects, a nullable $ref, date,
 -- time and uri formats, a nullable enum, an E.164 phone): each generated check refuses what its
 -- keyword forbids, with the pointer. Two operations share the Thing component: its checks are
--- written once, in a shared module loaded on the first call of one of them.
+-- written once, in a shared module loaded on the first call of one of them; so are checks of
+-- the same content under two names (Circle, Twin) or inline in both operations (note, extra).
 local cjson = require "cjson"
 local klaviyo = require "klaviyo"
 local body_check = require "klaviyo.body_check"
@@ -13,6 +14,7 @@ local function op(id, schema)
     content = { ["application/vnd.api+json"] = { schema = schema } } } }
 end
 local COUNTED = { type = "object", properties = { n = { type = "integer" } } }
+local NOTE = { type = "object", required = { "text" }, properties = { text = { type = "string" } } }
 -- objects nested ten deep: `klaviyo describe` stops expanding past 8
 local DEEP = { type = "string" }
 for _ = 1, 10 do DEEP = { type = "object", properties = { down = DEEP } } end
@@ -21,11 +23,13 @@ local SPEC = {
   paths = {
     ["/api/things"] = { post = op("create_thing", { ["$ref"] = "#/components/schemas/Body" }) },
     ["/api/things/{id}"] = { patch = op("update_thing", { type = "object", required = { "data" },
-      properties = { data = { ["$ref"] = "#/components/schemas/Thing" } } }) },
+      properties = { data = { ["$ref"] = "#/components/schemas/Thing" },
+        extra = { type = "object", required = { "text" },
+          properties = { text = { type = "string" } } } } }) },
   },
   components = { schemas = {
     Body = { type = "object", required = { "data" }, properties = {
-      data = { ["$ref"] = "#/components/schemas/Thing" } } },
+      data = { ["$ref"] = "#/components/schemas/Thing" }, note = NOTE } },
     Thing = { type = "object", required = { "type", "attributes" }, additionalProperties = false,
       properties = {
         type = { type = "string", enum = { "thing" } },
@@ -43,10 +47,12 @@ local SPEC = {
         a = COUNTED,
         b = { type = "object", properties = { n = { type = "integer" } } },
         deep = DEEP,
+        twin = { ["$ref"] = "#/components/schemas/Twin" },
       } },
     Named = { type = "object", required = { "name" }, properties = { name = { type = "string" },
       children = { type = "array", items = { ["$ref"] = "#/components/schemas/Named" } } } },
     Circle = { type = "object", required = { "radius" }, properties = { radius = { type = "number" } } },
+    Twin = { type = "object", required = { "radius" }, properties = { radius = { type = "number" } } },
     Square = { type = "object", required = { "side" }, properties = { side = { type = "integer" } } },
   } },
 }
@@ -137,6 +143,29 @@ describe("tools/gen-bodies.lua", function()
     assert.same({ "/data/color", 'one of "red", "blue"', 'the string "green"' }, { update_check(b) })
     assert.same({ check(b) }, { update_check(b) })
     assert.is_nil(update_check(ok_body()))
+  end)
+
+  it("writes one function for checks of the same content, named or inline, in any operation", function()
+    local shared = read("_shared_01")
+    -- Circle and Twin hold the same schema: one function, named after the first met
+    local _, n = shared:gsub('need%(v, "radius"%)', "")
+    assert.equal(1, n)
+    assert.truthy(shared:find("C.Circle = function", 1, true))
+    assert.falsy(shared:find("Twin = function", 1, true))
+    -- note (create_thing) and extra (update_thing) are the same inline object: one function
+    _, n = shared:gsub('need%(v, "text"%)', "")
+    assert.equal(1, n)
+    assert.falsy(read("create_thing"):find('need(v, "text")', 1, true))
+    assert.falsy(read("update_thing"):find('need(v, "text")', 1, true))
+    local b = ok_body()
+    b.data.twin = { radius = "1" }
+    assert.same({ "/data/twin/radius", "a number", 'the string "1"' }, { check(b) })
+    b.data.twin = nil
+    b.note = { text = 1 }
+    assert.same({ "/note/text", "a string", "the number 1" }, { check(b) })
+    b.note, b.extra = nil, {}
+    local update = require(PREFIX .. ".update_thing").check
+    assert.same({ "/extra/text", 'a member "text" (required)', "nothing" }, { update(b) })
   end)
 
   it("writes the shape of a component once, expanded for klaviyo describe", function()

@@ -18,7 +18,7 @@ F[2] = function(v)   -- DataSourceRecordBulkCreateJobCreateQueryResourceObject
     or need(v, "attributes")
   if p then return p, why() end
   x = v.attributes p, e, g = F[3](x) if p then return "/attributes" .. p, e, g end
-  x = v.relationships if x ~= nil then p, e, g = F[6](x) if p then return "/relationships" .. p, e, g end end
+  x = v.relationships if x ~= nil then p, e, g = C._30(x) if p then return "/relationships" .. p, e, g end end
   p = ms(v, "type", "data-source-record-bulk-create-job", "\"data-source-record-bulk-create-job\"")
   if p then return p, why() end
 end
@@ -39,25 +39,6 @@ F[5] = function(v)
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
   for i = 1, n do local x = v[i] p, e, g = C.DataSourceRecordResourceObject(x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[6] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  x = v["data-source"] if x ~= nil then p, e, g = F[7](x) if p then return "/data-source" .. p, e, g end end
-end
-F[7] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  x = v.data if x ~= nil then p, e, g = F[8](x) if p then return "/data" .. p, e, g end end
-end
-F[8] = function(v)
-  local p
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "type")
-    or need(v, "id")
-    or ms(v, "id")
-    or ms(v, "type", "data-source", "\"data-source\"")
-  if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes" }, shape = [==[
 ^70 DataSourceRecordBulkCreateJobCreateQuery

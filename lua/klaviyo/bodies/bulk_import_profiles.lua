@@ -50,22 +50,7 @@ end
 F[7] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.data if x ~= nil then p, e, g = F[8](x) if p then return "/data" .. p, e, g end end
-end
-F[8] = function(v)
-  local p, e, g, x
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[9](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[9] = function(v)
-  local p
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "type")
-    or need(v, "id")
-    or ms(v, "id")
-    or ms(v, "type", "list", "\"list\"")
-  if p then return p, why() end
+  x = v.data if x ~= nil then p, e, g = C._34(x) if p then return "/data" .. p, e, g end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: profiles" }, shape = [==[
 ^101 ProfileImportJobCreateQuery

@@ -18,7 +18,7 @@ F[2] = function(v)   -- SubscriptionCreateJobCreateQueryResourceObject
     or need(v, "attributes")
   if p then return p, why() end
   x = v.attributes p, e, g = F[3](x) if p then return "/attributes" .. p, e, g end
-  x = v.relationships if x ~= nil then p, e, g = F[8](x) if p then return "/relationships" .. p, e, g end end
+  x = v.relationships if x ~= nil then p, e, g = C._37(x) if p then return "/relationships" .. p, e, g end end
   p = ms(v, "type", "profile-subscription-bulk-create-job", "\"profile-subscription-bulk-create-job\"")
   if p then return p, why() end
 end
@@ -64,25 +64,6 @@ F[7] = function(v)
     or ms0(v, "phone_number", e164)
   if p then return p, why() end
   x = v.subscriptions p, e, g = C.SubscriptionChannels(x) if p then return "/subscriptions" .. p, e, g end
-end
-F[8] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  x = v.list if x ~= nil then p, e, g = F[9](x) if p then return "/list" .. p, e, g end end
-end
-F[9] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  x = v.data if x ~= nil then p, e, g = F[10](x) if p then return "/data" .. p, e, g end end
-end
-F[10] = function(v)
-  local p
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "type")
-    or need(v, "id")
-    or ms(v, "id")
-    or ms(v, "type", "list", "\"list\"")
-  if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: profiles" }, shape = [==[
 ^117 SubscriptionCreateJobCreateQuery

@@ -18,7 +18,7 @@ F[2] = function(v)   -- SubscriptionDeleteJobCreateQueryResourceObject
     or need(v, "attributes")
   if p then return p, why() end
   x = v.attributes p, e, g = F[3](x) if p then return "/attributes" .. p, e, g end
-  x = v.relationships if x ~= nil then p, e, g = F[15](x) if p then return "/relationships" .. p, e, g end end
+  x = v.relationships if x ~= nil then p, e, g = C._37(x) if p then return "/relationships" .. p, e, g end end
   p = ms(v, "type", "profile-subscription-bulk-delete-job", "\"profile-subscription-bulk-delete-job\"")
   if p then return p, why() end
 end
@@ -66,8 +66,8 @@ F[8] = function(v)   -- UnsubscriptionChannels
   if not obj(v) then return "", "an object", given(v) end
   x = v.email if x ~= nil and not isnull(x) then p, e, g = F[9](x) if p then return "/email" .. p, e, g end end
   x = v.push if x ~= nil and not isnull(x) then p, e, g = F[11](x) if p then return "/push" .. p, e, g end end
-  x = v.sms if x ~= nil and not isnull(x) then p, e, g = F[13](x) if p then return "/sms" .. p, e, g end end
-  x = v.whatsapp if x ~= nil and not isnull(x) then p, e, g = F[14](x) if p then return "/whatsapp" .. p, e, g end end
+  x = v.sms if x ~= nil and not isnull(x) then p, e, g = F[12](x) if p then return "/sms" .. p, e, g end end
+  x = v.whatsapp if x ~= nil and not isnull(x) then p, e, g = F[13](x) if p then return "/whatsapp" .. p, e, g end end
 end
 F[9] = function(v)   -- EmailUnsubscriptionParameters
   local p, e, g, x
@@ -89,45 +89,20 @@ F[11] = function(v)   -- PushUnsubscriptionParameters
     or need(v, "tokens")
   if p then return p, why() end
   x = v.marketing p, e, g = F[10](x) if p then return "/marketing" .. p, e, g end
-  x = v.tokens p, e, g = F[12](x) if p then return "/tokens" .. p, e, g end
+  x = v.tokens p, e, g = C._36(x) if p then return "/tokens" .. p, e, g end
 end
-F[12] = function(v)
-  local p, e, g, x
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = C.PushTokenEntry(x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[13] = function(v)   -- SMSUnsubscriptionParameters
+F[12] = function(v)   -- SMSUnsubscriptionParameters
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   x = v.marketing if x ~= nil and not isnull(x) then p, e, g = F[10](x) if p then return "/marketing" .. p, e, g end end
   x = v.transactional if x ~= nil and not isnull(x) then p, e, g = F[10](x) if p then return "/transactional" .. p, e, g end end
 end
-F[14] = function(v)   -- WhatsAppUnsubscriptionParameters
+F[13] = function(v)   -- WhatsAppUnsubscriptionParameters
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   x = v.conversational if x ~= nil and not isnull(x) then p, e, g = F[10](x) if p then return "/conversational" .. p, e, g end end
   x = v.marketing if x ~= nil and not isnull(x) then p, e, g = F[10](x) if p then return "/marketing" .. p, e, g end end
   x = v.transactional if x ~= nil and not isnull(x) then p, e, g = F[10](x) if p then return "/transactional" .. p, e, g end end
-end
-F[15] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  x = v.list if x ~= nil then p, e, g = F[16](x) if p then return "/list" .. p, e, g end end
-end
-F[16] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  x = v.data if x ~= nil then p, e, g = F[17](x) if p then return "/data" .. p, e, g end end
-end
-F[17] = function(v)
-  local p
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "type")
-    or need(v, "id")
-    or ms(v, "id")
-    or ms(v, "type", "list", "\"list\"")
-  if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: profiles" }, shape = [==[
 ^138 SubscriptionDeleteJobCreateQuery

@@ -29,152 +29,94 @@ F[3] = function(v)
     or need(v, "campaign-messages")
   if p then return p, why() end
   x = v.audiences p, e, g = F[4](x) if p then return "/audiences" .. p, e, g end
-  x = v["campaign-messages"] p, e, g = F[6](x) if p then return "/campaign-messages" .. p, e, g end
+  x = v["campaign-messages"] p, e, g = F[5](x) if p then return "/campaign-messages" .. p, e, g end
   p = ms(v, "name")
   if p then return p, why() end
-  x = v.send_options if x ~= nil and not isnull(x) then p, e, g = F[19](x) if p then return "/send_options" .. p, e, g end end
-  x = v.send_strategy if x ~= nil and not isnull(x) then p, e, g = F[20](x) if p then return "/send_strategy" .. p, e, g end end
-  x = v.tracking_options if x ~= nil and not isnull(x) then p, e, g = F[21](x) if p then return "/tracking_options" .. p, e, g end end
+  x = v.send_options if x ~= nil and not isnull(x) then p, e, g = C._61(x) if p then return "/send_options" .. p, e, g end end
+  x = v.send_strategy if x ~= nil and not isnull(x) then p, e, g = C._62(x) if p then return "/send_strategy" .. p, e, g end end
+  x = v.tracking_options if x ~= nil and not isnull(x) then p, e, g = C._64(x) if p then return "/tracking_options" .. p, e, g end end
 end
 F[4] = function(v)   -- Audiences
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "included")
   if p then return p, why() end
-  x = v.excluded if x ~= nil and not isnull(x) then p, e, g = F[5](x) if p then return "/excluded" .. p, e, g end end
-  x = v.included p, e, g = F[5](x) if p then return "/included" .. p, e, g end
+  x = v.excluded if x ~= nil and not isnull(x) then p, e, g = C._10(x) if p then return "/excluded" .. p, e, g end end
+  x = v.included p, e, g = C._10(x) if p then return "/included" .. p, e, g end
 end
 F[5] = function(v)
-  local x
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
-end
-F[6] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "data")
   if p then return p, why() end
-  x = v.data p, e, g = F[7](x) if p then return "/data" .. p, e, g end
+  x = v.data p, e, g = F[6](x) if p then return "/data" .. p, e, g end
 end
-F[7] = function(v)
+F[6] = function(v)
   local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[8](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[7](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[8] = function(v)   -- CampaignMessageCreateQueryResourceObject
+F[7] = function(v)   -- CampaignMessageCreateQueryResourceObject
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "attributes")
   if p then return p, why() end
-  x = v.attributes p, e, g = F[9](x) if p then return "/attributes" .. p, e, g end
-  x = v.relationships if x ~= nil then p, e, g = F[16](x) if p then return "/relationships" .. p, e, g end end
+  x = v.attributes p, e, g = F[8](x) if p then return "/attributes" .. p, e, g end
+  x = v.relationships if x ~= nil then p, e, g = C._58(x) if p then return "/relationships" .. p, e, g end end
   p = ms(v, "type", "campaign-message", "\"campaign-message\"")
   if p then return p, why() end
 end
-F[9] = function(v)
+F[8] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "definition")
   if p then return p, why() end
-  x = v.definition p, e, g = F[10](x) if p then return "/definition" .. p, e, g end
+  x = v.definition p, e, g = F[9](x) if p then return "/definition" .. p, e, g end
 end
-F[10] = function(v)
+F[9] = function(v)
   local p, e, g
   local bp, be, bg
   p, e, g = C.EmailMessageDefinition(v) if not p then return end bp, be, bg = p, e, g
   p, e, g = C.SMSMessageDefinitionCreate(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[11](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[15](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[10](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[12](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
-F[11] = function(v)   -- MobilePushMessageStandardDefinitionCreate
+F[10] = function(v)   -- MobilePushMessageStandardDefinitionCreate
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "channel")
     or need(v, "content")
     or ms(v, "channel", "mobile_push", "\"mobile_push\"")
   if p then return p, why() end
-  x = v.content p, e, g = F[12](x) if p then return "/content" .. p, e, g end
-  x = v.kv_pairs if x ~= nil and not isnull(x) then p, e, g = F[14](x) if p then return "/kv_pairs" .. p, e, g end end
+  x = v.content p, e, g = F[11](x) if p then return "/content" .. p, e, g end
+  x = v.kv_pairs if x ~= nil and not isnull(x) then p, e, g = C._9(x) if p then return "/kv_pairs" .. p, e, g end end
   p = ms(v, "notification_type", "standard", "\"standard\"")
   if p then return p, why() end
   x = v.options if x ~= nil and not isnull(x) then p, e, g = C.MobilePushOptions(x) if p then return "/options" .. p, e, g end end
 end
-F[12] = function(v)   -- MobilePushContentCreate
+F[11] = function(v)   -- MobilePushContentCreate
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "body")
   if p then return p, why() end
-  x = v.action_buttons if x ~= nil and not isnull(x) then p, e, g = F[13](x) if p then return "/action_buttons" .. p, e, g end end
+  x = v.action_buttons if x ~= nil and not isnull(x) then p, e, g = C._54(x) if p then return "/action_buttons" .. p, e, g end end
   p = ms(v, "body")
     or ms0(v, "dynamic_image")
     or ms0(v, "title")
   if p then return p, why() end
 end
-F[13] = function(v)
-  local p, e, g, x
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = C.PushActionButtonDefinition(x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[14] = function(v)
-  if not obj(v) then return "", "an object", given(v) end
-end
-F[15] = function(v)   -- MobilePushMessageSilentDefinitionCreate
+F[12] = function(v)   -- MobilePushMessageSilentDefinitionCreate
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "channel")
     or ms(v, "channel", "mobile_push", "\"mobile_push\"")
   if p then return p, why() end
-  x = v.kv_pairs if x ~= nil and not isnull(x) then p, e, g = F[14](x) if p then return "/kv_pairs" .. p, e, g end end
+  x = v.kv_pairs if x ~= nil and not isnull(x) then p, e, g = C._9(x) if p then return "/kv_pairs" .. p, e, g end end
   p = ms(v, "notification_type", "silent", "\"silent\"")
   if p then return p, why() end
-end
-F[16] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  x = v.image if x ~= nil then p, e, g = F[17](x) if p then return "/image" .. p, e, g end end
-end
-F[17] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  x = v.data if x ~= nil then p, e, g = F[18](x) if p then return "/data" .. p, e, g end end
-end
-F[18] = function(v)
-  local p
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "type")
-    or need(v, "id")
-    or ms(v, "id")
-    or ms(v, "type", "image", "\"image\"")
-  if p then return p, why() end
-end
-F[19] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.EmailSendOptions(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.SMSSendOptions(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.PushSendOptions(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
-end
-F[20] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.StaticSendStrategy(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.ThrottledSendStrategy(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ImmediateSendStrategy(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.SmartSendTimeStrategy(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
-end
-F[21] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.CampaignsEmailTrackingOptions(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.CampaignsSMSTrackingOptions(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: name, audiences, campaign-messages" }, shape = [==[
 ^212 CampaignCreateQuery

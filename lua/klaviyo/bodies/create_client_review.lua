@@ -3,7 +3,7 @@
 -- The request body check of create_client_review, run by klaviyo.body_check.
 local H = require "klaviyo.body_check"
 local type, obj, arr, isnull, given, need, why, ms = type, H.obj, H.arr, H.isnull, H.given, H.need, H.why, H.ms
-local ms0, mi0, set, F, E, T = H.ms0, H.mi0, H.set, {}, {}, {}
+local ms0, mi0, set, C, F, E, T = H.ms0, H.mi0, H.set, H.components("klaviyo.bodies"), {}, {}, {}
 E[1] = set{ "coupon_or_discount", "employee_review", "free_product", "loyalty_points", "other", "paid_promotion", "sweepstakes_entry" } T[1] = "one of \"coupon_or_discount\", \"employee_review\", \"free_product\", \"loyalty_points\", \"other\", \"paid_promotion\" (or 1 more)"
 E[2] = set{ "shopify", "woocommerce" } T[2] = "one of \"shopify\", \"woocommerce\""
 E[3] = set{ 1, 2, 3, 4, 5 } T[3] = "one of 1.0, 2.0, 3.0, 4.0, 5.0"
@@ -22,7 +22,7 @@ F[2] = function(v)   -- ReviewCreateDTOResourceObject
     or need(v, "attributes")
   if p then return p, why() end
   x = v.attributes p, e, g = F[3](x) if p then return "/attributes" .. p, e, g end
-  x = v.relationships if x ~= nil then p, e, g = F[8](x) if p then return "/relationships" .. p, e, g end end
+  x = v.relationships if x ~= nil then p, e, g = F[7](x) if p then return "/relationships" .. p, e, g end end
   p = ms(v, "type", "review", "\"review\"")
   if p then return p, why() end
 end
@@ -39,10 +39,10 @@ F[3] = function(v)
   x = v.custom_questions if x ~= nil and not isnull(x) then p, e, g = F[4](x) if p then return "/custom_questions" .. p, e, g end end
   p = ms(v, "email")
   if p then return p, why() end
-  x = v.images if x ~= nil and not isnull(x) then p, e, g = F[6](x) if p then return "/images" .. p, e, g end end
+  x = v.images if x ~= nil and not isnull(x) then p, e, g = C._10(x) if p then return "/images" .. p, e, g end end
   p = ms0(v, "incentive_type", E[1], T[1])
   if p then return p, why() end
-  x = v.product if x ~= nil and not isnull(x) then p, e, g = F[7](x) if p then return "/product" .. p, e, g end end
+  x = v.product if x ~= nil and not isnull(x) then p, e, g = F[6](x) if p then return "/product" .. p, e, g end end
   p = mi0(v, "rating", E[3], T[3])
     or ms(v, "review_type", E[4], T[4])
     or ms0(v, "title")
@@ -60,17 +60,11 @@ F[5] = function(v)   -- CustomQuestionDTO
   p = need(v, "id")
     or need(v, "answers")
   if p then return p, why() end
-  x = v.answers p, e, g = F[6](x) if p then return "/answers" .. p, e, g end
+  x = v.answers p, e, g = C._10(x) if p then return "/answers" .. p, e, g end
   p = ms(v, "id")
   if p then return p, why() end
 end
-F[6] = function(v)
-  local x
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
-end
-F[7] = function(v)   -- ReviewProductExternalId
+F[6] = function(v)   -- ReviewProductExternalId
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "external_id")
@@ -79,17 +73,17 @@ F[7] = function(v)   -- ReviewProductExternalId
     or ms(v, "integration_key", E[2], T[2])
   if p then return p, why() end
 end
+F[7] = function(v)
+  local p, e, g, x
+  if not obj(v) then return "", "an object", given(v) end
+  x = v.order if x ~= nil then p, e, g = F[8](x) if p then return "/order" .. p, e, g end end
+end
 F[8] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.order if x ~= nil then p, e, g = F[9](x) if p then return "/order" .. p, e, g end end
+  x = v.data if x ~= nil then p, e, g = F[9](x) if p then return "/data" .. p, e, g end end
 end
 F[9] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  x = v.data if x ~= nil then p, e, g = F[10](x) if p then return "/data" .. p, e, g end end
-end
-F[10] = function(v)
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")

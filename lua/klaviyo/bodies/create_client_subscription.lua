@@ -19,7 +19,7 @@ F[2] = function(v)   -- OnsiteSubscriptionCreateQueryResourceObject
     or need(v, "relationships")
   if p then return p, why() end
   x = v.attributes p, e, g = F[3](x) if p then return "/attributes" .. p, e, g end
-  x = v.relationships p, e, g = F[8](x) if p then return "/relationships" .. p, e, g end
+  x = v.relationships p, e, g = F[7](x) if p then return "/relationships" .. p, e, g end
   p = ms(v, "type", "subscription", "\"subscription\"")
   if p then return p, why() end
 end
@@ -61,38 +61,21 @@ F[6] = function(v)
     or ms0(v, "locale")
   if p then return p, why() end
   x = v.location if x ~= nil and not isnull(x) then p, e, g = C.ProfileLocation(x) if p then return "/location" .. p, e, g end end
-  x = v.meta if x ~= nil and not isnull(x) then p, e, g = C.ProfileMeta(x) if p then return "/meta" .. p, e, g end end
+  x = v.meta if x ~= nil and not isnull(x) then p, e, g = C.OnsiteProfileMeta(x) if p then return "/meta" .. p, e, g end end
   p = ms0(v, "organization")
     or ms0(v, "phone_number", e164)
   if p then return p, why() end
-  x = v.properties if x ~= nil and not isnull(x) then p, e, g = F[7](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil and not isnull(x) then p, e, g = C._9(x) if p then return "/properties" .. p, e, g end end
   x = v.subscriptions if x ~= nil and not isnull(x) then p, e, g = C.SubscriptionChannels(x) if p then return "/subscriptions" .. p, e, g end end
   p = ms0(v, "title")
   if p then return p, why() end
 end
 F[7] = function(v)
-  if not obj(v) then return "", "an object", given(v) end
-end
-F[8] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "list")
   if p then return p, why() end
-  x = v.list p, e, g = F[9](x) if p then return "/list" .. p, e, g end
-end
-F[9] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  x = v.data if x ~= nil then p, e, g = F[10](x) if p then return "/data" .. p, e, g end end
-end
-F[10] = function(v)
-  local p
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "type")
-    or need(v, "id")
-    or ms(v, "id")
-    or ms(v, "type", "list", "\"list\"")
-  if p then return p, why() end
+  x = v.list p, e, g = C._38(x) if p then return "/list" .. p, e, g end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes, relationships", "data.attributes requires: profile" }, shape = [==[
 ^248 OnsiteSubscriptionCreateQuery

@@ -3,7 +3,7 @@
 -- The request body check of create_conversation_message, run by klaviyo.body_check.
 local H = require "klaviyo.body_check"
 local type, obj, arr, isnull, given, need, why, ms = type, H.obj, H.arr, H.isnull, H.given, H.need, H.why, H.ms
-local best, C, F = H.best, H.components("klaviyo.bodies"), {}
+local C, F = H.components("klaviyo.bodies"), {}
 F[1] = function(v)   -- ConversationMessageCreateQuery
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
@@ -19,7 +19,7 @@ F[2] = function(v)   -- ConversationMessageCreateQueryResourceObject
     or need(v, "relationships")
   if p then return p, why() end
   x = v.attributes p, e, g = F[3](x) if p then return "/attributes" .. p, e, g end
-  x = v.relationships p, e, g = F[6](x) if p then return "/relationships" .. p, e, g end
+  x = v.relationships p, e, g = F[5](x) if p then return "/relationships" .. p, e, g end
   p = ms(v, "type", "conversation-message", "\"conversation-message\"")
   if p then return p, why() end
 end
@@ -35,28 +35,21 @@ F[4] = function(v)
   local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[5](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = C._73(x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
 F[5] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.MessageHierarchyRcsItem(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.MessageHierarchySmsItem(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
-end
-F[6] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "conversation")
   if p then return p, why() end
-  x = v.conversation p, e, g = F[7](x) if p then return "/conversation" .. p, e, g end
+  x = v.conversation p, e, g = F[6](x) if p then return "/conversation" .. p, e, g end
 end
-F[7] = function(v)
+F[6] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.data if x ~= nil then p, e, g = F[8](x) if p then return "/data" .. p, e, g end end
+  x = v.data if x ~= nil then p, e, g = F[7](x) if p then return "/data" .. p, e, g end end
 end
-F[8] = function(v)
+F[7] = function(v)
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")

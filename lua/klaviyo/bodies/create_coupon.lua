@@ -3,7 +3,7 @@
 -- The request body check of create_coupon, run by klaviyo.body_check.
 local H = require "klaviyo.body_check"
 local type, obj, isnull, given, need, why, ms, ms0 = type, H.obj, H.isnull, H.given, H.need, H.why, H.ms, H.ms0
-local F = {}
+local C, F = H.components("klaviyo.bodies"), {}
 F[1] = function(v)   -- CouponCreateQuery
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
@@ -28,10 +28,7 @@ F[3] = function(v)
     or ms0(v, "description")
     or ms(v, "external_id")
   if p then return p, why() end
-  x = v.monitor_configuration if x ~= nil and not isnull(x) then p, e, g = F[4](x) if p then return "/monitor_configuration" .. p, e, g end end
-end
-F[4] = function(v)
-  if not obj(v) then return "", "an object", given(v) end
+  x = v.monitor_configuration if x ~= nil and not isnull(x) then p, e, g = C._9(x) if p then return "/monitor_configuration" .. p, e, g end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: external_id" }, shape = [==[
 ^268 CouponCreateQuery

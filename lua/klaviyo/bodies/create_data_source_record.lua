@@ -17,7 +17,7 @@ F[2] = function(v)   -- DataSourceRecordCreateJobCreateQueryResourceObject
     or need(v, "attributes")
   if p then return p, why() end
   x = v.attributes p, e, g = F[3](x) if p then return "/attributes" .. p, e, g end
-  x = v.relationships if x ~= nil then p, e, g = F[5](x) if p then return "/relationships" .. p, e, g end end
+  x = v.relationships if x ~= nil then p, e, g = C._30(x) if p then return "/relationships" .. p, e, g end end
   p = ms(v, "type", "data-source-record-create-job", "\"data-source-record-create-job\"")
   if p then return p, why() end
 end
@@ -34,25 +34,6 @@ F[4] = function(v)
   p = need(v, "data")
   if p then return p, why() end
   x = v.data p, e, g = C.DataSourceRecordResourceObject(x) if p then return "/data" .. p, e, g end
-end
-F[5] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  x = v["data-source"] if x ~= nil then p, e, g = F[6](x) if p then return "/data-source" .. p, e, g end end
-end
-F[6] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  x = v.data if x ~= nil then p, e, g = F[7](x) if p then return "/data" .. p, e, g end end
-end
-F[7] = function(v)
-  local p
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "type")
-    or need(v, "id")
-    or ms(v, "id")
-    or ms(v, "type", "data-source", "\"data-source\"")
-  if p then return p, why() end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: data-source-record" }, shape = [==[
 ^290 DataSourceRecordCreateJobCreateQuery

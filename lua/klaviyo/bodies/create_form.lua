@@ -4,7 +4,7 @@
 local H = require "klaviyo.body_check"
 local type, obj, arr, int, isnull, given, need, why = type, H.obj, H.arr, H.int, H.isnull, H.given, H.need, H.why
 local ms, ms0, mi, mi0, mn, mn0, mb, mb0 = H.ms, H.ms0, H.mi, H.mi0, H.mn, H.mn0, H.mb, H.mb0
-local dt, date, count, best, set, F, E, T = H.dt, H.date, H.count, H.best, H.set, {}, {}, {}
+local dt, date, best, set, C, F, E, T = H.dt, H.date, H.best, H.set, H.components("klaviyo.bodies"), {}, {}, {}
 E[1] = set{ "IN_APP", "WEB" } T[1] = "one of \"IN_APP\", \"WEB\""
 E[2] = set{ "center", "left", "right" } T[2] = "one of \"center\", \"left\", \"right\""
 E[3] = set{ "dashed", "dotted", "solid" } T[3] = "one of \"dashed\", \"dotted\", \"solid\""
@@ -104,10 +104,10 @@ F[6] = function(v)   -- Version
   x = v.specialties if x ~= nil then p, e, g = F[17](x) if p then return "/specialties" .. p, e, g end end
   p = ms(v, "status", E[13], T[13])
   if p then return p, why() end
-  x = v.steps p, e, g = F[127](x) if p then return "/steps" .. p, e, g end
-  x = v.styles if x ~= nil then p, e, g = F[128](x) if p then return "/styles" .. p, e, g end end
-  x = v.teasers if x ~= nil then p, e, g = F[139](x) if p then return "/teasers" .. p, e, g end end
-  x = v.triggers if x ~= nil then p, e, g = F[142](x) if p then return "/triggers" .. p, e, g end end
+  x = v.steps p, e, g = F[18](x) if p then return "/steps" .. p, e, g end
+  x = v.styles if x ~= nil then p, e, g = F[127](x) if p then return "/styles" .. p, e, g end end
+  x = v.teasers if x ~= nil then p, e, g = F[138](x) if p then return "/teasers" .. p, e, g end end
+  x = v.triggers if x ~= nil then p, e, g = F[141](x) if p then return "/triggers" .. p, e, g end end
   p = ms(v, "type", E[38], T[38])
   if p then return p, why() end
 end
@@ -223,56 +223,62 @@ F[17] = function(v)
     if x ~= "BACK_IN_STOCK" then return "/" .. (i - 1), "\"BACK_IN_STOCK\"", given(x) end
   end
 end
-F[18] = function(v)   -- Step
+F[18] = function(v)
+  local p, e, g, x
+  if not arr(v) then return "", "an array", given(v) end
+  local n = #v
+  for i = 1, n do local x = v[i] p, e, g = F[19](x) if p then return "/" .. (i - 1) .. p, e, g end end
+end
+F[19] = function(v)   -- Step
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "columns")
   if p then return p, why() end
-  x = v.columns p, e, g = F[19](x) if p then return "/columns" .. p, e, g end
+  x = v.columns p, e, g = F[20](x) if p then return "/columns" .. p, e, g end
   p = ms0(v, "id")
     or ms0(v, "name")
   if p then return p, why() end
-  x = v.steps if x ~= nil and not isnull(x) then p, e, g = F[127](x) if p then return "/steps" .. p, e, g end end
+  x = v.steps if x ~= nil and not isnull(x) then p, e, g = F[18](x) if p then return "/steps" .. p, e, g end end
 end
-F[19] = function(v)
+F[20] = function(v)
   local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[20](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[21](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[20] = function(v)   -- ColumnV0
+F[21] = function(v)   -- ColumnV0
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "id")
   if p then return p, why() end
-  x = v.rows if x ~= nil then p, e, g = F[21](x) if p then return "/rows" .. p, e, g end end
+  x = v.rows if x ~= nil then p, e, g = F[22](x) if p then return "/rows" .. p, e, g end end
   x = v.styles if x ~= nil and not isnull(x) then p, e, g = F[124](x) if p then return "/styles" .. p, e, g end end
 end
-F[21] = function(v)
+F[22] = function(v)
   local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[22](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[23](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[22] = function(v)   -- RowV0
+F[23] = function(v)   -- RowV0
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "blocks")
   if p then return p, why() end
-  x = v.blocks p, e, g = F[23](x) if p then return "/blocks" .. p, e, g end
+  x = v.blocks p, e, g = F[24](x) if p then return "/blocks" .. p, e, g end
   p = ms0(v, "id")
   if p then return p, why() end
 end
-F[23] = function(v)
+F[24] = function(v)
   local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[24](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[25](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[24] = function(v)
+F[25] = function(v)
   local p, e, g
   local bp, be, bg
-  p, e, g = F[25](v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = F[26](v) if not p then return end bp, be, bg = p, e, g
   p, e, g = F[54](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[58](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[64](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
@@ -295,13 +301,13 @@ F[24] = function(v)
   p, e, g = F[123](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
-F[25] = function(v)   -- Button
+F[26] = function(v)   -- Button
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
   if p then return p, why() end
-  x = v.action if x ~= nil then p, e, g = F[26](x) if p then return "/action" .. p, e, g end end
+  x = v.action if x ~= nil then p, e, g = F[27](x) if p then return "/action" .. p, e, g end end
   p = ms0(v, "id")
   if p then return p, why() end
   x = v.properties p, e, g = F[46](x) if p then return "/properties" .. p, e, g end
@@ -309,67 +315,67 @@ F[25] = function(v)   -- Button
   p = ms(v, "type", "button", "\"button\"")
   if p then return p, why() end
 end
-F[26] = function(v)
+F[27] = function(v)
   local p, e, g
   local bp, be, bg
-  p, e, g = F[27](v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = F[29](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[28](v) if not p then return end bp, be, bg = p, e, g
   p, e, g = F[30](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[32](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[31](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[33](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[35](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[34](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[36](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[37](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[39](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[38](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[40](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[41](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[42](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[43](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[44](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
-F[27] = function(v)   -- Close
+F[28] = function(v)   -- Close
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "submit")
     or need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil and not isnull(x) then p, e, g = F[28](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil and not isnull(x) then p, e, g = F[29](x) if p then return "/properties" .. p, e, g end end
   p = mb(v, "submit")
     or ms(v, "type", "close", "\"close\"")
   if p then return p, why() end
 end
-F[28] = function(v)   -- CloseProperties
+F[29] = function(v)   -- CloseProperties
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "list_id")
   if p then return p, why() end
 end
-F[29] = function(v)   -- NextStep
+F[30] = function(v)   -- NextStep
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "submit")
     or need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil and not isnull(x) then p, e, g = F[28](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil and not isnull(x) then p, e, g = F[29](x) if p then return "/properties" .. p, e, g end end
   p = mb(v, "submit")
     or ms(v, "type", "next_step", "\"next_step\"")
   if p then return p, why() end
 end
-F[30] = function(v)   -- OpenForm
+F[31] = function(v)   -- OpenForm
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[31](x) if p then return "/properties" .. p, e, g end
+  x = v.properties p, e, g = F[32](x) if p then return "/properties" .. p, e, g end
   p = mb(v, "submit", true, "true")
     or ms(v, "type", "open_form", "\"open_form\"")
   if p then return p, why() end
 end
-F[31] = function(v)   -- OpenFormProperties
+F[32] = function(v)   -- OpenFormProperties
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "form_id_to_open")
@@ -377,7 +383,7 @@ F[31] = function(v)   -- OpenFormProperties
     or ms(v, "form_id_to_open")
   if p then return p, why() end
 end
-F[32] = function(v)   -- PromotionalSMSSubscription
+F[33] = function(v)   -- PromotionalSMSSubscription
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
@@ -386,7 +392,7 @@ F[32] = function(v)   -- PromotionalSMSSubscription
     or ms(v, "type", "promotional_sms_subscription", "\"promotional_sms_subscription\"")
   if p then return p, why() end
 end
-F[33] = function(v)   -- Redirect
+F[34] = function(v)   -- Redirect
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "submit")
@@ -394,12 +400,12 @@ F[33] = function(v)   -- Redirect
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[34](x) if p then return "/properties" .. p, e, g end
+  x = v.properties p, e, g = F[35](x) if p then return "/properties" .. p, e, g end
   p = mb(v, "submit")
     or ms(v, "type", "redirect", "\"redirect\"")
   if p then return p, why() end
 end
-F[34] = function(v)   -- RedirectProperties
+F[35] = function(v)   -- RedirectProperties
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "list_id")
@@ -407,7 +413,7 @@ F[34] = function(v)   -- RedirectProperties
     or ms(v, "url")
   if p then return p, why() end
 end
-F[35] = function(v)   -- ResendOptInCode
+F[36] = function(v)   -- ResendOptInCode
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
@@ -416,7 +422,7 @@ F[35] = function(v)   -- ResendOptInCode
     or ms(v, "type", "resend_opt_in_code", "\"resend_opt_in_code\"")
   if p then return p, why() end
 end
-F[36] = function(v)   -- SubmitOptInCode
+F[37] = function(v)   -- SubmitOptInCode
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
@@ -425,19 +431,19 @@ F[36] = function(v)   -- SubmitOptInCode
     or ms(v, "type", "submit_opt_in_code", "\"submit_opt_in_code\"")
   if p then return p, why() end
 end
-F[37] = function(v)   -- SubscribeViaSMS
+F[38] = function(v)   -- SubscribeViaSMS
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[38](x) if p then return "/properties" .. p, e, g end
+  x = v.properties p, e, g = F[39](x) if p then return "/properties" .. p, e, g end
   p = mb(v, "submit", true, "true")
     or ms(v, "type", "subscribe_via_sms", "\"subscribe_via_sms\"")
   if p then return p, why() end
 end
-F[38] = function(v)   -- SubscribeViaSMSProperties
+F[39] = function(v)   -- SubscribeViaSMSProperties
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "opt_in_keyword")
@@ -448,19 +454,19 @@ F[38] = function(v)   -- SubscribeViaSMSProperties
     or ms0(v, "sending_number")
   if p then return p, why() end
 end
-F[39] = function(v)   -- SubscribeViaWhatsApp
+F[40] = function(v)   -- SubscribeViaWhatsApp
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[38](x) if p then return "/properties" .. p, e, g end
+  x = v.properties p, e, g = F[39](x) if p then return "/properties" .. p, e, g end
   p = mb(v, "submit", true, "true")
     or ms(v, "type", "subscribe_via_whatsapp", "\"subscribe_via_whatsapp\"")
   if p then return p, why() end
 end
-F[40] = function(v)   -- GoToInbox
+F[41] = function(v)   -- GoToInbox
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
@@ -469,32 +475,28 @@ F[40] = function(v)   -- GoToInbox
     or ms(v, "type", "go_to_inbox", "\"go_to_inbox\"")
   if p then return p, why() end
 end
-F[41] = function(v)   -- SubmitBackInStock
+F[42] = function(v)   -- SubmitBackInStock
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil and not isnull(x) then p, e, g = F[28](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil and not isnull(x) then p, e, g = F[29](x) if p then return "/properties" .. p, e, g end end
   p = mb(v, "submit", true, "true")
     or ms(v, "type", "submit_back_in_stock", "\"submit_back_in_stock\"")
   if p then return p, why() end
 end
-F[42] = function(v)   -- SkipToSuccess
+F[43] = function(v)   -- SkipToSuccess
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[43](x) if p then return "/properties" .. p, e, g end
+  x = v.properties p, e, g = C.SkipToSuccessProperties(x) if p then return "/properties" .. p, e, g end
   p = mb(v, "submit", false, "false")
     or ms(v, "type", "skip_to_success", "\"skip_to_success\"")
   if p then return p, why() end
-end
-F[43] = function(v)   -- SkipToSuccessProperties
-  if not obj(v) then return "", "an object", given(v) end
-  if count(v) > 0 then return "", "at most 0 members", count(v) .. " members" end
 end
 F[44] = function(v)   -- IafDeeplinkToScreen
   local p, e, g, x
@@ -1007,7 +1009,7 @@ F[90] = function(v)   -- Image
   p = need(v, "type")
     or need(v, "properties")
   if p then return p, why() end
-  x = v.action if x ~= nil and not isnull(x) then p, e, g = F[26](x) if p then return "/action" .. p, e, g end end
+  x = v.action if x ~= nil and not isnull(x) then p, e, g = F[27](x) if p then return "/action" .. p, e, g end end
   p = ms0(v, "id")
   if p then return p, why() end
   x = v.properties p, e, g = F[91](x) if p then return "/properties" .. p, e, g end
@@ -1373,7 +1375,7 @@ F[123] = function(v)   -- CustomHTML
     or ms0(v, "id")
   if p then return p, why() end
   x = v.properties if x ~= nil then p, e, g = F[69](x) if p then return "/properties" .. p, e, g end end
-  x = v.styles if x ~= nil then p, e, g = F[43](x) if p then return "/styles" .. p, e, g end end
+  x = v.styles if x ~= nil then p, e, g = C.SkipToSuccessProperties(x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "type", "custom_html", "\"custom_html\"")
   if p then return p, why() end
 end
@@ -1402,39 +1404,33 @@ F[126] = function(v)   -- BackgroundImageStyles
     or mi0(v, "width")
   if p then return p, why() end
 end
-F[127] = function(v)
-  local p, e, g, x
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[18](x) if p then return "/" .. (i - 1) .. p, e, g end end
-end
-F[128] = function(v)   -- VersionStyles
+F[127] = function(v)   -- VersionStyles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "background_color")
   if p then return p, why() end
   x = v.background_image if x ~= nil and not isnull(x) then p, e, g = F[125](x) if p then return "/background_image" .. p, e, g end end
-  x = v.banner_styles if x ~= nil and not isnull(x) then p, e, g = F[129](x) if p then return "/banner_styles" .. p, e, g end end
+  x = v.banner_styles if x ~= nil and not isnull(x) then p, e, g = F[128](x) if p then return "/banner_styles" .. p, e, g end end
   x = v.border_styles if x ~= nil and not isnull(x) then p, e, g = F[50](x) if p then return "/border_styles" .. p, e, g end end
-  x = v.close_button if x ~= nil then p, e, g = F[130](x) if p then return "/close_button" .. p, e, g end end
-  x = v.custom_css if x ~= nil then p, e, g = F[131](x) if p then return "/custom_css" .. p, e, g end end
+  x = v.close_button if x ~= nil then p, e, g = F[129](x) if p then return "/close_button" .. p, e, g end end
+  x = v.custom_css if x ~= nil then p, e, g = F[130](x) if p then return "/custom_css" .. p, e, g end end
   p = mi0(v, "custom_width")
   if p then return p, why() end
-  x = v.drop_shadow if x ~= nil then p, e, g = F[132](x) if p then return "/drop_shadow" .. p, e, g end end
-  x = v.input_styles if x ~= nil then p, e, g = F[133](x) if p then return "/input_styles" .. p, e, g end end
+  x = v.drop_shadow if x ~= nil then p, e, g = F[131](x) if p then return "/drop_shadow" .. p, e, g end end
+  x = v.input_styles if x ~= nil then p, e, g = F[132](x) if p then return "/input_styles" .. p, e, g end end
   x = v.margin if x ~= nil then p, e, g = F[52](x) if p then return "/margin" .. p, e, g end end
   p = mi(v, "minimum_height")
   if p then return p, why() end
-  x = v.mobile_overlay if x ~= nil and not isnull(x) then p, e, g = F[134](x) if p then return "/mobile_overlay" .. p, e, g end end
+  x = v.mobile_overlay if x ~= nil and not isnull(x) then p, e, g = F[133](x) if p then return "/mobile_overlay" .. p, e, g end end
   p = ms(v, "overlay_color")
   if p then return p, why() end
   x = v.padding if x ~= nil then p, e, g = F[52](x) if p then return "/padding" .. p, e, g end end
-  x = v.rich_text_styles if x ~= nil then p, e, g = F[135](x) if p then return "/rich_text_styles" .. p, e, g end end
+  x = v.rich_text_styles if x ~= nil then p, e, g = F[134](x) if p then return "/rich_text_styles" .. p, e, g end end
   p = ms(v, "width", E[29], T[29])
     or mb(v, "wrap_content", false, "false")
   if p then return p, why() end
 end
-F[129] = function(v)   -- BannerStyles
+F[128] = function(v)   -- BannerStyles
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "desktop_position", E[28], T[28])
@@ -1442,7 +1438,7 @@ F[129] = function(v)   -- BannerStyles
     or mb(v, "scroll_with_page")
   if p then return p, why() end
 end
-F[130] = function(v)   -- CloseButtonStyle
+F[129] = function(v)   -- CloseButtonStyle
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "background_color")
@@ -1454,14 +1450,14 @@ F[130] = function(v)   -- CloseButtonStyle
     or mn(v, "stroke")
   if p then return p, why() end
 end
-F[131] = function(v)   -- CustomCss
+F[130] = function(v)   -- CustomCss
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "css")
     or mb(v, "enabled")
   if p then return p, why() end
 end
-F[132] = function(v)   -- DropShadow
+F[131] = function(v)   -- DropShadow
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = mi(v, "blur")
@@ -1469,7 +1465,7 @@ F[132] = function(v)   -- DropShadow
     or mb(v, "enabled")
   if p then return p, why() end
 end
-F[133] = function(v)   -- InputStyles
+F[132] = function(v)   -- InputStyles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "background_color")
@@ -1484,26 +1480,26 @@ F[133] = function(v)   -- InputStyles
   if p then return p, why() end
   x = v.text_styles if x ~= nil then p, e, g = F[53](x) if p then return "/text_styles" .. p, e, g end end
 end
-F[134] = function(v)   -- MobileOverlay
+F[133] = function(v)   -- MobileOverlay
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "color")
     or mb(v, "enabled", false, "false")
   if p then return p, why() end
 end
-F[135] = function(v)   -- RichTextStyles
+F[134] = function(v)   -- RichTextStyles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.body if x ~= nil then p, e, g = F[136](x) if p then return "/body" .. p, e, g end end
-  x = v.h1 if x ~= nil then p, e, g = F[136](x) if p then return "/h1" .. p, e, g end end
-  x = v.h2 if x ~= nil then p, e, g = F[136](x) if p then return "/h2" .. p, e, g end end
-  x = v.h3 if x ~= nil then p, e, g = F[136](x) if p then return "/h3" .. p, e, g end end
-  x = v.h4 if x ~= nil then p, e, g = F[136](x) if p then return "/h4" .. p, e, g end end
-  x = v.h5 if x ~= nil then p, e, g = F[136](x) if p then return "/h5" .. p, e, g end end
-  x = v.h6 if x ~= nil then p, e, g = F[136](x) if p then return "/h6" .. p, e, g end end
-  x = v.link if x ~= nil then p, e, g = F[138](x) if p then return "/link" .. p, e, g end end
+  x = v.body if x ~= nil then p, e, g = F[135](x) if p then return "/body" .. p, e, g end end
+  x = v.h1 if x ~= nil then p, e, g = F[135](x) if p then return "/h1" .. p, e, g end end
+  x = v.h2 if x ~= nil then p, e, g = F[135](x) if p then return "/h2" .. p, e, g end end
+  x = v.h3 if x ~= nil then p, e, g = F[135](x) if p then return "/h3" .. p, e, g end end
+  x = v.h4 if x ~= nil then p, e, g = F[135](x) if p then return "/h4" .. p, e, g end end
+  x = v.h5 if x ~= nil then p, e, g = F[135](x) if p then return "/h5" .. p, e, g end end
+  x = v.h6 if x ~= nil then p, e, g = F[135](x) if p then return "/h6" .. p, e, g end end
+  x = v.link if x ~= nil then p, e, g = F[137](x) if p then return "/link" .. p, e, g end end
 end
-F[136] = function(v)   -- RichTextStyle
+F[135] = function(v)   -- RichTextStyle
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "alignment", E[2], T[2])
@@ -1515,12 +1511,12 @@ F[136] = function(v)   -- RichTextStyle
     or mi0(v, "font_weight", E[7], T[7])
     or mn(v, "line_spacing")
   if p then return p, why() end
-  x = v.margin if x ~= nil then p, e, g = F[137](x) if p then return "/margin" .. p, e, g end end
+  x = v.margin if x ~= nil then p, e, g = F[136](x) if p then return "/margin" .. p, e, g end end
   p = ms(v, "text_color")
     or ms0(v, "text_decoration")
   if p then return p, why() end
 end
-F[137] = function(v)   -- RichTextMargin
+F[136] = function(v)   -- RichTextMargin
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = mi(v, "bottom")
@@ -1529,20 +1525,20 @@ F[137] = function(v)   -- RichTextMargin
     or mi(v, "top", 0, "0.0")
   if p then return p, why() end
 end
-F[138] = function(v)   -- LinkStyles
+F[137] = function(v)   -- LinkStyles
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "color")
     or ms(v, "decoration", "underline", "\"underline\"")
   if p then return p, why() end
 end
-F[139] = function(v)
+F[138] = function(v)
   local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[140](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[139](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[140] = function(v)   -- Teaser
+F[139] = function(v)   -- Teaser
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "content")
@@ -1555,321 +1551,315 @@ F[140] = function(v)   -- Teaser
     or ms(v, "location", E[8], T[8])
     or ms(v, "size", E[31], T[31])
   if p then return p, why() end
-  x = v.styles if x ~= nil then p, e, g = F[141](x) if p then return "/styles" .. p, e, g end end
+  x = v.styles if x ~= nil then p, e, g = F[140](x) if p then return "/styles" .. p, e, g end end
   p = ms(v, "teaser_type", E[32], T[32])
   if p then return p, why() end
 end
-F[141] = function(v)   -- TeaserStyles
+F[140] = function(v)   -- TeaserStyles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "background_color")
   if p then return p, why() end
   x = v.background_image if x ~= nil and not isnull(x) then p, e, g = F[125](x) if p then return "/background_image" .. p, e, g end end
-  x = v.close_button if x ~= nil then p, e, g = F[130](x) if p then return "/close_button" .. p, e, g end end
+  x = v.close_button if x ~= nil then p, e, g = F[129](x) if p then return "/close_button" .. p, e, g end end
   p = mi(v, "corner_radius")
   if p then return p, why() end
-  x = v.drop_shadow if x ~= nil then p, e, g = F[132](x) if p then return "/drop_shadow" .. p, e, g end end
+  x = v.drop_shadow if x ~= nil then p, e, g = F[131](x) if p then return "/drop_shadow" .. p, e, g end end
   x = v.margin if x ~= nil then p, e, g = F[52](x) if p then return "/margin" .. p, e, g end end
 end
-F[142] = function(v)
+F[141] = function(v)
   local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[143](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[142](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[143] = function(v)
+F[142] = function(v)
   local p, e, g
   local bp, be, bg
-  p, e, g = F[144](v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = F[146](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[143](v) if not p then return end bp, be, bg = p, e, g
+  p, e, g = F[145](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[150](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[151](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[152](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[153](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[154](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[155](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[156](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[157](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[159](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[158](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[160](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[161](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[162](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[163](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[166](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[164](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[168](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[170](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[172](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[173](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[171](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[175](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[177](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
+  p, e, g = F[178](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   p, e, g = F[179](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[180](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = F[181](v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
-F[144] = function(v)   -- AfterCloseTimeout
+F[143] = function(v)   -- AfterCloseTimeout
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[145](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[144](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "after_close_or_submit_timeout", "\"after_close_or_submit_timeout\"")
   if p then return p, why() end
 end
-F[145] = function(v)   -- AfterCloseTimeoutProperties
+F[144] = function(v)   -- AfterCloseTimeoutProperties
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = mi(v, "timeout_days")
   if p then return p, why() end
 end
-F[146] = function(v)   -- CartContent
+F[145] = function(v)   -- CartContent
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[147](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[146](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "cart_content", "\"cart_content\"")
   if p then return p, why() end
 end
-F[147] = function(v)   -- CartContentProperties
+F[146] = function(v)   -- CartContentProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.items if x ~= nil and not isnull(x) then p, e, g = F[148](x) if p then return "/items" .. p, e, g end end
-  x = v.product if x ~= nil and not isnull(x) then p, e, g = F[149](x) if p then return "/product" .. p, e, g end end
-  x = v.value if x ~= nil and not isnull(x) then p, e, g = F[150](x) if p then return "/value" .. p, e, g end end
+  x = v.items if x ~= nil and not isnull(x) then p, e, g = F[147](x) if p then return "/items" .. p, e, g end end
+  x = v.product if x ~= nil and not isnull(x) then p, e, g = F[148](x) if p then return "/product" .. p, e, g end end
+  x = v.value if x ~= nil and not isnull(x) then p, e, g = F[149](x) if p then return "/value" .. p, e, g end end
 end
-F[148] = function(v)   -- CartItemCountProperties
+F[147] = function(v)   -- CartItemCountProperties
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "comparison", E[33], T[33])
     or mi0(v, "value")
   if p then return p, why() end
 end
-F[149] = function(v)   -- CartProductProperties
+F[148] = function(v)   -- CartProductProperties
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "type", E[34], T[34])
     or ms0(v, "value")
   if p then return p, why() end
 end
-F[150] = function(v)   -- CartValueProperties
+F[149] = function(v)   -- CartValueProperties
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "comparison", E[33], T[33])
     or mn0(v, "value")
   if p then return p, why() end
 end
-F[151] = function(v)   -- CartItemCount
+F[150] = function(v)   -- CartItemCount
+  local p, e, g, x
+  if not obj(v) then return "", "an object", given(v) end
+  p = need(v, "type")
+    or ms0(v, "id")
+  if p then return p, why() end
+  x = v.properties if x ~= nil then p, e, g = F[147](x) if p then return "/properties" .. p, e, g end end
+  p = ms(v, "type", "cart_item_count", "\"cart_item_count\"")
+  if p then return p, why() end
+end
+F[151] = function(v)   -- CartProduct
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
   x = v.properties if x ~= nil then p, e, g = F[148](x) if p then return "/properties" .. p, e, g end end
-  p = ms(v, "type", "cart_item_count", "\"cart_item_count\"")
+  p = ms(v, "type", "cart_product", "\"cart_product\"")
   if p then return p, why() end
 end
-F[152] = function(v)   -- CartProduct
+F[152] = function(v)   -- CartValue
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
   x = v.properties if x ~= nil then p, e, g = F[149](x) if p then return "/properties" .. p, e, g end end
-  p = ms(v, "type", "cart_product", "\"cart_product\"")
-  if p then return p, why() end
-end
-F[153] = function(v)   -- CartValue
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "type")
-    or ms0(v, "id")
-  if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[150](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "cart_value", "\"cart_value\"")
   if p then return p, why() end
 end
-F[154] = function(v)   -- Channel
+F[153] = function(v)   -- Channel
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[155](x) if p then return "/properties" .. p, e, g end
+  x = v.properties p, e, g = F[154](x) if p then return "/properties" .. p, e, g end
   p = ms(v, "type", "channel", "\"channel\"")
   if p then return p, why() end
 end
-F[155] = function(v)   -- ChannelProperties
+F[154] = function(v)   -- ChannelProperties
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "channel")
     or ms(v, "channel", E[35], T[35])
   if p then return p, why() end
 end
-F[156] = function(v)   -- CustomJavascript
+F[155] = function(v)   -- CustomJavascript
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[43](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = C.SkipToSuccessProperties(x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "custom_javascript", "\"custom_javascript\"")
   if p then return p, why() end
 end
-F[157] = function(v)   -- Delay
+F[156] = function(v)   -- Delay
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[158](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[157](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "delay", "\"delay\"")
   if p then return p, why() end
 end
-F[158] = function(v)   -- DelayProperties
+F[157] = function(v)   -- DelayProperties
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = mi(v, "seconds")
   if p then return p, why() end
 end
-F[159] = function(v)   -- Device
+F[158] = function(v)   -- Device
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[160](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[159](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "device", "\"device\"")
   if p then return p, why() end
 end
-F[160] = function(v)   -- DeviceProperties
+F[159] = function(v)   -- DeviceProperties
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = ms(v, "device", E[9], T[9])
   if p then return p, why() end
 end
-F[161] = function(v)   -- ExitIntent
+F[160] = function(v)   -- ExitIntent
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[43](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = C.SkipToSuccessProperties(x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "exit_intent", "\"exit_intent\"")
   if p then return p, why() end
 end
-F[162] = function(v)   -- IdentifiedProfiles
+F[161] = function(v)   -- IdentifiedProfiles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[43](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = C.SkipToSuccessProperties(x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "identified_profiles", "\"identified_profiles\"")
   if p then return p, why() end
 end
-F[163] = function(v)   -- ListsAndSegments
+F[162] = function(v)   -- ListsAndSegments
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[164](x) if p then return "/properties" .. p, e, g end
+  x = v.properties p, e, g = F[163](x) if p then return "/properties" .. p, e, g end
   p = ms(v, "type", "lists_and_segments", "\"lists_and_segments\"")
   if p then return p, why() end
 end
-F[164] = function(v)   -- ListsAndSegmentsProperties
+F[163] = function(v)   -- ListsAndSegmentsProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.allow_list if x ~= nil and not isnull(x) then p, e, g = F[165](x) if p then return "/allow_list" .. p, e, g end end
-  x = v.deny_list if x ~= nil and not isnull(x) then p, e, g = F[165](x) if p then return "/deny_list" .. p, e, g end end
+  x = v.allow_list if x ~= nil and not isnull(x) then p, e, g = C._10(x) if p then return "/allow_list" .. p, e, g end end
+  x = v.deny_list if x ~= nil and not isnull(x) then p, e, g = C._10(x) if p then return "/deny_list" .. p, e, g end end
 end
-F[165] = function(v)
-  local x
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
-end
-F[166] = function(v)   -- Location
+F[164] = function(v)   -- Location
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[167](x) if p then return "/properties" .. p, e, g end
+  x = v.properties p, e, g = F[165](x) if p then return "/properties" .. p, e, g end
   p = ms(v, "type", "location", "\"location\"")
   if p then return p, why() end
 end
-F[167] = function(v)   -- LocationProperties
+F[165] = function(v)   -- LocationProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.allow_list if x ~= nil and not isnull(x) then p, e, g = F[168](x) if p then return "/allow_list" .. p, e, g end end
-  x = v.deny_list if x ~= nil and not isnull(x) then p, e, g = F[168](x) if p then return "/deny_list" .. p, e, g end end
+  x = v.allow_list if x ~= nil and not isnull(x) then p, e, g = F[166](x) if p then return "/allow_list" .. p, e, g end end
+  x = v.deny_list if x ~= nil and not isnull(x) then p, e, g = F[166](x) if p then return "/deny_list" .. p, e, g end end
 end
-F[168] = function(v)
+F[166] = function(v)
   local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[169](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[167](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[169] = function(v)
+F[167] = function(v)
   local p, e, g
   local bp, be, bg
   repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if not E[36][v] then p, e, g = "", T[36], given(v) break end return nil until true bp, be, bg = p, e, g
   repeat if type(v) ~= "string" then p, e, g = "", "a string", given(v) break end if not E[37][v] then p, e, g = "", T[37], given(v) break end return nil until true bp, be, bg = best(bp, be, bg, p, e, g)
   return bp, be, bg
 end
-F[170] = function(v)   -- PageVisits
+F[168] = function(v)   -- PageVisits
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[171](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[169](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "page_visits", "\"page_visits\"")
   if p then return p, why() end
 end
-F[171] = function(v)   -- PageVisitsProperties
+F[169] = function(v)   -- PageVisitsProperties
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = mi(v, "pages")
   if p then return p, why() end
 end
-F[172] = function(v)   -- PreviouslySubmitted
+F[170] = function(v)   -- PreviouslySubmitted
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[43](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = C.SkipToSuccessProperties(x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "previously_submitted", "\"previously_submitted\"")
   if p then return p, why() end
 end
-F[173] = function(v)   -- ProfileEventTracked
+F[171] = function(v)   -- ProfileEventTracked
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or need(v, "properties")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties p, e, g = F[174](x) if p then return "/properties" .. p, e, g end
+  x = v.properties p, e, g = F[172](x) if p then return "/properties" .. p, e, g end
   p = ms(v, "type", "profile_event_tracked", "\"profile_event_tracked\"")
   if p then return p, why() end
 end
-F[174] = function(v)   -- ProfileEventTrackedProperties
+F[172] = function(v)   -- ProfileEventTrackedProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = ms0(v, "metric")
   if p then return p, why() end
-  x = v.property_filters if x ~= nil and not isnull(x) then p, e, g = F[175](x) if p then return "/property_filters" .. p, e, g end end
+  x = v.property_filters if x ~= nil and not isnull(x) then p, e, g = F[173](x) if p then return "/property_filters" .. p, e, g end end
 end
-F[175] = function(v)
+F[173] = function(v)
   local p, e, g, x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v
-  for i = 1, n do local x = v[i] p, e, g = F[176](x) if p then return "/" .. (i - 1) .. p, e, g end end
+  for i = 1, n do local x = v[i] p, e, g = F[174](x) if p then return "/" .. (i - 1) .. p, e, g end end
 end
-F[176] = function(v)   -- PropertyFilter
+F[174] = function(v)   -- PropertyFilter
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "property")
@@ -1878,57 +1868,57 @@ F[176] = function(v)   -- PropertyFilter
     or ms(v, "value")
   if p then return p, why() end
 end
-F[177] = function(v)   -- Scroll
+F[175] = function(v)   -- Scroll
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[178](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[176](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "scroll_percentage", "\"scroll_percentage\"")
   if p then return p, why() end
 end
-F[178] = function(v)   -- ScrollProperties
+F[176] = function(v)   -- ScrollProperties
   local p
   if not obj(v) then return "", "an object", given(v) end
   p = mi(v, "percentage")
   if p then return p, why() end
 end
-F[179] = function(v)   -- UnidentifiedProfiles
+F[177] = function(v)   -- UnidentifiedProfiles
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[43](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = C.SkipToSuccessProperties(x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "unidentified_profiles", "\"unidentified_profiles\"")
   if p then return p, why() end
 end
-F[180] = function(v)   -- URLPatterns
+F[178] = function(v)   -- URLPatterns
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[164](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[163](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "url_patterns", "\"url_patterns\"")
   if p then return p, why() end
 end
-F[181] = function(v)   -- BackInStock
+F[179] = function(v)   -- BackInStock
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
   p = need(v, "type")
     or ms0(v, "id")
   if p then return p, why() end
-  x = v.properties if x ~= nil then p, e, g = F[182](x) if p then return "/properties" .. p, e, g end end
+  x = v.properties if x ~= nil then p, e, g = F[180](x) if p then return "/properties" .. p, e, g end end
   p = ms(v, "type", "back_in_stock", "\"back_in_stock\"")
   if p then return p, why() end
 end
-F[182] = function(v)   -- BackInStockProperties
+F[180] = function(v)   -- BackInStockProperties
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.tag_allowlist if x ~= nil then p, e, g = F[165](x) if p then return "/tag_allowlist" .. p, e, g end end
-  x = v.tag_blocklist if x ~= nil then p, e, g = F[165](x) if p then return "/tag_blocklist" .. p, e, g end end
+  x = v.tag_allowlist if x ~= nil then p, e, g = C._10(x) if p then return "/tag_allowlist" .. p, e, g end end
+  x = v.tag_blocklist if x ~= nil then p, e, g = C._10(x) if p then return "/tag_blocklist" .. p, e, g end end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: definition, status, ab_test, name" }, shape = [==[
 ^638 FormCreateQuery

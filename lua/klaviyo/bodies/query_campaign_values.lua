@@ -3,9 +3,8 @@
 -- The request body check of query_campaign_values, run by klaviyo.body_check.
 local H = require "klaviyo.body_check"
 local type, obj, arr, isnull, given, need, why, ms = type, H.obj, H.arr, H.isnull, H.given, H.need, H.why, H.ms
-local ms0, best, set, C, F, E, T = H.ms0, H.best, H.set, H.components("klaviyo.bodies"), {}, {}, {}
+local ms0, set, C, F, E, T = H.ms0, H.set, H.components("klaviyo.bodies"), {}, {}, {}
 E[1] = set{ "campaign_id", "campaign_message_id", "campaign_message_name", "group", "group_name", "send_channel", "tag_id", "tag_name", "text_message_format", "variation", "variation_name" } T[1] = "one of \"campaign_id\", \"campaign_message_id\", \"campaign_message_name\", \"group\", \"group_name\", \"send_channel\" (or 5 more)"
-E[2] = set{ "average_order_value", "bounce_rate", "bounced", "bounced_or_failed", "bounced_or_failed_rate", "click_rate", "click_to_open_rate", "clicks", "clicks_unique", "conversion_rate", "conversion_uniques", "conversion_value", "conversions", "delivered", "delivery_rate", "failed", "failed_rate", "message_segment_count_sum", "open_rate", "opens", "opens_unique", "recipients", "revenue_per_recipient", "spam_complaint_rate", "spam_complaints", "text_message_credit_usage_amount", "text_message_roi", "text_message_spend", "unsubscribe_rate", "unsubscribe_uniques", "unsubscribes" } T[2] = "one of \"average_order_value\", \"bounce_rate\", \"bounced\", \"bounced_or_failed\", \"bounced_or_failed_rate\", \"click_rate\" (or 25 more)"
 F[1] = function(v)   -- CampaignValuesRequestDTO
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
@@ -33,8 +32,8 @@ F[3] = function(v)
     or ms0(v, "filter")
   if p then return p, why() end
   x = v.group_by if x ~= nil and not isnull(x) then p, e, g = F[4](x) if p then return "/group_by" .. p, e, g end end
-  x = v.statistics p, e, g = F[5](x) if p then return "/statistics" .. p, e, g end
-  x = v.timeframe p, e, g = F[6](x) if p then return "/timeframe" .. p, e, g end
+  x = v.statistics p, e, g = C._199(x) if p then return "/statistics" .. p, e, g end
+  x = v.timeframe p, e, g = C._200(x) if p then return "/timeframe" .. p, e, g end
 end
 F[4] = function(v)
   local x
@@ -44,22 +43,6 @@ F[4] = function(v)
     if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
     if not E[1][x] then return "/" .. (i - 1), T[1], given(x) end
   end
-end
-F[5] = function(v)
-  local x
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i]
-    if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end
-    if not E[2][x] then return "/" .. (i - 1), T[2], given(x) end
-  end
-end
-F[6] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.Timeframe(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.CustomTimeframe(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: statistics, timeframe, conversion_metric_id" }, shape = [==[
 ^829 CampaignValuesRequestDTO

@@ -3,7 +3,7 @@
 -- The request body check of query_metric_aggregates, run by klaviyo.body_check.
 local H = require "klaviyo.body_check"
 local type, obj, arr, isnull, given, need, why, ms = type, H.obj, H.arr, H.isnull, H.given, H.need, H.why, H.ms
-local ms0, mi0, count, set, F, E, T = H.ms0, H.mi0, H.count, H.set, {}, {}, {}
+local ms0, mi0, count, set, C, F, E, T = H.ms0, H.mi0, H.count, H.set, H.components("klaviyo.bodies"), {}, {}, {}
 E[1] = set{ "$attributed_channel", "$attributed_flow", "$attributed_message", "$attributed_variation", "$campaign_channel", "$flow", "$flow_channel", "$message", "$message_send_cohort", "$usage_amount", "$value_currency", "$variation", "$variation_send_cohort", "Bot Click", "Bounce Type", "Campaign Name", "Client Canonical", "Client Name", "Client Type", "Email Domain", "Failure Source", "Failure Type", "From Number", "From Phone Region", "Inbox Provider", "List", "Message Format", "Message Name", "Message Type", "Method", "Segment Count", "Subject", "To Number", "To Phone Region", "URL", "form_id" } T[1] = "one of \"$attributed_channel\", \"$attributed_flow\", \"$attributed_message\", \"$attributed_variation\", \"$campaign_channel\", \"$flow\" (or 30 more)"
 E[2] = set{ "day", "hour", "month", "week" } T[2] = "one of \"day\", \"hour\", \"month\", \"week\""
 E[3] = set{ "count", "sum_value", "unique" } T[3] = "one of \"count\", \"sum_value\", \"unique\""
@@ -33,15 +33,15 @@ F[3] = function(v)
     or need(v, "filter")
   if p then return p, why() end
   x = v.by if x ~= nil and not isnull(x) then p, e, g = F[4](x) if p then return "/by" .. p, e, g end end
-  x = v.filter p, e, g = F[5](x) if p then return "/filter" .. p, e, g end
+  x = v.filter p, e, g = C._10(x) if p then return "/filter" .. p, e, g end
   p = ms0(v, "interval", E[2], T[2])
   if p then return p, why() end
-  x = v.measurements p, e, g = F[6](x) if p then return "/measurements" .. p, e, g end
+  x = v.measurements p, e, g = F[5](x) if p then return "/measurements" .. p, e, g end
   p = ms(v, "metric_id")
     or ms(v, "page_cursor")
     or mi0(v, "page_size")
   if p then return p, why() end
-  x = v.return_fields if x ~= nil and not isnull(x) then p, e, g = F[5](x) if p then return "/return_fields" .. p, e, g end end
+  x = v.return_fields if x ~= nil and not isnull(x) then p, e, g = C._10(x) if p then return "/return_fields" .. p, e, g end end
   p = ms(v, "sort", E[4], T[4])
     or ms0(v, "timezone")
   if p then return p, why() end
@@ -56,12 +56,6 @@ F[4] = function(v)
   end
 end
 F[5] = function(v)
-  local x
-  if not arr(v) then return "", "an array", given(v) end
-  local n = #v
-  for i = 1, n do local x = v[i] if type(x) ~= "string" then return "/" .. (i - 1), "a string", given(x) end end
-end
-F[6] = function(v)
   local x
   if not arr(v) then return "", "an array", given(v) end
   local n = #v

@@ -31,17 +31,10 @@ F[3] = function(v)
     or need(v, "profile")
     or ms(v, "platform", E[1], T[1])
   if p then return p, why() end
-  x = v.profile p, e, g = F[4](x) if p then return "/profile" .. p, e, g end
+  x = v.profile p, e, g = C.ProfileUpsertQuery(x) if p then return "/profile" .. p, e, g end
   p = ms(v, "token")
     or ms0(v, "vendor", E[2], T[2])
   if p then return p, why() end
-end
-F[4] = function(v)
-  local p, e, g, x
-  if not obj(v) then return "", "an object", given(v) end
-  p = need(v, "data")
-  if p then return p, why() end
-  x = v.data p, e, g = C.ProfileUpsertQueryResourceObject(x) if p then return "/data" .. p, e, g end
 end
 return { check = F[1], requires = { "required: data", "data requires: type, attributes", "data.attributes requires: token, platform, profile" }, shape = [==[
 ^872 PushTokenUnregisterQuery

@@ -3,7 +3,7 @@
 -- The request body check of update_universal_content, run by klaviyo.body_check.
 local H = require "klaviyo.body_check"
 local type, obj, isnull, given, need, why, ms, ms0 = type, H.obj, H.isnull, H.given, H.need, H.why, H.ms, H.ms0
-local best, C, F = H.best, H.components("klaviyo.bodies"), {}
+local C, F = H.components("klaviyo.bodies"), {}
 F[1] = function(v)   -- UniversalContentPartialUpdateQuery
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
@@ -26,21 +26,9 @@ end
 F[3] = function(v)
   local p, e, g, x
   if not obj(v) then return "", "an object", given(v) end
-  x = v.definition if x ~= nil and not isnull(x) then p, e, g = F[4](x) if p then return "/definition" .. p, e, g end end
+  x = v.definition if x ~= nil and not isnull(x) then p, e, g = C._195(x) if p then return "/definition" .. p, e, g end end
   p = ms0(v, "name")
   if p then return p, why() end
-end
-F[4] = function(v)
-  local p, e, g
-  local bp, be, bg
-  p, e, g = C.ButtonBlockV0(v) if not p then return end bp, be, bg = p, e, g
-  p, e, g = C.DropShadowBlockV0(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.HorizontalRuleBlockV0(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.HTMLBlockV0(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.ImageBlockV0(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.SpacerBlockV0(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  p, e, g = C.TextBlockV0(v) if not p then return end bp, be, bg = best(bp, be, bg, p, e, g)
-  return bp, be, bg
 end
 return { check = F[1], requires = { "required: data", "data requires: type, id, attributes" }, shape = [==[
 ^962 UniversalContentPartialUpdateQuery

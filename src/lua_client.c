@@ -293,6 +293,31 @@ int kl_lua_build(lua_State *L) {
     return 1;
 }
 
+/* Appends the header whose name and value are the strings at stack indexes ni and vi to hs
+ * (n of cap used; the strings stay alive on the stack or in the caller's table): 0, or
+ * HEADER_OOM, or HEADER_NUL for a NUL byte in either. hs is left for the caller to free. */
+enum { HEADER_OOM = 1, HEADER_NUL = 2 };
+static int add_header(lua_State *L, kl_header **hs, size_t *n, size_t *cap, int ni, int vi) {
+    if (lk_has_nul(L, ni) || lk_has_nul(L, vi)) return HEADER_NUL;
+    if (*n == *cap) {
+        size_t want = *cap ? *cap * 2 : 16;
+        kl_header *nn = (kl_header *)realloc(*hs, want * sizeof **hs);
+        if (!nn) return HEADER_OOM;
+        *hs = nn;
+        *cap = want;
+    }
+    (*hs)[*n].name = (char *)lua_tostring(L, ni);
+    (*hs)[*n].value = (char *)lua_tostring(L, vi);
+    (*n)++;
+    return 0;
+}
+
+static int header_failure(lua_State *L, kl_header *hs, int why) {
+    free(hs);
+    if (why == HEADER_OOM) return luaL_error(L, "klaviyo.core: out of memory");
+    return luaL_argerror(L, 3, "a header holds a NUL byte");
+}
+
 /* c:interpret(status, headers, body [, operation]): headers maps names to a string or a
  * list of strings (ngx.resp.get_headers() style). */
 int kl_lua_interpret(lua_State *L) {
@@ -301,7 +326,7 @@ int kl_lua_interpret(lua_State *L) {
     size_t blen = 0, n = 0, cap = 0;
     const char *body, *op;
     kl_header *hs = NULL;
-    int rc, ht;
+    int rc, ht, why;
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
     body = luaL_optlstring(L, 4, "", &blen);
     op = luaL_optstring(L, 5, NULL);
@@ -316,21 +341,7 @@ int kl_lua_interpret(lua_State *L) {
                 return luaL_argerror(L, 3, "header names must be strings");
             }
             if (lua_type(L, -1) == LUA_TSTRING) {
-                if (n == cap) {
-                    void *nn = realloc(hs, (cap = cap ? cap * 2 : 16) * sizeof *hs);
-                    if (!nn) {
-                        free(hs);
-                        return luaL_error(L, "klaviyo.core: out of memory");
-                    }
-                    hs = nn;
-                }
-                if (lk_has_nul(L, -2) || lk_has_nul(L, -1)) {
-                    free(hs);
-                    return luaL_argerror(L, 3, "a header holds a NUL byte");
-                }
-                hs[n].name = (char *)lua_tostring(L, -2);
-                hs[n].value = (char *)lua_tostring(L, -1);
-                n++;
+                if ((why = add_header(L, &hs, &n, &cap, -2, -1)) != 0) return header_failure(L, hs, why);
             } else if (lua_istable(L, -1)) {
                 int k, m = (int)kl_rawlen(L, -1);
                 for (k = 1; k <= m; k++) {
@@ -339,24 +350,9 @@ int kl_lua_interpret(lua_State *L) {
                         free(hs);
                         return luaL_argerror(L, 3, "header values must be strings");
                     }
-                    lua_pop(L, 1); /* the list keeps it alive */
-                    if (n == cap) {
-                        void *nn = realloc(hs, (cap = cap ? cap * 2 : 16) * sizeof *hs);
-                        if (!nn) {
-                            free(hs);
-                            return luaL_error(L, "klaviyo.core: out of memory");
-                        }
-                        hs = nn;
-                    }
-                    lua_rawgeti(L, -1, k);
-                    if (lk_has_nul(L, -3) || lk_has_nul(L, -1)) {
-                        free(hs);
-                        return luaL_argerror(L, 3, "a header holds a NUL byte");
-                    }
-                    hs[n].name = (char *)lua_tostring(L, -3);
-                    hs[n].value = (char *)lua_tostring(L, -1);
-                    lua_pop(L, 1);
-                    n++;
+                    why = add_header(L, &hs, &n, &cap, -3, -1);
+                    lua_pop(L, 1); /* the list keeps the value alive */
+                    if (why != 0) return header_failure(L, hs, why);
                 }
             } else {
                 free(hs);

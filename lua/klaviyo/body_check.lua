@@ -12,8 +12,8 @@
 -- same way, except that an empty table there stands for [] as well as {} (the decoder does
 -- not tell them apart).
 -- @module klaviyo.body_check
-local type, getmetatable, setmetatable, rawget, next, pairs, ipairs, pcall, require, tostring,
-  tonumber, error = type, getmetatable, setmetatable, rawget, next, pairs, ipairs, pcall, require,
+local type, getmetatable, setmetatable, rawget, next, pairs, pcall, require, tostring,
+  tonumber, error = type, getmetatable, setmetatable, rawget, next, pairs, pcall, require,
   tostring, tonumber, error
 local floor, huge = math.floor, math.huge
 local format, match, sub, sort, concat = string.format, string.match, string.sub, table.sort, table.concat
@@ -22,6 +22,7 @@ local cjson_null = require("cjson").null
 local errors = require "klaviyo.errors"
 local operations = require "klaviyo.operations"
 local validate = require "klaviyo.validate"
+local is_date = require("klaviyo.calendar").is_date
 local rules = require("klaviyo.body_rules").check
 
 local _M = {}
@@ -99,13 +100,8 @@ function _M.given(v)
   return "a " .. t
 end
 
-local MDAYS = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
-
 local function valid_date(y, m, d)
-  y, m, d = tonumber(y), tonumber(m), tonumber(d)
-  if m < 1 or m > 12 or d < 1 or d > MDAYS[m] then return false end
-  if m == 2 and d == 29 then return y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0) end
-  return true
+  return is_date(tonumber(y), tonumber(m), tonumber(d))
 end
 
 -- HH:MM:SS[.frac][zone]; the zone is required when need_zone.
@@ -220,11 +216,7 @@ for code, t in pairs({ s = { is_string, "a string" }, i = { _M.int, "an integer"
 end
 
 --- A set of the given values (an enum's, a closed object's members): {[value] = true}.
-function _M.set(values)
-  local s = {}
-  for _, v in ipairs(values) do s[v] = true end
-  return s
-end
+_M.set = validate.set
 
 -- Per module prefix: the shared checks, by name.
 local registries = {}

@@ -22,6 +22,19 @@ function _M.days_from_civil(y, m, d)
   return era * 146097 + doe - 719468
 end
 
+local MDAYS = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+
+--- Is y-m-d a day of the calendar (February 29 only in leap years)?
+---@param y integer year
+---@param m integer month
+---@param d integer day of the month
+---@return boolean
+function _M.is_date(y, m, d)
+  if m < 1 or m > 12 or d < 1 or d > MDAYS[m] then return false end
+  if m == 2 and d == 29 then return y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0) end
+  return true
+end
+
 --- The date of day z since 1970-01-01.
 ---@param z integer days
 ---@return integer y

@@ -173,15 +173,8 @@ end
 _M.days_from_civil = calendar.days_from_civil
 local days_from_civil, civil_from_days = calendar.days_from_civil, calendar.civil_from_days
 
-local MDAYS = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
-
 local function epoch_of(y, mo, d, h, mi, s)
-  if mo < 1 or mo > 12 or d < 1 or d > MDAYS[mo] or h > 23 or mi > 59 or s >= 61 then
-    return nil
-  end
-  if mo == 2 and d == 29 and not (y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)) then
-    return nil
-  end
+  if not calendar.is_date(y, mo, d) or h > 23 or mi > 59 or s >= 61 then return nil end
   return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s
 end
 

@@ -58,6 +58,20 @@ function M.not_found(detail)
   return M.error(404, "not_found", "Not found.", detail or "Not found.")
 end
 
+--- The item of `by_id` under `id`: item, or nil and the 404 Klaviyo answers for a get,
+-- update or delete of a missing resource ("<What> '<id>' not found.") as status, doc.
+function M.lookup(by_id, id, what)
+  local item = by_id[id]
+  if item == nil then return nil, M.not_found(format("%s '%s' not found.", what, tostring(id))) end
+  return item
+end
+
+--- 200 and the document of one resource read or changed at this URL: `data`, a self link
+-- (the request's URL) and `included` when given.
+function M.single(req, data, included)
+  return 200, { data = data, links = { self = req.base_url .. req.path }, included = included }
+end
+
 --- A resource object. `links_self` is a full URL (or nil to omit links).
 function M.resource(rtype, id, attributes, relationships, links_self)
   local r = { type = rtype, id = id, attributes = attributes or {} }

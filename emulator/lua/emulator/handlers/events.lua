@@ -571,15 +571,12 @@ end
 M.get_event = function(req)
   local acct = req.account
   M.settle(acct)
-  local ev = acct.events_by_id[req.params.id]
-  if not ev then return jsonapi.not_found(format("Event '%s' not found.", tostring(req.params.id))) end
-  local fields, st, doc = jsonapi.fields(req, "event")
-  if fields == nil then return st, doc end
+  local ev, st, doc = jsonapi.lookup(acct.events_by_id, req.params.id, "Event")
+  if not ev then return st, doc end
   local inc, ist, idoc = includes(req)
   if not inc then return ist, idoc end
-  local out = { data = event_resource(req, ev, fields), links = { self = req.base_url .. req.path } }
-  if next(inc) then out.included = jsonapi.array(included_for(req, acct, { ev }, inc)) end
-  return 200, out
+  return jsonapi.single(req, event_resource(req, ev, jsonapi.fields(req, "event")),
+    next(inc) and jsonapi.array(included_for(req, acct, { ev }, inc)) or nil)
 end
 
 return M

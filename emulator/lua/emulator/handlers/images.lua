@@ -124,17 +124,15 @@ M.upload_image_from_url = function(req)
 end
 
 M.get_image = function(req)
-  local img = images_of(req.account).by_id[req.params.id]
-  if not img then return jsonapi.not_found(format("Image '%s' not found.", tostring(req.params.id))) end
-  local fields, st, doc = jsonapi.fields(req, "image")
-  if fields == nil then return st, doc end
-  return 200, { data = resource(req, img, fields), links = { self = req.base_url .. req.path } }
+  local img, st, doc = jsonapi.lookup(images_of(req.account).by_id, req.params.id, "Image")
+  if not img then return st, doc end
+  return jsonapi.single(req, resource(req, img, jsonapi.fields(req, "image")))
 end
 
 M.update_image = function(req)
   local s = images_of(req.account)
-  local img = s.by_id[req.params.id]
-  if not img then return jsonapi.not_found(format("Image '%s' not found.", tostring(req.params.id))) end
+  local img, st, doc = jsonapi.lookup(s.by_id, req.params.id, "Image")
+  if not img then return st, doc end
   local d = req.body.data
   if d.id ~= img.id then
     return jsonapi.error(409, "conflict", "Conflict.", "The id in the body does not match the URL.",
@@ -154,7 +152,7 @@ M.update_image = function(req)
   end
   if a.hidden ~= nil then img.hidden = a.hidden end
   img.updated = state.now()
-  return 200, { data = resource(req, img, false), links = { self = req.base_url .. req.path } }
+  return jsonapi.single(req, resource(req, img, false))
 end
 
 local IMAGE_FILTER = {

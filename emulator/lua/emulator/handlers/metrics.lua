@@ -5,7 +5,7 @@ local state = require "emulator.state"
 local jsonapi = require "emulator.jsonapi"
 local filter = require "emulator.filter"
 
-local ipairs, format, tostring = ipairs, string.format, tostring
+local ipairs = ipairs
 
 local M = {}
 
@@ -48,11 +48,9 @@ M.get_metrics = function(req)
 end
 
 M.get_metric = function(req)
-  local m = req.account.metrics[req.params.id]
-  if not m then return jsonapi.not_found(format("Metric '%s' not found.", tostring(req.params.id))) end
-  local fields, st, doc = jsonapi.fields(req, "metric")
-  if fields == nil then return st, doc end
-  return 200, { data = M.resource(req, m, fields), links = { self = req.base_url .. req.path } }
+  local m, st, doc = jsonapi.lookup(req.account.metrics, req.params.id, "Metric")
+  if not m then return st, doc end
+  return jsonapi.single(req, M.resource(req, m, jsonapi.fields(req, "metric")))
 end
 
 return M

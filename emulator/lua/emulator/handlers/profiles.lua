@@ -180,8 +180,9 @@ end
 M.get_profile = function(req)
   local st, doc = check_fields(req)
   if st then return st, doc end
-  local p = req.account.profiles[req.params.id]
-  if not p then return jsonapi.not_found(format("Profile '%s' not found.", tostring(req.params.id))) end
+  local p
+  p, st, doc = jsonapi.lookup(req.account.profiles, req.params.id, "Profile")
+  if not p then return st, doc end
   if req.query.include then
     for _, v in ipairs(jsonapi.split(req.query.include)) do
       if v ~= "lists" and v ~= "segments" and v ~= "push-tokens" and v ~= "conversation" then
@@ -320,8 +321,9 @@ M.update_profile = function(req)
     return jsonapi.error(409, "conflict", "Conflict.",
       "The id in the body does not match the id in the path.", { pointer = "/data/id" })
   end
-  local p = acct.profiles[req.params.id]
-  if not p then return jsonapi.not_found(format("Profile '%s' not found.", tostring(req.params.id))) end
+  local p
+  p, st, doc = jsonapi.lookup(acct.profiles, req.params.id, "Profile")
+  if not p then return st, doc end
   local clean
   clean, st, doc = M.validate(data.attributes, "/data", p.id, false)
   if not clean then return st, doc end

@@ -94,8 +94,9 @@ end
 M.get_webhook_topic = function(req)
   local _, set = topics(req.account)
   local id = req.params.id
-  if not set[id] then return jsonapi.not_found(format("Webhook topic '%s' not found.", tostring(id))) end
-  return 200, { data = bare_topic(req, id), links = { self = req.base_url .. req.path } }
+  local found, st, doc = jsonapi.lookup(set, id, "Webhook topic")
+  if not found then return st, doc end
+  return jsonapi.single(req, bare_topic(req, id))
 end
 
 ---------------------------------------------------------------- webhooks as resources
@@ -291,31 +292,27 @@ M.get_webhooks = function(req)
 end
 
 M.get_webhook = function(req)
-  local wh = store(req.account).by_id[req.params.id]
-  if not wh then return jsonapi.not_found(format("Webhook '%s' not found.", tostring(req.params.id))) end
-  local fields, st, doc = jsonapi.fields(req, "webhook")
-  if fields == nil then return st, doc end
+  local wh, st, doc = jsonapi.lookup(store(req.account).by_id, req.params.id, "Webhook")
+  if not wh then return st, doc end
   local inc, ierr, idoc = include_topics(req)
   if inc == nil then return ierr, idoc end
-  local out = { data = resource(req, wh, fields, inc), links = { self = req.base_url .. req.path } }
-  if inc then out.included = included(req, { wh }) end
-  return 200, out
+  return jsonapi.single(req, resource(req, wh, jsonapi.fields(req, "webhook"), inc),
+    inc and included(req, { wh }) or nil)
 end
 
 M.update_webhook = function(req)
   local s = store(req.account)
-  local wh = s.by_id[req.params.id]
-  if not wh then return jsonapi.not_found(format("Webhook '%s' not found.", tostring(req.params.id))) end
+  local wh, st, doc = jsonapi.lookup(s.by_id, req.params.id, "Webhook")
+  if not wh then return st, doc end
   local data = req.body.data
   if data.id ~= req.params.id then
     return jsonapi.error(409, "conflict", "Conflict.",
       "The resource object's id does not match the id in the URL.", { pointer = "/data/id" })
   end
-  local fields, fst, fdoc = jsonapi.fields(req, "webhook")
-  if fields == nil then return fst, fdoc end
+  local fields = jsonapi.fields(req, "webhook")
   local attrs = type(data.attributes) == "table" and data.attributes or {}
   local rels = type(data.relationships) == "table" and data.relationships or nil
-  local st, doc = check(req.account, attrs, rels, false)
+  st, doc = check(req.account, attrs, rels, false)
   if st then return st, doc end
   local function set(k, field)
     local v = attrs[k]
@@ -326,14 +323,15 @@ M.update_webhook = function(req)
   if rels and rels["webhook-topics"] then wh.topics = topic_ids(rels) end
   wh.updated = state.now()
   index_topics(s)
-  return 200, { data = resource(req, wh, fields, true), links = { self = req.base_url .. req.path } }
+  return jsonapi.single(req, resource(req, wh, fields, true))
 end
 
 M.delete_webhook = function(req)
   local s = store(req.account)
   local id = req.params.id
-  if not s.by_id[id] then return jsonapi.not_found(format("Webhook '%s' not found.", tostring(id))) end
-  s.by_id[id].deleted = true
+  local wh, st, doc = jsonapi.lookup(s.by_id, id, "Webhook")
+  if not wh then return st, doc end
+  wh.deleted = true
   s.by_id[id] = nil
   for i, v in ipairs(s.order) do
     if v == id then table.remove(s.order, i) break end

@@ -37,8 +37,7 @@ end
 
 describe("tracker crash safety", function()
   it("loses nothing and fires nothing twice when the process is killed at a random moment", function()
-    local acct, flow = S.account()
-    local path = S.spool_path("crash")
+    local acct, flow, client, path = S.fixture("crash")
     local log = path .. ".log"
     os.remove(log)
     finally(function()
@@ -67,7 +66,7 @@ describe("tracker crash safety", function()
     print(string.format("\ncrash: killed after %d events returned (target %d)", count, target))
 
     -- a new process (this one) opens the spool the killed child left and delivers the rest
-    local t = assert(tracker.new(S.client(acct), { spool = path }))
+    local t = assert(tracker.new(client, { spool = path }))
     assert.is_true(t:close(120))
     local maybe = { [max + 1] = true } -- tracked but killed before track returned
     local r = S.check_exact(acct, flow, got, maybe)

@@ -33,11 +33,7 @@ end
 
 describe("damaged spool records", function()
   local acct, flow, client, path
-  before_each(function()
-    acct, flow = S.account()
-    client = S.client(acct)
-    path = S.spool_path("damage")
-  end)
+  before_each(function() acct, flow, client, path = S.fixture("damage") end)
   after_each(function() S.cleanup(path) end)
 
   -- 5 events spooled by a tracker that closed without delivering

@@ -56,8 +56,7 @@ end
 
 describe("spool on a full disk", function()
   it("answers nil, err under a file size limit smaller than its window, never SIGXFSZ", function()
-    local acct, flow = S.account()
-    local path = S.spool_path("fsize")
+    local acct, flow, client, path = S.fixture("fsize")
     finally(function() S.cleanup(path) end)
     -- 64 blocks (of 512 or 1024 bytes, as the shell counts them), SIGXFSZ left as it is
     local cmd = string.format("ulimit -f 64; exec %s %s %s %s %s %s %s", S.interpreter(),
@@ -71,7 +70,7 @@ describe("spool on a full disk", function()
     assert.matches("closed true acks_unwritten %d+\nexit 0\n$", out)
     -- every stored event arrived once (an ack without room only makes an event go again,
     -- which its unique_id makes harmless): nothing is left in the spool
-    local t = assert(tracker.new(S.client(acct), { spool = path, auto = false }))
+    local t = assert(tracker.new(client, { spool = path, auto = false }))
     assert.is_true(t:close(30))
     assert.are.same({ held = n, missing = 0, extra = 0, twice = 0, runs_bad = 0 },
       S.check_exact(acct, flow, all(n)))

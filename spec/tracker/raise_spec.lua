@@ -71,11 +71,11 @@ describe("tracker delivery that raises", function()
 
   for _, step in ipairs(STEPS) do
     it("survives an error raised in " .. step.name, function()
-      local acct, flow = S.account()
-      path = S.spool_path("raise")
+      local acct, flow, client
+      acct, flow, client, path = S.fixture("raise")
       local opts = { spool = path, auto = false, backoff_base = 0.01, backoff_cap = 0.02 }
       for k, v in pairs(step.opts or {}) do opts[k] = v end
-      local t = assert(tracker.new(S.client(acct), opts))
+      local t = assert(tracker.new(client, opts))
       local raised = step.arm(t)
       local expected = {}
       for i = 1, 3 do
@@ -108,9 +108,9 @@ describe("tracker delivery that raises", function()
   end
 
   it("answers track with the unique_id when the delivery it starts raises", function()
-    local acct, flow = S.account()
-    path = S.spool_path("raise")
-    local t = assert(tracker.new(S.client(acct), { spool = path, batch = 1,
+    local acct, flow, client
+    acct, flow, client, path = S.fixture("raise")
+    local t = assert(tracker.new(client, { spool = path, batch = 1,
       backoff_base = 0.01, backoff_cap = 0.02 }))
     local raised = raise_once(t.client, "call")
     local uid, err = t:track(ev(1))
@@ -125,9 +125,9 @@ describe("tracker delivery that raises", function()
   end)
 
   it("is not stopped by an infinite or NaN Retry-After", function()
-    local acct, flow = S.account()
-    path = S.spool_path("raise")
-    local t = assert(tracker.new(S.client(acct), { spool = path, auto = false,
+    local acct, flow, client
+    acct, flow, client, path = S.fixture("raise")
+    local t = assert(tracker.new(client, { spool = path, auto = false,
       backoff_base = 0.01, backoff_cap = 0.02 }))
     local real, n = t.client.call, 0
     t.client.call = function(...)

@@ -94,6 +94,13 @@ function M.cleanup(p)
   for _, s in ipairs({ "", ".tmp", ".lock", ".damaged" }) do os.remove(p .. s) end
 end
 
+--- What a tracker test starts from: a fresh account with its live flow, a client for it and a
+-- spool path no other test uses (`tag` in its name). Returns acct, flow_id, client, path.
+function M.fixture(tag)
+  local acct, flow = M.account()
+  return acct, flow, M.client(acct), M.spool_path(tag)
+end
+
 --- Every event the account holds: array of {id, seq = properties.seq, uid = properties.uid}.
 function M.events(acct)
   emu.admin("GET", "jobs?settle=1&account=" .. acct.account_id)

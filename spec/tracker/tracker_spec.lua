@@ -14,11 +14,7 @@ local all = S.all
 describe("klaviyo.tracker", function()
   local acct, flow, client, path
 
-  before_each(function()
-    acct, flow = S.account()
-    client = S.client(acct)
-    path = S.spool_path("tracker")
-  end)
+  before_each(function() acct, flow, client, path = S.fixture("tracker") end)
 
   after_each(function()
     emu.faults(nil)

@@ -60,6 +60,14 @@ describe("klaviyo (the command)", function()
     return acct, env
   end
 
+  -- `klaviyo ARGS --base-url=...` run with the key of a fresh account: its result and the account.
+  local function run_new(args)
+    local acct, env = account()
+    args[#args + 1] = BASE
+    args.env = env
+    return run(args), acct
+  end
+
   describe("help, ops and describe", function()
     it("--help lists the verbs and the exit codes", function()
       local r = run { "--help" }
@@ -169,9 +177,8 @@ describe("klaviyo (the command)", function()
     end)
 
     it("track takes properties from --properties @file", function()
-      local acct, env = account()
-      local r = run { "track", "Viewed", "external_id=u-7", "--properties",
-        "@" .. tmpfile('{"page":"/home","n":3}'), BASE, env = env }
+      local r, acct = run_new { "track", "Viewed", "external_id=u-7", "--properties",
+        "@" .. tmpfile('{"page":"/home","n":3}') }
       assert.are.equal(0, r.code, r.stderr)
       local sent = require("cjson").decode(C.requests(acct, "create_event")[1].request_body)
       assert.are.same({ page = "/home", n = 3 }, sent.data.attributes.properties)
@@ -194,16 +201,14 @@ describe("klaviyo (the command)", function()
     end)
 
     it("profile get by name is refused locally (exit 3), nothing sent", function()
-      local acct, env = account()
-      local r = run { "profile", "get", "first_name=Ann", BASE, env = env }
+      local r, acct = run_new { "profile", "get", "first_name=Ann" }
       assert.are.equal(3, r.code)
       assert.are.equal("refused", r.err.kind)
       assert.are.equal(0, #emu.requests(acct))
     end)
 
     it("profile get with no match is exit 4, code not_found", function()
-      local _, env = account()
-      local r = run { "profile", "get", "email=nobody@example.com", BASE, env = env }
+      local r = run_new { "profile", "get", "email=nobody@example.com" }
       assert.are.equal(4, r.code)
       assert.are.equal("not_found", r.err.code)
     end)
@@ -224,8 +229,7 @@ describe("klaviyo (the command)", function()
     end)
 
     it("unsubscribe sends the unsubscribe job", function()
-      local acct, env = account()
-      local r = run { "unsubscribe", "email=cy@example.com", BASE, env = env }
+      local r, acct = run_new { "unsubscribe", "email=cy@example.com" }
       assert.are.equal(0, r.code, r.stderr)
       assert.are.equal(1, #C.requests(acct, "bulk_unsubscribe_profiles"))
     end)

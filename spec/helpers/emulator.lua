@@ -14,8 +14,7 @@ local P = require "helpers.process"
 local M = {}
 M.REVISION = "2026-07-15"
 
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
-local ROOT = here .. "/../.."
+local ROOT = P.root
 M.root = ROOT
 local LAUNCHER = ROOT .. "/emulator/klaviyo-emulator"
 

@@ -2,9 +2,9 @@
 -- decoded once per process. Not a spec itself.
 local cjson = require "cjson"
 local F = require "helpers.files"
+local P = require "helpers.process"
 
-local root = debug.getinfo(1, "S").source:match("^@(.*)/spec/helpers/") or "."
-local M = { path = root .. "/openapi/klaviyo-stable-2026-07-15.json" }
+local M = { path = P.root .. "/openapi/klaviyo-stable-2026-07-15.json" }
 
 local doc
 --- The decoded spec (the same table on every call).

@@ -6,8 +6,7 @@ local emu = require "helpers.emulator"
 -- The interpreter running busted: examples run under the same one.
 local interpreter = require("helpers.process").interpreter
 
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec/idiomatic"
-local ROOT = here .. "/../.."
+local ROOT = emu.root
 
 local function run(name, args)
   local cmd = ("cd %q && env -u KLAVIYO_API_KEY KLAVIYO_BASE_URL=%q LUA_PATH=%q LUA_CPATH=%q " ..

@@ -9,8 +9,7 @@ local R = require "ngx.lua.ngxapp.specrun"
 local luassert = require "luassert"
 local lfs = require "lfs"
 
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec/ngx"
-local IDIOMATIC = here .. "/../idiomatic"
+local IDIOMATIC = T.emu.root .. "/spec/idiomatic"
 
 -- Every spec file of spec/idiomatic; clients: its tests each make clients (the pure units
 -- make none; they run in nginx's LuaJIT all the same).

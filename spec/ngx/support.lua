@@ -11,8 +11,7 @@ local S = require "client.support"
 
 local M = { emu = emu, S = S, cjson = cjson }
 
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec/ngx"
-local TESTBED = here .. "/testbed"
+local TESTBED = emu.root .. "/spec/ngx/testbed"
 
 -- Starts the test bed (opts.workers) and fills M.url, M.tls_url; raises when it cannot.
 function M.start(opts)

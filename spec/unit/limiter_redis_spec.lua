@@ -5,7 +5,7 @@
 -- spec shows the module is the single source and the nginx store runs it.
 local socket = require "socket"
 
-local root = (debug.getinfo(1, "S").source:match("^@(.*)/spec/unit/") or ".")
+local root = require("helpers.process").root
 
 -- A minimal RESP client: enough for EVAL and a few admin commands.
 local function read_reply(sock)

@@ -1,7 +1,7 @@
 -- The committed operation table is exactly what the generator makes from Klaviyo's spec.
 local F = require "helpers.files"
 
-local root = (debug.getinfo(1, "S").source:match("^@(.*)/spec/unit/") or ".")
+local root = require("helpers.process").root
 local openapi = require "helpers.openapi"
 local spec_json = openapi.path
 

@@ -8,8 +8,7 @@ local webhooks = require "klaviyo.webhooks"
 local emu = require "helpers.emulator"
 local live_flow = require "helpers.live_flow"
 
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec/webhooks"
-local RECEIVER = here .. "/receiver"
+local RECEIVER = emu.root .. "/spec/webhooks/receiver"
 local SECRET = "spec-webhook-secret-" .. tostring(os.time())
 local METRIC = "Placed Order"
 local TOPIC = "event:klaviyo.placed_order"

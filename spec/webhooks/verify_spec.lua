@@ -3,11 +3,10 @@
 -- and that no error or message ever holds the secret.
 local cjson = require "cjson"
 local webhooks = require "klaviyo.webhooks"
-
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec/webhooks"
+local P = require "helpers.process"
 
 local function load_vectors()
-  local f = assert(io.open(here .. "/vectors.json", "rb"))
+  local f = assert(io.open(P.root .. "/spec/webhooks/vectors.json", "rb"))
   local t = cjson.decode(f:read("*a"))
   f:close()
   return t

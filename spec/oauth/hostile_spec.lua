@@ -38,25 +38,28 @@ describe("klaviyo.oauth token calls against a hostile server", function()
   setup(function() url = S.start() end)
   teardown(function() S.stop() end)
 
-  it("a body over the core's cap fails as a transport error, not read whole", function()
-    S.play(case("body over the cap with Content-Length"))
+  -- A refresh with `timeout` against the hostile case `name`, which must fail as a transport
+  -- error: the error and the seconds it took.
+  local function refresh_fails(name, timeout)
+    S.play(case(name))
     local t0 = socket.gettime()
-    local t, err = oauth.refresh(creds(url, { timeout = 10 }))
+    local t, err = oauth.refresh(creds(url, { timeout = timeout }))
     assert.is_nil(t)
     assert.equal("transport", err.kind)
+    return err, socket.gettime() - t0
+  end
+
+  it("a body over the core's cap fails as a transport error, not read whole", function()
+    local err, took = refresh_fails("body over the cap with Content-Length", 10)
     assert.equal("response_too_large", err.code)
     assert.equal("oauth_refresh", err.operation)
-    assert.is_true(socket.gettime() - t0 < 10, "within the timeout")
+    assert.is_true(took < 10, "within the timeout")
   end)
 
   it("a body dripped past the timeout fails within the timeout", function()
-    S.play(case("body dripped past the timeout"))
-    local t0 = socket.gettime()
-    local t, err = oauth.refresh(creds(url, { timeout = 1 }))
-    assert.is_nil(t)
-    assert.equal("transport", err.kind)
+    local err, took = refresh_fails("body dripped past the timeout", 1)
     assert.equal("timeout", err.code)
-    assert.is_true(socket.gettime() - t0 < 3, "within the timeout")
+    assert.is_true(took < 3, "within the timeout")
   end)
 
   it("a client's refresh goes through its own core: its timeout and error kinds", function()
@@ -152,7 +155,10 @@ describe("klaviyo.oauth token calls inside nginx against a hostile server", func
     n.remove()
   end)
 
-  local function refresh(timeout)
+  -- A refresh inside nginx with `timeout` against the hostile case `name`, which must fail
+  -- through one cosocket call as a transport error, nothing raised: what nginx reported.
+  local function refresh_fails(name, timeout)
+    S.play(case(name))
     local body
     for _ = 1, 50 do
       body = http.request(string.format("%s/refresh?url=%s&timeout=%d&secret=%s",
@@ -160,26 +166,22 @@ describe("klaviyo.oauth token calls inside nginx against a hostile server", func
       if body then break end
       socket.sleep(0.1)
     end
-    return assert(cjson.decode(body or ""), tostring(body))
-  end
-
-  it("a body dripped past the timeout: cosockets, transport timeout, within the timeout", function()
-    S.play(case("body dripped past the timeout"))
-    local r = refresh(1)
+    local r = assert(cjson.decode(body or ""), tostring(body))
     assert.is_nil(r.raised)
     assert.equal(1, r.ngx_calls)
     assert.equal("transport", r.kind)
+    return r
+  end
+
+  it("a body dripped past the timeout: cosockets, transport timeout, within the timeout", function()
+    local r = refresh_fails("body dripped past the timeout", 1)
     assert.equal("timeout", r.code)
     assert.is_true(r.elapsed < 3, "elapsed " .. r.elapsed)
     assert.is_nil(r.text:find(SECRET, 1, true))
   end)
 
   it("a body over the core's cap: cosockets, response_too_large", function()
-    S.play(case("body over the cap with Content-Length"))
-    local r = refresh(10)
-    assert.is_nil(r.raised)
-    assert.equal(1, r.ngx_calls)
-    assert.equal("transport", r.kind)
+    local r = refresh_fails("body over the cap with Content-Length", 10)
     assert.equal("response_too_large", r.code)
     assert.is_true(r.elapsed < 10, "elapsed " .. r.elapsed)
   end)

@@ -66,6 +66,10 @@ local function tr(code) return { kind = "transport", code = code } end
 local function http(status) return { kind = "http", status = status } end
 local DECODE = { kind = "decode" }
 local REFUSED = { kind = "refused" }
+-- A links.next the client must refuse to follow: the first page's request is the only one.
+local function refused_next(name, next_link)
+  return { name = name, pages = true, server = page(next_link), expect = REFUSED, requests = 1 }
+end
 local MB = 1024 * 1024
 -- retries allowed, for the Retry-After cases: a wait longer than max_time must fail at once
 local RETRY3 = { retry = { attempts = 3, max_time = 2 } }
@@ -402,27 +406,14 @@ M.cases = {
     { "Location: /client/profiles/", "Content-Type: text/html" }, ""), expect = http(308), requests = 1 },
 
   -- links.next from the server ---------------------------------------------------------------
-  { name = "links.next to another host", pages = true, server = page('"http://evil.example/api/profiles/"'),
-    expect = { kind = "refused" }, requests = 1 },
-  { name = "links.next to another port", pages = true, server = page('"http://127.0.0.1:1/api/profiles/"'),
-    expect = { kind = "refused" }, requests = 1 },
-  { name = "links.next to /client/", pages = true,
-    server = page('"http://127.0.0.1:@PORT@/client/profiles/"'), expect = { kind = "refused" },
-    requests = 1 },
-  { name = "links.next to //client/", pages = true,
-    server = page('"http://127.0.0.1:@PORT@//client/profiles/"'), expect = { kind = "refused" },
-    requests = 1 },
-  { name = "links.next to /api/../client/", pages = true,
-    server = page('"http://127.0.0.1:@PORT@/api/../client/profiles/"'), expect = { kind = "refused" },
-    requests = 1 },
-  { name = "links.next with CR/LF", pages = true,
-    server = page('"http://127.0.0.1:@PORT@/api/profiles/\\r\\nX-Evil: 1"'), expect = { kind = "refused" },
-    requests = 1 },
-  { name = "links.next with NUL", pages = true,
-    server = page('"http://127.0.0.1:@PORT@/api/profiles/\\u0000evil"'), expect = { kind = "refused" },
-    requests = 1 },
-  { name = "links.next https downgrade to http host", pages = true,
-    server = page('"ftp://127.0.0.1:@PORT@/api/profiles/"'), expect = { kind = "refused" }, requests = 1 },
+  refused_next("links.next to another host", '"http://evil.example/api/profiles/"'),
+  refused_next("links.next to another port", '"http://127.0.0.1:1/api/profiles/"'),
+  refused_next("links.next to /client/", '"http://127.0.0.1:@PORT@/client/profiles/"'),
+  refused_next("links.next to //client/", '"http://127.0.0.1:@PORT@//client/profiles/"'),
+  refused_next("links.next to /api/../client/", '"http://127.0.0.1:@PORT@/api/../client/profiles/"'),
+  refused_next("links.next with CR/LF", '"http://127.0.0.1:@PORT@/api/profiles/\\r\\nX-Evil: 1"'),
+  refused_next("links.next with NUL", '"http://127.0.0.1:@PORT@/api/profiles/\\u0000evil"'),
+  refused_next("links.next https downgrade to http host", '"ftp://127.0.0.1:@PORT@/api/profiles/"'),
   { name = "links.next a number", pages = true, server = page("42"), expect = OK, requests = 1 },
 
   -- hostile callers: nothing may be sent -----------------------------------------------------

@@ -33,10 +33,7 @@ describe("durations from outside", function()
   teardown(function() if stop then stop() end end)
 
   local function client(mode, value, opts)
-    local o = { base_url = S.hostile_url(port, mode, value),
-                api_key = "pk_hostile_0123456789abcdef0123456789" }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    return assert(klaviyo.new(o))
+    return assert(klaviyo.new(S.hostile_opts(port, mode, value, opts)))
   end
 
   for _, ra in ipairs({ "1e12", "1e999", "Fri, 31 Dec 9999 23:59:59 GMT", "99999999999999999999999999" }) do
@@ -135,7 +132,7 @@ describe("durations from outside", function()
   end)
 
   describe("secrets in server text", function()
-    local KEY = "pk_hostile_0123456789abcdef0123456789"
+    local KEY = S.HOSTILE_KEY
     local function no_key(v, where)
       if type(v) == "string" then
         assert.is_nil(v:find(KEY, 1, true), where .. " holds the key: " .. v)

@@ -70,12 +70,7 @@ describe("ngx transport: retries and the Redis store", function()
     setup(function() hport, hstop = R.hostile() end)
     teardown(function() if hstop then hstop() end end)
 
-    local function opts(mode, value, extra)
-      local o = { base_url = R.hostile_url(hport, mode, value),
-                  api_key = "pk_hostile_0123456789abcdef0123456789" }
-      for k, v in pairs(extra or {}) do o[k] = v end
-      return o
-    end
+    local function opts(mode, value, extra) return R.hostile_opts(hport, mode, value, extra) end
 
     local function timed(o, op)
       local t0 = R.socket.gettime()
@@ -119,7 +114,7 @@ describe("ngx transport: retries and the Redis store", function()
       local doc, r = timed(opts("echo", "!", { retry = { attempts = 1 } }), "get_lists")
       assert.is_nil(doc)
       assert.equal(400, r.err.status)
-      assert.is_nil(T.cjson.encode(r.err):find("pk_hostile_0123456789abcdef0123456789", 1, true))
+      assert.is_nil(T.cjson.encode(r.err):find(R.HOSTILE_KEY, 1, true))
     end)
   end)
 

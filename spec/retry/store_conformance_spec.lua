@@ -21,21 +21,21 @@ local emu = S.emu
 
 local rport, rstop, hport, hstop
 
+-- The Redis store's options, the same from C and from nginx: the spec's redis-server unless
+-- `url` names another.
+local function redis_limiter(prefix, url)
+  return { store = "redis", url = url or ("redis://127.0.0.1:" .. rport), prefix = prefix }
+end
+
 -- Each store: how to name it in klaviyo.new (`prefix` keeps the Redis keys of a case apart),
 -- whether it runs inside nginx, whether two clients share it, whether it is reached over
 -- the network (so it can be unavailable or answer damaged data).
 local STORES = {
   { name = "in-process (C)", limiter = function() return { store = "local" } end },
-  { name = "Redis through hiredis (C)", shared = true, redis = true,
-    limiter = function(prefix, url)
-      return { store = "redis", url = url or ("redis://127.0.0.1:" .. rport), prefix = prefix }
-    end },
+  { name = "Redis through hiredis (C)", shared = true, redis = true, limiter = redis_limiter },
   { name = "nginx shared dict", ngx = true, shared = true,
     limiter = function() return { store = "shdict", dict = "klaviyo_limits" } end },
-  { name = "Redis from nginx", ngx = true, shared = true, redis = true,
-    limiter = function(prefix, url)
-      return { store = "redis", url = url or ("redis://127.0.0.1:" .. rport), prefix = prefix }
-    end },
+  { name = "Redis from nginx", ngx = true, shared = true, redis = true, limiter = redis_limiter },
 }
 
 local n = 0
@@ -86,6 +86,12 @@ local function calls(k)
   return t
 end
 
+-- `k` get_lists calls of `acct` through one new client of `store` on keys of its own, with
+-- the options of `extra`: what run answers.
+local function run_calls(store, acct, k, extra)
+  return run(store, opts_for(acct, store.limiter(prefix()), extra), calls(k))
+end
+
 describe("limiter store conformance", function()
   setup(function()
     T.start()
@@ -104,8 +110,7 @@ describe("limiter store conformance", function()
       it("keeps a burst window: three sends at 1/s, no 429", function()
         local acct = emu.account()
         emu.limits({ get_lists = { burst = 1, steady = 100 } }, acct)
-        local res, took, stats = run(store, opts_for(acct, store.limiter(prefix()),
-          { limits = { get_lists = { burst = 1 } } }), calls(3))
+        local res, took, stats = run_calls(store, acct, 3, { limits = { get_lists = { burst = 1 } } })
         for i = 1, 3 do assert.is_true(res[i].ok, T.cjson.encode(res[i])) end
         assert.equal(0, S.count_status(acct, "get_lists", 429))
         assert.is_true(took >= 1.5, "took " .. took .. " s")   -- two waits near 1 s
@@ -115,9 +120,8 @@ describe("limiter store conformance", function()
       it("keeps a steady window: a wait past the call's time fails it as throttled", function()
         local acct = emu.account()
         emu.limits({ get_lists = { burst = 100, steady = 2 } }, acct)
-        local res, took = run(store, opts_for(acct, store.limiter(prefix()),
-          { limits = { get_lists = { burst = 100, steady = 2 } }, retry = { attempts = 1, max_time = 5 } }),
-          calls(3))
+        local res, took = run_calls(store, acct, 3,
+          { limits = { get_lists = { burst = 100, steady = 2 } }, retry = { attempts = 1, max_time = 5 } })
         assert.is_true(res[1].ok and res[2].ok)
         assert.equal("throttled", res[3].err.kind)
         assert.is_true(res[3].err.retry_after > 50 and res[3].err.retry_after <= 60,
@@ -129,7 +133,7 @@ describe("limiter store conformance", function()
       it("a 429 blocks the operation until Retry-After (no second 429)", function()
         local acct = emu.account()
         emu.faults { { operation = "get_lists", status = 429, retry_after = 2, count = 1 } }
-        local res, took, stats = run(store, opts_for(acct, store.limiter(prefix())), calls(2))
+        local res, took, stats = run_calls(store, acct, 2)
         assert.equal(429, res[1].err.status)
         assert.is_true(res[2].ok, T.cjson.encode(res[2]))   -- waits out the block first
         assert.is_true(took >= 1.9, "took " .. took .. " s")
@@ -140,7 +144,7 @@ describe("limiter store conformance", function()
       it("caps a 429's block at a day: the next call fails at once, nothing sent", function()
         local acct = emu.account()
         emu.faults { { operation = "get_lists", status = 429, retry_after = 1e9, count = 1 } }
-        local res, took = run(store, opts_for(acct, store.limiter(prefix())), calls(2))
+        local res, took = run_calls(store, acct, 2)
         assert.equal(429, res[1].err.status)
         assert.equal(86400, res[1].err.retry_after)
         assert.equal("throttled", res[2].err.kind)
@@ -158,8 +162,8 @@ describe("limiter store conformance", function()
         assert(other:call("get_lists", {}))
         assert(other:call("get_lists", {}))
         other:close()
-        local res = run(store, opts_for(acct, store.limiter(prefix()),
-          { limits = { get_lists = { steady = 3 } }, retry = { attempts = 1, max_time = 2 } }), calls(2))
+        local res = run_calls(store, acct, 2,
+          { limits = { get_lists = { steady = 3 } }, retry = { attempts = 1, max_time = 2 } })
         assert.is_true(res[1].ok)                  -- answer: Remaining 0 until the reset
         if not res[2].ok then                       -- the reset is further than max_time
           assert.equal("throttled", res[2].err.kind)
@@ -203,9 +207,8 @@ describe("limiter store conformance", function()
         -- spec/retry/hostile_server.lua answers the wait named in the store's prefix
         for _, wait in ipairs({ "-5", "-5000000", "0", "100000000000000000", "9223372036854775807" }) do
           it("refuses a store answering the damaged wait " .. wait .. " us, no hang", function()
-            local o = { base_url = S.hostile_url(hport, "ra", "1"),
-                        api_key = "pk_hostile_0123456789abcdef0123456789",
-                        limiter = store.limiter("w=" .. wait .. ":", "redis://127.0.0.1:" .. hport) }
+            local o = S.hostile_opts(hport, "ra", "1",
+              { limiter = store.limiter("w=" .. wait .. ":", "redis://127.0.0.1:" .. hport) })
             local res, took = run(store, o, calls(1))
             assert.equal("refused", res[1].err.kind)
             assert.matches("impossible wait", res[1].err.detail)

@@ -89,6 +89,17 @@ function M.hostile_url(port, mode, value)
   return ("http://127.0.0.1:%d/%s/%s"):format(port, mode, hex)
 end
 
+-- The API key clients of the hostile server send (and the specs look for in what comes back).
+M.HOSTILE_KEY = "pk_hostile_0123456789abcdef0123456789"
+
+-- klaviyo.new options for a client of the hostile server on `port` answering in `mode` with
+-- `value`, with the options of `extra` added.
+function M.hostile_opts(port, mode, value, extra)
+  local o = { base_url = M.hostile_url(port, mode, value), api_key = M.HOSTILE_KEY }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return o
+end
+
 -- A create_event body for `email` with metric `metric`.
 function M.event(email, metric, extra)
   local attrs = { properties = { n = 1 },

@@ -11,11 +11,21 @@ local function client(acct, store, extra)
   return assert(klaviyo.new { base_url = emu.url, oauth = o })
 end
 
-local function token_form(acct, form)
+-- A POST to the emulator's token endpoint with the app's Basic credential: what emu.request
+-- answers. `content_type` defaults to a form's.
+local function token_request(acct, body, content_type)
   local mime = require "mime"
-  return emu.request { method = "POST", path = "/oauth/token", body = form,
-    headers = { ["content-type"] = "application/x-www-form-urlencoded",
+  return emu.request { method = "POST", path = "/oauth/token", body = body,
+    headers = { ["content-type"] = content_type or "application/x-www-form-urlencoded",
                 authorization = "Basic " .. mime.b64(acct.client_id .. ":" .. acct.client_secret) } }
+end
+
+-- get_profiles through `c` answers a document, and the account's tokens have been refreshed
+-- `refreshes` times by then.
+local function profiles_ok(c, acct, refreshes)
+  local doc, err = c:call("get_profiles", {})
+  assert.is_table(doc, tostring(err))
+  assert.equal(refreshes, S.refreshes(acct))
 end
 
 describe("klaviyo.oauth", function()
@@ -43,9 +53,7 @@ describe("klaviyo.oauth", function()
     assert.matches("^emu_rt_", tokens.refresh_token)
     assert.is_true(tokens.expires_at > os.time())
     local c = client(acct, oauth.stores.memory(tokens))
-    local doc, err = c:call("get_profiles", {})
-    assert.is_table(doc, tostring(err))
-    assert.equal(0, S.refreshes(acct))
+    profiles_ok(c, acct, 0)
     c:close()
   end)
 
@@ -60,22 +68,20 @@ describe("klaviyo.oauth", function()
     assert.equal(200, st)
     local base = "grant_type=authorization_code&redirect_uri=" .. emu.escape(S.REDIRECT)
       .. "&code=" .. doc.code
-    local s1, _, d1 = token_form(acct, base .. "&code_verifier=short")
+    local s1, _, d1 = token_request(acct, base .. "&code_verifier=short")
     assert.equal(400, s1); assert.equal("Invalid code_verifier", d1.error_description)
-    local s2, _, d2 = token_form(acct, base .. "&code_verifier=" .. string.rep("a", 50))
+    local s2, _, d2 = token_request(acct, base .. "&code_verifier=" .. string.rep("a", 50))
     assert.equal(400, s2); assert.equal("invalid_grant", d2.error)
     assert.equal("Code challenge failed", d2.error_description)
-    local s3 = token_form(acct, base .. "&code_verifier=" .. verifier)
+    local s3 = token_request(acct, base .. "&code_verifier=" .. verifier)
     assert.equal(200, s3)
-    local s4, _, d4 = token_form(acct, base .. "&code_verifier=" .. verifier)
+    local s4, _, d4 = token_request(acct, base .. "&code_verifier=" .. verifier)
     assert.equal(400, s4); assert.equal("invalid_grant", d4.error)
     local t, err = oauth.exchange { client_id = acct.client_id, client_secret = "wrong",
       base_url = emu.url, code = doc.code, verifier = verifier, redirect_uri = S.REDIRECT }
     assert.is_nil(t)
     assert.equal("oauth", err.kind); assert.equal("invalid_client", err.code); assert.equal(401, err.status)
-    local s5, _, d5 = emu.request { method = "POST", path = "/oauth/token", body = "{}",
-      headers = { ["content-type"] = "application/json", authorization = "Basic "
-                  .. require("mime").b64(acct.client_id .. ":" .. acct.client_secret) } }
+    local s5, _, d5 = token_request(acct, "{}", "application/json")
     assert.equal(400, s5); assert.equal("invalid_grant_type", d5.error)
   end)
 
@@ -83,21 +89,17 @@ describe("klaviyo.oauth", function()
     local acct, tokens = S.install { rotate = true, access_token_ttl = 2 }
     local store = oauth.stores.memory(tokens)
     local c = client(acct, store, { margin = 1 })
-    assert.is_table((c:call("get_profiles", {})))
-    assert.equal(0, S.refreshes(acct))
+    profiles_ok(c, acct, 0)
     emu.sleep(1.2)   -- within the margin: the next call refreshes first
     local mark = C.mark()
-    local doc, err = c:call("get_profiles", {})
-    assert.is_table(doc, tostring(err))
-    assert.equal(1, S.refreshes(acct))
+    profiles_ok(c, acct, 1)
     assert.are_not.equal(tokens.refresh_token, store:get().refresh_token)
     assert.are_not.equal(tokens.access_token, store:get().access_token)
     -- refreshed before sending: one request, no 401 first (a 401's record names no account)
     local recs = C.since(mark)
     assert.equal(1, #recs)
     assert.equal(200, recs[1].status)
-    assert.is_table((c:call("get_profiles", {})))
-    assert.equal(1, S.refreshes(acct))
+    profiles_ok(c, acct, 1)
     c:close()
   end)
 
@@ -105,9 +107,7 @@ describe("klaviyo.oauth", function()
     local acct, tokens = S.install()
     local c = client(acct, oauth.stores.memory(tokens))
     emu.admin("POST", "expire-tokens", { account = acct.account_id })
-    local doc, err = c:call("get_profiles", {})
-    assert.is_table(doc, tostring(err))
-    assert.equal(1, S.refreshes(acct))
+    profiles_ok(c, acct, 1)
     c:close()
   end)
 

@@ -36,13 +36,19 @@ local function setup_account()
   return acct, c, (live_flow(c, METRIC, "Order follow-up"))
 end
 
-local function create_webhook(c, path, topics, secret)
+-- create_webhook named `name` to `url` for `topics` (default: TOPIC), signed with `secret`
+-- (default: SECRET): what c:call answers.
+local function create_webhook_to(c, name, url, topics, secret)
   local data = {}
   for i, t in ipairs(topics or { TOPIC }) do data[i] = { type = "webhook-topic", id = t } end
-  local doc, err = c:call("create_webhook", { body = { data = { type = "webhook",
-    attributes = { name = "orders", endpoint_url = recv_url .. path, secret_key = secret or SECRET },
+  return c:call("create_webhook", { body = { data = { type = "webhook",
+    attributes = { name = name, endpoint_url = url, secret_key = secret or SECRET },
     relationships = { ["webhook-topics"] = { data = data } } } } })
-  return doc, err
+end
+
+-- A webhook to the receiver's `path`.
+local function create_webhook(c, path, topics, secret)
+  return create_webhook_to(c, "orders", recv_url .. path, topics, secret)
 end
 
 local function deliveries(acct)
@@ -72,6 +78,15 @@ local function post(path, headers, body)
   local st, _, doc, raw = emu.request { url = recv_url .. path, method = "POST", body = body,
     headers = headers }
   return st, doc, raw
+end
+
+-- A new account with a webhook to the receiver's `path`, and an event by `email` (with
+-- `props`) sent to it: the account's first delivery, once it has an outcome.
+local function first_delivery(path, email, props)
+  local acct, c = setup_account()
+  assert(create_webhook(c, path))
+  assert(c:call("create_event", { body = event(email, props) }))
+  return wait_deliveries(acct, 1)[1]
 end
 
 describe("system webhooks", function()
@@ -121,9 +136,7 @@ describe("system webhooks", function()
     assert.equal(400, err.status)
     _, err = create_webhook(c, "/hook", { "event:klaviyo.no_such_metric" })
     assert.equal(400, err.status)
-    _, err = c:call("create_webhook", { body = { data = { type = "webhook",
-      attributes = { name = "x", endpoint_url = "http://example.com/hook", secret_key = SECRET },
-      relationships = { ["webhook-topics"] = { data = { { type = "webhook-topic", id = TOPIC } } } } } } })
+    _, err = create_webhook_to(c, "x", "http://example.com/hook")
     assert.equal(400, err.status)
 
     -- disabled: an event sends nothing
@@ -167,10 +180,7 @@ describe("system webhooks", function()
   end)
 
   it("refuses a tampered body, a wrong secret, a swapped id, a replay and a missing header", function()
-    local acct, c = setup_account()
-    assert(create_webhook(c, "/hook"))
-    assert(c:call("create_event", { body = event("eve@example.com") }))
-    local d = wait_deliveries(acct, 1)[1]
+    local d = first_delivery("/hook", "eve@example.com")
     assert.equal("delivered", d.outcome)
     local now = os.time()
     local function headers(body, ts, secret, id)
@@ -238,10 +248,7 @@ describe("system webhooks", function()
   end)
 
   it("verifies a delivery nginx buffered to a file", function()
-    local acct, c = setup_account()
-    assert(create_webhook(c, "/hook-file"))
-    assert(c:call("create_event", { body = event("big@example.com", { notes = string.rep("x", 4000) }) }))
-    local d = wait_deliveries(acct, 1)[1]
+    local d = first_delivery("/hook-file", "big@example.com", { notes = string.rep("x", 4000) })
     assert.equal("delivered", d.outcome, cjson.encode(d))
     local got = received()
     local r = got[#got]
@@ -272,12 +279,7 @@ describe("system webhooks", function()
 
     -- https off loopback: accepted, recorded, never contacted
     local acct2, c2 = setup_account()
-    local data = { { type = "webhook-topic", id = TOPIC } }
-    local function make(url)
-      return c2:call("create_webhook", { body = { data = { type = "webhook",
-        attributes = { name = "far", endpoint_url = url, secret_key = SECRET },
-        relationships = { ["webhook-topics"] = { data = data } } } } })
-    end
+    local function make(url) return create_webhook_to(c2, "far", url) end
     assert(make("https://hooks.example.com/klaviyo"))
     local _, err = make("http://127.0.0.1:1/a b")
     assert.equal(400, err.status)
@@ -290,10 +292,7 @@ describe("system webhooks", function()
   end)
 
   it("retries a failed delivery with backoff, and gives up after the last attempt", function()
-    local acct, c = setup_account()
-    assert(create_webhook(c, "/hook-flaky"))
-    assert(c:call("create_event", { body = event("flaky@example.com") }))
-    local d = wait_deliveries(acct, 1)[1]
+    local d = first_delivery("/hook-flaky", "flaky@example.com")
     assert.equal("delivered", d.outcome, cjson.encode(d))
     assert.equal(3, #d.attempts)
     assert.equal(500, d.attempts[1].status)
@@ -302,11 +301,7 @@ describe("system webhooks", function()
 
     local acct2, c2 = setup_account()
     local dead = emu.free_port()
-    local data = { { type = "webhook-topic", id = TOPIC } }
-    assert(c2:call("create_webhook", { body = { data = { type = "webhook",
-      attributes = { name = "dead", endpoint_url = "http://127.0.0.1:" .. dead .. "/hook",
-                     secret_key = SECRET },
-      relationships = { ["webhook-topics"] = { data = data } } } } }))
+    assert(create_webhook_to(c2, "dead", "http://127.0.0.1:" .. dead .. "/hook"))
     assert(c2:call("create_event", { body = event("nobody@example.com") }))
     local d2 = wait_deliveries(acct2, 1, 15)[1]
     assert.equal("failed", d2.outcome, cjson.encode(d2))

@@ -66,6 +66,19 @@ function M.lookup(by_id, id, what)
   return item
 end
 
+--- The item an update (PATCH) names: as M.lookup, and then 409 when the body's data.id is
+-- not the URL's id. Returns item, or nil, status, doc.
+function M.lookup_update(req, by_id, what)
+  local id = req.params.id
+  local item, st, doc = M.lookup(by_id, id, what)
+  if item == nil then return nil, st, doc end
+  if req.body.data.id ~= id then
+    return nil, M.error(409, "conflict", "Conflict.",
+      "The resource object's id does not match the id in the URL.", { pointer = "/data/id" })
+  end
+  return item
+end
+
 --- 200 and the document of one resource read or changed at this URL: `data`, a self link
 -- (the request's URL) and `included` when given.
 function M.single(req, data, included)

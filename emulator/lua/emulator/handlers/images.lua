@@ -131,13 +131,9 @@ end
 
 M.update_image = function(req)
   local s = images_of(req.account)
-  local img, st, doc = jsonapi.lookup(s.by_id, req.params.id, "Image")
+  local img, st, doc = jsonapi.lookup_update(req, s.by_id, "Image")
   if not img then return st, doc end
   local d = req.body.data
-  if d.id ~= img.id then
-    return jsonapi.error(409, "conflict", "Conflict.", "The id in the body does not match the URL.",
-      { pointer = "/data/id" })
-  end
   local a = type(d.attributes) == "table" and d.attributes or {}
   if a.name ~= nil and (type(a.name) ~= "string" or a.name == "") then
     return jsonapi.invalid("'name' must be a non-empty string.", { pointer = "/data/attributes/name" })

@@ -317,12 +317,8 @@ M.update_profile = function(req)
   local st, doc = too_big(req)
   if st then return st, doc end
   local acct, data = req.account, req.body.data
-  if data.id ~= req.params.id then
-    return jsonapi.error(409, "conflict", "Conflict.",
-      "The id in the body does not match the id in the path.", { pointer = "/data/id" })
-  end
   local p
-  p, st, doc = jsonapi.lookup(acct.profiles, req.params.id, "Profile")
+  p, st, doc = jsonapi.lookup_update(req, acct.profiles, "Profile")
   if not p then return st, doc end
   local clean
   clean, st, doc = M.validate(data.attributes, "/data", p.id, false)

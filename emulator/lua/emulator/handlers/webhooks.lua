@@ -302,13 +302,9 @@ end
 
 M.update_webhook = function(req)
   local s = store(req.account)
-  local wh, st, doc = jsonapi.lookup(s.by_id, req.params.id, "Webhook")
+  local wh, st, doc = jsonapi.lookup_update(req, s.by_id, "Webhook")
   if not wh then return st, doc end
   local data = req.body.data
-  if data.id ~= req.params.id then
-    return jsonapi.error(409, "conflict", "Conflict.",
-      "The resource object's id does not match the id in the URL.", { pointer = "/data/id" })
-  end
   local fields = jsonapi.fields(req, "webhook")
   local attrs = type(data.attributes) == "table" and data.attributes or {}
   local rels = type(data.relationships) == "table" and data.relationships or nil

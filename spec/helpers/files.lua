@@ -18,6 +18,15 @@ function M.write(path, s)
   f:close()
 end
 
+--- The size of the file at `path` in bytes; 0 when it cannot be opened.
+function M.size(path)
+  local f = io.open(path, "rb")
+  if not f then return 0 end
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+
 function M.exists(path)
   local f = io.open(path, "rb")
   if f then f:close() return true end

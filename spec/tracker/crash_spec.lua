@@ -4,6 +4,7 @@
 -- (plus at most the one in flight), none twice, and exactly one flow run per event it holds.
 local S = require "tracker.support"
 local P = require "helpers.process"
+local F = require "helpers.files"
 local tracker = require "klaviyo.tracker"
 local socket = require "socket"
 
@@ -14,25 +15,13 @@ local sh = P.sh
 -- seqs the child logged as returned (complete lines only) and whether it finished
 local function returned(log)
   local got, done, max = {}, false, 0
-  local f = io.open(log, "rb")
-  if not f then return got, done, max end
-  local text = f:read("*a")
-  f:close()
-  for line in text:gmatch("([^\n]*)\n") do
+  for line in (F.read(log) or ""):gmatch("([^\n]*)\n") do
     if line == "done" then done = true else
       local n = tonumber(line)
       if n then got[n] = true if n > max then max = n end end
     end
   end
   return got, done, max
-end
-
-local function size(p)
-  local f = io.open(p, "rb")
-  if not f then return 0 end
-  local n = f:seek("end")
-  f:close()
-  return n
 end
 
 describe("tracker crash safety", function()
@@ -55,7 +44,7 @@ describe("tracker crash safety", function()
     local approx = 0
     for k = 1, target do approx = approx + #tostring(k) + 1 end
     local deadline = socket.gettime() + 120
-    while size(log) < approx and socket.gettime() < deadline do socket.sleep(0.002) end
+    while F.size(log) < approx and socket.gettime() < deadline do socket.sleep(0.002) end
     sh("kill -KILL " .. pid .. " 2>/dev/null")
     socket.sleep(0.1)
     local got, done, max = returned(log)

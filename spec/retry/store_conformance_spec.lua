@@ -86,6 +86,12 @@ local function calls(k)
   return t
 end
 
+-- err is a throttled error whose retry_after is above `low` and at most `high` seconds.
+local function assert_throttled(err, low, high)
+  assert.equal("throttled", err.kind)
+  assert.is_true(err.retry_after > low and err.retry_after <= high, tostring(err.retry_after))
+end
+
 -- `k` get_lists calls of `acct` through one new client of `store` on keys of its own, with
 -- the options of `extra`: what run answers.
 local function run_calls(store, acct, k, extra)
@@ -123,9 +129,7 @@ describe("limiter store conformance", function()
         local res, took = run_calls(store, acct, 3,
           { limits = { get_lists = { burst = 100, steady = 2 } }, retry = { attempts = 1, max_time = 5 } })
         assert.is_true(res[1].ok and res[2].ok)
-        assert.equal("throttled", res[3].err.kind)
-        assert.is_true(res[3].err.retry_after > 50 and res[3].err.retry_after <= 60,
-          tostring(res[3].err.retry_after))
+        assert_throttled(res[3].err, 50, 60)
         assert.equal(2, #S.requests(acct, "get_lists"))
         assert.is_true(took < 3, "took " .. took .. " s")
       end)
@@ -147,9 +151,7 @@ describe("limiter store conformance", function()
         local res, took = run_calls(store, acct, 2)
         assert.equal(429, res[1].err.status)
         assert.equal(86400, res[1].err.retry_after)
-        assert.equal("throttled", res[2].err.kind)
-        assert.is_true(res[2].err.retry_after > 86300 and res[2].err.retry_after <= 86400,
-          tostring(res[2].err.retry_after))
+        assert_throttled(res[2].err, 86300, 86400)
         assert.equal(1, #S.requests(acct, "get_lists"))
         assert.is_true(took < 3, "took " .. took .. " s")
       end)
@@ -166,8 +168,7 @@ describe("limiter store conformance", function()
           { limits = { get_lists = { steady = 3 } }, retry = { attempts = 1, max_time = 2 } })
         assert.is_true(res[1].ok)                  -- answer: Remaining 0 until the reset
         if not res[2].ok then                       -- the reset is further than max_time
-          assert.equal("throttled", res[2].err.kind)
-          assert.is_true(res[2].err.retry_after > 0 and res[2].err.retry_after <= 60)
+          assert_throttled(res[2].err, 0, 60)
           assert.equal(3, #S.requests(acct, "get_lists"))
         end
         assert.equal(0, S.count_status(acct, "get_lists", 429))

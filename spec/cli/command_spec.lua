@@ -18,27 +18,9 @@ end
 
 -- A live flow triggered by `metric` (its metric made first by a backfilled event): its id.
 local function live_flow(acct, metric)
-  local st, _, _, raw = S.api(acct, "POST", "/api/events", { body = { data = { type = "event",
-    attributes = { properties = {}, backfill = true, unique_id = "seed-" .. metric,
-      metric = { data = { type = "metric", attributes = { name = metric } } },
-      profile = { data = { type = "profile", attributes = { email = "seed@example.com" } } } } } } })
-  assert(st == 202, raw)
-  -- get_metrics filters on integration.* only: list the metrics and pick by name
-  local _, _, body = S.api(acct, "GET", "/api/metrics")
-  local metric_id
-  for _, m in ipairs(body.data) do
-    if m.attributes.name == metric then metric_id = m.id end
-  end
-  local def = { triggers = { { type = "metric", id = metric_id } }, entry_action_id = "d1",
-    actions = { { temporary_id = "d1", type = "time-delay", data = { unit = "days", value = 1 },
-      links = { next = require("cjson").null } } } }
-  local st2, _, fbody, raw2 = S.api(acct, "POST", "/api/flows", { body = { data = { type = "flow",
-    attributes = { name = "On " .. metric, definition = def } } } })
-  assert(st2 == 201, raw2)
-  local id = fbody.data.id
-  local st3, _, _, raw3 = S.api(acct, "PATCH", "/api/flows/" .. id, { body = { data = {
-    type = "flow", id = id, attributes = { status = "live" } } } })
-  assert(st3 == 200, raw3)
+  local c = assert(require("klaviyo").new { api_key = acct.private_key, base_url = emu.url })
+  local id = require("helpers.live_flow")(c, metric, "On " .. metric)
+  c:close()
   return id
 end
 

@@ -56,8 +56,6 @@ describe("retries", function()
     local c, acct = S.client()
     emu.limits({ create_flow = "off" }, acct)
     local metric = "Retry Reset"
-    -- the metric (a backfilled event creates it and fires nothing), then a live flow on it
-    assert(c:call("create_event", { body = S.event("seed@example.com", metric, { backfill = true }) }))
     local fid, mid = live_flow(c, metric, "On reset")
 
     -- a new client: its first request opens a connection, so the repeat is this library's,

@@ -3,7 +3,7 @@
 -- emulator holds.
 local emu = require "helpers.emulator"
 local P = require "helpers.process"
-local null = require("cjson.safe").null
+local live_flow = require "helpers.live_flow"
 
 local M = { emu = emu }
 
@@ -25,41 +25,14 @@ function M.client(acct, defaults)
   return assert(klaviyo.new(opts))
 end
 
-local function api_ok(acct, method, path, body, want)
-  local st, _, doc, raw = emu.api(acct, method, path, { body = body })
-  assert(st == want, tostring(st) .. " " .. tostring(raw))
-  return doc
-end
-
 --- A fresh account, rate limits off, with a live flow triggered by `metric`.
 -- Returns acct, flow_id.
 function M.account(metric, limits_on)
   local acct = emu.account()
   if not limits_on then emu.limits({ ["*"] = "off" }, acct) end
-  metric = metric or "Placed Order"
-  -- a backfilled event creates the metric without starting anything
-  api_ok(acct, "POST", "/api/events", { data = { type = "event", attributes = {
-    properties = {}, backfill = true, unique_id = "seed",
-    metric = { data = { type = "metric", attributes = { name = metric } } },
-    profile = { data = { type = "profile", attributes = { email = "seed@example.com" } } } } } },
-    202)
-  -- get_metrics filters on integration.* only: list the metrics and pick by name
-  local st, _, body, raw = emu.api(acct, "GET", "/api/metrics")
-  assert(st == 200, raw)
-  local mid
-  for _, m in ipairs(body.data) do
-    if m.attributes.name == metric then mid = m.id end
-  end
-  assert(mid, raw)
-  local def = { triggers = { { type = "metric", id = mid } },
-    actions = { { temporary_id = "d1", type = "time-delay", data = { unit = "days", value = 1 },
-                  links = { next = null } } },
-    entry_action_id = "d1" }
-  local flow = api_ok(acct, "POST", "/api/flows", { data = { type = "flow",
-    attributes = { name = "Tracker flow", definition = def } } }, 201)
-  local id = flow.data.id
-  api_ok(acct, "PATCH", "/api/flows/" .. id, { data = { type = "flow", id = id,
-    attributes = { status = "live" } } }, 200)
+  local c = M.client(acct)
+  local id = live_flow(c, metric or "Placed Order", "Tracker flow")
+  c:close()
   return acct, id
 end
 

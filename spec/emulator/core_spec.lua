@@ -197,6 +197,21 @@ describe("emulator core", function()
       local e = assert_error(st, body, 409, "conflict")
       assert.are.equal("/data/type", e.source.pointer)
     end)
+
+    it("answers an update naming another id in its body 409, and an unknown id 404", function()
+      local st, _, body = emu.api(acct, "POST", "/api/images", { body = { data = { type = "image",
+        attributes = { import_from_url = "https://example.com/a.png" } } } })
+      assert.are.equal(201, st)
+      local function rename(url_id, body_id)
+        return emu.api(acct, "PATCH", "/api/images/" .. url_id, { body = { data = { type = "image",
+          id = body_id, attributes = { name = "b.png" } } } })
+      end
+      local st2, _, body2 = rename(body.data.id, "999999")
+      local e = assert_error(st2, body2, 409, "conflict")
+      assert.are.equal("/data/id", e.source.pointer)
+      local st3, _, body3 = rename("999999", "999999")
+      assert_error(st3, body3, 404, "not_found")
+    end)
   end)
 
   describe("operations the emulator does not emulate", function()

@@ -85,6 +85,18 @@ function M.single(req, data, included)
   return 200, { data = data, links = { self = req.base_url .. req.path }, included = included }
 end
 
+--- The answer to a get of one resource: the 404 of M.lookup, or what
+-- `to_resource(item, fields)` (fields: the sparse fieldset asked for `rtype`) makes of it:
+-- the resource and what to include (nil: nothing) for 200, or nil, status, doc for a
+-- request it refuses (a bad include).
+function M.get_one(req, by_id, what, rtype, to_resource)
+  local item, st, doc = M.lookup(by_id, req.params.id, what)
+  if item == nil then return st, doc end
+  local data, included, idoc = to_resource(item, M.fields(req, rtype))
+  if data == nil then return included, idoc end
+  return M.single(req, data, included)
+end
+
 --- A resource object. `links_self` is a full URL (or nil to omit links).
 function M.resource(rtype, id, attributes, relationships, links_self)
   local r = { type = rtype, id = id, attributes = attributes or {} }

@@ -571,12 +571,12 @@ end
 M.get_event = function(req)
   local acct = req.account
   M.settle(acct)
-  local ev, st, doc = jsonapi.lookup(acct.events_by_id, req.params.id, "Event")
-  if not ev then return st, doc end
-  local inc, ist, idoc = includes(req)
-  if not inc then return ist, idoc end
-  return jsonapi.single(req, event_resource(req, ev, jsonapi.fields(req, "event")),
-    next(inc) and jsonapi.array(included_for(req, acct, { ev }, inc)) or nil)
+  return jsonapi.get_one(req, acct.events_by_id, "Event", "event", function(ev, fields)
+    local inc, st, doc = includes(req)
+    if not inc then return nil, st, doc end
+    return event_resource(req, ev, fields),
+      next(inc) and jsonapi.array(included_for(req, acct, { ev }, inc)) or nil
+  end)
 end
 
 return M

@@ -124,9 +124,8 @@ M.upload_image_from_url = function(req)
 end
 
 M.get_image = function(req)
-  local img, st, doc = jsonapi.lookup(images_of(req.account).by_id, req.params.id, "Image")
-  if not img then return st, doc end
-  return jsonapi.single(req, resource(req, img, jsonapi.fields(req, "image")))
+  return jsonapi.get_one(req, images_of(req.account).by_id, "Image", "image",
+    function(img, fields) return resource(req, img, fields) end)
 end
 
 M.update_image = function(req)

@@ -48,9 +48,8 @@ M.get_metrics = function(req)
 end
 
 M.get_metric = function(req)
-  local m, st, doc = jsonapi.lookup(req.account.metrics, req.params.id, "Metric")
-  if not m then return st, doc end
-  return jsonapi.single(req, M.resource(req, m, jsonapi.fields(req, "metric")))
+  return jsonapi.get_one(req, req.account.metrics, "Metric", "metric",
+    function(m, fields) return M.resource(req, m, fields) end)
 end
 
 return M

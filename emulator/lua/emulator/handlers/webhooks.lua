@@ -292,12 +292,11 @@ M.get_webhooks = function(req)
 end
 
 M.get_webhook = function(req)
-  local wh, st, doc = jsonapi.lookup(store(req.account).by_id, req.params.id, "Webhook")
-  if not wh then return st, doc end
-  local inc, ierr, idoc = include_topics(req)
-  if inc == nil then return ierr, idoc end
-  return jsonapi.single(req, resource(req, wh, jsonapi.fields(req, "webhook"), inc),
-    inc and included(req, { wh }) or nil)
+  return jsonapi.get_one(req, store(req.account).by_id, "Webhook", "webhook", function(wh, fields)
+    local inc, st, doc = include_topics(req)
+    if inc == nil then return nil, st, doc end
+    return resource(req, wh, fields, inc), inc and included(req, { wh }) or nil
+  end)
 end
 
 M.update_webhook = function(req)

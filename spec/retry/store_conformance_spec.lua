@@ -98,6 +98,16 @@ local function run_calls(store, acct, k, extra)
   return run(store, opts_for(acct, store.limiter(prefix()), extra), calls(k))
 end
 
+-- Two get_lists calls of a fresh account through `store`, the first answered 429 with
+-- Retry-After `retry_after`, which it must report: what run answers, and the account.
+local function after_a_429(store, retry_after)
+  local acct = emu.account()
+  emu.faults { { operation = "get_lists", status = 429, retry_after = retry_after, count = 1 } }
+  local res, took, stats = run_calls(store, acct, 2)
+  assert.equal(429, res[1].err.status)
+  return res, took, stats, acct
+end
+
 describe("limiter store conformance", function()
   setup(function()
     T.start()
@@ -135,10 +145,7 @@ describe("limiter store conformance", function()
       end)
 
       it("a 429 blocks the operation until Retry-After (no second 429)", function()
-        local acct = emu.account()
-        emu.faults { { operation = "get_lists", status = 429, retry_after = 2, count = 1 } }
-        local res, took, stats = run_calls(store, acct, 2)
-        assert.equal(429, res[1].err.status)
+        local res, took, stats, acct = after_a_429(store, 2)
         assert.is_true(res[2].ok, T.cjson.encode(res[2]))   -- waits out the block first
         assert.is_true(took >= 1.9, "took " .. took .. " s")
         if stats then assert.is_true(stats.get_lists.waited >= 1.9) end
@@ -146,10 +153,7 @@ describe("limiter store conformance", function()
       end)
 
       it("caps a 429's block at a day: the next call fails at once, nothing sent", function()
-        local acct = emu.account()
-        emu.faults { { operation = "get_lists", status = 429, retry_after = 1e9, count = 1 } }
-        local res, took = run_calls(store, acct, 2)
-        assert.equal(429, res[1].err.status)
+        local res, took, _, acct = after_a_429(store, 1e9)
         assert.equal(86400, res[1].err.retry_after)
         assert_throttled(res[2].err, 86300, 86400)
         assert.equal(1, #S.requests(acct, "get_lists"))

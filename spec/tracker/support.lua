@@ -12,7 +12,7 @@ local M = { emu = emu }
 M.root, M.interpreter, M.build_dir, M.quote, M.sh = P.root, P.interpreter, P.build_dir, P.quote, P.sh
 
 --- A client for `acct`. By default without the client's own retries and rate limiter, where
--- the client has them (issue 4): the specs show the tracker's re-sends alone make delivery
+-- the client has them: the specs show the tracker's re-sends alone make delivery
 -- exact, and the emulator's limits are off. `defaults = true` keeps the client's defaults.
 function M.client(acct, defaults)
   local klaviyo = require "klaviyo"

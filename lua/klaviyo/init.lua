@@ -116,28 +116,33 @@ local CORE_OPTIONS = { "api_key", "access_token", "public_key", "base_url", "rev
 --   nil or {store = "local", safety = 0.95}  in-process (default; curl transport)
 --   {store = "redis", url = "redis://[:password@]host[:port][/db]", safety =, prefix =}
 --                                            shared by every process using that Redis
---   {store = "shdict", dict = "<lua_shared_dict>", ...}  nginx workers (transport "ngx"); with
---                                            transport "ngx", store "redis" works too
+--   {store = "shdict", dict = "<lua_shared_dict>", lock_ttl =, ...}  nginx workers (transport
+--                                            "ngx"); with transport "ngx", store "redis" works too
 --   false                                    no client-side limiting
+-- Every store takes safety, limits and account. Option name -> accepted Lua type.
 local LIMITER_OPTIONS = { store = "string", url = "string", safety = "number", prefix = "string",
-                          limits = "table", account = "string" }
+                          limits = "table", account = "string", dict = "string",
+                          lock_ttl = "number" }
+
+-- Raises unless every limiter option is known and of its type (the store checks the values).
+local function check_limiter(l)
+  for k, v in pairs(l) do
+    local want = LIMITER_OPTIONS[k]
+    if want == nil then error(format("klaviyo.new: unknown limiter option %s", tostring(k)), 3) end
+    if type(v) ~= want then
+      error(format("klaviyo.new: limiter option %s must be a %s, got %s", k, want, type(v)), 3)
+    end
+  end
+end
 
 -- Core options for the limiter of a curl-transport client.
 local function curl_limiter(l, copts)
   if l == false then copts.limiter = "off"; return end
   if l == nil then return end
-  if l.store == "shdict" then
-    error('klaviyo.new: option limiter (store "shdict") needs transport "ngx"', 4)
-  end
-  for k, v in pairs(l) do
-    local want = LIMITER_OPTIONS[k]
-    if want == nil then error(format("klaviyo.new: unknown limiter option %s", tostring(k)), 4) end
-    if type(v) ~= want then
-      error(format("klaviyo.new: limiter option %s must be a %s, got %s", k, want, type(v)), 4)
-    end
-  end
   local store = l.store or "local"
-  if store == "redis" then
+  if store == "shdict" then
+    error('klaviyo.new: option limiter (store "shdict") needs transport "ngx"', 4)
+  elseif store == "redis" then
     copts.limiter = "redis"
     copts.limiter_url = l.url
     copts.limiter_prefix = l.prefix
@@ -147,6 +152,9 @@ local function curl_limiter(l, copts)
     copts.limiter = "local"
   else
     error(format('klaviyo.new: limiter store must be "local", "redis" or "shdict", got %q', store), 4)
+  end
+  for _, k in ipairs({ "dict", "lock_ttl" }) do
+    if l[k] ~= nil then error(format('klaviyo.new: limiter option %s needs store "shdict"', k), 4) end
   end
   if l.safety ~= nil then
     if not (l.safety > 0 and l.safety <= 1) then
@@ -168,19 +176,7 @@ local function pick_transport(opts, retry)
     if name == nil then name = ngx_transport.usable() and "ngx" or "curl" end
   end
   if name == "ngx" then
-    local o = opts
-    if opts.limiter == false or (opts.limits and opts.limiter) then
-      o = {}
-      for k, v in pairs(opts) do o[k] = v end
-      if opts.limiter == false then
-        o.limiter = nil
-      else
-        o.limiter = {}
-        for k, v in pairs(opts.limiter) do o.limiter[k] = v end
-        o.limiter.limits = o.limiter.limits or opts.limits
-      end
-    end
-    local t = ngx_transport.from_options(o, 3)
+    local t = ngx_transport.from_options(opts, 3)
     t.retry = retry
     return t
   end
@@ -247,10 +243,13 @@ function _M.new(opts)
     local msg = policy.check_retry(retry, false)
     if msg then error("klaviyo.new: " .. msg, 2) end
   end
-  local transport = pick_transport(opts, retry)
-  -- per-operation limits: the ngx transport checks and keeps its limiter's own
+  -- per-operation limits: the limiter's own override klaviyo.new's, operation by operation
   local overrides = {}
-  local lim_limits = not transport and type(opts.limiter) == "table" and opts.limiter.limits or false
+  local lim_limits = false
+  if opts.limiter then
+    check_limiter(opts.limiter)
+    lim_limits = opts.limiter.limits or false
+  end
   for i, t in pairs({ opts.limits or false, lim_limits }) do
     if t then
       local o, lmsg = policy.check_limits(t)
@@ -258,6 +257,7 @@ function _M.new(opts)
       for k, v in pairs(o) do overrides[k] = v end
     end
   end
+  local transport = pick_transport(opts, retry)
   local copts = {}
   for _, name in ipairs(CORE_OPTIONS) do copts[name] = opts[name] end
   copts.account = opts.account

@@ -13,22 +13,12 @@ local V = require "klaviyo.validate"
 local R = require "klaviyo.resource"
 local F = require "klaviyo.filter"
 
-local type, setmetatable, error, format, tostring, ipairs = type, setmetatable, error,
-  string.format, tostring, ipairs
+local type, error, format, tostring, ipairs = type, error, string.format, tostring, ipairs
 local unpack = table.unpack or unpack -- luacheck: ignore
 
--- The module's functions, and the methods of the object `new` returns.
+-- The module's functions, and the methods of the object `new(client)` returns.
 ---@class klaviyo.flows
-local _M = {}
-local mt = { __index = _M }
-
---- Bind the module to a client.
----@param client klaviyo.Client a client from `klaviyo.new`
----@return klaviyo.flows # the flows object
-function _M.new(client)
-  if type(client) ~= "table" then error("klaviyo.flows.new: expected a client", 2) end
-  return setmetatable({ client = client }, mt)
-end
+local _M, mt = R.methods("flows")
 
 local function check_id(id, fname, n)
   if type(id) ~= "string" or id == "" then
@@ -127,10 +117,8 @@ function _M:set_status(id, status)
     error("flows:set_status: status must be \"draft\", \"manual\" or \"live\", got " ..
       tostring(status), 2)
   end
-  local doc, err = self.client:call("update_flow", { id = id, body = { data = {
-    type = "flow", id = id, attributes = { status = status } } } })
-  if not doc then return nil, err end
-  return R.from_document(doc)
+  return R.one(self.client:call("update_flow", { id = id, body = { data = {
+    type = "flow", id = id, attributes = { status = status } } } }))
 end
 
 --- Delete a flow (`delete_flow`).
@@ -221,9 +209,7 @@ function _M:triggered_by(q)
   if not kind then error("flows:triggered_by: give one of metric, list, segment (an id)", 2) end
   V.argcheck(type(q[kind]) == "string" and q[kind] ~= "", "flows:triggered_by", 1,
     kind .. " id", q[kind])
-  local doc, err = self.client:call("get_flows_triggered_by_" .. kind, { id = q[kind] })
-  if not doc then return nil, err end
-  return R.list(doc)
+  return R.many(self.client:call("get_flows_triggered_by_" .. kind, { id = q[kind] }))
 end
 
 return _M

@@ -11,20 +11,11 @@ local V = require "klaviyo.validate"
 local R = require "klaviyo.resource"
 local G = require "klaviyo.groups"
 
-local type, setmetatable, error, format = type, setmetatable, error, string.format
+local type, error, format = type, error, string.format
 
--- The module's functions, and the methods of the object `new` returns.
+-- The module's functions, and the methods of the object `new(client)` returns.
 ---@class klaviyo.lists
-local _M = {}
-local mt = { __index = _M }
-
---- Bind the module to a client.
----@param client klaviyo.Client a client from `klaviyo.new`
----@return klaviyo.lists # the lists object
-function _M.new(client)
-  if type(client) ~= "table" then error("klaviyo.lists.new: expected a client", 2) end
-  return setmetatable({ client = client }, mt)
-end
+local _M, mt = R.methods("lists")
 
 local OPT_IN = V.set({ "double_opt_in", "single_opt_in" })
 
@@ -48,10 +39,8 @@ function _M:create(t)
   end
   local size, msg, ptr = V.value(attrs, nil, "")
   if not size then return nil, V.refuse("create_list", msg, ptr) end
-  local doc, err = self.client:call("create_list",
-    { body = { data = { type = "list", attributes = attrs } } })
-  if not doc then return nil, err end
-  return R.from_document(doc)
+  return R.one(self.client:call("create_list",
+    { body = { data = { type = "list", attributes = attrs } } }))
 end
 
 --- Read a list (`get_list`).
@@ -63,10 +52,8 @@ function _M:get(id, opts)
   G.check_id("list", id, "lists:get", 1)
   opts = opts or {}
   V.known(opts, V.set({ "profile_count" }), "lists:get")
-  local doc, err = self.client:call("get_list", { id = id,
-    ["additional-fields[list]"] = opts.profile_count and { "profile_count" } or nil })
-  if not doc then return nil, err end
-  return R.from_document(doc)
+  return R.one(self.client:call("get_list", { id = id,
+    ["additional-fields[list]"] = opts.profile_count and { "profile_count" } or nil }))
 end
 
 --- Rename a list or change its opt-in process (`update_list`).
@@ -81,10 +68,8 @@ function _M:update(id, t)
   if attrs.name == "" then return nil, V.refuse("update_list", "a list name cannot be empty") end
   local size, msg, ptr = V.value(attrs, nil, "")
   if not size then return nil, V.refuse("update_list", msg, ptr) end
-  local doc, err = self.client:call("update_list",
-    { id = id, body = { data = { type = "list", id = id, attributes = attrs } } })
-  if not doc then return nil, err end
-  return R.from_document(doc)
+  return R.one(self.client:call("update_list",
+    { id = id, body = { data = { type = "list", id = id, attributes = attrs } } }))
 end
 
 --- Delete a list (`delete_list`); its profiles stay.
@@ -166,9 +151,7 @@ end
 function _M:flows(id)
   V.self(self, mt, "lists:flows")
   G.check_id("list", id, "lists:flows", 1)
-  local doc, err = self.client:call("get_flows_triggered_by_list", { id = id })
-  if not doc then return nil, err end
-  return R.list(doc)
+  return R.many(self.client:call("get_flows_triggered_by_list", { id = id }))
 end
 
 return _M

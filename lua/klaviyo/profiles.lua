@@ -16,21 +16,12 @@ local R = require "klaviyo.resource"
 local F = require "klaviyo.filter"
 local errors = require "klaviyo.errors"
 
-local type, setmetatable, error, pairs, tostring = type, setmetatable, error, pairs, tostring
+local type, error, pairs, tostring = type, error, pairs, tostring
 local format = string.format
 
--- The module's functions, and the methods of the object `new` returns.
+-- The module's functions, and the methods of the object `new(client)` returns.
 ---@class klaviyo.profiles
-local _M = {}
-local mt = { __index = _M }
-
---- Bind the module to a client.
----@param client klaviyo.Client a client from `klaviyo.new`
----@return klaviyo.profiles # the profiles object
-function _M.new(client)
-  if type(client) ~= "table" then error("klaviyo.profiles.new: expected a client", 2) end
-  return setmetatable({ client = client }, mt)
-end
+local _M, mt = R.methods("profiles")
 
 -- Query parameters shared by the reads: fields and the subscriptions extra.
 local function read_params(opts, params)
@@ -67,9 +58,7 @@ function _M:get(q, opts)
     return nil, V.refuse(q.id and "get_profile" or "get_profiles", value)
   end
   if key == "id" then
-    local doc, err = self.client:call("get_profile", read_params(opts, { id = value }))
-    if not doc then return nil, err end
-    return R.from_document(doc)
+    return R.one(self.client:call("get_profile", read_params(opts, { id = value })))
   end
   local doc, err = self.client:call("get_profiles", read_params(opts, {
     filter = F.equals(key, value), ["page[size]"] = 1 }))
@@ -167,9 +156,7 @@ function _M:update(id, fields)
   local res, rerr = check_profile(fields, "update_profile", false)
   if not res then return nil, rerr end
   res.id = id
-  local doc, err = self.client:call("update_profile", { id = id, body = { data = res } })
-  if not doc then return nil, err end
-  return R.from_document(doc)
+  return R.one(self.client:call("update_profile", { id = id, body = { data = res } }))
 end
 
 --- Merge one profile into another (`merge_profiles`): `from_id`'s data moves to `into_id`,
@@ -201,9 +188,7 @@ end
 function _M:lists(id)
   V.self(self, mt, "profiles:lists")
   V.argcheck(type(id) == "string" and id ~= "", "profiles:lists", 1, "profile id", id)
-  local doc, err = self.client:call("get_lists_for_profile", { id = id })
-  if not doc then return nil, err end
-  return R.list(doc)
+  return R.many(self.client:call("get_lists_for_profile", { id = id }))
 end
 
 --- The segments a profile belongs to (`get_segments_for_profile`).
@@ -212,9 +197,7 @@ end
 function _M:segments(id)
   V.self(self, mt, "profiles:segments")
   V.argcheck(type(id) == "string" and id ~= "", "profiles:segments", 1, "profile id", id)
-  local doc, err = self.client:call("get_segments_for_profile", { id = id })
-  if not doc then return nil, err end
-  return R.list(doc)
+  return R.many(self.client:call("get_segments_for_profile", { id = id }))
 end
 
 --- Import profiles in bulk (`bulk_import_profiles`), as jobs of at most 10,000 profiles

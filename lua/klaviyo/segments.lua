@@ -7,20 +7,9 @@ local V = require "klaviyo.validate"
 local R = require "klaviyo.resource"
 local G = require "klaviyo.groups"
 
-local type, setmetatable, error = type, setmetatable, error
-
--- The module's functions, and the methods of the object `new` returns.
+-- The module's functions, and the methods of the object `new(client)` returns.
 ---@class klaviyo.segments
-local _M = {}
-local mt = { __index = _M }
-
---- Bind the module to a client.
----@param client klaviyo.Client a client from `klaviyo.new`
----@return klaviyo.segments # the segments object
-function _M.new(client)
-  if type(client) ~= "table" then error("klaviyo.segments.new: expected a client", 2) end
-  return setmetatable({ client = client }, mt)
-end
+local _M, mt = R.methods("segments")
 
 --- Iterate over segments (`get_segments`).
 ---@param q table? `name` (exact), `filter` (string or `klaviyo.filter`), `sort`
@@ -36,9 +25,7 @@ end
 function _M:get(id)
   V.self(self, mt, "segments:get")
   G.check_id("segment", id, "segments:get")
-  local doc, err = self.client:call("get_segment", { id = id })
-  if not doc then return nil, err end
-  return R.from_document(doc)
+  return R.one(self.client:call("get_segment", { id = id }))
 end
 
 --- Iterate over a segment's members (`get_profiles_for_segment`), every page.

@@ -20,23 +20,15 @@
 -- this does.
 -- @module klaviyo.subscriptions
 local V = require "klaviyo.validate"
+local R = require "klaviyo.resource"
 
-local type, setmetatable, error, tostring = type, setmetatable, error, tostring
+local type, error, tostring = type, error, tostring
 local format = string.format
 local concat = table.concat
 
--- The module's functions, and the methods of the object `new` returns.
+-- The module's functions, and the methods of the object `new(client)` returns.
 ---@class klaviyo.subscriptions
-local _M = {}
-local mt = { __index = _M }
-
---- Bind the module to a client.
----@param client klaviyo.Client a client from `klaviyo.new`
----@return klaviyo.subscriptions # the consent object
-function _M.new(client)
-  if type(client) ~= "table" then error("klaviyo.subscriptions.new: expected a client", 2) end
-  return setmetatable({ client = client }, mt)
-end
+local _M, mt = R.methods("subscriptions")
 
 local RECORD_KEYS = V.set({ "consented_at", "source", "historical", "transactional" })
 

@@ -13,19 +13,12 @@ local V = require "klaviyo.validate"
 local R = require "klaviyo.resource"
 local F = require "klaviyo.filter"
 
-local type, error, format, tostring, ipairs = type, error, string.format, tostring, ipairs
+local type, error, tostring, ipairs = type, error, tostring, ipairs
 local unpack = table.unpack or unpack -- luacheck: ignore
 
 -- The module's functions, and the methods of the object `new(client)` returns.
 ---@class klaviyo.flows
 local _M, mt = R.methods("flows")
-
-local function check_id(id, fname, n)
-  if type(id) ~= "string" or id == "" then
-    error(format("bad argument #%d to '%s' (flow id string expected, got %s)", n or 1, fname,
-      type(id)), 3)
-  end
-end
 
 local STATUS = V.set({ "draft", "manual", "live" })
 
@@ -76,7 +69,7 @@ end
 ---@return table # flat flow, or nil, err
 function _M:get(id, opts)
   V.self(self, mt, "flows:get")
-  check_id(id, "flows:get")
+  V.id(id, "flows:get", "flow")
   opts = opts or {}
   V.argcheck(type(opts) == "table", "flows:get", 2, "table", opts)
   V.known(opts, V.set({ "actions", "messages", "definition" }), "flows:get")
@@ -112,7 +105,7 @@ end
 ---@return table # the flow (flat), or nil, err
 function _M:set_status(id, status)
   V.self(self, mt, "flows:set_status")
-  check_id(id, "flows:set_status")
+  V.id(id, "flows:set_status", "flow")
   if not STATUS[status] then
     error("flows:set_status: status must be \"draft\", \"manual\" or \"live\", got " ..
       tostring(status), 2)
@@ -126,7 +119,7 @@ end
 ---@return boolean # true, or nil, err
 function _M:delete(id)
   V.self(self, mt, "flows:delete")
-  check_id(id, "flows:delete")
+  V.id(id, "flows:delete", "flow")
   local ok, err = self.client:call("delete_flow", { id = id })
   if not ok then return nil, err end
   return true

@@ -1,28 +1,16 @@
---- What `klaviyo.lists` and `klaviyo.segments` share: the id check and the queries of
--- `each` (by name or filter) and `members`. Errors name the method the user called and
--- point at the user's line, as if the method had raised them itself.
+--- What `klaviyo.lists` and `klaviyo.segments` share: the queries of `each` (by name or
+-- filter) and `members`. Errors name the method the user called and point at the user's
+-- line, as if the method had raised them itself.
 -- @module klaviyo.groups
 local V = require "klaviyo.validate"
 local F = require "klaviyo.filter"
 
-local type, error, format = type, error, string.format
+local type, error = type, error
 
 local _M = {}
 
 local EACH_OPTIONS = V.set({ "name", "filter", "sort" })
 local MEMBER_OPTIONS = V.set({ "page_size", "fields", "subscriptions", "filter", "sort" })
-
---- Raise unless `id` is a non-empty string; call it from the method itself.
--- @tparam string what "list" or "segment"
--- @param id the argument given
--- @tparam string fname e.g. "lists:get"
--- @tparam[opt=1] number n argument position
-function _M.check_id(what, id, fname, n)
-  if type(id) ~= "string" or id == "" then
-    error(format("bad argument #%d to '%s' (%s id string expected, got %s)", n or 1, fname,
-      what, type(id)), 3)
-  end
-end
 
 --- The paginate parameters of `each`: `q.name` (exact) or `q.filter`, and `q.sort`.
 -- @tparam[opt] table q

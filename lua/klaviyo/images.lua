@@ -43,7 +43,7 @@ end
 ---@return table # flat image, or nil, err
 function _M:get(id)
   V.self(self, mt, "images:get")
-  V.argcheck(type(id) == "string" and id ~= "", "images:get", 1, "image id", id)
+  V.id(id, "images:get", "image")
   return R.one(self.client:call("get_image", { id = id }))
 end
 

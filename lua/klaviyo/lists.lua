@@ -49,7 +49,7 @@ end
 ---@return table # flat list, or nil, err
 function _M:get(id, opts)
   V.self(self, mt, "lists:get")
-  G.check_id("list", id, "lists:get", 1)
+  V.id(id, "lists:get", "list")
   opts = opts or {}
   V.known(opts, V.set({ "profile_count" }), "lists:get")
   return R.one(self.client:call("get_list", { id = id,
@@ -62,7 +62,7 @@ end
 ---@return table # flat list, or nil, err
 function _M:update(id, t)
   V.self(self, mt, "lists:update")
-  G.check_id("list", id, "lists:update", 1)
+  V.id(id, "lists:update", "list")
   V.argcheck(type(t) == "table", "lists:update", 2, "table", t)
   local attrs = attributes(t, "lists:update")
   if attrs.name == "" then return nil, V.refuse("update_list", "a list name cannot be empty") end
@@ -77,7 +77,7 @@ end
 ---@return boolean # true, or nil, err
 function _M:delete(id)
   V.self(self, mt, "lists:delete")
-  G.check_id("list", id, "lists:delete", 1)
+  V.id(id, "lists:delete", "list")
   local ok, err = self.client:call("delete_list", { id = id })
   if not ok then return nil, err end
   return true
@@ -98,14 +98,14 @@ end
 ---@return function # iterator of flat profiles (with `joined_group_at`); `false, err` once
 function _M:members(id, q)
   V.self(self, mt, "lists:members")
-  G.check_id("list", id, "lists:members", 1)
+  V.id(id, "lists:members", "list")
   return R.flat_iter(self.client:paginate("get_profiles_for_list",
     G.members_query(id, q, "lists:members")))
 end
 
 -- add/remove: the same body, sent in chunks of at most 1000 ids.
 local function membership(self, op, id, ids, fname)
-  G.check_id("list", id, fname, 1)
+  V.id(id, fname, "list")
   if type(ids) ~= "table" then
     error(format("bad argument #2 to '%s' (array of profile ids expected, got %s)", fname,
       type(ids)), 3)
@@ -150,7 +150,7 @@ end
 ---@return table # array of flat flows, or nil, err
 function _M:flows(id)
   V.self(self, mt, "lists:flows")
-  G.check_id("list", id, "lists:flows", 1)
+  V.id(id, "lists:flows", "list")
   return R.many(self.client:call("get_flows_triggered_by_list", { id = id }))
 end
 

@@ -29,7 +29,7 @@ end
 ---@return table # flat metric, or nil, err
 function _M:get(id)
   V.self(self, mt, "metrics:get")
-  V.argcheck(type(id) == "string" and id ~= "", "metrics:get", 1, "metric id", id)
+  V.id(id, "metrics:get", "metric")
   return R.one(self.client:call("get_metric", { id = id }))
 end
 
@@ -53,7 +53,7 @@ end
 ---@return table # array of flat flows, or nil, err
 function _M:flows(id)
   V.self(self, mt, "metrics:flows")
-  V.argcheck(type(id) == "string" and id ~= "", "metrics:flows", 1, "metric id", id)
+  V.id(id, "metrics:flows", "metric")
   return R.many(self.client:call("get_flows_triggered_by_metric", { id = id }))
 end
 

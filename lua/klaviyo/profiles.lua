@@ -151,7 +151,7 @@ end
 ---@return table # the profile (flat), or nil, err
 function _M:update(id, fields)
   V.self(self, mt, "profiles:update")
-  V.argcheck(type(id) == "string" and id ~= "", "profiles:update", 1, "profile id", id)
+  V.id(id, "profiles:update", "profile")
   V.argcheck(type(fields) == "table", "profiles:update", 2, "table", fields)
   local res, rerr = check_profile(fields, "update_profile", false)
   if not res then return nil, rerr end
@@ -166,10 +166,8 @@ end
 ---@return table # the surviving profile (flat) when Klaviyo returns it, else true; or nil, err
 function _M:merge(into_id, from_id)
   V.self(self, mt, "profiles:merge")
-  V.argcheck(type(into_id) == "string" and into_id ~= "", "profiles:merge", 1, "profile id",
-    into_id)
-  V.argcheck(type(from_id) == "string" and from_id ~= "", "profiles:merge", 2, "profile id",
-    from_id)
+  V.id(into_id, "profiles:merge", "profile")
+  V.id(from_id, "profiles:merge", "profile", 2)
   if into_id == from_id then
     return nil, V.refuse("merge_profiles", "a profile cannot be merged into itself")
   end
@@ -187,7 +185,7 @@ end
 ---@return table # array of flat lists, or nil, err
 function _M:lists(id)
   V.self(self, mt, "profiles:lists")
-  V.argcheck(type(id) == "string" and id ~= "", "profiles:lists", 1, "profile id", id)
+  V.id(id, "profiles:lists", "profile")
   return R.many(self.client:call("get_lists_for_profile", { id = id }))
 end
 
@@ -196,7 +194,7 @@ end
 ---@return table # array of flat segments, or nil, err
 function _M:segments(id)
   V.self(self, mt, "profiles:segments")
-  V.argcheck(type(id) == "string" and id ~= "", "profiles:segments", 1, "profile id", id)
+  V.id(id, "profiles:segments", "profile")
   return R.many(self.client:call("get_segments_for_profile", { id = id }))
 end
 

@@ -24,7 +24,7 @@ end
 ---@return table # flat segment, or nil, err
 function _M:get(id)
   V.self(self, mt, "segments:get")
-  G.check_id("segment", id, "segments:get")
+  V.id(id, "segments:get", "segment")
   return R.one(self.client:call("get_segment", { id = id }))
 end
 
@@ -34,7 +34,7 @@ end
 ---@return function # iterator of flat profiles; `false, err` once on failure
 function _M:members(id, q)
   V.self(self, mt, "segments:members")
-  G.check_id("segment", id, "segments:members")
+  V.id(id, "segments:members", "segment")
   return R.flat_iter(self.client:paginate("get_profiles_for_segment",
     G.members_query(id, q, "segments:members")))
 end

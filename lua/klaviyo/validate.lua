@@ -436,6 +436,19 @@ function _M.argcheck(cond, fname, n, expected, got, level)
   end
 end
 
+--- Raise unless `id` is a resource id (a non-empty string), at the caller's caller.
+---@param id any the argument given
+---@param fname string function name, e.g. "lists:get"
+---@param what string what it is the id of, e.g. "list"
+---@param n number? argument position (default 1)
+---@return nil
+function _M.id(id, fname, what, n)
+  if type(id) ~= "string" or id == "" then
+    error(format("bad argument #%d to '%s' (%s id string expected, got %s)", n or 1, fname, what,
+      type(id)), 3)
+  end
+end
+
 --- Raise on option names a function does not know (a typo would otherwise be ignored).
 ---@param t table the options given
 ---@param known table set of names

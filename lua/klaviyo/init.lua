@@ -76,28 +76,27 @@ _M.encode = core.encode
 local array_mt = { __jsontype = "array" }
 local object_mt = { __jsontype = "object" }
 
+-- Gives t (or a new table) the metatable m of a JSON kind; raises, naming `fname`, when t is
+-- not a table or already has another metatable. Called as `return (mark(...))`: the
+-- parentheses keep it from being a tail call, so level 3 is the user's line in every Lua.
+local function mark(t, m, fname)
+  if t == nil then t = {} end
+  if type(t) ~= "table" then error(fname .. ": expected a table, got " .. type(t), 3) end
+  local cur = getmetatable(t)
+  if cur ~= nil and cur ~= m then error(fname .. ": the table already has a metatable", 3) end
+  return setmetatable(t, m)
+end
+
 --- klaviyo.array(t): marks t (or a new table) as a JSON array, so an empty one encodes as [].
 ---@param t table? the table to mark (default a new one)
 ---@return table t
-function _M.array(t)
-  if t == nil then t = {} end
-  if type(t) ~= "table" then error("klaviyo.array: expected a table, got " .. type(t), 2) end
-  local m = getmetatable(t)
-  if m ~= nil and m ~= array_mt then error("klaviyo.array: the table already has a metatable", 2) end
-  return setmetatable(t, array_mt)
-end
+function _M.array(t) return (mark(t, array_mt, "klaviyo.array")) end
 
 --- klaviyo.object(t): marks t as a JSON object, so an empty one encodes as {} (the default for
 -- unmarked empty tables too; this makes the intent explicit).
 ---@param t table? the table to mark (default a new one)
 ---@return table t
-function _M.object(t)
-  if t == nil then t = {} end
-  if type(t) ~= "table" then error("klaviyo.object: expected a table, got " .. type(t), 2) end
-  local m = getmetatable(t)
-  if m ~= nil and m ~= object_mt then error("klaviyo.object: the table already has a metatable", 2) end
-  return setmetatable(t, object_mt)
-end
+function _M.object(t) return (mark(t, object_mt, "klaviyo.object")) end
 
 -- Option name -> accepted Lua type.
 local OPTIONS = {

@@ -78,7 +78,6 @@ local function opt_in(rec, channel, required, now)
   end
   return { at = V.iso(t), source = rec.source, historical = rec.historical or false }
 end
-_M.opt_in = opt_in
 
 -- The refusal for an email or phone number (E.164) Klaviyo would reject; nil when valid.
 local function bad_email(op, email)

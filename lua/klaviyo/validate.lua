@@ -19,8 +19,7 @@ local calendar = require "klaviyo.calendar"
 local type, pairs, tostring, tonumber, getmetatable = type, pairs, tostring, tonumber,
   getmetatable
 local floor, huge = math.floor, math.huge
-local format, byte, find, match, gsub = string.format, string.byte, string.find, string.match,
-  string.gsub
+local format, byte, find, match = string.format, string.byte, string.find, string.match
 local concat = table.concat
 local own_field, attributes = R.own_field, R.attributes
 local time = os.time
@@ -53,14 +52,6 @@ _M.IDENTIFIERS = { "id", "email", "phone_number", "external_id" }
 function _M.refuse(operation, detail, pointer)
   return errors.new("refused", operation, detail, { code = "invalid", pointer = pointer })
 end
-
--- Escape one JSON pointer token (RFC 6901).
-local function ptok(k)
-  k = tostring(k)
-  if find(k, "[~/]") then k = gsub(gsub(k, "~", "~0"), "/", "~1") end
-  return k
-end
-_M.pointer_token = ptok
 
 -- Identifiers -------------------------------------------------
 

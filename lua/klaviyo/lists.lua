@@ -11,7 +11,7 @@ local V = require "klaviyo.validate"
 local R = require "klaviyo.resource"
 local G = require "klaviyo.groups"
 
-local type, error, format = type, error, string.format
+local type, error = type, error
 
 -- The module's functions, and the methods of the object `new(client)` returns.
 ---@class klaviyo.lists
@@ -106,10 +106,7 @@ end
 -- add/remove: the same body, sent in chunks of at most 1000 ids.
 local function membership(self, op, id, ids, fname)
   V.id(id, fname, "list")
-  if type(ids) ~= "table" then
-    error(format("bad argument #2 to '%s' (array of profile ids expected, got %s)", fname,
-      type(ids)), 3)
-  end
+  V.argcheck(type(ids) == "table", fname, 2, "array of profile ids", ids, 4)
   local refs = {}
   for i = 1, #ids do
     if type(ids[i]) ~= "string" or ids[i] == "" then

@@ -234,9 +234,7 @@ end
 
 -- suppress/unsuppress share their body: emails, or a list/segment whose members are meant.
 local function suppression(self, op, jtype, fname, s)
-  if type(s) ~= "table" then
-    error(format("bad argument #1 to '%s' (table expected, got %s)", fname, type(s)), 3)
-  end
+  V.argcheck(type(s) == "table", fname, 1, "table", s, 4)
   V.known(s, V.set({ "email", "emails", "list", "segment" }), fname, 4)
   local emails = s.emails or (s.email and { s.email }) or {}
   if type(emails) ~= "table" then error(fname .. ": emails must be an array of strings", 3) end
@@ -296,9 +294,7 @@ local CHANNELS = V.set({ "EMAIL", "SMS", "PUSH", "WHATSAPP" })
 ---@param fname string the calling method, for messages
 ---@param op string the operation id
 function _M.send_back_in_stock(client, s, fname, op)
-  if type(s) ~= "table" then
-    error(format("bad argument #1 to '%s' (table expected, got %s)", fname, type(s)), 3)
-  end
+  V.argcheck(type(s) == "table", fname, 1, "table", s, 4)
   V.known(s, BIS_KEYS, fname, 4)
   if type(s.variant) ~= "string" or s.variant == "" then
     return nil, V.refuse(op, "variant (the catalog variant id, e.g. " ..

@@ -434,10 +434,7 @@ end
 ---@param n number? argument position (default 1)
 ---@return nil
 function _M.id(id, fname, what, n)
-  if type(id) ~= "string" or id == "" then
-    error(format("bad argument #%d to '%s' (%s id string expected, got %s)", n or 1, fname, what,
-      type(id)), 3)
-  end
+  _M.argcheck(type(id) == "string" and id ~= "", fname, n or 1, what .. " id string", id, 4)
 end
 
 --- Raise on option names a function does not know (a typo would otherwise be ignored).

@@ -31,6 +31,7 @@ local paginate = require "klaviyo.paginate"
 local policy = require "klaviyo.policy"
 local stats = require "klaviyo.stats"
 local body_check = require("klaviyo.body_check").check
+local V = require "klaviyo.validate"
 
 local cjson_decode = cjson.decode
 local build = request.build
@@ -123,17 +124,6 @@ local LIMITER_OPTIONS = { store = "string", url = "string", safety = "number", p
                           limits = "table", account = "string", dict = "string",
                           lock_ttl = "number" }
 
--- Raises unless every limiter option is known and of its type (the store checks the values).
-local function check_limiter(l)
-  for k, v in pairs(l) do
-    local want = LIMITER_OPTIONS[k]
-    if want == nil then error(format("klaviyo.new: unknown limiter option %s", tostring(k)), 3) end
-    if type(v) ~= want then
-      error(format("klaviyo.new: limiter option %s must be a %s, got %s", k, want, type(v)), 3)
-    end
-  end
-end
-
 -- Core options for the limiter of a curl-transport client.
 local function curl_limiter(l, copts)
   if l == false then copts.limiter = "off"; return end
@@ -203,15 +193,7 @@ end
 function _M.new(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then error("klaviyo.new: expected a table of options, got " .. type(opts), 2) end
-  for k, v in pairs(opts) do
-    local want = OPTIONS[k]
-    if want == nil then
-      error(format("klaviyo.new: unknown option %s", tostring(k)), 2)
-    end
-    if type(v) ~= want and not (k == "limiter" and v == false) then
-      error(format("klaviyo.new: option %s must be a %s, got %s", k, want, type(v)), 2)
-    end
-  end
+  V.options(opts, OPTIONS, "klaviyo.new", "option", 2, "limiter")
   if opts.api_key and opts.access_token then
     error("klaviyo.new: give api_key or access_token, not both", 2)
   end
@@ -246,7 +228,8 @@ function _M.new(opts)
   local overrides = {}
   local lim_limits = false
   if opts.limiter then
-    check_limiter(opts.limiter)
+    -- the store checks the values
+    V.options(opts.limiter, LIMITER_OPTIONS, "klaviyo.new", "limiter option", 2)
     lim_limits = opts.limiter.limits or false
   end
   for i, t in pairs({ opts.limits or false, lim_limits }) do
@@ -361,13 +344,7 @@ local function prepare(self, op_id, params, opts, level)
   if opts ~= nil then
     local name = tostring(op_id)
     if type(opts) ~= "table" then error(format("klaviyo: %s: call options must be a table", name), level) end
-    for k, v in pairs(opts) do
-      local want = CALL_OPTIONS[k]
-      if want == nil then error(format("klaviyo: %s: unknown call option %s", name, tostring(k)), level) end
-      if type(v) ~= want then
-        error(format("klaviyo: %s: call option %s must be a %s, got %s", name, k, want, type(v)), level)
-      end
-    end
+    V.options(opts, CALL_OPTIONS, "klaviyo: " .. name, "call option", level)
     idempotent, retry = opts.idempotent, opts.retry
     if opts.validate ~= nil then validate = opts.validate end
     if retry then

@@ -455,6 +455,26 @@ function _M.known(t, known, fname, level)
   end
 end
 
+--- Raise on an option `types` does not name, or one whose value is not of the Lua type it
+-- names: "WHERE: unknown WHAT k", "WHERE: WHAT k must be a T, got U".
+---@param t table the options given
+---@param types table<string, string> option name -> the Lua type it takes
+---@param where string who checks, e.g. "klaviyo.new"
+---@param what string what an option is called there, e.g. "option" or "limiter option"
+---@param level number error level (2: the caller of the function that called this)
+---@param off string? an option that also takes `false` (which turns it off)
+---@return nil
+function _M.options(t, types, where, what, level, off)
+  level = level + 1
+  for k, v in pairs(t) do
+    local want = types[k]
+    if want == nil then error(format("%s: unknown %s %s", where, what, tostring(k)), level) end
+    if type(v) ~= want and not (v == false and k == off) then
+      error(format("%s: %s %s must be a %s, got %s", where, what, k, want, type(v)), level)
+    end
+  end
+end
+
 --- Raise unless `self` is an object of the module (a method called with `.` instead of `:`).
 ---@param self table the first argument received
 ---@param mt table the module's object metatable

@@ -300,37 +300,32 @@ local function send(self, req, op_id)
     if token ~= mgr.current then self.core:set_access_token(token); mgr.current = token end
   end
   if self.limited and req.limits == nil then req.limits = policy.limits_of(self.overrides, op_id) end
-  local res, err, info = perform(self, req, op_id)
-  -- a hook that raised did not stop the call: its message comes with the result
-  if info and info.hook_error then (res or err).hook_error = info.hook_error end
-  if res then
-    stats.add(self.counters, op_id, info, nil)
-    return decode(res, op_id)
-  end
-  if err.kind == "encode" then return nil, err end   -- call raises it at the caller's level
-  local refresh = self.refresh
-  if refresh and err.status == 401 then
+  local refreshed = false
+  while true do
+    local res, err, info = perform(self, req, op_id)
+    -- a hook that raised did not stop the call: its message comes with the result
+    if info and info.hook_error then (res or err).hook_error = info.hook_error end
+    if res then
+      stats.add(self.counters, op_id, info, nil)
+      return decode(res, op_id)
+    end
+    if err.kind == "encode" then return nil, err end   -- call raises it at the caller's level
     stats.add(self.counters, op_id, info, err)
-    local token, rerr = refresh(self)
+    if refreshed or not self.refresh or err.status ~= 401 then return nil, wrap(err, op_id) end
+    refreshed = true
+    local token, rerr = self.refresh(self)
     if errors.is_error(rerr) and rerr.kind == "oauth_revoked" then return nil, rerr end
     if type(token) ~= "string" or token == "" then
       err.refresh_error = rerr ~= nil and tostring(rerr) or "refresh returned no token"
       return nil, wrap(err, op_id)
     end
     local ok, serr = self.core:set_access_token(token)
-    if self.oauth_manager then self.oauth_manager.current = token end
+    if mgr then mgr.current = token end
     if ok == nil then
       err.refresh_error = tostring(serr)
       return nil, wrap(err, op_id)
     end
-    res, err, info = perform(self, req, op_id)
-    if res then
-      stats.add(self.counters, op_id, info, nil)
-      return decode(res, op_id)
-    end
   end
-  stats.add(self.counters, op_id, info, err)
-  return nil, wrap(err, op_id)
 end
 
 local CALL_OPTIONS = { retry = "table", idempotent = "boolean", validate = "boolean" }

@@ -470,16 +470,17 @@ function _M.stats(self)
   return stats.snapshot(self.counters)
 end
 
--- The first page's request, or nil and the refusal of a query value the spec does not allow
--- (the iterators yield it as their one failure); raises on misuse.
-local function check_paged(self, op_id, params)
+-- The iterator of pages of a GET operation, or of its one failure: a query value the spec does
+-- not allow, refused unsent. Raises on misuse, at the caller of pages or paginate (called from
+-- them, never as a tail call, so level 3 is the user's line).
+local function pages_of(self, op_id, params)
   local req, msg, refusal = build(op_id, params, self.validate)
-  if refusal then return nil, refusal end
+  if refusal then return paginate.failure(refusal) end
   if req == nil and msg then error(msg, 3) end
   if req == nil or req.method ~= "GET" then
     error(format("klaviyo: %s: only GET operations are paginated", op_id), 3)
   end
-  return req
+  return paginate.pages(function(r, id) return send(self, r, id) end, req, op_id)
 end
 
 --- client:pages(operation_id, params): iterator of page documents (see klaviyo.paginate). A
@@ -489,9 +490,7 @@ end
 ---@param params table?
 ---@return fun(): table|false|nil, klaviyo.Error? iterator of page documents
 function _M.pages(self, op_id, params)
-  local req, refusal = check_paged(self, op_id, params)
-  if req == nil then return paginate.failure(refusal) end
-  return paginate.pages(function(r, id) return send(self, r, id) end, req, op_id)
+  return (pages_of(self, op_id, params))
 end
 
 --- client:paginate(operation_id, params): iterator of every resource of every page; a failure
@@ -502,9 +501,7 @@ end
 ---@param params table?
 ---@return fun(): table|false|nil, klaviyo.Error? iterator of resources
 function _M.paginate(self, op_id, params)
-  local req, refusal = check_paged(self, op_id, params)
-  if req == nil then return paginate.failure(refusal) end
-  return paginate.items(paginate.pages(function(r, id) return send(self, r, id) end, req, op_id))
+  return paginate.items(pages_of(self, op_id, params))
 end
 
 --- client:tracker{spool=, batch=, interval=, ...}: a durable, batched event tracker bound to

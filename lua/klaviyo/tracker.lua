@@ -258,7 +258,7 @@ end
 -- record: see the spool), its record count and the offset after its last record.
 local function read_batch(self, from)
   return self.spool:read_body(self.batch, self.max_batch_bytes - batcher.ENVELOPE,
-    batcher.PREFIX, batcher.SUFFIX, from)
+    layout.PREFIX, layout.SUFFIX, from)
 end
 
 -- One delivery pass (see `deliver`); may raise (a transport, an error's __tostring, a

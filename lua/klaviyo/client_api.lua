@@ -19,8 +19,8 @@ local consent = require "klaviyo.subscriptions"
 
 local type = type
 
--- The module's functions, and the methods of the object `new(client)` returns. It takes a client made
--- with `public_key`.
+-- The module's functions, and the methods of the object `new(client)` returns (a client made
+-- with `public_key`).
 ---@class klaviyo.client_api
 local _M, mt = R.methods("client_api")
 

@@ -36,9 +36,7 @@ _M.TRIGGER_TYPES = {
 --   `archived`, `created`, `updated`, `flow_action_ids`, ...); `false, err` once on failure
 function _M:each(q)
   V.self(self, mt, "flows:each")
-  q = q or {}
-  V.argcheck(type(q) == "table", "flows:each", 1, "table", q)
-  V.known(q, V.set({ "status", "trigger", "name", "filter", "sort", "page_size" }), "flows:each")
+  q = V.table_arg(q, V.set({ "status", "trigger", "name", "filter", "sort", "page_size" }), "flows:each", 1)
   local parts = {}
   if q.status ~= nil then
     if not STATUS[q.status] then
@@ -70,9 +68,7 @@ end
 function _M:get(id, opts)
   V.self(self, mt, "flows:get")
   V.id(id, "flows:get", "flow")
-  opts = opts or {}
-  V.argcheck(type(opts) == "table", "flows:get", 2, "table", opts)
-  V.known(opts, V.set({ "actions", "messages", "definition" }), "flows:get")
+  opts = V.table_arg(opts, V.set({ "actions", "messages", "definition" }), "flows:get", 2)
   local want_actions = opts.actions or opts.messages
   local doc, err = self.client:call("get_flow", { id = id,
     include = want_actions and { "flow-actions" } or nil,

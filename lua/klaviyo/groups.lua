@@ -5,7 +5,7 @@
 local V = require "klaviyo.validate"
 local F = require "klaviyo.filter"
 
-local type, error = type, error
+local error = error
 
 local _M = {}
 
@@ -17,9 +17,7 @@ local MEMBER_OPTIONS = V.set({ "page_size", "fields", "subscriptions", "filter",
 -- @tparam string fname e.g. "lists:each"
 -- @treturn table
 function _M.each_query(q, fname)
-  q = q or {}
-  V.argcheck(type(q) == "table", fname, 1, "table", q, 4)
-  V.known(q, EACH_OPTIONS, fname, 4)
+  q = V.table_arg(q, EACH_OPTIONS, fname, 1, 4)
   local filter = q.filter
   if q.name ~= nil then
     if filter then error(fname .. ": give name or filter, not both", 3) end
@@ -35,9 +33,7 @@ end
 -- @tparam string fname e.g. "lists:members"
 -- @treturn table
 function _M.members_query(id, q, fname)
-  q = q or {}
-  V.argcheck(type(q) == "table", fname, 2, "table", q, 4)
-  V.known(q, MEMBER_OPTIONS, fname, 4)
+  q = V.table_arg(q, MEMBER_OPTIONS, fname, 2, 4)
   return {
     id = id, ["page[size]"] = q.page_size or 100, ["fields[profile]"] = q.fields,
     ["additional-fields[profile]"] = q.subscriptions and { "subscriptions" } or nil,

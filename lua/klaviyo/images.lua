@@ -52,9 +52,7 @@ end
 ---@return function # iterator of flat images; `false, err` on a failure
 function _M:each(q)
   V.self(self, mt, "images:each")
-  q = q or {}
-  V.argcheck(type(q) == "table", "images:each", 1, "table", q)
-  V.known(q, V.set({ "filter", "sort" }), "images:each")
+  q = V.table_arg(q, V.set({ "filter", "sort" }), "images:each", 1)
   return R.flat_iter(self.client:paginate("get_images", { filter = q.filter, sort = q.sort }))
 end
 

@@ -68,8 +68,7 @@ local SUB_KEYS = V.set({ "email", "phone_number", "list", "email_consent", "sms_
 ---@return boolean # true, or nil, err
 function _M:subscribe(s)
   V.self(self, mt, "client_api:subscribe")
-  V.argcheck(type(s) == "table", "client_api:subscribe", 1, "table", s)
-  V.known(s, SUB_KEYS, "client_api:subscribe")
+  V.table_arg(s, SUB_KEYS, "client_api:subscribe", 1)
   local op = "create_client_subscription"
   if type(s.list) ~= "string" or s.list == "" then
     return nil, V.refuse(op, "a client-side subscription needs the list to subscribe to", "/list")

@@ -201,7 +201,7 @@ local EACH_KEYS = V.set({ "filter", "metric_id", "profile_id", "sort", "page_siz
 --   `event_properties`, `metric_id`, `profile_id`, `_raw`), or `false, err` once on failure
 function _M:each(q)
   V.self(self, mt, "events:each")
-  q = V.table_arg(q, EACH_KEYS, "events:each", 1)
+  q = V.table_arg(q or {}, EACH_KEYS, "events:each", 1)
   local F = require "klaviyo.filter"
   local filter = q.filter
   if q.metric_id or q.profile_id then

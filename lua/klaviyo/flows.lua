@@ -21,6 +21,7 @@ local unpack = table.unpack or unpack -- luacheck: ignore
 local _M, mt = R.methods("flows")
 
 local STATUS = V.set({ "draft", "manual", "live" })
+local EACH_KEYS = V.set({ "status", "trigger", "name", "filter", "sort", "page_size" })
 
 --- Trigger names accepted by `each{trigger=}` and the `trigger_type` Klaviyo reports.
 _M.TRIGGER_TYPES = {
@@ -36,7 +37,7 @@ _M.TRIGGER_TYPES = {
 --   `archived`, `created`, `updated`, `flow_action_ids`, ...); `false, err` once on failure
 function _M:each(q)
   V.self(self, mt, "flows:each")
-  q = V.table_arg(q, V.set({ "status", "trigger", "name", "filter", "sort", "page_size" }), "flows:each", 1)
+  q = V.table_arg(q or {}, EACH_KEYS, "flows:each", 1)
   local parts = {}
   if q.status ~= nil then
     if not STATUS[q.status] then
@@ -68,7 +69,7 @@ end
 function _M:get(id, opts)
   V.self(self, mt, "flows:get")
   V.id(id, "flows:get", "flow")
-  opts = V.table_arg(opts, V.set({ "actions", "messages", "definition" }), "flows:get", 2)
+  opts = V.table_arg(opts or {}, V.set({ "actions", "messages", "definition" }), "flows:get", 2)
   local want_actions = opts.actions or opts.messages
   local doc, err = self.client:call("get_flow", { id = id,
     include = want_actions and { "flow-actions" } or nil,
@@ -134,8 +135,7 @@ local TRIGGER_KEYS = { "metric", "list", "segment" }
 --   change failed)
 function _M:create(d)
   V.self(self, mt, "flows:create")
-  V.argcheck(type(d) == "table", "flows:create", 1, "table", d)
-  V.known(d, CREATE_KEYS, "flows:create")
+  V.table_arg(d, CREATE_KEYS, "flows:create", 1)
   if type(d.name) ~= "string" or d.name == "" then
     return nil, V.refuse("create_flow", "a flow needs a name", "/name")
   end
@@ -186,8 +186,7 @@ end
 ---@return table # array of flat flows, or nil, err
 function _M:triggered_by(q)
   V.self(self, mt, "flows:triggered_by")
-  V.argcheck(type(q) == "table", "flows:triggered_by", 1, "table", q)
-  V.known(q, V.set(TRIGGER_KEYS), "flows:triggered_by")
+  V.table_arg(q, V.set(TRIGGER_KEYS), "flows:triggered_by", 1)
   local kind
   for _, k in ipairs(TRIGGER_KEYS) do
     if q[k] ~= nil then

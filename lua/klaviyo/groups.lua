@@ -17,7 +17,7 @@ local MEMBER_OPTIONS = V.set({ "page_size", "fields", "subscriptions", "filter",
 -- @tparam string fname e.g. "lists:each"
 -- @treturn table
 function _M.each_query(q, fname)
-  q = V.table_arg(q, EACH_OPTIONS, fname, 1, 4)
+  q = V.table_arg(q or {}, EACH_OPTIONS, fname, 1, 4)
   local filter = q.filter
   if q.name ~= nil then
     if filter then error(fname .. ": give name or filter, not both", 3) end
@@ -33,7 +33,7 @@ end
 -- @tparam string fname e.g. "lists:members"
 -- @treturn table
 function _M.members_query(id, q, fname)
-  q = V.table_arg(q, MEMBER_OPTIONS, fname, 2, 4)
+  q = V.table_arg(q or {}, MEMBER_OPTIONS, fname, 2, 4)
   return {
     id = id, ["page[size]"] = q.page_size or 100, ["fields[profile]"] = q.fields,
     ["additional-fields[profile]"] = q.subscriptions and { "subscriptions" } or nil,

@@ -9,7 +9,7 @@
 local V = require "klaviyo.validate"
 local R = require "klaviyo.resource"
 
-local type, error = type, error
+local error = error
 
 -- The module's functions, and the methods of the object `new(client)` returns.
 ---@class klaviyo.images
@@ -24,8 +24,7 @@ local UPLOAD = V.set({ "path", "bytes", "filename", "content_type", "name", "hid
 ---@return table # flat image (`id`, `name`, `image_url`, `format`, `size`, `hidden`), or nil, err
 function _M:upload(u)
   V.self(self, mt, "images:upload")
-  V.argcheck(type(u) == "table", "images:upload", 1, "table", u)
-  V.known(u, UPLOAD, "images:upload")
+  V.table_arg(u, UPLOAD, "images:upload", 1)
   if (u.path == nil) == (u.bytes == nil) then
     error("images:upload: give exactly one of path and bytes", 2)
   end
@@ -52,7 +51,7 @@ end
 ---@return function # iterator of flat images; `false, err` on a failure
 function _M:each(q)
   V.self(self, mt, "images:each")
-  q = V.table_arg(q, V.set({ "filter", "sort" }), "images:each", 1)
+  q = V.table_arg(q or {}, V.set({ "filter", "sort" }), "images:each", 1)
   return R.flat_iter(self.client:paginate("get_images", { filter = q.filter, sort = q.sort }))
 end
 

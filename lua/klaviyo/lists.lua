@@ -50,7 +50,7 @@ end
 function _M:get(id, opts)
   V.self(self, mt, "lists:get")
   V.id(id, "lists:get", "list")
-  opts = V.table_arg(opts, V.set({ "profile_count" }), "lists:get", 2)
+  opts = V.table_arg(opts or {}, V.set({ "profile_count" }), "lists:get", 2)
   return R.one(self.client:call("get_list", { id = id,
     ["additional-fields[list]"] = opts.profile_count and { "profile_count" } or nil }))
 end

@@ -18,7 +18,7 @@ local _M, mt = R.methods("metrics")
 ---@return function # iterator of flat metrics (`id`, `name`, `integration`, ...); `false, err`
 function _M:each(q)
   V.self(self, mt, "metrics:each")
-  q = V.table_arg(q, V.set({ "filter" }), "metrics:each", 1)
+  q = V.table_arg(q or {}, V.set({ "filter" }), "metrics:each", 1)
   return R.flat_iter(self.client:paginate("get_metrics", { filter = q.filter }))
 end
 

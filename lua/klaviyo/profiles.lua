@@ -44,7 +44,7 @@ local READ_OPTS = V.set({ "fields", "subscriptions" })
 function _M:get(q, opts)
   V.self(self, mt, "profiles:get")
   V.argcheck(type(q) == "table", "profiles:get", 1, "table", q)
-  opts = V.table_arg(opts, READ_OPTS, "profiles:get", 2)
+  opts = V.table_arg(opts or {}, READ_OPTS, "profiles:get", 2)
   for k in pairs(q) do
     if not GET_KEYS[k] then
       error(format("profiles:get: unknown key '%s' (find a profile by id, email, " ..
@@ -79,7 +79,7 @@ local EACH_KEYS = V.set({ "filter", "fields", "subscriptions", "sort", "page_siz
 ---@return function # iterator of flat profiles; yields `false, err` once on failure
 function _M:each(q)
   V.self(self, mt, "profiles:each")
-  q = V.table_arg(q, EACH_KEYS, "profiles:each", 1)
+  q = V.table_arg(q or {}, EACH_KEYS, "profiles:each", 1)
   return R.flat_iter(self.client:paginate("get_profiles", read_params(q, {
     filter = q.filter, sort = q.sort, ["page[size]"] = q.page_size })))
 end
@@ -204,7 +204,7 @@ end
 function _M:import(list, opts)
   V.self(self, mt, "profiles:import")
   V.argcheck(type(list) == "table", "profiles:import", 1, "array of profiles", list)
-  opts = V.table_arg(opts, V.set({ "list" }), "profiles:import", 2)
+  opts = V.table_arg(opts or {}, V.set({ "list" }), "profiles:import", 2)
   if opts.list ~= nil then
     V.argcheck(type(opts.list) == "string" and opts.list ~= "", "profiles:import", 2,
       "list id string in opts.list", opts.list)

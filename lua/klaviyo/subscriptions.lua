@@ -183,8 +183,7 @@ local SUB_KEYS = V.set({ "email", "phone_number", "list", "email_consent", "sms_
 ---@return boolean # true (Klaviyo accepted the job), or nil, err
 function _M:subscribe(s)
   V.self(self, mt, "consent:subscribe")
-  V.argcheck(type(s) == "table", "consent:subscribe", 1, "table", s)
-  V.known(s, SUB_KEYS, "consent:subscribe")
+  V.table_arg(s, SUB_KEYS, "consent:subscribe", 1)
   local op = "bulk_subscribe_profiles"
   local attrs, source, historical = _M.consent_profile(s, op)
   if not attrs then return nil, source end
@@ -207,8 +206,7 @@ local UNSUB_KEYS = V.set({ "email", "phone_number", "list" })
 ---@return boolean # true, or nil, err
 function _M:unsubscribe(s)
   V.self(self, mt, "consent:unsubscribe")
-  V.argcheck(type(s) == "table", "consent:unsubscribe", 1, "table", s)
-  V.known(s, UNSUB_KEYS, "consent:unsubscribe")
+  V.table_arg(s, UNSUB_KEYS, "consent:unsubscribe", 1)
   local op = "bulk_unsubscribe_profiles"
   local attrs, subs = {}, {}
   if s.email ~= nil then
@@ -234,8 +232,7 @@ end
 
 -- suppress/unsuppress share their body: emails, or a list/segment whose members are meant.
 local function suppression(self, op, jtype, fname, s)
-  V.argcheck(type(s) == "table", fname, 1, "table", s, 4)
-  V.known(s, V.set({ "email", "emails", "list", "segment" }), fname, 4)
+  V.table_arg(s, V.set({ "email", "emails", "list", "segment" }), fname, 1, 4)
   local emails = s.emails or (s.email and { s.email }) or {}
   if type(emails) ~= "table" then error(fname .. ": emails must be an array of strings", 3) end
   local data = { type = jtype, attributes = {} }
@@ -294,8 +291,7 @@ local CHANNELS = V.set({ "EMAIL", "SMS", "PUSH", "WHATSAPP" })
 ---@param fname string the calling method, for messages
 ---@param op string the operation id
 function _M.send_back_in_stock(client, s, fname, op)
-  V.argcheck(type(s) == "table", fname, 1, "table", s, 4)
-  V.known(s, BIS_KEYS, fname, 4)
+  V.table_arg(s, BIS_KEYS, fname, 1, 4)
   if type(s.variant) ~= "string" or s.variant == "" then
     return nil, V.refuse(op, "variant (the catalog variant id, e.g. " ..
       "\"$custom:::$default:::SKU-1\") is required", "/variant")

@@ -437,16 +437,15 @@ function _M.id(id, fname, what, n)
   _M.argcheck(type(id) == "string" and id ~= "", fname, n or 1, what .. " id string", id, 4)
 end
 
---- A method's table argument (nil: an empty one), raising unless it is a table whose names are
--- all in `known`.
----@param t table? the argument given
+--- A method's table argument, raising unless it is a table whose names are all in `known`.
+-- An optional one is passed as `t or {}`.
+---@param t any the argument given
 ---@param known table set of names it may hold
 ---@param fname string function name, e.g. "images:each"
 ---@param n number argument position
 ---@param level number? error level (3: the caller of the function that called this)
 ---@return table t
 function _M.table_arg(t, known, fname, n, level)
-  if t == nil then return {} end
   level = (level or 3) + 1
   _M.argcheck(type(t) == "table", fname, n, "table", t, level)
   _M.known(t, known, fname, level)

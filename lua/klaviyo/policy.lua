@@ -69,9 +69,9 @@ end
 
 -- Klaviyo's rate-limit windows and their lengths in seconds, in the order every store walks
 -- them; a limit is a whole number of sends per window, 0 or absent for no such window.
-local WINDOWS = { { "burst", 1 }, { "steady", 60 }, { "daily", 86400 } }
-_M.WINDOWS = WINDOWS
-local WINDOW_NAMES = { burst = true, steady = true, daily = true }
+local WINDOWS = { "burst", "steady", "daily" }
+local SECONDS = { burst = 1, steady = 60, daily = 86400 }
+_M.WINDOWS, _M.WINDOW_SECONDS = WINDOWS, SECONDS
 local LIMIT_MAX = 1000000
 
 -- One operation's limits {burst=, steady=, daily=}: nil, or a message saying what is wrong.
@@ -81,7 +81,7 @@ function _M.check_windows(l)
     return "expected a table of limits {burst=, steady=, daily=}, got " .. type(l)
   end
   for k, v in pairs(l) do
-    if not WINDOW_NAMES[k] then
+    if not SECONDS[k] then
       return format("unknown limit %s (burst, steady, daily)", tostring(k))
     end
     if type(v) ~= "number" or v < 0 or v ~= floor(v) then
@@ -110,7 +110,7 @@ function _M.check_limits(t)
     local msg = _M.check_windows(l)
     if msg then return nil, format("limits.%s: %s", op_id, msg) end
     local eff = {}
-    for _, w in ipairs(WINDOWS) do eff[w[1]] = op.limits and op.limits[w[1]] or nil end
+    for _, w in ipairs(WINDOWS) do eff[w] = op.limits and op.limits[w] or nil end
     for k, v in pairs(l) do eff[k] = v ~= 0 and v or nil end
     out[op_id] = eff
   end

@@ -16,7 +16,7 @@
 local script = require "klaviyo.limiter.redis_script"
 local duration = require("klaviyo.core").duration
 local policy = require "klaviyo.policy"   -- the one check of a limits table, the windows
-local share = policy.share
+local share, SECONDS = policy.share, policy.WINDOW_SECONDS
 
 local ngx = rawget(_G, "ngx")
 local floor, tostring, tonumber, type, format = math.floor, tostring, tonumber, type, string.format
@@ -219,9 +219,9 @@ function M:acquire(key, limits)
   check_limits(limits)
   local args = { "acquire", 0 }
   for _, w in ipairs(policy.WINDOWS) do
-    local l = share(limits[w[1]] or 0, self.safety)
+    local l = share(limits[w] or 0, self.safety)
     if l > 0 then
-      args[#args + 1] = w[2] * US
+      args[#args + 1] = SECONDS[w] * US
       args[#args + 1] = l
       args[2] = args[2] + 1
     end
@@ -260,7 +260,7 @@ function M:observe(key, limits, remaining, reset)
   if remaining < 0 then remaining = 0 end
   reset = duration(reset) or 0   -- a window already over (or NaN) teaches nothing
   -- RateLimit-* headers speak of the steady window
-  local r, err = self:_run(key, { "observe", 60 * US, share(limits.steady or 0, self.safety),
+  local r, err = self:_run(key, { "observe", SECONDS.steady * US, share(limits.steady or 0, self.safety),
     floor(remaining), format("%.0f", reset * US) })
   if not r then return nil, err end
   return r[2]

@@ -32,7 +32,7 @@ local mt = { __index = _M }
 
 local duration = require("klaviyo.core").duration   -- the core's one check of durations
 local policy = require "klaviyo.policy"   -- the one check of a limits table, the windows
-local share = policy.share
+local share, SECONDS = policy.share, policy.WINDOW_SECONDS
 
 local US = 1000000
 
@@ -75,8 +75,8 @@ local function windows(self, limits)
   local out = {}
   if limits == nil then return out end
   for _, w in ipairs(policy.WINDOWS) do
-    local n = share(limits[w[1]] or 0, self.safety)
-    if n > 0 then out[#out + 1] = { w[2] * US, n } end
+    local n = share(limits[w] or 0, self.safety)
+    if n > 0 then out[#out + 1] = { SECONDS[w] * US, n } end
   end
   return out
 end
@@ -217,7 +217,7 @@ function _M.observe(self, key, limits, remaining, reset)
     while lo < hi do
       local mid = floor((lo + hi) / 2)
       local t = dict:get(rec(key, mid))
-      if t and t > now - 60 * US then hi = mid else lo = mid + 1 end
+      if t and t > now - SECONDS.steady * US then hi = mid else lo = mid + 1 end
     end
     left = n - (head + 1 - lo)
   end

@@ -17,20 +17,12 @@ local events = require "klaviyo.events"
 local layout = require "klaviyo.event_layout"
 local consent = require "klaviyo.subscriptions"
 
-local type, setmetatable, error = type, setmetatable, error
+local type = type
 
--- The module's functions, and the methods of the object `new` returns.
+-- The module's functions, and the methods of the object `new(client)` returns (a client made
+-- with `public_key`).
 ---@class klaviyo.client_api
-local _M = {}
-local mt = { __index = _M }
-
---- Bind the module to a client (one made with `public_key`).
----@param client klaviyo.Client a client from `klaviyo.new`
----@return klaviyo.client_api # the client_api object
-function _M.new(client)
-  if type(client) ~= "table" then error("klaviyo.client_api.new: expected a client", 2) end
-  return setmetatable({ client = client }, mt)
-end
+local _M, mt = R.methods("client_api")
 
 --- Track an event from the client side (`create_client_event`); a `unique_id` is generated
 -- when absent, so a resend is recorded once.
@@ -76,8 +68,7 @@ local SUB_KEYS = V.set({ "email", "phone_number", "list", "email_consent", "sms_
 ---@return boolean # true, or nil, err
 function _M:subscribe(s)
   V.self(self, mt, "client_api:subscribe")
-  V.argcheck(type(s) == "table", "client_api:subscribe", 1, "table", s)
-  V.known(s, SUB_KEYS, "client_api:subscribe")
+  V.table_arg(s, SUB_KEYS, "client_api:subscribe", 1)
   local op = "create_client_subscription"
   if type(s.list) ~= "string" or s.list == "" then
     return nil, V.refuse(op, "a client-side subscription needs the list to subscribe to", "/list")

@@ -20,23 +20,14 @@ local V = require "klaviyo.validate"
 local layout = require "klaviyo.event_layout"
 local R = require "klaviyo.resource"
 
-local type, pairs, setmetatable, error = type, pairs, setmetatable, error
+local type, pairs, error = type, pairs, error
 local format = string.format
 local huge = math.huge
 local LIMITS = V.LIMITS
 
--- The module's functions, and the methods of the object `new` returns.
+-- The module's functions, and the methods of the object `new(client)` returns.
 ---@class klaviyo.events
-local _M = {}
-local mt = { __index = _M }
-
---- Bind the module to a client.
----@param client klaviyo.Client a client from `klaviyo.new`
----@return klaviyo.events # the events object
-function _M.new(client)
-  if type(client) ~= "table" then error("klaviyo.events.new: expected a client", 2) end
-  return setmetatable({ client = client }, mt)
-end
+local _M, mt = R.methods("events")
 
 local EVENT_KEYS = V.set({ "metric", "service", "profile", "properties", "value",
   "value_currency", "time", "unique_id", "backfill" })
@@ -210,9 +201,7 @@ local EACH_KEYS = V.set({ "filter", "metric_id", "profile_id", "sort", "page_siz
 --   `event_properties`, `metric_id`, `profile_id`, `_raw`), or `false, err` once on failure
 function _M:each(q)
   V.self(self, mt, "events:each")
-  q = q or {}
-  V.argcheck(type(q) == "table", "events:each", 1, "table", q)
-  V.known(q, EACH_KEYS, "events:each")
+  q = V.table_arg(q or {}, EACH_KEYS, "events:each", 1)
   local F = require "klaviyo.filter"
   local filter = q.filter
   if q.metric_id or q.profile_id then
@@ -234,9 +223,7 @@ end
 function _M:get(id)
   V.self(self, mt, "events:get")
   V.argcheck(type(id) == "string", "events:get", 1, "string", id)
-  local doc, err = self.client:call("get_event", { id = id })
-  if not doc then return nil, err end
-  return R.from_document(doc)
+  return R.one(self.client:call("get_event", { id = id }))
 end
 
 return _M

@@ -13,31 +13,15 @@ local V = require "klaviyo.validate"
 local R = require "klaviyo.resource"
 local F = require "klaviyo.filter"
 
-local type, setmetatable, error, format, tostring, ipairs = type, setmetatable, error,
-  string.format, tostring, ipairs
+local type, error, tostring, ipairs = type, error, tostring, ipairs
 local unpack = table.unpack or unpack -- luacheck: ignore
 
--- The module's functions, and the methods of the object `new` returns.
+-- The module's functions, and the methods of the object `new(client)` returns.
 ---@class klaviyo.flows
-local _M = {}
-local mt = { __index = _M }
-
---- Bind the module to a client.
----@param client klaviyo.Client a client from `klaviyo.new`
----@return klaviyo.flows # the flows object
-function _M.new(client)
-  if type(client) ~= "table" then error("klaviyo.flows.new: expected a client", 2) end
-  return setmetatable({ client = client }, mt)
-end
-
-local function check_id(id, fname, n)
-  if type(id) ~= "string" or id == "" then
-    error(format("bad argument #%d to '%s' (flow id string expected, got %s)", n or 1, fname,
-      type(id)), 3)
-  end
-end
+local _M, mt = R.methods("flows")
 
 local STATUS = V.set({ "draft", "manual", "live" })
+local EACH_KEYS = V.set({ "status", "trigger", "name", "filter", "sort", "page_size" })
 
 --- Trigger names accepted by `each{trigger=}` and the `trigger_type` Klaviyo reports.
 _M.TRIGGER_TYPES = {
@@ -53,9 +37,7 @@ _M.TRIGGER_TYPES = {
 --   `archived`, `created`, `updated`, `flow_action_ids`, ...); `false, err` once on failure
 function _M:each(q)
   V.self(self, mt, "flows:each")
-  q = q or {}
-  V.argcheck(type(q) == "table", "flows:each", 1, "table", q)
-  V.known(q, V.set({ "status", "trigger", "name", "filter", "sort", "page_size" }), "flows:each")
+  q = V.table_arg(q or {}, EACH_KEYS, "flows:each", 1)
   local parts = {}
   if q.status ~= nil then
     if not STATUS[q.status] then
@@ -86,10 +68,8 @@ end
 ---@return table # flat flow, or nil, err
 function _M:get(id, opts)
   V.self(self, mt, "flows:get")
-  check_id(id, "flows:get")
-  opts = opts or {}
-  V.argcheck(type(opts) == "table", "flows:get", 2, "table", opts)
-  V.known(opts, V.set({ "actions", "messages", "definition" }), "flows:get")
+  V.id(id, "flows:get", "flow")
+  opts = V.table_arg(opts or {}, V.set({ "actions", "messages", "definition" }), "flows:get", 2)
   local want_actions = opts.actions or opts.messages
   local doc, err = self.client:call("get_flow", { id = id,
     include = want_actions and { "flow-actions" } or nil,
@@ -122,15 +102,13 @@ end
 ---@return table # the flow (flat), or nil, err
 function _M:set_status(id, status)
   V.self(self, mt, "flows:set_status")
-  check_id(id, "flows:set_status")
+  V.id(id, "flows:set_status", "flow")
   if not STATUS[status] then
     error("flows:set_status: status must be \"draft\", \"manual\" or \"live\", got " ..
       tostring(status), 2)
   end
-  local doc, err = self.client:call("update_flow", { id = id, body = { data = {
-    type = "flow", id = id, attributes = { status = status } } } })
-  if not doc then return nil, err end
-  return R.from_document(doc)
+  return R.one(self.client:call("update_flow", { id = id, body = { data = {
+    type = "flow", id = id, attributes = { status = status } } } }))
 end
 
 --- Delete a flow (`delete_flow`).
@@ -138,7 +116,7 @@ end
 ---@return boolean # true, or nil, err
 function _M:delete(id)
   V.self(self, mt, "flows:delete")
-  check_id(id, "flows:delete")
+  V.id(id, "flows:delete", "flow")
   local ok, err = self.client:call("delete_flow", { id = id })
   if not ok then return nil, err end
   return true
@@ -157,8 +135,7 @@ local TRIGGER_KEYS = { "metric", "list", "segment" }
 --   change failed)
 function _M:create(d)
   V.self(self, mt, "flows:create")
-  V.argcheck(type(d) == "table", "flows:create", 1, "table", d)
-  V.known(d, CREATE_KEYS, "flows:create")
+  V.table_arg(d, CREATE_KEYS, "flows:create", 1)
   if type(d.name) ~= "string" or d.name == "" then
     return nil, V.refuse("create_flow", "a flow needs a name", "/name")
   end
@@ -209,8 +186,7 @@ end
 ---@return table # array of flat flows, or nil, err
 function _M:triggered_by(q)
   V.self(self, mt, "flows:triggered_by")
-  V.argcheck(type(q) == "table", "flows:triggered_by", 1, "table", q)
-  V.known(q, V.set(TRIGGER_KEYS), "flows:triggered_by")
+  V.table_arg(q, V.set(TRIGGER_KEYS), "flows:triggered_by", 1)
   local kind
   for _, k in ipairs(TRIGGER_KEYS) do
     if q[k] ~= nil then
@@ -221,9 +197,7 @@ function _M:triggered_by(q)
   if not kind then error("flows:triggered_by: give one of metric, list, segment (an id)", 2) end
   V.argcheck(type(q[kind]) == "string" and q[kind] ~= "", "flows:triggered_by", 1,
     kind .. " id", q[kind])
-  local doc, err = self.client:call("get_flows_triggered_by_" .. kind, { id = q[kind] })
-  if not doc then return nil, err end
-  return R.list(doc)
+  return R.many(self.client:call("get_flows_triggered_by_" .. kind, { id = q[kind] }))
 end
 
 return _M

@@ -1,37 +1,23 @@
---- What `klaviyo.lists` and `klaviyo.segments` share: the id check and the queries of
--- `each` (by name or filter) and `members`. Errors name the method the user called and
--- point at the user's line, as if the method had raised them itself.
+--- What `klaviyo.lists` and `klaviyo.segments` share: the queries of `each` (by name or
+-- filter) and `members`. Errors name the method the user called and point at the user's
+-- line, as if the method had raised them itself.
 -- @module klaviyo.groups
 local V = require "klaviyo.validate"
 local F = require "klaviyo.filter"
 
-local type, error, format = type, error, string.format
+local error = error
 
 local _M = {}
 
 local EACH_OPTIONS = V.set({ "name", "filter", "sort" })
 local MEMBER_OPTIONS = V.set({ "page_size", "fields", "subscriptions", "filter", "sort" })
 
---- Raise unless `id` is a non-empty string; call it from the method itself.
--- @tparam string what "list" or "segment"
--- @param id the argument given
--- @tparam string fname e.g. "lists:get"
--- @tparam[opt=1] number n argument position
-function _M.check_id(what, id, fname, n)
-  if type(id) ~= "string" or id == "" then
-    error(format("bad argument #%d to '%s' (%s id string expected, got %s)", n or 1, fname,
-      what, type(id)), 3)
-  end
-end
-
 --- The paginate parameters of `each`: `q.name` (exact) or `q.filter`, and `q.sort`.
 -- @tparam[opt] table q
 -- @tparam string fname e.g. "lists:each"
 -- @treturn table
 function _M.each_query(q, fname)
-  q = q or {}
-  V.argcheck(type(q) == "table", fname, 1, "table", q, 4)
-  V.known(q, EACH_OPTIONS, fname, 4)
+  q = V.table_arg(q or {}, EACH_OPTIONS, fname, 1, 4)
   local filter = q.filter
   if q.name ~= nil then
     if filter then error(fname .. ": give name or filter, not both", 3) end
@@ -47,9 +33,7 @@ end
 -- @tparam string fname e.g. "lists:members"
 -- @treturn table
 function _M.members_query(id, q, fname)
-  q = q or {}
-  V.argcheck(type(q) == "table", fname, 2, "table", q, 4)
-  V.known(q, MEMBER_OPTIONS, fname, 4)
+  q = V.table_arg(q or {}, MEMBER_OPTIONS, fname, 2, 4)
   return {
     id = id, ["page[size]"] = q.page_size or 100, ["fields[profile]"] = q.fields,
     ["additional-fields[profile]"] = q.subscriptions and { "subscriptions" } or nil,

@@ -9,20 +9,11 @@
 local V = require "klaviyo.validate"
 local R = require "klaviyo.resource"
 
-local type, setmetatable, error = type, setmetatable, error
+local error = error
 
--- The module's functions, and the methods of the object `new` returns.
+-- The module's functions, and the methods of the object `new(client)` returns.
 ---@class klaviyo.images
-local _M = {}
-local mt = { __index = _M }
-
---- Bind the module to a client.
----@param client klaviyo.Client a client from `klaviyo.new`
----@return klaviyo.images # the images object
-function _M.new(client)
-  if type(client) ~= "table" then error("klaviyo.images.new: expected a client", 2) end
-  return setmetatable({ client = client }, mt)
-end
+local _M, mt = R.methods("images")
 
 local UPLOAD = V.set({ "path", "bytes", "filename", "content_type", "name", "hidden" })
 
@@ -33,8 +24,7 @@ local UPLOAD = V.set({ "path", "bytes", "filename", "content_type", "name", "hid
 ---@return table # flat image (`id`, `name`, `image_url`, `format`, `size`, `hidden`), or nil, err
 function _M:upload(u)
   V.self(self, mt, "images:upload")
-  V.argcheck(type(u) == "table", "images:upload", 1, "table", u)
-  V.known(u, UPLOAD, "images:upload")
+  V.table_arg(u, UPLOAD, "images:upload", 1)
   if (u.path == nil) == (u.bytes == nil) then
     error("images:upload: give exactly one of path and bytes", 2)
   end
@@ -43,10 +33,8 @@ function _M:upload(u)
   elseif u.filename ~= nil or u.content_type ~= nil then
     error("images:upload: filename and content_type go with bytes (a path names its own)", 2)
   end
-  local doc, err = self.client:call("upload_image_from_file",
-    { file = file, name = u.name, hidden = u.hidden })
-  if not doc then return nil, err end
-  return R.from_document(doc)
+  return R.one(self.client:call("upload_image_from_file",
+    { file = file, name = u.name, hidden = u.hidden }))
 end
 
 --- Read an image (`get_image`).
@@ -54,10 +42,8 @@ end
 ---@return table # flat image, or nil, err
 function _M:get(id)
   V.self(self, mt, "images:get")
-  V.argcheck(type(id) == "string" and id ~= "", "images:get", 1, "image id", id)
-  local doc, err = self.client:call("get_image", { id = id })
-  if not doc then return nil, err end
-  return R.from_document(doc)
+  V.id(id, "images:get", "image")
+  return R.one(self.client:call("get_image", { id = id }))
 end
 
 --- Iterate over images (`get_images`).
@@ -65,9 +51,7 @@ end
 ---@return function # iterator of flat images; `false, err` on a failure
 function _M:each(q)
   V.self(self, mt, "images:each")
-  q = q or {}
-  V.argcheck(type(q) == "table", "images:each", 1, "table", q)
-  V.known(q, V.set({ "filter", "sort" }), "images:each")
+  q = V.table_arg(q or {}, V.set({ "filter", "sort" }), "images:each", 1)
   return R.flat_iter(self.client:paginate("get_images", { filter = q.filter, sort = q.sort }))
 end
 

@@ -31,6 +31,7 @@ local paginate = require "klaviyo.paginate"
 local policy = require "klaviyo.policy"
 local stats = require "klaviyo.stats"
 local body_check = require("klaviyo.body_check").check
+local V = require "klaviyo.validate"
 
 local cjson_decode = cjson.decode
 local build = request.build
@@ -76,28 +77,27 @@ _M.encode = core.encode
 local array_mt = { __jsontype = "array" }
 local object_mt = { __jsontype = "object" }
 
+-- Gives t (or a new table) the metatable m of a JSON kind; raises, naming `fname`, when t is
+-- not a table or already has another metatable. Called as `return (mark(...))`: the
+-- parentheses keep it from being a tail call, so level 3 is the user's line in every Lua.
+local function mark(t, m, fname)
+  if t == nil then t = {} end
+  if type(t) ~= "table" then error(fname .. ": expected a table, got " .. type(t), 3) end
+  local cur = getmetatable(t)
+  if cur ~= nil and cur ~= m then error(fname .. ": the table already has a metatable", 3) end
+  return setmetatable(t, m)
+end
+
 --- klaviyo.array(t): marks t (or a new table) as a JSON array, so an empty one encodes as [].
 ---@param t table? the table to mark (default a new one)
 ---@return table t
-function _M.array(t)
-  if t == nil then t = {} end
-  if type(t) ~= "table" then error("klaviyo.array: expected a table, got " .. type(t), 2) end
-  local m = getmetatable(t)
-  if m ~= nil and m ~= array_mt then error("klaviyo.array: the table already has a metatable", 2) end
-  return setmetatable(t, array_mt)
-end
+function _M.array(t) return (mark(t, array_mt, "klaviyo.array")) end
 
 --- klaviyo.object(t): marks t as a JSON object, so an empty one encodes as {} (the default for
 -- unmarked empty tables too; this makes the intent explicit).
 ---@param t table? the table to mark (default a new one)
 ---@return table t
-function _M.object(t)
-  if t == nil then t = {} end
-  if type(t) ~= "table" then error("klaviyo.object: expected a table, got " .. type(t), 2) end
-  local m = getmetatable(t)
-  if m ~= nil and m ~= object_mt then error("klaviyo.object: the table already has a metatable", 2) end
-  return setmetatable(t, object_mt)
-end
+function _M.object(t) return (mark(t, object_mt, "klaviyo.object")) end
 
 -- Option name -> accepted Lua type.
 local OPTIONS = {
@@ -116,28 +116,22 @@ local CORE_OPTIONS = { "api_key", "access_token", "public_key", "base_url", "rev
 --   nil or {store = "local", safety = 0.95}  in-process (default; curl transport)
 --   {store = "redis", url = "redis://[:password@]host[:port][/db]", safety =, prefix =}
 --                                            shared by every process using that Redis
---   {store = "shdict", dict = "<lua_shared_dict>", ...}  nginx workers (transport "ngx"); with
---                                            transport "ngx", store "redis" works too
+--   {store = "shdict", dict = "<lua_shared_dict>", lock_ttl =, ...}  nginx workers (transport
+--                                            "ngx"); with transport "ngx", store "redis" works too
 --   false                                    no client-side limiting
+-- Every store takes safety, limits and account. Option name -> accepted Lua type.
 local LIMITER_OPTIONS = { store = "string", url = "string", safety = "number", prefix = "string",
-                          limits = "table", account = "string" }
+                          limits = "table", account = "string", dict = "string",
+                          lock_ttl = "number" }
 
 -- Core options for the limiter of a curl-transport client.
 local function curl_limiter(l, copts)
   if l == false then copts.limiter = "off"; return end
   if l == nil then return end
-  if l.store == "shdict" then
-    error('klaviyo.new: option limiter (store "shdict") needs transport "ngx"', 4)
-  end
-  for k, v in pairs(l) do
-    local want = LIMITER_OPTIONS[k]
-    if want == nil then error(format("klaviyo.new: unknown limiter option %s", tostring(k)), 4) end
-    if type(v) ~= want then
-      error(format("klaviyo.new: limiter option %s must be a %s, got %s", k, want, type(v)), 4)
-    end
-  end
   local store = l.store or "local"
-  if store == "redis" then
+  if store == "shdict" then
+    error('klaviyo.new: option limiter (store "shdict") needs transport "ngx"', 4)
+  elseif store == "redis" then
     copts.limiter = "redis"
     copts.limiter_url = l.url
     copts.limiter_prefix = l.prefix
@@ -147,6 +141,9 @@ local function curl_limiter(l, copts)
     copts.limiter = "local"
   else
     error(format('klaviyo.new: limiter store must be "local", "redis" or "shdict", got %q', store), 4)
+  end
+  for _, k in ipairs({ "dict", "lock_ttl" }) do
+    if l[k] ~= nil then error(format('klaviyo.new: limiter option %s needs store "shdict"', k), 4) end
   end
   if l.safety ~= nil then
     if not (l.safety > 0 and l.safety <= 1) then
@@ -168,19 +165,7 @@ local function pick_transport(opts, retry)
     if name == nil then name = ngx_transport.usable() and "ngx" or "curl" end
   end
   if name == "ngx" then
-    local o = opts
-    if opts.limiter == false or (opts.limits and opts.limiter) then
-      o = {}
-      for k, v in pairs(opts) do o[k] = v end
-      if opts.limiter == false then
-        o.limiter = nil
-      else
-        o.limiter = {}
-        for k, v in pairs(opts.limiter) do o.limiter[k] = v end
-        o.limiter.limits = o.limiter.limits or opts.limits
-      end
-    end
-    local t = ngx_transport.from_options(o, 3)
+    local t = ngx_transport.from_options(opts, 3)
     t.retry = retry
     return t
   end
@@ -208,15 +193,7 @@ end
 function _M.new(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then error("klaviyo.new: expected a table of options, got " .. type(opts), 2) end
-  for k, v in pairs(opts) do
-    local want = OPTIONS[k]
-    if want == nil then
-      error(format("klaviyo.new: unknown option %s", tostring(k)), 2)
-    end
-    if type(v) ~= want and not (k == "limiter" and v == false) then
-      error(format("klaviyo.new: option %s must be a %s, got %s", k, want, type(v)), 2)
-    end
-  end
+  V.options(opts, OPTIONS, "klaviyo.new", "option", 2, "limiter")
   if opts.api_key and opts.access_token then
     error("klaviyo.new: give api_key or access_token, not both", 2)
   end
@@ -247,10 +224,14 @@ function _M.new(opts)
     local msg = policy.check_retry(retry, false)
     if msg then error("klaviyo.new: " .. msg, 2) end
   end
-  local transport = pick_transport(opts, retry)
-  -- per-operation limits: the ngx transport checks and keeps its limiter's own
+  -- per-operation limits: the limiter's own override klaviyo.new's, operation by operation
   local overrides = {}
-  local lim_limits = not transport and type(opts.limiter) == "table" and opts.limiter.limits or false
+  local lim_limits = false
+  if opts.limiter then
+    -- the store checks the values
+    V.options(opts.limiter, LIMITER_OPTIONS, "klaviyo.new", "limiter option", 2)
+    lim_limits = opts.limiter.limits or false
+  end
   for i, t in pairs({ opts.limits or false, lim_limits }) do
     if t then
       local o, lmsg = policy.check_limits(t)
@@ -258,6 +239,7 @@ function _M.new(opts)
       for k, v in pairs(o) do overrides[k] = v end
     end
   end
+  local transport = pick_transport(opts, retry)
   local copts = {}
   for _, name in ipairs(CORE_OPTIONS) do copts[name] = opts[name] end
   copts.account = opts.account
@@ -318,37 +300,32 @@ local function send(self, req, op_id)
     if token ~= mgr.current then self.core:set_access_token(token); mgr.current = token end
   end
   if self.limited and req.limits == nil then req.limits = policy.limits_of(self.overrides, op_id) end
-  local res, err, info = perform(self, req, op_id)
-  -- a hook that raised did not stop the call: its message comes with the result
-  if info and info.hook_error then (res or err).hook_error = info.hook_error end
-  if res then
-    stats.add(self.counters, op_id, info, nil)
-    return decode(res, op_id)
-  end
-  if err.kind == "encode" then return nil, err end   -- call raises it at the caller's level
-  local refresh = self.refresh
-  if refresh and err.status == 401 then
+  local refreshed = false
+  while true do
+    local res, err, info = perform(self, req, op_id)
+    -- a hook that raised did not stop the call: its message comes with the result
+    if info and info.hook_error then (res or err).hook_error = info.hook_error end
+    if res then
+      stats.add(self.counters, op_id, info, nil)
+      return decode(res, op_id)
+    end
+    if err.kind == "encode" then return nil, err end   -- call raises it at the caller's level
     stats.add(self.counters, op_id, info, err)
-    local token, rerr = refresh(self)
+    if refreshed or not self.refresh or err.status ~= 401 then return nil, wrap(err, op_id) end
+    refreshed = true
+    local token, rerr = self.refresh(self)
     if errors.is_error(rerr) and rerr.kind == "oauth_revoked" then return nil, rerr end
     if type(token) ~= "string" or token == "" then
       err.refresh_error = rerr ~= nil and tostring(rerr) or "refresh returned no token"
       return nil, wrap(err, op_id)
     end
     local ok, serr = self.core:set_access_token(token)
-    if self.oauth_manager then self.oauth_manager.current = token end
+    if mgr then mgr.current = token end
     if ok == nil then
       err.refresh_error = tostring(serr)
       return nil, wrap(err, op_id)
     end
-    res, err, info = perform(self, req, op_id)
-    if res then
-      stats.add(self.counters, op_id, info, nil)
-      return decode(res, op_id)
-    end
   end
-  stats.add(self.counters, op_id, info, err)
-  return nil, wrap(err, op_id)
 end
 
 local CALL_OPTIONS = { retry = "table", idempotent = "boolean", validate = "boolean" }
@@ -362,13 +339,7 @@ local function prepare(self, op_id, params, opts, level)
   if opts ~= nil then
     local name = tostring(op_id)
     if type(opts) ~= "table" then error(format("klaviyo: %s: call options must be a table", name), level) end
-    for k, v in pairs(opts) do
-      local want = CALL_OPTIONS[k]
-      if want == nil then error(format("klaviyo: %s: unknown call option %s", name, tostring(k)), level) end
-      if type(v) ~= want then
-        error(format("klaviyo: %s: call option %s must be a %s, got %s", name, k, want, type(v)), level)
-      end
-    end
+    V.options(opts, CALL_OPTIONS, "klaviyo: " .. name, "call option", level)
     idempotent, retry = opts.idempotent, opts.retry
     if opts.validate ~= nil then validate = opts.validate end
     if retry then
@@ -499,16 +470,17 @@ function _M.stats(self)
   return stats.snapshot(self.counters)
 end
 
--- The first page's request, or nil and the refusal of a query value the spec does not allow
--- (the iterators yield it as their one failure); raises on misuse.
-local function check_paged(self, op_id, params)
+-- The iterator of pages of a GET operation, or of its one failure: a query value the spec does
+-- not allow, refused unsent. Raises on misuse, at the caller of pages or paginate (called from
+-- them, never as a tail call, so level 3 is the user's line).
+local function pages_of(self, op_id, params)
   local req, msg, refusal = build(op_id, params, self.validate)
-  if refusal then return nil, refusal end
+  if refusal then return paginate.failure(refusal) end
   if req == nil and msg then error(msg, 3) end
   if req == nil or req.method ~= "GET" then
     error(format("klaviyo: %s: only GET operations are paginated", op_id), 3)
   end
-  return req
+  return paginate.pages(function(r, id) return send(self, r, id) end, req, op_id)
 end
 
 --- client:pages(operation_id, params): iterator of page documents (see klaviyo.paginate). A
@@ -518,9 +490,7 @@ end
 ---@param params table?
 ---@return fun(): table|false|nil, klaviyo.Error? iterator of page documents
 function _M.pages(self, op_id, params)
-  local req, refusal = check_paged(self, op_id, params)
-  if req == nil then return paginate.failure(refusal) end
-  return paginate.pages(function(r, id) return send(self, r, id) end, req, op_id)
+  return (pages_of(self, op_id, params))
 end
 
 --- client:paginate(operation_id, params): iterator of every resource of every page; a failure
@@ -531,9 +501,7 @@ end
 ---@param params table?
 ---@return fun(): table|false|nil, klaviyo.Error? iterator of resources
 function _M.paginate(self, op_id, params)
-  local req, refusal = check_paged(self, op_id, params)
-  if req == nil then return paginate.failure(refusal) end
-  return paginate.items(paginate.pages(function(r, id) return send(self, r, id) end, req, op_id))
+  return paginate.items(pages_of(self, op_id, params))
 end
 
 --- client:tracker{spool=, batch=, interval=, ...}: a durable, batched event tracker bound to

@@ -11,20 +11,11 @@ local V = require "klaviyo.validate"
 local R = require "klaviyo.resource"
 local G = require "klaviyo.groups"
 
-local type, setmetatable, error, format = type, setmetatable, error, string.format
+local type, error = type, error
 
--- The module's functions, and the methods of the object `new` returns.
+-- The module's functions, and the methods of the object `new(client)` returns.
 ---@class klaviyo.lists
-local _M = {}
-local mt = { __index = _M }
-
---- Bind the module to a client.
----@param client klaviyo.Client a client from `klaviyo.new`
----@return klaviyo.lists # the lists object
-function _M.new(client)
-  if type(client) ~= "table" then error("klaviyo.lists.new: expected a client", 2) end
-  return setmetatable({ client = client }, mt)
-end
+local _M, mt = R.methods("lists")
 
 local OPT_IN = V.set({ "double_opt_in", "single_opt_in" })
 
@@ -48,10 +39,8 @@ function _M:create(t)
   end
   local size, msg, ptr = V.value(attrs, nil, "")
   if not size then return nil, V.refuse("create_list", msg, ptr) end
-  local doc, err = self.client:call("create_list",
-    { body = { data = { type = "list", attributes = attrs } } })
-  if not doc then return nil, err end
-  return R.from_document(doc)
+  return R.one(self.client:call("create_list",
+    { body = { data = { type = "list", attributes = attrs } } }))
 end
 
 --- Read a list (`get_list`).
@@ -60,13 +49,10 @@ end
 ---@return table # flat list, or nil, err
 function _M:get(id, opts)
   V.self(self, mt, "lists:get")
-  G.check_id("list", id, "lists:get", 1)
-  opts = opts or {}
-  V.known(opts, V.set({ "profile_count" }), "lists:get")
-  local doc, err = self.client:call("get_list", { id = id,
-    ["additional-fields[list]"] = opts.profile_count and { "profile_count" } or nil })
-  if not doc then return nil, err end
-  return R.from_document(doc)
+  V.id(id, "lists:get", "list")
+  opts = V.table_arg(opts or {}, V.set({ "profile_count" }), "lists:get", 2)
+  return R.one(self.client:call("get_list", { id = id,
+    ["additional-fields[list]"] = opts.profile_count and { "profile_count" } or nil }))
 end
 
 --- Rename a list or change its opt-in process (`update_list`).
@@ -75,16 +61,14 @@ end
 ---@return table # flat list, or nil, err
 function _M:update(id, t)
   V.self(self, mt, "lists:update")
-  G.check_id("list", id, "lists:update", 1)
+  V.id(id, "lists:update", "list")
   V.argcheck(type(t) == "table", "lists:update", 2, "table", t)
   local attrs = attributes(t, "lists:update")
   if attrs.name == "" then return nil, V.refuse("update_list", "a list name cannot be empty") end
   local size, msg, ptr = V.value(attrs, nil, "")
   if not size then return nil, V.refuse("update_list", msg, ptr) end
-  local doc, err = self.client:call("update_list",
-    { id = id, body = { data = { type = "list", id = id, attributes = attrs } } })
-  if not doc then return nil, err end
-  return R.from_document(doc)
+  return R.one(self.client:call("update_list",
+    { id = id, body = { data = { type = "list", id = id, attributes = attrs } } }))
 end
 
 --- Delete a list (`delete_list`); its profiles stay.
@@ -92,7 +76,7 @@ end
 ---@return boolean # true, or nil, err
 function _M:delete(id)
   V.self(self, mt, "lists:delete")
-  G.check_id("list", id, "lists:delete", 1)
+  V.id(id, "lists:delete", "list")
   local ok, err = self.client:call("delete_list", { id = id })
   if not ok then return nil, err end
   return true
@@ -113,18 +97,15 @@ end
 ---@return function # iterator of flat profiles (with `joined_group_at`); `false, err` once
 function _M:members(id, q)
   V.self(self, mt, "lists:members")
-  G.check_id("list", id, "lists:members", 1)
+  V.id(id, "lists:members", "list")
   return R.flat_iter(self.client:paginate("get_profiles_for_list",
     G.members_query(id, q, "lists:members")))
 end
 
 -- add/remove: the same body, sent in chunks of at most 1000 ids.
 local function membership(self, op, id, ids, fname)
-  G.check_id("list", id, fname, 1)
-  if type(ids) ~= "table" then
-    error(format("bad argument #2 to '%s' (array of profile ids expected, got %s)", fname,
-      type(ids)), 3)
-  end
+  V.id(id, fname, "list")
+  V.argcheck(type(ids) == "table", fname, 2, "array of profile ids", ids, 4)
   local refs = {}
   for i = 1, #ids do
     if type(ids[i]) ~= "string" or ids[i] == "" then
@@ -165,10 +146,8 @@ end
 ---@return table # array of flat flows, or nil, err
 function _M:flows(id)
   V.self(self, mt, "lists:flows")
-  G.check_id("list", id, "lists:flows", 1)
-  local doc, err = self.client:call("get_flows_triggered_by_list", { id = id })
-  if not doc then return nil, err end
-  return R.list(doc)
+  V.id(id, "lists:flows", "list")
+  return R.many(self.client:call("get_flows_triggered_by_list", { id = id }))
 end
 
 return _M

@@ -19,6 +19,7 @@ local cjson = require("cjson").new()
 local schema = require "klaviyo.mcp.schema"
 local tools = require "klaviyo.mcp.tools"
 local read_line = require("klaviyo.core").read_line
+local V = require "klaviyo.validate"
 
 local _M = { _VERSION = klaviyo._VERSION }
 
@@ -200,13 +201,7 @@ local OPTIONS = { client = "table", read_only = "boolean", input = "userdata", o
 -- serve{client =, read_only =, input =, output =, log =}: answers messages until input ends.
 function _M.serve(opts)
   if type(opts) ~= "table" then error("klaviyo.mcp.serve: expected a table of options", 2) end
-  for k, v in pairs(opts) do
-    local want = OPTIONS[k]
-    if want == nil then error("klaviyo.mcp.serve: unknown option " .. tostring(k), 2) end
-    if type(v) ~= want then
-      error(format("klaviyo.mcp.serve: option %s must be a %s, got %s", k, want, type(v)), 2)
-    end
-  end
+  V.options(opts, OPTIONS, "klaviyo.mcp.serve", "option", 2)
   if opts.client == nil then error("klaviyo.mcp.serve: option client is required", 2) end
   local state = { client = opts.client, read_only = opts.read_only == true,
                   log = opts.log or io.stderr }

@@ -7,29 +7,18 @@ local V = require "klaviyo.validate"
 local R = require "klaviyo.resource"
 local errors = require "klaviyo.errors"
 
-local type, setmetatable, error = type, setmetatable, error
+local type = type
 
--- The module's functions, and the methods of the object `new` returns.
+-- The module's functions, and the methods of the object `new(client)` returns.
 ---@class klaviyo.metrics
-local _M = {}
-local mt = { __index = _M }
-
---- Bind the module to a client.
----@param client klaviyo.Client a client from `klaviyo.new`
----@return klaviyo.metrics # the metrics object
-function _M.new(client)
-  if type(client) ~= "table" then error("klaviyo.metrics.new: expected a client", 2) end
-  return setmetatable({ client = client }, mt)
-end
+local _M, mt = R.methods("metrics")
 
 --- Iterate over metrics (`get_metrics`).
 ---@param q table? `filter` (Klaviyo allows `integration.name` and `integration.category`)
 ---@return function # iterator of flat metrics (`id`, `name`, `integration`, ...); `false, err`
 function _M:each(q)
   V.self(self, mt, "metrics:each")
-  q = q or {}
-  V.argcheck(type(q) == "table", "metrics:each", 1, "table", q)
-  V.known(q, V.set({ "filter" }), "metrics:each")
+  q = V.table_arg(q or {}, V.set({ "filter" }), "metrics:each", 1)
   return R.flat_iter(self.client:paginate("get_metrics", { filter = q.filter }))
 end
 
@@ -38,10 +27,8 @@ end
 ---@return table # flat metric, or nil, err
 function _M:get(id)
   V.self(self, mt, "metrics:get")
-  V.argcheck(type(id) == "string" and id ~= "", "metrics:get", 1, "metric id", id)
-  local doc, err = self.client:call("get_metric", { id = id })
-  if not doc then return nil, err end
-  return R.from_document(doc)
+  V.id(id, "metrics:get", "metric")
+  return R.one(self.client:call("get_metric", { id = id }))
 end
 
 --- Find a metric by its name (Klaviyo cannot filter metrics by name, so this reads the
@@ -64,10 +51,8 @@ end
 ---@return table # array of flat flows, or nil, err
 function _M:flows(id)
   V.self(self, mt, "metrics:flows")
-  V.argcheck(type(id) == "string" and id ~= "", "metrics:flows", 1, "metric id", id)
-  local doc, err = self.client:call("get_flows_triggered_by_metric", { id = id })
-  if not doc then return nil, err end
-  return R.list(doc)
+  V.id(id, "metrics:flows", "metric")
+  return R.many(self.client:call("get_flows_triggered_by_metric", { id = id }))
 end
 
 return _M

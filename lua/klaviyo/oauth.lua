@@ -6,6 +6,7 @@
 -- @module klaviyo.oauth
 local core = require "klaviyo.core"
 local errors = require "klaviyo.errors"
+local V = require "klaviyo.validate"
 local cjson = require("cjson").new()
 
 local type, tostring, error, format, floor = type, tostring, error, string.format, math.floor
@@ -219,12 +220,7 @@ local MANAGER_OPTIONS = { client_id = "string", client_secret = "string", tokens
 ---@return table manager
 ---@return string access_token
 function _M.manager(o, base_url)
-  for k, v in pairs(o) do
-    if MANAGER_OPTIONS[k] == nil then error("klaviyo.new: unknown oauth option " .. tostring(k), 3) end
-    if type(v) ~= MANAGER_OPTIONS[k] then
-      error(format("klaviyo.new: oauth option %s must be a %s", k, MANAGER_OPTIONS[k]), 3)
-    end
-  end
+  V.options(o, MANAGER_OPTIONS, "klaviyo.new", "oauth option", 3)
   need(o, "client_id", "new"); need(o, "client_secret", "new")
   local s = o.tokens
   if not s then error("klaviyo.new: oauth needs tokens (a store)", 3) end

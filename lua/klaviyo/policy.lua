@@ -9,7 +9,7 @@
 -- same consent twice changes nothing); and any call made with `{idempotent = true}`.
 -- Everything else is repeated only when Klaviyo cannot have acted on it (429, 503, a
 -- connection that failed before sending).
-local type, pairs, tostring, next = type, pairs, tostring, next
+local type, pairs, ipairs, tostring, next = type, pairs, ipairs, tostring, next
 local format, floor = string.format, math.floor
 
 local operations = require "klaviyo.operations"
@@ -67,7 +67,37 @@ function _M.check_retry(r, per_call)
   end
 end
 
-local WINDOWS = { burst = true, steady = true, daily = true }
+-- Klaviyo's rate-limit windows and their lengths in seconds, in the order every store walks
+-- them; a limit is a whole number of sends per window, 0 or absent for no such window.
+local WINDOWS = { "burst", "steady", "daily" }
+local SECONDS = { burst = 1, steady = 60, daily = 86400 }
+_M.WINDOWS, _M.WINDOW_SECONDS = WINDOWS, SECONDS
+local LIMIT_MAX = 1000000
+
+-- One operation's limits {burst=, steady=, daily=}: nil, or a message saying what is wrong.
+-- The one check of such a table: klaviyo.new's options and both nginx stores call it.
+function _M.check_windows(l)
+  if type(l) ~= "table" then
+    return "expected a table of limits {burst=, steady=, daily=}, got " .. type(l)
+  end
+  for k, v in pairs(l) do
+    if not SECONDS[k] then
+      return format("unknown limit %s (burst, steady, daily)", tostring(k))
+    end
+    if type(v) ~= "number" or v < 0 or v ~= floor(v) then
+      return format("limit %s must be a whole number >= 0, got %s", k, tostring(v))
+    end
+    if v > LIMIT_MAX then return format("limit %s must be at most %d, got %s", k, LIMIT_MAX, tostring(v)) end
+  end
+end
+
+-- The share of `limit` a store allows with `safety` (0 < safety <= 1), as src/limiter.c
+-- computes it, so every store allows the same counts: 0 stays 0 (no window), else at least 1.
+function _M.share(limit, safety)
+  if limit == 0 then return 0 end
+  local n = floor(limit * safety + 1e-9)   -- a whole product stays whole despite binary rounding
+  return n < 1 and 1 or n
+end
 
 -- limits = {operation_id = {burst=, steady=, daily=}}: the table of effective limits per
 -- overridden operation (a window left out keeps the operation table's), or nil, message.
@@ -77,15 +107,11 @@ function _M.check_limits(t)
   for op_id, l in pairs(t) do
     local op = operations[op_id]
     if op == nil then return nil, "limits: unknown operation " .. tostring(op_id) end
-    if type(l) ~= "table" then return nil, format("limits.%s must be a table", op_id) end
+    local msg = _M.check_windows(l)
+    if msg then return nil, format("limits.%s: %s", op_id, msg) end
     local eff = {}
-    for w in pairs(WINDOWS) do eff[w] = op.limits and op.limits[w] or nil end
-    for k, v in pairs(l) do
-      if not WINDOWS[k] then return nil, format("limits.%s: unknown window %s", op_id, tostring(k)) end
-      local msg = count(format("limits.%s.%s", op_id, k), v, 0, 1000000)
-      if msg then return nil, msg end
-      eff[k] = v ~= 0 and v or nil
-    end
+    for _, w in ipairs(WINDOWS) do eff[w] = op.limits and op.limits[w] or nil end
+    for k, v in pairs(l) do eff[k] = v ~= 0 and v or nil end
     out[op_id] = eff
   end
   return out

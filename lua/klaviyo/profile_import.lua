@@ -82,8 +82,7 @@ end
 ---@return table # the jobs, or nil, err (`err.code == "timeout"` when time ran out)
 function _M:wait(opts)
   V.self(self, mt, "import:wait")
-  opts = opts or {}
-  V.known(opts, V.set({ "timeout", "interval", "sleep" }), "import:wait")
+  opts = V.table_arg(opts or {}, V.set({ "timeout", "interval", "sleep" }), "import:wait", 1)
   local timeout, interval = opts.timeout or 300, opts.interval or 1
   local sleep = opts.sleep or default_sleep()
   if type(sleep) ~= "function" then

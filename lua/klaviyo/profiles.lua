@@ -16,21 +16,12 @@ local R = require "klaviyo.resource"
 local F = require "klaviyo.filter"
 local errors = require "klaviyo.errors"
 
-local type, setmetatable, error, pairs, tostring = type, setmetatable, error, pairs, tostring
+local type, error, pairs, tostring = type, error, pairs, tostring
 local format = string.format
 
--- The module's functions, and the methods of the object `new` returns.
+-- The module's functions, and the methods of the object `new(client)` returns.
 ---@class klaviyo.profiles
-local _M = {}
-local mt = { __index = _M }
-
---- Bind the module to a client.
----@param client klaviyo.Client a client from `klaviyo.new`
----@return klaviyo.profiles # the profiles object
-function _M.new(client)
-  if type(client) ~= "table" then error("klaviyo.profiles.new: expected a client", 2) end
-  return setmetatable({ client = client }, mt)
-end
+local _M, mt = R.methods("profiles")
 
 -- Query parameters shared by the reads: fields and the subscriptions extra.
 local function read_params(opts, params)
@@ -53,9 +44,7 @@ local READ_OPTS = V.set({ "fields", "subscriptions" })
 function _M:get(q, opts)
   V.self(self, mt, "profiles:get")
   V.argcheck(type(q) == "table", "profiles:get", 1, "table", q)
-  opts = opts or {}
-  V.argcheck(type(opts) == "table", "profiles:get", 2, "table", opts)
-  V.known(opts, READ_OPTS, "profiles:get")
+  opts = V.table_arg(opts or {}, READ_OPTS, "profiles:get", 2)
   for k in pairs(q) do
     if not GET_KEYS[k] then
       error(format("profiles:get: unknown key '%s' (find a profile by id, email, " ..
@@ -67,9 +56,7 @@ function _M:get(q, opts)
     return nil, V.refuse(q.id and "get_profile" or "get_profiles", value)
   end
   if key == "id" then
-    local doc, err = self.client:call("get_profile", read_params(opts, { id = value }))
-    if not doc then return nil, err end
-    return R.from_document(doc)
+    return R.one(self.client:call("get_profile", read_params(opts, { id = value })))
   end
   local doc, err = self.client:call("get_profiles", read_params(opts, {
     filter = F.equals(key, value), ["page[size]"] = 1 }))
@@ -92,9 +79,7 @@ local EACH_KEYS = V.set({ "filter", "fields", "subscriptions", "sort", "page_siz
 ---@return function # iterator of flat profiles; yields `false, err` once on failure
 function _M:each(q)
   V.self(self, mt, "profiles:each")
-  q = q or {}
-  V.argcheck(type(q) == "table", "profiles:each", 1, "table", q)
-  V.known(q, EACH_KEYS, "profiles:each")
+  q = V.table_arg(q or {}, EACH_KEYS, "profiles:each", 1)
   return R.flat_iter(self.client:paginate("get_profiles", read_params(q, {
     filter = q.filter, sort = q.sort, ["page[size]"] = q.page_size })))
 end
@@ -162,14 +147,12 @@ end
 ---@return table # the profile (flat), or nil, err
 function _M:update(id, fields)
   V.self(self, mt, "profiles:update")
-  V.argcheck(type(id) == "string" and id ~= "", "profiles:update", 1, "profile id", id)
+  V.id(id, "profiles:update", "profile")
   V.argcheck(type(fields) == "table", "profiles:update", 2, "table", fields)
   local res, rerr = check_profile(fields, "update_profile", false)
   if not res then return nil, rerr end
   res.id = id
-  local doc, err = self.client:call("update_profile", { id = id, body = { data = res } })
-  if not doc then return nil, err end
-  return R.from_document(doc)
+  return R.one(self.client:call("update_profile", { id = id, body = { data = res } }))
 end
 
 --- Merge one profile into another (`merge_profiles`): `from_id`'s data moves to `into_id`,
@@ -179,10 +162,8 @@ end
 ---@return table # the surviving profile (flat) when Klaviyo returns it, else true; or nil, err
 function _M:merge(into_id, from_id)
   V.self(self, mt, "profiles:merge")
-  V.argcheck(type(into_id) == "string" and into_id ~= "", "profiles:merge", 1, "profile id",
-    into_id)
-  V.argcheck(type(from_id) == "string" and from_id ~= "", "profiles:merge", 2, "profile id",
-    from_id)
+  V.id(into_id, "profiles:merge", "profile")
+  V.id(from_id, "profiles:merge", "profile", 2)
   if into_id == from_id then
     return nil, V.refuse("merge_profiles", "a profile cannot be merged into itself")
   end
@@ -200,10 +181,8 @@ end
 ---@return table # array of flat lists, or nil, err
 function _M:lists(id)
   V.self(self, mt, "profiles:lists")
-  V.argcheck(type(id) == "string" and id ~= "", "profiles:lists", 1, "profile id", id)
-  local doc, err = self.client:call("get_lists_for_profile", { id = id })
-  if not doc then return nil, err end
-  return R.list(doc)
+  V.id(id, "profiles:lists", "profile")
+  return R.many(self.client:call("get_lists_for_profile", { id = id }))
 end
 
 --- The segments a profile belongs to (`get_segments_for_profile`).
@@ -211,10 +190,8 @@ end
 ---@return table # array of flat segments, or nil, err
 function _M:segments(id)
   V.self(self, mt, "profiles:segments")
-  V.argcheck(type(id) == "string" and id ~= "", "profiles:segments", 1, "profile id", id)
-  local doc, err = self.client:call("get_segments_for_profile", { id = id })
-  if not doc then return nil, err end
-  return R.list(doc)
+  V.id(id, "profiles:segments", "profile")
+  return R.many(self.client:call("get_segments_for_profile", { id = id }))
 end
 
 --- Import profiles in bulk (`bulk_import_profiles`), as jobs of at most 10,000 profiles
@@ -227,9 +204,7 @@ end
 function _M:import(list, opts)
   V.self(self, mt, "profiles:import")
   V.argcheck(type(list) == "table", "profiles:import", 1, "array of profiles", list)
-  opts = opts or {}
-  V.argcheck(type(opts) == "table", "profiles:import", 2, "table", opts)
-  V.known(opts, V.set({ "list" }), "profiles:import")
+  opts = V.table_arg(opts or {}, V.set({ "list" }), "profiles:import", 2)
   if opts.list ~= nil then
     V.argcheck(type(opts.list) == "string" and opts.list ~= "", "profiles:import", 2,
       "list id string in opts.list", opts.list)

@@ -18,7 +18,7 @@
 -- `fields[...]` value outside the spec's enum: klaviyo.query_check) is refused instead, as an
 -- error table of kind "refused", unless the caller turned the checks off.
 local type, pairs, ipairs, next, tostring = type, pairs, ipairs, next, tostring
-local format, concat, find, floor, huge = string.format, table.concat, string.find, math.floor, math.huge
+local format, find, floor, huge = string.format, string.find, math.floor, math.huge
 local math_type = math.type   -- nil before Lua 5.3
 
 local operations = require "klaviyo.operations"
@@ -335,16 +335,6 @@ function _M.build(op_id, params, validate)
            path_params = path_params, query = query, headers = headers, body = body,
            revision = revision, unique_ids = nil, safe = nil, limits = nil,
            retry_attempts = nil, retry_max_time = nil }
-end
-
--- For error messages listing what an operation accepts.
-function _M.parameter_names(op_id)
-  local c = compiled[op_id] or compile(op_id)
-  if not c then return nil end
-  local out = {}
-  for name in pairs(c.names) do out[#out + 1] = name end
-  table.sort(out)
-  return concat(out, ", ")
 end
 
 return _M

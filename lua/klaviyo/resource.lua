@@ -10,6 +10,7 @@
 -- @module klaviyo.resource
 local type, pairs, gsub, sub, byte, match = type, pairs, string.gsub, string.sub, string.byte,
   string.match
+local setmetatable, error = setmetatable, error
 
 local _M = {}
 
@@ -99,6 +100,26 @@ local function id_of(r) return r.id end
 ---@return table # array of flat tables
 function _M.list(doc) return map_data(doc, _M.flatten) end
 
+--- What a method returns for a call that answers one resource: `from_document` of the
+-- document, or the call's failure unchanged. `return R.one(self.client:call(op, params))`
+---@param doc table|nil the call's document (nil on a failure)
+---@param err any the call's error (its response on a success)
+---@return table|nil # flat resource, or nil, err
+function _M.one(doc, err)
+  if not doc then return nil, err end
+  return _M.from_document(doc)
+end
+
+--- What a method returns for a call that answers a list: `list` of the document, or the
+-- call's failure unchanged.
+---@param doc table|nil the call's document (nil on a failure)
+---@param err any the call's error (its response on a success)
+---@return table|nil # array of flat resources, or nil, err
+function _M.many(doc, err)
+  if not doc then return nil, err end
+  return _M.list(doc)
+end
+
 --- Ids of a relationship document (`{data = {{type=, id=}, ...}}`).
 ---@param doc table
 ---@return table # array of id strings
@@ -147,6 +168,23 @@ function _M.attributes(flat)
     if not own_field(k) then attrs[k] = v end
   end
   return attrs
+end
+
+--- The table of an idiomatic module (`client.<name>`) and the metatable of its objects. The
+-- table gets `new(client)`, which binds the module to a client (raising unless it is a
+-- table); the module adds its methods, which check `self` against the metatable
+-- (`klaviyo.validate.self`).
+---@param name string the module's name in messages, e.g. "images" for klaviyo.images
+---@return table module
+---@return table mt the metatable of the objects `new` returns
+function _M.methods(name)
+  local module = {}
+  local mt = { __index = module }
+  module.new = function(client)
+    if type(client) ~= "table" then error("klaviyo." .. name .. ".new: expected a client", 2) end
+    return setmetatable({ client = client }, mt)
+  end
+  return module, mt
 end
 
 --- A JSON:API resource identifier `{type=, id=}` (for relationship bodies).

@@ -7,20 +7,9 @@ local V = require "klaviyo.validate"
 local R = require "klaviyo.resource"
 local G = require "klaviyo.groups"
 
-local type, setmetatable, error = type, setmetatable, error
-
--- The module's functions, and the methods of the object `new` returns.
+-- The module's functions, and the methods of the object `new(client)` returns.
 ---@class klaviyo.segments
-local _M = {}
-local mt = { __index = _M }
-
---- Bind the module to a client.
----@param client klaviyo.Client a client from `klaviyo.new`
----@return klaviyo.segments # the segments object
-function _M.new(client)
-  if type(client) ~= "table" then error("klaviyo.segments.new: expected a client", 2) end
-  return setmetatable({ client = client }, mt)
-end
+local _M, mt = R.methods("segments")
 
 --- Iterate over segments (`get_segments`).
 ---@param q table? `name` (exact), `filter` (string or `klaviyo.filter`), `sort`
@@ -35,10 +24,8 @@ end
 ---@return table # flat segment, or nil, err
 function _M:get(id)
   V.self(self, mt, "segments:get")
-  G.check_id("segment", id, "segments:get")
-  local doc, err = self.client:call("get_segment", { id = id })
-  if not doc then return nil, err end
-  return R.from_document(doc)
+  V.id(id, "segments:get", "segment")
+  return R.one(self.client:call("get_segment", { id = id }))
 end
 
 --- Iterate over a segment's members (`get_profiles_for_segment`), every page.
@@ -47,7 +34,7 @@ end
 ---@return function # iterator of flat profiles; `false, err` once on failure
 function _M:members(id, q)
   V.self(self, mt, "segments:members")
-  G.check_id("segment", id, "segments:members")
+  V.id(id, "segments:members", "segment")
   return R.flat_iter(self.client:paginate("get_profiles_for_segment",
     G.members_query(id, q, "segments:members")))
 end

@@ -20,23 +20,15 @@
 -- this does.
 -- @module klaviyo.subscriptions
 local V = require "klaviyo.validate"
+local R = require "klaviyo.resource"
 
-local type, setmetatable, error, tostring = type, setmetatable, error, tostring
+local type, error, tostring = type, error, tostring
 local format = string.format
 local concat = table.concat
 
--- The module's functions, and the methods of the object `new` returns.
+-- The module's functions, and the methods of the object `new(client)` returns.
 ---@class klaviyo.subscriptions
-local _M = {}
-local mt = { __index = _M }
-
---- Bind the module to a client.
----@param client klaviyo.Client a client from `klaviyo.new`
----@return klaviyo.subscriptions # the consent object
-function _M.new(client)
-  if type(client) ~= "table" then error("klaviyo.subscriptions.new: expected a client", 2) end
-  return setmetatable({ client = client }, mt)
-end
+local _M, mt = R.methods("subscriptions")
 
 local RECORD_KEYS = V.set({ "consented_at", "source", "historical", "transactional" })
 
@@ -86,7 +78,6 @@ local function opt_in(rec, channel, required, now)
   end
   return { at = V.iso(t), source = rec.source, historical = rec.historical or false }
 end
-_M.opt_in = opt_in
 
 -- The refusal for an email or phone number (E.164) Klaviyo would reject; nil when valid.
 local function bad_email(op, email)
@@ -192,8 +183,7 @@ local SUB_KEYS = V.set({ "email", "phone_number", "list", "email_consent", "sms_
 ---@return boolean # true (Klaviyo accepted the job), or nil, err
 function _M:subscribe(s)
   V.self(self, mt, "consent:subscribe")
-  V.argcheck(type(s) == "table", "consent:subscribe", 1, "table", s)
-  V.known(s, SUB_KEYS, "consent:subscribe")
+  V.table_arg(s, SUB_KEYS, "consent:subscribe", 1)
   local op = "bulk_subscribe_profiles"
   local attrs, source, historical = _M.consent_profile(s, op)
   if not attrs then return nil, source end
@@ -216,8 +206,7 @@ local UNSUB_KEYS = V.set({ "email", "phone_number", "list" })
 ---@return boolean # true, or nil, err
 function _M:unsubscribe(s)
   V.self(self, mt, "consent:unsubscribe")
-  V.argcheck(type(s) == "table", "consent:unsubscribe", 1, "table", s)
-  V.known(s, UNSUB_KEYS, "consent:unsubscribe")
+  V.table_arg(s, UNSUB_KEYS, "consent:unsubscribe", 1)
   local op = "bulk_unsubscribe_profiles"
   local attrs, subs = {}, {}
   if s.email ~= nil then
@@ -243,10 +232,7 @@ end
 
 -- suppress/unsuppress share their body: emails, or a list/segment whose members are meant.
 local function suppression(self, op, jtype, fname, s)
-  if type(s) ~= "table" then
-    error(format("bad argument #1 to '%s' (table expected, got %s)", fname, type(s)), 3)
-  end
-  V.known(s, V.set({ "email", "emails", "list", "segment" }), fname, 4)
+  V.table_arg(s, V.set({ "email", "emails", "list", "segment" }), fname, 1, 4)
   local emails = s.emails or (s.email and { s.email }) or {}
   if type(emails) ~= "table" then error(fname .. ": emails must be an array of strings", 3) end
   local data = { type = jtype, attributes = {} }
@@ -305,10 +291,7 @@ local CHANNELS = V.set({ "EMAIL", "SMS", "PUSH", "WHATSAPP" })
 ---@param fname string the calling method, for messages
 ---@param op string the operation id
 function _M.send_back_in_stock(client, s, fname, op)
-  if type(s) ~= "table" then
-    error(format("bad argument #1 to '%s' (table expected, got %s)", fname, type(s)), 3)
-  end
-  V.known(s, BIS_KEYS, fname, 4)
+  V.table_arg(s, BIS_KEYS, fname, 1, 4)
   if type(s.variant) ~= "string" or s.variant == "" then
     return nil, V.refuse(op, "variant (the catalog variant id, e.g. " ..
       "\"$custom:::$default:::SKU-1\") is required", "/variant")

@@ -109,13 +109,7 @@ function _M.new(client, opts)
     error("klaviyo.tracker.new: expected a client from klaviyo.new", 2)
   end
   if type(opts) ~= "table" then error("klaviyo.tracker.new: expected a table of options", 2) end
-  for k, v in pairs(opts) do
-    local want = OPTIONS[k]
-    if want == nil then error(format("klaviyo.tracker: unknown option %s", tostring(k)), 2) end
-    if type(v) ~= want then
-      error(format("klaviyo.tracker: option %s must be a %s, got %s", k, want, type(v)), 2)
-    end
-  end
+  V.options(opts, OPTIONS, "klaviyo.tracker", "option", 2)
   if not opts.spool or opts.spool == "" then
     error("klaviyo.tracker: option spool (a file path) is required", 2)
   end
@@ -264,7 +258,7 @@ end
 -- record: see the spool), its record count and the offset after its last record.
 local function read_batch(self, from)
   return self.spool:read_body(self.batch, self.max_batch_bytes - batcher.ENVELOPE,
-    batcher.PREFIX, batcher.SUFFIX, from)
+    layout.PREFIX, layout.SUFFIX, from)
 end
 
 -- One delivery pass (see `deliver`); may raise (a transport, an error's __tostring, a

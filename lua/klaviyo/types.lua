@@ -36,6 +36,7 @@
 ---@field store "local"|"redis"|"shdict"|nil where the rate limiter keeps its state (default "local")
 ---@field url string? Redis URL, for store "redis": redis://[:password@]host[:port][/db]
 ---@field dict string? lua_shared_dict name, for store "shdict"
+---@field lock_ttl number? seconds a dead worker's lock on a key lasts, for store "shdict" (1)
 ---@field safety number? share of Klaviyo's limits to use, in (0, 1] (default 0.95)
 ---@field prefix string? prefix of the limiter's Redis keys
 ---@field limits table<string, klaviyo.Limits>? per-operation limits

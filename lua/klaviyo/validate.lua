@@ -19,8 +19,7 @@ local calendar = require "klaviyo.calendar"
 local type, pairs, tostring, tonumber, getmetatable = type, pairs, tostring, tonumber,
   getmetatable
 local floor, huge = math.floor, math.huge
-local format, byte, find, match, gsub = string.format, string.byte, string.find, string.match,
-  string.gsub
+local format, byte, find, match = string.format, string.byte, string.find, string.match
 local concat = table.concat
 local own_field, attributes = R.own_field, R.attributes
 local time = os.time
@@ -53,14 +52,6 @@ _M.IDENTIFIERS = { "id", "email", "phone_number", "external_id" }
 function _M.refuse(operation, detail, pointer)
   return errors.new("refused", operation, detail, { code = "invalid", pointer = pointer })
 end
-
--- Escape one JSON pointer token (RFC 6901).
-local function ptok(k)
-  k = tostring(k)
-  if find(k, "[~/]") then k = gsub(gsub(k, "~", "~0"), "/", "~1") end
-  return k
-end
-_M.pointer_token = ptok
 
 -- Identifiers -------------------------------------------------
 
@@ -436,6 +427,31 @@ function _M.argcheck(cond, fname, n, expected, got, level)
   end
 end
 
+--- Raise unless `id` is a resource id (a non-empty string), at the caller's caller.
+---@param id any the argument given
+---@param fname string function name, e.g. "lists:get"
+---@param what string what it is the id of, e.g. "list"
+---@param n number? argument position (default 1)
+---@return nil
+function _M.id(id, fname, what, n)
+  _M.argcheck(type(id) == "string" and id ~= "", fname, n or 1, what .. " id string", id, 4)
+end
+
+--- A method's table argument, raising unless it is a table whose names are all in `known`.
+-- An optional one is passed as `t or {}`.
+---@param t any the argument given
+---@param known table set of names it may hold
+---@param fname string function name, e.g. "images:each"
+---@param n number argument position
+---@param level number? error level (3: the caller of the function that called this)
+---@return table t
+function _M.table_arg(t, known, fname, n, level)
+  level = (level or 3) + 1
+  _M.argcheck(type(t) == "table", fname, n, "table", t, level)
+  _M.known(t, known, fname, level)
+  return t
+end
+
 --- Raise on option names a function does not know (a typo would otherwise be ignored).
 ---@param t table the options given
 ---@param known table set of names
@@ -450,6 +466,26 @@ function _M.known(t, known, fname, level)
       table.sort(names)
       error(format("%s: unknown option '%s' (known: %s)", fname, tostring(k),
         concat(names, ", ")), level or 3)
+    end
+  end
+end
+
+--- Raise on an option `types` does not name, or one whose value is not of the Lua type it
+-- names: "WHERE: unknown WHAT k", "WHERE: WHAT k must be a T, got U".
+---@param t table the options given
+---@param types table<string, string> option name -> the Lua type it takes
+---@param where string who checks, e.g. "klaviyo.new"
+---@param what string what an option is called there, e.g. "option" or "limiter option"
+---@param level number error level (2: the caller of the function that called this)
+---@param off string? an option that also takes `false` (which turns it off)
+---@return nil
+function _M.options(t, types, where, what, level, off)
+  level = level + 1
+  for k, v in pairs(t) do
+    local want = types[k]
+    if want == nil then error(format("%s: unknown %s %s", where, what, tostring(k)), level) end
+    if type(v) ~= want and not (v == false and k == off) then
+      error(format("%s: %s %s must be a %s, got %s", where, what, k, want, type(v)), level)
     end
   end
 end

@@ -12,7 +12,7 @@ local core = require "klaviyo.core"
 local errors = require "klaviyo.errors"
 local cjson = require("cjson.safe").new()
 
-local type, pairs, tostring, tonumber, setmetatable = type, pairs, tostring, tonumber, setmetatable
+local type, pairs, tostring, tonumber = type, pairs, tostring, tonumber
 local format, lower, byte, floor = string.format, string.lower, string.byte, math.floor
 local ngx = ngx -- luacheck: ignore (nil outside nginx)
 
@@ -31,7 +31,7 @@ _M.STATUS = {
 local H_ID, H_TS, H_SIG = "klaviyo-webhook-id", "klaviyo-timestamp", "klaviyo-signature"
 
 local function fail(code, detail, header)
-  return nil, setmetatable({ kind = "webhook", code = code, detail = detail, header = header }, errors.mt)
+  return nil, errors.new("webhook", nil, detail, { code = code, header = header })
 end
 
 -- The one value of header `want` (lower case) in `headers`, names compared case-insensitively.

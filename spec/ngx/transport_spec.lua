@@ -322,6 +322,21 @@ describe("ngx transport in nginx", function()
       assert.equal(1, state.head)
     end)
 
+    it("names its keys as the curl transport does: the account option, else a hash of the key", function()
+      local fresh = emu.account()
+      local name = "spec-account-" .. fresh.account_id
+      local shared = { store = "shdict", dict = "klaviyo_limits" }
+      local out = T.call(T.opts(fresh, nil, { limiter = shared, account = name }), { { "get_profiles", {} } })
+      assert.equal(200, out.results[1].status, T.cjson.encode(out))
+      local _, state = T.request("GET", "/limiter?key=" .. name .. "/get_profiles")
+      assert.equal(1, state.head, T.cjson.encode(state))
+      out = T.call(T.opts(fresh, nil, { limiter = shared }), { { "get_profiles", {} } })
+      assert.equal(200, out.results[1].status)
+      local key = require("klaviyo.core").account_key(fresh.private_key)
+      _, state = T.request("GET", "/limiter?key=" .. key .. "/get_profiles")
+      assert.equal(1, state.head, T.cjson.encode(state))
+    end)
+
     it("lowers its belief to the server's RateLimit-Remaining when someone else sends", function()
       local name = "spec-observe-" .. acct.account_id
       emu.limits({ create_event = { burst = 100, steady = 8 } }, acct)

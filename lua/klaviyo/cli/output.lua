@@ -32,7 +32,6 @@ local function redact(text)
   end
   return text
 end
-_M.redact = redact
 
 -- JSON text; "/" unescaped (this cjson writes "\/": valid, but noise in URLs and paths).
 -- Every "/" in its output comes escaped, so each "\/" pair is one escaped slash.

@@ -38,18 +38,19 @@ local function properties_of(opts)
   return v
 end
 
+-- The OPERATION word and the parameters given for it: op_id, params | nil, err.
 local function operation(cmd, verb)
   local op_id = cmd.words[2]
   if not op_id then return nil, out.usage(verb .. " needs an OPERATION (klaviyo ops lists them)") end
   if not operations[op_id] then return nil, out.usage(format("unknown operation %q (klaviyo ops)", op_id)) end
-  return op_id
+  local params, err = cparams.build(op_id, cmd.pairs, cmd.opts)
+  if not params then return nil, err end
+  return op_id, params
 end
 
 function _M.call(c, cmd)
-  local op_id, err = operation(cmd, "call")
-  if not op_id then return nil, err end
-  local params, perr = cparams.build(op_id, cmd.pairs, cmd.opts)
-  if not params then return nil, perr end
+  local op_id, params = operation(cmd, "call")
+  if not op_id then return nil, params end
   local doc, cerr = c:call(op_id, params)
   if doc == nil then return nil, cerr end
   if doc == true then doc = out.null end
@@ -58,10 +59,8 @@ function _M.call(c, cmd)
 end
 
 function _M.pages(c, cmd)
-  local op_id, err = operation(cmd, "pages")
-  if not op_id then return nil, err end
-  local params, perr = cparams.build(op_id, cmd.pairs, cmd.opts)
-  if not params then return nil, perr end
+  local op_id, params = operation(cmd, "pages")
+  if not op_id then return nil, params end
   for item, ierr in c:paginate(op_id, params) do
     if not item then return nil, ierr end
     out.json(item)

@@ -15,6 +15,8 @@
 -- The pool is a worker's, not a location's: locations that use one store need one trust.
 local script = require "klaviyo.limiter.redis_script"
 local duration = require("klaviyo.core").duration
+local policy = require "klaviyo.policy"   -- the one check of a limits table, the windows
+local share, SECONDS = policy.share, policy.WINDOW_SECONDS
 
 local ngx = rawget(_G, "ngx")
 local floor, tostring, tonumber, type, format = math.floor, tostring, tonumber, type, string.format
@@ -24,9 +26,7 @@ local M = { _VERSION = "0.1.0" }
 local mt = { __index = M }
 
 local US = 1000000
--- RateLimit-* headers speak of the steady window; the others only matter to acquire.
-local WINDOWS = { { "burst", 1 * US }, { "steady", 60 * US }, { "daily", 86400 * US } }
-local LIMIT_MAX, KEY_MAX = 1000000, 1024
+local KEY_MAX = 1024
 
 -- redis[s]://[[user]:password@]host[:port][/db], the grammar of the C store.
 local function unescape(s)
@@ -77,13 +77,6 @@ local function parse_url(url)
   return u
 end
 M.parse_url = parse_url
-
--- As limiter.c computes it, so every store allows the same counts.
-local function effective(limit, safety)
-  if limit == 0 then return 0 end
-  local v = floor(limit * safety + 1e-9)
-  return v < 1 and 1 or v
-end
 
 --- Create a store. opts: url, prefix ("klaviyo:limit:"), safety (in (0, 1], 1), timeout and
 -- connect_timeout (seconds, 1), pool_size (32), idle_timeout (seconds, 60). Bad options raise.
@@ -215,14 +208,8 @@ function M:_run(key, args)
 end
 
 local function check_limits(limits)
-  if type(limits) ~= "table" then error("klaviyo.limiter.redis: limits must be a table", 3) end
-  for _, w in ipairs(WINDOWS) do
-    local v = limits[w[1]]
-    if v ~= nil and (type(v) ~= "number" or v < 0 or v > LIMIT_MAX or v ~= floor(v)) then
-      error("klaviyo.limiter.redis: limits." .. w[1] .. " must be an integer in 0.." ..
-        LIMIT_MAX, 3)
-    end
-  end
+  local msg = policy.check_windows(limits)
+  if msg then error("klaviyo.limiter.redis: " .. msg, 3) end
 end
 
 --- Ask to send one request under key with limits {burst=, steady=, daily=} (absent or 0: no
@@ -231,10 +218,10 @@ end
 function M:acquire(key, limits)
   check_limits(limits)
   local args = { "acquire", 0 }
-  for _, w in ipairs(WINDOWS) do
-    local l = effective(limits[w[1]] or 0, self.safety)
+  for _, w in ipairs(policy.WINDOWS) do
+    local l = share(limits[w] or 0, self.safety)
     if l > 0 then
-      args[#args + 1] = w[2]
+      args[#args + 1] = SECONDS[w] * US
       args[#args + 1] = l
       args[2] = args[2] + 1
     end
@@ -272,8 +259,9 @@ function M:observe(key, limits, remaining, reset)
   end
   if remaining < 0 then remaining = 0 end
   reset = duration(reset) or 0   -- a window already over (or NaN) teaches nothing
-  local r, err = self:_run(key, { "observe", WINDOWS[2][2],
-    effective(limits.steady or 0, self.safety), floor(remaining), format("%.0f", reset * US) })
+  -- RateLimit-* headers speak of the steady window
+  local r, err = self:_run(key, { "observe", SECONDS.steady * US, share(limits.steady or 0, self.safety),
+    floor(remaining), format("%.0f", reset * US) })
   if not r then return nil, err end
   return r[2]
 end

@@ -25,15 +25,16 @@
 -- specs pass a fake dict and a fake clock). It never sleeps: acquire answers "go", a wait, or
 -- "locked" (ask again very soon), and the caller sleeps (ngx.sleep in the ngx transport).
 local type, tostring, error, floor, format = type, tostring, error, math.floor, string.format
-local setmetatable, ipairs, pairs = setmetatable, ipairs, pairs
+local setmetatable, ipairs = setmetatable, ipairs
 
 local _M = { _VERSION = "0.1.0" }
 local mt = { __index = _M }
 
 local duration = require("klaviyo.core").duration   -- the core's one check of durations
+local policy = require "klaviyo.policy"   -- the one check of a limits table, the windows
+local share, SECONDS = policy.share, policy.WINDOW_SECONDS
 
 local US = 1000000
-local WINDOWS = { { "burst", 1 }, { "steady", 60 }, { "daily", 86400 } }
 
 local function us(seconds) return floor(seconds * US + 0.5) end
 
@@ -61,36 +62,28 @@ function _M.new(dict, opts)
                         owner = opts.owner or "", n = 0 }, mt)
 end
 
--- The windows of `limits` ({burst=, steady=, daily=}) as a list of {W in us, effective N}.
+-- Raises at `level` unless `limits` is a good {burst=, steady=, daily=} table (or nil, when
+-- `optional`).
+local function check(limits, level, optional)
+  if limits == nil and optional then return end
+  local msg = policy.check_windows(limits)
+  if msg then error("klaviyo.limiter.shdict: " .. msg, level + 1) end
+end
+
+-- The windows of `limits` (nil: none) as a list of {W in us, effective N}.
 local function windows(self, limits)
   local out = {}
   if limits == nil then return out end
-  for _, w in ipairs(WINDOWS) do
-    local l = limits[w[1]]
-    if l ~= nil then
-      if type(l) ~= "number" or l < 0 or l ~= floor(l) then
-        error(format("klaviyo.limiter.shdict: limit %s must be a whole number >= 0, got %s",
-          w[1], tostring(l)), 3)
-      end
-      if l > 0 then
-        local n = floor(l * self.safety + 1e-9)   -- a whole product stays whole despite binary rounding
-        if n < 1 then n = 1 end
-        out[#out + 1] = { w[2] * US, n }
-      end
-    end
+  for _, w in ipairs(policy.WINDOWS) do
+    local n = share(limits[w] or 0, self.safety)
+    if n > 0 then out[#out + 1] = { SECONDS[w] * US, n } end
   end
   return out
 end
 
 -- Checks a {burst=, steady=, daily=} table (raises on a bad one, like acquire would).
 function _M.check_limits(limits)
-  if type(limits) ~= "table" then error("klaviyo.limiter.shdict: limits must be a table", 2) end
-  for k in pairs(limits) do
-    if k ~= "burst" and k ~= "steady" and k ~= "daily" then
-      error("klaviyo.limiter.shdict: unknown limit " .. tostring(k) .. " (burst, steady, daily)", 2)
-    end
-  end
-  windows({ safety = 1 }, limits)
+  check(limits, 2)
   return true
 end
 
@@ -132,6 +125,7 @@ function _M.acquire(self, key, limits)
   if type(key) ~= "string" or key == "" then
     error("klaviyo.limiter.shdict: acquire: key must be a non-empty string", 2)
   end
+  check(limits, 2, true)
   local wins = windows(self, limits)
   local dict = self.dict
   local lock = key .. "#lock"
@@ -207,6 +201,7 @@ function _M.observe(self, key, limits, remaining, reset)
   if type(remaining) ~= "number" or remaining ~= remaining or remaining < 0 or not reset then
     error("klaviyo.limiter.shdict: observe: remaining and reset must be numbers >= 0", 2)
   end
+  check(limits, 2, true)
   local dict = self.dict
   local token, err = take(self, key)
   if not token then return nil, err end
@@ -216,13 +211,13 @@ function _M.observe(self, key, limits, remaining, reset)
   local left
   local n = limits and limits.steady
   if n and n > 0 then
-    n = windows(self, { steady = n })[1][2]
+    n = share(n, self.safety)
     local lo, hi = head - n + 1, head + 1   -- first record newer than now - W is in [lo, hi]
     if lo < 1 then lo = 1 end
     while lo < hi do
       local mid = floor((lo + hi) / 2)
       local t = dict:get(rec(key, mid))
-      if t and t > now - 60 * US then hi = mid else lo = mid + 1 end
+      if t and t > now - SECONDS.steady * US then hi = mid else lo = mid + 1 end
     end
     left = n - (head + 1 - lo)
   end

@@ -36,8 +36,6 @@ function _M.body(lines, i, j)
   return PREFIX .. concat(lines, ",", i, j) .. SUFFIX
 end
 
-_M.PREFIX, _M.SUFFIX = PREFIX, SUFFIX
-
 -- What a delivery sends: `lines` (an array of records), or `body` (the request body of all
 -- `count` records, from `spool:read_body`) and `read_lines`, which gives the records one by
 -- one: called only when a rejection needs to split the batch. Returns the lines or nil, err.

@@ -166,7 +166,6 @@ local function scan(path)
   return { head = head, size = size, pending = qlast - qfirst + 1, torn = #tail > 0,
            corrupt = corrupt, v1 = v1 }
 end
-_M.scan = scan
 
 local TRAILER = #core.spool_trailer("") -- bytes a record line adds after its JSON text
 

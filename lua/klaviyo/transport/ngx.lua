@@ -12,12 +12,11 @@
 -- it, in all workers.
 local ngx = ngx
 local type, tostring, error = type, tostring, error
-local ipairs, pairs, pcall = ipairs, pairs, pcall
+local ipairs, pcall = ipairs, pcall
 local setmetatable, floor = setmetatable, math.floor
 local format = string.format
 
 local errors = require "klaviyo.errors"
-local operations = require "klaviyo.operations"
 local shdict = require "klaviyo.limiter.shdict"
 local core = require "klaviyo.core"
 local http = require "klaviyo.transport.ngx_http"
@@ -56,8 +55,8 @@ local function phase_check(op_id)
 end
 
 -- t = ngx_transport.new{timeout= (the whole request), connect_timeout= (seconds), pool_size=,
--- keepalive= (idle seconds), limiter= (a klaviyo.limiter.shdict), account= (limiter key prefix),
--- limits= ({operation = {burst=, steady=, daily=}} overrides)}
+-- keepalive= (idle seconds), limiter= (a klaviyo.limiter.shdict or .redis), account= (limiter
+-- key prefix), on_request=, on_response=}
 function _M.new(opts)
   opts = opts or {}
   local function ms(v, default) return floor((v or default) * 1000 + 0.5) end
@@ -68,23 +67,19 @@ function _M.new(opts)
     keepalive_ms = ms(opts.keepalive, 60),
     limiter = opts.limiter,
     account = opts.account or "",
-    limits = opts.limits or {},
     on_request = opts.on_request or false,
     on_response = opts.on_response or false,
   }, mt)
 end
 
-local LIMITER_OPTIONS = { store = "string", dict = "string", safety = "number", limits = "table",
-                          account = "string", lock_ttl = "number", url = "string", prefix = "string" }
 local instances = 0
 
 -- The ngx transport for klaviyo.new's options (timeout, connect_timeout, limiter, keys);
 -- bad options raise at `level`. limiter = {store = "shdict", dict = "<lua_shared_dict name>",
--- safety = 0..1, limits = {op = {burst=, steady=, daily=}}, account = "<key prefix>"}: the
--- account defaults to a hash of the credential, so clients of one account share limits.
--- limiter = {store = "redis", url = "redis://...", prefix =, safety =, limits =, account =}:
--- klaviyo.limiter.redis over cosockets, with the libcurl transport's keys (core.account_key),
--- so nginx workers and other processes of one account share one limit.
+-- safety = 0..1, lock_ttl =, account = "<key prefix>"}, or {store = "redis", url =
+-- "redis://...", prefix =, safety =, account =}: klaviyo.limiter.redis over cosockets. Either
+-- way the keys are the libcurl transport's (the account defaults to core.account_key, a hash of
+-- the credential), so nginx workers and other processes of one account share one limit.
 function _M.from_options(opts, level)
   level = (level or 1) + 1
   if not _M.usable() then
@@ -100,34 +95,14 @@ function _M.from_options(opts, level)
         or "cosockets cannot present a client certificate (use transport \"curl\")"), level)
     end
   end
+  -- klaviyo.new has checked the limiter's options and limits, and gives every request its
+  -- limits (the limiter's override, else the client's, else the operation table's)
   local l, lim, account = opts.limiter, nil, nil
-  if l ~= nil then
-    for k, v in pairs(l) do
-      local want = LIMITER_OPTIONS[k]
-      if want == nil then error(format("klaviyo.new: unknown limiter option %s", tostring(k)), level) end
-      if type(v) ~= want then
-        error(format("klaviyo.new: limiter option %s must be a %s, got %s", k, want, type(v)), level)
-      end
-    end
-    for op, lim_op in pairs(l.limits or {}) do
-      if operations[op] == nil then
-        error(format("klaviyo.new: limiter limits: unknown operation %s", tostring(op)), level)
-      end
-      local okl, lerr = pcall(shdict.check_limits, lim_op)
-      if not okl then
-        error(format("klaviyo.new: limiter limits.%s: %s", op,
-          (tostring(lerr):gsub("^.-klaviyo%.limiter%.shdict: ", ""))), level)
-      end
-    end
+  if l then
+    local ok
     if l.store == "redis" then
-      -- the same Redis store (and keys) as the libcurl transport's, over cosockets: nginx
-      -- workers and plain processes using one account share its limits
-      local ok, res = pcall(require("klaviyo.limiter.redis").new,
+      ok, lim = pcall(require("klaviyo.limiter.redis").new,
         { url = l.url, prefix = l.prefix or "klaviyo:limit:", safety = l.safety })
-      if not ok then error("klaviyo.new: limiter: " .. tostring(res), level) end
-      lim = res
-      account = l.account or opts.account or
-        core.account_key(opts.api_key or opts.public_key or opts.access_token or "")
     elseif l.store ~= "shdict" then
       error(format('klaviyo.new: limiter store %s is not available with the ngx transport ' ..
         '(use "shdict" or "redis")', tostring(l.store)), level)
@@ -140,22 +115,21 @@ function _M.from_options(opts, level)
       end
       instances = instances + 1
       local id = instances
-      local ok, res = pcall(shdict.new, dict, {
+      ok, lim = pcall(shdict.new, dict, {
         clock = function() ngx.update_time(); return ngx.now() end,
         -- the pid when the lock is taken: a client made in init_by_lua lives in every worker
         owner = function() return ngx.worker.pid() .. "." .. id end,
         safety = l.safety, lock_ttl = l.lock_ttl })
-      if not ok then
-        error((tostring(res):gsub("^.-klaviyo%.limiter%.shdict:", "klaviyo.new: limiter:")), level)
-      end
-      lim = res
-      -- Never a secret in a dict key: the account is named by a hash of the credential.
-      account = l.account or ngx.md5(opts.api_key or opts.access_token or opts.public_key or "")
     end
+    if not ok then
+      error("klaviyo.new: limiter: " .. (tostring(lim):gsub("^.-klaviyo%.limiter%.[%w.]-: ", "")), level)
+    end
+    -- never a secret in a key: the account is named by a hash of the credential
+    account = l.account or opts.account or
+      core.account_key(opts.api_key or opts.public_key or opts.access_token or "")
   end
   return _M.new { timeout = opts.timeout, connect_timeout = opts.connect_timeout, limiter = lim,
-                  account = account, limits = l and l.limits, on_request = opts.on_request,
-                  on_response = opts.on_response }
+                  account = account, on_request = opts.on_request, on_response = opts.on_response }
 end
 
 -- Calls hook `fn` with what the libcurl transport's hooks get (lua_client.c): the built
@@ -189,7 +163,7 @@ end
 -- backoff, stopped}: what c:request(req) and c:info() give with libcurl. The core walks the
 -- request's steps (c:begin, call:next: the limiter's answer, waits, retries, when to stop, as
 -- for libcurl); this loop moves the bytes, sleeps with ngx.sleep and asks the shared limiter
--- store (its limits: this transport's limiter limits, else the request's).
+-- store with the request's limits.
 function _M.request(self, c, req, op_id)
   op_id = op_id or req.operation or "request"
   phase_check(op_id)
@@ -221,7 +195,7 @@ function _M.request(self, c, req, op_id)
     elseif step == "wait" then
       ngx.sleep(a1)
     elseif step == "limit" then
-      local wait, lerr = lim:acquire(a1, self.limits[op_id] or a2)
+      local wait, lerr = lim:acquire(a1, a2)
       if wait ~= nil or lerr ~= "locked" then call:limited(wait, lerr)
       else ngx.sleep(0.001) end   -- another worker holds the key: ask again
     elseif step == "feed" then
@@ -230,7 +204,7 @@ function _M.request(self, c, req, op_id)
       if a2 then lim:block(a1, a2) end
       if a4 then
         for _ = 1, 10 do
-          local ok, oerr = lim:observe(a1, self.limits[op_id] or a3, a4, a5)
+          local ok, oerr = lim:observe(a1, a3, a4, a5)
           if ok ~= nil or oerr ~= "locked" then break end
           ngx.sleep(0.001)
         end

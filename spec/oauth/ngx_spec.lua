@@ -66,3 +66,27 @@ describe("OAuth stores across eight nginx workers", function()
     assert(ok, err)
   end)
 end)
+
+describe("OAuth redis store inside nginx", function()
+  -- Two stores of one key in two databases of one Redis: a pooled connection SELECTed for
+  -- one must never serve the other.
+  it("redis: stores in other databases never share a pooled connection", function()
+    local port, stop = R.redis()
+    local n = nginx.start(([[
+  server {
+    listen 127.0.0.1:@PORT@;
+    location = /stores { content_by_lua_block {
+      local stores = require("klaviyo.oauth").stores
+      local a = stores.redis { port = %d, db = 0, key = "same", initial = { access_token = "zero" } }
+      local b = stores.redis { port = %d, db = 1, key = "same", initial = { access_token = "one" } }
+      local ta, tb = a:get(), b:get()
+      ngx.say(ta and ta.access_token, " ", tb and tb.access_token)
+    } }
+  }
+]]):format(port, port), { workers = 1 })
+    local body = http.request(n.url .. "/stores")
+    n.remove()
+    stop()
+    assert.equal("zero one\n", body)
+  end)
+end)

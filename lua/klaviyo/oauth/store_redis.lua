@@ -20,18 +20,23 @@ function M.new(o)
   local s = setmetatable({ host = o.host or "127.0.0.1", port = o.port or 6379, db = o.db or 0,
     password = o.password, timeout = (o.timeout or 2) * 1000,
     key = "klaviyo:oauth:" .. o.key, lkey = "klaviyo:oauth_lock:" .. o.key, owner = false }, mt)
+  s.pool = string.format("klaviyo-oauth:%s:%s:%s:%s", s.host, tostring(s.port), tostring(s.db),
+    ngx.md5(s.password or ""))
   if o.initial then s:command("set", s.key, cjson.encode(o.initial), "nx") end
   return s
 end
 
 -- One command on a pooled connection: its answer, or nil, err (the connection then closed).
+-- The pool is named by the server, the database and the password, so a connection that was
+-- authenticated and SELECTed for one store never serves a store of another database or
+-- credential.
 function M:command(name, ...)
   local ok, resty = pcall(require, "resty.redis")
   if not ok then resty = require "nginx.redis" end   -- Debian's lua-nginx-redis
   local red = resty:new()
   red:set_timeout(self.timeout)
   local err
-  ok, err = red:connect(self.host, self.port)
+  ok, err = red:connect(self.host, self.port, { pool = self.pool })
   if not ok then return nil, err end
   if red:get_reused_times() == 0 then
     if self.password then

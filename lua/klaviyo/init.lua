@@ -511,7 +511,8 @@ end
 ---@return klaviyo.Tracker? tracker
 ---@return klaviyo.Error? err
 function _M.tracker(self, opts)
-  return require("klaviyo.tracker").new(self, opts)
+  local t, err = require("klaviyo.tracker").new(self, opts, 3)
+  return t, err
 end
 
 --- Replaces the OAuth access token (e.g. after refreshing it yourself).

@@ -102,9 +102,11 @@ function _M:members(id, q)
     G.members_query(id, q, "lists:members")))
 end
 
--- add/remove: the same body, sent in chunks of at most 1000 ids.
+-- add/remove: the same body, sent in chunks of at most 1000 ids. Its misuse errors name the
+-- method's caller, so the methods call it as a statement, never as a tail call (which would
+-- take the method's own level off the stack on some interpreters and not on others).
 local function membership(self, op, id, ids, fname)
-  V.id(id, fname, "list")
+  V.id(id, fname, "list", 1, 4)
   V.argcheck(type(ids) == "table", fname, 2, "array of profile ids", ids, 4)
   local refs = {}
   for i = 1, #ids do
@@ -129,7 +131,8 @@ end
 ---@return number # how many ids were sent, or nil, err, how many were added before the failure
 function _M:add(id, ids)
   V.self(self, mt, "lists:add")
-  return membership(self, "add_profiles_to_list", id, ids, "lists:add")
+  local n, err, done = membership(self, "add_profiles_to_list", id, ids, "lists:add")
+  return n, err, done
 end
 
 --- Remove profiles from a list (`remove_profiles_from_list`), 1000 per request.
@@ -138,7 +141,8 @@ end
 ---@return number # how many ids were sent, or nil, err, how many were removed before
 function _M:remove(id, ids)
   V.self(self, mt, "lists:remove")
-  return membership(self, "remove_profiles_from_list", id, ids, "lists:remove")
+  local n, err, done = membership(self, "remove_profiles_from_list", id, ids, "lists:remove")
+  return n, err, done
 end
 
 --- Flows that start when a profile joins this list (`get_flows_triggered_by_list`).

@@ -231,6 +231,8 @@ function _M:unsubscribe(s)
 end
 
 -- suppress/unsuppress share their body: emails, or a list/segment whose members are meant.
+-- Its misuse errors name the method's caller: the methods call it as a statement, never as a
+-- tail call.
 local function suppression(self, op, jtype, fname, s)
   V.table_arg(s, V.set({ "email", "emails", "list", "segment" }), fname, 1, 4)
   local emails = s.emails or (s.email and { s.email }) or {}
@@ -265,8 +267,9 @@ end
 ---@return boolean # true, or nil, err
 function _M:suppress(s)
   V.self(self, mt, "consent:suppress")
-  return suppression(self, "bulk_suppress_profiles", "profile-suppression-bulk-create-job",
+  local ok, err = suppression(self, "bulk_suppress_profiles", "profile-suppression-bulk-create-job",
     "consent:suppress", s)
+  return ok, err
 end
 
 --- Lift a suppression (`bulk_unsuppress_profiles`).
@@ -274,8 +277,9 @@ end
 ---@return boolean # true, or nil, err
 function _M:unsuppress(s)
   V.self(self, mt, "consent:unsuppress")
-  return suppression(self, "bulk_unsuppress_profiles", "profile-suppression-bulk-delete-job",
+  local ok, err = suppression(self, "bulk_unsuppress_profiles", "profile-suppression-bulk-delete-job",
     "consent:unsuppress", s)
+  return ok, err
 end
 
 local BIS_KEYS = V.set({ "variant", "channels", "email", "phone_number", "external_id", "id" })

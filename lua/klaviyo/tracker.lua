@@ -83,11 +83,11 @@ local OPTIONS = {
 local SYNC = { always = true, batch = true, none = true }
 local MAX_BATCH, MAX_BYTES = V.LIMITS.bulk_events, V.LIMITS.payload_bytes
 
-local function positive(opts, name, max)
+local function positive(opts, name, level, max)
   local v = opts[name]
   if v ~= nil and not (v > 0 and v <= (max or math.huge)) then
     error(format("klaviyo.tracker: option %s must be a positive number%s", name,
-      max and (" at most " .. max) or ""), 3)
+      max and (" at most " .. max) or ""), level + 1)
   end
 end
 
@@ -101,35 +101,37 @@ end
 --   (0.5 s), `backoff_cap` (30 s), `compact_bytes` (1 MiB), `timer` (nginx flusher, default
 --   true inside nginx), `concurrency` (jobs sent at once by one delivery, 1..16; default 2
 --   with the curl transport, 1 with cosockets, which have no client:batch)
+---@param level integer? the level its misuse errors are raised at (default 2: new's caller)
 -- @return tracker, or nil, err (the spool cannot be opened, or another process owns it)
 ---@return klaviyo.Tracker? tracker
 ---@return klaviyo.Error? err
-function _M.new(client, opts)
+function _M.new(client, opts, level)
+  level = level or 2   -- client:tracker passes 3: the errors name its caller
   if type(client) ~= "table" or type(client.call) ~= "function" then
-    error("klaviyo.tracker.new: expected a client from klaviyo.new", 2)
+    error("klaviyo.tracker.new: expected a client from klaviyo.new", level)
   end
-  if type(opts) ~= "table" then error("klaviyo.tracker.new: expected a table of options", 2) end
-  V.options(opts, OPTIONS, "klaviyo.tracker", "option", 2)
+  if type(opts) ~= "table" then error("klaviyo.tracker.new: expected a table of options", level) end
+  V.options(opts, OPTIONS, "klaviyo.tracker", "option", level)
   if not opts.spool or opts.spool == "" then
-    error("klaviyo.tracker: option spool (a file path) is required", 2)
+    error("klaviyo.tracker: option spool (a file path) is required", level)
   end
   if opts.sync and not SYNC[opts.sync] then
-    error("klaviyo.tracker: option sync must be \"always\", \"batch\" or \"none\"", 2)
+    error("klaviyo.tracker: option sync must be \"always\", \"batch\" or \"none\"", level)
   end
-  positive(opts, "batch", MAX_BATCH)
-  positive(opts, "max_batch_bytes", MAX_BYTES)
+  positive(opts, "batch", level, MAX_BATCH)
+  positive(opts, "max_batch_bytes", level, MAX_BYTES)
   for _, name in pairs({ "interval", "max_spool_bytes", "flush_timeout", "backoff_base",
                          "backoff_cap", "compact_bytes" }) do
-    positive(opts, name)
+    positive(opts, name, level)
   end
   local conc = opts.concurrency
   if conc ~= nil and (conc ~= floor(conc) or conc < 1 or conc > 16) then
-    error("klaviyo.tracker: option concurrency must be an integer from 1 to 16", 2)
+    error("klaviyo.tracker: option concurrency must be an integer from 1 to 16", level)
   end
   -- several jobs at once need client:batch, which only the curl transport has
   local can_batch = not client.transport and type(client.batch) == "function"
   if conc and conc > 1 and not can_batch then
-    error("klaviyo.tracker: option concurrency > 1 needs a client with the curl transport", 2)
+    error("klaviyo.tracker: option concurrency > 1 needs a client with the curl transport", level)
   end
   local path = opts.spool
   if path:find("%w", 1, true) then

@@ -432,9 +432,10 @@ end
 ---@param fname string function name, e.g. "lists:get"
 ---@param what string what it is the id of, e.g. "list"
 ---@param n number? argument position (default 1)
+---@param level number? error level (3: the caller of the function that called this)
 ---@return nil
-function _M.id(id, fname, what, n)
-  _M.argcheck(type(id) == "string" and id ~= "", fname, n or 1, what .. " id string", id, 4)
+function _M.id(id, fname, what, n, level)
+  _M.argcheck(type(id) == "string" and id ~= "", fname, n or 1, what .. " id string", id, (level or 3) + 1)
 end
 
 --- A method's table argument, raising unless it is a table whose names are all in `known`.

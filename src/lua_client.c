@@ -3,6 +3,7 @@
  * kl_options), c:request, c:build, c:interpret, c:info, c:set_access_token, c:close.
  */
 #include "lua_klaviyo.h"
+#include "lua_meta.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,17 +33,6 @@ typedef struct hook_arg {
     const kl_attempt *a;
 } hook_arg;
 
-static void set_str(lua_State *L, const char *k, const char *v) {
-    if (!v) return;
-    lua_pushstring(L, v);
-    lua_setfield(L, -2, k);
-}
-
-static void set_num(lua_State *L, const char *k, double v) {
-    lua_pushnumber(L, v);
-    lua_setfield(L, -2, k);
-}
-
 /* Runs protected: builds the info table and calls the hook. */
 static int hook_call(lua_State *L) {
     hook_arg *h = lua_touserdata(L, 1);
@@ -50,18 +40,18 @@ static int hook_call(lua_State *L) {
     size_t i;
     lua_rawgeti(L, LUA_REGISTRYINDEX, a->phase == KL_ATTEMPT_REQUEST ? h->u->on_request : h->u->on_response);
     lua_createtable(L, 0, 10);
-    set_str(L, "operation", a->operation);
-    set_str(L, "method", a->method);
-    set_str(L, "url", a->url);
-    set_num(L, "attempt", a->attempt);
-    set_num(L, "waited", a->waited);
+    lk_set_string(L, "operation", a->operation);
+    lk_set_string(L, "method", a->method);
+    lk_set_string(L, "url", a->url);
+    lk_set_number(L, "attempt", a->attempt);
+    lk_set_number(L, "waited", a->waited);
     if (a->phase == KL_ATTEMPT_RESPONSE) {
-        set_num(L, "duration", a->duration);
-        set_num(L, "status", (double)a->status);
-        set_str(L, "error", a->code);
+        lk_set_number(L, "duration", a->duration);
+        lk_set_number(L, "status", (double)a->status);
+        lk_set_string(L, "error", a->code);
     }
     lua_createtable(L, 0, (int)a->n_headers);
-    for (i = 0; i < a->n_headers; i++) set_str(L, a->headers[i].name, a->headers[i].value);
+    for (i = 0; i < a->n_headers; i++) lk_set_string(L, a->headers[i].name, a->headers[i].value);
     lua_setfield(L, -2, "headers");
     lua_call(L, 1, 0);
     return 0;
@@ -272,10 +262,8 @@ int kl_lua_build(lua_State *L) {
     if (lk_read_request(L, &u->s, &p, &u->ids, NULL) != 0) return lk_push_encode_failure(L, &u->s.body, 0);
     if (kl_build(u->c, &p.r, &b) != KL_OK) return lk_push_failure(L, u->c);
     lua_createtable(L, 0, 4);
-    lua_pushstring(L, b->method);
-    lua_setfield(L, -2, "method");
-    lua_pushstring(L, b->url);
-    lua_setfield(L, -2, "url");
+    lk_set_string(L, "method", b->method);
+    lk_set_string(L, "url", b->url);
     lua_createtable(L, (int)b->n_headers, 0);
     for (i = 0; i < b->n_headers; i++) {
         lua_createtable(L, 2, 0);
@@ -286,10 +274,7 @@ int kl_lua_build(lua_State *L) {
         lua_rawseti(L, -2, (int)i + 1);
     }
     lua_setfield(L, -2, "headers");
-    if (b->body) {
-        lua_pushlstring(L, b->body, b->body_len);
-        lua_setfield(L, -2, "body");
-    }
+    if (b->body) lk_set_lstring(L, "body", b->body, b->body_len);
     return 1;
 }
 
@@ -376,9 +361,7 @@ int kl_lua_info(lua_State *L) {
     } else {
         lk_push_info(L, kl_last_info(u->c));
     }
-    if (u->hook_err[0]) lua_pushstring(L, u->hook_err);
-    else lua_pushnil(L);
-    lua_setfield(L, -2, "hook_error");
+    lk_set_string(L, "hook_error", u->hook_err[0] ? u->hook_err : NULL);
     return 1;
 }
 

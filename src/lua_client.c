@@ -87,22 +87,10 @@ static void observe(void *ud, const kl_attempt *a) {
     }
 }
 
-/* Option k of the options table t pushed, and 1, when it is set: raises when it is not of
- * type want; nothing pushed, and 0, when it is absent. */
-static int opt_get(lua_State *L, int t, const char *k, int want) {
-    lua_getfield(L, t, k);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return 0;
-    }
-    if (lua_type(L, -1) != want)
-        luaL_error(L, "klaviyo.core.new: option %s must be a %s, got %s", k, lua_typename(L, want),
-                   luaL_typename(L, -1));
-    return 1;
-}
+#define OPTION "klaviyo.core.new: option "
 
 static int opt_hook(lua_State *L, int t, const char *k) {
-    if (!opt_get(L, t, k, LUA_TFUNCTION)) return LUA_NOREF;
+    if (!lk_opt_field(L, t, OPTION, k, LUA_TFUNCTION)) return LUA_NOREF;
     return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
@@ -112,7 +100,7 @@ static int opt_hook(lua_State *L, int t, const char *k) {
  * a CR or LF in it (nil, err, not a raise): its name goes to *nul and NULL is returned. */
 static const char *opt_string(lua_State *L, int t, const char *k, const char **nul) {
     const char *s;
-    if (!opt_get(L, t, k, LUA_TSTRING)) return NULL;
+    if (!lk_opt_field(L, t, OPTION, k, LUA_TSTRING)) return NULL;
     if (lk_has_nul(L, -1)) {
         if (!*nul) *nul = k;
         lua_pop(L, 1);
@@ -128,7 +116,7 @@ static const char *opt_string(lua_State *L, int t, const char *k, const char **n
  * nil, err), and klaviyo.new checks it for Lua users first. */
 static double opt_number(lua_State *L, int t, const char *k) {
     double v;
-    if (!opt_get(L, t, k, LUA_TNUMBER)) return 0;
+    if (!lk_opt_field(L, t, OPTION, k, LUA_TNUMBER)) return 0;
     v = lua_tonumber(L, -1);
     lua_pop(L, 1);
     return v;
@@ -210,24 +198,19 @@ int kl_lua_new(lua_State *L) {
     o.ca_path = opt_string(L, 1, "ca_path", &nul);
     o.client_cert = opt_string(L, 1, "client_cert", &nul);
     o.client_key = opt_string(L, 1, "client_key", &nul);
-    lua_getfield(L, 1, "on_request");
-    lua_getfield(L, 1, "on_response");
-    if ((!lua_isnil(L, -1) && !lua_isfunction(L, -1)) || (!lua_isnil(L, -2) && !lua_isfunction(L, -2)))
-        return luaL_error(L, "klaviyo.core.new: options on_request and on_response must be functions");
-    lua_pop(L, 2);
-    if (nul) {
-        int cred = strcmp(nul, "api_key") == 0 || strcmp(nul, "access_token") == 0 || strcmp(nul, "public_key") == 0;
-        return lk_push_nul_refused(L, cred ? "invalid_credential" : "invalid_option", nul);
-    }
 
     u = lua_newuserdata(L, sizeof *u);
     memset(u, 0, sizeof *u);
     u->on_request = u->on_response = LUA_NOREF;
     kl_uuid_pool_init(&u->ids);
     luaL_getmetatable(L, MT);
-    lua_setmetatable(L, -2);
+    lua_setmetatable(L, -2); /* from here its __gc lets go of the hooks, whatever happens */
     u->on_request = opt_hook(L, 1, "on_request");
     u->on_response = opt_hook(L, 1, "on_response");
+    if (nul) {
+        int cred = strcmp(nul, "api_key") == 0 || strcmp(nul, "access_token") == 0 || strcmp(nul, "public_key") == 0;
+        return lk_push_nul_refused(L, cred ? "invalid_credential" : "invalid_option", nul);
+    }
     if (u->on_request != LUA_NOREF || u->on_response != LUA_NOREF) {
         o.observer = observe;
         o.observer_ud = u;

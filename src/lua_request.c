@@ -88,6 +88,25 @@ static int number_text(lua_State *L, int idx, int integral, char *buf, size_t si
     return 1;
 }
 
+/* Raises "<what><k> must be a <want>, got <type>" unless the value at the top is of type want;
+ * what names the caller and the kind of field ("klaviyo.core: request field "). */
+void lk_check_type(lua_State *L, const char *what, const char *k, int want) {
+    if (lua_type(L, -1) != want)
+        luaL_error(L, "%s%s must be a %s, got %s", what, k, lua_typename(L, want), luaL_typename(L, -1));
+}
+
+/* Field k of the table at t pushed, and 1, when it is set, checked by lk_check_type; nothing
+ * pushed, and 0, when it is nil. */
+int lk_opt_field(lua_State *L, int t, const char *what, const char *k, int want) {
+    lua_getfield(L, t, k);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lk_check_type(L, what, k, want);
+    return 1;
+}
+
 /* ---- request description ------------------------------------------------------------- */
 
 /* The string or number at the top of the stack as text for C that stays alive (a number's text
@@ -122,16 +141,12 @@ static const char *value_text(lua_State *L, int anchor, int *nanch, int integral
     }
 }
 
-static void field_type(lua_State *L, const char *k, int want) {
-    if (lua_type(L, -1) != want)
-        luaL_error(L, "klaviyo.core: request field %s must be a %s, got %s", k, lua_typename(L, want),
-                   luaL_typename(L, -1));
-}
+#define FIELD "klaviyo.core: request field "
 
 /* A string field of the request (operation, method, path, url, revision, auth), for C. */
 static const char *field_string(lua_State *L, const char *k) {
-    field_type(L, k, LUA_TSTRING);
-    if (lk_has_nul(L, -1)) luaL_error(L, "klaviyo.core: request field %s holds a NUL byte", k);
+    lk_check_type(L, FIELD, k, LUA_TSTRING);
+    if (lk_has_nul(L, -1)) luaL_error(L, FIELD "%s holds a NUL byte", k);
     return lua_tostring(L, -1);
 }
 
@@ -344,7 +359,7 @@ int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, c
             if (strcmp(k, "path") == 0) {
                 p->r.path = field_string(L, k);
             } else if (strcmp(k, "path_params") == 0) {
-                field_type(L, k, LUA_TTABLE);
+                lk_check_type(L, FIELD, k, LUA_TTABLE);
                 read_path_params(L, u, p, &nanch);
             } else goto unknown;
             break;
@@ -352,18 +367,18 @@ int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, c
             if (strcmp(k, "url") == 0) {
                 p->r.url = field_string(L, k);
             } else if (strcmp(k, "unique_ids") == 0) {
-                field_type(L, k, LUA_TBOOLEAN);
+                lk_check_type(L, FIELD, k, LUA_TBOOLEAN);
                 unique_ids = lua_toboolean(L, -1);
             } else goto unknown;
             break;
         case 'q':
             if (strcmp(k, "query") != 0) goto unknown;
-            field_type(L, k, LUA_TTABLE);
+            lk_check_type(L, FIELD, k, LUA_TTABLE);
             read_pairs(L, u, p, &nanch, 1);
             break;
         case 'h':
             if (strcmp(k, "headers") != 0) goto unknown;
-            field_type(L, k, LUA_TTABLE);
+            lk_check_type(L, FIELD, k, LUA_TTABLE);
             read_pairs(L, u, p, &nanch, 0);
             break;
         case 'b': {
@@ -375,7 +390,7 @@ int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, c
                 lua_replace(L, BODY_SLOT);
                 break;
             }
-            field_type(L, k, LUA_TSTRING);
+            lk_check_type(L, FIELD, k, LUA_TSTRING);
             p->r.body = lua_tolstring(L, -1, &len);
             p->r.body_len = len;
             break;
@@ -394,12 +409,12 @@ int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, c
             if (strcmp(k, "revision") == 0) {
                 p->r.revision = field_string(L, k);
             } else if (strcmp(k, "retry_attempts") == 0) {
-                field_type(L, k, LUA_TNUMBER);
+                lk_check_type(L, FIELD, k, LUA_TNUMBER);
                 if (!(lua_tonumber(L, -1) >= 1 && lua_tonumber(L, -1) <= 100))
                     luaL_error(L, "klaviyo.core: request field retry_attempts must be in 1..100");
                 p->r.retry_attempts = (int)lua_tonumber(L, -1);
             } else if (strcmp(k, "retry_max_time") == 0) {
-                field_type(L, k, LUA_TNUMBER);
+                lk_check_type(L, FIELD, k, LUA_TNUMBER);
                 if (!(lua_tonumber(L, -1) >= 0 && lua_tonumber(L, -1) <= 86400))
                     luaL_error(L, "klaviyo.core: request field retry_max_time must be in 0..86400 seconds");
                 p->r.retry_max_time = lua_tonumber(L, -1);
@@ -407,7 +422,7 @@ int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, c
             break;
         case 's':
             if (strcmp(k, "safe") != 0) goto unknown;
-            field_type(L, k, LUA_TBOOLEAN);
+            lk_check_type(L, FIELD, k, LUA_TBOOLEAN);
             p->r.safe = lua_toboolean(L, -1) ? KL_SAFE_YES : KL_SAFE_NO;
             break;
         case 'l': {
@@ -415,22 +430,18 @@ int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, c
             unsigned long *dst[3];
             int w;
             if (strcmp(k, "limits") != 0) goto unknown;
-            field_type(L, k, LUA_TTABLE);
+            lk_check_type(L, FIELD, k, LUA_TTABLE);
             dst[0] = &p->r.limit_burst;
             dst[1] = &p->r.limit_steady;
             dst[2] = &p->r.limit_daily;
             for (w = 0; w < 3; w++) {
-                lua_getfield(L, -1, wn[w]);
-                if (!lua_isnil(L, -1)) {
-                    double v;
-                    if (lua_type(L, -1) != LUA_TNUMBER)
-                        luaL_error(L, "klaviyo.core: limits.%s must be a number", wn[w]);
-                    v = lua_tonumber(L, -1);
+                if (lk_opt_field(L, -1, "klaviyo.core: limits.", wn[w], LUA_TNUMBER)) {
+                    double v = lua_tonumber(L, -1);
                     if (!(v >= 0 && v <= 1000000) || v != (double)(unsigned long)v)
                         luaL_error(L, "klaviyo.core: limits.%s must be an integer in 0..1000000", wn[w]);
                     *dst[w] = (unsigned long)v;
+                    lua_pop(L, 1);
                 }
-                lua_pop(L, 1);
             }
             break;
         }

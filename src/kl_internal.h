@@ -173,8 +173,7 @@ const char *kl_resp_header(const kl_client *c, const char *lname);
 /* transport_curl.c */
 int kl_transport_init(kl_client *c);
 void kl_transport_free(kl_client *c);
-int kl_transport_perform(kl_client *c, const char *operation);
-/* the two halves of kl_transport_perform, for the multi interface (batch.c) */
+/* one transfer in two halves, for the multi interface (batch.c) */
 int kl_transport_prepare(kl_client *c, const char *operation);
 int kl_transport_finish(kl_client *c, int curl_code, const char *operation);
 

@@ -69,10 +69,8 @@ void lk_scratch_free(lk_scratch *s);
 int lk_has_nul(lua_State *L, int idx);
 /* The string at idx for C; raises naming `what` when it holds a NUL byte. */
 const char *lk_c_string(lua_State *L, int idx, const char *what);
-/* Raises "<what><k> must be a <want>, got <type>" unless the value at the top is of type want. */
-void lk_check_type(lua_State *L, const char *what, const char *k, int want);
-/* Field k of the table at t pushed, and 1, when it is set (checked by lk_check_type); nothing
- * pushed, and 0, when it is nil. */
+/* Field k of the table at t pushed, and 1, when it is set: raises "<what><k> must be a <want>,
+ * got <type>" when it is not of type want; nothing pushed, and 0, when it is nil. */
 int lk_opt_field(lua_State *L, int t, const char *what, const char *k, int want);
 /* Reads the request table at index 2 (see lua_request.c): 0, or -1 when its body cannot be
  * encoded (the message in u->body). */

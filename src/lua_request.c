@@ -90,12 +90,12 @@ static int number_text(lua_State *L, int idx, int integral, char *buf, size_t si
 
 /* Raises "<what><k> must be a <want>, got <type>" unless the value at the top is of type want;
  * what names the caller and the kind of field ("klaviyo.core: request field "). */
-void lk_check_type(lua_State *L, const char *what, const char *k, int want) {
+static void check_type(lua_State *L, const char *what, const char *k, int want) {
     if (lua_type(L, -1) != want)
         luaL_error(L, "%s%s must be a %s, got %s", what, k, lua_typename(L, want), luaL_typename(L, -1));
 }
 
-/* Field k of the table at t pushed, and 1, when it is set, checked by lk_check_type; nothing
+/* Field k of the table at t pushed, and 1, when it is set, checked by check_type; nothing
  * pushed, and 0, when it is nil. */
 int lk_opt_field(lua_State *L, int t, const char *what, const char *k, int want) {
     lua_getfield(L, t, k);
@@ -103,7 +103,7 @@ int lk_opt_field(lua_State *L, int t, const char *what, const char *k, int want)
         lua_pop(L, 1);
         return 0;
     }
-    lk_check_type(L, what, k, want);
+    check_type(L, what, k, want);
     return 1;
 }
 
@@ -145,7 +145,7 @@ static const char *value_text(lua_State *L, int anchor, int *nanch, int integral
 
 /* A string field of the request (operation, method, path, url, revision, auth), for C. */
 static const char *field_string(lua_State *L, const char *k) {
-    lk_check_type(L, FIELD, k, LUA_TSTRING);
+    check_type(L, FIELD, k, LUA_TSTRING);
     if (lk_has_nul(L, -1)) luaL_error(L, FIELD "%s holds a NUL byte", k);
     return lua_tostring(L, -1);
 }
@@ -359,7 +359,7 @@ int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, c
             if (strcmp(k, "path") == 0) {
                 p->r.path = field_string(L, k);
             } else if (strcmp(k, "path_params") == 0) {
-                lk_check_type(L, FIELD, k, LUA_TTABLE);
+                check_type(L, FIELD, k, LUA_TTABLE);
                 read_path_params(L, u, p, &nanch);
             } else goto unknown;
             break;
@@ -367,18 +367,18 @@ int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, c
             if (strcmp(k, "url") == 0) {
                 p->r.url = field_string(L, k);
             } else if (strcmp(k, "unique_ids") == 0) {
-                lk_check_type(L, FIELD, k, LUA_TBOOLEAN);
+                check_type(L, FIELD, k, LUA_TBOOLEAN);
                 unique_ids = lua_toboolean(L, -1);
             } else goto unknown;
             break;
         case 'q':
             if (strcmp(k, "query") != 0) goto unknown;
-            lk_check_type(L, FIELD, k, LUA_TTABLE);
+            check_type(L, FIELD, k, LUA_TTABLE);
             read_pairs(L, u, p, &nanch, 1);
             break;
         case 'h':
             if (strcmp(k, "headers") != 0) goto unknown;
-            lk_check_type(L, FIELD, k, LUA_TTABLE);
+            check_type(L, FIELD, k, LUA_TTABLE);
             read_pairs(L, u, p, &nanch, 0);
             break;
         case 'b': {
@@ -390,7 +390,7 @@ int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, c
                 lua_replace(L, BODY_SLOT);
                 break;
             }
-            lk_check_type(L, FIELD, k, LUA_TSTRING);
+            check_type(L, FIELD, k, LUA_TSTRING);
             p->r.body = lua_tolstring(L, -1, &len);
             p->r.body_len = len;
             break;
@@ -409,12 +409,12 @@ int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, c
             if (strcmp(k, "revision") == 0) {
                 p->r.revision = field_string(L, k);
             } else if (strcmp(k, "retry_attempts") == 0) {
-                lk_check_type(L, FIELD, k, LUA_TNUMBER);
+                check_type(L, FIELD, k, LUA_TNUMBER);
                 if (!(lua_tonumber(L, -1) >= 1 && lua_tonumber(L, -1) <= 100))
                     luaL_error(L, "klaviyo.core: request field retry_attempts must be in 1..100");
                 p->r.retry_attempts = (int)lua_tonumber(L, -1);
             } else if (strcmp(k, "retry_max_time") == 0) {
-                lk_check_type(L, FIELD, k, LUA_TNUMBER);
+                check_type(L, FIELD, k, LUA_TNUMBER);
                 if (!(lua_tonumber(L, -1) >= 0 && lua_tonumber(L, -1) <= 86400))
                     luaL_error(L, "klaviyo.core: request field retry_max_time must be in 0..86400 seconds");
                 p->r.retry_max_time = lua_tonumber(L, -1);
@@ -422,7 +422,7 @@ int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, c
             break;
         case 's':
             if (strcmp(k, "safe") != 0) goto unknown;
-            lk_check_type(L, FIELD, k, LUA_TBOOLEAN);
+            check_type(L, FIELD, k, LUA_TBOOLEAN);
             p->r.safe = lua_toboolean(L, -1) ? KL_SAFE_YES : KL_SAFE_NO;
             break;
         case 'l': {
@@ -430,7 +430,7 @@ int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, c
             unsigned long *dst[3];
             int w;
             if (strcmp(k, "limits") != 0) goto unknown;
-            lk_check_type(L, FIELD, k, LUA_TTABLE);
+            check_type(L, FIELD, k, LUA_TTABLE);
             dst[0] = &p->r.limit_burst;
             dst[1] = &p->r.limit_steady;
             dst[2] = &p->r.limit_daily;

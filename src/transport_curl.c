@@ -368,7 +368,8 @@ static CURLcode perform(kl_client_priv *p) {
     return rc;
 }
 
-int kl_transport_perform(kl_client *c, const char *op) {
+/* One transfer, start to end (kl_send's; kl_batch runs the two halves on its multi handle). */
+static int transport_perform(kl_client *c, const char *op) {
     int rc = kl_transport_prepare(c, op);
     if (rc != KL_OK) return rc;
     return kl_transport_finish(c, (int)perform(c->priv), op);
@@ -381,10 +382,10 @@ static int attempt(kl_client *c, const char *op) {
     double left = kl_call_time_left(&p->call) * 1000.0;
     long ms;
     int rc;
-    if (!(left < (double)p->timeout_ms)) return kl_transport_perform(c, op);
+    if (!(left < (double)p->timeout_ms)) return transport_perform(c, op);
     ms = left < 1 ? 1 : (long)left;
     curl_easy_setopt(p->net.curl, CURLOPT_TIMEOUT_MS, ms);
-    rc = kl_transport_perform(c, op);
+    rc = transport_perform(c, op);
     curl_easy_setopt(p->net.curl, CURLOPT_TIMEOUT_MS, p->timeout_ms);
     return rc;
 }

@@ -403,15 +403,7 @@ int kl_json_encode_to(lua_State *L, int idx, kl_json_out *out, const kl_json_sta
     frame frames[INLINE_DEPTH];
     int top = lua_gettop(L), rc;
     if (idx < 0) idx = top + idx + 1; /* absolute: the encoder pushes */
-    if (out->cap - out->len < INLINE_BUF) {
-        size_t cap = out->cap ? out->cap : INLINE_BUF;
-        char *nb;
-        while (cap - out->len < INLINE_BUF) cap *= 2;
-        nb = (char *)realloc(out->p, cap);
-        if (!nb) return luaL_error(L, "klaviyo: out of memory encoding a request body");
-        out->p = nb;
-        out->cap = cap;
-    }
+    kl_json_out_reserve(L, out, out->len + INLINE_BUF, "a request body");
     e.L = L;
     e.buf = out->p;
     e.len = out->len;

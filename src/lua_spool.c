@@ -74,15 +74,7 @@ static int closed_error(lua_State *L) {
 
 /* rec += n bytes at p (room for the trailer commit puts after the record is kept) */
 static void rec_put(lua_State *L, kl_json_out *rec, const char *p, size_t n) {
-    if (rec->cap - rec->len < n + KL_SPOOL_TRAILER) {
-        size_t cap = rec->cap ? rec->cap : 1024;
-        char *nb;
-        while (cap - rec->len < n + KL_SPOOL_TRAILER) cap *= 2;
-        nb = (char *)realloc(rec->p, cap);
-        if (!nb) luaL_error(L, "klaviyo: out of memory encoding a spool record");
-        rec->p = nb;
-        rec->cap = cap;
-    }
+    kl_json_out_reserve(L, rec, rec->len + n + KL_SPOOL_TRAILER, "a spool record");
     memcpy(rec->p + rec->len, p, n);
     rec->len += n;
 }

@@ -6,7 +6,6 @@
 #include "lua_meta.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 lk_client *lk_check_client(lua_State *L) {
@@ -261,29 +260,15 @@ int kl_lua_build(lua_State *L) {
     return 1;
 }
 
-/* Appends the header whose name and value are the strings at stack indexes ni and vi to hs
- * (n of cap used; the strings stay alive on the stack or in the caller's table): 0, or
- * HEADER_OOM, or HEADER_NUL for a NUL byte in either. hs is left for the caller to free. */
-enum { HEADER_OOM = 1, HEADER_NUL = 2 };
-static int add_header(lua_State *L, kl_header **hs, size_t *n, size_t *cap, int ni, int vi) {
-    if (lk_has_nul(L, ni) || lk_has_nul(L, vi)) return HEADER_NUL;
-    if (*n == *cap) {
-        size_t want = *cap ? *cap * 2 : 16;
-        kl_header *nn = (kl_header *)realloc(*hs, want * sizeof **hs);
-        if (!nn) return HEADER_OOM;
-        *hs = nn;
-        *cap = want;
-    }
-    (*hs)[*n].name = (char *)lua_tostring(L, ni);
-    (*hs)[*n].value = (char *)lua_tostring(L, vi);
+/* Appends the header whose name and value are the strings at stack indexes ni and vi to s->rh
+ * (n used; the strings stay alive on the stack or in the caller's table); raises for a NUL
+ * byte in either. */
+static void add_header(lua_State *L, lk_scratch *s, size_t *n, int ni, int vi) {
+    if (lk_has_nul(L, ni) || lk_has_nul(L, vi)) luaL_argerror(L, 3, "a header holds a NUL byte");
+    lk_grow(L, (void **)&s->rh, &s->rhcap, *n + 1, sizeof *s->rh);
+    s->rh[*n].name = (char *)lua_tostring(L, ni);
+    s->rh[*n].value = (char *)lua_tostring(L, vi);
     (*n)++;
-    return 0;
-}
-
-static int header_failure(lua_State *L, kl_header *hs, int why) {
-    free(hs);
-    if (why == HEADER_OOM) return luaL_error(L, "klaviyo.core: out of memory");
-    return luaL_argerror(L, 3, "a header holds a NUL byte");
 }
 
 /* c:interpret(status, headers, body [, operation]): headers maps names to a string or a
@@ -291,47 +276,34 @@ static int header_failure(lua_State *L, kl_header *hs, int why) {
 int kl_lua_interpret(lua_State *L) {
     lk_client *u = lk_check_client(L);
     lua_Integer status = luaL_checkinteger(L, 2);
-    size_t blen = 0, n = 0, cap = 0;
+    size_t blen = 0, n = 0;
     const char *body, *op;
-    kl_header *hs = NULL;
-    int rc, ht, why;
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
     body = luaL_optlstring(L, 4, "", &blen);
     op = luaL_optstring(L, 5, NULL);
     if (op) op = lk_c_string(L, 5, "operation");
     if (status < 100 || status > 999) return luaL_argerror(L, 2, "HTTP status out of range");
-    ht = 3;
-    if (!lua_isnoneornil(L, ht)) {
+    if (!lua_isnoneornil(L, 3)) {
         lua_pushnil(L);
-        while (lua_next(L, ht)) {
-            if (lua_type(L, -2) != LUA_TSTRING) {
-                free(hs);
-                return luaL_argerror(L, 3, "header names must be strings");
-            }
+        while (lua_next(L, 3)) {
+            if (lua_type(L, -2) != LUA_TSTRING) return luaL_argerror(L, 3, "header names must be strings");
             if (lua_type(L, -1) == LUA_TSTRING) {
-                if ((why = add_header(L, &hs, &n, &cap, -2, -1)) != 0) return header_failure(L, hs, why);
+                add_header(L, &u->s, &n, -2, -1);
             } else if (lua_istable(L, -1)) {
                 int k, m = (int)kl_rawlen(L, -1);
                 for (k = 1; k <= m; k++) {
                     lua_rawgeti(L, -1, k);
-                    if (lua_type(L, -1) != LUA_TSTRING) {
-                        free(hs);
-                        return luaL_argerror(L, 3, "header values must be strings");
-                    }
-                    why = add_header(L, &hs, &n, &cap, -3, -1);
+                    if (lua_type(L, -1) != LUA_TSTRING) return luaL_argerror(L, 3, "header values must be strings");
+                    add_header(L, &u->s, &n, -3, -1);
                     lua_pop(L, 1); /* the list keeps the value alive */
-                    if (why != 0) return header_failure(L, hs, why);
                 }
             } else {
-                free(hs);
                 return luaL_argerror(L, 3, "header values must be strings or lists of strings");
             }
             lua_pop(L, 1);
         }
     }
-    rc = kl_interpret(u->c, (long)status, hs, n, body, blen, op);
-    free(hs);
-    return lk_push_answer(L, u->c, rc);
+    return lk_push_answer(L, u->c, kl_interpret(u->c, (long)status, u->s.rh, n, body, blen, op));
 }
 
 /* c:info([t]) -> what the last c:request did: {attempts, retries, throttled, waited, backoff,

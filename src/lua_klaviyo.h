@@ -31,6 +31,8 @@ typedef struct lk_scratch {
     size_t *qoff; /* per query parameter: its list's start in pool (lists only) */
     size_t qoffcap;
     kl_json_out body; /* a table body, encoded */
+    kl_header *rh;    /* the headers given to c:interpret */
+    size_t rhcap;
 } lk_scratch;
 
 typedef struct lk_client {
@@ -65,6 +67,9 @@ typedef struct parsed {
 } parsed;
 
 void lk_scratch_free(lk_scratch *s);
+/* *arr holds at least need items of elem bytes (doubling from 16); raises on out of memory
+ * (*arr stays the owner's to free). */
+void lk_grow(lua_State *L, void **arr, size_t *cap, size_t need, size_t elem);
 /* Does the string at idx hold a NUL byte?  C would read it only up to there. */
 int lk_has_nul(lua_State *L, int idx);
 /* The string at idx for C; raises naming `what` when it holds a NUL byte. */

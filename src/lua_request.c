@@ -15,20 +15,20 @@ void lk_scratch_free(lk_scratch *s) {
     free(s->pool);
     free(s->qoff);
     free(s->body.p);
+    free(s->rh);
     memset(s, 0, sizeof *s);
 }
 
-static int grow(lua_State *L, void **arr, size_t *cap, size_t need, size_t elem) {
+void lk_grow(lua_State *L, void **arr, size_t *cap, size_t need, size_t elem) {
     void *n;
     size_t nc;
-    if (need <= *cap) return 0;
+    if (need <= *cap) return;
     nc = *cap ? *cap : 16;
     while (nc < need) nc *= 2;
     n = realloc(*arr, nc * elem);
-    if (!n) return luaL_error(L, "klaviyo.core: out of memory");
+    if (!n) luaL_error(L, "klaviyo.core: out of memory");
     *arr = n;
     *cap = nc;
-    return 0;
 }
 
 
@@ -178,7 +178,7 @@ static void bad_value(lua_State *L, const parsed *p) {
 
 static void read_path_params(lua_State *L, lk_scratch *u, parsed *p, int *nanch) {
     int t = lua_gettop(L), i, n = (int)kl_rawlen(L, t);
-    grow(L, (void **)&u->pool, &u->pcap, p->npool + (size_t)n, sizeof *u->pool);
+    lk_grow(L, (void **)&u->pool, &u->pcap, p->npool + (size_t)n, sizeof *u->pool);
     for (i = 1; i <= n; i++) {
         const char *why = NULL, *v;
         lua_rawgeti(L, t, i);
@@ -197,8 +197,8 @@ static void read_pairs(lua_State *L, lk_scratch *u, parsed *p, int *nanch, int i
     kl_param **arr = is_query ? &u->q : &u->h;
     size_t *cap = is_query ? &u->qcap : &u->hcap;
     const char *what = is_query ? "query" : "headers";
-    grow(L, (void **)arr, cap, (size_t)n, sizeof **arr);
-    if (is_query) grow(L, (void **)&u->qoff, &u->qoffcap, (size_t)n, sizeof *u->qoff);
+    lk_grow(L, (void **)arr, cap, (size_t)n, sizeof **arr);
+    if (is_query) lk_grow(L, (void **)&u->qoff, &u->qoffcap, (size_t)n, sizeof *u->qoff);
     for (i = 1; i <= n; i++) {
         kl_param *pa = &(*arr)[i - 1];
         memset(pa, 0, sizeof *pa);
@@ -212,7 +212,7 @@ static void read_pairs(lua_State *L, lk_scratch *u, parsed *p, int *nanch, int i
         lua_rawgeti(L, -1, 2);
         if (is_query && lua_istable(L, -1)) {
             int k, m = (int)kl_rawlen(L, -1), lt = lua_gettop(L);
-            grow(L, (void **)&u->pool, &u->pcap, p->npool + (size_t)m + 1, sizeof *u->pool);
+            lk_grow(L, (void **)&u->pool, &u->pcap, p->npool + (size_t)m + 1, sizeof *u->pool);
             for (k = 1; k <= m; k++) {
                 const char *why = NULL;
                 lua_rawgeti(L, lt, k);

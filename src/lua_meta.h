@@ -1,13 +1,16 @@
 /*
  * lua_meta.h - what every file of the binding does the same way: the metatable of a userdata
  * (made once per Lua state with its methods under __index, its __gc and its __name, then found
- * by name), and the fields of a table being filled from C.
+ * by name), the fields of a table being filled from C, and nil, message for a failed system
+ * call.
  */
 #ifndef LUA_META_H
 #define LUA_META_H
 
+#include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
+#include <string.h>
 
 /* The functions of l (ended by a NULL name) set in the table at the top: luaL_setfuncs without
  * upvalues, which 5.1 and LuaJIT lack. */
@@ -58,6 +61,16 @@ static inline void lk_set_number(lua_State *L, const char *k, lua_Number v) {
 static inline void lk_set_boolean(lua_State *L, const char *k, int v) {
     lua_pushboolean(L, v);
     lua_setfield(L, -2, k);
+}
+
+/* nil, "<what> <path>: <strerror(errno)>" (no path: "<what>: ..."); errno is read first, as
+ * making the message may change it.  Returns 2. */
+static inline int lk_push_errno(lua_State *L, const char *what, const char *path) {
+    int e = errno;
+    lua_pushnil(L);
+    if (path) lua_pushfstring(L, "%s %s: %s", what, path, strerror(e));
+    else lua_pushfstring(L, "%s: %s", what, strerror(e));
+    return 2;
 }
 
 #endif

@@ -78,10 +78,10 @@ typedef struct kl_ans {
     kl_response res;
 } kl_ans;
 
-/* error.c's state: the last error; each string malloc-ed, freed by kl_error_clear */
+/* error.c's state: the last error, whose strings (and body) are the record's own copies,
+ * malloc-ed by whoever fills them (kl_fail, response.c) and freed by kl_error_clear */
 typedef struct kl_rec {
     kl_error error;
-    char *e_code, *e_title, *e_detail, *e_pointer, *e_parameter, *e_request_id, *e_operation, *e_meta, *e_body;
 } kl_rec;
 
 /* transport_curl.c's state */

@@ -52,13 +52,11 @@ const char *lk_c_string(lua_State *L, int idx, const char *what) {
  * a float with an integral value in the 64-bit range) as its exact digits; another finite
  * float, when `integral` is 0, as the shortest decimal that reads back to it ('.' whatever the
  * locale).  1, or 0 with *why saying what is wrong with the number. */
-static int number_text(lua_State *L, int idx, int integral, char *buf, size_t size, const char **why) {
+static int number_text(lua_State *L, int idx, int integral, char buf[KL_JSON_DOUBLE_TEXT], const char **why) {
     double d;
-    int prec;
-    char *c;
 #if LUA_VERSION_NUM >= 503
     if (lua_isinteger(L, idx)) {
-        snprintf(buf, size, "%lld", (long long)lua_tointeger(L, idx));
+        snprintf(buf, KL_JSON_DOUBLE_TEXT, "%lld", (long long)lua_tointeger(L, idx));
         return 1;
     }
 #endif
@@ -72,19 +70,14 @@ static int number_text(lua_State *L, int idx, int integral, char *buf, size_t si
             *why = "is outside the 64-bit integer range";
             return 0;
         }
-        snprintf(buf, size, "%lld", (long long)d);
+        snprintf(buf, KL_JSON_DOUBLE_TEXT, "%lld", (long long)d);
         return 1;
     }
     if (integral) {
         *why = "must be an integer";
         return 0;
     }
-    for (prec = 15; prec < 17; prec++) {
-        snprintf(buf, size, "%.*g", prec, d);
-        if (strtod(buf, NULL) == d) break;
-    }
-    if (prec == 17) snprintf(buf, size, "%.17g", d);
-    if ((c = strchr(buf, ',')) != NULL) *c = '.';
+    kl_json_double_text(d, buf);
     return 1;
 }
 
@@ -113,7 +106,7 @@ int lk_opt_field(lua_State *L, int t, const char *what, const char *k, int want)
  * goes into the anchor table at stack slot `anchor`), or NULL with *why set: a string holding
  * a NUL byte, a number number_text refuses (integral: a path value), another type. */
 static const char *value_text(lua_State *L, int anchor, int *nanch, int integral, const char **why) {
-    char buf[48];
+    char buf[KL_JSON_DOUBLE_TEXT];
     int t = lua_type(L, -1);
     if (t == LUA_TSTRING) { /* alive: referenced by the request table */
         if (lk_has_nul(L, -1)) {
@@ -126,7 +119,7 @@ static const char *value_text(lua_State *L, int anchor, int *nanch, int integral
         *why = "must be a string or number";
         return NULL;
     }
-    if (!number_text(L, -1, integral, buf, sizeof buf, why)) return NULL;
+    if (!number_text(L, -1, integral, buf, why)) return NULL;
     if (lua_isnil(L, anchor)) {
         lua_newtable(L);
         lua_replace(L, anchor);

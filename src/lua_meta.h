@@ -7,7 +7,6 @@
 #ifndef LUA_META_H
 #define LUA_META_H
 
-#include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <string.h>
@@ -63,10 +62,9 @@ static inline void lk_set_boolean(lua_State *L, const char *k, int v) {
     lua_setfield(L, -2, k);
 }
 
-/* nil, "<what> <path>: <strerror(errno)>" (no path: "<what>: ..."); errno is read first, as
- * making the message may change it.  Returns 2. */
-static inline int lk_push_errno(lua_State *L, const char *what, const char *path) {
-    int e = errno;
+/* nil, "<what> <path>: <strerror(e)>" (no path: "<what>: ..."); e is the errno of the failed
+ * call, taken before anything (the message, a cleanup) may change errno.  Returns 2. */
+static inline int lk_push_errno(lua_State *L, int e, const char *what, const char *path) {
     lua_pushnil(L);
     if (path) lua_pushfstring(L, "%s %s: %s", what, path, strerror(e));
     else lua_pushfstring(L, "%s: %s", what, strerror(e));

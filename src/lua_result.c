@@ -139,6 +139,11 @@ int lk_sent_plainly(const kl_send_info *i) {
  * with nothing pushed when the Lua stack has no room for it. */
 int lk_push_error_table(lua_State *L, kl_client *c) {
     const kl_error *e = kl_last_error(c);
+    static const char *const names[] = {"code",      "title",     "detail",     "pointer",
+                                        "parameter", "operation", "request_id", "message"};
+    const char *const texts[] = {e->code,      e->title,     e->detail,     e->pointer,
+                                 e->parameter, e->operation, e->request_id, c->errstr};
+    size_t i;
     if (!lua_checkstack(L, RESULT_SLOTS)) return -1;
     lua_createtable(L, 0, 16);
     lk_set_string(L, "kind",
@@ -146,14 +151,7 @@ int lk_push_error_table(lua_State *L, kl_client *c) {
                   : c->err == KL_ERR_OOM ? "out_of_memory"
                                          : lk_kind_name(c->err));
     if (e->status) lk_set_integer(L, "status", (lua_Integer)e->status);
-    lk_set_string(L, "code", e->code);
-    lk_set_string(L, "title", e->title);
-    lk_set_string(L, "detail", e->detail);
-    lk_set_string(L, "pointer", e->pointer);
-    lk_set_string(L, "parameter", e->parameter);
-    lk_set_string(L, "operation", e->operation);
-    lk_set_string(L, "request_id", e->request_id);
-    lk_set_string(L, "message", c->errstr);
+    for (i = 0; i < sizeof names / sizeof *names; i++) lk_set_string(L, names[i], texts[i]); /* NULL: absent */
     if (e->retry_after >= 0) lk_set_number(L, "retry_after", e->retry_after);
     if (e->body) lk_set_lstring(L, "body", e->body, e->body_len);
     if (c->err == KL_ERR_TRANSPORT) lk_set_boolean(L, "sent", e->sent);

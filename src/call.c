@@ -231,6 +231,8 @@ static int limited(kl_client *c, kl_call *k, kl_usec *wait) {
     return KL_STEP_WAIT;
 }
 
+/* A store's answer (the driver's, or the core's own that failed): a store that failed (why)
+ * fails the call, and KL_STEP_FAIL is returned; else KL_OK, and kl_call_next goes on. */
 int kl_call_limited(kl_client *c, kl_call *k, double wait, const char *why) {
     kl_usec us;
     if (why) {
@@ -273,11 +275,7 @@ int kl_call_next(kl_client *c, kl_call *k, kl_usec *wait) {
             }
         } else {
             rc = kl_limiter_acquire(g->lim, k->lkey.p, &k->limits, kl_now(), wait);
-            if (rc == KL_LIMIT_ERROR) {
-                kl_fail(c, KL_ERR_REFUSED, "limiter_failed", k->op, "rate limiter: %s; nothing sent",
-                        kl_limiter_errstr(g->lim));
-                return fail_with(c, k, KL_STEP_FAIL);
-            }
+            if (rc == KL_LIMIT_ERROR) return kl_call_limited(c, k, 0, kl_limiter_errstr(g->lim));
         }
         if (rc == KL_LIMIT_GO) *wait = 0;
         else if (*wait <= 0) *wait = 1; /* WAIT always means a pause, however short */

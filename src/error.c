@@ -20,20 +20,18 @@ static char *copy(const char *s) {
 }
 
 void kl_error_clear(kl_client *c) {
-    kl_client_priv *p = c->priv;
-    free(p->rec.e_code);
-    free(p->rec.e_title);
-    free(p->rec.e_detail);
-    free(p->rec.e_pointer);
-    free(p->rec.e_parameter);
-    free(p->rec.e_request_id);
-    free(p->rec.e_operation);
-    free(p->rec.e_meta);
-    free(p->rec.e_body);
-    p->rec.e_code = p->rec.e_title = p->rec.e_detail = p->rec.e_pointer = p->rec.e_parameter = NULL;
-    p->rec.e_request_id = p->rec.e_operation = p->rec.e_meta = p->rec.e_body = NULL;
-    memset(&p->rec.error, 0, sizeof p->rec.error);
-    p->rec.error.retry_after = -1;
+    kl_error *e = &c->priv->rec.error;
+    free((char *)e->code);
+    free((char *)e->title);
+    free((char *)e->detail);
+    free((char *)e->pointer);
+    free((char *)e->parameter);
+    free((char *)e->request_id);
+    free((char *)e->operation);
+    free((char *)e->meta_json);
+    free((char *)e->body);
+    memset(e, 0, sizeof *e);
+    e->retry_after = -1;
     c->err = KL_OK;
     c->errstr[0] = '\0';
 }
@@ -63,14 +61,10 @@ int kl_fail(kl_client *c, int kind, const char *code, const char *operation, con
     p->rec.error.kind = kind;
     /* On out of memory these copies may fail too: fields then stay NULL, errstr
      * (a fixed array) still says what happened. */
-    p->rec.e_code = copy(code);
-    p->rec.e_title = copy(kind_title(kind));
-    p->rec.e_detail = copy(msg);
-    p->rec.e_operation = copy(operation);
-    p->rec.error.code = p->rec.e_code;
-    p->rec.error.title = p->rec.e_title;
-    p->rec.error.detail = p->rec.e_detail;
-    p->rec.error.operation = p->rec.e_operation;
+    p->rec.error.code = copy(code);
+    p->rec.error.title = copy(kind_title(kind));
+    p->rec.error.detail = copy(msg);
+    p->rec.error.operation = copy(operation);
     return kind;
 }
 

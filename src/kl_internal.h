@@ -78,10 +78,10 @@ typedef struct kl_ans {
     kl_response res;
 } kl_ans;
 
-/* error.c's state: the last error; each string malloc-ed, freed by kl_error_clear */
+/* error.c's state: the last error, whose strings (and body) are the record's own copies,
+ * malloc-ed by whoever fills them (kl_fail, response.c) and freed by kl_error_clear */
 typedef struct kl_rec {
     kl_error error;
-    char *e_code, *e_title, *e_detail, *e_pointer, *e_parameter, *e_request_id, *e_operation, *e_meta, *e_body;
 } kl_rec;
 
 /* transport_curl.c's state */
@@ -173,8 +173,7 @@ const char *kl_resp_header(const kl_client *c, const char *lname);
 /* transport_curl.c */
 int kl_transport_init(kl_client *c);
 void kl_transport_free(kl_client *c);
-int kl_transport_perform(kl_client *c, const char *operation);
-/* the two halves of kl_transport_perform, for the multi interface (batch.c) */
+/* one transfer in two halves, for the multi interface (batch.c) */
 int kl_transport_prepare(kl_client *c, const char *operation);
 int kl_transport_finish(kl_client *c, int curl_code, const char *operation);
 

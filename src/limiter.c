@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const kl_usec window_len[KL_WINDOWS] = {1 * KL_USEC_PER_SEC, 60 * KL_USEC_PER_SEC, 86400 * KL_USEC_PER_SEC};
 
 typedef struct {
     kl_usec *ring;  /* send times, oldest at ring[head], never decreasing */
@@ -172,14 +171,6 @@ static int check_limits(kl_limiter *lim, const kl_limits *l) {
     return 0;
 }
 
-static uint32_t effective(const kl_limiter *lim, uint32_t limit) {
-    double v;
-    if (limit == 0) return 0;
-    /* The epsilon keeps 3500 * 0.95 at 3325 despite binary rounding. */
-    v = (double)limit * lim->safety + 1e-9; /* positive: the cast is floor */
-    return v < 1 ? 1 : (uint32_t)v;
-}
-
 static kl_usec at(const window *w, uint32_t i) /* i-th oldest entry */
 {
     uint32_t j = w->head + i;
@@ -211,9 +202,9 @@ static const kl_limits *prepare(kl_limiter *lim, entry *e, const kl_limits *give
     uint32_t want[KL_WINDOWS];
     int k;
     if (check_limits(lim, l) < 0) return NULL;
-    want[0] = effective(lim, l->burst);
-    want[1] = effective(lim, l->steady);
-    want[2] = effective(lim, l->daily);
+    want[0] = kl_effective_limit(l->burst, lim->safety);
+    want[1] = kl_effective_limit(l->steady, lim->safety);
+    want[2] = kl_effective_limit(l->daily, lim->safety);
     for (k = 0; k < KL_WINDOWS; k++) {
         if (set_limit(&e->w[k], want[k]) < 0) {
             set_error(lim, "limiter: out of memory");
@@ -270,7 +261,7 @@ static int decide(kl_limiter *lim, const char *key, const kl_limits *limits, kl_
     e->last = now;
     if (e->blocked_until > now) longest = e->blocked_until - now;
     for (k = 0; k < KL_WINDOWS; k++) {
-        kl_usec w = window_wait(&e->w[k], window_len[k], now);
+        kl_usec w = window_wait(&e->w[k], kl_window_len(k), now);
         if (w > longest) longest = w;
     }
     if (wait) *wait = longest;
@@ -328,7 +319,7 @@ int kl_limiter_remaining(kl_limiter *lim, const char *key, const kl_limits *limi
     if (!left) return set_error(lim, "limiter: NULL result pointer");
     if (!(e = get_entry(lim, key)) || !prepare(lim, e, limits)) return KL_LIMIT_ERROR;
     if (now < e->last) now = e->last;
-    *left = belief(&e->w[window_id], window_len[window_id], now);
+    *left = belief(&e->w[window_id], kl_window_len(window_id), now);
     return 0;
 }
 
@@ -342,7 +333,7 @@ int kl_limiter_observe(kl_limiter *lim, const char *key, const kl_limits *limits
     if (remaining < 0) remaining = 0;
     if (reset <= 0) return 0; /* the server window is over: nothing left to lower */
     w = &e->w[KL_WINDOW_STEADY];
-    left = belief(w, window_len[KL_WINDOW_STEADY], now);
+    left = belief(w, kl_window_len(KL_WINDOW_STEADY), now);
     if (left >= 0 && remaining >= left) return 0; /* we already know at least as much */
     w->obs_until = now + reset;
     w->obs_left = remaining;

@@ -45,8 +45,24 @@ double kl_usec_to_sec(kl_usec us);
 #define KL_WINDOW_DAILY 2  /* 86400 seconds */
 #define KL_WINDOWS 3
 
+/* A window's length (KL_WINDOW_*), in microseconds. */
+static inline kl_usec kl_window_len(int window) {
+    static const kl_usec len[KL_WINDOWS] = {1 * KL_USEC_PER_SEC, 60 * KL_USEC_PER_SEC, 86400 * KL_USEC_PER_SEC};
+    return len[window];
+}
+
 /* Largest accepted limit for one window (memory per key is 8 bytes per allowed send). */
 #define KL_LIMIT_MAX 1000000u
+
+/* A window's effective limit, the same in every store: max(1, floor(limit * safety)), or 0
+ * (no such window) for a limit of 0. */
+static inline uint32_t kl_effective_limit(uint32_t limit, double safety) {
+    double v;
+    if (limit == 0) return 0;
+    /* The epsilon keeps 3500 * 0.95 at 3325 despite binary rounding. */
+    v = (double)limit * safety + 1e-9; /* positive: the cast is floor */
+    return v < 1 ? 1 : (uint32_t)v;
+}
 
 /* Requests allowed per window; 0 = no such window. */
 typedef struct kl_limits {

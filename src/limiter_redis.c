@@ -48,8 +48,6 @@ struct kl_redis_priv {
     char refused[256]; /* why new() refused the settings, or "" */
 };
 
-static const kl_usec window_len[KL_WINDOWS] = {1 * KL_USEC_PER_SEC, 60 * KL_USEC_PER_SEC, 86400 * KL_USEC_PER_SEC};
-
 static int fail(kl_redis *r, int err, const char *fmt, ...) {
     va_list ap;
     r->err = err;
@@ -470,14 +468,6 @@ done:
     return rc;
 }
 
-/* As limiter.c computes it, so both stores allow the same counts. */
-static uint32_t effective(uint32_t limit, double safety) {
-    double v;
-    if (limit == 0) return 0;
-    v = (double)limit * safety + 1e-9; /* keeps 3500 * 0.95 at 3325 despite binary rounding */
-    return v < 1 ? 1 : (uint32_t)v;
-}
-
 int kl_redis_acquire_windows(kl_redis *r, const char *key, const kl_usec *windows, const uint32_t *limits, size_t n,
                              kl_usec *wait) {
     char nums[2 * KL_REDIS_MAX_WINDOWS + 1][24];
@@ -498,7 +488,7 @@ int kl_redis_acquire_windows(kl_redis *r, const char *key, const kl_usec *window
             return fail(r, KL_REDIS_ERR_USAGE, "redis limiter: window %u needs a length > 0 and a limit in 1..%u",
                         (unsigned)i, (unsigned)KL_LIMIT_MAX);
         snprintf(nums[1 + 2 * i], sizeof nums[0], "%lld", (long long)windows[i]);
-        snprintf(nums[2 + 2 * i], sizeof nums[0], "%u", effective(limits[i], r->priv->safety));
+        snprintf(nums[2 + 2 * i], sizeof nums[0], "%u", kl_effective_limit(limits[i], r->priv->safety));
         args[2 + 2 * i] = nums[1 + 2 * i];
         args[3 + 2 * i] = nums[2 + 2 * i];
     }
@@ -526,7 +516,7 @@ int kl_redis_acquire(kl_redis *r, const char *key, const kl_limits *limits, kl_u
     given[KL_WINDOW_DAILY] = limits->daily;
     for (i = 0; i < KL_WINDOWS; i++) {
         if (given[i] == 0) continue; /* no such window */
-        w[n] = window_len[i];
+        w[n] = kl_window_len((int)i);
         l[n++] = given[i];
     }
     return kl_redis_acquire_windows(r, key, w, l, n, wait);
@@ -550,8 +540,8 @@ int kl_redis_observe(kl_redis *r, const char *key, const kl_limits *limits, long
     if (remaining < 0) remaining = 0; /* as limiter.c: nothing left */
     if (reset < 0) reset = 0;         /* a window already over teaches nothing */
     /* RateLimit-Remaining/Reset speak of the steady window */
-    snprintf(nums[0], sizeof nums[0], "%lld", (long long)window_len[KL_WINDOW_STEADY]);
-    snprintf(nums[1], sizeof nums[1], "%u", effective(limits->steady, r->priv->safety));
+    snprintf(nums[0], sizeof nums[0], "%lld", (long long)kl_window_len(KL_WINDOW_STEADY));
+    snprintf(nums[1], sizeof nums[1], "%u", kl_effective_limit(limits->steady, r->priv->safety));
     snprintf(nums[2], sizeof nums[2], "%ld", remaining);
     snprintf(nums[3], sizeof nums[3], "%lld", (long long)reset);
     if (run(r, key, 5, args, out) != 0) return KL_LIMIT_ERROR;

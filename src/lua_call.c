@@ -85,12 +85,9 @@ static int l_begin(lua_State *L) {
 
 static void push_limits(lua_State *L, const kl_limits *l) {
     lua_createtable(L, 0, 3);
-    lua_pushinteger(L, (lua_Integer)l->burst);
-    lua_setfield(L, -2, "burst");
-    lua_pushinteger(L, (lua_Integer)l->steady);
-    lua_setfield(L, -2, "steady");
-    lua_pushinteger(L, (lua_Integer)l->daily);
-    lua_setfield(L, -2, "daily");
+    lk_set_integer(L, "burst", (lua_Integer)l->burst);
+    lk_set_integer(L, "steady", (lua_Integer)l->steady);
+    lk_set_integer(L, "daily", (lua_Integer)l->daily);
 }
 
 static void push_or_nil(lua_State *L, int present, double v) {

@@ -3,9 +3,9 @@
  * kl_options), c:request, c:build, c:interpret, c:info, c:set_access_token, c:close.
  */
 #include "lua_klaviyo.h"
+#include "lua_meta.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 lk_client *lk_check_client(lua_State *L) {
@@ -32,17 +32,6 @@ typedef struct hook_arg {
     const kl_attempt *a;
 } hook_arg;
 
-static void set_str(lua_State *L, const char *k, const char *v) {
-    if (!v) return;
-    lua_pushstring(L, v);
-    lua_setfield(L, -2, k);
-}
-
-static void set_num(lua_State *L, const char *k, double v) {
-    lua_pushnumber(L, v);
-    lua_setfield(L, -2, k);
-}
-
 /* Runs protected: builds the info table and calls the hook. */
 static int hook_call(lua_State *L) {
     hook_arg *h = lua_touserdata(L, 1);
@@ -50,18 +39,18 @@ static int hook_call(lua_State *L) {
     size_t i;
     lua_rawgeti(L, LUA_REGISTRYINDEX, a->phase == KL_ATTEMPT_REQUEST ? h->u->on_request : h->u->on_response);
     lua_createtable(L, 0, 10);
-    set_str(L, "operation", a->operation);
-    set_str(L, "method", a->method);
-    set_str(L, "url", a->url);
-    set_num(L, "attempt", a->attempt);
-    set_num(L, "waited", a->waited);
+    lk_set_string(L, "operation", a->operation);
+    lk_set_string(L, "method", a->method);
+    lk_set_string(L, "url", a->url);
+    lk_set_number(L, "attempt", a->attempt);
+    lk_set_number(L, "waited", a->waited);
     if (a->phase == KL_ATTEMPT_RESPONSE) {
-        set_num(L, "duration", a->duration);
-        set_num(L, "status", (double)a->status);
-        set_str(L, "error", a->code);
+        lk_set_number(L, "duration", a->duration);
+        lk_set_number(L, "status", (double)a->status);
+        lk_set_string(L, "error", a->code);
     }
     lua_createtable(L, 0, (int)a->n_headers);
-    for (i = 0; i < a->n_headers; i++) set_str(L, a->headers[i].name, a->headers[i].value);
+    for (i = 0; i < a->n_headers; i++) lk_set_string(L, a->headers[i].name, a->headers[i].value);
     lua_setfield(L, -2, "headers");
     lua_call(L, 1, 0);
     return 0;
@@ -97,22 +86,10 @@ static void observe(void *ud, const kl_attempt *a) {
     }
 }
 
-/* Option k of the options table t pushed, and 1, when it is set: raises when it is not of
- * type want; nothing pushed, and 0, when it is absent. */
-static int opt_get(lua_State *L, int t, const char *k, int want) {
-    lua_getfield(L, t, k);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return 0;
-    }
-    if (lua_type(L, -1) != want)
-        luaL_error(L, "klaviyo.core.new: option %s must be a %s, got %s", k, lua_typename(L, want),
-                   luaL_typename(L, -1));
-    return 1;
-}
+#define OPTION "klaviyo.core.new: option "
 
 static int opt_hook(lua_State *L, int t, const char *k) {
-    if (!opt_get(L, t, k, LUA_TFUNCTION)) return LUA_NOREF;
+    if (!lk_opt_field(L, t, OPTION, k, LUA_TFUNCTION)) return LUA_NOREF;
     return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
@@ -122,7 +99,7 @@ static int opt_hook(lua_State *L, int t, const char *k) {
  * a CR or LF in it (nil, err, not a raise): its name goes to *nul and NULL is returned. */
 static const char *opt_string(lua_State *L, int t, const char *k, const char **nul) {
     const char *s;
-    if (!opt_get(L, t, k, LUA_TSTRING)) return NULL;
+    if (!lk_opt_field(L, t, OPTION, k, LUA_TSTRING)) return NULL;
     if (lk_has_nul(L, -1)) {
         if (!*nul) *nul = k;
         lua_pop(L, 1);
@@ -138,7 +115,7 @@ static const char *opt_string(lua_State *L, int t, const char *k, const char **n
  * nil, err), and klaviyo.new checks it for Lua users first. */
 static double opt_number(lua_State *L, int t, const char *k) {
     double v;
-    if (!opt_get(L, t, k, LUA_TNUMBER)) return 0;
+    if (!lk_opt_field(L, t, OPTION, k, LUA_TNUMBER)) return 0;
     v = lua_tonumber(L, -1);
     lua_pop(L, 1);
     return v;
@@ -220,24 +197,19 @@ int kl_lua_new(lua_State *L) {
     o.ca_path = opt_string(L, 1, "ca_path", &nul);
     o.client_cert = opt_string(L, 1, "client_cert", &nul);
     o.client_key = opt_string(L, 1, "client_key", &nul);
-    lua_getfield(L, 1, "on_request");
-    lua_getfield(L, 1, "on_response");
-    if ((!lua_isnil(L, -1) && !lua_isfunction(L, -1)) || (!lua_isnil(L, -2) && !lua_isfunction(L, -2)))
-        return luaL_error(L, "klaviyo.core.new: options on_request and on_response must be functions");
-    lua_pop(L, 2);
-    if (nul) {
-        int cred = strcmp(nul, "api_key") == 0 || strcmp(nul, "access_token") == 0 || strcmp(nul, "public_key") == 0;
-        return lk_push_nul_refused(L, cred ? "invalid_credential" : "invalid_option", nul);
-    }
 
     u = lua_newuserdata(L, sizeof *u);
     memset(u, 0, sizeof *u);
     u->on_request = u->on_response = LUA_NOREF;
     kl_uuid_pool_init(&u->ids);
     luaL_getmetatable(L, MT);
-    lua_setmetatable(L, -2);
+    lua_setmetatable(L, -2); /* from here its __gc lets go of the hooks, whatever happens */
     u->on_request = opt_hook(L, 1, "on_request");
     u->on_response = opt_hook(L, 1, "on_response");
+    if (nul) {
+        int cred = strcmp(nul, "api_key") == 0 || strcmp(nul, "access_token") == 0 || strcmp(nul, "public_key") == 0;
+        return lk_push_nul_refused(L, cred ? "invalid_credential" : "invalid_option", nul);
+    }
     if (u->on_request != LUA_NOREF || u->on_response != LUA_NOREF) {
         o.observer = observe;
         o.observer_ud = u;
@@ -272,10 +244,8 @@ int kl_lua_build(lua_State *L) {
     if (lk_read_request(L, &u->s, &p, &u->ids, NULL) != 0) return lk_push_encode_failure(L, &u->s.body, 0);
     if (kl_build(u->c, &p.r, &b) != KL_OK) return lk_push_failure(L, u->c);
     lua_createtable(L, 0, 4);
-    lua_pushstring(L, b->method);
-    lua_setfield(L, -2, "method");
-    lua_pushstring(L, b->url);
-    lua_setfield(L, -2, "url");
+    lk_set_string(L, "method", b->method);
+    lk_set_string(L, "url", b->url);
     lua_createtable(L, (int)b->n_headers, 0);
     for (i = 0; i < b->n_headers; i++) {
         lua_createtable(L, 2, 0);
@@ -286,36 +256,19 @@ int kl_lua_build(lua_State *L) {
         lua_rawseti(L, -2, (int)i + 1);
     }
     lua_setfield(L, -2, "headers");
-    if (b->body) {
-        lua_pushlstring(L, b->body, b->body_len);
-        lua_setfield(L, -2, "body");
-    }
+    if (b->body) lk_set_lstring(L, "body", b->body, b->body_len);
     return 1;
 }
 
-/* Appends the header whose name and value are the strings at stack indexes ni and vi to hs
- * (n of cap used; the strings stay alive on the stack or in the caller's table): 0, or
- * HEADER_OOM, or HEADER_NUL for a NUL byte in either. hs is left for the caller to free. */
-enum { HEADER_OOM = 1, HEADER_NUL = 2 };
-static int add_header(lua_State *L, kl_header **hs, size_t *n, size_t *cap, int ni, int vi) {
-    if (lk_has_nul(L, ni) || lk_has_nul(L, vi)) return HEADER_NUL;
-    if (*n == *cap) {
-        size_t want = *cap ? *cap * 2 : 16;
-        kl_header *nn = (kl_header *)realloc(*hs, want * sizeof **hs);
-        if (!nn) return HEADER_OOM;
-        *hs = nn;
-        *cap = want;
-    }
-    (*hs)[*n].name = (char *)lua_tostring(L, ni);
-    (*hs)[*n].value = (char *)lua_tostring(L, vi);
+/* Appends the header whose name and value are the strings at stack indexes ni and vi to s->rh
+ * (n used; the strings stay alive on the stack or in the caller's table); raises for a NUL
+ * byte in either. */
+static void add_header(lua_State *L, lk_scratch *s, size_t *n, int ni, int vi) {
+    if (lk_has_nul(L, ni) || lk_has_nul(L, vi)) luaL_argerror(L, 3, "a header holds a NUL byte");
+    lk_grow(L, (void **)&s->rh, &s->rhcap, *n + 1, sizeof *s->rh);
+    s->rh[*n].name = (char *)lua_tostring(L, ni);
+    s->rh[*n].value = (char *)lua_tostring(L, vi);
     (*n)++;
-    return 0;
-}
-
-static int header_failure(lua_State *L, kl_header *hs, int why) {
-    free(hs);
-    if (why == HEADER_OOM) return luaL_error(L, "klaviyo.core: out of memory");
-    return luaL_argerror(L, 3, "a header holds a NUL byte");
 }
 
 /* c:interpret(status, headers, body [, operation]): headers maps names to a string or a
@@ -323,47 +276,34 @@ static int header_failure(lua_State *L, kl_header *hs, int why) {
 int kl_lua_interpret(lua_State *L) {
     lk_client *u = lk_check_client(L);
     lua_Integer status = luaL_checkinteger(L, 2);
-    size_t blen = 0, n = 0, cap = 0;
+    size_t blen = 0, n = 0;
     const char *body, *op;
-    kl_header *hs = NULL;
-    int rc, ht, why;
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
     body = luaL_optlstring(L, 4, "", &blen);
     op = luaL_optstring(L, 5, NULL);
     if (op) op = lk_c_string(L, 5, "operation");
     if (status < 100 || status > 999) return luaL_argerror(L, 2, "HTTP status out of range");
-    ht = 3;
-    if (!lua_isnoneornil(L, ht)) {
+    if (!lua_isnoneornil(L, 3)) {
         lua_pushnil(L);
-        while (lua_next(L, ht)) {
-            if (lua_type(L, -2) != LUA_TSTRING) {
-                free(hs);
-                return luaL_argerror(L, 3, "header names must be strings");
-            }
+        while (lua_next(L, 3)) {
+            if (lua_type(L, -2) != LUA_TSTRING) return luaL_argerror(L, 3, "header names must be strings");
             if (lua_type(L, -1) == LUA_TSTRING) {
-                if ((why = add_header(L, &hs, &n, &cap, -2, -1)) != 0) return header_failure(L, hs, why);
+                add_header(L, &u->s, &n, -2, -1);
             } else if (lua_istable(L, -1)) {
                 int k, m = (int)kl_rawlen(L, -1);
                 for (k = 1; k <= m; k++) {
                     lua_rawgeti(L, -1, k);
-                    if (lua_type(L, -1) != LUA_TSTRING) {
-                        free(hs);
-                        return luaL_argerror(L, 3, "header values must be strings");
-                    }
-                    why = add_header(L, &hs, &n, &cap, -3, -1);
+                    if (lua_type(L, -1) != LUA_TSTRING) return luaL_argerror(L, 3, "header values must be strings");
+                    add_header(L, &u->s, &n, -3, -1);
                     lua_pop(L, 1); /* the list keeps the value alive */
-                    if (why != 0) return header_failure(L, hs, why);
                 }
             } else {
-                free(hs);
                 return luaL_argerror(L, 3, "header values must be strings or lists of strings");
             }
             lua_pop(L, 1);
         }
     }
-    rc = kl_interpret(u->c, (long)status, hs, n, body, blen, op);
-    free(hs);
-    return lk_push_answer(L, u->c, rc);
+    return lk_push_answer(L, u->c, kl_interpret(u->c, (long)status, u->s.rh, n, body, blen, op));
 }
 
 /* c:info([t]) -> what the last c:request did: {attempts, retries, throttled, waited, backoff,
@@ -376,9 +316,7 @@ int kl_lua_info(lua_State *L) {
     } else {
         lk_push_info(L, kl_last_info(u->c));
     }
-    if (u->hook_err[0]) lua_pushstring(L, u->hook_err);
-    else lua_pushnil(L);
-    lua_setfield(L, -2, "hook_error");
+    lk_set_string(L, "hook_error", u->hook_err[0] ? u->hook_err : NULL);
     return 1;
 }
 

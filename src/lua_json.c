@@ -303,16 +303,22 @@ static int read_max_depth(lua_State *L) {
     return max_depth;
 }
 
-/* The encoder over the value at idx, its output growing into the Lua stack slot bufslot;
- * frames on the C stack (inline) unless max_depth needs more. */
-static int run(lua_State *L, enc *e, frame *inline_frames, int idx, int bufslot) {
+/* The encoder over the value at idx, its output appended to out's malloc'd block or, when out
+ * is NULL, in its inline buffer that grows into the Lua stack slot bufslot; frames on the C
+ * stack (inline) unless max_depth needs more.  The caller sets the limits (max_*) and stamp. */
+static int run(lua_State *L, enc *e, frame *inline_frames, int idx, int bufslot, kl_json_out *out) {
     e->L = L;
-    e->buf = e->inline_buf;
-    e->len = 0;
-    e->cap = sizeof e->inline_buf;
+    e->out = out;
+    if (out) {
+        e->buf = out->p;
+        e->len = out->len;
+        e->cap = out->cap;
+    } else {
+        e->buf = e->inline_buf;
+        e->len = 0;
+        e->cap = sizeof e->inline_buf;
+    }
     e->bufslot = bufslot;
-    e->out = NULL;
-    e->stamp = NULL;
     e->depth = 0;
     e->code = e->what = NULL;
     e->num = 0;
@@ -329,9 +335,10 @@ int kl_lua_encode(lua_State *L) {
     e.max_depth = read_max_depth(L);
     e.max_string = 0;
     e.max_items = 0;
+    e.stamp = NULL;
     lua_settop(L, 2);
-    lua_pushnil(L);                            /* slot 3: owner of the grown buffer */
-    if (run(L, &e, inline_frames, 1, 3) < 0) { /* the buffer holds the message */
+    lua_pushnil(L);                                  /* slot 3: owner of the grown buffer */
+    if (run(L, &e, inline_frames, 1, 3, NULL) < 0) { /* the buffer holds the message */
         lua_pushnil(L);
         lua_pushlstring(L, e.buf, e.len);
         return 2;
@@ -359,9 +366,10 @@ int kl_lua_measure(lua_State *L) {
     e.max_items = (long long)limit_arg(L, 3, 1e15);
     e.max_depth = (int)limit_arg(L, 4, KL_JSON_MAX_DEPTH_LIMIT);
     if (!e.max_depth) e.max_depth = KL_JSON_MAX_DEPTH_LIMIT;
+    e.stamp = NULL;
     lua_settop(L, 4);
     lua_pushnil(L); /* slot 5: owner of the grown buffer */
-    if (run(L, &e, inline_frames, 1, 5) == 0) {
+    if (run(L, &e, inline_frames, 1, 5, NULL) == 0) {
         lua_pushinteger(L, (lua_Integer)e.len);
         return 1;
     }
@@ -403,29 +411,12 @@ int kl_json_encode_to(lua_State *L, int idx, kl_json_out *out, const kl_json_sta
     frame frames[INLINE_DEPTH];
     int top = lua_gettop(L), rc;
     if (idx < 0) idx = top + idx + 1; /* absolute: the encoder pushes */
-    if (out->cap - out->len < INLINE_BUF) {
-        size_t cap = out->cap ? out->cap : INLINE_BUF;
-        char *nb;
-        while (cap - out->len < INLINE_BUF) cap *= 2;
-        nb = (char *)realloc(out->p, cap);
-        if (!nb) return luaL_error(L, "klaviyo: out of memory encoding a request body");
-        out->p = nb;
-        out->cap = cap;
-    }
-    e.L = L;
-    e.buf = out->p;
-    e.len = out->len;
-    e.cap = out->cap;
-    e.bufslot = 0;
-    e.out = out;
+    kl_json_out_reserve(L, out, out->len + INLINE_BUF, "a request body");
     e.stamp = stamp;
-    e.frames = frames;
-    e.depth = 0;
     e.max_depth = KL_JSON_DEFAULT_MAX_DEPTH;
     e.max_string = 0;
     e.max_items = 0;
-    e.code = e.what = NULL;
-    rc = encode_value(&e, idx);
+    rc = run(L, &e, frames, idx, 0, out);
     out->len = e.len;
     lua_settop(L, top);
     return rc < 0 ? -1 : 0;

@@ -57,6 +57,15 @@ typedef struct kl_json_out {
     size_t len, cap;
 } kl_json_out;
 
+/* The finite d as the shortest of 15, 16 or 17 significant digits that reads back to it, with
+ * '.' as its decimal point whatever the C locale, NUL-terminated in buf: its length. */
+#define KL_JSON_DOUBLE_TEXT 40
+size_t kl_json_double_text(double d, char buf[KL_JSON_DOUBLE_TEXT]);
+
+/* out->p holds at least need bytes (its block doubled as needed); raises "klaviyo: out of memory
+ * encoding <what>" when memory runs out (out keeps its block). */
+void kl_json_out_reserve(lua_State *L, kl_json_out *out, size_t need, const char *what);
+
 /* Ids stamped into the bytes: every object at this path (keys; "*" is any array index) that
  * has no member named key gets one, a UUID from the pool, in the bytes only (the table is not
  * touched).  The client hands klaviyo.event_layout's STAMP and STAMP_KEY (where an event's

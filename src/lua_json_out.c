@@ -12,17 +12,27 @@
 
 /* ---- output buffer ---- */
 
+void kl_json_out_reserve(lua_State *L, kl_json_out *out, size_t need, const char *what) {
+    size_t cap = out->cap ? out->cap : 1024;
+    char *nb;
+    if (out->cap >= need) return;
+    while (cap < need) cap *= 2;
+    nb = (char *)realloc(out->p, cap);
+    if (!nb) luaL_error(L, "klaviyo: out of memory encoding %s", what);
+    out->p = nb; /* the owner frees it, even after a raise */
+    out->cap = cap;
+}
+
 void kl_json_grow(enc *e, size_t need) {
     size_t cap = e->cap * 2;
     char *nb;
-    while (cap < e->len + need) cap *= 2;
     if (e->out) {
-        nb = (char *)realloc(e->buf, cap);
-        if (!nb) luaL_error(e->L, "klaviyo: out of memory encoding a request body");
-        e->out->p = e->buf = nb; /* the owner frees it, even after a raise */
-        e->out->cap = e->cap = cap;
+        kl_json_out_reserve(e->L, e->out, e->len + need, "a request body");
+        e->buf = e->out->p;
+        e->cap = e->out->cap;
         return;
     }
+    while (cap < e->len + need) cap *= 2;
     nb = (char *)lua_newuserdata(e->L, cap); /* raises on OOM: nothing leaks */
     memcpy(nb, e->buf, e->len);
     lua_replace(e->L, e->bufslot); /* the old block becomes garbage */

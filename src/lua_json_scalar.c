@@ -50,10 +50,31 @@ static int put_short_decimal(enc *e, double d) {
     return 0;
 }
 
+size_t kl_json_double_text(double d, char buf[KL_JSON_DOUBLE_TEXT]) {
+    int prec, n, i, dot = 0;
+    size_t len = 0;
+    /* Shortest of 15, 16, 17 significant digits that reads back to the same double. */
+    for (prec = 15;; prec++) {
+        n = snprintf(buf, KL_JSON_DOUBLE_TEXT, "%.*g", prec, d);
+        if (prec == 17 || strtod(buf, NULL) == d) break;
+    }
+    /* The C locale may be changed by the host program: force '.' as decimal point. */
+    for (i = 0; i < n; i++) {
+        char c = buf[i];
+        if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == 'e' || c == 'E') {
+            buf[len++] = c;
+        } else if (!dot) {
+            buf[len++] = '.';
+            dot = 1;
+        }
+    }
+    buf[len] = '\0';
+    return len;
+}
+
 int kl_json_put_number(enc *e, int idx) {
     double d;
-    char tmp[40];
-    int prec, n, i, dot = 0;
+    char tmp[KL_JSON_DOUBLE_TEXT];
 #if LUA_VERSION_NUM >= 503
     if (lua_isinteger(e->L, idx)) {
         put_int(e, (long long)lua_tointeger(e->L, idx));
@@ -72,22 +93,7 @@ int kl_json_put_number(enc *e, int idx) {
         return 0;
     }
     if (put_short_decimal(e, d)) return 0;
-    /* Shortest of 15, 16, 17 significant digits that reads back to the same double. */
-    for (prec = 15;; prec++) {
-        n = snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        if (prec == 17 || strtod(tmp, NULL) == d) break;
-    }
-    /* The C locale may be changed by the host program: force '.' as decimal point. */
-    reserve(e, (size_t)n);
-    for (i = 0; i < n; i++) {
-        char c = tmp[i];
-        if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == 'e' || c == 'E') {
-            e->buf[e->len++] = c;
-        } else if (!dot) {
-            e->buf[e->len++] = '.';
-            dot = 1;
-        }
-    }
+    put(e, tmp, kl_json_double_text(d, tmp));
     return 0;
 }
 

@@ -45,18 +45,6 @@
 #include "lua_meta.h"
 #include "lua_spool.h"
 
-/* luaL_setfuncs for 5.1/LuaJIT (no upvalues) */
-static void kl_setfuncs(lua_State *L, const luaL_Reg *l) {
-#if LUA_VERSION_NUM < 502
-    for (; l->name; l++) {
-        lua_pushcfunction(L, l->func);
-        lua_setfield(L, -2, l->name);
-    }
-#else
-    luaL_setfuncs(L, l, 0);
-#endif
-}
-
 static const luaL_Reg methods[] = {{"request", kl_lua_request},     {"build", kl_lua_build},
                                    {"interpret", kl_lua_interpret}, {"set_access_token", kl_lua_set_access_token},
                                    {"close", kl_lua_close},         {"info", kl_lua_info},
@@ -89,19 +77,14 @@ int luaopen_klaviyo_core(lua_State *L) {
     lua_pop(L, 1);
     kl_lua_call_register(L);
     lua_newtable(L);
-    kl_setfuncs(L, funcs);
+    lk_setfuncs(L, funcs);
     kl_uuid_pool_init(lua_newuserdata(L, sizeof(kl_uuid_pool)));
     lua_pushcclosure(L, kl_lua_uuid, 1);
     lua_setfield(L, -2, "uuid");
-    lua_pushliteral(L, KL_VERSION);
-    lua_setfield(L, -2, "_VERSION");
-    lua_pushliteral(L, KL_VERSION);
-    lua_setfield(L, -2, "version");
-    lua_pushliteral(L, KL_DEFAULT_REVISION);
-    lua_setfield(L, -2, "DEFAULT_REVISION");
-    lua_pushliteral(L, KL_DEFAULT_BASE_URL);
-    lua_setfield(L, -2, "DEFAULT_BASE_URL");
-    lua_pushinteger(L, (lua_Integer)KL_MAX_BODY);
-    lua_setfield(L, -2, "MAX_BODY");
+    lk_set_string(L, "_VERSION", KL_VERSION);
+    lk_set_string(L, "version", KL_VERSION);
+    lk_set_string(L, "DEFAULT_REVISION", KL_DEFAULT_REVISION);
+    lk_set_string(L, "DEFAULT_BASE_URL", KL_DEFAULT_BASE_URL);
+    lk_set_integer(L, "MAX_BODY", (lua_Integer)KL_MAX_BODY);
     return 1;
 }

@@ -31,6 +31,8 @@ typedef struct lk_scratch {
     size_t *qoff; /* per query parameter: its list's start in pool (lists only) */
     size_t qoffcap;
     kl_json_out body; /* a table body, encoded */
+    kl_header *rh;    /* the headers given to c:interpret */
+    size_t rhcap;
 } lk_scratch;
 
 typedef struct lk_client {
@@ -65,10 +67,16 @@ typedef struct parsed {
 } parsed;
 
 void lk_scratch_free(lk_scratch *s);
+/* *arr holds at least need items of elem bytes (doubling from 16); raises on out of memory
+ * (*arr stays the owner's to free). */
+void lk_grow(lua_State *L, void **arr, size_t *cap, size_t need, size_t elem);
 /* Does the string at idx hold a NUL byte?  C would read it only up to there. */
 int lk_has_nul(lua_State *L, int idx);
 /* The string at idx for C; raises naming `what` when it holds a NUL byte. */
 const char *lk_c_string(lua_State *L, int idx, const char *what);
+/* Field k of the table at t pushed, and 1, when it is set: raises "<what><k> must be a <want>,
+ * got <type>" when it is not of type want; nothing pushed, and 0, when it is nil. */
+int lk_opt_field(lua_State *L, int t, const char *what, const char *k, int want);
 /* Reads the request table at index 2 (see lua_request.c): 0, or -1 when its body cannot be
  * encoded (the message in u->body). */
 int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, const kl_json_out *pre);

@@ -14,12 +14,7 @@
  * (the libcurl transport's rule, for transports that sleep their own way) */
 static double tfield(lua_State *L, const char *k, double dflt) {
     double v;
-    lua_getfield(L, 1, k);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return dflt;
-    }
-    if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "klaviyo.core.retry_decide: %s must be a number", k);
+    if (!lk_opt_field(L, 1, "klaviyo.core.retry_decide: ", k, LUA_TNUMBER)) return dflt;
     v = lua_tonumber(L, -1);
     lua_pop(L, 1);
     return v;

@@ -15,20 +15,20 @@ void lk_scratch_free(lk_scratch *s) {
     free(s->pool);
     free(s->qoff);
     free(s->body.p);
+    free(s->rh);
     memset(s, 0, sizeof *s);
 }
 
-static int grow(lua_State *L, void **arr, size_t *cap, size_t need, size_t elem) {
+void lk_grow(lua_State *L, void **arr, size_t *cap, size_t need, size_t elem) {
     void *n;
     size_t nc;
-    if (need <= *cap) return 0;
+    if (need <= *cap) return;
     nc = *cap ? *cap : 16;
     while (nc < need) nc *= 2;
     n = realloc(*arr, nc * elem);
-    if (!n) return luaL_error(L, "klaviyo.core: out of memory");
+    if (!n) luaL_error(L, "klaviyo.core: out of memory");
     *arr = n;
     *cap = nc;
-    return 0;
 }
 
 
@@ -52,13 +52,11 @@ const char *lk_c_string(lua_State *L, int idx, const char *what) {
  * a float with an integral value in the 64-bit range) as its exact digits; another finite
  * float, when `integral` is 0, as the shortest decimal that reads back to it ('.' whatever the
  * locale).  1, or 0 with *why saying what is wrong with the number. */
-static int number_text(lua_State *L, int idx, int integral, char *buf, size_t size, const char **why) {
+static int number_text(lua_State *L, int idx, int integral, char buf[KL_JSON_DOUBLE_TEXT], const char **why) {
     double d;
-    int prec;
-    char *c;
 #if LUA_VERSION_NUM >= 503
     if (lua_isinteger(L, idx)) {
-        snprintf(buf, size, "%lld", (long long)lua_tointeger(L, idx));
+        snprintf(buf, KL_JSON_DOUBLE_TEXT, "%lld", (long long)lua_tointeger(L, idx));
         return 1;
     }
 #endif
@@ -72,19 +70,33 @@ static int number_text(lua_State *L, int idx, int integral, char *buf, size_t si
             *why = "is outside the 64-bit integer range";
             return 0;
         }
-        snprintf(buf, size, "%lld", (long long)d);
+        snprintf(buf, KL_JSON_DOUBLE_TEXT, "%lld", (long long)d);
         return 1;
     }
     if (integral) {
         *why = "must be an integer";
         return 0;
     }
-    for (prec = 15; prec < 17; prec++) {
-        snprintf(buf, size, "%.*g", prec, d);
-        if (strtod(buf, NULL) == d) break;
+    kl_json_double_text(d, buf);
+    return 1;
+}
+
+/* Raises "<what><k> must be a <want>, got <type>" unless the value at the top is of type want;
+ * what names the caller and the kind of field ("klaviyo.core: request field "). */
+static void check_type(lua_State *L, const char *what, const char *k, int want) {
+    if (lua_type(L, -1) != want)
+        luaL_error(L, "%s%s must be a %s, got %s", what, k, lua_typename(L, want), luaL_typename(L, -1));
+}
+
+/* Field k of the table at t pushed, and 1, when it is set, checked by check_type; nothing
+ * pushed, and 0, when it is nil. */
+int lk_opt_field(lua_State *L, int t, const char *what, const char *k, int want) {
+    lua_getfield(L, t, k);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
     }
-    if (prec == 17) snprintf(buf, size, "%.17g", d);
-    if ((c = strchr(buf, ',')) != NULL) *c = '.';
+    check_type(L, what, k, want);
     return 1;
 }
 
@@ -94,7 +106,7 @@ static int number_text(lua_State *L, int idx, int integral, char *buf, size_t si
  * goes into the anchor table at stack slot `anchor`), or NULL with *why set: a string holding
  * a NUL byte, a number number_text refuses (integral: a path value), another type. */
 static const char *value_text(lua_State *L, int anchor, int *nanch, int integral, const char **why) {
-    char buf[48];
+    char buf[KL_JSON_DOUBLE_TEXT];
     int t = lua_type(L, -1);
     if (t == LUA_TSTRING) { /* alive: referenced by the request table */
         if (lk_has_nul(L, -1)) {
@@ -107,7 +119,7 @@ static const char *value_text(lua_State *L, int anchor, int *nanch, int integral
         *why = "must be a string or number";
         return NULL;
     }
-    if (!number_text(L, -1, integral, buf, sizeof buf, why)) return NULL;
+    if (!number_text(L, -1, integral, buf, why)) return NULL;
     if (lua_isnil(L, anchor)) {
         lua_newtable(L);
         lua_replace(L, anchor);
@@ -122,16 +134,12 @@ static const char *value_text(lua_State *L, int anchor, int *nanch, int integral
     }
 }
 
-static void field_type(lua_State *L, const char *k, int want) {
-    if (lua_type(L, -1) != want)
-        luaL_error(L, "klaviyo.core: request field %s must be a %s, got %s", k, lua_typename(L, want),
-                   luaL_typename(L, -1));
-}
+#define FIELD "klaviyo.core: request field "
 
 /* A string field of the request (operation, method, path, url, revision, auth), for C. */
 static const char *field_string(lua_State *L, const char *k) {
-    field_type(L, k, LUA_TSTRING);
-    if (lk_has_nul(L, -1)) luaL_error(L, "klaviyo.core: request field %s holds a NUL byte", k);
+    check_type(L, FIELD, k, LUA_TSTRING);
+    if (lk_has_nul(L, -1)) luaL_error(L, FIELD "%s holds a NUL byte", k);
     return lua_tostring(L, -1);
 }
 
@@ -163,7 +171,7 @@ static void bad_value(lua_State *L, const parsed *p) {
 
 static void read_path_params(lua_State *L, lk_scratch *u, parsed *p, int *nanch) {
     int t = lua_gettop(L), i, n = (int)kl_rawlen(L, t);
-    grow(L, (void **)&u->pool, &u->pcap, p->npool + (size_t)n, sizeof *u->pool);
+    lk_grow(L, (void **)&u->pool, &u->pcap, p->npool + (size_t)n, sizeof *u->pool);
     for (i = 1; i <= n; i++) {
         const char *why = NULL, *v;
         lua_rawgeti(L, t, i);
@@ -182,8 +190,8 @@ static void read_pairs(lua_State *L, lk_scratch *u, parsed *p, int *nanch, int i
     kl_param **arr = is_query ? &u->q : &u->h;
     size_t *cap = is_query ? &u->qcap : &u->hcap;
     const char *what = is_query ? "query" : "headers";
-    grow(L, (void **)arr, cap, (size_t)n, sizeof **arr);
-    if (is_query) grow(L, (void **)&u->qoff, &u->qoffcap, (size_t)n, sizeof *u->qoff);
+    lk_grow(L, (void **)arr, cap, (size_t)n, sizeof **arr);
+    if (is_query) lk_grow(L, (void **)&u->qoff, &u->qoffcap, (size_t)n, sizeof *u->qoff);
     for (i = 1; i <= n; i++) {
         kl_param *pa = &(*arr)[i - 1];
         memset(pa, 0, sizeof *pa);
@@ -197,7 +205,7 @@ static void read_pairs(lua_State *L, lk_scratch *u, parsed *p, int *nanch, int i
         lua_rawgeti(L, -1, 2);
         if (is_query && lua_istable(L, -1)) {
             int k, m = (int)kl_rawlen(L, -1), lt = lua_gettop(L);
-            grow(L, (void **)&u->pool, &u->pcap, p->npool + (size_t)m + 1, sizeof *u->pool);
+            lk_grow(L, (void **)&u->pool, &u->pcap, p->npool + (size_t)m + 1, sizeof *u->pool);
             for (k = 1; k <= m; k++) {
                 const char *why = NULL;
                 lua_rawgeti(L, lt, k);
@@ -344,7 +352,7 @@ int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, c
             if (strcmp(k, "path") == 0) {
                 p->r.path = field_string(L, k);
             } else if (strcmp(k, "path_params") == 0) {
-                field_type(L, k, LUA_TTABLE);
+                check_type(L, FIELD, k, LUA_TTABLE);
                 read_path_params(L, u, p, &nanch);
             } else goto unknown;
             break;
@@ -352,18 +360,18 @@ int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, c
             if (strcmp(k, "url") == 0) {
                 p->r.url = field_string(L, k);
             } else if (strcmp(k, "unique_ids") == 0) {
-                field_type(L, k, LUA_TBOOLEAN);
+                check_type(L, FIELD, k, LUA_TBOOLEAN);
                 unique_ids = lua_toboolean(L, -1);
             } else goto unknown;
             break;
         case 'q':
             if (strcmp(k, "query") != 0) goto unknown;
-            field_type(L, k, LUA_TTABLE);
+            check_type(L, FIELD, k, LUA_TTABLE);
             read_pairs(L, u, p, &nanch, 1);
             break;
         case 'h':
             if (strcmp(k, "headers") != 0) goto unknown;
-            field_type(L, k, LUA_TTABLE);
+            check_type(L, FIELD, k, LUA_TTABLE);
             read_pairs(L, u, p, &nanch, 0);
             break;
         case 'b': {
@@ -375,7 +383,7 @@ int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, c
                 lua_replace(L, BODY_SLOT);
                 break;
             }
-            field_type(L, k, LUA_TSTRING);
+            check_type(L, FIELD, k, LUA_TSTRING);
             p->r.body = lua_tolstring(L, -1, &len);
             p->r.body_len = len;
             break;
@@ -394,12 +402,12 @@ int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, c
             if (strcmp(k, "revision") == 0) {
                 p->r.revision = field_string(L, k);
             } else if (strcmp(k, "retry_attempts") == 0) {
-                field_type(L, k, LUA_TNUMBER);
+                check_type(L, FIELD, k, LUA_TNUMBER);
                 if (!(lua_tonumber(L, -1) >= 1 && lua_tonumber(L, -1) <= 100))
                     luaL_error(L, "klaviyo.core: request field retry_attempts must be in 1..100");
                 p->r.retry_attempts = (int)lua_tonumber(L, -1);
             } else if (strcmp(k, "retry_max_time") == 0) {
-                field_type(L, k, LUA_TNUMBER);
+                check_type(L, FIELD, k, LUA_TNUMBER);
                 if (!(lua_tonumber(L, -1) >= 0 && lua_tonumber(L, -1) <= 86400))
                     luaL_error(L, "klaviyo.core: request field retry_max_time must be in 0..86400 seconds");
                 p->r.retry_max_time = lua_tonumber(L, -1);
@@ -407,7 +415,7 @@ int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, c
             break;
         case 's':
             if (strcmp(k, "safe") != 0) goto unknown;
-            field_type(L, k, LUA_TBOOLEAN);
+            check_type(L, FIELD, k, LUA_TBOOLEAN);
             p->r.safe = lua_toboolean(L, -1) ? KL_SAFE_YES : KL_SAFE_NO;
             break;
         case 'l': {
@@ -415,22 +423,18 @@ int lk_read_request(lua_State *L, lk_scratch *u, parsed *p, kl_uuid_pool *ids, c
             unsigned long *dst[3];
             int w;
             if (strcmp(k, "limits") != 0) goto unknown;
-            field_type(L, k, LUA_TTABLE);
+            check_type(L, FIELD, k, LUA_TTABLE);
             dst[0] = &p->r.limit_burst;
             dst[1] = &p->r.limit_steady;
             dst[2] = &p->r.limit_daily;
             for (w = 0; w < 3; w++) {
-                lua_getfield(L, -1, wn[w]);
-                if (!lua_isnil(L, -1)) {
-                    double v;
-                    if (lua_type(L, -1) != LUA_TNUMBER)
-                        luaL_error(L, "klaviyo.core: limits.%s must be a number", wn[w]);
-                    v = lua_tonumber(L, -1);
+                if (lk_opt_field(L, -1, "klaviyo.core: limits.", wn[w], LUA_TNUMBER)) {
+                    double v = lua_tonumber(L, -1);
                     if (!(v >= 0 && v <= 1000000) || v != (double)(unsigned long)v)
                         luaL_error(L, "klaviyo.core: limits.%s must be an integer in 0..1000000", wn[w]);
                     *dst[w] = (unsigned long)v;
+                    lua_pop(L, 1);
                 }
-                lua_pop(L, 1);
             }
             break;
         }

@@ -4,18 +4,12 @@
  */
 #include "json_read.h"
 #include "lua_klaviyo.h"
+#include "lua_meta.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- error / result tables ------------------------------------------------------------------ */
-
-static void setstr(lua_State *L, const char *k, const char *v) {
-    if (v) {
-        lua_pushstring(L, v);
-        lua_setfield(L, -2, k);
-    }
-}
 
 /* JSON (meta of an error) -> Lua value; nulls become nil (absent).  Each level checks the
  * depth and makes room on the Lua stack for what it pushes (a table, a key, a value): 0, or -1
@@ -73,12 +67,14 @@ static int push_json(lua_State *L, const kj_doc *d, int n, int depth) {
     return 0;
 }
 
-/* A header table from a block of n "name\0value\0" pairs (the core keeps a response's headers
- * so, in order); a repeated header keeps its values joined, as HTTP allows (RFC 9110 5.3). */
-static void push_header_block(lua_State *L, const char *p, size_t n) {
+/* The fields headers and, when the answer carried them, ratelimit of an answer r.  The core
+ * keeps r's headers as a block of "name\0value\0" pairs, in order; a repeated header keeps
+ * its values joined, as HTTP allows (RFC 9110 5.3). */
+static void set_answer_headers(lua_State *L, const kl_response *r) {
+    const char *p = r->n_headers ? r->headers[0].name : NULL;
     size_t i;
-    lua_createtable(L, 0, (int)n);
-    for (i = 0; i < n; i++) {
+    lua_createtable(L, 0, (int)r->n_headers);
+    for (i = 0; i < r->n_headers; i++) {
         const char *name = p, *value = p + strlen(p) + 1;
         p = value + strlen(value) + 1;
         lua_pushstring(L, name);
@@ -94,16 +90,14 @@ static void push_header_block(lua_State *L, const char *p, size_t n) {
         }
         lua_rawset(L, -3);
     }
-}
-
-static void push_ratelimit(lua_State *L, const kl_response *r) {
-    lua_createtable(L, 0, 3);
-    lua_pushinteger(L, (lua_Integer)r->rl_limit);
-    lua_setfield(L, -2, "limit");
-    lua_pushinteger(L, (lua_Integer)r->rl_remaining);
-    lua_setfield(L, -2, "remaining");
-    lua_pushinteger(L, (lua_Integer)r->rl_reset);
-    lua_setfield(L, -2, "reset");
+    lua_setfield(L, -2, "headers");
+    if (r->has_ratelimit) {
+        lua_createtable(L, 0, 3);
+        lk_set_integer(L, "limit", (lua_Integer)r->rl_limit);
+        lk_set_integer(L, "remaining", (lua_Integer)r->rl_remaining);
+        lk_set_integer(L, "reset", (lua_Integer)r->rl_reset);
+        lua_setfield(L, -2, "ratelimit");
+    }
 }
 
 const char *lk_kind_name(int k) {
@@ -117,19 +111,12 @@ const char *lk_kind_name(int k) {
 
 /* sets the fields of the table at the top (a reused table gets "stopped" cleared) */
 void lk_fill_info(lua_State *L, const kl_send_info *i) {
-    lua_pushinteger(L, i->attempts);
-    lua_setfield(L, -2, "attempts");
-    lua_pushinteger(L, i->retries);
-    lua_setfield(L, -2, "retries");
-    lua_pushinteger(L, i->throttled);
-    lua_setfield(L, -2, "throttled");
-    lua_pushnumber(L, i->waited);
-    lua_setfield(L, -2, "waited");
-    lua_pushnumber(L, i->backoff);
-    lua_setfield(L, -2, "backoff");
-    if (i->stopped) lua_pushstring(L, i->stopped);
-    else lua_pushnil(L);
-    lua_setfield(L, -2, "stopped");
+    lk_set_integer(L, "attempts", i->attempts);
+    lk_set_integer(L, "retries", i->retries);
+    lk_set_integer(L, "throttled", i->throttled);
+    lk_set_number(L, "waited", i->waited);
+    lk_set_number(L, "backoff", i->backoff);
+    lk_set_string(L, "stopped", i->stopped);
 }
 
 void lk_push_info(lua_State *L, const kl_send_info *i) {
@@ -152,43 +139,23 @@ int lk_sent_plainly(const kl_send_info *i) {
  * with nothing pushed when the Lua stack has no room for it. */
 int lk_push_error_table(lua_State *L, kl_client *c) {
     const kl_error *e = kl_last_error(c);
+    static const char *const names[] = {"code",      "title",     "detail",     "pointer",
+                                        "parameter", "operation", "request_id", "message"};
+    const char *const texts[] = {e->code,      e->title,     e->detail,     e->pointer,
+                                 e->parameter, e->operation, e->request_id, c->errstr};
+    size_t i;
     if (!lua_checkstack(L, RESULT_SLOTS)) return -1;
     lua_createtable(L, 0, 16);
-    lua_pushstring(L, c->err == KL_ERR_USAGE ? "usage" : c->err == KL_ERR_OOM ? "out_of_memory" : lk_kind_name(c->err));
-    lua_setfield(L, -2, "kind");
-    if (e->status) {
-        lua_pushinteger(L, (lua_Integer)e->status);
-        lua_setfield(L, -2, "status");
-    }
-    setstr(L, "code", e->code);
-    setstr(L, "title", e->title);
-    setstr(L, "detail", e->detail);
-    setstr(L, "pointer", e->pointer);
-    setstr(L, "parameter", e->parameter);
-    setstr(L, "operation", e->operation);
-    setstr(L, "request_id", e->request_id);
-    setstr(L, "message", c->errstr);
-    if (e->retry_after >= 0) {
-        lua_pushnumber(L, e->retry_after);
-        lua_setfield(L, -2, "retry_after");
-    }
-    if (e->body) {
-        lua_pushlstring(L, e->body, e->body_len);
-        lua_setfield(L, -2, "body");
-    }
-    if (c->err == KL_ERR_TRANSPORT) {
-        lua_pushboolean(L, e->sent);
-        lua_setfield(L, -2, "sent");
-    }
-    if (e->status) { /* an HTTP answer (kind http, or throttled by a 429) */
-        const kl_response *r = kl_last_response(c);
-        push_header_block(L, r->n_headers ? r->headers[0].name : "", r->n_headers);
-        lua_setfield(L, -2, "headers");
-        if (r->has_ratelimit) {
-            push_ratelimit(L, r);
-            lua_setfield(L, -2, "ratelimit");
-        }
-    }
+    lk_set_string(L, "kind",
+                  c->err == KL_ERR_USAGE ? "usage"
+                  : c->err == KL_ERR_OOM ? "out_of_memory"
+                                         : lk_kind_name(c->err));
+    if (e->status) lk_set_integer(L, "status", (lua_Integer)e->status);
+    for (i = 0; i < sizeof names / sizeof *names; i++) lk_set_string(L, names[i], texts[i]); /* NULL: absent */
+    if (e->retry_after >= 0) lk_set_number(L, "retry_after", e->retry_after);
+    if (e->body) lk_set_lstring(L, "body", e->body, e->body_len);
+    if (c->err == KL_ERR_TRANSPORT) lk_set_boolean(L, "sent", e->sent);
+    if (e->status) set_answer_headers(L, kl_last_response(c)); /* kind http, or throttled by a 429 */
     if (e->meta_json) {
         kj_doc d = {0};
         int rc = kj_parse(&d, e->meta_json, strlen(e->meta_json));
@@ -209,14 +176,9 @@ int lk_push_error_table(lua_State *L, kl_client *c) {
 int lk_push_local_error(lua_State *L, const char *kind, const char *code, const char *msg, size_t len) {
     lua_pushnil(L);
     lua_createtable(L, 0, 5);
-    lua_pushstring(L, kind);
-    lua_setfield(L, -2, "kind");
-    if (code) {
-        lua_pushstring(L, code);
-        lua_setfield(L, -2, "code");
-    }
-    lua_pushlstring(L, msg, len);
-    lua_setfield(L, -2, "message");
+    lk_set_string(L, "kind", kind);
+    lk_set_string(L, "code", code);
+    lk_set_lstring(L, "message", msg, len);
     return 2;
 }
 
@@ -244,26 +206,16 @@ int lk_push_response(lua_State *L, kl_client *c) {
     const kl_response *r = kl_last_response(c);
     if (!lua_checkstack(L, RESULT_SLOTS)) return -1;
     lua_createtable(L, 0, 4);
-    lua_pushinteger(L, (lua_Integer)r->status);
-    lua_setfield(L, -2, "status");
-    lua_pushlstring(L, r->body, r->body_len);
-    lua_setfield(L, -2, "body");
-    push_header_block(L, r->n_headers ? r->headers[0].name : "", r->n_headers);
-    lua_setfield(L, -2, "headers");
-    if (r->has_ratelimit) {
-        push_ratelimit(L, r);
-        lua_setfield(L, -2, "ratelimit");
-    }
+    lk_set_integer(L, "status", (lua_Integer)r->status);
+    lk_set_lstring(L, "body", r->body, r->body_len);
+    set_answer_headers(L, r);
     return 0;
 }
 
 /* nil, {kind = "encode", code = "invalid_body", message = "<path>: <what>" [, index = i]} */
 int lk_push_encode_failure(lua_State *L, const kl_json_out *out, lua_Integer index) {
     lk_push_local_error(L, "encode", "invalid_body", out->p, out->len);
-    if (index > 0) {
-        lua_pushinteger(L, index);
-        lua_setfield(L, -2, "index");
-    }
+    if (index > 0) lk_set_integer(L, "index", index);
     return 2;
 }
 
@@ -294,8 +246,7 @@ int lk_push_nul_refused(lua_State *L, const char *code, const char *name) {
     lua_pushfstring(L, "%s holds a NUL byte", name);
     detail = lua_tolstring(L, -1, &len);
     lk_push_local_error(L, "refused", code, detail, len);
-    lua_pushliteral(L, "Refused locally, nothing sent");
-    lua_setfield(L, -2, "title");
+    lk_set_string(L, "title", "Refused locally, nothing sent");
     lua_pushvalue(L, -3);
     lua_setfield(L, -2, "detail");
     lua_remove(L, -3); /* the formatted detail */

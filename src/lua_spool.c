@@ -50,20 +50,9 @@ static void writer_free(spool_writer *w) {
     w->crc = NULL;
 }
 
-static int push_errno(lua_State *L, const char *what, const char *path) {
-    int e = errno;
-    lua_pushnil(L);
-    if (path) lua_pushfstring(L, "%s %s: %s", what, path, strerror(e));
-    else lua_pushfstring(L, "%s: %s", what, strerror(e));
-    return 2;
-}
-
 /* nil, message (no byte of what was to be written reached the file) */
 static int push_write_error(lua_State *L) {
-    int e = errno;
-    lua_pushnil(L);
-    lua_pushfstring(L, "cannot write to the spool: %s", strerror(e));
-    return 2;
+    return lk_push_errno(L, errno, "cannot write to the spool", NULL);
 }
 
 static int closed_error(lua_State *L) {
@@ -74,15 +63,7 @@ static int closed_error(lua_State *L) {
 
 /* rec += n bytes at p (room for the trailer commit puts after the record is kept) */
 static void rec_put(lua_State *L, kl_json_out *rec, const char *p, size_t n) {
-    if (rec->cap - rec->len < n + KL_SPOOL_TRAILER) {
-        size_t cap = rec->cap ? rec->cap : 1024;
-        char *nb;
-        while (cap - rec->len < n + KL_SPOOL_TRAILER) cap *= 2;
-        nb = (char *)realloc(rec->p, cap);
-        if (!nb) luaL_error(L, "klaviyo: out of memory encoding a spool record");
-        rec->p = nb;
-        rec->cap = cap;
-    }
+    kl_json_out_reserve(L, rec, rec->len + n + KL_SPOOL_TRAILER, "a spool record");
     memcpy(rec->p + rec->len, p, n);
     rec->len += n;
 }
@@ -203,7 +184,7 @@ static int l_truncate(lua_State *L) {
     if (w->file.fd < 0) return closed_error(L);
     w->encoded = 0;
     rc = kl_spool_file_rewrite(&w->file, (off_t)n, s, slen);
-    if (rc == -1) return push_errno(L, "cannot cut the spool", NULL);
+    if (rc == -1) return lk_push_errno(L, errno, "cannot cut the spool", NULL);
     if (rc < 0) return push_write_error(L);
     lua_pushboolean(L, 1);
     return 1;
@@ -235,8 +216,8 @@ static int l_fsync(lua_State *L) {
     spool_writer *w = check_writer(L);
     if (w->file.fd < 0) return closed_error(L);
     switch (kl_spool_file_sync(&w->file)) {
-    case -1: return push_errno(L, "msync of the spool failed", NULL);
-    case -2: return push_errno(L, "fsync of the spool failed", NULL);
+    case -1: return lk_push_errno(L, errno, "msync of the spool failed", NULL);
+    case -2: return lk_push_errno(L, errno, "fsync of the spool failed", NULL);
     }
     lua_pushboolean(L, 1);
     return 1;
@@ -247,10 +228,7 @@ static int l_close(lua_State *L) {
     spool_writer *w = check_writer(L);
     int rc = kl_spool_file_close(&w->file), e = errno;
     writer_free(w);
-    if (rc != 0) {
-        errno = e;
-        return push_errno(L, "cannot cut the spool to its records", NULL);
-    }
+    if (rc != 0) return lk_push_errno(L, e, "cannot cut the spool to its records", NULL);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -289,7 +267,7 @@ static int l_read_body(lua_State *L) {
     b.max_bytes = bytes_n > 1e15 ? (size_t)1e15 : (size_t)bytes_n;
     rc = kl_spool_read_batch(path, &b, w->crc, &w->raw);
     if (rc == -2) return luaL_error(L, "klaviyo: out of memory reading the spool");
-    if (rc < 0) return push_errno(L, "cannot read the spool", path);
+    if (rc < 0) return lk_push_errno(L, errno, "cannot read the spool", path);
     lua_pushlstring(L, w->raw.p, b.body_len);
     lua_pushnumber(L, (lua_Number)b.count);
     lua_pushnumber(L, (lua_Number)b.endpos);
@@ -349,8 +327,7 @@ int kl_lua_spool_writer(lua_State *L) {
     if ((rc = kl_spool_file_open(&w->file, path)) != 0) {
         int e = errno;
         writer_free(w);
-        errno = e;
-        return push_errno(L, rc == -2 ? "cannot stat the spool" : "cannot open the spool", path);
+        return lk_push_errno(L, e, rc == -2 ? "cannot stat the spool" : "cannot open the spool", path);
     }
     return 1;
 }
@@ -359,13 +336,12 @@ int kl_lua_fsync_path(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     int fd, rc;
     do { fd = open(path, O_RDONLY | O_CLOEXEC); /* O_RDONLY: directories too */ } while (fd < 0 && errno == EINTR);
-    if (fd < 0) return push_errno(L, "cannot open to fsync", path);
+    if (fd < 0) return lk_push_errno(L, errno, "cannot open to fsync", path);
     rc = fsync(fd);
     if (rc != 0) {
         int e = errno;
         close(fd);
-        errno = e;
-        return push_errno(L, "fsync failed for", path);
+        return lk_push_errno(L, e, "fsync failed for", path);
     }
     close(fd);
     lua_pushboolean(L, 1);

@@ -75,13 +75,6 @@ static int push_in_use(lua_State *L, int fd, const char *spool) {
     return 2;
 }
 
-static int push_lock_errno(lua_State *L, const char *what, const char *path) {
-    int e = errno;
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s %s: %s", what, path, strerror(e));
-    return 2;
-}
-
 static const luaL_Reg lock_methods[] = {{"release", lock_release}, {NULL, NULL}};
 
 int kl_lua_spool_lock(lua_State *L) {
@@ -103,7 +96,7 @@ int kl_lua_spool_lock(lua_State *L) {
         char pid[24];
         int fd, n;
         do { fd = open(k->path, O_RDWR | O_CREAT | O_CLOEXEC, 0666); } while (fd < 0 && errno == EINTR);
-        if (fd < 0) return push_lock_errno(L, "cannot create the spool lock", k->path);
+        if (fd < 0) return lk_push_errno(L, errno, "cannot create the spool lock", k->path);
         while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
             if (errno == EINTR) continue;
             if (errno == EWOULDBLOCK) {
@@ -114,15 +107,13 @@ int kl_lua_spool_lock(lua_State *L) {
             {
                 int e = errno;
                 close(fd);
-                errno = e;
+                return lk_push_errno(L, e, "cannot take the spool lock", k->path);
             }
-            return push_lock_errno(L, "cannot take the spool lock", k->path);
         }
         if (fstat(fd, &held) != 0) {
             int e = errno;
             close(fd);
-            errno = e;
-            return push_lock_errno(L, "cannot stat the spool lock", k->path);
+            return lk_push_errno(L, e, "cannot stat the spool lock", k->path);
         }
         if (stat(k->path, &at_path) != 0 || at_path.st_dev != held.st_dev || at_path.st_ino != held.st_ino) {
             close(fd); /* locked a file its holder unlinked on release: take the new one */
@@ -134,8 +125,7 @@ int kl_lua_spool_lock(lua_State *L) {
             int e = errno;
             unlink(k->path);
             close(fd);
-            errno = e;
-            return push_lock_errno(L, "cannot write the spool lock", k->path);
+            return lk_push_errno(L, e, "cannot write the spool lock", k->path);
         }
         k->fd = fd;
         return 1;

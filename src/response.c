@@ -97,9 +97,8 @@ void kl_shrink(kl_client *c) {
         p->ans.n_rh = 0;
         p->ans.res.n_headers = 0;
     }
-    if (p->rec.e_body && p->rec.error.body_len > KL_KEEP_BYTES) {
-        free(p->rec.e_body);
-        p->rec.e_body = NULL;
+    if (p->rec.error.body && p->rec.error.body_len > KL_KEEP_BYTES) {
+        free((char *)p->rec.error.body);
         p->rec.error.body = NULL;
         p->rec.error.body_len = 0;
     }
@@ -250,26 +249,26 @@ static int read_error_doc(kl_client *c, const char *body, size_t len) {
         v = kj_get(&d, 0, "detail");
         if (v < 0) v = kj_get(&d, 0, "message");
         if (v < 0) v = kj_get(&d, 0, "error");
-        if (v >= 0 && d.nodes[v].type == KJ_STRING && !(p->rec.e_detail = kj_string(&d, v, NULL))) rc = -2;
+        if (v >= 0 && d.nodes[v].type == KJ_STRING && !(p->rec.error.detail = kj_string(&d, v, NULL))) rc = -2;
         kj_free(&d);
         return rc == -2 ? -2 : 1;
     }
 #define TAKE(field, node)                                                                                              \
     do {                                                                                                               \
         int n_ = (node);                                                                                               \
-        if (n_ >= 0 && d.nodes[n_].type == KJ_STRING && !(p->rec.field = kj_string(&d, n_, NULL))) rc = -2;            \
+        if (n_ >= 0 && d.nodes[n_].type == KJ_STRING && !(p->rec.error.field = kj_string(&d, n_, NULL))) rc = -2;      \
     } while (0)
-    TAKE(e_code, kj_get(&d, e, "code"));
-    TAKE(e_title, kj_get(&d, e, "title"));
-    TAKE(e_detail, kj_get(&d, e, "detail"));
+    TAKE(code, kj_get(&d, e, "code"));
+    TAKE(title, kj_get(&d, e, "title"));
+    TAKE(detail, kj_get(&d, e, "detail"));
     src = kj_get(&d, e, "source");
-    TAKE(e_pointer, kj_get(&d, src, "pointer"));
-    TAKE(e_parameter, kj_get(&d, src, "parameter"));
-    if (!p->rec.e_request_id) TAKE(e_request_id, kj_get(&d, e, "id"));
+    TAKE(pointer, kj_get(&d, src, "pointer"));
+    TAKE(parameter, kj_get(&d, src, "parameter"));
+    if (!p->rec.error.request_id) TAKE(request_id, kj_get(&d, e, "id"));
 #undef TAKE
     v = kj_get(&d, e, "meta");
     if (v >= 0 && d.nodes[v].type == KJ_OBJECT &&
-        !(p->rec.e_meta = kl_strndup(body + d.nodes[v].start, d.nodes[v].end - d.nodes[v].start)))
+        !(p->rec.error.meta_json = kl_strndup(body + d.nodes[v].start, d.nodes[v].end - d.nodes[v].start)))
         rc = -2;
     kj_free(&d);
     return rc == -2 ? -2 : 0;
@@ -339,20 +338,19 @@ static int redact_headers(kl_client *c, const char *secret) {
 static int redact_error(kl_client *c) {
     kl_client_priv *p = c->priv;
     kl_response *r = &p->ans.res;
+    kl_error *e = &p->rec.error;
+    /* the record's own copies (kl_rec), written in place: the text only shrinks */
+    char *const texts[] = {(char *)e->code,      (char *)e->title,      (char *)e->detail,   (char *)e->pointer,
+                           (char *)e->parameter, (char *)e->request_id, (char *)e->meta_json};
     const char *secrets[2];
+    size_t i;
     int k;
     secrets[0] = p->api_key;
     secrets[1] = p->access_token;
     for (k = 0; k < 2; k++) {
         const char *s = secrets[k];
         if (!s || !*s) continue;
-        redact_str(p->rec.e_code, s);
-        redact_str(p->rec.e_title, s);
-        redact_str(p->rec.e_detail, s);
-        redact_str(p->rec.e_pointer, s);
-        redact_str(p->rec.e_parameter, s);
-        redact_str(p->rec.e_request_id, s);
-        redact_str(p->rec.e_meta, s);
+        for (i = 0; i < sizeof texts / sizeof *texts; i++) redact_str(texts[i], s);
         redact(r->body, &r->body_len, s);
         p->ans.body.len = r->body_len;
         if (redact_headers(c, s)) return -1;
@@ -363,6 +361,7 @@ static int redact_error(kl_client *c) {
 static int http_error(kl_client *c, const char *op) {
     kl_client_priv *p = c->priv;
     kl_response *r = &p->ans.res;
+    kl_error *e = &p->rec.error;
     const char *rid = kl_resp_header(c, "x-klaviyo-req-id");
     int doc;
     char where[200] = "";
@@ -370,10 +369,10 @@ static int http_error(kl_client *c, const char *op) {
     if (!rid) rid = kl_resp_header(c, "cf-ray");
     kl_error_clear(c);
     c->err = KL_ERR_HTTP;
-    p->rec.error.kind = KL_ERR_HTTP;
-    p->rec.error.status = r->status;
-    if (rid && !(p->rec.e_request_id = kl_strdup(rid))) return kl_oom(c, op);
-    if (op && !(p->rec.e_operation = kl_strdup(op))) return kl_oom(c, op);
+    e->kind = KL_ERR_HTTP;
+    e->status = r->status;
+    if (rid && !(e->request_id = kl_strdup(rid))) return kl_oom(c, op);
+    if (op && !(e->operation = kl_strdup(op))) return kl_oom(c, op);
     doc = read_error_doc(c, r->body, r->body_len);
     if (doc == -2) return kl_oom(c, op);
     if (doc != 0) {
@@ -382,34 +381,24 @@ static int http_error(kl_client *c, const char *op) {
         char title[160];
         snprintf(title, sizeof title, "HTTP %ld with a non-JSON:API body (%.80s)", r->status,
                  ct ? ct : (r->body_len ? "no content type" : "empty"));
-        if (!(p->rec.e_title = kl_strdup(title))) return kl_oom(c, op);
-        if (!p->rec.e_detail && r->body_len && !(p->rec.e_detail = body_excerpt(r->body, r->body_len)))
-            return kl_oom(c, op);
+        if (!(e->title = kl_strdup(title))) return kl_oom(c, op);
+        if (!e->detail && r->body_len && !(e->detail = body_excerpt(r->body, r->body_len))) return kl_oom(c, op);
         if (r->status == 403 && doc == -1 && r->body_len) {
             /* an HTML 403 is the edge (Cloudflare) blocking, not a missing scope */
-            if (!(p->rec.e_code = kl_strdup("edge_blocked"))) return kl_oom(c, op);
+            if (!(e->code = kl_strdup("edge_blocked"))) return kl_oom(c, op);
         }
     }
-    if (!p->rec.e_code && !(p->rec.e_code = kl_strdup(status_code_name(r->status)))) return kl_oom(c, op);
+    if (!e->code && !(e->code = kl_strdup(status_code_name(r->status)))) return kl_oom(c, op);
     if (redact_error(c)) return kl_oom(c, op);
-    if (r->body_len && !(p->rec.e_body = kl_strndup(r->body, r->body_len))) return kl_oom(c, op);
-    if (r->retry_after < 0 && r->status == 429) r->retry_after = retry_from_detail(p->rec.e_detail);
-    p->rec.error.retry_after = r->retry_after;
-    p->rec.error.code = p->rec.e_code;
-    p->rec.error.title = p->rec.e_title;
-    p->rec.error.detail = p->rec.e_detail;
-    p->rec.error.pointer = p->rec.e_pointer;
-    p->rec.error.parameter = p->rec.e_parameter;
-    p->rec.error.request_id = p->rec.e_request_id;
-    p->rec.error.operation = p->rec.e_operation;
-    p->rec.error.meta_json = p->rec.e_meta;
-    p->rec.error.body = p->rec.e_body;
-    p->rec.error.body_len = p->rec.e_body ? r->body_len : 0;
-    p->rec.error.sent = 1;
-    if (p->rec.e_pointer) snprintf(where, sizeof where, " (at %.150s)", p->rec.e_pointer);
-    else if (p->rec.e_parameter) snprintf(where, sizeof where, " (parameter %.150s)", p->rec.e_parameter);
-    snprintf(c->errstr, sizeof c->errstr, "%s%sHTTP %ld %s: %.300s%s", op ? op : "", op ? ": " : "", r->status,
-             p->rec.e_code, p->rec.e_detail ? p->rec.e_detail : (p->rec.e_title ? p->rec.e_title : "no detail"), where);
+    if (r->body_len && !(e->body = kl_strndup(r->body, r->body_len))) return kl_oom(c, op);
+    if (r->retry_after < 0 && r->status == 429) r->retry_after = retry_from_detail(e->detail);
+    e->retry_after = r->retry_after;
+    e->body_len = e->body ? r->body_len : 0;
+    e->sent = 1;
+    if (e->pointer) snprintf(where, sizeof where, " (at %.150s)", e->pointer);
+    else if (e->parameter) snprintf(where, sizeof where, " (parameter %.150s)", e->parameter);
+    snprintf(c->errstr, sizeof c->errstr, "%s%sHTTP %ld %s: %.300s%s", op ? op : "", op ? ": " : "", r->status, e->code,
+             e->detail ? e->detail : (e->title ? e->title : "no detail"), where);
     return KL_ERR_HTTP;
 }
 

@@ -266,28 +266,24 @@ static int transport_error(kl_client *c, CURLcode e, const char *op, const char 
         code = "truncated";
         what = "the response body was cut short";
         break;
-    case CURLE_WRITE_ERROR:
+    case CURLE_WRITE_ERROR: /* the write callback refused: a body over the limit, or no memory */
+    case CURLE_OUT_OF_MEMORY:
+#if LIBCURL_VERSION_NUM >= 0x080600
+    case CURLE_TOO_LARGE:
+#endif
         if (p->net.body_too_large) {
             code = "response_too_large";
             what = "the response body is over 64 MB";
             break;
         }
-        return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory while receiving the response");
-    case CURLE_OUT_OF_MEMORY:
         /* once the request went out, libcurl's out of memory is an answer over its limits (a
          * status or header line over 100 KB), not this process running out: the server's
          * fault, nil, err */
-        if (!got && !sent)
+        if (e == CURLE_WRITE_ERROR || (e == CURLE_OUT_OF_MEMORY && !got && !sent))
             return kl_fail(c, KL_ERR_OOM, "out_of_memory", op, "out of memory while receiving the response");
         code = "response_too_large";
         what = "a response header is over libcurl's size limit";
         break;
-#if LIBCURL_VERSION_NUM >= 0x080600
-    case CURLE_TOO_LARGE:
-        code = "response_too_large";
-        what = "a response header is over libcurl's size limit";
-        break;
-#endif
     case CURLE_UNSUPPORTED_PROTOCOL:
         code = "unsupported_protocol";
         what = "unsupported protocol";
@@ -368,7 +364,8 @@ static CURLcode perform(kl_client_priv *p) {
     return rc;
 }
 
-int kl_transport_perform(kl_client *c, const char *op) {
+/* One transfer, start to end (kl_send's; kl_batch runs the two halves on its multi handle). */
+static int transport_perform(kl_client *c, const char *op) {
     int rc = kl_transport_prepare(c, op);
     if (rc != KL_OK) return rc;
     return kl_transport_finish(c, (int)perform(c->priv), op);
@@ -381,10 +378,10 @@ static int attempt(kl_client *c, const char *op) {
     double left = kl_call_time_left(&p->call) * 1000.0;
     long ms;
     int rc;
-    if (!(left < (double)p->timeout_ms)) return kl_transport_perform(c, op);
+    if (!(left < (double)p->timeout_ms)) return transport_perform(c, op);
     ms = left < 1 ? 1 : (long)left;
     curl_easy_setopt(p->net.curl, CURLOPT_TIMEOUT_MS, ms);
-    rc = kl_transport_perform(c, op);
+    rc = transport_perform(c, op);
     curl_easy_setopt(p->net.curl, CURLOPT_TIMEOUT_MS, p->timeout_ms);
     return rc;
 }

@@ -3,7 +3,8 @@
  *
  * Each of the `concurrency` slots is a client of its own (kl_clone: same settings, its own
  * easy handle and answer buffers, the parent's limiter borrowed), so a slot's answer is read
- * with the ordinary kl_last_* calls.  A slot is driven through a request's steps (call.c) as
+ * with the ordinary kl_last_* calls.  The transfers run on the parent's multi handle, whose
+ * connection cache outlives the batch (kl_transport_multi).  A slot is driven through a request's steps (call.c) as
  * kl_send drives them; its waits become deadlines that bound how long curl_multi_poll may
  * block, so no slot's wait holds up another's transfer.
  */
@@ -40,7 +41,7 @@ int kl_batch(kl_client *c, size_t n, int concurrency, kl_batch_get get, kl_batch
     if (n == 0) return KL_OK;
     nslots = (size_t)concurrency < n ? (size_t)concurrency : n;
     if (!(slots = calloc(nslots, sizeof *slots))) return kl_oom(c, NULL);
-    if (!(multi = curl_multi_init())) {
+    if (!(multi = kl_transport_multi(c, nslots))) {
         free(slots);
         return kl_fail(c, KL_ERR_OOM, "out_of_memory", NULL, "cannot create a libcurl multi handle");
     }
@@ -145,9 +146,8 @@ out:
     for (k = 0; k < nslots; k++) {
         if (!slots[k].c) continue;
         if (slots[k].state == S_RUN) curl_multi_remove_handle(multi, slots[k].c->priv->net.curl);
-        kl_free(slots[k].c);
+        kl_free(slots[k].c); /* its connection stays in the client's cache */
     }
-    curl_multi_cleanup(multi);
     free(slots);
     return rc;
 }

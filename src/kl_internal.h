@@ -87,8 +87,9 @@ typedef struct kl_rec {
 /* transport_curl.c's state */
 typedef struct kl_net {
     void *curl;
-    void *multi;        /* kl_send's transfers run on it (made at the first); it holds the
-                             connection cache */
+    void *multi;        /* kl_send's transfers and every batch's run on it (made at the
+                             first); it holds the connection cache */
+    long keep;          /* idle connections it keeps: the widest batch's (0: libcurl's default) */
     void *slist;        /* headers as libcurl holds them, built from ... */
     kl_buf slist_src;   /* ... this copy of hstore: unchanged headers reuse the list */
     void *curlu;        /* the URL parsed once by libcurl (CURLU), from ... */
@@ -172,6 +173,7 @@ const char *kl_resp_header(const kl_client *c, const char *lname);
 
 /* transport_curl.c */
 int kl_transport_init(kl_client *c);
+void *kl_transport_multi(kl_client *c, size_t width);
 void kl_transport_free(kl_client *c);
 /* one transfer in two halves, for the multi interface (batch.c) */
 int kl_transport_prepare(kl_client *c, const char *operation);

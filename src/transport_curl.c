@@ -336,18 +336,34 @@ int kl_transport_finish(kl_client *c, int curl_code, const char *op) {
     return KL_OK;
 }
 
+/* The client's multi handle, made on first use (NULL without memory).  Its single calls and
+ * its batches all run on it, so the connections it caches serve whatever the client sends
+ * next: a batch after a batch, or a call after one, reuses them instead of connecting (and
+ * over TLS, shaking hands) again.  It keeps as many idle connections as the widest batch
+ * had in flight (width); 0 leaves that as it is. */
+void *kl_transport_multi(kl_client *c, size_t width) {
+    kl_net *n = &c->priv->net;
+    if (!n->multi && !(n->multi = curl_multi_init())) return NULL;
+    if (width > (size_t)n->keep && width <= 1024) {
+        n->keep = (long)width;
+        curl_multi_setopt(n->multi, CURLMOPT_MAXCONNECTS, n->keep);
+    }
+    return n->multi;
+}
+
 /* One transfer on the client's own multi handle, as curl_easy_perform runs it on the multi
  * handle it keeps inside the easy one, less one syscall a request: easy_perform starts every
  * transfer with a curl_multi_poll, whose zero-timeout poll of the multi's wakeup socket finds
  * nothing, and waits with the wakeup socket in the set; this loop starts with
  * curl_multi_perform and waits with curl_multi_wait (the easy handle's socket only, libcurl's
  * own timers bounding the wait).  Errors map as easy_perform maps them. */
-static CURLcode perform(kl_client_priv *p) {
-    CURLM *m = p->net.multi;
+static CURLcode perform(kl_client *c) {
+    kl_client_priv *p = c->priv;
+    CURLM *m = kl_transport_multi(c, 0);
     CURLMcode mc;
     CURLcode rc = CURLE_OK;
     int running = 0, left;
-    if (!m && !(m = p->net.multi = curl_multi_init())) return CURLE_OUT_OF_MEMORY;
+    if (!m) return CURLE_OUT_OF_MEMORY;
     mc = curl_multi_add_handle(m, p->net.curl);
     while (mc == CURLM_OK) {
         mc = curl_multi_perform(m, &running);
@@ -368,7 +384,7 @@ static CURLcode perform(kl_client_priv *p) {
 static int transport_perform(kl_client *c, const char *op) {
     int rc = kl_transport_prepare(c, op);
     if (rc != KL_OK) return rc;
-    return kl_transport_finish(c, (int)perform(c->priv), op);
+    return kl_transport_finish(c, (int)perform(c), op);
 }
 
 /* One attempt, its timeout cut to what is left of the call's retry_max_time: that bounds

@@ -44,6 +44,27 @@ describe("client:batch", function()
     c:close()
   end)
 
+  -- The connections of a batch outlive it: the next batch and the next call go over them,
+  -- with no new connection (and over TLS, no new handshake).
+  it("reuses its connections in the next batch and the next call", function()
+    local c, acct = S.client { retry = { attempts = 1 } }
+    local function conns_of(n)
+      local reqs = {}
+      for i = 1, 4 do reqs[i] = { "get_lists", {} } end
+      for _, r in ipairs(c:batch(reqs, { concurrency = 4 })) do assert.is_table(r[1], tostring(r[2])) end
+      local seen, all = {}, S.requests(acct, "get_lists")
+      assert.equal(n, #all)
+      for i = n - 3, n do seen[all[i].connection] = true end
+      return seen
+    end
+    local first, second = conns_of(4), conns_of(8)
+    for conn in pairs(second) do assert.is_true(first[conn], "a new connection: " .. tostring(conn)) end
+    assert.is_table((c:call("get_lists", {})))
+    local all = S.requests(acct, "get_lists")
+    assert.is_true(first[all[#all].connection], "the call after the batches opened a connection")
+    c:close()
+  end)
+
   it("retries inside the batch", function()
     local c, acct = S.client()
     emu.faults { { operation = "get_lists", status = 503, count = 2 } }

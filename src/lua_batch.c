@@ -3,6 +3,7 @@
  * (kl_batch), every table body encoded before anything is sent.
  */
 #include "lua_klaviyo.h"
+#include "lua_meta.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,12 +43,10 @@ static int scratches_gc(lua_State *L) {
     return 0;
 }
 
-/* Gives the userdata at the top the metatable `name`, made on first use with gc as __gc. */
+/* Gives the userdata at the top the metatable `name` (no methods), with gc as __gc. */
 static void set_gc(lua_State *L, const char *name, lua_CFunction gc) {
-    if (luaL_newmetatable(L, name)) {
-        lua_pushcfunction(L, gc);
-        lua_setfield(L, -2, "__gc");
-    }
+    static const luaL_Reg none[] = {{NULL, NULL}};
+    lk_metatable(L, name, none, gc);
     lua_setmetatable(L, -2);
 }
 
@@ -133,10 +132,8 @@ static void batch_done(void *ud, size_t index, size_t slot, kl_client *sc, int r
             return;
         }
         if (b->msg[0] && rc == KL_ERR_USAGE) {
-            lua_pushstring(L, b->msg);
-            lua_setfield(L, -2, "detail");
-            lua_pushstring(L, b->msg);
-            lua_setfield(L, -2, "message");
+            lk_set_string(L, "detail", b->msg);
+            lk_set_string(L, "message", b->msg);
             b->msg[0] = '\0';
         }
         lua_rawseti(L, -2, 2);

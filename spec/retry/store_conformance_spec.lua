@@ -209,6 +209,23 @@ describe("limiter store conformance", function()
           if stats then assert.equal(1, stats.get_lists.errors["refused:limiter_unavailable"]) end
         end)
 
+        -- A connection made for one database (authenticated, SELECTed) never serves another:
+        -- the same keys in database 1 hold nothing of what database 0's client recorded.
+        it("keeps the windows of two databases apart", function()
+          local acct = emu.account()
+          local p = prefix()
+          local extra = { limits = { get_lists = { burst = 100, steady = 1 } },
+                          retry = { attempts = 1, max_time = 5 } }
+          for _, db in ipairs({ 0, 1 }) do
+            local res = run(store, opts_for(acct,
+              store.limiter(p, ("redis://127.0.0.1:%d/%d"):format(rport, db)), extra), calls(1))
+            assert.is_true(res[1].ok, "database " .. db .. ": " .. T.cjson.encode(res[1]))
+          end
+          local res = run(store, opts_for(acct,
+            store.limiter(p, ("redis://127.0.0.1:%d/1"):format(rport)), extra), calls(1))
+          assert_throttled(res[1].err, 50, 60)   -- database 1 did record its own send
+        end)
+
         -- spec/retry/hostile_server.lua answers the wait named in the store's prefix
         for _, wait in ipairs({ "-5", "-5000000", "0", "100000000000000000", "9223372036854775807" }) do
           it("refuses a store answering the damaged wait " .. wait .. " us, no hang", function()

@@ -58,6 +58,12 @@ function M.not_found(detail)
   return M.error(404, "not_found", "Not found.", detail or "Not found.")
 end
 
+--- The attributes object of a resource object `data` ({} when it has none or they are not
+-- an object: the checks of each handler then name what is missing).
+function M.attributes(data)
+  return type(data.attributes) == "table" and data.attributes or {}
+end
+
 --- The item of `by_id` under `id`: item, or nil and the 404 Klaviyo answers for a get,
 -- update or delete of a missing resource ("<What> '<id>' not found.") as status, doc.
 function M.lookup(by_id, id, what)

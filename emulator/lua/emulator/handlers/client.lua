@@ -6,6 +6,7 @@
 local cjson = require("cjson.safe")
 local state = require("emulator.state")
 local collection = require("emulator.collection")
+local jsonapi = require("emulator.jsonapi")
 local consent = require("emulator.consent")
 local events = require("emulator.handlers.events")
 local subscriptions = require("emulator.handlers.subscriptions")
@@ -83,7 +84,7 @@ function H.bulk_create_client_events(req)
   local acct = req.account
   local data, st, doc = collection.data(req, "object")
   if not data then return st, doc end
-  local a = type(data.attributes) == "table" and data.attributes or {}
+  local a = jsonapi.attributes(data)
   local pdata = type(a.profile) == "table" and a.profile.data or nil
   local evs = type(a.events) == "table" and a.events.data or nil
   local base = "/data/attributes/events/data"
@@ -145,7 +146,7 @@ function H.create_client_subscription(req)
   local list
   list, st, doc = subscriptions.related_list(req, data, true)
   if not list then return st, doc end
-  local a = type(data.attributes) == "table" and data.attributes or {}
+  local a = jsonapi.attributes(data)
   local pdata = type(a.profile) == "table" and a.profile.data
   if type(pdata) ~= "table" then
     return collection.bad("/data/attributes/profile/data", "'profile.data' is required.")

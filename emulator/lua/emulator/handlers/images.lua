@@ -133,7 +133,7 @@ M.update_image = function(req)
   local img, st, doc = jsonapi.lookup_update(req, s.by_id, "Image")
   if not img then return st, doc end
   local d = req.body.data
-  local a = type(d.attributes) == "table" and d.attributes or {}
+  local a = jsonapi.attributes(d)
   if a.name ~= nil and (type(a.name) ~= "string" or a.name == "") then
     return jsonapi.invalid("'name' must be a non-empty string.", { pointer = "/data/attributes/name" })
   end

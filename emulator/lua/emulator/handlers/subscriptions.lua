@@ -168,7 +168,7 @@ function H.bulk_subscribe_profiles(req)
   local acct = req.account
   local data, st, doc = collection.data(req, "object")
   if not data then return st, doc end
-  local attributes = type(data.attributes) == "table" and data.attributes or {}
+  local attributes = jsonapi.attributes(data)
   local historical = attributes.historical_import == true
   local plans, list
   plans, list, doc = bulk_request(req, data, MAX_SUBSCRIBE, "SUBSCRIBED", historical)
@@ -242,7 +242,7 @@ local function suppression_targets(req, data)
     return type(r) == "table" and type(r.data) == "table" and r.data.id or nil
   end
   local list_id, segment_id = rel_id("list"), rel_id("segment")
-  local a = type(data.attributes) == "table" and data.attributes or {}
+  local a = jsonapi.attributes(data)
   local has_profiles = present(a.profiles)
   local n = (has_profiles and 1 or 0) + (list_id and 1 or 0) + (segment_id and 1 or 0)
   if n ~= 1 then
@@ -361,7 +361,7 @@ function H.back_in_stock(req)
   local acct = req.account
   local data, st, doc = collection.data(req, "object")
   if not data then return st, doc end
-  local a = type(data.attributes) == "table" and data.attributes or {}
+  local a = jsonapi.attributes(data)
   local channels = a.channels
   if type(channels) ~= "table" or channels[1] == nil then
     return collection.bad("/data/attributes/channels", "channels must be a non-empty array.")

@@ -257,7 +257,7 @@ end
 
 M.create_webhook = function(req)
   local data = req.body.data
-  local attrs = type(data.attributes) == "table" and data.attributes or {}
+  local attrs = jsonapi.attributes(data)
   local rels = type(data.relationships) == "table" and data.relationships or nil
   local fields, fst, fdoc = jsonapi.fields(req, "webhook")
   if fields == nil then return fst, fdoc end
@@ -305,7 +305,7 @@ M.update_webhook = function(req)
   if not wh then return st, doc end
   local data = req.body.data
   local fields = jsonapi.fields(req, "webhook")
-  local attrs = type(data.attributes) == "table" and data.attributes or {}
+  local attrs = jsonapi.attributes(data)
   local rels = type(data.relationships) == "table" and data.relationships or nil
   st, doc = check(req.account, attrs, rels, false)
   if st then return st, doc end

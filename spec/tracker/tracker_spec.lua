@@ -89,6 +89,23 @@ describe("klaviyo.tracker", function()
       S.check_exact(acct, flow, all(40)))
   end)
 
+  it("keeps every event when a 400 blames no event of the batch", function()
+    -- a 400 whose error names no entry is about the request itself (a header, the envelope):
+    -- dropping an event for it would lose one that was never at fault
+    emu.faults { { operation = "bulk_create_events", status = 400, count = 1 } }
+    local t = assert(tracker.new(client, { spool = path, auto = false, batch = 10 }))
+    for i = 1, 20 do assert(t:track(ev(i))) end
+    local ok, err = t:flush()
+    assert.is_nil(ok)
+    assert.are.equal(400, err.cause.status)
+    local st = t:stats()
+    assert.are.same({ 0, 20 }, { st.rejected, st.delivered + st.pending })
+    assert.is_true(t:flush())
+    assert.is_true(t:close())
+    assert.are.same({ held = 20, missing = 0, extra = 0, twice = 0, runs_bad = 0 },
+      S.check_exact(acct, flow, all(20)))
+  end)
+
   it("stamps the time of track, not of delivery", function()
     local t = assert(tracker.new(client, { spool = path, auto = false }))
     local before = os.time()

@@ -7,7 +7,9 @@
 -- * 400 whose pointer names an entry (`/data/attributes/events-bulk-create/data/N/...`): that
 --   event is bad. The events before it and after it are sent again as their own batches and
 --   the bad one is rejected: reported (stats, `on_reject`) and never retried.
--- * 400 without such a pointer, or 413: the batch is halved until the bad event is alone.
+-- * 413: the batch is halved until the oversized event is alone, and that one is rejected.
+-- * 400 or 422 without such a pointer: it is about the request itself, not an event, so
+--   nothing is rejected; the events stay and delivery stops, as for a configuration problem.
 -- * 429, 5xx, a transport failure, an unreadable answer: nothing is known to be lost or
 --   accepted, so the whole batch stays in the spool and is sent again after a back-off
 --   (Retry-After when given, else exponential with full jitter). Re-sending is safe: every

@@ -149,8 +149,9 @@ local function verify(secret, headers, raw_body, opts)
   local tol = opts.tolerance or _M.DEFAULT_TOLERANCE
   local skew = now - sent
   if skew > tol or -skew > tol then
-    return fail("stale_timestamp", format("Klaviyo-Timestamp is %d seconds %s now (tolerance %d)",
-      floor(skew < 0 and -skew or skew), skew < 0 and "after" or "before", floor(tol)), "Klaviyo-Timestamp")
+    -- %.15g: whole seconds as digits, and any finite `now` or `tolerance` without raising
+    return fail("stale_timestamp", format("Klaviyo-Timestamp is %.15g seconds %s now (tolerance %.15g)",
+      floor(skew < 0 and -skew or skew), skew < 0 and "after" or "before", tol), "Klaviyo-Timestamp")
   end
   local doc = cjson.decode(raw_body)
   if type(doc) ~= "table" or type(doc.meta) ~= "table" or type(doc.data) ~= "table" then

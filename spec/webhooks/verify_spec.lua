@@ -65,6 +65,31 @@ describe("klaviyo.webhooks.verify", function()
     assert.equal("stale_timestamp", err.code)
   end)
 
+  it("answers nil, err for any finite now and tolerance it accepts", function()
+    local secret = "0123456789abcdef0123"
+    local ts = "Tue, 14 Apr 2026 03:50:12 GMT"
+    local body = '{"data":[],"meta":{"klaviyo_webhook_id":"W"}}'
+    local h = { ["Klaviyo-Webhook-Id"] = "W", ["Klaviyo-Timestamp"] = ts,
+                ["Klaviyo-Signature"] = webhooks.sign(secret, body, ts) }
+    local sent = 1776138612
+    for _, case in ipairs {
+      { now = 1e300, when = "before" }, { now = -1e300, when = "after" },
+      { now = sent + 2 ^ 63, when = "before" }, { now = sent + 1e20, tolerance = 1e19, when = "before" },
+    } do
+      local ok, payload, err = pcall(webhooks.verify, secret, h, body,
+        { now = case.now, tolerance = case.tolerance })
+      assert.is_true(ok, payload)
+      assert.is_nil(payload)
+      assert.equal("stale_timestamp", err.code)
+      local line = tostring(err)
+      assert.truthy(line:find(" seconds " .. case.when .. " now", 1, true), line)
+      assert.is_nil(line:find("-9223372036854775808", 1, true), line)
+    end
+    -- a fractional tolerance is shown as given, not rounded to another figure
+    local _, err = webhooks.verify(secret, h, body, { now = sent + 2, tolerance = 0.5 })
+    assert.truthy(tostring(err):find("(tolerance 0.5)", 1, true), tostring(err))
+  end)
+
   it("refuses a header given as a list", function()
     local _, err = webhooks.verify("0123456789abcdef0123", { ["klaviyo-webhook-id"] = { "a", "b" },
       ["klaviyo-timestamp"] = "x", ["klaviyo-signature"] = "y" }, "{}")

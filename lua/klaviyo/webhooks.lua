@@ -213,9 +213,12 @@ end
 function _M.ngx_verify(secret, opts)
   if not ngx then error("klaviyo.webhooks.ngx_verify runs inside nginx only", 2) end
   opts = check_args(secret, {}, "", opts, 3, true)
+  -- Every header, not nginx's default first hundred: a Klaviyo header, or a second copy of
+  -- one, after many others is still seen (nginx bounds the bytes of a request's headers).
+  local headers = ngx.req.get_headers(0)
   local body, err = ngx_body(opts.max_body or _M.DEFAULT_MAX_BODY)
   local payload
-  if body then payload, err = verify(secret, ngx.req.get_headers(100), body, opts) end
+  if body then payload, err = verify(secret, headers, body, opts) end
   if payload then return payload end
   local status = _M.STATUS[err.code] or 400
   local out = cjson.encode({ error = err.code, detail = err.detail })

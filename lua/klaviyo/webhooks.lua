@@ -178,13 +178,21 @@ function _M.verify(secret, headers, raw_body, opts)
   return verify(secret, headers, raw_body, opts)
 end
 
+local function too_large(max)
+  return fail("body_too_large", format("the body is over %d bytes", max))
+end
+
 -- The request body nginx received: in memory, or from the file nginx buffered it to
--- (read whole, at most `max` bytes). nil, err when there is none or it is too large.
-local function ngx_body(max)
+-- (read whole, at most `max` bytes). nil, err when there is none or it is too large. A
+-- Content-Length over `max` (nginx has checked it is one number) is refused before nginx
+-- reads, or buffers to a file, a byte of the body.
+local function ngx_body(max, length)
+  length = tonumber(length)
+  if length and length > max then return too_large(max) end
   ngx.req.read_body()
   local body = ngx.req.get_body_data()
   if body then
-    if #body > max then return fail("body_too_large", format("the body is over %d bytes", max)) end
+    if #body > max then return too_large(max) end
     return body
   end
   local path = ngx.req.get_body_file()
@@ -194,7 +202,7 @@ local function ngx_body(max)
   local size = f:seek("end")
   if not size or size > max then
     f:close()
-    return fail("body_too_large", format("the body is over %d bytes", max))
+    return too_large(max)
   end
   f:seek("set", 0)
   body = f:read(size) or ""
@@ -216,7 +224,7 @@ function _M.ngx_verify(secret, opts)
   -- Every header, not nginx's default first hundred: a Klaviyo header, or a second copy of
   -- one, after many others is still seen (nginx bounds the bytes of a request's headers).
   local headers = ngx.req.get_headers(0)
-  local body, err = ngx_body(opts.max_body or _M.DEFAULT_MAX_BODY)
+  local body, err = ngx_body(opts.max_body or _M.DEFAULT_MAX_BODY, headers["content-length"])
   local payload
   if body then payload, err = verify(secret, headers, body, opts) end
   if payload then return payload end

@@ -287,6 +287,20 @@ describe("system webhooks", function()
     assert.truthy(rest:find('"duplicate_header"', 1, true), rest)
   end)
 
+  it("refuses a body announced over max_body before nginx reads it", function()
+    local body, kh = signed("W-BIG")
+    -- 100 MB announced, 1 kB sent: the answer comes without waiting for the rest
+    local line, rest, took = raw_post("POST /hook-big HTTP/1.1\r\nHost: 127.0.0.1\r\n" ..
+      "Content-Length: 100000000\r\n" .. table.concat(kh, "\r\n"), body .. ("x"):rep(1000), 3)
+    assert.equal("HTTP/1.1 413 Request Entity Too Large", line)
+    assert.truthy(rest:find('"body_too_large"', 1, true), rest)
+    assert.is_true(took < 2, tostring(took))
+    -- the genuine delivery, announced at its size, still goes through
+    line, rest = raw_post("POST /hook-big HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" ..
+      "Content-Length: " .. #body .. "\r\n" .. table.concat(kh, "\r\n"), body)
+    assert.equal("HTTP/1.1 200 OK", line, rest)
+  end)
+
   it("verifies a delivery nginx buffered to a file", function()
     local d = first_delivery("/hook-file", "big@example.com", { notes = string.rep("x", 4000) })
     assert.equal("delivered", d.outcome, cjson.encode(d))

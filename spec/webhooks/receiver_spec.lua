@@ -299,6 +299,15 @@ describe("system webhooks", function()
     line, rest = raw_post("POST /hook-big HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" ..
       "Content-Length: " .. #body .. "\r\n" .. table.concat(kh, "\r\n"), body)
     assert.equal("HTTP/1.1 200 OK", line, rest)
+    -- a chunked body announces no length: it is measured once read, in memory or in nginx's file
+    local big = body .. (" "):rep(300)
+    for _, path in ipairs { "/hook-tiny", "/hook-tiny-file" } do
+      line, rest = raw_post("POST " .. path .. " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" ..
+        "Transfer-Encoding: chunked\r\n" .. table.concat(kh, "\r\n"),
+        string.format("%x\r\n%s\r\n0\r\n\r\n", #big, big))
+      assert.equal("HTTP/1.1 413 Request Entity Too Large", line, path)
+      assert.truthy(rest:find('"body_too_large"', 1, true), rest)
+    end
   end)
 
   it("verifies a delivery nginx buffered to a file", function()

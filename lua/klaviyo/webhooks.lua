@@ -11,6 +11,8 @@
 local core = require "klaviyo.core"
 local errors = require "klaviyo.errors"
 local cjson = require("cjson.safe").new()
+-- JSON as RFC 8259 writes it: cjson would otherwise also read NaN, Infinity and hex numbers.
+cjson.decode_invalid_numbers(false)
 
 local type, pairs, tostring, tonumber = type, pairs, tostring, tonumber
 local format, lower, byte, floor = string.format, string.lower, string.byte, math.floor

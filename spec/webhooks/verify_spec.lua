@@ -90,6 +90,28 @@ describe("klaviyo.webhooks.verify", function()
     assert.truthy(tostring(err):find("(tolerance 0.5)", 1, true), tostring(err))
   end)
 
+  it("refuses a signed body that is not JSON, or not the delivery's shape", function()
+    local secret = "0123456789abcdef0123"
+    local ts = "Tue, 14 Apr 2026 03:50:12 GMT"
+    local function check(body)
+      local h = { ["Klaviyo-Webhook-Id"] = "W", ["Klaviyo-Timestamp"] = ts,
+                  ["Klaviyo-Signature"] = webhooks.sign(secret, body, ts) }
+      return webhooks.verify(secret, h, body, { now = 1776138612 })
+    end
+    assert.truthy(check('{"data":[{"n":1e3}],"meta":{"klaviyo_webhook_id":"W"}}'))
+    local meta = ',"meta":{"klaviyo_webhook_id":"W"}}'
+    for _, body in ipairs {
+      '{"data":[NaN]' .. meta, '{"data":[Infinity]' .. meta, '{"data":[-inf]' .. meta,
+      '{"data":[0x10]' .. meta,
+      '{"data":[],"meta":{"klaviyo_webhook_id":"W"}', '', 'null', '"W"', '[]', '{"data":[],"meta":"W"}',
+      '{"data":"x","meta":{"klaviyo_webhook_id":"W"}}', ("["):rep(5000) .. ("]"):rep(5000),
+    } do
+      local payload, err = check(body)
+      assert.is_nil(payload, body:sub(1, 60))
+      assert.equal("malformed_body", err.code, body:sub(1, 60))
+    end
+  end)
+
   it("refuses a header given as a list", function()
     local _, err = webhooks.verify("0123456789abcdef0123", { ["klaviyo-webhook-id"] = { "a", "b" },
       ["klaviyo-timestamp"] = "x", ["klaviyo-signature"] = "y" }, "{}")

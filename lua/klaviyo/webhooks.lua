@@ -155,7 +155,8 @@ local function verify(secret, headers, raw_body, opts)
     return fail("stale_timestamp", format("Klaviyo-Timestamp is %.15g seconds %s now (tolerance %.15g)",
       floor(skew < 0 and -skew or skew), skew < 0 and "after" or "before", tol), "Klaviyo-Timestamp")
   end
-  local doc = cjson.decode(raw_body)
+  local doc, jerr = cjson.decode(raw_body)
+  if doc == nil then return fail("malformed_body", "the body is not JSON: " .. tostring(jerr)) end
   if type(doc) ~= "table" or type(doc.meta) ~= "table" or type(doc.data) ~= "table" then
     return fail("malformed_body", "the body is not a JSON object with data and meta")
   end

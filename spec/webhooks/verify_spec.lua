@@ -110,6 +110,13 @@ describe("klaviyo.webhooks.verify", function()
       assert.is_nil(payload, body:sub(1, 60))
       assert.equal("malformed_body", err.code, body:sub(1, 60))
     end
+    -- the error says where the text stops being JSON, or which part of the shape is wrong
+    local _, err = check('{"data":[],"meta":{"klaviyo_webhook_id":"W"}')
+    assert.truthy(err.detail:find("not JSON", 1, true), err.detail)
+    assert.truthy(err.detail:find("character 45", 1, true), err.detail)
+    _, err = check('{"data":[],"meta":"W"}')
+    assert.truthy(err.detail:find("meta", 1, true), err.detail)
+    assert.is_nil(err.detail:find("not JSON", 1, true), err.detail)
   end)
 
   it("refuses a header given as a list", function()

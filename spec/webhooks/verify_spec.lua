@@ -130,10 +130,15 @@ describe("klaviyo.webhooks.verify", function()
     assert.equal(1776138612, webhooks.parse_imf_fixdate("Tue, 14 Apr 2026 03:50:12 GMT"))
     assert.equal(0, webhooks.parse_imf_fixdate("Thu, 01 Jan 1970 00:00:00 GMT"))
     assert.equal(951782400, webhooks.parse_imf_fixdate("Tue, 29 Feb 2000 00:00:00 GMT"))
+    -- the ends of four-digit years: far from any clock, refused as stale, never a raise
+    assert.equal(-62167219200, webhooks.parse_imf_fixdate("Sat, 01 Jan 0000 00:00:00 GMT"))
+    assert.equal(253402300799, webhooks.parse_imf_fixdate("Fri, 31 Dec 9999 23:59:59 GMT"))
     for _, bad in ipairs { "Tue, 14 Apr 2026 03:50:12 UTC", "Tue, 14 Apr 2026 3:50:12 GMT",
                            "Mon, 29 Feb 2100 00:00:00 GMT", "Tue, 14 apr 2026 03:50:12 GMT",
                            "Tue, 14 Apr 2026 03:60:12 GMT", "Tuesday, 14-Apr-26 03:50:12 GMT",
-                           " Tue, 14 Apr 2026 03:50:12 GMT", "Wed, 14 Apr 2026 03:50:12 GMT" } do
+                           " Tue, 14 Apr 2026 03:50:12 GMT", "Wed, 14 Apr 2026 03:50:12 GMT",
+                           "", "0", "-1", "1776138612", "1776138612.5", "1e999", "nan",
+                           "Tue, 14 Apr 2026 03:50:12 GMT\0", "Tue, 14 Apr 2026 03:50:12 GMT " } do
       assert.is_nil(webhooks.parse_imf_fixdate(bad), bad)
     end
   end)

@@ -11,6 +11,8 @@
 local core = require "klaviyo.core"
 local errors = require "klaviyo.errors"
 local cjson = require("cjson.safe").new()
+-- JSON as RFC 8259 writes it: cjson would otherwise also read NaN, Infinity and hex numbers.
+cjson.decode_invalid_numbers(false)
 
 local type, pairs, tostring, tonumber = type, pairs, tostring, tonumber
 local format, lower, byte, floor = string.format, string.lower, string.byte, math.floor
@@ -149,10 +151,12 @@ local function verify(secret, headers, raw_body, opts)
   local tol = opts.tolerance or _M.DEFAULT_TOLERANCE
   local skew = now - sent
   if skew > tol or -skew > tol then
-    return fail("stale_timestamp", format("Klaviyo-Timestamp is %d seconds %s now (tolerance %d)",
-      floor(skew < 0 and -skew or skew), skew < 0 and "after" or "before", floor(tol)), "Klaviyo-Timestamp")
+    -- %.15g: whole seconds as digits, and any finite `now` or `tolerance` without raising
+    return fail("stale_timestamp", format("Klaviyo-Timestamp is %.15g seconds %s now (tolerance %.15g)",
+      floor(skew < 0 and -skew or skew), skew < 0 and "after" or "before", tol), "Klaviyo-Timestamp")
   end
-  local doc = cjson.decode(raw_body)
+  local doc, jerr = cjson.decode(raw_body)
+  if doc == nil then return fail("malformed_body", "the body is not JSON: " .. tostring(jerr)) end
   if type(doc) ~= "table" or type(doc.meta) ~= "table" or type(doc.data) ~= "table" then
     return fail("malformed_body", "the body is not a JSON object with data and meta")
   end
@@ -177,13 +181,21 @@ function _M.verify(secret, headers, raw_body, opts)
   return verify(secret, headers, raw_body, opts)
 end
 
+local function too_large(max)
+  return fail("body_too_large", format("the body is over %d bytes", max))
+end
+
 -- The request body nginx received: in memory, or from the file nginx buffered it to
--- (read whole, at most `max` bytes). nil, err when there is none or it is too large.
-local function ngx_body(max)
+-- (read whole, at most `max` bytes). nil, err when there is none or it is too large. A
+-- Content-Length over `max` (nginx has checked it is one number) is refused before nginx
+-- reads, or buffers to a file, a byte of the body.
+local function ngx_body(max, length)
+  length = tonumber(length)
+  if length and length > max then return too_large(max) end
   ngx.req.read_body()
   local body = ngx.req.get_body_data()
   if body then
-    if #body > max then return fail("body_too_large", format("the body is over %d bytes", max)) end
+    if #body > max then return too_large(max) end
     return body
   end
   local path = ngx.req.get_body_file()
@@ -193,7 +205,7 @@ local function ngx_body(max)
   local size = f:seek("end")
   if not size or size > max then
     f:close()
-    return fail("body_too_large", format("the body is over %d bytes", max))
+    return too_large(max)
   end
   f:seek("set", 0)
   body = f:read(size) or ""
@@ -212,9 +224,12 @@ end
 function _M.ngx_verify(secret, opts)
   if not ngx then error("klaviyo.webhooks.ngx_verify runs inside nginx only", 2) end
   opts = check_args(secret, {}, "", opts, 3, true)
-  local body, err = ngx_body(opts.max_body or _M.DEFAULT_MAX_BODY)
+  -- Every header, not nginx's default first hundred: a Klaviyo header, or a second copy of
+  -- one, after many others is still seen (nginx bounds the bytes of a request's headers).
+  local headers = ngx.req.get_headers(0)
+  local body, err = ngx_body(opts.max_body or _M.DEFAULT_MAX_BODY, headers["content-length"])
   local payload
-  if body then payload, err = verify(secret, ngx.req.get_headers(100), body, opts) end
+  if body then payload, err = verify(secret, headers, body, opts) end
   if payload then return payload end
   local status = _M.STATUS[err.code] or 400
   local out = cjson.encode({ error = err.code, detail = err.detail })

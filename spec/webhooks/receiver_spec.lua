@@ -78,6 +78,33 @@ local function post(path, headers, body)
   return st, doc, raw
 end
 
+-- One request written on a raw socket: `head` (the request line and header lines, without
+-- the blank line) then `body`. Returns the status line (or why there is none), the answer's
+-- body (read by its Content-Length) and the seconds it took.
+local function raw_post(head, body, timeout)
+  local t0 = socket.gettime()
+  local sock = assert(socket.connect("127.0.0.1", recv_port))
+  sock:settimeout(timeout or 5)
+  assert(sock:send(head .. "\r\n\r\n" .. body))
+  local status, err = sock:receive("*l")
+  local length, line = 0, status
+  while line and line ~= "" do
+    length = tonumber(line:match("^[Cc]ontent%-[Ll]ength: *(%d+)")) or length
+    line = sock:receive("*l")
+  end
+  local answer = line and length > 0 and sock:receive(length) or ""
+  sock:close()
+  return status or err, answer or "", socket.gettime() - t0
+end
+
+-- A body for webhook `id` and the headers that sign it with SECRET, stamped now.
+local function signed(id)
+  local body = cjson.encode({ data = {}, meta = { klaviyo_webhook_id = id } })
+  local ts = os.date("!%a, %d %b %Y %H:%M:%S GMT")
+  return body, { "Klaviyo-Webhook-Id: " .. id, "Klaviyo-Timestamp: " .. ts,
+                 "Klaviyo-Signature: " .. webhooks.sign(SECRET, body, ts) }
+end
+
 -- A new account with a webhook to the receiver's `path`, and an event by `email` (with
 -- `props`) sent to it: the account's first delivery, once it has an outcome.
 local function first_delivery(path, email, props)
@@ -243,6 +270,44 @@ describe("system webhooks", function()
 
     -- no answer holds the secret
     assert.is_nil(tostring(doc.detail):find(SECRET, 1, true))
+  end)
+
+  it("sees the Klaviyo headers, and a second copy of one, past nginx's first 100 headers", function()
+    local pad = {}
+    for i = 1, 100 do pad[i] = "X-Pad-" .. i .. ": " .. i end
+    local body, kh = signed("W-MANY-HEADERS")
+    local head = "POST /hook HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: " .. #body
+    local line, rest = raw_post(head .. "\r\n" .. table.concat(pad, "\r\n") .. "\r\n" ..
+      table.concat(kh, "\r\n"), body)
+    assert.equal("HTTP/1.1 200 OK", line, rest)
+
+    line, rest = raw_post(head .. "\r\n" .. table.concat(kh, "\r\n") .. "\r\n" ..
+      table.concat(pad, "\r\n") .. "\r\nKlaviyo-Signature: " .. ("0"):rep(64), body)
+    assert.equal("HTTP/1.1 400 Bad Request", line)
+    assert.truthy(rest:find('"duplicate_header"', 1, true), rest)
+  end)
+
+  it("refuses a body announced over max_body before nginx reads it", function()
+    local body, kh = signed("W-BIG")
+    -- 100 MB announced, 1 kB sent: the answer comes without waiting for the rest
+    local line, rest, took = raw_post("POST /hook-big HTTP/1.1\r\nHost: 127.0.0.1\r\n" ..
+      "Content-Length: 100000000\r\n" .. table.concat(kh, "\r\n"), body .. ("x"):rep(1000), 3)
+    assert.equal("HTTP/1.1 413 Request Entity Too Large", line)
+    assert.truthy(rest:find('"body_too_large"', 1, true), rest)
+    assert.is_true(took < 2, tostring(took))
+    -- the genuine delivery, announced at its size, still goes through
+    line, rest = raw_post("POST /hook-big HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" ..
+      "Content-Length: " .. #body .. "\r\n" .. table.concat(kh, "\r\n"), body)
+    assert.equal("HTTP/1.1 200 OK", line, rest)
+    -- a chunked body announces no length: it is measured once read, in memory or in nginx's file
+    local big = body .. (" "):rep(300)
+    for _, path in ipairs { "/hook-tiny", "/hook-tiny-file" } do
+      line, rest = raw_post("POST " .. path .. " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" ..
+        "Transfer-Encoding: chunked\r\n" .. table.concat(kh, "\r\n"),
+        string.format("%x\r\n%s\r\n0\r\n\r\n", #big, big))
+      assert.equal("HTTP/1.1 413 Request Entity Too Large", line, path)
+      assert.truthy(rest:find('"body_too_large"', 1, true), rest)
+    end
   end)
 
   it("verifies a delivery nginx buffered to a file", function()

@@ -65,6 +65,60 @@ describe("klaviyo.webhooks.verify", function()
     assert.equal("stale_timestamp", err.code)
   end)
 
+  it("answers nil, err for any finite now and tolerance it accepts", function()
+    local secret = "0123456789abcdef0123"
+    local ts = "Tue, 14 Apr 2026 03:50:12 GMT"
+    local body = '{"data":[],"meta":{"klaviyo_webhook_id":"W"}}'
+    local h = { ["Klaviyo-Webhook-Id"] = "W", ["Klaviyo-Timestamp"] = ts,
+                ["Klaviyo-Signature"] = webhooks.sign(secret, body, ts) }
+    local sent = 1776138612
+    for _, case in ipairs {
+      { now = 1e300, when = "before" }, { now = -1e300, when = "after" },
+      { now = sent + 2 ^ 63, when = "before" }, { now = sent + 1e20, tolerance = 1e19, when = "before" },
+    } do
+      local ok, payload, err = pcall(webhooks.verify, secret, h, body,
+        { now = case.now, tolerance = case.tolerance })
+      assert.is_true(ok, payload)
+      assert.is_nil(payload)
+      assert.equal("stale_timestamp", err.code)
+      local line = tostring(err)
+      assert.truthy(line:find(" seconds " .. case.when .. " now", 1, true), line)
+      assert.is_nil(line:find("-9223372036854775808", 1, true), line)
+    end
+    -- a fractional tolerance is shown as given, not rounded to another figure
+    local _, err = webhooks.verify(secret, h, body, { now = sent + 2, tolerance = 0.5 })
+    assert.truthy(tostring(err):find("(tolerance 0.5)", 1, true), tostring(err))
+  end)
+
+  it("refuses a signed body that is not JSON, or not the delivery's shape", function()
+    local secret = "0123456789abcdef0123"
+    local ts = "Tue, 14 Apr 2026 03:50:12 GMT"
+    local function check(body)
+      local h = { ["Klaviyo-Webhook-Id"] = "W", ["Klaviyo-Timestamp"] = ts,
+                  ["Klaviyo-Signature"] = webhooks.sign(secret, body, ts) }
+      return webhooks.verify(secret, h, body, { now = 1776138612 })
+    end
+    assert.truthy(check('{"data":[{"n":1e3}],"meta":{"klaviyo_webhook_id":"W"}}'))
+    local meta = ',"meta":{"klaviyo_webhook_id":"W"}}'
+    for _, body in ipairs {
+      '{"data":[NaN]' .. meta, '{"data":[Infinity]' .. meta, '{"data":[-inf]' .. meta,
+      '{"data":[0x10]' .. meta,
+      '{"data":[],"meta":{"klaviyo_webhook_id":"W"}', '', 'null', '"W"', '[]', '{"data":[],"meta":"W"}',
+      '{"data":"x","meta":{"klaviyo_webhook_id":"W"}}', ("["):rep(5000) .. ("]"):rep(5000),
+    } do
+      local payload, err = check(body)
+      assert.is_nil(payload, body:sub(1, 60))
+      assert.equal("malformed_body", err.code, body:sub(1, 60))
+    end
+    -- the error says where the text stops being JSON, or which part of the shape is wrong
+    local _, err = check('{"data":[],"meta":{"klaviyo_webhook_id":"W"}')
+    assert.truthy(err.detail:find("not JSON", 1, true), err.detail)
+    assert.truthy(err.detail:find("character 45", 1, true), err.detail)
+    _, err = check('{"data":[],"meta":"W"}')
+    assert.truthy(err.detail:find("meta", 1, true), err.detail)
+    assert.is_nil(err.detail:find("not JSON", 1, true), err.detail)
+  end)
+
   it("refuses a header given as a list", function()
     local _, err = webhooks.verify("0123456789abcdef0123", { ["klaviyo-webhook-id"] = { "a", "b" },
       ["klaviyo-timestamp"] = "x", ["klaviyo-signature"] = "y" }, "{}")
@@ -76,10 +130,15 @@ describe("klaviyo.webhooks.verify", function()
     assert.equal(1776138612, webhooks.parse_imf_fixdate("Tue, 14 Apr 2026 03:50:12 GMT"))
     assert.equal(0, webhooks.parse_imf_fixdate("Thu, 01 Jan 1970 00:00:00 GMT"))
     assert.equal(951782400, webhooks.parse_imf_fixdate("Tue, 29 Feb 2000 00:00:00 GMT"))
+    -- the ends of four-digit years: far from any clock, refused as stale, never a raise
+    assert.equal(-62167219200, webhooks.parse_imf_fixdate("Sat, 01 Jan 0000 00:00:00 GMT"))
+    assert.equal(253402300799, webhooks.parse_imf_fixdate("Fri, 31 Dec 9999 23:59:59 GMT"))
     for _, bad in ipairs { "Tue, 14 Apr 2026 03:50:12 UTC", "Tue, 14 Apr 2026 3:50:12 GMT",
                            "Mon, 29 Feb 2100 00:00:00 GMT", "Tue, 14 apr 2026 03:50:12 GMT",
                            "Tue, 14 Apr 2026 03:60:12 GMT", "Tuesday, 14-Apr-26 03:50:12 GMT",
-                           " Tue, 14 Apr 2026 03:50:12 GMT", "Wed, 14 Apr 2026 03:50:12 GMT" } do
+                           " Tue, 14 Apr 2026 03:50:12 GMT", "Wed, 14 Apr 2026 03:50:12 GMT",
+                           "", "0", "-1", "1776138612", "1776138612.5", "1e999", "nan",
+                           "Tue, 14 Apr 2026 03:50:12 GMT\0", "Tue, 14 Apr 2026 03:50:12 GMT " } do
       assert.is_nil(webhooks.parse_imf_fixdate(bad), bad)
     end
   end)

@@ -110,14 +110,15 @@ describe("klaviyo.limiter.shdict", function()
   for _, op in pairs(operations) do
     local l = op.limits
     if l then
-      local k = string.format("%s/%s/%s", l.burst, l.steady, l.daily)
+      local k = string.format("%s/%s/%s", tostring(l.burst), tostring(l.steady), tostring(l.daily))
       if not seen[k] then seen[k] = true; tiers[#tiers + 1] = l end
     end
   end
   table.sort(tiers, function(a, b) return (a.steady or 0) < (b.steady or 0) end)
 
   for _, l in ipairs(tiers) do
-    local name = string.format("burst %s steady %s daily %s", l.burst, l.steady, l.daily)
+    local name = string.format("burst %s steady %s daily %s", tostring(l.burst), tostring(l.steady),
+      tostring(l.daily))
     it("never puts more than the limit in any interval, and reaches it: " .. name, function()
       -- Long enough for three steady windows (daily tiers: their daily limit and a bit).
       local seconds = l.daily and 1.5 * 86400 or 185

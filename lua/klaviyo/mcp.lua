@@ -43,13 +43,22 @@ local function is_object(v)
   return v[1] == nil
 end
 
+-- JSON text of v, or nil and why: the encoder answers nil, err for what JSON cannot hold
+-- (a number that is not finite, a string that is not UTF-8, nesting past its depth).
+local function to_json(v)
+  local ok, json, err = pcall(encode, v)
+  if not ok then return nil, tostring(json) end
+  if json == nil then return nil, tostring(err) end
+  return json
+end
+
 -- A tool's result: its value as JSON text, or the text of what to change.
 local function tool_result(value, text)
   if value == nil then
     return { content = array { { type = "text", text = text } }, isError = true }
   end
-  local ok, json = pcall(encode, tools.plain(value))
-  if not ok then return tool_result(nil, "the result could not be encoded: " .. tostring(json)) end
+  local json, err = to_json(tools.plain(value))
+  if not json then return tool_result(nil, "the result could not be encoded: " .. err) end
   return { content = array { { type = "text", text = json } }, isError = false }
 end
 
@@ -189,9 +198,12 @@ local function handle(state, line)
   end
   local reply = dispatch(state, msg)
   if reply == nil then return nil end
-  local eok, json = pcall(encode, reply)
-  if eok then return json end
-  return encode(failure(reply.id or null, INTERNAL, "Internal error: the answer could not be encoded"))
+  local json, err = to_json(reply)
+  if json then return json end
+  state.log:write("klaviyo mcp: the answer could not be encoded: ", err, "\n")
+  -- the id itself may be what JSON cannot hold (1e400 decodes as infinity)
+  return to_json(failure(reply.id, INTERNAL, "Internal error: the answer could not be encoded"))
+    or encode(failure(null, INVALID, "Invalid Request: the id cannot be written back"))
 end
 _M.handle = handle
 

@@ -1,8 +1,9 @@
 -- klaviyo.cli.args: reads the command line into {words = {...}, pairs = {{name, value}...},
 -- opts = {name = value}}. `name=value` words are parameters (a name may repeat); words
 -- starting with `--` are options (`--name value` or `--name=value`); anything else is a
--- positional word. A usage mistake returns nil, message. Credentials are never taken from
--- the command line: `ps` shows it to every user of the machine.
+-- positional word (after `--`, every word is). An option given twice, or a word starting
+-- with `-` that is no option, is a usage mistake: nil, message. Credentials are never taken
+-- from the command line: `ps` shows it to every user of the machine.
 local format, sub, find = string.format, string.sub, string.find
 
 local _M = {}
@@ -13,7 +14,7 @@ local OPTIONS = {
   properties = true, ["unique-id"] = true, value = true, ["value-currency"] = true, time = true,
   ["consented-at"] = true, source = true, list = true,
   ["dry-run"] = false, ["no-validate"] = false, help = false, ["read-only"] = false, historical = false,
-  transactional = false, backfill = false, public = false,
+  transactional = false, backfill = false,
 }
 
 -- Options that would put a secret on the command line.
@@ -45,11 +46,14 @@ function _M.parse(argv)
           value = argv[i]
           if value == nil then return nil, format("option --%s needs a value", name) end
         end
+        if opts[name] ~= nil then return nil, format("option --%s given twice", name) end
         opts[name] = value
       else
         if value ~= nil then return nil, format("option --%s takes no value", name) end
         opts[name] = true
       end
+    elseif sub(a, 1, 1) == "-" and #a > 1 then
+      return nil, format("unknown option %s (put -- before a word starting with -)", a)
     else
       local eq = find(a, "=", 1, true)
       if eq and eq > 1 and not find(sub(a, 1, eq - 1), "[%s]") then

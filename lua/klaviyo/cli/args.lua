@@ -4,7 +4,7 @@
 -- positional word (after `--`, every word is). An option given twice, or a word starting
 -- with `-` that is no option, is a usage mistake: nil, message. Credentials are never taken
 -- from the command line: `ps` shows it to every user of the machine.
-local format, sub, find = string.format, string.sub, string.find
+local format, sub, find, concat = string.format, string.sub, string.find, table.concat
 
 local _M = {}
 
@@ -76,17 +76,43 @@ function _M.split(v)
   return out
 end
 
+-- The most bytes read from a file or standard input: Klaviyo takes no request over 5 MB, and
+-- a file without end (/dev/zero) must not fill the memory.
+_M.MAX_INPUT = 5 * 1024 * 1024
+
+-- All of an open file up to MAX_INPUT bytes: the text, or nil, message naming `what`.
+local function read_all(f, what)
+  local parts, n = {}, 0
+  while true do
+    local chunk, err = f:read(65536)
+    if chunk == nil then
+      if err then return nil, format("%s: cannot read: %s", what, tostring(err)) end
+      return concat(parts)
+    end
+    n = n + #chunk
+    if n > _M.MAX_INPUT then
+      return nil, format("%s: more than %d bytes (Klaviyo takes at most 5 MB a request)", what,
+        _M.MAX_INPUT)
+    end
+    parts[#parts + 1] = chunk
+  end
+end
+
+-- The text of the file at `path`, or nil, message naming `what` (the option).
+function _M.read_file(path, what)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, format("%s: cannot read %s", what, tostring(err)) end
+  local text, msg = read_all(f, what)
+  f:close()
+  return text, msg
+end
+
 -- Reads `@file` or `-` (standard input): the text, or nil, message. Anything else is the
 -- text itself.
 function _M.source(v, what)
-  if v == "-" then return io.read("*a") end
+  if v == "-" then return read_all(io.stdin, what) end
   if sub(v, 1, 1) ~= "@" then return v end
-  local path = sub(v, 2)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, format("%s: cannot read %s", what, tostring(err)) end
-  local text = f:read("*a")
-  f:close()
-  return text
+  return _M.read_file(sub(v, 2), what)
 end
 
 return _M

@@ -10,7 +10,8 @@
 -- tools/call; notifications are never answered. The tools (klaviyo.mcp.tools) are thin over
 -- the client. A tool failure is a result with isError and the library's text; a malformed
 -- line, an invalid request, an unknown method or tool get JSON-RPC errors, and the server
--- reads on. serve returns true at the end of input.
+-- reads on. serve returns true at the end of input, or nil and the error when an answer
+-- could not be written (it then stops: no call is made whose answer would be lost).
 local type, pairs, ipairs, pcall, tostring = type, pairs, ipairs, pcall, tostring
 local format = string.format
 
@@ -210,7 +211,8 @@ _M.handle = handle
 local OPTIONS = { client = "table", read_only = "boolean", input = "userdata", output = "userdata",
                   log = "userdata" }
 
--- serve{client =, read_only =, input =, output =, log =}: answers messages until input ends.
+-- serve{client =, read_only =, input =, output =, log =}: answers messages until input ends
+-- (true) or output fails (nil, err).
 function _M.serve(opts)
   if type(opts) ~= "table" then error("klaviyo.mcp.serve: expected a table of options", 2) end
   V.options(opts, OPTIONS, "klaviyo.mcp.serve", "option", 2)
@@ -233,8 +235,12 @@ function _M.serve(opts)
       reply = handle(state, line)
     end
     if reply then
-      output:write(reply, "\n")
-      output:flush()
+      local ok, err = output:write(reply, "\n")
+      if ok then ok, err = output:flush() end
+      if not ok then
+        state.log:write("klaviyo mcp: writing output: ", tostring(err), "\n")
+        return nil, err
+      end
     end
   end
   return true

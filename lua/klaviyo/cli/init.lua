@@ -62,14 +62,16 @@ local function mcp(cmd)
   local client = require "klaviyo.cli.client"
   local c, err = client.new(cmd.opts)
   if not c then return nil, err end
-  m.serve{ client = c, read_only = cmd.opts["read-only"] == true, input = io.stdin, output = io.stdout }
+  local served, serr = m.serve{ client = c, read_only = cmd.opts["read-only"] == true, input = io.stdin,
+                           output = io.stdout }
+  if not served then return nil, out.output(serr) end
   return true
 end
 
 local function run(cmd)
   local verb = cmd.words[1]
   if cmd.opts.help or verb == nil or verb == "help" then
-    io.stdout:write(require "klaviyo.cli.help")
+    out.write(require "klaviyo.cli.help")
     return true
   end
   if VERBS[verb] == nil then
@@ -102,12 +104,13 @@ function _M.main(argv)
   if not cmd then return out.fail(out.usage(msg)) end
   local ok, done, err = pcall(run, cmd)
   if not ok then
-    if done == require("klaviyo.cli.client").STOP then return 0 end
     -- the library raised: a programmer error, here a command line it cannot build
-    return out.fail(out.usage(done))
+    if done ~= require("klaviyo.cli.client").STOP then return out.fail(out.usage(done)) end
+  elseif not done then
+    return out.fail(err)
   end
-  if not done then return out.fail(err) end
-  io.stdout:flush()
+  local lost = out.finish()
+  if lost then return out.fail(lost) end
   return 0
 end
 

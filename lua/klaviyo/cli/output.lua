@@ -48,9 +48,17 @@ end
 
 _M.null = cjson.null
 
+local lost   -- why the first write to stdout failed
+
+-- Writes text on stdout; a failure is kept for finish (writing goes on, harmlessly).
+function _M.write(...)
+  local ok, err = io.stdout:write(...)
+  if not ok and lost == nil then lost = tostring(err) end
+end
+
 -- Writes one JSON value as a line on stdout.
 function _M.json(v)
-  io.stdout:write(redact(encode(v)), "\n")
+  _M.write(redact(encode(v)), "\n")
 end
 
 -- The exit code for an error table of the library (or the command's own usage errors).
@@ -86,6 +94,21 @@ function _M.fail(err)
 end
 
 local usage_mt = { __tostring = function(e) return "klaviyo: usage: " .. e.detail end }
+local output_mt = { __tostring = function(e) return "klaviyo: output: " .. e.detail end }
+
+-- An output error: stdout could not take what was written (a result the caller never saw,
+-- so never a success).
+function _M.output(why)
+  return setmetatable({ kind = "output", detail = "stdout: " .. tostring(why) }, output_mt)
+end
+
+-- Flushes stdout: nil when everything written reached it, else an output error.
+function _M.finish()
+  local ok, err = io.stdout:flush()
+  if not ok and lost == nil then lost = tostring(err) end
+  if lost then return _M.output(lost) end
+  return nil
+end
 
 -- A usage error (the command line, or a call the library raised on): an error table.
 function _M.usage(msg)

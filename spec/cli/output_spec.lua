@@ -1,0 +1,42 @@
+-- The `klaviyo` command run as a process with its standard output on a full device
+-- (/dev/full): a result that could not be written is never a success.
+local C = require "cli.support"
+local emu = C.emu
+local run = C.run
+
+local BASE = "--base-url=" .. emu.url
+
+describe("klaviyo (the command) when its output cannot be written", function()
+  local acct, env
+  setup(function() acct, env = C.account() end)
+
+  local function lost(argv)
+    argv[#argv + 1] = BASE
+    argv.env = env
+    argv.stdout_to = "/dev/full"
+    local r = run(argv)
+    assert.are.equal(5, r.code, r.stderr)
+    -- the error object is the last line of stderr (the MCP server logs there before it)
+    r.err = require("cjson.safe").decode(r.stderr:match("([^\n]*)\n$") or "")
+    assert.are.equal("output", r.err and r.err.kind, r.stderr)
+    assert.truthy(r.err.detail:find("No space left on device", 1, true), r.err.detail)
+    return r
+  end
+
+  it("is exit 5, kind output, for a result, a dry run, ops, describe and --help", function()
+    lost { "call", "get_lists" }
+    assert.are.equal(1, #emu.requests(acct, "get_lists"))
+    lost { "call", "get_lists", "--dry-run" }
+    lost { "ops" }
+    lost { "describe", "create_event" }
+    lost { "--help" }
+  end)
+
+  it("is exit 5 for the MCP server, which stops at the first answer it cannot write", function()
+    local ping = '{"jsonrpc":"2.0","id":1,"method":"ping"}\n'
+    local call = '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"call_operation",' ..
+      '"arguments":{"operation":"get_flows"}}}\n'
+    lost { "mcp", stdin = ping .. call }
+    assert.are.same({}, emu.requests(acct, "get_flows"))
+  end)
+end)

@@ -39,4 +39,24 @@ describe("klaviyo.mcp under hostile input", function()
     end
     s.close()
   end)
+  it("asks for confirm before sending a campaign or merging profiles, nothing sent", function()
+    local s = start(acct)
+    local before = #emulator.requests(acct)
+    local calls = {
+      { operation = "send_campaign", params = { body = { data = { type = "campaign-send-job",
+        id = "C1" } } } },
+      { operation = "merge_profiles", params = { body = { data = { type = "profile-merge",
+        id = "P1", relationships = { profiles = { data = { { type = "profile", id = "P2" } } } } } } } },
+    }
+    for i, args in ipairs(calls) do
+      local r = call(s, i, "call_operation", args)
+      assert.is_true(r.result.isError, r.result.content[1].text)
+      assert.matches(args.operation .. ' is destructive; call it again with "confirm": true',
+        r.result.content[1].text, 1, true)
+      r = call(s, 10 + i, "describe_operation", { operation = args.operation })
+      assert.is_true(cjson.decode(r.result.content[1].text).destructive)
+    end
+    assert.equal(before, #emulator.requests(acct))
+    s.close()
+  end)
 end)

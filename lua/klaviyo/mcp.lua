@@ -31,6 +31,11 @@ _M.PROTOCOL_VERSIONS = { "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05",
 -- in memory (core.read_line), and the server reads on at the next line.
 _M.MAX_LINE = 4 * 1024 * 1024
 
+-- The longest result a tool shows, in bytes of JSON text: a longer answer is not shown (the
+-- agent is told its size and how to ask for less), so one huge Klaviyo answer cannot flood
+-- the agent's context.
+_M.MAX_RESULT = 1024 * 1024
+
 local PARSE, INVALID, NO_METHOD, BAD_PARAMS, INTERNAL = -32700, -32600, -32601, -32602, -32603
 
 local encode, array, object, null = klaviyo.encode, klaviyo.array, klaviyo.object, cjson.null
@@ -53,13 +58,21 @@ local function to_json(v)
   return json
 end
 
--- A tool's result: its value as JSON text, or the text of what to change.
-local function tool_result(value, text)
+-- A tool's result: its value as JSON text, or the text of what to change. An answer over
+-- MAX_RESULT is a failure of a read; a write it follows did happen, so it is no failure there
+-- (an agent repeats a failed call).
+local function tool_result(value, text, reads)
   if value == nil then
     return { content = array { { type = "text", text = text } }, isError = true }
   end
   local json, err = to_json(tools.plain(value))
   if not json then return tool_result(nil, "the result could not be encoded: " .. err) end
+  if #json > _M.MAX_RESULT then
+    json = format("the answer is %d bytes of JSON, more than the %d bytes this server shows, " ..
+      "and is not shown%s. Ask for less: page[size], fields[TYPE], a filter or a smaller limit.",
+      #json, _M.MAX_RESULT, reads and "" or " (the call succeeded: do not repeat it)")
+    return { content = array { { type = "text", text = json } }, isError = reads == true }
+  end
   return { content = array { { type = "text", text = json } }, isError = false }
 end
 
@@ -103,11 +116,12 @@ local function call_tool(state, p)
   end
   local msg = schema.check(t.inputSchema, args)
   if msg then return tool_result(nil, format("invalid arguments for %s: %s", t.name, msg)) end
-  local destructive, what = t.destructive, t.name
+  local destructive, what, reads = t.destructive, t.name, t.read
   if t.any_operation then
     local op, why = tools.operation_of(args)
     if op == nil then return tool_result(nil, why) end
-    if state.read_only and not tools.op_reads(args.operation, op) then
+    reads = tools.op_reads(args.operation, op)
+    if state.read_only and not reads then
       return tool_result(nil, refused_read_only(args.operation))
     end
     destructive, what = tools.op_destroys(args.operation, op), args.operation
@@ -117,7 +131,7 @@ local function call_tool(state, p)
   for k, v in pairs(args) do if k ~= "confirm" then a[k] = v end end
   local ok, value, text = pcall(t.run, state.client, a)
   if not ok then return tool_result(nil, tools.why(value)) end
-  return tool_result(value, text)
+  return tool_result(value, text, reads)
 end
 
 local METHODS = {}

@@ -9,6 +9,7 @@ local start, call = M.start, M.call
 describe("klaviyo.mcp under hostile input", function()
   local acct
   setup(function() acct = emulator.account() end)
+  after_each(function() emulator.faults(nil) end)
 
   it("answers a result it cannot write as JSON with a tool error saying why, and serves on", function()
     -- a profile whose properties nest deeper than the encoder writes
@@ -57,6 +58,29 @@ describe("klaviyo.mcp under hostile input", function()
       assert.is_true(cjson.decode(r.result.content[1].text).destructive)
     end
     assert.equal(before, #emulator.requests(acct))
+    s.close()
+  end)
+  it("does not show an answer over its bound: says its size and how to ask for less", function()
+    local s = start(acct, "--max-result 100000")
+    local item = '{"type":"list","id":"L%d","attributes":{"name":"' .. string.rep("n", 200) .. '"}}'
+    local items = {}
+    for i = 1, 1000 do items[i] = item:format(i) end
+    local big = '{"data":[' .. table.concat(items, ",") .. '],"links":{"next":null}}'
+    local created = '{"data":' .. item:format(0):gsub('"n+"', '"' .. string.rep("n", 200000) .. '"') .. "}"
+    emulator.faults { { operation = "get_lists", status = 200, count = 1, body = big },
+                      { operation = "create_list", status = 201, count = 1, body = created } }
+    local r, line = call(s, 1, "call_operation", { operation = "get_lists" })
+    assert.is_true(r.result.isError)
+    assert.matches("more than the 100000 bytes this server shows", r.result.content[1].text, 1, true)
+    assert.matches("page[size]", r.result.content[1].text, 1, true)
+    assert.is_true(#line < 1000)
+    -- a write that happened is no failure: the agent must not repeat it
+    r, line = call(s, 2, "call_operation", { operation = "create_list",
+      params = { body = { data = { type = "list", attributes = { name = "Big" } } } } })
+    assert.is_false(r.result.isError)
+    assert.matches("the call succeeded", r.result.content[1].text, 1, true)
+    assert.is_true(#line < 1000)
+    s.ping(3)
     s.close()
   end)
 end)

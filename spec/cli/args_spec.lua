@@ -22,6 +22,12 @@ describe("klaviyo (the command) and what a verb does not take", function()
     { { "flow", "status", "F1", "live", "now" }, "flow takes" },
     { { "list", "add", "L1", "P1", "email=a@example.com" }, "email=" },
     { { "mcp", "email=a@example.com" }, "email=" },
+    { { "track", "Placed Order", "email=a@example.com", "email=b@example.com" }, "email= given twice" },
+    { { "track", "Placed Order", "email=a@example.com", "sku=A1", "sku:=2" }, "sku= given twice" },
+    { { "profile", "upsert", "email=a@example.com", "first_name=A", "first_name=B" },
+      "first_name= given twice" },
+    { { "subscribe", "email=a@example.com", "email=b@example.com" }, "email= given twice" },
+    { { "unsubscribe", "email=a@example.com", "list=L1", "--list", "L2" }, "list= given twice" },
   }
 
   for _, case in ipairs(CASES) do

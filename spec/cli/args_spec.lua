@@ -46,6 +46,12 @@ describe("klaviyo (the command) and what a verb does not take", function()
   it("an option a verb takes, given once, and -- before a word starting with - still work", function()
     local r = run { "call", "get_lists", "--dry-run", BASE, env = env }
     assert.are.equal(0, r.code, r.stderr)
+    -- the reports are POSTs with a body and pages
+    r = run { "pages", "query_flow_values", "--body", "-", "--dry-run", BASE, env = env, stdin =
+      '{"data":{"type":"flow-values-report","attributes":{"statistics":["opens"],' ..
+      '"timeframe":{"key":"last_30_days"},"conversion_metric_id":"M1"}}}' }
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal("POST", r.doc.method)
     r = run { "track", "--dry-run", BASE, "--value", "-5", "email=a@example.com", "--",
       "-Odd Metric", env = env }
     assert.are.equal(0, r.code, r.stderr)

@@ -16,7 +16,7 @@ local _M = {}
 local DRY = "dry-run"
 local VERBS = {
   call = { sends = true, words = 1, usage = "OPERATION", params = true, opts = { body = true } },
-  pages = { sends = true, words = 1, usage = "OPERATION", params = true },
+  pages = { sends = true, words = 1, usage = "OPERATION", params = true, opts = { body = true } },
   track = { sends = true, words = 1, usage = "METRIC", params = true, opts = { properties = true,
             ["unique-id"] = true, value = true, ["value-currency"] = true, time = true, backfill = true } },
   profile = { sends = true, words = 1, usage = "get|upsert", params = true, opts = { properties = true } },

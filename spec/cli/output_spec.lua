@@ -40,3 +40,22 @@ describe("klaviyo (the command) when its output cannot be written", function()
     assert.are.same({}, emu.requests(acct, "get_flows"))
   end)
 end)
+
+describe("klaviyo (the command) and the numbers it prints", function()
+  after_each(function() emu.faults(nil) end)
+
+  it("prints every number of an answer as Klaviyo wrote it (no rounding to 14 digits)", function()
+    local _, env = C.account()
+    local body = '{"data":[{"type":"list","id":"L1","attributes":{"name":"x","n":12345678901234567,' ..
+      '"f":0.30000000000000004,"t":1733600000123.5}}],"links":{"self":"https://a.klaviyo.com/api/lists"}}'
+    emu.faults { { operation = "get_lists", status = 200, count = 1, body = body } }
+    local r = run { "call", "get_lists", BASE, env = env }
+    assert.are.equal(0, r.code, r.stderr)
+    local want = require("cjson").decode(body).data[1].attributes
+    local got = r.doc.data[1].attributes
+    for _, k in ipairs({ "n", "f", "t" }) do
+      assert.are.equal(want[k], got[k], k .. " in " .. r.stdout)
+    end
+    assert.truthy(r.stdout:find('"self":"https://a.klaviyo.com/api/lists"', 1, true), r.stdout)
+  end)
+end)

@@ -7,8 +7,6 @@ local type, tostring, ipairs = type, tostring, ipairs
 local find, sub, gsub = string.find, string.sub, string.gsub
 
 local cjson = require("cjson").new()
-cjson.encode_sparse_array(true)
-pcall(cjson.encode_invalid_numbers, false)
 
 local _M = {}
 
@@ -33,12 +31,13 @@ local function redact(text)
   return text
 end
 
--- JSON text; "/" unescaped (this cjson writes "\/": valid, but noise in URLs and paths).
--- Every "/" in its output comes escaped, so each "\/" pair is one escaped slash.
+-- JSON text of v, or nil and why: the core's encoder, which writes every number with the
+-- digits it takes to read it back unchanged (cjson rounds to 14) and "/" as it is, as deep
+-- as the library's decoder reads (cjson's 1000 levels).
+local ENCODE = { max_depth = 1000 }
 local function encode(v)
-  return (gsub(cjson.encode(v), "\\/", "/"))
+  return require("klaviyo.core").encode(v, ENCODE)
 end
-_M.encode = encode
 
 function _M.decode(text)
   local ok, v = pcall(cjson.decode, text)
@@ -56,9 +55,15 @@ function _M.write(...)
   if not ok and lost == nil then lost = tostring(err) end
 end
 
--- Writes one JSON value as a line on stdout.
+-- Writes one JSON value as a line on stdout; a value JSON cannot hold (a string that is not
+-- UTF-8) is kept as a failure for finish.
 function _M.json(v)
-  _M.write(redact(encode(v)), "\n")
+  local text, err = encode(v)
+  if not text then
+    if lost == nil then lost = "the answer could not be written as JSON: " .. tostring(err) end
+    return
+  end
+  _M.write(redact(text), "\n")
 end
 
 -- The exit code for an error table of the library (or the command's own usage errors).
@@ -89,7 +94,11 @@ function _M.fail(err)
     retry_after = field(err.retry_after), operation = field(err.operation),
     message = tostring(err),
   }
-  io.stderr:write(redact(encode(obj)), "\n")
+  local text, eerr = encode(obj)
+  if not text then
+    text = encode({ kind = obj.kind, message = "the error could not be written as JSON: " .. eerr })
+  end
+  io.stderr:write(redact(text), "\n")
   return _M.code_of(err)
 end
 

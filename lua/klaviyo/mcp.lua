@@ -51,12 +51,15 @@ end
 
 -- JSON text of v, or nil and why: the encoder answers nil, err for what JSON cannot hold
 -- (a number that is not finite, a string that is not UTF-8, nesting past its depth).
-local function to_json(v)
-  local ok, json, err = pcall(encode, v)
+local function to_json(v, opts)
+  local ok, json, err = pcall(encode, v, opts)
   if not ok then return nil, tostring(json) end
   if json == nil then return nil, tostring(err) end
   return json
 end
+
+-- A result is written as deep as the library's decoder reads an answer (cjson's 1000 levels).
+local DEEP = { max_depth = 1000 }
 
 -- A tool's result: its value as JSON text, or the text of what to change. An answer over
 -- MAX_RESULT is a failure of a read; a write it follows did happen, so it is no failure there
@@ -65,7 +68,7 @@ local function tool_result(value, text, reads)
   if value == nil then
     return { content = array { { type = "text", text = text } }, isError = true }
   end
-  local json, err = to_json(tools.plain(value))
+  local json, err = to_json(tools.plain(value), DEEP)
   if not json then return tool_result(nil, "the result could not be encoded: " .. err) end
   if #json > _M.MAX_RESULT then
     json = format("the answer is %d bytes of JSON, more than the %d bytes this server shows, " ..

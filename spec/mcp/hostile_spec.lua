@@ -11,18 +11,30 @@ describe("klaviyo.mcp under hostile input", function()
   setup(function() acct = emulator.account() end)
   after_each(function() emulator.faults(nil) end)
 
-  it("answers a result it cannot write as JSON with a tool error saying why, and serves on", function()
-    -- a profile whose properties nest deeper than the encoder writes
+  it("shows an answer nested as deep as the decoder reads", function()
     local deep = string.rep('{"a":', 150) .. "1" .. string.rep("}", 150)
     local status = emulator.api(acct, "POST", "/api/profiles", { body =
       '{"data":{"type":"profile","attributes":{"email":"deep@example.com","properties":' .. deep .. "}}}" })
     assert.equal(201, status)
     local s = start(acct)
     local r = call(s, 1, "get_profile", { email = "deep@example.com" })
+    assert.is_false(r.result.isError, r.result.content[1].text)
+    local p = cjson.decode(r.result.content[1].text).properties
+    for _ = 1, 150 do p = p.a end
+    assert.equal(1, p)
+    s.ping(2)
+    s.close()
+  end)
+
+  it("answers a result it cannot write as JSON with a tool error saying why, and serves on", function()
+    emulator.faults { { operation = "get_lists", status = 200, count = 1,
+                        body = '{"data":[{"type":"list","id":"L\255"}],"links":{"next":null}}' } }
+    local s = start(acct)
+    local r = call(s, 1, "call_operation", { operation = "get_lists" })
     assert.is_true(r.result.isError)
     assert.is_string(r.result.content[1].text)
     assert.matches("could not be encoded", r.result.content[1].text, 1, true)
-    assert.matches("max_depth", r.result.content[1].text, 1, true)
+    assert.matches("not valid UTF-8", r.result.content[1].text, 1, true)
     s.ping(2)
     s.close()
   end)

@@ -28,6 +28,9 @@ describe("klaviyo (the command) and what a verb does not take", function()
       "first_name= given twice" },
     { { "subscribe", "email=a@example.com", "email=b@example.com" }, "email= given twice" },
     { { "unsubscribe", "email=a@example.com", "list=L1", "--list", "L2" }, "list= given twice" },
+    { { "subscribe", "phone_number=+15005550006", "--historical" }, "--historical" },
+    { { "subscribe", "email=a@example.com", "--consented-at", "now", "--source", "form", "--transactional" },
+      "--transactional" },
   }
 
   for _, case in ipairs(CASES) do

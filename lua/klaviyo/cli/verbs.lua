@@ -157,6 +157,15 @@ function _M.subscribe(c, cmd)
   local s, err = consent_args(cmd, { email = true, phone_number = true, list = true })
   if not s then return nil, err end
   local o = cmd.opts
+  -- the flags qualify an opt-in record (--transactional an SMS one): alone they would be dropped
+  for _, flag in ipairs({ "historical", "transactional" }) do
+    if o[flag] and not (o.source or o["consented-at"]) then
+      return nil, out.usage(format("subscribe: --%s goes with --consented-at and --source", flag))
+    end
+  end
+  if o.transactional and not s.phone_number then
+    return nil, out.usage("subscribe: --transactional is for SMS consent and needs phone_number=")
+  end
   if o.source or o["consented-at"] then
     local at = o["consented-at"]
     if at == "now" then at = os.time() end

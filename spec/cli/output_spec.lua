@@ -32,6 +32,14 @@ describe("klaviyo (the command) when its output cannot be written", function()
     lost { "--help" }
   end)
 
+  it("stops pages at the first line it cannot write: no page is asked for in vain", function()
+    local S = require "emulator.support"
+    for i = 1, 3 do S.create_list(acct, "Out " .. i) end
+    local before = #emu.requests(acct, "get_lists")
+    lost { "pages", "get_lists", "page[size]=1" }
+    assert.are.equal(before + 1, #emu.requests(acct, "get_lists"))
+  end)
+
   it("is exit 5 for the MCP server, which stops at the first answer it cannot write", function()
     local ping = '{"jsonrpc":"2.0","id":1,"method":"ping"}\n'
     local call = '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"call_operation",' ..

@@ -55,15 +55,21 @@ function _M.write(...)
   if not ok and lost == nil then lost = tostring(err) end
 end
 
--- Writes one JSON value as a line on stdout; a value JSON cannot hold (a string that is not
--- UTF-8) is kept as a failure for finish.
-function _M.json(v)
+-- Writes one JSON value as a line on stdout (and flushes it with `flush`, so a failure shows
+-- at once); a value JSON cannot hold (a string that is not UTF-8) is kept as a failure for
+-- finish. Returns false once anything was lost.
+function _M.json(v, flush)
   local text, err = encode(v)
   if not text then
     if lost == nil then lost = "the answer could not be written as JSON: " .. tostring(err) end
-    return
+    return false
   end
   _M.write(redact(text), "\n")
+  if flush and lost == nil then
+    local ok, ferr = io.stdout:flush()
+    if not ok then lost = tostring(ferr) end
+  end
+  return lost == nil
 end
 
 -- The exit code for an error table of the library (or the command's own usage errors).

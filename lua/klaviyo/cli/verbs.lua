@@ -76,7 +76,8 @@ function _M.pages(c, cmd)
   if not op_id then return nil, params end
   for item, ierr in c:paginate(op_id, params) do
     if not item then return nil, ierr end
-    out.json(item)
+    -- output that cannot be written ends the walk (main reports it): no more pages asked for
+    if not out.json(item, true) then break end
   end
   return true
 end

@@ -171,17 +171,19 @@ local function dispatch(state, msg)
   if not is_object(msg) then
     return failure(null, INVALID, "Invalid Request: a message must be a JSON object")
   end
-  local id = msg.id
+  local id, method = msg.id, msg.method
+  if method == nil and id ~= nil and (msg.result ~= nil or msg.error ~= nil) then
+    -- a response is never answered: to a request this server never sends, or (id null) a
+    -- peer's error about a line it could not read; answering it could start an echo
+    state.log:write("klaviyo mcp: ignored a response\n")
+    return nil
+  end
   local has_id = id ~= nil
   if has_id and type(id) ~= "string" and type(id) ~= "number" then
     return failure(null, INVALID, "Invalid Request: id must be a string or a number")
   end
   if msg.jsonrpc ~= "2.0" then
     return failure(has_id and id or null, INVALID, 'Invalid Request: jsonrpc must be "2.0"')
-  end
-  local method = msg.method
-  if method == nil and has_id and (msg.result ~= nil or msg.error ~= nil) then
-    return nil   -- an answer to a request this server never sends
   end
   if type(method) ~= "string" then
     return failure(has_id and id or null, INVALID, "Invalid Request: method must be a string")

@@ -10,7 +10,8 @@
 -- tools/call; notifications are never answered. The tools (klaviyo.mcp.tools) are thin over
 -- the client. A tool failure is a result with isError and the library's text; a malformed
 -- line, an invalid request, an unknown method or tool get JSON-RPC errors, and the server
--- reads on. serve returns true at the end of input.
+-- reads on. serve returns true at the end of input, or nil and the error when an answer
+-- could not be written (it then stops: no call is made whose answer would be lost).
 local type, pairs, ipairs, pcall, tostring = type, pairs, ipairs, pcall, tostring
 local format = string.format
 
@@ -30,6 +31,11 @@ _M.PROTOCOL_VERSIONS = { "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05",
 -- in memory (core.read_line), and the server reads on at the next line.
 _M.MAX_LINE = 4 * 1024 * 1024
 
+-- The longest result a tool shows, in bytes of JSON text: a longer answer is not shown (the
+-- agent is told its size and how to ask for less), so one huge Klaviyo answer cannot flood
+-- the agent's context.
+_M.MAX_RESULT = 1024 * 1024
+
 local PARSE, INVALID, NO_METHOD, BAD_PARAMS, INTERNAL = -32700, -32600, -32601, -32602, -32603
 
 local encode, array, object, null = klaviyo.encode, klaviyo.array, klaviyo.object, cjson.null
@@ -43,13 +49,33 @@ local function is_object(v)
   return v[1] == nil
 end
 
--- A tool's result: its value as JSON text, or the text of what to change.
-local function tool_result(value, text)
+-- JSON text of v, or nil and why: the encoder answers nil, err for what JSON cannot hold
+-- (a number that is not finite, a string that is not UTF-8, nesting past its depth).
+local function to_json(v, opts)
+  local ok, json, err = pcall(encode, v, opts)
+  if not ok then return nil, tostring(json) end
+  if json == nil then return nil, tostring(err) end
+  return json
+end
+
+-- A result is written as deep as the library's decoder reads an answer (cjson's 1000 levels).
+local DEEP = { max_depth = 1000 }
+
+-- A tool's result: its value as JSON text, or the text of what to change. An answer over
+-- MAX_RESULT is a failure of a read; a write it follows did happen, so it is no failure there
+-- (an agent repeats a failed call).
+local function tool_result(value, text, reads)
   if value == nil then
     return { content = array { { type = "text", text = text } }, isError = true }
   end
-  local ok, json = pcall(encode, tools.plain(value))
-  if not ok then return tool_result(nil, "the result could not be encoded: " .. tostring(json)) end
+  local json, err = to_json(tools.plain(value), DEEP)
+  if not json then return tool_result(nil, "the result could not be encoded: " .. err) end
+  if #json > _M.MAX_RESULT then
+    json = format("the answer is %d bytes of JSON, more than the %d bytes this server shows, " ..
+      "and is not shown%s. Ask for less: page[size], fields[TYPE], a filter or a smaller limit.",
+      #json, _M.MAX_RESULT, reads and "" or " (the call succeeded: do not repeat it)")
+    return { content = array { { type = "text", text = json } }, isError = reads == true }
+  end
   return { content = array { { type = "text", text = json } }, isError = false }
 end
 
@@ -93,11 +119,12 @@ local function call_tool(state, p)
   end
   local msg = schema.check(t.inputSchema, args)
   if msg then return tool_result(nil, format("invalid arguments for %s: %s", t.name, msg)) end
-  local destructive, what = t.destructive, t.name
+  local destructive, what, reads = t.destructive, t.name, t.read
   if t.any_operation then
     local op, why = tools.operation_of(args)
     if op == nil then return tool_result(nil, why) end
-    if state.read_only and not tools.op_reads(args.operation, op) then
+    reads = tools.op_reads(args.operation, op)
+    if state.read_only and not reads then
       return tool_result(nil, refused_read_only(args.operation))
     end
     destructive, what = tools.op_destroys(args.operation, op), args.operation
@@ -107,7 +134,7 @@ local function call_tool(state, p)
   for k, v in pairs(args) do if k ~= "confirm" then a[k] = v end end
   local ok, value, text = pcall(t.run, state.client, a)
   if not ok then return tool_result(nil, tools.why(value)) end
-  return tool_result(value, text)
+  return tool_result(value, text, reads)
 end
 
 local METHODS = {}
@@ -144,17 +171,19 @@ local function dispatch(state, msg)
   if not is_object(msg) then
     return failure(null, INVALID, "Invalid Request: a message must be a JSON object")
   end
-  local id = msg.id
+  local id, method = msg.id, msg.method
+  if method == nil and id ~= nil and (msg.result ~= nil or msg.error ~= nil) then
+    -- a response is never answered: to a request this server never sends, or (id null) a
+    -- peer's error about a line it could not read; answering it could start an echo
+    state.log:write("klaviyo mcp: ignored a response\n")
+    return nil
+  end
   local has_id = id ~= nil
   if has_id and type(id) ~= "string" and type(id) ~= "number" then
     return failure(null, INVALID, "Invalid Request: id must be a string or a number")
   end
   if msg.jsonrpc ~= "2.0" then
     return failure(has_id and id or null, INVALID, 'Invalid Request: jsonrpc must be "2.0"')
-  end
-  local method = msg.method
-  if method == nil and has_id and (msg.result ~= nil or msg.error ~= nil) then
-    return nil   -- an answer to a request this server never sends
   end
   if type(method) ~= "string" then
     return failure(has_id and id or null, INVALID, "Invalid Request: method must be a string")
@@ -189,16 +218,20 @@ local function handle(state, line)
   end
   local reply = dispatch(state, msg)
   if reply == nil then return nil end
-  local eok, json = pcall(encode, reply)
-  if eok then return json end
-  return encode(failure(reply.id or null, INTERNAL, "Internal error: the answer could not be encoded"))
+  local json, err = to_json(reply)
+  if json then return json end
+  state.log:write("klaviyo mcp: the answer could not be encoded: ", err, "\n")
+  -- the id itself may be what JSON cannot hold (1e400 decodes as infinity)
+  return to_json(failure(reply.id, INTERNAL, "Internal error: the answer could not be encoded"))
+    or encode(failure(null, INVALID, "Invalid Request: the id cannot be written back"))
 end
 _M.handle = handle
 
 local OPTIONS = { client = "table", read_only = "boolean", input = "userdata", output = "userdata",
                   log = "userdata" }
 
--- serve{client =, read_only =, input =, output =, log =}: answers messages until input ends.
+-- serve{client =, read_only =, input =, output =, log =}: answers messages until input ends
+-- (true) or output fails (nil, err).
 function _M.serve(opts)
   if type(opts) ~= "table" then error("klaviyo.mcp.serve: expected a table of options", 2) end
   V.options(opts, OPTIONS, "klaviyo.mcp.serve", "option", 2)
@@ -221,8 +254,12 @@ function _M.serve(opts)
       reply = handle(state, line)
     end
     if reply then
-      output:write(reply, "\n")
-      output:flush()
+      local ok, err = output:write(reply, "\n")
+      if ok then ok, err = output:flush() end
+      if not ok then
+        state.log:write("klaviyo mcp: writing output: ", tostring(err), "\n")
+        return nil, err
+      end
     end
   end
   return true

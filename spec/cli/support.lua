@@ -25,8 +25,10 @@ end
 -- Every output of every run, for the "the key never appears" checks.
 M.outputs = {}
 
--- run{args..., env = {NAME = value}, stdin = text} -> {code, stdout, stderr, err (decoded
--- stderr JSON or nil), lines (stdout decoded line by line), doc (stdout decoded)}.
+-- run{args..., env = {NAME = value}, stdin = text, memory_kb = N, stdout_to = PATH} ->
+-- {code, stdout, stderr, err (decoded stderr JSON or nil), lines (stdout decoded line by
+-- line), doc (stdout decoded)}. memory_kb caps the process's address space (ulimit -v);
+-- stdout_to sends its standard output there instead (e.g. /dev/full).
 function M.run(t)
   local out, err_path = os.tmpname(), os.tmpname()
   local env = { "env -u KLAVIYO_API_KEY -u KLAVIYO_PUBLIC_KEY" }
@@ -41,8 +43,9 @@ function M.run(t)
     f:close()
     stdin = " <" .. quote(inp)
   end
-  local cmd = table.concat(env, " ") .. " " .. INTERP .. " " .. quote(M.BIN) .. " " ..
-    table.concat(argv, " ") .. stdin .. " >" .. out .. " 2>" .. err_path .. "; echo $?"
+  local limit = t.memory_kb and ("ulimit -v " .. t.memory_kb .. "; ") or ""
+  local cmd = limit .. table.concat(env, " ") .. " " .. INTERP .. " " .. quote(M.BIN) .. " " ..
+    table.concat(argv, " ") .. stdin .. " >" .. (t.stdout_to or out) .. " 2>" .. err_path .. "; echo $?"
   local p = io.popen(cmd)
   local code = tonumber(p:read("*a"):match("(%d+)%s*$"))
   p:close()

@@ -1,6 +1,7 @@
 -- Starts the MCP server for the specs: a client from the environment (KLAVIYO_API_KEY) and
 -- the command line (--base-url URL, --read-only, --max-time SECONDS: how long a call may
--- last, waits for the rate limiter included), then klaviyo.mcp.serve on stdio.
+-- last, waits for the rate limiter included; --max-result BYTES: mcp.MAX_RESULT), then
+-- klaviyo.mcp.serve on stdio.
 local klaviyo = require "klaviyo"
 local mcp = require "klaviyo.mcp"
 
@@ -10,6 +11,7 @@ while arg[i] do
   if arg[i] == "--base-url" then base_url = arg[i + 1]; i = i + 1
   elseif arg[i] == "--read-only" then read_only = true
   elseif arg[i] == "--max-time" then max_time = tonumber(arg[i + 1]); i = i + 1
+  elseif arg[i] == "--max-result" then mcp.MAX_RESULT = tonumber(arg[i + 1]); i = i + 1
   else io.stderr:write("server.lua: unknown argument ", arg[i], "\n"); os.exit(2) end
   i = i + 1
 end

@@ -2,17 +2,16 @@
 -- (KLAVIYO_API_KEY, KLAVIYO_PUBLIC_KEY) or --key-file, --base-url, --revision and
 -- --limiter redis://...; and, for --dry-run, a stand-in whose call builds the request with
 -- client:build, prints it (credentials redacted) and stops before anything is sent.
-local format, gsub, lower = string.format, string.gsub, string.lower
+local gsub, lower = string.gsub, string.lower
 
 local out = require "klaviyo.cli.output"
+local args = require "klaviyo.cli.args"
 
 local _M = {}
 
 local function read_key(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, format("--key-file: cannot read %s", tostring(err)) end
-  local text = f:read("*a")
-  f:close()
+  local text, err = args.read_file(path, "--key-file")
+  if not text then return nil, err end
   text = gsub(gsub(text, "^%s+", ""), "%s+$", "")
   if text == "" then return nil, "--key-file: the file is empty" end
   return text

@@ -8,7 +8,7 @@ local operations = require "klaviyo.operations"
 
 local _M = {}
 
-local function write(...) io.stdout:write(...) end
+local write = require("klaviyo.cli.output").write
 
 -- `klaviyo ops [WORD]`: one line an operation (id, method, path), those whose id, path or tag
 -- hold WORD (any case).

@@ -45,6 +45,7 @@ Output and exit codes
   2  usage: a bad command line, or parameters the library refuses to build
   3  refused locally, nothing sent (e.g. SMS without an opt-in record, a name-only lookup)
   4  HTTP 4xx from Klaviyo (429 excepted), or no profile matched
-  5  HTTP 5xx, a transport failure or an undecodable answer
+  5  HTTP 5xx, a transport failure, an undecodable answer, or a result that
+     could not be written to stdout (kind "output")
   6  rate limited (a 429, or a wait longer than the call may last)
 ]==]

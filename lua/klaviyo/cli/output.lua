@@ -7,8 +7,6 @@ local type, tostring, ipairs = type, tostring, ipairs
 local find, sub, gsub = string.find, string.sub, string.gsub
 
 local cjson = require("cjson").new()
-cjson.encode_sparse_array(true)
-pcall(cjson.encode_invalid_numbers, false)
 
 local _M = {}
 
@@ -33,12 +31,13 @@ local function redact(text)
   return text
 end
 
--- JSON text; "/" unescaped (this cjson writes "\/": valid, but noise in URLs and paths).
--- Every "/" in its output comes escaped, so each "\/" pair is one escaped slash.
+-- JSON text of v, or nil and why: the core's encoder, which writes every number with the
+-- digits it takes to read it back unchanged (cjson rounds to 14) and "/" as it is, as deep
+-- as the library's decoder reads (cjson's 1000 levels).
+local ENCODE = { max_depth = 1000 }
 local function encode(v)
-  return (gsub(cjson.encode(v), "\\/", "/"))
+  return require("klaviyo.core").encode(v, ENCODE)
 end
-_M.encode = encode
 
 function _M.decode(text)
   local ok, v = pcall(cjson.decode, text)
@@ -48,9 +47,29 @@ end
 
 _M.null = cjson.null
 
--- Writes one JSON value as a line on stdout.
-function _M.json(v)
-  io.stdout:write(redact(encode(v)), "\n")
+local lost   -- why the first write to stdout failed
+
+-- Writes text on stdout; a failure is kept for finish (writing goes on, harmlessly).
+function _M.write(...)
+  local ok, err = io.stdout:write(...)
+  if not ok and lost == nil then lost = tostring(err) end
+end
+
+-- Writes one JSON value as a line on stdout (and flushes it with `flush`, so a failure shows
+-- at once); a value JSON cannot hold (a string that is not UTF-8) is kept as a failure for
+-- finish. Returns false once anything was lost.
+function _M.json(v, flush)
+  local text, err = encode(v)
+  if not text then
+    if lost == nil then lost = "the answer could not be written as JSON: " .. tostring(err) end
+    return false
+  end
+  _M.write(redact(text), "\n")
+  if flush and lost == nil then
+    local ok, ferr = io.stdout:flush()
+    if not ok then lost = tostring(ferr) end
+  end
+  return lost == nil
 end
 
 -- The exit code for an error table of the library (or the command's own usage errors).
@@ -81,11 +100,30 @@ function _M.fail(err)
     retry_after = field(err.retry_after), operation = field(err.operation),
     message = tostring(err),
   }
-  io.stderr:write(redact(encode(obj)), "\n")
+  local text, eerr = encode(obj)
+  if not text then
+    text = encode({ kind = obj.kind, message = "the error could not be written as JSON: " .. eerr })
+  end
+  io.stderr:write(redact(text), "\n")
   return _M.code_of(err)
 end
 
 local usage_mt = { __tostring = function(e) return "klaviyo: usage: " .. e.detail end }
+local output_mt = { __tostring = function(e) return "klaviyo: output: " .. e.detail end }
+
+-- An output error: stdout could not take what was written (a result the caller never saw,
+-- so never a success).
+function _M.output(why)
+  return setmetatable({ kind = "output", detail = "stdout: " .. tostring(why) }, output_mt)
+end
+
+-- Flushes stdout: nil when everything written reached it, else an output error.
+function _M.finish()
+  local ok, err = io.stdout:flush()
+  if not ok and lost == nil then lost = tostring(err) end
+  if lost then return _M.output(lost) end
+  return nil
+end
 
 -- A usage error (the command line, or a call the library raised on): an error table.
 function _M.usage(msg)

@@ -28,6 +28,19 @@ local function value_of(name, value)
   return name, value
 end
 
+-- The name=value (and name:=JSON) words as name -> value, or nil, err: a name given twice is
+-- a usage error (one of the two would be dropped without a word).
+local function named(cmd)
+  local t = {}
+  for _, p in ipairs(cmd.pairs) do
+    local name, value, err = value_of(p[1], p[2])
+    if err then return nil, err end
+    if t[name] ~= nil then return nil, out.usage(format("%s: %s= given twice", cmd.words[1], name)) end
+    t[name] = value
+  end
+  return t
+end
+
 -- The --properties @file (or -) object, or {} when not given.
 local function properties_of(opts)
   if not opts.properties then return {} end
@@ -63,7 +76,8 @@ function _M.pages(c, cmd)
   if not op_id then return nil, params end
   for item, ierr in c:paginate(op_id, params) do
     if not item then return nil, ierr end
-    out.json(item)
+    -- output that cannot be written ends the walk (main reports it): no more pages asked for
+    if not out.json(item, true) then break end
   end
   return true
 end
@@ -73,10 +87,10 @@ function _M.track(c, cmd)
   if not metric then return nil, out.usage("track needs a METRIC name") end
   local props, perr = properties_of(cmd.opts)
   if not props then return nil, perr end
+  local given, gerr = named(cmd)
+  if not given then return nil, gerr end
   local profile = {}
-  for _, p in ipairs(cmd.pairs) do
-    local name, value, verr = value_of(p[1], p[2])
-    if verr then return nil, verr end
+  for name, value in pairs(given) do
     if IDENTIFIERS[name] then profile[name] = value else props[name] = value end
   end
   local o = cmd.opts
@@ -94,12 +108,8 @@ end
 -- Name=value words as a flat profile (identifiers and attributes), --properties as its
 -- custom properties.
 local function flat_profile(cmd)
-  local p = {}
-  for _, pair in ipairs(cmd.pairs) do
-    local name, value, verr = value_of(pair[1], pair[2])
-    if verr then return nil, verr end
-    p[name] = value
-  end
+  local p, err = named(cmd)
+  if not p then return nil, err end
   if cmd.opts.properties then
     local props, perr = properties_of(cmd.opts)
     if not props then return nil, perr end
@@ -129,13 +139,16 @@ function _M.profile(c, cmd)
 end
 
 local function consent_args(cmd, allowed)
-  local s = {}
   for _, pair in ipairs(cmd.pairs) do
     if not allowed[pair[1]] then
       return nil, out.usage(format("%s takes email=, phone_number= and list=, not %s=",
         cmd.words[1], pair[1]))
     end
-    s[pair[1]] = pair[2]
+  end
+  local s, err = named(cmd)
+  if not s then return nil, err end
+  if s.list and cmd.opts.list then
+    return nil, out.usage(format("%s: list= given twice (list= and --list)", cmd.words[1]))
   end
   s.list = s.list or cmd.opts.list
   return s
@@ -145,6 +158,15 @@ function _M.subscribe(c, cmd)
   local s, err = consent_args(cmd, { email = true, phone_number = true, list = true })
   if not s then return nil, err end
   local o = cmd.opts
+  -- the flags qualify an opt-in record (--transactional an SMS one): alone they would be dropped
+  for _, flag in ipairs({ "historical", "transactional" }) do
+    if o[flag] and not (o.source or o["consented-at"]) then
+      return nil, out.usage(format("subscribe: --%s goes with --consented-at and --source", flag))
+    end
+  end
+  if o.transactional and not s.phone_number then
+    return nil, out.usage("subscribe: --transactional is for SMS consent and needs phone_number=")
+  end
   if o.source or o["consented-at"] then
     local at = o["consented-at"]
     if at == "now" then at = os.time() end

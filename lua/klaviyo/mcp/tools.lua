@@ -49,10 +49,11 @@ _M.plain = function(v) return plain(v, 0) end
 -- change nothing).
 local function op_reads(id, op) return op.method == "GET" or id:find("^query_") ~= nil end
 
--- Destructive: deletes, suppressions, unsubscribes, a flow's status change.
+-- Destructive: deletes, suppressions, unsubscribes, a flow's status change, a campaign's
+-- send (messages to its whole audience) and a profile merge (the merged profiles are gone).
 local DESTRUCTIVE = {
   bulk_suppress_profiles = true, bulk_unsubscribe_profiles = true,
-  request_profile_deletion = true, update_flow = true,
+  request_profile_deletion = true, update_flow = true, send_campaign = true, merge_profiles = true,
 }
 local function op_destroys(id, op)
   return op.method == "DELETE" or DESTRUCTIVE[id] == true or id:find("^bulk_delete_") ~= nil

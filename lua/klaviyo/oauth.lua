@@ -145,14 +145,38 @@ local function post(o, path, form, op)
   return status, doc, cred
 end
 
+-- A token the library puts in an Authorization header or a form: visible ASCII (no space,
+-- CR, LF or NUL), at most MAX_TOKEN bytes.
+local MAX_TOKEN = 8192
+local function is_token(v)
+  return type(v) == "string" and v ~= "" and #v <= MAX_TOKEN and not find(v, "[^\33-\126]")
+end
+
+-- An answer's expires_in as seconds to keep the token: a finite number within
+-- [0, MAX_LIFETIME]; DEFAULT_LIFETIME when it is missing or no number (NaN, a string).
+local DEFAULT_LIFETIME, MAX_LIFETIME = 3600, 365 * 86400
+local function lifetime(v)
+  v = tonumber(v)
+  if not v or v ~= v then return DEFAULT_LIFETIME end
+  return v < 0 and 0 or v > MAX_LIFETIME and MAX_LIFETIME or v
+end
+
 -- A POST to /oauth/token: tokens | nil, err. A 400 invalid_grant (revoked, uninstalled, used
 -- or unknown code or refresh token) is kind "oauth_revoked"; others kind "oauth".
 local function token(o, fields, op)
   local status, doc, cred = post(o, "/oauth/token", concat(fields, "&"), op)
   if not status then return nil, doc end
-  if status == 200 and type(doc.access_token) == "string" then
-    return { access_token = doc.access_token, refresh_token = doc.refresh_token,
-             expires_at = now() + (tonumber(doc.expires_in) or 3600), scope = doc.scope }
+  if status == 200 and doc.access_token ~= nil then
+    local bad = not is_token(doc.access_token) and "access_token"
+      or doc.refresh_token ~= nil and doc.refresh_token ~= cjson.null and not is_token(doc.refresh_token)
+         and "refresh_token"
+    if bad then
+      return nil, errors.new("oauth", op, "the token endpoint answered a " .. bad
+        .. " that is not a token (visible ASCII, at most " .. MAX_TOKEN .. " bytes)", { status = status })
+    end
+    return { access_token = doc.access_token, scope = type(doc.scope) == "string" and doc.scope or nil,
+             refresh_token = doc.refresh_token ~= cjson.null and doc.refresh_token or nil,
+             expires_at = now() + lifetime(doc.expires_in) }
   end
   local kind = doc.error == "invalid_grant" and "oauth_revoked" or "oauth"
   return nil, redact(errors.new(kind, op, tostring(doc.error_description or doc.error or "no detail"),
@@ -246,7 +270,7 @@ function manager:attach(c, transport)
 end
 
 local function usable(t, margin, stale)
-  return type(t) == "table" and type(t.access_token) == "string" and t.access_token ~= stale
+  return type(t) == "table" and is_token(t.access_token) and t.access_token ~= stale
     and (tonumber(t.expires_at) or math.huge) - margin > now()
 end
 

@@ -1,0 +1,136 @@
+-- What a hostile token endpoint answers (spec/oauth/token_server.lua, a loopback child that
+-- answers what each test names): an answer the library cannot keep safely is refused with
+-- nil, err, nothing raised; the store keeps a refresh token it can still use; no token sent
+-- comes back in an error.
+local oauth = require "klaviyo.oauth"
+local klaviyo = require "klaviyo"
+local P = require "helpers.process"
+local socket = require "socket"
+local cjson = require "cjson"
+
+local SECRET = "cs_answers_secret_0123456789"
+
+describe("klaviyo.oauth against a token endpoint's hostile answers", function()
+  local url, port, portfile, answer_file, log_file
+
+  -- The next answers: status and the raw body.
+  local function answer(status, body)
+    local f = assert(io.open(answer_file, "wb"))
+    f:write(status, "\n", body)
+    f:close()
+  end
+
+  -- The request bodies the server received.
+  local function received()
+    local out = {}
+    local f = io.open(log_file, "rb")
+    if f then
+      for l in f:lines() do out[#out + 1] = l end
+      f:close()
+    end
+    return out
+  end
+
+  local function creds(extra)
+    local o = { client_id = "cid_answers", client_secret = SECRET, base_url = url,
+                refresh_token = "rt_old_0123456789" }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return o
+  end
+
+  local function tmpname()
+    local p = os.tmpname()
+    os.remove(p)
+    return p
+  end
+
+  setup(function()
+    portfile, answer_file, log_file = tmpname(), tmpname(), tmpname()
+    assert(os.execute(string.format("%s %s/spec/oauth/token_server.lua %s %s %s >/dev/null 2>&1 &",
+      P.interpreter(), P.root, portfile, answer_file, log_file)))
+    port = require("helpers.portfile").wait(portfile, 5)
+    assert(port, "the token server did not start")
+    url = "http://127.0.0.1:" .. port
+  end)
+  teardown(function()
+    local s = socket.tcp()
+    if s:connect("127.0.0.1", port) then
+      s:send("POST /quit HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
+      s:receive("*a")
+    end
+    s:close()
+    for _, p in ipairs({ portfile, answer_file, log_file }) do os.remove(p) end
+  end)
+  before_each(function() os.remove(log_file) end)
+
+  it("an expires_in that is not a finite number gives a finite expiry", function()
+    for _, e in ipairs({ "1e999", "-1e999", "NaN", "\"soon\"", "[]", "-5" }) do
+      answer(200, '{"access_token":"at_new","refresh_token":"rt_new","expires_in":' .. e .. "}")
+      local t = assert(oauth.refresh(creds()))
+      local now = socket.gettime()
+      assert.is_number(t.expires_at, e)
+      assert.is_true(t.expires_at == t.expires_at and t.expires_at >= now - 5
+        and t.expires_at < now + 366 * 86400, e .. ": " .. tostring(t.expires_at))
+    end
+  end)
+
+  it("a client with a file store survives an infinite expires_in and keeps the new tokens", function()
+    local path = tmpname()
+    local store = oauth.stores.file(path, { access_token = "at_old", refresh_token = "rt_old_0123456789",
+                                            expires_at = 0 })
+    local c = assert(klaviyo.new { base_url = url, limiter = false,
+      oauth = { client_id = "cid_answers", client_secret = SECRET, tokens = store } })
+    answer(200, '{"access_token":"at_new","refresh_token":"rt_new","expires_in":1e999}')
+    local ok, r = pcall(c.call, c, "get_profiles", {})
+    assert.is_true(ok, tostring(r))
+    local t = store:get()
+    assert.equal("rt_new", t.refresh_token)
+    assert.equal("at_new", t.access_token)
+    -- the lock was released: the next refresh is not kept waiting
+    store:set { access_token = "at_new", refresh_token = "rt_new", expires_at = 0 }
+    answer(200, '{"access_token":"at_3","refresh_token":"rt_3","expires_in":3600}')
+    assert(c:call("get_profiles", {}))
+    assert.equal("rt_3", store:get().refresh_token)
+    c:close()
+    os.remove(path); os.remove(path .. ".lock")
+  end)
+
+  it("refuses a token that could not go in a header or is absurdly long", function()
+    local bad = { "at\r\nX-Evil: 1", "at\0nul", "at with space", "", string.rep("a", 100000) }
+    for _, at in ipairs(bad) do
+      answer(200, cjson.encode { access_token = at, refresh_token = "rt_new", expires_in = 3600 })
+      local t, err = oauth.refresh(creds())
+      assert.is_nil(t, ("%q"):format(at:sub(1, 20)))
+      assert.equal("oauth", err.kind)
+      assert.equal("oauth_refresh", err.operation)
+    end
+    for _, rt in ipairs({ "rt\r\nx", 5, cjson.encode({}), "" }) do
+      answer(200, '{"access_token":"at_new","expires_in":3600,"refresh_token":' ..
+        (type(rt) == "string" and rt:sub(1, 1) == "{" and rt or cjson.encode(rt)) .. "}")
+      local t, err = oauth.refresh(creds())
+      assert.is_nil(t, tostring(rt))
+      assert.equal("oauth", err.kind)
+    end
+    -- an absent or null refresh token: the one sent is kept
+    for _, body in ipairs({ '{"access_token":"at_new"}',
+                            '{"access_token":"at_new","refresh_token":null}' }) do
+      answer(200, body)
+      local t = assert(oauth.refresh(creds()))
+      assert.equal("rt_old_0123456789", t.refresh_token)
+    end
+  end)
+
+  it("a client never sends a hostile token, and its store keeps the old refresh token", function()
+    local store = oauth.stores.memory { access_token = "at_old", refresh_token = "rt_old_0123456789",
+                                        expires_at = 0 }
+    local c = assert(klaviyo.new { base_url = url, limiter = false,
+      oauth = { client_id = "cid_answers", client_secret = SECRET, tokens = store } })
+    answer(200, cjson.encode { access_token = "at\r\nX-Evil: 1", refresh_token = "rt_new" })
+    local ok, err = c:call("get_profiles", {})
+    assert.is_nil(ok)
+    assert.equal("oauth", err.kind)
+    assert.equal(1, #received(), "only the refresh went out")
+    assert.equal("rt_old_0123456789", store:get().refresh_token)
+    c:close()
+  end)
+end)

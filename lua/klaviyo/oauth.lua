@@ -87,12 +87,29 @@ local function basic(o)
   return "Basic " .. b64(o.client_id .. ":" .. o.client_secret)
 end
 
--- Every text of an error with the app's secret (as given, and inside the Basic credential)
--- replaced: a server that echoes it does not put it in a log.
+-- The secrets a token call holds: the app's secret (as given, and inside the Basic
+-- credential) and what it sends (refresh token, code, verifier, token; as given and
+-- form-encoded, when they are long enough not to occur in any text by chance).
+local SENT = { "refresh_token", "code", "verifier", "token" }
+local function secrets(o, cred)
+  local out = { cred, o.client_secret }
+  for _, k in ipairs(SENT) do
+    local v = o[k]
+    if type(v) == "string" and #v >= 8 then
+      out[#out + 1] = v
+      if escape(v) ~= v then out[#out + 1] = escape(v) end
+    end
+  end
+  return out
+end
+
+-- Every text of an error with the call's secrets replaced: a server that echoes one does not
+-- put it in a log.
 local function redact(err, o, cred)
+  local list = secrets(o, cred)
   for k, v in pairs(err) do
     if type(v) == "string" then
-      for _, secret in ipairs({ o.client_secret, cred }) do
+      for _, secret in ipairs(list) do
         local i, j = find(v, secret, 1, true)
         while i do
           v = v:sub(1, i - 1) .. "[redacted]" .. v:sub(j + 1)

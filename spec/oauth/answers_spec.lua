@@ -133,4 +133,27 @@ describe("klaviyo.oauth against a token endpoint's hostile answers", function()
     assert.equal("rt_old_0123456789", store:get().refresh_token)
     c:close()
   end)
+
+  it("no error holds the refresh token, code, verifier or token it sent", function()
+    local rt, code, verifier, tok = "rt_echoed_0123456789", "code/echoed+0123456789", string.rep("v", 50),
+      "tok_echoed_0123456789"
+    local calls = {
+      { function() return oauth.refresh(creds { refresh_token = rt }) end, { rt } },
+      { function()
+          return oauth.exchange(creds { code = code, verifier = verifier, redirect_uri = "https://x/cb" })
+        end, { code, "code%2Fechoed%2B0123456789", verifier } },
+      { function() return oauth.revoke(creds { token = tok }) end, { tok }, { 400 } },
+    }
+    for i, call in ipairs(calls) do
+      for _, status in ipairs(call[3] or { 400, 200 }) do   -- a 200 with an error member
+        answer(status, cjson.encode { error = "invalid_request",
+          error_description = "you sent " .. table.concat(call[2], " ") })
+        local r, err = call[1]()
+        assert.is_nil(r, "call " .. i)
+        local text = tostring(err) .. tostring(err.detail)
+        assert.truthy(text:find("[redacted]", 1, true), text)
+        for _, s in ipairs(call[2]) do assert.is_nil(text:find(s, 1, true), text) end
+      end
+    end
+  end)
 end)

@@ -23,18 +23,30 @@ function M:get()
   return ok and t or nil
 end
 
+-- chmod 600 PATH: true | nil, err.
+local function private(path)
+  local r = os.execute("chmod 600 '" .. path:gsub("'", "'\\''") .. "'")
+  if r == true or r == 0 then return true end
+  return nil, "cannot make " .. path .. " private (chmod 600)"
+end
+
+-- set(tokens) -> true | nil, err. Every step is checked (encoding, mode, write, close, fsync,
+-- rename): on any failure the temporary file is removed and the old file stays whole.
 function M:set(t)
+  local encoded, body = pcall(cjson.encode, t)
+  if not encoded then return nil, "the tokens cannot be written as JSON: " .. tostring(body) end
   local tmp = self.path .. ".tmp" .. tostring(core.random_bytes(6):gsub(".", function(c)
     return string.format("%02x", c:byte()) end))
   local f, err = io.open(tmp, "w")
   if not f then return nil, err end
-  -- 0600 whatever the umask, before the tokens are written
-  os.execute("chmod 600 '" .. tmp:gsub("'", "'\\''") .. "'")
-  f:write(cjson.encode(t))
-  f:close()
-  core.fsync_path(tmp)
-  local ok, rerr = os.rename(tmp, self.path)
-  if not ok then os.remove(tmp); return nil, rerr end
+  local ok
+  ok, err = private(tmp)   -- 0600 whatever the umask, before the tokens are written
+  if ok then ok, err = f:write(body) end
+  local closed, cerr = f:close()
+  if ok and not closed then ok, err = nil, cerr end
+  if ok then ok, err = core.fsync_path(tmp) end
+  if ok then ok, err = os.rename(tmp, self.path) end
+  if not ok then os.remove(tmp); return nil, err end
   return true
 end
 

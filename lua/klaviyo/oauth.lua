@@ -273,6 +273,7 @@ function _M.manager(o, base_url)
     error("klaviyo.new: the oauth tokens store holds no access_token", 3)
   end
   return setmetatable({ store = s, margin = o.margin or 60, lock_timeout = o.lock_timeout or 30,
+    unsaved = false,
     creds = { client_id = o.client_id, client_secret = o.client_secret, base_url = base_url or BASE,
               core = false, transport = false } }, manager), t.access_token
 end
@@ -291,6 +292,17 @@ local function usable(t, margin, stale)
     and (tonumber(t.expires_at) or math.huge) - margin > now()
 end
 
+-- Writes tokens a refresh got to the store: true | nil, err. Tokens the store did not keep
+-- stay with the manager (the refresh token they replace may be spent already) and are
+-- written again before its next token; until then its calls fail with this error.
+local function save(self, t)
+  local ok, err = self.store:set(t)
+  if ok then self.unsaved = false; return true end
+  self.unsaved = t
+  return nil, errors.new("oauth", "oauth_refresh", "the token store did not keep the refreshed tokens: "
+    .. tostring(err or "set answered " .. tostring(ok)))
+end
+
 --- A usable access token: the store's when it is fresh (and not `stale`, the one a 401
 -- refused), else one refresh under the store's lock; without the lock, waits for the holder's.
 ---@param stale string? the token a 401 refused
@@ -298,6 +310,10 @@ end
 ---@return klaviyo.Error? err
 function manager:token(stale)
   local s, deadline = self.store, now() + self.lock_timeout
+  if self.unsaved then
+    local ok, err = save(self, self.unsaved)
+    if not ok then return nil, err end
+  end
   while true do
     local t = s:get()
     if usable(t, self.margin, stale) then return t.access_token end
@@ -315,7 +331,10 @@ function manager:token(stale)
       local c = self.creds
       local nt, err = _M.refresh { client_id = c.client_id, client_secret = c.client_secret,
         base_url = c.base_url, core = c.core, transport = c.transport, refresh_token = t.refresh_token }
-      if nt then s:set(nt)
+      if nt then
+        local kept
+        kept, err = save(self, nt)
+        if not kept then nt = nil end
       elseif err.kind == "oauth_revoked" then
         t.revoked = true
         s:set(t)

@@ -156,4 +156,27 @@ describe("klaviyo.oauth against a token endpoint's hostile answers", function()
       end
     end
   end)
+
+  it("tokens the store did not keep fail the call, and are written once it keeps them", function()
+    local mem = oauth.stores.memory { access_token = "at_old", refresh_token = "rt_old_0123456789",
+                                      expires_at = 0 }
+    local full = true   -- a store whose medium refuses writes, as Redis on a read-only replica
+    local store = { get = function() return mem:get() end, lock = function() return mem:lock() end,
+      unlock = function() return mem:unlock() end,
+      set = function(_, t) if full then return nil, "no space" end return mem:set(t) end }
+    local c = assert(klaviyo.new { base_url = url, limiter = false,
+      oauth = { client_id = "cid_answers", client_secret = SECRET, tokens = store } })
+    answer(200, '{"access_token":"at_new","refresh_token":"rt_new","expires_in":3600}')
+    local ok, err = c:call("get_profiles", {})
+    assert.is_nil(ok)
+    assert.equal("oauth", err.kind)
+    assert.truthy(tostring(err):find("no space", 1, true), tostring(err))
+    assert.equal(1, #received(), "only the refresh went out")
+    assert.equal("rt_old_0123456789", mem:get().refresh_token)
+    full = false
+    assert(c:call("get_profiles", {}))
+    assert.equal("rt_new", mem:get().refresh_token, "the refreshed tokens were kept")
+    assert.equal(2, #received(), "no second refresh: the kept tokens were used")
+    c:close()
+  end)
 end)

@@ -35,3 +35,46 @@ describe("klaviyo.oauth file store", function()
     assert.equal("tokens.json\n", (left:gsub("tokens%.json%.lock\n", "")), "no temporary file left")
   end)
 end)
+
+describe("klaviyo.oauth redis store inside nginx", function()
+  local http = require "socket.http"
+  local R = require "retry.support"
+  local nginx = require "helpers.nginx"
+  local socket = require "socket"
+
+  -- A Redis that answers writes with an error reply, as a replica does after a failover:
+  -- a redis-server replicating a master that is not there. Its port and stop().
+  local function read_only_redis()
+    local port = R.free_port()
+    local pidfile = ("/tmp/klaviyo-oauth-spec-redis-%d.pid"):format(port)
+    assert(os.execute(("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no " ..
+      "--replicaof 127.0.0.1 %d --daemonize yes --dir /tmp --logfile '' --pidfile %s")
+      :format(port, R.free_port(), pidfile)))
+    for _ = 1, 250 do
+      if R.redis_cmd(port, "PING") == "+PONG" then break end
+      socket.sleep(0.02)
+    end
+    return port, function()
+      R.redis_cmd(port, "SHUTDOWN", "NOSAVE")
+      os.remove(pidfile)
+    end
+  end
+
+  it("a write the server refuses (READONLY) answers nil, err, not true", function()
+    local port, stop = read_only_redis()
+    local n = nginx.start(([[
+  server {
+    listen 127.0.0.1:@PORT@;
+    location = /set { content_by_lua_block {
+      local s = require("klaviyo.oauth").stores.redis { port = %d, key = "ro" }
+      local ok, err = s:set { access_token = "at_new", refresh_token = "rt_new" }
+      ngx.say(tostring(ok), " ", tostring(err))
+    } }
+  }
+]]):format(port), { workers = 1 })
+    local body = http.request(n.url .. "/set")
+    n.remove()
+    stop()
+    assert.matches("^nil .*READONLY", body or "")
+  end)
+end)

@@ -26,7 +26,8 @@ function M.new(o)
   return s
 end
 
--- One command on a pooled connection: its answer, or nil, err (the connection then closed).
+-- One command on a pooled connection: its answer, or nil, err: a failed connection is closed,
+-- and an error reply (READONLY, OOM, ...) is nil, err too, its connection kept.
 -- The pool is named by the server, the database and the password, so a connection that was
 -- authenticated and SELECTed for one store never serves a store of another database or
 -- credential.
@@ -52,6 +53,7 @@ function M:command(name, ...)
   res, err = red[name](red, ...)
   if res == nil then red:close(); return nil, err end
   red:set_keepalive(10000, 16)
+  if res == false then return nil, "redis: " .. tostring(err) end
   return res
 end
 
@@ -62,7 +64,13 @@ function M:get()
   return ok and t or nil
 end
 
-function M:set(t) return self:command("set", self.key, cjson.encode(t)) ~= nil end
+function M:set(t)
+  local encoded, v = pcall(cjson.encode, t)
+  if not encoded then return nil, "the tokens cannot be written as JSON: " .. tostring(v) end
+  local ok, err = self:command("set", self.key, v)
+  if not ok then return nil, err end
+  return true
+end
 
 function M:lock(ttl)
   local owner = core.random_bytes(12)

@@ -336,17 +336,22 @@ function manager:token(stale)
         kept, err = save(self, nt)
         if not kept then nt = nil end
       elseif err.kind == "oauth_revoked" then
-        t.revoked = true
-        s:set(t)
+        local now_t = s:get()
+        if type(now_t) == "table" and now_t.refresh_token ~= t.refresh_token then
+          err = false   -- another holder replaced the refused token meanwhile: its tokens stand
+        else
+          t.revoked = true
+          s:set(t)
+        end
       end
       s:unlock()
-      if not nt then return nil, err end
-      return nt.access_token
-    end
-    if now() > deadline then
+      if nt then return nt.access_token end
+      if err then return nil, err end
+    elseif now() > deadline then
       return nil, errors.new("oauth", "oauth_refresh", "timed out waiting for another refresh")
+    else
+      sleep(0.05)
     end
-    sleep(0.05)
   end
 end
 

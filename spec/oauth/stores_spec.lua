@@ -78,3 +78,60 @@ describe("klaviyo.oauth redis store inside nginx", function()
     assert.matches("^nil .*READONLY", body or "")
   end)
 end)
+
+describe("klaviyo.oauth manager when a refresh outlasts the store's lock", function()
+  local http = require "socket.http"
+  local nginx = require "helpers.nginx"
+  local socket = require "socket"
+
+  -- Two light threads of one worker share a shared-dict store whose lock lapses after 1 s;
+  -- the first refresh takes 2 s, so the second thread takes the lapsed lock and refreshes
+  -- with the refresh token the first is rotating away: it gets invalid_grant.
+  it("an invalid_grant for a refresh token already replaced does not mark the store revoked", function()
+    local portfile = os.tmpname()
+    os.remove(portfile)
+    assert(os.execute(("%s %s %s 2 >/dev/null 2>&1 &"):format(P.interpreter(),
+      P.quote(P.root .. "/spec/oauth/rotating_server.lua"), P.quote(portfile))))
+    local port = assert(require("helpers.portfile").wait(portfile, 5), "the token server did not start")
+    local n = nginx.start(([[
+  lua_shared_dict oauth 1m;
+  server {
+    listen 127.0.0.1:@PORT@;
+    location = /race { content_by_lua_block {
+      local oauth = require "klaviyo.oauth"
+      local cjson = require "cjson"
+      local function one(delay)
+        ngx.sleep(delay)
+        local store = oauth.stores.shdict("oauth", "race", { access_token = "at_0",
+          refresh_token = "rt_0", expires_at = 0 })
+        local m = oauth.manager({ client_id = "cid", client_secret = "cs_race_0123456789",
+          tokens = store, lock_timeout = 1 }, "http://127.0.0.1:%d")
+        local tok, err = m:token()
+        return tostring(tok) .. " " .. tostring(err and err.kind)
+      end
+      local a = ngx.thread.spawn(one, 0)
+      local b = ngx.thread.spawn(one, 0.1)
+      local _, ra = ngx.thread.wait(a)
+      local _, rb = ngx.thread.wait(b)
+      ngx.say(cjson.encode { a = ra, b = rb, store = cjson.decode(ngx.shared.oauth:get("oauth:race")) })
+    } }
+  }
+]]):format(port), { workers = 1 })
+    local body = http.request(n.url .. "/race")
+    local log = n.log()
+    n.remove()
+    local s = socket.tcp()
+    if s:connect("127.0.0.1", port) then
+      s:send("POST /quit HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
+      s:receive("*a")
+    end
+    s:close()
+    os.remove(portfile)
+    local r = require("cjson.safe").decode(body or "")
+    assert.is_table(r, tostring(body) .. log:sub(-2000))
+    assert.equal("at_1 nil", r.a)
+    assert.is_nil(r.store.revoked, body)
+    assert.equal("rt_1", r.store.refresh_token, body)
+    assert.equal("at_1 nil", r.b, body)   -- the second uses the first one's tokens
+  end)
+end)

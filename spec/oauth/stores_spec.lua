@@ -135,3 +135,39 @@ describe("klaviyo.oauth manager when a refresh outlasts the store's lock", funct
     assert.equal("at_1 nil", r.b, body)   -- the second uses the first one's tokens
   end)
 end)
+
+describe("klaviyo.oauth shared-dict store inside nginx", function()
+  local http = require "socket.http"
+  local nginx = require "helpers.nginx"
+
+  it("unlock frees only its own lock, and hostile content reads as no tokens", function()
+    local n = nginx.start([[
+  lua_shared_dict oauth 1m;
+  server {
+    listen 127.0.0.1:@PORT@;
+    location = /store { content_by_lua_block {
+      local stores = require("klaviyo.oauth").stores
+      local a, b, c = stores.shdict("oauth", "k"), stores.shdict("oauth", "k"), stores.shdict("oauth", "k")
+      local r = {}
+      r[1] = tostring(a:lock(0.1))
+      ngx.sleep(0.3)
+      r[2] = tostring(b:lock(10))   -- a's lock lapsed
+      a:unlock()                    -- must not free b's
+      r[3] = tostring(c:lock(10))
+      b:unlock()
+      r[4] = tostring(c:lock(10))
+      for _, v in ipairs({ "{\"access_token\":", "\0\255", "[]" }) do
+        ngx.shared.oauth:set("oauth:k", v)
+        local ok, t = pcall(a.get, a)
+        r[#r + 1] = ok and type(t) or "raised"
+      end
+      ngx.say(table.concat(r, " "))
+    } }
+  }
+]], { workers = 1 })
+    local body = http.request(n.url .. "/store")
+    local log = n.log()
+    n.remove()
+    assert.equal("true true false true nil nil table\n", body, log:sub(-2000))
+  end)
+end)

@@ -68,6 +68,7 @@ function _M.authorize_url(o)
   if type(o) ~= "table" then error("klaviyo.oauth.authorize_url: expected a table", 2) end
   need(o, "client_id", "authorize_url"); need(o, "redirect_uri", "authorize_url")
   need(o, "scope", "authorize_url")
+  if o.state ~= nil then need(o, "state", "authorize_url") end
   local verifier = b64url(core.random_bytes(48))   -- 64 characters of [A-Za-z0-9_-]
   local state = o.state or b64url(core.random_bytes(16))
   local url = (o.url or AUTHORIZE) .. "?response_type=code&client_id=" .. escape(o.client_id)
@@ -206,6 +207,10 @@ end
 ---@return klaviyo.Error? err
 function _M.exchange(o)
   need(o, "code", "exchange"); need(o, "verifier", "exchange"); need(o, "redirect_uri", "exchange")
+  local v = o.verifier   -- RFC 7636's verifier; Klaviyo refuses any other ("Invalid code_verifier")
+  if #v < 43 or #v > 128 or find(v, "[^A-Za-z0-9%-%._~]") then
+    error("klaviyo.oauth.exchange: verifier must be 43 to 128 characters of A-Z a-z 0-9 . _ ~ -", 2)
+  end
   return token(o, { "grant_type=authorization_code", "code=" .. escape(o.code),
     "code_verifier=" .. escape(o.verifier), "redirect_uri=" .. escape(o.redirect_uri) },
     "oauth_exchange")

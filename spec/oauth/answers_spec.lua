@@ -179,4 +179,20 @@ describe("klaviyo.oauth against a token endpoint's hostile answers", function()
     assert.equal(2, #received(), "no second refresh: the kept tokens were used")
     c:close()
   end)
+
+  it("refuses a malformed verifier or state before anything is sent", function()
+    answer(200, '{"access_token":"at_new","refresh_token":"rt_new"}')
+    for _, v in ipairs({ string.rep("v", 42), string.rep("v", 129), string.rep("v", 50) .. "+",
+                         string.rep("v", 50) .. "\n", string.rep("\195\169", 30) }) do
+      assert.has_error(function()
+        oauth.exchange(creds { code = "code_0123456789", verifier = v, redirect_uri = "https://x/cb" })
+      end, "klaviyo.oauth.exchange: verifier must be 43 to 128 characters of A-Z a-z 0-9 . _ ~ -")
+    end
+    assert.equal(0, #received(), "nothing was sent")
+    for _, st in ipairs({ {}, 5, "" }) do
+      assert.has_error(function()
+        oauth.authorize_url { client_id = "cid", redirect_uri = "https://x/cb", scope = "a:read", state = st }
+      end, "klaviyo.oauth.authorize_url: state must be a non-empty string")
+    end
+  end)
 end)

@@ -105,7 +105,8 @@ describe("klaviyo.oauth and a server that echoes the app's secret", function()
     local calls = {
       function() return oauth.refresh(creds(url)) end,
       function()
-        return oauth.exchange(creds(url, { code = "c", verifier = "v", redirect_uri = "https://x/cb" }))
+        return oauth.exchange(creds(url, { code = "c", verifier = string.rep("v", 43),
+                                           redirect_uri = "https://x/cb" }))
       end,
       function() return oauth.revoke(creds(url, { token = "t" })) end,
     }

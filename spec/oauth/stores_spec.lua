@@ -34,6 +34,21 @@ describe("klaviyo.oauth file store", function()
     local left = P.sh("ls -A " .. P.quote(dir))
     assert.equal("tokens.json\n", (left:gsub("tokens%.json%.lock\n", "")), "no temporary file left")
   end)
+
+  -- A deployment that links each release's tokens file to one shared file.
+  it("through a symlink: writes reach the link's target and share its lock", function()
+    assert(os.execute("mkdir -p " .. P.quote(dir .. "/shared")))
+    local real = dir .. "/shared/tokens.json"
+    oauth.stores.file(real, { access_token = "at_old", refresh_token = "rt_old", expires_at = 1 })
+    assert(os.execute("ln -s shared/tokens.json " .. P.quote(path)))
+    local via_link, direct = oauth.stores.file(path), oauth.stores.file(real)
+    assert(via_link:set { access_token = "at_new", refresh_token = "rt_new", expires_at = 1 })
+    assert.equal("link", P.sh("test -L " .. P.quote(path) .. " && echo link"):match("%a+"))
+    assert.equal("rt_new", direct:get().refresh_token)
+    assert.is_true(via_link:lock(5))
+    assert.is_false(direct:lock(5))
+    via_link:unlock()
+  end)
 end)
 
 describe("klaviyo.oauth redis store inside nginx", function()

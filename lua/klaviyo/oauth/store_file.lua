@@ -1,6 +1,8 @@
 -- klaviyo.oauth token store in a JSON file shared by processes on one host: written to a
 -- temporary file (mode 0600) and renamed over the old one, so readers see one or the other;
 -- the refresh lock is an flock on PATH.lock (the core's spool lock: a dead holder's lapses).
+-- A PATH that is a symlink is followed: the write replaces its target, beside which the lock
+-- sits, so stores opened through the link and on the target share one file and one lock.
 local cjson = require("cjson").new()
 local core = require "klaviyo.core"
 local M = {}
@@ -23,9 +25,21 @@ function M:get()
   return ok and t or nil
 end
 
+local function quote(path) return "'" .. path:gsub("'", "'\\''") .. "'" end
+
+-- The file PATH names, its symlinks followed (readlink -f); PATH when it cannot be resolved.
+local function resolve(path)
+  local p = io.popen("readlink -f -- " .. quote(path) .. " 2>/dev/null")
+  if not p then return path end
+  local out = p:read("*a")
+  p:close()
+  out = out:gsub("\n$", "")
+  return out ~= "" and out or path
+end
+
 -- chmod 600 PATH: true | nil, err.
 local function private(path)
-  local r = os.execute("chmod 600 '" .. path:gsub("'", "'\\''") .. "'")
+  local r = os.execute("chmod 600 " .. quote(path))
   if r == true or r == 0 then return true end
   return nil, "cannot make " .. path .. " private (chmod 600)"
 end
@@ -35,7 +49,8 @@ end
 function M:set(t)
   local encoded, body = pcall(cjson.encode, t)
   if not encoded then return nil, "the tokens cannot be written as JSON: " .. tostring(body) end
-  local tmp = self.path .. ".tmp" .. tostring(core.random_bytes(6):gsub(".", function(c)
+  local path = resolve(self.path)
+  local tmp = path .. ".tmp" .. tostring(core.random_bytes(6):gsub(".", function(c)
     return string.format("%02x", c:byte()) end))
   local f, err = io.open(tmp, "w")
   if not f then return nil, err end
@@ -45,14 +60,14 @@ function M:set(t)
   local closed, cerr = f:close()
   if ok and not closed then ok, err = nil, cerr end
   if ok then ok, err = core.fsync_path(tmp) end
-  if ok then ok, err = os.rename(tmp, self.path) end
+  if ok then ok, err = os.rename(tmp, path) end
   if not ok then os.remove(tmp); return nil, err end
   return true
 end
 
 function M:lock()
   if self.held then return false end
-  local l = core.spool_lock(self.path)
+  local l = core.spool_lock(resolve(self.path))
   if not l then return false end
   self.held = l
   return true

@@ -308,8 +308,36 @@ local function save(self, t)
     .. tostring(err or "set answered " .. tostring(ok)))
 end
 
+-- The refresh, under the store's lock: token | nil, err | nil, false when another holder
+-- replaced the refused refresh token meanwhile (its tokens stand: look again).
+local function refresh_locked(self, stale)
+  local s = self.store
+  local t = s:get()   -- the holder before us may have refreshed
+  if usable(t, self.margin, stale) then return t.access_token end
+  if type(t) ~= "table" or type(t.refresh_token) ~= "string" then
+    return nil, errors.new("oauth", "oauth_refresh", "the store holds no refresh token")
+  end
+  local c = self.creds
+  local nt, err = _M.refresh { client_id = c.client_id, client_secret = c.client_secret,
+    base_url = c.base_url, core = c.core, transport = c.transport, refresh_token = t.refresh_token }
+  if nt then
+    local kept
+    kept, err = save(self, nt)
+    if kept then return nt.access_token end
+    return nil, err
+  end
+  if err.kind == "oauth_revoked" then
+    local now_t = s:get()
+    if type(now_t) == "table" and now_t.refresh_token ~= t.refresh_token then return nil, false end
+    t.revoked = true
+    s:set(t)
+  end
+  return nil, err
+end
+
 --- A usable access token: the store's when it is fresh (and not `stale`, the one a 401
 -- refused), else one refresh under the store's lock; without the lock, waits for the holder's.
+-- The lock is released whatever happens under it, a raise included (re-raised after).
 ---@param stale string? the token a 401 refused
 ---@return string? token
 ---@return klaviyo.Error? err
@@ -327,30 +355,10 @@ function manager:token(stale)
                              { code = "invalid_grant" })
     end
     if s:lock(self.lock_timeout) then
-      t = s:get()   -- the holder before us may have refreshed
-      if usable(t, self.margin, stale) then s:unlock(); return t.access_token end
-      if type(t) ~= "table" or type(t.refresh_token) ~= "string" then
-        s:unlock()
-        return nil, errors.new("oauth", "oauth_refresh", "the store holds no refresh token")
-      end
-      local c = self.creds
-      local nt, err = _M.refresh { client_id = c.client_id, client_secret = c.client_secret,
-        base_url = c.base_url, core = c.core, transport = c.transport, refresh_token = t.refresh_token }
-      if nt then
-        local kept
-        kept, err = save(self, nt)
-        if not kept then nt = nil end
-      elseif err.kind == "oauth_revoked" then
-        local now_t = s:get()
-        if type(now_t) == "table" and now_t.refresh_token ~= t.refresh_token then
-          err = false   -- another holder replaced the refused token meanwhile: its tokens stand
-        else
-          t.revoked = true
-          s:set(t)
-        end
-      end
+      local ok, tok, err = pcall(refresh_locked, self, stale)
       s:unlock()
-      if nt then return nt.access_token end
+      if not ok then error(tok, 0) end
+      if tok then return tok end
       if err then return nil, err end
     elseif now() > deadline then
       return nil, errors.new("oauth", "oauth_refresh", "timed out waiting for another refresh")

@@ -186,3 +186,41 @@ describe("klaviyo.oauth shared-dict store inside nginx", function()
     assert.equal("true true false true nil nil table\n", body, log:sub(-2000))
   end)
 end)
+
+describe("klaviyo.oauth manager when its refresh raises", function()
+  local http = require "socket.http"
+  local nginx = require "helpers.nginx"
+
+  -- A client's call from the log phase (no cosockets) raises inside the refresh, while the
+  -- store's lock is held; the worker's later calls must not wait for that lock.
+  it("the store's lock is released, the raise goes on to the caller", function()
+    local n = nginx.start([[
+  server {
+    listen 127.0.0.1:@PORT@;
+    location = /log { content_by_lua_block { ngx.say("logged") }
+      log_by_lua_block {
+        local oauth, klaviyo = require "klaviyo.oauth", require "klaviyo"
+        local store = oauth.stores.memory { access_token = "at_0", refresh_token = "rt_0", expires_at = 0 }
+        package.loaded.raise_store = store
+        local c = assert(klaviyo.new { base_url = "http://127.0.0.1:9", limiter = false,
+          oauth = { client_id = "cid", client_secret = "cs_raise_0123456789", tokens = store,
+                    lock_timeout = 1 } })
+        local ok, err = pcall(c.call, c, "get_profiles", {})
+        package.loaded.raise_result = tostring(ok) .. " " .. tostring(err):sub(1, 60)
+      } }
+    location = /after { content_by_lua_block {
+      local store = package.loaded.raise_store
+      ngx.say(package.loaded.raise_result, "|", tostring(store:lock(1)))
+    } }
+  }
+]], { workers = 1 })
+    local first = http.request(n.url .. "/log")
+    local body = http.request(n.url .. "/after")
+    local log = n.log()
+    n.remove()
+    assert.equal("logged\n", first)
+    assert.matches("^false klaviyo: oauth_refresh: cannot send from the nginx log phase", body or "")
+    assert.equal("|true\n", (body or ""):sub(-6), body)   -- the lock was free again
+    assert.is_nil(log:find("cs_raise_0123456789", 1, true))
+  end)
+end)

@@ -268,6 +268,13 @@ local MANAGER_OPTIONS = { client_id = "string", client_secret = "string", tokens
 function _M.manager(o, base_url)
   V.options(o, MANAGER_OPTIONS, "klaviyo.new", "oauth option", 3)
   need(o, "client_id", "new"); need(o, "client_secret", "new")
+  -- NaN would never reach a deadline nor let a token be fresh; infinity breaks the lock's expiry
+  if o.margin ~= nil and not (o.margin >= 0 and o.margin < math.huge) then
+    error("klaviyo.new: oauth option margin must be a non-negative number of seconds", 3)
+  end
+  if o.lock_timeout ~= nil and not (o.lock_timeout > 0 and o.lock_timeout < math.huge) then
+    error("klaviyo.new: oauth option lock_timeout must be a positive number of seconds", 3)
+  end
   local s = o.tokens
   if not s then error("klaviyo.new: oauth needs tokens (a store)", 3) end
   for _, m in ipairs({ "get", "set", "lock", "unlock" }) do

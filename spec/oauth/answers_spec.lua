@@ -195,4 +195,18 @@ describe("klaviyo.oauth against a token endpoint's hostile answers", function()
       end, "klaviyo.oauth.authorize_url: state must be a non-empty string")
     end
   end)
+
+  it("refuses a margin or lock_timeout that is not a finite number of seconds", function()
+    local store = oauth.stores.memory { access_token = "at", refresh_token = "rt", expires_at = 0 }
+    local bads = { margin = { 0 / 0, -1, math.huge }, lock_timeout = { 0 / 0, 0, -1, math.huge } }
+    for name, bad in pairs(bads) do
+      for _, v in ipairs(bad) do
+        local o = { client_id = "cid", client_secret = SECRET, tokens = store }
+        o[name] = v
+        assert.has_error(function() klaviyo.new { base_url = url, limiter = false, oauth = o } end,
+          "klaviyo.new: oauth option " .. name .. " must be a " ..
+          (name == "margin" and "non-negative" or "positive") .. " number of seconds")
+      end
+    end
+  end)
 end)

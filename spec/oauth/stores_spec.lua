@@ -13,13 +13,15 @@ describe("klaviyo.oauth file store", function()
   end)
   after_each(function() os.execute("rm -rf " .. P.quote(dir)) end)
 
-  -- store_set_child.lua writing `access` to the store, under a file size limit of `kib` KiB
-  -- (none when nil): what it printed.
+  -- store_child.lua running `op` ("set" with `access`, or "get") on the store, under `limit`
+  -- (a shell ulimit, none when nil): what it printed.
+  local function child(limit, op, access)
+    return P.sh(("%s%s %s %s %s %s %s %s 2>&1"):format(limit and (limit .. "; ") or "", P.interpreter(),
+      P.quote(P.root .. "/spec/oauth/store_child.lua"), P.quote(P.root), P.quote(P.build_dir()),
+      P.quote(path), op, P.quote(access or "")))
+  end
   local function child_set(access, kib)
-    local limit = kib and ("trap '' XFSZ; ulimit -f " .. kib .. "; ") or ""
-    return P.sh(("%s%s %s %s %s %s %s 2>&1"):format(limit, P.interpreter(),
-      P.quote(P.root .. "/spec/oauth/store_set_child.lua"), P.quote(P.root), P.quote(P.build_dir()),
-      P.quote(path), P.quote(access)))
+    return child(kib and ("trap '' XFSZ; ulimit -f " .. kib), "set", access)
   end
 
   it("a write that fails (file size limit) answers nil, err and keeps the old file", function()
@@ -33,6 +35,11 @@ describe("klaviyo.oauth file store", function()
     assert.equal("at_child", t.access_token)
     local left = P.sh("ls -A " .. P.quote(dir))
     assert.equal("tokens.json\n", (left:gsub("tokens%.json%.lock\n", "")), "no temporary file left")
+  end)
+
+  it("reads a bounded amount: a path that never ends (/dev/zero) is no tokens, not a raise", function()
+    assert(os.execute("ln -s /dev/zero " .. P.quote(path)))
+    assert.equal("nil\n", child("ulimit -v 400000", "get"))
   end)
 
   -- A deployment that links each release's tokens file to one shared file.

@@ -16,11 +16,15 @@ function M.new(path, initial)
   return s
 end
 
+-- The tokens, or nil when the file is missing, holds no JSON or is over MAX_FILE bytes (read
+-- no further: a path may name a device or a file that never ends).
+local MAX_FILE = 65536
 function M:get()
-  local f = io.open(self.path, "r")
+  local f = io.open(self.path, "rb")
   if not f then return nil end
-  local raw = f:read("*a")
+  local raw = f:read(MAX_FILE + 1)
   f:close()
+  if not raw or #raw > MAX_FILE then return nil end
   local ok, t = pcall(cjson.decode, raw)
   return ok and t or nil
 end

@@ -189,8 +189,8 @@ local function token(o, fields, op)
       or doc.refresh_token ~= nil and doc.refresh_token ~= cjson.null and not is_token(doc.refresh_token)
          and "refresh_token"
     if bad then
-      return nil, errors.new("oauth", op, "the token endpoint answered a " .. bad
-        .. " that is not a token (visible ASCII, at most " .. MAX_TOKEN .. " bytes)", { status = status })
+      return nil, errors.new("oauth", op, "the token endpoint's " .. bad
+        .. " is not a token (visible ASCII, at most " .. MAX_TOKEN .. " bytes)", { status = status })
     end
     return { access_token = doc.access_token, scope = type(doc.scope) == "string" and doc.scope or nil,
              refresh_token = doc.refresh_token ~= cjson.null and doc.refresh_token or nil,

@@ -3,7 +3,7 @@
 -- the refresh lock is an flock on PATH.lock (the core's spool lock: a dead holder's lapses).
 -- A PATH that is a symlink is followed: the write replaces its target, beside which the lock
 -- sits, so stores opened through the link and on the target share one file and one lock.
-local cjson = require("cjson").new()
+local json = require "klaviyo.oauth.store_json"
 local core = require "klaviyo.core"
 local M = {}
 local mt = { __index = M, __tostring = function() return "klaviyo.oauth file store" end }
@@ -25,8 +25,7 @@ function M:get()
   local raw = f:read(MAX_FILE + 1)
   f:close()
   if not raw or #raw > MAX_FILE then return nil end
-  local ok, t = pcall(cjson.decode, raw)
-  return ok and t or nil
+  return json.decode(raw)
 end
 
 local function quote(path) return "'" .. path:gsub("'", "'\\''") .. "'" end
@@ -51,8 +50,8 @@ end
 -- set(tokens) -> true | nil, err. Every step is checked (encoding, mode, write, close, fsync,
 -- rename): on any failure the temporary file is removed and the old file stays whole.
 function M:set(t)
-  local encoded, body = pcall(cjson.encode, t)
-  if not encoded then return nil, "the tokens cannot be written as JSON: " .. tostring(body) end
+  local body, jerr = json.encode(t)
+  if not body then return nil, jerr end
   local path = resolve(self.path)
   local tmp = path .. ".tmp" .. tostring(core.random_bytes(6):gsub(".", function(c)
     return string.format("%02x", c:byte()) end))

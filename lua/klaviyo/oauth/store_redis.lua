@@ -3,7 +3,7 @@
 -- with a random owner, released only by its owner (a crashed holder's lock lapses).
 --   oauth.stores.redis{ host = "127.0.0.1", port = 6379, db = 0, password = nil,
 --                       key = "install-1", initial = tokens }
-local cjson = require("cjson").new()
+local json = require "klaviyo.oauth.store_json"
 local core = require "klaviyo.core"
 
 local ngx = rawget(_G, "ngx")
@@ -22,7 +22,7 @@ function M.new(o)
     key = "klaviyo:oauth:" .. o.key, lkey = "klaviyo:oauth_lock:" .. o.key, owner = false }, mt)
   s.pool = string.format("klaviyo-oauth:%s:%s:%s:%s", s.host, tostring(s.port), tostring(s.db),
     ngx.md5(s.password or ""))
-  if o.initial then s:command("set", s.key, cjson.encode(o.initial), "nx") end
+  if o.initial then s:command("set", s.key, (assert(json.encode(o.initial))), "nx") end
   return s
 end
 
@@ -57,17 +57,13 @@ function M:command(name, ...)
   return res
 end
 
-function M:get()
-  local v = self:command("get", self.key)
-  if type(v) ~= "string" then return nil end
-  local ok, t = pcall(cjson.decode, v)
-  return ok and t or nil
-end
+function M:get() return json.decode((self:command("get", self.key))) end
 
 function M:set(t)
-  local encoded, v = pcall(cjson.encode, t)
-  if not encoded then return nil, "the tokens cannot be written as JSON: " .. tostring(v) end
-  local ok, err = self:command("set", self.key, v)
+  local v, err = json.encode(t)
+  if not v then return nil, err end
+  local ok
+  ok, err = self:command("set", self.key, v)
   if not ok then return nil, err end
   return true
 end

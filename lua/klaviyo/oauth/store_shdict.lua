@@ -1,7 +1,7 @@
 -- klaviyo.oauth token store in an nginx lua_shared_dict: shared by the workers; the refresh
 -- lock is an add() with an expiry (a crashed holder's lock lapses) holding a random owner, and
 -- unlock deletes it only while it is still its owner's (a lapsed holder frees no one else's).
-local cjson = require("cjson").new()
+local json = require "klaviyo.oauth.store_json"
 local core = require "klaviyo.core"
 local ngx = rawget(_G, "ngx")
 local M = {}
@@ -13,21 +13,16 @@ function M.new(name, key, initial)
   if not dict then error("klaviyo.oauth: no lua_shared_dict " .. tostring(name), 2) end
   local s = setmetatable({ dict = dict, key = "oauth:" .. key, lkey = "oauth_lock:" .. key,
                            owner = false }, mt)
-  if initial then dict:add(s.key, cjson.encode(initial)) end
+  if initial then dict:add(s.key, (assert(json.encode(initial)))) end
   return s
 end
 
 -- The tokens, or nil when the key is empty or holds no JSON.
-function M:get()
-  local v = self.dict:get(self.key)
-  if type(v) ~= "string" then return nil end
-  local ok, t = pcall(cjson.decode, v)
-  return ok and t or nil
-end
+function M:get() return json.decode(self.dict:get(self.key)) end
 
 function M:set(t)
-  local encoded, v = pcall(cjson.encode, t)
-  if not encoded then return nil, "the tokens cannot be written as JSON: " .. tostring(v) end
+  local v, err = json.encode(t)
+  if not v then return nil, err end
   return self.dict:set(self.key, v)
 end
 

@@ -4,14 +4,13 @@
 -- comes back in an error.
 local oauth = require "klaviyo.oauth"
 local klaviyo = require "klaviyo"
-local P = require "helpers.process"
 local socket = require "socket"
 local cjson = require "cjson"
 
 local SECRET = "cs_answers_secret_0123456789"
 
 describe("klaviyo.oauth against a token endpoint's hostile answers", function()
-  local url, port, portfile, answer_file, log_file
+  local url, stop, answer_file, log_file
 
   -- The next answers: status and the raw body.
   local function answer(status, body)
@@ -45,21 +44,14 @@ describe("klaviyo.oauth against a token endpoint's hostile answers", function()
   end
 
   setup(function()
-    portfile, answer_file, log_file = tmpname(), tmpname(), tmpname()
-    assert(os.execute(string.format("%s %s/spec/oauth/token_server.lua %s %s %s >/dev/null 2>&1 &",
-      P.interpreter(), P.root, portfile, answer_file, log_file)))
-    port = require("helpers.portfile").wait(portfile, 5)
-    assert(port, "the token server did not start")
+    answer_file, log_file = tmpname(), tmpname()
+    local port
+    port, stop = require("oauth.loopback").start("token_server.lua", answer_file, log_file)
     url = "http://127.0.0.1:" .. port
   end)
   teardown(function()
-    local s = socket.tcp()
-    if s:connect("127.0.0.1", port) then
-      s:send("POST /quit HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
-      s:receive("*a")
-    end
-    s:close()
-    for _, p in ipairs({ portfile, answer_file, log_file }) do os.remove(p) end
+    stop()
+    for _, p in ipairs({ answer_file, log_file }) do os.remove(p) end
   end)
   before_each(function() os.remove(log_file) end)
 

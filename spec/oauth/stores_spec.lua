@@ -2,6 +2,19 @@
 -- (set answers nil, err) and still holds the tokens it had.
 local oauth = require "klaviyo.oauth"
 local P = require "helpers.process"
+local http = require "socket.http"
+local nginx = require "helpers.nginx"
+
+-- Starts a one-worker nginx with `conf`, GETs each of `...` in turn, and removes it: its
+-- error log and the bodies.
+local function in_nginx(conf, ...)
+  local n = nginx.start(conf, { workers = 1 })
+  local bodies = {}
+  for i, path in ipairs({ ... }) do bodies[i] = http.request(n.url .. path) end
+  local log = n.log()
+  n.remove()
+  return log, (table.unpack or unpack)(bodies)
+end
 
 describe("klaviyo.oauth file store", function()
   local dir, path
@@ -59,9 +72,7 @@ describe("klaviyo.oauth file store", function()
 end)
 
 describe("klaviyo.oauth redis store inside nginx", function()
-  local http = require "socket.http"
   local R = require "retry.support"
-  local nginx = require "helpers.nginx"
   local socket = require "socket"
 
   -- A Redis that answers writes with an error reply, as a replica does after a failover:
@@ -84,7 +95,7 @@ describe("klaviyo.oauth redis store inside nginx", function()
 
   it("a write the server refuses (READONLY) answers nil, err, not true", function()
     local port, stop = read_only_redis()
-    local n = nginx.start(([[
+    local _, body = in_nginx(([[
   server {
     listen 127.0.0.1:@PORT@;
     location = /set { content_by_lua_block {
@@ -93,29 +104,20 @@ describe("klaviyo.oauth redis store inside nginx", function()
       ngx.say(tostring(ok), " ", tostring(err))
     } }
   }
-]]):format(port), { workers = 1 })
-    local body = http.request(n.url .. "/set")
-    n.remove()
+]]):format(port), "/set")
     stop()
     assert.matches("^nil .*READONLY", body or "")
   end)
 end)
 
 describe("klaviyo.oauth manager when a refresh outlasts the store's lock", function()
-  local http = require "socket.http"
-  local nginx = require "helpers.nginx"
-  local socket = require "socket"
 
   -- Two light threads of one worker share a shared-dict store whose lock lapses after 1 s;
   -- the first refresh takes 2 s, so the second thread takes the lapsed lock and refreshes
   -- with the refresh token the first is rotating away: it gets invalid_grant.
   it("an invalid_grant for a refresh token already replaced does not mark the store revoked", function()
-    local portfile = os.tmpname()
-    os.remove(portfile)
-    assert(os.execute(("%s %s %s 2 >/dev/null 2>&1 &"):format(P.interpreter(),
-      P.quote(P.root .. "/spec/oauth/rotating_server.lua"), P.quote(portfile))))
-    local port = assert(require("helpers.portfile").wait(portfile, 5), "the token server did not start")
-    local n = nginx.start(([[
+    local port, stop = require("oauth.loopback").start("rotating_server.lua", 2)
+    local log, body = in_nginx(([[
   lua_shared_dict oauth 1m;
   server {
     listen 127.0.0.1:@PORT@;
@@ -138,17 +140,8 @@ describe("klaviyo.oauth manager when a refresh outlasts the store's lock", funct
       ngx.say(cjson.encode { a = ra, b = rb, store = cjson.decode(ngx.shared.oauth:get("oauth:race")) })
     } }
   }
-]]):format(port), { workers = 1 })
-    local body = http.request(n.url .. "/race")
-    local log = n.log()
-    n.remove()
-    local s = socket.tcp()
-    if s:connect("127.0.0.1", port) then
-      s:send("POST /quit HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
-      s:receive("*a")
-    end
-    s:close()
-    os.remove(portfile)
+]]):format(port), "/race")
+    stop()
     local r = require("cjson.safe").decode(body or "")
     assert.is_table(r, tostring(body) .. log:sub(-2000))
     assert.equal("at_1 nil", r.a)
@@ -159,11 +152,8 @@ describe("klaviyo.oauth manager when a refresh outlasts the store's lock", funct
 end)
 
 describe("klaviyo.oauth shared-dict store inside nginx", function()
-  local http = require "socket.http"
-  local nginx = require "helpers.nginx"
-
   it("unlock frees only its own lock, and hostile content reads as no tokens", function()
-    local n = nginx.start([[
+    local log, body = in_nginx([[
   lua_shared_dict oauth 1m;
   server {
     listen 127.0.0.1:@PORT@;
@@ -186,22 +176,16 @@ describe("klaviyo.oauth shared-dict store inside nginx", function()
       ngx.say(table.concat(r, " "))
     } }
   }
-]], { workers = 1 })
-    local body = http.request(n.url .. "/store")
-    local log = n.log()
-    n.remove()
+]], "/store")
     assert.equal("true true false true nil nil table\n", body, log:sub(-2000))
   end)
 end)
 
 describe("klaviyo.oauth manager when its refresh raises", function()
-  local http = require "socket.http"
-  local nginx = require "helpers.nginx"
-
   -- A client's call from the log phase (no cosockets) raises inside the refresh, while the
   -- store's lock is held; the worker's later calls must not wait for that lock.
   it("the store's lock is released, the raise goes on to the caller", function()
-    local n = nginx.start([[
+    local log, first, body = in_nginx([[
   server {
     listen 127.0.0.1:@PORT@;
     location = /log { content_by_lua_block { ngx.say("logged") }
@@ -220,11 +204,7 @@ describe("klaviyo.oauth manager when its refresh raises", function()
       ngx.say(package.loaded.raise_result, "|", tostring(store:lock(1)))
     } }
   }
-]], { workers = 1 })
-    local first = http.request(n.url .. "/log")
-    local body = http.request(n.url .. "/after")
-    local log = n.log()
-    n.remove()
+]], "/log", "/after")
     assert.equal("logged\n", first)
     assert.matches("^false klaviyo: oauth_refresh: cannot send from the nginx log phase", body or "")
     assert.equal("|true\n", (body or ""):sub(-6), body)   -- the lock was free again

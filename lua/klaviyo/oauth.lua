@@ -170,13 +170,14 @@ local function is_token(v)
   return type(v) == "string" and v ~= "" and #v <= MAX_TOKEN and not find(v, "[^\33-\126]")
 end
 
--- An answer's expires_in as seconds to keep the token: a finite number within
--- [0, MAX_LIFETIME]; DEFAULT_LIFETIME when it is missing or no number (NaN, a string).
+-- An answer's expires_in as seconds to keep the token: at most MAX_LIFETIME; DEFAULT_LIFETIME
+-- when it is missing, no number (NaN, a string) or not positive (a token that expired as it
+-- was given would make every call refresh first; a 401 refreshes it if it really is dead).
 local DEFAULT_LIFETIME, MAX_LIFETIME = 3600, 365 * 86400
 local function lifetime(v)
   v = tonumber(v)
-  if not v or v ~= v then return DEFAULT_LIFETIME end
-  return v < 0 and 0 or v > MAX_LIFETIME and MAX_LIFETIME or v
+  if not v or v ~= v or v <= 0 then return DEFAULT_LIFETIME end
+  return v > MAX_LIFETIME and MAX_LIFETIME or v
 end
 
 -- A POST to /oauth/token: tokens | nil, err. A 400 invalid_grant (revoked, uninstalled, used

@@ -201,4 +201,18 @@ describe("klaviyo.oauth against a token endpoint's hostile answers", function()
       end
     end
   end)
+
+  it("an expires_in of zero or less does not make every call refresh", function()
+    for _, e in ipairs({ "0", "-5" }) do
+      os.remove(log_file)
+      local store = oauth.stores.memory { access_token = "at_old", refresh_token = "rt_old_0123456789",
+                                          expires_at = 0 }
+      local c = assert(klaviyo.new { base_url = url, limiter = false,
+        oauth = { client_id = "cid_answers", client_secret = SECRET, tokens = store } })
+      answer(200, '{"access_token":"at_new","refresh_token":"rt_new","expires_in":' .. e .. "}")
+      for _ = 1, 3 do assert(c:call("get_profiles", {})) end
+      assert.equal(4, #received(), e .. ": one refresh, then three calls")
+      c:close()
+    end
+  end)
 end)

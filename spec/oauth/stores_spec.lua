@@ -27,9 +27,11 @@ describe("klaviyo.oauth file store", function()
   after_each(function() os.execute("rm -rf " .. P.quote(dir)) end)
 
   -- store_child.lua running `op` ("set" with `access`, or "get") on the store, under `limit`
-  -- (a shell ulimit, none when nil): what it printed.
-  local function child(limit, op, access)
-    return P.sh(("%s%s %s %s %s %s %s %s 2>&1"):format(limit and (limit .. "; ") or "", P.interpreter(),
+  -- (a shell ulimit, none when nil) and through `wrapper` (a command, none when nil): what it
+  -- printed.
+  local function child(limit, op, access, wrapper)
+    return P.sh(("%s%s%s %s %s %s %s %s %s 2>&1"):format(limit and (limit .. "; ") or "",
+      wrapper and (wrapper .. " ") or "", P.interpreter(),
       P.quote(P.root .. "/spec/oauth/store_child.lua"), P.quote(P.root), P.quote(P.build_dir()),
       P.quote(path), op, P.quote(access or "")))
   end
@@ -48,6 +50,23 @@ describe("klaviyo.oauth file store", function()
     assert.equal("at_child", t.access_token)
     local left = P.sh("ls -A " .. P.quote(dir))
     assert.equal("tokens.json\n", (left:gsub("tokens%.json%.lock\n", "")), "no temporary file left")
+  end)
+
+  -- What makes a rename durable is an fsync of the directory after it (strace shows the calls).
+  it("a write reaches the disk: the file's and then the directory's fsync", function()
+    oauth.stores.file(path, { access_token = "at_old", refresh_token = "rt_old", expires_at = 1 })
+    local trace = dir .. "/strace.out"
+    assert.equal("ok\n", child(nil, "set", "at_new", ("strace -f -qq -o %s -e trace=openat,rename,fsync")
+      :format(P.quote(trace))))
+    local f = assert(io.open(trace))
+    local text = f:read("*a")
+    f:close()
+    local renamed = text:find('rename%("[^"]*", "' .. path:gsub("%p", "%%%0") .. '"%) = 0')
+    assert.truthy(renamed, text)
+    local after = text:sub(renamed)
+    local fd = after:match('openat%([^,]*, "' .. dir:gsub("%p", "%%%0") .. '/?", [^)]*%) = (%d+)')
+    assert.truthy(fd, "no open of the directory after the rename:\n" .. after)
+    assert.truthy(after:find("fsync%(" .. fd .. "%)%s*= 0"), after)
   end)
 
   it("reads a bounded amount: a path that never ends (/dev/zero) is no tokens, not a raise", function()

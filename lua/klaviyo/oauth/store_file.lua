@@ -48,7 +48,9 @@ local function private(path)
 end
 
 -- set(tokens) -> true | nil, err. Every step is checked (encoding, mode, write, close, fsync,
--- rename): on any failure the temporary file is removed and the old file stays whole.
+-- rename): on any failure the temporary file is removed and the old file stays whole. The
+-- directory is synced after the rename, or a crash could bring back the old file (and its
+-- refresh token, which the refresh that wrote this one has spent).
 function M:set(t)
   local body, jerr = json.encode(t)
   if not body then return nil, jerr end
@@ -65,6 +67,9 @@ function M:set(t)
   if ok then ok, err = core.fsync_path(tmp) end
   if ok then ok, err = os.rename(tmp, path) end
   if not ok then os.remove(tmp); return nil, err end
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  ok, err = core.fsync_path(dir == "" and "/" or dir)
+  if not ok then return nil, err end
   return true
 end
 

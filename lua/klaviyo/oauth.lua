@@ -243,7 +243,8 @@ function _M.revoke(o)
                                 { status = status, code = doc.error }), o, cred)
 end
 
--- Stores: get() -> tokens | nil; set(tokens); lock(seconds) -> true | false; unlock().
+-- Stores: get() -> tokens | nil; set(tokens) -> true | nil, err; lock(seconds) -> true |
+-- false (another holds it) | false, err (the store failed); unlock().
 _M.stores = {
   memory = function(...) return require("klaviyo.oauth.store_memory").new(...) end,
   file = function(...) return require("klaviyo.oauth.store_file").new(...) end,
@@ -362,12 +363,15 @@ function manager:token(stale)
       return nil, errors.new("oauth_revoked", "oauth_refresh", "the installation's refresh token was revoked",
                              { code = "invalid_grant" })
     end
-    if s:lock(self.lock_timeout) then
+    local locked, lerr = s:lock(self.lock_timeout)
+    if locked then
       local ok, tok, err = pcall(refresh_locked, self, stale)
       s:unlock()
       if not ok then error(tok, 0) end
       if tok then return tok end
       if err then return nil, err end
+    elseif lerr then
+      return nil, errors.new("oauth", "oauth_refresh", "the token store's lock failed: " .. tostring(lerr))
     elseif now() > deadline then
       return nil, errors.new("oauth", "oauth_refresh", "timed out waiting for another refresh")
     else

@@ -69,6 +69,19 @@ describe("klaviyo.oauth file store", function()
     assert.truthy(after:find("fsync%(" .. fd .. "%)%s*= 0"), after)
   end)
 
+  it("a lock that cannot be taken (PATH.lock is a directory) fails the call at once", function()
+    local store = oauth.stores.file(path, { access_token = "at_0", refresh_token = "rt_0", expires_at = 0 })
+    assert(os.execute("mkdir " .. P.quote(path .. ".lock")))
+    local c = assert(require("klaviyo").new { base_url = "http://127.0.0.1:9", limiter = false,
+      oauth = { client_id = "cid", client_secret = "cs_lock_0123456789", tokens = store, lock_timeout = 2 } })
+    local t0 = require("socket").gettime()
+    local ok, err = c:call("get_profiles", {})
+    assert.is_nil(ok)
+    assert.is_true(require("socket").gettime() - t0 < 1, tostring(err))
+    assert.matches("lock failed: .*Is a directory", tostring(err))
+    c:close()
+  end)
+
   it("reads a bounded amount: a path that never ends (/dev/zero) is no tokens, not a raise", function()
     assert(os.execute("ln -s /dev/zero " .. P.quote(path)))
     assert.equal("nil\n", child("ulimit -v 400000", "get"))
@@ -126,6 +139,42 @@ describe("klaviyo.oauth redis store inside nginx", function()
 ]]):format(port), "/set")
     stop()
     assert.matches("^nil .*READONLY", body or "")
+  end)
+
+  -- A lock the server refuses (here an ACL that leaves out the lock's key) is the store's
+  -- failure, said at once: not a wait of lock_timeout blaming another refresh.
+  it("a lock Redis refuses fails the call at once, naming Redis's error", function()
+    local port, stop = R.redis()
+    local log, made, acl, body = in_nginx(([[
+  server {
+    listen 127.0.0.1:@PORT@;
+    location = /make { content_by_lua_block {
+      local store = require("klaviyo.oauth").stores.redis { port = %d, key = "acl",
+        initial = { access_token = "at_0", refresh_token = "rt_0", expires_at = 0 } }
+      package.loaded.acl_client = assert(require("klaviyo").new { base_url = "http://127.0.0.1:9",
+        limiter = false, oauth = { client_id = "cid", client_secret = "cs_acl_0123456789",
+                                   tokens = store, lock_timeout = 3 } })
+      ngx.say("made")
+    } }
+    location = /call { content_by_lua_block {
+      local t0 = ngx.now()
+      local ok, err = package.loaded.acl_client:call("get_profiles", {})
+      ngx.update_time()
+      ngx.say(string.format("%%.1f %%s", ngx.now() - t0, tostring(err)))
+    } }
+    location = /acl { content_by_lua_block {
+      local red = require("nginx.redis"):new()
+      assert(red:connect("127.0.0.1", %d))
+      ngx.say(tostring(red:acl("setuser", "default", "resetkeys", "~klaviyo:oauth:*")))
+    } }
+  }
+]]):format(port, port), "/make", "/acl", "/call")
+    stop()
+    assert.equal("made\n", made, log:sub(-2000))
+    assert.equal("OK\n", acl)
+    local took, text = (body or ""):match("^(%S+) (.*)$")
+    assert.is_true(tonumber(took) < 1, tostring(body))
+    assert.matches("NOPERM", text or "")
   end)
 end)
 

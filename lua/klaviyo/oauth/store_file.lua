@@ -73,10 +73,12 @@ function M:set(t)
   return true
 end
 
+-- lock() -> true | false (another holds it) | false, err (the lock file cannot be taken: the
+-- core's spool lock says "is in use" only for a lock another holds)
 function M:lock()
   if self.held then return false end
-  local l = core.spool_lock(resolve(self.path))
-  if not l then return false end
+  local l, err = core.spool_lock(resolve(self.path))
+  if not l then return false, not tostring(err):find(" is in use", 1, true) and err or nil end
   self.held = l
   return true
 end

@@ -68,11 +68,12 @@ function M:set(t)
   return true
 end
 
+-- lock(ttl) -> true | false (another holds it) | false, err (Redis failed or refused)
 function M:lock(ttl)
   local owner = core.random_bytes(12)
-  local r = self:command("set", self.lkey, owner, "nx", "px", math.floor(ttl * 1000))
+  local r, err = self:command("set", self.lkey, owner, "nx", "px", math.floor(ttl * 1000))
   if r == "OK" then self.owner = owner; return true end
-  return false
+  return false, err
 end
 
 function M:unlock()

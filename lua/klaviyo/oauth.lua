@@ -68,6 +68,7 @@ function _M.authorize_url(o)
   if type(o) ~= "table" then error("klaviyo.oauth.authorize_url: expected a table", 2) end
   need(o, "client_id", "authorize_url"); need(o, "redirect_uri", "authorize_url")
   need(o, "scope", "authorize_url")
+  if o.state ~= nil then need(o, "state", "authorize_url") end
   local verifier = b64url(core.random_bytes(48))   -- 64 characters of [A-Za-z0-9_-]
   local state = o.state or b64url(core.random_bytes(16))
   local url = (o.url or AUTHORIZE) .. "?response_type=code&client_id=" .. escape(o.client_id)
@@ -87,12 +88,29 @@ local function basic(o)
   return "Basic " .. b64(o.client_id .. ":" .. o.client_secret)
 end
 
--- Every text of an error with the app's secret (as given, and inside the Basic credential)
--- replaced: a server that echoes it does not put it in a log.
+-- The secrets a token call holds: the app's secret (as given, and inside the Basic
+-- credential) and what it sends (refresh token, code, verifier, token; as given and
+-- form-encoded, when they are long enough not to occur in any text by chance).
+local SENT = { "refresh_token", "code", "verifier", "token" }
+local function secrets(o, cred)
+  local out = { cred, o.client_secret }
+  for _, k in ipairs(SENT) do
+    local v = o[k]
+    if type(v) == "string" and #v >= 8 then
+      out[#out + 1] = v
+      if escape(v) ~= v then out[#out + 1] = escape(v) end
+    end
+  end
+  return out
+end
+
+-- Every text of an error with the call's secrets replaced: a server that echoes one does not
+-- put it in a log.
 local function redact(err, o, cred)
+  local list = secrets(o, cred)
   for k, v in pairs(err) do
     if type(v) == "string" then
-      for _, secret in ipairs({ o.client_secret, cred }) do
+      for _, secret in ipairs(list) do
         local i, j = find(v, secret, 1, true)
         while i do
           v = v:sub(1, i - 1) .. "[redacted]" .. v:sub(j + 1)
@@ -145,14 +163,39 @@ local function post(o, path, form, op)
   return status, doc, cred
 end
 
+-- A token the library puts in an Authorization header or a form: visible ASCII (no space,
+-- CR, LF or NUL), at most MAX_TOKEN bytes.
+local MAX_TOKEN = 8192
+local function is_token(v)
+  return type(v) == "string" and v ~= "" and #v <= MAX_TOKEN and not find(v, "[^\33-\126]")
+end
+
+-- An answer's expires_in as seconds to keep the token: at most MAX_LIFETIME; DEFAULT_LIFETIME
+-- when it is missing, no number (NaN, a string) or not positive (a token that expired as it
+-- was given would make every call refresh first; a 401 refreshes it if it really is dead).
+local DEFAULT_LIFETIME, MAX_LIFETIME = 3600, 365 * 86400
+local function lifetime(v)
+  v = tonumber(v)
+  if not v or v ~= v or v <= 0 then return DEFAULT_LIFETIME end
+  return v > MAX_LIFETIME and MAX_LIFETIME or v
+end
+
 -- A POST to /oauth/token: tokens | nil, err. A 400 invalid_grant (revoked, uninstalled, used
 -- or unknown code or refresh token) is kind "oauth_revoked"; others kind "oauth".
 local function token(o, fields, op)
   local status, doc, cred = post(o, "/oauth/token", concat(fields, "&"), op)
   if not status then return nil, doc end
-  if status == 200 and type(doc.access_token) == "string" then
-    return { access_token = doc.access_token, refresh_token = doc.refresh_token,
-             expires_at = now() + (tonumber(doc.expires_in) or 3600), scope = doc.scope }
+  if status == 200 and doc.access_token ~= nil then
+    local bad = not is_token(doc.access_token) and "access_token"
+      or doc.refresh_token ~= nil and doc.refresh_token ~= cjson.null and not is_token(doc.refresh_token)
+         and "refresh_token"
+    if bad then
+      return nil, errors.new("oauth", op, "the token endpoint's " .. bad
+        .. " is not a token (visible ASCII, at most " .. MAX_TOKEN .. " bytes)", { status = status })
+    end
+    return { access_token = doc.access_token, scope = type(doc.scope) == "string" and doc.scope or nil,
+             refresh_token = doc.refresh_token ~= cjson.null and doc.refresh_token or nil,
+             expires_at = now() + lifetime(doc.expires_in) }
   end
   local kind = doc.error == "invalid_grant" and "oauth_revoked" or "oauth"
   return nil, redact(errors.new(kind, op, tostring(doc.error_description or doc.error or "no detail"),
@@ -165,6 +208,10 @@ end
 ---@return klaviyo.Error? err
 function _M.exchange(o)
   need(o, "code", "exchange"); need(o, "verifier", "exchange"); need(o, "redirect_uri", "exchange")
+  local v = o.verifier   -- RFC 7636's verifier; Klaviyo refuses any other ("Invalid code_verifier")
+  if #v < 43 or #v > 128 or find(v, "[^A-Za-z0-9%-%._~]") then
+    error("klaviyo.oauth.exchange: verifier must be 43 to 128 characters of A-Z a-z 0-9 . _ ~ -", 2)
+  end
   return token(o, { "grant_type=authorization_code", "code=" .. escape(o.code),
     "code_verifier=" .. escape(o.verifier), "redirect_uri=" .. escape(o.redirect_uri) },
     "oauth_exchange")
@@ -196,7 +243,8 @@ function _M.revoke(o)
                                 { status = status, code = doc.error }), o, cred)
 end
 
--- Stores: get() -> tokens | nil; set(tokens); lock(seconds) -> true | false; unlock().
+-- Stores: get() -> tokens | nil; set(tokens) -> true | nil, err; lock(seconds) -> true |
+-- false (another holds it) | false, err (the store failed); unlock().
 _M.stores = {
   memory = function(...) return require("klaviyo.oauth.store_memory").new(...) end,
   file = function(...) return require("klaviyo.oauth.store_file").new(...) end,
@@ -222,6 +270,13 @@ local MANAGER_OPTIONS = { client_id = "string", client_secret = "string", tokens
 function _M.manager(o, base_url)
   V.options(o, MANAGER_OPTIONS, "klaviyo.new", "oauth option", 3)
   need(o, "client_id", "new"); need(o, "client_secret", "new")
+  -- NaN would never reach a deadline nor let a token be fresh; infinity breaks the lock's expiry
+  if o.margin ~= nil and not (o.margin >= 0 and o.margin < math.huge) then
+    error("klaviyo.new: oauth option margin must be a non-negative number of seconds", 3)
+  end
+  if o.lock_timeout ~= nil and not (o.lock_timeout > 0 and o.lock_timeout < math.huge) then
+    error("klaviyo.new: oauth option lock_timeout must be a positive number of seconds", 3)
+  end
   local s = o.tokens
   if not s then error("klaviyo.new: oauth needs tokens (a store)", 3) end
   for _, m in ipairs({ "get", "set", "lock", "unlock" }) do
@@ -232,6 +287,7 @@ function _M.manager(o, base_url)
     error("klaviyo.new: the oauth tokens store holds no access_token", 3)
   end
   return setmetatable({ store = s, margin = o.margin or 60, lock_timeout = o.lock_timeout or 30,
+    unsaved = false,
     creds = { client_id = o.client_id, client_secret = o.client_secret, base_url = base_url or BASE,
               core = false, transport = false } }, manager), t.access_token
 end
@@ -246,17 +302,60 @@ function manager:attach(c, transport)
 end
 
 local function usable(t, margin, stale)
-  return type(t) == "table" and type(t.access_token) == "string" and t.access_token ~= stale
+  return type(t) == "table" and is_token(t.access_token) and t.access_token ~= stale
     and (tonumber(t.expires_at) or math.huge) - margin > now()
+end
+
+-- Writes tokens a refresh got to the store: true | nil, err. Tokens the store did not keep
+-- stay with the manager (the refresh token they replace may be spent already) and are
+-- written again before its next token; until then its calls fail with this error.
+local function save(self, t)
+  local ok, err = self.store:set(t)
+  if ok then self.unsaved = false; return true end
+  self.unsaved = t
+  return nil, errors.new("oauth", "oauth_refresh", "the token store did not keep the refreshed tokens: "
+    .. tostring(err or "set answered " .. tostring(ok)))
+end
+
+-- The refresh, under the store's lock: token | nil, err | nil, false when another holder
+-- replaced the refused refresh token meanwhile (its tokens stand: look again).
+local function refresh_locked(self, stale)
+  local s = self.store
+  local t = s:get()   -- the holder before us may have refreshed
+  if usable(t, self.margin, stale) then return t.access_token end
+  if type(t) ~= "table" or type(t.refresh_token) ~= "string" then
+    return nil, errors.new("oauth", "oauth_refresh", "the store holds no refresh token")
+  end
+  local c = self.creds
+  local nt, err = _M.refresh { client_id = c.client_id, client_secret = c.client_secret,
+    base_url = c.base_url, core = c.core, transport = c.transport, refresh_token = t.refresh_token }
+  if nt then
+    local kept
+    kept, err = save(self, nt)
+    if kept then return nt.access_token end
+    return nil, err
+  end
+  if err.kind == "oauth_revoked" then
+    local now_t = s:get()
+    if type(now_t) == "table" and now_t.refresh_token ~= t.refresh_token then return nil, false end
+    t.revoked = true
+    s:set(t)
+  end
+  return nil, err
 end
 
 --- A usable access token: the store's when it is fresh (and not `stale`, the one a 401
 -- refused), else one refresh under the store's lock; without the lock, waits for the holder's.
+-- The lock is released whatever happens under it, a raise included (re-raised after).
 ---@param stale string? the token a 401 refused
 ---@return string? token
 ---@return klaviyo.Error? err
 function manager:token(stale)
   local s, deadline = self.store, now() + self.lock_timeout
+  if self.unsaved then
+    local ok, err = save(self, self.unsaved)
+    if not ok then return nil, err end
+  end
   while true do
     local t = s:get()
     if usable(t, self.margin, stale) then return t.access_token end
@@ -264,29 +363,20 @@ function manager:token(stale)
       return nil, errors.new("oauth_revoked", "oauth_refresh", "the installation's refresh token was revoked",
                              { code = "invalid_grant" })
     end
-    if s:lock(self.lock_timeout) then
-      t = s:get()   -- the holder before us may have refreshed
-      if usable(t, self.margin, stale) then s:unlock(); return t.access_token end
-      if type(t) ~= "table" or type(t.refresh_token) ~= "string" then
-        s:unlock()
-        return nil, errors.new("oauth", "oauth_refresh", "the store holds no refresh token")
-      end
-      local c = self.creds
-      local nt, err = _M.refresh { client_id = c.client_id, client_secret = c.client_secret,
-        base_url = c.base_url, core = c.core, transport = c.transport, refresh_token = t.refresh_token }
-      if nt then s:set(nt)
-      elseif err.kind == "oauth_revoked" then
-        t.revoked = true
-        s:set(t)
-      end
+    local locked, lerr = s:lock(self.lock_timeout)
+    if locked then
+      local ok, tok, err = pcall(refresh_locked, self, stale)
       s:unlock()
-      if not nt then return nil, err end
-      return nt.access_token
-    end
-    if now() > deadline then
+      if not ok then error(tok, 0) end
+      if tok then return tok end
+      if err then return nil, err end
+    elseif lerr then
+      return nil, errors.new("oauth", "oauth_refresh", "the token store's lock failed: " .. tostring(lerr))
+    elseif now() > deadline then
       return nil, errors.new("oauth", "oauth_refresh", "timed out waiting for another refresh")
+    else
+      sleep(0.05)
     end
-    sleep(0.05)
   end
 end
 

@@ -80,24 +80,9 @@ describe("klaviyo.oauth token calls against a hostile server", function()
 end)
 
 describe("klaviyo.oauth and a server that echoes the app's secret", function()
-  local port, portfile
-  setup(function()
-    portfile = os.tmpname()
-    os.remove(portfile)
-    assert(os.execute(string.format("%s %s/spec/oauth/echo_server.lua %s %s >/dev/null 2>&1 &",
-      S.interpreter(), S.root, portfile, SECRET)))
-    port = require("helpers.portfile").wait(portfile, 5)
-    assert(port, "the echo server did not start")
-  end)
-  teardown(function()
-    local s = socket.tcp()
-    if s:connect("127.0.0.1", port) then
-      s:send("POST /quit HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
-      s:receive("*a")
-    end
-    s:close()
-    os.remove(portfile)
-  end)
+  local port, stop
+  setup(function() port, stop = require("oauth.loopback").start("echo_server.lua", SECRET) end)
+  teardown(function() stop() end)
 
   it("no error holds the client secret, plain or in the Basic credential", function()
     local url = "http://127.0.0.1:" .. port
@@ -105,7 +90,8 @@ describe("klaviyo.oauth and a server that echoes the app's secret", function()
     local calls = {
       function() return oauth.refresh(creds(url)) end,
       function()
-        return oauth.exchange(creds(url, { code = "c", verifier = "v", redirect_uri = "https://x/cb" }))
+        return oauth.exchange(creds(url, { code = "c", verifier = string.rep("v", 43),
+                                           redirect_uri = "https://x/cb" }))
       end,
       function() return oauth.revoke(creds(url, { token = "t" })) end,
     }

@@ -1,7 +1,9 @@
 -- klaviyo.oauth token store in a JSON file shared by processes on one host: written to a
 -- temporary file (mode 0600) and renamed over the old one, so readers see one or the other;
 -- the refresh lock is an flock on PATH.lock (the core's spool lock: a dead holder's lapses).
-local cjson = require("cjson").new()
+-- A PATH that is a symlink is followed: the write replaces its target, beside which the lock
+-- sits, so stores opened through the link and on the target share one file and one lock.
+local json = require "klaviyo.oauth.store_json"
 local core = require "klaviyo.core"
 local M = {}
 local mt = { __index = M, __tostring = function() return "klaviyo.oauth file store" end }
@@ -14,34 +16,69 @@ function M.new(path, initial)
   return s
 end
 
+-- The tokens, or nil when the file is missing, holds no JSON or is over MAX_FILE bytes (read
+-- no further: a path may name a device or a file that never ends).
+local MAX_FILE = 65536
 function M:get()
-  local f = io.open(self.path, "r")
+  local f = io.open(self.path, "rb")
   if not f then return nil end
-  local raw = f:read("*a")
+  local raw = f:read(MAX_FILE + 1)
   f:close()
-  local ok, t = pcall(cjson.decode, raw)
-  return ok and t or nil
+  if not raw or #raw > MAX_FILE then return nil end
+  return json.decode(raw)
 end
 
+local function quote(path) return "'" .. path:gsub("'", "'\\''") .. "'" end
+
+-- The file PATH names, its symlinks followed (readlink -f); PATH when it cannot be resolved.
+local function resolve(path)
+  local p = io.popen("readlink -f -- " .. quote(path) .. " 2>/dev/null")
+  if not p then return path end
+  local out = p:read("*a")
+  p:close()
+  out = out:gsub("\n$", "")
+  return out ~= "" and out or path
+end
+
+-- chmod 600 PATH: true | nil, err.
+local function private(path)
+  local r = os.execute("chmod 600 " .. quote(path))
+  if r == true or r == 0 then return true end
+  return nil, "cannot make " .. path .. " private (chmod 600)"
+end
+
+-- set(tokens) -> true | nil, err. Every step is checked (encoding, mode, write, close, fsync,
+-- rename): on any failure the temporary file is removed and the old file stays whole. The
+-- directory is synced after the rename, or a crash could bring back the old file (and its
+-- refresh token, which the refresh that wrote this one has spent).
 function M:set(t)
-  local tmp = self.path .. ".tmp" .. tostring(core.random_bytes(6):gsub(".", function(c)
+  local body, jerr = json.encode(t)
+  if not body then return nil, jerr end
+  local path = resolve(self.path)
+  local tmp = path .. ".tmp" .. tostring(core.random_bytes(6):gsub(".", function(c)
     return string.format("%02x", c:byte()) end))
   local f, err = io.open(tmp, "w")
   if not f then return nil, err end
-  -- 0600 whatever the umask, before the tokens are written
-  os.execute("chmod 600 '" .. tmp:gsub("'", "'\\''") .. "'")
-  f:write(cjson.encode(t))
-  f:close()
-  core.fsync_path(tmp)
-  local ok, rerr = os.rename(tmp, self.path)
-  if not ok then os.remove(tmp); return nil, rerr end
+  local ok
+  ok, err = private(tmp)   -- 0600 whatever the umask, before the tokens are written
+  if ok then ok, err = f:write(body) end
+  local closed, cerr = f:close()
+  if ok and not closed then ok, err = nil, cerr end
+  if ok then ok, err = core.fsync_path(tmp) end
+  if ok then ok, err = os.rename(tmp, path) end
+  if not ok then os.remove(tmp); return nil, err end
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  ok, err = core.fsync_path(dir == "" and "/" or dir)
+  if not ok then return nil, err end
   return true
 end
 
+-- lock() -> true | false (another holds it) | false, err (the lock file cannot be taken: the
+-- core's spool lock says "is in use" only for a lock another holds)
 function M:lock()
   if self.held then return false end
-  local l = core.spool_lock(self.path)
-  if not l then return false end
+  local l, err = core.spool_lock(resolve(self.path))
+  if not l then return false, not tostring(err):find(" is in use", 1, true) and err or nil end
   self.held = l
   return true
 end

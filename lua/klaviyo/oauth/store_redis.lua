@@ -3,7 +3,7 @@
 -- with a random owner, released only by its owner (a crashed holder's lock lapses).
 --   oauth.stores.redis{ host = "127.0.0.1", port = 6379, db = 0, password = nil,
 --                       key = "install-1", initial = tokens }
-local cjson = require("cjson").new()
+local json = require "klaviyo.oauth.store_json"
 local core = require "klaviyo.core"
 
 local ngx = rawget(_G, "ngx")
@@ -22,11 +22,12 @@ function M.new(o)
     key = "klaviyo:oauth:" .. o.key, lkey = "klaviyo:oauth_lock:" .. o.key, owner = false }, mt)
   s.pool = string.format("klaviyo-oauth:%s:%s:%s:%s", s.host, tostring(s.port), tostring(s.db),
     ngx.md5(s.password or ""))
-  if o.initial then s:command("set", s.key, cjson.encode(o.initial), "nx") end
+  if o.initial then s:command("set", s.key, (assert(json.encode(o.initial))), "nx") end
   return s
 end
 
--- One command on a pooled connection: its answer, or nil, err (the connection then closed).
+-- One command on a pooled connection: its answer, or nil, err: a failed connection is closed,
+-- and an error reply (READONLY, OOM, ...) is nil, err too, its connection kept.
 -- The pool is named by the server, the database and the password, so a connection that was
 -- authenticated and SELECTed for one store never serves a store of another database or
 -- credential.
@@ -52,23 +53,27 @@ function M:command(name, ...)
   res, err = red[name](red, ...)
   if res == nil then red:close(); return nil, err end
   red:set_keepalive(10000, 16)
+  if res == false then return nil, "redis: " .. tostring(err) end
   return res
 end
 
-function M:get()
-  local v = self:command("get", self.key)
-  if type(v) ~= "string" then return nil end
-  local ok, t = pcall(cjson.decode, v)
-  return ok and t or nil
+function M:get() return json.decode((self:command("get", self.key))) end
+
+function M:set(t)
+  local v, err = json.encode(t)
+  if not v then return nil, err end
+  local ok
+  ok, err = self:command("set", self.key, v)
+  if not ok then return nil, err end
+  return true
 end
 
-function M:set(t) return self:command("set", self.key, cjson.encode(t)) ~= nil end
-
+-- lock(ttl) -> true | false (another holds it) | false, err (Redis failed or refused)
 function M:lock(ttl)
   local owner = core.random_bytes(12)
-  local r = self:command("set", self.lkey, owner, "nx", "px", math.floor(ttl * 1000))
+  local r, err = self:command("set", self.lkey, owner, "nx", "px", math.floor(ttl * 1000))
   if r == "OK" then self.owner = owner; return true end
-  return false
+  return false, err
 end
 
 function M:unlock()

@@ -20,6 +20,7 @@ local share, SECONDS = policy.share, policy.WINDOW_SECONDS
 
 local ngx = rawget(_G, "ngx")
 local floor, tostring, tonumber, type, format = math.floor, tostring, tonumber, type, string.format
+local match, sub, select = string.match, string.sub, select
 local unpack = table.unpack or unpack
 
 local M = { _VERSION = "0.1.0" }
@@ -27,6 +28,9 @@ local mt = { __index = M }
 
 local US = 1000000
 local KEY_MAX = 1024
+-- The largest counts a reply of the limiter's may announce: the script answers three numbers,
+-- SCRIPT LOAD a 40-byte SHA1, an error one line.
+local MAX_ITEMS, MAX_BULK = 16, 4096
 
 -- redis[s]://[[user]:password@]host[:port][/db], the grammar of the C store.
 local function unescape(s)
@@ -126,10 +130,32 @@ function M:_fail(doing, err)
     tostring(err))
 end
 
+-- lua-resty-redis believes the count a reply line announces: one that is not a number raises
+-- inside it, and a huge one makes it allocate or read that much. Every reply line it reads
+-- from `sock` is checked first; a count that is not a number or over the bounds above is an
+-- I/O failure (nil, err), so the command fails and its connection is closed.
+local function guard(sock)
+  local receive = sock.receive
+  sock.receive = function(s, ...)   -- no pattern (not even nil): a line
+    local data, err, partial = receive(s, ...)
+    if data and select("#", ...) == 0 then
+      local kind, count = match(data, "^([$*])(.*)$")
+      if kind then
+        count = match(count, "^%-?%d+$") and tonumber(count)
+        if not count or count > (kind == "$" and MAX_BULK or MAX_ITEMS) then
+          return nil, format("not a RESP reply of the limiter's (%q)", sub(data, 1, 24))
+        end
+      end
+    end
+    return data, err, partial
+  end
+end
+
 -- A connection ready for EVALSHA (TLS done, authenticated, database selected), or nil, err.
 function M:_connect()
   local red = self.resty:new()
   local sock = rawget(red, "_sock")
+  guard(sock)
   sock:settimeouts(self.connect_timeout * 1000, self.timeout * 1000, self.timeout * 1000)
   local ok, err = red:connect(self.url.host, self.url.port, { pool = self.pool })
   if not ok then

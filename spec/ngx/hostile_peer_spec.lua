@@ -1,0 +1,57 @@
+-- The ngx transport and its Redis limiter store against a hostile peer (spec/ngx/hostile_peer.lua,
+-- a loopback process this spec starts), inside nginx through the test bed's /call location,
+-- each case compared with what the curl transport gives for the same answer.
+local T = require "ngx.support"
+local P = require "helpers.process"
+local portfile = require "helpers.portfile"
+
+local function hex(s) return (s:gsub(".", function(ch) return string.format("%02x", ch:byte()) end)) end
+
+local ONCE = { retry = { attempts = 1 } }
+
+describe("ngx transport against a hostile peer", function()
+  local port, acct
+  setup(function()
+    T.start()
+    local file = os.tmpname()
+    os.remove(file)
+    P.spawn(("%s %s %s %s"):format(P.interpreter(), P.quote(P.root .. "/spec/ngx/hostile_peer.lua"),
+      P.quote(file), P.my_pid()))
+    port = assert(portfile.wait(file, 5), "the hostile peer did not start")
+    os.remove(file)
+  end)
+  teardown(function() T.stop() end)
+  before_each(function() acct = T.emu.account() end)
+
+  -- Client options for both transports: the emulator as the API, the peer as Redis answering
+  -- `reply` to the limiter script.
+  local function redis_opts(reply, transport)
+    return T.opts(acct, nil, { transport = transport, retry = ONCE.retry, limiter = {
+      store = "redis", url = "redis://127.0.0.1:" .. port, prefix = "r=" .. hex(reply) .. ":" } })
+  end
+
+  describe("a Redis store answering what is not RESP", function()
+    -- curl = false: not run through the curl transport, whose C store (hiredis) takes seconds
+    -- over an array announced this long
+    local replies = {
+      { "a bulk length that is not a number", "$abc\r\n" },
+      { "an empty bulk length", "$\r\n" },
+      { "an array length that is not a number", "*x\r\n" },
+      { "an array of a thousand million items", "*1000000000\r\n", curl = false },
+      { "an item whose bulk length is not a number", "*3\r\n:1\r\n$zz\r\n" },
+    }
+    for _, case in ipairs(replies) do
+      local name, reply = case[1], case[2]
+      it(name .. ": refused, nothing sent, nothing raised (as with curl)", function()
+        for _, transport in ipairs(case.curl == false and { "ngx" } or { "ngx", "curl" }) do
+          local out = T.call(redis_opts(reply, transport), { { "get_lists", {} } })
+          assert.is_nil(out.raised, transport .. " raised: " .. tostring(out.raised))
+          local e = out.results[1].err
+          assert.is_table(e, transport .. ": " .. T.cjson.encode(out))
+          assert.equal("refused", e.kind, transport .. ": " .. T.cjson.encode(e))
+        end
+        assert.equal(0, #T.emu.requests(acct, "get_lists"))
+      end)
+    end
+  end)
+end)

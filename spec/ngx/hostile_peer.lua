@@ -8,7 +8,9 @@
 -- answers a SHA1, EVALSHA/EVAL answer the bytes hex-encoded in the key ("...r=<hex>:{...}",
 -- from the store's prefix), anything else +OK.
 -- Any other connection is HTTP: a request for /<hex>/... is answered with the bytes <hex>
--- encodes, as they are.
+-- encodes, as they are, and the connection closed 0.2 s later.
+
+local socket = require "socket"
 
 package.path = arg[0]:gsub("[^/]*/[^/]*$", "") .. "?.lua;" .. package.path
 local portfile, watch = arg[1], arg[2]
@@ -62,6 +64,7 @@ local function serve_http(c, line)
   until not h or h == ""
   if len > 0 then c:receive(len) end   -- the request's body, dropped
   c:send(unhex(line:match("^%u+ /(%x*)/") or ""))
+  socket.sleep(0.2)   -- the close comes after the client has read the answer
 end
 
 server:settimeout(0.5)

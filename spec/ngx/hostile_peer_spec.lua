@@ -54,4 +54,62 @@ describe("ngx transport against a hostile peer", function()
       end)
     end
   end)
+
+  -- The peer answers every request with `answer` and closes the connection: a connection the
+  -- transport pooled anyway fails the next request, a POST that was never acted on.
+  describe("keepalive after an answer whose server closes", function()
+    local BODY = '{"data":[]}'
+    local function answer(headers)
+      return "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.api+json\r\n" .. headers ..
+        "Content-Length: " .. #BODY .. "\r\n\r\n" .. BODY
+    end
+    local profile = { body = { data = { type = "profile", attributes = { email = "pool@example.com" } } } }
+    local cases = {
+      { "Connection: close, then Connection: keep-alive",
+        answer("Connection: close\r\nConnection: keep-alive\r\n") },
+    }
+    for _, case in ipairs(cases) do
+      it(case[1] .. ": the connection is not pooled (as with curl)", function()
+        for _, transport in ipairs({ "ngx", "curl" }) do
+          local out = T.call({ base_url = "http://127.0.0.1:" .. port .. "/" .. hex(case[2]),
+                               api_key = "pk_hostile0123456789abcdef", transport = transport,
+                               retry = ONCE.retry },
+                             { { "get_profiles", {} }, { "create_profile", profile } })
+          assert.is_nil(out.raised, transport .. " raised: " .. tostring(out.raised))
+          for i = 1, 2 do
+            assert.is_nil(out.results[i].err, transport .. " call " .. i .. ": " .. T.cjson.encode(out))
+          end
+        end
+      end)
+    end
+  end)
+
+  describe("a repeated list header says what all its copies say", function()
+    local HEAD = "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.api+json\r\n"
+    local cases = {
+      { "Content-Encoding: gzip, then Content-Encoding: identity, the body not gzip",
+        HEAD .. "Content-Encoding: gzip\r\nContent-Encoding: identity\r\nContent-Length: 11\r\n\r\n" ..
+        '{"data":[]}', { kind = "transport", code = "bad_encoding" } },
+      { "Transfer-Encoding: chunked, then Transfer-Encoding: identity",
+        HEAD .. "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n" ..
+        'b\r\n{"data":[]}\r\n0\r\n\r\n', "ok" },
+    }
+    for _, case in ipairs(cases) do
+      it(case[1] .. " (as with curl)", function()
+        for _, transport in ipairs({ "ngx", "curl" }) do
+          local out = T.call({ base_url = "http://127.0.0.1:" .. port .. "/" .. hex(case[2]),
+                               api_key = "pk_hostile0123456789abcdef", transport = transport,
+                               retry = ONCE.retry }, { { "get_profiles", {} } })
+          assert.is_nil(out.raised, transport .. " raised: " .. tostring(out.raised))
+          local r, what = out.results[1], transport .. ": " .. T.cjson.encode(out)
+          if case[3] == "ok" then
+            assert.is_nil(r.err, what)
+          else
+            assert.is_table(r.err, what)
+            for k, v in pairs(case[3]) do assert.equal(v, r.err[k], what) end
+          end
+        end
+      end)
+    end
+  end)
 end)

@@ -151,10 +151,13 @@ local function read_headers(r)
   end
 end
 
-local function header1(h, name)
+-- A header HTTP defines as a comma-separated list (Connection, Transfer-Encoding,
+-- Content-Encoding), lowercase, every copy of it joined: a repeated one says what all its
+-- copies say, not what its last says. nil when absent.
+local function list_header(h, name)
   local v = h[name]
-  if type(v) == "table" then return v[#v] end
-  return v
+  if type(v) == "table" then v = concat(v, ", ") end
+  return v and lower(v)
 end
 
 -- Content-Length: a count of at most 18 digits, the same in every copy of the header;
@@ -267,23 +270,22 @@ local function exchange(sock, b, target, hosthdr, deadline)
     if not headers then return nil, "body", herr, true end
     if status >= 200 or status == 101 then
       local reusable = version == "1.1"
-      local conn = header1(headers, "connection")
+      local conn = list_header(headers, "connection")
       if conn then
-        conn = lower(conn)
         if find(conn, "close", 1, true) then reusable = false
         elseif find(conn, "keep-alive", 1, true) then reusable = true end
       end
-      local te, cl = header1(headers, "transfer-encoding"), content_length(headers)
-      local ce = header1(headers, "content-encoding")
+      local te, cl = list_header(headers, "transfer-encoding"), content_length(headers)
+      local ce = list_header(headers, "content-encoding")
       local rbody
       if b.method == "HEAD" or status == 204 or status == 304 then
         rbody = ""
         -- a body a 204 carries anyway would be read as the next answer
         if status == 204 and (te or (cl and cl > 0)) then reusable = false end
-      elseif ce and lower(ce) ~= "identity" then
+      elseif ce and ce ~= "identity" then
         -- nothing was asked for but the identity encoding, and nothing else is decoded here
         return nil, "body", "bad encoding", true
-      elseif te and find(lower(te), "chunked", 1, true) then
+      elseif te and find(te, "chunked", 1, true) then
         rbody, err = read_chunked(r)
       elseif cl == false then
         return nil, "body", "bad Content-Length", true

@@ -20,6 +20,7 @@ local ipairs = ipairs
 local concat, ceil, min = table.concat, math.ceil, math.min
 local format, lower, find, match = string.format, string.lower, string.find, string.match
 local sub, byte = string.sub, string.byte
+local co_status = coroutine.status
 
 local errors = require "klaviyo.errors"
 local core = require "klaviyo.core"
@@ -302,7 +303,29 @@ local function exchange(sock, b, target, hosthdr, deadline)
   until false
 end
 
--- Connects (or takes a pooled connection) and runs the TLS handshake on a new one, both
+-- sock:connect(host, port, opts) given up after `seconds`: ok | nil, err ("timeout"). nginx
+-- resolves a host name with its resolver, within the resolver_timeout of nginx.conf (30 s by
+-- default) and not the request's, so a connect by name runs in a light thread that is killed
+-- when the time is up. An IP address is not resolved, and a pooled connection is taken at
+-- once: neither waits in the thread.
+local function connect_within(sock, host, port, opts, seconds)
+  if match(host, "^[%d.]+$") or find(host, ":", 1, true) then return sock:connect(host, port, opts) end
+  local spawn = ngx.thread.spawn
+  local th = spawn(function() return sock:connect(host, port, opts) end)
+  local timer = co_status(th) ~= "dead" and spawn(function() ngx.sleep(seconds) return nil, "timeout" end)
+  local done, ok, err
+  if timer then
+    done, ok, err = ngx.thread.wait(th, timer)
+    ngx.thread.kill(timer)
+    ngx.thread.kill(th)
+  else
+    done, ok, err = ngx.thread.wait(th)
+  end
+  if not done then return nil, tostring(ok) end   -- the connect raised
+  return ok, err
+end
+
+-- Connects (or takes a pooled connection) and runs the TLS handshake on a new one, each
 -- within the connect timeout (connect_ms) and before `deadline`: sock | nil, err, stage.
 local function connect(connect_ms, scheme, host, port, deadline)
   local sock, err = ngx.socket.tcp()
@@ -313,8 +336,11 @@ local function connect(connect_ms, scheme, host, port, deadline)
   -- the name says so for whoever shares the worker's pools.
   local pool = format("klaviyo:%s:%s:%d:%s", scheme, host, port, tls and "verify:" .. host or "plain")
   local ok
-  ok, err = sock:connect(host, port, { pool = pool })
-  if not ok then return nil, err, "connect" end
+  ok, err = connect_within(sock, host, port, { pool = pool }, min(connect_ms / 1000, deadline - clock()))
+  if not ok then
+    sock:close()
+    return nil, err, "connect"
+  end
   if tls and sock:getreusedtimes() == 0 then
     if not arm(sock, deadline, connect_ms) then sock:close(); return nil, "timeout", "connect" end
     ok, err = sock:sslhandshake(nil, host, true)

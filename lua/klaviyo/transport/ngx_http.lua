@@ -19,6 +19,7 @@ local type, tostring, tonumber = type, tostring, tonumber
 local ipairs = ipairs
 local concat, ceil, min = table.concat, math.ceil, math.min
 local format, lower, find, match = string.format, string.lower, string.find, string.match
+local gmatch = string.gmatch
 local sub, byte = string.sub, string.byte
 local co_status = coroutine.status
 
@@ -161,6 +162,18 @@ local function list_header(h, name)
   return v and lower(v)
 end
 
+-- The transfer coding of an answer from its Transfer-Encoding list: false (none), "chunked",
+-- or nil (a coding this transport does not decode: any but chunked alone; identity is none).
+local function transfer_coding(te)
+  local chunked = false
+  for coding in gmatch(te or "", "[^,]+") do
+    coding = match(coding, "^%s*(.-)%s*$")
+    if coding == "chunked" and not chunked then chunked = "chunked"
+    elseif coding ~= "identity" and coding ~= "" then return nil end
+  end
+  return chunked
+end
+
 -- Content-Length: a count of at most 18 digits, the same in every copy of the header;
 -- n | nil (absent) | false (invalid).
 local function content_length(h)
@@ -276,17 +289,17 @@ local function exchange(sock, b, target, hosthdr, deadline)
         if find(conn, "close", 1, true) then reusable = false
         elseif find(conn, "keep-alive", 1, true) then reusable = true end
       end
-      local te, cl = list_header(headers, "transfer-encoding"), content_length(headers)
+      local te, cl = transfer_coding(list_header(headers, "transfer-encoding")), content_length(headers)
       local ce = list_header(headers, "content-encoding")
       local rbody
       if b.method == "HEAD" or status == 204 or status == 304 then
         rbody = ""
         -- a body a 204 carries anyway would be read as the next answer
-        if status == 204 and (te or (cl and cl > 0)) then reusable = false end
-      elseif ce and ce ~= "identity" then
+        if status == 204 and (te ~= false or (cl and cl > 0)) then reusable = false end
+      elseif (ce and ce ~= "identity") or te == nil then
         -- nothing was asked for but the identity encoding, and nothing else is decoded here
         return nil, "body", "bad encoding", true
-      elseif te and find(te, "chunked", 1, true) then
+      elseif te then
         rbody, err = read_chunked(r)
       elseif cl == false then
         return nil, "body", "bad Content-Length", true

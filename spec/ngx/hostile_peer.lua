@@ -7,6 +7,7 @@
 -- A connection whose first byte is '*' speaks RESP, as a Redis limiter store: SCRIPT LOAD
 -- answers a SHA1, EVALSHA/EVAL answer the bytes hex-encoded in the key ("...r=<hex>:{...}",
 -- from the store's prefix), anything else +OK.
+-- A connection that starts a TLS handshake gets no answer at all (held up to 5 s).
 -- Any other connection is HTTP: a request for /<hex>/... is answered with the bytes <hex>
 -- encodes, as they are, and the connection closed 0.2 s later.
 
@@ -72,9 +73,15 @@ while alive() do
   local c = server:accept()
   if c then
     c:settimeout(5)
-    local line = c:receive("*l")
-    if line and line:sub(1, 1) == "*" then serve_resp(c, line)
-    elseif line then serve_http(c, line) end
+    local first = c:receive(1)
+    if first == "\22" then   -- a TLS handshake: never answered; held until the client gives up
+      c:receive("*a")
+    elseif first then
+      local line = c:receive("*l")
+      line = line and first .. line
+      if first == "*" then serve_resp(c, line)
+      elseif line then serve_http(c, line) end
+    end
     c:close()
   end
 end

@@ -129,4 +129,21 @@ describe("ngx transport against a hostile peer", function()
         BAD_ENCODING },
     }
   end)
+
+  it("a TLS handshake never answered: connect_timeout within the connect timeout (as with curl)", function()
+    for _, transport in ipairs({ "ngx", "curl" }) do
+      local t0 = require("socket").gettime()
+      local out = T.call({ base_url = "https://127.0.0.1:" .. port, api_key = "pk_hostile0123456789abcdef",
+                           transport = transport, retry = ONCE.retry, connect_timeout = 0.5, timeout = 4 },
+                         { { "get_profiles", {} } })
+      local took = require("socket").gettime() - t0
+      local what = transport .. ": " .. T.cjson.encode(out)
+      local e = out.results[1].err
+      assert.is_table(e, what)
+      assert.equal("transport", e.kind, what)
+      assert.equal("connect_timeout", e.code, what)
+      assert.is_false(e.sent, what)
+      assert.is_true(took < 2, what .. " took " .. took .. " s")
+    end
+  end)
 end)

@@ -362,8 +362,15 @@ local function connect(connect_ms, scheme, host, port, deadline)
   return sock
 end
 
+-- A failure to connect (stage "connect" or "tls"), as the libcurl transport names it: running
+-- out of time is connect_timeout at any stage, as libcurl's connect timeout covers the handshake.
 local function connect_error(op_id, stage, err, host, port)
   err = tostring(err)
+  if err == "timeout" then
+    return fail(op_id, "connect_timeout", false,
+      "timed out before the request was sent (%s %s:%d)", stage == "tls" and "TLS handshake with" or
+      "connect to", host, port)
+  end
   if stage == "tls" then
     return fail(op_id, "tls_failed", false,
       "TLS handshake or certificate verification failed (%s; is lua_ssl_trusted_certificate set?)", err)
@@ -371,10 +378,6 @@ local function connect_error(op_id, stage, err, host, port)
   if find(err, "resolve", 1, true) or find(err, "resolver", 1, true) then
     return fail(op_id, "dns_failed", false,
       "could not resolve host (%s; nginx needs a resolver directive for host names)", err)
-  end
-  if err == "timeout" then
-    return fail(op_id, "connect_timeout", false,
-      "timed out before the request was sent (connect to %s:%d)", host, port)
   end
   return fail(op_id, "connect_failed", false, "could not connect (%s:%d: %s)", host, port, err)
 end

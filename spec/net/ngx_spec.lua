@@ -102,6 +102,17 @@ describe("inside nginx", function()
     assert.is_true(r.elapsed < 2, "took " .. r.elapsed .. " s")
   end)
 
+  it("bounds a Redis store's host name resolution by the store's timeout, nothing sent", function()
+    local acct = emu.account()
+    local r = post("/dns", { base_url = emu.url, public_key = acct.public_key, timeout = 5,
+                             redis_url = "redis://redis.klaviyo.invalid:6379" })
+    assert.is_false(r.ok)
+    assert.equal("refused", r.err.kind, r.err.text)
+    assert.matches("unreachable", r.err.text)
+    assert.is_true(r.elapsed < 2.5, "took " .. r.elapsed .. " s")
+    assert.equal(0, #emu.requests(acct, "create_client_event"))
+  end)
+
   it("logs a delivery the tracker's timer could not make, without the key", function()
     local key = "pk_spec_timer_secret_0123"
     post("/tracker", { base_url = "http://127.0.0.1:" .. emu.free_port(), api_key = key,

@@ -15,6 +15,7 @@
 -- The pool is a worker's, not a location's: locations that use one store need one trust.
 local script = require "klaviyo.limiter.redis_script"
 local duration = require("klaviyo.core").duration
+local connect_within = require("klaviyo.transport.ngx_http").connect_within
 local policy = require "klaviyo.policy"   -- the one check of a limits table, the windows
 local share, SECONDS = policy.share, policy.WINDOW_SECONDS
 
@@ -157,8 +158,11 @@ function M:_connect()
   local sock = rawget(red, "_sock")
   guard(sock)
   sock:settimeouts(self.connect_timeout * 1000, self.timeout * 1000, self.timeout * 1000)
-  local ok, err = red:connect(self.url.host, self.url.port, { pool = self.pool })
+  -- a host name is resolved within connect_timeout, not nginx's resolver_timeout
+  local ok, err = connect_within(sock, self.url.host, self.url.port, { pool = self.pool },
+    self.connect_timeout)
   if not ok then
+    red:close()
     return nil, format("redis limiter store unreachable at %s: %s; not sending", self.where,
       tostring(err))
   end

@@ -318,9 +318,9 @@ end
 
 -- sock:connect(host, port, opts) given up after `seconds`: ok | nil, err ("timeout"). nginx
 -- resolves a host name with its resolver, within the resolver_timeout of nginx.conf (30 s by
--- default) and not the request's, so a connect by name runs in a light thread that is killed
+-- default) and not the caller's, so a connect by name runs in a light thread that is killed
 -- when the time is up. An IP address is not resolved, and a pooled connection is taken at
--- once: neither waits in the thread.
+-- once: neither waits in the thread. The Redis limiter store connects with it too.
 local function connect_within(sock, host, port, opts, seconds)
   if match(host, "^[%d.]+$") or find(host, ":", 1, true) then return sock:connect(host, port, opts) end
   local spawn = ngx.thread.spawn
@@ -452,5 +452,6 @@ end
 
 -- nginx's clock, brought up to date (the driver times its hooks with it)
 _M.clock = clock
+_M.connect_within = connect_within
 
 return _M

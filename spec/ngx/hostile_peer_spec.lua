@@ -130,6 +130,22 @@ describe("ngx transport against a hostile peer", function()
     }
   end)
 
+  it("a header block over 300 KB in short lines: too large (as with curl)", function()
+    local lines = {}
+    for i = 1, 45000 do lines[i] = "X-A: b\r\n" end   -- 6 bytes a line, 8 with its CRLF
+    local url = "http://127.0.0.1:" .. port .. "/" .. hex(HEAD .. table.concat(lines) ..
+      "Content-Length: 11\r\n\r\n" .. '{"data":[]}')
+    for _, transport in ipairs({ "ngx", "curl" }) do
+      local out = T.call({ base_url = url, api_key = "pk_hostile0123456789abcdef", transport = transport,
+                           retry = ONCE.retry }, { { "get_profiles", {} } })
+      local e, what = out.results[1].err, transport .. ": " .. T.cjson.encode(out):sub(1, 300)
+      assert.is_table(e, what)
+      assert.equal("transport", e.kind, what)
+      -- curl's code for it is its receive error's
+      if transport == "ngx" then assert.equal("response_too_large", e.code, what) end
+    end
+  end)
+
   it("a TLS handshake never answered: connect_timeout within the connect timeout (as with curl)", function()
     for _, transport in ipairs({ "ngx", "curl" }) do
       local t0 = require("socket").gettime()

@@ -131,7 +131,7 @@ local function read_headers(r)
     local line, err = read_line(r)
     if not line then return nil, err end
     if line == "" then return h end
-    size = size + #line
+    size = size + #line + 2   -- with its line end, as libcurl counts the block
     if size > MAX_HEADERS then return nil, "headers too long" end
     if find(line, "\0", 1, true) then return nil, "NUL byte in a header" end
     local name, value = match(line, "^([^:]+):%s*(.-)%s*$")

@@ -146,6 +146,19 @@ describe("ngx transport against a hostile peer", function()
     end
   end)
 
+  it("interim answers over 300 KB before the final one: too large (as with curl)", function()
+    local url = "http://127.0.0.1:" .. port .. "/" .. hex(("HTTP/1.1 102 Processing\r\n\r\n"):rep(15000) ..
+      HEAD .. "Content-Length: 11\r\n\r\n" .. '{"data":[]}')
+    for _, transport in ipairs({ "ngx", "curl" }) do
+      local out = T.call({ base_url = url, api_key = "pk_hostile0123456789abcdef", transport = transport,
+                           retry = ONCE.retry }, { { "get_profiles", {} } })
+      local e, what = out.results[1].err, transport .. ": " .. T.cjson.encode(out):sub(1, 300)
+      assert.is_table(e, what)
+      assert.equal("transport", e.kind, what)
+      if transport == "ngx" then assert.equal("response_too_large", e.code, what) end
+    end
+  end)
+
   it("a TLS handshake never answered: connect_timeout within the connect timeout (as with curl)", function()
     for _, transport in ipairs({ "ngx", "curl" }) do
       local t0 = require("socket").gettime()

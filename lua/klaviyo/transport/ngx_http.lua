@@ -74,7 +74,9 @@ local function arm(sock, deadline, connect_ms)
 end
 
 -- The answer is read with receiveany into r.buf (from r.pos on), never with a pattern or a
--- size the server can stretch: r = {sock =, deadline =, buf =, pos =}.
+-- size the server can stretch: r = {sock =, deadline =, buf =, pos =, head =}; r.head counts
+-- the bytes of every status and header line read (interim answers too), as libcurl counts
+-- them against its cap.
 local function fill(r)
   if not arm(r.sock, r.deadline) then return nil, "timeout" end
   local data, err = r.sock:receiveany(READ_SIZE)
@@ -122,17 +124,22 @@ local function read_bytes(r, n, parts)
   return true
 end
 
+-- Counts a status or header line (with its line end) in r.head: false once over MAX_HEADERS.
+local function count_head(r, line)
+  r.head = r.head + #line + 2
+  return r.head <= MAX_HEADERS
+end
+
 -- Reads a header block (after the status line): lowercase name -> value, or a list of
 -- values for a repeated name. Returns headers or nil, err. A NUL byte or a line without a
 -- colon makes the answer invalid; a line starting with white space continues the previous one.
 local function read_headers(r)
-  local h, size, last = {}, 0, nil
+  local h, last = {}, nil
   while true do
     local line, err = read_line(r)
     if not line then return nil, err end
     if line == "" then return h end
-    size = size + #line + 2   -- with its line end, as libcurl counts the block
-    if size > MAX_HEADERS then return nil, "headers too long" end
+    if not count_head(r, line) then return nil, "headers too long" end
     if find(line, "\0", 1, true) then return nil, "NUL byte in a header" end
     local name, value = match(line, "^([^:]+):%s*(.-)%s*$")
     if last and find(line, "^[ \t]") then
@@ -266,7 +273,7 @@ local function exchange(sock, b, target, hosthdr, deadline)
   local ok, err = sock:send(req)
   if not ok then return nil, "send", err, false end
 
-  local r = { sock = sock, deadline = deadline, buf = "", pos = 1 }
+  local r = { sock = sock, deadline = deadline, buf = "", pos = 1, head = 0 }
   local line, status, version, partial
   repeat   -- skips 1xx interim answers
     line, err, partial = read_line(r)
@@ -275,6 +282,7 @@ local function exchange(sock, b, target, hosthdr, deadline)
       if partial and err == "closed" then return nil, "status", "closed", false end
       return nil, "status", err, partial
     end
+    if not count_head(r, line) then return nil, "status", "headers too long", true end
     if find(line, "\0", 1, true) then return nil, "status", "bad status line", true end
     local rest
     version, status, rest = match(line, "^HTTP/(1%.[01]) ([1-9]%d%d)(.*)$")

@@ -52,7 +52,8 @@ local function parse_url(url)
 end
 
 -- Limits of an answer, the libcurl transport's: the body cap is the core's (core.MAX_BODY); a
--- header line over 100 KB or a header block over 300 KB is refused as libcurl refuses them.
+-- header line over 100 KB, or status and header lines over 300 KB in all (interim answers
+-- included), are refused as libcurl refuses them.
 local MAX_BODY = core.MAX_BODY
 local MAX_LINE = 100 * 1024
 local MAX_HEADERS = 300 * 1024

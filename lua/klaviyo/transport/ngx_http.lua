@@ -334,7 +334,10 @@ local function connect_within(sock, host, port, opts, seconds)
   if match(host, "^[%d.]+$") or find(host, ":", 1, true) then return sock:connect(host, port, opts) end
   local spawn = ngx.thread.spawn
   local th = spawn(function() return sock:connect(host, port, opts) end)
-  local timer = co_status(th) ~= "dead" and spawn(function() ngx.sleep(seconds) return nil, "timeout" end)
+  local timer = co_status(th) ~= "dead" and spawn(function()
+    ngx.sleep(seconds > 0.001 and seconds or 0.001)   -- the time left may have just run out
+    return nil, "timeout"
+  end)
   local done, ok, err
   if timer then
     done, ok, err = ngx.thread.wait(th, timer)

@@ -6,7 +6,8 @@
 --
 -- A connection whose first byte is '*' speaks RESP, as a Redis limiter store: SCRIPT LOAD
 -- answers a SHA1, EVALSHA/EVAL answer the bytes hex-encoded in the key ("...r=<hex>:{...}",
--- from the store's prefix), anything else +OK.
+-- from the store's prefix) or, for "...d=<n>:{...}", arrays of one item nested n deep; anything
+-- else +OK.
 -- A connection that starts a TLS handshake gets no answer at all (held up to 5 s).
 -- Any other connection is HTTP: a request for /<hex>/... is answered with the bytes <hex>
 -- encodes, as they are, and the connection closed 0.2 s later.
@@ -48,7 +49,9 @@ local function serve_resp(c, line)
     if cmd == "SCRIPT" then
       c:send("$40\r\n" .. ("ab"):rep(20) .. "\r\n")
     elseif cmd == "EVALSHA" or cmd == "EVAL" then
-      c:send(unhex((args[4] or ""):match("r=(%x*):") or ""))
+      local key = args[4] or ""
+      local depth = tonumber(key:match("d=(%d+):"))
+      c:send(depth and ("*1\r\n"):rep(depth) .. ":1\r\n" or unhex(key:match("r=(%x*):") or ""))
       return
     else
       c:send("+OK\r\n")

@@ -24,10 +24,10 @@ describe("ngx transport against a hostile peer", function()
   before_each(function() acct = T.emu.account() end)
 
   -- Client options for both transports: the emulator as the API, the peer as Redis answering
-  -- `reply` to the limiter script.
-  local function redis_opts(reply, transport)
+  -- the limiter script as the store's prefix says (spec/ngx/hostile_peer.lua).
+  local function redis_opts(prefix, transport)
     return T.opts(acct, nil, { transport = transport, retry = ONCE.retry, limiter = {
-      store = "redis", url = "redis://127.0.0.1:" .. port, prefix = "r=" .. hex(reply) .. ":" } })
+      store = "redis", url = "redis://127.0.0.1:" .. port, prefix = prefix } })
   end
 
   describe("a Redis store answering what is not RESP", function()
@@ -39,12 +39,13 @@ describe("ngx transport against a hostile peer", function()
       { "an array length that is not a number", "*x\r\n" },
       { "an array of a thousand million items", "*1000000000\r\n", curl = false },
       { "an item whose bulk length is not a number", "*3\r\n:1\r\n$zz\r\n" },
+      { "arrays nested a hundred thousand deep", prefix = "d=100000:" },
     }
     for _, case in ipairs(replies) do
-      local name, reply = case[1], case[2]
+      local name, prefix = case[1], case.prefix or "r=" .. hex(case[2]) .. ":"
       it(name .. ": refused, nothing sent, nothing raised (as with curl)", function()
         for _, transport in ipairs(case.curl == false and { "ngx" } or { "ngx", "curl" }) do
-          local out = T.call(redis_opts(reply, transport), { { "get_lists", {} } })
+          local out = T.call(redis_opts(prefix, transport), { { "get_lists", {} } })
           assert.is_nil(out.raised, transport .. " raised: " .. tostring(out.raised))
           local e = out.results[1].err
           assert.is_table(e, transport .. ": " .. T.cjson.encode(out))

@@ -29,9 +29,9 @@ local mt = { __index = M }
 
 local US = 1000000
 local KEY_MAX = 1024
--- The largest counts a reply of the limiter's may announce: the script answers three numbers,
--- SCRIPT LOAD a 40-byte SHA1, an error one line.
-local MAX_ITEMS, MAX_BULK = 16, 4096
+-- The largest counts a reply of the limiter's may announce, and the most lines it may take:
+-- the script answers three numbers (four lines), SCRIPT LOAD a 40-byte SHA1, an error one line.
+local MAX_ITEMS, MAX_BULK, MAX_LINES = 16, 4096, 64
 
 -- redis[s]://[[user]:password@]host[:port][/db], the grammar of the C store.
 local function unescape(s)
@@ -132,14 +132,22 @@ function M:_fail(doing, err)
 end
 
 -- lua-resty-redis believes the count a reply line announces: one that is not a number raises
--- inside it, and a huge one makes it allocate or read that much. Every reply line it reads
--- from `sock` is checked first; a count that is not a number or over the bounds above is an
--- I/O failure (nil, err), so the command fails and its connection is closed.
+-- inside it, a huge one makes it allocate or read that much, and arrays nested deep recurse
+-- until the stack overflows. Every reply line it reads from `sock` is checked first: a count
+-- that is not a number or over the bounds above, or more lines than a reply of the limiter's
+-- takes since the command was sent, is an I/O failure (nil, err), so the command fails and
+-- its connection is closed.
 local function guard(sock)
-  local receive = sock.receive
+  local receive, send, lines = sock.receive, sock.send, 0
+  sock.send = function(s, ...)
+    lines = 0
+    return send(s, ...)
+  end
   sock.receive = function(s, ...)   -- no pattern (not even nil): a line
     local data, err, partial = receive(s, ...)
     if data and select("#", ...) == 0 then
+      lines = lines + 1
+      if lines > MAX_LINES then return nil, "a reply longer than any of the limiter's" end
       local kind, count = match(data, "^([$*])(.*)$")
       if kind then
         count = match(count, "^%-?%d+$") and tonumber(count)

@@ -121,8 +121,10 @@ describe("ngx transport against a hostile peer", function()
 
   -- the ngx transport decodes no coding: one it would have to is refused, never framed by a
   -- Content-Length that the Transfer-Encoding overrides
-  describe("a transfer coding other than chunked", function()
+  describe("codings", function()
     same_as_curl {
+      { "an empty Content-Encoding", HEAD .. "Content-Encoding: \r\nContent-Length: 11\r\n\r\n" ..
+        '{"data":[]}', "ok" },
       { "Transfer-Encoding: gzip with a Content-Length, the body not gzip",
         HEAD .. "Transfer-Encoding: gzip\r\nContent-Length: 11\r\n\r\n" .. '{"data":[]}', BAD_ENCODING },
       { "Transfer-Encoding: gzip, chunked, the chunks not gzip",

@@ -170,16 +170,15 @@ local function list_header(h, name)
   return v and lower(v)
 end
 
--- The transfer coding of an answer from its Transfer-Encoding list: false (none), "chunked",
--- or nil (a coding this transport does not decode: any but chunked alone; identity is none).
-local function transfer_coding(te)
-  local chunked = false
-  for coding in gmatch(te or "", "[^,]+") do
+-- The codings a Content-Encoding or Transfer-Encoding list names, in order and joined by
+-- commas, leaving out identity (no coding) and empty items: "" when it names none.
+local function codings(list)
+  local out = {}
+  for coding in gmatch(list or "", "[^,]+") do
     coding = match(coding, "^%s*(.-)%s*$")
-    if coding == "chunked" and not chunked then chunked = "chunked"
-    elseif coding ~= "identity" and coding ~= "" then return nil end
+    if coding ~= "" and coding ~= "identity" then out[#out + 1] = coding end
   end
-  return chunked
+  return concat(out, ",")
 end
 
 -- Content-Length: a count of at most 18 digits, the same in every copy of the header;
@@ -298,17 +297,17 @@ local function exchange(sock, b, target, hosthdr, deadline)
         if find(conn, "close", 1, true) then reusable = false
         elseif find(conn, "keep-alive", 1, true) then reusable = true end
       end
-      local te, cl = transfer_coding(list_header(headers, "transfer-encoding")), content_length(headers)
-      local ce = list_header(headers, "content-encoding")
+      local te, cl = codings(list_header(headers, "transfer-encoding")), content_length(headers)
       local rbody
       if b.method == "HEAD" or status == 204 or status == 304 then
         rbody = ""
         -- a body a 204 carries anyway would be read as the next answer
-        if status == 204 and (te ~= false or (cl and cl > 0)) then reusable = false end
-      elseif (ce and ce ~= "identity") or te == nil then
-        -- nothing was asked for but the identity encoding, and nothing else is decoded here
+        if status == 204 and (te ~= "" or (cl and cl > 0)) then reusable = false end
+      elseif codings(list_header(headers, "content-encoding")) ~= "" or (te ~= "" and te ~= "chunked") then
+        -- nothing was asked for but the identity encoding, and nothing but chunking is undone
+        -- here: a transfer coding overrides Content-Length, so the body cannot be framed by it
         return nil, "body", "bad encoding", true
-      elseif te then
+      elseif te == "chunked" then
         rbody, err = read_chunked(r)
       elseif cl == false then
         return nil, "body", "bad Content-Length", true

@@ -26,7 +26,15 @@ end
 
 describe("inside nginx", function()
   setup(function()
-    n = nginx.start((assert(F.read(P.root .. "/spec/net/ngx/nginx.conf.in"))))
+    -- nginx's resolver: spec/net/dns_server.lua (names under .test only, the rest unanswered)
+    local file = os.tmpname()
+    os.remove(file)
+    P.spawn(("%s %s %s %s"):format(P.interpreter(), P.quote(P.root .. "/spec/net/dns_server.lua"),
+      P.quote(file), P.my_pid()))
+    local dns_port = assert(require("helpers.portfile").wait(file, 5), "the DNS server did not start")
+    os.remove(file)
+    local conf = assert(F.read(P.root .. "/spec/net/ngx/nginx.conf.in")):gsub("@DNS_PORT@", dns_port)
+    n = nginx.start(conf)
     prefix, url = n.prefix, n.url
   end)
   teardown(function() n.remove() end)
@@ -70,6 +78,39 @@ describe("inside nginx", function()
     assert.matches("lua_ssl_trusted_certificate", r.ca_path, 1, true)
     assert.matches("client certificate", r.client_cert, 1, true)
     assert.matches("client certificate", r.client_key, 1, true)
+  end)
+
+  it("reaches a host by name through nginx's resolver, then on its pooled connection", function()
+    local acct = emu.account()
+    for _ = 1, 2 do
+      local r = post("/dns", { base_url = emu.url:gsub("127%.0%.0%.1", "emu.test"),
+                               public_key = acct.public_key, timeout = 5 })
+      assert.is_true(r.ok, cjson.encode(r))
+    end
+    local recs = emu.wait_requests(acct, "create_client_event", 2)
+    assert.equal(recs[1].connection, recs[2].connection)
+  end)
+
+  it("bounds a host name's resolution by the call's timeout, nothing sent", function()
+    local acct = emu.account()
+    local r = post("/dns", { base_url = "https://a.klaviyo.invalid", public_key = acct.public_key,
+                             timeout = 1 })
+    assert.is_false(r.ok)
+    assert.equal("transport", r.err.kind)
+    assert.equal("connect_timeout", r.err.code, r.err.message)
+    assert.is_false(r.err.sent)
+    assert.is_true(r.elapsed < 2, "took " .. r.elapsed .. " s")
+  end)
+
+  it("bounds a Redis store's host name resolution by the store's timeout, nothing sent", function()
+    local acct = emu.account()
+    local r = post("/dns", { base_url = emu.url, public_key = acct.public_key, timeout = 5,
+                             redis_url = "redis://redis.klaviyo.invalid:6379" })
+    assert.is_false(r.ok)
+    assert.equal("refused", r.err.kind, r.err.text)
+    assert.matches("unreachable", r.err.text)
+    assert.is_true(r.elapsed < 2.5, "took " .. r.elapsed .. " s")
+    assert.equal(0, #emu.requests(acct, "create_client_event"))
   end)
 
   it("logs a delivery the tracker's timer could not make, without the key", function()

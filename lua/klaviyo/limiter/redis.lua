@@ -15,11 +15,13 @@
 -- The pool is a worker's, not a location's: locations that use one store need one trust.
 local script = require "klaviyo.limiter.redis_script"
 local duration = require("klaviyo.core").duration
+local connect_within = require("klaviyo.transport.ngx_http").connect_within
 local policy = require "klaviyo.policy"   -- the one check of a limits table, the windows
 local share, SECONDS = policy.share, policy.WINDOW_SECONDS
 
 local ngx = rawget(_G, "ngx")
 local floor, tostring, tonumber, type, format = math.floor, tostring, tonumber, type, string.format
+local match, sub, select = string.match, string.sub, select
 local unpack = table.unpack or unpack
 
 local M = { _VERSION = "0.1.0" }
@@ -27,6 +29,9 @@ local mt = { __index = M }
 
 local US = 1000000
 local KEY_MAX = 1024
+-- The largest counts a reply of the limiter's may announce, and the most lines it may take:
+-- the script answers three numbers (four lines), SCRIPT LOAD a 40-byte SHA1, an error one line.
+local MAX_ITEMS, MAX_BULK, MAX_LINES = 16, 4096, 64
 
 -- redis[s]://[[user]:password@]host[:port][/db], the grammar of the C store.
 local function unescape(s)
@@ -126,13 +131,46 @@ function M:_fail(doing, err)
     tostring(err))
 end
 
+-- lua-resty-redis believes the count a reply line announces: one that is not a number raises
+-- inside it, a huge one makes it allocate or read that much, and arrays nested deep recurse
+-- until the stack overflows. Every reply line it reads from `sock` is checked first: a count
+-- that is not a number or over the bounds above, or more lines than a reply of the limiter's
+-- takes since the command was sent, is an I/O failure (nil, err), so the command fails and
+-- its connection is closed.
+local function guard(sock)
+  local receive, send, lines = sock.receive, sock.send, 0
+  sock.send = function(s, ...)
+    lines = 0
+    return send(s, ...)
+  end
+  sock.receive = function(s, ...)   -- no pattern (not even nil): a line
+    local data, err, partial = receive(s, ...)
+    if data and select("#", ...) == 0 then
+      lines = lines + 1
+      if lines > MAX_LINES then return nil, "a reply longer than any of the limiter's" end
+      local kind, count = match(data, "^([$*])(.*)$")
+      if kind then
+        count = match(count, "^%-?%d+$") and tonumber(count)
+        if not count or count > (kind == "$" and MAX_BULK or MAX_ITEMS) then
+          return nil, format("not a RESP reply of the limiter's (%q)", sub(data, 1, 24))
+        end
+      end
+    end
+    return data, err, partial
+  end
+end
+
 -- A connection ready for EVALSHA (TLS done, authenticated, database selected), or nil, err.
 function M:_connect()
   local red = self.resty:new()
   local sock = rawget(red, "_sock")
+  guard(sock)
   sock:settimeouts(self.connect_timeout * 1000, self.timeout * 1000, self.timeout * 1000)
-  local ok, err = red:connect(self.url.host, self.url.port, { pool = self.pool })
+  -- a host name is resolved within connect_timeout, not nginx's resolver_timeout
+  local ok, err = connect_within(sock, self.url.host, self.url.port, { pool = self.pool },
+    self.connect_timeout)
   if not ok then
+    red:close()
     return nil, format("redis limiter store unreachable at %s: %s; not sending", self.where,
       tostring(err))
   end

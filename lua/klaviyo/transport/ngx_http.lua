@@ -19,7 +19,9 @@ local type, tostring, tonumber = type, tostring, tonumber
 local ipairs = ipairs
 local concat, ceil, min = table.concat, math.ceil, math.min
 local format, lower, find, match = string.format, string.lower, string.find, string.match
+local gmatch = string.gmatch
 local sub, byte = string.sub, string.byte
+local co_status = coroutine.status
 
 local errors = require "klaviyo.errors"
 local core = require "klaviyo.core"
@@ -50,7 +52,8 @@ local function parse_url(url)
 end
 
 -- Limits of an answer, the libcurl transport's: the body cap is the core's (core.MAX_BODY); a
--- header line over 100 KB or a header block over 300 KB is refused as libcurl refuses them.
+-- header line over 100 KB, or status and header lines over 300 KB in all (interim answers
+-- included), are refused as libcurl refuses them.
 local MAX_BODY = core.MAX_BODY
 local MAX_LINE = 100 * 1024
 local MAX_HEADERS = 300 * 1024
@@ -72,7 +75,9 @@ local function arm(sock, deadline, connect_ms)
 end
 
 -- The answer is read with receiveany into r.buf (from r.pos on), never with a pattern or a
--- size the server can stretch: r = {sock =, deadline =, buf =, pos =}.
+-- size the server can stretch: r = {sock =, deadline =, buf =, pos =, head =}; r.head counts
+-- the bytes of every status and header line read (interim answers too), as libcurl counts
+-- them against its cap.
 local function fill(r)
   if not arm(r.sock, r.deadline) then return nil, "timeout" end
   local data, err = r.sock:receiveany(READ_SIZE)
@@ -120,17 +125,22 @@ local function read_bytes(r, n, parts)
   return true
 end
 
+-- Counts a status or header line (with its line end) in r.head: false once over MAX_HEADERS.
+local function count_head(r, line)
+  r.head = r.head + #line + 2
+  return r.head <= MAX_HEADERS
+end
+
 -- Reads a header block (after the status line): lowercase name -> value, or a list of
 -- values for a repeated name. Returns headers or nil, err. A NUL byte or a line without a
 -- colon makes the answer invalid; a line starting with white space continues the previous one.
 local function read_headers(r)
-  local h, size, last = {}, 0, nil
+  local h, last = {}, nil
   while true do
     local line, err = read_line(r)
     if not line then return nil, err end
     if line == "" then return h end
-    size = size + #line
-    if size > MAX_HEADERS then return nil, "headers too long" end
+    if not count_head(r, line) then return nil, "headers too long" end
     if find(line, "\0", 1, true) then return nil, "NUL byte in a header" end
     local name, value = match(line, "^([^:]+):%s*(.-)%s*$")
     if last and find(line, "^[ \t]") then
@@ -151,10 +161,24 @@ local function read_headers(r)
   end
 end
 
-local function header1(h, name)
+-- A header HTTP defines as a comma-separated list (Connection, Transfer-Encoding,
+-- Content-Encoding), lowercase, every copy of it joined: a repeated one says what all its
+-- copies say, not what its last says. nil when absent.
+local function list_header(h, name)
   local v = h[name]
-  if type(v) == "table" then return v[#v] end
-  return v
+  if type(v) == "table" then v = concat(v, ", ") end
+  return v and lower(v)
+end
+
+-- The codings a Content-Encoding or Transfer-Encoding list names, in order and joined by
+-- commas, leaving out identity (no coding) and empty items: "" when it names none.
+local function codings(list)
+  local out = {}
+  for coding in gmatch(list or "", "[^,]+") do
+    coding = match(coding, "^%s*(.-)%s*$")
+    if coding ~= "" and coding ~= "identity" then out[#out + 1] = coding end
+  end
+  return concat(out, ",")
 end
 
 -- Content-Length: a count of at most 18 digits, the same in every copy of the header;
@@ -249,7 +273,7 @@ local function exchange(sock, b, target, hosthdr, deadline)
   local ok, err = sock:send(req)
   if not ok then return nil, "send", err, false end
 
-  local r = { sock = sock, deadline = deadline, buf = "", pos = 1 }
+  local r = { sock = sock, deadline = deadline, buf = "", pos = 1, head = 0 }
   local line, status, version, partial
   repeat   -- skips 1xx interim answers
     line, err, partial = read_line(r)
@@ -258,6 +282,7 @@ local function exchange(sock, b, target, hosthdr, deadline)
       if partial and err == "closed" then return nil, "status", "closed", false end
       return nil, "status", err, partial
     end
+    if not count_head(r, line) then return nil, "status", "headers too long", true end
     if find(line, "\0", 1, true) then return nil, "status", "bad status line", true end
     local rest
     version, status, rest = match(line, "^HTTP/(1%.[01]) ([1-9]%d%d)(.*)$")
@@ -267,23 +292,22 @@ local function exchange(sock, b, target, hosthdr, deadline)
     if not headers then return nil, "body", herr, true end
     if status >= 200 or status == 101 then
       local reusable = version == "1.1"
-      local conn = header1(headers, "connection")
+      local conn = list_header(headers, "connection")
       if conn then
-        conn = lower(conn)
         if find(conn, "close", 1, true) then reusable = false
         elseif find(conn, "keep-alive", 1, true) then reusable = true end
       end
-      local te, cl = header1(headers, "transfer-encoding"), content_length(headers)
-      local ce = header1(headers, "content-encoding")
+      local te, cl = codings(list_header(headers, "transfer-encoding")), content_length(headers)
       local rbody
       if b.method == "HEAD" or status == 204 or status == 304 then
         rbody = ""
         -- a body a 204 carries anyway would be read as the next answer
-        if status == 204 and (te or (cl and cl > 0)) then reusable = false end
-      elseif ce and lower(ce) ~= "identity" then
-        -- nothing was asked for but the identity encoding, and nothing else is decoded here
+        if status == 204 and (te ~= "" or (cl and cl > 0)) then reusable = false end
+      elseif codings(list_header(headers, "content-encoding")) ~= "" or (te ~= "" and te ~= "chunked") then
+        -- nothing was asked for but the identity encoding, and nothing but chunking is undone
+        -- here: a transfer coding overrides Content-Length, so the body cannot be framed by it
         return nil, "body", "bad encoding", true
-      elseif te and find(lower(te), "chunked", 1, true) then
+      elseif te == "chunked" then
         rbody, err = read_chunked(r)
       elseif cl == false then
         return nil, "body", "bad Content-Length", true
@@ -300,7 +324,32 @@ local function exchange(sock, b, target, hosthdr, deadline)
   until false
 end
 
--- Connects (or takes a pooled connection) and runs the TLS handshake on a new one, both
+-- sock:connect(host, port, opts) given up after `seconds`: ok | nil, err ("timeout"). nginx
+-- resolves a host name with its resolver, within the resolver_timeout of nginx.conf (30 s by
+-- default) and not the caller's, so a connect by name runs in a light thread that is killed
+-- when the time is up. An IP address is not resolved, and a pooled connection is taken at
+-- once: neither waits in the thread. The Redis limiter store connects with it too.
+local function connect_within(sock, host, port, opts, seconds)
+  if match(host, "^[%d.]+$") or find(host, ":", 1, true) then return sock:connect(host, port, opts) end
+  local spawn = ngx.thread.spawn
+  local th = spawn(function() return sock:connect(host, port, opts) end)
+  local timer = co_status(th) ~= "dead" and spawn(function()
+    ngx.sleep(seconds > 0.001 and seconds or 0.001)   -- the time left may have just run out
+    return nil, "timeout"
+  end)
+  local done, ok, err
+  if timer then
+    done, ok, err = ngx.thread.wait(th, timer)
+    ngx.thread.kill(timer)
+    ngx.thread.kill(th)
+  else
+    done, ok, err = ngx.thread.wait(th)
+  end
+  if not done then return nil, tostring(ok) end   -- the connect raised
+  return ok, err
+end
+
+-- Connects (or takes a pooled connection) and runs the TLS handshake on a new one, each
 -- within the connect timeout (connect_ms) and before `deadline`: sock | nil, err, stage.
 local function connect(connect_ms, scheme, host, port, deadline)
   local sock, err = ngx.socket.tcp()
@@ -311,8 +360,11 @@ local function connect(connect_ms, scheme, host, port, deadline)
   -- the name says so for whoever shares the worker's pools.
   local pool = format("klaviyo:%s:%s:%d:%s", scheme, host, port, tls and "verify:" .. host or "plain")
   local ok
-  ok, err = sock:connect(host, port, { pool = pool })
-  if not ok then return nil, err, "connect" end
+  ok, err = connect_within(sock, host, port, { pool = pool }, min(connect_ms / 1000, deadline - clock()))
+  if not ok then
+    sock:close()
+    return nil, err, "connect"
+  end
   if tls and sock:getreusedtimes() == 0 then
     if not arm(sock, deadline, connect_ms) then sock:close(); return nil, "timeout", "connect" end
     ok, err = sock:sslhandshake(nil, host, true)
@@ -321,8 +373,15 @@ local function connect(connect_ms, scheme, host, port, deadline)
   return sock
 end
 
+-- A failure to connect (stage "connect" or "tls"), as the libcurl transport names it: running
+-- out of time is connect_timeout at any stage, as libcurl's connect timeout covers the handshake.
 local function connect_error(op_id, stage, err, host, port)
   err = tostring(err)
+  if err == "timeout" then
+    return fail(op_id, "connect_timeout", false,
+      "timed out before the request was sent (%s %s:%d)", stage == "tls" and "TLS handshake with" or
+      "connect to", host, port)
+  end
   if stage == "tls" then
     return fail(op_id, "tls_failed", false,
       "TLS handshake or certificate verification failed (%s; is lua_ssl_trusted_certificate set?)", err)
@@ -330,10 +389,6 @@ local function connect_error(op_id, stage, err, host, port)
   if find(err, "resolve", 1, true) or find(err, "resolver", 1, true) then
     return fail(op_id, "dns_failed", false,
       "could not resolve host (%s; nginx needs a resolver directive for host names)", err)
-  end
-  if err == "timeout" then
-    return fail(op_id, "connect_timeout", false,
-      "timed out before the request was sent (connect to %s:%d)", host, port)
   end
   return fail(op_id, "connect_failed", false, "could not connect (%s:%d: %s)", host, port, err)
 end
@@ -408,5 +463,6 @@ end
 
 -- nginx's clock, brought up to date (the driver times its hooks with it)
 _M.clock = clock
+_M.connect_within = connect_within
 
 return _M

@@ -54,4 +54,23 @@ function M.tracker()
   reply { ok = true }
 end
 
+-- POST {base_url, public_key, timeout, redis_url}: one create_client_event (with a Redis limiter
+-- store at redis_url, if given), timed; {ok =, err =, elapsed =}.
+function M.dns()
+  local a = input()
+  local c = assert(klaviyo.new { base_url = a.base_url, public_key = a.public_key, timeout = a.timeout,
+                                 retry = { attempts = 1 },
+                                 limiter = a.redis_url and { store = "redis", url = a.redis_url } or nil })
+  ngx.update_time()
+  local t0 = ngx.now()
+  local doc, err = c:call("create_client_event", { body = { data = { type = "event", attributes = {
+    metric = { data = { type = "metric", attributes = { name = "Resolved" } } },
+    profile = { data = { type = "profile", attributes = { email = "dns@example.com" } } },
+    properties = {} } } } })
+  ngx.update_time()
+  reply { ok = doc ~= nil, elapsed = ngx.now() - t0,
+          err = not doc and { kind = err.kind, code = err.code, sent = err.sent, message = err.message,
+                              text = tostring(err) } or nil }
+end
+
 return M

@@ -236,7 +236,7 @@ static int limited(kl_client *c, kl_call *k, kl_usec *wait) {
 int kl_call_limited(kl_client *c, kl_call *k, double wait, const char *why) {
     kl_usec us;
     if (why) {
-        kl_fail(c, KL_ERR_REFUSED, "limiter_failed", k->op, "rate limiter: %s; nothing sent", why);
+        kl_fail(c, KL_ERR_REFUSED, "limiter_unavailable", k->op, "rate limiter: %s; nothing sent", why);
         return fail_with(c, k, KL_STEP_FAIL);
     }
     us = kl_usec_from_sec(wait);

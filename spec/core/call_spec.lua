@@ -145,7 +145,7 @@ describe("klaviyo.core request steps (c:begin, call:next)", function()
       local call = begun(LIMITED, "acct", "limit")
       call:limited(nil, "dict full")
       local step, kind, own, code, _, detail = call:next()
-      assert.same({ "fail", "refused", true, "limiter_failed" }, { step, kind, own, code })
+      assert.same({ "fail", "refused", true, "limiter_unavailable" }, { step, kind, own, code })
       assert.matches("dict full", detail)
     end)
 

@@ -254,6 +254,13 @@ static int transport_error(kl_client *c, CURLcode e, const char *op, const char 
         break;
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
+        /* libcurl before 8.6 reports its cap on an answer's header lines (interim answers
+         * included) as a receive error; its message is the one thing that tells them apart */
+        if (e == CURLE_RECV_ERROR && ebuf && strstr(ebuf, "Too large response headers")) {
+            code = "response_too_large";
+            what = "the response's header lines are over libcurl's size limit";
+            break;
+        }
         if (got) {
             code = "truncated";
             what = "connection lost while reading the response";

@@ -144,8 +144,7 @@ describe("ngx transport against a hostile peer", function()
       local e, what = out.results[1].err, transport .. ": " .. T.cjson.encode(out):sub(1, 300)
       assert.is_table(e, what)
       assert.equal("transport", e.kind, what)
-      -- curl's code for it is its receive error's
-      if transport == "ngx" then assert.equal("response_too_large", e.code, what) end
+      assert.equal("response_too_large", e.code, what)
     end
   end)
 
@@ -158,7 +157,7 @@ describe("ngx transport against a hostile peer", function()
       local e, what = out.results[1].err, transport .. ": " .. T.cjson.encode(out):sub(1, 300)
       assert.is_table(e, what)
       assert.equal("transport", e.kind, what)
-      if transport == "ngx" then assert.equal("response_too_large", e.code, what) end
+      assert.equal("response_too_large", e.code, what)
     end
   end)
 

@@ -96,6 +96,7 @@ typedef struct kl_net {
     kl_buf curlu_src;   /* ... this URL: the same URL again is not parsed again */
     char curl_err[256]; /* CURL_ERROR_SIZE */
     int body_too_large;
+    int headers_ended; /* the last answer's header block reached its blank line */
 } kl_net;
 
 /* call.c's settings: the client's limiter and retry policy.  A batch's slot clients borrow

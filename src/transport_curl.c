@@ -31,10 +31,15 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
          * earlier responses do not belong to the final one */
         c->priv->ans.n_rh = 0;
         kl_buf_reset(&c->priv->ans.rhstore);
+        c->priv->net.headers_ended = 0;
+        return n;
+    }
+    if ((n == 2 && ptr[0] == '\r' && ptr[1] == '\n') || (n == 1 && ptr[0] == '\n')) {
+        c->priv->net.headers_ended = 1;
         return n;
     }
     colon = memchr(ptr, ':', n);
-    if (!colon || colon == ptr) return n; /* blank line ending the block, or junk */
+    if (!colon || colon == ptr) return n; /* junk */
     if (kl_resp_add_header(c, ptr, (size_t)(colon - ptr), colon + 1, n - (size_t)(colon - ptr) - 1)) return 0;
     return n;
 }
@@ -320,6 +325,7 @@ int kl_transport_prepare(kl_client *c, const char *op) {
     CURLcode e;
     kl_resp_reset(c);
     p->net.body_too_large = 0;
+    p->net.headers_ended = 0;
     e = setup(c);
     if (e != CURLE_OK) {
         if (e == CURLE_OUT_OF_MEMORY) return kl_oom(c, op);
@@ -337,6 +343,15 @@ int kl_transport_finish(kl_client *c, int curl_code, const char *op) {
     /* the request's body belongs to the caller: drop libcurl's pointer to it */
     curl_easy_setopt(p->net.curl, CURLOPT_POSTFIELDS, (char *)NULL);
     if (e != CURLE_OK) return transport_error(c, e, op, p->net.curl_err);
+    if (!p->net.headers_ended) {
+        /* libcurl ends an answer's header block where the connection closed: without its blank
+         * line the answer is cut short, whatever status it began with */
+        int rc = kl_fail(c, KL_ERR_TRANSPORT, "truncated", op,
+                         "connection lost while reading the response (it closed before the headers ended)");
+        p->rec.error.sent = 1;
+        p->rec.error.status = 0;
+        return rc;
+    }
     curl_easy_getinfo(p->net.curl, CURLINFO_RESPONSE_CODE, &status);
     p->ans.res.status = status;
     if (kl_resp_finish_headers(c)) return kl_oom(c, op);

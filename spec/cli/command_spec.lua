@@ -8,13 +8,7 @@ local run = C.run
 
 local BASE = "--base-url=" .. emu.url
 
-local function tmpfile(text)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-  return path
-end
+local tmpfile = C.tmpfile
 
 -- A live flow triggered by `metric` (its metric made first by a backfilled event): its id.
 local function live_flow(acct, metric)

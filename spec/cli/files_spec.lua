@@ -8,13 +8,7 @@ local run = C.run
 local BASE = "--base-url=" .. emu.url
 local MAX = 5 * 1024 * 1024
 
-local function tmpfile(text)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-  return path
-end
+local tmpfile = C.tmpfile
 
 describe("klaviyo (the command) and the files it reads", function()
   local acct, env

@@ -72,4 +72,13 @@ end
 -- The account's recorded requests, optionally one operation's.
 M.requests = emu.requests
 
+-- The path of a new temporary file holding `text`.
+function M.tmpfile(text)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+  return path
+end
+
 return M

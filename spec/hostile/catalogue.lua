@@ -276,7 +276,8 @@ M.cases = {
     { sleep = 0.05 }, { reset = true } }, expect = tr "truncated" },
   { name = "close mid-body", server = raw("HTTP/1.1 200 OK" .. CRLF .. JSONAPI .. CRLF ..
     "Content-Length: 11" .. CRLF .. CRLF .. '{"da'), expect = tr "truncated" },
-  { name = "close mid-headers", server = raw("HTTP/1.1 200 OK" .. CRLF .. "X-A: b"), expect = tr "truncated" },
+  { name = "close mid-headers", server = raw("HTTP/1.1 200 OK" .. CRLF .. "X-A: b"),
+    expect = tr "truncated" },
   { name = "reset on a POST", call = { "create_event", { body = { data = { type = "event", attributes = {
       metric = { data = { type = "metric", attributes = { name = "M" } } },
       profile = { data = { type = "profile", attributes = { email = "a@example.com" } } },

@@ -20,7 +20,7 @@ CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl) \
 # hiredis with the script embedded from build/gen/redis_script.h, see mk/redis.mk), retry
 # policy, a request's steps that join them (call.c) and the multi-interface batch.
 CORE_SRCS := $(addprefix src/,buf.c url.c client.c request.c json_read.c response.c transport_curl.c uuid.c \
-             limiter.c retry.c limiter_redis.c error.c clock.c call.c batch.c duration.c crypto.c)
+             limiter.c retry.c limiter_redis.c redis_reply.c error.c clock.c call.c batch.c duration.c crypto.c)
 HIREDIS_LIBS := -lhiredis
 CORE_HDRS := $(wildcard src/*.h)
 CORE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/core/%.o,$(CORE_SRCS))

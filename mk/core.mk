@@ -28,7 +28,7 @@ CORE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/core/%.o,$(CORE_SRCS))
 # table bodies of c:request) and a request's steps for drivers in Lua (lua_call.c).
 LUA_SRCS  := src/lua_klaviyo.c src/lua_client.c src/lua_request.c src/lua_result.c src/lua_batch.c \
              src/lua_policy.c src/lua_json.c src/lua_json_scalar.c src/lua_call.c src/lua_crypto.c
-LUA_SRCS  += src/lua_readline.c src/lua_json_out.c
+LUA_SRCS  += src/lua_readline.c src/lua_json_out.c src/lua_file.c
 # Every source of the binding as core.so links it: LUA_SRCS and the tracker's spool files
 # (mk/tracker.mk), i.e. every file of src/ that is not the core's.
 BINDING_SRCS := $(filter-out $(CORE_SRCS),$(wildcard src/*.c))

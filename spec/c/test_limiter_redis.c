@@ -733,17 +733,16 @@ static void test_oversized_answers(void) {
         {"sixteen arrays of sixteen items", NULL, 0, 0, "more than 64 items"},
         {"arrays nested nine deep", "*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", 0, 0, ""},
     };
+    /* static, not malloc'd: the forked peer exits holding it (valgrind counts what a process
+     * still holds at its exit) */
+    static char answer[110000];
     size_t i;
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t hl = cases[i].head ? strlen(cases[i].head) : 0, len = hl + cases[i].repeat;
-        char *answer = malloc(len + 16 * 70 + 8), why[300];
+        char why[300];
         kl_usec took = 0;
         peer p;
         int rc;
-        if (!answer) {
-            CHECK(0, "out of memory");
-            return;
-        }
         if (cases[i].head) {
             memcpy(answer, cases[i].head, hl);
             memset(answer + hl, cases[i].fill, cases[i].repeat);
@@ -761,7 +760,6 @@ static void test_oversized_answers(void) {
               "%s: '%s'", cases[i].name, why);
         CHECK(took < 300000, "%s: refused after %lld us", cases[i].name, (long long)took);
         CHECK(peer_end(&p) == 0, "%s: the connection was not dropped", cases[i].name);
-        free(answer);
     }
 }
 

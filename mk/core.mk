@@ -20,7 +20,7 @@ CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl) \
 # hiredis with the script embedded from build/gen/redis_script.h, see mk/redis.mk), retry
 # policy, a request's steps that join them (call.c) and the multi-interface batch.
 CORE_SRCS := $(addprefix src/,buf.c url.c client.c request.c json_read.c response.c transport_curl.c uuid.c \
-             limiter.c retry.c limiter_redis.c error.c clock.c call.c batch.c duration.c crypto.c)
+             limiter.c retry.c limiter_redis.c redis_reply.c error.c clock.c call.c batch.c duration.c crypto.c)
 HIREDIS_LIBS := -lhiredis
 CORE_HDRS := $(wildcard src/*.h)
 CORE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/core/%.o,$(CORE_SRCS))
@@ -28,7 +28,7 @@ CORE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/core/%.o,$(CORE_SRCS))
 # table bodies of c:request) and a request's steps for drivers in Lua (lua_call.c).
 LUA_SRCS  := src/lua_klaviyo.c src/lua_client.c src/lua_request.c src/lua_result.c src/lua_batch.c \
              src/lua_policy.c src/lua_json.c src/lua_json_scalar.c src/lua_call.c src/lua_crypto.c
-LUA_SRCS  += src/lua_readline.c src/lua_json_out.c
+LUA_SRCS  += src/lua_readline.c src/lua_json_out.c src/lua_file.c
 # Every source of the binding as core.so links it: LUA_SRCS and the tracker's spool files
 # (mk/tracker.mk), i.e. every file of src/ that is not the core's.
 BINDING_SRCS := $(filter-out $(CORE_SRCS),$(wildcard src/*.c))

@@ -40,8 +40,8 @@ REDIS_SCRIPT_LUA := $(ROOT)/lua/klaviyo/limiter/redis_script.lua
 # REDIS_GEN_H (the generated header) is defined in the Makefile: mk/core.mk needs it first.
 REDIS_CFLAGS     := -std=c99 -Wall -Wextra -Werror -g -I$(ROOT)/src -I$(BUILD)/gen
 REDIS_LIBS       := -lhiredis -lm
-REDIS_SRCS       := $(ROOT)/src/limiter_redis.c $(ROOT)/src/duration.c
-REDIS_DEPS       := $(REDIS_SRCS) $(ROOT)/src/limiter_redis.h $(ROOT)/src/limiter.h $(REDIS_GEN_H) \
+REDIS_SRCS       := $(ROOT)/src/limiter_redis.c $(ROOT)/src/redis_reply.c $(ROOT)/src/duration.c
+REDIS_DEPS       := $(REDIS_SRCS) $(ROOT)/src/limiter_redis.h $(ROOT)/src/redis_reply.h $(ROOT)/src/limiter.h $(REDIS_GEN_H) \
                     $(ROOT)/spec/c/test_limiter_redis.c
 REDIS_TEST       := $(BUILD)/ctest-redis/test_limiter_redis
 REDIS_TEST_ASAN  := $(BUILD)/ctest-redis/test_limiter_redis-asan

@@ -18,6 +18,7 @@
 #include <sys/time.h>
 
 #ifndef KL_NO_HIREDIS
+#include "redis_reply.h"
 #include <hiredis/hiredis.h>
 #else
 typedef struct redisContext redisContext; /* never created */
@@ -46,6 +47,9 @@ struct kl_redis_priv {
     redisContext *ctx; /* NULL while disconnected */
     char sha[41];      /* from SCRIPT LOAD; "" before the first connection */
     char refused[256]; /* why new() refused the settings, or "" */
+#ifndef KL_NO_HIREDIS
+    kl_resp_guard guard; /* bounds every reply on ctx */
+#endif
 };
 
 static int fail(kl_redis *r, int err, const char *fmt, ...) {
@@ -185,6 +189,7 @@ static int parse_url(kl_redis *r, const char *url) {
 
 #ifndef KL_NO_HIREDIS
 static void disconnect(kl_redis_priv *p) {
+    p->guard.too_big = NULL;
     if (p->ctx) {
         redisFree(p->ctx);
         p->ctx = NULL;
@@ -205,7 +210,12 @@ static int io_fail(kl_redis *r, const char *doing) {
     int timed_out = p->ctx && p->ctx->err == REDIS_ERR_IO &&
                     (strstr(p->ctx->errstr, "temporarily unavailable") != NULL ||
                      strstr(p->ctx->errstr, "timed out") != NULL);
-    if (!p->ctx || p->ctx->err == REDIS_ERR_OOM) oom(r);
+    if (p->guard.too_big)
+        fail(r, KL_REDIS_ERR_REPLY,
+             "redis limiter store at %s:%d answered %s with %s, which no reply of the limiter's holds; "
+             "not sending",
+             p->host, p->port, doing, p->guard.too_big);
+    else if (!p->ctx || p->ctx->err == REDIS_ERR_OOM) oom(r);
     else if (timed_out)
         fail(r, KL_REDIS_ERR_IO, "redis limiter store at %s:%d did not answer %s within %ld ms; not sending", p->host,
              p->port, doing, p->timeout_ms);
@@ -218,7 +228,7 @@ static int io_fail(kl_redis *r, const char *doing) {
 
 /* A command on the connection; NULL after io_fail. */
 static redisReply *command(kl_redis *r, const char *doing, int argc, const char **argv, const size_t *lens) {
-    redisReply *rep = redisCommandArgv(r->priv->ctx, argc, argv, lens);
+    redisReply *rep = kl_resp_command(&r->priv->guard, r->priv->ctx, argc, argv, lens);
     if (!rep) io_fail(r, doing);
     return rep;
 }
@@ -272,6 +282,7 @@ static int ensure_connected(kl_redis *r) {
     if (p->ctx) return 0;
     p->ctx = redisConnectWithTimeout(p->host, p->port, tv_ms(p->connect_timeout_ms));
     if (!p->ctx) return oom(r);
+    if (!p->ctx->err) kl_resp_guard_attach(&p->guard, p->ctx);
     if (p->ctx->err) {
         fail(r, KL_REDIS_ERR_IO, "redis limiter store unreachable at %s:%d: %s; not sending", p->host, p->port,
              p->ctx->errstr);
@@ -312,7 +323,7 @@ static int exchange(kl_redis *r, int argc, const char **argv, size_t *lens, long
         lens[1] = strlen(p->sha);
         argv[0] = "EVALSHA";
         lens[0] = 7;
-        rep = redisCommandArgv(p->ctx, argc, argv, lens);
+        rep = kl_resp_command(&p->guard, p->ctx, argc, argv, lens);
         if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
             /* Script cache emptied (restart, SCRIPT FLUSH): send the text, which caches it. */
             freeReplyObject(rep);
@@ -320,7 +331,7 @@ static int exchange(kl_redis *r, int argc, const char **argv, size_t *lens, long
             lens[0] = 4;
             argv[1] = p->script;
             lens[1] = p->script_len;
-            rep = redisCommandArgv(p->ctx, argc, argv, lens);
+            rep = kl_resp_command(&p->guard, p->ctx, argc, argv, lens);
         }
         if (rep) break;
         if (!(had_ctx && attempt == 0 && stale(p->ctx))) return io_fail(r, "the limiter script");

@@ -29,6 +29,10 @@
  *   core.duration(seconds) -> seconds checked and capped at a day | nil (src/duration.h)
  *   core.sha256, core.hmac_sha256, core.random_bytes, core.equal   (src/lua_crypto.c)
  *   core.read_line(file, max) -> line | false, length | nil   (src/lua_readline.c)
+ *   core.fsync_path(path) -> true | nil, err   open(O_RDONLY) + fsync, a file or a directory
+ *   core.realpath(path) -> path | nil, err   symlinks followed as `readlink -f` does
+ *   core.write_private(path, bytes) -> true | nil, err   a new file, mode 0600, written whole
+ *     and fsynced, removed on any failure   (these three: src/lua_file.c, no shell, no fork)
  *
  * Manners as in LuaSocket: misuse (wrong types, unknown fields, NUL bytes, numbers out of
  * range) raises; runtime failures (out of memory and hostile answers included) return nil,
@@ -41,6 +45,7 @@
  * lua_spool.c and lua_spool_lock.c (its file and batch reader: spool_file.c, spool_read.c).
  */
 #include "lua_call.h"
+#include "lua_file.h"
 #include "lua_klaviyo.h"
 #include "lua_meta.h"
 #include "lua_spool.h"
@@ -62,6 +67,8 @@ static const luaL_Reg funcs[] = {{"new", kl_lua_new},
                                  {"equal", kl_lua_equal},
                                  {"spool_writer", kl_lua_spool_writer},
                                  {"fsync_path", kl_lua_fsync_path},
+                                 {"realpath", kl_lua_realpath},
+                                 {"write_private", kl_lua_write_private},
                                  {"spool_lock", kl_lua_spool_lock},
                                  {"spool_check", kl_lua_spool_check},
                                  {"spool_trailer", kl_lua_spool_trailer},

@@ -331,19 +331,3 @@ int kl_lua_spool_writer(lua_State *L) {
     }
     return 1;
 }
-
-int kl_lua_fsync_path(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
-    int fd, rc;
-    do { fd = open(path, O_RDONLY | O_CLOEXEC); /* O_RDONLY: directories too */ } while (fd < 0 && errno == EINTR);
-    if (fd < 0) return lk_push_errno(L, errno, "cannot open to fsync", path);
-    rc = fsync(fd);
-    if (rc != 0) {
-        int e = errno;
-        close(fd);
-        return lk_push_errno(L, e, "fsync failed for", path);
-    }
-    close(fd);
-    lua_pushboolean(L, 1);
-    return 1;
-}

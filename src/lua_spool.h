@@ -23,7 +23,6 @@
  *   local ok, err = w:fsync()
  *   local ok, err = w:close()               -- cuts the file to what was appended (also
  *                                           -- __gc, without the cut's error); safe twice
- *   local ok, err = core.fsync_path(path)   -- open(O_RDONLY) + fsync: a file or a directory
  *   local lock, err = core.spool_lock(path) -- the exclusive owner lock of the spool at path
  *                                           -- (PATH.lock, src/lua_spool_lock.c); nil, err
  *                                           -- while another holder lives, in this process
@@ -46,9 +45,6 @@
 
 /* lua_CFunction: (path) -> writer | nil, msg */
 int kl_lua_spool_writer(lua_State *L);
-
-/* lua_CFunction: (path) -> true | nil, msg */
-int kl_lua_fsync_path(lua_State *L);
 
 /* lua_CFunction: (spool path) -> lock | nil, msg */
 int kl_lua_spool_lock(lua_State *L);

@@ -7,7 +7,9 @@
  * the limit into any interval of a window's length, and every "wait" was exact, so the
  * whole allowance is used); Retry-After blocks and RateLimit-Remaining feedback shared by
  * every store; an unreachable or silent Redis is an error that says so (never a blind go);
- * the EVAL fallback after SCRIPT FLUSH; URL parsing, AUTH, SELECT; keys that expire.
+ * the EVAL fallback after SCRIPT FLUSH; URL parsing, AUTH, SELECT; keys that expire; answers
+ * larger than any of the limiter's (from a peer this test forks) refused at once, whatever
+ * they announce, and their connection dropped.
  *
  * Ends with "N passed, N failed"; exits non-zero on any failure.
  */
@@ -579,6 +581,207 @@ out:
     kl_redis_free(r);
 }
 
+/* ---- a peer that answers the limiter script with what a test gives ----------------------- */
+
+typedef struct peer {
+    pid_t pid;
+    int port;
+} peer;
+
+static kl_usec mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (kl_usec)ts.tv_sec * KL_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
+static int fread_all(int fd, char *buf, size_t n) {
+    while (n > 0) {
+        ssize_t got = read(fd, buf, n);
+        if (got <= 0) return -1;
+        buf += got;
+        n -= (size_t)got;
+    }
+    return 0;
+}
+
+/* One line of at most cap-1 bytes from fd, without its CRLF; -1 at EOF or error. */
+static int peer_line(int fd, char *line, size_t cap) {
+    size_t n = 0;
+    char ch;
+    while (read(fd, &ch, 1) == 1) {
+        if (ch == '\n') {
+            if (n > 0 && line[n - 1] == '\r') n--;
+            line[n] = '\0';
+            return 0;
+        }
+        if (n + 1 < cap) line[n++] = ch;
+    }
+    return -1;
+}
+
+/* One RESP command; *is_eval says whether it was EVALSHA/EVAL. -1 at EOF. */
+static int peer_command(int fd, int *is_eval) {
+    char line[64], *buf;
+    long i, n, len;
+    if (peer_line(fd, line, sizeof line) != 0 || line[0] != '*') return -1;
+    n = strtol(line + 1, NULL, 10);
+    *is_eval = 0;
+    for (i = 0; i < n; i++) {
+        if (peer_line(fd, line, sizeof line) != 0 || line[0] != '$') return -1;
+        len = strtol(line + 1, NULL, 10);
+        if (len < 0 || !(buf = malloc((size_t)len + 2))) return -1;
+        if (fread_all(fd, buf, (size_t)len + 2) != 0) {
+            free(buf);
+            return -1;
+        }
+        if (i == 0 && len >= 4 && strncmp(buf, "EVAL", 4) == 0) *is_eval = 1;
+        free(buf);
+    }
+    return 0;
+}
+
+/* Serve one connection on a free port: SCRIPT LOAD answers a SHA1, the first EVALSHA `answer`
+ * (len bytes; one byte every ms when `trickle`), then the peer waits for the client to close
+ * and exits 0 when it did within 2 s (else 2). */
+static int peer_start(peer *p, const char *answer, size_t len, int trickle) {
+    struct sockaddr_in addr;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    p->pid = -1;
+    p->port = pick_port(shared.port);
+    if (fd < 0 || p->port < 0) return -1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((unsigned short)p->port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 1) != 0) {
+        close(fd);
+        return -1;
+    }
+    fflush(stdout);
+    p->pid = fork();
+    if (p->pid == 0) {
+        int c = accept(fd, NULL, NULL), is_eval = 0;
+        struct timeval tv = {2, 0};
+        char ch;
+        size_t i;
+        if (c < 0) _exit(3);
+        while (peer_command(c, &is_eval) == 0 && !is_eval)
+            if (write(c, "$40\r\nabababababababababababababababababababab\r\n", 47) != 47) _exit(3);
+        if (!is_eval) _exit(3);
+        for (i = 0; i < len; i += trickle ? 1 : len - i) {
+            if (write(c, answer + i, trickle ? 1 : len - i) < 0) _exit(3);
+            if (trickle) sleep_us(1000);
+        }
+        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        while (read(c, &ch, 1) == 1) {}
+        _exit(errno == EAGAIN || errno == EWOULDBLOCK ? 2 : 0);
+    }
+    close(fd);
+    return p->pid > 0 ? 0 : -1;
+}
+
+/* The peer's exit: 0 when the client closed the connection after the answer. */
+static int peer_end(peer *p) {
+    int st = -1;
+    if (p->pid > 0 && waitpid(p->pid, &st, 0) == p->pid && WIFEXITED(st)) return WEXITSTATUS(st);
+    return -1;
+}
+
+/* A store on the peer; acquire's answer, its errstr in *why and the time it took. */
+static int peer_acquire(const peer *p, char *why, size_t cap, kl_usec *took) {
+    kl_redis_options o;
+    kl_limits lim = {100, 0, 0};
+    kl_usec wait, t0;
+    kl_redis *r;
+    char url[64];
+    int rc = -1;
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", p->port);
+    memset(&o, 0, sizeof o);
+    o.url = url;
+    o.timeout_ms = 2000;
+    r = kl_redis_new(&o);
+    if (!r || r->err) {
+        snprintf(why, cap, "new: %s", r ? r->errstr : "NULL");
+        kl_redis_free(r);
+        return -1;
+    }
+    t0 = mono_us();
+    rc = kl_redis_acquire(r, "k", &lim, &wait);
+    *took = mono_us() - t0;
+    snprintf(why, cap, "%s", r->errstr);
+    kl_redis_free(r);
+    return rc;
+}
+
+/* Answers larger than any of the limiter's (the nginx store's bounds: 16 items an array, 4 KB
+ * a string, 64 items a reply) are refused as soon as they are seen, whatever they announce,
+ * and the connection is dropped; the largest the bounds allow still get their usual answer. */
+static void test_oversized_answers(void) {
+    static const struct {
+        const char *name, *head;
+        char fill;       /* then `repeat` bytes of fill */
+        size_t repeat;   /* ... */
+        const char *why; /* in errstr */
+    } cases[] = {
+        {"an array of a thousand million items", "*1000000000\r\n", 0, 0, "more than 16 items"},
+        {"an array of 17 items", "*17\r\n", 0, 0, "more than 16 items"},
+        {"a string of a thousand million bytes", "$1000000000\r\n", 0, 0, "a string over 4096 bytes"},
+        {"a string of 4097 bytes", "$4097\r\n", 'x', 4099, "a string over 4096 bytes"},
+        {"a line that never ends", "+", 'x', 100000, "an item over 4096 bytes"},
+        {"an error line over 4 KB", "-ERR ", 'x', 5000, "an item over 4096 bytes"},
+        {"sixteen arrays of sixteen items", NULL, 0, 0, "more than 64 items"},
+        {"arrays nested nine deep", "*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", 0, 0, ""},
+    };
+    /* static, not malloc'd: the forked peer exits holding it (valgrind counts what a process
+     * still holds at its exit) */
+    static char answer[110000];
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t hl = cases[i].head ? strlen(cases[i].head) : 0, len = hl + cases[i].repeat;
+        char why[300];
+        kl_usec took = 0;
+        peer p;
+        int rc;
+        if (cases[i].head) {
+            memcpy(answer, cases[i].head, hl);
+            memset(answer + hl, cases[i].fill, cases[i].repeat);
+        } else { /* *16 of (*16 of :1) */
+            int a, b;
+            len = (size_t)sprintf(answer, "*16\r\n");
+            for (a = 0; a < 16; a++) {
+                len += (size_t)sprintf(answer + len, "*16\r\n");
+                for (b = 0; b < 16; b++) len += (size_t)sprintf(answer + len, ":1\r\n");
+            }
+        }
+        CHECK(peer_start(&p, answer, len, 0) == 0, "%s: peer", cases[i].name);
+        rc = peer_acquire(&p, why, sizeof why, &took);
+        CHECK(rc == KL_LIMIT_ERROR && strstr(why, "redis limiter store at 127.0.0.1:") && strstr(why, cases[i].why),
+              "%s: '%s'", cases[i].name, why);
+        CHECK(took < 300000, "%s: refused after %lld us", cases[i].name, (long long)took);
+        CHECK(peer_end(&p) == 0, "%s: the connection was not dropped", cases[i].name);
+    }
+}
+
+/* At the bounds, and arriving a byte at a time: the usual answers. */
+static void test_answers_within_bounds(void) {
+    char big[4200], why[300];
+    kl_usec took;
+    peer p;
+    int n;
+    static const char go[] = "*3\r\n:1\r\n:0\r\n:1700000000000000\r\n";
+    CHECK(peer_start(&p, go, sizeof go - 1, 1) == 0, "peer");
+    CHECK(peer_acquire(&p, why, sizeof why, &took) == KL_LIMIT_GO, "a go a byte at a time: '%s'", why);
+    CHECK(peer_end(&p) == 0, "closed");
+    n = snprintf(big, sizeof big, "-ERR ");
+    memset(big + n, 'x', 4096 - 5);
+    memcpy(big + 4096, "\r\n", 2);
+    CHECK(peer_start(&p, big, 4098, 0) == 0, "peer");
+    CHECK(peer_acquire(&p, why, sizeof why, &took) == KL_LIMIT_ERROR && strstr(why, ": ERR xxxx"),
+          "an error line of 4096 bytes is Redis's error: '%s'", why);
+    CHECK(peer_end(&p) == 0, "closed");
+}
+
 /* RateLimit-Remaining below what the store believes caps the sends until the reset, for
  * every process using the store; never raises what is allowed. */
 static void test_observe(void) {
@@ -946,6 +1149,8 @@ int main(void) {
     run_case("the script checks its arguments", test_script_checks_arguments);
     run_case("the script text can be passed in", test_script_option);
     run_case("AUTH, user:password, SELECT", test_auth_and_db);
+    run_case("answers larger than any of the limiter's: refused at once", test_oversized_answers);
+    run_case("answers within the bounds, a byte at a time", test_answers_within_bounds);
     run_case("4 processes share one key: limit held, allowance used", test_processes_share_one_key);
     server_stop(&shared, SIGTERM);
     printf("%d passed, %d failed\n", passed, failed);

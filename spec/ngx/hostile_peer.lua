@@ -7,7 +7,10 @@
 -- A connection whose first byte is '*' speaks RESP, as a Redis limiter store: SCRIPT LOAD
 -- answers a SHA1, EVALSHA/EVAL answer the bytes hex-encoded in the key ("...r=<hex>:{...}",
 -- from the store's prefix) or, for "...d=<n>:{...}", arrays of one item nested n deep; anything
--- else +OK.
+-- else +OK. With "...w=<hex>:{...}" the answer is the bytes <hex> encodes and the connection
+-- is then held open until the client closes it (up to 5 s): the client cannot wait for more.
+-- An answer's <hex> is pieces joined by ".", each "<hex>" or "<hex>x<n>" (its bytes n times),
+-- so a long answer fits in a short key.
 -- A connection that starts a TLS handshake gets no answer at all (held up to 5 s).
 -- Any other connection is HTTP: a request for /<hex>/... is answered with the bytes <hex>
 -- encodes, as they are, and the connection closed 0.2 s later.
@@ -20,6 +23,16 @@ local server = require("helpers.portfile").listen(portfile)
 
 local function unhex(h)
   return (h:gsub("%x%x", function(x) return string.char(tonumber(x, 16)) end))
+end
+
+-- "<hex>[x<n>].<hex>[x<n>]...": the bytes of each piece, repeated n times.
+local function answer(spec)
+  local out = {}
+  for piece in spec:gmatch("[^.]+") do
+    local h, n = piece:match("^(%x*)x(%d+)$")
+    out[#out + 1] = h and unhex(h):rep(tonumber(n)) or unhex(piece)
+  end
+  return table.concat(out)
 end
 
 local function alive()
@@ -50,8 +63,9 @@ local function serve_resp(c, line)
       c:send("$40\r\n" .. ("ab"):rep(20) .. "\r\n")
     elseif cmd == "EVALSHA" or cmd == "EVAL" then
       local key = args[4] or ""
-      local depth = tonumber(key:match("d=(%d+):"))
-      c:send(depth and ("*1\r\n"):rep(depth) .. ":1\r\n" or unhex(key:match("r=(%x*):") or ""))
+      local depth, held = tonumber(key:match("d=(%d+):")), key:match("w=([%x.x]*):")
+      c:send(depth and ("*1\r\n"):rep(depth) .. ":1\r\n" or answer(held or key:match("r=([%x.x]*):") or ""))
+      if held then c:receive("*a") end
       return
     else
       c:send("+OK\r\n")

@@ -6,6 +6,8 @@ local P = require "helpers.process"
 local portfile = require "helpers.portfile"
 
 local function hex(s) return (s:gsub(".", function(ch) return string.format("%02x", ch:byte()) end)) end
+-- a piece of a Redis answer the peer repeats n times (spec/ngx/hostile_peer.lua)
+local function times(s, n) return hex(s) .. "x" .. n end
 
 local ONCE = { retry = { attempts = 1 } }
 
@@ -31,25 +33,40 @@ describe("ngx transport against a hostile peer", function()
   end
 
   describe("a Redis store answering what is not RESP", function()
-    -- curl = false: not run through the curl transport, whose C store (hiredis) takes seconds
-    -- over an array announced this long
+    -- held: the peer keeps the connection open after its answer, so only refusing the answer
+    -- from what has arrived ends the call
     local replies = {
       { "a bulk length that is not a number", "$abc\r\n" },
       { "an empty bulk length", "$\r\n" },
       { "an array length that is not a number", "*x\r\n" },
-      { "an array of a thousand million items", "*1000000000\r\n", curl = false },
+      { "an array of a thousand million items", "*1000000000\r\n", held = true },
+      { "a string of a thousand million bytes", "$1000000000\r\n", held = true },
+      { "a string of 64 KB", pieces = { hex("$65536\r\n"), times("x", 65536), hex("\r\n") } },
+      { "sixteen arrays of sixteen items",
+        pieces = { hex("*16\r\n"), times("*16\r\n" .. (":1\r\n"):rep(16), 16) } },
+      -- the ngx store (lua-resty-redis) reads a line until it ends: its timeout refuses this one
+      { "a line that never ends", pieces = { hex("+"), times("x", 100000) }, slow_ngx = true },
       { "an item whose bulk length is not a number", "*3\r\n:1\r\n$zz\r\n" },
       { "arrays nested a hundred thousand deep", prefix = "d=100000:" },
     }
     for _, case in ipairs(replies) do
-      local name, prefix = case[1], case.prefix or "r=" .. hex(case[2]) .. ":"
-      it(name .. ": refused, nothing sent, nothing raised (as with curl)", function()
-        for _, transport in ipairs(case.curl == false and { "ngx" } or { "ngx", "curl" }) do
+      local name = case[1]
+      local prefix = case.prefix or case.pieces and "w=" .. table.concat(case.pieces, ".") .. ":" or
+        (case.held and "w=" or "r=") .. hex(case[2]) .. ":"
+      it(name .. ": refused at once, nothing sent, nothing raised (as with curl)", function()
+        for _, transport in ipairs({ "ngx", "curl" }) do
+          local t0 = require("socket").gettime()
           local out = T.call(redis_opts(prefix, transport), { { "get_lists", {} } })
+          local took = require("socket").gettime() - t0
           assert.is_nil(out.raised, transport .. " raised: " .. tostring(out.raised))
           local e = out.results[1].err
           assert.is_table(e, transport .. ": " .. T.cjson.encode(out))
           assert.equal("refused", e.kind, transport .. ": " .. T.cjson.encode(e))
+          assert.equal("limiter_unavailable", e.code, transport .. ": " .. T.cjson.encode(e))
+          -- the store's own timeout is 1 s: an answer refused only by it took longer
+          if not (case.slow_ngx and transport == "ngx") then
+            assert.is_true(took < 0.5, transport .. " took " .. took .. " s: " .. T.cjson.encode(e))
+          end
         end
         assert.equal(0, #T.emu.requests(acct, "get_lists"))
       end)

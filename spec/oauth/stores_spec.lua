@@ -69,6 +69,30 @@ describe("klaviyo.oauth file store", function()
     assert.truthy(after:find("fsync%(" .. fd .. "%)%s*= 0"), after)
   end)
 
+  -- A store inside an nginx worker forks the whole worker for each command it runs: set and
+  -- lock run none (strace follows every process the child makes).
+  it("set and lock start no process and run no command", function()
+    oauth.stores.file(path, { access_token = "at_old", refresh_token = "rt_old", expires_at = 1 })
+    assert(os.execute("ln -s tokens.json " .. P.quote(dir .. "/link.json")))
+    path = dir .. "/link.json"   -- through a symlink: resolved too
+    local trace = dir .. "/strace.out"
+    assert.equal("ok\n", child(nil, "set_lock", "at_new",
+      ("strace -f -qq -o %s -e trace=fork,vfork,clone,clone3,execve"):format(P.quote(trace))))
+    local f = assert(io.open(trace))
+    local text = f:read("*a")
+    f:close()
+    local calls = {}
+    for line in text:gmatch("[^\n]+") do calls[#calls + 1] = line:match("^%d+%s+(%w+)%(") end
+    -- the one execve is strace starting the interpreter itself
+    assert.same({ "execve" }, calls, text)
+    assert.equal("at_new", oauth.stores.file(dir .. "/tokens.json"):get().access_token)
+  end)
+
+  it("a path holding a NUL byte is refused at new, not cut short", function()
+    assert.has_error(function() oauth.stores.file(path .. "\0x") end,
+      "klaviyo.oauth: file store needs a path (without NUL bytes)")
+  end)
+
   it("a lock that cannot be taken (PATH.lock is a directory) fails the call at once", function()
     local store = oauth.stores.file(path, { access_token = "at_0", refresh_token = "rt_0", expires_at = 0 })
     assert(os.execute("mkdir " .. P.quote(path .. ".lock")))

@@ -1,5 +1,6 @@
 -- klaviyo.oauth token store in a JSON file shared by processes on one host: written to a
 -- temporary file (mode 0600) and renamed over the old one, so readers see one or the other;
+-- no step runs a command (a fork of the whole process, an nginx worker too);
 -- the refresh lock is an flock on PATH.lock (the core's spool lock: a dead holder's lapses).
 -- A PATH that is a symlink is followed: the write replaces its target, beside which the lock
 -- sits, so stores opened through the link and on the target share one file and one lock.
@@ -10,7 +11,9 @@ local mt = { __index = M, __tostring = function() return "klaviyo.oauth file sto
 
 -- new(path, initial_tokens?): the initial tokens are written when the file does not exist.
 function M.new(path, initial)
-  if type(path) ~= "string" or path == "" then error("klaviyo.oauth: file store needs a path", 2) end
+  if type(path) ~= "string" or path == "" or path:find("\0", 1, true) then
+    error("klaviyo.oauth: file store needs a path (without NUL bytes)", 2)
+  end
   local s = setmetatable({ path = path, held = false }, mt)
   if initial and not io.open(path, "r") then assert(s:set(initial)) end
   return s
@@ -28,27 +31,12 @@ function M:get()
   return json.decode(raw)
 end
 
-local function quote(path) return "'" .. path:gsub("'", "'\\''") .. "'" end
+-- The file PATH names, its symlinks followed (as readlink -f); PATH when it cannot be resolved.
+local function resolve(path) return core.realpath(path) or path end
 
--- The file PATH names, its symlinks followed (readlink -f); PATH when it cannot be resolved.
-local function resolve(path)
-  local p = io.popen("readlink -f -- " .. quote(path) .. " 2>/dev/null")
-  if not p then return path end
-  local out = p:read("*a")
-  p:close()
-  out = out:gsub("\n$", "")
-  return out ~= "" and out or path
-end
-
--- chmod 600 PATH: true | nil, err.
-local function private(path)
-  local r = os.execute("chmod 600 " .. quote(path))
-  if r == true or r == 0 then return true end
-  return nil, "cannot make " .. path .. " private (chmod 600)"
-end
-
--- set(tokens) -> true | nil, err. Every step is checked (encoding, mode, write, close, fsync,
--- rename): on any failure the temporary file is removed and the old file stays whole. The
+-- set(tokens) -> true | nil, err. Every step is checked (encoding, write, fsync, rename): on
+-- any failure the temporary file is removed and the old file stays whole. The temporary file
+-- is created 0600 whatever the umask, before the tokens are written (core.write_private). The
 -- directory is synced after the rename, or a crash could bring back the old file (and its
 -- refresh token, which the refresh that wrote this one has spent).
 function M:set(t)
@@ -57,15 +45,9 @@ function M:set(t)
   local path = resolve(self.path)
   local tmp = path .. ".tmp" .. tostring(core.random_bytes(6):gsub(".", function(c)
     return string.format("%02x", c:byte()) end))
-  local f, err = io.open(tmp, "w")
-  if not f then return nil, err end
-  local ok
-  ok, err = private(tmp)   -- 0600 whatever the umask, before the tokens are written
-  if ok then ok, err = f:write(body) end
-  local closed, cerr = f:close()
-  if ok and not closed then ok, err = nil, cerr end
-  if ok then ok, err = core.fsync_path(tmp) end
-  if ok then ok, err = os.rename(tmp, path) end
+  local ok, err = core.write_private(tmp, body)   -- removed again if it fails
+  if not ok then return nil, err end
+  ok, err = os.rename(tmp, path)
   if not ok then os.remove(tmp); return nil, err end
   local dir = path:match("^(.*)/[^/]*$") or "."
   ok, err = core.fsync_path(dir == "" and "/" or dir)

@@ -3,13 +3,7 @@
 local core = require "klaviyo.core"
 local P = require "helpers.process"
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local slurp = require("helpers.files").read
 
 local function sh(cmd) return (P.sh(cmd):gsub("\n$", "")) end
 

@@ -150,32 +150,29 @@ describe("ngx transport against a hostile peer", function()
     }
   end)
 
+  -- The answer `head` (its status and header lines, interim answers included) then a small
+  -- body: both transports refuse it as too large.
+  local function too_large_on_both(head)
+    local url = "http://127.0.0.1:" .. port .. "/" .. hex(head .. "Content-Length: 11\r\n\r\n" ..
+      '{"data":[]}')
+    for _, transport in ipairs({ "ngx", "curl" }) do
+      local out = T.call({ base_url = url, api_key = "pk_hostile0123456789abcdef", transport = transport,
+                           retry = ONCE.retry }, { { "get_profiles", {} } })
+      local e, what = out.results[1].err, transport .. ": " .. T.cjson.encode(out):sub(1, 300)
+      assert.is_table(e, what)
+      assert.equal("transport", e.kind, what)
+      assert.equal("response_too_large", e.code, what)
+    end
+  end
+
   it("a header block over 300 KB in short lines: too large (as with curl)", function()
     local lines = {}
     for i = 1, 45000 do lines[i] = "X-A: b\r\n" end   -- 6 bytes a line, 8 with its CRLF
-    local url = "http://127.0.0.1:" .. port .. "/" .. hex(HEAD .. table.concat(lines) ..
-      "Content-Length: 11\r\n\r\n" .. '{"data":[]}')
-    for _, transport in ipairs({ "ngx", "curl" }) do
-      local out = T.call({ base_url = url, api_key = "pk_hostile0123456789abcdef", transport = transport,
-                           retry = ONCE.retry }, { { "get_profiles", {} } })
-      local e, what = out.results[1].err, transport .. ": " .. T.cjson.encode(out):sub(1, 300)
-      assert.is_table(e, what)
-      assert.equal("transport", e.kind, what)
-      assert.equal("response_too_large", e.code, what)
-    end
+    too_large_on_both(HEAD .. table.concat(lines))
   end)
 
   it("interim answers over 300 KB before the final one: too large (as with curl)", function()
-    local url = "http://127.0.0.1:" .. port .. "/" .. hex(("HTTP/1.1 102 Processing\r\n\r\n"):rep(15000) ..
-      HEAD .. "Content-Length: 11\r\n\r\n" .. '{"data":[]}')
-    for _, transport in ipairs({ "ngx", "curl" }) do
-      local out = T.call({ base_url = url, api_key = "pk_hostile0123456789abcdef", transport = transport,
-                           retry = ONCE.retry }, { { "get_profiles", {} } })
-      local e, what = out.results[1].err, transport .. ": " .. T.cjson.encode(out):sub(1, 300)
-      assert.is_table(e, what)
-      assert.equal("transport", e.kind, what)
-      assert.equal("response_too_large", e.code, what)
-    end
+    too_large_on_both(("HTTP/1.1 102 Processing\r\n\r\n"):rep(15000) .. HEAD)
   end)
 
   it("a TLS handshake never answered: connect_timeout within the connect timeout (as with curl)", function()

@@ -244,7 +244,9 @@ local function settle(self, sent, what, serr, src, count, endpos)
   self.attempt = 0
   local rejected = 0
   if next(self.rejected_lines) ~= nil then
-    local lines = batcher.lines_of(src) or {} -- read already by the rejection
+    -- the lines rejected by this batch's answers (read already by the rejection); a batch
+    -- accepted whole in a client:batch (no `src`) had none, whatever earlier attempts met
+    local lines = src and batcher.lines_of(src) or {}
     for i = 1, #lines do if self.rejected_lines[lines[i]] then rejected = rejected + 1 end end
     self.rejected_lines = {}
   end

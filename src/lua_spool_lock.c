@@ -11,6 +11,11 @@
  * file before the unlink may get the lock on the unlinked file after the close: it compares
  * the file it locked with the one now at PATH.lock (device and inode) and starts again when
  * they differ, so the lock it keeps is always the one at the path.
+ *
+ * Taking the lock is the first thing opening a spool does, so it is also where a spool path
+ * that names something other than a regular file (through a symlink or not) is refused,
+ * before anything is created or read: reading a FIFO blocks until a writer comes, and a
+ * directory or a device is no spool.
  */
 #define _DEFAULT_SOURCE /* flock */
 #define _POSIX_C_SOURCE 200809L
@@ -75,6 +80,22 @@ static int push_in_use(lua_State *L, int fd, const char *spool) {
     return 2;
 }
 
+/* nil, message when the spool path names something that exists and is not a regular file;
+ * 0 when it is one or does not exist (opening creates it) */
+static int refuse_not_regular(lua_State *L, const char *spool) {
+    struct stat st;
+    const char *what;
+    if (stat(spool, &st) != 0 || S_ISREG(st.st_mode)) return 0;
+    if (S_ISFIFO(st.st_mode)) what = "a FIFO";
+    else if (S_ISDIR(st.st_mode)) what = "a directory";
+    else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) what = "a device";
+    else if (S_ISSOCK(st.st_mode)) what = "a socket";
+    else what = "of an unknown kind";
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot open the spool %s: not a regular file (%s)", spool, what);
+    return 2;
+}
+
 static const luaL_Reg lock_methods[] = {{"release", lock_release}, {NULL, NULL}};
 
 int kl_lua_spool_lock(lua_State *L) {
@@ -87,6 +108,7 @@ int kl_lua_spool_lock(lua_State *L) {
     lk_metatable(L, LOCK_MT, lock_methods, lock_gc);
     lua_setmetatable(L, -2);
     kl_spool_ignore_sigxfsz(); /* before the spool writes anything (opening compacts) */
+    if (refuse_not_regular(L, spool)) return 2;
     k->path = (char *)malloc(plen + sizeof ".lock");
     if (!k->path) return luaL_error(L, "klaviyo: out of memory taking the spool lock");
     memcpy(k->path, spool, plen);

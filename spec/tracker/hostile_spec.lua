@@ -45,3 +45,36 @@ describe("tracker against hostile answers", function()
       S.check_exact(acct, flow, { [2] = true, [3] = true, [4] = true }, { [1] = true }))
   end)
 end)
+
+describe("tracker spool that is not a regular file", function()
+  local dir
+  before_each(function()
+    dir = S.spool_path("kind")
+    assert(os.execute("mkdir " .. S.quote(dir)))
+  end)
+  after_each(function() os.execute("rm -rf " .. S.quote(dir)) end)
+
+  -- opens the spool at `p` in a child process that may block: its answer, or "" when it
+  -- did not answer within 10 seconds
+  local function open_in_child(p)
+    return S.sh(string.format("timeout 10 %s %s %s %s %s 2>&1", S.interpreter(),
+      S.quote(S.root .. "/spec/tracker/child_open.lua"), S.quote(S.root),
+      S.quote(S.build_dir()), S.quote(p)))
+  end
+
+  it("refuses a FIFO, a directory and a device at once, naming the spool", function()
+    local fifo, sub, dev = dir .. "/fifo", dir .. "/sub", dir .. "/dev"
+    assert(os.execute("mkfifo " .. S.quote(fifo)))
+    assert(os.execute("mkdir " .. S.quote(sub)))
+    assert(os.execute("ln -s /dev/null " .. S.quote(dev)))
+    for _, p in ipairs({ fifo, sub, dev }) do
+      local answer = open_in_child(p)
+      assert.matches("^refused cannot open the spool " .. p:gsub("%p", "%%%0") ..
+        ": not a regular file", answer)
+    end
+    -- nothing was created beside them, and the one taking their place opens
+    assert.is_nil(io.open(fifo .. ".lock", "rb"))
+    os.remove(fifo)
+    assert.are.equal("opened\n", open_in_child(fifo))
+  end)
+end)

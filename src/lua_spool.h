@@ -4,8 +4,9 @@
  * Registered by src/lua_klaviyo.c in `klaviyo.core`:
  *
  *   local n = core.spool_check(s, i, j)     -- s[i..j] is a record line (without its "\n")
- *                                           -- whose length and CRC-32 match: the length of
- *                                           -- its JSON text; else nil (src/spool_record.h)
+ *                                           -- whose length and CRC-32 match and whose text
+ *                                           -- is a JSON object: the length of its JSON
+ *                                           -- text; else nil (src/spool_record.h)
  *   local t = core.spool_trailer(json)      -- the trailer of json's record line (specs)
  *   local w, err = core.spool_writer(path)  -- opens path (created 0666 & umask); records go
  *                                           -- after what the file holds

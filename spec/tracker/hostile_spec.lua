@@ -46,6 +46,46 @@ describe("tracker against hostile answers", function()
   end)
 end)
 
+describe("tracker spool records that are not event entries", function()
+  local acct, flow, client, path
+  before_each(function() acct, flow, client, path = S.fixture("entries") end)
+  after_each(function() S.cleanup(path) end)
+
+  -- a spool of a good event, each of `texts` as a record with a valid trailer, and another
+  -- good event
+  local function spool_with(texts)
+    local core = require "klaviyo.core"
+    local t = assert(tracker.new(client, { spool = path, auto = false }))
+    assert(t:track(ev(1)))
+    t:close(0)
+    local f = assert(io.open(path, "ab"))
+    for _, s in ipairs(texts) do f:write(s, core.spool_trailer(s)) end
+    f:close()
+    t = assert(tracker.new(client, { spool = path, auto = false }))
+    assert(t:track(ev(2)))
+    return t
+  end
+
+  for _, case in ipairs({
+    { "text that is not JSON", { "not json at all" } },
+    { "JSON that is not an object", { "[1,2]", "42", '"s"', "null" } },
+    { "an object that is not an event entry", { '{"type":"profile"}', "{}" } },
+  }) do
+    it("delivers the events around " .. case[1] .. " and sets it aside", function()
+      local t = spool_with(case[2])
+      local ok, err = t:flush(10)
+      local st = t:stats()
+      assert.is_true(ok, tostring(err))
+      assert.are.equal(2, st.delivered)
+      assert.are.equal(0, st.pending)
+      assert.are.equal(#case[2], st.rejected + st.quarantined)
+      t:close()
+      assert.are.same({ held = 2, missing = 0, extra = 0, twice = 0, runs_bad = 0 },
+        S.check_exact(acct, flow, { [1] = true, [2] = true }))
+    end)
+  end
+end)
+
 describe("tracker spool that is not a regular file", function()
   local dir
   before_each(function()

@@ -12,8 +12,9 @@
 --     #ack 123456\n                  every record that starts before byte 123456 is done
 --                                    (accepted by Klaviyo, or rejected and reported)
 --
--- A line that is neither an ack nor a record whose length and checksum match (a record cut
--- short or changed on disk, whatever its first byte) is damaged: passed over by every read,
+-- A line that is neither an ack nor a record whose length and checksum match and whose text
+-- is a JSON object (a record cut short or changed on disk, whatever its first byte, or a
+-- line some other program wrote) is damaged: passed over by every read,
 -- so it never blocks the records after it, counted (`corrupt`), and moved aside by the next
 -- compaction into PATH.damaged, its bytes as they were, one line each. A spool of format 1
 -- (records without a trailer) is converted when opened: each record that is a JSON object

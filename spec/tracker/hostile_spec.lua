@@ -86,6 +86,50 @@ describe("tracker spool records that are not event entries", function()
   end
 end)
 
+describe("tracker spool acks changed on disk", function()
+  local spool = require "klaviyo.tracker.spool"
+  local core = require "klaviyo.core"
+  local path
+  before_each(function() path = S.spool_path("acks") end)
+  after_each(function() S.cleanup(path) end)
+
+  local function line(n)
+    local json = '{"n":' .. n .. '}'
+    return json .. core.spool_trailer(json)
+  end
+
+  -- a spool of 3 records of which the first was acknowledged, its ack's offset written as
+  -- `ack` (the true one: the end of the first record); the records still pending when opened
+  local function pending_with(ack)
+    local f = assert(io.open(path, "wb"))
+    f:write(spool.HEADER, line(1), line(2), line(3), "#ack ", ack(#spool.HEADER + #line(1)), "\n")
+    f:close()
+    local sp = assert(spool.open(path, { sync = "none" }))
+    local lines = sp:read(10, 1e9)
+    assert.are.equal(#lines, sp.pending)
+    local n = {}
+    for i, l in ipairs(lines) do n[i] = tonumber(l:match('"n":(%d+)')) end
+    local corrupt = sp.corrupt
+    sp:release()
+    return n, corrupt
+  end
+
+  it("takes a good ack", function()
+    assert.are.same({ { 2, 3 }, 0 }, { pending_with(function(at) return at end) })
+  end)
+
+  it("never lets an ack that names no record's end drop a record", function()
+    for _, ack in ipairs({
+      function(at) return at + 20 end,                  -- inside the second record
+      function(at) return at + 2 * #line(1) + 1 end,    -- past the end of a record
+      function() return string.rep("9", 30) end,        -- past the file
+      function(at) return at + 2 * #line(1) + 3 end,    -- inside the ack line itself
+    }) do
+      assert.are.same({ { 1, 2, 3 }, 1 }, { pending_with(ack) }) -- counted among the damaged
+    end
+  end)
+end)
+
 describe("tracker spool that is not a regular file", function()
   local dir
   before_each(function()

@@ -130,12 +130,14 @@ local function each_line(f, from, limit, fn)
   return pos, buf
 end
 
---- Scan a spool file. Returns {head, size, pending, torn, corrupt, v1, empty} or nil,
--- message. `head`: offset of the first record not acknowledged; `size`: offset after the
--- last complete line; `pending`: records at or after head; `corrupt`: damaged lines.
+--- Scan a spool file. Returns {head, size, pending, torn, corrupt, bad_acks, v1, empty} or
+-- nil, message. `head`: offset of the first record not acknowledged; `size`: offset after
+-- the last complete line; `pending`: records at or after head; `corrupt`: damaged lines;
+-- `bad_acks`: acks passed over (they named no record's end).
 local function scan(path)
   local f = io_open(path, "rb")
-  local fresh = { head = 0, size = 0, pending = 0, torn = false, corrupt = 0, empty = true }
+  local fresh = { head = 0, size = 0, pending = 0, torn = false, corrupt = 0, bad_acks = 0,
+                  empty = true }
   if not f then return fresh end
   local first = f:read(#HEADER)
   if first == nil then f:close() return fresh end
@@ -143,29 +145,43 @@ local function scan(path)
   if first ~= HEADER and not v1 then
     f:close()
     if sub(HEADER, 1, #first) == first then -- died while writing the header
-      return { head = 0, size = 0, pending = 0, torn = true, corrupt = 0, empty = true }
+      return { head = 0, size = 0, pending = 0, torn = true, corrupt = 0, bad_acks = 0,
+               empty = true }
     end
     return nil, format("%s is not a klaviyo tracker spool (bad header)", path)
   end
-  -- Offsets of records not yet behind the last ack, oldest first (a queue: acks only move
-  -- forward and follow the records they cover).
+  -- The ends of records not yet behind the last ack, oldest first (a queue: acks only move
+  -- forward and follow the records they cover). An ack names the end of a record before it
+  -- (where what was delivered ends); one past head that names no such end was changed on
+  -- disk, and trusting it could drop records never delivered: it is passed over (counted
+  -- in `bad_acks`), so at worst delivered records go again, which their unique_ids make
+  -- harmless.
   local head = #HEADER
-  local q, qfirst, qlast, corrupt = {}, 1, 0, 0
+  local q, qfirst, qlast, corrupt, bad_acks = {}, 1, 0, 0, 0
   local size, tail = each_line(f, #HEADER, nil, function(s, i, j, at)
     local kind, v = classify(s, i, j, v1)
     if kind == "record" then
       qlast = qlast + 1
-      q[qlast] = at
+      q[qlast] = at + j - i + 2
     elseif kind == "ack" then
-      if v > head then head = v end
-      while qfirst <= qlast and q[qfirst] < head do q[qfirst] = nil qfirst = qfirst + 1 end
+      if v > head then
+        local k = qfirst
+        while k <= qlast and q[k] < v do k = k + 1 end
+        if k <= qlast and q[k] == v then
+          head = v
+          for x = qfirst, k do q[x] = nil end
+          qfirst = k + 1
+        else
+          bad_acks = bad_acks + 1
+        end
+      end
     elseif kind == "damaged" then
       corrupt = corrupt + 1
     end
   end)
   f:close()
   return { head = head, size = size, pending = qlast - qfirst + 1, torn = #tail > 0,
-           corrupt = corrupt, v1 = v1 }
+           corrupt = corrupt, bad_acks = bad_acks, v1 = v1 }
 end
 
 local TRAILER = #core.spool_trailer("") -- bytes a record line adds after its JSON text
@@ -185,7 +201,8 @@ function _M.open(path, opts)
   if not info then lk:release() return nil, serr end
   local self = setmetatable({
     path = path, sync = sync, lock = lk,
-    head = info.head, size = info.size, pending = info.pending, corrupt = info.corrupt,
+    head = info.head, size = info.size, pending = info.pending,
+    corrupt = info.corrupt + info.bad_acks,
     damaged = info.corrupt, checked = 0, quarantined = 0, acks_unwritten = 0, v1 = info.v1,
     recovered = info.pending, dirty = false,
   }, mt)

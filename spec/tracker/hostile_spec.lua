@@ -130,6 +130,46 @@ describe("tracker spool acks changed on disk", function()
   end)
 end)
 
+describe("tracker spool whose damaged lines cannot be moved aside", function()
+  local acct, flow, client, path
+  before_each(function() acct, flow, client, path = S.fixture("noaside") end)
+  after_each(function()
+    os.execute("rm -rf " .. S.quote(path .. ".damaged"))
+    S.cleanup(path)
+  end)
+
+  it("still frees the space of delivered events", function()
+    local t = assert(tracker.new(client, { spool = path, auto = false }))
+    assert(t:track(ev(1)))
+    t:close(0)
+    local f = assert(io.open(path, "ab"))
+    f:write('{"a damaged line"\n')
+    f:close()
+    assert(os.execute("mkdir " .. S.quote(path .. ".damaged"))) -- cannot be written
+    t = assert(tracker.new(client, { spool = path, max_spool_bytes = 20000, batch = 10,
+      interval = 1000 }))
+    assert.are.equal(1, t:stats().corrupt)
+    for i = 2, 200 do
+      local uid, err = t:track(ev(i))
+      assert.is_string(uid, tostring(err))
+    end
+    assert.is_true(t:flush(10))
+    local st = t:stats()
+    assert.are.equal(0, st.pending)
+    assert.is_true(st.spool_bytes < 20000, "spool_bytes " .. st.spool_bytes)
+    t:close()
+    -- the damaged line is kept, as it was, and moved aside once that can be done
+    assert.matches('{"a damaged line"\n', S.sh("cat " .. S.quote(path)), 1, true)
+    assert(os.execute("rmdir " .. S.quote(path .. ".damaged")))
+    t = assert(tracker.new(client, { spool = path, auto = false }))
+    assert.are.same({ 1, 1, 0 }, { t:stats().corrupt, t:stats().quarantined, t:stats().pending })
+    t:close()
+    assert.are.equal('{"a damaged line"\n', S.sh("cat " .. S.quote(path .. ".damaged")))
+    assert.are.same({ held = 200, missing = 0, extra = 0, twice = 0, runs_bad = 0 },
+      S.check_exact(acct, flow, S.all(200)))
+  end)
+end)
+
 describe("tracker spool that is not a regular file", function()
   local dir
   before_each(function()

@@ -14,9 +14,10 @@
 --
 -- A line that is neither an ack nor a record whose length and checksum match and whose text
 -- is a JSON object (a record cut short or changed on disk, whatever its first byte, or a
--- line some other program wrote) is damaged: passed over by every read,
--- so it never blocks the records after it, counted (`corrupt`), and moved aside by the next
--- compaction into PATH.damaged, its bytes as they were, one line each. A spool of format 1
+-- line some other program wrote) is damaged: passed over by every read, so it never blocks
+-- the records after it, counted (`corrupt`), and moved aside by the next compaction into
+-- PATH.damaged, its bytes as they were, one line each (or, when that file cannot be
+-- written, kept in the spool as they are until a compaction can). A spool of format 1
 -- (records without a trailer) is converted when opened: each record that is a JSON object
 -- is kept, any other line moved aside.
 --
@@ -203,7 +204,8 @@ function _M.open(path, opts)
     path = path, sync = sync, lock = lk,
     head = info.head, size = info.size, pending = info.pending,
     corrupt = info.corrupt + info.bad_acks,
-    damaged = info.corrupt, checked = 0, quarantined = 0, acks_unwritten = 0, v1 = info.v1,
+    damaged = info.corrupt, kept = 0, checked = 0, quarantined = 0, acks_unwritten = 0,
+    v1 = info.v1,
     recovered = info.pending, dirty = false,
   }, mt)
   if info.empty or info.torn or info.v1 or info.corrupt > 0 or info.head > #HEADER then
@@ -431,36 +433,49 @@ end
 
 -- Copies the lines of the spool to `out` (a spool writer on PATH.tmp): the records at or
 -- after head as records, the damaged lines (from the start when there are any, else from
--- head) to the end of PATH.damaged. Returns size, pending, quarantined, or nil, message.
+-- head) to the end of PATH.damaged. When PATH.damaged cannot be opened or written (a
+-- directory, no permission, no room), the damaged lines from there on are copied to `out`
+-- instead, as they are: the compaction still frees what was delivered, and those lines are
+-- moved aside by a later compaction that can. Returns size, pending, moved aside, kept in
+-- the spool, or nil, message.
 local function copy_live(self, out)
   local r, err = reader(self)
   if not r then return nil, err end
-  local q -- PATH.damaged, opened at the first damaged line
-  local size, pending, moved, head, v1 = #HEADER, 0, 0, self.head, self.v1
+  local q -- PATH.damaged, opened at the first damaged line; false once it failed
+  local size, pending, moved, kept, head, v1 = #HEADER, 0, 0, 0, self.head, self.v1
   local werr
-  each_line(r, self.damaged > 0 and #HEADER or head, self.size, function(s, i, j, at)
+  each_line(r, (self.damaged > 0 or self.kept > 0) and #HEADER or head, self.size,
+    function(s, i, j, at)
     local kind, len = classify(s, i, j, v1)
     local ok, e = true, nil
     if kind == "record" and at >= head then
       ok, e = out:write_record(sub(s, i, i + len - 1))
       size, pending = size + len + TRAILER, pending + 1
     elseif kind == "damaged" then
-      if not q then
-        q, e = io_open(self.path .. ".damaged", "ab")
-        ok = q ~= nil
+      if q == nil then
+        -- unbuffered: a line whose write succeeded is in the kernel, so a later failure
+        -- cannot take back lines counted as moved
+        q = io_open(self.path .. ".damaged", "ab") or false
+        if q then q:setvbuf("no") end
       end
-      if ok then ok, e = q:write(sub(s, i, j), "\n") end
-      moved = moved + 1
+      if q and q:write(sub(s, i, j), "\n") then
+        moved = moved + 1
+      else
+        if q then q:close() q = false end
+        ok, e = out:write(sub(s, i, j), "\n")
+        size, kept = size + j - i + 2, kept + 1
+      end
     end
     if not ok then werr = e return true end
   end)
   if q then
+    -- lines moved aside that did not reach the disk are kept nowhere else: fail the copy
     local ok, e = q:close()
     if not ok and not werr then werr = e end
     if not werr and self.sync ~= "none" then werr = select(2, fsync_path(self.path .. ".damaged")) end
   end
   if werr then return nil, tostring(werr) end
-  return size, pending, moved
+  return size, pending, moved, kept
 end
 
 -- Whether a record line lies at or after head (read, not taken from `pending`: a cut must
@@ -482,15 +497,16 @@ end
 ---@return true? ok
 ---@return string? message
 function _M:compact()
-  if self.pending == 0 and self.damaged == 0 and not self.v1 and not live_after_head(self) then
+  if self.pending == 0 and self.damaged == 0 and self.kept == 0 and not self.v1 and
+    not live_after_head(self) then
     return cut(self)
   end
   local tmp = self.path .. ".tmp"
   local out, err = spool_writer(tmp)
   if not out then return nil, "cannot create " .. tmp .. ": " .. tostring(err) end
   local ok, werr = out:write(HEADER)
-  local size, pending, moved = #HEADER, 0, 0
-  if ok then size, pending, moved = copy_live(self, out) end
+  local size, pending, moved, kept = #HEADER, 0, 0, 0
+  if ok then size, pending, moved, kept = copy_live(self, out) end
   if not ok or not size then
     out:close()
     os_remove(tmp)
@@ -508,7 +524,9 @@ function _M:compact()
   -- from here on the new file is the spool: switch to it before anything can fail
   self.head, self.size, self.pending, self.dirty, self.records_dirty = #HEADER, size, pending,
     false, false
-  self.damaged, self.checked, self.v1 = 0, 0, nil
+  -- damaged lines kept in the new file are counted already (`checked`), and stay until a
+  -- compaction moves them aside (`kept`: no cut in place while there are any)
+  self.damaged, self.kept, self.checked, self.v1 = 0, kept, kept > 0 and size or 0, nil
   self.quarantined = self.quarantined + moved
   self.compactions = (self.compactions or 0) + 1
   self.encoded = nil -- a record encoded for the old writer is gone with it

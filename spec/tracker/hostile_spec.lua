@@ -170,6 +170,46 @@ describe("tracker spool whose damaged lines cannot be moved aside", function()
   end)
 end)
 
+describe("tracker spool with a very long line", function()
+  local spool = require "klaviyo.tracker.spool"
+  local core = require "klaviyo.core"
+  local socket = require "socket"
+  local path
+  before_each(function() path = S.spool_path("long") end)
+  after_each(function() S.cleanup(path) end)
+
+  -- seconds to open (and compact) a spool holding a record, `lines` damaged lines of
+  -- `bytes` bytes each, another record and, when `torn`, a torn tail of `bytes` bytes
+  local function open_time(lines, bytes, torn)
+    local good = '{"n":1}' .. core.spool_trailer('{"n":1}')
+    local piece = string.rep("x", 1024 * 1024)
+    local f = assert(io.open(path, "wb"))
+    f:write(spool.HEADER, good)
+    for _ = 1, lines do
+      for _ = 1, bytes / #piece do f:write(piece) end
+      f:write("\n")
+    end
+    f:write(good)
+    if torn then for _ = 1, bytes / #piece do f:write(piece) end end
+    f:close()
+    local t0 = socket.gettime()
+    local sp = assert(spool.open(path, { sync = "none" }))
+    local dt = socket.gettime() - t0
+    assert.are.same({ 2, lines }, { sp.pending, sp.quarantined })
+    sp:release()
+    S.cleanup(path)
+    return dt
+  end
+
+  it("opens in time linear in its size, however long a line is", function()
+    local mib = 1024 * 1024
+    local short = open_time(32, mib, false) + open_time(0, mib, true) * 32
+    local long = open_time(1, 32 * mib, false) + open_time(0, 32 * mib, true)
+    assert.is_true(long < 4 * short + 0.5, string.format("one 32 MiB line and tail: %.2f s; " ..
+      "32 lines of 1 MiB, 32 tails: %.2f s", long, short))
+  end)
+end)
+
 describe("tracker spool that is not a regular file", function()
   local dir
   before_each(function()

@@ -55,6 +55,7 @@
 -- @module klaviyo.tracker.spool
 local io_open, os_rename, os_remove = io.open, os.rename, os.remove
 local tonumber, tostring, type, select = tonumber, tostring, type, select
+local concat = table.concat
 local format, find, sub, match, byte = string.format, string.find, string.sub, string.match,
   string.byte
 local setmetatable = setmetatable
@@ -105,30 +106,43 @@ end
 -- Calls fn(s, i, j, offset) for every complete line of the open file f from offset `from`
 -- up to offset `limit` (nil: its end), s[i..j] being the line without its "\n"; fn returns
 -- true to stop there. Returns the offset after the last line given, and the bytes after it
--- when the file ends without a "\n" (a torn tail).
+-- when the file ends without a "\n" (a torn tail). A line longer than a chunk is kept as
+-- its chunks and joined once its "\n" comes, and each chunk is searched once: the time is
+-- linear in the bytes read, however long a line (a hostile or damaged file) is.
 local function each_line(f, from, limit, fn)
   f:seek("set", from)
-  local pos, buf = from, ""
+  local pos = from -- offset of the line not given yet
+  local parts, nparts, plen = {}, 0, 0 -- its bytes read so far (no "\n" among them)
   while true do
     local want = CHUNK
     if limit then
-      want = limit - pos - #buf
+      want = limit - pos - plen
       if want > CHUNK then want = CHUNK end
     end
     local chunk = want > 0 and f:read(want) or nil
     if not chunk then break end
-    buf = buf .. chunk
-    local i = 1
-    while true do
-      local nl = find(buf, "\n", i, true)
-      if not nl then break end
-      if fn(buf, i, nl - 1, pos + i - 1) then return pos + i - 1, "" end
-      i = nl + 1
+    local nl = find(chunk, "\n", 1, true)
+    if not nl then
+      nparts, plen = nparts + 1, plen + #chunk
+      parts[nparts] = chunk
+    else
+      local buf = chunk
+      if nparts > 0 then
+        buf, nl = concat(parts, "", 1, nparts) .. chunk, nl + plen
+        parts, nparts = {}, 0
+      end
+      local i = 1
+      repeat
+        if fn(buf, i, nl - 1, pos + i - 1) then return pos + i - 1, "" end
+        i = nl + 1
+        nl = find(buf, "\n", i, true)
+      until not nl
+      pos = pos + i - 1
+      plen = #buf - i + 1
+      if plen > 0 then parts[1], nparts = sub(buf, i), 1 end
     end
-    pos = pos + i - 1
-    buf = sub(buf, i)
   end
-  return pos, buf
+  return pos, concat(parts, "", 1, nparts)
 end
 
 --- Scan a spool file. Returns {head, size, pending, torn, corrupt, bad_acks, v1, empty} or

@@ -210,6 +210,86 @@ describe("tracker spool with a very long line", function()
   end)
 end)
 
+describe("tracker under a wall clock set back", function()
+  local acct, flow, client, path
+  before_each(function()
+    emu.faults(nil)
+    acct, flow, client, path = S.fixture("clock")
+  end)
+  after_each(function()
+    emu.faults(nil)
+    S.cleanup(path)
+  end)
+
+  -- a fresh copy of the tracker module whose clock (LuaSocket's gettime) reads the real time
+  -- plus the offset that set_back changes, as a wall clock set back by an administrator or
+  -- NTP does
+  local function tracker_with_clock()
+    local socket = require "socket"
+    local offset = 0
+    local saved_socket, saved_tracker = package.loaded.socket, package.loaded["klaviyo.tracker"]
+    package.loaded.socket = { gettime = function() return socket.gettime() + offset end,
+                              sleep = socket.sleep }
+    package.loaded["klaviyo.tracker"] = nil
+    local mod = require "klaviyo.tracker"
+    package.loaded.socket, package.loaded["klaviyo.tracker"] = saved_socket, saved_tracker
+    return mod, function(seconds) offset = offset - seconds end
+  end
+
+  it("does not wait out a back-off for as long as the clock went back", function()
+    local mod, set_back = tracker_with_clock()
+    emu.faults { { operation = "bulk_create_events", status = 503, count = 1 } }
+    local t = assert(mod.new(client, { spool = path, auto = false, backoff_base = 0.2,
+      backoff_cap = 0.2 }))
+    assert(t:track(ev(1)))
+    assert.is_nil((t:deliver(true)))
+    set_back(3600)
+    assert.is_true(t:stats().retry_in <= 0.2)
+    local ok, err = t:flush(5)
+    assert.is_true(ok, tostring(err))
+    t:close()
+    assert.are.same({ held = 1, missing = 0, extra = 0, twice = 0, runs_bad = 0 },
+      S.check_exact(acct, flow, { [1] = true }))
+  end)
+
+  it("keeps flush within its timeout when the clock goes back during it", function()
+    local mod, set_back = tracker_with_clock()
+    emu.faults { { operation = "bulk_create_events", status = 503, count = 200 } }
+    local t = assert(mod.new(client, { spool = path, auto = false, backoff_base = 0.005,
+      backoff_cap = 0.01 }))
+    assert(t:track(ev(1)))
+    local real, calls = t.client.call, 0
+    t.client.call = function(...)
+      calls = calls + 1
+      if calls == 1 then set_back(3600) end
+      return real(...)
+    end
+    local socket = require "socket"
+    local t0 = socket.gettime()
+    local ok, err = t:flush(0.5)
+    local took = socket.gettime() - t0
+    assert.is_nil(ok)
+    assert.are.equal(1, err.pending)
+    assert.is_true(took < 1.5, "flush(0.5) took " .. took .. " s")
+    t:close(0)
+  end)
+
+  it("keeps delivering every interval from track after the clock went back", function()
+    local mod, set_back = tracker_with_clock()
+    local t = assert(mod.new(client, { spool = path, interval = 0.05 }))
+    assert(t:track(ev(1)))
+    set_back(3600)
+    -- the time the clock was set back at is not known: the interval counts from then
+    assert(t:track(ev(2)))
+    require("socket").sleep(0.1)
+    assert(t:track(ev(3)))
+    assert.are.equal(0, t:stats().pending)
+    t:close()
+    assert.are.same({ held = 3, missing = 0, extra = 0, twice = 0, runs_bad = 0 },
+      S.check_exact(acct, flow, S.all(3)))
+  end)
+end)
+
 describe("tracker spool that is not a regular file", function()
   local dir
   before_each(function()

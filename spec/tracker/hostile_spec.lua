@@ -44,6 +44,35 @@ describe("tracker against hostile answers", function()
     assert.are.same({ held = 4, missing = 0, extra = 0, twice = 0, runs_bad = 0 },
       S.check_exact(acct, flow, { [2] = true, [3] = true, [4] = true }, { [1] = true }))
   end)
+
+  -- a 400 whose pointer names an entry by `index`
+  local function blaming(index)
+    local doc = { errors = { { status = "400", code = "invalid", title = "Invalid input.",
+      detail = "bad entry", source = { pointer = "/data/attributes/events-bulk-create/data/" ..
+      index .. "/attributes/profile" } } } }
+    return { operation = "bulk_create_events", status = 400, count = 3,
+             body = require("cjson").encode(doc) }
+  end
+
+  for _, index in ipairs({ "2", "7", "99999999999999999999", "-1", "x", "" }) do
+    it("rejects no event for a 400 blaming entry '" .. index .. "' of a batch of 2", function()
+      emu.faults { blaming(index) }
+      local t = assert(tracker.new(client, { spool = path, auto = false, backoff_base = 0.01,
+        backoff_cap = 0.02 }))
+      assert(t:track(ev(1)))
+      assert(t:track(ev(2)))
+      for _ = 1, 4 do
+        local ok, err = t:flush(10)
+        if ok then break end
+        assert.are.equal(400, err.cause.status)
+      end
+      local st = t:stats()
+      assert.are.same({ 0, 0, 2 }, { st.rejected, st.pending, st.delivered })
+      t:close()
+      assert.are.same({ held = 2, missing = 0, extra = 0, twice = 0, runs_bad = 0 },
+        S.check_exact(acct, flow, S.all(2)))
+    end)
+  end
 end)
 
 describe("tracker spool records that are not event entries", function()

@@ -4,12 +4,14 @@
 -- joined into one request body without decoding or re-encoding them. The answer decides:
 --
 -- * 202: every event of the batch is accepted.
--- * 400 whose pointer names an entry (`/data/attributes/events-bulk-create/data/N/...`): that
---   event is bad. The events before it and after it are sent again as their own batches and
---   the bad one is rejected: reported (stats, `on_reject`) and never retried.
+-- * 400 whose pointer names an entry of the request
+--   (`/data/attributes/events-bulk-create/data/N/...`): that event is bad. The events before
+--   it and after it are sent again as their own batches and the bad one is rejected:
+--   reported (stats, `on_reject`) and never retried.
 -- * 413: the batch is halved until the oversized event is alone, and that one is rejected.
--- * 400 or 422 without such a pointer: it is about the request itself, not an event, so
---   nothing is rejected; the events stay and delivery stops, as for a configuration problem.
+-- * 400 or 422 without such a pointer (none, or one naming an entry the request does not
+--   have): it is about the request itself, not an event, so nothing is rejected; the events
+--   stay and delivery stops, as for a configuration problem.
 -- * 429, 5xx, a transport failure, an unreadable answer: nothing is known to be lost or
 --   accepted, so the whole batch stays in the spool and is sent again after a back-off
 --   (Retry-After when given, else exponential with full jitter). Re-sending is safe: every
@@ -159,9 +161,10 @@ local function send_range(t, src, i, j, answer)
   end
   local what = _M.classify(err)
   local k = what == "reject" and _M.entry_index(err.pointer) or nil
+  if k and k > j - i then k = nil end -- an entry this request does not have: it names none
   if what == "reject" and not k and err.status ~= 413 then
-    -- a 400 about the request itself (a header, the envelope), not about one event: no event
-    -- is to blame, so none is dropped
+    -- a 400 about the request itself (a header, the envelope), or naming an entry it does
+    -- not have, not about one of its events: no event is to blame, so none is dropped
     what = "stop"
   end
   if what ~= "reject" then
@@ -170,7 +173,6 @@ local function send_range(t, src, i, j, answer)
     return false, what, err
   end
   local bad = k and i + k or nil
-  if bad and bad > j then bad = nil end
   if i == j then bad = i end
   if bad then
     if bad > i then

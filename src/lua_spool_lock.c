@@ -117,8 +117,24 @@ int kl_lua_spool_lock(lua_State *L) {
         struct stat held, at_path;
         char pid[24];
         int fd, n;
-        do { fd = open(k->path, O_RDWR | O_CREAT | O_CLOEXEC, 0666); } while (fd < 0 && errno == EINTR);
+        /* never through a symlink, and never anything but a regular file: the lock file is
+         * truncated and written, which must not reach a file someone pointed it at (nor
+         * block on a FIFO) */
+        do {
+            fd = open(k->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0666);
+        } while (fd < 0 && errno == EINTR);
         if (fd < 0) return lk_push_errno(L, errno, "cannot create the spool lock", k->path);
+        if (fstat(fd, &held) != 0) {
+            int e = errno;
+            close(fd);
+            return lk_push_errno(L, e, "cannot stat the spool lock", k->path);
+        }
+        if (!S_ISREG(held.st_mode)) {
+            close(fd);
+            lua_pushnil(L);
+            lua_pushfstring(L, "cannot create the spool lock %s: not a regular file", k->path);
+            return 2;
+        }
         while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
             if (errno == EINTR) continue;
             if (errno == EWOULDBLOCK) {
@@ -132,12 +148,7 @@ int kl_lua_spool_lock(lua_State *L) {
                 return lk_push_errno(L, e, "cannot take the spool lock", k->path);
             }
         }
-        if (fstat(fd, &held) != 0) {
-            int e = errno;
-            close(fd);
-            return lk_push_errno(L, e, "cannot stat the spool lock", k->path);
-        }
-        if (stat(k->path, &at_path) != 0 || at_path.st_dev != held.st_dev || at_path.st_ino != held.st_ino) {
+        if (lstat(k->path, &at_path) != 0 || at_path.st_dev != held.st_dev || at_path.st_ino != held.st_ino) {
             close(fd); /* locked a file its holder unlinked on release: take the new one */
             continue;
         }

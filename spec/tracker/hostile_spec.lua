@@ -45,6 +45,30 @@ describe("tracker against hostile answers", function()
       S.check_exact(acct, flow, { [2] = true, [3] = true, [4] = true }, { [1] = true }))
   end)
 
+  -- Klaviyo accepts a bulk job with 202; a proxy or a broken server may answer another
+  -- success status without recording anything (the emulator's fault processes nothing)
+  for _, rule in ipairs({
+    { status = 200, body = "{}" }, { status = 200, body = "" }, { status = 204 },
+    { status = 201, body = '{"data":{"type":"event-bulk-create-job","id":"x"}}' },
+    { status = 202, body = "<html>accepted</html>" },
+  }) do
+    it("takes no " .. rule.status .. " answer (" .. tostring(rule.body) .. ") for acceptance",
+      function()
+      rule.operation, rule.count = "bulk_create_events", 2
+      emu.faults { rule }
+      local t = assert(tracker.new(client, { spool = path, auto = false, batch = 2,
+        concurrency = 2, backoff_base = 0.01, backoff_cap = 0.02 }))
+      for i = 1, 4 do assert(t:track(ev(i))) end
+      assert.is_nil((t:deliver(true)))
+      assert.are.equal(4, t:stats().pending)
+      assert.is_true(t:flush(10))
+      assert.are.same({ 4, 0 }, { t:stats().delivered, t:stats().pending })
+      t:close()
+      assert.are.same({ held = 4, missing = 0, extra = 0, twice = 0, runs_bad = 0 },
+        S.check_exact(acct, flow, S.all(4)))
+    end)
+  end
+
   -- a 400 whose pointer names an entry by `index`
   local function blaming(index)
     local doc = { errors = { { status = "400", code = "invalid", title = "Invalid input.",
@@ -99,6 +123,7 @@ describe("tracker spool records that are not event entries", function()
     { "text that is not JSON", { "not json at all" } },
     { "JSON that is not an object", { "[1,2]", "42", '"s"', "null" } },
     { "an object that is not an event entry", { '{"type":"profile"}', "{}" } },
+    { "an entry over the request size limit", { '{"pad":"' .. string.rep("x", 6 * 1024 * 1024) .. '"}' } },
   }) do
     it("delivers the events around " .. case[1] .. " and sets it aside", function()
       local t = spool_with(case[2])

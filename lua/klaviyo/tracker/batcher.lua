@@ -3,7 +3,9 @@
 -- A batch is a run of spool records (each already the JSON of one `event-bulk-create` entry),
 -- joined into one request body without decoding or re-encoding them. The answer decides:
 --
--- * 202: every event of the batch is accepted.
+-- * 202: every event of the batch is accepted. Only a 202: it is Klaviyo's one answer for an
+--   accepted job, and another success status (a proxy's or a captive portal's 200, a broken
+--   server's 204) does not say anything was recorded, so it is taken as an unreadable answer.
 -- * 400 whose pointer names an entry of the request
 --   (`/data/attributes/events-bulk-create/data/N/...`): that event is bad. The events before
 --   it and after it are sent again as their own batches and the bad one is rejected:
@@ -12,7 +14,8 @@
 -- * 400 or 422 without such a pointer (none, or one naming an entry the request does not
 --   have): it is about the request itself, not an event, so nothing is rejected; the events
 --   stay and delivery stops, as for a configuration problem.
--- * 429, 5xx, a transport failure, an unreadable answer: nothing is known to be lost or
+-- * 429, 5xx, a transport failure, an unreadable answer (a success status other than 202, or
+--   a body that is not JSON): nothing is known to be lost or
 --   accepted, so the whole batch stays in the spool and is sent again after a back-off
 --   (Retry-After when given, else exponential with full jitter). Re-sending is safe: every
 --   event carries its unique_id, so Klaviyo records it once.
@@ -21,7 +24,7 @@
 -- @module klaviyo.tracker.batcher
 local errors = require "klaviyo.errors"
 
-local concat, floor, random = table.concat, math.floor, math.random
+local concat, floor, random, format = table.concat, math.floor, math.random, string.format
 local type, tostring, tonumber, pcall = type, tostring, tonumber, pcall
 
 local layout = require "klaviyo.event_layout"
@@ -79,6 +82,7 @@ function _M.classify(err)
     if err and err.kind == "refused" then return "stop" end
     return "retry" -- transport failure, timeout, unreadable answer
   end
+  if st < 300 then return "retry" end -- a success status not taken as acceptance
   if st == 400 or st == 413 or st == 422 then return "reject" end
   if st == 429 or st == 408 or st >= 500 then return "retry" end
   return "stop"
@@ -130,6 +134,16 @@ function _M.backoff(err, n, base, cap)
   return d
 end
 
+-- nil when `res` (client:call's response) is Klaviyo's acceptance of a bulk job, a 202;
+-- else the error that stands for it (see the top).
+local function not_accepted(res)
+  local st = type(res) == "table" and res.status or nil
+  if st == 202 then return nil end
+  return errors.new("http", "bulk_create_events", format("HTTP %s where Klaviyo accepts a " ..
+    "job with 202: the events are not taken as accepted", tostring(st)),
+    { status = st, code = "unexpected_status" })
+end
+
 -- validate = false: each event was checked by track() before it was spooled (the checks
 -- client:call runs, from klaviyo.validate), and the job is the event layout's bytes; checking
 -- them again would decode and walk every job, as costly as the rest of a delivery.
@@ -155,9 +169,9 @@ local function send_range(t, src, i, j, answer)
     stats.requests = stats.requests + 1
     -- every spooled event carries its unique_id, so the client may repeat the job after a
     -- 5xx or a lost connection: Klaviyo records each event once
-    local ok
-    ok, err = t.client:call("bulk_create_events", { body = body }, IDEMPOTENT)
-    if ok then return true end
+    local ok, res = t.client:call("bulk_create_events", { body = body }, IDEMPOTENT)
+    if ok then err = not_accepted(res) else err = res end
+    if not err then return true end
   end
   local what = _M.classify(err)
   local k = what == "reject" and _M.entry_index(err.pointer) or nil
@@ -228,7 +242,7 @@ function _M.send_many(t, bodies)
   local out = {}
   for k = 1, #bodies do
     local r = results[k]
-    if r[1] then out[k] = true else out[k] = r[2] end
+    if r[1] then out[k] = not_accepted(r[2]) or true else out[k] = r[2] end
   end
   return out
 end

@@ -55,7 +55,7 @@
 -- @module klaviyo.tracker.spool
 local io_open, os_rename, os_remove = io.open, os.rename, os.remove
 local tonumber, tostring, type, select = tonumber, tostring, type, select
-local concat = table.concat
+local concat, floor = table.concat, math.floor
 local format, find, sub, match, byte = string.format, string.find, string.sub, string.match,
   string.byte
 local setmetatable = setmetatable
@@ -180,8 +180,14 @@ local function scan(path)
       q[qlast] = at + j - i + 2
     elseif kind == "ack" then
       if v > head then
-        local k = qfirst
-        while k <= qlast and q[k] < v do k = k + 1 end
+        -- the first end at or past v (the ends ascend: a binary search, so no run of acks
+        -- costs more than a logarithm each)
+        local lo, hi = qfirst, qlast + 1
+        while lo < hi do
+          local mid = floor((lo + hi) / 2)
+          if q[mid] < v then lo = mid + 1 else hi = mid end
+        end
+        local k = lo
         if k <= qlast and q[k] == v then
           head = v
           for x = qfirst, k do q[x] = nil end

@@ -15,7 +15,8 @@
  * Taking the lock is the first thing opening a spool does, so it is also where a spool path
  * that names something other than a regular file (through a symlink or not) is refused,
  * before anything is created or read: reading a FIFO blocks until a writer comes, and a
- * directory or a device is no spool.
+ * directory or a device is no spool.  core.spool_file_kind makes the same check for the
+ * spool's other files (PATH.damaged) before the spool opens them with io.open.
  */
 #define _DEFAULT_SOURCE /* flock */
 #define _POSIX_C_SOURCE 200809L
@@ -80,20 +81,32 @@ static int push_in_use(lua_State *L, int fd, const char *spool) {
     return 2;
 }
 
+/* NULL when path names a regular file (through symlinks) or nothing, else what it is */
+static const char *not_regular(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0 || S_ISREG(st.st_mode)) return NULL;
+    if (S_ISFIFO(st.st_mode)) return "a FIFO";
+    if (S_ISDIR(st.st_mode)) return "a directory";
+    if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) return "a device";
+    if (S_ISSOCK(st.st_mode)) return "a socket";
+    return "of an unknown kind";
+}
+
 /* nil, message when the spool path names something that exists and is not a regular file;
  * 0 when it is one or does not exist (opening creates it) */
 static int refuse_not_regular(lua_State *L, const char *spool) {
-    struct stat st;
-    const char *what;
-    if (stat(spool, &st) != 0 || S_ISREG(st.st_mode)) return 0;
-    if (S_ISFIFO(st.st_mode)) what = "a FIFO";
-    else if (S_ISDIR(st.st_mode)) what = "a directory";
-    else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) what = "a device";
-    else if (S_ISSOCK(st.st_mode)) what = "a socket";
-    else what = "of an unknown kind";
+    const char *what = not_regular(spool);
+    if (!what) return 0;
     lua_pushnil(L);
     lua_pushfstring(L, "cannot open the spool %s: not a regular file (%s)", spool, what);
     return 2;
+}
+
+int kl_lua_spool_file_kind(lua_State *L) {
+    const char *what = not_regular(luaL_checkstring(L, 1));
+    if (what) lua_pushstring(L, what);
+    else lua_pushnil(L);
+    return 1;
 }
 
 static const luaL_Reg lock_methods[] = {{"release", lock_release}, {NULL, NULL}};

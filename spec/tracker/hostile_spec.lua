@@ -368,6 +368,8 @@ describe("tracker spool that is not a regular file", function()
   end)
   after_each(function() os.execute("rm -rf " .. S.quote(dir)) end)
 
+  local function spool_header() return require("klaviyo.tracker.spool").HEADER end
+
   -- opens the spool at `p` in a child process that may block: its answer, or "" when it
   -- did not answer within 10 seconds
   local function open_in_child(p)
@@ -390,6 +392,16 @@ describe("tracker spool that is not a regular file", function()
     assert.is_nil(io.open(fifo .. ".lock", "rb"))
     os.remove(fifo)
     assert.are.equal("opened\n", open_in_child(fifo))
+  end)
+
+  it("keeps damaged lines in place when PATH.damaged is a FIFO, never blocking", function()
+    local p = dir .. "/spool"
+    local f = assert(io.open(p, "wb"))
+    f:write(spool_header(), '{"a damaged line"\n')
+    f:close()
+    assert(os.execute("mkfifo " .. S.quote(p .. ".damaged")))
+    assert.are.equal("opened\n", open_in_child(p))
+    assert.matches('{"a damaged line"\n', S.sh("cat " .. S.quote(p)), 1, true)
   end)
 
   it("never writes through a lock file that is a symlink or not a regular file", function()

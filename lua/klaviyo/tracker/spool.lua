@@ -79,6 +79,7 @@ local HASH = byte("#")
 local core = require "klaviyo.core"
 local spool_writer, fsync_path, spool_lock, spool_check = core.spool_writer, core.fsync_path,
   core.spool_lock, core.spool_check
+local file_kind = core.spool_file_kind
 
 local function dirname(path)
   return match(path, "^(.*)/[^/]*$") or "."
@@ -473,9 +474,11 @@ local function copy_live(self, out)
       size, pending = size + len + TRAILER, pending + 1
     elseif kind == "damaged" then
       if q == nil then
+        -- a regular file or none (io.open would block on a FIFO until a reader came);
         -- unbuffered: a line whose write succeeded is in the kernel, so a later failure
         -- cannot take back lines counted as moved
-        q = io_open(self.path .. ".damaged", "ab") or false
+        local dpath = self.path .. ".damaged"
+        q = not file_kind(dpath) and io_open(dpath, "ab") or false
         if q then q:setvbuf("no") end
       end
       if q and q:write(sub(s, i, j), "\n") then

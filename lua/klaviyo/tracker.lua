@@ -447,6 +447,9 @@ function _M:flush(timeout)
   local deadline, back = clock(self) + (timeout or self.flush_timeout), self.clock_back
   -- the deadline on the clock as it reads now (moved back as far as the clock went back)
   local function due() return deadline - (self.clock_back - back) end
+  -- what is left of it bounds each call the deliveries make (see the batcher)
+  local outer = self.time_left
+  self.time_left = function() return due() - clock(self) end
   local last
   while sp.pending > 0 do
     local t = clock(self)
@@ -457,6 +460,7 @@ function _M:flush(timeout)
     local ok, err, what = self:deliver(true)
     if err == "busy" then
       if not in_ngx then
+        self.time_left = outer
         return nil, errors.new("busy", "tracker", "flush called during a delivery (from on_reject?)")
       end
       sleep(0.01) -- let the running delivery progress
@@ -466,6 +470,7 @@ function _M:flush(timeout)
     end
     if clock(self) >= due() then break end
   end
+  self.time_left = outer
   local ok, err = sp:sync_now()
   if not ok then return nil, errors.new("spool", "tracker", err) end
   if sp.pending > 0 then

@@ -69,6 +69,27 @@ describe("tracker against hostile answers", function()
     end)
   end
 
+  it("keeps flush within its timeout against a server that answers slowly", function()
+    -- one job at a time: client:batch bounds the retries of each job by what is left, but
+    -- not yet the time of an attempt already under way
+    local c = S.client(acct, true) -- the client's own retries on
+    emu.faults { { operation = "bulk_create_events", delay_ms = 4000, status = 503 } }
+    local t = assert(tracker.new(c, { spool = path, auto = false, batch = 1, concurrency = 1 }))
+    assert(t:track(ev(1)))
+    assert(t:track(ev(2)))
+    local socket = require "socket"
+    local t0 = socket.gettime()
+    local ok, err = t:flush(1)
+    local took = socket.gettime() - t0
+    assert.is_nil(ok)
+    assert.are.equal(2, err.pending)
+    assert.is_true(took < 2.5, "flush(1) took " .. took .. " s")
+    emu.faults(nil)
+    assert.is_true(t:close(10))
+    assert.are.same({ held = 2, missing = 0, extra = 0, twice = 0, runs_bad = 0 },
+      S.check_exact(acct, flow, S.all(2)))
+  end)
+
   -- a 400 whose pointer names an entry by `index`
   local function blaming(index)
     local doc = { errors = { { status = "400", code = "invalid", title = "Invalid input.",

@@ -149,6 +149,20 @@ end
 -- them again would decode and walk every job, as costly as the rest of a delivery.
 local IDEMPOTENT = { idempotent = true, validate = false }
 
+-- The longest retry.max_time a call takes (the core's bound).
+local MAX_CALL_TIME = 86400
+
+-- The options of one job's call: IDEMPOTENT, and while the tracker's caller waits with a
+-- deadline (`t.time_left()`, seconds left, set by flush), a retry.max_time of what is left,
+-- which bounds the whole call (its attempts, the client's retries and limiter waits): a
+-- server that answers slowly, or never, cannot hold a flush past its timeout.
+local function call_opts(t)
+  local left = t.time_left and t.time_left()
+  if not left then return IDEMPOTENT end
+  if left > MAX_CALL_TIME then left = MAX_CALL_TIME elseif left ~= left or left < 0.001 then left = 0.001 end
+  return { idempotent = true, validate = false, retry = { max_time = left } }
+end
+
 -- The records could not be read back from the spool: they stay there, delivery stops.
 local function spool_failure(stats, msg)
   local err = errors.new("spool", "tracker", msg)
@@ -169,7 +183,7 @@ local function send_range(t, src, i, j, answer)
     stats.requests = stats.requests + 1
     -- every spooled event carries its unique_id, so the client may repeat the job after a
     -- 5xx or a lost connection: Klaviyo records each event once
-    local ok, res = t.client:call("bulk_create_events", { body = body }, IDEMPOTENT)
+    local ok, res = t.client:call("bulk_create_events", { body = body }, call_opts(t))
     if ok then err = not_accepted(res) else err = res end
     if not err then return true end
   end
@@ -235,7 +249,8 @@ end
 ---@return (true|klaviyo.Error)[]
 function _M.send_many(t, bodies)
   local reqs = {}
-  for k = 1, #bodies do reqs[k] = { "bulk_create_events", { body = bodies[k] }, IDEMPOTENT } end
+  local opts = call_opts(t)
+  for k = 1, #bodies do reqs[k] = { "bulk_create_events", { body = bodies[k] }, opts } end
   local stats = t.counts
   stats.requests = stats.requests + #bodies
   local results = t.client:batch(reqs, { concurrency = #bodies })

@@ -261,6 +261,74 @@ describe("tracker spool whose damaged lines cannot be moved aside", function()
   end)
 end)
 
+describe("tracker spool cut or changed anywhere", function()
+  local spool = require "klaviyo.tracker.spool"
+  local core = require "klaviyo.core"
+  local path
+  before_each(function() path = S.spool_path("cut") end)
+  after_each(function() S.cleanup(path) end)
+
+  local function line(n, pad)
+    local json = '{"n":' .. n .. ',"pad":"' .. string.rep("p", pad or 0) .. '"}'
+    return json .. core.spool_trailer(json)
+  end
+
+  -- opens a spool file holding `bytes`: the records read back (their n), and the spool
+  -- opened again after one more record (which must be pending with them)
+  local function opened(bytes)
+    S.cleanup(path)
+    local f = assert(io.open(path, "wb"))
+    f:write(bytes)
+    f:close()
+    local sp = assert(spool.open(path, { sync = "none" }))
+    local lines = sp:read(100, 1e9)
+    local n = {}
+    for i, l in ipairs(lines) do n[i] = tonumber(l:match('"n":(%d+)')) end
+    assert.are.equal(#n, sp.pending)
+    assert(sp:append(line(9):match("^[^\t]*")))
+    sp:release()
+    sp = assert(spool.open(path, { sync = "none" }))
+    assert.are.same({ #n + 1, 0 }, { sp.pending, sp.corrupt })
+    sp:release()
+    return n
+  end
+
+  it("keeps every whole record when cut at any byte", function()
+    local lines = { line(1), line(2), "#ack 0\n", line(3) }
+    local full = spool.HEADER .. table.concat(lines)
+    local ends, at = {}, #spool.HEADER
+    for i, l in ipairs(lines) do at = at + #l ends[i] = at end
+    for cut = 0, #full do
+      local want = {}
+      if cut >= ends[1] then want[#want + 1] = 1 end
+      if cut >= ends[2] then want[#want + 1] = 2 end
+      if cut >= ends[4] then want[#want + 1] = 3 end
+      assert.are.same(want, opened(full:sub(1, cut)), "cut at " .. cut)
+    end
+  end)
+
+  it("passes over a record with any one bit flipped, keeping the others", function()
+    local a, b, c = line(1), line(2), line(3)
+    for i = 1, #b - 1 do -- every byte but its "\n"
+      for bit = 0, 7 do
+        local v, m = b:byte(i), 2 ^ bit
+        local x = string.char(math.floor(v / m) % 2 == 1 and v - m or v + m)
+        local got = opened(spool.HEADER .. a .. b:sub(1, i - 1) .. x .. b:sub(i + 1) .. c)
+        assert.are.same({ 1, 3 }, got, "byte " .. i .. " bit " .. bit)
+      end
+    end
+  end)
+
+  it("reads records that straddle its read chunks", function()
+    local parts, want = { spool.HEADER }, {}
+    for i = 1, 40 do
+      parts[#parts + 1] = line(i, 30000 + i * 997)
+      want[i] = i
+    end
+    assert.are.same(want, opened(table.concat(parts)))
+  end)
+end)
+
 describe("tracker spool with a very long line", function()
   local spool = require "klaviyo.tracker.spool"
   local core = require "klaviyo.core"

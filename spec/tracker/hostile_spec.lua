@@ -18,12 +18,20 @@ describe("tracker against hostile answers", function()
     S.cleanup(path)
   end)
 
+  -- a fault rule answering `count` requests with a 400 whose pointer names an entry by `index`
+  local function blaming(index, count)
+    local doc = { errors = { { status = "400", code = "invalid", title = "Invalid input.",
+      detail = "bad entry", source = { pointer = "/data/attributes/events-bulk-create/data/" ..
+      index .. "/attributes/profile" } } } }
+    return { operation = "bulk_create_events", status = 400, count = count or 3,
+             body = require("cjson").encode(doc) }
+  end
+
   it("settles concurrent jobs after a batch that rejected an event, then failed", function()
-    -- [1, 2] answered 413, then 1 alone 413 (rejected), then 2 alone 503: the batch stays,
-    -- with a rejection on record; the next pass sends it beside another job and both are
-    -- accepted whole
-    emu.faults { { operation = "bulk_create_events", status = 413, count = 2 },
-                 { operation = "bulk_create_events", status = 503, count = 1 } }
+    -- [1, 2] answered 400 blaming 1 (rejected), then 2 alone 503: the batch stays, with a
+    -- rejection on record; the next pass sends it beside another job and both are accepted
+    -- whole
+    emu.faults { blaming(0, 1), { operation = "bulk_create_events", status = 503, count = 1 } }
     local t = assert(tracker.new(client, { spool = path, auto = false, batch = 2,
       concurrency = 2, backoff_base = 0.01, backoff_cap = 0.02 }))
     assert(t:track(ev(1)))
@@ -90,14 +98,26 @@ describe("tracker against hostile answers", function()
       S.check_exact(acct, flow, S.all(2)))
   end)
 
-  -- a 400 whose pointer names an entry by `index`
-  local function blaming(index)
-    local doc = { errors = { { status = "400", code = "invalid", title = "Invalid input.",
-      detail = "bad entry", source = { pointer = "/data/attributes/events-bulk-create/data/" ..
-      index .. "/attributes/profile" } } } }
-    return { operation = "bulk_create_events", status = 400, count = 3,
-             body = require("cjson").encode(doc) }
-  end
+  it("rejects no event answered 413 alone while it is within the request limit", function()
+    -- a proxy in the way (or a broken server) answering 413 to small requests: the event
+    -- is not too large for Klaviyo, so it stays
+    emu.faults { { operation = "bulk_create_events", status = 413, count = 3 } }
+    local t = assert(tracker.new(client, { spool = path, auto = false, backoff_base = 0.01,
+      backoff_cap = 0.02 }))
+    assert(t:track(ev(1)))
+    assert(t:track(ev(2)))
+    for _ = 1, 4 do
+      local ok, err = t:flush(10)
+      if ok then break end
+      assert.are.equal(413, err.cause.status)
+    end
+    local st = t:stats()
+    assert.are.same({ 0, 0, 2 }, { st.rejected, st.pending, st.delivered })
+    t:close()
+    assert.are.same({ held = 2, missing = 0, extra = 0, twice = 0, runs_bad = 0 },
+      S.check_exact(acct, flow, S.all(2)))
+  end)
+
 
   for _, index in ipairs({ "2", "7", "99999999999999999999", "-1", "x", "" }) do
     it("rejects no event for a 400 blaming entry '" .. index .. "' of a batch of 2", function()

@@ -10,7 +10,10 @@
 --   (`/data/attributes/events-bulk-create/data/N/...`): that event is bad. The events before
 --   it and after it are sent again as their own batches and the bad one is rejected:
 --   reported (stats, `on_reject`) and never retried.
--- * 413: the batch is halved until the oversized event is alone, and that one is rejected.
+-- * 413: the batch is halved until the oversized event is alone, and that one is rejected if
+--   its request is over Klaviyo's size limit; one within it is not what the 413 is about (a
+--   proxy in the way, a broken server), so it stays and delivery stops as for a 400 that
+--   names no event.
 -- * 400 or 422 without such a pointer (none, or one naming an entry the request does not
 --   have): it is about the request itself, not an event, so nothing is rejected; the events
 --   stay and delivery stops, as for a configuration problem.
@@ -28,11 +31,13 @@ local concat, floor, random, format = table.concat, math.floor, math.random, str
 local type, tostring, tonumber, pcall = type, tostring, tonumber, pcall
 
 local layout = require "klaviyo.event_layout"
+local MAX_BYTES = require("klaviyo.validate").LIMITS.payload_bytes -- a request body
 
 local _M = {}
 
 local PREFIX, SUFFIX = layout.PREFIX, layout.SUFFIX
-_M.ENVELOPE = #PREFIX + #SUFFIX
+local ENVELOPE = #PREFIX + #SUFFIX
+_M.ENVELOPE = ENVELOPE
 
 --- The request body for lines[i..j].
 ---@param lines string[] spooled events (JSON)
@@ -202,6 +207,15 @@ local function send_range(t, src, i, j, answer)
   end
   local bad = k and i + k or nil
   if i == j then bad = i end
+  if bad and not k then -- a 413 for one event alone: rejected only when it is too large
+    local lines, lerr = lines_of(src)
+    if not lines then return spool_failure(stats, lerr) end
+    if #lines[bad] + ENVELOPE <= MAX_BYTES then
+      stats.failures = stats.failures + 1
+      stats.last_error = _M.text(err)
+      return false, "stop", err
+    end
+  end
   if bad then
     if bad > i then
       local r, w, e = send_range(t, src, i, bad - 1)

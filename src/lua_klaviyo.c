@@ -71,6 +71,7 @@ static const luaL_Reg funcs[] = {{"new", kl_lua_new},
                                  {"write_private", kl_lua_write_private},
                                  {"spool_lock", kl_lua_spool_lock},
                                  {"spool_check", kl_lua_spool_check},
+                                 {"spool_file_kind", kl_lua_spool_file_kind},
                                  {"spool_trailer", kl_lua_spool_trailer},
                                  {"read_line", kl_lua_read_line},
                                  {NULL, NULL}};

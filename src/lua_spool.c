@@ -244,7 +244,7 @@ static int l_gc(lua_State *L) {
  * max_bytes bytes of their JSON texts, one record always; never past `limit`, the end of the
  * last complete line) joined by "," between prefix and suffix: a bulk request body, read and
  * assembled in C memory, one Lua string in the end.  A record goes without its trailer, once
- * the trailer's length and CRC-32 match (spool_record.h).  Lines that are not records (acks,
+ * the trailer's length and CRC-32 match and its text is a JSON object (spool_record.h).  Lines that are not records (acks,
  * damaged records) are passed over, as the spool's `read` does; `damaged` counts the damaged
  * ones that start at or after `count_from` (so a line read again is counted once), and
  * `scanned` is the offset just past the last line looked at.  endpos is the offset just past
@@ -292,7 +292,7 @@ int kl_lua_spool_check(lua_State *L) {
     lua_Integer i = luaL_checkinteger(L, 2), j = luaL_checkinteger(L, 3);
     long json;
     if (i < 1 || j < i - 1 || (size_t)j > n) return luaL_argerror(L, 2, "not a range of the string");
-    json = kl_spool_check(NULL, s + (i - 1), (size_t)(j - i + 1));
+    json = kl_spool_record(NULL, s + (i - 1), (size_t)(j - i + 1));
     if (json < 0) lua_pushnil(L);
     else lua_pushinteger(L, (lua_Integer)json);
     return 1;

@@ -4,9 +4,12 @@
  * Registered by src/lua_klaviyo.c in `klaviyo.core`:
  *
  *   local n = core.spool_check(s, i, j)     -- s[i..j] is a record line (without its "\n")
- *                                           -- whose length and CRC-32 match: the length of
- *                                           -- its JSON text; else nil (src/spool_record.h)
+ *                                           -- whose length and CRC-32 match and whose text
+ *                                           -- is a JSON object: the length of its JSON
+ *                                           -- text; else nil (src/spool_record.h)
  *   local t = core.spool_trailer(json)      -- the trailer of json's record line (specs)
+ *   local what = core.spool_file_kind(path) -- nil for a regular file or none, else what
+ *                                           -- it is ("a FIFO", ...; src/lua_spool_lock.c)
  *   local w, err = core.spool_writer(path)  -- opens path (created 0666 & umask); records go
  *                                           -- after what the file holds
  *   local len, err = w:encode(template, value, ...)  -- a record into the writer's own C
@@ -48,6 +51,10 @@ int kl_lua_spool_writer(lua_State *L);
 
 /* lua_CFunction: (spool path) -> lock | nil, msg */
 int kl_lua_spool_lock(lua_State *L);
+
+/* lua_CFunction: (path) -> nil when path names a regular file or nothing, else what it is
+ * ("a FIFO", "a directory", ...) */
+int kl_lua_spool_file_kind(lua_State *L);
 
 /* lua_CFunction: (s, i, j) -> length | nil */
 int kl_lua_spool_check(lua_State *L);

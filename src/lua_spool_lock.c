@@ -11,6 +11,12 @@
  * file before the unlink may get the lock on the unlinked file after the close: it compares
  * the file it locked with the one now at PATH.lock (device and inode) and starts again when
  * they differ, so the lock it keeps is always the one at the path.
+ *
+ * Taking the lock is the first thing opening a spool does, so it is also where a spool path
+ * that names something other than a regular file (through a symlink or not) is refused,
+ * before anything is created or read: reading a FIFO blocks until a writer comes, and a
+ * directory or a device is no spool.  core.spool_file_kind makes the same check for the
+ * spool's other files (PATH.damaged) before the spool opens them with io.open.
  */
 #define _DEFAULT_SOURCE /* flock */
 #define _POSIX_C_SOURCE 200809L
@@ -75,6 +81,34 @@ static int push_in_use(lua_State *L, int fd, const char *spool) {
     return 2;
 }
 
+/* NULL when path names a regular file (through symlinks) or nothing, else what it is */
+static const char *not_regular(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0 || S_ISREG(st.st_mode)) return NULL;
+    if (S_ISFIFO(st.st_mode)) return "a FIFO";
+    if (S_ISDIR(st.st_mode)) return "a directory";
+    if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) return "a device";
+    if (S_ISSOCK(st.st_mode)) return "a socket";
+    return "of an unknown kind";
+}
+
+/* nil, message when the spool path names something that exists and is not a regular file;
+ * 0 when it is one or does not exist (opening creates it) */
+static int refuse_not_regular(lua_State *L, const char *spool) {
+    const char *what = not_regular(spool);
+    if (!what) return 0;
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot open the spool %s: not a regular file (%s)", spool, what);
+    return 2;
+}
+
+int kl_lua_spool_file_kind(lua_State *L) {
+    const char *what = not_regular(luaL_checkstring(L, 1));
+    if (what) lua_pushstring(L, what);
+    else lua_pushnil(L);
+    return 1;
+}
+
 static const luaL_Reg lock_methods[] = {{"release", lock_release}, {NULL, NULL}};
 
 int kl_lua_spool_lock(lua_State *L) {
@@ -87,6 +121,7 @@ int kl_lua_spool_lock(lua_State *L) {
     lk_metatable(L, LOCK_MT, lock_methods, lock_gc);
     lua_setmetatable(L, -2);
     kl_spool_ignore_sigxfsz(); /* before the spool writes anything (opening compacts) */
+    if (refuse_not_regular(L, spool)) return 2;
     k->path = (char *)malloc(plen + sizeof ".lock");
     if (!k->path) return luaL_error(L, "klaviyo: out of memory taking the spool lock");
     memcpy(k->path, spool, plen);
@@ -95,8 +130,24 @@ int kl_lua_spool_lock(lua_State *L) {
         struct stat held, at_path;
         char pid[24];
         int fd, n;
-        do { fd = open(k->path, O_RDWR | O_CREAT | O_CLOEXEC, 0666); } while (fd < 0 && errno == EINTR);
+        /* never through a symlink, and never anything but a regular file: the lock file is
+         * truncated and written, which must not reach a file someone pointed it at (nor
+         * block on a FIFO) */
+        do {
+            fd = open(k->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0666);
+        } while (fd < 0 && errno == EINTR);
         if (fd < 0) return lk_push_errno(L, errno, "cannot create the spool lock", k->path);
+        if (fstat(fd, &held) != 0) {
+            int e = errno;
+            close(fd);
+            return lk_push_errno(L, e, "cannot stat the spool lock", k->path);
+        }
+        if (!S_ISREG(held.st_mode)) {
+            close(fd);
+            lua_pushnil(L);
+            lua_pushfstring(L, "cannot create the spool lock %s: not a regular file", k->path);
+            return 2;
+        }
         while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
             if (errno == EINTR) continue;
             if (errno == EWOULDBLOCK) {
@@ -110,12 +161,7 @@ int kl_lua_spool_lock(lua_State *L) {
                 return lk_push_errno(L, e, "cannot take the spool lock", k->path);
             }
         }
-        if (fstat(fd, &held) != 0) {
-            int e = errno;
-            close(fd);
-            return lk_push_errno(L, e, "cannot stat the spool lock", k->path);
-        }
-        if (stat(k->path, &at_path) != 0 || at_path.st_dev != held.st_dev || at_path.st_ino != held.st_ino) {
+        if (lstat(k->path, &at_path) != 0 || at_path.st_dev != held.st_dev || at_path.st_ino != held.st_ino) {
             close(fd); /* locked a file its holder unlinked on release: take the new one */
             continue;
         }

@@ -74,7 +74,7 @@ int kl_spool_read_batch(const char *path, kl_spool_batch *b, const kl_spool_crc_
             long json;
             if (!nl) break;
             line = (size_t)(nl - (p + scan));
-            json = line > 0 && p[scan] != '#' ? kl_spool_check(crc, p + scan, line) : -1;
+            json = line > 0 && p[scan] != '#' ? kl_spool_record(crc, p + scan, line) : -1;
             if (json >= 0) {
                 if (b->count > 0 && bytes + (size_t)json + 1 > b->max_bytes) {
                     stop = 1;

@@ -35,7 +35,7 @@ typedef struct kl_spool_buf {
 
 /* Reads the records of the spool file at path that b describes into buf (grown as needed)
  * and fills b's results.  A record goes without its trailer, once the trailer's length and
- * CRC-32 match (spool_record.h, with crc's tables); lines that are not records (acks,
+ * CRC-32 match and its text is a JSON object (kl_spool_record, with crc's tables); lines that are not records (acks,
  * damaged records) are passed over.  0; -1 with errno when the file could not be opened or
  * read; -2 when memory ran out. */
 int kl_spool_read_batch(const char *path, kl_spool_batch *b, const kl_spool_crc_tables *crc, kl_spool_buf *buf);

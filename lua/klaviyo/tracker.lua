@@ -91,6 +91,22 @@ local function positive(opts, name, level, max)
   end
 end
 
+-- The clock the tracker schedules by (back-offs, the interval, flush's deadline): `now`, a
+-- wall clock. When it reads less than it read last (set back by hand or by NTP), every time
+-- scheduled is moved back by as much, so a back-off or an interval never lasts longer than
+-- it was set for (`clock_back` adds up how far it went back, for flush's deadline); a clock
+-- set forward only ends them early.
+local function clock(self)
+  local t = now()
+  local back = self.clock_at - t
+  if back > 0 then
+    self.next_attempt, self.last_delivery = self.next_attempt - back, self.last_delivery - back
+    self.clock_back = self.clock_back + back
+  end
+  self.clock_at = t
+  return t
+end
+
 --- Open a tracker over `client` (from `klaviyo.new`).
 ---@param client klaviyo.Client
 ---@param opts table `spool` (path, required; `%w` = nginx worker id), `batch` (events per
@@ -140,6 +156,7 @@ function _M.new(client, opts, level)
   end
   local sp, err = spool_mod.open(path, { sync = opts.sync or "batch" })
   if not sp then return nil, errors.new("spool", "tracker", err) end
+  local t0 = now()
   local self = setmetatable({
     client = client, spool = sp,
     batch = opts.batch and math.floor(opts.batch) or MAX_BATCH,
@@ -154,7 +171,8 @@ function _M.new(client, opts, level)
     concurrency = conc or (can_batch and 2 or 1),
     -- events left by an earlier process: the first track (or the first timer tick) sends
     -- them, ahead of the new ones (the spool is first in, first out)
-    next_attempt = 0, attempt = 0, last_delivery = sp.pending > 0 and 0 or now(),
+    next_attempt = 0, attempt = 0, last_delivery = sp.pending > 0 and 0 or t0,
+    clock_at = t0, clock_back = 0,
     rejected_lines = {},
     counts = { tracked = 0, delivered = 0, rejected = 0, requests = 0, failures = 0,
               batches = 0, recovered = sp.recovered, delivery_errors = 0,
@@ -163,7 +181,7 @@ function _M.new(client, opts, level)
   if in_ngx and opts.timer ~= false then
     local ok, terr = ngx.timer.every(self.interval, function(premature)
       if premature then self:close(0) return end
-      if self.closed or now() < self.next_attempt then return end
+      if self.closed or clock(self) < self.next_attempt then return end
       -- a failure here has no caller to answer: besides stats, it goes to nginx's error log
       local ok, derr, outcome = self:deliver(true)
       if not ok then
@@ -237,14 +255,16 @@ local function settle(self, sent, what, serr, src, count, endpos)
   if not sent then
     maybe_compact(self) -- what was delivered before the failure (its error comes first)
     self.attempt = self.attempt + 1
-    self.next_attempt = now() + batcher.backoff(serr, self.attempt, self.backoff_base,
+    self.next_attempt = clock(self) + batcher.backoff(serr, self.attempt, self.backoff_base,
       self.backoff_cap)
     return nil, serr, what
   end
   self.attempt = 0
   local rejected = 0
   if next(self.rejected_lines) ~= nil then
-    local lines = batcher.lines_of(src) or {} -- read already by the rejection
+    -- the lines rejected by this batch's answers (read already by the rejection); a batch
+    -- accepted whole in a client:batch (no `src`) had none, whatever earlier attempts met
+    local lines = src and batcher.lines_of(src) or {}
     for i = 1, #lines do if self.rejected_lines[lines[i]] then rejected = rejected + 1 end end
     self.rejected_lines = {}
   end
@@ -304,7 +324,7 @@ local function deliver_pass(self, all)
   -- compaction once the pass is over, not after every batch: during a long pass it copied
   -- the live part of the spool again and again (it is atomic either way; see the spool)
   maybe_compact(self)
-  self.last_delivery = now()
+  self.last_delivery = clock(self)
   return true
 end
 
@@ -337,7 +357,7 @@ function _M:deliver(all)
   st.delivery_errors = st.delivery_errors + 1
   st.last_error = batcher.text(err)
   self.attempt = self.attempt + 1
-  self.next_attempt = now() + batcher.backoff(nil, self.attempt, self.backoff_base,
+  self.next_attempt = clock(self) + batcher.backoff(nil, self.attempt, self.backoff_base,
     self.backoff_cap)
   return nil, err, "retry"
 end
@@ -373,7 +393,7 @@ function _M:track(ev)
   if self.closed then error("tracker:track: the tracker is closed", 2) end
   local metric, props, pattrs, time, uid = check(ev, "tracker:track", "", nil)
   if not metric then return nil, V.refuse("bulk_create_events", props, pattrs) end
-  local t = now()
+  local t = clock(self)
   if time == nil then time = stamp(self, t) end -- the time it happened
   -- the record (a bulk entry) is made in C memory from the template and the event's values,
   -- and written from there (see the spool): never a Lua string, which under LuaJIT cost
@@ -390,7 +410,7 @@ function _M:track(ev)
   end
   if sp.size + len + 1 > self.max_spool_bytes and not self.delivering then
     -- make room first: deliver (unless backing off), then drop what was delivered
-    if self.auto and now() >= self.next_attempt then self:deliver(true) end
+    if self.auto and clock(self) >= self.next_attempt then self:deliver(true) end
     if sp:dead_bytes() > 0 then compact(self) end
     if sp.size + len + 1 > self.max_spool_bytes then
       return nil, errors.new("spool_full", "tracker", format(
@@ -424,17 +444,23 @@ function _M:flush(timeout)
   check_self(self, "flush")
   if self.closed then return nil, errors.new("closed", "tracker", "the tracker is closed") end
   local sp = self.spool
-  local deadline = now() + (timeout or self.flush_timeout)
+  local deadline, back = clock(self) + (timeout or self.flush_timeout), self.clock_back
+  -- the deadline on the clock as it reads now (moved back as far as the clock went back)
+  local function due() return deadline - (self.clock_back - back) end
+  -- what is left of it bounds each call the deliveries make (see the batcher)
+  local outer = self.time_left
+  self.time_left = function() return due() - clock(self) end
   local last
   while sp.pending > 0 do
-    local t = now()
+    local t = clock(self)
     if t < self.next_attempt then
-      if self.next_attempt > deadline or not sleep then break end
+      if self.next_attempt > due() or not sleep then break end
       sleep(self.next_attempt - t)
     end
     local ok, err, what = self:deliver(true)
     if err == "busy" then
       if not in_ngx then
+        self.time_left = outer
         return nil, errors.new("busy", "tracker", "flush called during a delivery (from on_reject?)")
       end
       sleep(0.01) -- let the running delivery progress
@@ -442,8 +468,9 @@ function _M:flush(timeout)
       last = err
       if what == "stop" then break end
     end
-    if now() >= deadline then break end
+    if clock(self) >= due() then break end
   end
+  self.time_left = outer
   local ok, err = sp:sync_now()
   if not ok then return nil, errors.new("spool", "tracker", err) end
   if sp.pending > 0 then
@@ -488,7 +515,8 @@ function _M:stats()
   out.spool_bytes = sp.size
   out.compactions = sp.compactions or 0
   out.corrupt, out.quarantined, out.acks_unwritten = sp.corrupt, sp.quarantined, sp.acks_unwritten
-  local wait = self.next_attempt - now()
+  local t = clock(self)
+  local wait = self.next_attempt - t
   out.retry_in = wait > 0 and wait or 0
   return out
 end

@@ -6,7 +6,18 @@
 #include "ctest.h"
 #include "spool_record.h"
 
-static char line[256];
+static char line[100016];
+
+/* line = {"a": followed by `arrays` nested arrays, closed; returns its length */
+static size_t nested(size_t arrays) {
+    size_t n = 0, k;
+    memcpy(line, "{\"a\":", 5);
+    n = 5;
+    for (k = 0; k < arrays; k++) line[n++] = '[';
+    for (k = 0; k < arrays; k++) line[n++] = ']';
+    line[n++] = '}';
+    return n;
+}
 
 /* line = json + its trailer; returns the line's length without its "\n" */
 static size_t make(const char *json) {
@@ -82,5 +93,81 @@ int main(void) {
     memmove(line + 1, line, n);
     line[0] = ' ';
     CHECK_INT(kl_spool_check(NULL, line, n + 1), -1);
+
+    /* a record to send: its trailer matches and its text is one JSON object */
+    n = make(json);
+    CHECK_INT(kl_spool_record(NULL, line, n), (long)j);
+    CHECK_INT(kl_spool_record(NULL, "\t0000000000000000", 17), -1); /* empty: no object */
+    {
+        static const char *good[] = {
+            "{}",
+            " { } ",
+            "{\"a\":[]}",
+            "{\"a\":[1,-0,0.5,-1.25e+10,2E-3,1e5,true,false,null,\"\"]}",
+            "{\"s\":\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u00e9 \\uD83D\\uDE00\"}",
+            "{\"u\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \x7f\"}",
+            "{\"a\":{\"b\":{\"c\":[[{}]]}}}",
+            "{\t\"a\" :\r 1 , \"b\":2}",
+        };
+        static const char *bad[] = {
+            "",
+            "not json",
+            "[1,2]",
+            "42",
+            "\"s\"",
+            "null",
+            "{",
+            "}",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{\"a\":1,}",
+            "{,}",
+            "{\"a\":1 \"b\":2}",
+            "{a:1}",
+            "{'a':1}",
+            "{\"a\":01}",
+            "{\"a\":1.}",
+            "{\"a\":.5}",
+            "{\"a\":-}",
+            "{\"a\":1e}",
+            "{\"a\":+1}",
+            "{\"a\":NaN}",
+            "{\"a\":Infinity}",
+            "{\"a\":tru}",
+            "{\"a\":nul}",
+            "{\"a\":[1,]}",
+            "{\"a\":[1 2]}",
+            "{\"a\":\"\\x\"}",
+            "{\"a\":\"\\u12\"}",
+            "{\"a\":\"\\u12g4\"}",
+            "{\"a\":\"tab\there\"}",
+            "{\"a\":\"\x01\"}",
+            "{\"a\":\"open}",
+            "{\"a\":\"\xff\"}",
+            "{\"a\":\"\xc0\x80\"}",
+            "{\"a\":\"\xe0\x80\x80\"}",
+            "{\"a\":\"\xed\xa0\x80\"}",
+            "{\"a\":\"\xf4\x90\x80\x80\"}",
+            "{\"a\":\"\xc3\"}",
+            "{\"a\":\"\xe2\x82\"}",
+            "{} {}",
+            "{}x",
+        };
+        size_t k;
+        for (k = 0; k < sizeof good / sizeof *good; k++) CHECK(kl_spool_json_object(good[k], strlen(good[k])));
+        for (k = 0; k < sizeof bad / sizeof *bad; k++) CHECK(!kl_spool_json_object(bad[k], strlen(bad[k])));
+        CHECK(!kl_spool_json_object("{\"a\":1}\x00", 8)); /* the zero byte counts */
+        /* nesting: the object and KL_SPOOL_JSON_DEPTH - 1 arrays in it are one, one more is not */
+        n = nested(KL_SPOOL_JSON_DEPTH - 1);
+        CHECK(kl_spool_json_object(line, n));
+        n = nested(KL_SPOOL_JSON_DEPTH);
+        CHECK(!kl_spool_json_object(line, n));
+        n = nested(100000 / 2); /* no deeper than the limit, whatever the text */
+        CHECK(!kl_spool_json_object(line, n));
+        /* a record whose trailer matches but whose text is no object */
+        n = make("not json");
+        CHECK_INT(kl_spool_check(NULL, line, n), 8);
+        CHECK_INT(kl_spool_record(NULL, line, n), -1);
+    }
     CTEST_END();
 }

@@ -3,14 +3,22 @@
 -- A batch is a run of spool records (each already the JSON of one `event-bulk-create` entry),
 -- joined into one request body without decoding or re-encoding them. The answer decides:
 --
--- * 202: every event of the batch is accepted.
--- * 400 whose pointer names an entry (`/data/attributes/events-bulk-create/data/N/...`): that
---   event is bad. The events before it and after it are sent again as their own batches and
---   the bad one is rejected: reported (stats, `on_reject`) and never retried.
--- * 413: the batch is halved until the oversized event is alone, and that one is rejected.
--- * 400 or 422 without such a pointer: it is about the request itself, not an event, so
---   nothing is rejected; the events stay and delivery stops, as for a configuration problem.
--- * 429, 5xx, a transport failure, an unreadable answer: nothing is known to be lost or
+-- * 202: every event of the batch is accepted. Only a 202: it is Klaviyo's one answer for an
+--   accepted job, and another success status (a proxy's or a captive portal's 200, a broken
+--   server's 204) does not say anything was recorded, so it is taken as an unreadable answer.
+-- * 400 whose pointer names an entry of the request
+--   (`/data/attributes/events-bulk-create/data/N/...`): that event is bad. The events before
+--   it and after it are sent again as their own batches and the bad one is rejected:
+--   reported (stats, `on_reject`) and never retried.
+-- * 413: the batch is halved until the oversized event is alone, and that one is rejected if
+--   its request is over Klaviyo's size limit; one within it is not what the 413 is about (a
+--   proxy in the way, a broken server), so it stays and delivery stops as for a 400 that
+--   names no event.
+-- * 400 or 422 without such a pointer (none, or one naming an entry the request does not
+--   have): it is about the request itself, not an event, so nothing is rejected; the events
+--   stay and delivery stops, as for a configuration problem.
+-- * 429, 5xx, a transport failure, an unreadable answer (a success status other than 202, or
+--   a body that is not JSON): nothing is known to be lost or
 --   accepted, so the whole batch stays in the spool and is sent again after a back-off
 --   (Retry-After when given, else exponential with full jitter). Re-sending is safe: every
 --   event carries its unique_id, so Klaviyo records it once.
@@ -19,15 +27,17 @@
 -- @module klaviyo.tracker.batcher
 local errors = require "klaviyo.errors"
 
-local concat, floor, random = table.concat, math.floor, math.random
+local concat, floor, random, format = table.concat, math.floor, math.random, string.format
 local type, tostring, tonumber, pcall = type, tostring, tonumber, pcall
 
 local layout = require "klaviyo.event_layout"
+local MAX_BYTES = require("klaviyo.validate").LIMITS.payload_bytes -- a request body
 
 local _M = {}
 
 local PREFIX, SUFFIX = layout.PREFIX, layout.SUFFIX
-_M.ENVELOPE = #PREFIX + #SUFFIX
+local ENVELOPE = #PREFIX + #SUFFIX
+_M.ENVELOPE = ENVELOPE
 
 --- The request body for lines[i..j].
 ---@param lines string[] spooled events (JSON)
@@ -77,6 +87,7 @@ function _M.classify(err)
     if err and err.kind == "refused" then return "stop" end
     return "retry" -- transport failure, timeout, unreadable answer
   end
+  if st < 300 then return "retry" end -- a success status not taken as acceptance
   if st == 400 or st == 413 or st == 422 then return "reject" end
   if st == 429 or st == 408 or st >= 500 then return "retry" end
   return "stop"
@@ -128,10 +139,34 @@ function _M.backoff(err, n, base, cap)
   return d
 end
 
+-- nil when `res` (client:call's response) is Klaviyo's acceptance of a bulk job, a 202;
+-- else the error that stands for it (see the top).
+local function not_accepted(res)
+  local st = type(res) == "table" and res.status or nil
+  if st == 202 then return nil end
+  return errors.new("http", "bulk_create_events", format("HTTP %s where Klaviyo accepts a " ..
+    "job with 202: the events are not taken as accepted", tostring(st)),
+    { status = st, code = "unexpected_status" })
+end
+
 -- validate = false: each event was checked by track() before it was spooled (the checks
 -- client:call runs, from klaviyo.validate), and the job is the event layout's bytes; checking
 -- them again would decode and walk every job, as costly as the rest of a delivery.
 local IDEMPOTENT = { idempotent = true, validate = false }
+
+-- The longest retry.max_time a call takes (the core's bound).
+local MAX_CALL_TIME = 86400
+
+-- The options of one job's call: IDEMPOTENT, and while the tracker's caller waits with a
+-- deadline (`t.time_left()`, seconds left, set by flush), a retry.max_time of what is left,
+-- which bounds the whole call (its attempts, the client's retries and limiter waits): a
+-- server that answers slowly, or never, cannot hold a flush past its timeout.
+local function call_opts(t)
+  local left = t.time_left and t.time_left()
+  if not left then return IDEMPOTENT end
+  if left > MAX_CALL_TIME then left = MAX_CALL_TIME elseif left ~= left or left < 0.001 then left = 0.001 end
+  return { idempotent = true, validate = false, retry = { max_time = left } }
+end
 
 -- The records could not be read back from the spool: they stay there, delivery stops.
 local function spool_failure(stats, msg)
@@ -153,15 +188,16 @@ local function send_range(t, src, i, j, answer)
     stats.requests = stats.requests + 1
     -- every spooled event carries its unique_id, so the client may repeat the job after a
     -- 5xx or a lost connection: Klaviyo records each event once
-    local ok
-    ok, err = t.client:call("bulk_create_events", { body = body }, IDEMPOTENT)
-    if ok then return true end
+    local ok, res = t.client:call("bulk_create_events", { body = body }, call_opts(t))
+    if ok then err = not_accepted(res) else err = res end
+    if not err then return true end
   end
   local what = _M.classify(err)
   local k = what == "reject" and _M.entry_index(err.pointer) or nil
+  if k and k > j - i then k = nil end -- an entry this request does not have: it names none
   if what == "reject" and not k and err.status ~= 413 then
-    -- a 400 about the request itself (a header, the envelope), not about one event: no event
-    -- is to blame, so none is dropped
+    -- a 400 about the request itself (a header, the envelope), or naming an entry it does
+    -- not have, not about one of its events: no event is to blame, so none is dropped
     what = "stop"
   end
   if what ~= "reject" then
@@ -170,8 +206,16 @@ local function send_range(t, src, i, j, answer)
     return false, what, err
   end
   local bad = k and i + k or nil
-  if bad and bad > j then bad = nil end
   if i == j then bad = i end
+  if bad and not k then -- a 413 for one event alone: rejected only when it is too large
+    local lines, lerr = lines_of(src)
+    if not lines then return spool_failure(stats, lerr) end
+    if #lines[bad] + ENVELOPE <= MAX_BYTES then
+      stats.failures = stats.failures + 1
+      stats.last_error = _M.text(err)
+      return false, "stop", err
+    end
+  end
   if bad then
     if bad > i then
       local r, w, e = send_range(t, src, i, bad - 1)
@@ -219,14 +263,15 @@ end
 ---@return (true|klaviyo.Error)[]
 function _M.send_many(t, bodies)
   local reqs = {}
-  for k = 1, #bodies do reqs[k] = { "bulk_create_events", { body = bodies[k] }, IDEMPOTENT } end
+  local opts = call_opts(t)
+  for k = 1, #bodies do reqs[k] = { "bulk_create_events", { body = bodies[k] }, opts } end
   local stats = t.counts
   stats.requests = stats.requests + #bodies
   local results = t.client:batch(reqs, { concurrency = #bodies })
   local out = {}
   for k = 1, #bodies do
     local r = results[k]
-    if r[1] then out[k] = true else out[k] = r[2] end
+    if r[1] then out[k] = not_accepted(r[2]) or true else out[k] = r[2] end
   end
   return out
 end

@@ -12,10 +12,12 @@
 --     #ack 123456\n                  every record that starts before byte 123456 is done
 --                                    (accepted by Klaviyo, or rejected and reported)
 --
--- A line that is neither an ack nor a record whose length and checksum match (a record cut
--- short or changed on disk, whatever its first byte) is damaged: passed over by every read,
--- so it never blocks the records after it, counted (`corrupt`), and moved aside by the next
--- compaction into PATH.damaged, its bytes as they were, one line each. A spool of format 1
+-- A line that is neither an ack nor a record whose length and checksum match and whose text
+-- is a JSON object (a record cut short or changed on disk, whatever its first byte, or a
+-- line some other program wrote) is damaged: passed over by every read, so it never blocks
+-- the records after it, counted (`corrupt`), and moved aside by the next compaction into
+-- PATH.damaged, its bytes as they were, one line each (or, when that file cannot be
+-- written, kept in the spool as they are until a compaction can). A spool of format 1
 -- (records without a trailer) is converted when opened: each record that is a JSON object
 -- is kept, any other line moved aside.
 --
@@ -53,6 +55,7 @@
 -- @module klaviyo.tracker.spool
 local io_open, os_rename, os_remove = io.open, os.rename, os.remove
 local tonumber, tostring, type, select = tonumber, tostring, type, select
+local concat, floor = table.concat, math.floor
 local format, find, sub, match, byte = string.format, string.find, string.sub, string.match,
   string.byte
 local setmetatable = setmetatable
@@ -76,6 +79,7 @@ local HASH = byte("#")
 local core = require "klaviyo.core"
 local spool_writer, fsync_path, spool_lock, spool_check = core.spool_writer, core.fsync_path,
   core.spool_lock, core.spool_check
+local file_kind = core.spool_file_kind
 
 local function dirname(path)
   return match(path, "^(.*)/[^/]*$") or "."
@@ -103,38 +107,53 @@ end
 -- Calls fn(s, i, j, offset) for every complete line of the open file f from offset `from`
 -- up to offset `limit` (nil: its end), s[i..j] being the line without its "\n"; fn returns
 -- true to stop there. Returns the offset after the last line given, and the bytes after it
--- when the file ends without a "\n" (a torn tail).
+-- when the file ends without a "\n" (a torn tail). A line longer than a chunk is kept as
+-- its chunks and joined once its "\n" comes, and each chunk is searched once: the time is
+-- linear in the bytes read, however long a line (a hostile or damaged file) is.
 local function each_line(f, from, limit, fn)
   f:seek("set", from)
-  local pos, buf = from, ""
+  local pos = from -- offset of the line not given yet
+  local parts, nparts, plen = {}, 0, 0 -- its bytes read so far (no "\n" among them)
   while true do
     local want = CHUNK
     if limit then
-      want = limit - pos - #buf
+      want = limit - pos - plen
       if want > CHUNK then want = CHUNK end
     end
     local chunk = want > 0 and f:read(want) or nil
     if not chunk then break end
-    buf = buf .. chunk
-    local i = 1
-    while true do
-      local nl = find(buf, "\n", i, true)
-      if not nl then break end
-      if fn(buf, i, nl - 1, pos + i - 1) then return pos + i - 1, "" end
-      i = nl + 1
+    local nl = find(chunk, "\n", 1, true)
+    if not nl then
+      nparts, plen = nparts + 1, plen + #chunk
+      parts[nparts] = chunk
+    else
+      local buf = chunk
+      if nparts > 0 then
+        buf, nl = concat(parts, "", 1, nparts) .. chunk, nl + plen
+        parts, nparts = {}, 0
+      end
+      local i = 1
+      repeat
+        if fn(buf, i, nl - 1, pos + i - 1) then return pos + i - 1, "" end
+        i = nl + 1
+        nl = find(buf, "\n", i, true)
+      until not nl
+      pos = pos + i - 1
+      plen = #buf - i + 1
+      if plen > 0 then parts[1], nparts = sub(buf, i), 1 end
     end
-    pos = pos + i - 1
-    buf = sub(buf, i)
   end
-  return pos, buf
+  return pos, concat(parts, "", 1, nparts)
 end
 
---- Scan a spool file. Returns {head, size, pending, torn, corrupt, v1, empty} or nil,
--- message. `head`: offset of the first record not acknowledged; `size`: offset after the
--- last complete line; `pending`: records at or after head; `corrupt`: damaged lines.
+--- Scan a spool file. Returns {head, size, pending, torn, corrupt, bad_acks, v1, empty} or
+-- nil, message. `head`: offset of the first record not acknowledged; `size`: offset after
+-- the last complete line; `pending`: records at or after head; `corrupt`: damaged lines;
+-- `bad_acks`: acks passed over (they named no record's end).
 local function scan(path)
   local f = io_open(path, "rb")
-  local fresh = { head = 0, size = 0, pending = 0, torn = false, corrupt = 0, empty = true }
+  local fresh = { head = 0, size = 0, pending = 0, torn = false, corrupt = 0, bad_acks = 0,
+                  empty = true }
   if not f then return fresh end
   local first = f:read(#HEADER)
   if first == nil then f:close() return fresh end
@@ -142,29 +161,49 @@ local function scan(path)
   if first ~= HEADER and not v1 then
     f:close()
     if sub(HEADER, 1, #first) == first then -- died while writing the header
-      return { head = 0, size = 0, pending = 0, torn = true, corrupt = 0, empty = true }
+      return { head = 0, size = 0, pending = 0, torn = true, corrupt = 0, bad_acks = 0,
+               empty = true }
     end
     return nil, format("%s is not a klaviyo tracker spool (bad header)", path)
   end
-  -- Offsets of records not yet behind the last ack, oldest first (a queue: acks only move
-  -- forward and follow the records they cover).
+  -- The ends of records not yet behind the last ack, oldest first (a queue: acks only move
+  -- forward and follow the records they cover). An ack names the end of a record before it
+  -- (where what was delivered ends); one past head that names no such end was changed on
+  -- disk, and trusting it could drop records never delivered: it is passed over (counted
+  -- in `bad_acks`), so at worst delivered records go again, which their unique_ids make
+  -- harmless.
   local head = #HEADER
-  local q, qfirst, qlast, corrupt = {}, 1, 0, 0
+  local q, qfirst, qlast, corrupt, bad_acks = {}, 1, 0, 0, 0
   local size, tail = each_line(f, #HEADER, nil, function(s, i, j, at)
     local kind, v = classify(s, i, j, v1)
     if kind == "record" then
       qlast = qlast + 1
-      q[qlast] = at
+      q[qlast] = at + j - i + 2
     elseif kind == "ack" then
-      if v > head then head = v end
-      while qfirst <= qlast and q[qfirst] < head do q[qfirst] = nil qfirst = qfirst + 1 end
+      if v > head then
+        -- the first end at or past v (the ends ascend: a binary search, so no run of acks
+        -- costs more than a logarithm each)
+        local lo, hi = qfirst, qlast + 1
+        while lo < hi do
+          local mid = floor((lo + hi) / 2)
+          if q[mid] < v then lo = mid + 1 else hi = mid end
+        end
+        local k = lo
+        if k <= qlast and q[k] == v then
+          head = v
+          for x = qfirst, k do q[x] = nil end
+          qfirst = k + 1
+        else
+          bad_acks = bad_acks + 1
+        end
+      end
     elseif kind == "damaged" then
       corrupt = corrupt + 1
     end
   end)
   f:close()
   return { head = head, size = size, pending = qlast - qfirst + 1, torn = #tail > 0,
-           corrupt = corrupt, v1 = v1 }
+           corrupt = corrupt, bad_acks = bad_acks, v1 = v1 }
 end
 
 local TRAILER = #core.spool_trailer("") -- bytes a record line adds after its JSON text
@@ -184,8 +223,10 @@ function _M.open(path, opts)
   if not info then lk:release() return nil, serr end
   local self = setmetatable({
     path = path, sync = sync, lock = lk,
-    head = info.head, size = info.size, pending = info.pending, corrupt = info.corrupt,
-    damaged = info.corrupt, checked = 0, quarantined = 0, acks_unwritten = 0, v1 = info.v1,
+    head = info.head, size = info.size, pending = info.pending,
+    corrupt = info.corrupt + info.bad_acks,
+    damaged = info.corrupt, kept = 0, checked = 0, quarantined = 0, acks_unwritten = 0,
+    v1 = info.v1,
     recovered = info.pending, dirty = false,
   }, mt)
   if info.empty or info.torn or info.v1 or info.corrupt > 0 or info.head > #HEADER then
@@ -413,36 +454,51 @@ end
 
 -- Copies the lines of the spool to `out` (a spool writer on PATH.tmp): the records at or
 -- after head as records, the damaged lines (from the start when there are any, else from
--- head) to the end of PATH.damaged. Returns size, pending, quarantined, or nil, message.
+-- head) to the end of PATH.damaged. When PATH.damaged cannot be opened or written (a
+-- directory, no permission, no room), the damaged lines from there on are copied to `out`
+-- instead, as they are: the compaction still frees what was delivered, and those lines are
+-- moved aside by a later compaction that can. Returns size, pending, moved aside, kept in
+-- the spool, or nil, message.
 local function copy_live(self, out)
   local r, err = reader(self)
   if not r then return nil, err end
-  local q -- PATH.damaged, opened at the first damaged line
-  local size, pending, moved, head, v1 = #HEADER, 0, 0, self.head, self.v1
+  local q -- PATH.damaged, opened at the first damaged line; false once it failed
+  local size, pending, moved, kept, head, v1 = #HEADER, 0, 0, 0, self.head, self.v1
   local werr
-  each_line(r, self.damaged > 0 and #HEADER or head, self.size, function(s, i, j, at)
+  each_line(r, (self.damaged > 0 or self.kept > 0) and #HEADER or head, self.size,
+    function(s, i, j, at)
     local kind, len = classify(s, i, j, v1)
     local ok, e = true, nil
     if kind == "record" and at >= head then
       ok, e = out:write_record(sub(s, i, i + len - 1))
       size, pending = size + len + TRAILER, pending + 1
     elseif kind == "damaged" then
-      if not q then
-        q, e = io_open(self.path .. ".damaged", "ab")
-        ok = q ~= nil
+      if q == nil then
+        -- a regular file or none (io.open would block on a FIFO until a reader came);
+        -- unbuffered: a line whose write succeeded is in the kernel, so a later failure
+        -- cannot take back lines counted as moved
+        local dpath = self.path .. ".damaged"
+        q = not file_kind(dpath) and io_open(dpath, "ab") or false
+        if q then q:setvbuf("no") end
       end
-      if ok then ok, e = q:write(sub(s, i, j), "\n") end
-      moved = moved + 1
+      if q and q:write(sub(s, i, j), "\n") then
+        moved = moved + 1
+      else
+        if q then q:close() q = false end
+        ok, e = out:write(sub(s, i, j), "\n")
+        size, kept = size + j - i + 2, kept + 1
+      end
     end
     if not ok then werr = e return true end
   end)
   if q then
+    -- lines moved aside that did not reach the disk are kept nowhere else: fail the copy
     local ok, e = q:close()
     if not ok and not werr then werr = e end
     if not werr and self.sync ~= "none" then werr = select(2, fsync_path(self.path .. ".damaged")) end
   end
   if werr then return nil, tostring(werr) end
-  return size, pending, moved
+  return size, pending, moved, kept
 end
 
 -- Whether a record line lies at or after head (read, not taken from `pending`: a cut must
@@ -464,15 +520,16 @@ end
 ---@return true? ok
 ---@return string? message
 function _M:compact()
-  if self.pending == 0 and self.damaged == 0 and not self.v1 and not live_after_head(self) then
+  if self.pending == 0 and self.damaged == 0 and self.kept == 0 and not self.v1 and
+    not live_after_head(self) then
     return cut(self)
   end
   local tmp = self.path .. ".tmp"
   local out, err = spool_writer(tmp)
   if not out then return nil, "cannot create " .. tmp .. ": " .. tostring(err) end
   local ok, werr = out:write(HEADER)
-  local size, pending, moved = #HEADER, 0, 0
-  if ok then size, pending, moved = copy_live(self, out) end
+  local size, pending, moved, kept = #HEADER, 0, 0, 0
+  if ok then size, pending, moved, kept = copy_live(self, out) end
   if not ok or not size then
     out:close()
     os_remove(tmp)
@@ -490,7 +547,9 @@ function _M:compact()
   -- from here on the new file is the spool: switch to it before anything can fail
   self.head, self.size, self.pending, self.dirty, self.records_dirty = #HEADER, size, pending,
     false, false
-  self.damaged, self.checked, self.v1 = 0, 0, nil
+  -- damaged lines kept in the new file are counted already (`checked`), and stay until a
+  -- compaction moves them aside (`kept`: no cut in place while there are any)
+  self.damaged, self.kept, self.checked, self.v1 = 0, kept, kept > 0 and size or 0, nil
   self.quarantined = self.quarantined + moved
   self.compactions = (self.compactions or 0) + 1
   self.encoded = nil -- a record encoded for the old writer is gone with it

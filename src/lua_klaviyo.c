@@ -27,6 +27,7 @@
  *   c:set_access_token(tok) -> true | nil, err;   c:close() (also __gc; idempotent)
  *   core.encode(value [, opts]) -> json | nil, msg   (src/lua_json.c)
  *   core.duration(seconds) -> seconds checked and capped at a day | nil (src/duration.h)
+ *   core.monotonic() -> seconds on a clock nobody sets (waits, deadlines)   (lua_policy.c)
  *   core.sha256, core.hmac_sha256, core.random_bytes, core.equal   (src/lua_crypto.c)
  *   core.read_line(file, max) -> line | false, length | nil   (src/lua_readline.c)
  *   core.fsync_path(path) -> true | nil, err   open(O_RDONLY) + fsync, a file or a directory
@@ -41,7 +42,7 @@
  * This file only opens the module.  The client and its methods are in lua_client.c, the
  * reading of a request table in lua_request.c, answers and errors as Lua values in
  * lua_result.c, c:batch in lua_batch.c, a request's steps for the nginx driver in lua_call.c, the pure rules (retry_decide, duration, account_key,
- * uuid) in lua_policy.c, the JSON encoder in lua_json*.c and the tracker's spool in
+ * uuid) and the monotonic clock in lua_policy.c, the JSON encoder in lua_json*.c and the tracker's spool in
  * lua_spool.c and lua_spool_lock.c (its file and batch reader: spool_file.c, spool_read.c).
  */
 #include "lua_call.h"
@@ -59,6 +60,7 @@ static const luaL_Reg funcs[] = {{"new", kl_lua_new},
                                  {"retry_decide", kl_lua_retry_decide},
                                  {"account_key", kl_lua_account_key},
                                  {"duration", kl_lua_duration},
+                                 {"monotonic", kl_lua_monotonic},
                                  {"encode", kl_lua_encode},
                                  {"measure", kl_lua_measure},
                                  {"sha256", kl_lua_sha256},

@@ -116,6 +116,7 @@ int kl_lua_tostring(lua_State *L);
 int kl_lua_batch(lua_State *L);
 int kl_lua_retry_decide(lua_State *L);
 int kl_lua_duration(lua_State *L);
+int kl_lua_monotonic(lua_State *L);
 int kl_lua_account_key(lua_State *L);
 int kl_lua_uuid(lua_State *L);
 int kl_lua_sha256(lua_State *L);

@@ -1,8 +1,9 @@
 /*
  * lua_policy.c - the core's pure rules for Lua: core.retry_decide, core.duration,
- * core.account_key, core.uuid.
+ * core.account_key, core.uuid; and core.monotonic, the clock waits are measured with.
  */
 #include "duration.h"
+#include "kl_internal.h"
 #include "retry.h"
 #include "lua_klaviyo.h"
 
@@ -26,6 +27,13 @@ int kl_lua_duration(lua_State *L) {
     double v;
     if (lua_type(L, 1) != LUA_TNUMBER || kl_duration_check(lua_tonumber(L, 1), &v) == KL_DURATION_BAD) return 0;
     lua_pushnumber(L, v);
+    return 1;
+}
+
+/* core.monotonic() -> seconds on the core's monotonic clock (from an arbitrary start): waits
+ * and deadlines measured with it are neither stretched nor cut when the wall clock is set */
+int kl_lua_monotonic(lua_State *L) {
+    lua_pushnumber(L, (lua_Number)kl_now() / KL_USEC_PER_SEC);
     return 1;
 }
 

@@ -58,8 +58,11 @@ local check = events.check
 local _M = { _VERSION = "0.1.0" }
 local mt = { __index = _M }
 
--- Clock and sleep: nginx's when inside nginx, LuaSocket's when installed, else os.time and
--- no sleeping (flush then returns instead of waiting out a back-off).
+-- The wall clock, for the time an event happened, and sleep: nginx's when inside nginx,
+-- LuaSocket's when installed, else os.time and no sleeping (flush then returns instead of
+-- waiting out a back-off). Back-offs, the interval and flush's deadline are measured on the
+-- core's monotonic clock (`clock`), which setting the wall clock neither stretches nor cuts.
+local clock = require("klaviyo.core").monotonic
 local ngx = rawget(_G, "ngx")
 local in_ngx = type(ngx) == "table" and type(ngx.timer) == "table"
 local now, sleep
@@ -89,22 +92,6 @@ local function positive(opts, name, level, max)
     error(format("klaviyo.tracker: option %s must be a positive number%s", name,
       max and (" at most " .. max) or ""), level + 1)
   end
-end
-
--- The clock the tracker schedules by (back-offs, the interval, flush's deadline): `now`, a
--- wall clock. When it reads less than it read last (set back by hand or by NTP), every time
--- scheduled is moved back by as much, so a back-off or an interval never lasts longer than
--- it was set for (`clock_back` adds up how far it went back, for flush's deadline); a clock
--- set forward only ends them early.
-local function clock(self)
-  local t = now()
-  local back = self.clock_at - t
-  if back > 0 then
-    self.next_attempt, self.last_delivery = self.next_attempt - back, self.last_delivery - back
-    self.clock_back = self.clock_back + back
-  end
-  self.clock_at = t
-  return t
 end
 
 --- Open a tracker over `client` (from `klaviyo.new`).
@@ -156,7 +143,6 @@ function _M.new(client, opts, level)
   end
   local sp, err = spool_mod.open(path, { sync = opts.sync or "batch" })
   if not sp then return nil, errors.new("spool", "tracker", err) end
-  local t0 = now()
   local self = setmetatable({
     client = client, spool = sp,
     batch = opts.batch and math.floor(opts.batch) or MAX_BATCH,
@@ -171,8 +157,7 @@ function _M.new(client, opts, level)
     concurrency = conc or (can_batch and 2 or 1),
     -- events left by an earlier process: the first track (or the first timer tick) sends
     -- them, ahead of the new ones (the spool is first in, first out)
-    next_attempt = 0, attempt = 0, last_delivery = sp.pending > 0 and 0 or t0,
-    clock_at = t0, clock_back = 0,
+    next_attempt = 0, attempt = 0, last_delivery = sp.pending > 0 and 0 or clock(),
     rejected_lines = {},
     counts = { tracked = 0, delivered = 0, rejected = 0, requests = 0, failures = 0,
               batches = 0, recovered = sp.recovered, delivery_errors = 0,
@@ -181,7 +166,7 @@ function _M.new(client, opts, level)
   if in_ngx and opts.timer ~= false then
     local ok, terr = ngx.timer.every(self.interval, function(premature)
       if premature then self:close(0) return end
-      if self.closed or clock(self) < self.next_attempt then return end
+      if self.closed or clock() < self.next_attempt then return end
       -- a failure here has no caller to answer: besides stats, it goes to nginx's error log
       local ok, derr, outcome = self:deliver(true)
       if not ok then
@@ -255,7 +240,7 @@ local function settle(self, sent, what, serr, src, count, endpos)
   if not sent then
     maybe_compact(self) -- what was delivered before the failure (its error comes first)
     self.attempt = self.attempt + 1
-    self.next_attempt = clock(self) + batcher.backoff(serr, self.attempt, self.backoff_base,
+    self.next_attempt = clock() + batcher.backoff(serr, self.attempt, self.backoff_base,
       self.backoff_cap)
     return nil, serr, what
   end
@@ -324,7 +309,7 @@ local function deliver_pass(self, all)
   -- compaction once the pass is over, not after every batch: during a long pass it copied
   -- the live part of the spool again and again (it is atomic either way; see the spool)
   maybe_compact(self)
-  self.last_delivery = clock(self)
+  self.last_delivery = clock()
   return true
 end
 
@@ -357,7 +342,7 @@ function _M:deliver(all)
   st.delivery_errors = st.delivery_errors + 1
   st.last_error = batcher.text(err)
   self.attempt = self.attempt + 1
-  self.next_attempt = clock(self) + batcher.backoff(nil, self.attempt, self.backoff_base,
+  self.next_attempt = clock() + batcher.backoff(nil, self.attempt, self.backoff_base,
     self.backoff_cap)
   return nil, err, "retry"
 end
@@ -393,8 +378,7 @@ function _M:track(ev)
   if self.closed then error("tracker:track: the tracker is closed", 2) end
   local metric, props, pattrs, time, uid = check(ev, "tracker:track", "", nil)
   if not metric then return nil, V.refuse("bulk_create_events", props, pattrs) end
-  local t = clock(self)
-  if time == nil then time = stamp(self, t) end -- the time it happened
+  if time == nil then time = stamp(self, now()) end -- the time it happened
   -- the record (a bulk entry) is made in C memory from the template and the event's values,
   -- and written from there (see the spool): never a Lua string, which under LuaJIT cost
   -- several times the encoding
@@ -410,7 +394,7 @@ function _M:track(ev)
   end
   if sp.size + len + 1 > self.max_spool_bytes and not self.delivering then
     -- make room first: deliver (unless backing off), then drop what was delivered
-    if self.auto and clock(self) >= self.next_attempt then self:deliver(true) end
+    if self.auto and clock() >= self.next_attempt then self:deliver(true) end
     if sp:dead_bytes() > 0 then compact(self) end
     if sp.size + len + 1 > self.max_spool_bytes then
       return nil, errors.new("spool_full", "tracker", format(
@@ -426,7 +410,7 @@ function _M:track(ev)
   if not ok then return nil, errors.new("spool", "tracker", werr) end
   self.counts.tracked = self.counts.tracked + 1
   if self.auto and not self.delivering then
-    local full = sp.pending >= self.batch
+    local full, t = sp.pending >= self.batch, clock()
     if (full or t - self.last_delivery >= self.interval) and t >= self.next_attempt then
       self:deliver(not full)
     end
@@ -444,17 +428,15 @@ function _M:flush(timeout)
   check_self(self, "flush")
   if self.closed then return nil, errors.new("closed", "tracker", "the tracker is closed") end
   local sp = self.spool
-  local deadline, back = clock(self) + (timeout or self.flush_timeout), self.clock_back
-  -- the deadline on the clock as it reads now (moved back as far as the clock went back)
-  local function due() return deadline - (self.clock_back - back) end
+  local deadline = clock() + (timeout or self.flush_timeout)
   -- what is left of it bounds each call the deliveries make (see the batcher)
   local outer = self.time_left
-  self.time_left = function() return due() - clock(self) end
+  self.time_left = function() return deadline - clock() end
   local last
   while sp.pending > 0 do
-    local t = clock(self)
+    local t = clock()
     if t < self.next_attempt then
-      if self.next_attempt > due() or not sleep then break end
+      if self.next_attempt > deadline or not sleep then break end
       sleep(self.next_attempt - t)
     end
     local ok, err, what = self:deliver(true)
@@ -468,7 +450,7 @@ function _M:flush(timeout)
       last = err
       if what == "stop" then break end
     end
-    if clock(self) >= due() then break end
+    if clock() >= deadline then break end
   end
   self.time_left = outer
   local ok, err = sp:sync_now()
@@ -515,7 +497,7 @@ function _M:stats()
   out.spool_bytes = sp.size
   out.compactions = sp.compactions or 0
   out.corrupt, out.quarantined, out.acks_unwritten = sp.corrupt, sp.quarantined, sp.acks_unwritten
-  local t = clock(self)
+  local t = clock()
   local wait = self.next_attempt - t
   out.retry_in = wait > 0 and wait or 0
   return out

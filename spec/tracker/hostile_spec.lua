@@ -389,7 +389,7 @@ describe("tracker spool with a very long line", function()
   end)
 end)
 
-describe("tracker under a wall clock set back", function()
+describe("tracker under a wall clock that is set", function()
   local acct, flow, client, path
   before_each(function()
     emu.faults(nil)
@@ -429,6 +429,19 @@ describe("tracker under a wall clock set back", function()
     t:close()
     assert.are.same({ held = 1, missing = 0, extra = 0, twice = 0, runs_bad = 0 },
       S.check_exact(acct, flow, { [1] = true }))
+  end)
+
+  it("does not cut a back-off short when the clock is set forward", function()
+    local mod, set_back = tracker_with_clock()
+    -- a 503 asking for 30 s: the back-off is at least that (never less than a Retry-After)
+    emu.faults { { operation = "bulk_create_events", status = 503, count = 1, retry_after = 30 } }
+    local t = assert(mod.new(client, { spool = path, auto = false }))
+    assert(t:track(ev(1)))
+    assert.is_nil((t:deliver(true)))
+    assert.is_true(t:stats().retry_in > 29, "retry_in " .. t:stats().retry_in)
+    set_back(-3600)
+    assert.is_true(t:stats().retry_in > 29, "retry_in " .. t:stats().retry_in)
+    t:close(0)
   end)
 
   it("keeps flush within its timeout when the clock goes back during it", function()

@@ -223,7 +223,7 @@ end
 function _M:get(id)
   V.self(self, mt, "events:get")
   V.argcheck(type(id) == "string", "events:get", 1, "string", id)
-  return R.one(self.client:call("get_event", { id = id }))
+  return R.one("get_event", self.client:call("get_event", { id = id }))
 end
 
 return _M

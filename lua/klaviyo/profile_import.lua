@@ -62,7 +62,9 @@ function _M:refresh()
   for i = 1, #self.jobs do
     local doc, err = self.client:call("get_bulk_import_profiles_job", { job_id = self.jobs[i].id })
     if not doc then return nil, err end
-    self.jobs[i] = R.from_document(doc)
+    local job, jerr = R.from_document(doc, "get_bulk_import_profiles_job")
+    if not job then return nil, jerr end
+    self.jobs[i] = job
   end
   return self.jobs
 end

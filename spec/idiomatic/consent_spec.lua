@@ -96,6 +96,14 @@ describe("consent:subscribe", function()
         sms_consent = { consented_at = "2024-01-01T00:00:00Z", source = "form" } },
         "historical = true")
     end)
+    it("an opt-in record for a channel without its identifier, not a quiet skip", function()
+      local err = refused({ email = "sms@example.com",
+        sms_consent = { consented_at = os.time(), source = "form" } }, "phone_number")
+      assert.equal("/sms_consent", err.pointer)
+      err = refused({ phone_number = "+15005550006", email_consent = { consented_at = os.time(),
+        source = "form" }, sms_consent = { consented_at = os.time(), source = "form" } }, "email")
+      assert.equal("/email_consent", err.pointer)
+    end)
     it("no email or phone, a bad email, every channel off", function()
       refused({ list = "L1" }, "email and/or a phone_number")
       refused({ email = "not-an-email" }, "valid address")

@@ -65,6 +65,10 @@ function _M:get(q, opts)
   if not key then
     return nil, V.refuse(q.id and "get_profile" or "get_profiles", value)
   end
+  if key == "email" and not V.is_email(value) then
+    -- an address no profile can have (create refuses it): "not found" would mislead
+    return nil, V.refuse("get_profiles", "email is not a valid address: " .. value, "/email")
+  end
   if key == "id" then
     local op = "get_profile"
     local p, err = R.one(op, self.client:call(op, read_params(opts, { id = value })))

@@ -55,6 +55,16 @@ describe("profiles", function()
     assert.has_error(function() t.profiles:get("a@b.com") end)
   end)
 
+  it("refuses a lookup by an email create would refuse (whitespace), nothing sent", function()
+    assert(t.profiles:create{ email = "ws@example.com" })
+    for _, email in ipairs({ " ws@example.com", "ws@example.com\n", "ws example.com" }) do
+      local p, err = S.nothing_sent(t.acct, function() return t.profiles:get{ email = email } end)
+      assert.is_nil(p)
+      assert.equal("refused", err.kind)
+      assert.matches("not a valid address", err.detail)
+    end
+  end)
+
   it("asks only for the fields wanted", function()
     assert(t.profiles:create{ email = "f@example.com", first_name = "Fay", last_name = "Fox" })
     local p = assert(t.profiles:get({ email = "f@example.com" }, { fields = { "email", "first_name" } }))

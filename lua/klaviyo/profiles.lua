@@ -140,10 +140,10 @@ function _M:create(p)
   res.id = nil
   local doc, err = self.client:call("create_profile", { body = { data = res } })
   if not doc then
+    -- only an id string: callers pass it on to update or get, which raise on anything else
     local meta = type(err) == "table" and err.meta
-    if type(meta) == "table" and meta.duplicate_profile_id then
-      err.duplicate_profile_id = meta.duplicate_profile_id
-    end
+    local dup = type(meta) == "table" and meta.duplicate_profile_id
+    if type(dup) == "string" and dup ~= "" then err.duplicate_profile_id = dup end
     return nil, err
   end
   return R.from_document(doc, "create_profile")

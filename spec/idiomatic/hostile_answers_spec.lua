@@ -161,6 +161,28 @@ describe("idiomatic modules under answers of the wrong shape", function()
     end
   end)
 
+  it("profiles:create gives duplicate_profile_id only when the 409 names an id string", function()
+    local function conflict(meta)
+      return '{"errors":[{"id":"e1","status":409,"code":"duplicate_profile","title":' ..
+        '"Conflict.","detail":"A profile already exists.","source":{"pointer":' ..
+        '"/data/attributes/email"},"meta":' .. meta .. '}]}'
+    end
+    for _, meta in ipairs({ '{"duplicate_profile_id":5}', '{"duplicate_profile_id":null}',
+        '{"duplicate_profile_id":{"id":"x"}}', '{"duplicate_profile_id":""}' }) do
+      S.emu.faults({ { operation = "create_profile", status = 409, body = conflict(meta),
+        content_type = "application/vnd.api+json", count = 1 } })
+      local p, err = t.profiles:create{ email = "dup@example.com" }
+      assert.is_nil(p)
+      assert.equal(409, err.status)
+      assert.is_nil(err.duplicate_profile_id, meta)
+    end
+    S.emu.faults({ { operation = "create_profile", status = 409,
+      body = conflict('{"duplicate_profile_id":"' .. ID .. '"}'),
+      content_type = "application/vnd.api+json", count = 1 } })
+    local _, err = t.profiles:create{ email = "dup@example.com" }
+    assert.equal(ID, err.duplicate_profile_id)
+  end)
+
   it("metrics:find answers a decode error, not not_found, for a page of garbage", function()
     answer("get_metrics", '{"data":[null]}')
     decode_failure(function() return t.metrics:find("Placed Order") end, "[null]")

@@ -186,6 +186,20 @@ describe("profiles:import", function()
     assert.same({}, S.collect(imp:errors()))
   end)
 
+  it("import:wait raises on a timeout or interval that is no number of seconds", function()
+    local imp = assert(t.profiles:import({ { email = "w@example.com" } }))
+    local polls = 0
+    local function sleep() polls = polls + 1; if polls > 20 then error("polled on and on") end end
+    for _, o in ipairs({ { timeout = 0 / 0 }, { timeout = -1 }, { timeout = "30" },
+                         { interval = 0 / 0 }, { interval = -1 }, { interval = math.huge },
+                         { interval = {} } }) do
+      o.sleep = sleep
+      assert.has_error(function() imp:wait(o) end,
+        "import:wait: " .. (o.timeout and "timeout" or "interval") ..
+        " must be a number of seconds (>= 0)")
+    end
+  end)
+
   it("reads the import errors of rows Klaviyo could not apply", function()
     assert(t.profiles:create{ email = "a@example.com" })
     assert(t.profiles:create{ external_id = "crm-b" })

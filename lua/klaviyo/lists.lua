@@ -108,8 +108,10 @@ end
 local function membership(self, op, id, ids, fname)
   V.id(id, fname, "list", 1, 4)
   V.argcheck(type(ids) == "table", fname, 2, "array of profile ids", ids, 4)
+  local n, hmsg, hptr = V.dense(ids, "")
+  if not n then return nil, V.refuse(op, hmsg, hptr) end
   local refs = {}
-  for i = 1, #ids do
+  for i = 1, n do
     if type(ids[i]) ~= "string" or ids[i] == "" then
       return nil, V.refuse(op, "profile ids must be non-empty strings", "/" .. (i - 1))
     end

@@ -238,8 +238,10 @@ function _M:import(list, opts)
     V.argcheck(type(opts.list) == "string" and opts.list ~= "", "profiles:import", 2,
       "list id string in opts.list", opts.list)
   end
+  local n, hmsg, hptr = V.dense(list, "")
+  if not n then return nil, V.refuse("bulk_import_profiles", hmsg, hptr) end
   local items, sizes = {}, {}
-  for i = 1, #list do
+  for i = 1, n do
     local p = list[i]
     if type(p) ~= "table" then
       error(format("profiles:import: profile %d must be a table, got %s", i, type(p)), 2)

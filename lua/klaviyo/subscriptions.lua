@@ -247,9 +247,11 @@ local function suppression(self, op, jtype, fname, s)
   local emails = s.emails or (s.email and { s.email }) or {}
   if type(emails) ~= "table" then error(fname .. ": emails must be an array of strings", 3) end
   local data = { type = jtype, attributes = {} }
-  if #emails > 0 then
+  local n, hmsg, hptr = V.dense(emails, "/emails")
+  if not n then return nil, V.refuse(op, hmsg, hptr) end
+  if n > 0 then
     local profiles = {}
-    for i = 1, #emails do
+    for i = 1, n do
       if not V.is_email(emails[i]) then
         return nil, V.refuse(op, "not a valid email address: " .. tostring(emails[i]),
           "/emails/" .. (i - 1))

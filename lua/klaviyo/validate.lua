@@ -388,6 +388,34 @@ end
 -- @treturn string
 _M.uuid = require("klaviyo.core").uuid
 
+--- The length of a list the caller gave, or nil, message, pointer when it is no plain array:
+-- `#` stops at a hole (or at any border), so the items after it would be left out unsent
+-- while the call answers success.
+---@param t table the list
+---@param at string JSON pointer of the list, "" for the request's top level
+---@return number|nil # the length, or nil
+---@return string|nil message
+---@return string|nil pointer of the first missing item (or of the list)
+function _M.dense(t, at)
+  local n, count = #t, 0
+  for k in pairs(t) do
+    if type(k) ~= "number" or k ~= floor(k) or k < 1 then
+      return nil, "the list holds a named key " .. tostring(k) .. " besides its items", at
+    end
+    if k > n then
+      return nil, format("the list has a hole: item %d is missing, item %d is not", n + 1, k),
+        at .. "/" .. n
+    end
+    count = count + 1
+  end
+  for i = 1, count < n and n or 0 do
+    if t[i] == nil then
+      return nil, format("the list has a hole: item %d is missing", i), at .. "/" .. (i - 1)
+    end
+  end
+  return n
+end
+
 --- Split items into chunks of at most `max_count` items and `max_bytes` bytes.
 ---@param items table array
 ---@param max_count number

@@ -154,6 +154,18 @@ describe("consent:unsubscribe, suppress, unsuppress", function()
   end)
 end)
 
+describe("consent:suppress with a list of emails holding a hole", function()
+  it("is refused (# would stop at the hole), nothing sent", function()
+    local t = S.setup()
+    local emails = {}
+    emails[1], emails[3] = "h1@example.com", "h3@example.com"
+    local ok, err = S.nothing_sent(t.acct, function() return t.consent:suppress{ emails = emails } end)
+    assert.is_nil(ok)
+    assert.equal("refused", err.kind)
+    assert.equal("/emails/1", err.pointer)
+  end)
+end)
+
 describe("consent:back_in_stock (server side)", function()
   local t
   before_each(function() t = S.setup() end)

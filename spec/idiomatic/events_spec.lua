@@ -190,6 +190,15 @@ describe("events:create_many", function()
     end
   end)
 
+  it("refuses a list with a hole (# would stop at it, events lost), nothing sent", function()
+    local list = {}
+    list[1], list[3] = event(), event()
+    local r, err = S.nothing_sent(t.acct, function() return t.events:create_many(list) end)
+    assert.is_nil(r)
+    assert.equal("refused", err.kind)
+    assert.equal("/1", err.pointer)
+  end)
+
   it("refuses the whole list when one event is bad, naming it, nothing sent", function()
     local list = {}
     for i = 1, 1500 do list[i] = event() end

@@ -186,6 +186,15 @@ describe("profiles:import", function()
     assert.same({}, S.collect(imp:errors()))
   end)
 
+  it("refuses an import list with a hole (# would stop at it), nothing sent", function()
+    local rows = {}
+    rows[1], rows[3] = { email = "r1@example.com" }, { email = "r3@example.com" }
+    local imp, err = S.nothing_sent(t.acct, function() return t.profiles:import(rows) end)
+    assert.is_nil(imp)
+    assert.equal("refused", err.kind)
+    assert.equal("/1", err.pointer)
+  end)
+
   it("import:wait raises on a timeout or interval that is no number of seconds", function()
     local imp = assert(t.profiles:import({ { email = "w@example.com" } }))
     local polls = 0

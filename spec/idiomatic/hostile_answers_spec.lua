@@ -99,9 +99,8 @@ describe("idiomatic modules under answers of the wrong shape", function()
     end
   end)
 
-  it("client:paginate yields false, a decode error for a page not a list or an odd link", function()
-    for _, body in ipairs({ '{"data":"x"}', '{"data":[null]}', '{"data":[5]}', "null", "[]",
-        '{"data":[],"links":{"next":5}}', '{"data":[],"links":"x"}' }) do
+  it("the raw client:paginate yields false, a decode error for a page that is not a list", function()
+    for _, body in ipairs({ '{"data":"x"}', '{"data":[null]}', '{"data":[5]}', "null", "[]" }) do
       answer("get_lists", body)
       iter_failure(function() return t.client:paginate("get_lists", {}) end, body)
     end

@@ -224,7 +224,7 @@ end
 ---@return table # flat event, or nil, err
 function _M:get(id)
   V.self(self, mt, "events:get")
-  V.argcheck(type(id) == "string", "events:get", 1, "string", id)
+  V.id(id, "events:get", "event")
   return R.one("get_event", self.client:call("get_event", { id = id }))
 end
 

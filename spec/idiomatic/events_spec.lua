@@ -263,6 +263,14 @@ describe("events:each and events:get", function()
     assert.equal(e.metric_id, one.metric_id)
   end)
 
+  it("raises at the caller's line for an empty event id, as for every other id", function()
+    local line = debug.getinfo(1, "l").currentline + 1
+    local ok, msg = pcall(function() local e = t.events:get(""); return e end)
+    assert.is_false(ok)
+    assert.matches("events_spec.lua:" .. line .. ":", msg, 1, true)
+    assert.matches("event id", msg, 1, true)
+  end)
+
   it("returns nil, err for an unknown event", function()
     local e, err = t.events:get("01NOPE0000000000000000000")
     assert.is_nil(e)

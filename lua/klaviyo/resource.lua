@@ -6,7 +6,9 @@
 -- ids (`<name>_id` for to-one, `<singular>_ids` for to-many, hyphens as underscores:
 -- `flow-actions` -> `flow_action_ids`), and the untouched resource under `_raw`. An
 -- attribute never loses to a relationship: if the names collide the attribute wins and the
--- relationship stays reachable through `_raw`.
+-- relationship stays reachable through `_raw`. An attribute named like a field of the flat
+-- table's own (`id`, `type`, or starting with `_`: `_raw`, `_document`, `_included`) stays
+-- in `_raw` only.
 -- @module klaviyo.resource
 local errors = require "klaviyo.errors"
 
@@ -55,8 +57,9 @@ function _M.flatten(r)
   end
   local attrs = r.attributes
   if type(attrs) == "table" then
+    local own_field = _M.own_field
     for k, v in pairs(attrs) do
-      if k ~= "id" and k ~= "type" and k ~= "_raw" then out[k] = v end
+      if not own_field(k) then out[k] = v end
     end
   end
   return out

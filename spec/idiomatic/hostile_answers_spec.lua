@@ -182,6 +182,18 @@ describe("idiomatic modules under answers of the wrong shape", function()
     assert.equal(ID, err.duplicate_profile_id)
   end)
 
+  it("an attribute named like the library's own fields (_included, _document) stays in _raw", function()
+    local body = '{"data":{"type":"flow","id":"' .. ID .. '","attributes":{"name":"F",' ..
+      '"_included":[null],"_document":5,"_raw":5}}}'
+    answer("get_flow", body)
+    local ok, f = pcall(function() return t.flows:get(ID, { actions = true }) end)
+    assert(ok, f)
+    assert.equal("F", f.name)
+    assert.same({}, f.actions)
+    assert.is_table(f._document)
+    assert.equal(5, f._raw.attributes._document)
+  end)
+
   it("metrics:find answers a decode error, not not_found, for a page of garbage", function()
     answer("get_metrics", '{"data":[null]}')
     decode_failure(function() return t.metrics:find("Placed Order") end, "[null]")

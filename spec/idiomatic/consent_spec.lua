@@ -104,6 +104,12 @@ describe("consent:subscribe", function()
         source = "form" }, sms_consent = { consented_at = os.time(), source = "form" } }, "email")
       assert.equal("/email_consent", err.pointer)
     end)
+    it("a consent time far outside the calendar, without raising", function()
+      for _, at in ipairs({ 1e300, -1e300 }) do
+        refused({ phone_number = "+15005550006", sms_consent = { consented_at = at,
+          source = "form" } }, "out of range")
+      end
+    end)
     it("no email or phone, a bad email, every channel off", function()
       refused({ list = "L1" }, "email and/or a phone_number")
       refused({ email = "not-an-email" }, "valid address")

@@ -104,6 +104,15 @@ describe("events:create", function()
       refused(event{ time = os.time() + 400 * 86400 }, "year ahead", "/time")
       refused(event{ time = "next tuesday" }, "ISO 8601", "/time")
     end)
+    it("a time far outside the calendar (years 0000-9999), without raising", function()
+      for _, tm in ipairs({ 1e300, -1e300, 2 ^ 63, { year = 1e300, month = 1, day = 1 } }) do
+        local ok, uid, err = pcall(t.events.create, t.events, event{ time = tm })
+        assert(ok, uid)
+        assert.is_nil(uid)
+        assert.equal("refused", err.kind)
+        assert.matches("out of range", err.detail)
+      end
+    end)
     it("cyclic tables", function()
       local p = { cart = {} }
       p.cart.back = p

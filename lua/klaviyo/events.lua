@@ -164,8 +164,10 @@ end
 function _M:create_many(list)
   V.self(self, mt, "events:create_many")
   V.argcheck(type(list) == "table", "events:create_many", 1, "array of events", list)
+  local n, hmsg, hptr = V.dense(list, "")
+  if not n then return nil, V.refuse("bulk_create_events", hmsg, hptr) end
   local entries, sizes, uids = {}, {}, {}
-  for i = 1, #list do
+  for i = 1, n do
     local at = "/" .. (i - 1)
     local attrs, profile_or_msg, size_or_ptr, uid = build(list[i], "events:create_many", at, nil)
     if not attrs then
@@ -222,8 +224,8 @@ end
 ---@return table # flat event, or nil, err
 function _M:get(id)
   V.self(self, mt, "events:get")
-  V.argcheck(type(id) == "string", "events:get", 1, "string", id)
-  return R.one(self.client:call("get_event", { id = id }))
+  V.id(id, "events:get", "event")
+  return R.one("get_event", self.client:call("get_event", { id = id }))
 end
 
 return _M

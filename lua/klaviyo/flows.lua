@@ -75,7 +75,8 @@ function _M:get(id, opts)
     include = want_actions and { "flow-actions" } or nil,
     ["additional-fields[flow]"] = opts.definition and { "definition" } or nil })
   if not doc then return nil, err end
-  local flow = R.from_document(doc)
+  local flow, ferr = R.from_document(doc, "get_flow")
+  if not flow then return nil, ferr end
   if want_actions then
     local actions = {}
     for _, inc in ipairs(flow._included or {}) do
@@ -107,7 +108,7 @@ function _M:set_status(id, status)
     error("flows:set_status: status must be \"draft\", \"manual\" or \"live\", got " ..
       tostring(status), 2)
   end
-  return R.one(self.client:call("update_flow", { id = id, body = { data = {
+  return R.one("update_flow", self.client:call("update_flow", { id = id, body = { data = {
     type = "flow", id = id, attributes = { status = status } } } }))
 end
 
@@ -171,7 +172,8 @@ function _M:create(d)
   local doc, err = self.client:call("create_flow", { body = { data = {
     type = "flow", attributes = { name = d.name, definition = def } } } })
   if not doc then return nil, err end
-  local flow = R.from_document(doc)
+  local flow, ferr = R.from_document(doc, "create_flow")
+  if not flow then return nil, ferr end
   if d.status and d.status ~= flow.status then
     local updated, uerr = self:set_status(flow.id, d.status)
     if not updated then return nil, uerr, flow end
@@ -197,7 +199,8 @@ function _M:triggered_by(q)
   if not kind then error("flows:triggered_by: give one of metric, list, segment (an id)", 2) end
   V.argcheck(type(q[kind]) == "string" and q[kind] ~= "", "flows:triggered_by", 1,
     kind .. " id", q[kind])
-  return R.many(self.client:call("get_flows_triggered_by_" .. kind, { id = q[kind] }))
+  local op = "get_flows_triggered_by_" .. kind
+  return R.many(op, self.client:call(op, { id = q[kind] }))
 end
 
 return _M

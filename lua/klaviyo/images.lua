@@ -33,7 +33,7 @@ function _M:upload(u)
   elseif u.filename ~= nil or u.content_type ~= nil then
     error("images:upload: filename and content_type go with bytes (a path names its own)", 2)
   end
-  return R.one(self.client:call("upload_image_from_file",
+  return R.one("upload_image_from_file", self.client:call("upload_image_from_file",
     { file = file, name = u.name, hidden = u.hidden }))
 end
 
@@ -43,7 +43,7 @@ end
 function _M:get(id)
   V.self(self, mt, "images:get")
   V.id(id, "images:get", "image")
-  return R.one(self.client:call("get_image", { id = id }))
+  return R.one("get_image", self.client:call("get_image", { id = id }))
 end
 
 --- Iterate over images (`get_images`).

@@ -501,7 +501,7 @@ end
 ---@param params table?
 ---@return fun(): table|false|nil, klaviyo.Error? iterator of resources
 function _M.paginate(self, op_id, params)
-  return paginate.items(pages_of(self, op_id, params))
+  return paginate.items(pages_of(self, op_id, params), op_id)
 end
 
 --- client:tracker{spool=, batch=, interval=, ...}: a durable, batched event tracker bound to

@@ -39,7 +39,7 @@ function _M:create(t)
   end
   local size, msg, ptr = V.value(attrs, nil, "")
   if not size then return nil, V.refuse("create_list", msg, ptr) end
-  return R.one(self.client:call("create_list",
+  return R.one("create_list", self.client:call("create_list",
     { body = { data = { type = "list", attributes = attrs } } }))
 end
 
@@ -51,7 +51,7 @@ function _M:get(id, opts)
   V.self(self, mt, "lists:get")
   V.id(id, "lists:get", "list")
   opts = V.table_arg(opts or {}, V.set({ "profile_count" }), "lists:get", 2)
-  return R.one(self.client:call("get_list", { id = id,
+  return R.one("get_list", self.client:call("get_list", { id = id,
     ["additional-fields[list]"] = opts.profile_count and { "profile_count" } or nil }))
 end
 
@@ -67,7 +67,7 @@ function _M:update(id, t)
   if attrs.name == "" then return nil, V.refuse("update_list", "a list name cannot be empty") end
   local size, msg, ptr = V.value(attrs, nil, "")
   if not size then return nil, V.refuse("update_list", msg, ptr) end
-  return R.one(self.client:call("update_list",
+  return R.one("update_list", self.client:call("update_list",
     { id = id, body = { data = { type = "list", id = id, attributes = attrs } } }))
 end
 
@@ -108,8 +108,10 @@ end
 local function membership(self, op, id, ids, fname)
   V.id(id, fname, "list", 1, 4)
   V.argcheck(type(ids) == "table", fname, 2, "array of profile ids", ids, 4)
+  local n, hmsg, hptr = V.dense(ids, "")
+  if not n then return nil, V.refuse(op, hmsg, hptr) end
   local refs = {}
-  for i = 1, #ids do
+  for i = 1, n do
     if type(ids[i]) ~= "string" or ids[i] == "" then
       return nil, V.refuse(op, "profile ids must be non-empty strings", "/" .. (i - 1))
     end
@@ -151,7 +153,8 @@ end
 function _M:flows(id)
   V.self(self, mt, "lists:flows")
   V.id(id, "lists:flows", "list")
-  return R.many(self.client:call("get_flows_triggered_by_list", { id = id }))
+  local op = "get_flows_triggered_by_list"
+  return R.many(op, self.client:call(op, { id = id }))
 end
 
 return _M

@@ -28,7 +28,7 @@ end
 function _M:get(id)
   V.self(self, mt, "metrics:get")
   V.id(id, "metrics:get", "metric")
-  return R.one(self.client:call("get_metric", { id = id }))
+  return R.one("get_metric", self.client:call("get_metric", { id = id }))
 end
 
 --- Find a metric by its name (Klaviyo cannot filter metrics by name, so this reads the
@@ -52,7 +52,8 @@ end
 function _M:flows(id)
   V.self(self, mt, "metrics:flows")
   V.id(id, "metrics:flows", "metric")
-  return R.many(self.client:call("get_flows_triggered_by_metric", { id = id }))
+  local op = "get_flows_triggered_by_metric"
+  return R.many(op, self.client:call(op, { id = id }))
 end
 
 return _M

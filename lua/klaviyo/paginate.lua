@@ -5,6 +5,8 @@
 -- (so `//client/...`, `/%63lient/...` or `/api/../client/...` cannot send a private key to a
 -- client endpoint): such a page is yielded as `false, err` with err.kind "refused". A link
 -- holding a NUL byte is refused here, before the core, which reads a string up to its first NUL.
+-- A link to a page already read (a loop) and a page whose data is not a list of resources are
+-- yielded as `false, err` with err.kind "decode".
 --
 --   for doc, err in client:pages(op, params) do ... end      -- one decoded document per page
 --   for item, err in client:paginate(op, params) do ... end  -- every resource of every page
@@ -15,6 +17,7 @@
 -- @module klaviyo.paginate
 local type, next, find = type, next, string.find
 local errors = require "klaviyo.errors"
+local R = require "klaviyo.resource"
 
 local _M = {}
 
@@ -25,13 +28,13 @@ local _M = {}
 ---@param op_id string
 ---@return fun(): table|false|nil, klaviyo.Error? pages
 function _M.pages(send, first, op_id)
-  local req, done, refused = first, false, nil
+  local req, done, pending = first, false, nil
   local seen = {}
   return function()
-    if refused then
-      done, req, refused = true, nil, nil
-      return false, errors.new("refused", op_id, "links.next holds a NUL byte",
-        { code = "invalid_url", title = "Refused locally, nothing sent" })
+    if pending then   -- the page before had a next link that cannot be followed
+      local err = pending
+      done, req, pending = true, nil, nil
+      return false, err
     end
     if done or req == nil then return nil end
     local doc, err = send(req, op_id)
@@ -42,13 +45,16 @@ function _M.pages(send, first, op_id)
     local links = type(doc) == "table" and doc.links
     local nxt = type(links) == "table" and links.next or nil
     if type(nxt) == "string" and find(nxt, "\0", 1, true) then
-      refused = true
-    elseif type(nxt) == "string" and nxt ~= "" and not seen[nxt] then
-      -- A server repeating a link would loop forever; stop at the first repeat.
+      pending = errors.new("refused", op_id, "links.next holds a NUL byte",
+        { code = "invalid_url", title = "Refused locally, nothing sent" })
+    elseif type(nxt) == "string" and seen[nxt] then
+      -- a server repeating a link would loop forever: what it answers is no pagination
+      pending = R.shape_error(op_id, "links.next repeats a page already read")
+    elseif type(nxt) == "string" and nxt ~= "" then
       seen[nxt] = true
       req = { operation = op_id, method = "GET", url = nxt, auth = first.auth,
               revision = first.revision, headers = first.headers }
-    else
+    else   -- no link (or one that is no string): the last page
       req = nil
     end
     return doc
@@ -68,28 +74,36 @@ function _M.failure(err)
 end
 
 --- Flattens pages into their resources (doc.data, a list; a single resource object counts as
--- one item).
+-- one item). A page whose data is neither (or holds an item that is no resource, see
+-- `klaviyo.resource.problem`) is yielded as `false, err` (kind "decode"), and ends the loop.
 ---@param pages fun(): table|false|nil, klaviyo.Error? an iterator from pages
+---@param op_id string the operation, for the error
 ---@return fun(): table|false|nil, klaviyo.Error? items
-function _M.items(pages)
-  local data, i, n = nil, 0, 0
+function _M.items(pages, op_id)
+  local data, i, n, done = nil, 0, 0, false
   return function()
     while true do
       if i < n then
         i = i + 1
         return data[i]
       end
+      if done then return nil end
       local doc, err = pages()
       if doc == nil then return nil end
       if doc == false then return false, err end
       local d = type(doc) == "table" and doc.data
+      local msg
       if type(d) == "table" and d[1] == nil and next(d) ~= nil then
-        data, i, n = { d }, 0, 1   -- a single resource, not a list
-      elseif type(d) == "table" then
-        data, i, n = d, 0, #d
+        d = { d }   -- a single resource, not a list
+        msg = R.problem(d[1], "data")
       else
-        data, i, n = nil, 0, 0
+        d, msg = R.data_list(doc)
       end
+      if msg then
+        done = true
+        return false, R.shape_error(op_id, msg)
+      end
+      data, i, n = d, 0, #d
     end
   end
 end

@@ -12,7 +12,9 @@ local V = require "klaviyo.validate"
 local R = require "klaviyo.resource"
 local errors = require "klaviyo.errors"
 
-local type, setmetatable, error, pcall, require = type, setmetatable, error, pcall, require
+local type, setmetatable, error, pcall, require, pairs = type, setmetatable, error, pcall, require,
+  pairs
+local huge = math.huge
 local clock = os.time
 
 -- The module's functions, and the methods of the object `new` returns.
@@ -62,7 +64,9 @@ function _M:refresh()
   for i = 1, #self.jobs do
     local doc, err = self.client:call("get_bulk_import_profiles_job", { job_id = self.jobs[i].id })
     if not doc then return nil, err end
-    self.jobs[i] = R.from_document(doc)
+    local job, jerr = R.from_document(doc, "get_bulk_import_profiles_job")
+    if not job then return nil, jerr end
+    self.jobs[i] = job
   end
   return self.jobs
 end
@@ -84,6 +88,12 @@ function _M:wait(opts)
   V.self(self, mt, "import:wait")
   opts = V.table_arg(opts or {}, V.set({ "timeout", "interval", "sleep" }), "import:wait", 1)
   local timeout, interval = opts.timeout or 300, opts.interval or 1
+  -- numbers of seconds: a NaN would never pass the deadline and the loop would poll for ever
+  for name, v in pairs({ timeout = timeout, interval = interval }) do
+    if type(v) ~= "number" or v ~= v or v < 0 or (name == "interval" and v == huge) then
+      error("import:wait: " .. name .. " must be a number of seconds (>= 0)", 2)
+    end
+  end
   local sleep = opts.sleep or default_sleep()
   if type(sleep) ~= "function" then
     error("import:wait: no sleep function (install LuaSocket or pass opts.sleep)", 2)

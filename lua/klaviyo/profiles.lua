@@ -17,7 +17,7 @@ local F = require "klaviyo.filter"
 local errors = require "klaviyo.errors"
 
 local type, error, pairs, tostring = type, error, pairs, tostring
-local format = string.format
+local format, lower = string.format, string.lower
 
 -- The module's functions, and the methods of the object `new(client)` returns.
 ---@class klaviyo.profiles
@@ -29,6 +29,16 @@ local function read_params(opts, params)
   if opts.fields ~= nil then params["fields[profile]"] = opts.fields end
   if opts.subscriptions then params["additional-fields[profile]"] = { "subscriptions" } end
   return params
+end
+
+-- Does the identifier a profile was answered with match the one asked for? An email is
+-- compared without regard to case (servers normalise it); a field left out of the answer (a
+-- sparse fieldset) cannot be checked.
+local function same_identifier(key, got, asked)
+  if got == nil then return true end
+  if type(got) ~= "string" then return false end
+  if key == "email" then return lower(got) == lower(asked) end
+  return got == asked
 end
 
 local GET_KEYS = V.set({ "id", "email", "phone_number", "external_id", "first_name",
@@ -55,18 +65,32 @@ function _M:get(q, opts)
   if not key then
     return nil, V.refuse(q.id and "get_profile" or "get_profiles", value)
   end
+  if key == "email" and not V.is_email(value) then
+    -- an address no profile can have (create refuses it): "not found" would mislead
+    return nil, V.refuse("get_profiles", "email is not a valid address: " .. value, "/email")
+  end
   if key == "id" then
-    return R.one(self.client:call("get_profile", read_params(opts, { id = value })))
+    local op = "get_profile"
+    local p, err = R.one(op, self.client:call(op, read_params(opts, { id = value })))
+    if p and p.id ~= value then
+      return nil, R.shape_error(op, "data.id is " .. p.id .. ", not the id asked for")
+    end
+    return p, err
   end
   local doc, err = self.client:call("get_profiles", read_params(opts, {
     filter = F.equals(key, value), ["page[size]"] = 1 }))
   if not doc then return nil, err end
-  local first = type(doc.data) == "table" and doc.data[1]
-  if not first then
+  local data, msg = R.data_list(doc)
+  if not data then return nil, R.shape_error("get_profiles", msg) end
+  if not data[1] then
     return nil, errors.new("not_found", "get_profiles",
       format("no profile with %s %s", key, value), { code = "not_found" })
   end
-  local out = R.flatten(first)
+  local out = R.flatten(data[1])
+  if not same_identifier(key, out[key], value) then
+    return nil, R.shape_error("get_profiles",
+      format("the profile answered has another %s than the one asked for", key))
+  end
   out._document = doc
   return out
 end
@@ -116,13 +140,13 @@ function _M:create(p)
   res.id = nil
   local doc, err = self.client:call("create_profile", { body = { data = res } })
   if not doc then
+    -- only an id string: callers pass it on to update or get, which raise on anything else
     local meta = type(err) == "table" and err.meta
-    if type(meta) == "table" and meta.duplicate_profile_id then
-      err.duplicate_profile_id = meta.duplicate_profile_id
-    end
+    local dup = type(meta) == "table" and meta.duplicate_profile_id
+    if type(dup) == "string" and dup ~= "" then err.duplicate_profile_id = dup end
     return nil, err
   end
-  return R.from_document(doc)
+  return R.from_document(doc, "create_profile")
 end
 
 --- Create or update a profile (`create_or_update_profile`), matched on its identifiers.
@@ -138,7 +162,9 @@ function _M:upsert(p)
   local doc, err = self.client:call("create_or_update_profile", { body = { data = res } })
   if not doc then return nil, err end
   local info = err -- on success call returns doc, response
-  return R.from_document(doc), type(info) == "table" and info.status == 201
+  local flat, ferr = R.from_document(doc, "create_or_update_profile")
+  if not flat then return nil, ferr end
+  return flat, type(info) == "table" and info.status == 201
 end
 
 --- Update a profile's fields by id (`update_profile`); `klaviyo.null` clears a field.
@@ -152,7 +178,8 @@ function _M:update(id, fields)
   local res, rerr = check_profile(fields, "update_profile", false)
   if not res then return nil, rerr end
   res.id = id
-  return R.one(self.client:call("update_profile", { id = id, body = { data = res } }))
+  local op = "update_profile"
+  return R.one(op, self.client:call(op, { id = id, body = { data = res } }))
 end
 
 --- Merge one profile into another (`merge_profiles`): `from_id`'s data moves to `into_id`,
@@ -172,7 +199,7 @@ function _M:merge(into_id, from_id)
     relationships = { profiles = { data = { { type = "profile", id = from_id } } } },
   } } })
   if not doc then return nil, err end
-  if type(doc) == "table" and doc.data then return R.from_document(doc) end
+  if type(doc) == "table" and doc.data then return R.from_document(doc, "merge_profiles") end
   return true
 end
 
@@ -182,7 +209,8 @@ end
 function _M:lists(id)
   V.self(self, mt, "profiles:lists")
   V.id(id, "profiles:lists", "profile")
-  return R.many(self.client:call("get_lists_for_profile", { id = id }))
+  local op = "get_lists_for_profile"
+  return R.many(op, self.client:call(op, { id = id }))
 end
 
 --- The segments a profile belongs to (`get_segments_for_profile`).
@@ -191,7 +219,8 @@ end
 function _M:segments(id)
   V.self(self, mt, "profiles:segments")
   V.id(id, "profiles:segments", "profile")
-  return R.many(self.client:call("get_segments_for_profile", { id = id }))
+  local op = "get_segments_for_profile"
+  return R.many(op, self.client:call(op, { id = id }))
 end
 
 --- Import profiles in bulk (`bulk_import_profiles`), as jobs of at most 10,000 profiles
@@ -209,8 +238,10 @@ function _M:import(list, opts)
     V.argcheck(type(opts.list) == "string" and opts.list ~= "", "profiles:import", 2,
       "list id string in opts.list", opts.list)
   end
+  local n, hmsg, hptr = V.dense(list, "")
+  if not n then return nil, V.refuse("bulk_import_profiles", hmsg, hptr) end
   local items, sizes = {}, {}
-  for i = 1, #list do
+  for i = 1, n do
     local p = list[i]
     if type(p) ~= "table" then
       error(format("profiles:import: profile %d must be a table, got %s", i, type(p)), 2)
@@ -237,7 +268,9 @@ function _M:import(list, opts)
     end
     local doc, err = self.client:call("bulk_import_profiles", { body = { data = data } })
     if not doc then return nil, err, import end
-    import:add(R.from_document(doc))
+    local job, jerr = R.from_document(doc, "bulk_import_profiles")
+    if not job then return nil, jerr, import end
+    import:add(job)
   end
   return import
 end

@@ -25,7 +25,7 @@ end
 function _M:get(id)
   V.self(self, mt, "segments:get")
   V.id(id, "segments:get", "segment")
-  return R.one(self.client:call("get_segment", { id = id }))
+  return R.one("get_segment", self.client:call("get_segment", { id = id }))
 end
 
 --- Iterate over a segment's members (`get_profiles_for_segment`), every page.

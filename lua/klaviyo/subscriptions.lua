@@ -108,6 +108,15 @@ function _M.consent_profile(s, op)
   if s.email == nil and s.phone_number == nil then
     return nil, V.refuse(op, "subscribe needs an email and/or a phone_number (E.164)")
   end
+  -- an opt-in record for a channel without its identifier would be dropped unsent while the
+  -- call reports success: the caller believes a consent was recorded that was not
+  if s.phone_number == nil and s.sms_consent ~= nil and s.sms_consent ~= false then
+    return nil, V.refuse(op, "sms_consent needs a phone_number (E.164) to subscribe",
+      "/sms_consent")
+  end
+  if s.email == nil and s.email_consent ~= nil and s.email_consent ~= false then
+    return nil, V.refuse(op, "email_consent needs an email to subscribe", "/email_consent")
+  end
   local attrs, subs, records = {}, {}, {}
   if s.email ~= nil and s.email_consent ~= false then
     local bad = bad_email(op, s.email)
@@ -238,9 +247,11 @@ local function suppression(self, op, jtype, fname, s)
   local emails = s.emails or (s.email and { s.email }) or {}
   if type(emails) ~= "table" then error(fname .. ": emails must be an array of strings", 3) end
   local data = { type = jtype, attributes = {} }
-  if #emails > 0 then
+  local n, hmsg, hptr = V.dense(emails, "/emails")
+  if not n then return nil, V.refuse(op, hmsg, hptr) end
+  if n > 0 then
     local profiles = {}
-    for i = 1, #emails do
+    for i = 1, n do
       if not V.is_email(emails[i]) then
         return nil, V.refuse(op, "not a valid email address: " .. tostring(emails[i]),
           "/emails/" .. (i - 1))

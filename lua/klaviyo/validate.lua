@@ -169,6 +169,10 @@ local function epoch_of(y, mo, d, h, mi, s)
   return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s
 end
 
+-- Epoch seconds of 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z: ISO 8601's four-digit
+-- years, the times `iso` can write.
+local FIRST_TIME, LAST_TIME = -62167219200, 253402300799
+
 --- Parse a time given as epoch seconds, an ISO 8601 string or an `os.date("!*t")` table.
 -- ISO forms: `2026-11-26`, `2026-11-26T10:00:00Z`, `...T10:00:00.123+02:00`, `...T10:00`.
 -- A string without an offset is taken as UTC.
@@ -178,10 +182,14 @@ function _M.parse_time(t)
   local ty = type(t)
   if ty == "number" then
     if t ~= t or t == huge or t == -huge then return nil, "time is not a finite number" end
+    if t < FIRST_TIME or t > LAST_TIME then
+      return nil, "time is out of range (years 0000 to 9999): " .. tostring(t)
+    end
     return t
   elseif ty == "table" then
     local y, mo, d = tonumber(t.year), tonumber(t.month), tonumber(t.day)
     if not (y and mo and d) then return nil, "a time table needs year, month and day" end
+    if y < 0 or y > 9999 then return nil, "time is out of range (years 0000 to 9999)" end
     local e = epoch_of(y, mo, d, tonumber(t.hour) or 0, tonumber(t.min) or 0,
       tonumber(t.sec) or 0)
     if not e then return nil, "time table is not a valid date" end
@@ -387,6 +395,34 @@ end
 -- when no random bytes can be read.
 -- @treturn string
 _M.uuid = require("klaviyo.core").uuid
+
+--- The length of a list the caller gave, or nil, message, pointer when it is no plain array:
+-- `#` stops at a hole (or at any border), so the items after it would be left out unsent
+-- while the call answers success.
+---@param t table the list
+---@param at string JSON pointer of the list, "" for the request's top level
+---@return number|nil # the length, or nil
+---@return string|nil message
+---@return string|nil pointer of the first missing item (or of the list)
+function _M.dense(t, at)
+  local n, count = #t, 0
+  for k in pairs(t) do
+    if type(k) ~= "number" or k ~= floor(k) or k < 1 then
+      return nil, "the list holds a named key " .. tostring(k) .. " besides its items", at
+    end
+    if k > n then
+      return nil, format("the list has a hole: item %d is missing, item %d is not", n + 1, k),
+        at .. "/" .. n
+    end
+    count = count + 1
+  end
+  for i = 1, count < n and n or 0 do
+    if t[i] == nil then
+      return nil, format("the list has a hole: item %d is missing", i), at .. "/" .. (i - 1)
+    end
+  end
+  return n
+end
 
 --- Split items into chunks of at most `max_count` items and `max_bytes` bytes.
 ---@param items table array

@@ -96,6 +96,20 @@ describe("consent:subscribe", function()
         sms_consent = { consented_at = "2024-01-01T00:00:00Z", source = "form" } },
         "historical = true")
     end)
+    it("an opt-in record for a channel without its identifier, not a quiet skip", function()
+      local err = refused({ email = "sms@example.com",
+        sms_consent = { consented_at = os.time(), source = "form" } }, "phone_number")
+      assert.equal("/sms_consent", err.pointer)
+      err = refused({ phone_number = "+15005550006", email_consent = { consented_at = os.time(),
+        source = "form" }, sms_consent = { consented_at = os.time(), source = "form" } }, "email")
+      assert.equal("/email_consent", err.pointer)
+    end)
+    it("a consent time far outside the calendar, without raising", function()
+      for _, at in ipairs({ 1e300, -1e300 }) do
+        refused({ phone_number = "+15005550006", sms_consent = { consented_at = at,
+          source = "form" } }, "out of range")
+      end
+    end)
     it("no email or phone, a bad email, every channel off", function()
       refused({ list = "L1" }, "email and/or a phone_number")
       refused({ email = "not-an-email" }, "valid address")
@@ -143,6 +157,18 @@ describe("consent:unsubscribe, suppress, unsuppress", function()
     assert.is_true(m.can_receive_email_marketing)
     local _, err = S.nothing_sent(t.acct, function() return t.consent:suppress{ emails = { "x" } } end)
     assert.equal("/emails/0", err.pointer)
+  end)
+end)
+
+describe("consent:suppress with a list of emails holding a hole", function()
+  it("is refused (# would stop at the hole), nothing sent", function()
+    local t = S.setup()
+    local emails = {}
+    emails[1], emails[3] = "h1@example.com", "h3@example.com"
+    local ok, err = S.nothing_sent(t.acct, function() return t.consent:suppress{ emails = emails } end)
+    assert.is_nil(ok)
+    assert.equal("refused", err.kind)
+    assert.equal("/emails/1", err.pointer)
   end)
 end)
 

@@ -104,6 +104,15 @@ describe("events:create", function()
       refused(event{ time = os.time() + 400 * 86400 }, "year ahead", "/time")
       refused(event{ time = "next tuesday" }, "ISO 8601", "/time")
     end)
+    it("a time far outside the calendar (years 0000-9999), without raising", function()
+      for _, tm in ipairs({ 1e300, -1e300, 2 ^ 63, { year = 1e300, month = 1, day = 1 } }) do
+        local ok, uid, err = pcall(t.events.create, t.events, event{ time = tm })
+        assert(ok, uid)
+        assert.is_nil(uid)
+        assert.equal("refused", err.kind)
+        assert.matches("out of range", err.detail)
+      end
+    end)
     it("cyclic tables", function()
       local p = { cart = {} }
       p.cart.back = p
@@ -190,6 +199,15 @@ describe("events:create_many", function()
     end
   end)
 
+  it("refuses a list with a hole (# would stop at it, events lost), nothing sent", function()
+    local list = {}
+    list[1], list[3] = event(), event()
+    local r, err = S.nothing_sent(t.acct, function() return t.events:create_many(list) end)
+    assert.is_nil(r)
+    assert.equal("refused", err.kind)
+    assert.equal("/1", err.pointer)
+  end)
+
   it("refuses the whole list when one event is bad, naming it, nothing sent", function()
     local list = {}
     for i = 1, 1500 do list[i] = event() end
@@ -252,6 +270,14 @@ describe("events:each and events:get", function()
     local one = assert(t.events:get(e.id))
     assert.equal(e.id, one.id)
     assert.equal(e.metric_id, one.metric_id)
+  end)
+
+  it("raises at the caller's line for an empty event id, as for every other id", function()
+    local line = debug.getinfo(1, "l").currentline + 1
+    local ok, msg = pcall(function() local e = t.events:get(""); return e end)
+    assert.is_false(ok)
+    assert.matches("events_spec.lua:" .. line .. ":", msg, 1, true)
+    assert.matches("event id", msg, 1, true)
   end)
 
   it("returns nil, err for an unknown event", function()

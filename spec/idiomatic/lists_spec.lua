@@ -112,6 +112,23 @@ describe("lists", function()
     assert.is_nil(assert(t.lists:get(l.id)).profile_count)
   end)
 
+  it("refuses ids with a hole (# would stop at it, the rest left out), nothing sent", function()
+    local l = assert(t.lists:create{ name = "Holes" })
+    local p1 = assert(t.profiles:create{ email = "h1@example.com" })
+    local p3 = assert(t.profiles:create{ email = "h3@example.com" })
+    local ids = {}
+    ids[1], ids[3] = p1.id, p3.id
+    local n, err = S.nothing_sent(t.acct, function() return t.lists:add(l.id, ids) end)
+    assert.is_nil(n)
+    assert.equal("refused", err.kind)
+    assert.equal("/1", err.pointer)
+    assert.matches("hole", err.detail)
+    local _, err2 = S.nothing_sent(t.acct, function()
+      return t.lists:remove(l.id, { p1.id, extra = p3.id })
+    end)
+    assert.equal("refused", err2.kind)
+  end)
+
   it("returns nil, err and how many were added when a chunk fails", function()
     local l = assert(t.lists:create{ name = "Broken" })
     local n, err, done = t.lists:add(l.id, { "01NOSUCHPROFILE00000000000" })

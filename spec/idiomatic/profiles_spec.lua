@@ -55,6 +55,16 @@ describe("profiles", function()
     assert.has_error(function() t.profiles:get("a@b.com") end)
   end)
 
+  it("refuses a lookup by an email create would refuse (whitespace), nothing sent", function()
+    assert(t.profiles:create{ email = "ws@example.com" })
+    for _, email in ipairs({ " ws@example.com", "ws@example.com\n", "ws example.com" }) do
+      local p, err = S.nothing_sent(t.acct, function() return t.profiles:get{ email = email } end)
+      assert.is_nil(p)
+      assert.equal("refused", err.kind)
+      assert.matches("not a valid address", err.detail)
+    end
+  end)
+
   it("asks only for the fields wanted", function()
     assert(t.profiles:create{ email = "f@example.com", first_name = "Fay", last_name = "Fox" })
     local p = assert(t.profiles:get({ email = "f@example.com" }, { fields = { "email", "first_name" } }))
@@ -174,6 +184,29 @@ describe("profiles:import", function()
     for p, err in t.lists:members(l.id) do assert(p, tostring(err)); n = n + 1 end
     assert.equal(10005, n)
     assert.same({}, S.collect(imp:errors()))
+  end)
+
+  it("refuses an import list with a hole (# would stop at it), nothing sent", function()
+    local rows = {}
+    rows[1], rows[3] = { email = "r1@example.com" }, { email = "r3@example.com" }
+    local imp, err = S.nothing_sent(t.acct, function() return t.profiles:import(rows) end)
+    assert.is_nil(imp)
+    assert.equal("refused", err.kind)
+    assert.equal("/1", err.pointer)
+  end)
+
+  it("import:wait raises on a timeout or interval that is no number of seconds", function()
+    local imp = assert(t.profiles:import({ { email = "w@example.com" } }))
+    local polls = 0
+    local function sleep() polls = polls + 1; if polls > 20 then error("polled on and on") end end
+    for _, o in ipairs({ { timeout = 0 / 0 }, { timeout = -1 }, { timeout = "30" },
+                         { interval = 0 / 0 }, { interval = -1 }, { interval = math.huge },
+                         { interval = {} } }) do
+      o.sleep = sleep
+      assert.has_error(function() imp:wait(o) end,
+        "import:wait: " .. (o.timeout and "timeout" or "interval") ..
+        " must be a number of seconds (>= 0)")
+    end
   end)
 
   it("reads the import errors of rows Klaviyo could not apply", function()

@@ -18,7 +18,8 @@ local FILES = {
   { name = "consent", clients = true }, { name = "lists", clients = true },
   { name = "segments", clients = true }, { name = "flows", clients = true },
   { name = "metrics", clients = true }, { name = "client_api", clients = true },
-  { name = "blame", clients = true }, { name = "resource" }, { name = "validate" },
+  { name = "blame", clients = true }, { name = "hostile_answers", clients = true },
+  { name = "resource" }, { name = "validate" },
   { name = "examples" },
 }
 

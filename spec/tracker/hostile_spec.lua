@@ -174,17 +174,20 @@ describe("tracker spool records that are not event entries", function()
   end
 end)
 
+-- A spool record line holding {"n": n} (and `pad` bytes of padding when given), its
+-- trailer included.
+local function record_line(n, pad)
+  local json = '{"n":' .. n .. (pad and (',"pad":"' .. string.rep("p", pad) .. '"') or "") .. '}'
+  return json .. require("klaviyo.core").spool_trailer(json)
+end
+
 describe("tracker spool acks changed on disk", function()
   local spool = require "klaviyo.tracker.spool"
-  local core = require "klaviyo.core"
   local path
   before_each(function() path = S.spool_path("acks") end)
   after_each(function() S.cleanup(path) end)
 
-  local function line(n)
-    local json = '{"n":' .. n .. '}'
-    return json .. core.spool_trailer(json)
-  end
+  local line = record_line
 
   -- a spool of 3 records of which the first was acknowledged, its ack's offset written as
   -- `ack` (the true one: the end of the first record); the records still pending when opened
@@ -276,15 +279,11 @@ end)
 
 describe("tracker spool cut or changed anywhere", function()
   local spool = require "klaviyo.tracker.spool"
-  local core = require "klaviyo.core"
   local path
   before_each(function() path = S.spool_path("cut") end)
   after_each(function() S.cleanup(path) end)
 
-  local function line(n, pad)
-    local json = '{"n":' .. n .. ',"pad":"' .. string.rep("p", pad or 0) .. '"}'
-    return json .. core.spool_trailer(json)
-  end
+  local line = record_line
 
   -- opens a spool file holding `bytes`: the records read back (their n), and the spool
   -- opened again after one more record (which must be pending with them)

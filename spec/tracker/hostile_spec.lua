@@ -181,6 +181,19 @@ local function record_line(n, pad)
   return json .. require("klaviyo.core").spool_trailer(json)
 end
 
+-- The spool at `path` written with `bytes` and opened: the spool, and the n of each record
+-- it reads back (all of them pending).
+local function open_holding(path, bytes)
+  local f = assert(io.open(path, "wb"))
+  f:write(bytes)
+  f:close()
+  local sp = assert(require("klaviyo.tracker.spool").open(path, { sync = "none" }))
+  local n = {}
+  for i, l in ipairs(sp:read(100, 1e9)) do n[i] = tonumber(l:match('"n":(%d+)')) end
+  assert.are.equal(#n, sp.pending)
+  return sp, n
+end
+
 describe("tracker spool acks changed on disk", function()
   local spool = require "klaviyo.tracker.spool"
   local path
@@ -192,14 +205,8 @@ describe("tracker spool acks changed on disk", function()
   -- a spool of 3 records of which the first was acknowledged, its ack's offset written as
   -- `ack` (the true one: the end of the first record); the records still pending when opened
   local function pending_with(ack)
-    local f = assert(io.open(path, "wb"))
-    f:write(spool.HEADER, line(1), line(2), line(3), "#ack ", ack(#spool.HEADER + #line(1)), "\n")
-    f:close()
-    local sp = assert(spool.open(path, { sync = "none" }))
-    local lines = sp:read(10, 1e9)
-    assert.are.equal(#lines, sp.pending)
-    local n = {}
-    for i, l in ipairs(lines) do n[i] = tonumber(l:match('"n":(%d+)')) end
+    local sp, n = open_holding(path, spool.HEADER .. line(1) .. line(2) .. line(3) .. "#ack " ..
+      ack(#spool.HEADER + #line(1)) .. "\n")
     local corrupt = sp.corrupt
     sp:release()
     return n, corrupt
@@ -289,14 +296,7 @@ describe("tracker spool cut or changed anywhere", function()
   -- opened again after one more record (which must be pending with them)
   local function opened(bytes)
     S.cleanup(path)
-    local f = assert(io.open(path, "wb"))
-    f:write(bytes)
-    f:close()
-    local sp = assert(spool.open(path, { sync = "none" }))
-    local lines = sp:read(100, 1e9)
-    local n = {}
-    for i, l in ipairs(lines) do n[i] = tonumber(l:match('"n":(%d+)')) end
-    assert.are.equal(#n, sp.pending)
+    local sp, n = open_holding(path, bytes)
     assert(sp:append(line(9):match("^[^\t]*")))
     sp:release()
     sp = assert(spool.open(path, { sync = "none" }))

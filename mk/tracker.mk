@@ -38,8 +38,8 @@ ctest-spool: $(BUILD)/ctest/test_spool_record
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $<
 
 $(BUILD)/ctest/test_spool_record: spec/c/test_spool_record.c src/spool_record.c src/spool_record.h \
-  spec/c/ctest.h mk/tracker.mk
+  src/json_read.c src/json_read.h spec/c/ctest.h mk/tracker.mk
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN_CFLAGS) -Isrc -Ispec/c $< src/spool_record.c -o $@
+	$(CC) $(SAN_CFLAGS) -Isrc -Ispec/c $< src/spool_record.c src/json_read.c -o $@
 
 .PHONY: ctest-spool

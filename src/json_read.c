@@ -14,7 +14,8 @@ typedef struct {
 } kj_p;
 
 static int new_node(kj_doc *d, kj_type t, size_t start) {
-    if (d->n == d->cap) {
+    if (d->check) d->n = 0; /* kj_check keeps no tree: its one node is written over */
+    else if (d->n == d->cap) {
         int cap = d->cap ? d->cap * 2 : 32;
         kj_node *nn = realloc(d->nodes, (size_t)cap * sizeof *nn);
         if (!nn) return -2;
@@ -43,6 +44,27 @@ static int hexval(char ch) {
     return -1;
 }
 
+/* The length of the UTF-8 sequence at s[0..n) led by a byte >= 0x80, or 0 when it is not one
+ * (overlong, a surrogate, past U+10FFFF, cut short). */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+    unsigned char b = s[0], lo = 0x80, hi = 0xbf;
+    size_t more, i;
+    if (b >= 0xc2 && b <= 0xdf) more = 1;
+    else if (b >= 0xe0 && b <= 0xef) {
+        more = 2;
+        if (b == 0xe0) lo = 0xa0;      /* overlong */
+        else if (b == 0xed) hi = 0x9f; /* surrogates */
+    } else if (b >= 0xf0 && b <= 0xf4) {
+        more = 3;
+        if (b == 0xf0) lo = 0x90;      /* overlong */
+        else if (b == 0xf4) hi = 0x8f; /* past U+10FFFF */
+    } else return 0;
+    if (n <= more) return 0;
+    for (i = 1; i <= more; i++)
+        if (s[i] < (i == 1 ? lo : 0x80) || s[i] > (i == 1 ? hi : 0xbf)) return 0;
+    return more + 1;
+}
+
 static int string(kj_p *p) {
     const char *s = p->d->src;
     size_t n = p->d->len;
@@ -60,9 +82,14 @@ static int string(kj_p *p) {
                 for (k = 1; k <= 4; k++)
                     if (p->i + (size_t)k >= n || hexval(s[p->i + (size_t)k]) < 0) return -1;
                 p->i += 4;
-            } else if (!strchr("\"\\/bfnrt", s[p->i])) {
+            } else if (s[p->i] == '\0' || !strchr("\"\\/bfnrt", s[p->i])) { /* strchr finds the NUL */
                 return -1;
             }
+        } else if (ch >= 0x80 && p->d->check) {
+            size_t k = utf8_len((const unsigned char *)s + p->i, n - p->i);
+            if (k == 0) return -1;
+            p->i += k;
+            continue;
         }
         p->i++;
     }
@@ -202,6 +229,16 @@ int kj_parse(kj_doc *d, const char *src, size_t len) {
     }
     if (rc < 0) d->n = 0; /* a partial tree is never looked at */
     return rc < 0 ? rc : 0;
+}
+
+int kj_check(const char *src, size_t len) {
+    kj_node one;
+    kj_doc d;
+    memset(&d, 0, sizeof d);
+    d.nodes = &one;
+    d.cap = 1;
+    d.check = 1;
+    return kj_parse(&d, src, len) == 0 ? 0 : -1;
 }
 
 void kj_free(kj_doc *d) {

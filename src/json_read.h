@@ -21,6 +21,7 @@ typedef struct kj_doc {
     size_t len;
     kj_node *nodes;
     int n, cap;
+    int check; /* kj_check: no tree kept (one node, reused), strings checked as UTF-8 */
 } kj_doc;
 
 #define KJ_MAX_DEPTH 64
@@ -28,6 +29,9 @@ typedef struct kj_doc {
 /* 0 ok, -1 not JSON, -2 out of memory.  Node 0 is the root. */
 int kj_parse(kj_doc *d, const char *src, size_t len);
 void kj_free(kj_doc *d);
+/* 0 when src[0..len) is one JSON value whose strings are well-formed UTF-8, else -1; keeps no
+ * tree and allocates nothing. */
+int kj_check(const char *src, size_t len);
 int kj_get(const kj_doc *d, int obj, const char *key); /* member value or -1 */
 int kj_at(const kj_doc *d, int arr, int i);            /* array item or -1 */
 /* decoded string (escapes, \u incl. surrogate pairs -> UTF-8); NULL if not a string or OOM */

@@ -5,8 +5,7 @@
  * for its hot path (a record's CRC costs a fifth of the byte-at-a-time loop's time).
  */
 #include "spool_record.h"
-
-#include <string.h>
+#include "json_read.h"
 
 static const uint32_t CRC_TABLE[256] = {
     0x00000000u, 0x77073096u, 0xee0e612cu, 0x990951bau, 0x076dc419u, 0x706af48fu, 0xe963a535u, 0x9e6495a3u, 0x0edb8832u,
@@ -110,156 +109,10 @@ long kl_spool_check(const kl_spool_crc_tables *t, const char *line, size_t n) {
     return (long)len;
 }
 
-/* The JSON syntax check: a cursor over the text, advanced by each reader below (0 when what
- * it read is well-formed, else -1). */
-typedef struct {
-    const unsigned char *p, *end;
-} json_cur;
-
-static void skip_ws(json_cur *c) {
-    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r')) c->p++;
-}
-
-static int is_hex(unsigned char b) {
-    return (b >= '0' && b <= '9') || (b >= 'a' && b <= 'f') || (b >= 'A' && b <= 'F');
-}
-
-/* the continuation bytes of a UTF-8 sequence led by c->p[0] (>= 0x80), c->p past them */
-static int read_utf8(json_cur *c) {
-    unsigned char b = c->p[0], lo = 0x80, hi = 0xbf;
-    size_t more, i;
-    if (b >= 0xc2 && b <= 0xdf) more = 1;
-    else if (b >= 0xe0 && b <= 0xef) {
-        more = 2;
-        if (b == 0xe0) lo = 0xa0;      /* overlong */
-        else if (b == 0xed) hi = 0x9f; /* surrogates */
-    } else if (b >= 0xf0 && b <= 0xf4) {
-        more = 3;
-        if (b == 0xf0) lo = 0x90;      /* overlong */
-        else if (b == 0xf4) hi = 0x8f; /* past U+10FFFF */
-    } else return -1;
-    if ((size_t)(c->end - c->p) <= more) return -1;
-    for (i = 1; i <= more; i++) {
-        unsigned char x = c->p[i];
-        if (x < (i == 1 ? lo : 0x80) || x > (i == 1 ? hi : 0xbf)) return -1;
-    }
-    c->p += more + 1;
-    return 0;
-}
-
-static int read_string(json_cur *c) {
-    c->p++; /* the opening quote */
-    while (c->p < c->end) {
-        unsigned char b = *c->p;
-        if (b == '"') {
-            c->p++;
-            return 0;
-        }
-        if (b < 0x20) return -1;
-        if (b == '\\') {
-            if (c->end - c->p < 2) return -1;
-            b = c->p[1];
-            if (b == 'u') {
-                int i;
-                if (c->end - c->p < 6) return -1;
-                for (i = 2; i < 6; i++)
-                    if (!is_hex(c->p[i])) return -1;
-                c->p += 6;
-            } else if (b == '"' || b == '\\' || b == '/' || b == 'b' || b == 'f' || b == 'n' || b == 'r' || b == 't') {
-                c->p += 2;
-            } else return -1;
-        } else if (b >= 0x80) {
-            if (read_utf8(c) != 0) return -1;
-        } else c->p++;
-    }
-    return -1;
-}
-
-static int read_digits(json_cur *c) {
-    const unsigned char *start = c->p;
-    while (c->p < c->end && *c->p >= '0' && *c->p <= '9') c->p++;
-    return c->p > start ? 0 : -1;
-}
-
-static int read_number(json_cur *c) {
-    if (*c->p == '-') c->p++;
-    if (c->p < c->end && *c->p == '0') c->p++;
-    else if (read_digits(c) != 0) return -1;
-    if (c->p < c->end && *c->p == '.') {
-        c->p++;
-        if (read_digits(c) != 0) return -1;
-    }
-    if (c->p < c->end && (*c->p == 'e' || *c->p == 'E')) {
-        c->p++;
-        if (c->p < c->end && (*c->p == '+' || *c->p == '-')) c->p++;
-        if (read_digits(c) != 0) return -1;
-    }
-    return 0;
-}
-
-static int read_word(json_cur *c, const char *w, size_t n) {
-    if ((size_t)(c->end - c->p) < n || memcmp(c->p, w, n) != 0) return -1;
-    c->p += n;
-    return 0;
-}
-
-static int read_value(json_cur *c, int depth);
-
-/* an object or an array, c->p at its opening bracket */
-static int read_container(json_cur *c, int depth) {
-    int object = *c->p == '{';
-    unsigned char close = object ? '}' : ']';
-    if (depth >= KL_SPOOL_JSON_DEPTH) return -1;
-    c->p++;
-    skip_ws(c);
-    if (c->p < c->end && *c->p == close) {
-        c->p++;
-        return 0;
-    }
-    for (;;) {
-        if (object) {
-            if (c->p >= c->end || *c->p != '"' || read_string(c) != 0) return -1;
-            skip_ws(c);
-            if (c->p >= c->end || *c->p != ':') return -1;
-            c->p++;
-            skip_ws(c);
-        }
-        if (read_value(c, depth + 1) != 0) return -1;
-        skip_ws(c);
-        if (c->p >= c->end) return -1;
-        if (*c->p == close) {
-            c->p++;
-            return 0;
-        }
-        if (*c->p != ',') return -1;
-        c->p++;
-        skip_ws(c);
-    }
-}
-
-static int read_value(json_cur *c, int depth) {
-    if (c->p >= c->end) return -1;
-    switch (*c->p) {
-    case '{':
-    case '[': return read_container(c, depth);
-    case '"': return read_string(c);
-    case 't': return read_word(c, "true", 4);
-    case 'f': return read_word(c, "false", 5);
-    case 'n': return read_word(c, "null", 4);
-    default:
-        if (*c->p == '-' || (*c->p >= '0' && *c->p <= '9')) return read_number(c);
-        return -1;
-    }
-}
-
 int kl_spool_json_object(const char *p, size_t n) {
-    json_cur c;
-    c.p = (const unsigned char *)p;
-    c.end = c.p + n;
-    skip_ws(&c);
-    if (c.p >= c.end || *c.p != '{' || read_container(&c, 0) != 0) return 0;
-    skip_ws(&c);
-    return c.p == c.end;
+    size_t i = 0;
+    while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r')) i++;
+    return i < n && p[i] == '{' && kj_check(p, n) == 0;
 }
 
 long kl_spool_record(const kl_spool_crc_tables *t, const char *line, size_t n) {

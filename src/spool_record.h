@@ -38,10 +38,10 @@ void kl_spool_trailer(const kl_spool_crc_tables *t, char *out, const char *json,
  * trailer matches, else -1 (a damaged record, or not a record). */
 long kl_spool_check(const kl_spool_crc_tables *t, const char *line, size_t n);
 
-/* Whether p[0..n) is one JSON object (RFC 8259 syntax; strings well-formed UTF-8 without
- * raw control characters; nested at most KL_SPOOL_JSON_DEPTH deep): the form of every bulk
- * entry the spool's writer makes.  Allocates nothing. */
-#define KL_SPOOL_JSON_DEPTH 64
+/* Whether p[0..n) is one JSON object, as the core's JSON reader checks it (kj_check: RFC 8259
+ * syntax, strings well-formed UTF-8, nested at most KL_SPOOL_JSON_DEPTH deep): the form of
+ * every bulk entry the spool's writer makes.  Allocates nothing. */
+#define KL_SPOOL_JSON_DEPTH 64 /* json_read.h's KJ_MAX_DEPTH */
 int kl_spool_json_object(const char *p, size_t n);
 
 /* kl_spool_check, and the JSON text a JSON object (kl_spool_json_object): the length of a

@@ -156,7 +156,8 @@ int main(void) {
         size_t k;
         for (k = 0; k < sizeof good / sizeof *good; k++) CHECK(kl_spool_json_object(good[k], strlen(good[k])));
         for (k = 0; k < sizeof bad / sizeof *bad; k++) CHECK(!kl_spool_json_object(bad[k], strlen(bad[k])));
-        CHECK(!kl_spool_json_object("{\"a\":1}\x00", 8)); /* the zero byte counts */
+        CHECK(!kl_spool_json_object("{\"a\":1}\x00", 8));       /* the zero byte counts */
+        CHECK(!kl_spool_json_object("{\"a\":\"\\\x00\"}", 10)); /* a backslash then a zero byte */
         /* nesting: the object and KL_SPOOL_JSON_DEPTH - 1 arrays in it are one, one more is not */
         n = nested(KL_SPOOL_JSON_DEPTH - 1);
         CHECK(kl_spool_json_object(line, n));
